@@ -1,0 +1,69 @@
+/**
+ * Audit events: a typed union. Every event records who, what, when, where, why, the result,
+ * the reason and the request id. Never a secret value or a token: identifiers that are
+ * themselves sensitive (join-token ids, token `jti`s, lease ids handed to agents) are passed
+ * through `AuditWriter.hmac()` before they are put in an event.
+ */
+export type AuditResult = 'success' | 'failure' | 'allow' | 'deny' | 'error';
+
+export interface AuditActor {
+  /** SPIFFE ID of the acting agent, or `admin:<token id>` for operators, or `system`. */
+  readonly id: string;
+  /** Delegation chain, outermost first (user → orchestrator → sub-agent). */
+  readonly chain?: readonly string[];
+  readonly user?: string;
+}
+
+export interface AuditWhere {
+  readonly source?: string;
+  readonly replica?: string;
+  readonly requestId?: string;
+}
+
+interface Base<K extends string, D = Record<string, never>> {
+  readonly kind: K;
+  readonly actor: AuditActor;
+  readonly action: string;
+  readonly resource?: string;
+  readonly result: AuditResult;
+  /** Policy ids that decided, or the stable error code of a failure. */
+  readonly reason?: { readonly policies?: readonly string[]; readonly code?: string; readonly message?: string };
+  readonly txn?: string;
+  readonly purpose?: string;
+  readonly where?: AuditWhere;
+  readonly details?: D;
+}
+
+export type AuditEvent =
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number }>
+  | Base<'auth.join_token_reuse', { join_token_hmac: string }>
+  | Base<'auth.token_refused', { code: string }>
+  | Base<'auth.admin_refused', { code: string }>
+  | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
+  | Base<'token.revoked', { jti_hmac: string }>
+  | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
+  | Base<'policy.decision', { principal: string; cached: boolean }>
+  | Base<'policy.reloaded', { files: number; policies: number; error?: string }>
+  | Base<'secret.written', { version: number; mode: string }>
+  | Base<'secret.read', { version: number }>
+  | Base<'secret.deleted', Record<string, never>>
+  | Base<'secret.master_key_rotated', { rewrapped: number; master_key_id: string }>
+  | Base<'lease.created', { lease_hmac: string; engine: string; role: string; expires_at: number }>
+  | Base<'lease.renewed', { lease_hmac: string; expires_at: number }>
+  | Base<'lease.revoked', { lease_hmac: string; cause: string }>
+  | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; error: string }>
+  | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null }>
+  | Base<'revocation.lifted', { revocation_id: string }>
+  | Base<'key.rotated', { kid: string; purpose: string }>
+  | Base<'server.started', { version: string; replica: string }>;
+
+export type AuditEventKind = AuditEvent['kind'];
+
+/** What the store keeps for each event: the event plus its sequence number, time and chain hash. */
+export interface AuditRecord {
+  readonly seq: number;
+  readonly ts: number;
+  readonly prevHash: string;
+  readonly hash: string;
+  readonly event: AuditEvent;
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
+export const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration such as "30s", "5m" or "1h", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const trustDomain = z
+  .string()
+  .regex(/^[a-z0-9._-]{1,255}$/, 'expected a SPIFFE trust domain: lowercase letters, digits, ".", "-" and "_"');
+
+const listen = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8200');
+
+const joinTokenAttestor = z.object({
+  kind: z.literal('join_token'),
+  name: z.string().min(1).default('join_token'),
+  max_ttl: duration.prefault(3600).refine((ms) => ms > 0 && ms <= 3_600_000, 'join tokens live at most 1h'),
+}).strict();
+
+const jwtAttestor = z.object({
+  kind: z.literal('jwt'),
+  name: z.string().min(1),
+  issuer: z.string().min(1),
+  audience: z.string().min(1),
+  jwks_url: z.url().optional(),
+  jwks_file: z.string().min(1).optional(),
+  /** `kubernetes` for projected SA tokens, or a template such as `spiffe://{trust_domain}/ci/{claims.project_path}`. */
+  template: z.string().min(1),
+  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).default(['RS256', 'ES256']),
+  /** Claims copied into the agent's attributes (labels) for policy. */
+  label_claims: z.array(z.string()).default([]),
+  max_token_age: duration.optional(),
+}).strict().refine((a) => Boolean(a.jwks_url) !== Boolean(a.jwks_file), { message: 'set exactly one of jwks_url or jwks_file' });
+
+const spiffeAttestor = z.object({
+  kind: z.literal('spiffe'),
+  name: z.string().min(1),
+  trust_domain: trustDomain,
+  audience: z.string().min(1),
+  bundle_url: z.url().optional(),
+  bundle_file: z.string().min(1).optional(),
+  bundle_refresh: duration.prefault(300),
+}).strict().refine((a) => Boolean(a.bundle_url) !== Boolean(a.bundle_file), { message: 'set exactly one of bundle_url or bundle_file' });
+
+export const attestorConfig = z.discriminatedUnion('kind', [joinTokenAttestor, jwtAttestor, spiffeAttestor]);
+
+const auditSink = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('store') }).strict(),
+  z.object({ kind: z.literal('file'), path: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal('stdout') }).strict(),
+]);
+
+export const configSchema = z.object({
+  trust_domain: trustDomain.default('tessera.local'),
+  data_dir: z.string().min(1).default('./.tessera'),
+  replica_id: z.string().min(1).max(64).optional(),
+  server: z.object({
+    listen: listen.default('127.0.0.1:8200'),
+    /** Public base URL: the token issuer (`iss`) and the base of metadata URLs. */
+    public_url: z.url().optional(),
+    body_limit_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+    trust_proxy: z.boolean().default(false),
+  }).strict().prefault({}),
+  store: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('sqlite'), file: z.string().min(1).optional() }).strict(),
+    z.object({ kind: z.literal('postgres'), url: z.string().min(1) }).strict(),
+  ]).default({ kind: 'sqlite' }),
+  master_key: z.object({
+    file: z.string().min(1).optional(),
+    env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
+  }).strict().refine((m) => !(m.file && m.env), { message: 'set at most one of file or env' }).prefault({}),
+  tokens: z.object({
+    agent_ttl: duration.prefault(300),
+    task_ttl: duration.prefault(900),
+    clock_skew: duration.prefault(30),
+    signing: z.object({
+      alg: z.enum(['ES256']).default('ES256'),
+      rotation_period: duration.prefault('24h'),
+      /** How long a retired key stays in the JWKS so tokens signed before rotation still verify. */
+      overlap: duration.prefault('1h'),
+    }).strict().prefault({}),
+  }).strict().prefault({}),
+  attestors: z.array(attestorConfig).default([{ kind: 'join_token', name: 'join_token', max_ttl: 3_600_000 }]),
+  policy: z.object({
+    dir: z.string().min(1).default('./policies'),
+    watch: z.boolean().default(true),
+    cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
+  }).strict().prefault({}),
+  audit: z.object({
+    sinks: z.array(auditSink).min(1).default([{ kind: 'store' }]),
+    checkpoint_every_events: z.number().int().min(1).max(1_000_000).default(1000),
+    checkpoint_every: duration.prefault(60),
+  }).strict().prefault({}),
+  leases: z.object({
+    reaper_interval: duration.prefault(10),
+    revoke_max_attempts: z.number().int().min(1).max(100).default(8),
+  }).strict().prefault({}),
+  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
+}).strict();
+
+export type TesseraConfig = z.output<typeof configSchema>;
+export type AttestorConfig = z.output<typeof attestorConfig>;

@@ -1,0 +1,137 @@
+/**
+ * The one error catalogue. Every error Tessera returns carries a stable code
+ * `TESSERA_<AREA>_<WHAT>`, an HTTP status and, for OAuth endpoints, the RFC 6749 §5.2
+ * error name. `docs/errors.md` documents every code; a test keeps the two in step.
+ *
+ * Add codes to the section of your feature; never rename or reuse a code.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  /** RFC 6749 §5.2 / RFC 6750 §3.1 error name used on OAuth endpoints. */
+  readonly oauth?: string;
+  readonly description: string;
+}
+
+export const ERROR_CATALOGUE = {
+  // --- request / transport -------------------------------------------------------
+  TESSERA_REQUEST_INVALID: { status: 400, oauth: 'invalid_request', description: 'The request body or parameters failed validation; the message names the field.' },
+  TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding).' },
+  TESSERA_REQUEST_TOO_LARGE: { status: 413, oauth: 'invalid_request', description: 'The body is larger than the configured limit.' },
+  TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, oauth: 'invalid_request', description: 'The Content-Type is not accepted by this endpoint.' },
+  TESSERA_NOT_FOUND: { status: 404, description: 'No such route or object.' },
+  TESSERA_METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not with this method.' },
+  TESSERA_INTERNAL: { status: 500, description: 'An unexpected error; the request id in the response finds it in the log.' },
+  TESSERA_UNAVAILABLE: { status: 503, description: 'Tessera is not ready to serve (starting, or a dependency is down).' },
+
+  // --- admin authentication ------------------------------------------------------
+  TESSERA_ADMIN_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'An operator endpoint was called without `Authorization: Bearer <admin token>`.' },
+  TESSERA_ADMIN_TOKEN_INVALID: { status: 401, oauth: 'invalid_token', description: 'The admin token is not valid.' },
+
+  // --- agent tokens (authentication of requests) ----------------------------------
+  TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented.' },
+  TESSERA_TOKEN_MALFORMED: { status: 401, oauth: 'invalid_token', description: 'The token is not a well-formed JWS compact serialization.' },
+  TESSERA_TOKEN_ALG_NOT_ALLOWED: { status: 401, oauth: 'invalid_token', description: 'The token header names an algorithm that is not allowed (for example `none` or HS256).' },
+  TESSERA_TOKEN_KID_UNKNOWN: { status: 401, oauth: 'invalid_token', description: 'The token was signed with a key id that is not in the key set.' },
+  TESSERA_TOKEN_SIGNATURE_INVALID: { status: 401, oauth: 'invalid_token', description: 'The token signature does not verify.' },
+  TESSERA_TOKEN_EXPIRED: { status: 401, oauth: 'invalid_token', description: 'The token has expired (`exp`, with the allowed clock skew).' },
+  TESSERA_TOKEN_NOT_YET_VALID: { status: 401, oauth: 'invalid_token', description: 'The token is not valid yet (`nbf`/`iat` in the future beyond the skew).' },
+  TESSERA_TOKEN_AUDIENCE_INVALID: { status: 401, oauth: 'invalid_token', description: 'The token `aud` does not include this service.' },
+  TESSERA_TOKEN_ISSUER_INVALID: { status: 401, oauth: 'invalid_token', description: 'The token `iss` is not the expected issuer.' },
+  TESSERA_TOKEN_CLAIMS_INVALID: { status: 401, oauth: 'invalid_token', description: 'A required claim is missing or has the wrong type.' },
+  TESSERA_TOKEN_REVOKED: { status: 401, oauth: 'invalid_token', description: 'The token, its agent or its task has been revoked.' },
+  TESSERA_TOKEN_INSUFFICIENT_SCOPE: { status: 403, oauth: 'insufficient_scope', description: 'The token scope does not cover this request.' },
+
+  // --- OAuth token endpoint --------------------------------------------------------
+  TESSERA_OAUTH_UNSUPPORTED_GRANT_TYPE: { status: 400, oauth: 'unsupported_grant_type', description: 'Only `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693) is supported.' },
+  TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE: { status: 400, oauth: 'invalid_request', description: 'The `subject_token_type` is not one Tessera accepts.' },
+  TESSERA_OAUTH_INVALID_GRANT: { status: 400, oauth: 'invalid_grant', description: 'The subject token could not be verified or attested.' },
+  TESSERA_OAUTH_INVALID_SCOPE: { status: 400, oauth: 'invalid_scope', description: 'The requested scope is malformed or wider than allowed.' },
+  TESSERA_OAUTH_INVALID_TARGET: { status: 400, oauth: 'invalid_target', description: 'The requested audience/resource is not served by Tessera (RFC 8707).' },
+
+  // --- identity / attestation -------------------------------------------------------
+  TESSERA_SPIFFE_ID_INVALID: { status: 400, oauth: 'invalid_request', description: 'The value is not a valid SPIFFE ID (see the SPIFFE ID specification §2).' },
+  TESSERA_ATTEST_NO_ATTESTOR: { status: 400, oauth: 'invalid_grant', description: 'No configured attestor accepts this subject token (issuer or token type unknown).' },
+  TESSERA_ATTEST_FAILED: { status: 400, oauth: 'invalid_grant', description: 'The attestation token failed verification; the message says which check.' },
+  TESSERA_ATTEST_CLAIM_MISSING: { status: 400, oauth: 'invalid_grant', description: 'The attestation token lacks a claim the SPIFFE ID template needs.' },
+  TESSERA_JOIN_TOKEN_INVALID: { status: 400, oauth: 'invalid_grant', description: 'The join token is unknown or expired.' },
+  TESSERA_JOIN_TOKEN_REUSED: { status: 400, oauth: 'invalid_grant', description: 'The join token was already used; join tokens are one-time. The attempt is audited.' },
+  TESSERA_JOIN_TOKEN_TTL_INVALID: { status: 400, description: 'Join token TTL must be between 1 second and 1 hour.' },
+  TESSERA_AGENT_REVOKED: { status: 403, oauth: 'invalid_grant', description: 'The agent is revoked; logins are refused until the revocation expires or is lifted.' },
+  TESSERA_KEY_UNAVAILABLE: { status: 503, description: 'No active signing key is available.' },
+  TESSERA_BUNDLE_INVALID: { status: 500, description: 'A configured SPIFFE trust bundle or JWKS could not be loaded or parsed.' },
+
+  // --- policy -------------------------------------------------------------------
+  TESSERA_POLICY_DENIED: { status: 403, description: 'Policy does not permit this action (default deny, or a `forbid` matched).' },
+  TESSERA_POLICY_INVALID: { status: 400, description: 'A policy file failed to parse or validate; the message names the file, line and problem.' },
+  TESSERA_POLICY_NOT_LOADED: { status: 503, description: 'No valid policy set has been loaded yet.' },
+  TESSERA_POLICY_REQUEST_INVALID: { status: 400, description: 'A policy check request names an unknown entity type, action or malformed context.' },
+  TESSERA_POLICY_TEST_FAILED: { status: 400, description: 'A policy test table had failing cases.' },
+
+  // --- secrets ------------------------------------------------------------------
+  TESSERA_SECRET_PATH_INVALID: { status: 400, description: 'The secret path is invalid (traversal, empty segment, bad character or too long).' },
+  TESSERA_SECRET_NOT_FOUND: { status: 404, description: 'No secret (or no such version) at this path.' },
+  TESSERA_SECRET_NOT_READABLE: { status: 403, description: 'The secret is in `inject` mode: it is only used by the gateway and proxy, never returned to an agent.' },
+  TESSERA_SECRET_VALUE_INVALID: { status: 400, description: 'The secret value is missing, not a string, or larger than the limit.' },
+  TESSERA_SECRET_DECRYPT_FAILED: { status: 500, description: 'A secret failed authenticated decryption (wrong master key, or the stored ciphertext was altered).' },
+  TESSERA_MASTER_KEY_INVALID: { status: 500, description: 'The master key is missing, unreadable, not 32 bytes, or its file permissions are too open.' },
+
+  // --- leases -------------------------------------------------------------------
+  TESSERA_LEASE_NOT_FOUND: { status: 404, description: 'No such lease.' },
+  TESSERA_LEASE_EXPIRED: { status: 400, description: 'The lease has already expired or been revoked.' },
+  TESSERA_LEASE_NOT_RENEWABLE: { status: 400, description: 'The lease cannot be renewed (at max TTL, or the engine does not renew).' },
+  TESSERA_LEASE_TTL_INVALID: { status: 400, description: 'The requested TTL is not a positive duration or exceeds the role max TTL.' },
+  TESSERA_ENGINE_NOT_FOUND: { status: 404, description: 'No such secrets engine or role.' },
+  TESSERA_ENGINE_UNAVAILABLE: { status: 503, description: 'The engine backend is unreachable; issuance failed fast. Retry later.' },
+  TESSERA_ENGINE_FAILED: { status: 502, description: 'The engine backend refused the operation; the message says why.' },
+
+  // --- revocations / kill switch -----------------------------------------------------
+  TESSERA_REVOCATION_INVALID: { status: 400, description: 'The revocation kind or target is invalid.' },
+  TESSERA_REVOCATION_NOT_FOUND: { status: 404, description: 'No such revocation.' },
+
+  // --- audit --------------------------------------------------------------------
+  TESSERA_AUDIT_UNAVAILABLE: { status: 503, description: 'No audit sink could record the event, so the request was refused (audit fails closed).' },
+  TESSERA_AUDIT_VERIFY_FAILED: { status: 409, description: 'Audit verification found a modified, deleted, reordered, inserted or truncated event.' },
+
+  // --- config / storage ------------------------------------------------------------
+  TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
+  TESSERA_CONFIG_NOT_FOUND: { status: 500, description: 'The configuration file does not exist or cannot be read.' },
+  TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory does not exist and cannot be created, or is not writable.' },
+  TESSERA_STORE_UNAVAILABLE: { status: 503, description: 'The store could not be opened or a query failed.' },
+  TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data.' },
+  TESSERA_NOT_INITIALIZED: { status: 500, description: 'The data directory has not been initialised; run `tessera init` first.' },
+  TESSERA_ALREADY_INITIALIZED: { status: 409, description: 'The data directory is already initialised.' },
+
+  // --- CLI ----------------------------------------------------------------------
+  TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
+  TESSERA_CLI_CONNECT_FAILED: { status: 503, description: 'The CLI could not reach the Tessera server at TESSERA_ADDR.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TesseraError';
+    this.code = code;
+    this.status = ERROR_CATALOGUE[code].status;
+    this.details = details;
+  }
+
+  get oauthError(): string | undefined {
+    const spec: ErrorSpec = ERROR_CATALOGUE[this.code];
+    return spec.oauth;
+  }
+}
+
+export function isTesseraError(e: unknown): e is TesseraError {
+  return e instanceof TesseraError;
+}
+
+/** Shorthand used across services: `throw fail('TESSERA_X', 'what to do')`. */
+export function fail(code: ErrorCode, message: string, details?: Record<string, unknown>): TesseraError {
+  return new TesseraError(code, message, details);
+}

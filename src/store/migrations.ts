@@ -1,0 +1,132 @@
+/**
+ * Schema migrations, written once in portable SQL. `BLOB` and `BIGINT` are rewritten per
+ * dialect by the adapter (BYTEA/BIGINT on PostgreSQL, BLOB/INTEGER on SQLite).
+ * Append new migrations; never edit one that has shipped.
+ */
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'core',
+    sql: [
+      `CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      )`,
+      // Admin tokens: only a SHA-256 of the token is kept.
+      `CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      )`,
+      // Join tokens: one-time, hashed, bound to a SPIFFE ID.
+      `CREATE TABLE join_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        spiffe_id TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT
+      )`,
+      // Agents seen by an attestor (for /v1/admin/agents).
+      `CREATE TABLE agents (
+        spiffe_id TEXT PRIMARY KEY,
+        attestor TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        logins BIGINT NOT NULL DEFAULT 0
+      )`,
+      // Token signing keys; the private JWK is sealed with the master key (see secrets/envelope).
+      `CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        use_ TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        sealed_private BLOB NOT NULL,
+        created_at BIGINT NOT NULL,
+        activates_at BIGINT NOT NULL,
+        retires_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE secrets (
+        path TEXT PRIMARY KEY,
+        current_version BIGINT NOT NULL,
+        mode TEXT NOT NULL,
+        description TEXT,
+        owner TEXT,
+        rotation_period_s BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE secret_versions (
+        path TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        ciphertext BLOB NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        master_key_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        destroyed_at BIGINT,
+        PRIMARY KEY (path, version)
+      )`,
+      `CREATE TABLE leases (
+        id TEXT PRIMARY KEY,
+        engine TEXT NOT NULL,
+        role TEXT NOT NULL,
+        path TEXT NOT NULL,
+        owner_agent TEXT,
+        task_id TEXT,
+        user_id TEXT,
+        state TEXT NOT NULL,
+        engine_data TEXT NOT NULL DEFAULT '{}',
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        max_expires_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        revoke_attempts BIGINT NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT,
+        last_error TEXT
+      )`,
+      `CREATE INDEX leases_state_expires ON leases (state, expires_at)`,
+      `CREATE INDEX leases_owner ON leases (owner_agent)`,
+      `CREATE INDEX leases_task ON leases (task_id)`,
+      `CREATE TABLE revocations (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reason TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        lifted_at BIGINT
+      )`,
+      `CREATE INDEX revocations_target ON revocations (kind, target)`,
+      // Audit: append-only hash chain. seq is assigned by the writer, gap-free.
+      `CREATE TABLE audit_events (
+        seq BIGINT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT,
+        txn TEXT,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      `CREATE INDEX audit_events_actor ON audit_events (actor, seq)`,
+      `CREATE INDEX audit_events_txn ON audit_events (txn, seq)`,
+      `CREATE TABLE audit_checkpoints (
+        seq BIGINT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature TEXT NOT NULL
+      )`,
+    ],
+  },
+];

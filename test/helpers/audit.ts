@@ -1,0 +1,1 @@
+export { MemoryAuditWriter } from '../../src/audit/port.js';
