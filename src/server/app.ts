@@ -1,12 +1,18 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
+import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
   readonly kind: 'admin';
   readonly tokenId: string;
+}
+
+/** Verifies an agent or task token (src/tokens) and returns the caller; throws TESSERA_TOKEN_* errors. */
+export interface AgentAuthenticator {
+  authenticate(token: string, meta: RequestMeta): Promise<AgentPrincipal>;
 }
 
 export interface AdminAuthenticator {
@@ -24,6 +30,7 @@ export interface RequestMeta {
 declare module 'fastify' {
   interface FastifyRequest {
     admin?: AdminPrincipal;
+    agent?: AgentPrincipal;
   }
   interface FastifyContextConfig {
     /** Errors on this route use the RFC 6749 §5.2 shape. */
@@ -37,6 +44,7 @@ export interface AppOptions {
   bodyLimit: number;
   trustProxy?: boolean;
   admin: AdminAuthenticator;
+  agents: AgentAuthenticator;
   /** Called on every error response (metrics, audit of refusals). */
   onError?: (req: FastifyRequest, err: TesseraError) => void;
 }
@@ -89,6 +97,13 @@ export function createApp(options: AppOptions): FastifyInstance {
     req.admin = await options.admin.authenticate(token);
   });
 
+  app.decorateRequest('agent', undefined);
+  app.decorate('requireAgent', async (req: FastifyRequest) => {
+    const token = bearerToken(req);
+    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <agent token>`; log in with POST /v1/oauth/token first');
+    req.agent = await options.agents.authenticate(token, app.requestMeta(req));
+  });
+
   app.decorate('requestMeta', (req: FastifyRequest): RequestMeta => ({ requestId: req.id, source: req.ip, replica: options.replicaId }));
   return app;
 }
@@ -97,6 +112,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler for operator routes. */
     requireAdmin: (req: FastifyRequest) => Promise<void>;
+    /** preHandler for agent-facing routes: verifies the bearer token and sets req.agent. */
+    requireAgent: (req: FastifyRequest) => Promise<void>;
     requestMeta: (req: FastifyRequest) => RequestMeta;
   }
 }

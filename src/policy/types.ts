@@ -1,0 +1,34 @@
+import type { AgentPrincipal } from '../shared/principal.js';
+
+/** Cedar actions in Tessera's schema (`Tessera::Action::"secret.read"`). */
+export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate'] as const;
+export type PolicyAction = (typeof POLICY_ACTIONS)[number];
+
+/** A resource as Tessera names it; the policy module maps it to Cedar entities (and parents). */
+export type ResourceRef =
+  | { readonly type: 'Secret'; readonly path: string } // parents: Folder for each path prefix
+  | { readonly type: 'Role'; readonly engine: string; readonly role: string } // `postgres/readonly`
+  | { readonly type: 'Tool'; readonly server: string; readonly tool: string } // parent: Server
+  | { readonly type: 'Route'; readonly route: string }
+  | { readonly type: 'Agent'; readonly spiffeId: string };
+
+export interface PolicyRequest {
+  readonly principal: AgentPrincipal;
+  readonly action: PolicyAction;
+  readonly resource: ResourceRef;
+  /** Extra context (e.g. tool arguments under `args`); task, chain, depth, user and scopes come from the principal. */
+  readonly context?: Readonly<Record<string, unknown>>;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** Ids of the policies that decided (`<file>:<index>` or the policy's `@id` annotation). */
+  readonly policies: readonly string[];
+  readonly errors: readonly string[];
+  readonly cached: boolean;
+}
+
+/** What services depend on: synchronous, because the Cedar evaluator is synchronous and fast. */
+export interface Authorizer {
+  authorize(request: PolicyRequest): Decision;
+}

@@ -1,0 +1,56 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { TesseraError } from '../shared/errors.js';
+import { createKeySealer, type Sealer } from './sealer.js';
+
+/**
+ * The master key wraps every data key and every sealed private key. It comes from a file
+ * (base64 or hex of 32 bytes, mode 0600 or stricter) or an environment variable. Its id is a
+ * short fingerprint, so stored data records which master key wrapped it.
+ */
+export function decodeMasterKey(text: string, source: string): Buffer {
+  const t = text.trim();
+  let key: Buffer | undefined;
+  if (/^[0-9a-fA-F]{64}$/.test(t)) key = Buffer.from(t, 'hex');
+  else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) key = Buffer.from(t.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (!key || key.length !== 32) {
+    throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `master key from ${source} must be 32 bytes encoded as base64 (44 chars) or hex (64 chars)`);
+  }
+  return key;
+}
+
+export function masterKeyId(key: Uint8Array): string {
+  return `mk_${createHash('sha256').update('tessera-master-key-id').update(key).digest('hex').slice(0, 16)}`;
+}
+
+export function loadMasterKeyFile(path: string): Buffer {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `cannot read master key file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `master key file ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${path}`);
+  }
+  return decodeMasterKey(readFileSync(path, 'utf8'), path);
+}
+
+export function loadMasterKeyEnv(name: string, env: NodeJS.ProcessEnv): Buffer {
+  const v = env[name];
+  if (!v) throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `environment variable ${name} (master_key.env) is not set`);
+  return decodeMasterKey(v, `$${name}`);
+}
+
+/** Dev mode and `tessera init`: generate a key into a new file with mode 0600. */
+export function generateMasterKeyFile(path: string): Buffer {
+  const key = randomBytes(32);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${key.toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+export function masterSealer(key: Uint8Array): Sealer {
+  return createKeySealer(key, masterKeyId(key));
+}
