@@ -1,0 +1,1 @@
+export { createAdminTokenService, ADMIN_TOKEN_PREFIX, type AdminTokenService } from './tokens.js';

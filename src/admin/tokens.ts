@@ -1,0 +1,63 @@
+import type { Store } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import { TesseraError } from '../shared/errors.js';
+import { constantTimeEqual, randomId, randomToken, sha256 } from '../shared/crypto.js';
+import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
+
+export const ADMIN_TOKEN_PREFIX = 'tsr_admin_';
+
+export interface AdminTokenService extends AdminAuthenticator {
+  /** Creates a token; the value is returned once and only its SHA-256 is stored. */
+  create(options?: { value?: string; id?: string }): Promise<{ id: string; token: string }>;
+  revoke(id: string): Promise<void>;
+  count(): Promise<number>;
+}
+
+/**
+ * Operator tokens. Only SHA-256 digests are stored (the tokens are 256-bit random, so a fast
+ * hash is enough: there is nothing to brute-force). Authentication compares the digest of the
+ * presented token against every active digest in constant time, so neither timing nor an
+ * index lookup reveals a partial match.
+ */
+export function createAdminTokenService(deps: { store: Store; clock: Clock }): AdminTokenService {
+  const { store, clock } = deps;
+  let cache: { id: string; hash: Buffer }[] | undefined;
+
+  async function load(): Promise<{ id: string; hash: Buffer }[]> {
+    if (!cache) {
+      const rows = await store.all<{ id: string; token_hash: Buffer }>('SELECT id, token_hash FROM admin_tokens WHERE revoked_at IS NULL');
+      cache = rows.map((r) => ({ id: r.id, hash: Buffer.from(r.token_hash) }));
+    }
+    return cache;
+  }
+
+  return {
+    async create(options = {}) {
+      const token = options.value ?? randomToken(ADMIN_TOKEN_PREFIX);
+      if (token.length < 16 || token.length > 512 || /\s/.test(token)) {
+        throw new TesseraError('TESSERA_REQUEST_INVALID', 'an admin token must be 16–512 characters without whitespace');
+      }
+      const id = options.id ?? randomId('adm_');
+      await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id, sha256(token), clock.now()]);
+      cache = undefined;
+      return { id, token };
+    },
+    async revoke(id) {
+      await store.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [clock.now(), id]);
+      cache = undefined;
+    },
+    async count() {
+      return (await load()).length;
+    },
+    async authenticate(token): Promise<AdminPrincipal> {
+      const digest = sha256(token);
+      let match: string | undefined;
+      for (const entry of await load()) {
+        // No early exit: every entry is compared.
+        if (constantTimeEqual(digest, entry.hash) && match === undefined) match = entry.id;
+      }
+      if (match === undefined) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'the admin token is not valid; use the token printed by `tessera init` or `tessera dev`');
+      return { kind: 'admin', tokenId: match };
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import type { FastifyInstance } from 'fastify';
+
+/** Summaries for the OpenAPI document; a test checks every registered route has one. */
+export const ROUTE_SUMMARIES: Record<string, string> = {
+  'GET /healthz': 'Liveness: the process is up.',
+  'GET /readyz': 'Readiness: store, policy set, audit and signing keys are usable; failing checks are named.',
+  'GET /metrics': 'Prometheus metrics.',
+  'GET /v1/openapi.json': 'This document.',
+  'POST /v1/oauth/token': 'RFC 8693 token exchange: attestation (join token, Kubernetes/OIDC JWT, JWT-SVID) → agent token.',
+  'GET /.well-known/jwks.json': 'Public keys that verify Tessera tokens (RFC 7517).',
+  'GET /v1/bundle': 'SPIFFE trust bundle for JWT-SVIDs issued by Tessera.',
+  'GET /.well-known/oauth-authorization-server': 'RFC 8414 authorization server metadata.',
+  'GET /v1/secrets/*': 'Agent: read a `read`-mode secret, if policy allows `secret.read`.',
+  'POST /v1/creds/:engine/:role': 'Agent: issue a dynamic credential (lease) if policy allows `cred.issue`.',
+  'POST /v1/leases/:id/renew': 'Agent: renew an own lease, up to the role max TTL.',
+  'DELETE /v1/leases/:id': 'Agent: revoke an own lease.',
+  'PUT /v1/admin/secrets/*': 'Operator: write a new version of a secret.',
+  'GET /v1/admin/secrets/*': 'Operator: read a secret (current or `?version=`).',
+  'DELETE /v1/admin/secrets/*': 'Operator: delete a secret and destroy all versions.',
+  'GET /v1/admin/secrets': 'Operator: list secrets under `?prefix=` (metadata only).',
+  'POST /v1/admin/join-tokens': 'Operator: create a one-time join token bound to a SPIFFE ID.',
+  'GET /v1/admin/join-tokens': 'Operator: list join tokens (never their values).',
+  'GET /v1/admin/agents': 'Operator: agents that have logged in.',
+  'GET /v1/admin/leases': 'Operator: list leases (`?state=`, `?irrevocable=true`, `?owner=`).',
+  'DELETE /v1/admin/leases/:id': 'Operator: revoke a lease.',
+  'POST /v1/admin/revocations': 'Operator: kill switch — revoke an agent, task, user, token or lease.',
+  'GET /v1/admin/revocations': 'Operator: list revocations.',
+  'DELETE /v1/admin/revocations/:id': 'Operator: lift a revocation.',
+  'GET /v1/admin/audit': 'Operator: audit events (`?after_seq=&actor=&txn=&kind=&limit=`).',
+  'POST /v1/admin/audit/verify': 'Operator: verify the audit hash chain and checkpoints.',
+  'POST /v1/admin/policy/check': 'Operator: what-if policy decision with the deciding policies.',
+};
+
+/** Collects every route as it is registered and serves an OpenAPI 3.1 document describing them. */
+export function registerOpenApi(app: FastifyInstance, info: { version: string; publicUrl: string }): { routes: () => string[] } {
+  const routes: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const m of methods) if (m !== 'HEAD' && m !== 'OPTIONS') routes.push({ method: m, url: route.url });
+  });
+
+  app.get('/v1/openapi.json', async () => {
+    const paths: Record<string, Record<string, unknown>> = {};
+    for (const r of routes) {
+      const key = `${r.method} ${r.url}`;
+      const oaPath = r.url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\*$/, '{path}');
+      const params = [...r.url.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]!);
+      if (r.url.endsWith('*')) params.push('path');
+      const isAdmin = r.url.startsWith('/v1/admin/');
+      const isAgent = /^\/v1\/(secrets|creds|leases)\//.test(r.url);
+      paths[oaPath] ??= {};
+      paths[oaPath]![r.method.toLowerCase()] = {
+        summary: ROUTE_SUMMARIES[key] ?? key,
+        parameters: params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+        ...(isAdmin ? { security: [{ adminToken: [] }] } : isAgent ? { security: [{ agentToken: [] }] } : {}),
+        responses: {
+          default: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        },
+      };
+    }
+    return {
+      openapi: '3.1.0',
+      info: { title: 'Tessera API', version: info.version, description: 'Credential broker for AI agents. Every error carries a stable `code` (see docs/errors.md).' },
+      servers: [{ url: info.publicUrl }],
+      paths,
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'Operator token from `tessera init` / `tessera dev`.' },
+          agentToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token (JWT-SVID) from POST /v1/oauth/token.' },
+        },
+        schemas: {
+          Error: {
+            type: 'object',
+            properties: {
+              error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, request_id: { type: 'string' } }, required: ['code', 'message'] },
+            },
+          },
+        },
+      },
+    };
+  });
+  return { routes: () => routes.map((r) => `${r.method} ${r.url}`) };
+}
