@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's test runner (Node 20's --test has no globs).
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 const filters = process.argv.slice(2);
 function walk(dir) {
@@ -16,5 +16,45 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+// PostgreSQL: when a selected file uses test/helpers/postgres.ts and TESSERA_TEST_PG_URL is not
+// already set (e.g. to an external server), start ONE throwaway cluster for the whole run and
+// hand its superuser URL to every test file; each file then creates its own database in it.
+// The cluster is stopped after the run, on failure, and on SIGINT/SIGTERM/SIGHUP (also when the
+// signal arrives while it is still starting). Only SIGKILL can leave it behind.
+const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
+let cluster = null;
+let child = null;
+let starting = false;
+let interrupted = null;
+function finish(code) {
+  cluster?.stopSync();
+  process.exit(code);
+}
+for (const sig of Object.keys(SIGNALS)) {
+  process.on(sig, () => {
+    interrupted = sig;
+    if (child) child.kill(sig); // its 'exit' handler stops the cluster
+    else if (!starting) finish(128 + SIGNALS[sig]);
+  });
+}
+const needsPg = files.some((f) => /helpers\/postgres(\.js)?['"]/.test(readFileSync(f, 'utf8')));
+if (needsPg && !process.env.TESSERA_TEST_PG_URL) {
+  starting = true;
+  const { register } = await import('tsx/esm/api');
+  register();
+  const { startPostgres } = await import('../test/helpers/postgres.ts');
+  try {
+    cluster = await startPostgres();
+  } catch (e) {
+    console.error(`cannot start PostgreSQL for the tests: ${e.message}`);
+    process.exit(1);
+  }
+  starting = false;
+  process.once('exit', () => cluster.stopSync());
+  if (interrupted) finish(128 + SIGNALS[interrupted]);
+  process.env.TESSERA_TEST_PG_URL = cluster.adminUrl;
+}
+
+child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: 'inherit' });
+child.on('exit', (code, signal) => finish(code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : 1)));

@@ -45,7 +45,8 @@ export type AuditEvent =
   | Base<'policy.decision', { principal: string; cached: boolean }>
   | Base<'policy.reloaded', { files: number; policies: number; error?: string }>
   | Base<'secret.written', { version: number; mode: string }>
-  | Base<'secret.read', { version: number }>
+  | Base<'secret.read', { version?: number; mode?: string }>
+  | Base<'secret.metadata_updated', { mode: string }>
   | Base<'secret.deleted', Record<string, never>>
   | Base<'secret.master_key_rotated', { rewrapped: number; master_key_id: string }>
   | Base<'lease.created', { lease_hmac: string; engine: string; role: string; expires_at: number }>

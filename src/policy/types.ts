@@ -26,6 +26,8 @@ export interface Decision {
   readonly policies: readonly string[];
   readonly errors: readonly string[];
   readonly cached: boolean;
+  /** Set when the token's scope (not policy) refused the request (see scope.ts authorizeWithScope). */
+  readonly scopeDenied?: boolean;
 }
 
 /** What services depend on: synchronous, because the Cedar evaluator is synchronous and fast. */

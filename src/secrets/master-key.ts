@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { TesseraError } from '../shared/errors.js';
 import { createKeySealer, type Sealer } from './sealer.js';
 
@@ -31,7 +31,10 @@ export function loadMasterKeyFile(path: string): Buffer {
   } catch (e) {
     throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `cannot read master key file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  if ((st.mode & 0o077) !== 0) {
+  if (!st.isFile()) {
+    throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `master key file ${path} is not a regular file`);
+  }
+  if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
     throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `master key file ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${path}`);
   }
   return decodeMasterKey(readFileSync(path, 'utf8'), path);
@@ -53,4 +56,43 @@ export function generateMasterKeyFile(path: string): Buffer {
 
 export function masterSealer(key: Uint8Array): Sealer {
   return createKeySealer(key, masterKeyId(key));
+}
+
+export const DEFAULT_MASTER_KEY_FILE = 'master.key';
+
+export interface ResolvedMasterKey {
+  readonly sealer: Sealer;
+  readonly keyId: string;
+  /** Where it came from, for the startup log (never the key itself). */
+  readonly source: string;
+  readonly generated: boolean;
+}
+
+/**
+ * Picks the master key per `master_key` config: `env` (variable name) or `file`; with neither,
+ * `<data_dir>/master.key`. Only dev mode generates a missing key (mode 0600); a server refuses
+ * to start without one, because a new key would make every stored secret unreadable.
+ */
+export function resolveMasterKey(options: { config: { file?: string; env?: string }; dataDir: string; dev: boolean; env: NodeJS.ProcessEnv }): ResolvedMasterKey {
+  const { config } = options;
+  if (config.env) {
+    const key = loadMasterKeyEnv(config.env, options.env);
+    return { sealer: masterSealer(key), keyId: masterKeyId(key), source: `env:${config.env}`, generated: false };
+  }
+  const file = config.file ?? join(options.dataDir, DEFAULT_MASTER_KEY_FILE);
+  let exists = true;
+  try {
+    statSync(file);
+  } catch {
+    exists = false;
+  }
+  if (!exists) {
+    if (!options.dev) {
+      throw new TesseraError('TESSERA_MASTER_KEY_INVALID', `master key file ${file} does not exist; run \`tessera init\` to create one, or set master_key.file / master_key.env`);
+    }
+    const key = generateMasterKeyFile(file);
+    return { sealer: masterSealer(key), keyId: masterKeyId(key), source: `file:${file}`, generated: true };
+  }
+  const key = loadMasterKeyFile(file);
+  return { sealer: masterSealer(key), keyId: masterKeyId(key), source: `file:${file}`, generated: false };
 }

@@ -91,6 +91,8 @@ export const ERROR_CATALOGUE = {
   // --- audit --------------------------------------------------------------------
   TESSERA_AUDIT_UNAVAILABLE: { status: 503, description: 'No audit sink could record the event, so the request was refused (audit fails closed).' },
   TESSERA_AUDIT_VERIFY_FAILED: { status: 409, description: 'Audit verification found a modified, deleted, reordered, inserted or truncated event.' },
+  TESSERA_AUDIT_EVENT_INVALID: { status: 500, description: 'A service tried to audit a malformed event or one carrying a token-like value; the event was refused. This is a bug: report it with the request id.' },
+  TESSERA_AUDIT_KEY_UNAVAILABLE: { status: 500, description: 'The audit HMAC or checkpoint key stored in meta cannot be opened with the current master key; check the master key configuration.' },
 
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
@@ -98,12 +100,25 @@ export const ERROR_CATALOGUE = {
   TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory does not exist and cannot be created, or is not writable.' },
   TESSERA_STORE_UNAVAILABLE: { status: 503, description: 'The store could not be opened or a query failed.' },
   TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data.' },
+  TESSERA_STORE_INVALID_ARGUMENT: { status: 500, description: 'A store call got an argument it cannot use (a bad channel or lock name, an oversized notification payload); the message names it. A bug in the caller.' },
+  TESSERA_STORE_VALUE_OUT_OF_RANGE: { status: 500, description: 'A stored integer is beyond JavaScript\'s safe integer range (2^53-1) and cannot be returned as a number without losing precision.' },
   TESSERA_NOT_INITIALIZED: { status: 500, description: 'The data directory has not been initialised; run `tessera init` first.' },
   TESSERA_ALREADY_INITIALIZED: { status: 409, description: 'The data directory is already initialised.' },
 
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
   TESSERA_CLI_CONNECT_FAILED: { status: 503, description: 'The CLI could not reach the Tessera server at TESSERA_ADDR.' },
+  TESSERA_CLI_FAILED: { status: 500, description: 'A local step of a CLI command failed; the message says which (exit code 1).' },
+  TESSERA_CLI_FILE_WRITE_FAILED: { status: 500, description: 'The CLI could not create the `--out` file (it already exists, or the directory is not writable); tokens are never written over an existing file.' },
+  TESSERA_CLI_UNSUPPORTED: { status: 501, description: 'This build of the CLI lacks the offline feature the command needs; run it against a server instead.' },
+
+  // --- SDK (client-side; never sent by the server) -----------------------------------
+  TESSERA_SDK_CONNECT_FAILED: { status: 503, description: 'The SDK could not reach Tessera (refused, DNS, TLS or timeout); check the address and that the server runs.' },
+  TESSERA_SDK_RESPONSE_INVALID: { status: 502, description: 'The server answered with a body that is not Tessera JSON; check that the address points at Tessera and not at a proxy or another service.' },
+  TESSERA_SDK_NOT_LOGGED_IN: { status: 401, description: 'An SDK call needs an agent token; call loginWithTokenFile (or loginWithJoinToken) first.' },
+  TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor.' },
+  TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
+  TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,2 +1,2 @@
-export type { Store, SqlExecutor, SqlValue, Row } from './port.js';
+export type { Store, SqlExecutor, SqlValue, Row, LeaderLock } from './port.js';
 export { MIGRATIONS } from './migrations.js';

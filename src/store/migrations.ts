@@ -129,4 +129,10 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    // Leases: why a lease was revoked (expired, owner_revoked, create_failed, ...), and revoke by user.
+    id: 50,
+    name: 'leases_revoke_cause',
+    sql: [`ALTER TABLE leases ADD COLUMN revoke_cause TEXT`, `CREATE INDEX leases_user ON leases (user_id)`, `CREATE INDEX revocations_lifted ON revocations (lifted_at)`],
+  },
 ];

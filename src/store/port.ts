@@ -17,13 +17,41 @@ export interface SqlExecutor {
   run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }>;
 }
 
+export interface LeaderLock {
+  readonly name: string;
+  /** False once released or once the session holding it was lost (then stop leader-only work). */
+  held(): boolean;
+  /** Resolves when the lock is released or lost. */
+  readonly lost: Promise<void>;
+  release(): Promise<void>;
+}
+
 export interface Store extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   /**
    * Runs `fn` in one serializable transaction: committed when it resolves, rolled back when it
-   * throws. Other statements on this store wait until it ends (never interleave into it).
+   * throws. Other statements never interleave into it. On PostgreSQL a serialization failure
+   * re-runs `fn` (bounded), so `fn` must have no side effects outside `tx` (ADR 0003).
    */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * Cross-replica fan-out (PostgreSQL LISTEN/NOTIFY; SQLite: in-process). `channel` matches
+   * /^[a-z][a-z0-9_]{0,62}$/; `payload` is at most 7900 bytes of UTF-8. Delivery is at most once:
+   * every subscriber (this replica included) gets messages published after its subscribe resolved.
+   */
+  publish(channel: string, payload: string): Promise<void>;
+  /**
+   * Resolves once listening; returns the unsubscribe function. `onResync` is called after the
+   * listener reconnected (messages may have been lost meanwhile: reload state from the store).
+   */
+  subscribe(channel: string, onMessage: (payload: string) => void, options?: { onResync?: () => void }): Promise<() => Promise<void>>;
+  /**
+   * Takes the named leader lock if nobody holds it (PostgreSQL: session advisory lock on a
+   * dedicated connection; SQLite: exclusive within this process). Null when another holder has it.
+   */
+  tryLeaderLock(name: string): Promise<LeaderLock | null>;
+  /** Runs `fn` only if this replica gets the named lock, then releases it. */
+  withLeaderLock<T>(name: string, fn: (lock: LeaderLock) => Promise<T>): Promise<{ leader: true; value: T } | { leader: false }>;
   /** Applies pending migrations; idempotent. */
   migrate(): Promise<void>;
   /** True when a trivial query succeeds (used by /readyz). */

@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../../shared/errors.js';
+import { checkChannel, checkLockName, checkPayload } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
-import type { Row, SqlExecutor, SqlValue, Store } from '../port.js';
+import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
 
 type Statement = Database.Statement<unknown[], unknown>;
 
@@ -20,7 +22,34 @@ export function openSqliteStore(options: { file: string }): Store {
   } catch (e) {
     throw new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot open SQLite database ${options.file}: ${(e as Error).message}`, undefined, { cause: e });
   }
-  return new SqliteStore(db);
+  // SQLite is embedded: one process owns the file, so fan-out and leader locks only need to
+  // reach the stores of this process that share the file (ADR 0003).
+  return new SqliteStore(db, options.file === ':memory:' ? null : resolve(options.file));
+}
+
+interface Shared {
+  readonly events: EventEmitter;
+  readonly locks: Set<string>;
+  refs: number;
+}
+const sharedByFile = new Map<string, Shared>();
+
+function acquireShared(file: string | null): Shared {
+  const fresh = (): Shared => {
+    const events = new EventEmitter();
+    events.setMaxListeners(0);
+    return { events, locks: new Set(), refs: 0 };
+  };
+  if (file === null) return { ...fresh(), refs: 1 };
+  let shared = sharedByFile.get(file);
+  if (!shared) sharedByFile.set(file, (shared = fresh()));
+  shared.refs++;
+  return shared;
+}
+
+function releaseShared(file: string | null, shared: Shared): void {
+  if (file === null) return;
+  if (--shared.refs <= 0) sharedByFile.delete(file);
 }
 
 function ensureWritableDir(dir: string): void {
@@ -53,8 +82,15 @@ class SqliteStore implements Store {
   private txTail: Promise<void> = Promise.resolve();
   private txOpen = false;
   private readonly direct: SqlExecutor;
+  private readonly shared: Shared;
+  private readonly myLocks = new Set<LocalLock>();
+  private closed = false;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly file: string | null,
+  ) {
+    this.shared = acquireShared(file);
     this.direct = {
       all: async <T extends Row>(sql: string, params?: readonly SqlValue[]) => this.exec('all', sql, params) as T[],
       get: async <T extends Row>(sql: string, params?: readonly SqlValue[]) => this.exec('get', sql, params) as T | undefined,
@@ -66,6 +102,9 @@ class SqliteStore implements Store {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       stmt = this.db.prepare(sql);
+      // Read integers as BigInt and narrow them in fromRow(), so a value beyond 2^53-1 is an
+      // error (as on PostgreSQL) instead of a silently rounded number.
+      if (stmt.reader) stmt.safeIntegers(true);
       if (this.statements.size > 500) this.statements.clear();
       this.statements.set(sql, stmt);
     }
@@ -76,8 +115,11 @@ class SqliteStore implements Store {
     try {
       const stmt = this.prepare(sql);
       const args = bind(params);
-      if (mode === 'all') return stmt.all(...args);
-      if (mode === 'get') return stmt.get(...args);
+      if (mode === 'all') return (stmt.all(...args) as Row[]).map(fromRow);
+      if (mode === 'get') {
+        const row = stmt.get(...args) as Row | undefined;
+        return row === undefined ? undefined : fromRow(row);
+      }
       if (stmt.reader) {
         const rows = stmt.all(...args);
         return { changes: rows.length };
@@ -152,10 +194,92 @@ class SqliteStore implements Store {
     }
   }
 
+  async publish(channel: string, payload: string): Promise<void> {
+    checkChannel(channel);
+    checkPayload(payload);
+    // Asynchronous like a NOTIFY round trip, so publishers never run subscriber code inline.
+    setImmediate(() => this.shared.events.emit(channel, payload));
+  }
+
+  async subscribe(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>> {
+    checkChannel(channel);
+    const listener = (payload: string): void => {
+      try {
+        onMessage(payload);
+      } catch {
+        // A failing subscriber must not break the publisher or other subscribers.
+      }
+    };
+    this.shared.events.on(channel, listener);
+    return async () => {
+      this.shared.events.off(channel, listener);
+    };
+  }
+
+  async tryLeaderLock(name: string): Promise<LeaderLock | null> {
+    checkLockName(name);
+    if (this.closed) throw new TesseraError('TESSERA_STORE_UNAVAILABLE', 'the store is closed');
+    if (this.shared.locks.has(name)) return null;
+    this.shared.locks.add(name);
+    const lock = new LocalLock(name, () => {
+      this.shared.locks.delete(name);
+      this.myLocks.delete(lock);
+    });
+    this.myLocks.add(lock);
+    return lock;
+  }
+
+  async withLeaderLock<T>(name: string, fn: (lock: LeaderLock) => Promise<T>): Promise<{ leader: true; value: T } | { leader: false }> {
+    const lock = await this.tryLeaderLock(name);
+    if (!lock) return { leader: false };
+    try {
+      return { leader: true, value: await fn(lock) };
+    } finally {
+      await lock.release();
+    }
+  }
+
   async close(): Promise<void> {
     await this.idle();
+    if (!this.closed) {
+      this.closed = true;
+      for (const lock of [...this.myLocks]) await lock.release();
+      releaseShared(this.file, this.shared);
+    }
     if (this.db.open) this.db.close();
   }
+}
+
+class LocalLock implements LeaderLock {
+  private isHeld = true;
+  private resolveLost!: () => void;
+  readonly lost = new Promise<void>((r) => (this.resolveLost = r));
+  constructor(
+    readonly name: string,
+    private readonly onRelease: () => void,
+  ) {}
+  held(): boolean {
+    return this.isHeld;
+  }
+  async release(): Promise<void> {
+    if (!this.isHeld) return;
+    this.isHeld = false;
+    this.onRelease();
+    this.resolveLost();
+  }
+}
+
+function fromRow(row: Row): Row {
+  for (const key of Object.keys(row)) {
+    const v = row[key];
+    if (typeof v === 'bigint') {
+      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+        throw new TesseraError('TESSERA_STORE_VALUE_OUT_OF_RANGE', `the store returned the integer ${v}, beyond ±(2^53-1); it cannot be represented as a JavaScript number`);
+      }
+      row[key] = Number(v);
+    }
+  }
+  return row;
 }
 
 function translate(e: unknown): unknown {

@@ -1,0 +1,336 @@
+import { generateKeyPairSync, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Store, SqlExecutor } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { Sealer } from '../secrets/sealer.js';
+import type { Logger } from '../shared/logger.js';
+import type { MetricsRegistry } from '../shared/metrics.js';
+import { TesseraError } from '../shared/errors.js';
+import { hmacSha256 } from '../shared/crypto.js';
+import type { AuditWriter } from './port.js';
+import type { AuditEvent } from './events.js';
+import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, type Checkpoint, type StoredRecord, type VerifyResult } from './chain.js';
+import { checkEventSize, validateEvent } from './validate.js';
+import { tailAudit, verifyAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
+
+export type AuditSinkConfig = { readonly kind: 'store' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' };
+
+export interface AuditLogOptions {
+  readonly store: Store;
+  readonly clock: Clock;
+  /** Master-key sealer: the audit keys are kept sealed in `meta`. */
+  readonly sealer: Sealer;
+  /** Default: the store only. */
+  readonly sinks?: readonly AuditSinkConfig[];
+  readonly replicaId: string;
+  readonly checkpointEveryEvents?: number;
+  readonly checkpointEveryMs?: number;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  /** Where the stdout sink writes (tests pass a collector). Default: process.stdout. */
+  readonly stdout?: { write(chunk: string): unknown };
+  /** Most events per group commit. */
+  readonly maxBatch?: number;
+}
+
+/** The audit log: the AuditWriter every service uses, plus what operators need. */
+export interface AuditLog extends AuditWriter {
+  /** Base64 of the SPKI DER of the checkpoint public key (pin it out of band for `verify`). */
+  readonly publicKey: string;
+  readonly keyId: string;
+  /** Resolves when every event appended so far is committed (or refused). */
+  flush(): Promise<void>;
+  /** Writes a checkpoint of the newest event now (no-op when already checkpointed). */
+  checkpoint(): Promise<void>;
+  tail(query: AuditTailQuery): Promise<AuditTailResult>;
+  verify(options?: { publicKey?: KeyObject | string; pageSize?: number; onProgress?: (checked: number) => void }): Promise<VerifyResult>;
+  /** Flushes, writes a final checkpoint and stops; later appends reject with TESSERA_AUDIT_UNAVAILABLE. */
+  close(): Promise<void>;
+}
+
+/** Meta keys. The `sealed:` prefix + AAD = meta key convention is what master-key rotation re-wraps. */
+export const META_HMAC_KEY = 'sealed:audit.hmac_key';
+export const META_CHECKPOINT_KEY = 'sealed:audit.checkpoint_key';
+export const META_PUBLIC_KEY = 'audit.checkpoint_public_key';
+export const META_HEAD = 'audit.head';
+
+interface Pending {
+  readonly event: AuditEvent;
+  readonly body: string;
+  readonly at: number;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+interface Sink {
+  readonly name: string;
+  write(records: readonly StoredRecord[]): Promise<void>;
+  close?(): Promise<void>;
+}
+
+async function loadSealedKey(store: Store, sealer: Sealer, metaKey: string, generate: () => Buffer): Promise<Buffer> {
+  let row = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [metaKey]);
+  if (!row) {
+    const key = generate();
+    // Another replica may create it at the same time: the first insert wins, everyone re-reads.
+    await store.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [metaKey, sealer.seal(key, metaKey).toString('base64')]);
+    key.fill(0);
+    row = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [metaKey]);
+  }
+  try {
+    return sealer.open(Buffer.from(row!.value, 'base64'), metaKey);
+  } catch (e) {
+    throw new TesseraError('TESSERA_AUDIT_KEY_UNAVAILABLE', `cannot open ${metaKey} with master key ${sealer.keyId}: is this the master key the data directory was created with?`, undefined, { cause: e });
+  }
+}
+
+/** JSONL line of a record: what the file and stdout sinks write, and what `tail` returns. */
+export function recordLine(r: StoredRecord): string {
+  return `{"seq":${r.seq},"ts":${r.ts},"prev_hash":"${r.prevHash}","hash":"${r.hash}","event":${r.body}}\n`;
+}
+
+function fileSink(path: string): Sink {
+  let fh: FileHandle | null = null;
+  return {
+    name: 'file',
+    async write(records) {
+      try {
+        if (!fh) {
+          mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+          fh = await open(path, 'a', 0o600);
+        }
+        await fh.appendFile(records.map(recordLine).join(''), 'utf8');
+        await fh.sync(); // durable before append() resolves
+      } catch (e) {
+        const h = fh;
+        fh = null;
+        await h?.close().catch(() => undefined);
+        throw e;
+      }
+    },
+    async close() {
+      const h = fh;
+      fh = null;
+      await h?.close();
+    },
+  };
+}
+
+function stdoutSink(out: { write(chunk: string): unknown }): Sink {
+  return {
+    name: 'stdout',
+    async write(records) {
+      out.write(records.map(recordLine).join(''));
+    },
+  };
+}
+
+export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog> {
+  const { store, clock, sealer, logger } = options;
+  const sinkConfigs = options.sinks ?? [{ kind: 'store' }];
+  const everyEvents = options.checkpointEveryEvents ?? 1000;
+  const everyMs = options.checkpointEveryMs ?? 60_000;
+  const maxBatch = options.maxBatch ?? 2000;
+
+  const hmacKey = await loadSealedKey(store, sealer, META_HMAC_KEY, () => randomBytes(32));
+  const privateDer = await loadSealedKey(store, sealer, META_CHECKPOINT_KEY, () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' }));
+  const privateKey = privateDer.length ? privateKeyFromDer(privateDer) : undefined;
+  privateDer.fill(0);
+  if (!privateKey) throw new TesseraError('TESSERA_AUDIT_KEY_UNAVAILABLE', `${META_CHECKPOINT_KEY} is empty`);
+  const publicKeyObj = createPublicKey(privateKey);
+  const publicKey = publicKeyObj.export({ type: 'spki', format: 'der' }).toString('base64');
+  const keyId = checkpointKeyId(publicKeyObj);
+  await store.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_PUBLIC_KEY, publicKey]);
+
+  const eventsTotal = options.metrics?.counter('tessera_audit_events_total', 'Audit events committed to at least one sink.');
+  const sinkErrors = options.metrics?.counter('tessera_audit_sink_errors_total', 'Batches an audit sink failed to write, by sink.');
+  const lag = options.metrics?.gauge('tessera_audit_lag_seconds', 'Age of the oldest queued audit event when its batch started.');
+
+  const useStore = sinkConfigs.some((s) => s.kind === 'store');
+  const otherSinks: Sink[] = sinkConfigs.flatMap((s): Sink[] => (s.kind === 'file' ? [fileSink(s.path)] : s.kind === 'stdout' ? [stdoutSink(options.stdout ?? process.stdout)] : []));
+
+  // In-memory chain head: where the next batch links when the store is not the (working) sink.
+  const tail0 = await store.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+  let headSeq = tail0 ? Number(tail0.seq) : 0;
+  let headHash = tail0 ? tail0.hash : GENESIS_HASH;
+
+  const queue: Pending[] = [];
+  let running: Promise<void> | null = null;
+  let checkpointRequested = false;
+  let closed = false;
+
+  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean): Promise<StoredRecord[]> {
+    // Read the tail inside the transaction: another replica may have appended (PostgreSQL HA),
+    // and on a serialization retry this function must recompute from the database alone.
+    const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+    let seq = last ? Number(last.seq) : 0;
+    let prev = last ? last.hash : GENESIS_HASH;
+    if (headSeq > seq) {
+      // Other sinks recorded events the store missed while it was failing; keep seqs aligned
+      // (verify then reports exactly those seqs as deleted from the store).
+      seq = headSeq;
+      prev = headHash;
+    }
+    const records: StoredRecord[] = [];
+    for (const p of batch) {
+      seq++;
+      const r = makeRecord(prev, seq, ts, p.event, p.body);
+      prev = r.hash;
+      records.push(r);
+      await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
+    }
+    if (seq === 0) return records;
+    const lastCp = await tx.get<{ seq: number; ts: number }>('SELECT seq, ts FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+    const cpSeq = lastCp ? Number(lastCp.seq) : 0;
+    const cpTs = lastCp ? Number(lastCp.ts) : 0;
+    const due = seq > cpSeq && (forceCheckpoint || seq - cpSeq >= everyEvents || (everyMs > 0 && ts - cpTs >= everyMs));
+    const head = signCheckpoint(privateKey!, { seq, ts, hash: prev, keyId });
+    if (due) {
+      await tx.run('INSERT INTO audit_checkpoints (seq, ts, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)', [head.seq, head.ts, head.hash, head.keyId, head.signature]);
+    }
+    // The signed head covers truncation after the newest periodic checkpoint.
+    await tx.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_HEAD, JSON.stringify(head)]);
+    return records;
+  }
+
+  async function commit(batch: readonly Pending[], forceCheckpoint: boolean): Promise<void> {
+    const ts = clock.now();
+    if (batch.length) lag?.set(Math.max(0, ts - batch[0]!.at) / 1000);
+    let records: StoredRecord[] | undefined;
+    let wrote = 0;
+    const errors: string[] = [];
+    if (useStore) {
+      try {
+        records = await store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint));
+        wrote++;
+      } catch (e) {
+        sinkErrors?.inc({ sink: 'store' });
+        errors.push(`store: ${(e as Error).message}`);
+        logger.error({ sink: 'store', err: (e as Error).message, events: batch.length }, 'audit sink failed');
+      }
+    }
+    if (!records) {
+      records = [];
+      let prev = headHash;
+      let seq = headSeq;
+      for (const p of batch) {
+        const r = makeRecord(prev, ++seq, ts, p.event, p.body);
+        prev = r.hash;
+        records.push(r);
+      }
+    }
+    if (batch.length) {
+      for (const sink of otherSinks) {
+        try {
+          await sink.write(records);
+          wrote++;
+        } catch (e) {
+          sinkErrors?.inc({ sink: sink.name });
+          errors.push(`${sink.name}: ${(e as Error).message}`);
+          logger.error({ sink: sink.name, err: (e as Error).message, events: batch.length }, 'audit sink failed');
+        }
+      }
+    }
+    if (batch.length === 0) return;
+    if (wrote === 0) {
+      const err = new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'no audit sink could record the event, so the request was refused; check the store and the audit sinks in the server log', { sinks: errors });
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    const lastRecord = records[records.length - 1]!;
+    headSeq = lastRecord.seq;
+    headHash = lastRecord.hash;
+    eventsTotal?.inc(undefined, batch.length);
+    for (const p of batch) p.resolve();
+  }
+
+  async function drain(): Promise<void> {
+    // Bounded: each turn removes up to maxBatch events; new arrivals start another turn.
+    while (queue.length > 0 || checkpointRequested) {
+      const batch = queue.splice(0, maxBatch);
+      const force = checkpointRequested && queue.length === 0;
+      if (force) checkpointRequested = false;
+      try {
+        await commit(batch, force);
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+      }
+    }
+  }
+
+  function kick(): void {
+    if (running) return;
+    running = (async () => {
+      // Yield once so appends issued in the same turn of the event loop share one commit.
+      await new Promise<void>((r) => setImmediate(r));
+      try {
+        await drain();
+      } finally {
+        running = null;
+        if (queue.length > 0 || checkpointRequested) kick();
+      }
+    })();
+  }
+
+  async function flush(): Promise<void> {
+    for (let i = 0; i < 1_000_000 && (running || queue.length > 0); i++) {
+      if (!running) kick();
+      await running;
+    }
+  }
+
+  const timer = useStore && everyMs > 0 ? setInterval(() => {
+    checkpointRequested = true;
+    kick();
+  }, everyMs) : undefined;
+  timer?.unref();
+
+  return {
+    publicKey,
+    keyId,
+    async append(event: AuditEvent): Promise<void> {
+      if (closed) throw new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'the audit log is closed (server shutting down); retry on another replica');
+      const withWhere: AuditEvent = event.where?.replica ? event : ({ ...event, where: { ...event.where, replica: options.replicaId } } as AuditEvent);
+      validateEvent(withWhere);
+      let body: string;
+      try {
+        body = canonicalize(withWhere);
+      } catch (e) {
+        throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', `audit event cannot be serialized: ${(e as Error).message}`);
+      }
+      checkEventSize(body);
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ event: withWhere, body, at: clock.now(), resolve, reject });
+        kick();
+      });
+    },
+    hmac(value: string): string {
+      return hmacSha256(hmacKey, value).toString('hex');
+    },
+    flush,
+    async checkpoint() {
+      if (!useStore) return;
+      checkpointRequested = true;
+      kick();
+      await flush();
+    },
+    tail: (query) => tailAudit(store, query),
+    verify: (o = {}) => verifyAudit({ store, publicKey: o.publicKey ?? publicKeyObj, pageSize: o.pageSize, onProgress: o.onProgress }),
+    async close() {
+      if (closed) return;
+      if (timer) clearInterval(timer);
+      await flush();
+      if (useStore && headSeq > 0) {
+        checkpointRequested = true;
+        kick();
+        await flush().catch(() => undefined);
+      }
+      closed = true;
+      for (const s of otherSinks) await s.close?.().catch(() => undefined);
+    },
+  };
+}
+
+export type { Checkpoint };

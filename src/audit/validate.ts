@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { TesseraError } from '../shared/errors.js';
+import type { AuditEvent } from './events.js';
+
+/**
+ * Runtime guard on every event before it is appended. The event union is typed, but the audit
+ * log is the last line of defence against a secret or token reaching durable storage, so the
+ * shape is checked again and every string is scanned for token-looking values.
+ */
+const str = z.string().max(4096);
+const eventSchema = z.object({
+  kind: z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, 'expected a dotted lower-case kind such as "token.issued"'),
+  actor: z.object({ id: z.string().min(1).max(2048), chain: z.array(str).max(64).optional(), user: str.optional() }).strict(),
+  action: z.string().min(1).max(256),
+  resource: str.optional(),
+  result: z.enum(['success', 'failure', 'allow', 'deny', 'error']),
+  reason: z.object({ policies: z.array(str).max(256).optional(), code: z.string().max(128).optional(), message: str.optional() }).strict().optional(),
+  txn: z.string().max(256).optional(),
+  purpose: str.optional(),
+  where: z.object({ source: z.string().max(256).optional(), replica: z.string().max(128).optional(), requestId: z.string().max(128).optional() }).strict().optional(),
+  details: z.record(z.string(), z.unknown()).optional(),
+}).strict();
+
+/** A JWS/JWT compact serialization: base64url JSON header starting `{"` → `eyJ` (RFC 7515 §7.1). */
+const JWT_LIKE = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/;
+/** Tessera's opaque tokens (`tsr_admin_…`, `tsr_join_…`): prefix plus ≥ 20 random base64url chars. */
+const TESSERA_TOKEN = /tsr_[a-z]+_[A-Za-z0-9_-]{20,}/;
+/** Keys that must never carry a value in an audit event. */
+const FORBIDDEN_KEY = /^(token|access_token|refresh_token|id_token|subject_token|actor_token|password|secret|secret_value|client_secret|private_key|authorization)$/i;
+
+const MAX_EVENT_BYTES = 64 * 1024;
+const MAX_DEPTH = 8;
+
+function invalid(message: string): TesseraError {
+  return new TesseraError('TESSERA_AUDIT_EVENT_INVALID', message);
+}
+
+function scan(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) throw invalid(`audit event is nested deeper than ${MAX_DEPTH} levels at ${path}`);
+  if (typeof value === 'string') {
+    if (JWT_LIKE.test(value)) throw invalid(`audit event field ${path} looks like a JWT; audit identifiers with audit.hmac() instead of recording tokens`);
+    if (TESSERA_TOKEN.test(value)) throw invalid(`audit event field ${path} looks like a Tessera token (tsr_…); audit its HMAC instead`);
+    return;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw invalid(`audit event field ${path} is not a finite number`);
+    return;
+  }
+  if (value === null || typeof value === 'boolean' || value === undefined) return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => scan(v, `${path}[${i}]`, depth + 1));
+    return;
+  }
+  if (typeof value === 'object') {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (FORBIDDEN_KEY.test(k) && v !== undefined && v !== null) throw invalid(`audit event field ${path}.${k} would record a secret or token; audit an HMAC (e.g. "${k}_hmac") instead`);
+      scan(v, `${path}.${k}`, depth + 1);
+    }
+    return;
+  }
+  throw invalid(`audit event field ${path} has unsupported type ${typeof value}`);
+}
+
+/** Throws TESSERA_AUDIT_EVENT_INVALID when the event is malformed or carries a token-like value. */
+export function validateEvent(event: unknown): AuditEvent {
+  const r = eventSchema.safeParse(event);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw invalid(`invalid audit event: ${i.path.map(String).join('.') || 'event'}: ${i.message}`);
+  }
+  scan(event, 'event', 0);
+  return event as AuditEvent;
+}
+
+export function checkEventSize(body: string): void {
+  if (Buffer.byteLength(body, 'utf8') > MAX_EVENT_BYTES) throw invalid(`audit event is larger than ${MAX_EVENT_BYTES} bytes; record identifiers, not payloads`);
+}

@@ -1,0 +1,68 @@
+import { Transport, encodePath, type FetchLike } from '../sdk/http.js';
+
+/**
+ * Operator-side client for `/v1/admin/*` (Bearer admin token). Built on the SDK's
+ * Transport so the CLI and the SDK map errors identically.
+ */
+export class AdminClient {
+  private readonly t: Transport;
+  constructor(
+    options: { addr: string; fetch?: FetchLike; timeoutMs?: number },
+    private readonly token: string,
+  ) {
+    this.t = new Transport({ ...options, userAgent: 'tessera-cli' });
+  }
+
+  get addr(): string {
+    return this.t.addr;
+  }
+
+  private req<T>(method: string, path: string, opts: { json?: unknown; query?: Record<string, string | number | boolean | undefined> } = {}): Promise<T> {
+    return this.t.request<T>(method, path, { ...opts, token: this.token });
+  }
+
+  createJoinToken(body: { spiffe_id: string; ttl?: string; labels?: Record<string, string> }) {
+    return this.req<{ token: string; id: string; spiffe_id: string; expires_at: string | number }>('POST', '/v1/admin/join-tokens', { json: body });
+  }
+  listAgents() {
+    return this.req<unknown>('GET', '/v1/admin/agents');
+  }
+  putSecret(path: string, body: { value: string; mode?: string; description?: string; owner?: string }) {
+    return this.req<Record<string, unknown>>('PUT', `/v1/admin/secrets/${encodePath(path)}`, { json: body });
+  }
+  getSecret(path: string, version?: number) {
+    return this.req<Record<string, unknown>>('GET', `/v1/admin/secrets/${encodePath(path)}`, { query: { version } });
+  }
+  listSecrets(prefix: string) {
+    return this.req<unknown>('GET', '/v1/admin/secrets', { query: { prefix } });
+  }
+  deleteSecret(path: string) {
+    return this.req<unknown>('DELETE', `/v1/admin/secrets/${encodePath(path)}`);
+  }
+  policyCheck(body: { principal: { spiffe_id: string; attributes?: Record<string, string>; scope?: string[]; task?: string; purpose?: string; user?: string }; action: string; resource: string; context?: Record<string, unknown> }) {
+    return this.req<Record<string, unknown>>('POST', '/v1/admin/policy/check', { json: body });
+  }
+  createRevocation(body: { kind: string; target: string; reason?: string; ttl?: string }) {
+    return this.req<Record<string, unknown>>('POST', '/v1/admin/revocations', { json: body });
+  }
+  listRevocations() {
+    return this.req<unknown>('GET', '/v1/admin/revocations');
+  }
+  liftRevocation(id: string) {
+    return this.req<unknown>('DELETE', `/v1/admin/revocations/${encodeURIComponent(id)}`);
+  }
+  listLeases(query: { state?: string; irrevocable?: boolean; owner?: string }) {
+    return this.req<unknown>('GET', '/v1/admin/leases', { query });
+  }
+  audit(query: { after_seq?: number; actor?: string; txn?: string; kind?: string; limit?: number }) {
+    return this.req<{ events: Record<string, unknown>[]; next_seq: number }>('GET', '/v1/admin/audit', { query });
+  }
+  verifyAudit() {
+    return this.req<Record<string, unknown>>('POST', '/v1/admin/audit/verify', { json: {} });
+  }
+}
+
+/** Agent-side call used by `tessera creds` (Bearer agent token). */
+export function agentTransport(options: { addr: string; fetch?: FetchLike }): Transport {
+  return new Transport({ ...options, userAgent: 'tessera-cli' });
+}

@@ -1,0 +1,641 @@
+import { Command, CommanderError, Option } from 'commander';
+import { readFile, writeFile } from 'node:fs/promises';
+import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
+import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
+import { normalizeAddr } from '../sdk/http.js';
+import { AdminClient, agentTransport } from './http.js';
+import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { cell, fmtTime, humanDuration, listOf, table } from './format.js';
+import type { Runtime, RunningServer } from './runtime.js';
+
+export type { Runtime, RunningServer } from './runtime.js';
+export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
+export { EXIT } from './io.js';
+export { AdminClient } from './http.js';
+
+export const DEFAULT_ADDR = 'http://127.0.0.1:8200';
+
+interface Globals {
+  addr?: string;
+  token?: string;
+  json?: boolean;
+}
+
+/**
+ * Runs the `tessera` command line. `argv` is the user part (`process.argv.slice(2)`).
+ * Resolves with the exit code: 0 ok, 1 the server (or runtime) refused, 2 usage error,
+ * 3 connection failed. Never throws.
+ */
+export async function runCli(argv: string[], runtime: Runtime, io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin }): Promise<number> {
+  let json = argv.includes('--json');
+  const program = buildProgram(runtime, io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are successes; anything else commander refuses is a usage error
+      // (commander already printed its message to stderr).
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT.OK : EXIT.USAGE;
+    }
+    const e = toCliError(err);
+    json ||= program.opts<Globals>().json === true;
+    if (json) {
+      io.stderr.write(JSON.stringify({ error: { code: e.code, message: e.message, status: e.extra.status, request_id: e.extra.requestId } }) + '\n');
+    } else {
+      io.stderr.write(`error: ${e.message} [${e.code}]${e.extra.requestId ? ` (request id ${e.extra.requestId})` : ''}\n`);
+    }
+    return e.exitCode;
+  }
+}
+
+function buildProgram(runtime: Runtime, io: CliIo): Command {
+  const out = (s: string): void => void io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  const info = (s: string): void => void io.stderr.write(s.endsWith('\n') ? s : s + '\n');
+  const printJson = (v: unknown): void => out(JSON.stringify(v, null, 2));
+  const now = io.now ?? (() => Date.now());
+
+  const program = new Command('tessera')
+    .description('Tessera — credential broker for AI agents')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .showHelpAfterError('(run with --help for usage)')
+    .option('--addr <url>', `server address (env TESSERA_ADDR, default ${DEFAULT_ADDR})`)
+    .option('--token <token>', 'admin or agent token (prefer env TESSERA_TOKEN: arguments are visible in the process list)')
+    .option('--json', 'machine-readable JSON output');
+
+  const globals = (cmd: Command): Globals => cmd.optsWithGlobals<Globals>();
+  const addrOf = (cmd: Command): string => {
+    const addr = globals(cmd).addr ?? io.env.TESSERA_ADDR ?? DEFAULT_ADDR;
+    try {
+      return normalizeAddr(addr);
+    } catch (e) {
+      throw usage((e as Error).message);
+    }
+  };
+  const tokenOf = (cmd: Command, what: string): string => {
+    const t = globals(cmd).token ?? io.env.TESSERA_TOKEN;
+    if (!t) throw usage(`this command needs ${what}: set TESSERA_TOKEN (or pass --token)`);
+    return t.trim();
+  };
+  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'an admin token (printed by `tessera dev` or `tessera init`)'));
+  const isJson = (cmd: Command): boolean => globals(cmd).json === true;
+  const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
+
+  /** Writes a secret to a new file readable only by its owner; refuses to overwrite. */
+  const writeSecretFile = async (path: string, value: string): Promise<void> => {
+    try {
+      await writeFile(path, value + '\n', { mode: 0o600, flag: 'wx' });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${path} already exists; remove it or choose another --out path` : `cannot write ${path} (${code ?? 'error'})`, EXIT.REFUSED);
+    }
+  };
+
+  const runUntilSignal = async (server: RunningServer): Promise<void> => {
+    const sig = await waitForShutdown(io).promise;
+    info(`received ${sig}, shutting down…`);
+    await server.close();
+    info('stopped');
+  };
+
+  // --- dev / server / init ---------------------------------------------------------
+  program
+    .command('dev')
+    .description('run everything in one process for development: embedded SQLite, generated keys, demo policies')
+    .option('--listen <host:port>', 'listen address', '127.0.0.1:8200')
+    .option('--data-dir <dir>', 'keep data in this directory (default: a temporary directory)')
+    .option('--root-token <value>', 'use this admin token instead of a generated one (env TESSERA_DEV_ROOT_TOKEN)')
+    .option('--config <file>', 'start from this tessera.yaml')
+    .action(async (opts: { listen: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
+      const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
+      if (isJson(cmd)) {
+        out(JSON.stringify({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken }));
+      } else {
+        out(devBanner(server));
+      }
+      await runUntilSignal(server);
+    });
+
+  program
+    .command('server')
+    .description('run the Tessera server from a configuration file')
+    .requiredOption('--config <file>', 'tessera.yaml')
+    .action(async (opts: { config: string }, cmd: Command) => {
+      const server = await runtime.server({ configPath: opts.config });
+      if (isJson(cmd)) out(JSON.stringify({ url: server.url }));
+      else out(`Tessera is listening on ${server.url} (Ctrl-C to stop)`);
+      await runUntilSignal(server);
+    });
+
+  program
+    .command('init')
+    .description('initialise a data directory: schema, master key, first admin token')
+    .option('--config <file>', 'tessera.yaml')
+    .option('--data-dir <dir>', 'data directory (overrides the configuration)')
+    .option('--out <file>', 'write the admin token to this new file (mode 0600) instead of printing it')
+    .action(async (opts: { config?: string; dataDir?: string; out?: string }, cmd: Command) => {
+      const r = await runtime.init({ configPath: opts.config, dataDir: opts.dataDir });
+      if (opts.out) await writeSecretFile(opts.out, r.adminToken);
+      if (isJson(cmd)) {
+        printJson({ data_dir: r.dataDir, master_key_file: r.masterKeyFile, ...(opts.out ? { admin_token_file: opts.out } : { admin_token: r.adminToken }) });
+        return;
+      }
+      info(`initialised ${r.dataDir}${r.masterKeyFile ? ` (master key: ${r.masterKeyFile} — back it up; without it the secrets cannot be decrypted)` : ''}`);
+      if (opts.out) {
+        info(`admin token written to ${opts.out}; use it with: export TESSERA_TOKEN=$(cat ${opts.out})`);
+      } else {
+        info('admin token (shown once; store it in your password manager):');
+        out(r.adminToken);
+      }
+    });
+
+  // --- join tokens / login ----------------------------------------------------------
+  const jt = program.command('join-token').description('one-time join tokens for agents that have no platform identity (dev, VMs)');
+  jt.command('create')
+    .description('create a join token bound to a SPIFFE ID')
+    .requiredOption('--spiffe-id <id>', 'the SPIFFE ID the agent will get, e.g. spiffe://example.org/agent/demo')
+    .option('--ttl <duration>', 'lifetime, e.g. 10m (max 1h)', '10m')
+    .option('--label <k=v>', 'attribute for policies (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (opts: { spiffeId: string; ttl: string; label: string[] }, cmd: Command) => {
+      const labels: Record<string, string> = {};
+      for (const l of opts.label) {
+        const i = l.indexOf('=');
+        if (i <= 0) throw usage(`--label expects key=value, got "${l}"`);
+        labels[l.slice(0, i)] = l.slice(i + 1);
+      }
+      const r = await admin(cmd).createJoinToken({ spiffe_id: opts.spiffeId, ttl: opts.ttl, ...(opts.label.length ? { labels } : {}) });
+      if (isJson(cmd)) return printJson(r);
+      // The token alone on stdout (so `J=$(tessera join-token create ...)` works); the rest on stderr.
+      out(r.token);
+      info(`join token ${r.id} for ${r.spiffe_id}, one-time, expires ${fmtTime(r.expires_at)}`);
+      info(`the agent logs in with: tessera login --join-token - --out agent.token   (paste the token on stdin)`);
+    });
+
+  program
+    .command('login')
+    .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
+    .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
+    .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
+    .option('--audience <aud>', 'requested audience')
+    .option('--out <file>', 'write the agent token to this new file (mode 0600)')
+    .option('--print', 'print the agent token to stdout even when stdout is a terminal')
+    .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
+      if (!!opts.joinToken === !!opts.tokenFile) throw usage('give exactly one of --join-token or --token-file');
+      // Decide where the token goes BEFORE logging in: a join token is single-use, and an
+      // agent token must not land in a terminal's scrollback by accident.
+      const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
+      if (!opts.out && !toStdout) {
+        throw usage('refusing to print an agent token to a terminal; use --out FILE, pipe the output (e.g. `export TESSERA_TOKEN=$(tessera login ...)`), or pass --print');
+      }
+      let subjectToken: string;
+      let type: string;
+      if (opts.joinToken) {
+        subjectToken = await stdinValue(opts.joinToken);
+        type = JOIN_TOKEN_TYPE;
+      } else {
+        try {
+          subjectToken = (await readFile(opts.tokenFile!, 'utf8')).trim();
+        } catch (e) {
+          throw usage(`cannot read --token-file ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+        type = JWT_TOKEN_TYPE;
+      }
+      if (!subjectToken) throw usage('the attestation token is empty');
+      const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
+      const r = await t.request<TokenResponse>('POST', '/v1/oauth/token', {
+        form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: type, audience: opts.audience },
+      });
+      let sub: unknown;
+      try {
+        sub = decodeJwt(r.access_token).claims.sub;
+      } catch {
+        sub = undefined;
+      }
+      if (opts.out) {
+        await writeSecretFile(opts.out, r.access_token);
+        if (isJson(cmd)) return printJson({ token_file: opts.out, spiffe_id: sub, expires_in: r.expires_in, token_type: r.token_type });
+        info(`logged in as ${cell(sub)}; agent token written to ${opts.out} (expires in ${humanDuration(r.expires_in * 1000)})`);
+        return;
+      }
+      if (isJson(cmd)) return printJson({ access_token: r.access_token, issued_token_type: r.issued_token_type, token_type: r.token_type, expires_in: r.expires_in, spiffe_id: sub });
+      out(r.access_token);
+    });
+
+  // --- kv -------------------------------------------------------------------------
+  const kv = program.command('kv').description('static secrets (encrypted, versioned)');
+  kv.command('put <path> [value]')
+    .description('store a secret; VALUE `-` reads standard input (prefer - or --from-file: arguments end up in shell history)')
+    .option('--from-file <file>', 'read the value from a file')
+    .addOption(new Option('--mode <mode>', 'read: agents may read it; inject: only the gateway/proxy use it').choices(['read', 'inject']))
+    .option('--description <text>', 'what this secret is for')
+    .option('--owner <id>', 'owning team or agent')
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string }, cmd: Command) => {
+      if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
+      let v: string;
+      if (opts.fromFile !== undefined) {
+        try {
+          v = await readFile(opts.fromFile, 'utf8');
+        } catch (e) {
+          throw usage(`cannot read --from-file ${opts.fromFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      } else {
+        v = value === '-' ? (await readAll(io.stdin)).replace(/\r?\n$/, '') : value!;
+      }
+      const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner });
+      if (isJson(cmd)) return printJson(withoutValue(r));
+      out(`stored ${path}${r?.version !== undefined ? ` (version ${cell(r.version)}${r.mode ? `, mode ${cell(r.mode)}` : ''})` : ''}`);
+    });
+  kv.command('get <path>')
+    .description('print a secret value (the value only; --json for metadata)')
+    .option('--version <n>', 'a specific version', (v) => positiveInt(v, '--version'))
+    .action(async (path: string, opts: { version?: number }, cmd: Command) => {
+      const r = await admin(cmd).getSecret(path, opts.version);
+      if (isJson(cmd)) return printJson(r);
+      const value = r?.value;
+      if (typeof value !== 'string') throw new CliError('TESSERA_SDK_RESPONSE_INVALID', 'the server answered without a value', EXIT.REFUSED);
+      // Exact bytes when piped (files, keys); a trailing newline only for a terminal.
+      io.stdout.write(io.stdout.isTTY ? value + '\n' : value);
+    });
+  kv.command('list [prefix]')
+    .description('list secret paths under a prefix (metadata only, never values)')
+    .action(async (prefix: string | undefined, _opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).listSecrets(prefix ?? '');
+      if (isJson(cmd)) return printJson(r);
+      const rows = listOf(r).map(withoutValue);
+      if (rows.length === 0) return info(`no secrets under "${prefix ?? ''}"`);
+      out(rows.every((x) => Object.keys(x).length === 1 && 'value' in x) ? rows.map((x) => cell(x.value)).join('\n') : table(rows, pickColumns(rows, ['path', 'version', 'mode', 'description', 'updated_at'])));
+    });
+  kv.command('rm <path>')
+    .description('delete a secret (all versions)')
+    .action(async (path: string, _opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).deleteSecret(path);
+      if (isJson(cmd)) return printJson(r ?? { deleted: path });
+      out(`deleted ${path}`);
+    });
+
+  // --- agents ---------------------------------------------------------------------
+  program
+    .command('agent')
+    .description('registered agents')
+    .command('list')
+    .description('list agents known to Tessera')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).listAgents();
+      if (isJson(cmd)) return printJson(r);
+      const rows = listOf(r);
+      out(rows.length ? table(rows, pickColumns(rows, ['spiffe_id', 'attestor', 'last_seen_at', 'revoked'])) : 'no agents');
+    });
+
+  // --- policy ---------------------------------------------------------------------
+  const policy = program.command('policy').description('Cedar policies');
+  policy
+    .command('validate <dir>')
+    .description('parse and validate every .cedar file in DIR against the Tessera schema (offline)')
+    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+      const mod = await policyModule();
+      if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
+      const r = mod.validatePolicyDir(dir);
+      if (isJson(cmd)) printJson(r);
+      else if (r.ok) out(`ok: ${r.policies} policies in ${r.files.length} files`);
+      else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${e.file}:${e.line}:${e.column}: ${e.message}`);
+      if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${r.errors.length} problem(s) in ${dir}`, EXIT.REFUSED);
+    });
+  policy
+    .command('check')
+    .description('what-if: would PRINCIPAL be allowed ACTION on RESOURCE? (asks the server, with explanation)')
+    .requiredOption('--principal <spiffe-id>', 'the agent, e.g. spiffe://example.org/agent/demo')
+    .requiredOption('--action <action>', 'e.g. secret.read, cred.issue, tool.call, http.request')
+    .requiredOption('--resource <ref>', 'e.g. secret:db/prod/password, cred:postgres/readonly, tool:github/create_issue')
+    .option('--context <json>', 'request context as a JSON object, e.g. \'{"args":{"repo":"acme/web"}}\'')
+    .option('--attr <k=v>', 'principal attribute (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/*', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--task <txn>', 'task id the principal would act in')
+    .option('--purpose <text>', 'task purpose')
+    .option('--user <id>', 'user the task acts for')
+    .option('--exit-code', 'exit with 1 when the decision is deny')
+    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
+      let context: Record<string, unknown> | undefined;
+      if (opts.context !== undefined) {
+        try {
+          context = JSON.parse(opts.context) as Record<string, unknown>;
+        } catch {
+          throw usage('--context must be a JSON object, e.g. \'{"purpose":"triage"}\'');
+        }
+        if (!context || typeof context !== 'object' || Array.isArray(context)) throw usage('--context must be a JSON object');
+      }
+      const attributes: Record<string, string> = {};
+      for (const a of opts.attr) {
+        const i = a.indexOf('=');
+        if (i <= 0) throw usage(`--attr expects key=value, got "${a}"`);
+        attributes[a.slice(0, i)] = a.slice(i + 1);
+      }
+      const r = await admin(cmd).policyCheck({
+        principal: {
+          spiffe_id: opts.principal,
+          ...(opts.attr.length ? { attributes } : {}),
+          ...(opts.scope.length ? { scope: opts.scope } : {}),
+          ...(opts.task ? { task: opts.task } : {}),
+          ...(opts.purpose ? { purpose: opts.purpose } : {}),
+          ...(opts.user ? { user: opts.user } : {}),
+        },
+        action: opts.action,
+        resource: opts.resource,
+        ...(context ? { context } : {}),
+      });
+      const decision = String(r.decision ?? (r.allowed === true ? 'allow' : r.allowed === false ? 'deny' : 'unknown'));
+      if (isJson(cmd)) printJson(r);
+      else {
+        out(`decision: ${decision.toUpperCase()}`);
+        const policies = r.policies ?? r.reasons ?? (r.reason as Record<string, unknown> | undefined)?.policies;
+        if (Array.isArray(policies) && policies.length) {
+          out('decided by:');
+          for (const p of policies as unknown[]) {
+            const o = p && typeof p === 'object' ? (p as Record<string, unknown>) : { id: p };
+            out(`  ${cell(o.id)}${o.effect ? ` (${cell(o.effect)})` : ''}${o.file ? `  ${cell(o.file)}${o.line ? `:${cell(o.line)}` : ''}` : ''}`);
+          }
+        } else if (decision === 'deny') out('no policy matched: default deny');
+        if (r.explanation !== undefined) out(`explanation: ${typeof r.explanation === 'string' ? r.explanation : JSON.stringify(r.explanation, null, 2)}`);
+        if (Array.isArray(r.errors) && r.errors.length) out(`errors: ${r.errors.map(cell).join('; ')}`);
+      }
+      if (opts.exitCode && decision !== 'allow') throw new CliError('TESSERA_POLICY_DENIED', `${opts.principal} may not ${opts.action} ${opts.resource}`, EXIT.REFUSED);
+    });
+  policy
+    .command('test <file>')
+    .description('run a YAML table of expected decisions (offline) against a policy directory')
+    .option('--policies <dir>', "policy directory (default: the file's `policies:` key, else the file's directory)")
+    .action(async (file: string, opts: { policies?: string }, cmd: Command) => {
+      const mod = await policyModule();
+      if (typeof mod.runPolicyTests !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy test runner', EXIT.REFUSED);
+      const r = await mod.runPolicyTests({ testFile: file, ...(opts.policies ? { policyDir: opts.policies } : {}) });
+      if (isJson(cmd)) printJson(r);
+      else {
+        for (const c of r.cases) out(`${c.pass ? 'PASS' : 'FAIL'}  ${c.name}${c.pass ? '' : `  — ${c.reason ?? `expected ${c.expected}, got ${c.actual ?? 'error'}`}`}`);
+        out(`${r.passed} passed, ${r.failed} failed (policies: ${r.policyDir})`);
+      }
+      if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${r.cases.length} policy test case(s) failed`, EXIT.REFUSED);
+    });
+
+  // --- revocations ------------------------------------------------------------------
+  const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token or lease');
+  for (const kind of ['agent', 'task', 'user', 'token', 'lease'] as const) {
+    const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>' }[kind];
+    revoke
+      .command(`${kind} ${target}`)
+      .description(kind === 'token' ? 'revoke one token: give the JWT (its jti is extracted locally; `-` reads it from stdin) or the raw jti' : `revoke a ${kind} and everything that descends from it`)
+      .option('--reason <text>', 'why (recorded in the audit log)')
+      .option('--ttl <duration>', 'how long the revocation lasts, e.g. 1h (default: until lifted)')
+      .action(async (rawTarget: string, opts: { reason?: string; ttl?: string }, cmd: Command) => {
+        let t = kind === 'token' ? await stdinValue(rawTarget) : rawTarget;
+        if (kind === 'token' && looksLikeJwt(t)) {
+          let jti: unknown;
+          try {
+            jti = decodeJwt(t).claims.jti;
+          } catch (e) {
+            throw usage((e as Error).message);
+          }
+          if (typeof jti !== 'string' || !jti) throw usage('the token has no `jti` claim; revoke its agent or task instead');
+          t = jti;
+        }
+        if (!t) throw usage('the revocation target is empty');
+        const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
+        if (isJson(cmd)) return printJson(r);
+        out(`revoked ${kind} ${t}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
+      });
+  }
+  revoke
+    .command('lift <id>')
+    .description('lift (delete) a revocation')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).liftRevocation(id);
+      if (isJson(cmd)) return printJson(r ?? { lifted: id });
+      out(`lifted revocation ${id}`);
+    });
+  revoke
+    .command('list')
+    .description('list active revocations')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).listRevocations();
+      if (isJson(cmd)) return printJson(r);
+      const rows = listOf(r);
+      out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'reason', 'created_at', 'expires_at'])) : 'no active revocations');
+    });
+
+  // --- leases ---------------------------------------------------------------------
+  program
+    .command('lease')
+    .description('dynamic credential leases')
+    .command('list')
+    .description('list leases')
+    .option('--state <state>', 'active, expired, revoked, …')
+    .option('--irrevocable', 'only leases whose backend revocation failed (need a person)')
+    .option('--owner <id>', 'only leases owned by this agent/task')
+    .action(async (opts: { state?: string; irrevocable?: boolean; owner?: string }, cmd: Command) => {
+      const r = await admin(cmd).listLeases({ state: opts.state, irrevocable: opts.irrevocable ? true : undefined, owner: opts.owner });
+      if (isJson(cmd)) return printJson(r);
+      const rows = listOf(r);
+      out(rows.length ? table(rows, pickColumns(rows, ['id', 'engine', 'role', 'owner', 'state', 'expires_at'])) : 'no leases');
+    });
+
+  // --- audit ----------------------------------------------------------------------
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit
+    .command('tail')
+    .description('show the latest events; -f keeps polling for new ones until Ctrl-C')
+    .option('-f, --follow', 'keep polling')
+    .option('-n, --lines <n>', 'how many recent events to show first', (v) => positiveInt(v, '--lines'), 20)
+    .option('--actor <id>', 'only events by this actor')
+    .option('--txn <id>', 'only events of this task')
+    .option('--kind <kind>', 'only events of this kind, e.g. auth.login')
+    .option('--interval <ms>', 'poll interval with -f', (v) => positiveInt(v, '--interval'), 2000)
+    .action(async (opts: { follow?: boolean; lines: number; actor?: string; txn?: string; kind?: string; interval: number }, cmd: Command) => {
+      const client = admin(cmd);
+      const json = isJson(cmd);
+      const print = (e: Record<string, unknown>): void => (json ? out(JSON.stringify(e)) : out(formatEvent(e)));
+      const filters = { actor: opts.actor, txn: opts.txn, kind: opts.kind };
+      // Page to the end, keeping the last N events (bounded number of pages).
+      let after = 0;
+      let recent: Record<string, unknown>[] = [];
+      for (let page = 0; page < 1000; page++) {
+        const r = await client.audit({ ...filters, after_seq: after, limit: 500 });
+        recent = [...recent, ...(r.events ?? [])].slice(-opts.lines);
+        const next = Number(r.next_seq ?? after);
+        if (!r.events?.length || next <= after) break;
+        after = next;
+      }
+      recent.forEach(print);
+      if (!opts.follow) return;
+      const shutdown = waitForShutdown(io);
+      const stop = new AbortController();
+      void shutdown.promise.then(() => stop.abort());
+      const sleep = io.sleep ?? defaultSleep;
+      try {
+        while (!stop.signal.aborted) {
+          await sleep(opts.interval, stop.signal);
+          if (stop.signal.aborted) break;
+          const r = await client.audit({ ...filters, after_seq: after, limit: 500 });
+          (r.events ?? []).forEach(print);
+          after = Math.max(after, Number(r.next_seq ?? after));
+        }
+      } finally {
+        shutdown.cancel();
+      }
+    });
+  audit
+    .command('verify')
+    .description('verify the hash chain and signed checkpoints: proves nothing was altered or removed')
+    .option('--offline', 'verify the local data directory without a running server')
+    .option('--config <file>', 'with --offline: tessera.yaml')
+    .option('--data-dir <dir>', 'with --offline: data directory')
+    .action(async (opts: { offline?: boolean; config?: string; dataDir?: string }, cmd: Command) => {
+      let r: unknown;
+      if (opts.offline) {
+        if (!runtime.verifyAuditOffline) throw new CliError('TESSERA_CLI_UNSUPPORTED', 'offline verification is not available in this build; run it against the server', EXIT.REFUSED);
+        r = await runtime.verifyAuditOffline({ configPath: opts.config, dataDir: opts.dataDir });
+      } else {
+        r = await admin(cmd).verifyAudit();
+      }
+      const res = (r ?? {}) as Record<string, unknown>;
+      if (isJson(cmd)) printJson(res);
+      else {
+        const checked = res.checked ?? res.events ?? res.count;
+        out(res.ok === false ? `audit log verification FAILED: ${cell(res.message ?? res.error ?? res.problems)}` : `audit log verified${checked !== undefined ? `: ${cell(checked)} events` : ''}${res.last_seq !== undefined ? `, up to seq ${cell(res.last_seq)}` : ''}`);
+      }
+      if (res.ok === false) throw new CliError('TESSERA_AUDIT_VERIFY_FAILED', 'the audit log failed verification', EXIT.REFUSED);
+    });
+
+  // --- token inspect ----------------------------------------------------------------
+  program
+    .command('token')
+    .description('local token tools')
+    .command('inspect [token]')
+    .description('decode a token locally (header, claims, expiry); `-` reads stdin, no argument uses TESSERA_TOKEN. Never shows the signature; verifies nothing')
+    .action(async (arg: string | undefined, _opts: unknown, cmd: Command) => {
+      const raw = arg === undefined ? io.env.TESSERA_TOKEN : await stdinValue(arg);
+      if (!raw) throw usage('give a token, `-` to read it from stdin, or set TESSERA_TOKEN');
+      let d: ReturnType<typeof decodeJwt>;
+      try {
+        d = decodeJwt(raw);
+      } catch (e) {
+        throw usage((e as Error).message);
+      }
+      const exp = typeof d.claims.exp === 'number' ? d.claims.exp * 1000 : undefined;
+      const expired = exp !== undefined ? exp <= now() : undefined;
+      if (isJson(cmd)) return printJson({ header: d.header, claims: d.claims, expires_at: exp !== undefined ? new Date(exp).toISOString() : null, expired: expired ?? null, verified: false });
+      out(`header: ${JSON.stringify(d.header)}`);
+      out('claims:');
+      for (const [k, v] of Object.entries(d.claims)) out(`  ${k}: ${['exp', 'iat', 'nbf'].includes(k) && typeof v === 'number' ? `${v} (${fmtTime(v)})` : cell(v)}`);
+      if (exp !== undefined) out(expired ? `expired ${humanDuration(now() - exp)} ago` : `expires in ${humanDuration(exp - now())}`);
+      else out('no exp claim: this token does not expire by itself');
+      out('signature: not shown, not verified (inspection is local; the server verifies)');
+    });
+
+  // --- operator ---------------------------------------------------------------------
+  program
+    .command('operator')
+    .description('operator maintenance (offline, on the data directory)')
+    .command('rotate-master-key')
+    .description('re-wrap every data key with a new master key; then point the configuration at the new key')
+    .requiredOption('--new-key-file <file>', 'file with the new 32-byte master key')
+    .option('--config <file>', 'tessera.yaml')
+    .option('--data-dir <dir>', 'data directory')
+    .action(async (opts: { newKeyFile: string; config?: string; dataDir?: string }, cmd: Command) => {
+      const r = await runtime.rotateMasterKey({
+        configPath: opts.config,
+        dataDir: opts.dataDir,
+        newKeyFile: opts.newKeyFile,
+        onProgress: isJson(cmd) ? undefined : (done, total) => info(`re-wrapped ${done}/${total}`),
+      });
+      if (isJson(cmd)) return printJson(r);
+      out(`master key rotated: ${r.rewrapped} data keys re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);
+    });
+
+  // --- creds (agent) ------------------------------------------------------------------
+  program
+    .command('creds <engine> <role>')
+    .description('as an agent (TESSERA_TOKEN = agent token): issue a dynamic credential; prints it')
+    .option('--ttl <duration>', 'requested lifetime, e.g. 15m (capped by the role)')
+    .action(async (engine: string, role: string, opts: { ttl?: string }, cmd: Command) => {
+      const token = tokenOf(cmd, 'an agent token (from `tessera login`)');
+      const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
+      const r = await t.request<Record<string, unknown>>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { token, json: opts.ttl ? { ttl: opts.ttl } : {} });
+      if (isJson(cmd)) return printJson(r);
+      out(`lease_id: ${cell(r.lease_id)}`);
+      out(`expires_at: ${fmtTime(r.expires_at)}`);
+      out(`renewable: ${cell(r.renewable)}`);
+      for (const [k, v] of Object.entries((r.data ?? {}) as Record<string, unknown>)) out(`${k}: ${cell(v)}`);
+    });
+
+  return program;
+}
+
+function devBanner(s: RunningServer): string {
+  const lines = [
+    `Tessera dev server is running at ${s.url}`,
+    'Dev mode: in-memory-grade setup (embedded SQLite, generated keys, demo policies). Never use it in production.',
+    '',
+    'Copy-paste to try it (the admin token below is shown only now):',
+    '',
+    `  export TESSERA_ADDR=${s.url}`,
+  ];
+  if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
+  lines.push('  tessera kv put demo/greeting - --mode read <<< "hello from tessera"', '  tessera kv list demo/', '  tessera audit tail');
+  if (s.joinToken) {
+    lines.push(
+      '',
+      '  # log in as the demo agent with its one-time join token, then read the secret as that agent:',
+      `  AGENT_TOKEN=$(tessera login --join-token ${s.joinToken})`,
+      `  curl -s -H "Authorization: Bearer $AGENT_TOKEN" ${s.url}/v1/secrets/demo/greeting`,
+      '  tessera token inspect - <<< "$AGENT_TOKEN"',
+    );
+  }
+  lines.push('', 'Press Ctrl-C to stop.');
+  return lines.join('\n');
+}
+
+function formatEvent(e: Record<string, unknown>): string {
+  const ev = (e.event && typeof e.event === 'object' ? e.event : e) as Record<string, unknown>;
+  const actor = ev.actor && typeof ev.actor === 'object' ? (ev.actor as Record<string, unknown>).id : ev.actor;
+  const reason = ev.reason && typeof ev.reason === 'object' ? ((ev.reason as Record<string, unknown>).code ?? (ev.reason as Record<string, unknown>).policies) : undefined;
+  return [cell(e.seq), fmtTime(e.ts ?? ev.ts), cell(ev.kind), cell(actor), cell(ev.action), cell(ev.resource), cell(ev.result), reason !== undefined ? cell(reason) : '', ev.txn ? `txn=${cell(ev.txn)}` : '']
+    .filter((x) => x !== '')
+    .join('  ');
+}
+
+function positiveInt(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw usage(`${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function withoutValue(r: Record<string, unknown>): Record<string, unknown> {
+  if (!r || typeof r !== 'object') return r;
+  const { value: _value, ...rest } = r;
+  return rest;
+}
+
+function pickColumns(rows: readonly Record<string, unknown>[], preferred: readonly string[]): string[] {
+  const present = preferred.filter((c) => rows.some((r) => r[c] !== undefined));
+  return present.length ? present : Object.keys(rows[0] ?? {}).slice(0, 6);
+}
+
+interface PolicyModule {
+  validatePolicyDir?: (dir: string) => { ok: boolean; errors: readonly { file: string; line: number; column: number; message: string }[]; files: readonly string[]; policies: number };
+  formatPolicyError?: (e: { file: string; line: number; column: number; message: string }) => string;
+  runPolicyTests?: (opts: { testFile: string; policyDir?: string }) => Promise<{
+    ok: boolean;
+    passed: number;
+    failed: number;
+    policyDir: string;
+    cases: readonly { name: string; pass: boolean; expected: string; actual?: string; reason?: string }[];
+  }>;
+}
+
+/**
+ * The offline policy commands use the policy feature's pure functions. Imported lazily so
+ * the Cedar WASM module loads only for `tessera policy validate|test`.
+ */
+async function policyModule(): Promise<PolicyModule> {
+  const spec = '../policy/index.js';
+  return (await import(spec)) as PolicyModule;
+}

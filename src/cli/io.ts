@@ -1,0 +1,100 @@
+import { TesseraApiError, TesseraConnectionError } from '../sdk/errors.js';
+import type { FetchLike } from '../sdk/http.js';
+
+export interface CliWritable {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
+export type ShutdownSignal = 'SIGINT' | 'SIGTERM';
+
+/** Everything the CLI touches outside itself, injectable for tests. */
+export interface CliIo {
+  stdout: CliWritable;
+  stderr: CliWritable;
+  env: Record<string, string | undefined>;
+  /** Read when a command is given `-` (a value, a token or a secret from a pipe). */
+  stdin?: AsyncIterable<string | Uint8Array>;
+  /** Where SIGINT/SIGTERM come from (default: `process`). */
+  signals?: { once(sig: ShutdownSignal, fn: () => void): unknown; removeListener(sig: ShutdownSignal, fn: () => void): unknown };
+  fetch?: FetchLike;
+  /** Wall clock for display (`token inspect`) — default Date.now. */
+  now?: () => number;
+  /** Sleep used by `audit tail -f`; resolves early when the signal aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Exit codes (documented in docs/cli.md). */
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, CONNECT: 3 } as const;
+
+/** A failure the CLI reports with a stable code and an exit code. Never holds a token. */
+export class CliError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: number,
+    readonly extra: { status?: number; requestId?: string } = {},
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export const usage = (message: string): CliError => new CliError('TESSERA_CLI_USAGE', message, EXIT.USAGE);
+
+export function toCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  if (err instanceof TesseraApiError) return new CliError(err.code, err.message, EXIT.REFUSED, { status: err.status, requestId: err.requestId });
+  if (err instanceof TesseraConnectionError) return new CliError(err.code === 'TESSERA_SDK_CONNECT_FAILED' ? 'TESSERA_CLI_CONNECT_FAILED' : err.code, err.message, EXIT.CONNECT);
+  const e = err as { code?: unknown; message?: unknown };
+  // TesseraError from the runtime (init, rotate-master-key, ...): keep its stable code.
+  if (typeof e?.code === 'string' && /^TESSERA_/.test(e.code)) return new CliError(e.code, String(e.message ?? e.code), EXIT.REFUSED);
+  return new CliError('TESSERA_CLI_FAILED', err instanceof Error ? err.message : String(err), EXIT.REFUSED);
+}
+
+export async function readAll(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<string> {
+  if (!stream) throw usage('`-` means "read from standard input", but no input is available');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stream) {
+    const b = typeof c === 'string' ? Buffer.from(c) : Buffer.from(c);
+    size += b.length;
+    if (size > limit) throw usage(`standard input is larger than ${limit} bytes`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Resolves with the first SIGINT/SIGTERM, then stops listening. */
+export function waitForShutdown(io: CliIo): { promise: Promise<ShutdownSignal>; cancel(): void } {
+  const signals = io.signals ?? process;
+  let cancel = (): void => {};
+  const promise = new Promise<ShutdownSignal>((resolve) => {
+    const onInt = (): void => finish('SIGINT');
+    const onTerm = (): void => finish('SIGTERM');
+    function finish(sig: ShutdownSignal): void {
+      cancel();
+      resolve(sig);
+    }
+    cancel = () => {
+      signals.removeListener('SIGINT', onInt);
+      signals.removeListener('SIGTERM', onTerm);
+    };
+    signals.once('SIGINT', onInt);
+    signals.once('SIGTERM', onTerm);
+  });
+  return { promise, cancel: () => cancel() };
+}

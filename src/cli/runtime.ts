@@ -1,0 +1,22 @@
+/**
+ * What the CLI needs from the composition root (src/main.ts) for the commands that run the
+ * server or touch the data directory offline. The CLI never imports store adapters or
+ * services itself; main.ts implements this interface and passes it to `runCli`.
+ */
+export interface RunningServer {
+  url: string;
+  /** Printed by `tessera dev` only (the dev root token). */
+  adminToken?: string;
+  /** A fresh join token for the demo agent, printed by `tessera dev`. */
+  joinToken?: string;
+  close(): Promise<void>;
+}
+
+export interface Runtime {
+  /** Everything in one process: embedded SQLite, generated master key, demo policies. */
+  dev(opts: { listen?: string; dataDir?: string; rootToken?: string; configPath?: string }): Promise<RunningServer>;
+  server(opts: { configPath: string }): Promise<RunningServer>;
+  init(opts: { configPath?: string; dataDir?: string }): Promise<{ adminToken: string; dataDir: string; masterKeyFile?: string }>;
+  rotateMasterKey(opts: { configPath?: string; dataDir?: string; newKeyFile: string; onProgress?(done: number, total: number): void }): Promise<{ rewrapped: number }>;
+  verifyAuditOffline?(opts: { configPath?: string; dataDir?: string }): Promise<unknown>;
+}

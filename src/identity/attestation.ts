@@ -1,0 +1,248 @@
+import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Store } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { AttestorConfig } from '../config/schema.js';
+import type { RequestMeta } from '../server/app.js';
+import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
+import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT, type Attestation, type AttestedIdentity } from './types.js';
+import type { JoinTokenService } from './join-tokens.js';
+import { compileTemplate, lookupClaim, type CompiledTemplate } from './template.js';
+import { isPathSegment, parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
+import { jwksFileSource, spiffeBundleUrlSource, type KeySource } from './bundle.js';
+
+/** JWT-SVID §3: the algorithms a JWT-SVID may be signed with. HS* and `none` never. */
+export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
+const ASYMMETRIC = new Set<string>([...JWT_SVID_ALGORITHMS, 'EdDSA']);
+
+export type AttestCheck = 'format' | 'algorithm' | 'signature' | 'issuer' | 'audience' | 'expired' | 'not_yet_valid' | 'claims' | 'spiffe_id' | 'trust_domain';
+
+export interface AttestationDeps {
+  attestors: readonly AttestorConfig[];
+  trustDomain: string;
+  joinTokens?: JoinTokenService;
+  clock: Clock;
+  audit: AuditWriter;
+  store: Store;
+  /** Used for JWKS and bundle URLs (tests and proxies); defaults to global fetch. */
+  fetch?: typeof fetch;
+  /** Allowed clock skew for `exp`/`nbf`/`iat` (default 30 s). */
+  clockSkewMs?: number;
+}
+
+interface JwtVerifier {
+  readonly name: string;
+  verify(token: string): Promise<AttestedIdentity>;
+}
+
+function attestFailed(check: AttestCheck, attestor: string, message: string): TesseraError {
+  return fail('TESSERA_ATTEST_FAILED', `attestation failed (${check}) by attestor "${attestor}": ${message}`, { check, attestor });
+}
+
+/** Maps jose's errors to the check that failed; never echoes token content. */
+function mapJoseError(e: unknown, attestor: string): TesseraError {
+  if (isTesseraError(e)) return e;
+  const err = e as { code?: string; claim?: string; reason?: string; message?: string };
+  switch (err.code) {
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return attestFailed('algorithm', attestor, 'the token is signed with an algorithm this attestor does not allow');
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return attestFailed('signature', attestor, 'the signature does not verify with the configured keys');
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return attestFailed('signature', attestor, 'no key in the configured key set matches the token (unknown kid, or a key not usable for JWT signatures)');
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return attestFailed('signature', attestor, 'several keys match a token without a kid; the token must name its key');
+    case 'ERR_JWT_EXPIRED':
+      return attestFailed('expired', attestor, 'the token has expired (exp)');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (err.reason === 'missing') return attestFailed('claims', attestor, `the token lacks the required "${err.claim}" claim`);
+      if (err.claim === 'iss') return attestFailed('issuer', attestor, 'the token issuer (iss) is not the configured issuer');
+      if (err.claim === 'aud') return attestFailed('audience', attestor, 'the token audience (aud) does not include the configured audience');
+      if (err.claim === 'nbf') return attestFailed('not_yet_valid', attestor, 'the token is not valid yet (nbf)');
+      if (err.claim === 'iat') return attestFailed(err.reason === 'check_failed' && /age/i.test(err.message ?? '') ? 'expired' : 'not_yet_valid', attestor, `the token iat check failed: ${err.message ?? ''}`);
+      return attestFailed('claims', attestor, `claim "${err.claim}" is invalid`);
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return attestFailed('format', attestor, 'the token is not a well-formed signed JWT');
+    case 'ERR_JWKS_TIMEOUT':
+    case 'ERR_JWKS_INVALID':
+      return fail('TESSERA_BUNDLE_INVALID', `attestor "${attestor}": the key set could not be loaded (${err.code}); check the JWKS URL or file`);
+    default:
+      if (err.code === 'ERR_JOSE_GENERIC' || e instanceof TypeError) {
+        return fail('TESSERA_BUNDLE_INVALID', `attestor "${attestor}": the key set could not be fetched; check the JWKS URL and that it is reachable`);
+      }
+      return attestFailed('signature', attestor, 'the token could not be verified');
+  }
+}
+
+/** Copies `label_claims` into attributes as `label.<claim>` (strings only: arrays of strings are joined with ","). */
+function labelAttributes(claims: JWTPayload, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of names) {
+    const v = lookupClaim(claims, name);
+    if (typeof v === 'string') out[`label.${name}`] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') out[`label.${name}`] = String(v);
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[`label.${name}`] = v.join(',');
+  }
+  return out;
+}
+
+/** Kubernetes projected service-account token → `spiffe://<td>/ns/<namespace>/sa/<serviceaccount>`. */
+function kubernetesIdentity(claims: JWTPayload, trustDomain: string, attestor: string): { spiffeId: string; attributes: Record<string, string> } {
+  const k8s = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { name?: unknown } } | undefined;
+  if (!k8s || typeof k8s !== 'object') {
+    throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}" (template kubernetes) needs the "kubernetes.io" claim of a projected service-account token`, { claim: 'kubernetes.io' });
+  }
+  const ns = k8s.namespace;
+  const sa = k8s.serviceaccount?.name;
+  if (typeof ns !== 'string' || ns === '') throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}": the token has no kubernetes.io.namespace claim`, { claim: 'kubernetes.io.namespace' });
+  if (typeof sa !== 'string' || sa === '') throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}": the token has no kubernetes.io.serviceaccount.name claim`, { claim: 'kubernetes.io.serviceaccount.name' });
+  // Kubernetes names are DNS labels/subdomains, always valid segments; check anyway (defence in depth).
+  if (!isPathSegment(ns) || !isPathSegment(sa)) throw attestFailed('spiffe_id', attestor, 'namespace or service account name is not a valid SPIFFE path segment');
+  const attributes: Record<string, string> = { namespace: ns, service_account: sa };
+  const pod = k8s.pod?.name;
+  if (typeof pod === 'string' && pod !== '') attributes.pod = pod;
+  return { spiffeId: parseSpiffeId(`spiffe://${trustDomain}/ns/${ns}/sa/${sa}`).id, attributes };
+}
+
+function keySourceFor(a: Extract<AttestorConfig, { kind: 'jwt' }>, deps: AttestationDeps): KeySource {
+  if (a.jwks_file) return jwksFileSource(a.jwks_file, 'jwks');
+  const url = new URL(a.jwks_url as string);
+  // jose caches the key set and refetches on an unknown kid (rate-limited by its cooldown).
+  const remote = createRemoteJWKSet(url, { timeoutDuration: 5000, ...(deps.fetch ? { [customFetch]: deps.fetch } : {}) });
+  return { getKey: async () => remote as JWTVerifyGetKey };
+}
+
+export function createAttestation(deps: AttestationDeps): Attestation {
+  const { clock, store, trustDomain } = deps;
+  const skewS = Math.round((deps.clockSkewMs ?? 30_000) / 1000);
+  const jwtByIssuer = new Map<string, JwtVerifier>();
+  const spiffeByTd = new Map<string, JwtVerifier>();
+  let joinAttestor: string | undefined;
+
+  for (const a of deps.attestors) {
+    if (a.kind === 'join_token') {
+      joinAttestor ??= a.name;
+      continue;
+    }
+    if (a.kind === 'jwt') {
+      if (jwtByIssuer.has(a.issuer)) throw fail('TESSERA_CONFIG_INVALID', `attestors: two jwt attestors use issuer ${a.issuer}; each issuer may appear once`);
+      const algorithms = a.algorithms.filter((x) => ASYMMETRIC.has(x));
+      const template: CompiledTemplate | 'kubernetes' = a.template === 'kubernetes' ? 'kubernetes' : compileTemplate(a.template, `attestors.${a.name}.template`);
+      const keys = keySourceFor(a, deps);
+      jwtByIssuer.set(a.issuer, {
+        name: a.name,
+        async verify(token) {
+          let payload: JWTPayload;
+          try {
+            const key = await keys.getKey();
+            ({ payload } = await jwtVerify(token, key, {
+              issuer: a.issuer,
+              audience: a.audience,
+              algorithms,
+              requiredClaims: ['exp'],
+              currentDate: new Date(clock.now()),
+              clockTolerance: skewS,
+              ...(a.max_token_age ? { maxTokenAge: Math.round(a.max_token_age / 1000) } : {}),
+            }));
+          } catch (e) {
+            throw mapJoseError(e, a.name);
+          }
+          const mapped =
+            template === 'kubernetes'
+              ? kubernetesIdentity(payload, trustDomain, a.name)
+              : { spiffeId: template.render({ trustDomain, claims: payload }), attributes: {} as Record<string, string> };
+          return { spiffeId: mapped.spiffeId, attestor: a.name, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } };
+        },
+      });
+      continue;
+    }
+    // a.kind === 'spiffe'
+    if (spiffeByTd.has(a.trust_domain)) throw fail('TESSERA_CONFIG_INVALID', `attestors: two spiffe attestors use trust domain ${a.trust_domain}`);
+    const keys: KeySource = a.bundle_file
+      ? jwksFileSource(a.bundle_file, 'spiffe')
+      : spiffeBundleUrlSource({ url: a.bundle_url as string, refreshMs: a.bundle_refresh, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+    spiffeByTd.set(a.trust_domain, {
+      name: a.name,
+      async verify(token) {
+        let payload: JWTPayload;
+        try {
+          const key = await keys.getKey();
+          // JWT-SVID §3 (alg), §3.1 (sub), §3.2 (aud required), §3.3 (exp required).
+          ({ payload } = await jwtVerify(token, key, {
+            audience: a.audience,
+            algorithms: [...JWT_SVID_ALGORITHMS],
+            requiredClaims: ['sub', 'aud', 'exp'],
+            currentDate: new Date(clock.now()),
+            clockTolerance: skewS,
+          }));
+        } catch (e) {
+          throw mapJoseError(e, a.name);
+        }
+        const problem = spiffeIdProblem(String(payload.sub));
+        if (problem) throw attestFailed('spiffe_id', a.name, 'the JWT-SVID sub is not a valid SPIFFE ID (JWT-SVID §3.1)');
+        const sub = parseSpiffeId(payload.sub);
+        if (sub.trustDomain !== a.trust_domain) throw attestFailed('trust_domain', a.name, `the JWT-SVID sub is not in trust domain "${a.trust_domain}"`);
+        return { spiffeId: sub.id, attestor: a.name, attributes: { trust_domain: sub.trustDomain } };
+      },
+    });
+  }
+
+  async function recordAgent(identity: AttestedIdentity): Promise<void> {
+    const now = clock.now();
+    // Portable upsert (SQLite ≥ 3.24 and PostgreSQL ≥ 9.5 both support ON CONFLICT ... DO UPDATE).
+    await store.run(
+      `INSERT INTO agents (spiffe_id, attestor, attributes, first_seen, last_seen, logins) VALUES (?, ?, ?, ?, ?, 1)
+       ON CONFLICT (spiffe_id) DO UPDATE SET attestor = excluded.attestor, attributes = excluded.attributes, last_seen = excluded.last_seen, logins = agents.logins + 1`,
+      [identity.spiffeId, identity.attestor, JSON.stringify(identity.attributes), now, now],
+    );
+  }
+
+  function selectJwtAttestor(token: string): JwtVerifier {
+    let claims: JWTPayload;
+    try {
+      // Unverified: used ONLY to pick the attestor, which then verifies everything, signature first.
+      const header = decodeProtectedHeader(token);
+      if (typeof header.alg !== 'string' || !ASYMMETRIC.has(header.alg)) {
+        throw attestFailed('algorithm', 'selection', `algorithm ${JSON.stringify(String(header.alg)).slice(0, 20)} is never accepted for attestation (only asymmetric signatures)`);
+      }
+      claims = decodeJwt(token);
+    } catch (e) {
+      if (isTesseraError(e)) throw e;
+      throw attestFailed('format', 'selection', 'the subject token is not a well-formed signed JWT (RFC 7519)');
+    }
+    if (typeof claims.iss === 'string') {
+      const byIss = jwtByIssuer.get(claims.iss);
+      if (byIss) return byIss;
+    }
+    if (typeof claims.sub === 'string' && claims.sub.startsWith('spiffe://')) {
+      // The trust domain is read loosely here so that a malformed sub in a known trust domain
+      // reaches that attestor and is refused by its full `sub` check (with a precise reason).
+      const td = /^spiffe:\/\/([^/]*)/.exec(claims.sub)?.[1] ?? '';
+      const bySub = spiffeByTd.get(td);
+      if (bySub) return bySub;
+    }
+    throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'no configured attestor accepts this token: its issuer (iss) matches no jwt attestor and its sub is not a SPIFFE ID of a configured spiffe trust domain; see docs/attestors.md');
+  }
+
+  return {
+    async attest(subjectToken: string, subjectTokenType: string, meta: RequestMeta): Promise<AttestedIdentity> {
+      let identity: AttestedIdentity;
+      if (subjectTokenType === TOKEN_TYPE_JOIN) {
+        if (!joinAttestor || !deps.joinTokens) throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'join tokens are not enabled; add a `kind: join_token` attestor to tessera.yaml');
+        const consumed = await deps.joinTokens.consume(subjectToken, meta);
+        const attributes: Record<string, string> = {};
+        for (const [k, v] of Object.entries(consumed.labels)) attributes[`label.${k}`] = v;
+        identity = { spiffeId: consumed.spiffeId, attestor: joinAttestor, attributes };
+      } else if (subjectTokenType === TOKEN_TYPE_JWT) {
+        if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', 'selection', 'the subject token is empty or larger than 16 KiB');
+        identity = await selectJwtAttestor(subjectToken).verify(subjectToken);
+      } else {
+        throw fail('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`);
+      }
+      await recordAgent(identity);
+      return identity;
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import type { Store } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditActor } from '../audit/events.js';
+import type { RequestMeta } from '../server/app.js';
+import { fail } from '../shared/errors.js';
+import { randomId, randomToken, sha256 } from '../shared/crypto.js';
+import { parseSpiffeId } from './spiffe-id.js';
+
+export const JOIN_TOKEN_PREFIX = 'tsr_join_';
+/** Join tokens are a bootstrap for dev and for hosts without platform attestation: short-lived by design. */
+export const JOIN_TOKEN_MAX_TTL_MS = 3_600_000;
+export const JOIN_TOKEN_MIN_TTL_MS = 1000;
+export const JOIN_TOKEN_DEFAULT_TTL_MS = 600_000;
+
+export interface CreatedJoinToken {
+  /** The token value: returned once, never stored or listed. */
+  readonly token: string;
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly expiresAt: number;
+}
+
+export interface JoinTokenInfo {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly state: 'active' | 'used' | 'expired';
+}
+
+export interface ConsumedJoinToken {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface JoinTokenService {
+  create(input: { spiffeId: string; ttlMs?: number; labels?: Record<string, string>; actor?: AuditActor; meta?: RequestMeta }): Promise<CreatedJoinToken>;
+  list(): Promise<JoinTokenInfo[]>;
+  /** Atomically marks the token used; throws TESSERA_JOIN_TOKEN_INVALID / TESSERA_JOIN_TOKEN_REUSED. */
+  consume(token: string, meta?: RequestMeta): Promise<ConsumedJoinToken>;
+}
+
+const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
+
+export function validateLabels(labels: unknown): Record<string, string> {
+  if (labels === undefined) return {};
+  if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) throw fail('TESSERA_REQUEST_INVALID', 'labels must be an object of string values');
+  const entries = Object.entries(labels as Record<string, unknown>);
+  if (entries.length > 32) throw fail('TESSERA_REQUEST_INVALID', 'at most 32 labels are allowed');
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (!LABEL_KEY.test(k)) throw fail('TESSERA_REQUEST_INVALID', `label key ${JSON.stringify(k)} must be 1–63 characters of letters, digits, ".", "-" or "_"`);
+    if (typeof v !== 'string' || v.length > 256) throw fail('TESSERA_REQUEST_INVALID', `label "${k}" must be a string of at most 256 characters`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * One-time join tokens bound to a SPIFFE ID. Only the SHA-256 of a token is stored: the token
+ * carries 256 random bits, so a fast hash is enough and an index lookup by digest reveals
+ * nothing useful (finding a matching digest prefix needs a SHA-256 preimage).
+ */
+export function createJoinTokenService(deps: { store: Store; clock: Clock; audit: AuditWriter; maxTtlMs?: number; trustDomain?: string }): JoinTokenService {
+  const { store, clock, audit } = deps;
+  const maxTtlMs = Math.min(deps.maxTtlMs ?? JOIN_TOKEN_MAX_TTL_MS, JOIN_TOKEN_MAX_TTL_MS);
+
+  async function refuseReuse(id: string, spiffeId: string, meta?: RequestMeta): Promise<never> {
+    await audit.append({
+      kind: 'auth.join_token_reuse',
+      actor: { id: 'unauthenticated' },
+      action: 'login',
+      resource: spiffeId,
+      result: 'failure',
+      reason: { code: 'TESSERA_JOIN_TOKEN_REUSED', message: 'a used join token was presented again' },
+      where: whereOf(meta),
+      details: { join_token_hmac: audit.hmac(id) },
+    });
+    throw fail('TESSERA_JOIN_TOKEN_REUSED', 'this join token was already used; join tokens are one-time: ask an operator for a new one (`tessera join-token create`)');
+  }
+
+  return {
+    async create(input) {
+      const spiffeId = parseSpiffeId(input.spiffeId, 'spiffe_id');
+      if (deps.trustDomain && spiffeId.trustDomain !== deps.trustDomain) {
+        throw fail('TESSERA_SPIFFE_ID_INVALID', `spiffe_id must be in this server's trust domain "${deps.trustDomain}", got "${spiffeId.trustDomain}"`, { reason: 'trust_domain' });
+      }
+      const ttlMs = input.ttlMs ?? Math.min(JOIN_TOKEN_DEFAULT_TTL_MS, maxTtlMs);
+      if (!Number.isFinite(ttlMs) || ttlMs < JOIN_TOKEN_MIN_TTL_MS || ttlMs > maxTtlMs) {
+        throw fail('TESSERA_JOIN_TOKEN_TTL_INVALID', `join token TTL must be between 1s and ${Math.floor(maxTtlMs / 1000)}s, got ${ttlMs}ms`);
+      }
+      const labels = validateLabels(input.labels);
+      const token = randomToken(JOIN_TOKEN_PREFIX);
+      const id = randomId('jt_');
+      const now = clock.now();
+      const expiresAt = now + ttlMs;
+      await store.run('INSERT INTO join_tokens (id, token_hash, spiffe_id, labels, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [
+        id,
+        sha256(token),
+        spiffeId.id,
+        JSON.stringify(labels),
+        now,
+        expiresAt,
+      ]);
+      await audit.append({
+        kind: 'join_token.created',
+        actor: input.actor ?? { id: 'system' },
+        action: 'join_token.create',
+        resource: spiffeId.id,
+        result: 'success',
+        where: whereOf(input.meta),
+        details: { join_token_hmac: audit.hmac(id), spiffe_id: spiffeId.id, expires_at: expiresAt },
+      });
+      return { token, id, spiffeId: spiffeId.id, expiresAt };
+    },
+
+    async list() {
+      const now = clock.now();
+      const rows = await store.all<{ id: string; spiffe_id: string; labels: string; created_at: number; expires_at: number; used_at: number | null }>(
+        'SELECT id, spiffe_id, labels, created_at, expires_at, used_at FROM join_tokens ORDER BY created_at DESC, id LIMIT 1000',
+      );
+      return rows.map((r) => ({
+        id: r.id,
+        spiffeId: r.spiffe_id,
+        labels: JSON.parse(r.labels) as Record<string, string>,
+        createdAt: Number(r.created_at),
+        expiresAt: Number(r.expires_at),
+        usedAt: r.used_at === null ? null : Number(r.used_at),
+        state: r.used_at !== null ? 'used' : Number(r.expires_at) <= now ? 'expired' : 'active',
+      }));
+    },
+
+    async consume(token, meta) {
+      const invalid = () => fail('TESSERA_JOIN_TOKEN_INVALID', 'the join token is unknown or expired; ask an operator for a new one (`tessera join-token create`)');
+      if (typeof token !== 'string' || !token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 256) throw invalid();
+      const row = await store.get<{ id: string; spiffe_id: string; labels: string; expires_at: number; used_at: number | null }>(
+        'SELECT id, spiffe_id, labels, expires_at, used_at FROM join_tokens WHERE token_hash = ?',
+        [sha256(token)],
+      );
+      if (!row) throw invalid();
+      // Reuse is reported even after expiry: a replay of a used token is the event worth seeing.
+      if (row.used_at !== null) return refuseReuse(row.id, row.spiffe_id, meta);
+      const now = clock.now();
+      if (now >= Number(row.expires_at)) throw invalid();
+      // The conditional UPDATE is the one-time guarantee: of two concurrent logins only one changes a row.
+      const { changes } = await store.run('UPDATE join_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL', [now, row.id]);
+      if (changes !== 1) return refuseReuse(row.id, row.spiffe_id, meta);
+      return { id: row.id, spiffeId: row.spiffe_id, labels: JSON.parse(row.labels) as Record<string, string> };
+    },
+  };
+}
+
+function whereOf(meta?: RequestMeta): { source?: string; replica?: string; requestId?: string } | undefined {
+  return meta ? { source: meta.source, replica: meta.replica, requestId: meta.requestId } : undefined;
+}

@@ -1,0 +1,582 @@
+import type { Store, SqlValue } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditActor, AuditWhere } from '../audit/events.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { MetricsRegistry, Counter } from '../shared/metrics.js';
+import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
+import { randomId } from '../shared/crypto.js';
+import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
+
+/**
+ * Lease states (docs/leases.md has the diagram):
+ *   pending ──create ok──▶ active ──expiry / revoke──▶ revoking ──engine ok──▶ revoked
+ *      │                                                 │ attempts exhausted
+ *      └──create failed / abandoned intent──▶ revoking   └──────────────────▶ irrevocable
+ * `pending` is the persisted intent written before the engine creates anything.
+ */
+export const LEASE_STATES = ['pending', 'active', 'revoking', 'revoked', 'irrevocable'] as const;
+export type LeaseState = (typeof LEASE_STATES)[number];
+
+export interface Lease {
+  readonly id: string;
+  readonly engine: string;
+  readonly role: string;
+  /** `<engine>/<role>/<lease id>`: what `revokeByPrefix` matches. */
+  readonly path: string;
+  readonly ownerAgent: string | null;
+  readonly taskId: string | null;
+  readonly userId: string | null;
+  readonly state: LeaseState;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly maxExpiresAt: number;
+  readonly revokedAt: number | null;
+  readonly revokeAttempts: number;
+  readonly nextAttemptAt: number | null;
+  readonly lastError: string | null;
+  readonly revokeCause: string | null;
+}
+
+export interface IssuedLease {
+  readonly lease_id: string;
+  /** Epoch milliseconds. */
+  readonly expires_at: number;
+  readonly renewable: boolean;
+  /** The credential, returned once; never stored. */
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+export interface RenewedLease {
+  readonly lease_id: string;
+  readonly expires_at: number;
+  /** False once the lease reached its max TTL. */
+  readonly renewable: boolean;
+}
+
+/** Outcome of a bulk revocation. */
+export interface RevokeCounts {
+  readonly matched: number;
+  readonly revoked: number;
+  /** Engine refused or was unreachable: queued for retry with backoff. */
+  readonly retrying: number;
+  readonly irrevocable: number;
+}
+
+export interface ReapResult extends RevokeCounts {
+  readonly expired: number;
+  readonly retried: number;
+  readonly abandoned: number;
+}
+
+export interface RecoverResult extends ReapResult {
+  readonly reconciled: { readonly orphansDropped: number; readonly missing: number };
+}
+
+/** Who asked and from where, for the audit event. */
+export interface CallContext {
+  readonly actor?: AuditActor;
+  readonly where?: AuditWhere;
+}
+
+export interface LeaseService {
+  issue(req: { engine: string; role: string; principal: AgentPrincipal; ttlMs?: number; where?: AuditWhere }): Promise<IssuedLease>;
+  /** With `principal`, only the owner may renew (others get TESSERA_LEASE_NOT_FOUND). */
+  renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
+  /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
+  revoke(id: string, cause: string, ctx?: CallContext & { principal?: AgentPrincipal }): Promise<{ lease_id: string; state: LeaseState }>;
+  revokeByOwner(spiffeId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  revokeByTask(taskId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  revokeByUser(userId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
+  revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
+  get(id: string): Promise<Lease | undefined>;
+  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; limit?: number }): Promise<Lease[]>;
+  /** One reaper pass: expired → revoke, due retries, abandoned intents. */
+  reapOnce(): Promise<ReapResult>;
+  startReaper(intervalMs: number): void;
+  stopReaper(): Promise<void>;
+  /** At start: drop abandoned intents, revoke leases that expired while down, retry queued revocations, reconcile engines. */
+  recover(): Promise<RecoverResult>;
+  /** Both-way comparison with every engine that implements `reconcile`. */
+  reconcile(): Promise<{ orphansDropped: number; missing: number }>;
+}
+
+export interface LeaseServiceDeps {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly audit: AuditWriter;
+  readonly engines: readonly DynamicEngine[];
+  /** Revocation attempts before a lease is declared irrevocable. Default 8. */
+  readonly maxRevokeAttempts?: number;
+  readonly metrics?: MetricsRegistry;
+  /** Retry delay after attempt n is min(baseMs · 2^(n-1), maxMs). Defaults 1 s and 5 min. */
+  readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** Bound on each engine call (create, renew, revoke, reconcile). Default 10 s. */
+  readonly engineTimeoutMs?: number;
+  /** A pending intent older than this, not in flight here, is abandoned and revoked by the reaper. Default 2 min. */
+  readonly pendingGraceMs?: number;
+  /** Rows handled per category per reaper pass. Default 500. */
+  readonly batchSize?: number;
+  /** Called when a background reaper pass throws (e.g. the store or audit is down). */
+  readonly onReaperError?: (err: unknown) => void;
+}
+
+interface LeaseRow {
+  id: string;
+  engine: string;
+  role: string;
+  path: string;
+  owner_agent: string | null;
+  task_id: string | null;
+  user_id: string | null;
+  state: string;
+  engine_data: string;
+  created_at: number;
+  expires_at: number;
+  max_expires_at: number;
+  revoked_at: number | null;
+  revoke_attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  revoke_cause: string | null;
+}
+
+const COLUMNS = 'id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at, revoked_at, revoke_attempts, next_attempt_at, last_error, revoke_cause';
+const SYSTEM: AuditActor = { id: 'system' };
+const OPEN_STATES = `('pending', 'active', 'revoking')`;
+
+function toLease(r: LeaseRow): Lease {
+  return {
+    id: r.id,
+    engine: r.engine,
+    role: r.role,
+    path: r.path,
+    ownerAgent: r.owner_agent,
+    taskId: r.task_id,
+    userId: r.user_id,
+    state: r.state as LeaseState,
+    createdAt: Number(r.created_at),
+    expiresAt: Number(r.expires_at),
+    maxExpiresAt: Number(r.max_expires_at),
+    revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+    revokeAttempts: Number(r.revoke_attempts),
+    nextAttemptAt: r.next_attempt_at === null ? null : Number(r.next_attempt_at),
+    lastError: r.last_error,
+    revokeCause: r.revoke_cause,
+  };
+}
+
+function parseEngineData(raw: string): EngineData {
+  const v: unknown = JSON.parse(raw);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TesseraError('TESSERA_INTERNAL', 'lease engine_data is not a JSON object');
+  return v as EngineData;
+}
+
+function actorOf(p: AgentPrincipal): AuditActor {
+  return { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
+}
+
+/** Never lets an engine message grow without bound into the store or audit log. */
+function errorText(e: unknown): { code: string; message: string } {
+  const code = isTesseraError(e) ? e.code : 'TESSERA_ENGINE_FAILED';
+  const message = (e instanceof Error ? e.message : String(e)).slice(0, 300);
+  return { code, message };
+}
+
+function toEngineError(e: unknown, what: string): TesseraError {
+  if (isTesseraError(e) && (e.code === 'TESSERA_ENGINE_UNAVAILABLE' || e.code === 'TESSERA_ENGINE_FAILED')) return e;
+  const { message } = errorText(e);
+  return new TesseraError('TESSERA_ENGINE_FAILED', `${what} failed: ${message}`, undefined, { cause: e });
+}
+
+export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
+  const { store, clock, audit } = deps;
+  const maxAttempts = deps.maxRevokeAttempts ?? 8;
+  const backoff = deps.backoff ?? { baseMs: 1000, maxMs: 5 * 60_000 };
+  const engineTimeoutMs = deps.engineTimeoutMs ?? 10_000;
+  const pendingGraceMs = deps.pendingGraceMs ?? 2 * 60_000;
+  const batchSize = deps.batchSize ?? 500;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw fail('TESSERA_CONFIG_INVALID', 'maxRevokeAttempts must be a positive integer');
+
+  const engines = new Map<string, DynamicEngine>();
+  for (const e of deps.engines) {
+    if (engines.has(e.name)) throw fail('TESSERA_CONFIG_INVALID', `two dynamic engines are named "${e.name}"; engine names must be unique`);
+    engines.set(e.name, e);
+  }
+
+  /** Creates in flight in this process: never treated as abandoned intents. */
+  const creating = new Set<string>();
+  /** Revocations in flight, so concurrent callers share one engine call per lease. */
+  const revoking = new Map<string, Promise<LeaseState>>();
+
+  let failures: Counter | undefined;
+  if (deps.metrics) {
+    const count = (state: LeaseState) => async () => Number((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM leases WHERE state = ?', [state]))?.n ?? 0);
+    deps.metrics.gauge('tessera_leases_active', 'Leases whose credential is live').collect(count('active'));
+    deps.metrics.gauge('tessera_leases_irrevocable', 'Leases whose credential could not be revoked after every retry; see `tessera lease list --irrevocable`').collect(count('irrevocable'));
+    deps.metrics.gauge('tessera_leases_revoking', 'Leases queued for revocation retry').collect(count('revoking'));
+    failures = deps.metrics.counter('tessera_lease_revoke_failures_total', 'Failed engine revocation attempts');
+  }
+
+  function backoffAfter(attempts: number): number {
+    return Math.min(backoff.baseMs * 2 ** Math.min(attempts - 1, 30), backoff.maxMs);
+  }
+
+  /** Bounds an engine call; the engine gets the signal, and a call that ignores it is abandoned anyway. */
+  async function bounded<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${engineTimeoutMs} ms`)), engineTimeoutMs);
+    try {
+      const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
+      aborted.catch(() => undefined);
+      return await Promise.race([fn(ac.signal), aborted]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function getRow(id: string): Promise<LeaseRow | undefined> {
+    return store.get<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id = ?`, [id]);
+  }
+
+  function revokeNow(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
+    const running = revoking.get(id);
+    if (running) return running;
+    const p = attemptRevoke(id, cause, ctx).finally(() => revoking.delete(id));
+    revoking.set(id, p);
+    return p;
+  }
+
+  /** One revocation attempt: mark `revoking` (persisted first), call the engine, record the outcome. */
+  async function attemptRevoke(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
+    await store.run(`UPDATE leases SET state = 'revoking', revoke_cause = COALESCE(revoke_cause, ?) WHERE id = ? AND state IN ('pending', 'active')`, [cause, id]);
+    const row = await getRow(id);
+    if (!row) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${id}`);
+    if (row.state === 'revoked') return 'revoked';
+    const actor = ctx.actor ?? SYSTEM;
+    const engine = engines.get(row.engine);
+    let err: { code: string; message: string };
+    try {
+      if (!engine) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${row.engine}" is not configured; configure it again so its credentials can be revoked`);
+      const data = parseEngineData(row.engine_data);
+      await bounded(`revoke on engine ${row.engine}`, (signal) => engine.revoke(data, signal));
+      const changed = await store.run(
+        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'irrevocable')`,
+        [clock.now(), id],
+      );
+      if (changed.changes > 0) {
+        await audit.append({
+          kind: 'lease.revoked',
+          actor,
+          action: 'lease.revoke',
+          resource: `${row.engine}/${row.role}`,
+          result: 'success',
+          ...(row.task_id ? { txn: row.task_id } : {}),
+          ...(ctx.where ? { where: ctx.where } : {}),
+          details: { lease_hmac: audit.hmac(id), cause: row.revoke_cause ?? cause },
+        });
+      }
+      return 'revoked';
+    } catch (e) {
+      if (isTesseraError(e) && e.code === 'TESSERA_AUDIT_UNAVAILABLE') throw e;
+      err = errorText(e);
+    }
+    failures?.inc({ engine: row.engine });
+    const attempts = Number(row.revoke_attempts) + 1;
+    const irrevocable = row.state === 'irrevocable' || attempts >= maxAttempts;
+    const state: LeaseState = irrevocable ? 'irrevocable' : 'revoking';
+    await store.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'irrevocable')`, [
+      state,
+      attempts,
+      irrevocable ? null : clock.now() + backoffAfter(attempts),
+      `${err.code}: ${err.message}`,
+      id,
+    ]);
+    await audit.append({
+      kind: 'lease.revoke_failed',
+      actor,
+      action: 'lease.revoke',
+      resource: `${row.engine}/${row.role}`,
+      result: 'error',
+      reason: { code: err.code },
+      ...(row.task_id ? { txn: row.task_id } : {}),
+      ...(ctx.where ? { where: ctx.where } : {}),
+      details: { lease_hmac: audit.hmac(id), attempts, irrevocable, error: `${err.code}: ${err.message}` },
+    });
+    return state;
+  }
+
+  /** Best effort after a failed issuance: the lease is queued for revocation whatever happens here. */
+  async function cleanup(id: string, cause: string): Promise<void> {
+    try {
+      await revokeNow(id, cause, {});
+    } catch {
+      // The row is `revoking` (or still `pending`): the reaper retries it.
+    }
+  }
+
+  async function bulk(where: string, params: SqlValue[], cause: string, ctx: CallContext): Promise<RevokeCounts> {
+    const rows = await store.all<{ id: string }>(`SELECT id FROM leases WHERE state IN ${OPEN_STATES} AND ${where} ORDER BY created_at LIMIT 100000`, params);
+    let revoked = 0;
+    let retrying = 0;
+    let irrevocable = 0;
+    for (const { id } of rows) {
+      const s = await revokeNow(id, cause, ctx);
+      if (s === 'revoked') revoked++;
+      else if (s === 'irrevocable') irrevocable++;
+      else retrying++;
+    }
+    return { matched: rows.length, revoked, retrying, irrevocable };
+  }
+
+  function tally(states: LeaseState[]): RevokeCounts {
+    return {
+      matched: states.length,
+      revoked: states.filter((s) => s === 'revoked').length,
+      retrying: states.filter((s) => s === 'revoking' || s === 'pending' || s === 'active').length,
+      irrevocable: states.filter((s) => s === 'irrevocable').length,
+    };
+  }
+
+  async function reap(recovering: boolean): Promise<ReapResult> {
+    const now = clock.now();
+    const states: LeaseState[] = [];
+    const expired = await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, [now, batchSize]);
+    for (const { id } of expired) states.push(await revokeNow(id, 'expired', {}));
+    const due = recovering
+      ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' ORDER BY created_at LIMIT ?`, [batchSize])
+      : await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`, [now, batchSize]);
+    const dueIds = due.map((r) => r.id).filter((id) => !creating.has(id));
+    for (const id of dueIds) states.push(await revokeNow(id, 'retry', {}));
+    // An intent is abandoned when no create for it is in flight here: after a crash all of
+    // them are; in a running process only those older than the grace period (another
+    // replica may still be creating a younger one).
+    const pending = await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'pending' AND created_at <= ? ORDER BY created_at LIMIT ?`, [
+      recovering ? now : now - pendingGraceMs,
+      batchSize,
+    ]);
+    const abandoned = pending.map((r) => r.id).filter((id) => !creating.has(id));
+    for (const id of abandoned) states.push(await revokeNow(id, 'abandoned_intent', {}));
+    return { ...tally(states), expired: expired.length, retried: dueIds.length, abandoned: abandoned.length };
+  }
+
+  let timer: NodeJS.Timeout | undefined;
+  let currentPass: Promise<unknown> | undefined;
+
+  const service: LeaseService = {
+    async issue({ engine: engineName, role: roleName, principal, ttlMs, where }) {
+      const engine = engines.get(engineName);
+      if (!engine) throw fail('TESSERA_ENGINE_NOT_FOUND', `no dynamic engine "${engineName}"; configured engines: ${[...engines.keys()].join(', ') || 'none'}`);
+      const spec: RoleSpec | undefined = engine.role(roleName);
+      if (!spec) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${engineName}" has no role "${roleName}"`);
+      const ttl = ttlMs ?? spec.defaultTtlMs;
+      if (!Number.isInteger(ttl) || ttl <= 0 || ttl > spec.maxTtlMs) {
+        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${spec.maxTtlMs / 1000} s (the max TTL of ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
+      }
+      const now = clock.now();
+      const id = randomId('lease_');
+      const ctx: LeaseContext = {
+        id,
+        engine: engineName,
+        role: roleName,
+        ownerAgent: principal.spiffeId,
+        ...(principal.task ? { taskId: principal.task } : {}),
+        ...(principal.user ? { userId: principal.user } : {}),
+        createdAt: now,
+        expiresAt: now + ttl,
+        maxExpiresAt: now + spec.maxTtlMs,
+      };
+      const engineData = engine.prepare(ctx);
+      creating.add(id);
+      try {
+        // The intent is durable before the backend is touched: after a crash, recover() knows what to drop.
+        await store.run(
+          `INSERT INTO leases (id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+          [id, engineName, roleName, `${engineName}/${roleName}/${id}`, principal.spiffeId, principal.task ?? null, principal.user ?? null, JSON.stringify(engineData), now, ctx.expiresAt, ctx.maxExpiresAt],
+        );
+        let created;
+        try {
+          created = await bounded(`create on engine ${engineName}`, (signal) => engine.create(ctx, engineData, signal));
+        } catch (e) {
+          await cleanup(id, 'create_failed');
+          throw toEngineError(e, `creating a ${engineName}/${roleName} credential`);
+        }
+        const activated = await store.run(`UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'`, [id]);
+        if (activated.changes === 0) {
+          // Revoked (kill switch, revoke by owner) while the engine was creating: that revocation
+          // may have reached the engine before the credential existed, so drop it again.
+          await revoking.get(id)?.catch(() => undefined);
+          await store.run(`UPDATE leases SET state = 'revoking', revoked_at = NULL WHERE id = ? AND state = 'revoked'`, [id]);
+          await cleanup(id, 'revoked_during_issue');
+          throw fail('TESSERA_LEASE_EXPIRED', 'the lease was revoked while it was being issued (agent, task or lease revocation); the credential was dropped');
+        }
+        try {
+          await audit.append({
+            kind: 'lease.created',
+            actor: actorOf(principal),
+            action: 'cred.issue',
+            resource: `${engineName}/${roleName}`,
+            result: 'success',
+            ...(principal.task ? { txn: principal.task } : {}),
+            ...(principal.purpose ? { purpose: principal.purpose } : {}),
+            ...(where ? { where } : {}),
+            details: { lease_hmac: audit.hmac(id), engine: engineName, role: roleName, expires_at: ctx.expiresAt },
+          });
+        } catch (e) {
+          // Audit fails closed: a credential nobody can account for must not stay alive.
+          await cleanup(id, 'audit_failed');
+          throw e;
+        }
+        return { lease_id: id, expires_at: ctx.expiresAt, renewable: spec.renewable && ctx.expiresAt < ctx.maxExpiresAt, data: created.data };
+      } finally {
+        creating.delete(id);
+      }
+    },
+
+    async renew(id, principal, incrementMs, ctx = {}) {
+      const row = await getRow(id);
+      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      const now = clock.now();
+      if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
+      const engine = engines.get(row.engine);
+      const spec = engine?.role(row.role);
+      if (!engine || !spec || !spec.renewable) throw fail('TESSERA_LEASE_NOT_RENEWABLE', `leases of ${row.engine}/${row.role} are not renewable; request a new credential`);
+      const increment = incrementMs ?? spec.defaultTtlMs;
+      if (!Number.isInteger(increment) || increment <= 0 || increment > spec.maxTtlMs) {
+        throw fail('TESSERA_LEASE_TTL_INVALID', `increment must be a positive duration of at most ${spec.maxTtlMs / 1000} s`);
+      }
+      const maxExpiresAt = Number(row.max_expires_at);
+      const newExpiresAt = Math.min(now + increment, maxExpiresAt);
+      if (newExpiresAt <= Number(row.expires_at)) {
+        throw fail('TESSERA_LEASE_NOT_RENEWABLE', `the lease already reaches its max TTL (${new Date(maxExpiresAt).toISOString()}); request a new credential`);
+      }
+      if (engine.renew) {
+        const data = parseEngineData(row.engine_data);
+        try {
+          await bounded(`renew on engine ${row.engine}`, (signal) => engine.renew!(data, newExpiresAt, signal));
+        } catch (e) {
+          throw toEngineError(e, `renewing a ${row.engine}/${row.role} credential`);
+        }
+      }
+      const updated = await store.run(`UPDATE leases SET expires_at = ? WHERE id = ? AND state = 'active'`, [newExpiresAt, id]);
+      if (updated.changes === 0) throw fail('TESSERA_LEASE_EXPIRED', 'the lease was revoked while being renewed');
+      await audit.append({
+        kind: 'lease.renewed',
+        actor: ctx.actor ?? (principal ? actorOf(principal) : SYSTEM),
+        action: 'lease.renew',
+        resource: `${row.engine}/${row.role}`,
+        result: 'success',
+        ...(row.task_id ? { txn: row.task_id } : {}),
+        ...(ctx.where ? { where: ctx.where } : {}),
+        details: { lease_hmac: audit.hmac(id), expires_at: newExpiresAt },
+      });
+      return { lease_id: id, expires_at: newExpiresAt, renewable: newExpiresAt < maxExpiresAt };
+    },
+
+    async revoke(id, cause, ctx = {}) {
+      const row = await getRow(id);
+      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
+      if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
+      return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };
+    },
+
+    revokeByOwner: (spiffeId, ctx = {}) => bulk('owner_agent = ?', [spiffeId], 'owner_revoked', ctx),
+    revokeByTask: (taskId, ctx = {}) => bulk('task_id = ?', [taskId], 'task_revoked', ctx),
+    revokeByUser: (userId, ctx = {}) => bulk('user_id = ?', [userId], 'user_revoked', ctx),
+    revokeByPrefix(pathPrefix, ctx = {}) {
+      if (typeof pathPrefix !== 'string' || pathPrefix.length === 0 || pathPrefix.length > 512) {
+        throw fail('TESSERA_REQUEST_INVALID', 'a lease path prefix must be 1–512 characters, e.g. `postgres/` or `postgres/readonly/`');
+      }
+      // substr() instead of LIKE: case-sensitive and free of wildcard escaping on both dialects.
+      return bulk('substr(path, 1, ?) = ?', [pathPrefix.length, pathPrefix], 'prefix_revoked', ctx);
+    },
+
+    async get(id) {
+      const row = await getRow(id);
+      return row ? toLease(row) : undefined;
+    },
+
+    async list(filter = {}) {
+      const where: string[] = [];
+      const params: SqlValue[] = [];
+      if (filter.irrevocable) where.push(`state = 'irrevocable'`);
+      if (filter.state) {
+        where.push('state = ?');
+        params.push(filter.state);
+      }
+      if (filter.owner) {
+        where.push('owner_agent = ?');
+        params.push(filter.owner);
+      }
+      const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
+      params.push(limit);
+      const rows = await store.all<LeaseRow & Record<string, unknown>>(
+        `SELECT ${COLUMNS} FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`,
+        params,
+      );
+      return rows.map(toLease);
+    },
+
+    reapOnce: () => reap(false),
+
+    startReaper(intervalMs) {
+      if (timer) return;
+      if (!Number.isInteger(intervalMs) || intervalMs < 10) throw fail('TESSERA_CONFIG_INVALID', 'the reaper interval must be at least 10 ms');
+      timer = setInterval(() => {
+        if (currentPass) return; // never overlap passes
+        currentPass = reap(false)
+          .catch((e: unknown) => deps.onReaperError?.(e))
+          .finally(() => (currentPass = undefined));
+      }, intervalMs);
+      timer.unref();
+    },
+
+    async stopReaper() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await currentPass;
+    },
+
+    async recover() {
+      const reaped = await reap(true);
+      const reconciled = await service.reconcile();
+      return { ...reaped, reconciled };
+    },
+
+    async reconcile() {
+      let orphansDropped = 0;
+      let missing = 0;
+      for (const engine of engines.values()) {
+        if (!engine.reconcile) continue;
+        const rows = await store.all<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE engine = ? AND state IN ${OPEN_STATES}`, [engine.name]);
+        const known: ReconcileLease[] = rows.map((r) => ({ id: r.id, role: r.role, state: r.state as ReconcileLease['state'], engineData: parseEngineData(r.engine_data) }));
+        const result = await bounded(`reconcile on engine ${engine.name}`, (signal) => engine.reconcile!(known, signal));
+        orphansDropped += result.orphansDropped;
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        for (const id of result.missing) {
+          const row = byId.get(id);
+          if (!row || creating.has(id)) continue;
+          // The credential is gone from the backend: nothing left to drop, the lease is over.
+          const changed = await store.run(
+            `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, revoke_cause = COALESCE(revoke_cause, 'reconcile_missing') WHERE id = ? AND state IN ${OPEN_STATES}`,
+            [clock.now(), id],
+          );
+          if (changed.changes === 0) continue;
+          missing++;
+          await audit.append({
+            kind: 'lease.revoked',
+            actor: SYSTEM,
+            action: 'lease.reconcile',
+            resource: `${row.engine}/${row.role}`,
+            result: 'success',
+            details: { lease_hmac: audit.hmac(id), cause: 'reconcile_missing' },
+          });
+        }
+      }
+      return { orphansDropped, missing };
+    },
+  };
+  return service;
+}

@@ -1,0 +1,308 @@
+import { watch as fsWatch, statSync, type FSWatcher } from 'node:fs';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { AuditWriter } from '../audit/port.js';
+import type { Clock } from '../shared/clock.js';
+import { fail } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { MetricsRegistry, Counter, Gauge } from '../shared/metrics.js';
+import type { ReadinessCheck } from '../server/system-routes.js';
+import { LruCache, canonicalJson } from './cache.js';
+import { toCedarRequest, type CedarRequest } from './entities.js';
+import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
+import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyRequest } from './types.js';
+
+export interface PolicyEngineOptions {
+  readonly dir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly audit: AuditWriter;
+  readonly metrics?: MetricsRegistry;
+  /** Decision cache entries; 0 disables the cache. Default 10 000. */
+  readonly cacheSize?: number;
+  /** Watch the directory (fs.watch + periodic re-check) after start(). Default true. */
+  readonly watch?: boolean;
+  /** Quiet time after the last file event before reloading (editors write in several steps). Default 100 ms. */
+  readonly debounceMs?: number;
+  /** Fallback re-check interval, for filesystems where fs.watch misses events (NFS, some bind mounts). Default 5 s. */
+  readonly pollIntervalMs?: number;
+}
+
+export interface PolicyStatus {
+  /** A valid policy set is loaded and decisions are being served. */
+  readonly ready: boolean;
+  readonly lastGoodAt?: number;
+  /** The first problem of the last failed reload; cleared by the next good one. */
+  readonly lastError?: PolicyFileError;
+  readonly errors: readonly PolicyFileError[];
+  readonly policies: number;
+  readonly files: readonly string[];
+}
+
+export interface ReloadOutcome {
+  readonly ok: boolean;
+  readonly errors: readonly PolicyFileError[];
+  readonly policies: number;
+}
+
+export interface Explanation {
+  readonly decision: 'allow' | 'deny';
+  /** The determining policies, with where they live. */
+  readonly policies: readonly { id: string; effect: 'permit' | 'forbid'; file: string; line: number }[];
+  readonly errors: readonly string[];
+}
+
+export interface PolicyEngine extends Authorizer {
+  /** Loads the directory now; a bad set keeps the previous good one. */
+  load(): Promise<ReloadOutcome>;
+  start(): Promise<void>;
+  stop(): void;
+  status(): PolicyStatus;
+  explain(request: PolicyRequest): Explanation;
+  /** Drops every cached decision (called on reload, and by the revocation service). */
+  invalidate(): void;
+  readinessCheck(): ReadinessCheck;
+  /** Count of decisions answered from the cache (tests, metrics). */
+  readonly cacheHits: number;
+}
+
+let engineSeq = 0;
+
+interface Active {
+  readonly set: LoadedPolicySet;
+  /** Pre-parsed policy set id per action: only the policies whose scope can match it. */
+  readonly psetIds: ReadonlyMap<string, string>;
+}
+
+export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
+  const engineId = `tessera-policy-${++engineSeq}`;
+  let generation = 0;
+  const cache = new LruCache<Decision>(opts.cacheSize ?? 10_000);
+  let active: Active | undefined;
+  let lastGoodAt: number | undefined;
+  let lastErrors: readonly PolicyFileError[] = [];
+  let lastFingerprint = '';
+  let cacheHits = 0;
+  let watcher: FSWatcher | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+  let poll: NodeJS.Timeout | undefined;
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const m = opts.metrics;
+  const decisions: Counter | undefined = m?.counter('tessera_policy_decisions_total', 'Policy decisions by result (allow, deny)');
+  const reloadErrors: Counter | undefined = m?.counter('tessera_policy_reload_errors_total', 'Policy reloads that failed; the last good set stays active');
+  const lastReload: Gauge | undefined = m?.gauge('tessera_policy_last_reload_success', '1 when the last policy reload succeeded, 0 when it failed');
+  const cacheHitCounter: Counter | undefined = m?.counter('tessera_policy_cache_hits_total', 'Policy decisions answered from the decision cache');
+  const loadedGauge: Gauge | undefined = m?.gauge('tessera_policy_policies', 'Policies in the active set');
+
+  function fingerprint(): string {
+    try {
+      return listPolicyFiles(opts.dir)
+        .map((p) => {
+          const st = statSync(p);
+          return `${p}:${st.size}:${st.mtimeMs}`;
+        })
+        .join('|');
+    } catch (e) {
+      return `error:${(e as Error).message}`;
+    }
+  }
+
+  async function doLoad(): Promise<ReloadOutcome> {
+    lastFingerprint = fingerprint();
+    const r = loadPolicyDir(opts.dir);
+    if (!r.ok) {
+      lastErrors = r.errors;
+      reloadErrors?.inc();
+      lastReload?.set(0);
+      opts.logger.error({ dir: opts.dir, errors: r.errors.map(formatPolicyError) }, active ? 'policy reload failed; keeping the last good policy set' : 'policy load failed; no policy set is active (every request is refused)');
+      await auditReload(r.files.length, active?.set.policies.size ?? 0, formatPolicyError(r.errors[0]!));
+      return { ok: false, errors: r.errors, policies: active?.set.policies.size ?? 0 };
+    }
+    // A fresh id per generation: the pre-parsed sets are swapped atomically, and the previous
+    // ones are overwritten next time round (ids alternate), so wasm memory stays bounded.
+    // One set per action (see loader.ts actionsOf): fewer policies evaluated per decision.
+    const gen = ++generation % 2;
+    const psetIds = new Map<string, string>();
+    let pre: cedar.CheckParseAnswer = { type: 'success' };
+    for (const action of POLICY_ACTIONS) {
+      const psetId = `${engineId}-${gen}-${action}`;
+      const subset = Object.fromEntries([...r.set.policies.values()].filter((p) => p.actions === 'all' || p.actions.includes(action)).map((p) => [p.id, p.text]));
+      pre = cedar.preparsePolicySet(psetId, { staticPolicies: subset });
+      if (pre.type === 'failure') break;
+      psetIds.set(action, psetId);
+    }
+    if (pre.type === 'failure') {
+      const err: PolicyFileError = { file: '(policy set)', line: 0, column: 0, message: pre.errors.map((e) => e.message).join('; ') };
+      lastErrors = [err];
+      reloadErrors?.inc();
+      lastReload?.set(0);
+      opts.logger.error({ dir: opts.dir, error: err.message }, 'policy pre-parse failed; keeping the last good policy set');
+      await auditReload(r.set.files.length, active?.set.policies.size ?? 0, err.message);
+      return { ok: false, errors: [err], policies: active?.set.policies.size ?? 0 };
+    }
+    active = { set: r.set, psetIds };
+    cache.clear();
+    lastErrors = [];
+    lastGoodAt = opts.clock.now();
+    lastReload?.set(1);
+    loadedGauge?.set(r.set.policies.size);
+    opts.logger.info({ dir: opts.dir, files: r.set.files.length, policies: r.set.policies.size }, 'policy set loaded');
+    await auditReload(r.set.files.length, r.set.policies.size);
+    return { ok: true, errors: [], policies: r.set.policies.size };
+  }
+
+  async function auditReload(files: number, policies: number, error?: string): Promise<void> {
+    try {
+      await opts.audit.append({
+        kind: 'policy.reloaded',
+        actor: { id: 'system' },
+        action: 'policy.reload',
+        resource: 'policy-set',
+        result: error ? 'failure' : 'success',
+        ...(error ? { reason: { code: 'TESSERA_POLICY_INVALID', message: error } } : {}),
+        details: error ? { files, policies, error } : { files, policies },
+      });
+    } catch (e) {
+      // The reload already happened (or was refused); a missing audit sink must not stop
+      // policy from tracking the directory. Requests still fail closed on their own audits.
+      opts.logger.error({ err: (e as Error).message }, 'could not audit policy reload');
+    }
+  }
+
+  function load(): Promise<ReloadOutcome> {
+    const next = chain.then(doLoad, doLoad);
+    chain = next.catch(() => undefined);
+    return next;
+  }
+
+  function evaluate(c: CedarRequest, a: Active): { decision: 'allow' | 'deny'; reason: string[]; errors: string[] } {
+    const ans = cedar.statefulIsAuthorized({
+      principal: c.principal,
+      action: c.action,
+      resource: c.resource,
+      context: c.context,
+      entities: c.entities,
+      preparsedPolicySetId: a.psetIds.get(c.action.id)!,
+      // No schema at evaluation: `context.args` is open (see schema.ts). The request is built
+      // by our own code from typed inputs, and the policies were validated at load.
+      validateRequest: false,
+    });
+    if (ans.type === 'failure') {
+      throw fail('TESSERA_POLICY_REQUEST_INVALID', `the policy request could not be evaluated: ${ans.errors.map((e) => e.message).join('; ')}`);
+    }
+    const errors = ans.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+    // Cedar skips a policy whose condition errors. For `forbid` that would fail open (a guard
+    // reading a missing tool argument would silently stop forbidding), so we deny instead.
+    const erroredForbids = ans.response.diagnostics.errors.map((e) => e.policyId).filter((id) => a.set.policies.get(id)?.effect === 'forbid');
+    if (erroredForbids.length > 0) return { decision: 'deny', reason: erroredForbids, errors };
+    return { decision: ans.response.decision, reason: ans.response.diagnostics.reason, errors };
+  }
+
+  function current(): Active {
+    if (!active) throw fail('TESSERA_POLICY_NOT_LOADED', `no valid policy set is loaded from ${opts.dir}; fix the errors shown by \`tessera policy validate\``);
+    return active;
+  }
+
+  const engine: PolicyEngine = {
+    load,
+    async start() {
+      await load();
+      if (opts.watch === false) return;
+      const schedule = (): void => {
+        if (debounce) clearTimeout(debounce);
+        debounce = setTimeout(() => void load(), opts.debounceMs ?? 100);
+        debounce.unref();
+      };
+      try {
+        watcher = fsWatch(opts.dir, { recursive: true, persistent: false }, schedule);
+        watcher.on('error', (e) => opts.logger.warn({ err: e.message }, 'policy directory watch failed; relying on periodic re-check'));
+      } catch (e) {
+        opts.logger.warn({ err: (e as Error).message }, 'cannot watch the policy directory; relying on periodic re-check');
+      }
+      poll = setInterval(() => {
+        if (fingerprint() !== lastFingerprint) void load();
+      }, opts.pollIntervalMs ?? 5000);
+      poll.unref();
+    },
+    stop() {
+      watcher?.close();
+      watcher = undefined;
+      if (debounce) clearTimeout(debounce);
+      if (poll) clearInterval(poll);
+      debounce = poll = undefined;
+    },
+    status() {
+      const s: PolicyStatus = {
+        ready: active !== undefined,
+        errors: lastErrors,
+        policies: active?.set.policies.size ?? 0,
+        files: active?.set.files ?? [],
+        ...(lastGoodAt !== undefined ? { lastGoodAt } : {}),
+        ...(lastErrors[0] ? { lastError: lastErrors[0] } : {}),
+      };
+      return s;
+    },
+    authorize(request: PolicyRequest): Decision {
+      const a = current();
+      const c = toCedarRequest(request);
+      // Decisions are a pure function of (policy set, entities, request): the entities are
+      // built from the request alone and the context carries no clock, so the full request
+      // is a sound key for the lifetime of one policy set.
+      const key = cache.capacity > 0 ? canonicalJson(c) : '';
+      if (key) {
+        const hit = cache.get(key);
+        if (hit) {
+          cacheHits++;
+          cacheHitCounter?.inc();
+          decisions?.inc({ result: hit.allowed ? 'allow' : 'deny' });
+          return hit;
+        }
+      }
+      const r = evaluate(c, a);
+      const d: Decision = { allowed: r.decision === 'allow', policies: r.reason, errors: r.errors, cached: false };
+      decisions?.inc({ result: r.decision });
+      // Only cache when the set that decided is still active (load() is async, evaluate is not,
+      // so this holds; kept explicit for safety).
+      if (key && active === a) cache.set(key, { ...d, cached: true });
+      return d;
+    },
+    explain(request: PolicyRequest): Explanation {
+      const a = current();
+      const r = evaluate(toCedarRequest(request), a);
+      return {
+        decision: r.decision,
+        policies: r.reason.map((id) => {
+          const p = a.set.policies.get(id);
+          return { id, effect: p?.effect ?? 'permit', file: p?.file ?? '', line: p?.line ?? 0 };
+        }),
+        errors: r.errors,
+      };
+    },
+    invalidate() {
+      cache.clear();
+    },
+    readinessCheck(): ReadinessCheck {
+      return {
+        name: 'policy',
+        async check() {
+          const s = engine.status();
+          // A bad change keeps serving the last good set, so the replica stays ready; the
+          // error is reported here and in tessera_policy_last_reload_success.
+          return {
+            ok: s.ready,
+            detail: {
+              policies: s.policies,
+              files: s.files.length,
+              ...(s.lastGoodAt !== undefined ? { last_good_at: new Date(s.lastGoodAt).toISOString() } : {}),
+              ...(s.lastError ? { last_error: formatPolicyError(s.lastError) } : {}),
+            },
+          };
+        },
+      };
+    },
+    get cacheHits() {
+      return cacheHits;
+    },
+  };
+  return engine;
+}

@@ -1,0 +1,212 @@
+import type { CedarValueJson, Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
+import { fail } from '../shared/errors.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import { POLICY_ACTIONS, type PolicyAction, type PolicyRequest, type ResourceRef } from './types.js';
+
+/** What one Cedar authorization call needs, built purely from a PolicyRequest. */
+export interface CedarRequest {
+  readonly principal: EntityUidJson & { type: string; id: string };
+  readonly action: { type: string; id: string };
+  readonly resource: EntityUidJson & { type: string; id: string };
+  readonly context: Context;
+  readonly entities: EntityJson[];
+}
+
+const NS = 'Tessera';
+const uid = (type: string, id: string): { type: string; id: string } => ({ type: `${NS}::${type}`, id });
+
+/** Kubernetes-style SPIFFE paths (`/ns/<namespace>/sa/<service account>`), the SPIRE k8s convention. */
+function fromPath(path: string): { namespace?: string; serviceAccount?: string } {
+  const segs = path.split('/').filter(Boolean);
+  const out: { namespace?: string; serviceAccount?: string } = {};
+  for (let i = 0; i + 1 < segs.length; i += 2) {
+    if (segs[i] === 'ns') out.namespace = segs[i + 1]!;
+    if (segs[i] === 'sa') out.serviceAccount = segs[i + 1]!;
+  }
+  return out;
+}
+
+const LABEL_PREFIXES = ['label.', 'labels.', 'label:'];
+
+/** The Agent entity: attributes from the SPIFFE ID and attestation, labels as Cedar tags. */
+export function agentEntity(p: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes'>): EntityJson {
+  const attrs = p.attributes ?? {};
+  const fp = fromPath(p.path);
+  const tags: Record<string, CedarValueJson> = {};
+  // Every attestation attribute is a tag (identity copies configured claims such as `team`
+  // into attributes); `label.<k>` / `labels.<k>` are also readable as plain `<k>`.
+  for (const [k, v] of Object.entries(attrs)) tags[k] = String(v);
+  for (const [k, v] of Object.entries(attrs)) {
+    const prefix = LABEL_PREFIXES.find((x) => k.startsWith(x));
+    if (prefix && k.length > prefix.length && !(k.slice(prefix.length) in attrs)) tags[k.slice(prefix.length)] = String(v);
+  }
+  return {
+    uid: uid('Agent', p.spiffeId),
+    attrs: {
+      spiffe_id: p.spiffeId,
+      trust_domain: p.trustDomain,
+      path: p.path,
+      // Attestation facts win over what the path suggests: the path is chosen by a template.
+      namespace: attrs['namespace'] ?? fp.namespace ?? '',
+      service_account: attrs['service_account'] ?? fp.serviceAccount ?? '',
+      attestor: attrs['attestor'] ?? '',
+    },
+    parents: [],
+    tags,
+  };
+}
+
+/** `a/b/c` → Folder entities `a/b` (in `a`) and `a`; returns the direct parent uid list and all folder entities. */
+function folders(path: string): { parents: EntityUidJson[]; entities: EntityJson[] } {
+  const segs = path.split('/').filter(Boolean);
+  const entities: EntityJson[] = [];
+  for (let i = segs.length - 1; i >= 1; i--) {
+    const p = segs.slice(0, i).join('/');
+    const parent = i > 1 ? [uid('Folder', segs.slice(0, i - 1).join('/'))] : [];
+    entities.push({ uid: uid('Folder', p), attrs: { path: p }, parents: parent });
+  }
+  return { parents: segs.length > 1 ? [uid('Folder', segs.slice(0, -1).join('/'))] : [], entities };
+}
+
+export function resourceEntities(r: ResourceRef): { uid: { type: string; id: string }; entities: EntityJson[] } {
+  switch (r.type) {
+    case 'Secret': {
+      const path = r.path.replace(/^\/+|\/+$/g, '');
+      const f = folders(path);
+      const name = path.split('/').pop() ?? path;
+      const u = uid('Secret', path);
+      return { uid: u, entities: [{ uid: u, attrs: { path, name }, parents: f.parents }, ...f.entities] };
+    }
+    case 'Role': {
+      const u = uid('Role', `${r.engine}/${r.role}`);
+      const e = uid('Engine', r.engine);
+      return { uid: u, entities: [{ uid: u, attrs: { engine: r.engine, name: r.role }, parents: [e] }, { uid: e, attrs: { name: r.engine }, parents: [] }] };
+    }
+    case 'Tool': {
+      const u = uid('Tool', `${r.server}/${r.tool}`);
+      const s = uid('Server', r.server);
+      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.tool }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
+    }
+    case 'Route': {
+      const u = uid('Route', r.route);
+      return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };
+    }
+    case 'Agent': {
+      // The delegatee of token.delegate: only its SPIFFE ID is known here.
+      const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(r.spiffeId);
+      const e = agentEntity({ spiffeId: r.spiffeId, trustDomain: m?.[1] ?? '', path: m?.[2] ?? '', attributes: {} });
+      return { uid: e.uid as { type: string; id: string }, entities: [e] };
+    }
+  }
+}
+
+/**
+ * Tool arguments as a Cedar value. Cedar has no null, no floats and no lists: null is dropped,
+ * non-integer or unsafe numbers become strings, arrays become sets, objects become records.
+ */
+export function toCedarValue(v: unknown, depth = 0): CedarValueJson | undefined {
+  if (depth > 16) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.args is nested more than 16 levels deep');
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : String(v);
+  if (Array.isArray(v)) return v.map((x) => toCedarValue(x, depth + 1)).filter((x): x is CedarValueJson => x !== undefined);
+  if (typeof v === 'object') {
+    const out: Record<string, CedarValueJson> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      // `__entity` / `__extn` would be read by Cedar as an entity or extension value: refuse.
+      if (k === '__entity' || k === '__extn') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context.args may not contain the reserved key "${k}"`);
+      const c = toCedarValue(x, depth + 1);
+      if (c !== undefined) out[k] = c;
+    }
+    return out;
+  }
+  throw fail('TESSERA_POLICY_REQUEST_INVALID', `context.args holds a value of type ${typeof v}, which Cedar cannot represent`);
+}
+
+export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<string, unknown>> | undefined): Context {
+  const chain = principal.chain ?? [];
+  const ctx: Context = {
+    chain: [...chain],
+    depth: chain.length,
+    scopes: [...(principal.scope ?? [])],
+    args: {},
+  };
+  if (principal.task !== undefined) ctx['task'] = principal.task;
+  if (chain.length > 0) {
+    ctx['origin'] = chain[0]!;
+    ctx['delegator'] = chain[chain.length - 1]!;
+  }
+  if (principal.user !== undefined) ctx['user'] = principal.user;
+  if (principal.purpose !== undefined) ctx['purpose'] = principal.purpose;
+  if (extra) {
+    for (const [k, v] of Object.entries(extra)) {
+      if (k !== 'args') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context key "${k}" is not settable by callers; only "args" is (task, chain, depth, user and scopes come from the token)`);
+      const a = toCedarValue(v);
+      if (a === undefined) continue;
+      if (typeof a !== 'object' || Array.isArray(a)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.args must be an object');
+      ctx['args'] = a;
+    }
+  }
+  return ctx;
+}
+
+export function toCedarRequest(req: PolicyRequest): CedarRequest {
+  if (!(POLICY_ACTIONS as readonly string[]).includes(req.action)) {
+    throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown action "${String(req.action)}"; expected one of ${POLICY_ACTIONS.join(', ')}`);
+  }
+  const principal = agentEntity(req.principal);
+  const res = resourceEntities(req.resource);
+  const entities = [principal];
+  // token.delegate to oneself: do not list the same entity twice.
+  for (const e of res.entities) if (!(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
+  return {
+    principal: principal.uid as { type: string; id: string },
+    action: uid('Action', req.action),
+    resource: res.uid,
+    context: buildContext(req.principal, req.context),
+    entities,
+  };
+}
+
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent'] as const;
+
+/**
+ * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
+ * `Tool::records/query`, `Route::github`, `Agent::spiffe://…` (an optional `Tessera::` prefix
+ * and quotes around the id are accepted, so `Tessera::Secret::"a/b"` works too).
+ */
+export function parseResourceRef(text: string): ResourceRef {
+  const m = /^(?:Tessera::)?(\w+)::(.+)$/.exec(text.trim());
+  if (!m) throw fail('TESSERA_POLICY_REQUEST_INVALID', `resource "${text}" is not of the form Type::id, e.g. Secret::healthcare/prod/db`);
+  const type = m[1]!;
+  let id = m[2]!;
+  if (id.length >= 2 && id.startsWith('"') && id.endsWith('"')) id = id.slice(1, -1);
+  if (!id) throw fail('TESSERA_POLICY_REQUEST_INVALID', `resource "${text}" has an empty id`);
+  const two = (what: string): [string, string] => {
+    const i = id.indexOf('/');
+    if (i <= 0 || i === id.length - 1) throw fail('TESSERA_POLICY_REQUEST_INVALID', `resource "${text}": a ${type} id is "<${what}>/<name>"`);
+    return [id.slice(0, i), id.slice(i + 1)];
+  };
+  switch (type as (typeof RESOURCE_TYPES)[number]) {
+    case 'Secret':
+      return { type: 'Secret', path: id };
+    case 'Role': {
+      const [engine, role] = two('engine');
+      return { type: 'Role', engine, role };
+    }
+    case 'Tool': {
+      const [server, tool] = two('server');
+      return { type: 'Tool', server, tool };
+    }
+    case 'Route':
+      return { type: 'Route', route: id };
+    case 'Agent':
+      return { type: 'Agent', spiffeId: id };
+    default:
+      throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown resource type "${type}"; expected one of ${RESOURCE_TYPES.join(', ')}`);
+  }
+}
+
+export function isPolicyAction(a: string): a is PolicyAction {
+  return (POLICY_ACTIONS as readonly string[]).includes(a);
+}

@@ -1,0 +1,183 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { SCHEMA_TEXT } from './schema.js';
+
+/** A problem in a policy file, located the way editors and CI annotations expect. */
+export interface PolicyFileError {
+  /** Path relative to the policy directory, with `/` separators. */
+  readonly file: string;
+  /** 1-based; 0 when the problem is not in one place (e.g. a duplicate id across files). */
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+export interface LoadedPolicy {
+  readonly id: string;
+  readonly effect: 'permit' | 'forbid';
+  readonly file: string;
+  readonly line: number;
+  readonly text: string;
+  /** Actions the policy's scope names, or 'all' when it does not constrain the action. */
+  readonly actions: readonly string[] | 'all';
+}
+
+export interface LoadedPolicySet {
+  readonly policies: ReadonlyMap<string, LoadedPolicy>;
+  readonly files: readonly string[];
+  /** Policy texts keyed by id, as Cedar's `staticPolicies` wants them. */
+  readonly staticPolicies: Record<string, string>;
+}
+
+export type LoadResult = { readonly ok: true; readonly set: LoadedPolicySet } | { readonly ok: false; readonly errors: readonly PolicyFileError[]; readonly files: readonly string[] };
+
+export function formatPolicyError(e: PolicyFileError): string {
+  return e.line > 0 ? `${e.file}:${e.line}:${e.column}: ${e.message}` : `${e.file}: ${e.message}`;
+}
+
+/** Every `*.cedar` file under dir (recursively), sorted so ids and evaluation are deterministic. */
+export function listPolicyFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    if (depth > 16) return;
+    for (const name of readdirSync(d).sort()) {
+      if (name.startsWith('.')) continue; // editor swap files, .git
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p, depth + 1);
+      else if (name.endsWith('.cedar')) out.push(p);
+    }
+  };
+  walk(dir, 0);
+  return out;
+}
+
+function lineCol(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let last = -1;
+  const end = Math.min(offset, text.length);
+  for (let i = 0; i < end; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line += 1;
+      last = i;
+    }
+  }
+  return { line, column: end - last };
+}
+
+function describe(err: cedar.DetailedError): string {
+  const labels = (err.sourceLocations ?? []).map((l) => l.label).filter((l): l is string => !!l);
+  return [err.message, ...labels, err.help ? `(${err.help})` : ''].filter(Boolean).join('; ');
+}
+
+/**
+ * The one validation error class we accept: reading a tool argument. Cedar 4 cannot declare
+ * an open record, so `context.args` is `{}` in the schema and any `context.args.<name>`
+ * is "not found" to the validator. See schema.ts.
+ */
+export function isTolerated(err: cedar.DetailedError): boolean {
+  return /^for policy `[^`]*`, attribute `args\.[^`]+` in context for .* not found$/.test(err.message);
+}
+
+/**
+ * The action ids a policy scope names. Tessera's schema declares no action groups, so
+ * `action in [A, B]` can only match A or B; a policy whose scope does not match the request's
+ * action is never satisfied and never evaluated, so leaving it out of that action's set
+ * cannot change a decision (engine.ts partitions by action for speed).
+ */
+function actionsOf(c: cedar.ActionConstraint): readonly string[] | 'all' {
+  if (c.op === 'All') return 'all';
+  const ids = (list: cedar.EntityUidJson[]): string[] => list.map((e) => ('__entity' in e ? e.__entity.id : e.id));
+  if (c.op === '==') return 'entity' in c ? ids([c.entity]) : 'all';
+  return 'entities' in c ? ids(c.entities) : ids([c.entity]);
+}
+
+/** Parses and validates one directory. Pure with respect to the filesystem snapshot it reads. */
+export function loadPolicyDir(dir: string): LoadResult {
+  let paths: string[];
+  try {
+    paths = listPolicyFiles(dir);
+  } catch (e) {
+    return { ok: false, files: [], errors: [{ file: dir, line: 0, column: 0, message: `cannot read policy directory: ${(e as Error).message}` }] };
+  }
+  const sources = paths.map((p) => ({ file: relative(dir, p).split(sep).join('/'), text: readFileSync(p, 'utf8') }));
+  return loadPolicySources(sources);
+}
+
+/** Same as loadPolicyDir over in-memory `{ file, text }` sources (used by tests and the test runner). */
+export function loadPolicySources(sources: readonly { file: string; text: string }[]): LoadResult {
+  const errors: PolicyFileError[] = [];
+  const files = sources.map((s) => s.file);
+  const policies = new Map<string, LoadedPolicy>();
+  const where = new Map<string, { file: string; text: string; start: number }>();
+
+  for (const { file, text } of sources) {
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
+    if (parsed.type === 'failure') {
+      for (const err of parsed.errors) {
+        const at = lineCol(text, err.sourceLocations?.[0]?.start ?? 0);
+        errors.push({ file, ...at, message: describe(err) });
+      }
+      continue;
+    }
+    const parts = cedar.policySetTextToParts(text);
+    if (parts.type === 'failure') {
+      errors.push({ file, line: 1, column: 1, message: parts.errors.map(describe).join('; ') });
+      continue;
+    }
+    if (parts.policy_templates.length > 0) {
+      const start = text.indexOf(parts.policy_templates[0]!);
+      errors.push({ file, ...lineCol(text, Math.max(0, start)), message: 'policy templates (with ?principal / ?resource slots) are not supported; write static policies' });
+      continue;
+    }
+    let cursor = 0;
+    parts.policies.forEach((ptext, index) => {
+      // Parts are source slices (comments between policies dropped), so indexOf finds them.
+      const found = text.indexOf(ptext, cursor);
+      const start = found >= 0 ? found : cursor;
+      cursor = found >= 0 ? found + ptext.length : cursor;
+      const json = cedar.policyToJson(ptext);
+      const effect = json.type === 'success' ? json.json.effect : 'permit';
+      const annotated = json.type === 'success' ? json.json.annotations?.['id'] : undefined;
+      const id = annotated ?? `${file}#${index}`;
+      const actions = json.type === 'success' ? actionsOf(json.json.action) : 'all';
+      const at = lineCol(text, start);
+      const prev = policies.get(id);
+      if (prev) {
+        errors.push({ file, ...at, message: `duplicate policy id "${id}" (also at ${prev.file}:${prev.line}); @id annotations must be unique across the directory` });
+        return;
+      }
+      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions });
+      where.set(id, { file, text, start });
+    });
+  }
+
+  if (errors.length === 0 && policies.size > 0) {
+    const staticPolicies = Object.fromEntries([...policies].map(([id, p]) => [id, p.text]));
+    const v = cedar.validate({ schema: SCHEMA_TEXT, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+    if (v.type === 'failure') {
+      errors.push(...v.errors.map((e) => ({ file: '(schema)', line: 0, column: 0, message: describe(e) })));
+    } else {
+      for (const ve of v.validationErrors) {
+        if (isTolerated(ve.error)) continue;
+        const w = where.get(ve.policyId);
+        if (!w) {
+          errors.push({ file: '(unknown)', line: 0, column: 0, message: describe(ve.error) });
+          continue;
+        }
+        const at = lineCol(w.text, w.start + (ve.error.sourceLocations?.[0]?.start ?? 0));
+        errors.push({ file: w.file, ...at, message: describe(ve.error) });
+      }
+    }
+  }
+  if (errors.length > 0) return { ok: false, errors, files };
+  const staticPolicies = Object.fromEntries([...policies].map(([id, p]) => [id, p.text]));
+  return { ok: true, set: { policies, files, staticPolicies } };
+}
+
+/** `tessera policy validate <dir>`: every problem in the directory, formatted `file:line:col: message`. */
+export function validatePolicyDir(dir: string): { ok: boolean; errors: readonly PolicyFileError[]; files: readonly string[]; policies: number } {
+  const r = loadPolicyDir(dir);
+  return r.ok ? { ok: true, errors: [], files: r.set.files, policies: r.set.policies.size } : { ok: false, errors: r.errors, files: r.files, policies: 0 };
+}

@@ -1,0 +1,66 @@
+/**
+ * Tessera's Cedar schema (Cedar schema format, https://docs.cedarpolicy.com/schema/human-readable-schema.html).
+ * Every policy file is validated against it in strict mode before it is loaded.
+ *
+ * `context.args` is declared as an empty record: tool arguments are open-ended (each MCP tool
+ * has its own input schema), and Cedar 4's validator does not support open records
+ * (`additionalAttributes` needs the experimental `partial-validate` feature). Instead the
+ * loader tolerates exactly one validation error class: "attribute `args.<name>` in context …
+ * not found" (see loader.ts `isTolerated`). Every other mistake, including a typo such as
+ * `context.argz`, is still rejected. At run time a policy that reads an argument the call does
+ * not carry errors and is skipped; a `forbid` that errors denies (engine.ts, fail closed).
+ */
+export const CEDAR_NAMESPACE = 'Tessera';
+
+export const SCHEMA_TEXT = `namespace Tessera {
+  // Users on whose behalf agents act (the "user" of a task token).
+  entity User;
+
+  // An agent: attributes come from its SPIFFE ID and its attestation; labels are tags,
+  // read with principal.hasTag("team") && principal.getTag("team") == "records".
+  // namespace / service_account / attestor are "" when the attestation did not say.
+  entity Agent {
+    spiffe_id: String,
+    trust_domain: String,
+    path: String,
+    namespace: String,
+    service_account: String,
+    attestor: String,
+  } tags String;
+
+  // Secrets live in folders: Secret::"healthcare/prod/db" in Folder::"healthcare/prod"
+  // in Folder::"healthcare".
+  entity Folder in [Folder] { path: String };
+  entity Secret in [Folder] { path: String, name: String };
+
+  // Dynamic credentials: Role::"postgres/readonly" in Engine::"postgres".
+  entity Engine { name: String };
+  entity Role in [Engine] { engine: String, name: String };
+
+  // MCP tools: Tool::"records/query" in Server::"records".
+  entity Server { name: String };
+  entity Tool in [Server] { server: String, name: String };
+
+  // Egress proxy routes (a configured route name, or a host).
+  entity Route { name: String };
+
+  type RequestContext = {
+    task?: String,          // task id (txn) of a task token
+    chain: Set<String>,     // SPIFFE IDs of the delegation chain (a set: Cedar has no lists)
+    origin?: String,        // first (outermost) member of the chain
+    delegator?: String,     // last member of the chain: who delegated to this agent
+    depth: Long,            // length of the delegation chain (0 for a plain agent token)
+    user?: String,          // the user the task acts for
+    purpose?: String,       // stated task purpose
+    scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
+    args: {},               // tool-call arguments (open: see the schema comment in schema.ts)
+  };
+
+  action "secret.read" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };
+  action "secret.inject" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };
+  action "cred.issue" appliesTo { principal: [Agent], resource: [Role], context: RequestContext };
+  action "tool.call" appliesTo { principal: [Agent], resource: [Tool], context: RequestContext };
+  action "http.request" appliesTo { principal: [Agent], resource: [Route], context: RequestContext };
+  action "token.delegate" appliesTo { principal: [Agent], resource: [Agent], context: RequestContext };
+}
+`;

@@ -1,0 +1,317 @@
+import type { Store } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditActor, AuditWhere } from '../audit/events.js';
+import type { RevocationChecker } from '../shared/revocation.js';
+import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
+import { randomId } from '../shared/crypto.js';
+import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
+import type { LeaseService, RevokeCounts } from '../leases/service.js';
+
+/**
+ * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
+ * enforcement): every token verification asks `isRevoked`, which costs a few Map lookups and
+ * never touches the store. `revoke()` updates the indexes before it resolves, so the request
+ * after the call returns is already refused. Other replicas pick revocations up with
+ * `refresh()` (PostgreSQL LISTEN/NOTIFY triggers it once that adapter exists).
+ */
+export const REVOCATION_KINDS = ['agent', 'task', 'user', 'token', 'lease'] as const;
+export type RevocationKind = (typeof REVOCATION_KINDS)[number];
+
+export interface Revocation {
+  readonly id: string;
+  readonly kind: RevocationKind;
+  readonly target: string;
+  readonly reason: string | null;
+  readonly createdAt: number;
+  /** Epoch ms; null = until lifted. */
+  readonly expiresAt: number | null;
+  readonly liftedAt: number | null;
+}
+
+export interface RevocationCreated extends Revocation {
+  /** Leases revoked as a consequence (agent → its leases, task → the task's, user → the user's, lease → that one). */
+  readonly leases: RevokeCounts;
+}
+
+export interface RevocationService extends RevocationChecker {
+  revoke(req: { kind: RevocationKind; target: string; reason?: string; ttlMs?: number; expiresAt?: number; actor?: AuditActor; where?: AuditWhere }): Promise<RevocationCreated>;
+  /** For the token service (RFC 7009): refuse this jti until the token's own expiry. */
+  revokeToken(jti: string, tokenExpiresAt: number, ctx?: { actor?: AuditActor; where?: AuditWhere; reason?: string }): Promise<Revocation>;
+  lift(id: string, ctx?: { actor?: AuditActor; where?: AuditWhere }): Promise<Revocation>;
+  list(filter?: { active?: boolean; kind?: RevocationKind; limit?: number }): Promise<Revocation[]>;
+  /** Reloads the indexes from the store (at start, and to pick up other replicas' revocations). */
+  refresh(): Promise<void>;
+  /** Like isRevoked, with the delegation chain: a revoked agent anywhere in the chain refuses the token. */
+  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+}
+
+export interface RevocationServiceDeps {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly audit: AuditWriter;
+  readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get'>;
+  /** Called synchronously after every revoke/lift/refresh (policy cache invalidation, closing gateway sessions). */
+  readonly onRevoke?: () => void;
+  /** Lifetime of a `token` revocation whose token expiry is unknown (admin API by jti). Default 24 h: longer than any Tessera token. */
+  readonly maxTokenTtlMs?: number;
+}
+
+interface Row {
+  id: string;
+  kind: string;
+  target: string;
+  reason: string | null;
+  created_at: number;
+  expires_at: number | null;
+  lifted_at: number | null;
+}
+
+const TARGET_MAX = 2048;
+
+function toRevocation(r: Row): Revocation {
+  return {
+    id: r.id,
+    kind: r.kind as RevocationKind,
+    target: r.target,
+    reason: r.reason,
+    createdAt: Number(r.created_at),
+    expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+    liftedAt: r.lifted_at === null ? null : Number(r.lifted_at),
+  };
+}
+
+/** Validates a target for its kind; throws TESSERA_REVOCATION_INVALID naming the problem. */
+export function validateTarget(kind: string, target: unknown): asserts target is string {
+  if (!(REVOCATION_KINDS as readonly string[]).includes(kind)) {
+    throw fail('TESSERA_REVOCATION_INVALID', `kind must be one of ${REVOCATION_KINDS.join(', ')}`, { field: 'kind' });
+  }
+  if (typeof target !== 'string' || target.length === 0 || target.length > TARGET_MAX) {
+    throw fail('TESSERA_REVOCATION_INVALID', `target must be a non-empty string of at most ${TARGET_MAX} characters`, { field: 'target' });
+  }
+  if (kind === 'agent') {
+    const problem = spiffeIdProblem(target);
+    if (problem) throw fail('TESSERA_REVOCATION_INVALID', `an agent target must be a SPIFFE ID such as spiffe://example.org/ns/prod/sa/agent: ${describeSpiffeIdProblem(problem)}`, { field: 'target', reason: problem });
+  } else if (!/^[\x21-\x7e]+$/.test(target)) {
+    // Task ids, user ids, jtis and lease ids are printable ASCII without spaces.
+    throw fail('TESSERA_REVOCATION_INVALID', `a ${kind} target must be printable ASCII without spaces`, { field: 'target' });
+  }
+}
+
+export function createRevocationService(deps: RevocationServiceDeps): RevocationService {
+  const { store, clock, audit, leases } = deps;
+  const maxTokenTtlMs = deps.maxTokenTtlMs ?? 24 * 3_600_000;
+
+  /** Active (not lifted) revocations by id, and `kind \0 target` → ids. */
+  let byId = new Map<string, Revocation>();
+  let byTarget = new Map<string, Set<string>>();
+
+  /** Ids recorded locally while a refresh is reading the store, so the swap cannot drop them. */
+  let recordedDuringRefresh: Set<string> | undefined;
+
+  const key = (kind: RevocationKind, target: string): string => `${kind}\u0000${target}`;
+
+  function add(r: Revocation, intoId = byId, intoTarget = byTarget): void {
+    intoId.set(r.id, r);
+    const k = key(r.kind, r.target);
+    let ids = intoTarget.get(k);
+    if (!ids) intoTarget.set(k, (ids = new Set()));
+    ids.add(r.id);
+  }
+
+  function remove(id: string): void {
+    const r = byId.get(id);
+    if (!r) return;
+    byId.delete(id);
+    const k = key(r.kind, r.target);
+    const ids = byTarget.get(k);
+    ids?.delete(id);
+    if (ids && ids.size === 0) byTarget.delete(k);
+  }
+
+  /** O(1) in practice (one revocation per target); expired entries are dropped as they are met. */
+  function active(kind: RevocationKind, target: string | undefined, now: number): boolean {
+    if (target === undefined) return false;
+    const ids = byTarget.get(key(kind, target));
+    if (!ids) return false;
+    for (const id of ids) {
+      const r = byId.get(id);
+      if (r && (r.expiresAt === null || r.expiresAt > now)) return true;
+      remove(id);
+    }
+    return false;
+  }
+
+  function notify(): void {
+    try {
+      deps.onRevoke?.();
+    } catch {
+      // A failing listener must not undo or hide the revocation.
+    }
+  }
+
+  function auditFields(kind: RevocationKind, target: string): { resource?: string; txn?: string; target_hmac?: string } {
+    // SPIFFE IDs and task ids are identifiers the audit log records in clear elsewhere;
+    // user ids (personal data), jtis and lease ids (bearer handles) are HMAC'd.
+    if (kind === 'agent') return { resource: target };
+    if (kind === 'task') return { txn: target };
+    return { target_hmac: audit.hmac(target) };
+  }
+
+  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined): Promise<Revocation> {
+    const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
+    // Enforced first, so a refusal never waits for the store; undone if the store refuses the write.
+    add(r);
+    recordedDuringRefresh?.add(r.id);
+    try {
+      await store.run('INSERT INTO revocations (id, kind, target, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [r.id, kind, target, reason, r.createdAt, expiresAt]);
+    } catch (e) {
+      remove(r.id);
+      throw e;
+    }
+    notify();
+    const { resource, txn, target_hmac } = auditFields(kind, target);
+    try {
+      await audit.append({
+        kind: 'revocation.created',
+        actor,
+        action: `revoke.${kind}`,
+        ...(resource ? { resource } : {}),
+        ...(txn ? { txn } : {}),
+        result: 'success',
+        ...(where ? { where } : {}),
+        details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt },
+      });
+    } catch (e) {
+      // The kill switch stays on: refusing access is the safe side. The caller learns the audit gap.
+      if (isTesseraError(e)) throw new TesseraError(e.code, `the revocation ${r.id} IS in effect, but it could not be audited: ${e.message}`, { revocation_id: r.id });
+      throw e;
+    }
+    return r;
+  }
+
+  const service: RevocationService = {
+    isRevoked(subject: { spiffeId: string; jti: string; issuedAt: number; task?: string; user?: string; chain?: readonly string[] }) {
+      return service.isPrincipalRevoked(subject);
+    },
+
+    isPrincipalRevoked(s) {
+      if (byId.size === 0) return false;
+      const now = clock.now();
+      if (active('agent', s.spiffeId, now) || active('token', s.jti, now) || active('task', s.task, now) || active('user', s.user, now)) return true;
+      // A revoked agent anywhere in the delegation chain taints everything delegated through it.
+      if (s.chain) for (const a of s.chain) if (active('agent', a, now)) return true;
+      return false;
+    },
+
+    isAgentRevoked(spiffeId) {
+      return byId.size > 0 && active('agent', spiffeId, clock.now());
+    },
+
+    async revoke(req) {
+      validateTarget(req.kind, req.target);
+      if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 1000)) {
+        throw fail('TESSERA_REVOCATION_INVALID', 'reason must be a string of at most 1000 characters', { field: 'reason' });
+      }
+      if (req.ttlMs !== undefined && (!Number.isInteger(req.ttlMs) || req.ttlMs <= 0)) {
+        throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive duration (omit it for a revocation that lasts until lifted)', { field: 'ttl' });
+      }
+      const now = clock.now();
+      let expiresAt = req.expiresAt ?? (req.ttlMs !== undefined ? now + req.ttlMs : null);
+      // A jti is only worth remembering while the token could still be presented.
+      if (req.kind === 'token') expiresAt = Math.min(expiresAt ?? Infinity, now + maxTokenTtlMs);
+      if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
+      if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
+
+      const actor = req.actor ?? { id: 'system' };
+      const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where);
+
+      // Token refusal is already in effect; dropping credentials may take engine round trips.
+      const ctx = { actor, ...(req.where ? { where: req.where } : {}) };
+      let counts: RevokeCounts = { matched: 0, revoked: 0, retrying: 0, irrevocable: 0 };
+      if (req.kind === 'agent') counts = await leases.revokeByOwner(req.target, ctx);
+      else if (req.kind === 'task') counts = await leases.revokeByTask(req.target, ctx);
+      else if (req.kind === 'user') counts = await leases.revokeByUser(req.target, ctx);
+      else if (req.kind === 'lease') {
+        const { state } = await leases.revoke(req.target, 'revocation', ctx);
+        counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
+      }
+      return { ...r, leases: counts };
+    },
+
+    async revokeToken(jti, tokenExpiresAt, ctx = {}) {
+      validateTarget('token', jti);
+      const now = clock.now();
+      if (tokenExpiresAt <= now) {
+        // Already expired: nothing to refuse, nothing to remember (RFC 7009 §2.2 still answers 200).
+        return { id: '', kind: 'token', target: jti, reason: ctx.reason ?? null, createdAt: now, expiresAt: tokenExpiresAt, liftedAt: null };
+      }
+      return record('token', jti, ctx.reason ?? null, Math.min(tokenExpiresAt, now + maxTokenTtlMs), ctx.actor ?? { id: 'system' }, ctx.where);
+    },
+
+    async lift(id, ctx = {}) {
+      const row = await store.get<Row & Record<string, unknown>>('SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations WHERE id = ?', [id]);
+      if (!row || row.lifted_at !== null) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+      const now = clock.now();
+      await store.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
+      remove(id);
+      notify();
+      await audit.append({
+        kind: 'revocation.lifted',
+        actor: ctx.actor ?? { id: 'system' },
+        action: `lift.${row.kind}`,
+        result: 'success',
+        ...(ctx.where ? { where: ctx.where } : {}),
+        details: { revocation_id: id },
+      });
+      return { ...toRevocation(row), liftedAt: now };
+    },
+
+    async list(filter = {}) {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      if (filter.active) {
+        where.push('lifted_at IS NULL AND (expires_at IS NULL OR expires_at > ?)');
+        params.push(clock.now());
+      }
+      if (filter.kind) {
+        where.push('kind = ?');
+        params.push(filter.kind);
+      }
+      params.push(Math.min(Math.max(filter.limit ?? 1000, 1), 10_000));
+      const rows = await store.all<Row & Record<string, unknown>>(
+        `SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`,
+        params,
+      );
+      return rows.map(toRevocation);
+    },
+
+    async refresh() {
+      recordedDuringRefresh = new Set();
+      let rows: Row[];
+      try {
+        rows = await store.all<Row & Record<string, unknown>>(
+          'SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations WHERE lifted_at IS NULL AND (expires_at IS NULL OR expires_at > ?)',
+          [clock.now()],
+        );
+      } catch (e) {
+        recordedDuringRefresh = undefined;
+        throw e;
+      }
+      const local = recordedDuringRefresh;
+      recordedDuringRefresh = undefined;
+      const nextId = new Map<string, Revocation>();
+      const nextTarget = new Map<string, Set<string>>();
+      for (const row of rows) if ((REVOCATION_KINDS as readonly string[]).includes(row.kind)) add(toRevocation(row), nextId, nextTarget);
+      for (const id of local) {
+        const r = byId.get(id);
+        if (r && !nextId.has(id)) add(r, nextId, nextTarget);
+      }
+      // Swapped in one step: a check never sees a half-loaded index.
+      byId = nextId;
+      byTarget = nextTarget;
+      notify();
+    },
+  };
+  return service;
+}

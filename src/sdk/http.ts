@@ -1,0 +1,131 @@
+import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
+
+/** The subset of `fetch` the SDK needs; injectable so callers can add a dispatcher or proxy. */
+export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+
+export interface TransportOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8200`. */
+  addr: string;
+  fetch?: FetchLike;
+  /** Per-request timeout in milliseconds (default 30 s). */
+  timeoutMs?: number;
+  /** Sent as `User-Agent`. */
+  userAgent?: string;
+}
+
+export interface RequestOptions {
+  token?: string;
+  /** JSON body. */
+  json?: unknown;
+  /** `application/x-www-form-urlencoded` body (RFC 6749 §4.1.3 / RFC 8693 §2.1). */
+  form?: Record<string, string | undefined>;
+  query?: Record<string, string | number | boolean | undefined>;
+  signal?: AbortSignal;
+}
+
+/** Encodes a hierarchical path (`db/prod/password`) segment by segment, keeping the slashes. */
+export function encodePath(path: string): string {
+  return path.split('/').map((s) => encodeURIComponent(s)).join('/');
+}
+
+export function normalizeAddr(addr: string): string {
+  const trimmed = addr.trim().replace(/\/+$/, '');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', addr, `"${addr}" is not a valid server address; expected e.g. http://127.0.0.1:8200`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', addr, `"${addr}" must be an http:// or https:// address`);
+  }
+  return withScheme;
+}
+
+/**
+ * One HTTP exchange with Tessera and the mapping of every failure class to a typed error.
+ * Shared by the agent SDK and the operator CLI so both read errors the same way:
+ *  - `{ error: { code, message, request_id } }` (Tessera API errors),
+ *  - `{ error, error_description, code }` (RFC 6749 §5.2 on OAuth endpoints),
+ *  - network failures and non-Tessera answers → `TesseraConnectionError`.
+ */
+export class Transport {
+  readonly addr: string;
+  private readonly fetchImpl: FetchLike;
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+
+  constructor(options: TransportOptions) {
+    this.addr = normalizeAddr(options.addr);
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.userAgent = options.userAgent ?? 'tessera-sdk';
+  }
+
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.addr + path);
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.userAgent };
+    let body: string | undefined;
+    if (options.form) {
+      const form = new URLSearchParams();
+      for (const [k, v] of Object.entries(options.form)) if (v !== undefined) form.set(k, v);
+      body = form.toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] = 'application/json';
+    }
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetchImpl(url.toString(), { method, headers, body, signal, redirect: 'error' });
+      text = await res.text();
+    } catch (err) {
+      // Never include the request (it may hold a token) — only the address and the cause.
+      const cause = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
+      const why = cause.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
+      throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', this.addr, `cannot reach Tessera at ${this.addr} (${why}); check TESSERA_ADDR and that the server is running`, { cause: err });
+    }
+
+    let parsed: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        if (res.ok) throw new TesseraConnectionError('TESSERA_SDK_RESPONSE_INVALID', this.addr, `${method} ${path} answered ${res.status} with a body that is not JSON; is ${this.addr} a Tessera server?`);
+      }
+    }
+    if (res.ok) return parsed as T;
+    throw toApiError(res.status, parsed, this.addr, `${method} ${url.pathname}`);
+  }
+}
+
+function toApiError(status: number, body: unknown, addr: string, what: string): Error {
+  const b = (body ?? {}) as Record<string, unknown>;
+  let init: ConstructorParameters<typeof TesseraApiError>[0] | undefined;
+  if (b.error && typeof b.error === 'object') {
+    // Tessera API error shape.
+    const e = b.error as Record<string, unknown>;
+    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined };
+  } else if (typeof b.error === 'string') {
+    // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` alongside.
+    init = {
+      code: typeof b.code === 'string' ? b.code : `OAUTH_${b.error.toUpperCase()}`,
+      status,
+      message: typeof b.error_description === 'string' ? b.error_description : b.error,
+      requestId: typeof b.request_id === 'string' ? b.request_id : undefined,
+      oauthError: b.error,
+    };
+  }
+  if (!init) {
+    return new TesseraConnectionError('TESSERA_SDK_RESPONSE_INVALID', addr, `${what} answered ${status} without a Tessera error body; is ${addr} a Tessera server (or a proxy in between)?`);
+  }
+  const auth = status === 401 || init.oauthError === 'invalid_grant' || init.oauthError === 'invalid_token' || init.oauthError === 'invalid_client';
+  return auth ? new TesseraAuthError(init) : new TesseraApiError(init);
+}

@@ -1,0 +1,10 @@
+/**
+ * `tessera/sdk` — the agent-side client. No server code: only fetch and node:fs.
+ */
+export { TesseraClient, systemSdkClock, TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, JOIN_TOKEN_TYPE } from './client.js';
+export type { TesseraClientOptions, SdkClock, SecretValue, Credential, TokenResponse } from './client.js';
+export { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
+export { Transport, encodePath, normalizeAddr } from './http.js';
+export type { FetchLike, TransportOptions, RequestOptions } from './http.js';
+export { decodeJwt, looksLikeJwt } from './jwt.js';
+export type { DecodedJwt } from './jwt.js';

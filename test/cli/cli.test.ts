@@ -1,0 +1,514 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, type CliIo, type Runtime, type RunningServer } from '../../src/cli/index.js';
+import { startPeer, closedPortUrl, makeJwt, ADMIN_TOKEN, FAKE_SIGNATURE, type Peer } from '../sdk/peer.js';
+
+let peer: Peer;
+let dir: string;
+before(async () => {
+  peer = await startPeer();
+  dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
+});
+after(async () => {
+  await peer.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const noRuntime: Runtime = {
+  dev: () => Promise.reject(new Error('not in this test')),
+  server: () => Promise.reject(new Error('not in this test')),
+  init: () => Promise.reject(new Error('not in this test')),
+  rotateMasterKey: () => Promise.reject(new Error('not in this test')),
+};
+
+async function cli(argv: string[], opts: { env?: Record<string, string | undefined>; tty?: boolean; stdin?: string; runtime?: Runtime; io?: Partial<CliIo> } = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = {
+    stdout: { write: (s: string) => (stdout += s), isTTY: opts.tty ?? false },
+    stderr: { write: (s: string) => (stderr += s) },
+    env: { TESSERA_ADDR: peer.url, TESSERA_TOKEN: ADMIN_TOKEN, ...opts.env },
+    stdin: opts.stdin !== undefined ? fromString(opts.stdin) : undefined,
+    now: () => Date.UTC(2023, 10, 14, 22, 15, 0),
+    ...opts.io,
+  };
+  const code = await runCli(argv, opts.runtime ?? noRuntime, io);
+  return { code, stdout, stderr };
+}
+
+async function* fromString(s: string): AsyncGenerator<string> {
+  yield s;
+}
+
+/** Signals delivered right after the command starts waiting for them. */
+function immediateSignals(sig: 'SIGINT' | 'SIGTERM'): CliIo['signals'] {
+  const ee = new EventEmitter();
+  return {
+    once: (s, fn) => {
+      ee.once(s, fn);
+      if (s === sig) setImmediate(() => ee.emit(sig));
+      return ee;
+    },
+    removeListener: (s, fn) => ee.removeListener(s, fn),
+  };
+}
+
+// --- exit codes and errors --------------------------------------------------------
+
+test('usage errors exit 2: unknown command, missing required option, bad --mode', async () => {
+  assert.equal((await cli(['frobnicate'])).code, 2);
+  assert.equal((await cli(['join-token', 'create'])).code, 2);
+  const r = await cli(['kv', 'put', 'a/b', 'v', '--mode', 'public']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /public/);
+});
+
+test('--help exits 0', async () => {
+  const r = await cli(['kv', '--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /put/);
+});
+
+test('a missing token is a usage error with the stable code', async () => {
+  const r = await cli(['kv', 'list'], { env: { TESSERA_TOKEN: undefined } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /TESSERA_CLI_USAGE/);
+  assert.match(r.stderr, /TESSERA_TOKEN/);
+});
+
+test('a refused request exits 1 and prints the server code and request id, never the token', async () => {
+  const r = await cli(['kv', 'list'], { env: { TESSERA_TOKEN: 'tsr_admin_wrong_token_value_xyz' } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /TESSERA_ADMIN_TOKEN_INVALID/);
+  assert.match(r.stderr, /request id req-\d+/);
+  assert.doesNotMatch(r.stderr + r.stdout, /wrong_token_value/);
+});
+
+test('--json errors are a JSON object on stderr with code, message, status and request_id', async () => {
+  const r = await cli(['--json', 'kv', 'get', 'nope/missing']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  const e = JSON.parse(r.stderr) as { error: Record<string, unknown> };
+  assert.equal(e.error.code, 'TESSERA_SECRET_NOT_FOUND');
+  assert.equal(e.error.status, 404);
+  assert.match(String(e.error.request_id), /^req-/);
+  assert.equal(typeof e.error.message, 'string');
+});
+
+test('an unreachable server exits 3 with TESSERA_CLI_CONNECT_FAILED', async () => {
+  const r = await cli(['kv', 'list'], { env: { TESSERA_ADDR: await closedPortUrl() } });
+  assert.equal(r.code, 3);
+  assert.match(r.stderr, /TESSERA_CLI_CONNECT_FAILED/);
+  assert.doesNotMatch(r.stderr, new RegExp(ADMIN_TOKEN));
+});
+
+test('--addr overrides TESSERA_ADDR; a malformed address is a usage error', async () => {
+  const bad = await cli(['--addr', 'ftp://nope', 'kv', 'list']);
+  assert.equal(bad.code, 2);
+  const ok = await cli(['kv', 'list', '--addr', peer.url], { env: { TESSERA_ADDR: 'http://127.0.0.1:1' } });
+  assert.equal(ok.code, 0, ok.stderr);
+});
+
+// --- kv -------------------------------------------------------------------------
+
+test('kv put/get/list/rm round trip; values are not echoed except by get', async () => {
+  const put = await cli(['kv', 'put', 'app/db-password', 's3cr3t-value', '--mode', 'read', '--description', 'db']);
+  assert.equal(put.code, 0, put.stderr);
+  assert.match(put.stdout, /stored app\/db-password \(version 1, mode read\)/);
+  assert.doesNotMatch(put.stdout + put.stderr, /s3cr3t-value/);
+  assert.deepEqual(peer.requests.at(-1)!.body, { value: 's3cr3t-value', mode: 'read', description: 'db' });
+
+  const putJson = await cli(['--json', 'kv', 'put', 'app/db-password', '-'], { stdin: 'from-stdin\n' });
+  assert.equal(putJson.code, 0);
+  assert.deepEqual(JSON.parse(putJson.stdout), { path: 'app/db-password', version: 2, mode: 'inject' });
+  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'from-stdin');
+
+  const file = join(dir, 'value.txt');
+  writeFileSync(file, 'line1\nline2\n');
+  assert.equal((await cli(['kv', 'put', 'app/cert', '--from-file', file])).code, 0);
+  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'line1\nline2\n');
+
+  const get = await cli(['kv', 'get', 'app/db-password']);
+  assert.equal(get.stdout, 'from-stdin', 'exact value when piped');
+  const getTty = await cli(['kv', 'get', 'app/db-password'], { tty: true });
+  assert.equal(getTty.stdout, 'from-stdin\n');
+  const getV = await cli(['--json', 'kv', 'get', 'app/db-password', '--version', '1']);
+  assert.equal(peer.requests.at(-1)!.query.version, '1');
+  assert.equal((JSON.parse(getV.stdout) as { value: string }).value, 'from-stdin');
+
+  const list = await cli(['kv', 'list', 'app/']);
+  assert.match(list.stdout, /PATH\s+VERSION\s+MODE/);
+  assert.match(list.stdout, /app\/db-password\s+2\s+inject/);
+  assert.doesNotMatch(list.stdout, /from-stdin/);
+  const listJson = await cli(['--json', 'kv', 'list', 'app/']);
+  assert.ok(Array.isArray((JSON.parse(listJson.stdout) as { secrets: unknown[] }).secrets));
+
+  const rm = await cli(['kv', 'rm', 'app/cert']);
+  assert.equal(rm.code, 0);
+  assert.match(rm.stdout, /deleted app\/cert/);
+  assert.equal(peer.requests.at(-1)!.method, 'DELETE');
+});
+
+test('kv put needs exactly one value source; bad --version is a usage error', async () => {
+  assert.equal((await cli(['kv', 'put', 'a/b'])).code, 2);
+  assert.equal((await cli(['kv', 'put', 'a/b', 'v', '--from-file', '/etc/hostname'])).code, 2);
+  assert.equal((await cli(['kv', 'put', 'a/b', '--from-file', join(dir, 'missing')])).code, 2);
+  assert.equal((await cli(['kv', 'get', 'a/b', '--version', '0'])).code, 2);
+  assert.equal((await cli(['kv', 'put', 'a/b', '-'])).code, 2, 'no stdin');
+});
+
+test('kv put surfaces the server validation code', async () => {
+  // An empty --from-file is still a string; force a server refusal with a non-string via a different route: a missing secret.
+  const r = await cli(['kv', 'rm', 'does/not/exist']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /TESSERA_SECRET_NOT_FOUND/);
+});
+
+// --- join tokens and login --------------------------------------------------------
+
+test('join-token create prints only the token on stdout, details on stderr, and sends labels', async () => {
+  const r = await cli(['join-token', 'create', '--spiffe-id', 'spiffe://example.org/agent/a', '--ttl', '5m', '--label', 'team=ml', '--label', 'env=dev']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^tsr_join_\d+_secretpart\n$/);
+  assert.match(r.stderr, /spiffe:\/\/example.org\/agent\/a/);
+  assert.deepEqual(peer.requests.at(-1)!.body, { spiffe_id: 'spiffe://example.org/agent/a', ttl: '5m', labels: { team: 'ml', env: 'dev' } });
+  const j = await cli(['--json', 'join-token', 'create', '--spiffe-id', 'spiffe://example.org/agent/a']);
+  assert.deepEqual(Object.keys(JSON.parse(j.stdout) as object).sort(), ['expires_at', 'id', 'spiffe_id', 'token']);
+  assert.equal((await cli(['join-token', 'create', '--spiffe-id', 'spiffe://x/y', '--label', 'nokey'])).code, 2);
+  const bad = await cli(['join-token', 'create', '--spiffe-id', 'not-a-spiffe-id']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /TESSERA_SPIFFE_ID_INVALID/);
+});
+
+test('login refuses to print the agent token to a terminal, before spending the join token', async () => {
+  peer.joinTokens.add('join-tty');
+  const before = peer.requests.length;
+  const r = await cli(['login', '--join-token', 'join-tty'], { tty: true });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--out/);
+  assert.equal(peer.requests.length, before, 'no request was made');
+  assert.ok(peer.joinTokens.has('join-tty'), 'the one-time join token is still usable');
+});
+
+test('login prints the agent token when piped or with --print', async () => {
+  peer.joinTokens.add('join-pipe');
+  const r = await cli(['login', '--join-token', 'join-pipe'], { tty: false });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(peer.issued.has(r.stdout.trim()));
+  peer.joinTokens.add('join-print');
+  const p = await cli(['login', '--join-token', '-', '--print'], { tty: true, stdin: 'join-print\n' });
+  assert.equal(p.code, 0, p.stderr);
+  assert.ok(peer.issued.has(p.stdout.trim()));
+});
+
+test('login --out writes a 0600 file and prints no token; never overwrites', async () => {
+  const file = join(dir, 'agent.token');
+  writeFileSync(join(dir, 'k8s.jwt'), 'k8s-projected\n');
+  const r = await cli(['login', '--token-file', join(dir, 'k8s.jwt'), '--audience', 'tessera', '--out', file], { tty: true });
+  assert.equal(r.code, 0, r.stderr);
+  const token = readFileSync(file, 'utf8').trim();
+  assert.ok(peer.issued.has(token));
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.doesNotMatch(r.stdout + r.stderr, new RegExp(token.split('.')[1]!));
+  assert.match(r.stderr, /spiffe:\/\/example.org\/ns\/default\/sa\/agent/);
+  assert.equal(peer.requests.at(-1)!.form?.audience, 'tessera');
+  const j = await cli(['--json', 'login', '--token-file', join(dir, 'k8s.jwt'), '--out', join(dir, 'agent2.token')]);
+  const body = JSON.parse(j.stdout) as Record<string, unknown>;
+  assert.equal(body.access_token, undefined);
+  assert.equal(body.token_file, join(dir, 'agent2.token'));
+  const again = await cli(['login', '--token-file', join(dir, 'k8s.jwt'), '--out', file]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /TESSERA_CLI_FILE_WRITE_FAILED/);
+});
+
+test('login needs exactly one attestation source; refusals carry the OAuth code', async () => {
+  assert.equal((await cli(['login'])).code, 2);
+  assert.equal((await cli(['login', '--join-token', 'a', '--token-file', 'b'])).code, 2);
+  const r = await cli(['login', '--join-token', 'never-issued']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /TESSERA_JOIN_TOKEN_REUSED/);
+  assert.doesNotMatch(r.stderr, /never-issued/);
+});
+
+// --- policy -----------------------------------------------------------------------
+
+test('policy check sends the what-if request and shows the decision', async () => {
+  const r = await cli(['policy', 'check', '--principal', 'spiffe://example.org/agent/a', '--action', 'secret.read', '--resource', 'secret:demo/x', '--context', '{"purpose":"triage"}', '--attr', 'team=ml']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /decision: ALLOW/);
+  assert.match(r.stdout, /policies: demo-read/);
+  assert.deepEqual(peer.requests.at(-1)!.body, {
+    principal: { spiffe_id: 'spiffe://example.org/agent/a', attributes: { team: 'ml' } },
+    action: 'secret.read',
+    resource: 'secret:demo/x',
+    context: { purpose: 'triage' },
+  });
+  const deny = await cli(['--json', 'policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'cred:postgres/rw']);
+  assert.equal(deny.code, 0);
+  assert.equal((JSON.parse(deny.stdout) as { decision: string }).decision, 'deny');
+  const exit = await cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'cred:postgres/rw', '--exit-code']);
+  assert.equal(exit.code, 1);
+  assert.match(exit.stderr, /TESSERA_POLICY_DENIED/);
+  assert.equal((await cli(['policy', 'check', '--principal', 'p', '--action', 'a', '--resource', 'r', '--context', '{bad'])).code, 2);
+  assert.equal((await cli(['policy', 'check', '--principal', 'p', '--action', 'a', '--resource', 'r', '--context', '[1]'])).code, 2);
+});
+
+const policyIndex = new URL('../../src/policy/index.ts', import.meta.url);
+test('policy validate reports ok, and file:line problems with exit 1 (offline)', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
+  const good = mkdtempSync(join(dir, 'pol-'));
+  writeFileSync(join(good, 'a.cedar'), '@id("demo-read")\npermit (principal, action == Tessera::Action::"secret.read", resource);\n');
+  const ok = await cli(['policy', 'validate', good]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /ok: 1 policies in 1 files/);
+  const bad = mkdtempSync(join(dir, 'pol-'));
+  writeFileSync(join(bad, 'b.cedar'), 'permit (principal, action, resource) when { ;\n');
+  const r = await cli(['policy', 'validate', bad]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /b\.cedar/);
+  assert.match(r.stderr, /TESSERA_POLICY_INVALID/);
+  const j = await cli(['--json', 'policy', 'validate', bad]);
+  assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, false);
+});
+
+// --- revocations, leases ------------------------------------------------------------
+
+test('revoke token accepts a JWT, sends only its jti, and never prints the JWT', async () => {
+  const jwt = makeJwt({ sub: 'spiffe://e/a', jti: 'jti-to-kill', exp: 1_900_000_000 });
+  const r = await cli(['revoke', 'token', jwt, '--reason', 'leaked']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(peer.requests.at(-1)!.body, { kind: 'token', target: 'jti-to-kill', reason: 'leaked' });
+  assert.doesNotMatch(r.stdout + r.stderr, new RegExp(FAKE_SIGNATURE));
+  assert.doesNotMatch(r.stdout + r.stderr, new RegExp(jwt.split('.')[1]!));
+  const viaStdin = await cli(['revoke', 'token', '-'], { stdin: jwt });
+  assert.equal(viaStdin.code, 0);
+  assert.equal((peer.requests.at(-1)!.body as { target: string }).target, 'jti-to-kill');
+  const raw = await cli(['revoke', 'token', 'raw-jti-1']);
+  assert.equal((peer.requests.at(-1)!.body as { target: string }).target, 'raw-jti-1');
+  assert.equal(raw.code, 0);
+  const noJti = await cli(['revoke', 'token', makeJwt({ sub: 'x' })]);
+  assert.equal(noJti.code, 2);
+});
+
+test('revoke agent/task/user/lease, list and lift', async () => {
+  for (const kind of ['agent', 'task', 'user', 'lease']) {
+    const r = await cli(['--json', 'revoke', kind, `target-${kind}`, '--ttl', '1h']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(peer.requests.at(-1)!.body, { kind, target: `target-${kind}`, ttl: '1h' });
+    assert.equal((JSON.parse(r.stdout) as { kind: string }).kind, kind);
+  }
+  const human = await cli(['revoke', 'agent', 'spiffe://e/a']);
+  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)/);
+  const list = await cli(['revoke', 'list']);
+  assert.match(list.stdout, /rev_1\s+agent/);
+  const lift = await cli(['revoke', 'lift', 'rev_1']);
+  assert.equal(lift.code, 0);
+  assert.equal(peer.requests.at(-1)!.path, '/v1/admin/revocations/rev_1');
+  const missing = await cli(['revoke', 'lift', 'rev_missing']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /TESSERA_REVOCATION_NOT_FOUND/);
+});
+
+test('lease list passes filters and prints a table', async () => {
+  const r = await cli(['lease', 'list', '--irrevocable', '--owner', 'spiffe://e/a']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(peer.requests.at(-1)!.query, { irrevocable: 'true', owner: 'spiffe://e/a' });
+  assert.match(r.stdout, /lease_1\s+postgres\s+ro\s+active/);
+  const j = await cli(['--json', 'lease', 'list']);
+  assert.equal((JSON.parse(j.stdout) as { leases: unknown[] }).leases.length, 1);
+});
+
+test('agent list', async () => {
+  const r = await cli(['agent', 'list']);
+  assert.match(r.stdout, /spiffe:\/\/example.org\/agent\/a\s+join_token/);
+});
+
+// --- audit ------------------------------------------------------------------------
+
+test('audit tail pages to the end and shows the last N; -f polls after_seq until SIGINT', async () => {
+  peer.auditEvents.length = 0;
+  for (let i = 1; i <= 30; i++) peer.auditEvents.push({ seq: i, ts: 1_700_000_000_000 + i, kind: i % 2 ? 'auth.login' : 'secret.read', actor: { id: `spiffe://e/a${i}` }, action: 'x', result: 'success' });
+  const r = await cli(['audit', 'tail', '-n', '5']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 5);
+  assert.match(lines[0]!, /^26\s+2023-11-14T22:13:20\.026Z\s+secret\.read\s+spiffe:\/\/e\/a26/);
+
+  const ee = new EventEmitter();
+  let polls = 0;
+  const sleep = async (): Promise<void> => {
+    polls++;
+    if (polls === 1) peer.auditEvents.push({ seq: 31, ts: 1_700_000_000_031, kind: 'auth.login', actor: { id: 'spiffe://e/new' }, result: 'success' });
+    if (polls === 2) ee.emit('SIGINT');
+  };
+  const f = await cli(['--json', 'audit', 'tail', '-f', '-n', '1', '--kind', 'auth.login', '--interval', '10'], {
+    io: { sleep, signals: { once: (s, fn) => ee.once(s, fn), removeListener: (s, fn) => ee.removeListener(s, fn) } },
+  });
+  assert.equal(f.code, 0, f.stderr);
+  const events = f.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; kind: string });
+  assert.deepEqual(events.map((e) => e.seq), [29, 31]);
+  assert.equal(peer.requests.at(-1)!.query.after_seq, '29', 'the poll continues after the last seen seq');
+  assert.equal(peer.requests.at(-1)!.query.kind, 'auth.login');
+  assert.equal(ee.listenerCount('SIGINT'), 0, 'signal listeners removed');
+});
+
+test('audit verify: ok exits 0, a tampered log exits 1 with TESSERA_AUDIT_VERIFY_FAILED', async () => {
+  const ok = await cli(['audit', 'verify']);
+  assert.equal(ok.code, 0);
+  assert.match(ok.stdout, /audit log verified/);
+  peer.auditTampered = true;
+  try {
+    const bad = await cli(['audit', 'verify']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /TESSERA_AUDIT_VERIFY_FAILED/);
+  } finally {
+    peer.auditTampered = false;
+  }
+  const offline = await cli(['audit', 'verify', '--offline']);
+  assert.equal(offline.code, 1);
+  assert.match(offline.stderr, /TESSERA_CLI_UNSUPPORTED/);
+  const withRt = await cli(['--json', 'audit', 'verify', '--offline', '--data-dir', dir], { runtime: { ...noRuntime, verifyAuditOffline: async () => ({ ok: false, message: 'event 3 removed' }) } });
+  assert.equal(withRt.code, 1);
+  assert.equal((JSON.parse(withRt.stdout) as { ok: boolean }).ok, false);
+});
+
+// --- token inspect -------------------------------------------------------------------
+
+test('token inspect decodes header and claims, shows expiry, never the signature', async () => {
+  const jwt = makeJwt({ sub: 'spiffe://e/a', jti: 'j1', iat: 1_700_000_000, exp: 1_700_000_060 });
+  const r = await cli(['token', 'inspect', jwt]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /sub: spiffe:\/\/e\/a/);
+  assert.match(r.stdout, /"kid":"k1"/);
+  assert.match(r.stdout, /expired 40s ago/); // now = 1_700_000_100 s (22:15:00Z)
+  assert.doesNotMatch(r.stdout + r.stderr, new RegExp(FAKE_SIGNATURE));
+  const j = await cli(['--json', 'token', 'inspect', '-'], { stdin: jwt + '\n' });
+  const body = JSON.parse(j.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body).sort(), ['claims', 'expired', 'expires_at', 'header', 'verified']);
+  assert.equal(body.expired, true);
+  assert.equal(body.verified, false);
+  assert.doesNotMatch(j.stdout, new RegExp(FAKE_SIGNATURE));
+  const env = await cli(['token', 'inspect'], { env: { TESSERA_TOKEN: makeJwt({ sub: 's', exp: 1_700_000_000 + 3600 }) } });
+  assert.match(env.stdout, /expires in 58m 20s/);
+  const garbage = await cli(['token', 'inspect', 'not-a-token']);
+  assert.equal(garbage.code, 2);
+  assert.doesNotMatch(garbage.stderr, /not-a-token/);
+});
+
+// --- creds (agent) -------------------------------------------------------------------
+
+test('creds issues a credential with the agent token and prints it', async () => {
+  peer.joinTokens.add('join-creds');
+  const login = await cli(['login', '--join-token', 'join-creds']);
+  const agentToken = login.stdout.trim();
+  const r = await cli(['creds', 'postgres', 'readonly', '--ttl', '10m'], { env: { TESSERA_TOKEN: agentToken } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /username: v_agent_x/);
+  assert.match(r.stdout, /password: pw-dynamic-secret/);
+  assert.equal(peer.requests.at(-1)!.auth, agentToken);
+  assert.deepEqual(peer.requests.at(-1)!.body, { ttl: '10m' });
+  assert.doesNotMatch(r.stdout + r.stderr, new RegExp(agentToken.split('.')[1]!));
+  const j = await cli(['--json', 'creds', 'postgres', 'readonly'], { env: { TESSERA_TOKEN: agentToken } });
+  assert.deepEqual(Object.keys(JSON.parse(j.stdout) as object).sort(), ['data', 'expires_at', 'lease_id', 'renewable']);
+  const nf = await cli(['creds', 'mysql', 'x'], { env: { TESSERA_TOKEN: agentToken } });
+  assert.equal(nf.code, 1);
+  assert.match(nf.stderr, /TESSERA_ENGINE_NOT_FOUND/);
+});
+
+// --- runtime-backed commands ------------------------------------------------------------
+
+function fakeServer(extra: Partial<RunningServer> = {}): RunningServer & { closed: number } {
+  const s = {
+    url: 'http://127.0.0.1:18200',
+    adminToken: 'tsr_admin_dev_root_token_value',
+    joinToken: 'tsr_join_dev_value',
+    closed: 0,
+    async close() {
+      s.closed++;
+    },
+    ...extra,
+  };
+  return s;
+}
+
+test('dev prints URL, admin token, join token and next steps, then closes on SIGINT', async () => {
+  const server = fakeServer();
+  let seen: unknown;
+  const runtime: Runtime = { ...noRuntime, dev: async (o) => ((seen = o), server) };
+  const r = await cli(['dev', '--listen', '127.0.0.1:9999', '--root-token', 'my-root-token-123456'], { runtime, io: { signals: immediateSignals('SIGINT') } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(seen, { listen: '127.0.0.1:9999', dataDir: undefined, rootToken: 'my-root-token-123456', configPath: undefined });
+  assert.match(r.stdout, /running at http:\/\/127\.0\.0\.1:18200/);
+  assert.match(r.stdout, /export TESSERA_TOKEN=tsr_admin_dev_root_token_value/);
+  assert.match(r.stdout, /tessera login --join-token tsr_join_dev_value/);
+  assert.equal(server.closed, 1);
+  assert.match(r.stderr, /SIGINT/);
+  const j = await cli(['--json', 'dev'], { runtime: { ...noRuntime, dev: async () => fakeServer() }, io: { signals: immediateSignals('SIGTERM') } });
+  assert.deepEqual(JSON.parse(j.stdout), { url: 'http://127.0.0.1:18200', admin_token: 'tsr_admin_dev_root_token_value', join_token: 'tsr_join_dev_value' });
+});
+
+test('server runs until SIGTERM and needs --config', async () => {
+  assert.equal((await cli(['server'])).code, 2);
+  const server = fakeServer({ adminToken: undefined, joinToken: undefined });
+  const r = await cli(['server', '--config', 'tessera.yaml'], { runtime: { ...noRuntime, server: async () => server }, io: { signals: immediateSignals('SIGTERM') } });
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /listening on http:\/\/127\.0\.0\.1:18200/);
+  assert.equal(server.closed, 1);
+});
+
+test('init prints the admin token once, or writes it to --out without printing it', async () => {
+  const runtime: Runtime = { ...noRuntime, init: async () => ({ adminToken: 'tsr_admin_init_value_abcdef', dataDir: '/data', masterKeyFile: '/data/master.key' }) };
+  const r = await cli(['init', '--data-dir', '/data'], { runtime });
+  assert.equal(r.stdout, 'tsr_admin_init_value_abcdef\n');
+  assert.match(r.stderr, /master\.key/);
+  const out = join(dir, 'admin.token');
+  const w = await cli(['init', '--out', out], { runtime });
+  assert.equal(w.code, 0, w.stderr);
+  assert.doesNotMatch(w.stdout + w.stderr, /tsr_admin_init_value_abcdef/);
+  assert.equal(readFileSync(out, 'utf8'), 'tsr_admin_init_value_abcdef\n');
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  const failing: Runtime = { ...noRuntime, init: async () => Promise.reject(Object.assign(new Error('already initialised'), { code: 'TESSERA_ALREADY_INITIALIZED' })) };
+  const again = await cli(['init'], { runtime: failing });
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /TESSERA_ALREADY_INITIALIZED/);
+});
+
+test('operator rotate-master-key reports progress on stderr', async () => {
+  let got: unknown;
+  const runtime: Runtime = {
+    ...noRuntime,
+    rotateMasterKey: async (o) => {
+      got = o.newKeyFile;
+      o.onProgress?.(1, 2);
+      o.onProgress?.(2, 2);
+      return { rewrapped: 2 };
+    },
+  };
+  const r = await cli(['operator', 'rotate-master-key', '--new-key-file', '/keys/new.key'], { runtime });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(got, '/keys/new.key');
+  assert.match(r.stderr, /re-wrapped 2\/2/);
+  assert.match(r.stdout, /2 data keys re-wrapped/);
+  assert.equal((await cli(['operator', 'rotate-master-key'], { runtime })).code, 2);
+});
+
+test('no admin command prints the admin token', async () => {
+  const runs = await Promise.all([
+    cli(['kv', 'list']),
+    cli(['revoke', 'list']),
+    cli(['lease', 'list']),
+    cli(['audit', 'tail']),
+    cli(['--json', 'audit', 'verify']),
+    cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'secret.read', '--resource', 'secret:x']),
+  ]);
+  for (const r of runs) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(ADMIN_TOKEN));
+});

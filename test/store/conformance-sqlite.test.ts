@@ -1,0 +1,15 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import { runStoreConformance } from './conformance.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tessera-conf-'));
+let fresh = 0;
+
+// Both "replicas" open the same file in this process: SQLite is embedded (one process owns the
+// file), so fan-out and leader locks are per process and concurrent transactions come from one store.
+runStoreConformance('sqlite', async () => openSqliteStore({ file: join(dir, 'shared.db') }), {
+  concurrentReplicas: false,
+  openFreshStore: async () => openSqliteStore({ file: join(dir, `fresh-${++fresh}.db`) }),
+});
