@@ -6,10 +6,13 @@ import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const built = join(root, 'dist', 'src', 'main.js');
+let mod;
 if (existsSync(built)) {
-  await import(pathToFileURL(built).href);
+  mod = await import(pathToFileURL(built).href);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(join(root, 'src', 'main.ts')).href);
+  mod = await import(pathToFileURL(join(root, 'src', 'main.ts')).href);
 }
+const code = await mod.main(process.argv.slice(2));
+process.exitCode = code;

@@ -24,6 +24,9 @@ export class AdminClient {
   createJoinToken(body: { spiffe_id: string; ttl?: string; labels?: Record<string, string> }) {
     return this.req<{ token: string; id: string; spiffe_id: string; expires_at: string | number }>('POST', '/v1/admin/join-tokens', { json: body });
   }
+  listJoinTokens() {
+    return this.req<unknown>('GET', '/v1/admin/join-tokens');
+  }
   listAgents() {
     return this.req<unknown>('GET', '/v1/admin/agents');
   }
@@ -45,14 +48,17 @@ export class AdminClient {
   createRevocation(body: { kind: string; target: string; reason?: string; ttl?: string }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/revocations', { json: body });
   }
-  listRevocations() {
-    return this.req<unknown>('GET', '/v1/admin/revocations');
+  listRevocations(query: { active?: boolean; kind?: string } = {}) {
+    return this.req<unknown>('GET', '/v1/admin/revocations', { query });
   }
   liftRevocation(id: string) {
     return this.req<unknown>('DELETE', `/v1/admin/revocations/${encodeURIComponent(id)}`);
   }
   listLeases(query: { state?: string; irrevocable?: boolean; owner?: string }) {
     return this.req<unknown>('GET', '/v1/admin/leases', { query });
+  }
+  revokeLease(id: string) {
+    return this.req<Record<string, unknown>>('DELETE', `/v1/admin/leases/${encodeURIComponent(id)}`);
   }
   audit(query: { after_seq?: number; actor?: string; txn?: string; kind?: string; limit?: number }) {
     return this.req<{ events: Record<string, unknown>[]; next_seq: number }>('GET', '/v1/admin/audit', { query });

@@ -172,6 +172,15 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       info(`the agent logs in with: tessera login --join-token - --out agent.token   (paste the token on stdin)`);
     });
 
+  jt.command('list')
+    .description('list join tokens (metadata only: token values are never stored)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).listJoinTokens();
+      if (isJson(cmd)) return printJson(r);
+      const rows = listOf(r);
+      out(rows.length ? table(rows, pickColumns(rows, ['id', 'spiffe_id', 'state', 'expires_at', 'used_at'])) : 'no join tokens');
+    });
+
   program
     .command('login')
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
@@ -262,9 +271,10 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .action(async (prefix: string | undefined, _opts: unknown, cmd: Command) => {
       const r = await admin(cmd).listSecrets(prefix ?? '');
       if (isJson(cmd)) return printJson(r);
-      const rows = listOf(r).map(withoutValue);
+      const rows = listOf(r).map((x) => ({ ...withoutValue(x), version: x.current_version ?? x.version, updated_at: x.updated_at !== undefined ? fmtTime(x.updated_at) : undefined }));
       if (rows.length === 0) return info(`no secrets under "${prefix ?? ''}"`);
-      out(rows.every((x) => Object.keys(x).length === 1 && 'value' in x) ? rows.map((x) => cell(x.value)).join('\n') : table(rows, pickColumns(rows, ['path', 'version', 'mode', 'description', 'updated_at'])));
+      out(table(rows, pickColumns(rows, ['path', 'version', 'mode', 'owner', 'description', 'updated_at'])));
+      if ((r as { truncated?: boolean })?.truncated) info('(list truncated; narrow the prefix)');
     });
   kv.command('rm <path>')
     .description('delete a secret (all versions)')
@@ -284,7 +294,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const r = await admin(cmd).listAgents();
       if (isJson(cmd)) return printJson(r);
       const rows = listOf(r);
-      out(rows.length ? table(rows, pickColumns(rows, ['spiffe_id', 'attestor', 'last_seen_at', 'revoked'])) : 'no agents');
+      out(rows.length ? table(rows, pickColumns(rows, ['spiffe_id', 'attestor', 'logins', 'first_seen', 'last_seen'])) : 'no agents');
     });
 
   // --- policy ---------------------------------------------------------------------
@@ -305,11 +315,11 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('check')
     .description('what-if: would PRINCIPAL be allowed ACTION on RESOURCE? (asks the server, with explanation)')
     .requiredOption('--principal <spiffe-id>', 'the agent, e.g. spiffe://example.org/agent/demo')
-    .requiredOption('--action <action>', 'e.g. secret.read, cred.issue, tool.call, http.request')
-    .requiredOption('--resource <ref>', 'e.g. secret:db/prod/password, cred:postgres/readonly, tool:github/create_issue')
+    .requiredOption('--action <action>', 'secret.read, secret.inject, cred.issue, tool.call, http.request or token.delegate')
+    .requiredOption('--resource <ref>', 'Type::id, e.g. Secret::db/prod/password, Role::postgres/readonly, Tool::github/create_issue, Route::github')
     .option('--context <json>', 'request context as a JSON object, e.g. \'{"args":{"repo":"acme/web"}}\'')
     .option('--attr <k=v>', 'principal attribute (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/*', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/**', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
     .option('--user <id>', 'user the task acts for')
@@ -401,6 +411,10 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${t}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
+        if (typeof r?.leases_revoked === 'number') {
+          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
+          if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
+        }
       });
   }
   revoke
@@ -413,18 +427,27 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
   revoke
     .command('list')
-    .description('list active revocations')
-    .action(async (_opts: unknown, cmd: Command) => {
-      const r = await admin(cmd).listRevocations();
+    .description('list revocations')
+    .option('--active', 'only revocations in force')
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(['agent', 'task', 'user', 'token', 'lease']))
+    .action(async (opts: { active?: boolean; kind?: string }, cmd: Command) => {
+      const r = await admin(cmd).listRevocations({ active: opts.active ? true : undefined, kind: opts.kind });
       if (isJson(cmd)) return printJson(r);
       const rows = listOf(r);
-      out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'reason', 'created_at', 'expires_at'])) : 'no active revocations');
+      out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'active', 'reason', 'created_at', 'expires_at'])) : 'no revocations');
     });
 
   // --- leases ---------------------------------------------------------------------
-  program
-    .command('lease')
-    .description('dynamic credential leases')
+  const lease = program.command('lease').description('dynamic credential leases');
+  lease
+    .command('revoke <lease-id>')
+    .description('revoke one lease now (drops the credential at its backend)')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).revokeLease(id);
+      if (isJson(cmd)) return printJson(r);
+      out(`revoked lease ${id}${r?.state ? ` (state ${cell(r.state)})` : ''}`);
+    });
+  lease
     .command('list')
     .description('list leases')
     .option('--state <state>', 'active, expired, revoked, …')
@@ -434,7 +457,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const r = await admin(cmd).listLeases({ state: opts.state, irrevocable: opts.irrevocable ? true : undefined, owner: opts.owner });
       if (isJson(cmd)) return printJson(r);
       const rows = listOf(r);
-      out(rows.length ? table(rows, pickColumns(rows, ['id', 'engine', 'role', 'owner', 'state', 'expires_at'])) : 'no leases');
+      out(rows.length ? table(rows, pickColumns(rows, ['lease_id', 'engine', 'role', 'owner', 'state', 'expires_at', 'last_error'])) : 'no leases');
     });
 
   // --- audit ----------------------------------------------------------------------
@@ -499,7 +522,13 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       if (isJson(cmd)) printJson(res);
       else {
         const checked = res.checked ?? res.events ?? res.count;
-        out(res.ok === false ? `audit log verification FAILED: ${cell(res.message ?? res.error ?? res.problems)}` : `audit log verified${checked !== undefined ? `: ${cell(checked)} events` : ''}${res.last_seq !== undefined ? `, up to seq ${cell(res.last_seq)}` : ''}`);
+        if (res.ok === false) {
+          out('audit log verification FAILED');
+          const problems = Array.isArray(res.problems) ? res.problems : [res.message ?? res.error ?? 'unknown problem'];
+          for (const p of problems) out(`  ${cell(p)}`);
+        } else {
+          out(`audit log verified${checked !== undefined ? `: ${cell(checked)} events` : ''}${res.checkpoints !== undefined ? `, ${cell(res.checkpoints)} signed checkpoints` : ''}`);
+        }
       }
       if (res.ok === false) throw new CliError('TESSERA_AUDIT_VERIFY_FAILED', 'the audit log failed verification', EXIT.REFUSED);
     });
@@ -544,7 +573,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         configPath: opts.config,
         dataDir: opts.dataDir,
         newKeyFile: opts.newKeyFile,
-        onProgress: isJson(cmd) ? undefined : (done, total) => info(`re-wrapped ${done}/${total}`),
+        onProgress: isJson(cmd) ? undefined : (done, total) => info(total > 0 ? `re-wrapped ${done}/${total}` : `re-wrapped ${done}`),
       });
       if (isJson(cmd)) return printJson(r);
       out(`master key rotated: ${r.rewrapped} data keys re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);

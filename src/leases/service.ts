@@ -256,11 +256,15 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     if (row.state === 'revoked') return 'revoked';
     const actor = ctx.actor ?? SYSTEM;
     const engine = engines.get(row.engine);
-    let err: { code: string; message: string };
+    let err: { code: string; message: string } | undefined;
     try {
       if (!engine) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${row.engine}" is not configured; configure it again so its credentials can be revoked`);
       const data = parseEngineData(row.engine_data);
       await bounded(`revoke on engine ${row.engine}`, (signal) => engine.revoke(data, signal));
+    } catch (e) {
+      err = errorText(e);
+    }
+    if (!err) {
       const changed = await store.run(
         `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'irrevocable')`,
         [clock.now(), id],
@@ -278,9 +282,6 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         });
       }
       return 'revoked';
-    } catch (e) {
-      if (isTesseraError(e) && e.code === 'TESSERA_AUDIT_UNAVAILABLE') throw e;
-      err = errorText(e);
     }
     failures?.inc({ engine: row.engine });
     const attempts = Number(row.revoke_attempts) + 1;
@@ -321,13 +322,26 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     let revoked = 0;
     let retrying = 0;
     let irrevocable = 0;
+    let firstError: unknown;
     for (const { id } of rows) {
-      const s = await revokeNow(id, cause, ctx);
+      let s: LeaseState | undefined;
+      try {
+        s = await revokeNow(id, cause, ctx);
+      } catch (e) {
+        // Keep going (the store or audit may be failing for one row): every lease gets its attempt.
+        firstError ??= e;
+        s = (await getRow(id).catch(() => undefined))?.state as LeaseState | undefined;
+      }
       if (s === 'revoked') revoked++;
       else if (s === 'irrevocable') irrevocable++;
       else retrying++;
     }
-    return { matched: rows.length, revoked, retrying, irrevocable };
+    const counts = { matched: rows.length, revoked, retrying, irrevocable };
+    if (firstError !== undefined) {
+      const e = isTesseraError(firstError) ? firstError : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: firstError });
+      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
+    }
+    return counts;
   }
 
   function tally(states: LeaseState[]): RevokeCounts {

@@ -158,7 +158,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     return { target_hmac: audit.hmac(target) };
   }
 
-  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined): Promise<Revocation> {
+  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined): Promise<{ r: Revocation; auditError: TesseraError | undefined }> {
     const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
     // Enforced first, so a refusal never waits for the store; undone if the store refuses the write.
     add(r);
@@ -171,6 +171,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     }
     notify();
     const { resource, txn, target_hmac } = auditFields(kind, target);
+    let auditError: TesseraError | undefined;
     try {
       await audit.append({
         kind: 'revocation.created',
@@ -184,10 +185,13 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       });
     } catch (e) {
       // The kill switch stays on: refusing access is the safe side. The caller learns the audit gap.
-      if (isTesseraError(e)) throw new TesseraError(e.code, `the revocation ${r.id} IS in effect, but it could not be audited: ${e.message}`, { revocation_id: r.id });
-      throw e;
+      auditError = isTesseraError(e) ? e : new TesseraError('TESSERA_AUDIT_UNAVAILABLE', (e as Error).message ?? String(e));
     }
-    return r;
+    return { r, auditError };
+  }
+
+  function inEffectError(r: Revocation, e: TesseraError, counts?: RevokeCounts): TesseraError {
+    return new TesseraError(e.code, `the revocation ${r.id} IS in effect, but: ${e.message}`, { revocation_id: r.id, ...(counts ? { leases: counts } : {}) }, { cause: e });
   }
 
   const service: RevocationService = {
@@ -224,18 +228,28 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
 
       const actor = req.actor ?? { id: 'system' };
-      const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where);
+      const { r, auditError } = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where);
 
-      // Token refusal is already in effect; dropping credentials may take engine round trips.
+      // Token refusal is already in effect; dropping credentials may take engine round trips,
+      // and happens even when the audit write failed (the credentials must go regardless).
       const ctx = { actor, ...(req.where ? { where: req.where } : {}) };
       let counts: RevokeCounts = { matched: 0, revoked: 0, retrying: 0, irrevocable: 0 };
-      if (req.kind === 'agent') counts = await leases.revokeByOwner(req.target, ctx);
-      else if (req.kind === 'task') counts = await leases.revokeByTask(req.target, ctx);
-      else if (req.kind === 'user') counts = await leases.revokeByUser(req.target, ctx);
-      else if (req.kind === 'lease') {
-        const { state } = await leases.revoke(req.target, 'revocation', ctx);
-        counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
+      let leaseError: TesseraError | undefined;
+      try {
+        if (req.kind === 'agent') counts = await leases.revokeByOwner(req.target, ctx);
+        else if (req.kind === 'task') counts = await leases.revokeByTask(req.target, ctx);
+        else if (req.kind === 'user') counts = await leases.revokeByUser(req.target, ctx);
+        else if (req.kind === 'lease') {
+          const { state } = await leases.revoke(req.target, 'revocation', ctx);
+          counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
+        }
+      } catch (e) {
+        leaseError = isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: e });
+        const d = leaseError.details as Partial<RevokeCounts> | undefined;
+        if (d && typeof d.matched === 'number') counts = d as RevokeCounts;
       }
+      if (auditError) throw inEffectError(r, auditError, counts);
+      if (leaseError) throw inEffectError(r, leaseError, counts);
       return { ...r, leases: counts };
     },
 
@@ -246,7 +260,9 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         // Already expired: nothing to refuse, nothing to remember (RFC 7009 §2.2 still answers 200).
         return { id: '', kind: 'token', target: jti, reason: ctx.reason ?? null, createdAt: now, expiresAt: tokenExpiresAt, liftedAt: null };
       }
-      return record('token', jti, ctx.reason ?? null, Math.min(tokenExpiresAt, now + maxTokenTtlMs), ctx.actor ?? { id: 'system' }, ctx.where);
+      const { r, auditError } = await record('token', jti, ctx.reason ?? null, Math.min(tokenExpiresAt, now + maxTokenTtlMs), ctx.actor ?? { id: 'system' }, ctx.where);
+      if (auditError) throw inEffectError(r, auditError);
+      return r;
     },
 
     async lift(id, ctx = {}) {

@@ -136,18 +136,22 @@ export class TesseraClient {
     return this.refreshNow();
   }
 
-  /** Reads a `read`-mode secret (`GET /v1/secrets/<path>`). */
+  /**
+   * Reads a `read`-mode secret (`GET /v1/secrets/<path>`). Paths use A-Z a-z 0-9 . _ - and
+   * "/" between segments; anything else is refused by the server (TESSERA_SECRET_PATH_INVALID).
+   */
   async readSecret(path: string): Promise<SecretValue> {
     return this.authed<SecretValue>('GET', `/v1/secrets/${encodePath(path)}`);
   }
 
   /** Issues a dynamic credential (`POST /v1/creds/<engine>/<role>`); it is a lease. */
-  async issueCredential(engine: string, role: string, options: { ttl?: string } = {}): Promise<Credential> {
-    return this.authed<Credential>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { json: options.ttl ? { ttl: options.ttl } : {} });
+  async issueCredential(engine: string, role: string, options: { ttl?: string | number } = {}): Promise<Credential> {
+    return this.authed<Credential>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { json: options.ttl !== undefined ? { ttl: options.ttl } : {} });
   }
 
-  async renewLease(leaseId: string, options: { ttl?: string } = {}): Promise<Record<string, unknown>> {
-    return this.authed('POST', `/v1/leases/${encodeURIComponent(leaseId)}/renew`, { json: options.ttl ? { ttl: options.ttl } : {} });
+  /** Extends a lease (`POST /v1/leases/<id>/renew`); `increment` is seconds or a duration like "15m", capped by the role's max TTL. */
+  async renewLease(leaseId: string, options: { increment?: string | number } = {}): Promise<{ lease_id: string; expires_at: string; renewable: boolean }> {
+    return this.authed('POST', `/v1/leases/${encodeURIComponent(leaseId)}/renew`, { json: options.increment !== undefined ? { increment: options.increment } : {} });
   }
 
   async revokeLease(leaseId: string): Promise<void> {

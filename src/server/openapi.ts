@@ -29,6 +29,7 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/admin/audit': 'Operator: audit events (`?after_seq=&actor=&txn=&kind=&limit=`).',
   'POST /v1/admin/audit/verify': 'Operator: verify the audit hash chain and checkpoints.',
   'POST /v1/admin/audit/hmac': 'Operator: HMAC of an identifier, to search audit events for it.',
+  'GET /v1/admin/policy/status': 'Operator: the loaded policy set, last reload and its errors.',
   'POST /v1/admin/policy/check': 'Operator: what-if policy decision with the deciding policies.',
 };
 

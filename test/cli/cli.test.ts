@@ -124,13 +124,13 @@ test('--addr overrides TESSERA_ADDR; a malformed address is a usage error', asyn
 test('kv put/get/list/rm round trip; values are not echoed except by get', async () => {
   const put = await cli(['kv', 'put', 'app/db-password', 's3cr3t-value', '--mode', 'read', '--description', 'db']);
   assert.equal(put.code, 0, put.stderr);
-  assert.match(put.stdout, /stored app\/db-password \(version 1, mode read\)/);
+  assert.match(put.stdout, /stored app\/db-password \(version 1\)/);
   assert.doesNotMatch(put.stdout + put.stderr, /s3cr3t-value/);
   assert.deepEqual(peer.requests.at(-1)!.body, { value: 's3cr3t-value', mode: 'read', description: 'db' });
 
   const putJson = await cli(['--json', 'kv', 'put', 'app/db-password', '-'], { stdin: 'from-stdin\n' });
   assert.equal(putJson.code, 0);
-  assert.deepEqual(JSON.parse(putJson.stdout), { path: 'app/db-password', version: 2, mode: 'inject' });
+  assert.deepEqual(JSON.parse(putJson.stdout), { path: 'app/db-password', version: 2 });
   assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'from-stdin');
 
   const file = join(dir, 'value.txt');
@@ -148,7 +148,7 @@ test('kv put/get/list/rm round trip; values are not echoed except by get', async
 
   const list = await cli(['kv', 'list', 'app/']);
   assert.match(list.stdout, /PATH\s+VERSION\s+MODE/);
-  assert.match(list.stdout, /app\/db-password\s+2\s+inject/);
+  assert.match(list.stdout, /app\/db-password\s+2\s+inject\s+2023-11-14T22:13:20\.000Z/);
   assert.doesNotMatch(list.stdout, /from-stdin/);
   const listJson = await cli(['--json', 'kv', 'list', 'app/']);
   assert.ok(Array.isArray((JSON.parse(listJson.stdout) as { secrets: unknown[] }).secrets));
@@ -243,20 +243,22 @@ test('login needs exactly one attestation source; refusals carry the OAuth code'
 // --- policy -----------------------------------------------------------------------
 
 test('policy check sends the what-if request and shows the decision', async () => {
-  const r = await cli(['policy', 'check', '--principal', 'spiffe://example.org/agent/a', '--action', 'secret.read', '--resource', 'secret:demo/x', '--context', '{"purpose":"triage"}', '--attr', 'team=ml']);
+  const r = await cli(['policy', 'check', '--principal', 'spiffe://example.org/agent/a', '--action', 'secret.read', '--resource', 'Secret::demo/x', '--context', '{"args":{"repo":"acme/web"}}', '--attr', 'team=ml', '--scope', 'secret:demo/**', '--purpose', 'triage']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /decision: ALLOW/);
-  assert.match(r.stdout, /policies: demo-read/);
+  assert.match(r.stdout, /decided by:\n {2}demo-read \(permit\) {2}demo\.cedar:3/);
   assert.deepEqual(peer.requests.at(-1)!.body, {
-    principal: { spiffe_id: 'spiffe://example.org/agent/a', attributes: { team: 'ml' } },
+    principal: { spiffe_id: 'spiffe://example.org/agent/a', attributes: { team: 'ml' }, scope: ['secret:demo/**'], purpose: 'triage' },
     action: 'secret.read',
-    resource: 'secret:demo/x',
-    context: { purpose: 'triage' },
+    resource: 'Secret::demo/x',
+    context: { args: { repo: 'acme/web' } },
   });
-  const deny = await cli(['--json', 'policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'cred:postgres/rw']);
+  const deny = await cli(['--json', 'policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'Role::postgres/rw']);
   assert.equal(deny.code, 0);
   assert.equal((JSON.parse(deny.stdout) as { decision: string }).decision, 'deny');
-  const exit = await cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'cred:postgres/rw', '--exit-code']);
+  const denyHuman = await cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'Role::postgres/rw']);
+  assert.match(denyHuman.stdout, /decision: DENY\nno policy matched: default deny/);
+  const exit = await cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'cred.issue', '--resource', 'Role::postgres/rw', '--exit-code']);
   assert.equal(exit.code, 1);
   assert.match(exit.stderr, /TESSERA_POLICY_DENIED/);
   assert.equal((await cli(['policy', 'check', '--principal', 'p', '--action', 'a', '--resource', 'r', '--context', '{bad'])).code, 2);
@@ -273,11 +275,34 @@ test('policy validate reports ok, and file:line problems with exit 1 (offline)',
   const bad = mkdtempSync(join(dir, 'pol-'));
   writeFileSync(join(bad, 'b.cedar'), 'permit (principal, action, resource) when { ;\n');
   const r = await cli(['policy', 'validate', bad]);
+  assert.equal(r.stdout, '');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /b\.cedar/);
   assert.match(r.stderr, /TESSERA_POLICY_INVALID/);
   const j = await cli(['--json', 'policy', 'validate', bad]);
   assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, false);
+});
+
+test('policy test runs a YAML table offline; failing cases exit 1 with reasons', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
+  const pol = mkdtempSync(join(dir, 'pt-'));
+  writeFileSync(join(pol, 'p.cedar'), '@id("read-a") permit(principal, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"a");\n');
+  const row = (name: string, resource: string, expect: string): string => `  - name: ${name}\n    principal: { spiffe_id: "spiffe://example.org/x" }\n    action: secret.read\n    resource: ${resource}\n    expect: ${expect}\n`;
+  writeFileSync(join(pol, 'ok.yaml'), `cases:\n${row('reads a', 'Secret::a/b', 'allow')}${row('not b', 'Secret::b/c', 'deny')}`);
+  const ok = await cli(['policy', 'test', join(pol, 'ok.yaml')]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /PASS {2}reads a\nPASS {2}not b\n2 passed, 0 failed/);
+  writeFileSync(join(pol, 'bad.yaml'), `cases:\n${row('wrongly expects b', 'Secret::b/c', 'allow')}`);
+  const other = mkdtempSync(join(dir, 'pt-'));
+  const bad = await cli(['policy', 'test', join(pol, 'bad.yaml'), '--policies', pol]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /FAIL {2}wrongly expects b {2}— expected allow, got deny/);
+  assert.match(bad.stderr, /TESSERA_POLICY_TEST_FAILED/);
+  const j = await cli(['--json', 'policy', 'test', join(pol, 'bad.yaml')]);
+  assert.equal((JSON.parse(j.stdout) as { failed: number }).failed, 1);
+  writeFileSync(join(other, 'broken.yaml'), 'nope: 1\n');
+  const malformed = await cli(['policy', 'test', join(other, 'broken.yaml')]);
+  assert.equal(malformed.code, 1);
+  assert.match(malformed.stderr, /TESSERA_REQUEST_INVALID/);
 });
 
 // --- revocations, leases ------------------------------------------------------------
@@ -307,8 +332,9 @@ test('revoke agent/task/user/lease, list and lift', async () => {
     assert.equal((JSON.parse(r.stdout) as { kind: string }).kind, kind);
   }
   const human = await cli(['revoke', 'agent', 'spiffe://e/a']);
-  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)/);
-  const list = await cli(['revoke', 'list']);
+  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)\nleases: 2 revoked, 0 retrying, 0 irrevocable/);
+  const list = await cli(['revoke', 'list', '--active', '--kind', 'agent']);
+  assert.deepEqual(peer.requests.at(-1)!.query, { active: 'true', kind: 'agent' });
   assert.match(list.stdout, /rev_1\s+agent/);
   const lift = await cli(['revoke', 'lift', 'rev_1']);
   assert.equal(lift.code, 0);
@@ -327,9 +353,17 @@ test('lease list passes filters and prints a table', async () => {
   assert.equal((JSON.parse(j.stdout) as { leases: unknown[] }).leases.length, 1);
 });
 
-test('agent list', async () => {
+test('agent list, join-token list, lease revoke', async () => {
   const r = await cli(['agent', 'list']);
   assert.match(r.stdout, /spiffe:\/\/example.org\/agent\/a\s+join_token/);
+  const jt = await cli(['join-token', 'list']);
+  assert.match(jt.stdout, /jt_1\s+spiffe:\/\/example.org\/agent\/a\s+used/);
+  assert.doesNotMatch(jt.stdout, /tsr_join/);
+  const lr = await cli(['lease', 'revoke', 'lease_9']);
+  assert.equal(lr.code, 0, lr.stderr);
+  assert.equal(peer.requests.at(-1)!.method, 'DELETE');
+  assert.equal(peer.requests.at(-1)!.path, '/v1/admin/leases/lease_9');
+  assert.match(lr.stdout, /revoked lease lease_9 \(state revoked\)/);
 });
 
 // --- audit ------------------------------------------------------------------------
@@ -369,6 +403,7 @@ test('audit verify: ok exits 0, a tampered log exits 1 with TESSERA_AUDIT_VERIFY
   try {
     const bad = await cli(['audit', 'verify']);
     assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /FAILED\n {2}seq 7: hash mismatch/);
     assert.match(bad.stderr, /TESSERA_AUDIT_VERIFY_FAILED/);
   } finally {
     peer.auditTampered = false;
@@ -508,7 +543,7 @@ test('no admin command prints the admin token', async () => {
     cli(['lease', 'list']),
     cli(['audit', 'tail']),
     cli(['--json', 'audit', 'verify']),
-    cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'secret.read', '--resource', 'secret:x']),
+    cli(['policy', 'check', '--principal', 'spiffe://e/a', '--action', 'secret.read', '--resource', 'Secret::x']),
   ]);
   for (const r of runs) assert.doesNotMatch(r.stdout + r.stderr, new RegExp(ADMIN_TOKEN));
 });

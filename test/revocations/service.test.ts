@@ -162,9 +162,13 @@ test('refresh loads revocations written by another replica; a restart keeps them
   assert.equal(restarted.isRevoked({ spiffeId: 'spiffe://example.org/z', jti: 'jti-gone', issuedAt: 0 }), false);
 });
 
-test('an audit failure leaves the kill switch on and says so', async () => {
-  const { revocations, audit } = await setup();
+test('an audit failure leaves the kill switch on, still drops the leases, and says so', async () => {
+  const { revocations, audit, leases, engine } = await setup();
+  await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   audit.failing = true;
   await assert.rejects(revocations.revoke({ kind: 'agent', target: alice.spiffeId }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_UNAVAILABLE' && /IS in effect/.test(e.message));
   assert.equal(revocations.isAgentRevoked(alice.spiffeId), true);
+  assert.equal(engine.credentials.size, 0, 'every lease was attempted despite the audit failures');
+  assert.equal((await leases.list({ state: 'revoked' })).length, 2);
 });

@@ -66,8 +66,8 @@ test('loginWithTokenFile exchanges the file JWT (RFC 8693 form) and readSecret u
     subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
     audience: 'tessera',
   });
-  const s = await c.readSecret('demo/a b');
-  assert.equal(s.value, 'value-of-demo/a b');
+  const s = await c.readSecret('demo/a.b');
+  assert.equal(s.value, 'value-of-demo/a.b');
   const call = peer.requests.at(-1)!;
   assert.equal(call.auth, await c.token());
   assert.equal(decodeJwt(call.auth!).claims.sub, 'spiffe://example.org/ns/default/sa/agent');
@@ -219,7 +219,8 @@ test('issueCredential, renewLease and revokeLease hit the documented routes', as
   const cred = await c.issueCredential('postgres', 'readonly', { ttl: '10m' });
   assert.equal(cred.data.username, 'v_agent_x');
   assert.deepEqual(peer.requests.at(-1)!.body, { ttl: '10m' });
-  const renewed = await c.renewLease(cred.lease_id);
+  const renewed = await c.renewLease(cred.lease_id, { increment: '5m' });
+  assert.deepEqual(peer.requests.at(-1)!.body, { increment: '5m' });
   assert.equal(renewed.lease_id, cred.lease_id);
   assert.equal(peer.requests.at(-1)!.path, `/v1/leases/${cred.lease_id}/renew`);
   await c.revokeLease(cred.lease_id);

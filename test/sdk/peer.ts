@@ -122,7 +122,7 @@ export async function startPeer(): Promise<Peer> {
       if (m === 'GET' && rest === 'agents') return send(res, 200, { agents: [{ spiffe_id: 'spiffe://example.org/agent/a', attestor: 'join_token' }] });
       if (rest === 'secrets' && m === 'GET') {
         const prefix = url.searchParams.get('prefix') ?? '';
-        return send(res, 200, { secrets: [...peer.secrets.entries()].filter(([p]) => p.startsWith(prefix)).map(([p, s]) => ({ path: p, version: s.version, mode: s.mode })) });
+        return send(res, 200, { secrets: [...peer.secrets.entries()].filter(([p]) => p.startsWith(prefix)).map(([p, s]) => ({ path: p, current_version: s.version, mode: s.mode, updated_at: 1_700_000_000_000 })), truncated: false });
       }
       if (rest.startsWith('secrets/')) {
         const p = rest.slice('secrets/'.length);
@@ -131,7 +131,7 @@ export async function startPeer(): Promise<Peer> {
           if (typeof b?.value !== 'string') return err(400, 'TESSERA_SECRET_VALUE_INVALID', 'value must be a string');
           const version = (peer.secrets.get(p)?.version ?? 0) + 1;
           peer.secrets.set(p, { value: b.value, version, mode: b.mode ?? 'inject', description: b.description });
-          return send(res, 200, { path: p, version, mode: b.mode ?? 'inject' });
+          return send(res, 200, { path: p, version });
         }
         const s = peer.secrets.get(p);
         if (!s) return err(404, 'TESSERA_SECRET_NOT_FOUND', `no secret at ${p}`);
@@ -145,12 +145,12 @@ export async function startPeer(): Promise<Peer> {
       if (m === 'POST' && rest === 'policy/check') {
         const b = body as { action: string };
         const allow = b.action === 'secret.read';
-        return send(res, 200, { decision: allow ? 'allow' : 'deny', policies: allow ? ['demo-read'] : [], explanation: allow ? 'permitted by demo-read' : 'no permit matched (default deny)' });
+        return send(res, 200, { decision: allow ? 'allow' : 'deny', policies: allow ? [{ id: 'demo-read', effect: 'permit', file: 'demo.cedar', line: 3 }] : [], errors: [] });
       }
       if (m === 'POST' && rest === 'revocations') {
         const b = body as { kind: string; target: string };
         if (!['agent', 'task', 'user', 'token', 'lease'].includes(b.kind)) return err(400, 'TESSERA_REVOCATION_INVALID', 'bad kind');
-        return send(res, 201, { id: `rev_${++seq}`, kind: b.kind, target: b.target, expires_at: null });
+        return send(res, 201, { id: `rev_${++seq}`, kind: b.kind, target: b.target, expires_at: null, active: true, leases_revoked: 2, leases_retrying: 0, leases_irrevocable: 0 });
       }
       if (m === 'GET' && rest === 'revocations') return send(res, 200, { revocations: [{ id: 'rev_1', kind: 'agent', target: 'spiffe://example.org/agent/a' }] });
       if (m === 'DELETE' && rest.startsWith('revocations/')) {
@@ -158,7 +158,9 @@ export async function startPeer(): Promise<Peer> {
         res.writeHead(204);
         return void res.end();
       }
-      if (m === 'GET' && rest === 'leases') return send(res, 200, { leases: [{ id: 'lease_1', engine: 'postgres', role: 'ro', state: 'active', expires_at: 1_767_225_900_000 }] });
+      if (m === 'DELETE' && rest.startsWith('leases/')) return send(res, 200, { lease_id: rest.slice(7), state: 'revoked' });
+      if (m === 'GET' && rest === 'join-tokens') return send(res, 200, { join_tokens: [{ id: 'jt_1', spiffe_id: 'spiffe://example.org/agent/a', state: 'used', expires_at: '2026-01-01T00:10:00.000Z' }] });
+      if (m === 'GET' && rest === 'leases') return send(res, 200, { leases: [{ lease_id: 'lease_1', engine: 'postgres', role: 'ro', state: 'active', expires_at: 1_767_225_900_000 }] });
       if (m === 'GET' && rest === 'audit') {
         const after = Number(url.searchParams.get('after_seq') ?? 0);
         const limit = Number(url.searchParams.get('limit') ?? 100);
@@ -167,8 +169,8 @@ export async function startPeer(): Promise<Peer> {
         return send(res, 200, { events, next_seq: events.length ? Number(events[events.length - 1]!.seq) : after });
       }
       if (m === 'POST' && rest === 'audit/verify') {
-        if (peer.auditTampered) return err(409, 'TESSERA_AUDIT_VERIFY_FAILED', 'event 7 was modified (hash mismatch)');
-        return send(res, 200, { ok: true, checked: peer.auditEvents.length, last_seq: peer.auditEvents.length });
+        if (peer.auditTampered) return send(res, 200, { ok: false, checked: 9, checkpoints: 1, problems: ['seq 7: hash mismatch (event modified)'] });
+        return send(res, 200, { ok: true, checked: peer.auditEvents.length, checkpoints: 1, problems: [] });
       }
       return err(404, 'TESSERA_NOT_FOUND', 'no such route');
     }
@@ -188,7 +190,7 @@ export async function startPeer(): Promise<Peer> {
       return send(res, 200, { lease_id: `lease_${++seq}`, expires_at: '2026-01-01T00:15:00.000Z', renewable: true, data: { username: 'v_agent_x', password: 'pw-dynamic-secret' } });
     }
     const renew = /^\/v1\/leases\/([^/]+)\/renew$/.exec(path);
-    if (m === 'POST' && renew) return send(res, 200, { lease_id: renew[1], expires_at: '2026-01-01T00:30:00.000Z' });
+    if (m === 'POST' && renew) return send(res, 200, { lease_id: renew[1], expires_at: '2026-01-01T00:30:00.000Z', renewable: true });
     if (m === 'DELETE' && path.startsWith('/v1/leases/')) {
       res.writeHead(204);
       return void res.end();

@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { after } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
@@ -6,6 +7,7 @@ import { runStoreConformance } from './conformance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-conf-'));
 let fresh = 0;
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 // Both "replicas" open the same file in this process: SQLite is embedded (one process owns the
 // file), so fan-out and leader locks are per process and concurrent transactions come from one store.

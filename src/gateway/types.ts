@@ -1,0 +1,55 @@
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { AuditWhere } from '../audit/events.js';
+
+/**
+ * The contract between the gateway core (the `/mcp` endpoint, authorization, scrubbing, audit)
+ * and the things that actually run tools: upstream MCP servers (stdio or Streamable HTTP) and
+ * Tessera's declarative tools (`http`, `postgres`).
+ *
+ * Tools are namespaced `<server>/<tool>`; a provider serves one `<server>`.
+ */
+export interface GatewayTool {
+  /** `<tool>` without the server prefix. */
+  readonly name: string;
+  readonly description?: string;
+  /** JSON Schema (object) for the arguments, as MCP `inputSchema`. */
+  readonly inputSchema: Readonly<Record<string, unknown>>;
+  readonly annotations?: Readonly<Record<string, unknown>>;
+}
+
+/** MCP CallToolResult as JSON (content blocks, structuredContent, isError). */
+export type ToolResult = {
+  readonly content: readonly Readonly<Record<string, unknown>>[];
+  readonly structuredContent?: Readonly<Record<string, unknown>>;
+  readonly isError?: boolean;
+};
+
+/** Everything a provider may use while serving one call, supplied by the gateway core. */
+export interface ToolCallContext {
+  readonly principal: AgentPrincipal;
+  readonly where: AuditWhere;
+  readonly signal: AbortSignal;
+  /**
+   * Resolves a kv secret for injection (policy `secret.inject` for this principal) and registers
+   * its value with the call's scrubber. Providers must obtain every secret through this.
+   */
+  resolveSecret(path: string): Promise<string>;
+  /**
+   * Issues a dynamic credential (lease owned by the calling agent, policy `cred.issue`) and
+   * registers every string value of `data` with the scrubber.
+   */
+  issueCredential(engine: string, role: string, ttlMs?: number): Promise<{ leaseId: string; data: Readonly<Record<string, unknown>> }>;
+  /** Registers an extra sensitive value with the scrubber. */
+  addSensitive(value: string): void;
+}
+
+export interface ToolProvider {
+  /** The `<server>` namespace. */
+  readonly server: string;
+  /** Tools this provider offers (may start an upstream to ask it). */
+  listTools(signal: AbortSignal): Promise<readonly GatewayTool[]>;
+  /** Runs `<tool>`; arguments have already been authorized (but not schema-validated). */
+  callTool(tool: string, args: Readonly<Record<string, unknown>>, ctx: ToolCallContext): Promise<ToolResult>;
+  /** Stops upstream processes and connections. */
+  close(): Promise<void>;
+}
