@@ -149,8 +149,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     rotation.unref();
     cleanups.push(() => clearInterval(rotation));
 
-    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, audit, metrics });
-    const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: [issuer] });
+    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, metrics });
+    const audiences = [issuer, `${issuer}/mcp`];
+    const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
     const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
 
     const kv = createKvService({ store, sealer, clock, audit });
@@ -164,7 +165,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'signing_keys', check: async () => ({ ok: keys.jwks().keys.length > 0 }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, issuer });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer: policy });
     registerPolicyRoutes(app, { policy });

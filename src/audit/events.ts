@@ -53,6 +53,8 @@ export type AuditEvent =
   | Base<'lease.renewed', { lease_hmac: string; expires_at: number }>
   | Base<'lease.revoked', { lease_hmac: string; cause: string }>
   | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; error: string }>
+  | Base<'engine.configured', { engine: string; config: string; role?: string }>
+  | Base<'engine.deleted', { engine: string; config: string; role?: string }>
   | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null }>
   | Base<'revocation.lifted', { revocation_id: string }>
   | Base<'key.rotated', { kid: string; purpose: string }>

@@ -269,7 +269,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
   kv.command('list [prefix]')
     .description('list secret paths under a prefix (metadata only, never values)')
     .action(async (prefix: string | undefined, _opts: unknown, cmd: Command) => {
-      const r = await admin(cmd).listSecrets(prefix ?? '');
+      // `app/` and `app` mean the same folder; the server wants no trailing slash.
+      const r = await admin(cmd).listSecrets((prefix ?? '').replace(/\/+$/, ''));
       if (isJson(cmd)) return printJson(r);
       const rows = listOf(r).map((x) => ({ ...withoutValue(x), version: x.current_version ?? x.version, updated_at: x.updated_at !== undefined ? fmtTime(x.updated_at) : undefined }));
       if (rows.length === 0) return info(`no secrets under "${prefix ?? ''}"`);
@@ -392,7 +393,15 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>' }[kind];
     revoke
       .command(`${kind} ${target}`)
-      .description(kind === 'token' ? 'revoke one token: give the JWT (its jti is extracted locally; `-` reads it from stdin) or the raw jti' : `revoke a ${kind} and everything that descends from it`)
+      .description(
+        {
+          agent: 'revoke an agent: its tokens, its tasks and their leases',
+          task: 'revoke a task tree: every token and lease descending from it',
+          user: "revoke everything acting for a user",
+          token: 'revoke one token: give the JWT (its jti is extracted locally; `-` reads it from stdin) or the raw jti',
+          lease: 'revoke a lease (drops the credential at its backend)',
+        }[kind],
+      )
       .option('--reason <text>', 'why (recorded in the audit log)')
       .option('--ttl <duration>', 'how long the revocation lasts, e.g. 1h (default: until lifted)')
       .action(async (rawTarget: string, opts: { reason?: string; ttl?: string }, cmd: Command) => {
@@ -608,13 +617,13 @@ function devBanner(s: RunningServer): string {
     `  export TESSERA_ADDR=${s.url}`,
   ];
   if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
-  lines.push('  tessera kv put demo/greeting - --mode read <<< "hello from tessera"', '  tessera kv list demo/', '  tessera audit tail');
+  lines.push('  tessera kv put healthcare/prod/agents/patient-reader/greeting - --mode read <<< "hello from tessera"', '  tessera kv list healthcare/', '  tessera audit tail');
   if (s.joinToken) {
     lines.push(
       '',
       '  # log in as the demo agent with its one-time join token, then read the secret as that agent:',
       `  AGENT_TOKEN=$(tessera login --join-token ${s.joinToken})`,
-      `  curl -s -H "Authorization: Bearer $AGENT_TOKEN" ${s.url}/v1/secrets/demo/greeting`,
+      `  curl -s -H "Authorization: Bearer $AGENT_TOKEN" ${s.url}/v1/secrets/healthcare/prod/agents/patient-reader/greeting`,
       '  tessera token inspect - <<< "$AGENT_TOKEN"',
     );
   }

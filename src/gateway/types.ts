@@ -39,6 +39,12 @@ export interface ToolCallContext {
    * registers every string value of `data` with the scrubber.
    */
   issueCredential(engine: string, role: string, ttlMs?: number): Promise<{ leaseId: string; data: Readonly<Record<string, unknown>> }>;
+  /**
+   * Optional: revokes a lease this call issued, as soon as the provider is done with it
+   * (declarative `postgres` tools call it right after the statement). When absent, the lease
+   * lives until its TTL expires.
+   */
+  revokeCredential?(leaseId: string): Promise<void>;
   /** Registers an extra sensitive value with the scrubber. */
   addSensitive(value: string): void;
 }

@@ -23,9 +23,17 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-/** Encodes a hierarchical path (`db/prod/password`) segment by segment, keeping the slashes. */
+/**
+ * Encodes a hierarchical path (`db/prod/password`) segment by segment, keeping the slashes.
+ * Refuses empty, `.` and `..` segments: URL normalisation (RFC 3986 §5.2.4) would silently
+ * collapse them, so `a/../b` would address `b` — a different secret than the caller named.
+ */
 export function encodePath(path: string): string {
-  return path.split('/').map((s) => encodeURIComponent(s)).join('/');
+  const segments = path.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw new TesseraApiError({ code: 'TESSERA_SECRET_PATH_INVALID', status: 0, message: `"${path}" is not a valid secret path: no empty, "." or ".." segments, no leading or trailing "/"` });
+  }
+  return segments.map((s) => encodeURIComponent(s)).join('/');
 }
 
 export function normalizeAddr(addr: string): string {

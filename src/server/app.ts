@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
@@ -49,10 +49,13 @@ export interface AppOptions {
   onError?: (req: FastifyRequest, err: TesseraError) => void;
 }
 
+const MULTI_VALUED_PARAMS = new Set(['audience', 'resource']);
+
 export function createApp(options: AppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines are off: request metrics and the audit log record requests instead.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
     trustProxy: options.trustProxy ?? false,
     genReqId: () => randomUUID(),
@@ -63,8 +66,14 @@ export function createApp(options: AppOptions): FastifyInstance {
   // RFC 6749 §3.2: token endpoint parameters are form-encoded, and must not repeat.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     const params = new URLSearchParams(body as string);
-    const out: Record<string, string> = {};
+    const out: Record<string, string | string[]> = {};
     for (const [k, v] of params) {
+      // RFC 8693 §2.1 lets `audience` and `resource` repeat; every other parameter is single.
+      if (MULTI_VALUED_PARAMS.has(k)) {
+        const prev = out[k];
+        out[k] = prev === undefined ? [v] : [...(prev as string[]), v];
+        continue;
+      }
       if (Object.hasOwn(out, k)) {
         done(new TesseraError('TESSERA_REQUEST_INVALID', `parameter "${k}" is repeated; each parameter may appear once (RFC 6749 §3.2)`), undefined);
         return;

@@ -18,7 +18,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding).' },
   TESSERA_REQUEST_TOO_LARGE: { status: 413, oauth: 'invalid_request', description: 'The body is larger than the configured limit.' },
   TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, oauth: 'invalid_request', description: 'The Content-Type is not accepted by this endpoint.' },
-  TESSERA_NOT_FOUND: { status: 404, description: 'No such route or object.' },
+  TESSERA_NOT_FOUND: { status: 404, description: 'No such route or object; see /v1/openapi.json for the routes.' },
   TESSERA_METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not with this method.' },
   TESSERA_INTERNAL: { status: 500, description: 'An unexpected error; the request id in the response finds it in the log.' },
   TESSERA_UNAVAILABLE: { status: 503, description: 'Tessera is not ready to serve (starting, or a dependency is down).' },
@@ -28,7 +28,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ADMIN_TOKEN_INVALID: { status: 401, oauth: 'invalid_token', description: 'The admin token is not valid.' },
 
   // --- agent tokens (authentication of requests) ----------------------------------
-  TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented.' },
+  TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented; log in with POST /v1/oauth/token and send `Authorization: Bearer <token>`.' },
   TESSERA_TOKEN_MALFORMED: { status: 401, oauth: 'invalid_token', description: 'The token is not a well-formed JWS compact serialization.' },
   TESSERA_TOKEN_ALG_NOT_ALLOWED: { status: 401, oauth: 'invalid_token', description: 'The token header names an algorithm that is not allowed (for example `none` or HS256).' },
   TESSERA_TOKEN_KID_UNKNOWN: { status: 401, oauth: 'invalid_token', description: 'The token was signed with a key id that is not in the key set.' },
@@ -76,17 +76,27 @@ export const ERROR_CATALOGUE = {
   TESSERA_MASTER_KEY_INVALID: { status: 500, description: 'The master key is missing, unreadable, not 32 bytes, or its file permissions are too open.' },
 
   // --- leases -------------------------------------------------------------------
-  TESSERA_LEASE_NOT_FOUND: { status: 404, description: 'No such lease.' },
+  TESSERA_LEASE_NOT_FOUND: { status: 404, description: 'No such lease, or it belongs to another agent; list yours with `tessera lease list`.' },
   TESSERA_LEASE_EXPIRED: { status: 400, description: 'The lease has already expired or been revoked.' },
   TESSERA_LEASE_NOT_RENEWABLE: { status: 400, description: 'The lease cannot be renewed (at max TTL, or the engine does not renew).' },
   TESSERA_LEASE_TTL_INVALID: { status: 400, description: 'The requested TTL is not a positive duration or exceeds the role max TTL.' },
-  TESSERA_ENGINE_NOT_FOUND: { status: 404, description: 'No such secrets engine or role.' },
+  TESSERA_ENGINE_NOT_FOUND: { status: 404, description: 'No such secrets engine or role; check the engine configuration.' },
   TESSERA_ENGINE_UNAVAILABLE: { status: 503, description: 'The engine backend is unreachable; issuance failed fast. Retry later.' },
   TESSERA_ENGINE_FAILED: { status: 502, description: 'The engine backend refused the operation; the message says why.' },
 
+  // --- dynamic engines: postgres (src/engines/postgres) -------------------------------
+  TESSERA_ENGINE_NAME_INVALID: { status: 400, description: 'An engine config, role, group role or username prefix name is outside the allowed characters (lowercase letters, digits, `_`, `-`; prefixes `[a-z][a-z0-9_]`, not `pg_`); the message names the field.' },
+  TESSERA_ENGINE_TEMPLATE_INVALID: { status: 400, description: 'A custom creation or revocation statement is not exactly one SQL statement with placeholders outside quotes (no `;` separator, no backslash, no block comment, no `$n`); give each statement as its own array element.' },
+  TESSERA_ENGINE_TTL_INVALID: { status: 400, description: 'A role default TTL or max TTL is not a positive duration, or the default TTL exceeds the max TTL.' },
+  TESSERA_ENGINE_PRIVILEGE_MISSING: { status: 400, description: 'The management role in the engine connection URL lacks CREATEROLE (or superuser); grant it with `ALTER ROLE <name> CREATEROLE` and configure again.' },
+  TESSERA_ENGINE_AUTH_FAILED: { status: 400, description: 'The database refused the management credentials in the connection URL (wrong user or password, or pg_hba.conf); fix the URL and configure again.' },
+  TESSERA_ENGINE_GROUP_NOT_FOUND: { status: 400, description: 'A group role named by an engine role does not exist in the database, or carries the engine username prefix; create it first (see docs/engine-postgres.md).' },
+  TESSERA_ENGINE_ROLE_CONFLICT: { status: 409, description: 'The role name is already used by another postgres engine configuration; role names are global across configurations (they form `/v1/creds/postgres/<role>`).' },
+  TESSERA_ENGINE_IN_USE: { status: 409, description: 'The engine configuration or role still has roles or open leases; revoke them (`tessera revoke lease`, or revoke by prefix) and delete the roles first.' },
+
   // --- revocations / kill switch -----------------------------------------------------
   TESSERA_REVOCATION_INVALID: { status: 400, description: 'The revocation kind or target is invalid.' },
-  TESSERA_REVOCATION_NOT_FOUND: { status: 404, description: 'No such revocation.' },
+  TESSERA_REVOCATION_NOT_FOUND: { status: 404, description: 'No such revocation; list them with GET /v1/admin/revocations.' },
 
   // --- audit --------------------------------------------------------------------
   TESSERA_AUDIT_UNAVAILABLE: { status: 503, description: 'No audit sink could record the event, so the request was refused (audit fails closed).' },
@@ -94,12 +104,19 @@ export const ERROR_CATALOGUE = {
   TESSERA_AUDIT_EVENT_INVALID: { status: 500, description: 'A service tried to audit a malformed event or one carrying a token-like value; the event was refused. This is a bug: report it with the request id.' },
   TESSERA_AUDIT_KEY_UNAVAILABLE: { status: 500, description: 'The audit HMAC or checkpoint key stored in meta cannot be opened with the current master key; check the master key configuration.' },
 
+  // --- gateway: declarative tools (src/gateway/tools) ---------------------------------
+  TESSERA_TOOL_NOT_FOUND: { status: 404, description: 'No declarative tool with this name in this server namespace; tools/list shows the tools you may call.' },
+  TESSERA_TOOL_ARGS_INVALID: { status: 400, description: 'The tool arguments do not match its input schema; the message names the argument and the rule it breaks.' },
+  TESSERA_TOOL_TIMEOUT: { status: 504, description: 'The tool did not finish within its configured `timeout` (HTTP request or SQL statement_timeout); retry, or ask the operator to raise it.' },
+  TESSERA_TOOL_UPSTREAM_FAILED: { status: 502, description: 'The tool could not reach its upstream (connection refused, DNS, TLS, database login); the message says which; check the upstream and the tool configuration.' },
+  TESSERA_TOOL_RESPONSE_TOO_LARGE: { status: 502, description: 'The upstream response exceeded the tool `max_response_bytes`; narrow the request or ask the operator to raise the limit.' },
+
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
   TESSERA_CONFIG_NOT_FOUND: { status: 500, description: 'The configuration file does not exist or cannot be read.' },
   TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory does not exist and cannot be created, or is not writable.' },
   TESSERA_STORE_UNAVAILABLE: { status: 503, description: 'The store could not be opened or a query failed.' },
-  TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data.' },
+  TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data (a unique key already exists).' },
   TESSERA_STORE_INVALID_ARGUMENT: { status: 500, description: 'A store call got an argument it cannot use (a bad channel or lock name, an oversized notification payload); the message names it. A bug in the caller.' },
   TESSERA_STORE_VALUE_OUT_OF_RANGE: { status: 500, description: 'A stored integer is beyond JavaScript\'s safe integer range (2^53-1) and cannot be returned as a number without losing precision.' },
   TESSERA_NOT_INITIALIZED: { status: 500, description: 'The data directory has not been initialised; run `tessera init` first.' },
@@ -107,6 +124,7 @@ export const ERROR_CATALOGUE = {
 
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
+  TESSERA_UNKNOWN: { status: 502, description: 'Client side (SDK/CLI): a response carried no Tessera error code, e.g. from a proxy in front of Tessera; check the status and the proxy.' },
   TESSERA_CLI_CONNECT_FAILED: { status: 503, description: 'The CLI could not reach the Tessera server at TESSERA_ADDR.' },
   TESSERA_CLI_FAILED: { status: 500, description: 'A local step of a CLI command failed; the message says which (exit code 1).' },
   TESSERA_CLI_FILE_WRITE_FAILED: { status: 500, description: 'The CLI could not create the `--out` file (it already exists, or the directory is not writable); tokens are never written over an existing file.' },
@@ -146,7 +164,7 @@ export function isTesseraError(e: unknown): e is TesseraError {
   return e instanceof TesseraError;
 }
 
-/** Shorthand used across services: `throw fail('TESSERA_X', 'what to do')`. */
+/** Shorthand used across services: `throw fail(code, 'what to do')`. */
 export function fail(code: ErrorCode, message: string, details?: Record<string, unknown>): TesseraError {
   return new TesseraError(code, message, details);
 }

@@ -135,4 +135,40 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'leases_revoke_cause',
     sql: [`ALTER TABLE leases ADD COLUMN revoke_cause TEXT`, `CREATE INDEX leases_user ON leases (user_id)`, `CREATE INDEX revocations_lifted ON revocations (lifted_at)`],
   },
+  {
+    // Dynamic PostgreSQL engine (src/engines/postgres): configurations and roles. The management
+    // connection URL is NOT here: it is sealed in meta under `sealed:engine/postgres/<name>/url`
+    // (so master-key rotation re-wraps it); these columns are its non-secret parts for display.
+    id: 80,
+    name: 'engine_postgres',
+    sql: [
+      `CREATE TABLE pg_engine_configs (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        port BIGINT NOT NULL,
+        dbname TEXT NOT NULL,
+        username TEXT NOT NULL,
+        pool_size BIGINT NOT NULL,
+        connect_timeout_ms BIGINT NOT NULL,
+        statement_timeout_ms BIGINT NOT NULL,
+        prefix TEXT NOT NULL,
+        scram_iterations BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE pg_engine_roles (
+        name TEXT PRIMARY KEY,
+        config TEXT NOT NULL,
+        group_roles TEXT NOT NULL,
+        default_ttl_ms BIGINT NOT NULL,
+        max_ttl_ms BIGINT NOT NULL,
+        renewable BIGINT NOT NULL,
+        creation_statements TEXT NOT NULL,
+        revocation_statements TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX pg_engine_roles_config ON pg_engine_roles (config)`,
+    ],
+  },
 ];

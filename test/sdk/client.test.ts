@@ -213,6 +213,17 @@ test('a server refusal is a TesseraApiError (not auth) with code, status and req
   c.close();
 });
 
+test('secret paths with dot or empty segments are refused before any request (URL normalisation would change them)', async () => {
+  const c = new TesseraClient({ addr: peer.url });
+  await c.loginWithTokenFile(tokenFile('k8s-dots'));
+  const before = peer.requests.length;
+  for (const bad of ['a/../b', './a', 'a//b', '/a', 'a/']) {
+    await assert.rejects(c.readSecret(bad), (e: unknown) => e instanceof TesseraApiError && e.code === 'TESSERA_SECRET_PATH_INVALID', bad);
+  }
+  assert.equal(peer.requests.length, before);
+  c.close();
+});
+
 test('issueCredential, renewLease and revokeLease hit the documented routes', async () => {
   const c = new TesseraClient({ addr: peer.url });
   await c.loginWithTokenFile(tokenFile('k8s-creds'));

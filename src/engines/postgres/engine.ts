@@ -1,0 +1,723 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Store } from '../../store/port.js';
+import type { Clock } from '../../shared/clock.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Sealer } from '../../secrets/sealer.js';
+import type { AuditWriter } from '../../audit/port.js';
+import type { AuditActor, AuditWhere } from '../../audit/events.js';
+import type { MetricsRegistry, Counter } from '../../shared/metrics.js';
+import { TesseraError, fail, isTesseraError } from '../../shared/errors.js';
+import { sha256Hex } from '../../shared/crypto.js';
+import type { CreatedCredential, DynamicEngine, EngineData, LeaseContext, ReconcileLease, ReconcileResult, RoleSpec } from '../../leases/engine.js';
+import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type PgConfig, type PgRole } from './config.js';
+import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate } from './sql.js';
+import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.js';
+import type { z } from 'zod';
+
+export const ENGINE_NAME = 'postgres';
+/** Meta key (and AAD) of a config's sealed management URL; `sealed:` makes master-key rotation re-wrap it. */
+export const urlMetaKey = (config: string): string => `sealed:engine/${ENGINE_NAME}/${config}/url`;
+const CHANNEL = 'engine_postgres';
+/** Revocations per transaction in `revokeMany`. */
+const REVOKE_BATCH = 500;
+const OPEN_STATES = `('pending', 'active', 'revoking')`;
+
+/** What `prepare` persists (non-secret): which configuration, which role, which database user. */
+export interface PgEngineData extends EngineData {
+  readonly config: string;
+  readonly role: string;
+  readonly username: string;
+}
+
+export interface PostgresEngineDeps {
+  readonly store: Store;
+  readonly sealer: Sealer;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly audit: AuditWriter;
+  readonly metrics?: MetricsRegistry;
+  /** Randomness for passwords and salts (default crypto.randomBytes). */
+  readonly random?: (n: number) => Buffer;
+}
+
+export interface CallCtx {
+  readonly actor?: AuditActor;
+  readonly where?: AuditWhere;
+}
+
+export interface PostgresDynamicEngine extends DynamicEngine {
+  /**
+   * Drops many credentials with one transaction per batch of up to 500 users (one `DROP ROLE a,
+   * b, ...`), then terminates their sessions. Idempotent like `revoke`. Resolves with the
+   * indexes of the items that could not be dropped (the rest are gone).
+   */
+  revokeMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }>;
+}
+
+export interface PostgresEngine {
+  readonly engine: PostgresDynamicEngine;
+  /** Loads configurations and roles from the store and follows changes made by other replicas. Call before `leases.recover()`. */
+  start(): Promise<void>;
+  /** Runs `leases.reconcile()` every `intervalMs` (no overlapping passes); start() must have run. */
+  startReconciler(leases: { reconcile(): Promise<unknown> }, intervalMs: number): void;
+  stop(): Promise<void>;
+  reload(): Promise<void>;
+  configure(name: string, body: unknown, ctx?: CallCtx): Promise<Record<string, unknown>>;
+  getConfig(name: string): Record<string, unknown>;
+  listConfigs(): Record<string, unknown>[];
+  deleteConfig(name: string, ctx?: CallCtx): Promise<void>;
+  putRole(config: string, role: string, body: unknown, ctx?: CallCtx): Promise<Record<string, unknown>>;
+  getRole(config: string, role: string): Record<string, unknown>;
+  listRoles(config: string): Record<string, unknown>[];
+  deleteRole(config: string, role: string, ctx?: CallCtx): Promise<void>;
+}
+
+interface ConfigRow {
+  name: string;
+  host: string;
+  port: number;
+  dbname: string;
+  username: string;
+  pool_size: number;
+  connect_timeout_ms: number;
+  statement_timeout_ms: number;
+  prefix: string;
+  scram_iterations: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface RoleRow {
+  name: string;
+  config: string;
+  group_roles: string;
+  default_ttl_ms: number;
+  max_ttl_ms: number;
+  renewable: number;
+  creation_statements: string;
+  revocation_statements: string;
+  created_at: number;
+  updated_at: number;
+}
+
+interface Live {
+  cfg: PgConfig;
+  url: string;
+  pool?: pg.Pool;
+  /** server_version_num, learned on first use. */
+  version?: number;
+}
+
+const CONNECT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+/** Maps a driver or server error to the engine contract's codes; never includes the URL. */
+export function engineError(e: unknown, what: string, cfg?: { host: string; port: number }): TesseraError {
+  if (isTesseraError(e)) return e;
+  const err = e as { code?: string; message?: string };
+  const where = cfg ? ` at ${cfg.host}:${cfg.port}` : '';
+  const msg = String(err?.message ?? e).slice(0, 300);
+  const code = err?.code ?? '';
+  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutdown,
+  // cannot connect now) and 57014 (statement timeout) mean the backend is not usable right now.
+  if (CONNECT_ERRNO.has(code) || /^08/.test(code) || /^53/.test(code) || /^57P0/.test(code) || code === '57014' || /timeout|Connection terminated|connect/i.test(code ? '' : msg)) {
+    return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} is unreachable or too slow (${code || msg}); retry later`, undefined, { cause: e });
+  }
+  if (code === '28P01' || code === '28000') return new TesseraError('TESSERA_ENGINE_AUTH_FAILED', `${what}: the database${where} refused the management credentials (${code}); check the connection URL`, undefined, { cause: e });
+  return new TesseraError('TESSERA_ENGINE_FAILED', `${what}: PostgreSQL${where} said ${code ? `[${code}] ` : ''}${msg}`, undefined, { cause: e });
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function configView(c: PgConfig): Record<string, unknown> {
+  // The connection URL (and its password) is never returned: only its non-secret parts.
+  return {
+    name: c.name,
+    host: c.host,
+    port: c.port,
+    database: c.database,
+    username: c.user,
+    pool_size: c.poolSize,
+    connect_timeout_ms: c.connectTimeoutMs,
+    statement_timeout_ms: c.statementTimeoutMs,
+    username_prefix: c.prefix,
+    scram_iterations: c.scramIterations,
+    created_at: iso(c.createdAt),
+    updated_at: iso(c.updatedAt),
+  };
+}
+
+function roleView(r: PgRole): Record<string, unknown> {
+  return {
+    name: r.name,
+    config: r.config,
+    groups: r.groups,
+    default_ttl_ms: r.defaultTtlMs,
+    max_ttl_ms: r.maxTtlMs,
+    renewable: r.renewable,
+    creation_statements: r.creationStatements,
+    revocation_statements: r.revocationStatements,
+    path: `${ENGINE_NAME}/${r.name}`,
+    created_at: iso(r.createdAt),
+    updated_at: iso(r.updatedAt),
+  };
+}
+
+function toConfig(r: ConfigRow): PgConfig {
+  return {
+    name: r.name,
+    host: r.host,
+    port: Number(r.port),
+    database: r.dbname,
+    user: r.username,
+    poolSize: Number(r.pool_size),
+    connectTimeoutMs: Number(r.connect_timeout_ms),
+    statementTimeoutMs: Number(r.statement_timeout_ms),
+    prefix: r.prefix,
+    scramIterations: Number(r.scram_iterations),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function toRole(r: RoleRow): PgRole {
+  const creationStatements = JSON.parse(r.creation_statements) as string[];
+  const revocationStatements = JSON.parse(r.revocation_statements) as string[];
+  return {
+    name: r.name,
+    config: r.config,
+    groups: JSON.parse(r.group_roles) as string[],
+    defaultTtlMs: Number(r.default_ttl_ms),
+    maxTtlMs: Number(r.max_ttl_ms),
+    renewable: Number(r.renewable) === 1,
+    creationStatements,
+    revocationStatements,
+    creation: creationStatements.map((s, i) => parseTemplate(s, i)),
+    revocation: revocationStatements.map((s, i) => parseTemplate(s, i)),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function dataOf(d: EngineData): PgEngineData {
+  const { config, role, username } = d as Record<string, unknown>;
+  if (typeof config !== 'string' || typeof username !== 'string' || typeof role !== 'string') {
+    throw fail('TESSERA_ENGINE_FAILED', 'lease engine data does not name a postgres config, role and username');
+  }
+  return { config, role, username };
+}
+
+const SYSTEM: AuditActor = { id: 'system' };
+
+export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
+  const { store, sealer, clock, logger, audit } = deps;
+  const random = deps.random ?? randomBytes;
+  const live = new Map<string, Live>();
+  const roles = new Map<string, PgRole>();
+  let unsubscribe: (() => Promise<void>) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let pass: Promise<unknown> | undefined;
+  let issued: Counter | undefined;
+  let orphans: Counter | undefined;
+  if (deps.metrics) {
+    issued = deps.metrics.counter('tessera_pg_engine_users_created_total', 'Database users created by the postgres engine');
+    orphans = deps.metrics.counter('tessera_pg_engine_orphans_dropped_total', 'Database users with the engine prefix and no lease, dropped by reconciliation');
+  }
+
+  function poolOf(l: Live): pg.Pool {
+    if (l.pool) return l.pool;
+    const c = l.cfg;
+    const pool = new pg.Pool({
+      connectionString: l.url,
+      max: c.poolSize,
+      // Bounds both the TCP/auth handshake and waiting for a free pooled connection.
+      connectionTimeoutMillis: c.connectTimeoutMs,
+      // Server-side bound on every statement, plus a client-side one for a silent network.
+      statement_timeout: c.statementTimeoutMs,
+      query_timeout: c.statementTimeoutMs + 1000,
+      idle_in_transaction_session_timeout: c.statementTimeoutMs * 2,
+      idleTimeoutMillis: 30_000,
+      application_name: 'tessera-engine',
+      allowExitOnIdle: true,
+    });
+    pool.on('error', (e) => logger.warn({ engine: ENGINE_NAME, config: c.name, err: e.message }, 'idle management connection failed'));
+    l.pool = pool;
+    return pool;
+  }
+
+  function liveOf(config: string): Live {
+    const l = live.get(config);
+    if (!l) throw fail('TESSERA_ENGINE_NOT_FOUND', `no postgres engine configuration "${config}"; configure it with PUT /v1/admin/engines/postgres/${config}`);
+    return l;
+  }
+
+  async function withClient<T>(l: Live, what: string, signal: AbortSignal | undefined, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    signal?.throwIfAborted();
+    let client: pg.PoolClient;
+    try {
+      client = await poolOf(l).connect();
+    } catch (e) {
+      throw engineError(e, what, l.cfg);
+    }
+    let broken = false;
+    try {
+      signal?.throwIfAborted();
+      if (l.version === undefined) {
+        const v = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
+        l.version = Number(v.rows[0]?.v ?? 0);
+      }
+      return await fn(client);
+    } catch (e) {
+      const mapped = engineError(e, what, l.cfg);
+      broken = mapped.code === 'TESSERA_ENGINE_UNAVAILABLE';
+      throw mapped;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async function inTransaction(c: pg.PoolClient, fn: () => Promise<void>): Promise<void> {
+    await c.query('BEGIN');
+    try {
+      await fn();
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** One statement through the extended protocol: the server refuses a second command in it. */
+  function single(c: pg.PoolClient, text: string): Promise<pg.QueryResult> {
+    return c.query({ text, values: [], queryMode: 'extended' } as pg.QueryConfig);
+  }
+
+  function terminateSql(l: Live, wait: boolean): string {
+    // PostgreSQL ≥ 14: pg_terminate_backend(pid, timeout) waits until the backend is gone.
+    const timeout = wait && (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
+    return `SELECT pg_terminate_backend(pid${timeout}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`;
+  }
+
+  async function dropUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
+    await withClient(l, `revoking ${users.length} database user(s)`, signal, async (c) => {
+      const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
+      if (found.rows.length === 0) return; // idempotent: never created, or already dropped
+      const present = new Set(found.rows.map((r) => r.rolname));
+      const oids = found.rows.map((r) => r.oid);
+      await inTransaction(c, async () => {
+        // Sessions first (new logins still possible until COMMIT, hence the second pass below).
+        await c.query(terminateSql(l, false), [oids]);
+        for (const u of users) {
+          if (!present.has(u.username)) continue;
+          const role = roles.get(u.role);
+          for (const parts of role?.revocation ?? []) {
+            await single(c, renderTemplate(parts, { name: u.username, password: '', expiration: '', groups: role?.groups ?? [] }));
+          }
+        }
+        await c.query(`DROP ROLE IF EXISTS ${found.rows.map((r) => quoteIdent(r.rolname)).join(', ')}`);
+      });
+      // The roles are gone, so nobody can log in as them any more: end what is still connected.
+      await c.query(terminateSql(l, true), [oids]);
+    });
+  }
+
+  async function revokeMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }> {
+    const failed: { index: number; error: TesseraError }[] = [];
+    const byConfig = new Map<string, { index: number; data: PgEngineData }[]>();
+    items.forEach((d, index) => {
+      try {
+        const data = dataOf(d);
+        const list = byConfig.get(data.config) ?? [];
+        list.push({ index, data });
+        byConfig.set(data.config, list);
+      } catch (e) {
+        failed.push({ index, error: engineError(e, 'revoke') });
+      }
+    });
+    for (const [config, list] of byConfig) {
+      let l: Live;
+      try {
+        l = liveOf(config);
+      } catch (e) {
+        for (const it of list) failed.push({ index: it.index, error: engineError(e, 'revoke') });
+        continue;
+      }
+      for (let i = 0; i < list.length; i += REVOKE_BATCH) {
+        const batch = list.slice(i, i + REVOKE_BATCH);
+        try {
+          await dropUsers(l, batch.map((b) => b.data), signal);
+        } catch (e) {
+          if (batch.length === 1 || engineError(e, '').code === 'TESSERA_ENGINE_UNAVAILABLE') {
+            for (const it of batch) failed.push({ index: it.index, error: engineError(e, 'revoke', l.cfg) });
+            continue;
+          }
+          // One user the batch could not drop (e.g. it owns objects) must not hold back the rest.
+          for (const it of batch) {
+            try {
+              await dropUsers(l, [it.data], signal);
+            } catch (e2) {
+              failed.push({ index: it.index, error: engineError(e2, 'revoke', l.cfg) });
+            }
+          }
+        }
+      }
+    }
+    return { failed };
+  }
+
+  const engine: PostgresDynamicEngine = {
+    name: ENGINE_NAME,
+
+    role(name: string): RoleSpec | undefined {
+      const r = roles.get(name);
+      if (!r || !live.has(r.config)) return undefined;
+      return { defaultTtlMs: r.defaultTtlMs, maxTtlMs: r.maxTtlMs, renewable: r.renewable };
+    },
+
+    prepare(lease: LeaseContext): EngineData {
+      const r = roles.get(lease.role);
+      const l = r && live.get(r.config);
+      if (!r || !l) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "postgres" has no role "${lease.role}"`);
+      // Deterministic, unique per lease, within NAMEDATALEN-1 (63) with a ≤ 30-character prefix.
+      const username = `${l.cfg.prefix}${sha256Hex(lease.id).slice(0, 32)}`;
+      return { config: r.config, role: r.name, username } satisfies PgEngineData;
+    },
+
+    async create(lease: LeaseContext, engineData: EngineData, signal: AbortSignal): Promise<CreatedCredential> {
+      const data = dataOf(engineData);
+      const l = liveOf(data.config);
+      const role = roles.get(data.role);
+      if (!role) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "postgres" has no role "${data.role}"`);
+      const password = encodePassword(random(32));
+      const verifier = scramSha256Verifier(password, random(SCRAM_SALT_BYTES), l.cfg.scramIterations);
+      // VALID UNTIL is the backstop should the reaper never run (RFC-free: PostgreSQL CREATE ROLE).
+      const expiration = iso(lease.expiresAt);
+      await withClient(l, `creating database user for ${ENGINE_NAME}/${role.name}`, signal, async (c) => {
+        if (role.creation.length === 0) {
+          const groups = role.groups.length ? ` IN ROLE ${role.groups.map(quoteIdent).join(', ')}` : '';
+          await c.query(
+            `CREATE ROLE ${quoteIdent(data.username)} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiration)}${groups}`,
+          );
+        } else {
+          await inTransaction(c, async () => {
+            for (const parts of role.creation) await single(c, renderTemplate(parts, { name: data.username, password: verifier, expiration, groups: role.groups }));
+          });
+        }
+      });
+      issued?.inc({ config: data.config });
+      const { host, port, database } = l.cfg;
+      const hostPart = host.includes(':') ? `[${host}]` : host;
+      const uri = `postgresql://${encodeURIComponent(data.username)}:${encodeURIComponent(password)}@${hostPart}:${port}/${encodeURIComponent(database)}`;
+      return { data: { username: data.username, password, host, port, database, uri } };
+    },
+
+    async renew(engineData: EngineData, newExpiresAt: number, signal: AbortSignal): Promise<void> {
+      const data = dataOf(engineData);
+      const l = liveOf(data.config);
+      await withClient(l, 'extending VALID UNTIL', signal, async (c) => {
+        await c.query(`ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
+      });
+    },
+
+    async revoke(engineData: EngineData, signal: AbortSignal): Promise<void> {
+      const { failed } = await revokeMany([engineData], signal);
+      if (failed[0]) throw failed[0].error;
+    },
+
+    revokeMany,
+
+    async reconcile(leases: readonly ReconcileLease[], signal: AbortSignal): Promise<ReconcileResult> {
+      const known = new Map<string, ReconcileLease & { data: PgEngineData }>();
+      for (const lease of leases) {
+        try {
+          const data = dataOf(lease.engineData);
+          known.set(data.username, { ...lease, data });
+        } catch {
+          // Not ours to judge: a malformed row stays as it is.
+        }
+      }
+      let orphansDropped = 0;
+      const missing: string[] = [];
+      for (const l of live.values()) {
+        signal.throwIfAborted();
+        try {
+          const mine = [...known.values()].filter((k) => k.data.config === l.cfg.name);
+          const found = await withClient(l, 'listing database users', signal, (c) =>
+            c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1 OR rolname = ANY($2::text[])`, [l.cfg.prefix, mine.map((k) => k.data.username)]),
+          );
+          const present = new Set(found.rows.map((r) => r.rolname));
+          // A pending intent may not have reached CREATE ROLE yet: only active/revoking leases can be "missing".
+          for (const k of mine) if (k.state !== 'pending' && !present.has(k.data.username)) missing.push(k.id);
+          let candidates = [...present].filter((u) => u.startsWith(l.cfg.prefix) && !known.has(u));
+          if (candidates.length > 0) {
+            // The lease list was read before the role list: re-read it, so a lease whose intent
+            // was written in between (and whose user now exists) is never taken for an orphan.
+            const fresh = await openUsernames();
+            candidates = candidates.filter((u) => !fresh.has(u));
+          }
+          if (candidates.length > 0) {
+            const { failed } = await revokeMany(candidates.map((username) => ({ config: l.cfg.name, role: '', username })), signal);
+            orphansDropped += candidates.length - failed.length;
+            orphans?.inc({ config: l.cfg.name }, candidates.length - failed.length);
+            for (const f of failed) logger.warn({ engine: ENGINE_NAME, config: l.cfg.name, code: f.error.code, err: f.error.message }, 'could not drop an orphaned database user');
+            logger.info({ engine: ENGINE_NAME, config: l.cfg.name, dropped: candidates.length - failed.length }, 'reconcile dropped database users no lease accounts for');
+          }
+        } catch (e) {
+          // One unreachable database must not stop reconciling the others (nor the server start).
+          const err = engineError(e, 'reconcile', l.cfg);
+          logger.warn({ engine: ENGINE_NAME, config: l.cfg.name, code: err.code, err: err.message }, 'reconcile skipped a configuration');
+        }
+      }
+      return { orphansDropped, missing };
+    },
+  };
+
+  async function openUsernames(): Promise<Set<string>> {
+    const rows = await store.all<{ engine_data: string }>(`SELECT engine_data FROM leases WHERE engine = ? AND state IN ${OPEN_STATES}`, [ENGINE_NAME]);
+    const out = new Set<string>();
+    for (const r of rows) {
+      try {
+        const u = (JSON.parse(r.engine_data) as { username?: unknown }).username;
+        if (typeof u === 'string') out.add(u);
+      } catch {
+        // ignore a malformed row
+      }
+    }
+    return out;
+  }
+
+  async function openLeaseCount(roleNames: readonly string[]): Promise<number> {
+    if (roleNames.length === 0) return 0;
+    const row = await store.get<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM leases WHERE engine = ? AND state IN ${OPEN_STATES} AND role IN (${roleNames.map(() => '?').join(', ')})`,
+      [ENGINE_NAME, ...roleNames],
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  async function reload(): Promise<void> {
+    const cfgRows = await store.all<ConfigRow & Record<string, unknown>>(`SELECT * FROM pg_engine_configs`);
+    const roleRows = await store.all<RoleRow & Record<string, unknown>>(`SELECT * FROM pg_engine_roles`);
+    const next = new Map<string, Live>();
+    for (const r of cfgRows) {
+      const cfg = toConfig(r);
+      const meta = await store.get<{ value: string }>(`SELECT value FROM meta WHERE key = ?`, [urlMetaKey(cfg.name)]);
+      if (!meta) {
+        logger.error({ engine: ENGINE_NAME, config: cfg.name }, 'postgres engine configuration has no sealed connection URL; configure it again');
+        continue;
+      }
+      const url = sealer.open(Buffer.from(meta.value, 'base64'), urlMetaKey(cfg.name)).toString('utf8');
+      const old = live.get(cfg.name);
+      if (old && old.url === url && old.cfg.updatedAt === cfg.updatedAt) next.set(cfg.name, old);
+      else next.set(cfg.name, { cfg, url });
+    }
+    for (const [name, old] of live) {
+      if (next.get(name) !== old) void old.pool?.end().catch(() => undefined);
+    }
+    live.clear();
+    for (const [k, v] of next) live.set(k, v);
+    roles.clear();
+    for (const r of roleRows) roles.set(r.name, toRole(r));
+  }
+
+  async function changed(): Promise<void> {
+    await reload();
+    await store.publish(CHANNEL, 'changed').catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'could not notify other replicas of an engine change'));
+  }
+
+  async function audited(kind: 'engine.configured' | 'engine.deleted', config: string, role: string | undefined, ctx: CallCtx): Promise<void> {
+    await audit.append({
+      kind,
+      actor: ctx.actor ?? SYSTEM,
+      action: kind === 'engine.configured' ? 'engine.configure' : 'engine.delete',
+      resource: role ? `${ENGINE_NAME}/${role}` : `${ENGINE_NAME}:${config}`,
+      result: 'success',
+      ...(ctx.where ? { where: ctx.where } : {}),
+      details: { engine: ENGINE_NAME, config, ...(role ? { role } : {}) },
+    });
+  }
+
+  /** Connects with the candidate settings and checks the management role's privileges. */
+  async function probe(p: ReturnType<typeof parseConfigBody>): Promise<void> {
+    const client = new pg.Client({ connectionString: p.url, connectionTimeoutMillis: p.connectTimeoutMs, statement_timeout: p.statementTimeoutMs, query_timeout: p.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+    client.on('error', () => undefined);
+    const where = { host: p.host, port: p.port };
+    try {
+      await client.connect();
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw engineError(e, 'connecting with connection_url', where);
+    }
+    try {
+      const r = await client.query<{ rolsuper: boolean; rolcreaterole: boolean; can_signal: boolean; who: string }>(
+        `SELECT r.rolsuper, r.rolcreaterole, pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS can_signal, current_user AS who FROM pg_roles r WHERE r.rolname = current_user`,
+      );
+      const row = r.rows[0];
+      if (!row || (!row.rolsuper && !row.rolcreaterole)) {
+        throw fail('TESSERA_ENGINE_PRIVILEGE_MISSING', `the management role "${p.user}" has neither CREATEROLE nor superuser; run \`ALTER ROLE ${quoteIdent(p.user)} CREATEROLE\` and configure again`);
+      }
+      if (!row.rolsuper && !row.can_signal) {
+        throw fail('TESSERA_ENGINE_PRIVILEGE_MISSING', `the management role "${p.user}" cannot end sessions of revoked users; run \`GRANT pg_signal_backend TO ${quoteIdent(p.user)}\` and configure again`);
+      }
+      if (row.who.startsWith(p.prefix)) throw fail('TESSERA_ENGINE_NAME_INVALID', `the management role "${row.who}" starts with the username prefix "${p.prefix}"; reconciliation would drop it. Choose another prefix`, { field: 'username_prefix' });
+    } catch (e) {
+      throw engineError(e, 'checking the management role', where);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  const service: PostgresEngine = {
+    engine,
+    async start() {
+      await reload();
+      if (!unsubscribe) {
+        unsubscribe = await store.subscribe(CHANNEL, () => void reload().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'reloading postgres engine configuration failed')), {
+          onResync: () => void reload().catch(() => undefined),
+        });
+      }
+    },
+
+    startReconciler(leases, intervalMs) {
+      if (timer) return;
+      if (!Number.isInteger(intervalMs) || intervalMs < 100) throw fail('TESSERA_CONFIG_INVALID', 'the postgres reconcile interval must be at least 100 ms');
+      timer = setInterval(() => {
+        if (pass) return;
+        pass = leases
+          .reconcile()
+          .catch((e: unknown) => logger.warn({ engine: ENGINE_NAME, err: (e as Error).message }, 'periodic reconcile failed'))
+          .finally(() => (pass = undefined));
+      }, intervalMs);
+      timer.unref();
+    },
+
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await pass;
+      await unsubscribe?.().catch(() => undefined);
+      unsubscribe = undefined;
+      const pools = [...live.values()].map((l) => l.pool?.end().catch(() => undefined));
+      for (const l of live.values()) l.pool = undefined;
+      await Promise.all(pools);
+    },
+
+    reload,
+
+    async configure(name, body, ctx = {}) {
+      checkName(name, 'engine configuration name');
+      const parsed = configBody.safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw fail('TESSERA_REQUEST_INVALID', `invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`, { field: issue?.path.join('.') ?? 'body' });
+      }
+      const p = parseConfigBody(parsed.data);
+      const existing = live.get(name);
+      if (existing && (existing.cfg.host !== p.host || existing.cfg.port !== p.port || existing.cfg.prefix !== p.prefix)) {
+        const open = await openLeaseCount([...roles.values()].filter((r) => r.config === name).map((r) => r.name));
+        if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" has ${open} open lease(s); the server and prefix cannot change until they are revoked`);
+      }
+      await probe(p);
+      const now = clock.now();
+      const createdAt = existing?.cfg.createdAt ?? now;
+      const updatedAt = Math.max(now, (existing?.cfg.updatedAt ?? 0) + 1);
+      const sealed = sealer.seal(Buffer.from(p.url, 'utf8'), urlMetaKey(name)).toString('base64');
+      await store.transaction(async (tx) => {
+        await tx.run(
+          `INSERT INTO pg_engine_configs (name, host, port, dbname, username, pool_size, connect_timeout_ms, statement_timeout_ms, prefix, scram_iterations, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET host = excluded.host, port = excluded.port, dbname = excluded.dbname, username = excluded.username, pool_size = excluded.pool_size,
+             connect_timeout_ms = excluded.connect_timeout_ms, statement_timeout_ms = excluded.statement_timeout_ms, prefix = excluded.prefix, scram_iterations = excluded.scram_iterations, updated_at = excluded.updated_at`,
+          [name, p.host, p.port, p.database, p.user, p.poolSize, p.connectTimeoutMs, p.statementTimeoutMs, p.prefix, p.scramIterations, createdAt, updatedAt],
+        );
+        await tx.run(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [urlMetaKey(name), sealed]);
+      });
+      await changed();
+      await audited('engine.configured', name, undefined, ctx);
+      return configView(liveOf(name).cfg);
+    },
+
+    getConfig(name) {
+      checkName(name, 'engine configuration name');
+      return configView(liveOf(name).cfg);
+    },
+
+    listConfigs() {
+      return [...live.values()].map((l) => configView(l.cfg)).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    },
+
+    async deleteConfig(name, ctx = {}) {
+      checkName(name, 'engine configuration name');
+      liveOf(name);
+      const own = [...roles.values()].filter((r) => r.config === name);
+      if (own.length > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" still has role(s) ${own.map((r) => r.name).join(', ')}; delete them first`);
+      await store.transaction(async (tx) => {
+        await tx.run(`DELETE FROM pg_engine_configs WHERE name = ?`, [name]);
+        await tx.run(`DELETE FROM meta WHERE key = ?`, [urlMetaKey(name)]);
+      });
+      await changed();
+      await audited('engine.deleted', name, undefined, ctx);
+    },
+
+    async putRole(config, roleName, body, ctx = {}) {
+      checkName(config, 'engine configuration name');
+      checkName(roleName, 'role name');
+      const l = liveOf(config);
+      const other = roles.get(roleName);
+      if (other && other.config !== config) throw fail('TESSERA_ENGINE_ROLE_CONFLICT', `role "${roleName}" belongs to configuration "${other.config}"; role names are global (they form /v1/creds/postgres/<role>). Pick another name`);
+      const parsed = roleBody.safeParse(body ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw fail('TESSERA_REQUEST_INVALID', `invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`, { field: issue?.path.join('.') ?? 'body' });
+      }
+      const r = parseRoleBody(parsed.data as z.output<typeof roleBody>);
+      const prefixed = r.groups.filter((g) => g.startsWith(l.cfg.prefix));
+      if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group role(s) ${prefixed.join(', ')} start with the username prefix "${l.cfg.prefix}"; reconciliation would drop them. Rename the group roles`);
+      if (r.groups.length) {
+        const found = await withClient(l, 'checking group roles', undefined, (c) => c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [r.groups]));
+        const have = new Set(found.rows.map((x) => x.rolname));
+        const absent = r.groups.filter((g) => !have.has(g));
+        if (absent.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group role(s) ${absent.join(', ')} do not exist in ${l.cfg.host}:${l.cfg.port}; create them first (CREATE ROLE <group> NOLOGIN; GRANT ... TO <group>)`);
+      }
+      const now = clock.now();
+      const createdAt = other?.createdAt ?? now;
+      await store.run(
+        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET group_roles = excluded.group_roles, default_ttl_ms = excluded.default_ttl_ms, max_ttl_ms = excluded.max_ttl_ms, renewable = excluded.renewable,
+           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, updated_at = excluded.updated_at`,
+        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), createdAt, now],
+      );
+      await changed();
+      await audited('engine.configured', config, roleName, ctx);
+      return roleView(roles.get(roleName)!);
+    },
+
+    getRole(config, roleName) {
+      checkName(config, 'engine configuration name');
+      checkName(roleName, 'role name');
+      liveOf(config);
+      const r = roles.get(roleName);
+      if (!r || r.config !== config) throw fail('TESSERA_ENGINE_NOT_FOUND', `configuration "${config}" has no role "${roleName}"`);
+      return roleView(r);
+    },
+
+    listRoles(config) {
+      checkName(config, 'engine configuration name');
+      liveOf(config);
+      return [...roles.values()].filter((r) => r.config === config).map(roleView).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    },
+
+    async deleteRole(config, roleName, ctx = {}) {
+      service.getRole(config, roleName);
+      const open = await openLeaseCount([roleName]);
+      if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `role "${roleName}" has ${open} open lease(s); revoke them first (e.g. revoke by prefix postgres/${roleName}/)`);
+      await store.run(`DELETE FROM pg_engine_roles WHERE name = ? AND config = ?`, [roleName, config]);
+      await changed();
+      await audited('engine.deleted', config, roleName, ctx);
+    },
+  };
+  return service;
+}

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import type { Attestation } from '../identity/types.js';
+import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
+import type { RevocationChecker } from '../shared/revocation.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { RequestMeta } from '../server/app.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
+import type { TokenService } from './service.js';
+
+export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** RFC 8693 §2.2.1 successful response. */
+export interface TokenExchangeResponse {
+  readonly access_token: string;
+  readonly issued_token_type: typeof TOKEN_TYPE_JWT;
+  readonly token_type: 'Bearer';
+  readonly expires_in: number;
+}
+
+const many = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1).max(8)]).optional();
+
+// RFC 8693 §2.1 request parameters. Unknown parameters are ignored (RFC 6749 §3.2).
+const requestSchema = z.object({
+  grant_type: z.string().min(1, 'grant_type is required'),
+  subject_token: z.string().min(1).max(16_384),
+  subject_token_type: z.string().min(1).max(256),
+  audience: many,
+  resource: many,
+  requested_token_type: z.string().max(256).optional(),
+  scope: z.string().max(4096).optional(),
+  actor_token: z.string().max(16_384).optional(),
+  actor_token_type: z.string().max(256).optional(),
+});
+
+export interface TokenExchange {
+  exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
+}
+
+export interface TokenExchangeDeps {
+  readonly attestation: Attestation;
+  readonly tokens: TokenService;
+  readonly revocations: RevocationChecker;
+  readonly audit: AuditWriter;
+  /** Audience of a token requested without `audience`/`resource`: Tessera's own API. */
+  readonly defaultAudience: string;
+  /** Every audience Tessera serves (its API, the MCP gateway, the proxy). RFC 8707 §2. */
+  readonly allowedAudiences: readonly string[];
+}
+
+const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
+  const { attestation, tokens, revocations, audit } = deps;
+
+  return {
+    async exchange(params, meta) {
+      const raw = (params ?? {}) as Record<string, unknown>;
+      // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
+      if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
+        throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_GRANT_TYPE', `grant_type "${raw.grant_type.slice(0, 100)}" is not supported; use ${GRANT_TOKEN_EXCHANGE} (RFC 8693)`);
+      }
+      const parsed = requestSchema.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        const field = i?.path.join('.') || 'request';
+        throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
+      }
+      const p = parsed.data;
+      if (p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
+        throw new TesseraError(
+          'TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE',
+          p.subject_token_type === TOKEN_TYPE_ACCESS
+            ? 'task tokens and delegation are not available yet; log in with an attestation token (jwt or join-token)'
+            : `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`,
+        );
+      }
+      if (p.actor_token !== undefined) throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', 'actor_token (delegation) is not available yet');
+      if (p.requested_token_type !== undefined && p.requested_token_type !== TOKEN_TYPE_JWT && p.requested_token_type !== TOKEN_TYPE_ACCESS) {
+        throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT}`);
+      }
+      const audience = [...asList(p.audience), ...asList(p.resource)];
+      for (const a of audience) {
+        if (!deps.allowedAudiences.includes(a)) {
+          throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}`);
+        }
+      }
+      const where = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
+      let spiffeId: string | undefined;
+      try {
+        const identity = await attestation.attest(p.subject_token, p.subject_token_type, meta);
+        spiffeId = identity.spiffeId;
+        if (revocations.isAgentRevoked(identity.spiffeId)) {
+          throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
+        }
+        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
+        await audit.append({
+          kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
+          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt },
+        });
+        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
+      } catch (e) {
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {
+          await audit.append({
+            kind: 'auth.login', actor: { id: spiffeId ?? 'unauthenticated' }, action: 'token.exchange', resource: 'agent-token', result: 'failure', where,
+            reason: { code: e.code }, details: { attestor: p.subject_token_type === TOKEN_TYPE_JOIN ? 'join_token' : 'jwt' },
+          });
+        }
+        throw e;
+      }
+    },
+  };
+}

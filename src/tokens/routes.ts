@@ -1,0 +1,97 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { TesseraError } from '../shared/errors.js';
+import type { AuditWriter } from '../audit/port.js';
+import { parseInput } from '../server/validate.js';
+import type { KeyManager } from './keys.js';
+import type { TokenExchange } from './exchange.js';
+import { GRANT_TOKEN_EXCHANGE } from './exchange.js';
+import type { TokenService } from './service.js';
+import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
+
+export interface TokenRevoker {
+  revokeToken(jti: string, tokenExpiresAt: number, ctx?: { reason?: string }): Promise<unknown>;
+}
+
+export interface TokenRouteDeps {
+  readonly exchange: TokenExchange;
+  readonly keys: KeyManager;
+  readonly tokens: TokenService;
+  readonly revoker: TokenRevoker;
+  readonly audit: AuditWriter;
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+}
+
+function requireForm(req: FastifyRequest): void {
+  const ct = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  // RFC 6749 §3.2 / RFC 8693 §2.1: token endpoint requests are form-encoded.
+  if (ct !== 'application/x-www-form-urlencoded') {
+    throw new TesseraError('TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE', 'send the token request as application/x-www-form-urlencoded (RFC 6749 §3.2)');
+  }
+}
+
+const tokenParam = z.object({ token: z.string().min(1).max(16_384), token_type_hint: z.string().max(64).optional() });
+
+export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
+  const { issuer } = deps;
+
+  app.post('/v1/oauth/token', { config: { oauth: true } }, async (req, reply) => {
+    requireForm(req);
+    const res = await deps.exchange.exchange(req.body, app.requestMeta(req));
+    // RFC 6749 §5.1: token responses must not be cached.
+    return reply.header('pragma', 'no-cache').send(res);
+  });
+
+  // RFC 7662 token introspection, for resource servers holding an admin token.
+  app.post('/v1/oauth/introspect', { config: { oauth: true }, preHandler: app.requireAdmin }, async (req) => {
+    requireForm(req);
+    const { token } = parseInput(tokenParam, req.body);
+    try {
+      const { claims } = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      return { active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti, token_type: 'Bearer' };
+    } catch (e) {
+      if (e instanceof TesseraError && e.code !== 'TESSERA_INTERNAL') return { active: false }; // RFC 7662 §2.2
+      throw e;
+    }
+  });
+
+  // RFC 7009 revocation: the holder of a token may revoke it. Invalid tokens still answer 200 (§2.2).
+  app.post('/v1/oauth/revoke', { config: { oauth: true } }, async (req, reply) => {
+    requireForm(req);
+    const { token } = parseInput(tokenParam, req.body);
+    try {
+      const { claims, principal } = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      await deps.revoker.revokeToken(claims.jti, claims.exp * 1000, { reason: 'revoked by holder (RFC 7009)' });
+      await deps.audit.append({
+        kind: 'token.revoked', actor: { id: principal.spiffeId }, action: 'token.revoke', result: 'success',
+        where: { source: req.ip, requestId: req.id }, details: { jti_hmac: deps.audit.hmac(claims.jti) },
+      });
+    } catch (e) {
+      if (!(e instanceof TesseraError) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_STORE_UNAVAILABLE') throw e;
+    }
+    return reply.status(200).send({});
+  });
+
+  app.get('/.well-known/jwks.json', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.jwks()));
+  app.get('/v1/bundle', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.bundle()));
+
+  // RFC 8414 §2 authorization server metadata.
+  app.get('/.well-known/oauth-authorization-server', async (_req, reply) =>
+    reply.header('cache-control', 'public, max-age=300').send({
+      issuer,
+      token_endpoint: `${issuer}/v1/oauth/token`,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      introspection_endpoint: `${issuer}/v1/oauth/introspect`,
+      revocation_endpoint: `${issuer}/v1/oauth/revoke`,
+      grant_types_supported: [GRANT_TOKEN_EXCHANGE],
+      response_types_supported: [],
+      token_endpoint_auth_methods_supported: ['none'],
+      introspection_endpoint_auth_methods_supported: ['bearer'],
+      revocation_endpoint_auth_methods_supported: ['none'],
+      token_endpoint_auth_signing_alg_values_supported: ['ES256'],
+      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN],
+      service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
+    }),
+  );
+}

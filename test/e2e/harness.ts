@@ -1,0 +1,96 @@
+/**
+ * Starts the whole of Tessera (src/main.ts composition) on loopback with a temp data dir, and
+ * records every secret and token a test uses so the leak scan can look for them afterwards.
+ */
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/index.js';
+import { startTessera, type RunningTessera } from '../../src/main.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import type { DynamicEngine } from '../../src/leases/index.js';
+
+export interface Harness {
+  readonly tessera: RunningTessera;
+  readonly url: string;
+  readonly adminToken: string;
+  readonly dataDir: string;
+  readonly auditFile: string;
+  /** Secrets and tokens this test used: the leak scan looks for each. */
+  readonly sensitive: Set<string>;
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  agent(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  joinToken(spiffeId: string, ttl?: string): Promise<string>;
+  login(joinToken: string, audience?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string } = {}): Promise<Harness> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
+  const auditFile = join(dataDir, 'audit.jsonl');
+  const config = parseConfig({
+    data_dir: dataDir,
+    server: { listen: '127.0.0.1:0' },
+    policy: { dir: opts.policyDir ?? 'examples/policies', watch: false },
+    audit: { sinks: [{ kind: 'store' }, { kind: 'file', path: auditFile }], checkpoint_every_events: 50 },
+    log: { level: 'silent' },
+    ...(opts.config ?? {}),
+  });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines });
+  const url = tessera.url;
+  const adminToken = tessera.adminToken!;
+  const sensitive = new Set<string>([adminToken]);
+  if (tessera.joinToken) sensitive.add(tessera.joinToken);
+
+  async function call(token: string | undefined, method: string, path: string, body?: unknown) {
+    const res = await fetch(url + path, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body: parsed as any };
+  }
+
+  const h: Harness = {
+    tessera, url, adminToken, dataDir, auditFile, sensitive,
+    admin: (m, p, b) => call(adminToken, m, p, b),
+    agent: (t, m, p, b) => call(t, m, p, b),
+    async joinToken(spiffeId, ttl = '10m') {
+      const r = await call(adminToken, 'POST', '/v1/admin/join-tokens', { spiffe_id: spiffeId, ttl });
+      if (r.status !== 201) throw new Error(`join token: ${r.status} ${JSON.stringify(r.body)}`);
+      sensitive.add(r.body.token);
+      return r.body.token as string;
+    },
+    async login(joinToken, audience) {
+      const form = new URLSearchParams({
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: joinToken,
+        subject_token_type: 'urn:tessera:token-type:join-token',
+        ...(audience ? { audience } : {}),
+      });
+      const res = await fetch(`${url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      const body = (await res.json()) as any;
+      if (res.status !== 200) throw Object.assign(new Error(`login: ${res.status} ${JSON.stringify(body)}`), { status: res.status, body });
+      sensitive.add(body.access_token);
+      return body.access_token as string;
+    },
+    close: () => tessera.close(),
+  };
+  return h;
+}
+
+/** Every audit event this harness wrote, from the store and the JSONL sink, as raw text. */
+export async function auditTexts(h: Harness): Promise<string[]> {
+  await h.tessera.audit.flush();
+  const rows = await h.tessera.store.all<{ body: string; actor: string | null; txn: string | null }>('SELECT body, actor, txn FROM audit_events ORDER BY seq');
+  const out = rows.map((r) => `${r.body} ${r.actor ?? ''} ${r.txn ?? ''}`);
+  if (existsSync(h.auditFile)) out.push(...readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean));
+  return out;
+}
