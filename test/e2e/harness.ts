@@ -87,10 +87,14 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
 }
 
 /** Every audit event this harness wrote, from the store and the JSONL sink, as raw text. */
-export async function auditTexts(h: Harness): Promise<string[]> {
+export async function auditTexts(h: Harness): Promise<{ text: string; kind: string }[]> {
   await h.tessera.audit.flush();
-  const rows = await h.tessera.store.all<{ body: string; actor: string | null; txn: string | null }>('SELECT body, actor, txn FROM audit_events ORDER BY seq');
-  const out = rows.map((r) => `${r.body} ${r.actor ?? ''} ${r.txn ?? ''}`);
-  if (existsSync(h.auditFile)) out.push(...readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean));
+  const rows = await h.tessera.store.all<{ body: string; kind: string; actor: string | null; txn: string | null }>('SELECT body, kind, actor, txn FROM audit_events ORDER BY seq');
+  const out = rows.map((r) => ({ text: `${r.body} ${r.actor ?? ''} ${r.txn ?? ''}`, kind: r.kind }));
+  if (existsSync(h.auditFile)) {
+    for (const line of readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean)) {
+      out.push({ text: line, kind: (JSON.parse(line) as { event: { kind: string } }).event.kind });
+    }
+  }
   return out;
 }

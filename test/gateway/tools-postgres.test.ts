@@ -23,6 +23,7 @@ before(async () => {
   await admin.query('CREATE TABLE patients (id int PRIMARY KEY, name text NOT NULL, ward text NOT NULL)');
   await admin.query("INSERT INTO patients VALUES (1, 'Ada', 'cardiology'), (2, 'Bob', 'cardiology'), (3, 'Cy', 'oncology')");
   await admin.query('CREATE TABLE secrets_table (v text)');
+  await admin.query('CREATE SEQUENCE fetched');
 });
 
 after(async () => {
@@ -44,6 +45,7 @@ async function issue(_engine: string, role: string, ttlMs?: number): Promise<{ l
   const until = new Date(Date.now() + (ttlMs ?? 60_000)).toISOString();
   await admin.query(`CREATE ROLE "${username}" LOGIN PASSWORD '${password}' VALID UNTIL '${until}'`);
   await admin.query(`GRANT SELECT ON patients TO "${username}"`);
+  await admin.query(`GRANT USAGE ON SEQUENCE fetched TO "${username}"`);
   leases.set(leaseId, username);
   const u = new URL(db.url);
   const data = { username, password, host: u.hostname, port: Number(u.port), database: db.name, uri: '' };
@@ -127,6 +129,24 @@ test('max_rows caps the rows fetched and reports truncation', async () => {
   assert.deepEqual(s.rows.map((r) => r.g), [1, 2, 3, 4, 5]);
   assert.equal(s.truncated, true);
   assert.equal(s.row_count, 5);
+  // The server stops after max_rows + 1 rows: a volatile per-row function proves how many
+  // rows were produced (nextval is not rolled back).
+  const counted = provider([
+    {
+      server: 'records',
+      name: 'counted',
+      kind: 'postgres',
+      credential: { role: 'patient-reader' },
+      statement: "SELECT g, nextval('fetched') AS seq FROM generate_series(1, $1::int) AS g",
+      params: ['n'],
+      input_schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] },
+      max_rows: 5,
+    },
+  ]);
+  const cr = await counted.callTool('counted', { n: 100_000 }, ctx());
+  assert.equal((cr.structuredContent as { truncated: boolean }).truncated, true);
+  const produced = Number((await admin.query('SELECT last_value FROM fetched')).rows[0].last_value);
+  assert.ok(produced <= 6, `the server produced ${produced} rows; expected at most max_rows + 1`);
   const exact = await p.callTool('series', { n: 5 }, ctx());
   assert.equal((exact.structuredContent as { truncated: boolean }).truncated, false);
   assert.equal((exact.structuredContent as { row_count: number }).row_count, 5);
@@ -191,6 +211,21 @@ test('login failure → TESSERA_TOOL_UPSTREAM_FAILED without the credential in t
     assert.ok(!e.message.includes('wrong-password'));
     return true;
   });
+  assert.deepEqual(c.revoked, c.issued);
+});
+
+test('connects from the discrete fields when the credential has no uri', async () => {
+  const p = provider([queryPatients]);
+  const c = testContext({
+    issue: async (e, r, ttl) => {
+      const cred = await issue(e, r, ttl);
+      const { uri: _uri, ...fields } = cred.data;
+      return { leaseId: cred.leaseId, data: fields };
+    },
+    revoke,
+  });
+  const r = await p.callTool('query_patients', { ward: 'oncology', limit: 5 }, c);
+  assert.deepEqual((r.structuredContent as { rows: unknown[] }).rows, [{ id: 3, name: 'Cy' }]);
   assert.deepEqual(c.revoked, c.issued);
 });
 

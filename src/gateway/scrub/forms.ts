@@ -99,12 +99,12 @@ export function formsOf(value: string): Literal[] {
 
   // Base64 and base64url (RFC 4648 §4, §5): the standalone encoding (with its padding or
   // trailing partial character), then the three alignment cores.
-  out.push({ form: 'base64', text: bytes.toString('base64'), ci: false });
-  out.push({ form: 'base64url', text: bytes.toString('base64url'), ci: false });
+  // Standard alphabet first: a text valid in both alphabets is reported as `base64`.
+  const std = bytes.toString('base64');
   const pad = padded(bytes);
-  for (const offset of [0, 1, 2] as const) {
-    out.push({ form: 'base64', text: coreOf(pad, bytes.length, offset, 'base64'), ci: false });
-    out.push({ form: 'base64url', text: coreOf(pad, bytes.length, offset, 'base64url'), ci: false });
-  }
+  out.push({ form: 'base64', text: std, ci: false }, { form: 'base64', text: std.replace(/=+$/, ''), ci: false });
+  for (const offset of [0, 1, 2] as const) out.push({ form: 'base64', text: coreOf(pad, bytes.length, offset, 'base64'), ci: false });
+  out.push({ form: 'base64url', text: bytes.toString('base64url'), ci: false });
+  for (const offset of [0, 1, 2] as const) out.push({ form: 'base64url', text: coreOf(pad, bytes.length, offset, 'base64url'), ci: false });
   return out;
 }
