@@ -217,7 +217,7 @@ function devConfig(opts: { listen?: string; dataDir?: string; configPath?: strin
 /** Turns a parsed config back into input form (durations in ms → "<n>ms"). */
 function rawOf(config: TesseraConfig): Record<string, unknown> & { server: Record<string, unknown> } {
   const convert = (v: unknown, key: string): unknown => {
-    if (typeof v === 'number' && /(ttl|skew|period|overlap|interval|checkpoint_every)$/.test(key) && key !== 'checkpoint_every_events') return `${v}ms`;
+    if (typeof v === 'number' && /(ttl|skew|period|overlap|interval|checkpoint_every|timeout)$/.test(key) && key !== 'checkpoint_every_events') return `${v}ms`;
     if (Array.isArray(v)) return v.map((x) => convert(x, ''));
     if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, convert(x, k)]));
     return v;

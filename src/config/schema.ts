@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { gatewayConfigSchema } from '../gateway/config.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -103,6 +104,8 @@ export const configSchema = z.object({
     reaper_interval: duration.prefault(10),
     revoke_max_attempts: z.number().int().min(1).max(100).default(8),
   }).strict().prefault({}),
+  /** MCP gateway: upstream servers and declarative tools (src/gateway/config.ts, docs/gateway.md). */
+  gateway: gatewayConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict();
 

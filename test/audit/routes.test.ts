@@ -33,7 +33,7 @@ async function start() {
     if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertions below check the shape
+     
     return { status: res.status, json: (await res.json()) as any };
   };
   return { app, log, store, call };

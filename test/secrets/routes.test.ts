@@ -43,7 +43,7 @@ after(async () => {
   await f.store.close();
 });
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked field by field
+ 
 type Json = any;
 
 /** Raw HTTP (not fetch): fetch's URL parser would normalise `..` and `%2e%2e` before sending. */

@@ -1,0 +1,111 @@
+/**
+ * The `gateway:` section of tessera.yaml: upstream MCP servers (stdio, Streamable HTTP) and
+ * Tessera's declarative tools, reviewable in Git. Values that are credentials are never written
+ * here: an env value or header is a plain string, `{ secret: <kv path> }` or
+ * `{ credential: { engine, role, field } }`, resolved per caller when the upstream starts.
+ *
+ * This module must not import src/config/schema.ts (that one embeds it).
+ */
+import { z } from 'zod';
+import { parseDuration } from '../config/duration.js';
+import { parseSecretPath } from '../secrets/path.js';
+import { declarativeToolsConfig, toolServerName } from './tools/config.js';
+
+const durationMs = (min: number, max: number) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null || ms < min || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration between ${min}ms and ${max / 1000}s such as "30s" or "500ms", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const secretPath = z.string().superRefine((p, ctx) => {
+  try {
+    parseSecretPath(p);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+/** A value injected into an upstream: literal, kv secret, or a field of a dynamic credential. */
+export const injectedValue = z.union([
+  z.string().max(8192).regex(/^[^\0]*$/, 'values must not contain NUL'),
+  z.object({ secret: secretPath }).strict(),
+  z.object({
+    credential: z.object({
+      engine: z.string().min(1).max(64),
+      role: z.string().min(1).max(128),
+      /** Which string field of the credential's data (e.g. `password`, `username`, `url`). */
+      field: z.string().min(1).max(128),
+      ttl: durationMs(1000, 86_400_000).optional(),
+    }).strict(),
+  }).strict(),
+]);
+export type InjectedValue = z.output<typeof injectedValue>;
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'expected an environment variable name');
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name (RFC 9110 token)');
+
+/** Headers the transport computes, or that would carry the agent's own token upstream. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'accept', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
+
+const stdioServer = z.object({
+  name: toolServerName,
+  transport: z.literal('stdio'),
+  command: z.string().min(1).max(4096),
+  args: z.array(z.string().max(8192)).max(256).default([]),
+  env: z.record(envName, injectedValue).default({}),
+  cwd: z.string().min(1).optional(),
+  /** Overrides gateway.stdio_isolation for this server. */
+  isolation: z.enum(['per_agent', 'per_session']).optional(),
+}).strict();
+
+const httpServer = z.object({
+  name: toolServerName,
+  transport: z.literal('streamable_http'),
+  url: z.url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
+  headers: z.record(headerName, injectedValue).default({}),
+}).strict().superRefine((s, ctx) => {
+  for (const h of Object.keys(s.headers)) {
+    if (RESERVED_HEADERS.has(h.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['headers', h], message: `header "${h}" is set by the MCP transport and cannot be configured` });
+  }
+});
+
+export const upstreamServerConfig = z.discriminatedUnion('transport', [stdioServer, httpServer]);
+export type UpstreamServerConfig = z.output<typeof upstreamServerConfig>;
+export type StdioServerConfig = z.output<typeof stdioServer>;
+export type HttpServerConfig = z.output<typeof httpServer>;
+
+export const gatewayConfigSchema = z.object({
+  servers: z.array(upstreamServerConfig).max(200).default([]),
+  tools: declarativeToolsConfig.default([]),
+  /** Upper bound of one tools/call through an upstream MCP server (declarative tools have their own `timeout`). */
+  call_timeout: durationMs(10, 600_000).prefault('30s'),
+  /** Largest JSON-RPC POST body accepted on /mcp. */
+  max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Audit argument values (scrubbed, truncated) besides their digest. Off: arguments may hold personal data. */
+  audit_argument_values: z.boolean().default(false),
+  /** Which callers share an upstream stdio process (see docs/gateway.md "Isolation"). */
+  stdio_isolation: z.enum(['per_agent', 'per_session']).default('per_agent'),
+  /** An upstream (process or HTTP client) unused this long is stopped. */
+  idle_timeout: durationMs(1000, 86_400_000).prefault('5m'),
+  /** A session with no request this long is closed. */
+  session_idle_timeout: durationMs(1000, 86_400_000).prefault('30m'),
+  /** At most this many upstream stdio processes at once (the least recently used idle one is stopped first). */
+  max_upstream_processes: z.number().int().min(1).max(10_000).default(100),
+  /** At most this many open MCP sessions. */
+  max_sessions: z.number().int().min(1).max(100_000).default(1000),
+}).strict().superRefine((g, ctx) => {
+  const seen = new Set<string>();
+  g.servers.forEach((s, i) => {
+    if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `server "${s.name}" is declared twice` });
+    seen.add(s.name);
+  });
+  g.tools.forEach((t, i) => {
+    if (seen.has(t.server)) ctx.addIssue({ code: 'custom', path: ['tools', i, 'server'], message: `"${t.server}" is already an upstream server name; declarative tools need their own namespace` });
+  });
+});
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;

@@ -1,0 +1,325 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import pg from 'pg';
+import { ADMIN, harness, loginAs, pgFixture, principal, type Harness, type PgFixture } from './pg-setup.js';
+import { urlMetaKey } from '../../src/engines/postgres/index.js';
+
+let fx: PgFixture;
+let h: Harness;
+const prefix = `t${Math.random().toString(36).slice(2, 7)}_`;
+
+before(async () => {
+  fx = await pgFixture('pgengine');
+  h = await harness();
+});
+after(async () => {
+  await h?.close();
+  await fx?.drop();
+});
+
+type Cred = { username: string; password: string; host: string; port: number; database: string; uri: string };
+
+async function configure(name = 'main', extra: Record<string, unknown> = {}) {
+  return h.call('PUT', `/v1/admin/engines/postgres/${name}`, ADMIN, { connection_url: fx.mgmtUrl, username_prefix: prefix, pool_size: 4, connect_timeout: '2s', statement_timeout: '5s', ...extra });
+}
+
+async function issue(role: string, token = 'agent-reader', body: unknown = {}) {
+  return h.call('POST', `/v1/creds/postgres/${role}`, token, body);
+}
+
+async function cannotLogin(cred: Cred): Promise<void> {
+  await assert.rejects(loginAs(cred), (e: Error & { code?: string }) => e.code === '28P01' || /authentication|does not exist/i.test(e.message));
+}
+
+/** Waits (bounded) for a killed session to notice; returns the error of a query on it. */
+async function sessionError(c: pg.Client): Promise<unknown> {
+  try {
+    await c.query('SELECT 1');
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
+
+test('configure: URL stored sealed, never returned; roles; bad inputs get stable codes', async () => {
+  const put = await configure();
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  assert.equal(put.json.username, fx.mgmtUser);
+  assert.equal(put.json.username_prefix, prefix);
+  assert.equal(put.json.host, fx.host);
+  const got = await h.call('GET', '/v1/admin/engines/postgres/main', ADMIN);
+  const all = JSON.stringify(got.json) + JSON.stringify((await h.call('GET', '/v1/admin/engines/postgres', ADMIN)).json);
+  assert.ok(!all.includes(new URL(fx.mgmtUrl).password), 'the management password is never returned');
+  assert.ok(!all.includes('connection_url'));
+  // At rest: sealed in meta (not in clear anywhere in the store).
+  const meta = await h.store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [urlMetaKey('main')]);
+  assert.ok(meta && !Buffer.from(meta.value, 'base64').toString('latin1').includes(new URL(fx.mgmtUrl).password));
+  const dump = JSON.stringify(await h.store.all('SELECT * FROM pg_engine_configs'));
+  assert.ok(!dump.includes(new URL(fx.mgmtUrl).password));
+
+  const role = await h.call('PUT', '/v1/admin/engines/postgres/main/roles/patient-reader', ADMIN, { groups: [fx.group], default_ttl: '5m', max_ttl: '1h' });
+  assert.equal(role.status, 200, JSON.stringify(role.json));
+  assert.equal(role.json.path, 'postgres/patient-reader');
+  assert.equal((await h.call('GET', '/v1/admin/engines/postgres/main/roles', ADMIN)).json.roles instanceof Array, true);
+
+  const closedPort = await new Promise<number>((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+  const badPwd = new URL(fx.mgmtUrl);
+  badPwd.password = 'wrong';
+  const cases: [string, string, unknown, number, string][] = [
+    ['PUT', '/v1/admin/engines/postgres/Bad%20Name', { connection_url: fx.mgmtUrl }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: fx.mgmtUrl, username_prefix: 'tsr";drop' }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: fx.mgmtUrl, username_prefix: 'pg_x' }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: 'mysql://a@b/c' }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: fx.mgmtUrl, extra: 1 }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: `postgres://u:p@127.0.0.1:${closedPort}/db` }, 503, 'TESSERA_ENGINE_UNAVAILABLE'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: fx.ownerUrl, username_prefix: prefix }, 400, 'TESSERA_ENGINE_PRIVILEGE_MISSING'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: badPwd.toString() }, 400, 'TESSERA_ENGINE_AUTH_FAILED'],
+    ['PUT', '/v1/admin/engines/postgres/x', { connection_url: fx.mgmtUrl, username_prefix: 'mgmt_' }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['GET', '/v1/admin/engines/postgres/nope', undefined, 404, 'TESSERA_ENGINE_NOT_FOUND'],
+    ['PUT', '/v1/admin/engines/postgres/nope/roles/r', { groups: [fx.group] }, 404, 'TESSERA_ENGINE_NOT_FOUND'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { groups: ['x"; DROP ROLE postgres; --'] }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { groups: ["o'neil"] }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { groups: ['no_such_group_xyz'] }, 400, 'TESSERA_ENGINE_GROUP_NOT_FOUND'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { groups: [`${prefix}grp`] }, 400, 'TESSERA_ENGINE_GROUP_NOT_FOUND'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { default_ttl: '2h', max_ttl: '1h' }, 400, 'TESSERA_ENGINE_TTL_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { default_ttl: 'soon' }, 400, 'TESSERA_ENGINE_TTL_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}; DROP TABLE patients'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ["CREATE ROLE {{name}} LOGIN PASSWORD '{{password}}'"] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ["CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL 'x\\'; DROP'"] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} /* ; */'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{user}} LOGIN PASSWORD {{password}}'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { revocation_statements: ['DROP OWNED BY CURRENT_USER'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/Bad', { groups: [fx.group] }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { groups: 'x' }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['DELETE', '/v1/admin/engines/postgres/main', undefined, 409, 'TESSERA_ENGINE_IN_USE'],
+  ];
+  for (const [method, path, body, status, code] of cases) {
+    const r = await h.call(method, path, ADMIN, body);
+    assert.equal(r.json.error?.code, code, `${method} ${path} ${JSON.stringify(body)} → ${JSON.stringify(r.json)}`);
+    assert.equal(r.status, status, `${method} ${path}`);
+    assert.ok(!JSON.stringify(r.json).includes(new URL(fx.mgmtUrl).password), 'no error echoes the management password');
+  }
+  // Role names are global across configurations.
+  assert.equal((await configure('second')).status, 200);
+  const clash = await h.call('PUT', '/v1/admin/engines/postgres/second/roles/patient-reader', ADMIN, { groups: [fx.group] });
+  assert.equal(clash.json.error?.code, 'TESSERA_ENGINE_ROLE_CONFLICT');
+  assert.equal((await h.call('DELETE', '/v1/admin/engines/postgres/second', ADMIN)).status, 200);
+  assert.equal((await h.call('PUT', '/v1/admin/engines/postgres/main', undefined, { connection_url: fx.mgmtUrl })).json.error?.code, 'TESSERA_ADMIN_TOKEN_MISSING');
+  assert.ok(h.audit.events.some((e) => e.kind === 'engine.configured' && e.details?.role === 'patient-reader'));
+});
+
+test('issued credential logs in with SCRAM and can do exactly what its group allows', async () => {
+  const r = await issue('patient-reader', 'agent-reader', { ttl: '2m' });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const cred = r.json.data as Cred;
+  assert.equal(r.json.renewable, true);
+  assert.ok(cred.username.startsWith(prefix));
+  assert.equal(Buffer.from(cred.password, 'base64url').length, 32);
+  assert.equal(cred.database, fx.db.name);
+  assert.ok(cred.uri.startsWith(`postgresql://${cred.username}:`));
+  // The server stored exactly our verifier: SCRAM, our iteration count, never the password.
+  const [row] = await fx.su<{ rolpassword: string; rolvaliduntil: Date }>('SELECT rolpassword, rolvaliduntil FROM pg_authid WHERE rolname = $1', [cred.username]);
+  assert.match(row!.rolpassword, /^SCRAM-SHA-256\$1:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/);
+  assert.ok(!row!.rolpassword.includes(cred.password));
+  assert.equal(row!.rolvaliduntil.getTime(), Date.parse(r.json.expires_at as string));
+
+  const c = await loginAs(cred); // pg_hba.conf: scram-sha-256 for this user
+  try {
+    const rows = await c.query('SELECT name FROM patients ORDER BY id');
+    assert.deepEqual(rows.rows.map((x) => x.name), ['Ada', 'Grace']);
+    await assert.rejects(c.query(`INSERT INTO patients VALUES (3, 'Eve')`), (e: Error & { code?: string }) => e.code === '42501');
+    await assert.rejects(c.query('SELECT * FROM billing'), (e: Error & { code?: string }) => e.code === '42501');
+    await assert.rejects(c.query('CREATE TABLE t (x int)'), (e: Error & { code?: string }) => e.code === '42501');
+  } finally {
+    await c.end();
+  }
+  // Also via the URI.
+  const viaUri = new pg.Client({ connectionString: cred.uri });
+  await viaUri.connect();
+  await viaUri.end();
+
+  // Renew extends VALID UNTIL, capped by max TTL.
+  h.clock.advance(10_000);
+  const renewed = await h.call('POST', `/v1/leases/${r.json.lease_id as string}/renew`, 'agent-reader', { increment: '10m' });
+  assert.equal(renewed.status, 200, JSON.stringify(renewed.json));
+  const [after] = await fx.su<{ rolvaliduntil: Date }>('SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1', [cred.username]);
+  assert.equal(after!.rolvaliduntil.getTime(), Date.parse(renewed.json.expires_at as string));
+  assert.equal((await issue('patient-reader', 'agent-reader', { ttl: '2h' })).json.error?.code, 'TESSERA_LEASE_TTL_INVALID');
+  assert.equal((await issue('no-such-role')).json.error?.code, 'TESSERA_ENGINE_NOT_FOUND');
+
+  // Revoke: open session terminated, login refused, idempotent.
+  const open = await loginAs(cred);
+  const del = await h.call('DELETE', `/v1/leases/${r.json.lease_id as string}`, 'agent-reader');
+  assert.deepEqual(del.json, { lease_id: r.json.lease_id, state: 'revoked' });
+  assert.ok(await sessionError(open), 'the open session is gone');
+  await open.end().catch(() => undefined);
+  await cannotLogin(cred);
+  assert.deepEqual(await fx.usersWithPrefix(cred.username), []);
+  await h.postgres.engine.revoke({ config: 'main', role: 'patient-reader', username: cred.username }, new AbortController().signal); // idempotent
+});
+
+test('expiry: the reaper drops the user and ends its session', async () => {
+  const r = await issue('patient-reader', 'agent-reader', { ttl: 30 });
+  const cred = r.json.data as Cred;
+  const open = await loginAs(cred);
+  h.clock.advance(31_000);
+  const reaped = await h.leases.reapOnce();
+  assert.equal(reaped.expired, 1);
+  assert.ok(await sessionError(open));
+  await open.end().catch(() => undefined);
+  await cannotLogin(cred);
+});
+
+test('kill switch: revoking the agent drops every user and session within a measured bound', async () => {
+  const creds: Cred[] = [];
+  for (let i = 0; i < 5; i++) creds.push((await issue('patient-reader', 'agent-reader')).json.data as Cred);
+  const other = (await issue('patient-reader', 'agent-other')).json.data as Cred;
+  const sessions = await Promise.all(creds.map(loginAs));
+  const t0 = performance.now();
+  const rev = await h.call('POST', '/v1/admin/revocations', ADMIN, { kind: 'agent', target: principal('ns/healthcare/sa/patient-reader').spiffeId, reason: 'test' });
+  const elapsedMs = performance.now() - t0;
+  assert.equal(rev.status, 201, JSON.stringify(rev.json));
+  // When the kill switch returns, every session is already gone (pg_terminate_backend waits).
+  for (const s of sessions) {
+    assert.ok(await sessionError(s));
+    await s.end().catch(() => undefined);
+  }
+  for (const c of creds) await cannotLogin(c);
+  const still = await loginAs(other); // another agent is untouched
+  await still.end();
+  test.diagnostic?.(`kill switch for 5 users + sessions took ${elapsedMs.toFixed(1)} ms`);
+  console.log(`# kill switch: 5 database users dropped and sessions ended in ${elapsedMs.toFixed(1)} ms`);
+  assert.equal((await issue('patient-reader', 'agent-reader')).json.error?.code, 'TESSERA_TOKEN_REVOKED');
+  await h.revocations.lift(String(rev.json.id));
+});
+
+test('reconcile both ways: orphaned users are dropped, leases whose user is gone are closed', async () => {
+  const keep = await issue('patient-reader');
+  const lost = await issue('patient-reader');
+  const lostCred = lost.json.data as Cred;
+  // An orphan: a user with the prefix that no lease accounts for (e.g. a crash between CREATE ROLE and the store).
+  await fx.su(`CREATE ROLE "${prefix}orphan1" LOGIN IN ROLE ${fx.group}`);
+  // A user dropped behind Tessera's back.
+  await fx.su(`DROP ROLE "${lostCred.username}"`);
+  const result = await h.leases.reconcile();
+  assert.equal(result.orphansDropped, 1);
+  assert.equal(result.missing, 1);
+  assert.equal((await h.leases.get(lost.json.lease_id as string))?.state, 'revoked');
+  assert.equal((await h.leases.get(keep.json.lease_id as string))?.state, 'active');
+  const users = await fx.usersWithPrefix(prefix);
+  assert.deepEqual(users, [(keep.json.data as Cred).username]);
+});
+
+test('database down: issuance fails fast, revocation queues and retries, nothing hangs', async () => {
+  const r = await issue('patient-reader');
+  assert.equal(r.status, 201);
+  const cred = r.json.data as Cred;
+  // Point the configuration at a closed port (the management role is valid; only the network fails).
+  const closedPort = await new Promise<number>((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+  const mgmt = new URL(fx.mgmtUrl);
+  mgmt.port = String(closedPort);
+  // Configure refuses an unreachable server, so swap the sealed URL in place as an outage would.
+  const { createKeySealer } = await import('../../src/secrets/sealer.js');
+  void createKeySealer;
+  const engineInternals = h.postgres as unknown as { reload(): Promise<void> };
+  const original = await h.store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [urlMetaKey('main')]);
+  const down = await h.call('PUT', '/v1/admin/engines/postgres/main', ADMIN, { connection_url: mgmt.toString(), username_prefix: prefix });
+  assert.equal(down.json.error?.code, 'TESSERA_ENGINE_UNAVAILABLE');
+  // Simulate the outage by blocking connections for the management role, then restore.
+  await fx.su(`ALTER ROLE ${fx.mgmtUser} CONNECTION LIMIT 0`);
+  await fx.su(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [fx.mgmtUser]);
+  try {
+    const t0 = performance.now();
+    const failed = await issue('patient-reader');
+    const ms = performance.now() - t0;
+    assert.equal(failed.json.error?.code, 'TESSERA_ENGINE_UNAVAILABLE', JSON.stringify(failed.json));
+    assert.equal(failed.status, 503);
+    assert.ok(ms < 10_000, `issuance failed within its bound (${ms.toFixed(0)} ms)`);
+    const rev = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
+    assert.equal(rev.json.state, 'revoking', JSON.stringify(rev.json));
+    const lease = await h.leases.get(r.json.lease_id as string);
+    assert.match(lease!.lastError ?? '', /TESSERA_ENGINE_UNAVAILABLE/);
+  } finally {
+    await fx.su(`ALTER ROLE ${fx.mgmtUser} CONNECTION LIMIT -1`);
+  }
+  void engineInternals;
+  void original;
+  // Back up: the retry (after backoff) drops the user.
+  h.clock.advance(5_000);
+  const reaped = await h.leases.reapOnce();
+  assert.ok(reaped.retried >= 1);
+  assert.equal((await h.leases.get(r.json.lease_id as string))?.state, 'revoked');
+  await cannotLogin(cred);
+});
+
+test('irrevocable after bounded retries: visible in the lease list', async () => {
+  const r = await issue('patient-reader');
+  const cred = r.json.data as Cred;
+  // The user now owns an object: DROP ROLE refuses (2BP01) until an operator intervenes.
+  await fx.su(`GRANT CREATE ON SCHEMA public TO "${cred.username}"`);
+  const rev = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
+  assert.equal(rev.json.state, 'revoking');
+  for (let i = 0; i < 5; i++) {
+    h.clock.advance(10_000);
+    await h.leases.reapOnce();
+  }
+  const list = await h.call('GET', '/v1/admin/leases?irrevocable=true', ADMIN);
+  const ids = (list.json.leases as { lease_id: string; last_error: string }[]).map((l) => l.lease_id);
+  assert.ok(ids.includes(r.json.lease_id as string));
+  assert.ok(h.audit.events.some((e) => e.kind === 'lease.revoke_failed' && e.details?.irrevocable === true));
+  // Operator fixes it; the revocation then succeeds.
+  await fx.su(`REVOKE CREATE ON SCHEMA public FROM "${cred.username}"`);
+  const again = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
+  assert.equal(again.json.state, 'revoked', JSON.stringify(again.json));
+});
+
+test('custom creation and revocation statements with safe placeholders', async () => {
+  const put = await h.call('PUT', '/v1/admin/engines/postgres/main/roles/custom-reader', ADMIN, {
+    groups: [fx.group],
+    default_ttl: '5m',
+    max_ttl: '10m',
+    creation_statements: [
+      'CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}} CONNECTION LIMIT 2;',
+      'GRANT {{groups}} TO {{name}}',
+    ],
+    revocation_statements: ['DROP OWNED BY {{name}}'],
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+  const r = await issue('custom-reader');
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const cred = r.json.data as Cred;
+  const c = await loginAs(cred);
+  assert.equal((await c.query('SELECT count(*)::int AS n FROM patients')).rows[0].n, 2);
+  await c.end();
+  const [row] = await fx.su<{ rolconnlimit: number }>('SELECT rolconnlimit FROM pg_roles WHERE rolname = $1', [cred.username]);
+  assert.equal(row!.rolconnlimit, 2);
+  assert.equal((await h.call('DELETE', `/v1/leases/${r.json.lease_id as string}`, 'agent-reader')).json.state, 'revoked');
+  await cannotLogin(cred);
+  // Deleting a role with open leases is refused; without, allowed.
+  const open = await issue('custom-reader');
+  assert.equal((await h.call('DELETE', '/v1/admin/engines/postgres/main/roles/custom-reader', ADMIN)).json.error?.code, 'TESSERA_ENGINE_IN_USE');
+  await h.call('DELETE', `/v1/leases/${open.json.lease_id as string}`, 'agent-reader');
+  assert.equal((await h.call('DELETE', '/v1/admin/engines/postgres/main/roles/custom-reader', ADMIN)).status, 200);
+});
+
+test('revokeMany drops a batch in one transaction and is idempotent', async () => {
+  const leases = [];
+  for (let i = 0; i < 20; i++) leases.push(await h.leases.issue({ engine: 'postgres', role: 'patient-reader', principal: principal('batch') }));
+  const datas = leases.map((l) => ({ config: 'main', role: 'patient-reader', username: (l.data as Cred).username }));
+  const res = await h.postgres.engine.revokeMany(datas);
+  assert.deepEqual(res.failed, []);
+  for (const d of datas) assert.deepEqual(await fx.usersWithPrefix(d.username), []);
+  assert.deepEqual((await h.postgres.engine.revokeMany(datas)).failed, []);
+  await h.leases.revokeByOwner(principal('batch').spiffeId);
+});
