@@ -7,6 +7,7 @@ import { AdminClient, agentTransport } from './http.js';
 import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, fmtTime, humanDuration, listOf, table } from './format.js';
 import type { Runtime, RunningServer } from './runtime.js';
+import { registerMcpCommand } from './mcp.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -603,6 +604,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(`renewable: ${cell(r.renewable)}`);
       for (const [k, v] of Object.entries((r.data ?? {}) as Record<string, unknown>)) out(`${k}: ${cell(v)}`);
     });
+
+  registerMcpCommand(program, { io, addrOf });
 
   return program;
 }

@@ -121,6 +121,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_GATEWAY_MESSAGE_TOO_LARGE: { status: 413, description: 'The JSON-RPC message is larger than `gateway.max_message_bytes`.' },
   TESSERA_GATEWAY_REQUEST_INVALID: { status: 400, description: 'The body is not a valid JSON-RPC 2.0 message (or batch) for MCP Streamable HTTP.' },
   TESSERA_GATEWAY_CLOSED: { status: 503, description: 'The gateway is shutting down; reconnect to another replica or retry later.' },
+  TESSERA_GATEWAY_RELAY_REFUSED: { status: 502, description: 'Client side (`tessera mcp`): the gateway refused a relayed message (HTTP status in the message, e.g. 401 for an agent token it does not accept, 404 for a closed session); check the --audience and the agent policy, or restart the MCP client for a new session.' },
+  TESSERA_GATEWAY_RELAY_FAILED: { status: 503, description: 'Client side (`tessera mcp`): a message could not be relayed to the gateway (unreachable, or the relay itself failed); check --addr and that the server runs.' },
 
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },

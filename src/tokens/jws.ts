@@ -3,8 +3,9 @@ import { TesseraError } from '../shared/errors.js';
 
 /**
  * ES256 JWS compact serialization (RFC 7515 §3.1, RFC 7518 §3.4) on node:crypto directly.
- * jose v6 signs and verifies through WebCrypto, which measured 3× slower for verification on
- * this hot path (see docs/adr/0004-token-crypto.md); jose still generates and imports keys.
+ * jose v6 signs and verifies through async WebCrypto; this hot path uses the synchronous
+ * node:crypto calls instead (bench/tokens.ts measures both, docs/tokens.md). The checks are
+ * the same: algorithm pinned before any key is touched, signature before any claim is read.
  */
 export interface JwsHeader {
   readonly alg: string;

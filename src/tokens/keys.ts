@@ -235,12 +235,17 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
     },
 
     jwks() {
+      // RFC 7517 §4.2: generic JOSE verifiers (jose, oauth4webapi, ...) only select keys whose
+      // `use` is absent or "sig"; "jwt-svid" is the SPIFFE bundle's value, published by bundle().
       const now = clock.now();
-      return { keys: [...keys.values()].filter((k) => k.expiresAt > now).map((k) => k.jwk) };
+      return { keys: [...keys.values()].filter((k) => k.expiresAt > now).map((k) => ({ ...k.jwk, use: 'sig' })) };
     },
 
     bundle() {
-      return { ...manager.jwks(), spiffe_sequence: sequence, spiffe_refresh_hint: Math.max(60, Math.min(3600, Math.floor(deps.rotationPeriodMs / 8000))) };
+      // SPIFFE Trust Domain and Bundle §4.2.1: JWT-SVID signing keys carry `use: "jwt-svid"`.
+      const now = clock.now();
+      const bundleKeys = [...keys.values()].filter((k) => k.expiresAt > now).map((k) => ({ ...k.jwk, use: 'jwt-svid' }));
+      return { keys: bundleKeys, spiffe_sequence: sequence, spiffe_refresh_hint: Math.max(60, Math.min(3600, Math.floor(deps.rotationPeriodMs / 8000))) };
     },
   };
   return manager;

@@ -63,7 +63,7 @@ export function parseTemplate(statement: string, index = 0): TemplatePart[] {
   if (statement.length > MAX_TEMPLATE) invalid(index, statement, `is longer than ${MAX_TEMPLATE} characters`);
   if (statement.includes('\0')) invalid(index, statement, 'contains a NUL character');
   if (statement.includes('\\')) invalid(index, statement, 'contains a backslash (E\'\' escapes are not accepted in templates)');
-  const s = statement.trim().replace(/;\s*$/, '');
+  const s = statement.trim().replace(/;\s*$/, '').trimEnd();
   const parts: TemplatePart[] = [];
   let text = '';
   let i = 0;

@@ -1,0 +1,36 @@
+/**
+ * `tessera mcp`: the stdio entry point for MCP clients that only speak stdio (Claude Desktop,
+ * Cursor, VS Code). The relay lives in src/gateway/stdio-relay; this only parses the command line.
+ */
+import { Readable, Writable } from 'node:stream';
+import type { Command } from 'commander';
+import { runStdioRelay } from '../gateway/stdio-relay/index.js';
+import { CliError, waitForShutdown, type CliIo } from './io.js';
+
+export function registerMcpCommand(program: Command, deps: { io: CliIo; addrOf: (cmd: Command) => string }): void {
+  const { io } = deps;
+  program
+    .command('mcp')
+    .description('stdio MCP server relaying to the Tessera gateway (<addr>/mcp) with a short-lived, auto-refreshed agent token')
+    .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected token; re-read on refresh (env TESSERA_TOKEN_FILE)')
+    .option('--join-token <token>', 'one-time join token for a quick start (env TESSERA_JOIN_TOKEN; arguments are visible in the process list)')
+    .option('--audience <uri>', 'RFC 8707 audience of the agent token (default: <addr>/mcp)')
+    .option('--url <url>', 'gateway endpoint when it is not <addr>/mcp')
+    .action(async (opts: { tokenFile?: string; joinToken?: string; audience?: string; url?: string }, cmd: Command) => {
+      const addr = deps.addrOf(cmd);
+      const tokenFile = opts.tokenFile ?? (opts.joinToken ? undefined : io.env.TESSERA_TOKEN_FILE);
+      const joinToken = opts.joinToken ?? (opts.tokenFile ? undefined : io.env.TESSERA_JOIN_TOKEN);
+      // stdout is the protocol channel: the relay needs the real streams, not just `write`.
+      const stdin = io.stdin instanceof Readable ? io.stdin : process.stdin;
+      const stdout = io.stdout instanceof Writable ? io.stdout : process.stdout;
+      const stop = new AbortController();
+      const shutdown = waitForShutdown(io);
+      void shutdown.promise.then(() => stop.abort());
+      try {
+        const r = await runStdioRelay({ addr, tokenFile, joinToken, audience: opts.audience, mcpUrl: opts.url, stdin, stdout, stderr: io.stderr, fetch: io.fetch, printErrors: false, signal: stop.signal });
+        if (r.error) throw new CliError(r.error.code, r.error.message, r.exitCode);
+      } finally {
+        shutdown.cancel();
+      }
+    });
+}

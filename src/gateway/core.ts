@@ -1,0 +1,360 @@
+/**
+ * What the gateway does per MCP request, independent of HTTP: which tools a caller sees, and a
+ * tool call from authorization to the scrubbed, audited result.
+ *
+ * tools/call order: token scope → Cedar `tool.call` with the arguments in `context.args` →
+ * the tool exists → arguments match its inputSchema → run (with timeout) → scrub the result or
+ * error of every value injected for this call → audit → answer. Nothing an upstream returns
+ * reaches the agent unscrubbed.
+ */
+import { createHash } from 'node:crypto';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
+import type { AuditWhere } from '../audit/events.js';
+import type { AuditWriter } from '../audit/port.js';
+import { authorizeWithScope } from '../policy/scope.js';
+import type { Authorizer, Decision } from '../policy/types.js';
+import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
+import { createScrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
+import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
+import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
+
+/** JSON-RPC error codes the gateway answers with (docs/gateway.md "Errors"). */
+export const RPC = {
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL: -32603,
+  PARSE: -32700,
+  /** Tessera: policy or scope refused. */
+  FORBIDDEN: -32003,
+  /** Tessera: the upstream failed (start, exit, connection). */
+  UPSTREAM_FAILED: -32002,
+  /** Tessera: the upstream did not answer in time. */
+  TIMEOUT: -32004,
+  /** Tessera: shutting down / unavailable. */
+  UNAVAILABLE: -32005,
+} as const;
+
+/** A JSON-RPC error object; the SDK's Protocol sends `code`, `message` and `data` as is. */
+export class RpcError extends Error {
+  constructor(readonly code: number, message: string, readonly data?: Record<string, unknown>) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+export function rpcCodeFor(code: ErrorCode): number {
+  if (code === 'TESSERA_AUDIT_UNAVAILABLE' || code === 'TESSERA_GATEWAY_CLOSED') return RPC.UNAVAILABLE;
+  const status = ERROR_CATALOGUE[code].status;
+  if (status === 400 || status === 404) return RPC.INVALID_PARAMS;
+  if (status === 401 || status === 403) return RPC.FORBIDDEN;
+  if (status === 504) return RPC.TIMEOUT;
+  if (status === 502) return RPC.UPSTREAM_FAILED;
+  if (status === 503) return RPC.UNAVAILABLE;
+  return RPC.INTERNAL;
+}
+
+export interface Caller extends UpstreamCaller {
+  readonly requestId?: string;
+}
+
+export interface GatewayCoreDeps {
+  readonly upstreams: readonly Upstream[];
+  readonly providers: readonly ToolProvider[];
+  readonly authorizer: Authorizer;
+  readonly injector: Injector;
+  readonly audit: AuditWriter;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  readonly auditArgumentValues: boolean;
+}
+
+export interface ListedTool {
+  readonly name: string;
+  readonly description?: string;
+  readonly inputSchema: Record<string, unknown>;
+  readonly annotations?: Record<string, unknown>;
+}
+
+export interface GatewayCore {
+  listTools(caller: Caller, signal: AbortSignal): Promise<ListedTool[]>;
+  callTool(name: string, args: unknown, caller: Caller, signal: AbortSignal): Promise<ToolResult>;
+  /** The scope a tools/call needs, when the token's scope does not cover it (for HTTP 403). */
+  missingScope(principal: AgentPrincipal, name: string): string | undefined;
+  /** Names of the configured server namespaces (for `scopes_supported`). */
+  readonly servers: readonly string[];
+}
+
+const MAX_AUDITED_HITS = 16;
+const MAX_ARGS_JSON = 2048;
+
+/** RFC 8785-style canonical JSON (sorted keys) for a stable digest of the arguments. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+export function splitToolName(name: string): { server: string; tool: string } | undefined {
+  const i = name.indexOf('/');
+  if (i <= 0 || i === name.length - 1) return undefined;
+  return { server: name.slice(0, i), tool: name.slice(i + 1) };
+}
+
+export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
+  const { authorizer, audit, logger } = deps;
+  const upstreams = new Map(deps.upstreams.map((u) => [u.server, u]));
+  const providers = new Map(deps.providers.map((p) => [p.server, p]));
+  const servers = [...upstreams.keys(), ...providers.keys()];
+  const ajv = new AjvJsonSchemaValidator();
+  const validators = new Map<string, JsonSchemaValidator<unknown>>();
+  const calls: Counter | undefined = deps.metrics?.counter('tessera_gateway_tool_calls_total', 'Gateway tools/call, by result');
+  const scrubs: Counter | undefined = deps.metrics?.counter('tessera_gateway_scrub_hits_total', 'Secrets or credential shapes scrubbed from tool results');
+  const latency: Histogram | undefined = deps.metrics?.histogram('tessera_gateway_tool_call_seconds', 'Gateway tools/call latency');
+
+  function validatorFor(key: string, schema: Readonly<Record<string, unknown>>): JsonSchemaValidator<unknown> {
+    const text = `${key}\n${JSON.stringify(schema)}`;
+    let v = validators.get(text);
+    if (!v) {
+      try {
+        v = ajv.getValidator(schema as JsonSchemaType);
+      } catch {
+        // An upstream schema Ajv cannot compile: only "is an object" is checked.
+        v = (input: unknown) => ({ valid: true, data: input, errorMessage: undefined });
+      }
+      if (validators.size > 5000) validators.clear();
+      validators.set(text, v);
+    }
+    return v;
+  }
+
+  /** Visible in tools/list: Cedar permits an argument-less call, or the decision depends on arguments the listing does not have. */
+  function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
+    let d: Decision;
+    try {
+      d = authorizeWithScope(authorizer, { principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
+    } catch {
+      return false;
+    }
+    if (d.allowed) return true;
+    // A policy reading `context.args.<name>` errors when the listing has no arguments: such a
+    // tool may be callable with the right arguments, so it is listed; the call is still
+    // authorized with its real arguments.
+    return !d.scopeDenied && d.errors.length > 0;
+  }
+
+  async function toolsOf(server: string, caller: Caller, signal: AbortSignal): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> {
+    const u = upstreams.get(server);
+    if (u) return u.listTools(caller, signal);
+    const p = providers.get(server);
+    if (p) return { tools: await p.listTools(signal), secrets: [] };
+    return { tools: [], secrets: [] };
+  }
+
+  function where(caller: Caller): AuditWhere {
+    return caller.where;
+  }
+
+  function actor(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {
+    return { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
+  }
+
+  async function auditHits(hits: readonly ScrubHit[], server: string, tool: string, caller: Caller, inError: boolean): Promise<void> {
+    for (const h of hits.slice(0, MAX_AUDITED_HITS)) {
+      await audit.append({
+        kind: 'gateway.exfiltration_suspected', actor: actor(caller.principal), action: 'tool.call', resource: `${server}/${tool}`, result: 'deny',
+        reason: { message: 'a tool result carried a secret value or credential shape; it was redacted before reaching the agent' },
+        ...(caller.principal.task ? { txn: caller.principal.task } : {}),
+        where: where(caller),
+        details: { server, tool, hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: h.path.slice(0, 256) } : {}) },
+      });
+    }
+  }
+
+  return {
+    servers,
+
+    missingScope(principal, name) {
+      const parts = splitToolName(name);
+      if (!parts || principal.scope === undefined) return undefined;
+      const d = authorizeWithScope({ authorize: () => ({ allowed: true, policies: [], errors: [], cached: false }) }, { principal, action: 'tool.call', resource: { type: 'Tool', server: parts.server, tool: parts.tool } });
+      return d.scopeDenied ? `tool:${parts.server}/${parts.tool}` : undefined;
+    },
+
+    async listTools(caller, signal) {
+      const out: ListedTool[] = [];
+      // Servers are asked in parallel; one failing upstream hides only its own tools.
+      const results = await Promise.all(servers.map(async (server) => {
+        try {
+          return { server, ...(await toolsOf(server, caller, signal)) };
+        } catch (e) {
+          logger.warn({ server, code: isTesseraError(e) ? e.code : undefined, err: (e as Error).message.slice(0, 300) }, 'gateway: tools/list of an upstream failed; its tools are not listed');
+          return { server, tools: [] as GatewayTool[], secrets: [] as SecretInput[] };
+        }
+      }));
+      for (const r of results) {
+        const scrubber = r.secrets.length ? createScrubber(r.secrets) : undefined;
+        for (const t of r.tools) {
+          if (!visible(caller.principal, r.server, t.name)) continue;
+          let listed: ListedTool = {
+            name: `${r.server}/${t.name}`,
+            ...(t.description !== undefined ? { description: t.description } : {}),
+            inputSchema: { ...t.inputSchema, type: 'object' },
+            ...(t.annotations ? { annotations: { ...t.annotations } } : {}),
+          };
+          if (scrubber) {
+            const s = scrubber.scrubValue(listed);
+            if (s.hits.length) await auditHits(s.hits, r.server, t.name, caller, false);
+            listed = s.value;
+          }
+          out.push(listed);
+        }
+      }
+      return out;
+    },
+
+    async callTool(name, rawArgs, caller, signal) {
+      const started = performance.now();
+      const p = caller.principal;
+      const parts = splitToolName(name);
+      const args: Record<string, unknown> = rawArgs === undefined || rawArgs === null ? {} : (rawArgs as Record<string, unknown>);
+      const server = parts?.server ?? '';
+      const tool = parts?.tool ?? name;
+      const argsJson = canonicalJson(args);
+      const digest = createHash('sha256').update(argsJson).digest('hex');
+      let decision: Decision | undefined;
+      let upstreamStatus = 'not_called';
+      let hitsCount = 0;
+      const callSecrets: SecretInput[] = [];
+      let baseSecrets: readonly SecretInput[] = [];
+      const leases: string[] = [];
+
+      const finish = async (result: 'allow' | 'deny' | 'error', code: string | undefined): Promise<void> => {
+        const ms = performance.now() - started;
+        calls?.inc({ result: code ? `${result}:${code}` : result });
+        latency?.observe(ms / 1000);
+        let argsValues: string | undefined;
+        if (deps.auditArgumentValues) {
+          const scrubbed = createScrubber([...baseSecrets, ...callSecrets]).scrubText(argsJson).text;
+          argsValues = scrubbed.length > MAX_ARGS_JSON ? `${scrubbed.slice(0, MAX_ARGS_JSON)}…` : scrubbed;
+        }
+        await audit.append({
+          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: parts ? `${server}/${tool}` : name.slice(0, 256), result,
+          reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
+          ...(p.task ? { txn: p.task } : {}),
+          ...(p.purpose ? { purpose: p.purpose } : {}),
+          where: where(caller),
+          details: {
+            server, tool: tool.slice(0, 256), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
+            decision: decision ? (decision.allowed ? 'allow' : decision.scopeDenied ? 'deny:scope' : 'deny') : 'none',
+            upstream_status: upstreamStatus, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
+            session_hmac: audit.hmac(caller.sessionId),
+          },
+        });
+      };
+
+      const scrub = async <T>(value: T, inError: boolean): Promise<T> => {
+        const secrets = callSecrets.length ? [...baseSecrets, ...callSecrets] : baseSecrets;
+        const s = createScrubber(secrets).scrubValue(value);
+        if (s.hits.length) {
+          hitsCount += s.hits.length;
+          scrubs?.inc({ server }, s.hits.length);
+          await auditHits(s.hits, server, tool, caller, inError);
+        }
+        return s.value;
+      };
+
+      const refuse = async (err: TesseraError, result: 'deny' | 'error'): Promise<never> => {
+        await finish(result, err.code);
+        throw new RpcError(rpcCodeFor(err.code), err.message, { code: err.code, ...(caller.requestId ? { request_id: caller.requestId } : {}), ...(err.details ? { details: err.details } : {}) });
+      };
+
+      if (typeof rawArgs !== 'undefined' && rawArgs !== null && (typeof rawArgs !== 'object' || Array.isArray(rawArgs))) {
+        return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', 'arguments: must be a JSON object'), 'error');
+      }
+      if (!parts || (!upstreams.has(server) && !providers.has(server))) {
+        return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${name.slice(0, 200)}" is served to you; tool names are <server>/<tool> as tools/list shows them`), 'error');
+      }
+
+      try {
+        decision = authorizeWithScope(authorizer, { principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
+      } catch (e) {
+        return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'the policy request could not be built'), 'error');
+      }
+      if (!decision.allowed) {
+        if (decision.scopeDenied) return refuse(new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover tool:${server}/${tool}; request a token with that scope`), 'deny');
+        // A tool the caller cannot call with any argument is as invisible as an unknown one.
+        if (!visible(p, server, tool)) return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${server}/${tool}" is served to you; tools/list shows the tools you may call`), 'deny');
+        return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_DENIED', `policy does not permit ${server}/${tool} with these arguments`), 'deny');
+      }
+
+      let listing: { tools: readonly GatewayTool[]; secrets: readonly SecretInput[] };
+      try {
+        listing = await toolsOf(server, caller, signal);
+      } catch (e) {
+        upstreamStatus = 'unavailable';
+        const err = isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}: the upstream failed`);
+        return refuse(new TesseraError(err.code, await scrub(err.message, true), err.details), 'error');
+      }
+      baseSecrets = listing.secrets;
+      const def = listing.tools.find((t) => t.name === tool);
+      if (!def) return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${server}/${tool}" is served to you; tools/list shows the tools you may call`), 'error');
+      const check = validatorFor(name, { ...def.inputSchema, type: 'object' })(args);
+      if (!check.valid) {
+        return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
+      }
+
+      let result: ToolResult;
+      try {
+        const u = upstreams.get(server);
+        if (u) {
+          result = (await u.callTool(tool, args, caller, signal)).result;
+        } else {
+          const ctx: ToolCallContext = {
+            principal: p,
+            where: where(caller),
+            signal,
+            resolveSecret: async (path) => {
+              const v = await deps.injector.resolveSecret(p, path, where(caller));
+              callSecrets.push({ value: v, label: `kv/${path}` });
+              return v;
+            },
+            issueCredential: async (engine, role, ttlMs) => {
+              const c = await deps.injector.issueCredential(p, engine, role, ttlMs, where(caller));
+              leases.push(c.leaseId);
+              for (const [k, x] of Object.entries(c.data)) if (typeof x === 'string') callSecrets.push({ value: x, label: `cred/${engine}/${role}/${k}` });
+              return c;
+            },
+            revokeCredential: async (leaseId) => deps.injector.revokeLease(leaseId, p),
+            addSensitive: (value) => {
+              callSecrets.push({ value, label: 'sensitive' });
+            },
+          };
+          result = await providers.get(server)!.callTool(tool, args, ctx);
+        }
+        upstreamStatus = result.isError ? 'tool_error' : 'ok';
+      } catch (e) {
+        if (e instanceof UpstreamRpcError) {
+          upstreamStatus = `rpc_error:${e.rpcCode}`;
+          const message = await scrub(e.message, true);
+          const data = e.data === undefined ? undefined : await scrub(e.data, true);
+          await finish('error', 'TESSERA_GATEWAY_UPSTREAM_ERROR');
+          throw new RpcError(e.rpcCode, message, { code: 'TESSERA_GATEWAY_UPSTREAM_ERROR', ...(caller.requestId ? { request_id: caller.requestId } : {}), ...(data !== undefined ? { upstream: data } : {}) });
+        }
+        const err = isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool} failed`);
+        if (!isTesseraError(e)) logger.warn({ server, tool, err: (e as Error).message?.slice(0, 300) }, 'gateway: tool failed');
+        upstreamStatus = err.code === 'TESSERA_GATEWAY_UPSTREAM_TIMEOUT' || err.code === 'TESSERA_TOOL_TIMEOUT' ? 'timeout' : 'failed';
+        const message = await scrub(err.message, true);
+        return refuse(new TesseraError(err.code, message, err.details ? await scrub(err.details, true) : undefined), 'error');
+      }
+      const clean = await scrub(result, false);
+      await finish('allow', undefined);
+      return clean;
+    },
+  };
+}

@@ -1,0 +1,364 @@
+/**
+ * `/mcp`: MCP Streamable HTTP (spec 2025-11-25 "Transports", backwards compatible with
+ * 2025-06-18 and 2025-03-26 as the SDK negotiates) on the Tessera fastify app, and the RFC 9728
+ * protected resource metadata that points MCP clients at Tessera as authorization server.
+ *
+ * Each session has its own low-level SDK `Server` (tools are computed per caller) and
+ * `StreamableHTTPServerTransport`. A session is bound to the agent that opened it: its id
+ * presented with another agent's (or task's) token is answered like an unknown session.
+ * Every request carries and re-verifies its own bearer token (MCP authorization spec
+ * 2025-11-25 §"Token Handling": "authorization MUST be included in every HTTP request").
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditWhere } from '../audit/events.js';
+import { bearerToken } from '../server/app.js';
+import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
+import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
+
+export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
+
+export const MCP_PATH = '/mcp';
+export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
+
+export interface TokenVerifier {
+  verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
+}
+
+/** What the session layer asks the kill switch. */
+export interface PrincipalRevocationCheck {
+  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+}
+
+export interface McpHttpDeps {
+  readonly core: GatewayCore;
+  readonly tokens: TokenVerifier;
+  readonly revocations: PrincipalRevocationCheck;
+  readonly audit: AuditWriter;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  readonly issuer: string;
+  readonly version: string;
+  readonly maxMessageBytes: number;
+  readonly maxSessions: number;
+  readonly sessionIdleTimeoutMs: number;
+  /** Closes the upstream connections of one session (per_session isolation). */
+  readonly onSessionClosed: (sessionId: string) => void;
+}
+
+interface Session {
+  readonly id: string;
+  readonly binding: string;
+  principal: AgentPrincipal;
+  readonly server: Server;
+  readonly transport: StreamableHTTPServerTransport;
+  readonly abort: AbortController;
+  /** Responses waiting for a JSON answer: ended by the gateway if the session closes first. */
+  readonly pending: Set<ServerResponse>;
+  idle?: NodeJS.Timeout;
+  closed: boolean;
+}
+
+export interface McpHttp {
+  register(app: FastifyInstance): void;
+  /** Closes every session whose principal is now revoked; returns how many. */
+  closeRevoked(): Promise<number>;
+  closeAll(cause: string): Promise<void>;
+  readonly sessionCount: number;
+  /** Principals of the open sessions (upstream cleanup on revocation). */
+  principals(): AgentPrincipal[];
+}
+
+const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
+
+function jsonRpcError(code: number, message: string, data?: Record<string, unknown>, id: unknown = null): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, ...(data ? { data } : {}) } });
+}
+
+export function createMcpHttp(deps: McpHttpDeps): McpHttp {
+  const { core, tokens, audit, logger } = deps;
+  const resource = `${deps.issuer}${MCP_PATH}`;
+  const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
+  const sessions = new Map<string, Session>();
+  const gauge: Gauge | undefined = deps.metrics?.gauge('tessera_gateway_sessions', 'Open MCP sessions');
+  let closing = false;
+
+  function where(app: FastifyInstance, req: FastifyRequest): AuditWhere {
+    const m = app.requestMeta(req);
+    return { source: m.source, replica: m.replica, requestId: m.requestId };
+  }
+
+  /** Writes an error on the raw response (after hijack, or before the transport). */
+  function sendRaw(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+    res.end(body);
+  }
+
+  function sendTessera(reply: FastifyReply, err: TesseraError, requestId: string, extraHeaders: Record<string, string> = {}): void {
+    const headers: Record<string, string> = { ...extraHeaders };
+    if (err.status === 401) {
+      // MCP authorization (2025-11-25) §"Protected Resource Metadata Discovery" + RFC 9728 §5.1;
+      // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented.
+      headers['www-authenticate'] = err.code === 'TESSERA_TOKEN_MISSING'
+        ? `Bearer resource_metadata="${metadataUrl}"`
+        : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
+    }
+    reply.hijack();
+    sendRaw(reply.raw, err.status, jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId }), { 'x-request-id': requestId, ...headers });
+  }
+
+  async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
+    const token = bearerToken(req);
+    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
+    let principal: AgentPrincipal;
+    try {
+      // No token passthrough: the token is verified for this resource only and never forwarded.
+      principal = await tokens.verify(token, { audience: resource });
+    } catch (e) {
+      if (isTesseraError(e)) {
+        await audit.append({ kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', resource: 'mcp', result: 'deny', reason: { code: e.code }, where: { requestId: req.id, source: req.ip }, details: { code: e.code } }).catch(() => undefined);
+      }
+      throw e;
+    }
+    if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
+      throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');
+    }
+    return { principal, token };
+  }
+
+  function isRevoked(p: AgentPrincipal): boolean {
+    return deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
+  }
+
+  function touch(s: Session): void {
+    if (s.idle) clearTimeout(s.idle);
+    s.idle = setTimeout(() => void closeSession(s, 'idle'), deps.sessionIdleTimeoutMs);
+    s.idle.unref();
+  }
+
+  async function closeSession(s: Session, cause: string): Promise<void> {
+    if (s.closed) return;
+    s.closed = true;
+    if (s.idle) clearTimeout(s.idle);
+    sessions.delete(s.id);
+    gauge?.set(sessions.size);
+    s.abort.abort(new TesseraError(cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND', `the MCP session was closed (${cause})`));
+    // JSON-mode responses still waiting would hang once the transport forgets them: answer them.
+    const code: ErrorCode = cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : cause === 'shutdown' ? 'TESSERA_GATEWAY_CLOSED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND';
+    const status = cause === 'revoked' ? 401 : cause === 'shutdown' ? 503 : 404;
+    for (const res of s.pending) {
+      sendRaw(res, status, jsonRpcError(rpcCodeFor(code), `the MCP session was closed (${cause})`, { code }), cause === 'revoked' ? { 'www-authenticate': `Bearer error="invalid_token", resource_metadata="${metadataUrl}"` } : {});
+    }
+    s.pending.clear();
+    try {
+      await s.transport.close();
+      await s.server.close();
+    } catch {
+      // closing twice is harmless
+    }
+    deps.onSessionClosed(s.id);
+    await audit.append({
+      kind: 'gateway.session_closed', actor: { id: s.principal.spiffeId, ...(s.principal.chain ? { chain: s.principal.chain } : {}) }, action: 'gateway.session.close', resource: 'mcp', result: 'success',
+      ...(s.principal.task ? { txn: s.principal.task } : {}),
+      details: { session_hmac: audit.hmac(s.id), cause },
+    }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of session close failed'));
+  }
+
+  function newSession(principal: AgentPrincipal, w: AuditWhere): Session {
+    const server = new Server(
+      { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
+      { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>/<tool>. Credentials are injected by Tessera; you never need an API key.' },
+    );
+    const abort = new AbortController();
+    let session: Session;
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      // One JSON response per POST (spec: "the server MUST either return Content-Type:
+      // text/event-stream … or Content-Type: application/json"): tool calls here do not stream.
+      enableJsonResponse: true,
+      onsessioninitialized: (id) => {
+        session = { id, binding: bindingOf(principal), principal, server, transport, abort, pending: new Set(), closed: false };
+        sessions.set(id, session);
+        gauge?.set(sessions.size);
+        touch(session);
+        void audit.append({
+          kind: 'gateway.session_opened', actor: { id: principal.spiffeId, ...(principal.chain ? { chain: principal.chain } : {}) }, action: 'gateway.session.open', resource: 'mcp', result: 'success', where: w,
+          ...(principal.task ? { txn: principal.task } : {}),
+          details: { session_hmac: audit.hmac(id) },
+        }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of session open failed'));
+      },
+    });
+    transport.onclose = () => {
+      if (session && !session.closed) void closeSession(session, 'client');
+    };
+    const callerOf = (extra: { authInfo?: { extra?: Record<string, unknown> }; sessionId?: string; signal: AbortSignal }) => {
+      const info = extra.authInfo?.extra as { principal: AgentPrincipal; where: AuditWhere } | undefined;
+      if (!info) throw new RpcError(RPC.FORBIDDEN, 'unauthenticated request', { code: 'TESSERA_TOKEN_MISSING' });
+      return {
+        caller: { principal: info.principal, sessionId: extra.sessionId ?? '', where: info.where, ...(info.where.requestId ? { requestId: info.where.requestId } : {}) },
+        signal: AbortSignal.any([extra.signal, abort.signal]),
+      };
+    };
+    server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => {
+      const { caller, signal } = callerOf(extra);
+      try {
+        return { tools: await core.listTools(caller, signal) };
+      } catch (e) {
+        throw asRpc(e, caller.requestId);
+      }
+    });
+    server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+      const { caller, signal } = callerOf(extra);
+      try {
+        return (await core.callTool(req.params.name, req.params.arguments, caller, signal)) as never;
+      } catch (e) {
+        throw asRpc(e, caller.requestId);
+      }
+    });
+    void server.connect(transport);
+    return { id: '', binding: bindingOf(principal), principal, server, transport, abort, pending: new Set(), closed: false };
+  }
+
+  function asRpc(e: unknown, requestId: string | undefined): RpcError {
+    if (e instanceof RpcError) return e;
+    if (isTesseraError(e)) return new RpcError(rpcCodeFor(e.code), e.message, { code: e.code, ...(requestId ? { request_id: requestId } : {}) });
+    logger.error({ err: (e as Error).message }, 'gateway: unexpected error');
+    return new RpcError(RPC.INTERNAL, 'internal error; the request id finds it in the server log', { code: 'TESSERA_INTERNAL', ...(requestId ? { request_id: requestId } : {}) });
+  }
+
+  async function handle(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (closing) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
+    const { principal, token } = await authenticate(req);
+    const w = where(app, req);
+    const header = req.headers['mcp-session-id'];
+    const sid = typeof header === 'string' ? header : undefined;
+    const body = req.body;
+    let session: Session | undefined;
+    if (sid !== undefined) {
+      const s = sessions.get(sid);
+      // Another agent's session is answered exactly like an unknown one: no oracle.
+      if (!s || s.closed || s.binding !== bindingOf(principal)) {
+        throw new TesseraError('TESSERA_GATEWAY_SESSION_NOT_FOUND', 'no such MCP session for this agent (unknown, closed, or opened by another agent); send initialize to start one');
+      }
+      s.principal = principal;
+      touch(s);
+      session = s;
+    } else if (req.method === 'POST') {
+      const msgs = Array.isArray(body) ? body : [body];
+      if (!msgs.some((m) => isInitializeRequest(m))) {
+        throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', 'no Mcp-Session-Id header: the first request of a session must be initialize');
+      }
+      if (sessions.size >= deps.maxSessions) throw new TesseraError('TESSERA_UNAVAILABLE', `the gateway holds its maximum of ${deps.maxSessions} sessions (gateway.max_sessions); retry later`);
+    } else {
+      throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', `${req.method} ${MCP_PATH} needs the Mcp-Session-Id header of an open session`);
+    }
+
+    if (req.method === 'POST') {
+      // Scope is checked before the transport so that a refusal is HTTP 403 with the needed
+      // scope (MCP authorization 2025-11-25 §"Scope Challenge Handling"; RFC 6750 §3.1).
+      const msgs = Array.isArray(body) ? body : [body];
+      for (const m of msgs) {
+        const msg = m as { method?: unknown; params?: { name?: unknown } } | null;
+        if (msg && msg.method === 'tools/call' && typeof msg.params?.name === 'string') {
+          const needed = core.missingScope(principal, msg.params.name);
+          if (needed) {
+            const err = new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed}; request a token with that scope`);
+            sendTessera(reply, err, req.id, { 'www-authenticate': `Bearer error="insufficient_scope", scope="${needed}", resource_metadata="${metadataUrl}", error_description="the token scope does not cover ${needed}"` });
+            return;
+          }
+        }
+      }
+    }
+
+    const raw = req.raw as typeof req.raw & { auth?: unknown };
+    raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w } };
+    reply.hijack();
+    const res = reply.raw;
+    res.setHeader('x-request-id', req.id);
+    res.setHeader('cache-control', 'no-store');
+    if (!session) {
+      const fresh = newSession(principal, w);
+      await fresh.transport.handleRequest(raw, res, body);
+      return;
+    }
+    session.pending.add(res);
+    res.once('close', () => session.pending.delete(res));
+    try {
+      await session.transport.handleRequest(raw, res, body);
+    } finally {
+      session.pending.delete(res);
+    }
+  }
+
+  function errorHandler(error: unknown, req: FastifyRequest, reply: FastifyReply): void {
+    const e = error as { code?: string; statusCode?: number; message?: string };
+    let err: TesseraError;
+    let rpc: number | undefined;
+    if (isTesseraError(error)) err = error;
+    else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) err = new TesseraError('TESSERA_GATEWAY_MESSAGE_TOO_LARGE', `the message is larger than ${deps.maxMessageBytes} bytes (gateway.max_message_bytes)`);
+    else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || e.statusCode === 415) err = new TesseraError('TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE', 'send JSON-RPC as Content-Type: application/json');
+    else if (error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || e.statusCode === 400) {
+      err = new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', 'the body is not valid JSON');
+      rpc = RPC.PARSE;
+    } else {
+      logger.error({ err: e.message }, 'gateway: unexpected error');
+      err = new TesseraError('TESSERA_INTERNAL', 'internal error; the request id finds it in the server log');
+    }
+    if (reply.sent || reply.raw.headersSent) return;
+    if (rpc !== undefined) {
+      reply.hijack();
+      sendRaw(reply.raw, err.status, jsonRpcError(rpc, err.message, { code: err.code, request_id: req.id }), { 'x-request-id': req.id });
+      return;
+    }
+    sendTessera(reply, err, req.id);
+  }
+
+  return {
+    get sessionCount() {
+      return sessions.size;
+    },
+    principals() {
+      return [...sessions.values()].map((s) => s.principal);
+    },
+    register(app) {
+      app.get(RESOURCE_METADATA_PATH, async () => ({
+        // RFC 9728 §2 / §3.2
+        resource,
+        authorization_servers: [deps.issuer],
+        bearer_methods_supported: ['header'],
+        scopes_supported: core.servers.map((s) => `tool:${s}/*`),
+        resource_name: 'Tessera MCP gateway',
+        resource_documentation: 'https://github.com/tessera/tessera/blob/main/docs/gateway.md',
+      }));
+      const opts = { bodyLimit: deps.maxMessageBytes, errorHandler };
+      app.post(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));
+      app.get(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));
+      app.delete(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));
+      app.addHook('preClose', async () => {
+        closing = true;
+        await Promise.all([...sessions.values()].map((s) => closeSession(s, 'shutdown')));
+      });
+    },
+    async closeRevoked() {
+      const victims = [...sessions.values()].filter((s) => isRevoked(s.principal));
+      await Promise.all(victims.map((s) => closeSession(s, 'revoked')));
+      return victims.length;
+    },
+    async closeAll(cause) {
+      closing = true;
+      await Promise.all([...sessions.values()].map((s) => closeSession(s, cause)));
+    },
+  };
+}

@@ -1,0 +1,373 @@
+/**
+ * Upstream MCP servers (stdio and Streamable HTTP), reached with the official SDK `Client`.
+ *
+ * Isolation (docs/gateway.md "Isolation"): a connection (a stdio process, or an HTTP client
+ * session) is opened for one caller key and never shared with another:
+ *  - `per_agent` (default): one per agent identity (SPIFFE ID, plus the task id for task
+ *    tokens), shared by that caller's sessions. Injected values may be per-agent (a dynamic
+ *    credential issued to that agent, a secret only that agent may inject), so two agents
+ *    never share a process or its environment.
+ *  - `per_session`: one per MCP session; nothing survives the session.
+ * A connection is stopped after `idle_timeout` without calls, when its caller is revoked,
+ * when the session closes (per_session) and on shutdown; leases it was given are revoked then.
+ * A process that exits is dropped: the call in flight fails with TESSERA_GATEWAY_UPSTREAM_FAILED
+ * and the next call starts a new one. Other callers' connections are unaffected.
+ */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditWhere } from '../audit/events.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { Logger } from '../shared/logger.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
+import type { GatewayTool, ToolResult } from './types.js';
+import type { HttpServerConfig, InjectedValue, StdioServerConfig, UpstreamServerConfig } from './config.js';
+import type { SecretInput } from './scrub/index.js';
+
+/** What an upstream connection needs to resolve the values it injects, for one caller. */
+export interface Injector {
+  resolveSecret(principal: AgentPrincipal, path: string, where: AuditWhere): Promise<string>;
+  issueCredential(principal: AgentPrincipal, engine: string, role: string, ttlMs: number | undefined, where: AuditWhere): Promise<{ leaseId: string; data: Readonly<Record<string, unknown>> }>;
+  revokeLease(leaseId: string, principal: AgentPrincipal): Promise<void>;
+}
+
+export interface UpstreamCaller {
+  readonly principal: AgentPrincipal;
+  readonly sessionId: string;
+  readonly where: AuditWhere;
+}
+
+export interface UpstreamDeps {
+  readonly injector: Injector;
+  readonly audit: AuditWriter;
+  readonly logger: Logger;
+  readonly callTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly defaultIsolation: 'per_agent' | 'per_session';
+  /** Shared cap on stdio processes across all upstream servers. */
+  readonly processes: { count: number; readonly max: number };
+  readonly version: string;
+}
+
+export interface UpstreamListing {
+  readonly tools: readonly GatewayTool[];
+  /** Values injected into this connection: every one is scrubbed from what it returns. */
+  readonly secrets: readonly SecretInput[];
+}
+
+export interface UpstreamCallResult {
+  readonly result: ToolResult;
+  readonly secrets: readonly SecretInput[];
+}
+
+export interface Upstream {
+  readonly server: string;
+  readonly transport: 'stdio' | 'streamable_http';
+  listTools(caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamListing>;
+  callTool(tool: string, args: Readonly<Record<string, unknown>>, caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamCallResult>;
+  /** Stops the connections whose owner matches (revocation, session end). */
+  stopWhere(match: (owner: { principal: AgentPrincipal; sessionId: string }) => boolean, cause: string): Promise<void>;
+  /** Number of open connections (tests, metrics). */
+  readonly size: number;
+  close(): Promise<void>;
+}
+
+/** A JSON-RPC error returned by the upstream itself: passed on (scrubbed) with its code. */
+export class UpstreamRpcError extends Error {
+  constructor(readonly rpcCode: number, message: string, readonly data: unknown) {
+    super(message);
+    this.name = 'UpstreamRpcError';
+  }
+}
+
+interface Conn {
+  readonly key: string;
+  readonly principal: AgentPrincipal;
+  readonly sessionId: string;
+  client?: Client;
+  secrets: SecretInput[];
+  leases: string[];
+  tools?: Promise<GatewayTool[]>;
+  ready: Promise<void>;
+  inflight: number;
+  idle?: NodeJS.Timeout;
+  closed: boolean;
+  closeCause?: string;
+  /** Gives back the process slot (stdio). */
+  release?: () => void;
+}
+
+const MAX_LIST_PAGES = 50;
+
+function stripMcpPrefix(message: string): string {
+  return message.replace(/^MCP error -?\d+: /, '');
+}
+
+export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps): Upstream {
+  const isolation = config.transport === 'stdio' ? (config.isolation ?? deps.defaultIsolation) : deps.defaultIsolation;
+  const conns = new Map<string, Conn>();
+  let shuttingDown = false;
+
+  const keyOf = (c: UpstreamCaller): string =>
+    isolation === 'per_session' ? `s|${c.sessionId}` : `a|${c.principal.spiffeId}|${c.principal.task ?? ''}`;
+
+  async function resolveValue(v: InjectedValue, conn: Conn, where: AuditWhere, label: string): Promise<string> {
+    if (typeof v === 'string') return v;
+    if ('secret' in v) {
+      const value = await deps.injector.resolveSecret(conn.principal, v.secret, where);
+      conn.secrets.push({ value, label: `kv/${v.secret}` });
+      return value;
+    }
+    const { engine, role, field, ttl } = v.credential;
+    const issued = await deps.injector.issueCredential(conn.principal, engine, role, ttl, where);
+    conn.leases.push(issued.leaseId);
+    for (const [k, x] of Object.entries(issued.data)) if (typeof x === 'string') conn.secrets.push({ value: x, label: `cred/${engine}/${role}/${k}` });
+    const out = issued.data[field];
+    if (typeof out !== 'string' && typeof out !== 'number') {
+      throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${label}: credential ${engine}/${role} has no field "${field}" (it has ${Object.keys(issued.data).join(', ') || 'no fields'}); fix gateway.servers in tessera.yaml`);
+    }
+    return String(out);
+  }
+
+  async function resolveAll(values: Readonly<Record<string, InjectedValue>>, conn: Conn, where: AuditWhere, what: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(values)) out[k] = await resolveValue(v, conn, where, `${config.name} ${what} ${k}`);
+    return out;
+  }
+
+  async function connect(conn: Conn, where: AuditWhere): Promise<void> {
+    const client = new Client({ name: 'tessera-gateway', version: deps.version }, { capabilities: {} });
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      conn.tools = undefined;
+    });
+    client.onclose = () => {
+      if (conn.closed) return;
+      // The upstream went away on its own (process exit, session ended): drop it; the next call reconnects.
+      void stop(conn, 'exited');
+    };
+    let transport: StdioClientTransport | StreamableHTTPClientTransport;
+    if (config.transport === 'stdio') {
+      const cfg = config as StdioServerConfig;
+      const env = await resolveAll(cfg.env, conn, where, 'env');
+      if (deps.processes.count >= deps.processes.max) {
+        throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the gateway already runs ${deps.processes.max} upstream processes (gateway.max_upstream_processes); retry later`);
+      }
+      deps.processes.count++;
+      let counted = true;
+      const release = (): void => {
+        if (counted) deps.processes.count--;
+        counted = false;
+      };
+      // Only the SDK's safe default environment (PATH, HOME, ...) plus the configured values:
+      // Tessera's own environment (master key, tokens) never reaches an upstream.
+      transport = new StdioClientTransport({ command: cfg.command, args: [...cfg.args], env, stderr: 'ignore', ...(cfg.cwd ? { cwd: cfg.cwd } : {}) });
+      const prevClose = client.onclose;
+      client.onclose = () => {
+        release();
+        prevClose?.();
+      };
+      conn.release = release;
+    } else {
+      const cfg = config as HttpServerConfig;
+      const headers = await resolveAll(cfg.headers, conn, where, 'header');
+      // No token passthrough (MCP authorization spec, "Access Token Privilege Restriction"):
+      // only configured headers go upstream, never the agent's bearer token.
+      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers } });
+    }
+    conn.client = client;
+    const timer = AbortSignal.timeout(deps.callTimeoutMs);
+    try {
+      await raceAbort(client.connect(transport, { timeout: deps.callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${deps.callTimeoutMs} ms`));
+    } catch (e) {
+      await stop(conn, 'start_failed');
+      throw toUpstreamError(e, conn, 'start');
+    }
+    await deps.audit.append({
+      kind: 'gateway.upstream_started', actor: actorOf(conn.principal), action: 'gateway.upstream.start', resource: config.name, result: 'success', where,
+      ...(conn.principal.task ? { txn: conn.principal.task } : {}),
+      details: { server: config.name, transport: config.transport, isolation },
+    }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message }, 'audit of upstream start failed'));
+  }
+
+  function actorOf(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {
+    return { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
+  }
+
+  function toUpstreamError(e: unknown, conn: Conn, phase: 'start' | 'call' | 'list'): Error {
+    if (isTesseraError(e) || e instanceof UpstreamRpcError) return e;
+    const err = e as { code?: unknown; message?: string; data?: unknown };
+    if (conn.closed && conn.closeCause !== 'idle') {
+      return new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the upstream ${config.transport === 'stdio' ? 'process exited' : 'connection closed'} during the ${phase === 'call' ? 'call' : 'handshake'}; it is restarted on the next call`);
+    }
+    // An McpError the upstream sent (JSON-RPC error object): pass its code and message on.
+    if (phase !== 'start' && typeof err.code === 'number' && err.constructor?.name === 'McpError') {
+      return new UpstreamRpcError(err.code, stripMcpPrefix(err.message ?? 'upstream error'), err.data);
+    }
+    deps.logger.warn({ server: config.name, phase, err: err.message?.slice(0, 500) }, 'upstream MCP server failed');
+    const what = phase === 'start' ? 'could not be started or reached' : 'failed';
+    return new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the upstream MCP server ${what}; the operator finds the cause in the Tessera log`);
+  }
+
+  function touch(conn: Conn): void {
+    if (conn.idle) clearTimeout(conn.idle);
+    conn.idle = undefined;
+    if (conn.inflight === 0 && !conn.closed) {
+      conn.idle = setTimeout(() => void stop(conn, 'idle'), deps.idleTimeoutMs);
+      conn.idle.unref();
+    }
+  }
+
+  async function stop(conn: Conn, cause: string): Promise<void> {
+    if (conn.closed) return;
+    conn.closed = true;
+    conn.closeCause = cause;
+    if (conn.idle) clearTimeout(conn.idle);
+    if (conns.get(conn.key) === conn) conns.delete(conn.key);
+    const client = conn.client;
+    try {
+      if (client && config.transport === 'streamable_http' && cause !== 'exited') {
+        await (client.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => undefined);
+      }
+      await client?.close();
+    } catch {
+      // already gone
+    }
+    conn.release?.();
+    for (const id of conn.leases) await deps.injector.revokeLease(id, conn.principal).catch(() => undefined);
+    conn.leases = [];
+    if (client) {
+      await deps.audit.append({
+        kind: 'gateway.upstream_stopped', actor: actorOf(conn.principal), action: 'gateway.upstream.stop', resource: config.name, result: cause === 'exited' ? 'error' : 'success',
+        ...(conn.principal.task ? { txn: conn.principal.task } : {}),
+        details: { server: config.name, transport: config.transport, cause },
+      }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message }, 'audit of upstream stop failed'));
+    }
+  }
+
+  async function acquire(caller: UpstreamCaller): Promise<Conn> {
+    if (shuttingDown) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
+    const key = keyOf(caller);
+    let conn = conns.get(key);
+    if (!conn || conn.closed) {
+      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], leases: [], inflight: 0, closed: false, ready: Promise.resolve() };
+      fresh.ready = connect(fresh, caller.where);
+      conns.set(key, fresh);
+      conn = fresh;
+      fresh.ready.catch(() => undefined);
+    }
+    conn.inflight++;
+    if (conn.idle) clearTimeout(conn.idle);
+    try {
+      await conn.ready;
+    } catch (e) {
+      conn.inflight--;
+      throw e;
+    }
+    return conn;
+  }
+
+  function release(conn: Conn): void {
+    conn.inflight--;
+    touch(conn);
+  }
+
+  async function tools(conn: Conn, signal: AbortSignal): Promise<GatewayTool[]> {
+    if (!conn.tools) {
+      const p = (async () => {
+        const out: GatewayTool[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < MAX_LIST_PAGES; page++) {
+          const r = await conn.client!.listTools(cursor ? { cursor } : {}, { signal, timeout: deps.callTimeoutMs });
+          for (const t of r.tools) out.push(toGatewayTool(t));
+          cursor = r.nextCursor;
+          if (!cursor) break;
+        }
+        return out;
+      })();
+      conn.tools = p;
+      p.catch(() => {
+        if (conn.tools === p) conn.tools = undefined;
+      });
+    }
+    try {
+      return await conn.tools;
+    } catch (e) {
+      throw toUpstreamError(e, conn, 'list');
+    }
+  }
+
+  return {
+    server: config.name,
+    transport: config.transport,
+    get size() {
+      return conns.size;
+    },
+    async listTools(caller, signal) {
+      const conn = await acquire(caller);
+      try {
+        return { tools: await tools(conn, signal), secrets: conn.secrets };
+      } finally {
+        release(conn);
+      }
+    },
+    async callTool(tool, args, caller, signal) {
+      const conn = await acquire(caller);
+      try {
+        const ac = new AbortController();
+        const onAbort = (): void => ac.abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${deps.callTimeoutMs} ms (gateway.call_timeout)`)), deps.callTimeoutMs);
+        try {
+          // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
+          const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: deps.callTimeoutMs + 1000 });
+          return { result: r as ToolResult, secrets: conn.secrets };
+        } catch (e) {
+          if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
+          throw toUpstreamError(e, conn, 'call');
+        } finally {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+        }
+      } finally {
+        release(conn);
+      }
+    },
+    async stopWhere(match, cause) {
+      const victims = [...conns.values()].filter((c) => match({ principal: c.principal, sessionId: c.sessionId }));
+      await Promise.all(victims.map((c) => stop(c, cause)));
+    },
+    async close() {
+      shuttingDown = true;
+      await Promise.all([...conns.values()].map((c) => stop(c, 'shutdown')));
+    },
+  };
+}
+
+function toGatewayTool(t: Tool): GatewayTool {
+  return {
+    name: t.name,
+    ...(t.description !== undefined ? { description: t.description } : {}),
+    inputSchema: t.inputSchema as Record<string, unknown>,
+    ...(t.annotations ? { annotations: t.annotations as Record<string, unknown> } : {}),
+  };
+}
+
+async function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
+  if (signal.aborted) throw onAbort();
+  return new Promise<T>((resolve, reject) => {
+    const h = (): void => reject(onAbort());
+    signal.addEventListener('abort', h, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', h);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', h);
+        reject(e as Error);
+      },
+    );
+  });
+}
