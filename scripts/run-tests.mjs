@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's test runner (Node 20's --test has no globs).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 const filters = process.argv.slice(2);
 function walk(dir) {
@@ -38,7 +39,7 @@ for (const sig of Object.keys(SIGNALS)) {
     else if (!starting) finish(128 + SIGNALS[sig]);
   });
 }
-const needsPg = files.some((f) => /helpers\/postgres(\.js)?['"]/.test(readFileSync(f, 'utf8')));
+const needsPg = filters.length === 0 || files.some((f) => /helpers\/postgres(\.js)?['"]/.test(readFileSync(f, 'utf8')));
 if (needsPg && !process.env.TESSERA_TEST_PG_URL) {
   starting = true;
   const { register } = await import('tsx/esm/api');
@@ -56,5 +57,18 @@ if (needsPg && !process.env.TESSERA_TEST_PG_URL) {
   process.env.TESSERA_TEST_PG_URL = cluster.adminUrl;
 }
 
+// Suite-wide leak scan: tests append their audit events and the secrets/tokens they used here
+// (test/helpers/leak-registry.ts); scripts/leak-scan.ts checks them after the run.
+const leakDir = mkdtempSync(join(tmpdir(), 'tessera-leak-'));
+process.env.TESSERA_TEST_LEAK_DIR = leakDir;
+process.once('exit', () => rmSync(leakDir, { recursive: true, force: true }));
+
 child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: 'inherit' });
-child.on('exit', (code, signal) => finish(code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : 1)));
+child.on('exit', (code, signal) => {
+  let status = code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : 1);
+  if (status === 0) {
+    const scan = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/leak-scan.ts', leakDir], { stdio: ['ignore', process.stderr, process.stderr] });
+    if (scan.status !== 0) status = 1;
+  }
+  finish(status);
+});

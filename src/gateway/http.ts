@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
@@ -115,8 +116,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         ? `Bearer resource_metadata="${metadataUrl}"`
         : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
     }
-    reply.hijack();
-    sendRaw(reply.raw, err.status, jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId }), { 'x-request-id': requestId, ...headers });
+    void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId }));
   }
 
   async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
@@ -282,7 +282,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       }
     }
 
-    const raw = req.raw as typeof req.raw & { auth?: unknown };
+    const raw = req.raw as typeof req.raw & { auth?: AuthInfo };
     raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w } };
     reply.hijack();
     const res = reply.raw;
@@ -318,8 +318,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     }
     if (reply.sent || reply.raw.headersSent) return;
     if (rpc !== undefined) {
-      reply.hijack();
-      sendRaw(reply.raw, err.status, jsonRpcError(rpc, err.message, { code: err.code, request_id: req.id }), { 'x-request-id': req.id });
+      void reply.code(err.status).header('content-type', 'application/json').send(jsonRpcError(rpc, err.message, { code: err.code, request_id: req.id }));
       return;
     }
     sendTessera(reply, err, req.id);

@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { startTessera, type RunningTessera } from '../../src/main.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { DynamicEngine } from '../../src/leases/index.js';
+import { recordAuditEvents, registerSensitive } from '../helpers/leak-registry.js';
 
 export interface Harness {
   readonly tessera: RunningTessera;
@@ -81,7 +82,16 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
       sensitive.add(body.access_token);
       return body.access_token as string;
     },
-    close: () => tessera.close(),
+    async close() {
+      // Feed the suite-wide leak scan before the data goes away.
+      try {
+        recordAuditEvents((await auditTexts(h)).map((e) => JSON.stringify(e)));
+      } catch {
+        /* store already closed */
+      }
+      registerSensitive(...sensitive);
+      await tessera.close();
+    },
   };
   return h;
 }

@@ -301,3 +301,15 @@ test('property: text without any secret or shape is returned unchanged (200 case
     else assert.ok(r.hits.every((h) => h.kind === 'shape' || h.form !== undefined));
   }
 });
+
+test('derive: the child has the parent secrets plus its own; the parent is unchanged', () => {
+  const base = createScrubber([{ value: 'upstream-env-key', label: 'kv/upstream' }], { shapes: false });
+  assert.equal(base.scrubText('upstream-env-key').text, '[REDACTED:plain]');
+  const call = base.derive([{ value: 'per-call-secret', label: 'kv/call' }]);
+  const r = call.scrubText('upstream-env-key and per-call-secret');
+  assert.equal(r.text, '[REDACTED:plain] and [REDACTED:plain]');
+  assert.deepEqual(r.hits.map((h) => h.label), ['kv/upstream', 'kv/call']);
+  assert.equal(base.scrubText('per-call-secret').text, 'per-call-secret');
+  assert.equal(call.size, 2);
+  assert.equal(base.size, 1);
+});

@@ -302,24 +302,35 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   async function dropUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
     await withClient(l, `revoking ${users.length} database user(s)`, signal, async (c) => {
-      const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
-      if (found.rows.length === 0) return; // idempotent: never created, or already dropped
-      const present = new Set(found.rows.map((r) => r.rolname));
-      const oids = found.rows.map((r) => r.oid);
-      await inTransaction(c, async () => {
-        // Sessions first (new logins still possible until COMMIT, hence the second pass below).
-        await c.query(terminateSql(l, false), [oids]);
-        for (const u of users) {
-          if (!present.has(u.username)) continue;
-          const role = roles.get(u.role);
-          for (const parts of role?.revocation ?? []) {
-            await single(c, renderTemplate(parts, { name: u.username, password: '', expiration: '', groups: role?.groups ?? [] }));
+      const templated = users.filter((u) => (roles.get(u.role)?.revocation.length ?? 0) > 0);
+      let oids: string[];
+      if (templated.length === 0) {
+        // Fast path, one round trip: the simple-query protocol runs these two statements as one
+        // implicit transaction (PostgreSQL protocol §55.2.2.1). Every name is a quoted literal /
+        // identifier. The oids are read before the users disappear, to end their sessions below.
+        const res = (await c.query(
+          `SELECT oid::text AS oid FROM pg_roles WHERE rolname IN (${users.map((u) => quoteLiteral(u.username)).join(', ')}); DROP ROLE IF EXISTS ${users.map((u) => quoteIdent(u.username)).join(', ')}`,
+        )) as unknown as pg.QueryResult<{ oid: string }>[];
+        oids = res[0]!.rows.map((r) => r.oid);
+      } else {
+        const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
+        if (found.rows.length === 0) return; // idempotent: never created, or already dropped
+        const present = new Set(found.rows.map((r) => r.rolname));
+        oids = found.rows.map((r) => r.oid);
+        await inTransaction(c, async () => {
+          for (const u of users) {
+            if (!present.has(u.username)) continue;
+            const role = roles.get(u.role);
+            for (const parts of role?.revocation ?? []) {
+              await single(c, renderTemplate(parts, { name: u.username, password: '', expiration: '', groups: role?.groups ?? [] }));
+            }
           }
-        }
-        await c.query(`DROP ROLE IF EXISTS ${found.rows.map((r) => quoteIdent(r.rolname)).join(', ')}`);
-      });
-      // The roles are gone, so nobody can log in as them any more: end what is still connected.
-      await c.query(terminateSql(l, true), [oids]);
+          await c.query(`DROP ROLE IF EXISTS ${found.rows.map((r) => quoteIdent(r.rolname)).join(', ')}`);
+        });
+      }
+      // Once the users are gone nobody can log in as them any more: end what is still connected
+      // (PostgreSQL lets a session outlive its dropped role). Waits until the backends are gone.
+      if (oids.length > 0) await c.query(terminateSql(l, true), [oids]);
     });
   }
 
@@ -448,6 +459,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
             c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1 OR rolname = ANY($2::text[])`, [l.cfg.prefix, mine.map((k) => k.data.username)]),
           );
           const present = new Set(found.rows.map((r) => r.rolname));
+          // Sessions whose role was dropped but which were not ended (a crash between DROP ROLE
+          // and pg_terminate_backend): a login whose role no longer exists is ended here.
+          await withClient(l, 'ending sessions of dropped users', signal, (c) =>
+            c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IS NOT NULL AND backend_type = 'client backend' AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = usesysid)`),
+          );
           // A pending intent may not have reached CREATE ROLE yet: only active/revoking leases can be "missing".
           for (const k of mine) if (k.state !== 'pending' && !present.has(k.data.username)) missing.push(k.id);
           let candidates = [...present].filter((u) => u.startsWith(l.cfg.prefix) && !known.has(u));

@@ -11,7 +11,7 @@
  * `add`) into a rolling-hash table, so each string is scanned once for all literals whatever
  * their number, plus one RegExp pass for all credential shapes.
  */
-import { formsOf, type SecretForm } from './forms.js';
+import { formsOf, type Literal, type SecretForm } from './forms.js';
 import { SHAPES, type ShapeName } from './shapes.js';
 
 export type { SecretForm } from './forms.js';
@@ -57,6 +57,12 @@ export interface Scrubber {
    * too short to scrub safely (it is then counted in `skipped`) or already known.
    */
   add(secret: string | SecretInput): boolean;
+  /**
+   * A new scrubber with this one's secrets (their encoded forms are reused, not recomputed) plus
+   * `more`. For a gateway: one scrubber per upstream for the values injected into its process,
+   * derived per call for the values that call resolves.
+   */
+  derive(more?: Iterable<string | SecretInput>): Scrubber;
   /** Number of distinct secret values scrubbed. */
   readonly size: number;
   /** Number of registered values too short to scrub (non-zero deserves a warning in the audit). */
@@ -145,19 +151,27 @@ function formatPath(segments: readonly (string | number)[]): string {
   return p;
 }
 
+/** A registered value; its forms are computed once and shared with derived scrubbers. */
+interface Registered {
+  readonly label: string | undefined;
+  forms?: readonly Literal[];
+}
+
 export function createScrubber(secrets: Iterable<string | SecretInput> = [], options: ScrubberOptions = {}): Scrubber {
+  return build(secrets, options, new Map(), 0);
+}
+
+function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions, values: Map<string, Registered>, skippedBefore: number): Scrubber {
   const minLength = Math.max(MIN_SECRET_LENGTH_FLOOR, Math.floor(options.minLength ?? DEFAULT_MIN_SECRET_LENGTH));
   const shapes = selectShapes(options.shapes);
   const marker = options.marker ?? defaultMarker;
-  /** value → label (first label wins). */
-  const values = new Map<string, string | undefined>();
-  let skipped = 0;
+  let skipped = skippedBefore;
   let compiled: Compiled | undefined;
 
   function addOne(value: string, label: string | undefined): boolean {
     if (value.length < minLength) return false;
     if (values.has(value)) return false;
-    values.set(value, label);
+    values.set(value, { label });
     compiled = undefined;
     return true;
   }
@@ -180,8 +194,10 @@ export function createScrubber(secrets: Iterable<string | SecretInput> = [], opt
     if (compiled) return compiled;
     const seen = new Set<string>();
     const lits: Lit[] = [];
-    for (const [value, label] of values) {
-      for (const lit of formsOf(value)) {
+    for (const [value, reg] of values) {
+      const label = reg.label;
+      reg.forms ??= formsOf(value);
+      for (const lit of reg.forms) {
         // Alignment cores of short secrets can get short; never scrub fewer than the floor.
         if (lit.text.length < MIN_SECRET_LENGTH_FLOOR) continue;
         if (seen.has(lit.text)) continue;
@@ -349,6 +365,9 @@ export function createScrubber(secrets: Iterable<string | SecretInput> = [], opt
 
   return {
     add,
+    derive(more = []) {
+      return build(more, options, new Map(values), skipped);
+    },
     get size() {
       return values.size;
     },

@@ -1,0 +1,122 @@
+/**
+ * Tessera's MCP gateway (docs/gateway.md): agents call tools through `/mcp` and never see the
+ * credentials those tools use.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditWhere } from '../audit/events.js';
+import type { Authorizer } from '../policy/types.js';
+import type { Clock } from '../shared/clock.js';
+import { TesseraError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { MetricsRegistry } from '../shared/metrics.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { GatewayConfig } from './config.js';
+import { createGatewayCore } from './core.js';
+import { createMcpHttp, type PrincipalRevocationCheck, type TokenVerifier } from './http.js';
+import { createDeclarativeProviders } from './tools/index.js';
+import type { ToolProvider } from './types.js';
+import { createUpstream, type Injector, type Upstream } from './upstream.js';
+
+export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
+export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type TokenVerifier, type PrincipalRevocationCheck } from './http.js';
+export { RPC, canonicalJson } from './core.js';
+export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext } from './types.js';
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly tokens: TokenVerifier;
+  readonly authorizer: Authorizer;
+  readonly kv: { resolveForInjection(principal: AgentPrincipal, path: string, authorizer: Authorizer, where?: AuditWhere): Promise<{ value: string }> };
+  readonly leases: {
+    issue(req: { engine: string; role: string; principal: AgentPrincipal; ttlMs?: number; where?: AuditWhere }): Promise<{ lease_id: string; data: Readonly<Record<string, unknown>> }>;
+    revoke(id: string, cause: string, ctx?: { principal?: AgentPrincipal }): Promise<unknown>;
+  };
+  readonly revocations: PrincipalRevocationCheck;
+  readonly audit: AuditWriter;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  /** Tessera's issuer URL; the gateway's resource (RFC 8707 audience) is `<issuer>/mcp`. */
+  readonly issuer: string;
+  readonly version?: string;
+  /** Extra in-process providers (tests, embedding). */
+  readonly providers?: readonly ToolProvider[];
+}
+
+export interface Gateway {
+  /** Mounts `/mcp` and `/.well-known/oauth-protected-resource/mcp`. */
+  register(app: FastifyInstance): void;
+  /** Call from the revocation service's `onRevoke`: closes the sessions (and upstreams) of revoked principals at once. */
+  onRevocation(): void;
+  /** The gateway's canonical URI, to add to the token exchange's allowed audiences. */
+  readonly resource: string;
+  readonly sessionCount: number;
+  close(): Promise<void>;
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, authorizer, audit, logger } = deps;
+  const version = deps.version ?? '0.0.0';
+
+  const injector: Injector = {
+    async resolveSecret(principal, path, where) {
+      // Policy `secret.inject` for the caller (kv audits the decision).
+      return (await deps.kv.resolveForInjection(principal, path, authorizer, where)).value;
+    },
+    async issueCredential(principal, engine, role, ttlMs, where) {
+      const d = authorizer.authorize({ principal, action: 'cred.issue', resource: { type: 'Role', engine, role } });
+      if (!d.allowed) throw new TesseraError('TESSERA_POLICY_DENIED', `policy does not permit cred.issue on ${engine}/${role} for ${principal.spiffeId}`, { policies: d.policies });
+      const l = await deps.leases.issue({ engine, role, principal, ...(ttlMs !== undefined ? { ttlMs } : {}), where });
+      return { leaseId: l.lease_id, data: l.data };
+    },
+    async revokeLease(leaseId, principal) {
+      await deps.leases.revoke(leaseId, 'gateway.done', { principal });
+    },
+  };
+
+  const processes = { count: 0, max: config.max_upstream_processes };
+  const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
+    injector, audit, logger, version, processes,
+    callTimeoutMs: config.call_timeout, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
+  }));
+  const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
+
+  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values });
+
+  const revoked = (p: AgentPrincipal): boolean =>
+    deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
+
+  const http = createMcpHttp({
+    core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    issuer: deps.issuer, version,
+    maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
+    onSessionClosed: (sessionId) => {
+      for (const u of upstreams) if (isPerSession(u)) void u.stopWhere((o) => o.sessionId === sessionId, 'session_closed');
+    },
+  });
+  const perSession = new Set(config.servers.filter((s) => s.transport === 'stdio' && (s.isolation ?? config.stdio_isolation) === 'per_session').map((s) => s.name));
+  const isPerSession = (u: Upstream): boolean => perSession.has(u.server) || (u.transport === 'streamable_http' && config.stdio_isolation === 'per_session');
+
+  let closed = false;
+  return {
+    resource: `${deps.issuer}/mcp`,
+    get sessionCount() {
+      return http.sessionCount;
+    },
+    register(app) {
+      http.register(app);
+    },
+    onRevocation() {
+      // Synchronous hook (revocations call it after updating their index): the closing itself is async.
+      void http.closeRevoked().catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'gateway: closing revoked sessions failed'));
+      for (const u of upstreams) void u.stopWhere((o) => revoked(o.principal), 'revoked').catch(() => undefined);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await http.closeAll('shutdown');
+      await Promise.all([...upstreams, ...providers].map((p) => p.close().catch(() => undefined)));
+    },
+  };
+}
