@@ -27,6 +27,7 @@ import { createRevocationService, registerRevocationRoutes } from './revocations
 import { createJoinTokenService, createAttestation, registerIdentityRoutes } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
+import { createGateway, type Gateway } from './gateway/index.js';
 
 /** The package root: where package.json is (src/ in a checkout, dist/src/ when built). */
 const ROOT = ((): string => {
@@ -36,6 +37,10 @@ const ROOT = ((): string => {
 })();
 export const VERSION: string = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 export const DEMO_POLICY_DIR = join(ROOT, 'examples', 'policies');
+
+const REVOCATION_CHANNEL = 'tessera_revocations';
+const RECONCILE_INTERVAL_MS = 5 * 60_000;
+const REVOCATION_REFRESH_MS = 30_000;
 
 export interface StartOptions {
   readonly config: TesseraConfig;
@@ -138,11 +143,44 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const engines: DynamicEngine[] = [...(options.engines ?? [])];
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
-    const revocations = createRevocationService({ store, clock, audit, leases, onRevoke: () => policy.invalidate() });
+    let gateway: Gateway | undefined;
+    const revocations = createRevocationService({
+      store, clock, audit, leases,
+      onRevoke: (source) => {
+        policy.invalidate();
+        gateway?.onRevocation();
+        // Other replicas reload their indexes (PostgreSQL LISTEN/NOTIFY; in-process on SQLite).
+        if (source === 'local') void store.publish(REVOCATION_CHANNEL, replicaId).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation fan-out failed'));
+      },
+    });
     await revocations.refresh();
-    await leases.recover();
-    leases.startReaper(config.leases.reaper_interval);
-    cleanups.push(() => leases.stopReaper());
+    const unsubscribe = await store.subscribe(
+      REVOCATION_CHANNEL,
+      (origin) => {
+        if (origin !== replicaId) void revocations.refresh().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation refresh failed'));
+      },
+      { onResync: () => void revocations.refresh().catch(() => undefined) },
+    );
+    cleanups.push(() => unsubscribe());
+
+    // Lease upkeep runs on one replica at a time (advisory lock on PostgreSQL): recovery of
+    // intents abandoned by a crash, the reaper, and the both-way engine reconciliation.
+    const leaderJob = (name: string, job: () => Promise<unknown>) => async (): Promise<void> => {
+      try {
+        await store.withLeaderLock(name, job);
+      } catch (e) {
+        logger.error({ err: (e as Error).message, job: name }, 'background job failed');
+      }
+    };
+    await leaderJob('tessera-lease-recover', () => leases.recover())();
+    const timers = [
+      setInterval(leaderJob('tessera-lease-reaper', () => leases.reapOnce()), config.leases.reaper_interval),
+      setInterval(leaderJob('tessera-lease-reconcile', () => leases.reconcile()), RECONCILE_INTERVAL_MS),
+      // Safety net for missed notifications; also drops expired revocations from memory.
+      setInterval(() => void revocations.refresh().catch(() => undefined), REVOCATION_REFRESH_MS),
+    ];
+    for (const t of timers) t.unref();
+    cleanups.push(() => timers.forEach(clearInterval));
 
     const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
     const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
@@ -160,6 +198,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
 
     const kv = createKvService({ store, sealer, clock, audit });
+    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION });
+    gateway = gw;
 
     const app = createApp({ logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
@@ -177,9 +217,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerLeaseRoutes(app, { leases, authorizer: policy });
     registerRevocationRoutes(app, { revocations });
     registerAuditRoutes(app, { audit });
+    gw.register(app);
 
     await app.listen({ host, port });
     cleanups.push(() => app.close());
+    cleanups.push(() => gw.close()); // runs before app.close (cleanups run in reverse)
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
     let joinToken: string | undefined;

@@ -51,8 +51,12 @@ export interface RevocationServiceDeps {
   readonly clock: Clock;
   readonly audit: AuditWriter;
   readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get'>;
-  /** Called synchronously after every revoke/lift/refresh (policy cache invalidation, closing gateway sessions). */
-  readonly onRevoke?: () => void;
+  /**
+   * Called synchronously after every revoke/lift (`local`) and every reload from the store
+   * (`refresh`): policy cache invalidation, closing gateway sessions, and — for `local` changes
+   * only — telling other replicas to refresh.
+   */
+  readonly onRevoke?: (source: 'local' | 'refresh') => void;
   /** Lifetime of a `token` revocation whose token expiry is unknown (admin API by jti). Default 24 h: longer than any Tessera token. */
   readonly maxTokenTtlMs?: number;
 }
@@ -142,9 +146,9 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     return false;
   }
 
-  function notify(): void {
+  function notify(source: 'local' | 'refresh'): void {
     try {
-      deps.onRevoke?.();
+      deps.onRevoke?.(source);
     } catch {
       // A failing listener must not undo or hide the revocation.
     }
@@ -169,7 +173,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       remove(r.id);
       throw e;
     }
-    notify();
+    notify('local');
     const { resource, txn, target_hmac } = auditFields(kind, target);
     let auditError: TesseraError | undefined;
     try {
@@ -271,7 +275,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       const now = clock.now();
       await store.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
       remove(id);
-      notify();
+      notify('local');
       await audit.append({
         kind: 'revocation.lifted',
         actor: ctx.actor ?? { id: 'system' },
@@ -326,7 +330,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       // Swapped in one step: a check never sees a half-loaded index.
       byId = nextId;
       byTarget = nextTarget;
-      notify();
+      notify('refresh');
     },
   };
   return service;

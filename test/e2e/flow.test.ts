@@ -30,7 +30,7 @@ test('agent flow: login, policy-checked secrets, leases, kill switch, audit', as
 
   // Allowed by the healthcare-reader policy.
   const ok = await h.agent(token, 'GET', '/v1/secrets/healthcare/prod/agents/patient-reader/db-password');
-  assert.equal(ok.status, 200);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
   assert.equal(ok.body.value, readValue);
   // Inject-mode secrets are never returned to an agent.
   const inj = await h.agent(token, 'GET', '/v1/secrets/healthcare/prod/agents/patient-reader/openai-api-key');
