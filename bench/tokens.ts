@@ -1,182 +1,252 @@
 /**
- * Token hot paths against the raw ES256 limit, same machine, same run, loopback only.
+ * Token hot paths through the whole server (src/main.ts), loopback only, bounded.
  *
- * - Baselines: jose ES256 sign+verify (CompactSign + compactVerify, WebCrypto) and jose verify
- *   alone, each at concurrency 1 and 32 (WebCrypto runs on the libuv pool, so concurrency can
- *   raise it); the higher figure is the "raw limit". node:crypto sign/verify (what src/tokens
- *   uses) is reported too, so the choice stays measured.
- * - Login: RFC 8693 token exchange over HTTP with a real one-time join token per request,
- *   file-backed SQLite (WAL) store and the real hash-chained audit log on it (src/audit).
- * - Verification: GET on an agent-only route (app.requireAgent) over HTTP.
- * Goal (issue): ≥ 50 % of the raw limit.
+ * Raw limit, same run: node:crypto ES256 sign+verify pairs per second on one core (a login is one
+ * verification of the attestation token and one signature), and verifications per second (a
+ * request is one verification). Measured:
+ *  - login throughput: RFC 8693 token exchange over HTTP with a `jwt` attestor reading a local
+ *    JWKS file (subject tokens are reusable, so no one-time join token is consumed), audit on;
+ *  - token verification throughput: `DELETE /v1/leases/<malformed id>` verifies the bearer
+ *    token and answers 400 before touching the store — verification and HTTP only. Twice: with
+ *    more distinct tokens than the service's verified-token cache holds, cycled in order (every
+ *    request misses the cache and runs ECDSA: the honest comparison with the raw limit), and with
+ *    one token repeated (cache hits: what an agent re-using its token sees);
+ *  - for context: a policy-checked secret read (verify + Cedar + KV decrypt + audit).
+ * The load generator runs in a worker thread (keep-alive HTTP, concurrency 32) so the server's
+ * event loop has its own core, as it would in production. Goal (issue): ≥ 50 % of the raw limit.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
-import { createServer } from 'node:net';
-import { CompactSign, compactVerify } from 'jose';
-import { Pool } from 'undici';
-import { openSqliteStore } from '../src/store/sqlite/index.js';
-import { createKeySealer } from '../src/secrets/sealer.js';
-import { systemClock } from '../src/shared/clock.js';
+import { Worker } from 'node:worker_threads';
+import { compactVerify } from 'jose';
+import { parseConfig } from '../src/config/index.js';
+import { startTessera } from '../src/main.js';
 import { silentLogger } from '../src/shared/logger.js';
-import { TesseraError } from '../src/shared/errors.js';
-import { createAuditLog } from '../src/audit/log.js';
-import { createApp } from '../src/server/app.js';
-import { createJoinTokenService } from '../src/identity/join-tokens.js';
-import { createAttestation } from '../src/identity/attestation.js';
-import { TOKEN_TYPE_JOIN } from '../src/identity/types.js';
-import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes, GRANT_TOKEN_EXCHANGE } from '../src/tokens/index.js';
-import type { RevocationChecker } from '../src/shared/revocation.js';
-import { throughput, type BenchResult } from './lib.js';
+import { systemClock } from '../src/shared/clock.js';
+import { resolveMasterKey } from '../src/secrets/index.js';
+import { createKeyManager, createTokenService } from '../src/tokens/index.js';
+import type { BenchResult } from './lib.js';
 
-const MS = 2000;
 const CONCURRENCY = 32;
-const LOGIN_MAX = 4000;
-const VERIFY_MAX = 200_000;
-const RAW_MAX = 400_000;
+const MS = 3000;
+const MAX_OPS = 200_000;
+const DISTINCT_TOKENS = 12_000;
+const GOAL = 0.5;
+const ISSUER = 'https://bench-issuer.invalid';
+const AUDIENCE = 'tessera-bench';
 
-const noRevocations: RevocationChecker = { isRevoked: () => false, isAgentRevoked: () => false };
-
-async function rawLimits(): Promise<{ signVerify: number; verifyOnly: number; nodeSignVerify: number; nodeVerify: number }> {
+/** ES256 sign+verify pairs/s and verifications/s on this thread (one core), bounded in time. */
+function rawLimits(): { pairs: number; verifies: number } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const payload = new TextEncoder().encode(JSON.stringify({ iss: 'https://tessera.local', sub: 'spiffe://tessera.local/ns/a/sa/b', aud: 'https://tessera.local', exp: 2e9, iat: 1.9e9, jti: 'x'.repeat(22) }));
-  const jws = await new CompactSign(payload).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' }).sign(privateKey);
-  const signVerify = async (): Promise<void> => {
-    const t = await new CompactSign(payload).setProtectedHeader({ alg: 'ES256', kid: 'k1', typ: 'JWT' }).sign(privateKey);
-    await compactVerify(t, publicKey, { algorithms: ['ES256'] });
+  const data = Buffer.from(`${Buffer.from('{"alg":"ES256","kid":"k"}').toString('base64url')}.${randomBytes(300).toString('base64url')}`);
+  const opts = { dsaEncoding: 'ieee-p1363' as const };
+  const timed = (fn: () => void): number => {
+    for (let i = 0; i < 200; i++) fn(); // warm-up
+    let n = 0;
+    const start = performance.now();
+    const end = start + 1500;
+    while (performance.now() < end && n < 500_000) {
+      fn();
+      n++;
+    }
+    return (n / (performance.now() - start)) * 1000;
   };
-  const verifyOnly = async (): Promise<void> => {
-    await compactVerify(jws, publicKey, { algorithms: ['ES256'] });
-  };
-  const sv = Math.max(await throughput(signVerify, { ms: MS, maxOps: RAW_MAX }), await throughput(signVerify, { ms: MS, maxOps: RAW_MAX, concurrency: CONCURRENCY }));
-  const v = Math.max(await throughput(verifyOnly, { ms: MS, maxOps: RAW_MAX }), await throughput(verifyOnly, { ms: MS, maxOps: RAW_MAX, concurrency: CONCURRENCY }));
-  const input = Buffer.from(jws.split('.').slice(0, 2).join('.'));
-  const sig = Buffer.from(jws.split('.')[2]!, 'base64url');
-  const nodeSignVerify = await throughput(() => {
-    const s = sign('sha256', input, { key: privateKey, dsaEncoding: 'ieee-p1363' });
-    verify('sha256', input, { key: publicKey, dsaEncoding: 'ieee-p1363' }, s);
-  }, { ms: MS, maxOps: RAW_MAX });
-  const nodeVerify = await throughput(() => verify('sha256', input, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig), { ms: MS, maxOps: RAW_MAX });
-  return { signVerify: sv, verifyOnly: v, nodeSignVerify, nodeVerify };
+  const sig = sign('sha256', data, { key: privateKey, ...opts });
+  const pairs = timed(() => {
+    const s = sign('sha256', data, { key: privateKey, ...opts });
+    if (!verify('sha256', data, { key: publicKey, ...opts }, s)) throw new Error('raw verify failed');
+  });
+  const verifies = timed(() => {
+    if (!verify('sha256', data, { key: publicKey, ...opts }, sig)) throw new Error('raw verify failed');
+  });
+  return { pairs, verifies };
+}
+
+/** jose compactVerify (WebCrypto on the libuv pool) with 32 verifications in flight, bounded in time. */
+async function joseVerifyRate(): Promise<number> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const input = `${Buffer.from('{"alg":"ES256","kid":"k"}').toString('base64url')}.${randomBytes(300).toString('base64url')}`;
+  const token = `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  let n = 0;
+  const start = performance.now();
+  const end = start + 1500;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (performance.now() < end && n < 500_000) {
+      n++;
+      await compactVerify(token, publicKey, { algorithms: ['ES256'] });
+    }
+  }));
+  return (n / (performance.now() - start)) * 1000;
+}
+
+interface LoadSpec {
+  url: string;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  /** Bodies used round-robin (empty string: no body). */
+  bodies: string[];
+  /** Bearer tokens used round-robin (none: no Authorization header). */
+  authTokens: string[];
+  expectStatus: number;
+  concurrency: number;
+  ms: number;
+  maxOps: number;
+}
+
+// Plain JS so the worker needs no TypeScript loader; keep-alive node:http client.
+const WORKER_SRC = `
+const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+const s = workerData;
+const u = new URL(s.url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: s.concurrency });
+let ops = 0, bad = 0, firstBad;
+function once(i) {
+  return new Promise((resolve) => {
+    const body = s.bodies.length ? s.bodies[i % s.bodies.length] : '';
+    const headers = { ...s.headers };
+    if (s.authTokens.length) headers.authorization = 'Bearer ' + s.authTokens[i % s.authTokens.length];
+    if (body) headers['content-length'] = Buffer.byteLength(body);
+    const req = http.request({ host: u.hostname, port: u.port, method: s.method, path: s.path, headers, agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        if (res.statusCode !== s.expectStatus) { bad++; firstBad ??= res.statusCode + ' ' + Buffer.concat(chunks).toString().slice(0, 300); }
+        resolve();
+      });
+    });
+    req.on('error', (e) => { bad++; firstBad ??= String(e); resolve(); });
+    if (body) req.write(body);
+    req.end();
+  });
+}
+(async () => {
+  // Warm-up: open the connections, fill caches.
+  await Promise.all(Array.from({ length: s.concurrency * 4 }, (_, i) => once(i)));
+  bad = 0; firstBad = undefined;
+  const start = performance.now();
+  const deadline = start + s.ms;
+  let i = 0;
+  async function loop() { while (performance.now() < deadline && ops < s.maxOps) { ops++; await once(i++); } }
+  await Promise.all(Array.from({ length: s.concurrency }, loop));
+  const elapsed = performance.now() - start;
+  agent.destroy();
+  parentPort.postMessage({ ops, elapsed, bad, firstBad });
+})();
+`;
+
+async function load(spec: LoadSpec): Promise<number> {
+  const worker = new Worker(WORKER_SRC, { eval: true, workerData: spec });
+  const result = await new Promise<{ ops: number; elapsed: number; bad: number; firstBad?: string }>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  await worker.terminate();
+  if (result.bad > 0) throw new Error(`${spec.method} ${spec.path}: ${result.bad} unexpected responses, first: ${result.firstBad}`);
+  return (result.ops / result.elapsed) * 1000;
+}
+
+/** A Kubernetes-shaped ES256 subject token for the `jwt` attestor (template `kubernetes`). */
+function subjectToken(key: KeyObject, kid: string, pod: string): string {
+  const now = Math.floor(Date.now() / 1000);
+  const h = Buffer.from(JSON.stringify({ alg: 'ES256', kid, typ: 'JWT' })).toString('base64url');
+  const p = Buffer.from(JSON.stringify({
+    iss: ISSUER, aud: AUDIENCE, sub: 'system:serviceaccount:healthcare:patient-reader', iat: now, nbf: now, exp: now + 3600,
+    'kubernetes.io': { namespace: 'healthcare', serviceaccount: { name: 'patient-reader', uid: 'u1' }, pod: { name: pod, uid: 'p1' } },
+  })).toString('base64url');
+  const s = sign('sha256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  return `${h}.${p}.${s}`;
 }
 
 export async function run(): Promise<BenchResult[]> {
-  const raw = await rawLimits();
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-tokens-'));
-  const store = openSqliteStore({ file: join(dir, 'tessera.db') });
+  const kid = 'bench-k8s';
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwksFile = join(dir, 'jwks.json');
+  writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }] }));
+  const config = parseConfig({
+    data_dir: dir,
+    server: { listen: '127.0.0.1:0' },
+    policy: { dir: 'examples/policies', watch: false },
+    audit: { sinks: [{ kind: 'store' }] },
+    log: { level: 'silent' },
+    attestors: [
+      { kind: 'join_token', name: 'join_token' },
+      { kind: 'jwt', name: 'k8s-bench', issuer: ISSUER, audience: AUDIENCE, jwks_file: jwksFile, template: 'kubernetes', algorithms: ['ES256'] },
+    ],
+  });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger });
   try {
-    await store.migrate();
-    const clock = systemClock;
-    const sealer = createKeySealer(randomBytes(32), 'mk_bench');
-    const audit = await createAuditLog({ store, clock, sealer, replicaId: 'r1', logger: silentLogger });
-    const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: 86_400_000, overlapMs: 3_600_000, maxTokenTtlMs: 300_000 });
+    const url = tessera.url;
+    const subjects = Array.from({ length: 64 }, (_, i) => subjectToken(privateKey, kid, `pod-${i}`));
+    const loginBodies = subjects.map((t) => new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: t, subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    }).toString());
+
+    // One login to get an agent token, and a read-mode secret the demo policy allows.
+    const res = await fetch(`${url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: loginBodies[0] });
+    const body = (await res.json()) as { access_token?: string };
+    if (res.status !== 200 || !body.access_token) throw new Error(`bench login failed: ${res.status} ${JSON.stringify(body)}`);
+    const token = body.access_token;
+    const secretPath = '/v1/secrets/healthcare/prod/agents/patient-reader/bench';
+    const put = await fetch(`${url}/v1/admin/secrets/healthcare/prod/agents/patient-reader/bench`, {
+      method: 'PUT', headers: { authorization: `Bearer ${tessera.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'bench-value', mode: 'read' }),
+    });
+    if (put.status !== 200) throw new Error(`bench secret write failed: ${put.status}`);
+
+    // Distinct agent tokens, signed by the server's own active key (same store, same master
+    // key), more than the verified-token cache holds (default 10,000) so a cycle always misses.
+    const master = resolveMasterKey({ config: config.master_key, dataDir: dir, dev: true, env: process.env });
+    const keys = createKeyManager({ store: tessera.store, sealer: master.sealer, clock: systemClock, audit: tessera.audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: config.tokens.task_ttl });
     await keys.ensureKeys();
-    const app = createApp({
-      logger: silentLogger, replicaId: 'r1', bodyLimit: 64 * 1024,
-      admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no admin in the bench'); } },
-      // Filled in below, once the issuer (the listening address) is known.
-      agents: { authenticate: (t, m) => agents.authenticate(t, m) },
-    });
-    const port = await new Promise<number>((resolve) => {
-      // Reserve a port first: the issuer URL is part of the token.
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const a = s.address() as { port: number };
-        s.close(() => resolve(a.port));
-      });
-    });
-    const issuer = `http://127.0.0.1:${port}`;
-    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: 300_000, skewMs: 30_000, revocations: noRevocations });
-    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
-    const joinTokens = createJoinTokenService({ store, clock, audit, trustDomain: 'tessera.local' });
-    const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 3_600_000 }], trustDomain: 'tessera.local', joinTokens, clock, audit, store });
-    const exchange = createTokenExchange({ attestation, tokens, revocations: noRevocations, audit, defaultAudience: issuer, allowedAudiences: [issuer] });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: { revokeToken: async () => undefined }, audit, issuer, audiences: [issuer] });
-    app.get('/bench/whoami', { preHandler: app.requireAgent }, async (req) => ({ sub: req.agent!.spiffeId }));
-    await app.listen({ host: '127.0.0.1', port });
-    const pool = new Pool(issuer, { connections: CONCURRENCY, pipelining: 1 });
-    try {
-      // One-time join tokens, created before timing (they are what a login consumes).
-      const join: string[] = [];
-      for (let i = 0; i < LOGIN_MAX; i++) join.push((await joinTokens.create({ spiffeId: `spiffe://tessera.local/ns/bench/sa/a${i % 50}`, ttlMs: 3_600_000 })).token);
-      await audit.flush();
-      let next = 0;
-      let lastToken = '';
-      const login = await throughput(async () => {
-        const jt = join[next++];
-        if (!jt) return;
-        const res = await pool.request({
-          path: '/v1/oauth/token', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ grant_type: GRANT_TOKEN_EXCHANGE, subject_token: jt, subject_token_type: TOKEN_TYPE_JOIN }).toString(),
-        });
-        const body = (await res.body.json()) as { access_token?: string };
-        if (res.statusCode !== 200 || !body.access_token) throw new Error(`login failed: ${res.statusCode} ${JSON.stringify(body)}`);
-        lastToken = body.access_token;
-      }, { ms: MS, maxOps: LOGIN_MAX, concurrency: CONCURRENCY });
+    const minter = createTokenService({ keys, clock: systemClock, issuer: url, agentTtlMs: 300_000, skewMs: 30_000, revocations: { isRevoked: () => false, isAgentRevoked: () => false } });
+    const distinct = Array.from({ length: DISTINCT_TOKENS }, (_, i) =>
+      minter.issueAgentToken({ spiffeId: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader', attestor: 'k8s-bench', attributes: { pod: `pod-${i}` } }, { audience: [url] }).token);
 
-      const auth = { authorization: `Bearer ${lastToken}` };
-      const verified = await throughput(async () => {
-        const res = await pool.request({ path: '/bench/whoami', method: 'GET', headers: auth });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`verify failed: ${res.statusCode}`);
-      }, { ms: MS, maxOps: VERIFY_MAX, concurrency: CONCURRENCY });
+    const raw = rawLimits();
+    const base = { url, concurrency: CONCURRENCY, ms: MS, maxOps: MAX_OPS };
+    const login = await load({ ...base, method: 'POST', path: '/v1/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, bodies: loginBodies, authTokens: [], expectStatus: 200 });
+    const verifyMiss = await load({ ...base, method: 'DELETE', path: '/v1/leases/not.a.lease', headers: {}, bodies: [], authTokens: distinct, expectStatus: 400 });
+    const verifyHit = await load({ ...base, method: 'DELETE', path: '/v1/leases/not.a.lease', headers: {}, bodies: [], authTokens: [token], expectStatus: 400 });
+    const secretRead = await load({ ...base, method: 'GET', path: secretPath, headers: {}, bodies: [], authTokens: [token], expectStatus: 200 });
+    const joseVerify = await joseVerifyRate();
+    const rawAgain = rawLimits(); // the machine's state after the load: report the better of the two
+    const pairs = Math.max(raw.pairs, rawAgain.pairs);
+    const verifies = Math.max(raw.verifies, rawAgain.verifies);
 
-      // The HTTP floor: the same server answering an unauthenticated route (no token work).
-      const floor = await throughput(async () => {
-        const res = await pool.request({ path: '/.well-known/oauth-authorization-server', method: 'GET' });
-        await res.body.dump();
-      }, { ms: MS, maxOps: VERIFY_MAX, concurrency: CONCURRENCY });
-      await audit.flush();
-
-      return [
-        {
-          name: `login over HTTP (RFC 8693 exchange, join token consumed, durable SQLite, hash-chained audit on), ${CONCURRENCY} concurrent`,
-          value: Math.round(login), unit: 'ops/s',
-          baseline: { name: 'raw jose ES256 sign+verify (best of concurrency 1/32)', value: Math.round(raw.signVerify), unit: 'ops/s' },
-          ratio: login / raw.signVerify, ratioNote: 'login / raw (higher is better)',
-          goal: '≥ 50 % of the raw ES256 limit', met: login / raw.signVerify >= 0.5,
-        },
-        {
-          name: `token verification over HTTP (agent-only route), ${CONCURRENCY} concurrent`,
-          value: Math.round(verified), unit: 'ops/s',
-          baseline: { name: 'raw jose ES256 compactVerify (best of concurrency 1/32)', value: Math.round(raw.verifyOnly), unit: 'ops/s' },
-          ratio: verified / raw.verifyOnly, ratioNote: 'verified / raw (higher is better)',
-          goal: '≥ 50 % of the raw ES256 limit', met: verified / raw.verifyOnly >= 0.5,
-        },
-        {
-          name: 'HTTP floor: same server, unauthenticated metadata GET (no token work)',
-          value: Math.round(floor), unit: 'ops/s',
-          baseline: { name: 'token verification over HTTP', value: Math.round(verified), unit: 'ops/s' },
-          ratio: verified / floor, ratioNote: 'verified / floor: share of HTTP capacity kept with verification on',
-        },
-        {
-          name: 'node:crypto ES256 sign+verify (what src/tokens uses), concurrency 1',
-          value: Math.round(raw.nodeSignVerify), unit: 'ops/s',
-          baseline: { name: 'raw jose ES256 sign+verify', value: Math.round(raw.signVerify), unit: 'ops/s' },
-          ratio: raw.nodeSignVerify / raw.signVerify, ratioNote: 'node:crypto / jose',
-        },
-        {
-          name: 'node:crypto ES256 verify, concurrency 1',
-          value: Math.round(raw.nodeVerify), unit: 'ops/s',
-          baseline: { name: 'raw jose ES256 compactVerify', value: Math.round(raw.verifyOnly), unit: 'ops/s' },
-          ratio: raw.nodeVerify / raw.verifyOnly, ratioNote: 'node:crypto / jose',
-        },
-      ];
-    } finally {
-      await pool.close();
-      await app.close();
-      await audit.close();
-    }
+    const pairBaseline = { name: 'node:crypto ES256 sign+verify pairs, one core', value: pairs, unit: 'pairs/s' };
+    const verifyBaseline = { name: 'node:crypto ES256 verify, one core', value: verifies, unit: 'ops/s' };
+    return [
+      {
+        name: `login over HTTP (RFC 8693 exchange, jwt attestor with local JWKS, audit on, concurrency ${CONCURRENCY})`,
+        value: login, unit: 'logins/s', baseline: pairBaseline, ratio: login / pairs, goal: '≥ 50 % of raw sign+verify', met: login / pairs >= GOAL,
+      },
+      {
+        name: `token verification over HTTP, ${DISTINCT_TOKENS.toLocaleString('en-US')} distinct tokens (ECDSA every request, no store access, concurrency ${CONCURRENCY})`,
+        value: verifyMiss, unit: 'req/s', baseline: verifyBaseline, ratio: verifyMiss / verifies, goal: '≥ 50 % of raw verify', met: verifyMiss / verifies >= GOAL,
+      },
+      {
+        name: `token verification over HTTP, one token repeated (verified-token cache hits, concurrency ${CONCURRENCY}) — context`,
+        value: verifyHit, unit: 'req/s', baseline: verifyBaseline, ratio: verifyHit / verifies,
+      },
+      {
+        name: `jose compactVerify (WebCrypto, ${CONCURRENCY} in flight, no HTTP) — context: the verification primitive src/tokens/service.ts uses`,
+        value: joseVerify, unit: 'ops/s', baseline: verifyBaseline, ratio: joseVerify / verifies,
+      },
+      {
+        name: `secret read over HTTP (verify + Cedar + KV decrypt + audit, concurrency ${CONCURRENCY}) — context`,
+        value: secretRead, unit: 'req/s', baseline: verifyBaseline, ratio: secretRead / verifies,
+      },
+    ];
   } finally {
-    await store.close();
+    await tessera.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  run().then((r) => console.log(JSON.stringify(r, null, 2)), (e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  for (const r of await run()) console.log(JSON.stringify(r));
 }

@@ -27,7 +27,7 @@ import { createRevocationService, registerRevocationRoutes } from './revocations
 import { createJoinTokenService, createAttestation, registerIdentityRoutes } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
-import { createGateway, type Gateway } from './gateway/index.js';
+import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
 
 /** The package root: where package.json is (src/ in a checkout, dist/src/ when built). */
 const ROOT = ((): string => {
@@ -52,6 +52,8 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Extra dynamic engines (tests). */
   readonly engines?: readonly DynamicEngine[];
+  /** Extra in-process gateway tool providers (tests, benchmarks, embedding). */
+  readonly gatewayProviders?: readonly ToolProvider[];
 }
 
 export interface RunningTessera extends RunningServer {
@@ -198,7 +200,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION });
+    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gateway = gw;
 
     const app = createApp({ logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents });

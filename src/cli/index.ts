@@ -8,6 +8,7 @@ import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdo
 import { cell, fmtTime, humanDuration, listOf, table } from './format.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
+import { registerEngineCommand } from './engine.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -606,6 +607,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   registerMcpCommand(program, { io, addrOf });
+  registerEngineCommand(program, { io, addrOf });
 
   return program;
 }

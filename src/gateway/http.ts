@@ -9,7 +9,7 @@
  * Every request carries and re-verifies its own bearer token (MCP authorization spec
  * 2025-11-25 §"Token Handling": "authorization MUST be included in every HTTP request").
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -21,6 +21,7 @@ import type { AuditWhere } from '../audit/events.js';
 import { bearerToken } from '../server/app.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
@@ -45,6 +46,7 @@ export interface McpHttpDeps {
   readonly revocations: PrincipalRevocationCheck;
   readonly audit: AuditWriter;
   readonly logger: Logger;
+  readonly clock: Clock;
   readonly metrics?: MetricsRegistry;
   readonly issuer: string;
   readonly version: string;
@@ -78,6 +80,10 @@ export interface McpHttp {
   principals(): AgentPrincipal[];
 }
 
+/** Verified tokens are re-verified at least this often (key removal takes effect within it). */
+const VERIFY_CACHE_MS = 60_000;
+const VERIFY_CACHE_MAX = 10_000;
+
 const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
 
 function jsonRpcError(code: number, message: string, data?: Record<string, unknown>, id: unknown = null): string {
@@ -89,6 +95,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   const resource = `${deps.issuer}${MCP_PATH}`;
   const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
   const sessions = new Map<string, Session>();
+  const verified = new Map<string, { principal: AgentPrincipal; until: number }>();
   const gauge: Gauge | undefined = deps.metrics?.gauge('tessera_gateway_sessions', 'Open MCP sessions');
   let closing = false;
 
@@ -123,9 +130,19 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
     let principal: AgentPrincipal;
-    try {
+    // A token verified moments ago is not verified again (ES256 and claim checks cost more than
+    // the rest of a call); its expiry still applies, and revocation is checked on every request
+    // below. Keyed by a digest: the cache never holds a token.
+    const key = createHash('sha256').update(token).digest('base64url');
+    const now = deps.clock.now();
+    const hit = verified.get(key);
+    if (hit && hit.until > now) {
+      principal = hit.principal;
+    } else try {
       // No token passthrough: the token is verified for this resource only and never forwarded.
       principal = await tokens.verify(token, { audience: resource });
+      if (verified.size >= VERIFY_CACHE_MAX) verified.delete(verified.keys().next().value!);
+      verified.set(key, { principal, until: Math.min(principal.expiresAt, now + VERIFY_CACHE_MS) });
     } catch (e) {
       if (isTesseraError(e)) {
         await audit.append({ kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', resource: 'mcp', result: 'deny', reason: { code: e.code }, where: { requestId: req.id, source: req.ip }, details: { code: e.code } }).catch(() => undefined);
@@ -291,6 +308,11 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     if (!session) {
       const fresh = newSession(principal, w);
       await fresh.transport.handleRequest(raw, res, body);
+      return;
+    }
+    // Only POSTs wait for a JSON answer; GET (SSE) and DELETE are answered by the transport.
+    if (req.method !== 'POST') {
+      await session.transport.handleRequest(raw, res, body);
       return;
     }
     session.pending.add(res);

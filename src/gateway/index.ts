@@ -88,7 +88,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
 
   const http = createMcpHttp({
-    core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     onSessionClosed: (sessionId) => {

@@ -174,7 +174,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       const headers = await resolveAll(cfg.headers, conn, where, 'header');
       // No token passthrough (MCP authorization spec, "Access Token Privilege Restriction"):
       // only configured headers go upstream, never the agent's bearer token.
-      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers } });
+      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: upstreamFetch });
     }
     conn.client = client;
     const timer = AbortSignal.timeout(deps.callTimeoutMs);
@@ -353,6 +353,17 @@ function toGatewayTool(t: Tool): GatewayTool {
     ...(t.annotations ? { annotations: t.annotations as Record<string, unknown> } : {}),
   };
 }
+
+/**
+ * The SDK client passes one long-lived AbortSignal (the transport's) to every fetch; Node 20's
+ * fetch only drops its abort listener on garbage collection, so a busy connection piles up
+ * thousands of listeners and slows down. Calls are bounded by the gateway's own timeout and a
+ * closed client rejects its pending requests, so that signal is not needed here.
+ */
+const upstreamFetch = (url: string | URL, init?: RequestInit): Promise<Response> => {
+  const { signal: _signal, ...rest } = init ?? {};
+  return fetch(url, rest);
+};
 
 async function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
   if (signal.aborted) throw onAbort();

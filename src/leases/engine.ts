@@ -81,6 +81,12 @@ export interface DynamicEngine {
    */
   revoke(engineData: EngineData, signal: AbortSignal): Promise<void>;
   /**
+   * Optional batch form of `revoke` for bulk revocations (kill switch, revoke by prefix): same
+   * idempotency, one backend round trip per batch instead of per credential. Resolves with the
+   * indexes of the items that could not be dropped (with their errors); every other item is gone.
+   */
+  revokeMany?(items: readonly EngineData[], signal: AbortSignal): Promise<{ failed: readonly { index: number; error: unknown }[] }>;
+  /**
    * Optional, run at start and periodically: compare the backend with the leases Tessera knows
    * (pending, active and revoking ones of this engine), drop backend credentials no lease
    * accounts for, and report leases whose credential has disappeared.

@@ -25,6 +25,14 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/admin/agents': 'Operator: agents that have logged in.',
   'GET /v1/admin/leases': 'Operator: list leases (`?state=`, `?irrevocable=true`, `?owner=`).',
   'DELETE /v1/admin/leases/:id': 'Operator: revoke a lease.',
+  'GET /v1/admin/engines/postgres': 'Operator: list postgres engine configurations (never their connection URL).',
+  'PUT /v1/admin/engines/postgres/:name': 'Operator: configure a postgres engine (management URL stored sealed; checked for CREATEROLE).',
+  'GET /v1/admin/engines/postgres/:name': 'Operator: a postgres engine configuration (host, port, database, user; never the URL).',
+  'DELETE /v1/admin/engines/postgres/:name': 'Operator: delete a postgres engine configuration that has no roles.',
+  'GET /v1/admin/engines/postgres/:name/roles': 'Operator: list the roles of a postgres engine configuration.',
+  'PUT /v1/admin/engines/postgres/:name/roles/:role': 'Operator: create or replace a postgres role (group roles, TTLs, optional statements).',
+  'GET /v1/admin/engines/postgres/:name/roles/:role': 'Operator: a postgres role.',
+  'DELETE /v1/admin/engines/postgres/:name/roles/:role': 'Operator: delete a postgres role without open leases.',
   'POST /v1/admin/revocations': 'Operator: kill switch — revoke an agent, task, user, token or lease.',
   'GET /v1/admin/revocations': 'Operator: list revocations.',
   'DELETE /v1/admin/revocations/:id': 'Operator: lift a revocation.',
@@ -33,6 +41,10 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'POST /v1/admin/audit/hmac': 'Operator: HMAC of an identifier, to search audit events for it.',
   'GET /v1/admin/policy/status': 'Operator: the loaded policy set, last reload and its errors.',
   'POST /v1/admin/policy/check': 'Operator: what-if policy decision with the deciding policies.',
+  'POST /mcp': 'MCP gateway (Streamable HTTP, JSON-RPC): tools of upstream MCP servers and declarative tools, authorized per call; bearer agent token with audience `<issuer>/mcp`.',
+  'GET /mcp': 'MCP gateway: server-to-client SSE stream of an open session (Mcp-Session-Id).',
+  'DELETE /mcp': 'MCP gateway: end an MCP session (Mcp-Session-Id).',
+  'GET /.well-known/oauth-protected-resource/mcp': 'RFC 9728 protected resource metadata of the MCP gateway.',
 };
 
 /** Collects every route as it is registered and serves an OpenAPI 3.1 document describing them. */

@@ -2,4 +2,4 @@ export { createKeyManager, type KeyManager, type KeyManagerDeps, type PublicJwk 
 export { createTokenService, createAgentAuthenticator, type TokenService, type TokenServiceDeps, type IssuedToken, type AgentTokenClaims } from './service.js';
 export { createTokenExchange, GRANT_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, type TokenExchange, type TokenExchangeDeps, type TokenExchangeResponse } from './exchange.js';
 export { registerTokenRoutes, type TokenRouteDeps, type TokenRevoker } from './routes.js';
-export { signEs256, parseJws, verifyEs256 } from './jws.js';
+export { parseProtectedHeader, signEs256, type JwsHeader } from './jws.js';

@@ -10,7 +10,8 @@ import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import { parseSpiffeId } from '../identity/spiffe-id.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
-import { decodePayload, parseJws, signEs256, verifyEs256 } from './jws.js';
+import { compactVerify, errors as joseErrors } from 'jose';
+import { decodePayload, parseProtectedHeader, signEs256 } from './jws.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -25,6 +26,8 @@ const claimsSchema = z.object({
 });
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
+
+const VERIFY_OPTIONS = { algorithms: ['ES256'] };
 
 export interface IssuedToken {
   readonly token: string;
@@ -50,37 +53,76 @@ export interface TokenServiceDeps {
   readonly skewMs: number;
   readonly revocations: RevocationChecker;
   readonly metrics?: MetricsRegistry;
+  /**
+   * How many signature-verified tokens to remember (exact token string → claims), so an agent
+   * re-presenting the same token skips the ECDSA verification. `iss`/`exp`/`nbf`/`aud`, the
+   * key still being published and revocation are checked on every request. 0 disables.
+   * Default 10,000.
+   */
+  readonly verifiedCacheSize?: number;
 }
 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
   const { keys, clock, issuer, revocations } = deps;
   const issued: Counter | undefined = deps.metrics?.counter('tessera_tokens_issued_total', 'Tokens issued, by type');
 
-  async function verifyClaims(token: string): Promise<AgentTokenClaims> {
-    const parsed = parseJws(token);
-    // RFC 8725 §3.1: pin the algorithm; `none`, HS256 (with the public key as HMAC secret) and
-    // every other algorithm are refused before any key is touched.
-    if (parsed.header.alg !== 'ES256') {
-      throw new TesseraError('TESSERA_TOKEN_ALG_NOT_ALLOWED', `algorithm "${String(parsed.header.alg).slice(0, 20)}" is not allowed; Tessera tokens are ES256`);
-    }
-    // RFC 7515 §4.1.11: we understand no critical extensions.
-    if (parsed.header.crit !== undefined) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'the token header has a "crit" parameter Tessera does not understand');
-    const kid = parsed.header.kid;
-    if (typeof kid !== 'string' || kid.length === 0 || kid.length > 64) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token header has no usable "kid"');
-    const key = keys.verificationKey(kid) ?? (await keys.reloadForUnknownKid(kid));
-    if (!key) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token was signed with a key Tessera does not know (rotated out, or not a Tessera token)');
-    if (!verifyEs256(parsed, key)) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
-    const result = claimsSchema.safeParse(decodePayload(parsed));
-    if (!result.success) {
-      const i = result.error.issues[0];
-      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
-    }
-    const c = result.data;
+  const cacheSize = deps.verifiedCacheSize ?? 10_000;
+  const verified = new Map<string, { readonly kid: string; readonly claims: AgentTokenClaims }>();
+
+  function checkClaims(c: AgentTokenClaims): AgentTokenClaims {
     if (c.iss !== issuer) throw new TesseraError('TESSERA_TOKEN_ISSUER_INVALID', 'the token was not issued by this Tessera');
     const now = clock.now();
     if (now >= c.exp * 1000 + deps.skewMs) throw new TesseraError('TESSERA_TOKEN_EXPIRED', 'the token has expired; log in again (the SDK refreshes automatically)');
     if (c.nbf !== undefined && c.nbf * 1000 - deps.skewMs > now) throw new TesseraError('TESSERA_TOKEN_NOT_YET_VALID', 'the token is not valid yet (nbf); check the clocks');
     if (c.iat * 1000 - deps.skewMs > now) throw new TesseraError('TESSERA_TOKEN_NOT_YET_VALID', 'the token was issued in the future (iat); check the clocks');
+    return c;
+  }
+
+  async function verifyClaims(token: string): Promise<AgentTokenClaims> {
+    // The exact bytes were verified before, under a key that is still published.
+    const hit = cacheSize > 0 ? verified.get(token) : undefined;
+    if (hit) {
+      if (keys.verificationKey(hit.kid)) {
+        try {
+          return checkClaims(hit.claims);
+        } catch (e) {
+          verified.delete(token);
+          throw e;
+        }
+      }
+      verified.delete(token);
+    }
+    const header = parseProtectedHeader(token);
+    // RFC 8725 §3.1: pin the algorithm; `none`, HS256 (with the public key as HMAC secret) and
+    // every other algorithm are refused before any key is touched.
+    if (header.alg !== 'ES256') {
+      throw new TesseraError('TESSERA_TOKEN_ALG_NOT_ALLOWED', `algorithm "${String(header.alg).slice(0, 20)}" is not allowed; Tessera tokens are ES256`);
+    }
+    // RFC 7515 §4.1.11: we understand no critical extensions.
+    if (header.crit !== undefined) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'the token header has a "crit" parameter Tessera does not understand');
+    const kid = header.kid;
+    if (typeof kid !== 'string' || kid.length === 0 || kid.length > 64) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token header has no usable "kid"');
+    const key = keys.verificationKey(kid) ?? (await keys.reloadForUnknownKid(kid));
+    if (!key) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token was signed with a key Tessera does not know (rotated out, or not a Tessera token)');
+    // Signature before any claim is read (RFC 7515 §5.2); jose pins ES256 again.
+    let payload: Uint8Array;
+    try {
+      ({ payload } = await compactVerify(token, key, VERIFY_OPTIONS));
+    } catch (e) {
+      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
+      throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'the token is not a valid ES256 JWS');
+    }
+    const result = claimsSchema.safeParse(decodePayload(payload));
+    if (!result.success) {
+      const i = result.error.issues[0];
+      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
+    }
+    const c = checkClaims(result.data);
+    if (cacheSize > 0) {
+      // Bounded: the oldest entry goes first (Map keeps insertion order).
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(token, { kid, claims: c });
+    }
     return c;
   }
 
@@ -113,11 +155,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       const exp = Math.floor((now + deps.agentTtlMs) / 1000);
       const jti = randomBytes(16).toString('base64url');
       const aud = options.audience.length === 1 ? options.audience[0]! : [...options.audience];
-      const token = signEs256(
-        { alg: 'ES256', kid, typ: 'JWT' },
-        { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, attrs: identity.attributes } },
-        privateKey,
-      );
+      // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
+      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, attrs: identity.attributes } };
+      const token = signEs256({ alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey);
       issued?.inc({ type: 'agent' });
       return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
     },

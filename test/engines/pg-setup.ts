@@ -9,6 +9,7 @@ import pg from 'pg';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
+import { MetricsRegistry } from '../../src/shared/metrics.js';
 import { TesseraError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { createApp } from '../../src/server/app.js';
@@ -19,6 +20,8 @@ import { createLeaseService, registerLeaseRoutes, type LeaseService } from '../.
 import { createRevocationService, registerRevocationRoutes } from '../../src/revocations/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes, type PostgresEngine } from '../../src/engines/postgres/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
+import { registerSensitive } from '../helpers/leak-registry.js';
+import type { Sealer } from '../../src/secrets/sealer.js';
 import { createTestDatabase, withDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 export const ADMIN = 'admin-token-for-engine-tests-0123456789';
@@ -50,6 +53,7 @@ export async function pgFixture(name: string): Promise<PgFixture> {
   const tag = randomBytes(3).toString('hex');
   const mgmtUser = `mgmt_${tag}`;
   const mgmtPassword = randomBytes(16).toString('hex');
+  registerSensitive(mgmtPassword);
   const group = `reader_${tag}`;
   const su = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => {
     const c = new pg.Client({ connectionString: db.adminUrl });
@@ -115,6 +119,9 @@ export interface Harness {
   readonly leases: LeaseService;
   readonly postgres: PostgresEngine;
   readonly revocations: ReturnType<typeof createRevocationService>;
+  readonly base: string;
+  readonly sealer: Sealer;
+  readonly metrics: MetricsRegistry;
   call(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> & { error?: { code: string; message: string } } }>;
   close(): Promise<void>;
 }
@@ -138,9 +145,10 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
   const clock = new ManualClock(Date.now());
   const audit = new MemoryAuditWriter();
   const sealer = createKeySealer(randomBytes(32), 'test-key');
-  const postgres = createPostgresEngine({ store, sealer, clock, logger: silentLogger, audit });
+  const metrics = new MetricsRegistry();
+  const postgres = createPostgresEngine({ store, sealer, clock, logger: silentLogger, audit, metrics });
   await postgres.start();
-  const leases = createLeaseService({ store, clock, audit, engines: [postgres.engine], maxRevokeAttempts: opts.maxRevokeAttempts ?? 3, backoff: { baseMs: 1000, maxMs: 4000 }, engineTimeoutMs: 10_000 });
+  const leases = createLeaseService({ store, clock, audit, metrics, engines: [postgres.engine], maxRevokeAttempts: opts.maxRevokeAttempts ?? 3, backoff: { baseMs: 1000, maxMs: 4000 }, engineTimeoutMs: 10_000 });
   const revocations = createRevocationService({ store, clock, audit, leases });
   await revocations.refresh();
   const app = createApp({
@@ -175,13 +183,19 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
     leases,
     postgres,
     revocations,
+    base,
+    sealer,
+    metrics,
     async call(method, path, token, body) {
       const res = await fetch(base + path, {
         method,
         headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
-      return { status: res.status, json: (await res.json()) as Record<string, unknown> & { error?: { code: string; message: string } } };
+      const json = (await res.json()) as Record<string, unknown> & { error?: { code: string; message: string }; data?: { password?: string } };
+      // Every issued password joins the suite-wide audit leak scan.
+      if (typeof json.data?.password === 'string') registerSensitive(json.data.password);
+      return { status: res.status, json };
     },
     async close() {
       await leases.stopReaper();

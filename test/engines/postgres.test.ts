@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { ADMIN, harness, loginAs, pgFixture, principal, type Harness, type PgFixture } from './pg-setup.js';
+import { Command } from 'commander';
 import { urlMetaKey } from '../../src/engines/postgres/index.js';
+import { registerEngineCommand } from '../../src/cli/engine.js';
+import type { CliIo } from '../../src/cli/io.js';
 
 let fx: PgFixture;
 let h: Harness;
@@ -263,6 +266,8 @@ test('irrevocable after bounded retries: visible in the lease list', async () =>
   const ids = (list.json.leases as { lease_id: string; last_error: string }[]).map((l) => l.lease_id);
   assert.ok(ids.includes(r.json.lease_id as string));
   assert.ok(h.audit.events.some((e) => e.kind === 'lease.revoke_failed' && e.details?.irrevocable === true));
+  assert.match(await h.metrics.render(), /^tessera_leases_irrevocable(\{[^}]*\})? 1$/m);
+  assert.match(await h.metrics.render(), /^tessera_pg_engine_users_created_total\{config="main"\} \d+$/m);
   // Operator fixes it; the revocation then succeeds.
   await fx.su(`REVOKE CREATE ON SCHEMA public FROM "${cred.username}"`);
   const again = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
@@ -310,4 +315,70 @@ test('revokeMany drops a batch in one transaction and is idempotent', async () =
   for (const d of datas) assert.deepEqual(await fx.usersWithPrefix(d.username), []);
   assert.deepEqual((await h.postgres.engine.revokeMany(datas)).failed, []);
   await h.leases.revokeByOwner(principal('batch').spiffeId);
+});
+
+test('CLI: tessera engine postgres configure / role / show / list / delete', async () => {
+  const lines: string[] = [];
+  const cli = async (args: string[], stdin?: string) => {
+    lines.length = 0;
+    const program = new Command().exitOverride().option('--addr <url>').option('--token <token>').option('--json');
+    const io: CliIo = { stdout: { write: (s: string) => lines.push(s) }, stderr: { write: () => true }, env: { TESSERA_TOKEN: ADMIN } };
+    if (stdin !== undefined) io.stdin = (async function* () { yield stdin; })();
+    registerEngineCommand(program, { io, addrOf: () => h.base });
+    await program.parseAsync(['node', 'tessera', ...args]);
+    return lines.join('');
+  };
+  const conf = await cli(['engine', 'postgres', 'configure', 'clitest', '--url', '-', '--prefix', `${prefix}c_`, '--pool-size', '2'], fx.mgmtUrl);
+  assert.match(conf, /username_prefix: t.*_c_/);
+  assert.ok(!conf.includes(new URL(fx.mgmtUrl).password));
+  const role = await cli(['engine', 'postgres', 'role', 'clitest', 'cli-reader', '--group', fx.group, '--ttl', '5m', '--max-ttl', '1h']);
+  assert.match(role, /path: postgres\/cli-reader/);
+  assert.match(await cli(['engine', 'postgres', 'list', 'clitest']), /cli-reader {2}groups=reader_/);
+  assert.match(await cli(['engine', 'postgres', 'show', 'clitest']), /host: 127.0.0.1/);
+  const issued = await issue('cli-reader');
+  assert.equal(issued.status, 201);
+  await assert.rejects(cli(['engine', 'postgres', 'delete', 'clitest', 'cli-reader']), (e: Error & { code?: string }) => e.code === 'TESSERA_ENGINE_IN_USE');
+  await h.call('DELETE', `/v1/leases/${issued.json.lease_id as string}`, 'agent-reader');
+  await cli(['engine', 'postgres', 'delete', 'clitest', 'cli-reader']);
+  await cli(['engine', 'postgres', 'delete', 'clitest']);
+  await assert.rejects(cli(['engine', 'postgres', 'configure', 'clitest']), (e: Error & { code?: string }) => e.code === 'TESSERA_CLI_USAGE');
+});
+
+test('a silent database (accepts TCP, never answers): configure and issuance end at connect_timeout, never hang', async () => {
+  const sockets: import('node:net').Socket[] = [];
+  const silent = createServer((sock) => void sockets.push(sock));
+  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', () => res()));
+  const port = (silent.address() as { port: number }).port;
+  const url = `postgres://u:p@127.0.0.1:${port}/db`;
+  try {
+    const t0 = performance.now();
+    const conf = await h.call('PUT', '/v1/admin/engines/postgres/silent', ADMIN, { connection_url: url, connect_timeout: '300ms' });
+    assert.equal(conf.json.error?.code, 'TESSERA_ENGINE_UNAVAILABLE', JSON.stringify(conf.json));
+    console.log(`configure against a silent server failed after ${(performance.now() - t0).toFixed(0)} ms (connect_timeout 300 ms)`);
+    // An outage of an existing configuration: point "main" at the silent server (as a replica
+    // would see it after a network partition) by re-sealing its URL in place, then reload.
+    const key = urlMetaKey('main');
+    const original = await h.store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]);
+    await h.store.run('UPDATE meta SET value = ? WHERE key = ?', [h.sealer.seal(Buffer.from(url), key).toString('base64'), key]);
+    await h.store.run('UPDATE pg_engine_configs SET updated_at = updated_at + 1, connect_timeout_ms = 300 WHERE name = ?', ['main']);
+    await h.postgres.reload();
+    try {
+      const t1 = performance.now();
+      const r = await issue('patient-reader');
+      assert.equal(r.json.error?.code, 'TESSERA_ENGINE_UNAVAILABLE', JSON.stringify(r.json));
+      console.log(`issuance against a silent server failed after ${(performance.now() - t1).toFixed(0)} ms (connect_timeout 300 ms)`);
+    } finally {
+      await h.store.run('UPDATE meta SET value = ? WHERE key = ?', [original!.value, key]);
+      await h.store.run('UPDATE pg_engine_configs SET updated_at = updated_at + 1, connect_timeout_ms = 2000 WHERE name = ?', ['main']);
+      await h.postgres.reload();
+    }
+    // The failed issuance left a revoking lease; once the database answers again it is dropped.
+    h.clock.advance(10_000);
+    await h.leases.reapOnce();
+    assert.equal((await h.leases.list({ state: 'revoking' })).length, 0);
+    assert.equal((await issue('patient-reader')).status, 201);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((res) => silent.close(() => res()));
+  }
 });

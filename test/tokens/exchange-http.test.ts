@@ -332,7 +332,8 @@ test('JWKS and SPIFFE bundle are published with the signing key', async () => {
   assert.equal(key.kty, 'EC');
   assert.equal(key.crv, 'P-256');
   assert.equal(key.alg, 'ES256');
-  assert.equal(key.use, 'jwt-svid');
+  // RFC 7517 §4.2: generic JOSE verifiers select `use: "sig"`; the SPIFFE bundle says "jwt-svid".
+  assert.equal(key.use, 'sig');
   assert.equal(key.d, undefined, 'no private part is published');
   // The published key verifies a token the server issued (what any relying party does).
   const { access_token } = await login();

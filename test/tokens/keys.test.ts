@@ -159,3 +159,28 @@ test('another replica sharing the store learns a rotated key on the first unknow
   // Garbage kids cannot trigger a store reload more than once a second.
   assert.equal(await b.keys.reloadForUnknownKid('garbage'), undefined);
 });
+
+test('the verified-token cache is bounded and never replaces a check', async () => {
+  const { clock, keys } = await setup();
+  await keys.ensureKeys();
+  const revocations = new SetRevocations();
+  const tokens = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, verifiedCacheSize: 2 });
+  const issued = [0, 1, 2].map(() => tokens.issueAgentToken(identity, { audience: [ISSUER] }));
+  for (const t of issued) assert.equal(await verify(tokens, t.token), 'ok');
+  // Evicted entries verify again through the full path.
+  for (const t of issued) assert.equal(await verify(tokens, t.token), 'ok');
+  const t0 = issued[0]!;
+  // A cached token: other audience, revocation and a tampered copy are still refused.
+  assert.equal(await code(tokens.verify(t0.token, { audience: 'https://other.example' })), 'TESSERA_TOKEN_AUDIENCE_INVALID');
+  const [h, p, sig] = t0.token.split('.') as [string, string, string];
+  const flipped = Buffer.from(sig, 'base64url');
+  flipped[5] = flipped[5]! ^ 1;
+  assert.equal(await verify(tokens, `${h}.${p}.${flipped.toString('base64url')}`), 'TESSERA_TOKEN_SIGNATURE_INVALID');
+  revocations.jtis.add(t0.jti);
+  assert.equal(await verify(tokens, t0.token), 'TESSERA_TOKEN_REVOKED');
+  revocations.jtis.delete(t0.jti);
+  // Expiry is re-checked on a cache hit.
+  clock.advance(5 * MINUTE + 31_000);
+  assert.equal(await verify(tokens, t0.token), 'TESSERA_TOKEN_EXPIRED');
+  assert.equal(await verify(tokens, t0.token), 'TESSERA_TOKEN_EXPIRED');
+});

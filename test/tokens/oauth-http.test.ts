@@ -55,12 +55,13 @@ async function refused(p: Promise<unknown>): Promise<oauth.ResponseBodyError> {
   throw new Error('expected the request to be refused');
 }
 
-/** A raw POST to the token endpoint (for bodies no OAuth client would send). */
-async function rawToken(body: string | Uint8Array, contentType: string | undefined): Promise<{ status: number; headers: Headers; body: any }> {
-  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: contentType ? { 'content-type': contentType } : {}, body });
+/** A raw POST (for bodies no OAuth client would send). */
+async function rawPost(path: string, body: string, contentType: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body });
   const text = await res.text();
   return { status: res.status, headers: res.headers, body: JSON.parse(text) };
 }
+const rawToken = (body: string, contentType: string) => rawPost('/v1/oauth/token', body, contentType);
 
 function assertOauthError(r: { status: number; headers: Headers; body: any }, status: number, error: string, code: string): void {
   assert.equal(r.status, status, JSON.stringify(r.body));
@@ -135,7 +136,7 @@ test('RFC 8707: resource=<url>/mcp gives an MCP-audience token the API refuses; 
   assert.deepEqual([...(decodeJwt(multi.access_token).aud as string[])].sort(), [h.url, `${h.url}/mcp`].sort());
   assert.equal((await h.agent(multi.access_token, 'GET', SECRET_PATH)).status, 200);
 
-  for (const extra of [{ resource: 'https://evil.example/api' }, { audience: `${h.url}/other` }]) {
+  for (const extra of [{ resource: 'https://evil.example/api' }, { audience: `${h.url}/other` }] as Record<string, string>[]) {
     const e = await refused(loginWith(await h.joinToken(READER), extra));
     assert.equal(e.status, 400);
     assert.equal(e.error, 'invalid_target');
@@ -273,9 +274,18 @@ test('RFC 7662 introspection (admin bearer) and RFC 7009 revocation (then refuse
   const garbage = await oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, bearerAdmin, 'garbage', adminAuth));
   assert.deepEqual(garbage, { active: false });
   // Introspection needs the admin token.
-  const anon = await refused(oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, oauth.None(), token, insecure)));
-  assert.equal(anon.status, 401);
-  assert.equal(anon.cause.code, 'TESSERA_ADMIN_TOKEN_MISSING');
+  await assert.rejects(
+    oauth.processIntrospectionResponse(as, client, await oauth.introspectionRequest(as, client, oauth.None(), token, insecure)),
+    (e: unknown) => e instanceof oauth.WWWAuthenticateChallengeError && e.status === 401 && e.cause[0]?.scheme === 'bearer' && e.cause[0]?.parameters.error === 'invalid_token',
+  );
+  const anon = await rawPost('/v1/oauth/introspect', form({ token }), FORM);
+  assertOauthError(anon, 401, 'invalid_token', 'TESSERA_ADMIN_TOKEN_MISSING');
+  const wrongAdmin = await rawPost('/v1/oauth/introspect', form({ token }), FORM, { authorization: 'Bearer tsa_wrong' });
+  assertOauthError(wrongAdmin, 401, 'invalid_token', 'TESSERA_ADMIN_TOKEN_INVALID');
+  // Wrong content type on the introspection and revocation endpoints too.
+  assertOauthError(await rawPost('/v1/oauth/introspect', JSON.stringify({ token }), 'application/json', { authorization: `Bearer ${h.adminToken}` }), 415, 'invalid_request', 'TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE');
+  assertOauthError(await rawPost('/v1/oauth/revoke', JSON.stringify({ token }), 'application/json'), 415, 'invalid_request', 'TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE');
+  assertOauthError(await rawPost('/v1/oauth/revoke', form({}), FORM), 400, 'invalid_request', 'TESSERA_REQUEST_INVALID');
 
   // The holder revokes its token (RFC 7009 §2.1); the very next request with it is refused.
   await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, oauth.None(), token, insecure));

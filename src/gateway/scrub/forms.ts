@@ -81,18 +81,22 @@ export function formsOf(value: string): Literal[] {
   // JSON-escaped (RFC 8259 §7): as JSON.stringify writes it, with `\/` (PHP and others escape
   // the solidus), ASCII-only, every code unit as \uXXXX, and escaped twice (JSON text carried
   // inside a JSON string, e.g. a tool that returns a serialized object as text).
-  const json = JSON.stringify(value).slice(1, -1);
-  const ascii = jsonAsciiEscape(value);
-  const all = unicodeEscapeAll(value);
-  for (const t of [json, json.replace(/\//g, '\\/'), ascii, JSON.stringify(json).slice(1, -1), JSON.stringify(ascii).slice(1, -1)]) {
-    out.push({ form: 'json-escaped', text: t, ci: true });
+  // Fast paths (most secrets are random printable ASCII): skip variants equal to the value.
+  if (!/^[\x20-\x7e]*$/.test(value) || /["\\/]/.test(value)) {
+    const json = JSON.stringify(value).slice(1, -1);
+    const ascii = jsonAsciiEscape(value);
+    for (const t of [json, json.replace(/\//g, '\\/'), ascii, JSON.stringify(json).slice(1, -1), JSON.stringify(ascii).slice(1, -1)]) {
+      if (t !== value) out.push({ form: 'json-escaped', text: t, ci: true });
+    }
   }
-  out.push({ form: 'json-escaped', text: all, ci: true });
+  out.push({ form: 'json-escaped', text: unicodeEscapeAll(value), ci: true });
 
   // URL encodings (RFC 3986 §2.1): encodeURIComponent, the form encoding of
   // application/x-www-form-urlencoded (space as "+"), and every byte percent-encoded.
-  const uri = encodeURIComponent(value);
-  for (const t of [uri, formEncode(value), percentAll(bytes)]) out.push({ form: 'url', text: t, ci: true });
+  if (!/^[A-Za-z0-9_.*-]*$/.test(value)) {
+    for (const t of [encodeURIComponent(value), formEncode(value)]) if (t !== value) out.push({ form: 'url', text: t, ci: true });
+  }
+  out.push({ form: 'url', text: percentAll(bytes), ci: true });
 
   // Hex (RFC 4648 §8), either case.
   out.push({ form: 'hex', text: bytes.toString('hex'), ci: true });

@@ -92,8 +92,12 @@ interface Compiled {
   readonly w: number;
   /** Rolling hash of the case-folded first `w` characters → literals starting that way. */
   readonly byPrefix: ReadonlyMap<number, readonly Lit[]>;
-  /** 1 at `hash & FILTER_MASK` for every prefix hash: skips the Map lookup at almost every position. */
-  readonly filter: Uint8Array;
+  /**
+   * A 4096-bit Bloom-style bitset of the prefix hashes (in a plain SMI array: a typed array
+   * costs more to allocate and collect per call than the whole scan of a small result).
+   * Skips the Map lookup at almost every position.
+   */
+  readonly filter: number[];
   /** HASH_BASE^(w-1), to drop the character leaving the window. */
   readonly pow: number;
   readonly shapes: RegExp | undefined;
@@ -102,7 +106,7 @@ interface Compiled {
 }
 
 const HASH_BASE = 31;
-const FILTER_MASK = 0xfff;
+const FILTER_BITS = 4096;
 
 /** ASCII case folding for hashing; verification decides whether case mattered. */
 function fold(c: number): number {
@@ -211,11 +215,11 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
     let pow = 1;
     for (let i = 1; i < w; i++) pow = Math.imul(pow, HASH_BASE);
     const byPrefix = new Map<number, Lit[]>();
-    const filter = new Uint8Array(FILTER_MASK + 1);
+    const filter = new Array<number>(FILTER_BITS >>> 5).fill(0);
     for (const lit of lits) {
       let h = 0;
       for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(lit.text.charCodeAt(i))) | 0;
-      filter[h & FILTER_MASK] = 1;
+      filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! |= 1 << (h & 31);
       const list = byPrefix.get(h);
       if (list) list.push(lit);
       else byPrefix.set(h, [lit]);
@@ -260,7 +264,7 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
       for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(text.charCodeAt(i))) | 0;
       const filter = c.filter;
       for (let i = 0; ; i++) {
-        if (filter[h & FILTER_MASK] === 1) {
+        if ((filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! & (1 << (h & 31))) !== 0) {
           const cands = c.byPrefix.get(h);
           if (cands) for (const lit of cands) if (matchesAt(text, i, lit)) spans.push({ start: i, end: i + lit.text.length, entry: lit.entry });
         }

@@ -1,0 +1,105 @@
+/**
+ * `tessera engine postgres ...`: operator commands for the dynamic PostgreSQL engine
+ * (docs/engine-postgres.md). Thin wrappers over `/v1/admin/engines/postgres/*`.
+ * The management URL carries a password: prefer `--url -` (stdin) or env TESSERA_PG_URL over
+ * an argument, which other users can see in the process list.
+ */
+import type { Command } from 'commander';
+import { Transport } from '../sdk/http.js';
+import { readAll, usage, type CliIo } from './io.js';
+
+interface Deps {
+  readonly io: CliIo;
+  readonly addrOf: (cmd: Command) => string;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+export function registerEngineCommand(program: Command, deps: Deps): void {
+  const { io } = deps;
+  const out = (s: string): void => void io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  const globals = (cmd: Command) => cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
+  const call = async <T>(cmd: Command, method: string, path: string, json?: unknown): Promise<T> => {
+    const token = globals(cmd).token ?? io.env.TESSERA_TOKEN;
+    if (!token) throw usage('this command needs an admin token (printed by `tessera dev` or `tessera init`): set TESSERA_TOKEN (or pass --token)');
+    const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
+    return t.request<T>(method, path, { token: token.trim(), ...(json !== undefined ? { json } : {}) });
+  };
+  const show = (cmd: Command, v: Record<string, unknown>): void => {
+    if (globals(cmd).json) return out(JSON.stringify(v, null, 2));
+    for (const [k, x] of Object.entries(v)) out(`${k}: ${Array.isArray(x) ? x.join(', ') : typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}`);
+  };
+  const base = (name: string): string => `/v1/admin/engines/postgres/${encodeURIComponent(name)}`;
+
+  const engine = program.command('engine').description('dynamic secrets engines');
+  const pg = engine.command('postgres').description('per-lease PostgreSQL users (docs/engine-postgres.md)');
+
+  pg.command('configure <name>')
+    .description('connect a PostgreSQL server through a management role with CREATEROLE (the URL is stored encrypted, never shown again)')
+    .option('--url <url>', 'management connection URL, or - to read it from stdin (env TESSERA_PG_URL)')
+    .option('--prefix <prefix>', 'username prefix of issued users (default tsr_)')
+    .option('--pool-size <n>', 'management connections (default 8)')
+    .option('--connect-timeout <duration>', 'e.g. 2s (default 2s)')
+    .option('--statement-timeout <duration>', 'e.g. 5s (default 5s)')
+    .option('--scram-iterations <n>', 'SCRAM-SHA-256 iteration count (default 1; see docs/adr/0010-scram-iterations.md)')
+    .action(async (name: string, opts: { url?: string; prefix?: string; poolSize?: string; connectTimeout?: string; statementTimeout?: string; scramIterations?: string }, cmd: Command) => {
+      const url = opts.url === '-' ? (await readAll(io.stdin)).trim() : (opts.url ?? io.env.TESSERA_PG_URL);
+      if (!url) throw usage('give the management connection URL with --url - (stdin) or env TESSERA_PG_URL');
+      const int = (v: string | undefined, flag: string): number | undefined => {
+        if (v === undefined) return undefined;
+        if (!/^\d+$/.test(v)) throw usage(`${flag} must be a positive integer`);
+        return Number(v);
+      };
+      const body = {
+        connection_url: url,
+        ...(opts.prefix !== undefined ? { username_prefix: opts.prefix } : {}),
+        ...(opts.poolSize !== undefined ? { pool_size: int(opts.poolSize, '--pool-size') } : {}),
+        ...(opts.connectTimeout !== undefined ? { connect_timeout: opts.connectTimeout } : {}),
+        ...(opts.statementTimeout !== undefined ? { statement_timeout: opts.statementTimeout } : {}),
+        ...(opts.scramIterations !== undefined ? { scram_iterations: int(opts.scramIterations, '--scram-iterations') } : {}),
+      };
+      show(cmd, await call<Record<string, unknown>>(cmd, 'PUT', base(name), body));
+    });
+
+  pg.command('role <name> <role>')
+    .description('create or replace a role: issued users join the given group roles (recommended)')
+    .option('--group <group>', 'pre-created group role to grant (repeatable)', collect)
+    .option('--ttl <duration>', 'default TTL, e.g. 15m')
+    .option('--max-ttl <duration>', 'max TTL including renewals, e.g. 1h')
+    .option('--no-renewable', 'leases of this role cannot be renewed')
+    .option('--creation-statement <sql>', 'custom creation statement, one SQL statement with {{name}} {{password}} {{expiration}} {{groups}} (repeatable)', collect)
+    .option('--revocation-statement <sql>', 'extra revocation statement run before DROP ROLE, e.g. "DROP OWNED BY {{name}}" (repeatable)', collect)
+    .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[] }, cmd: Command) => {
+      const body = {
+        groups: opts.group ?? [],
+        ...(opts.ttl ? { default_ttl: opts.ttl } : {}),
+        ...(opts.maxTtl ? { max_ttl: opts.maxTtl } : {}),
+        renewable: opts.renewable !== false,
+        ...(opts.creationStatement ? { creation_statements: opts.creationStatement } : {}),
+        ...(opts.revocationStatement ? { revocation_statements: opts.revocationStatement } : {}),
+      };
+      show(cmd, await call<Record<string, unknown>>(cmd, 'PUT', `${base(name)}/roles/${encodeURIComponent(role)}`, body));
+    });
+
+  pg.command('show <name> [role]')
+    .description('show a configuration (never its URL) or one of its roles')
+    .action(async (name: string, role: string | undefined, _opts: unknown, cmd: Command) => {
+      show(cmd, await call<Record<string, unknown>>(cmd, 'GET', role ? `${base(name)}/roles/${encodeURIComponent(role)}` : base(name)));
+    });
+
+  pg.command('list [name]')
+    .description('list configurations, or the roles of one')
+    .action(async (name: string | undefined, _opts: unknown, cmd: Command) => {
+      const r = await call<{ configs?: Record<string, unknown>[]; roles?: Record<string, unknown>[] }>(cmd, 'GET', name ? `${base(name)}/roles` : '/v1/admin/engines/postgres');
+      if (globals(cmd).json) return out(JSON.stringify(r, null, 2));
+      const rows = r.roles ?? r.configs ?? [];
+      if (rows.length === 0) return out(name ? 'no roles' : 'no configurations');
+      for (const x of rows) out(name ? `${String(x.name)}  groups=${(x.groups as string[]).join(',') || '-'}  ttl=${Number(x.default_ttl_ms) / 1000}s  max=${Number(x.max_ttl_ms) / 1000}s` : `${String(x.name)}  ${String(x.username)}@${String(x.host)}:${String(x.port)}/${String(x.database)}  prefix=${String(x.username_prefix)}`);
+    });
+
+  pg.command('delete <name> [role]')
+    .description('delete a role, or a configuration without roles (refused while leases are open)')
+    .action(async (name: string, role: string | undefined, _opts: unknown, cmd: Command) => {
+      show(cmd, await call<Record<string, unknown>>(cmd, 'DELETE', role ? `${base(name)}/roles/${encodeURIComponent(role)}` : base(name)));
+    });
+}

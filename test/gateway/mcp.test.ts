@@ -1,0 +1,308 @@
+/**
+ * The MCP gateway end to end: the official SDK client over real HTTP against the full Tessera
+ * server, upstreams over stdio (a hostile fixture and the real server-everything).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { startGatewayHarness, rawMcp, INIT, ENV_ECHO_SERVER, type GatewayHarness } from './harness.js';
+
+// Characters that change under every encoding: "/", "+", "=", " ", and a quote for JSON.
+const API_KEY = 'Zq7/tessera+inj"ected=VALUE 41x9';
+const EVERYTHING_KEY = 'everything-injected-Kx81Pq02Lm';
+const READER = 'spiffe://example.org/ns/gw/sa/reader';
+const OTHER = 'spiffe://example.org/ns/other/sa/nobody';
+
+const POLICIES = `
+@id("gw-echo")
+permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"echo")
+when { principal.hasTag("team") && principal.getTag("team") == "gw" }
+unless { resource.name == "secret_tool" || resource.name == "query_patients" };
+
+@id("gw-records-cardiology")
+permit (principal, action == Tessera::Action::"tool.call", resource == Tessera::Tool::"echo/query_patients")
+when { principal.hasTag("team") && context.args.ward == "cardiology" };
+
+@id("gw-everything")
+permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"everything")
+when { principal.hasTag("team") && principal.getTag("team") == "gw" };
+
+@id("gw-inject")
+permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw")
+when { principal.hasTag("team") };
+`;
+
+let h: GatewayHarness;
+let token: string;
+let client: Client;
+
+before(async () => {
+  h = await startGatewayHarness({
+    policies: POLICIES,
+    secrets: { 'gw/echo/api-key': API_KEY, 'gw/everything/key': EVERYTHING_KEY },
+    gateway: {
+      call_timeout: '2s',
+      max_message_bytes: 8192,
+      servers: [
+        { name: 'echo', transport: 'stdio', command: process.execPath, args: [ENV_ECHO_SERVER], env: { API_KEY: { secret: 'gw/echo/api-key' }, PLAIN: 'not-a-secret' } },
+        { name: 'everything', transport: 'stdio', command: process.execPath, args: ['node_modules/@modelcontextprotocol/server-everything/dist/index.js', 'stdio'], env: { EVERYTHING_API_KEY: { secret: 'gw/everything/key' } } },
+      ],
+    },
+  });
+  token = await h.login(READER, { team: 'gw' });
+  client = await h.connect(token);
+});
+
+after(async () => {
+  await h?.close();
+});
+
+const text = (r: unknown): string => JSON.stringify(r);
+
+async function rpcError(p: Promise<unknown>): Promise<McpError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof McpError, `expected McpError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected the call to fail');
+}
+
+test('protected resource metadata (RFC 9728) names the gateway and Tessera as authorization server', async () => {
+  const r = await fetch(`${h.url}/.well-known/oauth-protected-resource/mcp`);
+  assert.equal(r.status, 200);
+  const m = (await r.json()) as Record<string, unknown>;
+  assert.equal(m.resource, `${h.url}/mcp`);
+  assert.deepEqual(m.authorization_servers, [h.url]);
+  assert.deepEqual(m.bearer_methods_supported, ['header']);
+  assert.ok((m.scopes_supported as string[]).includes('tool:echo/*'));
+});
+
+test('tools/list shows only the tools the caller may call, namespaced <server>/<tool>', async () => {
+  const { tools } = await client.listTools();
+  const names = tools.map((t) => t.name);
+  assert.ok(names.includes('echo/echo'));
+  assert.ok(names.includes('echo/add'));
+  // Argument-conditional permit: listed (the call decides with the real arguments).
+  assert.ok(names.includes('echo/query_patients'));
+  assert.ok(!names.includes('echo/secret_tool'), 'unauthorized tool must be invisible');
+  assert.ok(names.includes('everything/echo'), 'server-everything tools are proxied');
+  assert.ok(names.includes('everything/get-env'));
+});
+
+test('tools/call runs the upstream tool', async () => {
+  const r = await client.callTool({ name: 'echo/add', arguments: { a: 2, b: 40 } });
+  assert.deepEqual(r.content, [{ type: 'text', text: '42' }]);
+  const e = await client.callTool({ name: 'everything/echo', arguments: { message: 'hello' } });
+  assert.match(text(e.content), /hello/);
+});
+
+test('prompt injection: the injected key never comes back, in any encoding', async () => {
+  for (const encoding of ['plain', 'base64', 'base64url', 'hex', 'url', 'json']) {
+    const r = await client.callTool({ name: 'echo/echo_env', arguments: { name: 'API_KEY', encoding } });
+    const t = (r.content as { text: string }[])[0]!.text;
+    assert.match(t, /^here you go: \[REDACTED:[a-z0-9-]+\] \(enjoy\)$/, `${encoding}: ${t}`);
+    assert.ok(!t.includes(API_KEY));
+  }
+  const dump = await client.callTool({ name: 'echo/dump_env', arguments: {} });
+  assert.ok(!text(dump).includes(API_KEY));
+  assert.ok(!text(dump).includes(Buffer.from(API_KEY).toString('base64')));
+  assert.match(text(dump), /not-a-secret/, 'literal config values are not secrets');
+  // Tessera's own environment does not reach the upstream.
+  assert.ok(!text(dump).includes('TESSERA_'), 'gateway env is not inherited');
+});
+
+test('prompt injection: the key inside an upstream error message and an isError result is scrubbed', async () => {
+  const err = await rpcError(client.callTool({ name: 'echo/fail_with_env', arguments: { name: 'API_KEY' } }));
+  assert.ok(!err.message.includes(API_KEY));
+  assert.match(err.message, /password=\[REDACTED:plain\]/);
+  assert.equal((err.data as { code: string }).code, 'TESSERA_GATEWAY_UPSTREAM_ERROR');
+  const r = await client.callTool({ name: 'echo/error_result_with_env', arguments: { name: 'API_KEY' } });
+  assert.equal(r.isError, true);
+  assert.ok(!text(r).includes(API_KEY));
+  assert.match(text(r), /REDACTED/);
+});
+
+test('server-everything get-env with an injected env value: scrubbed, and audited as exfiltration', async () => {
+  const r = await client.callTool({ name: 'everything/get-env', arguments: {} });
+  const t = text(r);
+  assert.match(t, /EVERYTHING_API_KEY/);
+  assert.ok(!t.includes(EVERYTHING_KEY));
+  assert.match(t, /REDACTED/);
+  await h.tessera.audit.flush();
+  const rows = await h.tessera.store.all<{ body: string }>("SELECT body FROM audit_events WHERE kind = 'gateway.exfiltration_suspected'");
+  assert.ok(rows.some((x) => x.body.includes('kv/gw/everything/key')), 'the scrub hit is audited with the secret label');
+  assert.ok(rows.every((x) => !x.body.includes(EVERYTHING_KEY) && !x.body.includes(API_KEY)));
+});
+
+test('every tools/call is audited with a digest of the arguments, never their values', async () => {
+  await client.callTool({ name: 'echo/echo', arguments: { text: 'audit-me-please' } });
+  await h.tessera.audit.flush();
+  const rows = await h.tessera.store.all<{ body: string }>("SELECT body FROM audit_events WHERE kind = 'gateway.tool_call'");
+  const ev = rows.map((r) => JSON.parse(r.body) as { resource: string; result: string; actor: { id: string }; details: Record<string, unknown> }).filter((e) => e.resource === 'echo/echo');
+  assert.ok(ev.length >= 1);
+  const last = ev[ev.length - 1]!;
+  assert.equal(last.actor.id, READER);
+  assert.equal(last.result, 'allow');
+  assert.match(String(last.details.args_sha256), /^[0-9a-f]{64}$/);
+  assert.equal(last.details.upstream_status, 'ok');
+  assert.equal(typeof last.details.latency_ms, 'number');
+  assert.equal(last.details.scrub_hits, 0);
+  assert.ok(!rows.some((r) => r.body.includes('audit-me-please')), 'argument values are not audited by default');
+});
+
+test('unauthorized tool is uncallable and indistinguishable from an unknown one', async () => {
+  const e1 = await rpcError(client.callTool({ name: 'echo/secret_tool', arguments: {} }));
+  const e2 = await rpcError(client.callTool({ name: 'echo/no_such_tool', arguments: {} }));
+  const e3 = await rpcError(client.callTool({ name: 'nosuchserver/x', arguments: {} }));
+  for (const e of [e1, e2, e3]) {
+    assert.equal(e.code, -32602);
+    assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_TOOL_NOT_FOUND');
+  }
+});
+
+test('argument-level policy: query_patients only for ward == cardiology', async () => {
+  const ok = await client.callTool({ name: 'echo/query_patients', arguments: { ward: 'cardiology' } });
+  assert.match(text(ok), /patients in cardiology/);
+  const e = await rpcError(client.callTool({ name: 'echo/query_patients', arguments: { ward: 'oncology' } }));
+  assert.equal(e.code, -32003);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_TOOL_DENIED');
+});
+
+test('arguments failing the tool inputSchema: a clear JSON-RPC invalid params error', async () => {
+  const e = await rpcError(client.callTool({ name: 'echo/add', arguments: { a: 'two', b: 1 } }));
+  assert.equal(e.code, -32602);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_TOOL_ARGS_INVALID');
+  assert.match(e.message, /arguments\/a must be integer/);
+  const e2 = await rpcError(client.callTool({ name: 'echo/add', arguments: { a: 1 } }));
+  assert.match(e2.message, /required property 'b'/);
+});
+
+test('an upstream that hangs: timeout error, and the gateway keeps serving', async () => {
+  const e = await rpcError(client.callTool({ name: 'echo/hang', arguments: {} }));
+  assert.equal(e.code, -32004);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_UPSTREAM_TIMEOUT');
+  const r = await client.callTool({ name: 'echo/add', arguments: { a: 1, b: 1 } });
+  assert.deepEqual(r.content, [{ type: 'text', text: '2' }]);
+});
+
+test('an upstream that exits: clear error, restarted on the next call, other upstreams unaffected', async () => {
+  const before = await client.callTool({ name: 'echo/pid', arguments: {} });
+  const e = await rpcError(client.callTool({ name: 'echo/exit', arguments: {} }));
+  assert.equal(e.code, -32002);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_UPSTREAM_FAILED');
+  const ev = await client.callTool({ name: 'everything/echo', arguments: { message: 'still here' } });
+  assert.match(text(ev), /still here/);
+  const after = await client.callTool({ name: 'echo/pid', arguments: {} });
+  assert.notEqual(text(after), text(before), 'a new process serves the next call');
+});
+
+test('stdio upstreams are isolated per agent: another agent gets its own process', async () => {
+  const t2 = await h.login('spiffe://example.org/ns/gw/sa/second', { team: 'gw' });
+  const c2 = await h.connect(t2);
+  const p1 = text(await client.callTool({ name: 'echo/pid', arguments: {} }));
+  const p2 = text(await c2.callTool({ name: 'echo/pid', arguments: {} }));
+  assert.notEqual(p1, p2);
+  // Same agent, second session: the pooled process is shared.
+  const c3 = await h.connect(token);
+  assert.equal(text(await c3.callTool({ name: 'echo/pid', arguments: {} })), p1);
+});
+
+test('an agent without permissions sees no tools', async () => {
+  const t = await h.login(OTHER);
+  const c = await h.connect(t);
+  const { tools } = await c.listTools();
+  assert.deepEqual(tools, []);
+  const e = await rpcError(c.callTool({ name: 'echo/echo', arguments: { text: 'x' } }));
+  assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_TOOL_NOT_FOUND');
+});
+
+test('401: missing token, with WWW-Authenticate pointing at the resource metadata', async () => {
+  const r = await rawMcp(h.mcpUrl, undefined, INIT());
+  assert.equal(r.status, 401);
+  assert.equal(r.headers.get('www-authenticate'), `Bearer resource_metadata="${h.url}/.well-known/oauth-protected-resource/mcp"`);
+  assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_MISSING');
+});
+
+test('401: invalid token and a token for another audience (no passthrough) are refused with invalid_token', async () => {
+  const bad = await rawMcp(h.mcpUrl, 'not.a.token', INIT());
+  assert.equal(bad.status, 401);
+  assert.match(bad.headers.get('www-authenticate')!, /^Bearer error="invalid_token", error_description="[^"]*", resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"$/);
+  // A Tessera token for Tessera's own API (audience = issuer), not for the gateway.
+  const apiToken = await h.login(READER, { team: 'gw' }, h.url);
+  const wrongAud = await rawMcp(h.mcpUrl, apiToken, INIT());
+  assert.equal(wrongAud.status, 401);
+  assert.equal(wrongAud.body.error.data.code, 'TESSERA_TOKEN_AUDIENCE_INVALID');
+  assert.match(wrongAud.headers.get('www-authenticate')!, /error="invalid_token"/);
+});
+
+// 403 insufficient_scope needs a scoped (task) token, which Tessera cannot issue yet: see stack.test.ts.
+
+test('a session id presented with another agent\'s token is refused', async () => {
+  const init = await rawMcp(h.mcpUrl, token, INIT());
+  assert.equal(init.status, 200);
+  const sid = init.headers.get('mcp-session-id')!;
+  assert.ok(sid);
+  const other = await h.login(OTHER);
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
+  const r = await rawMcp(h.mcpUrl, other, list, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(r.status, 404);
+  assert.equal(r.body.error.data.code, 'TESSERA_GATEWAY_SESSION_NOT_FOUND');
+  const mine = await rawMcp(h.mcpUrl, token, list, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(mine.status, 200);
+  const unknown = await rawMcp(h.mcpUrl, token, list, { 'mcp-session-id': 'nope', 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(unknown.status, 404);
+});
+
+test('bad input: malformed JSON, invalid JSON-RPC, no session, oversized message', async () => {
+  const malformed = await rawMcp(h.mcpUrl, token, '{"jsonrpc": "2.0", "id": 1, "method": ');
+  assert.equal(malformed.status, 400);
+  assert.equal(malformed.body.error.code, -32700);
+  assert.equal(malformed.body.error.data.code, 'TESSERA_GATEWAY_REQUEST_INVALID');
+
+  const noSession = await rawMcp(h.mcpUrl, token, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }));
+  assert.equal(noSession.status, 400);
+  assert.equal(noSession.body.error.data.code, 'TESSERA_GATEWAY_REQUEST_INVALID');
+
+  const init = await rawMcp(h.mcpUrl, token, INIT());
+  const sid = init.headers.get('mcp-session-id')!;
+  const notRpc = await rawMcp(h.mcpUrl, token, JSON.stringify({ hello: 'world' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(notRpc.status, 400);
+  assert.equal(notRpc.body.error.code, -32700);
+
+  const big = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo/echo', arguments: { text: 'x'.repeat(10_000) } } });
+  const tooLarge = await rawMcp(h.mcpUrl, token, big, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(tooLarge.status, 413);
+  assert.equal(tooLarge.body.error.data.code, 'TESSERA_GATEWAY_MESSAGE_TOO_LARGE');
+
+  const badVersion = await rawMcp(h.mcpUrl, token, JSON.stringify({ jsonrpc: '2.0', id: 4, method: 'tools/list' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' });
+  assert.equal(badVersion.status, 400);
+});
+
+test('older protocol revisions negotiate (2025-06-18, 2025-03-26)', async () => {
+  for (const v of ['2025-06-18', '2025-03-26']) {
+    const r = await rawMcp(h.mcpUrl, token, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: v, capabilities: {}, clientInfo: { name: 'old', version: '1' } } }));
+    assert.equal(r.status, 200);
+    assert.equal(r.body.result.protocolVersion, v);
+  }
+});
+
+test('revoking the agent disconnects its session mid-session', async () => {
+  const victimId = 'spiffe://example.org/ns/gw/sa/victim';
+  const t = await h.login(victimId, { team: 'gw' });
+  const c = await h.connect(t);
+  const r = await c.callTool({ name: 'echo/add', arguments: { a: 1, b: 2 } });
+  assert.deepEqual(r.content, [{ type: 'text', text: '3' }]);
+  // An in-flight call when the revocation lands.
+  const inflight = c.callTool({ name: 'echo/hang', arguments: {} }).then(() => 'resolved', (e: Error) => e.message);
+  await new Promise((res) => setTimeout(res, 100));
+  const rev = await h.admin('POST', '/v1/admin/revocations', { kind: 'agent', target: victimId, reason: 'test' });
+  assert.equal(rev.status, 201);
+  assert.match(await inflight, /401|revoked/i);
+  await assert.rejects(c.callTool({ name: 'echo/add', arguments: { a: 1, b: 2 } }), /401|revoked|invalid_token/i);
+  // Everyone else keeps working.
+  const mine = await client.callTool({ name: 'echo/add', arguments: { a: 2, b: 2 } });
+  assert.deepEqual(mine.content, [{ type: 'text', text: '4' }]);
+});

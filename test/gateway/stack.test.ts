@@ -1,0 +1,252 @@
+/**
+ * The gateway on a bare app (createApp + createGateway) with the real policy engine, the real
+ * kv service on an in-memory store, and real upstreams: a Streamable HTTP MCP server, a
+ * declarative `http` tool and an in-process provider.
+ *
+ * The token verifier here is a table of principals: Tessera cannot issue scoped (task) tokens
+ * yet, and the 403 `insufficient_scope` path needs a principal that carries a scope. Everything
+ * else is real.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FastifyInstance } from 'fastify';
+import { createApp } from '../../src/server/app.js';
+import { createPolicyEngine, type PolicyEngine } from '../../src/policy/index.js';
+import { createKvService } from '../../src/secrets/kv.js';
+import { masterSealer } from '../../src/secrets/master-key.js';
+import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import type { Store } from '../../src/store/port.js';
+import { systemClock } from '../../src/shared/clock.js';
+import { silentLogger } from '../../src/shared/logger.js';
+import { TesseraError } from '../../src/shared/errors.js';
+import type { AgentPrincipal } from '../../src/shared/principal.js';
+import { parseConfig } from '../../src/config/index.js';
+import { createGateway, type Gateway, type ToolProvider } from '../../src/gateway/index.js';
+import { MemoryAuditWriter } from '../helpers/audit.js';
+import { startHttpUpstream, type HttpUpstream } from './fixtures/http-upstream.js';
+import { rawMcp, INIT } from './harness.js';
+
+const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
+const WEB_TOKEN = 'web-api-token-Ls9Xc2Rb7N';
+const MEM_KEY = 'mem-provider-key-Hy6Jd3Pw0';
+
+const principal = (name: string, scope?: string[]): AgentPrincipal => ({
+  spiffeId: `spiffe://example.org/ns/gw/sa/${name}`, trustDomain: 'example.org', path: `/ns/gw/sa/${name}`,
+  attributes: { 'label.team': 'gw' }, jti: `jti-${name}-0123456789abcdef`, expiresAt: Date.now() + 600_000, ...(scope ? { scope } : {}),
+});
+const PRINCIPALS: Record<string, AgentPrincipal> = {
+  'tok-full': principal('full'),
+  'tok-scoped': principal('scoped', ['tool:mem/ping']),
+};
+
+let dir: string;
+let store: Store;
+let policy: PolicyEngine;
+let app: FastifyInstance;
+let gateway: Gateway;
+let upstream: HttpUpstream;
+let web: HttpServer;
+let url: string;
+const audit = new MemoryAuditWriter();
+const revoked = new Set<string>();
+
+const mem: ToolProvider = {
+  server: 'mem',
+  listTools: async () => [
+    { name: 'ping', inputSchema: { type: 'object', properties: {} } },
+    { name: 'with_secret', inputSchema: { type: 'object', properties: {} } },
+  ],
+  callTool: async (tool, _args, ctx) => {
+    if (tool === 'ping') return { content: [{ type: 'text', text: 'pong' }] };
+    const key = await ctx.resolveSecret('gw/mem/key');
+    return { content: [{ type: 'text', text: `b64=${Buffer.from(key).toString('base64')} hex=${Buffer.from(key).toString('hex')}` }] };
+  },
+  close: async () => undefined,
+};
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tessera-gw-stack-'));
+  writeFileSync(join(dir, 'p.cedar'), `
+@id("all-tools") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.hasTag("team") };
+@id("inject") permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw") when { principal.hasTag("team") };
+`);
+  policy = createPolicyEngine({ dir, clock: systemClock, logger: silentLogger, audit, watch: false });
+  await policy.start();
+  store = openSqliteStore({ file: ':memory:' });
+  await store.migrate();
+  const kv = createKvService({ store, sealer: masterSealer(randomBytes(32)), clock: systemClock, audit });
+  const ctx = { actor: { id: 'admin:test' } };
+  await kv.put('gw/http/key', HTTP_KEY, undefined, ctx);
+  await kv.put('gw/web/token', WEB_TOKEN, undefined, ctx);
+  await kv.put('gw/mem/key', MEM_KEY, undefined, ctx);
+
+  upstream = await startHttpUpstream();
+  web = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ you_sent: req.headers.authorization ?? null }));
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const webPort = (web.address() as { port: number }).port;
+
+  const config = parseConfig({
+    gateway: {
+      servers: [{ name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } }],
+      tools: [{ kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } }],
+    },
+  }).gateway;
+
+  // The issuer (and so the gateway's resource URI) must be known before the app listens.
+  const port = await new Promise<number>((res) => {
+    const s = createNetServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+  url = `http://127.0.0.1:${port}`;
+  gateway = createGateway({
+    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem],
+    tokens: {
+      verify: async (token, { audience }) => {
+        if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
+        const p = PRINCIPALS[token];
+        if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
+        return p;
+      },
+    },
+    leases: { issue: async () => { throw new TesseraError('TESSERA_INTERNAL', 'unused'); }, revoke: async () => undefined },
+    revocations: { isPrincipalRevoked: (p) => revoked.has(p.spiffeId) },
+  });
+  app = createApp({
+    logger: silentLogger, replicaId: 'test', bodyLimit: 65536,
+    admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no'); } },
+    agents: { authenticate: async () => { throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'no'); } },
+  });
+  gateway.register(app);
+  await app.listen({ host: '127.0.0.1', port });
+});
+
+async function serve(): Promise<{ url: string }> {
+  return { url };
+}
+
+after(async () => {
+  await gateway?.close();
+  await app?.close();
+  await upstream?.close();
+  web?.closeAllConnections();
+  await new Promise<void>((r) => (web ? web.close(() => r()) : r()));
+  policy?.stop();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function connect(token: string): Promise<Client> {
+  const { url: u } = await serve();
+  const c = new Client({ name: 't', version: '1' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${u}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  return c;
+}
+
+test('Streamable HTTP upstream: header injected from kv, scrubbed on the way back, agent token never forwarded', async () => {
+  const c = await connect('tok-full');
+  const names = (await c.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes('remote/ping') && names.includes('remote/leak') && names.includes('web/whoami') && names.includes('mem/ping'));
+  const leak = await c.callTool({ name: 'remote/leak', arguments: {} });
+  assert.deepEqual(leak.content, [{ type: 'text', text: 'key=[REDACTED:plain]' }]);
+  const h = JSON.parse((await c.callTool({ name: 'remote/headers', arguments: {} }) as { content: { text: string }[] }).content[0]!.text) as { authorization: string | null; has_api_key: boolean };
+  assert.equal(h.authorization, null, 'the agent token is not passed through');
+  assert.equal(h.has_api_key, true);
+  assert.deepEqual(upstream.authorizations, []);
+  const hits = audit.events.filter((e) => e.kind === 'gateway.exfiltration_suspected');
+  assert.ok(hits.some((e) => (e.details as { label?: string }).label === 'kv/gw/http/key'));
+  await c.close();
+});
+
+test('declarative http tool: the credential is injected by Tessera and scrubbed from the response', async () => {
+  const c = await connect('tok-full');
+  const r = await c.callTool({ name: 'web/whoami', arguments: {} });
+  const t = JSON.stringify(r);
+  assert.ok(!t.includes(WEB_TOKEN));
+  assert.match(t, /REDACTED/);
+  await c.close();
+});
+
+test('in-process provider: secrets resolved through the call context are scrubbed in every encoding', async () => {
+  const c = await connect('tok-full');
+  const r = await c.callTool({ name: 'mem/with_secret', arguments: {} });
+  const t = JSON.stringify(r);
+  assert.ok(!t.includes(Buffer.from(MEM_KEY).toString('base64')) && !t.includes(Buffer.from(MEM_KEY).toString('hex')));
+  assert.match(t, /b64=\[REDACTED:base64\] hex=\[REDACTED:hex\]/);
+  await c.close();
+});
+
+test('token scope narrows the tool list, and a tools/call outside it is 403 insufficient_scope naming the scope', async () => {
+  const c = await connect('tok-scoped');
+  const names = (await c.listTools()).tools.map((t) => t.name);
+  assert.deepEqual(names, ['mem/ping']);
+  await c.close();
+  const { url: u } = await serve();
+  const init = await rawMcp(`${u}/mcp`, 'tok-scoped', INIT());
+  const sid = init.headers.get('mcp-session-id')!;
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'remote/ping', arguments: {} } });
+  const r = await rawMcp(`${u}/mcp`, 'tok-scoped', call, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(r.status, 403);
+  assert.equal(r.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="tool:remote/ping", resource_metadata="${u}/.well-known/oauth-protected-resource/mcp", error_description="the token scope does not cover tool:remote/ping"`);
+  assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem/ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.body.result.content, [{ type: 'text', text: 'pong' }]);
+});
+
+test('onRevocation closes the revoked principal\'s sessions at once; DELETE ends a session', async () => {
+  const { url: u } = await serve();
+  const init = await rawMcp(`${u}/mcp`, 'tok-full', INIT());
+  const sid = init.headers.get('mcp-session-id')!;
+  const before = gateway.sessionCount;
+  assert.ok(before >= 1);
+  revoked.add(PRINCIPALS['tok-full']!.spiffeId);
+  try {
+    gateway.onRevocation();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(gateway.sessionCount < before);
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    const r = await rawMcp(`${u}/mcp`, 'tok-full', list, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    assert.equal(r.status, 401);
+    assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_REVOKED');
+    assert.ok(audit.events.some((e) => e.kind === 'gateway.session_closed' && (e.details as { cause: string }).cause === 'revoked'));
+  } finally {
+    revoked.clear();
+  }
+  const init2 = await rawMcp(`${u}/mcp`, 'tok-full', INIT());
+  const sid2 = init2.headers.get('mcp-session-id')!;
+  const del = await fetch(`${u}/mcp`, { method: 'DELETE', headers: { authorization: 'Bearer tok-full', 'mcp-session-id': sid2, 'mcp-protocol-version': '2025-11-25' } });
+  assert.equal(del.status, 200);
+  const after = await rawMcp(`${u}/mcp`, 'tok-full', JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }), { 'mcp-session-id': sid2, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(after.status, 404);
+});
+
+test('gateway config: bad server definitions are refused with TESSERA_CONFIG_INVALID naming the key', () => {
+  const bad = [
+    { servers: [{ name: 'Bad Name', transport: 'stdio', command: 'x' }] },
+    { servers: [{ name: 'a', transport: 'stdio', command: 'x', env: { KEY: { secret: '../etc' } } }] },
+    { servers: [{ name: 'a', transport: 'streamable_http', url: 'http://x/mcp', headers: { 'Mcp-Session-Id': 'x' } }] },
+    { servers: [{ name: 'a', transport: 'stdio', command: 'x' }, { name: 'a', transport: 'stdio', command: 'y' }] },
+    { call_timeout: '0s' },
+    { stdio_isolation: 'shared' },
+  ];
+  for (const g of bad) {
+    assert.throws(() => parseConfig({ gateway: g }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_CONFIG_INVALID' && /gateway/.test(e.message), JSON.stringify(g));
+  }
+  const ok = parseConfig({ gateway: { servers: [{ name: 'gh', transport: 'stdio', command: 'npx', env: { TOKEN: { credential: { engine: 'postgres', role: 'ro', field: 'password' } } } }] } }).gateway;
+  assert.equal(ok.stdio_isolation, 'per_agent');
+  assert.equal(ok.call_timeout, 30_000);
+});
