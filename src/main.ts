@@ -24,7 +24,7 @@ import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKe
 import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
-import { createJoinTokenService, createAttestation, registerIdentityRoutes } from './identity/index.js';
+import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
@@ -186,7 +186,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
     const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
-    const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew });
+    const agentRegistry = createAgentRegistry({ store, clock, logger });
+    agentRegistry.start();
+    cleanups.push(() => agentRegistry.close());
+    const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry });
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl) });
     await keys.ensureKeys();

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { AgentRegistry } from './agent-registry.js';
 import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
@@ -28,6 +29,8 @@ export interface AttestationDeps {
   fetch?: typeof fetch;
   /** Allowed clock skew for `exp`/`nbf`/`iat` (default 30 s). */
   clockSkewMs?: number;
+  /** Batches the `agents` inventory writes off the login path; without it each login writes at once. */
+  agents?: Pick<AgentRegistry, 'record'>;
 }
 
 interface JwtVerifier {
@@ -190,6 +193,10 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   }
 
   async function recordAgent(identity: AttestedIdentity): Promise<void> {
+    if (deps.agents) {
+      deps.agents.record(identity);
+      return;
+    }
     const now = clock.now();
     // Portable upsert (SQLite ≥ 3.24 and PostgreSQL ≥ 9.5 both support ON CONFLICT ... DO UPDATE).
     await store.run(

@@ -6,3 +6,4 @@ export { createJoinTokenService, JOIN_TOKEN_PREFIX, JOIN_TOKEN_MAX_TTL_MS, type 
 export { createAttestation, JWT_SVID_ALGORITHMS, type AttestationDeps } from './attestation.js';
 export { parseSpiffeBundle } from './bundle.js';
 export { registerIdentityRoutes } from './routes.js';
+export { createAgentRegistry, type AgentRegistry } from './agent-registry.js';
