@@ -25,6 +25,11 @@ const CONCURRENCY = 32;
 const MS = 3000;
 const MAX_OPS = 300_000;
 
+interface RpcReply {
+  result?: { content?: { text?: string }[] };
+  error?: unknown;
+}
+
 interface RpcTarget {
   call(name: string): Promise<void>;
   close(): Promise<void>;
@@ -34,10 +39,10 @@ async function target(url: string, token?: string): Promise<RpcTarget> {
   const u = new URL(url);
   const pool = new Pool(u.origin, { connections: CONCURRENCY, pipelining: 1 });
   const base: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) };
-  const post = async (body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; json: any }> => {
+  const post = async (body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; json: RpcReply | undefined }> => {
     const r = await pool.request({ method: 'POST', path: u.pathname, headers: { ...base, ...headers }, body: JSON.stringify(body) });
     const text = await r.body.text();
-    return { status: r.statusCode, headers: r.headers, json: text ? JSON.parse(text) : undefined };
+    return { status: r.statusCode, headers: r.headers, json: text ? (JSON.parse(text) as RpcReply) : undefined };
   };
   const init = await post({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
   const sid = init.headers['mcp-session-id'];

@@ -23,6 +23,7 @@ import { createAuditLog, registerAuditRoutes, verifyAudit, META_PUBLIC_KEY, type
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
+import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
@@ -143,7 +144,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await policy.start();
     cleanups.push(() => policy.stop());
 
-    const engines: DynamicEngine[] = [...(options.engines ?? [])];
+    // Dynamic engines: PostgreSQL users per lease (configured through /v1/admin/engines/postgres).
+    const postgresEngine = createPostgresEngine({ store, sealer, clock, logger, audit, metrics });
+    await postgresEngine.start();
+    cleanups.push(() => postgresEngine.stop());
+    const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
     let gateway: Gateway | undefined;
     const revocations = createRevocationService({
@@ -222,6 +227,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerLeaseRoutes(app, { leases, authorizer: policy });
     registerRevocationRoutes(app, { revocations });
     registerAuditRoutes(app, { audit });
+    registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
 
     await app.listen({ host, port });

@@ -13,6 +13,8 @@
  * A process that exits is dropped: the call in flight fails with TESSERA_GATEWAY_UPSTREAM_FAILED
  * and the next call starts a new one. Other callers' connections are unaffected.
  */
+import { Readable } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -355,14 +357,35 @@ function toGatewayTool(t: Tool): GatewayTool {
 }
 
 /**
- * The SDK client passes one long-lived AbortSignal (the transport's) to every fetch; Node 20's
- * fetch only drops its abort listener on garbage collection, so a busy connection piles up
- * thousands of listeners and slows down. Calls are bounded by the gateway's own timeout and a
- * closed client rejects its pending requests, so that signal is not needed here.
+ * `fetch` for the SDK's Streamable HTTP client transport, on undici's `request`: several times
+ * cheaper per call than WHATWG fetch, which matters because every gateway call to an HTTP
+ * upstream is one such request. JSON answers are read whole; SSE streams are passed through as
+ * they arrive. Also, the SDK gives every fetch one long-lived AbortSignal (the transport's), and
+ * Node 20's fetch drops its abort listener only on garbage collection, so a busy connection piles
+ * up thousands of listeners; calls here are bounded by the gateway's own timeout instead, and a
+ * closed client rejects its pending requests.
  */
-const upstreamFetch = (url: string | URL, init?: RequestInit): Promise<Response> => {
-  const { signal: _signal, ...rest } = init ?? {};
-  return fetch(url, rest);
+const upstreamFetch = async (url: string | URL, init?: RequestInit): Promise<Response> => {
+  const headers: Record<string, string> = {};
+  new Headers(init?.headers).forEach((v, k) => {
+    headers[k] = v;
+  });
+  const method = (init?.method ?? 'GET') as Dispatcher.HttpMethod;
+  const r = await request(url, { method, headers, ...(typeof init?.body === 'string' ? { body: init.body } : {}) });
+  const out = new Headers();
+  for (const [k, v] of Object.entries(r.headers)) {
+    if (Array.isArray(v)) for (const x of v) out.append(k, x);
+    else if (v !== undefined) out.set(k, v);
+  }
+  const status = r.statusCode;
+  if (status === 204 || status === 304 || method === 'HEAD') {
+    await r.body.dump();
+    return new Response(null, { status, headers: out });
+  }
+  if ((out.get('content-type') ?? '').includes('text/event-stream')) {
+    return new Response(Readable.toWeb(r.body) as ReadableStream<Uint8Array>, { status, headers: out });
+  }
+  return new Response(await r.body.arrayBuffer(), { status, headers: out });
 };
 
 async function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {

@@ -245,7 +245,10 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
       // SPIFFE Trust Domain and Bundle §4.2.1: JWT-SVID signing keys carry `use: "jwt-svid"`.
       const now = clock.now();
       const bundleKeys = [...keys.values()].filter((k) => k.expiresAt > now).map((k) => ({ ...k.jwk, use: 'jwt-svid' }));
-      return { keys: bundleKeys, spiffe_sequence: sequence, spiffe_refresh_hint: Math.max(60, Math.min(3600, Math.floor(deps.rotationPeriodMs / 8000))) };
+      // The hint must be well inside the pre-publication window: a verifier that last fetched
+      // just before the next key appeared must refetch (hint + the 60 s HTTP max-age + up to
+      // 60 s rotation-job delay) before that key starts signing. Half the window, 1 min … 1 h.
+      return { keys: bundleKeys, spiffe_sequence: sequence, spiffe_refresh_hint: Math.max(60, Math.min(3600, Math.floor(prepublish / 2000))) };
     },
   };
   return manager;

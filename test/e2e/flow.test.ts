@@ -4,16 +4,31 @@
  * audit log verifies and leaks nothing.
  */
 import { test } from 'node:test';
+import { copyFileSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { startHarness, auditTexts, type Harness } from './harness.js';
 import { MemoryEngine } from '../helpers/memory-engine.js';
 
 const READER = 'spiffe://tessera.local/ns/healthcare/sa/patient-reader';
+
+// The demo policies plus one for the in-memory test engine.
+const MEMDB_POLICY = `@id("memdb-readonly")
+permit (principal, action == Tessera::Action::"cred.issue", resource == Tessera::Role::"memdb/readonly")
+when { principal.namespace == "healthcare" };`;
+
+function policiesWith(extra: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-policies-'));
+  for (const f of readdirSync('examples/policies')) if (f.endsWith('.cedar')) copyFileSync(join('examples/policies', f), join(dir, f));
+  writeFileSync(join(dir, 'memdb.cedar'), extra);
+  return dir;
+}
 const OTHER = 'spiffe://tessera.local/ns/billing/sa/invoicer';
 
 test('agent flow: login, policy-checked secrets, leases, kill switch, audit', async (t) => {
-  const engine = new MemoryEngine('postgres', { readonly: { defaultTtlMs: 60_000, maxTtlMs: 120_000, renewable: true } });
-  const h: Harness = await startHarness({ engines: [engine] });
+  const engine = new MemoryEngine('memdb', { readonly: { defaultTtlMs: 60_000, maxTtlMs: 120_000, renewable: true } });
+  const h: Harness = await startHarness({ engines: [engine], policyDir: policiesWith(MEMDB_POLICY) });
   t.after(() => h.close());
 
   const readValue = `db-password-${Math.random().toString(36).slice(2)}-e2e`;
@@ -43,7 +58,7 @@ test('agent flow: login, policy-checked secrets, leases, kill switch, audit', as
   assert.equal(denied.body.error.code, 'TESSERA_POLICY_DENIED');
 
   // A lease through the healthcare-db-readonly policy.
-  const lease = await h.agent(token, 'POST', '/v1/creds/postgres/readonly', {});
+  const lease = await h.agent(token, 'POST', '/v1/creds/memdb/readonly', {});
   assert.equal(lease.status, 201, JSON.stringify(lease.body));
   assert.ok(lease.body.lease_id);
   for (const v of Object.values(lease.body.data as Record<string, unknown>)) if (typeof v === 'string' && v.length >= 8) h.sensitive.add(v);
@@ -51,7 +66,7 @@ test('agent flow: login, policy-checked secrets, leases, kill switch, audit', as
 
   // Another agent is not allowed the same credential.
   const other = await h.login(await h.joinToken(OTHER));
-  const otherLease = await h.agent(other, 'POST', '/v1/creds/postgres/readonly', {});
+  const otherLease = await h.agent(other, 'POST', '/v1/creds/memdb/readonly', {});
   assert.equal(otherLease.status, 403);
 
   // Kill switch: the revoke call returns, and the very next request with the unexpired token is refused.

@@ -382,3 +382,31 @@ test('a silent database (accepts TCP, never answers): configure and issuance end
     await new Promise<void>((res) => silent.close(() => res()));
   }
 });
+
+test('master-key rotation re-wraps the sealed management URL (runs last: it changes the key)', async () => {
+  const { rotateMasterKey } = await import('../../src/secrets/rotate.js');
+  const { createKeySealer } = await import('../../src/secrets/sealer.js');
+  const { createPostgresEngine } = await import('../../src/engines/postgres/index.js');
+  const { silentLogger } = await import('../../src/shared/logger.js');
+  const { randomBytes } = await import('node:crypto');
+  const next = createKeySealer(randomBytes(32), 'next-key');
+  const report = await rotateMasterKey({ store: h.store, oldSealer: h.sealer, newSealer: next, clock: h.clock });
+  assert.ok(report.metaRows >= 1, JSON.stringify(report));
+  const again = createPostgresEngine({ store: h.store, sealer: next, clock: h.clock, logger: silentLogger, audit: h.audit });
+  await again.start();
+  try {
+    assert.equal(again.getConfig('main').username, fx.mgmtUser);
+    // And the re-wrapped URL really works: a user is created and dropped with it.
+    const lease = { id: 'lease_rotation_check', engine: 'postgres', role: 'patient-reader', ownerAgent: 'spiffe://example.org/x', createdAt: h.clock.now(), expiresAt: h.clock.now() + 60_000, maxExpiresAt: h.clock.now() + 60_000 };
+    const data = again.engine.prepare(lease);
+    const created = await again.engine.create(lease, data, new AbortController().signal);
+    const c = await loginAs(created.data as Cred);
+    await c.end();
+    await again.engine.revoke(data, new AbortController().signal);
+    await cannotLogin(created.data as Cred);
+  } finally {
+    await again.stop();
+  }
+  // The old key no longer opens it.
+  await assert.rejects(h.postgres.reload(), (e: Error & { code?: string }) => e.code === 'TESSERA_SECRET_DECRYPT_FAILED');
+});

@@ -92,6 +92,18 @@ test('rotation: pre-publishes the next key, switches at period end, old key veri
   assert.ok(keys.bundle().spiffe_sequence > seq, 'sequence increases when a key is removed');
 });
 
+test('spiffe_refresh_hint: a verifier refreshing on the hint sees the next key before it signs', async () => {
+  const { keys } = await keyFixture();
+  await keys.ensureKeys();
+  const hintMs = keys.bundle().spiffe_refresh_hint * 1000;
+  // Pre-publication window with this config: min(overlap, period / 4) = 1 h. Worst case: the
+  // verifier fetched just before publication, the rotation job runs up to 60 s late, and an
+  // HTTP cache adds the 60 s max-age of GET /v1/bundle.
+  const window = Math.min(HOUR, PERIOD / 4);
+  assert.ok(hintMs + 60_000 + 60_000 < window, `refresh hint ${hintMs / 1000}s leaves no margin in a ${window / 1000}s pre-publication window`);
+  assert.ok(hintMs >= 60_000);
+});
+
 test('rotateNow: new key signs at once, the previous one stays published; sequence increases', async () => {
   const { keys, clock, tokens } = await tokenFixture();
   const k1 = keys.signingKey().kid;
