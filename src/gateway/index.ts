@@ -70,6 +70,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const l = await deps.leases.issue({ engine, role, principal, ...(ttlMs !== undefined ? { ttlMs } : {}), where });
       return { leaseId: l.lease_id, data: l.data };
     },
+    mayInject(principal, v) {
+      const d = 'secret' in v
+        ? authorizer.authorize({ principal, action: 'secret.inject', resource: { type: 'Secret', path: v.secret } })
+        : authorizer.authorize({ principal, action: 'cred.issue', resource: { type: 'Role', engine: v.credential.engine, role: v.credential.role } });
+      return d.allowed;
+    },
     async revokeLease(leaseId, principal) {
       await deps.leases.revoke(leaseId, 'gateway.done', { principal });
     },

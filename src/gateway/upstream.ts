@@ -33,6 +33,8 @@ export interface Injector {
   resolveSecret(principal: AgentPrincipal, path: string, where: AuditWhere): Promise<string>;
   issueCredential(principal: AgentPrincipal, engine: string, role: string, ttlMs: number | undefined, where: AuditWhere): Promise<{ leaseId: string; data: Readonly<Record<string, unknown>> }>;
   revokeLease(leaseId: string, principal: AgentPrincipal): Promise<void>;
+  /** Whether policy still lets this caller have the value injected (`secret.inject` / `cred.issue`); cheap (cached decision). */
+  mayInject(principal: AgentPrincipal, value: Exclude<InjectedValue, string>): boolean;
 }
 
 export interface UpstreamCaller {
@@ -139,7 +141,17 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     return out;
   }
 
+  /** Any failure while starting (injection refused, spawn failed, handshake) drops the connection: the next call starts afresh. */
   async function connect(conn: Conn, where: AuditWhere): Promise<void> {
+    try {
+      await connectInner(conn, where);
+    } catch (e) {
+      await stop(conn, 'start_failed');
+      throw toUpstreamError(e, conn, 'start');
+    }
+  }
+
+  async function connectInner(conn: Conn, where: AuditWhere): Promise<void> {
     const client = new Client({ name: 'tessera-gateway', version: deps.version }, { capabilities: {} });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       conn.tools = undefined;
@@ -183,8 +195,8 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     try {
       await raceAbort(client.connect(transport, { timeout: deps.callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${deps.callTimeoutMs} ms`));
     } catch (e) {
-      await stop(conn, 'start_failed');
-      throw toUpstreamError(e, conn, 'start');
+      // Not yet marked closed: report the start failure itself, not "exited".
+      throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
     }
     await deps.audit.append({
       kind: 'gateway.upstream_started', actor: actorOf(conn.principal), action: 'gateway.upstream.start', resource: config.name, result: 'success', where,
@@ -248,6 +260,23 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     }
   }
 
+  const injected: Exclude<InjectedValue, string>[] = Object.values(config.transport === 'stdio' ? config.env : config.headers).filter((v): v is Exclude<InjectedValue, string> => typeof v !== 'string');
+
+  /**
+   * A pooled connection keeps the values injected when it started. Policy is re-checked for
+   * the current caller on every call, so a policy change (or a narrower task) takes effect at
+   * once: the connection is stopped and the call refused.
+   */
+  async function checkInjection(conn: Conn, caller: UpstreamCaller): Promise<void> {
+    for (const v of injected) {
+      if (!deps.injector.mayInject(caller.principal, v)) {
+        await stop(conn, 'policy');
+        const what = 'secret' in v ? `secret.inject on ${v.secret}` : `cred.issue on ${v.credential.engine}/${v.credential.role}`;
+        throw new TesseraError('TESSERA_POLICY_DENIED', `${config.name}: policy no longer permits ${what} for ${caller.principal.spiffeId}, which this upstream needs`);
+      }
+    }
+  }
+
   async function acquire(caller: UpstreamCaller): Promise<Conn> {
     if (shuttingDown) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
     const key = keyOf(caller);
@@ -263,6 +292,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if (conn.idle) clearTimeout(conn.idle);
     try {
       await conn.ready;
+      if (injected.length) await checkInjection(conn, caller);
     } catch (e) {
       conn.inflight--;
       throw e;
@@ -327,7 +357,10 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
           return { result: r as ToolResult, secrets: conn.secrets };
         } catch (e) {
           if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
-          throw toUpstreamError(e, conn, 'call');
+          const err = toUpstreamError(e, conn, 'call');
+          // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
+          if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError)) void stop(conn, 'failed');
+          throw err;
         } finally {
           clearTimeout(timer);
           signal.removeEventListener('abort', onAbort);

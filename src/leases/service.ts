@@ -118,6 +118,12 @@ export interface LeaseServiceDeps {
   readonly pendingGraceMs?: number;
   /** Rows handled per category per reaper pass. Default 500. */
   readonly batchSize?: number;
+  /**
+   * Leases per `revokeMany` call (and per batched store statement) for bulk revocations and
+   * expired leases, on engines that implement it. Default 500; at most 5,000 (bind-parameter
+   * limits: SQLite 32,766, PostgreSQL 65,535).
+   */
+  readonly revokeBatchSize?: number;
   /** Called when a background reaper pass throws (e.g. the store or audit is down). */
   readonly onReaperError?: (err: unknown) => void;
 }
@@ -197,7 +203,9 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   const engineTimeoutMs = deps.engineTimeoutMs ?? 10_000;
   const pendingGraceMs = deps.pendingGraceMs ?? 2 * 60_000;
   const batchSize = deps.batchSize ?? 500;
+  const revokeBatchSize = deps.revokeBatchSize ?? 500;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw fail('TESSERA_CONFIG_INVALID', 'maxRevokeAttempts must be a positive integer');
+  if (!Number.isInteger(revokeBatchSize) || revokeBatchSize < 1 || revokeBatchSize > 5000) throw fail('TESSERA_CONFIG_INVALID', 'revokeBatchSize must be an integer from 1 to 5000');
 
   const engines = new Map<string, DynamicEngine>();
   for (const e of deps.engines) {
@@ -269,18 +277,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'irrevocable')`,
         [clock.now(), id],
       );
-      if (changed.changes > 0) {
-        await audit.append({
-          kind: 'lease.revoked',
-          actor,
-          action: 'lease.revoke',
-          resource: `${row.engine}/${row.role}`,
-          result: 'success',
-          ...(row.task_id ? { txn: row.task_id } : {}),
-          ...(ctx.where ? { where: ctx.where } : {}),
-          details: { lease_hmac: audit.hmac(id), cause: row.revoke_cause ?? cause },
-        });
-      }
+      if (changed.changes > 0) await audit.append(revokedEvent(row, cause, ctx));
       return 'revoked';
     }
     failures?.inc({ engine: row.engine });
@@ -308,6 +305,155 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     return state;
   }
 
+  function revokedEvent(row: LeaseRow, cause: string, ctx: CallContext) {
+    return {
+      kind: 'lease.revoked',
+      actor: ctx.actor ?? SYSTEM,
+      action: 'lease.revoke',
+      resource: `${row.engine}/${row.role}`,
+      result: 'success',
+      ...(row.task_id ? { txn: row.task_id } : {}),
+      ...(ctx.where ? { where: ctx.where } : {}),
+      details: { lease_hmac: audit.hmac(row.id), cause: row.revoke_cause ?? cause },
+    } as const;
+  }
+
+  /**
+   * Batched revocation of leases of one engine that implements `revokeMany` (kill switch,
+   * revoke by owner/prefix, expiry): ONE store statement marks the chunk `revoking` (persisted
+   * before the backend is touched, as in `attemptRevoke`), ONE bounded `revokeMany` call, ONE
+   * statement marks the dropped ones `revoked`, and their audit events are appended
+   * concurrently (the audit log group-commits). Every lease registers in `revoking`, so a
+   * concurrent `revokeNow` (or `issue` finding its lease revoked while creating) shares this
+   * outcome. Leases the batch could not settle (item failed, `revokeMany` threw or timed out,
+   * store error, unreadable engine data) go through the per-lease path one by one, with its
+   * attempts, backoff and irrevocable semantics. Returns one promise per id, in order.
+   */
+  function revokeChunk(engine: DynamicEngine, ids: readonly string[], cause: string, ctx: CallContext): Promise<LeaseState>[] {
+    const out: Promise<LeaseState>[] = [];
+    const own = new Map<string, { resolve: (s: LeaseState) => void; reject: (e: unknown) => void }>();
+    for (const id of ids) {
+      const running = revoking.get(id);
+      if (running) {
+        out.push(running);
+        continue;
+      }
+      let settle!: { resolve: (s: LeaseState) => void; reject: (e: unknown) => void };
+      const p = new Promise<LeaseState>((resolve, reject) => (settle = { resolve, reject }));
+      p.catch(() => undefined); // the caller observes the rejection; never an unhandled one
+      revoking.set(id, p);
+      own.set(id, settle);
+      out.push(p);
+    }
+    if (own.size > 0) void runChunk(engine, own, cause, ctx);
+    return out;
+  }
+
+  async function runChunk(
+    engine: DynamicEngine,
+    own: Map<string, { resolve: (s: LeaseState) => void; reject: (e: unknown) => void }>,
+    cause: string,
+    ctx: CallContext,
+  ): Promise<void> {
+    const pending = new Map(own);
+    const settled = (id: string, s: LeaseState | { error: unknown }) => {
+      const d = pending.get(id);
+      if (!d) return;
+      pending.delete(id);
+      revoking.delete(id);
+      if (typeof s === 'string') d.resolve(s);
+      else d.reject(s.error);
+    };
+    try {
+      const ids = [...own.keys()];
+      const marks = ids.map(() => '?').join(', ');
+      await store.run(`UPDATE leases SET state = 'revoking', revoke_cause = COALESCE(revoke_cause, ?) WHERE id IN (${marks}) AND state IN ('pending', 'active')`, [cause, ...ids]);
+      const rows = await store.all<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id IN (${marks})`, ids);
+      const live: { row: LeaseRow; data: EngineData }[] = [];
+      for (const row of rows) {
+        if (row.state === 'revoked') settled(row.id, 'revoked');
+        else if (row.engine === engine.name && (row.state === 'revoking' || row.state === 'irrevocable')) {
+          try {
+            live.push({ row, data: parseEngineData(row.engine_data) });
+          } catch {
+            // left to the per-lease path, which records the error on the lease
+          }
+        }
+      }
+      if (live.length === 0) return;
+      let failed: Set<number>;
+      try {
+        const r = await bounded(`revokeMany on engine ${engine.name}`, (signal) => engine.revokeMany!(live.map((l) => l.data), signal));
+        failed = new Set(r.failed.map((f) => f.index));
+      } catch {
+        failed = new Set(live.keys());
+      }
+      const dropped = live.filter((_, k) => !failed.has(k)).map((l) => l.row);
+      if (dropped.length === 0) return;
+      const dmarks = dropped.map(() => '?').join(', ');
+      // RETURNING tells which rows THIS statement moved: exactly one `lease.revoked` per lease
+      // even when another replica revokes the same lease concurrently.
+      const changed = await store.all<{ id: string }>(
+        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'irrevocable') RETURNING id`,
+        [clock.now(), ...dropped.map((r) => r.id)],
+      );
+      const moved = new Set(changed.map((r) => r.id));
+      await Promise.all(
+        dropped.map(async (row) => {
+          if (!moved.has(row.id)) return settled(row.id, 'revoked');
+          try {
+            await audit.append(revokedEvent(row, cause, ctx));
+            settled(row.id, 'revoked');
+          } catch (error) {
+            // Audit fails closed as in `attemptRevoke`: the caller sees the error (the lease is revoked).
+            settled(row.id, { error });
+          }
+        }),
+      );
+    } catch {
+      // A store error mid-chunk: whatever is not settled goes through the per-lease path below.
+    } finally {
+      for (const id of [...pending.keys()]) {
+        try {
+          settled(id, await attemptRevoke(id, cause, ctx));
+        } catch (error) {
+          settled(id, { error });
+        }
+      }
+    }
+  }
+
+  /**
+   * Revokes `rows` in order: leases of engines with `revokeMany` in chunks through the batched
+   * path, the others one by one. Never throws; one outcome per row.
+   */
+  async function revokeAll(rows: readonly { id: string; engine: string }[], cause: string, ctx: CallContext): Promise<({ state: LeaseState } | { error: unknown })[]> {
+    const out: ({ state: LeaseState } | { error: unknown })[] = new Array(rows.length);
+    const record = async (k: number, p: Promise<LeaseState>) => {
+      try {
+        out[k] = { state: await p };
+      } catch (error) {
+        out[k] = { error };
+      }
+    };
+    const batched = new Map<DynamicEngine, number[]>();
+    const single: number[] = [];
+    rows.forEach((r, k) => {
+      const engine = engines.get(r.engine);
+      if (engine?.revokeMany) batched.set(engine, [...(batched.get(engine) ?? []), k]);
+      else single.push(k);
+    });
+    for (const [engine, ks] of batched) {
+      for (let i = 0; i < ks.length; i += revokeBatchSize) {
+        const chunk = ks.slice(i, i + revokeBatchSize);
+        const ps = revokeChunk(engine, chunk.map((k) => rows[k]!.id), cause, ctx);
+        await Promise.all(chunk.map((k, j) => record(k, ps[j]!)));
+      }
+    }
+    for (const k of single) await record(k, revokeNow(rows[k]!.id, cause, ctx));
+    return out;
+  }
+
   /** Best effort after a failed issuance: the lease is queued for revocation whatever happens here. */
   async function cleanup(id: string, cause: string): Promise<void> {
     try {
@@ -318,19 +464,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   }
 
   async function bulk(where: string, params: SqlValue[], cause: string, ctx: CallContext): Promise<RevokeCounts> {
-    const rows = await store.all<{ id: string }>(`SELECT id FROM leases WHERE state IN ${OPEN_STATES} AND ${where} ORDER BY created_at LIMIT 100000`, params);
+    const rows = await store.all<{ id: string; engine: string }>(`SELECT id, engine FROM leases WHERE state IN ${OPEN_STATES} AND ${where} ORDER BY created_at LIMIT 100000`, params);
     let revoked = 0;
     let retrying = 0;
     let irrevocable = 0;
     let firstError: unknown;
-    for (const { id } of rows) {
+    const outcomes = await revokeAll(rows, cause, ctx);
+    for (const [k, o] of outcomes.entries()) {
       let s: LeaseState | undefined;
-      try {
-        s = await revokeNow(id, cause, ctx);
-      } catch (e) {
-        // Keep going (the store or audit may be failing for one row): every lease gets its attempt.
-        firstError ??= e;
-        s = (await getRow(id).catch(() => undefined))?.state as LeaseState | undefined;
+      if ('state' in o) s = o.state;
+      else {
+        // Every lease got its attempt (the store or audit may be failing for one row); report after.
+        firstError ??= o.error;
+        s = (await getRow(rows[k]!.id).catch(() => undefined))?.state as LeaseState | undefined;
       }
       if (s === 'revoked') revoked++;
       else if (s === 'irrevocable') irrevocable++;
@@ -356,8 +502,12 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   async function reap(recovering: boolean): Promise<ReapResult> {
     const now = clock.now();
     const states: LeaseState[] = [];
-    const expired = await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, [now, batchSize]);
-    for (const { id } of expired) states.push(await revokeNow(id, 'expired', {}));
+    const expired = await store.all<{ id: string; engine: string }>(`SELECT id, engine FROM leases WHERE state = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, [now, batchSize]);
+    for (const o of await revokeAll(expired, 'expired', {})) {
+      // As before, a store or audit failure fails the pass (onReaperError), after every expired lease got its attempt.
+      if ('error' in o) throw o.error;
+      states.push(o.state);
+    }
     const due = recovering
       ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' ORDER BY created_at LIMIT ?`, [batchSize])
       : await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`, [now, batchSize]);

@@ -89,7 +89,6 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       token_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
-      token_endpoint_auth_signing_alg_values_supported: ['ES256'],
       subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN],
       service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
     }),

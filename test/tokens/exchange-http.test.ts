@@ -199,7 +199,7 @@ test('a revoked agent cannot log in; the refusal is audited', async () => {
   try {
     const before = h.audit.events.length;
     const res = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), GRANT_TOKEN_EXCHANGE, { subject_token: jt, subject_token_type: TOKEN_TYPE_JOIN }, insecure);
-    assert.equal(res.status, 403);
+    assert.equal(res.status, 400); // RFC 6749 §5.2
     const body = (await res.json()) as Record<string, unknown>;
     assert.equal(body.code, 'TESSERA_AGENT_REVOKED');
     assert.equal(body.error, 'invalid_grant');
