@@ -1,5 +1,5 @@
 import { generateKeyPairSync, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Store, SqlExecutor } from '../store/port.js';
@@ -93,13 +93,25 @@ export function recordLine(r: StoredRecord): string {
 
 function fileSink(path: string): Sink {
   let fh: FileHandle | null = null;
+  let ino = 0;
   return {
     name: 'file',
     async write(records) {
       try {
+        // Log rotation: when the path no longer names the open file (moved away by logrotate,
+        // or deleted), reopen it so events go where operators look for them.
+        if (fh) {
+          const current = await stat(path).catch(() => null);
+          if (!current || current.ino !== ino) {
+            const old = fh;
+            fh = null;
+            await old.close().catch(() => undefined);
+          }
+        }
         if (!fh) {
           mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
           fh = await open(path, 'a', 0o600);
+          ino = (await fh.stat()).ino;
         }
         await fh.appendFile(records.map(recordLine).join(''), 'utf8');
         await fh.sync(); // durable before append() resolves

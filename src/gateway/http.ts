@@ -126,6 +126,18 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId }));
   }
 
+  async function verify(token: string, req: FastifyRequest): Promise<AgentPrincipal> {
+    try {
+      // No token passthrough: the token is verified for this resource only and never forwarded.
+      return await tokens.verify(token, { audience: resource });
+    } catch (e) {
+      if (isTesseraError(e)) {
+        await audit.append({ kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', resource: 'mcp', result: 'deny', reason: { code: e.code }, where: { requestId: req.id, source: req.ip }, details: { code: e.code } }).catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
   async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
@@ -138,16 +150,10 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const hit = verified.get(key);
     if (hit && hit.until > now) {
       principal = hit.principal;
-    } else try {
-      // No token passthrough: the token is verified for this resource only and never forwarded.
-      principal = await tokens.verify(token, { audience: resource });
+    } else {
+      principal = await verify(token, req);
       if (verified.size >= VERIFY_CACHE_MAX) verified.delete(verified.keys().next().value!);
       verified.set(key, { principal, until: Math.min(principal.expiresAt, now + VERIFY_CACHE_MS) });
-    } catch (e) {
-      if (isTesseraError(e)) {
-        await audit.append({ kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', resource: 'mcp', result: 'deny', reason: { code: e.code }, where: { requestId: req.id, source: req.ip }, details: { code: e.code } }).catch(() => undefined);
-      }
-      throw e;
     }
     if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
       throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');

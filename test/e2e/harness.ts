@@ -26,14 +26,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string } = {}): Promise<Harness> {
+export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
   const auditFile = join(dataDir, 'audit.jsonl');
   const config = parseConfig({
     data_dir: dataDir,
     server: { listen: '127.0.0.1:0' },
     policy: { dir: opts.policyDir ?? 'examples/policies', watch: false },
-    audit: { sinks: [{ kind: 'store' }, { kind: 'file', path: auditFile }], checkpoint_every_events: 50 },
+    audit: { sinks: opts.fileSinkOnly ? [{ kind: 'file', path: auditFile }] : [{ kind: 'store' }, { kind: 'file', path: auditFile }], checkpoint_every_events: 50 },
     log: { level: 'silent' },
     ...(opts.config ?? {}),
   });

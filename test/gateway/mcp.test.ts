@@ -28,9 +28,13 @@ when { principal.hasTag("team") && context.args.ward == "cardiology" };
 permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"everything")
 when { principal.hasTag("team") && principal.getTag("team") == "gw" };
 
+@id("gw-sess")
+permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"sess")
+when { principal.hasTag("team") && principal.getTag("team") == "gw" };
+
 @id("gw-inject")
 permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw")
-when { principal.hasTag("team") };
+when { principal.hasTag("team") && principal.service_account != "noinject" };
 `;
 
 let h: GatewayHarness;
@@ -46,6 +50,7 @@ before(async () => {
       max_message_bytes: 8192,
       servers: [
         { name: 'echo', transport: 'stdio', command: process.execPath, args: [ENV_ECHO_SERVER], env: { API_KEY: { secret: 'gw/echo/api-key' }, PLAIN: 'not-a-secret' } },
+        { name: 'sess', transport: 'stdio', command: process.execPath, args: [ENV_ECHO_SERVER], isolation: 'per_session' },
         { name: 'everything', transport: 'stdio', command: process.execPath, args: ['node_modules/@modelcontextprotocol/server-everything/dist/index.js', 'stdio'], env: { EVERYTHING_API_KEY: { secret: 'gw/everything/key' } } },
       ],
     },
@@ -54,9 +59,20 @@ before(async () => {
   client = await h.connect(token);
 });
 
+const pids = new Set<number>();
+
 after(async () => {
   await h?.close();
+  // Shutdown stops every upstream process.
+  for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `upstream process ${pid} still runs after shutdown`);
 });
+
+async function pidOf(c: Client, tool = 'echo/pid'): Promise<number> {
+  const r = await c.callTool({ name: tool, arguments: {} });
+  const pid = Number((r.content as { text: string }[])[0]!.text);
+  pids.add(pid);
+  return pid;
+}
 
 const text = (r: unknown): string => JSON.stringify(r);
 
@@ -189,25 +205,57 @@ test('an upstream that hangs: timeout error, and the gateway keeps serving', asy
 });
 
 test('an upstream that exits: clear error, restarted on the next call, other upstreams unaffected', async () => {
-  const before = await client.callTool({ name: 'echo/pid', arguments: {} });
+  const before = await pidOf(client);
   const e = await rpcError(client.callTool({ name: 'echo/exit', arguments: {} }));
   assert.equal(e.code, -32002);
   assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_UPSTREAM_FAILED');
   const ev = await client.callTool({ name: 'everything/echo', arguments: { message: 'still here' } });
   assert.match(text(ev), /still here/);
-  const after = await client.callTool({ name: 'echo/pid', arguments: {} });
-  assert.notEqual(text(after), text(before), 'a new process serves the next call');
+  assert.notEqual(await pidOf(client), before, 'a new process serves the next call');
 });
 
 test('stdio upstreams are isolated per agent: another agent gets its own process', async () => {
   const t2 = await h.login('spiffe://example.org/ns/gw/sa/second', { team: 'gw' });
   const c2 = await h.connect(t2);
-  const p1 = text(await client.callTool({ name: 'echo/pid', arguments: {} }));
-  const p2 = text(await c2.callTool({ name: 'echo/pid', arguments: {} }));
+  const p1 = await pidOf(client);
+  const p2 = await pidOf(c2);
   assert.notEqual(p1, p2);
   // Same agent, second session: the pooled process is shared.
   const c3 = await h.connect(token);
-  assert.equal(text(await c3.callTool({ name: 'echo/pid', arguments: {} })), p1);
+  assert.equal(await pidOf(c3), p1);
+});
+
+test('per_session isolation: each session gets its own process, stopped when the session ends', async () => {
+  const c1 = await h.connect(token);
+  const c2 = await h.connect(token);
+  const p1 = await pidOf(c1, 'sess/pid');
+  const p2 = await pidOf(c2, 'sess/pid');
+  assert.notEqual(p1, p2);
+  assert.equal(await pidOf(c1, 'sess/pid'), p1);
+  await (c1.transport as { terminateSession(): Promise<void> }).terminateSession();
+  let gone = false;
+  for (let i = 0; i < 50 && !gone; i++) {
+    try {
+      process.kill(p1, 0);
+      await new Promise((r) => setTimeout(r, 100));
+    } catch {
+      gone = true;
+    }
+  }
+  assert.ok(gone, 'the per-session process is stopped with its session');
+  assert.equal(await pidOf(c2, 'sess/pid'), p2, 'the other session keeps its process');
+});
+
+test('injection needs secret.inject for the caller: without it the upstream does not start and the call is refused', async () => {
+  const t = await h.login('spiffe://example.org/ns/gw/sa/noinject', { team: 'gw' });
+  const c = await h.connect(t);
+  const names = (await c.listTools()).tools.map((x) => x.name);
+  assert.ok(!names.some((n) => n.startsWith('echo/')), 'tools of an upstream that cannot start for this caller are not listed');
+  assert.ok(names.includes('sess/pid'), 'upstreams without injected values still work');
+  const e = await rpcError(c.callTool({ name: 'echo/add', arguments: { a: 1, b: 1 } }));
+  assert.equal(e.code, -32003);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_POLICY_DENIED');
+  assert.ok(!e.message.includes(API_KEY));
 });
 
 test('an agent without permissions sees no tools', async () => {
