@@ -38,6 +38,11 @@ const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
 const WEB_TOKEN = 'web-api-token-Ls9Xc2Rb7N';
 const MEM_KEY = 'mem-provider-key-Hy6Jd3Pw0';
 
+const POLICY = `
+@id("all-tools") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.hasTag("team") };
+@id("inject") permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw") when { principal.hasTag("team") };
+`;
+
 const principal = (name: string, scope?: string[]): AgentPrincipal => ({
   spiffeId: `spiffe://example.org/ns/gw/sa/${name}`, trustDomain: 'example.org', path: `/ns/gw/sa/${name}`,
   attributes: { 'label.team': 'gw' }, jti: `jti-${name}-0123456789abcdef`, expiresAt: Date.now() + 600_000, ...(scope ? { scope } : {}),
@@ -74,10 +79,7 @@ const mem: ToolProvider = {
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-gw-stack-'));
-  writeFileSync(join(dir, 'p.cedar'), `
-@id("all-tools") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.hasTag("team") };
-@id("inject") permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw") when { principal.hasTag("team") };
-`);
+  writeFileSync(join(dir, 'p.cedar'), POLICY);
   policy = createPolicyEngine({ dir, clock: systemClock, logger: silentLogger, audit, watch: false });
   await policy.start();
   store = openSqliteStore({ file: ':memory:' });
@@ -98,6 +100,7 @@ before(async () => {
 
   const config = parseConfig({
     gateway: {
+      idle_timeout: '1s',
       servers: [{ name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } }],
       tools: [{ kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } }],
     },
@@ -249,4 +252,34 @@ test('gateway config: bad server definitions are refused with TESSERA_CONFIG_INV
   const ok = parseConfig({ gateway: { servers: [{ name: 'gh', transport: 'stdio', command: 'npx', env: { TOKEN: { credential: { engine: 'postgres', role: 'ro', field: 'password' } } } }] } }).gateway;
   assert.equal(ok.stdio_isolation, 'per_agent');
   assert.equal(ok.call_timeout, 30_000);
+});
+
+test('a policy change that withdraws secret.inject stops the pooled upstream and refuses the call at once', async () => {
+  const c = await connect('tok-full');
+  const ok = await c.callTool({ name: 'remote/ping', arguments: {} });
+  assert.deepEqual(ok.content, [{ type: 'text', text: 'pong' }]);
+  writeFileSync(join(dir, 'p.cedar'), POLICY.replace(/@id\("inject"\)[^\n]*\n/, ''));
+  assert.equal((await policy.load()).ok, true);
+  try {
+    await assert.rejects(c.callTool({ name: 'remote/ping', arguments: {} }), (e: { code?: number; data?: { code?: string } }) => e.code === -32003 && e.data?.code === 'TESSERA_POLICY_DENIED');
+  } finally {
+    writeFileSync(join(dir, 'p.cedar'), POLICY);
+    await policy.load();
+  }
+  const again = await c.callTool({ name: 'remote/ping', arguments: {} });
+  assert.deepEqual(again.content, [{ type: 'text', text: 'pong' }]);
+  assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'policy'));
+  await c.close();
+});
+
+test('an idle upstream connection is stopped after idle_timeout', async () => {
+  const c = await connect('tok-full');
+  await c.callTool({ name: 'remote/ping', arguments: {} });
+  const idle = (): boolean => audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'idle');
+  for (let i = 0; i < 50 && !idle(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(idle(), 'upstream_stopped with cause idle');
+  // And the next call reconnects.
+  const r = await c.callTool({ name: 'remote/ping', arguments: {} });
+  assert.deepEqual(r.content, [{ type: 'text', text: 'pong' }]);
+  await c.close();
 });
