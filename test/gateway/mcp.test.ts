@@ -232,7 +232,7 @@ test('per_session isolation: each session gets its own process, stopped when the
   const p2 = await pidOf(c2, 'sess/pid');
   assert.notEqual(p1, p2);
   assert.equal(await pidOf(c1, 'sess/pid'), p1);
-  await (c1.transport as { terminateSession(): Promise<void> }).terminateSession();
+  await (c1.transport as unknown as { terminateSession(): Promise<void> }).terminateSession();
   let gone = false;
   for (let i = 0; i < 50 && !gone; i++) {
     try {
