@@ -150,12 +150,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => postgresEngine.stop());
     const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
-    let gateway: Gateway | undefined;
+    // Created after the revocation service (it needs the token service); the hook reaches it late.
+    const gatewayRef: { current?: Gateway } = {};
     const revocations = createRevocationService({
       store, clock, audit, leases,
       onRevoke: (source) => {
         policy.invalidate();
-        gateway?.onRevocation();
+        gatewayRef.current?.onRevocation();
         // Other replicas reload their indexes (PostgreSQL LISTEN/NOTIFY; in-process on SQLite).
         if (source === 'local') void store.publish(REVOCATION_CHANNEL, replicaId).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation fan-out failed'));
       },
@@ -209,7 +210,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const kv = createKvService({ store, sealer, clock, audit });
     const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
-    gateway = gw;
+    gatewayRef.current = gw;
 
     const app = createApp({ logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });

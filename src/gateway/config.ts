@@ -93,7 +93,7 @@ export const gatewayConfigSchema = z.object({
   idle_timeout: durationMs(1000, 86_400_000).prefault('5m'),
   /** A session with no request this long is closed. */
   session_idle_timeout: durationMs(1000, 86_400_000).prefault('30m'),
-  /** At most this many upstream stdio processes at once (the least recently used idle one is stopped first). */
+  /** At most this many upstream stdio processes at once; beyond it a call that needs a new process fails until one stops (idle_timeout). */
   max_upstream_processes: z.number().int().min(1).max(10_000).default(100),
   /** At most this many open MCP sessions. */
   max_sessions: z.number().int().min(1).max(100_000).default(1000),

@@ -188,8 +188,11 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
 
     async listTools(caller, signal) {
       const out: ListedTool[] = [];
+      // A scoped token that names no tool of a server does not start that server's upstream.
+      const scope = caller.principal.scope?.filter((x) => x.startsWith('tool:'));
+      const inScope = (server: string): boolean => scope === undefined || scope.some((x) => x.startsWith(`tool:${server}/`) || x.startsWith('tool:*/') || x.startsWith('tool:**'));
       // Servers are asked in parallel; one failing upstream hides only its own tools.
-      const results = await Promise.all(servers.map(async (server) => {
+      const results = await Promise.all(servers.filter(inScope).map(async (server) => {
         try {
           return { server, ...(await toolsOf(server, caller, signal)) };
         } catch (e) {
