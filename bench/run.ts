@@ -3,7 +3,7 @@
  * measuring a hot path against its baseline in the same run, and writes the table to
  * bench/results/latest.md and bench/results/<date>.md (plus JSON).
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from './lib.js';
@@ -18,7 +18,8 @@ const modules = readdirSync(dir)
 
 const fmt = (v: number): string => (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
 const rows: string[] = [];
-const all: (BenchResult & { module: string })[] = [];
+const moduleOfRow: string[] = [];
+const resultOfRow: (BenchResult | undefined)[] = [];
 let failed = 0;
 for (const name of modules) {
   process.stderr.write(`bench ${name}…\n`);
@@ -27,7 +28,8 @@ for (const name of modules) {
     const mod = (await import(join(dir, `${name}.ts`))) as { run: () => Promise<BenchResult[]> };
     const results = await mod.run();
     for (const r of results) {
-      all.push({ ...r, module: name });
+      moduleOfRow.push(name);
+      resultOfRow.push(r);
       rows.push(
         `| ${name} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.baseline ? `${r.baseline.name}: ${fmt(r.baseline.value)} ${r.baseline.unit}` : '—'} | ${r.ratio !== undefined ? `${r.ratio.toFixed(2)}${r.ratioNote ? ` (${r.ratioNote})` : ''}` : '—'} | ${r.goal ?? '—'} | ${r.met === undefined ? '—' : r.met ? 'yes' : '**no**'} |`,
       );
@@ -36,27 +38,43 @@ for (const name of modules) {
     process.stderr.write(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
   } catch (e) {
     failed++;
+    moduleOfRow.push(name);
+    resultOfRow.push(undefined);
     rows.push(`| ${name} | failed: ${(e as Error).message.replace(/\|/g, '/').slice(0, 200)} | | | | | |`);
     process.stderr.write(`  FAILED: ${(e as Error).stack}\n`);
   }
 }
 
 const date = new Date().toISOString();
-const header = `# Benchmark results
-
-${date} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB
-
-Every row measures a hot path and its baseline in the same run on the same machine; the ratio
-compares them. Regenerate with \`npm run bench\`.
-
-| bench | measurement | value | baseline (same run) | ratio | goal | met |
-|---|---|---|---|---|---|---|
-`;
+const machine = `Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB`;
 const out = join(dir, 'results');
 mkdirSync(out, { recursive: true });
-const text = header + rows.join('\n') + '\n';
-if (only.length === 0) writeFileSync(join(out, 'latest.md'), text);
-writeFileSync(join(out, `${date.slice(0, 10)}${only.length ? `-${only.join('-')}` : ''}.md`), text);
-writeFileSync(join(out, `${date.slice(0, 10)}${only.length ? `-${only.join('-')}` : ''}.json`), JSON.stringify(all, null, 2));
+
+// latest.json keeps the newest rows of every module: a run of some modules replaces only theirs.
+type Stored = { module: string; date: string; machine: string; row: string; result?: BenchResult };
+let latest: Stored[] = [];
+try {
+  latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Stored[];
+} catch {
+  latest = [];
+}
+const ran = new Set(modules);
+latest = latest.filter((r) => !ran.has(r.module));
+rows.forEach((row, i) => latest.push({ module: moduleOfRow[i]!, date, machine, row, result: resultOfRow[i] }));
+latest.sort((a, b) => a.module.localeCompare(b.module));
+
+const header = `# Benchmark results
+
+Every row measures a hot path and its baseline in the same run on the same machine; the ratio
+compares them. Regenerate with \`npm run bench\` (or \`npm run bench -- <name>\` for one module;
+its rows here are replaced). See docs/benchmarks.md.
+
+| bench | run | measurement | value | baseline (same run) | ratio | goal | met |
+|---|---|---|---|---|---|---|---|
+`;
+const text = header + latest.map((r) => r.row.replace(/^\| ([^|]+) \|/, `| $1 | ${r.date.slice(0, 16).replace('T', ' ')} |`)).join('\n') + `\n\nMachines: ${[...new Set(latest.map((r) => r.machine))].join('; ')}\n`;
+writeFileSync(join(out, 'latest.md'), text);
+writeFileSync(join(out, 'latest.json'), JSON.stringify(latest, null, 2));
+if (only.length === 0) writeFileSync(join(out, `${date.slice(0, 10)}.md`), text);
 process.stdout.write(text);
 process.exitCode = failed ? 1 : 0;
