@@ -117,7 +117,13 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   const scrubs: Counter | undefined = deps.metrics?.counter('tessera_gateway_scrub_hits_total', 'Secrets or credential shapes scrubbed from tool results');
   const latency: Histogram | undefined = deps.metrics?.histogram('tessera_gateway_tool_call_seconds', 'Gateway tools/call latency');
 
-  function validatorFor(key: string, schema: Readonly<Record<string, unknown>>): JsonSchemaValidator<unknown> {
+  const byObject = new WeakMap<object, JsonSchemaValidator<unknown>>();
+
+  /** Compiled once per schema: by object identity (cached tool lists), else by content. */
+  function validatorFor(key: string, inputSchema: Readonly<Record<string, unknown>>): JsonSchemaValidator<unknown> {
+    const known = byObject.get(inputSchema);
+    if (known) return known;
+    const schema = { ...inputSchema, type: 'object' };
     const text = `${key}\n${JSON.stringify(schema)}`;
     let v = validators.get(text);
     if (!v) {
@@ -130,6 +136,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       if (validators.size > 5000) validators.clear();
       validators.set(text, v);
     }
+    byObject.set(inputSchema, v);
     return v;
   }
 
@@ -154,6 +161,17 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     const p = providers.get(server);
     if (p) return { tools: await p.listTools(signal), secrets: [] };
     return { tools: [], secrets: [] };
+  }
+
+  const sessionHmacs = new Map<string, string>();
+  function sessionHmac(sessionId: string): string {
+    let h = sessionHmacs.get(sessionId);
+    if (h === undefined) {
+      if (sessionHmacs.size > 10_000) sessionHmacs.clear();
+      h = audit.hmac(sessionId);
+      sessionHmacs.set(sessionId, h);
+    }
+    return h;
   }
 
   function where(caller: Caller): AuditWhere {
@@ -235,7 +253,6 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       let hitsCount = 0;
       const callSecrets: SecretInput[] = [];
       let baseSecrets: readonly SecretInput[] = [];
-      const leases: string[] = [];
 
       const finish = async (result: 'allow' | 'deny' | 'error', code: string | undefined): Promise<void> => {
         const ms = performance.now() - started;
@@ -256,7 +273,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             server, tool: tool.slice(0, 256), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
             decision: decision ? (decision.allowed ? 'allow' : decision.scopeDenied ? 'deny:scope' : 'deny') : 'none',
             upstream_status: upstreamStatus, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
-            session_hmac: audit.hmac(caller.sessionId),
+            session_hmac: sessionHmac(caller.sessionId),
           },
         });
       };
@@ -307,7 +324,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       baseSecrets = listing.secrets;
       const def = listing.tools.find((t) => t.name === tool);
       if (!def) return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${server}/${tool}" is served to you; tools/list shows the tools you may call`), 'error');
-      const check = validatorFor(name, { ...def.inputSchema, type: 'object' })(args);
+      const check = validatorFor(name, def.inputSchema)(args);
       if (!check.valid) {
         return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
       }
@@ -329,7 +346,6 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             },
             issueCredential: async (engine, role, ttlMs) => {
               const c = await deps.injector.issueCredential(p, engine, role, ttlMs, where(caller));
-              leases.push(c.leaseId);
               for (const [k, x] of Object.entries(c.data)) if (typeof x === 'string') callSecrets.push({ value: x, label: `cred/${engine}/${role}/${k}` });
               return c;
             },

@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { startTessera, type RunningTessera } from '../../src/main.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { ToolProvider } from '../../src/gateway/index.js';
+import { recordAuditEvents, registerSensitive } from '../helpers/leak-registry.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const ENV_ECHO_SERVER = join(FIXTURES, 'env-echo-server.mjs');
@@ -46,6 +47,8 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
   const url = tessera.url;
   const adminToken = tessera.adminToken!;
   const clients: Client[] = [];
+  // Every secret and token this harness handles: the suite-wide leak scan looks for each in the audit log.
+  const sensitive = new Set<string>([adminToken, ...Object.values(opts.secrets ?? {})]);
 
   async function call(token: string | undefined, method: string, path: string, body?: unknown) {
     const res = await fetch(url + path, {
@@ -76,6 +79,7 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
     async login(spiffeId, labels, resource) {
       const j = await call(adminToken, 'POST', '/v1/admin/join-tokens', { spiffe_id: spiffeId, ttl: '10m', ...(labels ? { labels } : {}) });
       if (j.status !== 201) throw new Error(`join token: ${j.status} ${JSON.stringify(j.body)}`);
+      sensitive.add(j.body.token);
       const form = new URLSearchParams({
         grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
         subject_token: j.body.token,
@@ -85,6 +89,7 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
       const res = await fetch(`${url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
       const body = (await res.json()) as any;
       if (res.status !== 200) throw new Error(`login: ${res.status} ${JSON.stringify(body)}`);
+      sensitive.add(body.access_token);
       return body.access_token as string;
     },
     async connect(token) {
@@ -96,6 +101,14 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
     },
     async close() {
       for (const c of clients) await c.close().catch(() => undefined);
+      try {
+        await tessera.audit.flush();
+        const rows = await tessera.store.all<{ body: string }>('SELECT body FROM audit_events ORDER BY seq');
+        recordAuditEvents(rows.map((r) => r.body));
+      } catch {
+        /* store unavailable */
+      }
+      registerSensitive(...sensitive);
       await tessera.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
