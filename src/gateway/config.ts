@@ -7,39 +7,20 @@
  * This module must not import src/config/schema.ts (that one embeds it).
  */
 import { z } from 'zod';
-import { parseDuration } from '../config/duration.js';
-import { parseSecretPath } from '../secrets/path.js';
+import { durationBetween, secretPathField } from '../config/fields.js';
 import { declarativeToolsConfig, toolServerName } from './tools/config.js';
-
-const durationMs = (min: number, max: number) =>
-  z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === null || ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration between ${min}ms and ${max / 1000}s such as "30s" or "500ms", got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const secretPath = z.string().superRefine((p, ctx) => {
-  try {
-    parseSecretPath(p);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
 
 /** A value injected into an upstream: literal, kv secret, or a field of a dynamic credential. */
 export const injectedValue = z.union([
   z.string().max(8192).regex(/^[^\0]*$/, 'values must not contain NUL'),
-  z.object({ secret: secretPath }).strict(),
+  z.object({ secret: secretPathField }).strict(),
   z.object({
     credential: z.object({
       engine: z.string().min(1).max(64),
       role: z.string().min(1).max(128),
       /** Which string field of the credential's data (e.g. `password`, `username`, `url`). */
       field: z.string().min(1).max(128),
-      ttl: durationMs(1000, 86_400_000).optional(),
+      ttl: durationBetween(1000, 86_400_000).optional(),
     }).strict(),
   }).strict(),
 ]);
@@ -82,7 +63,7 @@ export const gatewayConfigSchema = z.object({
   servers: z.array(upstreamServerConfig).max(200).default([]),
   tools: declarativeToolsConfig.default([]),
   /** Upper bound of one tools/call through an upstream MCP server (declarative tools have their own `timeout`). */
-  call_timeout: durationMs(10, 600_000).prefault('30s'),
+  call_timeout: durationBetween(10, 600_000).prefault('30s'),
   /** Largest JSON-RPC POST body accepted on /mcp. */
   max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Audit argument values (scrubbed, truncated) besides their digest. Off: arguments may hold personal data. */
@@ -90,9 +71,9 @@ export const gatewayConfigSchema = z.object({
   /** Which callers share an upstream stdio process (see docs/gateway.md "Isolation"). */
   stdio_isolation: z.enum(['per_agent', 'per_session']).default('per_agent'),
   /** An upstream (process or HTTP client) unused this long is stopped. */
-  idle_timeout: durationMs(1000, 86_400_000).prefault('5m'),
+  idle_timeout: durationBetween(1000, 86_400_000).prefault('5m'),
   /** A session with no request this long is closed. */
-  session_idle_timeout: durationMs(1000, 86_400_000).prefault('30m'),
+  session_idle_timeout: durationBetween(1000, 86_400_000).prefault('30m'),
   /** At most this many upstream stdio processes at once; beyond it a call that needs a new process fails until one stops (idle_timeout). */
   max_upstream_processes: z.number().int().min(1).max(10_000).default(100),
   /** At most this many open MCP sessions. */

@@ -8,30 +8,11 @@
  * compiles them. This module must not import src/config/schema.ts (that one embeds these).
  */
 import { z } from 'zod';
-import { parseDuration } from '../../config/duration.js';
-import { parseSecretPath } from '../../secrets/path.js';
+import { durationBetween, secretPathField } from '../../config/fields.js';
 import { parseInput } from '../../server/validate.js';
 import { compileArgSchema, propertyTypes, requiredProperties, type JsonSchema } from './json-schema.js';
 import { parseUrlTemplate } from './url-template.js';
 import { scanStatement } from './sql.js';
-
-const durationMs = (min: number, max: number) =>
-  z.union([z.string(), z.number()]).transform((v, ctx) => {
-    const ms = parseDuration(v);
-    if (ms === null || ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration between ${min}ms and ${max / 1000}s such as "10s" or "500ms", got ${JSON.stringify(v)}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const secretPath = z.string().superRefine((p, ctx) => {
-  try {
-    parseSecretPath(p);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
 
 /** `<server>` namespace: the first half of `<server>/<tool>` and of the Cedar `Tool` entity id. */
 export const toolServerName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a server namespace: lowercase letters, digits, "_" and "-", at most 63 characters');
@@ -67,19 +48,19 @@ const common = {
 export const httpCredentialConfig = z.discriminatedUnion('in', [
   z.object({
     in: z.literal('header'),
-    secret: secretPath,
+    secret: secretPathField,
     name: headerName.default('Authorization'),
     /** Put before the secret, e.g. "Bearer " (RFC 6750 §2.1). */
     prefix: headerValue.default(''),
   }).strict(),
-  z.object({ in: z.literal('query'), secret: secretPath, name: z.string().min(1).max(128) }).strict(),
+  z.object({ in: z.literal('query'), secret: secretPathField, name: z.string().min(1).max(128) }).strict(),
   z.object({
     in: z.literal('basic'),
     /** A secret holding `user:password` (RFC 7617 §2 user-pass). */
-    secret: secretPath.optional(),
+    secret: secretPathField.optional(),
     username: z.string().regex(/^[^:\r\n\0]*$/, 'a basic-auth user name must not contain ":" (RFC 7617 §2)').optional(),
-    username_secret: secretPath.optional(),
-    password_secret: secretPath.optional(),
+    username_secret: secretPathField.optional(),
+    password_secret: secretPathField.optional(),
   }).strict().refine(
     (c) => (c.secret !== undefined) !== (c.password_secret !== undefined) && !(c.secret !== undefined && (c.username !== undefined || c.username_secret !== undefined)) && !(c.password_secret !== undefined && (c.username === undefined) === (c.username_secret === undefined)),
     { message: 'basic auth: set either `secret` (holding "user:password"), or `password_secret` with exactly one of `username` / `username_secret`' },
@@ -92,10 +73,10 @@ export const httpToolConfig = z.object({
   method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET'),
   url: z.string().min(1).max(4096),
   credential: httpCredentialConfig.optional(),
-  headers: z.record(headerName, z.union([headerValue, z.object({ secret: secretPath }).strict()])).default({}),
+  headers: z.record(headerName, z.union([headerValue, z.object({ secret: secretPathField }).strict()])).default({}),
   /** `json`: arguments not used in the URL form a JSON object body. Default: json for POST/PUT/PATCH. */
   body: z.enum(['json', 'none']).optional(),
-  timeout: durationMs(1, 300_000).prefault('10s'),
+  timeout: durationBetween(1, 300_000).prefault('10s'),
   max_response_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
 }).strict().superRefine((t, ctx) => {
   let validatorSchema: JsonSchema | undefined;
@@ -153,15 +134,15 @@ export const postgresToolConfig = z.object({
     engine: z.string().min(1).default('postgres'),
     role: z.string().min(1),
     /** Lease TTL requested for each call's credential; default: the role's default TTL. */
-    ttl: durationMs(1000, 86_400_000).optional(),
+    ttl: durationBetween(1000, 86_400_000).optional(),
   }).strict(),
   statement: z.string().min(1).max(64 * 1024),
   /** Argument names bound, in order, as $1..$n. */
   params: z.array(z.string().min(1)).max(100).default([]),
   max_rows: z.number().int().min(1).max(10_000).default(100),
   /** PostgreSQL statement_timeout (and the client-side limit). */
-  timeout: durationMs(1, 300_000).prefault('5s'),
-  connect_timeout: durationMs(1, 60_000).prefault('5s'),
+  timeout: durationBetween(1, 300_000).prefault('5s'),
+  connect_timeout: durationBetween(1, 60_000).prefault('5s'),
 }).strict().superRefine((t, ctx) => {
   let validatorSchema: JsonSchema | undefined;
   try {

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { parseSecretPath } from '../secrets/path.js';
+
+/** A duration (seconds, or "30s", "500ms", "5m") bounded to [min, max] milliseconds; parsed to ms. */
+export const durationBetween = (min: number, max: number) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === null || ms < min || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration between ${min}ms and ${max / 1000}s such as "10s" or "500ms", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** A kv secret path, validated by the same rules as the secrets engine (docs/secrets.md). */
+export const secretPathField = z.string().superRefine((p, ctx) => {
+  try {
+    parseSecretPath(p);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
