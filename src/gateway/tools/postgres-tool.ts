@@ -129,7 +129,7 @@ export function compilePostgresTool(cfg: PostgresToolConfig, deps: DeclarativeTo
         // Prompt revocation: the credential must not outlive the call. A failure is logged (ids
         // only) and left to the lease manager, which revokes at TTL expiry with retries.
         await ctx.revokeCredential(lease.leaseId).catch((e: unknown) => {
-          deps.logger.warn({ tool: id, lease: lease.leaseId, code: (e as { code?: string }).code }, 'could not revoke the per-call lease; it will expire with its TTL');
+          deps.logger.warn({ tool: id, code: (e as { code?: string }).code }, 'could not revoke the per-call lease; it will expire with its TTL');
         });
       }
     }
