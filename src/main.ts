@@ -219,6 +219,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'store', check: async () => ({ ok: await store.ping() }) },
       policy.readinessCheck(),
       { name: 'signing_keys', check: async () => ({ ok: keys.jwks().keys.length > 0 }) },
+      // Not ready while the last audit batch reached no sink: requests would be refused anyway.
+      { name: 'audit', check: async () => { const h = audit.health(); return { ok: h.ok, detail: h }; } },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });

@@ -48,6 +48,8 @@ export interface AuditLog extends AuditWriter {
   verify(options?: { publicKey?: KeyObject | string; pageSize?: number; onProgress?: (checked: number) => void }): Promise<VerifyResult>;
   /** Flushes, writes a final checkpoint and stops; later appends reject with TESSERA_AUDIT_UNAVAILABLE. */
   close(): Promise<void>;
+  /** For /readyz: whether the last batch was recorded by at least one sink, and how many sinks failed it. */
+  health(): { ok: boolean; closed: boolean; lastBatchAt?: number; failedSinks: number };
 }
 
 /** Meta keys. The `sealed:` prefix + AAD = meta key convention is what master-key rotation re-wraps. */
@@ -157,6 +159,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   await store.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_PUBLIC_KEY, publicKey]);
 
   const eventsTotal = options.metrics?.counter('tessera_audit_events_total', 'Audit events committed to at least one sink.');
+  let lastBatch: { ok: boolean; at: number; failedSinks: number } | undefined;
   const sinkErrors = options.metrics?.counter('tessera_audit_sink_errors_total', 'Batches an audit sink failed to write, by sink.');
   const lag = options.metrics?.gauge('tessera_audit_lag_seconds', 'Age of the oldest queued audit event when its batch started.');
 
@@ -246,6 +249,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       }
     }
     if (batch.length === 0) return;
+    lastBatch = { ok: wrote > 0, at: clock.now(), failedSinks: errors.length };
     if (wrote === 0) {
       const err = new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'no audit sink could record the event, so the request was refused; check the store and the audit sinks in the server log', { sinks: errors });
       for (const p of batch) p.reject(err);
@@ -330,6 +334,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     },
     tail: (query) => tailAudit(store, query),
     verify: (o = {}) => verifyAudit({ store, publicKey: o.publicKey ?? publicKeyObj, pageSize: o.pageSize, onProgress: o.onProgress }),
+    health: () => ({ ok: !closed && (lastBatch?.ok ?? true), closed, ...(lastBatch ? { lastBatchAt: lastBatch.at } : {}), failedSinks: lastBatch?.failedSinks ?? 0 }),
     async close() {
       if (closed) return;
       if (timer) clearInterval(timer);

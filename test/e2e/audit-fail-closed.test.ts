@@ -35,9 +35,13 @@ test('no writable audit sink → 503 TESSERA_AUDIT_UNAVAILABLE; rotation is foll
   });
   assert.equal(res.status, 503);
   assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'TESSERA_AUDIT_UNAVAILABLE');
+  const ready = await fetch(`${h2.url}/readyz`);
+  assert.equal(ready.status, 503);
+  assert.equal(((await ready.json()) as { checks: { audit: { ok: boolean } } }).checks.audit.ok, false);
 
   // Writable again: service resumes.
   rmSync(file);
   await h2.login(await h2.joinToken(AGENT));
   assert.match(readFileSync(join(file), 'utf8'), /auth\.login/);
+  assert.equal((await fetch(`${h2.url}/readyz`)).status, 200);
 });
