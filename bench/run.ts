@@ -11,7 +11,7 @@ import type { BenchResult } from './lib.js';
 const dir = new URL('.', import.meta.url).pathname;
 const only = process.argv.slice(2);
 const modules = readdirSync(dir)
-  .filter((f) => f.endsWith('.ts') && !['lib.ts', 'run.ts'].includes(f))
+  .filter((f) => f.endsWith('.ts') && !['lib.ts', 'run.ts', 'http-load.ts'].includes(f)) // helpers, not benches
   .map((f) => f.replace(/\.ts$/, ''))
   .filter((n) => only.length === 0 || only.includes(n))
   .sort();
