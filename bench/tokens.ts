@@ -6,8 +6,8 @@
  * request is one verification). Measured:
  *  - login throughput: RFC 8693 token exchange over HTTP with a `jwt` attestor reading a local
  *    JWKS file (subject tokens are reusable, so no one-time join token is consumed), audit on;
- *  - token verification throughput: `DELETE /v1/leases/<malformed id>` verifies the bearer
- *    token and answers 400 before touching the store — verification and HTTP only. Twice: with
+ *  - token verification throughput: `GET /v1/whoami` verifies the bearer
+ *    token and answers its identity without touching the store — verification and HTTP only. Twice: with
  *    more distinct tokens than the service's verified-token cache holds, cycled in order (every
  *    request misses the cache and runs ECDSA: the honest comparison with the raw limit), and with
  *    one token repeated (cache hits: what an agent re-using its token sees);
@@ -151,8 +151,8 @@ export async function run(): Promise<BenchResult[]> {
     const client = loadToolLabel();
     const healthz = checked('healthz', await httpLoad({ ...base, method: 'GET', path: '/healthz', expectStatus: 200 }));
     const login = checked('login', await httpLoad({ ...base, method: 'POST', path: '/v1/oauth/token', contentType: 'application/x-www-form-urlencoded', bodies: loginBodies, expectStatus: 200 }));
-    const verifyMiss = checked('verify (distinct tokens)', await httpLoad({ ...base, method: 'DELETE', path: '/v1/leases/not.a.lease', tokens: distinct, expectStatus: 400 }));
-    const verifyHit = checked('verify (one token)', await httpLoad({ ...base, method: 'DELETE', path: '/v1/leases/not.a.lease', tokens: [token], expectStatus: 400 }));
+    const verifyMiss = checked('verify (distinct tokens)', await httpLoad({ ...base, method: 'GET', path: '/v1/whoami', tokens: distinct, expectStatus: 200 }));
+    const verifyHit = checked('verify (one token)', await httpLoad({ ...base, method: 'GET', path: '/v1/whoami', tokens: [token], expectStatus: 200 }));
     const secretRead = checked('secret read', await httpLoad({ ...base, method: 'GET', path: secretPath, tokens: [token], expectStatus: 200 }));
     const joseVerify = await joseVerifyRate();
     const rawAgain = rawLimits(); // the machine's state after the load: report the better of the two

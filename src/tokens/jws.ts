@@ -1,14 +1,16 @@
-import { sign, type KeyObject } from 'node:crypto';
+import { sign, verify, type KeyObject } from 'node:crypto';
 import { TesseraError } from '../shared/errors.js';
 
 /**
- * JWS compact serialization helpers (RFC 7515 §3.1). The protected header is read before any
- * key is touched, so the algorithm and `kid` are pinned first (RFC 8725 §3.1). Signature
- * verification uses jose `compactVerify` (WebCrypto, off the event loop); issuing signs with
- * node:crypto directly so `issueAgentToken` stays synchronous (RFC 7518 §3.4: R || S).
- * On the shared 2-core test machine the two measured within noise of each other (node:crypto
- * sync verify 0.5×–1.4× of jose); repeated tokens skip the ECDSA step via the verified-token
- * cache in service.ts instead.
+ * JWS compact serialization for Tessera's own ES256 tokens (RFC 7515 §3.1, RFC 7518 §3.4:
+ * the signature is R || S). The protected header is read before any key is touched, so the
+ * algorithm and `kid` are pinned first (RFC 8725 §3.1); the payload is decoded only after the
+ * signature verifies. Signing is synchronous node:crypto; verification is node:crypto's
+ * callback form, which runs the ECDSA check on the libuv pool. jose's compactVerify does the
+ * same work through WebCrypto but costs 45–60 µs of main-thread time per call against 5–15 µs
+ * here (profiled under HTTP load, docs/adr/0004-token-crypto.md) — on the token-verification
+ * hot path that difference is the throughput. jose still verifies every attestation token
+ * (foreign issuers, many algorithms), where its generality is the point.
  */
 export interface JwsHeader {
   readonly alg: string;
@@ -53,4 +55,23 @@ export function signEs256(header: JwsHeader, payload: Record<string, unknown>, k
   const input = `${b64(header)}.${b64(payload)}`;
   const sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
   return `${input}.${sig.toString('base64url')}`;
+}
+
+/**
+ * Verifies an ES256 JWS compact token with `key` off the event loop. Resolves the decoded
+ * payload bytes, or null when the signature does not verify. The caller has already pinned
+ * `alg` and chosen the key by `kid` from the protected header.
+ */
+export function verifyEs256(token: string, key: KeyObject): Promise<Buffer | null> {
+  const dot1 = token.indexOf('.');
+  const dot2 = token.indexOf('.', dot1 + 1);
+  const signature = Buffer.from(token.slice(dot2 + 1), 'base64url');
+  // RFC 7518 §3.4: exactly 64 bytes; anything else is not an ES256 signature.
+  if (dot1 <= 0 || dot2 <= dot1 || signature.length !== 64) return Promise.resolve(null);
+  const signingInput = Buffer.from(token.slice(0, dot2), 'latin1');
+  return new Promise((resolve) => {
+    verify('sha256', signingInput, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) => {
+      resolve(!err && ok ? Buffer.from(token.slice(dot1 + 1, dot2), 'base64url') : null);
+    });
+  });
 }

@@ -73,6 +73,13 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     return reply.status(200).send({});
   });
 
+  // Who am I? The verified identity behind the bearer token (debugging attestation templates and
+  // policies). Nothing secret: the caller already holds the token these facts come from.
+  app.get('/v1/whoami', { preHandler: app.requireAgent }, async (req) => {
+    const p = req.agent!;
+    return { spiffe_id: p.spiffeId, trust_domain: p.trustDomain, path: p.path, attributes: p.attributes, expires_at: new Date(p.expiresAt).toISOString() };
+  });
+
   app.get('/.well-known/jwks.json', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.jwks()));
   app.get('/v1/bundle', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.bundle()));
 

@@ -10,8 +10,7 @@ import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import { parseSpiffeId } from '../identity/spiffe-id.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
-import { compactVerify, errors as joseErrors } from 'jose';
-import { decodePayload, parseProtectedHeader, signEs256 } from './jws.js';
+import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -27,7 +26,6 @@ const claimsSchema = z.object({
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
 
-const VERIFY_OPTIONS = { algorithms: ['ES256'] };
 
 export interface IssuedToken {
   readonly token: string;
@@ -104,14 +102,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     if (typeof kid !== 'string' || kid.length === 0 || kid.length > 64) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token header has no usable "kid"');
     const key = keys.verificationKey(kid) ?? (await keys.reloadForUnknownKid(kid));
     if (!key) throw new TesseraError('TESSERA_TOKEN_KID_UNKNOWN', 'the token was signed with a key Tessera does not know (rotated out, or not a Tessera token)');
-    // Signature before any claim is read (RFC 7515 §5.2); jose pins ES256 again.
-    let payload: Uint8Array;
-    try {
-      ({ payload } = await compactVerify(token, key, VERIFY_OPTIONS));
-    } catch (e) {
-      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
-      throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'the token is not a valid ES256 JWS');
-    }
+    // Signature before any claim is read (RFC 7515 §5.2).
+    const payload = await verifyEs256(token, key);
+    if (!payload) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
     const result = claimsSchema.safeParse(decodePayload(payload));
     if (!result.success) {
       const i = result.error.issues[0];
