@@ -179,7 +179,7 @@ export async function run(): Promise<BenchResult[]> {
         value: healthz, unit: 'req/s', baseline: verifyBaseline, ratio: healthz / verifies,
       },
       {
-        name: `jose compactVerify (WebCrypto, ${CONCURRENCY} in flight, no HTTP) — context: the verification primitive src/tokens/service.ts uses`,
+        name: `jose compactVerify (WebCrypto, ${CONCURRENCY} in flight, no HTTP) — context: the library alternative to the node:crypto verify src/tokens uses`,
         value: joseVerify, unit: 'ops/s', baseline: verifyBaseline, ratio: joseVerify / verifies,
       },
       {
