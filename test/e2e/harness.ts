@@ -3,6 +3,7 @@
  * records every secret and token a test uses so the leak scan can look for them afterwards.
  */
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { jsonCall } from '../helpers/http.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/index.js';
@@ -43,21 +44,7 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
   const sensitive = new Set<string>([adminToken]);
   if (tessera.joinToken) sensitive.add(tessera.joinToken);
 
-  async function call(token: string | undefined, method: string, path: string, body?: unknown) {
-    const res = await fetch(url + path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed as any };
-  }
+  const call = (token: string | undefined, method: string, path: string, body?: unknown) => jsonCall(url, token, method, path, body);
 
   const h: Harness = {
     tessera, url, adminToken, dataDir, auditFile, sensitive,

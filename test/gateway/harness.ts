@@ -4,6 +4,7 @@
  * official MCP SDK client over Streamable HTTP.
  */
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { jsonCall } from '../helpers/http.js';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,21 +51,7 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
   // Every secret and token this harness handles: the suite-wide leak scan looks for each in the audit log.
   const sensitive = new Set<string>([adminToken, ...Object.values(opts.secrets ?? {})]);
 
-  async function call(token: string | undefined, method: string, path: string, body?: unknown) {
-    const res = await fetch(url + path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed as any };
-  }
+  const call = (token: string | undefined, method: string, path: string, body?: unknown) => jsonCall(url, token, method, path, body);
 
   for (const [path, value] of Object.entries(opts.secrets ?? {})) {
     const r = await call(adminToken, 'PUT', `/v1/admin/secrets/${path}`, { value });

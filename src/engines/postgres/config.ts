@@ -87,18 +87,7 @@ export const configBody = z.strictObject({
   scram_iterations: z.number().int().min(1).max(MAX_SCRAM_ITERATIONS).optional(),
 });
 
-export interface ParsedConfig {
-  readonly url: string;
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly poolSize: number;
-  readonly connectTimeoutMs: number;
-  readonly statementTimeoutMs: number;
-  readonly prefix: string;
-  readonly scramIterations: number;
-}
+export type ParsedConfig = Omit<PgConfig, 'name' | 'createdAt' | 'updatedAt'> & { readonly url: string };
 
 /** Validates a config body (after zod). The URL's password is kept only in `url` (sealed at rest). */
 export function parseConfigBody(body: z.output<typeof configBody>): ParsedConfig {
