@@ -11,7 +11,16 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 // Both "replicas" open the same file in this process: SQLite is embedded (one process owns the
 // file), so fan-out and leader locks are per process and concurrent transactions come from one store.
+// Default engine: commits fsync on libuv's thread pool (ADR 0005).
 runStoreConformance('sqlite', async () => openSqliteStore({ file: join(dir, 'shared.db') }), {
   concurrentReplicas: false,
   openFreshStore: async () => openSqliteStore({ file: join(dir, `fresh-${++fresh}.db`) }),
 });
+
+// The other engines (options): same contract.
+for (const engine of ['main'] as const) {
+  runStoreConformance(`sqlite (${engine} engine)`, async () => openSqliteStore({ file: join(dir, `shared-${engine}.db`), engine }), {
+    concurrentReplicas: false,
+    openFreshStore: async () => openSqliteStore({ file: join(dir, `fresh-${++fresh}.db`), engine }),
+  });
+}

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import { TesseraError } from '../../src/shared/errors.js';
 
@@ -44,4 +45,106 @@ test('a data directory that is not writable is a clear error', () => {
     chmodSync(ro, 0o500);
     assert.throws(() => openSqliteStore({ file: join(ro, 'sub', 't.db') }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_DATA_DIR_NOT_WRITABLE');
   }
+});
+
+for (const engine of ['fsync-offload', 'main'] as const) {
+  test(`${engine} engine: pooled Buffer slices and Uint8Array views round-trip as exact Buffers`, async () => {
+    const store = openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'tessera-store-')), 'e.db'), engine });
+    await store.migrate();
+    // Buffer.from(string) is a view into Node's shared 8 KiB pool; the blob must be only its bytes.
+    const pooled = Buffer.from('pooled-bytes');
+    const bytes = new Uint8Array([9, 8, 7, 6, 5]);
+    const view = new Uint8Array(bytes.buffer, 1, 3);
+    await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', ['p', pooled, 1]);
+    await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', ['v', view, 2]);
+    const rows = await store.all<{ id: string; token_hash: Buffer }>('SELECT id, token_hash FROM admin_tokens ORDER BY id');
+    assert.ok(rows.every((r) => Buffer.isBuffer(r.token_hash)));
+    assert.deepEqual(rows.map((r) => [r.id, r.token_hash.toString('hex')]), [
+      ['p', pooled.toString('hex')],
+      ['v', '080706'],
+    ]);
+    await store.close();
+  });
+
+  test(`${engine} engine: statements issued without awaiting run in call order (each read sees exactly the writes before it)`, async () => {
+    const store = openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'tessera-store-')), 'o.db'), engine });
+    await store.migrate();
+    const reads: Promise<{ n: number } | undefined>[] = [];
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 12; i++) {
+      // Plain statements only: a transaction starts a tick after transaction() is called (as it
+      // always did), so a statement issued in the same tick may run before it.
+      writes.push(store.run('INSERT INTO meta (key, value) VALUES (?, ?)', [`o${i}`, 'plain']));
+      reads.push(store.get<{ n: number }>('SELECT COUNT(*) AS n FROM meta WHERE key LIKE ?', ['o%']));
+      // Every other round, issue the next ones a little later: while earlier commits still sync.
+      if (i % 2) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(writes);
+    assert.deepEqual((await Promise.all(reads)).map((r) => r?.n), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    await store.close();
+  });
+
+  test(`${engine} engine: an unbindable parameter is the driver's TypeError; the store keeps working`, async () => {
+    const store = openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'tessera-store-')), 'e.db'), engine });
+    await store.migrate();
+    await assert.rejects(store.get('SELECT ? AS x', [true as unknown as string]), TypeError);
+    await assert.rejects(store.transaction(async (tx) => tx.get('SELECT ? AS x', [false as unknown as string])), TypeError);
+    await assert.rejects(store.get('SELECT ? AS x, ? AS y', [1]), RangeError);
+    assert.deepEqual(await store.get('SELECT ? AS x', [1]), { x: 1 });
+    await store.close();
+  });
+
+  test(`${engine} engine: a syntax error is TESSERA_STORE_UNAVAILABLE and a failed COMMIT leaves no open transaction`, async () => {
+    const store = openSqliteStore({ file: join(mkdtempSync(join(tmpdir(), 'tessera-store-')), 'e.db'), engine });
+    await store.migrate();
+    await assert.rejects(store.get('SELEC 1'), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_STORE_UNAVAILABLE' && /SQLITE_ERROR/.test(e.message));
+    // A deferred foreign key fails at COMMIT, not at the statement.
+    await store.run('CREATE TABLE parent (id TEXT PRIMARY KEY)');
+    await store.run('CREATE TABLE child (pid TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)');
+    await assert.rejects(
+      store.transaction(async (tx) => tx.run('INSERT INTO child (pid) VALUES (?)', ['missing'])),
+      (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_STORE_CONFLICT',
+    );
+    await store.transaction(async (tx) => tx.run('INSERT INTO parent (id) VALUES (?)', ['ok']));
+    assert.deepEqual(await store.all('SELECT id FROM parent'), [{ id: 'ok' }]);
+    assert.deepEqual(await store.all('SELECT pid FROM child'), []);
+    await store.close();
+  });
+}
+
+test('an unopenable database is TESSERA_STORE_UNAVAILABLE', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-store-'));
+  // The path is a directory: the directory check passes, SQLite cannot open it.
+  assert.throws(() => openSqliteStore({ file: dir }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_STORE_UNAVAILABLE');
+});
+
+for (const engine of ['fsync-offload', 'main'] as const) test(`${engine} engine: writes issued before close() are kept; statements after it reject`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-store-'));
+  const file = join(dir, 'c.db');
+  const store = openSqliteStore({ file, engine });
+  await store.migrate();
+  const writes = Array.from({ length: 20 }, (_, i) => store.run('INSERT INTO meta (key, value) VALUES (?, ?)', [`k${i}`, 'v']));
+  const closing = store.close(); // not awaited first: the writes already posted must complete
+  await Promise.all(writes);
+  await closing;
+  await store.close(); // idempotent
+  await assert.rejects(store.get('SELECT 1 AS x'));
+  assert.equal(await store.ping(), false);
+  const again = openSqliteStore({ file });
+  assert.deepEqual(await again.get('SELECT COUNT(*) AS n FROM meta WHERE key LIKE ?', ['k%']), { n: 20 });
+  await again.close();
+});
+
+for (const engine of ['fsync-offload', 'main'] as const) test(`${engine} engine: an idle store that is never closed does not keep the process alive`, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-store-'));
+  const url = new URL('../../src/store/sqlite/index.ts', import.meta.url).href;
+  const script = `const { openSqliteStore } = await import(${JSON.stringify(url)});
+const s = openSqliteStore({ file: ${JSON.stringify(join(dir, 'e.db'))}, engine: '${engine}' });
+await s.migrate();
+await s.run('INSERT INTO meta (key, value) VALUES (?, ?)', ['done', 'yes']);
+console.log('ok');`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.error, undefined, 'the child process hung');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'ok');
 });

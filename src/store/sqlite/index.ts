@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -6,25 +5,30 @@ import { TesseraError } from '../../shared/errors.js';
 import { checkChannel, checkLockName, checkPayload } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
 import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
+import { MainThreadEngine, translate, type SqliteEngine } from './engine.js';
 
-type Statement = Database.Statement<unknown[], unknown>;
+export interface SqliteStoreOptions {
+  file: string;
+  /**
+   * How the connection runs (ADR 0005):
+   *  - 'fsync-offload' (default): on the calling thread, with each commit's fsync done on libuv's
+   *    thread pool before the commit resolves — durable like synchronous=FULL, without blocking
+   *    the event loop on the disk;
+   *  - 'main': synchronous=FULL, COMMIT fsyncs on the event loop (simplest; measured slower).
+   * A connection on a worker thread was measured too and lost on 2 cores (ADR 0005).
+   */
+  engine?: SqliteEngineKind;
+}
+export type SqliteEngineKind = 'fsync-offload' | 'main';
 
-/** SQLite adapter (better-sqlite3, WAL, synchronous=FULL so a committed event is durable). */
-export function openSqliteStore(options: { file: string }): Store {
+/** SQLite adapter (better-sqlite3, WAL; a commit resolves only once it is durable on disk). */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
   if (options.file !== ':memory:') ensureWritableDir(dirname(options.file));
-  let db: Database.Database;
-  try {
-    db = new Database(options.file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    db.pragma('foreign_keys = ON');
-  } catch (e) {
-    throw new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot open SQLite database ${options.file}: ${(e as Error).message}`, undefined, { cause: e });
-  }
+  const kind = options.engine ?? 'fsync-offload';
+  const engine = new MainThreadEngine(options.file, { offloadFsync: kind === 'fsync-offload' });
   // SQLite is embedded: one process owns the file, so fan-out and leader locks only need to
   // reach the stores of this process that share the file (ADR 0003).
-  return new SqliteStore(db, options.file === ':memory:' ? null : resolve(options.file));
+  return new SqliteStore(engine, options.file === ':memory:' ? null : resolve(options.file));
 }
 
 interface Shared {
@@ -66,18 +70,12 @@ function ensureWritableDir(dir: string): void {
   }
 }
 
-function bind(params: readonly SqlValue[] | undefined): unknown[] {
-  if (!params) return [];
-  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
-}
-
 function adaptDdl(sql: string): string {
   return sql.replace(/\bBIGINT\b/g, 'INTEGER');
 }
 
 class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
-  private readonly statements = new Map<string, Statement>();
   /** Tail of the queue of transactions; plain statements wait for it while a transaction is open. */
   private txTail: Promise<void> = Promise.resolve();
   private txOpen = false;
@@ -87,48 +85,15 @@ class SqliteStore implements Store {
   private closed = false;
 
   constructor(
-    private readonly db: Database.Database,
+    private readonly engine: SqliteEngine,
     private readonly file: string | null,
   ) {
     this.shared = acquireShared(file);
     this.direct = {
-      all: async <T extends Row>(sql: string, params?: readonly SqlValue[]) => this.exec('all', sql, params) as T[],
-      get: async <T extends Row>(sql: string, params?: readonly SqlValue[]) => this.exec('get', sql, params) as T | undefined,
-      run: async (sql: string, params?: readonly SqlValue[]) => this.exec('run', sql, params) as { changes: number },
+      all: <T extends Row>(sql: string, params?: readonly SqlValue[]) => engine.exec('all', sql, params) as Promise<T[]>,
+      get: <T extends Row>(sql: string, params?: readonly SqlValue[]) => engine.exec('get', sql, params) as Promise<T | undefined>,
+      run: (sql: string, params?: readonly SqlValue[]) => engine.exec('run', sql, params) as Promise<{ changes: number }>,
     };
-  }
-
-  private prepare(sql: string): Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      // Read integers as BigInt and narrow them in fromRow(), so a value beyond 2^53-1 is an
-      // error (as on PostgreSQL) instead of a silently rounded number.
-      if (stmt.reader) stmt.safeIntegers(true);
-      if (this.statements.size > 500) this.statements.clear();
-      this.statements.set(sql, stmt);
-    }
-    return stmt;
-  }
-
-  private exec(mode: 'all' | 'get' | 'run', sql: string, params?: readonly SqlValue[]): unknown {
-    try {
-      const stmt = this.prepare(sql);
-      const args = bind(params);
-      if (mode === 'all') return (stmt.all(...args) as Row[]).map(fromRow);
-      if (mode === 'get') {
-        const row = stmt.get(...args) as Row | undefined;
-        return row === undefined ? undefined : fromRow(row);
-      }
-      if (stmt.reader) {
-        const rows = stmt.all(...args);
-        return { changes: rows.length };
-      }
-      const info = stmt.run(...args);
-      return { changes: info.changes };
-    } catch (e) {
-      throw translate(e);
-    }
   }
 
   private async idle(): Promise<void> {
@@ -137,15 +102,15 @@ class SqliteStore implements Store {
 
   async all<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     if (this.txOpen) await this.idle();
-    return this.exec('all', sql, params) as T[];
+    return this.engine.exec('all', sql, params) as Promise<T[]>;
   }
   async get<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
     if (this.txOpen) await this.idle();
-    return this.exec('get', sql, params) as T | undefined;
+    return this.engine.exec('get', sql, params) as Promise<T | undefined>;
   }
   async run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
     if (this.txOpen) await this.idle();
-    return this.exec('run', sql, params) as { changes: number };
+    return this.engine.exec('run', sql, params) as Promise<{ changes: number }>;
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
@@ -155,13 +120,14 @@ class SqliteStore implements Store {
     await previous;
     this.txOpen = true;
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      await this.engine.begin();
       try {
         const result = await fn(this.direct);
-        this.db.exec('COMMIT');
+        await this.engine.commit();
         return result;
       } catch (e) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        // After a failed COMMIT the engine has already rolled back; this is then a no-op.
+        await this.engine.rollback().catch(() => undefined);
         throw e;
       }
     } catch (e) {
@@ -173,25 +139,11 @@ class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set((this.db.prepare('SELECT id FROM schema_migrations').all() as { id: number }[]).map((r) => r.id));
-    for (const m of MIGRATIONS) {
-      if (applied.has(m.id)) continue;
-      const apply = this.db.transaction(() => {
-        for (const stmt of m.sql) this.db.exec(adaptDdl(stmt));
-        this.db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, Date.now());
-      });
-      apply();
-    }
+    await this.engine.migrate(MIGRATIONS.map((m) => ({ id: m.id, name: m.name, sql: m.sql.map(adaptDdl) })));
   }
 
   async ping(): Promise<boolean> {
-    try {
-      this.db.prepare('SELECT 1').get();
-      return true;
-    } catch {
-      return false;
-    }
+    return this.engine.ping();
   }
 
   async publish(channel: string, payload: string): Promise<void> {
@@ -246,7 +198,7 @@ class SqliteStore implements Store {
       for (const lock of [...this.myLocks]) await lock.release();
       releaseShared(this.file, this.shared);
     }
-    if (this.db.open) this.db.close();
+    await this.engine.close();
   }
 }
 
@@ -267,29 +219,4 @@ class LocalLock implements LeaderLock {
     this.onRelease();
     this.resolveLost();
   }
-}
-
-function fromRow(row: Row): Row {
-  for (const key of Object.keys(row)) {
-    const v = row[key];
-    if (typeof v === 'bigint') {
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-        throw new TesseraError('TESSERA_STORE_VALUE_OUT_OF_RANGE', `the store returned the integer ${v}, beyond ±(2^53-1); it cannot be represented as a JavaScript number`);
-      }
-      row[key] = Number(v);
-    }
-  }
-  return row;
-}
-
-function translate(e: unknown): unknown {
-  if (e instanceof TesseraError) return e;
-  const err = e as { code?: string; message?: string };
-  if (typeof err.code === 'string' && err.code.startsWith('SQLITE_CONSTRAINT')) {
-    return new TesseraError('TESSERA_STORE_CONFLICT', `write conflicts with existing data: ${err.message ?? ''}`, undefined, { cause: e });
-  }
-  if (typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
-    return new TesseraError('TESSERA_STORE_UNAVAILABLE', `store error ${err.code}: ${err.message ?? ''}`, undefined, { cause: e });
-  }
-  return e;
 }
