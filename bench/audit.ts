@@ -1,6 +1,6 @@
 /**
- * Audit append throughput with the hash chain, durable (file-backed SQLite, WAL,
- * synchronous=FULL as the store adapter sets), many concurrent appenders sharing group commits.
+ * Audit append throughput with the hash chain, durable (file-backed SQLite, WAL, every commit
+ * fdatasync'ed before it resolves — ADR 0005), many concurrent appenders sharing group commits.
  * Baseline, same run: raw better-sqlite3 inserts of the same rows, one transaction per batch of
  * the same size, no hashing, no signing. Goal (issue): ≥ 10,000 events/s.
  */
@@ -67,7 +67,7 @@ export async function run(): Promise<BenchResult[]> {
     const raw = batches * CONCURRENCY;
     return [
       {
-        name: `audit append, hash chain + signed head, durable SQLite (synchronous=FULL), ${CONCURRENCY} concurrent appenders (group commit)`,
+        name: `audit append, hash chain + signed head, durable SQLite (every commit fdatasync-ed), ${CONCURRENCY} concurrent appenders (group commit)`,
         value: Math.round(chained),
         unit: 'events/s',
         baseline: { name: `raw better-sqlite3 inserts, ${CONCURRENCY} rows per transaction, no hashing`, value: Math.round(raw), unit: 'events/s' },
