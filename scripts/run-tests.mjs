@@ -63,12 +63,23 @@ const leakDir = mkdtempSync(join(tmpdir(), 'tessera-leak-'));
 process.env.TESSERA_TEST_LEAK_DIR = leakDir;
 process.once('exit', () => rmSync(leakDir, { recursive: true, force: true }));
 
-child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: 'inherit' });
-child.on('exit', (code, signal) => {
+child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: ['inherit', 'pipe', 'inherit'] });
+// Forward the TAP output as it comes, and keep the runner's totals for the closing line.
+const totals = { pass: 0, fail: 0 };
+let tail = '';
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk);
+  tail = (tail + chunk.toString('utf8')).slice(-4096);
+  for (const m of tail.matchAll(/^# (pass|fail) (\d+)$/gm)) totals[m[1]] = Number(m[2]);
+});
+child.on('close', (code, signal) => {
   let status = code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : 1);
   if (status === 0) {
     const scan = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/leak-scan.ts', leakDir], { stdio: ['ignore', process.stderr, process.stderr] });
-    if (scan.status !== 0) status = 1;
+    if (scan.status !== 0) {
+      status = 1;
+      totals.fail += 1; // the leak scan counts as a failed check
+    }
   }
-  finish(status);
+  process.stdout.write(`${totals.pass} passed, ${totals.fail} failed\n`, () => finish(status));
 });
