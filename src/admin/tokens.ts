@@ -5,6 +5,7 @@ import { constantTimeEqual, randomId, randomToken, sha256 } from '../shared/cryp
 import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
 
 export const ADMIN_TOKEN_PREFIX = 'tsr_admin_';
+const CACHE_MS = 5_000;
 
 export interface AdminTokenService extends AdminAuthenticator {
   /** Creates a token; the value is returned once and only its SHA-256 is stored. */
@@ -22,11 +23,15 @@ export interface AdminTokenService extends AdminAuthenticator {
 export function createAdminTokenService(deps: { store: Store; clock: Clock }): AdminTokenService {
   const { store, clock } = deps;
   let cache: { id: string; hash: Buffer }[] | undefined;
+  let loadedAt = 0;
 
+  // Digests are re-read at most every CACHE_MS, so a token created or revoked on another replica
+  // takes effect here within that time, without a store read on every operator request.
   async function load(): Promise<{ id: string; hash: Buffer }[]> {
-    if (!cache) {
+    if (!cache || clock.now() - loadedAt > CACHE_MS) {
       const rows = await store.all<{ id: string; token_hash: Buffer }>('SELECT id, token_hash FROM admin_tokens WHERE revoked_at IS NULL');
       cache = rows.map((r) => ({ id: r.id, hash: Buffer.from(r.token_hash) }));
+      loadedAt = clock.now();
     }
     return cache;
   }

@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import { ManualClock } from '../../src/shared/clock.js';
+import { createAdminTokenService } from '../../src/admin/index.js';
+import { TesseraError } from '../../src/shared/errors.js';
+import { sha256 } from '../../src/shared/crypto.js';
+
+test('admin tokens: stored as digests, compared against every active one, replicas converge', async () => {
+  const store = openSqliteStore({ file: ':memory:' });
+  await store.migrate();
+  const clock = new ManualClock();
+  const a = createAdminTokenService({ store, clock });
+  const b = createAdminTokenService({ store, clock }); // another replica on the same store
+  const { id, token } = await a.create();
+  assert.match(token, /^tsr_admin_[A-Za-z0-9_-]{43}$/);
+  const row = await store.get<{ token_hash: Buffer }>('SELECT token_hash FROM admin_tokens WHERE id = ?', [id]);
+  assert.deepEqual(row?.token_hash, sha256(token));
+  assert.ok(!JSON.stringify(await store.all('SELECT * FROM admin_tokens')).includes(token));
+  assert.equal((await a.authenticate(token)).tokenId, id);
+  assert.equal((await b.authenticate(token)).tokenId, id);
+
+  const bad = (p: Promise<unknown>) => assert.rejects(p, (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_ADMIN_TOKEN_INVALID');
+  await bad(a.authenticate(`${token}x`));
+  await bad(a.authenticate(token.slice(0, -1)));
+  await bad(a.authenticate(''));
+
+  // Revoked on replica a: refused there at once, and on replica b within its cache period.
+  await a.revoke(id);
+  await bad(a.authenticate(token));
+  clock.advance(6_000);
+  await bad(b.authenticate(token));
+
+  // A chosen value (tessera dev --root-token) must be long enough and without whitespace.
+  await assert.rejects(a.create({ value: 'short' }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_REQUEST_INVALID');
+  await assert.rejects(a.create({ value: 'has a space in it, long enough' }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_REQUEST_INVALID');
+  await store.close();
+});
