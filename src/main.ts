@@ -134,7 +134,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const admin = createAdminTokenService({ store, clock });
     let adminToken: string | undefined;
     if (mode === 'dev') {
-      adminToken = (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
+      // A fixed --root-token survives restarts on the same data dir: create it only once.
+      const known = options.rootToken ? await admin.authenticate(options.rootToken).then(() => true, () => false) : false;
+      adminToken = known ? options.rootToken : (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
     } else if ((await admin.count()) === 0) {
       throw new TesseraError('TESSERA_NOT_INITIALIZED', `no admin token exists in ${config.data_dir}; run \`tessera init --config <file>\` first`);
     }
