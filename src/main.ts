@@ -58,6 +58,8 @@ export interface StartOptions {
 }
 
 export interface RunningTessera extends RunningServer {
+  /** Where this process listens (differs from `url`, the public issuer URL, behind a load balancer). */
+  readonly localUrl: string;
   readonly config: TesseraConfig;
   readonly store: Store;
   readonly audit: AuditLog;
@@ -249,6 +251,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     let closed = false;
     return {
       url: issuer,
+      localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
       joinToken,
       config,

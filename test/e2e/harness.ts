@@ -39,7 +39,7 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
     ...(opts.config ?? {}),
   });
   const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines });
-  const url = tessera.url;
+  const url = tessera.localUrl;
   const adminToken = tessera.adminToken!;
   const sensitive = new Set<string>([adminToken]);
   if (tessera.joinToken) sensitive.add(tessera.joinToken);
