@@ -184,7 +184,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
         logger.error({ err: (e as Error).message, job: name }, 'background job failed');
       }
     };
-    await leaderJob('tessera-lease-recover', () => leases.recover())();
+    // On the embedded store this process is the only one: every pending intent was abandoned by
+    // a crash. On PostgreSQL another replica may be mid-issuance, so only intents older than the
+    // grace period count as abandoned (the reaper's rule).
+    await leaderJob('tessera-lease-recover', () => (config.store.kind === 'sqlite' ? leases.recover() : leases.reapOnce().then(() => leases.reconcile())))();
     const timers = [
       setInterval(leaderJob('tessera-lease-reaper', () => leases.reapOnce()), config.leases.reaper_interval),
       setInterval(leaderJob('tessera-lease-reconcile', () => leases.reconcile()), RECONCILE_INTERVAL_MS),
