@@ -19,7 +19,7 @@ import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
 import { createAdminTokenService } from './admin/index.js';
-import { createAuditLog, registerAuditRoutes, verifyAudit, META_PUBLIC_KEY, type AuditLog } from './audit/index.js';
+import { createAuditLog, checkpointPublicKey, registerAuditRoutes, verifyAudit, type AuditLog } from './audit/index.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
@@ -348,9 +348,10 @@ export const runtime: Runtime = {
     const config = serverConfig(opts);
     const store = openStore(config);
     try {
-      const row = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [META_PUBLIC_KEY]);
-      if (!row) throw new TesseraError('TESSERA_AUDIT_VERIFY_FAILED', `no audit checkpoint key in ${config.data_dir}; nothing has been audited yet`);
-      return await verifyAudit({ store, publicKey: row.value });
+      // The public key comes from the sealed private key (needs the master key), not from the
+      // clear copy in the database, which whoever could edit the events could also replace.
+      const master = resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: false, env: process.env });
+      return await verifyAudit({ store, publicKey: await checkpointPublicKey(store, master.sealer) });
     } finally {
       await store.close();
     }

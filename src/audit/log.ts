@@ -72,6 +72,24 @@ interface Sink {
   close?(): Promise<void>;
 }
 
+/**
+ * The checkpoint public key, derived from the sealed private key (so it is as trustworthy as
+ * the master key, unlike the clear copy in `meta`); for offline verification.
+ */
+export async function checkpointPublicKey(store: Store, sealer: Sealer): Promise<KeyObject> {
+  const row = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [META_CHECKPOINT_KEY]);
+  if (!row) throw new TesseraError('TESSERA_AUDIT_KEY_UNAVAILABLE', 'no audit checkpoint key in this store: nothing has been audited yet');
+  let der: Buffer;
+  try {
+    der = sealer.open(Buffer.from(row.value, 'base64'), META_CHECKPOINT_KEY);
+  } catch (e) {
+    throw new TesseraError('TESSERA_AUDIT_KEY_UNAVAILABLE', `cannot open ${META_CHECKPOINT_KEY} with master key ${sealer.keyId}`, undefined, { cause: e });
+  }
+  const key = createPublicKey(privateKeyFromDer(der));
+  der.fill(0);
+  return key;
+}
+
 async function loadSealedKey(store: Store, sealer: Sealer, metaKey: string, generate: () => Buffer): Promise<Buffer> {
   let row = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [metaKey]);
   if (!row) {

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -127,4 +128,17 @@ log:
   const verify = cli(['audit', 'verify', '--offline', '--config', config]);
   assert.equal(verify.status, 0, verify.stderr + verify.stdout);
   assert.match(verify.stdout, /verified/);
+
+  // Tampering with the database: swapping the clear copy of the checkpoint public key does not
+  // fool offline verification (the key is derived from the sealed private key), and an edited
+  // event is found and named.
+  const db = new Database(join(dir, 'data', 'tessera.db'));
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'audit.checkpoint_public_key'").run(generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64'));
+  const seq = (db.prepare("SELECT seq FROM audit_events WHERE kind = 'secret.written' LIMIT 1").get() as { seq: number }).seq;
+  db.prepare('UPDATE audit_events SET body = replace(body, ?, ?) WHERE seq = ?').run('secret.write', 'secret.WRITE', seq);
+  db.close();
+  const tampered = cli(['audit', 'verify', '--offline', '--config', config, '--json']);
+  assert.notEqual(tampered.status, 0);
+  assert.match(tampered.stdout + tampered.stderr, new RegExp(`"seq":\\s*${seq}`));
+  assert.match(tampered.stdout + tampered.stderr, /modified/);
 });
