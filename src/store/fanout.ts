@@ -1,4 +1,5 @@
 import { TesseraError } from '../shared/errors.js';
+import type { LeaderLock } from './port.js';
 
 /**
  * Argument checks shared by every adapter, so a name that works on SQLite also works on
@@ -27,5 +28,15 @@ export function checkPayload(payload: string): void {
 export function checkLockName(name: string): void {
   if (typeof name !== 'string' || !LOCK_NAME.test(name)) {
     throw new TesseraError('TESSERA_STORE_INVALID_ARGUMENT', `leader lock name ${JSON.stringify(name)} is invalid: use 1-128 characters from A-Z a-z 0-9 _ . : -`);
+  }
+}
+
+/** `withLeaderLock` for every adapter: run `fn` only if the lock is free, release it after. */
+export async function runAsLeader<T>(lock: LeaderLock | null, fn: (lock: LeaderLock) => Promise<T>): Promise<{ leader: true; value: T } | { leader: false }> {
+  if (!lock) return { leader: false };
+  try {
+    return { leader: true, value: await fn(lock) };
+  } finally {
+    await lock.release();
   }
 }

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import pg from 'pg';
 import { TesseraError } from '../../shared/errors.js';
-import { checkChannel, checkLockName, checkPayload } from '../fanout.js';
+import { checkChannel, checkLockName, checkPayload, runAsLeader } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
 import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
 import { toPgPlaceholders } from './placeholders.js';
@@ -365,13 +365,7 @@ class PostgresStore implements Store {
   }
 
   async withLeaderLock<T>(name: string, fn: (lock: LeaderLock) => Promise<T>): Promise<{ leader: true; value: T } | { leader: false }> {
-    const lock = await this.tryLeaderLock(name);
-    if (!lock) return { leader: false };
-    try {
-      return { leader: true, value: await fn(lock) };
-    } finally {
-      await lock.release();
-    }
+    return runAsLeader(await this.tryLeaderLock(name), fn);
   }
 
   async close(): Promise<void> {

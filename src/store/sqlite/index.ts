@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../../shared/errors.js';
-import { checkChannel, checkLockName, checkPayload } from '../fanout.js';
+import { checkChannel, checkLockName, checkPayload, runAsLeader } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
 import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
 import { MainThreadEngine, translate, type SqliteEngine } from './engine.js';
@@ -182,13 +182,7 @@ class SqliteStore implements Store {
   }
 
   async withLeaderLock<T>(name: string, fn: (lock: LeaderLock) => Promise<T>): Promise<{ leader: true; value: T } | { leader: false }> {
-    const lock = await this.tryLeaderLock(name);
-    if (!lock) return { leader: false };
-    try {
-      return { leader: true, value: await fn(lock) };
-    } finally {
-      await lock.release();
-    }
+    return runAsLeader(await this.tryLeaderLock(name), fn);
   }
 
   async close(): Promise<void> {
