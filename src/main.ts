@@ -202,7 +202,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const agentRegistry = createAgentRegistry({ store, clock, logger });
     agentRegistry.start();
     cleanups.push(() => agentRegistry.close());
-    const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry });
+    const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics });
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl) });
     await keys.ensureKeys();

@@ -3,6 +3,7 @@ import type { AgentRegistry } from './agent-registry.js';
 import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
+import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import type { AttestorConfig } from '../config/schema.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
@@ -31,11 +32,39 @@ export interface AttestationDeps {
   clockSkewMs?: number;
   /** Batches the `agents` inventory writes off the login path; without it each login writes at once. */
   agents?: Pick<AgentRegistry, 'record'>;
+  /**
+   * How many verified JWT attestations to remember (exact token string → identity), so an agent
+   * re-presenting the same subject token skips signature and claim verification. Default
+   * 10,000; 0 disables. Join tokens are never cached (one-time).
+   */
+  verifiedCacheSize?: number;
+  /** How long one cached verification may be reused at most (default 5 minutes; see VERIFIED_CACHE_MAX_AGE_MS). */
+  verifiedCacheMaxAgeMs?: number;
+  /** `tessera_attestation_cache_total{result="hit"|"miss"}`. */
+  metrics?: MetricsRegistry;
+}
+
+/**
+ * Kubernetes projected service-account tokens live up to an hour and the SDK logs in again every
+ * few minutes with the SAME token, so most logins re-present a token already verified. A cached
+ * verification is reused only while (a) the token itself is still valid: until its `exp` (and
+ * `iat + max_token_age` when configured) MINUS the clock skew, so the cache is always stricter
+ * than jose would be, and (b) at most this long after it was verified. (b) is how key rotation
+ * reaches cached tokens without tracking every key source: a key removed from a JWKS/bundle stops
+ * vouching for tokens it verified within 5 minutes — the same order as jose's own remote JWKS
+ * cache (cacheMaxAge 10 minutes), so the cache adds no window a JWKS URL does not already have.
+ */
+export const VERIFIED_CACHE_MAX_AGE_MS = 5 * 60_000;
+
+interface Verified {
+  readonly identity: AttestedIdentity;
+  /** Epoch ms after which the token itself (exp, max_token_age) no longer holds, minus skew. */
+  readonly validUntil: number;
 }
 
 interface JwtVerifier {
   readonly name: string;
-  verify(token: string): Promise<AttestedIdentity>;
+  verify(token: string): Promise<Verified>;
 }
 
 function attestFailed(check: AttestCheck, attestor: string, message: string): TesseraError {
@@ -119,7 +148,20 @@ function keySourceFor(a: Extract<AttestorConfig, { kind: 'jwt' }>, deps: Attesta
 
 export function createAttestation(deps: AttestationDeps): Attestation {
   const { clock, store, trustDomain } = deps;
-  const skewS = Math.round((deps.clockSkewMs ?? 30_000) / 1000);
+  const skewMs = deps.clockSkewMs ?? 30_000;
+  const skewS = Math.round(skewMs / 1000);
+  const cacheSize = deps.verifiedCacheSize ?? 10_000;
+  const cacheMaxAgeMs = deps.verifiedCacheMaxAgeMs ?? VERIFIED_CACHE_MAX_AGE_MS;
+  // Keyed by the WHOLE token string (never a prefix or hash): a hit means these exact bytes were
+  // verified. Map keeps insertion order; a hit is re-inserted, so eviction is least recently used.
+  const verified = new Map<string, { readonly identity: AttestedIdentity; readonly until: number }>();
+  const cacheCounter: Counter | undefined = deps.metrics?.counter('tessera_attestation_cache_total', 'JWT attestation verifications reused (hit) or performed (miss)');
+  /** `exp` (and `iat + max_token_age`) in ms, minus skew: how long the token itself holds. */
+  const validUntil = (payload: JWTPayload, maxTokenAgeMs?: number): number => {
+    let until = (payload.exp ?? 0) * 1000 - skewMs; // exp is required by every attestor
+    if (maxTokenAgeMs !== undefined) until = Math.min(until, (payload.iat ?? 0) * 1000 + maxTokenAgeMs - skewMs);
+    return until;
+  };
   const jwtByIssuer = new Map<string, JwtVerifier>();
   const spiffeByTd = new Map<string, JwtVerifier>();
   let joinAttestor: string | undefined;
@@ -156,7 +198,10 @@ export function createAttestation(deps: AttestationDeps): Attestation {
             template === 'kubernetes'
               ? kubernetesIdentity(payload, trustDomain, a.name)
               : { spiffeId: template.render({ trustDomain, claims: payload }), attributes: {} as Record<string, string> };
-          return { spiffeId: mapped.spiffeId, attestor: a.name, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } };
+          return {
+            identity: { spiffeId: mapped.spiffeId, attestor: a.name, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } },
+            validUntil: validUntil(payload, a.max_token_age || undefined),
+          };
         },
       });
       continue;
@@ -187,7 +232,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
         if (problem) throw attestFailed('spiffe_id', a.name, 'the JWT-SVID sub is not a valid SPIFFE ID (JWT-SVID §3.1)');
         const sub = parseSpiffeId(payload.sub);
         if (sub.trustDomain !== a.trust_domain) throw attestFailed('trust_domain', a.name, `the JWT-SVID sub is not in trust domain "${a.trust_domain}"`);
-        return { spiffeId: sub.id, attestor: a.name, attributes: { trust_domain: sub.trustDomain } };
+        return { identity: { spiffeId: sub.id, attestor: a.name, attributes: { trust_domain: sub.trustDomain } }, validUntil: validUntil(payload) };
       },
     });
   }
@@ -233,6 +278,29 @@ export function createAttestation(deps: AttestationDeps): Attestation {
     throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'no configured attestor accepts this token: its issuer (iss) matches no jwt attestor and its sub is not a SPIFFE ID of a configured spiffe trust domain; see docs/attestors.md');
   }
 
+  /** Verified JWT attestation, reused from the cache while it holds (VERIFIED_CACHE_MAX_AGE_MS). */
+  async function verifyJwt(token: string): Promise<AttestedIdentity> {
+    const now = clock.now();
+    const hit = cacheSize > 0 ? verified.get(token) : undefined;
+    if (hit) {
+      verified.delete(token);
+      if (now < hit.until) {
+        verified.set(token, hit); // most recently used
+        cacheCounter?.inc({ result: 'hit' });
+        return hit.identity;
+      }
+    }
+    cacheCounter?.inc({ result: 'miss' });
+    const v = await selectJwtAttestor(token).verify(token);
+    const until = Math.min(v.validUntil, now + cacheMaxAgeMs);
+    if (cacheSize > 0 && until > clock.now()) {
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
+      // Frozen: every hit hands out the same object.
+      verified.set(token, { identity: Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), until });
+    }
+    return v.identity;
+  }
+
   return {
     async attest(subjectToken: string, subjectTokenType: string, meta: RequestMeta): Promise<AttestedIdentity> {
       let identity: AttestedIdentity;
@@ -244,7 +312,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
         identity = { spiffeId: consumed.spiffeId, attestor: joinAttestor, attributes };
       } else if (subjectTokenType === TOKEN_TYPE_JWT) {
         if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', 'selection', 'the subject token is empty or larger than 16 KiB');
-        identity = await selectJwtAttestor(subjectToken).verify(subjectToken);
+        identity = await verifyJwt(subjectToken);
       } else {
         throw fail('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`);
       }

@@ -94,19 +94,13 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
         const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
-        const jtiHmac = audit.hmac(issued.jti);
-        // Both events are queued now (in this order) and land in the same group commit; the token
-        // is returned only once both are durable (fail closed: no audit, no token).
-        await Promise.all([
-          audit.append({
-            kind: 'token.issued', actor: { id: identity.spiffeId }, action: 'token.issue', resource: 'agent-token', result: 'success', where,
-            details: { token_type: 'agent', jti_hmac: jtiHmac, expires_at: issued.expiresAt },
-          }),
-          audit.append({
-            kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-            details: { attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt },
-          }),
-        ]);
+        // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
+        // which is everything a separate `token.issued` would record (that kind stays for task
+        // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
+        await audit.append({
+          kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
+          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt },
+        });
         return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {

@@ -51,6 +51,9 @@ export function decodePayload(payload: Uint8Array): unknown {
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
+// Synchronous on purpose: node:crypto's callback form (libuv pool) was measured and gave no
+// login throughput on a 2-core machine (3,528 vs 3,554 logins/s, bench/tokens.ts): the pool
+// competes for the same cores, and the signature is ~9 % of a login's main-thread time.
 export function signEs256(header: JwsHeader, payload: Record<string, unknown>, key: KeyObject): string {
   const input = `${b64(header)}.${b64(payload)}`;
   const sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });

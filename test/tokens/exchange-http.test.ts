@@ -109,10 +109,13 @@ test('login by token exchange with a real join token issues a JWT-SVID that veri
   assert.equal(h.metrics.counter('tessera_tokens_issued_total', '').get({ type: 'agent' }), issuedBefore + 1);
   const evs = h.audit.events.slice(auditBefore);
   const loginEv = evs.find((e) => e.kind === 'auth.login' && e.result === 'success');
-  const issuedEv = evs.find((e) => e.kind === 'token.issued');
-  assert.ok(loginEv && issuedEv);
-  assert.equal(issuedEv.actor.id, AGENT);
-  assert.equal((issuedEv.details as { jti_hmac: string }).jti_hmac, h.audit.hmac(claims.jti!));
+  assert.ok(loginEv);
+  // One event per login: auth.login carries the token's jti HMAC and expiry; no separate token.issued.
+  assert.ok(!evs.some((e) => e.kind === 'token.issued'));
+  assert.equal(evs.filter((e) => e.kind === 'auth.login').length, 1);
+  assert.equal(loginEv.actor.id, AGENT);
+  assert.equal((loginEv.details as { token_jti_hmac: string }).token_jti_hmac, h.audit.hmac(claims.jti!));
+  assert.equal((loginEv.details as { expires_at: number }).expires_at, claims.exp! * 1000);
   const dump = JSON.stringify(evs);
   assert.ok(!dump.includes(claims.jti!), 'jti is HMACed, never in clear');
   assert.ok(!dump.includes(res.access_token.split('.')[2]!), 'the token is never audited');
@@ -207,7 +210,7 @@ test('a revoked agent cannot log in; the refusal is audited', async () => {
     assert.equal(ev?.result, 'failure');
     assert.equal(ev?.actor.id, spiffeId);
     assert.equal(ev?.reason?.code, 'TESSERA_AGENT_REVOKED');
-    assert.ok(!h.audit.events.slice(before).some((e) => e.kind === 'token.issued'));
+    assert.ok(!h.audit.events.slice(before).some((e) => e.kind === 'auth.login' && e.result === 'success'));
   } finally {
     h.revocations.agents.delete(spiffeId);
   }

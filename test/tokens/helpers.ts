@@ -12,6 +12,7 @@ import { createApp } from '../../src/server/app.js';
 import { createKeySealer } from '../../src/secrets/sealer.js';
 import { createJoinTokenService, type JoinTokenService } from '../../src/identity/join-tokens.js';
 import { createAttestation } from '../../src/identity/attestation.js';
+import type { AttestorConfig } from '../../src/config/schema.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { createKeyManager, type KeyManager } from '../../src/tokens/keys.js';
 import { createTokenService, createAgentAuthenticator, type TokenService } from '../../src/tokens/service.js';
@@ -67,7 +68,7 @@ export interface Harness {
 }
 
 /** A real Tessera token stack on 127.0.0.1: sqlite store, sealed keys, real join-token attestation. */
-export async function startHarness(opts: { bodyLimit?: number } = {}): Promise<Harness> {
+export async function startHarness(opts: { bodyLimit?: number; attestors?: readonly AttestorConfig[] } = {}): Promise<Harness> {
   const store = openSqliteStore({ file: ':memory:' });
   await store.migrate();
   const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
@@ -82,7 +83,7 @@ export async function startHarness(opts: { bodyLimit?: number } = {}): Promise<H
   await keys.ensureKeys();
   const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, metrics });
   const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: 60 * MINUTE, trustDomain: TRUST_DOMAIN });
-  const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 60 * MINUTE }], trustDomain: TRUST_DOMAIN, joinTokens, clock, audit, store });
+  const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 60 * MINUTE }, ...(opts.attestors ?? [])], trustDomain: TRUST_DOMAIN, joinTokens, clock, audit, store, metrics });
   const audiences = [issuer, `${issuer}/mcp`];
   const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
   const app = createApp({
