@@ -40,6 +40,7 @@ export const VERSION: string = (JSON.parse(readFileSync(join(ROOT, 'package.json
 export const DEMO_POLICY_DIR = join(ROOT, 'examples', 'policies');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
+const KEYS_CHANNEL = 'tessera_signing_keys';
 const RECONCILE_INTERVAL_MS = 5 * 60_000;
 const REVOCATION_REFRESH_MS = 30_000;
 
@@ -207,6 +208,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl) });
     await keys.ensureKeys();
     const rotation = setInterval(() => void keys.rotateIfDue().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'signing key rotation failed')), 60_000);
+    // An operator rotation (possibly revoking keys) on another replica takes effect here at once.
+    const unsubscribeKeys = await store.subscribe(KEYS_CHANNEL, (origin) => {
+      if (origin !== replicaId) void keys.reload().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'signing key reload failed'));
+    }, { onResync: () => void keys.reload().catch(() => undefined) });
+    cleanups.push(() => unsubscribeKeys());
     rotation.unref();
     cleanups.push(() => clearInterval(rotation));
 
@@ -230,7 +236,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'audit', check: async () => { const h = audit.health(); return { ok: h.ok, detail: h }; } },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer: policy });
     registerPolicyRoutes(app, { policy });

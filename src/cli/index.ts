@@ -9,6 +9,7 @@ import { cell, fmtTime, humanDuration, listOf, table } from './format.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
+import { registerKeysCommand } from './keys.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -608,6 +609,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   registerMcpCommand(program, { io, addrOf });
   registerEngineCommand(program, { io, addrOf });
+  registerKeysCommand(program, { io, addrOf });
 
   return program;
 }

@@ -9,6 +9,7 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'POST /v1/oauth/token': 'RFC 8693 token exchange: attestation (join token, Kubernetes/OIDC JWT, JWT-SVID) → agent token.',
   'POST /v1/oauth/introspect': 'RFC 7662 introspection (admin token): is this Tessera token active, and its claims.',
   'POST /v1/oauth/revoke': 'RFC 7009 revocation: the holder revokes its own token; always 200.',
+  'POST /v1/admin/keys/rotate': 'Operator: rotate the token signing key now; `revoke_previous` refuses every token signed by older keys.',
   'GET /v1/whoami': 'Agent: the verified identity behind the bearer token (SPIFFE ID, attributes, expiry).',
   'GET /.well-known/jwks.json': 'Public keys that verify Tessera tokens (RFC 7517).',
   'GET /v1/bundle': 'SPIFFE trust bundle for JWT-SVIDs issued by Tessera.',

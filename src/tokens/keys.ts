@@ -43,7 +43,9 @@ export interface KeyManager {
   /** Pre-publishes the next key and switches to it when the period ends; prunes expired keys. */
   rotateIfDue(): Promise<boolean>;
   /** Switches to a new key now; the old one keeps verifying until every token it signed expired. */
-  rotateNow(): Promise<string>;
+  rotateNow(options?: { revokePrevious?: boolean; actor?: string }): Promise<{ kid: string; revoked: string[] }>;
+  /** Re-reads the key set from the store (another replica rotated or revoked a key). */
+  reload(): Promise<void>;
   /** The key that signs now. */
   signingKey(): { kid: string; privateKey: KeyObject };
   /** Public key for a `kid`, from memory (never a store hit per request). */
@@ -206,12 +208,31 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
       return changed;
     },
 
-    async rotateNow() {
+    async rotateNow(options = {}) {
       const now = clock.now();
       const current = active(now);
       const kid = await createKey(now, current ? { kid: current.kid, at: now } : undefined);
+      let revoked: string[] = [];
+      if (options.revokePrevious) {
+        // Emergency rotation (a key may be compromised): every other key leaves the key set now,
+        // so every token it signed is refused (TESSERA_TOKEN_KID_UNKNOWN) and agents log in again.
+        revoked = [...keys.keys()].filter((k) => k !== kid);
+        await store.transaction(async (tx) => {
+          await tx.run('UPDATE signing_keys SET retires_at = ?, expires_at = ? WHERE kid <> ? AND expires_at > ?', [now, now, kid, now]);
+          await bumpSequence(tx);
+        });
+        for (const k of revoked) {
+          await audit.append({ kind: 'key.rotated', actor: { id: options.actor ?? 'system' }, action: 'key.revoke', resource: `signing-key:${k}`, result: 'success', details: { kid: k, purpose: 'token-signing' } });
+        }
+        await load();
+      }
       await loadSealed();
-      return kid;
+      return { kid, revoked };
+    },
+
+    async reload() {
+      await load();
+      await loadSealed();
     },
 
     signingKey() {

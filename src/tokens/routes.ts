@@ -21,6 +21,8 @@ export interface TokenRouteDeps {
   readonly audit: AuditWriter;
   readonly issuer: string;
   readonly audiences: readonly string[];
+  /** Tells other replicas to reload the key set (called after an operator rotation). */
+  readonly onKeysChanged?: () => void;
 }
 
 function requireForm(req: FastifyRequest): void {
@@ -78,6 +80,15 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   app.get('/v1/whoami', { preHandler: app.requireAgent }, async (req) => {
     const p = req.agent!;
     return { spiffe_id: p.spiffeId, trust_domain: p.trustDomain, path: p.path, attributes: p.attributes, expires_at: new Date(p.expiresAt).toISOString() };
+  });
+
+  // Operator: rotate the token signing key now; `revoke_previous` (a key may be compromised)
+  // removes every other key at once, so all tokens they signed are refused.
+  app.post('/v1/admin/keys/rotate', { preHandler: app.requireAdmin }, async (req) => {
+    const body = parseInput(z.object({ revoke_previous: z.boolean().default(false) }).strict(), req.body ?? {});
+    const r = await deps.keys.rotateNow({ revokePrevious: body.revoke_previous, actor: `admin:${req.admin!.tokenId}` });
+    deps.onKeysChanged?.();
+    return { kid: r.kid, revoked: r.revoked };
   });
 
   app.get('/.well-known/jwks.json', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.jwks()));

@@ -50,6 +50,18 @@ test('two replicas on PostgreSQL: shared secrets, cross-replica kill switch, ver
   }
   assert.ok(refusedOnB, 'replica b still accepts a token revoked on replica a after 1 s');
 
+  // An emergency key rotation on replica b: replica a refuses tokens signed by the old keys.
+  const fresh = await b.login(await b.joinToken('spiffe://tessera.local/ns/billing/sa/invoicer'));
+  assert.equal((await a.agent(fresh, 'GET', '/v1/whoami')).status, 200);
+  assert.equal((await b.admin('POST', '/v1/admin/keys/rotate', { revoke_previous: true })).status, 200);
+  let refusedOnA = false;
+  for (let i = 0; i < 50 && !refusedOnA; i++) {
+    const r = await a.agent(fresh, 'GET', '/v1/whoami');
+    refusedOnA = r.status === 401 && r.body.error.code === 'TESSERA_TOKEN_KID_UNKNOWN';
+    if (!refusedOnA) await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.ok(refusedOnA, 'replica a still accepts a token whose key replica b revoked');
+
   // One audit chain, written by both replicas, verifies.
   const verify = await b.admin('POST', '/v1/admin/audit/verify');
   assert.equal(verify.status, 200);

@@ -109,7 +109,7 @@ test('rotateNow: new key signs at once, the previous one stays published; sequen
   const k1 = keys.signingKey().kid;
   const before = tokens.issueAgentToken(identity, { audience: ['https://tessera.test'] });
   const seq = keys.bundle().spiffe_sequence;
-  const k2 = await keys.rotateNow();
+  const { kid: k2 } = await keys.rotateNow();
   assert.notEqual(k2, k1);
   assert.equal(keys.signingKey().kid, k2);
   assert.deepEqual(kids(keys), [k1, k2].sort());
@@ -127,10 +127,10 @@ test('a second replica sees a new key through reloadForUnknownKid (rate-limited 
   const b = await keyFixture({ store: a.store, sealer: a.sealer, clock: a.clock });
   await b.keys.ensureKeys();
   a.clock.advance(2000);
-  const k2 = await a.keys.rotateNow();
+  const { kid: k2 } = await a.keys.rotateNow();
   assert.equal(b.keys.verificationKey(k2), undefined);
   assert.ok(await b.keys.reloadForUnknownKid(k2));
-  const k3 = await a.keys.rotateNow();
+  const { kid: k3 } = await a.keys.rotateNow();
   assert.equal(await b.keys.reloadForUnknownKid(k3), undefined, 'second reload within 1 s is refused');
   a.clock.advance(1000);
   assert.ok(await b.keys.reloadForUnknownKid(k3));

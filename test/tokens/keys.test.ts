@@ -119,7 +119,7 @@ test('rotateNow: the old key verifies its tokens until they expire, then leaves 
   const first = keys.signingKey().kid;
   const seq = keys.bundle().spiffe_sequence;
   const tok = tokens.issueAgentToken(identity, { audience: [ISSUER] }).token;
-  const kid = await keys.rotateNow();
+  const { kid } = await keys.rotateNow();
   assert.notEqual(kid, first);
   assert.equal(keys.signingKey().kid, kid);
   assert.ok(keys.bundle().spiffe_sequence > seq);

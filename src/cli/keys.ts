@@ -1,0 +1,30 @@
+/**
+ * `tessera keys rotate [--revoke-previous]`: rotate the token signing key now (operator).
+ * `--revoke-previous` is the emergency form: every token signed by an older key is refused at
+ * once and agents log in again (docs/tokens.md "Key rotation").
+ */
+import type { Command } from 'commander';
+import { Transport } from '../sdk/http.js';
+import { usage, type CliIo } from './io.js';
+
+export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf: (cmd: Command) => string }): void {
+  const { io } = deps;
+  program
+    .command('keys')
+    .description('token signing keys')
+    .command('rotate')
+    .description('rotate the signing key now; --revoke-previous refuses every token signed by older keys')
+    .option('--revoke-previous', 'emergency: remove every older key at once (a key may be compromised)')
+    .action(async (opts: { revokePrevious?: boolean }, cmd: Command) => {
+      const g = cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
+      const token = g.token ?? io.env.TESSERA_TOKEN;
+      if (!token) throw usage('this command needs an admin token: set TESSERA_TOKEN (or pass --token)');
+      const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
+      const r = await t.request<{ kid: string; revoked: string[] }>('POST', '/v1/admin/keys/rotate', { token: token.trim(), json: { revoke_previous: opts.revokePrevious === true } });
+      if (g.json) {
+        io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
+      io.stdout.write(`new signing key ${r.kid}${r.revoked.length ? `; revoked ${r.revoked.length} older key(s): tokens they signed are refused from now on` : '; older keys stay published until the tokens they signed expire'}\n`);
+    });
+}
