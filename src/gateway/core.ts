@@ -12,7 +12,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
-import { authorizeWithScope } from '../policy/scope.js';
+import { authorizeWithScope, scopeCovers } from '../policy/scope.js';
 import type { Authorizer, Decision } from '../policy/types.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -200,8 +200,8 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     missingScope(principal, name) {
       const parts = splitToolName(name);
       if (!parts || principal.scope === undefined) return undefined;
-      const d = authorizeWithScope({ authorize: () => ({ allowed: true, policies: [], errors: [], cached: false }) }, { principal, action: 'tool.call', resource: { type: 'Tool', server: parts.server, tool: parts.tool } });
-      return d.scopeDenied ? `tool:${parts.server}/${parts.tool}` : undefined;
+      const needed = `tool:${parts.server}/${parts.tool}`;
+      return scopeCovers(principal.scope, needed) ? undefined : needed;
     },
 
     async listTools(caller, signal) {

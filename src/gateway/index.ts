@@ -3,11 +3,11 @@
  * credentials those tools use.
  */
 import type { FastifyInstance } from 'fastify';
+import { issueAuthorized } from '../leases/authorized.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { Authorizer } from '../policy/types.js';
 import type { Clock } from '../shared/clock.js';
-import { TesseraError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry } from '../shared/metrics.js';
 import type { AgentPrincipal } from '../shared/principal.js';
@@ -65,9 +65,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return (await deps.kv.resolveForInjection(principal, path, authorizer, where)).value;
     },
     async issueCredential(principal, engine, role, ttlMs, where) {
-      const d = authorizer.authorize({ principal, action: 'cred.issue', resource: { type: 'Role', engine, role } });
-      if (!d.allowed) throw new TesseraError('TESSERA_POLICY_DENIED', `policy does not permit cred.issue on ${engine}/${role} for ${principal.spiffeId}`, { policies: d.policies });
-      const l = await deps.leases.issue({ engine, role, principal, ...(ttlMs !== undefined ? { ttlMs } : {}), where });
+      // The same authorize-then-issue path as POST /v1/creds (policy ∩ token scope).
+      const l = await issueAuthorized({ leases: deps.leases, authorizer }, { principal, engine, role, ...(ttlMs !== undefined ? { ttlMs } : {}), where });
       return { leaseId: l.lease_id, data: l.data };
     },
     mayInject(principal, v) {

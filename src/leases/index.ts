@@ -14,3 +14,4 @@ export {
   type CallContext,
 } from './service.js';
 export { registerLeaseRoutes, leaseView } from './routes.js';
+export { issueAuthorized } from './authorized.js';

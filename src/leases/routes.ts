@@ -4,7 +4,7 @@ import { parseInput } from '../server/validate.js';
 import { fail } from '../shared/errors.js';
 import { parseDuration } from '../config/duration.js';
 import type { Authorizer } from '../policy/types.js';
-import { authorizeWithScope } from '../policy/scope.js';
+import { issueAuthorized } from './authorized.js';
 import type { AuditActor, AuditWhere } from '../audit/events.js';
 import { LEASE_STATES, type Lease, type LeaseService } from './service.js';
 
@@ -76,13 +76,7 @@ export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseS
     const { engine, role } = parseInput(credParams, req.params, 'path');
     const body = parseInput(issueBody, req.body ?? {});
     const ttlMs = durationMs(body.ttl, 'ttl');
-    // Policy is the ceiling, the token scope (`cred:<engine>/<role>`) narrows it: both must allow.
-    const decision = authorizeWithScope(authorizer, { principal, action: 'cred.issue', resource: { type: 'Role', engine, role } });
-    if (!decision.allowed) {
-      if (decision.scopeDenied) throw fail('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not include cred:${engine}/${role}; request a task token with that scope`);
-      throw fail('TESSERA_POLICY_DENIED', `policy does not permit cred.issue on ${engine}/${role} for ${principal.spiffeId}`, { policies: decision.policies });
-    }
-    const issued = await leases.issue({ engine, role, principal, ...(ttlMs !== undefined ? { ttlMs } : {}), where: whereOf(app, req) });
+    const issued = await issueAuthorized({ leases, authorizer }, { principal, engine, role, ...(ttlMs !== undefined ? { ttlMs } : {}), where: whereOf(app, req) });
     return reply.status(201).send({ lease_id: issued.lease_id, expires_at: iso(issued.expires_at), renewable: issued.renewable, data: issued.data });
   });
 
