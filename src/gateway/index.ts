@@ -3,6 +3,7 @@
  * credentials those tools use.
  */
 import type { FastifyInstance } from 'fastify';
+import { authorizeWithScope } from '../policy/scope.js';
 import { issueAuthorized } from '../leases/authorized.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
@@ -71,8 +72,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     mayInject(principal, v) {
       const d = 'secret' in v
-        ? authorizer.authorize({ principal, action: 'secret.inject', resource: { type: 'Secret', path: v.secret } })
-        : authorizer.authorize({ principal, action: 'cred.issue', resource: { type: 'Role', engine: v.credential.engine, role: v.credential.role } });
+        ? authorizeWithScope(authorizer, { principal, action: 'secret.inject', resource: { type: 'Secret', path: v.secret } })
+        : authorizeWithScope(authorizer, { principal, action: 'cred.issue', resource: { type: 'Role', engine: v.credential.engine, role: v.credential.role } });
       return d.allowed;
     },
     async revokeLease(leaseId, principal) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { authorizeWithScope } from '../policy/scope.js';
 import { z } from 'zod';
 import type { Store, SqlExecutor } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
@@ -226,10 +227,13 @@ export function createKvService(deps: KvDeps): KvService {
       ...(principal.purpose ? { purpose: principal.purpose } : {}),
       ...(where ? { where } : {}),
     };
-    const decision = authorizer.authorize({ principal, action, resource: { type: 'Secret', path } });
+    // Policy is the ceiling, the token scope (`secret:<path-glob>`) narrows it: both must allow.
+    const decision = authorizeWithScope(authorizer, { principal, action, resource: { type: 'Secret', path } });
     if (!decision.allowed) {
-      await audit.append({ ...base, result: 'deny', reason: { policies: decision.policies, code: 'TESSERA_POLICY_DENIED' }, details: {} });
-      throw new TesseraError('TESSERA_POLICY_DENIED', `policy does not permit ${action} on Secret "${path}" for ${principal.spiffeId}`, { policies: decision.policies });
+      const code = decision.scopeDenied ? 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' : 'TESSERA_POLICY_DENIED';
+      await audit.append({ ...base, result: 'deny', reason: { policies: decision.policies, code }, details: {} });
+      if (decision.scopeDenied) throw new TesseraError(code, `the token scope does not include secret:${path}; request a task token with that scope`);
+      throw new TesseraError(code, `policy does not permit ${action} on Secret "${path}" for ${principal.spiffeId}`, { policies: decision.policies });
     }
     const secret = await loadSecret(store, path);
     if (!secret) {

@@ -235,3 +235,16 @@ test('audit fails closed: no value is returned when the read cannot be recorded'
   f.audit.failing = true;
   await assert.rejects(f.kv.readForAgent(principal(), 't/r', new GlobAuthorizer([{ action: 'secret.read', glob: '**' }])), { code: 'TESSERA_AUDIT_UNAVAILABLE' });
 });
+
+test('readForAgent and resolveForInjection: a token scope narrows what policy allows', async () => {
+  const f = await fixture();
+  await f.kv.put('team/a', 'value-a-123456', { mode: 'read' }, admin);
+  await f.kv.put('team/b', 'value-b-123456', { mode: 'read' }, admin);
+  const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'team/**' }, { action: 'secret.inject', glob: 'team/**' }]);
+  const scoped = { ...principal(), scope: ['secret:team/a'] };
+  assert.equal((await f.kv.readForAgent(scoped, 'team/a', authz)).value, 'value-a-123456');
+  await assert.rejects(f.kv.readForAgent(scoped, 'team/b', authz), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
+  await assert.rejects(f.kv.resolveForInjection(scoped, 'team/b', authz), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
+  const denied = f.audit.events.filter((e) => e.kind === 'secret.read' && e.result === 'deny');
+  assert.equal(denied.at(-1)?.reason?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+});
