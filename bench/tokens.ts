@@ -35,6 +35,7 @@ import { resolveMasterKey } from '../src/secrets/index.js';
 import { createKeyManager, createTokenService } from '../src/tokens/index.js';
 import type { BenchResult } from './lib.js';
 import { httpLoad, loadToolLabel, type HttpLoadResult } from './http-load.js';
+import { createTrustDomains } from '../src/identity/trust-domains.js';
 
 const CONCURRENCY = 32;
 const SECONDS = 3;
@@ -150,9 +151,9 @@ export async function run(): Promise<BenchResult[]> {
     const master = resolveMasterKey({ config: config.master_key, dataDir: dir, dev: true, env: process.env });
     const keys = createKeyManager({ store: tessera.store, sealer: master.sealer, clock: systemClock, audit: tessera.audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: config.tokens.task_ttl });
     await keys.ensureKeys();
-    const minter = createTokenService({ keys, clock: systemClock, issuer: url, agentTtlMs: 300_000, skewMs: 30_000, revocations: { isRevoked: () => false, isAgentRevoked: () => false } });
+    const minter = createTokenService({ keys, clock: systemClock, issuer: url, agentTtlMs: 300_000, skewMs: 30_000, revocations: { isRevoked: () => false, isAgentRevoked: () => false }, trustDomains: createTrustDomains('tessera.local') });
     const distinct = Array.from({ length: DISTINCT_TOKENS }, (_, i) =>
-      minter.issueAgentToken({ spiffeId: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader', attestor: 'k8s-bench', attributes: { pod: `pod-${i}` } }, { audience: [url] }).token);
+      minter.issueAgentToken({ spiffeId: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader', attestor: 'k8s-bench', attestorKind: 'kubernetes', attributes: { namespace: 'healthcare', service_account: 'patient-reader', pod: `pod-${i}` } }, { audience: [url] }).token);
 
     const raw = rawLimits();
     const base = { url, concurrency: CONCURRENCY, seconds: SECONDS };

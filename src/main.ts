@@ -25,7 +25,7 @@ import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
-import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes } from './identity/index.js';
+import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
@@ -157,8 +157,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
     // Created after the revocation service (it needs the token service); the hook reaches it late.
     const gatewayRef: { current?: Gateway } = {};
+    // The trust domains identities may be issued for and accepted from (ADR 0021, docs/attestors.md).
+    const trustDomains = trustDomainsOf(config);
+    // The agents inventory: batched login sightings; also tells revocations whether an agent is known.
+    const agentRegistry = createAgentRegistry({ store, clock, logger });
+    agentRegistry.start();
+    cleanups.push(() => agentRegistry.close());
     const revocations = createRevocationService({
-      store, clock, audit, leases,
+      store, clock, audit, leases, trustDomains, agents: agentRegistry,
       onRevoke: (source) => {
         policy.invalidate();
         gatewayRef.current?.onRevocation();
@@ -199,10 +205,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => timers.forEach(clearInterval));
 
     const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
-    const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
-    const agentRegistry = createAgentRegistry({ store, clock, logger });
-    agentRegistry.start();
-    cleanups.push(() => agentRegistry.close());
+    const joinTokens = createJoinTokenService({ store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
     const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics });
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl) });
@@ -216,7 +219,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     rotation.unref();
     cleanups.push(() => clearInterval(rotation));
 
-    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, metrics });
+    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, trustDomains, metrics });
     const audiences = [issuer, `${issuer}/mcp`];
     const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
     const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });

@@ -12,6 +12,13 @@ export interface AuditActor {
   /** Delegation chain, outermost first (user → orchestrator → sub-agent). */
   readonly chain?: readonly string[];
   readonly user?: string;
+  /**
+   * `false` on a refused request: `id` is the identity the presented credential names — a
+   * Tessera-signed token or a join token that was refused (revoked, expired, wrong audience,
+   * reused …) — but the request was NOT authenticated as it. Absent: `id` is authenticated.
+   * Kept in the `actor` column, so `tessera audit tail --actor <id>` finds these attempts.
+   */
+  readonly verified?: false;
 }
 
 export interface AuditWhere {
@@ -37,7 +44,7 @@ interface Base<K extends string, D = Record<string, never>> {
 export type AuditEvent =
   | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number }>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
-  | Base<'auth.token_refused', { code: string }>
+  | Base<'auth.token_refused', { code: string; claimed_sub?: string }>
   | Base<'auth.admin_refused', { code: string }>
   | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
   | Base<'token.revoked', { jti_hmac: string }>
@@ -55,7 +62,7 @@ export type AuditEvent =
   | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; error: string }>
   | Base<'engine.configured', { engine: string; config: string; role?: string }>
   | Base<'engine.deleted', { engine: string; config: string; role?: string }>
-  | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null }>
+  | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null; agent_known?: boolean }>
   | Base<'revocation.lifted', { revocation_id: string }>
   | Base<'key.rotated', { kid: string; purpose: string }>
   | Base<'server.started', { version: string; replica: string }>

@@ -10,7 +10,7 @@ import type { AuditEvent } from './events.js';
 const str = z.string().max(4096);
 const eventSchema = z.object({
   kind: z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, 'expected a dotted lower-case kind such as "token.issued"'),
-  actor: z.object({ id: z.string().min(1).max(2048), chain: z.array(str).max(64).optional(), user: str.optional() }).strict(),
+  actor: z.object({ id: z.string().min(1).max(2048), chain: z.array(str).max(64).optional(), user: str.optional(), verified: z.literal(false).optional() }).strict(),
   action: z.string().min(1).max(256),
   resource: str.optional(),
   result: z.enum(['success', 'failure', 'allow', 'deny', 'error']),

@@ -42,7 +42,7 @@ export class AdminClient {
   deleteSecret(path: string) {
     return this.req<unknown>('DELETE', `/v1/admin/secrets/${encodePath(path)}`);
   }
-  policyCheck(body: { principal: { spiffe_id: string; attributes?: Record<string, string>; scope?: string[]; task?: string; purpose?: string; user?: string }; action: string; resource: string; context?: Record<string, unknown> }) {
+  policyCheck(body: { principal: { spiffe_id: string; attributes?: Record<string, string>; attestor?: string; attestor_kind?: string; scope?: string[]; task?: string; purpose?: string; user?: string }; action: string; resource: string; context?: Record<string, unknown> }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/policy/check', { json: body });
   }
   createRevocation(body: { kind: string; target: string; reason?: string; ttl?: string }) {

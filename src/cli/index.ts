@@ -323,12 +323,14 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .requiredOption('--resource <ref>', 'Type::id, e.g. Secret::db/prod/password, Role::postgres/readonly, Tool::github/create_issue, Route::github')
     .option('--context <json>', 'request context as a JSON object, e.g. \'{"args":{"repo":"acme/web"}}\'')
     .option('--attr <k=v>', 'principal attribute (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--attestor <name>', 'the attestor that would have proven the identity (its tessera.yaml name)')
+    .option('--attestor-kind <kind>', 'its kind: join_token, kubernetes, jwt or spiffe (namespace/service_account attributes need kubernetes)')
     .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/**', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
     .option('--user <id>', 'user the task acts for')
     .option('--exit-code', 'exit with 1 when the decision is deny')
-    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
+    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
       let context: Record<string, unknown> | undefined;
       if (opts.context !== undefined) {
         try {
@@ -348,6 +350,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         principal: {
           spiffe_id: opts.principal,
           ...(opts.attr.length ? { attributes } : {}),
+          ...(opts.attestor ? { attestor: opts.attestor } : {}),
+          ...(opts.attestorKind ? { attestor_kind: opts.attestorKind } : {}),
           ...(opts.scope.length ? { scope: opts.scope } : {}),
           ...(opts.task ? { task: opts.task } : {}),
           ...(opts.purpose ? { purpose: opts.purpose } : {}),
@@ -421,6 +425,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         }
         if (!t) throw usage('the revocation target is empty');
         const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
+        // Recorded either way; an agent that never logged in is often a typo in the SPIFFE ID.
+        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(r.warning) : `no agent ${t} has ever logged in`}`);
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${t}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {

@@ -25,6 +25,7 @@ import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
+import { auditTokenRefusal } from '../tokens/service.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
@@ -132,7 +133,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       return await tokens.verify(token, { audience: resource });
     } catch (e) {
       if (isTesseraError(e)) {
-        await audit.append({ kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', resource: 'mcp', result: 'deny', reason: { code: e.code }, where: { requestId: req.id, source: req.ip }, details: { code: e.code } }).catch(() => undefined);
+        await auditTokenRefusal(audit, e, { requestId: req.id, source: req.ip }, 'mcp').catch(() => undefined);
       }
       throw e;
     }

@@ -12,6 +12,8 @@ import type { AttestedIdentity } from './types.js';
  */
 export interface AgentRegistry {
   record(identity: AttestedIdentity): void;
+  /** Whether this SPIFFE ID ever logged in: pending sightings of this replica, else the table (other replicas' last second may not be there yet). */
+  isKnown(spiffeId: string): Promise<boolean>;
   flush(): Promise<void>;
   start(): void;
   close(): Promise<void>;
@@ -59,6 +61,10 @@ export function createAgentRegistry(deps: { store: Store; clock: Clock; logger?:
         pending.set(identity.spiffeId, { attestor: identity.attestor, attributes: JSON.stringify(identity.attributes), first: now, last: now, count: 1 });
         if (pending.size >= maxPending) void registry.flush();
       }
+    },
+    async isKnown(spiffeId) {
+      if (pending.has(spiffeId)) return true;
+      return (await store.get<{ x: number }>('SELECT 1 AS x FROM agents WHERE spiffe_id = ?', [spiffeId])) !== undefined;
     },
     flush() {
       const batch = pending;

@@ -7,10 +7,10 @@ import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import type { AttestorConfig } from '../config/schema.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
-import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT, type Attestation, type AttestedIdentity } from './types.js';
+import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT, type AdmitIdentity, type Attestation, type AttestedIdentity } from './types.js';
 import type { JoinTokenService } from './join-tokens.js';
-import { compileTemplate, lookupClaim, type CompiledTemplate } from './template.js';
-import { isPathSegment, parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
+import { KUBERNETES_PREFIX, compileTemplate, lookupClaim, type CompiledTemplate } from './template.js';
+import { parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
 import { jwksFileSource, spiffeBundleUrlSource, type KeySource } from './bundle.js';
 
 /** JWT-SVID §3: the algorithms a JWT-SVID may be signed with. HS* and `none` never. */
@@ -108,34 +108,60 @@ function mapJoseError(e: unknown, attestor: string): TesseraError {
   }
 }
 
-/** Copies `label_claims` into attributes as `label.<claim>` (strings only: arrays of strings are joined with ","). */
+/** Longest label value kept (the agent token carries attribute values of at most 1024 characters). */
+export const LABEL_VALUE_MAX = 1024;
+
+/**
+ * Copies `label_claims` into attributes as `label.<claim>` (strings only: numbers and booleans as
+ * text, arrays of strings joined with ","). A value longer than LABEL_VALUE_MAX is left out, not
+ * cut: a shortened value could equal another, meaningful one. Labels are tags for policy; they
+ * never become `namespace`, `service_account` or any other attribute Tessera sets itself.
+ */
 function labelAttributes(claims: JWTPayload, names: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of names) {
     const v = lookupClaim(claims, name);
-    if (typeof v === 'string') out[`label.${name}`] = v;
-    else if (typeof v === 'number' || typeof v === 'boolean') out[`label.${name}`] = String(v);
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[`label.${name}`] = v.join(',');
+    let text: string | undefined;
+    if (typeof v === 'string') text = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') text = String(v);
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) text = v.join(',');
+    if (text !== undefined && text.length <= LABEL_VALUE_MAX) out[`label.${name}`] = text;
   }
   return out;
 }
 
-/** Kubernetes projected service-account token → `spiffe://<td>/ns/<namespace>/sa/<serviceaccount>`. */
+/** RFC 1123 label (Kubernetes namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** RFC 1123 subdomain (service account and pod names): dot-separated labels, at most 253. */
+function isDnsSubdomain(v: string): boolean {
+  return v.length <= 253 && v.split('.').every((l) => DNS_LABEL.test(l));
+}
+
+/**
+ * Kubernetes projected service-account token → `spiffe://<td>/ns/<namespace>/sa/<serviceaccount>`,
+ * with attributes `namespace`, `service_account` and `pod` taken from the verified
+ * `kubernetes.io` claim (the only source of Kubernetes attributes, ADR 0021). Kubernetes names
+ * are RFC 1123 labels/subdomains; a token carrying anything else was not minted by a real API
+ * server for a real object, so it is refused rather than mapped.
+ */
 function kubernetesIdentity(claims: JWTPayload, trustDomain: string, attestor: string): { spiffeId: string; attributes: Record<string, string> } {
   const k8s = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { name?: unknown } } | undefined;
-  if (!k8s || typeof k8s !== 'object') {
+  if (!k8s || typeof k8s !== 'object' || Array.isArray(k8s)) {
     throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}" (template kubernetes) needs the "kubernetes.io" claim of a projected service-account token`, { claim: 'kubernetes.io' });
   }
   const ns = k8s.namespace;
-  const sa = k8s.serviceaccount?.name;
+  const sa = k8s.serviceaccount && typeof k8s.serviceaccount === 'object' ? k8s.serviceaccount.name : undefined;
   if (typeof ns !== 'string' || ns === '') throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}": the token has no kubernetes.io.namespace claim`, { claim: 'kubernetes.io.namespace' });
   if (typeof sa !== 'string' || sa === '') throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}": the token has no kubernetes.io.serviceaccount.name claim`, { claim: 'kubernetes.io.serviceaccount.name' });
-  // Kubernetes names are DNS labels/subdomains, always valid segments; check anyway (defence in depth).
-  if (!isPathSegment(ns) || !isPathSegment(sa)) throw attestFailed('spiffe_id', attestor, 'namespace or service account name is not a valid SPIFFE path segment');
+  if (!DNS_LABEL.test(ns)) throw attestFailed('spiffe_id', attestor, 'kubernetes.io.namespace is not a Kubernetes namespace name (RFC 1123 label: lowercase letters, digits and "-", at most 63)');
+  if (!isDnsSubdomain(sa)) throw attestFailed('spiffe_id', attestor, 'kubernetes.io.serviceaccount.name is not a Kubernetes name (RFC 1123 subdomain)');
   const attributes: Record<string, string> = { namespace: ns, service_account: sa };
-  const pod = k8s.pod?.name;
-  if (typeof pod === 'string' && pod !== '') attributes.pod = pod;
-  return { spiffeId: parseSpiffeId(`spiffe://${trustDomain}/ns/${ns}/sa/${sa}`).id, attributes };
+  const pod = k8s.pod && typeof k8s.pod === 'object' ? k8s.pod.name : undefined;
+  if (pod !== undefined) {
+    if (typeof pod !== 'string' || !isDnsSubdomain(pod)) throw attestFailed('claims', attestor, 'kubernetes.io.pod.name is not a Kubernetes name (RFC 1123 subdomain)');
+    attributes.pod = pod;
+  }
+  return { spiffeId: parseSpiffeId(`spiffe://${trustDomain}/${KUBERNETES_PREFIX}/${ns}/sa/${sa}`).id, attributes };
 }
 
 function keySourceFor(a: Extract<AttestorConfig, { kind: 'jwt' }>, deps: AttestationDeps): KeySource {
@@ -165,6 +191,8 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   const jwtByIssuer = new Map<string, JwtVerifier>();
   const spiffeByTd = new Map<string, JwtVerifier>();
   let joinAttestor: string | undefined;
+  /** Template first segment → attestor name. */
+  const prefixOwner = new Map<string, string>();
 
   for (const a of deps.attestors) {
     if (a.kind === 'join_token') {
@@ -175,6 +203,13 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       if (jwtByIssuer.has(a.issuer)) throw fail('TESSERA_CONFIG_INVALID', `attestors: two jwt attestors use issuer ${a.issuer}; each issuer may appear once`);
       const algorithms = a.algorithms.filter((x) => ASYMMETRIC.has(x));
       const template: CompiledTemplate | 'kubernetes' = a.template === 'kubernetes' ? 'kubernetes' : compileTemplate(a.template, `attestors.${a.name}.template`);
+      if (template !== 'kubernetes') {
+        // Each templated attestor owns its first segment, so two attestors never mint the same ID.
+        const owner = prefixOwner.get(template.prefix);
+        if (owner) throw fail('TESSERA_CONFIG_INVALID', `attestors: "${a.name}" and "${owner}" both start their template with "/${template.prefix}/"; give each attestor its own first segment so their identities cannot collide`);
+        prefixOwner.set(template.prefix, a.name);
+      }
+      const attestorKind = template === 'kubernetes' ? 'kubernetes' : 'jwt';
       const keys = keySourceFor(a, deps);
       jwtByIssuer.set(a.issuer, {
         name: a.name,
@@ -199,7 +234,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
               ? kubernetesIdentity(payload, trustDomain, a.name)
               : { spiffeId: template.render({ trustDomain, claims: payload }), attributes: {} as Record<string, string> };
           return {
-            identity: { spiffeId: mapped.spiffeId, attestor: a.name, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } },
+            identity: { spiffeId: mapped.spiffeId, attestor: a.name, attestorKind, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } },
             validUntil: validUntil(payload, a.max_token_age || undefined),
           };
         },
@@ -232,7 +267,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
         if (problem) throw attestFailed('spiffe_id', a.name, 'the JWT-SVID sub is not a valid SPIFFE ID (JWT-SVID §3.1)');
         const sub = parseSpiffeId(payload.sub);
         if (sub.trustDomain !== a.trust_domain) throw attestFailed('trust_domain', a.name, `the JWT-SVID sub is not in trust domain "${a.trust_domain}"`);
-        return { identity: { spiffeId: sub.id, attestor: a.name, attributes: { trust_domain: sub.trustDomain } }, validUntil: validUntil(payload) };
+        return { identity: { spiffeId: sub.id, attestor: a.name, attestorKind: 'spiffe', attributes: { trust_domain: sub.trustDomain } }, validUntil: validUntil(payload) };
       },
     });
   }
@@ -301,18 +336,41 @@ export function createAttestation(deps: AttestationDeps): Attestation {
     return v.identity;
   }
 
+  /**
+   * Every identity is in a trust domain this Tessera serves: its own for join tokens and `jwt`
+   * attestors, the attestor's configured one for `spiffe` (checked in its verifier as well).
+   * Defence in depth: the mappers above cannot produce anything else.
+   */
+  function requireServedDomain(identity: AttestedIdentity): void {
+    const td = parseSpiffeId(identity.spiffeId).trustDomain;
+    const ok = identity.attestorKind === 'spiffe' ? spiffeByTd.get(td)?.name === identity.attestor : td === trustDomain;
+    if (!ok) throw attestFailed('trust_domain', identity.attestor, `the identity is in trust domain "${td}", which this attestor may not vouch for (Tessera's trust domain is "${trustDomain}")`);
+  }
+
+  /** Join tokens: trust domain and `admit` are checked on the stored SPIFFE ID before the token is consumed. */
+  async function attestJoinToken(subjectToken: string, meta: RequestMeta, admit: AdmitIdentity | undefined): Promise<AttestedIdentity> {
+    if (!joinAttestor || !deps.joinTokens) throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'join tokens are not enabled; add a `kind: join_token` attestor to tessera.yaml');
+    const name = joinAttestor;
+    const consumed = await deps.joinTokens.consume(subjectToken, meta, (spiffeId) => {
+      requireServedDomain({ spiffeId, attestor: name, attestorKind: 'join_token', attributes: {} });
+      admit?.(spiffeId);
+    });
+    // Operator-set labels only: a join token proves the SPIFFE ID, never Kubernetes attributes.
+    const attributes: Record<string, string> = {};
+    for (const [k, v] of Object.entries(consumed.labels)) attributes[`label.${k}`] = v;
+    return { spiffeId: consumed.spiffeId, attestor: name, attestorKind: 'join_token', attributes };
+  }
+
   return {
-    async attest(subjectToken: string, subjectTokenType: string, meta: RequestMeta): Promise<AttestedIdentity> {
+    async attest(subjectToken: string, subjectTokenType: string, meta: RequestMeta, options: { admit?: AdmitIdentity } = {}): Promise<AttestedIdentity> {
       let identity: AttestedIdentity;
       if (subjectTokenType === TOKEN_TYPE_JOIN) {
-        if (!joinAttestor || !deps.joinTokens) throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'join tokens are not enabled; add a `kind: join_token` attestor to tessera.yaml');
-        const consumed = await deps.joinTokens.consume(subjectToken, meta);
-        const attributes: Record<string, string> = {};
-        for (const [k, v] of Object.entries(consumed.labels)) attributes[`label.${k}`] = v;
-        identity = { spiffeId: consumed.spiffeId, attestor: joinAttestor, attributes };
+        identity = await attestJoinToken(subjectToken, meta, options.admit);
       } else if (subjectTokenType === TOKEN_TYPE_JWT) {
         if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', 'selection', 'the subject token is empty or larger than 16 KiB');
         identity = await verifyJwt(subjectToken);
+        requireServedDomain(identity);
+        options.admit?.(identity.spiffeId);
       } else {
         throw fail('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`);
       }

@@ -7,3 +7,4 @@ export { createAttestation, JWT_SVID_ALGORITHMS, type AttestationDeps } from './
 export { parseSpiffeBundle } from './bundle.js';
 export { registerIdentityRoutes } from './routes.js';
 export { createAgentRegistry, type AgentRegistry } from './agent-registry.js';
+export { createTrustDomains, trustDomainsOf, requireServedSpiffeId, type TrustDomains } from './trust-domains.js';

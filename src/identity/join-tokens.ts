@@ -5,7 +5,7 @@ import type { AuditActor } from '../audit/events.js';
 import type { RequestMeta } from '../server/app.js';
 import { fail } from '../shared/errors.js';
 import { randomId, randomToken, sha256 } from '../shared/crypto.js';
-import { parseSpiffeId } from './spiffe-id.js';
+import { createTrustDomains, requireServedSpiffeId } from './trust-domains.js';
 
 export const JOIN_TOKEN_PREFIX = 'tsr_join_';
 /** Join tokens are a bootstrap for dev and for hosts without platform attestation: short-lived by design. */
@@ -40,8 +40,12 @@ export interface ConsumedJoinToken {
 export interface JoinTokenService {
   create(input: { spiffeId: string; ttlMs?: number; labels?: Record<string, string>; actor?: AuditActor; meta?: RequestMeta }): Promise<CreatedJoinToken>;
   list(): Promise<JoinTokenInfo[]>;
-  /** Atomically marks the token used; throws TESSERA_JOIN_TOKEN_INVALID / TESSERA_JOIN_TOKEN_REUSED. */
-  consume(token: string, meta?: RequestMeta): Promise<ConsumedJoinToken>;
+  /**
+   * Atomically marks the token used; throws TESSERA_JOIN_TOKEN_INVALID / TESSERA_JOIN_TOKEN_REUSED.
+   * `precheck` runs on the token's SPIFFE ID after the token is found valid and BEFORE it is
+   * marked used: when it throws, the token stays usable (e.g. the agent is revoked for now).
+   */
+  consume(token: string, meta?: RequestMeta, precheck?: (spiffeId: string) => void): Promise<ConsumedJoinToken>;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
@@ -65,14 +69,23 @@ export function validateLabels(labels: unknown): Record<string, string> {
  * carries 256 random bits, so a fast hash is enough and an index lookup by digest reveals
  * nothing useful (finding a matching digest prefix needs a SHA-256 preimage).
  */
-export function createJoinTokenService(deps: { store: Store; clock: Clock; audit: AuditWriter; maxTtlMs?: number; trustDomain?: string }): JoinTokenService {
+export function createJoinTokenService(deps: {
+  store: Store;
+  clock: Clock;
+  audit: AuditWriter;
+  maxTtlMs?: number;
+  /** Tessera's own trust domain (tessera.yaml `trust_domain`): the only one a join token may name. */
+  trustDomain: string;
+}): JoinTokenService {
   const { store, clock, audit } = deps;
+  const domains = createTrustDomains(deps.trustDomain);
   const maxTtlMs = Math.min(deps.maxTtlMs ?? JOIN_TOKEN_MAX_TTL_MS, JOIN_TOKEN_MAX_TTL_MS);
 
   async function refuseReuse(id: string, spiffeId: string, meta?: RequestMeta): Promise<never> {
     await audit.append({
       kind: 'auth.join_token_reuse',
-      actor: { id: 'unauthenticated' },
+      // The holder presented a real (used) join token for this ID: attributed to it, unverified.
+      actor: { id: spiffeId, verified: false },
       action: 'login',
       resource: spiffeId,
       result: 'failure',
@@ -85,10 +98,8 @@ export function createJoinTokenService(deps: { store: Store; clock: Clock; audit
 
   return {
     async create(input) {
-      const spiffeId = parseSpiffeId(input.spiffeId, 'spiffe_id');
-      if (deps.trustDomain && spiffeId.trustDomain !== deps.trustDomain) {
-        throw fail('TESSERA_SPIFFE_ID_INVALID', `spiffe_id must be in this server's trust domain "${deps.trustDomain}", got "${spiffeId.trustDomain}"`, { reason: 'trust_domain' });
-      }
+      // Join tokens mint identities of Tessera's own trust domain only (never a federated one).
+      const spiffeId = requireServedSpiffeId(domains, input.spiffeId, 'spiffe_id', { ownOnly: true });
       const ttlMs = input.ttlMs ?? Math.min(JOIN_TOKEN_DEFAULT_TTL_MS, maxTtlMs);
       if (!Number.isFinite(ttlMs) || ttlMs < JOIN_TOKEN_MIN_TTL_MS || ttlMs > maxTtlMs) {
         throw fail('TESSERA_JOIN_TOKEN_TTL_INVALID', `join token TTL must be between 1s and ${Math.floor(maxTtlMs / 1000)}s, got ${ttlMs}ms`);
@@ -134,7 +145,7 @@ export function createJoinTokenService(deps: { store: Store; clock: Clock; audit
       }));
     },
 
-    async consume(token, meta) {
+    async consume(token, meta, precheck) {
       const invalid = () => fail('TESSERA_JOIN_TOKEN_INVALID', 'the join token is unknown or expired; ask an operator for a new one (`tessera join-token create`)');
       if (typeof token !== 'string' || !token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 256) throw invalid();
       const row = await store.get<{ id: string; spiffe_id: string; labels: string; expires_at: number; used_at: number | null }>(
@@ -146,6 +157,7 @@ export function createJoinTokenService(deps: { store: Store; clock: Clock; audit
       if (row.used_at !== null) return refuseReuse(row.id, row.spiffe_id, meta);
       const now = clock.now();
       if (now >= Number(row.expires_at)) throw invalid();
+      precheck?.(row.spiffe_id);
       // The conditional UPDATE is the one-time guarantee: of two concurrent logins only one changes a row.
       const { changes } = await store.run('UPDATE join_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL', [now, row.id]);
       if (changes !== 1) return refuseReuse(row.id, row.spiffe_id, meta);

@@ -8,6 +8,10 @@ import { isPathSegment, isTrustDomain, parseSpiffeId } from './spiffe-id.js';
  *
  * Rules, chosen so that no claim value can forge another workload's identity:
  *  - The authority is `{trust_domain}` (Tessera's trust domain) or that same name literally.
+ *  - The first path segment is a literal (`ci`, `github`, …), never a placeholder and never
+ *    `ns`, which belongs to `template: kubernetes` (`/ns/<namespace>/sa/<sa>`). So no claim value
+ *    can yield an ID shaped like another attestor's; attestation also requires each templated
+ *    attestor to use its own first segment (docs/adr/0021-identity-attributes.md).
  *  - Every path segment is either a literal valid segment or exactly ONE placeholder: a
  *    placeholder never shares a segment with text or another placeholder, because
  *    `{a}-{b}` would make `a="x-y",b="z"` and `a="x",b="y-z"` the same identity.
@@ -24,10 +28,15 @@ export interface CompiledTemplate {
   readonly source: string;
   /** Claim paths the template reads (for documentation and error messages). */
   readonly claims: readonly string[];
+  /** The literal first path segment (`ci` in `spiffe://{trust_domain}/ci/...`): this attestor's part of the ID space. */
+  readonly prefix: string;
   render(input: { trustDomain: string; claims: Readonly<Record<string, unknown>> }): string;
 }
 
 type Part = { kind: 'literal'; value: string } | { kind: 'claim'; name: string; multi: boolean };
+
+/** The first segment of every `template: kubernetes` identity; no other template may start with it. */
+export const KUBERNETES_PREFIX = 'ns';
 
 const PLACEHOLDER = /^\{claims\.([^{}|]+)(\|path)?\}$/;
 
@@ -56,11 +65,15 @@ export function compileTemplate(source: string, where = 'template'): CompiledTem
     if (!isPathSegment(seg)) throw bad(`segment ${JSON.stringify(seg)} is not a valid SPIFFE path segment (SPIFFE-ID §2.2)`);
     parts.push({ kind: 'literal', value: seg });
   }
+  const first = parts[0];
+  if (!first || first.kind !== 'literal') throw bad('the first path segment must be a literal such as "ci" or "github", so identities from this attestor cannot look like another attestor\'s');
+  if (first.value === KUBERNETES_PREFIX) throw bad(`the first path segment "${KUBERNETES_PREFIX}" is reserved for \`template: kubernetes\` (spiffe://<trust_domain>/ns/<namespace>/sa/<service account>); choose another, e.g. "ci"`);
   if (multi > 1) throw bad('at most one "|path" placeholder is allowed, otherwise different claim values could map to the same SPIFFE ID');
   if (!parts.some((p) => p.kind === 'claim')) throw bad('must use at least one claim, otherwise every token maps to the same identity');
 
   return {
     source,
+    prefix: first.value,
     claims: parts.flatMap((p) => (p.kind === 'claim' ? [p.name] : [])),
     render({ trustDomain, claims }) {
       if (authority !== '{trust_domain}' && authority !== trustDomain) {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { fail } from '../shared/errors.js';
-import type { AgentPrincipal } from '../shared/principal.js';
+import { ATTESTOR_KINDS, KUBERNETES_ATTRIBUTES, type AgentPrincipal } from '../shared/principal.js';
 import { parseResourceRef } from './entities.js';
 import { POLICY_ACTIONS, type PolicyRequest, type ResourceRef } from './types.js';
 
@@ -24,6 +24,9 @@ export const checkRequestSchema = z
       .object({
         spiffe_id: z.string().max(2048).regex(SPIFFE_ID, 'a SPIFFE ID such as spiffe://example.org/ns/prod/sa/reader'),
         attributes: z.record(z.string().max(256), z.string().max(1024)).optional(),
+        /** The attestor that would have proven the identity (its tessera.yaml name) and its kind. */
+        attestor: z.string().min(1).max(128).optional(),
+        attestor_kind: z.enum(ATTESTOR_KINDS).optional(),
         scope: z.array(z.string().max(512)).max(64).optional(),
         task: z.string().max(256).optional(),
         chain: z.array(z.string().max(2048)).max(32).optional(),
@@ -44,11 +47,19 @@ export function toPolicyRequest(body: CheckRequest): PolicyRequest {
   const m = SPIFFE_ID.exec(body.principal.spiffe_id);
   if (!m) throw fail('TESSERA_POLICY_REQUEST_INVALID', `principal.spiffe_id "${body.principal.spiffe_id}" is not a SPIFFE ID`);
   const p = body.principal;
+  // Say it rather than silently ignore it: policy sees Kubernetes attributes only from a
+  // kubernetes attestor, so a what-if must name that kind to use them (ADR 0021).
+  const k8sAttr = KUBERNETES_ATTRIBUTES.find((k) => p.attributes && k in p.attributes);
+  if (k8sAttr && p.attestor_kind !== 'kubernetes') {
+    throw fail('TESSERA_POLICY_REQUEST_INVALID', `principal.attributes.${k8sAttr} is only proven by a Kubernetes attestor: add "attestor_kind": "kubernetes" (and "attestor": "<its name>"), or drop the attribute`);
+  }
   const principal: AgentPrincipal = {
     spiffeId: p.spiffe_id,
     trustDomain: m[1]!,
     path: m[2] ?? '',
     attributes: p.attributes ?? {},
+    ...(p.attestor !== undefined ? { attestor: p.attestor } : {}),
+    ...(p.attestor_kind !== undefined ? { attestorKind: p.attestor_kind } : {}),
     jti: 'policy-check',
     expiresAt: 0,
     ...(p.scope !== undefined ? { scope: p.scope } : {}),

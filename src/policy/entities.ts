@@ -1,6 +1,6 @@
 import type { CedarValueJson, Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { fail } from '../shared/errors.js';
-import type { AgentPrincipal } from '../shared/principal.js';
+import { KUBERNETES_ATTRIBUTES, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import { POLICY_ACTIONS, type PolicyAction, type PolicyRequest, type ResourceRef } from './types.js';
 
 /** What one Cedar authorization call needs, built purely from a PolicyRequest. */
@@ -15,41 +15,43 @@ export interface CedarRequest {
 const NS = 'Tessera';
 const uid = (type: string, id: string): { type: string; id: string } => ({ type: `${NS}::${type}`, id });
 
-/** Kubernetes-style SPIFFE paths (`/ns/<namespace>/sa/<service account>`), the SPIRE k8s convention. */
-function fromPath(path: string): { namespace?: string; serviceAccount?: string } {
-  const segs = path.split('/').filter(Boolean);
-  const out: { namespace?: string; serviceAccount?: string } = {};
-  for (let i = 0; i + 1 < segs.length; i += 2) {
-    if (segs[i] === 'ns') out.namespace = segs[i + 1]!;
-    if (segs[i] === 'sa') out.serviceAccount = segs[i + 1]!;
-  }
-  return out;
-}
-
 const LABEL_PREFIXES = ['label.', 'labels.', 'label:'];
 
-/** The Agent entity: attributes from the SPIFFE ID and attestation, labels as Cedar tags. */
-export function agentEntity(p: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes'>): EntityJson {
-  const attrs = p.attributes ?? {};
-  const fp = fromPath(p.path);
+/**
+ * Names only Tessera's attestation sets: a label alias (`label.<k>` readable as `<k>`) never takes
+ * one of them, so a CI claim or an operator label cannot pose as, say, the `namespace` tag.
+ */
+const RESERVED_TAGS = new Set<string>([...KUBERNETES_ATTRIBUTES, 'attestor', 'attestor_kind', 'issuer', 'trust_domain', 'spiffe_id', 'path']);
+
+/**
+ * The Agent entity (ADR 0021, docs/policies.md#agent-attributes). Every attribute comes from
+ * what an attestor proved, never from the shape of the SPIFFE ID:
+ * - `spiffe_id`, `trust_domain`, `path`: the verified SPIFFE ID;
+ * - `attestor`, `attestor_kind`: who proved it ("" when unknown);
+ * - `namespace`, `service_account`: from a `kubernetes` attestor's verified `kubernetes.io`
+ *   claim, else "" — a path such as `/ci/x/ns/healthcare/sa/reader` implies nothing.
+ * Attestation attributes are also tags; labels additionally as their plain name.
+ */
+export function agentEntity(p: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'>): EntityJson {
+  const attrs = provenAttributes(p.attestorKind, p.attributes ?? {});
   const tags: Record<string, CedarValueJson> = {};
-  // Every attestation attribute is a tag (identity copies configured claims such as `team`
-  // into attributes); `label.<k>` / `labels.<k>` are also readable as plain `<k>`.
   for (const [k, v] of Object.entries(attrs)) tags[k] = String(v);
   for (const [k, v] of Object.entries(attrs)) {
     const prefix = LABEL_PREFIXES.find((x) => k.startsWith(x));
-    if (prefix && k.length > prefix.length && !(k.slice(prefix.length) in attrs)) tags[k.slice(prefix.length)] = String(v);
+    const plain = prefix ? k.slice(prefix.length) : '';
+    if (plain && !(plain in attrs) && !RESERVED_TAGS.has(plain)) tags[plain] = String(v);
   }
+  const k8s = p.attestorKind === 'kubernetes';
   return {
     uid: uid('Agent', p.spiffeId),
     attrs: {
       spiffe_id: p.spiffeId,
       trust_domain: p.trustDomain,
       path: p.path,
-      // Attestation facts win over what the path suggests: the path is chosen by a template.
-      namespace: attrs['namespace'] ?? fp.namespace ?? '',
-      service_account: attrs['service_account'] ?? fp.serviceAccount ?? '',
-      attestor: attrs['attestor'] ?? '',
+      namespace: k8s ? (attrs['namespace'] ?? '') : '',
+      service_account: k8s ? (attrs['service_account'] ?? '') : '',
+      attestor: p.attestor ?? '',
+      attestor_kind: p.attestorKind ?? '',
     },
     parents: [],
     tags,

@@ -16,9 +16,12 @@ export const SCHEMA_TEXT = `namespace Tessera {
   // Users on whose behalf agents act (the "user" of a task token).
   entity User;
 
-  // An agent: attributes come from its SPIFFE ID and its attestation; labels are tags,
-  // read with principal.hasTag("team") && principal.getTag("team") == "records".
-  // namespace / service_account / attestor are "" when the attestation did not say.
+  // An agent: attributes come only from what its attestor proved (docs/adr/0021); labels are
+  // tags, read with principal.hasTag("team") && principal.getTag("team") == "records".
+  // attestor is the attestor's configured name; attestor_kind is "join_token", "kubernetes",
+  // "jwt" (OIDC/CI templates) or "spiffe". namespace / service_account come only from a
+  // "kubernetes" attestor (never from the SPIFFE path); otherwise, and when unknown, "".
+  // Pin trust_domain and attestor in every policy that grants something.
   entity Agent {
     spiffe_id: String,
     trust_domain: String,
@@ -26,6 +29,7 @@ export const SCHEMA_TEXT = `namespace Tessera {
     namespace: String,
     service_account: String,
     attestor: String,
+    attestor_kind: String,
   } tags String;
 
   // Secrets live in folders: Secret::"healthcare/prod/db" in Folder::"healthcare/prod"

@@ -68,6 +68,11 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       leases_revoked: r.leases.revoked,
       leases_retrying: r.leases.retrying,
       leases_irrevocable: r.leases.irrevocable,
+      // Agent revocations: did this agent ever log in? Recorded either way (it also stops a first login).
+      ...(r.agentKnown !== undefined ? { known: r.agentKnown } : {}),
+      ...(r.agentKnown === false
+        ? { warning: `no agent ${r.target} has ever logged in here (GET /v1/admin/agents); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo` }
+        : {}),
     });
   });
 

@@ -6,6 +6,7 @@ import type { RevocationChecker } from '../shared/revocation.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
 import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
+import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-domains.js';
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
 
 /**
@@ -32,6 +33,12 @@ export interface Revocation {
 export interface RevocationCreated extends Revocation {
   /** Leases revoked as a consequence (agent → its leases, task → the task's, user → the user's, lease → that one). */
   readonly leases: RevokeCounts;
+  /**
+   * Agent revocations only: whether the agent ever logged in (the agents inventory). `false` is
+   * worth a warning — often a typo in the SPIFFE ID — but the revocation is recorded anyway (it
+   * also stops a first login).
+   */
+  readonly agentKnown?: boolean;
 }
 
 export interface RevocationService extends RevocationChecker {
@@ -59,6 +66,14 @@ export interface RevocationServiceDeps {
   readonly onRevoke?: (source: 'local' | 'refresh') => void;
   /** Lifetime of a `token` revocation whose token expiry is unknown (admin API by jti). Default 24 h: longer than any Tessera token. */
   readonly maxTokenTtlMs?: number;
+  /**
+   * The trust domains this Tessera serves: an agent revocation naming another domain is refused
+   * (TESSERA_TRUST_DOMAIN_UNKNOWN) — it could never match a token, so it is almost surely a typo
+   * that would leave the real agent running.
+   */
+  readonly trustDomains: Pick<TrustDomains, 'accepts' | 'list' | 'own'>;
+  /** Whether an agent has ever logged in (src/identity/agent-registry.ts); default: a lookup in the `agents` table. */
+  readonly agents?: { isKnown(spiffeId: string): Promise<boolean> };
 }
 
 interface Row {
@@ -162,7 +177,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     return { target_hmac: audit.hmac(target) };
   }
 
-  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined): Promise<{ r: Revocation; auditError: TesseraError | undefined }> {
+  async function isKnownAgent(spiffeId: string): Promise<boolean> {
+    if (deps.agents) return deps.agents.isKnown(spiffeId);
+    return (await store.get<{ x: number }>('SELECT 1 AS x FROM agents WHERE spiffe_id = ?', [spiffeId])) !== undefined;
+  }
+
+  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined, agentKnown?: boolean): Promise<{ r: Revocation; auditError: TesseraError | undefined }> {
     const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
     // Enforced first, so a refusal never waits for the store; undone if the store refuses the write.
     add(r);
@@ -185,7 +205,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         ...(txn ? { txn } : {}),
         result: 'success',
         ...(where ? { where } : {}),
-        details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt },
+        details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
       });
     } catch (e) {
       // The kill switch stays on: refusing access is the safe side. The caller learns the audit gap.
@@ -230,9 +250,14 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (req.kind === 'token') expiresAt = Math.min(expiresAt ?? Infinity, now + maxTokenTtlMs);
       if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
       if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
+      let agentKnown: boolean | undefined;
+      if (req.kind === 'agent') {
+        requireServedSpiffeId(deps.trustDomains, req.target, 'the agent to revoke');
+        agentKnown = await isKnownAgent(req.target);
+      }
 
       const actor = req.actor ?? { id: 'system' };
-      const { r, auditError } = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where);
+      const { r, auditError } = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
 
       // Token refusal is already in effect; dropping credentials may take engine round trips,
       // and happens even when the audit write failed (the credentials must go regardless).
@@ -254,7 +279,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       }
       if (auditError) throw inEffectError(r, auditError, counts);
       if (leaseError) throw inEffectError(r, leaseError, counts);
-      return { ...r, leases: counts };
+      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}) };
     },
 
     async revokeToken(jti, tokenExpiresAt, ctx = {}) {

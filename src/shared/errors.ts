@@ -39,6 +39,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_TOKEN_ISSUER_INVALID: { status: 401, oauth: 'invalid_token', description: 'The token `iss` is not the expected issuer.' },
   TESSERA_TOKEN_CLAIMS_INVALID: { status: 401, oauth: 'invalid_token', description: 'A required claim is missing or has the wrong type.' },
   TESSERA_TOKEN_REVOKED: { status: 401, oauth: 'invalid_token', description: 'The token, its agent or its task has been revoked.' },
+  TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN: { status: 401, oauth: 'invalid_token', description: 'The token subject (`sub`) is in a trust domain this Tessera does not serve (its `trust_domain`, or a `spiffe` attestor\'s); log in again. Seen after a `spiffe` attestor is removed from the configuration.' },
   TESSERA_TOKEN_INSUFFICIENT_SCOPE: { status: 403, oauth: 'insufficient_scope', description: 'The token scope does not cover this request.' },
 
   // --- OAuth token endpoint --------------------------------------------------------
@@ -50,6 +51,7 @@ export const ERROR_CATALOGUE = {
 
   // --- identity / attestation -------------------------------------------------------
   TESSERA_SPIFFE_ID_INVALID: { status: 400, oauth: 'invalid_request', description: 'The value is not a valid SPIFFE ID (see the SPIFFE ID specification §2).' },
+  TESSERA_TRUST_DOMAIN_UNKNOWN: { status: 400, oauth: 'invalid_request', description: 'The SPIFFE ID is in a trust domain this Tessera does not serve: join tokens need its own `trust_domain`; agent revocations need that or a `spiffe` attestor\'s trust domain. The message lists the accepted ones.' },
   TESSERA_ATTEST_NO_ATTESTOR: { status: 400, oauth: 'invalid_grant', description: 'No configured attestor accepts this subject token (issuer or token type unknown).' },
   TESSERA_ATTEST_FAILED: { status: 400, oauth: 'invalid_grant', description: 'The attestation token failed verification; the message says which check.' },
   TESSERA_ATTEST_CLAIM_MISSING: { status: 400, oauth: 'invalid_grant', description: 'The attestation token lacks a claim the SPIFFE ID template needs.' },

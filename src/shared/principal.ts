@@ -2,6 +2,28 @@
  * The authenticated caller of an agent-facing endpoint, produced by token verification
  * (src/tokens) and consumed by policy, secrets, leases and the gateway.
  */
+
+/**
+ * What kind of attestor proved an identity, as policy sees it (Cedar `principal.attestor_kind`,
+ * docs/adr/0021-identity-attributes.md):
+ * - `join_token`: a one-time token an operator created for exactly this SPIFFE ID;
+ * - `kubernetes`: a `jwt` attestor with `template: kubernetes` (a projected service-account token);
+ * - `jwt`: a `jwt` attestor with a SPIFFE ID template (OIDC / CI workload tokens);
+ * - `spiffe`: a JWT-SVID from a configured SPIFFE trust domain.
+ */
+export const ATTESTOR_KINDS = ['join_token', 'kubernetes', 'jwt', 'spiffe'] as const;
+export type AttestorKind = (typeof ATTESTOR_KINDS)[number];
+
+/**
+ * Attributes only a `kubernetes` attestor may set, from the verified `kubernetes.io` claim of a
+ * projected service-account token. They never come from a SPIFFE path, a label or a CI claim.
+ */
+export const KUBERNETES_ATTRIBUTES = ['namespace', 'service_account', 'pod'] as const;
+
+export function isAttestorKind(v: unknown): v is AttestorKind {
+  return typeof v === 'string' && (ATTESTOR_KINDS as readonly string[]).includes(v);
+}
+
 export interface AgentPrincipal {
   /** The agent's SPIFFE ID, e.g. `spiffe://example.org/ns/prod/sa/patient-reader`. */
   readonly spiffeId: string;
@@ -10,6 +32,10 @@ export interface AgentPrincipal {
   readonly path: string;
   /** Facts from attestation (namespace, service_account, attestor, labels...). Strings only. */
   readonly attributes: Readonly<Record<string, string>>;
+  /** Name of the attestor that proved the identity (tessera.yaml `attestors[].name`); absent when unknown. */
+  readonly attestor?: string;
+  /** Kind of that attestor; absent when unknown (then no Kubernetes attribute is believed). */
+  readonly attestorKind?: AttestorKind;
   /** `jti` of the presented token. Sensitive: HMAC before auditing. */
   readonly jti: string;
   /** Token expiry, epoch ms. */
@@ -22,4 +48,17 @@ export interface AgentPrincipal {
   readonly chain?: readonly string[];
   readonly user?: string;
   readonly purpose?: string;
+}
+
+/**
+ * The attributes policy may believe for an identity proven by an attestor of `kind`: Kubernetes
+ * attributes only when a `kubernetes` attestor proved them (ADR 0021); everything else as is.
+ */
+export function provenAttributes(kind: AttestorKind | undefined, attributes: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(attributes)) {
+    if (kind !== 'kubernetes' && (KUBERNETES_ATTRIBUTES as readonly string[]).includes(k)) continue;
+    out[k] = v;
+  }
+  return out;
 }

@@ -86,10 +86,22 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         }
       }
       const where = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
+      // The SPIFFE ID the subject token proved, once known: failures after that are attributed to
+      // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.
       let spiffeId: string | undefined;
       try {
-        const identity = await attestation.attest(p.subject_token, p.subject_token_type, meta);
+        const identity = await attestation.attest(p.subject_token, p.subject_token_type, meta, {
+          // Checked before anything is consumed: a revoked agent's join token stays usable once
+          // the revocation is lifted or expires.
+          admit(id) {
+            spiffeId = id;
+            if (revocations.isAgentRevoked(id)) {
+              throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
+            }
+          },
+        });
         spiffeId = identity.spiffeId;
+        // Again after attestation: a revocation recorded while the join token was being consumed.
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
@@ -105,7 +117,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       } catch (e) {
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {
           await audit.append({
-            kind: 'auth.login', actor: { id: spiffeId ?? 'unauthenticated' }, action: 'token.exchange', resource: 'agent-token', result: 'failure', where,
+            kind: 'auth.login', actor: spiffeId ? { id: spiffeId, verified: false } : { id: 'unauthenticated' }, action: 'token.exchange', resource: 'agent-token', result: 'failure', where,
             reason: { code: e.code }, details: { attestor: p.subject_token_type === TOKEN_TYPE_JOIN ? 'join_token' : 'jwt' },
           });
         }

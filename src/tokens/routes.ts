@@ -79,7 +79,11 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   // policies). Nothing secret: the caller already holds the token these facts come from.
   app.get('/v1/whoami', { preHandler: app.requireAgent }, async (req) => {
     const p = req.agent!;
-    return { spiffe_id: p.spiffeId, trust_domain: p.trustDomain, path: p.path, attributes: p.attributes, expires_at: new Date(p.expiresAt).toISOString() };
+    return {
+      spiffe_id: p.spiffeId, trust_domain: p.trustDomain, path: p.path,
+      attestor: p.attestor ?? null, attestor_kind: p.attestorKind ?? null,
+      attributes: p.attributes, expires_at: new Date(p.expiresAt).toISOString(),
+    };
   });
 
   // Operator: rotate the token signing key now; `revoke_previous` (a key may be compromised)

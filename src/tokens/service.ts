@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
-import type { AgentPrincipal } from '../shared/principal.js';
+import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import type { AttestedIdentity } from '../identity/types.js';
 import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
-import { parseSpiffeId } from '../identity/spiffe-id.js';
+import { isSpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
+import type { TrustDomains } from '../identity/trust-domains.js';
+import type { AuditWhere } from '../audit/events.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
@@ -21,7 +23,8 @@ const claimsSchema = z.object({
   iat: z.number().int().positive(),
   nbf: z.number().int().positive().optional(),
   jti: z.string().min(16).max(128),
-  tessera: z.object({ attestor: z.string().max(128), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
+  tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
 });
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
@@ -50,6 +53,8 @@ export interface TokenServiceDeps {
   readonly agentTtlMs: number;
   readonly skewMs: number;
   readonly revocations: RevocationChecker;
+  /** The trust domains tokens may be issued for and accepted from (src/identity/trust-domains.ts). */
+  readonly trustDomains: Pick<TrustDomains, 'accepts' | 'list'>;
   readonly metrics?: MetricsRegistry;
   /**
    * How many signature-verified tokens to remember (exact token string → claims), so an agent
@@ -76,11 +81,13 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return c;
   }
 
-  async function verifyClaims(token: string): Promise<AgentTokenClaims> {
+  /** `onSigned(sub)` is told the subject as soon as Tessera's signature is known good (for auditing refusals). */
+  async function verifyClaims(token: string, onSigned: (sub: unknown) => void): Promise<AgentTokenClaims> {
     // The exact bytes were verified before, under a key that is still published.
     const hit = cacheSize > 0 ? verified.get(token) : undefined;
     if (hit) {
       if (keys.verificationKey(hit.kid)) {
+        onSigned(hit.claims.sub);
         try {
           return checkClaims(hit.claims);
         } catch (e) {
@@ -105,7 +112,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     // Signature before any claim is read (RFC 7515 §5.2).
     const payload = await verifyEs256(token, key);
     if (!payload) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
-    const result = claimsSchema.safeParse(decodePayload(payload));
+    const decoded = decodePayload(payload);
+    if (decoded !== null && typeof decoded === 'object') onSigned((decoded as { sub?: unknown }).sub);
+    const result = claimsSchema.safeParse(decoded);
     if (!result.success) {
       const i = result.error.issues[0];
       throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
@@ -126,22 +135,55 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     } catch {
       throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" is not a valid SPIFFE ID');
     }
+    // A token Tessera signed for a domain it no longer serves (a spiffe attestor was removed).
+    if (!deps.trustDomains.accepts(id.trustDomain)) {
+      throw new TesseraError('TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN', `the token subject is in trust domain "${id.trustDomain}", which this Tessera does not serve; log in again`);
+    }
     if (revocations.isRevoked({ spiffeId: c.sub, jti: c.jti, issuedAt: c.iat * 1000 })) {
       throw new TesseraError('TESSERA_TOKEN_REVOKED', 'the token or its agent has been revoked');
     }
+    const kind = c.tessera?.kind;
+    const attestor = c.tessera?.attestor;
     return {
       spiffeId: c.sub,
       trustDomain: id.trustDomain,
       path: id.path,
-      attributes: { ...(c.tessera?.attrs ?? {}), ...(c.tessera?.attestor ? { attestor: c.tessera.attestor } : {}) },
+      // Kubernetes attributes only from a kubernetes attestor (a token without a kind proves none).
+      attributes: { ...provenAttributes(kind, c.tessera?.attrs ?? {}), ...(attestor ? { attestor } : {}) },
+      ...(attestor ? { attestor } : {}),
+      ...(kind ? { attestorKind: kind } : {}),
       jti: c.jti,
       expiresAt: c.exp * 1000,
     };
   }
 
+  /** Runs a verification; on refusal, remembers which subject the token claimed (see claimedSubjectOf). */
+  async function refusing<T>(token: string, run: (onSigned: (sub: unknown) => void) => Promise<T>): Promise<T> {
+    let signedSub: unknown;
+    try {
+      return await run((sub) => {
+        signedSub = sub;
+      });
+    } catch (e) {
+      if (e instanceof TesseraError) {
+        if (isSpiffeId(signedSub)) claimed.set(e, { id: signedSub, signed: true });
+        else {
+          const sub = unverifiedSubject(token);
+          if (sub !== undefined) claimed.set(e, { id: sub, signed: false });
+        }
+      }
+      throw e;
+    }
+  }
+
   return {
     issuer,
     issueAgentToken(identity, options) {
+      // Never sign an identity outside the served trust domains (attestation already refused it).
+      const td = parseSpiffeId(identity.spiffeId).trustDomain;
+      if (!deps.trustDomains.accepts(td)) {
+        throw new TesseraError('TESSERA_TRUST_DOMAIN_UNKNOWN', `no token is issued for trust domain "${td}"; this Tessera serves ${deps.trustDomains.list().map((d) => `"${d}"`).join(', ')}`, { trust_domain: td });
+      }
       const { kid, privateKey } = keys.signingKey();
       const now = clock.now();
       const iat = Math.floor(now / 1000);
@@ -149,28 +191,84 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       const jti = randomBytes(16).toString('base64url');
       const aud = options.audience.length === 1 ? options.audience[0]! : [...options.audience];
       // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, attrs: identity.attributes } };
+      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
       const token = signEs256({ alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey);
       issued?.inc({ type: 'agent' });
       return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
     },
 
-    async verify(token, options) {
-      const c = await verifyClaims(token);
-      const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
-      if (!aud.includes(options.audience)) {
-        throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', `the token audience does not include ${options.audience}; request a token for it (RFC 8707 "resource")`);
-      }
-      return principalOf(c);
+    verify(token, options) {
+      return refusing(token, async (onSigned) => {
+        const c = await verifyClaims(token, onSigned);
+        const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
+        if (!aud.includes(options.audience)) {
+          throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', `the token audience does not include ${options.audience}; request a token for it (RFC 8707 "resource")`);
+        }
+        return principalOf(c);
+      });
     },
 
-    async verifyAnyAudience(token, audiences) {
-      const c = await verifyClaims(token);
-      const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
-      if (!aud.some((a) => audiences.includes(a))) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'the token audience is not served by this Tessera');
-      return { principal: principalOf(c), claims: c };
+    verifyAnyAudience(token, audiences) {
+      return refusing(token, async (onSigned) => {
+        const c = await verifyClaims(token, onSigned);
+        const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
+        if (!aud.some((a) => audiences.includes(a))) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'the token audience is not served by this Tessera');
+        return { principal: principalOf(c), claims: c };
+      });
     },
   };
+}
+
+/**
+ * The subject a refused token claimed (docs/audit.md#refused-requests). `signed`: Tessera's own
+ * signature over it verified, so the token is authentic and was refused for another reason
+ * (revoked, expired, audience, trust domain …). Not signed: read from an unverifiable token —
+ * attacker-controlled text, kept only when it is a valid SPIFFE ID (≤ 2048 bytes).
+ */
+export interface ClaimedSubject {
+  readonly id: string;
+  readonly signed: boolean;
+}
+
+const claimed = new WeakMap<TesseraError, ClaimedSubject>();
+
+export function claimedSubjectOf(e: unknown): ClaimedSubject | undefined {
+  return e instanceof TesseraError ? claimed.get(e) : undefined;
+}
+
+/** The `sub` of a JWS compact token WITHOUT verifying it, when it is a valid SPIFFE ID; never throws. */
+function unverifiedSubject(token: string): string | undefined {
+  if (typeof token !== 'string' || token.length > 16_384) return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const sub = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown } | null)?.sub;
+    return isSpiffeId(sub) ? sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Audits a refused agent token as `auth.token_refused` (never the token). A Tessera-signed token
+ * is attributed to its subject, marked `verified: false`, so `audit tail --actor <id>` finds a
+ * revoked agent's retries; an unverifiable token stays `unauthenticated`, with the SPIFFE ID it
+ * claimed in `details.claimed_sub`. If the claimed text makes the event invalid (it is partly
+ * attacker-chosen), the event is recorded without it rather than not at all.
+ */
+export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, where: AuditWhere, resource?: string): Promise<void> {
+  const claim = claimedSubjectOf(e);
+  const base = { kind: 'auth.token_refused', action: 'token.verify', result: 'deny', reason: { code: e.code }, where, ...(resource ? { resource } : {}) } as const;
+  try {
+    await audit.append({
+      ...base,
+      actor: claim?.signed ? { id: claim.id, verified: false } : { id: 'unauthenticated' },
+      details: { code: e.code, ...(claim && !claim.signed ? { claimed_sub: claim.id } : {}) },
+    });
+  } catch (err) {
+    if (!claim || !(err instanceof TesseraError) || err.code !== 'TESSERA_AUDIT_EVENT_INVALID') throw err;
+    await audit.append({ ...base, actor: { id: 'unauthenticated' }, details: { code: e.code } });
+  }
 }
 
 /** The `AgentAuthenticator` the HTTP layer uses: verifies, and audits every refusal (never the token). */
@@ -181,12 +279,8 @@ export function createAgentAuthenticator(tokens: TokenService, options: { audien
         return await tokens.verify(token, { audience: options.audience });
       } catch (e) {
         if (isTesseraError(e)) {
-          await options.audit
-            .append({
-              kind: 'auth.token_refused', actor: { id: 'unauthenticated' }, action: 'token.verify', result: 'deny',
-              reason: { code: e.code }, where: { source: meta.source, replica: meta.replica, requestId: meta.requestId }, details: { code: e.code },
-            })
-            .catch(() => undefined); // the request is refused either way
+          // The request is refused either way.
+          await auditTokenRefusal(options.audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }).catch(() => undefined);
         }
         throw e;
       }

@@ -23,6 +23,7 @@ import { MemoryAuditWriter } from '../helpers/audit.js';
 import { registerSensitive } from '../helpers/leak-registry.js';
 import type { Sealer } from '../../src/secrets/sealer.js';
 import { createTestDatabase, withDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
 export const ADMIN = 'admin-token-for-engine-tests-0123456789';
 
@@ -149,7 +150,7 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
   const postgres = createPostgresEngine({ store, sealer, clock, logger: silentLogger, audit, metrics });
   await postgres.start();
   const leases = createLeaseService({ store, clock, audit, metrics, engines: [postgres.engine], maxRevokeAttempts: opts.maxRevokeAttempts ?? 3, backoff: { baseMs: 1000, maxMs: 4000 }, engineTimeoutMs: 10_000 });
-  const revocations = createRevocationService({ store, clock, audit, leases });
+  const revocations = createRevocationService({ store, clock, audit, leases, trustDomains: createTrustDomains('tessera.local') });
   await revocations.refresh();
   const app = createApp({
     logger: silentLogger,

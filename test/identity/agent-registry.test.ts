@@ -9,11 +9,11 @@ test('agent sightings are merged in memory and written in one batch', async () =
   await store.migrate();
   const clock = new ManualClock(1_000_000);
   const reg = createAgentRegistry({ store, clock });
-  const a = { spiffeId: 'spiffe://td/a', attestor: 'join_token', attributes: { x: '1' } };
+  const a = { spiffeId: 'spiffe://td/a', attestor: 'join_token', attestorKind: 'join_token' as const, attributes: { x: '1' } };
   reg.record(a);
   clock.advance(5000);
   reg.record({ ...a, attributes: { x: '2' } });
-  reg.record({ spiffeId: 'spiffe://td/b', attestor: 'k8s', attributes: {} });
+  reg.record({ spiffeId: 'spiffe://td/b', attestor: 'k8s', attestorKind: 'kubernetes', attributes: {} });
   assert.equal((await store.all('SELECT * FROM agents')).length, 0, 'nothing written before the flush');
   await reg.flush();
   const rows = await store.all<{ spiffe_id: string; logins: number; first_seen: number; last_seen: number; attributes: string }>('SELECT * FROM agents ORDER BY spiffe_id');

@@ -85,9 +85,9 @@ test('TTL above 1 hour, below 1 second, or above the configured max is refused',
   const ok = await joinTokens.create({ spiffeId: 'spiffe://example.org/a', ttlMs: 3_600_000 });
   assert.equal(ok.expiresAt, clock.now() + 3_600_000);
   // A configured max above 1h is clamped to 1h; a smaller max is honoured.
-  const loose = createJoinTokenService({ store, clock, audit, maxTtlMs: 86_400_000 });
+  const loose = createJoinTokenService({ store, clock, audit, maxTtlMs: 86_400_000, trustDomain: 'example.org' });
   await assert.rejects(loose.create({ spiffeId: 'spiffe://example.org/a', ttlMs: 7_200_000 }), isCode('TESSERA_JOIN_TOKEN_TTL_INVALID'));
-  const tight = createJoinTokenService({ store, clock, audit, maxTtlMs: 300_000 });
+  const tight = createJoinTokenService({ store, clock, audit, maxTtlMs: 300_000, trustDomain: 'example.org' });
   await assert.rejects(tight.create({ spiffeId: 'spiffe://example.org/a', ttlMs: 600_000 }), isCode('TESSERA_JOIN_TOKEN_TTL_INVALID'));
   assert.equal((await tight.create({ spiffeId: 'spiffe://example.org/a' })).expiresAt, clock.now() + 300_000);
 });
@@ -95,7 +95,13 @@ test('TTL above 1 hour, below 1 second, or above the configured max is refused',
 test('bad SPIFFE IDs, foreign trust domains and bad labels are refused', async () => {
   const { joinTokens } = await setup();
   await assert.rejects(joinTokens.create({ spiffeId: 'spiffe://example.org/../x' }), isCode('TESSERA_SPIFFE_ID_INVALID'));
-  await assert.rejects(joinTokens.create({ spiffeId: 'spiffe://other.org/x' }), isCode('TESSERA_SPIFFE_ID_INVALID'));
+  // Only this server's own trust domain: not another, not a look-alike (prefix, suffix, case).
+  for (const foreign of ['spiffe://other.org/x', 'spiffe://example.org.evil.test/x', 'spiffe://evil-example.org/x', 'spiffe://xexample.org/x', 'spiffe://example.or/x']) {
+    await assert.rejects(joinTokens.create({ spiffeId: foreign }), isCode('TESSERA_TRUST_DOMAIN_UNKNOWN'), foreign);
+  }
+  for (const bad of ['spiffe://Example.org/x', 'spiffe://example.org/a%2Fb', 'spiffe://example.org/ns/\u0430/sa/x', 'spiffe://example.org/a/./b', 'spiffe://example.org/a/', 'spiffe://example.org:443/x', 'spiffe://u@example.org/x']) {
+    await assert.rejects(joinTokens.create({ spiffeId: bad }), isCode('TESSERA_SPIFFE_ID_INVALID'), bad);
+  }
   await assert.rejects(joinTokens.create({ spiffeId: 'spiffe://example.org/x', labels: { 'bad key': 'v' } }), isCode('TESSERA_REQUEST_INVALID'));
   await assert.rejects(joinTokens.create({ spiffeId: 'spiffe://example.org/x', labels: { k: 'v'.repeat(257) } }), isCode('TESSERA_REQUEST_INVALID'));
 });
@@ -105,7 +111,7 @@ test('join-token attestation yields the bound identity with labels and records t
   const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'dev-join', max_ttl: 3_600_000 }], trustDomain: 'example.org', joinTokens, clock, audit, store });
   const { token } = await joinTokens.create({ spiffeId: 'spiffe://example.org/dev/carol', labels: { team: 'red' } });
   const id = await attestation.attest(token, TOKEN_TYPE_JOIN, meta);
-  assert.deepEqual(id, { spiffeId: 'spiffe://example.org/dev/carol', attestor: 'dev-join', attributes: { 'label.team': 'red' } });
+  assert.deepEqual(id, { spiffeId: 'spiffe://example.org/dev/carol', attestor: 'dev-join', attestorKind: 'join_token', attributes: { 'label.team': 'red' } });
   const agent = await store.get<{ logins: number; attestor: string; attributes: string }>('SELECT * FROM agents WHERE spiffe_id = ?', [id.spiffeId]);
   assert.equal(Number(agent?.logins), 1);
   assert.equal(agent?.attestor, 'dev-join');

@@ -123,7 +123,8 @@ test('bad join-token requests get stable error codes', async () => {
   const cases: [unknown, string][] = [
     [{ spiffe_id: 'spiffe://example.org/a/../b' }, 'TESSERA_SPIFFE_ID_INVALID'],
     [{ spiffe_id: 'https://example.org/a' }, 'TESSERA_SPIFFE_ID_INVALID'],
-    [{ spiffe_id: 'spiffe://other.org/a' }, 'TESSERA_SPIFFE_ID_INVALID'],
+    [{ spiffe_id: 'spiffe://other.org/a' }, 'TESSERA_TRUST_DOMAIN_UNKNOWN'],
+    [{ spiffe_id: 'spiffe://example.org.evil.test/a' }, 'TESSERA_TRUST_DOMAIN_UNKNOWN'],
     [{ spiffe_id: 'spiffe://example.org/a', ttl: '2h' }, 'TESSERA_JOIN_TOKEN_TTL_INVALID'],
     [{ spiffe_id: 'spiffe://example.org/a', ttl: 3601 }, 'TESSERA_JOIN_TOKEN_TTL_INVALID'],
     [{ spiffe_id: 'spiffe://example.org/a', ttl: 0 }, 'TESSERA_JOIN_TOKEN_TTL_INVALID'],

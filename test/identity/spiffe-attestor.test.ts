@@ -86,7 +86,7 @@ function fromFile(bundle: unknown, name = 'b.json'): Attestation {
 
 test('JWT-SVIDs (ES256 and RS256) verify against a bundle served over real loopback HTTP', async () => {
   const a = await viaUrl.attest(await sign(ec, svid()), TOKEN_TYPE_JWT, meta);
-  assert.deepEqual(a, { spiffeId: `spiffe://${TD}/ns/prod/sa/planner`, attestor: 'spire', attributes: { trust_domain: TD } });
+  assert.deepEqual(a, { spiffeId: `spiffe://${TD}/ns/prod/sa/planner`, attestor: 'spire', attestorKind: 'spiffe', attributes: { trust_domain: TD } });
   const b = await viaUrl.attest(await sign(rsa, svid({ sub: `spiffe://${TD}/batch` })), TOKEN_TYPE_JWT, meta);
   assert.equal(b.spiffeId, `spiffe://${TD}/batch`);
   assert.equal(server.hits['/bundle'], 1, 'the bundle is cached until its refresh time');

@@ -11,6 +11,7 @@ import { createLeaseService, registerLeaseRoutes } from '../../src/leases/index.
 import { createRevocationService, registerRevocationRoutes } from '../../src/revocations/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { MemoryEngine } from '../helpers/memory-engine.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
 function principal(name: string, extra: Partial<AgentPrincipal> = {}): AgentPrincipal {
   return { spiffeId: `spiffe://example.org/${name}`, trustDomain: 'example.org', path: `/${name}`, attributes: {}, jti: `jti-${name}`, expiresAt: Date.UTC(2030, 0, 1), ...extra };
@@ -41,7 +42,7 @@ async function start() {
     secret: { defaultTtlMs: 60_000, maxTtlMs: 300_000, renewable: true },
   });
   const leases = createLeaseService({ store, clock, audit, engines: [engine], maxRevokeAttempts: 2 });
-  const revocations = createRevocationService({ store, clock, audit, leases });
+  const revocations = createRevocationService({ store, clock, audit, leases, trustDomains: createTrustDomains('example.org') });
   await revocations.refresh();
   const app = createApp({
     logger: silentLogger,

@@ -9,10 +9,10 @@ import { silentLogger } from '../../src/shared/logger.js';
 import { MetricsRegistry } from '../../src/shared/metrics.js';
 import { isTesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
-import { agent, tempDir, until } from './helpers.js';
+import { agent, k8sAgent, tempDir, until } from './helpers.js';
 
-const READER = agent('spiffe://example.org/ns/healthcare/sa/patient-reader');
-const OTHER = agent('spiffe://example.org/ns/billing/sa/patient-reader');
+const READER = k8sAgent('spiffe://tessera.local/ns/healthcare/sa/patient-reader');
+const OTHER = k8sAgent('spiffe://tessera.local/ns/billing/sa/patient-reader');
 
 function copyExamples(dir: string): void {
   for (const f of readdirSync('examples/policies')) if (f.endsWith('.cedar')) writeFileSync(join(dir, f), readFileSync(join('examples/policies', f)));
@@ -38,6 +38,11 @@ test('healthcare agent may secret.read in Folder "healthcare/prod" but not elsew
   assert.equal(read(READER, 'healthcare/staging/db').allowed, false);
   assert.equal(read(READER, 'healthcare/production').allowed, false); // a prefix of the string is not the folder
   assert.equal(read(OTHER).allowed, false);
+  // The same path from any other attestor, kind or trust domain: nothing (ADR 0021).
+  assert.equal(read(k8sAgent(READER.spiffeId, {}, 'k8s-staging')).allowed, false);
+  assert.equal(read(agent(READER.spiffeId, { attestor: 'gitlab', attestorKind: 'jwt', attributes: { namespace: 'healthcare', service_account: 'patient-reader' } })).allowed, false);
+  assert.equal(read(agent('spiffe://tessera.local/ci/evil/ns/healthcare/sa/patient-reader', { attestor: 'gitlab', attestorKind: 'jwt' })).allowed, false);
+  assert.equal(read(k8sAgent('spiffe://other.test/ns/healthcare/sa/patient-reader')).allowed, false);
   // default deny: no policy at all for this action/resource
   const d = e.authorize({ principal: READER, action: 'cred.issue', resource: { type: 'Role', engine: 'mysql', role: 'admin' } });
   assert.equal(d.allowed, false);
@@ -53,7 +58,7 @@ test('forbid overrides permit', async (t) => {
   const d = e.authorize({ principal: READER, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/key' } });
   assert.equal(d.allowed, false);
   assert.deepEqual(d.policies, ['incident-freeze-healthcare']);
-  const bg = agent('spiffe://example.org/ns/healthcare/sa/break-glass');
+  const bg = k8sAgent('spiffe://tessera.local/ns/healthcare/sa/break-glass');
   writeFileSync(join(dir, 'bg.cedar'), 'permit(principal, action, resource) when { principal.service_account == "break-glass" };');
   await e.load();
   assert.equal(e.authorize({ principal: bg, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/key' } }).allowed, true);
@@ -100,11 +105,20 @@ test('namespace-wide policy and delegation context', async (t) => {
   const { e } = engine(dir);
   assert.deepEqual((await e.load()).errors, []);
   const res = { type: 'Secret' as const, path: 'shared/token' };
-  assert.equal(e.authorize({ principal: agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'] }), action: 'secret.read', resource: res }).allowed, true);
-  assert.equal(e.authorize({ principal: agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/orch'] }), action: 'secret.read', resource: res }).allowed, true);
-  assert.equal(e.authorize({ principal: agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/other'] }), action: 'secret.read', resource: res }).allowed, false);
-  assert.equal(e.authorize({ principal: agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/orch', 'spiffe://example.org/ns/ci/sa/b'] }), action: 'secret.read', resource: res }).allowed, false);
-  assert.equal(e.authorize({ principal: agent('spiffe://example.org/ns/dev/sa/x', { scope: ['secret:shared/**'] }), action: 'secret.read', resource: res }).allowed, false);
+  assert.equal(e.authorize({ principal: k8sAgent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'] }), action: 'secret.read', resource: res }).allowed, true);
+  assert.equal(e.authorize({ principal: k8sAgent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/orch'] }), action: 'secret.read', resource: res }).allowed, true);
+  assert.equal(e.authorize({ principal: k8sAgent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/other'] }), action: 'secret.read', resource: res }).allowed, false);
+  assert.equal(e.authorize({ principal: k8sAgent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], chain: ['spiffe://example.org/ns/ci/sa/orch', 'spiffe://example.org/ns/ci/sa/b'] }), action: 'secret.read', resource: res }).allowed, false);
+  assert.equal(e.authorize({ principal: k8sAgent('spiffe://example.org/ns/dev/sa/x', { scope: ['secret:shared/**'] }), action: 'secret.read', resource: res }).allowed, false);
+  // A namespace read from the path, or claimed by a non-Kubernetes attestor, is not a namespace.
+  for (const p of [
+    agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'] }),
+    agent('spiffe://example.org/ns/ci/sa/x', { scope: ['secret:shared/**'], attestor: 'join_token', attestorKind: 'join_token', attributes: { namespace: 'ci', 'label.namespace': 'ci' } }),
+    agent('spiffe://example.org/ci/group/ns/ci/sa/x/main', { scope: ['secret:shared/**'], attestor: 'gitlab', attestorKind: 'jwt', attributes: { namespace: 'ci' } }),
+    agent('spiffe://spire.example/ns/ci/sa/x', { scope: ['secret:shared/**'], attestor: 'spire', attestorKind: 'spiffe' }),
+  ]) {
+    assert.equal(e.authorize({ principal: p, action: 'secret.read', resource: res }).allowed, false, `${p.spiffeId} (${p.attestorKind ?? 'no kind'})`);
+  }
 });
 
 test('a syntax error names the file, line and column', async (t) => {
@@ -251,5 +265,5 @@ test('explain names the determining policies with their file and line', async (t
   await e.load();
   const x = e.explain({ principal: READER, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/db' } });
   assert.equal(x.decision, 'allow');
-  assert.deepEqual(x.policies, [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 3 }]);
+  assert.deepEqual(x.policies, [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 11 }]);
 });

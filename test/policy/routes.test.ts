@@ -39,21 +39,36 @@ async function setup(t: { after: (fn: () => unknown) => void }) {
   return { post, base: `http://127.0.0.1:${addr.port}` };
 }
 
-const reader = { spiffe_id: 'spiffe://example.org/ns/healthcare/sa/patient-reader' };
+const reader = {
+  spiffe_id: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader',
+  attestor: 'k8s-prod',
+  attestor_kind: 'kubernetes',
+  attributes: { namespace: 'healthcare', service_account: 'patient-reader' },
+};
 
 test('POST /v1/admin/policy/check answers allow/deny and names the policies', async (t) => {
   const { post } = await setup(t);
   const allow = await post({ principal: reader, action: 'secret.read', resource: 'Secret::healthcare/prod/db' });
   assert.equal(allow.status, 200);
-  assert.deepEqual(await allow.json(), { decision: 'allow', policies: [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 3 }], errors: [] });
+  assert.deepEqual(await allow.json(), { decision: 'allow', policies: [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 11 }], errors: [] });
 
   const deny = await post({ principal: reader, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/x' } });
   const body = (await deny.json()) as { decision: string; policies: { id: string }[] };
   assert.equal(body.decision, 'deny');
   assert.deepEqual(body.policies.map((p) => p.id), ['incident-freeze-healthcare']);
 
-  const tool = await post({ principal: { spiffe_id: 'spiffe://example.org/ns/r/sa/a', attributes: { 'label.team': 'records' } }, action: 'tool.call', resource: { type: 'Tool', server: 'records', tool: 'query' }, context: { args: { ward: 'cardiology' } } });
+  const tool = await post({ principal: { spiffe_id: 'spiffe://tessera.local/ns/r/sa/a', attestor: 'k8s-prod', attributes: { 'label.team': 'records' } }, action: 'tool.call', resource: { type: 'Tool', server: 'records', tool: 'query' }, context: { args: { ward: 'cardiology' } } });
   assert.equal(((await tool.json()) as { decision: string }).decision, 'allow');
+
+  // The what-if sees what runtime sees: the reader's ID from a CI attestor, or without a kind, is refused.
+  for (const principal of [
+    { spiffe_id: reader.spiffe_id },
+    { spiffe_id: reader.spiffe_id, attestor: 'gitlab', attestor_kind: 'jwt' },
+    { spiffe_id: 'spiffe://tessera.local/ci/evil/ns/healthcare/sa/patient-reader/main', attestor: 'gitlab', attestor_kind: 'jwt', attributes: { 'label.namespace': 'healthcare' } },
+  ]) {
+    const r = await post({ principal, action: 'secret.read', resource: 'Secret::healthcare/prod/db' });
+    assert.equal(((await r.json()) as { decision: string }).decision, 'deny', JSON.stringify(principal));
+  }
 });
 
 test('policy check refuses bad input with TESSERA_POLICY_REQUEST_INVALID and needs an admin token', async (t) => {
@@ -66,6 +81,12 @@ test('policy check refuses bad input with TESSERA_POLICY_REQUEST_INVALID and nee
     { principal: reader, action: 'secret.read', resource: { type: 'Bucket', path: 'a' } },
     { principal: reader, action: 'secret.read', resource: 'Secret::a', context: { depth: 3 } },
     { principal: reader, action: 'tool.call', resource: 'Tool::a/b', context: { args: { x: { __entity: { type: 'T', id: 'x' } } } } },
+    // Kubernetes attributes without a Kubernetes attestor would be ignored at run time: refused here.
+    { principal: { spiffe_id: reader.spiffe_id, attributes: { namespace: 'healthcare' } }, action: 'secret.read', resource: 'Secret::a' },
+    { principal: { ...reader, attestor_kind: 'jwt' }, action: 'secret.read', resource: 'Secret::a' },
+    { principal: { spiffe_id: reader.spiffe_id, attributes: { pod: 'p' }, attestor_kind: 'join_token' }, action: 'secret.read', resource: 'Secret::a' },
+    { principal: { ...reader, attestor_kind: 'k8s' }, action: 'secret.read', resource: 'Secret::a' },
+    { principal: { ...reader, attestor: '' }, action: 'secret.read', resource: 'Secret::a' },
   ];
   for (const b of bad) {
     const r = await post(b);

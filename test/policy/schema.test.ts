@@ -6,6 +6,7 @@ import { toCedarRequest, parseResourceRef } from '../../src/policy/entities.js';
 import { POLICY_ACTIONS, type PolicyAction, type ResourceRef } from '../../src/policy/types.js';
 import { validatePolicyDir } from '../../src/policy/loader.js';
 import { isTesseraError } from '../../src/shared/errors.js';
+import type { AgentPrincipal } from '../../src/shared/principal.js';
 import { agent } from './helpers.js';
 
 test('the schema parses and declares every action', () => {
@@ -25,7 +26,7 @@ test('requests built for every action and resource type are valid against the sc
     ['http.request', { type: 'Route', route: 'github' }],
     ['token.delegate', { type: 'Agent', spiffeId: 'spiffe://example.org/ns/x/sa/child' }],
   ];
-  const p = agent('spiffe://example.org/ns/prod/sa/reader', { attributes: { 'label.team': 'a', attestor: 'k8s' }, chain: ['spiffe://example.org/o'], task: 't1', user: 'alice', purpose: 'p', scope: ['secret:**'] });
+  const p = agent('spiffe://example.org/ns/prod/sa/reader', { attributes: { 'label.team': 'a', attestor: 'k8s', namespace: 'prod', service_account: 'reader' }, attestor: 'k8s', attestorKind: 'kubernetes', chain: ['spiffe://example.org/o'], task: 't1', user: 'alice', purpose: 'p', scope: ['secret:**'] });
   for (const [action, resource] of pairs) {
     const c = toCedarRequest({ principal: p, action, resource });
     // With the schema and request validation on: entity attributes, parents and context all conform.
@@ -62,13 +63,33 @@ test('context: only args is settable, reserved Cedar keys are refused', () => {
   assert.deepEqual(c.context['args'], { n: '1.5', k: 3, list: ['a', 'b'] });
 });
 
-test('agent attributes come from the SPIFFE path and attestation; labels become tags', () => {
-  const c = toCedarRequest({ principal: agent('spiffe://example.org/ns/healthcare/sa/patient-reader', { attributes: { 'label.team': 'records', attestor: 'k8s_psat' } }), action: 'secret.read', resource: { type: 'Secret', path: 'a/b' } });
-  const e = c.entities[0]!;
-  assert.deepEqual(e.attrs, { spiffe_id: 'spiffe://example.org/ns/healthcare/sa/patient-reader', trust_domain: 'example.org', path: '/ns/healthcare/sa/patient-reader', namespace: 'healthcare', service_account: 'patient-reader', attestor: 'k8s_psat' });
-  assert.deepEqual(e.tags, { 'label.team': 'records', attestor: 'k8s_psat', team: 'records' });
-  // attestation wins over the path
-  const c2 = toCedarRequest({ principal: agent('spiffe://example.org/ns/x/sa/y', { attributes: { namespace: 'real', service_account: 'sa2' } }), action: 'secret.read', resource: { type: 'Secret', path: 'a' } });
-  assert.equal(c2.entities[0]!.attrs['namespace'], 'real');
-  assert.equal(c2.entities[0]!.attrs['service_account'], 'sa2');
+test('agent attributes come only from attestation: Kubernetes ones only from a kubernetes attestor, never from the path', () => {
+  const entity = (p: AgentPrincipal) => toCedarRequest({ principal: p, action: 'secret.read', resource: { type: 'Secret', path: 'a/b' } }).entities[0]!;
+  const k8s = entity(agent('spiffe://example.org/ns/healthcare/sa/patient-reader', {
+    attestor: 'k8s-prod', attestorKind: 'kubernetes',
+    attributes: { namespace: 'healthcare', service_account: 'patient-reader', pod: 'p-1', 'label.team': 'records', attestor: 'k8s-prod' },
+  }));
+  assert.deepEqual(k8s.attrs, { spiffe_id: 'spiffe://example.org/ns/healthcare/sa/patient-reader', trust_domain: 'example.org', path: '/ns/healthcare/sa/patient-reader', namespace: 'healthcare', service_account: 'patient-reader', attestor: 'k8s-prod', attestor_kind: 'kubernetes' });
+  assert.deepEqual(k8s.tags, { namespace: 'healthcare', service_account: 'patient-reader', pod: 'p-1', 'label.team': 'records', attestor: 'k8s-prod', team: 'records' });
+
+  // The same Kubernetes-shaped path from every other kind of attestor (or none): no namespace,
+  // no service account, no pod — as attributes or as tags — whatever the attributes carry.
+  const forged = { namespace: 'healthcare', service_account: 'patient-reader', pod: 'p-1' };
+  for (const [attestor, attestorKind] of [['join_token', 'join_token'], ['gitlab', 'jwt'], ['spire', 'spiffe'], [undefined, undefined]] as const) {
+    const e = entity(agent('spiffe://example.org/ns/healthcare/sa/patient-reader', { ...(attestor ? { attestor, attestorKind } : {}), attributes: forged }));
+    assert.equal(e.attrs['namespace'], '', String(attestorKind));
+    assert.equal(e.attrs['service_account'], '', String(attestorKind));
+    assert.equal(e.attrs['attestor'], attestor ?? '');
+    assert.equal(e.attrs['attestor_kind'], attestorKind ?? '');
+    for (const k of ['namespace', 'service_account', 'pod']) assert.equal(e.tags?.[k], undefined, `${String(attestorKind)}: tag ${k}`);
+  }
+
+  // Labels are tags, also under their plain name — except names Tessera itself sets.
+  const labelled = entity(agent('spiffe://example.org/ci/x/main', {
+    attestor: 'gitlab', attestorKind: 'jwt',
+    attributes: { 'label.team': 'a', 'label.namespace': 'healthcare', 'label.service_account': 'break-glass', 'label.pod': 'p', 'label.attestor': 'k8s-prod', 'label.attestor_kind': 'kubernetes', 'label.trust_domain': 'x', 'label.issuer': 'y' },
+  }));
+  assert.equal(labelled.tags?.['team'], 'a');
+  for (const k of ['namespace', 'service_account', 'pod', 'attestor', 'attestor_kind', 'trust_domain', 'issuer']) assert.equal(labelled.tags?.[k], undefined, `label alias ${k}`);
+  assert.equal(labelled.attrs['attestor'], 'gitlab');
 });

@@ -8,7 +8,9 @@ import { createLeaseService } from '../../src/leases/index.js';
 import { createRevocationService } from '../../src/revocations/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { MemoryEngine } from '../helpers/memory-engine.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
+const trustDomains = createTrustDomains('example.org');
 const code = (c: string) => (e: unknown) => e instanceof TesseraError && e.code === c;
 
 function principal(name: string, extra: Partial<AgentPrincipal> = {}): AgentPrincipal {
@@ -24,7 +26,7 @@ async function setup() {
   const engine = new MemoryEngine();
   const leases = createLeaseService({ store, clock, audit, engines: [engine], maxRevokeAttempts: 2 });
   let invalidations = 0;
-  const revocations = createRevocationService({ store, clock, audit, leases, onRevoke: () => invalidations++ });
+  const revocations = createRevocationService({ store, clock, audit, leases, trustDomains, onRevoke: () => invalidations++ });
   await revocations.refresh();
   return { store, clock, audit, engine, leases, revocations, invalidations: () => invalidations };
 }
@@ -149,14 +151,14 @@ test('bad revocation inputs get TESSERA_REVOCATION_INVALID', async () => {
 
 test('refresh loads revocations written by another replica; a restart keeps them', async () => {
   const { store, clock, audit, leases, revocations } = await setup();
-  const other = createRevocationService({ store, clock, audit, leases });
+  const other = createRevocationService({ store, clock, audit, leases, trustDomains });
   await other.revoke({ kind: 'agent', target: alice.spiffeId });
   await other.revoke({ kind: 'token', target: 'jti-gone', ttlMs: 1000 });
   assert.equal(revocations.isAgentRevoked(alice.spiffeId), false, 'not yet seen here');
   await revocations.refresh();
   assert.equal(revocations.isAgentRevoked(alice.spiffeId), true);
   clock.advance(1000);
-  const restarted = createRevocationService({ store, clock, audit, leases });
+  const restarted = createRevocationService({ store, clock, audit, leases, trustDomains });
   await restarted.refresh();
   assert.equal(restarted.isAgentRevoked(alice.spiffeId), true);
   assert.equal(restarted.isRevoked({ spiffeId: 'spiffe://example.org/z', jti: 'jti-gone', issuedAt: 0 }), false);

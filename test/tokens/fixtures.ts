@@ -14,11 +14,14 @@ import { TesseraError } from '../../src/shared/errors.js';
 import type { Store } from '../../src/store/port.js';
 import type { Sealer } from '../../src/secrets/sealer.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
 export const HOUR = 3_600_000;
 export const MIN = 60_000;
 export const ISSUER = 'https://tessera.test';
 export const AGENT = 'spiffe://tessera.test/ns/prod/sa/agent';
+/** The trust domains the token fixtures serve: tessera.test, plus federated spire.test. */
+export const TRUST_DOMAINS = createTrustDomains('tessera.test', ['spire.test']);
 
 /** `assert.rejects` / `assert.throws` predicate on the stable error code (names the actual code on mismatch). */
 export const code = (c: string) => (e: unknown): boolean => {
@@ -52,9 +55,9 @@ export async function tokenFixture(opts: { skewMs?: number } = {}) {
   const f = await keyFixture();
   await f.keys.ensureKeys();
   const leases = createLeaseService({ store: f.store, clock: f.clock, audit: f.audit, engines: [] });
-  const revocations = createRevocationService({ store: f.store, clock: f.clock, audit: f.audit, leases });
+  const revocations = createRevocationService({ store: f.store, clock: f.clock, audit: f.audit, leases, trustDomains: TRUST_DOMAINS });
   await revocations.refresh();
-  const tokens = createTokenService({ keys: f.keys, clock: f.clock, issuer: ISSUER, agentTtlMs: 5 * MIN, skewMs: opts.skewMs ?? 30_000, revocations });
+  const tokens = createTokenService({ keys: f.keys, clock: f.clock, issuer: ISSUER, agentTtlMs: 5 * MIN, skewMs: opts.skewMs ?? 30_000, revocations, trustDomains: TRUST_DOMAINS });
   return { ...f, revocations, tokens };
 }
 

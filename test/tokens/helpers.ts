@@ -18,6 +18,7 @@ import { createKeyManager, type KeyManager } from '../../src/tokens/keys.js';
 import { createTokenService, createAgentAuthenticator, type TokenService } from '../../src/tokens/service.js';
 import { createTokenExchange } from '../../src/tokens/exchange.js';
 import { registerTokenRoutes } from '../../src/tokens/routes.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
 /** A RevocationChecker backed by Sets (the real one lives in src/revocations). */
 export class SetRevocations implements RevocationChecker {
@@ -81,7 +82,7 @@ export async function startHarness(opts: { bodyLimit?: number; attestors?: reado
   const issuer = `http://127.0.0.1:${port}`;
   const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: 24 * 60 * MINUTE, overlapMs: 60 * MINUTE, maxTokenTtlMs: 5 * MINUTE });
   await keys.ensureKeys();
-  const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, metrics });
+  const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, trustDomains: createTrustDomains(TRUST_DOMAIN), metrics });
   const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: 60 * MINUTE, trustDomain: TRUST_DOMAIN });
   const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 60 * MINUTE }, ...(opts.attestors ?? [])], trustDomain: TRUST_DOMAIN, joinTokens, clock, audit, store, metrics });
   const audiences = [issuer, `${issuer}/mcp`];

@@ -10,7 +10,7 @@ import { masterSealer } from '../../src/secrets/index.js';
 import { AGENT, HOUR, MIN, PERIOD, code, keyFixture, tokenFixture } from './fixtures.js';
 
 const kids = (k: { jwks(): { keys: { kid: string }[] } }): string[] => k.jwks().keys.map((x) => x.kid).sort();
-const identity = { spiffeId: AGENT, attestor: 'join_token', attributes: {} };
+const identity = { spiffeId: AGENT, attestor: 'join_token', attestorKind: 'join_token' as const, attributes: {} };
 
 test('first key: created at start, published with use/alg/kid, sequence and refresh hint', async () => {
   const { keys, audit } = await keyFixture();

@@ -9,12 +9,13 @@ import { createKeySealer } from '../../src/secrets/sealer.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { createKeyManager, type KeyManager } from '../../src/tokens/keys.js';
 import { createTokenService, type TokenService } from '../../src/tokens/service.js';
-import { SetRevocations, AGENT, MINUTE } from './helpers.js';
+import { SetRevocations, AGENT, MINUTE, TRUST_DOMAIN } from './helpers.js';
+import { createTrustDomains } from '../../src/identity/trust-domains.js';
 
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const ISSUER = 'https://tessera.example';
-const identity = { spiffeId: AGENT, attestor: 'join_token', attributes: { namespace: 'prod' } };
+const identity = { spiffeId: AGENT, attestor: 'join_token', attestorKind: 'join_token' as const, attributes: { namespace: 'prod' } };
 
 async function setup(opts: { store?: Store; clock?: ManualClock; masterKey?: Buffer } = {}) {
   const store = opts.store ?? openSqliteStore({ file: ':memory:' });
@@ -23,7 +24,7 @@ async function setup(opts: { store?: Store; clock?: ManualClock; masterKey?: Buf
   const audit = new MemoryAuditWriter();
   const masterKey = opts.masterKey ?? randomBytes(32);
   const keys = createKeyManager({ store, sealer: createKeySealer(masterKey, 'mk1'), clock, audit, rotationPeriodMs: DAY, overlapMs: HOUR, maxTokenTtlMs: 5 * MINUTE });
-  const tokens = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations: new SetRevocations() });
+  const tokens = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations: new SetRevocations(), trustDomains: createTrustDomains(TRUST_DOMAIN) });
   return { store, clock, audit, keys, tokens, masterKey };
 }
 
@@ -164,7 +165,7 @@ test('the verified-token cache is bounded and never replaces a check', async () 
   const { clock, keys } = await setup();
   await keys.ensureKeys();
   const revocations = new SetRevocations();
-  const tokens = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, verifiedCacheSize: 2 });
+  const tokens = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MINUTE, skewMs: 30_000, revocations, trustDomains: createTrustDomains(TRUST_DOMAIN), verifiedCacheSize: 2 });
   const issued = [0, 1, 2].map(() => tokens.issueAgentToken(identity, { audience: [ISSUER] }));
   for (const t of issued) assert.equal(await verify(tokens, t.token), 'ok');
   // Evicted entries verify again through the full path.

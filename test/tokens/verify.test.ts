@@ -10,7 +10,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { AGENT, ISSUER, MIN, claims, code, decodePart, forge, forgeHs256, tokenFixture, unsigned } from './fixtures.js';
 
 const AUD = { audience: ISSUER };
-const identity = { spiffeId: AGENT, attestor: 'join_token', attributes: { team: 'care' } };
+const identity = { spiffeId: AGENT, attestor: 'join_token', attestorKind: 'join_token' as const, attributes: { team: 'care' } };
 
 async function setup(opts: { skewMs?: number } = {}) {
   const f = await tokenFixture(opts);
