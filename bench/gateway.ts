@@ -112,7 +112,7 @@ async function compare(label: string, direct: RpcTarget, directTool: string, gw:
 export async function run(): Promise<BenchResult[]> {
   const upstream = await startHttpUpstream();
   const h = await startGatewayHarness({
-    policies: '@id("bench") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.namespace == "bench" };',
+    policies: '@id("bench") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.attestor_kind == "join_token" && principal.path == "/ns/bench/sa/agent" };',
     gateway: { servers: [{ name: 'remote', transport: 'streamable_http', url: upstream.url }] },
     providers: [inProcess],
     ...(process.env.TESSERA_BENCH_DIR ? { baseDir: process.env.TESSERA_BENCH_DIR } : {}),

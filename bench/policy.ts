@@ -36,7 +36,11 @@ export async function run(): Promise<BenchResult[]> {
     const text = policies(99);
     writeFileSync(join(dir, 'bench.cedar'), text);
     const request: PolicyRequest = {
-      principal: { spiffeId: 'spiffe://example.org/ns/healthcare/sa/patient-reader', trustDomain: 'example.org', path: '/ns/healthcare/sa/patient-reader', attributes: { 'label.team': 'records' }, jti: 'j', expiresAt: 0, scope: ['secret:healthcare/**'] },
+      principal: {
+        spiffeId: 'spiffe://example.org/ns/healthcare/sa/patient-reader', trustDomain: 'example.org', path: '/ns/healthcare/sa/patient-reader',
+        attestor: 'k8s-prod', attestorKind: 'kubernetes', attributes: { namespace: 'healthcare', service_account: 'patient-reader', 'label.team': 'records' },
+        jti: 'j', expiresAt: 0, scope: ['secret:healthcare/**'],
+      },
       action: 'secret.read',
       resource: { type: 'Secret', path: 'healthcare/prod/db-password' },
     };

@@ -123,7 +123,7 @@ export async function run(): Promise<BenchResult[]> {
     log: { level: 'silent' },
     attestors: [
       { kind: 'join_token', name: 'join_token' },
-      { kind: 'jwt', name: 'k8s-bench', issuer: ISSUER, audience: AUDIENCE, jwks_file: jwksFile, template: 'kubernetes', algorithms: ['ES256'] },
+      { kind: 'jwt', name: 'k8s-prod', issuer: ISSUER, audience: AUDIENCE, jwks_file: jwksFile, template: 'kubernetes', algorithms: ['ES256'] },
     ],
   });
   const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger });
@@ -153,7 +153,7 @@ export async function run(): Promise<BenchResult[]> {
     await keys.ensureKeys();
     const minter = createTokenService({ keys, clock: systemClock, issuer: url, agentTtlMs: 300_000, skewMs: 30_000, revocations: { isRevoked: () => false, isAgentRevoked: () => false }, trustDomains: createTrustDomains('tessera.local') });
     const distinct = Array.from({ length: DISTINCT_TOKENS }, (_, i) =>
-      minter.issueAgentToken({ spiffeId: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader', attestor: 'k8s-bench', attestorKind: 'kubernetes', attributes: { namespace: 'healthcare', service_account: 'patient-reader', pod: `pod-${i}` } }, { audience: [url] }).token);
+      minter.issueAgentToken({ spiffeId: 'spiffe://tessera.local/ns/healthcare/sa/patient-reader', attestor: 'k8s-prod', attestorKind: 'kubernetes', attributes: { namespace: 'healthcare', service_account: 'patient-reader', pod: `pod-${i}` } }, { audience: [url] }).token);
 
     const raw = rawLimits();
     const base = { url, concurrency: CONCURRENCY, seconds: SECONDS };

@@ -13,10 +13,11 @@ import { MemoryEngine } from '../helpers/memory-engine.js';
 
 const READER = 'spiffe://tessera.local/ns/healthcare/sa/patient-reader';
 
-// The demo policies plus one for the in-memory test engine.
+// The demo policies plus one for the in-memory test engine: the join-token reader, pinned by ID
+// and attestor (a join token proves no namespace, ADR 0021).
 const MEMDB_POLICY = `@id("memdb-readonly")
-permit (principal, action == Tessera::Action::"cred.issue", resource == Tessera::Role::"memdb/readonly")
-when { principal.namespace == "healthcare" };`;
+permit (principal == Tessera::Agent::"${READER}", action == Tessera::Action::"cred.issue", resource == Tessera::Role::"memdb/readonly")
+when { principal.attestor_kind == "join_token" && principal.attestor == "join_token" };`;
 
 function policiesWith(extra: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-policies-'));

@@ -16,9 +16,11 @@ import { pgFixture, loginAs } from '../engines/pg-setup.js';
 const READER = 'spiffe://tessera.local/ns/healthcare/sa/patient-reader';
 const BILLING = 'spiffe://tessera.local/ns/billing/sa/invoicer';
 
+// As in docs/examples/healthcare.md: the dev agent holds a join token, which proves its SPIFFE ID
+// (not Kubernetes attributes), so the policy pins the ID and the attestor.
 const POLICY = `@id("healthcare-db-patient-reader")
-permit (principal, action == Tessera::Action::"cred.issue", resource == Tessera::Role::"postgres/patient-reader")
-when { principal.namespace == "healthcare" && principal.service_account == "patient-reader" };`;
+permit (principal == Tessera::Agent::"${READER}", action == Tessera::Action::"cred.issue", resource == Tessera::Role::"postgres/patient-reader")
+when { principal.attestor_kind == "join_token" && principal.attestor == "join_token" };`;
 
 test('healthcare: a per-agent read-only database user that exists only for the lease', async (t) => {
   const fx = await pgFixture('e2e_health');

@@ -37,7 +37,7 @@ test('Kubernetes projected token → SDK login → policy-checked secret read', 
       server: { listen: '127.0.0.1:0' },
       attestors: [
         { kind: 'join_token', name: 'join_token' },
-        { kind: 'jwt', name: 'k8s', issuer: ISSUER, audience: 'tessera', jwks_file: jwksFile, template: 'kubernetes', algorithms: ['RS256'] },
+        { kind: 'jwt', name: 'k8s-prod', issuer: ISSUER, audience: 'tessera', jwks_file: jwksFile, template: 'kubernetes', algorithms: ['RS256'] },
       ],
     },
   });
@@ -84,6 +84,6 @@ test('Kubernetes projected token → SDK login → policy-checked secret read', 
   const audit = await h.admin('GET', '/v1/admin/audit?kind=auth.login&limit=50');
   assert.equal(audit.status, 200);
   const text = JSON.stringify(audit.body);
-  assert.ok(text.includes('k8s'));
+  assert.ok(text.includes('k8s-prod'));
   for (const s of h.sensitive) assert.ok(!text.includes(s));
 });

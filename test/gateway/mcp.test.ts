@@ -34,7 +34,7 @@ when { principal.hasTag("team") && principal.getTag("team") == "gw" };
 
 @id("gw-inject")
 permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"gw")
-when { principal.hasTag("team") && principal.service_account != "noinject" };
+when { principal.hasTag("team") && principal.path != "/ns/gw/sa/noinject" };
 `;
 
 let h: GatewayHarness;
