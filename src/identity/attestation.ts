@@ -204,6 +204,10 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       const algorithms = a.algorithms.filter((x) => ASYMMETRIC.has(x));
       const template: CompiledTemplate | 'kubernetes' = a.template === 'kubernetes' ? 'kubernetes' : compileTemplate(a.template, `attestors.${a.name}.template`);
       if (template !== 'kubernetes') {
+        // A jwt attestor mints identities of Tessera's own trust domain only (federation is `kind: spiffe`).
+        if (template.authority !== '{trust_domain}' && template.authority !== trustDomain) {
+          throw fail('TESSERA_CONFIG_INVALID', `attestors.${a.name}.template names trust domain "${template.authority}", but this Tessera's trust_domain is "${trustDomain}"; use {trust_domain}`);
+        }
         // Each templated attestor owns its first segment, so two attestors never mint the same ID.
         const owner = prefixOwner.get(template.prefix);
         if (owner) throw fail('TESSERA_CONFIG_INVALID', `attestors: "${a.name}" and "${owner}" both start their template with "/${template.prefix}/"; give each attestor its own first segment so their identities cannot collide`);

@@ -28,6 +28,8 @@ export interface CompiledTemplate {
   readonly source: string;
   /** Claim paths the template reads (for documentation and error messages). */
   readonly claims: readonly string[];
+  /** `{trust_domain}`, or the literal trust domain the template names (it must be Tessera's own). */
+  readonly authority: string;
   /** The literal first path segment (`ci` in `spiffe://{trust_domain}/ci/...`): this attestor's part of the ID space. */
   readonly prefix: string;
   render(input: { trustDomain: string; claims: Readonly<Record<string, unknown>> }): string;
@@ -73,6 +75,7 @@ export function compileTemplate(source: string, where = 'template'): CompiledTem
 
   return {
     source,
+    authority,
     prefix: first.value,
     claims: parts.flatMap((p) => (p.kind === 'claim' ? [p.name] : [])),
     render({ trustDomain, claims }) {
