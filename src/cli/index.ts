@@ -646,7 +646,9 @@ function devBanner(s: RunningServer): string {
 
 function formatEvent(e: Record<string, unknown>): string {
   const ev = (e.event && typeof e.event === 'object' ? e.event : e) as Record<string, unknown>;
-  const actor = ev.actor && typeof ev.actor === 'object' ? (ev.actor as Record<string, unknown>).id : ev.actor;
+  const a = ev.actor && typeof ev.actor === 'object' ? (ev.actor as Record<string, unknown>) : undefined;
+  // A refused request keeps the identity its credential named, marked unverified (docs/audit.md).
+  const actor = a ? (a.verified === false ? `${cell(a.id)}(unverified)` : a.id) : ev.actor;
   const reason = ev.reason && typeof ev.reason === 'object' ? ((ev.reason as Record<string, unknown>).code ?? (ev.reason as Record<string, unknown>).policies) : undefined;
   return [cell(e.seq), fmtTime(e.ts ?? ev.ts), cell(ev.kind), cell(actor), cell(ev.action), cell(ev.resource), cell(ev.result), reason !== undefined ? cell(reason) : '', ev.txn ? `txn=${cell(ev.txn)}` : '']
     .filter((x) => x !== '')

@@ -71,7 +71,7 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       // Agent revocations: did this agent ever log in? Recorded either way (it also stops a first login).
       ...(r.agentKnown !== undefined ? { known: r.agentKnown } : {}),
       ...(r.agentKnown === false
-        ? { warning: `no agent ${r.target} has ever logged in here (GET /v1/admin/agents); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo` }
+        ? { warning: `agent ${r.target} has never logged in here (it is not in GET /v1/admin/agents); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo` }
         : {}),
     });
   });

@@ -27,8 +27,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean } = {}): Promise<Harness> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
+export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean; /** Reuse a data dir (a restart of an earlier harness). */ dataDir?: string } = {}): Promise<Harness> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
   const auditFile = join(dataDir, 'audit.jsonl');
   const config = parseConfig({
     data_dir: dataDir,

@@ -71,7 +71,7 @@ const k8sClaims = (ns: unknown, sa: unknown, pod?: unknown): JWTPayload => ({
   'kubernetes.io': { namespace: ns, serviceaccount: { name: sa, uid: 'u' }, ...(pod !== undefined ? { pod: { name: pod, uid: 'p' } } : {}) },
 });
 const ciClaims = (over: JWTPayload): JWTPayload => ({ iss: CI_ISS, aud: 'tessera', iat: nowS, exp: nowS + 300, project_path: 'group/app', ref: 'main', ...over });
-const svid = (sub: unknown): JWTPayload => ({ sub, aud: 'tessera', iat: nowS, exp: nowS + 300 });
+const svid = (sub: string): JWTPayload => ({ sub, aud: 'tessera', iat: nowS, exp: nowS + 300 });
 
 before(async () => {
   k8sKey = await makeKey('RS256', 'k8s');
