@@ -27,3 +27,18 @@ test('agent sightings are merged in memory and written in one batch', async () =
   assert.deepEqual([row!.logins, row!.first_seen, row!.last_seen], [3, 1_000_000, 1_006_000]);
   await store.close();
 });
+
+test('isKnown: a sighting is known before it is flushed, and from the table after', async () => {
+  const store = openSqliteStore({ file: ':memory:' });
+  await store.migrate();
+  const reg = createAgentRegistry({ store, clock: new ManualClock(1_000) });
+  assert.equal(await reg.isKnown('spiffe://td/a'), false);
+  reg.record({ spiffeId: 'spiffe://td/a', attestor: 'join_token', attestorKind: 'join_token', attributes: {} });
+  assert.equal(await reg.isKnown('spiffe://td/a'), true, 'pending');
+  await reg.flush();
+  assert.equal(await reg.isKnown('spiffe://td/a'), true, 'flushed');
+  assert.equal(await createAgentRegistry({ store, clock: new ManualClock(1_000) }).isKnown('spiffe://td/a'), true, 'another replica reads the table');
+  assert.equal(await reg.isKnown('spiffe://td/b'), false);
+  await reg.close();
+  await store.close();
+});

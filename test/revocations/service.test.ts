@@ -174,3 +174,34 @@ test('an audit failure leaves the kill switch on, still drops the leases, and sa
   assert.equal(engine.credentials.size, 0, 'every lease was attempted despite the audit failures');
   assert.equal((await leases.list({ state: 'revoked' })).length, 2);
 });
+
+test('agent revocations: a foreign trust domain is refused (nothing recorded); an agent never seen is recorded and reported unknown', async () => {
+  const { revocations, store, audit, clock } = await setup();
+  for (const target of ['spiffe://other.org/alice', 'spiffe://example.org.evil/alice', 'spiffe://xexample.org/alice']) {
+    await assert.rejects(revocations.revoke({ kind: 'agent', target }), code('TESSERA_TRUST_DOMAIN_UNKNOWN'), target);
+    assert.equal(revocations.isAgentRevoked(target), false);
+  }
+  assert.equal((await revocations.list()).length, 0);
+
+  const unknown = await revocations.revoke({ kind: 'agent', target: alice.spiffeId });
+  assert.equal(unknown.agentKnown, false);
+  assert.equal(revocations.isAgentRevoked(alice.spiffeId), true, 'recorded and enforced anyway');
+  assert.equal(audit.events.filter((e) => e.kind === 'revocation.created').at(-1)?.details?.agent_known, false);
+
+  await store.run('INSERT INTO agents (spiffe_id, attestor, attributes, first_seen, last_seen, logins) VALUES (?, ?, ?, ?, ?, ?)', [bob.spiffeId, 'join_token', '{}', clock.now(), clock.now(), 1]);
+  const known = await revocations.revoke({ kind: 'agent', target: bob.spiffeId });
+  assert.equal(known.agentKnown, true);
+  // Other kinds carry no agent_known.
+  const task = await revocations.revoke({ kind: 'task', target: 'task-9' });
+  assert.equal(task.agentKnown, undefined);
+
+  // A federated trust domain (a spiffe attestor's) is accepted; the inventory port is asked.
+  const asked: string[] = [];
+  const fed = createRevocationService({
+    store, clock, audit, leases: createLeaseService({ store, clock, audit, engines: [] }),
+    trustDomains: createTrustDomains('example.org', ['spire.example']),
+    agents: { isKnown: async (id) => (asked.push(id), true) },
+  });
+  assert.equal((await fed.revoke({ kind: 'agent', target: 'spiffe://spire.example/w/x' })).agentKnown, true);
+  assert.deepEqual(asked, ['spiffe://spire.example/w/x']);
+});

@@ -203,3 +203,73 @@ test('verifyAnyAudience: accepts any served audience, refuses others', async () 
   assert.equal(c.aud, `${ISSUER}/mcp`);
   await assert.rejects(tokens.verifyAnyAudience(signed({ aud: 'https://x.test' }), [ISSUER]), code('TESSERA_TOKEN_AUDIENCE_INVALID'));
 });
+
+test('trust domains: tokens are issued and accepted only for served domains (own and federated)', async () => {
+  const { tokens, signed, keys, clock, revocations } = await setup();
+  // Issuance: a federated domain (a spiffe attestor's) is fine; any other is refused.
+  const fed = tokens.issueAgentToken({ spiffeId: 'spiffe://spire.test/w/planner', attestor: 'spire', attestorKind: 'spiffe', attributes: { trust_domain: 'spire.test' } }, { audience: [ISSUER] });
+  assert.equal((await tokens.verify(fed.token, AUD)).trustDomain, 'spire.test');
+  for (const spiffeId of ['spiffe://other.test/x', 'spiffe://tessera.test.evil/x', 'spiffe://xtessera.test/x']) {
+    assert.throws(() => tokens.issueAgentToken({ ...identity, spiffeId }, { audience: [ISSUER] }), code('TESSERA_TRUST_DOMAIN_UNKNOWN'), spiffeId);
+  }
+  // Verification: a token Tessera signed for a domain it does not (or no longer) serve.
+  await assert.rejects(tokens.verify(signed({ sub: 'spiffe://other.test/ns/prod/sa/agent' }), AUD), code('TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN'));
+  await assert.rejects(tokens.verifyAnyAudience(signed({ sub: 'spiffe://tessera.test.evil/a' }), [ISSUER]), code('TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN'));
+  // The same signing keys, without the federation: its tokens stop verifying.
+  const { createTokenService } = await import('../../src/tokens/service.js');
+  const { createTrustDomains } = await import('../../src/identity/trust-domains.js');
+  const unfederated = createTokenService({ keys, clock, issuer: ISSUER, agentTtlMs: 5 * MIN, skewMs: 30_000, revocations, trustDomains: createTrustDomains('tessera.test') });
+  await assert.rejects(unfederated.verify(fed.token, AUD), code('TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN'));
+  assert.ok(await unfederated.verify(tokens.issueAgentToken(identity, { audience: [ISSUER] }).token, AUD));
+});
+
+test('attestor name and kind travel in the token; Kubernetes attributes survive only with kind "kubernetes"', async () => {
+  const { tokens, signed } = await setup();
+  const k8s = tokens.issueAgentToken({ spiffeId: AGENT, attestor: 'k8s-prod', attestorKind: 'kubernetes', attributes: { namespace: 'prod', service_account: 'agent', pod: 'agent-1' } }, { audience: [ISSUER] });
+  assert.deepEqual(decodePart(k8s.token, 1).tessera, { attestor: 'k8s-prod', kind: 'kubernetes', attrs: { namespace: 'prod', service_account: 'agent', pod: 'agent-1' } });
+  const p = await tokens.verify(k8s.token, AUD);
+  assert.deepEqual([p.attestor, p.attestorKind, p.attributes.namespace, p.attributes.pod], ['k8s-prod', 'kubernetes', 'prod', 'agent-1']);
+  // Any other kind, or none (a token from before attestor kinds): the Kubernetes attributes are dropped.
+  for (const tessera of [{ attestor: 'gitlab', kind: 'jwt' }, { attestor: 'join_token', kind: 'join_token' }, { attestor: 'spire', kind: 'spiffe' }, { attestor: 'old' }, {}]) {
+    const q = await tokens.verify(signed({ tessera: { ...tessera, attrs: { namespace: 'prod', service_account: 'agent', pod: 'x', 'label.team': 'a' } } }), AUD);
+    assert.deepEqual(q.attributes, { 'label.team': 'a', ...(tessera.attestor ? { attestor: tessera.attestor } : {}) }, JSON.stringify(tessera));
+    assert.equal(q.attestorKind, tessera.kind);
+  }
+  await assert.rejects(tokens.verify(signed({ tessera: { attestor: 'x', kind: 'k8s' } }), AUD), code('TESSERA_TOKEN_CLAIMS_INVALID'));
+});
+
+test('a refused token remembers the subject it claimed: signed (authentic, refused) or not (attacker text, SPIFFE IDs only)', async () => {
+  const { tokens, signed, revocations, clock } = await setup();
+  const { claimedSubjectOf } = await import('../../src/tokens/service.js');
+  const refusal = async (p: Promise<unknown>) => {
+    try {
+      await p;
+    } catch (e) {
+      return { code: (e as { code: string }).code, claimed: claimedSubjectOf(e) };
+    }
+    throw new Error('expected a refusal');
+  };
+  const ok = tokens.issueAgentToken(identity, { audience: [ISSUER] });
+  // Signature valid, refused for another reason: attributed.
+  for (const [token, c] of [
+    [signed({ aud: 'https://other.test' }), 'TESSERA_TOKEN_AUDIENCE_INVALID'],
+    [signed({ exp: Math.floor(clock.now() / 1000) - 3600 }), 'TESSERA_TOKEN_EXPIRED'],
+    [signed({ iss: 'https://evil.test' }), 'TESSERA_TOKEN_ISSUER_INVALID'],
+    [signed({ jti: 'short' }), 'TESSERA_TOKEN_CLAIMS_INVALID'],
+  ] as const) {
+    assert.deepEqual(await refusal(tokens.verify(token, AUD)), { code: c, claimed: { id: AGENT, signed: true } }, c);
+  }
+  await revocations.revoke({ kind: 'agent', target: AGENT, ttlMs: 60_000 });
+  assert.deepEqual(await refusal(tokens.verify(ok.token, AUD)), { code: 'TESSERA_TOKEN_REVOKED', claimed: { id: AGENT, signed: true } });
+  assert.deepEqual(await refusal(tokens.verify(ok.token, AUD)), { code: 'TESSERA_TOKEN_REVOKED', claimed: { id: AGENT, signed: true } }, 'also from the verified-token cache');
+  // Signature not valid: the sub is attacker-chosen text, kept only when it is a SPIFFE ID.
+  const [h, p] = ok.token.split('.');
+  assert.deepEqual(await refusal(tokens.verify(`${h}.${p}.${'A'.repeat(86)}`, AUD)), { code: 'TESSERA_TOKEN_SIGNATURE_INVALID', claimed: { id: AGENT, signed: false } });
+  for (const sub of ['alice', 'spiffe://td/../x', `spiffe://td/${'a'.repeat(2100)}`, 42]) {
+    const forged = `${h}.${Buffer.from(JSON.stringify({ sub })).toString('base64url')}.${'A'.repeat(86)}`;
+    assert.equal((await refusal(tokens.verify(forged, AUD))).claimed, undefined, String(sub).slice(0, 40));
+  }
+  for (const garbage of ['x', 'a.b.c', `${h}.!!!.x`, '']) assert.equal((await refusal(tokens.verify(garbage, AUD))).claimed, undefined, garbage);
+  // A signed token whose sub is not a SPIFFE ID claims nothing either.
+  assert.equal((await refusal(tokens.verify(signed({ sub: 'alice' }), AUD))).claimed, undefined);
+});
