@@ -146,6 +146,15 @@ test('a GitLab job whose project path spells ns/healthcare/sa/patient-reader rea
   // A join token for a look-alike ID in the namespace gets nothing namespace-wide.
   const lookalike = await h.login(await h.joinToken(`spiffe://${TD}/ns/healthcare/sa/patient-reader-2`));
   assert.equal((await h.agent(lookalike, 'GET', `/v1/secrets/${SECRET_PATH}`)).status, 403);
+
+  // Revoked: the Kubernetes workload's next login is refused and attributed (unverified) to it.
+  assert.equal((await h.admin('POST', '/v1/admin/revocations', { kind: 'agent', target: READER, ttl: '1m' })).status, 201);
+  const again = await loginJwt(h, await k8sToken('healthcare', 'patient-reader'));
+  assert.equal(again.status, 400);
+  assert.equal(again.body.code, 'TESSERA_AGENT_REVOKED');
+  const failed = (await auditEvents(h, `actor=${encodeURIComponent(READER)}&kind=auth.login`)).filter((e) => e.result === 'failure');
+  assert.equal(failed.length, 1);
+  assert.deepEqual(failed[0].actor, { id: READER, verified: false });
 });
 
 test('join tokens, revocations and tokens only for served trust domains (API and CLI)', async (t) => {
