@@ -150,7 +150,7 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
   const postgres = createPostgresEngine({ store, sealer, clock, logger: silentLogger, audit, metrics });
   await postgres.start();
   const leases = createLeaseService({ store, clock, audit, metrics, engines: [postgres.engine], maxRevokeAttempts: opts.maxRevokeAttempts ?? 3, backoff: { baseMs: 1000, maxMs: 4000 }, engineTimeoutMs: 10_000 });
-  const revocations = createRevocationService({ store, clock, audit, leases, trustDomains: createTrustDomains('tessera.local') });
+  const revocations = createRevocationService({ store, clock, audit, leases, trustDomains: createTrustDomains('example.org') });
   await revocations.refresh();
   const app = createApp({
     logger: silentLogger,
