@@ -42,6 +42,11 @@ export interface JoinTokenService {
   list(): Promise<JoinTokenInfo[]>;
   /** Atomically marks the token used; throws TESSERA_JOIN_TOKEN_INVALID / TESSERA_JOIN_TOKEN_REUSED. */
   consume(token: string, meta?: RequestMeta): Promise<ConsumedJoinToken>;
+  /**
+   * The SPIFFE ID of a valid, unused, unexpired token, without using it up (read-only; the
+   * login rate limit per identity is charged before `consume`). Undefined otherwise.
+   */
+  identityOf(token: string): Promise<string | undefined>;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
@@ -132,6 +137,12 @@ export function createJoinTokenService(deps: { store: Store; clock: Clock; audit
         usedAt: r.used_at === null ? null : Number(r.used_at),
         state: r.used_at !== null ? 'used' : Number(r.expires_at) <= now ? 'expired' : 'active',
       }));
+    },
+
+    async identityOf(token) {
+      if (typeof token !== 'string' || !token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 256) return undefined;
+      const row = await store.get<{ spiffe_id: string; expires_at: number; used_at: number | null }>('SELECT spiffe_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?', [sha256(token)]);
+      return row && row.used_at === null && clock.now() < Number(row.expires_at) ? row.spiffe_id : undefined;
     },
 
     async consume(token, meta) {
