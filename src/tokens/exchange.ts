@@ -36,6 +36,12 @@ const requestSchema = z.object({
 });
 
 export interface TokenExchange {
+  /**
+   * The per-source login limit (`tokens.login_rate_limit.per_source`): call before the body is
+   * parsed (a route `onRequest` hook). Throws TESSERA_LOGIN_RATE_LIMITED (429) with
+   * `details.retry_after_s`.
+   */
+  admitSource(meta: RequestMeta): void;
   exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
 }
 
@@ -78,9 +84,12 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
   }
 
   return {
-    async exchange(params, meta) {
-      // Per source first: it costs a Map lookup, before any parsing, store read or signature check.
+    admitSource(meta) {
+      // A Map lookup, before the body is read, any store access or any signature check.
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
+    },
+
+    async exchange(params, meta) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {

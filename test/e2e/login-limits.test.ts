@@ -64,7 +64,7 @@ test('per identity: the identity over its rate is refused before its join token 
   assert.equal(failures.length, 0, 'rate-limit refusals are not audited one by one');
 });
 
-test('per source: a flood from one address is refused before any parsing or store access', async (t) => {
+test('per source: a flood from one address is refused before its body is read', async (t) => {
   const h = await startHarness({ config: { tokens: { login_rate_limit: { per_identity: { per_second: 1000, burst: 1000 }, per_source: { per_second: 0.01, burst: 3 } } } } });
   t.after(() => h.close());
   const garbage = () => fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: FORM, body: 'grant_type=nonsense' }).then(async (r) => ({ status: r.status, headers: r.headers, body: (await r.json()) as any }));
@@ -74,6 +74,13 @@ test('per source: a flood from one address is refused before any parsing or stor
   assert.equal((await garbage()).status, 400);
   assertRateLimited(await garbage(), 'login.per_source');
   assertRateLimited(await login(h, await h.joinToken('spiffe://tessera.local/ns/a/sa/two')), 'login.per_source');
+  // Refused before the body is read: a wrong content type or a body over the limit gets 429, not 415/413.
+  const wrongType = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(wrongType.status, 429);
+  assert.equal(((await wrongType.json()) as any).code, 'TESSERA_LOGIN_RATE_LIMITED');
+  const huge = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: FORM, body: `subject_token=${'x'.repeat(200_000)}` });
+  assert.equal(huge.status, 429);
+  await huge.arrayBuffer();
   // The API routes are not behind the login limit.
   assert.equal((await h.admin('GET', '/v1/admin/revocations')).status, 200);
   const limited = (await events(h, 'limit.exceeded')).filter((e) => e.event.resource === 'login.per_source');
