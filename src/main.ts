@@ -29,6 +29,10 @@ import { createJoinTokenService, createAttestation, createAgentRegistry, registe
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
+import { createAuthEpoch } from './shared/auth-epoch.js';
+import { createLimitAuditor } from './shared/limit-audit.js';
+import { TokenBuckets } from './shared/rate-limit.js';
+import { buildOriginPolicy } from './server/origin.js';
 
 /** The package root: where package.json is (src/ in a checkout, dist/src/ when built). */
 const ROOT = ((): string => {
@@ -134,6 +138,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     });
     cleanups.push(() => audit.close());
 
+    // One auth epoch for every cache of a verification or decision (docs/adr/0061-cache-invalidation.md).
+    const epochBumps = metrics.counter('tessera_auth_epoch_bumps_total', 'Auth epoch bumps (cached verifications and decisions dropped), by cause');
+    const epoch = createAuthEpoch((cause) => epochBumps.inc({ cause }));
+    // Refusals by per-principal and per-source limits: counted always, audited once per window.
+    const limitAudit = createLimitAuditor({ audit, clock, logger, metrics });
+
     const admin = createAdminTokenService({ store, clock });
     let adminToken: string | undefined;
     if (mode === 'dev') {
@@ -145,7 +155,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
 
     const policyDir = mode === 'dev' && !existsSync(config.policy.dir) ? DEMO_POLICY_DIR : config.policy.dir;
-    const policy = createPolicyEngine({ dir: policyDir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, watch: config.policy.watch });
+    const policy = createPolicyEngine({ dir: policyDir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
     await policy.start();
     cleanups.push(() => policy.stop());
 
@@ -165,7 +175,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => agentRegistry.close());
     const revocations = createRevocationService({
       store, clock, audit, leases, trustDomains, agents: agentRegistry,
-      onRevoke: (source) => {
+      onRevoke: (source, changed) => {
+        // Defence in depth: every cache also re-checks revocation on each hit (docs/adr/0061).
+        if (changed) epoch.bump('revocation');
         policy.invalidate();
         gatewayRef.current?.onRevocation();
         // Other replicas reload their indexes (PostgreSQL LISTEN/NOTIFY; in-process on SQLite).
@@ -206,9 +218,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
     const joinTokens = createJoinTokenService({ store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
-    const attestation = createAttestation({ attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics });
+    const attestation = createAttestation({
+      attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics,
+      verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
+    });
 
-    const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl) });
+    const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl), epoch });
     await keys.ensureKeys();
     const rotation = setInterval(() => void keys.rotateIfDue().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'signing key rotation failed')), 60_000);
     // An operator rotation (possibly revoking keys) on another replica takes effect here at once.
@@ -219,16 +234,33 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     rotation.unref();
     cleanups.push(() => clearInterval(rotation));
 
-    const tokens = createTokenService({ keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, trustDomains, metrics });
+    const tokens = createTokenService({
+      keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, trustDomains, metrics,
+      verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
+    });
     const audiences = [issuer, `${issuer}/mcp`];
-    const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
+    const loginRate = config.tokens.login_rate_limit;
+    const exchange = createTokenExchange({
+      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences,
+      loginLimits: {
+        perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
+        perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
+        audit: limitAudit,
+      },
+      joinTokenIdentity: (t) => joinTokens.identityOf(t),
+    });
     const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
-    const app = createApp({ logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents });
+    const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
+    const app = createApp({
+      logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
+      originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts }),
+      onGuardRefused: (what) => guardRefusals.inc({ header: what }),
+    });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
     const checks: ReadinessCheck[] = [

@@ -71,7 +71,8 @@ export type AuditEvent =
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>
   | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string }>
-  | Base<'gateway.upstream_stopped', { server: string; transport: string; cause: string }>;
+  | Base<'gateway.upstream_stopped', { server: string; transport: string; cause: string }>
+  | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];
 

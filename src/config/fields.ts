@@ -21,3 +21,10 @@ export const secretPathField = z.string().superRefine((p, ctx) => {
     ctx.addIssue({ code: 'custom', message: (e as Error).message });
   }
 });
+
+/** A token-bucket rate (src/shared/rate-limit.ts): `per_second` sustained, `burst` at once. */
+export const rateField = (defaults: { per_second: number; burst: number }) =>
+  z.object({
+    per_second: z.number().positive().max(1_000_000).default(defaults.per_second),
+    burst: z.number().int().min(1).max(1_000_000).default(defaults.burst),
+  }).strict().prefault({});

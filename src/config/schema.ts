@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
+import { rateField } from './fields.js';
+import { parseHost, parseOrigin } from '../server/origin.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -69,6 +71,13 @@ export const configSchema = z.object({
     public_url: z.url().optional(),
     body_limit_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
     trust_proxy: z.boolean().default(false),
+    /**
+     * Browser origins (`scheme://host[:port]`) allowed besides Tessera's own (public_url, the
+     * listen address): a request with any other `Origin` is refused (docs/adr/0063).
+     */
+    allowed_origins: z.array(z.string().refine((o) => parseOrigin(o) !== undefined, 'expected an origin such as "https://console.example.com" (scheme://host[:port], no path, no "*", not "null")')).max(100).default([]),
+    /** Extra `Host` names (`name` = any port, or `name:port`); when set, Host is checked on every listener, else only on loopback. */
+    allowed_hosts: z.array(z.string().refine((h) => parseHost(h) !== undefined, 'expected a host name or address, optionally with :port, such as "tessera.internal" or "tessera.internal:8200"')).max(100).default([]),
   }).strict().prefault({}),
   store: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('sqlite'), file: z.string().min(1).optional() }).strict(),
@@ -88,12 +97,22 @@ export const configSchema = z.object({
       /** How long a retired key stays in the JWKS so tokens signed before rotation still verify. */
       overlap: duration.prefault('1h'),
     }).strict().prefault({}),
+    /** Logins (`POST /v1/oauth/token`) per second, per verified identity and per source address (IPv6: per /64). */
+    login_rate_limit: z.object({
+      per_identity: rateField({ per_second: 10, burst: 100 }),
+      per_source: rateField({ per_second: 20, burst: 200 }),
+    }).strict().prefault({}),
+    /** Verified-token cache (token service, attestation): entries in all, and per agent identity. */
+    verified_cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
+    verified_cache_per_agent: z.number().int().min(1).max(1_000_000).default(1000),
   }).strict().prefault({}),
   attestors: z.array(attestorConfig).default([{ kind: 'join_token', name: 'join_token', max_ttl: 3_600_000 }]),
   policy: z.object({
     dir: z.string().min(1).default('./policies'),
     watch: z.boolean().default(true),
     cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
+    /** Decision cache entries one principal may hold (its least recently used go first). */
+    cache_size_per_principal: z.number().int().min(1).max(1_000_000).default(1000),
   }).strict().prefault({}),
   audit: z.object({
     sinks: z.array(auditSink).min(1).default([{ kind: 'store' }]),

@@ -7,7 +7,7 @@
  * This module must not import src/config/schema.ts (that one embeds it).
  */
 import { z } from 'zod';
-import { durationBetween, secretPathField } from '../config/fields.js';
+import { durationBetween, rateField, secretPathField } from '../config/fields.js';
 import { declarativeToolsConfig, toolServerName } from './tools/config.js';
 
 /** A value injected into an upstream: literal, kv secret, or a field of a dynamic credential. */
@@ -78,7 +78,26 @@ export const gatewayConfigSchema = z.object({
   max_upstream_processes: z.number().int().min(1).max(10_000).default(100),
   /** At most this many open MCP sessions. */
   max_sessions: z.number().int().min(1).max(100_000).default(1000),
+  /** Open MCP sessions one agent (SPIFFE ID) may hold; default a tenth of max_sessions. Must stay below max_sessions. */
+  max_sessions_per_agent: z.number().int().min(1).max(100_000).optional(),
+  /** Upstream stdio processes one agent may have running; default half of max_upstream_processes. */
+  max_upstream_processes_per_agent: z.number().int().min(1).max(10_000).optional(),
+  /** MCP POST requests in flight at once, per agent and per session. */
+  max_inflight_per_agent: z.number().int().min(1).max(100_000).default(128),
+  max_inflight_per_session: z.number().int().min(1).max(100_000).default(16),
+  /** MCP requests per second per agent (token bucket). */
+  rate_limit: rateField({ per_second: 100, burst: 200 }),
 }).strict().superRefine((g, ctx) => {
+  // One agent must never be able to take every slot (issue 7 item 7): its share stays below the total.
+  if (g.max_sessions_per_agent !== undefined && g.max_sessions > 1 && g.max_sessions_per_agent >= g.max_sessions) {
+    ctx.addIssue({ code: 'custom', path: ['max_sessions_per_agent'], message: `must be less than max_sessions (${g.max_sessions}), so that one agent cannot hold every session` });
+  }
+  if (g.max_upstream_processes_per_agent !== undefined && g.max_upstream_processes > 1 && g.max_upstream_processes_per_agent >= g.max_upstream_processes) {
+    ctx.addIssue({ code: 'custom', path: ['max_upstream_processes_per_agent'], message: `must be less than max_upstream_processes (${g.max_upstream_processes}), so that one agent cannot hold every process slot` });
+  }
+  if (g.max_inflight_per_session > g.max_inflight_per_agent) {
+    ctx.addIssue({ code: 'custom', path: ['max_inflight_per_session'], message: `must not exceed max_inflight_per_agent (${g.max_inflight_per_agent})` });
+  }
   const seen = new Set<string>();
   g.servers.forEach((s, i) => {
     if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `server "${s.name}" is declared twice` });
@@ -90,3 +109,13 @@ export const gatewayConfigSchema = z.object({
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+
+/** `max_sessions_per_agent`, or its default: a tenth of max_sessions (at least 1, below max_sessions when it can be). */
+export function sessionsPerAgent(g: GatewayConfig): number {
+  return g.max_sessions_per_agent ?? Math.max(1, Math.min(g.max_sessions - 1, Math.floor(g.max_sessions / 10)));
+}
+
+/** `max_upstream_processes_per_agent`, or its default: half of max_upstream_processes (at least 1). */
+export function upstreamProcessesPerAgent(g: GatewayConfig): number {
+  return g.max_upstream_processes_per_agent ?? Math.max(1, Math.min(g.max_upstream_processes - 1, Math.floor(g.max_upstream_processes / 2)));
+}

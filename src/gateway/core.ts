@@ -37,6 +37,8 @@ export const RPC = {
   TIMEOUT: -32004,
   /** Tessera: shutting down / unavailable. */
   UNAVAILABLE: -32005,
+  /** Tessera: a per-agent limit refused (rate, sessions, in flight, processes); retry after `data.retry_after_s`. */
+  LIMITED: -32006,
 } as const;
 
 /** A JSON-RPC error object; the SDK's Protocol sends `code`, `message` and `data` as is. */
@@ -52,6 +54,7 @@ export function rpcCodeFor(code: ErrorCode): number {
   const status = ERROR_CATALOGUE[code].status;
   if (status === 400 || status === 404) return RPC.INVALID_PARAMS;
   if (status === 401 || status === 403) return RPC.FORBIDDEN;
+  if (status === 429) return RPC.LIMITED;
   if (status === 504) return RPC.TIMEOUT;
   if (status === 502) return RPC.UPSTREAM_FAILED;
   if (status === 503) return RPC.UNAVAILABLE;

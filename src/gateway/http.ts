@@ -9,7 +9,7 @@
  * Every request carries and re-verifies its own bearer token (MCP authorization spec
  * 2025-11-25 §"Token Handling": "authorization MUST be included in every HTTP request").
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
@@ -18,12 +18,14 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import { bearerToken } from '../server/app.js';
+import { bearerToken, retryAfterOf } from '../server/app.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
+import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
+import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
 import { auditTokenRefusal } from '../tokens/service.js';
 
@@ -54,13 +56,31 @@ export interface McpHttpDeps {
   readonly maxMessageBytes: number;
   readonly maxSessions: number;
   readonly sessionIdleTimeoutMs: number;
+  /** Per-agent bounds (docs/configuration.md "gateway"): one agent cannot take what the others need. */
+  readonly limits: GatewayLimits;
+  /** Audits refusals by a limit, at most one event per agent and limit per window. */
+  readonly limitAudit?: LimitAuditor;
   /** Closes the upstream connections of one session (per_session isolation). */
   readonly onSessionClosed: (sessionId: string) => void;
+}
+
+export interface GatewayLimits {
+  /** Open (and opening) sessions per agent (SPIFFE ID). */
+  readonly sessionsPerAgent: number;
+  /** POST requests being answered at once, per agent and per session. */
+  readonly inflightPerAgent: number;
+  readonly inflightPerSession: number;
+  /** Requests per second per agent. */
+  readonly rate: Rate;
 }
 
 interface Session {
   readonly id: string;
   readonly binding: string;
+  /** The agent (SPIFFE ID) the session counts against. */
+  readonly agent: string;
+  lastSeen: number;
+  inflight: number;
   principal: AgentPrincipal;
   readonly server: Server;
   readonly transport: StreamableHTTPServerTransport;
@@ -81,9 +101,12 @@ export interface McpHttp {
   principals(): AgentPrincipal[];
 }
 
-/** Verified tokens are re-verified at least this often (key removal takes effect within it). */
-const VERIFY_CACHE_MS = 60_000;
-const VERIFY_CACHE_MAX = 10_000;
+/** Decrements a per-agent count, dropping the entry at zero (the maps hold only active agents). */
+function release(counts: Map<string, number>, agent: string): void {
+  const n = (counts.get(agent) ?? 0) - 1;
+  if (n > 0) counts.set(agent, n);
+  else counts.delete(agent);
+}
 
 const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
 
@@ -96,7 +119,12 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   const resource = `${deps.issuer}${MCP_PATH}`;
   const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
   const sessions = new Map<string, Session>();
-  const verified = new Map<string, { principal: AgentPrincipal; until: number }>();
+  /** Sessions per agent, open or being opened (an initialize in progress holds a place). */
+  const agentSessions = new Map<string, number>();
+  /** Initialize requests in progress (they count against max_sessions until they open or fail). */
+  let opening = 0;
+  const inflightByAgent = new Map<string, number>();
+  const buckets = new TokenBuckets(deps.limits.rate, deps.clock);
   const gauge: Gauge | undefined = deps.metrics?.gauge('tessera_gateway_sessions', 'Open MCP sessions');
   let closing = false;
 
@@ -117,6 +145,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   function sendTessera(reply: FastifyReply, err: TesseraError, requestId: string, extraHeaders: Record<string, string> = {}): void {
     const headers: Record<string, string> = { ...extraHeaders };
+    const retry = retryAfterOf(err);
+    if (retry !== undefined) headers['retry-after'] = String(retry); // RFC 9110 §10.2.3
     if (err.status === 401) {
       // MCP authorization (2025-11-25) §"Protected Resource Metadata Discovery" + RFC 9728 §5.1;
       // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented.
@@ -124,7 +154,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         ? `Bearer resource_metadata="${metadataUrl}"`
         : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
     }
-    void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId }));
+    void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId, ...(retry !== undefined ? { retry_after_s: retry } : {}) }));
   }
 
   async function verify(token: string, req: FastifyRequest): Promise<AgentPrincipal> {
@@ -142,20 +172,10 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
-    let principal: AgentPrincipal;
-    // A token verified moments ago is not verified again (ES256 and claim checks cost more than
-    // the rest of a call); its expiry still applies, and revocation is checked on every request
-    // below. Keyed by a digest: the cache never holds a token.
-    const key = createHash('sha256').update(token).digest('base64url');
-    const now = deps.clock.now();
-    const hit = verified.get(key);
-    if (hit && hit.until > now) {
-      principal = hit.principal;
-    } else {
-      principal = await verify(token, req);
-      if (verified.size >= VERIFY_CACHE_MAX) verified.delete(verified.keys().next().value!);
-      verified.set(key, { principal, until: Math.min(principal.expiresAt, now + VERIFY_CACHE_MS) });
-    }
+    // Verified on every request. The token service's cache (src/tokens/service.ts) spares the
+    // ES256 work for a token seen before, and ends with the auth epoch (key revocation, policy
+    // reload, revocation: docs/adr/0061), so no second, separately invalidated cache lives here.
+    const principal = await verify(token, req);
     if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
       throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');
     }
@@ -167,6 +187,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   }
 
   function touch(s: Session): void {
+    s.lastSeen = deps.clock.now();
     if (s.idle) clearTimeout(s.idle);
     s.idle = setTimeout(() => void closeSession(s, 'idle'), deps.sessionIdleTimeoutMs);
     s.idle.unref();
@@ -177,6 +198,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     s.closed = true;
     if (s.idle) clearTimeout(s.idle);
     sessions.delete(s.id);
+    release(agentSessions, s.agent);
     gauge?.set(sessions.size);
     s.abort.abort(new TesseraError(cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND', `the MCP session was closed (${cause})`));
     // JSON-mode responses still waiting would hang once the transport forgets them: answer them.
@@ -200,20 +222,23 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of session close failed'));
   }
 
-  function newSession(principal: AgentPrincipal, w: AuditWhere): Session {
+  /** A session being opened: `opened` turns true once the transport has created it. */
+  function newSession(principal: AgentPrincipal, w: AuditWhere): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
     const server = new Server(
       { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
       { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>/<tool>. Credentials are injected by Tessera; you never need an API key.' },
     );
     const abort = new AbortController();
     let session: Session;
+    let opened = false;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       // One JSON response per POST (spec: "the server MUST either return Content-Type:
       // text/event-stream … or Content-Type: application/json"): tool calls here do not stream.
       enableJsonResponse: true,
       onsessioninitialized: (id) => {
-        session = { id, binding: bindingOf(principal), principal, server, transport, abort, pending: new Set(), closed: false };
+        opened = true;
+        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, lastSeen: deps.clock.now(), inflight: 0, principal, server, transport, abort, pending: new Set(), closed: false };
         sessions.set(id, session);
         gauge?.set(sessions.size);
         touch(session);
@@ -252,7 +277,12 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       }
     });
     void server.connect(transport);
-    return { id: '', binding: bindingOf(principal), principal, server, transport, abort, pending: new Set(), closed: false };
+    return {
+      transport,
+      get opened() {
+        return opened;
+      },
+    };
   }
 
   function asRpc(e: unknown, requestId: string | undefined): RpcError {
@@ -266,6 +296,9 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     if (closing) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
     const { principal, token } = await authenticate(req);
     const w = where(app, req);
+    const agent = principal.spiffeId;
+    const rate = buckets.take(agent);
+    if (!rate.ok) throw limited('gateway.requests_per_agent', principal, w, rate.retryAfterMs / 1000, `this agent sends more than ${deps.limits.rate.perSecond} MCP requests per second (gateway.rate_limit); slow down`);
     const header = req.headers['mcp-session-id'];
     const sid = typeof header === 'string' ? header : undefined;
     const body = req.body;
@@ -284,7 +317,13 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       if (!msgs.some((m) => isInitializeRequest(m))) {
         throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', 'no Mcp-Session-Id header: the first request of a session must be initialize');
       }
-      if (sessions.size >= deps.maxSessions) throw new TesseraError('TESSERA_UNAVAILABLE', `the gateway holds its maximum of ${deps.maxSessions} sessions (gateway.max_sessions); retry later`);
+      // The agent's own quota first: one agent never takes every place (issue 7 item 7).
+      if ((agentSessions.get(agent) ?? 0) >= deps.limits.sessionsPerAgent) {
+        throw limited('gateway.sessions_per_agent', principal, w, idleRetry((x) => x.agent === agent), `this agent already holds ${deps.limits.sessionsPerAgent} MCP sessions (gateway.max_sessions_per_agent); close one with DELETE ${MCP_PATH} and its Mcp-Session-Id, or wait for an idle one to expire`);
+      }
+      if (sessions.size + opening >= deps.maxSessions) {
+        throw limited('gateway.sessions', principal, w, idleRetry(() => true), `the gateway holds its maximum of ${deps.maxSessions} sessions (gateway.max_sessions); retry later or reach another replica`);
+      }
     } else {
       throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', `${req.method} ${MCP_PATH} needs the Mcp-Session-Id header of an open session`);
     }
@@ -306,15 +345,55 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       }
     }
 
+    // In-flight bounds apply to POSTs (the requests that do work); GET is the session's one
+    // notification stream and DELETE ends the session.
+    const counted = req.method === 'POST';
+    if (counted) {
+      if ((inflightByAgent.get(agent) ?? 0) >= deps.limits.inflightPerAgent) {
+        throw limited('gateway.inflight_per_agent', principal, w, 1, `this agent already has ${deps.limits.inflightPerAgent} MCP requests in flight (gateway.max_inflight_per_agent); wait for one to finish`);
+      }
+      if (session && session.inflight >= deps.limits.inflightPerSession) {
+        throw limited('gateway.inflight_per_session', principal, w, 1, `this session already has ${deps.limits.inflightPerSession} MCP requests in flight (gateway.max_inflight_per_session); wait for one to finish`);
+      }
+    }
+
     const raw = req.raw as typeof req.raw & { auth?: AuthInfo };
     raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w } };
     reply.hijack();
     const res = reply.raw;
     res.setHeader('x-request-id', req.id);
     res.setHeader('cache-control', 'no-store');
+    // Released once, when the response ends or the connection goes (whichever is first): a
+    // request whose answer never comes cannot hold its place for ever.
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      if (counted) {
+        release(inflightByAgent, agent);
+        if (session) session.inflight--;
+      }
+    };
+    if (counted) {
+      inflightByAgent.set(agent, (inflightByAgent.get(agent) ?? 0) + 1);
+      if (session) session.inflight++;
+      res.once('close', finish);
+    }
     if (!session) {
-      const fresh = newSession(principal, w);
-      await fresh.transport.handleRequest(raw, res, body);
+      // The place is held from now on: concurrent initializes cannot overshoot either bound.
+      opening++;
+      agentSessions.set(agent, (agentSessions.get(agent) ?? 0) + 1);
+      let fresh: ReturnType<typeof newSession> | undefined;
+      try {
+        fresh = newSession(principal, w);
+        await fresh.transport.handleRequest(raw, res, body);
+      } finally {
+        opening--;
+        // An initialize that opened no session (refused by the transport) gives its place back;
+        // an opened session keeps it until closeSession.
+        if (!fresh?.opened) release(agentSessions, agent);
+        finish();
+      }
       return;
     }
     // Only POSTs wait for a JSON answer; GET (SSE) and DELETE are answered by the transport.
@@ -328,7 +407,23 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       await session.transport.handleRequest(raw, res, body);
     } finally {
       session.pending.delete(res);
+      finish();
     }
+  }
+
+  /** A refusal by a limit: audited (at most once per window per agent and limit), with Retry-After. */
+  function limited(limit: LimitName, p: AgentPrincipal, w: AuditWhere, retryAfterS: number, message: string): TesseraError {
+    const retry = Math.max(1, Math.ceil(retryAfterS));
+    deps.limitAudit?.refused({ limit, key: p.spiffeId, actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, where: w, retryAfterS: retry });
+    return new TesseraError(codeOf(limit), message, { limit, retry_after_s: retry });
+  }
+
+  /** Seconds until the first of the matching sessions reaches its idle timeout (≥ 1). */
+  function idleRetry(match: (s: Session) => boolean): number {
+    const now = deps.clock.now();
+    let first = Number.POSITIVE_INFINITY;
+    for (const s of sessions.values()) if (match(s)) first = Math.min(first, s.lastSeen + deps.sessionIdleTimeoutMs - now);
+    return Number.isFinite(first) ? Math.max(1, Math.ceil(first / 1000)) : 1;
   }
 
   function errorHandler(error: unknown, req: FastifyRequest, reply: FastifyReply): void {

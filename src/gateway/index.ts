@@ -12,7 +12,8 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry } from '../shared/metrics.js';
 import type { AgentPrincipal } from '../shared/principal.js';
-import type { GatewayConfig } from './config.js';
+import { sessionsPerAgent, upstreamProcessesPerAgent, type GatewayConfig } from './config.js';
+import type { LimitAuditor } from '../shared/limit-audit.js';
 import { createGatewayCore } from './core.js';
 import { createMcpHttp, type PrincipalRevocationCheck, type TokenVerifier } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   readonly version?: string;
   /** Extra in-process providers (tests, embedding). */
   readonly providers?: readonly ToolProvider[];
+  /** Audits refusals by the per-agent limits (one event per agent and limit per window). */
+  readonly limitAudit?: LimitAuditor;
 }
 
 export interface Gateway {
@@ -81,7 +84,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
   };
 
-  const processes = { count: 0, max: config.max_upstream_processes };
+  const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
   const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
     injector, audit, logger, version, processes,
     callTimeoutMs: config.call_timeout, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
@@ -97,6 +100,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
+    limits: { sessionsPerAgent: sessionsPerAgent(config), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst } },
+    ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}),
     onSessionClosed: (sessionId) => {
       for (const u of upstreams) if (isPerSession(u)) void u.stopWhere((o) => o.sessionId === sessionId, 'session_closed');
     },

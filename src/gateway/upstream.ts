@@ -27,6 +27,7 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { GatewayTool, ToolResult } from './types.js';
 import type { HttpServerConfig, InjectedValue, StdioServerConfig, UpstreamServerConfig } from './config.js';
 import type { SecretInput } from './scrub/index.js';
+import type { LimitAuditor } from '../shared/limit-audit.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -50,8 +51,11 @@ export interface UpstreamDeps {
   readonly callTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly defaultIsolation: 'per_agent' | 'per_session';
-  /** Shared cap on stdio processes across all upstream servers. */
-  readonly processes: { count: number; readonly max: number };
+  /**
+   * Shared cap on stdio processes across all upstream servers, and per agent (SPIFFE ID) so
+   * that one agent cannot take every slot (per_session isolation starts one per session).
+   */
+  readonly processes: { count: number; readonly max: number; readonly perAgent?: Map<string, number>; readonly maxPerAgent?: number; readonly limitAudit?: LimitAuditor };
   readonly version: string;
 }
 
@@ -164,16 +168,35 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     let transport: StdioClientTransport | StreamableHTTPClientTransport;
     if (config.transport === 'stdio') {
       const cfg = config as StdioServerConfig;
+      // Checked (and the place held) before anything is injected: a refused start issues no
+      // credential, and concurrent starts for one agent cannot overshoot its quota.
+      const agent = conn.principal.spiffeId;
+      const { perAgent, maxPerAgent } = deps.processes;
+      if (perAgent && maxPerAgent !== undefined && (perAgent.get(agent) ?? 0) >= maxPerAgent) {
+        const retryAfterS = Math.ceil(deps.idleTimeoutMs / 1000);
+        deps.processes.limitAudit?.refused({ limit: 'gateway.upstream_processes_per_agent', key: agent, actor: actorOf(conn.principal), where, retryAfterS });
+        throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_LIMIT', `${config.name}: this agent already runs ${maxPerAgent} upstream processes (gateway.max_upstream_processes_per_agent); they stop after gateway.idle_timeout without calls or when their session closes`, { limit: 'gateway.upstream_processes_per_agent', retry_after_s: retryAfterS });
+      }
+      perAgent?.set(agent, (perAgent.get(agent) ?? 0) + 1);
+      let agentCounted = true;
+      let counted = false;
+      // Gives back both places once (stop() calls it, also when the start fails half way).
+      const release = (): void => {
+        if (agentCounted && perAgent) {
+          const n = (perAgent.get(agent) ?? 0) - 1;
+          if (n > 0) perAgent.set(agent, n);
+          else perAgent.delete(agent);
+        }
+        if (counted) deps.processes.count--;
+        agentCounted = counted = false;
+      };
+      conn.release = release;
       const env = await resolveAll(cfg.env, conn, where, 'env');
       if (deps.processes.count >= deps.processes.max) {
         throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the gateway already runs ${deps.processes.max} upstream processes (gateway.max_upstream_processes); retry later`);
       }
       deps.processes.count++;
-      let counted = true;
-      const release = (): void => {
-        if (counted) deps.processes.count--;
-        counted = false;
-      };
+      counted = true;
       // Only the SDK's safe default environment (PATH, HOME, ...) plus the configured values:
       // Tessera's own environment (master key, tokens) never reaches an upstream.
       transport = new StdioClientTransport({ command: cfg.command, args: [...cfg.args], env, stderr: 'ignore', ...(cfg.cwd ? { cwd: cfg.cwd } : {}) });

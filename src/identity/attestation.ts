@@ -4,6 +4,8 @@ import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
+import { AuthCache } from '../shared/auth-cache.js';
+import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import type { AttestorConfig } from '../config/schema.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
@@ -42,6 +44,10 @@ export interface AttestationDeps {
   verifiedCacheMaxAgeMs?: number;
   /** `tessera_attestation_cache_total{result="hit"|"miss"}`. */
   metrics?: MetricsRegistry;
+  /** Cached attestations per identity (SPIFFE ID), so one identity cannot evict the others'. Default 1000. */
+  verifiedCachePerAgent?: number;
+  /** The auth epoch (docs/adr/0061): cached attestations are reused only under the epoch they were made in. */
+  epoch?: AuthEpoch;
 }
 
 /**
@@ -176,11 +182,10 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   const { clock, store, trustDomain } = deps;
   const skewMs = deps.clockSkewMs ?? 30_000;
   const skewS = Math.round(skewMs / 1000);
-  const cacheSize = deps.verifiedCacheSize ?? 10_000;
   const cacheMaxAgeMs = deps.verifiedCacheMaxAgeMs ?? VERIFIED_CACHE_MAX_AGE_MS;
   // Keyed by the WHOLE token string (never a prefix or hash): a hit means these exact bytes were
-  // verified. Map keeps insertion order; a hit is re-inserted, so eviction is least recently used.
-  const verified = new Map<string, { readonly identity: AttestedIdentity; readonly until: number }>();
+  // verified. Least recently used first out; per-identity quota; auth epoch (AuthCache).
+  const verified = new AuthCache<AttestedIdentity>({ capacity: deps.verifiedCacheSize ?? 10_000, perOwner: deps.verifiedCachePerAgent ?? 1000, epoch: deps.epoch ?? createAuthEpoch(), clock });
   const cacheCounter: Counter | undefined = deps.metrics?.counter('tessera_attestation_cache_total', 'JWT attestation verifications reused (hit) or performed (miss)');
   /** `exp` (and `iat + max_token_age`) in ms, minus skew: how long the token itself holds. */
   const validUntil = (payload: JWTPayload, maxTokenAgeMs?: number): number => {
@@ -320,23 +325,17 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   /** Verified JWT attestation, reused from the cache while it holds (VERIFIED_CACHE_MAX_AGE_MS). */
   async function verifyJwt(token: string): Promise<AttestedIdentity> {
     const now = clock.now();
-    const hit = cacheSize > 0 ? verified.get(token) : undefined;
+    const epoch = verified.epoch;
+    const hit = verified.get(token);
     if (hit) {
-      verified.delete(token);
-      if (now < hit.until) {
-        verified.set(token, hit); // most recently used
-        cacheCounter?.inc({ result: 'hit' });
-        return hit.identity;
-      }
+      cacheCounter?.inc({ result: 'hit' });
+      return hit;
     }
     cacheCounter?.inc({ result: 'miss' });
     const v = await selectJwtAttestor(token).verify(token);
     const until = Math.min(v.validUntil, now + cacheMaxAgeMs);
-    if (cacheSize > 0 && until > clock.now()) {
-      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
-      // Frozen: every hit hands out the same object.
-      verified.set(token, { identity: Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), until });
-    }
+    // Frozen: every hit hands out the same object.
+    verified.set(token, Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), { owner: v.identity.spiffeId, epoch, until });
     return v.identity;
   }
 

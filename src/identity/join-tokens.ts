@@ -46,6 +46,11 @@ export interface JoinTokenService {
    * marked used: when it throws, the token stays usable (e.g. the agent is revoked for now).
    */
   consume(token: string, meta?: RequestMeta, precheck?: (spiffeId: string) => void): Promise<ConsumedJoinToken>;
+  /**
+   * The SPIFFE ID of a valid, unused, unexpired token, without using it up (read-only; the
+   * login rate limit per identity is charged before `consume`). Undefined otherwise.
+   */
+  identityOf(token: string): Promise<string | undefined>;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9_.-]{1,63}$/;
@@ -143,6 +148,12 @@ export function createJoinTokenService(deps: {
         usedAt: r.used_at === null ? null : Number(r.used_at),
         state: r.used_at !== null ? 'used' : Number(r.expires_at) <= now ? 'expired' : 'active',
       }));
+    },
+
+    async identityOf(token) {
+      if (typeof token !== 'string' || !token.startsWith(JOIN_TOKEN_PREFIX) || token.length > 256) return undefined;
+      const row = await store.get<{ spiffe_id: string; expires_at: number; used_at: number | null }>('SELECT spiffe_id, expires_at, used_at FROM join_tokens WHERE token_hash = ?', [sha256(token)]);
+      return row && row.used_at === null && clock.now() < Number(row.expires_at) ? row.spiffe_id : undefined;
     },
 
     async consume(token, meta, precheck) {

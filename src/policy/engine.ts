@@ -6,7 +6,9 @@ import { fail } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry, Counter, Gauge } from '../shared/metrics.js';
 import type { ReadinessCheck } from '../server/system-routes.js';
-import { LruCache, canonicalJson } from './cache.js';
+import { canonicalJson } from './cache.js';
+import { AuthCache } from '../shared/auth-cache.js';
+import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
 import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyRequest } from './types.js';
@@ -19,6 +21,13 @@ export interface PolicyEngineOptions {
   readonly metrics?: MetricsRegistry;
   /** Decision cache entries; 0 disables the cache. Default 10 000. */
   readonly cacheSize?: number;
+  /** Decision cache entries one principal may hold (its least recently used go first). Default 1000. */
+  readonly cacheSizePerPrincipal?: number;
+  /**
+   * The auth epoch (docs/adr/0061): bumped (`policy`) after each successful reload; cached
+   * decisions are served only under the epoch they were made in. Default: a private epoch.
+   */
+  readonly epoch?: AuthEpoch;
   /** Watch the directory (fs.watch + periodic re-check) after start(). Default true. */
   readonly watch?: boolean;
   /** Quiet time after the last file event before reloading (editors write in several steps). Default 100 ms. */
@@ -76,7 +85,8 @@ interface Active {
 export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
   const engineId = `tessera-policy-${++engineSeq}`;
   let generation = 0;
-  const cache = new LruCache<Decision>(opts.cacheSize ?? 10_000);
+  const epoch = opts.epoch ?? createAuthEpoch();
+  const cache = new AuthCache<Decision>({ capacity: opts.cacheSize ?? 10_000, perOwner: opts.cacheSizePerPrincipal ?? 1000, epoch, clock: opts.clock });
   let active: Active | undefined;
   let lastGoodAt: number | undefined;
   let lastErrors: readonly PolicyFileError[] = [];
@@ -142,6 +152,8 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     }
     active = { set: r.set, psetIds };
     cache.clear();
+    // After the swap: every cache of a decision or verification made under the old set ends.
+    epoch.bump('policy');
     lastErrors = [];
     lastGoodAt = opts.clock.now();
     lastReload?.set(1);
@@ -249,6 +261,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       // built from the request alone and the context carries no clock, so the full request
       // is a sound key for the lifetime of one policy set.
       const key = cache.capacity > 0 ? canonicalJson(c) : '';
+      const at = cache.epoch;
       if (key) {
         const hit = cache.get(key);
         if (hit) {
@@ -263,7 +276,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       decisions?.inc({ result: r.decision });
       // Only cache when the set that decided is still active (load() is async, evaluate is not,
       // so this holds; kept explicit for safety).
-      if (key && active === a) cache.set(key, { ...d, cached: true });
+      if (key && active === a) cache.set(key, { ...d, cached: true }, { owner: request.principal.spiffeId, epoch: at });
       return d;
     },
     explain(request: PolicyRequest): Explanation {

@@ -63,7 +63,7 @@ export interface RevocationServiceDeps {
    * (`refresh`): policy cache invalidation, closing gateway sessions, and — for `local` changes
    * only — telling other replicas to refresh.
    */
-  readonly onRevoke?: (source: 'local' | 'refresh') => void;
+  readonly onRevoke?: (source: 'local' | 'refresh', changed: boolean) => void;
   /** Lifetime of a `token` revocation whose token expiry is unknown (admin API by jti). Default 24 h: longer than any Tessera token. */
   readonly maxTokenTtlMs?: number;
   /**
@@ -161,9 +161,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     return false;
   }
 
-  function notify(source: 'local' | 'refresh'): void {
+  /** `changed`: the set of revocations in force differs from before (always true for local changes). */
+  function notify(source: 'local' | 'refresh', changed = true): void {
     try {
-      deps.onRevoke?.(source);
+      deps.onRevoke?.(source, changed);
     } catch {
       // A failing listener must not undo or hide the revocation.
     }
@@ -353,9 +354,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         if (r && !nextId.has(id)) add(r, nextId, nextTarget);
       }
       // Swapped in one step: a check never sees a half-loaded index.
+      const changed = nextId.size !== byId.size || [...nextId.keys()].some((id) => !byId.has(id));
       byId = nextId;
       byTarget = nextTarget;
-      notify('refresh');
+      notify('refresh', changed);
     },
   };
   return service;

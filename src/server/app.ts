@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -47,7 +48,16 @@ export interface AppOptions {
   agents: AgentAuthenticator;
   /** Called on every error response (metrics, audit of refusals). */
   onError?: (req: FastifyRequest, err: TesseraError) => void;
+  /** Origin and Host checks on every route (src/server/origin.ts); none when absent (unit tests of routes). */
+  originPolicy?: OriginPolicy;
+  /** Called for each request refused by the Origin/Host check (metrics). */
+  onGuardRefused?: (what: GuardRefusal) => void;
 }
+
+/** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id';
+/** Response headers a browser client may read: the MCP session id, auth challenges, limits. */
+const CORS_EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id';
 
 const MULTI_VALUED_PARAMS = new Set(['audience', 'resource']);
 
@@ -86,6 +96,31 @@ export function createApp(options: AppOptions): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
+    const policy = options.originPolicy;
+    if (!policy) return;
+    // MCP transports 2025-11-25 §"Security Warning": Origin (and, on loopback, Host) before anything else.
+    const refused = checkOriginAndHost(policy, req.headers);
+    if (refused) {
+      options.onGuardRefused?.(refused);
+      throw refused === 'origin'
+        ? new TesseraError('TESSERA_REQUEST_ORIGIN_NOT_ALLOWED', 'requests from this Origin are not allowed; an operator can add it to server.allowed_origins')
+        : new TesseraError('TESSERA_REQUEST_HOST_NOT_ALLOWED', 'the Host header names an address this server does not answer for; use its configured address, or add the name to server.allowed_hosts');
+    }
+    const origin = req.headers.origin;
+    if (typeof origin !== 'string') return;
+    // An allowed origin may read the answer (CORS). Set on the raw response so that hijacked
+    // replies (/mcp) carry it too. No credentials mode: Tessera uses bearer tokens, not cookies.
+    reply.raw.setHeader('access-control-allow-origin', origin);
+    reply.raw.setHeader('access-control-expose-headers', CORS_EXPOSE_HEADERS);
+    reply.raw.setHeader('vary', 'Origin');
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      // CORS preflight (Fetch standard §4.8), answered for every route.
+      return reply.code(204).headers({
+        'access-control-allow-methods': 'GET, POST, PUT, DELETE',
+        'access-control-allow-headers': CORS_ALLOW_HEADERS,
+        'access-control-max-age': '600',
+      }).send();
+    }
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -170,6 +205,8 @@ function publicMessage(code: ErrorCode, _raw?: string): string {
 
 export function sendError(req: FastifyRequest, reply: FastifyReply, err: TesseraError): void {
   const oauth = req.routeOptions?.config?.oauth === true && err.oauthError;
+  const retry = retryAfterOf(err);
+  if (retry !== undefined) reply.header('retry-after', String(retry)); // RFC 9110 §10.2.3
   if (err.status === 401) {
     const realm = 'realm="tessera"';
     reply.header('www-authenticate', err.oauthError ? `Bearer ${realm}, error="${err.oauthError}"` : `Bearer ${realm}`);
@@ -180,4 +217,10 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: Tessera
     return;
   }
   void reply.status(err.status).send({ error: { code: err.code, message: err.message, request_id: req.id, ...(err.details ? { details: err.details } : {}) } });
+}
+
+/** Seconds a refused client should wait (`details.retry_after_s` of 429/503 errors), for `Retry-After`. */
+export function retryAfterOf(err: TesseraError): number | undefined {
+  const v = err.details?.retry_after_s;
+  return (err.status === 429 || err.status === 503) && typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.ceil(v) : undefined;
 }

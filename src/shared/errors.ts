@@ -100,6 +100,16 @@ export const ERROR_CATALOGUE = {
   TESSERA_REVOCATION_INVALID: { status: 400, description: 'The revocation kind or target is invalid.' },
   TESSERA_REVOCATION_NOT_FOUND: { status: 404, description: 'No such revocation; list them with GET /v1/admin/revocations.' },
 
+  // --- limits and transport guards (per-principal limits, Origin/Host checks) ----------
+  TESSERA_REQUEST_ORIGIN_NOT_ALLOWED: { status: 403, oauth: 'invalid_request', description: 'The request carries an `Origin` header that is not in `server.allowed_origins` (nor Tessera\'s own origin); browsers on other sites may not call Tessera (MCP transport spec 2025-11-25, DNS rebinding defence). Add the origin to `server.allowed_origins` if it is yours.' },
+  TESSERA_REQUEST_HOST_NOT_ALLOWED: { status: 403, oauth: 'invalid_request', description: 'The `Host` header names neither the address Tessera listens on, nor `server.public_url`, nor an entry of `server.allowed_hosts` (checked on loopback listeners and whenever `server.allowed_hosts` is set: DNS rebinding defence). Use the configured address, or add the name to `server.allowed_hosts`.' },
+  TESSERA_LOGIN_RATE_LIMITED: { status: 429, oauth: 'temporarily_unavailable', description: 'Too many logins for this identity or from this source (`tokens.login_rate_limit`); retry after the `Retry-After` seconds. A client in a login loop should reuse its token until it nears expiry.' },
+  TESSERA_GATEWAY_RATE_LIMITED: { status: 429, description: 'This agent sent more MCP requests per second than `gateway.rate_limit` allows; retry after the `Retry-After` seconds (also in `error.data.retry_after_s`).' },
+  TESSERA_GATEWAY_SESSION_LIMIT: { status: 429, description: 'This agent already holds `gateway.max_sessions_per_agent` open MCP sessions; close one (HTTP DELETE with its `Mcp-Session-Id`) or wait for an idle one to expire (`Retry-After`).' },
+  TESSERA_GATEWAY_INFLIGHT_LIMIT: { status: 429, description: 'This agent (`gateway.max_inflight_per_agent`) or this session (`gateway.max_inflight_per_session`) already has that many MCP requests in flight; wait for one to finish and retry.' },
+  TESSERA_GATEWAY_UPSTREAM_LIMIT: { status: 429, description: 'This agent already runs `gateway.max_upstream_processes_per_agent` upstream processes; they stop after `gateway.idle_timeout` without calls or when their session closes.' },
+  TESSERA_GATEWAY_BUSY: { status: 503, description: 'The gateway holds `gateway.max_sessions` open sessions (all agents together); retry after the `Retry-After` seconds or reach another replica.' },
+
   // --- audit --------------------------------------------------------------------
   TESSERA_AUDIT_UNAVAILABLE: { status: 503, description: 'No audit sink could record the event, so the request was refused (audit fails closed).' },
   TESSERA_AUDIT_VERIFY_FAILED: { status: 409, description: 'Audit verification found a modified, deleted, reordered, inserted or truncated event.' },

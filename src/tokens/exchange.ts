@@ -6,6 +6,8 @@ import type { AuditWriter } from '../audit/port.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenService } from './service.js';
+import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
+import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
@@ -34,6 +36,12 @@ const requestSchema = z.object({
 });
 
 export interface TokenExchange {
+  /**
+   * The per-source login limit (`tokens.login_rate_limit.per_source`): call before the body is
+   * parsed (a route `onRequest` hook). Throws TESSERA_LOGIN_RATE_LIMITED (429) with
+   * `details.retry_after_s`.
+   */
+  admitSource(meta: RequestMeta): void;
   exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
 }
 
@@ -46,6 +54,17 @@ export interface TokenExchangeDeps {
   readonly defaultAudience: string;
   /** Every audience Tessera serves (its API, the MCP gateway, the proxy). RFC 8707 §2. */
   readonly allowedAudiences: readonly string[];
+  /**
+   * Logins per second (`tokens.login_rate_limit`): per source address before any work, per
+   * verified identity before a token is issued. Absent: no limit (unit tests of the exchange).
+   */
+  readonly loginLimits?: { readonly perIdentity: TokenBuckets; readonly perSource: TokenBuckets; readonly audit?: LimitAuditor };
+  /**
+   * The SPIFFE ID a join token is bound to, when it is valid and unused (read-only): lets the
+   * per-identity limit refuse BEFORE the one-time token is consumed, so a refused login can be
+   * retried with the same token.
+   */
+  readonly joinTokenIdentity?: (token: string) => Promise<string | undefined>;
 }
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -53,7 +72,23 @@ const asList = (v: string | string[] | undefined): string[] => (v === undefined 
 export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
   const { attestation, tokens, revocations, audit } = deps;
 
+  /** Takes a login from a bucket, or throws TESSERA_LOGIN_RATE_LIMITED (audited without storms). */
+  function charge(limit: LimitName, buckets: TokenBuckets | undefined, key: string, actor: string, meta: RequestMeta): void {
+    if (!buckets) return;
+    const r = buckets.take(key);
+    if (r.ok) return;
+    const retry = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+    deps.loginLimits?.audit?.refused({ limit, key, actor: { id: actor }, where: { source: meta.source, replica: meta.replica, requestId: meta.requestId }, retryAfterS: retry });
+    const what = limit === 'login.per_source' ? 'from this address' : 'for this identity';
+    throw new TesseraError('TESSERA_LOGIN_RATE_LIMITED', `too many logins ${what} (tokens.login_rate_limit); retry in ${retry} s, and reuse a token until it nears expiry`, { limit, retry_after_s: retry });
+  }
+
   return {
+    admitSource(meta) {
+      // A Map lookup, before the body is read, any store access or any signature check.
+      charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
+    },
+
     async exchange(params, meta) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
@@ -90,6 +125,11 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.
       let spiffeId: string | undefined;
       try {
+        const limits = deps.loginLimits;
+        // A join token names its identity before it is used up: charge that identity first, so a
+        // refused login does not burn the one-time token (an unknown or used one charges nothing).
+        const joinIdentity = limits && p.subject_token_type === TOKEN_TYPE_JOIN ? await deps.joinTokenIdentity?.(p.subject_token) : undefined;
+        if (joinIdentity) charge('login.per_identity', limits?.perIdentity, joinIdentity, joinIdentity, meta);
         const identity = await attestation.attest(p.subject_token, p.subject_token_type, meta, {
           // Checked before anything is consumed: a revoked agent's join token stays usable once
           // the revocation is lifted or expires.
@@ -101,6 +141,8 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
           },
         });
         spiffeId = identity.spiffeId;
+        // Only a VERIFIED identity is charged (an unverified claim could drain another agent's bucket).
+        if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
@@ -115,7 +157,8 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         });
         return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
-        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {
+        // Limit refusals are audited by the limit auditor (one event per window), not per attempt.
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_LOGIN_RATE_LIMITED') {
           await audit.append({
             kind: 'auth.login', actor: spiffeId ? { id: spiffeId, verified: false } : { id: 'unauthenticated' }, action: 'token.exchange', resource: 'agent-token', result: 'failure', where,
             reason: { code: e.code }, details: { attestor: p.subject_token_type === TOKEN_TYPE_JOIN ? 'join_token' : 'jwt' },

@@ -3,6 +3,7 @@ import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { Sealer } from '../secrets/sealer.js';
 import type { AuditWriter } from '../audit/port.js';
+import type { AuthEpoch } from '../shared/auth-epoch.js';
 import { TesseraError } from '../shared/errors.js';
 import { SIGNING_KEY_AAD } from '../secrets/rotate.js';
 
@@ -70,6 +71,8 @@ export interface KeyManagerDeps {
   readonly overlapMs: number;
   /** Longest lifetime of a token a key signs: a retired key is kept at least this long. */
   readonly maxTokenTtlMs: number;
+  /** Bumped (`keys`) whenever the set of verification keys changes: cached verifications end (docs/adr/0061). */
+  readonly epoch?: AuthEpoch;
 }
 
 /**
@@ -85,6 +88,8 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
   let keys = new Map<string, KeyEntry>();
   let sequence = 0;
   let lastReload = 0;
+  /** Which keys verify, and until when: a change ends every cached verification. */
+  let verifyingSet = '';
 
   function entryOf(row: KeyRow): KeyEntry {
     const jwk = JSON.parse(row.public_jwk) as PublicJwk;
@@ -109,6 +114,12 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
       next.set(r.kid, e);
     }
     keys = next;
+    // After the swap (a verification that read the old set captured the old epoch).
+    const fingerprint = [...next.values()].map((k) => `${k.kid}:${k.expiresAt}`).sort().join(',');
+    if (fingerprint !== verifyingSet) {
+      verifyingSet = fingerprint;
+      deps.epoch?.bump('keys');
+    }
     const seq = await store.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [SEQUENCE_KEY]);
     sequence = seq ? Number(seq.value) : 0;
     lastReload = now;

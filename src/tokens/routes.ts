@@ -38,7 +38,8 @@ const tokenParam = z.object({ token: z.string().min(1).max(16_384), token_type_h
 export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
   const { issuer } = deps;
 
-  app.post('/v1/oauth/token', { config: { oauth: true } }, async (req, reply) => {
+  // The per-source login limit runs in onRequest: before the body is read or parsed.
+  app.post('/v1/oauth/token', { config: { oauth: true }, onRequest: async (req) => deps.exchange.admitSource(app.requestMeta(req)) }, async (req, reply) => {
     requireForm(req);
     const res = await deps.exchange.exchange(req.body, app.requestMeta(req));
     // RFC 6749 §5.1: token responses must not be cached.

@@ -5,6 +5,8 @@ import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared
 import type { RevocationChecker } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
+import { AuthCache } from '../shared/auth-cache.js';
+import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import type { AttestedIdentity } from '../identity/types.js';
 import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import { isSpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
@@ -63,14 +65,23 @@ export interface TokenServiceDeps {
    * Default 10,000.
    */
   readonly verifiedCacheSize?: number;
+  /** At most this many cached tokens per agent (`sub`), so one agent cannot evict the others'. Default 1000. */
+  readonly verifiedCachePerAgent?: number;
+  /**
+   * The auth epoch (docs/adr/0061): a cached verification is reused only under the epoch it was
+   * made in, so a key revocation, a revocation or a policy reload ends every cached verification
+   * at once. Default: a private epoch that never moves (tests of the service alone).
+   */
+  readonly epoch?: AuthEpoch;
 }
 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
   const { keys, clock, issuer, revocations } = deps;
   const issued: Counter | undefined = deps.metrics?.counter('tessera_tokens_issued_total', 'Tokens issued, by type');
 
-  const cacheSize = deps.verifiedCacheSize ?? 10_000;
-  const verified = new Map<string, { readonly kid: string; readonly claims: AgentTokenClaims }>();
+  const verified = new AuthCache<{ readonly kid: string; readonly claims: AgentTokenClaims }>({
+    capacity: deps.verifiedCacheSize ?? 10_000, perOwner: deps.verifiedCachePerAgent ?? 1000, epoch: deps.epoch ?? createAuthEpoch(), clock,
+  });
 
   function checkClaims(c: AgentTokenClaims): AgentTokenClaims {
     if (c.iss !== issuer) throw new TesseraError('TESSERA_TOKEN_ISSUER_INVALID', 'the token was not issued by this Tessera');
@@ -83,8 +94,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 
   /** `onSigned(sub)` is told the subject as soon as Tessera's signature is known good (for auditing refusals). */
   async function verifyClaims(token: string, onSigned: (sub: unknown) => void): Promise<AgentTokenClaims> {
-    // The exact bytes were verified before, under a key that is still published.
-    const hit = cacheSize > 0 ? verified.get(token) : undefined;
+    // The exact bytes were verified before, in this auth epoch, under a key still published.
+    const epoch = verified.epoch;
+    const hit = verified.get(token);
     if (hit) {
       if (keys.verificationKey(hit.kid)) {
         onSigned(hit.claims.sub);
@@ -120,11 +132,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
     }
     const c = checkClaims(result.data);
-    if (cacheSize > 0) {
-      // Bounded: the oldest entry goes first (Map keeps insertion order).
-      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
-      verified.set(token, { kid, claims: c });
-    }
+    // Stored under the epoch read before the key was looked up: a key revoked meanwhile bumped it.
+    verified.set(token, { kid, claims: c }, { owner: c.sub, epoch });
     return c;
   }
 
