@@ -106,11 +106,11 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
   program
     .command('dev')
     .description('run everything in one process for development: embedded SQLite, generated keys, demo policies')
-    .option('--listen <host:port>', 'listen address', '127.0.0.1:8200')
-    .option('--data-dir <dir>', 'keep data in this directory (default: a temporary directory)')
+    .option('--listen <host:port>', "listen address (default: the configuration's server.listen, else 127.0.0.1:8200)")
+    .option('--data-dir <dir>', "keep data in this directory (default: the configuration's data_dir, else ./.tessera)")
     .option('--root-token <value>', 'use this admin token instead of a generated one (env TESSERA_DEV_ROOT_TOKEN)')
     .option('--config <file>', 'start from this tessera.yaml')
-    .action(async (opts: { listen: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
+    .action(async (opts: { listen?: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
         out(JSON.stringify({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken }));
