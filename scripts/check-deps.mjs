@@ -16,6 +16,7 @@ const PURE = [
   'src/secrets/path.ts',
   'src/audit/chain.ts',
   'src/audit/events.ts',
+  'src/shared/terminal.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

@@ -15,6 +15,7 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { TesseraClient, type SdkClock } from '../../sdk/client.js';
 import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from '../../sdk/errors.js';
 import { normalizeAddr, type FetchLike } from '../../sdk/http.js';
+import { escapeTerminal } from '../../shared/terminal.js';
 
 /** Exit codes, the same as the CLI's (docs/cli.md): refused, usage, cannot connect. */
 export const RELAY_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, CONNECT: 3 } as const;
@@ -74,7 +75,8 @@ function describe(err: unknown): { code: string; message: string; exitCode: numb
  * identity is lost for good (a join-token session whose token expired). Never throws.
  */
 export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRelayResult> {
-  const log = (line: string): void => void options.stderr.write(`tessera mcp: ${line}\n`);
+  // One line per message; the gateway's answers may echo agent-controlled text (src/shared/terminal.ts).
+  const log = (line: string): void => void options.stderr.write(`tessera mcp: ${escapeTerminal(line)}\n`);
   const fail = (code: string, message: string, exitCode: number): StdioRelayResult => {
     if (options.printErrors !== false) log(`error: ${message} [${code}]`);
     return { exitCode, error: { code, message } };
