@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type TesseraConfig } from './config/index.js';
 import { systemClock, type Clock } from './shared/clock.js';
@@ -21,7 +21,7 @@ import { registerOpenApi } from './server/openapi.js';
 import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, checkpointPublicKey, registerAuditRoutes, verifyAudit, type AuditLog } from './audit/index.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
@@ -144,8 +144,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       throw new TesseraError('TESSERA_NOT_INITIALIZED', `no admin token exists in ${config.data_dir}; run \`tessera init --config <file>\` first`);
     }
 
-    const policyDir = mode === 'dev' && !existsSync(config.policy.dir) ? DEMO_POLICY_DIR : config.policy.dir;
-    const policy = createPolicyEngine({ dir: policyDir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, watch: config.policy.watch });
+    // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
+    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, watch: config.policy.watch });
+    const policy = mode === 'dev'
+      ? createDevPolicyEngine({ configuredDir: resolve(config.policy.dir), demoDir: DEMO_POLICY_DIR, make: makePolicy, logger })
+      : makePolicy(resolve(config.policy.dir));
     await policy.start();
     cleanups.push(() => policy.stop());
 
@@ -264,6 +267,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
       joinToken,
+      get policy() {
+        const st = policy.status();
+        return { dir: st.dir, demo: st.demo === true, configuredDir: st.configuredDir ?? st.dir, ids: st.ids };
+      },
       config,
       store,
       audit,

@@ -112,7 +112,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
   // --- dev / server / init ---------------------------------------------------------
   program
     .command('dev')
-    .description('run everything in one process for development: embedded SQLite, generated keys, demo policies')
+    .description('run everything in one process for development: embedded SQLite, generated keys; policies from ./policies (policy.dir), or the demo policies until it exists')
     .option('--listen <host:port>', "listen address (default: the configuration's server.listen, else 127.0.0.1:8200)")
     .option('--data-dir <dir>', "keep data in this directory (default: the configuration's data_dir, else ./.tessera)")
     .option('--root-token <value>', 'use this admin token instead of a generated one (env TESSERA_DEV_ROOT_TOKEN)')
@@ -120,7 +120,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .action(async (opts: { listen?: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
-        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken }));
+        const p = server.policy;
+        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
       } else {
         out(devBanner(server));
       }
@@ -397,6 +398,21 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${r.cases.length} policy test case(s) failed`, EXIT.REFUSED);
     });
 
+  policy
+    .command('status')
+    .description('the active policy set on the server: its directory, policy ids, last reload and error')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).policyStatus();
+      if (isJson(cmd)) return printJson(r);
+      out(`directory: ${cell(r.dir)}${r.demo ? `  (the demo policies; dev mode serves ${cell(r.configured_dir)} once it exists)` : ''}`);
+      out(`ready: ${r.ready === true ? 'yes' : 'NO (no valid policy set: every request is refused)'}`);
+      const ids = Array.isArray(r.policy_ids) ? r.policy_ids : [];
+      out(`policies: ${cell(r.policies)} in ${Array.isArray(r.files) ? r.files.length : 0} file(s)${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
+      for (const id of ids) out(`  ${cell(id)}`);
+      const e = r.last_error as { file?: unknown; line?: unknown; column?: unknown; message?: unknown } | null | undefined;
+      if (e) out(`last reload failed (the set above stays active): ${cell(e.file)}:${cell(e.line)}:${cell(e.column)}: ${cell(e.message)}`);
+    });
+
   // --- revocations ------------------------------------------------------------------
   const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token or lease');
   for (const kind of ['agent', 'task', 'user', 'token', 'lease'] as const) {
@@ -622,9 +638,15 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
 }
 
 function devBanner(s: RunningServer): string {
+  const p = s.policy;
   const lines = [
     `Tessera dev server is running at ${s.url}`,
-    'Dev mode: in-memory-grade setup (embedded SQLite, generated keys, demo policies). Never use it in production.',
+    'Dev mode: in-memory-grade setup (embedded SQLite, generated keys). Never use it in production.',
+    ...(p
+      ? [p.demo
+        ? `Policies: ${cell(p.dir)} (the demo policies) — until ${cell(p.configuredDir)} exists; create it and dev mode serves it instead`
+        : `Policies: ${cell(p.dir)} (${p.ids.length} policies; \`tessera policy status\` lists them)`]
+      : []),
     '',
     'Copy-paste to try it (the admin token below is shown only now):',
     '',

@@ -49,7 +49,7 @@ test('a tool name with control and bidi characters is escaped by `tessera audit 
   assert.ok(!unsafe(human.stdout), human.stdout);
   const lines = human.stdout.split('\n').filter(Boolean);
   assert.equal(lines.length, 1, `one event, one line: ${JSON.stringify(human.stdout)}`);
-  assert.ok(lines[0]!.includes('x\\x1b[2K\\r2026-01-01T00:00:00.000Z  server.started  system  OK\\nforged\\u202edesrever\\u2066\\x9b31m\\x7f\\u200b\\u{e0041}'), lines[0]);
+  assert.ok(lines[0]!.includes('x\\x1b[2K\\r2026-01-01T00:00:00.000Z  server.started  system  OK\\nforged\\u202edesrever\\u2066\\x9b31m\\x7f\\u200b\\u{e0041}'), lines[0]!);
 
   const json = await cli(['--json', 'audit', 'tail', '--kind', 'gateway.tool_call'], env);
   assert.equal(json.code, 0, json.stderr);
