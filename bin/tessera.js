@@ -7,7 +7,7 @@
 //   - in a checkout whose dist/ is missing or older than src/ (a source edited or pulled since
 //     the last build), so that what runs is always the code that is there; a terminal gets a
 //     one-line note, scripts and MCP clients get nothing extra on stderr.
-// A published package has no src/ and always runs dist/. See docs/adr/0081-cli-runs-compiled-code.md.
+// A published package has no src/ and always runs dist/. See docs/adr/0081-cli-hardening.md.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';

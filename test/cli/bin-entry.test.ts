@@ -1,5 +1,5 @@
 /**
- * bin/tessera.js chooses what to run (docs/adr/0081-cli-runs-compiled-code.md): the compiled
+ * bin/tessera.js chooses what to run (docs/adr/0081-cli-hardening.md): the compiled
  * dist/ when it is there and not older than src/, the TypeScript sources through tsx only when
  * asked (TESSERA_DEV_TS=1) or when dist/ is missing or stale. Exercised on a throwaway package
  * layout whose two entries say which one ran; the real bin file is copied in unchanged.
