@@ -20,6 +20,7 @@ const PURE = [
   'src/shared/auth-cache.ts',
   'src/shared/rate-limit.ts',
   'src/server/origin.ts',
+  'src/shared/terminal.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

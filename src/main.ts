@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfigFile, parseConfig, type TesseraConfig } from './config/index.js';
+import { loadConfig, type TesseraConfig } from './config/index.js';
 import { systemClock, type Clock } from './shared/clock.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { MetricsRegistry } from './shared/metrics.js';
@@ -21,7 +21,7 @@ import { registerOpenApi } from './server/openapi.js';
 import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, checkpointPublicKey, registerAuditRoutes, verifyAudit, type AuditLog } from './audit/index.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
@@ -154,8 +154,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       throw new TesseraError('TESSERA_NOT_INITIALIZED', `no admin token exists in ${config.data_dir}; run \`tessera init --config <file>\` first`);
     }
 
-    const policyDir = mode === 'dev' && !existsSync(config.policy.dir) ? DEMO_POLICY_DIR : config.policy.dir;
-    const policy = createPolicyEngine({ dir: policyDir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
+    // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
+    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
+    const policy = mode === 'dev'
+      ? createDevPolicyEngine({ configuredDir: resolve(config.policy.dir), demoDir: DEMO_POLICY_DIR, make: makePolicy, logger })
+      : makePolicy(resolve(config.policy.dir));
     await policy.start();
     cleanups.push(() => policy.stop());
 
@@ -287,8 +290,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
     let joinToken: string | undefined;
-    if (mode === 'dev') {
-      const demo = await joinTokens.create({ spiffeId: `spiffe://${config.trust_domain}/ns/healthcare/sa/patient-reader`, ttlMs: 3_600_000, labels: {} });
+    // A configuration may bound join tokens below 1 h, or not enable them at all.
+    if (mode === 'dev' && joinAttestor?.kind === 'join_token') {
+      const demo = await joinTokens.create({ spiffeId: `spiffe://${config.trust_domain}/ns/healthcare/sa/patient-reader`, ttlMs: Math.min(3_600_000, joinAttestor.max_ttl), labels: {} });
       joinToken = demo.token;
     }
 
@@ -298,6 +302,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
       joinToken,
+      get policy() {
+        const st = policy.status();
+        return { dir: st.dir, demo: st.demo === true, configuredDir: st.configuredDir ?? st.dir, ids: st.ids };
+      },
       config,
       store,
       audit,
@@ -314,30 +322,17 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
   }
 }
 
-/** Config for `tessera dev`: a file when given, else defaults with the dev overrides. */
-function devConfig(opts: { listen?: string; dataDir?: string; configPath?: string }): TesseraConfig {
-  const base = opts.configPath ? loadConfigFile(opts.configPath) : parseConfig({});
-  return parseConfig({
-    ...rawOf(base),
-    ...(opts.dataDir ? { data_dir: opts.dataDir } : {}),
-    server: { ...rawOf(base).server, ...(opts.listen ? { listen: opts.listen } : {}) },
-  });
+/**
+ * Config for `tessera dev`: the file (or the defaults) with `--listen` / `--data-dir` applied to
+ * the raw input and parsed once (src/config/load.ts); the same file gives `server` the same values.
+ */
+export function devConfig(opts: { listen?: string; dataDir?: string; configPath?: string }): TesseraConfig {
+  return loadConfig({ path: opts.configPath, overrides: { dataDir: opts.dataDir, listen: opts.listen } });
 }
 
-/** Turns a parsed config back into input form (durations in ms → "<n>ms"). */
-function rawOf(config: TesseraConfig): Record<string, unknown> & { server: Record<string, unknown> } {
-  const convert = (v: unknown, key: string): unknown => {
-    if (typeof v === 'number' && /(ttl|skew|period|overlap|interval|checkpoint_every|timeout)$/.test(key) && key !== 'checkpoint_every_events') return `${v}ms`;
-    if (Array.isArray(v)) return v.map((x) => convert(x, ''));
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, convert(x, k)]));
-    return v;
-  };
-  return convert(config, '') as Record<string, unknown> & { server: Record<string, unknown> };
-}
-
-function serverConfig(opts: { configPath?: string; dataDir?: string }): TesseraConfig {
-  const base = opts.configPath ? loadConfigFile(opts.configPath) : parseConfig({});
-  return opts.dataDir ? parseConfig({ ...rawOf(base), data_dir: opts.dataDir }) : base;
+/** Config for `server`, `init`, `operator` and offline verification (`--data-dir` overrides). */
+export function serverConfig(opts: { configPath?: string; dataDir?: string }): TesseraConfig {
+  return loadConfig({ path: opts.configPath, overrides: { dataDir: opts.dataDir } });
 }
 
 export const runtime: Runtime = {
@@ -345,7 +340,7 @@ export const runtime: Runtime = {
     return startTessera({ config: devConfig(opts), mode: 'dev', rootToken: opts.rootToken });
   },
   async server(opts) {
-    return startTessera({ config: loadConfigFile(opts.configPath), mode: 'server' });
+    return startTessera({ config: serverConfig({ configPath: opts.configPath }), mode: 'server' });
   },
   async init(opts) {
     const config = serverConfig(opts);

@@ -7,6 +7,8 @@
 import type { Command } from 'commander';
 import { Transport } from '../sdk/http.js';
 import { readAll, usage, type CliIo } from './io.js';
+import { cell, esc } from './format.js';
+import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 
 interface Deps {
   readonly io: CliIo;
@@ -17,7 +19,8 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export function registerEngineCommand(program: Command, deps: Deps): void {
   const { io } = deps;
-  const out = (s: string): void => void io.stdout.write(s.endsWith('\n') ? s : s + '\n');
+  // Values are escaped where formatted; the sink escapes any other control character (src/shared/terminal.ts).
+  const out = (s: string): void => void io.stdout.write(escapeTerminal(s.endsWith('\n') ? s : s + '\n', { keepNewlines: true }));
   const globals = (cmd: Command) => cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
   const call = async <T>(cmd: Command, method: string, path: string, json?: unknown): Promise<T> => {
     const token = globals(cmd).token ?? io.env.TESSERA_TOKEN;
@@ -26,8 +29,8 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     return t.request<T>(method, path, { token: token.trim(), ...(json !== undefined ? { json } : {}) });
   };
   const show = (cmd: Command, v: Record<string, unknown>): void => {
-    if (globals(cmd).json) return out(JSON.stringify(v, null, 2));
-    for (const [k, x] of Object.entries(v)) out(`${k}: ${Array.isArray(x) ? x.join(', ') : typeof x === 'object' && x !== null ? JSON.stringify(x) : String(x)}`);
+    if (globals(cmd).json) return out(terminalJson(v, 2));
+    for (const [k, x] of Object.entries(v)) out(`${esc(k)}: ${Array.isArray(x) ? x.map(cell).join(', ') : cell(x)}`);
   };
   const base = (name: string): string => `/v1/admin/engines/postgres/${encodeURIComponent(name)}`;
 
@@ -91,10 +94,10 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     .description('list configurations, or the roles of one')
     .action(async (name: string | undefined, _opts: unknown, cmd: Command) => {
       const r = await call<{ configs?: Record<string, unknown>[]; roles?: Record<string, unknown>[] }>(cmd, 'GET', name ? `${base(name)}/roles` : '/v1/admin/engines/postgres');
-      if (globals(cmd).json) return out(JSON.stringify(r, null, 2));
+      if (globals(cmd).json) return out(terminalJson(r, 2));
       const rows = r.roles ?? r.configs ?? [];
       if (rows.length === 0) return out(name ? 'no roles' : 'no configurations');
-      for (const x of rows) out(name ? `${String(x.name)}  groups=${(x.groups as string[]).join(',') || '-'}  ttl=${Number(x.default_ttl_ms) / 1000}s  max=${Number(x.max_ttl_ms) / 1000}s` : `${String(x.name)}  ${String(x.username)}@${String(x.host)}:${String(x.port)}/${String(x.database)}  prefix=${String(x.username_prefix)}`);
+      for (const x of rows) out(name ? `${cell(x.name)}  groups=${(x.groups as unknown[]).map(cell).join(',') || '-'}  ttl=${Number(x.default_ttl_ms) / 1000}s  max=${Number(x.max_ttl_ms) / 1000}s` : `${cell(x.name)}  ${cell(x.username)}@${cell(x.host)}:${cell(x.port)}/${cell(x.database)}  prefix=${cell(x.username_prefix)}`);
     });
 
   pg.command('delete <name> [role]')

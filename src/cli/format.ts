@@ -1,9 +1,17 @@
-/** Small formatting helpers for human output. */
+/**
+ * Small formatting helpers for human output. Every value that came from the server goes
+ * through `cell` (or `esc`), which escapes control and bidi characters visibly
+ * (src/shared/terminal.ts): an agent-chosen string can never act on the operator's terminal.
+ */
+import { escapeTerminal, terminalJson } from '../shared/terminal.js';
+
+/** A stored or remote string, made safe for a terminal (also escapes newlines and tabs). */
+export const esc = (s: string): string => escapeTerminal(s);
 
 /** Accepts epoch seconds, epoch milliseconds or an ISO string; returns ISO-8601 UTC. */
 export function fmtTime(v: unknown): string {
   if (typeof v === 'number' && Number.isFinite(v)) return new Date(v < 1e12 ? v * 1000 : v).toISOString();
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return esc(v);
   return '-';
 }
 
@@ -17,11 +25,12 @@ export function humanDuration(ms: number): string {
   return parts.slice(0, 2).join(' ');
 }
 
+/** One value on one line: strings escaped, objects as (escaped) JSON, absent as `-`. */
 export function cell(v: unknown): string {
   if (v === undefined || v === null) return '-';
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return esc(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return JSON.stringify(v);
+  return esc(terminalJson(v));
 }
 
 /** Left-aligned columns; every row is a record, missing cells print as `-`. */

@@ -45,6 +45,9 @@ export class AdminClient {
   policyCheck(body: { principal: { spiffe_id: string; attributes?: Record<string, string>; attestor?: string; attestor_kind?: string; scope?: string[]; task?: string; purpose?: string; user?: string }; action: string; resource: string; context?: Record<string, unknown> }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/policy/check', { json: body });
   }
+  policyStatus() {
+    return this.req<Record<string, unknown>>('GET', '/v1/admin/policy/status');
+  }
   createRevocation(body: { kind: string; target: string; reason?: string; ttl?: string }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/revocations', { json: body });
   }

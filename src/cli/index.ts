@@ -5,7 +5,8 @@ import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenRespon
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
 import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
-import { cell, fmtTime, humanDuration, listOf, table } from './format.js';
+import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
+import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
@@ -44,18 +45,24 @@ export async function runCli(argv: string[], runtime: Runtime, io: CliIo = { std
     const e = toCliError(err);
     json ||= program.opts<Globals>().json === true;
     if (json) {
-      io.stderr.write(JSON.stringify({ error: { code: e.code, message: e.message, status: e.extra.status, request_id: e.extra.requestId } }) + '\n');
+      io.stderr.write(terminalJson({ error: { code: e.code, message: e.message, status: e.extra.status, request_id: e.extra.requestId } }) + '\n');
     } else {
-      io.stderr.write(`error: ${e.message} [${e.code}]${e.extra.requestId ? ` (request id ${e.extra.requestId})` : ''}\n`);
+      // A server's message may echo what an agent sent: escape it all, line breaks included.
+      // A local message (config errors) keeps its own line breaks; nothing else acts on a terminal.
+      const message = escapeTerminal(e.message, { keepNewlines: e.extra.status === undefined });
+      io.stderr.write(`error: ${message} [${esc(e.code)}]${e.extra.requestId ? ` (request id ${esc(e.extra.requestId)})` : ''}\n`);
     }
     return e.exitCode;
   }
 }
 
 function buildProgram(runtime: Runtime, io: CliIo): Command {
-  const out = (s: string): void => void io.stdout.write(s.endsWith('\n') ? s : s + '\n');
-  const info = (s: string): void => void io.stderr.write(s.endsWith('\n') ? s : s + '\n');
-  const printJson = (v: unknown): void => out(JSON.stringify(v, null, 2));
+  // Every line for a person goes through these. Values inside them are escaped where they are
+  // formatted (`cell`, `esc`: newlines too); the sinks escape every other control and bidi
+  // character once more, so no string can act on the terminal (src/shared/terminal.ts).
+  const out = (s: string): void => void io.stdout.write(escapeTerminal(s.endsWith('\n') ? s : s + '\n', { keepNewlines: true }));
+  const info = (s: string): void => void io.stderr.write(escapeTerminal(s.endsWith('\n') ? s : s + '\n', { keepNewlines: true }));
+  const printJson = (v: unknown): void => out(terminalJson(v, 2));
   const now = io.now ?? (() => Date.now());
 
   const program = new Command('tessera')
@@ -105,15 +112,16 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
   // --- dev / server / init ---------------------------------------------------------
   program
     .command('dev')
-    .description('run everything in one process for development: embedded SQLite, generated keys, demo policies')
-    .option('--listen <host:port>', 'listen address', '127.0.0.1:8200')
-    .option('--data-dir <dir>', 'keep data in this directory (default: a temporary directory)')
+    .description('run everything in one process for development: embedded SQLite, generated keys; policies from ./policies (policy.dir), or the demo policies until it exists')
+    .option('--listen <host:port>', "listen address (default: the configuration's server.listen, else 127.0.0.1:8200)")
+    .option('--data-dir <dir>', "keep data in this directory (default: the configuration's data_dir, else ./.tessera)")
     .option('--root-token <value>', 'use this admin token instead of a generated one (env TESSERA_DEV_ROOT_TOKEN)')
     .option('--config <file>', 'start from this tessera.yaml')
-    .action(async (opts: { listen: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
+    .action(async (opts: { listen?: string; dataDir?: string; rootToken?: string; config?: string }, cmd: Command) => {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
-        out(JSON.stringify({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken }));
+        const p = server.policy;
+        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
       } else {
         out(devBanner(server));
       }
@@ -126,7 +134,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .requiredOption('--config <file>', 'tessera.yaml')
     .action(async (opts: { config: string }, cmd: Command) => {
       const server = await runtime.server({ configPath: opts.config });
-      if (isJson(cmd)) out(JSON.stringify({ url: server.url }));
+      if (isJson(cmd)) out(terminalJson({ url: server.url }));
       else out(`Tessera is listening on ${server.url} (Ctrl-C to stop)`);
       await runUntilSignal(server);
     });
@@ -171,7 +179,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       if (isJson(cmd)) return printJson(r);
       // The token alone on stdout (so `J=$(tessera join-token create ...)` works); the rest on stderr.
       out(r.token);
-      info(`join token ${r.id} for ${r.spiffe_id}, one-time, expires ${fmtTime(r.expires_at)}`);
+      info(`join token ${cell(r.id)} for ${cell(r.spiffe_id)}, one-time, expires ${fmtTime(r.expires_at)}`);
       info(`the agent logs in with: tessera login --join-token - --out agent.token   (paste the token on stdin)`);
     });
 
@@ -312,7 +320,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const r = mod.validatePolicyDir(dir);
       if (isJson(cmd)) printJson(r);
       else if (r.ok) out(`ok: ${r.policies} policies in ${r.files.length} files`);
-      else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${e.file}:${e.line}:${e.column}: ${e.message}`);
+      else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
       if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${r.errors.length} problem(s) in ${dir}`, EXIT.REFUSED);
     });
   policy
@@ -364,7 +372,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const decision = String(r.decision ?? (r.allowed === true ? 'allow' : r.allowed === false ? 'deny' : 'unknown'));
       if (isJson(cmd)) printJson(r);
       else {
-        out(`decision: ${decision.toUpperCase()}`);
+        out(`decision: ${cell(decision.toUpperCase())}`);
         const policies = r.policies ?? r.reasons ?? (r.reason as Record<string, unknown> | undefined)?.policies;
         if (Array.isArray(policies) && policies.length) {
           out('decided by:');
@@ -373,7 +381,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
             out(`  ${cell(o.id)}${o.effect ? ` (${cell(o.effect)})` : ''}${o.file ? `  ${cell(o.file)}${o.line ? `:${cell(o.line)}` : ''}` : ''}`);
           }
         } else if (decision === 'deny') out('no policy matched: default deny');
-        if (r.explanation !== undefined) out(`explanation: ${typeof r.explanation === 'string' ? r.explanation : JSON.stringify(r.explanation, null, 2)}`);
+        if (r.explanation !== undefined) out(`explanation: ${typeof r.explanation === 'string' ? cell(r.explanation) : terminalJson(r.explanation, 2)}`);
         if (Array.isArray(r.errors) && r.errors.length) out(`errors: ${r.errors.map(cell).join('; ')}`);
       }
       if (opts.exitCode && decision !== 'allow') throw new CliError('TESSERA_POLICY_DENIED', `${opts.principal} may not ${opts.action} ${opts.resource}`, EXIT.REFUSED);
@@ -388,10 +396,25 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const r = await mod.runPolicyTests({ testFile: file, ...(opts.policies ? { policyDir: opts.policies } : {}) });
       if (isJson(cmd)) printJson(r);
       else {
-        for (const c of r.cases) out(`${c.pass ? 'PASS' : 'FAIL'}  ${c.name}${c.pass ? '' : `  — ${c.reason ?? `expected ${c.expected}, got ${c.actual ?? 'error'}`}`}`);
-        out(`${r.passed} passed, ${r.failed} failed (policies: ${r.policyDir})`);
+        for (const c of r.cases) out(`${c.pass ? 'PASS' : 'FAIL'}  ${cell(c.name)}${c.pass ? '' : `  — ${c.reason !== undefined ? cell(c.reason) : `expected ${cell(c.expected)}, got ${cell(c.actual ?? 'error')}`}`}`);
+        out(`${r.passed} passed, ${r.failed} failed (policies: ${cell(r.policyDir)})`);
       }
       if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${r.cases.length} policy test case(s) failed`, EXIT.REFUSED);
+    });
+
+  policy
+    .command('status')
+    .description('the active policy set on the server: its directory, policy ids, last reload and error')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const r = await admin(cmd).policyStatus();
+      if (isJson(cmd)) return printJson(r);
+      out(`directory: ${cell(r.dir)}${r.demo ? `  (the demo policies; dev mode serves ${cell(r.configured_dir)} once it exists)` : ''}`);
+      out(`ready: ${r.ready === true ? 'yes' : 'NO (no valid policy set: every request is refused)'}`);
+      const ids = Array.isArray(r.policy_ids) ? r.policy_ids : [];
+      out(`policies: ${cell(r.policies)} in ${Array.isArray(r.files) ? r.files.length : 0} file(s)${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
+      for (const id of ids) out(`  ${cell(id)}`);
+      const e = r.last_error as { file?: unknown; line?: unknown; column?: unknown; message?: unknown } | null | undefined;
+      if (e) out(`last reload failed (the set above stays active): ${cell(e.file)}:${cell(e.line)}:${cell(e.column)}: ${cell(e.message)}`);
     });
 
   // --- revocations ------------------------------------------------------------------
@@ -428,7 +451,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         // Recorded either way; an agent that never logged in is often a typo in the SPIFFE ID.
         if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(r.warning) : `no agent ${t} has ever logged in`}`);
         if (isJson(cmd)) return printJson(r);
-        out(`revoked ${kind} ${t}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
+        out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
           out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
@@ -492,7 +515,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .action(async (opts: { follow?: boolean; lines: number; actor?: string; txn?: string; kind?: string; interval: number }, cmd: Command) => {
       const client = admin(cmd);
       const json = isJson(cmd);
-      const print = (e: Record<string, unknown>): void => (json ? out(JSON.stringify(e)) : out(formatEvent(e)));
+      const print = (e: Record<string, unknown>): void => (json ? out(terminalJson(e)) : out(formatEvent(e)));
       const filters = { actor: opts.actor, txn: opts.txn, kind: opts.kind };
       // Page to the end, keeping the last N events (bounded number of pages).
       let after = 0;
@@ -569,9 +592,9 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       const exp = typeof d.claims.exp === 'number' ? d.claims.exp * 1000 : undefined;
       const expired = exp !== undefined ? exp <= now() : undefined;
       if (isJson(cmd)) return printJson({ header: d.header, claims: d.claims, expires_at: exp !== undefined ? new Date(exp).toISOString() : null, expired: expired ?? null, verified: false });
-      out(`header: ${JSON.stringify(d.header)}`);
+      out(`header: ${cell(d.header)}`);
       out('claims:');
-      for (const [k, v] of Object.entries(d.claims)) out(`  ${k}: ${['exp', 'iat', 'nbf'].includes(k) && typeof v === 'number' ? `${v} (${fmtTime(v)})` : cell(v)}`);
+      for (const [k, v] of Object.entries(d.claims)) out(`  ${esc(k)}: ${['exp', 'iat', 'nbf'].includes(k) && typeof v === 'number' ? `${v} (${fmtTime(v)})` : cell(v)}`);
       if (exp !== undefined) out(expired ? `expired ${humanDuration(now() - exp)} ago` : `expires in ${humanDuration(exp - now())}`);
       else out('no exp claim: this token does not expire by itself');
       out('signature: not shown, not verified (inspection is local; the server verifies)');
@@ -610,7 +633,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(`lease_id: ${cell(r.lease_id)}`);
       out(`expires_at: ${fmtTime(r.expires_at)}`);
       out(`renewable: ${cell(r.renewable)}`);
-      for (const [k, v] of Object.entries((r.data ?? {}) as Record<string, unknown>)) out(`${k}: ${cell(v)}`);
+      for (const [k, v] of Object.entries((r.data ?? {}) as Record<string, unknown>)) out(`${esc(k)}: ${cell(v)}`);
     });
 
   registerMcpCommand(program, { io, addrOf });
@@ -621,9 +644,15 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
 }
 
 function devBanner(s: RunningServer): string {
+  const p = s.policy;
   const lines = [
     `Tessera dev server is running at ${s.url}`,
-    'Dev mode: in-memory-grade setup (embedded SQLite, generated keys, demo policies). Never use it in production.',
+    'Dev mode: in-memory-grade setup (embedded SQLite, generated keys). Never use it in production.',
+    ...(p
+      ? [p.demo
+        ? `Policies: ${cell(p.dir)} (the demo policies) — until ${cell(p.configuredDir)} exists; create it and dev mode serves it instead`
+        : `Policies: ${cell(p.dir)} (${p.ids.length} policies; \`tessera policy status\` lists them)`]
+      : []),
     '',
     'Copy-paste to try it (the admin token below is shown only now):',
     '',

@@ -6,6 +6,8 @@
 import type { Command } from 'commander';
 import { Transport } from '../sdk/http.js';
 import { usage, type CliIo } from './io.js';
+import { cell } from './format.js';
+import { terminalJson } from '../shared/terminal.js';
 
 export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf: (cmd: Command) => string }): void {
   const { io } = deps;
@@ -22,9 +24,9 @@ export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf:
       const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
       const r = await t.request<{ kid: string; revoked: string[] }>('POST', '/v1/admin/keys/rotate', { token: token.trim(), json: { revoke_previous: opts.revokePrevious === true } });
       if (g.json) {
-        io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        io.stdout.write(`${terminalJson(r, 2)}\n`);
         return;
       }
-      io.stdout.write(`new signing key ${r.kid}${r.revoked.length ? `; revoked ${r.revoked.length} older key(s): tokens they signed are refused from now on` : '; older keys stay published until the tokens they signed expire'}\n`);
+      io.stdout.write(`new signing key ${cell(r.kid)}${r.revoked.length ? `; revoked ${r.revoked.length} older key(s): tokens they signed are refused from now on` : '; older keys stay published until the tokens they signed expire'}\n`);
     });
 }

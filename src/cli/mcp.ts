@@ -4,7 +4,6 @@
  */
 import { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { runStdioRelay } from '../gateway/stdio-relay/index.js';
 import { CliError, waitForShutdown, type CliIo } from './io.js';
 
 export function registerMcpCommand(program: Command, deps: { io: CliIo; addrOf: (cmd: Command) => string }): void {
@@ -27,6 +26,8 @@ export function registerMcpCommand(program: Command, deps: { io: CliIo; addrOf: 
       const shutdown = waitForShutdown(io);
       void shutdown.promise.then(() => stop.abort());
       try {
+        // Loaded here: the MCP SDK is the largest part of the CLI, and only this command needs it.
+        const { runStdioRelay } = await import('../gateway/stdio-relay/index.js');
         const r = await runStdioRelay({ addr, tokenFile, joinToken, audience: opts.audience, mcpUrl: opts.url, stdin, stdout, stderr: io.stderr, fetch: io.fetch, printErrors: false, signal: stop.signal });
         if (r.error) throw new CliError(r.error.code, r.error.message, r.exitCode);
       } finally {

@@ -9,6 +9,8 @@ export interface RunningServer {
   adminToken?: string;
   /** A fresh join token for the demo agent, printed by `tessera dev`. */
   joinToken?: string;
+  /** The policy directory being served (dev banner): the demo set until `configuredDir` exists. */
+  readonly policy?: { readonly dir: string; readonly demo: boolean; readonly configuredDir: string; readonly ids: readonly string[] };
   close(): Promise<void>;
 }
 

@@ -1,3 +1,3 @@
 export { configSchema, attestorConfig, duration, type TesseraConfig, type AttestorConfig } from './schema.js';
-export { parseConfig, loadConfigFile } from './load.js';
+export { parseConfig, loadConfigFile, loadConfig, readConfigFile, type ConfigOverrides } from './load.js';
 export { parseDuration, formatDuration } from './duration.js';

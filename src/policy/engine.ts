@@ -45,6 +45,13 @@ export interface PolicyStatus {
   readonly errors: readonly PolicyFileError[];
   readonly policies: number;
   readonly files: readonly string[];
+  /** The directory the set is loaded from (as configured; absolute when the caller resolves it). */
+  readonly dir: string;
+  /** The `@id`s of the active policies, sorted. */
+  readonly ids: readonly string[];
+  /** Dev mode: these are the shipped demo policies, used until `configuredDir` exists. */
+  readonly demo?: boolean;
+  readonly configuredDir?: string;
 }
 
 export interface ReloadOutcome {
@@ -249,6 +256,8 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
         errors: lastErrors,
         policies: active?.set.policies.size ?? 0,
         files: active?.set.files ?? [],
+        dir: opts.dir,
+        ids: active ? [...active.set.policies.keys()].sort() : [],
         ...(lastGoodAt !== undefined ? { lastGoodAt } : {}),
         ...(lastErrors[0] ? { lastError: lastErrors[0] } : {}),
       };
@@ -304,6 +313,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
           return {
             ok: s.ready,
             detail: {
+              dir: s.dir,
               policies: s.policies,
               files: s.files.length,
               ...(s.lastGoodAt !== undefined ? { last_good_at: new Date(s.lastGoodAt).toISOString() } : {}),

@@ -4,6 +4,7 @@ export { createPolicyEngine, type PolicyEngine, type PolicyEngineOptions, type P
 export { validatePolicyDir, loadPolicyDir, formatPolicyError, type PolicyFileError } from './loader.js';
 export { runPolicyTests, type PolicyTestReport, type PolicyTestCaseResult } from './test-runner.js';
 export { registerPolicyRoutes } from './routes.js';
+export { createDevPolicyEngine, type DevPolicyOptions } from './dev-dir.js';
 export { checkRequestSchema, toPolicyRequest, type CheckRequest } from './check.js';
 export { parseResourceRef, toCedarRequest } from './entities.js';
 export { parseScope, scopeCovers, isSubset, requiredScopeFor, authorizeWithScope, SCOPE_KINDS, type Scope, type ScopeKind } from './scope.js';

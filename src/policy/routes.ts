@@ -19,7 +19,10 @@ export function registerPolicyRoutes(app: FastifyInstance, deps: { policy: Pick<
     const s = deps.policy.status();
     return {
       ready: s.ready,
+      dir: s.dir,
+      ...(s.demo ? { demo: true, configured_dir: s.configuredDir } : {}),
       policies: s.policies,
+      policy_ids: s.ids,
       files: s.files,
       last_good_at: s.lastGoodAt !== undefined ? new Date(s.lastGoodAt).toISOString() : null,
       last_error: s.lastError ?? null,

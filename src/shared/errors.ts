@@ -133,7 +133,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_GATEWAY_MESSAGE_TOO_LARGE: { status: 413, description: 'The JSON-RPC message is larger than `gateway.max_message_bytes`.' },
   TESSERA_GATEWAY_REQUEST_INVALID: { status: 400, description: 'The body is not a valid JSON-RPC 2.0 message (or batch) for MCP Streamable HTTP.' },
   TESSERA_GATEWAY_CLOSED: { status: 503, description: 'The gateway is shutting down; reconnect to another replica or retry later.' },
-  TESSERA_GATEWAY_RELAY_REFUSED: { status: 502, description: 'Client side (`tessera mcp`): the gateway refused a relayed message (HTTP status in the message, e.g. 401 for an agent token it does not accept, 404 for a closed session); check the --audience and the agent policy, or restart the MCP client for a new session.' },
+  TESSERA_GATEWAY_RELAY_REFUSED: { status: 502, description: 'Client side (`tessera mcp`): the gateway refused a relayed message (HTTP status in the message, e.g. 401 for an agent token it does not accept; a closed session (404) is renewed automatically and this code means the retry on the new session failed too); check the --audience and the agent policy.' },
   TESSERA_GATEWAY_RELAY_FAILED: { status: 503, description: 'Client side (`tessera mcp`): a message could not be relayed to the gateway (unreachable, or the relay itself failed); check --addr and that the server runs.' },
 
   // --- config / storage ------------------------------------------------------------
@@ -159,7 +159,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_CONNECT_FAILED: { status: 503, description: 'The SDK could not reach Tessera (refused, DNS, TLS or timeout); check the address and that the server runs.' },
   TESSERA_SDK_RESPONSE_INVALID: { status: 502, description: 'The server answered with a body that is not Tessera JSON; check that the address points at Tessera and not at a proxy or another service.' },
   TESSERA_SDK_NOT_LOGGED_IN: { status: 401, description: 'An SDK call needs an agent token; call loginWithTokenFile (or loginWithJoinToken) first.' },
-  TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor.' },
+  TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor; for `tessera mcp`, restart it with --token-file (docs/gateway.md, "A refreshable identity on a laptop").' },
   TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
   TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -9,15 +9,14 @@
  * log line goes to stderr, and no line ever contains a token.
  */
 import type { Readable, Writable } from 'node:stream';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { TesseraClient, type SdkClock } from '../../sdk/client.js';
-import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from '../../sdk/errors.js';
+import { decodeJwt } from '../../sdk/jwt.js';
 import { normalizeAddr, type FetchLike } from '../../sdk/http.js';
+import { escapeTerminal } from '../../shared/terminal.js';
+import { relaySession } from './session.js';
+import { describe, RELAY_EXIT } from './errors.js';
 
-/** Exit codes, the same as the CLI's (docs/cli.md): refused, usage, cannot connect. */
-export const RELAY_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, CONNECT: 3 } as const;
+export { RELAY_EXIT, RelayError } from './errors.js';
 
 export interface StdioRelayOptions {
   /** Tessera address (`http://127.0.0.1:8200`); the gateway is `<addr>/mcp`. */
@@ -48,33 +47,15 @@ export interface StdioRelayResult {
   readonly error?: { readonly code: string; readonly message: string };
 }
 
-/** JSON-RPC 2.0 §5.1 implementation-defined server error, used when the gateway cannot be reached. */
-const RELAY_ERROR_CODE = -32000;
-
-function isRequest(m: JSONRPCMessage): m is JSONRPCMessage & { id: string | number; method: string } {
-  return 'method' in m && 'id' in m && m.id !== undefined;
-}
-
-function describe(err: unknown): { code: string; message: string; exitCode: number } {
-  if (err instanceof TesseraAuthError || err instanceof TesseraApiError) {
-    return { code: err.code, message: err.message, exitCode: RELAY_EXIT.REFUSED };
-  }
-  if (err instanceof TesseraConnectionError) return { code: err.code, message: err.message, exitCode: RELAY_EXIT.CONNECT };
-  if (err instanceof StreamableHTTPError) {
-    // The SDK puts the gateway's answer in the message; the gateway never echoes a token.
-    return { code: 'TESSERA_GATEWAY_RELAY_REFUSED', message: `the gateway answered ${err.code ?? 'an error'}: ${err.message.slice(0, 500)}`, exitCode: RELAY_EXIT.REFUSED };
-  }
-  const e = err as { message?: unknown; cause?: { code?: unknown } };
-  const cause = typeof e?.cause?.code === 'string' ? ` (${e.cause.code})` : '';
-  return { code: 'TESSERA_GATEWAY_RELAY_FAILED', message: `${typeof e?.message === 'string' ? e.message : String(err)}${cause}`, exitCode: RELAY_EXIT.CONNECT };
-}
-
 /**
  * Runs the relay until stdin ends (the MCP client went away), `signal` aborts, or the agent
- * identity is lost for good (a join-token session whose token expired). Never throws.
+ * identity is lost for good (a join-token session whose token expired: exit 1 with
+ * TESSERA_SDK_REFRESH_IMPOSSIBLE, naming --token-file). A gateway session that ends (HTTP 404:
+ * idle expiry, restart, deploy) is renewed transparently (./session.ts). Never throws.
  */
 export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRelayResult> {
-  const log = (line: string): void => void options.stderr.write(`tessera mcp: ${line}\n`);
+  // One line per message; the gateway's answers may echo agent-controlled text (src/shared/terminal.ts).
+  const log = (line: string): void => void options.stderr.write(`tessera mcp: ${escapeTerminal(line)}\n`);
   const fail = (code: string, message: string, exitCode: number): StdioRelayResult => {
     if (options.printErrors !== false) log(`error: ${message} [${code}]`);
     return { exitCode, error: { code, message } };
@@ -114,115 +95,23 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRe
     return fail(d.code, `login to ${addr} failed: ${d.message}`, d.exitCode);
   }
   log(`logged in to ${addr}; relaying stdio to ${mcpUrl.href}`);
+  if (options.joinToken) log(joinTokenWarning(await client.token().catch(() => undefined), options.clock?.now() ?? Date.now()));
 
-  return new Promise<StdioRelayResult>((resolve) => {
-    let finished = false;
-    let fatal: StdioRelayResult | undefined;
-
-    // The bearer is set per request, so every POST, GET (SSE) and DELETE carries the token
-    // that is valid now, refreshed by the SDK in the background (MCP authorization §2.6.1:
-    // the token goes in the Authorization header of every HTTP request).
-    const authedFetch = async (input: string | URL, init?: RequestInit): Promise<Response> => {
-      let token: string;
-      try {
-        token = await client.token();
-      } catch (err) {
-        if (err instanceof TesseraAuthError) {
-          const d = describe(err);
-          fatal ??= fail(d.code, d.message, d.exitCode);
-          void shutdown();
-        }
-        throw err;
-      }
-      const headers = new Headers(init?.headers);
-      headers.set('authorization', `Bearer ${token}`);
-      return baseFetch(input.toString(), { ...init, headers });
-    };
-
-    const stdio = new StdioServerTransport(options.stdin, options.stdout);
-    const http = new StreamableHTTPClientTransport(mcpUrl, { fetch: authedFetch });
-
-    // Until the gateway has answered `initialize` (and assigned the session id), hold the
-    // other client messages back: sending them concurrently would race the session id.
-    let initId: string | number | undefined;
-    let releaseReady: () => void = () => {};
-    let ready: Promise<void> | undefined;
-
-    const replyError = (msg: JSONRPCMessage, err: unknown): void => {
-      const d = describe(err);
-      log(`could not relay ${'method' in msg ? msg.method : 'a message'}: ${d.message} [${d.code}]`);
-      if (isRequest(msg) && !finished) {
-        void stdio.send({ jsonrpc: '2.0', id: msg.id, error: { code: RELAY_ERROR_CODE, message: `tessera mcp: ${d.message}`, data: { code: d.code } } }).catch(() => {});
-      }
-      if (isRequest(msg) && msg.id === initId) releaseReady();
-    };
-
-    const forward = (msg: JSONRPCMessage): void => {
-      http.send(msg).catch((err: unknown) => replyError(msg, err));
-    };
-
-    stdio.onmessage = (msg) => {
-      if (finished) return;
-      if (isRequest(msg) && msg.method === 'initialize') {
-        initId = msg.id;
-        ready = new Promise<void>((r) => (releaseReady = r));
-        forward(msg);
-        return;
-      }
-      if (ready) void ready.then(() => forward(msg));
-      else forward(msg);
-    };
-    stdio.onerror = (err) => log(`stdin: ${describe(err).message}`);
-
-    http.onmessage = (msg) => {
-      if ('id' in msg && msg.id === initId && initId !== undefined && 'result' in msg) {
-        const version = (msg.result as { protocolVersion?: unknown }).protocolVersion;
-        // Later requests must carry MCP-Protocol-Version (MCP transports, "Protocol Version Header").
-        if (typeof version === 'string') http.setProtocolVersion(version);
-        void stdio.send(msg).finally(() => releaseReady());
-        return;
-      }
-      if ('id' in msg && msg.id === initId && 'error' in msg) releaseReady();
-      void stdio.send(msg).catch((err: unknown) => log(`stdout: ${describe(err).message}`));
-    };
-    http.onerror = (err) => {
-      // Also reported per message through replyError; this catches the standalone SSE stream.
-      if (!finished) log(`gateway: ${describe(err).message}`);
-    };
-
-    const shutdown = async (): Promise<void> => {
-      if (finished) return;
-      finished = true;
-      options.stdin.off('end', onEnd);
-      options.stdin.off('close', onEnd);
-      options.signal?.removeEventListener('abort', onEnd);
-      try {
-        // Be polite: end the gateway session (MCP transports, "Session Management"); a gateway
-        // that does not support DELETE answers 405, which the SDK accepts.
-        if (http.sessionId && !fatal) await http.terminateSession();
-      } catch {
-        // The gateway may be gone already; nothing to clean up then.
-      }
-      await http.close().catch(() => {});
-      await stdio.close().catch(() => {});
-      client.close();
-      resolve(fatal ?? { exitCode: RELAY_EXIT.OK });
-    };
-    const onEnd = (): void => void shutdown();
-    options.stdin.once('end', onEnd);
-    options.stdin.once('close', onEnd);
-    if (options.signal?.aborted) return void shutdown();
-    options.signal?.addEventListener('abort', onEnd, { once: true });
-
-    void (async () => {
-      try {
-        await http.start();
-        await stdio.start();
-      } catch (err) {
-        const d = describe(err);
-        fatal ??= fail(d.code, d.message, d.exitCode);
-        void shutdown();
-      }
-    })();
-  });
+  return relaySession({ client, mcpUrl, baseFetch, stdin: options.stdin, stdout: options.stdout, log, fail, ...(options.tokenFile ? { tokenFile: options.tokenFile } : {}), ...(options.signal ? { signal: options.signal } : {}) });
 }
+
+/** Where a person finds how to get a refreshable identity (docs/gateway.md). */
+export const REFRESHABLE_IDENTITY_DOC = 'docs/gateway.md, "A refreshable identity on a laptop"';
+
+/** The start-up warning of a join-token session: when it ends, and what to use instead. */
+function joinTokenWarning(token: string | undefined, now: number): string {
+  let exp: unknown;
+  try {
+    exp = token ? decodeJwt(token).claims.exp : undefined;
+  } catch {
+    exp = undefined;
+  }
+  const when = typeof exp === 'number' ? `at ${new Date(exp * 1000).toISOString()} (in about ${Math.max(0, Math.round((exp * 1000 - now) / 60_000))} min)` : 'within minutes';
+  return `warning: --join-token gives ONE agent token, which cannot be renewed (a join token is single-use): it expires ${when}, and every call fails after that. For a session that lasts, use --token-file <path> with a token file that is kept fresh (${REFRESHABLE_IDENTITY_DOC}).`;
+}
+
