@@ -11,10 +11,10 @@ import { createDevPolicyEngine } from '../../src/policy/dev-dir.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
-import { agent, tempDir, until } from './helpers.js';
+import { k8sAgent, tempDir, until } from './helpers.js';
 
 const DEMO = resolve('examples/policies');
-const READER = agent('spiffe://tessera.local/ns/healthcare/sa/patient-reader');
+const READER = k8sAgent('spiffe://tessera.local/ns/healthcare/sa/patient-reader');
 const POLICY = `@id("mine-reader")
 permit (principal, action == Tessera::Action::"cred.issue", resource == Tessera::Role::"postgres/patient-reader")
 when { principal.namespace == "healthcare" };`;
