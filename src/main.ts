@@ -234,6 +234,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'signing_keys', check: async () => ({ ok: keys.jwks().keys.length > 0 }) },
       // Not ready while the last audit batch reached no sink: requests would be refused anyway.
       { name: 'audit', check: async () => { const h = audit.health(); return { ok: h.ok, detail: h }; } },
+      // Detail only: unfinished revocations (disabled = cleanup pending, irrevocable = not even
+      // disabled) need a person, but do not make this replica unable to serve.
+      { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });

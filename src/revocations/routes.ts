@@ -67,6 +67,7 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       ...view(r, clock.now()),
       leases_revoked: r.leases.revoked,
       leases_retrying: r.leases.retrying,
+      leases_disabled: r.leases.disabled,
       leases_irrevocable: r.leases.irrevocable,
     });
   });
