@@ -76,7 +76,7 @@ async function start() {
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
-    const json = (await res.json()) as Record<string, unknown> & { error?: { code: string; details?: Record<string, unknown> } };
+    const json = (await res.json()) as Record<string, unknown> & { error?: { code: string; message?: string; details?: Record<string, unknown> } };
     return { status: res.status, json };
   }
   return { call, engine, leases, clock, revocations };
