@@ -224,6 +224,28 @@ test('memberships granted to others on the user are revoked at disable, so nobod
   assert.equal((await h.call('DELETE', `/v1/admin/leases/${id}`, ADMIN)).json.state, 'revoked');
 });
 
+test('disable takes the group privileges away from what the user left behind (a SECURITY DEFINER function), even when the cleanup fails', async () => {
+  assert.equal((await h.call('PUT', '/v1/admin/engines/postgres/main/roles/writer-reader', ADMIN, { groups: [writer, fx.group] })).status, 200);
+  const { id, cred } = await issue('writer-reader');
+  const c = await loginAs(cred);
+  await c.query(`CREATE FUNCTION peek_patients() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public AS 'SELECT count(*) FROM patients'`);
+  await c.end();
+  // Another role (no privilege on patients) reads them through the function: EXECUTE is granted to PUBLIC by default.
+  const bystander = new pg.Client({ connectionString: fx.ownerUrl });
+  await bystander.connect();
+  try {
+    assert.deepEqual((await bystander.query('SELECT public.peek_patients() AS n')).rows, [{ n: '2' }]);
+    await fx.su(`GRANT CREATE ON SCHEMA public TO "${cred.username}"`); // granted by the schema owner: the cleanup cannot finish
+    assert.equal((await h.call('DELETE', `/v1/leases/${id}`, 'agent-reader')).json.state, 'disabled');
+    await assert.rejects(bystander.query('SELECT public.peek_patients() AS n'), (e: Error & { code?: string }) => e.code === '42501');
+  } finally {
+    await bystander.end();
+  }
+  await fx.su(`REVOKE CREATE ON SCHEMA public FROM "${cred.username}"`);
+  assert.equal((await h.call('DELETE', `/v1/admin/leases/${id}`, ADMIN)).json.state, 'revoked');
+  assert.deepEqual(await fx.su(`SELECT 1 FROM pg_proc WHERE proname = 'peek_patients'`), [], 'owned_objects "drop": the function is gone too');
+});
+
 test('a database that refuses every attempt to disable: irrevocable after the bounded retries, visible, and the credential was never reported disabled', async () => {
   const { id, cred } = await issue('writer-drop');
   await fx.su(`ALTER ROLE ${fx.mgmtUser} CONNECTION LIMIT 0`);
