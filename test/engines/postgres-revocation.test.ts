@@ -246,6 +246,26 @@ test('disable takes the group privileges away from what the user left behind (a 
   assert.deepEqual(await fx.su(`SELECT 1 FROM pg_proc WHERE proname = 'peek_patients'`), [], 'owned_objects "drop": the function is gone too');
 });
 
+test('a role stored under laxer rules whose statement no longer validates: kept, issuance refused, its leases still disabled at revocation', async () => {
+  assert.equal((await h.call('PUT', '/v1/admin/engines/postgres/main/roles/legacy', ADMIN, { groups: [writer], revocation_statements: ['DROP OWNED BY {{name}}'] })).status, 200);
+  const { id, cred } = await issue('legacy');
+  // As an older Tessera could have stored it: the issue's dollar-tag case, accepted back then.
+  await h.store.run(`UPDATE pg_engine_roles SET revocation_statements = ? WHERE name = ?`, [JSON.stringify(['REASSIGN OWNED BY {{name}} TO x$a$; SELECT 1 --$a$']), 'legacy']);
+  await h.postgres.reload();
+  const shown = await h.call('GET', '/v1/admin/engines/postgres/main/roles/legacy', ADMIN);
+  assert.match(String(shown.json.invalid), /no longer passes validation.*second statement/);
+  const refused = await h.call('POST', '/v1/creds/postgres/legacy', 'agent-reader');
+  assert.deepEqual([refused.status, refused.json.error?.code], [502, 'TESSERA_ENGINE_FAILED']);
+  assert.match(refused.json.error?.message ?? '', /save the role again/);
+  const c = await loginAs(cred);
+  assert.equal((await h.call('DELETE', `/v1/leases/${id}`, 'agent-reader')).json.state, 'disabled', 'the cleanup refuses, the disable does not need the templates');
+  await ended(c);
+  await cannotLogin(cred);
+  assert.equal((await h.call('PUT', '/v1/admin/engines/postgres/main/roles/legacy', ADMIN, { groups: [writer] })).status, 200);
+  assert.equal((await h.call('DELETE', `/v1/admin/leases/${id}`, ADMIN)).json.state, 'revoked');
+  await h.leases.idle();
+});
+
 test('a database that refuses every attempt to disable: irrevocable after the bounded retries, visible, and the credential was never reported disabled', async () => {
   const { id, cred } = await issue('writer-drop');
   await fx.su(`ALTER ROLE ${fx.mgmtUser} CONNECTION LIMIT 0`);

@@ -346,7 +346,10 @@ test('CLI: tessera engine postgres configure / role / show / list / delete', asy
   const conf = await cli(['engine', 'postgres', 'configure', 'clitest', '--url', '-', '--prefix', `${prefix}c_`, '--pool-size', '2'], fx.mgmtUrl);
   assert.match(conf, /username_prefix: t.*_c_/);
   assert.ok(!conf.includes(new URL(fx.mgmtUrl).password));
-  const role = await cli(['engine', 'postgres', 'role', 'clitest', 'cli-reader', '--group', fx.group, '--ttl', '5m', '--max-ttl', '1h']);
+  const role = await cli(['engine', 'postgres', 'role', 'clitest', 'cli-reader', '--group', fx.group, '--ttl', '5m', '--max-ttl', '1h', '--owned-objects', 'drop']);
+  assert.match(role, /owned_objects: drop/);
+  await assert.rejects(cli(['engine', 'postgres', 'role', 'clitest', 'cli-bad', '--owned-objects', 'keep']), (e: Error & { code?: string }) => e.code === 'TESSERA_REQUEST_INVALID');
+  await assert.rejects(cli(['engine', 'postgres', 'role', 'clitest', 'cli-bad', '--owned-objects', 'reassign']), (e: Error & { code?: string }) => e.code === 'TESSERA_REQUEST_INVALID');
   assert.match(role, /path: postgres\/cli-reader/);
   assert.match(await cli(['engine', 'postgres', 'list', 'clitest']), /cli-reader {2}groups=reader_/);
   assert.match(await cli(['engine', 'postgres', 'show', 'clitest']), /host: 127.0.0.1/);
