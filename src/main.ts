@@ -155,6 +155,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => postgresEngine.stop());
     const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
+    // On shutdown, let clean-ups of failed issuances finish (each bounded by the engine timeout)
+    // before the engines and the store close; what does not finish is recovered at the next start.
+    cleanups.push(() => leases.idle());
     // Created after the revocation service (it needs the token service); the hook reaches it late.
     const gatewayRef: { current?: Gateway } = {};
     const revocations = createRevocationService({
