@@ -60,8 +60,15 @@ async function ended(c: pg.Client): Promise<void> {
   await c.end().catch(() => undefined);
 }
 
-async function sessionsOf(username: string): Promise<number> {
-  const [row] = await fx.su<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1`, [username]);
+/** The user's oid: sessions are counted by it, so they still count once the role is dropped. */
+async function oidOf(username: string): Promise<string> {
+  const [row] = await fx.su<{ oid: string }>(`SELECT oid::text AS oid FROM pg_roles WHERE rolname = $1`, [username]);
+  assert.ok(row, `no user ${username}`);
+  return row.oid;
+}
+
+async function sessionsOf(oid: string): Promise<number> {
+  const [row] = await fx.su<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = $1::oid`, [oid]);
   return row!.n;
 }
 
@@ -73,14 +80,15 @@ test("the issue's scenario: a user that created a table, with an open session an
   const inTx = await loginAs(cred);
   await inTx.query('BEGIN');
   await inTx.query(`INSERT INTO agent_notes VALUES (2, 'uncommitted')`); // holds a lock on the table
-  assert.equal(await sessionsOf(cred.username), 2);
+  const oid = await oidOf(cred.username);
+  assert.equal(await sessionsOf(oid), 2);
 
   const del = await h.call('DELETE', `/v1/leases/${id}`, 'agent-reader');
   assert.deepEqual(del.json, { lease_id: id, state: 'revoked' });
   await ended(open);
   await ended(inTx);
   await cannotLogin(cred);
-  assert.equal(await sessionsOf(cred.username), 0);
+  assert.equal(await sessionsOf(oid), 0);
   assert.deepEqual(await fx.usersWithPrefix(cred.username), []);
   // owned_objects "drop" (the default): the table died with the lease.
   assert.deepEqual(await fx.su(`SELECT 1 FROM pg_class WHERE relname = 'agent_notes'`), []);
@@ -126,6 +134,8 @@ test('cleanup cannot complete (objects in another database): the user is still d
     await there.query('CREATE TABLE elsewhere (x int)'); // REASSIGN/DROP OWNED act per database: out of reach
     await there.query('BEGIN');
     await there.query('INSERT INTO elsewhere VALUES (1)');
+    const oid = await oidOf(cred.username);
+    assert.equal(await sessionsOf(oid), 2);
 
     const del = await h.call('DELETE', `/v1/admin/leases/${id}`, ADMIN);
     assert.equal(del.json.state, 'disabled', JSON.stringify(del.json));
@@ -133,7 +143,7 @@ test('cleanup cannot complete (objects in another database): the user is still d
     await ended(there);
     await cannotLogin(cred);
     await cannotLogin(cred, other);
-    assert.equal(await sessionsOf(cred.username), 0);
+    assert.equal(await sessionsOf(oid), 0);
     const [role] = await fx.su<{ rolcanlogin: boolean; expired: boolean; groups: number }>(
       `SELECT rolcanlogin, rolvaliduntil < now() AS expired, (SELECT count(*)::int FROM pg_auth_members WHERE member = r.oid) AS groups FROM pg_roles r WHERE rolname = $1`,
       [cred.username],
@@ -184,6 +194,7 @@ test('the owned-object rule cannot apply (reassign target gone): disabled, never
 
 test('logins racing the revocation: once it answers, no session of the user exists and none can start', async () => {
   const { id, cred } = await issue('writer-drop');
+  const oid = await oidOf(cred.username);
   let stop = false;
   const opened: pg.Client[] = [];
   // Four clients log in again and again (bounded) while the lease is revoked.
@@ -196,10 +207,10 @@ test('logins racing the revocation: once it answers, no session of the user exis
       }
     }
   });
-  for (let i = 0; i < 400 && opened.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 400 && opened.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
   const del = await h.call('DELETE', `/v1/leases/${id}`, 'agent-reader');
   assert.equal(del.json.state, 'revoked');
-  assert.equal(await sessionsOf(cred.username), 0, 'no session survived the revocation');
+  assert.equal(await sessionsOf(oid), 0, 'no session survived the revocation');
   await cannotLogin(cred);
   stop = true;
   await Promise.all(racers);

@@ -331,7 +331,7 @@ test('fail fast: a failed create answers before its background clean-up has fini
   assert.ok(!engine.log.includes('revoke'));
   const [l] = await leases.list();
   assert.ok(l?.state === 'revoking' || l?.state === 'pending', `the intent stays for the clean-up (${l?.state})`);
-  for (let i = 0; i < 400 && !engine.log.includes('disable'); i++) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; i < 2000 && !engine.log.includes('disable'); i++) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(engine.log, ['create', 'disable'], 'the clean-up is running in the background, blocked in disable');
   assert.notEqual((await leases.get(l!.id))?.state, 'revoked');
   release();
