@@ -236,7 +236,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   const creating = new Set<string>();
   /** Revocations in flight, so concurrent callers share one engine call per lease. */
   const revoking = new Map<string, Promise<LeaseState>>();
-  /** Clean-ups a failed issuance left running after it answered (awaited by `stopReaper`). */
+  /** Clean-ups a failed issuance left running after it answered (awaited by `idle()`). */
   const background = new Set<Promise<void>>();
   function inBackground(p: Promise<void>): void {
     background.add(p);
@@ -247,7 +247,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   if (deps.metrics) {
     const count = (state: LeaseState) => async () => Number((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM leases WHERE state = ?', [state]))?.n ?? 0);
     deps.metrics.gauge('tessera_leases_active', 'Leases whose credential is live').collect(count('active'));
-    deps.metrics.gauge('tessera_leases_irrevocable', 'Leases whose credential could not be revoked after every retry; see `tessera lease list --irrevocable`').collect(count('irrevocable'));
+    deps.metrics.gauge('tessera_leases_irrevocable', 'Leases whose credential could not even be disabled after every retry (it may still be usable); see `tessera lease list --irrevocable`').collect(count('irrevocable'));
     deps.metrics.gauge('tessera_leases_revoking', 'Leases whose credential is not disabled yet, queued for revocation retry').collect(count('revoking'));
     deps.metrics.gauge('tessera_leases_disabled', 'Leases whose credential is disabled (no login, sessions ended) but whose cleanup in the backend is pending').collect(count('disabled'));
     failures = deps.metrics.counter('tessera_lease_revoke_failures_total', 'Failed engine revocation attempts, by step (disable, cleanup)');
