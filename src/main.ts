@@ -168,6 +168,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => postgresEngine.stop());
     const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
     const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
+    // On shutdown, let clean-ups of failed issuances finish (each bounded by the engine timeout)
+    // before the engines and the store close; what does not finish is recovered at the next start.
+    cleanups.push(() => leases.idle());
     // Created after the revocation service (it needs the token service); the hook reaches it late.
     const gatewayRef: { current?: Gateway } = {};
     // The trust domains identities may be issued for and accepted from (ADR 0021, docs/attestors.md).
@@ -272,6 +275,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'signing_keys', check: async () => ({ ok: keys.jwks().keys.length > 0 }) },
       // Not ready while the last audit batch reached no sink: requests would be refused anyway.
       { name: 'audit', check: async () => { const h = audit.health(); return { ok: h.ok, detail: h }; } },
+      // Detail only: unfinished revocations (disabled = cleanup pending, irrevocable = not even
+      // disabled) need a person, but do not make this replica unable to serve.
+      { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });

@@ -59,7 +59,7 @@ export type AuditEvent =
   | Base<'lease.created', { lease_hmac: string; engine: string; role: string; expires_at: number }>
   | Base<'lease.renewed', { lease_hmac: string; expires_at: number }>
   | Base<'lease.revoked', { lease_hmac: string; cause: string }>
-  | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; error: string }>
+  | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; disabled: boolean; stage: 'disable' | 'cleanup'; error: string }>
   | Base<'engine.configured', { engine: string; config: string; role?: string }>
   | Base<'engine.deleted', { engine: string; config: string; role?: string }>
   | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null; agent_known?: boolean }>

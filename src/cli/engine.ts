@@ -71,8 +71,10 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     .option('--max-ttl <duration>', 'max TTL including renewals, e.g. 1h')
     .option('--no-renewable', 'leases of this role cannot be renewed')
     .option('--creation-statement <sql>', 'custom creation statement, one SQL statement with {{name}} {{password}} {{expiration}} {{groups}} (repeatable)', collect)
-    .option('--revocation-statement <sql>', 'extra revocation statement run before DROP ROLE, e.g. "DROP OWNED BY {{name}}" (repeatable)', collect)
-    .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[] }, cmd: Command) => {
+    .option('--revocation-statement <sql>', 'extra revocation statement run before the owned-object rule and DROP ROLE (repeatable)', collect)
+    .option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (default) or reassign')
+    .option('--reassign-to <role>', 'with --owned-objects reassign: the existing role that receives them')
+    .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[]; ownedObjects?: string; reassignTo?: string }, cmd: Command) => {
       const body = {
         groups: opts.group ?? [],
         ...(opts.ttl ? { default_ttl: opts.ttl } : {}),
@@ -80,6 +82,8 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
         renewable: opts.renewable !== false,
         ...(opts.creationStatement ? { creation_statements: opts.creationStatement } : {}),
         ...(opts.revocationStatement ? { revocation_statements: opts.revocationStatement } : {}),
+        ...(opts.ownedObjects ? { owned_objects: opts.ownedObjects } : {}),
+        ...(opts.reassignTo ? { reassign_to: opts.reassignTo } : {}),
       };
       show(cmd, await call<Record<string, unknown>>(cmd, 'PUT', `${base(name)}/roles/${encodeURIComponent(role)}`, body));
     });

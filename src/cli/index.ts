@@ -454,6 +454,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
           out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
+          if (Number(r.leases_disabled) > 0) info(`${cell(r.leases_disabled)} credential(s) are disabled (no login, sessions ended) but their cleanup failed; it is retried. See: tessera lease list --state disabled`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
         }
       });

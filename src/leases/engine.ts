@@ -6,6 +6,12 @@
  * issuance crash-safe: `prepare()` is pure and deterministic, its result (`engineData`, e.g.
  * the database user name) is persisted as the lease *intent* BEFORE `create()` touches the
  * backend, so after a crash the manager still knows what to drop. See docs/leases.md.
+ *
+ * Revocation is two steps, always in this order (docs/adr/0071-revocation-disable-first.md):
+ * `disable` makes the credential unusable at once without deleting anything (it cannot fail
+ * because of what the credential owns), the manager records the lease `disabled`, and only then
+ * `revoke` cleans up (deletes the credential and what it owns). A cleanup that fails leaves a
+ * disabled credential, never a usable one.
  */
 
 /** A role an engine serves, e.g. `postgres/readonly`. */
@@ -44,7 +50,7 @@ export interface CreatedCredential {
 export interface ReconcileLease {
   readonly id: string;
   readonly role: string;
-  readonly state: 'pending' | 'active' | 'revoking';
+  readonly state: 'pending' | 'active' | 'revoking' | 'disabled';
   readonly engineData: EngineData;
 }
 
@@ -75,9 +81,26 @@ export interface DynamicEngine {
   /** Optional: tells the backend about the new expiry (e.g. PostgreSQL `VALID UNTIL`). */
   renew?(engineData: EngineData, newExpiresAt: number, signal: AbortSignal): Promise<void>;
   /**
-   * Drops the credential. MUST be idempotent: dropping a credential that does not exist (never
-   * created, or already dropped) resolves. Throws when the backend could not be reached or
-   * refused; the manager retries with exponential backoff.
+   * Revocation step 1: makes the credential unusable NOW — no new authentication (login,
+   * token, key), every open session or connection ended, nothing it can pass on (memberships,
+   * delegations) — without deleting anything, so that nothing the credential owns can make it
+   * fail. Resolves only once that holds. MUST be idempotent and resolve when the credential does
+   * not exist. Throws when the backend could not be reached or refused; the manager retries
+   * (the lease stays `revoking`, then `irrevocable`).
+   */
+  disable(engineData: EngineData, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional batch form of `disable` (same idempotency). Resolves with the indexes of the items
+   * that could not be disabled; every other item is disabled. Bulk revocations use the batched
+   * path only when the engine implements both `disableMany` and `revokeMany`.
+   */
+  disableMany?(items: readonly EngineData[], signal: AbortSignal): Promise<{ failed: readonly { index: number; error: unknown }[] }>;
+  /**
+   * Revocation step 2, cleanup, called only after `disable` succeeded: deletes the credential
+   * and handles what it owns per the engine's documented rule. MUST be idempotent: a credential
+   * that does not exist (never created, or already dropped) resolves. Throws when the backend
+   * could not be reached or refused; the lease stays `disabled` and the manager retries with
+   * exponential backoff.
    */
   revoke(engineData: EngineData, signal: AbortSignal): Promise<void>;
   /**

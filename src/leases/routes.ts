@@ -84,7 +84,8 @@ export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseS
     const { id } = parseInput(idParams, req.params, 'path');
     const body = parseInput(renewBody, req.body ?? {});
     const renewed = await leases.renew(id, req.agent!, durationMs(body.increment, 'increment'), { where: whereOf(app, req) });
-    return { lease_id: renewed.lease_id, expires_at: iso(renewed.expires_at), renewable: renewed.renewable };
+    // `ttl`: the seconds granted from now (the increment, or less when capped at the max TTL).
+    return { lease_id: renewed.lease_id, expires_at: iso(renewed.expires_at), ttl: renewed.ttl_ms / 1000, renewable: renewed.renewable };
   });
 
   app.delete('/v1/leases/:id', { preHandler: app.requireAgent }, async (req) => {

@@ -10,12 +10,15 @@ import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec 
 
 /**
  * Lease states (docs/leases.md has the diagram):
- *   pending ──create ok──▶ active ──expiry / revoke──▶ revoking ──engine ok──▶ revoked
- *      │                                                 │ attempts exhausted
- *      └──create failed / abandoned intent──▶ revoking   └──────────────────▶ irrevocable
- * `pending` is the persisted intent written before the engine creates anything.
+ *   pending ──create ok──▶ active ──expiry / revoke──▶ revoking ──disable ok──▶ disabled ──cleanup ok──▶ revoked
+ *      │                                                 │ disable failed,            │ cleanup failed: retried,
+ *      └──create failed / abandoned intent──▶ revoking   ▼ attempts exhausted         ▼ the credential stays unusable
+ *                                                   irrevocable                    disabled (cleanup pending)
+ * `pending` is the persisted intent written before the engine creates anything. Revocation
+ * always disables the credential first (no login, sessions ended) and only then cleans up:
+ * docs/adr/0071-revocation-disable-first.md.
  */
-export const LEASE_STATES = ['pending', 'active', 'revoking', 'revoked', 'irrevocable'] as const;
+export const LEASE_STATES = ['pending', 'active', 'revoking', 'disabled', 'revoked', 'irrevocable'] as const;
 export type LeaseState = (typeof LEASE_STATES)[number];
 
 export interface Lease {
@@ -50,6 +53,8 @@ export interface IssuedLease {
 export interface RenewedLease {
   readonly lease_id: string;
   readonly expires_at: number;
+  /** The TTL granted from now, in ms: the increment, or less when capped at the max TTL. */
+  readonly ttl_ms: number;
   /** False once the lease reached its max TTL. */
   readonly renewable: boolean;
 }
@@ -58,8 +63,11 @@ export interface RenewedLease {
 export interface RevokeCounts {
   readonly matched: number;
   readonly revoked: number;
-  /** Engine refused or was unreachable: queued for retry with backoff. */
+  /** The engine could not disable the credential yet (refused or unreachable): queued for retry with backoff. */
   readonly retrying: number;
+  /** Credential disabled (no login, sessions ended) but its cleanup failed: retried by the reaper. */
+  readonly disabled: number;
+  /** Disabling failed on every attempt: the credential may still be usable; a person must act. */
   readonly irrevocable: number;
 }
 
@@ -81,7 +89,12 @@ export interface CallContext {
 
 export interface LeaseService {
   issue(req: { engine: string; role: string; principal: AgentPrincipal; ttlMs?: number; where?: AuditWhere }): Promise<IssuedLease>;
-  /** With `principal`, only the owner may renew (others get TESSERA_LEASE_NOT_FOUND). */
+  /**
+   * `expires_at = min(now + increment, max_expires_at)`, increment defaulting to the role's TTL
+   * (a smaller increment shortens the lease; a larger one is capped). TESSERA_LEASE_NOT_RENEWABLE
+   * only when the lease already sits at its cap. With `principal`, only the owner may renew
+   * (others get TESSERA_LEASE_NOT_FOUND).
+   */
   renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
   revoke(id: string, cause: string, ctx?: CallContext & { principal?: AgentPrincipal }): Promise<{ lease_id: string; state: LeaseState }>;
@@ -95,11 +108,16 @@ export interface LeaseService {
   /** One reaper pass: expired → revoke, due retries, abandoned intents. */
   reapOnce(): Promise<ReapResult>;
   startReaper(intervalMs: number): void;
+  /** Stops the reaper, waits for its current pass and for `idle()`. */
   stopReaper(): Promise<void>;
+  /** Resolves once the clean-ups that failed issuances left running in the background have finished. */
+  idle(): Promise<void>;
   /** At start: drop abandoned intents, revoke leases that expired while down, retry queued revocations, reconcile engines. */
   recover(): Promise<RecoverResult>;
   /** Both-way comparison with every engine that implements `reconcile`. */
   reconcile(): Promise<{ orphansDropped: number; missing: number }>;
+  /** For /readyz details: leases whose revocation is not finished, by state. */
+  health(): Promise<{ revoking: number; disabled: number; irrevocable: number }>;
 }
 
 export interface LeaseServiceDeps {
@@ -112,7 +130,7 @@ export interface LeaseServiceDeps {
   readonly metrics?: MetricsRegistry;
   /** Retry delay after attempt n is min(baseMs · 2^(n-1), maxMs). Defaults 1 s and 5 min. */
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
-  /** Bound on each engine call (create, renew, revoke, reconcile). Default 10 s. */
+  /** Bound on each engine call (create, renew, disable, cleanup, reconcile). Default 10 s. */
   readonly engineTimeoutMs?: number;
   /** A pending intent older than this, not in flight here, is abandoned and revoked by the reaper. Default 2 min. */
   readonly pendingGraceMs?: number;
@@ -150,7 +168,8 @@ interface LeaseRow {
 
 const COLUMNS = 'id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at, revoked_at, revoke_attempts, next_attempt_at, last_error, revoke_cause';
 const SYSTEM: AuditActor = { id: 'system' };
-const OPEN_STATES = `('pending', 'active', 'revoking')`;
+/** Leases whose credential may still exist in the backend. */
+const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
 function toLease(r: LeaseRow): Lease {
   return {
@@ -217,14 +236,21 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   const creating = new Set<string>();
   /** Revocations in flight, so concurrent callers share one engine call per lease. */
   const revoking = new Map<string, Promise<LeaseState>>();
+  /** Clean-ups a failed issuance left running after it answered (awaited by `idle()`). */
+  const background = new Set<Promise<void>>();
+  function inBackground(p: Promise<void>): void {
+    background.add(p);
+    void p.finally(() => background.delete(p));
+  }
 
   let failures: Counter | undefined;
   if (deps.metrics) {
     const count = (state: LeaseState) => async () => Number((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM leases WHERE state = ?', [state]))?.n ?? 0);
     deps.metrics.gauge('tessera_leases_active', 'Leases whose credential is live').collect(count('active'));
-    deps.metrics.gauge('tessera_leases_irrevocable', 'Leases whose credential could not be revoked after every retry; see `tessera lease list --irrevocable`').collect(count('irrevocable'));
-    deps.metrics.gauge('tessera_leases_revoking', 'Leases queued for revocation retry').collect(count('revoking'));
-    failures = deps.metrics.counter('tessera_lease_revoke_failures_total', 'Failed engine revocation attempts');
+    deps.metrics.gauge('tessera_leases_irrevocable', 'Leases whose credential could not even be disabled after every retry (it may still be usable); see `tessera lease list --irrevocable`').collect(count('irrevocable'));
+    deps.metrics.gauge('tessera_leases_revoking', 'Leases whose credential is not disabled yet, queued for revocation retry').collect(count('revoking'));
+    deps.metrics.gauge('tessera_leases_disabled', 'Leases whose credential is disabled (no login, sessions ended) but whose cleanup in the backend is pending').collect(count('disabled'));
+    failures = deps.metrics.counter('tessera_lease_revoke_failures_total', 'Failed engine revocation attempts, by step (disable, cleanup)');
   }
 
   function backoffAfter(attempts: number): number {
@@ -256,7 +282,23 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     return p;
   }
 
-  /** One revocation attempt: mark `revoking` (persisted first), call the engine, record the outcome. */
+  /** One engine step, bounded: resolves to its error, or undefined when it succeeded. */
+  async function engineStep(what: string, fn: (signal: AbortSignal) => Promise<void>): Promise<{ code: string; message: string } | undefined> {
+    try {
+      await bounded(what, fn);
+      return undefined;
+    } catch (e) {
+      return errorText(e);
+    }
+  }
+
+  /**
+   * One revocation attempt: mark `revoking` (persisted first); step 1 `engine.disable`, then the
+   * lease is recorded `disabled` BEFORE step 2 `engine.revoke` (cleanup) runs; record the outcome.
+   * A failed disable leaves `revoking` (`irrevocable` once attempts are exhausted); a failed
+   * cleanup leaves `disabled`, retried with backoff until the attempts are exhausted
+   * (`next_attempt_at` NULL: an operator retries with DELETE /v1/admin/leases/<id>).
+   */
   async function attemptRevoke(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
     await store.run(`UPDATE leases SET state = 'revoking', revoke_cause = COALESCE(revoke_cause, ?) WHERE id = ? AND state IN ('pending', 'active')`, [cause, id]);
     const row = await getRow(id);
@@ -264,30 +306,45 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     if (row.state === 'revoked') return 'revoked';
     const actor = ctx.actor ?? SYSTEM;
     const engine = engines.get(row.engine);
+    let disabled = row.state === 'disabled';
+    let stage: 'disable' | 'cleanup' = 'disable';
+    let data: EngineData | undefined;
     let err: { code: string; message: string } | undefined;
     try {
       if (!engine) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${row.engine}" is not configured; configure it again so its credentials can be revoked`);
-      const data = parseEngineData(row.engine_data);
-      await bounded(`revoke on engine ${row.engine}`, (signal) => engine.revoke(data, signal));
+      data = parseEngineData(row.engine_data);
     } catch (e) {
       err = errorText(e);
     }
+    if (!err) err = await engineStep(`disable on engine ${row.engine}`, (signal) => engine!.disable(data!, signal));
+    if (!err) {
+      if (!disabled) {
+        // Persisted before the cleanup runs: whatever happens next, the lease says the credential is
+        // unusable. next_attempt_at = now: should this process die here, the reaper retries at once.
+        await store.run(`UPDATE leases SET state = 'disabled', next_attempt_at = ? WHERE id = ? AND state IN ('revoking', 'irrevocable')`, [clock.now(), id]);
+        disabled = true;
+      }
+      stage = 'cleanup';
+      err = await engineStep(`cleanup on engine ${row.engine}`, (signal) => engine!.revoke(data!, signal));
+    }
     if (!err) {
       const changed = await store.run(
-        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'irrevocable')`,
+        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`,
         [clock.now(), id],
       );
       if (changed.changes > 0) await audit.append(revokedEvent(row, cause, ctx));
       return 'revoked';
     }
-    failures?.inc({ engine: row.engine });
+    failures?.inc({ engine: row.engine, stage });
     const attempts = Number(row.revoke_attempts) + 1;
-    const irrevocable = row.state === 'irrevocable' || attempts >= maxAttempts;
-    const state: LeaseState = irrevocable ? 'irrevocable' : 'revoking';
-    await store.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'irrevocable')`, [
+    const exhausted = attempts >= maxAttempts;
+    const irrevocable = !disabled && (row.state === 'irrevocable' || exhausted);
+    const state: LeaseState = disabled ? 'disabled' : irrevocable ? 'irrevocable' : 'revoking';
+    const retry = disabled ? !exhausted : !irrevocable;
+    await store.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [
       state,
       attempts,
-      irrevocable ? null : clock.now() + backoffAfter(attempts),
+      retry ? clock.now() + backoffAfter(attempts) : null,
       `${err.code}: ${err.message}`,
       id,
     ]);
@@ -300,7 +357,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       reason: { code: err.code },
       ...(row.task_id ? { txn: row.task_id } : {}),
       ...(ctx.where ? { where: ctx.where } : {}),
-      details: { lease_hmac: audit.hmac(id), attempts, irrevocable, error: `${err.code}: ${err.message}` },
+      details: { lease_hmac: audit.hmac(id), attempts, irrevocable, disabled, stage, error: `${err.code}: ${err.message}` },
     });
     return state;
   }
@@ -319,14 +376,16 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   }
 
   /**
-   * Batched revocation of leases of one engine that implements `revokeMany` (kill switch,
-   * revoke by owner/prefix, expiry): ONE store statement marks the chunk `revoking` (persisted
-   * before the backend is touched, as in `attemptRevoke`), ONE bounded `revokeMany` call, ONE
+   * Batched revocation of leases of one engine that implements `disableMany` and `revokeMany`
+   * (kill switch, revoke by owner/prefix, expiry): ONE store statement marks the chunk `revoking`
+   * (persisted before the backend is touched, as in `attemptRevoke`), ONE bounded `disableMany`,
+   * ONE statement marks the disabled ones `disabled`, ONE bounded `revokeMany` (cleanup), ONE
    * statement marks the dropped ones `revoked`, and their audit events are appended
    * concurrently (the audit log group-commits). Every lease registers in `revoking`, so a
    * concurrent `revokeNow` (or `issue` finding its lease revoked while creating) shares this
    * outcome. Leases the batch could not settle (item failed, `revokeMany` threw or timed out,
-   * store error, unreadable engine data) go through the per-lease path one by one, with its
+   * store error, unreadable engine data) go through the per-lease path one by one (disable and
+   * cleanup again, both idempotent), with its
    * attempts, backoff and irrevocable semantics. Returns one promise per id, in order.
    */
   function revokeChunk(engine: DynamicEngine, ids: readonly string[], cause: string, ctx: CallContext): Promise<LeaseState>[] {
@@ -372,7 +431,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       const live: { row: LeaseRow; data: EngineData }[] = [];
       for (const row of rows) {
         if (row.state === 'revoked') settled(row.id, 'revoked');
-        else if (row.engine === engine.name && (row.state === 'revoking' || row.state === 'irrevocable')) {
+        else if (row.engine === engine.name && (row.state === 'revoking' || row.state === 'disabled' || row.state === 'irrevocable')) {
           try {
             live.push({ row, data: parseEngineData(row.engine_data) });
           } catch {
@@ -381,20 +440,35 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         }
       }
       if (live.length === 0) return;
+      // Step 1: disable. What could not be disabled is left to the per-lease path.
+      let notDisabled: Set<number>;
+      try {
+        const r = await bounded(`disableMany on engine ${engine.name}`, (signal) => engine.disableMany!(live.map((l) => l.data), signal));
+        notDisabled = new Set(r.failed.map((f) => f.index));
+      } catch {
+        notDisabled = new Set(live.keys());
+      }
+      const off = live.filter((_, k) => !notDisabled.has(k));
+      if (off.length === 0) return;
+      const mark = off.filter((l) => l.row.state !== 'disabled').map((l) => l.row.id);
+      if (mark.length > 0) {
+        await store.run(`UPDATE leases SET state = 'disabled', next_attempt_at = ? WHERE id IN (${mark.map(() => '?').join(', ')}) AND state IN ('revoking', 'irrevocable')`, [clock.now(), ...mark]);
+      }
+      // Step 2: cleanup of the disabled ones.
       let failed: Set<number>;
       try {
-        const r = await bounded(`revokeMany on engine ${engine.name}`, (signal) => engine.revokeMany!(live.map((l) => l.data), signal));
+        const r = await bounded(`revokeMany on engine ${engine.name}`, (signal) => engine.revokeMany!(off.map((l) => l.data), signal));
         failed = new Set(r.failed.map((f) => f.index));
       } catch {
-        failed = new Set(live.keys());
+        failed = new Set(off.keys());
       }
-      const dropped = live.filter((_, k) => !failed.has(k)).map((l) => l.row);
+      const dropped = off.filter((_, k) => !failed.has(k)).map((l) => l.row);
       if (dropped.length === 0) return;
       const dmarks = dropped.map(() => '?').join(', ');
       // RETURNING tells which rows THIS statement moved: exactly one `lease.revoked` per lease
       // even when another replica revokes the same lease concurrently.
       const changed = await store.all<{ id: string }>(
-        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'irrevocable') RETURNING id`,
+        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'disabled', 'irrevocable') RETURNING id`,
         [clock.now(), ...dropped.map((r) => r.id)],
       );
       const moved = new Set(changed.map((r) => r.id));
@@ -424,8 +498,8 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   }
 
   /**
-   * Revokes `rows` in order: leases of engines with `revokeMany` in chunks through the batched
-   * path, the others one by one. Never throws; one outcome per row.
+   * Revokes `rows` in order: leases of engines with `disableMany` and `revokeMany` in chunks
+   * through the batched path, the others one by one. Never throws; one outcome per row.
    */
   async function revokeAll(rows: readonly { id: string; engine: string }[], cause: string, ctx: CallContext): Promise<({ state: LeaseState } | { error: unknown })[]> {
     const out: ({ state: LeaseState } | { error: unknown })[] = new Array(rows.length);
@@ -440,7 +514,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const single: number[] = [];
     rows.forEach((r, k) => {
       const engine = engines.get(r.engine);
-      if (engine?.revokeMany) batched.set(engine, [...(batched.get(engine) ?? []), k]);
+      if (engine?.revokeMany && engine.disableMany) batched.set(engine, [...(batched.get(engine) ?? []), k]);
       else single.push(k);
     });
     for (const [engine, ks] of batched) {
@@ -467,6 +541,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const rows = await store.all<{ id: string; engine: string }>(`SELECT id, engine FROM leases WHERE state IN ${OPEN_STATES} AND ${where} ORDER BY created_at LIMIT 100000`, params);
     let revoked = 0;
     let retrying = 0;
+    let disabled = 0;
     let irrevocable = 0;
     let firstError: unknown;
     const outcomes = await revokeAll(rows, cause, ctx);
@@ -480,12 +555,13 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       }
       if (s === 'revoked') revoked++;
       else if (s === 'irrevocable') irrevocable++;
+      else if (s === 'disabled') disabled++;
       else retrying++;
     }
-    const counts = { matched: rows.length, revoked, retrying, irrevocable };
+    const counts = { matched: rows.length, revoked, retrying, disabled, irrevocable };
     if (firstError !== undefined) {
       const e = isTesseraError(firstError) ? firstError : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: firstError });
-      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
+      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${disabled} disabled with cleanup pending, ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
     }
     return counts;
   }
@@ -495,6 +571,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       matched: states.length,
       revoked: states.filter((s) => s === 'revoked').length,
       retrying: states.filter((s) => s === 'revoking' || s === 'pending' || s === 'active').length,
+      disabled: states.filter((s) => s === 'disabled').length,
       irrevocable: states.filter((s) => s === 'irrevocable').length,
     };
   }
@@ -508,9 +585,14 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if ('error' in o) throw o.error;
       states.push(o.state);
     }
+    // Retries: `revoking` leases (not disabled yet) and `disabled` ones whose cleanup is due; a
+    // `disabled` lease with no next attempt has exhausted its retries and waits for an operator.
     const due = recovering
-      ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' ORDER BY created_at LIMIT ?`, [batchSize])
-      : await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`, [now, batchSize]);
+      ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' OR (state = 'disabled' AND next_attempt_at IS NOT NULL) ORDER BY created_at LIMIT ?`, [batchSize])
+      : await store.all<{ id: string }>(
+          `SELECT id FROM leases WHERE (state = 'revoking' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) OR (state = 'disabled' AND next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`,
+          [now, now, batchSize],
+        );
     const dueIds = due.map((r) => r.id).filter((id) => !creating.has(id));
     for (const id of dueIds) states.push(await revokeNow(id, 'retry', {}));
     // An intent is abandoned when no create for it is in flight here: after a crash all of
@@ -563,7 +645,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         try {
           created = await bounded(`create on engine ${engineName}`, (signal) => engine.create(ctx, engineData, signal));
         } catch (e) {
-          await cleanup(id, 'create_failed');
+          // Fail fast: answer now, within the engine's own timeout. The clean-up revocation runs in
+          // the background (the backend is likely slow or down, it would take as long again); the
+          // intent row stays until it succeeds, and the reaper or recover() retries it otherwise.
+          inBackground(cleanup(id, 'create_failed'));
           throw toEngineError(e, `creating a ${engineName}/${roleName} credential`);
         }
         const activated = await store.run(`UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'`, [id]);
@@ -607,14 +692,15 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       const spec = engine?.role(row.role);
       if (!engine || !spec || !spec.renewable) throw fail('TESSERA_LEASE_NOT_RENEWABLE', `leases of ${row.engine}/${row.role} are not renewable; request a new credential`);
       const increment = incrementMs ?? spec.defaultTtlMs;
-      if (!Number.isInteger(increment) || increment <= 0 || increment > spec.maxTtlMs) {
-        throw fail('TESSERA_LEASE_TTL_INVALID', `increment must be a positive duration of at most ${spec.maxTtlMs / 1000} s`);
-      }
+      if (!Number.isInteger(increment) || increment <= 0) throw fail('TESSERA_LEASE_TTL_INVALID', 'increment must be a positive duration (seconds, or e.g. "5m")', { field: 'increment' });
+      // docs/leases.md: expires_at = min(now + increment, max_expires_at). An increment beyond
+      // the cap is capped (the answer's ttl says what was granted); only a lease already AT its
+      // cap cannot be renewed.
       const maxExpiresAt = Number(row.max_expires_at);
-      const newExpiresAt = Math.min(now + increment, maxExpiresAt);
-      if (newExpiresAt <= Number(row.expires_at)) {
-        throw fail('TESSERA_LEASE_NOT_RENEWABLE', `the lease already reaches its max TTL (${new Date(maxExpiresAt).toISOString()}); request a new credential`);
+      if (Number(row.expires_at) >= maxExpiresAt) {
+        throw fail('TESSERA_LEASE_NOT_RENEWABLE', `the lease already reaches its max TTL (${new Date(maxExpiresAt).toISOString()}); request a new credential`, { max_expires_at: maxExpiresAt });
       }
+      const newExpiresAt = Math.min(now + increment, maxExpiresAt);
       if (engine.renew) {
         const data = parseEngineData(row.engine_data);
         try {
@@ -635,7 +721,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         ...(ctx.where ? { where: ctx.where } : {}),
         details: { lease_hmac: audit.hmac(id), expires_at: newExpiresAt },
       });
-      return { lease_id: id, expires_at: newExpiresAt, renewable: newExpiresAt < maxExpiresAt };
+      return { lease_id: id, expires_at: newExpiresAt, ttl_ms: newExpiresAt - now, renewable: newExpiresAt < maxExpiresAt };
     },
 
     async revoke(id, cause, ctx = {}) {
@@ -701,6 +787,18 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (timer) clearInterval(timer);
       timer = undefined;
       await currentPass;
+      await service.idle();
+    },
+
+    async idle() {
+      // Clean-ups of failed issuances still running (they never reject).
+      while (background.size > 0) await Promise.all([...background]);
+    },
+
+    async health() {
+      const rows = await store.all<{ state: string; n: number }>(`SELECT state, COUNT(*) AS n FROM leases WHERE state IN ('revoking', 'disabled', 'irrevocable') GROUP BY state`);
+      const n = (state: string) => Number(rows.find((r) => r.state === state)?.n ?? 0);
+      return { revoking: n('revoking'), disabled: n('disabled'), irrevocable: n('irrevocable') };
     },
 
     async recover() {

@@ -67,6 +67,7 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       ...view(r, clock.now()),
       leases_revoked: r.leases.revoked,
       leases_retrying: r.leases.retrying,
+      leases_disabled: r.leases.disabled,
       leases_irrevocable: r.leases.irrevocable,
       // Agent revocations: did this agent ever log in? Recorded either way (it also stops a first login).
       ...(r.agentKnown !== undefined ? { known: r.agentKnown } : {}),

@@ -263,7 +263,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       // Token refusal is already in effect; dropping credentials may take engine round trips,
       // and happens even when the audit write failed (the credentials must go regardless).
       const ctx = { actor, ...(req.where ? { where: req.where } : {}) };
-      let counts: RevokeCounts = { matched: 0, revoked: 0, retrying: 0, irrevocable: 0 };
+      let counts: RevokeCounts = { matched: 0, revoked: 0, retrying: 0, disabled: 0, irrevocable: 0 };
       let leaseError: TesseraError | undefined;
       try {
         if (req.kind === 'agent') counts = await leases.revokeByOwner(req.target, ctx);
@@ -271,7 +271,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         else if (req.kind === 'user') counts = await leases.revokeByUser(req.target, ctx);
         else if (req.kind === 'lease') {
           const { state } = await leases.revoke(req.target, 'revocation', ctx);
-          counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
+          counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, disabled: state === 'disabled' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
         }
       } catch (e) {
         leaseError = isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: e });

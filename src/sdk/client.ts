@@ -149,8 +149,12 @@ export class TesseraClient {
     return this.authed<Credential>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { json: options.ttl !== undefined ? { ttl: options.ttl } : {} });
   }
 
-  /** Extends a lease (`POST /v1/leases/<id>/renew`); `increment` is seconds or a duration like "15m", capped by the role's max TTL. */
-  async renewLease(leaseId: string, options: { increment?: string | number } = {}): Promise<{ lease_id: string; expires_at: string; renewable: boolean }> {
+  /**
+   * Renews a lease (`POST /v1/leases/<id>/renew`): `expires_at = min(now + increment, max)`;
+   * `increment` is seconds or a duration like "15m" (default: the role's TTL). `ttl` in the
+   * answer is the seconds granted from now (less than asked when capped at the role's max TTL).
+   */
+  async renewLease(leaseId: string, options: { increment?: string | number } = {}): Promise<{ lease_id: string; expires_at: string; ttl: number; renewable: boolean }> {
     return this.authed('POST', `/v1/leases/${encodeURIComponent(leaseId)}/renew`, { json: options.increment !== undefined ? { increment: options.increment } : {} });
   }
 

@@ -80,15 +80,15 @@ export const ERROR_CATALOGUE = {
   // --- leases -------------------------------------------------------------------
   TESSERA_LEASE_NOT_FOUND: { status: 404, description: 'No such lease, or it belongs to another agent; list yours with `tessera lease list`.' },
   TESSERA_LEASE_EXPIRED: { status: 400, description: 'The lease has already expired or been revoked.' },
-  TESSERA_LEASE_NOT_RENEWABLE: { status: 400, description: 'The lease cannot be renewed (at max TTL, or the engine does not renew).' },
-  TESSERA_LEASE_TTL_INVALID: { status: 400, description: 'The requested TTL is not a positive duration or exceeds the role max TTL.' },
+  TESSERA_LEASE_NOT_RENEWABLE: { status: 400, description: 'The lease cannot be renewed: it already reaches its max TTL, or its role is not renewable. Request a new credential.' },
+  TESSERA_LEASE_TTL_INVALID: { status: 400, description: 'The requested TTL or renew increment is not a positive duration, or an issuance TTL exceeds the role max TTL (a renew increment beyond the cap is capped instead).' },
   TESSERA_ENGINE_NOT_FOUND: { status: 404, description: 'No such secrets engine or role; check the engine configuration.' },
   TESSERA_ENGINE_UNAVAILABLE: { status: 503, description: 'The engine backend is unreachable; issuance failed fast. Retry later.' },
   TESSERA_ENGINE_FAILED: { status: 502, description: 'The engine backend refused the operation; the message says why.' },
 
   // --- dynamic engines: postgres (src/engines/postgres) -------------------------------
   TESSERA_ENGINE_NAME_INVALID: { status: 400, description: 'An engine config, role, group role or username prefix name is outside the allowed characters (lowercase letters, digits, `_`, `-`; prefixes `[a-z][a-z0-9_]`, not `pg_`); the message names the field.' },
-  TESSERA_ENGINE_TEMPLATE_INVALID: { status: 400, description: 'A custom creation or revocation statement is not exactly one SQL statement with placeholders outside quotes (no `;` separator, no backslash, no block comment, no `$n`); give each statement as its own array element.' },
+  TESSERA_ENGINE_TEMPLATE_INVALID: { status: 400, description: 'A custom creation or revocation statement is not exactly one SQL statement as PostgreSQL reads it (a second statement after `;`, an unterminated quote, dollar quote or comment, a `$n` parameter, a placeholder inside quotes or glued to text), or PostgreSQL refused it in the dry run when the role was saved; `details` name the field and the 1-based position.' },
   TESSERA_ENGINE_TTL_INVALID: { status: 400, description: 'A role default TTL or max TTL is not a positive duration, or the default TTL exceeds the max TTL.' },
   TESSERA_ENGINE_PRIVILEGE_MISSING: { status: 400, description: 'The management role in the engine connection URL lacks CREATEROLE (or superuser); grant it with `ALTER ROLE <name> CREATEROLE` and configure again.' },
   TESSERA_ENGINE_AUTH_FAILED: { status: 400, description: 'The database refused the management credentials in the connection URL (wrong user or password, or pg_hba.conf); fix the URL and configure again.' },

@@ -171,4 +171,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX pg_engine_roles_config ON pg_engine_roles (config)`,
     ],
   },
+  {
+    // Postgres engine revocation: what happens to the objects a revoked user owns (`drop` or
+    // `reassign` to `reassign_to`), see docs/adr/0071-revocation-disable-first.md.
+    id: 87,
+    name: 'engine_postgres_owned_objects',
+    sql: [`ALTER TABLE pg_engine_roles ADD COLUMN owned_objects TEXT NOT NULL DEFAULT 'drop'`, `ALTER TABLE pg_engine_roles ADD COLUMN reassign_to TEXT`],
+  },
 ];

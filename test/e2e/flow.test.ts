@@ -120,13 +120,15 @@ test('system endpoints: health, readiness, metrics, OpenAPI with every route sum
   t.after(() => h.close());
   const health = await fetch(`${h.url}/healthz`);
   assert.equal(health.status, 200);
-  const ready = (await (await fetch(`${h.url}/readyz`)).json()) as { status: string; checks: Record<string, { ok: boolean }> };
+  const ready = (await (await fetch(`${h.url}/readyz`)).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: unknown }> };
   assert.equal(ready.status, 'ready');
   assert.ok(ready.checks.store?.ok && ready.checks.signing_keys?.ok);
+  // Unfinished revocations are a detail of readiness, never a reason to stop serving.
+  assert.deepEqual(ready.checks.leases, { ok: true, detail: { revoking: 0, disabled: 0, irrevocable: 0 } });
 
   await h.login(await h.joinToken(READER));
   const metrics = await (await fetch(`${h.url}/metrics`)).text();
-  for (const name of ['tessera_http_requests_total', 'tessera_http_request_duration_seconds', 'tessera_tokens_issued_total', 'tessera_policy_decisions_total', 'tessera_leases_active', 'tessera_audit_events_total', 'tessera_audit_lag_seconds']) {
+  for (const name of ['tessera_http_requests_total', 'tessera_http_request_duration_seconds', 'tessera_tokens_issued_total', 'tessera_policy_decisions_total', 'tessera_leases_active', 'tessera_leases_disabled', 'tessera_leases_irrevocable', 'tessera_audit_events_total', 'tessera_audit_lag_seconds']) {
     assert.ok(metrics.includes(name), `metric ${name} missing`);
   }
   assert.match(metrics, /tessera_tokens_issued_total\{type="agent"\} 1/);

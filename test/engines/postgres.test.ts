@@ -95,7 +95,16 @@ test('configure: URL stored sealed, never returned; roles; bad inputs get stable
     ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}; DROP TABLE patients'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
     ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ["CREATE ROLE {{name}} LOGIN PASSWORD '{{password}}'"] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
     ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ["CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL 'x\\'; DROP'"] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
-    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} /* ; */'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} IN ROLE g$a$; DROP TABLE patients --$a$'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} /* ; */ ; DROP TABLE patients'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'reassign' }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'keep' }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { reassign_to: fx.group }, 400, 'TESSERA_REQUEST_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'reassign', reassign_to: 'x"; --' }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'reassign', reassign_to: 'no_such_role_xyz' }, 400, 'TESSERA_ENGINE_GROUP_NOT_FOUND'],
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'reassign', reassign_to: `${prefix}keeper` }, 400, 'TESSERA_ENGINE_GROUP_NOT_FOUND'],
+    // The management role is not a member of the group: REASSIGN OWNED ... TO it fails in the dry run.
+    ['PUT', '/v1/admin/engines/postgres/main/roles/r', { owned_objects: 'reassign', reassign_to: fx.group }, 400, 'TESSERA_ENGINE_PRIVILEGE_MISSING'],
     ['PUT', '/v1/admin/engines/postgres/main/roles/r', { creation_statements: ['CREATE ROLE {{user}} LOGIN PASSWORD {{password}}'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
     ['PUT', '/v1/admin/engines/postgres/main/roles/r', { revocation_statements: ['DROP OWNED BY CURRENT_USER'] }, 400, 'TESSERA_ENGINE_TEMPLATE_INVALID'],
     ['PUT', '/v1/admin/engines/postgres/main/roles/Bad', { groups: [fx.group] }, 400, 'TESSERA_ENGINE_NAME_INVALID'],
@@ -251,27 +260,33 @@ test('database down: issuance fails fast, revocation queues and retries, nothing
   await cannotLogin(cred);
 });
 
-test('irrevocable after bounded retries: visible in the lease list', async () => {
+test('a privilege granted by another role blocks the cleanup: the user stays disabled (no login), visible, then fixed', async () => {
   const r = await issue('patient-reader');
   const cred = r.json.data as Cred;
-  // The user now owns an object: DROP ROLE refuses (2BP01) until an operator intervenes.
+  // Granted by the schema owner: the management role cannot revoke it (DROP OWNED warns, DROP ROLE refuses with 2BP01).
   await fx.su(`GRANT CREATE ON SCHEMA public TO "${cred.username}"`);
   const rev = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
-  assert.equal(rev.json.state, 'revoking');
+  assert.equal(rev.json.state, 'disabled');
+  await cannotLogin(cred);
   for (let i = 0; i < 5; i++) {
     h.clock.advance(10_000);
     await h.leases.reapOnce();
   }
-  const list = await h.call('GET', '/v1/admin/leases?irrevocable=true', ADMIN);
-  const ids = (list.json.leases as { lease_id: string; last_error: string }[]).map((l) => l.lease_id);
-  assert.ok(ids.includes(r.json.lease_id as string));
-  assert.ok(h.audit.events.some((e) => e.kind === 'lease.revoke_failed' && e.details?.irrevocable === true));
-  assert.match(await h.metrics.render(), /^tessera_leases_irrevocable(\{[^}]*\})? 1$/m);
+  const list = await h.call('GET', '/v1/admin/leases?state=disabled', ADMIN);
+  const mine = (list.json.leases as { lease_id: string; last_error: string; next_attempt_at: string | null }[]).find((l) => l.lease_id === r.json.lease_id);
+  assert.ok(mine);
+  assert.match(mine.last_error, /2BP01|cannot be dropped/);
+  assert.equal(mine.next_attempt_at, null, 'retries exhausted: an operator acts');
+  assert.equal((await h.call('GET', '/v1/admin/leases?irrevocable=true', ADMIN)).json.leases instanceof Array, true);
+  assert.ok(h.audit.events.some((e) => e.kind === 'lease.revoke_failed' && e.details?.disabled === true && e.details?.stage === 'cleanup'));
+  assert.match(await h.metrics.render(), /^tessera_leases_disabled 1$/m);
   assert.match(await h.metrics.render(), /^tessera_pg_engine_users_created_total\{config="main"\} \d+$/m);
+  await cannotLogin(cred);
   // Operator fixes it; the revocation then succeeds.
   await fx.su(`REVOKE CREATE ON SCHEMA public FROM "${cred.username}"`);
   const again = await h.call('DELETE', `/v1/admin/leases/${r.json.lease_id as string}`, ADMIN);
   assert.equal(again.json.state, 'revoked', JSON.stringify(again.json));
+  assert.match(await h.metrics.render(), /^tessera_leases_disabled 0$/m);
 });
 
 test('custom creation and revocation statements with safe placeholders', async () => {
@@ -331,7 +346,10 @@ test('CLI: tessera engine postgres configure / role / show / list / delete', asy
   const conf = await cli(['engine', 'postgres', 'configure', 'clitest', '--url', '-', '--prefix', `${prefix}c_`, '--pool-size', '2'], fx.mgmtUrl);
   assert.match(conf, /username_prefix: t.*_c_/);
   assert.ok(!conf.includes(new URL(fx.mgmtUrl).password));
-  const role = await cli(['engine', 'postgres', 'role', 'clitest', 'cli-reader', '--group', fx.group, '--ttl', '5m', '--max-ttl', '1h']);
+  const role = await cli(['engine', 'postgres', 'role', 'clitest', 'cli-reader', '--group', fx.group, '--ttl', '5m', '--max-ttl', '1h', '--owned-objects', 'drop']);
+  assert.match(role, /owned_objects: drop/);
+  await assert.rejects(cli(['engine', 'postgres', 'role', 'clitest', 'cli-bad', '--owned-objects', 'keep']), (e: Error & { code?: string }) => e.code === 'TESSERA_REQUEST_INVALID');
+  await assert.rejects(cli(['engine', 'postgres', 'role', 'clitest', 'cli-bad', '--owned-objects', 'reassign']), (e: Error & { code?: string }) => e.code === 'TESSERA_REQUEST_INVALID');
   assert.match(role, /path: postgres\/cli-reader/);
   assert.match(await cli(['engine', 'postgres', 'list', 'clitest']), /cli-reader {2}groups=reader_/);
   assert.match(await cli(['engine', 'postgres', 'show', 'clitest']), /host: 127.0.0.1/);
@@ -367,6 +385,7 @@ test('a silent database (accepts TCP, never answers): configure and issuance end
       const r = await issue('patient-reader');
       assert.equal(r.json.error?.code, 'TESSERA_ENGINE_UNAVAILABLE', JSON.stringify(r.json));
       console.log(`issuance against a silent server failed after ${(performance.now() - t1).toFixed(0)} ms (connect_timeout 300 ms)`);
+      await h.leases.idle(); // its clean-up ran in the background, against the same silent server
     } finally {
       await h.store.run('UPDATE meta SET value = ? WHERE key = ?', [original!.value, key]);
       await h.store.run('UPDATE pg_engine_configs SET updated_at = updated_at + 1, connect_timeout_ms = 2000 WHERE name = ?', ['main']);

@@ -20,6 +20,28 @@ class BatchMemoryEngine extends MemoryEngine {
   /** `revokeMany` never resolves (only the caller's signal ends it). */
   hangBatch = false;
   readonly batches: number[] = [];
+  readonly disableBatches: number[] = [];
+  /** Usernames `disableMany` reports as failed (the per-lease `disable` then succeeds). */
+  readonly failDisableInBatch = new Set<string>();
+  /** Usernames both `disableMany` and `disable` fail to disable (backend refuses). */
+  readonly failDisableAlways = new Set<string>();
+
+  async disableMany(items: readonly EngineData[], signal: AbortSignal): Promise<{ failed: { index: number; error: unknown }[] }> {
+    this.disableBatches.push(items.length);
+    if (this.hangBatch) await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+    if (this.down) throw new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${this.name} backend is down`);
+    if (this.throwBatch) throw new TesseraError('TESSERA_ENGINE_FAILED', 'batch refused (injected)');
+    const failed: { index: number; error: unknown }[] = [];
+    items.forEach((d, index) => {
+      const user = String(d.username);
+      if (this.failDisableInBatch.has(user) || this.failDisableAlways.has(user)) failed.push({ index, error: new TesseraError('TESSERA_ENGINE_FAILED', 'refused (injected)') });
+      else {
+        const c = this.credentials.get(user);
+        if (c) c.disabled = true;
+      }
+    });
+    return { failed };
+  }
 
   async revokeMany(items: readonly EngineData[], signal: AbortSignal): Promise<{ failed: { index: number; error: unknown }[] }> {
     this.batches.push(items.length);
@@ -33,6 +55,14 @@ class BatchMemoryEngine extends MemoryEngine {
       else this.credentials.delete(user);
     });
     return { failed };
+  }
+
+  override async disable(data: EngineData): Promise<void> {
+    if (this.failDisableAlways.has(String(data.username))) {
+      this.calls.disable++;
+      throw new TesseraError('TESSERA_ENGINE_FAILED', 'refused (injected)');
+    }
+    return super.disable(data);
   }
 
   override async revoke(data: EngineData): Promise<void> {
@@ -71,7 +101,7 @@ test('revokeByOwner of 2,000 leases goes through revokeMany in chunks, one lease
   const bobs = await leases.issue({ engine: 'mem', role: 'reader', principal: bob });
   const actor = { id: 'admin:ops' };
   const counts = await leases.revokeByOwner(alice.spiffeId, { actor, where: { source: '127.0.0.1', requestId: 'req-1' } });
-  assert.deepEqual(counts, { matched: 2000, revoked: 2000, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(counts, { matched: 2000, revoked: 2000, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.deepEqual(engine.batches, [500, 500, 500, 500]);
   assert.equal(engine.calls.revoke, 0, 'no per-lease engine call');
   assert.deepEqual([...engine.credentials.keys()], [`tsr_${bobs.lease_id}`]);
@@ -86,19 +116,20 @@ test('revokeByOwner of 2,000 leases goes through revokeMany in chunks, one lease
   assert.equal(l?.revokedAt !== null, true);
   assert.equal((await leases.list({ state: 'active' })).length, 1);
   // Idempotent: nothing left to match.
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 0, revoked: 0, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 0, revoked: 0, retrying: 0, disabled: 0, irrevocable: 0 });
 });
 
-test('an item revokeMany fails goes through the per-lease path: retried with backoff, then irrevocable', async () => {
+test('an item disableMany fails goes through the per-lease path: retried with backoff, then irrevocable', async () => {
   const { leases, engine, audit, clock } = await setup();
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await leases.issue({ engine: 'mem', role: 'reader', principal: alice })).lease_id);
   const [stuck, transient] = [ids[3]!, ids[7]!];
-  engine.failAlways.add(`tsr_${stuck}`);
-  engine.failInBatch.add(`tsr_${transient}`);
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 10, revoked: 9, retrying: 1, irrevocable: 0 });
-  assert.deepEqual(engine.batches, [10]);
-  assert.equal(engine.calls.revoke, 2, 'one per-lease fallback for each failed item');
+  engine.failDisableAlways.add(`tsr_${stuck}`);
+  engine.failDisableInBatch.add(`tsr_${transient}`);
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 10, revoked: 9, retrying: 1, disabled: 0, irrevocable: 0 });
+  assert.deepEqual(engine.disableBatches, [10]);
+  assert.deepEqual(engine.batches, [8], 'only disabled credentials are cleaned up in the batch');
+  assert.equal(engine.calls.disable, 2, 'one per-lease fallback for each item the batch could not disable');
   assert.equal((await leases.get(transient))?.state, 'revoked');
   let l = await leases.get(stuck);
   assert.equal(l?.state, 'revoking');
@@ -108,6 +139,7 @@ test('an item revokeMany fails goes through the per-lease path: retried with bac
   assert.equal(revokedEvents(audit).length, 9);
   assert.equal(audit.events.filter((e) => e.kind === 'lease.revoke_failed').length, 1);
   assert.deepEqual([...engine.credentials.keys()], [`tsr_${stuck}`]);
+  assert.equal(engine.usable(`tsr_${stuck}`, clock.now()), true, 'what could not be disabled is reported as such');
 
   clock.advance(1000);
   await leases.reapOnce(); // attempt 2
@@ -120,31 +152,62 @@ test('an item revokeMany fails goes through the per-lease path: retried with bac
   assert.equal(failed.length, 3);
   assert.equal(failed.at(-1)?.details?.irrevocable, true);
   // An operator retry once the backend is fixed.
+  engine.failDisableAlways.clear();
+  assert.equal((await leases.revoke(stuck, 'operator_request')).state, 'revoked');
+  assert.equal(revokedEvents(audit).length, 10);
+});
+
+test('an item revokeMany (cleanup) fails: disabled in the batch, then the per-lease path records it disabled, never usable', async () => {
+  const { leases, engine, audit, clock } = await setup();
+  const ids: string[] = [];
+  for (let i = 0; i < 10; i++) ids.push((await leases.issue({ engine: 'mem', role: 'reader', principal: alice })).lease_id);
+  const [stuck, transient] = [ids[2]!, ids[5]!];
+  engine.failAlways.add(`tsr_${stuck}`);
+  engine.failInBatch.add(`tsr_${transient}`);
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 10, revoked: 9, retrying: 0, disabled: 1, irrevocable: 0 });
+  assert.deepEqual([engine.disableBatches, engine.batches], [[10], [10]]);
+  assert.equal(engine.calls.revoke, 2, 'one per-lease cleanup for each item the batch could not drop');
+  assert.equal((await leases.get(transient))?.state, 'revoked');
+  let l = await leases.get(stuck);
+  assert.deepEqual([l?.state, l?.revokeAttempts, l?.nextAttemptAt], ['disabled', 1, clock.now() + 1000]);
+  assert.equal(engine.usable(`tsr_${stuck}`, clock.now()), false);
+  const failed = audit.events.filter((e) => e.kind === 'lease.revoke_failed');
+  assert.deepEqual([failed.length, failed[0]?.details?.stage, failed[0]?.details?.disabled], [1, 'cleanup', true]);
+  clock.advance(1000);
+  await leases.reapOnce();
+  clock.advance(2000);
+  await leases.reapOnce();
+  l = await leases.get(stuck);
+  assert.deepEqual([l?.state, l?.revokeAttempts, l?.nextAttemptAt], ['disabled', 3, null]);
   engine.failAlways.clear();
   assert.equal((await leases.revoke(stuck, 'operator_request')).state, 'revoked');
   assert.equal(revokedEvents(audit).length, 10);
 });
 
-test('a bulk revocation of only failing items reports them as retrying', async () => {
+test('a bulk revocation of only failing items reports them as irrevocable or disabled', async () => {
   const { leases, engine } = await setup({ maxRevokeAttempts: 1 });
   const a = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
-  engine.failAlways.add(`tsr_${a.lease_id}`);
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 1, revoked: 0, retrying: 0, irrevocable: 1 });
+  engine.failDisableAlways.add(`tsr_${a.lease_id}`);
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 1, revoked: 0, retrying: 0, disabled: 0, irrevocable: 1 });
   assert.equal((await leases.get(a.lease_id))?.state, 'irrevocable');
+  const b = await leases.issue({ engine: 'mem', role: 'reader', principal: bob });
+  engine.failAlways.add(`tsr_${b.lease_id}`);
+  assert.deepEqual(await leases.revokeByOwner(bob.spiffeId), { matched: 1, revoked: 0, retrying: 0, disabled: 1, irrevocable: 0 });
+  assert.deepEqual([(await leases.get(b.lease_id))?.state, (await leases.get(b.lease_id))?.nextAttemptAt], ['disabled', null]);
 });
 
 test('a revokeMany that throws or times out falls back to one engine call per lease', async () => {
   const { leases, engine, audit } = await setup({ engineTimeoutMs: 50 });
   for (let i = 0; i < 5; i++) await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   engine.throwBatch = true;
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 5, revoked: 5, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 5, revoked: 5, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal(engine.calls.revoke, 5);
   assert.equal(engine.credentials.size, 0);
 
   engine.throwBatch = false;
   engine.hangBatch = true;
   for (let i = 0; i < 3; i++) await leases.issue({ engine: 'mem', role: 'reader', principal: bob });
-  assert.deepEqual(await leases.revokeByOwner(bob.spiffeId), { matched: 3, revoked: 3, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(bob.spiffeId), { matched: 3, revoked: 3, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal(engine.calls.revoke, 8);
   assert.equal(engine.credentials.size, 0);
   assert.equal(revokedEvents(audit).length, 8);
@@ -154,7 +217,7 @@ test('an unreachable backend: every lease is queued for retry, none lost', async
   const { leases, engine, clock } = await setup();
   for (let i = 0; i < 4; i++) await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   engine.down = true;
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 4, revoked: 0, retrying: 4, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 4, revoked: 0, retrying: 4, disabled: 0, irrevocable: 0 });
   assert.equal((await leases.list({ state: 'revoking' })).length, 4);
   engine.down = false;
   clock.advance(1000);
@@ -169,13 +232,13 @@ test('an engine without revokeMany still revokes lease by lease, in the same bul
   const batch = new BatchMemoryEngine('batch');
   const { leases, audit } = await setup({ engines: [plain, batch] });
   for (let i = 0; i < 6; i++) await leases.issue({ engine: i % 2 ? 'plain' : 'batch', role: 'reader', principal: alice });
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 6, revoked: 6, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 6, revoked: 6, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal(plain.calls.revoke, 3);
   assert.equal(batch.calls.revoke, 0);
   assert.deepEqual(batch.batches, [3]);
   assert.equal(plain.credentials.size + batch.credentials.size, 0);
   assert.equal(revokedEvents(audit).length, 6);
-  assert.deepEqual(await leases.revokeByPrefix('batch/'), { matched: 0, revoked: 0, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByPrefix('batch/'), { matched: 0, revoked: 0, retrying: 0, disabled: 0, irrevocable: 0 });
 });
 
 test('the reaper revokes expired leases through revokeMany, in chunks of revokeBatchSize', async () => {
@@ -221,7 +284,7 @@ test('a lease revoked in bulk while its credential is being created is dropped, 
   engine.createGate = new Promise((r) => (open = r));
   const issuing = leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   for (let i = 0; i < 100 && (await leases.list({ state: 'pending' })).length === 0; i++) await new Promise((r) => setImmediate(r));
-  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 1, revoked: 1, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 1, revoked: 1, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.deepEqual(engine.batches, [1]);
   open();
   await assert.rejects(issuing, code('TESSERA_LEASE_EXPIRED'));
@@ -236,7 +299,7 @@ test('an audit failure during a batched revocation fails the call, with counts, 
   await assert.rejects(leases.revokeByOwner(alice.spiffeId), (e: unknown) => {
     assert.ok(e instanceof TesseraError);
     assert.equal(e.code, 'TESSERA_AUDIT_UNAVAILABLE');
-    assert.deepEqual(e.details, { matched: 5, revoked: 5, retrying: 0, irrevocable: 0 });
+    assert.deepEqual(e.details, { matched: 5, revoked: 5, retrying: 0, disabled: 0, irrevocable: 0 });
     return true;
   });
   assert.equal(engine.credentials.size, 0, 'the credentials are dropped even though the audit is down');

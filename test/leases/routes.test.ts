@@ -40,6 +40,7 @@ async function start() {
   const engine = new MemoryEngine('mem', {
     reader: { defaultTtlMs: 60_000, maxTtlMs: 300_000, renewable: true },
     secret: { defaultTtlMs: 60_000, maxTtlMs: 300_000, renewable: true },
+    capped: { defaultTtlMs: 60_000, maxTtlMs: 150_000, renewable: true },
   });
   const leases = createLeaseService({ store, clock, audit, engines: [engine], maxRevokeAttempts: 2 });
   const revocations = createRevocationService({ store, clock, audit, leases, trustDomains: createTrustDomains('example.org') });
@@ -76,7 +77,7 @@ async function start() {
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
-    const json = (await res.json()) as Record<string, unknown> & { error?: { code: string; details?: Record<string, unknown> } };
+    const json = (await res.json()) as Record<string, unknown> & { error?: { code: string; message?: string; details?: Record<string, unknown> } };
     return { status: res.status, json };
   }
   return { call, engine, leases, clock, revocations };
@@ -107,6 +108,38 @@ test('issue, renew and revoke a lease through HTTP', async () => {
   assert.deepEqual(del.json, { lease_id: id, state: 'revoked' });
   assert.equal(engine.credentials.has(`tsr_${id}`), false);
   assert.equal((await call('POST', `/v1/leases/${id}/renew`, 'agent-alice', {})).json.error?.code, 'TESSERA_LEASE_EXPIRED');
+});
+
+test("renew through HTTP, the issue's numbers: TTL 60 s, max 150 s; extended from now, capped at the max, refused only at the cap", async () => {
+  const { call, clock } = await start();
+  const t0 = clock.now();
+  const issued = await call('POST', '/v1/creds/mem/capped', 'agent-alice', {});
+  assert.equal(issued.status, 201);
+  const id = issued.json.lease_id as string;
+  const renew = (body: unknown) => call('POST', `/v1/leases/${id}/renew`, 'agent-alice', body);
+  let r = await renew({ increment: 10 }); // 90 s remain before the cap: granted
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.deepEqual(r.json, { lease_id: id, expires_at: new Date(t0 + 10_000).toISOString(), ttl: 10, renewable: true });
+  clock.advance(4_000);
+  r = await renew({ increment: '1h' }); // above the max TTL: capped, not an error
+  assert.deepEqual([r.status, r.json.expires_at, r.json.ttl, r.json.renewable], [200, new Date(t0 + 150_000).toISOString(), 146, false]);
+  for (const body of [{ increment: 10 }, {}]) {
+    r = await renew(body);
+    assert.deepEqual([r.status, r.json.error?.code], [400, 'TESSERA_LEASE_NOT_RENEWABLE'], JSON.stringify(body));
+    assert.match(r.json.error?.message ?? '', /already reaches its max TTL/);
+  }
+  const fresh = (await call('POST', '/v1/creds/mem/capped', 'agent-alice', {})).json.lease_id as string;
+  const bad: [unknown, number, string][] = [
+    [{ increment: 0 }, 400, 'TESSERA_REQUEST_INVALID'],
+    [{ increment: -5 }, 400, 'TESSERA_REQUEST_INVALID'],
+    [{ increment: 'soon' }, 400, 'TESSERA_LEASE_TTL_INVALID'],
+    [{ increment: '0s' }, 400, 'TESSERA_LEASE_TTL_INVALID'],
+    [{ increment: 10, extra: 1 }, 400, 'TESSERA_REQUEST_INVALID'],
+  ];
+  for (const [body, status, errCode] of bad) {
+    const x = await call('POST', `/v1/leases/${fresh}/renew`, 'agent-alice', body);
+    assert.deepEqual([x.status, x.json.error?.code], [status, errCode], JSON.stringify(body));
+  }
 });
 
 test('bad inputs on agent routes get stable codes', async () => {

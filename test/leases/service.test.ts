@@ -71,12 +71,15 @@ test('a failed create cleans up its intent; an unreachable backend fails fast an
   const { leases, engine, clock } = await setup();
   engine.failCreate = 1;
   await assert.rejects(leases.issue({ engine: 'mem', role: 'reader', principal: alice }), code('TESSERA_ENGINE_FAILED'));
+  await leases.idle(); // the clean-up runs in the background
   let [l] = await leases.list();
   assert.equal(l?.state, 'revoked');
   assert.equal(l?.revokeCause, 'create_failed');
+  assert.deepEqual(engine.log, ['create', 'disable', 'revoke'], 'disable first, then cleanup');
 
   engine.down = true;
   await assert.rejects(leases.issue({ engine: 'mem', role: 'reader', principal: alice }), code('TESSERA_ENGINE_UNAVAILABLE'));
+  await leases.idle();
   [l] = await leases.list({ state: 'revoking' });
   assert.ok(l, 'cleanup is queued for retry');
   engine.down = false;
@@ -86,23 +89,62 @@ test('a failed create cleans up its intent; an unreachable backend fails fast an
   assert.equal((await leases.get(l.id))?.state, 'revoked');
 });
 
-test('renew extends up to the max TTL and never beyond', async () => {
+test('renew follows the documented formula: expires_at = min(now + increment, max_expires_at)', async () => {
   const { leases, clock, engine } = await setup();
-  const issued = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  const issued = await leases.issue({ engine: 'mem', role: 'reader', principal: alice }); // TTL 60 s, max 300 s
+  const max = issued.expires_at - 60_000 + 300_000;
   clock.advance(30_000);
-  const r1 = await leases.renew(issued.lease_id, alice);
+  const r1 = await leases.renew(issued.lease_id, alice); // default increment: the role TTL
   assert.equal(r1.expires_at, clock.now() + 60_000);
+  assert.equal(r1.ttl_ms, 60_000);
   assert.equal(engine.credentials.get(`tsr_${issued.lease_id}`)?.validUntil, r1.expires_at);
   clock.advance(50_000);
   assert.equal((await leases.renew(issued.lease_id, alice, 120_000)).expires_at, clock.now() + 120_000);
   clock.advance(100_000);
-  const r2 = await leases.renew(issued.lease_id, alice, 120_000);
-  const max = issued.expires_at - 60_000 + 300_000;
+  // An increment beyond the cap (even beyond the max TTL itself) is capped, not refused.
+  const r2 = await leases.renew(issued.lease_id, alice, 400_000);
   assert.equal(r2.expires_at, max, 'capped at created_at + max TTL');
+  assert.equal(r2.ttl_ms, max - clock.now());
   assert.equal(r2.renewable, false);
+  // Only a lease AT its cap is not renewable, whatever the increment.
   await assert.rejects(leases.renew(issued.lease_id, alice), code('TESSERA_LEASE_NOT_RENEWABLE'));
-  await assert.rejects(leases.renew(issued.lease_id, alice, 400_000), code('TESSERA_LEASE_TTL_INVALID'));
+  await assert.rejects(leases.renew(issued.lease_id, alice, 1000), code('TESSERA_LEASE_NOT_RENEWABLE'));
+  for (const bad of [0, -1000, 1.5, Number.NaN]) await assert.rejects(leases.renew(issued.lease_id, alice, bad), code('TESSERA_LEASE_TTL_INVALID'), String(bad));
   await assert.rejects(leases.renew('lease_missing', alice), code('TESSERA_LEASE_NOT_FOUND'));
+  clock.advance(max - clock.now());
+  await assert.rejects(leases.renew(issued.lease_id, alice), code('TESSERA_LEASE_EXPIRED'));
+});
+
+test("renew, the issue's numbers: TTL 60 s, max 150 s, increment 10 s right away is granted (not 'already at max TTL')", async () => {
+  const engine = new MemoryEngine('mem', { r: { defaultTtlMs: 60_000, maxTtlMs: 150_000, renewable: true } });
+  const { leases, clock } = await setup({ engines: [engine] });
+  const t0 = clock.now();
+  const issued = await leases.issue({ engine: 'mem', role: 'r', principal: alice });
+  assert.equal(issued.expires_at, t0 + 60_000);
+  // 90 s remain before the cap: granted, from now (the lease is shortened to 10 s: the formula's meaning).
+  const r1 = await leases.renew(issued.lease_id, alice, 10_000);
+  assert.deepEqual([r1.expires_at, r1.ttl_ms, r1.renewable], [t0 + 10_000, 10_000, true]);
+  assert.equal(engine.credentials.get(`tsr_${issued.lease_id}`)?.validUntil, t0 + 10_000);
+  clock.advance(5_000);
+  // One millisecond short of the cap, then exactly to the cap.
+  const r2 = await leases.renew(issued.lease_id, alice, 150_000 - 5_000 - 1);
+  assert.deepEqual([r2.expires_at, r2.renewable], [t0 + 150_000 - 1, true]);
+  const r3 = await leases.renew(issued.lease_id, alice, 1);
+  assert.deepEqual([r3.expires_at, r3.ttl_ms], [t0 + 5_001, 1], 'a small increment shortens, it is never refused below the cap');
+  const r4 = await leases.renew(issued.lease_id, alice, 145_000);
+  assert.deepEqual([r4.expires_at, r4.renewable], [t0 + 150_000, false]);
+  // At the cap: the only refusal.
+  await assert.rejects(leases.renew(issued.lease_id, alice, 10_000), (e: unknown) => {
+    assert.ok(e instanceof TesseraError);
+    assert.equal(e.code, 'TESSERA_LEASE_NOT_RENEWABLE');
+    assert.match(e.message, /already reaches its max TTL/);
+    return true;
+  });
+  // An increment above the role's max TTL on a fresh lease: capped, granted.
+  const fresh = await leases.issue({ engine: 'mem', role: 'r', principal: alice });
+  clock.advance(20_000);
+  const r5 = await leases.renew(fresh.lease_id, alice, 10 * 365 * 86_400_000);
+  assert.deepEqual([r5.expires_at, r5.ttl_ms, r5.renewable], [fresh.expires_at - 60_000 + 150_000, 130_000, false]);
 });
 
 test('only the owner may renew or revoke a lease', async () => {
@@ -162,7 +204,7 @@ test('revoke by owner, task, user and path prefix', async () => {
   const b1 = await leases.issue({ engine: 'mem', role: 'reader', principal: bob });
   const b2 = await leases.issue({ engine: 'other', role: 'reader', principal: principal('bob', { task: 'task-2', user: 'u-2' }) });
 
-  assert.deepEqual(await leases.revokeByPrefix('other/'), { matched: 2, revoked: 2, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(await leases.revokeByPrefix('other/'), { matched: 2, revoked: 2, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal((await leases.get(a2.lease_id))?.state, 'revoked');
   assert.equal((await leases.get(b2.lease_id))?.state, 'revoked');
   assert.equal(other.credentials.size, 0);
@@ -178,10 +220,10 @@ test('revoke by owner, task, user and path prefix', async () => {
   assert.deepEqual(await leases.list({ state: 'active' }), []);
 });
 
-test('failed revocations retry with exponential backoff, then become irrevocable, audited and counted', async () => {
+test('a credential that cannot be disabled: retried with exponential backoff, then irrevocable, audited and counted', async () => {
   const { leases, clock, engine, audit, metrics } = await setup();
   const issued = await leases.issue({ engine: 'mem', role: 'reader', principal: alice, ttlMs: 1000 });
-  engine.failRevoke = 10;
+  engine.failDisable = 10;
   clock.advance(1000);
   await leases.reapOnce(); // attempt 1 fails → retry after 1 s
   let l = await leases.get(issued.lease_id);
@@ -189,6 +231,7 @@ test('failed revocations retry with exponential backoff, then become irrevocable
   assert.equal(l?.revokeAttempts, 1);
   assert.equal(l?.nextAttemptAt, clock.now() + 1000);
   assert.match(l?.lastError ?? '', /TESSERA_ENGINE_FAILED/);
+  assert.equal(engine.calls.revoke, 0, 'no cleanup before the credential is disabled');
   clock.advance(999);
   assert.equal((await leases.reapOnce()).retried, 0, 'not before the backoff elapses');
   clock.advance(1);
@@ -202,17 +245,99 @@ test('failed revocations retry with exponential backoff, then become irrevocable
   assert.equal(l?.nextAttemptAt, null);
   const failed = audit.events.filter((e) => e.kind === 'lease.revoke_failed');
   assert.equal(failed.length, 3);
-  assert.equal(failed.at(-1)?.details?.irrevocable, true);
+  assert.deepEqual([failed.at(-1)?.details?.irrevocable, failed.at(-1)?.details?.disabled, failed.at(-1)?.details?.stage], [true, false, 'disable']);
   assert.deepEqual((await leases.list({ irrevocable: true })).map((x) => x.id), [issued.lease_id]);
   const text = await metrics.render();
   assert.match(text, /tessera_leases_irrevocable 1/);
   assert.match(text, /tessera_leases_active 0/);
+  assert.match(text, /tessera_lease_revoke_failures_total\{engine="mem",stage="disable"\} 3/);
+  assert.deepEqual(await leases.health(), { revoking: 0, disabled: 0, irrevocable: 1 });
   clock.advance(3_600_000);
   assert.equal((await leases.reapOnce()).matched, 0, 'the reaper leaves irrevocable leases to an operator');
   // An operator retry once the backend is fixed.
-  engine.failRevoke = 0;
+  engine.failDisable = 0;
   assert.equal((await leases.revoke(issued.lease_id, 'operator_request')).state, 'revoked');
   assert.match(await metrics.render(), /tessera_leases_irrevocable 0/);
+});
+
+test('a cleanup that fails leaves the credential disabled (never usable): recorded, retried, counted, audited', async () => {
+  const { leases, clock, engine, audit, metrics } = await setup();
+  const issued = await leases.issue({ engine: 'mem', role: 'reader', principal: alice, ttlMs: 60_000 });
+  const user = `tsr_${issued.lease_id}`;
+  assert.equal(engine.usable(user, clock.now()), true);
+  engine.failRevoke = 10; // the cleanup step refuses (e.g. objects it cannot drop)
+  const r = await leases.revoke(issued.lease_id, 'owner_request', { principal: alice });
+  assert.equal(r.state, 'disabled');
+  assert.equal(engine.usable(user, clock.now()), false, 'disabled before the cleanup was even tried');
+  assert.deepEqual(engine.log.slice(-2), ['disable', 'revoke']);
+  let l = await leases.get(issued.lease_id);
+  assert.deepEqual([l?.state, l?.revokeAttempts, l?.nextAttemptAt], ['disabled', 1, clock.now() + 1000]);
+  assert.match(l?.lastError ?? '', /TESSERA_ENGINE_FAILED/);
+  const failed = audit.events.filter((e) => e.kind === 'lease.revoke_failed');
+  assert.deepEqual([failed.at(-1)?.details?.disabled, failed.at(-1)?.details?.stage, failed.at(-1)?.details?.irrevocable], [true, 'cleanup', false]);
+  assert.match(await metrics.render(), /tessera_leases_disabled 1/);
+  assert.match(await metrics.render(), /tessera_lease_revoke_failures_total\{engine="mem",stage="cleanup"\} 1/);
+  assert.deepEqual(await leases.health(), { revoking: 0, disabled: 1, irrevocable: 0 });
+  // A bulk revocation reports it as disabled, not as retrying.
+  assert.deepEqual(await leases.revokeByOwner(alice.spiffeId), { matched: 1, revoked: 0, retrying: 0, disabled: 1, irrevocable: 0 });
+  // Retries with backoff; exhausted retries leave it disabled with no next attempt (never irrevocable: it is unusable).
+  clock.advance(10_000);
+  await leases.reapOnce();
+  l = await leases.get(issued.lease_id);
+  assert.deepEqual([l?.state, l?.revokeAttempts, l?.nextAttemptAt], ['disabled', 3, null]);
+  assert.equal(engine.usable(user, clock.now()), false);
+  clock.advance(3_600_000);
+  assert.equal((await leases.reapOnce()).retried, 0, 'exhausted: an operator retries');
+  assert.equal((await leases.list({ irrevocable: true })).length, 0);
+  engine.failRevoke = 0;
+  assert.equal((await leases.revoke(issued.lease_id, 'operator_request')).state, 'revoked');
+  assert.equal(engine.credentials.size, 0);
+  assert.match(await metrics.render(), /tessera_leases_disabled 0/);
+  assert.equal(audit.events.filter((e) => e.kind === 'lease.revoked').length, 1);
+});
+
+test('a disabled lease whose cleanup is due is retried by the reaper, and by recover() at start', async () => {
+  const { leases, clock, engine } = await setup();
+  const a = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  const b = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  engine.failRevoke = 2;
+  assert.equal((await leases.revoke(a.lease_id, 'owner_request')).state, 'disabled');
+  assert.equal((await leases.revoke(b.lease_id, 'owner_request')).state, 'disabled');
+  clock.advance(1000);
+  assert.equal((await leases.reapOnce()).retried, 2);
+  assert.equal((await leases.get(a.lease_id))?.state, 'revoked');
+  engine.failRevoke = 1;
+  const c = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  assert.equal((await leases.revoke(c.lease_id, 'owner_request')).state, 'disabled');
+  const rec = await leases.recover(); // retries due or not
+  assert.equal(rec.retried, 1);
+  assert.equal((await leases.get(c.lease_id))?.state, 'revoked');
+  // The backend lost a disabled user (an operator dropped it by hand): reconcile closes the lease.
+  engine.failRevoke = 1;
+  const d = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  await leases.revoke(d.lease_id, 'owner_request');
+  engine.credentials.clear();
+  assert.equal((await leases.reconcile()).missing, 1);
+  assert.equal((await leases.get(d.lease_id))?.state, 'revoked');
+});
+
+test('fail fast: a failed create answers before its background clean-up has finished (order of events)', async () => {
+  const { leases, engine } = await setup();
+  let release!: () => void;
+  engine.disableGate = new Promise((r) => (release = r));
+  engine.failCreate = 1;
+  await assert.rejects(leases.issue({ engine: 'mem', role: 'reader', principal: alice }), code('TESSERA_ENGINE_FAILED'));
+  // The answer came first: the clean-up has not finished (it cannot: disable is held by the gate).
+  assert.ok(!engine.log.includes('revoke'));
+  const [l] = await leases.list();
+  assert.ok(l?.state === 'revoking' || l?.state === 'pending', `the intent stays for the clean-up (${l?.state})`);
+  for (let i = 0; i < 2000 && !engine.log.includes('disable'); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(engine.log, ['create', 'disable'], 'the clean-up is running in the background, blocked in disable');
+  assert.notEqual((await leases.get(l!.id))?.state, 'revoked');
+  release();
+  await leases.idle();
+  assert.equal((await leases.get(l!.id))?.state, 'revoked');
+  assert.deepEqual(engine.log, ['create', 'disable', 'revoke']);
 });
 
 test('a lease revoked while its credential is being created is dropped, never activated', async () => {
@@ -253,9 +378,9 @@ test('recovery after a crash: pending intents and leases that expired while down
       `INSERT INTO leases (id, engine, role, path, owner_agent, state, engine_data, created_at, expires_at, max_expires_at) VALUES ('lease_crashed', 'mem', 'reader', 'mem/reader/lease_crashed', ?, 'pending', ?, ?, ?, ?)`,
       [alice.spiffeId, JSON.stringify({ username: 'tsr_lease_crashed' }), now, now + 60_000, now + 300_000],
     );
-    engine.credentials.set('tsr_lease_crashed', { password: 'x', validUntil: now + 60_000, role: 'reader' });
+    engine.credentials.set('tsr_lease_crashed', { password: 'x', validUntil: now + 60_000, role: 'reader', disabled: false });
     // A credential no lease knows about (intent lost with an older crash).
-    engine.credentials.set('tsr_orphan', { password: 'y', validUntil: now, role: 'reader' });
+    engine.credentials.set('tsr_orphan', { password: 'y', validUntil: now, role: 'reader', disabled: false });
     await store.close();
     assert.equal(engine.credentials.size, 4);
     clock.advance(5000);

@@ -46,7 +46,7 @@ test('revoking an agent refuses its tokens at once, refuses its logins and revok
   assert.equal(revocations.isAgentRevoked(alice.spiffeId), true);
   assert.equal(revocations.isRevoked(subject(bob)), false);
   assert.equal(revocations.isAgentRevoked(bob.spiffeId), false);
-  assert.deepEqual(r.leases, { matched: 2, revoked: 2, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(r.leases, { matched: 2, revoked: 2, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal(engine.credentials.size, 1);
   assert.equal((await leases.get(bobs.lease_id))?.state, 'active');
   assert.equal(r.expiresAt, null);
@@ -117,7 +117,7 @@ test('a lease revocation revokes that lease; an unknown lease is refused', async
   const { revocations, leases, engine } = await setup();
   const lease = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   const r = await revocations.revoke({ kind: 'lease', target: lease.lease_id });
-  assert.deepEqual(r.leases, { matched: 1, revoked: 1, retrying: 0, irrevocable: 0 });
+  assert.deepEqual(r.leases, { matched: 1, revoked: 1, retrying: 0, disabled: 0, irrevocable: 0 });
   assert.equal(engine.credentials.size, 0);
   await assert.rejects(revocations.revoke({ kind: 'lease', target: 'lease_nope' }), code('TESSERA_LEASE_NOT_FOUND'));
 });
@@ -128,7 +128,7 @@ test('tokens are refused even when lease revocation is failing', async () => {
   engine.down = true;
   const r = await revocations.revoke({ kind: 'agent', target: alice.spiffeId });
   assert.equal(revocations.isRevoked(subject(alice)), true);
-  assert.deepEqual(r.leases, { matched: 1, revoked: 0, retrying: 1, irrevocable: 0 });
+  assert.deepEqual(r.leases, { matched: 1, revoked: 0, retrying: 1, disabled: 0, irrevocable: 0 });
 });
 
 test('bad revocation inputs get TESSERA_REVOCATION_INVALID', async () => {

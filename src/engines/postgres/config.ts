@@ -35,6 +35,15 @@ export interface PgConfig {
   readonly updatedAt: number;
 }
 
+/**
+ * What revocation does with the objects a dynamic user owns (and the privileges granted to it)
+ * in the engine's database, after the user is disabled: `drop` (default) — `DROP OWNED BY`, the
+ * objects die with the lease; `reassign` — `REASSIGN OWNED BY … TO <reassign_to>` first, then
+ * `DROP OWNED BY` for the remaining privileges. See docs/adr/0071-revocation-disable-first.md.
+ */
+export const OWNED_OBJECT_RULES = ['drop', 'reassign'] as const;
+export type OwnedObjectRule = (typeof OWNED_OBJECT_RULES)[number];
+
 export interface PgRole {
   readonly name: string;
   readonly config: string;
@@ -46,6 +55,11 @@ export interface PgRole {
   readonly revocationStatements: readonly string[];
   readonly creation: readonly (readonly TemplatePart[])[];
   readonly revocation: readonly (readonly TemplatePart[])[];
+  readonly ownedObjects: OwnedObjectRule;
+  /** The role that receives the user's objects when `ownedObjects` is `reassign`. */
+  readonly reassignTo: string | null;
+  /** Set when stored statements no longer pass validation: issuance and cleanup refuse with it. */
+  readonly invalid?: string;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -62,9 +76,10 @@ export function checkPrefix(value: unknown): string {
   return value;
 }
 
-export function checkGroup(value: unknown, index: number): string {
+export function checkGroup(value: unknown, index: number, field?: string): string {
   if (typeof value !== 'string' || !GROUP_RE.test(value)) {
-    throw fail('TESSERA_ENGINE_NAME_INVALID', `groups[${index}] must be an existing role name of letters, digits, "_" and "-" (1–63 characters, not starting with a digit or "-")`, { field: `groups.${index}` });
+    const label = field ?? `groups[${index}]`;
+    throw fail('TESSERA_ENGINE_NAME_INVALID', `${label} must be an existing role name of letters, digits, "_" and "-" (1–63 characters, not starting with a digit or "-")`, { field: field ?? `groups.${index}` });
   }
   return value;
 }
@@ -128,6 +143,8 @@ export const roleBody = z.strictObject({
   renewable: z.boolean().optional(),
   creation_statements: z.array(z.unknown()).max(16).optional(),
   revocation_statements: z.array(z.unknown()).max(16).optional(),
+  owned_objects: z.enum(OWNED_OBJECT_RULES).optional(),
+  reassign_to: z.unknown().optional(),
 });
 
 export interface ParsedRole {
@@ -137,12 +154,14 @@ export interface ParsedRole {
   readonly renewable: boolean;
   readonly creationStatements: readonly string[];
   readonly revocationStatements: readonly string[];
+  readonly ownedObjects: OwnedObjectRule;
+  readonly reassignTo: string | null;
 }
 
 function statements(list: readonly unknown[] | undefined, field: string): string[] {
   return (list ?? []).map((s, i) => {
     if (typeof s !== 'string') throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', `${field}[${i}] must be a string holding one SQL statement`);
-    parseTemplate(s, i);
+    parseTemplate(s, i, field);
     return s;
   });
 }
@@ -157,13 +176,21 @@ export function parseRoleBody(body: z.output<typeof roleBody>): ParsedRole {
   const creationStatements = statements(body.creation_statements, 'creation_statements');
   const revocationStatements = statements(body.revocation_statements, 'revocation_statements');
   if (creationStatements.length > 0) {
-    const parsed = creationStatements.map((s, i) => parseTemplate(s, i));
+    const parsed = creationStatements.map((s, i) => parseTemplate(s, i, 'creation_statements'));
     if (!parsed.some((p) => templateUses(p, 'name')) || !parsed.some((p) => templateUses(p, 'password'))) {
       throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', 'creation_statements must create the user named {{name}} with PASSWORD {{password}} (the SCRAM verifier Tessera computed)');
     }
   }
-  if (revocationStatements.some((s, i) => !templateUses(parseTemplate(s, i), 'name'))) {
+  if (revocationStatements.some((s, i) => !templateUses(parseTemplate(s, i, 'revocation_statements'), 'name'))) {
     throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', 'every revocation statement must act on {{name}} (e.g. `REASSIGN OWNED BY {{name}} TO app_owner` or `DROP OWNED BY {{name}}`)');
   }
-  return { groups, defaultTtlMs, maxTtlMs, renewable: body.renewable ?? true, creationStatements, revocationStatements };
+  const ownedObjects = body.owned_objects ?? 'drop';
+  let reassignTo: string | null = null;
+  if (ownedObjects === 'reassign') {
+    if (body.reassign_to === undefined) throw fail('TESSERA_REQUEST_INVALID', 'owned_objects "reassign" needs reassign_to: the existing role that receives the objects of revoked users', { field: 'reassign_to' });
+    reassignTo = checkGroup(body.reassign_to, 0, 'reassign_to');
+  } else if (body.reassign_to !== undefined) {
+    throw fail('TESSERA_REQUEST_INVALID', 'reassign_to is only used with owned_objects "reassign"', { field: 'reassign_to' });
+  }
+  return { groups, defaultTtlMs, maxTtlMs, renewable: body.renewable ?? true, creationStatements, revocationStatements, ownedObjects, reassignTo };
 }

@@ -10,8 +10,8 @@ import type { MetricsRegistry, Counter } from '../../shared/metrics.js';
 import { TesseraError, fail, isTesseraError } from '../../shared/errors.js';
 import { sha256Hex } from '../../shared/crypto.js';
 import type { CreatedCredential, DynamicEngine, EngineData, LeaseContext, ReconcileLease, ReconcileResult, RoleSpec } from '../../leases/engine.js';
-import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type PgConfig, type PgRole } from './config.js';
-import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate } from './sql.js';
+import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type OwnedObjectRule, type PgConfig, type PgRole } from './config.js';
+import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate, type TemplatePart } from './sql.js';
 import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.js';
 import type { z } from 'zod';
 
@@ -19,9 +19,12 @@ export const ENGINE_NAME = 'postgres';
 /** Meta key (and AAD) of a config's sealed management URL; `sealed:` makes master-key rotation re-wrap it. */
 export const urlMetaKey = (config: string): string => `sealed:engine/${ENGINE_NAME}/${config}/url`;
 const CHANNEL = 'engine_postgres';
-/** Revocations per transaction in `revokeMany`. */
+/** Users per transaction in `disableMany` / `revokeMany`. */
 const REVOKE_BATCH = 500;
-const OPEN_STATES = `('pending', 'active', 'revoking')`;
+/** Rounds of pg_terminate_backend + check before a session that will not end fails the step. */
+const SESSION_END_ROUNDS = 20;
+/** Leases whose database user may exist (a `disabled` one awaits its cleanup). */
+const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
 /** What `prepare` persists (non-secret): which configuration, which role, which database user. */
 export interface PgEngineData extends EngineData {
@@ -48,9 +51,16 @@ export interface CallCtx {
 
 export interface PostgresDynamicEngine extends DynamicEngine {
   /**
-   * Drops many credentials with one transaction per batch of up to 500 users (one `DROP ROLE a,
-   * b, ...`), then terminates their sessions. Idempotent like `revoke`. Resolves with the
-   * indexes of the items that could not be dropped (the rest are gone).
+   * Disables many users, in batches of up to 500 per round trip: `NOLOGIN VALID UNTIL
+   * '-infinity'`, every session ended, memberships both ways revoked. Idempotent like `disable`.
+   * Resolves with the indexes of the items that could not be disabled.
+   */
+  disableMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }>;
+  /**
+   * Cleans up many (disabled) users with one transaction per batch of up to 500: the owned-object
+   * rule (`REASSIGN OWNED` / `DROP OWNED`), then one `DROP ROLE a, b, ...`, then ends any session
+   * that slipped in. Idempotent like `revoke`. Resolves with the indexes of the items that could
+   * not be dropped (the rest are gone).
    */
   revokeMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }>;
 }
@@ -97,6 +107,8 @@ interface RoleRow {
   renewable: number;
   creation_statements: string;
   revocation_statements: string;
+  owned_objects: string | null;
+  reassign_to: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -159,6 +171,9 @@ function roleView(r: PgRole): Record<string, unknown> {
     renewable: r.renewable,
     creation_statements: r.creationStatements,
     revocation_statements: r.revocationStatements,
+    owned_objects: r.ownedObjects,
+    reassign_to: r.reassignTo,
+    ...(r.invalid ? { invalid: r.invalid } : {}),
     path: `${ENGINE_NAME}/${r.name}`,
     created_at: iso(r.createdAt),
     updated_at: iso(r.updatedAt),
@@ -185,6 +200,18 @@ function toConfig(r: ConfigRow): PgConfig {
 function toRole(r: RoleRow): PgRole {
   const creationStatements = JSON.parse(r.creation_statements) as string[];
   const revocationStatements = JSON.parse(r.revocation_statements) as string[];
+  let creation: TemplatePart[][] = [];
+  let revocation: TemplatePart[][] = [];
+  let invalid: string | undefined;
+  try {
+    // Saved under an older, laxer validator: keep the role (its leases must stay revocable) but
+    // refuse to issue or clean up with statements that would not run as one statement each.
+    creation = creationStatements.map((s, i) => parseTemplate(s, i, 'creation_statements'));
+    revocation = revocationStatements.map((s, i) => parseTemplate(s, i, 'revocation_statements'));
+  } catch (e) {
+    invalid = `role "${r.name}" has a statement that no longer passes validation (${(e as Error).message}); save the role again with fixed statements`;
+  }
+  const ownedObjects: OwnedObjectRule = r.owned_objects === 'reassign' ? 'reassign' : 'drop';
   return {
     name: r.name,
     config: r.config,
@@ -194,8 +221,11 @@ function toRole(r: RoleRow): PgRole {
     renewable: Number(r.renewable) === 1,
     creationStatements,
     revocationStatements,
-    creation: creationStatements.map((s, i) => parseTemplate(s, i)),
-    revocation: revocationStatements.map((s, i) => parseTemplate(s, i)),
+    creation,
+    revocation,
+    ownedObjects,
+    reassignTo: ownedObjects === 'reassign' ? r.reassign_to : null,
+    ...(invalid ? { invalid } : {}),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };
@@ -278,9 +308,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     }
   }
 
+  /** BEGIN … COMMIT. Templates run with standard_conforming_strings on, as the template lexer (lexer.ts) reads them. */
   async function inTransaction(c: pg.PoolClient, fn: () => Promise<void>): Promise<void> {
     await c.query('BEGIN');
     try {
+      await c.query('SET LOCAL standard_conforming_strings = on');
       await fn();
       await c.query('COMMIT');
     } catch (e) {
@@ -294,47 +326,151 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     return c.query({ text, values: [], queryMode: 'extended' } as pg.QueryConfig);
   }
 
-  function terminateSql(l: Live, wait: boolean): string {
-    // PostgreSQL ≥ 14: pg_terminate_backend(pid, timeout) waits until the backend is gone.
-    const timeout = wait && (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
-    return `SELECT pg_terminate_backend(pid${timeout}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`;
+  /** Runs the role's creation statements (inside the caller's transaction), or the default CREATE ROLE. `stage` names the statement running. */
+  async function createUser(c: pg.PoolClient, role: PgRole, username: string, verifier: string, expiration: string, stage?: (s: string) => void): Promise<void> {
+    if (role.invalid) throw fail('TESSERA_ENGINE_FAILED', role.invalid);
+    if (role.creation.length === 0) {
+      stage?.('the default CREATE ROLE');
+      const groups = role.groups.length ? ` IN ROLE ${role.groups.map(quoteIdent).join(', ')}` : '';
+      await c.query(
+        `CREATE ROLE ${quoteIdent(username)} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiration)}${groups}`,
+      );
+      return;
+    }
+    for (const [i, parts] of role.creation.entries()) {
+      stage?.(`creation_statements[${i}]`);
+      await single(c, renderTemplate(parts, { name: username, password: verifier, expiration, groups: role.groups }));
+    }
   }
 
-  async function dropUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
-    await withClient(l, `revoking ${users.length} database user(s)`, signal, async (c) => {
-      const templated = users.filter((u) => (roles.get(u.role)?.revocation.length ?? 0) > 0);
-      let oids: string[];
-      if (templated.length === 0) {
-        // Fast path, one round trip: the simple-query protocol runs these two statements as one
-        // implicit transaction (PostgreSQL protocol §55.2.2.1). Every name is a quoted literal /
-        // identifier. The oids are read before the users disappear, to end their sessions below.
-        const res = (await c.query(
-          `SELECT oid::text AS oid FROM pg_roles WHERE rolname IN (${users.map((u) => quoteLiteral(u.username)).join(', ')}); DROP ROLE IF EXISTS ${users.map((u) => quoteIdent(u.username)).join(', ')}`,
-        )) as unknown as pg.QueryResult<{ oid: string }>[];
-        oids = res[0]!.rows.map((r) => r.oid);
-      } else {
-        const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
-        if (found.rows.length === 0) return; // idempotent: never created, or already dropped
-        const present = new Set(found.rows.map((r) => r.rolname));
-        oids = found.rows.map((r) => r.oid);
-        await inTransaction(c, async () => {
-          for (const u of users) {
-            if (!present.has(u.username)) continue;
-            const role = roles.get(u.role);
-            for (const parts of role?.revocation ?? []) {
-              await single(c, renderTemplate(parts, { name: u.username, password: '', expiration: '', groups: role?.groups ?? [] }));
-            }
-          }
-          await c.query(`DROP ROLE IF EXISTS ${found.rows.map((r) => quoteIdent(r.rolname)).join(', ')}`);
-        });
-      }
-      // Once the users are gone nobody can log in as them any more: end what is still connected
-      // (PostgreSQL lets a session outlive its dropped role). Waits until the backends are gone.
-      if (oids.length > 0) await c.query(terminateSql(l, true), [oids]);
+  /**
+   * Ends every session of the users `oids` (pg_stat_activity is cluster-wide: every database)
+   * and waits until they are gone — PostgreSQL ≥ 14 inside pg_terminate_backend(pid, timeout),
+   * older servers by polling. A session inside a transaction is ended too (rolled back). Throws
+   * when a session is still there after the bound: the caller must not report success.
+   */
+  async function endSessions(c: pg.PoolClient, l: Live, oids: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    const wait = (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
+    for (let round = 1; ; round++) {
+      await c.query(`SELECT pg_terminate_backend(pid${wait}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+      const left = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+      const n = Number(left.rows[0]?.n ?? 0);
+      if (n === 0) return;
+      if (round >= SESSION_END_ROUNDS || signal?.aborted) throw fail('TESSERA_ENGINE_FAILED', `${n} session(s) of the revoked database user(s) are still running after pg_terminate_backend; the revocation is retried`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /**
+   * Revocation step 1 (disable): makes the users unusable without deleting anything, so it
+   * works whatever they own. (1) `NOLOGIN VALID UNTIL '-infinity'` — no new login, whatever the
+   * password; (2) every session ended (a session outlives NOLOGIN), waiting until gone;
+   * (3) memberships revoked both ways — the user leaves its groups, so views and SECURITY
+   * DEFINER functions it owns lose the group's privileges, and no other role can SET ROLE to
+   * it (the management role keeps a membership it may hold for the cleanup). Idempotent.
+   */
+  async function disableUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
+    await withClient(l, `disabling ${users.length} database user(s)`, signal, async (c) => {
+      const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
+      if (found.rows.length === 0) return; // never created, or already dropped
+      const oids = found.rows.map((r) => r.oid);
+      // Every user in one implicit transaction (simple-query protocol, PostgreSQL protocol §55.2.2.1).
+      await c.query(found.rows.map((r) => `ALTER ROLE ${quoteIdent(r.rolname)} NOLOGIN VALID UNTIL '-infinity'`).join('; '));
+      await endSessions(c, l, oids, signal);
+      const members = await c.query<{ role: string; member: string }>(
+        `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+         WHERE (a.member = ANY($1::oid[]) OR a.roleid = ANY($1::oid[])) AND m.rolname <> current_user`,
+        [oids],
+      );
+      if (members.rows.length > 0) await c.query(members.rows.map((m) => `REVOKE ${quoteIdent(m.role)} FROM ${quoteIdent(m.member)}`).join('; '));
     });
   }
 
-  async function revokeMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }> {
+  /**
+   * Inside the caller's transaction: the cleanup of (disabled) users — the roles' revocation
+   * statements, the owned-object rule (`REASSIGN OWNED BY … TO <reassign_to>` for `reassign`,
+   * then `DROP OWNED BY` for every user: objects under `drop`, remaining privileges under both),
+   * then `DROP ROLE`. REASSIGN/DROP OWNED need the privileges of the user (PostgreSQL manual,
+   * DROP OWNED), so the management role takes its membership first (undone by DROP ROLE).
+   * Both act in the connected database only (and on shared objects): objects in other
+   * databases make DROP ROLE fail (2BP01), see `explainCleanupFailure`.
+   */
+  async function runCleanup(c: pg.PoolClient, items: readonly { username: string; role: PgRole | undefined }[], stage?: (s: string) => void): Promise<void> {
+    const names = items.map((i) => quoteIdent(i.username)).join(', ');
+    stage?.('taking the privileges of the user (GRANT … TO CURRENT_USER)');
+    await c.query(`GRANT ${names} TO CURRENT_USER`);
+    for (const it of items) {
+      if (it.role?.invalid) throw fail('TESSERA_ENGINE_FAILED', it.role.invalid);
+      for (const [i, parts] of (it.role?.revocation ?? []).entries()) {
+        stage?.(`revocation_statements[${i}]`);
+        await single(c, renderTemplate(parts, { name: it.username, password: '', expiration: '', groups: it.role?.groups ?? [] }));
+      }
+    }
+    const byTarget = new Map<string, string[]>();
+    for (const it of items) {
+      if (it.role?.ownedObjects === 'reassign' && it.role.reassignTo) byTarget.set(it.role.reassignTo, [...(byTarget.get(it.role.reassignTo) ?? []), it.username]);
+    }
+    for (const [target, users] of byTarget) {
+      stage?.(`owned_objects "reassign": REASSIGN OWNED BY … TO ${target}`);
+      await c.query(`REASSIGN OWNED BY ${users.map(quoteIdent).join(', ')} TO ${quoteIdent(target)}`);
+    }
+    stage?.('owned_objects: DROP OWNED BY');
+    await c.query(`DROP OWNED BY ${names}`);
+    stage?.('DROP ROLE');
+    await c.query(`DROP ROLE ${names}`);
+  }
+
+  /** A cleanup that failed because the users still own or hold something in OTHER databases: say where, and what to do. */
+  async function explainCleanupFailure(c: pg.PoolClient, l: Live, e: unknown, oids: readonly string[], usernames: readonly string[]): Promise<unknown> {
+    if ((e as { code?: string })?.code !== '2BP01') return e;
+    const elsewhere = await c
+      .query<{ datname: string; n: number }>(
+        `SELECT d.datname, count(*)::int AS n FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+         WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = ANY($1::oid[]) AND d.datname <> current_database() GROUP BY 1 ORDER BY 1`,
+        [oids],
+      )
+      .catch(() => undefined);
+    if (!elsewhere || elsewhere.rows.length === 0) return e;
+    const where = elsewhere.rows.map((r) => `${r.datname} (${r.n})`).join(', ');
+    const who = usernames.slice(0, 3).join(', ') + (usernames.length > 3 ? ', …' : '');
+    return new TesseraError(
+      'TESSERA_ENGINE_FAILED',
+      `database user(s) ${who} still own objects or hold privileges in other database(s): ${where}. REASSIGN OWNED / DROP OWNED act only in "${l.cfg.database}", the database the engine connects to; ` +
+        `connect to each of those as a privileged role and run DROP OWNED BY (or REASSIGN OWNED BY … TO …), then revoke the lease again. The user stays disabled (no login, no session) meanwhile`,
+      undefined,
+      { cause: e },
+    );
+  }
+
+  /** Revocation step 2 (cleanup), after `disableUsers`: see `runCleanup`. Then ends any session that slipped in before NOLOGIN committed. Idempotent. */
+  async function cleanupUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
+    await withClient(l, `dropping ${users.length} database user(s)`, signal, async (c) => {
+      const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
+      if (found.rows.length === 0) return; // never created, or already dropped
+      const present = new Set(found.rows.map((r) => r.rolname));
+      const oids = found.rows.map((r) => r.oid);
+      const items = users.filter((u) => present.has(u.username)).map((u) => ({ username: u.username, role: roles.get(u.role) }));
+      try {
+        await inTransaction(c, () => runCleanup(c, items));
+      } catch (e) {
+        throw await explainCleanupFailure(c, l, e, oids, [...present]);
+      }
+      // PostgreSQL lets a session outlive its dropped role: end what a racing login may have opened.
+      await endSessions(c, l, oids, signal);
+    });
+  }
+
+  /**
+   * Applies `op` to many users, grouped by configuration, `REVOKE_BATCH` per call. A failed
+   * batch is retried user by user (one user that cannot be handled must not hold back the
+   * rest), except when the database is unreachable. Resolves with the failed indexes.
+   */
+  async function batched(
+    items: readonly EngineData[],
+    signal: AbortSignal | undefined,
+    what: string,
+    op: (l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined) => Promise<void>,
+  ): Promise<{ failed: { index: number; error: TesseraError }[] }> {
     const failed: { index: number; error: TesseraError }[] = [];
     const byConfig = new Map<string, { index: number; data: PgEngineData }[]>();
     items.forEach((d, index) => {
@@ -344,7 +480,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         list.push({ index, data });
         byConfig.set(data.config, list);
       } catch (e) {
-        failed.push({ index, error: engineError(e, 'revoke') });
+        failed.push({ index, error: engineError(e, what) });
       }
     });
     for (const [config, list] of byConfig) {
@@ -352,30 +488,69 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       try {
         l = liveOf(config);
       } catch (e) {
-        for (const it of list) failed.push({ index: it.index, error: engineError(e, 'revoke') });
+        for (const it of list) failed.push({ index: it.index, error: engineError(e, what) });
         continue;
       }
       for (let i = 0; i < list.length; i += REVOKE_BATCH) {
         const batch = list.slice(i, i + REVOKE_BATCH);
         try {
-          await dropUsers(l, batch.map((b) => b.data), signal);
+          await op(l, batch.map((b) => b.data), signal);
         } catch (e) {
           if (batch.length === 1 || engineError(e, '').code === 'TESSERA_ENGINE_UNAVAILABLE') {
-            for (const it of batch) failed.push({ index: it.index, error: engineError(e, 'revoke', l.cfg) });
+            for (const it of batch) failed.push({ index: it.index, error: engineError(e, what, l.cfg) });
             continue;
           }
-          // One user the batch could not drop (e.g. it owns objects) must not hold back the rest.
           for (const it of batch) {
             try {
-              await dropUsers(l, [it.data], signal);
+              await op(l, [it.data], signal);
             } catch (e2) {
-              failed.push({ index: it.index, error: engineError(e2, 'revoke', l.cfg) });
+              failed.push({ index: it.index, error: engineError(e2, what, l.cfg) });
             }
           }
         }
       }
     }
     return { failed };
+  }
+
+  const disableMany = (items: readonly EngineData[], signal?: AbortSignal) => batched(items, signal, 'disable', disableUsers);
+  const revokeMany = (items: readonly EngineData[], signal?: AbortSignal) => batched(items, signal, 'revoke', cleanupUsers);
+
+  /** Maps a failure of a role's dry run (rolled back) to a stable code naming the statement and PostgreSQL's answer. */
+  function dryRunError(e: unknown, stage: string, l: Live): unknown {
+    const err = e as { code?: string; message?: string; position?: string };
+    if (isTesseraError(e) || typeof err?.code !== 'string' || !/^[0-9A-Z]{5}$/.test(err.code) || engineError(e, '', l.cfg).code !== 'TESSERA_ENGINE_FAILED') return e;
+    const said = `PostgreSQL said [${err.code}] ${String(err.message).slice(0, 300)}${err.position ? ` (position ${err.position})` : ''}`;
+    if (err.code === '42501') {
+      return new TesseraError('TESSERA_ENGINE_PRIVILEGE_MISSING', `the management role "${l.cfg.user}" lacks a privilege for ${stage} (dry run, rolled back): ${said}. See docs/engine-postgres.md §1`, undefined, { cause: e });
+    }
+    const code = /statements\[/.test(stage) ? 'TESSERA_ENGINE_TEMPLATE_INVALID' : 'TESSERA_ENGINE_FAILED';
+    return new TesseraError(code, `${stage} failed in a dry run of the role (rolled back): ${said}`, { field: stage.replace(/\[(\d+)\]$/, '.$1') }, { cause: e });
+  }
+
+  /**
+   * Saving a role runs it once against the database, in a transaction that is rolled back:
+   * its creation statements (or the default CREATE ROLE) for a throwaway user, then the cleanup
+   * a revocation runs (revocation statements, owned-object rule, DROP ROLE). What PostgreSQL
+   * refuses is refused when the role is saved, not at every issuance.
+   */
+  async function dryRun(l: Live, role: PgRole): Promise<void> {
+    const username = `${l.cfg.prefix}dryrun_${random(8).toString('hex')}`;
+    const verifier = scramSha256Verifier(encodePassword(random(32)), random(SCRAM_SALT_BYTES), l.cfg.scramIterations);
+    let stage = 'starting the dry run';
+    const track = (s: string) => void (stage = s);
+    await withClient(l, 'checking the role against the database', undefined, async (c) => {
+      await c.query('BEGIN');
+      try {
+        await c.query('SET LOCAL standard_conforming_strings = on');
+        await createUser(c, role, username, verifier, iso(clock.now() + role.defaultTtlMs), track);
+        await runCleanup(c, [{ username, role }], track);
+      } catch (e) {
+        throw dryRunError(e, stage, l);
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+      }
+    });
   }
 
   const engine: PostgresDynamicEngine = {
@@ -406,16 +581,9 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       // VALID UNTIL is the backstop should the reaper never run (RFC-free: PostgreSQL CREATE ROLE).
       const expiration = iso(lease.expiresAt);
       await withClient(l, `creating database user for ${ENGINE_NAME}/${role.name}`, signal, async (c) => {
-        if (role.creation.length === 0) {
-          const groups = role.groups.length ? ` IN ROLE ${role.groups.map(quoteIdent).join(', ')}` : '';
-          await c.query(
-            `CREATE ROLE ${quoteIdent(data.username)} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${quoteLiteral(verifier)} VALID UNTIL ${quoteLiteral(expiration)}${groups}`,
-          );
-        } else {
-          await inTransaction(c, async () => {
-            for (const parts of role.creation) await single(c, renderTemplate(parts, { name: data.username, password: verifier, expiration, groups: role.groups }));
-          });
-        }
+        // The default CREATE ROLE is one statement; custom statements run in one transaction.
+        if (role.creation.length === 0) await createUser(c, role, data.username, verifier, expiration);
+        else await inTransaction(c, () => createUser(c, role, data.username, verifier, expiration));
       });
       issued?.inc({ config: data.config });
       const { host, port, database } = l.cfg;
@@ -431,6 +599,13 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         await c.query(`ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
       });
     },
+
+    async disable(engineData: EngineData, signal: AbortSignal): Promise<void> {
+      const { failed } = await disableMany([engineData], signal);
+      if (failed[0]) throw failed[0].error;
+    },
+
+    disableMany,
 
     async revoke(engineData: EngineData, signal: AbortSignal): Promise<void> {
       const { failed } = await revokeMany([engineData], signal);
@@ -455,16 +630,15 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         signal.throwIfAborted();
         try {
           const mine = [...known.values()].filter((k) => k.data.config === l.cfg.name);
-          const found = await withClient(l, 'listing database users', signal, (c) =>
-            c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1 OR rolname = ANY($2::text[])`, [l.cfg.prefix, mine.map((k) => k.data.username)]),
-          );
+          // One connection per configuration: a silent database costs one connect_timeout, not two.
+          const found = await withClient(l, 'listing database users', signal, async (c) => {
+            // Sessions whose role was dropped but which were not ended (a crash between DROP ROLE
+            // and pg_terminate_backend): a login whose role no longer exists is ended here.
+            await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IS NOT NULL AND backend_type = 'client backend' AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = usesysid)`);
+            return c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1 OR rolname = ANY($2::text[])`, [l.cfg.prefix, mine.map((k) => k.data.username)]);
+          });
           const present = new Set(found.rows.map((r) => r.rolname));
-          // Sessions whose role was dropped but which were not ended (a crash between DROP ROLE
-          // and pg_terminate_backend): a login whose role no longer exists is ended here.
-          await withClient(l, 'ending sessions of dropped users', signal, (c) =>
-            c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IS NOT NULL AND backend_type = 'client backend' AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = usesysid)`),
-          );
-          // A pending intent may not have reached CREATE ROLE yet: only active/revoking leases can be "missing".
+          // A pending intent may not have reached CREATE ROLE yet: only active/revoking/disabled leases can be "missing".
           for (const k of mine) if (k.state !== 'pending' && !present.has(k.data.username)) missing.push(k.id);
           let candidates = [...present].filter((u) => u.startsWith(l.cfg.prefix) && !known.has(u));
           if (candidates.length > 0) {
@@ -474,11 +648,17 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
             candidates = candidates.filter((u) => !fresh.has(u));
           }
           if (candidates.length > 0) {
-            const { failed } = await revokeMany(candidates.map((username) => ({ config: l.cfg.name, role: '', username })), signal);
-            orphansDropped += candidates.length - failed.length;
-            orphans?.inc({ config: l.cfg.name }, candidates.length - failed.length);
-            for (const f of failed) logger.warn({ engine: ENGINE_NAME, config: l.cfg.name, code: f.error.code, err: f.error.message }, 'could not drop an orphaned database user');
-            logger.info({ engine: ENGINE_NAME, config: l.cfg.name, dropped: candidates.length - failed.length }, 'reconcile dropped database users no lease accounts for');
+            // Disable first, as for a lease: an orphan that cannot be dropped is at least unusable.
+            const items = candidates.map((username) => ({ config: l.cfg.name, role: '', username }));
+            const off = await disableMany(items, signal);
+            const notDisabled = new Set(off.failed.map((f) => f.index));
+            const disabled = items.filter((_, k) => !notDisabled.has(k));
+            const { failed } = await revokeMany(disabled, signal);
+            const dropped = disabled.length - failed.length;
+            orphansDropped += dropped;
+            orphans?.inc({ config: l.cfg.name }, dropped);
+            for (const f of [...off.failed, ...failed]) logger.warn({ engine: ENGINE_NAME, config: l.cfg.name, code: f.error.code, err: f.error.message }, 'could not disable or drop an orphaned database user');
+            logger.info({ engine: ENGINE_NAME, config: l.cfg.name, dropped }, 'reconcile dropped database users no lease accounts for');
           }
         } catch (e) {
           // One unreachable database must not stop reconciling the others (nor the server start).
@@ -689,22 +869,33 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         throw fail('TESSERA_REQUEST_INVALID', `invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`, { field: issue?.path.join('.') ?? 'body' });
       }
       const r = parseRoleBody(parsed.data as z.output<typeof roleBody>);
-      const prefixed = r.groups.filter((g) => g.startsWith(l.cfg.prefix));
-      if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group role(s) ${prefixed.join(', ')} start with the username prefix "${l.cfg.prefix}"; reconciliation would drop them. Rename the group roles`);
-      if (r.groups.length) {
-        const found = await withClient(l, 'checking group roles', undefined, (c) => c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [r.groups]));
+      const named = [...r.groups, ...(r.reassignTo ? [r.reassignTo] : [])];
+      const prefixed = named.filter((g) => g.startsWith(l.cfg.prefix));
+      if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group or reassign_to role(s) ${prefixed.join(', ')} start with the username prefix "${l.cfg.prefix}"; reconciliation would drop them. Rename the roles`);
+      if (named.length) {
+        const found = await withClient(l, 'checking group roles', undefined, (c) => c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [named]));
         const have = new Set(found.rows.map((x) => x.rolname));
-        const absent = r.groups.filter((g) => !have.has(g));
-        if (absent.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group role(s) ${absent.join(', ')} do not exist in ${l.cfg.host}:${l.cfg.port}; create them first (CREATE ROLE <group> NOLOGIN; GRANT ... TO <group>)`);
+        const absent = named.filter((g) => !have.has(g));
+        if (absent.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `role(s) ${absent.join(', ')} do not exist in ${l.cfg.host}:${l.cfg.port}; create them first (CREATE ROLE <group> NOLOGIN; GRANT ... TO <group>)`);
       }
       const now = clock.now();
       const createdAt = other?.createdAt ?? now;
+      // Run it once, rolled back: what PostgreSQL refuses is refused now, not at every issuance.
+      await dryRun(l, {
+        name: roleName,
+        config,
+        ...r,
+        creation: r.creationStatements.map((st, i) => parseTemplate(st, i, 'creation_statements')),
+        revocation: r.revocationStatements.map((st, i) => parseTemplate(st, i, 'revocation_statements')),
+        createdAt,
+        updatedAt: now,
+      });
       await store.run(
-        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET group_roles = excluded.group_roles, default_ttl_ms = excluded.default_ttl_ms, max_ttl_ms = excluded.max_ttl_ms, renewable = excluded.renewable,
-           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, updated_at = excluded.updated_at`,
-        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), createdAt, now],
+           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to, updated_at = excluded.updated_at`,
+        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, createdAt, now],
       );
       await changed();
       await audited('engine.configured', config, roleName, ctx);

@@ -1,4 +1,5 @@
 import { fail } from '../../shared/errors.js';
+import { lexStatement, LexError, type Token } from './lexer.js';
 
 /**
  * Safe SQL text for statements PostgreSQL cannot parameterise (utility statements such as
@@ -43,84 +44,93 @@ export interface TemplateValues {
 }
 
 const MAX_TEMPLATE = 4096;
+/** Characters that would glue onto a substituted placeholder and change how PostgreSQL reads it. */
+const GLUE = /[A-Za-z0-9_$\u0080-\uffff'"&{}\\]/;
 
-function invalid(index: number, statement: string, why: string): never {
-  throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', `statement ${index + 1} ${why}; got: ${statement.slice(0, 120)}`);
+/** A refused template, naming the statement and the 1-based character position (as PostgreSQL does). */
+function invalid(index: number, statement: string, why: string, offset?: number, field = 'statement'): never {
+  const where = offset === undefined ? '' : ` at position ${offset + 1}`;
+  const near = offset === undefined ? statement.slice(0, 120) : statement.slice(Math.max(0, offset - 20), offset + 40);
+  const label = field === 'statement' ? `statement ${index + 1}` : `${field}[${index}]`;
+  throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', `${label}${where}: ${why} (near ${JSON.stringify(near)})`, {
+    field: field === 'statement' ? `statement.${index}` : `${field}.${index}`,
+    ...(offset === undefined ? {} : { position: offset + 1 }),
+  });
+}
+
+const isLiteral = (t: Token): boolean => t.kind === 'placeholder' && (PLACEHOLDERS as Record<string, string>)[t.name ?? ''] === 'literal';
+const significant = (t: Token): boolean => t.kind !== 'space' && t.kind !== 'comment';
+
+/** Placeholders must stand alone: nothing glued on either side, and a literal never next to a string PostgreSQL would join it with. */
+function checkPlaceholder(s: string, tokens: readonly Token[], k: number, fail_: (why: string, at: number) => never): void {
+  const t = tokens[k]!;
+  if (!(t.name! in PLACEHOLDERS)) fail_(`an unknown placeholder {{${t.name}}}; known: ${Object.keys(PLACEHOLDERS).map((p) => `{{${p}}}`).join(', ')}`, t.start);
+  const before = s[t.start - 1];
+  const after = s[t.end];
+  if ((before !== undefined && GLUE.test(before)) || (after !== undefined && GLUE.test(after))) {
+    fail_(`a placeholder glued to the text next to it; put a space or punctuation around {{${t.name}}}`, t.start);
+  }
+  if (!isLiteral(t)) return;
+  const prev = tokens.slice(0, k).reverse().find(significant);
+  const next = tokens.slice(k + 1).find(significant);
+  if ((prev && (prev.kind === 'string' || isLiteral(prev))) || (next && (next.kind === 'string' || isLiteral(next)))) {
+    fail_(`{{${t.name}}} next to another string literal (PostgreSQL joins string literals separated by a newline)`, t.start);
+  }
 }
 
 /**
- * Parses one custom statement into literal text and placeholders. A lexer that knows quoted
- * strings, quoted identifiers, dollar quotes and line comments decides what is "outside
- * quotes": there a `;` (a second statement) is refused, except one at the very end, and `{{x}}`
- * is a placeholder. A placeholder inside quotes or a comment is refused, because it could not be
- * substituted safely there. Backslashes (E'' escapes), block comments and `$n` parameters are
- * refused outright, which keeps the lexer's view identical to the server's. The statement is
- * then also sent with the extended protocol, which refuses more than one command (PostgreSQL
- * protocol §55.2.3), so a template can never smuggle a second statement.
+ * Parses one custom statement into literal text and placeholders, refusing at save time what
+ * would not run as exactly one statement. The lexer (lexer.ts) reads token boundaries exactly
+ * as PostgreSQL does: dollar quotes (and `$` inside names), standard and E'' strings, quoted
+ * identifiers, nested block comments. Refused, with the 1-based position: anything after a
+ * top-level `;` but whitespace, comments and further `;` (a second statement); unterminated
+ * quotes and comments; `$n` parameters; placeholders inside quotes or comments (they could not
+ * be substituted safely there), unknown ones, and ones glued to neighbouring text. The
+ * rendered statement stops before the `;`. It is then still sent with the extended protocol,
+ * which refuses a second command (PostgreSQL protocol §55.2.3), and the role is dry-run
+ * against the database when saved.
  */
-export function parseTemplate(statement: string, index = 0): TemplatePart[] {
-  if (typeof statement !== 'string' || statement.trim().length === 0) invalid(index, statement ?? '', 'is empty');
-  if (statement.length > MAX_TEMPLATE) invalid(index, statement, `is longer than ${MAX_TEMPLATE} characters`);
-  if (statement.includes('\0')) invalid(index, statement, 'contains a NUL character');
-  if (statement.includes('\\')) invalid(index, statement, 'contains a backslash (E\'\' escapes are not accepted in templates)');
-  const s = statement.trim().replace(/;\s*$/, '').trimEnd();
-  const parts: TemplatePart[] = [];
-  let text = '';
-  let i = 0;
-  const inside = (what: string, from: number, to: number): void => {
-    if (s.slice(from, to).includes('{{')) invalid(index, statement, `has a placeholder inside ${what}; placeholders are substituted (quoted) by Tessera and must stand outside quotes`);
-  };
-  while (i < s.length) {
-    const c = s[i]!;
-    if (c === "'" || c === '"') {
-      let j = i + 1;
-      for (;;) {
-        if (j >= s.length) invalid(index, statement, `has an unterminated ${c === "'" ? 'string' : 'quoted identifier'}`);
-        if (s[j] === c) {
-          if (s[j + 1] === c) {
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        j++;
-      }
-      inside(c === "'" ? 'a string' : 'a quoted identifier', i, j + 1);
-      text += s.slice(i, j + 1);
-      i = j + 1;
-    } else if (c === '$') {
-      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(s.slice(i));
-      if (!m) invalid(index, statement, 'uses a `$n` parameter or a stray `$`; use the {{...}} placeholders');
-      const tag = m[0];
-      const end = s.indexOf(tag, i + tag.length);
-      if (end < 0) invalid(index, statement, `has an unterminated dollar quote ${tag}`);
-      inside('a dollar-quoted string', i, end + tag.length);
-      text += s.slice(i, end + tag.length);
-      i = end + tag.length;
-    } else if (c === '-' && s[i + 1] === '-') {
-      const nl = s.indexOf('\n', i);
-      const end = nl < 0 ? s.length : nl;
-      inside('a comment', i, end);
-      text += s.slice(i, end);
-      i = end;
-    } else if (c === '/' && s[i + 1] === '*') {
-      invalid(index, statement, 'has a block comment (/* */); use -- comments');
-    } else if (c === ';') {
-      invalid(index, statement, 'contains a statement separator `;`; give each statement as its own array element');
-    } else if (c === '{' && s[i + 1] === '{') {
-      const m = /^\{\{\s*([a-z_]+)\s*\}\}/.exec(s.slice(i));
-      if (!m || !(m[1]! in PLACEHOLDERS)) invalid(index, statement, `has an unknown placeholder; known: ${Object.keys(PLACEHOLDERS).map((p) => `{{${p}}}`).join(', ')}`);
-      if (text) parts.push({ text });
-      text = '';
-      parts.push({ placeholder: m[1] as PlaceholderName });
-      i += m[0].length;
-    } else {
-      text += c;
-      i++;
+export function parseTemplate(statement: string, index = 0, field = 'statement'): TemplatePart[] {
+  if (typeof statement !== 'string' || statement.trim().length === 0) invalid(index, String(statement ?? ''), 'it is empty', undefined, field);
+  if (statement.length > MAX_TEMPLATE) invalid(index, statement, `it is longer than ${MAX_TEMPLATE} characters`, undefined, field);
+  const bad = (why: string, at: number): never => invalid(index, statement, why, at, field);
+  let tokens: Token[];
+  try {
+    tokens = lexStatement(statement);
+  } catch (e) {
+    if (e instanceof LexError) bad(e.why, e.offset);
+    throw e;
+  }
+  for (const t of tokens) {
+    if ((t.kind === 'string' || t.kind === 'qident' || t.kind === 'dollar' || t.kind === 'comment') && statement.slice(t.start, t.end).includes('{{')) {
+      bad('a placeholder inside quotes or a comment; placeholders are substituted (quoted) by Tessera and must stand outside quotes', t.start);
     }
   }
-  if (text) parts.push({ text });
-  return parts;
+  const semi = tokens.findIndex((t) => t.kind === 'semicolon');
+  const body = semi < 0 ? tokens : tokens.slice(0, semi);
+  if (semi >= 0) {
+    const extra = tokens.slice(semi + 1).find((t) => significant(t) && t.kind !== 'semicolon');
+    if (extra) bad('a second statement after `;`; give each statement as its own array element', extra.start);
+  }
+  if (!body.some(significant)) invalid(index, statement, 'it holds no statement (only whitespace, comments or `;`)', undefined, field);
+  const parts: TemplatePart[] = [];
+  let text = '';
+  body.forEach((t, k) => {
+    if (t.kind !== 'placeholder') {
+      text += statement.slice(t.start, t.end);
+      return;
+    }
+    checkPlaceholder(statement, tokens, k, bad);
+    if (text) parts.push({ text });
+    text = '';
+    parts.push({ placeholder: t.name as PlaceholderName });
+  });
+  if (text.trim()) parts.push({ text });
+  const first = parts[0];
+  if (first && 'text' in first) parts[0] = { text: first.text.trimStart() };
+  const last = parts.at(-1);
+  if (last && 'text' in last) parts[parts.length - 1] = { text: last.text.trimEnd() };
+  return parts.filter((p) => !('text' in p) || p.text.length > 0);
 }
 
 export function renderTemplate(parts: readonly TemplatePart[], values: TemplateValues): string {
