@@ -71,6 +71,8 @@ interface Active {
   readonly set: LoadedPolicySet;
   /** Pre-parsed policy set id per action: only the policies whose scope can match it. */
   readonly psetIds: ReadonlyMap<string, string>;
+  /** Strings of the permit policies per action (Authorizer.literals). */
+  readonly literals: ReadonlyMap<string, readonly string[]>;
 }
 
 export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
@@ -140,7 +142,13 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       await auditReload(r.set.files.length, active?.set.policies.size ?? 0, err.message);
       return { ok: false, errors: [err], policies: active?.set.policies.size ?? 0 };
     }
-    active = { set: r.set, psetIds };
+    const literals = new Map<string, readonly string[]>();
+    for (const action of POLICY_ACTIONS) {
+      const all = new Set<string>();
+      for (const p of r.set.policies.values()) if (p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
+      literals.set(action, [...all]);
+    }
+    active = { set: r.set, psetIds, literals };
     cache.clear();
     lastErrors = [];
     lastGoodAt = opts.clock.now();
@@ -265,6 +273,9 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       // so this holds; kept explicit for safety).
       if (key && active === a) cache.set(key, { ...d, cached: true });
       return d;
+    },
+    literals(action) {
+      return active?.literals.get(action) ?? [];
     },
     explain(request: PolicyRequest): Explanation {
       const a = current();

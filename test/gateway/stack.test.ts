@@ -162,10 +162,10 @@ async function connect(token: string): Promise<Client> {
 test('Streamable HTTP upstream: header injected from kv, scrubbed on the way back, agent token never forwarded', async () => {
   const c = await connect('tok-full');
   const names = (await c.listTools()).tools.map((t) => t.name);
-  assert.ok(names.includes('remote/ping') && names.includes('remote/leak') && names.includes('web/whoami') && names.includes('mem/ping'));
-  const leak = await c.callTool({ name: 'remote/leak', arguments: {} });
+  assert.ok(names.includes('remote__ping') && names.includes('remote__leak') && names.includes('web__whoami') && names.includes('mem__ping'));
+  const leak = await c.callTool({ name: 'remote__leak', arguments: {} });
   assert.deepEqual(leak.content, [{ type: 'text', text: 'key=[REDACTED:plain]' }]);
-  const h = JSON.parse((await c.callTool({ name: 'remote/headers', arguments: {} }) as { content: { text: string }[] }).content[0]!.text) as { authorization: string | null; has_api_key: boolean };
+  const h = JSON.parse((await c.callTool({ name: 'remote__headers', arguments: {} }) as { content: { text: string }[] }).content[0]!.text) as { authorization: string | null; has_api_key: boolean };
   assert.equal(h.authorization, null, 'the agent token is not passed through');
   assert.equal(h.has_api_key, true);
   assert.deepEqual(upstream.authorizations, []);
@@ -176,7 +176,7 @@ test('Streamable HTTP upstream: header injected from kv, scrubbed on the way bac
 
 test('declarative http tool: the credential is injected by Tessera and scrubbed from the response', async () => {
   const c = await connect('tok-full');
-  const r = await c.callTool({ name: 'web/whoami', arguments: {} });
+  const r = await c.callTool({ name: 'web__whoami', arguments: {} });
   const t = JSON.stringify(r);
   assert.ok(!t.includes(WEB_TOKEN));
   assert.match(t, /REDACTED/);
@@ -185,7 +185,7 @@ test('declarative http tool: the credential is injected by Tessera and scrubbed 
 
 test('in-process provider: secrets resolved through the call context are scrubbed in every encoding', async () => {
   const c = await connect('tok-full');
-  const r = await c.callTool({ name: 'mem/with_secret', arguments: {} });
+  const r = await c.callTool({ name: 'mem__with_secret', arguments: {} });
   const t = JSON.stringify(r);
   assert.ok(!t.includes(Buffer.from(MEM_KEY).toString('base64')) && !t.includes(Buffer.from(MEM_KEY).toString('hex')));
   assert.match(t, /b64=\[REDACTED:base64\] hex=\[REDACTED:hex\]/);
@@ -195,17 +195,17 @@ test('in-process provider: secrets resolved through the call context are scrubbe
 test('token scope narrows the tool list, and a tools/call outside it is 403 insufficient_scope naming the scope', async () => {
   const c = await connect('tok-scoped');
   const names = (await c.listTools()).tools.map((t) => t.name);
-  assert.deepEqual(names, ['mem/ping']);
+  assert.deepEqual(names, ['mem__ping']);
   await c.close();
   const { url: u } = await serve();
   const init = await rawMcp(`${u}/mcp`, 'tok-scoped', INIT());
   const sid = init.headers.get('mcp-session-id')!;
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'remote/ping', arguments: {} } });
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'remote__ping', arguments: {} } });
   const r = await rawMcp(`${u}/mcp`, 'tok-scoped', call, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(r.status, 403);
   assert.equal(r.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="tool:remote/ping", resource_metadata="${u}/.well-known/oauth-protected-resource/mcp", error_description="the token scope does not cover tool:remote/ping"`);
   assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
-  const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem/ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem__ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.body.result.content, [{ type: 'text', text: 'pong' }]);
 });
@@ -256,17 +256,17 @@ test('gateway config: bad server definitions are refused with TESSERA_CONFIG_INV
 
 test('a policy change that withdraws secret.inject stops the pooled upstream and refuses the call at once', async () => {
   const c = await connect('tok-full');
-  const ok = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const ok = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(ok.content, [{ type: 'text', text: 'pong' }]);
   writeFileSync(join(dir, 'p.cedar'), POLICY.replace(/@id\("inject"\)[^\n]*\n/, ''));
   assert.equal((await policy.load()).ok, true);
   try {
-    await assert.rejects(c.callTool({ name: 'remote/ping', arguments: {} }), (e: { code?: number; data?: { code?: string } }) => e.code === -32003 && e.data?.code === 'TESSERA_POLICY_DENIED');
+    await assert.rejects(c.callTool({ name: 'remote__ping', arguments: {} }), (e: { code?: number; data?: { code?: string } }) => e.code === -32003 && e.data?.code === 'TESSERA_POLICY_DENIED');
   } finally {
     writeFileSync(join(dir, 'p.cedar'), POLICY);
     await policy.load();
   }
-  const again = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const again = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(again.content, [{ type: 'text', text: 'pong' }]);
   assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'policy'));
   await c.close();
@@ -274,12 +274,12 @@ test('a policy change that withdraws secret.inject stops the pooled upstream and
 
 test('an idle upstream connection is stopped after idle_timeout', async () => {
   const c = await connect('tok-full');
-  await c.callTool({ name: 'remote/ping', arguments: {} });
+  await c.callTool({ name: 'remote__ping', arguments: {} });
   const idle = (): boolean => audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'idle');
   for (let i = 0; i < 50 && !idle(); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(idle(), 'upstream_stopped with cause idle');
   // And the next call reconnects.
-  const r = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const r = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(r.content, [{ type: 'text', text: 'pong' }]);
   await c.close();
 });
