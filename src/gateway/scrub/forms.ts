@@ -91,17 +91,23 @@ function formEncode(value: string): string {
 export function formsOf(value: string): Literal[] {
   const single = singleForms(value);
   const out: Literal[] = [...single];
-  // Case-changed: hex and base64 of the value upper- and lower-cased as a whole.
+  // Case-changed: the value upper- and lower-cased as a whole, in every one-encoding form (ASCII
+  // case is already ignored by the ci forms; this adds hex and base64, and non-ASCII letters).
   for (const variant of new Set([value.toUpperCase(), value.toLowerCase()])) {
     if (variant === value) continue;
-    for (const lit of singleForms(variant)) if (lit.form === 'hex' || lit.form === 'base64' || lit.form === 'base64url') out.push(lit);
+    for (const lit of singleForms(variant)) if (lit.form !== 'plain' || !/^[ -~]*$/.test(variant)) out.push(lit);
   }
-  // Two encodings: each distinct one-encoding text (hex also upper-cased) encoded once more.
+  // Two encodings: each distinct one-encoding text encoded once more. The inner text also with
+  // its hex digits in the other case (hex upper-cased, `%xx` lower-cased, `\uXXXX` upper-cased):
+  // the second encoding is case-sensitive (base64) or turns the case into other bytes (hex).
   const inners = new Map<string, Exclude<BaseForm, 'plain'>>();
   for (const l of single) {
-    if (l.form === 'plain' || inners.has(l.text)) continue;
-    inners.set(l.text, l.form as Exclude<BaseForm, 'plain'>);
-    if (l.form === 'hex') inners.set(l.text.toUpperCase(), 'hex');
+    if (l.form === 'plain') continue;
+    const form = l.form as Exclude<BaseForm, 'plain'>;
+    const other = form === 'hex' ? l.text.toUpperCase()
+      : form === 'url' ? l.text.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())
+        : form === 'json-escaped' ? l.text.replace(/\\u[0-9a-f]{4}/g, (m) => '\\u' + m.slice(2).toUpperCase()) : l.text;
+    for (const t of [l.text, other]) if (!inners.has(t)) inners.set(t, form);
   }
   for (const [text, form] of inners) out.push(...outerForms(text, form));
   return out;

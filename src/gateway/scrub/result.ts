@@ -54,7 +54,7 @@ function fieldAt(item: Item, path: readonly string[]): unknown {
 
 /** The text item put in place of a removed one. Never contains any of the removed content. */
 export function noticeItem(kind: string, why: string): { type: 'text'; text: string } {
-  return { type: 'text', text: `[REDACTED:${kind}] Tessera removed a ${kind} item from this tool result: ${why}.` };
+  return { type: 'text', text: `[REDACTED:${kind}] Tessera removed the ${kind} item that was here: ${why}.` };
 }
 
 function itemKind(item: Item): string {
