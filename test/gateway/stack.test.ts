@@ -58,10 +58,20 @@ let policy: PolicyEngine;
 let app: FastifyInstance;
 let gateway: Gateway;
 let upstream: HttpUpstream;
+let sseUpstream: HttpUpstream;
 let web: HttpServer;
 let url: string;
 const audit = new MemoryAuditWriter();
 const revoked = new Set<string>();
+
+/** Tool names an upstream may use that strict MCP clients refuse. */
+const ODD_TOOLS = ['files.read', 'files/read', 'with space', 'café', 'x'.repeat(80), 'plain_ok'];
+const odd: ToolProvider = {
+  server: 'odd',
+  listTools: async () => ODD_TOOLS.map((name) => ({ name, inputSchema: { type: 'object', properties: {} } })),
+  callTool: async (tool) => ({ content: [{ type: 'text', text: `called ${tool}` }] }),
+  close: async () => undefined,
+};
 
 const mem: ToolProvider = {
   server: 'mem',
@@ -91,6 +101,7 @@ before(async () => {
   await kv.put('gw/mem/key', MEM_KEY, undefined, ctx);
 
   upstream = await startHttpUpstream();
+  sseUpstream = await startHttpUpstream({ sse: true });
   web = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ you_sent: req.headers.authorization ?? null }));
@@ -101,7 +112,12 @@ before(async () => {
   const config = parseConfig({
     gateway: {
       idle_timeout: '1s',
-      servers: [{ name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } }],
+      servers: [
+        { name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } },
+        // The same upstream with a small max_result_bytes, answering in JSON and in SSE.
+        { name: 'small', transport: 'streamable_http', url: upstream.url, max_result_bytes: 4096 },
+        { name: 'smallsse', transport: 'streamable_http', url: sseUpstream.url, max_result_bytes: 4096 },
+      ],
       tools: [{ kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } }],
     },
   }).gateway;
@@ -116,7 +132,7 @@ before(async () => {
   });
   url = `http://127.0.0.1:${port}`;
   gateway = createGateway({
-    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem],
+    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
     tokens: {
       verify: async (token, { audience }) => {
         if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
@@ -145,6 +161,7 @@ after(async () => {
   await gateway?.close();
   await app?.close();
   await upstream?.close();
+  await sseUpstream?.close();
   web?.closeAllConnections();
   await new Promise<void>((r) => (web ? web.close(() => r()) : r()));
   policy?.stop();
@@ -219,7 +236,7 @@ test('onRevocation closes the revoked principal\'s sessions at once; DELETE ends
   revoked.add(PRINCIPALS['tok-full']!.spiffeId);
   try {
     gateway.onRevocation();
-    await new Promise((r) => setTimeout(r, 50));
+    // The sessions are closed synchronously by onRevocation (their cleanup is async).
     assert.ok(gateway.sessionCount < before);
     const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
     const r = await rawMcp(`${u}/mcp`, 'tok-full', list, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
@@ -282,4 +299,68 @@ test('an idle upstream connection is stopped after idle_timeout', async () => {
   const r = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(r.content, [{ type: 'text', text: 'pong' }]);
   await c.close();
+});
+
+/** Polls `cond` every 20 ms, at most `max` times. */
+async function until(cond: () => boolean, what: string, max = 500): Promise<void> {
+  for (let i = 0; i < max && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+test('tool names: every listed name is what strict clients accept, each calls its tool, the audit records server and tool', async () => {
+  const c = await connect('tok-full');
+  const listed = (await c.listTools()).tools.map((t) => t.name);
+  for (const n of listed) assert.match(n, /^[a-zA-Z0-9_-]{1,64}$/);
+  const odds = listed.filter((n) => n.startsWith('odd__'));
+  assert.equal(odds.length, ODD_TOOLS.length);
+  assert.ok(odds.includes('odd__plain_ok'));
+  const called = new Set<string>();
+  for (const name of odds) {
+    const r = await c.callTool({ name, arguments: {} });
+    called.add((r.content as { text: string }[])[0]!.text.replace(/^called /, ''));
+  }
+  assert.deepEqual([...called].sort(), [...ODD_TOOLS].sort(), 'each exposed name reaches its own tool');
+  const audited = audit.events.filter((e) => e.kind === 'gateway.tool_call' && (e.details as { server: string }).server === 'odd').map((e) => (e.details as { tool: string }).tool);
+  for (const t of ODD_TOOLS) assert.ok(audited.includes(t), `audit names ${t}`);
+  // The same tool by its policy entity id.
+  const byId = await c.callTool({ name: 'odd/files.read', arguments: {} });
+  assert.deepEqual(byId.content, [{ type: 'text', text: 'called files.read' }]);
+  await c.close();
+});
+
+test('max_result_bytes on HTTP upstreams: a JSON or SSE answer over the limit is refused with a stable code; the connection stays usable', async () => {
+  const c = await connect('tok-full');
+  for (const server of ['small', 'smallsse']) {
+    const ok = await c.callTool({ name: `${server}__big`, arguments: { bytes: 1000 } });
+    assert.equal((ok.content as { text: string }[])[0]!.text.length, 1000, server);
+    await assert.rejects(c.callTool({ name: `${server}__big`, arguments: { bytes: 100_000 } }), (e: { code?: number; data?: { code?: string }; message?: string }) => {
+      assert.equal(e.code, -32002, server);
+      assert.equal(e.data?.code, 'TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE', server);
+      assert.match(e.message ?? '', /4096 bytes/);
+      return true;
+    });
+    const after = await c.callTool({ name: `${server}__ping`, arguments: {} });
+    assert.deepEqual(after.content, [{ type: 'text', text: 'pong' }], `${server}: usable after the refusal`);
+  }
+  await c.close();
+});
+
+test('revocation cancels a call in flight on an HTTP upstream: the upstream observes the cancellation, the side effect never happens', async () => {
+  const c = await connect('tok-full');
+  const started = upstream.effects.length;
+  const inflight = c.callTool({ name: 'remote__side_effect', arguments: {} }).then(() => 'resolved', (e: Error) => e.message);
+  await until(() => upstream.effects.length > started, 'the tool to start');
+  revoked.add(PRINCIPALS['tok-full']!.spiffeId);
+  try {
+    gateway.onRevocation();
+    await until(() => upstream.effects.length > started + 1, 'the upstream to observe the cancellation');
+    assert.deepEqual(upstream.effects.slice(started), ['started', 'cancelled']);
+    upstream.release();
+    assert.match(await inflight, /revoked|401|closed/i);
+    assert.ok(!upstream.effects.slice(started).includes('done'), 'no side effect after revocation');
+    assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string; server: string }).cause === 'revoked' && (e.details as { server: string }).server === 'remote'));
+  } finally {
+    revoked.clear();
+  }
+  await c.close().catch(() => undefined);
 });
