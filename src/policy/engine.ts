@@ -9,7 +9,7 @@ import type { ReadinessCheck } from '../server/system-routes.js';
 import { LruCache, canonicalJson } from './cache.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
-import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyRequest } from './types.js';
+import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyAction, type PolicyRequest } from './types.js';
 
 export interface PolicyEngineOptions {
   readonly dir: string;
@@ -60,6 +60,8 @@ export interface PolicyEngine extends Authorizer {
   explain(request: PolicyRequest): Explanation;
   /** Drops every cached decision (called on reload, and by the revocation service). */
   invalidate(): void;
+  /** See Authorizer.literals: the strings of the active permit policies that can apply to `action`. */
+  literals(action: PolicyAction): readonly string[];
   readinessCheck(): ReadinessCheck;
   /** Count of decisions answered from the cache (tests, metrics). */
   readonly cacheHits: number;
