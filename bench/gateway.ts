@@ -129,8 +129,8 @@ export async function run(): Promise<BenchResult[]> {
     const gw = await target(h.mcpUrl, token);
     targets.push(direct, gw);
     return [
-      ...(await compare('in-process tool (gateway overhead)', direct, 'ping', gw, 'local/ping', true)),
-      ...(await compare('Streamable HTTP upstream (one more hop)', direct, 'ping', gw, 'remote/ping', false)),
+      ...(await compare('in-process tool (gateway overhead)', direct, 'ping', gw, 'local__ping', true)),
+      ...(await compare('Streamable HTTP upstream (one more hop)', direct, 'ping', gw, 'remote__ping', false)),
     ];
   } finally {
     for (const t of targets) await t.close().catch(() => undefined);

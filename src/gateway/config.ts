@@ -10,6 +10,10 @@ import { z } from 'zod';
 import { durationBetween, rateField, secretPathField } from '../config/fields.js';
 import { declarativeToolsConfig, toolServerName } from './tools/config.js';
 
+/** Default bound on one message from an upstream MCP server (`max_result_bytes`), in bytes. */
+export const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
+const MAX_RESULT_BYTES_CEILING = 256 * 1024 * 1024;
+
 /** A value injected into an upstream: literal, kv secret, or a field of a dynamic credential. */
 export const injectedValue = z.union([
   z.string().max(8192).regex(/^[^\0]*$/, 'values must not contain NUL'),
@@ -32,8 +36,17 @@ const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a
 /** Headers the transport computes, or that would carry the agent's own token upstream. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'accept', 'transfer-encoding', 'connection', 'upgrade', 'te', 'trailer', 'keep-alive', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
 
+/** Per-server overrides of gateway-wide bounds. */
+const serverBounds = {
+  /** Overrides gateway.call_timeout for this server (tools/call and the MCP handshake). */
+  call_timeout: durationBetween(10, 600_000).optional(),
+  /** Overrides gateway.max_result_bytes for this server. */
+  max_result_bytes: z.number().int().min(1024).max(MAX_RESULT_BYTES_CEILING).optional(),
+};
+
 const stdioServer = z.object({
   name: toolServerName,
+  ...serverBounds,
   transport: z.literal('stdio'),
   command: z.string().min(1).max(4096),
   args: z.array(z.string().max(8192)).max(256).default([]),
@@ -45,6 +58,7 @@ const stdioServer = z.object({
 
 const httpServer = z.object({
   name: toolServerName,
+  ...serverBounds,
   transport: z.literal('streamable_http'),
   url: z.url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
   headers: z.record(headerName, injectedValue).default({}),
@@ -64,6 +78,17 @@ export const gatewayConfigSchema = z.object({
   tools: declarativeToolsConfig.default([]),
   /** Upper bound of one tools/call through an upstream MCP server (declarative tools have their own `timeout`). */
   call_timeout: durationBetween(10, 600_000).prefault('30s'),
+  /**
+   * Largest message (a tools/call result, a tools/list page, an error) accepted from an upstream
+   * MCP server, in bytes; enforced while reading (docs/gateway.md "Limits"). Per server: `max_result_bytes`.
+   */
+  max_result_bytes: z.number().int().min(1024).max(MAX_RESULT_BYTES_CEILING).default(DEFAULT_MAX_RESULT_BYTES),
+  /**
+   * How tools/list names tools: `server__tool` (default: `^[a-zA-Z0-9_-]{1,64}$`, what strict
+   * clients and model APIs accept) or `server/tool` (the form of Tessera ≤ 0.x). tools/call
+   * accepts both. See docs/gateway.md "Tool names" and ADR 0051.
+   */
+  tool_name_format: z.enum(['server__tool', 'server/tool']).default('server__tool'),
   /** Largest JSON-RPC POST body accepted on /mcp. */
   max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Audit argument values (scrubbed, truncated) besides their digest. Off: arguments may hold personal data. */

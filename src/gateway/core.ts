@@ -2,10 +2,13 @@
  * What the gateway does per MCP request, independent of HTTP: which tools a caller sees, and a
  * tool call from authorization to the scrubbed, audited result.
  *
- * tools/call order: token scope → Cedar `tool.call` with the arguments in `context.args` →
- * the tool exists → arguments match its inputSchema → run (with timeout) → scrub the result or
- * error of every value injected for this call → audit → answer. Nothing an upstream returns
- * reaches the agent unscrubbed.
+ * tools/call order: the name (names.ts) → token scope → Cedar `tool.call` with the arguments in
+ * `context.args` → the tool exists → arguments match its inputSchema → run (with timeout) →
+ * scrub the result or error of every value injected for this call (scrub/result.ts) → audit →
+ * answer. Nothing an upstream returns reaches the agent unscrubbed.
+ *
+ * An upstream is started (and its secrets injected) for a caller only when Cedar could permit
+ * that caller some tool of it (`mayUse`); tools/list does not start the others.
  */
 import { createHash } from 'node:crypto';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
@@ -18,7 +21,8 @@ import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '.
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
-import { createScrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
+import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
+import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
 import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
@@ -74,6 +78,8 @@ export interface GatewayCoreDeps {
   readonly logger: Logger;
   readonly metrics?: MetricsRegistry;
   readonly auditArgumentValues: boolean;
+  /** How tools/list names tools (gateway.tool_name_format); default `server__tool`. */
+  readonly toolNameFormat?: ToolNameFormat;
 }
 
 export interface ListedTool {
@@ -94,6 +100,12 @@ export interface GatewayCore {
 
 const MAX_AUDITED_HITS = 16;
 const MAX_ARGS_JSON = 2048;
+/** Tool names remembered per server (any caller's listing) as candidates for `mayUse`. */
+const MAX_CATALOGUE = 1000;
+const MAX_KNOWN_NAMES = 10_000;
+const NO_SECRETS: readonly SecretInput[] = Object.freeze([]);
+/** A tool name no server has: stands for "any tool" (server-wide permits) in `mayUse`. */
+const PROBE_TOOL = '*';
 
 /** RFC 8785-style canonical JSON (sorted keys) for a stable digest of the arguments. */
 export function canonicalJson(v: unknown): string {
@@ -103,17 +115,85 @@ export function canonicalJson(v: unknown): string {
   return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
-export function splitToolName(name: string): { server: string; tool: string } | undefined {
-  const i = name.indexOf('/');
-  if (i <= 0 || i === name.length - 1) return undefined;
-  return { server: name.slice(0, i), tool: name.slice(i + 1) };
-}
-
 export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   const { authorizer, audit, logger } = deps;
+  const format: ToolNameFormat = deps.toolNameFormat ?? 'server__tool';
   const upstreams = new Map(deps.upstreams.map((u) => [u.server, u]));
   const providers = new Map(deps.providers.map((p) => [p.server, p]));
   const servers = [...upstreams.keys(), ...providers.keys()];
+  const prefixes = new Map<string, string>();
+  for (const server of servers) {
+    const prefix = serverPrefix(server);
+    const other = prefixes.get(prefix);
+    if (other !== undefined) throw new TesseraError('TESSERA_CONFIG_INVALID', `gateway: servers "${other}" and "${server}" would expose tools under the same name prefix "${prefix}"; rename one`);
+    prefixes.set(prefix, server);
+  }
+  const catalogue = new Map<string, Set<string>>();
+  const known = new Map<string, { server: string; tool: string }>();
+  const namesCache = new WeakMap<readonly GatewayTool[], Map<string, string>>();
+  const scrubbers = new WeakMap<readonly SecretInput[], Scrubber>();
+  const mayUseCache = new WeakMap<readonly string[], Map<string, boolean>>();
+
+  /** Exposed names of a server's tools, computed once per tool list. */
+  function namesFor(server: string, tools: readonly GatewayTool[]): Map<string, string> {
+    let m = namesCache.get(tools);
+    if (!m) {
+      m = exposedNames(server, tools.map((t) => t.name), format);
+      namesCache.set(tools, m);
+      let cat = catalogue.get(server);
+      if (!cat) catalogue.set(server, (cat = new Set()));
+      for (const t of tools) if (cat.size < MAX_CATALOGUE) cat.add(t.name);
+    }
+    return m;
+  }
+
+  /** One scrubber per set of injected values (an upstream connection's), its forms computed once. */
+  function scrubberFor(base: readonly SecretInput[], extra: readonly SecretInput[]): Scrubber {
+    let s = scrubbers.get(base);
+    if (!s) {
+      s = createScrubber(base);
+      scrubbers.set(base, s);
+    }
+    return extra.length ? s.derive(extra) : s;
+  }
+
+  /** The token's scope (if any) names some tool of `server`. */
+  function inScope(p: AgentPrincipal, server: string): boolean {
+    const scope = p.scope?.filter((x) => x.startsWith('tool:'));
+    return scope === undefined || scope.some((x) => x.startsWith(`tool:${server}/`) || x.startsWith('tool:*/') || x.startsWith('tool:**'));
+  }
+
+  /**
+   * Whether Cedar could permit `p` some tool of `server`, tried without starting it: a name no
+   * tool has (server-wide permits), the names seen in earlier listings of that server, every
+   * string the tool.call policies mention, and the caller's own attribute values (Cedar has no
+   * string concatenation: a tool name a policy can permit is one of those, or `like` pattern
+   * text). True when the authorizer cannot list its policies' strings.
+   */
+  function mayUse(p: AgentPrincipal, server: string): boolean {
+    if (!inScope(p, server)) return false;
+    const lits = authorizer.literals?.('tool.call');
+    if (!lits) return true;
+    let cache = mayUseCache.get(lits);
+    if (!cache) mayUseCache.set(lits, (cache = new Map()));
+    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, u: p.user, c: p.chain, o: p.scope, p: p.purpose })}`;
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    const candidates = new Set<string>([PROBE_TOOL, server, ...(catalogue.get(server) ?? [])]);
+    for (const l of lits) candidates.add(l.startsWith(`${server}/`) ? l.slice(server.length + 1) : l);
+    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, ...(p.chain ?? []), ...Object.values(p.attributes ?? {})]) if (typeof v === 'string') candidates.add(v);
+    for (const x of p.scope ?? []) if (x.startsWith(`tool:${server}/`)) candidates.add(x.slice(`tool:${server}/`.length));
+    let ok = false;
+    for (const c of candidates) {
+      if (c.length > 0 && c.length <= 256 && visible(p, server, c)) {
+        ok = true;
+        break;
+      }
+    }
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, ok);
+    return ok;
+  }
   const ajv = new AjvJsonSchemaValidator();
   const validators = new Map<string, JsonSchemaValidator<unknown>>();
   const calls: Counter | undefined = deps.metrics?.counter('tessera_gateway_tool_calls_total', 'Gateway tools/call, by result');
@@ -162,8 +242,8 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     const u = upstreams.get(server);
     if (u) return u.listTools(caller, signal);
     const p = providers.get(server);
-    if (p) return { tools: await p.listTools(signal), secrets: [] };
-    return { tools: [], secrets: [] };
+    if (p) return { tools: await p.listTools(signal), secrets: NO_SECRETS };
+    return { tools: [], secrets: NO_SECRETS };
   }
 
   const sessionHmacs = new Map<string, string>();
@@ -192,7 +272,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         reason: { message: 'a tool result carried a secret value or credential shape; it was redacted before reaching the agent' },
         ...(caller.principal.task ? { txn: caller.principal.task } : {}),
         where: where(caller),
-        details: { server, tool, hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: h.path.slice(0, 256) } : {}) },
+        details: { server, tool, hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: h.path.slice(0, 256) } : {}), ...(h.split ? { split: true } : {}) },
       });
     }
   }
@@ -201,19 +281,21 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     servers,
 
     missingScope(principal, name) {
-      const parts = splitToolName(name);
-      if (!parts || principal.scope === undefined) return undefined;
-      const needed = `tool:${parts.server}/${parts.tool}`;
+      if (principal.scope === undefined) return undefined;
+      const parsed = parseCallName(name, prefixes);
+      const tool = parsed?.tool ?? known.get(name)?.tool;
+      if (!parsed || tool === undefined) return undefined;
+      const needed = `tool:${parsed.server}/${tool}`;
       return scopeCovers(principal.scope, needed) ? undefined : needed;
     },
 
     async listTools(caller, signal) {
       const out: ListedTool[] = [];
-      // A scoped token that names no tool of a server does not start that server's upstream.
-      const scope = caller.principal.scope?.filter((x) => x.startsWith('tool:'));
-      const inScope = (server: string): boolean => scope === undefined || scope.some((x) => x.startsWith(`tool:${server}/`) || x.startsWith('tool:*/') || x.startsWith('tool:**'));
+      // An upstream of which the caller may call nothing (policy, or a scoped token that names
+      // none of its tools) is not started, and nothing is injected for it.
+      const wanted = servers.filter((server) => (upstreams.has(server) ? mayUse(caller.principal, server) : inScope(caller.principal, server)));
       // Servers are asked in parallel; one failing upstream hides only its own tools.
-      const results = await Promise.all(servers.filter(inScope).map(async (server) => {
+      const results = await Promise.all(wanted.map(async (server) => {
         try {
           return { server, ...(await toolsOf(server, caller, signal)) };
         } catch (e) {
@@ -222,11 +304,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         }
       }));
       for (const r of results) {
-        const scrubber = r.secrets.length ? createScrubber(r.secrets) : undefined;
+        const scrubber = r.secrets.length ? scrubberFor(r.secrets, NO_SECRETS) : undefined;
+        const names = namesFor(r.server, r.tools);
         for (const t of r.tools) {
-          if (!visible(caller.principal, r.server, t.name)) continue;
+          const name = names.get(t.name);
+          if (name === undefined || !visible(caller.principal, r.server, t.name)) continue;
+          if (known.size >= MAX_KNOWN_NAMES) known.clear();
+          known.set(name, { server: r.server, tool: t.name });
           let listed: ListedTool = {
-            name: `${r.server}/${t.name}`,
+            name,
             ...(t.description !== undefined ? { description: t.description } : {}),
             inputSchema: { ...t.inputSchema, type: 'object' },
             ...(t.annotations ? { annotations: { ...t.annotations } } : {}),
@@ -245,17 +331,19 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     async callTool(name, rawArgs, caller, signal) {
       const started = performance.now();
       const p = caller.principal;
-      const parts = splitToolName(name);
+      const parsed = parseCallName(name, prefixes);
       const args: Record<string, unknown> = rawArgs === undefined || rawArgs === null ? {} : (rawArgs as Record<string, unknown>);
-      const server = parts?.server ?? '';
-      const tool = parts?.tool ?? name;
+      const server = parsed?.server ?? '';
+      let tool = parsed?.tool;
       const argsJson = canonicalJson(args);
       const digest = createHash('sha256').update(argsJson).digest('hex');
       let decision: Decision | undefined;
       let upstreamStatus = 'not_called';
       let hitsCount = 0;
+      const allHits: ScrubHit[] = [];
+      let replaced = 0;
       const callSecrets: SecretInput[] = [];
-      let baseSecrets: readonly SecretInput[] = [];
+      let baseSecrets: readonly SecretInput[] = NO_SECRETS;
 
       const finish = async (result: 'allow' | 'deny' | 'error', code: string | undefined): Promise<void> => {
         const ms = performance.now() - started;
@@ -263,32 +351,43 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         latency?.observe(ms / 1000);
         let argsValues: string | undefined;
         if (deps.auditArgumentValues) {
-          const scrubbed = createScrubber([...baseSecrets, ...callSecrets]).scrubText(argsJson).text;
+          const scrubbed = scrubberFor(baseSecrets, callSecrets).scrubText(argsJson).text;
           argsValues = scrubbed.length > MAX_ARGS_JSON ? `${scrubbed.slice(0, MAX_ARGS_JSON)}…` : scrubbed;
         }
+        // What the agent actually got: the result as the tool gave it, the result with
+        // redactions (and maybe items replaced by notices), or a refusal / an error.
+        const outcome = result === 'deny' ? 'refused' : result === 'error' ? 'failed' : hitsCount > 0 ? 'redacted' : 'delivered';
+        // The name is the agent's own text (the tool may not exist): scrubbed of credential shapes.
+        const shapes = scrubberFor(NO_SECRETS, NO_SECRETS);
+        const label = shapes.scrubText((tool ?? name).slice(0, 256)).text;
         await audit.append({
-          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: parts ? `${server}/${tool}` : name.slice(0, 256), result,
+          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: tool !== undefined ? `${server}/${label}` : label, result,
           reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
           ...(p.task ? { txn: p.task } : {}),
           ...(p.purpose ? { purpose: p.purpose } : {}),
           where: where(caller),
           details: {
-            server, tool: tool.slice(0, 256), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
+            server, tool: label, args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
             decision: decision ? (decision.allowed ? 'allow' : decision.scopeDenied ? 'deny:scope' : 'deny') : 'none',
-            upstream_status: upstreamStatus, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
+            upstream_status: upstreamStatus, outcome, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
+            ...(hitsCount > 0 ? { redactions: countHits(allHits) } : {}),
+            ...(replaced > 0 ? { items_replaced: replaced } : {}),
             session_hmac: sessionHmac(caller.sessionId),
           },
         });
       };
 
+      const noteHits = async (hits: readonly ScrubHit[], inError: boolean): Promise<void> => {
+        if (!hits.length) return;
+        hitsCount += hits.length;
+        allHits.push(...hits);
+        scrubs?.inc({ server }, hits.length);
+        await auditHits(hits, server, tool ?? '(unresolved name)', caller, inError);
+      };
+
       const scrub = async <T>(value: T, inError: boolean): Promise<T> => {
-        const secrets = callSecrets.length ? [...baseSecrets, ...callSecrets] : baseSecrets;
-        const s = createScrubber(secrets).scrubValue(value);
-        if (s.hits.length) {
-          hitsCount += s.hits.length;
-          scrubs?.inc({ server }, s.hits.length);
-          await auditHits(s.hits, server, tool, caller, inError);
-        }
+        const s = scrubberFor(baseSecrets, callSecrets).scrubValue(value);
+        await noteHits(s.hits, inError);
         return s.value;
       };
 
@@ -296,12 +395,33 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         await finish(result, err.code);
         throw new RpcError(rpcCodeFor(err.code), err.message, { code: err.code, ...(caller.requestId ? { request_id: caller.requestId } : {}), ...(err.details ? { details: err.details } : {}) });
       };
+      const notFound = (result: 'deny' | 'error'): Promise<never> =>
+        refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${name.slice(0, 200)}" is served to you; use a name as tools/list shows it (<server>__<tool>), or <server>/<tool>`), result);
+
+      let listing: { tools: readonly GatewayTool[]; secrets: readonly SecretInput[] } | undefined;
+      const list = async (): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> => {
+        try {
+          listing ??= await toolsOf(server, caller, signal);
+          return listing;
+        } catch (e) {
+          upstreamStatus = 'unavailable';
+          const err = isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}: the upstream failed`);
+          return refuse(new TesseraError(err.code, await scrub(err.message, true), err.details), 'error');
+        }
+      };
 
       if (typeof rawArgs !== 'undefined' && rawArgs !== null && (typeof rawArgs !== 'object' || Array.isArray(rawArgs))) {
         return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', 'arguments: must be a JSON object'), 'error');
       }
-      if (!parts || (!upstreams.has(server) && !providers.has(server))) {
-        return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${name.slice(0, 200)}" is served to you; tool names are <server>/<tool> as tools/list shows them`), 'error');
+      if (!parsed || (!upstreams.has(server) && !providers.has(server))) return notFound('error');
+
+      if (tool === undefined) {
+        // A shortened or hashed name: only the server's tool list says which tool it is. That list
+        // is asked only for a caller who may use something on the server (no start otherwise).
+        if (upstreams.has(server) && !mayUse(p, server)) return notFound('deny');
+        const resolved = [...namesFor(server, (await list()).tools)].find(([, exposed]) => exposed === name);
+        if (!resolved) return notFound('error');
+        tool = resolved[0];
       }
 
       try {
@@ -312,22 +432,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       if (!decision.allowed) {
         if (decision.scopeDenied) return refuse(new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover tool:${server}/${tool}; request a token with that scope`), 'deny');
         // A tool the caller cannot call with any argument is as invisible as an unknown one.
-        if (!visible(p, server, tool)) return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${server}/${tool}" is served to you; tools/list shows the tools you may call`), 'deny');
+        if (!visible(p, server, tool)) return notFound('deny');
         return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_DENIED', `policy does not permit ${server}/${tool} with these arguments`), 'deny');
       }
 
-      let listing: { tools: readonly GatewayTool[]; secrets: readonly SecretInput[] };
-      try {
-        listing = await toolsOf(server, caller, signal);
-      } catch (e) {
-        upstreamStatus = 'unavailable';
-        const err = isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}: the upstream failed`);
-        return refuse(new TesseraError(err.code, await scrub(err.message, true), err.details), 'error');
-      }
-      baseSecrets = listing.secrets;
-      const def = listing.tools.find((t) => t.name === tool);
-      if (!def) return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${server}/${tool}" is served to you; tools/list shows the tools you may call`), 'error');
-      const check = validatorFor(name, def.inputSchema)(args);
+      const { tools: defs, secrets } = await list();
+      baseSecrets = secrets;
+      const def = defs.find((t) => t.name === tool);
+      if (!def) return notFound('error');
+      const check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
       if (!check.valid) {
         return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
       }
@@ -370,13 +483,17 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         }
         const err = isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool} failed`);
         if (!isTesseraError(e)) logger.warn({ server, tool, err: (e as Error).message?.slice(0, 300) }, 'gateway: tool failed');
-        upstreamStatus = err.code === 'TESSERA_GATEWAY_UPSTREAM_TIMEOUT' || err.code === 'TESSERA_TOOL_TIMEOUT' ? 'timeout' : 'failed';
+        upstreamStatus = err.code === 'TESSERA_GATEWAY_UPSTREAM_TIMEOUT' || err.code === 'TESSERA_TOOL_TIMEOUT' ? 'timeout'
+          : err.code === 'TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE' ? 'too_large'
+            : err.code === 'TESSERA_TOKEN_REVOKED' ? 'cancelled' : 'failed';
         const message = await scrub(err.message, true);
         return refuse(new TesseraError(err.code, message, err.details ? await scrub(err.details, true) : undefined), 'error');
       }
-      const clean = await scrub(result, false);
+      const clean = scrubToolResult(scrubberFor(baseSecrets, callSecrets), result);
+      replaced = clean.replaced;
+      await noteHits(clean.hits, false);
       await finish('allow', undefined);
-      return clean;
+      return clean.value;
     },
   };
 }

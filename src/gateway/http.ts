@@ -226,7 +226,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   function newSession(principal: AgentPrincipal, w: AuditWhere): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
     const server = new Server(
       { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
-      { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>/<tool>. Credentials are injected by Tessera; you never need an API key.' },
+      { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>__<tool>, as tools/list shows them. Credentials are injected by Tessera; you never need an API key.' },
     );
     const abort = new AbortController();
     let session: Session;

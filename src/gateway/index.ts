@@ -87,11 +87,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
   const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
     injector, audit, logger, version, processes,
-    callTimeoutMs: config.call_timeout, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
+    callTimeoutMs: config.call_timeout, maxResultBytes: config.max_result_bytes, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
   }));
   const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
 
-  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values });
+  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format });
 
   const revoked = (p: AgentPrincipal): boolean =>
     deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });

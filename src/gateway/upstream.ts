@@ -8,15 +8,18 @@
  *    credential issued to that agent, a secret only that agent may inject), so two agents
  *    never share a process or its environment.
  *  - `per_session`: one per MCP session; nothing survives the session.
- * A connection is stopped after `idle_timeout` without calls, when its caller is revoked,
- * when the session closes (per_session) and on shutdown; leases it was given are revoked then.
+ * A connection is stopped after `idle_timeout` without calls, when the session closes
+ * (per_session) and on shutdown, gracefully; leases it was given are revoked then. When its
+ * owner, or the caller of a call in flight on it, is revoked (or loses the injection by a policy
+ * change), it is stopped **at once**: every call in flight is cancelled (the SDK sends MCP
+ * `notifications/cancelled`), then a stdio process group is killed (SIGKILL) and an HTTP session
+ * terminated (DELETE), so a cancelled tool cannot finish its side effects in a grace period.
+ * Messages from an upstream are bounded by `max_result_bytes` while they are read
+ * (stdio-transport.ts, http-fetch.ts).
  * A process that exits is dropped: the call in flight fails with TESSERA_GATEWAY_UPSTREAM_FAILED
  * and the next call starts a new one. Other callers' connections are unaffected.
  */
-import { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWhere } from '../audit/events.js';
@@ -28,6 +31,8 @@ import type { GatewayTool, ToolResult } from './types.js';
 import type { HttpServerConfig, InjectedValue, StdioServerConfig, UpstreamServerConfig } from './config.js';
 import type { SecretInput } from './scrub/index.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
+import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
+import { boundedUpstreamFetch } from './http-fetch.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -48,7 +53,10 @@ export interface UpstreamDeps {
   readonly injector: Injector;
   readonly audit: AuditWriter;
   readonly logger: Logger;
+  /** gateway.call_timeout; a server's own `call_timeout` wins. */
   readonly callTimeoutMs: number;
+  /** gateway.max_result_bytes; a server's own `max_result_bytes` wins. */
+  readonly maxResultBytes: number;
   readonly idleTimeoutMs: number;
   readonly defaultIsolation: 'per_agent' | 'per_session';
   /**
@@ -75,7 +83,11 @@ export interface Upstream {
   readonly transport: 'stdio' | 'streamable_http';
   listTools(caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamListing>;
   callTool(tool: string, args: Readonly<Record<string, unknown>>, caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamCallResult>;
-  /** Stops the connections whose owner matches (revocation, session end). */
+  /**
+   * Stops the connections whose owner, or the caller of a call in flight on them, matches
+   * (revocation, session end). Causes `revoked` and `policy` stop at once (calls cancelled,
+   * process group killed); others gracefully.
+   */
   stopWhere(match: (owner: { principal: AgentPrincipal; sessionId: string }) => boolean, cause: string): Promise<void>;
   /** Number of open connections (tests, metrics). */
   readonly size: number;
@@ -90,6 +102,13 @@ export class UpstreamRpcError extends Error {
   }
 }
 
+/** A tools/call in flight on a connection: whose, and how to cancel it. */
+interface InflightCall {
+  readonly principal: AgentPrincipal;
+  readonly sessionId: string;
+  cancel(reason: Error): void;
+}
+
 interface Conn {
   readonly key: string;
   readonly principal: AgentPrincipal;
@@ -100,6 +119,7 @@ interface Conn {
   tools?: Promise<GatewayTool[]>;
   ready: Promise<void>;
   inflight: number;
+  readonly calls: Set<InflightCall>;
   idle?: NodeJS.Timeout;
   closed: boolean;
   closeCause?: string;
@@ -117,6 +137,9 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
   const isolation = config.transport === 'stdio' ? (config.isolation ?? deps.defaultIsolation) : deps.defaultIsolation;
   const conns = new Map<string, Conn>();
   let shuttingDown = false;
+  const callTimeoutMs = config.call_timeout ?? deps.callTimeoutMs;
+  const maxResultBytes = config.max_result_bytes ?? deps.maxResultBytes;
+  const httpFetch = boundedUpstreamFetch(maxResultBytes);
 
   const keyOf = (c: UpstreamCaller): string =>
     isolation === 'per_session' ? `s|${c.sessionId}` : `a|${c.principal.spiffeId}|${c.principal.task ?? ''}`;
@@ -165,7 +188,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       // The upstream went away on its own (process exit, session ended): drop it; the next call reconnects.
       void stop(conn, 'exited');
     };
-    let transport: StdioClientTransport | StreamableHTTPClientTransport;
+    let transport: BoundedStdioClientTransport | StreamableHTTPClientTransport;
     if (config.transport === 'stdio') {
       const cfg = config as StdioServerConfig;
       // Checked (and the place held) before anything is injected: a refused start issues no
@@ -199,7 +222,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       counted = true;
       // Only the SDK's safe default environment (PATH, HOME, ...) plus the configured values:
       // Tessera's own environment (master key, tokens) never reaches an upstream.
-      transport = new StdioClientTransport({ command: cfg.command, args: [...cfg.args], env, stderr: 'ignore', ...(cfg.cwd ? { cwd: cfg.cwd } : {}) });
+      transport = new BoundedStdioClientTransport({ command: cfg.command, args: cfg.args, env, maxMessageBytes: maxResultBytes, ...(cfg.cwd ? { cwd: cfg.cwd } : {}) });
       const prevClose = client.onclose;
       client.onclose = () => {
         release();
@@ -211,12 +234,12 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       const headers = await resolveAll(cfg.headers, conn, where, 'header');
       // No token passthrough (MCP authorization spec, "Access Token Privilege Restriction"):
       // only configured headers go upstream, never the agent's bearer token.
-      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: upstreamFetch });
+      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: httpFetch });
     }
     conn.client = client;
-    const timer = AbortSignal.timeout(deps.callTimeoutMs);
+    const timer = AbortSignal.timeout(callTimeoutMs);
     try {
-      await raceAbort(client.connect(transport, { timeout: deps.callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${deps.callTimeoutMs} ms`));
+      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${callTimeoutMs} ms`));
     } catch (e) {
       // Not yet marked closed: report the start failure itself, not "exited".
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
@@ -235,6 +258,10 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
   function toUpstreamError(e: unknown, conn: Conn, phase: 'start' | 'call' | 'list'): Error {
     if (isTesseraError(e) || e instanceof UpstreamRpcError) return e;
     const err = e as { code?: unknown; message?: string; data?: unknown };
+    // The bounded transports answer an oversized message with this error in its place.
+    if ((err.data as { code?: unknown } | undefined)?.code === RESULT_TOO_LARGE && err.constructor?.name === 'McpError') {
+      return new TesseraError(RESULT_TOO_LARGE, `${config.name}: the upstream's answer is larger than ${maxResultBytes} bytes (max_result_bytes); it was discarded`, { limit: maxResultBytes });
+    }
     if (conn.closed && conn.closeCause !== 'idle') {
       return new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the upstream ${config.transport === 'stdio' ? 'process exited' : 'connection closed'} during the ${phase === 'call' ? 'call' : 'handshake'}; it is restarted on the next call`);
     }
@@ -263,6 +290,16 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if (conn.idle) clearTimeout(conn.idle);
     if (conns.get(conn.key) === conn) conns.delete(conn.key);
     const client = conn.client;
+    const immediate = cause === 'revoked' || cause === 'policy';
+    if (immediate) {
+      // Cancel first (the SDK writes notifications/cancelled for each), then stop at once.
+      for (const call of conn.calls) {
+        call.cancel(cause === 'revoked'
+          ? new TesseraError('TESSERA_TOKEN_REVOKED', `${config.name}: the call was cancelled: a caller of this upstream was revoked`)
+          : new TesseraError('TESSERA_POLICY_DENIED', `${config.name}: the call was cancelled: policy no longer permits what this upstream needs`));
+      }
+      if (client?.transport instanceof BoundedStdioClientTransport) await client.transport.kill();
+    }
     try {
       if (client && config.transport === 'streamable_http' && cause !== 'exited') {
         await (client.transport as StreamableHTTPClientTransport | undefined)?.terminateSession().catch(() => undefined);
@@ -305,7 +342,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     const key = keyOf(caller);
     let conn = conns.get(key);
     if (!conn || conn.closed) {
-      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], leases: [], inflight: 0, closed: false, ready: Promise.resolve() };
+      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], leases: [], inflight: 0, calls: new Set(), closed: false, ready: Promise.resolve() };
       fresh.ready = connect(fresh, caller.where);
       conns.set(key, fresh);
       conn = fresh;
@@ -334,7 +371,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
         const out: GatewayTool[] = [];
         let cursor: string | undefined;
         for (let page = 0; page < MAX_LIST_PAGES; page++) {
-          const r = await conn.client!.listTools(cursor ? { cursor } : {}, { signal, timeout: deps.callTimeoutMs });
+          const r = await conn.client!.listTools(cursor ? { cursor } : {}, { signal, timeout: callTimeoutMs });
           for (const t of r.tools) out.push(toGatewayTool(t));
           cursor = r.nextCursor;
           if (!cursor) break;
@@ -371,20 +408,25 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       const conn = await acquire(caller);
       try {
         const ac = new AbortController();
+        // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
+        const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, cancel: (reason) => ac.abort(reason) };
+        conn.calls.add(call);
         const onAbort = (): void => ac.abort(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${deps.callTimeoutMs} ms (gateway.call_timeout)`)), deps.callTimeoutMs);
+        if (signal.aborted) onAbort();
+        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${callTimeoutMs} ms (call_timeout)`)), callTimeoutMs);
         try {
           // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
-          const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: deps.callTimeoutMs + 1000 });
+          const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000 });
           return { result: r as ToolResult, secrets: conn.secrets };
         } catch (e) {
           if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
           const err = toUpstreamError(e, conn, 'call');
           // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
-          if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError)) void stop(conn, 'failed');
+          if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError) && !(isTesseraError(err) && err.code === RESULT_TOO_LARGE)) void stop(conn, 'failed');
           throw err;
         } finally {
+          conn.calls.delete(call);
           clearTimeout(timer);
           signal.removeEventListener('abort', onAbort);
         }
@@ -393,7 +435,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       }
     },
     async stopWhere(match, cause) {
-      const victims = [...conns.values()].filter((c) => match({ principal: c.principal, sessionId: c.sessionId }));
+      const victims = [...conns.values()].filter((c) => match({ principal: c.principal, sessionId: c.sessionId }) || [...c.calls].some((x) => match(x)));
       await Promise.all(victims.map((c) => stop(c, cause)));
     },
     async close() {
@@ -411,38 +453,6 @@ function toGatewayTool(t: Tool): GatewayTool {
     ...(t.annotations ? { annotations: t.annotations as Record<string, unknown> } : {}),
   };
 }
-
-/**
- * `fetch` for the SDK's Streamable HTTP client transport, on undici's `request`: several times
- * cheaper per call than WHATWG fetch, which matters because every gateway call to an HTTP
- * upstream is one such request. JSON answers are read whole; SSE streams are passed through as
- * they arrive. Also, the SDK gives every fetch one long-lived AbortSignal (the transport's), and
- * Node 20's fetch drops its abort listener only on garbage collection, so a busy connection piles
- * up thousands of listeners; calls here are bounded by the gateway's own timeout instead, and a
- * closed client rejects its pending requests.
- */
-const upstreamFetch = async (url: string | URL, init?: RequestInit): Promise<Response> => {
-  const headers: Record<string, string> = {};
-  new Headers(init?.headers).forEach((v, k) => {
-    headers[k] = v;
-  });
-  const method = (init?.method ?? 'GET') as Dispatcher.HttpMethod;
-  const r = await request(url, { method, headers, ...(typeof init?.body === 'string' ? { body: init.body } : {}) });
-  const out = new Headers();
-  for (const [k, v] of Object.entries(r.headers)) {
-    if (Array.isArray(v)) for (const x of v) out.append(k, x);
-    else if (v !== undefined) out.set(k, v);
-  }
-  const status = r.statusCode;
-  if (status === 204 || status === 304 || method === 'HEAD') {
-    await r.body.dump();
-    return new Response(null, { status, headers: out });
-  }
-  if ((out.get('content-type') ?? '').includes('text/event-stream')) {
-    return new Response(Readable.toWeb(r.body) as ReadableStream<Uint8Array>, { status, headers: out });
-  }
-  return new Response(await r.body.arrayBuffer(), { status, headers: out });
-};
 
 async function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
   if (signal.aborted) throw onAbort();

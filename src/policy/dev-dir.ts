@@ -72,6 +72,7 @@ export function createDevPolicyEngine(opts: DevPolicyOptions): PolicyEngine {
     status,
     authorize: (request) => current.authorize(request),
     explain: (request) => current.explain(request),
+    literals: (action) => current.literals(action),
     invalidate: () => current.invalidate(),
     readinessCheck(): ReadinessCheck {
       return {

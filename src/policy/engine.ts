@@ -11,7 +11,7 @@ import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
-import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyRequest } from './types.js';
+import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyAction, type PolicyRequest } from './types.js';
 
 export interface PolicyEngineOptions {
   readonly dir: string;
@@ -76,6 +76,8 @@ export interface PolicyEngine extends Authorizer {
   explain(request: PolicyRequest): Explanation;
   /** Drops every cached decision (called on reload, and by the revocation service). */
   invalidate(): void;
+  /** See Authorizer.literals: the strings of the active permit policies that can apply to `action`. */
+  literals(action: PolicyAction): readonly string[];
   readinessCheck(): ReadinessCheck;
   /** Count of decisions answered from the cache (tests, metrics). */
   readonly cacheHits: number;
@@ -87,6 +89,8 @@ interface Active {
   readonly set: LoadedPolicySet;
   /** Pre-parsed policy set id per action: only the policies whose scope can match it. */
   readonly psetIds: ReadonlyMap<string, string>;
+  /** Strings of the permit policies per action (Authorizer.literals). */
+  readonly literals: ReadonlyMap<string, readonly string[]>;
 }
 
 export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
@@ -157,7 +161,13 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       await auditReload(r.set.files.length, active?.set.policies.size ?? 0, err.message);
       return { ok: false, errors: [err], policies: active?.set.policies.size ?? 0 };
     }
-    active = { set: r.set, psetIds };
+    const literals = new Map<string, readonly string[]>();
+    for (const action of POLICY_ACTIONS) {
+      const all = new Set<string>();
+      for (const p of r.set.policies.values()) if (p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
+      literals.set(action, [...all]);
+    }
+    active = { set: r.set, psetIds, literals };
     cache.clear();
     // After the swap: every cache of a decision or verification made under the old set ends.
     epoch.bump('policy');
@@ -287,6 +297,9 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       // so this holds; kept explicit for safety).
       if (key && active === a) cache.set(key, { ...d, cached: true }, { owner: request.principal.spiffeId, epoch: at });
       return d;
+    },
+    literals(action) {
+      return active?.literals.get(action) ?? [];
     },
     explain(request: PolicyRequest): Explanation {
       const a = current();

@@ -21,6 +21,34 @@ export interface LoadedPolicy {
   readonly text: string;
   /** Actions the policy's scope names, or 'all' when it does not constrain the action. */
   readonly actions: readonly string[] | 'all';
+  /** Every string the policy mentions (see literalsOf); at most MAX_LITERALS. */
+  readonly literals: readonly string[];
+}
+
+const MAX_LITERALS = 1000;
+
+/**
+ * Every string of a policy's JSON form (string literals, entity ids, attribute names) plus each
+ * `like` pattern with its wildcards removed: what a caller may try as resource names to find out
+ * whether the policy could permit anything (Cedar has no string concatenation, so a name a
+ * policy can permit is a literal, a pattern instance, or an attribute of the request).
+ */
+export function literalsOf(json: unknown): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown, depth: number): void => {
+    if (out.size >= MAX_LITERALS || depth > 64) return;
+    if (typeof v === 'string') {
+      out.add(v);
+    } else if (Array.isArray(v)) {
+      // A `like` pattern: ["Wildcard", {"Literal": "read_"}, ...].
+      if (v.some((x) => x === 'Wildcard')) out.add(v.map((x) => (x && typeof x === 'object' && 'Literal' in x ? String((x as { Literal: unknown }).Literal) : '')).join(''));
+      for (const x of v) walk(x, depth + 1);
+    } else if (v && typeof v === 'object') {
+      for (const x of Object.values(v)) walk(x, depth + 1);
+    }
+  };
+  walk(json, 0);
+  return [...out];
 }
 
 export interface LoadedPolicySet {
@@ -142,13 +170,14 @@ export function loadPolicySources(sources: readonly { file: string; text: string
       const annotated = json.type === 'success' ? json.json.annotations?.['id'] : undefined;
       const id = annotated ?? `${file}#${index}`;
       const actions = json.type === 'success' ? actionsOf(json.json.action) : 'all';
+      const literals = json.type === 'success' ? literalsOf({ principal: json.json.principal, resource: json.json.resource, conditions: json.json.conditions }) : [];
       const at = lineCol(text, start);
       const prev = policies.get(id);
       if (prev) {
         errors.push({ file, ...at, message: `duplicate policy id "${id}" (also at ${prev.file}:${prev.line}); @id annotations must be unique across the directory` });
         return;
       }
-      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions });
+      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions, literals });
       where.set(id, { file, text, start });
     });
   }

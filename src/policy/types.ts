@@ -33,4 +33,11 @@ export interface Decision {
 /** What services depend on: synchronous, because the Cedar evaluator is synchronous and fast. */
 export interface Authorizer {
   authorize(request: PolicyRequest): Decision;
+  /**
+   * Every string the active `permit` policies that can apply to `action` mention (literals,
+   * entity ids, `like` patterns without wildcards). Lets a caller that must find out whether a
+   * principal could be permitted *anything* in some container (the MCP gateway, before it starts
+   * an upstream server for a caller) try those names. Optional: without it, callers assume yes.
+   */
+  literals?(action: PolicyAction): readonly string[];
 }

@@ -125,10 +125,11 @@ export const ERROR_CATALOGUE = {
 
   // --- gateway: MCP endpoint and upstream servers (src/gateway) ---------------------
   TESSERA_GATEWAY_SESSION_NOT_FOUND: { status: 404, description: 'The `Mcp-Session-Id` is unknown, expired, closed (revocation, idle, shutdown) or belongs to another agent; start a new session with `initialize`.' },
-  TESSERA_GATEWAY_TOOL_NOT_FOUND: { status: 404, description: 'No tool with this `<server>/<tool>` name is served to you; tools/list shows the tools you may call.' },
+  TESSERA_GATEWAY_TOOL_NOT_FOUND: { status: 404, description: 'No tool with this name is served to you (names are `<server>__<tool>` as tools/list shows them, or `<server>/<tool>`); tools/list shows the tools you may call.' },
   TESSERA_GATEWAY_TOOL_DENIED: { status: 403, description: 'Policy does not permit this tool call (`tool.call` on the tool, with these arguments in `context.args`); the audit log names the deciding policies.' },
   TESSERA_GATEWAY_UPSTREAM_TIMEOUT: { status: 504, description: 'The upstream MCP server did not answer within `gateway.call_timeout`; retry, or ask the operator to raise it.' },
   TESSERA_GATEWAY_UPSTREAM_FAILED: { status: 502, description: 'The upstream MCP server could not be started or reached, or it exited during the call; it is restarted on the next call. The operator finds the cause in the server log.' },
+  TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE: { status: 502, description: 'The upstream MCP server answered with a message larger than its `max_result_bytes` (default 4 MiB); the answer was discarded while it was read. Narrow the request, or ask the operator to raise the limit for that server.' },
   TESSERA_GATEWAY_UPSTREAM_ERROR: { status: 502, description: 'The upstream MCP server answered with a JSON-RPC error; its message (scrubbed of secrets) is passed on.' },
   TESSERA_GATEWAY_MESSAGE_TOO_LARGE: { status: 413, description: 'The JSON-RPC message is larger than `gateway.max_message_bytes`.' },
   TESSERA_GATEWAY_REQUEST_INVALID: { status: 400, description: 'The body is not a valid JSON-RPC 2.0 message (or batch) for MCP Streamable HTTP.' },

@@ -60,13 +60,13 @@ test('canonical JSON sorts keys at every level, so the audited digest does not d
 test('argument values are audited only when configured, scrubbed of credential shapes', async () => {
   const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCIsImlhdCI6MTcwMDAwMDAwMH0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
   const off = core(false);
-  await off.core.callTool('p/echo', { text: 'hello values' }, caller, new AbortController().signal);
+  await off.core.callTool('p__echo', { text: 'hello values' }, caller, new AbortController().signal);
   const e1 = off.audit.events.find((e) => e.kind === 'gateway.tool_call')!;
   assert.equal((e1.details as { args_json?: string }).args_json, undefined);
   assert.ok(!JSON.stringify(e1).includes('hello values'));
 
   const on = core(true);
-  const r = await on.core.callTool('p/echo', { text: `token ${jwt}` }, caller, new AbortController().signal);
+  const r = await on.core.callTool('p__echo', { text: `token ${jwt}` }, caller, new AbortController().signal);
   assert.deepEqual(r.content, [{ type: 'text', text: 'token [REDACTED:jwt]' }], 'credential shapes are scrubbed from results too');
   const e2 = on.audit.events.find((e) => e.kind === 'gateway.tool_call')!;
   const d = e2.details as { args_json: string; args_sha256: string; decision: string };
@@ -78,19 +78,35 @@ test('argument values are audited only when configured, scrubbed of credential s
 test('listing: a has-guarded argument condition is callable but not listed; unguarded tools listed; others hidden', async () => {
   const { core: c } = core(false);
   const names = (await c.listTools(caller, new AbortController().signal)).map((t) => t.name);
-  assert.deepEqual(names, ['p/echo']);
-  const ok = await c.callTool('p/guarded', { ward: 'a' }, caller, new AbortController().signal);
+  assert.deepEqual(names, ['p__echo']);
+  const ok = await c.callTool('p__guarded', { ward: 'a' }, caller, new AbortController().signal);
   assert.deepEqual(ok.content, [{ type: 'text', text: 'ok' }]);
-  await assert.rejects(c.callTool('p/hidden', {}, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.data?.code === 'TESSERA_GATEWAY_TOOL_NOT_FOUND');
+  // The policy entity id <server>/<tool> is accepted as a name too.
+  const alias = await c.callTool('p/guarded', { ward: 'a' }, caller, new AbortController().signal);
+  assert.deepEqual(alias.content, [{ type: 'text', text: 'ok' }]);
+  await assert.rejects(c.callTool('p__hidden', {}, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.data?.code === 'TESSERA_GATEWAY_TOOL_NOT_FOUND');
 });
 
 test('bad tool names and arguments that are not an object are refused with stable codes', async () => {
   const { core: c, audit } = core(false);
-  for (const name of ['noslash', '/x', 'p/', 'nosuch/tool']) {
+  for (const name of ['noslash', '/x', 'p/', 'nosuch/tool', '__x', 'p__', 'nosuch__tool', 'p__nosuch', 'p__echo.x', 'p__zz_abcdefgh', 'p___', '']) {
     await assert.rejects(c.callTool(name, {}, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.code === -32602 && e.data?.code === 'TESSERA_GATEWAY_TOOL_NOT_FOUND', name);
   }
   for (const args of [[1, 2], 'text', 5]) {
-    await assert.rejects(c.callTool('p/echo', args, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.data?.code === 'TESSERA_TOOL_ARGS_INVALID');
+    await assert.rejects(c.callTool('p__echo', args, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.data?.code === 'TESSERA_TOOL_ARGS_INVALID');
   }
-  assert.ok(audit.events.filter((e) => e.kind === 'gateway.tool_call').every((e) => e.result === 'error'));
+  assert.ok(audit.events.filter((e) => e.kind === 'gateway.tool_call').every((e) => e.result === 'error' || e.result === 'deny'));
+});
+
+test('a tool name that looks like a token is refused as unknown and audited without the token (the audit accepts the event)', async () => {
+  const { validateEvent } = await import('../../src/audit/validate.js');
+  const { core: c, audit } = core(false);
+  const jwtName = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl';
+  for (const name of [jwtName, `p/${jwtName}`, `p__${jwtName}`]) {
+    await assert.rejects(c.callTool(name, {}, caller, new AbortController().signal), (e: unknown) => e instanceof RpcError && e.data?.code === 'TESSERA_GATEWAY_TOOL_NOT_FOUND', name);
+  }
+  const events = audit.events.filter((e) => e.kind === 'gateway.tool_call');
+  assert.equal(events.length, 3);
+  for (const e of events) validateEvent(e);
+  assert.ok(!JSON.stringify(events).includes('eyJhbGciOiJFUzI1NiJ9.eyJ'));
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createScrubber, countHits, formsOf, base64Core, SHAPE_NAMES, DEFAULT_MIN_SECRET_LENGTH, MAX_DEPTH, type ScrubHit } from '../../src/gateway/scrub/index.js';
+import { createScrubber, countHits, formsOf, base64Core, scrubToolResult, SHAPE_NAMES, DEFAULT_MIN_SECRET_LENGTH, MAX_DEPTH, type ScrubHit } from '../../src/gateway/scrub/index.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const SECRET = 'pg-PASSWORD/42+"quote"\\ä€';
 const B = Buffer.from(SECRET, 'utf8');
@@ -223,6 +224,15 @@ test('every shape has a test case', () => {
   assert.deepEqual(new Set(shapeCases.map((c) => c[0])), new Set(SHAPE_NAMES));
 });
 
+test('shapes behind an underscore or "=" are caught (TOKEN_ghp_…, key=sk-…); inside a word they are not', () => {
+  const s = createScrubber([]);
+  const gh = 'ghp_' + 'a1B2c3D4e5'.repeat(4).slice(0, 36);
+  for (const [input, shape] of [[`GITHUB_TOKEN_${gh}`, 'github-token'], ['key=sk-abcdefghijklmnopqrstuvwxyz012345', 'openai-key'], ['x_eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2ln', 'jwt'], ['id_AKIAIOSFODNN7EXAMPLE', 'aws-access-key'], ['t_tsr_admin_abcdefghijklmnopqrstuvwxyz012', 'tessera-token']] as const) {
+    assert.ok(s.scrubText(input).text.includes(`[REDACTED:${shape}]`), input);
+  }
+  assert.equal(s.scrubText('xAKIAIOSFODNN7EXAMPLE').hits.length, 0);
+});
+
 test('shape lookalikes are left alone', () => {
   const s = createScrubber([]);
   const benign = [
@@ -312,4 +322,108 @@ test('derive: the child has the parent secrets plus its own; the parent is uncha
   assert.equal(base.scrubText('per-call-secret').text, 'per-call-secret');
   assert.equal(call.size, 2);
   assert.equal(base.size, 1);
+});
+
+// --- two encodings and case-changed forms -------------------------------------------------------
+
+test('two encodings: every one-encoding form encoded once more is redacted and named <outer>-of-<inner>', () => {
+  const s = createScrubber([{ value: SECRET, label: 'kv/x' }], { shapes: false });
+  const inner: Record<string, string> = { 'json-escaped': JSON.stringify(SECRET).slice(1, -1), url: encodeURIComponent(SECRET), hex: B.toString('hex'), base64: B.toString('base64'), base64url: B.toString('base64url') };
+  const outer: Record<string, (t: string) => string> = {
+    base64: (t) => Buffer.from(t).toString('base64'),
+    base64url: (t) => Buffer.from(t).toString('base64url'),
+    hex: (t) => Buffer.from(t).toString('hex'),
+    url: (t) => encodeURIComponent(t),
+    'json-escaped': (t) => JSON.stringify(t).slice(1, -1),
+  };
+  for (const [o, enc] of Object.entries(outer)) {
+    for (const [i, t] of Object.entries(inner)) {
+      const encoded = enc(t);
+      if (encoded === t) continue; // e.g. the JSON escaping of hex is hex itself
+      const { text, hits } = s.scrubText(`<${encoded}>`);
+      assert.ok(!text.includes(encoded), `${o}-of-${i} survived`);
+      assert.ok(hits.length >= 1 && hits.every((h) => h.label === 'kv/x'), `${o}-of-${i}`);
+      // Named after the (longest) matching form: `<outer>-of-<inner>`, or a one-encoding form with the same text.
+      assert.ok(hits.every((h) => /^(plain|json-escaped|url|hex|base64|base64url)(-of-(json-escaped|url|hex|base64|base64url))?$/.test(String(h.form))), hits.map((h) => h.form).join());
+    }
+  }
+});
+
+test('case-changed: plain, JSON and URL forms in any letter case; hex and base64 of the value upper- or lower-cased', () => {
+  const v = 'MixedCase-Secret/42 Ä';
+  const s = createScrubber([v], { shapes: false });
+  for (const t of [v.toUpperCase(), v.toLowerCase(), 'mIxEdCaSe-sEcReT/42 Ä', encodeURIComponent(v).toLowerCase(), encodeURIComponent(v.toUpperCase()), JSON.stringify(v.toUpperCase()).slice(1, -1),
+    Buffer.from(v.toUpperCase()).toString('hex'), Buffer.from(v.toLowerCase()).toString('base64'), Buffer.from(v.toUpperCase()).toString('base64url')]) {
+    assert.equal(s.scrubText(`[${t}]`).text.includes(t), false, t);
+  }
+  // Documented limit: base64 of a value whose letters changed case one by one is not caught.
+  const odd = Buffer.from('mIxEdCaSe-sEcReT/42 Ä').toString('base64');
+  assert.equal(s.scrubText(odd).text, odd);
+});
+
+// --- scrubToolResult: valid MCP results ---------------------------------------------------------
+
+const valid = (r: unknown): boolean => CallToolResultSchema.safeParse(r).success;
+
+test('scrubToolResult: image, audio and blob items carrying a secret become text notices; the result stays valid', () => {
+  const s = createScrubber([{ value: SECRET, label: 'kv/x' }], { shapes: false });
+  const png = (t: string): string => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.from(t)]).toString('base64');
+  const result = {
+    content: [
+      { type: 'image', mimeType: 'image/png', data: png(` ${SECRET} `) },
+      { type: 'audio', mimeType: 'audio/wav', data: png(Buffer.from(SECRET).toString('hex')) }, // a form inside the binary
+      { type: 'resource', resource: { uri: 'file:///a', blob: png(`x${SECRET}`) } },
+      { type: 'image', mimeType: 'image/png', data: png('clean') },
+      { type: 'text', text: 'ok' },
+    ],
+  };
+  assert.ok(valid(result));
+  const r = scrubToolResult(s, result);
+  assert.ok(valid(r.value), 'still a valid CallToolResult');
+  assert.equal(r.replaced, 3);
+  assert.deepEqual(r.value.content.map((c) => c.type), ['text', 'text', 'text', 'image', 'text']);
+  assert.match((r.value.content[0] as { text: string }).text, /^\[REDACTED:image\] /);
+  assert.match((r.value.content[1] as { text: string }).text, /^\[REDACTED:audio\] /);
+  assert.match((r.value.content[2] as { text: string }).text, /^\[REDACTED:resource\] /);
+  assert.equal(r.value.content[3], result.content[3], 'a clean image is kept as is');
+  assert.ok(r.hits.length >= 3);
+  assert.ok(!JSON.stringify(r).includes(SECRET));
+});
+
+test('scrubToolResult: a secret split over text items (two, three, with other items between) is redacted in each part', () => {
+  const s = createScrubber([{ value: SECRET, label: 'kv/x' }], { shapes: false });
+  const third = Math.floor(SECRET.length / 3);
+  for (const content of [
+    [{ type: 'text', text: `a ${SECRET.slice(0, 5)}` }, { type: 'text', text: `${SECRET.slice(5)} b` }],
+    [{ type: 'text', text: SECRET.slice(0, third) }, { type: 'image', mimeType: 'image/png', data: 'iVBORw0K' }, { type: 'text', text: SECRET.slice(third, 2 * third) }, { type: 'text', text: SECRET.slice(2 * third) }],
+    [{ type: 'text', text: `x ${Buffer.from(SECRET).toString('base64').slice(0, 7)}` }, { type: 'text', text: `${Buffer.from(SECRET).toString('base64').slice(7)} y` }],
+  ]) {
+    const r = scrubToolResult(s, { content });
+    const joined = r.value.content.filter((c) => c.type === 'text').map((c) => (c as { text: string }).text).join('');
+    assert.ok(!joined.includes(SECRET) && !joined.includes(Buffer.from(SECRET).toString('base64').slice(2, -2)), joined);
+    assert.ok(r.hits.some((h) => h.split === true));
+    assert.ok(valid(r.value));
+  }
+  // Text that only looks split is left alone.
+  const clean = { content: [{ type: 'text', text: 'hello ' }, { type: 'text', text: 'world' }] };
+  assert.equal(scrubToolResult(s, clean).value.content[0], clean.content[0]);
+});
+
+test('scrubToolResult: an item that no longer validates after scrubbing is replaced; structuredContent and _meta are scrubbed', () => {
+  const s = createScrubber(['123456'], { shapes: false });
+  const result = {
+    content: [{ type: 'resource_link', uri: 'file:///x', name: 'x', size: 123456 }, { type: 'text', text: 'pin 123456' }],
+    structuredContent: { pin: 123456, nested: [{ k: 'v 123456' }] },
+    _meta: { p: '123456' },
+    isError: false,
+  };
+  assert.ok(valid(result));
+  const r = scrubToolResult(s, result);
+  assert.ok(valid(r.value));
+  assert.deepEqual(r.value.content[0], { type: 'text', text: '[REDACTED:resource_link] Tessera removed the resource_link item that was here: it was no longer a valid content item after secrets were removed from it.' });
+  assert.equal((r.value.content[1] as { text: string }).text, 'pin [REDACTED:plain]');
+  assert.deepEqual(r.value.structuredContent, { pin: '[REDACTED:plain]', nested: [{ k: 'v [REDACTED:plain]' }] });
+  assert.deepEqual(r.value._meta, { p: '[REDACTED:plain]' });
+  assert.equal(r.value.isError, false);
+  assert.equal(r.replaced, 1);
 });

@@ -58,10 +58,20 @@ let policy: PolicyEngine;
 let app: FastifyInstance;
 let gateway: Gateway;
 let upstream: HttpUpstream;
+let sseUpstream: HttpUpstream;
 let web: HttpServer;
 let url: string;
 const audit = new MemoryAuditWriter();
 const revoked = new Set<string>();
+
+/** Tool names an upstream may use that strict MCP clients refuse. */
+const ODD_TOOLS = ['files.read', 'files/read', 'with space', 'café', 'x'.repeat(80), 'plain_ok'];
+const odd: ToolProvider = {
+  server: 'odd',
+  listTools: async () => ODD_TOOLS.map((name) => ({ name, inputSchema: { type: 'object', properties: {} } })),
+  callTool: async (tool) => ({ content: [{ type: 'text', text: `called ${tool}` }] }),
+  close: async () => undefined,
+};
 
 const mem: ToolProvider = {
   server: 'mem',
@@ -91,6 +101,7 @@ before(async () => {
   await kv.put('gw/mem/key', MEM_KEY, undefined, ctx);
 
   upstream = await startHttpUpstream();
+  sseUpstream = await startHttpUpstream({ sse: true });
   web = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ you_sent: req.headers.authorization ?? null }));
@@ -101,7 +112,12 @@ before(async () => {
   const config = parseConfig({
     gateway: {
       idle_timeout: '1s',
-      servers: [{ name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } }],
+      servers: [
+        { name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } },
+        // The same upstream with a small max_result_bytes, answering in JSON and in SSE.
+        { name: 'small', transport: 'streamable_http', url: upstream.url, max_result_bytes: 4096 },
+        { name: 'smallsse', transport: 'streamable_http', url: sseUpstream.url, max_result_bytes: 4096 },
+      ],
       tools: [{ kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } }],
     },
   }).gateway;
@@ -116,7 +132,7 @@ before(async () => {
   });
   url = `http://127.0.0.1:${port}`;
   gateway = createGateway({
-    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem],
+    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
     tokens: {
       verify: async (token, { audience }) => {
         if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
@@ -145,6 +161,7 @@ after(async () => {
   await gateway?.close();
   await app?.close();
   await upstream?.close();
+  await sseUpstream?.close();
   web?.closeAllConnections();
   await new Promise<void>((r) => (web ? web.close(() => r()) : r()));
   policy?.stop();
@@ -162,10 +179,10 @@ async function connect(token: string): Promise<Client> {
 test('Streamable HTTP upstream: header injected from kv, scrubbed on the way back, agent token never forwarded', async () => {
   const c = await connect('tok-full');
   const names = (await c.listTools()).tools.map((t) => t.name);
-  assert.ok(names.includes('remote/ping') && names.includes('remote/leak') && names.includes('web/whoami') && names.includes('mem/ping'));
-  const leak = await c.callTool({ name: 'remote/leak', arguments: {} });
+  assert.ok(names.includes('remote__ping') && names.includes('remote__leak') && names.includes('web__whoami') && names.includes('mem__ping'));
+  const leak = await c.callTool({ name: 'remote__leak', arguments: {} });
   assert.deepEqual(leak.content, [{ type: 'text', text: 'key=[REDACTED:plain]' }]);
-  const h = JSON.parse((await c.callTool({ name: 'remote/headers', arguments: {} }) as { content: { text: string }[] }).content[0]!.text) as { authorization: string | null; has_api_key: boolean };
+  const h = JSON.parse((await c.callTool({ name: 'remote__headers', arguments: {} }) as { content: { text: string }[] }).content[0]!.text) as { authorization: string | null; has_api_key: boolean };
   assert.equal(h.authorization, null, 'the agent token is not passed through');
   assert.equal(h.has_api_key, true);
   assert.deepEqual(upstream.authorizations, []);
@@ -176,7 +193,7 @@ test('Streamable HTTP upstream: header injected from kv, scrubbed on the way bac
 
 test('declarative http tool: the credential is injected by Tessera and scrubbed from the response', async () => {
   const c = await connect('tok-full');
-  const r = await c.callTool({ name: 'web/whoami', arguments: {} });
+  const r = await c.callTool({ name: 'web__whoami', arguments: {} });
   const t = JSON.stringify(r);
   assert.ok(!t.includes(WEB_TOKEN));
   assert.match(t, /REDACTED/);
@@ -185,7 +202,7 @@ test('declarative http tool: the credential is injected by Tessera and scrubbed 
 
 test('in-process provider: secrets resolved through the call context are scrubbed in every encoding', async () => {
   const c = await connect('tok-full');
-  const r = await c.callTool({ name: 'mem/with_secret', arguments: {} });
+  const r = await c.callTool({ name: 'mem__with_secret', arguments: {} });
   const t = JSON.stringify(r);
   assert.ok(!t.includes(Buffer.from(MEM_KEY).toString('base64')) && !t.includes(Buffer.from(MEM_KEY).toString('hex')));
   assert.match(t, /b64=\[REDACTED:base64\] hex=\[REDACTED:hex\]/);
@@ -195,17 +212,17 @@ test('in-process provider: secrets resolved through the call context are scrubbe
 test('token scope narrows the tool list, and a tools/call outside it is 403 insufficient_scope naming the scope', async () => {
   const c = await connect('tok-scoped');
   const names = (await c.listTools()).tools.map((t) => t.name);
-  assert.deepEqual(names, ['mem/ping']);
+  assert.deepEqual(names, ['mem__ping']);
   await c.close();
   const { url: u } = await serve();
   const init = await rawMcp(`${u}/mcp`, 'tok-scoped', INIT());
   const sid = init.headers.get('mcp-session-id')!;
-  const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'remote/ping', arguments: {} } });
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'remote__ping', arguments: {} } });
   const r = await rawMcp(`${u}/mcp`, 'tok-scoped', call, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(r.status, 403);
   assert.equal(r.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="tool:remote/ping", resource_metadata="${u}/.well-known/oauth-protected-resource/mcp", error_description="the token scope does not cover tool:remote/ping"`);
   assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
-  const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem/ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem__ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.body.result.content, [{ type: 'text', text: 'pong' }]);
 });
@@ -219,7 +236,7 @@ test('onRevocation closes the revoked principal\'s sessions at once; DELETE ends
   revoked.add(PRINCIPALS['tok-full']!.spiffeId);
   try {
     gateway.onRevocation();
-    await new Promise((r) => setTimeout(r, 50));
+    // The sessions are closed synchronously by onRevocation (their cleanup is async).
     assert.ok(gateway.sessionCount < before);
     const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
     const r = await rawMcp(`${u}/mcp`, 'tok-full', list, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
@@ -256,17 +273,17 @@ test('gateway config: bad server definitions are refused with TESSERA_CONFIG_INV
 
 test('a policy change that withdraws secret.inject stops the pooled upstream and refuses the call at once', async () => {
   const c = await connect('tok-full');
-  const ok = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const ok = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(ok.content, [{ type: 'text', text: 'pong' }]);
   writeFileSync(join(dir, 'p.cedar'), POLICY.replace(/@id\("inject"\)[^\n]*\n/, ''));
   assert.equal((await policy.load()).ok, true);
   try {
-    await assert.rejects(c.callTool({ name: 'remote/ping', arguments: {} }), (e: { code?: number; data?: { code?: string } }) => e.code === -32003 && e.data?.code === 'TESSERA_POLICY_DENIED');
+    await assert.rejects(c.callTool({ name: 'remote__ping', arguments: {} }), (e: { code?: number; data?: { code?: string } }) => e.code === -32003 && e.data?.code === 'TESSERA_POLICY_DENIED');
   } finally {
     writeFileSync(join(dir, 'p.cedar'), POLICY);
     await policy.load();
   }
-  const again = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const again = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(again.content, [{ type: 'text', text: 'pong' }]);
   assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'policy'));
   await c.close();
@@ -274,12 +291,76 @@ test('a policy change that withdraws secret.inject stops the pooled upstream and
 
 test('an idle upstream connection is stopped after idle_timeout', async () => {
   const c = await connect('tok-full');
-  await c.callTool({ name: 'remote/ping', arguments: {} });
+  await c.callTool({ name: 'remote__ping', arguments: {} });
   const idle = (): boolean => audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string }).cause === 'idle');
   for (let i = 0; i < 50 && !idle(); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(idle(), 'upstream_stopped with cause idle');
   // And the next call reconnects.
-  const r = await c.callTool({ name: 'remote/ping', arguments: {} });
+  const r = await c.callTool({ name: 'remote__ping', arguments: {} });
   assert.deepEqual(r.content, [{ type: 'text', text: 'pong' }]);
   await c.close();
+});
+
+/** Polls `cond` every 20 ms, at most `max` times. */
+async function until(cond: () => boolean, what: string, max = 500): Promise<void> {
+  for (let i = 0; i < max && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+test('tool names: every listed name is what strict clients accept, each calls its tool, the audit records server and tool', async () => {
+  const c = await connect('tok-full');
+  const listed = (await c.listTools()).tools.map((t) => t.name);
+  for (const n of listed) assert.match(n, /^[a-zA-Z0-9_-]{1,64}$/);
+  const odds = listed.filter((n) => n.startsWith('odd__'));
+  assert.equal(odds.length, ODD_TOOLS.length);
+  assert.ok(odds.includes('odd__plain_ok'));
+  const called = new Set<string>();
+  for (const name of odds) {
+    const r = await c.callTool({ name, arguments: {} });
+    called.add((r.content as { text: string }[])[0]!.text.replace(/^called /, ''));
+  }
+  assert.deepEqual([...called].sort(), [...ODD_TOOLS].sort(), 'each exposed name reaches its own tool');
+  const audited = audit.events.filter((e) => e.kind === 'gateway.tool_call' && (e.details as { server: string }).server === 'odd').map((e) => (e.details as { tool: string }).tool);
+  for (const t of ODD_TOOLS) assert.ok(audited.includes(t), `audit names ${t}`);
+  // The same tool by its policy entity id.
+  const byId = await c.callTool({ name: 'odd/files.read', arguments: {} });
+  assert.deepEqual(byId.content, [{ type: 'text', text: 'called files.read' }]);
+  await c.close();
+});
+
+test('max_result_bytes on HTTP upstreams: a JSON or SSE answer over the limit is refused with a stable code; the connection stays usable', async () => {
+  const c = await connect('tok-full');
+  for (const server of ['small', 'smallsse']) {
+    const ok = await c.callTool({ name: `${server}__big`, arguments: { bytes: 1000 } });
+    assert.equal((ok.content as { text: string }[])[0]!.text.length, 1000, server);
+    await assert.rejects(c.callTool({ name: `${server}__big`, arguments: { bytes: 100_000 } }), (e: { code?: number; data?: { code?: string }; message?: string }) => {
+      assert.equal(e.code, -32002, server);
+      assert.equal(e.data?.code, 'TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE', server);
+      assert.match(e.message ?? '', /4096 bytes/);
+      return true;
+    });
+    const after = await c.callTool({ name: `${server}__ping`, arguments: {} });
+    assert.deepEqual(after.content, [{ type: 'text', text: 'pong' }], `${server}: usable after the refusal`);
+  }
+  await c.close();
+});
+
+test('revocation cancels a call in flight on an HTTP upstream: the upstream observes the cancellation, the side effect never happens', async () => {
+  const c = await connect('tok-full');
+  const started = upstream.effects.length;
+  const inflight = c.callTool({ name: 'remote__side_effect', arguments: {} }).then(() => 'resolved', (e: Error) => e.message);
+  await until(() => upstream.effects.length > started, 'the tool to start');
+  revoked.add(PRINCIPALS['tok-full']!.spiffeId);
+  try {
+    gateway.onRevocation();
+    await until(() => upstream.effects.length > started + 1, 'the upstream to observe the cancellation');
+    assert.deepEqual(upstream.effects.slice(started), ['started', 'cancelled']);
+    upstream.release();
+    assert.match(await inflight, /revoked|401|closed/i);
+    assert.ok(!upstream.effects.slice(started).includes('done'), 'no side effect after revocation');
+    assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string; server: string }).cause === 'revoked' && (e.details as { server: string }).server === 'remote'));
+  } finally {
+    revoked.clear();
+  }
+  await c.close().catch(() => undefined);
 });

@@ -278,7 +278,11 @@ test('a call aborted by the caller rejects with the caller’s reason', async ()
   const p = providers([{ server: 's', name: 't', kind: 'http', url: `${base}/slow`, timeout: '30s' }])[0]!;
   const ac = new AbortController();
   const reason = new Error('session closed');
+  const before = seen.length;
   const call = p.callTool('t', {}, testContext({ signal: ac.signal }));
-  setTimeout(() => ac.abort(reason), 50);
+  // Aborted once the upstream has the request (not after a guessed delay).
+  for (let i = 0; i < 500 && seen.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(seen.at(-1)?.url, '/slow');
+  ac.abort(reason);
   await assert.rejects(call, (e: unknown) => e === reason);
 });

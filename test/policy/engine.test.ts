@@ -267,3 +267,20 @@ test('explain names the determining policies with their file and line', async (t
   assert.equal(x.decision, 'allow');
   assert.deepEqual(x.policies, [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 11 }]);
 });
+
+test('literals(action): every string the permit policies that can apply to the action mention, like patterns without wildcards', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'tools.cedar'), `
+@id("one-tool") permit (principal, action == Tessera::Action::"tool.call", resource == Tessera::Tool::"records/query_patients") when { principal.hasTag("team") };
+@id("by-name") permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"files") when { resource.name like "read_*" || resource.name == "stat" };
+@id("not-tools") permit (principal, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"only-secrets");
+@id("no-tools") forbid (principal, action == Tessera::Action::"tool.call", resource == Tessera::Tool::"files/forbidden_name");
+`);
+  const { e } = engine(dir);
+  assert.equal((await e.load()).ok, true);
+  const lits = e.literals('tool.call');
+  for (const x of ['records/query_patients', 'files', 'read_', 'stat', 'team']) assert.ok(lits.includes(x), `${x} in ${JSON.stringify(lits)}`);
+  assert.ok(!lits.includes('only-secrets'), 'policies of other actions are left out');
+  assert.ok(!lits.includes('files/forbidden_name'), 'forbid policies permit nothing');
+  assert.ok(e.literals('secret.read').includes('only-secrets'));
+});

@@ -40,6 +40,8 @@ export interface ScrubHit {
   readonly path?: string;
   /** True when the match was in an object key. */
   readonly inKey?: boolean;
+  /** True when the match spanned several content items (scrubToolResult). */
+  readonly split?: boolean;
 }
 
 export interface ScrubberOptions {
@@ -68,8 +70,17 @@ export interface Scrubber {
   /** Number of registered values too short to scrub (non-zero deserves a warning in the audit). */
   readonly skipped: number;
   scrubText(text: string): { text: string; hits: ScrubHit[] };
-  /** Scrubs every string, number and object key of a JSON value. Unchanged subtrees are returned as is. */
-  scrubValue<T>(value: T): { value: T; hits: ScrubHit[] };
+  /**
+   * Scrubs every string, number and object key of a JSON value. Unchanged subtrees are returned
+   * as is. `at`: the location of `value` inside a larger value, for the hits' paths.
+   */
+  scrubValue<T>(value: T, at?: readonly (string | number)[]): { value: T; hits: ScrubHit[] };
+  /**
+   * Where secrets and shapes occur in `text` (merged, sorted, non-overlapping), without
+   * replacing anything: for callers that must redact across several strings (a secret split
+   * over two content items). `marker` is the replacement `scrubText` would use.
+   */
+  find(text: string): { start: number; end: number; hit: ScrubHit; marker: string }[];
 }
 
 interface Entry {
@@ -382,9 +393,18 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
       const hits: ScrubHit[] = [];
       return { text: scrubString(text, hits, undefined), hits };
     },
-    scrubValue<T>(value: T) {
+    scrubValue<T>(value: T, at: readonly (string | number)[] = []) {
       const hits: ScrubHit[] = [];
-      return { value: walk(value, [], hits, 0) as T, hits };
+      return { value: walk(value, [...at], hits, at.length) as T, hits };
+    },
+    find(text) {
+      const c = compile();
+      if (!c || text.length < c.minText) return [];
+      return scan(text, c).map((s) => {
+        const hit: { -readonly [K in keyof ScrubHit]: ScrubHit[K] } = { kind: s.entry.kind, form: s.entry.form };
+        if (s.entry.label !== undefined) hit.label = s.entry.label;
+        return { start: s.start, end: s.end, hit, marker: marker(s.entry.form) };
+      });
     },
   };
 }

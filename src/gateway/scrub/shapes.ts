@@ -24,6 +24,12 @@ function ci(word: string): string {
   return [...word].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c)).join('');
 }
 
+/**
+ * Shapes start where no letter or digit precedes them: `TOKEN_ghp_…` and `key=sk-…` are caught
+ * (a `\b` would let an underscore prefix hide the shape), `xyzAKIA…` is not.
+ */
+const START = '(?<![A-Za-z0-9])';
+
 /** Order matters: at one position, the first shape that matches wins (`sk-ant-` before `sk-`). */
 export const SHAPES: readonly { readonly name: ShapeName; readonly source: string; readonly tail?: number }[] = [
   // PEM (RFC 7468 §10, §11): the whole armoured block, or from BEGIN to the end of the base64
@@ -34,23 +40,23 @@ export const SHAPES: readonly { readonly name: ShapeName; readonly source: strin
     source: '-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY-----(?:[\\s\\S]{0,16384}?-----END[ A-Z0-9]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\:,-]*)',
   },
   // JWS compact serialization (RFC 7515 §7.1): base64url JSON header `{"` = `eyJ`, payload, signature.
-  { name: 'jwt', source: '\\beyJ[A-Za-z0-9_-]{4,}\\.eyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]*' },
+  { name: 'jwt', source: START + 'eyJ[A-Za-z0-9_-]{4,}\\.eyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]*' },
   // AWS access key ids (AKIA long-term, ASIA temporary, ...) and a secret access key next to its name.
-  { name: 'aws-access-key', source: '\\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\\b' },
+  { name: 'aws-access-key', source: START + '(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])' },
   // `tail`: only the last N characters are the credential; the name before it stays readable.
   // (A lookbehind would do the same but costs a check at every position of every string.)
   { name: 'aws-secret-key', source: `${ci('aws')}_?${ci('secret')}_?${ci('access')}_?${ci('key')}["']?\\s{0,3}[:=]\\s{0,3}["']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])`, tail: 40 },
-  { name: 'anthropic-key', source: '\\bsk-ant-[a-z]{2,10}\\d{2}-[A-Za-z0-9_-]{20,}' },
-  { name: 'openai-key', source: '\\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}' },
-  { name: 'stripe-key', source: '\\b[rs]k_(?:live|test)_[0-9A-Za-z]{16,}' },
-  { name: 'github-token', source: '\\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})' },
-  { name: 'slack-token', source: '\\bxox[abposre]-[A-Za-z0-9-]{10,}' },
+  { name: 'anthropic-key', source: START + 'sk-ant-[a-z]{2,10}\\d{2}-[A-Za-z0-9_-]{20,}' },
+  { name: 'openai-key', source: START + 'sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}' },
+  { name: 'stripe-key', source: START + '[rs]k_(?:live|test)_[0-9A-Za-z]{16,}' },
+  { name: 'github-token', source: START + '(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})' },
+  { name: 'slack-token', source: START + 'xox[abposre]-[A-Za-z0-9-]{10,}' },
   { name: 'slack-webhook', source: 'https://hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,}' },
-  { name: 'gcp-api-key', source: '\\bAIza[0-9A-Za-z_-]{35}' },
+  { name: 'gcp-api-key', source: START + 'AIza[0-9A-Za-z_-]{35}' },
   // A Google service-account key file: the key itself is PEM (above); its id is 40 hex chars.
   { name: 'gcp-service-account-key', source: '"private_key_id\\\\?"\\s{0,3}:\\s{0,3}\\\\?"[0-9a-f]{40}', tail: 40 },
   // Tessera's own opaque tokens (`tsr_admin_…`, `tsr_join_…`).
-  { name: 'tessera-token', source: '\\btsr_[a-z]+_[A-Za-z0-9_-]{20,}' },
+  { name: 'tessera-token', source: START + 'tsr_[a-z]+_[A-Za-z0-9_-]{20,}' },
 ];
 
 export const SHAPE_NAMES: readonly ShapeName[] = SHAPES.map((s) => s.name);
