@@ -175,19 +175,19 @@ test('policy reload: a removed permission is gone from tools/list and tools/call
   t.after(() => n.close());
   const client = await n.connect(await n.login(`${n.tessera.url}/mcp`));
   for (let i = 0; i < 3; i++) {
-    assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['mem/a', 'mem/b']);
-    assert.deepEqual((await client.callTool({ name: 'mem/b', arguments: {} })).content, [{ type: 'text', text: 'ran b' }]);
+    assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['mem__a', 'mem__b']);
+    assert.deepEqual((await client.callTool({ name: 'mem__b', arguments: {} })).content, [{ type: 'text', text: 'ran b' }]);
   }
   writePolicy(dir, ONLY_A);
   await waitForPolicies(n, 1);
-  assert.deepEqual((await client.listTools()).tools.map((x) => x.name), ['mem/a']);
-  assert.match(await refusalCode(client.callTool({ name: 'mem/b', arguments: {} })), /no tool "mem\/b"/);
-  assert.deepEqual((await client.callTool({ name: 'mem/a', arguments: {} })).content, [{ type: 'text', text: 'ran a' }]);
+  assert.deepEqual((await client.listTools()).tools.map((x) => x.name), ['mem__a']);
+  assert.match(await refusalCode(client.callTool({ name: 'mem__b', arguments: {} })), /no tool "mem(\/|__)b"/);
+  assert.deepEqual((await client.callTool({ name: 'mem__a', arguments: {} })).content, [{ type: 'text', text: 'ran a' }]);
 
   writePolicy(dir, BOTH);
   await waitForPolicies(n, 2);
-  assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['mem/a', 'mem/b']);
-  assert.deepEqual((await client.callTool({ name: 'mem/b', arguments: {} })).content, [{ type: 'text', text: 'ran b' }]);
+  assert.deepEqual((await client.listTools()).tools.map((x) => x.name).sort(), ['mem__a', 'mem__b']);
+  assert.deepEqual((await client.callTool({ name: 'mem__b', arguments: {} })).content, [{ type: 'text', text: 'ran b' }]);
   assert.ok((await metric(n, /tessera_auth_epoch_bumps_total\{cause="policy"\} (\d+)/)) >= 3, 'start + two reloads');
 });
 
@@ -196,10 +196,10 @@ test('token (RFC 7009) and agent revocation: /mcp refuses an open session at onc
   t.after(() => n.close());
   const byHolder = await n.login(`${n.tessera.url}/mcp`, 'spiffe://tessera.local/ns/cache/sa/holder');
   const c1 = await n.connect(byHolder);
-  for (let i = 0; i < 3; i++) await c1.callTool({ name: 'mem/a', arguments: {} });
+  for (let i = 0; i < 3; i++) await c1.callTool({ name: 'mem__a', arguments: {} });
   const rev = await fetch(`${n.url}/v1/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: byHolder }) });
   assert.equal(rev.status, 200);
-  assert.match(await refusalCode(c1.callTool({ name: 'mem/a', arguments: {} })), /401|REVOKED|closed/);
+  assert.match(await refusalCode(c1.callTool({ name: 'mem__a', arguments: {} })), /401|REVOKED|closed/);
   const again = await rawMcp(`${n.url}/mcp`, byHolder, INIT());
   assert.equal(again.status, 401);
   assert.equal(again.body.error.data.code, 'TESSERA_TOKEN_REVOKED');
@@ -248,7 +248,7 @@ test('two replicas on PostgreSQL: key revocation, token revocation and policy re
   // Token revocation on a: b's open session is refused.
   const token = await a.login(audience);
   const c = await b.connect(token);
-  for (let i = 0; i < 3; i++) await c.callTool({ name: 'mem/a', arguments: {} });
+  for (let i = 0; i < 3; i++) await c.callTool({ name: 'mem__a', arguments: {} });
   const rev = await fetch(`${a.url}/v1/oauth/revoke`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) });
   assert.equal(rev.status, 200);
   await until('replica b refuses a token revoked on replica a', async () => (await rawMcp(`${b.url}/mcp`, token, INIT())).status === 401);
@@ -262,7 +262,7 @@ test('two replicas on PostgreSQL: key revocation, token revocation and policy re
   await waitForPolicies(a, 1);
   await waitForPolicies(b, 1);
   for (const cl of [ca, cb]) {
-    assert.deepEqual((await cl.listTools()).tools.map((x) => x.name), ['mem/a']);
-    assert.match(await refusalCode(cl.callTool({ name: 'mem/b', arguments: {} })), /no tool "mem\/b"/);
+    assert.deepEqual((await cl.listTools()).tools.map((x) => x.name), ['mem__a']);
+    assert.match(await refusalCode(cl.callTool({ name: 'mem__b', arguments: {} })), /no tool "mem(\/|__)b"/);
   }
 });
