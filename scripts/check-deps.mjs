@@ -15,6 +15,8 @@ const PURE = [
   'src/policy/types.ts',
   'src/secrets/path.ts',
   'src/audit/chain.ts',
+  'src/audit/canonical.ts',
+  'src/audit/statements.ts',
   'src/audit/events.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
