@@ -181,6 +181,8 @@ export interface ChainVerifier {
   report(problem: Problem): void;
   /** The last logical position pushed (or the anchor, or genesis). */
   position(): { seq: number; hash: string };
+  /** The problems found so far, for a segment that has no head of its own (archive.ts). */
+  settle(): Problem[];
   /** `head`: the signed head read after the last record (it may be given here or up front). */
   finish(head?: Checkpoint | null): VerifyResult;
 }
@@ -390,7 +392,12 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
     return { ok: unique.length === 0, checked, checkpoints: validCheckpoints, problems: unique };
   }
   if (opts.checkpoints) addCheckpoints(opts.checkpoints);
-  return { addCheckpoints, skipTo, push, report, position, finish };
+  function settle(): Problem[] {
+    resolvePending();
+    return [...problems].sort((a, b) => a.seq - b.seq || a.kind.localeCompare(b.kind));
+  }
+
+  return { addCheckpoints, skipTo, push, report, position, settle, finish };
 }
 
 /** Verifies a whole chain held in memory (tests, small logs). */

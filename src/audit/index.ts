@@ -6,3 +6,9 @@ export { canonicalize, chainHash, createChainVerifier, verifyChain, signCheckpoi
 export { validateEvent } from './validate.js';
 export type { AuditWriter } from './port.js';
 export type { AuditEvent, AuditEventKind, AuditRecord, AuditActor, AuditResult } from './events.js';
+export { createAuditOperations, type AuditOperations } from './operations.js';
+export { createAuditJobs, type AuditJobs, type AuditJobView } from './jobs.js';
+export { archiveAudit, type RetentionPolicy, type ArchiveResult } from './archive.js';
+export { verifyAuditLocal, checkVerifyInputs, type AuditVerifyReport } from './offline.js';
+export { createWitnessChecker, readWitnessHeads, requireWitnessHeads, withWitness, type WitnessReport } from './witness.js';
+export { NOTE_NO_WITNESS } from './verify.js';

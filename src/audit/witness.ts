@@ -210,3 +210,24 @@ export function withWitness<R extends { ok: boolean; problems: Problem[]; notes:
   notes.push(`witness: ${w.heads} signed heads of this log checked, up to seq ${w.max_seq}`);
   return { ...result, ok: result.ok && unique.length === 0, problems: unique.slice(0, MAX_PROBLEMS), notes, witness: summary };
 }
+
+/** An empty report, to fold per-request reports into (the CLI's online `--witness`). */
+export function emptyWitnessReport(): WitnessReport {
+  return { heads: 0, heads_of_log: 0, max_seq: 0, other_logs: 0, not_checked_pruned: 0, unreadable_lines: 0, store_last_seq: 0, problems: [] };
+}
+
+/** Folds two reports: counts add up, maxima are kept, problems are joined (one per seq and kind, at most MAX_PROBLEMS). */
+export function mergeWitnessReports(a: WitnessReport, b: WitnessReport): WitnessReport {
+  const all = [...a.problems, ...b.problems].sort((x, y) => x.seq - y.seq || x.kind.localeCompare(y.kind));
+  const problems = all.filter((p, i) => i === 0 || p.seq !== all[i - 1]!.seq || p.kind !== all[i - 1]!.kind).slice(0, MAX_PROBLEMS);
+  return {
+    heads: a.heads + b.heads,
+    heads_of_log: a.heads_of_log + b.heads_of_log,
+    max_seq: Math.max(a.max_seq, b.max_seq),
+    other_logs: a.other_logs + b.other_logs,
+    not_checked_pruned: a.not_checked_pruned + b.not_checked_pruned,
+    unreadable_lines: a.unreadable_lines + b.unreadable_lines,
+    store_last_seq: Math.max(a.store_last_seq, b.store_last_seq),
+    problems,
+  };
+}
