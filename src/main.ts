@@ -19,7 +19,7 @@ import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
 import { createAdminTokenService } from './admin/index.js';
-import { createAuditLog, checkpointPublicKey, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
+import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, registerPolicyRoutes } from './policy/index.js';

@@ -69,10 +69,11 @@ export function createForwarder(o: ForwarderOptions): Forwarder {
     overflowing = true;
   }
 
+  /** Backoff; unref'd (it must not keep the process alive) except while close() waits on it. */
   function sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const t = setTimeout(done, ms);
-      t.unref();
+      if (!closing) t.unref();
       function done(): void {
         clearTimeout(t);
         wake = null;
@@ -136,7 +137,7 @@ export function createForwarder(o: ForwarderOptions): Forwarder {
     async close(graceMs) {
       closing = true;
       deadline = Date.now() + graceMs;
-      wake?.();
+      wake?.(); // the pending backoff (unref'd) ends now; later ones, while closing, keep the loop alive
       if (items.length > 0 && !running) kick();
       while (running) await running;
       if (items.length > 0) {
