@@ -47,7 +47,7 @@ export interface AuditJobsDeps {
 
 export interface AuditJobs {
   /** Starts a job, or returns the running one of the same kind (`created: false`). */
-  start(kind: 'verify', params: { full: boolean }): Promise<{ job: AuditJobView; created: boolean }>;
+  start(kind: 'verify', params: { full: boolean; archives?: boolean }): Promise<{ job: AuditJobView; created: boolean }>;
   start(kind: 'archive', params?: Record<string, never>): Promise<{ job: AuditJobView; created: boolean }>;
   get(id: string): Promise<AuditJobView>;
   /** Resolves when the job (if it runs here) is finished, with its final view. */
@@ -105,9 +105,10 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
       .catch((e: unknown) => logger.warn({ err: (e as Error).message, job: job.id }, 'audit job progress not recorded'));
   }
 
-  async function runVerify(job: Running, full: boolean): Promise<StoreVerifyResult> {
+  async function runVerify(job: Running, full: boolean, archives: boolean): Promise<StoreVerifyResult> {
     const r = await deps.audit.verify({
       incremental: !full,
+      ...(archives && deps.retention ? { archiveDir: deps.retention.archiveDir } : {}),
       ...(deps.pageSize ? { pageSize: deps.pageSize } : {}),
       signal: job.abort.signal,
       onProgress: (checked) => {
@@ -155,7 +156,7 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
       if (current.kind === kind) return { job: view(current), created: false };
       throw new TesseraError('TESSERA_AUDIT_JOB_BUSY', `an audit ${current.kind} job (${current.id}) is running on this replica; wait for it and retry`, { job: current.id });
     }
-    if (kind === 'archive' && !deps.retention) throw new TesseraError('TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED', 'archiving needs audit.retention.archive_dir in tessera.yaml');
+    if ((kind === 'archive' || params.archives === true) && !deps.retention) throw new TesseraError('TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED', `${kind === 'archive' ? 'archiving' : 'verifying the archives'} needs audit.retention.archive_dir in tessera.yaml`);
     const now = clock.now();
     const job: Running = { id: `ajob_${randomBytes(12).toString('base64url')}`, kind, params, startedAt: now, updatedAt: now, abort: new AbortController(), progress: kind === 'verify' ? { checked: 0 } : { archived: 0, pruned: 0 }, done: Promise.resolve() };
     await store.run('DELETE FROM audit_jobs WHERE started_at < (SELECT started_at FROM audit_jobs ORDER BY started_at DESC LIMIT 1 OFFSET ?)', [JOBS_KEPT - 1]);
@@ -167,7 +168,7 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
       try {
         // Yield first: the request that started the job is answered before any page is read.
         await new Promise<void>((resolve) => setImmediate(resolve));
-        result = kind === 'verify' ? await runVerify(job, params.full === true) : await runArchive(job);
+        result = kind === 'verify' ? await runVerify(job, params.full === true, params.archives === true) : await runArchive(job);
       } catch (e) {
         state = 'failed';
         const code = e instanceof TesseraError ? e.code : 'TESSERA_INTERNAL';

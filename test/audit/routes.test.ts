@@ -149,6 +149,9 @@ test('audit job and witness endpoints: bad input, unknown jobs, archive without 
   r = await call('POST', '/v1/admin/audit/archive');
   assert.equal(r.status, 409);
   assert.equal(r.json.error.code, 'TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED');
+  r = await call('POST', '/v1/admin/audit/verify', { archives: true });
+  assert.equal(r.status, 409);
+  assert.equal(r.json.error.code, 'TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED');
 
   const head = { seq: 1, ts: 1, hash: 'a'.repeat(64), key_id: 'ack_x', signature: 'abc' };
   for (const body of [{}, { heads: [] }, { heads: [{ ...head, seq: 0 }] }, { heads: [{ ...head, hash: 'xyz' }] }, { heads: [{ ...head, signature: 'a+b/' }] }, { heads: [{ ...head, extra: 1 }] }, { heads: Array.from({ length: 129 }, () => head) }]) {
@@ -159,4 +162,21 @@ test('audit job and witness endpoints: bad input, unknown jobs, archive without 
   r = await call('POST', '/v1/admin/audit/witness', { heads: [head] });
   assert.equal(r.status, 200);
   assert.deepEqual({ other: r.json.other_logs, heads: r.json.heads, problems: r.json.problems }, { other: 1, heads: 0, problems: [] });
+});
+
+test('POST /v1/admin/audit/archive runs a job with the configured retention; verify with archives proves the whole history', async (t) => {
+  const archiveDir = `${tempDir()}/archive`;
+  const { app, call, store } = await start({ retention: { archiveDir, keepEvents: 2, keepForMs: 0, segmentEvents: 1000 } });
+  t.after(() => app.close());
+  let r = await call('POST', '/v1/admin/audit/archive', { wait: true });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.job.kind, 'archive');
+  assert.equal(r.json.job.state, 'done');
+  assert.deepEqual(r.json.job.result.segments.map((s: { from_seq: number; to_seq: number }) => [s.from_seq, s.to_seq]), [[1, 10]]);
+  assert.equal((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_events'))!.n, 2);
+  r = await call('POST', '/v1/admin/audit/verify', { wait: true });
+  assert.deepEqual({ ok: r.json.job.result.ok, checked: r.json.job.result.checked, pruned: r.json.job.result.pruned }, { ok: true, checked: 2, pruned: { segments: 1, to_seq: 10, archives: 'not_checked' } });
+  r = await call('POST', '/v1/admin/audit/verify', { archives: true, wait: true });
+  assert.deepEqual({ ok: r.json.job.result.ok, checked: r.json.job.result.checked, mode: r.json.job.result.mode, pruned: r.json.job.result.pruned }, { ok: true, checked: 12, mode: 'full', pruned: { segments: 1, to_seq: 10, archives: 'verified' } });
+  assert.deepEqual(r.json.job.params, { full: true, archives: true });
 });
