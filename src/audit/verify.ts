@@ -135,20 +135,20 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
   // Where to start: genesis, the pruned boundary, or the verified position.
   let anchor: Anchor | undefined;
   let mode: 'full' | 'incremental' = 'full';
-  if (opts.incremental) {
-    const { position, invalid } = await loadVerifiedPosition(store, publicKey);
-    if (invalid) earlyProblems.push({ seq: 0, kind: 'bad_verified_signature', message: `meta ${META_VERIFIED} is not a valid signed verification position of this log (forged or altered); verified everything instead` });
-    if (position && position.seq > 0 && position.seq >= boundary.seq) {
-      mode = 'incremental';
-      anchor = { seq: position.seq, hash: position.hash, source: `the signed verification position of ${new Date(position.ts).toISOString()}` };
-      const at = await store.get<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [position.seq]);
-      if (!at && position.seq > boundary.seq) {
-        earlyProblems.push({ seq: position.seq, kind: 'rolled_back', message: `event ${position.seq}, verified on ${new Date(position.ts).toISOString()}, is no longer in the store: the log was truncated or rolled back` });
-      } else if (at && at.hash !== position.hash) {
-        earlyProblems.push({ seq: position.seq, kind: 'modified', message: `event ${position.seq} differs from the one verified on ${new Date(position.ts).toISOString()}: the chain was rewritten` });
-      }
-      notes.push(`incremental: events up to seq ${position.seq} were verified on ${new Date(position.ts).toISOString()} and not re-read; verify with --full to re-read everything`);
-    }
+  // The signed verification position proves events up to its seq existed (a rollback signal in
+  // both modes); incremental mode also resumes after it.
+  const { position, invalid } = await loadVerifiedPosition(store, publicKey);
+  if (invalid) earlyProblems.push({ seq: 0, kind: 'bad_verified_signature', message: `meta ${META_VERIFIED} is not a valid signed verification position of this log (forged or altered)${opts.incremental ? '; verified everything instead' : ''}` });
+  if (position && position.seq > boundary.seq) {
+    const when = new Date(position.ts).toISOString();
+    const at = await store.get<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = ?', [position.seq]);
+    if (!at) earlyProblems.push({ seq: position.seq, kind: 'rolled_back', message: `event ${position.seq}, verified on ${when}, is no longer in the store: the log was truncated or rolled back` });
+    else if (at.hash !== position.hash) earlyProblems.push({ seq: position.seq, kind: 'modified', message: `event ${position.seq} differs from the one verified on ${when}: the chain was rewritten` });
+  }
+  if (opts.incremental && position && position.seq > 0 && position.seq >= boundary.seq) {
+    mode = 'incremental';
+    anchor = { seq: position.seq, hash: position.hash, source: `the signed verification position of ${new Date(position.ts).toISOString()}` };
+    notes.push(`incremental: events up to seq ${position.seq} were verified on ${new Date(position.ts).toISOString()} and not re-read; verify with --full to re-read everything`);
   }
 
   const archiveMode = opts.archiveDir !== undefined && prunes.statements.length > 0 && mode === 'full';

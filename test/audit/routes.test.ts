@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { createApp, type AdminAuthenticator } from '../../src/server/app.js';
 import { TesseraError } from '../../src/shared/errors.js';
@@ -11,7 +12,8 @@ import type { RetentionPolicy } from '../../src/audit/archive.js';
 const ADMIN = 'test-admin-token';
 
 async function start(o: { retention?: RetentionPolicy } = {}) {
-  const { log, store, clock } = await makeLog({ checkpointEveryEvents: 5, sinks: [{ kind: 'store' }, { kind: 'file', path: `${tempDir()}/witness.jsonl` }] });
+  const witness = `${tempDir()}/witness.jsonl`;
+  const { log, store, clock } = await makeLog({ checkpointEveryEvents: 5, sinks: [{ kind: 'store' }, { kind: 'file', path: witness }] });
   await appendSequential(log, 1, 12);
   const admin: AdminAuthenticator = {
     async authenticate(token) {
@@ -49,7 +51,7 @@ async function start(o: { retention?: RetentionPolicy } = {}) {
     }
     throw new Error('the job did not finish');
   };
-  return { app, log, store, call, finished, ops };
+  return { app, log, store, call, finished, ops, witness };
 }
 
 test('GET /v1/admin/audit lists, filters and pages; bad input and missing auth get stable codes', async (t) => {
@@ -179,4 +181,20 @@ test('POST /v1/admin/audit/archive runs a job with the configured retention; ver
   r = await call('POST', '/v1/admin/audit/verify', { archives: true, wait: true });
   assert.deepEqual({ ok: r.json.job.result.ok, checked: r.json.job.result.checked, mode: r.json.job.result.mode, pruned: r.json.job.result.pruned }, { ok: true, checked: 12, mode: 'full', pruned: { segments: 1, to_seq: 10, archives: 'verified' } });
   assert.deepEqual(r.json.job.params, { full: true, archives: true });
+});
+
+test('the signed verification position is a rollback signal: a store rolled back below it fails verification', async (t) => {
+  const { app, call, store, witness } = await start();
+  t.after(() => app.close());
+  assert.equal((await call('POST', '/v1/admin/audit/verify', { wait: true })).json.job.result.ok, true); // verified up to 12
+  // Roll back to seq 10 consistently (events, checkpoints, the genuine head of seq 10 as the witness saw it).
+  const line = readFileSync(witness, 'utf8').split('\n').find((l) => l.includes('"tessera.audit.head"') && l.includes('"seq":10,'))!;
+  const h = JSON.parse(line) as { seq: number; ts: number; hash: string; key_id: string; signature: string };
+  await store.run('DELETE FROM audit_events WHERE seq > 10');
+  await store.run('DELETE FROM audit_checkpoints WHERE seq > 10');
+  await store.run("UPDATE meta SET value = ? WHERE key = 'audit.head'", [JSON.stringify({ seq: h.seq, ts: h.ts, hash: h.hash, keyId: h.key_id, signature: h.signature })]);
+  for (const body of [{ full: true, wait: true }, { wait: true }]) {
+    const r = await call('POST', '/v1/admin/audit/verify', body);
+    assert.ok(r.json.job.result.problems.some((p: { seq: number; kind: string }) => p.seq === 12 && p.kind === 'rolled_back'), JSON.stringify(r.json.job.result.problems));
+  }
 });
