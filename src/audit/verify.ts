@@ -206,6 +206,10 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
 
   const result = v.finish(head);
   const pos = v.position();
+  const pruneNow = await store.get<{ m: number | null }>('SELECT MAX(to_seq) AS m FROM audit_prunes');
+  if (Number(pruneNow?.m ?? 0) > boundary.seq) {
+    notes.push(`an archive run pruned events up to seq ${Number(pruneNow!.m)} while this verification ran; problems at or below that seq may come from it: verify again`);
+  }
   if (prunes.statements.length && !archiveMode) {
     notes.push(`events 1..${boundary.seq} were archived and removed from the store (${prunes.statements.length} segments); their archives were not checked: verify with --archive-dir to prove them too`);
   }
