@@ -256,6 +256,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     await app.listen({ host, port });
     cleanups.push(() => app.close());
+    cleanups.push(() => auditOps.close()); // again, before app.close: ends a job a `wait`ing request holds open
     cleanups.push(() => gw.close()); // runs before app.close (cleanups run in reverse)
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 

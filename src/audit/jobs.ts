@@ -67,7 +67,8 @@ interface Running {
   readonly abort: AbortController;
   progress: Record<string, number>;
   updatedAt: number;
-  done: Promise<void>;
+  /** Resolves when the job has finished and its result is recorded. */
+  readonly done: Promise<void>;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -158,11 +159,18 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
     }
     if ((kind === 'archive' || params.archives === true) && !deps.retention) throw new TesseraError('TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED', `${kind === 'archive' ? 'archiving' : 'verifying the archives'} needs audit.retention.archive_dir in tessera.yaml`);
     const now = clock.now();
-    const job: Running = { id: `ajob_${randomBytes(12).toString('base64url')}`, kind, params, startedAt: now, updatedAt: now, abort: new AbortController(), progress: kind === 'verify' ? { checked: 0 } : { archived: 0, pruned: 0 }, done: Promise.resolve() };
-    await store.run('DELETE FROM audit_jobs WHERE started_at < (SELECT started_at FROM audit_jobs ORDER BY started_at DESC LIMIT 1 OFFSET ?)', [JOBS_KEPT - 1]);
-    await store.run('INSERT INTO audit_jobs (id, kind, replica, state, params, progress, result, started_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)', [job.id, kind, deps.replicaId, 'running', JSON.stringify(params), JSON.stringify(job.progress), now, now]);
-    current = job;
-    job.done = (async () => {
+    let finished!: () => void;
+    const job: Running = { id: `ajob_${randomBytes(12).toString('base64url')}`, kind, params, startedAt: now, updatedAt: now, abort: new AbortController(), progress: kind === 'verify' ? { checked: 0 } : { archived: 0, pruned: 0 }, done: new Promise<void>((resolve) => (finished = resolve)) };
+    current = job; // before any await: a concurrent start joins this job
+    try {
+      await store.run('DELETE FROM audit_jobs WHERE started_at < (SELECT started_at FROM audit_jobs ORDER BY started_at DESC LIMIT 1 OFFSET ?)', [JOBS_KEPT - 1]);
+      await store.run('INSERT INTO audit_jobs (id, kind, replica, state, params, progress, result, started_at, updated_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)', [job.id, kind, deps.replicaId, 'running', JSON.stringify(params), JSON.stringify(job.progress), now, now]);
+    } catch (e) {
+      current = null;
+      finished();
+      throw e;
+    }
+    void (async () => {
       let state: AuditJobState = 'done';
       let result: unknown;
       try {
@@ -182,6 +190,7 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
         .run('UPDATE audit_jobs SET state = ?, progress = ?, result = ?, updated_at = ?, finished_at = ? WHERE id = ?', [state, JSON.stringify(job.progress), JSON.stringify(result ?? null), end, end, job.id])
         .catch((e: unknown) => logger.error({ job: job.id, err: (e as Error).message }, 'audit job result not recorded'));
       current = null;
+      finished();
     })();
     return { job: view(job), created: true };
   }

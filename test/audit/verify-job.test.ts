@@ -155,9 +155,25 @@ test('one job per replica: a second verify joins the running one; an archive mea
   assert.equal(b.json.created, false);
   assert.equal(b.json.job.id, a.json.job.id);
   await assert.rejects(ops.jobs.start('archive'), (e) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_JOB_BUSY');
+  // Started at the same instant (both before either wrote its row): still one job.
+  const [c, d] = await Promise.all([call('POST', '/v1/admin/audit/verify'), call('POST', '/v1/admin/audit/verify')]);
+  assert.equal(c.json.job.id, a.json.job.id);
+  assert.equal(d.json.job.id, a.json.job.id);
   // Closing the operations stops the job between pages.
   gate.release();
   await ops.close();
   const j = await call('GET', `/v1/admin/audit/jobs/${a.json.job.id}`);
   assert.notEqual(j.json.job.state, 'running');
+});
+
+test('concurrent starts on an idle replica create one job', async () => {
+  const { log, clock, store } = await makeLog({ checkpointEveryEvents: 10 });
+  for (let i = 1; i <= 20; i++) await log.append(ev(i));
+  const ops = createAuditOperations({ store, clock, logger: silentLogger, replicaId: 'r1', audit: log, pageSize: 5 });
+  const [x, y] = await Promise.all([ops.jobs.start('verify', { full: false }), ops.jobs.start('verify', { full: true })]);
+  assert.equal(x.job.id, y.job.id);
+  assert.deepEqual([x.created, y.created], [true, false]);
+  const done = await ops.jobs.wait(x.job.id);
+  assert.equal(done.state, 'done');
+  assert.equal((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_jobs'))!.n, 1);
 });
