@@ -24,7 +24,7 @@ import { checkpointLine, recordLine } from './sinks/lines.js';
  */
 export interface RetentionPolicy {
   readonly archiveDir: string;
-  /** Keep at least this many newest events in the store. */
+  /** Keep at least this many newest events in the store (at least 1: the newest always stays). */
   readonly keepEvents: number;
   /** Keep at least the events of the last `keepForMs` milliseconds. */
   readonly keepForMs: number;
@@ -86,7 +86,8 @@ async function cpRow(store: Store, sql: string, params: (number | string)[]): Pr
 /** The end of the next segment after `boundary`: the newest eligible checkpoint within segmentEvents, else the oldest eligible one. */
 async function nextSegmentEnd(store: Store, boundary: number, policy: RetentionPolicy, now: number): Promise<Checkpoint | undefined> {
   const last = await store.get<{ m: number | null }>('SELECT MAX(seq) AS m FROM audit_events');
-  const maxSeq = Number(last?.m ?? 0) - policy.keepEvents;
+  // The newest event always stays: the writer continues the chain from the newest stored row.
+  const maxSeq = Number(last?.m ?? 0) - Math.max(1, policy.keepEvents);
   const maxTs = now - policy.keepForMs;
   if (maxSeq <= boundary) return undefined;
   const cols = 'SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints';

@@ -33,7 +33,7 @@ async function setup(n = 95) {
     archiveAudit({ store, publicKey, keyId: made.log.keyId, sign: (type, payload) => made.log.signStatement(type, payload), clock: made.clock, policy: { ...policy, ...p }, logger: silentLogger, pageSize: 7 });
   const verify = (o: { archives?: boolean; witness?: boolean } = {}) => verifyAuditLocal({ store, publicKey, pageSize: 7, ...(o.archives ? { archiveDir } : {}), ...(o.witness ? { witnessPath: witness } : {}) });
   const db = new Database(file);
-  return { ...made, dir, archiveDir, witness, store, publicKey, archive, verify, db };
+  return { ...made, dir, archiveDir, witness, store, sealer, publicKey, archive, verify, db };
 }
 
 const count = (db: Database.Database, sql: string): number => (db.prepare(sql).get() as { n: number }).n;
@@ -162,5 +162,20 @@ test('a store whose prune statements verify with another key is refused by archi
   const row = db.prepare('SELECT statement FROM audit_prunes').get() as { statement: string };
   db.prepare('UPDATE audit_prunes SET signature = ?').run(other.log.signStatement('prune', JSON.parse(row.statement) as Record<string, unknown>));
   await assert.rejects(archive(), isCode('TESSERA_AUDIT_ARCHIVE_UNVERIFIED'));
+  db.close();
+});
+
+test('the newest event always stays in the store, so a restarted writer continues the chain', async () => {
+  const { archive, verify, db, log, store, sealer, witness } = await setup(40);
+  await log.close(); // a final checkpoint on the newest event (seq 40)
+  const r = await archive({ keepEvents: 0, segmentEvents: 1000 });
+  assert.deepEqual(r.segments.map((s) => [s.from_seq, s.to_seq]), [[1, 30]]);
+  assert.equal(count(db, 'SELECT MAX(seq) AS n FROM audit_events'), 40);
+  const { log: again } = await makeLog({ store, sealer, checkpointEveryEvents: 10, sinks: [{ kind: 'store' }, { kind: 'file', path: witness }] });
+  await appendSequential(again, 41, 45);
+  assert.deepEqual(db.prepare('SELECT seq FROM audit_events ORDER BY seq').all().map((x) => (x as { seq: number }).seq), Array.from({ length: 15 }, (_, i) => 31 + i));
+  const v = await verify({ archives: true, witness: true });
+  assert.equal(v.ok, true, JSON.stringify(v.problems));
+  assert.equal(v.checked, 45);
   db.close();
 });
