@@ -6,6 +6,7 @@ import { TesseraError } from '../shared/errors.js';
 import { archiveAudit, type ArchiveResult, type RetentionPolicy } from './archive.js';
 import type { AuditLog } from './log.js';
 import { META_VERIFIED, type StoreVerifyResult } from './verify.js';
+import { verifyStatement } from './statements.js';
 
 /**
  * Background audit jobs (verify, archive), so the work never runs on a request: the HTTP
@@ -58,6 +59,16 @@ export interface AuditJobs {
 
 /** Jobs kept in `audit_jobs`; older ones are deleted when a new one starts. */
 export const JOBS_KEPT = 100;
+/** Finished jobs this replica answers from memory (not from the store under verification). */
+const RECENT_KEPT = 20;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 interface Running {
   readonly id: string;
@@ -91,6 +102,7 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
   const { store, clock, logger } = deps;
   const staleMs = deps.staleMs ?? 5 * 60_000;
   let current: Running | null = null;
+  const recent = new Map<string, AuditJobView>();
   let writes: Promise<unknown> = Promise.resolve();
   let dirty = false;
 
@@ -186,8 +198,14 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
       }
       await writes;
       const end = clock.now();
+      // Signed, so another replica reading it from the store (the store under verification)
+      // can tell an edited result from the real one.
+      const outcome = { id: job.id, kind, replica: deps.replicaId, state, result: result ?? null, finished_at: end };
+      const stored = JSON.stringify({ result: outcome.result, signature: deps.audit.signStatement('job', outcome) });
+      recent.set(job.id, viewOf(outcome, job));
+      if (recent.size > RECENT_KEPT) recent.delete(recent.keys().next().value as string);
       await store
-        .run('UPDATE audit_jobs SET state = ?, progress = ?, result = ?, updated_at = ?, finished_at = ? WHERE id = ?', [state, JSON.stringify(job.progress), JSON.stringify(result ?? null), end, end, job.id])
+        .run('UPDATE audit_jobs SET state = ?, progress = ?, result = ?, updated_at = ?, finished_at = ? WHERE id = ?', [state, JSON.stringify(job.progress), stored, end, end, job.id])
         .catch((e: unknown) => logger.error({ job: job.id, err: (e as Error).message }, 'audit job result not recorded'));
       current = null;
       finished();
@@ -195,28 +213,42 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
     return { job: view(job), created: true };
   }
 
+  function viewOf(o: { id: string; kind: AuditJobKind; replica: string; state: AuditJobState; result: unknown; finished_at: number }, job: { params: Record<string, unknown>; progress: Record<string, number>; startedAt: number }): AuditJobView {
+    const r = o.result as Record<string, unknown> | null;
+    const error = r && typeof r === 'object' && 'error' in r ? (r.error as { code: string; message: string }) : undefined;
+    return {
+      id: o.id,
+      kind: o.kind,
+      state: o.state,
+      replica: o.replica,
+      params: job.params,
+      progress: job.progress,
+      ...(r && !error ? { result: r } : {}),
+      ...(error ? { error } : {}),
+      started_at: iso(job.startedAt),
+      updated_at: iso(o.finished_at),
+      finished_at: iso(o.finished_at),
+    };
+  }
+
   async function get(id: string): Promise<AuditJobView> {
     if (current?.id === id) return view(current);
+    const mine = recent.get(id);
+    if (mine) return mine; // finished here: the answer does not depend on the store
     const row = await store.get<JobRow>('SELECT id, kind, replica, state, params, progress, result, started_at, updated_at, finished_at FROM audit_jobs WHERE id = ?', [id]);
     if (!row) throw new TesseraError('TESSERA_AUDIT_JOB_NOT_FOUND', `no audit job ${id}; only the ${JOBS_KEPT} most recent are kept`);
-    let state = row.state as AuditJobState;
-    // Running according to the store but not here: this replica restarted, or the other one stopped updating it.
-    if (state === 'running' && (row.replica === deps.replicaId || clock.now() - Number(row.updated_at) > staleMs)) state = 'abandoned';
-    const result = row.result ? (JSON.parse(row.result) as Record<string, unknown> | null) : null;
-    const error = result && typeof result === 'object' && 'error' in result ? (result.error as { code: string; message: string }) : undefined;
-    return {
-      id: row.id,
-      kind: row.kind as AuditJobKind,
-      state,
-      replica: row.replica,
-      params: JSON.parse(row.params) as Record<string, unknown>,
-      progress: JSON.parse(row.progress) as Record<string, number>,
-      ...(result && !error ? { result } : {}),
-      ...(error ? { error } : {}),
-      started_at: iso(Number(row.started_at)),
-      updated_at: iso(Number(row.updated_at)),
-      ...(row.finished_at !== null ? { finished_at: iso(Number(row.finished_at)) } : {}),
-    };
+    const job = { params: parseJson(row.params) as Record<string, unknown>, progress: parseJson(row.progress) as Record<string, number>, startedAt: Number(row.started_at) };
+    if (row.state === 'running') {
+      // Running according to the store but not here: this replica restarted, or the other one stopped updating it.
+      const state: AuditJobState = row.replica === deps.replicaId || clock.now() - Number(row.updated_at) > staleMs ? 'abandoned' : 'running';
+      return { id: row.id, kind: row.kind as AuditJobKind, state, replica: row.replica, params: job.params, progress: job.progress, started_at: iso(job.startedAt), updated_at: iso(Number(row.updated_at)) };
+    }
+    const stored = parseJson(row.result ?? '') as { result?: unknown; signature?: unknown } | undefined;
+    const outcome = { id: row.id, kind: row.kind as AuditJobKind, replica: row.replica, state: row.state as AuditJobState, result: stored?.result ?? null, finished_at: Number(row.finished_at) };
+    if (typeof stored?.signature !== 'string' || !verifyStatement(deps.publicKey, 'job', outcome, stored.signature)) {
+      return viewOf({ ...outcome, state: 'failed', result: { error: { code: 'TESSERA_AUDIT_JOB_RESULT_INVALID', message: `the stored result of audit job ${row.id} does not carry a valid signature: the database was edited; run the verification again and treat the store as suspect` } } }, job);
+    }
+    return viewOf(outcome, job);
   }
 
   return {

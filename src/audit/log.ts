@@ -50,8 +50,8 @@ export interface AuditLog extends AuditWriter {
   tail(query: AuditTailQuery): Promise<AuditTailResult>;
   /** Verifies the store's chain (full unless `incremental`); see verify.ts. */
   verify(options?: Omit<StoreVerifyOptions, 'store' | 'publicKey'> & { publicKey?: KeyObject | string }): Promise<StoreVerifyResult>;
-  /** Signs a prune or verified statement with the checkpoint key (statements.ts); for archive.ts and verify-job.ts. */
-  signStatement(type: Extract<StatementType, 'prune' | 'verified'>, payload: Record<string, unknown>): string;
+  /** Signs a prune, verified or job statement with the checkpoint key (statements.ts); for archive.ts and jobs.ts. */
+  signStatement(type: Extract<StatementType, 'prune' | 'verified' | 'job'>, payload: Record<string, unknown>): string;
   /** Flushes, writes a final checkpoint and stops; later appends reject with TESSERA_AUDIT_UNAVAILABLE. */
   close(): Promise<void>;
   /** For /readyz: whether the last batch was recorded by at least one sink, and how many sinks failed it. */

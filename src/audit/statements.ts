@@ -27,6 +27,8 @@ export const STATEMENT_CONTEXTS = {
   prune: 'tessera-audit-prune-v1',
   /** The server verified the chain up to `seq` (hash `hash`): where incremental verification resumes. */
   verified: 'tessera-audit-verified-v1',
+  /** The outcome of a verify/archive job as stored in `audit_jobs`, read by other replicas. */
+  job: 'tessera-audit-job-v1',
 } as const;
 
 export type StatementType = keyof typeof STATEMENT_CONTEXTS;

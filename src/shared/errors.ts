@@ -107,6 +107,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_AUDIT_WITNESS_UNREADABLE: { status: 400, description: 'The `--witness` file (the output of a file, stdout or http audit sink) cannot be read; check the path and permissions.' },
   TESSERA_AUDIT_WITNESS_EMPTY: { status: 400, description: 'The witness holds no signed head of this audit log (wrong file, another installation\'s log, or a sink that never received a head), so it proves nothing; verification is refused rather than reported as ok.' },
   TESSERA_AUDIT_JOB_BUSY: { status: 409, description: 'Another audit job (verify or archive) is running on this replica; wait for it (GET /v1/admin/audit/jobs/<id>, the id is in the message) and retry.' },
+  TESSERA_AUDIT_JOB_RESULT_INVALID: { status: 409, description: 'The stored result of an audit job does not carry a valid signature: someone edited the database. Run the verification again and treat the store as suspect.' },
   TESSERA_AUDIT_JOB_NOT_FOUND: { status: 404, description: 'No audit verify/archive job with this id (jobs are kept for the 100 most recent runs); start a new one with POST /v1/admin/audit/verify.' },
   TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED: { status: 409, description: 'Archiving needs `audit.retention.archive_dir` in tessera.yaml (or `--archive-dir` offline).' },
   TESSERA_AUDIT_ARCHIVE_UNVERIFIED: { status: 409, description: 'The segment to archive failed verification, so nothing was archived or pruned; run `tessera audit verify --full` and investigate first.' },

@@ -177,3 +177,29 @@ test('concurrent starts on an idle replica create one job', async () => {
   assert.equal(done.state, 'done');
   assert.equal((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_jobs'))!.n, 1);
 });
+
+test('a finished job read by another replica must carry a valid signature: an edited result is reported, not shown', async () => {
+  const { log, clock, store } = await makeLog({ checkpointEveryEvents: 10 });
+  for (let i = 1; i <= 20; i++) await log.append(ev(i));
+  await store.run('DELETE FROM audit_events WHERE seq = 7');
+  const publicKey = (await import('../../src/audit/chain.js')).toPublicKey(log.publicKey);
+  const { createAuditJobs } = await import('../../src/audit/jobs.js');
+  const a = createAuditJobs({ store, clock, replicaId: 'a', logger: silentLogger, audit: log, publicKey });
+  const b = createAuditJobs({ store, clock, replicaId: 'b', logger: silentLogger, audit: log, publicKey });
+  const { job } = await a.start('verify', { full: true });
+  const done = await a.wait(job.id);
+  assert.equal((done.result as { ok: boolean }).ok, false);
+  assert.equal(((await b.get(job.id)).result as { ok: boolean }).ok, false, 'another replica reads the signed result');
+  // Someone with write access to the database turns the failed result into a success.
+  const row = (await store.get<{ result: string }>('SELECT result FROM audit_jobs WHERE id = ?', [job.id]))!;
+  const stored = JSON.parse(row.result) as { result: { ok: boolean; problems: unknown[] }; signature: string };
+  stored.result.ok = true;
+  stored.result.problems = [];
+  await store.run('UPDATE audit_jobs SET result = ? WHERE id = ?', [JSON.stringify(stored), job.id]);
+  const seen = await b.get(job.id);
+  assert.equal(seen.state, 'failed');
+  assert.equal(seen.error?.code, 'TESSERA_AUDIT_JOB_RESULT_INVALID');
+  assert.equal(seen.result, undefined);
+  // The replica that ran it answers from memory.
+  assert.equal(((await a.get(job.id)).result as { ok: boolean }).ok, false);
+});
