@@ -15,6 +15,8 @@ const PURE = [
   'src/policy/types.ts',
   'src/secrets/path.ts',
   'src/audit/chain.ts',
+  'src/audit/canonical.ts',
+  'src/audit/statements.ts',
   'src/audit/events.ts',
   'src/shared/auth-epoch.ts',
   'src/shared/auth-cache.ts',

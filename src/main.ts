@@ -19,7 +19,8 @@ import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
 import { createAdminTokenService } from './admin/index.js';
-import { createAuditLog, checkpointPublicKey, registerAuditRoutes, verifyAudit, type AuditLog } from './audit/index.js';
+import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
+import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
 import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
@@ -134,9 +135,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const audit = await createAuditLog({
       store, clock, sealer, sinks: config.audit.sinks, replicaId,
-      checkpointEveryEvents: config.audit.checkpoint_every_events, checkpointEveryMs: config.audit.checkpoint_every, logger, metrics,
+      checkpointEveryEvents: config.audit.checkpoint_every_events, checkpointEveryMs: config.audit.checkpoint_every, logger, metrics, env,
     });
     cleanups.push(() => audit.close());
+    // Verify/archive jobs off the request path, the witness check, scheduled archiving (ADR 0031).
+    const retention = config.audit.retention;
+    const auditOps = createAuditOperations({
+      store, clock, logger, replicaId, audit, pageSize: config.audit.verify.page_size,
+      ...(retention ? { retention: { archiveDir: retention.archive_dir, keepEvents: retention.keep_events, keepForMs: retention.keep_for, segmentEvents: retention.segment_events, everyMs: retention.every } } : {}),
+    });
+    cleanups.push(() => auditOps.close()); // runs before audit.close (cleanups run in reverse)
 
     // One auth epoch for every cache of a verification or decision (docs/adr/0061-cache-invalidation.md).
     const epochBumps = metrics.counter('tessera_auth_epoch_bumps_total', 'Auth epoch bumps (cached verifications and decisions dropped), by cause');
@@ -286,12 +294,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer: policy });
     registerRevocationRoutes(app, { revocations });
-    registerAuditRoutes(app, { audit });
+    registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
 
     await app.listen({ host, port });
     cleanups.push(() => app.close());
+    cleanups.push(() => auditOps.close()); // again, before app.close: ends a job a `wait`ing request holds open
     cleanups.push(() => gw.close()); // runs before app.close (cleanups run in reverse)
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
@@ -388,15 +397,11 @@ export const runtime: Runtime = {
   },
   async verifyAuditOffline(opts) {
     const config = serverConfig(opts);
-    const store = openStore(config);
-    try {
-      // The public key comes from the sealed private key (needs the master key), not from the
-      // clear copy in the database, which whoever could edit the events could also replace.
-      const master = resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: false, env: process.env });
-      return await verifyAudit({ store, publicKey: await checkpointPublicKey(store, master.sealer) });
-    } finally {
-      await store.close();
-    }
+    return verifyAuditOffline({ config, store: openStore(config), ...opts });
+  },
+  async archiveAuditOffline(opts) {
+    const config = serverConfig(opts);
+    return archiveAuditOffline({ config, store: openStore(config), ...opts });
   },
 };
 

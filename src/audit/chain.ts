@@ -1,44 +1,23 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { AuditEvent } from './events.js';
+import { canonicalize } from './canonical.js';
+import { signStatement, verifyLegacyCheckpoint, verifyStatement } from './statements.js';
+
+export { canonicalize };
 
 /**
- * The pure core of the audit chain (no I/O, no clock): canonical serialization, the hash
- * chain, signed checkpoints and the verifier. See docs/audit.md for the design.
+ * The pure core of the audit chain (no I/O, no clock): the hash chain, signed checkpoints and
+ * heads, and the streaming verifier. See docs/audit.md for the design and ADR 0031.
  *
  *   hash_n = SHA-256( prev_hash_hex || canonical({ event, seq, ts }) )   (hex)
  *
- * The first event links to GENESIS_HASH. A checkpoint signs canonical({ hash, key_id, seq, ts })
- * with Ed25519 (RFC 8032); the signed *head* is a checkpoint of the newest event, rewritten with
- * every committed batch so that truncation after the last periodic checkpoint is detected too.
+ * The first event links to GENESIS_HASH. A checkpoint and the signed *head* both sign
+ * { hash, key_id, seq, ts } with Ed25519 (RFC 8032), each under its own context string
+ * (statements.ts), so one can never stand in for the other. The head is the newest event,
+ * rewritten with every committed batch so that truncation after the last periodic checkpoint is
+ * detected too.
  */
 export const GENESIS_HASH = '0'.repeat(64);
-
-/**
- * Canonical JSON in the spirit of RFC 8785 (JCS): object keys sorted by UTF-16 code units
- * (§3.2.3), no whitespace, ECMAScript number and string serialization (§3.2.2). `undefined`
- * members are omitted (as JSON.stringify does); non-finite numbers are refused because JSON
- * cannot represent them (RFC 8785 §3.2.2.3).
- */
-export function canonicalize(value: unknown): string {
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'number':
-      if (!Number.isFinite(value)) throw new TypeError('canonical JSON cannot represent a non-finite number');
-      return JSON.stringify(value);
-    case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalize(v))).join(',')}]`;
-      const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalize(obj[k])}`).join(',')}}`;
-    }
-    default:
-      throw new TypeError(`canonical JSON cannot represent a ${typeof value}`);
-  }
-}
 
 export function chainHash(prevHash: string, seq: number, ts: number, event: AuditEvent | unknown): string {
   return chainHashOfBody(prevHash, seq, ts, canonicalize(event));
@@ -77,30 +56,44 @@ export function makeRecord(prevHash: string, seq: number, ts: number, event: Aud
   };
 }
 
+
 export interface Checkpoint {
   readonly seq: number;
   readonly ts: number;
   readonly hash: string;
   readonly keyId: string;
-  /** base64url Ed25519 signature over checkpointPayload(). */
+  /** base64url Ed25519 signature of the statement (statements.ts): checkpoint or head context. */
   readonly signature: string;
 }
 
-export function checkpointPayload(c: { seq: number; ts: number; hash: string; keyId: string }): Buffer {
-  return Buffer.from(canonicalize({ hash: c.hash, key_id: c.keyId, seq: c.seq, ts: c.ts, v: 'tessera-audit-checkpoint-1' }), 'utf8');
+function positionPayload(c: { seq: number; ts: number; hash: string; keyId: string }): Record<string, unknown> {
+  return { hash: c.hash, key_id: c.keyId, seq: c.seq, ts: c.ts };
 }
 
-/** Ed25519 has no pre-hash parameter: node:crypto takes `null` as the algorithm (RFC 8032 §5.1.6). */
+/** Signs a periodic checkpoint (context `tessera-audit-checkpoint-v2`). */
 export function signCheckpoint(privateKey: KeyObject, c: { seq: number; ts: number; hash: string; keyId: string }): Checkpoint {
-  return { ...c, signature: sign(null, checkpointPayload(c), privateKey).toString('base64url') };
+  return { seq: c.seq, ts: c.ts, hash: c.hash, keyId: c.keyId, signature: signStatement(privateKey, 'checkpoint', positionPayload(c)) };
 }
 
+/** Signs the head (context `tessera-audit-head-v2`): "`seq` is the newest event". */
+export function signHead(privateKey: KeyObject, c: { seq: number; ts: number; hash: string; keyId: string }): Checkpoint {
+  return { seq: c.seq, ts: c.ts, hash: c.hash, keyId: c.keyId, signature: signStatement(privateKey, 'head', positionPayload(c)) };
+}
+
+/** How a checkpoint is signed: the current context, the legacy form (checkpoints only), or not validly. */
+export function checkpointSignature(publicKey: KeyObject, c: Checkpoint): 'v2' | 'legacy' | null {
+  if (verifyStatement(publicKey, 'checkpoint', positionPayload(c), c.signature)) return 'v2';
+  return verifyLegacyCheckpoint(publicKey, c) ? 'legacy' : null;
+}
+
+/** A checkpoint verifies under the checkpoint context or the legacy form; never under the head context. */
 export function verifyCheckpoint(publicKey: KeyObject, c: Checkpoint): boolean {
-  try {
-    return verify(null, checkpointPayload(c), publicKey, Buffer.from(c.signature, 'base64url'));
-  } catch {
-    return false;
-  }
+  return checkpointSignature(publicKey, c) !== null;
+}
+
+/** A head verifies only under the head context: a checkpoint (legacy or current) never does. */
+export function verifyHead(publicKey: KeyObject, h: Checkpoint): boolean {
+  return verifyStatement(publicKey, 'head', positionPayload(h), h.signature);
 }
 
 /** A short, stable id of a checkpoint public key (SHA-256 of its SPKI DER). */
@@ -119,7 +112,28 @@ export function privateKeyFromDer(der: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
 }
 
-export type ProblemKind = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'bad_checkpoint_signature';
+/**
+ * What verification can find. The kind is the stable code a script should match on
+ * (docs/audit.md lists them with their meaning).
+ */
+export type ProblemKind =
+  | 'modified'
+  | 'deleted'
+  | 'inserted'
+  | 'reordered'
+  | 'truncated'
+  | 'bad_checkpoint_signature'
+  | 'bad_head_signature'
+  | 'head_missing'
+  | 'head_legacy'
+  | 'rolled_back'
+  | 'forked'
+  | 'witness_bad_signature'
+  | 'bad_prune_signature'
+  | 'prune_gap'
+  | 'archive_missing'
+  | 'archive_modified'
+  | 'bad_verified_signature';
 
 export interface Problem {
   readonly seq: number;
@@ -134,6 +148,16 @@ export interface VerifyResult {
   readonly problems: Problem[];
 }
 
+/**
+ * Where verification starts when not at genesis: the record `seq + 1` must link to `hash`.
+ * `source` names the signed statement it comes from, for messages ("the pruned segment 1..500").
+ */
+export interface Anchor {
+  readonly seq: number;
+  readonly hash: string;
+  readonly source: string;
+}
+
 interface Seen {
   readonly seq: number;
   readonly hash: string;
@@ -142,12 +166,31 @@ interface Seen {
 }
 
 /** At most this many problems are kept: past that, the log is clearly compromised. */
-const MAX_PROBLEMS = 1000;
+export const MAX_PROBLEMS = 1000;
+
+export interface ChainVerifier {
+  /**
+   * Validates checkpoint signatures at once; those ahead of the cursor are compared when their
+   * record is pushed (`retain: false`: only counted, for checkpoints beyond the last record).
+   */
+  addCheckpoints(checkpoints: readonly Checkpoint[], options?: { retain?: boolean }): void;
+  /** Continues after `anchor` (a missing archive segment): the next record must link to its hash. */
+  skipTo(anchor: Anchor): void;
+  push(record: StoredRecord): void;
+  /** Adds a problem found outside the chain (prune statements, archives, witness). */
+  report(problem: Problem): void;
+  /** The last logical position pushed (or the anchor, or genesis). */
+  position(): { seq: number; hash: string };
+  /** The problems found so far, for a segment that has no head of its own (archive.ts). */
+  settle(): Problem[];
+  /** `head`: the signed head read after the last record (it may be given here or up front). */
+  finish(head?: Checkpoint | null): VerifyResult;
+}
 
 /**
- * A streaming verifier: push records in ascending stored-seq order (pages of any size), then
- * `finish()`. It keeps two records of look-behind and one pending broken link, so memory does
- * not grow with the log. Classification:
+ * A streaming verifier: push records in ascending stored-seq order (pages of any size), add the
+ * checkpoints of each page before its records, then `finish()`. Memory is two records of
+ * look-behind, one pending broken link and the checkpoints not yet reached. Classification:
  *  - seq gap                                  → deleted (the missing seqs);
  *  - record does not hash to its stored hash  → modified;
  *  - a record links to the one *two* back     → the one in between was inserted;
@@ -156,28 +199,60 @@ const MAX_PROBLEMS = 1000;
  *  - a signed checkpoint's hash ≠ the record's → modified (the chain was rewritten before it);
  *  - newest checkpoint / signed head beyond the last record → truncated;
  *  - records after the signed head            → inserted;
- *  - checkpoint or head signature invalid     → bad_checkpoint_signature.
+ *  - the head older than a signed checkpoint or the anchor → rolled_back;
+ *  - checkpoint signature invalid             → bad_checkpoint_signature;
+ *  - head not a valid *head* statement        → bad_head_signature (head_legacy: pre-ADR-0031 form);
+ *  - no head although events exist            → head_missing.
  */
-export function createChainVerifier(opts: { publicKey: KeyObject | string; checkpoints: readonly Checkpoint[]; head?: Checkpoint | null }) {
+export function createChainVerifier(opts: { publicKey: KeyObject | string; checkpoints?: readonly Checkpoint[]; head?: Checkpoint | null; anchor?: Anchor }): ChainVerifier {
   const publicKey = toPublicKey(opts.publicKey);
+  const anchor = opts.anchor;
   const problems: Problem[] = [];
   const report = (p: Problem): void => {
     if (problems.length < MAX_PROBLEMS) problems.push(p);
   };
-  const validCheckpoints = new Map<number, Checkpoint>();
-  for (const c of opts.checkpoints) {
-    if (verifyCheckpoint(publicKey, c)) validCheckpoints.set(c.seq, c);
-    else report({ seq: c.seq, kind: 'bad_checkpoint_signature', message: `checkpoint at seq ${c.seq} has an invalid signature (forged or altered checkpoint)` });
-  }
 
   let checked = 0;
-  let expected = 1;
+  let expected = (anchor?.seq ?? 0) + 1;
   let shift = 0; // rows spliced in minus rows spliced out: stored seq − original seq
-  let p1: Seen | undefined; // previous record
+  let p1: Seen | undefined = anchor ? { seq: anchor.seq, hash: anchor.hash, prevHash: '', selfOk: true } : undefined; // previous record
   let p2: Seen | undefined; // the one before
   let pending: Seen | undefined; // a record whose link was broken, not yet explained
-  let last: Seen | undefined;
-  const checkpointHit = new Set<number>();
+  let last: Seen | undefined = p1;
+
+  // Checkpoints ahead of the cursor, ascending; `aheadAt` is the next one not yet reached.
+  let ahead: Checkpoint[] = [];
+  let aheadAt = 0;
+  let validCheckpoints = 0;
+  let newest: Checkpoint | undefined;
+
+  function addCheckpoints(cps: readonly Checkpoint[], options: { retain?: boolean } = {}): void {
+    const fresh: Checkpoint[] = [];
+    const cursor = last ? last.seq - shift : 0;
+    for (const c of cps) {
+      if (!checkpointSignature(publicKey, c)) {
+        report({ seq: c.seq, kind: 'bad_checkpoint_signature', message: `checkpoint at seq ${c.seq} has an invalid signature (forged or altered checkpoint, or another statement put in its place)` });
+        continue;
+      }
+      validCheckpoints++;
+      if (!newest || c.seq > newest.seq) newest = c;
+      if (c.seq > cursor) {
+        if (options.retain !== false) fresh.push(c);
+      }
+      else if (c.seq === cursor && last && c.hash !== last.hash) {
+        report({ seq: c.seq, kind: 'modified', message: `event ${c.seq} differs from the signed checkpoint at seq ${c.seq}: the chain was rewritten at or before this event` });
+      }
+    }
+    if (!fresh.length) return;
+    ahead = ahead.slice(aheadAt).concat(fresh);
+    aheadAt = 0;
+    for (let i = 1; i < ahead.length; i++) {
+      if (ahead[i]!.seq < ahead[i - 1]!.seq) {
+        ahead.sort((a, b) => a.seq - b.seq);
+        break;
+      }
+    }
+  }
 
   function resolvePending(): void {
     if (!pending) return;
@@ -210,7 +285,13 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
     } catch {
       event = undefined;
     }
-    const selfAt = (seq: number): boolean => event !== undefined && chainHash(r.prevHash, seq, r.ts, event) === r.hash;
+    const selfAt = (seq: number): boolean => {
+      try {
+        return event !== undefined && chainHash(r.prevHash, seq, r.ts, event) === r.hash;
+      } catch {
+        return false; // not a safe integer, or not representable: cannot be the hashed record
+      }
+    };
     let selfOk = selfAt(r.seq - shift);
     const expectedPrev = p1 ? p1.hash : r.seq - shift === 1 ? GENESIS_HASH : undefined;
     const linkOk = expectedPrev === undefined ? true : r.prevHash === expectedPrev;
@@ -244,45 +325,79 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
     if (!columnsOk) report({ seq: r.seq, kind: 'modified', message: `event ${r.seq}: the kind/actor/txn columns do not match the hashed body` });
 
     const logical = r.seq - shift;
-    const cp = validCheckpoints.get(logical);
-    if (cp) {
-      checkpointHit.add(logical);
-      if (cp.hash !== r.hash) report({ seq: logical, kind: 'modified', message: `event ${logical} differs from the signed checkpoint at seq ${logical}: the chain was rewritten at or before this event` });
+    while (aheadAt < ahead.length && ahead[aheadAt]!.seq < logical) aheadAt++;
+    if (aheadAt < ahead.length && ahead[aheadAt]!.seq === logical) {
+      if (ahead[aheadAt]!.hash !== r.hash) report({ seq: logical, kind: 'modified', message: `event ${logical} differs from the signed checkpoint at seq ${logical}: the chain was rewritten at or before this event` });
+      aheadAt++;
     }
     p2 = p1;
     p1 = { ...cur, hash: linkHash, selfOk };
     last = p1;
   }
 
-  /** `head`: the signed head read after the last record (it may be given here or up front). */
+  function skipTo(a: Anchor): void {
+    resolvePending();
+    const seen: Seen = { seq: a.seq + shift, hash: a.hash, prevHash: '', selfOk: true };
+    expected = a.seq + shift + 1;
+    p2 = undefined;
+    p1 = seen;
+    last = seen;
+  }
+
+  function position(): { seq: number; hash: string } {
+    return last ? { seq: last.seq - shift, hash: last.hash } : { seq: 0, hash: GENESIS_HASH };
+  }
+
   function finish(headArg?: Checkpoint | null): VerifyResult {
     const head = headArg !== undefined ? headArg : (opts.head ?? null);
-    const headValid = head ? verifyCheckpoint(publicKey, head) : false;
-    if (head && !headValid) report({ seq: head.seq, kind: 'bad_checkpoint_signature', message: `the signed head (seq ${head.seq}) has an invalid signature` });
     resolvePending();
-    const lastSeq = last ? last.seq - shift : 0;
-    const newestCp = [...validCheckpoints.keys()].reduce((m, s) => Math.max(m, s), 0);
-    if (newestCp > lastSeq) {
-      report({ seq: lastSeq + 1, kind: 'truncated', message: `the log ends at seq ${lastSeq} but a signed checkpoint proves events up to ${newestCp} existed` });
-    } else if (head && headValid) {
-      if (head.seq > lastSeq) {
-        report({ seq: lastSeq + 1, kind: 'truncated', message: `the log ends at seq ${lastSeq} but the signed head proves events up to ${head.seq} existed` });
-      } else if (head.seq < lastSeq) {
-        report({ seq: head.seq + 1, kind: 'inserted', message: `events ${head.seq + 1}..${lastSeq} were appended after the signed head (seq ${head.seq})` });
-      } else if (last && head.hash !== last.hash) {
-        report({ seq: head.seq, kind: 'modified', message: `event ${head.seq} differs from the signed head (the chain was rewritten)` });
+    const { seq: lastSeq, hash: lastHash } = position();
+    let headValid = false;
+    if (head) {
+      headValid = verifyHead(publicKey, head);
+      if (!headValid) {
+        report(
+          verifyLegacyCheckpoint(publicKey, head)
+            ? { seq: head.seq, kind: 'head_legacy', message: `the head (seq ${head.seq}) carries a pre-0031 signature, which a checkpoint also carries: if this store was just upgraded, start the server once so it signs a new head; otherwise an older checkpoint was put in the head's place` }
+            : { seq: head.seq, kind: 'bad_head_signature', message: `the signed head (seq ${head.seq}) does not verify as a head of this log: it was forged or altered, or a checkpoint or another log's head was put in its place` },
+        );
       }
-    } else if (!head && checked > 0) {
-      report({ seq: lastSeq, kind: 'bad_checkpoint_signature', message: 'the signed head record is missing, so truncation after the last checkpoint cannot be ruled out' });
+    } else if (checked > 0 || lastSeq > 0) {
+      report({ seq: lastSeq, kind: 'head_missing', message: 'the signed head is missing, so truncation after the last checkpoint cannot be ruled out' });
+    }
+    const newestSeq = newest?.seq ?? 0;
+    const headSeq = headValid ? head!.seq : 0;
+    let rolledBack = false;
+    if (headValid && headSeq < newestSeq) {
+      rolledBack = true;
+      report({ seq: headSeq + 1, kind: 'rolled_back', message: `the signed head (seq ${headSeq}) is older than the signed checkpoint at seq ${newestSeq}: the head was replaced by an older one` });
+    }
+    if (headValid && anchor && headSeq < anchor.seq) {
+      rolledBack = true;
+      report({ seq: headSeq + 1, kind: 'rolled_back', message: `the signed head (seq ${headSeq}) is older than ${anchor.source} (seq ${anchor.seq})` });
+    }
+    const proven = Math.max(newestSeq, headSeq);
+    if (proven > lastSeq) {
+      const byHead = headValid && headSeq >= newestSeq;
+      report({ seq: lastSeq + 1, kind: 'truncated', message: `the log ends at seq ${lastSeq} but ${byHead ? 'the signed head' : 'a signed checkpoint'} proves events up to ${proven} existed` });
+    } else if (headValid && !rolledBack && headSeq < lastSeq) {
+      report({ seq: headSeq + 1, kind: 'inserted', message: `events ${headSeq + 1}..${lastSeq} were appended after the signed head (seq ${headSeq})` });
+    } else if (headValid && headSeq === lastSeq && lastSeq > 0 && head!.hash !== lastHash) {
+      report({ seq: headSeq, kind: 'modified', message: `event ${headSeq} differs from the signed head (the chain was rewritten)` });
     }
     // Stable order: by seq, then kind; one problem per (seq, kind) (a checkpoint and the head may
     // both witness the same rewritten event).
     problems.sort((a, b) => a.seq - b.seq || a.kind.localeCompare(b.kind));
     const unique = problems.filter((p, i) => i === 0 || p.seq !== problems[i - 1]!.seq || p.kind !== problems[i - 1]!.kind);
-    return { ok: unique.length === 0, checked, checkpoints: validCheckpoints.size, problems: unique };
+    return { ok: unique.length === 0, checked, checkpoints: validCheckpoints, problems: unique };
+  }
+  if (opts.checkpoints) addCheckpoints(opts.checkpoints);
+  function settle(): Problem[] {
+    resolvePending();
+    return [...problems].sort((a, b) => a.seq - b.seq || a.kind.localeCompare(b.kind));
   }
 
-  return { push, finish };
+  return { addCheckpoints, skipTo, push, report, position, settle, finish };
 }
 
 /** Verifies a whole chain held in memory (tests, small logs). */

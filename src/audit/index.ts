@@ -1,7 +1,14 @@
 export { createAuditLog, checkpointPublicKey, recordLine, META_HMAC_KEY, META_CHECKPOINT_KEY, META_PUBLIC_KEY, META_HEAD, type AuditLog, type AuditLogOptions, type AuditSinkConfig } from './log.js';
 export { registerAuditRoutes } from './routes.js';
-export { tailAudit, verifyAudit, loadCheckpoints, loadHead, type AuditEntry, type AuditTailQuery, type AuditTailResult } from './query.js';
-export { canonicalize, chainHash, createChainVerifier, verifyChain, signCheckpoint, verifyCheckpoint, GENESIS_HASH, type Checkpoint, type Problem, type ProblemKind, type StoredRecord, type VerifyResult } from './chain.js';
+export { tailAudit, loadCheckpoints, loadHead, type AuditEntry, type AuditTailQuery, type AuditTailResult } from './query.js';
+export { verifyStore, verifyAudit, type StoreVerifyOptions, type StoreVerifyResult } from './verify.js';
+export { canonicalize, chainHash, createChainVerifier, verifyChain, signCheckpoint, signHead, verifyCheckpoint, verifyHead, GENESIS_HASH, type Checkpoint, type Problem, type ProblemKind, type StoredRecord, type VerifyResult } from './chain.js';
 export { validateEvent } from './validate.js';
 export type { AuditWriter } from './port.js';
 export type { AuditEvent, AuditEventKind, AuditRecord, AuditActor, AuditResult } from './events.js';
+export { createAuditOperations, type AuditOperations } from './operations.js';
+export { createAuditJobs, type AuditJobs, type AuditJobView } from './jobs.js';
+export { archiveAudit, type RetentionPolicy, type ArchiveResult } from './archive.js';
+export { verifyAuditLocal, checkVerifyInputs, type AuditVerifyReport } from './offline.js';
+export { createWitnessChecker, readWitnessHeads, requireWitnessHeads, withWitness, type WitnessReport } from './witness.js';
+export { NOTE_NO_WITNESS } from './verify.js';

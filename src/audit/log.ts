@@ -1,7 +1,4 @@
 import { generateKeyPairSync, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Store, SqlExecutor } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { Sealer } from '../secrets/sealer.js';
@@ -11,11 +8,15 @@ import { TesseraError } from '../shared/errors.js';
 import { hmacSha256 } from '../shared/crypto.js';
 import type { AuditWriter } from './port.js';
 import type { AuditEvent } from './events.js';
-import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, type Checkpoint, type StoredRecord, type VerifyResult } from './chain.js';
+import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, signHead, type Checkpoint, type StoredRecord } from './chain.js';
 import { checkEventSize, validateEvent } from './validate.js';
-import { tailAudit, verifyAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
+import { tailAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
+import { verifyStore, type StoreVerifyOptions, type StoreVerifyResult } from './verify.js';
+import { signStatement, type StatementType } from './statements.js';
+import { createSinks, type AuditSink, type AuditSinkConfig } from './sinks/index.js';
 
-export type AuditSinkConfig = { readonly kind: 'store' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' };
+export type { AuditSinkConfig };
+export { recordLine } from './sinks/index.js';
 
 export interface AuditLogOptions {
   readonly store: Store;
@@ -31,6 +32,8 @@ export interface AuditLogOptions {
   readonly metrics?: MetricsRegistry;
   /** Where the stdout sink writes (tests pass a collector). Default: process.stdout. */
   readonly stdout?: { write(chunk: string): unknown };
+  /** Where the http sink's auth secret is read from (`auth.env`). Default: process.env. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Most events per group commit. */
   readonly maxBatch?: number;
 }
@@ -45,7 +48,10 @@ export interface AuditLog extends AuditWriter {
   /** Writes a checkpoint of the newest event now (no-op when already checkpointed). */
   checkpoint(): Promise<void>;
   tail(query: AuditTailQuery): Promise<AuditTailResult>;
-  verify(options?: { publicKey?: KeyObject | string; pageSize?: number; onProgress?: (checked: number) => void }): Promise<VerifyResult>;
+  /** Verifies the store's chain (full unless `incremental`); see verify.ts. */
+  verify(options?: Omit<StoreVerifyOptions, 'store' | 'publicKey'> & { publicKey?: KeyObject | string }): Promise<StoreVerifyResult>;
+  /** Signs a prune, verified or job statement with the checkpoint key (statements.ts); for archive.ts and jobs.ts. */
+  signStatement(type: Extract<StatementType, 'prune' | 'verified' | 'job'>, payload: Record<string, unknown>): string;
   /** Flushes, writes a final checkpoint and stops; later appends reject with TESSERA_AUDIT_UNAVAILABLE. */
   close(): Promise<void>;
   /** For /readyz: whether the last batch was recorded by at least one sink, and how many sinks failed it. */
@@ -64,12 +70,6 @@ interface Pending {
   readonly at: number;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
-}
-
-interface Sink {
-  readonly name: string;
-  write(records: readonly StoredRecord[]): Promise<void>;
-  close?(): Promise<void>;
 }
 
 /**
@@ -106,59 +106,6 @@ async function loadSealedKey(store: Store, sealer: Sealer, metaKey: string, gene
   }
 }
 
-/** JSONL line of a record: what the file and stdout sinks write, and what `tail` returns. */
-export function recordLine(r: StoredRecord): string {
-  return `{"seq":${r.seq},"ts":${r.ts},"prev_hash":"${r.prevHash}","hash":"${r.hash}","event":${r.body}}\n`;
-}
-
-function fileSink(path: string): Sink {
-  let fh: FileHandle | null = null;
-  let ino = 0;
-  return {
-    name: 'file',
-    async write(records) {
-      try {
-        // Log rotation: when the path no longer names the open file (moved away by logrotate,
-        // or deleted), reopen it so events go where operators look for them.
-        if (fh) {
-          const current = await stat(path).catch(() => null);
-          if (!current || current.ino !== ino) {
-            const old = fh;
-            fh = null;
-            await old.close().catch(() => undefined);
-          }
-        }
-        if (!fh) {
-          mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-          fh = await open(path, 'a', 0o600);
-          ino = (await fh.stat()).ino;
-        }
-        await fh.appendFile(records.map(recordLine).join(''), 'utf8');
-        await fh.sync(); // durable before append() resolves
-      } catch (e) {
-        const h = fh;
-        fh = null;
-        await h?.close().catch(() => undefined);
-        throw e;
-      }
-    },
-    async close() {
-      const h = fh;
-      fh = null;
-      await h?.close();
-    },
-  };
-}
-
-function stdoutSink(out: { write(chunk: string): unknown }): Sink {
-  return {
-    name: 'stdout',
-    async write(records) {
-      out.write(records.map(recordLine).join(''));
-    },
-  };
-}
-
 export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog> {
   const { store, clock, sealer, logger } = options;
   const sinkConfigs = options.sinks ?? [{ kind: 'store' }];
@@ -182,7 +129,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   const lag = options.metrics?.gauge('tessera_audit_lag_seconds', 'Age of the oldest queued audit event when its batch started.');
 
   const useStore = sinkConfigs.some((s) => s.kind === 'store');
-  const otherSinks: Sink[] = sinkConfigs.flatMap((s): Sink[] => (s.kind === 'file' ? [fileSink(s.path)] : s.kind === 'stdout' ? [stdoutSink(options.stdout ?? process.stdout)] : []));
+  const otherSinks: AuditSink[] = createSinks(sinkConfigs, { logger, metrics: options.metrics, stdout: options.stdout, env: options.env });
 
   // In-memory chain head: where the next batch links when the store is not the (working) sink.
   const tail0 = await store.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
@@ -194,7 +141,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   let checkpointRequested = false;
   let closed = false;
 
-  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean): Promise<StoredRecord[]> {
+  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean): Promise<{ records: StoredRecord[]; head?: Checkpoint }> {
     // Read the tail inside the transaction: another replica may have appended (PostgreSQL HA),
     // and on a serialization retry this function must recompute from the database alone.
     const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
@@ -214,29 +161,32 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       records.push(r);
       await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
     }
-    if (seq === 0) return records;
+    if (seq === 0) return { records };
     const lastCp = await tx.get<{ seq: number; ts: number }>('SELECT seq, ts FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
     const cpSeq = lastCp ? Number(lastCp.seq) : 0;
     const cpTs = lastCp ? Number(lastCp.ts) : 0;
     const due = seq > cpSeq && (forceCheckpoint || seq - cpSeq >= everyEvents || (everyMs > 0 && ts - cpTs >= everyMs));
-    const head = signCheckpoint(privateKey!, { seq, ts, hash: prev, keyId });
     if (due) {
-      await tx.run('INSERT INTO audit_checkpoints (seq, ts, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)', [head.seq, head.ts, head.hash, head.keyId, head.signature]);
+      const cp = signCheckpoint(privateKey!, { seq, ts, hash: prev, keyId });
+      await tx.run('INSERT INTO audit_checkpoints (seq, ts, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)', [cp.seq, cp.ts, cp.hash, cp.keyId, cp.signature]);
     }
-    // The signed head covers truncation after the newest periodic checkpoint.
+    // The signed head covers truncation after the newest periodic checkpoint. It is signed under
+    // its own context (statements.ts), so a checkpoint can never be put in its place.
+    const head = signHead(privateKey!, { seq, ts, hash: prev, keyId });
     await tx.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_HEAD, JSON.stringify(head)]);
-    return records;
+    return { records, head };
   }
 
   async function commit(batch: readonly Pending[], forceCheckpoint: boolean): Promise<void> {
     const ts = clock.now();
     if (batch.length) lag?.set(Math.max(0, ts - batch[0]!.at) / 1000);
     let records: StoredRecord[] | undefined;
+    let head: Checkpoint | undefined; // exported to the external sinks: the witness of `verify --witness`
     let wrote = 0;
     const errors: string[] = [];
     if (useStore) {
       try {
-        records = await store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint));
+        ({ records, head } = await store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint)));
         wrote++;
       } catch (e) {
         sinkErrors?.inc({ sink: 'store' });
@@ -257,8 +207,8 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     if (batch.length) {
       for (const sink of otherSinks) {
         try {
-          await sink.write(records);
-          wrote++;
+          await sink.write({ records, head });
+          if (sink.durable) wrote++;
         } catch (e) {
           sinkErrors?.inc({ sink: sink.name });
           errors.push(`${sink.name}: ${(e as Error).message}`);
@@ -351,7 +301,8 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       await flush();
     },
     tail: (query) => tailAudit(store, query),
-    verify: (o = {}) => verifyAudit({ store, publicKey: o.publicKey ?? publicKeyObj, pageSize: o.pageSize, onProgress: o.onProgress }),
+    verify: (o = {}) => verifyStore({ ...o, store, publicKey: o.publicKey ?? publicKeyObj }),
+    signStatement: (type, payload) => signStatement(privateKey, type, payload),
     health: () => ({ ok: !closed && (lastBatch?.ok ?? true), closed, ...(lastBatch ? { lastBatchAt: lastBatch.at } : {}), failedSinks: lastBatch?.failedSinks ?? 0 }),
     async close() {
       if (closed) return;

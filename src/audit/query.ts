@@ -1,7 +1,6 @@
-import type { KeyObject } from 'node:crypto';
 import type { SqlValue, Store } from '../store/port.js';
 import type { AuditEvent } from './events.js';
-import { createChainVerifier, type Checkpoint, type StoredRecord, type VerifyResult } from './chain.js';
+import type { Checkpoint } from './chain.js';
 
 export interface AuditTailQuery {
   /** Only events with seq > afterSeq (the CLI's `tail -f` polls with the last next_seq). */
@@ -40,10 +39,6 @@ interface Row {
 
 const COLUMNS = 'seq, ts, kind, actor, txn, body, prev_hash, hash';
 
-function toRecord(r: Row): StoredRecord {
-  return { seq: Number(r.seq), ts: Number(r.ts), kind: r.kind, actor: r.actor, txn: r.txn, body: r.body, prevHash: r.prev_hash, hash: r.hash };
-}
-
 export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditTailResult> {
   const where: string[] = ['seq > ?'];
   const params: SqlValue[] = [q.afterSeq ?? 0];
@@ -81,34 +76,4 @@ export async function loadHead(store: Store): Promise<Checkpoint | null> {
     // An unparseable head is treated like a forged one.
     return { seq: 0, ts: 0, hash: '', keyId: '', signature: '' };
   }
-}
-
-/**
- * Verifies the stored chain page by page (memory stays flat). `publicKey` should be pinned by
- * the operator; the copy in meta is only as trustworthy as the database it sits in.
- */
-export async function verifyAudit(opts: { store: Store; publicKey: KeyObject | string; pageSize?: number; onProgress?: (checked: number) => void }): Promise<VerifyResult> {
-  const { store } = opts;
-  const pageSize = Math.max(1, Math.min(50_000, opts.pageSize ?? 5000));
-  const v = createChainVerifier({ publicKey: opts.publicKey, checkpoints: await loadCheckpoints(store) });
-  let after = 0;
-  let checked = 0;
-  let head: Checkpoint | null = null;
-  // Writers keep appending while we read: re-read the head after the last page and read on
-  // until it is covered (a bounded number of rounds), so live writes are not reported as inserted.
-  for (let round = 0; round < 10; round++) {
-    for (let i = 0; i < 1_000_000_000; i++) {
-      const rows = await store.all<Row>(`SELECT ${COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
-      for (const r of rows) v.push(toRecord(r));
-      if (rows.length > 0) {
-        after = Number(rows[rows.length - 1]!.seq);
-        checked += rows.length;
-        opts.onProgress?.(checked);
-      }
-      if (rows.length < pageSize) break;
-    }
-    head = await loadHead(store);
-    if (!head || head.seq <= after) break;
-  }
-  return v.finish(head);
 }

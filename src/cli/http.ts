@@ -66,9 +66,31 @@ export class AdminClient {
   audit(query: { after_seq?: number; actor?: string; txn?: string; kind?: string; limit?: number }) {
     return this.req<{ events: Record<string, unknown>[]; next_seq: number }>('GET', '/v1/admin/audit', { query });
   }
-  verifyAudit() {
-    return this.req<Record<string, unknown>>('POST', '/v1/admin/audit/verify', { json: {} });
+  /** Starts (or joins) a verify job; poll it with auditJob(). */
+  startAuditVerify(body: { full?: boolean; archives?: boolean } = {}) {
+    return this.req<{ job: AuditJobJson; created?: boolean }>('POST', '/v1/admin/audit/verify', { json: body });
   }
+  startAuditArchive() {
+    return this.req<{ job: AuditJobJson; created?: boolean }>('POST', '/v1/admin/audit/archive', { json: {} });
+  }
+  auditJob(id: string) {
+    return this.req<{ job: AuditJobJson }>('GET', `/v1/admin/audit/jobs/${encodeURIComponent(id)}`);
+  }
+  /** Checks up to 128 witnessed heads (`{seq, ts, hash, key_id, signature}`) against the server's store. */
+  auditWitness(heads: readonly { seq: number; ts: number; hash: string; key_id: string; signature: string }[]) {
+    return this.req<Record<string, unknown>>('POST', '/v1/admin/audit/witness', { json: { heads } });
+  }
+}
+
+/** A verify/archive job as GET /v1/admin/audit/jobs/:id returns it (docs/audit.md). */
+export interface AuditJobJson {
+  id: string;
+  kind: string;
+  state: 'running' | 'done' | 'failed' | 'abandoned';
+  replica?: string;
+  progress?: Record<string, number>;
+  result?: unknown;
+  error?: { code: string; message: string };
 }
 
 /** Agent-side call used by `tessera creds` (Bearer agent token). */

@@ -11,6 +11,7 @@ import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
+import { registerAuditJobCommands } from './audit.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -546,34 +547,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
         shutdown.cancel();
       }
     });
-  audit
-    .command('verify')
-    .description('verify the hash chain and signed checkpoints: proves nothing was altered or removed')
-    .option('--offline', 'verify the local data directory without a running server')
-    .option('--config <file>', 'with --offline: tessera.yaml')
-    .option('--data-dir <dir>', 'with --offline: data directory')
-    .action(async (opts: { offline?: boolean; config?: string; dataDir?: string }, cmd: Command) => {
-      let r: unknown;
-      if (opts.offline) {
-        if (!runtime.verifyAuditOffline) throw new CliError('TESSERA_CLI_UNSUPPORTED', 'offline verification is not available in this build; run it against the server', EXIT.REFUSED);
-        r = await runtime.verifyAuditOffline({ configPath: opts.config, dataDir: opts.dataDir });
-      } else {
-        r = await admin(cmd).verifyAudit();
-      }
-      const res = (r ?? {}) as Record<string, unknown>;
-      if (isJson(cmd)) printJson(res);
-      else {
-        const checked = res.checked ?? res.events ?? res.count;
-        if (res.ok === false) {
-          out('audit log verification FAILED');
-          const problems = Array.isArray(res.problems) ? res.problems : [res.message ?? res.error ?? 'unknown problem'];
-          for (const p of problems) out(`  ${cell(p)}`);
-        } else {
-          out(`audit log verified${checked !== undefined ? `: ${cell(checked)} events` : ''}${res.checkpoints !== undefined ? `, ${cell(res.checkpoints)} signed checkpoints` : ''}`);
-        }
-      }
-      if (res.ok === false) throw new CliError('TESSERA_AUDIT_VERIFY_FAILED', 'the audit log failed verification', EXIT.REFUSED);
-    });
+  registerAuditJobCommands(audit, { io, runtime, admin, isJson, out, printJson });
 
   // --- token inspect ----------------------------------------------------------------
   program

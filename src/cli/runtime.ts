@@ -20,5 +20,8 @@ export interface Runtime {
   server(opts: { configPath: string }): Promise<RunningServer>;
   init(opts: { configPath?: string; dataDir?: string }): Promise<{ adminToken: string; dataDir: string; masterKeyFile?: string }>;
   rotateMasterKey(opts: { configPath?: string; dataDir?: string; newKeyFile: string; onProgress?(done: number, total: number): void }): Promise<{ rewrapped: number }>;
-  verifyAuditOffline?(opts: { configPath?: string; dataDir?: string }): Promise<unknown>;
+  /** `witness`: a sink output file to check against (verify --witness); `archiveDir`: archived segments to verify too. */
+  verifyAuditOffline?(opts: { configPath?: string; dataDir?: string; witness?: string; archiveDir?: string }): Promise<unknown>;
+  /** Archives and prunes what `audit.retention` allows (`archiveDir` overrides its archive_dir). */
+  archiveAuditOffline?(opts: { configPath?: string; dataDir?: string; archiveDir?: string }): Promise<unknown>;
 }

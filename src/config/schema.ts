@@ -55,10 +55,43 @@ const spiffeAttestor = z.object({
 
 export const attestorConfig = z.discriminatedUnion('kind', [joinTokenAttestor, jwtAttestor, spiffeAttestor]);
 
+/** Queue and retry tuning of the forwarding audit sinks (http, syslog); docs/audit.md. */
+const auditForwarding = {
+  timeout: duration.prefault(10).refine((ms) => ms >= 100 && ms <= 300_000, 'expected between 100ms and 5m'),
+  max_queue: z.number().int().min(1).max(10_000_000).default(100_000),
+  batch_max_lines: z.number().int().min(1).max(10_000).default(500),
+  retry_initial: duration.prefault(1).refine((ms) => ms >= 1 && ms <= 3_600_000, 'expected between 1ms and 1h'),
+  retry_max: duration.prefault(60).refine((ms) => ms >= 1 && ms <= 3_600_000, 'expected between 1ms and 1h'),
+};
+
 const auditSink = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('store') }).strict(),
   z.object({ kind: z.literal('file'), path: z.string().min(1) }).strict(),
   z.object({ kind: z.literal('stdout') }).strict(),
+  z.object({
+    kind: z.literal('http'),
+    url: z.url().refine((u) => {
+      const url = new URL(u);
+      return (url.protocol === 'https:' || url.protocol === 'http:') && !url.username && !url.password;
+    }, 'expected an http:// or https:// URL without user:password@ (put the credential in auth.env or auth.file)'),
+    /** The header value is read from an environment variable or a file, never written in the config. */
+    auth: z.object({
+      header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'expected a header name').default('authorization'),
+      env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'expected an environment variable name').optional(),
+      file: z.string().min(1).optional(),
+    }).strict().refine((a) => Boolean(a.env) !== Boolean(a.file), { message: 'set exactly one of env or file' }).optional(),
+    ca_file: z.string().min(1).optional(),
+    ...auditForwarding,
+  }).strict(),
+  z.object({
+    kind: z.literal('syslog'),
+    transport: z.enum(['udp', 'tcp']).default('udp'),
+    host: z.string().min(1).max(255).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(514),
+    facility: z.enum(['auth', 'authpriv', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7']).default('local0'),
+    app_name: z.string().regex(/^[\x21-\x7e]{1,48}$/, 'expected 1-48 printable ASCII characters').default('tessera'),
+    ...auditForwarding,
+  }).strict(),
 ]);
 
 export const configSchema = z.object({
@@ -115,9 +148,22 @@ export const configSchema = z.object({
     cache_size_per_principal: z.number().int().min(1).max(1_000_000).default(1000),
   }).strict().prefault({}),
   audit: z.object({
-    sinks: z.array(auditSink).min(1).default([{ kind: 'store' }]),
+    sinks: z.array(auditSink).min(1).default([{ kind: 'store' }]).refine((sinks) => sinks.some((s) => s.kind === 'store' || s.kind === 'file' || s.kind === 'stdout'), 'include at least one of store, file or stdout: http and syslog sinks deliver asynchronously and cannot make an event durable before the request is answered'),
     checkpoint_every_events: z.number().int().min(1).max(1_000_000).default(1000),
     checkpoint_every: duration.prefault(60),
+    /** Archive sealed segments and prune them from the store (docs/audit.md "Retention"). Off unless set. */
+    retention: z.object({
+      archive_dir: z.string().min(1),
+      keep_events: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(100_000),
+      keep_for: duration.prefault('30d'),
+      /** How often the server archives on its own; 0 = only on demand (`tessera audit archive`). */
+      every: duration.prefault('1h'),
+      segment_events: z.number().int().min(1000).max(100_000_000).default(1_000_000),
+    }).strict().optional(),
+    verify: z.object({
+      /** Rows read per page by verification and archiving: bounds their memory and each slice of event-loop time. */
+      page_size: z.number().int().min(10).max(50_000).default(1000),
+    }).strict().prefault({}),
   }).strict().prefault({}),
   leases: z.object({
     reaper_interval: duration.prefault(10),

@@ -115,6 +115,16 @@ export const ERROR_CATALOGUE = {
   TESSERA_AUDIT_VERIFY_FAILED: { status: 409, description: 'Audit verification found a modified, deleted, reordered, inserted or truncated event.' },
   TESSERA_AUDIT_EVENT_INVALID: { status: 500, description: 'A service tried to audit a malformed event or one carrying a token-like value; the event was refused. This is a bug: report it with the request id.' },
   TESSERA_AUDIT_KEY_UNAVAILABLE: { status: 500, description: 'The audit HMAC or checkpoint key stored in meta cannot be opened with the current master key; check the master key configuration.' },
+  TESSERA_AUDIT_SINK_SECRET_UNAVAILABLE: { status: 500, description: 'The http audit sink takes its auth header value from an environment variable or file (`audit.sinks[].auth`) that is unset, unreadable, empty or contains a line break; the server does not start.' },
+  TESSERA_AUDIT_WITNESS_UNREADABLE: { status: 400, description: 'The `--witness` file (the output of a file, stdout or http audit sink) cannot be read; check the path and permissions.' },
+  TESSERA_AUDIT_WITNESS_EMPTY: { status: 400, description: 'The witness holds no signed head of this audit log (wrong file, another installation\'s log, or a sink that never received a head), so it proves nothing; verification is refused rather than reported as ok.' },
+  TESSERA_AUDIT_JOB_BUSY: { status: 409, description: 'Another audit job (verify or archive) is running on this replica; wait for it (GET /v1/admin/audit/jobs/<id>, the id is in the message) and retry.' },
+  TESSERA_AUDIT_JOB_RESULT_INVALID: { status: 409, description: 'The stored result of an audit job does not carry a valid signature: someone edited the database. Run the verification again and treat the store as suspect.' },
+  TESSERA_AUDIT_JOB_NOT_FOUND: { status: 404, description: 'No audit verify/archive job with this id (jobs are kept for the 100 most recent runs); start a new one with POST /v1/admin/audit/verify.' },
+  TESSERA_AUDIT_ARCHIVE_NOT_CONFIGURED: { status: 409, description: 'Archiving needs `audit.retention.archive_dir` in tessera.yaml (or `--archive-dir` offline).' },
+  TESSERA_AUDIT_ARCHIVE_UNVERIFIED: { status: 409, description: 'The segment to archive failed verification, so nothing was archived or pruned; run `tessera audit verify --full` and investigate first.' },
+  TESSERA_AUDIT_ARCHIVE_WRITE_FAILED: { status: 500, description: 'The archive segment could not be written and synced to the archive directory, so nothing was pruned; check the directory (space, permissions).' },
+  TESSERA_AUDIT_ARCHIVE_DIR_UNREADABLE: { status: 400, description: 'The `--archive-dir` given to verify is not a readable directory.' },
 
   // --- gateway: declarative tools (src/gateway/tools) ---------------------------------
   TESSERA_TOOL_NOT_FOUND: { status: 404, description: 'No declarative tool with this name in this server namespace; tools/list shows the tools you may call.' },

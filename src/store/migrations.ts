@@ -178,4 +178,33 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'engine_postgres_owned_objects',
     sql: [`ALTER TABLE pg_engine_roles ADD COLUMN owned_objects TEXT NOT NULL DEFAULT 'drop'`, `ALTER TABLE pg_engine_roles ADD COLUMN reassign_to TEXT`],
   },
+  {
+    // Audit retention and background jobs (docs/audit.md, ADR 0031): one signed prune statement
+    // per archived segment (the statement JSON is what is signed; to_seq/from_seq are for
+    // lookup only), and the state of verify/archive jobs so any replica can report them.
+    id: 310,
+    name: 'audit_prunes_and_jobs',
+    sql: [
+      `CREATE TABLE audit_prunes (
+        to_seq BIGINT PRIMARY KEY,
+        from_seq BIGINT NOT NULL,
+        statement TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE audit_jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        state TEXT NOT NULL,
+        params TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        result TEXT,
+        started_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        finished_at BIGINT
+      )`,
+      `CREATE INDEX audit_jobs_started ON audit_jobs (started_at)`,
+    ],
+  },
 ];

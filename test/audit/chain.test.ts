@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { canonicalize, chainHash, checkpointKeyId, GENESIS_HASH, makeRecord, signCheckpoint, verifyChain, verifyCheckpoint, type StoredRecord } from '../../src/audit/chain.js';
+import { canonicalize, chainHash, checkpointKeyId, GENESIS_HASH, makeRecord, signCheckpoint, signHead, verifyChain, verifyCheckpoint, type StoredRecord } from '../../src/audit/chain.js';
 import { ev } from './setup.js';
 
 test('canonical JSON sorts keys, drops undefined, has no whitespace and refuses non-finite numbers', () => {
@@ -32,7 +32,7 @@ test('chain round trip: records link, checkpoints and head verify', () => {
   assert.equal(recs[0]!.hash, chainHash(GENESIS_HASH, 1, 1001, ev(1)));
   assert.match(recs[9]!.hash, /^[0-9a-f]{64}$/);
   const cp = signCheckpoint(privateKey, { seq: 5, ts: 1005, hash: recs[4]!.hash, keyId });
-  const head = signCheckpoint(privateKey, { seq: 10, ts: 1010, hash: recs[9]!.hash, keyId });
+  const head = signHead(privateKey, { seq: 10, ts: 1010, hash: recs[9]!.hash, keyId });
   assert.ok(verifyCheckpoint(publicKey, cp));
   assert.equal(verifyCheckpoint(publicKey, { ...cp, seq: 6 }), false);
   const r = verifyChain(recs, [cp], publicKey, head);
@@ -43,15 +43,15 @@ test('in-memory input out of order is reported as reordered; a missing head is r
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const keyId = checkpointKeyId(publicKey);
   const recs = chain(6);
-  const head = signCheckpoint(privateKey, { seq: 6, ts: 1006, hash: recs[5]!.hash, keyId });
+  const head = signHead(privateKey, { seq: 6, ts: 1006, hash: recs[5]!.hash, keyId });
   const swapped = [recs[0]!, recs[1]!, recs[3]!, recs[2]!, recs[4]!, recs[5]!];
   const r = verifyChain(swapped, [], publicKey, head);
   assert.equal(r.ok, false);
   assert.ok(r.problems.some((p) => p.kind === 'reordered' && p.seq === 3), JSON.stringify(r.problems));
   const noHead = verifyChain(recs, [], publicKey, null);
-  assert.deepEqual(noHead.problems.map((p) => [p.seq, p.kind]), [[6, 'bad_checkpoint_signature']]);
+  assert.deepEqual(noHead.problems.map((p) => [p.seq, p.kind]), [[6, 'head_missing']]);
   // The signature of another key does not verify.
   const other = generateKeyPairSync('ed25519');
-  const forged = signCheckpoint(other.privateKey, { seq: 6, ts: 1006, hash: recs[5]!.hash, keyId });
-  assert.deepEqual(verifyChain(recs, [], publicKey, forged).problems.map((p) => [p.seq, p.kind]), [[6, 'bad_checkpoint_signature']]);
+  const forged = signHead(other.privateKey, { seq: 6, ts: 1006, hash: recs[5]!.hash, keyId });
+  assert.deepEqual(verifyChain(recs, [], publicKey, forged).problems.map((p) => [p.seq, p.kind]), [[6, 'bad_head_signature']]);
 });

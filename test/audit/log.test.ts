@@ -208,6 +208,6 @@ test('verify with a pinned public key (base64 SPKI from meta) passes; with anoth
   assert.equal((await log.verify({ publicKey: log.publicKey })).ok, true);
   const { log: other } = await makeLog();
   const r = await log.verify({ publicKey: other.publicKey });
-  assert.deepEqual(r.problems.map((p) => [p.seq, p.kind]), [[2, 'bad_checkpoint_signature'], [4, 'bad_checkpoint_signature']]);
+  assert.deepEqual(r.problems.map((p) => [p.seq, p.kind]), [[2, 'bad_checkpoint_signature'], [4, 'bad_checkpoint_signature'], [4, 'bad_head_signature']]);
   assert.equal(r.checkpoints, 0);
 });

@@ -15,10 +15,12 @@ async function setup() {
   const { log } = await makeLog({ store, checkpointEveryEvents: 10 });
   await appendSequential(log, 1, 20);
   const before = await log.verify();
-  assert.deepEqual(before, { ok: true, checked: 20, checkpoints: 2, problems: [] });
+  assert.deepEqual(core(before), { ok: true, checked: 20, checkpoints: 2, problems: [] });
   const db = new Database(file);
   return { log, db, store };
 }
+
+const core = (r: { ok: boolean; checked: number; checkpoints: number; problems: unknown[] }) => ({ ok: r.ok, checked: r.checked, checkpoints: r.checkpoints, problems: r.problems });
 
 type Row = { seq: number; ts: number; kind: string; actor: string; txn: string; body: string; prev_hash: string; hash: string };
 
@@ -110,9 +112,9 @@ test('a forged checkpoint signature and a forged head are reported', async () =>
   assert.deepEqual(problems(await log.verify()), [[10, 'bad_checkpoint_signature']]);
   const head = JSON.parse((db.prepare("SELECT value FROM meta WHERE key = 'audit.head'").get() as { value: string }).value);
   db.prepare("UPDATE meta SET value = ? WHERE key = 'audit.head'").run(JSON.stringify({ ...head, seq: 30 }));
-  assert.deepEqual(problems(await log.verify()), [[10, 'bad_checkpoint_signature'], [30, 'bad_checkpoint_signature']]);
+  assert.deepEqual(problems(await log.verify()), [[10, 'bad_checkpoint_signature'], [30, 'bad_head_signature']]);
   db.prepare("DELETE FROM meta WHERE key = 'audit.head'").run();
-  assert.deepEqual(problems(await log.verify()), [[10, 'bad_checkpoint_signature'], [20, 'bad_checkpoint_signature']]);
+  assert.deepEqual(problems(await log.verify()), [[10, 'bad_checkpoint_signature'], [20, 'head_missing']]);
   db.close();
 });
 

@@ -44,7 +44,8 @@ test('every config error names the key and what is expected', () => {
   bad({ attestors: [{ kind: 'spiffe', name: 's', trust_domain: 'td', audience: 'a', bundle_file: 'f', bundle_url: 'https://x' }] }, /attestors\.0: set exactly one of bundle_url or bundle_file/)();
   bad({ attestors: [{ kind: 'ldap' }] }, /attestors\.0\.kind/)();
   bad({ audit: { sinks: [] } }, /audit\.sinks/)();
-  bad({ audit: { sinks: [{ kind: 'syslog' }] } }, /audit\.sinks\.0\.kind/)();
+  bad({ audit: { sinks: [{ kind: 'kafka' }] } }, /audit\.sinks\.0\.kind/)();
+  bad({ audit: { sinks: [{ kind: 'syslog' }] } }, /audit\.sinks: include at least one of store, file or stdout/)();
   bad({ server: { body_limit_bytes: 10 } }, /server\.body_limit_bytes/)();
   bad({ log: { level: 'loud' } }, /log\.level/)();
 });

@@ -90,7 +90,9 @@ export async function auditTexts(h: Harness): Promise<{ text: string; kind: stri
   const out = rows.map((r) => ({ text: `${r.body} ${r.actor ?? ''} ${r.txn ?? ''}`, kind: r.kind }));
   if (existsSync(h.auditFile)) {
     for (const line of readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean)) {
-      out.push({ text: line, kind: (JSON.parse(line) as { event: { kind: string } }).event.kind });
+      // Event lines, and the signed head lines the sink also writes (they carry `type`, no event).
+      const o = JSON.parse(line) as { event?: { kind: string }; type?: string };
+      out.push({ text: line, kind: o.event?.kind ?? o.type ?? 'unknown' });
     }
   }
   return out;

@@ -63,9 +63,11 @@ test('two replicas on PostgreSQL: shared secrets, cross-replica kill switch, ver
   assert.ok(refusedOnA, 'replica a still accepts a token whose key replica b revoked');
 
   // One audit chain, written by both replicas, verifies.
-  const verify = await b.admin('POST', '/v1/admin/audit/verify');
+  // Verification runs as a background job; `wait` answers when it has finished.
+  const verify = await b.admin('POST', '/v1/admin/audit/verify', { full: true, wait: true });
   assert.equal(verify.status, 200);
-  assert.equal(verify.body.ok, true, JSON.stringify(verify.body.problems));
+  assert.equal(verify.body.job.state, 'done');
+  assert.equal(verify.body.job.result.ok, true, JSON.stringify(verify.body.job.result.problems));
   const tail = await a.admin('GET', '/v1/admin/audit?limit=500');
   const replicas = new Set((tail.body.events as { event: { where?: { replica?: string } } }[]).map((e) => e.event.where?.replica).filter(Boolean));
   assert.ok(replicas.has('replica-a') && replicas.has('replica-b'), `events from both replicas expected, saw ${[...replicas].join(', ')}`);

@@ -45,6 +45,8 @@ export interface Peer {
 }
 
 let seq = 0;
+const AUDIT_JOB_ID = 'ajob_peer000000000001';
+let auditJobPolls = 0;
 
 export async function startPeer(): Promise<Peer> {
   const peer: Omit<Peer, 'url' | 'close'> = {
@@ -168,9 +170,17 @@ export async function startPeer(): Promise<Peer> {
         const events = peer.auditEvents.filter((e) => Number(e.seq) > after && (!kind || e.kind === kind)).slice(0, limit);
         return send(res, 200, { events, next_seq: events.length ? Number(events[events.length - 1]!.seq) : after });
       }
+      // Verification is a background job: POST starts it (202), GET …/jobs/:id reports it (running once, then done).
       if (m === 'POST' && rest === 'audit/verify') {
-        if (peer.auditTampered) return send(res, 200, { ok: false, checked: 9, checkpoints: 1, problems: ['seq 7: hash mismatch (event modified)'] });
-        return send(res, 200, { ok: true, checked: peer.auditEvents.length, checkpoints: 1, problems: [] });
+        auditJobPolls = 0;
+        return send(res, 202, { job: { id: AUDIT_JOB_ID, kind: 'verify', state: 'running', progress: { checked: 0 } }, created: true });
+      }
+      if (m === 'GET' && rest === `audit/jobs/${AUDIT_JOB_ID}`) {
+        if (auditJobPolls++ === 0) return send(res, 200, { job: { id: AUDIT_JOB_ID, kind: 'verify', state: 'running', progress: { checked: 3 } } });
+        const result = peer.auditTampered
+          ? { ok: false, checked: 9, checkpoints: 1, problems: ['seq 7: hash mismatch (event modified)'] }
+          : { ok: true, checked: peer.auditEvents.length, checkpoints: 1, problems: [] };
+        return send(res, 200, { job: { id: AUDIT_JOB_ID, kind: 'verify', state: 'done', result } });
       }
       return err(404, 'TESSERA_NOT_FOUND', 'no such route');
     }
