@@ -15,7 +15,7 @@ export interface PolicyEngineOptions {
   readonly dir: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly audit: AuditWriter;
+  readonly audit: Pick<AuditWriter, 'append'>;
   readonly metrics?: MetricsRegistry;
   /** Decision cache entries; 0 disables the cache. Default 10 000. */
   readonly cacheSize?: number;
