@@ -253,3 +253,40 @@ test('explain names the determining policies with their file and line', async (t
   assert.equal(x.decision, 'allow');
   assert.deepEqual(x.policies, [{ id: 'healthcare-reader', effect: 'permit', file: 'healthcare.cedar', line: 3 }]);
 });
+
+test('a new policy set takes effect only once its policy.reloaded event is recorded (ADR 0041); failed reloads that quote a token are audited redacted', async (t) => {
+  const dir = tempDir(t);
+  copyExamples(dir);
+  const { e, audit } = engine(dir);
+  assert.equal((await e.load()).ok, true);
+  const bg = agent('spiffe://example.org/ns/healthcare/sa/break-glass');
+  const incident = () => e.authorize({ principal: bg, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/key' } }).allowed;
+  assert.equal(incident(), false);
+  writeFileSync(join(dir, 'bg.cedar'), 'permit(principal, action, resource) when { principal.service_account == "break-glass" };');
+
+  audit.failing = true;
+  for (let i = 0; i < 3; i++) {
+    const r = await e.load();
+    assert.equal(r.ok, false);
+    assert.match(r.errors[0]!.message, /not applied/);
+    assert.equal(incident(), false, 'the unaudited set is not in effect; the last good one still decides');
+  }
+  assert.equal(e.status().ready, true);
+
+  audit.failing = false;
+  assert.equal((await e.load()).ok, true);
+  assert.equal(incident(), true);
+  assert.equal(audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'success').length, 2);
+
+  // A broken file whose text the error quotes: the failure is still recorded, without the token.
+  const token = `tsr_admin_${'A'.repeat(28)}`;
+  writeFileSync(join(dir, 'broken.cedar'), `permit(principal, action, resource) when { ${token} };`);
+  const bad = await e.load();
+  assert.equal(bad.ok, false);
+  assert.ok(bad.errors[0]!.message.includes(token), 'the parser quotes the token (operators see it in status)');
+  const failed = audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'failure');
+  assert.equal(failed.length, 1);
+  assert.ok(!JSON.stringify(failed[0]).includes(token));
+  assert.match(String(failed[0]!.reason?.message), /\[redacted\]/);
+  assert.equal(incident(), true);
+});
