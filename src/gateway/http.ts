@@ -20,7 +20,7 @@ import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import { bearerToken } from '../server/app.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
-import { MAX_JSON_DEPTH, checkJsonDepth } from '../shared/json-depth.js';
+import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
@@ -98,7 +98,7 @@ function checkMessageDepth(body: unknown): void {
     const msg = m as { params?: unknown };
     const params = msg.params !== null && typeof msg.params === 'object' && !Array.isArray(msg.params) ? (msg.params as Record<string, unknown>) : undefined;
     const rest = params && 'arguments' in params ? { ...msg, params: { ...params, arguments: null } } : msg;
-    checkJsonDepth(rest, 'the MCP message', limit);
+    checkJsonInput(rest, 'the MCP message', limit);
   }
 }
 

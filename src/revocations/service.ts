@@ -73,6 +73,8 @@ interface Row {
 }
 
 const TARGET_MAX = 2048;
+/** Longer than anything sensible, short enough that every expiry is a valid date. */
+const MAX_TTL_MS = 100 * 366 * 86_400_000;
 
 function toRevocation(r: Row): Revocation {
   return {
@@ -225,8 +227,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 1000)) {
         throw fail('TESSERA_REVOCATION_INVALID', 'reason must be a string of at most 1000 characters', { field: 'reason' });
       }
-      if (req.ttlMs !== undefined && (!Number.isInteger(req.ttlMs) || req.ttlMs <= 0)) {
-        throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive duration (omit it for a revocation that lasts until lifted)', { field: 'ttl' });
+      if (req.ttlMs !== undefined && (!Number.isInteger(req.ttlMs) || req.ttlMs <= 0 || req.ttlMs > MAX_TTL_MS)) {
+        throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive duration of at most 100 years (omit it for a revocation that lasts until lifted)', { field: 'ttl' });
       }
       const now = clock.now();
       let expiresAt = req.expiresAt ?? (req.ttlMs !== undefined ? now + req.ttlMs : null);

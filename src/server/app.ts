@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
-import { checkJsonDepth } from '../shared/json-depth.js';
+import { checkJsonInput } from '../shared/json-depth.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -98,7 +98,7 @@ export function createApp(options: AppOptions): FastifyInstance {
   // but those that bound depth themselves (the MCP gateway: it audits a too-deep tool call).
   app.addHook('preValidation', async (req) => {
     if (req.routeOptions.config?.ownJsonDepth === true) return;
-    if (req.body !== null && typeof req.body === 'object') checkJsonDepth(req.body, 'the request body');
+    if (req.body !== null && typeof req.body === 'object') checkJsonInput(req.body, 'the request body');
   });
 
   app.setNotFoundHandler((req, reply) => {

@@ -26,9 +26,47 @@ export function jsonDepth(value: unknown, limit = Number.MAX_SAFE_INTEGER): numb
   return max;
 }
 
+/** A lone UTF-16 surrogate: JSON's `\ud800` escape makes one, and no encoder downstream (Cedar, UTF-8) can represent it. */
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** True when `s` is well-formed UTF-16 (no unpaired surrogate). */
+export function isWellFormedText(s: string): boolean {
+  return !UNPAIRED_SURROGATE.test(s);
+}
+
+/** True when every string and object key in `value` is well-formed UTF-16. Iterative. */
+export function jsonTextWellFormed(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (!isWellFormedText(v)) return false;
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (!isWellFormedText(k)) return false;
+        stack.push(x);
+      }
+    }
+  }
+  return true;
+}
+
 /** Throws TESSERA_REQUEST_TOO_DEEP (400) when `value` is nested deeper than `limit` (default MAX_JSON_DEPTH). */
 export function checkJsonDepth(value: unknown, what: string, limit = MAX_JSON_DEPTH): void {
   if (jsonDepth(value, limit) > limit) {
     throw new TesseraError('TESSERA_REQUEST_TOO_DEEP', `${what} is nested deeper than ${limit} levels; flatten the structure`, { limit });
+  }
+}
+
+/**
+ * The edge check for a parsed JSON input: TESSERA_REQUEST_TOO_DEEP past `limit` levels, then
+ * TESSERA_REQUEST_INVALID when a string or key holds an unpaired surrogate (`"\ud800"`).
+ */
+export function checkJsonInput(value: unknown, what: string, limit = MAX_JSON_DEPTH): void {
+  checkJsonDepth(value, what, limit);
+  if (!jsonTextWellFormed(value)) {
+    throw new TesseraError('TESSERA_REQUEST_INVALID', `${what} contains a string with an unpaired UTF-16 surrogate (e.g. "\\ud800"), which is not text; send valid Unicode`, { field: what });
   }
 }

@@ -177,3 +177,20 @@ test('a tool name that looks like a credential: refused as unknown, audited unde
   await healthy(client);
   await client.close();
 });
+
+test('tool arguments with an unpaired surrogate: refused with a stable code and audited, not an engine crash', async () => {
+  const client = await hostileClient();
+  const before = (await toolCallEvents()).length;
+  const e = await rpcError(client.callTool({ name: 'deep/echo', arguments: { text: 'a\ud800b' } }));
+  assert.equal(e.code, -32602);
+  assert.equal((e.data as { code: string }).code, 'TESSERA_POLICY_REQUEST_INVALID');
+  assert.equal((await toolCallEvents()).slice(before)[0]?.reason?.code, 'TESSERA_POLICY_REQUEST_INVALID');
+  // In a part of the message the gateway reads itself (the tool name): refused at the transport.
+  const init = await rawMcp(h.mcpUrl, token, INIT());
+  const sid = init.headers.get('mcp-session-id')!;
+  const r = await rawMcp(h.mcpUrl, token, '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"deep/\\ud800","arguments":{}}}', { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.data.code, 'TESSERA_REQUEST_INVALID');
+  await healthy(client);
+  await client.close();
+});
