@@ -49,6 +49,6 @@ test('credential shapes: found in names, refused with TESSERA_REQUEST_CREDENTIAL
 test('parseDuration: results beyond Number.MAX_SAFE_INTEGER milliseconds are malformed, not Infinity or a rounded number', () => {
   assert.equal(parseDuration('1h'), 3_600_000);
   assert.equal(parseDuration('99999999999999999999999d'), null);
-  assert.equal(parseDuration(12345678901234567890), null);
+  assert.equal(parseDuration(1e22), null);
   assert.equal(parseDuration('1' + '0'.repeat(400)), null);
 });
