@@ -52,3 +52,21 @@ test('parseDuration: results beyond Number.MAX_SAFE_INTEGER milliseconds are mal
   assert.equal(parseDuration(1e22), null);
   assert.equal(parseDuration('1' + '0'.repeat(400)), null);
 });
+
+test('operator files nested 30,000 deep are refused with a stable code, not a crash (tessera.yaml, policy test tables)', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { loadConfigFile } = await import('../../src/config/index.js');
+  const { runPolicyTests } = await import('../../src/policy/test-runner.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-deep-'));
+  for (const [name, text] of [
+    ['flow-seq.yaml', `audit: ${'['.repeat(30_000)}${']'.repeat(30_000)}\n`],
+    ['flow-map.yaml', `audit: ${'{a: '.repeat(30_000)}1${'}'.repeat(30_000)}\n`],
+  ] as const) {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    assert.throws(() => loadConfigFile(file), isCode('TESSERA_CONFIG_INVALID'), name);
+    await assert.rejects(runPolicyTests({ testFile: file, policyDir: 'examples/policies' }), isCode('TESSERA_REQUEST_INVALID'), name);
+  }
+});
