@@ -13,7 +13,7 @@ import type { AuditEventsOf, AuditWriter } from './port.js';
 import type { AuditEvent } from './events.js';
 import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, type Checkpoint, type StoredRecord, type VerifyResult } from './chain.js';
 import { checkEventSize, validateEvent } from './validate.js';
-import { withSavepoint } from '../store/savepoint.js';
+import { isRetryableConflict, withSavepoint } from '../store/savepoint.js';
 import { tailAudit, verifyAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
 
 export type AuditSinkConfig = { readonly kind: 'store' } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' };
@@ -83,6 +83,13 @@ type Outcome = { readonly ok: true; readonly value: unknown; readonly prepared: 
 
 /** One savepoint name, reused: each change's savepoint is released before the next opens. */
 const CHANGE_SAVEPOINT = 'tessera_audit_change';
+
+/** A change failed in an optimistic attempt: the batch is re-run with every change isolated. */
+class ChangeFailed extends Error {
+  constructor(readonly error: unknown) {
+    super('an audited change failed; re-running the batch with each change isolated', { cause: error });
+  }
+}
 
 interface Sink {
   readonly name: string;
@@ -229,23 +236,49 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   const asList = (e: AuditEvent | readonly AuditEvent[] | null | undefined): readonly AuditEvent[] => (e == null ? [] : Array.isArray(e) ? e : [e as AuditEvent]);
 
   /**
-   * Runs the batch's changes in `tx`, each under a savepoint: a change that throws — or whose
-   * events are invalid — is rolled back alone and fails alone; the others go on. Serialization
-   * failures are not contained (the adapter re-runs the whole transaction, and this with it).
+   * Runs the batch's changes in `tx`, with the events each produces (validated right after its
+   * change: an event that cannot be recorded undoes the change).
+   *
+   * Optimistic first (`isolate` false): no savepoints, so a change costs its own statements only
+   * (a savepoint adds two round trips per change on PostgreSQL). The first change that fails aborts the attempt with
+   * ChangeFailed, and the caller re-runs the whole batch isolated: each change under a savepoint,
+   * so a failing one is rolled back alone and fails alone while the others commit. Serialization
+   * failures are never contained (the adapter re-runs the whole transaction, and this with it).
    */
-  async function runChanges(tx: SqlExecutor, batch: readonly Pending[]): Promise<Map<Pending, Outcome>> {
+  async function runChanges(tx: SqlExecutor, batch: readonly Pending[], isolate: boolean): Promise<Map<Pending, Outcome>> {
     const outcomes = new Map<Pending, Outcome>();
+    const run = async (p: Pending) => {
+      const value = await p.change!(tx);
+      const prepared = p.prepared ?? asList(p.eventsOf!(value)).map(prepare);
+      return { value, prepared };
+    };
     for (const p of batch) {
       if (!p.change) continue;
-      const o = await withSavepoint(tx, CHANGE_SAVEPOINT, async () => {
-        const value = await p.change!(tx);
-        // Validated inside the savepoint: an event that cannot be recorded undoes its change.
-        const prepared = p.prepared ?? asList(p.eventsOf!(value)).map(prepare);
-        return { value, prepared };
-      });
+      if (!isolate) {
+        try {
+          const r = await run(p);
+          outcomes.set(p, { ok: true, value: r.value, prepared: r.prepared });
+        } catch (e) {
+          if (isRetryableConflict(e)) throw e;
+          throw new ChangeFailed(e);
+        }
+        continue;
+      }
+      const o = await withSavepoint(tx, CHANGE_SAVEPOINT, () => run(p));
       outcomes.set(p, o.ok ? { ok: true, value: o.value.value, prepared: o.value.prepared } : { ok: false, error: o.error });
     }
     return outcomes;
+  }
+
+  /** Runs `fn` optimistically, then — if a change failed — once more with every change isolated. */
+  async function withChanges<T>(batch: readonly Pending[], fn: (isolate: boolean) => Promise<T>): Promise<T> {
+    if (!batch.some((p) => p.change)) return fn(false);
+    try {
+      return await fn(false);
+    } catch (e) {
+      if (!(e instanceof ChangeFailed)) throw e;
+      return fn(true);
+    }
   }
 
   /** The events to record for `batch`, in order: appends, and the changes that succeeded. */
@@ -274,9 +307,9 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     return records;
   }
 
-  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean): Promise<{ records: StoredRecord[]; outcomes: Map<Pending, Outcome> }> {
+  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean, isolate: boolean): Promise<{ records: StoredRecord[]; outcomes: Map<Pending, Outcome> }> {
     // Changes first, in this same transaction: each commits with its events or not at all.
-    const outcomes = await runChanges(tx, batch);
+    const outcomes = await runChanges(tx, batch, isolate);
     // Read the tail inside the transaction: another replica may have appended (PostgreSQL HA),
     // and on a serialization retry this function must recompute from the database alone.
     const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
@@ -356,8 +389,8 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     let done: { records: StoredRecord[]; outcomes: Map<Pending, Outcome> } | undefined;
     let errors: string[] = [];
     try {
-      await store.transaction(async (tx) => {
-        const outcomes = await runChanges(tx, changed);
+      await withChanges(changed, (isolate) => store.transaction(async (tx) => {
+        const outcomes = await runChanges(tx, changed, isolate);
         const records = chainFromHead(preparedOf(changed, outcomes), ts);
         errors = [];
         if (records.length) {
@@ -369,7 +402,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
           headHash = records[records.length - 1]!.hash;
         }
         done = { records, outcomes };
-      });
+      }));
     } catch (e) {
       for (const p of changed) p.reject(changeFailure(e));
       return { wrote: 0, errors: errors.length ? errors : [`store: ${(e as Error)?.message ?? String(e)}`] };
@@ -390,7 +423,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     const errors: string[] = [];
     if (useStore) {
       try {
-        ({ records, outcomes } = await store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint)));
+        ({ records, outcomes } = await withChanges(batch, (isolate) => store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint, isolate))));
         wrote++;
       } catch (e) {
         sinkErrors?.inc({ sink: 'store' });

@@ -397,26 +397,23 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       }
       const dropped = live.filter((_, k) => !failed.has(k)).map((l) => l.row);
       if (dropped.length === 0) return;
-      // Each lease moves to `revoked` with its event in one commit (ADR 0041); the commits of a
-      // chunk share the audit log's group commit. The conditional UPDATE tells whether THIS commit
-      // moved the row: exactly one `lease.revoked` per lease even when another replica revokes it
-      // concurrently. If the audit is down, the lease stays `revoking` (its credential is gone) and
-      // the caller sees the error; the reaper records it later.
-      const now = clock.now();
-      await Promise.all(
-        dropped.map(async (row) => {
-          try {
-            await audit.commit(
-              store,
-              async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'irrevocable')`, [now, row.id])).changes > 0,
-              (moved) => (moved ? revokedEvent(row, cause, ctx) : null),
-            );
-            settled(row.id, 'revoked');
-          } catch (error) {
-            settled(row.id, { error });
-          }
-        }),
-      );
+      // The dropped leases move to `revoked` with their events in one commit (ADR 0041): one
+      // statement for the chunk, one `lease.revoked` per row it moved (RETURNING: exactly one
+      // event per lease even when another replica revokes it at the same time). If the audit is
+      // down the leases stay `revoking` (their credentials are gone), the caller sees the error,
+      // and the reaper records them later.
+      const dmarks = dropped.map(() => '?').join(', ');
+      const byId = new Map(dropped.map((r) => [r.id, r]));
+      try {
+        await audit.commit(
+          store,
+          (tx) => tx.all<{ id: string }>(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'irrevocable') RETURNING id`, [clock.now(), ...dropped.map((r) => r.id)]),
+          (moved) => (moved.length ? moved.map((m) => revokedEvent(byId.get(m.id)!, cause, ctx)) : null),
+        );
+        for (const row of dropped) settled(row.id, 'revoked');
+      } catch (error) {
+        for (const row of dropped) settled(row.id, { error });
+      }
     } catch {
       // A store error mid-chunk: whatever is not settled goes through the per-lease path below.
     } finally {
