@@ -16,7 +16,7 @@ import { authorizeWithScope, scopeCovers } from '../policy/scope.js';
 import type { Authorizer, Decision } from '../policy/types.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../shared/json-depth.js';
-import { credentialLike } from '../shared/credential-like.js';
+import { credentialLike, redactCredentialLike } from '../shared/credential-like.js';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
@@ -282,7 +282,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         latency?.observe(ms / 1000);
         let argsValues: string | undefined;
         if (deps.auditArgumentValues) {
-          const scrubbed = createScrubber([...baseSecrets, ...callSecrets]).scrubText(argsJson).text;
+          // Scrubbed, then any credential shape the audit log refuses redacted (ADR 0041), so the
+          // values never make the call's own event invalid.
+          const scrubbed = redactCredentialLike(createScrubber([...baseSecrets, ...callSecrets]).scrubText(argsJson).text);
           argsValues = scrubbed.length > MAX_ARGS_JSON ? `${scrubbed.slice(0, MAX_ARGS_JSON)}…` : scrubbed;
         }
         await audit.append({

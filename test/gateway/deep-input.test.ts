@@ -52,7 +52,7 @@ let token: string;
 before(async () => {
   h = await startGatewayHarness({
     policies: '@id("deep") permit (principal, action == Tessera::Action::"tool.call", resource in Tessera::Server::"deep");',
-    gateway: { servers: [] },
+    gateway: { servers: [], audit_argument_values: true },
     providers: [provider],
   });
   token = await h.login('spiffe://example.org/ns/deep/sa/agent');
@@ -192,5 +192,19 @@ test('tool arguments with an unpaired surrogate: refused with a stable code and 
   assert.equal(r.status, 400);
   assert.equal(r.body.error.data.code, 'TESSERA_REQUEST_INVALID');
   await healthy(client);
+  await client.close();
+});
+
+test('argument values in the audit (audit_argument_values): credential shapes the scrubber does not know are redacted, so the call is recorded', async () => {
+  const client = await hostileClient();
+  const odd = ['xeyJhbGciOiJIUzI1NiJ9.abcdefghij.sig', `tsr_custom_${'b'.repeat(24)}`];
+  const before = (await toolCallEvents()).length;
+  const r = await client.callTool({ name: 'deep/echo', arguments: { a: odd[0], b: odd[1] } });
+  assert.equal(r.isError, undefined);
+  const ev = (await toolCallEvents()).slice(before)[0]!;
+  assert.equal(ev.result, 'allow');
+  const args = String((ev.details as { args_json?: string }).args_json);
+  assert.match(args, /\[redacted\]/);
+  for (const o of odd) assert.ok(!JSON.stringify(ev).includes(o));
   await client.close();
 });
