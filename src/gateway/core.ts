@@ -209,7 +209,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         reason: { message: 'a tool result carried a secret value or credential shape; it was redacted before reaching the agent' },
         ...(caller.principal.task ? { txn: caller.principal.task } : {}),
         where: where(caller),
-        details: { server: auditName(server), tool: auditName(tool), hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: h.path.slice(0, 256) } : {}) },
+        details: { server: auditName(server), tool: auditName(tool), hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: redactCredentialLike(h.path).slice(0, 256) } : {}) },
       });
     }
   }
