@@ -290,3 +290,23 @@ test('a new policy set takes effect only once its policy.reloaded event is recor
   assert.match(String(failed[0]!.reason?.message), /\[redacted\]/);
   assert.equal(incident(), true);
 });
+
+test('a policy id (or file name) that looks like a credential, or is over 256 characters, fails the load: ids are audited in clear with every decision', async (t) => {
+  const token = `tsr_admin_${'A'.repeat(28)}`;
+  for (const [file, text] of [
+    ['a.cedar', `@id("${token}")\npermit(principal, action, resource);`],
+    [`${token}.cedar`, 'permit(principal, action, resource);'],
+    ['b.cedar', `@id("${'x'.repeat(300)}")\npermit(principal, action, resource);`],
+  ] as const) {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, file), text);
+    const { e, audit } = engine(dir);
+    const r = await e.load();
+    assert.equal(r.ok, false, file);
+    assert.match(r.errors[0]!.message, /policy ids are recorded in clear/);
+    assert.ok(!r.errors[0]!.message.includes(token), 'the id is not echoed');
+    const failed = audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'failure');
+    assert.equal(failed.length, 1, 'the failed load is still audited');
+    assert.ok(!JSON.stringify(failed[0]).includes(token), 'a credential-shaped file name is redacted in the event');
+  }
+});
