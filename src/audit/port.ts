@@ -45,10 +45,13 @@ export interface AuditWriter {
 export class MemoryAuditWriter implements AuditWriter {
   readonly events: AuditEvent[] = [];
   failing = false;
+  /** Called with the events of each append or commit once they are recorded (tests feed a leak scan with it). */
+  protected onRecord?: (events: readonly AuditEvent[]) => void;
   async append(event: AuditEvent): Promise<void> {
     await this.refuseIfFailing();
     validateEvent(event);
     this.events.push(event);
+    this.onRecord?.([event]);
   }
   async commit<T>(store: Store, change: (tx: SqlExecutor) => Promise<T>, events: AuditEventsOf<T>): Promise<T> {
     const upFront = typeof events === 'function' ? undefined : toList(events as AuditEvent | readonly AuditEvent[]);
@@ -62,6 +65,7 @@ export class MemoryAuditWriter implements AuditWriter {
       return v;
     });
     this.events.push(...recorded);
+    this.onRecord?.(recorded);
     return value;
   }
   hmac(value: string): string {
