@@ -9,6 +9,8 @@ import { join, relative, dirname, resolve } from 'node:path';
 const root = process.cwd();
 const PURE = [
   'src/shared/clock.ts',
+  'src/shared/credential-like.ts',
+  'src/shared/json-depth.ts',
   'src/config/duration.ts',
   'src/identity/spiffe-id.ts',
   'src/policy/scope.ts',

@@ -152,7 +152,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Refusals by per-principal and per-source limits: counted always, audited once per window.
     const limitAudit = createLimitAuditor({ audit, clock, logger, metrics });
 
-    const admin = createAdminTokenService({ store, clock });
+    const admin = createAdminTokenService({ store, clock, audit });
     let adminToken: string | undefined;
     if (mode === 'dev') {
       // A fixed --root-token survives restarts on the same data dir: create it only once.
@@ -371,10 +371,21 @@ export const runtime: Runtime = {
     const store = openStore(config);
     try {
       await store.migrate();
-      const admin = createAdminTokenService({ store, clock: systemClock });
-      if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
-      const { token } = await admin.create();
-      return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };
+      // The first operator credential is audited like every other change (ADR 0041): the chain
+      // starts here. The store is always a sink for it (stdout is left out: init prints the token).
+      const master = resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: false, env: process.env });
+      const audit = await createAuditLog({
+        store, clock: systemClock, sealer: master.sealer, replicaId: config.replica_id ?? hostname(), logger: createLogger({ level: config.log.level }),
+        sinks: [{ kind: 'store' }, ...config.audit.sinks.filter((s) => s.kind === 'file')],
+      });
+      try {
+        const admin = createAdminTokenService({ store, clock: systemClock, audit });
+        if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
+        const { token } = await admin.create();
+        return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };
+      } finally {
+        await audit.close();
+      }
     } finally {
       await store.close();
     }
@@ -386,11 +397,22 @@ export const runtime: Runtime = {
     const store = openStore(config);
     try {
       await store.migrate();
-      const report = await rotateMasterKey({
-        store, oldSealer: old.sealer, newSealer: next, clock: systemClock,
-        onProgress: opts.onProgress ? (p: { done: number }) => opts.onProgress!(p.done, 0) : undefined,
+      // Audited (ADR 0041). The log opens its keys with whichever master key wraps them now (a
+      // resumed run finds them re-wrapped already); anything it seals uses the new key.
+      const eitherKey = { keyId: next.keyId, seal: next.seal.bind(next), open: (blob: Uint8Array, aad: string) => { try { return next.open(blob, aad); } catch { return old.sealer.open(blob, aad); } } };
+      const audit = await createAuditLog({
+        store, clock: systemClock, sealer: eitherKey, replicaId: config.replica_id ?? hostname(), logger: createLogger({ level: config.log.level }),
+        sinks: [{ kind: 'store' }, ...config.audit.sinks.filter((s) => s.kind === 'file')],
       });
-      return { rewrapped: report.rewrapped };
+      try {
+        const report = await rotateMasterKey({
+          store, oldSealer: old.sealer, newSealer: next, clock: systemClock, audit,
+          onProgress: opts.onProgress ? (p: { done: number }) => opts.onProgress!(p.done, 0) : undefined,
+        });
+        return { rewrapped: report.rewrapped };
+      } finally {
+        await audit.close();
+      }
     } finally {
       await store.close();
     }

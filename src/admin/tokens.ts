@@ -1,5 +1,6 @@
 import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
+import type { AuditWriter } from '../audit/port.js';
 import { TesseraError } from '../shared/errors.js';
 import { constantTimeEqual, randomId, randomToken, sha256 } from '../shared/crypto.js';
 import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
@@ -8,9 +9,10 @@ export const ADMIN_TOKEN_PREFIX = 'tsr_admin_';
 const CACHE_MS = 5_000;
 
 export interface AdminTokenService extends AdminAuthenticator {
-  /** Creates a token; the value is returned once and only its SHA-256 is stored. */
-  create(options?: { value?: string; id?: string }): Promise<{ id: string; token: string }>;
-  revoke(id: string): Promise<void>;
+  /** Creates a token; the value is returned once and only its SHA-256 is stored. Audited as `admin_token.created`. */
+  create(options?: { value?: string; id?: string; actor?: string }): Promise<{ id: string; token: string }>;
+  /** Audited as `admin_token.revoked` when a token was revoked. */
+  revoke(id: string, options?: { actor?: string }): Promise<void>;
   count(): Promise<number>;
 }
 
@@ -20,8 +22,8 @@ export interface AdminTokenService extends AdminAuthenticator {
  * presented token against every active digest in constant time, so neither timing nor an
  * index lookup reveals a partial match.
  */
-export function createAdminTokenService(deps: { store: Store; clock: Clock }): AdminTokenService {
-  const { store, clock } = deps;
+export function createAdminTokenService(deps: { store: Store; clock: Clock; audit: Pick<AuditWriter, 'commit'> }): AdminTokenService {
+  const { store, clock, audit } = deps;
   let cache: { id: string; hash: Buffer }[] | undefined;
   let loadedAt = 0;
 
@@ -43,12 +45,19 @@ export function createAdminTokenService(deps: { store: Store; clock: Clock }): A
         throw new TesseraError('TESSERA_REQUEST_INVALID', 'an admin token must be 16–512 characters without whitespace');
       }
       const id = options.id ?? randomId('adm_');
-      await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id, sha256(token), clock.now()]);
+      // An operator credential exists only with its audit event (ADR 0041); the id is not secret.
+      await audit.commit(store, (tx) => tx.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id, sha256(token), clock.now()]), {
+        kind: 'admin_token.created', actor: { id: options.actor ?? 'system' }, action: 'admin_token.create', resource: `admin-token:${id}`, result: 'success', details: { token_id: id },
+      });
       cache = undefined;
       return { id, token };
     },
-    async revoke(id) {
-      await store.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [clock.now(), id]);
+    async revoke(id, options = {}) {
+      await audit.commit(
+        store,
+        async (tx) => (await tx.run('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [clock.now(), id])).changes > 0,
+        (revoked) => (revoked ? { kind: 'admin_token.revoked', actor: { id: options.actor ?? 'system' }, action: 'admin_token.revoke', resource: `admin-token:${id}`, result: 'success', details: { token_id: id } } : null),
+      );
       cache = undefined;
     },
     async count() {

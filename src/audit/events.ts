@@ -49,12 +49,16 @@ export type AuditEvent =
   | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
   | Base<'token.revoked', { jti_hmac: string }>
   | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
+  | Base<'join_token.used', { join_token_hmac: string; spiffe_id: string }>
+  | Base<'admin_token.created', { token_id: string }>
+  | Base<'admin_token.revoked', { token_id: string }>
   | Base<'policy.decision', { principal: string; cached: boolean }>
   | Base<'policy.reloaded', { files: number; policies: number; error?: string }>
   | Base<'secret.written', { version: number; mode: string }>
   | Base<'secret.read', { version?: number; mode?: string }>
   | Base<'secret.metadata_updated', { mode: string }>
   | Base<'secret.deleted', Record<string, never>>
+  | Base<'secret.master_key_rotation_started', { master_key_id: string; previous_master_key_id: string }>
   | Base<'secret.master_key_rotated', { rewrapped: number; master_key_id: string }>
   | Base<'lease.created', { lease_hmac: string; engine: string; role: string; expires_at: number }>
   | Base<'lease.renewed', { lease_hmac: string; expires_at: number }>

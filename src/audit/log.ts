@@ -6,7 +6,7 @@ import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry } from '../shared/metrics.js';
 import { TesseraError } from '../shared/errors.js';
 import { hmacSha256 } from '../shared/crypto.js';
-import type { AuditWriter } from './port.js';
+import type { AuditEventsOf, AuditWriter } from './port.js';
 import type { AuditEvent } from './events.js';
 import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, signHead, type Checkpoint, type StoredRecord } from './chain.js';
 import { checkEventSize, validateEvent } from './validate.js';
@@ -14,6 +14,7 @@ import { tailAudit, type AuditTailQuery, type AuditTailResult } from './query.js
 import { verifyStore, type StoreVerifyOptions, type StoreVerifyResult } from './verify.js';
 import { signStatement, type StatementType } from './statements.js';
 import { createSinks, type AuditSink, type AuditSinkConfig } from './sinks/index.js';
+import { isRetryableConflict, withSavepoint } from '../store/savepoint.js';
 
 export type { AuditSinkConfig };
 export { recordLine } from './sinks/index.js';
@@ -64,12 +65,36 @@ export const META_CHECKPOINT_KEY = 'sealed:audit.checkpoint_key';
 export const META_PUBLIC_KEY = 'audit.checkpoint_public_key';
 export const META_HEAD = 'audit.head';
 
-interface Pending {
+/** An event ready to record: validated, replica filled in, canonical body computed. */
+interface Prepared {
   readonly event: AuditEvent;
   readonly body: string;
+}
+
+/** One queued append() or commit(). */
+interface Pending {
   readonly at: number;
-  readonly resolve: () => void;
+  readonly resolve: (value?: unknown) => void;
   readonly reject: (e: unknown) => void;
+  /** append(): its event; commit(): its events when they were given up front. */
+  readonly prepared?: readonly Prepared[];
+  /** commit(): the state change, run in the batch's store transaction under its own savepoint. */
+  readonly change?: (tx: SqlExecutor) => Promise<unknown>;
+  /** commit(): the events derived from the change's result (null: nothing to record). */
+  readonly eventsOf?: (result: unknown) => AuditEvent | readonly AuditEvent[] | null;
+}
+
+/** What a change did in one attempt of the batch transaction. */
+type Outcome = { readonly ok: true; readonly value: unknown; readonly prepared: readonly Prepared[] } | { readonly ok: false; readonly error: unknown };
+
+/** One savepoint name, reused: each change's savepoint is released before the next opens. */
+const CHANGE_SAVEPOINT = 'tessera_audit_change';
+
+/** A change failed in an optimistic attempt: the batch is re-run with every change isolated. */
+class ChangeFailed extends Error {
+  constructor(readonly error: unknown) {
+    super('an audited change failed; re-running the batch with each change isolated', { cause: error });
+  }
 }
 
 /**
@@ -141,7 +166,97 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   let checkpointRequested = false;
   let closed = false;
 
-  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean): Promise<{ records: StoredRecord[]; head?: Checkpoint }> {
+  /** Validates an event, fills in the replica and computes its canonical body; throws TESSERA_AUDIT_EVENT_INVALID. */
+  function prepare(event: AuditEvent): Prepared {
+    const withWhere: AuditEvent = event.where?.replica ? event : ({ ...event, where: { ...event.where, replica: options.replicaId } } as AuditEvent);
+    validateEvent(withWhere);
+    let body: string;
+    try {
+      body = canonicalize(withWhere);
+    } catch (e) {
+      throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', `audit event cannot be serialized: ${(e as Error).message}`);
+    }
+    checkEventSize(body);
+    return { event: withWhere, body };
+  }
+
+  const asList = (e: AuditEvent | readonly AuditEvent[] | null | undefined): readonly AuditEvent[] => (e == null ? [] : Array.isArray(e) ? e : [e as AuditEvent]);
+
+  /**
+   * Runs the batch's changes in `tx`, with the events each produces (validated right after its
+   * change: an event that cannot be recorded undoes the change).
+   *
+   * Optimistic first (`isolate` false): no savepoints, so a change costs its own statements only
+   * (a savepoint adds two round trips per change on PostgreSQL). The first change that fails aborts the attempt with
+   * ChangeFailed, and the caller re-runs the whole batch isolated: each change under a savepoint,
+   * so a failing one is rolled back alone and fails alone while the others commit. Serialization
+   * failures are never contained (the adapter re-runs the whole transaction, and this with it).
+   */
+  async function runChanges(tx: SqlExecutor, batch: readonly Pending[], isolate: boolean): Promise<Map<Pending, Outcome>> {
+    const outcomes = new Map<Pending, Outcome>();
+    const run = async (p: Pending) => {
+      const value = await p.change!(tx);
+      const prepared = p.prepared ?? asList(p.eventsOf!(value)).map(prepare);
+      return { value, prepared };
+    };
+    for (const p of batch) {
+      if (!p.change) continue;
+      if (!isolate) {
+        try {
+          const r = await run(p);
+          outcomes.set(p, { ok: true, value: r.value, prepared: r.prepared });
+        } catch (e) {
+          if (isRetryableConflict(e)) throw e;
+          throw new ChangeFailed(e);
+        }
+        continue;
+      }
+      const o = await withSavepoint(tx, CHANGE_SAVEPOINT, () => run(p));
+      outcomes.set(p, o.ok ? { ok: true, value: o.value.value, prepared: o.value.prepared } : { ok: false, error: o.error });
+    }
+    return outcomes;
+  }
+
+  /** Runs `fn` optimistically, then — if a change failed — once more with every change isolated. */
+  async function withChanges<T>(batch: readonly Pending[], fn: (isolate: boolean) => Promise<T>): Promise<T> {
+    if (!batch.some((p) => p.change)) return fn(false);
+    try {
+      return await fn(false);
+    } catch (e) {
+      if (!(e instanceof ChangeFailed)) throw e;
+      return fn(true);
+    }
+  }
+
+  /** The events to record for `batch`, in order: appends, and the changes that succeeded. */
+  function preparedOf(batch: readonly Pending[], outcomes: ReadonlyMap<Pending, Outcome>): Prepared[] {
+    const out: Prepared[] = [];
+    for (const p of batch) {
+      if (!p.change) out.push(...p.prepared!);
+      else {
+        const o = outcomes.get(p);
+        if (o?.ok) out.push(...o.prepared);
+      }
+    }
+    return out;
+  }
+
+  /** Records chained onto the in-memory head (when the store is not the sink, or failed). */
+  function chainFromHead(items: readonly Prepared[], ts: number): StoredRecord[] {
+    const records: StoredRecord[] = [];
+    let prev = headHash;
+    let seq = headSeq;
+    for (const p of items) {
+      const r = makeRecord(prev, ++seq, ts, p.event, p.body);
+      prev = r.hash;
+      records.push(r);
+    }
+    return records;
+  }
+
+  async function storeCommit(tx: SqlExecutor, batch: readonly Pending[], ts: number, forceCheckpoint: boolean, isolate: boolean): Promise<{ records: StoredRecord[]; outcomes: Map<Pending, Outcome>; head?: Checkpoint }> {
+    // Changes first, in this same transaction: each commits with its events or not at all.
+    const outcomes = await runChanges(tx, batch, isolate);
     // Read the tail inside the transaction: another replica may have appended (PostgreSQL HA),
     // and on a serialization retry this function must recompute from the database alone.
     const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
@@ -154,14 +269,14 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       prev = headHash;
     }
     const records: StoredRecord[] = [];
-    for (const p of batch) {
+    for (const p of preparedOf(batch, outcomes)) {
       seq++;
       const r = makeRecord(prev, seq, ts, p.event, p.body);
       prev = r.hash;
       records.push(r);
       await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
     }
-    if (seq === 0) return { records };
+    if (seq === 0) return { records, outcomes };
     const lastCp = await tx.get<{ seq: number; ts: number }>('SELECT seq, ts FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
     const cpSeq = lastCp ? Number(lastCp.seq) : 0;
     const cpTs = lastCp ? Number(lastCp.ts) : 0;
@@ -174,7 +289,80 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     // its own context (statements.ts), so a checkpoint can never be put in its place.
     const head = signHead(privateKey!, { seq, ts, hash: prev, keyId });
     await tx.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_HEAD, JSON.stringify(head)]);
-    return { records, head };
+    return { records, outcomes, head };
+  }
+
+  /**
+   * Writes records (and the signed head, when the store signed one: the witness of
+   * `verify --witness`) to the other sinks; each failure is counted and logged. Only durable sinks
+   * (file, stdout) count as having recorded the events; forwarders (http, syslog) never do.
+   */
+  async function writeOtherSinks(records: readonly StoredRecord[], head?: Checkpoint): Promise<{ wrote: number; errors: string[] }> {
+    let wrote = 0;
+    const errors: string[] = [];
+    for (const sink of otherSinks) {
+      try {
+        await sink.write({ records, head });
+        if (sink.durable) wrote++;
+      } catch (e) {
+        sinkErrors?.inc({ sink: sink.name });
+        errors.push(`${sink.name}: ${(e as Error).message}`);
+        logger.error({ sink: sink.name, err: (e as Error).message, events: records.length }, 'audit sink failed');
+      }
+    }
+    return { wrote, errors };
+  }
+
+  const unavailable = (errors: readonly string[]): TesseraError =>
+    new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'no audit sink could record the event, so the request was refused; check the store and the audit sinks in the server log', { sinks: errors });
+
+  /** The error a change gets when its transaction failed (its change was rolled back with its events). */
+  const changeFailure = (e: unknown): TesseraError =>
+    e instanceof TesseraError ? e : new TesseraError('TESSERA_STORE_UNAVAILABLE', `the change and its audit event could not be committed: ${(e as Error)?.message ?? String(e)}`, undefined, { cause: e });
+
+  function settle(batch: readonly Pending[], outcomes: ReadonlyMap<Pending, Outcome>): void {
+    for (const p of batch) {
+      if (!p.change) {
+        p.resolve();
+        continue;
+      }
+      const o = outcomes.get(p);
+      if (o?.ok) p.resolve(o.value);
+      else p.reject(o ? o.error : new TesseraError('TESSERA_INTERNAL', 'an audited change was not run'));
+    }
+  }
+
+  /**
+   * Without the store among the sinks there is no audit row to commit with: the changes run in a
+   * store transaction that writes their events to the file/stdout sinks BEFORE it commits, and
+   * rolls back when no sink could. (A failing COMMIT after the write leaves an event for a change
+   * that did not happen: over-recording, never under-recording. ADR 0041.)
+   */
+  async function commitChangesWithoutStoreSink(changed: readonly Pending[], ts: number): Promise<{ wrote: number; errors: string[] }> {
+    let done: { records: StoredRecord[]; outcomes: Map<Pending, Outcome> } | undefined;
+    let errors: string[] = [];
+    try {
+      await withChanges(changed, (isolate) => store.transaction(async (tx) => {
+        const outcomes = await runChanges(tx, changed, isolate);
+        const records = chainFromHead(preparedOf(changed, outcomes), ts);
+        errors = [];
+        if (records.length) {
+          const w = await writeOtherSinks(records);
+          errors = w.errors;
+          if (w.wrote === 0) throw unavailable(w.errors);
+          // The sinks hold these records now: a retried transaction chains after them.
+          headSeq = records[records.length - 1]!.seq;
+          headHash = records[records.length - 1]!.hash;
+        }
+        done = { records, outcomes };
+      }));
+    } catch (e) {
+      for (const p of changed) p.reject(changeFailure(e));
+      return { wrote: 0, errors: errors.length ? errors : [`store: ${(e as Error)?.message ?? String(e)}`] };
+    }
+    eventsTotal?.inc(undefined, done!.records.length);
+    settle(changed, done!.outcomes);
+    return { wrote: 1, errors };
   }
 
   async function commit(batch: readonly Pending[], forceCheckpoint: boolean): Promise<void> {
@@ -182,52 +370,50 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     if (batch.length) lag?.set(Math.max(0, ts - batch[0]!.at) / 1000);
     let records: StoredRecord[] | undefined;
     let head: Checkpoint | undefined; // exported to the external sinks: the witness of `verify --witness`
+    let outcomes = new Map<Pending, Outcome>();
+    /** The queued items whose events `records` holds (failed changes are settled already). */
+    let recorded: readonly Pending[] = batch;
     let wrote = 0;
     const errors: string[] = [];
     if (useStore) {
       try {
-        ({ records, head } = await store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint)));
+        ({ records, outcomes, head } = await withChanges(batch, (isolate) => store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint, isolate))));
         wrote++;
       } catch (e) {
         sinkErrors?.inc({ sink: 'store' });
         errors.push(`store: ${(e as Error).message}`);
         logger.error({ sink: 'store', err: (e as Error).message, events: batch.length }, 'audit sink failed');
+        // The changes were rolled back with their events; plain events may still reach other sinks.
+        for (const p of batch) if (p.change) p.reject(changeFailure(e));
+        recorded = batch.filter((p) => !p.change);
       }
+    } else if (batch.some((p) => p.change)) {
+      const w = await commitChangesWithoutStoreSink(batch.filter((p) => p.change), ts);
+      wrote += w.wrote;
+      errors.push(...w.errors);
+      recorded = batch.filter((p) => !p.change);
     }
-    if (!records) {
-      records = [];
-      let prev = headHash;
-      let seq = headSeq;
-      for (const p of batch) {
-        const r = makeRecord(prev, ++seq, ts, p.event, p.body);
-        prev = r.hash;
-        records.push(r);
-      }
-    }
-    if (batch.length) {
-      for (const sink of otherSinks) {
-        try {
-          await sink.write({ records, head });
-          if (sink.durable) wrote++;
-        } catch (e) {
-          sinkErrors?.inc({ sink: sink.name });
-          errors.push(`${sink.name}: ${(e as Error).message}`);
-          logger.error({ sink: sink.name, err: (e as Error).message, events: batch.length }, 'audit sink failed');
-        }
-      }
+    if (!records) records = chainFromHead(preparedOf(recorded, outcomes), ts);
+    if (records.length) {
+      const w = await writeOtherSinks(records, head);
+      wrote += w.wrote;
+      errors.push(...w.errors);
     }
     if (batch.length === 0) return;
     lastBatch = { ok: wrote > 0, at: clock.now(), failedSinks: errors.length };
+    if (recorded.length === 0) return;
     if (wrote === 0) {
-      const err = new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'no audit sink could record the event, so the request was refused; check the store and the audit sinks in the server log', { sinks: errors });
-      for (const p of batch) p.reject(err);
+      const err = unavailable(errors);
+      for (const p of recorded) p.reject(err);
       return;
     }
-    const lastRecord = records[records.length - 1]!;
-    headSeq = lastRecord.seq;
-    headHash = lastRecord.hash;
-    eventsTotal?.inc(undefined, batch.length);
-    for (const p of batch) p.resolve();
+    if (records.length) {
+      const lastRecord = records[records.length - 1]!;
+      headSeq = lastRecord.seq;
+      headHash = lastRecord.hash;
+    }
+    eventsTotal?.inc(undefined, records.length);
+    settle(recorded, outcomes);
   }
 
   async function drain(): Promise<void> {
@@ -276,17 +462,21 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     keyId,
     async append(event: AuditEvent): Promise<void> {
       if (closed) throw new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'the audit log is closed (server shutting down); retry on another replica');
-      const withWhere: AuditEvent = event.where?.replica ? event : ({ ...event, where: { ...event.where, replica: options.replicaId } } as AuditEvent);
-      validateEvent(withWhere);
-      let body: string;
-      try {
-        body = canonicalize(withWhere);
-      } catch (e) {
-        throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', `audit event cannot be serialized: ${(e as Error).message}`);
-      }
-      checkEventSize(body);
+      const prepared = [prepare(event)];
       return new Promise<void>((resolve, reject) => {
-        queue.push({ event: withWhere, body, at: clock.now(), resolve, reject });
+        queue.push({ prepared, at: clock.now(), resolve: () => resolve(), reject });
+        kick();
+      });
+    },
+    async commit<T>(on: Store, change: (tx: SqlExecutor) => Promise<T>, events: AuditEventsOf<T>): Promise<T> {
+      if (closed) throw new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'the audit log is closed (server shutting down); retry on another replica');
+      if (on !== store) throw new TesseraError('TESSERA_INTERNAL', 'audit.commit() was given another store than the audit log\'s: the change and its event could not share a transaction');
+      // Events known up front are checked before anything changes (a bad event changes nothing).
+      const prepared = typeof events === 'function' ? undefined : asList(events as AuditEvent | readonly AuditEvent[]).map(prepare);
+      if (prepared && prepared.length === 0) throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', 'audit.commit() needs at least one event');
+      const eventsOf = typeof events === 'function' ? (events as (result: unknown) => AuditEvent | readonly AuditEvent[] | null) : undefined;
+      return new Promise<T>((resolve, reject) => {
+        queue.push({ ...(prepared ? { prepared } : {}), ...(eventsOf ? { eventsOf } : {}), change, at: clock.now(), resolve: (v) => resolve(v as T), reject });
         kick();
       });
     },

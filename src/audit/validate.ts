@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TesseraError } from '../shared/errors.js';
 import type { AuditEvent } from './events.js';
+import { JWT_LIKE as SHARED_JWT_LIKE, TESSERA_TOKEN_LIKE } from '../shared/credential-like.js';
 
 /**
  * Runtime guard on every event before it is appended. The event union is typed, but the audit
@@ -21,10 +22,9 @@ const eventSchema = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 }).strict();
 
-/** A JWS/JWT compact serialization: base64url JSON header starting `{"` → `eyJ` (RFC 7515 §7.1). */
-const JWT_LIKE = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/;
-/** Tessera's opaque tokens (`tsr_admin_…`, `tsr_join_…`): prefix plus ≥ 20 random base64url chars. */
-const TESSERA_TOKEN = /tsr_[a-z]+_[A-Za-z0-9_-]{20,}/;
+/** The shapes are shared with the edge, which refuses them in names (src/shared/credential-like.ts). */
+const JWT_LIKE = SHARED_JWT_LIKE;
+const TESSERA_TOKEN = TESSERA_TOKEN_LIKE;
 /** Keys that must never carry a value in an audit event. */
 const FORBIDDEN_KEY = /^(token|access_token|refresh_token|id_token|subject_token|actor_token|password|secret|secret_value|client_secret|private_key|authorization)$/i;
 

@@ -1,5 +1,13 @@
-/** Parses `90`, `"90s"`, `"5m"`, `"1h"`, `"7d"`, `"250ms"` into milliseconds; null when malformed. */
+/**
+ * Parses `90`, `"90s"`, `"5m"`, `"1h"`, `"7d"`, `"250ms"` into milliseconds; null when malformed
+ * or beyond Number.MAX_SAFE_INTEGER ms (no later date arithmetic may lose precision or overflow).
+ */
 export function parseDuration(input: string | number): number | null {
+  const ms = parseDurationUnbounded(input);
+  return ms !== null && Number.isSafeInteger(ms) ? ms : null;
+}
+
+function parseDurationUnbounded(input: string | number): number | null {
   if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : null;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(input.trim());
   if (!m) return null;

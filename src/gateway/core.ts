@@ -18,6 +18,8 @@ import type { AuditWriter } from '../audit/port.js';
 import { authorizeWithScope, scopeCovers } from '../policy/scope.js';
 import type { Authorizer, Decision } from '../policy/types.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../shared/json-depth.js';
+import { credentialLike, redactCredentialLike } from '../shared/credential-like.js';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
@@ -107,12 +109,17 @@ const NO_SECRETS: readonly SecretInput[] = Object.freeze([]);
 /** A tool name no server has: stands for "any tool" (server-wide permits) in `mayUse`. */
 const PROBE_TOOL = '*';
 
-/** RFC 8785-style canonical JSON (sorted keys) for a stable digest of the arguments. */
-export function canonicalJson(v: unknown): string {
+/**
+ * RFC 8785-style canonical JSON (sorted keys) for a stable digest of the arguments. Throws
+ * TESSERA_REQUEST_TOO_DEEP past MAX_JSON_DEPTH levels instead of exhausting the stack (callers
+ * bound their inputs first; this is the backstop).
+ */
+export function canonicalJson(v: unknown, depth = 0): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (depth >= MAX_JSON_DEPTH) throw new TesseraError('TESSERA_REQUEST_TOO_DEEP', `the value is nested deeper than ${MAX_JSON_DEPTH} levels; flatten the structure`, { limit: MAX_JSON_DEPTH });
+  if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x, depth + 1)).join(',')}]`;
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k], depth + 1)}`).join(',')}}`;
 }
 
 export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
@@ -206,6 +213,10 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   function validatorFor(key: string, inputSchema: Readonly<Record<string, unknown>>): JsonSchemaValidator<unknown> {
     const known = byObject.get(inputSchema);
     if (known) return known;
+    // An upstream's schema is third-party input too: bounded before it is serialized or compiled.
+    if (jsonDepth(inputSchema, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+      throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `the upstream's inputSchema for this tool is nested deeper than ${MAX_JSON_DEPTH} levels, so its arguments cannot be checked; the tool cannot be called`);
+    }
     const schema = { ...inputSchema, type: 'object' };
     const text = `${key}\n${JSON.stringify(schema)}`;
     let v = validators.get(text);
@@ -257,6 +268,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return h;
   }
 
+  /**
+   * Tool and server names come from agents (tools/call) and upstreams (tools/list): one that
+   * looks like a credential is audited as its HMAC, so the event is recorded (ADR 0041) and the
+   * credential is not.
+   */
+  function auditName(name: string): string {
+    return credentialLike(name) ? `hmac:${audit.hmac(name)}` : name;
+  }
+
   function where(caller: Caller): AuditWhere {
     return caller.where;
   }
@@ -268,11 +288,11 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   async function auditHits(hits: readonly ScrubHit[], server: string, tool: string, caller: Caller, inError: boolean): Promise<void> {
     for (const h of hits.slice(0, MAX_AUDITED_HITS)) {
       await audit.append({
-        kind: 'gateway.exfiltration_suspected', actor: actor(caller.principal), action: 'tool.call', resource: `${server}/${tool}`, result: 'deny',
+        kind: 'gateway.exfiltration_suspected', actor: actor(caller.principal), action: 'tool.call', resource: auditName(`${server}/${tool}`), result: 'deny',
         reason: { message: 'a tool result carried a secret value or credential shape; it was redacted before reaching the agent' },
         ...(caller.principal.task ? { txn: caller.principal.task } : {}),
         where: where(caller),
-        details: { server, tool, hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: h.path.slice(0, 256) } : {}), ...(h.split ? { split: true } : {}) },
+        details: { server: auditName(server), tool: auditName(tool), hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: redactCredentialLike(h.path).slice(0, 256) } : {}), ...(h.split ? { split: true } : {}) },
       });
     }
   }
@@ -335,7 +355,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       const args: Record<string, unknown> = rawArgs === undefined || rawArgs === null ? {} : (rawArgs as Record<string, unknown>);
       const server = parsed?.server ?? '';
       let tool = parsed?.tool;
-      const argsJson = canonicalJson(args);
+      // Bounded before anything walks them (ADR 0041); refused below, audited like any refusal.
+      const tooDeep = rawArgs !== null && typeof rawArgs === 'object' && jsonDepth(rawArgs, MAX_JSON_DEPTH) > MAX_JSON_DEPTH;
+      const argsJson = tooDeep ? '' : canonicalJson(args);
       const digest = createHash('sha256').update(argsJson).digest('hex');
       let decision: Decision | undefined;
       let upstreamStatus = 'not_called';
@@ -351,7 +373,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         latency?.observe(ms / 1000);
         let argsValues: string | undefined;
         if (deps.auditArgumentValues) {
-          const scrubbed = scrubberFor(baseSecrets, callSecrets).scrubText(argsJson).text;
+          // Scrubbed, then any credential shape the audit log refuses redacted (ADR 0041), so the
+          // values never make the call's own event invalid.
+          const scrubbed = redactCredentialLike(scrubberFor(baseSecrets, callSecrets).scrubText(argsJson).text);
           argsValues = scrubbed.length > MAX_ARGS_JSON ? `${scrubbed.slice(0, MAX_ARGS_JSON)}…` : scrubbed;
         }
         // What the agent actually got: the result as the tool gave it, the result with
@@ -361,13 +385,13 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         const shapes = scrubberFor(NO_SECRETS, NO_SECRETS);
         const label = shapes.scrubText((tool ?? name).slice(0, 256)).text;
         await audit.append({
-          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: tool !== undefined ? `${server}/${label}` : label, result,
+          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: auditName(tool !== undefined ? `${server}/${label}` : label), result,
           reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
           ...(p.task ? { txn: p.task } : {}),
           ...(p.purpose ? { purpose: p.purpose } : {}),
           where: where(caller),
           details: {
-            server, tool: label, args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
+            server: auditName(server), tool: auditName(label), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
             decision: decision ? (decision.allowed ? 'allow' : decision.scopeDenied ? 'deny:scope' : 'deny') : 'none',
             upstream_status: upstreamStatus, outcome, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
             ...(hitsCount > 0 ? { redactions: countHits(allHits) } : {}),
@@ -413,6 +437,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       if (typeof rawArgs !== 'undefined' && rawArgs !== null && (typeof rawArgs !== 'object' || Array.isArray(rawArgs))) {
         return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', 'arguments: must be a JSON object'), 'error');
       }
+      if (tooDeep) return refuse(new TesseraError('TESSERA_REQUEST_TOO_DEEP', `arguments: nested deeper than ${MAX_JSON_DEPTH} levels; flatten the structure`, { limit: MAX_JSON_DEPTH }), 'error');
       if (!parsed || (!upstreams.has(server) && !providers.has(server))) return notFound('error');
 
       if (tool === undefined) {
@@ -440,7 +465,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
       if (!def) return notFound('error');
-      const check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
+      let check: ReturnType<JsonSchemaValidator<unknown>>;
+      try {
+        check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
+      } catch (e) {
+        return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
+      }
       if (!check.valid) {
         return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
       }

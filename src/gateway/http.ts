@@ -20,6 +20,7 @@ import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import { bearerToken, retryAfterOf } from '../server/app.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
@@ -109,6 +110,21 @@ function release(counts: Map<string, number>, agent: string): void {
 }
 
 const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
+
+/**
+ * Bounds every part of the message(s) but `tools/call` arguments to MAX_JSON_DEPTH (ADR 0041);
+ * the core bounds the arguments and audits that refusal like any refused tool call.
+ */
+function checkMessageDepth(body: unknown): void {
+  const limit = Array.isArray(body) ? MAX_JSON_DEPTH - 1 : MAX_JSON_DEPTH;
+  for (const m of Array.isArray(body) ? body : [body]) {
+    if (m === null || typeof m !== 'object') continue;
+    const msg = m as { params?: unknown };
+    const params = msg.params !== null && typeof msg.params === 'object' && !Array.isArray(msg.params) ? (msg.params as Record<string, unknown>) : undefined;
+    const rest = params && 'arguments' in params ? { ...msg, params: { ...params, arguments: null } } : msg;
+    checkJsonInput(rest, 'the MCP message', limit);
+  }
+}
 
 function jsonRpcError(code: number, message: string, data?: Record<string, unknown>, id: unknown = null): string {
   return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message, ...(data ? { data } : {}) } });
@@ -302,6 +318,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const header = req.headers['mcp-session-id'];
     const sid = typeof header === 'string' ? header : undefined;
     const body = req.body;
+    checkMessageDepth(body);
     let session: Session | undefined;
     if (sid !== undefined) {
       const s = sessions.get(sid);
@@ -465,7 +482,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         resource_name: 'Tessera MCP gateway',
         resource_documentation: 'https://github.com/tessera/tessera/blob/main/docs/gateway.md',
       }));
-      const opts = { bodyLimit: deps.maxMessageBytes, errorHandler };
+      // Depth is bounded in handle() and, for tools/call arguments, by the core (audited).
+      const opts = { bodyLimit: deps.maxMessageBytes, errorHandler, config: { ownJsonDepth: true } };
       app.post(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));
       app.get(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));
       app.delete(MCP_PATH, opts, async (req, reply) => handle(app, req, reply));

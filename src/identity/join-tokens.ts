@@ -6,6 +6,7 @@ import type { RequestMeta } from '../server/app.js';
 import { fail } from '../shared/errors.js';
 import { randomId, randomToken, sha256 } from '../shared/crypto.js';
 import { createTrustDomains, requireServedSpiffeId } from './trust-domains.js';
+import { refuseCredentialLike } from '../shared/credential-like.js';
 
 export const JOIN_TOKEN_PREFIX = 'tsr_join_';
 /** Join tokens are a bootstrap for dev and for hosts without platform attestation: short-lived by design. */
@@ -62,8 +63,11 @@ export function validateLabels(labels: unknown): Record<string, string> {
   if (entries.length > 32) throw fail('TESSERA_REQUEST_INVALID', 'at most 32 labels are allowed');
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {
+    // Labels become token attributes and listings in clear: no credential in a key or a value.
+    refuseCredentialLike(k, 'a label key');
     if (!LABEL_KEY.test(k)) throw fail('TESSERA_REQUEST_INVALID', `label key ${JSON.stringify(k)} must be 1–63 characters of letters, digits, ".", "-" or "_"`);
     if (typeof v !== 'string' || v.length > 256) throw fail('TESSERA_REQUEST_INVALID', `label "${k}" must be a string of at most 256 characters`);
+    refuseCredentialLike(v, `label "${k}"`);
     out[k] = v;
   }
   return out;
@@ -114,15 +118,15 @@ export function createJoinTokenService(deps: {
       const id = randomId('jt_');
       const now = clock.now();
       const expiresAt = now + ttlMs;
-      await store.run('INSERT INTO join_tokens (id, token_hash, spiffe_id, labels, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [
+      // The token exists only if its creation is recorded (ADR 0041).
+      await audit.commit(store, (tx) => tx.run('INSERT INTO join_tokens (id, token_hash, spiffe_id, labels, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [
         id,
         sha256(token),
         spiffeId.id,
         JSON.stringify(labels),
         now,
         expiresAt,
-      ]);
-      await audit.append({
+      ]), {
         kind: 'join_token.created',
         actor: input.actor ?? { id: 'system' },
         action: 'join_token.create',
@@ -169,9 +173,15 @@ export function createJoinTokenService(deps: {
       const now = clock.now();
       if (now >= Number(row.expires_at)) throw invalid();
       precheck?.(row.spiffe_id);
-      // The conditional UPDATE is the one-time guarantee: of two concurrent logins only one changes a row.
-      const { changes } = await store.run('UPDATE join_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL', [now, row.id]);
-      if (changes !== 1) return refuseReuse(row.id, row.spiffe_id, meta);
+      // The conditional UPDATE is the one-time guarantee: of two concurrent logins only one changes
+      // a row. Burning the token is a state change of its own, recorded with it (ADR 0041): the
+      // login that follows may still fail (and is audited as auth.login either way).
+      const used = await audit.commit(
+        store,
+        async (tx) => (await tx.run('UPDATE join_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL', [now, row.id])).changes === 1,
+        (ok) => (ok ? { kind: 'join_token.used', actor: { id: row.spiffe_id }, action: 'login', resource: row.spiffe_id, result: 'success', where: whereOf(meta), details: { join_token_hmac: audit.hmac(row.id), spiffe_id: row.spiffe_id } } : null),
+      );
+      if (!used) return refuseReuse(row.id, row.spiffe_id, meta);
       return { id: row.id, spiffeId: row.spiffe_id, labels: JSON.parse(row.labels) as Record<string, string> };
     },
   };

@@ -1,4 +1,5 @@
 import { TesseraError } from '../shared/errors.js';
+import { credentialLike } from '../shared/credential-like.js';
 
 /**
  * SPIFFE ID parsing and validation, exactly per the SPIFFE ID specification
@@ -39,7 +40,9 @@ export type SpiffeIdProblem =
   | 'path_empty_segment'
   | 'path_dot_segment'
   | 'path_chars'
-  | 'path_trailing_slash';
+  | 'path_trailing_slash'
+  /** Tessera's own rule, not the spec's: SPIFFE IDs are audited in clear (ADR 0041). */
+  | 'credential_like';
 
 const TD_CHAR = /^[a-z0-9._-]$/;
 const SEG_CHAR = /^[a-zA-Z0-9._-]$/;
@@ -59,6 +62,7 @@ const REASONS: Record<SpiffeIdProblem, string> = {
   path_dot_segment: 'the path has a "." or ".." segment (SPIFFE-ID §2.2)',
   path_chars: 'path segments may contain only letters, digits, ".", "-" and "_" (no percent-encoding) (SPIFFE-ID §2.2)',
   path_trailing_slash: 'the path must not end with "/" (SPIFFE-ID §2.2)',
+  credential_like: 'it contains what looks like a JWT or a Tessera token; SPIFFE IDs are recorded in clear in the audit log, so they must not carry credentials',
 };
 
 /** Returns the problem with a candidate SPIFFE ID, or null when it is valid. */
@@ -79,7 +83,7 @@ export function spiffeIdProblem(input: string): SpiffeIdProblem | null {
   if (authority.length === 0) return 'trust_domain_empty';
   if (authority.length > TRUST_DOMAIN_MAX_BYTES) return 'trust_domain_too_long';
   for (const ch of authority) if (!TD_CHAR.test(ch)) return 'trust_domain_chars';
-  if (path === '') return null;
+  if (path === '') return credentialLike(input) ? 'credential_like' : null;
   if (path === '/' || path.endsWith('/')) return 'path_trailing_slash';
   const segments = path.slice(1).split('/');
   for (const seg of segments) {
@@ -87,7 +91,7 @@ export function spiffeIdProblem(input: string): SpiffeIdProblem | null {
     if (seg === '.' || seg === '..') return 'path_dot_segment';
     for (const ch of seg) if (!SEG_CHAR.test(ch)) return 'path_chars';
   }
-  return null;
+  return credentialLike(input) ? 'credential_like' : null;
 }
 
 /** Describes a problem for a person. */
@@ -101,6 +105,9 @@ export function parseSpiffeId(input: unknown, what = 'SPIFFE ID'): SpiffeId {
     throw new TesseraError('TESSERA_SPIFFE_ID_INVALID', `${what} must be a string such as "spiffe://example.org/ns/prod/sa/agent"`, { reason: 'empty' });
   }
   const problem = spiffeIdProblem(input);
+  if (problem === 'credential_like') {
+    throw new TesseraError('TESSERA_REQUEST_CREDENTIAL_LIKE', `${what} ${REASONS[problem]}`, { reason: problem });
+  }
   if (problem) {
     // The value is echoed only when short and printable: it is an identifier, not a secret.
     const shown = input.length <= 200 && /^[\x20-\x7e]*$/.test(input) ? ` ${JSON.stringify(input)}` : '';

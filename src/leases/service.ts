@@ -6,6 +6,8 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
+import { redactCredentialLike } from '../shared/credential-like.js';
+import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
 
 /**
@@ -202,10 +204,13 @@ function actorOf(p: AgentPrincipal): AuditActor {
   return { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
 }
 
-/** Never lets an engine message grow without bound into the store or audit log. */
+/**
+ * Never lets an engine message grow without bound into the store or audit log, nor carry a
+ * credential shape (the audit log would refuse the event, ADR 0041).
+ */
 function errorText(e: unknown): { code: string; message: string } {
   const code = isTesseraError(e) ? e.code : 'TESSERA_ENGINE_FAILED';
-  const message = (e instanceof Error ? e.message : String(e)).slice(0, 300);
+  const message = redactCredentialLike((e instanceof Error ? e.message : String(e)).slice(0, 300));
   return { code, message };
 }
 
@@ -328,11 +333,13 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       err = await engineStep(`cleanup on engine ${row.engine}`, (signal) => engine!.revoke(data!, signal));
     }
     if (!err) {
-      const changed = await store.run(
-        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`,
-        [clock.now(), id],
+      // `revoked` is recorded with its event or not at all (ADR 0041): if the audit is down the
+      // lease stays `revoking` and the reaper drops it again (idempotent) and records it then.
+      await audit.commit(
+        store,
+        async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [clock.now(), id])).changes > 0,
+        (moved) => (moved ? revokedEvent(row, cause, ctx) : null),
       );
-      if (changed.changes > 0) await audit.append(revokedEvent(row, cause, ctx));
       return 'revoked';
     }
     failures?.inc({ engine: row.engine, stage });
@@ -341,14 +348,14 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const irrevocable = !disabled && (row.state === 'irrevocable' || exhausted);
     const state: LeaseState = disabled ? 'disabled' : irrevocable ? 'irrevocable' : 'revoking';
     const retry = disabled ? !exhausted : !irrevocable;
-    await store.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [
+    const failed = `${err.code}: ${err.message}`;
+    await audit.commit(store, (tx) => tx.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [
       state,
       attempts,
       retry ? clock.now() + backoffAfter(attempts) : null,
-      `${err.code}: ${err.message}`,
+      failed,
       id,
-    ]);
-    await audit.append({
+    ]), {
       kind: 'lease.revoke_failed',
       actor,
       action: 'lease.revoke',
@@ -357,7 +364,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       reason: { code: err.code },
       ...(row.task_id ? { txn: row.task_id } : {}),
       ...(ctx.where ? { where: ctx.where } : {}),
-      details: { lease_hmac: audit.hmac(id), attempts, irrevocable, disabled, stage, error: `${err.code}: ${err.message}` },
+      details: { lease_hmac: audit.hmac(id), attempts, irrevocable, disabled, stage, error: failed },
     });
     return state;
   }
@@ -464,26 +471,23 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       }
       const dropped = off.filter((_, k) => !failed.has(k)).map((l) => l.row);
       if (dropped.length === 0) return;
+      // The dropped leases move to `revoked` with their events in one commit (ADR 0041): one
+      // statement for the chunk, one `lease.revoked` per row it moved (RETURNING: exactly one
+      // event per lease even when another replica revokes it at the same time). If the audit is
+      // down the leases stay `revoking` (their credentials are gone), the caller sees the error,
+      // and the reaper records them later.
       const dmarks = dropped.map(() => '?').join(', ');
-      // RETURNING tells which rows THIS statement moved: exactly one `lease.revoked` per lease
-      // even when another replica revokes the same lease concurrently.
-      const changed = await store.all<{ id: string }>(
-        `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'disabled', 'irrevocable') RETURNING id`,
-        [clock.now(), ...dropped.map((r) => r.id)],
-      );
-      const moved = new Set(changed.map((r) => r.id));
-      await Promise.all(
-        dropped.map(async (row) => {
-          if (!moved.has(row.id)) return settled(row.id, 'revoked');
-          try {
-            await audit.append(revokedEvent(row, cause, ctx));
-            settled(row.id, 'revoked');
-          } catch (error) {
-            // Audit fails closed as in `attemptRevoke`: the caller sees the error (the lease is revoked).
-            settled(row.id, { error });
-          }
-        }),
-      );
+      const byId = new Map(dropped.map((r) => [r.id, r]));
+      try {
+        await audit.commit(
+          store,
+          (tx) => tx.all<{ id: string }>(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'disabled', 'irrevocable') RETURNING id`, [clock.now(), ...dropped.map((r) => r.id)]),
+          (moved) => (moved.length ? moved.map((m) => revokedEvent(byId.get(m.id)!, cause, ctx)) : null),
+        );
+        for (const row of dropped) settled(row.id, 'revoked');
+      } catch (error) {
+        for (const row of dropped) settled(row.id, { error });
+      }
     } catch {
       // A store error mid-chunk: whatever is not settled goes through the per-lease path below.
     } finally {
@@ -622,6 +626,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       }
       const now = clock.now();
       const id = randomId('lease_');
+      const created = {
+        kind: 'lease.created',
+        actor: actorOf(principal),
+        action: 'cred.issue',
+        resource: `${engineName}/${roleName}`,
+        result: 'success',
+        ...(principal.task ? { txn: principal.task } : {}),
+        ...(principal.purpose ? { purpose: principal.purpose } : {}),
+        ...(where ? { where } : {}),
+        details: { lease_hmac: audit.hmac(id), engine: engineName, role: roleName, expires_at: now + ttl },
+      } as const;
+      // Everything that can fail about the event is checked before the backend is touched.
+      validateEvent(created);
       const ctx: LeaseContext = {
         id,
         engine: engineName,
@@ -641,9 +658,9 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
           `INSERT INTO leases (id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
           [id, engineName, roleName, `${engineName}/${roleName}/${id}`, principal.spiffeId, principal.task ?? null, principal.user ?? null, JSON.stringify(engineData), now, ctx.expiresAt, ctx.maxExpiresAt],
         );
-        let created;
+        let credential;
         try {
-          created = await bounded(`create on engine ${engineName}`, (signal) => engine.create(ctx, engineData, signal));
+          credential = await bounded(`create on engine ${engineName}`, (signal) => engine.create(ctx, engineData, signal));
         } catch (e) {
           // Fail fast: answer now, within the engine's own timeout. The clean-up revocation runs in
           // the background (the backend is likely slow or down, it would take as long again); the
@@ -651,8 +668,16 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
           inBackground(cleanup(id, 'create_failed'));
           throw toEngineError(e, `creating a ${engineName}/${roleName} credential`);
         }
-        const activated = await store.run(`UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'`, [id]);
-        if (activated.changes === 0) {
+        // Activation and `lease.created` commit together (ADR 0041). Audit fails closed: a
+        // credential nobody can account for must not stay alive.
+        let activated: boolean;
+        try {
+          activated = await audit.commit(store, async (tx) => (await tx.run(`UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'`, [id])).changes > 0, (ok) => (ok ? created : null));
+        } catch (e) {
+          await cleanup(id, 'audit_failed');
+          throw e;
+        }
+        if (!activated) {
           // Revoked (kill switch, revoke by owner) while the engine was creating: that revocation
           // may have reached the engine before the credential existed, so drop it again.
           await revoking.get(id)?.catch(() => undefined);
@@ -660,24 +685,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
           await cleanup(id, 'revoked_during_issue');
           throw fail('TESSERA_LEASE_EXPIRED', 'the lease was revoked while it was being issued (agent, task or lease revocation); the credential was dropped');
         }
-        try {
-          await audit.append({
-            kind: 'lease.created',
-            actor: actorOf(principal),
-            action: 'cred.issue',
-            resource: `${engineName}/${roleName}`,
-            result: 'success',
-            ...(principal.task ? { txn: principal.task } : {}),
-            ...(principal.purpose ? { purpose: principal.purpose } : {}),
-            ...(where ? { where } : {}),
-            details: { lease_hmac: audit.hmac(id), engine: engineName, role: roleName, expires_at: ctx.expiresAt },
-          });
-        } catch (e) {
-          // Audit fails closed: a credential nobody can account for must not stay alive.
-          await cleanup(id, 'audit_failed');
-          throw e;
-        }
-        return { lease_id: id, expires_at: ctx.expiresAt, renewable: spec.renewable && ctx.expiresAt < ctx.maxExpiresAt, data: created.data };
+        return { lease_id: id, expires_at: ctx.expiresAt, renewable: spec.renewable && ctx.expiresAt < ctx.maxExpiresAt, data: credential.data };
       } finally {
         creating.delete(id);
       }
@@ -701,17 +709,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         throw fail('TESSERA_LEASE_NOT_RENEWABLE', `the lease already reaches its max TTL (${new Date(maxExpiresAt).toISOString()}); request a new credential`, { max_expires_at: maxExpiresAt });
       }
       const newExpiresAt = Math.min(now + increment, maxExpiresAt);
-      if (engine.renew) {
-        const data = parseEngineData(row.engine_data);
-        try {
-          await bounded(`renew on engine ${row.engine}`, (signal) => engine.renew!(data, newExpiresAt, signal));
-        } catch (e) {
-          throw toEngineError(e, `renewing a ${row.engine}/${row.role} credential`);
-        }
-      }
-      const updated = await store.run(`UPDATE leases SET expires_at = ? WHERE id = ? AND state = 'active'`, [newExpiresAt, id]);
-      if (updated.changes === 0) throw fail('TESSERA_LEASE_EXPIRED', 'the lease was revoked while being renewed');
-      await audit.append({
+      const renewed = {
         kind: 'lease.renewed',
         actor: ctx.actor ?? (principal ? actorOf(principal) : SYSTEM),
         action: 'lease.renew',
@@ -720,7 +718,24 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         ...(row.task_id ? { txn: row.task_id } : {}),
         ...(ctx.where ? { where: ctx.where } : {}),
         details: { lease_hmac: audit.hmac(id), expires_at: newExpiresAt },
-      });
+      } as const;
+      // Checked before the backend is touched (ADR 0041).
+      validateEvent(renewed);
+      if (engine.renew) {
+        const data = parseEngineData(row.engine_data);
+        try {
+          await bounded(`renew on engine ${row.engine}`, (signal) => engine.renew!(data, newExpiresAt, signal));
+        } catch (e) {
+          throw toEngineError(e, `renewing a ${row.engine}/${row.role} credential`);
+        }
+      }
+      // The new expiry is recorded with its event or not at all. If not, the backend may already
+      // allow the later expiry (engine.renew ran), but the lease manager still drops the
+      // credential at the recorded expiry, so the lease never outlives what the audit log shows.
+      await audit.commit(store, async (tx) => {
+        const updated = await tx.run(`UPDATE leases SET expires_at = ? WHERE id = ? AND state = 'active'`, [newExpiresAt, id]);
+        if (updated.changes === 0) throw fail('TESSERA_LEASE_EXPIRED', 'the lease was revoked while being renewed');
+      }, renewed);
       return { lease_id: id, expires_at: newExpiresAt, ttl_ms: newExpiresAt - now, renewable: newExpiresAt < maxExpiresAt };
     },
 
@@ -820,21 +835,18 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         for (const id of result.missing) {
           const row = byId.get(id);
           if (!row || creating.has(id)) continue;
-          // The credential is gone from the backend: nothing left to drop, the lease is over.
-          const changed = await store.run(
-            `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, revoke_cause = COALESCE(revoke_cause, 'reconcile_missing') WHERE id = ? AND state IN ${OPEN_STATES}`,
-            [clock.now(), id],
+          // The credential is gone from the backend: nothing left to drop, the lease is over —
+          // recorded with its event or not at all (ADR 0041).
+          const moved = await audit.commit(
+            store,
+            async (tx) =>
+              (await tx.run(
+                `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, revoke_cause = COALESCE(revoke_cause, 'reconcile_missing') WHERE id = ? AND state IN ${OPEN_STATES}`,
+                [clock.now(), id],
+              )).changes > 0,
+            (m) => (m ? { kind: 'lease.revoked', actor: SYSTEM, action: 'lease.reconcile', resource: `${row.engine}/${row.role}`, result: 'success', details: { lease_hmac: audit.hmac(id), cause: 'reconcile_missing' } } : null),
           );
-          if (changed.changes === 0) continue;
-          missing++;
-          await audit.append({
-            kind: 'lease.revoked',
-            actor: SYSTEM,
-            action: 'lease.reconcile',
-            resource: `${row.engine}/${row.role}`,
-            result: 'success',
-            details: { lease_hmac: audit.hmac(id), cause: 'reconcile_missing' },
-          });
+          if (moved) missing++;
         }
       }
       return { orphansDropped, missing };

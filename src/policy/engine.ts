@@ -3,6 +3,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuditWriter } from '../audit/port.js';
 import type { Clock } from '../shared/clock.js';
 import { fail } from '../shared/errors.js';
+import { redactCredentialLike } from '../shared/credential-like.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry, Counter, Gauge } from '../shared/metrics.js';
 import type { ReadinessCheck } from '../server/system-routes.js';
@@ -17,7 +18,7 @@ export interface PolicyEngineOptions {
   readonly dir: string;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly audit: AuditWriter;
+  readonly audit: Pick<AuditWriter, 'append'>;
   readonly metrics?: MetricsRegistry;
   /** Decision cache entries; 0 disables the cache. Default 10 000. */
   readonly cacheSize?: number;
@@ -95,7 +96,8 @@ interface Active {
 
 export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
   const engineId = `tessera-policy-${++engineSeq}`;
-  let generation = 0;
+  /** Which of the two pre-parsed generations the active set uses (the other is free to overwrite). */
+  let activeGeneration = 1;
   const epoch = opts.epoch ?? createAuthEpoch();
   const cache = new AuthCache<Decision>({ capacity: opts.cacheSize ?? 10_000, perOwner: opts.cacheSizePerPrincipal ?? 1000, epoch, clock: opts.clock });
   let active: Active | undefined;
@@ -140,9 +142,10 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       return { ok: false, errors: r.errors, policies: active?.set.policies.size ?? 0 };
     }
     // A fresh id per generation: the pre-parsed sets are swapped atomically, and the previous
-    // ones are overwritten next time round (ids alternate), so wasm memory stays bounded.
+    // ones are overwritten next time round (ids alternate), so wasm memory stays bounded. Always
+    // the generation the active set does NOT use, even after a reload that was not applied.
     // One set per action (see loader.ts actionsOf): fewer policies evaluated per decision.
-    const gen = ++generation % 2;
+    const gen = activeGeneration === 0 ? 1 : 0;
     const psetIds = new Map<string, string>();
     let pre: cedar.CheckParseAnswer = { type: 'success' };
     for (const action of POLICY_ACTIONS) {
@@ -167,7 +170,21 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       for (const p of r.set.policies.values()) if (p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
       literals.set(action, [...all]);
     }
+    // ADR 0041: the new set takes effect only once its `policy.reloaded` event is recorded; if it
+    // cannot be, the last good set stays active and the next poll retries the reload.
+    try {
+      await recordReload(r.set.files.length, r.set.policies.size);
+    } catch (e) {
+      lastFingerprint = '';
+      const err: PolicyFileError = { file: '(audit)', line: 0, column: 0, message: `the new policy set was not applied because its policy.reloaded event could not be recorded (${(e as Error).message}); the last good set stays active and the reload is retried` };
+      lastErrors = [err];
+      reloadErrors?.inc();
+      lastReload?.set(0);
+      opts.logger.error({ dir: opts.dir, err: (e as Error).message }, 'policy reload not applied: it could not be audited; keeping the last good policy set');
+      return { ok: false, errors: [err], policies: active?.set.policies.size ?? 0 };
+    }
     active = { set: r.set, psetIds, literals };
+    activeGeneration = gen;
     cache.clear();
     // After the swap: every cache of a decision or verification made under the old set ends.
     epoch.bump('policy');
@@ -176,25 +193,31 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     lastReload?.set(1);
     loadedGauge?.set(r.set.policies.size);
     opts.logger.info({ dir: opts.dir, files: r.set.files.length, policies: r.set.policies.size }, 'policy set loaded');
-    await auditReload(r.set.files.length, r.set.policies.size);
     return { ok: true, errors: [], policies: r.set.policies.size };
   }
 
-  async function auditReload(files: number, policies: number, error?: string): Promise<void> {
+  /** Records a reload; rejects when it cannot (audit down, or an event the log refuses). */
+  function recordReload(files: number, policies: number, error?: string): Promise<void> {
+    // Policy files are operator text: an error quoting one must not carry a credential shape
+    // into the event (the audit log would refuse it).
+    const text = error === undefined ? undefined : redactCredentialLike(error).slice(0, 2000);
+    return opts.audit.append({
+      kind: 'policy.reloaded',
+      actor: { id: 'system' },
+      action: 'policy.reload',
+      resource: 'policy-set',
+      result: text !== undefined ? 'failure' : 'success',
+      ...(text !== undefined ? { reason: { code: 'TESSERA_POLICY_INVALID', message: text } } : {}),
+      details: text !== undefined ? { files, policies, error: text } : { files, policies },
+    });
+  }
+
+  /** A failed reload changes nothing, so recording it is best effort. */
+  async function auditReload(files: number, policies: number, error: string): Promise<void> {
     try {
-      await opts.audit.append({
-        kind: 'policy.reloaded',
-        actor: { id: 'system' },
-        action: 'policy.reload',
-        resource: 'policy-set',
-        result: error ? 'failure' : 'success',
-        ...(error ? { reason: { code: 'TESSERA_POLICY_INVALID', message: error } } : {}),
-        details: error ? { files, policies, error } : { files, policies },
-      });
+      await recordReload(files, policies, error);
     } catch (e) {
-      // The reload already happened (or was refused); a missing audit sink must not stop
-      // policy from tracking the directory. Requests still fail closed on their own audits.
-      opts.logger.error({ err: (e as Error).message }, 'could not audit policy reload');
+      opts.logger.error({ err: (e as Error).message }, 'could not audit a failed policy reload');
     }
   }
 

@@ -1,5 +1,6 @@
 import type { CedarValueJson, Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { fail } from '../shared/errors.js';
+import { jsonTextWellFormed } from '../shared/json-depth.js';
 import { KUBERNETES_ATTRIBUTES, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import { POLICY_ACTIONS, type PolicyAction, type PolicyRequest, type ResourceRef } from './types.js';
 
@@ -161,13 +162,17 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   const entities = [principal];
   // token.delegate to oneself: do not list the same entity twice.
   for (const e of res.entities) if (!(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
-  return {
+  const request = {
     principal: principal.uid as { type: string; id: string },
     action: uid('Action', req.action),
     resource: res.uid,
     context: buildContext(req.principal, req.context),
     entities,
   };
+  // Cedar (and UTF-8) cannot carry an unpaired surrogate: refused here, whatever brought it in
+  // (tool arguments, a what-if request, an attestor's claims), instead of failing in the engine.
+  if (!jsonTextWellFormed(request)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'the policy request contains a string with an unpaired UTF-16 surrogate, which is not text');
+  return request;
 }
 
 const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent'] as const;

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { SCHEMA_TEXT } from './schema.js';
+import { credentialLike } from '../shared/credential-like.js';
 
 /** A problem in a policy file, located the way editors and CI annotations expect. */
 export interface PolicyFileError {
@@ -172,6 +173,11 @@ export function loadPolicySources(sources: readonly { file: string; text: string
       const actions = json.type === 'success' ? actionsOf(json.json.action) : 'all';
       const literals = json.type === 'success' ? literalsOf({ principal: json.json.principal, resource: json.json.resource, conditions: json.json.conditions }) : [];
       const at = lineCol(text, start);
+      // Policy ids are recorded in clear in every decision's audit event (ADR 0041).
+      if (credentialLike(id) || id.length > 256) {
+        errors.push({ file, ...at, message: `policy id "${id.length > 256 ? `${id.slice(0, 40)}…` : '…'}" ${id.length > 256 ? 'is longer than 256 characters' : 'looks like a credential (a JWT or a tsr_… token)'}; policy ids are recorded in clear in audit events: rename it (or the file)` });
+        return;
+      }
       const prev = policies.get(id);
       if (prev) {
         errors.push({ file, ...at, message: `duplicate policy id "${id}" (also at ${prev.file}:${prev.line}); @id annotations must be unique across the directory` });

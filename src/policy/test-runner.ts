@@ -43,7 +43,7 @@ export interface PolicyTestReport {
   readonly cases: readonly PolicyTestCaseResult[];
 }
 
-const nullAudit: AuditWriter = { append: async () => undefined, hmac: (v) => v };
+const nullAudit: Pick<AuditWriter, 'append'> = { append: async () => undefined };
 
 /**
  * `tessera policy test <file>`: runs a YAML table of expected decisions against a policy

@@ -5,6 +5,7 @@ import type { AuditActor, AuditWhere } from '../audit/events.js';
 import type { RevocationChecker } from '../shared/revocation.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
+import { refuseCredentialLike } from '../shared/credential-like.js';
 import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
 import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-domains.js';
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
@@ -87,6 +88,8 @@ interface Row {
 }
 
 const TARGET_MAX = 2048;
+/** Longer than anything sensible, short enough that every expiry is a valid date. */
+const MAX_TTL_MS = 100 * 366 * 86_400_000;
 
 function toRevocation(r: Row): Revocation {
   return {
@@ -100,7 +103,7 @@ function toRevocation(r: Row): Revocation {
   };
 }
 
-/** Validates a target for its kind; throws TESSERA_REVOCATION_INVALID naming the problem. */
+/** Validates a target for its kind; throws TESSERA_REVOCATION_INVALID naming the problem, or TESSERA_REQUEST_CREDENTIAL_LIKE. */
 export function validateTarget(kind: string, target: unknown): asserts target is string {
   if (!(REVOCATION_KINDS as readonly string[]).includes(kind)) {
     throw fail('TESSERA_REVOCATION_INVALID', `kind must be one of ${REVOCATION_KINDS.join(', ')}`, { field: 'kind' });
@@ -108,6 +111,9 @@ export function validateTarget(kind: string, target: unknown): asserts target is
   if (typeof target !== 'string' || target.length === 0 || target.length > TARGET_MAX) {
     throw fail('TESSERA_REVOCATION_INVALID', `target must be a non-empty string of at most ${TARGET_MAX} characters`, { field: 'target' });
   }
+  // Targets are stored and listed in clear, and agent and task targets are audited in clear: a
+  // credential never becomes one (revoke a token by its jti, or with POST /v1/oauth/revoke).
+  refuseCredentialLike(target, `the ${kind} target`);
   if (kind === 'agent') {
     const problem = spiffeIdProblem(target);
     if (problem) throw fail('TESSERA_REVOCATION_INVALID', `an agent target must be a SPIFFE ID such as spiffe://example.org/ns/prod/sa/agent: ${describeSpiffeIdProblem(problem)}`, { field: 'target', reason: problem });
@@ -183,36 +189,36 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     return (await store.get<{ x: number }>('SELECT 1 AS x FROM agents WHERE spiffe_id = ?', [spiffeId])) !== undefined;
   }
 
-  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined, agentKnown?: boolean): Promise<{ r: Revocation; auditError: TesseraError | undefined }> {
+  /**
+   * Records a revocation: enforced in memory at once (a refusal never waits for the store), then
+   * the row and its `revocation.created` event commit together (ADR 0041). If they cannot — the
+   * audit log or the store is down — the in-memory entry is withdrawn and the call fails: a
+   * revocation is audited or does not happen. (While audit is down every audited request is
+   * refused anyway, so nothing is obtained through the revocation that did not happen.)
+   */
+  async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined, agentKnown?: boolean): Promise<Revocation> {
     const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
-    // Enforced first, so a refusal never waits for the store; undone if the store refuses the write.
+    const { resource, txn, target_hmac } = auditFields(kind, target);
+    const event = {
+      kind: 'revocation.created',
+      actor,
+      action: `revoke.${kind}`,
+      ...(resource ? { resource } : {}),
+      ...(txn ? { txn } : {}),
+      result: 'success',
+      ...(where ? { where } : {}),
+      details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
+    } as const;
     add(r);
     recordedDuringRefresh?.add(r.id);
     try {
-      await store.run('INSERT INTO revocations (id, kind, target, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [r.id, kind, target, reason, r.createdAt, expiresAt]);
+      await audit.commit(store, (tx) => tx.run('INSERT INTO revocations (id, kind, target, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [r.id, kind, target, reason, r.createdAt, expiresAt]), event);
     } catch (e) {
       remove(r.id);
       throw e;
     }
     notify('local');
-    const { resource, txn, target_hmac } = auditFields(kind, target);
-    let auditError: TesseraError | undefined;
-    try {
-      await audit.append({
-        kind: 'revocation.created',
-        actor,
-        action: `revoke.${kind}`,
-        ...(resource ? { resource } : {}),
-        ...(txn ? { txn } : {}),
-        result: 'success',
-        ...(where ? { where } : {}),
-        details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
-      });
-    } catch (e) {
-      // The kill switch stays on: refusing access is the safe side. The caller learns the audit gap.
-      auditError = isTesseraError(e) ? e : new TesseraError('TESSERA_AUDIT_UNAVAILABLE', (e as Error).message ?? String(e));
-    }
-    return { r, auditError };
+    return r;
   }
 
   function inEffectError(r: Revocation, e: TesseraError, counts?: RevokeCounts): TesseraError {
@@ -242,8 +248,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 1000)) {
         throw fail('TESSERA_REVOCATION_INVALID', 'reason must be a string of at most 1000 characters', { field: 'reason' });
       }
-      if (req.ttlMs !== undefined && (!Number.isInteger(req.ttlMs) || req.ttlMs <= 0)) {
-        throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive duration (omit it for a revocation that lasts until lifted)', { field: 'ttl' });
+      if (req.ttlMs !== undefined && (!Number.isInteger(req.ttlMs) || req.ttlMs <= 0 || req.ttlMs > MAX_TTL_MS)) {
+        throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive duration of at most 100 years (omit it for a revocation that lasts until lifted)', { field: 'ttl' });
       }
       const now = clock.now();
       let expiresAt = req.expiresAt ?? (req.ttlMs !== undefined ? now + req.ttlMs : null);
@@ -258,10 +264,9 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       }
 
       const actor = req.actor ?? { id: 'system' };
-      const { r, auditError } = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
+      const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
 
-      // Token refusal is already in effect; dropping credentials may take engine round trips,
-      // and happens even when the audit write failed (the credentials must go regardless).
+      // Token refusal is in effect (and audited); dropping credentials may take engine round trips.
       const ctx = { actor, ...(req.where ? { where: req.where } : {}) };
       let counts: RevokeCounts = { matched: 0, revoked: 0, retrying: 0, disabled: 0, irrevocable: 0 };
       let leaseError: TesseraError | undefined;
@@ -278,7 +283,6 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         const d = leaseError.details as Partial<RevokeCounts> | undefined;
         if (d && typeof d.matched === 'number') counts = d as RevokeCounts;
       }
-      if (auditError) throw inEffectError(r, auditError, counts);
       if (leaseError) throw inEffectError(r, leaseError, counts);
       return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}) };
     },
@@ -290,19 +294,19 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         // Already expired: nothing to refuse, nothing to remember (RFC 7009 §2.2 still answers 200).
         return { id: '', kind: 'token', target: jti, reason: ctx.reason ?? null, createdAt: now, expiresAt: tokenExpiresAt, liftedAt: null };
       }
-      const { r, auditError } = await record('token', jti, ctx.reason ?? null, Math.min(tokenExpiresAt, now + maxTokenTtlMs), ctx.actor ?? { id: 'system' }, ctx.where);
-      if (auditError) throw inEffectError(r, auditError);
-      return r;
+      return record('token', jti, ctx.reason ?? null, Math.min(tokenExpiresAt, now + maxTokenTtlMs), ctx.actor ?? { id: 'system' }, ctx.where);
     },
 
     async lift(id, ctx = {}) {
       const row = await store.get<Row & Record<string, unknown>>('SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations WHERE id = ?', [id]);
       if (!row || row.lifted_at !== null) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
       const now = clock.now();
-      await store.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
-      remove(id);
-      notify('local');
-      await audit.append({
+      // Lifted in the store together with its event, and only then in memory: until the lift is
+      // recorded, the revocation stays enforced.
+      await audit.commit(store, async (tx) => {
+        const { changes } = await tx.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
+        if (changes === 0) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+      }, {
         kind: 'revocation.lifted',
         actor: ctx.actor ?? { id: 'system' },
         action: `lift.${row.kind}`,
@@ -310,6 +314,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         ...(ctx.where ? { where: ctx.where } : {}),
         details: { revocation_id: id },
       });
+      remove(id);
+      notify('local');
       return { ...toRevocation(row), liftedAt: now };
     },
 

@@ -268,7 +268,8 @@ export function createKvService(deps: KvDeps): KvService {
       const value = checkValue(rawValue);
       const meta = checkMeta(rawMeta);
       const now = clock.now();
-      const result = await store.transaction(async (tx) => {
+      // The new version and its `secret.written` event commit together (ADR 0041).
+      const result = await audit.commit(store, async (tx) => {
         const existing = await tx.get<{ mode: string; description: string | null; owner: string | null; rotation_period_s: number | null }>(
           'SELECT mode, description, owner, rotation_period_s FROM secrets WHERE path = ?',
           [path],
@@ -308,8 +309,7 @@ export function createKvService(deps: KvDeps): KvService {
           );
         }
         return { version, mode };
-      });
-      await audit.append({ kind: 'secret.written', ...ctxFields(ctx), action: 'secret.write', resource: `secret:${path}`, result: 'success', details: { version: result.version, mode: result.mode } });
+      }, (r) => ({ kind: 'secret.written', ...ctxFields(ctx), action: 'secret.write', resource: `secret:${path}`, result: 'success', details: { version: r.version, mode: r.mode } }));
       return { path, version: result.version };
     },
 
@@ -367,17 +367,19 @@ export function createKvService(deps: KvDeps): KvService {
       if (meta.rotationPeriodMs !== undefined) set('rotation_period_s', meta.rotationPeriodMs === null ? null : meta.rotationPeriodMs / 1000);
       sets.push('updated_at = ?');
       params.push(now);
-      const { changes } = await store.run(`UPDATE secrets SET ${sets.join(', ')} WHERE path = ?`, [...params, path]);
-      if (changes === 0) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}`);
-      const secret = await requireSecret(path);
-      await audit.append({ kind: 'secret.metadata_updated', ...ctxFields(ctx), action: 'secret.metadata', resource: `secret:${path}`, result: 'success', details: { mode: secret.mode } });
+      const secret = await audit.commit(store, async (tx) => {
+        const { changes } = await tx.run(`UPDATE secrets SET ${sets.join(', ')} WHERE path = ?`, [...params, path]);
+        if (changes === 0) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}`);
+        return (await loadSecret(tx, path))!;
+      }, (row) => ({ kind: 'secret.metadata_updated', ...ctxFields(ctx), action: 'secret.metadata', resource: `secret:${path}`, result: 'success', details: { mode: row.mode } }));
       return toMetadata(secret);
     },
 
     async delete(rawPath, ctx) {
       const path = parseSecretPath(rawPath);
       const now = clock.now();
-      const destroyed = await store.transaction(async (tx) => {
+      const event = { kind: 'secret.deleted', ...ctxFields(ctx), action: 'secret.delete', resource: `secret:${path}`, result: 'success', details: {} } as const;
+      const destroyed = await audit.commit(store, async (tx) => {
         const { changes } = await tx.run('DELETE FROM secrets WHERE path = ?', [path]);
         if (changes === 0) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}`);
         // Crypto-shredding: the wrapped data key is what makes a ciphertext readable; both are
@@ -389,8 +391,7 @@ export function createKvService(deps: KvDeps): KvService {
           path,
         ]);
         return r.changes;
-      });
-      await audit.append({ kind: 'secret.deleted', ...ctxFields(ctx), action: 'secret.delete', resource: `secret:${path}`, result: 'success', details: {} });
+      }, event);
       return { path, versionsDestroyed: destroyed };
     },
   };

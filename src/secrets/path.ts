@@ -1,4 +1,5 @@
 import { TesseraError } from '../shared/errors.js';
+import { refuseCredentialLike } from '../shared/credential-like.js';
 
 /**
  * Secret paths: `healthcare/prod/agents/patient-reader/openai-api-key`.
@@ -7,7 +8,10 @@ import { TesseraError } from '../shared/errors.js';
  *  - segments separated by a single `/`; no leading or trailing `/`; no empty segment;
  *  - each segment uses only `A-Z a-z 0-9 . _ -` and is 1–128 characters long;
  *  - no `.` or `..` segment (no traversal, no aliasing of one path by another);
- *  - at most 32 segments and 512 characters in total.
+ *  - at most 32 segments and 512 characters in total;
+ *  - nothing that looks like a credential (a JWT, a `tsr_…` token): paths are recorded in clear
+ *    in listings and the audit log, so such a path is refused with TESSERA_REQUEST_CREDENTIAL_LIKE
+ *    (ADR 0041) — for writes and reads alike, so no request can make the audit write fail.
  *
  * The character set never needs percent-encoding in a URL (RFC 3986 §2.3 unreserved
  * characters, minus `~`), so a request path that contains `%` cannot name a valid secret and
@@ -25,10 +29,12 @@ function invalid(input: string, problem: string): TesseraError {
   return new TesseraError('TESSERA_SECRET_PATH_INVALID', `invalid secret path ${JSON.stringify(shown)}: ${problem}`, { problem });
 }
 
-/** Validates and brands a secret path; throws TESSERA_SECRET_PATH_INVALID naming the problem. */
+/** Validates and brands a secret path; throws TESSERA_SECRET_PATH_INVALID naming the problem, or TESSERA_REQUEST_CREDENTIAL_LIKE. */
 export function parseSecretPath(input: unknown): SecretPath {
   if (typeof input !== 'string') throw new TesseraError('TESSERA_SECRET_PATH_INVALID', 'the secret path must be a string', { problem: 'not a string' });
   if (input.length === 0) throw invalid(input, 'the path is empty');
+  // First, so no other error message echoes a credential back.
+  refuseCredentialLike(input, 'the secret path');
   if (input.length > SECRET_PATH_LIMITS.maxLength) throw invalid(input, `the path is longer than ${SECRET_PATH_LIMITS.maxLength} characters`);
   if (input.startsWith('/')) throw invalid(input, 'the path must not start with "/"');
   if (input.endsWith('/')) throw invalid(input, 'the path must not end with "/"');

@@ -38,6 +38,11 @@ export interface RotateDeps {
   readonly oldSealer: Sealer;
   readonly newSealer: Sealer;
   readonly clock: Clock;
+  /**
+   * Records the rotation (the CLI always passes the installation's audit log): an intent event
+   * is durable BEFORE the first row changes, and a completion event after the last (ADR 0041 —
+   * the change spans many transactions, so it cannot commit with one event).
+   */
   readonly audit?: AuditWriter;
   readonly onProgress?: (p: RotationProgress) => void;
   readonly batchSize?: number;
@@ -73,6 +78,14 @@ export async function rotateMasterKey(deps: RotateDeps): Promise<RotationReport>
       plain.fill(0);
     }
   }
+
+  await deps.audit?.append({
+    kind: 'secret.master_key_rotation_started',
+    actor: { id: 'system' },
+    action: 'secret.rotate_master_key',
+    result: 'success',
+    details: { master_key_id: newSealer.keyId, previous_master_key_id: oldSealer.keyId },
+  });
 
   // --- secret_versions: select by master_key_id, so every batch shrinks the remaining set.
   const pending = await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM secret_versions WHERE master_key_id <> ? AND destroyed_at IS NULL', [newSealer.keyId]);

@@ -4,6 +4,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
+import { checkJsonInput } from '../shared/json-depth.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -36,6 +37,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Errors on this route use the RFC 6749 §5.2 shape. */
     oauth?: boolean;
+    /** The route bounds the nesting depth of its body itself (MAX_JSON_DEPTH), e.g. to audit the refusal. */
+    ownJsonDepth?: boolean;
   }
 }
 
@@ -121,6 +124,16 @@ export function createApp(options: AppOptions): FastifyInstance {
         'access-control-max-age': '600',
       }).send();
     }
+  });
+
+  // No input structure may be deeper than MAX_JSON_DEPTH (ADR 0041): every walker further in
+  // (canonical JSON, schema checks, policy context, scrubbing, JSON.stringify) is then safe from
+  // stack exhaustion. JSON.parse itself is iterative; this check is too. Runs before
+  // authentication (refusing garbage costs less than verifying a token for it), on every route
+  // but those that bound depth themselves (the MCP gateway: it audits a too-deep tool call).
+  app.addHook('preValidation', async (req) => {
+    if (req.routeOptions.config?.ownJsonDepth === true) return;
+    if (req.body !== null && typeof req.body === 'object') checkJsonInput(req.body, 'the request body');
   });
 
   app.setNotFoundHandler((req, reply) => {

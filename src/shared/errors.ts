@@ -18,6 +18,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding).' },
   TESSERA_REQUEST_TOO_LARGE: { status: 413, oauth: 'invalid_request', description: 'The body is larger than the configured limit.' },
   TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, oauth: 'invalid_request', description: 'The Content-Type is not accepted by this endpoint.' },
+  TESSERA_REQUEST_TOO_DEEP: { status: 400, oauth: 'invalid_request', description: 'The JSON body (or a tool call\'s arguments) is nested deeper than 64 levels; flatten the structure.' },
+  TESSERA_REQUEST_CREDENTIAL_LIKE: { status: 400, oauth: 'invalid_request', description: 'A name in the request (secret path, SPIFFE ID, engine or role name, label, task id, tool name…) contains what looks like a JWT or a Tessera token. Names are recorded in clear in listings and the audit log, so they must not carry credentials; the message names the field.' },
   TESSERA_NOT_FOUND: { status: 404, description: 'No such route or object; see /v1/openapi.json for the routes.' },
   TESSERA_METHOD_NOT_ALLOWED: { status: 405, description: 'The route exists but not with this method.' },
   TESSERA_INTERNAL: { status: 500, description: 'An unexpected error; the request id in the response finds it in the log.' },

@@ -132,14 +132,15 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
     );
   }
 
-  async function createKey(activatesAt: number, retireOldAt?: { kid: string; at: number }): Promise<string> {
+  async function createKey(activatesAt: number, retireOldAt?: { kid: string; at: number }, actor = 'system'): Promise<string> {
     const kid = randomBytes(12).toString('base64url');
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const pub = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
     const jwk: PublicJwk = { kty: 'EC', crv: 'P-256', x: pub.x, y: pub.y, kid, alg: 'ES256', use: 'jwt-svid' };
     const sealed = sealer.seal(Buffer.from(JSON.stringify(privateKey.export({ format: 'jwk' }))), SIGNING_KEY_AAD(kid));
     const retiresAt = activatesAt + deps.rotationPeriodMs;
-    await store.transaction(async (tx) => {
+    // The key exists only with its `key.rotated` event (ADR 0041).
+    await audit.commit(store, async (tx) => {
       if (retireOldAt) {
         await tx.run('UPDATE signing_keys SET retires_at = ?, expires_at = ? WHERE kid = ? AND retires_at > ?', [retireOldAt.at, retireOldAt.at + retention, retireOldAt.kid, retireOldAt.at]);
       }
@@ -148,8 +149,7 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
         [kid, 'ES256', 'jwt-svid', JSON.stringify(jwk), sealed, clock.now(), activatesAt, retiresAt, retiresAt + retention],
       );
       await bumpSequence(tx);
-    });
-    await audit.append({ kind: 'key.rotated', actor: { id: 'system' }, action: 'key.create', resource: `signing-key:${kid}`, result: 'success', details: { kid, purpose: 'token-signing' } });
+    }, { kind: 'key.rotated', actor: { id: actor }, action: 'key.create', resource: `signing-key:${kid}`, result: 'success', details: { kid, purpose: 'token-signing' } });
     await load();
     return kid;
   }
@@ -222,19 +222,20 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
     async rotateNow(options = {}) {
       const now = clock.now();
       const current = active(now);
-      const kid = await createKey(now, current ? { kid: current.kid, at: now } : undefined);
+      const kid = await createKey(now, current ? { kid: current.kid, at: now } : undefined, options.actor ?? 'system');
       let revoked: string[] = [];
       if (options.revokePrevious) {
         // Emergency rotation (a key may be compromised): every other key leaves the key set now,
         // so every token it signed is refused (TESSERA_TOKEN_KID_UNKNOWN) and agents log in again.
-        revoked = [...keys.keys()].filter((k) => k !== kid);
-        await store.transaction(async (tx) => {
+        // The keys revoked are those the store holds (other replicas' included), each recorded
+        // with its event in the same commit (ADR 0041).
+        revoked = await audit.commit(store, async (tx) => {
+          const rows = await tx.all<{ kid: string }>('SELECT kid FROM signing_keys WHERE kid <> ? AND expires_at > ? ORDER BY kid', [kid, now]);
+          if (rows.length === 0) return [];
           await tx.run('UPDATE signing_keys SET retires_at = ?, expires_at = ? WHERE kid <> ? AND expires_at > ?', [now, now, kid, now]);
           await bumpSequence(tx);
-        });
-        for (const k of revoked) {
-          await audit.append({ kind: 'key.rotated', actor: { id: options.actor ?? 'system' }, action: 'key.revoke', resource: `signing-key:${k}`, result: 'success', details: { kid: k, purpose: 'token-signing' } });
-        }
+          return rows.map((r) => r.kid);
+        }, (kids) => (kids.length ? kids.map((k) => ({ kind: 'key.rotated', actor: { id: options.actor ?? 'system' }, action: 'key.revoke', resource: `signing-key:${k}`, result: 'success', details: { kid: k, purpose: 'token-signing' } }) as const) : null));
         await load();
       }
       await loadSealed();

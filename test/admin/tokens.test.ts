@@ -5,13 +5,15 @@ import { ManualClock } from '../../src/shared/clock.js';
 import { createAdminTokenService } from '../../src/admin/index.js';
 import { TesseraError } from '../../src/shared/errors.js';
 import { sha256 } from '../../src/shared/crypto.js';
+import { MemoryAuditWriter } from '../helpers/audit.js';
 
 test('admin tokens: stored as digests, compared against every active one, replicas converge', async () => {
   const store = openSqliteStore({ file: ':memory:' });
   await store.migrate();
   const clock = new ManualClock();
-  const a = createAdminTokenService({ store, clock });
-  const b = createAdminTokenService({ store, clock }); // another replica on the same store
+  const audit = new MemoryAuditWriter();
+  const a = createAdminTokenService({ store, clock, audit });
+  const b = createAdminTokenService({ store, clock, audit }); // another replica on the same store
   const { id, token } = await a.create();
   assert.match(token, /^tsr_admin_[A-Za-z0-9_-]{43}$/);
   const row = await store.get<{ token_hash: Buffer }>('SELECT token_hash FROM admin_tokens WHERE id = ?', [id]);
@@ -35,4 +37,23 @@ test('admin tokens: stored as digests, compared against every active one, replic
   await assert.rejects(a.create({ value: 'short' }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_REQUEST_INVALID');
   await assert.rejects(a.create({ value: 'has a space in it, long enough' }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_REQUEST_INVALID');
   await store.close();
+});
+
+test('an admin token is created, or revoked, only with its audit event (ADR 0041)', async () => {
+  const store = openSqliteStore({ file: ':memory:' });
+  await store.migrate();
+  const audit = new MemoryAuditWriter();
+  const admin = createAdminTokenService({ store, clock: new ManualClock(), audit });
+  audit.failing = true;
+  await assert.rejects(admin.create(), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_UNAVAILABLE');
+  assert.equal(await admin.count(), 0, 'no operator credential exists that was not recorded');
+  audit.failing = false;
+  const { id, token } = await admin.create({ actor: 'admin:boot' });
+  audit.failing = true;
+  await assert.rejects(admin.revoke(id), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_UNAVAILABLE');
+  assert.equal((await admin.authenticate(token)).tokenId, id, 'still valid: the revocation did not happen');
+  audit.failing = false;
+  await admin.revoke(id, { actor: 'admin:other' });
+  assert.deepEqual(audit.events.map((e) => `${e.kind} ${e.actor.id} ${(e.details as { token_id: string }).token_id === id}`), ['admin_token.created admin:boot true', 'admin_token.revoked admin:other true']);
+  assert.ok(!JSON.stringify(audit.events).includes(token));
 });

@@ -37,7 +37,7 @@ before(async () => {
   await store.migrate();
   const clock = new ManualClock();
   const audit = new MemoryAuditWriter();
-  const admins = createAdminTokenService({ store, clock });
+  const admins = createAdminTokenService({ store, clock, audit });
   adminToken = (await admins.create()).token;
   app = createApp({
     logger: silentLogger,

@@ -129,6 +129,15 @@ log:
   assert.equal(verify.status, 0, verify.stderr + verify.stdout);
   assert.match(verify.stdout, /verified/);
 
+  // Offline changes are audited too (ADR 0041), in the same verified chain: init's operator token
+  // is the first event, the rotation is announced before any row changed and closed after.
+  const kindsDb = new Database(join(dir, 'data', 'tessera.db'), { readonly: true });
+  const kinds = (kindsDb.prepare('SELECT kind FROM audit_events ORDER BY seq').all() as { kind: string }[]).map((r) => r.kind);
+  kindsDb.close();
+  assert.equal(kinds[0], 'admin_token.created');
+  assert.ok(kinds.indexOf('secret.master_key_rotation_started') > 0);
+  assert.ok(kinds.indexOf('secret.master_key_rotated') > kinds.indexOf('secret.master_key_rotation_started'));
+
   // Tampering with the database: swapping the clear copy of the checkpoint public key does not
   // fool offline verification (the key is derived from the sealed private key), and an edited
   // event is found and named.

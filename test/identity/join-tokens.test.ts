@@ -122,3 +122,40 @@ test('join-token attestation yields the bound identity with labels and records t
   await assert.rejects(none.attest(second.token, TOKEN_TYPE_JOIN, meta), isCode('TESSERA_ATTEST_NO_ATTESTOR'));
   await assert.rejects(none.attest(second.token, 'urn:x:unknown', meta), isCode('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE'));
 });
+
+test('a join token is created, and burnt, only with its audit event (ADR 0041)', async () => {
+  const { store, audit, joinTokens } = await setup();
+  audit.failing = true;
+  await assert.rejects(joinTokens.create({ spiffeId: 'spiffe://example.org/dev/outage' }), isCode('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal((await store.all('SELECT id FROM join_tokens')).length, 0, 'no token exists that was not recorded');
+
+  audit.failing = false;
+  const { token, id } = await joinTokens.create({ spiffeId: 'spiffe://example.org/dev/outage' });
+  audit.failing = true;
+  await assert.rejects(joinTokens.consume(token, meta), isCode('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal((await joinTokens.list())[0]!.state, 'active', 'not burnt without its event: it still works once the audit is back');
+
+  audit.failing = false;
+  const consumed = await joinTokens.consume(token, meta);
+  assert.equal(consumed.spiffeId, 'spiffe://example.org/dev/outage');
+  const used = audit.events.filter((e) => e.kind === 'join_token.used');
+  assert.equal(used.length, 1);
+  assert.equal((used[0]!.details as { join_token_hmac: string }).join_token_hmac, audit.hmac(id));
+  assert.equal(used[0]!.where?.requestId, 'req-1');
+  assert.ok(!JSON.stringify(used[0]).includes(token));
+});
+
+test('credential-shaped SPIFFE IDs and labels are refused with TESSERA_REQUEST_CREDENTIAL_LIKE; nothing is stored or audited', async () => {
+  const { store, audit, joinTokens } = await setup();
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4eHh4eHh4In0.c2lnbmF0dXJl';
+  const tsr = `tsr_admin_${'A'.repeat(30)}`;
+  const inputs = [
+    { spiffeId: `spiffe://example.org/ns/${tsr}` },
+    { spiffeId: `spiffe://example.org/ns/${jwt}` },
+    { spiffeId: 'spiffe://example.org/dev/x', labels: { team: jwt } },
+    { spiffeId: 'spiffe://example.org/dev/x', labels: { [tsr]: 'x' } },
+  ];
+  for (const input of inputs) await assert.rejects(joinTokens.create(input), isCode('TESSERA_REQUEST_CREDENTIAL_LIKE'), JSON.stringify(input));
+  assert.equal((await store.all('SELECT id FROM join_tokens')).length, 0);
+  assert.equal(audit.events.length, 0);
+});

@@ -83,3 +83,13 @@ test('non-strings are refused', () => {
     assert.equal(isSpiffeId(v), false);
   }
 });
+
+test('a SPIFFE ID that carries a credential shape is refused with TESSERA_REQUEST_CREDENTIAL_LIKE (it would be audited in clear)', () => {
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4eHh4eHh4In0.c2lnbmF0dXJl';
+  const tsr = `tsr_join_${'a'.repeat(30)}`;
+  for (const id of [`spiffe://example.org/ns/${jwt}`, `spiffe://example.org/${tsr}/x`, `spiffe://${tsr}`, `spiffe://${tsr}/sa/a`]) {
+    assert.equal(spiffeIdProblem(id), 'credential_like', id);
+    assert.throws(() => parseSpiffeId(id), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_REQUEST_CREDENTIAL_LIKE' && !e.message.includes('aaaaaaaaaa'));
+  }
+  assert.equal(spiffeIdProblem('spiffe://example.org/ns/tsr_short'), null, 'a name merely starting like a token is fine');
+});

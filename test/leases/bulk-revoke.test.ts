@@ -292,18 +292,26 @@ test('a lease revoked in bulk while its credential is being created is dropped, 
   assert.equal((await leases.list())[0]?.state, 'revoked');
 });
 
-test('an audit failure during a batched revocation fails the call, with counts, after every lease got its attempt', async () => {
+test('an audit failure during a batched revocation fails the call, with counts, after every lease got its attempt; `revoked` waits for its event', async () => {
   const { leases, engine, audit } = await setup();
   for (let i = 0; i < 5; i++) await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
   audit.failing = true;
   await assert.rejects(leases.revokeByOwner(alice.spiffeId), (e: unknown) => {
     assert.ok(e instanceof TesseraError);
     assert.equal(e.code, 'TESSERA_AUDIT_UNAVAILABLE');
-    assert.deepEqual(e.details, { matched: 5, revoked: 5, retrying: 0, disabled: 0, irrevocable: 0 });
+    assert.deepEqual(e.details, { matched: 5, revoked: 0, retrying: 5, disabled: 0, irrevocable: 0 });
     return true;
   });
   assert.equal(engine.credentials.size, 0, 'the credentials are dropped even though the audit is down');
+  // No lease is `revoked` without its `lease.revoked` event (ADR 0041): they wait in `revoking`.
+  assert.equal((await leases.list({ state: 'revoked' })).length, 0);
+  assert.equal((await leases.list({ state: 'revoking' })).length, 5);
+  assert.equal(audit.events.filter((e) => e.kind === 'lease.revoked').length, 0);
+  audit.failing = false;
+  const pass = await leases.reapOnce();
+  assert.equal(pass.revoked, 5);
   assert.equal((await leases.list({ state: 'revoked' })).length, 5);
+  assert.equal(audit.events.filter((e) => e.kind === 'lease.revoked').length, 5);
 });
 
 test('revokeBatchSize is validated', async () => {

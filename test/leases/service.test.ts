@@ -361,6 +361,39 @@ test('audit failure on issuance fails closed and drops the credential', async ()
   assert.equal(engine.credentials.size, 0);
 });
 
+test('every lease state change is recorded with its event or not at all (ADR 0041): renew, revoke, failed revoke under an audit outage', async () => {
+  const { leases, engine, audit, store, clock } = await setup();
+  const a = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  const b = await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  const row = async (id: string) => store.get<{ state: string; expires_at: number; revoke_attempts: number }>('SELECT state, expires_at, revoke_attempts FROM leases WHERE id = ?', [id]);
+  const expiresBefore = (await row(a.lease_id))!.expires_at;
+  clock.advance(1000);
+  audit.failing = true;
+  const eventsBefore = audit.events.length;
+
+  await assert.rejects(leases.renew(a.lease_id, alice), code('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal((await row(a.lease_id))!.expires_at, expiresBefore, 'the expiry did not move without its lease.renewed');
+
+  await assert.rejects(leases.revoke(a.lease_id, 'owner_request', { principal: alice }), code('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal((await row(a.lease_id))!.state, 'revoking', 'dropped in the backend, but not `revoked` without its event');
+  assert.equal(engine.credentials.has(`tsr_${a.lease_id}`), false, 'the credential itself is gone');
+  assert.equal(engine.credentials.has(`tsr_${b.lease_id}`), true);
+
+  engine.failRevoke = 1;
+  await assert.rejects(leases.revoke(b.lease_id, 'owner_request', { principal: alice }), code('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal((await row(b.lease_id))!.revoke_attempts, 0, 'a failed attempt is not counted without its lease.revoke_failed');
+  assert.equal(audit.events.length, eventsBefore, 'no event while the audit is down');
+
+  // Back up: the reaper finishes both, each with its event.
+  audit.failing = false;
+  engine.failRevoke = 0;
+  await leases.reapOnce();
+  assert.equal((await row(a.lease_id))!.state, 'revoked');
+  assert.equal((await row(b.lease_id))!.state, 'revoked');
+  assert.equal(engine.credentials.size, 0);
+  assert.equal(audit.events.slice(eventsBefore).filter((e) => e.kind === 'lease.revoked').length, 2);
+});
+
 test('recovery after a crash: pending intents and leases that expired while down are revoked, orphans reconciled', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-leases-'));
   const file = join(dir, 'crash.db');

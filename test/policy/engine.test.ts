@@ -284,3 +284,60 @@ test('literals(action): every string the permit policies that can apply to the a
   assert.ok(!lits.includes('files/forbidden_name'), 'forbid policies permit nothing');
   assert.ok(e.literals('secret.read').includes('only-secrets'));
 });
+
+test('a new policy set takes effect only once its policy.reloaded event is recorded (ADR 0041); failed reloads that quote a token are audited redacted', async (t) => {
+  const dir = tempDir(t);
+  copyExamples(dir);
+  const { e, audit } = engine(dir);
+  assert.equal((await e.load()).ok, true);
+  const bg = agent('spiffe://example.org/ns/healthcare/sa/break-glass');
+  const incident = () => e.authorize({ principal: bg, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/key' } }).allowed;
+  assert.equal(incident(), false);
+  writeFileSync(join(dir, 'bg.cedar'), 'permit(principal, action, resource) when { principal.service_account == "break-glass" };');
+
+  audit.failing = true;
+  for (let i = 0; i < 3; i++) {
+    const r = await e.load();
+    assert.equal(r.ok, false);
+    assert.match(r.errors[0]!.message, /not applied/);
+    assert.equal(incident(), false, 'the unaudited set is not in effect; the last good one still decides');
+  }
+  assert.equal(e.status().ready, true);
+
+  audit.failing = false;
+  assert.equal((await e.load()).ok, true);
+  assert.equal(incident(), true);
+  assert.equal(audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'success').length, 2);
+
+  // A broken file whose text the error quotes: the failure is still recorded, without the token.
+  const token = `tsr_admin_${'A'.repeat(28)}`;
+  writeFileSync(join(dir, 'broken.cedar'), `permit(principal, action, resource) when { ${token} };`);
+  const bad = await e.load();
+  assert.equal(bad.ok, false);
+  assert.ok(bad.errors[0]!.message.includes(token), 'the parser quotes the token (operators see it in status)');
+  const failed = audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'failure');
+  assert.equal(failed.length, 1);
+  assert.ok(!JSON.stringify(failed[0]).includes(token));
+  assert.match(String(failed[0]!.reason?.message), /\[redacted\]/);
+  assert.equal(incident(), true);
+});
+
+test('a policy id (or file name) that looks like a credential, or is over 256 characters, fails the load: ids are audited in clear with every decision', async (t) => {
+  const token = `tsr_admin_${'A'.repeat(28)}`;
+  for (const [file, text] of [
+    ['a.cedar', `@id("${token}")\npermit(principal, action, resource);`],
+    [`${token}.cedar`, 'permit(principal, action, resource);'],
+    ['b.cedar', `@id("${'x'.repeat(300)}")\npermit(principal, action, resource);`],
+  ] as const) {
+    const dir = tempDir(t);
+    writeFileSync(join(dir, file), text);
+    const { e, audit } = engine(dir);
+    const r = await e.load();
+    assert.equal(r.ok, false, file);
+    assert.match(r.errors[0]!.message, /policy ids are recorded in clear/);
+    assert.ok(!r.errors[0]!.message.includes(token), 'the id is not echoed');
+    const failed = audit.events.filter((x) => x.kind === 'policy.reloaded' && x.result === 'failure');
+    assert.equal(failed.length, 1, 'the failed load is still audited');
+    assert.ok(!JSON.stringify(failed[0]).includes(token), 'a credential-shaped file name is redacted in the event');
+  }
+});

@@ -164,15 +164,51 @@ test('refresh loads revocations written by another replica; a restart keeps them
   assert.equal(restarted.isRevoked({ spiffeId: 'spiffe://example.org/z', jti: 'jti-gone', issuedAt: 0 }), false);
 });
 
-test('an audit failure leaves the kill switch on, still drops the leases, and says so', async () => {
-  const { revocations, audit, leases, engine } = await setup();
+test('a revocation is audited or does not happen: an audit failure refuses it and leaves nothing behind (ADR 0041)', async () => {
+  const { revocations, audit, leases, engine, store, invalidations } = await setup();
   await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
-  await leases.issue({ engine: 'mem', role: 'reader', principal: alice });
+  const before = invalidations();
   audit.failing = true;
-  await assert.rejects(revocations.revoke({ kind: 'agent', target: alice.spiffeId }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_UNAVAILABLE' && /IS in effect/.test(e.message));
+  await assert.rejects(revocations.revoke({ kind: 'agent', target: alice.spiffeId }), code('TESSERA_AUDIT_UNAVAILABLE'));
+  await assert.rejects(revocations.revoke({ kind: 'task', target: 'task-1' }), code('TESSERA_AUDIT_UNAVAILABLE'));
+  await assert.rejects(revocations.revokeToken('jti-x', Date.UTC(2030, 0, 1)), code('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal(revocations.isAgentRevoked(alice.spiffeId), false, 'the in-memory entry was withdrawn');
+  assert.equal(revocations.isRevoked(subject(alice)), false);
+  assert.equal((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM revocations'))?.n, 0, 'no row without its event');
+  assert.equal(engine.credentials.size, 1, 'the revocation did not happen, so its leases were not touched');
+  assert.equal(invalidations(), before, 'nobody was told about a revocation that did not happen');
+  await revocations.refresh();
+  assert.equal(revocations.isAgentRevoked(alice.spiffeId), false);
+
+  audit.failing = false;
+  const r = await revocations.revoke({ kind: 'agent', target: alice.spiffeId });
   assert.equal(revocations.isAgentRevoked(alice.spiffeId), true);
-  assert.equal(engine.credentials.size, 0, 'every lease was attempted despite the audit failures');
-  assert.equal((await leases.list({ state: 'revoked' })).length, 2);
+  assert.equal(audit.events.filter((e) => e.kind === 'revocation.created').length, 1);
+
+  // A lift that cannot be recorded does not happen either: the revocation stays enforced.
+  audit.failing = true;
+  await assert.rejects(revocations.lift(r.id), code('TESSERA_AUDIT_UNAVAILABLE'));
+  assert.equal(revocations.isAgentRevoked(alice.spiffeId), true);
+  assert.equal((await store.get<{ lifted_at: number | null }>('SELECT lifted_at FROM revocations WHERE id = ?', [r.id]))?.lifted_at, null);
+  audit.failing = false;
+  await revocations.lift(r.id);
+  assert.equal(revocations.isAgentRevoked(alice.spiffeId), false);
+  assert.equal(audit.events.filter((e) => e.kind === 'revocation.lifted').length, 1);
+});
+
+test('revocation targets that look like credentials are refused with TESSERA_REQUEST_CREDENTIAL_LIKE, for every kind', async () => {
+  const { revocations, store, audit } = await setup();
+  const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4eHh4eHh4In0.c2lnbmF0dXJl';
+  const tsr = `tsr_admin_${'A'.repeat(30)}`;
+  const targets: [string, string][] = [
+    ['agent', `spiffe://example.org/ns/${tsr}`],
+    ['task', tsr], ['task', jwt], ['user', jwt], ['token', jwt], ['lease', tsr],
+  ];
+  for (const [kind, target] of targets) {
+    await assert.rejects(revocations.revoke({ kind: kind as 'agent', target }), code('TESSERA_REQUEST_CREDENTIAL_LIKE'), `${kind} ${target}`);
+  }
+  assert.equal((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM revocations'))?.n, 0);
+  assert.equal(audit.events.length, 0);
 });
 
 test('agent revocations: a foreign trust domain is refused (nothing recorded); an agent never seen is recorded and reported unknown', async () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { TesseraError } from '../../src/shared/errors.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import type { Store } from '../../src/store/port.js';
+import { withSavepoint } from '../../src/store/savepoint.js';
 
 export interface ConformanceOptions {
   /**
@@ -180,6 +181,30 @@ export function runStoreConformance(name: string, openStore: () => Promise<Store
       );
       assert.equal(await a.get('SELECT key FROM meta WHERE key = ?', [k2]), undefined);
       assert.deepEqual(await a.get('SELECT value FROM meta WHERE key = ?', [k1]), { value: 'a' });
+    });
+
+    test('withSavepoint: a failing step (even a constraint violation) is undone alone; the transaction commits the rest', async () => {
+      const [k1, k2, k3] = [key('sp'), key('sp'), key('sp')];
+      await a.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k3, 'taken']);
+      const outcomes = await a.transaction(async (tx) => {
+        const ok = await withSavepoint(tx, 'step', async () => {
+          await tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k1, 'kept']);
+          return 1;
+        });
+        const failed = await withSavepoint(tx, 'step', async () => {
+          await tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k2, 'undone']);
+          await tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k3, 'duplicate']);
+        });
+        await tx.run('UPDATE meta SET value = ? WHERE key = ?', ['after', k1]);
+        return { ok, failed };
+      });
+      assert.deepEqual(outcomes.ok, { ok: true, value: 1 });
+      assert.equal(outcomes.failed.ok, false);
+      assert.ok(!outcomes.failed.ok && isCode('TESSERA_STORE_CONFLICT')(outcomes.failed.error));
+      assert.deepEqual(await b.get('SELECT value FROM meta WHERE key = ?', [k1]), { value: 'after' });
+      assert.equal(await b.get('SELECT value FROM meta WHERE key = ?', [k2]), undefined);
+      assert.deepEqual(await b.get('SELECT value FROM meta WHERE key = ?', [k3]), { value: 'taken' });
+      await assert.rejects(a.transaction((tx) => withSavepoint(tx, 'bad name;', async () => 1)), isCode('TESSERA_STORE_INVALID_ARGUMENT'));
     });
 
     test('50 concurrent read-modify-write transactions lose no update', async () => {

@@ -185,3 +185,23 @@ test('the verified-token cache is bounded and never replaces a check', async () 
   assert.equal(await verify(tokens, t0.token), 'TESSERA_TOKEN_EXPIRED');
   assert.equal(await verify(tokens, t0.token), 'TESSERA_TOKEN_EXPIRED');
 });
+
+test('a signing key is created, or revoked, only with its key.rotated event (ADR 0041)', async () => {
+  const { store, keys, audit } = await setup();
+  await keys.ensureKeys();
+  const before = kids(keys);
+  const rows = async () => (await store.all<{ kid: string; expires_at: number }>('SELECT kid, expires_at FROM signing_keys ORDER BY kid')).map((r) => `${r.kid}:${r.expires_at}`);
+  const stored = await rows();
+  audit.failing = true;
+  assert.equal(await code(keys.rotateNow({ actor: 'admin:a1' })), 'TESSERA_AUDIT_UNAVAILABLE');
+  assert.equal(await code(keys.rotateNow({ revokePrevious: true, actor: 'admin:a1' })), 'TESSERA_AUDIT_UNAVAILABLE');
+  assert.deepEqual(await rows(), stored, 'no key created or revoked without its event');
+  assert.deepEqual(kids(keys), before);
+
+  audit.failing = false;
+  const r = await keys.rotateNow({ revokePrevious: true, actor: 'admin:a1' });
+  assert.deepEqual(r.revoked, before);
+  const evs = audit.events.filter((e) => e.kind === 'key.rotated' && e.actor.id === 'admin:a1');
+  assert.deepEqual(evs.map((e) => e.action).sort(), ['key.create', 'key.revoke']);
+  assert.deepEqual(kids(keys), [r.kid]);
+});

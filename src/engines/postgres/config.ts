@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { fail } from '../../shared/errors.js';
+import { refuseCredentialLike } from '../../shared/credential-like.js';
 import { parseDuration } from '../../config/duration.js';
 import { parseTemplate, templateUses, type TemplatePart } from './sql.js';
 import { DEFAULT_SCRAM_ITERATIONS, MAX_SCRAM_ITERATIONS } from './scram.js';
@@ -66,6 +67,8 @@ export interface PgRole {
 
 export function checkName(value: unknown, field: string): string {
   if (typeof value !== 'string' || !NAME_RE.test(value)) throw fail('TESSERA_ENGINE_NAME_INVALID', `${field} must be 1–63 characters of lowercase letters, digits, "_" and "-", starting with a letter or digit`, { field });
+  // Names are audited in clear and form /v1/creds/postgres/<role> (ADR 0041).
+  refuseCredentialLike(value, field);
   return value;
 }
 

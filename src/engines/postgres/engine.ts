@@ -723,8 +723,9 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     await store.publish(CHANNEL, 'changed').catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'could not notify other replicas of an engine change'));
   }
 
-  async function audited(kind: 'engine.configured' | 'engine.deleted', config: string, role: string | undefined, ctx: CallCtx): Promise<void> {
-    await audit.append({
+  /** The event a configuration change commits with (ADR 0041: audited or it does not happen). */
+  function engineEvent(kind: 'engine.configured' | 'engine.deleted', config: string, role: string | undefined, ctx: CallCtx) {
+    return {
       kind,
       actor: ctx.actor ?? SYSTEM,
       action: kind === 'engine.configured' ? 'engine.configure' : 'engine.delete',
@@ -732,7 +733,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       result: 'success',
       ...(ctx.where ? { where: ctx.where } : {}),
       details: { engine: ENGINE_NAME, config, ...(role ? { role } : {}) },
-    });
+    } as const;
   }
 
   /** Connects with the candidate settings and checks the management role's privileges. */
@@ -820,7 +821,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const createdAt = existing?.cfg.createdAt ?? now;
       const updatedAt = Math.max(now, (existing?.cfg.updatedAt ?? 0) + 1);
       const sealed = sealer.seal(Buffer.from(p.url, 'utf8'), urlMetaKey(name)).toString('base64');
-      await store.transaction(async (tx) => {
+      await audit.commit(store, async (tx) => {
         await tx.run(
           `INSERT INTO pg_engine_configs (name, host, port, dbname, username, pool_size, connect_timeout_ms, statement_timeout_ms, prefix, scram_iterations, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -829,9 +830,8 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
           [name, p.host, p.port, p.database, p.user, p.poolSize, p.connectTimeoutMs, p.statementTimeoutMs, p.prefix, p.scramIterations, createdAt, updatedAt],
         );
         await tx.run(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, [urlMetaKey(name), sealed]);
-      });
+      }, engineEvent('engine.configured', name, undefined, ctx));
       await changed();
-      await audited('engine.configured', name, undefined, ctx);
       return configView(liveOf(name).cfg);
     },
 
@@ -849,12 +849,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       liveOf(name);
       const own = [...roles.values()].filter((r) => r.config === name);
       if (own.length > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" still has role(s) ${own.map((r) => r.name).join(', ')}; delete them first`);
-      await store.transaction(async (tx) => {
+      await audit.commit(store, async (tx) => {
         await tx.run(`DELETE FROM pg_engine_configs WHERE name = ?`, [name]);
         await tx.run(`DELETE FROM meta WHERE key = ?`, [urlMetaKey(name)]);
-      });
+      }, engineEvent('engine.deleted', name, undefined, ctx));
       await changed();
-      await audited('engine.deleted', name, undefined, ctx);
     },
 
     async putRole(config, roleName, body, ctx = {}) {
@@ -890,15 +889,14 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         createdAt,
         updatedAt: now,
       });
-      await store.run(
+      await audit.commit(store, (tx) => tx.run(
         `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET group_roles = excluded.group_roles, default_ttl_ms = excluded.default_ttl_ms, max_ttl_ms = excluded.max_ttl_ms, renewable = excluded.renewable,
            creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to, updated_at = excluded.updated_at`,
         [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, createdAt, now],
-      );
+      ), engineEvent('engine.configured', config, roleName, ctx));
       await changed();
-      await audited('engine.configured', config, roleName, ctx);
       return roleView(roles.get(roleName)!);
     },
 
@@ -921,9 +919,8 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       service.getRole(config, roleName);
       const open = await openLeaseCount([roleName]);
       if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `role "${roleName}" has ${open} open lease(s); revoke them first (e.g. revoke by prefix postgres/${roleName}/)`);
-      await store.run(`DELETE FROM pg_engine_roles WHERE name = ? AND config = ?`, [roleName, config]);
+      await audit.commit(store, (tx) => tx.run(`DELETE FROM pg_engine_roles WHERE name = ? AND config = ?`, [roleName, config]), engineEvent('engine.deleted', config, roleName, ctx));
       await changed();
-      await audited('engine.deleted', config, roleName, ctx);
     },
   };
   return service;
