@@ -433,7 +433,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
           lease: 'revoke a lease (drops the credential at its backend)',
         }[kind],
       )
-      .option('--reason <text>', 'why (recorded in the audit log)')
+      .option('--reason <text>', 'why (kept with the revocation; shown by `tessera revoke list`)')
       .option('--ttl <duration>', 'how long the revocation lasts, e.g. 1h (default: until lifted)')
       .action(async (rawTarget: string, opts: { reason?: string; ttl?: string }, cmd: Command) => {
         let t = kind === 'token' ? await stdinValue(rawTarget) : rawTarget;
