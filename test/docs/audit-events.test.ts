@@ -21,7 +21,7 @@ type Rec = { seq: number; ts: number; prev_hash: string; hash: string; event: Re
 const AGENT = 'spiffe://tessera.local/ns/healthcare/sa/patient-reader';
 const SECRET = 'healthcare/prod/agents/patient-reader/db-url';
 let h: Harness;
-let records: Rec[] = [];
+const records: Rec[] = [];
 let fileLines: Rec[] = [];
 
 before(async () => {
