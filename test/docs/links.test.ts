@@ -14,10 +14,10 @@ const ROOT = process.cwd();
 const files = docFiles();
 const docs = new Map<string, MarkdownDoc>(files.map((f) => [f, readDoc(f)]));
 
-/** Paths git would not put in a clone (`.gitignore`); empty when git is not available. */
+/** Paths git would not put in a clone (ignored and not tracked); empty when git is not available. */
 function ignored(paths: string[]): Set<string> {
   if (paths.length === 0) return new Set();
-  const r = spawnSync('git', ['check-ignore', '--no-index', '--stdin'], { input: paths.join('\n'), encoding: 'utf8' });
+  const r = spawnSync('git', ['check-ignore', '--stdin'], { input: paths.join('\n'), encoding: 'utf8' });
   if (r.error || (r.status !== 0 && r.status !== 1)) return new Set();
   return new Set(r.stdout.split('\n').filter(Boolean));
 }
