@@ -109,9 +109,10 @@ interface Problem { at: string; what: string }
 
 /** `tessera …` words of a simple command, or why the command itself is wrong; undefined when not ours. */
 function classify(cmd: SimpleCommand): { argv: string[] } | { problem: string } | undefined {
-  const [first, ...rest] = cmd.words;
-  if (first === undefined) return undefined;
-  if (basename(first) === 'tessera') return { argv: rest };
+  const [path, ...rest] = cmd.words;
+  if (path === undefined) return undefined;
+  const first = basename(path); // `/usr/local/bin/tessera`, `/…/bin/node` in client configurations
+  if (first === 'tessera') return { argv: rest };
   if (first === 'node' && rest[0] && /(^|\/)bin\/tessera\.js$/.test(rest[0])) return { argv: rest.slice(1) };
   const runner = first === 'npx' || ((first === 'npm' || first === 'pnpm') && (rest[0] === 'exec' || rest[0] === 'dlx')) || (first === 'yarn' && rest[0] === 'dlx');
   if (runner) {
@@ -255,7 +256,8 @@ test('the checker catches each kind of wrong command line', async () => {
       '',
       '```json',
       '{ "mcpServers": { "t": { "command": "/usr/local/bin/tessera", "args": ["mcp", "--tokenfile", "x"] },',
-      '  "u": { "command": "npx", "args": ["-y", "tessera", "mcp"] } } }',
+      '  "u": { "command": "npx", "args": ["-y", "tessera", "mcp"] },',
+      '  "v": { "command": "/opt/node/bin/node", "args": ["/opt/lib/node_modules/tessera-broker/bin/tessera.js", "mcp", "--adr", "x"] } } }',
       '```',
       '',
       '```ts',
@@ -282,8 +284,9 @@ test('the checker catches each kind of wrong command line', async () => {
     /^docs\/x.md:15: `tessera audit tail -n abc` — rejected: --lines must be a positive integer/,
     /^docs\/x.md:22: `tessera mcp --tokenfile x` — unknown option '--tokenfile'/,
     /^docs\/x.md:22: `npx -y tessera mcp` — runs the unrelated npm package/,
-    /^docs\/x.md:27: imports 'tessera\/sdk': the package is 'tessera-broker'/,
-    /^docs\/x.md:27: imports 'tessera-broker\/server', which package.json does not export/,
+    /^docs\/x.md:22: `tessera mcp --adr x` — unknown option '--adr'/,
+    /^docs\/x.md:28: imports 'tessera\/sdk': the package is 'tessera-broker'/,
+    /^docs\/x.md:28: imports 'tessera-broker\/server', which package.json does not export/,
   ];
   for (const re of expect) assert.ok(found.some((f) => re.test(f)), `not reported: ${re}\n${found.join('\n')}`);
   assert.equal(found.length, expect.length, found.join('\n'));
