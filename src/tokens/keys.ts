@@ -121,7 +121,7 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
     );
   }
 
-  async function createKey(activatesAt: number, retireOldAt?: { kid: string; at: number }): Promise<string> {
+  async function createKey(activatesAt: number, retireOldAt?: { kid: string; at: number }, actor = 'system'): Promise<string> {
     const kid = randomBytes(12).toString('base64url');
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const pub = publicKey.export({ format: 'jwk' }) as { x: string; y: string };
@@ -138,7 +138,7 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
       );
       await bumpSequence(tx);
     });
-    await audit.append({ kind: 'key.rotated', actor: { id: 'system' }, action: 'key.create', resource: `signing-key:${kid}`, result: 'success', details: { kid, purpose: 'token-signing' } });
+    await audit.append({ kind: 'key.rotated', actor: { id: actor }, action: 'key.create', resource: `signing-key:${kid}`, result: 'success', details: { kid, purpose: 'token-signing' } });
     await load();
     return kid;
   }
@@ -211,7 +211,7 @@ export function createKeyManager(deps: KeyManagerDeps): KeyManager {
     async rotateNow(options = {}) {
       const now = clock.now();
       const current = active(now);
-      const kid = await createKey(now, current ? { kid: current.kid, at: now } : undefined);
+      const kid = await createKey(now, current ? { kid: current.kid, at: now } : undefined, options.actor);
       let revoked: string[] = [];
       if (options.revokePrevious) {
         // Emergency rotation (a key may be compromised): every other key leaves the key set now,

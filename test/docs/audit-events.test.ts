@@ -23,6 +23,7 @@ const SECRET = 'healthcare/prod/agents/patient-reader/db-url';
 let h: Harness;
 const records: Rec[] = [];
 let fileLines: Rec[] = [];
+let rotateFrom = 0;
 
 before(async () => {
   h = await startHarness();
@@ -37,6 +38,10 @@ before(async () => {
   assert.equal(rev.status, 201, JSON.stringify(rev.body));
   const refused = await h.agent(token, 'GET', `/v1/secrets/${SECRET}`);
   assert.equal(refused.status, 401);
+  await h.tessera.audit.flush();
+  rotateFrom = (await h.admin('GET', '/v1/admin/audit?limit=1000')).body.next_seq as number;
+  const rotated = await h.admin('POST', '/v1/admin/keys/rotate', { revoke_previous: true });
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
   await h.tessera.audit.flush();
   for (let after = 0, page = 0; page < 100; page++) {
     const r = await h.admin('GET', `/v1/admin/audit?after_seq=${after}&limit=1000`);
@@ -115,6 +120,14 @@ test('every documented audit event has the shape of a real one (same kind, resul
     problems.push(`${d.at}: the documented ${String(event.kind)} event differs from the real one — documented but not real: ${extra.join(', ') || 'none'}; real but not documented: ${missing.join(', ') || 'none'}`);
   }
   assert.deepEqual(problems, []);
+});
+
+test('what an operator does is audited with the operator as actor (admin:<token id>), never as system', () => {
+  const operator = records.filter((r) => ['secret.write', 'revoke.agent'].includes(String(r.event.action)) || (r.event.kind === 'key.rotated' && r.seq > rotateFrom));
+  assert.ok(operator.some((r) => r.event.action === 'key.create') && operator.some((r) => r.event.action === 'key.revoke'), 'the operator rotation was audited');
+  for (const r of operator) assert.match(String((r.event.actor as { id: string }).id), /^admin:adm_/, `${String(r.event.kind)} ${String(r.event.action)} at seq ${r.seq}`);
+  const joinTokens = records.filter((r) => r.event.kind === 'join_token.created' && (r.event.where as { requestId?: string } | undefined)?.requestId);
+  assert.ok(joinTokens.length >= 1 && joinTokens.every((r) => /^admin:adm_/.test(String((r.event.actor as { id: string }).id))));
 });
 
 test('every field real events carry is in the field table of docs/audit.md', () => {
