@@ -2,16 +2,16 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { loadConfig, type TesseraConfig } from './config/index.js';
 import { systemClock, type Clock } from './shared/clock.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { MetricsRegistry } from './shared/metrics.js';
 import { TesseraError } from './shared/errors.js';
+import { PACKAGE_ROOT, VERSION } from './shared/package.js';
 import type { Store } from './store/port.js';
 import { openSqliteStore } from './store/sqlite/index.js';
 import { openPostgresStore } from './store/postgres/index.js';
@@ -35,14 +35,11 @@ import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
 
-/** The package root: where package.json is (src/ in a checkout, dist/src/ when built). */
-const ROOT = ((): string => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-})();
-export const VERSION: string = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-export const DEMO_POLICY_DIR = join(ROOT, 'examples', 'policies');
+export { VERSION };
+/** For the one read-only use of the admin token service before the audit log is open. */
+const NO_AUDIT_NEEDED = { commit: () => Promise.reject(new TesseraError('TESSERA_INTERNAL', 'no write is expected before the audit log is open')) } as Pick<AuditLog, 'commit'>;
+
+export const DEMO_POLICY_DIR = join(PACKAGE_ROOT, 'examples', 'policies');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
@@ -129,6 +126,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const store = openStore(config);
     cleanups.push(() => store.close());
     await store.migrate();
+    // Before the master key: on a data directory `tessera init` never ran, the missing key is a
+    // consequence; the actionable error is the missing initialisation.
+    if (mode === 'server' && (await createAdminTokenService({ store, clock, audit: NO_AUDIT_NEEDED }).count()) === 0) {
+      throw new TesseraError('TESSERA_NOT_INITIALIZED', `no admin token exists in ${config.data_dir}; run \`tessera init --config <file>\` first`);
+    }
 
     const master = resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: mode === 'dev', env });
     const sealer = master.sealer;
@@ -158,8 +160,6 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       // A fixed --root-token survives restarts on the same data dir: create it only once.
       const known = options.rootToken ? await admin.authenticate(options.rootToken).then(() => true, () => false) : false;
       adminToken = known ? options.rootToken : (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
-    } else if ((await admin.count()) === 0) {
-      throw new TesseraError('TESSERA_NOT_INITIALIZED', `no admin token exists in ${config.data_dir}; run \`tessera init --config <file>\` first`);
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).

@@ -30,7 +30,7 @@ export class AdminClient {
   listAgents() {
     return this.req<unknown>('GET', '/v1/admin/agents');
   }
-  putSecret(path: string, body: { value: string; mode?: string; description?: string; owner?: string }) {
+  putSecret(path: string, body: { value: string; mode?: string; description?: string; owner?: string; rotation_period?: string }) {
     return this.req<Record<string, unknown>>('PUT', `/v1/admin/secrets/${encodePath(path)}`, { json: body });
   }
   getSecret(path: string, version?: number) {

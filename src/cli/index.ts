@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Help, Option } from 'commander';
 import { readFile, writeFile } from 'node:fs/promises';
 import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
@@ -12,6 +12,7 @@ import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
+import { VERSION } from '../shared/package.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -19,6 +20,17 @@ export { EXIT } from './io.js';
 export { AdminClient } from './http.js';
 
 export const DEFAULT_ADDR = 'http://127.0.0.1:8200';
+
+const VERSION_OPTION = new Option('-V, --version', 'print the version and exit');
+
+/**
+ * `tessera --version` (or `-V`) as the only argument. Not a commander option of the program:
+ * commander gives program options precedence anywhere on the line, which would take
+ * `kv get PATH --version N` (a secret version) for it.
+ */
+export function isVersionRequest(argv: readonly string[]): boolean {
+  return argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+}
 
 interface Globals {
   addr?: string;
@@ -32,6 +44,10 @@ interface Globals {
  * 3 connection failed. Never throws.
  */
 export async function runCli(argv: string[], runtime: Runtime, io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin }): Promise<number> {
+  if (isVersionRequest(argv)) {
+    io.stdout.write(`${VERSION}\n`);
+    return EXIT.OK;
+  }
   let json = argv.includes('--json');
   const program = buildProgram(runtime, io);
   try {
@@ -57,7 +73,11 @@ export async function runCli(argv: string[], runtime: Runtime, io: CliIo = { std
   }
 }
 
-function buildProgram(runtime: Runtime, io: CliIo): Command {
+/**
+ * Builds the whole `tessera` command tree without running it: `runCli` parses with it, and the
+ * docs test (test/docs/commands.test.ts) checks every documented command line against it.
+ */
+export function buildProgram(runtime: Runtime, io: CliIo): Command {
   // Every line for a person goes through these. Values inside them are escaped where they are
   // formatted (`cell`, `esc`: newlines too); the sinks escape every other control and bidi
   // character once more, so no string can act on the terminal (src/shared/terminal.ts).
@@ -71,6 +91,13 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({
+      // `--version` is listed with the program's options, but handled by `runCli` (first argument only).
+      visibleOptions(cmd: Command) {
+        const base = Help.prototype.visibleOptions.call(this, cmd);
+        return cmd.parent ? base : [VERSION_OPTION, ...base];
+      },
+    })
     .option('--addr <url>', `server address (env TESSERA_ADDR, default ${DEFAULT_ADDR})`)
     .option('--token <token>', 'admin or agent token (prefer env TESSERA_TOKEN: arguments are visible in the process list)')
     .option('--json', 'machine-readable JSON output');
@@ -251,7 +278,8 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
     .addOption(new Option('--mode <mode>', 'read: agents may read it; inject: only the gateway/proxy use it').choices(['read', 'inject']))
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
-    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string }, cmd: Command) => {
+    .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
       if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
       let v: string;
       if (opts.fromFile !== undefined) {
@@ -263,7 +291,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
       } else {
         v = value === '-' ? (await readAll(io.stdin)).replace(/\r?\n$/, '') : value!;
       }
-      const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner });
+      const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod });
       if (isJson(cmd)) return printJson(withoutValue(r));
       out(`stored ${path}${r?.version !== undefined ? ` (version ${cell(r.version)}${r.mode ? `, mode ${cell(r.mode)}` : ''})` : ''}`);
     });
@@ -433,7 +461,7 @@ function buildProgram(runtime: Runtime, io: CliIo): Command {
           lease: 'revoke a lease (drops the credential at its backend)',
         }[kind],
       )
-      .option('--reason <text>', 'why (recorded in the audit log)')
+      .option('--reason <text>', 'why (kept with the revocation; shown by `tessera revoke list`)')
       .option('--ttl <duration>', 'how long the revocation lasts, e.g. 1h (default: until lifted)')
       .action(async (rawTarget: string, opts: { reason?: string; ttl?: string }, cmd: Command) => {
         let t = kind === 'token' ? await stdinValue(rawTarget) : rawTarget;
