@@ -3,8 +3,8 @@
 // answer TESSERA_CLI_UNSUPPORTED from the real binary although main.ts implements it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lazyRuntime } from '../../src/entry.ts';
-import { runtime } from '../../src/main.ts';
+import { lazyRuntime } from '../../src/entry.js';
+import { runtime } from '../../src/main.js';
 
 test('the lazy runtime forwards every member of the runtime main.ts wires', () => {
   const wired = Object.keys(runtime).filter((k) => typeof (runtime as unknown as Record<string, unknown>)[k] === 'function').sort();
