@@ -36,6 +36,7 @@ const BASE: Record<string, Record<string, unknown>> = {
   'POST /v1/admin/policy/check': { principal: { spiffe_id: AGENT, task: 't', purpose: 'p', user: 'u', attributes: { a: 'b' }, scope: ['secret:x'], chain: [AGENT] }, action: 'secret.read', resource: 'Secret::"healthcare/prod/db"', context: { args: { a: 1 } } },
   'POST /v1/admin/audit/hmac': { value: 'lease_x' },
   'POST /v1/admin/audit/verify': {},
+  'POST /v1/admin/audit/witness': { heads: [{ seq: 1, ts: 1_767_225_600_000, hash: 'a'.repeat(64), key_id: 'ack_x', signature: 'c2ln' }] },
   'POST /v1/admin/keys/rotate': { revoke_previous: false },
   'POST /v1/creds/{engine}/{role}': { ttl: '1m' },
   'POST /v1/leases/{id}/renew': { increment: '1m' },
@@ -136,7 +137,9 @@ test('every route answers hostile input with a stable 4xx (or a named dependency
   // (The sweep's own DELETE probes removed the secret: write it again, then read it as the agent.)
   assert.equal((await h.admin('PUT', '/v1/admin/secrets/healthcare/prod/db', { value: 'db-password-654321', mode: 'read' })).status, 200);
   assert.equal((await h.agent(agentToken, 'GET', '/v1/secrets/healthcare/prod/db')).status, 200);
-  const verify = await h.admin('POST', '/v1/admin/audit/verify', {});
+  // Verification is a background job; `wait` answers once it has finished (docs/audit.md).
+  const verify = await h.admin('POST', '/v1/admin/audit/verify', { full: true, wait: true });
   assert.equal(verify.status, 200, JSON.stringify(verify.body));
-  assert.equal(verify.body.ok, true);
+  assert.equal(verify.body.job.state, 'done', JSON.stringify(verify.body));
+  assert.equal(verify.body.job.result.ok, true, JSON.stringify(verify.body.job.result));
 });
