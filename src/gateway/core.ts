@@ -270,11 +270,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
 
   /**
    * Tool and server names come from agents (tools/call) and upstreams (tools/list): one that
-   * looks like a credential is audited as its HMAC, so the event is recorded (ADR 0041) and the
-   * credential is not.
+   * holds a credential shape — one the audit log refuses (src/shared/credential-like.ts) or one
+   * the scrubber knows (its shapes without any secret value) — is audited as the HMAC of the
+   * whole name, so the event is recorded (ADR 0041), the credential is not, and an operator can
+   * still find the name's events (`POST /v1/admin/audit/hmac`). Checked whole, then cut to 256
+   * characters (a cut could leave part of a credential that no shape matches any more).
    */
   function auditName(name: string): string {
-    return credentialLike(name) ? `hmac:${audit.hmac(name)}` : name;
+    const shaped = credentialLike(name) !== undefined || scrubberFor(NO_SECRETS, NO_SECRETS).scrubText(name).hits.length > 0;
+    return shaped ? `hmac:${audit.hmac(name)}` : name.slice(0, 256);
   }
 
   function where(caller: Caller): AuditWhere {
@@ -381,9 +385,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         // What the agent actually got: the result as the tool gave it, the result with
         // redactions (and maybe items replaced by notices), or a refusal / an error.
         const outcome = result === 'deny' ? 'refused' : result === 'error' ? 'failed' : hitsCount > 0 ? 'redacted' : 'delivered';
-        // The name is the agent's own text (the tool may not exist): scrubbed of credential shapes.
-        const shapes = scrubberFor(NO_SECRETS, NO_SECRETS);
-        const label = shapes.scrubText((tool ?? name).slice(0, 256)).text;
+        // The name is the agent's own text (the tool may not exist): audited as its HMAC when it
+        // holds a credential shape, bounded otherwise (auditName).
+        const label = tool ?? name;
         await audit.append({
           kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: auditName(tool !== undefined ? `${server}/${label}` : label), result,
           reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
