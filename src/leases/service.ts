@@ -334,7 +334,8 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     }
     if (!err) {
       // `revoked` is recorded with its event or not at all (ADR 0041): if the audit is down the
-      // lease stays `revoking` and the reaper drops it again (idempotent) and records it then.
+      // lease stays `disabled` (true: the credential is unusable, and gone) with its next attempt
+      // due, and the reaper disables and drops it again (idempotent) and records it then.
       await audit.commit(
         store,
         async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [clock.now(), id])).changes > 0,
@@ -474,7 +475,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       // The dropped leases move to `revoked` with their events in one commit (ADR 0041): one
       // statement for the chunk, one `lease.revoked` per row it moved (RETURNING: exactly one
       // event per lease even when another replica revokes it at the same time). If the audit is
-      // down the leases stay `revoking` (their credentials are gone), the caller sees the error,
+      // down the leases stay `disabled` (their credentials are gone), the caller sees the error,
       // and the reaper records them later.
       const dmarks = dropped.map(() => '?').join(', ');
       const byId = new Map(dropped.map((r) => [r.id, r]));
@@ -565,7 +566,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const counts = { matched: rows.length, revoked, retrying, disabled, irrevocable };
     if (firstError !== undefined) {
       const e = isTesseraError(firstError) ? firstError : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: firstError });
-      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${disabled} disabled with cleanup pending, ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
+      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${disabled} disabled (unusable; cleanup or its audit record pending), ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
     }
     return counts;
   }
