@@ -6,6 +6,7 @@ import { createChainVerifier, toPublicKey, type Anchor, type ChainVerifier, type
 import { readLines } from './jsonl.js';
 import { loadPruneChain, type PruneStatement } from './prune.js';
 import { loadHead } from './query.js';
+import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, toStoredRecord, type AuditEventRow, type CheckpointRow } from './rows.js';
 import { CHECKPOINT_LINE_TYPE, parseSignedLine } from './sinks/lines.js';
 import { verifyStatement } from './statements.js';
 
@@ -45,32 +46,14 @@ export interface StoreVerifyResult extends VerifyResult {
   readonly aborted?: boolean;
 }
 
-interface Row {
-  seq: number;
-  ts: number;
-  kind: string;
-  actor: string | null;
-  txn: string | null;
-  body: string;
-  prev_hash: string;
-  hash: string;
-  [k: string]: unknown;
-}
-
-const COLUMNS = 'seq, ts, kind, actor, txn, body, prev_hash, hash';
-
-function toRecord(r: Row): StoredRecord {
-  return { seq: Number(r.seq), ts: Number(r.ts), kind: r.kind, actor: r.actor, txn: r.txn, body: r.body, prevHash: r.prev_hash, hash: r.hash };
-}
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export const NOTE_NO_WITNESS = 'rollback of the whole store to an earlier genuine state (events, checkpoints and head together) cannot be detected from the store alone: verify with --witness <sink output> to prove the store holds everything the witness saw';
 
 async function checkpointPage(store: Store, after: number, upTo: number, limit: number): Promise<Checkpoint[]> {
-  const rows = await store.all<{ seq: number; ts: number; hash: string; key_id: string; signature: string }>(
-    'SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?', [after, upTo, limit]);
-  return rows.map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), hash: r.hash, keyId: r.key_id, signature: r.signature }));
+  const rows = await store.all<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, [after, upTo, limit]);
+  return rows.map(toCheckpoint);
 }
 
 /** Adds every checkpoint in (after, upTo], a page at a time; returns the last seq added. */
@@ -185,12 +168,12 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
         aborted = true;
         break;
       }
-      const rows = await store.all<Row>(`SELECT ${COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
+      const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
       if (rows.length > 0) {
         const lastSeq = Number(rows[rows.length - 1]!.seq);
         cpAfter = await feedCheckpoints(store, v, cpAfter, lastSeq, pageSize, true);
         cpAfter = Math.max(cpAfter, lastSeq);
-        for (const r of rows) v.push(toRecord(r));
+        for (const r of rows) v.push(toStoredRecord(r));
         after = lastSeq;
         checked += rows.length;
         progress();
