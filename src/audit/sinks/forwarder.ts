@@ -1,5 +1,7 @@
 import type { Logger } from '../../shared/logger.js';
 import type { MetricsRegistry } from '../../shared/metrics.js';
+import { batchLines } from './lines.js';
+import type { AuditSink } from './types.js';
 
 /** Thrown by a `deliver` function when retrying cannot help (e.g. HTTP 400/401/403): the lines are dropped. */
 export class PermanentDeliveryError extends Error {}
@@ -147,5 +149,52 @@ export function createForwarder(o: ForwarderOptions): Forwarder {
       setGauge();
     },
     stats: () => ({ queued: queued(), delivered, dropped, failures }),
+  };
+}
+
+/** Queue, retry and timeout settings every forwarding sink takes (`audit.sinks[]` of kind http, syslog). */
+export interface ForwardingSettings {
+  /** Bound on one delivery, ms; also bounds the delivery attempts at close (at most 5 s). */
+  readonly timeoutMs: number;
+  readonly maxQueue: number;
+  readonly batchMaxLines: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+}
+
+/**
+ * An audit sink that forwards each committed batch's lines (records, then the signed head) with
+ * `deliver` through a forwarder. Never durable: it does not count for failing closed. `closeTransport`
+ * runs after the queue is delivered or abandoned (sockets).
+ */
+export function forwardingSink(
+  name: 'http' | 'syslog',
+  deliver: (lines: readonly string[]) => Promise<void>,
+  o: ForwardingSettings,
+  closeTransport?: () => Promise<void>,
+): AuditSink & { forwarder: Forwarder } {
+  const forwarder = createForwarder({
+    name,
+    deliver,
+    maxQueue: o.maxQueue,
+    batchMaxLines: o.batchMaxLines,
+    retryInitialMs: o.retryInitialMs,
+    retryMaxMs: o.retryMaxMs,
+    logger: o.logger,
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+  });
+  return {
+    name,
+    durable: false,
+    forwarder,
+    async write(batch) {
+      forwarder.enqueue(batchLines(batch));
+    },
+    async close() {
+      await forwarder.close(Math.min(5000, o.timeoutMs));
+      await closeTransport?.();
+    },
   };
 }
