@@ -7,12 +7,11 @@ import { SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
-import { TesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { attestorConfig, type AttestorConfig } from '../../src/config/schema.js';
 import { createAttestation } from '../../src/identity/attestation.js';
 import { TOKEN_TYPE_JWT, type Attestation } from '../../src/identity/types.js';
-import { makeKey, serveJson, sign, type TestKey } from './keys.js';
+import { makeKey, serveJson, sign, type TestKey, failsWith } from './keys.js';
 
 const meta = { requestId: 'req-1', source: '127.0.0.1', replica: 'r1' };
 const K8S_ISS = 'https://kubernetes.default.svc.cluster.local';
@@ -20,14 +19,6 @@ const CI_ISS = 'https://gitlab.example.com';
 const now = Date.UTC(2026, 5, 1, 12, 0, 0);
 const nowS = Math.floor(now / 1000);
 
-function failsWith(code: string, check?: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (check) assert.equal(e.details?.check, check, e.message);
-    return true;
-  };
-}
 
 let rsa: TestKey;
 let ec: TestKey;
