@@ -6,11 +6,8 @@ import type { AuditSink } from './types.js';
 /** Thrown by a `deliver` function when retrying cannot help (e.g. HTTP 400/401/403): the lines are dropped. */
 export class PermanentDeliveryError extends Error {}
 
-export interface ForwarderOptions {
-  /** Metrics/log label: `http`, `syslog`. */
-  readonly name: string;
-  /** Sends lines in order; resolves when the receiver accepted them all. */
-  readonly deliver: (lines: readonly string[]) => Promise<void>;
+/** Queue and retry settings of a forwarder (`audit.sinks[]` of kind http, syslog). */
+export interface QueueSettings {
   /** Most lines held; when full, the oldest are dropped (counted and logged). */
   readonly maxQueue: number;
   /** Most lines per delivery. */
@@ -20,6 +17,13 @@ export interface ForwarderOptions {
   readonly retryMaxMs: number;
   readonly logger: Logger;
   readonly metrics?: MetricsRegistry;
+}
+
+export interface ForwarderOptions extends QueueSettings {
+  /** Metrics/log label: `http`, `syslog`. */
+  readonly name: string;
+  /** Sends lines in order; resolves when the receiver accepted them all. */
+  readonly deliver: (lines: readonly string[]) => Promise<void>;
   /** Jitter source in [0, 1): Math.random by default. */
   readonly random?: () => number;
 }
@@ -153,15 +157,9 @@ export function createForwarder(o: ForwarderOptions): Forwarder {
 }
 
 /** Queue, retry and timeout settings every forwarding sink takes (`audit.sinks[]` of kind http, syslog). */
-export interface ForwardingSettings {
+export interface ForwardingSettings extends QueueSettings {
   /** Bound on one delivery, ms; also bounds the delivery attempts at close (at most 5 s). */
   readonly timeoutMs: number;
-  readonly maxQueue: number;
-  readonly batchMaxLines: number;
-  readonly retryInitialMs: number;
-  readonly retryMaxMs: number;
-  readonly logger: Logger;
-  readonly metrics?: MetricsRegistry;
 }
 
 /**
@@ -175,16 +173,8 @@ export function forwardingSink(
   o: ForwardingSettings,
   closeTransport?: () => Promise<void>,
 ): AuditSink & { forwarder: Forwarder } {
-  const forwarder = createForwarder({
-    name,
-    deliver,
-    maxQueue: o.maxQueue,
-    batchMaxLines: o.batchMaxLines,
-    retryInitialMs: o.retryInitialMs,
-    retryMaxMs: o.retryMaxMs,
-    logger: o.logger,
-    ...(o.metrics ? { metrics: o.metrics } : {}),
-  });
+  const { maxQueue, batchMaxLines, retryInitialMs, retryMaxMs, logger, metrics } = o;
+  const forwarder = createForwarder({ name, deliver, maxQueue, batchMaxLines, retryInitialMs, retryMaxMs, logger, ...(metrics ? { metrics } : {}) });
   return {
     name,
     durable: false,
