@@ -5,6 +5,7 @@
  * `audit archive --offline`), so an operator command starts in a fraction of the time.
  */
 import { runCli, type Runtime } from './cli/index.js';
+import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 
 let loaded: Promise<Runtime> | undefined;
 const runtime = (): Promise<Runtime> => (loaded ??= import('./main.js').then((m) => m.runtime));
@@ -33,5 +34,6 @@ export const lazyRuntime: Required<Runtime> = {
 
 /** The `tessera` command: resolves with the exit code (docs/cli.md "Exit codes"). */
 export function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  exitQuietlyOnBrokenPipe(process, (code) => process.exit(code));
   return runCli(argv, lazyRuntime);
 }

@@ -29,6 +29,7 @@ import { createRevocationService, registerRevocationRoutes } from './revocations
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
+import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -429,5 +430,6 @@ export const runtime: Runtime = {
 
 /** The `tessera` command (bin/tessera.js calls this). */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  exitQuietlyOnBrokenPipe(process, (code) => process.exit(code));
   return runCli(argv, runtime);
 }

@@ -92,6 +92,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({
+      // Every subcommand's help lists the program's options too (--addr, --token, --json): they
+      // work after any command (`tessera mcp --addr URL`), so its help must show them.
+      showGlobalOptions: true,
       // `--version` is listed with the program's options, but handled by `runCli` (first argument only).
       visibleOptions(cmd: Command) {
         const base = Help.prototype.visibleOptions.call(this, cmd);

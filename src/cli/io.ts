@@ -24,8 +24,34 @@ export interface CliIo {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-/** Exit codes (documented in docs/cli.md). */
-export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, CONNECT: 3 } as const;
+/**
+ * Exit codes (documented in docs/cli.md). `BROKEN_PIPE` is 128 + SIGPIPE, what a shell reports
+ * for any program whose reader went away (`tessera audit tail | head -n 1`): Node ignores SIGPIPE,
+ * so the CLI exits with that status itself (see `exitQuietlyOnBrokenPipe`).
+ */
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, CONNECT: 3, BROKEN_PIPE: 141 } as const;
+
+/** A process's standard output streams, as far as the broken-pipe guard needs them. */
+export interface StdStreams {
+  readonly stdout: { on(event: 'error', fn: (e: Error) => void): unknown };
+  readonly stderr: { on(event: 'error', fn: (e: Error) => void): unknown };
+}
+
+/**
+ * Once the reader of stdout or stderr is gone (EPIPE: `| head`, a closed terminal, a client that
+ * hung up on `tessera mcp`), nothing more can be said to anyone: exit at once with
+ * `EXIT.BROKEN_PIPE`, without a stack trace (there is nowhere to print one). Any other stream
+ * error is not ours to swallow and is thrown again. Installed once by the `tessera` entry point,
+ * for every command; `exit` is `process.exit` there.
+ */
+export function exitQuietlyOnBrokenPipe(streams: StdStreams, exit: (code: number) => void): void {
+  const onError = (e: Error): void => {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return exit(EXIT.BROKEN_PIPE);
+    throw e;
+  };
+  streams.stdout.on('error', onError);
+  streams.stderr.on('error', onError);
+}
 
 /** A failure the CLI reports with a stable code and an exit code. Never holds a token. */
 export class CliError extends Error {
