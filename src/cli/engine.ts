@@ -4,7 +4,8 @@
  * The management URL carries a password: prefer `--url -` (stdin) or env TESSERA_PG_URL over
  * an argument, which other users can see in the process list.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { OWNED_OBJECT_RULES } from '../engines/postgres/owned-objects.js';
 import { Transport } from '../sdk/http.js';
 import { readAll, usage, type CliIo } from './io.js';
 import { cell, esc } from './format.js';
@@ -72,7 +73,7 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     .option('--no-renewable', 'leases of this role cannot be renewed')
     .option('--creation-statement <sql>', 'custom creation statement, one SQL statement with {{name}} {{password}} {{expiration}} {{groups}} (repeatable)', collect)
     .option('--revocation-statement <sql>', 'extra revocation statement run before the owned-object rule and DROP ROLE (repeatable)', collect)
-    .option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (default) or reassign')
+    .addOption(new Option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (the default) or reassign').choices(OWNED_OBJECT_RULES))
     .option('--reassign-to <role>', 'with --owned-objects reassign: the existing role that receives them')
     .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[]; ownedObjects?: string; reassignTo?: string }, cmd: Command) => {
       const body = {

@@ -13,6 +13,13 @@ import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
 import { VERSION } from '../shared/package.js';
+// The enumerations the server validates, from their one definition (small modules, no services):
+// an option with a fixed set of values is checked here, exit 2 before any request.
+import { SECRET_MODES } from '../secrets/modes.js';
+import { REVOCATION_KINDS } from '../revocations/kinds.js';
+import { LEASE_STATES } from '../leases/states.js';
+import { POLICY_ACTIONS } from '../policy/types.js';
+import { ATTESTOR_KINDS } from '../shared/principal.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -278,7 +285,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   kv.command('put <path> [value]')
     .description('store a secret; VALUE `-` reads standard input (prefer - or --from-file: arguments end up in shell history)')
     .option('--from-file <file>', 'read the value from a file')
-    .addOption(new Option('--mode <mode>', 'read: agents may read it; inject: only the gateway/proxy use it').choices(['read', 'inject']))
+    .addOption(new Option('--mode <mode>', 'read: agents may read it; inject (the default): only the gateway/proxy use it').choices(SECRET_MODES))
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
     .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
@@ -359,12 +366,12 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('check')
     .description('what-if: would PRINCIPAL be allowed ACTION on RESOURCE? (asks the server, with explanation)')
     .requiredOption('--principal <spiffe-id>', 'the agent, e.g. spiffe://example.org/agent/demo')
-    .requiredOption('--action <action>', 'secret.read, secret.inject, cred.issue, tool.call, http.request or token.delegate')
+    .addOption(new Option('--action <action>', 'the action to decide').choices(POLICY_ACTIONS).makeOptionMandatory())
     .requiredOption('--resource <ref>', 'Type::id, e.g. Secret::db/prod/password, Role::postgres/readonly, Tool::github/create_issue, Route::github')
     .option('--context <json>', 'request context as a JSON object, e.g. \'{"args":{"repo":"acme/web"}}\'')
     .option('--attr <k=v>', 'principal attribute (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--attestor <name>', 'the attestor that would have proven the identity (its tessera.yaml name)')
-    .option('--attestor-kind <kind>', 'its kind: join_token, kubernetes, jwt or spiffe (namespace/service_account attributes need kubernetes)')
+    .addOption(new Option('--attestor-kind <kind>', 'its kind (namespace/service_account/pod attributes need kubernetes)').choices(ATTESTOR_KINDS))
     .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/**', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
@@ -451,7 +458,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- revocations ------------------------------------------------------------------
   const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token or lease');
-  for (const kind of ['agent', 'task', 'user', 'token', 'lease'] as const) {
+  for (const kind of REVOCATION_KINDS) {
     const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>' }[kind];
     revoke
       .command(`${kind} ${target}`)
@@ -503,7 +510,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('list')
     .description('list revocations')
     .option('--active', 'only revocations in force')
-    .addOption(new Option('--kind <kind>', 'only this kind').choices(['agent', 'task', 'user', 'token', 'lease']))
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(REVOCATION_KINDS))
     .action(async (opts: { active?: boolean; kind?: string }, cmd: Command) => {
       const r = await admin(cmd).listRevocations({ active: opts.active ? true : undefined, kind: opts.kind });
       if (isJson(cmd)) return printJson(r);
@@ -524,7 +531,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   lease
     .command('list')
     .description('list leases')
-    .option('--state <state>', 'active, expired, revoked, …')
+    .addOption(new Option('--state <state>', 'only leases in this state (docs/leases.md)').choices(LEASE_STATES))
     .option('--irrevocable', 'only leases whose backend revocation failed (need a person)')
     .option('--owner <id>', 'only leases owned by this agent/task')
     .action(async (opts: { state?: string; irrevocable?: boolean; owner?: string }, cmd: Command) => {

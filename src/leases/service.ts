@@ -9,19 +9,9 @@ import { randomId } from '../shared/crypto.js';
 import { redactCredentialLike } from '../shared/credential-like.js';
 import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
+import type { LeaseState } from './states.js';
 
-/**
- * Lease states (docs/leases.md has the diagram):
- *   pending ──create ok──▶ active ──expiry / revoke──▶ revoking ──disable ok──▶ disabled ──cleanup ok──▶ revoked
- *      │                                                 │ disable failed,            │ cleanup failed: retried,
- *      └──create failed / abandoned intent──▶ revoking   ▼ attempts exhausted         ▼ the credential stays unusable
- *                                                   irrevocable                    disabled (cleanup pending)
- * `pending` is the persisted intent written before the engine creates anything. Revocation
- * always disables the credential first (no login, sessions ended) and only then cleans up:
- * docs/adr/0071-revocation-disable-first.md.
- */
-export const LEASE_STATES = ['pending', 'active', 'revoking', 'disabled', 'revoked', 'irrevocable'] as const;
-export type LeaseState = (typeof LEASE_STATES)[number];
+export { LEASE_STATES, type LeaseState } from './states.js';
 
 export interface Lease {
   readonly id: string;

@@ -9,6 +9,7 @@ import { refuseCredentialLike } from '../shared/credential-like.js';
 import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
 import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-domains.js';
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
+import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 
 /**
  * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
@@ -17,8 +18,7 @@ import type { LeaseService, RevokeCounts } from '../leases/service.js';
  * after the call returns is already refused. Other replicas pick revocations up with
  * `refresh()` (PostgreSQL LISTEN/NOTIFY triggers it once that adapter exists).
  */
-export const REVOCATION_KINDS = ['agent', 'task', 'user', 'token', 'lease'] as const;
-export type RevocationKind = (typeof REVOCATION_KINDS)[number];
+export { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 
 export interface Revocation {
   readonly id: string;

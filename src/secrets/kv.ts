@@ -11,6 +11,7 @@ import { TesseraError, fail } from '../shared/errors.js';
 import { parseInput } from '../server/validate.js';
 import { aesGcmOpen, aesGcmSeal, type Sealer } from './sealer.js';
 import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
+import { SECRET_MODES, type SecretMode } from './modes.js';
 
 /**
  * The `kv` engine: static secrets at hierarchical paths, versioned, encrypted before they
@@ -23,8 +24,7 @@ import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
  * Version numbers are never reused, even after a delete, so an old ciphertext can never be
  * replayed under a new row's AAD.
  */
-export type SecretMode = 'inject' | 'read';
-export const SECRET_MODES = ['inject', 'read'] as const;
+export { SECRET_MODES, type SecretMode } from './modes.js';
 
 export interface SecretMetaInput {
   readonly description?: string | null;

@@ -92,7 +92,7 @@ export async function checkArgv(argv: readonly string[], synopsis: boolean): Pro
       if (synopsis && err.code === 'commander.missingMandatoryOptionValue') {
         const flag = /option '(-[^ ',]+)/.exec(err.message)?.[1];
         if (!flag) return msg;
-        words = [...words, flag, 'x'];
+        words = [...words, flag, placeholderValue(leaf, flag)];
         continue;
       }
       if (synopsis && err.code === 'commander.missingArgument') {
@@ -104,13 +104,22 @@ export async function checkArgv(argv: readonly string[], synopsis: boolean): Pro
         const flags = /option '([^']*)'/.exec(err.message)?.[1]?.split(/[ ,]+/).filter((f) => f.startsWith('-')) ?? [];
         const at = Math.max(...flags.map((f) => words.lastIndexOf(f)));
         if (at < 0) return msg;
-        words = [...words.slice(0, at + 1), 'x', ...words.slice(at + 1)];
+        words = [...words.slice(0, at + 1), placeholderValue(leaf, words[at]!), ...words.slice(at + 1)];
         continue;
       }
       return msg.replace(/\n/g, ' ');
     }
   }
   return 'could not complete the synopsis';
+}
+
+/** A value supplied for an option a synopsis leaves out: one of its choices when it has them. */
+function placeholderValue(cmd: Command, flag: string): string {
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    const o = c.options.find((x) => x.long === flag || x.short === flag);
+    if (o) return o.argChoices?.[0] ?? 'x';
+  }
+  return 'x';
 }
 
 interface Problem { at: string; what: string }

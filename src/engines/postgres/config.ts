@@ -4,6 +4,7 @@ import { refuseCredentialLike } from '../../shared/credential-like.js';
 import { parseDuration } from '../../config/duration.js';
 import { parseTemplate, templateUses, type TemplatePart } from './sql.js';
 import { DEFAULT_SCRAM_ITERATIONS, MAX_SCRAM_ITERATIONS } from './scram.js';
+import { OWNED_OBJECT_RULES, type OwnedObjectRule } from './owned-objects.js';
 
 /**
  * Engine configuration and roles: validation of what the admin API accepts. Pure, no I/O.
@@ -36,14 +37,7 @@ export interface PgConfig {
   readonly updatedAt: number;
 }
 
-/**
- * What revocation does with the objects a dynamic user owns (and the privileges granted to it)
- * in the engine's database, after the user is disabled: `drop` (default) — `DROP OWNED BY`, the
- * objects die with the lease; `reassign` — `REASSIGN OWNED BY … TO <reassign_to>` first, then
- * `DROP OWNED BY` for the remaining privileges. See docs/adr/0071-revocation-disable-first.md.
- */
-export const OWNED_OBJECT_RULES = ['drop', 'reassign'] as const;
-export type OwnedObjectRule = (typeof OWNED_OBJECT_RULES)[number];
+export { OWNED_OBJECT_RULES, type OwnedObjectRule } from './owned-objects.js';
 
 export interface PgRole {
   readonly name: string;
