@@ -25,6 +25,7 @@ const PURE = [
   'src/shared/rate-limit.ts',
   'src/server/origin.ts',
   'src/shared/terminal.ts',
+  'src/shared/plural.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

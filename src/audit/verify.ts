@@ -9,6 +9,7 @@ import { loadHead } from './query.js';
 import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, toStoredRecord, type AuditEventRow, type CheckpointRow } from './rows.js';
 import { CHECKPOINT_LINE_TYPE, parseSignedLine } from './sinks/lines.js';
 import { verifyStatement } from './statements.js';
+import { count } from '../shared/plural.js';
 
 /** Meta key of the signed verification position (statement type `verified`). */
 export const META_VERIFIED = 'audit.verified';
@@ -151,7 +152,7 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
   }
   if (prunes.statements.length) {
     const leftovers = await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_events WHERE seq <= ?', [boundary.seq]);
-    if (Number(leftovers?.n ?? 0) > 0) notes.push(`${Number(leftovers!.n)} events at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were not verified`);
+    if (Number(leftovers?.n ?? 0) > 0) notes.push(`${count(Number(leftovers!.n), 'event')} at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were not verified`);
   }
 
   // The stored records, a page at a time, with the checkpoints of each page first.
@@ -194,7 +195,7 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
     notes.push(`an archive run pruned events up to seq ${Number(pruneNow!.m)} while this verification ran; problems at or below that seq may come from it: verify again`);
   }
   if (prunes.statements.length && !archiveMode) {
-    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${prunes.statements.length} segments); their archives were not checked: verify with --archive-dir to prove them too`);
+    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${count(prunes.statements.length, 'segment')}); their archives were not checked: verify with --archive-dir to prove them too`);
   }
   notes.push(NOTE_NO_WITNESS);
   return {

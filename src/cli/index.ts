@@ -20,6 +20,7 @@ import { REVOCATION_KINDS } from '../revocations/kinds.js';
 import { LEASE_STATES } from '../leases/states.js';
 import { POLICY_ACTIONS } from '../policy/types.js';
 import { ATTESTOR_KINDS } from '../shared/principal.js';
+import { count, verb } from '../shared/plural.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -358,9 +359,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
       const r = mod.validatePolicyDir(dir);
       if (isJson(cmd)) printJson(r);
-      else if (r.ok) out(`ok: ${r.policies} policies in ${r.files.length} files`);
+      else if (r.ok) out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
       else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
-      if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${r.errors.length} problem(s) in ${dir}`, EXIT.REFUSED);
+      if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${count(r.errors.length, 'problem')} in ${dir}`, EXIT.REFUSED);
     });
   policy
     .command('check')
@@ -438,7 +439,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         for (const c of r.cases) out(`${c.pass ? 'PASS' : 'FAIL'}  ${cell(c.name)}${c.pass ? '' : `  — ${c.reason !== undefined ? cell(c.reason) : `expected ${cell(c.expected)}, got ${cell(c.actual ?? 'error')}`}`}`);
         out(`${r.passed} passed, ${r.failed} failed (policies: ${cell(r.policyDir)})`);
       }
-      if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${r.cases.length} policy test case(s) failed`, EXIT.REFUSED);
+      if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${count(r.cases.length, 'policy test case')} failed`, EXIT.REFUSED);
     });
 
   policy
@@ -450,7 +451,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(`directory: ${cell(r.dir)}${r.demo ? `  (the demo policies; dev mode serves ${cell(r.configured_dir)} once it exists)` : ''}`);
       out(`ready: ${r.ready === true ? 'yes' : 'NO (no valid policy set: every request is refused)'}`);
       const ids = Array.isArray(r.policy_ids) ? r.policy_ids : [];
-      out(`policies: ${cell(r.policies)} in ${Array.isArray(r.files) ? r.files.length : 0} file(s)${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
+      out(`policies: ${cell(r.policies)} in ${count(Array.isArray(r.files) ? r.files.length : 0, 'file')}${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
       for (const id of ids) out(`  ${cell(id)}`);
       const e = r.last_error as { file?: unknown; line?: unknown; column?: unknown; message?: unknown } | null | undefined;
       if (e) out(`last reload failed (the set above stays active): ${cell(e.file)}:${cell(e.line)}:${cell(e.column)}: ${cell(e.message)}`);
@@ -493,7 +494,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
           out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
-          if (Number(r.leases_disabled) > 0) info(`${cell(r.leases_disabled)} credential(s) are disabled (no login, sessions ended) but their cleanup failed; it is retried. See: tessera lease list --state disabled`);
+          if (Number(r.leases_disabled) > 0) info(`${count(Number(r.leases_disabled), 'credential')} ${verb(Number(r.leases_disabled), 'is', 'are')} disabled (no login, sessions ended) but cleanup failed; it is retried. See: tessera lease list --state disabled`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
         }
       });
@@ -630,7 +631,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         onProgress: isJson(cmd) ? undefined : (done, total) => info(total > 0 ? `re-wrapped ${done}/${total}` : `re-wrapped ${done}`),
       });
       if (isJson(cmd)) return printJson(r);
-      out(`master key rotated: ${r.rewrapped} data keys re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);
+      out(`master key rotated: ${count(r.rewrapped, 'data key')} re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);
     });
 
   // --- creds (agent) ------------------------------------------------------------------
@@ -664,7 +665,7 @@ function devBanner(s: RunningServer): string {
     ...(p
       ? [p.demo
         ? `Policies: ${cell(p.dir)} (the demo policies) — until ${cell(p.configuredDir)} exists; create it and dev mode serves it instead`
-        : `Policies: ${cell(p.dir)} (${p.ids.length} policies; \`tessera policy status\` lists them)`]
+        : `Policies: ${cell(p.dir)} (${count(p.ids.length, 'policy', 'policies')}; \`tessera policy status\` lists them)`]
       : []),
     '',
     'Copy-paste to try it (the admin token below is shown only now):',

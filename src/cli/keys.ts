@@ -8,6 +8,7 @@ import { Transport } from '../sdk/http.js';
 import { usage, type CliIo } from './io.js';
 import { cell } from './format.js';
 import { terminalJson } from '../shared/terminal.js';
+import { count } from '../shared/plural.js';
 
 export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf: (cmd: Command) => string }): void {
   const { io } = deps;
@@ -27,6 +28,6 @@ export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf:
         io.stdout.write(`${terminalJson(r, 2)}\n`);
         return;
       }
-      io.stdout.write(`new signing key ${cell(r.kid)}${r.revoked.length ? `; revoked ${r.revoked.length} older key(s): tokens they signed are refused from now on` : '; older keys stay published until the tokens they signed expire'}\n`);
+      io.stdout.write(`new signing key ${cell(r.kid)}${r.revoked.length ? `; revoked ${count(r.revoked.length, 'older key')}: tokens they signed are refused from now on` : '; older keys stay published until the tokens they signed expire'}\n`);
     });
 }
