@@ -4,7 +4,7 @@ import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
-import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { CliError, EXIT, defaultSleep, readAll, requireLocalPath, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
@@ -253,6 +253,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         subjectToken = await stdinValue(opts.joinToken);
         type = JOIN_TOKEN_TYPE;
       } else {
+        requireLocalPath(opts.tokenFile!, 'file', '--token-file');
         try {
           subjectToken = (await readFile(opts.tokenFile!, 'utf8')).trim();
         } catch (e) {
@@ -355,6 +356,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('validate <dir>')
     .description('parse and validate every .cedar file in DIR against the Tessera schema (offline)')
     .action(async (dir: string, _opts: unknown, cmd: Command) => {
+      requireLocalPath(dir, 'directory', 'the policy directory', 'give the directory that holds the .cedar files (a YAML table of cases runs with `tessera policy test FILE`)');
       const mod = await policyModule();
       if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
       const r = mod.validatePolicyDir(dir);
@@ -431,6 +433,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('run a YAML table of expected decisions (offline) against a policy directory')
     .option('--policies <dir>', "policy directory (default: the file's `policies:` key, else the file's directory)")
     .action(async (file: string, opts: { policies?: string }, cmd: Command) => {
+      requireLocalPath(file, 'file', 'the policy test file', 'give a YAML table of cases (docs/policies.md); a policy directory is checked with `tessera policy validate DIR`');
+      if (opts.policies !== undefined) requireLocalPath(opts.policies, 'directory', '--policies');
       const mod = await policyModule();
       if (typeof mod.runPolicyTests !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy test runner', EXIT.REFUSED);
       const r = await mod.runPolicyTests({ testFile: file, ...(opts.policies ? { policyDir: opts.policies } : {}) });
@@ -624,6 +628,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--config <file>', 'tessera.yaml')
     .option('--data-dir <dir>', 'data directory')
     .action(async (opts: { newKeyFile: string; config?: string; dataDir?: string }, cmd: Command) => {
+      requireLocalPath(opts.newKeyFile, 'file', '--new-key-file');
       const r = await runtime.rotateMasterKey({
         configPath: opts.config,
         dataDir: opts.dataDir,

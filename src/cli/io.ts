@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { TesseraApiError, TesseraConnectionError } from '../sdk/errors.js';
 import type { FetchLike } from '../sdk/http.js';
 
@@ -67,6 +68,34 @@ export class CliError extends Error {
 }
 
 export const usage = (message: string): CliError => new CliError('TESSERA_CLI_USAGE', message, EXIT.USAGE);
+
+/**
+ * Checks a path given on the command line before the command uses it: it exists, is a `file`
+ * or a `directory` as the command needs, and is readable. Otherwise a usage error (exit 2)
+ * naming the argument (`what`, e.g. "--from-file" or "the policy test file"), the path, what is
+ * wrong in words, and `hint` when the likely mistake has a known fix. What a readable file
+ * then contains is the command's business (its own error code, exit 1).
+ */
+export function requireLocalPath(path: string, kind: 'file' | 'directory', what: string, hint?: string): void {
+  const fail = (why: string): never => {
+    throw usage(`${what} ${path} ${why}${hint ? `; ${hint}` : ''}`);
+  };
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOENT' ? 'does not exist' : code === 'ENOTDIR' ? 'does not exist (a part of the path is a file)' : code === 'EACCES' ? 'cannot be reached (permission denied)' : `cannot be read (${code ?? 'error'})`);
+  }
+  if (kind === 'file' && st.isDirectory()) fail('is a directory, not a file');
+  if (kind === 'file' && !st.isFile()) fail('is not a regular file');
+  if (kind === 'directory' && !st.isDirectory()) fail('is a file, not a directory');
+  try {
+    accessSync(path, kind === 'directory' ? constants.R_OK | constants.X_OK : constants.R_OK);
+  } catch {
+    fail('is not readable (permission denied)');
+  }
+}
 
 export function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;

@@ -416,6 +416,32 @@ test('audit verify: ok exits 0, a tampered log exits 1 with TESSERA_AUDIT_VERIFY
   assert.equal((JSON.parse(withRt.stdout) as { ok: boolean }).ok, false);
 });
 
+test('a local path argument that is missing, of the wrong kind or unreadable is a usage error (exit 2) naming it, before anything runs', async () => {
+  const file = join(dir, 'plain.txt');
+  writeFileSync(file, 'x');
+  const calls: string[] = [];
+  const runtime: Runtime = { ...noRuntime, rotateMasterKey: async () => (calls.push('rotate'), { rewrapped: 0 }) };
+  const cases: [string[], RegExp][] = [
+    [['policy', 'test', dir], /the policy test file .* is a directory, not a file; .*tessera policy validate DIR/],
+    [['policy', 'test', join(dir, 'nope.yaml')], /the policy test file .*nope\.yaml does not exist/],
+    [['policy', 'test', file, '--policies', file], /--policies .*plain\.txt is a file, not a directory/],
+    [['policy', 'validate', file], /the policy directory .*plain\.txt is a file, not a directory; give the directory that holds the \.cedar files/],
+    [['policy', 'validate', join(dir, 'nope')], /the policy directory .*nope does not exist/],
+    [['login', '--token-file', dir], /--token-file .* is a directory, not a file/],
+    [['login', '--token-file', join(file, 'sub')], /--token-file .* does not exist \(a part of the path is a file\)/],
+    [['operator', 'rotate-master-key', '--new-key-file', dir], /--new-key-file .* is a directory, not a file/],
+  ];
+  const before = peer.requests.length;
+  for (const [argv, re] of cases) {
+    const r = await cli(argv, { runtime });
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.match(r.stderr, /\[TESSERA_CLI_USAGE\]/);
+  }
+  assert.equal(peer.requests.length, before, 'no request was sent');
+  assert.deepEqual(calls, []);
+});
+
 // --- token inspect -------------------------------------------------------------------
 
 test('token inspect decodes header and claims, shows expiry, never the signature', async () => {
@@ -528,9 +554,11 @@ test('operator rotate-master-key reports progress on stderr', async () => {
       return { rewrapped: 2 };
     },
   };
-  const r = await cli(['operator', 'rotate-master-key', '--new-key-file', '/keys/new.key'], { runtime });
+  const keyFile = join(dir, 'new.key');
+  writeFileSync(keyFile, 'a'.repeat(64));
+  const r = await cli(['operator', 'rotate-master-key', '--new-key-file', keyFile], { runtime });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(got, '/keys/new.key');
+  assert.equal(got, keyFile);
   assert.match(r.stderr, /re-wrapped 2\/2/);
   assert.match(r.stdout, /2 data keys re-wrapped/);
   assert.equal((await cli(['operator', 'rotate-master-key'], { runtime })).code, 2);
