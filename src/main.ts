@@ -29,6 +29,7 @@ import { createRevocationService, registerRevocationRoutes } from './revocations
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
+import { createTaskExchange } from './tasks/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -254,8 +255,15 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     });
     const audiences = [issuer, `${issuer}/mcp`];
     const loginRate = config.tokens.login_rate_limit;
+    const delegation = config.tokens.delegation;
+    // Task tokens and delegation (src/tasks, docs/tasks.md).
+    const tasks = createTaskExchange({
+      tokens, authorizer: policy, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
+      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
+      limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
+    });
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences,
+      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences, tasks,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
