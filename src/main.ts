@@ -27,7 +27,8 @@ import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './l
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
-import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
+import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
+import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { createTaskExchange } from './tasks/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
@@ -256,9 +257,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const audiences = [issuer, `${issuer}/mcp`];
     const loginRate = config.tokens.login_rate_limit;
     const delegation = config.tokens.delegation;
+    // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
+    const authorizer = createRequestAuthorizer(policy);
     // Task tokens and delegation (src/tasks, docs/tasks.md).
     const tasks = createTaskExchange({
-      tokens, authorizer: policy, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
+      tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
       maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
@@ -271,10 +274,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       },
       joinTokenIdentity: (t) => joinTokens.identityOf(t),
     });
-    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
+    // The one request pipeline (src/pipeline): every enforcement point authenticates and
+    // authorizes through these, each for its own audience.
+    const agents = createRequestAuthenticator({ tokens, audit }, { audience: issuer });
+    const gatewayAgents = createRequestAuthenticator({ tokens, audit }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -298,9 +304,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
-    registerSecretRoutes(app, { kv, authorizer: policy });
+    registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
-    registerLeaseRoutes(app, { leases, authorizer: policy });
+    registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });

@@ -15,7 +15,8 @@ import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RequestMeta } from '../server/app.js';
-import type { Authorizer, ResourceRef } from '../policy/types.js';
+import type { ResourceRef } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import type { DelegationContext } from '../policy/entities.js';
 import type { TokenService, TaskTokenInput, VerifiedToken } from '../tokens/service.js';
 import { auditTokenRefusal } from '../tokens/service.js';
@@ -62,7 +63,7 @@ export interface TaskExchangeRequest {
 export interface TaskExchangeDeps {
   readonly tokens: Pick<TokenService, 'verifyToken' | 'issueTaskToken'>;
   /** Cedar (token.delegate), through the request pipeline's authorizer. */
-  readonly authorizer: Authorizer;
+  readonly authorizer: RequestAuthorizer;
   readonly store: Store;
   readonly audit: AuditWriter;
   readonly clock: Clock;

@@ -8,11 +8,10 @@ import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import type { AttestedIdentity } from '../identity/types.js';
-import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import { isSpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
 import type { TrustDomains } from '../identity/trust-domains.js';
 import type { AuditWhere } from '../audit/events.js';
-import { TesseraError, isTesseraError } from '../shared/errors.js';
+import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
 import { AGENT_TOKEN_TYP, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
@@ -443,21 +442,4 @@ export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, whe
     if (!claim || !(err instanceof TesseraError) || err.code !== 'TESSERA_AUDIT_EVENT_INVALID') throw err;
     await audit.append({ ...base, actor: { id: 'unauthenticated' }, details: { code: e.code } });
   }
-}
-
-/** The `AgentAuthenticator` the HTTP layer uses: verifies, and audits every refusal (never the token). */
-export function createAgentAuthenticator(tokens: TokenService, options: { audience: string; audit: AuditWriter }): AgentAuthenticator {
-  return {
-    async authenticate(token: string, meta: RequestMeta): Promise<AgentPrincipal> {
-      try {
-        return await tokens.verify(token, { audience: options.audience });
-      } catch (e) {
-        if (isTesseraError(e)) {
-          // The request is refused either way.
-          await auditTokenRefusal(options.audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }).catch(() => undefined);
-        }
-        throw e;
-      }
-    },
-  };
 }
