@@ -23,14 +23,14 @@ import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditL
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
-import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
+import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
 import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
-import { createTaskExchange } from './tasks/index.js';
+import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -308,6 +308,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
+    registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);

@@ -20,6 +20,8 @@ const adminQuery = z.strictObject({
   state: z.enum(LEASE_STATES).optional(),
   irrevocable: z.enum(['true', 'false']).optional(),
   owner: z.string().min(1).max(2048).optional(),
+  /** Leases issued under this task or any task below it. */
+  task: z.string().min(1).max(256).optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
 });
 
@@ -99,6 +101,7 @@ export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseS
       ...(q.state ? { state: q.state } : {}),
       ...(q.irrevocable === 'true' ? { irrevocable: true } : {}),
       ...(q.owner ? { owner: q.owner } : {}),
+      ...(q.task ? { task: q.task } : {}),
       ...(q.limit ? { limit: q.limit } : {}),
     });
     return { leases: list.map(leaseView) };

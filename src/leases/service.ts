@@ -101,12 +101,14 @@ export interface LeaseService {
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
   revoke(id: string, cause: string, ctx?: CallContext & { principal?: AgentPrincipal }): Promise<{ lease_id: string; state: LeaseState }>;
   revokeByOwner(spiffeId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  /** Leases issued under the task or any task below it (its subtree). */
   revokeByTask(taskId: string, ctx?: CallContext): Promise<RevokeCounts>;
   revokeByUser(userId: string, ctx?: CallContext): Promise<RevokeCounts>;
   /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
   revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
   get(id: string): Promise<Lease | undefined>;
-  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; limit?: number }): Promise<Lease[]>;
+  /** `task`: leases issued under this task or any task below it. */
+  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; task?: string; limit?: number }): Promise<Lease[]>;
   /** One reaper pass: expired → revoke, due retries, abandoned intents. */
   reapOnce(): Promise<ReapResult>;
   startReaper(intervalMs: number): void;
@@ -748,7 +750,9 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     },
 
     revokeByOwner: (spiffeId, ctx = {}) => bulk('owner_agent = ?', [spiffeId], 'owner_revoked', ctx),
-    revokeByTask: (taskId, ctx = {}) => bulk('task_id = ?', [taskId], 'task_revoked', ctx),
+    // The task and its whole subtree: task_ancestors holds (ancestor, txn) for every node and
+    // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
+    revokeByTask: (taskId, ctx = {}) => bulk('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId], 'task_revoked', ctx),
     revokeByUser: (userId, ctx = {}) => bulk('user_id = ?', [userId], 'user_revoked', ctx),
     revokeByPrefix(pathPrefix, ctx = {}) {
       if (typeof pathPrefix !== 'string' || pathPrefix.length === 0 || pathPrefix.length > 512) {
@@ -774,6 +778,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (filter.owner) {
         where.push('owner_agent = ?');
         params.push(filter.owner);
+      }
+      if (filter.task) {
+        where.push('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
+        params.push(filter.task, filter.task);
       }
       const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
       params.push(limit);

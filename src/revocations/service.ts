@@ -40,6 +40,8 @@ export interface RevocationCreated extends Revocation {
    * also stops a first login).
    */
   readonly agentKnown?: boolean;
+  /** Task revocations only: whether the task exists in the task tree (false: often a typo; recorded anyway). */
+  readonly taskKnown?: boolean;
 }
 
 export interface RevocationService extends RevocationChecker {
@@ -269,10 +271,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
       if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
       let agentKnown: boolean | undefined;
+      let taskKnown: boolean | undefined;
       if (req.kind === 'agent') {
         requireServedSpiffeId(deps.trustDomains, req.target, 'the agent to revoke');
         agentKnown = await isKnownAgent(req.target);
       }
+      if (req.kind === 'task') taskKnown = (await store.get<{ x: number }>('SELECT 1 AS x FROM tasks WHERE txn = ?', [req.target])) !== undefined;
 
       const actor = req.actor ?? { id: 'system' };
       const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
@@ -295,7 +299,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         if (d && typeof d.matched === 'number') counts = d as RevokeCounts;
       }
       if (leaseError) throw inEffectError(r, leaseError, counts);
-      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}) };
+      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}), ...(taskKnown !== undefined ? { taskKnown } : {}) };
     },
 
     async revokeToken(jti, tokenExpiresAt, ctx = {}) {

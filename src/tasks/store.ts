@@ -123,8 +123,10 @@ export interface TaskStore {
   get(txn: string): Promise<TaskNode | undefined>;
   /** Newest first. */
   list(filter: TaskListFilter): Promise<TaskNode[]>;
-  /** The node and its descendants, by depth then creation; at most `limit` (+1 so the caller sees truncation). */
+  /** The node and its descendants, by depth then creation; at most `limit`. */
   subtree(txn: string, limit: number): Promise<TaskNode[]>;
+  /** The ancestors of each task, root first (from `task_ancestors`; nodes unknown to the store map to []). */
+  ancestorsOf(nodes: readonly TaskNode[]): Promise<Map<string, string[]>>;
 }
 
 export function createTaskStore(store: Store): TaskStore {
@@ -153,6 +155,20 @@ export function createTaskStore(store: Store): TaskStore {
       params.push(Math.max(1, Math.min(10_000, Math.floor(f.limit))));
       const rows = await store.all<Row>(`SELECT ${COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, txn DESC LIMIT ?`, params);
       return rows.map(toNode);
+    },
+
+    async ancestorsOf(nodes) {
+      const out = new Map<string, string[]>(nodes.map((n) => [n.txn, []]));
+      // Chunks bound the bind parameters (SQLite 32,766, PostgreSQL 65,535).
+      for (let i = 0; i < nodes.length; i += 500) {
+        const chunk = nodes.slice(i, i + 500).map((n) => n.txn);
+        const rows = await store.all<{ txn: string; ancestor: string; d: number }>(
+          `SELECT a.txn, a.ancestor, t.depth AS d FROM task_ancestors a JOIN tasks t ON t.txn = a.ancestor WHERE a.txn IN (${chunk.map(() => '?').join(', ')}) AND a.ancestor <> a.txn ORDER BY t.depth`,
+          chunk,
+        );
+        for (const r of rows) out.get(r.txn)?.push(r.ancestor);
+      }
+      return out;
     },
 
     async subtree(txn, limit) {

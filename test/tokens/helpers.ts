@@ -26,15 +26,19 @@ export class SetRevocations implements RevocationChecker {
   readonly jtis = new Set<string>();
   readonly agents = new Set<string>();
   readonly revokedTokens: string[] = [];
-  isRevoked(s: { spiffeId: string; jti: string }): boolean {
-    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId);
+  isRevoked(s: { spiffeId: string; jti: string; task?: string; ancestors?: readonly string[] }): boolean {
+    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId) || (s.task !== undefined && this.tasks.has(s.task)) || (s.ancestors ?? []).some((t) => this.tasks.has(t));
   }
   isAgentRevoked(spiffeId: string): boolean {
     return this.agents.has(spiffeId);
   }
+  readonly tasks = new Set<string>();
   async revokeToken(jti: string): Promise<void> {
     this.jtis.add(jti);
     this.revokedTokens.push(jti);
+  }
+  async revoke(req: { kind: 'task'; target: string }): Promise<void> {
+    this.tasks.add(req.target);
   }
 }
 
