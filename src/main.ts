@@ -31,7 +31,7 @@ import { createKeyManager, createTokenService, createTokenExchange, registerToke
 import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
-import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
+import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
@@ -280,7 +280,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const gatewayAgents = createRequestAuthenticator({ tokens, audit }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');

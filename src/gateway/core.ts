@@ -501,6 +501,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             addSensitive: (value) => {
               callSecrets.push({ value, label: 'sensitive' });
             },
+            downstreamToken: (audience, ttlMs) => deps.injector.downstreamToken(p, audience, ttlMs, where(caller)),
           };
           result = await providers.get(server)!.callTool(tool, args, ctx);
         }

@@ -19,11 +19,14 @@ import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
 import type { ToolProvider } from './types.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
+import type { DownstreamTokens } from './downstream.js';
+import { TesseraError } from '../shared/errors.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
 export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
 export { RPC, canonicalJson } from './core.js';
 export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext } from './types.js';
+export { createDownstreamTokens, type DownstreamTokens } from './downstream.js';
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
@@ -48,6 +51,8 @@ export interface GatewayDeps {
   readonly providers?: readonly ToolProvider[];
   /** Audits refusals by the per-agent limits (one event per agent and limit per window). */
   readonly limitAudit?: LimitAuditor;
+  /** Mints the task tokens sent to upstreams configured with `task_token` (src/gateway/downstream.ts). */
+  readonly downstream?: DownstreamTokens;
 }
 
 export interface Gateway {
@@ -65,7 +70,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { config, authorizer, audit, logger } = deps;
   const version = deps.version ?? '0.0.0';
 
+  // A task token for one of Tessera's own audiences would be a Tessera credential in an
+  // upstream's hands: refused at start (Tessera never accepts the type anyway).
+  const own = [deps.issuer, `${deps.issuer}/mcp`];
+  const taskTokens = [
+    ...config.servers.flatMap((s) => (s.transport === 'streamable_http' && s.task_token ? [{ where: `gateway.servers "${s.name}"`, audience: s.task_token.audience }] : [])),
+    ...config.tools.flatMap((t) => (t.kind === 'http' && t.task_token ? [{ where: `gateway.tools "${t.server}/${t.name}"`, audience: t.task_token.audience }] : [])),
+  ];
+  for (const t of taskTokens) {
+    if (own.includes(t.audience)) throw new TesseraError('TESSERA_CONFIG_INVALID', `${t.where}: task_token.audience "${t.audience}" is one of Tessera's own audiences; name the upstream's own audience (e.g. its URL)`);
+  }
+  if (taskTokens.length > 0 && !deps.downstream) throw new TesseraError('TESSERA_CONFIG_INVALID', 'gateway: task_token is configured but this gateway has no token minter');
+
   const injector: Injector = {
+    async downstreamToken(principal, audience, ttlMs, where) {
+      if (!deps.downstream) throw new TesseraError('TESSERA_CONFIG_INVALID', 'gateway: task_token is configured but this gateway has no token minter');
+      return deps.downstream.tokenFor(principal, audience, ttlMs, where);
+    },
     async resolveSecret(principal, path, where) {
       // Policy `secret.inject` for the caller (kv audits the decision).
       return (await deps.kv.resolveForInjection(principal, path, authorizer, where)).value;

@@ -49,7 +49,7 @@ after(() => {
 });
 
 function core(auditArgumentValues: boolean, audit = new MemoryAuditWriter()) {
-  const injector = { resolveSecret: async () => '', issueCredential: async () => ({ leaseId: '', data: {} }), revokeLease: async () => undefined, mayInject: () => true };
+  const injector = { resolveSecret: async () => '', issueCredential: async () => ({ leaseId: '', data: {} }), revokeLease: async () => undefined, mayInject: () => true, downstreamToken: async () => { throw new Error('unused'); } };
   return { audit, core: createGatewayCore({ upstreams: [], providers: [provider], authorizer: createRequestAuthorizer(policy), injector, audit, logger: silentLogger, auditArgumentValues }) };
 }
 
