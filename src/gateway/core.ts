@@ -481,7 +481,11 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       try {
         const u = upstreams.get(server);
         if (u) {
-          result = (await u.callTool(tool, args, caller, signal)).result;
+          const called = await u.callTool(tool, args, caller, signal);
+          result = called.result;
+          // What the connection holds now: a value injected during the call (a refreshed task
+          // token) is scrubbed too.
+          baseSecrets = called.secrets;
         } else {
           const ctx: ToolCallContext = {
             principal: p,
