@@ -22,6 +22,7 @@
  */
 import { z } from 'zod';
 import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
+import { isSpiffeId } from '../identity/spiffe-id.js';
 
 /** JOSE `typ` of agent tokens (SPIFFE JWT-SVID §3) and of task tokens (RFC 8725 §3.11). */
 export const AGENT_TOKEN_TYP = 'JWT';
@@ -171,6 +172,9 @@ export function taskPrincipal(c: TaskClaims, acting: { trustDomain: string; path
     purpose: c.purpose,
     ...(c.tctx !== undefined ? { tctx: c.tctx } : {}),
     ...(c.cnf !== undefined ? { cnf: { jkt: c.cnf.jkt } } : {}),
+    // On behalf of a user (DESIGN.md "Users"), `sub` is the user, not an agent: the request is
+    // then also the user's, and `revoke user` refuses it.
+    ...(isSpiffeId(c.sub) ? {} : { user: c.sub }),
     actors: actors.map((a) => ({ sub: a.sub, ...(a.label !== undefined ? { label: a.label } : {}) })),
   };
 }

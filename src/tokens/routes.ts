@@ -9,6 +9,7 @@ import type { TokenExchange } from './exchange.js';
 import { GRANT_TOKEN_EXCHANGE } from './exchange.js';
 import type { TokenService } from './service.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
+import { TOKEN_TYPE_ACCESS_TOKEN } from '../tasks/claims.js';
 
 export interface TokenRevoker {
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { reason?: string }): Promise<unknown>;
@@ -138,7 +139,8 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       token_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
-      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN],
+      // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and delegates tasks.
+      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN],
       service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
     }),
   );

@@ -71,6 +71,16 @@ test('a verified task token is the acting agent\'s principal with its task, chai
   await h.tokens.verify(issued.token, { audience: h.base });
 });
 
+test('a task whose sub is not an agent acts for that user: revoking the user refuses it', async () => {
+  const issued = h.tokens.issueTaskToken(child({ sub: 'alice@example.org', txn: 'task_EEEEEEEEEEEEEEEEEEEEEE' }));
+  const p = await h.tokens.verify(issued.token, { audience: h.base });
+  assert.equal(p.user, 'alice@example.org');
+  assert.equal(p.spiffeId, B, 'the acting agent is still the newest actor');
+  h.revocations.users.add('alice@example.org');
+  await assert.rejects(h.tokens.verify(issued.token, { audience: h.base }), code('TESSERA_TOKEN_REVOKED'));
+  h.revocations.users.clear();
+});
+
 test('typ is pinned per use, on cache hits too: an agent token is no task token and the other way round', async () => {
   const task = h.tokens.issueTaskToken(child({ txn: 'task_DDDDDDDDDDDDDDDDDDDDDD' })).token;
   const agent = h.tokens.issueAgentToken({ spiffeId: A, attestor: 'join_token', attestorKind: 'join_token', attributes: {} }, { audience: [h.base] }).token;

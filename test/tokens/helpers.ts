@@ -26,8 +26,9 @@ export class SetRevocations implements RevocationChecker {
   readonly jtis = new Set<string>();
   readonly agents = new Set<string>();
   readonly revokedTokens: string[] = [];
-  isRevoked(s: { spiffeId: string; jti: string; task?: string; ancestors?: readonly string[] }): boolean {
-    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId) || (s.task !== undefined && this.tasks.has(s.task)) || (s.ancestors ?? []).some((t) => this.tasks.has(t));
+  readonly users = new Set<string>();
+  isRevoked(s: { spiffeId: string; jti: string; task?: string; ancestors?: readonly string[]; user?: string }): boolean {
+    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId) || (s.task !== undefined && this.tasks.has(s.task)) || (s.ancestors ?? []).some((t) => this.tasks.has(t)) || (s.user !== undefined && this.users.has(s.user));
   }
   isAgentRevoked(spiffeId: string): boolean {
     return this.agents.has(spiffeId);
