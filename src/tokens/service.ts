@@ -208,13 +208,24 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return v;
   }
 
+  /**
+   * Parsed SPIFFE IDs of signed tokens (a pure function of the string; agents and chains repeat,
+   * so a depth-5 task token costs map lookups, not six parses, on a cache miss). Bounded.
+   */
+  const parsedIds = new Map<string, { trustDomain: string; path: string }>();
+
   /** The acting agent's SPIFFE ID, parsed and in a served trust domain. */
   function actingId(sub: string): { trustDomain: string; path: string } {
-    let id;
-    try {
-      id = parseSpiffeId(sub);
-    } catch {
-      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" (or the acting "act.sub") is not a valid SPIFFE ID');
+    let id = parsedIds.get(sub);
+    if (!id) {
+      try {
+        const parsed = parseSpiffeId(sub);
+        id = { trustDomain: parsed.trustDomain, path: parsed.path };
+      } catch {
+        throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" (or the acting "act.sub") is not a valid SPIFFE ID');
+      }
+      if (parsedIds.size >= 10_000) parsedIds.clear();
+      parsedIds.set(sub, id);
     }
     // A token Tessera signed for a domain it no longer serves (a spiffe attestor was removed).
     if (!deps.trustDomains.accepts(id.trustDomain)) {
