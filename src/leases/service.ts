@@ -95,7 +95,7 @@ export interface LeaseService {
    * `expires_at = min(now + increment, max_expires_at)`, increment defaulting to the role's TTL
    * (a smaller increment shortens the lease; a larger one is capped). TESSERA_LEASE_NOT_RENEWABLE
    * only when the lease already sits at its cap. With `principal`, only the owner may renew
-   * (others get TESSERA_LEASE_NOT_FOUND).
+   * (others get TESSERA_LEASE_NOT_FOUND); with a task token, only leases of its task subtree.
    */
   renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
@@ -279,6 +279,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
   async function getRow(id: string): Promise<LeaseRow | undefined> {
     return store.get<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id = ?`, [id]);
+  }
+
+  /**
+   * Whether `principal` may renew or revoke this lease: its owner agent, and with a task token
+   * only a lease of that task or of a task below it (a sub-agent never touches its parent's
+   * or a sibling's leases, though it may act as the same agent).
+   */
+  async function belongsTo(row: LeaseRow, principal: AgentPrincipal): Promise<boolean> {
+    if (row.owner_agent !== principal.spiffeId) return false;
+    if (principal.task === undefined) return true;
+    if (row.task_id === null) return false;
+    if (row.task_id === principal.task) return true;
+    return (await store.get<{ x: number }>('SELECT 1 AS x FROM task_ancestors WHERE ancestor = ? AND txn = ?', [principal.task, row.task_id])) !== undefined;
   }
 
   function revokeNow(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
@@ -695,7 +708,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && !(await belongsTo(row, principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -743,7 +756,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };
