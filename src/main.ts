@@ -23,14 +23,16 @@ import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditL
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
 import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
-import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
+import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
-import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
+import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
+import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
-import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
+import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
+import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
@@ -255,8 +257,17 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     });
     const audiences = [issuer, `${issuer}/mcp`];
     const loginRate = config.tokens.login_rate_limit;
+    const delegation = config.tokens.delegation;
+    // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
+    const authorizer = createRequestAuthorizer(policy);
+    // Task tokens and delegation (src/tasks, docs/tasks.md).
+    const tasks = createTaskExchange({
+      tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
+      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
+      limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
+    });
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences,
+      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences, tasks,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -264,10 +275,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       },
       joinTokenIdentity: (t) => joinTokens.identityOf(t),
     });
-    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
+    // The one request pipeline (src/pipeline): every enforcement point authenticates and
+    // authorizes through these, each for its own audience.
+    const agents = createRequestAuthenticator({ tokens, audit }, { audience: issuer });
+    const gatewayAgents = createRequestAuthenticator({ tokens, audit }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -291,10 +306,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
-    registerSecretRoutes(app, { kv, authorizer: policy });
+    registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
-    registerLeaseRoutes(app, { leases, authorizer: policy });
+    registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
+    registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);

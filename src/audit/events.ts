@@ -48,6 +48,8 @@ export type AuditEvent =
   | Base<'auth.admin_refused', { code: string }>
   | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
   | Base<'token.revoked', { jti_hmac: string }>
+  | Base<'task.created', { token_type: 'task'; jti_hmac: string; expires_at: number; scope: string; root: string; parent?: string; depth: number; max_depth: number; delegatee: string; label?: string; bound: boolean; audience: readonly string[]; tctx?: Readonly<Record<string, string>> }>
+  | Base<'task.refused', { code: string; scope?: string; label?: string }>
   | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
   | Base<'join_token.used', { join_token_hmac: string; spiffe_id: string }>
   | Base<'admin_token.created', { token_id: string }>

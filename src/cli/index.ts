@@ -12,6 +12,7 @@ import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
+import { registerTaskCommands } from './task.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -523,6 +524,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'active', 'reason', 'created_at', 'expires_at'])) : 'no revocations');
     });
 
+  // --- tasks ----------------------------------------------------------------------
+  registerTaskCommands(program, { admin, isJson, out, printJson });
+
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');
   lease
@@ -554,7 +558,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('-f, --follow', 'keep polling')
     .option('-n, --lines <n>', 'how many recent events to show first', (v) => positiveInt(v, '--lines'), 20)
     .option('--actor <id>', 'only events by this actor')
-    .option('--txn <id>', 'only events of this task')
+    .option('--txn <id>', 'only events of this task and every task delegated below it')
     .option('--kind <kind>', 'only events of this kind, e.g. auth.login')
     .option('--interval <ms>', 'poll interval with -f', (v) => positiveInt(v, '--interval'), 2000)
     .action(async (opts: { follow?: boolean; lines: number; actor?: string; txn?: string; kind?: string; interval: number }, cmd: Command) => {

@@ -3,6 +3,7 @@ import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
 import { rateField } from './fields.js';
 import { parseHost, parseOrigin } from '../server/origin.js';
+import { MAX_DEPTH_CEILING } from '../tasks/claims.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -134,6 +135,15 @@ export const configSchema = z.object({
     login_rate_limit: z.object({
       per_identity: rateField({ per_second: 10, burst: 100 }),
       per_source: rateField({ per_second: 20, burst: 200 }),
+    }).strict().prefault({}),
+    /** Task tokens and delegation (docs/tasks.md). `task_ttl` is the default and the longest lifetime of a task token. */
+    delegation: z.object({
+      /** The deepest a task tree may grow (a root task may ask for less; a child may lower it, never raise it). */
+      max_depth: z.number().int().min(0).max(MAX_DEPTH_CEILING).default(3),
+      /** Refuse a token for a sub-agent without an identity (`label`) unless it is DPoP-bound (RFC 9449). */
+      require_dpop_for_labels: z.boolean().default(false),
+      /** Task exchanges (root tasks and delegations) per second per acting agent. */
+      rate_limit: rateField({ per_second: 50, burst: 500 }),
     }).strict().prefault({}),
     /** Verified-token cache (token service, attestation): entries in all, and per agent identity. */
     verified_cache_size: z.number().int().min(0).max(1_000_000).default(10_000),

@@ -18,7 +18,8 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import { bearerToken, retryAfterOf } from '../server/app.js';
+import { bearerToken, retryAfterOf, type AgentAuthenticator } from '../server/app.js';
+import type { RevocationSubject } from '../shared/revocation.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
@@ -28,25 +29,21 @@ import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
 import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
-import { auditTokenRefusal } from '../tokens/service.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
 export const MCP_PATH = '/mcp';
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
 
-export interface TokenVerifier {
-  verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
-}
-
-/** What the session layer asks the kill switch. */
+/** What the session layer asks the kill switch (token, agent, task and ancestors, user, chain). */
 export interface PrincipalRevocationCheck {
-  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+  isPrincipalRevoked(p: RevocationSubject): boolean;
 }
 
 export interface McpHttpDeps {
   readonly core: GatewayCore;
-  readonly tokens: TokenVerifier;
+  /** The request pipeline's authenticate step for the gateway's audience (`<issuer>/mcp`). */
+  readonly authenticator: AgentAuthenticator;
   readonly revocations: PrincipalRevocationCheck;
   readonly audit: AuditWriter;
   readonly logger: Logger;
@@ -131,7 +128,7 @@ function jsonRpcError(code: number, message: string, data?: Record<string, unkno
 }
 
 export function createMcpHttp(deps: McpHttpDeps): McpHttp {
-  const { core, tokens, audit, logger } = deps;
+  const { core, audit, logger } = deps;
   const resource = `${deps.issuer}${MCP_PATH}`;
   const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
   const sessions = new Map<string, Session>();
@@ -173,33 +170,19 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId, ...(retry !== undefined ? { retry_after_s: retry } : {}) }));
   }
 
-  async function verify(token: string, req: FastifyRequest): Promise<AgentPrincipal> {
-    try {
-      // No token passthrough: the token is verified for this resource only and never forwarded.
-      return await tokens.verify(token, { audience: resource });
-    } catch (e) {
-      if (isTesseraError(e)) {
-        await auditTokenRefusal(audit, e, { requestId: req.id, source: req.ip }, 'mcp').catch(() => undefined);
-      }
-      throw e;
-    }
-  }
-
-  async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
+  async function authenticate(app: FastifyInstance, req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
     const token = bearerToken(req);
-    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
-    // Verified on every request. The token service's cache (src/tokens/service.ts) spares the
-    // ES256 work for a token seen before, and ends with the auth epoch (key revocation, policy
-    // reload, revocation: docs/adr/0061), so no second, separately invalidated cache lives here.
-    const principal = await verify(token, req);
-    if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
-      throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');
-    }
+    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent or task token>\` with audience ${resource}; see ${metadataUrl}`);
+    // The request pipeline's authenticate step, on every request: agent or task token for this
+    // resource only (no token passthrough), revocation of the token, agent, task and its
+    // ancestors, user and chain, refusals audited. The token service's cache spares the ES256
+    // work for a token seen before and ends with the auth epoch (docs/adr/0061).
+    const principal = await deps.authenticator.authenticate(token, app.requestMeta(req));
     return { principal, token };
   }
 
   function isRevoked(p: AgentPrincipal): boolean {
-    return deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
+    return deps.revocations.isPrincipalRevoked(p);
   }
 
   function touch(s: Session): void {
@@ -310,7 +293,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   async function handle(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (closing) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
-    const { principal, token } = await authenticate(req);
+    const { principal, token } = await authenticate(app, req);
     const w = where(app, req);
     const agent = principal.spiffeId;
     const rate = buckets.take(agent);

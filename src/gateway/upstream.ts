@@ -33,6 +33,7 @@ import type { SecretInput } from './scrub/index.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
 import { boundedUpstreamFetch } from './http-fetch.js';
+import { downstreamHeaderValue } from './downstream.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -41,6 +42,8 @@ export interface Injector {
   revokeLease(leaseId: string, principal: AgentPrincipal): Promise<void>;
   /** Whether policy still lets this caller have the value injected (`secret.inject` / `cred.issue`); cheap (cached decision). */
   mayInject(principal: AgentPrincipal, value: Exclude<InjectedValue, string>): boolean;
+  /** A short-lived token carrying the caller's task for an upstream audience (`task_token`). */
+  downstreamToken(principal: AgentPrincipal, audience: string, ttlMs: number, where: AuditWhere): Promise<string>;
 }
 
 export interface UpstreamCaller {
@@ -233,8 +236,9 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       const cfg = config as HttpServerConfig;
       const headers = await resolveAll(cfg.headers, conn, where, 'header');
       // No token passthrough (MCP authorization spec, "Access Token Privilege Restriction"):
-      // only configured headers go upstream, never the agent's bearer token.
-      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: httpFetch });
+      // only configured headers go upstream, never the agent's bearer token. With `task_token`,
+      // each request carries a token Tessera minted for this upstream's audience instead.
+      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: cfg.task_token ? withTaskToken(cfg.task_token, conn, where) : httpFetch });
     }
     conn.client = client;
     const timer = AbortSignal.timeout(callTimeoutMs);
@@ -249,6 +253,23 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       ...(conn.principal.task ? { txn: conn.principal.task } : {}),
       details: { server: config.name, transport: config.transport, isolation },
     }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message }, 'audit of upstream start failed'));
+  }
+
+  /**
+   * The bounded fetch, plus the connection owner's task token for this upstream on every request
+   * (minted again once half its lifetime has passed). The current token is scrubbed from what the
+   * upstream returns; earlier ones have expired or are about to.
+   */
+  function withTaskToken(tt: NonNullable<HttpServerConfig['task_token']>, conn: Conn, where: AuditWhere): typeof httpFetch {
+    return async (url, init) => {
+      const token = await deps.injector.downstreamToken(conn.principal, tt.audience, tt.ttl, where);
+      if (!conn.secrets.some((x) => x.value === token)) {
+        conn.secrets = [...conn.secrets.filter((x) => x.label !== 'task-token'), { value: token, label: 'task-token' }];
+      }
+      const headers = new Headers(init?.headers);
+      headers.set(tt.header, downstreamHeaderValue(tt.header, token));
+      return httpFetch(url, { ...init, headers });
+    };
   }
 
   function actorOf(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {

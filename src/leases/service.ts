@@ -85,18 +85,20 @@ export interface LeaseService {
    * `expires_at = min(now + increment, max_expires_at)`, increment defaulting to the role's TTL
    * (a smaller increment shortens the lease; a larger one is capped). TESSERA_LEASE_NOT_RENEWABLE
    * only when the lease already sits at its cap. With `principal`, only the owner may renew
-   * (others get TESSERA_LEASE_NOT_FOUND).
+   * (others get TESSERA_LEASE_NOT_FOUND); with a task token, only leases of its task subtree.
    */
   renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
   revoke(id: string, cause: string, ctx?: CallContext & { principal?: AgentPrincipal }): Promise<{ lease_id: string; state: LeaseState }>;
   revokeByOwner(spiffeId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  /** Leases issued under the task or any task below it (its subtree). */
   revokeByTask(taskId: string, ctx?: CallContext): Promise<RevokeCounts>;
   revokeByUser(userId: string, ctx?: CallContext): Promise<RevokeCounts>;
   /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
   revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
   get(id: string): Promise<Lease | undefined>;
-  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; limit?: number }): Promise<Lease[]>;
+  /** `task`: leases issued under this task or any task below it. */
+  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; task?: string; limit?: number }): Promise<Lease[]>;
   /** One reaper pass: expired → revoke, due retries, abandoned intents. */
   reapOnce(): Promise<ReapResult>;
   startReaper(intervalMs: number): void;
@@ -267,6 +269,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
   async function getRow(id: string): Promise<LeaseRow | undefined> {
     return store.get<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id = ?`, [id]);
+  }
+
+  /**
+   * Whether `principal` may renew or revoke this lease: its owner agent, and with a task token
+   * only a lease of that task or of a task below it (a sub-agent never touches its parent's
+   * or a sibling's leases, though it may act as the same agent).
+   */
+  async function belongsTo(row: LeaseRow, principal: AgentPrincipal): Promise<boolean> {
+    if (row.owner_agent !== principal.spiffeId) return false;
+    if (principal.task === undefined) return true;
+    if (row.task_id === null) return false;
+    if (row.task_id === principal.task) return true;
+    return (await store.get<{ x: number }>('SELECT 1 AS x FROM task_ancestors WHERE ancestor = ? AND txn = ?', [principal.task, row.task_id])) !== undefined;
   }
 
   function revokeNow(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
@@ -684,7 +699,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && !(await belongsTo(row, principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -732,14 +747,16 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };
     },
 
     revokeByOwner: (spiffeId, ctx = {}) => bulk('owner_agent = ?', [spiffeId], 'owner_revoked', ctx),
-    revokeByTask: (taskId, ctx = {}) => bulk('task_id = ?', [taskId], 'task_revoked', ctx),
+    // The task and its whole subtree: task_ancestors holds (ancestor, txn) for every node and
+    // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
+    revokeByTask: (taskId, ctx = {}) => bulk('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId], 'task_revoked', ctx),
     revokeByUser: (userId, ctx = {}) => bulk('user_id = ?', [userId], 'user_revoked', ctx),
     revokeByPrefix(pathPrefix, ctx = {}) {
       if (typeof pathPrefix !== 'string' || pathPrefix.length === 0 || pathPrefix.length > 512) {
@@ -765,6 +782,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (filter.owner) {
         where.push('owner_agent = ?');
         params.push(filter.owner);
+      }
+      if (filter.task) {
+        where.push('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
+        params.push(filter.task, filter.task);
       }
       const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
       params.push(limit);

@@ -74,6 +74,11 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       ...(r.agentKnown === false
         ? { warning: `agent ${r.target} has never logged in here (it is not in GET /v1/admin/agents); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo` }
         : {}),
+      // Task revocations: is the task in the task tree? Recorded either way.
+      ...(r.taskKnown !== undefined ? { known: r.taskKnown } : {}),
+      ...(r.taskKnown === false
+        ? { warning: `task ${r.target} is not in the task tree (GET /v1/admin/tasks); the revocation is recorded and will refuse it, but check the task id for a typo` }
+        : {}),
     });
   });
 

@@ -2,7 +2,7 @@ import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditActor, AuditWhere } from '../audit/events.js';
-import type { RevocationChecker } from '../shared/revocation.js';
+import type { RevocationChecker, RevocationSubject } from '../shared/revocation.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
 import { refuseCredentialLike } from '../shared/credential-like.js';
@@ -40,6 +40,8 @@ export interface RevocationCreated extends Revocation {
    * also stops a first login).
    */
   readonly agentKnown?: boolean;
+  /** Task revocations only: whether the task exists in the task tree (false: often a typo; recorded anyway). */
+  readonly taskKnown?: boolean;
 }
 
 export interface RevocationService extends RevocationChecker {
@@ -50,8 +52,10 @@ export interface RevocationService extends RevocationChecker {
   list(filter?: { active?: boolean; kind?: RevocationKind; limit?: number }): Promise<Revocation[]>;
   /** Reloads the indexes from the store (at start, and to pick up other replicas' revocations). */
   refresh(): Promise<void>;
-  /** Like isRevoked, with the delegation chain: a revoked agent anywhere in the chain refuses the token. */
-  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+  /** The same as isRevoked (kept for callers that hold a principal): token, agent, task or an ancestor, user, chain. */
+  isPrincipalRevoked(p: RevocationSubject): boolean;
+  /** True when a task revocation matches `txn` or one of its `ancestors` (the admin tree's state). */
+  isTaskRevoked(txn: string, ancestors: readonly string[]): boolean;
 }
 
 export interface RevocationServiceDeps {
@@ -226,7 +230,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   }
 
   const service: RevocationService = {
-    isRevoked(subject: { spiffeId: string; jti: string; issuedAt: number; task?: string; user?: string; chain?: readonly string[] }) {
+    isRevoked(subject) {
       return service.isPrincipalRevoked(subject);
     },
 
@@ -234,9 +238,18 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (byId.size === 0) return false;
       const now = clock.now();
       if (active('agent', s.spiffeId, now) || active('token', s.jti, now) || active('task', s.task, now) || active('user', s.user, now)) return true;
+      // A revoked task anywhere above this one revokes its whole subtree: the token names its
+      // ancestors (claim `anc`), so this is a few map lookups, never a store query.
+      if (s.ancestors) for (const t of s.ancestors) if (active('task', t, now)) return true;
       // A revoked agent anywhere in the delegation chain taints everything delegated through it.
       if (s.chain) for (const a of s.chain) if (active('agent', a, now)) return true;
       return false;
+    },
+
+    isTaskRevoked(txn, ancestors) {
+      if (byId.size === 0) return false;
+      const now = clock.now();
+      return active('task', txn, now) || ancestors.some((t) => active('task', t, now));
     },
 
     isAgentRevoked(spiffeId) {
@@ -258,10 +271,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
       if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
       let agentKnown: boolean | undefined;
+      let taskKnown: boolean | undefined;
       if (req.kind === 'agent') {
         requireServedSpiffeId(deps.trustDomains, req.target, 'the agent to revoke');
         agentKnown = await isKnownAgent(req.target);
       }
+      if (req.kind === 'task') taskKnown = (await store.get<{ x: number }>('SELECT 1 AS x FROM tasks WHERE txn = ?', [req.target])) !== undefined;
 
       const actor = req.actor ?? { id: 'system' };
       const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
@@ -284,7 +299,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         if (d && typeof d.matched === 'number') counts = d as RevokeCounts;
       }
       if (leaseError) throw inEffectError(r, leaseError, counts);
-      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}) };
+      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}), ...(taskKnown !== undefined ? { taskKnown } : {}) };
     },
 
     async revokeToken(jti, tokenExpiresAt, ctx = {}) {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseInput } from '../server/validate.js';
 import { duration } from '../config/schema.js';
 import { TesseraError } from '../shared/errors.js';
-import type { Authorizer } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import type { AuditWhere } from '../audit/events.js';
 import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } from './kv.js';
 
@@ -19,7 +19,8 @@ import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } 
  */
 export interface SecretRouteDeps {
   readonly kv: KvService;
-  readonly authorizer: Authorizer;
+  /** The request pipeline's authorizer (token scope ∩ Cedar). */
+  readonly authorizer: RequestAuthorizer;
 }
 
 const putBody = z.object({

@@ -8,21 +8,33 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenService } from './service.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
 import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
+import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
+import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
+import { DOWNSTREAM_TOKEN_TYP } from './service.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** RFC 8693 §2.2.1 successful response. */
-export interface TokenExchangeResponse {
+/** RFC 8693 §2.2.1 successful response: a login's agent token, or a task token. */
+export type TokenExchangeResponse = LoginResponse | TaskTokenResponse;
+
+export interface LoginResponse {
   readonly access_token: string;
   readonly issued_token_type: typeof TOKEN_TYPE_JWT;
   readonly token_type: 'Bearer';
   readonly expires_in: number;
 }
 
+/** What the token endpoint adds to a request besides its parameters (the DPoP feature fills it). */
+export interface ExchangeOptions {
+  /** RFC 7638 thumbprint of the key of the request's verified DPoP proof (RFC 9449 §4.3). */
+  readonly proofJkt?: string | undefined;
+}
+
 const many = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1).max(8)]).optional();
 
-// RFC 8693 §2.1 request parameters. Unknown parameters are ignored (RFC 6749 §3.2).
+// RFC 8693 §2.1 request parameters, and the task parameters (docs/tasks.md "Parameters").
+// Unknown parameters are ignored (RFC 6749 §3.2), except names of claims (src/tasks/params.ts).
 const requestSchema = z.object({
   grant_type: z.string().min(1, 'grant_type is required'),
   subject_token: z.string().min(1).max(16_384),
@@ -30,10 +42,20 @@ const requestSchema = z.object({
   audience: many,
   resource: many,
   requested_token_type: z.string().max(256).optional(),
-  scope: z.string().max(4096).optional(),
+  scope: z.string().max(TASK_LIMITS.scopes * (TASK_LIMITS.scopeChars + 1)).optional(),
   actor_token: z.string().max(16_384).optional(),
   actor_token_type: z.string().max(256).optional(),
+  purpose: z.string().max(4 * TASK_LIMITS.purposeChars).optional(),
+  tctx: z.string().max(2 * TASK_LIMITS.tctxJsonBytes).optional(),
+  requested_ttl: z.string().max(32).optional(),
+  max_depth: z.string().max(32).optional(),
+  label: z.string().max(4 * TASK_LIMITS.labelChars).optional(),
+  scope_mode: z.string().max(32).optional(),
+  dpop_jkt: z.string().max(128).optional(),
 });
+
+/** Parameters only a task exchange takes: on a login they mean the client is confused, so they are refused. */
+const TASK_ONLY = ['purpose', 'tctx', 'requested_ttl', 'max_depth', 'label', 'scope_mode', 'dpop_jkt'] as const;
 
 export interface TokenExchange {
   /**
@@ -42,7 +64,7 @@ export interface TokenExchange {
    * `details.retry_after_s`.
    */
   admitSource(meta: RequestMeta): void;
-  exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
+  exchange(params: unknown, meta: RequestMeta, options?: ExchangeOptions): Promise<TokenExchangeResponse>;
 }
 
 export interface TokenExchangeDeps {
@@ -65,6 +87,31 @@ export interface TokenExchangeDeps {
    * retried with the same token.
    */
   readonly joinTokenIdentity?: (token: string) => Promise<string | undefined>;
+  /**
+   * Task tokens and delegation (src/tasks): exchanges whose subject is one of Tessera's own
+   * tokens (`subject_token_type` access_token). Absent: refused as unsupported (unit tests).
+   */
+  readonly tasks?: TaskExchange;
+}
+
+/**
+ * Whether `token` claims to be one of Tessera's own (unverified: for routing and for a precise
+ * refusal only, never to grant anything): its `typ` is a task or downstream token's, or it is a
+ * `JWT` whose `iss` is this Tessera.
+ */
+function tesseraTokenKind(token: string, issuer: string): 'agent' | 'task' | 'downstream' | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || token.length > 16_384) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { typ?: unknown } | null;
+    if (header?.typ === TASK_TOKEN_TYP) return 'task';
+    if (header?.typ === DOWNSTREAM_TOKEN_TYP) return 'downstream';
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { iss?: unknown } | null;
+    if (payload?.iss === issuer) return 'agent';
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -89,7 +136,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
     },
 
-    async exchange(params, meta) {
+    async exchange(params, meta, options = {}) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
@@ -102,17 +149,12 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
       }
       const p = parsed.data;
-      if (p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
-        throw new TesseraError(
-          'TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE',
-          p.subject_token_type === TOKEN_TYPE_ACCESS
-            ? 'task tokens and delegation are not available yet; log in with an attestation token (jwt or join-token)'
-            : `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`,
-        );
+      const task = p.subject_token_type === TOKEN_TYPE_ACCESS;
+      if (!task && p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
+        throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN} (log in), or ${TOKEN_TYPE_ACCESS} (a Tessera agent or task token: open or delegate a task)`);
       }
-      if (p.actor_token !== undefined) throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', 'actor_token (delegation) is not available yet');
       if (p.requested_token_type !== undefined && p.requested_token_type !== TOKEN_TYPE_JWT && p.requested_token_type !== TOKEN_TYPE_ACCESS) {
-        throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT}`);
+        throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_ACCESS}`);
       }
       const audience = [...asList(p.audience), ...asList(p.resource)];
       for (const a of audience) {
@@ -120,6 +162,28 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
           throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}`);
         }
       }
+      const issuedBy = tesseraTokenKind(p.subject_token, tokens.issuer);
+      if (task) {
+        // Only Tessera's own tokens are access_token subjects here; the task exchange verifies them
+        // (this peek only routes: it grants nothing).
+        if (!deps.tasks || issuedBy === undefined) {
+          throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `a ${TOKEN_TYPE_ACCESS} subject must be a Tessera agent token (to open a task) or task token (to delegate)`);
+        }
+        return deps.tasks.exchange({
+          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt: options.proofJkt,
+          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode, dpop_jkt: p.dpop_jkt },
+        });
+      }
+      if (issuedBy !== undefined) {
+        throw new TesseraError('TESSERA_OAUTH_NOT_ATTESTATION', issuedBy === 'task'
+          ? `a task token is not an attestation: it cannot log in. To delegate from it, send it with subject_token_type=${TOKEN_TYPE_ACCESS}`
+          : issuedBy === 'agent'
+            ? `an agent token is not an attestation: log in again with the platform token (Kubernetes, OIDC, SPIFFE or a join token); to open a task, send it with subject_token_type=${TOKEN_TYPE_ACCESS}`
+            : 'a token Tessera issued for an upstream is not an attestation');
+      }
+      if (p.actor_token !== undefined) throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `actor_token is for delegation only: send the parent task token as subject_token with subject_token_type=${TOKEN_TYPE_ACCESS}`);
+      const taskParam = TASK_ONLY.find((k) => p[k] !== undefined);
+      if (taskParam) throw new TesseraError('TESSERA_TASK_PARAMETER_INVALID', `${taskParam}: is a task parameter, but this is a login; open a task by sending an agent token with subject_token_type=${TOKEN_TYPE_ACCESS}`, { field: taskParam });
       const where = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
       // The SPIFFE ID the subject token proved, once known: failures after that are attributed to
       // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.

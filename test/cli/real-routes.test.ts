@@ -22,6 +22,7 @@ import { registerSecretRoutes } from '../../src/secrets/routes.js';
 import { createPolicyEngine, registerPolicyRoutes } from '../../src/policy/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { runCli, type CliIo, type Runtime } from '../../src/cli/index.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 const reject = (): Promise<never> => Promise.reject(new Error('not used'));
 const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
@@ -48,7 +49,7 @@ before(async () => {
   });
   const kv = createKvService({ store, sealer: masterSealer(randomBytes(32)), clock, audit });
   // Agent reads are not exercised here (no token service in this test): deny them all.
-  registerSecretRoutes(app, { kv, authorizer: { authorize: () => ({ allowed: false, policies: [], errors: [], cached: false }) } });
+  registerSecretRoutes(app, { kv, authorizer: createRequestAuthorizer({ authorize: () => ({ allowed: false, policies: [], errors: [], cached: false }) }) });
   policy = createPolicyEngine({ dir: 'examples/policies', clock, logger: silentLogger, audit, cacheSize: 0, watch: false });
   await policy.load();
   registerPolicyRoutes(app, { policy });

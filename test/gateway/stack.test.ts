@@ -33,6 +33,7 @@ import { createGateway, type Gateway, type ToolProvider } from '../../src/gatewa
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { startHttpUpstream, type HttpUpstream } from './fixtures/http-upstream.js';
 import { rawMcp, INIT } from './harness.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
 const WEB_TOKEN = 'web-api-token-Ls9Xc2Rb7N';
@@ -132,12 +133,14 @@ before(async () => {
   });
   url = `http://127.0.0.1:${port}`;
   gateway = createGateway({
-    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
-    tokens: {
-      verify: async (token, { audience }) => {
-        if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
+    config, authorizer: createRequestAuthorizer(policy), kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
+    // The pipeline's authenticate step for the gateway audience, with a table of test principals
+    // instead of signed tokens (revocation as the real step does it: on every request).
+    authenticator: {
+      authenticate: async (token) => {
         const p = PRINCIPALS[token];
         if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
+        if (revoked.has(p.spiffeId)) throw new TesseraError('TESSERA_TOKEN_REVOKED', 'revoked');
         return p;
       },
     },

@@ -34,7 +34,7 @@ const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'team/**' }]);
 before(async () => {
   f = await fixture({ maxValueBytes: 64 });
   app = createApp({ logger: silentLogger, replicaId: 'r1', bodyLimit: 64 * 1024, admin: admins, agents });
-  registerSecretRoutes(app, { kv: f.kv, authorizer: authz });
+  registerSecretRoutes(app, { kv: f.kv, authorizer: authz.pipeline });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as AddressInfo).port;
 });

@@ -15,7 +15,8 @@ import { createAttestation } from '../../src/identity/attestation.js';
 import type { AttestorConfig } from '../../src/config/schema.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { createKeyManager, type KeyManager } from '../../src/tokens/keys.js';
-import { createTokenService, createAgentAuthenticator, type TokenService } from '../../src/tokens/service.js';
+import { createTokenService, type TokenService } from '../../src/tokens/service.js';
+import { createRequestAuthenticator } from '../../src/pipeline/authenticate.js';
 import { createTokenExchange } from '../../src/tokens/exchange.js';
 import { registerTokenRoutes } from '../../src/tokens/routes.js';
 import { createTrustDomains } from '../../src/identity/trust-domains.js';
@@ -25,15 +26,20 @@ export class SetRevocations implements RevocationChecker {
   readonly jtis = new Set<string>();
   readonly agents = new Set<string>();
   readonly revokedTokens: string[] = [];
-  isRevoked(s: { spiffeId: string; jti: string }): boolean {
-    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId);
+  readonly users = new Set<string>();
+  isRevoked(s: { spiffeId: string; jti: string; task?: string; ancestors?: readonly string[]; user?: string }): boolean {
+    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId) || (s.task !== undefined && this.tasks.has(s.task)) || (s.ancestors ?? []).some((t) => this.tasks.has(t)) || (s.user !== undefined && this.users.has(s.user));
   }
   isAgentRevoked(spiffeId: string): boolean {
     return this.agents.has(spiffeId);
   }
+  readonly tasks = new Set<string>();
   async revokeToken(jti: string): Promise<void> {
     this.jtis.add(jti);
     this.revokedTokens.push(jti);
+  }
+  async revoke(req: { kind: 'task'; target: string }): Promise<void> {
+    this.tasks.add(req.target);
   }
 }
 
@@ -92,7 +98,7 @@ export async function startHarness(opts: { bodyLimit?: number; attestors?: reado
     replicaId: 'r1',
     bodyLimit: opts.bodyLimit ?? 32 * 1024,
     admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no admins in this test'); } },
-    agents: createAgentAuthenticator(tokens, { audience: issuer, audit }),
+    agents: createRequestAuthenticator({ tokens, audit }, { audience: issuer }),
   });
   registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });
   // A tiny agent-only route, so verification is exercised through real HTTP.

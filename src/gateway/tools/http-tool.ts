@@ -22,6 +22,7 @@ import type { GatewayTool, ToolCallContext, ToolResult } from '../types.js';
 import type { HttpToolConfig } from './config.js';
 import { compileArgSchema } from './json-schema.js';
 import { encodeStrict, parseUrlTemplate, renderUrl } from './url-template.js';
+import { downstreamHeaderValue } from '../downstream.js';
 
 export interface DeclarativeToolDeps {
   /** undici dispatcher (Agent, Pool, ProxyAgent, MockAgent...); default: undici's global dispatcher. */
@@ -98,6 +99,13 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
       ctx.addSensitive(userPass);
       ctx.addSensitive(token);
       headers.authorization = `Basic ${token}`;
+    }
+    if (cfg.task_token) {
+      // The caller's task context for the upstream (gateway.tools[].task_token); scrubbed from what it returns.
+      const tt = cfg.task_token;
+      const token = await ctx.downstreamToken(tt.audience, tt.ttl);
+      ctx.addSensitive(token);
+      headers[tt.header.toLowerCase()] = downstreamHeaderValue(tt.header, token);
     }
 
     const url = renderUrl(template, args, extraQuery);
