@@ -34,6 +34,8 @@ import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
+import { sha256 } from './shared/crypto.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -253,9 +255,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
     });
     const audiences = [issuer, `${issuer}/mcp`];
+    // DPoP (RFC 9449, docs/dpop.md): proofs are checked against Tessera's own URLs; nonces are
+    // derived from a secret every replica shares (the audit HMAC key, domain-separated).
+    const dpop = createDpopGuard({
+      settings: dpopSettingsOf(config.tokens.dpop), clock,
+      htu: createHtuMatcher(htuBasesOf({ issuer, listenHost: host, listenPort: port, allowedHosts: config.server.allowed_hosts })),
+      nonceKey: sha256(audit.hmac('tessera dpop nonce key v1')),
+    });
     const loginRate = config.tokens.login_rate_limit;
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -263,10 +272,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       },
       joinTokenIdentity: (t) => joinTokens.identityOf(t),
     });
-    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
+    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit, dpop });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, tokens, dpop, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -274,6 +283,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
+      dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
     });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
@@ -288,7 +298,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer: policy });
     registerPolicyRoutes(app, { policy });

@@ -42,7 +42,7 @@ interface Base<K extends string, D = Record<string, never>> {
 }
 
 export type AuditEvent =
-  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number }>
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string }>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
   | Base<'auth.token_refused', { code: string; claimed_sub?: string }>
   | Base<'auth.admin_refused', { code: string }>

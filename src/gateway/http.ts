@@ -18,7 +18,8 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import { bearerToken, retryAfterOf } from '../server/app.js';
+import { retryAfterOf } from '../server/app.js';
+import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type DpopGuard, type PresentedToken } from '../dpop/index.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
@@ -28,7 +29,7 @@ import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
 import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
-import { auditTokenRefusal } from '../tokens/service.js';
+import { auditTokenRefusal, authenticateRequest } from '../tokens/service.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
@@ -47,6 +48,8 @@ export interface PrincipalRevocationCheck {
 export interface McpHttpDeps {
   readonly core: GatewayCore;
   readonly tokens: TokenVerifier;
+  /** DPoP binding rules (RFC 9449): a bound token needs `Authorization: DPoP` and a proof per request. */
+  readonly dpop: DpopGuard;
   readonly revocations: PrincipalRevocationCheck;
   readonly audit: AuditWriter;
   readonly logger: Logger;
@@ -163,20 +166,26 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const headers: Record<string, string> = { ...extraHeaders };
     const retry = retryAfterOf(err);
     if (retry !== undefined) headers['retry-after'] = String(retry); // RFC 9110 §10.2.3
+    const dpop = dpopChallengeOf(err);
+    if (dpop?.nonce) headers['dpop-nonce'] = dpop.nonce; // RFC 9449 §9
     if (err.status === 401) {
       // MCP authorization (2025-11-25) §"Protected Resource Metadata Discovery" + RFC 9728 §5.1;
-      // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented.
-      headers['www-authenticate'] = err.code === 'TESSERA_TOKEN_MISSING'
-        ? `Bearer resource_metadata="${metadataUrl}"`
-        : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
+      // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented; RFC 9449 §7.1:
+      // a DPoP request is answered with a DPoP challenge.
+      headers['www-authenticate'] = dpop
+        ? dpopWwwAuthenticate(err, dpop, { resource_metadata: metadataUrl })
+        : err.code === 'TESSERA_TOKEN_MISSING'
+          ? `Bearer resource_metadata="${metadataUrl}"`
+          : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
     }
     void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId, ...(retry !== undefined ? { retry_after_s: retry } : {}) }));
   }
 
-  async function verify(token: string, req: FastifyRequest): Promise<AgentPrincipal> {
+  async function verify(presented: PresentedToken, req: FastifyRequest): Promise<AgentPrincipal> {
     try {
       // No token passthrough: the token is verified for this resource only and never forwarded.
-      return await tokens.verify(token, { audience: resource });
+      // Then its DPoP binding, for this request (RFC 9449 §7): a proof per HTTP request.
+      return await authenticateRequest(tokens, deps.dpop, presented.token, { audience: resource }, { scheme: presented.scheme, method: req.method, target: req.url, proof: req.headers.dpop });
     } catch (e) {
       if (isTesseraError(e)) {
         await auditTokenRefusal(audit, e, { requestId: req.id, source: req.ip }, 'mcp').catch(() => undefined);
@@ -185,13 +194,20 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     }
   }
 
-  async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
-    const token = bearerToken(req);
-    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
+  async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<{ principal: AgentPrincipal; token: string }> {
+    const presented = parseAuthorization(req.headers.authorization);
+    if (!presented) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` (or \`Authorization: DPoP <token>\` and a \`DPoP\` proof for a DPoP-bound token) with audience ${resource}; see ${metadataUrl}`);
+    const { token } = presented;
+    if (presented.scheme === 'DPoP') {
+      // RFC 9449 §9: the current server nonce on every answer to a DPoP request (raw: /mcp hijacks).
+      const nonce = deps.dpop.nonce();
+      if (nonce) reply.raw.setHeader('dpop-nonce', nonce);
+    }
     // Verified on every request. The token service's cache (src/tokens/service.ts) spares the
     // ES256 work for a token seen before, and ends with the auth epoch (key revocation, policy
     // reload, revocation: docs/adr/0061), so no second, separately invalidated cache lives here.
-    const principal = await verify(token, req);
+    // A DPoP proof is never cached: each request brings a new one.
+    const principal = await verify(presented, req);
     if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
       throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');
     }
@@ -310,7 +326,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   async function handle(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (closing) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
-    const { principal, token } = await authenticate(req);
+    const { principal, token } = await authenticate(req, reply);
     const w = where(app, req);
     const agent = principal.spiffeId;
     const rate = buckets.take(agent);
@@ -478,6 +494,9 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         resource,
         authorization_servers: [deps.issuer],
         bearer_methods_supported: ['header'],
+        // RFC 9728 §2 / RFC 9449 §5.1: DPoP proofs accepted, and whether bound tokens are required.
+        dpop_signing_alg_values_supported: [...deps.dpop.settings.algorithms],
+        dpop_bound_access_tokens_required: deps.dpop.settings.require === 'always',
         scopes_supported: core.servers.map((s) => `tool:${s}/*`),
         resource_name: 'Tessera MCP gateway',
         resource_documentation: 'https://github.com/tessera/tessera/blob/main/docs/gateway.md',

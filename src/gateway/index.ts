@@ -18,6 +18,7 @@ import { createGatewayCore } from './core.js';
 import { createMcpHttp, type PrincipalRevocationCheck, type TokenVerifier } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
 import type { ToolProvider } from './types.js';
+import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
@@ -28,6 +29,8 @@ export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext } from './t
 export interface GatewayDeps {
   readonly config: GatewayConfig;
   readonly tokens: TokenVerifier;
+  /** DPoP binding rules (src/dpop): bound tokens need a proof on every /mcp request. */
+  readonly dpop: DpopGuard;
   readonly authorizer: Authorizer;
   readonly kv: { resolveForInjection(principal: AgentPrincipal, path: string, authorizer: Authorizer, where?: AuditWhere): Promise<{ value: string }> };
   readonly leases: {
@@ -97,7 +100,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
 
   const http = createMcpHttp({
-    core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    core, tokens: deps.tokens, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     limits: { sessionsPerAgent: sessionsPerAgent(config), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst } },

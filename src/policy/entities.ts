@@ -133,6 +133,8 @@ export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<s
     depth: chain.length,
     scopes: [...(principal.scope ?? [])],
     args: {},
+    // Bound tokens are accepted only with a valid proof for the request (src/dpop/guard.ts).
+    dpop: principal.cnf !== undefined,
   };
   if (principal.task !== undefined) ctx['task'] = principal.task;
   if (chain.length > 0) {

@@ -58,6 +58,7 @@ export const SCHEMA_TEXT = `namespace Tessera {
     purpose?: String,       // stated task purpose
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
     args: {},               // tool-call arguments (open: see the schema comment in schema.ts)
+    dpop: Bool,             // the token is DPoP-bound and this request carried a valid proof (RFC 9449)
   };
 
   action "secret.read" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };

@@ -48,6 +48,12 @@ export interface AgentPrincipal {
   readonly chain?: readonly string[];
   readonly user?: string;
   readonly purpose?: string;
+  /**
+   * Confirmation (RFC 7800 §3.1): the token is DPoP-bound to the key with this RFC 7638 SHA-256
+   * thumbprint (RFC 9449 §6.1). Every enforcement point then required a valid proof by that key
+   * for the request (src/dpop/guard.ts); policy sees it as `context.dpop`.
+   */
+  readonly cnf?: { readonly jkt: string };
 }
 
 /**

@@ -7,17 +7,27 @@ import type { RequestMeta } from '../server/app.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenService } from './service.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
+import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** RFC 8693 §2.2.1 successful response. */
+/** RFC 8693 §2.2.1 successful response; `token_type: DPoP` for a DPoP-bound token (RFC 9449 §5). */
 export interface TokenExchangeResponse {
   readonly access_token: string;
   readonly issued_token_type: typeof TOKEN_TYPE_JWT;
-  readonly token_type: 'Bearer';
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_in: number;
+}
+
+/** The HTTP facts of a token request its DPoP proof is checked against (RFC 9449 §5: htm POST, htu the endpoint). */
+export interface TokenRequestHttp {
+  readonly method: string;
+  /** Request target as received. */
+  readonly target: string;
+  /** The `DPoP` header, if any. */
+  readonly proof: string | readonly string[] | undefined;
 }
 
 const many = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1).max(8)]).optional();
@@ -42,7 +52,8 @@ export interface TokenExchange {
    * `details.retry_after_s`.
    */
   admitSource(meta: RequestMeta): void;
-  exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
+  /** `http`: the request's method, target and `DPoP` header; a valid proof binds the issued token to its key. */
+  exchange(params: unknown, meta: RequestMeta, http?: TokenRequestHttp): Promise<TokenExchangeResponse>;
 }
 
 export interface TokenExchangeDeps {
@@ -50,6 +61,8 @@ export interface TokenExchangeDeps {
   readonly tokens: TokenService;
   readonly revocations: RevocationChecker;
   readonly audit: AuditWriter;
+  /** DPoP (src/dpop): verifies a proof sent with the request and says when binding is required. */
+  readonly dpop: DpopGuard;
   /** Audience of a token requested without `audience`/`resource`: Tessera's own API. */
   readonly defaultAudience: string;
   /** Every audience Tessera serves (its API, the MCP gateway, the proxy). RFC 8707 §2. */
@@ -89,7 +102,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
     },
 
-    async exchange(params, meta) {
+    async exchange(params, meta, http) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
@@ -125,6 +138,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.
       let spiffeId: string | undefined;
       try {
+        // RFC 9449 §5: a DPoP proof binds the issued token to its key. Checked before anything is
+        // consumed (a join token is single-use): a bad proof must not burn it.
+        const proofJkt = await deps.dpop.tokenRequestProof(http ?? { method: 'POST', target: '/', proof: undefined });
+        deps.dpop.requireBinding('agent', proofJkt);
         const limits = deps.loginLimits;
         // A join token names its identity before it is used up: charge that identity first, so a
         // refused login does not burn the one-time token (an unknown or used one charges nothing).
@@ -147,15 +164,15 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
-        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
+        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
         await audit.append({
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt },
+          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
         });
-        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
+        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
         // Limit refusals are audited by the limit auditor (one event per window), not per attempt.
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_LOGIN_RATE_LIMITED') {

@@ -21,6 +21,8 @@ export interface TokenRouteDeps {
   readonly audit: AuditWriter;
   readonly issuer: string;
   readonly audiences: readonly string[];
+  /** Algorithms accepted for DPoP proofs, published as `dpop_signing_alg_values_supported` (RFC 9449 §5.1). */
+  readonly dpopAlgorithms: readonly string[];
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
 }
@@ -41,7 +43,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   // The per-source login limit runs in onRequest: before the body is read or parsed.
   app.post('/v1/oauth/token', { config: { oauth: true }, onRequest: async (req) => deps.exchange.admitSource(app.requestMeta(req)) }, async (req, reply) => {
     requireForm(req);
-    const res = await deps.exchange.exchange(req.body, app.requestMeta(req));
+    const res = await deps.exchange.exchange(req.body, app.requestMeta(req), { method: req.method, target: req.url, proof: req.headers.dpop });
     // RFC 6749 §5.1: token responses must not be cached.
     return reply.header('pragma', 'no-cache').send(res);
   });
@@ -52,7 +54,8 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     const { token } = parseInput(tokenParam, req.body);
     try {
       const { claims } = await deps.tokens.verifyAnyAudience(token, deps.audiences);
-      return { active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti, token_type: 'Bearer' };
+      // RFC 9449 §6.2: a bound token is introspected with its `cnf` and token_type DPoP.
+      return { active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti, token_type: claims.cnf ? 'DPoP' : 'Bearer', ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}) };
     } catch (e) {
       if (e instanceof TesseraError && e.code !== 'TESSERA_INTERNAL') return { active: false }; // RFC 7662 §2.2
       throw e;
@@ -113,6 +116,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
       subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN],
+      dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
       service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
     }),
   );

@@ -15,6 +15,10 @@ import type { AuditWhere } from '../audit/events.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
+import type { DpopGuard, PresentedRequest } from '../dpop/guard.js';
+
+/** An RFC 7638 SHA-256 JWK thumbprint, base64url (43 characters). */
+const JKT = /^[A-Za-z0-9_-]{43}$/;
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -27,6 +31,8 @@ const claimsSchema = z.object({
   jti: z.string().min(16).max(128),
   /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
   tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  /** RFC 7800 §3.1 confirmation: DPoP binding to a key's RFC 7638 SHA-256 thumbprint (RFC 9449 §6.1). */
+  cnf: z.object({ jkt: z.string().regex(JKT, 'a base64url SHA-256 thumbprint') }).optional(),
 });
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
@@ -41,7 +47,12 @@ export interface IssuedToken {
 
 export interface TokenService {
   readonly issuer: string;
-  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[] }): IssuedToken;
+  /**
+   * Signs an agent token for an attested identity. `cnf.jkt`: bind it to that DPoP key (RFC 9449
+   * §6.1; the token endpoint verified a proof by the key); every enforcement point then requires
+   * a proof by it.
+   */
+  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): IssuedToken;
   /** Verifies in the order RFC 8725 §3.1 asks: algorithm pinned, key by kid, signature, then claims, then revocation. */
   verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
   /** Verification without the audience check, for introspection and RFC 7009 revocation. */
@@ -163,6 +174,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       ...(kind ? { attestorKind: kind } : {}),
       jti: c.jti,
       expiresAt: c.exp * 1000,
+      ...(c.cnf ? { cnf: { jkt: c.cnf.jkt } } : {}),
     };
   }
 
@@ -200,7 +212,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       const jti = randomBytes(16).toString('base64url');
       const aud = options.audience.length === 1 ? options.audience[0]! : [...options.audience];
       // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
+      if (options.cnf !== undefined && !JKT.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
+      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes }, ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}) };
       const token = signEs256({ alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey);
       issued?.inc({ type: 'agent' });
       return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
@@ -280,12 +293,40 @@ export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, whe
   }
 }
 
-/** The `AgentAuthenticator` the HTTP layer uses: verifies, and audits every refusal (never the token). */
-export function createAgentAuthenticator(tokens: TokenService, options: { audience: string; audit: AuditWriter }): AgentAuthenticator {
+/**
+ * Attributes a refusal that came after the token's own verification (a DPoP check) to the
+ * token's subject, as a refusal of a Tessera-signed token (see claimedSubjectOf).
+ */
+export function attributeRefusal(e: TesseraError, spiffeId: string): void {
+  if (!claimed.has(e)) claimed.set(e, { id: spiffeId, signed: true });
+}
+
+/**
+ * Verifies a request's token, then its DPoP binding (src/dpop/guard.ts, RFC 9449 §7), and
+ * audits every refusal (never the token). Shared by the API routes and the MCP gateway.
+ */
+export async function authenticateRequest(tokens: Pick<TokenService, 'verify'>, dpop: DpopGuard, token: string, options: { audience: string }, request: PresentedRequest): Promise<AgentPrincipal> {
+  let principal: AgentPrincipal | undefined;
+  try {
+    principal = await tokens.verify(token, options);
+    await dpop.checkResource(principal, token, request);
+    return principal;
+  } catch (e) {
+    if (isTesseraError(e)) {
+      if (principal) attributeRefusal(e, principal.spiffeId);
+      // RFC 9449 §7.1: a DPoP request is answered with a DPoP challenge, whatever was wrong.
+      if (request.scheme === 'DPoP') dpop.mark(e);
+    }
+    throw e;
+  }
+}
+
+/** The `AgentAuthenticator` the HTTP layer uses: verifies (token, then DPoP), and audits every refusal (never the token). */
+export function createAgentAuthenticator(tokens: TokenService, options: { audience: string; audit: AuditWriter; dpop: DpopGuard }): AgentAuthenticator {
   return {
-    async authenticate(token: string, meta: RequestMeta): Promise<AgentPrincipal> {
+    async authenticate(token: string, meta: RequestMeta, request: PresentedRequest): Promise<AgentPrincipal> {
       try {
-        return await tokens.verify(token, { audience: options.audience });
+        return await authenticateRequest(tokens, options.dpop, token, { audience: options.audience }, request);
       } catch (e) {
         if (isTesseraError(e)) {
           // The request is refused either way.

@@ -32,6 +32,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { createGateway, type Gateway, type ToolProvider } from '../../src/gateway/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { startHttpUpstream, type HttpUpstream } from './fixtures/http-upstream.js';
+import { testDpopGuard } from '../helpers/dpop.js';
 import { rawMcp, INIT } from './harness.js';
 
 const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
@@ -132,7 +133,7 @@ before(async () => {
   });
   url = `http://127.0.0.1:${port}`;
   gateway = createGateway({
-    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
+    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd], dpop: testDpopGuard({ clock: systemClock, issuer: url }),
     tokens: {
       verify: async (token, { audience }) => {
         if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
