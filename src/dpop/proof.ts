@@ -29,7 +29,8 @@ import type { ReplayCache } from './replay.js';
 /** RFC 9449 gives no limit; an EC or Ed25519 proof is ~600 bytes, an RSA-4096 one ~2 KiB. */
 export const MAX_PROOF_BYTES = 8192;
 
-const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+// The signature part may be empty here so that `alg: none` is refused by name (check 5).
+const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 export interface ProofExpectation {
   /** The request method (`htm`). */
