@@ -32,8 +32,10 @@ export function createNonceSource(opts: { key: Uint8Array; lifetimeMs: number; c
     const m = NONCE.exec(nonce);
     if (!m) return undefined;
     const w = parseInt(m[1]!, 36);
-    const mac = Buffer.from(m[2]!, 'base64url');
-    return mac.length === 16 && timingSafeEqual(mac, macOf(w)) ? w : undefined;
+    // Compared as canonical text: a variant spelling of the same bytes is not the nonce issued.
+    const got = Buffer.from(m[2]!, 'latin1');
+    const want = Buffer.from(macOf(w).toString('base64url'), 'latin1');
+    return got.length === want.length && timingSafeEqual(got, want) ? w : undefined;
   };
   return {
     current() {

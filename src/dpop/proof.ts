@@ -120,12 +120,13 @@ export function createProofVerifier(opts: ProofVerifierOptions): ProofVerifier {
 
   return {
     async verify(header, expect) {
-      if (header === undefined || header === '' || (Array.isArray(header) && header.length === 0)) {
+      if (header === undefined || (Array.isArray(header) && header.length === 0)) {
         throw new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this request needs a DPoP proof in the `DPoP` header (RFC 9449 §4): a JWT signed with your DPoP key, made for this request');
       }
       // Node joins repeated unknown headers with ", "; a JWS has neither character.
       if (typeof header !== 'string' || header.includes(',')) throw malformed('header appears more than once; send exactly one `DPoP` header (RFC 9449 §4.3 check 1)');
       const proof = header.trim();
+      if (proof === '') throw malformed('header is empty');
       if (proof.length > MAX_PROOF_BYTES) throw new TesseraError('TESSERA_DPOP_PROOF_TOO_LARGE', `the DPoP proof is ${proof.length} bytes; at most ${MAX_PROOF_BYTES} are accepted`);
       if (!JWS.test(proof)) throw malformed('is not a JWS compact serialization (three base64url parts separated by dots)');
       const dot1 = proof.indexOf('.');

@@ -44,8 +44,10 @@ export interface Res {
 
 export interface DpopServer {
   readonly tessera: RunningTessera;
-  /** The issuer, which the proofs' `htu` name. */
+  /** Where requests go (the listen address). */
   readonly url: string;
+  /** The issuer (`server.public_url`, or the listen address), which the proofs' `htu` name. */
+  readonly issuer: string;
   readonly sensitive: Set<string>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   joinToken(spiffeId?: string): Promise<string>;
@@ -90,13 +92,14 @@ export async function startDpopServer(opts: { config?: Record<string, unknown>; 
     ...(opts.config ?? {}),
   });
   const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, gatewayProviders: [mem] });
-  const url = tessera.url;
+  const url = tessera.localUrl;
+  const issuer = tessera.url;
   const adminToken = tessera.adminToken!;
   const sensitive = new Set<string>([adminToken]);
   const admin = (m: string, p: string, b?: unknown) => jsonCall(url, adminToken, m, p, b);
 
   const s: DpopServer = {
-    tessera, url, sensitive, admin,
+    tessera, url, issuer, sensitive, admin,
     async joinToken(spiffeId = AGENT) {
       const r = await admin('POST', '/v1/admin/join-tokens', { spiffe_id: spiffeId, ttl: '10m' });
       assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -105,7 +108,7 @@ export async function startDpopServer(opts: { config?: Record<string, unknown>; 
     },
     async exchange(joinToken, o = {}) {
       const form = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: joinToken, subject_token_type: 'urn:tessera:token-type:join-token' });
-      for (const a of o.audience ?? [url, `${url}/mcp`]) form.append('audience', a);
+      for (const a of o.audience ?? [issuer, `${issuer}/mcp`]) form.append('audience', a);
       const headers = new Headers({ 'content-type': 'application/x-www-form-urlencoded' });
       for (const d of o.dpop === undefined ? [] : Array.isArray(o.dpop) ? o.dpop : [o.dpop]) headers.append('dpop', d);
       const r = await read(await fetch(`${url}/v1/oauth/token`, { method: 'POST', headers, body: form }));
@@ -113,7 +116,7 @@ export async function startDpopServer(opts: { config?: Record<string, unknown>; 
       return r;
     },
     async boundToken(key, spiffeId) {
-      const r = await s.exchange(await s.joinToken(spiffeId), { dpop: makeProof(key, { htm: 'POST', htu: `${url}/v1/oauth/token` }) });
+      const r = await s.exchange(await s.joinToken(spiffeId), { dpop: makeProof(key, { htm: 'POST', htu: `${issuer}/v1/oauth/token` }) });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.token_type, 'DPoP');
       return r.body.access_token as string;
@@ -130,7 +133,7 @@ export async function startDpopServer(opts: { config?: Record<string, unknown>; 
       return read(await fetch(url + path, { method, headers: h, ...(body !== undefined ? { body } : {}) }));
     },
     async dpopRequest(key, token, method, path, body) {
-      const proof = makeProof(key, { htm: method, htu: url + path.split('?')[0], token });
+      const proof = makeProof(key, { htm: method, htu: issuer + path.split('?')[0], token });
       return s.request(method, path, { authorization: `DPoP ${token}`, dpop: proof, ...(path.startsWith('/mcp') ? MCP_HEADERS : {}) }, body);
     },
     async close() {
