@@ -88,16 +88,22 @@ export function createHtuMatcher(input: HtuMatcherInput): HtuMatcher {
     if (!bases.has(n.origin)) bases.set(n.origin, n.path === '/' ? '' : n.path.replace(/\/$/, ''));
   }
   const anyPort = new Set((input.anyPortHosts ?? []).map((h) => h.toLowerCase()));
+  const exact = [...bases].map(([origin, prefix]) => origin + prefix);
   return {
     matches(htu, target) {
+      // Fast path: the client wrote exactly the base and the path as sent (what every client
+      // does); normalizing both would give equal results.
+      const q = target.search(/[?#]/);
+      const path = q < 0 ? target : target.slice(0, q);
+      if (path.startsWith('/') && !path.startsWith('//')) for (const b of exact) if (htu.length === b.length + path.length && htu.startsWith(b) && htu.endsWith(path)) return true;
       const got = normalizeUri(htu);
-      const path = normalizeRequestPath(target);
-      if (!got || path === undefined) return false;
+      const want = normalizeRequestPath(target);
+      if (!got || want === undefined) return false;
       const prefix = bases.get(got.origin);
-      if (prefix !== undefined) return got.path === prefix + path;
+      if (prefix !== undefined) return got.path === prefix + want;
       if (anyPort.size > 0) {
         const host = new URL(got.origin).hostname;
-        if (anyPort.has(host)) return got.path === path;
+        if (anyPort.has(host)) return got.path === want;
       }
       return false;
     },
