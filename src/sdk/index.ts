@@ -1,5 +1,5 @@
 /**
- * `tessera-broker/sdk` — the agent-side client. No server code: only fetch and node:fs.
+ * `tessera-broker/sdk` — the agent-side client. No server code: only fetch, node:fs and node:crypto.
  */
 export { TesseraClient, systemSdkClock, TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, JOIN_TOKEN_TYPE } from './client.js';
 export type { TesseraClientOptions, SdkClock, SecretValue, Credential, TokenResponse, AuthorizedFetch } from './client.js';
