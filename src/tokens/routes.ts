@@ -23,6 +23,8 @@ export interface TokenRouteDeps {
   readonly audiences: readonly string[];
   /** Algorithms accepted for DPoP proofs, published as `dpop_signing_alg_values_supported` (RFC 9449 §5.1). */
   readonly dpopAlgorithms: readonly string[];
+  /** The current DPoP server nonce (RFC 9449 §8), when nonces are on: sent on answers to requests with a proof. */
+  readonly dpopNonce?: () => string | undefined;
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
 }
@@ -44,6 +46,9 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   app.post('/v1/oauth/token', { config: { oauth: true }, onRequest: async (req) => deps.exchange.admitSource(app.requestMeta(req)) }, async (req, reply) => {
     requireForm(req);
     const res = await deps.exchange.exchange(req.body, app.requestMeta(req), { method: req.method, target: req.url, proof: req.headers.dpop });
+    // RFC 9449 §8.2: the current nonce with the answer, so the client's next proof carries it.
+    const nonce = req.headers.dpop !== undefined ? deps.dpopNonce?.() : undefined;
+    if (nonce) void reply.header('dpop-nonce', nonce);
     // RFC 6749 §5.1: token responses must not be cached.
     return reply.header('pragma', 'no-cache').send(res);
   });

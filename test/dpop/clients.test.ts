@@ -19,6 +19,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startDpopServer, INIT, MCP_HEADERS, AGENT, type DpopServer } from './server.js';
 import { makeProof, proofKey, thumbprint, type ProofKey } from '../helpers/dpop.js';
+import { runCli, type CliIo } from '../../src/cli/index.js';
+import { runtime } from '../../src/main.js';
 
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -107,6 +109,7 @@ test('oauth4webapi with server nonces (tokens.dpop.nonce): use_dpop_nonce at the
     assert.match(nonce ?? '', /^[0-9a-z]+\.[A-Za-z0-9_-]{22}$/);
     const ok = await n.exchange(await n.joinToken(), { dpop: makeProof(k, { htm: 'POST', htu: `${n.url}/v1/oauth/token`, nonce: nonce! }) });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.headers.get('dpop-nonce'), nonce, 'the token response carries the current nonce too');
     const t = ok.body.access_token as string;
     for (const target of [{ path: '/v1/whoami', method: 'GET' }, { path: '/mcp', method: 'POST', body: INIT }]) {
       const refused = await n.request(target.method, target.path, { authorization: `DPoP ${t}`, dpop: makeProof(k, { htm: target.method, htu: n.url + target.path, token: t }), ...MCP_HEADERS }, target.body);
@@ -209,6 +212,14 @@ test('policy sees context.dpop: a folder permitted only to bound tokens refuses 
     const r = await s.admin('POST', '/v1/admin/policy/check', { principal: { spiffe_id: AGENT, dpop }, action: 'secret.read', resource: 'Secret::bound/a' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.decision, allowed ? 'allow' : 'deny', JSON.stringify(r.body));
+  }
+  // The same through the CLI: `tessera policy check --dpop`.
+  for (const [flags, decision] of [[['--dpop'], /^decision: ALLOW\n/], [[], /^decision: DENY\n/]] as const) {
+    let out = '';
+    const io: CliIo = { stdout: { write: (x: string) => (out += x), isTTY: false }, stderr: { write: () => true }, env: { TESSERA_ADDR: s.url, TESSERA_TOKEN: s.tessera.adminToken! } };
+    const code = await runCli(['policy', 'check', '--principal', AGENT, '--action', 'secret.read', '--resource', 'Secret::bound/a', ...flags, '--exit-code'], runtime, io);
+    assert.match(out, decision);
+    assert.equal(code, flags.length ? 0 : 1);
   }
 });
 
