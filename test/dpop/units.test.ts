@@ -12,6 +12,7 @@ import { ReplayCache } from '../../src/dpop/replay.js';
 import { createNonceSource } from '../../src/dpop/nonce.js';
 import { createDpopGuard, createHtuMatcher as matcher, dpopSettingsOf, dpopChallengeOf, isDelegated } from '../../src/dpop/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { parseConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { TesseraError } from '../../src/shared/errors.js';
 import { proofKey, thumbprint, type ProofAlg } from '../helpers/dpop.js';
@@ -141,4 +142,25 @@ test('resource rules: an unbound token that configuration requires to be bound i
   assert.equal(await check('delegated', principal), undefined);
   assert.equal(await check('delegated', delegated), 'TESSERA_DPOP_REQUIRED');
   assert.equal(await check('always', principal), 'TESSERA_DPOP_REQUIRED');
+});
+
+test('tokens.dpop configuration: bad values fail the load with TESSERA_CONFIG_INVALID naming the key', () => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ require: 'sometimes' }, /tokens\.dpop\.require/],
+    [{ algorithms: ['HS256'] }, /tokens\.dpop\.algorithms\.0/],
+    [{ algorithms: ['none'] }, /tokens\.dpop\.algorithms\.0/],
+    [{ algorithms: [] }, /tokens\.dpop\.algorithms/],
+    [{ iat_window: '0s' }, /tokens\.dpop\.iat_window: expected between 1s and 10m/],
+    [{ iat_window: '1h' }, /tokens\.dpop\.iat_window/],
+    [{ nonce: 'yes' }, /tokens\.dpop\.nonce/],
+    [{ nonce_lifetime: 'soon' }, /tokens\.dpop\.nonce_lifetime/],
+    [{ replay_cache_size: 10 }, /tokens\.dpop\.replay_cache_size/],
+    [{ replay_cache_per_key: 0 }, /tokens\.dpop\.replay_cache_per_key/],
+    [{ unknown_key: 1 }, /tokens\.dpop/],
+  ];
+  for (const [dpop, why] of bad) {
+    assert.throws(() => parseConfig({ tokens: { dpop } }), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_CONFIG_INVALID' && why.test(e.message), JSON.stringify(dpop));
+  }
+  const ok = parseConfig({ tokens: { dpop: { require: 'always', algorithms: ['EdDSA'], iat_window: '30s', nonce: true } } }).tokens.dpop;
+  assert.deepEqual([ok.require, ok.algorithms, ok.iat_window, ok.nonce, ok.nonce_lifetime], ['always', ['EdDSA'], 30_000, true, 60_000]);
 });
