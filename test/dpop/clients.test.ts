@@ -290,3 +290,32 @@ test('behind a proxy: htu is the public URL (server.public_url with its path pre
     await n.close();
   }
 });
+
+test('the replay cache is bounded per key (429) and in all (503), with Retry-After; one key at its quota does not block another', async () => {
+  const n = await startDpopServer({ config: { tokens: { dpop: { replay_cache_size: 1000, replay_cache_per_key: 600 } } } });
+  try {
+    const [a, b, c] = [proofKey(), proofKey(), proofKey()];
+    const [ta, tb, tc] = [await n.boundToken(a), await n.boundToken(b), await n.boundToken(c)];
+    // Each login proof took a place too: a, b and c have 1 each.
+    const burst = async (k: ProofKey, t: string, count: number): Promise<void> => {
+      let left = count;
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        while (left-- > 0) assert.equal((await n.dpopRequest(k, t, 'GET', '/v1/whoami')).status, 200);
+      }));
+    };
+    await burst(a, ta, 599);
+    const perKey = await n.dpopRequest(a, ta, 'GET', '/v1/whoami');
+    assert.equal(perKey.status, 429);
+    assert.equal(perKey.code, 'TESSERA_DPOP_RATE_LIMITED');
+    assert.match(perKey.headers.get('retry-after') ?? '', /^\d+$/);
+    await burst(b, tb, 398); // 600 + 399 + 1 = 1000: full
+    const full = await n.dpopRequest(c, tc, 'GET', '/v1/whoami');
+    assert.equal(full.status, 503);
+    assert.equal(full.code, 'TESSERA_DPOP_REPLAY_CACHE_FULL');
+    assert.ok(Number(full.headers.get('retry-after')) >= 1);
+    // A Bearer client is untouched.
+    assert.equal((await n.request('GET', '/v1/whoami', { authorization: `Bearer ${await n.bearerToken()}` })).status, 200);
+  } finally {
+    await n.close();
+  }
+});
