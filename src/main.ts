@@ -37,6 +37,8 @@ import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
+import { sha256 } from './shared/crypto.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -256,6 +258,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
     });
     const audiences = [issuer, `${issuer}/mcp`];
+    // DPoP (RFC 9449, docs/dpop.md): proofs are checked against Tessera's own URLs; nonces are
+    // derived from a secret every replica shares (the audit HMAC key, domain-separated).
+    const dpop = createDpopGuard({
+      settings: dpopSettingsOf(config.tokens.dpop), clock,
+      htu: createHtuMatcher(htuBasesOf({ issuer, listenHost: host, listenPort: port, allowedHosts: config.server.allowed_hosts })),
+      nonceKey: sha256(audit.hmac('tessera dpop nonce key v1')),
+    });
     const loginRate = config.tokens.login_rate_limit;
     const delegation = config.tokens.delegation;
     // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
@@ -263,11 +272,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Task tokens and delegation (src/tasks, docs/tasks.md).
     const tasks = createTaskExchange({
       tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
-      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
+      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -275,14 +284,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       },
       joinTokenIdentity: (t) => joinTokens.identityOf(t),
     });
-    // The one request pipeline (src/pipeline): every enforcement point authenticates and
-    // authorizes through these, each for its own audience.
-    const agents = createRequestAuthenticator({ tokens, audit }, { audience: issuer });
-    const gatewayAgents = createRequestAuthenticator({ tokens, audit }, { audience: `${issuer}/mcp`, resource: 'mcp' });
+    // The one request pipeline (src/pipeline): every enforcement point authenticates (token,
+    // revocation, DPoP binding) and authorizes through these, each for its own audience.
+    const agents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer });
+    const gatewayAgents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
-    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -290,6 +299,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
+      dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
     });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
@@ -304,7 +314,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });

@@ -380,8 +380,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
     .option('--user <id>', 'user the task acts for')
+    .option('--dpop', 'the token would be DPoP-bound (policy sees context.dpop = true)')
     .option('--exit-code', 'exit with 1 when the decision is deny')
-    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
+    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; dpop?: boolean; exitCode?: boolean }, cmd: Command) => {
       let context: Record<string, unknown> | undefined;
       if (opts.context !== undefined) {
         try {
@@ -407,6 +408,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
           ...(opts.task ? { task: opts.task } : {}),
           ...(opts.purpose ? { purpose: opts.purpose } : {}),
           ...(opts.user ? { user: opts.user } : {}),
+          ...(opts.dpop ? { dpop: true } : {}),
         },
         action: opts.action,
         resource: opts.resource,

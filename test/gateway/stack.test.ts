@@ -32,8 +32,10 @@ import { parseConfig } from '../../src/config/index.js';
 import { createGateway, type Gateway, type ToolProvider } from '../../src/gateway/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { startHttpUpstream, type HttpUpstream } from './fixtures/http-upstream.js';
+import { testDpopGuard } from '../helpers/dpop.js';
 import { rawMcp, INIT } from './harness.js';
 import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
+import { createRequestAuthenticator } from '../../src/pipeline/authenticate.js';
 
 const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
 const WEB_TOKEN = 'web-api-token-Ls9Xc2Rb7N';
@@ -132,18 +134,23 @@ before(async () => {
     });
   });
   url = `http://127.0.0.1:${port}`;
+  const dpop = testDpopGuard({ clock: systemClock, issuer: url });
   gateway = createGateway({
-    config, authorizer: createRequestAuthorizer(policy), kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
-    // The pipeline's authenticate step for the gateway audience, with a table of test principals
-    // instead of signed tokens (revocation as the real step does it: on every request).
-    authenticator: {
-      authenticate: async (token) => {
-        const p = PRINCIPALS[token];
-        if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
-        if (revoked.has(p.spiffeId)) throw new TesseraError('TESSERA_TOKEN_REVOKED', 'revoked');
-        return p;
+    config, authorizer: createRequestAuthorizer(policy), kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd], dpop,
+    // The pipeline's real authenticate step for the gateway audience (DPoP included), with a
+    // table of test principals instead of signed tokens (revocation checked on every request).
+    authenticator: createRequestAuthenticator({
+      audit, dpop,
+      tokens: {
+        verify: async (token, { audience }) => {
+          if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
+          const p = PRINCIPALS[token];
+          if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
+          if (revoked.has(p.spiffeId)) throw new TesseraError('TESSERA_TOKEN_REVOKED', 'revoked');
+          return p;
+        },
       },
-    },
+    }, { audience: `${url}/mcp`, resource: 'mcp' }),
     leases: { issue: async () => { throw new TesseraError('TESSERA_INTERNAL', 'unused'); }, revoke: async () => undefined },
     revocations: { isPrincipalRevoked: (p) => revoked.has(p.spiffeId) },
   });
