@@ -33,6 +33,7 @@ import type { SecretInput } from './scrub/index.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
 import { boundedUpstreamFetch } from './http-fetch.js';
+import { requireHeaderSafe } from './header-value.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -164,7 +165,12 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
 
   async function resolveAll(values: Readonly<Record<string, InjectedValue>>, conn: Conn, where: AuditWhere, what: string): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) out[k] = await resolveValue(v, conn, where, `${config.name} ${what} ${k}`);
+    for (const [k, v] of Object.entries(values)) {
+      const value = await resolveValue(v, conn, where, `${config.name} ${what} ${k}`);
+      // A header value with a line break would fail deep in fetch as "cannot reach": say why, here.
+      if (what === 'header' && typeof v !== 'string') requireHeaderSafe(value, config.name, k, 'secret' in v ? { secret: v.secret } : { credential: `${v.credential.engine}/${v.credential.role}.${v.credential.field}` });
+      out[k] = value;
+    }
     return out;
   }
 

@@ -99,6 +99,8 @@ before(async () => {
   await kv.put('gw/http/key', HTTP_KEY, undefined, ctx);
   await kv.put('gw/web/token', WEB_TOKEN, undefined, ctx);
   await kv.put('gw/mem/key', MEM_KEY, undefined, ctx);
+  // A key file stored with its trailing newline: no HTTP header can carry it.
+  await kv.put('gw/http/badkey', `${HTTP_KEY}\n`, undefined, ctx);
 
   upstream = await startHttpUpstream();
   sseUpstream = await startHttpUpstream({ sse: true });
@@ -114,11 +116,15 @@ before(async () => {
       idle_timeout: '1s',
       servers: [
         { name: 'remote', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/key' } } },
+        { name: 'badkey', transport: 'streamable_http', url: upstream.url, headers: { 'X-Api-Key': { secret: 'gw/http/badkey' } } },
         // The same upstream with a small max_result_bytes, answering in JSON and in SSE.
         { name: 'small', transport: 'streamable_http', url: upstream.url, max_result_bytes: 4096 },
         { name: 'smallsse', transport: 'streamable_http', url: sseUpstream.url, max_result_bytes: 4096 },
       ],
-      tools: [{ kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } }],
+      tools: [
+        { kind: 'http', server: 'web', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/web/token', prefix: 'Bearer ' } },
+        { kind: 'http', server: 'webbad', name: 'whoami', method: 'GET', url: `http://127.0.0.1:${webPort}/whoami`, credential: { in: 'header', secret: 'gw/http/badkey', prefix: 'Bearer ' } },
+      ],
     },
   }).gateway;
 
@@ -188,6 +194,21 @@ test('Streamable HTTP upstream: header injected from kv, scrubbed on the way bac
   assert.deepEqual(upstream.authorizations, []);
   const hits = audit.events.filter((e) => e.kind === 'gateway.exfiltration_suspected');
   assert.ok(hits.some((e) => (e.details as { label?: string }).label === 'kv/gw/http/key'));
+  await c.close();
+});
+
+test('a header secret with a line break: the call fails with TESSERA_GATEWAY_SECRET_UNUSABLE naming the secret and header (not "could not reach"), upstream and declarative tool alike', async () => {
+  const c = await connect('tok-full');
+  const before = upstream.authorizations.length;
+  for (const [name, header] of [['webbad__whoami', 'Authorization'], ['badkey__ping', 'X-Api-Key']] as const) {
+    const e = await c.callTool({ name, arguments: {} }).then(() => undefined, (x: unknown) => x as { code: number; message: string; data?: { code?: string } });
+    assert.ok(e, `${name} succeeded`);
+    assert.equal(e.data?.code, 'TESSERA_GATEWAY_SECRET_UNUSABLE', `${name}: ${e.message}`);
+    assert.match(e.message, new RegExp(`the secret gw/http/badkey cannot be sent in the ${header} header: it holds a line break \\(LF\\) at its end`));
+    assert.doesNotMatch(e.message, /could not reach|UND_ERR/);
+    assert.ok(!e.message.includes(HTTP_KEY));
+  }
+  assert.equal(upstream.authorizations.length, before);
   await c.close();
 });
 

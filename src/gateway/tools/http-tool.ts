@@ -21,6 +21,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { GatewayTool, ToolCallContext, ToolResult } from '../types.js';
 import type { HttpToolConfig } from './config.js';
 import { compileArgSchema } from './json-schema.js';
+import { requireHeaderSafe } from '../header-value.js';
 import { encodeStrict, parseUrlTemplate, renderUrl } from './url-template.js';
 
 export interface DeclarativeToolDeps {
@@ -32,6 +33,8 @@ export interface DeclarativeToolDeps {
 
 export interface CompiledTool {
   readonly tool: GatewayTool;
+  /** Throws TESSERA_TOOL_ARGS_INVALID naming the argument (src/gateway/tools/json-schema.ts). */
+  validate(args: unknown): void;
   call(args: Readonly<Record<string, unknown>>, ctx: ToolCallContext): Promise<ToolResult>;
 }
 
@@ -74,12 +77,12 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
     validator.validate(args);
     const headers: Record<string, string> = { 'user-agent': USER_AGENT };
     for (const [name, value] of Object.entries(cfg.headers)) {
-      headers[name.toLowerCase()] = typeof value === 'string' ? value : await ctx.resolveSecret(value.secret);
+      headers[name.toLowerCase()] = typeof value === 'string' ? value : requireHeaderSafe(await ctx.resolveSecret(value.secret), id, name, { secret: value.secret });
     }
     const extraQuery: [string, string][] = [];
     const cred = cfg.credential;
     if (cred?.in === 'header') {
-      headers[cred.name.toLowerCase()] = `${cred.prefix}${await ctx.resolveSecret(cred.secret)}`;
+      headers[cred.name.toLowerCase()] = `${cred.prefix}${requireHeaderSafe(await ctx.resolveSecret(cred.secret), id, cred.name, { secret: cred.secret })}`;
     } else if (cred?.in === 'query') {
       const secret = await ctx.resolveSecret(cred.secret);
       ctx.addSensitive(encodeStrict(secret)); // our encoding differs from encodeURIComponent on !'()*
@@ -158,7 +161,7 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
     }
   }
 
-  return { tool, call };
+  return { tool, validate: validator.validate, call };
 }
 
 function toResult(status: number, contentType: string | string[] | undefined, text: string): ToolResult {

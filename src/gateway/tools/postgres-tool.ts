@@ -135,7 +135,7 @@ export function compilePostgresTool(cfg: PostgresToolConfig, deps: DeclarativeTo
     }
   }
 
-  return { tool, call };
+  return { tool, validate: validator.validate, call };
 }
 
 function mapPgError(e: unknown, timedOut: boolean, callerSignal: AbortSignal, id: string, phase: 'connect' | 'query', timeoutMs: number): unknown {
