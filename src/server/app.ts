@@ -62,6 +62,9 @@ const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id,
 /** Response headers a browser client may read: the MCP session id, auth challenges, limits. */
 const CORS_EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id';
 
+/** Longest path parameter (`:id`, `:name`) routed (fastify's default); longer ones are refused. */
+const MAX_PARAM_LENGTH = 100;
+
 const MULTI_VALUED_PARAMS = new Set(['audience', 'resource']);
 
 export function createApp(options: AppOptions): FastifyInstance {
@@ -74,6 +77,18 @@ export function createApp(options: AppOptions): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
+    maxParamLength: MAX_PARAM_LENGTH,
+    // Errors fastify raises before routing (a URL whose "%" starts no valid escape) get the same
+    // body and a stable code like every other error.
+    frameworkErrors: (error, req, reply) => {
+      // The URL itself is never echoed (it may carry anything a client put there).
+      const err = error.code === 'FST_ERR_BAD_URL'
+        ? new TesseraError('TESSERA_REQUEST_MALFORMED', 'the request URL is not valid: a "%" must start a percent-encoded UTF-8 byte such as %20 (RFC 3986 §2.1)')
+        : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new TesseraError('TESSERA_REQUEST_INVALID', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters; no id or name Tessera issues is that long`)
+          : toTesseraError(error);
+      sendError(req, reply, err);
+    },
   });
 
   // RFC 6749 §3.2: token endpoint parameters are form-encoded, and must not repeat.

@@ -15,7 +15,7 @@ export interface ErrorSpec {
 export const ERROR_CATALOGUE = {
   // --- request / transport -------------------------------------------------------
   TESSERA_REQUEST_INVALID: { status: 400, oauth: 'invalid_request', description: 'The request body or parameters failed validation; the message names the field.' },
-  TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding).' },
+  TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding), or the URL holds a "%" that starts no valid percent-encoded byte.' },
   TESSERA_REQUEST_TOO_LARGE: { status: 413, oauth: 'invalid_request', description: 'The body is larger than the configured limit.' },
   TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, oauth: 'invalid_request', description: 'The Content-Type is not accepted by this endpoint.' },
   TESSERA_REQUEST_TOO_DEEP: { status: 400, oauth: 'invalid_request', description: 'The JSON body (or a tool call\'s arguments) is nested deeper than 64 levels; flatten the structure.' },
