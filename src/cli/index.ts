@@ -4,7 +4,7 @@ import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
-import { CliError, EXIT, defaultSleep, readAll, requireLocalPath, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { CliError, EXIT, defaultSleep, readAll, readAllBytes, requireLocalPath, secretText, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
@@ -286,22 +286,31 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const kv = program.command('kv').description('static secrets (encrypted, versioned)');
   kv.command('put <path> [value]')
     .description('store a secret; VALUE `-` reads standard input (prefer - or --from-file: arguments end up in shell history)')
-    .option('--from-file <file>', 'read the value from a file')
+    .option('--from-file <file>', 'read the value from a file (UTF-8 text)')
+    .option('--keep-newline', 'with - or --from-file: keep a trailing line break (by default exactly one is dropped)')
     .addOption(new Option('--mode <mode>', 'read: agents may read it; inject (the default): only the gateway/proxy use it').choices(SECRET_MODES))
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
     .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
-    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; keepNewline?: boolean; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
       if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
+      // `-` and --from-file read the same way: UTF-8 text, one trailing line break dropped
+      // unless --keep-newline (docs/cli.md); an argument is taken as it is.
       let v: string;
       if (opts.fromFile !== undefined) {
+        requireLocalPath(opts.fromFile, 'file', '--from-file');
+        let bytes: Buffer;
         try {
-          v = await readFile(opts.fromFile, 'utf8');
+          bytes = await readFile(opts.fromFile);
         } catch (e) {
-          throw usage(`cannot read --from-file ${opts.fromFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+          throw usage(`--from-file ${opts.fromFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
         }
+        v = secretText(bytes, `--from-file ${opts.fromFile}`, opts.keepNewline === true);
+      } else if (value === '-') {
+        v = secretText(await readAllBytes(io.stdin), 'standard input', opts.keepNewline === true);
       } else {
-        v = value === '-' ? (await readAll(io.stdin)).replace(/\r?\n$/, '') : value!;
+        if (opts.keepNewline) throw usage('--keep-newline applies to a value read with - or --from-file; an argument is stored as it is');
+        v = value!;
       }
       const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod });
       if (isJson(cmd)) return printJson(withoutValue(r));

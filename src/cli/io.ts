@@ -107,7 +107,8 @@ export function toCliError(err: unknown): CliError {
   return new CliError('TESSERA_CLI_FAILED', err instanceof Error ? err.message : String(err), EXIT.REFUSED);
 }
 
-export async function readAll(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<string> {
+/** Standard input as bytes, at most `limit` of them. */
+export async function readAllBytes(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<Buffer> {
   if (!stream) throw usage('`-` means "read from standard input", but no input is available');
   const chunks: Buffer[] = [];
   let size = 0;
@@ -117,7 +118,47 @@ export async function readAll(stream: AsyncIterable<string | Uint8Array> | undef
     if (size > limit) throw usage(`standard input is larger than ${limit} bytes`);
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** Standard input as text (tokens, URLs: never binary). */
+export async function readAll(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<string> {
+  return (await readAllBytes(stream, limit)).toString('utf8');
+}
+
+/**
+ * The bytes of a secret value as the text Tessera stores (secrets are UTF-8 strings, JSON on
+ * the wire), refusing what would change on the way: bytes that are not UTF-8 (a DER key, a
+ * keystore) would come back as U+FFFD. `from` names the source in the message (`--from-file
+ * key.der`, `standard input`). Unless `keepNewline`, exactly one trailing line break (LF or
+ * CRLF) is dropped: the one an editor or `echo` adds, which no header or URL may carry.
+ */
+export function secretText(bytes: Buffer, from: string, keepNewline: boolean): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw usage(`the value from ${from} is not UTF-8 text (byte 0x${bytes[at]!.toString(16).padStart(2, '0')} at offset ${at} starts no valid character): Tessera stores secrets as text, and would change these bytes. Store binary data encoded, e.g. base64 -w0 FILE | tessera kv put PATH -`);
+  }
+  return keepNewline ? text : text.replace(/\r?\n$/, '');
+}
+
+/** Offset of the first byte that starts no valid UTF-8 sequence (RFC 3629 §4). */
+function firstInvalidUtf8(b: Buffer): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    const seq = b.subarray(i, i + n);
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(seq);
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return 0;
 }
 
 export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
