@@ -135,8 +135,9 @@ test('kv put/get/list/rm round trip; values are not echoed except by get', async
 
   const file = join(dir, 'value.txt');
   writeFileSync(file, 'line1\nline2\n');
+  // Like `-`: one trailing line break dropped (test/cli/real-routes.test.ts has the whole table).
   assert.equal((await cli(['kv', 'put', 'app/cert', '--from-file', file])).code, 0);
-  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'line1\nline2\n');
+  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'line1\nline2');
 
   const get = await cli(['kv', 'get', 'app/db-password']);
   assert.equal(get.stdout, 'from-stdin', 'exact value when piped');
