@@ -179,6 +179,26 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   program
+    .command('config')
+    .description('tessera.yaml tools')
+    .command('validate')
+    .description('check a configuration without side effects: the schema, every file and directory it names, the master key, the policies; starts nothing, writes nothing, contacts nothing')
+    .requiredOption('--config <file>', 'tessera.yaml')
+    .option('--data-dir <dir>', 'data directory (overrides the configuration, as for server and init)')
+    .action(async (opts: { config: string; dataDir?: string }, cmd: Command) => {
+      requireLocalPath(opts.config, 'file', '--config');
+      if (!runtime.checkConfig) throw new CliError('TESSERA_CLI_UNSUPPORTED', 'configuration checks are not available in this build', EXIT.REFUSED);
+      const r = await runtime.checkConfig({ configPath: opts.config, ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) });
+      if (isJson(cmd)) printJson(r);
+      else {
+        out(r.ok ? `ok: ${opts.config} is valid (nothing was started, created or written)` : `${opts.config}: ${count(r.problems.length, 'problem')} (nothing was started, created or written)`);
+        for (const p of r.problems) out(`  ${esc(p.key)}: ${esc(p.message)}`);
+        for (const n of r.notes) out(`  note: ${esc(n.key)}: ${esc(n.message)}`);
+      }
+      if (!r.ok) throw new CliError('TESSERA_CONFIG_INVALID', `${opts.config}: ${count(r.problems.length, 'problem')}; \`tessera server\` would not start or a feature would fail`, EXIT.REFUSED);
+    });
+
+  program
     .command('init')
     .description('initialise a data directory: schema, master key, first admin token')
     .option('--config <file>', 'tessera.yaml')

@@ -153,7 +153,7 @@ export const ERROR_CATALOGUE = {
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
   TESSERA_CONFIG_NOT_FOUND: { status: 500, description: 'The configuration file does not exist or cannot be read.' },
-  TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory does not exist and cannot be created, or is not writable.' },
+  TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory cannot be used: the path names a file, or the directory cannot be created or is not writable; the message says which.' },
   TESSERA_STORE_UNAVAILABLE: { status: 503, description: 'The store could not be opened or a query failed.' },
   TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data (a unique key already exists).' },
   TESSERA_STORE_INVALID_ARGUMENT: { status: 500, description: 'A store call got an argument it cannot use (a bad channel or lock name, an oversized notification payload); the message names it. A bug in the caller.' },
