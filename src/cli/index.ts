@@ -648,9 +648,26 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   // --- operator ---------------------------------------------------------------------
-  program
-    .command('operator')
-    .description('operator maintenance (offline, on the data directory)')
+  const operator = program.command('operator').description('operator maintenance (offline, on the data directory)');
+  operator
+    .command('generate-master-key')
+    .description('write a new random master key (32 bytes, base64) to a new file with mode 0600; never printed')
+    .requiredOption('--out <file>', 'the new key file (refuses to overwrite)')
+    .action(async (opts: { out: string }, cmd: Command) => {
+      const { generateMasterKeyFile, masterKeyId } = await masterKeyModule();
+      let id: string;
+      try {
+        const key = generateMasterKeyFile(opts.out);
+        id = masterKeyId(key);
+        key.fill(0);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${opts.out} already exists; a key file is never overwritten: remove it or choose another --out path` : `cannot write ${opts.out} (${code ?? 'error'})`, EXIT.REFUSED);
+      }
+      if (isJson(cmd)) return printJson({ key_file: opts.out, key_id: id });
+      out(`master key ${id} written to ${opts.out} (mode 0600). Back it up apart from the database; point master_key.file at it, or use it with: tessera operator rotate-master-key --new-key-file ${opts.out}`);
+    });
+  operator
     .command('rotate-master-key')
     .description('re-wrap every data key with a new master key; then point the configuration at the new key')
     .requiredOption('--new-key-file <file>', 'file with the new 32-byte master key')
@@ -765,6 +782,12 @@ interface PolicyModule {
  * The offline policy commands use the policy feature's pure functions. Imported lazily so
  * the Cedar WASM module loads only for `tessera policy validate|test`.
  */
+/** Key generation for `operator generate-master-key`, loaded only for that command. */
+async function masterKeyModule(): Promise<{ generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string }> {
+  const spec = '../secrets/master-key.js';
+  return (await import(spec)) as { generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string };
+}
+
 async function policyModule(): Promise<PolicyModule> {
   const spec = '../policy/index.js';
   return (await import(spec)) as PolicyModule;

@@ -544,6 +544,26 @@ test('init prints the admin token once, or writes it to --out without printing i
   assert.match(again.stderr, /TESSERA_ALREADY_INITIALIZED/);
 });
 
+test('operator generate-master-key writes 32 random bytes as base64 to a new 0600 file, never prints the key, never overwrites', async () => {
+  const { loadMasterKeyFile, masterKeyId } = await import('../../src/secrets/master-key.js');
+  const file = join(dir, 'gen', 'master.key');
+  const r = await cli(['operator', 'generate-master-key', '--out', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^[A-Za-z0-9+/]{43}=\n$/);
+  const key = loadMasterKeyFile(file);
+  assert.equal(key.length, 32);
+  assert.match(r.stdout, new RegExp(`master key ${masterKeyId(key)} written to ${file} \\(mode 0600\\)`));
+  assert.ok(!(r.stdout + r.stderr).includes(text.trim()), 'the key is never printed');
+  const again = await cli(['operator', 'generate-master-key', '--out', file]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already exists; a key file is never overwritten.*\[TESSERA_CLI_FILE_WRITE_FAILED\]/);
+  assert.equal(readFileSync(file, 'utf8'), text, 'unchanged');
+  const json = await cli(['--json', 'operator', 'generate-master-key', '--out', join(dir, 'gen', 'second.key')]);
+  assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['key_file', 'key_id']);
+});
+
 test('operator rotate-master-key reports progress on stderr', async () => {
   let got: unknown;
   const runtime: Runtime = {
