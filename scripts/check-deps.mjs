@@ -26,6 +26,8 @@ const PURE = [
   'src/server/origin.ts',
   'src/shared/terminal.ts',
   'src/shared/plural.ts',
+  'src/shared/token-kind.ts',
+  'src/shared/next-steps.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

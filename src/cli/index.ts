@@ -4,7 +4,7 @@ import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
-import { CliError, EXIT, defaultSleep, readAll, readAllBytes, requireLocalPath, secretText, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { CliError, EXIT, defaultSleep, readAll, readAllBytes, requireLocalPath, requireToken, secretText, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
@@ -21,6 +21,7 @@ import { LEASE_STATES } from '../leases/states.js';
 import { POLICY_ACTIONS } from '../policy/types.js';
 import { ATTESTOR_KINDS } from '../shared/principal.js';
 import { count, verb } from '../shared/plural.js';
+import { forCli, nextStepOf } from '../shared/next-steps.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -122,12 +123,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       throw usage((e as Error).message);
     }
   };
-  const tokenOf = (cmd: Command, what: string): string => {
-    const t = globals(cmd).token ?? io.env.TESSERA_TOKEN;
-    if (!t) throw usage(`this command needs ${what}: set TESSERA_TOKEN (or pass --token)`);
-    return t.trim();
-  };
-  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'an admin token (printed by `tessera dev` or `tessera init`)'));
+  const tokenOf = (cmd: Command, need: 'admin' | 'agent'): string => requireToken({ flag: globals(cmd).token, env: io.env.TESSERA_TOKEN }, need);
+  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'admin'));
   const isJson = (cmd: Command): boolean => globals(cmd).json === true;
   const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
 
@@ -213,7 +210,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       }
       info(`initialised ${r.dataDir}${r.masterKeyFile ? ` (master key: ${r.masterKeyFile} — back it up; without it the secrets cannot be decrypted)` : ''}`);
       if (opts.out) {
-        info(`admin token written to ${opts.out}; use it with: export TESSERA_TOKEN=$(cat ${opts.out})`);
+        info(`admin token written to ${opts.out}; use it with: TESSERA_TOKEN=$(cat ${opts.out}) && export TESSERA_TOKEN`);
       } else {
         info('admin token (shown once; store it in your password manager):');
         out(r.adminToken);
@@ -256,16 +253,17 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
     .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <aud>', 'requested audience')
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
     .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
-      if (!!opts.joinToken === !!opts.tokenFile) throw usage('give exactly one of --join-token or --token-file');
+      if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
+      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
       if (!opts.out && !toStdout) {
-        throw usage('refusing to print an agent token to a terminal; use --out FILE, pipe the output (e.g. `export TESSERA_TOKEN=$(tessera login ...)`), or pass --print');
+        throw usage('refusing to print an agent token to a terminal; use --out FILE, capture the output (e.g. `TESSERA_TOKEN=$(tessera login ...) && export TESSERA_TOKEN`), or pass --print');
       }
       let subjectToken: string;
       let type: string;
@@ -522,7 +520,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         if (!t) throw usage('the revocation target is empty');
         const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
         // Recorded either way; an agent that never logged in is often a typo in the SPIFFE ID.
-        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(r.warning) : `no agent ${t} has ever logged in`}`);
+        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(forCli(r.warning, nextStepOf({ next_step: r.warning_next_step }))) : `no agent ${t} has ever logged in`}`);
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
@@ -691,7 +689,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('as an agent (TESSERA_TOKEN = agent token): issue a dynamic credential; prints it')
     .option('--ttl <duration>', 'requested lifetime, e.g. 15m (capped by the role)')
     .action(async (engine: string, role: string, opts: { ttl?: string }, cmd: Command) => {
-      const token = tokenOf(cmd, 'an agent token (from `tessera login`)');
+      const token = tokenOf(cmd, 'agent');
       const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
       const r = await t.request<Record<string, unknown>>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { token, json: opts.ttl ? { ttl: opts.ttl } : {} });
       if (isJson(cmd)) return printJson(r);

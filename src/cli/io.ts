@@ -1,6 +1,8 @@
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { TesseraApiError, TesseraConnectionError } from '../sdk/errors.js';
 import type { FetchLike } from '../sdk/http.js';
+import { forCli, nextStepOf } from '../shared/next-steps.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 
 export interface CliWritable {
   write(chunk: string): unknown;
@@ -69,6 +71,36 @@ export class CliError extends Error {
 
 export const usage = (message: string): CliError => new CliError('TESSERA_CLI_USAGE', message, EXIT.USAGE);
 
+const NEEDS = {
+  admin: 'an admin token (tsr_admin_…, printed by `tessera dev` or `tessera init`)',
+  agent: 'an agent token (from `tessera login`)',
+} as const;
+
+/**
+ * The token a command sends: `--token`, else TESSERA_TOKEN. Refused before any request (usage,
+ * exit 2) when missing, set but empty (usually `X=$(tessera …)` whose command failed), or of the
+ * wrong kind by its shape — an agent's JWT or a join token for an operator command, an admin or
+ * a join token for an agent command — with what to do instead.
+ */
+export function requireToken(given: { readonly flag?: string; readonly env?: string }, need: 'admin' | 'agent'): string {
+  const where = given.flag !== undefined ? '--token' : 'TESSERA_TOKEN';
+  const raw = given.flag ?? given.env;
+  if (raw === undefined) throw usage(`this command needs ${NEEDS[need]}: set TESSERA_TOKEN (or pass --token)`);
+  const t = raw.trim();
+  if (t === '') throw usage(`${where} is set but empty: did the command that produced it fail? This command needs ${NEEDS[need]}`);
+  const kind = tokenKindOf(t);
+  if (need === 'admin' && (kind === 'jwt' || kind === 'join')) {
+    throw usage(`this command needs ${NEEDS.admin}, but ${where} holds ${TOKEN_KIND_WORDS[kind]}; agent tokens are for agent commands (\`tessera creds\`) and the agent endpoints`);
+  }
+  if (need === 'agent' && kind === 'admin') {
+    throw usage(`this command needs ${NEEDS.agent}, but ${where} holds ${TOKEN_KIND_WORDS.admin}: log in as the agent first (\`tessera login --token-file FILE --out agent.token\`) and pass that token`);
+  }
+  if (need === 'agent' && kind === 'join') {
+    throw usage(`this command needs ${NEEDS.agent}, but ${where} holds ${TOKEN_KIND_WORDS.join}: exchange it first (\`tessera login --join-token - --out agent.token\`) and pass the agent token`);
+  }
+  return t;
+}
+
 /**
  * Checks a path given on the command line before the command uses it: it exists, is a `file`
  * or a `directory` as the command needs, and is readable. Otherwise a usage error (exit 2)
@@ -99,7 +131,8 @@ export function requireLocalPath(path: string, kind: 'file' | 'directory', what:
 
 export function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
-  if (err instanceof TesseraApiError) return new CliError(err.code, err.message, EXIT.REFUSED, { status: err.status, requestId: err.requestId });
+  // A server message names an HTTP route as its next step; the CLI names the command instead.
+  if (err instanceof TesseraApiError) return new CliError(err.code, forCli(err.message, nextStepOf(err.details)), EXIT.REFUSED, { status: err.status, requestId: err.requestId });
   if (err instanceof TesseraConnectionError) return new CliError(err.code === 'TESSERA_SDK_CONNECT_FAILED' ? 'TESSERA_CLI_CONNECT_FAILED' : err.code, err.message, EXIT.CONNECT);
   const e = err as { code?: unknown; message?: unknown };
   // TesseraError from the runtime (init, rotate-master-key, ...): keep its stable code.

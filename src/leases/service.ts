@@ -10,8 +10,19 @@ import { redactCredentialLike } from '../shared/credential-like.js';
 import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
 import type { LeaseState } from './states.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 export { LEASE_STATES, type LeaseState } from './states.js';
+
+/**
+ * TESSERA_LEASE_NOT_FOUND, worded for who asked: an agent may act only on its own leases (and
+ * learns nothing about others'); an operator sees every lease and is told where to look.
+ */
+function leaseNotFound(id: string, byAgent: boolean): TesseraError {
+  if (byAgent) return fail('TESSERA_LEASE_NOT_FOUND', `this agent holds no lease ${id} (an agent renews or revokes only its own leases; request a new credential)`);
+  const step = NEXT_STEPS.listLeases();
+  return fail('TESSERA_LEASE_NOT_FOUND', `no lease ${id}; list leases with ${step.route}`, { next_step: step });
+}
 
 export interface Lease {
   readonly id: string;
@@ -684,7 +695,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw leaseNotFound(id, principal !== undefined);
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -732,7 +743,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw leaseNotFound(id, ctx.principal !== undefined);
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };

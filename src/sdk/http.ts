@@ -120,7 +120,8 @@ function toApiError(status: number, body: unknown, addr: string, what: string): 
   if (b.error && typeof b.error === 'object') {
     // Tessera API error shape.
     const e = b.error as Record<string, unknown>;
-    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined };
+    const details = e.details && typeof e.details === 'object' && !Array.isArray(e.details) ? (e.details as Record<string, unknown>) : undefined;
+    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined, ...(details ? { details } : {}) };
   } else if (typeof b.error === 'string') {
     // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` alongside.
     init = {

@@ -5,6 +5,8 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
 import { checkJsonInput } from '../shared/json-depth.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -166,13 +168,19 @@ export function createApp(options: AppOptions): FastifyInstance {
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
+    // An agent's or a join token on an operator endpoint: say which (its shape only; nothing is verified).
+    const kind = tokenKindOf(token);
+    if (kind === 'jwt' || kind === 'join') {
+      throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; operator endpoints need an admin token (tsr_admin_…, printed by \`tessera init\` or \`tessera dev\`)`);
+    }
     req.admin = await options.admin.authenticate(token);
   });
 
   app.decorateRequest('agent', undefined);
   app.decorate('requireAgent', async (req: FastifyRequest) => {
     const token = bearerToken(req);
-    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <agent token>`; log in with POST /v1/oauth/token first');
+    const login = NEXT_STEPS.login();
+    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `this endpoint needs \`Authorization: Bearer <agent token>\`; log in with ${login.route} first`, { next_step: login });
     req.agent = await options.agents.authenticate(token, app.requestMeta(req));
   });
 
