@@ -524,7 +524,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
-          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
+          // Every count the server reports (docs/kill-switch.md): disabled = unusable, cleanup pending.
+          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_disabled ?? 0)} disabled, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
           if (Number(r.leases_disabled) > 0) info(`${count(Number(r.leases_disabled), 'credential')} ${verb(Number(r.leases_disabled), 'is', 'are')} disabled (no login, sessions ended) but cleanup failed; it is retried. See: tessera lease list --state disabled`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
         }

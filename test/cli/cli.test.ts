@@ -333,7 +333,8 @@ test('revoke agent/task/user/lease, list and lift', async () => {
     assert.equal((JSON.parse(r.stdout) as { kind: string }).kind, kind);
   }
   const human = await cli(['revoke', 'agent', 'spiffe://e/a']);
-  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)\nleases: 2 revoked, 0 retrying, 0 irrevocable/);
+  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)\nleases: 2 revoked, 1 disabled, 0 retrying, 0 irrevocable\n/);
+  assert.match(human.stderr, /1 credential is disabled \(no login, sessions ended\) but cleanup failed; it is retried\. See: tessera lease list --state disabled/);
   const list = await cli(['revoke', 'list', '--active', '--kind', 'agent']);
   assert.deepEqual(peer.requests.at(-1)!.query, { active: 'true', kind: 'agent' });
   assert.match(list.stdout, /rev_1\s+agent/);
