@@ -266,8 +266,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));
 
-    const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
-    const joinTokens = createJoinTokenService({ store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
+    const joinIndex = config.attestors.findIndex((a) => a.kind === 'join_token');
+    const joinAttestor = config.attestors[joinIndex];
+    const joinTokens = createJoinTokenService({
+      store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000,
+      ...(joinAttestor ? { maxTtlSource: `attestors[${joinIndex}].max_ttl of attestor "${joinAttestor.name}" in the configuration; join tokens live at most 1h` } : {}),
+    });
     const attestation = createAttestation({
       attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics,
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,

@@ -34,6 +34,7 @@ import type { LimitAuditor } from '../shared/limit-audit.js';
 import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
 import { boundedUpstreamFetch } from './http-fetch.js';
 import { requireHeaderSafe } from './header-value.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -245,7 +246,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     conn.client = client;
     const timer = AbortSignal.timeout(callTimeoutMs);
     try {
-      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${callTimeoutMs} ms`));
+      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`));
     } catch (e) {
       // Not yet marked closed: report the start failure itself, not "exited".
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
@@ -420,7 +421,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
         const onAbort = (): void => ac.abort(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
         if (signal.aborted) onAbort();
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${callTimeoutMs} ms (call_timeout)`)), callTimeoutMs);
+        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
         try {
           // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
           const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000 });

@@ -11,6 +11,7 @@ import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
 import type { LeaseState } from './states.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
+import { describeDuration } from '../shared/duration.js';
 
 export { LEASE_STATES, type LeaseState } from './states.js';
 
@@ -266,7 +267,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   /** Bounds an engine call; the engine gets the signal, and a call that ignores it is abandoned anyway. */
   async function bounded<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${engineTimeoutMs} ms`)), engineTimeoutMs);
+    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${describeDuration(engineTimeoutMs)}`)), engineTimeoutMs);
     try {
       const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
       aborted.catch(() => undefined);
@@ -624,7 +625,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (!spec) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${engineName}" has no role "${roleName}"`);
       const ttl = ttlMs ?? spec.defaultTtlMs;
       if (!Number.isInteger(ttl) || ttl <= 0 || ttl > spec.maxTtlMs) {
-        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${spec.maxTtlMs / 1000} s (the max TTL of ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
+        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${describeDuration(spec.maxTtlMs)} (the max_ttl of role ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
       }
       const now = clock.now();
       const id = randomId('lease_');

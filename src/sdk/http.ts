@@ -1,4 +1,5 @@
 import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** The subset of `fetch` the SDK needs; injectable so callers can add a dispatcher or proxy. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -97,7 +98,7 @@ export class Transport {
     } catch (err) {
       // Never include the request (it may hold a token) — only the address and the cause.
       const cause = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
-      const why = cause.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
+      const why = cause.name === 'TimeoutError' ? `no answer within ${describeDuration(this.timeoutMs)}` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
       throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', this.addr, `cannot reach Tessera at ${this.addr} (${why}); check TESSERA_ADDR and that the server is running`, { cause: err });
     }
 

@@ -7,6 +7,7 @@ import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './orig
 import { checkJsonInput } from '../shared/json-depth.js';
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
+import { bearerChallenge } from '../shared/www-authenticate.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -244,8 +245,7 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: Tessera
   const retry = retryAfterOf(err);
   if (retry !== undefined) reply.header('retry-after', String(retry)); // RFC 9110 §10.2.3
   if (err.status === 401) {
-    const realm = 'realm="tessera"';
-    reply.header('www-authenticate', err.oauthError ? `Bearer ${realm}, error="${err.oauthError}"` : `Bearer ${realm}`);
+    reply.header('www-authenticate', bearerChallenge({ realm: 'tessera', error: err.oauthError }));
   }
   if (oauth) {
     // RFC 6749 §5.2 shape, with Tessera's stable code alongside.

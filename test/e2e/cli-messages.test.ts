@@ -138,3 +138,10 @@ test('no server error message names an HTTP route literally: routes come from sr
   }
   assert.deepEqual(found, []);
 });
+
+test('a TTL over the limit is said in human units and names the configuration key that sets the limit', async () => {
+  const r = await cli(['join-token', 'create', '--spiffe-id', AGENT, '--ttl', '2h']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /join token TTL must be between 1s and 1h \(attestors\[0\]\.max_ttl of attestor "join_token" in the configuration; join tokens live at most 1h\), got 2h \[TESSERA_JOIN_TOKEN_TTL_INVALID\]/);
+  assert.doesNotMatch(r.stderr, /\d{4,}ms/);
+});

@@ -243,6 +243,15 @@ test('token scope narrows the tool list, and a tools/call outside it is 403 insu
   assert.equal(r.status, 403);
   assert.equal(r.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="tool:remote/ping", resource_metadata="${u}/.well-known/oauth-protected-resource/mcp", error_description="the token scope does not cover tool:remote/ping"`);
   assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  // A tool name the caller chose lands in the challenge: quotes, backslashes, non-ASCII and
+  // control characters never make the header invalid (Node would answer 500 ERR_INVALID_CHAR).
+  for (const name of ['remote__"x"', 'remote__a\\b', 'remote__caf\u00e9…', 'remote__a\r\nSet-Cookie: x=1', 'remote__\u{1F600}']) {
+    const hostile = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: {} } });
+    const h = await rawMcp(`${u}/mcp`, 'tok-scoped', hostile, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    assert.ok(h.status < 500, `${JSON.stringify(name)} answered ${h.status}`);
+    const challenge = h.headers.get('www-authenticate');
+    if (challenge !== null) assert.match(challenge, /^Bearer [\x20-\x7e]*$/, `${JSON.stringify(name)}: ${challenge}`);
+  }
   const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem__ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.body.result.content, [{ type: 'text', text: 'pong' }]);

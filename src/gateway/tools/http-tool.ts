@@ -23,6 +23,7 @@ import type { HttpToolConfig } from './config.js';
 import { compileArgSchema } from './json-schema.js';
 import { requireHeaderSafe } from '../header-value.js';
 import { encodeStrict, parseUrlTemplate, renderUrl } from './url-template.js';
+import { describeDuration } from '../../shared/duration.js';
 
 export interface DeclarativeToolDeps {
   /** undici dispatcher (Agent, Pool, ProxyAgent, MockAgent...); default: undici's global dispatcher. */
@@ -194,7 +195,7 @@ function mapError(e: unknown, timedOut: boolean, callerSignal: AbortSignal, id: 
   if (e instanceof TesseraError) return e;
   const code = (e as { code?: string }).code;
   if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${timeoutMs}ms`);
+    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${describeDuration(timeoutMs)} (the tool's timeout)`);
   }
   if (callerSignal.aborted) return callerSignal.reason ?? e;
   // Only the error code / class: an undici message could echo the URL, which may carry a query credential.
