@@ -31,6 +31,9 @@ const PURE = [
   'src/dpop/nonce.ts',
   'src/dpop/settings.ts',
   'src/dpop/jwk.ts',
+  'src/shared/token-kind.ts',
+  'src/shared/next-steps.ts',
+  'src/shared/duration.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

@@ -5,6 +5,7 @@
  * src/gateway/http.ts) read the mark. Errors without a mark keep the Bearer challenge.
  */
 import type { TesseraError } from '../shared/errors.js';
+import { challenge } from '../shared/www-authenticate.js';
 
 export interface DpopChallenge {
   /** Algorithms accepted for proofs (`algs`, RFC 9449 §7.1). */
@@ -25,16 +26,14 @@ export function dpopChallengeOf(e: unknown): DpopChallenge | undefined {
   return e !== null && typeof e === 'object' ? marks.get(e as TesseraError) : undefined;
 }
 
-const quoted = (v: string): string => `"${v.replace(/["\\\r\n]/g, '')}"`;
-
 /**
  * `WWW-Authenticate` value for a DPoP refusal (RFC 9449 §7.1): `DPoP error="…",
  * error_description="…", algs="ES256 …"`, plus any `extra` auth-params (realm, resource_metadata).
  */
 export function dpopWwwAuthenticate(e: TesseraError, c: DpopChallenge, extra: Readonly<Record<string, string>> = {}): string {
-  const params: string[] = [];
-  for (const [k, v] of Object.entries(extra)) params.push(`${k}=${quoted(v)}`);
-  if (e.oauthError) params.push(`error=${quoted(e.oauthError)}`, `error_description=${quoted(e.message)}`);
-  params.push(`algs=${quoted(c.algs.join(' '))}`);
-  return `DPoP ${params.join(', ')}`;
+  return challenge('DPoP', {
+    ...extra,
+    ...(e.oauthError ? { error: e.oauthError, error_description: e.message } : {}),
+    algs: c.algs.join(' '),
+  });
 }

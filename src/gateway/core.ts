@@ -26,6 +26,7 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
 import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
+import { describeArgumentErrors } from './schema-errors.js';
 import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
@@ -471,14 +472,23 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
       if (!def) return notFound('error');
-      let check: ReturnType<JsonSchemaValidator<unknown>>;
-      try {
-        check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
-      } catch (e) {
-        return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
-      }
-      if (!check.valid) {
-        return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
+      // A provider with its own validator (declarative tools) checks its arguments itself; an
+      // upstream MCP tool's schema is checked here. Either way the message names the argument.
+      const provider = providers.get(server);
+      if (provider?.validateArgs) {
+        try {
+          provider.validateArgs(tool, args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: its arguments cannot be checked`), 'error');
+        }
+      } else {
+        let check: ReturnType<JsonSchemaValidator<unknown>>;
+        try {
+          check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
+        }
+        if (!check.valid) return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', describeArgumentErrors(check.errorMessage, args, def.inputSchema)), 'error');
       }
 
       let result: ToolResult;

@@ -30,6 +30,7 @@ import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
 import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
+import { bearerChallenge } from '../shared/www-authenticate.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
@@ -175,8 +176,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       headers['www-authenticate'] = dpop
         ? dpopWwwAuthenticate(err, dpop, { resource_metadata: metadataUrl })
         : err.code === 'TESSERA_TOKEN_MISSING'
-          ? `Bearer resource_metadata="${metadataUrl}"`
-          : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
+          ? bearerChallenge({ resource_metadata: metadataUrl })
+          : bearerChallenge({ error: 'invalid_token', error_description: err.message, resource_metadata: metadataUrl });
     }
     void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId, ...(retry !== undefined ? { retry_after_s: retry } : {}) }));
   }
@@ -222,7 +223,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const code: ErrorCode = cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : cause === 'shutdown' ? 'TESSERA_GATEWAY_CLOSED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND';
     const status = cause === 'revoked' ? 401 : cause === 'shutdown' ? 503 : 404;
     for (const res of s.pending) {
-      sendRaw(res, status, jsonRpcError(rpcCodeFor(code), `the MCP session was closed (${cause})`, { code }), cause === 'revoked' ? { 'www-authenticate': `Bearer error="invalid_token", resource_metadata="${metadataUrl}"` } : {});
+      sendRaw(res, status, jsonRpcError(rpcCodeFor(code), `the MCP session was closed (${cause})`, { code }), cause === 'revoked' ? { 'www-authenticate': bearerChallenge({ error: 'invalid_token', resource_metadata: metadataUrl }) } : {});
     }
     s.pending.clear();
     try {
@@ -356,7 +357,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
           const needed = core.missingScope(principal, msg.params.name);
           if (needed) {
             const err = new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed}; request a token with that scope`);
-            sendTessera(reply, err, req.id, { 'www-authenticate': `Bearer error="insufficient_scope", scope="${needed}", resource_metadata="${metadataUrl}", error_description="the token scope does not cover ${needed}"` });
+            sendTessera(reply, err, req.id, { 'www-authenticate': bearerChallenge({ error: 'insufficient_scope', scope: needed, resource_metadata: metadataUrl, error_description: `the token scope does not cover ${needed}` }) });
             return;
           }
         }

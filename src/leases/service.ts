@@ -10,8 +10,20 @@ import { redactCredentialLike } from '../shared/credential-like.js';
 import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
 import type { LeaseState } from './states.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
+import { describeDuration } from '../shared/duration.js';
 
 export { LEASE_STATES, type LeaseState } from './states.js';
+
+/**
+ * TESSERA_LEASE_NOT_FOUND, worded for who asked: an agent may act only on its own leases (and
+ * learns nothing about others'); an operator sees every lease and is told where to look.
+ */
+function leaseNotFound(id: string, byAgent: boolean): TesseraError {
+  if (byAgent) return fail('TESSERA_LEASE_NOT_FOUND', `this agent holds no lease ${id} (an agent renews or revokes only its own leases; request a new credential)`);
+  const step = NEXT_STEPS.listLeases();
+  return fail('TESSERA_LEASE_NOT_FOUND', `no lease ${id}; list leases with ${step.route}`, { next_step: step });
+}
 
 export interface Lease {
   readonly id: string;
@@ -257,7 +269,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   /** Bounds an engine call; the engine gets the signal, and a call that ignores it is abandoned anyway. */
   async function bounded<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${engineTimeoutMs} ms`)), engineTimeoutMs);
+    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${describeDuration(engineTimeoutMs)}`)), engineTimeoutMs);
     try {
       const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
       aborted.catch(() => undefined);
@@ -628,7 +640,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (!spec) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${engineName}" has no role "${roleName}"`);
       const ttl = ttlMs ?? spec.defaultTtlMs;
       if (!Number.isInteger(ttl) || ttl <= 0 || ttl > spec.maxTtlMs) {
-        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${spec.maxTtlMs / 1000} s (the max TTL of ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
+        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${describeDuration(spec.maxTtlMs)} (the max_ttl of role ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
       }
       const now = clock.now();
       const id = randomId('lease_');
@@ -699,7 +711,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && !(await belongsTo(row, principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && !(await belongsTo(row, principal)))) throw leaseNotFound(id, principal !== undefined);
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -747,7 +759,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw leaseNotFound(id, ctx.principal !== undefined);
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };

@@ -1,5 +1,6 @@
 import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
 import { isNonceChallenge, type DpopSession } from './dpop.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** The subset of `fetch` the SDK needs; injectable so callers can add a dispatcher or proxy. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -117,7 +118,7 @@ export class Transport {
     } catch (err) {
       // Never include the request (it may hold a token) — only the address and the cause.
       const cause = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
-      const why = cause.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
+      const why = cause.name === 'TimeoutError' ? `no answer within ${describeDuration(this.timeoutMs)}` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
       throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', this.addr, `cannot reach Tessera at ${this.addr} (${why}); check TESSERA_ADDR and that the server is running`, { cause: err });
     }
 
@@ -148,7 +149,8 @@ function toApiError(status: number, body: unknown, addr: string, what: string): 
   if (b.error && typeof b.error === 'object') {
     // Tessera API error shape.
     const e = b.error as Record<string, unknown>;
-    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined };
+    const details = e.details && typeof e.details === 'object' && !Array.isArray(e.details) ? (e.details as Record<string, unknown>) : undefined;
+    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined, ...(details ? { details } : {}) };
   } else if (typeof b.error === 'string') {
     // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` alongside.
     init = {

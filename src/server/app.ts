@@ -6,6 +6,9 @@ import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '.
 import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
 import { checkJsonInput } from '../shared/json-depth.js';
 import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type PresentedRequest } from '../dpop/index.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
+import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -72,6 +75,9 @@ const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id,
 /** Response headers a browser client may read: the MCP session id, auth challenges, limits, DPoP nonces. */
 const CORS_EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id, dpop-nonce';
 
+/** Longest path parameter (`:id`, `:name`) routed (fastify's default); longer ones are refused. */
+const MAX_PARAM_LENGTH = 100;
+
 const MULTI_VALUED_PARAMS = new Set(['audience', 'resource']);
 
 export function createApp(options: AppOptions): FastifyInstance {
@@ -84,6 +90,18 @@ export function createApp(options: AppOptions): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
+    maxParamLength: MAX_PARAM_LENGTH,
+    // Errors fastify raises before routing (a URL whose "%" starts no valid escape) get the same
+    // body and a stable code like every other error.
+    frameworkErrors: (error, req, reply) => {
+      // The URL itself is never echoed (it may carry anything a client put there).
+      const err = error.code === 'FST_ERR_BAD_URL'
+        ? new TesseraError('TESSERA_REQUEST_MALFORMED', 'the request URL is not valid: a "%" must start a percent-encoded UTF-8 byte such as %20 (RFC 3986 §2.1)')
+        : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new TesseraError('TESSERA_REQUEST_INVALID', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters; no id or name Tessera issues is that long`)
+          : toTesseraError(error);
+      sendError(req, reply, err);
+    },
   });
 
   // RFC 6749 §3.2: token endpoint parameters are form-encoded, and must not repeat.
@@ -161,13 +179,19 @@ export function createApp(options: AppOptions): FastifyInstance {
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
+    // An agent's or a join token on an operator endpoint: say which (its shape only; nothing is verified).
+    const kind = tokenKindOf(token);
+    if (kind === 'jwt' || kind === 'join') {
+      throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; operator endpoints need an admin token (tsr_admin_…, printed by \`tessera init\` or \`tessera dev\`)`);
+    }
     req.admin = await options.admin.authenticate(token);
   });
 
   app.decorateRequest('agent', undefined);
   app.decorate('requireAgent', async (req: FastifyRequest, reply: FastifyReply) => {
     const presented = parseAuthorization(req.headers.authorization);
-    if (!presented) throw new TesseraError('TESSERA_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <agent token>` (or `Authorization: DPoP <token>` with a `DPoP` proof for a DPoP-bound token); log in with POST /v1/oauth/token first');
+    const login = NEXT_STEPS.login();
+    if (!presented) throw new TesseraError('TESSERA_TOKEN_MISSING', `this endpoint needs \`Authorization: Bearer <agent token>\` (or \`Authorization: DPoP <token>\` with a \`DPoP\` proof for a DPoP-bound token); log in with ${login.route} first`, { next_step: login });
     if (presented.scheme === 'DPoP') {
       // RFC 9449 §8.2 / §9: the current nonce on every answer to a DPoP request (success or not).
       const nonce = options.dpop?.nonce();
@@ -240,12 +264,11 @@ export function sendError(req: FastifyRequest, reply: FastifyReply, err: Tessera
   // RFC 9449 §5 / RFC 6749 §5.2: the token endpoint answers a refused DPoP proof with 400.
   const status = oauth && dpop && err.status === 401 ? 400 : err.status;
   if (status === 401) {
-    const realm = 'realm="tessera"';
     if (dpop) reply.header('www-authenticate', dpopWwwAuthenticate(err, dpop, { realm: 'tessera' })); // RFC 9449 §7.1
     else {
-      const bearer = err.oauthError ? `Bearer ${realm}, error="${err.oauthError}"` : `Bearer ${realm}`;
+      const bearer = bearerChallenge({ realm: 'tessera', error: err.oauthError });
       // No token at all: both schemes are offered (RFC 9449 §7.1).
-      reply.header('www-authenticate', err.code === 'TESSERA_TOKEN_MISSING' && dpopAlgs ? `${bearer}, DPoP ${realm}, algs="${dpopAlgs.join(' ')}"` : bearer);
+      reply.header('www-authenticate', err.code === 'TESSERA_TOKEN_MISSING' && dpopAlgs ? `${bearer}, ${challenge('DPoP', { realm: 'tessera', algs: dpopAlgs.join(' ') })}` : bearer);
     }
   }
   if (oauth) {

@@ -15,7 +15,7 @@ export interface ErrorSpec {
 export const ERROR_CATALOGUE = {
   // --- request / transport -------------------------------------------------------
   TESSERA_REQUEST_INVALID: { status: 400, oauth: 'invalid_request', description: 'The request body or parameters failed validation; the message names the field.' },
-  TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding).' },
+  TESSERA_REQUEST_MALFORMED: { status: 400, oauth: 'invalid_request', description: 'The body could not be parsed (malformed JSON or form encoding), or the URL holds a "%" that starts no valid percent-encoded byte.' },
   TESSERA_REQUEST_TOO_LARGE: { status: 413, oauth: 'invalid_request', description: 'The body is larger than the configured limit.' },
   TESSERA_REQUEST_UNSUPPORTED_MEDIA_TYPE: { status: 415, oauth: 'invalid_request', description: 'The Content-Type is not accepted by this endpoint.' },
   TESSERA_REQUEST_TOO_DEEP: { status: 400, oauth: 'invalid_request', description: 'The JSON body (or a tool call\'s arguments) is nested deeper than 64 levels; flatten the structure.' },
@@ -183,6 +183,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_GATEWAY_UPSTREAM_TIMEOUT: { status: 504, description: 'The upstream MCP server did not answer within `gateway.call_timeout`; retry, or ask the operator to raise it.' },
   TESSERA_GATEWAY_UPSTREAM_FAILED: { status: 502, description: 'The upstream MCP server could not be started or reached, or it exited during the call; it is restarted on the next call. The operator finds the cause in the server log.' },
   TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE: { status: 502, description: 'The upstream MCP server answered with a message larger than its `max_result_bytes` (default 4 MiB); the answer was discarded while it was read. Narrow the request, or ask the operator to raise the limit for that server.' },
+  TESSERA_GATEWAY_SECRET_UNUSABLE: { status: 502, description: 'A secret the gateway sends as an HTTP header value (a declarative tool\'s `credential` with `in: header` or a `headers` entry, an upstream server\'s `headers`) holds a line break (CR, LF) or another control character, which no header may carry (RFC 9110 §5.5) — often the trailing newline of a key file. The message names the secret path and the header, never the value; store the value again without it (`tessera kv put PATH --from-file FILE` drops one trailing newline).' },
   TESSERA_GATEWAY_UPSTREAM_ERROR: { status: 502, description: 'The upstream MCP server answered with a JSON-RPC error; its message (scrubbed of secrets) is passed on.' },
   TESSERA_GATEWAY_MESSAGE_TOO_LARGE: { status: 413, description: 'The JSON-RPC message is larger than `gateway.max_message_bytes`.' },
   TESSERA_GATEWAY_REQUEST_INVALID: { status: 400, description: 'The body is not a valid JSON-RPC 2.0 message (or batch) for MCP Streamable HTTP.' },
@@ -193,7 +194,7 @@ export const ERROR_CATALOGUE = {
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
   TESSERA_CONFIG_NOT_FOUND: { status: 500, description: 'The configuration file does not exist or cannot be read.' },
-  TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory does not exist and cannot be created, or is not writable.' },
+  TESSERA_DATA_DIR_NOT_WRITABLE: { status: 500, description: 'The data directory cannot be used: the path names a file, or the directory cannot be created or is not writable; the message says which.' },
   TESSERA_STORE_UNAVAILABLE: { status: 503, description: 'The store could not be opened or a query failed.' },
   TESSERA_STORE_CONFLICT: { status: 409, description: 'The write conflicts with existing data (a unique key already exists).' },
   TESSERA_STORE_INVALID_ARGUMENT: { status: 500, description: 'A store call got an argument it cannot use (a bad channel or lock name, an oversized notification payload); the message names it. A bug in the caller.' },

@@ -198,7 +198,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       const audience = [...asList(p.audience), ...asList(p.resource)];
       for (const a of audience) {
         if (!deps.allowedAudiences.includes(a)) {
-          throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}`);
+          throw new TesseraError(
+            'TESSERA_OAUTH_INVALID_TARGET',
+            `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}, or none (the first). It is the audience of the token Tessera issues (RFC 8693 §2.1); the attestation's own aud is checked against the attestor's audience in tessera.yaml`,
+          );
         }
       }
       const issuedBy = tesseraTokenKind(p.subject_token, tokens.issuer);

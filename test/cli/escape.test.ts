@@ -136,7 +136,7 @@ const COMMANDS: string[][] = [
   ['join-token', 'create', '--spiffe-id', 'spiffe://example.org/a'],
   ['kv', 'put', 'a/b', 'v'],
   ['lease', 'revoke', 'l1'],
-  ['creds', 'pg', 'ro'],
+  ['creds', 'pg', 'ro', '--token', JWT],
   ['engine', 'postgres', 'show', 'c'],
   ['engine', 'postgres', 'list'],
   ['keys', 'rotate'],

@@ -232,7 +232,7 @@ function check(node: Node, v: unknown, path: string, depth: number): void {
       const childPath = path ? `${path}.${k}` : k;
       const declared = node.properties?.get(k);
       if (declared) check(declared, sub, childPath, depth + 1);
-      else if (node.additional === false) bad(childPath, 'is not a declared argument of this tool');
+      else if (node.additional === false) bad(childPath, 'is not allowed: the tool declares no such argument');
       else if (node.additional) check(node.additional, sub, childPath, depth + 1);
     }
   }
