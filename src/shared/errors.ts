@@ -179,6 +179,7 @@ export const ERROR_CATALOGUE = {
   // --- gateway: MCP endpoint and upstream servers (src/gateway) ---------------------
   TESSERA_GATEWAY_SESSION_NOT_FOUND: { status: 404, description: 'The `Mcp-Session-Id` is unknown, expired, closed (revocation, idle, shutdown) or belongs to another agent; start a new session with `initialize`.' },
   TESSERA_GATEWAY_TOOL_NOT_FOUND: { status: 404, description: 'No tool with this name is served to you (names are `<server>__<tool>` as tools/list shows them, or `<server>/<tool>`); tools/list shows the tools you may call.' },
+  TESSERA_GATEWAY_TOOL_NAME_REFUSED: { status: 404, description: 'The tool name is outside the MCP tool-name rules (1–128 characters of `A–Z a–z 0–9 _ - .`) or looks like a credential: Tessera never lists, renames or calls such a tool. An upstream that names a tool this way is recorded in the audit log (`gateway.tool_name_refused`); ask its maintainer to rename the tool.' },
   TESSERA_GATEWAY_TOOL_DENIED: { status: 403, description: 'Policy does not permit this tool call (`tool.call` on the tool, with these arguments in `context.args`); the audit log names the deciding policies.' },
   TESSERA_GATEWAY_UPSTREAM_TIMEOUT: { status: 504, description: 'The upstream MCP server did not answer within `gateway.call_timeout`; retry, or ask the operator to raise it.' },
   TESSERA_GATEWAY_UPSTREAM_FAILED: { status: 502, description: 'The upstream MCP server could not be started or reached, or it exited during the call; it is restarted on the next call. The operator finds the cause in the server log.' },
