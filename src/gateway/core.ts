@@ -514,7 +514,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
 
       // A name no listing serves (outside the MCP rules, or credential-like) is refused as such,
       // before policy and before any upstream is started (ADR 0148).
+      // One an upstream listed is named as refused; any other such name is simply unknown.
       if (nameFault(tool, NO_SECRETS) !== undefined) {
+        if (!refusedSeen.get(server)?.has(tool)) return notFound('deny');
         return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NAME_REFUSED', `no tool "${server}/…" with that name is served: a tool name must be 1–128 characters of A–Z a–z 0–9 _ - . and must not look like a credential`), 'deny');
       }
 
