@@ -97,11 +97,14 @@ test('every refused name is audited once (with why), credential-like ones only a
 });
 
 test('tools/call of a refused name is refused with TESSERA_GATEWAY_TOOL_NAME_REFUSED; the upstream is never called', async () => {
-  for (const name of [`evil/${OPENAI}`, `evil__${GITHUB}`, `evil/${JWT}`, 'evil/has space', 'evil/a/b', 'evil/esc\u001b[31mred', `evil/${'y'.repeat(129)}`, `evil__key_${INJECTED}`.replace('evil__', 'evil/')]) {
+  for (const name of [`evil/${OPENAI}`, `evil__lookup_${GITHUB}`, `evil/${AWS}_fetch`, `evil/${JWT}`, `evil/${TESSERA}`, 'evil/has space', 'evil/a/b', 'evil/esc\u001b[31mred', `evil/${'y'.repeat(129)}`, `evil__key_${INJECTED}`.replace('evil__', 'evil/')]) {
     const e = await client.callTool({ name, arguments: {} }).then(() => undefined, (err: unknown) => err);
     assert.ok(e instanceof McpError, `${JSON.stringify(name).slice(0, 60)} was called`);
     assert.equal((e.data as { code?: string } | undefined)?.code, 'TESSERA_GATEWAY_TOOL_NAME_REFUSED', JSON.stringify(name).slice(0, 60));
   }
+  // A credential-looking name no upstream listed is simply unknown (the agent typed it).
+  const unknown = await client.callTool({ name: `evil__${GITHUB}`, arguments: {} }).then(() => undefined, (err: unknown) => err);
+  assert.equal(((unknown as McpError).data as { code?: string }).code, 'TESSERA_GATEWAY_TOOL_NOT_FOUND');
   const ok = await client.callTool({ name: 'evil__ok_tool', arguments: {} });
   assert.deepEqual(ok.content, [{ type: 'text', text: 'called ok_tool' }]);
   await h.tessera.audit.flush();
