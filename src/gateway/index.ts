@@ -23,6 +23,7 @@ import { createUpstream, type Injector, type Upstream } from './upstream.js';
 import type { DownstreamTokens } from './downstream.js';
 import { TesseraError } from '../shared/errors.js';
 import { createIsolation, unisolatedServers } from './isolation.js';
+import { count } from '../shared/plural.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
 export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
@@ -119,7 +120,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const unisolated = unisolatedServers(config);
   deps.metrics?.gauge('tessera_gateway_unisolated_upstreams', 'Stdio upstream servers configured without run_as: they run as Tessera\'s own user and can read its files and other upstreams\' environments').set(unisolated.length);
   if (unisolated.length > 0) {
-    logger.warn({ servers: unisolated, docs: 'docs/gateway.md#process-isolation' }, `WARNING: ${unisolated.length} stdio upstream server(s) (${unisolated.join(', ')}) have no run_as and run as Tessera's own user: a tool of theirs that reads files can read Tessera's master key, its database and the environment (injected secrets) of every other upstream process. Set run_as on each (Tessera must run as root), or wrap the command in an OS sandbox; gateway.require_isolation: true refuses to start without it`);
+    logger.warn({ servers: unisolated, docs: 'docs/gateway.md#process-isolation' }, `WARNING: ${count(unisolated.length, 'stdio upstream server')} (${unisolated.join(', ')}) without run_as run as Tessera's own user: a tool of theirs that reads files can read Tessera's master key, its database and the environment (injected secrets) of every other upstream process. Set run_as on each (Tessera must run as root), or wrap the command in an OS sandbox; gateway.require_isolation: true refuses to start without it`);
   }
 
   const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
