@@ -48,7 +48,7 @@ async function startServer() {
   });
   const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger });
   const admin = async (method, path, body) => {
-    const res = await fetch(tessera.localUrl + path, { method, headers: { authorization: `Bearer ${tessera.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const res = await globalThis.fetch(tessera.localUrl + path, { method, headers: { authorization: `Bearer ${tessera.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   };
