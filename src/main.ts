@@ -36,6 +36,7 @@ import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createUserTokenVerifier } from './users/verify.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -260,13 +261,17 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
     const authorizer = createRequestAuthorizer(policy);
     // Task tokens and delegation (src/tasks, docs/tasks.md).
+    // People: tokens of the trusted OpenID Providers (src/users, docs/users.md).
+    const users = createUserTokenVerifier({ issuers: config.users.issuers, clock, skewMs: config.tokens.clock_skew });
     const tasks = createTaskExchange({
+      onBehalf: { users, revocations },
       tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
       maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
     const exchange = createTokenExchange({
       attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),

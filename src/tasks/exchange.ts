@@ -4,7 +4,9 @@
  * (oidc-provider style): the subject token's verified type decides.
  *   - an agent token  → root.ts:     open a root task;
  *   - a task token    → delegate.ts: delegate a child task to a sub-agent (`actor_token` = its
- *     own agent token, or `label` for one without an identity).
+ *     own agent token, or `label` for one without an identity);
+ *   - a person's token from a trusted OpenID Provider (`subjectKind: 'user'`) with the agent's
+ *     token as `actor_token` → on-behalf.ts: a root task acting for that person.
  * This module holds what both share: verifying the subject token, the per-agent rate, the Cedar
  * `token.delegate` decision, signing, and the commit of the task row with its audit event
  * (ADR 0041: the token is returned only once both are durable).
@@ -28,6 +30,7 @@ import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskPa
 import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js';
 import { openRootTask } from './root.js';
 import { delegateTask } from './delegate.js';
+import { openUserTask, verifyActingAgent, type OnBehalfDeps } from './on-behalf.js';
 
 export { TOKEN_TYPE_ACCESS_TOKEN };
 
@@ -58,6 +61,10 @@ export interface TaskExchangeRequest {
    * the token endpoint. Absent: no proof was sent.
    */
   readonly proofJkt?: string | undefined;
+  /** `user`: the subject token is a person's (on-behalf.ts); default: one of Tessera's own. */
+  readonly subjectKind?: 'tessera' | 'user';
+  /** RFC 8693 `subject_token_type` as sent (a user token's kind is checked against it). */
+  readonly subjectTokenType?: string | undefined;
 }
 
 export interface TaskExchangeDeps {
@@ -77,6 +84,8 @@ export interface TaskExchangeDeps {
   readonly requireBindingForLabels: boolean;
   /** tokens.delegation.rate_limit, per acting agent; absent: no limit (unit tests). */
   readonly limit?: { readonly buckets: TokenBuckets; readonly audit?: LimitAuditor };
+  /** Agents acting for people (`users.issuers`); absent: a user token is refused (TESSERA_USER_ISSUER_UNTRUSTED). */
+  readonly onBehalf?: OnBehalfDeps;
 }
 
 export interface TaskExchange {
@@ -135,6 +144,18 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     }
   }
 
+  /** The acting agent of an on-behalf-of exchange; refusals audited like a subject token's. */
+  async function verifyActor(req: TaskExchangeRequest, where: AuditWhere): Promise<Awaited<ReturnType<typeof verifyActingAgent>>> {
+    try {
+      return await verifyActingAgent(deps, req.actorToken, req.actorTokenType);
+    } catch (e) {
+      if (isTesseraError(e) && e.code === 'TESSERA_USER_ACTOR_INVALID') {
+        await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
   async function issue(ctx: HandlerContext, spec: TaskSpec): Promise<TaskTokenResponse> {
     const issued = tokens.issueTaskToken(spec.input);
     const c = issued.claims;
@@ -171,8 +192,10 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       const where: AuditWhere = { source: req.meta.source, replica: req.meta.replica, requestId: req.meta.requestId };
       refuseClaimParameters(req.raw);
       const params = parseTaskParams(req.params);
-      const subject = await verifySubject(req.subjectToken, where);
-      const delegator = subject.principal;
+      // On behalf of a person, the acting agent (its actor token) asks; else the subject token's holder.
+      const actor = req.subjectKind === 'user' ? await verifyActor(req, where) : undefined;
+      const subject = actor ? undefined : await verifySubject(req.subjectToken, where);
+      const delegator = actor ? actor.principal : subject!.principal;
       charge(delegator, where);
       const ctx: HandlerContext = {
         deps, req, params, now: deps.clock.now(), where,
@@ -180,12 +203,15 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
           const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
           if (!d.allowed) {
             const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+            if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
             throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
           }
         },
       };
       try {
-        const spec = subject.kind === 'agent' ? await openRootTask(ctx, subject) : await delegateTask(ctx, subject);
+        const spec = actor
+          ? await openUserTask(ctx, deps.onBehalf ?? noUsers, actor)
+          : subject!.kind === 'agent' ? await openRootTask(ctx, subject!) : await delegateTask(ctx, subject!);
         return await issue(ctx, spec);
       } catch (e) {
         // Refusals after the subject is known are audited under the delegating agent and, for a
@@ -203,6 +229,15 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     },
   };
 }
+
+/** No `users.issuers`: every user token is from an untrusted issuer. */
+const noUsers: OnBehalfDeps = {
+  users: {
+    issuerOf: () => undefined,
+    verify: () => Promise.reject(new TesseraError('TESSERA_USER_ISSUER_UNTRUSTED', 'no OpenID Provider is trusted for user tokens (users.issuers is empty)')),
+  },
+  revocations: { isRevoked: () => false },
+};
 
 /** The attestation facts a task token carries for its acting agent (copied from the token that proved it). */
 export function attestationFacts(v: VerifiedToken): TaskClaims['tessera'] {
