@@ -37,6 +37,7 @@ import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
 import { createUserTokenVerifier } from './users/verify.js';
+import { createAuthorizationServer, createClientResolver, createFederatedLogin, registerAuthorizationRoutes, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN } from './users/oauth/index.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -269,7 +270,23 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
+    // Tessera's authorization server for people (MCP clients, `tessera login --oidc`; docs/users.md).
+    const asConfig = config.users.authorization_server;
+    const loginIssuer = config.users.issuers.find((i) => i.name === asConfig.login_issuer);
+    const authorizationServer = asConfig.enabled && loginIssuer
+      ? createAuthorizationServer({
+        config: asConfig, loginIssuer, issuer, audiences, trustDomain: config.trust_domain, store, audit, clock, tasks, revoker: revocations, revocations,
+        clients: createClientResolver({ config: asConfig, trustDomain: config.trust_domain, clock }),
+        login: createFederatedLogin({ issuer: loginIssuer, redirectUri: `${issuer}/v1/oauth/callback`, hmac: (v) => audit.hmac(v), env }),
+      })
+      : undefined;
+    if (authorizationServer) {
+      const prune = setInterval(() => void store.withLeaderLock('tessera-oauth-prune', () => authorizationServer.prune()).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'oauth prune failed')), RECONCILE_INTERVAL_MS);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
     const exchange = createTokenExchange({
+      ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
       attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences, tasks,
       userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
@@ -308,7 +325,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer });
+    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });

@@ -31,6 +31,7 @@ import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js'
 import { openRootTask } from './root.js';
 import { delegateTask } from './delegate.js';
 import { openUserTask, verifyActingAgent, type OnBehalfDeps } from './on-behalf.js';
+import { openClientTask, type ClientGrant } from './for-client.js';
 
 export { TOKEN_TYPE_ACCESS_TOKEN };
 
@@ -90,6 +91,12 @@ export interface TaskExchangeDeps {
 
 export interface TaskExchange {
   exchange(req: TaskExchangeRequest): Promise<TaskTokenResponse>;
+  /**
+   * A root task for a person through an OAuth client of Tessera's authorization server (a
+   * redeemed authorization code or refresh token; for-client.ts). Same decisions, row and audit
+   * as every task.
+   */
+  openForGrant(grant: ClientGrant, meta: RequestMeta): Promise<TaskTokenResponse>;
 }
 
 /** What one handler decided: the claims to sign and the node to store. */
@@ -187,7 +194,36 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     };
   }
 
+  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user). */
+  function decideWith(principal: AgentPrincipal, resource: ResourceRef, delegation: DelegationContext): void {
+    const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
+    if (!d.allowed) {
+      const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+      if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
+      throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
+    }
+  }
+
   return {
+    async openForGrant(grant, meta) {
+      const where: AuditWhere = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
+      const ctx: HandlerContext = {
+        deps, req: { subjectToken: '', audience: [grant.resource], raw: {}, params: {}, meta }, params: parseTaskParams({}), now: deps.clock.now(), where, decide: decideWith,
+      };
+      try {
+        return await issue(ctx, openClientTask(ctx, grant));
+      } catch (e) {
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {
+          await audit.append({
+            kind: 'task.refused', actor: { id: grant.client.spiffeId, user: grant.user.id }, action: 'token.exchange', resource: 'task', result: e.status >= 500 ? 'error' : 'deny',
+            reason: { code: e.code, ...(Array.isArray(e.details?.policies) ? { policies: e.details.policies as string[] } : {}) }, where,
+            details: { code: e.code, scope: grant.scope.join(' ') },
+          }).catch(() => undefined);
+        }
+        throw e;
+      }
+    },
+
     async exchange(req) {
       const where: AuditWhere = { source: req.meta.source, replica: req.meta.replica, requestId: req.meta.requestId };
       refuseClaimParameters(req.raw);
@@ -199,14 +235,7 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       charge(delegator, where);
       const ctx: HandlerContext = {
         deps, req, params, now: deps.clock.now(), where,
-        decide(principal, resource, delegation) {
-          const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
-          if (!d.allowed) {
-            const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
-            if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
-            throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
-          }
-        },
+        decide: decideWith,
       };
       try {
         const spec = actor
