@@ -160,6 +160,13 @@ export function createUserTokenVerifier(deps: UserTokenVerifierDeps): UserTokenV
       let typ: unknown;
       try {
         typ = decodeProtectedHeader(token).typ;
+      } catch (e) {
+        throw mapJoseError(e, i.name);
+      }
+      // The kind first (from the header; this refuses, it grants nothing): an ID token where an
+      // access token is required is told as such, not as the wrong audience it also has.
+      const kind = pinKind(i, typ, declared);
+      try {
         ({ payload } = await jwtVerify(token, await keysOf(i), {
           issuer: i.issuer,
           audience: i.audience,
@@ -172,7 +179,8 @@ export function createUserTokenVerifier(deps: UserTokenVerifierDeps): UserTokenV
       } catch (e) {
         throw mapJoseError(e, i.name);
       }
-      const kind = pinKind(i, typ, declared);
+      // jose checks iat only with a max age: a token issued in the future is refused here.
+      if ((payload.iat as number) * 1000 - deps.skewMs > deps.clock.now()) throw fail('TESSERA_USER_TOKEN_INVALID', `the user token from issuer "${i.name}" was issued in the future (iat); check the clocks`, { reason: 'iat', issuer: i.name });
       const identity = mapUserClaims(i, payload);
       let expiresAt = (payload.exp as number) * 1000;
       if (i.max_age) expiresAt = Math.min(expiresAt, (payload.iat as number) * 1000 + i.max_age);
