@@ -18,6 +18,11 @@ export const CEDAR_NAMESPACE = 'Tessera';
  * decides a person's entitlement and is validated with principal `User`; every other policy
  * decides for the acting workload, with principal `Agent` (docs/adr/0130-users-on-behalf-of.md).
  */
+/** `context.actor`: set in (and only in) a person's decisions, so required there and absent for agents. */
+function actorField(principal: 'Agent' | 'User', comment: string): string {
+  return principal === 'User' ? `\n    actor: String,${comment ? `        ${comment}` : ''}` : '';
+}
+
 function schemaFor(principal: 'Agent' | 'User'): string {
   return `namespace Tessera {
   // A person on whose behalf agents act (a task token whose \`sub\` is a user, docs/users.md).
@@ -91,8 +96,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
     delegator?: String,     // last member of the chain: who delegated to this agent
     depth: Long,            // length of the delegation chain (0 for a plain agent token)
     label?: String,         // the acting sub-agent's label, when it has no identity of its own
-    user?: String,          // the user the task acts for
-    actor?: String,         // a user's decision: the SPIFFE ID of the agent acting for them
+    user?: String,          // the user the task acts for${actorField(principal, '  // User policies only: the SPIFFE ID of the agent acting for the person')}
     purpose?: String,       // stated task purpose
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
     tctx: {},               // task facts (open, like args; {} for an agent token)
@@ -108,8 +112,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
     delegator?: String,
     depth: Long,
     label?: String,
-    user?: String,
-    actor?: String,
+    user?: String,${actorField(principal, '')}
     purpose?: String,
     scopes: Set<String>,
     tctx: {},
