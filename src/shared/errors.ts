@@ -210,6 +210,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_CLI_CONNECT_FAILED: { status: 503, description: 'The CLI could not reach the Tessera server at TESSERA_ADDR.' },
   TESSERA_CLI_FAILED: { status: 500, description: 'A local step of a CLI command failed; the message says which (exit code 1).' },
   TESSERA_CLI_FILE_WRITE_FAILED: { status: 500, description: 'The CLI could not create the `--out` file (it already exists, or the directory is not writable); tokens are never written over an existing file.' },
+  TESSERA_CLI_LOGIN_FAILED: { status: 401, description: '`tessera login --oidc` did not complete: no answer within 5 minutes, the login was interrupted, the answer named another issuer, or the server issued no refresh token. The message says which; the login can be run again.' },
   TESSERA_CLI_UNSUPPORTED: { status: 501, description: 'This build of the CLI lacks the offline feature the command needs; run it against a server instead.' },
 
   // --- SDK (client-side; never sent by the server) -----------------------------------
@@ -218,6 +219,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_NOT_LOGGED_IN: { status: 401, description: 'An SDK call needs an agent token; call loginWithTokenFile (or loginWithJoinToken) first.' },
   TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor; for `tessera mcp`, restart it with --token-file (docs/gateway.md, "A refreshable identity on a laptop").' },
   TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
+  TESSERA_SDK_LOGIN_FILE_INVALID: { status: 401, description: 'The login file of `tessera mcp --login-file` cannot be read or was not written by `tessera login --oidc`; log in again.' },
+  TESSERA_SDK_LOGIN_FAILED: { status: 401, description: 'A person\'s login session could not get an access token: the token endpoint refused the refresh without a Tessera code, or returned no new refresh token. Log in again with `tessera login --oidc`.' },
   TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
 } as const satisfies Record<string, ErrorSpec>;
 
