@@ -219,7 +219,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_NOT_LOGGED_IN: { status: 401, description: 'An SDK call needs an agent token; call loginWithTokenFile (or loginWithJoinToken) first.' },
   TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor; for `tessera mcp`, restart it with --token-file (docs/gateway.md, "A refreshable identity on a laptop").' },
   TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
-  TESSERA_SDK_LOGIN_FILE_INVALID: { status: 401, description: 'The login file of `tessera mcp --login-file` cannot be read or was not written by `tessera login --oidc`; log in again.' },
+  TESSERA_SDK_LOGIN_FILE_INVALID: { status: 401, description: 'The login file of `tessera mcp --login-file <path>` cannot be read or was not written by `tessera login --oidc`; log in again.' },
   TESSERA_SDK_LOGIN_FAILED: { status: 401, description: 'A person\'s login session could not get an access token: the token endpoint refused the refresh without a Tessera code, or returned no new refresh token. Log in again with `tessera login --oidc`.' },
   TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
 } as const satisfies Record<string, ErrorSpec>;

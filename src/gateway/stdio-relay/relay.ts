@@ -127,6 +127,6 @@ function joinTokenWarning(token: string | undefined, now: number): string {
     exp = undefined;
   }
   const when = typeof exp === 'number' ? `at ${new Date(exp * 1000).toISOString()} (in about ${Math.max(0, Math.round((exp * 1000 - now) / 60_000))} min)` : 'within minutes';
-  return `warning: --join-token gives ONE agent token, which cannot be renewed (a join token is single-use): it expires ${when}, and every call fails after that. For a session that lasts, use --token-file <path> with a token file that is kept fresh (${REFRESHABLE_IDENTITY_DOC}).`;
+  return `warning: --join-token gives ONE agent token, which cannot be renewed (a join token is single-use): it expires ${when}, and every call fails after that. For a session that lasts, use --login-file <path> after 'tessera login --oidc' (a person), or --token-file <path> with a token file that is kept fresh (${REFRESHABLE_IDENTITY_DOC}).`;
 }
 

@@ -146,7 +146,7 @@ export function createClientResolver(deps: ClientResolverDeps): ClientResolver {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
         if (err) return cb(err, []);
         const bad = addresses.find((a) => isPrivateAddress(a.address));
-        if (bad && !allowPrivate.has(host)) return cb(Object.assign(new Error(`${host} resolves to a private address`), { code: 'TESSERA_PRIVATE_ADDRESS' }), []);
+        if (bad && !allowPrivate.has(host)) return cb(Object.assign(new Error(`${host} resolves to a private address`), { code: 'EPRIVATEADDRESS' }), []);
         const wantsAll = (options as { all?: boolean }).all === true;
         return wantsAll ? cb(null, addresses) : cb(null, addresses[0]!.address, addresses[0]!.family);
       });
