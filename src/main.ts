@@ -325,7 +325,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer });
+    if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });

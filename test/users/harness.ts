@@ -14,6 +14,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { startTessera, type RunningTessera } from '../../src/main.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { ToolProvider } from '../../src/gateway/index.js';
+import type { Clock } from '../../src/shared/clock.js';
 import { jsonCall } from '../helpers/http.js';
 import { recordAuditEvents, registerSensitive } from '../helpers/leak-registry.js';
 import { freePort, startOp, API_AUDIENCE, TESSERA_CLIENT, type TestOp } from './op.js';
@@ -65,7 +66,7 @@ export interface AsHarness {
   close(): Promise<void>;
 }
 
-export async function startAsHarness(opts: { config?: Record<string, unknown> } = {}): Promise<AsHarness> {
+export async function startAsHarness(opts: { config?: Record<string, unknown>; clock?: Clock } = {}): Promise<AsHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-as-'));
   // A self-signed certificate for 127.0.0.1 (client ID metadata documents are https only).
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
@@ -98,7 +99,7 @@ export async function startAsHarness(opts: { config?: Record<string, unknown> } 
     },
     ...(opts.config ?? {}),
   });
-  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, gatewayProviders: [tools('docs', ['search', 'read']), tools('ledger', ['balance'])] });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, ...(opts.clock ? { clock: opts.clock } : {}), gatewayProviders: [tools('docs', ['search', 'read']), tools('ledger', ['balance'])] });
   const op = await startOp({ port: opPort, tesseraCallback: `${tessera.url}/v1/oauth/callback` });
   const sensitive = new Set<string>([tessera.adminToken!]);
   return {

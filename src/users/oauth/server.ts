@@ -175,6 +175,9 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     return deps.clients.resolve(clientId);
   }
 
+  /** Tasks opened before this cannot have a live access token any more. */
+  const liveSince = (): number => clock.now() - config.access_token_ttl - REVOCATION_MARGIN_MS;
+
   /** Revokes the tasks a family (or a code) opened: their tokens are refused at once. */
   async function revokeTasks(txns: readonly string[], reason: string, meta: RequestMeta): Promise<void> {
     const expiresAt = clock.now() + config.access_token_ttl + REVOCATION_MARGIN_MS;
@@ -212,7 +215,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       // RFC 6749 §4.1.2: a code used twice: revoke what it first yielded.
       const current = await getCode(store, codeHmac);
       const txns = current?.txn ? [current.txn] : [];
-      if (current?.family) txns.push(...(await revokeFamily(store, current.family)));
+      if (current?.family) txns.push(...(await revokeFamily(store, current.family, liveSince())));
       await revokeTasks(txns, 'authorization code replayed', meta);
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: current?.family ?? '', cause: 'code_replay', tasks: txns.length } });
       throw fail('TESSERA_OAUTH_CODE_INVALID', 'the authorization code was already used; what it yielded is revoked. Start the login again');
@@ -253,7 +256,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     if (!row) throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the refresh token is unknown; log in again');
     const reuse = async (): Promise<never> => {
       // RFC 9700 §4.14.2: a rotated refresh token came back: the family is compromised.
-      const txns = await revokeFamily(store, row.family);
+      const txns = await revokeFamily(store, row.family, liveSince());
       await revokeTasks(txns, 'refresh token reused', meta);
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'reuse', tasks: txns.length } });
       throw fail('TESSERA_OAUTH_REFRESH_REUSED', 'this refresh token was already used; as it may have been stolen, every token of this login is revoked. Log in again');
@@ -370,7 +373,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     async revokeRefreshToken(token, meta) {
       const row = await getRefresh(store, audit.hmac(`refresh:${token}`));
       if (!row) return;
-      const txns = await revokeFamily(store, row.family);
+      const txns = await revokeFamily(store, row.family, liveSince());
       await revokeTasks(txns, 'refresh token revoked by its holder (RFC 7009)', meta);
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'holder', tasks: txns.length } });
     },

@@ -118,10 +118,13 @@ export async function rotateRefresh(db: SqlExecutor, tokenHmac: string, now: num
   return r.changes === 1;
 }
 
-/** Revokes every token of a family; returns the task ids its tokens opened (to revoke them too). */
-export async function revokeFamily(db: SqlExecutor, family: string): Promise<string[]> {
+/**
+ * Revokes every token of a family; returns the task ids its tokens opened since `since` (epoch
+ * ms: older access tokens have expired, so only these need revoking too).
+ */
+export async function revokeFamily(db: SqlExecutor, family: string, since: number): Promise<string[]> {
   await db.run("UPDATE oauth_refresh_tokens SET state = 'revoked' WHERE family = ? AND state <> 'revoked'", [family]);
-  const rows = await db.all('SELECT txn FROM oauth_refresh_tokens WHERE family = ? AND txn IS NOT NULL', [family]);
+  const rows = await db.all('SELECT txn FROM oauth_refresh_tokens WHERE family = ? AND txn IS NOT NULL AND created_at >= ?', [family, since]);
   return rows.map((r) => String(r.txn));
 }
 
