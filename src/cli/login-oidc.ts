@@ -13,7 +13,8 @@ import { spawn } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from '../sdk/jwt.js';
-import { tokenRequest, writeLoginFile } from '../sdk/login-session.js';
+import { newLoginKey, tokenRequest, writeLoginFile } from '../sdk/login-session.js';
+import { DpopSession } from '../sdk/dpop.js';
 import type { FetchLike } from '../sdk/http.js';
 import { CliError, EXIT, type CliIo } from './io.js';
 
@@ -88,8 +89,11 @@ export async function oidcLogin(o: OidcLoginOptions): Promise<{ user: string | u
     const iss = back.searchParams.get('iss');
     if (iss !== null && iss !== o.addr) throw new CliError('TESSERA_CLI_LOGIN_FAILED', `the login answer names another issuer (${iss.slice(0, 200)})`, EXIT.REFUSED);
     const fetchFn: FetchLike = o.io.fetch ?? ((input, init) => fetch(input, init));
-    const r = await tokenRequest(fetchFn, o.addr, { grant_type: 'authorization_code', code: back.searchParams.get('code') ?? '', redirect_uri: redirectUri, client_id: o.clientId, code_verifier: verifier, resource: o.resource });
-    if (typeof r.refresh_token !== 'string') throw new CliError('TESSERA_CLI_LOGIN_FAILED', 'the server issued no refresh token (users.authorization_server.refresh_binding: required needs a DPoP-capable client)', EXIT.REFUSED);
+    // RFC 9449 §5: the code is redeemed with a DPoP proof, so the refresh token (and every access
+    // token) is bound to a key kept in the login file beside it.
+    const key = newLoginKey();
+    const r = await tokenRequest(fetchFn, o.addr, { grant_type: 'authorization_code', code: back.searchParams.get('code') ?? '', redirect_uri: redirectUri, client_id: o.clientId, code_verifier: verifier, resource: o.resource }, new DpopSession(key.key));
+    if (typeof r.refresh_token !== 'string') throw new CliError('TESSERA_CLI_LOGIN_FAILED', 'the server issued no refresh token', EXIT.REFUSED);
     let user: string | undefined;
     try {
       const sub = decodeJwt(r.access_token as string).claims.sub;
@@ -98,7 +102,7 @@ export async function oidcLogin(o: OidcLoginOptions): Promise<{ user: string | u
       user = undefined;
     }
     const scope = typeof r.scope === 'string' ? r.scope : '';
-    await writeLoginFile(o.out, { version: 1, addr: o.addr, client_id: o.clientId, resource: o.resource, scope, refresh_token: r.refresh_token, ...(user ? { user } : {}) });
+    await writeLoginFile(o.out, { version: 1, addr: o.addr, client_id: o.clientId, resource: o.resource, scope, refresh_token: r.refresh_token, dpop_key: key.pem, ...(user ? { user } : {}) });
     return { user, file: o.out, scope };
   } finally {
     server.closeAllConnections();

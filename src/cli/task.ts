@@ -7,6 +7,7 @@ import { Option, type Command } from 'commander';
 import type { AdminClient, TaskNodeJson } from './http.js';
 import { usage } from './io.js';
 import { cell, fmtTime, table } from './format.js';
+import { TASK_STATES } from '../tasks/states.js';
 
 interface Deps {
   readonly admin: (cmd: Command) => AdminClient;
@@ -70,7 +71,7 @@ export function registerTaskCommands(program: Command, deps: Deps): void {
     .option('--root <txn>', 'only the tree of this root task')
     .option('--agent <spiffe-id>', 'only tasks this agent acts in')
     .option('--roots', 'only root tasks')
-    .addOption(new Option('--state <state>', 'only tasks in this state').choices(['active', 'expired', 'revoked']))
+    .addOption(new Option('--state <state>', 'only tasks in this state').choices(TASK_STATES))
     .option('--since <time>', 'only tasks created at or after (ISO-8601 or epoch ms)')
     .option('--limit <n>', 'at most this many (1–1000)', limitOf, 100)
     .action(async (opts: { root?: string; agent?: string; roots?: boolean; state?: string; since?: string; limit: number }, cmd: Command) => {

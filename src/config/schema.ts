@@ -5,6 +5,8 @@ import { rateField } from './fields.js';
 import { parseHost, parseOrigin } from '../server/origin.js';
 import { MAX_DEPTH_CEILING } from '../tasks/claims.js';
 import { usersConfigSchema } from '../users/config.js';
+import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
+import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -149,6 +151,22 @@ export const configSchema = z.object({
     /** Verified-token cache (token service, attestation): entries in all, and per agent identity. */
     verified_cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
     verified_cache_per_agent: z.number().int().min(1).max(1_000_000).default(1000),
+    /** DPoP sender-constrained tokens (RFC 9449; docs/dpop.md). */
+    dpop: z.object({
+      /** Which tokens must be bound: never (the client's choice), delegated (every delegated task token), always. */
+      require: z.enum(DPOP_REQUIREMENTS).default('never'),
+      /** Proof signature algorithms accepted (asymmetric only). */
+      algorithms: z.array(z.enum(DPOP_ALGORITHMS)).min(1).default([...DPOP_ALGORITHMS]),
+      /** How far a proof's `iat` may be from Tessera's clock, either side. */
+      iat_window: duration.prefault(60).refine((ms) => ms >= 1000 && ms <= 600_000, 'expected between 1s and 10m'),
+      /** Require server-provided nonces in proofs (RFC 9449 §8, §9). */
+      nonce: z.boolean().default(false),
+      /** How long a nonce is current; it is accepted for up to twice this. */
+      nonce_lifetime: duration.prefault(60).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'expected between 1s and 1h'),
+      /** Proofs remembered against replay (per replica), in all and per proof key. */
+      replay_cache_size: z.number().int().min(1000).max(10_000_000).default(200_000),
+      replay_cache_per_key: z.number().int().min(1).max(10_000_000).default(50_000),
+    }).strict().prefault({}),
   }).strict().prefault({}),
   attestors: z.array(attestorConfig).default([{ kind: 'join_token', name: 'join_token', max_ttl: 3_600_000 }]),
   policy: z.object({

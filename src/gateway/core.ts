@@ -26,6 +26,7 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
 import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
+import { describeArgumentErrors } from './schema-errors.js';
 import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
@@ -272,11 +273,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
 
   /**
    * Tool and server names come from agents (tools/call) and upstreams (tools/list): one that
-   * looks like a credential is audited as its HMAC, so the event is recorded (ADR 0041) and the
-   * credential is not.
+   * holds a credential shape — one the audit log refuses (src/shared/credential-like.ts) or one
+   * the scrubber knows (its shapes without any secret value) — is audited as the HMAC of the
+   * whole name, so the event is recorded (ADR 0041), the credential is not, and an operator can
+   * still find the name's events (`POST /v1/admin/audit/hmac`). Checked whole, then cut to 256
+   * characters (a cut could leave part of a credential that no shape matches any more).
    */
   function auditName(name: string): string {
-    return credentialLike(name) ? `hmac:${audit.hmac(name)}` : name;
+    const shaped = credentialLike(name) !== undefined || scrubberFor(NO_SECRETS, NO_SECRETS).scrubText(name).hits.length > 0;
+    return shaped ? `hmac:${audit.hmac(name)}` : name.slice(0, 256);
   }
 
   function where(caller: Caller): AuditWhere {
@@ -383,9 +388,9 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         // What the agent actually got: the result as the tool gave it, the result with
         // redactions (and maybe items replaced by notices), or a refusal / an error.
         const outcome = result === 'deny' ? 'refused' : result === 'error' ? 'failed' : hitsCount > 0 ? 'redacted' : 'delivered';
-        // The name is the agent's own text (the tool may not exist): scrubbed of credential shapes.
-        const shapes = scrubberFor(NO_SECRETS, NO_SECRETS);
-        const label = shapes.scrubText((tool ?? name).slice(0, 256)).text;
+        // The name is the agent's own text (the tool may not exist): audited as its HMAC when it
+        // holds a credential shape, bounded otherwise (auditName).
+        const label = tool ?? name;
         await audit.append({
           kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: auditName(tool !== undefined ? `${server}/${label}` : label), result,
           reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
@@ -468,14 +473,23 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
       if (!def) return notFound('error');
-      let check: ReturnType<JsonSchemaValidator<unknown>>;
-      try {
-        check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
-      } catch (e) {
-        return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
-      }
-      if (!check.valid) {
-        return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
+      // A provider with its own validator (declarative tools) checks its arguments itself; an
+      // upstream MCP tool's schema is checked here. Either way the message names the argument.
+      const provider = providers.get(server);
+      if (provider?.validateArgs) {
+        try {
+          provider.validateArgs(tool, args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: its arguments cannot be checked`), 'error');
+        }
+      } else {
+        let check: ReturnType<JsonSchemaValidator<unknown>>;
+        try {
+          check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
+        }
+        if (!check.valid) return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', describeArgumentErrors(check.errorMessage, args, def.inputSchema)), 'error');
       }
 
       let result: ToolResult;

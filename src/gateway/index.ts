@@ -18,6 +18,7 @@ import { createGatewayCore } from './core.js';
 import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
 import type { ToolProvider } from './types.js';
+import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
 import type { DownstreamTokens } from './downstream.js';
 import { TesseraError } from '../shared/errors.js';
@@ -30,8 +31,10 @@ export { createDownstreamTokens, type DownstreamTokens } from './downstream.js';
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
-  /** The request pipeline's authenticate step for the gateway's audience (`<issuer>/mcp`). */
+  /** The request pipeline's authenticate step for the gateway's audience (`<issuer>/mcp`), DPoP binding included. */
   readonly authenticator: AgentAuthenticator;
+  /** DPoP (src/dpop): the server nonce on answers to DPoP requests, and the settings the resource metadata publishes. */
+  readonly dpop: Pick<DpopGuard, 'settings' | 'nonce'>;
   /** The request pipeline's authorizer: token scope ∩ Cedar for the acting agent. */
   readonly authorizer: RequestAuthorizer;
   readonly kv: { resolveForInjection(principal: AgentPrincipal, path: string, authorizer: RequestAuthorizer, where?: AuditWhere): Promise<{ value: string }> };
@@ -119,7 +122,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
 
   const http = createMcpHttp({
-    core, authenticator: deps.authenticator, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    core, authenticator: deps.authenticator, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     limits: { sessionsPerAgent: sessionsPerAgent(config), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst } },

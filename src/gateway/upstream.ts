@@ -34,6 +34,8 @@ import type { LimitAuditor } from '../shared/limit-audit.js';
 import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
 import { boundedUpstreamFetch } from './http-fetch.js';
 import { downstreamHeaderValue } from './downstream.js';
+import { requireHeaderSafe } from './header-value.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -167,7 +169,12 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
 
   async function resolveAll(values: Readonly<Record<string, InjectedValue>>, conn: Conn, where: AuditWhere, what: string): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) out[k] = await resolveValue(v, conn, where, `${config.name} ${what} ${k}`);
+    for (const [k, v] of Object.entries(values)) {
+      const value = await resolveValue(v, conn, where, `${config.name} ${what} ${k}`);
+      // A header value with a line break would fail deep in fetch as "cannot reach": say why, here.
+      if (what === 'header' && typeof v !== 'string') requireHeaderSafe(value, config.name, k, 'secret' in v ? { secret: v.secret } : { credential: `${v.credential.engine}/${v.credential.role}.${v.credential.field}` });
+      out[k] = value;
+    }
     return out;
   }
 
@@ -243,7 +250,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     conn.client = client;
     const timer = AbortSignal.timeout(callTimeoutMs);
     try {
-      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${callTimeoutMs} ms`));
+      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`));
     } catch (e) {
       // Not yet marked closed: report the start failure itself, not "exited".
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
@@ -435,7 +442,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
         const onAbort = (): void => ac.abort(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
         if (signal.aborted) onAbort();
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${callTimeoutMs} ms (call_timeout)`)), callTimeoutMs);
+        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
         try {
           // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
           const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000 });

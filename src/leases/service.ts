@@ -9,19 +9,21 @@ import { randomId } from '../shared/crypto.js';
 import { redactCredentialLike } from '../shared/credential-like.js';
 import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
+import type { LeaseState } from './states.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
+import { describeDuration } from '../shared/duration.js';
+
+export { LEASE_STATES, type LeaseState } from './states.js';
 
 /**
- * Lease states (docs/leases.md has the diagram):
- *   pending ──create ok──▶ active ──expiry / revoke──▶ revoking ──disable ok──▶ disabled ──cleanup ok──▶ revoked
- *      │                                                 │ disable failed,            │ cleanup failed: retried,
- *      └──create failed / abandoned intent──▶ revoking   ▼ attempts exhausted         ▼ the credential stays unusable
- *                                                   irrevocable                    disabled (cleanup pending)
- * `pending` is the persisted intent written before the engine creates anything. Revocation
- * always disables the credential first (no login, sessions ended) and only then cleans up:
- * docs/adr/0071-revocation-disable-first.md.
+ * TESSERA_LEASE_NOT_FOUND, worded for who asked: an agent may act only on its own leases (and
+ * learns nothing about others'); an operator sees every lease and is told where to look.
  */
-export const LEASE_STATES = ['pending', 'active', 'revoking', 'disabled', 'revoked', 'irrevocable'] as const;
-export type LeaseState = (typeof LEASE_STATES)[number];
+function leaseNotFound(id: string, byAgent: boolean): TesseraError {
+  if (byAgent) return fail('TESSERA_LEASE_NOT_FOUND', `this agent holds no lease ${id} (an agent renews or revokes only its own leases; request a new credential)`);
+  const step = NEXT_STEPS.listLeases();
+  return fail('TESSERA_LEASE_NOT_FOUND', `no lease ${id}; list leases with ${step.route}`, { next_step: step });
+}
 
 export interface Lease {
   readonly id: string;
@@ -95,7 +97,7 @@ export interface LeaseService {
    * `expires_at = min(now + increment, max_expires_at)`, increment defaulting to the role's TTL
    * (a smaller increment shortens the lease; a larger one is capped). TESSERA_LEASE_NOT_RENEWABLE
    * only when the lease already sits at its cap. With `principal`, only the owner may renew
-   * (others get TESSERA_LEASE_NOT_FOUND).
+   * (others get TESSERA_LEASE_NOT_FOUND); with a task token, only leases of its task subtree.
    */
   renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
@@ -267,7 +269,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   /** Bounds an engine call; the engine gets the signal, and a call that ignores it is abandoned anyway. */
   async function bounded<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${engineTimeoutMs} ms`)), engineTimeoutMs);
+    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${describeDuration(engineTimeoutMs)}`)), engineTimeoutMs);
     try {
       const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
       aborted.catch(() => undefined);
@@ -279,6 +281,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
   async function getRow(id: string): Promise<LeaseRow | undefined> {
     return store.get<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id = ?`, [id]);
+  }
+
+  /**
+   * Whether `principal` may renew or revoke this lease: its owner agent, and with a task token
+   * only a lease of that task or of a task below it (a sub-agent never touches its parent's
+   * or a sibling's leases, though it may act as the same agent).
+   */
+  async function belongsTo(row: LeaseRow, principal: AgentPrincipal): Promise<boolean> {
+    if (row.owner_agent !== principal.spiffeId) return false;
+    if (principal.task === undefined) return true;
+    if (row.task_id === null) return false;
+    if (row.task_id === principal.task) return true;
+    return (await store.get<{ x: number }>('SELECT 1 AS x FROM task_ancestors WHERE ancestor = ? AND txn = ?', [principal.task, row.task_id])) !== undefined;
   }
 
   function revokeNow(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
@@ -336,7 +351,8 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     }
     if (!err) {
       // `revoked` is recorded with its event or not at all (ADR 0041): if the audit is down the
-      // lease stays `revoking` and the reaper drops it again (idempotent) and records it then.
+      // lease stays `disabled` (true: the credential is unusable, and gone) with its next attempt
+      // due, and the reaper disables and drops it again (idempotent) and records it then.
       await audit.commit(
         store,
         async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [clock.now(), id])).changes > 0,
@@ -476,7 +492,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       // The dropped leases move to `revoked` with their events in one commit (ADR 0041): one
       // statement for the chunk, one `lease.revoked` per row it moved (RETURNING: exactly one
       // event per lease even when another replica revokes it at the same time). If the audit is
-      // down the leases stay `revoking` (their credentials are gone), the caller sees the error,
+      // down the leases stay `disabled` (their credentials are gone), the caller sees the error,
       // and the reaper records them later.
       const dmarks = dropped.map(() => '?').join(', ');
       const byId = new Map(dropped.map((r) => [r.id, r]));
@@ -567,7 +583,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const counts = { matched: rows.length, revoked, retrying, disabled, irrevocable };
     if (firstError !== undefined) {
       const e = isTesseraError(firstError) ? firstError : new TesseraError('TESSERA_INTERNAL', 'revoking leases failed', undefined, { cause: firstError });
-      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${disabled} disabled with cleanup pending, ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
+      throw new TesseraError(e.code, `${e.message} (leases: ${revoked} revoked, ${retrying} queued for retry, ${disabled} disabled (unusable; cleanup or its audit record pending), ${irrevocable} irrevocable)`, { ...counts }, { cause: firstError });
     }
     return counts;
   }
@@ -624,7 +640,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (!spec) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${engineName}" has no role "${roleName}"`);
       const ttl = ttlMs ?? spec.defaultTtlMs;
       if (!Number.isInteger(ttl) || ttl <= 0 || ttl > spec.maxTtlMs) {
-        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${spec.maxTtlMs / 1000} s (the max TTL of ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
+        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${describeDuration(spec.maxTtlMs)} (the max_ttl of role ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
       }
       const now = clock.now();
       const id = randomId('lease_');
@@ -695,7 +711,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && !(await belongsTo(row, principal)))) throw leaseNotFound(id, principal !== undefined);
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -743,7 +759,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw leaseNotFound(id, ctx.principal !== undefined);
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };

@@ -192,6 +192,8 @@ export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<s
     scopes: [...(principal.scope ?? [])],
     tctx: tctxRecord(principal.tctx),
     args: {},
+    // Bound tokens are accepted only with a valid proof for the request (src/dpop/guard.ts).
+    dpop: principal.cnf !== undefined,
   };
   if (principal.task !== undefined) ctx['task'] = principal.task;
   if (principal.rootTask !== undefined) ctx['root_task'] = principal.rootTask;

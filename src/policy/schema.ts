@@ -101,6 +101,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
     tctx: {},               // task facts (open, like args; {} for an agent token)
     args: {},               // tool-call arguments (open: see the schema comment in schema.ts)
+    dpop: Bool,             // the token is DPoP-bound and this request carried a valid proof (RFC 9449)
   };
 
   // token.delegate: the delegating agent's context (as above) plus the task being created.
@@ -117,6 +118,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
     scopes: Set<String>,
     tctx: {},
     args: {},
+    dpop: Bool,             // the delegating token is DPoP-bound and the exchange proved its key
     delegation: Delegation,
   };
 

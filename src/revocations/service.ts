@@ -9,6 +9,8 @@ import { refuseCredentialLike } from '../shared/credential-like.js';
 import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
 import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-domains.js';
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
+import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /**
  * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
@@ -17,8 +19,7 @@ import type { LeaseService, RevokeCounts } from '../leases/service.js';
  * after the call returns is already refused. Other replicas pick revocations up with
  * `refresh()` (PostgreSQL LISTEN/NOTIFY triggers it once that adapter exists).
  */
-export const REVOCATION_KINDS = ['agent', 'task', 'user', 'token', 'lease'] as const;
-export type RevocationKind = (typeof REVOCATION_KINDS)[number];
+export { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 
 export interface Revocation {
   readonly id: string;
@@ -269,7 +270,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       // A jti is only worth remembering while the token could still be presented.
       if (req.kind === 'token') expiresAt = Math.min(expiresAt ?? Infinity, now + maxTokenTtlMs);
       if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
-      if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
+      if (req.kind === 'lease' && !(await leases.get(req.target))) {
+        const step = NEXT_STEPS.listLeases();
+        throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with ${step.route}`, { next_step: step });
+      }
       let agentKnown: boolean | undefined;
       let taskKnown: boolean | undefined;
       if (req.kind === 'agent') {
@@ -314,13 +318,17 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
 
     async lift(id, ctx = {}) {
       const row = await store.get<Row & Record<string, unknown>>('SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations WHERE id = ?', [id]);
-      if (!row || row.lifted_at !== null) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+      const listStep = NEXT_STEPS.listRevocations();
+      const notFound = (): never => {
+        throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with ${listStep.route}`, { next_step: listStep });
+      };
+      if (!row || row.lifted_at !== null) return notFound();
       const now = clock.now();
       // Lifted in the store together with its event, and only then in memory: until the lift is
       // recorded, the revocation stays enforced.
       await audit.commit(store, async (tx) => {
         const { changes } = await tx.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
-        if (changes === 0) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+        if (changes === 0) notFound();
       }, {
         kind: 'revocation.lifted',
         actor: ctx.actor ?? { id: 'system' },

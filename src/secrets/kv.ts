@@ -11,6 +11,8 @@ import { TesseraError, fail } from '../shared/errors.js';
 import { parseInput } from '../server/validate.js';
 import { aesGcmOpen, aesGcmSeal, type Sealer } from './sealer.js';
 import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
+import { SECRET_MODES, type SecretMode } from './modes.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /**
  * The `kv` engine: static secrets at hierarchical paths, versioned, encrypted before they
@@ -23,8 +25,7 @@ import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
  * Version numbers are never reused, even after a delete, so an old ciphertext can never be
  * replayed under a new row's AAD.
  */
-export type SecretMode = 'inject' | 'read';
-export const SECRET_MODES = ['inject', 'read'] as const;
+export { SECRET_MODES, type SecretMode } from './modes.js';
 
 export interface SecretMetaInput {
   readonly description?: string | null;
@@ -179,7 +180,10 @@ export function createKvService(deps: KvDeps): KvService {
 
   async function requireSecret(path: SecretPath): Promise<SecretRow> {
     const row = await loadSecret(store, path);
-    if (!row) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}; list what exists with GET /v1/admin/secrets?prefix=…`);
+    if (!row) {
+      const step = NEXT_STEPS.listSecrets();
+      throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}; list what exists with ${step.route}`, { next_step: step });
+    }
     return row;
   }
 

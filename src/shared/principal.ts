@@ -71,8 +71,6 @@ export interface AgentPrincipal {
   readonly subject?: string;
   /** The token's audiences. */
   readonly audience?: readonly string[];
-  /** RFC 7800 confirmation: the thumbprint of the key the token is bound to (RFC 9449 §6.1). */
-  readonly cnf?: { readonly jkt: string };
   /** The RFC 8693 actor chain, oldest first (task tokens): the audit and the admin tree show it. */
   readonly actors?: readonly { readonly sub: string; readonly label?: string }[];
   /** The user the task acts for (on-behalf-of: the task token's `sub` when it is not a SPIFFE ID). */
@@ -83,6 +81,13 @@ export interface AgentPrincipal {
    */
   readonly userClaims?: { readonly issuer: string; readonly attrs: Readonly<Record<string, string>>; readonly groups: readonly string[] };
   readonly purpose?: string;
+  /**
+   * Confirmation (RFC 7800 §3.1): the token is DPoP-bound to the key with this RFC 7638 SHA-256
+   * thumbprint (RFC 9449 §6.1), agent and task tokens alike. The request pipeline's authenticate
+   * step (src/pipeline/authenticate.ts) then required a valid proof by that key for the request;
+   * policy sees it as `context.dpop`.
+   */
+  readonly cnf?: { readonly jkt: string };
 }
 
 /**

@@ -22,7 +22,10 @@ async function verifyActor(ctx: HandlerContext): Promise<AgentToken> {
     throw fail('TESSERA_TASK_ACTOR_TOKEN_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the sub-agent's own Tessera agent token`);
   }
   try {
-    return (await deps.tokens.verifyToken(req.actorToken!, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
+    const v = (await deps.tokens.verifyToken(req.actorToken!, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
+    // tokens.dpop.require: always applies to the sub-agent's own token too (TESSERA_DPOP_REQUIRED).
+    deps.dpop.requireBoundToken(v.principal);
+    return v;
   } catch (e) {
     if (!isTesseraError(e) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
     const why = e.code === 'TESSERA_TOKEN_TYPE_INVALID' && e.details?.presented === 'task'
@@ -47,8 +50,8 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
   const tctx = extendTctx(c.tctx ?? {}, params.tctx);
   const purpose = params.purpose ?? c.purpose;
   const jkt = childBinding({
-    subjectJkt: c.cnf?.jkt, proofJkt: req.proofJkt, dpopJkt: params.dpopJkt,
-    required: actor === undefined && deps.requireBindingForLabels ? 'a sub-agent without an identity must hold a DPoP-bound token here (tokens.delegation.require_dpop_for_labels): send a DPoP proof, or dpop_jkt with the thumbprint of the sub-agent\'s key' : undefined,
+    subjectJkt: c.cnf?.jkt, actorJkt: actor?.claims.cnf?.jkt, proofJkt: req.proofJkt,
+    required: actor === undefined && deps.requireBindingForLabels ? 'a sub-agent without an identity must hold a DPoP-bound token here (tokens.delegation.require_dpop_for_labels): send a DPoP proof signed with the key the sub-agent will hold' : undefined,
   });
   const resource = actor
     ? ({ type: 'Agent', spiffeId: actor.principal.spiffeId, principal: actor.principal } as const)

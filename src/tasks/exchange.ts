@@ -21,9 +21,10 @@ import type { ResourceRef } from '../policy/types.js';
 import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import type { DelegationContext } from '../policy/entities.js';
 import type { TokenService, TaskTokenInput, VerifiedToken } from '../tokens/service.js';
-import { auditTokenRefusal } from '../tokens/service.js';
+import { attributeRefusal, auditTokenRefusal } from '../tokens/service.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenBuckets } from '../shared/rate-limit.js';
+import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { insertTask, type TaskNode } from './store.js';
 import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskParams } from './params.js';
@@ -58,8 +59,10 @@ export interface TaskExchangeRequest {
   readonly params: RawTaskParams;
   readonly meta: RequestMeta;
   /**
-   * RFC 7638 thumbprint of the key the request's DPoP proof (RFC 9449 §4) was verified with, by
-   * the token endpoint. Absent: no proof was sent.
+   * RFC 7638 thumbprint of the key the request's DPoP proof (RFC 9449 §4, §5) was verified with,
+   * by the token endpoint (src/tokens/exchange.ts), before the subject token was used. The new
+   * token is bound to it (`cnf.jkt`); it must be the key of a bound subject or actor token.
+   * Absent: no proof was sent. Never taken from a request parameter.
    */
   readonly proofJkt?: string | undefined;
   /** `user`: the subject token is a person's (on-behalf.ts); default: one of Tessera's own. */
@@ -83,6 +86,13 @@ export interface TaskExchangeDeps {
   readonly maxDepth: number;
   /** tokens.delegation.require_dpop_for_labels. */
   readonly requireBindingForLabels: boolean;
+  /**
+   * `tokens.dpop.require` (src/dpop/guard.ts): a root task is a `task`, a child a `delegated`
+   * token (`requireBinding`: TESSERA_DPOP_PROOF_MISSING when that kind must be bound and no proof
+   * was sent); and the subject and actor tokens must themselves be bound when the resources would
+   * refuse them unbound (`requireBoundToken`), so an exchange never launders one.
+   */
+  readonly dpop: Pick<DpopGuard, 'requireBinding' | 'requireBoundToken'>;
   /** tokens.delegation.rate_limit, per acting agent; absent: no limit (unit tests). */
   readonly limit?: { readonly buckets: TokenBuckets; readonly audit?: LimitAuditor };
   /** Agents acting for people (`users.issuers`); absent: a user token is refused (TESSERA_USER_ISSUER_UNTRUSTED). */
@@ -139,10 +149,15 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
 
   /** Verifies the subject token (agent or task token, for a Tessera audience); refusals audited like at every enforcement point. */
   async function verifySubject(token: string, where: AuditWhere): Promise<VerifiedToken> {
+    let verified: VerifiedToken | undefined;
     try {
-      return await tokens.verifyToken(token, { audiences: deps.audiences, kinds: ['agent', 'task'] });
+      verified = await tokens.verifyToken(token, { audiences: deps.audiences, kinds: ['agent', 'task'] });
+      // tokens.dpop.require applies to the subject as at every enforcement point (TESSERA_DPOP_REQUIRED).
+      deps.dpop.requireBoundToken(verified.principal);
+      return verified;
     } catch (e) {
       if (!isTesseraError(e)) throw e;
+      if (verified) attributeRefusal(e, verified.principal.spiffeId);
       await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
       if (e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
       // RFC 6749 §5.2 / RFC 8693 §2.2.2: an unusable subject token is a grant error, not a
@@ -180,7 +195,7 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       kind: 'task.created', actor: actorOf(spec.delegator), action: 'token.exchange', resource: 'task', result: 'success', txn: c.txn, purpose: c.purpose, where: ctx.where,
       details: {
         token_type: 'task', jti_hmac: jtiHmac, expires_at: issued.expiresAt, scope: c.scope, root: c.rtxn, ...(c.ptxn ? { parent: c.ptxn } : {}),
-        depth: c.depth, max_depth: c.max_depth, delegatee: spec.delegatee, ...(spec.label ? { label: spec.label } : {}), bound: c.cnf !== undefined, audience: aud,
+        depth: c.depth, max_depth: c.max_depth, delegatee: spec.delegatee, ...(spec.label ? { label: spec.label } : {}), bound: c.cnf !== undefined, ...(c.cnf ? { dpop_jkt: c.cnf.jkt } : {}), audience: aud,
         ...(c.tctx && Object.keys(c.tctx).length ? { tctx: c.tctx } : {}),
       },
     });
@@ -238,6 +253,9 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
         decide: decideWith,
       };
       try {
+        // tokens.dpop.require: `always` wants every task token bound, `delegated` every child (depth ≥ 1).
+        // A task for a person is a root task.
+        deps.dpop.requireBinding(actor || subject!.kind === 'agent' ? 'task' : 'delegated', req.proofJkt);
         const spec = actor
           ? await openUserTask(ctx, deps.onBehalf ?? noUsers, actor)
           : subject!.kind === 'agent' ? await openRootTask(ctx, subject!) : await delegateTask(ctx, subject!);

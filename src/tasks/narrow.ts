@@ -93,19 +93,33 @@ export function extendTctx(parent: Readonly<Record<string, string>>, requested: 
 
 /**
  * The key the new token is bound to (RFC 9449 §6.1 `cnf.jkt`), or undefined for a bearer token.
- * - `subjectJkt`: the subject token is bound: the request must prove its key (`proofJkt`, from a
- *   DPoP proof the token endpoint verified), and the new token is bound too (a bound parent
- *   yields only bound children);
- * - the new token is bound to `dpopJkt` when given (a sub-agent's own key, RFC 9449 §10), else
- *   to the key the request proved;
+ * The only key a token is ever bound to is the one the request PROVED: `proofJkt`, the RFC 7638
+ * thumbprint of the DPoP proof the token endpoint verified (RFC 9449 §5); never one named by a
+ * parameter.
+ * - `subjectJkt`: the subject token (a parent task token, or the agent token opening a root
+ *   task) is bound: the proof must be by its key, and the new token is bound too (a bound parent
+ *   yields only bound children, to the same key);
+ * - `actorJkt`: the `actor_token` (the sub-agent's own agent token) is bound: the proof must be
+ *   by its key too, so the child is bound to the sub-agent's key (a bound identity cannot be
+ *   lent to a request that does not hold its key). With a bound parent as well, the two keys
+ *   must be the same one (a request carries one proof);
  * - `required`: refuse an unbound result (tokens.delegation.require_dpop_for_labels).
+ * Throws TESSERA_TASK_BINDING_REQUIRED (no proof) or TESSERA_TASK_KEY_MISMATCH (a proof by another key).
  */
-export function childBinding(opts: { subjectJkt?: string | undefined; proofJkt?: string | undefined; dpopJkt?: string | undefined; required?: string | undefined }): string | undefined {
+export function childBinding(opts: { subjectJkt?: string | undefined; actorJkt?: string | undefined; proofJkt?: string | undefined; required?: string | undefined }): string | undefined {
   if (opts.subjectJkt !== undefined) {
-    if (opts.proofJkt === undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', 'the subject token is DPoP-bound: send a DPoP proof signed with its key (RFC 9449); its children are bound too');
-    if (opts.proofJkt !== opts.subjectJkt) throw fail('TESSERA_TASK_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the subject token is bound to (cnf.jkt)');
+    if (opts.proofJkt === undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', 'the subject token is DPoP-bound: send a DPoP proof signed with its key (RFC 9449); its children are bound too', { field: 'subject_token' });
+    if (opts.proofJkt !== opts.subjectJkt) throw fail('TESSERA_TASK_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the subject token is bound to (cnf.jkt)', { field: 'subject_token' });
   }
-  const jkt = opts.dpopJkt ?? opts.proofJkt;
+  if (opts.actorJkt !== undefined) {
+    if (opts.proofJkt === undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', 'the actor_token is DPoP-bound: send a DPoP proof signed with the sub-agent\'s key (RFC 9449); the child is bound to it', { field: 'actor_token' });
+    if (opts.proofJkt !== opts.actorJkt) {
+      throw fail('TESSERA_TASK_KEY_MISMATCH', opts.subjectJkt !== undefined
+        ? 'the subject token and the actor_token are DPoP-bound to different keys, and a request carries one proof: a sub-agent with a key of its own is delegated to from an unbound parent (the proof, signed by the sub-agent\'s key, binds the child)'
+        : 'the DPoP proof is signed with another key than the one the actor_token is bound to (cnf.jkt): the sub-agent\'s key must sign the proof', { field: 'actor_token' });
+    }
+  }
+  const jkt = opts.proofJkt;
   if (jkt === undefined && opts.required !== undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', opts.required);
   return jkt;
 }

@@ -35,7 +35,10 @@ export async function verifyActingAgent(deps: TaskExchangeDeps, actorToken: stri
     throw fail('TESSERA_USER_ACTOR_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the acting agent's own Tessera agent token`, { field: 'actor_token_type' });
   }
   try {
-    return (await deps.tokens.verifyToken(actorToken, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
+    const v = (await deps.tokens.verifyToken(actorToken, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
+    // tokens.dpop.require applies to the acting agent's token as at every enforcement point (TESSERA_DPOP_REQUIRED).
+    deps.dpop.requireBoundToken(v.principal);
+    return v;
   } catch (e) {
     if (!isTesseraError(e) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
     const why = e.code === 'TESSERA_TOKEN_TYPE_INVALID' && e.details?.presented === 'task'
@@ -66,7 +69,8 @@ export async function openUserTask(ctx: HandlerContext, onBehalf: OnBehalfDeps, 
   // Never beyond the person's token (nor its max_age) or the agent's.
   const until = Math.floor(Math.min(user.expiresAt, me.expiresAt) / 1000);
   const exp = childExpiry(ctx.now, until, params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, 'user token (or the actor agent token)');
-  const jkt = childBinding({ subjectJkt: me.cnf?.jkt, proofJkt: req.proofJkt, dpopJkt: params.dpopJkt });
+  // A bound agent token acts only with a proof by its key; the task is bound to the key proved.
+  const jkt = childBinding({ actorJkt: me.cnf?.jkt, proofJkt: req.proofJkt });
   const tctx = params.tctx ?? {};
   ctx.decide(delegator, { type: 'Agent', spiffeId: me.spiffeId, principal: me }, { scopes: params.scope, purpose: params.purpose, depth: 0, max_depth: maxDepth, bound: jkt !== undefined, tctx });
   const txn = randomId('task_');

@@ -6,7 +6,7 @@
 import { TesseraError, fail } from '../shared/errors.js';
 import { credentialLike } from '../shared/credential-like.js';
 import { parseScope } from '../policy/scope.js';
-import { JKT_PATTERN, LABEL_PATTERN, MAX_DEPTH_CEILING, TASK_LIMITS, TCTX_KEY_PATTERN } from './claims.js';
+import { LABEL_PATTERN, MAX_DEPTH_CEILING, TASK_LIMITS, TCTX_KEY_PATTERN } from './claims.js';
 
 /** The task-specific parameters, as sent (form values are strings). */
 export interface RawTaskParams {
@@ -17,7 +17,6 @@ export interface RawTaskParams {
   readonly max_depth?: string | undefined;
   readonly label?: string | undefined;
   readonly scope_mode?: string | undefined;
-  readonly dpop_jkt?: string | undefined;
 }
 
 export interface TaskParams {
@@ -31,8 +30,6 @@ export interface TaskParams {
   readonly label?: string;
   /** `exact` (default): a wider child scope is refused; `trim`: it is narrowed to the parent's. */
   readonly scopeMode: 'exact' | 'trim';
-  /** RFC 9449 §10: bind the issued token to this key thumbprint (a sub-agent's own key). */
-  readonly dpopJkt?: string;
 }
 
 /**
@@ -132,7 +129,6 @@ export function parseTaskParams(raw: RawTaskParams): TaskParams {
     if (raw.scope_mode !== 'exact' && raw.scope_mode !== 'trim') throw invalid('scope_mode', 'must be "exact" (default: a wider scope is refused) or "trim" (narrowed to what the parent holds)');
     scopeMode = raw.scope_mode;
   }
-  if (raw.dpop_jkt !== undefined && !JKT_PATTERN.test(raw.dpop_jkt)) throw invalid('dpop_jkt', 'must be an RFC 7638 JWK SHA-256 thumbprint, base64url without padding (43 characters)');
   return {
     ...(raw.scope !== undefined ? { scope: parseScopeParam(raw.scope) } : {}),
     ...(raw.purpose !== undefined ? { purpose: parsePurpose(raw.purpose) } : {}),
@@ -141,6 +137,5 @@ export function parseTaskParams(raw: RawTaskParams): TaskParams {
     ...(raw.max_depth !== undefined ? { maxDepth: integerParam('max_depth', raw.max_depth, 0, MAX_DEPTH_CEILING) } : {}),
     ...(raw.label !== undefined ? { label: parseLabel(raw.label) } : {}),
     scopeMode,
-    ...(raw.dpop_jkt !== undefined ? { dpopJkt: raw.dpop_jkt } : {}),
   };
 }

@@ -22,7 +22,7 @@ export async function openRootTask(ctx: HandlerContext, subject: Extract<Verifie
   const maxDepth = rootMaxDepth(params.maxDepth, deps.maxDepth);
   const audience = narrowAudience(agent.audience ?? [], req.audience, 'subject agent token');
   const exp = childExpiry(ctx.now, Math.floor(agent.expiresAt / 1000), params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, 'subject agent token');
-  const jkt = childBinding({ subjectJkt: agent.cnf?.jkt, proofJkt: req.proofJkt, dpopJkt: params.dpopJkt });
+  const jkt = childBinding({ subjectJkt: agent.cnf?.jkt, proofJkt: req.proofJkt });
   const tctx = params.tctx ?? {};
   ctx.decide(agent, { type: 'Agent', spiffeId: agent.spiffeId, principal: agent }, { scopes: params.scope, purpose: params.purpose, depth: 0, max_depth: maxDepth, bound: jkt !== undefined, tctx });
   const txn = randomId('task_');

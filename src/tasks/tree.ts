@@ -12,8 +12,9 @@ import type { AuditEntry, AuditTailQuery, AuditTailResult } from '../audit/query
 import type { Lease } from '../leases/service.js';
 import type { TaskListFilter, TaskNode, TaskStore } from './store.js';
 
-export const TASK_STATES = ['active', 'expired', 'revoked'] as const;
-export type TaskState = (typeof TASK_STATES)[number];
+import type { TaskState } from './states.js';
+
+export { TASK_STATES, type TaskState } from './states.js';
 
 export interface TaskViewDeps {
   readonly tasks: TaskStore;

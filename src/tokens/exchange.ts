@@ -5,8 +5,9 @@ import type { RevocationChecker } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
-import type { TokenService } from './service.js';
+import { auditTokenRefusal, type TokenService } from './service.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
+import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
 import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
@@ -29,17 +30,25 @@ export interface GrantResponse {
   readonly refresh_token?: string;
 }
 
+/** A login's answer; `token_type: DPoP` for a DPoP-bound token (RFC 9449 §5). */
 export interface LoginResponse {
   readonly access_token: string;
   readonly issued_token_type: typeof TOKEN_TYPE_JWT;
-  readonly token_type: 'Bearer';
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_in: number;
 }
 
-/** What the token endpoint adds to a request besides its parameters (the DPoP feature fills it). */
-export interface ExchangeOptions {
-  /** RFC 7638 thumbprint of the key of the request's verified DPoP proof (RFC 9449 §4.3). */
-  readonly proofJkt?: string | undefined;
+/**
+ * The HTTP facts of a token request its DPoP proof is checked against (RFC 9449 §5: htm POST,
+ * htu the endpoint, no `ath`). The key of a valid proof is what the issued token is bound to —
+ * a login's agent token, a root task's or a child's task token alike.
+ */
+export interface TokenRequestHttp {
+  readonly method: string;
+  /** Request target as received. */
+  readonly target: string;
+  /** The `DPoP` header, if any. */
+  readonly proof: string | readonly string[] | undefined;
 }
 
 const many = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1).max(8)]).optional();
@@ -62,11 +71,18 @@ const requestSchema = z.object({
   max_depth: z.string().max(32).optional(),
   label: z.string().max(4 * TASK_LIMITS.labelChars).optional(),
   scope_mode: z.string().max(32).optional(),
-  dpop_jkt: z.string().max(128).optional(),
 });
 
 /** Parameters only a task exchange takes: on a login they mean the client is confused, so they are refused. */
-const TASK_ONLY = ['purpose', 'tctx', 'requested_ttl', 'max_depth', 'label', 'scope_mode', 'dpop_jkt'] as const;
+const TASK_ONLY = ['purpose', 'tctx', 'requested_ttl', 'max_depth', 'label', 'scope_mode'] as const;
+
+/**
+ * Parameters that would let a client name the key a token is bound to. A token is bound only to
+ * the key of the request's own verified DPoP proof (RFC 9449 §5): a thumbprint by parameter
+ * (`dpop_jkt` is an authorization-endpoint parameter, RFC 9449 §10) proves no key, so it is
+ * refused rather than ignored (ignoring it would issue a bearer token the client believes bound).
+ */
+const KEY_PARAMETERS = ['dpop_jkt'] as const;
 
 export interface TokenExchange {
   /**
@@ -75,7 +91,11 @@ export interface TokenExchange {
    * `details.retry_after_s`.
    */
   admitSource(meta: RequestMeta): void;
-  exchange(params: unknown, meta: RequestMeta, options?: ExchangeOptions): Promise<TokenExchangeResponse>;
+  /**
+   * `http`: the request's method, target and `DPoP` header; a valid proof binds the issued token
+   * to its key (absent: no proof, as for a request without a `DPoP` header).
+   */
+  exchange(params: unknown, meta: RequestMeta, http?: TokenRequestHttp): Promise<TokenExchangeResponse>;
 }
 
 export interface TokenExchangeDeps {
@@ -83,6 +103,8 @@ export interface TokenExchangeDeps {
   readonly tokens: TokenService;
   readonly revocations: RevocationChecker;
   readonly audit: AuditWriter;
+  /** DPoP (src/dpop): verifies a proof sent with the request and says when binding is required. */
+  readonly dpop: DpopGuard;
   /** Audience of a token requested without `audience`/`resource`: Tessera's own API. */
   readonly defaultAudience: string;
   /** Every audience Tessera serves (its API, the MCP gateway, the proxy). RFC 8707 §2. */
@@ -109,7 +131,7 @@ export interface TokenExchangeDeps {
    * Other grants at the same endpoint (Tessera's authorization server, src/users/oauth):
    * `authorization_code` and `refresh_token`. Absent: refused as unsupported.
    */
-  readonly grants?: { readonly types: readonly string[]; handle(params: Readonly<Record<string, unknown>>, meta: RequestMeta, options: ExchangeOptions): Promise<TokenExchangeResponse> };
+  readonly grants?: { readonly types: readonly string[]; handle(params: Readonly<Record<string, unknown>>, meta: RequestMeta, options: { readonly proofJkt?: string | undefined }): Promise<TokenExchangeResponse> };
 }
 
 /**
@@ -132,6 +154,9 @@ function tesseraTokenKind(token: string, issuer: string): 'agent' | 'task' | 'do
   return undefined;
 }
 
+/** A request without HTTP facts (a direct call): no `DPoP` header, so no proof. */
+const NO_PROOF: TokenRequestHttp = { method: 'POST', target: '/', proof: undefined };
+
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
@@ -148,16 +173,41 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
     throw new TesseraError('TESSERA_LOGIN_RATE_LIMITED', `too many logins ${what} (tokens.login_rate_limit); retry in ${retry} s, and reuse a token until it nears expiry`, { limit, retry_after_s: retry });
   }
 
+  /** The thumbprint of a task exchange's verified proof (undefined without one); a refused proof is audited (never the proof). */
+  async function taskRequestProof(http: TokenRequestHttp | undefined, meta: RequestMeta): Promise<string | undefined> {
+    try {
+      return await deps.dpop.tokenRequestProof(http ?? NO_PROOF);
+    } catch (e) {
+      if (isTesseraError(e)) await auditTokenRefusal(audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, 'token-exchange').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** A key named by parameter proves nothing: refused (KEY_PARAMETERS). */
+  function refuseKeyParameters(raw: Readonly<Record<string, unknown>>): void {
+    const keyParam = KEY_PARAMETERS.find((k) => Object.hasOwn(raw, k));
+    if (keyParam) {
+      throw new TesseraError('TESSERA_REQUEST_INVALID', `${keyParam}: is not accepted here: a token is bound only to the key of the request's own DPoP proof (RFC 9449 §5); send a \`DPoP\` header signed with the key to bind (the sub-agent's, for a sub-agent of its own key)`, { field: keyParam });
+    }
+  }
+
   return {
     admitSource(meta) {
       // A Map lookup, before the body is read, any store access or any signature check.
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
     },
 
-    async exchange(params, meta, options = {}) {
+    async exchange(params, meta, http) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
-      if (typeof raw.grant_type === 'string' && deps.grants?.types.includes(raw.grant_type)) return deps.grants.handle(raw, meta, options);
+      if (typeof raw.grant_type === 'string' && deps.grants?.types.includes(raw.grant_type)) {
+        refuseKeyParameters(raw);
+        // RFC 9449 §5: the proof is verified before the code or refresh token is used; its key
+        // binds the access token and the refresh token (a bound refresh token needs it again).
+        const proofJkt = await taskRequestProof(http, meta);
+        deps.dpop.requireBinding('task', proofJkt);
+        return deps.grants.handle(raw, meta, { proofJkt });
+      }
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
         throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_GRANT_TYPE', `grant_type "${raw.grant_type.slice(0, 100)}" is not supported; use ${GRANT_TOKEN_EXCHANGE} (RFC 8693)`);
       }
@@ -168,6 +218,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
       }
       const p = parsed.data;
+      refuseKeyParameters(raw);
       const task = p.subject_token_type === TOKEN_TYPE_ACCESS;
       if (!task && p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN && p.subject_token_type !== TOKEN_TYPE_ID_TOKEN) {
         throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN} (log in), ${TOKEN_TYPE_ACCESS} (a Tessera agent or task token: open or delegate a task), or a person's ${TOKEN_TYPE_ACCESS}, ${TOKEN_TYPE_ID_TOKEN} or ${TOKEN_TYPE_JWT} with the agent's token as actor_token (act on their behalf)`);
@@ -178,7 +229,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       const audience = [...asList(p.audience), ...asList(p.resource)];
       for (const a of audience) {
         if (!deps.allowedAudiences.includes(a)) {
-          throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}`);
+          throw new TesseraError(
+            'TESSERA_OAUTH_INVALID_TARGET',
+            `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}, or none (the first). It is the audience of the token Tessera issues (RFC 8693 §2.1); the attestation's own aud is checked against the attestor's audience in tessera.yaml`,
+          );
         }
       }
       const issuedBy = tesseraTokenKind(p.subject_token, tokens.issuer);
@@ -186,10 +240,12 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       // agent's token as actor_token (an ID token is never anything else).
       const forUser = issuedBy === undefined && deps.tasks !== undefined && (p.subject_token_type === TOKEN_TYPE_ID_TOKEN || (p.actor_token !== undefined && p.subject_token_type !== TOKEN_TYPE_JOIN) || (task && deps.userIssuer?.(p.subject_token) === true));
       if (forUser) {
+        // RFC 9449 §5: as for any task, the proof is verified first and its key binds the task.
+        const proofJkt = await taskRequestProof(http, meta);
         return deps.tasks!.exchange({
           subjectKind: 'user', subjectTokenType: p.subject_token_type,
-          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt: options.proofJkt,
-          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode, dpop_jkt: p.dpop_jkt },
+          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt,
+          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode },
         });
       }
       if (task) {
@@ -198,9 +254,12 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (!deps.tasks || issuedBy === undefined) {
           throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `a ${TOKEN_TYPE_ACCESS} subject must be a Tessera agent token (to open a task) or task token (to delegate)`);
         }
+        // RFC 9449 §5: the proof is verified before the subject token is used; its key binds the
+        // new task token, and the task exchange checks it against a bound subject or actor token.
+        const proofJkt = await taskRequestProof(http, meta);
         return deps.tasks.exchange({
-          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt: options.proofJkt,
-          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode, dpop_jkt: p.dpop_jkt },
+          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt,
+          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode },
         });
       }
       if (issuedBy !== undefined) {
@@ -218,6 +277,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.
       let spiffeId: string | undefined;
       try {
+        // RFC 9449 §5: a DPoP proof binds the issued token to its key. Checked before anything is
+        // consumed (a join token is single-use): a bad proof must not burn it.
+        const proofJkt = await deps.dpop.tokenRequestProof(http ?? NO_PROOF);
+        deps.dpop.requireBinding('agent', proofJkt);
         const limits = deps.loginLimits;
         // A join token names its identity before it is used up: charge that identity first, so a
         // refused login does not burn the one-time token (an unknown or used one charges nothing).
@@ -240,15 +303,15 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
-        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
+        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
         await audit.append({
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt },
+          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
         });
-        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
+        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
         // Limit refusals are audited by the limit auditor (one event per window), not per attempt.
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_LOGIN_RATE_LIMITED') {

@@ -29,6 +29,10 @@ export interface TokenRouteDeps {
   readonly audit: AuditWriter;
   readonly issuer: string;
   readonly audiences: readonly string[];
+  /** Algorithms accepted for DPoP proofs, published as `dpop_signing_alg_values_supported` (RFC 9449 §5.1). */
+  readonly dpopAlgorithms: readonly string[];
+  /** The current DPoP server nonce (RFC 9449 §8), when nonces are on: sent on answers to requests with a proof. */
+  readonly dpopNonce?: () => string | undefined;
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
   /**
@@ -54,7 +58,10 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   // The per-source login limit runs in onRequest: before the body is read or parsed.
   app.post('/v1/oauth/token', { config: { oauth: true }, onRequest: async (req) => deps.exchange.admitSource(app.requestMeta(req)) }, async (req, reply) => {
     requireForm(req);
-    const res = await deps.exchange.exchange(req.body, app.requestMeta(req));
+    const res = await deps.exchange.exchange(req.body, app.requestMeta(req), { method: req.method, target: req.url, proof: req.headers.dpop });
+    // RFC 9449 §8.2: the current nonce with the answer, so the client's next proof carries it.
+    const nonce = req.headers.dpop !== undefined ? deps.dpopNonce?.() : undefined;
+    if (nonce) void reply.header('dpop-nonce', nonce);
     // RFC 6749 §5.1: token responses must not be cached.
     return reply.header('pragma', 'no-cache').send(res);
   });
@@ -66,13 +73,17 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     try {
       const v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
       const { claims } = v;
-      const base = { active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti };
-      if (v.kind === 'agent') return { ...base, token_type: 'Bearer' };
+      // RFC 9449 §6.2: a bound token is introspected with its `cnf` and token_type DPoP.
+      const base = {
+        active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti,
+        token_type: claims.cnf ? 'DPoP' : 'Bearer', ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
+      };
+      if (v.kind === 'agent') return base;
       // RFC 7662 §2.2 allows any claims: a task token's task, chain and scope (never the token).
       const c = v.claims;
       return {
-        ...base, token_type: c.cnf ? 'DPoP' : 'Bearer', tessera_token_type: 'task', scope: c.scope, act: c.act, txn: c.txn, ...(c.ptxn ? { ptxn: c.ptxn } : {}), rtxn: c.rtxn,
-        depth: c.depth, max_depth: c.max_depth, purpose: c.purpose, ...(c.tctx ? { tctx: c.tctx } : {}), ...(c.cnf ? { cnf: c.cnf } : {}),
+        ...base, tessera_token_type: 'task', scope: c.scope, act: c.act, txn: c.txn, ...(c.ptxn ? { ptxn: c.ptxn } : {}), rtxn: c.rtxn,
+        depth: c.depth, max_depth: c.max_depth, purpose: c.purpose, ...(c.tctx ? { tctx: c.tctx } : {}),
       };
     } catch (e) {
       if (e instanceof TesseraError && e.code !== 'TESSERA_INTERNAL') return { active: false }; // RFC 7662 §2.2
@@ -156,6 +167,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and
       // delegates tasks; a person's access_token, id_token or jwt with an actor_token acts for them.
       subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN, 'urn:ietf:params:oauth:token-type:id_token'],
+      dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
       service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
     });
   });

@@ -14,7 +14,7 @@ import type { AuditWhere } from '../audit/events.js';
 import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
-import { AGENT_TOKEN_TYP, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
+import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -27,6 +27,8 @@ const claimsSchema = z.object({
   jti: z.string().min(16).max(128),
   /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
   tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  /** RFC 7800 §3.1 confirmation: DPoP binding to a key's RFC 7638 SHA-256 thumbprint (RFC 9449 §6.1). */
+  cnf: z.object({ jkt: z.string().regex(JKT_PATTERN, 'a base64url SHA-256 thumbprint') }).optional(),
 });
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
@@ -56,11 +58,17 @@ export type TaskTokenInput = Omit<TaskClaims, 'iss' | 'iat' | 'nbf' | 'jti'>;
 
 export interface TokenService {
   readonly issuer: string;
-  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[] }): IssuedToken;
   /**
-   * Signs a task token (`typ: tessera-task+jwt`). Throws TESSERA_INTERNAL for claims whose tree
-   * fields disagree (the exchange never builds such), TESSERA_TRUST_DOMAIN_UNKNOWN for an acting
-   * agent outside the served trust domains.
+   * Signs an agent token for an attested identity. `cnf.jkt`: bind it to that DPoP key (RFC 9449
+   * §6.1; the token endpoint verified a proof by the key); every enforcement point then requires
+   * a proof by it. Throws TESSERA_INTERNAL for a `cnf.jkt` that is not a SHA-256 thumbprint.
+   */
+  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): IssuedToken;
+  /**
+   * Signs a task token (`typ: tessera-task+jwt`); `input.cnf` binds it to a DPoP key (the token
+   * endpoint verified a proof by it). Throws TESSERA_INTERNAL for claims whose tree fields
+   * disagree (the exchange never builds such), TESSERA_TRUST_DOMAIN_UNKNOWN for an acting agent
+   * outside the served trust domains.
    */
   issueTaskToken(input: TaskTokenInput): IssuedToken & { readonly claims: TaskClaims };
   /**
@@ -72,7 +80,9 @@ export interface TokenService {
   /**
    * Verifies an agent or task token for an enforcement point, in the order RFC 8725 §3.1 asks:
    * algorithm pinned, type pinned (`kinds`, default both), key by kid, signature, claims,
-   * audience, revocation (token, acting agent, task and its ancestors, user, chain).
+   * audience, revocation (token, acting agent, task and its ancestors, user, chain). The DPoP
+   * binding of a bound token (`principal.cnf`) is the request pipeline's next check
+   * (src/pipeline/authenticate.ts), never skipped by an enforcement point.
    */
   verify(token: string, options: { audience: string; kinds?: readonly TokenKind[] }): Promise<AgentPrincipal>;
   /** As verify, with the kind and claims (the token exchange). `audiences`: any one of them will do. */
@@ -208,13 +218,24 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return v;
   }
 
+  /**
+   * Parsed SPIFFE IDs of signed tokens (a pure function of the string; agents and chains repeat,
+   * so a depth-5 task token costs map lookups, not six parses, on a cache miss). Bounded.
+   */
+  const parsedIds = new Map<string, { trustDomain: string; path: string }>();
+
   /** The acting agent's SPIFFE ID, parsed and in a served trust domain. */
   function actingId(sub: string): { trustDomain: string; path: string } {
-    let id;
-    try {
-      id = parseSpiffeId(sub);
-    } catch {
-      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" (or the acting "act.sub") is not a valid SPIFFE ID');
+    let id = parsedIds.get(sub);
+    if (!id) {
+      try {
+        const parsed = parseSpiffeId(sub);
+        id = { trustDomain: parsed.trustDomain, path: parsed.path };
+      } catch {
+        throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" (or the acting "act.sub") is not a valid SPIFFE ID');
+      }
+      if (parsedIds.size >= 10_000) parsedIds.clear();
+      parsedIds.set(sub, id);
     }
     // A token Tessera signed for a domain it no longer serves (a spiffe attestor was removed).
     if (!deps.trustDomains.accepts(id.trustDomain)) {
@@ -248,6 +269,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       tokenKind: 'agent',
       subject: c.sub,
       audience: Array.isArray(c.aud) ? c.aud : [c.aud],
+      ...(c.cnf ? { cnf: { jkt: c.cnf.jkt } } : {}),
     };
   }
 
@@ -309,7 +331,11 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       const exp = Math.floor((now + deps.agentTtlMs) / 1000);
       const jti = randomBytes(16).toString('base64url');
       // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      const claims = { iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
+      if (options.cnf !== undefined && !JKT_PATTERN.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
+      const claims = {
+        iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
+        ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
+      };
       const token = sign(AGENT_TOKEN_TYP, claims);
       issued?.inc({ type: 'agent' });
       return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
@@ -442,4 +468,12 @@ export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, whe
     if (!claim || !(err instanceof TesseraError) || err.code !== 'TESSERA_AUDIT_EVENT_INVALID') throw err;
     await audit.append({ ...base, actor: { id: 'unauthenticated' }, details: { code: e.code } });
   }
+}
+
+/**
+ * Attributes a refusal that came after the token's own verification (a DPoP check) to the
+ * token's acting agent, as a refusal of a Tessera-signed token (see claimedSubjectOf).
+ */
+export function attributeRefusal(e: TesseraError, spiffeId: string): void {
+  if (!claimed.has(e)) claimed.set(e, { id: spiffeId, signed: true });
 }

@@ -132,8 +132,10 @@ test('commit: a store sink that fails rolls the change back; plain appends still
   assert.equal(change.status, 'rejected');
   isCode('TESSERA_STORE_UNAVAILABLE')((change as PromiseRejectedResult).reason);
   assert.equal(plain.status, 'fulfilled', 'the file sink recorded the plain event');
-  const lines = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: AuditEvent });
-  assert.deepEqual(lines.map((l) => l.event.resource), ['secret:before', 'secret:db/2']);
+  // Record lines carry no `type`; a head line follows each batch the store committed (docs/audit.md).
+  const lines = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type?: string; seq: number; event: AuditEvent });
+  assert.deepEqual(lines.filter((l) => l.type === undefined).map((l) => l.event.resource), ['secret:before', 'secret:db/2']);
+  assert.deepEqual(lines.filter((l) => l.type !== undefined).map((l) => [l.type, l.seq]), [['tessera.audit.head', 1]], 'only the batch the store committed has a signed head');
   const reopened = await openStore(file);
   assert.equal(await metaValue(reopened, 'before'), 'v');
   assert.equal(await metaValue(reopened, 'after'), undefined);

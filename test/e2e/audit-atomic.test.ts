@@ -21,9 +21,10 @@ const OTHER = 'spiffe://tessera.local/ns/billing/sa/invoicer';
 function policies(): string {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-policies-'));
   for (const f of readdirSync('examples/policies')) if (f.endsWith('.cedar')) copyFileSync(join('examples/policies', f), join(dir, f));
+  // A join token proves the SPIFFE ID, not Kubernetes attributes: pin the ID and the attestor (ADR 0021).
   writeFileSync(join(dir, 'memdb.cedar'), `@id("memdb-readonly")
-permit (principal, action == Tessera::Action::"cred.issue", resource == Tessera::Role::"memdb/readonly")
-when { principal.namespace == "healthcare" };`);
+permit (principal == Tessera::Agent::"${READER}", action == Tessera::Action::"cred.issue", resource == Tessera::Role::"memdb/readonly")
+when { principal.attestor_kind == "join_token" && principal.attestor == "join_token" };`);
   return dir;
 }
 

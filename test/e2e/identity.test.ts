@@ -278,8 +278,10 @@ test('refused requests keep their claimed identity: audit tail --actor finds a r
   // Garbage that names nothing stays plain unauthenticated.
   assert.equal((await h.agent('not-a-token', 'GET', '/v1/whoami')).status, 401);
 
-  const verify = await h.admin('POST', '/v1/admin/audit/verify');
-  assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
+  // Verification is a background job; `wait` answers once it has finished (docs/audit.md).
+  const verify = await h.admin('POST', '/v1/admin/audit/verify', { full: true, wait: true });
+  assert.equal(verify.body.job.state, 'done', JSON.stringify(verify.body));
+  assert.equal(verify.body.job.result.ok, true, JSON.stringify(verify.body.job.result));
 });
 
 test('a revoked agent\'s join-token login is refused without consuming the token; lifting the revocation lets the same token in', async (t) => {

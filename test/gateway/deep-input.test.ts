@@ -151,7 +151,7 @@ test('a 30,000-deep tool result is cut at the scrubber\'s depth bound, not a cra
   assert.match(JSON.stringify(r.structuredContent), /too-deep/);
 
   const listed = await client.listTools();
-  assert.ok(listed.tools.some((t) => t.name === 'deep/deep_schema'), 'listing survives the deep schema');
+  assert.ok(listed.tools.some((t) => t.name === 'deep__deep_schema'), 'listing survives the deep schema');
   const before = (await toolCallEvents()).length;
   const e = await rpcError(client.callTool({ name: 'deep/deep_schema', arguments: {} }));
   assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_UPSTREAM_FAILED');
@@ -165,14 +165,21 @@ test('a tool name that looks like a credential: refused as unknown, audited unde
   const client = await hostileClient();
   const tsr = `tsr_admin_${'A'.repeat(30)}`;
   const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4eHh4eHh4In0.c2lnbmF0dXJl';
-  for (const name of [`deep/${tsr}`, `${tsr}/echo`, jwt, `deep/${jwt}`]) {
+  // Shapes the scrubber knows beyond the audit log's own (src/gateway/scrub/shapes.ts).
+  const github = `ghp_${'a1B2'.repeat(9)}`;
+  const aws = 'AKIAIOSFODNN7EXAMPLE';
+  const cases: [string, string][] = [[`deep/${tsr}`, tsr], [`${tsr}/echo`, tsr], [jwt, jwt], [`deep/${jwt}`, jwt], [`deep/${github}`, github], [`deep__${aws}`, aws], [`deep/${'x'.repeat(300)}${tsr}`, tsr]];
+  for (const [name, credential] of cases) {
     const before = (await toolCallEvents()).length;
     const e = await rpcError(client.callTool({ name, arguments: {} }));
     assert.equal((e.data as { code: string }).code, 'TESSERA_GATEWAY_TOOL_NOT_FOUND', name);
     const evs = (await toolCallEvents()).slice(before);
     assert.equal(evs.length, 1, `${name}: audited`);
-    assert.ok(!JSON.stringify(evs[0]).includes(tsr) && !JSON.stringify(evs[0]).includes(jwt), 'the credential is not in the event');
-    assert.match(String(evs[0]!.resource), /hmac:/);
+    assert.ok(!JSON.stringify(evs[0]).includes(credential.slice(0, 12)), `${name}: the credential is not in the event`);
+    assert.match(String(evs[0]!.resource), /^hmac:[0-9a-f]+$/, name);
+    // The resource is `<server>/<tool>` (a listed `deep__<tool>` name resolves to it), as its HMAC.
+    const resource = name.replace(/^deep__/, 'deep/');
+    assert.equal(evs[0]!.resource, `hmac:${h.tessera.audit.hmac(resource)}`, `${name}: the HMAC of the whole name, so an operator can search for it`);
   }
   await healthy(client);
   await client.close();

@@ -299,13 +299,17 @@ test('an audit failure during a batched revocation fails the call, with counts, 
   await assert.rejects(leases.revokeByOwner(alice.spiffeId), (e: unknown) => {
     assert.ok(e instanceof TesseraError);
     assert.equal(e.code, 'TESSERA_AUDIT_UNAVAILABLE');
-    assert.deepEqual(e.details, { matched: 5, revoked: 0, retrying: 5, disabled: 0, irrevocable: 0 });
+    // Disabled and dropped in the backend, but not `revoked` without the event (ADR 0041, 0071).
+    assert.deepEqual(e.details, { matched: 5, revoked: 0, retrying: 0, disabled: 5, irrevocable: 0 });
     return true;
   });
   assert.equal(engine.credentials.size, 0, 'the credentials are dropped even though the audit is down');
-  // No lease is `revoked` without its `lease.revoked` event (ADR 0041): they wait in `revoking`.
+  // No lease is `revoked` without its `lease.revoked` event (ADR 0041): they wait in `disabled`
+  // (the crash journal's record that the credential is unusable, ADR 0071), due for a retry.
   assert.equal((await leases.list({ state: 'revoked' })).length, 0);
-  assert.equal((await leases.list({ state: 'revoking' })).length, 5);
+  const waiting = await leases.list({ state: 'disabled' });
+  assert.equal(waiting.length, 5);
+  assert.ok(waiting.every((l) => l.nextAttemptAt !== null && l.revokeAttempts === 0), 'queued, and no attempt counted without its event');
   assert.equal(audit.events.filter((e) => e.kind === 'lease.revoked').length, 0);
   audit.failing = false;
   const pass = await leases.reapOnce();

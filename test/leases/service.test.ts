@@ -375,13 +375,16 @@ test('every lease state change is recorded with its event or not at all (ADR 004
   assert.equal((await row(a.lease_id))!.expires_at, expiresBefore, 'the expiry did not move without its lease.renewed');
 
   await assert.rejects(leases.revoke(a.lease_id, 'owner_request', { principal: alice }), code('TESSERA_AUDIT_UNAVAILABLE'));
-  assert.equal((await row(a.lease_id))!.state, 'revoking', 'dropped in the backend, but not `revoked` without its event');
+  // Disabled first, then dropped in the backend (ADR 0071); `disabled` is journal (no event), but
+  // the lease is not `revoked` without its event (ADR 0041).
+  assert.equal((await row(a.lease_id))!.state, 'disabled', 'dropped in the backend, but not `revoked` without its event');
   assert.equal(engine.credentials.has(`tsr_${a.lease_id}`), false, 'the credential itself is gone');
   assert.equal(engine.credentials.has(`tsr_${b.lease_id}`), true);
 
   engine.failRevoke = 1;
   await assert.rejects(leases.revoke(b.lease_id, 'owner_request', { principal: alice }), code('TESSERA_AUDIT_UNAVAILABLE'));
   assert.equal((await row(b.lease_id))!.revoke_attempts, 0, 'a failed attempt is not counted without its lease.revoke_failed');
+  assert.equal((await row(b.lease_id))!.state, 'disabled', 'the disable happened; the failed cleanup waits for the reaper');
   assert.equal(audit.events.length, eventsBefore, 'no event while the audit is down');
 
   // Back up: the reaper finishes both, each with its event.

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness } from '../e2e/harness.js';
-import { ORCH, exchange, openTask, assertRefused, policyDir, claimsOf } from './helpers.js';
+import { ORCH, SUB, ACCESS, exchange, openTask, assertRefused, policyDir, claimsOf, tokenProof } from './helpers.js';
+import { proofKey, thumbprint } from '../helpers/dpop.js';
 
 test('tokens.delegation.rate_limit: an agent opening tasks too fast is refused with TESSERA_TASK_RATE_LIMITED and Retry-After', async (t) => {
   const h = await startHarness({ policyDir: policyDir(), config: { tokens: { delegation: { rate_limit: { per_second: 0.01, burst: 2 } } } } });
@@ -28,7 +29,15 @@ test('tokens.delegation.require_dpop_for_labels: a label sub-agent gets only a b
   const root = await openTask(h, orch);
   assert.equal(claimsOf(root.token).max_depth, 1, 'tokens.delegation.max_depth bounds a root task by default');
   assertRefused(await exchange(h, { subject_token: root.token, label: 'loose', scope: 'secret:team/a' }), 400, 'invalid_request', 'TESSERA_TASK_BINDING_REQUIRED');
-  const bound = await exchange(h, { subject_token: root.token, label: 'keyed', scope: 'secret:team/a', dpop_jkt: 'q'.repeat(43) });
+  // The sub-agent's key signs the proof; the child is bound to it.
+  const key = proofKey();
+  const bound = await exchange(h, { subject_token: root.token, label: 'keyed', scope: 'secret:team/a' }, { dpop: tokenProof(h, key) });
   assert.equal(bound.status, 200, JSON.stringify(bound.body));
   assert.equal(bound.body.token_type, 'DPoP');
+  assert.deepEqual(claimsOf(bound.body.access_token).cnf, { jkt: await thumbprint(key) });
+  // A sub-agent with an identity (actor_token) is not a label: the setting does not apply to it.
+  const sub = await h.login(await h.joinToken(SUB));
+  const withIdentity = await exchange(h, { subject_token: root.token, actor_token: sub, actor_token_type: ACCESS, scope: 'secret:team/a' });
+  assert.equal(withIdentity.status, 200, JSON.stringify(withIdentity.body));
+  assert.equal(withIdentity.body.token_type, 'Bearer');
 });

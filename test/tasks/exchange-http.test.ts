@@ -7,7 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../e2e/harness.js';
-import { ACCESS, JWT, ORCH, SUB, INTRUDER, exchange, openTask, delegate, assertRefused, claimsOf, headerOf, tamper, policyDir } from './helpers.js';
+import { ACCESS, JWT, ORCH, SUB, INTRUDER, exchange, openTask, delegate, assertRefused, claimsOf, headerOf, tamper, policyDir, tokenProof } from './helpers.js';
+import { proofKey, thumbprint } from '../helpers/dpop.js';
 
 let h: Harness;
 let orch: string;
@@ -236,16 +237,23 @@ test('a child is refused once its parent (or an agent of its chain) is revoked; 
   assert.match(typo.body.warning, /not in the task tree/);
 });
 
-test('dpop_jkt binds a child to the sub-agent\'s key; a bound parent yields only bound children', async () => {
+test('a DPoP proof at the exchange binds the child to the proving key; a bound parent yields only bound children, proven by its key; dpop_jkt is refused', async () => {
   const root = await openTask(h, orch);
-  const jkt = 'k'.repeat(43);
-  const bound = await delegate(h, root.token, { label: 'keyed', scope: 'secret:team/a', dpop_jkt: jkt });
+  const key = proofKey();
+  const jkt = await thumbprint(key);
+  const bound = await delegate(h, root.token, { label: 'keyed', scope: 'secret:team/a' }, key);
   assert.equal(bound.body.token_type, 'DPoP');
   assert.deepEqual(claimsOf(bound.token).cnf, { jkt });
-  // No DPoP proof can be made without the key: a child of a bound parent is refused.
+  // A child of the bound parent needs a proof by the parent's key, and is bound to it.
   assertRefused(await exchange(h, { subject_token: bound.token, label: 'next', scope: 'secret:team/a' }), 400, 'invalid_request', 'TESSERA_TASK_BINDING_REQUIRED');
-  assertRefused(await exchange(h, { subject_token: bound.token, label: 'next', scope: 'secret:team/a', dpop_jkt: 'm'.repeat(43) }), 400, 'invalid_request', 'TESSERA_TASK_BINDING_REQUIRED');
-  assertRefused(await exchange(h, { subject_token: root.token, label: 'keyed', scope: 'secret:team/a', dpop_jkt: 'short' }), 400, 'invalid_request', 'TESSERA_TASK_PARAMETER_INVALID');
+  assertRefused(await exchange(h, { subject_token: bound.token, label: 'next', scope: 'secret:team/a' }, { dpop: tokenProof(h, proofKey()) }), 400, 'invalid_grant', 'TESSERA_TASK_KEY_MISMATCH');
+  const grandchild = await delegate(h, bound.token, { label: 'next', scope: 'secret:team/a' }, key);
+  assert.deepEqual(claimsOf(grandchild.token).cnf, { jkt });
+  // A thumbprint by parameter proves no key: refused, never ignored (a bearer token the client believes bound).
+  for (const jktParam of [jkt, 'short']) {
+    assertRefused(await exchange(h, { subject_token: root.token, label: 'keyed', scope: 'secret:team/a', dpop_jkt: jktParam }), 400, 'invalid_request', 'TESSERA_REQUEST_INVALID');
+  }
+  assertRefused(await exchange(h, { subject_token: bound.token, label: 'next', scope: 'secret:team/a', dpop_jkt: jkt }), 400, 'invalid_request', 'TESSERA_REQUEST_INVALID');
 });
 
 test('RFC 7662 introspection shows a task token\'s task and chain; RFC 7009 by its holder ends the task and its subtree', async () => {

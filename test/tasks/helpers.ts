@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import type { Harness } from '../e2e/harness.js';
+import { makeProof, type ProofKey } from '../helpers/dpop.js';
 
 export const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
@@ -68,11 +69,15 @@ export interface Exchanged {
   readonly headers: Headers;
 }
 
-/** POST /v1/oauth/token with a form; a task token in the answer is registered for the leak scan. */
-export async function exchange(h: Harness, params: Record<string, string | string[]>): Promise<Exchanged> {
+/**
+ * POST /v1/oauth/token with a form (and a `DPoP` proof header when given); a task token in the
+ * answer is registered for the leak scan.
+ */
+export async function exchange(h: Harness, params: Record<string, string | string[]>, opts: { dpop?: string } = {}): Promise<Exchanged> {
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries({ grant_type: GRANT, subject_token_type: ACCESS, ...params })) for (const x of Array.isArray(v) ? v : [v]) form.append(k, x);
-  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...(opts.dpop !== undefined ? { dpop: opts.dpop } : {}) };
+  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers, body: form });
   const body = (await res.json()) as any;
   if (typeof body?.access_token === 'string') h.sensitive.add(body.access_token);
   return { status: res.status, body, headers: res.headers };
@@ -85,9 +90,14 @@ export async function openTask(h: Harness, agentToken: string, params: Record<st
   return { token: r.body.access_token, txn: r.body.txn, body: r.body };
 }
 
-/** Delegates a child (200 asserted). */
-export async function delegate(h: Harness, parentToken: string, params: Record<string, string | string[]>): Promise<{ token: string; txn: string; body: any }> {
-  const r = await exchange(h, { subject_token: parentToken, ...params });
+/** A DPoP proof (RFC 9449 §4.2) for a token request to this harness, signed with `key`. */
+export function tokenProof(h: Harness, key: ProofKey): string {
+  return makeProof(key, { htm: 'POST', htu: `${h.tessera.url}/v1/oauth/token` });
+}
+
+/** Delegates a child (200 asserted); with `key`, the request carries a DPoP proof by it. */
+export async function delegate(h: Harness, parentToken: string, params: Record<string, string | string[]>, key?: ProofKey): Promise<{ token: string; txn: string; body: any }> {
+  const r = await exchange(h, { subject_token: parentToken, ...params }, key ? { dpop: tokenProof(h, key) } : {});
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return { token: r.body.access_token, txn: r.body.txn, body: r.body };
 }

@@ -97,22 +97,30 @@ test('task facts: inherited, extended, never changed; bounded with the parent\'s
   assert.throws(() => extendTctx({}, big), code('TESSERA_TASK_PARAMETER_INVALID'));
 });
 
-test('binding: a bound parent yields only bound children, proven with its key; labels may be required to bind', () => {
+test('binding: only the proved key binds; a bound parent or actor token must be proven with its own key; labels may be required to bind', () => {
   const k1 = 'A'.repeat(43);
   const k2 = 'B'.repeat(43);
+  const k3 = 'C'.repeat(43);
+  const refused = (c: string, field?: string) => (e: unknown) => isTesseraError(e) && e.code === c && (field === undefined || e.details?.field === field);
   assert.equal(childBinding({}), undefined);
-  assert.equal(childBinding({ proofJkt: k1 }), k1);
-  assert.equal(childBinding({ dpopJkt: k2 }), k2, 'dpop_jkt binds the child to the sub-agent\'s own key');
-  assert.equal(childBinding({ subjectJkt: k1, proofJkt: k1 }), k1);
-  assert.equal(childBinding({ subjectJkt: k1, proofJkt: k1, dpopJkt: k2 }), k2);
-  assert.throws(() => childBinding({ subjectJkt: k1 }), code('TESSERA_TASK_BINDING_REQUIRED'));
-  assert.throws(() => childBinding({ subjectJkt: k1, dpopJkt: k2 }), code('TESSERA_TASK_BINDING_REQUIRED'), 'naming a key without proving the parent\'s is not enough');
-  assert.throws(() => childBinding({ subjectJkt: k1, proofJkt: k2 }), code('TESSERA_TASK_KEY_MISMATCH'));
-  assert.throws(() => childBinding({ required: 'labels must bind' }), code('TESSERA_TASK_BINDING_REQUIRED'));
-  assert.equal(childBinding({ required: 'labels must bind', dpopJkt: k2 }), k2);
+  assert.equal(childBinding({ proofJkt: k1 }), k1, 'a proof binds the new token to its key');
+  // A bound subject token (parent task or the agent token opening a root task).
+  assert.equal(childBinding({ subjectJkt: k1, proofJkt: k1 }), k1, 'a bound parent yields a child bound to the same key');
+  assert.throws(() => childBinding({ subjectJkt: k1 }), refused('TESSERA_TASK_BINDING_REQUIRED', 'subject_token'));
+  assert.throws(() => childBinding({ subjectJkt: k1, proofJkt: k2 }), refused('TESSERA_TASK_KEY_MISMATCH', 'subject_token'));
+  // A bound actor token (the sub-agent's own agent token): the proof must be by the sub-agent's key.
+  assert.equal(childBinding({ actorJkt: k2, proofJkt: k2 }), k2, 'an unbound parent, a bound sub-agent: the child is bound to the sub-agent\'s key');
+  assert.throws(() => childBinding({ actorJkt: k2 }), refused('TESSERA_TASK_BINDING_REQUIRED', 'actor_token'));
+  assert.throws(() => childBinding({ actorJkt: k2, proofJkt: k3 }), refused('TESSERA_TASK_KEY_MISMATCH', 'actor_token'));
+  assert.throws(() => childBinding({ subjectJkt: k1, actorJkt: k2, proofJkt: k1 }), refused('TESSERA_TASK_KEY_MISMATCH', 'actor_token'), 'parent and sub-agent bound to different keys: one proof cannot prove both');
+  assert.throws(() => childBinding({ subjectJkt: k1, actorJkt: k2, proofJkt: k2 }), refused('TESSERA_TASK_KEY_MISMATCH', 'subject_token'));
+  assert.equal(childBinding({ subjectJkt: k1, actorJkt: k1, proofJkt: k1 }), k1);
+  // tokens.delegation.require_dpop_for_labels.
+  assert.throws(() => childBinding({ required: 'labels must bind' }), refused('TESSERA_TASK_BINDING_REQUIRED'));
+  assert.equal(childBinding({ required: 'labels must bind', proofJkt: k2 }), k2);
 });
 
-test('parameters: purpose, tctx, label, requested_ttl, max_depth, scope_mode, dpop_jkt — each bad value refused naming its field', () => {
+test('parameters: purpose, tctx, label, requested_ttl, max_depth, scope_mode — each bad value refused naming its field', () => {
   const bad: [Record<string, string>, string, string][] = [
     [{ purpose: '' }, 'TESSERA_TASK_PARAMETER_INVALID', 'purpose'],
     [{ purpose: 'x'.repeat(513) }, 'TESSERA_TASK_PARAMETER_INVALID', 'purpose'],
@@ -153,7 +161,6 @@ test('parameters: purpose, tctx, label, requested_ttl, max_depth, scope_mode, dp
     [{ max_depth: '1000000000000' }, 'TESSERA_TASK_PARAMETER_INVALID', 'max_depth'],
     [{ max_depth: 'two' }, 'TESSERA_TASK_PARAMETER_INVALID', 'max_depth'],
     [{ scope_mode: 'TRIM' }, 'TESSERA_TASK_PARAMETER_INVALID', 'scope_mode'],
-    [{ dpop_jkt: 'short' }, 'TESSERA_TASK_PARAMETER_INVALID', 'dpop_jkt'],
     [{ purpose: 'see eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4eHh4In0.c2lnbmF0dXJl' }, 'TESSERA_REQUEST_CREDENTIAL_LIKE', 'purpose'],
     [{ tctx: JSON.stringify({ k: `tsr_join_${'A'.repeat(30)}` }) }, 'TESSERA_REQUEST_CREDENTIAL_LIKE', 'tctx'],
   ];
@@ -165,8 +172,8 @@ test('parameters: purpose, tctx, label, requested_ttl, max_depth, scope_mode, dp
       return true;
     });
   }
-  const ok = parseTaskParams({ scope: 'secret:a/**', purpose: 'triage INC-42 — ünïcode ok', tctx: '{"ticket":"INC-42"}', requested_ttl: '300', max_depth: '2', label: 'summarizer.v2', scope_mode: 'trim', dpop_jkt: 'x'.repeat(43) });
-  assert.deepEqual(ok, { scope: ['secret:a/**'], purpose: 'triage INC-42 — ünïcode ok', tctx: { ticket: 'INC-42' }, ttlMs: 300_000, maxDepth: 2, label: 'summarizer.v2', scopeMode: 'trim', dpopJkt: 'x'.repeat(43) });
+  const ok = parseTaskParams({ scope: 'secret:a/**', purpose: 'triage INC-42 — ünïcode ok', tctx: '{"ticket":"INC-42"}', requested_ttl: '300', max_depth: '2', label: 'summarizer.v2', scope_mode: 'trim' });
+  assert.deepEqual(ok, { scope: ['secret:a/**'], purpose: 'triage INC-42 — ünïcode ok', tctx: { ticket: 'INC-42' }, ttlMs: 300_000, maxDepth: 2, label: 'summarizer.v2', scopeMode: 'trim' });
 });
 
 test('parameters named like claims are refused: a client never sends act, sub, txn, depth, cnf …', () => {

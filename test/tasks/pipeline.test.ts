@@ -84,3 +84,26 @@ test('credential API: cred:<engine>/<role> in scope ∩ Cedar; the lease is reco
   assert.equal(leases.status, 200);
   assert.deepEqual(leases.body.leases.map((l: any) => [l.lease_id, l.task, l.owner]), [[issued.body.lease_id, child.txn, SUB]], 'the subtree filter finds the child\'s lease; its owner is the acting agent');
 });
+
+test('a task token renews and revokes only the leases of its task subtree, never its parent\'s or a sibling\'s', async () => {
+  const root = await openTask(h, orch, { scope: 'cred:mem/reader' });
+  const a = await delegate(h, root.token, { label: 'a', scope: 'cred:mem/reader' });
+  const b = await delegate(h, root.token, { label: 'b', scope: 'cred:mem/reader' });
+  const issue = async (token: string): Promise<string> => {
+    const r = await h.agent(token, 'POST', '/v1/creds/mem/reader', {});
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    h.sensitive.add(String(r.body.data.password));
+    return r.body.lease_id as string;
+  };
+  const rootLease = await issue(root.token);
+  const aLease = await issue(a.token);
+  const bLease = await issue(b.token);
+  const notFound = async (p: Promise<{ status: number; body: any }>): Promise<void> => refusedWith(p, 404, 'TESSERA_LEASE_NOT_FOUND');
+  await notFound(h.agent(a.token, 'POST', `/v1/leases/${rootLease}/renew`, {}));
+  await notFound(h.agent(a.token, 'DELETE', `/v1/leases/${bLease}`));
+  assert.equal((await h.agent(a.token, 'POST', `/v1/leases/${aLease}/renew`, {})).status, 200);
+  assert.equal((await h.agent(root.token, 'POST', `/v1/leases/${bLease}/renew`, {})).status, 200, 'a task reaches the leases below it');
+  assert.equal((await h.agent(a.token, 'DELETE', `/v1/leases/${aLease}`)).status, 200);
+  assert.equal((await h.agent(orch, 'DELETE', `/v1/leases/${rootLease}`)).status, 200, 'the agent itself owns all of them');
+});
+

@@ -20,6 +20,7 @@ import { createRequestAuthenticator } from '../../src/pipeline/authenticate.js';
 import { createTokenExchange } from '../../src/tokens/exchange.js';
 import { registerTokenRoutes } from '../../src/tokens/routes.js';
 import { createTrustDomains } from '../../src/identity/trust-domains.js';
+import { testDpopGuard } from '../helpers/dpop.js';
 
 /** A RevocationChecker backed by Sets (the real one lives in src/revocations). */
 export class SetRevocations implements RevocationChecker {
@@ -92,15 +93,16 @@ export async function startHarness(opts: { bodyLimit?: number; attestors?: reado
   const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: 60 * MINUTE, trustDomain: TRUST_DOMAIN });
   const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 60 * MINUTE }, ...(opts.attestors ?? [])], trustDomain: TRUST_DOMAIN, joinTokens, clock, audit, store, metrics });
   const audiences = [issuer, `${issuer}/mcp`];
-  const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
+  const dpop = testDpopGuard({ clock, issuer });
+  const exchange = createTokenExchange({ attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences });
   const app = createApp({
     logger: silentLogger,
     replicaId: 'r1',
     bodyLimit: opts.bodyLimit ?? 32 * 1024,
     admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no admins in this test'); } },
-    agents: createRequestAuthenticator({ tokens, audit }, { audience: issuer }),
+    agents: createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer }),
   });
-  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });
+  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms });
   // A tiny agent-only route, so verification is exercised through real HTTP.
   app.get('/test/whoami', { preHandler: app.requireAgent }, async (req) => ({ spiffeId: req.agent!.spiffeId, attributes: req.agent!.attributes, path: req.agent!.path }));
   await app.listen({ host: '127.0.0.1', port });

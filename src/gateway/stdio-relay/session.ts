@@ -40,7 +40,7 @@ function isRequest(m: JSONRPCMessage): m is Request {
 
 export interface RelaySessionDeps {
   /** Where access tokens come from: the agent SDK's client, or a person's login session. */
-  readonly client: Pick<TesseraClient, 'token' | 'close'>;
+  readonly client: Pick<TesseraClient, 'token' | 'close' | 'authorizedFetch'>;
   readonly mcpUrl: URL;
   readonly baseFetch: FetchLike;
   readonly stdin: Readable;
@@ -60,12 +60,13 @@ export function relaySession(deps: RelaySessionDeps): Promise<StdioRelayResult> 
     let finished = false;
     let fatal: StdioRelayResult | undefined;
 
-    // The bearer is set per request, so every POST, GET (SSE) and DELETE carries the token
-    // that is valid now (MCP authorization §2.6.1: in the Authorization header of every request).
+    // The credential is set per request, so every POST, GET (SSE) and DELETE carries the token
+    // that is valid now (MCP authorization §2.6.1: in the Authorization header of every request)
+    // and, for a DPoP-bound token (the SDK's default), a fresh proof for that request (RFC 9449).
+    const signed = client.authorizedFetch(deps.baseFetch);
     const authedFetch = async (input: string | URL, init?: RequestInit): Promise<Response> => {
-      let token: string;
       try {
-        token = await client.token();
+        await client.token();
       } catch (err) {
         if (err instanceof TesseraAuthError && err.code === 'TESSERA_SDK_REFRESH_IMPOSSIBLE') {
           fatal ??= deps.fail(err.code, JOIN_TOKEN_EXPIRED, RELAY_EXIT.REFUSED);
@@ -75,9 +76,7 @@ export function relaySession(deps: RelaySessionDeps): Promise<StdioRelayResult> 
         if (deps.tokenSource) throw new RelayError(d.code, `the access token could not be refreshed from ${deps.tokenSource}: ${d.message}; if the login ended, run \`tessera login --oidc\` again`);
         throw new RelayError(d.code, `the agent token could not be renewed${deps.tokenFile ? ` from ${deps.tokenFile}` : ''}: ${d.message}; the next request tries again${deps.tokenFile ? ' (the file is re-read)' : ''}`);
       }
-      const headers = new Headers(init?.headers);
-      headers.set('authorization', `Bearer ${token}`);
-      return deps.baseFetch(input.toString(), { ...init, headers });
+      return signed(input, init);
     };
 
     const stdio = new StdioServerTransport(deps.stdin, deps.stdout);

@@ -13,6 +13,7 @@ import { parseInput } from '../../server/validate.js';
 import { compileArgSchema, propertyTypes, requiredProperties, type JsonSchema } from './json-schema.js';
 import { parseUrlTemplate } from './url-template.js';
 import { scanStatement } from './sql.js';
+import { count } from '../../shared/plural.js';
 
 /** `<server>` namespace: the first half of `<server>/<tool>` and of the Cedar `Tool` entity id. */
 export const toolServerName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a server namespace: lowercase letters, digits, "_" and "-", at most 63 characters');
@@ -176,7 +177,7 @@ export const postgresToolConfig = z.object({
   try {
     const info = scanStatement(t.statement);
     if (info.maxParam !== t.params.length) {
-      ctx.addIssue({ code: 'custom', path: ['params'], message: `the statement uses ${info.maxParam === 0 ? 'no parameters' : `$1..$${info.maxParam}`} but params lists ${t.params.length} argument(s)` });
+      ctx.addIssue({ code: 'custom', path: ['params'], message: `the statement uses ${info.maxParam === 0 ? 'no parameters' : `$1..$${info.maxParam}`} but params lists ${count(t.params.length, 'argument')}` });
     } else {
       for (let i = 1; i <= info.maxParam; i++) if (!info.params.has(i)) ctx.addIssue({ code: 'custom', path: ['statement'], message: `$${i} is never used in the statement (PostgreSQL cannot infer its type)` });
     }
