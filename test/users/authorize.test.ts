@@ -6,11 +6,15 @@
  * state at the callback, a refused login at the provider, code replay (what it yielded is
  * revoked), another client redeeming a code, another redirect_uri at the token endpoint, scope
  * widening on refresh. Errors about the client or its redirect URI never redirect.
+ * DPoP (RFC 9449) with a real client (oauth4webapi): a code redeemed with a proof binds the
+ * refresh token and every access token to the client's key.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
 import { Browser } from './op.js';
+import { makeProof, proofKey, thumbprint } from '../helpers/dpop.js';
 import { startAsHarness, type AsHarness } from './harness.js';
 
 let h: AsHarness;
@@ -203,4 +207,65 @@ test('refresh: another client, a wider scope, an unknown token; an API-audience 
   r = await token({ grant_type: 'refresh_token', refresh_token: ok.body.refresh_token, client_id: clientId, scope: 'tool:docs/search' });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.scope, 'tool:docs/search');
+});
+
+test('DPoP (oauth4webapi): a code redeemed with a proof binds the refresh and access tokens to the key; no proof, another key, dpop_jkt or a bad proof are refused and spend nothing', async () => {
+  const insecure = { [oauth.allowInsecureRequests]: true } as const;
+  const issuer = new URL(h.url);
+  const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+  assert.equal(as.authorization_endpoint, `${h.url}/v1/oauth/authorize`);
+  const client: oauth.Client = { client_id: clientId };
+  const dpop = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
+  const p = pkce();
+  const a = await authorize(good(p, { resource: h.url }));
+  h.op.nextUser = 'alice';
+  const back = await new Browser().follow(a.location!, (u) => u.href.startsWith(REDIRECT));
+  const params = oauth.validateAuthResponse(as, client, back.url!, 'client-state-1'); // RFC 9207 iss checked too
+  h.sensitive.add(params.get('code')!);
+  const form = { grant_type: 'authorization_code', code: params.get('code')!, client_id: clientId, redirect_uri: REDIRECT, code_verifier: p.verifier, resource: h.url };
+  const other = proofKey();
+
+  // Refused before the code is used: a proof for another URL, a key named by parameter.
+  const rawToken = async (f: Record<string, string>, dpopHeader?: string): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...(dpopHeader ? { dpop: dpopHeader } : {}) }, body: new URLSearchParams(f) });
+    const body = await res.json() as any;
+    if (typeof body.access_token === 'string') h.sensitive.add(body.access_token);
+    if (typeof body.refresh_token === 'string') h.sensitive.add(body.refresh_token);
+    return { status: res.status, body };
+  };
+  let r = await rawToken(form, makeProof(other, { htm: 'POST', htu: 'http://127.0.0.1:1/v1/oauth/token' }));
+  assert.equal(r.body.code, 'TESSERA_DPOP_HTU_MISMATCH', JSON.stringify(r.body));
+  r = await rawToken(form, makeProof(other, { htm: 'POST', htu: `${h.url}/v1/oauth/token`, header: { alg: 'none' } }));
+  assert.equal(r.body.code, 'TESSERA_DPOP_ALG_NOT_ALLOWED', JSON.stringify(r.body));
+  r = await rawToken({ ...form, dpop_jkt: await thumbprint(other) });
+  assert.equal(r.body.code, 'TESSERA_REQUEST_INVALID');
+  assert.equal(r.body.details?.field, 'dpop_jkt');
+
+  // The real client redeems the (unspent) code with its proof.
+  const tok = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, REDIRECT, p.verifier, { DPoP: dpop, additionalParameters: { resource: h.url }, ...insecure }));
+  h.sensitive.add(tok.access_token);
+  h.sensitive.add(tok.refresh_token!);
+  assert.equal(tok.token_type, 'dpop');
+  const jkt = await dpop.calculateThumbprint();
+  assert.equal(JSON.parse(Buffer.from(tok.access_token.split('.')[1]!, 'base64url').toString()).cnf.jkt, jkt);
+  const who = await oauth.protectedResourceRequest(tok.access_token, 'GET', new URL(`${h.url}/v1/whoami`), new Headers(), null, { DPoP: dpop, ...insecure });
+  assert.equal(who.status, 200, 'its proofs open the API');
+  const bearer = await fetch(`${h.url}/v1/whoami`, { headers: { authorization: `Bearer ${tok.access_token}` } });
+  assert.equal(bearer.status, 401);
+  assert.equal(((await bearer.json()) as any).error.code, 'TESSERA_DPOP_TOKEN_BOUND');
+
+  // The refresh token alone (copied without the key) is useless, and trying spends nothing.
+  const refreshForm = { grant_type: 'refresh_token', refresh_token: tok.refresh_token!, client_id: clientId };
+  r = await rawToken(refreshForm);
+  assert.equal(r.body.code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH');
+  r = await rawToken(refreshForm, makeProof(other, { htm: 'POST', htu: `${h.url}/v1/oauth/token` }));
+  assert.equal(r.body.code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH');
+  const next = await oauth.processRefreshTokenResponse(as, client, await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tok.refresh_token!, { DPoP: dpop, ...insecure }));
+  h.sensitive.add(next.access_token);
+  h.sensitive.add(next.refresh_token!);
+  assert.equal(next.token_type, 'dpop');
+  assert.notEqual(next.refresh_token, tok.refresh_token, 'rotated');
+  assert.equal(JSON.parse(Buffer.from(next.access_token.split('.')[1]!, 'base64url').toString()).cnf.jkt, jkt, 'the refreshed access token is bound to the same key');
+  const rows = await h.tessera.store.all<{ jkt: string | null }>('SELECT jkt FROM oauth_refresh_tokens WHERE family = (SELECT family FROM oauth_refresh_tokens WHERE jkt = ? LIMIT 1)', [jkt]);
+  assert.ok(rows.length === 2 && rows.every((x) => x.jkt === jkt), 'the whole family is bound');
 });

@@ -8,12 +8,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { runCli, type CliIo, type Runtime } from '../../src/cli/index.js';
+import { LoginSession, writeLoginFile } from '../../src/sdk/login-session.js';
 import { Browser } from './op.js';
 import { startAsHarness, type AsHarness } from './harness.js';
 
@@ -62,6 +64,10 @@ test('tessera login --oidc stores a refresh token in a 0600 file and prints no t
   h.sensitive.add(saved.refresh_token);
   assert.equal(saved.client_id, 'tessera-cli');
   assert.equal(saved.resource, `${h.url}/mcp`);
+  // RFC 9449: the login is bound to a P-256 key kept in the same 0600 file.
+  assert.match(saved.dpop_key, /^-----BEGIN PRIVATE KEY-----\n/);
+  h.sensitive.add(saved.dpop_key.split('\n')[1]);
+  assert.ok(!r.stdout.includes(saved.dpop_key.split('\n')[1]) && !r.stderr.includes(saved.dpop_key.split('\n')[1]), 'no key printed');
   assert.ok(!r.stdout.includes(saved.refresh_token) && !r.stderr.includes(saved.refresh_token), 'no token printed');
   assert.ok(!/eyJ[A-Za-z0-9_-]{10,}\./.test(r.stdout + r.stderr), 'no JWT printed');
 
@@ -83,6 +89,16 @@ test('tessera login --oidc stores a refresh token in a 0600 file and prints no t
   assert.equal(statSync(file).mode & 0o777, 0o600);
   assert.match(relayErr, /as a person/);
   assert.ok(!relayErr.includes(rotated.refresh_token));
+  assert.equal(rotated.dpop_key, saved.dpop_key, 'the same key across refreshes');
+  // Every refresh token of the login and every access token was bound to the key.
+  const rows = await h.tessera.store.all<{ jkt: string | null }>("SELECT jkt FROM oauth_refresh_tokens WHERE client_id = 'tessera-cli'");
+  assert.ok(rows.length >= 2 && rows.every((x) => typeof x.jkt === 'string' && x.jkt.length === 43), JSON.stringify(rows));
+  await h.tessera.audit.flush();
+  const issued = (await h.tessera.store.all<{ body: string }>("SELECT body FROM audit_events WHERE kind = 'oauth.token_issued'")).map((e) => JSON.parse(e.body)).filter((e) => e.details.client_id === 'tessera-cli');
+  assert.ok(issued.length >= 2 && issued.every((e) => e.details.bound === true));
+  // The refresh token copied out of the file without its key is useless (and spends nothing).
+  const copied = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rotated.refresh_token, client_id: 'tessera-cli' }) });
+  assert.equal(((await copied.json()) as any).code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH');
   // The spent one is refused (and, being a replay, ends the login).
   const replay = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: saved.refresh_token, client_id: 'tessera-cli' }) });
   assert.equal(((await replay.json()) as any).code, 'TESSERA_OAUTH_REFRESH_REUSED');
@@ -99,4 +115,38 @@ test('tessera login --oidc takes no attestation; tessera mcp takes one identity 
   assert.equal(r.error?.code, 'TESSERA_CLI_USAGE');
   const missing = await runStdioRelay({ addr: h.url, loginFile: '/nonexistent/login.json', stdin: new PassThrough(), stdout: new PassThrough(), stderr: { write: () => true }, printErrors: false });
   assert.equal(missing.error?.code, 'TESSERA_SDK_LOGIN_FILE_INVALID');
+});
+
+test('a login file without a key (an unbound login) gets one at its next refresh, which binds the login from then on', async () => {
+  // An unbound login of tessera-cli: the code redeemed without a DPoP proof.
+  const verifier = randomBytes(32).toString('base64url');
+  const redirect = 'http://127.0.0.1:53691/callback';
+  const u = new URL(`${h.url}/v1/oauth/authorize`);
+  for (const [k, v] of Object.entries({ response_type: 'code', client_id: 'tessera-cli', redirect_uri: redirect, code_challenge: createHash('sha256').update(verifier).digest('base64url'), code_challenge_method: 'S256', state: 's', resource: h.url })) u.searchParams.set(k, v);
+  h.op.nextUser = 'bob';
+  const back = await new Browser().follow(u, (x) => x.href.startsWith(redirect));
+  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'authorization_code', code: back.url!.searchParams.get('code')!, client_id: 'tessera-cli', redirect_uri: redirect, code_verifier: verifier, resource: h.url }) });
+  const tok = (await res.json()) as any;
+  assert.equal(tok.token_type, 'Bearer', JSON.stringify(tok));
+  h.sensitive.add(tok.access_token);
+  h.sensitive.add(tok.refresh_token);
+  const file = join(mkdtempSync(join(tmpdir(), 'tessera-login-')), 'login.json');
+  await writeLoginFile(file, { version: 1, addr: h.url, client_id: 'tessera-cli', resource: h.url, scope: tok.scope, refresh_token: tok.refresh_token });
+
+  const session = new LoginSession({ file });
+  const access = await session.token();
+  h.sensitive.add(access);
+  const f = JSON.parse(readFileSync(file, 'utf8'));
+  h.sensitive.add(f.refresh_token);
+  assert.match(f.dpop_key, /BEGIN PRIVATE KEY/, 'the key is stored with the rotated refresh token');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const jkt = JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).cnf?.jkt;
+  assert.equal(typeof jkt, 'string', 'the access token is bound');
+  const copied = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: f.refresh_token, client_id: 'tessera-cli' }) });
+  assert.equal(((await copied.json()) as any).code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH', 'the login is bound from then on');
+  // The session's fetch sends the bound token with a proof (RFC 9449 §7.1).
+  const who = await session.authorizedFetch()(`${h.url}/v1/whoami`);
+  assert.equal(who.status, 200, 'sent as DPoP with a proof by the file\'s key');
+  assert.equal(((await who.json()) as any).task?.bound, true);
+  session.close();
 });

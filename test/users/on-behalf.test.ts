@@ -4,13 +4,16 @@
  * (subject = the person's access token, actor = the agent's own token) opens a root task whose
  * `sub` is the person and whose `act` is the agent; every request needs Cedar to permit the agent
  * AND the person (User tags, Group parents, context.actor); delegation keeps the person;
- * `revoke user` refuses every task acting for them; each bad input has its code.
+ * `revoke user` refuses every task acting for them and drops their leases; a DPoP-bound acting
+ * agent must prove its key, and the proof binds the person's task; each bad input has its code.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../e2e/harness.js';
 import { ACCESS, JWT, ORCH, SUB, assertRefused, claimsOf, delegate, exchange, openTask, policyDir } from '../tasks/helpers.js';
 import { startOp, userTokens, API_AUDIENCE, type TestOp } from './op.js';
+import { MemoryEngine } from '../helpers/memory-engine.js';
+import { makeProof, proofKey, thumbprint, type ProofKey } from '../helpers/dpop.js';
 
 const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
 
@@ -35,6 +38,13 @@ permit (principal in Tessera::Group::"staff", action == Tessera::Action::"secret
 permit (principal in Tessera::Group::"finance", action == Tessera::Action::"secret.read", resource in Tessera::Folder::"team/finance")
 when { principal.hasTag("department") && principal.getTag("department") == "finance" };
 
+@id("agents-lease-mem")
+permit (principal, action == Tessera::Action::"cred.issue", resource in Tessera::Engine::"mem")
+when { principal.trust_domain == "tessera.local" };
+
+@id("staff-lease-mem")
+permit (principal in Tessera::Group::"staff", action == Tessera::Action::"cred.issue", resource in Tessera::Engine::"mem");
+
 @id("people-read-hr")
 permit (principal is Tessera::User, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"hr");
 
@@ -53,6 +63,7 @@ before(async () => {
   op = await startOp();
   h = await startHarness({
     policyDir: policyDir(USER_POLICIES),
+    engines: [new MemoryEngine('mem')],
     config: { users: { issuers: [{ name: 'corp', issuer: op.issuer, discovery: true, audience: API_AUDIENCE, attributes: { department: 'department', email: 'email' }, groups_claim: 'groups' }] } },
   });
   for (const [path, value] of Object.entries({ 'team/general/a': 'value-general', 'team/finance/q3': 'value-finance', 'hr/payroll': 'value-payroll' })) {
@@ -90,6 +101,37 @@ test('a person\'s access token + the agent\'s token → a root task: sub = the p
   assert.deepEqual({ ...row }, { user_id: 'alice', sub: 'alice', actor: ORCH });
   // Also declared as a plain jwt (RFC 8693 §3).
   assert.equal((await forUser('alice', { subject_token_type: JWT })).status, 200);
+});
+
+test('DPoP: a bound acting agent must prove its key; the proof binds the person\'s task, which then needs a proof by that key at every request', async () => {
+  const key = proofKey();
+  const tokenProof = (k: ProofKey) => makeProof(k, { htm: 'POST', htu: `${h.url}/v1/oauth/token` });
+  const login = await exchange(h, { subject_token: await h.joinToken(ORCH), subject_token_type: 'urn:tessera:token-type:join-token' }, { dpop: tokenProof(key) });
+  assert.equal(login.body.token_type, 'DPoP', JSON.stringify(login.body));
+  const boundOrch = login.body.access_token as string;
+  const withActor = (extra: Record<string, string> = {}) => ({ subject_token: people['alice']!.accessToken, subject_token_type: ACCESS, actor_token: boundOrch, actor_token_type: ACCESS, scope: 'secret:team/**', purpose: 'bound help', ...extra });
+  assertRefused(await exchange(h, withActor()), 400, 'invalid_request', 'TESSERA_TASK_BINDING_REQUIRED');
+  assertRefused(await exchange(h, withActor(), { dpop: tokenProof(proofKey()) }), 400, 'invalid_grant', 'TESSERA_TASK_KEY_MISMATCH');
+  assertRefused(await exchange(h, withActor({ dpop_jkt: await thumbprint(key) })), 400, 'invalid_request', 'TESSERA_REQUEST_INVALID');
+  const bad = await exchange(h, withActor(), { dpop: makeProof(key, { htm: 'GET', htu: `${h.url}/v1/oauth/token` }) });
+  assert.equal(bad.body.code, 'TESSERA_DPOP_HTM_MISMATCH');
+  const ok = await exchange(h, withActor(), { dpop: tokenProof(key) });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(ok.body.token_type, 'DPoP');
+  const c = claimsOf(ok.body.access_token);
+  assert.equal(c.sub, 'alice');
+  assert.equal(c.cnf.jkt, await thumbprint(key));
+  const url = `${h.url}/v1/secrets/team/general/a`;
+  const bound = await fetch(url, { headers: { authorization: `DPoP ${ok.body.access_token}`, dpop: makeProof(key, { htm: 'GET', htu: url, token: ok.body.access_token }) } });
+  assert.equal(bound.status, 200, 'agent and person permit, with the proof');
+  const asBearer = await read(ok.body.access_token, 'team/general/a');
+  assert.equal(asBearer.status, 401);
+  assert.equal(asBearer.body.error.code, 'TESSERA_DPOP_TOKEN_BOUND');
+  // An unbound agent with a proof: the person's task is bound to the proving key.
+  const other = proofKey();
+  const fromUnbound = await exchange(h, { ...withActor(), actor_token: orch }, { dpop: tokenProof(other) });
+  assert.equal(fromUnbound.status, 200, JSON.stringify(fromUnbound.body));
+  assert.equal(claimsOf(fromUnbound.body.access_token).cnf.jkt, await thumbprint(other));
 });
 
 test('both must permit: agent ∩ person, at every request', async () => {
@@ -131,12 +173,24 @@ test('delegation keeps the person; Cedar sees context.actor = the sub-agent acti
   assert.equal((await read(label.token, 'team/general/a')).status, 200);
 });
 
-test('revoke user: every task acting for the person is refused at once, and no new one opens', async () => {
-  const root = await forUser('bob');
-  const child = await delegate(h, root.body.access_token, { label: 'helper', scope: 'secret:team/general/**' });
+test('revoke user: every task acting for the person is refused at once, their leases are dropped, and no new one opens', async () => {
+  const lease = async (token: string): Promise<string> => {
+    const r = await h.agent(token, 'POST', '/v1/creds/mem/reader', {});
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    h.sensitive.add(String(r.body.data.password));
+    return r.body.lease_id as string;
+  };
+  const root = await forUser('bob', { scope: 'secret:team/** cred:mem/reader' });
+  const child = await delegate(h, root.body.access_token, { label: 'helper', scope: 'secret:team/general/** cred:mem/reader' });
   assert.equal((await read(child.token, 'team/general/a')).status, 200);
+  const bobLeases = [await lease(root.body.access_token), await lease(child.token)];
+  const alicesLease = await lease((await forUser('alice', { scope: 'cred:mem/reader' })).body.access_token);
   const rev = await h.admin('POST', '/v1/admin/revocations', { kind: 'user', target: 'bob', reason: 'left the company' });
   assert.equal(rev.status, 201, JSON.stringify(rev.body));
+  assert.equal(rev.body.leases_revoked, 2, 'the leases of every task acting for bob, at any depth');
+  const leases = (await h.admin('GET', '/v1/admin/leases?limit=100')).body.leases as any[];
+  for (const id of bobLeases) assert.equal(leases.find((l) => l.lease_id === id)?.state, 'revoked');
+  assert.equal(leases.find((l) => l.lease_id === alicesLease)?.state, 'active', 'another person\'s lease stays');
   for (const t of [root.body.access_token, child.token]) {
     const r = await read(t, 'team/general/a');
     assert.equal(r.status, 401);
