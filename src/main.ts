@@ -38,6 +38,8 @@ import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createUserTokenVerifier } from './users/verify.js';
+import { createAuthorizationServer, createClientResolver, createFederatedLogin, registerAuthorizationRoutes, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN } from './users/oauth/index.js';
 import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
 import { sha256 } from './shared/crypto.js';
 
@@ -309,13 +311,33 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
     const authorizer = createRequestAuthorizer(policy);
     // Task tokens and delegation (src/tasks, docs/tasks.md).
+    // People: tokens of the trusted OpenID Providers (src/users, docs/users.md).
+    const users = createUserTokenVerifier({ issuers: config.users.issuers, clock, skewMs: config.tokens.clock_skew });
     const tasks = createTaskExchange({
+      onBehalf: { users, revocations },
       tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
       maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
+    // Tessera's authorization server for people (MCP clients, `tessera login --oidc`; docs/users.md).
+    const asConfig = config.users.authorization_server;
+    const loginIssuer = config.users.issuers.find((i) => i.name === asConfig.login_issuer);
+    const authorizationServer = asConfig.enabled && loginIssuer
+      ? createAuthorizationServer({
+        config: asConfig, loginIssuer, issuer, audiences, trustDomain: config.trust_domain, store, audit, clock, tasks, revoker: revocations, revocations,
+        clients: createClientResolver({ config: asConfig, trustDomain: config.trust_domain, clock }),
+        login: createFederatedLogin({ issuer: loginIssuer, redirectUri: `${issuer}/v1/oauth/callback`, hmac: (v) => audit.hmac(v), env }),
+      })
+      : undefined;
+    if (authorizationServer) {
+      const prune = setInterval(() => void store.withLeaderLock('tessera-oauth-prune', () => authorizationServer.prune()).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'oauth prune failed')), RECONCILE_INTERVAL_MS);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
     const exchange = createTokenExchange({
+      ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
       attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -353,7 +375,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
+    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });

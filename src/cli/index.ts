@@ -9,6 +9,7 @@ import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
+import { DEFAULT_LOGIN_FILE, oidcLogin } from './login-oidc.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
@@ -255,12 +256,31 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
     .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks; with --oidc, the resource of the person's token (default <addr>/mcp)")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
-    .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
+    .option('--oidc', 'log in as a person through Tessera\'s authorization server (browser, PKCE, loopback redirect); stores a refresh token in --out (default ~/.config/tessera/login.json, mode 0600) for `tessera mcp --login-file`')
+    .option('--client-id <id>', 'with --oidc: the registered public client (default tessera-cli)')
+    .option('--scope <scopes>', 'with --oidc: space-separated scope strings (default: the server\'s users.authorization_server.default_scope)')
+    .option('--open', 'with --oidc: open the system browser (default: only print the URL)')
+    .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean; oidc?: boolean; clientId?: string; scope?: string; open?: boolean }, cmd: Command) => {
+      if (opts.oidc) {
+        if (opts.joinToken || opts.tokenFile || opts.print) throw usage('--oidc logs a person in through the browser: it takes no --join-token, --token-file or --print');
+        const addr = addrOf(cmd);
+        const shutdown = waitForShutdown(io);
+        const stop = new AbortController();
+        void shutdown.promise.then(() => stop.abort());
+        try {
+          const r = await oidcLogin({ addr, out: opts.out ?? DEFAULT_LOGIN_FILE(io.env), clientId: opts.clientId ?? 'tessera-cli', resource: opts.audience ?? `${addr}/mcp`, ...(opts.scope ? { scope: opts.scope } : {}), open: opts.open === true, timeoutMs: 5 * 60_000, io, signal: stop.signal });
+          if (isJson(cmd)) return printJson({ user: r.user ?? null, login_file: r.file, scope: r.scope });
+          info(`logged in as ${cell(r.user ?? '?')}; refresh token stored in ${r.file} (mode 0600). Use it with: tessera mcp --login-file ${r.file}`);
+          return;
+        } finally {
+          shutdown.cancel();
+        }
+      }
       if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
-      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
+      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file (or --oidc to log in as a person)');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);

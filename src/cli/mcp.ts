@@ -15,10 +15,13 @@ export function registerMcpCommand(program: Command, deps: { io: CliIo; addrOf: 
     .option('--join-token <token>', 'one-time join token for a quick start (env TESSERA_JOIN_TOKEN; arguments are visible in the process list)')
     .option('--audience <uri>', 'RFC 8707 audience of the agent token (default: <addr>/mcp)')
     .option('--url <url>', 'gateway endpoint when it is not <addr>/mcp')
-    .action(async (opts: { tokenFile?: string; joinToken?: string; audience?: string; url?: string }, cmd: Command) => {
+    .option('--login-file <path>', 'a person\'s login from `tessera login --oidc` (refreshed by itself; env TESSERA_LOGIN_FILE)')
+    .action(async (opts: { tokenFile?: string; joinToken?: string; audience?: string; url?: string; loginFile?: string }, cmd: Command) => {
       const addr = deps.addrOf(cmd);
-      const tokenFile = opts.tokenFile ?? (opts.joinToken ? undefined : io.env.TESSERA_TOKEN_FILE);
-      const joinToken = opts.joinToken ?? (opts.tokenFile ? undefined : io.env.TESSERA_JOIN_TOKEN);
+      const explicit = opts.tokenFile !== undefined || opts.joinToken !== undefined || opts.loginFile !== undefined;
+      const tokenFile = opts.tokenFile ?? (explicit ? undefined : io.env.TESSERA_TOKEN_FILE);
+      const joinToken = opts.joinToken ?? (explicit ? undefined : io.env.TESSERA_JOIN_TOKEN);
+      const loginFile = opts.loginFile ?? (explicit ? undefined : io.env.TESSERA_LOGIN_FILE);
       // stdout is the protocol channel: the relay needs the real streams, not just `write`.
       const stdin = io.stdin instanceof Readable ? io.stdin : process.stdin;
       const stdout = io.stdout instanceof Writable ? io.stdout : process.stdout;
@@ -28,7 +31,7 @@ export function registerMcpCommand(program: Command, deps: { io: CliIo; addrOf: 
       try {
         // Loaded here: the MCP SDK is the largest part of the CLI, and only this command needs it.
         const { runStdioRelay } = await import('../gateway/stdio-relay/index.js');
-        const r = await runStdioRelay({ addr, tokenFile, joinToken, audience: opts.audience, mcpUrl: opts.url, stdin, stdout, stderr: io.stderr, fetch: io.fetch, printErrors: false, signal: stop.signal });
+        const r = await runStdioRelay({ addr, tokenFile, joinToken, loginFile, audience: opts.audience, mcpUrl: opts.url, stdin, stdout, stderr: io.stderr, fetch: io.fetch, printErrors: false, signal: stop.signal });
         if (r.error) throw new CliError(r.error.code, r.error.message, r.exitCode);
       } finally {
         shutdown.cancel();

@@ -529,6 +529,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         if (decision.scopeDenied) return refuse(new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover tool:${server}/${tool}; request a token with that scope`), 'deny');
         // A tool the caller cannot call with any argument is as invisible as an unknown one.
         if (!visible(p, server, tool)) return notFound('deny');
+        if (decision.userDenied) return refuse(new TesseraError('TESSERA_POLICY_USER_DENIED', `policy permits the agent to call ${server}/${tool} with these arguments, but not for user ${p.user ?? '?'} on whose behalf it acts`), 'deny');
         return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_DENIED', `policy does not permit ${server}/${tool} with these arguments`), 'deny');
       }
 

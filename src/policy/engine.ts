@@ -86,6 +86,9 @@ export interface PolicyEngine extends Authorizer {
 
 let engineSeq = 0;
 
+/** The pre-parsed set of one kind of principal and one action. */
+const psetKey = (kind: 'agent' | 'user', action: string): string => `${kind}:${action}`;
+
 interface Active {
   readonly set: LoadedPolicySet;
   /** Pre-parsed policy set id per action: only the policies whose scope can match it. */
@@ -148,12 +151,16 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     const gen = activeGeneration === 0 ? 1 : 0;
     const psetIds = new Map<string, string>();
     let pre: cedar.CheckParseAnswer = { type: 'success' };
-    for (const action of POLICY_ACTIONS) {
-      const psetId = `${engineId}-${gen}-${action}`;
-      const subset = Object.fromEntries([...r.set.policies.values()].filter((p) => p.actions === 'all' || p.actions.includes(action)).map((p) => [p.id, p.text]));
-      pre = cedar.preparsePolicySet(psetId, { staticPolicies: subset });
+    // …and per kind of principal: a person's decisions see only the user policies (loader.ts principalKindOf).
+    for (const kind of ['agent', 'user'] as const) {
+      for (const action of POLICY_ACTIONS) {
+        const psetId = `${engineId}-${gen}-${kind}-${action}`;
+        const subset = Object.fromEntries([...r.set.policies.values()].filter((p) => p.principals === kind && (p.actions === 'all' || p.actions.includes(action))).map((p) => [p.id, p.text]));
+        pre = cedar.preparsePolicySet(psetId, { staticPolicies: subset });
+        if (pre.type === 'failure') break;
+        psetIds.set(psetKey(kind, action), psetId);
+      }
       if (pre.type === 'failure') break;
-      psetIds.set(action, psetId);
     }
     if (pre.type === 'failure') {
       const err: PolicyFileError = { file: '(policy set)', line: 0, column: 0, message: pre.errors.map((e) => e.message).join('; ') };
@@ -167,7 +174,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     const literals = new Map<string, readonly string[]>();
     for (const action of POLICY_ACTIONS) {
       const all = new Set<string>();
-      for (const p of r.set.policies.values()) if (p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
+      for (const p of r.set.policies.values()) if (p.principals === 'agent' && p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
       literals.set(action, [...all]);
     }
     // ADR 0041: the new set takes effect only once its `policy.reloaded` event is recorded; if it
@@ -234,7 +241,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       resource: c.resource,
       context: c.context,
       entities: c.entities,
-      preparsedPolicySetId: a.psetIds.get(c.action.id)!,
+      preparsedPolicySetId: a.psetIds.get(psetKey(c.principal.type === 'Tessera::User' ? 'user' : 'agent', c.action.id))!,
       // No schema at evaluation: `context.args` is open (see schema.ts). The request is built
       // by our own code from typed inputs, and the policies were validated at load.
       validateRequest: false,
