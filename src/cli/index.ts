@@ -1,5 +1,5 @@
 import { Command, CommanderError, Help, Option } from 'commander';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
@@ -129,13 +129,43 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const isJson = (cmd: Command): boolean => globals(cmd).json === true;
   const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
 
-  /** Writes a secret to a new file readable only by its owner; refuses to overwrite. */
-  const writeSecretFile = async (path: string, value: string): Promise<void> => {
+  /**
+   * Creates `--out` (new, empty, mode 0600) BEFORE anything is spent — a one-time join token, the
+   * first admin token of a data directory — so an existing file or an unwritable directory fails
+   * first; `write` fills it, `discard` removes the empty file when the command fails.
+   */
+  const reserveOutFile = async (path: string): Promise<{ write(value: string): Promise<void>; discard(): Promise<void> }> => {
+    let fh: FileHandle;
     try {
-      await writeFile(path, value + '\n', { mode: 0o600, flag: 'wx' });
+      fh = await open(path, 'wx', 0o600);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${path} already exists; remove it or choose another --out path` : `cannot write ${path} (${code ?? 'error'})`, EXIT.REFUSED);
+      throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${path} already exists; remove it or choose another --out path (nothing was sent)` : `cannot write ${path} (${code ?? 'error'}; nothing was sent)`, EXIT.REFUSED);
+    }
+    return {
+      async write(value) {
+        try {
+          await fh.writeFile(value + '\n');
+        } finally {
+          await fh.close();
+        }
+      },
+      async discard() {
+        await fh.close().catch(() => undefined);
+        await rm(path, { force: true });
+      },
+    };
+  };
+
+  /** Runs `fn` with `--out` reserved first (when given); the file is removed if `fn` fails. */
+  const withOutFile = async <T>(path: string | undefined, fn: (file: { write(value: string): Promise<void> } | undefined) => Promise<T>): Promise<T> => {
+    const file = path ? await reserveOutFile(path) : undefined;
+    let written = false;
+    try {
+      return await fn(file && { write: async (v) => { await file.write(v); written = true; } });
+    } catch (e) {
+      if (file && !written) await file.discard();
+      throw e;
     }
   };
 
@@ -203,8 +233,12 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--data-dir <dir>', 'data directory (overrides the configuration)')
     .option('--out <file>', 'write the admin token to this new file (mode 0600) instead of printing it')
     .action(async (opts: { config?: string; dataDir?: string; out?: string }, cmd: Command) => {
-      const r = await runtime.init({ configPath: opts.config, dataDir: opts.dataDir });
-      if (opts.out) await writeSecretFile(opts.out, r.adminToken);
+      // --out is created first: the first admin token is shown once, it must have somewhere to go.
+      const r = await withOutFile(opts.out, async (file) => {
+        const done = await runtime.init({ configPath: opts.config, dataDir: opts.dataDir });
+        await file?.write(done.adminToken);
+        return done;
+      });
       if (isJson(cmd)) {
         printJson({ data_dir: r.dataDir, master_key_file: r.masterKeyFile, ...(opts.out ? { admin_token_file: opts.out } : { admin_token: r.adminToken }) });
         return;
@@ -252,53 +286,66 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   program
     .command('login')
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
-    .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
+    .option('--join-token <token>', 'one-time join token; `-` reads it from stdin (an argument is visible in the process list)')
+    .option('--join-token-file <path>', 'read the one-time join token from this file')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
     .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
-    .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
+    .action(async (opts: { joinToken?: string; joinTokenFile?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
       if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
-      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
+      const sources = [opts.joinToken, opts.joinTokenFile, opts.tokenFile].filter((x) => x !== undefined).length;
+      if (sources !== 1) throw usage('give exactly one of --join-token, --join-token-file or --token-file');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
       if (!opts.out && !toStdout) {
         throw usage('refusing to print an agent token to a terminal; use --out FILE, capture the output (e.g. `TESSERA_TOKEN=$(tessera login ...) && export TESSERA_TOKEN`), or pass --print');
       }
+      const readTokenFile = async (path: string, flag: string): Promise<string> => {
+        requireLocalPath(path, 'file', flag);
+        try {
+          return (await readFile(path, 'utf8')).trim();
+        } catch (e) {
+          throw usage(`cannot read ${flag} ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      };
       let subjectToken: string;
       let type: string;
-      if (opts.joinToken) {
+      if (opts.joinToken !== undefined) {
         subjectToken = await stdinValue(opts.joinToken);
         type = JOIN_TOKEN_TYPE;
+        if (!subjectToken) throw usage('the join token read from stdin is empty: did the command that produced it fail?');
+      } else if (opts.joinTokenFile !== undefined) {
+        subjectToken = await readTokenFile(opts.joinTokenFile, '--join-token-file');
+        type = JOIN_TOKEN_TYPE;
+        if (!subjectToken) throw usage(`--join-token-file ${opts.joinTokenFile} is empty`);
       } else {
-        requireLocalPath(opts.tokenFile!, 'file', '--token-file');
-        try {
-          subjectToken = (await readFile(opts.tokenFile!, 'utf8')).trim();
-        } catch (e) {
-          throw usage(`cannot read --token-file ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-        }
+        subjectToken = await readTokenFile(opts.tokenFile!, '--token-file');
         type = JWT_TOKEN_TYPE;
+        if (!subjectToken) throw usage(`--token-file ${opts.tokenFile} is empty`);
       }
-      if (!subjectToken) throw usage('the attestation token is empty');
-      const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
-      const r = await t.request<TokenResponse>('POST', '/v1/oauth/token', {
-        form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: type, audience: opts.audience },
+      // --out is created before the exchange: an existing file must not cost a one-time join token.
+      await withOutFile(opts.out, async (file) => {
+        const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
+        const r = await t.request<TokenResponse>('POST', '/v1/oauth/token', {
+          form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: type, audience: opts.audience },
+        });
+        let sub: unknown;
+        try {
+          sub = decodeJwt(r.access_token).claims.sub;
+        } catch {
+          sub = undefined;
+        }
+        if (file) {
+          await file.write(r.access_token);
+          if (isJson(cmd)) return printJson({ token_file: opts.out, spiffe_id: sub, expires_in: r.expires_in, token_type: r.token_type });
+          info(`logged in as ${cell(sub)}; agent token written to ${opts.out} (expires in ${humanDuration(r.expires_in * 1000)})`);
+          return;
+        }
+        if (isJson(cmd)) return printJson({ access_token: r.access_token, issued_token_type: r.issued_token_type, token_type: r.token_type, expires_in: r.expires_in, spiffe_id: sub });
+        out(r.access_token);
       });
-      let sub: unknown;
-      try {
-        sub = decodeJwt(r.access_token).claims.sub;
-      } catch {
-        sub = undefined;
-      }
-      if (opts.out) {
-        await writeSecretFile(opts.out, r.access_token);
-        if (isJson(cmd)) return printJson({ token_file: opts.out, spiffe_id: sub, expires_in: r.expires_in, token_type: r.token_type });
-        info(`logged in as ${cell(sub)}; agent token written to ${opts.out} (expires in ${humanDuration(r.expires_in * 1000)})`);
-        return;
-      }
-      if (isJson(cmd)) return printJson({ access_token: r.access_token, issued_token_type: r.issued_token_type, token_type: r.token_type, expires_in: r.expires_in, spiffe_id: sub });
-      out(r.access_token);
     });
 
   // --- kv -------------------------------------------------------------------------
