@@ -2,7 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -371,10 +371,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
     let joinToken: string | undefined;
+    let joinTokenFile: string | undefined;
     // A configuration may bound join tokens below 1 h, or not enable them at all.
     if (mode === 'dev' && joinAttestor?.kind === 'join_token') {
       const demo = await joinTokens.create({ spiffeId: `spiffe://${config.trust_domain}/ns/healthcare/sa/patient-reader`, ttlMs: Math.min(3_600_000, joinAttestor.max_ttl), labels: {} });
       joinToken = demo.token;
+      // Also in a 0600 file of the data directory: `tessera login --join-token-file` keeps the
+      // token out of the process list and the shell history (a new one replaces it every start).
+      joinTokenFile = join(resolve(config.data_dir), 'demo-join-token');
+      rmSync(joinTokenFile, { force: true });
+      writeFileSync(joinTokenFile, `${demo.token}\n`, { mode: 0o600, flag: 'wx' });
     }
 
     let closed = false;
@@ -382,7 +388,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       url: issuer,
       localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
+      ...(mode === 'dev' && adminToken ? { adminTokenFixed: adminToken === options.rootToken } : {}),
       joinToken,
+      ...(joinTokenFile ? { joinTokenFile } : {}),
       get policy() {
         const st = policy.status();
         return { dir: st.dir, demo: st.demo === true, configuredDir: st.configuredDir ?? st.dir, ids: st.ids };

@@ -188,7 +188,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
         const p = server.policy;
-        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
+        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(server.joinTokenFile ? { join_token_file: server.joinTokenFile } : {}), ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
       } else {
         out(devBanner(server));
       }
@@ -776,18 +776,28 @@ function devBanner(s: RunningServer): string {
     `  export TESSERA_ADDR=${s.url}`,
   ];
   if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
+  if (s.adminToken && s.adminTokenFixed === false) {
+    // Every start without --root-token makes a new admin token; the earlier ones stay valid.
+    lines.push('  # a new admin token at every start (earlier ones keep working on this data directory); --root-token <value> keeps one');
+  }
   lines.push('  tessera kv put healthcare/prod/agents/patient-reader/greeting - --mode read <<< "hello from tessera"', '  tessera kv list healthcare/', '  tessera audit tail');
   if (s.joinToken) {
     lines.push(
       '',
       '  # log in as the demo agent with its one-time join token, then read the secret as that agent:',
-      `  AGENT_TOKEN=$(tessera login --join-token ${s.joinToken})`,
+      // From the 0600 file when there is one: a token on a command line shows in `ps` and the shell history.
+      s.joinTokenFile ? `  AGENT_TOKEN=$(tessera login --join-token-file ${shellWord(s.joinTokenFile)})` : `  AGENT_TOKEN=$(tessera login --join-token - <<< ${s.joinToken})`,
       `  curl -s -H "Authorization: Bearer $AGENT_TOKEN" ${s.url}/v1/secrets/healthcare/prod/agents/patient-reader/greeting`,
       '  tessera token inspect - <<< "$AGENT_TOKEN"',
     );
   }
   lines.push('', 'Press Ctrl-C to stop.');
   return lines.join('\n');
+}
+
+/** `word` as one shell word: as is when it has no special character, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function formatEvent(e: Record<string, unknown>): string {
