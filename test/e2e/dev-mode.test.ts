@@ -85,7 +85,7 @@ test('tessera dev without --root-token: a new admin token at every start, and th
         }
       });
     });
-    assert.match(out, /export TESSERA_TOKEN=tsr_admin_\S+\n  # a new admin token at every start \(earlier ones keep working on this data directory\); --root-token <value> keeps one\n/);
+    assert.match(out, /export TESSERA_TOKEN=tsr_admin_\S+\n {2}# a new admin token at every start \(earlier ones keep working on this data directory\); --root-token <value> keeps one\n/);
   } finally {
     await new Promise((resolve) => {
       child.once('exit', resolve);
