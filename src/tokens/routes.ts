@@ -153,7 +153,8 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and delegates tasks.
       subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN],
       dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
-      service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
+      // Served by this Tessera itself (the project has no public documentation URL to name).
+      service_documentation: `${issuer}/v1/openapi.json`,
     }),
   );
 }
