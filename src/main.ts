@@ -22,7 +22,7 @@ import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError } from './policy/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError, unservedTrustDomains, describeUnserved } from './policy/index.js';
 import { count } from './shared/plural.js';
 import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
@@ -203,7 +203,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
-    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
+    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch, servedTrustDomains: trustDomainsOf(config).list() });
     const policy = mode === 'dev'
       ? createDevPolicyEngine({ configuredDir: resolve(config.policy.dir), demoDir: DEMO_POLICY_DIR, make: makePolicy, logger })
       : makePolicy(resolve(config.policy.dir));
@@ -520,6 +520,9 @@ export const runtime: Runtime = {
       const v = validatePolicyDir(config.policy.dir);
       for (const e of v.errors) problems.push({ key: 'policy.dir', path: resolve(e.file), message: formatPolicyError(e) });
       if (v.ok) notes.push({ key: 'policy.dir', path: resolve(config.policy.dir), message: `${count(v.policies, 'policy', 'policies')} in ${count(v.files.length, 'file')}, valid` });
+      // Valid Cedar that can never match: a pinned trust domain this configuration does not serve.
+      const served = trustDomainsOf(config).list();
+      for (const u of unservedTrustDomains(v.pinned, served)) notes.push({ key: 'policy.dir', path: resolve(u.file), message: `warning: ${describeUnserved(u, served)}` });
     }
     return { ok: problems.length === 0, config: opts.configPath, problems, notes, checked };
   },

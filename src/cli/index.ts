@@ -429,15 +429,23 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const policy = program.command('policy').description('Cedar policies');
   policy
     .command('validate <dir>')
-    .description('parse and validate every .cedar file in DIR against the Tessera schema (offline)')
-    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+    .description('parse and validate every .cedar file in DIR against the Tessera schema (offline); with --config, also warn about trust domains the server does not serve')
+    .option('--config <file>', "tessera.yaml: warn about each policy that pins a trust domain it does not serve (trust_domain and the spiffe attestors')")
+    .action(async (dir: string, opts: { config?: string }, cmd: Command) => {
       requireLocalPath(dir, 'directory', 'the policy directory', 'give the directory that holds the .cedar files (a YAML table of cases runs with `tessera policy test FILE`)');
+      if (opts.config !== undefined) requireLocalPath(opts.config, 'file', '--config');
       const mod = await policyModule();
       if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
+      const served = opts.config !== undefined ? await servedTrustDomains(opts.config) : undefined;
       const r = mod.validatePolicyDir(dir);
-      if (isJson(cmd)) printJson(r);
-      else if (r.ok) out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
-      else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
+      const pinned = [...new Set((r.pinned ?? []).flatMap((p) => p.trustDomains ?? []))].sort();
+      const warnings = served && mod.unservedTrustDomains && mod.describeUnserved ? mod.unservedTrustDomains(r.pinned ?? [], served).map((u) => mod.describeUnserved!(u, served)) : [];
+      if (isJson(cmd)) printJson({ ok: r.ok, errors: r.errors, files: r.files, policies: r.policies, trust_domains: pinned, ...(served ? { served_trust_domains: served, warnings } : {}) });
+      else if (r.ok) {
+        out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
+        for (const w of warnings) info(`warning: ${w}`);
+        if (!served && pinned.length) info(`note: the policies pin ${count(pinned.length, 'trust domain')}: ${pinned.join(', ')}; --config FILE warns about any the server does not serve`);
+      } else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
       if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${count(r.errors.length, 'problem')} in ${dir}`, EXIT.REFUSED);
     });
   policy
@@ -828,8 +836,12 @@ function pickColumns(rows: readonly Record<string, unknown>[], preferred: readon
   return present.length ? present : Object.keys(rows[0] ?? {}).slice(0, 6);
 }
 
+type PinnedPolicy = { id: string; file: string; line: number; trustDomains?: readonly string[] };
+
 interface PolicyModule {
-  validatePolicyDir?: (dir: string) => { ok: boolean; errors: readonly { file: string; line: number; column: number; message: string }[]; files: readonly string[]; policies: number };
+  validatePolicyDir?: (dir: string) => { ok: boolean; errors: readonly { file: string; line: number; column: number; message: string }[]; files: readonly string[]; policies: number; pinned?: readonly PinnedPolicy[] };
+  unservedTrustDomains?: (policies: Iterable<PinnedPolicy>, served: readonly string[]) => { policy: string; file: string; line: number; trustDomain: string }[];
+  describeUnserved?: (u: { policy: string; file: string; line: number; trustDomain: string }, served: readonly string[]) => string;
   formatPolicyError?: (e: { file: string; line: number; column: number; message: string }) => string;
   runPolicyTests?: (opts: { testFile: string; policyDir?: string }) => Promise<{
     ok: boolean;
@@ -848,6 +860,19 @@ interface PolicyModule {
 async function masterKeyModule(): Promise<{ generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string }> {
   const spec = '../secrets/master-key.js';
   return (await import(spec)) as { generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string };
+}
+
+/** The trust domains the configuration in `path` serves (trust_domain, then the spiffe attestors'); a bad file is a usage error. */
+async function servedTrustDomains(path: string): Promise<readonly string[]> {
+  const configSpec = '../config/load.js';
+  const tdSpec = '../identity/trust-domains.js';
+  const { loadConfigFile } = (await import(configSpec)) as { loadConfigFile(p: string): { trust_domain: string; attestors: readonly { kind: string; trust_domain?: string }[] } };
+  const { trustDomainsOf } = (await import(tdSpec)) as { trustDomainsOf(c: { trust_domain: string; attestors: readonly { kind: string; trust_domain?: string }[] }): { list(): readonly string[] } };
+  try {
+    return trustDomainsOf(loadConfigFile(path)).list();
+  } catch (e) {
+    throw usage(`--config: ${(e as Error).message}`);
+  }
 }
 
 async function policyModule(): Promise<PolicyModule> {

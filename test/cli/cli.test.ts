@@ -350,6 +350,31 @@ test('policy validate reports ok, and file:line problems with exit 1 (offline)',
   assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, false);
 });
 
+test('policy validate: the pinned trust domains as a note; with --config, a warning for each one the server does not serve (exit 0)', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
+  const pol = mkdtempSync(join(dir, 'pol-td-'));
+  writeFileSync(join(pol, 'a.cedar'), '@id("typo")\npermit (principal, action == Tessera::Action::"secret.read", resource) when { principal.trust_domain == "exmaple.org" };\n@id("fine")\npermit (principal == Tessera::Agent::"spiffe://example.org/agent/x", action, resource);\n');
+  const plain = await cli(['policy', 'validate', pol]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr, /note: the policies pin 2 trust domains: example\.org, exmaple\.org; --config FILE warns about any the server does not serve/);
+  const config = join(pol, '..', 'td-tessera.yaml');
+  writeFileSync(config, 'trust_domain: example.org\n');
+  const r = await cli(['policy', 'validate', pol, '--config', config]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ok: 2 policies in 1 file/);
+  assert.match(r.stderr, /^warning: a\.cedar:1: policy "typo" pins trust domain "exmaple\.org", which this Tessera does not serve \(it serves 1 trust domain: example\.org\): it can never match/m);
+  assert.doesNotMatch(r.stderr, /"fine"/);
+  const j = JSON.parse((await cli(['--json', 'policy', 'validate', pol, '--config', config])).stdout) as Record<string, unknown>;
+  assert.deepEqual(j.trust_domains, ['example.org', 'exmaple.org']);
+  assert.deepEqual(j.served_trust_domains, ['example.org']);
+  assert.equal((j.warnings as string[]).length, 1);
+  // A --config that is missing or not a valid configuration is a usage error.
+  assert.equal((await cli(['policy', 'validate', pol, '--config', join(pol, 'nope.yaml')])).code, 2);
+  writeFileSync(config, 'trust_domain: [not, a, string]\n');
+  const badConfig = await cli(['policy', 'validate', pol, '--config', config]);
+  assert.equal(badConfig.code, 2, badConfig.stderr);
+  assert.match(badConfig.stderr, /--config: .*td-tessera\.yaml is invalid:\n  trust_domain: /);
+});
+
 test('policy test runs a YAML table offline; failing cases exit 1 with reasons', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
   const pol = mkdtempSync(join(dir, 'pt-'));
   writeFileSync(join(pol, 'p.cedar'), '@id("read-a") permit(principal, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"a");\n');
