@@ -372,7 +372,7 @@ test('policy validate: the pinned trust domains as a note; with --config, a warn
   writeFileSync(config, 'trust_domain: [not, a, string]\n');
   const badConfig = await cli(['policy', 'validate', pol, '--config', config]);
   assert.equal(badConfig.code, 2, badConfig.stderr);
-  assert.match(badConfig.stderr, /--config: .*td-tessera\.yaml is invalid:\n  trust_domain: /);
+  assert.match(badConfig.stderr, /--config: .*td-tessera\.yaml is invalid:\n {2}trust_domain: /);
 });
 
 test('policy test runs a YAML table offline; failing cases exit 1 with reasons', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
