@@ -2,7 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -22,7 +22,7 @@ import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError } from './policy/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError, unservedTrustDomains, describeUnserved } from './policy/index.js';
 import { count } from './shared/plural.js';
 import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
@@ -205,7 +205,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
-    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
+    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch, servedTrustDomains: trustDomainsOf(config).list() });
     const policy = mode === 'dev'
       ? createDevPolicyEngine({ configuredDir: resolve(config.policy.dir), demoDir: DEMO_POLICY_DIR, make: makePolicy, logger })
       : makePolicy(resolve(config.policy.dir));
@@ -394,10 +394,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
     let joinToken: string | undefined;
+    let joinTokenFile: string | undefined;
     // A configuration may bound join tokens below 1 h, or not enable them at all.
     if (mode === 'dev' && joinAttestor?.kind === 'join_token') {
       const demo = await joinTokens.create({ spiffeId: `spiffe://${config.trust_domain}/ns/healthcare/sa/patient-reader`, ttlMs: Math.min(3_600_000, joinAttestor.max_ttl), labels: {} });
       joinToken = demo.token;
+      // Also in a 0600 file of the data directory: `tessera login --join-token-file` keeps the
+      // token out of the process list and the shell history (a new one replaces it every start).
+      joinTokenFile = join(resolve(config.data_dir), 'demo-join-token');
+      rmSync(joinTokenFile, { force: true });
+      writeFileSync(joinTokenFile, `${demo.token}\n`, { mode: 0o600, flag: 'wx' });
     }
 
     let closed = false;
@@ -405,7 +411,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       url: issuer,
       localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
+      ...(mode === 'dev' && adminToken ? { adminTokenFixed: adminToken === options.rootToken } : {}),
       joinToken,
+      ...(joinTokenFile ? { joinTokenFile } : {}),
       get policy() {
         const st = policy.status();
         return { dir: st.dir, demo: st.demo === true, configuredDir: st.configuredDir ?? st.dir, ids: st.ids };
@@ -535,6 +543,9 @@ export const runtime: Runtime = {
       const v = validatePolicyDir(config.policy.dir);
       for (const e of v.errors) problems.push({ key: 'policy.dir', path: resolve(e.file), message: formatPolicyError(e) });
       if (v.ok) notes.push({ key: 'policy.dir', path: resolve(config.policy.dir), message: `${count(v.policies, 'policy', 'policies')} in ${count(v.files.length, 'file')}, valid` });
+      // Valid Cedar that can never match: a pinned trust domain this configuration does not serve.
+      const served = trustDomainsOf(config).list();
+      for (const u of unservedTrustDomains(v.pinned, served)) notes.push({ key: 'policy.dir', path: resolve(u.file), message: `warning: ${describeUnserved(u, served)}` });
     }
     return { ok: problems.length === 0, config: opts.configPath, problems, notes, warnings: r.warnings, checked };
   },

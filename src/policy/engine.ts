@@ -13,6 +13,7 @@ import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
 import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyAction, type PolicyRequest } from './types.js';
+import { describeUnserved, unservedTrustDomains } from './trust-domains.js';
 
 export interface PolicyEngineOptions {
   readonly dir: string;
@@ -35,6 +36,11 @@ export interface PolicyEngineOptions {
   readonly debounceMs?: number;
   /** Fallback re-check interval, for filesystems where fs.watch misses events (NFS, some bind mounts). Default 5 s. */
   readonly pollIntervalMs?: number;
+  /**
+   * The trust domains this Tessera serves (trust_domain and the spiffe attestors'): each loaded
+   * policy that pins another one is logged as a warning at every load — it can never match.
+   */
+  readonly servedTrustDomains?: readonly string[];
 }
 
 export interface PolicyStatus {
@@ -200,6 +206,11 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     lastReload?.set(1);
     loadedGauge?.set(r.set.policies.size);
     opts.logger.info({ dir: opts.dir, files: r.set.files.length, policies: r.set.policies.size }, 'policy set loaded');
+    if (opts.servedTrustDomains) {
+      for (const u of unservedTrustDomains(r.set.policies.values(), opts.servedTrustDomains)) {
+        opts.logger.warn({ dir: opts.dir, policy: u.policy, trust_domain: u.trustDomain, served: opts.servedTrustDomains }, describeUnserved(u, opts.servedTrustDomains));
+      }
+    }
     return { ok: true, errors: [], policies: r.set.policies.size };
   }
 

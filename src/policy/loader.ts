@@ -3,6 +3,7 @@ import { join, relative, sep } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { SCHEMA_TEXT, USER_SCHEMA_TEXT } from './schema.js';
 import { credentialLike } from '../shared/credential-like.js';
+import { trustDomainsPinnedBy } from './trust-domains.js';
 
 /** A problem in a policy file, located the way editors and CI annotations expect. */
 export interface PolicyFileError {
@@ -26,6 +27,8 @@ export interface LoadedPolicy {
   readonly literals: readonly string[];
   /** Whose decisions it takes part in: the acting workload's (`agent`) or a person's (`user`); see principalKindOf. */
   readonly principals: 'agent' | 'user';
+  /** The trust domains the policy pins (trust-domains.ts), lower-case. */
+  readonly trustDomains?: readonly string[];
 }
 
 const MAX_LITERALS = 1000;
@@ -209,7 +212,8 @@ export function loadPolicySources(sources: readonly { file: string; text: string
         errors.push({ file, ...at, message: `duplicate policy id "${id}" (also at ${prev.file}:${prev.line}); @id annotations must be unique across the directory` });
         return;
       }
-      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions, literals, principals });
+      const trustDomains = json.type === 'success' ? trustDomainsPinnedBy(json.json) : [];
+      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions, literals, principals, trustDomains });
       where.set(id, { file, text, start });
     });
   }
@@ -242,7 +246,9 @@ export function loadPolicySources(sources: readonly { file: string; text: string
 }
 
 /** `tessera policy validate <dir>`: every problem in the directory, formatted `file:line:col: message`. */
-export function validatePolicyDir(dir: string): { ok: boolean; errors: readonly PolicyFileError[]; files: readonly string[]; policies: number } {
+export function validatePolicyDir(dir: string): { ok: boolean; errors: readonly PolicyFileError[]; files: readonly string[]; policies: number; pinned: readonly { id: string; file: string; line: number; trustDomains?: readonly string[] }[] } {
   const r = loadPolicyDir(dir);
-  return r.ok ? { ok: true, errors: [], files: r.set.files, policies: r.set.policies.size } : { ok: false, errors: r.errors, files: r.files, policies: 0 };
+  return r.ok
+    ? { ok: true, errors: [], files: r.set.files, policies: r.set.policies.size, pinned: [...r.set.policies.values()].map(({ id, file, line, trustDomains }) => ({ id, file, line, trustDomains })) }
+    : { ok: false, errors: r.errors, files: r.files, policies: 0, pinned: [] };
 }

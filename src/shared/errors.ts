@@ -125,7 +125,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_JOIN_TOKEN_INVALID: { status: 400, oauth: 'invalid_grant', description: 'The join token is unknown or expired.' },
   TESSERA_JOIN_TOKEN_REUSED: { status: 400, oauth: 'invalid_grant', description: 'The join token was already used; join tokens are one-time. The attempt is audited.' },
   TESSERA_JOIN_TOKEN_TTL_INVALID: { status: 400, description: 'Join token TTL must be between 1 second and 1 hour.' },
-  TESSERA_AGENT_REVOKED: { status: 400, oauth: 'invalid_grant', description: 'The agent is revoked; logins are refused until the revocation expires or is lifted.' },
+  TESSERA_AGENT_REVOKED: { status: 400, oauth: 'invalid_grant', description: 'The agent is revoked; logins are refused until the revocation expires or an operator lifts it: the message and details.revocation_id name the revocation (`tessera revoke lift <id>`).' },
   TESSERA_KEY_UNAVAILABLE: { status: 503, description: 'No active signing key is available.' },
   TESSERA_BUNDLE_INVALID: { status: 500, description: 'A configured SPIFFE trust bundle or JWKS could not be loaded or parsed.' },
 

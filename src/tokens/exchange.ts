@@ -12,6 +12,7 @@ import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
 import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
 import { DOWNSTREAM_TOKEN_TYP } from './service.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
@@ -139,6 +140,22 @@ export interface TokenExchangeDeps {
  * refusal only, never to grant anything): its `typ` is a task or downstream token's, or it is a
  * `JWT` whose `iss` is this Tessera.
  */
+/**
+ * TESSERA_AGENT_REVOKED saying what lifts it: the revocation's id and end, with the step in
+ * `details.next_step` (the CLI shows `tessera revoke lift <id>`). The id is an opaque handle only
+ * an admin token can act on.
+ */
+function agentRevoked(revocations: RevocationChecker, spiffeId: string): TesseraError {
+  const r = revocations.agentRevocation?.(spiffeId);
+  if (!r) {
+    const step = NEXT_STEPS.listRevocations();
+    return new TesseraError('TESSERA_AGENT_REVOKED', `this agent is revoked; logins are refused until the revocation expires or an operator lifts it (find it with ${step.route})`, { next_step: step });
+  }
+  const step = NEXT_STEPS.liftRevocation(r.id);
+  const until = r.expiresAt === null ? 'until an operator lifts it' : `until ${new Date(r.expiresAt).toISOString()} or until an operator lifts it`;
+  return new TesseraError('TESSERA_AGENT_REVOKED', `this agent is revoked (revocation ${r.id}); logins are refused ${until}: ${step.route}`, { revocation_id: r.id, next_step: step });
+}
+
 function tesseraTokenKind(token: string, issuer: string): 'agent' | 'task' | 'downstream' | undefined {
   const parts = token.split('.');
   if (parts.length !== 3 || token.length > 16_384) return undefined;
@@ -291,18 +308,14 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
           // the revocation is lifted or expires.
           admit(id) {
             spiffeId = id;
-            if (revocations.isAgentRevoked(id)) {
-              throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
-            }
+            if (revocations.isAgentRevoked(id)) throw agentRevoked(revocations, id);
           },
         });
         spiffeId = identity.spiffeId;
         // Only a VERIFIED identity is charged (an unverified claim could drain another agent's bucket).
         if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
-        if (revocations.isAgentRevoked(identity.spiffeId)) {
-          throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
-        }
+        if (revocations.isAgentRevoked(identity.spiffeId)) throw agentRevoked(revocations, identity.spiffeId);
         const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task

@@ -168,7 +168,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       // delegates tasks; a person's access_token, id_token or jwt with an actor_token acts for them.
       subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN, 'urn:ietf:params:oauth:token-type:id_token'],
       dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
-      service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
+      service_documentation: `${issuer}/v1/openapi.json`,
     });
   });
 }

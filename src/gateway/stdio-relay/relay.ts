@@ -66,7 +66,7 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRe
   };
 
   if ((options.tokenFile ? 1 : 0) + (options.joinToken ? 1 : 0) + (options.loginFile ? 1 : 0) !== 1) {
-    return fail('TESSERA_CLI_USAGE', 'give exactly one of --token-file <path> (a projected workload token, refreshed automatically), --login-file <path> (a person\'s login from `tessera login --oidc`) or --join-token <token> (one-time, for a quick start)', RELAY_EXIT.USAGE);
+    return fail('TESSERA_CLI_USAGE', 'give exactly one of --token-file <path> (a projected workload token, refreshed automatically), --login-file <path> (a person\'s login from `tessera login --oidc`) or --join-token <token> / --join-token-file <path> (one-time, for a quick start)', RELAY_EXIT.USAGE);
   }
   let addr: string;
   let mcpUrl: URL;
