@@ -33,6 +33,7 @@ import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
+import { createExposureService, registerExposureRoutes } from './exposure/index.js';
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -51,6 +52,8 @@ const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
 const RECONCILE_INTERVAL_MS = 5 * 60_000;
 const REVOCATION_REFRESH_MS = 30_000;
+/** How often expired token windows are swept closed (and observed by tessera_credential_exposure_seconds). */
+const EXPOSURE_SWEEP_MS = 15_000;
 
 export interface StartOptions {
   readonly config: TesseraConfig;
@@ -215,7 +218,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await postgresEngine.start();
     cleanups.push(() => postgresEngine.stop());
     const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
-    const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
+    // Exposure windows (src/exposure, docs/exposure.md): written by the issuers, closed by revocations.
+    const exposure = createExposureService({ store, clock, metrics, logger });
+    exposure.start();
+    cleanups.push(() => exposure.close()); // after the gateway closed (its connections' secret uses), before the store
+    const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics, exposure });
     // On shutdown, let clean-ups of failed issuances finish (each bounded by the engine timeout)
     // before the engines and the store close; what does not finish is recovered at the next start.
     cleanups.push(() => leases.idle());
@@ -228,7 +235,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     agentRegistry.start();
     cleanups.push(() => agentRegistry.close());
     const revocations = createRevocationService({
-      store, clock, audit, leases, trustDomains, agents: agentRegistry,
+      store, clock, audit, leases, trustDomains, agents: agentRegistry, exposure,
       onRevoke: (source, changed) => {
         // Defence in depth: every cache also re-checks revocation on each hit (docs/adr/0061).
         if (changed) epoch.bump('revocation');
@@ -266,6 +273,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       setInterval(leaderJob('tessera-lease-reconcile', () => leases.reconcile()), RECONCILE_INTERVAL_MS),
       // Safety net for missed notifications; also drops expired revocations from memory.
       setInterval(() => void revocations.refresh().catch(() => undefined), REVOCATION_REFRESH_MS),
+      // Expired token windows are marked closed and observed by the histogram (no per-token timer).
+      setInterval(leaderJob('tessera-exposure-sweep', () => exposure.sweepOnce()), EXPOSURE_SWEEP_MS),
     ];
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));
@@ -315,7 +324,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -330,7 +339,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
-    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -353,13 +362,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
     registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
+    registerExposureRoutes(app, { exposure, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
