@@ -33,7 +33,7 @@ import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
-import { createExposureService, registerExposureRoutes } from './exposure/index.js';
+import { createExposureService, registerExposureRoutes, type ExposureService } from './exposure/index.js';
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -76,6 +76,8 @@ export interface RunningTessera extends RunningServer {
   readonly store: Store;
   readonly audit: AuditLog;
   readonly metrics: MetricsRegistry;
+  /** Exposure windows (tests run its sweep and flush by hand). */
+  readonly exposure: ExposureService;
 }
 
 /** Resolves `host:0` to a free port so the issuer URL is known before the server listens. */
@@ -401,6 +403,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       store,
       audit,
       metrics,
+      exposure,
       async close() {
         if (closed) return;
         closed = true;
