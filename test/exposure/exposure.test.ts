@@ -14,9 +14,19 @@ import { MemoryEngine } from '../helpers/memory-engine.js';
 import { createTestDatabase } from '../helpers/postgres.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import type { ToolProvider } from '../../src/gateway/index.js';
+import { runCli, type Runtime } from '../../src/cli/index.js';
 import { ORCH, SUB, TASK_POLICIES, openTask, delegate, policyDir } from '../tasks/helpers.js';
 
 const S = 1000;
+const reject = (): Promise<never> => Promise.reject(new Error('not used'));
+const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
+
+async function cli(h: Harness, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, runtime, { stdout: { write: (x: string) => ((stdout += x), true) }, stderr: { write: (x: string) => ((stderr += x), true) }, env: { TESSERA_ADDR: h.url, TESSERA_TOKEN: h.adminToken } });
+  return { code, stdout, stderr };
+}
 
 function group(report: any, key: string): any {
   const g = report.groups.find((x: any) => x.key === key);
@@ -173,6 +183,7 @@ test('a secret injected by a gateway tool is exposed for the call\'s duration', 
       clock.advance(2 * S); // the upstream call takes 2 s
       return { content: [{ type: 'text', text: 'done' }] };
     },
+    async close() {},
   };
   const policies = `${TASK_POLICIES}\n@id("vault-fetch") permit (principal, action == Tessera::Action::"tool.call", resource == Tessera::Tool::"vault/fetch");\n`;
   const h = await startHarness({ policyDir: policyDir(policies), clock, providers: [vault] });
@@ -192,6 +203,20 @@ test('a secret injected by a gateway tool is exposed for the call\'s duration', 
   assert.equal(await metric(h, 'tessera_credential_exposure_seconds_count{kind="secret_use"}'), 1);
   const row = await h.tessera.store.get<{ resource: string }>("SELECT resource FROM exposures WHERE kind = 'secret_use'");
   assert.equal(row?.resource, 'kv/team/api-key -> vault__fetch');
+
+  // The CLI: a readable table, and the API's own JSON with --json.
+  const human = await cli(h, ['exposure', '--by', 'agent', '--since', '1h']);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^exposure by agent since \S+/);
+  assert.match(human.stdout, /AGENT\s+COUNT\s+LIVE\s+P50\s+P95\s+MAX\s+CREDENTIAL-SECONDS/);
+  assert.ok(human.stdout.split('\n').some((l) => l.startsWith(ORCH) && /\s2\s+1\s+/.test(l)), human.stdout);
+  assert.match(human.stdout, /live now \(1\):\nKIND\s+ID\s+AGENT/);
+  assert.doesNotMatch(human.stdout, new RegExp(token.slice(-20)));
+  const json = await cli(h, ['exposure', '--kind', 'secret_use', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout).groups, [{ key: 'secret_use', count: 1, live: 0, p50_s: 2, p95_s: 2, max_s: 2, credential_seconds: 2 }]);
+  const bad = await cli(h, ['exposure', '--since', 'yesterday']);
+  assert.equal(bad.code, 2, 'a malformed --since is refused before any request');
 });
 
 test('bad query values are refused, each with its code', async (t) => {
