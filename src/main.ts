@@ -33,6 +33,7 @@ import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
+import { createExposureService, registerExposureRoutes, type ExposureService } from './exposure/index.js';
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -53,6 +54,8 @@ const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
 const RECONCILE_INTERVAL_MS = 5 * 60_000;
 const REVOCATION_REFRESH_MS = 30_000;
+/** How often expired token windows are swept closed (and observed by tessera_credential_exposure_seconds). */
+const EXPOSURE_SWEEP_MS = 15_000;
 
 export interface StartOptions {
   readonly config: TesseraConfig;
@@ -75,6 +78,8 @@ export interface RunningTessera extends RunningServer {
   readonly store: Store;
   readonly audit: AuditLog;
   readonly metrics: MetricsRegistry;
+  /** Exposure windows (tests run its sweep and flush by hand). */
+  readonly exposure: ExposureService;
 }
 
 /** Resolves `host:0` to a free port so the issuer URL is known before the server listens. */
@@ -217,7 +222,11 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await postgresEngine.start();
     cleanups.push(() => postgresEngine.stop());
     const engines: DynamicEngine[] = [postgresEngine.engine, ...(options.engines ?? [])];
-    const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics });
+    // Exposure windows (src/exposure, docs/exposure.md): written by the issuers, closed by revocations.
+    const exposure = createExposureService({ store, clock, metrics, logger });
+    exposure.start();
+    cleanups.push(() => exposure.close()); // after the gateway closed (its connections' secret uses), before the store
+    const leases = createLeaseService({ store, clock, audit, engines, maxRevokeAttempts: config.leases.revoke_max_attempts, metrics, exposure });
     // On shutdown, let clean-ups of failed issuances finish (each bounded by the engine timeout)
     // before the engines and the store close; what does not finish is recovered at the next start.
     cleanups.push(() => leases.idle());
@@ -230,7 +239,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     agentRegistry.start();
     cleanups.push(() => agentRegistry.close());
     const revocations = createRevocationService({
-      store, clock, audit, leases, trustDomains, agents: agentRegistry,
+      store, clock, audit, leases, trustDomains, agents: agentRegistry, exposure,
       onRevoke: (source, changed) => {
         // Defence in depth: every cache also re-checks revocation on each hit (docs/adr/0061).
         if (changed) epoch.bump('revocation');
@@ -268,6 +277,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       setInterval(leaderJob('tessera-lease-reconcile', () => leases.reconcile()), RECONCILE_INTERVAL_MS),
       // Safety net for missed notifications; also drops expired revocations from memory.
       setInterval(() => void revocations.refresh().catch(() => undefined), REVOCATION_REFRESH_MS),
+      // Expired token windows are marked closed and observed by the histogram (no per-token timer).
+      setInterval(leaderJob('tessera-exposure-sweep', () => exposure.sweepOnce()), EXPOSURE_SWEEP_MS),
     ];
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));
@@ -336,7 +347,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
     const exchange = createTokenExchange({
       ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
-      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store,
       userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
@@ -352,7 +363,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
-    const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -376,13 +387,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
-    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
     registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
+    registerExposureRoutes(app, { exposure, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
@@ -422,6 +434,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       store,
       audit,
       metrics,
+      exposure,
       async close() {
         if (closed) return;
         closed = true;

@@ -63,6 +63,9 @@ export class AdminClient {
   revokeLease(id: string) {
     return this.req<Record<string, unknown>>('DELETE', `/v1/admin/leases/${encodeURIComponent(id)}`);
   }
+  exposure(query: { by?: string; since?: string; kind?: string }) {
+    return this.req<ExposureJson>('GET', '/v1/admin/exposure', { query });
+  }
   listTasks(query: { root?: string; agent?: string; sub?: string; user?: string; roots?: boolean; state?: string; since?: string; before?: string; limit?: number }) {
     return this.req<{ tasks: Record<string, unknown>[]; next?: string }>('GET', '/v1/admin/tasks', { query });
   }
@@ -89,6 +92,18 @@ export class AdminClient {
 }
 
 /** A node of GET /v1/admin/tasks/:txn (docs/tasks.md "The task tree"). */
+/** GET /v1/admin/exposure (docs/exposure.md). */
+export interface ExposureJson {
+  generated_at: string;
+  since: string;
+  by: string;
+  kind: string | null;
+  groups: { key: string; count: number; live: number; p50_s: number; p95_s: number; max_s: number; credential_seconds: number }[];
+  live: { kind: string; id: string; agent: string; task: string | null; user: string | null; issued_at: string; expires_at: string; remaining_s: number }[];
+  live_total?: number;
+  truncated?: boolean;
+}
+
 export interface TaskNodeJson {
   txn?: unknown;
   [k: string]: unknown;

@@ -14,6 +14,7 @@ import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
+import { registerExposureCommand } from './exposure.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -632,6 +633,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- tasks ----------------------------------------------------------------------
   registerTaskCommands(program, { admin, isJson, out, printJson });
+
+  // --- exposure windows -----------------------------------------------------------------
+  registerExposureCommand(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');

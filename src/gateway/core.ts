@@ -27,7 +27,7 @@ import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
 import { MCP_TOOL_NAME, exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
 import { describeArgumentErrors } from './schema-errors.js';
-import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
+import type { GatewayTool, SecretUseRecorder, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
 /** JSON-RPC error codes the gateway answers with (docs/gateway.md "Errors"). */
@@ -85,6 +85,8 @@ export interface GatewayCoreDeps {
   readonly auditArgumentValues: boolean;
   /** How tools/list names tools (gateway.tool_name_format); default `server__tool`. */
   readonly toolNameFormat?: ToolNameFormat;
+  /** Records each kv secret a declarative tool injected, for the call's duration (ADR 0150). */
+  readonly secretUses?: SecretUseRecorder;
 }
 
 export interface ListedTool {
@@ -425,6 +427,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       const allHits: ScrubHit[] = [];
       let replaced = 0;
       const callSecrets: SecretInput[] = [];
+      const uses: { path: string; at: number }[] = [];
       let baseSecrets: readonly SecretInput[] = NO_SECRETS;
       let secretName = false;
 
@@ -580,6 +583,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             resolveSecret: async (path) => {
               const v = await deps.injector.resolveSecret(p, path, where(caller));
               callSecrets.push({ value: v, label: `kv/${path}` });
+              if (deps.secretUses) uses.push({ path, at: deps.secretUses.now() });
               return v;
             },
             issueCredential: async (engine, role, ttlMs) => {
@@ -593,7 +597,16 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             },
             downstreamToken: (audience, ttlMs) => deps.injector.downstreamToken(p, audience, ttlMs, where(caller)),
           };
-          result = await providers.get(server)!.callTool(tool, args, ctx);
+          try {
+            result = await providers.get(server)!.callTool(tool, args, ctx);
+          } finally {
+            // Each injected secret was exposed to the upstream for the rest of the call.
+            const su = deps.secretUses;
+            if (su && uses.length) {
+              const end = su.now();
+              for (const u of uses) su.recordUse({ agent: p.spiffeId, task: p.task ?? null, root: p.rootTask ?? p.task ?? null, user: p.user ?? null, resource: `kv/${u.path} -> ${server}__${tool}`, startedAt: u.at, endedAt: end });
+            }
+          }
         }
         upstreamStatus = result.isError ? 'tool_error' : 'ok';
       } catch (e) {

@@ -17,7 +17,7 @@ import type { LimitAuditor } from '../shared/limit-audit.js';
 import { createGatewayCore } from './core.js';
 import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
-import type { ToolProvider } from './types.js';
+import type { SecretUseRecorder, ToolProvider } from './types.js';
 import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
 import type { DownstreamTokens } from './downstream.js';
@@ -60,6 +60,8 @@ export interface GatewayDeps {
   readonly downstream?: DownstreamTokens;
   /** Tessera's data directory: `gateway.upstream_work_dir` must not be inside it. */
   readonly dataDir?: string;
+  /** Exposure windows of injected kv secrets (src/exposure, ADR 0150). */
+  readonly secretUses?: SecretUseRecorder;
 }
 
 export interface Gateway {
@@ -125,12 +127,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
   const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
-    injector, audit, logger, version, processes, ...(isolation ? { isolation } : {}),
+    injector, audit, logger, version, processes, ...(isolation ? { isolation } : {}), ...(deps.secretUses ? { secretUses: deps.secretUses } : {}),
     callTimeoutMs: config.call_timeout, maxResultBytes: config.max_result_bytes, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
   }));
   const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
 
-  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format });
+  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}) });
 
   const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
 

@@ -24,6 +24,16 @@ export type ToolResult = {
   readonly isError?: boolean;
 };
 
+/**
+ * Exposure windows (src/exposure, ADR 0150): each injected kv secret is recorded as one use, from
+ * its resolution to the end of the call (declarative tools) or of the connection it was injected
+ * into (upstream servers).
+ */
+export interface SecretUseRecorder {
+  now(): number;
+  recordUse(use: { agent: string; task: string | null; root: string | null; user: string | null; resource: string; startedAt: number; endedAt: number }): void;
+}
+
 /** Everything a provider may use while serving one call, supplied by the gateway core. */
 export interface ToolCallContext {
   readonly principal: AgentPrincipal;

@@ -27,7 +27,7 @@ import type { AuditWriter } from '../audit/port.js';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
-import type { GatewayTool, ToolResult } from './types.js';
+import type { GatewayTool, SecretUseRecorder, ToolResult } from './types.js';
 import type { HttpServerConfig, InjectedValue, StdioServerConfig, UpstreamServerConfig } from './config.js';
 import type { SecretInput } from './scrub/index.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
@@ -73,6 +73,8 @@ export interface UpstreamDeps {
   readonly version: string;
   /** run_as (src/gateway/isolation.ts); required when the server has `run_as`. */
   readonly isolation?: Isolation;
+  /** Records each kv secret injected into a connection, from its resolution to the connection's end (ADR 0150). */
+  readonly secretUses?: SecretUseRecorder;
 }
 
 export interface UpstreamListing {
@@ -123,6 +125,8 @@ interface Conn {
   readonly sessionId: string;
   client?: Client;
   secrets: SecretInput[];
+  /** kv secrets injected into this connection and when (exposure windows end when it stops). */
+  uses: { path: string; at: number }[];
   leases: string[];
   tools?: Promise<GatewayTool[]>;
   ready: Promise<void>;
@@ -157,6 +161,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if ('secret' in v) {
       const value = await deps.injector.resolveSecret(conn.principal, v.secret, where);
       conn.secrets.push({ value, label: `kv/${v.secret}` });
+      if (deps.secretUses) conn.uses.push({ path: v.secret, at: deps.secretUses.now() });
       return value;
     }
     const { engine, role, field, ttl } = v.credential;
@@ -331,6 +336,13 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if (conn.closed) return;
     conn.closed = true;
     conn.closeCause = cause;
+    const su = deps.secretUses;
+    if (su && conn.uses.length) {
+      const end = su.now();
+      const p = conn.principal;
+      for (const u of conn.uses) su.recordUse({ agent: p.spiffeId, task: p.task ?? null, root: p.rootTask ?? p.task ?? null, user: p.user ?? null, resource: `kv/${u.path} -> ${config.name}`, startedAt: u.at, endedAt: end });
+      conn.uses = [];
+    }
     if (conn.idle) clearTimeout(conn.idle);
     if (conns.get(conn.key) === conn) conns.delete(conn.key);
     const client = conn.client;
@@ -386,7 +398,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     const key = keyOf(caller);
     let conn = conns.get(key);
     if (!conn || conn.closed) {
-      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], leases: [], inflight: 0, calls: new Set(), closed: false, ready: Promise.resolve() };
+      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], uses: [], leases: [], inflight: 0, calls: new Set(), closed: false, ready: Promise.resolve() };
       fresh.ready = connect(fresh, caller.where);
       conns.set(key, fresh);
       conn = fresh;

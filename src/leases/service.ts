@@ -150,6 +150,8 @@ export interface LeaseServiceDeps {
   readonly revokeBatchSize?: number;
   /** Called when a background reaper pass throws (e.g. the store or audit is down). */
   readonly onReaperError?: (err: unknown) => void;
+  /** Exposure windows (src/exposure, ADR 0150): told of every lease moved to `revoked` (its backend credential dropped). */
+  readonly exposure?: { leaseClosed(createdAt: number, revokedAt: number): void };
 }
 
 interface LeaseRow {
@@ -176,6 +178,9 @@ const COLUMNS = 'id, engine, role, path, owner_agent, task_id, user_id, state, e
 const SYSTEM: AuditActor = { id: 'system' };
 /** Leases whose credential may still exist in the backend. */
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
+
+/** Whether a lease revoked for this cause had been handed out (a failed or abandoned issuance never was). */
+const handedOut = (cause: string): boolean => cause !== 'create_failed' && cause !== 'abandoned_intent';
 
 function toLease(r: LeaseRow): Lease {
   return {
@@ -353,11 +358,13 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       // `revoked` is recorded with its event or not at all (ADR 0041): if the audit is down the
       // lease stays `disabled` (true: the credential is unusable, and gone) with its next attempt
       // due, and the reaper disables and drops it again (idempotent) and records it then.
-      await audit.commit(
+      const at = clock.now();
+      const moved = await audit.commit(
         store,
-        async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [clock.now(), id])).changes > 0,
-        (moved) => (moved ? revokedEvent(row, cause, ctx) : null),
+        async (tx) => (await tx.run(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [at, id])).changes > 0,
+        (m) => (m ? revokedEvent(row, cause, ctx) : null),
       );
+      if (moved && handedOut(row.revoke_cause ?? cause)) deps.exposure?.leaseClosed(Number(row.created_at), at);
       return 'revoked';
     }
     failures?.inc({ engine: row.engine, stage });
@@ -497,11 +504,13 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       const dmarks = dropped.map(() => '?').join(', ');
       const byId = new Map(dropped.map((r) => [r.id, r]));
       try {
-        await audit.commit(
+        const at = clock.now();
+        const moved = await audit.commit(
           store,
-          (tx) => tx.all<{ id: string }>(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'disabled', 'irrevocable') RETURNING id`, [clock.now(), ...dropped.map((r) => r.id)]),
-          (moved) => (moved.length ? moved.map((m) => revokedEvent(byId.get(m.id)!, cause, ctx)) : null),
+          (tx) => tx.all<{ id: string }>(`UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id IN (${dmarks}) AND state IN ('revoking', 'disabled', 'irrevocable') RETURNING id`, [at, ...dropped.map((r) => r.id)]),
+          (m) => (m.length ? m.map((x) => revokedEvent(byId.get(x.id)!, cause, ctx)) : null),
         );
+        for (const m of moved) if (handedOut(byId.get(m.id)!.revoke_cause ?? cause)) deps.exposure?.leaseClosed(Number(byId.get(m.id)!.created_at), at);
         for (const row of dropped) settled(row.id, 'revoked');
       } catch (error) {
         for (const row of dropped) settled(row.id, { error });
@@ -861,16 +870,20 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
           if (!row || creating.has(id)) continue;
           // The credential is gone from the backend: nothing left to drop, the lease is over —
           // recorded with its event or not at all (ADR 0041).
+          const at = clock.now();
           const moved = await audit.commit(
             store,
             async (tx) =>
               (await tx.run(
                 `UPDATE leases SET state = 'revoked', revoked_at = ?, next_attempt_at = NULL, revoke_cause = COALESCE(revoke_cause, 'reconcile_missing') WHERE id = ? AND state IN ${OPEN_STATES}`,
-                [clock.now(), id],
+                [at, id],
               )).changes > 0,
             (m) => (m ? { kind: 'lease.revoked', actor: SYSTEM, action: 'lease.reconcile', resource: `${row.engine}/${row.role}`, result: 'success', details: { lease_hmac: audit.hmac(id), cause: 'reconcile_missing' } } : null),
           );
-          if (moved) missing++;
+          if (moved) {
+            missing++;
+            deps.exposure?.leaseClosed(Number(row.created_at), at);
+          }
         }
       }
       return { orphansDropped, missing };

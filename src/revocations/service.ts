@@ -11,6 +11,7 @@ import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-doma
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
 import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
+import { closeForRevocation, reopenClosedBy, type ClosedWindow, type ClosingRevocation } from '../exposure/store.js';
 
 /**
  * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
@@ -80,6 +81,12 @@ export interface RevocationServiceDeps {
   readonly trustDomains: Pick<TrustDomains, 'accepts' | 'list' | 'own'>;
   /** Whether an agent has ever logged in (src/identity/agent-registry.ts); default: a lookup in the `agents` table. */
   readonly agents?: { isKnown(spiffeId: string): Promise<boolean> };
+  /**
+   * Exposure windows (src/exposure, ADR 0150): a revocation closes the windows of the tokens it
+   * refuses in its own commit; a lift reopens them. `observe` gets the windows closed (histogram).
+   * Absent: windows are still closed, nothing is observed.
+   */
+  readonly exposure?: { observe(closed: readonly ClosedWindow[]): void };
 }
 
 interface Row {
@@ -135,6 +142,9 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   /** Active (not lifted) revocations by id, and `kind \0 target` → ids. */
   let byId = new Map<string, Revocation>();
   let byTarget = new Map<string, Set<string>>();
+
+  /** Whether the first load from the store is done (later loads may bring revocations other replicas recorded). */
+  let loaded = false;
 
   /** Ids recorded locally while a refresh is reading the store, so the swap cannot drop them. */
   let recordedDuringRefresh: Set<string> | undefined;
@@ -216,14 +226,41 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     } as const;
     add(r);
     recordedDuringRefresh?.add(r.id);
+    let closed: ClosedWindow[];
     try {
-      await audit.commit(store, (tx) => tx.run('INSERT INTO revocations (id, kind, target, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [r.id, kind, target, reason, r.createdAt, expiresAt]), event);
+      // The windows of what it refuses close with the revocation's own row and event.
+      closed = await audit.commit(store, async (tx) => {
+        await tx.run('INSERT INTO revocations (id, kind, target, reason, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)', [r.id, kind, target, reason, r.createdAt, expiresAt]);
+        return closeForRevocation(tx, closing(r), r.createdAt);
+      }, event);
     } catch (e) {
       remove(r.id);
       throw e;
     }
+    deps.exposure?.observe(closed);
     notify('local');
     return r;
+  }
+
+  function closing(r: Revocation): ClosingRevocation {
+    return { id: r.id, kind: r.kind, target: r.target, at: r.createdAt, ...(r.kind === 'token' ? { jtiHmac: audit.hmac(r.target) } : {}) };
+  }
+
+  /**
+   * Revocations this replica learnt from the store (recorded by another replica): their windows
+   * were closed by the recording replica, but a token this replica issued before it heard of
+   * them was not yet in the store then. Closing again is idempotent (open rows only).
+   */
+  async function closeLearnt(learnt: readonly Revocation[]): Promise<void> {
+    const now = clock.now();
+    for (const r of learnt) {
+      try {
+        deps.exposure?.observe(await closeForRevocation(store, closing(r), now));
+      } catch {
+        // Bookkeeping only: the refusal is in force; the next refresh tries again.
+        return;
+      }
+    }
   }
 
   function inEffectError(r: Revocation, e: TesseraError, counts?: RevokeCounts): TesseraError {
@@ -333,10 +370,11 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (!row || row.lifted_at !== null) return notFound();
       const now = clock.now();
       // Lifted in the store together with its event, and only then in memory: until the lift is
-      // recorded, the revocation stays enforced.
-      await audit.commit(store, async (tx) => {
+      // recorded, the revocation stays enforced. The token windows it closed reopen (ADR 0150).
+      const reopened = await audit.commit(store, async (tx) => {
         const { changes } = await tx.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
         if (changes === 0) notFound();
+        return reopenClosedBy(tx, id, now);
       }, {
         kind: 'revocation.lifted',
         actor: ctx.actor ?? { id: 'system' },
@@ -347,6 +385,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       });
       remove(id);
       notify('local');
+      // Windows another revocation in force still refuses close again, from now.
+      if (reopened > 0) await closeLearnt([...byId.values()].filter((x) => x.kind !== 'lease'));
       return { ...toRevocation(row), liftedAt: now };
     },
 
@@ -392,9 +432,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       }
       // Swapped in one step: a check never sees a half-loaded index.
       const changed = nextId.size !== byId.size || [...nextId.keys()].some((id) => !byId.has(id));
+      const learnt = loaded ? [...nextId.values()].filter((r) => !byId.has(r.id) && r.kind !== 'lease') : [];
       byId = nextId;
       byTarget = nextTarget;
+      loaded = true;
       notify('refresh', changed);
+      if (learnt.length) await closeLearnt(learnt);
     },
   };
   return service;

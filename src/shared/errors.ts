@@ -167,6 +167,12 @@ export const ERROR_CATALOGUE = {
   TESSERA_REVOCATION_INVALID: { status: 400, description: 'The revocation kind or target is invalid.' },
   TESSERA_REVOCATION_NOT_FOUND: { status: 404, description: 'No such revocation; list them with GET /v1/admin/revocations.' },
 
+  // --- exposure windows (src/exposure; docs/exposure.md) ---------------------------------
+  TESSERA_EXPOSURE_BY_INVALID: { status: 400, description: '`by` of GET /v1/admin/exposure is not one of `agent`, `task`, `user`, `kind`.' },
+  TESSERA_EXPOSURE_SINCE_INVALID: { status: 400, description: '`since` of GET /v1/admin/exposure is neither an RFC 3339 time (`2026-01-01T00:00:00Z`) nor a duration back from now (`90s`, `30m`, `24h`, `7d`), or lies in the future or more than 366 days back.' },
+  TESSERA_EXPOSURE_KIND_INVALID: { status: 400, description: '`kind` of GET /v1/admin/exposure is not one of `agent_token`, `task_token`, `lease`, `secret_use`.' },
+  TESSERA_EXPOSURE_QUERY_INVALID: { status: 400, description: 'GET /v1/admin/exposure got a query parameter it does not know, or one twice; it takes `by`, `since` and `kind`.' },
+
   // --- limits and transport guards (per-principal limits, Origin/Host checks) ----------
   TESSERA_REQUEST_ORIGIN_NOT_ALLOWED: { status: 403, oauth: 'invalid_request', description: 'The request carries an `Origin` header that is not in `server.allowed_origins` (nor Tessera\'s own origin); browsers on other sites may not call Tessera (MCP transport spec 2025-11-25, DNS rebinding defence). Add the origin to `server.allowed_origins` if it is yours.' },
   TESSERA_REQUEST_HOST_NOT_ALLOWED: { status: 403, oauth: 'invalid_request', description: 'The `Host` header names neither the address Tessera listens on, nor `server.public_url`, nor an entry of `server.allowed_hosts` (checked on loopback listeners and whenever `server.allowed_hosts` is set: DNS rebinding defence). Use the configured address, or add the name to `server.allowed_hosts`.' },

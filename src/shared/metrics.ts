@@ -37,6 +37,7 @@ export class Counter implements Metric {
 export class Gauge implements Metric {
   private readonly values = new Map<string, number>();
   private collector: (() => number | Promise<number>) | undefined;
+  private labelledCollector: (() => Promise<readonly { readonly labels: Labels; readonly value: number }[]>) | undefined;
   constructor(readonly name: string, readonly help: string) {}
   set(value: number, labels?: Labels): void {
     this.values.set(labelKey(labels), value);
@@ -52,8 +53,13 @@ export class Gauge implements Metric {
   collect(fn: () => number | Promise<number>): void {
     this.collector = fn;
   }
+  /** Compute labelled values at scrape time (each series is set; series not returned keep their value). */
+  collectLabelled(fn: () => Promise<readonly { readonly labels: Labels; readonly value: number }[]>): void {
+    this.labelledCollector = fn;
+  }
   async refresh(): Promise<void> {
     if (this.collector) this.set(await this.collector());
+    if (this.labelledCollector) for (const { labels, value } of await this.labelledCollector()) this.set(value, labels);
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];

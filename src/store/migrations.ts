@@ -277,6 +277,33 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    // Exposure windows (src/exposure, docs/exposure.md, ADR 0150): one row per agent token, task
+    // token and injected secret use, issued → closed (revoked, or expired once the sweep has seen
+    // it). `id` is the token's jti HMAC (never the token) or a `use_…` id. Lease windows are the
+    // `leases` rows themselves (created_at → revoked_at); `leases_created` serves the report.
+    // Open rows are few (the sweep closes expired ones), so `exposures_open` serves the closings.
+    id: 150,
+    name: 'exposures',
+    sql: [
+      `CREATE TABLE exposures (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        task TEXT,
+        root TEXT,
+        user_id TEXT,
+        resource TEXT,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        closed_at BIGINT,
+        closed_by TEXT
+      )`,
+      `CREATE INDEX exposures_issued ON exposures (issued_at)`,
+      `CREATE INDEX exposures_open ON exposures (closed_at, expires_at)`,
+      `CREATE INDEX leases_created ON leases (created_at)`,
+    ],
+  },
+  {
     // Audit retention and background jobs (docs/audit.md, ADR 0031): one signed prune statement
     // per archived segment (the statement JSON is what is signed; to_seq/from_seq are for
     // lookup only), and the state of verify/archive jobs so any replica can report them.

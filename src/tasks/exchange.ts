@@ -27,6 +27,7 @@ import type { TokenBuckets } from '../shared/rate-limit.js';
 import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { insertTask, type TaskNode } from './store.js';
+import { insertExposures, type ExposureRow } from '../exposure/store.js';
 import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskParams } from './params.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js';
 import { openRootTask } from './root.js';
@@ -191,7 +192,12 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       createdAt: issued.issuedAt, expiresAt: issued.expiresAt,
     };
     // The row and its event commit together; the token leaves only once both are durable.
-    await audit.commit(deps.store, (tx) => insertTask(tx, node, c.anc), {
+    // The exposure window (ADR 0150) opens with the task row and its event.
+    const window: ExposureRow = { id: jtiHmac, kind: 'task_token', agent: node.actor, task: c.txn, root: c.rtxn, user: node.user, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+    await audit.commit(deps.store, async (tx) => {
+      await insertTask(tx, node, c.anc);
+      await insertExposures(tx, [window]);
+    }, {
       kind: 'task.created', actor: actorOf(spec.delegator), action: 'token.exchange', resource: 'task', result: 'success', txn: c.txn, purpose: c.purpose, where: ctx.where,
       details: {
         token_type: 'task', jti_hmac: jtiHmac, expires_at: issued.expiresAt, scope: c.scope, root: c.rtxn, ...(c.ptxn ? { parent: c.ptxn } : {}),

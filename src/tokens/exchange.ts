@@ -1,3 +1,5 @@
+import type { Store } from '../store/port.js';
+import { insertExposures, type ExposureRow } from '../exposure/store.js';
 import { z } from 'zod';
 import type { Attestation } from '../identity/types.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
@@ -133,6 +135,11 @@ export interface TokenExchangeDeps {
    * `authorization_code` and `refresh_token`. Absent: refused as unsupported.
    */
   readonly grants?: { readonly types: readonly string[]; handle(params: Readonly<Record<string, unknown>>, meta: RequestMeta, options: { readonly proofJkt?: string | undefined }): Promise<TokenExchangeResponse> };
+  /**
+   * The audit log's store: the agent token's exposure window (src/exposure, ADR 0150) is written
+   * in the same commit as its `auth.login` event. Absent (unit tests): the event alone.
+   */
+  readonly store?: Store;
 }
 
 /**
@@ -320,10 +327,18 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
-        await audit.append({
+        const jtiHmac = audit.hmac(issued.jti);
+        const login = {
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
-        });
+          details: { attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
+        } as const;
+        // The exposure window opens in the same group commit as the event (ADR 0150).
+        if (deps.store) {
+          const window: ExposureRow = { id: jtiHmac, kind: 'agent_token', agent: identity.spiffeId, task: null, root: null, user: null, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+          await audit.commit(deps.store, (tx) => insertExposures(tx, [window]), login);
+        } else {
+          await audit.append(login);
+        }
         return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
         // Limit refusals are audited by the limit auditor (one event per window), not per attempt.

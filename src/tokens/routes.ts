@@ -40,6 +40,13 @@ export interface TokenRouteDeps {
    * 7009 for its refresh tokens (`tsr_refresh_…`).
    */
   readonly authorizationServer?: { metadata(): Record<string, unknown>; revokeRefreshToken(token: string, meta: RequestMeta): Promise<void> };
+  /**
+   * Exposure windows (ADR 0150): `revoke_previous` refuses every token signed before the
+   * rotation, so their windows close. `before`: the time read just before the rotation.
+   */
+  readonly exposure?: { keysRevoked(before: number): Promise<void> };
+  /** For `before` above. */
+  readonly clock?: { now(): number };
 }
 
 function requireForm(req: FastifyRequest): void {
@@ -140,8 +147,10 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   // removes every other key at once, so all tokens they signed are refused.
   app.post('/v1/admin/keys/rotate', { preHandler: app.requireAdmin }, async (req) => {
     const body = parseInput(z.object({ revoke_previous: z.boolean().default(false) }).strict(), req.body ?? {});
+    const before = deps.clock?.now();
     const r = await deps.keys.rotateNow({ revokePrevious: body.revoke_previous, actor: `admin:${req.admin!.tokenId}` });
     deps.onKeysChanged?.();
+    if (body.revoke_previous && before !== undefined) await deps.exposure?.keysRevoked(before);
     return { kid: r.kid, revoked: r.revoked };
   });
 

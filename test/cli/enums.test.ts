@@ -15,6 +15,7 @@ import { POLICY_ACTIONS } from '../../src/policy/types.js';
 import { ATTESTOR_KINDS } from '../../src/shared/principal.js';
 import { OWNED_OBJECT_RULES } from '../../src/engines/postgres/config.js';
 import { TASK_STATES } from '../../src/tasks/states.js';
+import { EXPOSURE_GROUPINGS, EXPOSURE_KINDS } from '../../src/exposure/kinds.js';
 
 const reject = (): Promise<never> => Promise.reject(new Error('not used'));
 const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
@@ -28,6 +29,8 @@ const ENUMS: readonly (readonly [string, string, readonly string[]])[] = [
   ['policy check', '--attestor-kind', ATTESTOR_KINDS],
   ['engine postgres role', '--owned-objects', OWNED_OBJECT_RULES],
   ['task list', '--state', TASK_STATES],
+  ['exposure', '--by', EXPOSURE_GROUPINGS],
+  ['exposure', '--kind', EXPOSURE_KINDS],
 ];
 
 const ARGS: Readonly<Record<string, string[]>> = {
@@ -37,6 +40,7 @@ const ARGS: Readonly<Record<string, string[]>> = {
   'policy check': ['policy', 'check', '--principal', 'spiffe://example.org/a', '--action', 'secret.read', '--resource', 'Secret::a/b'],
   'engine postgres role': ['engine', 'postgres', 'role', 'clinic', 'reader'],
   'task list': ['task', 'list'],
+  exposure: ['exposure'],
 };
 
 function find(program: Command, path: string): Command {

@@ -10,6 +10,8 @@ import { parseConfig } from '../../src/config/index.js';
 import { startTessera, type RunningTessera } from '../../src/main.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { DynamicEngine } from '../../src/leases/index.js';
+import type { Clock } from '../../src/shared/clock.js';
+import type { ToolProvider } from '../../src/gateway/index.js';
 import { recordAuditEvents, registerSensitive } from '../helpers/leak-registry.js';
 
 export interface Harness {
@@ -27,7 +29,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean; /** Reuse a data dir (a restart of an earlier harness). */ dataDir?: string } = {}): Promise<Harness> {
+export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean; /** Reuse a data dir (a restart of an earlier harness). */ dataDir?: string; clock?: Clock; providers?: ToolProvider[] } = {}): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
   const auditFile = join(dataDir, 'audit.jsonl');
   const config = parseConfig({
@@ -38,7 +40,7 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
     log: { level: 'silent' },
     ...(opts.config ?? {}),
   });
-  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.providers ? { gatewayProviders: opts.providers } : {}) });
   const url = tessera.localUrl;
   const adminToken = tessera.adminToken!;
   const sensitive = new Set<string>([adminToken]);

@@ -1,0 +1,195 @@
+/**
+ * Exposure windows in the store (migration 150, ADR 0150). Agent tokens, task tokens and secret
+ * uses have an `exposures` row; a lease's window is its `leases` row (created_at → revoked_at).
+ * Every statement here is portable SQL for both adapters; times are epoch milliseconds.
+ */
+import type { SqlExecutor, SqlValue } from '../store/port.js';
+import type { ExposureKind } from './kinds.js';
+import type { ExposureWindow } from './report.js';
+
+/** A row to insert: written with the credential's own audited commit (tokens) or batched (uses). */
+export interface ExposureRow {
+  readonly id: string;
+  readonly kind: Exclude<ExposureKind, 'lease'>;
+  readonly agent: string;
+  /** The credential's task (`txn`) and its tree's root (`rtxn`); null outside tasks. */
+  readonly task: string | null;
+  readonly root: string | null;
+  readonly user: string | null;
+  /** Secret uses: `kv/<path> → <server>/<tool>`. */
+  readonly resource: string | null;
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+  /** Set for windows already over when written (secret uses). */
+  readonly closedAt: number | null;
+  readonly closedBy: string | null;
+}
+
+/** A window just closed (for the histogram). */
+export interface ClosedWindow {
+  readonly kind: ExposureKind;
+  readonly issuedAt: number;
+  readonly closedAt: number;
+}
+
+const COLUMNS = 'id, kind, agent, task, root, user_id, resource, issued_at, expires_at, closed_at, closed_by';
+const MARKS = `(${COLUMNS.split(', ').map(() => '?').join(', ')})`;
+const values = (r: ExposureRow): SqlValue[] => [r.id, r.kind, r.agent, r.task, r.root, r.user, r.resource, r.issuedAt, r.expiresAt, r.closedAt, r.closedBy];
+
+/** Inserts rows in one statement (callers bound the count: 11 parameters a row). */
+export async function insertExposures(tx: SqlExecutor, rows: readonly ExposureRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.run(`INSERT INTO exposures (${COLUMNS}) VALUES ${rows.map(() => MARKS).join(', ')}`, rows.flatMap(values));
+}
+
+interface ClosedRow {
+  kind: string;
+  issued_at: number;
+  closed_at: number;
+  [k: string]: unknown;
+}
+
+const toClosed = (r: ClosedRow): ClosedWindow => ({ kind: r.kind as ExposureKind, issuedAt: Number(r.issued_at), closedAt: Number(r.closed_at) });
+
+/** What a revocation names, as the revocation service records it; `jtiHmac` for `token` kinds. */
+export interface ClosingRevocation {
+  readonly id: string;
+  readonly kind: string;
+  readonly target: string;
+  /** When the revocation took effect (epoch ms). */
+  readonly at: number;
+  readonly jtiHmac?: string;
+}
+
+/**
+ * Closes the open token windows a revocation refuses, at the revocation's time (at `now` for a
+ * token issued after it — by a replica that had not heard of it yet). Matches what
+ * `isPrincipalRevoked` refuses: agent → its tokens and every task token with it in the chain
+ * (an ancestor-or-self node it acts in); task → the subtree's task tokens; user → the tokens
+ * acting for the user; token → that jti. Leases are closed by the lease service. Idempotent.
+ */
+export async function closeForRevocation(tx: SqlExecutor, r: ClosingRevocation, now: number): Promise<ClosedWindow[]> {
+  let where: string;
+  let params: SqlValue[];
+  if (r.kind === 'agent') {
+    where = `kind IN ('agent_token', 'task_token') AND (agent = ? OR task IN (SELECT a.txn FROM task_ancestors a JOIN tasks t ON t.txn = a.ancestor WHERE t.actor = ?))`;
+    params = [r.target, r.target];
+  } else if (r.kind === 'task') {
+    where = `kind = 'task_token' AND task IN (SELECT txn FROM task_ancestors WHERE ancestor = ?)`;
+    params = [r.target];
+  } else if (r.kind === 'user') {
+    where = `kind IN ('agent_token', 'task_token') AND user_id = ?`;
+    params = [r.target];
+  } else if (r.kind === 'token' && r.jtiHmac !== undefined) {
+    where = `kind IN ('agent_token', 'task_token') AND id = ?`;
+    params = [r.jtiHmac];
+  } else {
+    return [];
+  }
+  const rows = await tx.all<ClosedRow>(
+    `UPDATE exposures SET closed_at = CASE WHEN issued_at > CAST(? AS BIGINT) THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END, closed_by = ?
+     WHERE closed_at IS NULL AND expires_at > ? AND ${where} RETURNING kind, issued_at, closed_at`,
+    [r.at, now, r.at, r.id, r.at, ...params],
+  );
+  return rows.map(toClosed);
+}
+
+/** Closes every open token window issued up to `at` (the signing keys that signed them were revoked). */
+export async function closeAllTokens(tx: SqlExecutor, at: number, cause: string): Promise<ClosedWindow[]> {
+  const rows = await tx.all<ClosedRow>(
+    `UPDATE exposures SET closed_at = ?, closed_by = ? WHERE closed_at IS NULL AND expires_at > ? AND issued_at <= ? AND kind IN ('agent_token', 'task_token') RETURNING kind, issued_at, closed_at`,
+    [at, cause, at, at],
+  );
+  return rows.map(toClosed);
+}
+
+/** A lifted revocation reopens the windows it closed that have not expired since. Returns how many. */
+export async function reopenClosedBy(tx: SqlExecutor, revocationId: string, now: number): Promise<number> {
+  return (await tx.run(`UPDATE exposures SET closed_at = NULL, closed_by = NULL WHERE closed_by = ? AND expires_at > ?`, [revocationId, now])).changes;
+}
+
+/**
+ * Marks up to `limit` expired open windows closed at their expiry, returning them: what the
+ * histogram observes for expiries. Each row is claimed by exactly one replica (the UPDATE's
+ * `closed_at IS NULL`), so replicas never observe the same expiry twice.
+ */
+export async function sweepExpired(tx: SqlExecutor, now: number, limit: number): Promise<ClosedWindow[]> {
+  const rows = await tx.all<ClosedRow>(
+    `UPDATE exposures SET closed_at = expires_at, closed_by = 'expired'
+     WHERE id IN (SELECT id FROM exposures WHERE closed_at IS NULL AND expires_at <= ? LIMIT ?) AND closed_at IS NULL
+     RETURNING kind, issued_at, closed_at`,
+    [now, limit],
+  );
+  return rows.map(toClosed);
+}
+
+interface WindowRow {
+  id: string;
+  kind: string;
+  agent: string | null;
+  root: string | null;
+  user_id: string | null;
+  issued_at: number;
+  expires_at: number;
+  closed_at: number | null;
+  [k: string]: unknown;
+}
+
+const toWindow = (r: WindowRow): ExposureWindow => ({
+  kind: r.kind as ExposureKind, id: r.id, agent: r.agent ?? '-', task: r.root, user: r.user_id,
+  issuedAt: Number(r.issued_at), expiresAt: Number(r.expires_at), closedAt: r.closed_at === null ? null : Number(r.closed_at),
+  openUntilClosed: r.kind === 'lease',
+});
+
+/**
+ * Leases whose credential was handed out: not `pending`, and not dropped because its issuance
+ * failed or was abandoned (the agent never received it).
+ */
+const HANDED_OUT = `l.state <> 'pending' AND (l.revoke_cause IS NULL OR l.revoke_cause NOT IN ('create_failed', 'abandoned_intent'))`;
+/** Leases whose backend credential may still exist. */
+const LEASE_LIVE = `l.state IN ('active', 'revoking', 'disabled', 'irrevocable')`;
+const LEASE_SELECT = `SELECT l.id AS id, 'lease' AS kind, l.owner_agent AS agent, t.root AS root, l.user_id AS user_id, l.created_at AS issued_at, l.expires_at AS expires_at, l.revoked_at AS closed_at FROM leases l LEFT JOIN tasks t ON t.txn = l.task_id`;
+
+/** Windows issued at or after `since`, newest first, at most `limit` of each source. */
+export async function windowsSince(db: SqlExecutor, since: number, kind: ExposureKind | undefined, limit: number): Promise<ExposureWindow[]> {
+  const out: ExposureWindow[] = [];
+  if (kind !== 'lease') {
+    const rows = await db.all<WindowRow>(
+      `SELECT id, kind, agent, root, user_id, issued_at, expires_at, closed_at FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ORDER BY issued_at DESC LIMIT ?`,
+      kind ? [since, kind, limit] : [since, limit],
+    );
+    out.push(...rows.map(toWindow));
+  }
+  if (kind === undefined || kind === 'lease') {
+    const rows = await db.all<WindowRow>(`${LEASE_SELECT} WHERE l.created_at >= ? AND ${HANDED_OUT} ORDER BY l.created_at DESC LIMIT ?`, [since, limit]);
+    out.push(...rows.map(toWindow));
+  }
+  return out;
+}
+
+/** Every credential live at `now`, whenever issued: open unexpired token windows, leases not yet dropped. */
+export async function liveWindows(db: SqlExecutor, now: number, kind: ExposureKind | undefined, limit: number): Promise<ExposureWindow[]> {
+  const out: ExposureWindow[] = [];
+  if (kind !== 'lease' && kind !== 'secret_use') {
+    const rows = await db.all<WindowRow>(
+      `SELECT id, kind, agent, root, user_id, issued_at, expires_at, closed_at FROM exposures WHERE closed_at IS NULL AND expires_at > ? ${kind ? 'AND kind = ?' : ''} ORDER BY expires_at DESC LIMIT ?`,
+      kind ? [now, kind, limit] : [now, limit],
+    );
+    out.push(...rows.map(toWindow));
+  }
+  if (kind === undefined || kind === 'lease') {
+    const rows = await db.all<WindowRow>(`${LEASE_SELECT} WHERE ${LEASE_LIVE} AND ${HANDED_OUT} ORDER BY l.expires_at DESC LIMIT ?`, [limit]);
+    out.push(...rows.map(toWindow));
+  }
+  return out;
+}
+
+/** Live credentials by kind (the gauge). */
+export async function liveCounts(db: SqlExecutor, now: number): Promise<Record<ExposureKind, number>> {
+  const counts: Record<ExposureKind, number> = { agent_token: 0, task_token: 0, lease: 0, secret_use: 0 };
+  const rows = await db.all<{ kind: string; n: number }>(`SELECT kind, COUNT(*) AS n FROM exposures WHERE closed_at IS NULL AND expires_at > ? GROUP BY kind`, [now]);
+  for (const r of rows) if (r.kind in counts) counts[r.kind as ExposureKind] = Number(r.n);
+  const leases = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM leases l WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`);
+  counts.lease = Number(leases?.n ?? 0);
+  return counts;
+}
