@@ -147,7 +147,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
-        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
+        const issued = await tokens.issueAgentTokenAsync(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).

@@ -14,7 +14,7 @@ import type { TrustDomains } from '../identity/trust-domains.js';
 import type { AuditWhere } from '../audit/events.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
-import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
+import { decodePayload, parseProtectedHeader, verifyEs256, signEs256, signEs256Async } from './jws.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -42,6 +42,11 @@ export interface IssuedToken {
 export interface TokenService {
   readonly issuer: string;
   issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[] }): IssuedToken;
+  /**
+   * The same token, its ECDSA signature computed on the libuv pool (the login path). The signing
+   * key is chosen synchronously, before the first await. Throws like issueAgentToken.
+   */
+  issueAgentTokenAsync(identity: AttestedIdentity, options: { audience: readonly string[] }): Promise<IssuedToken>;
   /** Verifies in the order RFC 8725 §3.1 asks: algorithm pinned, key by kid, signature, then claims, then revocation. */
   verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
   /** Verification without the audience check, for introspection and RFC 7009 revocation. */
@@ -185,25 +190,38 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
   }
 
+  /** What an agent token says, and the key that signs it (chosen now). */
+  function agentToken(identity: AttestedIdentity, audience: readonly string[]) {
+    // Never sign an identity outside the served trust domains (attestation already refused it).
+    const td = parseSpiffeId(identity.spiffeId).trustDomain;
+    if (!deps.trustDomains.accepts(td)) {
+      throw new TesseraError('TESSERA_TRUST_DOMAIN_UNKNOWN', `no token is issued for trust domain "${td}"; this Tessera serves ${deps.trustDomains.list().map((d) => `"${d}"`).join(', ')}`, { trust_domain: td });
+    }
+    const { kid, privateKey } = keys.signingKey();
+    const now = clock.now();
+    const iat = Math.floor(now / 1000);
+    const exp = Math.floor((now + deps.agentTtlMs) / 1000);
+    const jti = randomBytes(16).toString('base64url');
+    const aud = audience.length === 1 ? audience[0]! : [...audience];
+    // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
+    const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
+    return { header: { alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey, issued: { jti, expiresAt: exp * 1000, issuedAt: iat * 1000 } };
+  }
+
   return {
     issuer,
     issueAgentToken(identity, options) {
-      // Never sign an identity outside the served trust domains (attestation already refused it).
-      const td = parseSpiffeId(identity.spiffeId).trustDomain;
-      if (!deps.trustDomains.accepts(td)) {
-        throw new TesseraError('TESSERA_TRUST_DOMAIN_UNKNOWN', `no token is issued for trust domain "${td}"; this Tessera serves ${deps.trustDomains.list().map((d) => `"${d}"`).join(', ')}`, { trust_domain: td });
-      }
-      const { kid, privateKey } = keys.signingKey();
-      const now = clock.now();
-      const iat = Math.floor(now / 1000);
-      const exp = Math.floor((now + deps.agentTtlMs) / 1000);
-      const jti = randomBytes(16).toString('base64url');
-      const aud = options.audience.length === 1 ? options.audience[0]! : [...options.audience];
-      // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
-      const token = signEs256({ alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey);
+      const t = agentToken(identity, options.audience);
+      const token = signEs256(t.header, t.claims, t.privateKey);
       issued?.inc({ type: 'agent' });
-      return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
+      return { token, ...t.issued };
+    },
+
+    async issueAgentTokenAsync(identity, options) {
+      const t = agentToken(identity, options.audience);
+      const token = await signEs256Async(t.header, t.claims, t.privateKey);
+      issued?.inc({ type: 'agent' });
+      return { token, ...t.issued };
     },
 
     verify(token, options) {
