@@ -138,3 +138,7 @@ export async function run(): Promise<BenchResult[]> {
     await upstream.close();
   }
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await run()) console.log(JSON.stringify(r));
+}
