@@ -29,6 +29,7 @@ import { createRevocationService, registerRevocationRoutes } from './revocations
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
+import { tuneServerHeap } from './shared/heap-tuning.js';
 import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -352,9 +353,11 @@ export function serverConfig(opts: { configPath?: string; dataDir?: string }): T
 
 export const runtime: Runtime = {
   async dev(opts) {
+    tuneServerHeap(); // a server process of its own (docs/adr/0121-memory.md)
     return startTessera({ config: devConfig(opts), mode: 'dev', rootToken: opts.rootToken });
   },
   async server(opts) {
+    tuneServerHeap();
     return startTessera({ config: serverConfig({ configPath: opts.configPath }), mode: 'server' });
   },
   async init(opts) {
