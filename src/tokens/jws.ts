@@ -5,12 +5,13 @@ import { TesseraError } from '../shared/errors.js';
  * JWS compact serialization for Tessera's own ES256 tokens (RFC 7515 §3.1, RFC 7518 §3.4:
  * the signature is R || S). The protected header is read before any key is touched, so the
  * algorithm and `kid` are pinned first (RFC 8725 §3.1); the payload is decoded only after the
- * signature verifies. Signing and verification use node:crypto; the login path signs and every
- * request verifies with the callback form, which runs the ECDSA operation on the libuv pool. jose's compactVerify does the
- * same work through WebCrypto but costs 45–60 µs of main-thread time per call against 5–15 µs
- * here (profiled under HTTP load, docs/adr/0004-token-crypto.md) — on the token-verification
- * hot path that difference is the throughput. jose still verifies every attestation token
- * (foreign issuers, many algorithms), where its generality is the point.
+ * signature verifies. Signing and verification use node:crypto; the login path signs, and every
+ * request verifies, with the callback form, which runs the ECDSA operation on the libuv pool.
+ * jose's compactVerify does the same work through WebCrypto but costs 45–60 µs of main-thread
+ * time per call against 5–15 µs here (profiled under HTTP load, docs/adr/0004-token-crypto.md)
+ * — on the token-verification hot path that difference is the throughput. Attestation tokens
+ * (other issuers, many algorithms) are verified the same way by src/identity/jwt-verify.ts,
+ * with jose's key sets (docs/adr/0120-login-crypto-off-thread.md).
  */
 export interface JwsHeader {
   readonly alg: string;
