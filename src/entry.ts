@@ -6,6 +6,7 @@
  */
 import { runCli, type Runtime } from './cli/index.js';
 import { tuneServerHeap } from './shared/heap-tuning.js';
+import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 
 let loaded: Promise<Runtime> | undefined;
 const runtime = (): Promise<Runtime> => (loaded ??= import('./main.js').then((m) => m.runtime));
@@ -27,6 +28,11 @@ export const lazyRuntime: Required<Runtime> = {
     if (!r.verifyAuditOffline) throw new Error('offline verification is not available in this build');
     return r.verifyAuditOffline(opts);
   },
+  checkConfig: async (opts) => {
+    const r = await runtime();
+    if (!r.checkConfig) throw new Error('configuration checks are not available in this build');
+    return r.checkConfig(opts);
+  },
   archiveAuditOffline: async (opts) => {
     const r = await runtime();
     if (!r.archiveAuditOffline) throw new Error('offline archiving is not available in this build');
@@ -36,5 +42,6 @@ export const lazyRuntime: Required<Runtime> = {
 
 /** The `tessera` command: resolves with the exit code (docs/cli.md "Exit codes"). */
 export function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  exitQuietlyOnBrokenPipe(process, (code) => process.exit(code));
   return runCli(argv, lazyRuntime);
 }

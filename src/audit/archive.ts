@@ -7,9 +7,10 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { TesseraError } from '../shared/errors.js';
 import { canonicalize } from './canonical.js';
-import { createChainVerifier, type Checkpoint, type StoredRecord } from './chain.js';
+import { createChainVerifier, type Checkpoint } from './chain.js';
 import { archiveFileName, loadPruneChain, type PrunePayload } from './prune.js';
 import { checkpointLine, recordLine } from './sinks/lines.js';
+import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, toStoredRecord, type AuditEventRow, type CheckpointRow } from './rows.js';
 
 /**
  * Retention (ADR 0031): sealed segments of the chain — from just after the previous prune
@@ -66,21 +67,10 @@ export interface ArchiveOptions {
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-interface Row {
-  seq: number;
-  ts: number;
-  kind: string;
-  actor: string | null;
-  txn: string | null;
-  body: string;
-  prev_hash: string;
-  hash: string;
-  [k: string]: unknown;
-}
 
 async function cpRow(store: Store, sql: string, params: (number | string)[]): Promise<Checkpoint | undefined> {
-  const r = await store.get<{ seq: number; ts: number; hash: string; key_id: string; signature: string }>(sql, params);
-  return r ? { seq: Number(r.seq), ts: Number(r.ts), hash: r.hash, keyId: r.key_id, signature: r.signature } : undefined;
+  const r = await store.get<CheckpointRow>(sql, params);
+  return r ? toCheckpoint(r) : undefined;
 }
 
 /** The end of the next segment after `boundary`: the newest eligible checkpoint within segmentEvents, else the oldest eligible one. */
@@ -90,7 +80,7 @@ async function nextSegmentEnd(store: Store, boundary: number, policy: RetentionP
   const maxSeq = Number(last?.m ?? 0) - Math.max(1, policy.keepEvents);
   const maxTs = now - policy.keepForMs;
   if (maxSeq <= boundary) return undefined;
-  const cols = 'SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints';
+  const cols = `SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints`;
   return (
     (await cpRow(store, `${cols} WHERE seq > ? AND seq <= ? AND ts <= ? ORDER BY seq DESC LIMIT 1`, [boundary, Math.min(maxSeq, boundary + policy.segmentEvents), maxTs])) ??
     (await cpRow(store, `${cols} WHERE seq > ? AND seq <= ? AND ts <= ? ORDER BY seq LIMIT 1`, [boundary, maxSeq, maxTs]))
@@ -185,16 +175,16 @@ async function writeSegment(o: ArchiveOptions, from: { seq: number; hash: string
     let after = from.seq;
     while (after < end.seq) {
       if (o.signal?.aborted) throw new TesseraError('TESSERA_AUDIT_ARCHIVE_WRITE_FAILED', 'the archive run was stopped (server shutting down); nothing of this segment was pruned');
-      const rows = await o.store.all<Row>('SELECT seq, ts, kind, actor, txn, body, prev_hash, hash FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?', [after, end.seq, pageSize]);
+      const rows = await o.store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, [after, end.seq, pageSize]);
       if (rows.length === 0) break;
       const lastSeq = Number(rows[rows.length - 1]!.seq);
-      const cpRows = await o.store.all<{ seq: number; ts: number; hash: string; key_id: string; signature: string }>('SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq', [after, lastSeq]);
-      const cps = cpRows.map((r): Checkpoint => ({ seq: Number(r.seq), ts: Number(r.ts), hash: r.hash, keyId: r.key_id, signature: r.signature }));
+      const cpRows = await o.store.all<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq`, [after, lastSeq]);
+      const cps = cpRows.map(toCheckpoint);
       v.addCheckpoints(cps);
       const bySeq = new Map(cps.map((c) => [c.seq, c]));
       let chunk = '';
       for (const row of rows) {
-        const r: StoredRecord = { seq: Number(row.seq), ts: Number(row.ts), kind: row.kind, actor: row.actor, txn: row.txn, body: row.body, prevHash: row.prev_hash, hash: row.hash };
+        const r = toStoredRecord(row);
         v.push(r);
         chunk += recordLine(r);
         const cp = bySeq.get(r.seq);

@@ -1,11 +1,13 @@
 import type { SqlValue, Store } from '../store/port.js';
 import type { AuditEvent } from './events.js';
 import type { Checkpoint } from './chain.js';
+import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, type AuditEventRow, type CheckpointRow } from './rows.js';
 
 export interface AuditTailQuery {
   /** Only events with seq > afterSeq (the CLI's `tail -f` polls with the last next_seq). */
   readonly afterSeq?: number;
   readonly actor?: string;
+  /** Events of this task and of every task delegated below it. */
   readonly txn?: string;
   readonly kind?: string;
   readonly limit: number;
@@ -25,19 +27,6 @@ export interface AuditTailResult {
   readonly nextSeq: number;
 }
 
-interface Row {
-  seq: number;
-  ts: number;
-  kind: string;
-  actor: string | null;
-  txn: string | null;
-  body: string;
-  prev_hash: string;
-  hash: string;
-  [k: string]: unknown;
-}
-
-const COLUMNS = 'seq, ts, kind, actor, txn, body, prev_hash, hash';
 
 export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditTailResult> {
   const where: string[] = ['seq > ?'];
@@ -47,8 +36,10 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
     params.push(q.actor);
   }
   if (q.txn !== undefined) {
-    where.push('txn = ?');
-    params.push(q.txn);
+    // The task and its whole subtree (src/tasks/store.ts: task_ancestors holds every node under
+    // an ancestor, and the node itself): `--txn <root>` shows the whole tree's events.
+    where.push('(txn = ? OR txn IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
+    params.push(q.txn, q.txn);
   }
   if (q.kind !== undefined) {
     where.push('kind = ?');
@@ -56,14 +47,14 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
   }
   const limit = Math.max(1, Math.min(10_000, Math.floor(q.limit)));
   params.push(limit);
-  const rows = await store.all<Row>(`SELECT ${COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
+  const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
   const events = rows.map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), prev_hash: r.prev_hash, hash: r.hash, event: JSON.parse(r.body) as AuditEvent }));
   return { events, nextSeq: events.length ? events[events.length - 1]!.seq : (q.afterSeq ?? 0) };
 }
 
 export async function loadCheckpoints(store: Store): Promise<Checkpoint[]> {
-  const rows = await store.all<{ seq: number; ts: number; hash: string; key_id: string; signature: string }>('SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints ORDER BY seq');
-  return rows.map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), hash: r.hash, keyId: r.key_id, signature: r.signature }));
+  const rows = await store.all<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq`);
+  return rows.map(toCheckpoint);
 }
 
 export async function loadHead(store: Store): Promise<Checkpoint | null> {

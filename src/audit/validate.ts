@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { TesseraError } from '../shared/errors.js';
 import type { AuditEvent } from './events.js';
-import { JWT_LIKE as SHARED_JWT_LIKE, TESSERA_TOKEN_LIKE } from '../shared/credential-like.js';
+import { JWT_LIKE, TESSERA_TOKEN_LIKE as TESSERA_TOKEN } from '../shared/credential-like.js';
 
 /**
  * Runtime guard on every event before it is appended. The event union is typed, but the audit
@@ -22,9 +22,8 @@ const eventSchema = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 }).strict();
 
-/** The shapes are shared with the edge, which refuses them in names (src/shared/credential-like.ts). */
-const JWT_LIKE = SHARED_JWT_LIKE;
-const TESSERA_TOKEN = TESSERA_TOKEN_LIKE;
+// The shapes (JWT_LIKE, TESSERA_TOKEN) are shared with the edge, which refuses them in names,
+// and with the gateway's scrubber (src/shared/credential-like.ts).
 /** Keys that must never carry a value in an audit event. */
 const FORBIDDEN_KEY = /^(token|access_token|refresh_token|id_token|subject_token|actor_token|password|secret|secret_value|client_secret|private_key|authorization)$/i;
 

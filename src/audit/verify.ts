@@ -6,8 +6,10 @@ import { createChainVerifier, toPublicKey, type Anchor, type ChainVerifier, type
 import { readLines } from './jsonl.js';
 import { loadPruneChain, type PruneStatement } from './prune.js';
 import { loadHead } from './query.js';
+import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, toStoredRecord, type AuditEventRow, type CheckpointRow } from './rows.js';
 import { CHECKPOINT_LINE_TYPE, parseSignedLine } from './sinks/lines.js';
 import { verifyStatement } from './statements.js';
+import { count } from '../shared/plural.js';
 
 /** Meta key of the signed verification position (statement type `verified`). */
 export const META_VERIFIED = 'audit.verified';
@@ -26,7 +28,19 @@ export interface StoreVerifyOptions {
   readonly archiveDir?: string;
   /** Stops between pages (the result then has `aborted: true`). */
   readonly signal?: AbortSignal;
+  /**
+   * How the caller verifies archives too, for the note on pruned history: the server's
+   * (`online`: `"archives": true`, `tessera audit verify --archives`) or a local directory
+   * (`offline`, the default: `tessera audit verify --offline --archive-dir DIR`).
+   */
+  readonly mode?: 'online' | 'offline';
 }
+
+/** What the pruned-history note tells the reader to run, by mode. */
+export const ARCHIVES_HINT = {
+  online: 'verify with `tessera audit verify --archives` (API: "archives": true) to prove them too',
+  offline: 'verify with `tessera audit verify --offline --archive-dir DIR` to prove them too',
+} as const;
 
 export interface StoreVerifyResult extends VerifyResult {
   /** `incremental`: events up to `from_seq` were verified earlier and not re-read. */
@@ -45,32 +59,14 @@ export interface StoreVerifyResult extends VerifyResult {
   readonly aborted?: boolean;
 }
 
-interface Row {
-  seq: number;
-  ts: number;
-  kind: string;
-  actor: string | null;
-  txn: string | null;
-  body: string;
-  prev_hash: string;
-  hash: string;
-  [k: string]: unknown;
-}
-
-const COLUMNS = 'seq, ts, kind, actor, txn, body, prev_hash, hash';
-
-function toRecord(r: Row): StoredRecord {
-  return { seq: Number(r.seq), ts: Number(r.ts), kind: r.kind, actor: r.actor, txn: r.txn, body: r.body, prevHash: r.prev_hash, hash: r.hash };
-}
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export const NOTE_NO_WITNESS = 'rollback of the whole store to an earlier genuine state (events, checkpoints and head together) cannot be detected from the store alone: verify with --witness <sink output> to prove the store holds everything the witness saw';
 
 async function checkpointPage(store: Store, after: number, upTo: number, limit: number): Promise<Checkpoint[]> {
-  const rows = await store.all<{ seq: number; ts: number; hash: string; key_id: string; signature: string }>(
-    'SELECT seq, ts, hash, key_id, signature FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?', [after, upTo, limit]);
-  return rows.map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), hash: r.hash, keyId: r.key_id, signature: r.signature }));
+  const rows = await store.all<CheckpointRow>(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, [after, upTo, limit]);
+  return rows.map(toCheckpoint);
 }
 
 /** Adds every checkpoint in (after, upTo], a page at a time; returns the last seq added. */
@@ -168,7 +164,7 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
   }
   if (prunes.statements.length) {
     const leftovers = await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_events WHERE seq <= ?', [boundary.seq]);
-    if (Number(leftovers?.n ?? 0) > 0) notes.push(`${Number(leftovers!.n)} events at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were not verified`);
+    if (Number(leftovers?.n ?? 0) > 0) notes.push(`${count(Number(leftovers!.n), 'event')} at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were not verified`);
   }
 
   // The stored records, a page at a time, with the checkpoints of each page first.
@@ -185,12 +181,12 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
         aborted = true;
         break;
       }
-      const rows = await store.all<Row>(`SELECT ${COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
+      const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [after, pageSize]);
       if (rows.length > 0) {
         const lastSeq = Number(rows[rows.length - 1]!.seq);
         cpAfter = await feedCheckpoints(store, v, cpAfter, lastSeq, pageSize, true);
         cpAfter = Math.max(cpAfter, lastSeq);
-        for (const r of rows) v.push(toRecord(r));
+        for (const r of rows) v.push(toStoredRecord(r));
         after = lastSeq;
         checked += rows.length;
         progress();
@@ -211,7 +207,7 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
     notes.push(`an archive run pruned events up to seq ${Number(pruneNow!.m)} while this verification ran; problems at or below that seq may come from it: verify again`);
   }
   if (prunes.statements.length && !archiveMode) {
-    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${prunes.statements.length} segments); their archives were not checked: verify with --archive-dir to prove them too`);
+    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${count(prunes.statements.length, 'segment')}); their archives were not checked: ${ARCHIVES_HINT[opts.mode ?? 'offline']}`);
   }
   notes.push(NOTE_NO_WITNESS);
   return {

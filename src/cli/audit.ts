@@ -12,6 +12,7 @@ import { checkVerifyInputs } from '../audit/offline.js';
 import { NOTE_NO_WITNESS } from '../audit/verify.js';
 import { emptyWitnessReport, mergeWitnessReports, readWitnessHeads, requireWitnessHeads, withWitness, type WitnessReport } from '../audit/witness.js';
 import type { Problem } from '../audit/chain.js';
+import { count } from '../shared/plural.js';
 
 interface Deps {
   readonly io: CliIo;
@@ -33,7 +34,7 @@ async function awaitJob(client: AdminClient, first: AuditJobJson, deps: Deps, in
     for (let i = 0; i < 10_000_000 && job.state === 'running'; i++) {
       await sleep(intervalMs, stop.signal);
       if (stop.signal.aborted) {
-        throw new CliError('TESSERA_CLI_FAILED', `stopped waiting; the ${job.kind} job ${job.id} goes on on the server: GET /v1/admin/audit/jobs/${job.id}`, EXIT.REFUSED);
+        throw new CliError('TESSERA_CLI_FAILED', `stopped waiting; the ${job.kind} job ${job.id} goes on on the server. To wait for its result, run \`tessera audit ${job.kind}\` again: it joins the job while it runs`, EXIT.REFUSED);
       }
       job = (await client.auditJob(job.id)).job;
     }
@@ -76,7 +77,7 @@ function printVerify(res: Record<string, unknown>, deps: Deps, cmd: Command): vo
       for (const p of problems) deps.out(`  ${problemLine(p)}`);
     } else {
       const mode = res.mode === 'incremental' ? ` (incremental, after seq ${cell(res.from_seq)})` : '';
-      deps.out(`audit log verified${checked !== undefined ? `: ${cell(checked)} events` : ''}${res.checkpoints !== undefined ? `, ${cell(res.checkpoints)} signed checkpoints` : ''}${mode}`);
+      deps.out(`audit log verified${checked !== undefined ? `: ${counted(checked, 'event')}` : ''}${res.checkpoints !== undefined ? `, ${counted(res.checkpoints, 'signed checkpoint')}` : ''}${mode}`);
     }
     for (const n of Array.isArray(res.notes) ? res.notes : []) deps.out(`note: ${cell(n)}`);
   }
@@ -141,9 +142,14 @@ export function registerAuditJobCommands(audit: Command, deps: Deps): void {
       if (typeof res.skipped === 'string') return deps.out(`nothing archived: ${cell(res.skipped)}`);
       const segments = Array.isArray(res.segments) ? (res.segments as Record<string, unknown>[]) : [];
       if (!segments.length) deps.out(`nothing to archive: the store starts after seq ${cell(res.boundary ?? 0)} and everything newer is kept by audit.retention`);
-      for (const s of segments) deps.out(`archived events ${cell(s.from_seq)}..${cell(s.to_seq)} to ${cell(s.file)} (${cell(s.bytes)} bytes)`);
-      if (segments.length || Number(res.pruned_events ?? 0) > 0) deps.out(`pruned ${cell(res.pruned_events)} events from the store; it now starts after seq ${cell(res.boundary)}`);
+      for (const s of segments) deps.out(`archived events ${cell(s.from_seq)}..${cell(s.to_seq)} to ${cell(s.file)} (${counted(s.bytes, 'byte')})`);
+      if (segments.length || Number(res.pruned_events ?? 0) > 0) deps.out(`pruned ${counted(res.pruned_events, 'event')} from the store; it now starts after seq ${cell(res.boundary)}`);
     });
+}
+
+/** A count from a server response: spelled by `count` when it is a number, else shown escaped. */
+function counted(v: unknown, singular: string): string {
+  return typeof v === 'number' ? count(v, singular) : `${cell(v)} ${singular}s`;
 }
 
 function pollInterval(v: string): number {

@@ -4,9 +4,10 @@
  * The management URL carries a password: prefer `--url -` (stdin) or env TESSERA_PG_URL over
  * an argument, which other users can see in the process list.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { OWNED_OBJECT_RULES } from '../engines/postgres/owned-objects.js';
 import { Transport } from '../sdk/http.js';
-import { readAll, usage, type CliIo } from './io.js';
+import { readAll, requireToken, usage, type CliIo } from './io.js';
 import { cell, esc } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 
@@ -23,10 +24,9 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
   const out = (s: string): void => void io.stdout.write(escapeTerminal(s.endsWith('\n') ? s : s + '\n', { keepNewlines: true }));
   const globals = (cmd: Command) => cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
   const call = async <T>(cmd: Command, method: string, path: string, json?: unknown): Promise<T> => {
-    const token = globals(cmd).token ?? io.env.TESSERA_TOKEN;
-    if (!token) throw usage('this command needs an admin token (printed by `tessera dev` or `tessera init`): set TESSERA_TOKEN (or pass --token)');
+    const token = requireToken({ flag: globals(cmd).token, env: io.env.TESSERA_TOKEN }, 'admin');
     const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
-    return t.request<T>(method, path, { token: token.trim(), ...(json !== undefined ? { json } : {}) });
+    return t.request<T>(method, path, { token, ...(json !== undefined ? { json } : {}) });
   };
   const show = (cmd: Command, v: Record<string, unknown>): void => {
     if (globals(cmd).json) return out(terminalJson(v, 2));
@@ -72,7 +72,7 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     .option('--no-renewable', 'leases of this role cannot be renewed')
     .option('--creation-statement <sql>', 'custom creation statement, one SQL statement with {{name}} {{password}} {{expiration}} {{groups}} (repeatable)', collect)
     .option('--revocation-statement <sql>', 'extra revocation statement run before the owned-object rule and DROP ROLE (repeatable)', collect)
-    .option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (default) or reassign')
+    .addOption(new Option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (the default) or reassign').choices(OWNED_OBJECT_RULES))
     .option('--reassign-to <role>', 'with --owned-objects reassign: the existing role that receives them')
     .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[]; ownedObjects?: string; reassignTo?: string }, cmd: Command) => {
       const body = {

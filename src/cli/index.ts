@@ -4,7 +4,7 @@ import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
-import { CliError, EXIT, defaultSleep, readAll, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { CliError, EXIT, defaultSleep, readAll, readAllBytes, requireLocalPath, requireToken, secretText, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
@@ -12,7 +12,17 @@ import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
+import { registerTaskCommands } from './task.js';
 import { VERSION } from '../shared/package.js';
+// The enumerations the server validates, from their one definition (small modules, no services):
+// an option with a fixed set of values is checked here, exit 2 before any request.
+import { SECRET_MODES } from '../secrets/modes.js';
+import { REVOCATION_KINDS } from '../revocations/kinds.js';
+import { LEASE_STATES } from '../leases/states.js';
+import { POLICY_ACTIONS } from '../policy/types.js';
+import { ATTESTOR_KINDS } from '../shared/principal.js';
+import { count, verb } from '../shared/plural.js';
+import { forCli, nextStepOf } from '../shared/next-steps.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -92,6 +102,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({
+      // Every subcommand's help lists the program's options too (--addr, --token, --json): they
+      // work after any command (`tessera mcp --addr URL`), so its help must show them.
+      showGlobalOptions: true,
       // `--version` is listed with the program's options, but handled by `runCli` (first argument only).
       visibleOptions(cmd: Command) {
         const base = Help.prototype.visibleOptions.call(this, cmd);
@@ -111,12 +124,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       throw usage((e as Error).message);
     }
   };
-  const tokenOf = (cmd: Command, what: string): string => {
-    const t = globals(cmd).token ?? io.env.TESSERA_TOKEN;
-    if (!t) throw usage(`this command needs ${what}: set TESSERA_TOKEN (or pass --token)`);
-    return t.trim();
-  };
-  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'an admin token (printed by `tessera dev` or `tessera init`)'));
+  const tokenOf = (cmd: Command, need: 'admin' | 'agent'): string => requireToken({ flag: globals(cmd).token, env: io.env.TESSERA_TOKEN }, need);
+  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'admin'));
   const isJson = (cmd: Command): boolean => globals(cmd).json === true;
   const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
 
@@ -168,6 +177,26 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   program
+    .command('config')
+    .description('tessera.yaml tools')
+    .command('validate')
+    .description('check a configuration without side effects: the schema, every file and directory it names, the master key, the policies; starts nothing, writes nothing, contacts nothing')
+    .requiredOption('--config <file>', 'tessera.yaml')
+    .option('--data-dir <dir>', 'data directory (overrides the configuration, as for server and init)')
+    .action(async (opts: { config: string; dataDir?: string }, cmd: Command) => {
+      requireLocalPath(opts.config, 'file', '--config');
+      if (!runtime.checkConfig) throw new CliError('TESSERA_CLI_UNSUPPORTED', 'configuration checks are not available in this build', EXIT.REFUSED);
+      const r = await runtime.checkConfig({ configPath: opts.config, ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) });
+      if (isJson(cmd)) printJson(r);
+      else {
+        out(r.ok ? `ok: ${opts.config} is valid (nothing was started, created or written)` : `${opts.config}: ${count(r.problems.length, 'problem')} (nothing was started, created or written)`);
+        for (const p of r.problems) out(`  ${esc(p.key)}: ${esc(p.message)}`);
+        for (const n of r.notes) out(`  note: ${esc(n.key)}: ${esc(n.message)}`);
+      }
+      if (!r.ok) throw new CliError('TESSERA_CONFIG_INVALID', `${opts.config}: ${count(r.problems.length, 'problem')}; \`tessera server\` would not start or a feature would fail`, EXIT.REFUSED);
+    });
+
+  program
     .command('init')
     .description('initialise a data directory: schema, master key, first admin token')
     .option('--config <file>', 'tessera.yaml')
@@ -182,7 +211,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       }
       info(`initialised ${r.dataDir}${r.masterKeyFile ? ` (master key: ${r.masterKeyFile} — back it up; without it the secrets cannot be decrypted)` : ''}`);
       if (opts.out) {
-        info(`admin token written to ${opts.out}; use it with: export TESSERA_TOKEN=$(cat ${opts.out})`);
+        info(`admin token written to ${opts.out}; use it with: TESSERA_TOKEN=$(cat ${opts.out}) && export TESSERA_TOKEN`);
       } else {
         info('admin token (shown once; store it in your password manager):');
         out(r.adminToken);
@@ -225,16 +254,17 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
     .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <aud>', 'requested audience')
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
     .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
-      if (!!opts.joinToken === !!opts.tokenFile) throw usage('give exactly one of --join-token or --token-file');
+      if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
+      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
       if (!opts.out && !toStdout) {
-        throw usage('refusing to print an agent token to a terminal; use --out FILE, pipe the output (e.g. `export TESSERA_TOKEN=$(tessera login ...)`), or pass --print');
+        throw usage('refusing to print an agent token to a terminal; use --out FILE, capture the output (e.g. `TESSERA_TOKEN=$(tessera login ...) && export TESSERA_TOKEN`), or pass --print');
       }
       let subjectToken: string;
       let type: string;
@@ -242,6 +272,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         subjectToken = await stdinValue(opts.joinToken);
         type = JOIN_TOKEN_TYPE;
       } else {
+        requireLocalPath(opts.tokenFile!, 'file', '--token-file');
         try {
           subjectToken = (await readFile(opts.tokenFile!, 'utf8')).trim();
         } catch (e) {
@@ -274,22 +305,31 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const kv = program.command('kv').description('static secrets (encrypted, versioned)');
   kv.command('put <path> [value]')
     .description('store a secret; VALUE `-` reads standard input (prefer - or --from-file: arguments end up in shell history)')
-    .option('--from-file <file>', 'read the value from a file')
-    .addOption(new Option('--mode <mode>', 'read: agents may read it; inject: only the gateway/proxy use it').choices(['read', 'inject']))
+    .option('--from-file <file>', 'read the value from a file (UTF-8 text)')
+    .option('--keep-newline', 'with - or --from-file: keep a trailing line break (by default exactly one is dropped)')
+    .addOption(new Option('--mode <mode>', 'read: agents may read it; inject (the default): only the gateway/proxy use it').choices(SECRET_MODES))
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
     .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
-    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; keepNewline?: boolean; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
       if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
+      // `-` and --from-file read the same way: UTF-8 text, one trailing line break dropped
+      // unless --keep-newline (docs/cli.md); an argument is taken as it is.
       let v: string;
       if (opts.fromFile !== undefined) {
+        requireLocalPath(opts.fromFile, 'file', '--from-file');
+        let bytes: Buffer;
         try {
-          v = await readFile(opts.fromFile, 'utf8');
+          bytes = await readFile(opts.fromFile);
         } catch (e) {
-          throw usage(`cannot read --from-file ${opts.fromFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+          throw usage(`--from-file ${opts.fromFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
         }
+        v = secretText(bytes, `--from-file ${opts.fromFile}`, opts.keepNewline === true);
+      } else if (value === '-') {
+        v = secretText(await readAllBytes(io.stdin), 'standard input', opts.keepNewline === true);
       } else {
-        v = value === '-' ? (await readAll(io.stdin)).replace(/\r?\n$/, '') : value!;
+        if (opts.keepNewline) throw usage('--keep-newline applies to a value read with - or --from-file; an argument is stored as it is');
+        v = value!;
       }
       const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod });
       if (isJson(cmd)) return printJson(withoutValue(r));
@@ -344,30 +384,32 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('validate <dir>')
     .description('parse and validate every .cedar file in DIR against the Tessera schema (offline)')
     .action(async (dir: string, _opts: unknown, cmd: Command) => {
+      requireLocalPath(dir, 'directory', 'the policy directory', 'give the directory that holds the .cedar files (a YAML table of cases runs with `tessera policy test FILE`)');
       const mod = await policyModule();
       if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
       const r = mod.validatePolicyDir(dir);
       if (isJson(cmd)) printJson(r);
-      else if (r.ok) out(`ok: ${r.policies} policies in ${r.files.length} files`);
+      else if (r.ok) out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
       else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
-      if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${r.errors.length} problem(s) in ${dir}`, EXIT.REFUSED);
+      if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${count(r.errors.length, 'problem')} in ${dir}`, EXIT.REFUSED);
     });
   policy
     .command('check')
     .description('what-if: would PRINCIPAL be allowed ACTION on RESOURCE? (asks the server, with explanation)')
     .requiredOption('--principal <spiffe-id>', 'the agent, e.g. spiffe://example.org/agent/demo')
-    .requiredOption('--action <action>', 'secret.read, secret.inject, cred.issue, tool.call, http.request or token.delegate')
+    .addOption(new Option('--action <action>', 'the action to decide').choices(POLICY_ACTIONS).makeOptionMandatory())
     .requiredOption('--resource <ref>', 'Type::id, e.g. Secret::db/prod/password, Role::postgres/readonly, Tool::github/create_issue, Route::github')
     .option('--context <json>', 'request context as a JSON object, e.g. \'{"args":{"repo":"acme/web"}}\'')
     .option('--attr <k=v>', 'principal attribute (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--attestor <name>', 'the attestor that would have proven the identity (its tessera.yaml name)')
-    .option('--attestor-kind <kind>', 'its kind: join_token, kubernetes, jwt or spiffe (namespace/service_account attributes need kubernetes)')
+    .addOption(new Option('--attestor-kind <kind>', 'its kind (namespace/service_account/pod attributes need kubernetes)').choices(ATTESTOR_KINDS))
     .option('--scope <scope>', 'token scope the principal would hold (repeatable), e.g. secret:demo/**', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
     .option('--user <id>', 'user the task acts for')
+    .option('--dpop', 'the token would be DPoP-bound (policy sees context.dpop = true)')
     .option('--exit-code', 'exit with 1 when the decision is deny')
-    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
+    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; dpop?: boolean; exitCode?: boolean }, cmd: Command) => {
       let context: Record<string, unknown> | undefined;
       if (opts.context !== undefined) {
         try {
@@ -393,6 +435,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
           ...(opts.task ? { task: opts.task } : {}),
           ...(opts.purpose ? { purpose: opts.purpose } : {}),
           ...(opts.user ? { user: opts.user } : {}),
+          ...(opts.dpop ? { dpop: true } : {}),
         },
         action: opts.action,
         resource: opts.resource,
@@ -420,6 +463,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('run a YAML table of expected decisions (offline) against a policy directory')
     .option('--policies <dir>', "policy directory (default: the file's `policies:` key, else the file's directory)")
     .action(async (file: string, opts: { policies?: string }, cmd: Command) => {
+      requireLocalPath(file, 'file', 'the policy test file', 'give a YAML table of cases (docs/policies.md); a policy directory is checked with `tessera policy validate DIR`');
+      if (opts.policies !== undefined) requireLocalPath(opts.policies, 'directory', '--policies');
       const mod = await policyModule();
       if (typeof mod.runPolicyTests !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy test runner', EXIT.REFUSED);
       const r = await mod.runPolicyTests({ testFile: file, ...(opts.policies ? { policyDir: opts.policies } : {}) });
@@ -428,7 +473,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         for (const c of r.cases) out(`${c.pass ? 'PASS' : 'FAIL'}  ${cell(c.name)}${c.pass ? '' : `  — ${c.reason !== undefined ? cell(c.reason) : `expected ${cell(c.expected)}, got ${cell(c.actual ?? 'error')}`}`}`);
         out(`${r.passed} passed, ${r.failed} failed (policies: ${cell(r.policyDir)})`);
       }
-      if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${r.cases.length} policy test case(s) failed`, EXIT.REFUSED);
+      if (!r.ok) throw new CliError('TESSERA_POLICY_TEST_FAILED', `${r.failed} of ${count(r.cases.length, 'policy test case')} failed`, EXIT.REFUSED);
     });
 
   policy
@@ -440,7 +485,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(`directory: ${cell(r.dir)}${r.demo ? `  (the demo policies; dev mode serves ${cell(r.configured_dir)} once it exists)` : ''}`);
       out(`ready: ${r.ready === true ? 'yes' : 'NO (no valid policy set: every request is refused)'}`);
       const ids = Array.isArray(r.policy_ids) ? r.policy_ids : [];
-      out(`policies: ${cell(r.policies)} in ${Array.isArray(r.files) ? r.files.length : 0} file(s)${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
+      out(`policies: ${cell(r.policies)} in ${count(Array.isArray(r.files) ? r.files.length : 0, 'file')}${r.last_good_at ? `, loaded ${fmtTime(r.last_good_at)}` : ''}`);
       for (const id of ids) out(`  ${cell(id)}`);
       const e = r.last_error as { file?: unknown; line?: unknown; column?: unknown; message?: unknown } | null | undefined;
       if (e) out(`last reload failed (the set above stays active): ${cell(e.file)}:${cell(e.line)}:${cell(e.column)}: ${cell(e.message)}`);
@@ -448,7 +493,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- revocations ------------------------------------------------------------------
   const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token or lease');
-  for (const kind of ['agent', 'task', 'user', 'token', 'lease'] as const) {
+  for (const kind of REVOCATION_KINDS) {
     const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>' }[kind];
     revoke
       .command(`${kind} ${target}`)
@@ -478,12 +523,13 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         if (!t) throw usage('the revocation target is empty');
         const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
         // Recorded either way; an agent that never logged in is often a typo in the SPIFFE ID.
-        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(r.warning) : `no agent ${t} has ever logged in`}`);
+        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(forCli(r.warning, nextStepOf({ next_step: r.warning_next_step }))) : `no agent ${t} has ever logged in`}`);
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
-          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
-          if (Number(r.leases_disabled) > 0) info(`${cell(r.leases_disabled)} credential(s) are disabled (no login, sessions ended) but their cleanup failed; it is retried. See: tessera lease list --state disabled`);
+          // Every count the server reports (docs/kill-switch.md): disabled = unusable, cleanup pending.
+          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_disabled ?? 0)} disabled, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
+          if (Number(r.leases_disabled) > 0) info(`${count(Number(r.leases_disabled), 'credential')} ${verb(Number(r.leases_disabled), 'is', 'are')} disabled (no login, sessions ended) but cleanup failed; it is retried. See: tessera lease list --state disabled`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
         }
       });
@@ -500,13 +546,16 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .command('list')
     .description('list revocations')
     .option('--active', 'only revocations in force')
-    .addOption(new Option('--kind <kind>', 'only this kind').choices(['agent', 'task', 'user', 'token', 'lease']))
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(REVOCATION_KINDS))
     .action(async (opts: { active?: boolean; kind?: string }, cmd: Command) => {
       const r = await admin(cmd).listRevocations({ active: opts.active ? true : undefined, kind: opts.kind });
       if (isJson(cmd)) return printJson(r);
       const rows = listOf(r);
       out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'active', 'reason', 'created_at', 'expires_at'])) : 'no revocations');
     });
+
+  // --- tasks ----------------------------------------------------------------------
+  registerTaskCommands(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');
@@ -521,7 +570,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   lease
     .command('list')
     .description('list leases')
-    .option('--state <state>', 'active, expired, revoked, …')
+    .addOption(new Option('--state <state>', 'only leases in this state (docs/leases.md)').choices(LEASE_STATES))
     .option('--irrevocable', 'only leases whose backend revocation failed (need a person)')
     .option('--owner <id>', 'only leases owned by this agent/task')
     .action(async (opts: { state?: string; irrevocable?: boolean; owner?: string }, cmd: Command) => {
@@ -539,7 +588,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('-f, --follow', 'keep polling')
     .option('-n, --lines <n>', 'how many recent events to show first', (v) => positiveInt(v, '--lines'), 20)
     .option('--actor <id>', 'only events by this actor')
-    .option('--txn <id>', 'only events of this task')
+    .option('--txn <id>', 'only events of this task and every task delegated below it')
     .option('--kind <kind>', 'only events of this kind, e.g. auth.login')
     .option('--interval <ms>', 'poll interval with -f', (v) => positiveInt(v, '--interval'), 2000)
     .action(async (opts: { follow?: boolean; lines: number; actor?: string; txn?: string; kind?: string; interval: number }, cmd: Command) => {
@@ -604,15 +653,33 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   // --- operator ---------------------------------------------------------------------
-  program
-    .command('operator')
-    .description('operator maintenance (offline, on the data directory)')
+  const operator = program.command('operator').description('operator maintenance (offline, on the data directory)');
+  operator
+    .command('generate-master-key')
+    .description('write a new random master key (32 bytes, base64) to a new file with mode 0600; never printed')
+    .requiredOption('--out <file>', 'the new key file (refuses to overwrite)')
+    .action(async (opts: { out: string }, cmd: Command) => {
+      const { generateMasterKeyFile, masterKeyId } = await masterKeyModule();
+      let id: string;
+      try {
+        const key = generateMasterKeyFile(opts.out);
+        id = masterKeyId(key);
+        key.fill(0);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${opts.out} already exists; a key file is never overwritten: remove it or choose another --out path` : `cannot write ${opts.out} (${code ?? 'error'})`, EXIT.REFUSED);
+      }
+      if (isJson(cmd)) return printJson({ key_file: opts.out, key_id: id });
+      out(`master key ${id} written to ${opts.out} (mode 0600). Back it up apart from the database; point master_key.file at it, or use it with: tessera operator rotate-master-key --new-key-file ${opts.out}`);
+    });
+  operator
     .command('rotate-master-key')
     .description('re-wrap every data key with a new master key; then point the configuration at the new key')
     .requiredOption('--new-key-file <file>', 'file with the new 32-byte master key')
     .option('--config <file>', 'tessera.yaml')
     .option('--data-dir <dir>', 'data directory')
     .action(async (opts: { newKeyFile: string; config?: string; dataDir?: string }, cmd: Command) => {
+      requireLocalPath(opts.newKeyFile, 'file', '--new-key-file');
       const r = await runtime.rotateMasterKey({
         configPath: opts.config,
         dataDir: opts.dataDir,
@@ -620,7 +687,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         onProgress: isJson(cmd) ? undefined : (done, total) => info(total > 0 ? `re-wrapped ${done}/${total}` : `re-wrapped ${done}`),
       });
       if (isJson(cmd)) return printJson(r);
-      out(`master key rotated: ${r.rewrapped} data keys re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);
+      out(`master key rotated: ${count(r.rewrapped, 'data key')} re-wrapped. Update master_key in the configuration to ${opts.newKeyFile}, then restart.`);
     });
 
   // --- creds (agent) ------------------------------------------------------------------
@@ -629,7 +696,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('as an agent (TESSERA_TOKEN = agent token): issue a dynamic credential; prints it')
     .option('--ttl <duration>', 'requested lifetime, e.g. 15m (capped by the role)')
     .action(async (engine: string, role: string, opts: { ttl?: string }, cmd: Command) => {
-      const token = tokenOf(cmd, 'an agent token (from `tessera login`)');
+      const token = tokenOf(cmd, 'agent');
       const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
       const r = await t.request<Record<string, unknown>>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { token, json: opts.ttl ? { ttl: opts.ttl } : {} });
       if (isJson(cmd)) return printJson(r);
@@ -654,7 +721,7 @@ function devBanner(s: RunningServer): string {
     ...(p
       ? [p.demo
         ? `Policies: ${cell(p.dir)} (the demo policies) — until ${cell(p.configuredDir)} exists; create it and dev mode serves it instead`
-        : `Policies: ${cell(p.dir)} (${p.ids.length} policies; \`tessera policy status\` lists them)`]
+        : `Policies: ${cell(p.dir)} (${count(p.ids.length, 'policy', 'policies')}; \`tessera policy status\` lists them)`]
       : []),
     '',
     'Copy-paste to try it (the admin token below is shown only now):',
@@ -720,6 +787,12 @@ interface PolicyModule {
  * The offline policy commands use the policy feature's pure functions. Imported lazily so
  * the Cedar WASM module loads only for `tessera policy validate|test`.
  */
+/** Key generation for `operator generate-master-key`, loaded only for that command. */
+async function masterKeyModule(): Promise<{ generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string }> {
+  const spec = '../secrets/master-key.js';
+  return (await import(spec)) as { generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string };
+}
+
 async function policyModule(): Promise<PolicyModule> {
   const spec = '../policy/index.js';
   return (await import(spec)) as PolicyModule;

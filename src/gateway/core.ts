@@ -15,8 +15,9 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
-import { authorizeWithScope, scopeCovers } from '../policy/scope.js';
-import type { Authorizer, Decision } from '../policy/types.js';
+import { scopeCovers } from '../policy/scope.js';
+import type { Decision } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../shared/json-depth.js';
 import { credentialLike, redactCredentialLike } from '../shared/credential-like.js';
@@ -25,6 +26,7 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
 import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
+import { describeArgumentErrors } from './schema-errors.js';
 import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
@@ -74,7 +76,8 @@ export interface Caller extends UpstreamCaller {
 export interface GatewayCoreDeps {
   readonly upstreams: readonly Upstream[];
   readonly providers: readonly ToolProvider[];
-  readonly authorizer: Authorizer;
+  /** The request pipeline's authorizer: token scope ∩ Cedar for the acting agent. */
+  readonly authorizer: RequestAuthorizer;
   readonly injector: Injector;
   readonly audit: AuditWriter;
   readonly logger: Logger;
@@ -183,12 +186,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     if (!lits) return true;
     let cache = mayUseCache.get(lits);
     if (!cache) mayUseCache.set(lits, (cache = new Map()));
-    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, u: p.user, c: p.chain, o: p.scope, p: p.purpose })}`;
+    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, r: p.rootTask, u: p.user, c: p.chain, o: p.scope, p: p.purpose, l: p.label, x: p.tctx })}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const candidates = new Set<string>([PROBE_TOOL, server, ...(catalogue.get(server) ?? [])]);
     for (const l of lits) candidates.add(l.startsWith(`${server}/`) ? l.slice(server.length + 1) : l);
-    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, ...(p.chain ?? []), ...Object.values(p.attributes ?? {})]) if (typeof v === 'string') candidates.add(v);
+    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, p.label, ...(p.chain ?? []), ...Object.values(p.attributes ?? {}), ...Object.values(p.tctx ?? {})]) if (typeof v === 'string') candidates.add(v);
     for (const x of p.scope ?? []) if (x.startsWith(`tool:${server}/`)) candidates.add(x.slice(`tool:${server}/`.length));
     let ok = false;
     for (const c of candidates) {
@@ -238,7 +241,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
     let d: Decision;
     try {
-      d = authorizeWithScope(authorizer, { principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
+      d = authorizer.authorize({ principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
     } catch {
       return false;
     }
@@ -454,7 +457,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       }
 
       try {
-        decision = authorizeWithScope(authorizer, { principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
+        decision = authorizer.authorize({ principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
       } catch (e) {
         return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'the policy request could not be built'), 'error');
       }
@@ -469,21 +472,34 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
       if (!def) return notFound('error');
-      let check: ReturnType<JsonSchemaValidator<unknown>>;
-      try {
-        check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
-      } catch (e) {
-        return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
-      }
-      if (!check.valid) {
-        return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', `arguments of ${server}/${tool} do not match its input schema: ${check.errorMessage.replace(/\bdata\b/g, 'arguments').slice(0, 500)}`), 'error');
+      // A provider with its own validator (declarative tools) checks its arguments itself; an
+      // upstream MCP tool's schema is checked here. Either way the message names the argument.
+      const provider = providers.get(server);
+      if (provider?.validateArgs) {
+        try {
+          provider.validateArgs(tool, args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: its arguments cannot be checked`), 'error');
+        }
+      } else {
+        let check: ReturnType<JsonSchemaValidator<unknown>>;
+        try {
+          check = validatorFor(`${server}/${tool}`, def.inputSchema)(args);
+        } catch (e) {
+          return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${server}/${tool}: the upstream's inputSchema cannot be used`), 'error');
+        }
+        if (!check.valid) return refuse(new TesseraError('TESSERA_TOOL_ARGS_INVALID', describeArgumentErrors(check.errorMessage, args, def.inputSchema)), 'error');
       }
 
       let result: ToolResult;
       try {
         const u = upstreams.get(server);
         if (u) {
-          result = (await u.callTool(tool, args, caller, signal)).result;
+          const called = await u.callTool(tool, args, caller, signal);
+          result = called.result;
+          // What the connection holds now: a value injected during the call (a refreshed task
+          // token) is scrubbed too.
+          baseSecrets = called.secrets;
         } else {
           const ctx: ToolCallContext = {
             principal: p,
@@ -503,6 +519,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             addSensitive: (value) => {
               callSecrets.push({ value, label: 'sensitive' });
             },
+            downstreamToken: (audience, ttlMs) => deps.injector.downstreamToken(p, audience, ttlMs, where(caller)),
           };
           result = await providers.get(server)!.callTool(tool, args, ctx);
         }

@@ -47,6 +47,11 @@ export interface ToolCallContext {
   revokeCredential?(leaseId: string): Promise<void>;
   /** Registers an extra sensitive value with the scrubber. */
   addSensitive(value: string): void;
+  /**
+   * A short-lived token for an upstream's `audience` carrying this caller's task context
+   * (`task_token`, src/gateway/downstream.ts). The caller registers it with the scrubber.
+   */
+  downstreamToken(audience: string, ttlMs: number): Promise<string>;
 }
 
 export interface ToolProvider {
@@ -54,7 +59,14 @@ export interface ToolProvider {
   readonly server: string;
   /** Tools this provider offers (may start an upstream to ask it). */
   listTools(signal: AbortSignal): Promise<readonly GatewayTool[]>;
-  /** Runs `<tool>`; arguments have already been authorized (but not schema-validated). */
+  /**
+   * Checks `args` against `<tool>`'s schema with the provider's own validator (throws
+   * TESSERA_TOOL_ARGS_INVALID naming the argument: `argument "days": must be <= 14`). When a
+   * provider has it, the core uses it instead of its generic JSON Schema check, so an agent sees
+   * the messages docs/gateway-tools.md documents. Unknown tools pass (the call then says so).
+   */
+  validateArgs?(tool: string, args: Readonly<Record<string, unknown>>): void;
+  /** Runs `<tool>`; arguments have already been authorized (and checked by `validateArgs` when present). */
   callTool(tool: string, args: Readonly<Record<string, unknown>>, ctx: ToolCallContext): Promise<ToolResult>;
   /** Stops upstream processes and connections. */
   close(): Promise<void>;

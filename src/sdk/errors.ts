@@ -10,14 +10,20 @@ export class TesseraApiError extends Error {
   readonly requestId: string | undefined;
   /** RFC 6749 §5.2 error name, when the error came from the OAuth token endpoint. */
   readonly oauthError: string | undefined;
+  /**
+   * The error's `details` object as the server sent it (e.g. `field`, `retry_after_s`,
+   * `next_step: { route, cli }`), when there was one. Never holds a token or a secret value.
+   */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(init: { code: string; status: number; message: string; requestId?: string; oauthError?: string }, options?: { cause?: unknown }) {
+  constructor(init: { code: string; status: number; message: string; requestId?: string; oauthError?: string; details?: Record<string, unknown> }, options?: { cause?: unknown }) {
     super(init.message, options);
     this.name = 'TesseraApiError';
     this.code = init.code;
     this.status = init.status;
     this.requestId = init.requestId;
     this.oauthError = init.oauthError;
+    this.details = init.details;
   }
 }
 

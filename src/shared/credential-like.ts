@@ -7,10 +7,20 @@ import { TesseraError } from './errors.js';
  * instead of letting the audit write fail with a 5xx after the fact. One definition for both.
  */
 
-/** A JWS/JWT compact serialization: base64url JSON header starting `{"` → `eyJ` (RFC 7515 §7.1). */
-export const JWT_LIKE = /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/;
+/**
+ * The two shapes as RegExp sources, the one definition of each: the audit log and the edge match
+ * them anywhere in a string (below); the gateway's output scrubber (src/gateway/scrub/shapes.ts)
+ * uses the same sources behind its start-of-token rule.
+ *
+ * A JWS/JWT compact serialization (RFC 7515 §7.1): base64url JSON header starting `{"` → `eyJ`,
+ * a payload (a JWT's starts `eyJ` too; any JWS counts), and a signature that may be empty.
+ */
+export const JWT_SOURCE = 'eyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]{7,}\\.[A-Za-z0-9_-]*';
 /** Tessera's opaque tokens (`tsr_admin_…`, `tsr_join_…`): prefix plus ≥ 20 random base64url chars. */
-export const TESSERA_TOKEN_LIKE = /tsr_[a-z]+_[A-Za-z0-9_-]{20,}/;
+export const TESSERA_TOKEN_SOURCE = 'tsr_[a-z]+_[A-Za-z0-9_-]{20,}';
+
+export const JWT_LIKE = new RegExp(JWT_SOURCE);
+export const TESSERA_TOKEN_LIKE = new RegExp(TESSERA_TOKEN_SOURCE);
 
 /** What the value looks like (`"a JWT"`, `"a Tessera token"`), or undefined when it looks like neither. */
 export function credentialLike(value: string): string | undefined {

@@ -23,6 +23,7 @@ const SECRET = 'healthcare/prod/agents/patient-reader/db-url';
 let h: Harness;
 const records: Rec[] = [];
 let fileLines: Rec[] = [];
+let heads: { type?: string; seq: number }[] = [];
 let rotateFrom = 0;
 
 before(async () => {
@@ -51,7 +52,11 @@ before(async () => {
     if (!events.length || r.body.next_seq <= after) break;
     after = r.body.next_seq;
   }
-  fileLines = readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec);
+  // Record lines only: the file sink also writes a signed head line (`{"type":"tessera.audit.head",…}`)
+  // after each batch, and readers that want events skip lines with a `type` (docs/audit.md).
+  const lines = readFileSync(h.auditFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Rec & { type?: string });
+  heads = lines.filter((l) => l.type !== undefined);
+  fileLines = lines.filter((l) => l.type === undefined);
 });
 after(async () => {
   await h?.close();
@@ -154,4 +159,6 @@ test('the API and the file sink return records of the same shape, event for even
     if (!line) continue;
     assert.deepEqual(line, r, `seq ${r.seq}: the JSONL line and the API record differ`);
   }
+  // The other lines are signed heads of records the file holds.
+  assert.ok(heads.length > 0 && heads.every((hd) => hd.type === 'tessera.audit.head' && bySeq.has(hd.seq)), JSON.stringify(heads.slice(0, 3)));
 });

@@ -7,8 +7,8 @@
  * required option fails with `file:line`, the command and what is wrong.
  *
  * Inline code is read as a synopsis: `put|get` is a choice, `[--ttl 24h]` optional, `…` more;
- * missing arguments are not reported there (a prose mention such as `tessera policy check`
- * names a command, it does not run it). A code-block line with a standalone `…` is a synopsis too.
+ * missing arguments and option values are not reported there (a prose mention such as
+ * `tessera policy check` or `tessera dev --config` names a command or option, it does not run it). A code-block line with a standalone `…` is a synopsis too.
  *
  * Also: never `npx tessera` or `npm install tessera` (an unrelated npm package), the package is
  * imported as `tessera-broker/<export>`, `npm run <script>` names a script that exists, and a
@@ -92,17 +92,34 @@ export async function checkArgv(argv: readonly string[], synopsis: boolean): Pro
       if (synopsis && err.code === 'commander.missingMandatoryOptionValue') {
         const flag = /option '(-[^ ',]+)/.exec(err.message)?.[1];
         if (!flag) return msg;
-        words = [...words, flag, 'x'];
+        words = [...words, flag, placeholderValue(leaf, flag)];
         continue;
       }
       if (synopsis && err.code === 'commander.missingArgument') {
         words = [...words, 'x'];
         continue;
       }
+      // `tessera dev --config` in prose names the option; its value is supplied like a missing argument.
+      if (synopsis && err.code === 'commander.optionMissingArgument') {
+        const flags = /option '([^']*)'/.exec(err.message)?.[1]?.split(/[ ,]+/).filter((f) => f.startsWith('-')) ?? [];
+        const at = Math.max(...flags.map((f) => words.lastIndexOf(f)));
+        if (at < 0) return msg;
+        words = [...words.slice(0, at + 1), placeholderValue(leaf, words[at]!), ...words.slice(at + 1)];
+        continue;
+      }
       return msg.replace(/\n/g, ' ');
     }
   }
   return 'could not complete the synopsis';
+}
+
+/** A value supplied for an option a synopsis leaves out: one of its choices when it has them. */
+function placeholderValue(cmd: Command, flag: string): string {
+  for (let c: Command | null = cmd; c; c = c.parent) {
+    const o = c.options.find((x) => x.long === flag || x.short === flag);
+    if (o) return o.argChoices?.[0] ?? 'x';
+  }
+  return 'x';
 }
 
 interface Problem { at: string; what: string }
@@ -234,7 +251,7 @@ test('the checker catches each kind of wrong command line', async () => {
   const doc = parseMarkdown(
     'docs/x.md',
     [
-      'Run `tessera kv put a/b --value-file key.txt` or `tessera kv put|get|remove`.',
+      'Run `tessera kv put a/b --value-file key.txt` or `tessera kv put|get|remove`; `tessera dev --config` names an option.',
       '',
       '```sh',
       'tessera kv put app/key --from-file k --rotation-period 30d   # fine',
@@ -252,6 +269,7 @@ test('the checker catches each kind of wrong command line', async () => {
       'tessera policy check …',
       'tessera <command> --help',
       'tessera --version',
+      'tessera dev --config',
       '```',
       '',
       '```json',
@@ -282,11 +300,12 @@ test('the checker catches each kind of wrong command line', async () => {
     /^docs\/x.md:13: `npm run devv` — package.json has no script "devv"/,
     /^docs\/x.md:14: `tessera dev --lissen 127.0.0.1:1` — unknown option '--lissen'/,
     /^docs\/x.md:15: `tessera audit tail -n abc` — rejected: --lines must be a positive integer/,
-    /^docs\/x.md:22: `tessera mcp --tokenfile x` — unknown option '--tokenfile'/,
-    /^docs\/x.md:22: `npx -y tessera mcp` — runs the unrelated npm package/,
-    /^docs\/x.md:22: `tessera mcp --adr x` — unknown option '--adr'/,
-    /^docs\/x.md:28: imports 'tessera\/sdk': the package is 'tessera-broker'/,
-    /^docs\/x.md:28: imports 'tessera-broker\/server', which package.json does not export/,
+    /^docs\/x.md:19: `tessera dev --config` — option '--config <file>' argument missing/,
+    /^docs\/x.md:23: `tessera mcp --tokenfile x` — unknown option '--tokenfile'/,
+    /^docs\/x.md:23: `npx -y tessera mcp` — runs the unrelated npm package/,
+    /^docs\/x.md:23: `tessera mcp --adr x` — unknown option '--adr'/,
+    /^docs\/x.md:29: imports 'tessera\/sdk': the package is 'tessera-broker'/,
+    /^docs\/x.md:29: imports 'tessera-broker\/server', which package.json does not export/,
   ];
   for (const re of expect) assert.ok(found.some((f) => re.test(f)), `not reported: ${re}\n${found.join('\n')}`);
   assert.equal(found.length, expect.length, found.join('\n'));

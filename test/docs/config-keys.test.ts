@@ -19,7 +19,7 @@ import type { z } from 'zod';
 import { configSchema } from '../../src/config/schema.js';
 import { parseDuration } from '../../src/config/duration.js';
 import { docFiles, readDoc, type MarkdownDoc } from './markdown.js';
-import { discriminate, normalizePath, pathExists, schemaPaths, shapes } from './schema-paths.js';
+import { discriminate, normalizePath, pathExists, schemaPaths, shapes, type Shape } from './schema-paths.js';
 
 const PATHS = schemaPaths(configSchema);
 const SECTIONS = new Set([...PATHS].filter((p) => !/[.[]/.test(p)));
@@ -121,8 +121,11 @@ function inlinePaths(doc: MarkdownDoc): { line: number; raw: string; path: strin
     if (/\.(ts|js|mjs|json|md|ya?ml|cedar|sql|jsonl|db|key|pem)$/.test(text)) continue; // file names
     const section = text.split(/[.[]/)[0]!;
     if (!SECTIONS.has(section)) continue;
-    if (CODE_NAMES.has(text)) continue;
-    out.push({ line: span.line, raw: span.text, path: normalizePath(text) });
+    const path = normalizePath(text);
+    // A name the code uses for something else is not a key — unless it IS a key (src/ quotes
+    // keys too, e.g. in error messages and doc comments).
+    if (CODE_NAMES.has(text) && !pathExists(PATHS, path)) continue;
+    out.push({ line: span.line, raw: span.text, path });
   }
   return out;
 }
@@ -165,6 +168,28 @@ function valueAt(obj: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
 }
 
+/** The schema of one dotted key path (no lists, no wildcards), or undefined. */
+function fieldAt(path: string): z.ZodType | undefined {
+  let s: z.ZodType | undefined = configSchema;
+  for (const k of path.split('.')) {
+    const obj: Shape | undefined = s ? shapes(s).find((sh) => sh.kind === 'object' && sh.fields.has(k)) : undefined;
+    s = obj?.kind === 'object' ? obj.fields.get(k) : undefined;
+  }
+  return s;
+}
+
+/**
+ * The schema's default of a key: its value in a parsed empty configuration, or — under an
+ * optional section that is absent by default (`audit.retention`) — the key's own default, i.e.
+ * what it is when the section is written without it.
+ */
+function schemaDefault(defaults: unknown, path: string): unknown {
+  const v = valueAt(defaults, path);
+  if (v !== undefined) return v;
+  const r = fieldAt(path)?.safeParse(undefined);
+  return r?.success ? r.data : undefined;
+}
+
 test('the defaults docs/configuration.md states are the schema defaults', () => {
   const doc = readDoc('docs/configuration.md');
   const defaults = configSchema.parse({});
@@ -177,7 +202,7 @@ test('the defaults docs/configuration.md states are the schema defaults', () => 
     if (keys.length !== 1 || /[[*<]/.test(keys[0]!) || !PATHS.has(keys[0]!)) continue;
     const lit = literalDefault(defaultCell);
     if (!lit) continue;
-    const actual = valueAt(defaults, keys[0]!);
+    const actual = schemaDefault(defaults, keys[0]!);
     let expected = lit.value;
     if (typeof actual === 'number' && typeof expected === 'string') expected = parseDuration(expected) ?? expected; // "5m" → ms
     compared++;
@@ -224,6 +249,15 @@ test('the checker catches unknown keys, invalid examples and unknown key paths',
   const paths = inlinePaths(doc).map((m) => m.path);
   assert.deepEqual(paths, ['server.listn', 'gateway.servers[].environment']);
   assert.ok(!pathExists(PATHS, 'server.listn') && pathExists(PATHS, 'gateway.servers[].env.*.secret') && pathExists(PATHS, 'gateway.tools[].*'));
+  // A key src/ also quotes (messages, comments) is still a key to check and to count.
+  assert.ok(CODE_NAMES.has('gateway.tool_name_format'));
+  assert.deepEqual(inlinePaths(parseMarkdown('docs/y.md', 'Set `gateway.tool_name_format`; `policy.decision` is an event.')).map((m) => m.path), ['gateway.tool_name_format']);
+  // Defaults under an optional section absent by default are the key's own default.
+  const empty = configSchema.parse({});
+  assert.equal(empty.audit.retention, undefined);
+  assert.equal(schemaDefault(empty, 'audit.retention.keep_events'), 100_000);
+  assert.equal(schemaDefault(empty, 'audit.retention.archive_dir'), undefined);
+  assert.equal(schemaDefault(empty, 'leases.revoke_max_attempts'), 8);
   assert.deepEqual(literalDefault('`5m`'), { value: '5m' });
   assert.equal(literalDefault('host name'), undefined);
   assert.equal(literalDefault('`<data_dir>/tessera.db`'), undefined);

@@ -151,7 +151,7 @@ test('cleanup cannot complete (objects in another database): the user is still d
     assert.deepEqual(role, { rolcanlogin: false, expired: true, groups: 0 }, 'NOLOGIN, expired, member of nothing');
     let lease = await h.leases.get(id);
     assert.equal(lease?.state, 'disabled');
-    assert.match(lease?.lastError ?? '', new RegExp(`other database\\(s\\): ${other} \\(1\\)`));
+    assert.match(lease?.lastError ?? '', new RegExp(`still owns objects or holds privileges in another database: ${other} \\(1\\)`));
     assert.ok(h.audit.events.some((e) => e.kind === 'lease.revoke_failed' && e.details?.stage === 'cleanup' && e.details?.disabled === true && e.details?.irrevocable === false));
     assert.match(await h.metrics.render(), /^tessera_leases_disabled 1$/m);
     assert.deepEqual(await h.leases.health(), { revoking: 0, disabled: 1, irrevocable: 0 });

@@ -219,9 +219,9 @@ test('arguments failing the tool inputSchema: a clear JSON-RPC invalid params er
   const e = await rpcError(client.callTool({ name: 'echo__add', arguments: { a: 'two', b: 1 } }));
   assert.equal(e.code, -32602);
   assert.equal((e.data as { code: string }).code, 'TESSERA_TOOL_ARGS_INVALID');
-  assert.match(e.message, /arguments\/a must be integer/);
+  assert.match(e.message, /argument "a": must be integer/);
   const e2 = await rpcError(client.callTool({ name: 'echo__add', arguments: { a: 1 } }));
-  assert.match(e2.message, /required property 'b'/);
+  assert.match(e2.message, /argument "b": is required/);
 });
 
 test('an upstream that hangs: timeout error (its server\'s own call_timeout), and the gateway keeps serving', async () => {

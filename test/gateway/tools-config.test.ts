@@ -151,8 +151,8 @@ test('argument validator: errors name the argument and carry TESSERA_TOOL_ARGS_I
     [{ city: 'oslo', tags: ['a', 1] }, /argument "tags\[1\]": must be of type string/],
     [{ city: 'oslo', tags: ['a', 'b', 'c'] }, /argument "tags": must have at most 2/],
     [{ city: 'oslo', where: {} }, /argument "where.lat": is required/],
-    [{ city: 'oslo', where: { lat: 1, lon: 2 } }, /argument "where.lon": is not a declared argument/],
-    [{ city: 'oslo', admin: true }, /argument "admin": is not a declared argument/],
+    [{ city: 'oslo', where: { lat: 1, lon: 2 } }, /argument "where.lon": is not allowed: the tool declares no such argument/],
+    [{ city: 'oslo', admin: true }, /argument "admin": is not allowed: the tool declares no such argument/],
   ];
   for (const [args, re] of cases) {
     assert.throws(() => v.validate(args), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_TOOL_ARGS_INVALID' && re.test(e.message), `${JSON.stringify(args)} should fail with ${re}`);

@@ -226,6 +226,31 @@ test('schema failures are refused before anything is sent', async () => {
   assert.equal(seen.length, before);
 });
 
+test('a header secret with a line break or control character is refused before anything is sent, naming path and header, never the value', async () => {
+  const before = seen.length;
+  const cases: [Record<string, string>, Record<string, unknown>, RegExp][] = [
+    [{ ...secrets, 'weather/api-key': `${API_KEY}\n` }, {}, /weather\/forecast: the secret weather\/api-key cannot be sent in the Authorization header: it holds a line break \(LF\) at its end .*tessera kv put weather\/api-key --from-file FILE/],
+    [{ ...secrets, 'weather/api-key': `${API_KEY}\r\n` }, {}, /a line break \(CR\) at its end/],
+    [{ ...secrets, 'weather/api-key': `abc\rdef` }, {}, /a line break \(CR\) at character 4 of 7/],
+    [{ ...secrets, 'weather/api-key': `abc\u0000def` }, {}, /a control character \(0x00\) at character 4/],
+    [{ ...secrets, 'svc/user': 'line1\nline2' }, { headers: { 'X-User': { secret: 'svc/user' } } }, /the secret svc\/user cannot be sent in the X-User header: it holds a line break \(LF\) at character 6 of 11/],
+  ];
+  for (const [values, extra, re] of cases) {
+    await assert.rejects(weatherProvider(extra).callTool('forecast', { city: 'Oslo' }, testContext({ secrets: values })), (e: unknown) => {
+      assert.ok(e instanceof TesseraError, String(e));
+      assert.equal(e.code, 'TESSERA_GATEWAY_SECRET_UNUSABLE');
+      assert.match(e.message, re);
+      for (const v of Object.values(values)) if (v.length > 6) assert.ok(!e.message.includes(v.trim()), 'the value is never in the message');
+      return true;
+    });
+  }
+  assert.equal(seen.length, before, 'nothing was sent');
+  // A tab is a valid field-value character (RFC 9110 §5.5): sent.
+  const ok = await weatherProvider().callTool('forecast', { city: 'Oslo' }, testContext({ secrets: { ...secrets, 'weather/api-key': 'a\tb' } }));
+  assert.equal(ok.isError, false);
+  assert.equal(last().headers.authorization, 'Bearer a\tb');
+});
+
 test('4xx and 5xx become isError results; text bodies stay text', async () => {
   for (const status of [404, 500]) {
     const p = providers([{ server: 's', name: 't', kind: 'http', url: `${base}/status/${status}` }])[0]!;

@@ -7,13 +7,12 @@ import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { MetricsRegistry } from '../../src/shared/metrics.js';
-import { TesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { attestorConfig } from '../../src/config/schema.js';
 import { createAttestation, VERIFIED_CACHE_MAX_AGE_MS, type AttestationDeps } from '../../src/identity/attestation.js';
 import { createJoinTokenService } from '../../src/identity/join-tokens.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../../src/identity/types.js';
-import { makeKey, sign, type TestKey } from './keys.js';
+import { makeKey, sign, type TestKey, failsWith } from './keys.js';
 
 const meta = { requestId: 'req-1', source: '127.0.0.1', replica: 'r1' };
 const ISS = 'https://kubernetes.default.svc.cluster.local';
@@ -52,14 +51,6 @@ function setup(keys: TestKey[], over: Partial<AttestationDeps> = {}) {
   return { attestation, clock, count, file, joinTokens };
 }
 
-function failsWith(code: string, check?: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (check) assert.equal(e.details?.check, check, e.message);
-    return true;
-  };
-}
 
 const logins = async () => Number((await store.get<{ logins: number }>('SELECT logins FROM agents WHERE spiffe_id = ?', [AGENT]))?.logins ?? 0);
 

@@ -14,7 +14,6 @@ import type { JWTPayload } from 'jose';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
-import { TesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { attestorConfig } from '../../src/config/schema.js';
 import { createAttestation } from '../../src/identity/attestation.js';
@@ -22,7 +21,7 @@ import { createJoinTokenService, type JoinTokenService } from '../../src/identit
 import { parseSpiffeId } from '../../src/identity/spiffe-id.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT, type Attestation, type AttestedIdentity } from '../../src/identity/types.js';
 import { agentEntity } from '../../src/policy/entities.js';
-import { makeKey, sign, type TestKey } from './keys.js';
+import { makeKey, sign, type TestKey, failsWith } from './keys.js';
 
 const TD = 'tessera.local';
 const SPIRE_TD = 'spire.example';
@@ -40,14 +39,6 @@ let joinTokens: JoinTokenService;
 let attestation: Attestation;
 let dir: string;
 
-function failsWith(code: string, check?: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (check) assert.equal(e.details?.check, check, e.message);
-    return true;
-  };
-}
 
 /** What policy sees for an attested identity (the Cedar Agent entity's attrs and tags). */
 function cedarView(id: AttestedIdentity) {

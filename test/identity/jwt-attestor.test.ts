@@ -7,12 +7,11 @@ import { SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
-import { TesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { attestorConfig, type AttestorConfig } from '../../src/config/schema.js';
 import { createAttestation } from '../../src/identity/attestation.js';
 import { TOKEN_TYPE_JWT, type Attestation } from '../../src/identity/types.js';
-import { makeKey, serveJson, sign, type TestKey } from './keys.js';
+import { makeKey, serveJson, sign, type TestKey, failsWith } from './keys.js';
 
 const meta = { requestId: 'req-1', source: '127.0.0.1', replica: 'r1' };
 const K8S_ISS = 'https://kubernetes.default.svc.cluster.local';
@@ -20,14 +19,6 @@ const CI_ISS = 'https://gitlab.example.com';
 const now = Date.UTC(2026, 5, 1, 12, 0, 0);
 const nowS = Math.floor(now / 1000);
 
-function failsWith(code: string, check?: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (check) assert.equal(e.details?.check, check, e.message);
-    return true;
-  };
-}
 
 let rsa: TestKey;
 let ec: TestKey;
@@ -184,6 +175,20 @@ test('every bad JWT is refused with the check that failed', async () => {
   await t('not.a.jwt', 'TESSERA_ATTEST_FAILED', 'format');
   await t('garbage', 'TESSERA_ATTEST_FAILED', 'format');
   await t('x'.repeat(20_000), 'TESSERA_ATTEST_FAILED', 'format');
+  // Messages name what was expected (configuration, not secret) and never a pseudo-attestor.
+  const message = async (token: string | Promise<string>): Promise<{ message: string; details: Record<string, unknown> }> => {
+    const e = await attestation.attest(await token, TOKEN_TYPE_JWT, meta).then(() => assert.fail('accepted'), (x: unknown) => x as { message: string; details: Record<string, unknown> });
+    return e;
+  };
+  const aud = await message(sign(rsa, k8sClaims({ aud: 'someone-else' })));
+  assert.match(aud.message, /attestation failed \(audience\) by attestor "k8s-prod": the token audience \(aud\) does not include "tessera", the audience this attestor expects \(attestors\[\]\.audience in tessera\.yaml/);
+  assert.doesNotMatch(aud.message, /someone-else/, 'the token content is not echoed');
+  for (const bad of ['garbage', 'x'.repeat(20_000), new UnsecuredJWT(k8sClaims()).encode()]) {
+    const e = await message(bad);
+    assert.match(e.message, /attestation failed \((format|algorithm)\) before an attestor could be chosen: /);
+    assert.doesNotMatch(e.message, /selection/);
+    assert.equal(e.details.attestor, null);
+  }
   // Nothing was recorded for refused tokens.
   assert.equal(await store.get('SELECT 1 AS x FROM agents WHERE spiffe_id = ?', ['spiffe://example.org/ns/kube-system/sa/admin']), undefined);
 });

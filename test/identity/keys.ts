@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http';
+import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { TesseraError } from '../../src/shared/errors.js';
 
 export interface TestKey {
   readonly alg: 'RS256' | 'ES256';
@@ -37,5 +39,15 @@ export async function serveJson(docs: Record<string, unknown>): Promise<{ url: s
     url: `http://127.0.0.1:${addr.port}`,
     hits,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** For assert.rejects/throws: a TesseraError with `code` (and `details.check`, when given). */
+export function failsWith(code: string, check?: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (check) assert.equal(e.details?.check, check, e.message);
+    return true;
   };
 }

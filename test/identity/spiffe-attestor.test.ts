@@ -7,27 +7,18 @@ import { SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
-import { TesseraError } from '../../src/shared/errors.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { attestorConfig } from '../../src/config/schema.js';
 import { createAttestation } from '../../src/identity/attestation.js';
 import { parseSpiffeBundle } from '../../src/identity/bundle.js';
 import { TOKEN_TYPE_JWT, type Attestation } from '../../src/identity/types.js';
-import { makeKey, serveJson, sign, type TestKey } from './keys.js';
+import { makeKey, serveJson, sign, type TestKey, failsWith } from './keys.js';
 
 const meta = { requestId: 'req-1', source: '127.0.0.1', replica: 'r1' };
 const now = Date.UTC(2026, 5, 1, 12, 0, 0);
 const nowS = Math.floor(now / 1000);
 const TD = 'spire.example';
 
-function failsWith(code: string, check?: string) {
-  return (e: unknown) => {
-    assert.ok(e instanceof TesseraError, `expected TesseraError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (check) assert.equal(e.details?.check, check, e.message);
-    return true;
-  };
-}
 
 const bundleOf = (keys: TestKey[], use = 'jwt-svid', extra: Record<string, unknown> = {}) => ({
   spiffe_sequence: 7,

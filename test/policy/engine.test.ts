@@ -290,7 +290,9 @@ test('a new policy set takes effect only once its policy.reloaded event is recor
   copyExamples(dir);
   const { e, audit } = engine(dir);
   assert.equal((await e.load()).ok, true);
-  const bg = agent('spiffe://example.org/ns/healthcare/sa/break-glass');
+  // The example policies pin trust domain and attestor, and a service account exists only when a
+  // Kubernetes attestor proved it (ADR 0021): the break-glass agent as the cluster attests it.
+  const bg = k8sAgent('spiffe://tessera.local/ns/healthcare/sa/break-glass');
   const incident = () => e.authorize({ principal: bg, action: 'secret.read', resource: { type: 'Secret', path: 'healthcare/prod/incident/key' } }).allowed;
   assert.equal(incident(), false);
   writeFileSync(join(dir, 'bg.cedar'), 'permit(principal, action, resource) when { principal.service_account == "break-glass" };');

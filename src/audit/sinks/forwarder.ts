@@ -1,14 +1,13 @@
 import type { Logger } from '../../shared/logger.js';
 import type { MetricsRegistry } from '../../shared/metrics.js';
+import { batchLines } from './lines.js';
+import type { AuditSink } from './types.js';
 
 /** Thrown by a `deliver` function when retrying cannot help (e.g. HTTP 400/401/403): the lines are dropped. */
 export class PermanentDeliveryError extends Error {}
 
-export interface ForwarderOptions {
-  /** Metrics/log label: `http`, `syslog`. */
-  readonly name: string;
-  /** Sends lines in order; resolves when the receiver accepted them all. */
-  readonly deliver: (lines: readonly string[]) => Promise<void>;
+/** Queue and retry settings of a forwarder (`audit.sinks[]` of kind http, syslog). */
+export interface QueueSettings {
   /** Most lines held; when full, the oldest are dropped (counted and logged). */
   readonly maxQueue: number;
   /** Most lines per delivery. */
@@ -18,6 +17,13 @@ export interface ForwarderOptions {
   readonly retryMaxMs: number;
   readonly logger: Logger;
   readonly metrics?: MetricsRegistry;
+}
+
+export interface ForwarderOptions extends QueueSettings {
+  /** Metrics/log label: `http`, `syslog`. */
+  readonly name: string;
+  /** Sends lines in order; resolves when the receiver accepted them all. */
+  readonly deliver: (lines: readonly string[]) => Promise<void>;
   /** Jitter source in [0, 1): Math.random by default. */
   readonly random?: () => number;
 }
@@ -147,5 +153,38 @@ export function createForwarder(o: ForwarderOptions): Forwarder {
       setGauge();
     },
     stats: () => ({ queued: queued(), delivered, dropped, failures }),
+  };
+}
+
+/** Queue, retry and timeout settings every forwarding sink takes (`audit.sinks[]` of kind http, syslog). */
+export interface ForwardingSettings extends QueueSettings {
+  /** Bound on one delivery, ms; also bounds the delivery attempts at close (at most 5 s). */
+  readonly timeoutMs: number;
+}
+
+/**
+ * An audit sink that forwards each committed batch's lines (records, then the signed head) with
+ * `deliver` through a forwarder. Never durable: it does not count for failing closed. `closeTransport`
+ * runs after the queue is delivered or abandoned (sockets).
+ */
+export function forwardingSink(
+  name: 'http' | 'syslog',
+  deliver: (lines: readonly string[]) => Promise<void>,
+  o: ForwardingSettings,
+  closeTransport?: () => Promise<void>,
+): AuditSink & { forwarder: Forwarder } {
+  const { maxQueue, batchMaxLines, retryInitialMs, retryMaxMs, logger, metrics } = o;
+  const forwarder = createForwarder({ name, deliver, maxQueue, batchMaxLines, retryInitialMs, retryMaxMs, logger, ...(metrics ? { metrics } : {}) });
+  return {
+    name,
+    durable: false,
+    forwarder,
+    async write(batch) {
+      forwarder.enqueue(batchLines(batch));
+    },
+    async close() {
+      await forwarder.close(Math.min(5000, o.timeoutMs));
+      await closeTransport?.();
+    },
   };
 }

@@ -1,25 +1,16 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { createForwarder, PermanentDeliveryError, type Forwarder } from './forwarder.js';
-import { batchLines } from './lines.js';
+import { forwardingSink, PermanentDeliveryError, type Forwarder, type ForwardingSettings } from './forwarder.js';
 import type { AuditSink } from './types.js';
-import type { Logger } from '../../shared/logger.js';
-import type { MetricsRegistry } from '../../shared/metrics.js';
+import { describeDuration } from '../../shared/duration.js';
 
-export interface HttpSinkOptions {
+export interface HttpSinkOptions extends ForwardingSettings {
   /** http:// or https:// (TLS, verified against the system CAs plus `ca`); never with user:password@. */
   readonly url: string;
   /** Header to authenticate with, its value already resolved from the secret env/file (never logged). */
   readonly auth?: { readonly header: string; readonly value: string };
   /** Extra trusted CA certificates (PEM) for https. */
   readonly ca?: string;
-  readonly timeoutMs: number;
-  readonly maxQueue: number;
-  readonly batchMaxLines: number;
-  readonly retryInitialMs: number;
-  readonly retryMaxMs: number;
-  readonly logger: Logger;
-  readonly metrics?: MetricsRegistry;
 }
 
 const RETRYABLE = new Set([408, 425, 429]);
@@ -51,29 +42,11 @@ export function httpSink(o: HttpSinkOptions): AuditSink & { forwarder: Forwarder
           else reject(new PermanentDeliveryError(`collector ${where} refused the batch with HTTP ${status}`));
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`collector ${where} did not answer within ${o.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`collector ${where} did not answer within ${describeDuration(o.timeoutMs)} (its timeout)`)));
       req.on('error', (e: NodeJS.ErrnoException) => reject(new Error(`collector ${where}: ${e.code ?? e.message}`)));
       req.end(body);
     });
   }
 
-  const forwarder = createForwarder({
-    name: 'http',
-    deliver,
-    maxQueue: o.maxQueue,
-    batchMaxLines: o.batchMaxLines,
-    retryInitialMs: o.retryInitialMs,
-    retryMaxMs: o.retryMaxMs,
-    logger: o.logger,
-    metrics: o.metrics,
-  });
-  return {
-    name: 'http',
-    durable: false,
-    forwarder,
-    async write(batch) {
-      forwarder.enqueue(batchLines(batch));
-    },
-    close: () => forwarder.close(Math.min(5000, o.timeoutMs)),
-  };
+  return forwardingSink('http', deliver, o);
 }

@@ -1,11 +1,8 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createConnection, type Socket } from 'node:net';
 import { hostname } from 'node:os';
-import { createForwarder, type Forwarder } from './forwarder.js';
-import { batchLines } from './lines.js';
+import { forwardingSink, type Forwarder, type ForwardingSettings } from './forwarder.js';
 import type { AuditSink } from './types.js';
-import type { Logger } from '../../shared/logger.js';
-import type { MetricsRegistry } from '../../shared/metrics.js';
 
 /** RFC 5424 §6.2.1 facility codes Tessera accepts. */
 export const SYSLOG_FACILITIES = { auth: 4, authpriv: 10, local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23 } as const;
@@ -32,19 +29,12 @@ export function syslogMessage(line: string, o: { facility: SyslogFacility; appNa
   return `<${pri}>1 ${o.at.toISOString()} ${printable(o.host, 255)} ${printable(o.appName, 48)} ${printable(o.procId, 128)} ${msgId} ${NILVALUE} \uFEFF${json}`;
 }
 
-export interface SyslogSinkOptions {
+export interface SyslogSinkOptions extends ForwardingSettings {
   readonly transport: 'udp' | 'tcp';
   readonly host: string;
   readonly port: number;
   readonly facility: SyslogFacility;
   readonly appName: string;
-  readonly timeoutMs: number;
-  readonly maxQueue: number;
-  readonly batchMaxLines: number;
-  readonly retryInitialMs: number;
-  readonly retryMaxMs: number;
-  readonly logger: Logger;
-  readonly metrics?: MetricsRegistry;
 }
 
 /**
@@ -115,31 +105,12 @@ export function syslogSink(o: SyslogSinkOptions): AuditSink & { forwarder: Forwa
     }
   }
 
-  const forwarder = createForwarder({
-    name: 'syslog',
-    deliver: o.transport === 'tcp' ? deliverTcp : deliverUdp,
-    maxQueue: o.maxQueue,
-    batchMaxLines: o.batchMaxLines,
-    retryInitialMs: o.retryInitialMs,
-    retryMaxMs: o.retryMaxMs,
-    logger: o.logger,
-    metrics: o.metrics,
+  return forwardingSink('syslog', o.transport === 'tcp' ? deliverTcp : deliverUdp, o, async () => {
+    const t = tcp;
+    tcp = null;
+    if (t) await new Promise<void>((resolve) => t.end(() => resolve()));
+    const u = udp;
+    udp = null;
+    u?.close();
   });
-  return {
-    name: 'syslog',
-    durable: false,
-    forwarder,
-    async write(batch) {
-      forwarder.enqueue(batchLines(batch));
-    },
-    async close() {
-      await forwarder.close(Math.min(5000, o.timeoutMs));
-      const t = tcp;
-      tcp = null;
-      if (t) await new Promise<void>((resolve) => t.end(() => resolve()));
-      const u = udp;
-      udp = null;
-      u?.close();
-    },
-  };
 }

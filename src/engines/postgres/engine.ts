@@ -14,6 +14,8 @@ import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type O
 import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate, type TemplatePart } from './sql.js';
 import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.js';
 import type { z } from 'zod';
+import { count, noun, verb } from '../../shared/plural.js';
+import { NEXT_STEPS } from '../../shared/next-steps.js';
 
 export const ENGINE_NAME = 'postgres';
 /** Meta key (and AAD) of a config's sealed management URL; `sealed:` makes master-key rotation re-wrap it. */
@@ -279,7 +281,10 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   function liveOf(config: string): Live {
     const l = live.get(config);
-    if (!l) throw fail('TESSERA_ENGINE_NOT_FOUND', `no postgres engine configuration "${config}"; configure it with PUT /v1/admin/engines/postgres/${config}`);
+    if (!l) {
+      const step = NEXT_STEPS.configurePostgres(config);
+      throw fail('TESSERA_ENGINE_NOT_FOUND', `no postgres engine configuration "${config}"; configure it with ${step.route}`, { next_step: step });
+    }
     return l;
   }
 
@@ -356,7 +361,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const left = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
       const n = Number(left.rows[0]?.n ?? 0);
       if (n === 0) return;
-      if (round >= SESSION_END_ROUNDS || signal?.aborted) throw fail('TESSERA_ENGINE_FAILED', `${n} session(s) of the revoked database user(s) are still running after pg_terminate_backend; the revocation is retried`);
+      if (round >= SESSION_END_ROUNDS || signal?.aborted) throw fail('TESSERA_ENGINE_FAILED', `${count(n, 'session')} of the revoked database users ${verb(n, 'is', 'are')} still running after pg_terminate_backend; the revocation is retried`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -370,7 +375,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
    * it (the management role keeps a membership it may hold for the cleanup). Idempotent.
    */
   async function disableUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
-    await withClient(l, `disabling ${users.length} database user(s)`, signal, async (c) => {
+    await withClient(l, `disabling ${count(users.length, 'database user')}`, signal, async (c) => {
       const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
       if (found.rows.length === 0) return; // never created, or already dropped
       const oids = found.rows.map((r) => r.oid);
@@ -435,7 +440,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     const who = usernames.slice(0, 3).join(', ') + (usernames.length > 3 ? ', …' : '');
     return new TesseraError(
       'TESSERA_ENGINE_FAILED',
-      `database user(s) ${who} still own objects or hold privileges in other database(s): ${where}. REASSIGN OWNED / DROP OWNED act only in "${l.cfg.database}", the database the engine connects to; ` +
+      `${noun(usernames.length, 'database user')} ${who} still ${verb(usernames.length, 'owns', 'own')} objects or ${verb(usernames.length, 'holds', 'hold')} privileges in ${noun(elsewhere.rows.length, 'another database', 'other databases')}: ${where}. REASSIGN OWNED / DROP OWNED act only in "${l.cfg.database}", the database the engine connects to; ` +
         `connect to each of those as a privileged role and run DROP OWNED BY (or REASSIGN OWNED BY … TO …), then revoke the lease again. The user stays disabled (no login, no session) meanwhile`,
       undefined,
       { cause: e },
@@ -444,7 +449,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   /** Revocation step 2 (cleanup), after `disableUsers`: see `runCleanup`. Then ends any session that slipped in before NOLOGIN committed. Idempotent. */
   async function cleanupUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
-    await withClient(l, `dropping ${users.length} database user(s)`, signal, async (c) => {
+    await withClient(l, `dropping ${count(users.length, 'database user')}`, signal, async (c) => {
       const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
       if (found.rows.length === 0) return; // never created, or already dropped
       const present = new Set(found.rows.map((r) => r.rolname));
@@ -814,7 +819,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const existing = live.get(name);
       if (existing && (existing.cfg.host !== p.host || existing.cfg.port !== p.port || existing.cfg.prefix !== p.prefix)) {
         const open = await openLeaseCount([...roles.values()].filter((r) => r.config === name).map((r) => r.name));
-        if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" has ${open} open lease(s); the server and prefix cannot change until they are revoked`);
+        if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" has ${count(open, 'open lease')}; the server and prefix cannot change until they are revoked`);
       }
       await probe(p);
       const now = clock.now();
@@ -848,7 +853,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       checkName(name, 'engine configuration name');
       liveOf(name);
       const own = [...roles.values()].filter((r) => r.config === name);
-      if (own.length > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" still has role(s) ${own.map((r) => r.name).join(', ')}; delete them first`);
+      if (own.length > 0) throw fail('TESSERA_ENGINE_IN_USE', `configuration "${name}" still has ${noun(own.length, 'role')} ${own.map((r) => r.name).join(', ')}; delete ${noun(own.length, 'it', 'them')} first`);
       await audit.commit(store, async (tx) => {
         await tx.run(`DELETE FROM pg_engine_configs WHERE name = ?`, [name]);
         await tx.run(`DELETE FROM meta WHERE key = ?`, [urlMetaKey(name)]);
@@ -870,12 +875,12 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const r = parseRoleBody(parsed.data as z.output<typeof roleBody>);
       const named = [...r.groups, ...(r.reassignTo ? [r.reassignTo] : [])];
       const prefixed = named.filter((g) => g.startsWith(l.cfg.prefix));
-      if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group or reassign_to role(s) ${prefixed.join(', ')} start with the username prefix "${l.cfg.prefix}"; reconciliation would drop them. Rename the roles`);
+      if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group or reassign_to ${noun(prefixed.length, 'role')} ${prefixed.join(', ')} ${verb(prefixed.length, 'starts', 'start')} with the username prefix "${l.cfg.prefix}"; reconciliation would drop ${noun(prefixed.length, 'it', 'them')}. Rename ${noun(prefixed.length, 'it', 'them')}`);
       if (named.length) {
         const found = await withClient(l, 'checking group roles', undefined, (c) => c.query<{ rolname: string }>(`SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [named]));
         const have = new Set(found.rows.map((x) => x.rolname));
         const absent = named.filter((g) => !have.has(g));
-        if (absent.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `role(s) ${absent.join(', ')} do not exist in ${l.cfg.host}:${l.cfg.port}; create them first (CREATE ROLE <group> NOLOGIN; GRANT ... TO <group>)`);
+        if (absent.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `${noun(absent.length, 'role')} ${absent.join(', ')} ${verb(absent.length, 'does', 'do')} not exist in ${l.cfg.host}:${l.cfg.port}; create ${noun(absent.length, 'it', 'them')} first (CREATE ROLE <group> NOLOGIN; GRANT ... TO <group>)`);
       }
       const now = clock.now();
       const createdAt = other?.createdAt ?? now;
@@ -918,7 +923,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     async deleteRole(config, roleName, ctx = {}) {
       service.getRole(config, roleName);
       const open = await openLeaseCount([roleName]);
-      if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `role "${roleName}" has ${open} open lease(s); revoke them first (e.g. revoke by prefix postgres/${roleName}/)`);
+      if (open > 0) throw fail('TESSERA_ENGINE_IN_USE', `role "${roleName}" has ${count(open, 'open lease')}; revoke ${noun(open, 'it', 'them')} first (e.g. revoke by prefix postgres/${roleName}/)`);
       await audit.commit(store, (tx) => tx.run(`DELETE FROM pg_engine_roles WHERE name = ? AND config = ?`, [roleName, config]), engineEvent('engine.deleted', config, roleName, ctx));
       await changed();
     },

@@ -4,6 +4,8 @@
  * matched case-sensitively. Prefixes are the vendors' documented token formats.
  */
 
+import { JWT_SOURCE, TESSERA_TOKEN_SOURCE } from '../../shared/credential-like.js';
+
 export type ShapeName =
   | 'aws-access-key'
   | 'aws-secret-key'
@@ -40,7 +42,7 @@ export const SHAPES: readonly { readonly name: ShapeName; readonly source: strin
     source: '-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY-----(?:[\\s\\S]{0,16384}?-----END[ A-Z0-9]{0,40}PRIVATE KEY-----|[A-Za-z0-9+/=\\s\\\\:,-]*)',
   },
   // JWS compact serialization (RFC 7515 §7.1): base64url JSON header `{"` = `eyJ`, payload, signature.
-  { name: 'jwt', source: START + 'eyJ[A-Za-z0-9_-]{4,}\\.eyJ[A-Za-z0-9_-]{4,}\\.[A-Za-z0-9_-]*' },
+  { name: 'jwt', source: START + JWT_SOURCE },
   // AWS access key ids (AKIA long-term, ASIA temporary, ...) and a secret access key next to its name.
   { name: 'aws-access-key', source: START + '(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])' },
   // `tail`: only the last N characters are the credential; the name before it stays readable.
@@ -56,7 +58,7 @@ export const SHAPES: readonly { readonly name: ShapeName; readonly source: strin
   // A Google service-account key file: the key itself is PEM (above); its id is 40 hex chars.
   { name: 'gcp-service-account-key', source: '"private_key_id\\\\?"\\s{0,3}:\\s{0,3}\\\\?"[0-9a-f]{40}', tail: 40 },
   // Tessera's own opaque tokens (`tsr_admin_…`, `tsr_join_…`).
-  { name: 'tessera-token', source: START + 'tsr_[a-z]+_[A-Za-z0-9_-]{20,}' },
+  { name: 'tessera-token', source: START + TESSERA_TOKEN_SOURCE },
 ];
 
 export const SHAPE_NAMES: readonly ShapeName[] = SHAPES.map((s) => s.name);

@@ -24,7 +24,10 @@ import type { Logger } from '../../shared/logger.js';
 import type { GatewayTool, ToolCallContext, ToolResult } from '../types.js';
 import type { HttpToolConfig } from './config.js';
 import { compileArgSchema } from './json-schema.js';
+import { requireHeaderSafe } from '../header-value.js';
 import { encodeStrict, parseUrlTemplate, renderUrl } from './url-template.js';
+import { downstreamHeaderValue } from '../downstream.js';
+import { describeDuration } from '../../shared/duration.js';
 
 export interface DeclarativeToolDeps {
   /** undici dispatcher (Agent, Pool, ProxyAgent, MockAgent...); default: undici's global dispatcher. */
@@ -35,6 +38,8 @@ export interface DeclarativeToolDeps {
 
 export interface CompiledTool {
   readonly tool: GatewayTool;
+  /** Throws TESSERA_TOOL_ARGS_INVALID naming the argument (src/gateway/tools/json-schema.ts). */
+  validate(args: unknown): void;
   call(args: Readonly<Record<string, unknown>>, ctx: ToolCallContext): Promise<ToolResult>;
 }
 
@@ -77,12 +82,12 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
     validator.validate(args);
     const headers: Record<string, string> = { 'user-agent': USER_AGENT };
     for (const [name, value] of Object.entries(cfg.headers)) {
-      headers[name.toLowerCase()] = typeof value === 'string' ? value : await ctx.resolveSecret(value.secret);
+      headers[name.toLowerCase()] = typeof value === 'string' ? value : requireHeaderSafe(await ctx.resolveSecret(value.secret), id, name, { secret: value.secret });
     }
     const extraQuery: [string, string][] = [];
     const cred = cfg.credential;
     if (cred?.in === 'header') {
-      headers[cred.name.toLowerCase()] = `${cred.prefix}${await ctx.resolveSecret(cred.secret)}`;
+      headers[cred.name.toLowerCase()] = `${cred.prefix}${requireHeaderSafe(await ctx.resolveSecret(cred.secret), id, cred.name, { secret: cred.secret })}`;
     } else if (cred?.in === 'query') {
       const secret = await ctx.resolveSecret(cred.secret);
       ctx.addSensitive(encodeStrict(secret)); // our encoding differs from encodeURIComponent on !'()*
@@ -101,6 +106,13 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
       ctx.addSensitive(userPass);
       ctx.addSensitive(token);
       headers.authorization = `Basic ${token}`;
+    }
+    if (cfg.task_token) {
+      // The caller's task context for the upstream (gateway.tools[].task_token); scrubbed from what it returns.
+      const tt = cfg.task_token;
+      const token = await ctx.downstreamToken(tt.audience, tt.ttl);
+      ctx.addSensitive(token);
+      headers[tt.header.toLowerCase()] = downstreamHeaderValue(tt.header, token);
     }
 
     const url = renderUrl(template, args, extraQuery);
@@ -161,7 +173,7 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
     }
   }
 
-  return { tool, call };
+  return { tool, validate: validator.validate, call };
 }
 
 function toResult(status: number, contentType: string | string[] | undefined, text: string): ToolResult {
@@ -194,7 +206,7 @@ function mapError(e: unknown, timedOut: boolean, callerSignal: AbortSignal, id: 
   if (e instanceof TesseraError) return e;
   const code = (e as { code?: string }).code;
   if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${timeoutMs}ms`);
+    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${describeDuration(timeoutMs)} (the tool's timeout)`);
   }
   if (callerSignal.aborted) return callerSignal.reason ?? e;
   // Only the error code / class: an undici message could echo the URL, which may carry a query credential.

@@ -15,6 +15,7 @@
  * (arrays), §6.5 (objects), and core §10.3 (properties, additionalProperties, items).
  */
 import { fail } from '../../shared/errors.js';
+import { count } from '../../shared/plural.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
@@ -213,13 +214,13 @@ function check(node: Node, v: unknown, path: string, depth: number): void {
   }
   if (typeof v === 'string') {
     const len = [...v].length; // code points (validation §6.3.1)
-    if (node.minLength !== undefined && len < node.minLength) bad(path, `must be at least ${node.minLength} characters`);
-    if (node.maxLength !== undefined && len > node.maxLength) bad(path, `must be at most ${node.maxLength} characters`);
+    if (node.minLength !== undefined && len < node.minLength) bad(path, `must be at least ${count(node.minLength, 'character')}`);
+    if (node.maxLength !== undefined && len > node.maxLength) bad(path, `must be at most ${count(node.maxLength, 'character')}`);
     if (node.pattern && !node.pattern.test(v)) bad(path, `must match the pattern ${node.pattern.source}`);
   }
   if (Array.isArray(v)) {
-    if (node.minItems !== undefined && v.length < node.minItems) bad(path, `must have at least ${node.minItems} items`);
-    if (node.maxItems !== undefined && v.length > node.maxItems) bad(path, `must have at most ${node.maxItems} items`);
+    if (node.minItems !== undefined && v.length < node.minItems) bad(path, `must have at least ${count(node.minItems, 'item')}`);
+    if (node.maxItems !== undefined && v.length > node.maxItems) bad(path, `must have at most ${count(node.maxItems, 'item')}`);
     if (node.uniqueItems) {
       for (let i = 0; i < v.length; i++) for (let j = i + 1; j < v.length; j++) if (jsonEqual(v[i], v[j])) bad(path, `items ${i} and ${j} are equal but must be unique`);
     }
@@ -231,7 +232,7 @@ function check(node: Node, v: unknown, path: string, depth: number): void {
       const childPath = path ? `${path}.${k}` : k;
       const declared = node.properties?.get(k);
       if (declared) check(declared, sub, childPath, depth + 1);
-      else if (node.additional === false) bad(childPath, 'is not a declared argument of this tool');
+      else if (node.additional === false) bad(childPath, 'is not allowed: the tool declares no such argument');
       else if (node.additional) check(node.additional, sub, childPath, depth + 1);
     }
   }

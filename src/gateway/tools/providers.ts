@@ -35,6 +35,7 @@ export function createDeclarativeProviders(tools: readonly DeclarativeToolConfig
     return {
       server,
       listTools: async () => list,
+      validateArgs: (tool: string, args: Readonly<Record<string, unknown>>): void => group.get(tool)?.validate(args),
       callTool: async (tool: string, args: Readonly<Record<string, unknown>>, ctx: ToolCallContext): Promise<ToolResult> => {
         const c = group.get(tool);
         if (!c || closed) throw fail('TESSERA_TOOL_NOT_FOUND', `no tool ${server}/${tool}${closed ? ' (the gateway is shutting down)' : ''}`);
