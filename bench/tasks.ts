@@ -109,12 +109,12 @@ interface Answer {
   readonly leases_revoked: number;
 }
 
-async function post(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: Answer }> {
+export async function post(url: string, path: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: Answer }> {
   const res = await fetch(`${url}${path}`, { method: 'POST', headers, body });
   return { status: res.status, body: (await res.json()) as Answer };
 }
 
-async function start(dir: string, engine?: DynamicEngine): Promise<RunningTessera> {
+export async function start(dir: string, engine?: DynamicEngine): Promise<RunningTessera> {
   const policyDir = join(dir, 'policies');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(policyDir);
@@ -127,7 +127,7 @@ async function start(dir: string, engine?: DynamicEngine): Promise<RunningTesser
   return startTessera({ config, mode: 'dev', logger: silentLogger, ...(engine ? { engines: [engine] } : {}) });
 }
 
-async function login(t: RunningTessera, spiffeId: string): Promise<string> {
+export async function login(t: RunningTessera, spiffeId: string): Promise<string> {
   const admin = { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' };
   const jt = await post(t.url, '/v1/admin/join-tokens', JSON.stringify({ spiffe_id: spiffeId, ttl: '10m' }), admin);
   const r = await post(t.url, '/v1/oauth/token', new URLSearchParams({ grant_type: GRANT, subject_token: jt.body.token, subject_token_type: 'urn:tessera:token-type:join-token' }).toString(), { 'content-type': 'application/x-www-form-urlencoded' });
@@ -135,10 +135,10 @@ async function login(t: RunningTessera, spiffeId: string): Promise<string> {
   return r.body.access_token;
 }
 
-const form = (p: Record<string, string>): string => new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS, ...p }).toString();
+export const form = (p: Record<string, string>): string => new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS, ...p }).toString();
 
 /** Root task opening and delegation over HTTP vs raw sign+verify. */
-async function exchanges(): Promise<BenchResult[]> {
+export async function exchanges(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-tasks-'));
   const t = await start(dir);
   try {
@@ -195,7 +195,7 @@ async function verifier(cacheSize: number): Promise<{ tokens: TokenService; agen
   return { tokens, agent, task, close: () => store.close() };
 }
 
-async function verification(): Promise<BenchResult[]> {
+export async function verification(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   for (const [cache, label] of [[0, 'verified-token cache off: ECDSA every time'], [10_000, 'verified-token cache on: the token re-presented']] as const) {
     const v = await verifier(cache);
@@ -232,7 +232,7 @@ function get(agent: http.Agent, url: URL, path: string, token: string): Promise<
 }
 
 /** A 10,000-node tree, leases under 300 nodes; revoke the root while requests run. */
-async function treeRevocation(): Promise<BenchResult[]> {
+export async function treeRevocation(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-tree-'));
   const engine = new BenchEngine();
   const t = await start(dir, engine);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { randomBytes } from 'node:crypto';
+import { randomIdBytes } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
 import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
@@ -76,6 +76,12 @@ export interface TokenService {
    * outside the served trust domains.
    */
   issueTaskToken(input: TaskTokenInput): IssuedToken & { readonly claims: TaskClaims };
+  /**
+   * The same, its ECDSA signature computed on the libuv pool (the token endpoint's path; the
+   * claims are checked and the signing key chosen before the first await). Throws like
+   * issueTaskToken.
+   */
+  issueTaskTokenAsync(input: TaskTokenInput): Promise<IssuedToken & { readonly claims: TaskClaims }>;
   /**
    * A short-lived token for an upstream (gateway `task_token`): `aud` = that upstream, `sub`,
    * `act`, `txn`/`rtxn` of the caller; `typ: tessera-downstream+jwt`, which Tessera itself never
@@ -335,13 +341,27 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     const now = clock.now();
     const iat = Math.floor(now / 1000);
     const exp = Math.floor((now + deps.agentTtlMs) / 1000);
-    const jti = randomBytes(16).toString('base64url');
+    const jti = randomIdBytes(16);
     // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
     const claims = {
       iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
       ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
     };
     return { header: { alg: 'ES256', kid, typ: AGENT_TOKEN_TYP }, claims, privateKey, issued: { jti, expiresAt: exp * 1000, issuedAt: iat * 1000 } };
+  }
+
+  /** A task token's checked claims, and the key that signs it (chosen now). */
+  function taskToken(input: TaskTokenInput) {
+    const iat = Math.floor(clock.now() / 1000);
+    const jti = randomIdBytes(16);
+    const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
+    const parsed = taskClaimsSchema.safeParse(claims);
+    const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
+    if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
+    if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');
+    for (const a of actorsOf(claims.act)) requireServed(a.sub);
+    const { kid, privateKey } = keys.signingKey();
+    return { header: { alg: 'ES256', kid, typ: TASK_TOKEN_TYP }, claims, privateKey, issued: { jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000 } };
   }
 
   return {
@@ -361,24 +381,24 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     },
 
     issueTaskToken(input) {
-      const iat = Math.floor(clock.now() / 1000);
-      const jti = randomBytes(16).toString('base64url');
-      const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
-      const parsed = taskClaimsSchema.safeParse(claims);
-      const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
-      if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
-      if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');
-      for (const a of actorsOf(claims.act)) requireServed(a.sub);
-      const token = sign(TASK_TOKEN_TYP, claims as unknown as Record<string, unknown>);
+      const t = taskToken(input);
+      const token = signEs256(t.header, t.claims as unknown as Record<string, unknown>, t.privateKey);
       issued?.inc({ type: 'task' });
-      return { token, jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000, claims };
+      return { token, ...t.issued, claims: t.claims };
+    },
+
+    async issueTaskTokenAsync(input) {
+      const t = taskToken(input);
+      const token = await signEs256Async(t.header, t.claims as unknown as Record<string, unknown>, t.privateKey);
+      issued?.inc({ type: 'task' });
+      return { token, ...t.issued, claims: t.claims };
     },
 
     issueDownstreamToken(p, options) {
       const now = clock.now();
       const iat = Math.floor(now / 1000);
       const exp = Math.min(Math.floor((now + options.ttlMs) / 1000), Math.floor(p.expiresAt / 1000));
-      const jti = randomBytes(16).toString('base64url');
+      const jti = randomIdBytes(16);
       const act = p.actors && p.actors.length > 0 ? nestActors(p.actors) : undefined;
       const claims = {
         iss: issuer, aud: options.audience, sub: p.subject ?? p.spiffeId, ...(act ? { act } : {}),
