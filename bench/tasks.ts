@@ -21,7 +21,7 @@
  */
 import http from 'node:http';
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/index.js';
@@ -96,6 +96,34 @@ function rawPairs(): number {
   return (n / (performance.now() - start)) * 1000;
 }
 
+/**
+ * CPU time of this process's main thread (the event loop) and of the whole process, in clock
+ * ticks (Linux /proc; undefined elsewhere). Unlike throughput, it hardly depends on how many
+ * other processes share the machine: time spent waiting for a core is not counted.
+ */
+function cpuTicks(): { main: number; all: number } | undefined {
+  const read = (path: string): number => {
+    const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime (proc(5) fields 14, 15)
+  };
+  try {
+    return { main: read(`/proc/self/task/${process.pid}/stat`), all: read('/proc/self/stat') };
+  } catch {
+    return undefined;
+  }
+}
+const TICK_US = 10_000; // USER_HZ = 100 on Linux
+
+/** Raw sign+verify CPU per pair on this thread, µs (the per-exchange crypto floor). */
+function rawPairCpuUs(): number | undefined {
+  const t0 = cpuTicks();
+  const w0 = performance.now();
+  const rate = rawPairs();
+  const t1 = cpuTicks();
+  if (!t0 || !t1 || t1.main === t0.main) return undefined;
+  return (((t1.main - t0.main) * TICK_US) / (((performance.now() - w0) / 1000) * rate));
+}
+
 function checked(what: string, r: HttpLoadResult): number {
   if (r.unexpected > 0) throw new Error(`${what}: ${r.unexpected} unexpected responses (${r.tool}), first: ${r.firstUnexpected ?? '?'}`);
   return r.rps;
@@ -149,9 +177,15 @@ export async function exchanges(): Promise<BenchResult[]> {
     const childBody = form({ subject_token: root.body.access_token, label: 'worker', scope: 'secret:bench/a' });
     const base = { url: t.url, concurrency: CONCURRENCY, seconds: SECONDS, method: 'POST', path: '/v1/oauth/token', contentType: 'application/x-www-form-urlencoded', expectStatus: 200 };
     const raw1 = rawPairs();
-    const open = checked('open root task', await httpLoad({ ...base, bodies: [rootBody] }));
-    const delegate = checked('delegate', await httpLoad({ ...base, bodies: [childBody] }));
+    const c0 = cpuTicks();
+    const openRun = await httpLoad({ ...base, bodies: [rootBody] });
+    const c1 = cpuTicks();
+    const delegateRun = await httpLoad({ ...base, bodies: [childBody] });
+    const c2 = cpuTicks();
+    const open = checked('open root task', openRun);
+    const delegate = checked('delegate', delegateRun);
     const pairs = Math.max(raw1, rawPairs());
+    const pairCpu = rawPairCpuUs();
     const both = 1 / (1 / open + 1 / delegate);
     const baseline = { name: 'node:crypto ES256 sign+verify pairs, one core', value: pairs, unit: 'pairs/s' };
     const client = loadToolLabel();
@@ -159,11 +193,33 @@ export async function exchanges(): Promise<BenchResult[]> {
       { name: `open a root task over HTTP (RFC 8693, Cedar token.delegate, task row + audit event committed, concurrency ${CONCURRENCY}, ${client})`, value: open, unit: 'exchanges/s', baseline, ratio: open / pairs, goal: '≥ 50 % of raw sign+verify', met: open / pairs >= GOAL_EXCHANGE },
       { name: `delegate a child (label) over HTTP (narrowing, Cedar, task row + audit, concurrency ${CONCURRENCY}, ${client})`, value: delegate, unit: 'exchanges/s', baseline, ratio: delegate / pairs, goal: '≥ 50 % of raw sign+verify', met: delegate / pairs >= GOAL_EXCHANGE },
       { name: 'open + delegate, as one pair (harmonic combination of the two rows above) — context', value: both, unit: 'pairs/s', baseline, ratio: both / pairs },
+      ...cpuRows(openRun, delegateRun, c0, c1, c2, pairCpu),
     ];
   } finally {
     await t.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Context: CPU per exchange (event loop, and the whole server process: + libuv pool signing and
+ * fdatasync), measured (warm-up included) during the two runs above, against the CPU of one raw
+ * sign+verify pair. The throughput goal needs the event loop's share at ≤ 2 × a raw pair.
+ */
+function cpuRows(openRun: HttpLoadResult, delegateRun: HttpLoadResult, c0: ReturnType<typeof cpuTicks>, c1: ReturnType<typeof cpuTicks>, c2: ReturnType<typeof cpuTicks>, pairCpu: number | undefined): BenchResult[] {
+  if (!c0 || !c1 || !c2 || pairCpu === undefined) return [];
+  const rows: BenchResult[] = [];
+  const baseline = { name: 'CPU of one raw ES256 sign+verify pair, same thread', value: pairCpu, unit: 'µs' };
+  for (const [what, run, a, b] of [['open a root task', openRun, c0, c1], ['delegate a child', delegateRun, c1, c2]] as const) {
+    const n = run.requests + (run.warmupRequests ?? 0);
+    if (n <= 0) continue;
+    const main = ((b.main - a.main) * TICK_US) / n;
+    const all = ((b.all - a.all) * TICK_US) / n;
+    // With the node fallback client the process also runs the client (a worker thread): no whole-process figure then.
+    const whole = run.tool === 'wrk' ? `; the whole process: ${Math.round(all)} µs` : '';
+    rows.push({ name: `${what}: server event-loop CPU per exchange (Linux /proc, ${n} exchanges${whole}) — context`, value: main, unit: 'µs', baseline, ratio: main / pairCpu, ratioNote: 'event-loop CPU / raw pair CPU' });
+  }
+  return rows;
 }
 
 /** A token service with a real revocation index holding 1,000 unrelated revocations. */
