@@ -3,15 +3,6 @@ import { closeSync, fdatasync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TesseraError } from '../../shared/errors.js';
 import type { Row, SqlValue } from '../port.js';
-import { WalCheckpointer, type CheckpointResult } from './checkpointer.js';
-
-/** SQLite's default `wal_autocheckpoint` (pages): the WAL size the checkpointer aims at. */
-const CHECKPOINT_TARGET_PAGES = 1000;
-/**
- * The connection's own automatic checkpoint while the worker checkpoints (64 MiB of 4 KiB pages):
- * a bound on the WAL if the worker ever falls behind, never reached in normal operation.
- */
-const CHECKPOINT_SAFETY_PAGES = 16_384;
 
 /**
  * Where the SQLite connection runs (ADR 0005). Both engines run requests strictly in call order,
@@ -46,7 +37,7 @@ type Statement = Database.Statement<unknown[], unknown>;
  * sync the WAL and then the database). Until that sync completes, every later request of this
  * store waits (FIFO), so nothing is read from it that is not yet durable — the visibility
  * contract of FULL. Statements still run on the event loop (microseconds each); checkpoints
- * (about every 4 MiB of WAL) run on a worker thread (WalCheckpointer, docs/adr/0123). The -wal file keeps its inode while this
+ * (about every 4 MiB of WAL) still sync on it. The -wal file keeps its inode while this
  * connection is open (SQLite deletes it only when the last connection closes).
  */
 export class MainThreadEngine implements SqliteEngine {
@@ -55,20 +46,8 @@ export class MainThreadEngine implements SqliteEngine {
   private walFd: number | null = null;
   /** Set while an fsync (and the requests queued behind it) is outstanding. */
   private gate: Promise<void> | null = null;
-  /** Checkpoints off the event loop (offloaded engine on a file; docs/adr/0123). */
-  private checkpointer: WalCheckpointer | null = null;
-  /** Set when this engine checkpoints on a worker: the worker starts at the first ask (short-lived CLI stores never start one). */
-  private checkpointFile: string | null = null;
-  private commitsSinceAsk = 0;
-  /** Commits between two checkpoint asks: adapted so each checkpoint finds ≈ CHECKPOINT_TARGET_PAGES. */
-  private askEvery = 64;
-  private commitsAtAsk = 0;
 
-  /**
-   * `checkpointWorker` (offloaded engine on a file only; default true): WAL checkpoints run on a
-   * worker thread instead of inside a COMMIT on the event loop (WalCheckpointer).
-   */
-  constructor(file: string, options: { offloadFsync?: boolean; checkpointWorker?: boolean } = {}) {
+  constructor(file: string, options: { offloadFsync?: boolean } = {}) {
     const offload = options.offloadFsync === true && file !== ':memory:';
     let db: Database.Database | undefined;
     try {
@@ -81,51 +60,11 @@ export class MainThreadEngine implements SqliteEngine {
         // The first read in WAL mode creates the -wal file (next to the database, same path + suffix).
         this.db.prepare('SELECT count(*) FROM sqlite_master').get();
         this.walFd = openSync(`${resolve(file)}-wal`, 'r');
-        if (options.checkpointWorker !== false) this.checkpointFile = resolve(file);
       }
     } catch (e) {
       if (db?.open) db.close();
       throw new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot open SQLite database ${file}: ${(e as Error).message}`, undefined, { cause: e });
     }
-  }
-
-  private startCheckpointer(file: string): void {
-    try {
-      this.checkpointer = new WalCheckpointer({
-        file,
-        onResult: (r) => this.adapt(r),
-        // The worker could not run: SQLite checkpoints on this connection again, as before.
-        onFailure: () => {
-          if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_TARGET_PAGES}`);
-        },
-      });
-    } catch {
-      this.checkpointFile = null; // no worker threads here: SQLite's own automatic checkpoints stay on
-      return;
-    }
-    this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_SAFETY_PAGES}`);
-  }
-
-  /** Asks for the next checkpoint after as many commits as filled ≈ CHECKPOINT_TARGET_PAGES last time. */
-  private adapt(r: CheckpointResult): void {
-    if (r.log <= 0 || this.commitsAtAsk <= 0) return;
-    const pagesPerCommit = r.log / this.commitsAtAsk;
-    this.askEvery = Math.max(1, Math.min(1024, Math.round(CHECKPOINT_TARGET_PAGES / pagesPerCommit)));
-  }
-
-  /** After each commit that wrote: ask the worker for a checkpoint every `askEvery` commits. */
-  private committed(): void {
-    if (this.checkpointFile === null) return;
-    if (++this.commitsSinceAsk < this.askEvery) return;
-    this.commitsAtAsk = this.commitsSinceAsk;
-    this.commitsSinceAsk = 0;
-    if (!this.checkpointer) this.startCheckpointer(this.checkpointFile);
-    this.checkpointer?.request();
-  }
-
-  /** The checkpoint worker, when one runs (tests). */
-  get walCheckpointer(): WalCheckpointer | null {
-    return this.checkpointer;
   }
 
   private prepare(sql: string): Statement {
@@ -173,7 +112,6 @@ export class MainThreadEngine implements SqliteEngine {
   /** After a write that committed (COMMIT, autocommit write, migration): make it durable. */
   private durable(): Promise<void> | undefined {
     if (this.walFd === null) return undefined;
-    this.committed();
     const fd = this.walFd;
     const synced = new Promise<void>((res, rej) =>
       fdatasync(fd, (err) => (err ? rej(new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot sync the SQLite WAL to disk (${err.code ?? 'error'}): ${err.message}`, undefined, { cause: err })) : res())),
@@ -246,9 +184,7 @@ export class MainThreadEngine implements SqliteEngine {
   }
 
   close(): Promise<void> {
-    return this.enqueue(async () => {
-      // The worker's connection first: this one, the last, then checkpoints and removes the WAL.
-      await this.checkpointer?.close();
+    return this.enqueue(() => {
       if (this.db.open) this.db.close();
       if (this.walFd !== null) closeSync(this.walFd);
       this.walFd = null;
