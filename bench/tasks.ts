@@ -5,7 +5,8 @@
  *    task row and its audit event committed together, audit on) vs raw node:crypto ES256
  *    sign+verify pairs on one core. Each exchange is one verification (the subject token is
  *    re-presented: a verified-token cache hit, as an orchestrator does) and one signature. Goal:
- *    ≥ 0.5 of the raw limit.
+ *    ≥ 0.5 of the raw limit. Context rows: the server's event-loop CPU per exchange (Linux
+ *    /proc, unaffected by time spent waiting for a core) against one raw pair's CPU.
  *  - verify a depth-5 delegated task token with its revocation check (task and 5 ancestors,
  *    chain, user, jti: in-memory sets with 1,000 unrelated revocations in force) vs an agent
  *    token, in process (the token service the enforcement points use), with the verified-token
