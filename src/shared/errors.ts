@@ -217,6 +217,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor; for `tessera mcp`, restart it with --token-file (docs/gateway.md, "A refreshable identity on a laptop").' },
   TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
   TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
+  TESSERA_SDK_TASK_EXPIRED: { status: 401, description: 'The SDK task\'s token expired and was not re-derived: a root task is never re-opened (open a new one with client.openTask), and a child is re-derived from its parent only while its own token is still accepted — an expired token cannot show that it was not revoked. Delegate a new child, or use shorter work per task (docs/sdk.md "Tasks").' },
+  TESSERA_SDK_TASK_ENDED: { status: 401, description: 'The SDK task was revoked — by task.revoke(), or the server refused its token as revoked (the task, an ancestor, or its agent) — so it is never used or re-derived again. Open or delegate a new task if the work should go on (docs/sdk.md "Tasks").' },
+  TESSERA_SDK_TASK_NOT_RENEWABLE: { status: 400, description: 'task.refresh() was called on a root task: a root task is never re-opened by the SDK, because a new root would be a new tree that a revocation of the old one does not reach. Open a new task with client.openTask (docs/sdk.md "Tasks").' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
