@@ -59,6 +59,8 @@ export interface HttpLoadResult {
   readonly firstUnexpected?: string;
   readonly tool: 'wrk' | 'node';
   readonly capped?: boolean;
+  /** Requests answered during the warm-up (not in `requests`/`rps`): for per-request CPU accounting. */
+  readonly warmupRequests?: number;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
@@ -283,12 +285,14 @@ async function wrkLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
     const common = [`-t${threads}`, `-c${spec.concurrency}`, '--timeout', '10s', '-s', script, target];
 
     let offset = 0;
+    let warmupRequests = 0;
     const warmup = spec.warmupSeconds ?? 1;
     if (warmup > 0) {
       const w = await runWrk([...common.slice(0, -1), '-d', `${Math.round(warmup)}s`, target, '--', '0'], (warmup + 30) * 1000);
       // The measurement continues the cycle where the warm-up stopped, so a cache the warm-up
       // filled is not hit again (a FIFO cache smaller than the list keeps missing).
       offset = Math.floor(w.requests / threads);
+      warmupRequests = w.requests;
       // Requests still in flight when the warm-up stopped were sent but not counted: single-use
       // values (proofs) skip past them.
       if (spec.cycled) offset += Math.ceil(spec.concurrency / threads);
@@ -296,7 +300,7 @@ async function wrkLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
     const r = await runWrk([...common.slice(0, -1), '-d', `${spec.seconds}s`, target, '--', String(offset)], (spec.seconds + 30) * 1000);
     const unexpected = r.unexpected + r.socketErrors;
     const firstUnexpected = r.example || (r.socketErrors ? r.socketDetail : undefined);
-    return { rps: r.rps, requests: r.requests, unexpected, tool: 'wrk', ...(firstUnexpected ? { firstUnexpected } : {}), ...(r.capped ? { capped: true } : {}) };
+    return { rps: r.rps, requests: r.requests, warmupRequests, unexpected, tool: 'wrk', ...(firstUnexpected ? { firstUnexpected } : {}), ...(r.capped ? { capped: true } : {}) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -342,13 +346,14 @@ function once(i) {
     const wd = performance.now() + s.warmupMs;
     await Promise.all(Array.from({ length: s.concurrency }, () => loop(wd, s.maxOps)));
   }
+  const warm = ops;
   ops = 0; bad = 0; firstBad = undefined;
   const start = performance.now();
   const deadline = start + s.ms;
   await Promise.all(Array.from({ length: s.concurrency }, () => loop(deadline, s.maxOps)));
   const elapsed = performance.now() - start;
   agent.destroy();
-  parentPort.postMessage({ ops, elapsed, bad, firstBad, capped: ops >= s.maxOps });
+  parentPort.postMessage({ ops, warm, elapsed, bad, firstBad, capped: ops >= s.maxOps });
 })();
 `;
 
@@ -364,11 +369,11 @@ async function nodeLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
   };
   const worker = new Worker(WORKER_SRC, { eval: true, workerData });
   try {
-    const r = await new Promise<{ ops: number; elapsed: number; bad: number; firstBad?: string; capped: boolean }>((resolve, reject) => {
+    const r = await new Promise<{ ops: number; warm: number; elapsed: number; bad: number; firstBad?: string; capped: boolean }>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
-    return { rps: (r.ops / r.elapsed) * 1000, requests: r.ops, unexpected: r.bad, tool: 'node', ...(r.firstBad ? { firstUnexpected: r.firstBad } : {}), ...(r.capped ? { capped: true } : {}) };
+    return { rps: (r.ops / r.elapsed) * 1000, requests: r.ops, warmupRequests: r.warm, unexpected: r.bad, tool: 'node', ...(r.firstBad ? { firstUnexpected: r.firstBad } : {}), ...(r.capped ? { capped: true } : {}) };
   } finally {
     await worker.terminate();
   }

@@ -4,7 +4,7 @@
  * bench/results/latest.md and bench/results/<date>.md (plus JSON).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from './lib.js';
 
@@ -19,11 +19,14 @@ const modules = readdirSync(dir)
 const fmt = (v: number): string => (Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
 const rows: string[] = [];
 const moduleOfRow: string[] = [];
+/** The machine's 1-minute load average when each module started and ended (shared machines: read it with the numbers). */
+const loadOf = new Map<string, string>();
 const resultOfRow: (BenchResult | undefined)[] = [];
 let failed = 0;
 for (const name of modules) {
   process.stderr.write(`bench ${name}…\n`);
   const started = performance.now();
+  const loadBefore = loadavg()[0]!;
   try {
     const mod = (await import(join(dir, `${name}.ts`))) as { run: () => Promise<BenchResult[]> };
     const results = await mod.run();
@@ -36,6 +39,7 @@ for (const name of modules) {
       process.stderr.write(`  ${r.name}: ${fmt(r.value)} ${r.unit}${r.ratio !== undefined ? ` (ratio ${r.ratio.toFixed(2)})` : ''}${r.met === false ? '  [goal missed]' : ''}\n`);
     }
     process.stderr.write(`  done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+    loadOf.set(name, `${loadBefore.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`);
   } catch (e) {
     failed++;
     moduleOfRow.push(name);
@@ -51,7 +55,7 @@ const out = join(dir, 'results');
 mkdirSync(out, { recursive: true });
 
 // latest.json keeps the newest rows of every module: a run of some modules replaces only theirs.
-type Stored = { module: string; date: string; machine: string; row: string; result?: BenchResult };
+type Stored = { module: string; date: string; machine: string; row: string; result?: BenchResult; load?: string };
 let latest: Stored[] = [];
 try {
   latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Stored[];
@@ -60,7 +64,10 @@ try {
 }
 const ran = new Set(modules);
 latest = latest.filter((r) => !ran.has(r.module));
-rows.forEach((row, i) => latest.push({ module: moduleOfRow[i]!, date, machine, row, result: resultOfRow[i] }));
+rows.forEach((row, i) => {
+  const load = loadOf.get(moduleOfRow[i]!);
+  latest.push({ module: moduleOfRow[i]!, date, machine, row, result: resultOfRow[i], ...(load ? { load } : {}) });
+});
 latest.sort((a, b) => a.module.localeCompare(b.module));
 
 const header = `# Benchmark results
@@ -72,9 +79,11 @@ its rows here are replaced). See docs/benchmarks.md.
 | bench | run | measurement | value | baseline (same run) | ratio | goal | met |
 |---|---|---|---|---|---|---|---|
 `;
-const text = header + latest.map((r) => r.row.replace(/^\| ([^|]+) \|/, `| $1 | ${r.date.slice(0, 16).replace('T', ' ')} |`)).join('\n') + `\n\nMachines: ${[...new Set(latest.map((r) => r.machine))].join('; ')}\n`;
+const text = header + latest.map((r) => r.row.replace(/^\| ([^|]+) \|/, `| $1 | ${r.date.slice(0, 16).replace('T', ' ')} |`)).join('\n') + `\n\nMachines: ${[...new Set(latest.map((r) => r.machine))].join('; ')}\n` +
+  `\nLoad (1-minute load average when the module started → ended; ${cpus().length} cores): ${[...new Map(latest.filter((r) => r.load).map((r) => [r.module, `${r.module} ${r.load} (${r.date.slice(0, 16).replace('T', ' ')})`])).values()].join('; ') || 'not recorded'}.\n`;
 writeFileSync(join(out, 'latest.md'), text);
 writeFileSync(join(out, 'latest.json'), JSON.stringify(latest, null, 2));
-if (only.length === 0) writeFileSync(join(out, `${date.slice(0, 10)}.md`), text);
+// The dated file is the table as of this run (every module's newest rows), also after a partial run.
+writeFileSync(join(out, `${date.slice(0, 10)}.md`), text);
 process.stdout.write(text);
 process.exitCode = failed ? 1 : 0;

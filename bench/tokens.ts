@@ -21,6 +21,7 @@
  * The load generator is bench/http-load.ts: `wrk` in its own process when installed (keep-alive,
  * concurrency 32), else a Node client in a worker thread whose own cost then dominates — the row
  * names say which ran. Goal (issue): ≥ 50 % of the raw limit. See docs/benchmarks.md.
+ * The server runs with the heap settings of `tessera server` (src/shared/heap-tuning.ts).
  */
 import { generateKeyPairSync, sign, verify, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,7 @@ import { createKeyManager, createTokenService } from '../src/tokens/index.js';
 import type { BenchResult } from './lib.js';
 import { httpLoad, loadToolLabel, type HttpLoadResult } from './http-load.js';
 import { createTrustDomains } from '../src/identity/trust-domains.js';
+import { tuneServerHeap } from '../src/shared/heap-tuning.js';
 
 const CONCURRENCY = 32;
 const SECONDS = 3;
@@ -110,6 +112,7 @@ function subjectToken(key: KeyObject, kid: string, pod: string): string {
 }
 
 export async function run(): Promise<BenchResult[]> {
+  tuneServerHeap();
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-tokens-'));
   const kid = 'bench-k8s';
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -5,6 +5,7 @@
  * `audit archive --offline`), so an operator command starts in a fraction of the time.
  */
 import { runCli, type Runtime } from './cli/index.js';
+import { tuneServerHeap } from './shared/heap-tuning.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 
 let loaded: Promise<Runtime> | undefined;
@@ -16,8 +17,10 @@ const runtime = (): Promise<Runtime> => (loaded ??= import('./main.js').then((m)
  * src/main.ts's runtime): a member missing here reads as "not available in this build".
  */
 export const lazyRuntime: Required<Runtime> = {
-  dev: async (opts) => (await runtime()).dev(opts),
-  server: async (opts) => (await runtime()).server(opts),
+  // The heap settings for a server process (docs/adr/0121-memory.md) before the server's modules load: loading
+  // them is what first grows V8's new space.
+  dev: async (opts) => (tuneServerHeap(), (await runtime()).dev(opts)),
+  server: async (opts) => (tuneServerHeap(), (await runtime()).server(opts)),
   init: async (opts) => (await runtime()).init(opts),
   rotateMasterKey: async (opts) => (await runtime()).rotateMasterKey(opts),
   verifyAuditOffline: async (opts) => {

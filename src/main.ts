@@ -31,6 +31,7 @@ import { createJoinTokenService, createAttestation, createAgentRegistry, registe
 import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
 import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
+import { tuneServerHeap } from './shared/heap-tuning.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
 import { createExposureService, registerExposureRoutes, type ExposureService } from './exposure/index.js';
@@ -462,9 +463,11 @@ export function serverConfig(opts: { configPath?: string; dataDir?: string }): T
 
 export const runtime: Runtime = {
   async dev(opts) {
+    tuneServerHeap(); // a server process of its own (docs/adr/0121-memory.md)
     return startTessera({ config: devConfig(opts), mode: 'dev', rootToken: opts.rootToken });
   },
   async server(opts) {
+    tuneServerHeap();
     return startTessera({ config: serverConfig({ configPath: opts.configPath }), mode: 'server' });
   },
   async init(opts) {

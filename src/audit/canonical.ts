@@ -15,10 +15,24 @@ export function canonicalize(value: unknown): string {
       if (!Number.isFinite(value)) throw new TypeError('canonical JSON cannot represent a non-finite number');
       return JSON.stringify(value);
     case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalize(v))).join(',')}]`;
+      // One pass, no intermediate arrays: every audit event is canonicalized once (its hash input).
+      if (Array.isArray(value)) {
+        let s = '[';
+        for (let i = 0; i < value.length; i++) s += (i > 0 ? ',' : '') + (value[i] === undefined ? 'null' : canonicalize(value[i]));
+        return `${s}]`;
+      }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
-      return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalize(obj[k])}`).join(',')}}`;
+      const keys = Object.keys(obj);
+      if (keys.length > 1) keys.sort();
+      let s = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        s += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalize(v)}`;
+        first = false;
+      }
+      return `${s}}`;
     }
     default:
       throw new TypeError(`canonical JSON cannot represent a ${typeof value}`);

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import type { AuditEvent } from './events.js';
 import { canonicalize } from './canonical.js';
-import { signStatement, verifyLegacyCheckpoint, verifyStatement } from './statements.js';
+import { signStatement, signStatementAsync, verifyLegacyCheckpoint, verifyStatement } from './statements.js';
 
 export { canonicalize };
 
@@ -78,6 +78,11 @@ export function signCheckpoint(privateKey: KeyObject, c: { seq: number; ts: numb
 /** Signs the head (context `tessera-audit-head-v2`): "`seq` is the newest event". */
 export function signHead(privateKey: KeyObject, c: { seq: number; ts: number; hash: string; keyId: string }): Checkpoint {
   return { seq: c.seq, ts: c.ts, hash: c.hash, keyId: c.keyId, signature: signStatement(privateKey, 'head', positionPayload(c)) };
+}
+
+/** signCheckpoint / signHead with the signature computed off the event loop (statements.ts). */
+export async function signPositionAsync(privateKey: KeyObject, type: 'checkpoint' | 'head', c: { seq: number; ts: number; hash: string; keyId: string }): Promise<Checkpoint> {
+  return { seq: c.seq, ts: c.ts, hash: c.hash, keyId: c.keyId, signature: await signStatementAsync(privateKey, type, positionPayload(c)) };
 }
 
 /** How a checkpoint is signed: the current context, the legacy form (checkpoints only), or not validly. */

@@ -8,7 +8,7 @@ import { TesseraError } from '../shared/errors.js';
 import { hmacSha256 } from '../shared/crypto.js';
 import type { AuditEventsOf, AuditWriter } from './port.js';
 import type { AuditEvent } from './events.js';
-import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signCheckpoint, signHead, type Checkpoint, type StoredRecord } from './chain.js';
+import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signPositionAsync, type Checkpoint, type StoredRecord } from './chain.js';
 import { checkEventSize, validateEvent } from './validate.js';
 import { tailAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
 import { verifyStore, type StoreVerifyOptions, type StoreVerifyResult } from './verify.js';
@@ -274,20 +274,26 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       const r = makeRecord(prev, seq, ts, p.event, p.body);
       prev = r.hash;
       records.push(r);
-      await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
     }
     if (seq === 0) return { records, outcomes };
+    // Signatures on the libuv pool, started as soon as the head is known: the Ed25519 signature
+    // of every batch overlaps with the inserts and with request work on the event loop.
+    const position = { seq, ts, hash: prev, keyId };
+    const headSigned = signPositionAsync(privateKey!, 'head', position);
+    headSigned.catch(() => undefined); // awaited below; a failed insert must not leave it unhandled
+    for (const r of records) {
+      await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
+    }
     const lastCp = await tx.get<{ seq: number; ts: number }>('SELECT seq, ts FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
     const cpSeq = lastCp ? Number(lastCp.seq) : 0;
     const cpTs = lastCp ? Number(lastCp.ts) : 0;
     const due = seq > cpSeq && (forceCheckpoint || seq - cpSeq >= everyEvents || (everyMs > 0 && ts - cpTs >= everyMs));
-    if (due) {
-      const cp = signCheckpoint(privateKey!, { seq, ts, hash: prev, keyId });
+    const [cp, head] = await Promise.all([due ? signPositionAsync(privateKey!, 'checkpoint', position) : undefined, headSigned]);
+    if (cp) {
       await tx.run('INSERT INTO audit_checkpoints (seq, ts, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)', [cp.seq, cp.ts, cp.hash, cp.keyId, cp.signature]);
     }
     // The signed head covers truncation after the newest periodic checkpoint. It is signed under
     // its own context (statements.ts), so a checkpoint can never be put in its place.
-    const head = signHead(privateKey!, { seq, ts, hash: prev, keyId });
     await tx.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [META_HEAD, JSON.stringify(head)]);
     return { records, outcomes, head };
   }

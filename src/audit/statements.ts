@@ -43,6 +43,18 @@ export function signStatement(privateKey: KeyObject, type: StatementType, payloa
   return sign(null, statementMessage(type, payload), privateKey).toString('base64url');
 }
 
+/**
+ * The same signature computed on the libuv pool (node:crypto's callback form): the audit log
+ * signs a head with every committed batch, and off the event loop that Ed25519 signature
+ * (≈ 30–50 µs) overlaps with request work instead of delaying it (docs/adr/0122-hot-path-crypto-and-audit.md).
+ */
+export function signStatementAsync(privateKey: KeyObject, type: StatementType, payload: unknown): Promise<string> {
+  const message = statementMessage(type, payload);
+  return new Promise((resolve, reject) => {
+    sign(null, message, privateKey, (err, sig) => (err ? reject(err) : resolve(sig.toString('base64url'))));
+  });
+}
+
 /** True only when `signature` is a valid signature of exactly this statement type and payload. */
 export function verifyStatement(publicKey: KeyObject, type: StatementType, payload: unknown, signature: string): boolean {
   try {

@@ -15,7 +15,10 @@
  *   with that code instead of its answer. Memory stays bounded by the limit.
  */
 import { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+
+/** undici loads with the first request (a server that never calls out does not hold it: docs/adr/0121-memory.md). */
+const undici = (): Promise<typeof import('undici')> => import('undici');
 import { TesseraError } from '../shared/errors.js';
 import { RESULT_TOO_LARGE, RESULT_TOO_LARGE_RPC } from './stdio-transport.js';
 
@@ -84,7 +87,7 @@ export function boundedUpstreamFetch(maxMessageBytes: number): Fetch {
       headers[k] = v;
     });
     const method = (init?.method ?? 'GET') as Dispatcher.HttpMethod;
-    const r = await request(url, { method, headers, ...(typeof init?.body === 'string' ? { body: init.body } : {}) });
+    const r = await (await undici()).request(url, { method, headers, ...(typeof init?.body === 'string' ? { body: init.body } : {}) });
     const out = new Headers();
     for (const [k, v] of Object.entries(r.headers)) {
       if (Array.isArray(v)) for (const x of v) out.append(k, x);

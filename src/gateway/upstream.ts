@@ -19,8 +19,8 @@
  * A process that exits is dropped: the call in flight fails with TESSERA_GATEWAY_UPSTREAM_FAILED
  * and the next call starts a new one. Other callers' connections are unaffected.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
@@ -37,6 +37,15 @@ import { downstreamHeaderValue } from './downstream.js';
 import { requireHeaderSafe } from './header-value.js';
 import { describeDuration } from '../shared/duration.js';
 import type { Isolation, RunAsIdentity } from './isolation.js';
+
+/**
+ * The SDK's client side, loaded with the first upstream connection: a gateway without upstream
+ * servers (or before their first use) does not hold it in memory (docs/adr/0121-memory.md).
+ */
+async function clientSdk(): Promise<{ Client: typeof Client; StreamableHTTPClientTransport: typeof StreamableHTTPClientTransport }> {
+  const [{ Client: C }, { StreamableHTTPClientTransport: T }] = await Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]);
+  return { Client: C, StreamableHTTPClientTransport: T };
+}
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -197,6 +206,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
   }
 
   async function connectInner(conn: Conn, where: AuditWhere): Promise<void> {
+    const { Client, StreamableHTTPClientTransport } = await clientSdk();
     const client = new Client({ name: 'tessera-gateway', version: deps.version }, { capabilities: {} });
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       conn.tools = undefined;

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, customFetch, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { AgentRegistry } from './agent-registry.js';
 import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
@@ -14,10 +14,12 @@ import type { JoinTokenService } from './join-tokens.js';
 import { KUBERNETES_PREFIX, compileTemplate, lookupClaim, type CompiledTemplate } from './template.js';
 import { parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
 import { jwksFileSource, spiffeBundleUrlSource, type KeySource } from './bundle.js';
+import { decodeJwt, verifyDecodedJwt, type DecodedJwt } from './jwt-verify.js';
 
 /** JWT-SVID §3: the algorithms a JWT-SVID may be signed with. HS* and `none` never. */
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
 const ASYMMETRIC = new Set<string>([...JWT_SVID_ALGORITHMS, 'EdDSA']);
+const SVID_ALGORITHMS: ReadonlySet<string> = new Set(JWT_SVID_ALGORITHMS);
 
 export type AttestCheck = 'format' | 'algorithm' | 'signature' | 'issuer' | 'audience' | 'expired' | 'not_yet_valid' | 'claims' | 'spiffe_id' | 'trust_domain';
 
@@ -70,7 +72,7 @@ interface Verified {
 
 interface JwtVerifier {
   readonly name: string;
-  verify(token: string): Promise<Verified>;
+  verify(jwt: DecodedJwt): Promise<Verified>;
 }
 
 /**
@@ -88,7 +90,7 @@ interface Expected {
   readonly audience: string;
 }
 
-/** Maps jose's errors to the check that failed; never echoes token content. */
+/** Maps jose's errors (thrown by jwt-verify.ts and jose's key sets) to the check that failed; never echoes token content. */
 function mapJoseError(e: unknown, attestor: string, expected: Expected): TesseraError {
   if (isTesseraError(e)) return e;
   const err = e as { code?: string; claim?: string; reason?: string; message?: string };
@@ -231,21 +233,23 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       }
       const attestorKind = template === 'kubernetes' ? 'kubernetes' : 'jwt';
       const keys = keySourceFor(a, deps);
+      const allowed = new Set(algorithms);
+      const maxTokenAgeS = a.max_token_age ? Math.round(a.max_token_age / 1000) : undefined;
       jwtByIssuer.set(a.issuer, {
         name: a.name,
-        async verify(token) {
+        async verify(jwt) {
           let payload: JWTPayload;
           try {
-            const key = await keys.getKey();
-            ({ payload } = await jwtVerify(token, key, {
+            payload = await verifyDecodedJwt(jwt, {
+              getKey: await keys.getKey(),
               issuer: a.issuer,
               audience: a.audience,
-              algorithms,
+              algorithms: allowed,
               requiredClaims: ['exp'],
-              currentDate: new Date(clock.now()),
-              clockTolerance: skewS,
-              ...(a.max_token_age ? { maxTokenAge: Math.round(a.max_token_age / 1000) } : {}),
-            }));
+              nowS: Math.floor(clock.now() / 1000),
+              toleranceS: skewS,
+              ...(maxTokenAgeS !== undefined ? { maxTokenAgeS } : {}),
+            });
           } catch (e) {
             throw mapJoseError(e, a.name, { issuer: a.issuer, audience: a.audience });
           }
@@ -268,18 +272,18 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       : spiffeBundleUrlSource({ url: a.bundle_url as string, refreshMs: a.bundle_refresh, clock, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
     spiffeByTd.set(a.trust_domain, {
       name: a.name,
-      async verify(token) {
+      async verify(jwt) {
         let payload: JWTPayload;
         try {
-          const key = await keys.getKey();
           // JWT-SVID §3 (alg), §3.1 (sub), §3.2 (aud required), §3.3 (exp required).
-          ({ payload } = await jwtVerify(token, key, {
+          payload = await verifyDecodedJwt(jwt, {
+            getKey: await keys.getKey(),
             audience: a.audience,
-            algorithms: [...JWT_SVID_ALGORITHMS],
+            algorithms: SVID_ALGORITHMS,
             requiredClaims: ['sub', 'aud', 'exp'],
-            currentDate: new Date(clock.now()),
-            clockTolerance: skewS,
-          }));
+            nowS: Math.floor(clock.now() / 1000),
+            toleranceS: skewS,
+          });
         } catch (e) {
           throw mapJoseError(e, a.name, { audience: a.audience });
         }
@@ -306,29 +310,31 @@ export function createAttestation(deps: AttestationDeps): Attestation {
     );
   }
 
-  function selectJwtAttestor(token: string): JwtVerifier {
-    let claims: JWTPayload;
+  /** The token decoded once, and the attestor that verifies it. */
+  function selectJwtAttestor(token: string): { verifier: JwtVerifier; jwt: DecodedJwt } {
+    let jwt: DecodedJwt;
     try {
       // Unverified: used ONLY to pick the attestor, which then verifies everything, signature first.
-      const header = decodeProtectedHeader(token);
-      if (typeof header.alg !== 'string' || !ASYMMETRIC.has(header.alg)) {
-        throw attestFailed('algorithm', null, `algorithm ${JSON.stringify(String(header.alg)).slice(0, 20)} is never accepted for attestation (only asymmetric signatures)`);
-      }
-      claims = decodeJwt(token);
+      jwt = decodeJwt(token, (header) => {
+        if (typeof header.alg !== 'string' || !ASYMMETRIC.has(header.alg)) {
+          throw attestFailed('algorithm', null, `algorithm ${JSON.stringify(String(header.alg)).slice(0, 20)} is never accepted for attestation (only asymmetric signatures)`);
+        }
+      });
     } catch (e) {
       if (isTesseraError(e)) throw e;
       throw attestFailed('format', null, 'the subject token is not a well-formed signed JWT (RFC 7519)');
     }
+    const claims = jwt.claims;
     if (typeof claims.iss === 'string') {
       const byIss = jwtByIssuer.get(claims.iss);
-      if (byIss) return byIss;
+      if (byIss) return { verifier: byIss, jwt };
     }
     if (typeof claims.sub === 'string' && claims.sub.startsWith('spiffe://')) {
       // The trust domain is read loosely here so that a malformed sub in a known trust domain
       // reaches that attestor and is refused by its full `sub` check (with a precise reason).
       const td = /^spiffe:\/\/([^/]*)/.exec(claims.sub)?.[1] ?? '';
       const bySub = spiffeByTd.get(td);
-      if (bySub) return bySub;
+      if (bySub) return { verifier: bySub, jwt };
     }
     throw fail('TESSERA_ATTEST_NO_ATTESTOR', 'no configured attestor accepts this token: its issuer (iss) matches no jwt attestor and its sub is not a SPIFFE ID of a configured spiffe trust domain; see docs/attestors.md');
   }
@@ -343,7 +349,8 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       return hit;
     }
     cacheCounter?.inc({ result: 'miss' });
-    const v = await selectJwtAttestor(token).verify(token);
+    const { verifier, jwt } = selectJwtAttestor(token);
+    const v = await verifier.verify(jwt);
     const until = Math.min(v.validUntil, now + cacheMaxAgeMs);
     // Frozen: every hit hands out the same object.
     verified.set(token, Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), { owner: v.identity.spiffeId, epoch, until });

@@ -44,8 +44,8 @@ export type SpiffeIdProblem =
   /** Tessera's own rule, not the spec's: SPIFFE IDs are audited in clear (ADR 0041). */
   | 'credential_like';
 
-const TD_CHAR = /^[a-z0-9._-]$/;
-const SEG_CHAR = /^[a-zA-Z0-9._-]$/;
+const TD_CHARS = /^[a-z0-9._-]*$/;
+const SEG_CHARS = /^[a-zA-Z0-9._-]*$/;
 
 const REASONS: Record<SpiffeIdProblem, string> = {
   empty: 'it is empty',
@@ -82,14 +82,14 @@ export function spiffeIdProblem(input: string): SpiffeIdProblem | null {
   if (authority.includes(':')) return 'port';
   if (authority.length === 0) return 'trust_domain_empty';
   if (authority.length > TRUST_DOMAIN_MAX_BYTES) return 'trust_domain_too_long';
-  for (const ch of authority) if (!TD_CHAR.test(ch)) return 'trust_domain_chars';
+  if (!TD_CHARS.test(authority)) return 'trust_domain_chars';
   if (path === '') return credentialLike(input) ? 'credential_like' : null;
   if (path === '/' || path.endsWith('/')) return 'path_trailing_slash';
   const segments = path.slice(1).split('/');
   for (const seg of segments) {
     if (seg.length === 0) return 'path_empty_segment';
     if (seg === '.' || seg === '..') return 'path_dot_segment';
-    for (const ch of seg) if (!SEG_CHAR.test(ch)) return 'path_chars';
+    if (!SEG_CHARS.test(seg)) return 'path_chars';
   }
   return credentialLike(input) ? 'credential_like' : null;
 }

@@ -28,14 +28,28 @@ export class LruCache<V> {
   }
 }
 
-/** JSON with object keys sorted, so equal requests give equal cache keys. */
+/**
+ * JSON with object keys sorted, so equal requests give equal cache keys. One pass, no
+ * intermediate arrays: it builds the key of every policy decision (the cached path costs about
+ * this much; test/policy/decision-cache.test.ts compares it with the plain definition).
+ */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(v)) {
+    let s = '[';
+    for (let i = 0; i < v.length; i++) s += (i > 0 ? ',' : '') + canonicalJson(v[i]);
+    return `${s}]`;
+  }
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .filter((k) => o[k] !== undefined)
-    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
-    .join(',')}}`;
+  const keys = Object.keys(o);
+  if (keys.length > 1) keys.sort();
+  let s = '{';
+  let first = true;
+  for (const k of keys) {
+    const x = o[k];
+    if (x === undefined) continue;
+    s += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(x)}`;
+    first = false;
+  }
+  return `${s}}`;
 }

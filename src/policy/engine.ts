@@ -1,4 +1,5 @@
 import { watch as fsWatch, statSync, type FSWatcher } from 'node:fs';
+import './wasm-tuning.js'; // before Cedar's wasm module is compiled
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuditWriter } from '../audit/port.js';
 import type { Clock } from '../shared/clock.js';

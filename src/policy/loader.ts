@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import './wasm-tuning.js'; // before Cedar's wasm module is compiled
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { SCHEMA_TEXT, USER_SCHEMA_TEXT } from './schema.js';
 import { credentialLike } from '../shared/credential-like.js';

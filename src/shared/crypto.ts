@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 /** Constant-time comparison of two secrets; different lengths compare false without early exit on content. */
 export function constantTimeEqual(a: Uint8Array | string, b: Uint8Array | string): boolean {
@@ -27,7 +27,27 @@ export function randomToken(prefix: string): string {
   return `${prefix}${randomBytes(32).toString('base64url')}`;
 }
 
+/**
+ * Random bytes for identifiers, drawn from the OS CSPRNG 4 KiB at a time (one getrandom call per
+ * 256 ids instead of one per id, as node:crypto's randomUUID caches its entropy). Each byte is
+ * handed out once. Never for secrets (keys, bearer tokens: randomToken and randomBytes).
+ */
+const ID_POOL = Buffer.alloc(4096);
+let idPoolAt = ID_POOL.length;
+
+/** `n` (1–64) fresh random bytes from the identifier pool, base64url (RFC 4648 §5). */
+export function randomIdBytes(n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError('randomIdBytes: 1 to 64 bytes');
+  if (idPoolAt + n > ID_POOL.length) {
+    randomFillSync(ID_POOL);
+    idPoolAt = 0;
+  }
+  const out = ID_POOL.toString('base64url', idPoolAt, idPoolAt + n);
+  idPoolAt += n;
+  return out;
+}
+
 /** A random identifier (not a secret): 16 random bytes, base64url. */
 export function randomId(prefix = ''): string {
-  return `${prefix}${randomBytes(16).toString('base64url')}`;
+  return `${prefix}${randomIdBytes(16)}`;
 }

@@ -29,9 +29,12 @@ export function jsonDepth(value: unknown, limit = Number.MAX_SAFE_INTEGER): numb
 /** A lone UTF-16 surrogate: JSON's `\ud800` escape makes one, and no encoder downstream (Cedar, UTF-8) can represent it. */
 const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** ES2024 String.prototype.isWellFormed (native in Node 20), the same test as UNPAIRED_SURROGATE. */
+const nativeWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean }).isWellFormed;
+
 /** True when `s` is well-formed UTF-16 (no unpaired surrogate). */
 export function isWellFormedText(s: string): boolean {
-  return !UNPAIRED_SURROGATE.test(s);
+  return nativeWellFormed ? nativeWellFormed.call(s) : !UNPAIRED_SURROGATE.test(s);
 }
 
 /** True when every string and object key in `value` is well-formed UTF-16. Iterative. */
@@ -44,9 +47,9 @@ export function jsonTextWellFormed(value: unknown): boolean {
     } else if (Array.isArray(v)) {
       for (const x of v) stack.push(x);
     } else if (v !== null && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
+      for (const k of Object.keys(v)) {
         if (!isWellFormedText(k)) return false;
-        stack.push(x);
+        stack.push((v as Record<string, unknown>)[k]);
       }
     }
   }

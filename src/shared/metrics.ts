@@ -4,10 +4,21 @@
  */
 type Labels = Readonly<Record<string, string>>;
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
+/** Label value escaping of the text format: backslash, newline and double quote. */
+function escapeLabel(v: string): string {
+  return NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"') : v;
+}
+
+/** The series key (sorted `k="v"` pairs); on every request path, so one pass and no regex work for plain values. */
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`).join(',');
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let s = '';
+  for (const k of keys) s += `${s ? ',' : ''}${k}="${escapeLabel(String(labels[k]))}"`;
+  return s;
 }
 
 interface Metric {

@@ -73,7 +73,7 @@ export interface TaskExchangeRequest {
 }
 
 export interface TaskExchangeDeps {
-  readonly tokens: Pick<TokenService, 'verifyToken' | 'issueTaskToken'>;
+  readonly tokens: Pick<TokenService, 'verifyToken' | 'issueTaskTokenAsync'>;
   /** Cedar (token.delegate), through the request pipeline's authorizer. */
   readonly authorizer: RequestAuthorizer;
   readonly store: Store;
@@ -180,7 +180,7 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
   }
 
   async function issue(ctx: HandlerContext, spec: TaskSpec): Promise<TaskTokenResponse> {
-    const issued = tokens.issueTaskToken(spec.input);
+    const issued = await tokens.issueTaskTokenAsync(spec.input);
     const c = issued.claims;
     const actors = actorsOf(c.act).map((a) => ({ sub: a.sub, ...(a.label !== undefined ? { label: a.label } : {}) }));
     const aud = Array.isArray(c.aud) ? c.aud : [c.aud];

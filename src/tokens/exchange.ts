@@ -323,7 +323,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
         if (revocations.isAgentRevoked(identity.spiffeId)) throw agentRevoked(revocations, identity.spiffeId);
-        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
+        const issued = await tokens.issueAgentTokenAsync(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).

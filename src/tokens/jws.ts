@@ -7,12 +7,13 @@ import { NEXT_STEPS } from '../shared/next-steps.js';
  * JWS compact serialization for Tessera's own ES256 tokens (RFC 7515 §3.1, RFC 7518 §3.4:
  * the signature is R || S). The protected header is read before any key is touched, so the
  * algorithm and `kid` are pinned first (RFC 8725 §3.1); the payload is decoded only after the
- * signature verifies. Signing is synchronous node:crypto; verification is node:crypto's
- * callback form, which runs the ECDSA check on the libuv pool. jose's compactVerify does the
- * same work through WebCrypto but costs 45–60 µs of main-thread time per call against 5–15 µs
- * here (profiled under HTTP load, docs/adr/0004-token-crypto.md) — on the token-verification
- * hot path that difference is the throughput. jose still verifies every attestation token
- * (foreign issuers, many algorithms), where its generality is the point.
+ * signature verifies. Signing and verification use node:crypto; the login path signs, and every
+ * request verifies, with the callback form, which runs the ECDSA operation on the libuv pool.
+ * jose's compactVerify does the same work through WebCrypto but costs 45–60 µs of main-thread
+ * time per call against 5–15 µs here (profiled under HTTP load, docs/adr/0004-token-crypto.md)
+ * — on the token-verification hot path that difference is the throughput. Attestation tokens
+ * (other issuers, many algorithms) are verified the same way by src/identity/jwt-verify.ts,
+ * with jose's key sets (docs/adr/0120-login-crypto-off-thread.md).
  */
 export interface JwsHeader {
   readonly alg: string;
@@ -58,13 +59,26 @@ export function decodePayload(payload: Uint8Array): unknown {
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
-// Synchronous on purpose: node:crypto's callback form (libuv pool) was measured and gave no
-// login throughput on a 2-core machine (3,528 vs 3,554 logins/s, bench/tokens.ts): the pool
-// competes for the same cores, and the signature is ~9 % of a login's main-thread time.
+/** Signs on the event loop (tests, tools, the bench's token minting). */
 export function signEs256(header: JwsHeader, payload: Record<string, unknown>, key: KeyObject): string {
   const input = `${b64(header)}.${b64(payload)}`;
   const sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
   return `${input}.${sig.toString('base64url')}`;
+}
+
+/**
+ * The same signature computed on the libuv pool (node:crypto's callback form): the login path
+ * uses it, so the ECDSA signature (≈ 25 µs) overlaps with HTTP work on the event loop instead of
+ * blocking it (docs/adr/0120-login-crypto-off-thread.md). Rejects only if node:crypto fails.
+ */
+export function signEs256Async(header: JwsHeader, payload: Record<string, unknown>, key: KeyObject): Promise<string> {
+  const input = `${b64(header)}.${b64(payload)}`;
+  return new Promise((resolve, reject) => {
+    sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, (err, sig) => {
+      if (err) reject(err);
+      else resolve(`${input}.${sig.toString('base64url')}`);
+    });
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { randomBytes } from 'node:crypto';
+import { randomIdBytes } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
 import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
@@ -13,7 +13,7 @@ import type { TrustDomains } from '../identity/trust-domains.js';
 import type { AuditWhere } from '../audit/events.js';
 import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
-import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
+import { decodePayload, parseProtectedHeader, verifyEs256, signEs256, signEs256Async } from './jws.js';
 import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
@@ -65,12 +65,23 @@ export interface TokenService {
    */
   issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): IssuedToken;
   /**
+   * The same token, its ECDSA signature computed on the libuv pool (the login path). The signing
+   * key is chosen synchronously, before the first await. Throws like issueAgentToken.
+   */
+  issueAgentTokenAsync(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): Promise<IssuedToken>;
+  /**
    * Signs a task token (`typ: tessera-task+jwt`); `input.cnf` binds it to a DPoP key (the token
    * endpoint verified a proof by it). Throws TESSERA_INTERNAL for claims whose tree fields
    * disagree (the exchange never builds such), TESSERA_TRUST_DOMAIN_UNKNOWN for an acting agent
    * outside the served trust domains.
    */
   issueTaskToken(input: TaskTokenInput): IssuedToken & { readonly claims: TaskClaims };
+  /**
+   * The same, its ECDSA signature computed on the libuv pool (the token endpoint's path; the
+   * claims are checked and the signing key chosen before the first await). Throws like
+   * issueTaskToken.
+   */
+  issueTaskTokenAsync(input: TaskTokenInput): Promise<IssuedToken & { readonly claims: TaskClaims }>;
   /**
    * A short-lived token for an upstream (gateway `task_token`): `aud` = that upstream, `sub`,
    * `act`, `txn`/`rtxn` of the caller; `typ: tessera-downstream+jwt`, which Tessera itself never
@@ -321,45 +332,73 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
 
   const audOf = (audience: readonly string[]): string | string[] => (audience.length === 1 ? audience[0]! : [...audience]);
 
+  /** What an agent token says, and the key that signs it (chosen now). */
+  function agentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }) {
+    // Never sign an identity outside the served trust domains (attestation already refused it).
+    requireServed(identity.spiffeId);
+    if (options.cnf !== undefined && !JKT_PATTERN.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
+    const { kid, privateKey } = keys.signingKey();
+    const now = clock.now();
+    const iat = Math.floor(now / 1000);
+    const exp = Math.floor((now + deps.agentTtlMs) / 1000);
+    const jti = randomIdBytes(16);
+    // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
+    const claims = {
+      iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
+      ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
+    };
+    return { header: { alg: 'ES256', kid, typ: AGENT_TOKEN_TYP }, claims, privateKey, issued: { jti, expiresAt: exp * 1000, issuedAt: iat * 1000 } };
+  }
+
+  /** A task token's checked claims, and the key that signs it (chosen now). */
+  function taskToken(input: TaskTokenInput) {
+    const iat = Math.floor(clock.now() / 1000);
+    const jti = randomIdBytes(16);
+    const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
+    const parsed = taskClaimsSchema.safeParse(claims);
+    const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
+    if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
+    if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');
+    for (const a of actorsOf(claims.act)) requireServed(a.sub);
+    const { kid, privateKey } = keys.signingKey();
+    return { header: { alg: 'ES256', kid, typ: TASK_TOKEN_TYP }, claims, privateKey, issued: { jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000 } };
+  }
+
   return {
     issuer,
     issueAgentToken(identity, options) {
-      // Never sign an identity outside the served trust domains (attestation already refused it).
-      requireServed(identity.spiffeId);
-      const now = clock.now();
-      const iat = Math.floor(now / 1000);
-      const exp = Math.floor((now + deps.agentTtlMs) / 1000);
-      const jti = randomBytes(16).toString('base64url');
-      // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      if (options.cnf !== undefined && !JKT_PATTERN.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
-      const claims = {
-        iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
-        ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
-      };
-      const token = sign(AGENT_TOKEN_TYP, claims);
+      const t = agentToken(identity, options);
+      const token = signEs256(t.header, t.claims, t.privateKey);
       issued?.inc({ type: 'agent' });
-      return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
+      return { token, ...t.issued };
+    },
+
+    async issueAgentTokenAsync(identity, options) {
+      const t = agentToken(identity, options);
+      const token = await signEs256Async(t.header, t.claims, t.privateKey);
+      issued?.inc({ type: 'agent' });
+      return { token, ...t.issued };
     },
 
     issueTaskToken(input) {
-      const iat = Math.floor(clock.now() / 1000);
-      const jti = randomBytes(16).toString('base64url');
-      const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
-      const parsed = taskClaimsSchema.safeParse(claims);
-      const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
-      if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
-      if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');
-      for (const a of actorsOf(claims.act)) requireServed(a.sub);
-      const token = sign(TASK_TOKEN_TYP, claims as unknown as Record<string, unknown>);
+      const t = taskToken(input);
+      const token = signEs256(t.header, t.claims as unknown as Record<string, unknown>, t.privateKey);
       issued?.inc({ type: 'task' });
-      return { token, jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000, claims };
+      return { token, ...t.issued, claims: t.claims };
+    },
+
+    async issueTaskTokenAsync(input) {
+      const t = taskToken(input);
+      const token = await signEs256Async(t.header, t.claims as unknown as Record<string, unknown>, t.privateKey);
+      issued?.inc({ type: 'task' });
+      return { token, ...t.issued, claims: t.claims };
     },
 
     issueDownstreamToken(p, options) {
       const now = clock.now();
       const iat = Math.floor(now / 1000);
       const exp = Math.min(Math.floor((now + options.ttlMs) / 1000), Math.floor(p.expiresAt / 1000));
-      const jti = randomBytes(16).toString('base64url');
+      const jti = randomIdBytes(16);
       const act = p.actors && p.actors.length > 0 ? nestActors(p.actors) : undefined;
       const claims = {
         iss: issuer, aud: options.audience, sub: p.subject ?? p.spiffeId, ...(act ? { act } : {}),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { canonicalize, chainHash, checkpointKeyId, GENESIS_HASH, makeRecord, signCheckpoint, signHead, verifyChain, verifyCheckpoint, type StoredRecord } from '../../src/audit/chain.js';
+import { canonicalize, chainHash, checkpointKeyId, GENESIS_HASH, makeRecord, signCheckpoint, signHead, signPositionAsync, verifyChain, verifyCheckpoint, verifyHead, type StoredRecord } from '../../src/audit/chain.js';
 import { ev } from './setup.js';
 
 test('canonical JSON sorts keys, drops undefined, has no whitespace and refuses non-finite numbers', () => {
@@ -37,6 +37,19 @@ test('chain round trip: records link, checkpoints and head verify', () => {
   assert.equal(verifyCheckpoint(publicKey, { ...cp, seq: 6 }), false);
   const r = verifyChain(recs, [cp], publicKey, head);
   assert.deepEqual(r, { ok: true, checked: 10, checkpoints: 1, problems: [] });
+});
+
+test('heads and checkpoints signed off the event loop are the same Ed25519 signatures, each verifying only in its own context', async () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const position = { seq: 42, ts: 1_780_000_000_000, hash: 'ab'.repeat(32), keyId: checkpointKeyId(publicKey) };
+  const head = await signPositionAsync(privateKey, 'head', position);
+  const cp = await signPositionAsync(privateKey, 'checkpoint', position);
+  assert.deepEqual(head, signHead(privateKey, position)); // Ed25519 is deterministic (RFC 8032 §5.1.6)
+  assert.deepEqual(cp, signCheckpoint(privateKey, position));
+  assert.ok(verifyHead(publicKey, head));
+  assert.ok(verifyCheckpoint(publicKey, cp));
+  assert.ok(!verifyHead(publicKey, cp), 'a checkpoint never stands in for a head');
+  assert.ok(!verifyHead(publicKey, { ...head, seq: 43 }));
 });
 
 test('in-memory input out of order is reported as reordered; a missing head is reported', () => {

@@ -406,7 +406,8 @@ test('revocation cancels a call in flight on an HTTP upstream: the upstream obse
     upstream.release();
     assert.match(await inflight, /revoked|401|closed/i);
     assert.ok(!upstream.effects.slice(started).includes('done'), 'no side effect after revocation');
-    assert.ok(audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string; server: string }).cause === 'revoked' && (e.details as { server: string }).server === 'remote'));
+    // The stop is audited after the session is terminated and the client closed, which may end after the call's rejection.
+    await until(() => audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string; server: string }).cause === 'revoked' && (e.details as { server: string }).server === 'remote'), 'the stop of the upstream connection to be audited (cause revoked)');
   } finally {
     revoked.clear();
   }

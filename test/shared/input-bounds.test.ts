@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_JSON_DEPTH, checkJsonInput, jsonDepth, jsonTextWellFormed } from '../../src/shared/json-depth.js';
+import { MAX_JSON_DEPTH, checkJsonInput, isWellFormedText, jsonDepth, jsonTextWellFormed } from '../../src/shared/json-depth.js';
 import { credentialLike, redactCredentialLike, refuseCredentialLike } from '../../src/shared/credential-like.js';
 import { parseDuration } from '../../src/config/duration.js';
 import { TesseraError } from '../../src/shared/errors.js';
@@ -35,6 +35,32 @@ test('checkJsonInput: TESSERA_REQUEST_TOO_DEEP past 64 levels, TESSERA_REQUEST_I
   assert.throws(() => checkJsonInput({ a: 'x\ud800' }, 'body'), isCode('TESSERA_REQUEST_INVALID'));
   assert.throws(() => checkJsonInput({ ['\udc00']: 1 }, 'body'), isCode('TESSERA_REQUEST_INVALID'));
   assert.equal(jsonTextWellFormed({ emoji: '😀', cjk: '中文', arr: ['é'] }), true);
+});
+
+/** The definition (Unicode §3.9 D91): every high surrogate followed by a low one, every low one preceded by a high one. */
+function wellFormedByDefinition(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const n = i + 1 < s.length ? s.charCodeAt(i + 1) : -1;
+      if (n < 0xdc00 || n > 0xdfff) return false;
+      i++;
+    } else if (c >= 0xdc00 && c <= 0xdfff) return false;
+  }
+  return true;
+}
+
+test('isWellFormedText agrees with the definition on every arrangement of surrogates, in values and keys', () => {
+  const parts = ['a', 'é', '\ud83d', '\ude00', '😀', '\udbff', '\udc00', '中', ''];
+  let checked = 0;
+  for (const a of parts) for (const b of parts) for (const c of parts) for (const d of parts) {
+    const s = a + b + c + d;
+    const want = wellFormedByDefinition(s);
+    assert.equal(isWellFormedText(s), want, JSON.stringify(s));
+    assert.equal(jsonTextWellFormed({ [s]: [s, { k: s }] }), want, JSON.stringify(s));
+    checked++;
+  }
+  assert.equal(checked, parts.length ** 4);
 });
 
 test('credential shapes: found in names, refused with TESSERA_REQUEST_CREDENTIAL_LIKE without echoing them, redacted from free text', () => {

@@ -49,6 +49,20 @@ test('act nesting: newest actor outermost (RFC 8693 §4.1), read back oldest fir
   assert.deepEqual(actorsOf(act), [{ sub: A }, { sub: B, act: { sub: A } }, act]);
 });
 
+test('a task token signed on the libuv pool verifies like the synchronous one and carries the same claims', async () => {
+  const a = await h.tokens.issueTaskTokenAsync(child({ txn: 'task_FFFFFFFFFFFFFFFFFFFFFF' }));
+  const p = await h.tokens.verify(a.token, { audience: h.base });
+  assert.equal(p.task, 'task_FFFFFFFFFFFFFFFFFFFFFF');
+  assert.deepEqual(p.chain, [A, B]);
+  const [header, payload] = a.token.split('.').slice(0, 2).map((x) => JSON.parse(Buffer.from(x!, 'base64url').toString('utf8')) as Record<string, unknown>);
+  assert.equal(header!.typ, 'tessera-task+jwt');
+  assert.equal(header!.alg, 'ES256');
+  assert.deepEqual(payload, a.claims);
+  assert.equal(a.expiresAt, a.claims.exp * 1000);
+  assert.match(a.jti, /^[A-Za-z0-9_-]{22}$/);
+  assert.notEqual(a.jti, (await h.tokens.issueTaskTokenAsync(child())).jti);
+});
+
 test('a verified task token is the acting agent\'s principal with its task, chain, label and facts', async () => {
   const issued = h.tokens.issueTaskToken(child());
   const p = await h.tokens.verify(issued.token, { audience: h.base });
@@ -125,7 +139,12 @@ test('tree claims that disagree are refused even under Tessera\'s signature; the
     const token = signEs256({ alg: 'ES256', kid, typ: 'tessera-task+jwt' }, { ...good, ...edit } as unknown as Record<string, unknown>, privateKey);
     await assert.rejects(h.tokens.verify(token, { audience: h.base }), code('TESSERA_TOKEN_CLAIMS_INVALID'), JSON.stringify(edit));
     assert.throws(() => h.tokens.issueTaskToken({ ...child(), ...edit } as TaskTokenInput), code('TESSERA_INTERNAL'), JSON.stringify(edit));
+    // The token endpoint's form (signature on the libuv pool) refuses the same claims, before signing.
+    await assert.rejects(h.tokens.issueTaskTokenAsync({ ...child(), ...edit } as TaskTokenInput), code('TESSERA_INTERNAL'), JSON.stringify(edit));
   }
   assert.throws(() => h.tokens.issueTaskToken(child({ exp: iat })), code('TESSERA_INTERNAL'));
-  assert.throws(() => h.tokens.issueTaskToken(child({ act: nestActors([{ sub: 'spiffe://elsewhere.example/x' }, { sub: B }, { sub: B, label: 'leaf' }]) })), code('TESSERA_TRUST_DOMAIN_UNKNOWN'));
+  await assert.rejects(h.tokens.issueTaskTokenAsync(child({ exp: iat })), code('TESSERA_INTERNAL'));
+  const foreign = child({ act: nestActors([{ sub: 'spiffe://elsewhere.example/x' }, { sub: B }, { sub: B, label: 'leaf' }]) });
+  assert.throws(() => h.tokens.issueTaskToken(foreign), code('TESSERA_TRUST_DOMAIN_UNKNOWN'));
+  await assert.rejects(h.tokens.issueTaskTokenAsync(foreign), code('TESSERA_TRUST_DOMAIN_UNKNOWN'));
 });

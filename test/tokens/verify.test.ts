@@ -52,6 +52,27 @@ test('issued token: ES256 JWT-SVID with kid, typ, iss, sub, aud, exp = iat + 5 m
   assert.deepEqual(p.attributes, { team: 'care', attestor: 'join_token' });
 });
 
+test('issueAgentTokenAsync (the login path: signature on the libuv pool) issues the same token shape, verified by jose and by the service', async () => {
+  const { tokens, keys, clock } = await setup();
+  const sync = tokens.issueAgentToken(identity, { audience: [ISSUER] });
+  const a = await tokens.issueAgentTokenAsync(identity, { audience: [ISSUER, `${ISSUER}/mcp`] });
+  assert.deepEqual(decodePart(a.token, 0), decodePart(sync.token, 0));
+  const c = decodePart(a.token, 1);
+  const s = decodePart(sync.token, 1);
+  assert.deepEqual(Object.keys(c).sort(), Object.keys(s).sort());
+  assert.deepEqual({ ...c, jti: 'x', aud: 'x' }, { ...s, jti: 'x', aud: 'x' });
+  assert.deepEqual(c.aud, [ISSUER, `${ISSUER}/mcp`]);
+  assert.equal(a.jti, c.jti);
+  assert.notEqual(a.jti, sync.jti);
+  assert.equal(a.expiresAt, (c.exp as number) * 1000);
+  assert.equal(a.issuedAt, (c.iat as number) * 1000);
+  const { payload } = await jwtVerify(a.token, createLocalJWKSet(keys.jwks()), { issuer: ISSUER, audience: ISSUER, algorithms: ['ES256'], currentDate: new Date(clock.now()) });
+  assert.equal(payload.sub, AGENT);
+  assert.equal((await tokens.verify(a.token, AUD)).jti, a.jti);
+  // Same refusal as the synchronous form for a trust domain Tessera does not serve.
+  await assert.rejects(tokens.issueAgentTokenAsync({ ...identity, spiffeId: 'spiffe://elsewhere.test/x' }, { audience: [ISSUER] }), code('TESSERA_TRUST_DOMAIN_UNKNOWN'));
+});
+
 test('a well-formed token built here with the real key verifies (the fixtures are sound)', async () => {
   const { tokens, signed } = await setup();
   assert.equal((await tokens.verify(signed(), AUD)).spiffeId, AGENT);

@@ -14,7 +14,10 @@
  *  - The credential is registered with the call's scrubber in every form Tessera computes
  *    (the core also scrubs plain/base64/hex/URL/JSON forms of the raw secret).
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+
+/** undici loads with the first request (a server that never calls out does not hold it: docs/adr/0121-memory.md). */
+const undici = (): Promise<typeof import('undici')> => import('undici');
 import type { Clock } from '../../shared/clock.js';
 import { fail, TesseraError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -126,7 +129,7 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
     try {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(url, {
+        res = await (await undici()).request(url, {
           method: cfg.method,
           headers,
           ...(body !== undefined ? { body } : {}),

@@ -1,0 +1,48 @@
+/**
+ * The server's V8 heap settings (src/shared/heap-tuning.ts): operator flags win, and in a real
+ * Node process the young generation stops growing at the cap while short-lived objects churn.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { operatorHeapSettings } from '../../src/shared/heap-tuning.js';
+
+test('an operator flag (command line or NODE_OPTIONS, - or _) keeps the setting it names', () => {
+  assert.deepEqual(operatorHeapSettings([], ''), { young: false, old: false });
+  assert.deepEqual(operatorHeapSettings(['--max-semi-space-size=32'], ''), { young: true, old: false });
+  assert.deepEqual(operatorHeapSettings([], '--max_semi_space_size=4 --heap-growing-percent=100'), { young: true, old: true });
+  assert.deepEqual(operatorHeapSettings(['--semi-space-growth-factor=4'], ''), { young: true, old: false });
+  assert.deepEqual(operatorHeapSettings([], '--heap_growing_percent=20'), { young: false, old: true });
+  // Other flags, and names that merely start alike, change nothing.
+  assert.deepEqual(operatorHeapSettings(['--max-old-space-size=512', '--max-semi-space-sizes=1'], '--expose-gc'), { young: false, old: false });
+});
+
+test('in a Node process, the new space stops at 2 × the cap while young objects churn; an operator flag disables the cap', () => {
+  const module = fileURLToPath(new URL('../../src/shared/heap-tuning.ts', import.meta.url));
+  // Bounded: 3 million short-lived objects, a few thousand alive at a time, yielding to the event loop.
+  const script = `
+    const { tuneServerHeap } = await import(${JSON.stringify(module)});
+    const { getHeapSpaceStatistics } = await import('node:v8');
+    const applied = tuneServerHeap({ semiSpaceMiB: 2 });
+    let keep = [];
+    for (let i = 0; i < 3e6; i++) {
+      keep.push({ i, s: 'x' + i });
+      if (keep.length > 20000) keep = [];
+      if (i % 2000 === 0) await new Promise((r) => setImmediate(r));
+    }
+    const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+    process.stdout.write(JSON.stringify({ applied, size: young.space_size }));
+  `;
+  const run = (args: string[]) => {
+    const r = spawnSync(process.execPath, [...process.execArgv, ...args, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { applied: { young: boolean; old: boolean }; size: number };
+  };
+  const capped = run([]);
+  assert.deepEqual(capped.applied, { young: true, old: true });
+  assert.ok(capped.size <= 4 * 1024 * 1024, `new space ${capped.size} bytes, cap 4 MiB`);
+  const operator = run(['--max-semi-space-size=8']);
+  assert.deepEqual(operator.applied, { young: false, old: true });
+  assert.ok(operator.size > 4 * 1024 * 1024, `without the cap the new space grows past it (${operator.size} bytes)`);
+});
