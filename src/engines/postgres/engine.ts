@@ -24,6 +24,10 @@ const CHANNEL = 'engine_postgres';
 const REVOKE_BATCH = 500;
 /** Rounds of pg_terminate_backend + check before a session that will not end fails the step. */
 const SESSION_END_ROUNDS = 20;
+/** How long a disable statement first waits for a lock before Tessera looks for who holds it (ms). */
+const LOCK_PROBE_MS = 250;
+/** How often the blocker watch polls `pg_blocking_pids` while a disable statement waits (ms). */
+const LOCK_WATCH_MS = 25;
 /** Leases whose database user may exist (a `disabled` one awaits its cleanup). */
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
@@ -131,6 +135,12 @@ export function engineError(e: unknown, what: string, cfg?: { host: string; port
   const where = cfg ? ` at ${cfg.host}:${cfg.port}` : '';
   const msg = String(err?.message ?? e).slice(0, 300);
   const code = err?.code ?? '';
+  // A wait for a lock (55P03 lock_not_available under lock_timeout, or 57014 while waiting on a
+  // row or relation: PostgreSQL says where in `where`) is not an outage: name the real cause.
+  if (code === '55P03' || (code === '57014' && /tuple|relation/i.test(String((err as { where?: string }).where ?? '')))) {
+    const on = /relation "([^"]+)"/.exec(String((err as { where?: string }).where ?? ''))?.[1];
+    return new TesseraError('TESSERA_ENGINE_LOCK_TIMEOUT', `${what}: PostgreSQL${where} waited for a lock${on ? ` on ${on}` : ''} held by another transaction until ${code === '55P03' ? 'lock_timeout' : 'statement_timeout'} (${code}); retry later`, undefined, { cause: e });
+  }
   // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutdown,
   // cannot connect now) and 57014 (statement timeout) mean the backend is not usable right now.
   if (CONNECT_ERRNO.has(code) || /^08/.test(code) || /^53/.test(code) || /^57P0/.test(code) || code === '57014' || /timeout|Connection terminated|connect/i.test(code ? '' : msg)) {
@@ -344,6 +354,12 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     }
   }
 
+  /** One pass of pg_terminate_backend over the users' sessions (every database), each waited for on PostgreSQL ≥ 14 unless `signalOnly`. */
+  async function terminateSessions(c: pg.ClientBase, l: Live, oids: readonly string[], signalOnly = false): Promise<void> {
+    const wait = !signalOnly && (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
+    await c.query(`SELECT pg_terminate_backend(pid${wait}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+  }
+
   /**
    * Ends every session of the users `oids` (pg_stat_activity is cluster-wide: every database)
    * and waits until they are gone — PostgreSQL ≥ 14 inside pg_terminate_backend(pid, timeout),
@@ -351,9 +367,8 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
    * when a session is still there after the bound: the caller must not report success.
    */
   async function endSessions(c: pg.PoolClient, l: Live, oids: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    const wait = (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
     for (let round = 1; ; round++) {
-      await c.query(`SELECT pg_terminate_backend(pid${wait}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+      await terminateSessions(c, l, oids);
       const left = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
       const n = Number(left.rows[0]?.n ?? 0);
       if (n === 0) return;
@@ -362,28 +377,207 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     }
   }
 
+  /** A connection of its own (not from the pool: the pool may have one connection, busy with the statement being watched), to `database` when given. */
+  async function sideClient(l: Live, database?: string): Promise<pg.Client> {
+    let url = l.url;
+    if (database !== undefined) {
+      const u = new URL(l.url);
+      u.pathname = `/${encodeURIComponent(database)}`;
+      url = u.toString();
+    }
+    const c = l.cfg;
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: c.connectTimeoutMs, statement_timeout: c.statementTimeoutMs, query_timeout: c.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    return client;
+  }
+
+  /**
+   * Rolls back every prepared transaction (`PREPARE TRANSACTION`) of the users `names`, in every
+   * database. A prepared transaction outlives its session — pg_terminate_backend cannot end it —
+   * and keeps its locks: an uncommitted `ALTER ROLE CURRENT_USER …` in one holds the user's
+   * pg_authid row and would block the disable forever. Only its owner (or a superuser) may
+   * finish it (PostgreSQL manual, ROLLBACK PREPARED), in its own database: the management role
+   * takes the user's membership (as the cleanup does) and `SET ROLE`s to it. Returns how many.
+   */
+  async function rollbackPrepared(c: pg.ClientBase, l: Live, names: readonly string[]): Promise<number> {
+    if (names.length === 0) return 0;
+    const px = await c.query<{ gid: string; owner: string; database: string; here: boolean }>(
+      `SELECT gid, owner, database, database = current_database() AS here FROM pg_prepared_xacts WHERE owner = ANY($1::text[]) ORDER BY database, gid`,
+      [names],
+    );
+    const byDb = new Map<string, { gid: string; owner: string }[]>();
+    for (const r of px.rows) byDb.set(r.here ? '' : r.database, [...(byDb.get(r.here ? '' : r.database) ?? []), r]);
+    for (const [database, list] of byDb) {
+      let side: pg.Client | undefined;
+      try {
+        side = database === '' ? undefined : await sideClient(l, database);
+      } catch (e) {
+        throw new TesseraError(
+          'TESSERA_ENGINE_FAILED',
+          `${noun(list.length, 'prepared transaction')} of the revoked database ${noun(list.length, 'user')} (${list.map((x) => x.gid).join(', ')}) in database "${database}" hold locks, and Tessera cannot connect there to roll ${noun(list.length, 'it', 'them')} back (${(e as Error).message}); run ROLLBACK PREPARED there as a superuser. The revocation is retried`,
+          undefined,
+          { cause: e },
+        );
+      }
+      const db: pg.ClientBase = side ?? c;
+      try {
+        for (const x of list) {
+          await db.query(`GRANT ${quoteIdent(x.owner)} TO CURRENT_USER`);
+          await db.query(`SET ROLE ${quoteIdent(x.owner)}`);
+          try {
+            await db.query(`ROLLBACK PREPARED ${quoteLiteral(x.gid)}`);
+          } catch (e) {
+            if ((e as { code?: string }).code !== '42704') throw e; // already finished meanwhile
+          } finally {
+            await db.query('RESET ROLE');
+          }
+        }
+      } finally {
+        await side?.end().catch(() => undefined);
+      }
+    }
+    return px.rows.length;
+  }
+
+  /** Runs `sql` in a transaction whose lock waits end after `lockMs` (55P03). */
+  async function underLockTimeout(c: pg.ClientBase, lockMs: number, sql: string): Promise<void> {
+    await c.query('BEGIN');
+    try {
+      await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockMs))}`);
+      await c.query(sql);
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs a disable statement on the users `oids`/`names` past any lock THEY hold. First with a
+   * short lock_timeout; when it has to wait, again while a second connection watches
+   * `pg_blocking_pids()` of the waiting statement and removes each blocker that belongs to the
+   * users — their session is ended (its transaction rolls back), their prepared transaction
+   * rolled back — until the statement gets the lock (PostgreSQL queues lock requests: a user
+   * that logs in again queues behind it). A blocker of another role is not touched: the
+   * statement fails with TESSERA_ENGINE_LOCK_TIMEOUT naming it, and the revocation is retried.
+   */
+  async function runPastUserLocks(c: pg.PoolClient, l: Live, sql: string, oids: readonly string[], names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await underLockTimeout(c, LOCK_PROBE_MS, sql);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55P03') throw e;
+    }
+    const pid = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    const watcher = await sideClient(l);
+    const others = new Map<number, string>();
+    try {
+      let done = false;
+      const wait = Math.max(LOCK_PROBE_MS, Math.min(l.cfg.statementTimeoutMs - 500, 5000));
+      const run = underLockTimeout(c, wait, sql).finally(() => (done = true));
+      run.catch(() => undefined);
+      while (!done && !signal?.aborted) {
+        await new Promise((r) => setTimeout(r, LOCK_WATCH_MS));
+        if (done) break;
+        const blockers = await watcher.query<{ pid: number; usesysid: string | null; usename: string | null; state: string | null; xact_start: Date | null }>(
+          `SELECT b.pid, a.usesysid::text AS usesysid, a.usename, a.state, a.xact_start FROM unnest(pg_blocking_pids($1)) AS b(pid) LEFT JOIN pg_stat_activity a ON a.pid = b.pid`,
+          [pid],
+        );
+        for (const b of blockers.rows) {
+          if (b.pid === 0) await rollbackPrepared(watcher, l, names); // a prepared transaction (pid 0)
+          else if (b.usesysid !== null && oids.includes(b.usesysid)) await watcher.query('SELECT pg_terminate_backend($1)', [b.pid]);
+          else {
+            // State and start are visible only with pg_read_all_stats: named when known.
+            const how = [b.state, b.xact_start ? `since ${b.xact_start.toISOString()}` : undefined].filter(Boolean).join(', ');
+            others.set(b.pid, `session ${b.pid} of role ${b.usename === null ? '(unknown)' : JSON.stringify(b.usename)}${how ? ` (${how})` : ''}`);
+          }
+        }
+      }
+      try {
+        await run;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if ((code === '55P03' || code === '57014') && others.size > 0) {
+          throw new TesseraError(
+            'TESSERA_ENGINE_LOCK_TIMEOUT',
+            `a lock is held by ${[...others.values()].slice(0, 3).join('; ')}, not a revoked user, so Tessera did not end it; retried until that transaction ends`,
+            undefined,
+            { cause: e },
+          );
+        }
+        throw e;
+      }
+    } finally {
+      await watcher.end().catch(() => undefined);
+    }
+  }
+
   /**
    * Revocation step 1 (disable): makes the users unusable without deleting anything, so it
-   * works whatever they own. (1) `NOLOGIN VALID UNTIL '-infinity'` — no new login, whatever the
-   * password; (2) every session ended (a session outlives NOLOGIN), waiting until gone;
-   * (3) memberships revoked both ways — the user leaves its groups, so views and SECURITY
-   * DEFINER functions it owns lose the group's privileges, and no other role can SET ROLE to
-   * it (the management role keeps a membership it may hold for the cleanup). Idempotent.
+   * works whatever they own, and whatever they hold. (1) their prepared transactions rolled
+   * back and their sessions ended — a transaction of the user may hold the lock on its own
+   * pg_authid row (`BEGIN; ALTER ROLE CURRENT_USER PASSWORD …` left open) that the next step
+   * needs; (2) `NOLOGIN VALID UNTIL '-infinity'` — no new login, whatever the password — past
+   * any lock the users still hold (`runPastUserLocks`); (3) every session ended again (a
+   * session outlives NOLOGIN; a login may have raced step 2), waiting until gone;
+   * (4) memberships revoked both ways — the user leaves its groups, so views and SECURITY
+   * DEFINER functions it owns lose the group's privileges, and no other role can SET ROLE to it
+   * (the management role keeps a membership it may hold for the cleanup). Steps 3 and 4 run
+   * even when step 2 failed (a lock held by another role): the user then keeps LOGIN but no
+   * session and no group, and the error says so; the lease stays not disabled and is retried.
+   * Idempotent.
    */
   async function disableUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
     await withClient(l, `disabling ${count(users.length, 'database user')}`, signal, async (c) => {
       const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
       if (found.rows.length === 0) return; // never created, or already dropped
       const oids = found.rows.map((r) => r.oid);
-      // Every user in one implicit transaction (simple-query protocol, PostgreSQL protocol §55.2.2.1).
-      await c.query(found.rows.map((r) => `ALTER ROLE ${quoteIdent(r.rolname)} NOLOGIN VALID UNTIL '-infinity'`).join('; '));
-      await endSessions(c, l, oids, signal);
-      const members = await c.query<{ role: string; member: string }>(
-        `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-         WHERE (a.member = ANY($1::oid[]) OR a.roleid = ANY($1::oid[])) AND m.rolname <> current_user`,
-        [oids],
-      );
-      if (members.rows.length > 0) await c.query(members.rows.map((m) => `REVOKE ${quoteIdent(m.role)} FROM ${quoteIdent(m.member)}`).join('; '));
+      const names = found.rows.map((r) => r.rolname);
+      // Every step is tried even when an earlier one failed: each one alone takes something away.
+      const errors: unknown[] = [];
+      const step = async (fn: () => Promise<unknown>): Promise<boolean> => {
+        try {
+          await fn();
+          return true;
+        } catch (e) {
+          errors.push(e);
+          return false;
+        }
+      };
+      // Best effort: it only clears the way (a user logging in again and again keeps a session
+      // count above zero here); what decides is the steps after it.
+      const before = await step(async () => {
+        await rollbackPrepared(c, l, names);
+        // Signalled, not waited for: a user opening sessions as fast as it can must not keep
+        // this statement busy; a session still exiting holds its locks a moment longer, and
+        // the watch in runPastUserLocks deals with that.
+        await terminateSessions(c, l, oids, true);
+      });
+      const preErrors = errors.splice(0);
+      // Every user in one transaction.
+      const altered = await step(() => runPastUserLocks(c, l, found.rows.map((r) => `ALTER ROLE ${quoteIdent(r.rolname)} NOLOGIN VALID UNTIL '-infinity'`).join('; '), oids, names, signal));
+      const ended = await step(() => endSessions(c, l, oids, signal));
+      const left = await step(async () => {
+        const members = await c.query<{ role: string; member: string }>(
+          `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+           WHERE (a.member = ANY($1::oid[]) OR a.roleid = ANY($1::oid[])) AND m.rolname <> current_user`,
+          [oids],
+        );
+        if (members.rows.length > 0) await runPastUserLocks(c, l, members.rows.map((m) => `REVOKE ${quoteIdent(m.role)} FROM ${quoteIdent(m.member)}`).join('; '), oids, names, signal);
+      });
+      if (errors.length === 0) return;
+      if (!before) errors.push(...preErrors);
+      const first = errors[0];
+      if (!altered && ended && left && isTesseraError(first)) {
+        throw new TesseraError(first.code, `NOLOGIN not applied yet (sessions ended, groups revoked; the user can still log in): ${first.message}`, first.details, { cause: first });
+      }
+      throw first;
     });
   }
 
@@ -597,7 +791,21 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const data = dataOf(engineData);
       const l = liveOf(data.config);
       await withClient(l, 'extending VALID UNTIL', signal, async (c) => {
-        await c.query(`ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
+        try {
+          await underLockTimeout(c, Math.max(LOCK_PROBE_MS, Math.min(l.cfg.statementTimeoutMs - 500, 2000)), `ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
+        } catch (e) {
+          if ((e as { code?: string }).code !== '55P03') throw e;
+          // The user's own transaction holding its pg_authid row is the agent's doing, not an outage.
+          const own = await c.query<{ n: number }>(
+            `SELECT (SELECT count(*) FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid WHERE k.relation = 'pg_authid'::regclass AND a.usename = $1)
+                  + (SELECT count(*) FROM pg_prepared_xacts WHERE owner = $1) AS n`,
+            [data.username],
+          );
+          if (Number(own.rows[0]?.n ?? 0) > 0) {
+            throw fail('TESSERA_ENGINE_USER_BUSY', `the database user of this lease holds a lock on its own role (an uncommitted ALTER ROLE CURRENT_USER …, or a prepared transaction), so VALID UNTIL cannot be extended; commit or roll back that transaction and renew again`);
+          }
+          throw e;
+        }
       });
     },
 
