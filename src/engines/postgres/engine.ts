@@ -13,6 +13,7 @@ import type { CreatedCredential, DynamicEngine, EngineData, LeaseContext, Reconc
 import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type OwnedObjectRule, type PgConfig, type PgRole } from './config.js';
 import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate, type TemplatePart } from './sql.js';
 import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.js';
+import { checkStatementForm, describeProblems, PRIVILEGE_PROBLEMS_SQL, reassignTargets, relevantProblems, type PrivilegeProblem } from './privilege.js';
 import type { z } from 'zod';
 import { count, noun, verb } from '../../shared/plural.js';
 
@@ -114,6 +115,7 @@ interface RoleRow {
   revocation_statements: string;
   owned_objects: string | null;
   reassign_to: string | null;
+  allow_privileged_groups: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -126,27 +128,79 @@ interface Live {
   version?: number;
 }
 
-const CONNECT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/**
+ * Where an engine error happened (docs/adr/0065-engine-error-classes.md). `configure`: checking
+ * a `connection_url` that is being saved — what goes wrong is that input's (4xx), except the
+ * server's momentary state (too many connections, shutting down: 503). `use`: a saved
+ * configuration at work — the database not answering, refusing or misconfigured is a dependency
+ * failure, named (503), never blamed on the caller.
+ */
+export type EnginePhase = 'configure' | 'use';
+
+export interface EngineErrorOptions {
+  readonly phase?: EnginePhase;
+  /** The error came from opening the connection (so a SQLSTATE is about the connection's parameters, not a statement). */
+  readonly connecting?: boolean;
+}
+
+type CauseKind = 'dns' | 'refused' | 'timeout' | 'tls' | 'file' | 'protocol' | 'database' | 'parameter' | 'auth' | 'busy' | 'lost';
+
+const DNS_ERRNO = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL']);
+const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const LOST_ERRNO = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const FILE_ERRNO = new Set(['ENOENT', 'EACCES', 'EISDIR', 'EPERM', 'ENOTDIR']);
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|EPROTO$|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|CERT_|ERR_OSSL_)/;
+
+/** What kind of connection problem an error is, with words for it; undefined when it is not one. */
+function connectionCause(err: { code?: string; message?: string; syscall?: string }, connecting: boolean): { kind: CauseKind; text: string } | undefined {
+  const code = err.code ?? '';
+  const msg = String(err.message ?? '');
+  if (DNS_ERRNO.has(code)) return { kind: 'dns', text: `the host name does not resolve (${code})` };
+  if (UNREACHABLE_ERRNO.has(code)) return { kind: 'refused', text: `nothing accepts connections there (${code})` };
+  if (code === 'ETIMEDOUT' || /timeout exceeded when trying to connect|connection timeout|^timeout expired$/i.test(msg)) return { kind: 'timeout', text: 'no answer within connect_timeout' };
+  if (/^Query read timeout$/i.test(msg)) return { kind: 'lost', text: 'no answer within statement_timeout (the connection went silent)' };
+  if (/does not support SSL/i.test(msg)) return { kind: 'tls', text: 'the server does not accept TLS, but the URL asks for it (sslmode / ssl parameter)' };
+  if (TLS_CODE.test(code) || /certificate|self[- ]signed|SSL routines|TLS/i.test(code ? '' : msg)) return { kind: 'tls', text: `the TLS handshake failed (${code || msg.slice(0, 120)})` };
+  if (FILE_ERRNO.has(code) && connecting) return { kind: 'file', text: `a file the URL names (sslcert, sslkey, sslrootcert) cannot be read (${code})` };
+  if (LOST_ERRNO.has(code) || /Connection terminated/i.test(msg)) return { kind: 'lost', text: `the connection was closed (${code || 'terminated'})` };
+  if (/^08/.test(code)) return { kind: connecting ? 'protocol' : 'lost', text: `the server refused the connection (${code}: ${msg.slice(0, 160)})` };
+  if (/^53/.test(code) || /^57P0/.test(code)) return { kind: 'busy', text: `the server cannot take a connection now (${code}: ${msg.slice(0, 160)})` };
+  if (code === '28P01' || code === '28000') return { kind: 'auth', text: `the server refused the management credentials (${code})` };
+  if (!connecting) return undefined;
+  if (code === '3D000') return { kind: 'database', text: `the database does not exist (${code})` };
+  if (/^[0-9A-Z]{5}$/.test(code)) return { kind: 'parameter', text: `the server refused a connection parameter (${code}: ${msg.slice(0, 160)})` };
+  return undefined;
+}
+
+/** Programming errors: never reported as the database's doing. */
+const isBug = (e: unknown): boolean => e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError || e instanceof SyntaxError;
 
 /** Maps a driver or server error to the engine contract's codes; never includes the URL. */
-export function engineError(e: unknown, what: string, cfg?: { host: string; port: number }): TesseraError {
+export function engineError(e: unknown, what: string, cfg?: { host: string; port: number }, options: EngineErrorOptions = {}): TesseraError {
   if (isTesseraError(e)) return e;
-  const err = e as { code?: string; message?: string };
+  if (isBug(e)) return new TesseraError('TESSERA_INTERNAL', `${what}: internal error; the request id finds it in the server log`, undefined, { cause: e });
+  const err = e as { code?: string; message?: string; where?: string; syscall?: string };
   const where = cfg ? ` at ${cfg.host}:${cfg.port}` : '';
   const msg = String(err?.message ?? e).slice(0, 300);
   const code = err?.code ?? '';
+  const phase = options.phase ?? 'use';
   // A wait for a lock (55P03 lock_not_available under lock_timeout, or 57014 while waiting on a
   // row or relation: PostgreSQL says where in `where`) is not an outage: name the real cause.
-  if (code === '55P03' || (code === '57014' && /tuple|relation/i.test(String((err as { where?: string }).where ?? '')))) {
-    const on = /relation "([^"]+)"/.exec(String((err as { where?: string }).where ?? ''))?.[1];
+  if (code === '55P03' || (code === '57014' && /tuple|relation/i.test(String(err.where ?? '')))) {
+    const on = /relation "([^"]+)"/.exec(String(err.where ?? ''))?.[1];
     return new TesseraError('TESSERA_ENGINE_LOCK_TIMEOUT', `${what}: PostgreSQL${where} waited for a lock${on ? ` on ${on}` : ''} held by another transaction until ${code === '55P03' ? 'lock_timeout' : 'statement_timeout'} (${code}); retry later`, undefined, { cause: e });
   }
-  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutdown,
-  // cannot connect now) and 57014 (statement timeout) mean the backend is not usable right now.
-  if (CONNECT_ERRNO.has(code) || /^08/.test(code) || /^53/.test(code) || /^57P0/.test(code) || code === '57014' || /timeout|Connection terminated|connect/i.test(code ? '' : msg)) {
-    return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} is unreachable or too slow (${code || msg}); retry later`, undefined, { cause: e });
+  const cause = err && typeof err === 'object' ? connectionCause(err, options.connecting === true) : undefined;
+  if (cause) {
+    if (phase === 'configure' && cause.kind === 'auth') return new TesseraError('TESSERA_ENGINE_AUTH_FAILED', `${what}: the database${where} refused the management credentials (${code}); check the user and password in connection_url, and pg_hba.conf`, undefined, { cause: e });
+    if (phase === 'configure' && cause.kind !== 'busy' && cause.kind !== 'lost') {
+      return new TesseraError('TESSERA_ENGINE_CONNECTION_INVALID', `${what}: connection_url does not work${where}: ${cause.text}; fix it and configure again`, { reason: cause.kind }, { cause: e });
+    }
+    const fix = cause.kind === 'auth' || cause.kind === 'tls' || cause.kind === 'file' || cause.kind === 'database' || cause.kind === 'parameter' || cause.kind === 'protocol' ? '; an operator must fix the configuration' : '; retry later';
+    return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} cannot be used: ${cause.text}${fix}`, { reason: cause.kind }, { cause: e });
   }
-  if (code === '28P01' || code === '28000') return new TesseraError('TESSERA_ENGINE_AUTH_FAILED', `${what}: the database${where} refused the management credentials (${code}); check the connection URL`, undefined, { cause: e });
+  // 57014 (statement timeout) outside a lock wait: the server is too slow right now.
+  if (code === '57014') return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} did not finish within statement_timeout (${code}); retry later`, { reason: 'timeout' }, { cause: e });
   return new TesseraError('TESSERA_ENGINE_FAILED', `${what}: PostgreSQL${where} said ${code ? `[${code}] ` : ''}${msg}`, undefined, { cause: e });
 }
 
@@ -184,7 +238,8 @@ function roleView(r: PgRole): Record<string, unknown> {
     revocation_statements: r.revocationStatements,
     owned_objects: r.ownedObjects,
     reassign_to: r.reassignTo,
-    ...(r.invalid ? { invalid: r.invalid } : {}),
+    allow_privileged_groups: r.allowPrivilegedGroups,
+    ...(r.invalidCreation || r.invalid ? { invalid: r.invalidCreation ?? r.invalid } : {}),
     path: `${ENGINE_NAME}/${r.name}`,
     created_at: iso(r.createdAt),
     updated_at: iso(r.updatedAt),
@@ -214,13 +269,24 @@ function toRole(r: RoleRow): PgRole {
   let creation: TemplatePart[][] = [];
   let revocation: TemplatePart[][] = [];
   let invalid: string | undefined;
+  let invalidCreation: string | undefined;
+  let invalidCreationPrivileged = false;
+  // Saved under an older, laxer validator: keep the role (its leases must stay revocable) but
+  // refuse to issue with creation statements that would not run as one statement each or that
+  // give the user a privilege (privilege.ts), and to clean up with such revocation statements.
+  const why = (e: unknown): string => `role "${r.name}" has a statement that no longer passes validation (${(e as Error).message}); save the role again with fixed statements`;
   try {
-    // Saved under an older, laxer validator: keep the role (its leases must stay revocable) but
-    // refuse to issue or clean up with statements that would not run as one statement each.
     creation = creationStatements.map((s, i) => parseTemplate(s, i, 'creation_statements'));
-    revocation = revocationStatements.map((s, i) => parseTemplate(s, i, 'revocation_statements'));
+    creationStatements.forEach((s, i) => checkStatementForm(s, i, 'creation_statements', { allowBuiltin: Number(r.allow_privileged_groups ?? 0) === 1 }));
   } catch (e) {
-    invalid = `role "${r.name}" has a statement that no longer passes validation (${(e as Error).message}); save the role again with fixed statements`;
+    invalidCreation = why(e);
+    invalidCreationPrivileged = isTesseraError(e) && e.code === 'TESSERA_ENGINE_ROLE_PRIVILEGED';
+  }
+  try {
+    revocation = revocationStatements.map((s, i) => parseTemplate(s, i, 'revocation_statements'));
+    revocationStatements.forEach((s, i) => checkStatementForm(s, i, 'revocation_statements', { allowBuiltin: Number(r.allow_privileged_groups ?? 0) === 1 }));
+  } catch (e) {
+    invalid = why(e);
   }
   const ownedObjects: OwnedObjectRule = r.owned_objects === 'reassign' ? 'reassign' : 'drop';
   return {
@@ -236,7 +302,9 @@ function toRole(r: RoleRow): PgRole {
     revocation,
     ownedObjects,
     reassignTo: ownedObjects === 'reassign' ? r.reassign_to : null,
+    allowPrivilegedGroups: Number(r.allow_privileged_groups ?? 0) === 1,
     ...(invalid ? { invalid } : {}),
+    ...(invalidCreation ? { invalidCreation, invalidCreationPrivileged } : {}),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };
@@ -300,7 +368,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     try {
       client = await poolOf(l).connect();
     } catch (e) {
-      throw engineError(e, what, l.cfg);
+      throw engineError(e, what, l.cfg, { connecting: true });
     }
     let broken = false;
     try {
@@ -339,7 +407,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   /** Runs the role's creation statements (inside the caller's transaction), or the default CREATE ROLE. `stage` names the statement running. */
   async function createUser(c: pg.PoolClient, role: PgRole, username: string, verifier: string, expiration: string, stage?: (s: string) => void): Promise<void> {
-    if (role.invalid) throw fail('TESSERA_ENGINE_FAILED', role.invalid);
+    // Re-checked at every issuance: a role saved by an older version (or written to the store
+    // directly) whose creation statement would give the user a privilege issues nothing.
+    if (role.invalidCreationPrivileged) throw fail('TESSERA_ENGINE_USER_PRIVILEGED', `nothing was issued: ${role.invalidCreation}`);
+    const invalid = role.invalidCreation ?? role.invalid;
+    if (invalid) throw fail('TESSERA_ENGINE_FAILED', invalid);
     if (role.creation.length === 0) {
       stage?.('the default CREATE ROLE');
       const groups = role.groups.length ? ` IN ROLE ${role.groups.map(quoteIdent).join(', ')}` : '';
@@ -352,6 +424,17 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       stage?.(`creation_statements[${i}]`);
       await single(c, renderTemplate(parts, { name: username, password: verifier, expiration, groups: role.groups }));
     }
+  }
+
+  /**
+   * Inside the creating transaction: what the new user may not have (privilege.ts) — its own
+   * privileged attributes, an ADMIN option, members, and (unless the role allows privileged
+   * groups) privileged or built-in groups, however the statements or a later change of a group
+   * role produced them.
+   */
+  async function privilegeProblems(c: pg.PoolClient, role: PgRole, username: string): Promise<PrivilegeProblem[]> {
+    const r = await c.query<{ kind: PrivilegeProblem['kind']; what: string }>(PRIVILEGE_PROBLEMS_SQL, [username]);
+    return relevantProblems(r.rows, role.allowPrivilegedGroups);
   }
 
   /** One pass of pg_terminate_backend over the users' sessions (every database), each waited for on PostgreSQL ≥ 14 unless `signalOnly`. */
@@ -719,8 +802,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     if (err.code === '42501') {
       return new TesseraError('TESSERA_ENGINE_PRIVILEGE_MISSING', `the management role "${l.cfg.user}" lacks a privilege for ${stage} (dry run, rolled back): ${said}. See docs/engine-postgres.md §1`, undefined, { cause: e });
     }
-    const code = /statements\[/.test(stage) ? 'TESSERA_ENGINE_TEMPLATE_INVALID' : 'TESSERA_ENGINE_FAILED';
-    return new TesseraError(code, `${stage} failed in a dry run of the role (rolled back): ${said}`, { field: stage.replace(/\[(\d+)\]$/, '.$1') }, { cause: e });
+    // A dry run only fails because of what the role says (its statements, groups, rule): the
+    // operator's input, so 400 — never a 502 (docs/adr/0065-engine-error-classes.md).
+    const code = /statements\[/.test(stage) ? 'TESSERA_ENGINE_TEMPLATE_INVALID' : 'TESSERA_ENGINE_ROLE_INVALID';
+    const field = /statements\[/.test(stage) ? stage.replace(/\[(\d+)\]$/, '.$1') : /CREATE ROLE/.test(stage) ? 'groups' : /reassign/i.test(stage) ? 'reassign_to' : 'owned_objects';
+    return new TesseraError(code, `${stage} failed in a dry run of the role (rolled back): ${said}`, { field }, { cause: e });
   }
 
   /**
@@ -738,7 +824,26 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       await c.query('BEGIN');
       try {
         await c.query('SET LOCAL standard_conforming_strings = on');
+        // Who receives a revoked user's objects (reassign_to, REASSIGN OWNED … TO x): its SECURITY
+        // DEFINER functions and views then run with that role's privileges.
+        const targets = [...(role.reassignTo ? [['reassign_to', role.reassignTo] as const] : []), ...role.revocationStatements.flatMap((st, i) => reassignTargets(st).map((t) => [`revocation_statements.${i}`, t] as const))];
+        for (const [field, target] of targets) {
+          track(`checking ${field}`);
+          const t = await c.query<{ escape: boolean; privileged: boolean }>(
+            `SELECT (rolname = current_user OR rolsuper OR rolcreaterole) AS escape, (oid < 16384 OR rolcreatedb OR rolreplication OR rolbypassrls) AS privileged FROM pg_roles WHERE rolname = $1`,
+            [target],
+          );
+          const row = t.rows[0];
+          if (row?.escape || (row?.privileged && !role.allowPrivilegedGroups)) {
+            throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `${field} "${target}" ${row.escape ? 'is the management role or carries SUPERUSER or CREATEROLE (never allowed)' : 'is a built-in role or carries CREATEDB, REPLICATION or BYPASSRLS (allowed only with allow_privileged_groups: true, dangerous)'}: objects of revoked users handed to it (SECURITY DEFINER functions, views) would run with its privileges. Name a role made for the purpose`, { field });
+          }
+        }
         await createUser(c, role, username, verifier, iso(clock.now() + role.defaultTtlMs), track);
+        track('checking what the user was given');
+        const problems = await privilegeProblems(c, role, username);
+        if (problems.length > 0) {
+          throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `the role would give its database users ${describeProblems(problems)} (found in a dry run, rolled back). A user with these can outlast or escape its revocation; ${problems.every((p) => p.kind === 'group') ? 'groups that are pg_* built-in roles or carry CREATEDB, REPLICATION or BYPASSRLS need allow_privileged_groups: true (dangerous, see docs/engine-postgres.md)' : 'remove what gives it'}`, { field: problems.every((p) => p.kind === 'group' || p.kind === 'escape') && role.groups.length > 0 ? 'groups' : 'creation_statements' });
+        }
         await runCleanup(c, [{ username, role }], track);
       } catch (e) {
         throw dryRunError(e, stage, l);
@@ -776,9 +881,15 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       // VALID UNTIL is the backstop should the reaper never run (RFC-free: PostgreSQL CREATE ROLE).
       const expiration = iso(lease.expiresAt);
       await withClient(l, `creating database user for ${ENGINE_NAME}/${role.name}`, signal, async (c) => {
-        // The default CREATE ROLE is one statement; custom statements run in one transaction.
-        if (role.creation.length === 0) await createUser(c, role, data.username, verifier, expiration);
-        else await inTransaction(c, () => createUser(c, role, data.username, verifier, expiration));
+        // One transaction: the user is checked before it exists for anyone else, and rolled back
+        // when it came out privileged (a group role changed in the database since the role was saved).
+        await inTransaction(c, async () => {
+          await createUser(c, role, data.username, verifier, expiration);
+          const problems = await privilegeProblems(c, role, data.username);
+          if (problems.length > 0) {
+            throw fail('TESSERA_ENGINE_USER_PRIVILEGED', `the database user for ${ENGINE_NAME}/${role.name} came out with ${describeProblems(problems)}; it was rolled back and nothing was issued. A group role was probably changed in the database since the role was saved: an operator must fix it (or the role)`);
+          }
+        });
       });
       issued?.inc({ config: data.config });
       const { host, port, database } = l.cfg;
@@ -947,14 +1058,15 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   /** Connects with the candidate settings and checks the management role's privileges. */
   async function probe(p: ReturnType<typeof parseConfigBody>): Promise<void> {
-    const client = new pg.Client({ connectionString: p.url, connectionTimeoutMillis: p.connectTimeoutMs, statement_timeout: p.statementTimeoutMs, query_timeout: p.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
-    client.on('error', () => undefined);
     const where = { host: p.host, port: p.port };
+    let client: pg.Client | undefined;
     try {
+      client = new pg.Client({ connectionString: p.url, connectionTimeoutMillis: p.connectTimeoutMs, statement_timeout: p.statementTimeoutMs, query_timeout: p.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+      client.on('error', () => undefined);
       await client.connect();
     } catch (e) {
-      await client.end().catch(() => undefined);
-      throw engineError(e, 'connecting with connection_url', where);
+      await client?.end().catch(() => undefined);
+      throw engineError(e, 'connecting with connection_url', where, { phase: 'configure', connecting: true });
     }
     try {
       const r = await client.query<{ rolsuper: boolean; rolcreaterole: boolean; can_signal: boolean; who: string }>(
@@ -969,7 +1081,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       }
       if (row.who.startsWith(p.prefix)) throw fail('TESSERA_ENGINE_NAME_INVALID', `the management role "${row.who}" starts with the username prefix "${p.prefix}"; reconciliation would drop it. Choose another prefix`, { field: 'username_prefix' });
     } catch (e) {
-      throw engineError(e, 'checking the management role', where);
+      throw engineError(e, 'checking the management role', where, { phase: 'configure' });
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -1076,8 +1188,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         const issue = parsed.error.issues[0];
         throw fail('TESSERA_REQUEST_INVALID', `invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`, { field: issue?.path.join('.') ?? 'body' });
       }
-      const r = parseRoleBody(parsed.data as z.output<typeof roleBody>);
+      const r = parseRoleBody(parsed.data as z.output<typeof roleBody>, l.cfg.user);
       const named = [...r.groups, ...(r.reassignTo ? [r.reassignTo] : [])];
+      if (named.includes(l.cfg.user)) {
+        throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `group or reassign_to "${l.cfg.user}" is the management role itself: a member could SET ROLE to it and create or alter roles (and objects reassigned to it would run with its privileges). Name a role made for the purpose`, { field: r.groups.includes(l.cfg.user) ? 'groups' : 'reassign_to' });
+      }
       const prefixed = named.filter((g) => g.startsWith(l.cfg.prefix));
       if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group or reassign_to ${noun(prefixed.length, 'role')} ${prefixed.join(', ')} ${verb(prefixed.length, 'starts', 'start')} with the username prefix "${l.cfg.prefix}"; reconciliation would drop ${noun(prefixed.length, 'it', 'them')}. Rename ${noun(prefixed.length, 'it', 'them')}`);
       if (named.length) {
@@ -1099,11 +1214,12 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         updatedAt: now,
       });
       await audit.commit(store, (tx) => tx.run(
-        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, allow_privileged_groups, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET group_roles = excluded.group_roles, default_ttl_ms = excluded.default_ttl_ms, max_ttl_ms = excluded.max_ttl_ms, renewable = excluded.renewable,
-           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to, updated_at = excluded.updated_at`,
-        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, createdAt, now],
+           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to,
+           allow_privileged_groups = excluded.allow_privileged_groups, updated_at = excluded.updated_at`,
+        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, r.allowPrivilegedGroups ? 1 : 0, createdAt, now],
       ), engineEvent('engine.configured', config, roleName, ctx));
       await changed();
       return roleView(roles.get(roleName)!);
