@@ -69,6 +69,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_POLICY_INVALID: { status: 400, description: 'A policy file failed to parse or validate; the message names the file, line and problem.' },
   TESSERA_POLICY_NOT_LOADED: { status: 503, description: 'No valid policy set has been loaded yet.' },
   TESSERA_POLICY_REQUEST_INVALID: { status: 400, description: 'A policy check request names an unknown entity type, action or malformed context.' },
+  TESSERA_POLICY_FILE_REFUSED: { status: 400, description: 'An entry of the policy directory was refused without being read: a symlink loop, a symlink that leads outside the directory or nowhere, a `*.cedar` entry that is not a regular file (a FIFO, socket or device), a file over 1 MiB, more than 1000 policy files, 10,000 entries or 16 levels. The load fails (the last good set stays active); the message names the entry.' },
   TESSERA_POLICY_TEST_FAILED: { status: 400, description: 'A policy test table had failing cases.' },
 
   // --- secrets ------------------------------------------------------------------
