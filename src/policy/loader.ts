@@ -71,7 +71,13 @@ export function formatPolicyError(e: PolicyFileError): string {
  * Bounds of one policy directory read (docs/adr/0066-policy-dir-safety.md): nesting, `*.cedar`
  * files, directory entries looked at, and bytes per file. Past a bound the load fails.
  */
-export const POLICY_DIR_LIMITS = { maxDepth: 16, maxFiles: 1000, maxEntries: 10_000, maxFileBytes: 1024 * 1024 } as const;
+export interface PolicyDirLimits {
+  readonly maxDepth: number;
+  readonly maxFiles: number;
+  readonly maxEntries: number;
+  readonly maxFileBytes: number;
+}
+export const POLICY_DIR_LIMITS: PolicyDirLimits = { maxDepth: 16, maxFiles: 1000, maxEntries: 10_000, maxFileBytes: 1024 * 1024 };
 
 /** One `*.cedar` file to read: its name relative to the directory, and the real path to open. */
 export interface PolicyFileRef {
@@ -88,7 +94,7 @@ export interface PolicyFileRef {
  * link, or a file over the size bound is refused unread. Names starting with `.` are skipped.
  * Every refusal is a `TESSERA_POLICY_FILE_REFUSED` problem naming the entry; sorted output.
  */
-export function scanPolicyDir(dir: string, limits = POLICY_DIR_LIMITS): { files: PolicyFileRef[]; problems: PolicyFileError[]; dirs: string[] } {
+export function scanPolicyDir(dir: string, limits: PolicyDirLimits = POLICY_DIR_LIMITS): { files: PolicyFileRef[]; problems: PolicyFileError[]; dirs: string[] } {
   const files: PolicyFileRef[] = [];
   const problems: PolicyFileError[] = [];
   const refuse = (file: string, message: string): void => {
@@ -173,7 +179,7 @@ export function listPolicyFiles(dir: string): string[] {
  * replaced meanwhile: opened non-blocking and without following a final symlink, then checked
  * (regular file, size bound) on the open descriptor. Returns a problem instead of throwing.
  */
-export function readPolicyFile(ref: PolicyFileRef, limits = POLICY_DIR_LIMITS): { text: string } | { problem: PolicyFileError } {
+export function readPolicyFile(ref: PolicyFileRef, limits: PolicyDirLimits = POLICY_DIR_LIMITS): { text: string } | { problem: PolicyFileError } {
   const refused = (message: string) => ({ problem: { file: ref.file, line: 0, column: 0, message: `TESSERA_POLICY_FILE_REFUSED: ${message}`, code: 'TESSERA_POLICY_FILE_REFUSED' as const } });
   let fd: number;
   try {
