@@ -28,6 +28,13 @@ export interface HttpLoadSpec {
   readonly headers?: Readonly<Record<string, string>>;
   /** Bearer tokens, cycled per request (none: no Authorization header). */
   readonly tokens?: readonly string[];
+  /** The Authorization scheme for `tokens` (default `Bearer`; `DPoP` for DPoP-bound tokens). */
+  readonly scheme?: string;
+  /**
+   * One more header whose values are cycled per request, independently (e.g. `DPoP` proofs,
+   * each good once: give at least as many as requests, or set `maxRequests`).
+   */
+  readonly cycled?: { readonly name: string; readonly values: readonly string[] };
   /** Request bodies, cycled per request (none: no body). */
   readonly bodies?: readonly string[];
   readonly contentType?: string;
@@ -104,7 +111,7 @@ function writeItems(file: string, items: readonly string[]): void {
   writeFileSync(file, Buffer.concat(parts));
 }
 
-function wrkScript(spec: HttpLoadSpec, tokensFile: string | undefined, bodiesFile: string | undefined, threads: number, maxPerThread: number): string {
+function wrkScript(spec: HttpLoadSpec, tokensFile: string | undefined, bodiesFile: string | undefined, threads: number, maxPerThread: number, cycledFile?: string): string {
   const headers: Record<string, string> = { ...(spec.headers ?? {}) };
   if (spec.contentType) headers['Content-Type'] = spec.contentType;
   const headerLua = Object.entries(headers).map(([k, v]) => `[${luaString(k)}] = ${luaString(v)}`).join(', ');
@@ -115,6 +122,9 @@ local path = ${luaString(spec.path)}
 local baseHeaders = { ${headerLua} }
 local tokensFile = ${tokensFile ? luaString(tokensFile) : 'nil'}
 local bodiesFile = ${bodiesFile ? luaString(bodiesFile) : 'nil'}
+local cycledFile = ${cycledFile ? luaString(cycledFile) : 'nil'}
+local cycledName = ${luaString(spec.cycled?.name ?? '')}
+local scheme = ${luaString(spec.scheme ?? 'Bearer')}
 local nthreads = ${threads}
 local expectStatus = ${spec.expectStatus}
 local maxPerThread = ${maxPerThread}
@@ -153,11 +163,13 @@ capped = 0
 function init(args)
   local tokens = readItems(tokensFile)
   local bodies = readItems(bodiesFile)
-  nreq = math.max(#tokens, #bodies, 1)
+  local cycled = readItems(cycledFile)
+  nreq = math.max(#tokens, #bodies, #cycled, 1)
   for i = 0, nreq - 1 do
     local h = {}
     for k, v in pairs(baseHeaders) do h[k] = v end
-    if #tokens > 0 then h["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1] end
+    if #tokens > 0 then h["Authorization"] = scheme .. " " .. tokens[(i % #tokens) + 1] end
+    if #cycled > 0 then h[cycledName] = cycled[(i % #cycled) + 1] end
     local body = nil
     if #bodies > 0 then body = bodies[(i % #bodies) + 1] end
     requests[i + 1] = wrk.format(method, path, h, body)
@@ -262,9 +274,11 @@ async function wrkLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
     const bodiesFile = bodies.length ? join(dir, 'bodies.dat') : undefined;
     if (tokensFile) writeItems(tokensFile, tokens);
     if (bodiesFile) writeItems(bodiesFile, bodies);
+    const cycledFile = spec.cycled?.values.length ? join(dir, 'cycled.dat') : undefined;
+    if (cycledFile) writeItems(cycledFile, spec.cycled!.values);
     const maxPerThread = spec.maxRequests ? Math.max(1, Math.ceil(spec.maxRequests / threads)) : 0;
     const script = join(dir, 'load.lua');
-    writeFileSync(script, wrkScript(spec, tokensFile, bodiesFile, threads, maxPerThread));
+    writeFileSync(script, wrkScript(spec, tokensFile, bodiesFile, threads, maxPerThread, cycledFile));
     const target = new URL(spec.path, spec.url).toString();
     const common = [`-t${threads}`, `-c${spec.concurrency}`, '--timeout', '10s', '-s', script, target];
 
@@ -275,6 +289,9 @@ async function wrkLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
       // The measurement continues the cycle where the warm-up stopped, so a cache the warm-up
       // filled is not hit again (a FIFO cache smaller than the list keeps missing).
       offset = Math.floor(w.requests / threads);
+      // Requests still in flight when the warm-up stopped were sent but not counted: single-use
+      // values (proofs) skip past them.
+      if (spec.cycled) offset += Math.ceil(spec.concurrency / threads);
     }
     const r = await runWrk([...common.slice(0, -1), '-d', `${spec.seconds}s`, target, '--', String(offset)], (spec.seconds + 30) * 1000);
     const unexpected = r.unexpected + r.socketErrors;
@@ -300,7 +317,8 @@ function once(i) {
   return new Promise((resolve) => {
     const body = s.bodies.length ? s.bodies[i % s.bodies.length] : '';
     const headers = { ...s.headers };
-    if (s.tokens.length) headers.authorization = 'Bearer ' + s.tokens[i % s.tokens.length];
+    if (s.tokens.length) headers.authorization = s.scheme + ' ' + s.tokens[i % s.tokens.length];
+    if (s.cycled.length) headers[s.cycledName] = s.cycled[i % s.cycled.length];
     if (s.bodies.length) headers['content-length'] = Buffer.byteLength(body);
     const req = http.request({ host: u.hostname, port: u.port, method: s.method, path: s.path, headers, agent }, (res) => {
       const chunks = [];
@@ -339,7 +357,8 @@ async function nodeLoad(spec: HttpLoadSpec): Promise<HttpLoadResult> {
   if (spec.contentType) headers['content-type'] = spec.contentType;
   const workerData = {
     url: spec.url, method: spec.method, path: spec.path, headers,
-    tokens: [...(spec.tokens ?? [])], bodies: [...(spec.bodies ?? [])],
+    tokens: [...(spec.tokens ?? [])], bodies: [...(spec.bodies ?? [])], scheme: spec.scheme ?? 'Bearer',
+    cycled: [...(spec.cycled?.values ?? [])], cycledName: spec.cycled?.name ?? '',
     expectStatus: spec.expectStatus, concurrency: spec.concurrency,
     ms: spec.seconds * 1000, warmupMs: (spec.warmupSeconds ?? 1) * 1000, maxOps: spec.maxRequests ?? Number.MAX_SAFE_INTEGER,
   };

@@ -26,6 +26,14 @@ const PURE = [
   'src/server/origin.ts',
   'src/shared/terminal.ts',
   'src/shared/plural.ts',
+  'src/dpop/htu.ts',
+  'src/dpop/replay.ts',
+  'src/dpop/nonce.ts',
+  'src/dpop/settings.ts',
+  'src/dpop/jwk.ts',
+  'src/shared/token-kind.ts',
+  'src/shared/next-steps.ts',
+  'src/shared/duration.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

@@ -25,6 +25,11 @@ export const lazyRuntime: Required<Runtime> = {
     if (!r.verifyAuditOffline) throw new Error('offline verification is not available in this build');
     return r.verifyAuditOffline(opts);
   },
+  checkConfig: async (opts) => {
+    const r = await runtime();
+    if (!r.checkConfig) throw new Error('configuration checks are not available in this build');
+    return r.checkConfig(opts);
+  },
   archiveAuditOffline: async (opts) => {
     const r = await runtime();
     if (!r.archiveAuditOffline) throw new Error('offline archiving is not available in this build');

@@ -2,11 +2,11 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { loadConfig, type TesseraConfig } from './config/index.js';
+import { loadConfig, checkConfigPaths, type TesseraConfig } from './config/index.js';
 import { systemClock, type Clock } from './shared/clock.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { MetricsRegistry } from './shared/metrics.js';
@@ -22,19 +22,24 @@ import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes } from './policy/index.js';
-import { createLeaseService, registerLeaseRoutes, type DynamicEngine } from './leases/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError } from './policy/index.js';
+import { count } from './shared/plural.js';
+import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
-import { createKeyManager, createTokenService, createTokenExchange, createAgentAuthenticator, registerTokenRoutes } from './tokens/index.js';
+import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
+import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
 import { runCli, type Runtime, type RunningServer } from './cli/index.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
-import { createGateway, type Gateway, type ToolProvider } from './gateway/index.js';
+import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
+import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
+import { sha256 } from './shared/crypto.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -93,12 +98,45 @@ function openStore(config: TesseraConfig): Store {
   return openSqliteStore({ file: config.store.file ?? join(config.data_dir, 'tessera.db') });
 }
 
+/** The SQLite database file of a configuration (undefined for PostgreSQL). */
+function sqliteFile(config: TesseraConfig): string | undefined {
+  return config.store.kind === 'sqlite' ? (config.store.file ?? join(config.data_dir, 'tessera.db')) : undefined;
+}
+
+/** Refuses a data directory path that names something other than a directory (a file, a socket). */
+function refuseNonDirectory(dir: string): void {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) throw new TesseraError('TESSERA_DATA_DIR_NOT_WRITABLE', `data directory ${dir} is ${st.isFile() ? 'a file' : 'not a directory'}; choose another with --data-dir or data_dir`, { dir });
+}
+
+/** For the commands that set a data directory up (`dev`, `init`): creates it (mode 0700) when missing. */
 function ensureDataDir(dir: string): void {
+  refuseNonDirectory(dir);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new TesseraError('TESSERA_DATA_DIR_NOT_WRITABLE', `data directory ${dir} cannot be created (${(e as NodeJS.ErrnoException).code ?? 'error'}); choose another with --data-dir or data_dir`);
+    throw new TesseraError('TESSERA_DATA_DIR_NOT_WRITABLE', `data directory ${dir} cannot be created (${(e as NodeJS.ErrnoException).code ?? 'error'}); choose another with --data-dir or data_dir`, { dir });
   }
+}
+
+/**
+ * For every command that uses an initialised data directory (`server`, `operator`, `audit verify
+ * --offline`, `audit archive --offline`): the directory, and with SQLite its database, must
+ * exist already. Nothing is created — a typo in `--data-dir` or a read-only command on the wrong
+ * path must not leave an empty directory and database behind (docs/operator-guide.md).
+ */
+function requireInitialised(config: TesseraConfig): void {
+  const dir = config.data_dir;
+  refuseNonDirectory(dir);
+  const init = `run \`tessera init\` (with the same --config or --data-dir) first`;
+  if (!existsSync(dir)) throw new TesseraError('TESSERA_NOT_INITIALIZED', `no Tessera data directory at ${resolve(dir)}; ${init}`, { dir });
+  const db = sqliteFile(config);
+  if (db !== undefined && !existsSync(db)) throw new TesseraError('TESSERA_NOT_INITIALIZED', `no Tessera database at ${resolve(db)}; ${init}`, { dir });
 }
 
 export async function startTessera(options: StartOptions): Promise<RunningTessera> {
@@ -120,7 +158,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
   };
 
   try {
-    ensureDataDir(config.data_dir);
+    if (mode === 'server') requireInitialised(config);
+    else ensureDataDir(config.data_dir);
     const { host, port } = await resolveListen(config.server.listen);
     const issuer = (config.server.public_url ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
 
@@ -231,8 +270,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     for (const t of timers) t.unref();
     cleanups.push(() => timers.forEach(clearInterval));
 
-    const joinAttestor = config.attestors.find((a) => a.kind === 'join_token');
-    const joinTokens = createJoinTokenService({ store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000 });
+    const joinIndex = config.attestors.findIndex((a) => a.kind === 'join_token');
+    const joinAttestor = config.attestors[joinIndex];
+    const joinTokens = createJoinTokenService({
+      store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000,
+      ...(joinAttestor ? { maxTtlSource: `attestors[${joinIndex}].max_ttl of attestor "${joinAttestor.name}" in the configuration; join tokens live at most 1h` } : {}),
+    });
     const attestation = createAttestation({
       attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics,
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
@@ -254,9 +297,25 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
     });
     const audiences = [issuer, `${issuer}/mcp`];
+    // DPoP (RFC 9449, docs/dpop.md): proofs are checked against Tessera's own URLs; nonces are
+    // derived from a secret every replica shares (the audit HMAC key, domain-separated).
+    const dpop = createDpopGuard({
+      settings: dpopSettingsOf(config.tokens.dpop), clock,
+      htu: createHtuMatcher(htuBasesOf({ issuer, listenHost: host, listenPort: port, allowedHosts: config.server.allowed_hosts })),
+      nonceKey: sha256(audit.hmac('tessera dpop nonce key v1')),
+    });
     const loginRate = config.tokens.login_rate_limit;
+    const delegation = config.tokens.delegation;
+    // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
+    const authorizer = createRequestAuthorizer(policy);
+    // Task tokens and delegation (src/tasks, docs/tasks.md).
+    const tasks = createTaskExchange({
+      tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
+      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop,
+      limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
+    });
     const exchange = createTokenExchange({
-      attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -264,10 +323,14 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       },
       joinTokenIdentity: (t) => joinTokens.identityOf(t),
     });
-    const agents = createAgentAuthenticator(tokens, { audience: issuer, audit });
+    // The one request pipeline (src/pipeline): every enforcement point authenticates (token,
+    // revocation, DPoP binding) and authorizes through these, each for its own audience.
+    const agents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer });
+    const gatewayAgents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
-    const gw = createGateway({ config: config.gateway, tokens, authorizer: policy, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
+    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -275,6 +338,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts, localAddresses: Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
+      dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
     });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
@@ -289,12 +353,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
-    registerSecretRoutes(app, { kv, authorizer: policy });
+    registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
-    registerLeaseRoutes(app, { leases, authorizer: policy });
+    registerLeaseRoutes(app, { leases, authorizer });
     registerRevocationRoutes(app, { revocations });
+    registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
@@ -393,6 +458,7 @@ export const runtime: Runtime = {
   },
   async rotateMasterKey(opts) {
     const config = serverConfig(opts);
+    requireInitialised(config);
     const old = resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: false, env: process.env });
     const next = masterSealer(loadMasterKeyFile(opts.newKeyFile));
     const store = openStore(config);
@@ -420,10 +486,38 @@ export const runtime: Runtime = {
   },
   async verifyAuditOffline(opts) {
     const config = serverConfig(opts);
+    requireInitialised(config);
     return verifyAuditOffline({ config, store: openStore(config), ...opts });
+  },
+  async checkConfig(opts) {
+    const config = serverConfig(opts);
+    const r = checkConfigPaths(config, process.env);
+    const problems = [...r.problems];
+    const notes = [...r.notes];
+    const checked = [...r.checked, 'master_key'];
+    // The master key: read and checked (format, file mode) as `tessera server` would, never shown.
+    const keyFile = config.master_key.env ? undefined : (config.master_key.file ?? join(config.data_dir, DEFAULT_MASTER_KEY_FILE));
+    const keyKey = config.master_key.env ? 'master_key.env' : config.master_key.file ? 'master_key.file' : 'data_dir';
+    if (keyFile !== undefined && !existsSync(keyFile)) {
+      notes.push({ key: keyKey, path: resolve(keyFile), message: `no master key at ${resolve(keyFile)} yet; \`tessera init\` generates one (mode 0600) — back it up` });
+    } else {
+      try {
+        resolveMasterKey({ config: config.master_key, dataDir: config.data_dir, dev: false, env: process.env });
+      } catch (e) {
+        problems.push({ key: keyKey, ...(keyFile ? { path: resolve(keyFile) } : {}), message: (e as Error).message });
+      }
+    }
+    // The policies, parsed and validated against Tessera's schema as the server loads them.
+    if (!problems.some((p) => p.key === 'policy.dir')) {
+      const v = validatePolicyDir(config.policy.dir);
+      for (const e of v.errors) problems.push({ key: 'policy.dir', path: resolve(e.file), message: formatPolicyError(e) });
+      if (v.ok) notes.push({ key: 'policy.dir', path: resolve(config.policy.dir), message: `${count(v.policies, 'policy', 'policies')} in ${count(v.files.length, 'file')}, valid` });
+    }
+    return { ok: problems.length === 0, config: opts.configPath, problems, notes, checked };
   },
   async archiveAuditOffline(opts) {
     const config = serverConfig(opts);
+    requireInitialised(config);
     return archiveAuditOffline({ config, store: openStore(config), ...opts });
   },
 };

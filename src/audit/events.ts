@@ -42,12 +42,14 @@ interface Base<K extends string, D = Record<string, never>> {
 }
 
 export type AuditEvent =
-  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number }>
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string }>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
   | Base<'auth.token_refused', { code: string; claimed_sub?: string }>
   | Base<'auth.admin_refused', { code: string }>
   | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
   | Base<'token.revoked', { jti_hmac: string }>
+  | Base<'task.created', { token_type: 'task'; jti_hmac: string; expires_at: number; scope: string; root: string; parent?: string; depth: number; max_depth: number; delegatee: string; label?: string; bound: boolean; dpop_jkt?: string; audience: readonly string[]; tctx?: Readonly<Record<string, string>> }>
+  | Base<'task.refused', { code: string; scope?: string; label?: string }>
   | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
   | Base<'join_token.used', { join_token_hmac: string; spiffe_id: string }>
   | Base<'admin_token.created', { token_id: string }>

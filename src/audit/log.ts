@@ -491,7 +491,8 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
       await flush();
     },
     tail: (query) => tailAudit(store, query),
-    verify: (o = {}) => verifyStore({ ...o, store, publicKey: o.publicKey ?? publicKeyObj }),
+    // The server's own log: verified through the server, so archives are the server's too.
+    verify: (o = {}) => verifyStore({ mode: 'online', ...o, store, publicKey: o.publicKey ?? publicKeyObj }),
     signStatement: (type, payload) => signStatement(privateKey, type, payload),
     health: () => ({ ok: !closed && (lastBatch?.ok ?? true), closed, ...(lastBatch ? { lastBatchAt: lastBatch.at } : {}), failedSinks: lastBatch?.failedSinks ?? 0 }),
     async close() {

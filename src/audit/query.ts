@@ -7,6 +7,7 @@ export interface AuditTailQuery {
   /** Only events with seq > afterSeq (the CLI's `tail -f` polls with the last next_seq). */
   readonly afterSeq?: number;
   readonly actor?: string;
+  /** Events of this task and of every task delegated below it. */
   readonly txn?: string;
   readonly kind?: string;
   readonly limit: number;
@@ -42,8 +43,10 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
     params.push(q.actor);
   }
   if (q.txn !== undefined) {
-    where.push('txn = ?');
-    params.push(q.txn);
+    // The task and its whole subtree (src/tasks/store.ts: task_ancestors holds every node under
+    // an ancestor, and the node itself): `--txn <root>` shows the whole tree's events.
+    where.push('(txn = ? OR txn IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
+    params.push(q.txn, q.txn);
   }
   if (q.kind !== undefined) {
     where.push('kind = ?');

@@ -28,7 +28,19 @@ export interface StoreVerifyOptions {
   readonly archiveDir?: string;
   /** Stops between pages (the result then has `aborted: true`). */
   readonly signal?: AbortSignal;
+  /**
+   * How the caller verifies archives too, for the note on pruned history: the server's
+   * (`online`: `"archives": true`, `tessera audit verify --archives`) or a local directory
+   * (`offline`, the default: `tessera audit verify --offline --archive-dir DIR`).
+   */
+  readonly mode?: 'online' | 'offline';
 }
+
+/** What the pruned-history note tells the reader to run, by mode. */
+export const ARCHIVES_HINT = {
+  online: 'verify with `tessera audit verify --archives` (API: "archives": true) to prove them too',
+  offline: 'verify with `tessera audit verify --offline --archive-dir DIR` to prove them too',
+} as const;
 
 export interface StoreVerifyResult extends VerifyResult {
   /** `incremental`: events up to `from_seq` were verified earlier and not re-read. */
@@ -196,7 +208,7 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
     notes.push(`an archive run pruned events up to seq ${Number(pruneNow!.m)} while this verification ran; problems at or below that seq may come from it: verify again`);
   }
   if (prunes.statements.length && !archiveMode) {
-    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${count(prunes.statements.length, 'segment')}); their archives were not checked: verify with --archive-dir to prove them too`);
+    notes.push(`events 1..${boundary.seq} were archived and removed from the store (${count(prunes.statements.length, 'segment')}); their archives were not checked: ${ARCHIVES_HINT[opts.mode ?? 'offline']}`);
   }
   notes.push(NOTE_NO_WITNESS);
   return {

@@ -34,7 +34,7 @@ async function awaitJob(client: AdminClient, first: AuditJobJson, deps: Deps, in
     for (let i = 0; i < 10_000_000 && job.state === 'running'; i++) {
       await sleep(intervalMs, stop.signal);
       if (stop.signal.aborted) {
-        throw new CliError('TESSERA_CLI_FAILED', `stopped waiting; the ${job.kind} job ${job.id} goes on on the server: GET /v1/admin/audit/jobs/${job.id}`, EXIT.REFUSED);
+        throw new CliError('TESSERA_CLI_FAILED', `stopped waiting; the ${job.kind} job ${job.id} goes on on the server. To wait for its result, run \`tessera audit ${job.kind}\` again: it joins the job while it runs`, EXIT.REFUSED);
       }
       job = (await client.auditJob(job.id)).job;
     }

@@ -7,7 +7,7 @@
 import { Option, type Command } from 'commander';
 import { OWNED_OBJECT_RULES } from '../engines/postgres/owned-objects.js';
 import { Transport } from '../sdk/http.js';
-import { readAll, usage, type CliIo } from './io.js';
+import { readAll, requireToken, usage, type CliIo } from './io.js';
 import { cell, esc } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 
@@ -24,10 +24,9 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
   const out = (s: string): void => void io.stdout.write(escapeTerminal(s.endsWith('\n') ? s : s + '\n', { keepNewlines: true }));
   const globals = (cmd: Command) => cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
   const call = async <T>(cmd: Command, method: string, path: string, json?: unknown): Promise<T> => {
-    const token = globals(cmd).token ?? io.env.TESSERA_TOKEN;
-    if (!token) throw usage('this command needs an admin token (printed by `tessera dev` or `tessera init`): set TESSERA_TOKEN (or pass --token)');
+    const token = requireToken({ flag: globals(cmd).token, env: io.env.TESSERA_TOKEN }, 'admin');
     const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
-    return t.request<T>(method, path, { token: token.trim(), ...(json !== undefined ? { json } : {}) });
+    return t.request<T>(method, path, { token, ...(json !== undefined ? { json } : {}) });
   };
   const show = (cmd: Command, v: Record<string, unknown>): void => {
     if (globals(cmd).json) return out(terminalJson(v, 2));

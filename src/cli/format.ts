@@ -4,6 +4,7 @@
  * (src/shared/terminal.ts): an agent-chosen string can never act on the operator's terminal.
  */
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** A stored or remote string, made safe for a terminal (also escapes newlines and tabs). */
 export const esc = (s: string): string => escapeTerminal(s);
@@ -15,14 +16,9 @@ export function fmtTime(v: unknown): string {
   return '-';
 }
 
+/** Whole seconds, the two largest units: "4m 59s", "2d 3h" (src/shared/duration.ts). */
 export function humanDuration(ms: number): string {
-  const s = Math.round(Math.abs(ms) / 1000);
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  const parts = [d ? `${d}d` : '', h ? `${h}h` : '', m ? `${m}m` : '', sec || s === 0 ? `${sec}s` : ''].filter(Boolean);
-  return parts.slice(0, 2).join(' ');
+  return describeDuration(Math.round(Math.abs(ms) / 1000) * 1000, 2);
 }
 
 /** One value on one line: strings escaped, objects as (escaped) JSON, absent as `-`. */

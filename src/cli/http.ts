@@ -63,6 +63,12 @@ export class AdminClient {
   revokeLease(id: string) {
     return this.req<Record<string, unknown>>('DELETE', `/v1/admin/leases/${encodeURIComponent(id)}`);
   }
+  listTasks(query: { root?: string; agent?: string; sub?: string; user?: string; roots?: boolean; state?: string; since?: string; before?: string; limit?: number }) {
+    return this.req<{ tasks: Record<string, unknown>[]; next?: string }>('GET', '/v1/admin/tasks', { query });
+  }
+  taskTree(txn: string, query: { events?: boolean } = {}) {
+    return this.req<{ task: TaskNodeJson; nodes: number; truncated: Record<string, boolean> }>('GET', `/v1/admin/tasks/${encodeURIComponent(txn)}`, { query });
+  }
   audit(query: { after_seq?: number; actor?: string; txn?: string; kind?: string; limit?: number }) {
     return this.req<{ events: Record<string, unknown>[]; next_seq: number }>('GET', '/v1/admin/audit', { query });
   }
@@ -80,6 +86,13 @@ export class AdminClient {
   auditWitness(heads: readonly { seq: number; ts: number; hash: string; key_id: string; signature: string }[]) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/audit/witness', { json: { heads } });
   }
+}
+
+/** A node of GET /v1/admin/tasks/:txn (docs/tasks.md "The task tree"). */
+export interface TaskNodeJson {
+  txn?: unknown;
+  [k: string]: unknown;
+  children?: TaskNodeJson[];
 }
 
 /** A verify/archive job as GET /v1/admin/audit/jobs/:id returns it (docs/audit.md). */

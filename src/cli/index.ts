@@ -4,7 +4,7 @@ import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
 import { AdminClient, agentTransport } from './http.js';
-import { CliError, EXIT, defaultSleep, readAll, requireLocalPath, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
+import { CliError, EXIT, defaultSleep, readAll, readAllBytes, requireLocalPath, requireToken, secretText, toCliError, usage, waitForShutdown, type CliIo } from './io.js';
 import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
@@ -12,6 +12,7 @@ import { registerMcpCommand } from './mcp.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
+import { registerTaskCommands } from './task.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -21,6 +22,7 @@ import { LEASE_STATES } from '../leases/states.js';
 import { POLICY_ACTIONS } from '../policy/types.js';
 import { ATTESTOR_KINDS } from '../shared/principal.js';
 import { count, verb } from '../shared/plural.js';
+import { forCli, nextStepOf } from '../shared/next-steps.js';
 
 export type { Runtime, RunningServer } from './runtime.js';
 export type { CliIo, CliWritable, ShutdownSignal } from './io.js';
@@ -122,12 +124,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       throw usage((e as Error).message);
     }
   };
-  const tokenOf = (cmd: Command, what: string): string => {
-    const t = globals(cmd).token ?? io.env.TESSERA_TOKEN;
-    if (!t) throw usage(`this command needs ${what}: set TESSERA_TOKEN (or pass --token)`);
-    return t.trim();
-  };
-  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'an admin token (printed by `tessera dev` or `tessera init`)'));
+  const tokenOf = (cmd: Command, need: 'admin' | 'agent'): string => requireToken({ flag: globals(cmd).token, env: io.env.TESSERA_TOKEN }, need);
+  const admin = (cmd: Command): AdminClient => new AdminClient({ addr: addrOf(cmd), fetch: io.fetch }, tokenOf(cmd, 'admin'));
   const isJson = (cmd: Command): boolean => globals(cmd).json === true;
   const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
 
@@ -179,6 +177,26 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   program
+    .command('config')
+    .description('tessera.yaml tools')
+    .command('validate')
+    .description('check a configuration without side effects: the schema, every file and directory it names, the master key, the policies; starts nothing, writes nothing, contacts nothing')
+    .requiredOption('--config <file>', 'tessera.yaml')
+    .option('--data-dir <dir>', 'data directory (overrides the configuration, as for server and init)')
+    .action(async (opts: { config: string; dataDir?: string }, cmd: Command) => {
+      requireLocalPath(opts.config, 'file', '--config');
+      if (!runtime.checkConfig) throw new CliError('TESSERA_CLI_UNSUPPORTED', 'configuration checks are not available in this build', EXIT.REFUSED);
+      const r = await runtime.checkConfig({ configPath: opts.config, ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) });
+      if (isJson(cmd)) printJson(r);
+      else {
+        out(r.ok ? `ok: ${opts.config} is valid (nothing was started, created or written)` : `${opts.config}: ${count(r.problems.length, 'problem')} (nothing was started, created or written)`);
+        for (const p of r.problems) out(`  ${esc(p.key)}: ${esc(p.message)}`);
+        for (const n of r.notes) out(`  note: ${esc(n.key)}: ${esc(n.message)}`);
+      }
+      if (!r.ok) throw new CliError('TESSERA_CONFIG_INVALID', `${opts.config}: ${count(r.problems.length, 'problem')}; \`tessera server\` would not start or a feature would fail`, EXIT.REFUSED);
+    });
+
+  program
     .command('init')
     .description('initialise a data directory: schema, master key, first admin token')
     .option('--config <file>', 'tessera.yaml')
@@ -193,7 +211,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       }
       info(`initialised ${r.dataDir}${r.masterKeyFile ? ` (master key: ${r.masterKeyFile} — back it up; without it the secrets cannot be decrypted)` : ''}`);
       if (opts.out) {
-        info(`admin token written to ${opts.out}; use it with: export TESSERA_TOKEN=$(cat ${opts.out})`);
+        info(`admin token written to ${opts.out}; use it with: TESSERA_TOKEN=$(cat ${opts.out}) && export TESSERA_TOKEN`);
       } else {
         info('admin token (shown once; store it in your password manager):');
         out(r.adminToken);
@@ -236,16 +254,17 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
     .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <aud>', 'requested audience')
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
     .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
-      if (!!opts.joinToken === !!opts.tokenFile) throw usage('give exactly one of --join-token or --token-file');
+      if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
+      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
       if (!opts.out && !toStdout) {
-        throw usage('refusing to print an agent token to a terminal; use --out FILE, pipe the output (e.g. `export TESSERA_TOKEN=$(tessera login ...)`), or pass --print');
+        throw usage('refusing to print an agent token to a terminal; use --out FILE, capture the output (e.g. `TESSERA_TOKEN=$(tessera login ...) && export TESSERA_TOKEN`), or pass --print');
       }
       let subjectToken: string;
       let type: string;
@@ -286,22 +305,31 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const kv = program.command('kv').description('static secrets (encrypted, versioned)');
   kv.command('put <path> [value]')
     .description('store a secret; VALUE `-` reads standard input (prefer - or --from-file: arguments end up in shell history)')
-    .option('--from-file <file>', 'read the value from a file')
+    .option('--from-file <file>', 'read the value from a file (UTF-8 text)')
+    .option('--keep-newline', 'with - or --from-file: keep a trailing line break (by default exactly one is dropped)')
     .addOption(new Option('--mode <mode>', 'read: agents may read it; inject (the default): only the gateway/proxy use it').choices(SECRET_MODES))
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
     .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
-    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; keepNewline?: boolean; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
       if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
+      // `-` and --from-file read the same way: UTF-8 text, one trailing line break dropped
+      // unless --keep-newline (docs/cli.md); an argument is taken as it is.
       let v: string;
       if (opts.fromFile !== undefined) {
+        requireLocalPath(opts.fromFile, 'file', '--from-file');
+        let bytes: Buffer;
         try {
-          v = await readFile(opts.fromFile, 'utf8');
+          bytes = await readFile(opts.fromFile);
         } catch (e) {
-          throw usage(`cannot read --from-file ${opts.fromFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+          throw usage(`--from-file ${opts.fromFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
         }
+        v = secretText(bytes, `--from-file ${opts.fromFile}`, opts.keepNewline === true);
+      } else if (value === '-') {
+        v = secretText(await readAllBytes(io.stdin), 'standard input', opts.keepNewline === true);
       } else {
-        v = value === '-' ? (await readAll(io.stdin)).replace(/\r?\n$/, '') : value!;
+        if (opts.keepNewline) throw usage('--keep-newline applies to a value read with - or --from-file; an argument is stored as it is');
+        v = value!;
       }
       const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod });
       if (isJson(cmd)) return printJson(withoutValue(r));
@@ -379,8 +407,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--task <txn>', 'task id the principal would act in')
     .option('--purpose <text>', 'task purpose')
     .option('--user <id>', 'user the task acts for')
+    .option('--dpop', 'the token would be DPoP-bound (policy sees context.dpop = true)')
     .option('--exit-code', 'exit with 1 when the decision is deny')
-    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; exitCode?: boolean }, cmd: Command) => {
+    .action(async (opts: { principal: string; action: string; resource: string; context?: string; attr: string[]; attestor?: string; attestorKind?: string; scope: string[]; task?: string; purpose?: string; user?: string; dpop?: boolean; exitCode?: boolean }, cmd: Command) => {
       let context: Record<string, unknown> | undefined;
       if (opts.context !== undefined) {
         try {
@@ -406,6 +435,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
           ...(opts.task ? { task: opts.task } : {}),
           ...(opts.purpose ? { purpose: opts.purpose } : {}),
           ...(opts.user ? { user: opts.user } : {}),
+          ...(opts.dpop ? { dpop: true } : {}),
         },
         action: opts.action,
         resource: opts.resource,
@@ -493,11 +523,12 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         if (!t) throw usage('the revocation target is empty');
         const r = await admin(cmd).createRevocation({ kind, target: t, reason: opts.reason, ttl: opts.ttl });
         // Recorded either way; an agent that never logged in is often a typo in the SPIFFE ID.
-        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(r.warning) : `no agent ${t} has ever logged in`}`);
+        if (r?.known === false) info(`warning: ${typeof r.warning === 'string' ? cell(forCli(r.warning, nextStepOf({ next_step: r.warning_next_step }))) : `no agent ${t} has ever logged in`}`);
         if (isJson(cmd)) return printJson(r);
         out(`revoked ${kind} ${cell(t)}${r?.id ? ` (revocation ${cell(r.id)}${r.expires_at ? `, until ${fmtTime(r.expires_at)}` : ''}; lift with: tessera revoke lift ${cell(r.id)})` : ''}`);
         if (typeof r?.leases_revoked === 'number') {
-          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
+          // Every count the server reports (docs/kill-switch.md): disabled = unusable, cleanup pending.
+          out(`leases: ${r.leases_revoked} revoked, ${cell(r.leases_disabled ?? 0)} disabled, ${cell(r.leases_retrying ?? 0)} retrying, ${cell(r.leases_irrevocable ?? 0)} irrevocable`);
           if (Number(r.leases_disabled) > 0) info(`${count(Number(r.leases_disabled), 'credential')} ${verb(Number(r.leases_disabled), 'is', 'are')} disabled (no login, sessions ended) but cleanup failed; it is retried. See: tessera lease list --state disabled`);
           if (Number(r.leases_irrevocable) > 0) info('some credentials could not be revoked at their backend; see: tessera lease list --irrevocable');
         }
@@ -522,6 +553,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       const rows = listOf(r);
       out(rows.length ? table(rows, pickColumns(rows, ['id', 'kind', 'target', 'active', 'reason', 'created_at', 'expires_at'])) : 'no revocations');
     });
+
+  // --- tasks ----------------------------------------------------------------------
+  registerTaskCommands(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');
@@ -554,7 +588,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('-f, --follow', 'keep polling')
     .option('-n, --lines <n>', 'how many recent events to show first', (v) => positiveInt(v, '--lines'), 20)
     .option('--actor <id>', 'only events by this actor')
-    .option('--txn <id>', 'only events of this task')
+    .option('--txn <id>', 'only events of this task and every task delegated below it')
     .option('--kind <kind>', 'only events of this kind, e.g. auth.login')
     .option('--interval <ms>', 'poll interval with -f', (v) => positiveInt(v, '--interval'), 2000)
     .action(async (opts: { follow?: boolean; lines: number; actor?: string; txn?: string; kind?: string; interval: number }, cmd: Command) => {
@@ -619,9 +653,26 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   // --- operator ---------------------------------------------------------------------
-  program
-    .command('operator')
-    .description('operator maintenance (offline, on the data directory)')
+  const operator = program.command('operator').description('operator maintenance (offline, on the data directory)');
+  operator
+    .command('generate-master-key')
+    .description('write a new random master key (32 bytes, base64) to a new file with mode 0600; never printed')
+    .requiredOption('--out <file>', 'the new key file (refuses to overwrite)')
+    .action(async (opts: { out: string }, cmd: Command) => {
+      const { generateMasterKeyFile, masterKeyId } = await masterKeyModule();
+      let id: string;
+      try {
+        const key = generateMasterKeyFile(opts.out);
+        id = masterKeyId(key);
+        key.fill(0);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${opts.out} already exists; a key file is never overwritten: remove it or choose another --out path` : `cannot write ${opts.out} (${code ?? 'error'})`, EXIT.REFUSED);
+      }
+      if (isJson(cmd)) return printJson({ key_file: opts.out, key_id: id });
+      out(`master key ${id} written to ${opts.out} (mode 0600). Back it up apart from the database; point master_key.file at it, or use it with: tessera operator rotate-master-key --new-key-file ${opts.out}`);
+    });
+  operator
     .command('rotate-master-key')
     .description('re-wrap every data key with a new master key; then point the configuration at the new key')
     .requiredOption('--new-key-file <file>', 'file with the new 32-byte master key')
@@ -645,7 +696,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .description('as an agent (TESSERA_TOKEN = agent token): issue a dynamic credential; prints it')
     .option('--ttl <duration>', 'requested lifetime, e.g. 15m (capped by the role)')
     .action(async (engine: string, role: string, opts: { ttl?: string }, cmd: Command) => {
-      const token = tokenOf(cmd, 'an agent token (from `tessera login`)');
+      const token = tokenOf(cmd, 'agent');
       const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
       const r = await t.request<Record<string, unknown>>('POST', `/v1/creds/${encodeURIComponent(engine)}/${encodeURIComponent(role)}`, { token, json: opts.ttl ? { ttl: opts.ttl } : {} });
       if (isJson(cmd)) return printJson(r);
@@ -736,6 +787,12 @@ interface PolicyModule {
  * The offline policy commands use the policy feature's pure functions. Imported lazily so
  * the Cedar WASM module loads only for `tessera policy validate|test`.
  */
+/** Key generation for `operator generate-master-key`, loaded only for that command. */
+async function masterKeyModule(): Promise<{ generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string }> {
+  const spec = '../secrets/master-key.js';
+  return (await import(spec)) as { generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string };
+}
+
 async function policyModule(): Promise<PolicyModule> {
   const spec = '../policy/index.js';
   return (await import(spec)) as PolicyModule;

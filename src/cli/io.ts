@@ -1,6 +1,8 @@
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { TesseraApiError, TesseraConnectionError } from '../sdk/errors.js';
 import type { FetchLike } from '../sdk/http.js';
+import { forCli, nextStepOf } from '../shared/next-steps.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 
 export interface CliWritable {
   write(chunk: string): unknown;
@@ -69,6 +71,36 @@ export class CliError extends Error {
 
 export const usage = (message: string): CliError => new CliError('TESSERA_CLI_USAGE', message, EXIT.USAGE);
 
+const NEEDS = {
+  admin: 'an admin token (tsr_admin_…, printed by `tessera dev` or `tessera init`)',
+  agent: 'an agent token (from `tessera login`)',
+} as const;
+
+/**
+ * The token a command sends: `--token`, else TESSERA_TOKEN. Refused before any request (usage,
+ * exit 2) when missing, set but empty (usually `X=$(tessera …)` whose command failed), or of the
+ * wrong kind by its shape — an agent's JWT or a join token for an operator command, an admin or
+ * a join token for an agent command — with what to do instead.
+ */
+export function requireToken(given: { readonly flag?: string; readonly env?: string }, need: 'admin' | 'agent'): string {
+  const where = given.flag !== undefined ? '--token' : 'TESSERA_TOKEN';
+  const raw = given.flag ?? given.env;
+  if (raw === undefined) throw usage(`this command needs ${NEEDS[need]}: set TESSERA_TOKEN (or pass --token)`);
+  const t = raw.trim();
+  if (t === '') throw usage(`${where} is set but empty: did the command that produced it fail? This command needs ${NEEDS[need]}`);
+  const kind = tokenKindOf(t);
+  if (need === 'admin' && (kind === 'jwt' || kind === 'join')) {
+    throw usage(`this command needs ${NEEDS.admin}, but ${where} holds ${TOKEN_KIND_WORDS[kind]}; agent tokens are for agent commands (\`tessera creds\`) and the agent endpoints`);
+  }
+  if (need === 'agent' && kind === 'admin') {
+    throw usage(`this command needs ${NEEDS.agent}, but ${where} holds ${TOKEN_KIND_WORDS.admin}: log in as the agent first (\`tessera login --token-file FILE --out agent.token\`) and pass that token`);
+  }
+  if (need === 'agent' && kind === 'join') {
+    throw usage(`this command needs ${NEEDS.agent}, but ${where} holds ${TOKEN_KIND_WORDS.join}: exchange it first (\`tessera login --join-token - --out agent.token\`) and pass the agent token`);
+  }
+  return t;
+}
+
 /**
  * Checks a path given on the command line before the command uses it: it exists, is a `file`
  * or a `directory` as the command needs, and is readable. Otherwise a usage error (exit 2)
@@ -99,7 +131,8 @@ export function requireLocalPath(path: string, kind: 'file' | 'directory', what:
 
 export function toCliError(err: unknown): CliError {
   if (err instanceof CliError) return err;
-  if (err instanceof TesseraApiError) return new CliError(err.code, err.message, EXIT.REFUSED, { status: err.status, requestId: err.requestId });
+  // A server message names an HTTP route as its next step; the CLI names the command instead.
+  if (err instanceof TesseraApiError) return new CliError(err.code, forCli(err.message, nextStepOf(err.details)), EXIT.REFUSED, { status: err.status, requestId: err.requestId });
   if (err instanceof TesseraConnectionError) return new CliError(err.code === 'TESSERA_SDK_CONNECT_FAILED' ? 'TESSERA_CLI_CONNECT_FAILED' : err.code, err.message, EXIT.CONNECT);
   const e = err as { code?: unknown; message?: unknown };
   // TesseraError from the runtime (init, rotate-master-key, ...): keep its stable code.
@@ -107,7 +140,8 @@ export function toCliError(err: unknown): CliError {
   return new CliError('TESSERA_CLI_FAILED', err instanceof Error ? err.message : String(err), EXIT.REFUSED);
 }
 
-export async function readAll(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<string> {
+/** Standard input as bytes, at most `limit` of them. */
+export async function readAllBytes(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<Buffer> {
   if (!stream) throw usage('`-` means "read from standard input", but no input is available');
   const chunks: Buffer[] = [];
   let size = 0;
@@ -117,7 +151,47 @@ export async function readAll(stream: AsyncIterable<string | Uint8Array> | undef
     if (size > limit) throw usage(`standard input is larger than ${limit} bytes`);
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** Standard input as text (tokens, URLs: never binary). */
+export async function readAll(stream: AsyncIterable<string | Uint8Array> | undefined, limit = 1024 * 1024): Promise<string> {
+  return (await readAllBytes(stream, limit)).toString('utf8');
+}
+
+/**
+ * The bytes of a secret value as the text Tessera stores (secrets are UTF-8 strings, JSON on
+ * the wire), refusing what would change on the way: bytes that are not UTF-8 (a DER key, a
+ * keystore) would come back as U+FFFD. `from` names the source in the message (`--from-file
+ * key.der`, `standard input`). Unless `keepNewline`, exactly one trailing line break (LF or
+ * CRLF) is dropped: the one an editor or `echo` adds, which no header or URL may carry.
+ */
+export function secretText(bytes: Buffer, from: string, keepNewline: boolean): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw usage(`the value from ${from} is not UTF-8 text (byte 0x${bytes[at]!.toString(16).padStart(2, '0')} at offset ${at} starts no valid character): Tessera stores secrets as text, and would change these bytes. Store binary data encoded, e.g. base64 -w0 FILE | tessera kv put PATH -`);
+  }
+  return keepNewline ? text : text.replace(/\r?\n$/, '');
+}
+
+/** Offset of the first byte that starts no valid UTF-8 sequence (RFC 3629 §4). */
+function firstInvalidUtf8(b: Buffer): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    const seq = b.subarray(i, i + n);
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(seq);
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return 0;
 }
 
 export function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {

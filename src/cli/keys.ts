@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { Transport } from '../sdk/http.js';
-import { usage, type CliIo } from './io.js';
+import { requireToken, type CliIo } from './io.js';
 import { cell } from './format.js';
 import { terminalJson } from '../shared/terminal.js';
 import { count } from '../shared/plural.js';
@@ -20,10 +20,9 @@ export function registerKeysCommand(program: Command, deps: { io: CliIo; addrOf:
     .option('--revoke-previous', 'emergency: remove every older key at once (a key may be compromised)')
     .action(async (opts: { revokePrevious?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<{ token?: string; json?: boolean }>();
-      const token = g.token ?? io.env.TESSERA_TOKEN;
-      if (!token) throw usage('this command needs an admin token: set TESSERA_TOKEN (or pass --token)');
+      const token = requireToken({ flag: g.token, env: io.env.TESSERA_TOKEN }, 'admin');
       const t = new Transport({ addr: deps.addrOf(cmd), fetch: io.fetch, userAgent: 'tessera-cli' });
-      const r = await t.request<{ kid: string; revoked: string[] }>('POST', '/v1/admin/keys/rotate', { token: token.trim(), json: { revoke_previous: opts.revokePrevious === true } });
+      const r = await t.request<{ kid: string; revoked: string[] }>('POST', '/v1/admin/keys/rotate', { token, json: { revoke_previous: opts.revokePrevious === true } });
       if (g.json) {
         io.stdout.write(`${terminalJson(r, 2)}\n`);
         return;

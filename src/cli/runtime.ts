@@ -14,6 +14,15 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What `tessera config validate` reports (`--json` prints it as is). */
+export interface ConfigReport {
+  readonly ok: boolean;
+  readonly config: string;
+  readonly problems: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
+  readonly notes: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
+  readonly checked: readonly string[];
+}
+
 export interface Runtime {
   /** Everything in one process: embedded SQLite, generated master key, demo policies. */
   dev(opts: { listen?: string; dataDir?: string; rootToken?: string; configPath?: string }): Promise<RunningServer>;
@@ -22,6 +31,11 @@ export interface Runtime {
   rotateMasterKey(opts: { configPath?: string; dataDir?: string; newKeyFile: string; onProgress?(done: number, total: number): void }): Promise<{ rewrapped: number }>;
   /** `witness`: a sink output file to check against (verify --witness); `archiveDir`: archived segments to verify too. */
   verifyAuditOffline?(opts: { configPath?: string; dataDir?: string; witness?: string; archiveDir?: string }): Promise<unknown>;
+  /**
+   * `tessera config validate`: the configuration parsed, and every file it names checked, the
+   * master key read and the policy directory validated — nothing created, written or started.
+   */
+  checkConfig?(opts: { configPath: string; dataDir?: string }): Promise<ConfigReport>;
   /** Archives and prunes what `audit.retention` allows (`archiveDir` overrides its archive_dir). */
   archiveAuditOffline?(opts: { configPath?: string; dataDir?: string; archiveDir?: string }): Promise<unknown>;
 }

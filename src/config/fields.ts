@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseSecretPath } from '../secrets/path.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** A duration (seconds, or "30s", "500ms", "5m") bounded to [min, max] milliseconds; parsed to ms. */
 export const durationBetween = (min: number, max: number) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === null || ms < min || ms > max) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration between ${min}ms and ${max / 1000}s such as "10s" or "500ms", got ${JSON.stringify(v)}` });
+      ctx.addIssue({ code: 'custom', message: `expected a duration between ${describeDuration(min)} and ${describeDuration(max)} such as "10s" or "500ms", got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
     return ms;

@@ -3,6 +3,9 @@ import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
 import { rateField } from './fields.js';
 import { parseHost, parseOrigin } from '../server/origin.js';
+import { MAX_DEPTH_CEILING } from '../tasks/claims.js';
+import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
+import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -139,9 +142,34 @@ export const configSchema = z.object({
       per_identity: rateField({ per_second: 10, burst: 100 }),
       per_source: rateField({ per_second: 20, burst: 200 }),
     }).strict().prefault({}),
+    /** Task tokens and delegation (docs/tasks.md). `task_ttl` is the default and the longest lifetime of a task token. */
+    delegation: z.object({
+      /** The deepest a task tree may grow (a root task may ask for less; a child may lower it, never raise it). */
+      max_depth: z.number().int().min(0).max(MAX_DEPTH_CEILING).default(3),
+      /** Refuse a token for a sub-agent without an identity (`label`) unless it is DPoP-bound (RFC 9449). */
+      require_dpop_for_labels: z.boolean().default(false),
+      /** Task exchanges (root tasks and delegations) per second per acting agent. */
+      rate_limit: rateField({ per_second: 50, burst: 500 }),
+    }).strict().prefault({}),
     /** Verified-token cache (token service, attestation): entries in all, and per agent identity. */
     verified_cache_size: z.number().int().min(0).max(1_000_000).default(10_000),
     verified_cache_per_agent: z.number().int().min(1).max(1_000_000).default(1000),
+    /** DPoP sender-constrained tokens (RFC 9449; docs/dpop.md). */
+    dpop: z.object({
+      /** Which tokens must be bound: never (the client's choice), delegated (every delegated task token), always. */
+      require: z.enum(DPOP_REQUIREMENTS).default('never'),
+      /** Proof signature algorithms accepted (asymmetric only). */
+      algorithms: z.array(z.enum(DPOP_ALGORITHMS)).min(1).default([...DPOP_ALGORITHMS]),
+      /** How far a proof's `iat` may be from Tessera's clock, either side. */
+      iat_window: duration.prefault(60).refine((ms) => ms >= 1000 && ms <= 600_000, 'expected between 1s and 10m'),
+      /** Require server-provided nonces in proofs (RFC 9449 §8, §9). */
+      nonce: z.boolean().default(false),
+      /** How long a nonce is current; it is accepted for up to twice this. */
+      nonce_lifetime: duration.prefault(60).refine((ms) => ms >= 1000 && ms <= 3_600_000, 'expected between 1s and 1h'),
+      /** Proofs remembered against replay (per replica), in all and per proof key. */
+      replay_cache_size: z.number().int().min(1000).max(10_000_000).default(200_000),
+      replay_cache_per_key: z.number().int().min(1).max(10_000_000).default(50_000),
+    }).strict().prefault({}),
   }).strict().prefault({}),
   attestors: z.array(attestorConfig).default([{ kind: 'join_token', name: 'join_token', max_ttl: 3_600_000 }]),
   policy: z.object({

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { durationBetween, rateField, secretPathField } from '../config/fields.js';
-import { declarativeToolsConfig, toolServerName } from './tools/config.js';
+import { declarativeToolsConfig, taskTokenConfig, toolServerName } from './tools/config.js';
 
 /** Default bound on one message from an upstream MCP server (`max_result_bytes`), in bytes. */
 export const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
@@ -62,9 +62,16 @@ const httpServer = z.object({
   transport: z.literal('streamable_http'),
   url: z.url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL'),
   headers: z.record(headerName, injectedValue).default({}),
+  /** Send each caller's task context to this upstream as a short-lived token (HTTP only; docs/gateway.md). */
+  task_token: taskTokenConfig.optional(),
 }).strict().superRefine((s, ctx) => {
   for (const h of Object.keys(s.headers)) {
     if (RESERVED_HEADERS.has(h.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['headers', h], message: `header "${h}" is set by the MCP transport and cannot be configured` });
+  }
+  const th = s.task_token?.header.toLowerCase();
+  if (th !== undefined) {
+    if (RESERVED_HEADERS.has(th)) ctx.addIssue({ code: 'custom', path: ['task_token', 'header'], message: `header "${th}" is set by the MCP transport and cannot carry the task token` });
+    if (Object.keys(s.headers).some((h) => h.toLowerCase() === th)) ctx.addIssue({ code: 'custom', path: ['task_token', 'header'], message: `header "${th}" is also set in headers; the task token needs a header of its own (e.g. "txn-token")` });
   }
 });
 

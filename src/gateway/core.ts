@@ -15,8 +15,9 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
-import { authorizeWithScope, scopeCovers } from '../policy/scope.js';
-import type { Authorizer, Decision } from '../policy/types.js';
+import { scopeCovers } from '../policy/scope.js';
+import type { Decision } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../shared/json-depth.js';
 import { credentialLike, redactCredentialLike } from '../shared/credential-like.js';
@@ -75,7 +76,8 @@ export interface Caller extends UpstreamCaller {
 export interface GatewayCoreDeps {
   readonly upstreams: readonly Upstream[];
   readonly providers: readonly ToolProvider[];
-  readonly authorizer: Authorizer;
+  /** The request pipeline's authorizer: token scope ∩ Cedar for the acting agent. */
+  readonly authorizer: RequestAuthorizer;
   readonly injector: Injector;
   readonly audit: AuditWriter;
   readonly logger: Logger;
@@ -184,12 +186,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     if (!lits) return true;
     let cache = mayUseCache.get(lits);
     if (!cache) mayUseCache.set(lits, (cache = new Map()));
-    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, u: p.user, c: p.chain, o: p.scope, p: p.purpose })}`;
+    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, r: p.rootTask, u: p.user, c: p.chain, o: p.scope, p: p.purpose, l: p.label, x: p.tctx })}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const candidates = new Set<string>([PROBE_TOOL, server, ...(catalogue.get(server) ?? [])]);
     for (const l of lits) candidates.add(l.startsWith(`${server}/`) ? l.slice(server.length + 1) : l);
-    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, ...(p.chain ?? []), ...Object.values(p.attributes ?? {})]) if (typeof v === 'string') candidates.add(v);
+    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, p.label, ...(p.chain ?? []), ...Object.values(p.attributes ?? {}), ...Object.values(p.tctx ?? {})]) if (typeof v === 'string') candidates.add(v);
     for (const x of p.scope ?? []) if (x.startsWith(`tool:${server}/`)) candidates.add(x.slice(`tool:${server}/`.length));
     let ok = false;
     for (const c of candidates) {
@@ -239,7 +241,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
     let d: Decision;
     try {
-      d = authorizeWithScope(authorizer, { principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
+      d = authorizer.authorize({ principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
     } catch {
       return false;
     }
@@ -455,7 +457,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       }
 
       try {
-        decision = authorizeWithScope(authorizer, { principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
+        decision = authorizer.authorize({ principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
       } catch (e) {
         return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'the policy request could not be built'), 'error');
       }
@@ -493,7 +495,11 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       try {
         const u = upstreams.get(server);
         if (u) {
-          result = (await u.callTool(tool, args, caller, signal)).result;
+          const called = await u.callTool(tool, args, caller, signal);
+          result = called.result;
+          // What the connection holds now: a value injected during the call (a refreshed task
+          // token) is scrubbed too.
+          baseSecrets = called.secrets;
         } else {
           const ctx: ToolCallContext = {
             principal: p,
@@ -513,6 +519,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             addSensitive: (value) => {
               callSecrets.push({ value, label: 'sensitive' });
             },
+            downstreamToken: (audience, ttlMs) => deps.injector.downstreamToken(p, audience, ttlMs, where(caller)),
           };
           result = await providers.get(server)!.callTool(tool, args, ctx);
         }

@@ -18,7 +18,9 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import { bearerToken, retryAfterOf } from '../server/app.js';
+import { retryAfterOf, type AgentAuthenticator } from '../server/app.js';
+import type { RevocationSubject } from '../shared/revocation.js';
+import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type DpopGuard } from '../dpop/index.js';
 import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
@@ -28,25 +30,27 @@ import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
 import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
 import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
-import { auditTokenRefusal } from '../tokens/service.js';
+import { bearerChallenge } from '../shared/www-authenticate.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
 export const MCP_PATH = '/mcp';
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource/mcp';
 
-export interface TokenVerifier {
-  verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
-}
-
-/** What the session layer asks the kill switch. */
+/** What the session layer asks the kill switch (token, agent, task and ancestors, user, chain). */
 export interface PrincipalRevocationCheck {
-  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+  isPrincipalRevoked(p: RevocationSubject): boolean;
 }
 
 export interface McpHttpDeps {
   readonly core: GatewayCore;
-  readonly tokens: TokenVerifier;
+  /**
+   * The request pipeline's authenticate step for the gateway's audience (`<issuer>/mcp`): the
+   * token, its revocation and its DPoP binding (src/pipeline/authenticate.ts).
+   */
+  readonly authenticator: AgentAuthenticator;
+  /** DPoP (RFC 9449): the server nonce for answers to DPoP requests, and the settings the metadata publishes. */
+  readonly dpop: Pick<DpopGuard, 'settings' | 'nonce'>;
   readonly revocations: PrincipalRevocationCheck;
   readonly audit: AuditWriter;
   readonly logger: Logger;
@@ -131,7 +135,7 @@ function jsonRpcError(code: number, message: string, data?: Record<string, unkno
 }
 
 export function createMcpHttp(deps: McpHttpDeps): McpHttp {
-  const { core, tokens, audit, logger } = deps;
+  const { core, audit, logger } = deps;
   const resource = `${deps.issuer}${MCP_PATH}`;
   const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
   const sessions = new Map<string, Session>();
@@ -163,43 +167,41 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const headers: Record<string, string> = { ...extraHeaders };
     const retry = retryAfterOf(err);
     if (retry !== undefined) headers['retry-after'] = String(retry); // RFC 9110 §10.2.3
+    const dpop = dpopChallengeOf(err);
+    if (dpop?.nonce) headers['dpop-nonce'] = dpop.nonce; // RFC 9449 §9
     if (err.status === 401) {
       // MCP authorization (2025-11-25) §"Protected Resource Metadata Discovery" + RFC 9728 §5.1;
-      // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented.
-      headers['www-authenticate'] = err.code === 'TESSERA_TOKEN_MISSING'
-        ? `Bearer resource_metadata="${metadataUrl}"`
-        : `Bearer error="invalid_token", error_description="${err.message.replace(/["\\]/g, '')}", resource_metadata="${metadataUrl}"`;
+      // RFC 6750 §3.1: `error="invalid_token"` only when a token was presented; RFC 9449 §7.1:
+      // a DPoP request is answered with a DPoP challenge.
+      headers['www-authenticate'] = dpop
+        ? dpopWwwAuthenticate(err, dpop, { resource_metadata: metadataUrl })
+        : err.code === 'TESSERA_TOKEN_MISSING'
+          ? bearerChallenge({ resource_metadata: metadataUrl })
+          : bearerChallenge({ error: 'invalid_token', error_description: err.message, resource_metadata: metadataUrl });
     }
     void reply.code(err.status).headers(headers).header('content-type', 'application/json').send(jsonRpcError(rpcCodeFor(err.code), err.message, { code: err.code, request_id: requestId, ...(retry !== undefined ? { retry_after_s: retry } : {}) }));
   }
 
-  async function verify(token: string, req: FastifyRequest): Promise<AgentPrincipal> {
-    try {
-      // No token passthrough: the token is verified for this resource only and never forwarded.
-      return await tokens.verify(token, { audience: resource });
-    } catch (e) {
-      if (isTesseraError(e)) {
-        await auditTokenRefusal(audit, e, { requestId: req.id, source: req.ip }, 'mcp').catch(() => undefined);
-      }
-      throw e;
+  async function authenticate(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<{ principal: AgentPrincipal; token: string }> {
+    const presented = parseAuthorization(req.headers.authorization);
+    if (!presented) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent or task token>\` (or \`Authorization: DPoP <token>\` and a \`DPoP\` proof for a DPoP-bound token) with audience ${resource}; see ${metadataUrl}`);
+    if (presented.scheme === 'DPoP') {
+      // RFC 9449 §9: the current server nonce on every answer to a DPoP request (raw: /mcp hijacks).
+      const nonce = deps.dpop.nonce();
+      if (nonce) reply.raw.setHeader('dpop-nonce', nonce);
     }
-  }
-
-  async function authenticate(req: FastifyRequest): Promise<{ principal: AgentPrincipal; token: string }> {
-    const token = bearerToken(req);
-    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', `the MCP gateway needs \`Authorization: Bearer <agent token>\` with audience ${resource}; see ${metadataUrl}`);
-    // Verified on every request. The token service's cache (src/tokens/service.ts) spares the
-    // ES256 work for a token seen before, and ends with the auth epoch (key revocation, policy
-    // reload, revocation: docs/adr/0061), so no second, separately invalidated cache lives here.
-    const principal = await verify(token, req);
-    if (deps.revocations.isPrincipalRevoked({ spiffeId: principal.spiffeId, jti: principal.jti, ...(principal.task ? { task: principal.task } : {}), ...(principal.user ? { user: principal.user } : {}), ...(principal.chain ? { chain: principal.chain } : {}) })) {
-      throw new TesseraError('TESSERA_TOKEN_REVOKED', 'this agent, task or token has been revoked');
-    }
+    // The request pipeline's authenticate step, on every request: agent or task token for this
+    // resource only (no token passthrough), revocation of the token, agent, task and its
+    // ancestors, user and chain, then its DPoP binding for this very request (RFC 9449 §7: a
+    // proof per HTTP request, never cached), refusals audited. The token service's cache spares
+    // the ES256 work for a token seen before and ends with the auth epoch (docs/adr/0061).
+    const token = presented.token;
+    const principal = await deps.authenticator.authenticate(token, app.requestMeta(req), { scheme: presented.scheme, method: req.method, target: req.url, proof: req.headers.dpop });
     return { principal, token };
   }
 
   function isRevoked(p: AgentPrincipal): boolean {
-    return deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
+    return deps.revocations.isPrincipalRevoked(p);
   }
 
   function touch(s: Session): void {
@@ -221,7 +223,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const code: ErrorCode = cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : cause === 'shutdown' ? 'TESSERA_GATEWAY_CLOSED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND';
     const status = cause === 'revoked' ? 401 : cause === 'shutdown' ? 503 : 404;
     for (const res of s.pending) {
-      sendRaw(res, status, jsonRpcError(rpcCodeFor(code), `the MCP session was closed (${cause})`, { code }), cause === 'revoked' ? { 'www-authenticate': `Bearer error="invalid_token", resource_metadata="${metadataUrl}"` } : {});
+      sendRaw(res, status, jsonRpcError(rpcCodeFor(code), `the MCP session was closed (${cause})`, { code }), cause === 'revoked' ? { 'www-authenticate': bearerChallenge({ error: 'invalid_token', resource_metadata: metadataUrl }) } : {});
     }
     s.pending.clear();
     try {
@@ -310,7 +312,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   async function handle(app: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (closing) throw new TesseraError('TESSERA_GATEWAY_CLOSED', 'the gateway is shutting down');
-    const { principal, token } = await authenticate(req);
+    const { principal, token } = await authenticate(app, req, reply);
     const w = where(app, req);
     const agent = principal.spiffeId;
     const rate = buckets.take(agent);
@@ -355,7 +357,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
           const needed = core.missingScope(principal, msg.params.name);
           if (needed) {
             const err = new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed}; request a token with that scope`);
-            sendTessera(reply, err, req.id, { 'www-authenticate': `Bearer error="insufficient_scope", scope="${needed}", resource_metadata="${metadataUrl}", error_description="the token scope does not cover ${needed}"` });
+            sendTessera(reply, err, req.id, { 'www-authenticate': bearerChallenge({ error: 'insufficient_scope', scope: needed, resource_metadata: metadataUrl, error_description: `the token scope does not cover ${needed}` }) });
             return;
           }
         }
@@ -478,6 +480,9 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         resource,
         authorization_servers: [deps.issuer],
         bearer_methods_supported: ['header'],
+        // RFC 9728 §2 / RFC 9449 §5.1: DPoP proofs accepted, and whether bound tokens are required.
+        dpop_signing_alg_values_supported: [...deps.dpop.settings.algorithms],
+        dpop_bound_access_tokens_required: deps.dpop.settings.require === 'always',
         scopes_supported: core.servers.map((s) => `tool:${s}/*`),
         resource_name: 'Tessera MCP gateway',
         resource_documentation: 'https://github.com/tessera/tessera/blob/main/docs/gateway.md',

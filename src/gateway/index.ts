@@ -3,11 +3,11 @@
  * credentials those tools use.
  */
 import type { FastifyInstance } from 'fastify';
-import { authorizeWithScope } from '../policy/scope.js';
 import { issueAuthorized } from '../leases/authorized.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import type { AgentAuthenticator } from '../server/app.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import type { Authorizer } from '../policy/types.js';
 import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry } from '../shared/metrics.js';
@@ -15,21 +15,29 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import { sessionsPerAgent, upstreamProcessesPerAgent, type GatewayConfig } from './config.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { createGatewayCore } from './core.js';
-import { createMcpHttp, type PrincipalRevocationCheck, type TokenVerifier } from './http.js';
+import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
 import type { ToolProvider } from './types.js';
+import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
+import type { DownstreamTokens } from './downstream.js';
+import { TesseraError } from '../shared/errors.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
-export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type TokenVerifier, type PrincipalRevocationCheck } from './http.js';
+export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
 export { RPC, canonicalJson } from './core.js';
 export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext } from './types.js';
+export { createDownstreamTokens, type DownstreamTokens } from './downstream.js';
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
-  readonly tokens: TokenVerifier;
-  readonly authorizer: Authorizer;
-  readonly kv: { resolveForInjection(principal: AgentPrincipal, path: string, authorizer: Authorizer, where?: AuditWhere): Promise<{ value: string }> };
+  /** The request pipeline's authenticate step for the gateway's audience (`<issuer>/mcp`), DPoP binding included. */
+  readonly authenticator: AgentAuthenticator;
+  /** DPoP (src/dpop): the server nonce on answers to DPoP requests, and the settings the resource metadata publishes. */
+  readonly dpop: Pick<DpopGuard, 'settings' | 'nonce'>;
+  /** The request pipeline's authorizer: token scope ∩ Cedar for the acting agent. */
+  readonly authorizer: RequestAuthorizer;
+  readonly kv: { resolveForInjection(principal: AgentPrincipal, path: string, authorizer: RequestAuthorizer, where?: AuditWhere): Promise<{ value: string }> };
   readonly leases: {
     issue(req: { engine: string; role: string; principal: AgentPrincipal; ttlMs?: number; where?: AuditWhere }): Promise<{ lease_id: string; data: Readonly<Record<string, unknown>> }>;
     revoke(id: string, cause: string, ctx?: { principal?: AgentPrincipal }): Promise<unknown>;
@@ -46,6 +54,8 @@ export interface GatewayDeps {
   readonly providers?: readonly ToolProvider[];
   /** Audits refusals by the per-agent limits (one event per agent and limit per window). */
   readonly limitAudit?: LimitAuditor;
+  /** Mints the task tokens sent to upstreams configured with `task_token` (src/gateway/downstream.ts). */
+  readonly downstream?: DownstreamTokens;
 }
 
 export interface Gateway {
@@ -63,7 +73,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { config, authorizer, audit, logger } = deps;
   const version = deps.version ?? '0.0.0';
 
+  // A task token for one of Tessera's own audiences would be a Tessera credential in an
+  // upstream's hands: refused at start (Tessera never accepts the type anyway).
+  const own = [deps.issuer, `${deps.issuer}/mcp`];
+  const taskTokens = [
+    ...config.servers.flatMap((s) => (s.transport === 'streamable_http' && s.task_token ? [{ where: `gateway.servers "${s.name}"`, audience: s.task_token.audience }] : [])),
+    ...config.tools.flatMap((t) => (t.kind === 'http' && t.task_token ? [{ where: `gateway.tools "${t.server}/${t.name}"`, audience: t.task_token.audience }] : [])),
+  ];
+  for (const t of taskTokens) {
+    if (own.includes(t.audience)) throw new TesseraError('TESSERA_CONFIG_INVALID', `${t.where}: task_token.audience "${t.audience}" is one of Tessera's own audiences; name the upstream's own audience (e.g. its URL)`);
+  }
+  if (taskTokens.length > 0 && !deps.downstream) throw new TesseraError('TESSERA_CONFIG_INVALID', 'gateway: task_token is configured but this gateway has no token minter');
+
   const injector: Injector = {
+    async downstreamToken(principal, audience, ttlMs, where) {
+      if (!deps.downstream) throw new TesseraError('TESSERA_CONFIG_INVALID', 'gateway: task_token is configured but this gateway has no token minter');
+      return deps.downstream.tokenFor(principal, audience, ttlMs, where);
+    },
     async resolveSecret(principal, path, where) {
       // Policy `secret.inject` for the caller (kv audits the decision).
       return (await deps.kv.resolveForInjection(principal, path, authorizer, where)).value;
@@ -75,8 +101,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     mayInject(principal, v) {
       const d = 'secret' in v
-        ? authorizeWithScope(authorizer, { principal, action: 'secret.inject', resource: { type: 'Secret', path: v.secret } })
-        : authorizeWithScope(authorizer, { principal, action: 'cred.issue', resource: { type: 'Role', engine: v.credential.engine, role: v.credential.role } });
+        ? authorizer.authorize({ principal, action: 'secret.inject', resource: { type: 'Secret', path: v.secret } })
+        : authorizer.authorize({ principal, action: 'cred.issue', resource: { type: 'Role', engine: v.credential.engine, role: v.credential.role } });
       return d.allowed;
     },
     async revokeLease(leaseId, principal) {
@@ -93,11 +119,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format });
 
-  const revoked = (p: AgentPrincipal): boolean =>
-    deps.revocations.isPrincipalRevoked({ spiffeId: p.spiffeId, jti: p.jti, ...(p.task ? { task: p.task } : {}), ...(p.user ? { user: p.user } : {}), ...(p.chain ? { chain: p.chain } : {}) });
+  const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
 
   const http = createMcpHttp({
-    core, tokens: deps.tokens, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    core, authenticator: deps.authenticator, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     limits: { sessionsPerAgent: sessionsPerAgent(config), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst } },

@@ -47,6 +47,11 @@ export interface ToolCallContext {
   revokeCredential?(leaseId: string): Promise<void>;
   /** Registers an extra sensitive value with the scrubber. */
   addSensitive(value: string): void;
+  /**
+   * A short-lived token for an upstream's `audience` carrying this caller's task context
+   * (`task_token`, src/gateway/downstream.ts). The caller registers it with the scrubber.
+   */
+  downstreamToken(audience: string, ttlMs: number): Promise<string>;
 }
 
 export interface ToolProvider {

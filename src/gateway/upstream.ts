@@ -33,7 +33,9 @@ import type { SecretInput } from './scrub/index.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { BoundedStdioClientTransport, RESULT_TOO_LARGE } from './stdio-transport.js';
 import { boundedUpstreamFetch } from './http-fetch.js';
+import { downstreamHeaderValue } from './downstream.js';
 import { requireHeaderSafe } from './header-value.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -42,6 +44,8 @@ export interface Injector {
   revokeLease(leaseId: string, principal: AgentPrincipal): Promise<void>;
   /** Whether policy still lets this caller have the value injected (`secret.inject` / `cred.issue`); cheap (cached decision). */
   mayInject(principal: AgentPrincipal, value: Exclude<InjectedValue, string>): boolean;
+  /** A short-lived token carrying the caller's task for an upstream audience (`task_token`). */
+  downstreamToken(principal: AgentPrincipal, audience: string, ttlMs: number, where: AuditWhere): Promise<string>;
 }
 
 export interface UpstreamCaller {
@@ -239,13 +243,14 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       const cfg = config as HttpServerConfig;
       const headers = await resolveAll(cfg.headers, conn, where, 'header');
       // No token passthrough (MCP authorization spec, "Access Token Privilege Restriction"):
-      // only configured headers go upstream, never the agent's bearer token.
-      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: httpFetch });
+      // only configured headers go upstream, never the agent's bearer token. With `task_token`,
+      // each request carries a token Tessera minted for this upstream's audience instead.
+      transport = new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers }, fetch: cfg.task_token ? withTaskToken(cfg.task_token, conn, where) : httpFetch });
     }
     conn.client = client;
     const timer = AbortSignal.timeout(callTimeoutMs);
     try {
-      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${callTimeoutMs} ms`));
+      await raceAbort(client.connect(transport, { timeout: callTimeoutMs, signal: timer }), timer, () => new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}: the upstream did not finish the MCP handshake within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`));
     } catch (e) {
       // Not yet marked closed: report the start failure itself, not "exited".
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
@@ -255,6 +260,23 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       ...(conn.principal.task ? { txn: conn.principal.task } : {}),
       details: { server: config.name, transport: config.transport, isolation },
     }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message }, 'audit of upstream start failed'));
+  }
+
+  /**
+   * The bounded fetch, plus the connection owner's task token for this upstream on every request
+   * (minted again once half its lifetime has passed). The current token is scrubbed from what the
+   * upstream returns; earlier ones have expired or are about to.
+   */
+  function withTaskToken(tt: NonNullable<HttpServerConfig['task_token']>, conn: Conn, where: AuditWhere): typeof httpFetch {
+    return async (url, init) => {
+      const token = await deps.injector.downstreamToken(conn.principal, tt.audience, tt.ttl, where);
+      if (!conn.secrets.some((x) => x.value === token)) {
+        conn.secrets = [...conn.secrets.filter((x) => x.label !== 'task-token'), { value: token, label: 'task-token' }];
+      }
+      const headers = new Headers(init?.headers);
+      headers.set(tt.header, downstreamHeaderValue(tt.header, token));
+      return httpFetch(url, { ...init, headers });
+    };
   }
 
   function actorOf(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {
@@ -420,7 +442,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
         const onAbort = (): void => ac.abort(signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
         if (signal.aborted) onAbort();
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${callTimeoutMs} ms (call_timeout)`)), callTimeoutMs);
+        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
         try {
           // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
           const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000 });

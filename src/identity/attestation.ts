@@ -74,12 +74,23 @@ interface JwtVerifier {
   verify(token: string): Promise<Verified>;
 }
 
-function attestFailed(check: AttestCheck, attestor: string, message: string): TesseraError {
-  return fail('TESSERA_ATTEST_FAILED', `attestation failed (${check}) by attestor "${attestor}": ${message}`, { check, attestor });
+/**
+ * `attestor` is the configured attestor that refused; null when the token was refused before
+ * one could be chosen (malformed, too large, a symmetric `alg`).
+ */
+function attestFailed(check: AttestCheck, attestor: string | null, message: string): TesseraError {
+  const by = attestor === null ? 'before an attestor could be chosen' : `by attestor "${attestor}"`;
+  return fail('TESSERA_ATTEST_FAILED', `attestation failed (${check}) ${by}: ${message}`, { check, attestor });
+}
+
+/** What an attestor expects of a token, named in its refusals (configuration, never secret). */
+interface Expected {
+  readonly issuer?: string;
+  readonly audience: string;
 }
 
 /** Maps jose's errors to the check that failed; never echoes token content. */
-function mapJoseError(e: unknown, attestor: string): TesseraError {
+function mapJoseError(e: unknown, attestor: string, expected: Expected): TesseraError {
   if (isTesseraError(e)) return e;
   const err = e as { code?: string; claim?: string; reason?: string; message?: string };
   switch (err.code) {
@@ -95,8 +106,8 @@ function mapJoseError(e: unknown, attestor: string): TesseraError {
       return attestFailed('expired', attestor, 'the token has expired (exp)');
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
       if (err.reason === 'missing') return attestFailed('claims', attestor, `the token lacks the required "${err.claim}" claim`);
-      if (err.claim === 'iss') return attestFailed('issuer', attestor, 'the token issuer (iss) is not the configured issuer');
-      if (err.claim === 'aud') return attestFailed('audience', attestor, 'the token audience (aud) does not include the configured audience');
+      if (err.claim === 'iss') return attestFailed('issuer', attestor, `the token issuer (iss) is not "${expected.issuer ?? '?'}", the issuer this attestor is configured for (attestors[].issuer in tessera.yaml)`);
+      if (err.claim === 'aud') return attestFailed('audience', attestor, `the token audience (aud) does not include "${expected.audience}", the audience this attestor expects (attestors[].audience in tessera.yaml; for a Kubernetes projected token, the serviceAccountToken audience of the pod)`);
       if (err.claim === 'nbf') return attestFailed('not_yet_valid', attestor, 'the token is not valid yet (nbf)');
       if (err.claim === 'iat') return attestFailed(err.reason === 'check_failed' && /age/i.test(err.message ?? '') ? 'expired' : 'not_yet_valid', attestor, `the token iat check failed: ${err.message ?? ''}`);
       return attestFailed('claims', attestor, `claim "${err.claim}" is invalid`);
@@ -217,7 +228,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
               ...(a.max_token_age ? { maxTokenAge: Math.round(a.max_token_age / 1000) } : {}),
             }));
           } catch (e) {
-            throw mapJoseError(e, a.name);
+            throw mapJoseError(e, a.name, { issuer: a.issuer, audience: a.audience });
           }
           const mapped =
             template === 'kubernetes'
@@ -251,7 +262,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
             clockTolerance: skewS,
           }));
         } catch (e) {
-          throw mapJoseError(e, a.name);
+          throw mapJoseError(e, a.name, { audience: a.audience });
         }
         const problem = spiffeIdProblem(String(payload.sub));
         if (problem) throw attestFailed('spiffe_id', a.name, 'the JWT-SVID sub is not a valid SPIFFE ID (JWT-SVID §3.1)');
@@ -282,12 +293,12 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       // Unverified: used ONLY to pick the attestor, which then verifies everything, signature first.
       const header = decodeProtectedHeader(token);
       if (typeof header.alg !== 'string' || !ASYMMETRIC.has(header.alg)) {
-        throw attestFailed('algorithm', 'selection', `algorithm ${JSON.stringify(String(header.alg)).slice(0, 20)} is never accepted for attestation (only asymmetric signatures)`);
+        throw attestFailed('algorithm', null, `algorithm ${JSON.stringify(String(header.alg)).slice(0, 20)} is never accepted for attestation (only asymmetric signatures)`);
       }
       claims = decodeJwt(token);
     } catch (e) {
       if (isTesseraError(e)) throw e;
-      throw attestFailed('format', 'selection', 'the subject token is not a well-formed signed JWT (RFC 7519)');
+      throw attestFailed('format', null, 'the subject token is not a well-formed signed JWT (RFC 7519)');
     }
     if (typeof claims.iss === 'string') {
       const byIss = jwtByIssuer.get(claims.iss);
@@ -351,7 +362,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       if (subjectTokenType === TOKEN_TYPE_JOIN) {
         identity = await attestJoinToken(subjectToken, meta, options.admit);
       } else if (subjectTokenType === TOKEN_TYPE_JWT) {
-        if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', 'selection', 'the subject token is empty or larger than 16 KiB');
+        if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', null, 'the subject token is empty or larger than 16 KiB');
         identity = await verifyJwt(subjectToken);
         requireServedDomain(identity);
         options.admit?.(identity.spiffeId);

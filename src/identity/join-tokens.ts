@@ -7,6 +7,7 @@ import { fail } from '../shared/errors.js';
 import { randomId, randomToken, sha256 } from '../shared/crypto.js';
 import { createTrustDomains, requireServedSpiffeId } from './trust-domains.js';
 import { refuseCredentialLike } from '../shared/credential-like.js';
+import { describeDuration } from '../shared/duration.js';
 
 export const JOIN_TOKEN_PREFIX = 'tsr_join_';
 /** Join tokens are a bootstrap for dev and for hosts without platform attestation: short-lived by design. */
@@ -83,6 +84,8 @@ export function createJoinTokenService(deps: {
   clock: Clock;
   audit: AuditWriter;
   maxTtlMs?: number;
+  /** Where `maxTtlMs` comes from, for messages: `attestors[0].max_ttl of attestor "join"`. */
+  maxTtlSource?: string;
   /** Tessera's own trust domain (tessera.yaml `trust_domain`): the only one a join token may name. */
   trustDomain: string;
 }): JoinTokenService {
@@ -111,7 +114,7 @@ export function createJoinTokenService(deps: {
       const spiffeId = requireServedSpiffeId(domains, input.spiffeId, 'spiffe_id', { ownOnly: true });
       const ttlMs = input.ttlMs ?? Math.min(JOIN_TOKEN_DEFAULT_TTL_MS, maxTtlMs);
       if (!Number.isFinite(ttlMs) || ttlMs < JOIN_TOKEN_MIN_TTL_MS || ttlMs > maxTtlMs) {
-        throw fail('TESSERA_JOIN_TOKEN_TTL_INVALID', `join token TTL must be between 1s and ${Math.floor(maxTtlMs / 1000)}s, got ${ttlMs}ms`);
+        throw fail('TESSERA_JOIN_TOKEN_TTL_INVALID', `join token TTL must be between 1s and ${describeDuration(maxTtlMs)} (${deps.maxTtlSource ?? 'the ceiling of join tokens'}), got ${Number.isFinite(ttlMs) ? describeDuration(ttlMs) : String(ttlMs)}`, { max_ttl_s: maxTtlMs / 1000 });
       }
       const labels = validateLabels(input.labels);
       const token = randomToken(JOIN_TOKEN_PREFIX);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseInput } from '../server/validate.js';
 import { fail } from '../shared/errors.js';
 import { parseDuration } from '../config/duration.js';
-import type { Authorizer } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import { issueAuthorized } from './authorized.js';
 import type { AuditActor, AuditWhere } from '../audit/events.js';
 import { LEASE_STATES, type Lease, type LeaseService } from './service.js';
@@ -20,6 +20,8 @@ const adminQuery = z.strictObject({
   state: z.enum(LEASE_STATES).optional(),
   irrevocable: z.enum(['true', 'false']).optional(),
   owner: z.string().min(1).max(2048).optional(),
+  /** Leases issued under this task or any task below it. */
+  task: z.string().min(1).max(256).optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
 });
 
@@ -68,7 +70,7 @@ function adminActor(req: FastifyRequest): AuditActor {
  * Agent routes: `POST /v1/creds/:engine/:role`, `POST /v1/leases/:id/renew`, `DELETE /v1/leases/:id`.
  * Operator routes: `GET /v1/admin/leases`, `DELETE /v1/admin/leases/:id`.
  */
-export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseService; authorizer: Authorizer }): void {
+export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseService; authorizer: RequestAuthorizer }): void {
   const { leases, authorizer } = deps;
 
   app.post('/v1/creds/:engine/:role', { preHandler: app.requireAgent }, async (req, reply) => {
@@ -99,6 +101,7 @@ export function registerLeaseRoutes(app: FastifyInstance, deps: { leases: LeaseS
       ...(q.state ? { state: q.state } : {}),
       ...(q.irrevocable === 'true' ? { irrevocable: true } : {}),
       ...(q.owner ? { owner: q.owner } : {}),
+      ...(q.task ? { task: q.task } : {}),
       ...(q.limit ? { limit: q.limit } : {}),
     });
     return { leases: list.map(leaseView) };

@@ -10,8 +10,20 @@ import { redactCredentialLike } from '../shared/credential-like.js';
 import { validateEvent } from '../audit/validate.js';
 import type { DynamicEngine, EngineData, LeaseContext, ReconcileLease, RoleSpec } from './engine.js';
 import type { LeaseState } from './states.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
+import { describeDuration } from '../shared/duration.js';
 
 export { LEASE_STATES, type LeaseState } from './states.js';
+
+/**
+ * TESSERA_LEASE_NOT_FOUND, worded for who asked: an agent may act only on its own leases (and
+ * learns nothing about others'); an operator sees every lease and is told where to look.
+ */
+function leaseNotFound(id: string, byAgent: boolean): TesseraError {
+  if (byAgent) return fail('TESSERA_LEASE_NOT_FOUND', `this agent holds no lease ${id} (an agent renews or revokes only its own leases; request a new credential)`);
+  const step = NEXT_STEPS.listLeases();
+  return fail('TESSERA_LEASE_NOT_FOUND', `no lease ${id}; list leases with ${step.route}`, { next_step: step });
+}
 
 export interface Lease {
   readonly id: string;
@@ -85,18 +97,20 @@ export interface LeaseService {
    * `expires_at = min(now + increment, max_expires_at)`, increment defaulting to the role's TTL
    * (a smaller increment shortens the lease; a larger one is capped). TESSERA_LEASE_NOT_RENEWABLE
    * only when the lease already sits at its cap. With `principal`, only the owner may renew
-   * (others get TESSERA_LEASE_NOT_FOUND).
+   * (others get TESSERA_LEASE_NOT_FOUND); with a task token, only leases of its task subtree.
    */
   renew(id: string, principal?: AgentPrincipal, incrementMs?: number, ctx?: CallContext): Promise<RenewedLease>;
   /** With `principal`, only the owner may revoke. Idempotent: a revoked lease stays revoked. */
   revoke(id: string, cause: string, ctx?: CallContext & { principal?: AgentPrincipal }): Promise<{ lease_id: string; state: LeaseState }>;
   revokeByOwner(spiffeId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  /** Leases issued under the task or any task below it (its subtree). */
   revokeByTask(taskId: string, ctx?: CallContext): Promise<RevokeCounts>;
   revokeByUser(userId: string, ctx?: CallContext): Promise<RevokeCounts>;
   /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
   revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
   get(id: string): Promise<Lease | undefined>;
-  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; limit?: number }): Promise<Lease[]>;
+  /** `task`: leases issued under this task or any task below it. */
+  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; task?: string; limit?: number }): Promise<Lease[]>;
   /** One reaper pass: expired → revoke, due retries, abandoned intents. */
   reapOnce(): Promise<ReapResult>;
   startReaper(intervalMs: number): void;
@@ -257,7 +271,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   /** Bounds an engine call; the engine gets the signal, and a call that ignores it is abandoned anyway. */
   async function bounded<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${engineTimeoutMs} ms`)), engineTimeoutMs);
+    const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what} did not finish within ${describeDuration(engineTimeoutMs)}`)), engineTimeoutMs);
     try {
       const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason as Error), { once: true }));
       aborted.catch(() => undefined);
@@ -269,6 +283,19 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
   async function getRow(id: string): Promise<LeaseRow | undefined> {
     return store.get<LeaseRow & Record<string, unknown>>(`SELECT ${COLUMNS} FROM leases WHERE id = ?`, [id]);
+  }
+
+  /**
+   * Whether `principal` may renew or revoke this lease: its owner agent, and with a task token
+   * only a lease of that task or of a task below it (a sub-agent never touches its parent's
+   * or a sibling's leases, though it may act as the same agent).
+   */
+  async function belongsTo(row: LeaseRow, principal: AgentPrincipal): Promise<boolean> {
+    if (row.owner_agent !== principal.spiffeId) return false;
+    if (principal.task === undefined) return true;
+    if (row.task_id === null) return false;
+    if (row.task_id === principal.task) return true;
+    return (await store.get<{ x: number }>('SELECT 1 AS x FROM task_ancestors WHERE ancestor = ? AND txn = ?', [principal.task, row.task_id])) !== undefined;
   }
 
   function revokeNow(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
@@ -622,7 +649,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (!spec) throw fail('TESSERA_ENGINE_NOT_FOUND', `engine "${engineName}" has no role "${roleName}"`);
       const ttl = ttlMs ?? spec.defaultTtlMs;
       if (!Number.isInteger(ttl) || ttl <= 0 || ttl > spec.maxTtlMs) {
-        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${spec.maxTtlMs / 1000} s (the max TTL of ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
+        throw fail('TESSERA_LEASE_TTL_INVALID', `ttl must be a positive duration of at most ${describeDuration(spec.maxTtlMs)} (the max_ttl of role ${engineName}/${roleName})`, { max_ttl_ms: spec.maxTtlMs });
       }
       const now = clock.now();
       const id = randomId('lease_');
@@ -693,7 +720,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async renew(id, principal, incrementMs, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (principal && row.owner_agent !== principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (principal && !(await belongsTo(row, principal)))) throw leaseNotFound(id, principal !== undefined);
       const now = clock.now();
       if (row.state !== 'active' || Number(row.expires_at) <= now) throw fail('TESSERA_LEASE_EXPIRED', `the lease is ${row.state === 'active' ? 'expired' : row.state}; request a new credential`);
       const engine = engines.get(row.engine);
@@ -741,14 +768,16 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
 
     async revoke(id, cause, ctx = {}) {
       const row = await getRow(id);
-      if (!row || (ctx.principal && row.owner_agent !== ctx.principal.spiffeId)) throw fail('TESSERA_LEASE_NOT_FOUND', 'no lease with this id belongs to the caller');
+      if (!row || (ctx.principal && !(await belongsTo(row, ctx.principal)))) throw leaseNotFound(id, ctx.principal !== undefined);
       const actor = ctx.actor ?? (ctx.principal ? actorOf(ctx.principal) : SYSTEM);
       if (row.state === 'revoked') return { lease_id: id, state: 'revoked' };
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };
     },
 
     revokeByOwner: (spiffeId, ctx = {}) => bulk('owner_agent = ?', [spiffeId], 'owner_revoked', ctx),
-    revokeByTask: (taskId, ctx = {}) => bulk('task_id = ?', [taskId], 'task_revoked', ctx),
+    // The task and its whole subtree: task_ancestors holds (ancestor, txn) for every node and
+    // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
+    revokeByTask: (taskId, ctx = {}) => bulk('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId], 'task_revoked', ctx),
     revokeByUser: (userId, ctx = {}) => bulk('user_id = ?', [userId], 'user_revoked', ctx),
     revokeByPrefix(pathPrefix, ctx = {}) {
       if (typeof pathPrefix !== 'string' || pathPrefix.length === 0 || pathPrefix.length > 512) {
@@ -774,6 +803,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if (filter.owner) {
         where.push('owner_agent = ?');
         params.push(filter.owner);
+      }
+      if (filter.task) {
+        where.push('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
+        params.push(filter.task, filter.task);
       }
       const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
       params.push(limit);

@@ -32,6 +32,8 @@ export const checkRequestSchema = z
         chain: z.array(z.string().max(2048)).max(32).optional(),
         user: z.string().max(256).optional(),
         purpose: z.string().max(1024).optional(),
+        /** The token would be DPoP-bound (policy sees `context.dpop`). */
+        dpop: z.boolean().optional(),
       })
       .strict(),
     action: z.enum(POLICY_ACTIONS),
@@ -67,6 +69,7 @@ export function toPolicyRequest(body: CheckRequest): PolicyRequest {
     ...(p.chain !== undefined ? { chain: p.chain } : {}),
     ...(p.user !== undefined ? { user: p.user } : {}),
     ...(p.purpose !== undefined ? { purpose: p.purpose } : {}),
+    ...(p.dpop ? { cnf: { jkt: 'what-if' } } : {}),
   };
   let resource: ResourceRef;
   if (typeof body.resource === 'string') resource = parseResourceRef(body.resource);

@@ -95,10 +95,21 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };
     }
     case 'Agent': {
-      // The delegatee of token.delegate: only its SPIFFE ID is known here.
+      // The delegatee of token.delegate: with its verified identity when its agent token was
+      // presented (attributes as proven by its attestor), else only its SPIFFE ID (what-if).
+      if (r.principal) {
+        const e = agentEntity(r.principal);
+        return { uid: e.uid as { type: string; id: string }, entities: [e] };
+      }
       const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(r.spiffeId);
       const e = agentEntity({ spiffeId: r.spiffeId, trustDomain: m?.[1] ?? '', path: m?.[2] ?? '', attributes: {} });
       return { uid: e.uid as { type: string; id: string }, entities: [e] };
+    }
+    case 'SubAgent': {
+      // Acts as the delegating agent: its identity attributes, and its own name.
+      const u = uid('SubAgent', r.label);
+      const attrs = r.actingAs ? agentEntity(r.actingAs).attrs : { spiffe_id: '', trust_domain: '', path: '', namespace: '', service_account: '', attestor: '', attestor_kind: '' };
+      return { uid: u, entities: [{ uid: u, attrs: { ...attrs, name: r.label }, parents: [] }] };
     }
   }
 }
@@ -126,24 +137,59 @@ export function toCedarValue(v: unknown, depth = 0): CedarValueJson | undefined 
   throw fail('TESSERA_POLICY_REQUEST_INVALID', `context.args holds a value of type ${typeof v}, which Cedar cannot represent`);
 }
 
+/** Task facts as a Cedar record (string values only; the keys were validated at the edge). */
+function tctxRecord(tctx: Readonly<Record<string, string>> | undefined): Record<string, CedarValueJson> {
+  const out: Record<string, CedarValueJson> = {};
+  for (const [k, v] of Object.entries(tctx ?? {})) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+/** `context.delegation` of token.delegate: built by the token exchange, never by an agent. */
+export interface DelegationContext {
+  readonly scopes: readonly string[];
+  readonly purpose: string;
+  readonly depth: number;
+  readonly max_depth: number;
+  readonly bound: boolean;
+  readonly tctx: Readonly<Record<string, string>>;
+}
+
+function delegationRecord(v: unknown): CedarValueJson {
+  const d = v as Partial<DelegationContext> | null;
+  if (!d || typeof d !== 'object' || !Array.isArray(d.scopes) || typeof d.purpose !== 'string' || !Number.isSafeInteger(d.depth) || !Number.isSafeInteger(d.max_depth) || typeof d.bound !== 'boolean') {
+    throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation needs scopes (strings), purpose, depth, max_depth, bound and tctx');
+  }
+  if (!d.scopes.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation.scopes must be strings');
+  return { scopes: [...d.scopes], purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx) };
+}
+
 export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<string, unknown>> | undefined): Context {
   const chain = principal.chain ?? [];
   const ctx: Context = {
     chain: [...chain],
     depth: chain.length,
     scopes: [...(principal.scope ?? [])],
+    tctx: tctxRecord(principal.tctx),
     args: {},
+    // Bound tokens are accepted only with a valid proof for the request (src/dpop/guard.ts).
+    dpop: principal.cnf !== undefined,
   };
   if (principal.task !== undefined) ctx['task'] = principal.task;
+  if (principal.rootTask !== undefined) ctx['root_task'] = principal.rootTask;
   if (chain.length > 0) {
     ctx['origin'] = chain[0]!;
     ctx['delegator'] = chain[chain.length - 1]!;
   }
+  if (principal.label !== undefined) ctx['label'] = principal.label;
   if (principal.user !== undefined) ctx['user'] = principal.user;
   if (principal.purpose !== undefined) ctx['purpose'] = principal.purpose;
   if (extra) {
     for (const [k, v] of Object.entries(extra)) {
-      if (k !== 'args') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context key "${k}" is not settable by callers; only "args" is (task, chain, depth, user and scopes come from the token)`);
+      if (k === 'delegation') {
+        if (v !== undefined) ctx['delegation'] = delegationRecord(v);
+        continue;
+      }
+      if (k !== 'args') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context key "${k}" is not settable by callers; only "args" is (task, chain, depth, label, tctx, user and scopes come from the token; "delegation" from the token exchange)`);
       const a = toCedarValue(v);
       if (a === undefined) continue;
       if (typeof a !== 'object' || Array.isArray(a)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.args must be an object');
@@ -175,11 +221,11 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   return request;
 }
 
-const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent'] as const;
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent', 'SubAgent'] as const;
 
 /**
  * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
- * `Tool::records/query`, `Route::github`, `Agent::spiffe://…` (an optional `Tessera::` prefix
+ * `Tool::records/query`, `Route::github`, `Agent::spiffe://…`, `SubAgent::summarizer` (an optional `Tessera::` prefix
  * and quotes around the id are accepted, so `Tessera::Secret::"a/b"` works too).
  */
 export function parseResourceRef(text: string): ResourceRef {
@@ -209,6 +255,8 @@ export function parseResourceRef(text: string): ResourceRef {
       return { type: 'Route', route: id };
     case 'Agent':
       return { type: 'Agent', spiffeId: id };
+    case 'SubAgent':
+      return { type: 'SubAgent', label: id };
     default:
       throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown resource type "${type}"; expected one of ${RESOURCE_TYPES.join(', ')}`);
   }

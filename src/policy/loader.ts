@@ -223,12 +223,13 @@ function describe(err: cedar.DetailedError): string {
 }
 
 /**
- * The one validation error class we accept: reading a tool argument. Cedar 4 cannot declare
- * an open record, so `context.args` is `{}` in the schema and any `context.args.<name>`
- * is "not found" to the validator. See schema.ts.
+ * The one validation error class we accept: reading a tool argument or a task fact. Cedar 4
+ * cannot declare an open record, so `context.args`, `context.tctx` and
+ * `context.delegation.tctx` are `{}` in the schema and any `<record>.<name>` is "not found" to
+ * the validator. See schema.ts.
  */
 export function isTolerated(err: cedar.DetailedError): boolean {
-  return /^for policy `[^`]*`, attribute `args\.[^`]+` in context for .* not found$/.test(err.message);
+  return /^for policy `[^`]*`, attribute `(?:args|tctx|delegation\.tctx)\.[^`]+` in context for .* not found$/.test(err.message);
 }
 
 /**

@@ -2,7 +2,7 @@
  * Tessera's Cedar schema (Cedar schema format, https://docs.cedarpolicy.com/schema/human-readable-schema.html).
  * Every policy file is validated against it in strict mode before it is loaded.
  *
- * `context.args` is declared as an empty record: tool arguments are open-ended (each MCP tool
+ * `context.args` (and `context.tctx`, `context.delegation.tctx`) is declared as an empty record: tool arguments are open-ended (each MCP tool
  * has its own input schema), and Cedar 4's validator does not support open records
  * (`additionalAttributes` needs the experimental `partial-validate` feature). Instead the
  * loader tolerates exactly one validation error class: "attribute `args.<name>` in context …
@@ -48,16 +48,62 @@ export const SCHEMA_TEXT = `namespace Tessera {
   // Egress proxy routes (a configured route name, or a host).
   entity Route { name: String };
 
+  // A sub-agent without an identity of its own, named by the label its parent gave it when it
+  // delegated to it (the resource of token.delegate without an actor token; docs/tasks.md). It
+  // acts as the delegating agent, so it carries that agent's identity attributes besides its name.
+  entity SubAgent {
+    name: String,
+    spiffe_id: String,
+    trust_domain: String,
+    path: String,
+    namespace: String,
+    service_account: String,
+    attestor: String,
+    attestor_kind: String,
+  };
+
+  // token.delegate only: the task being opened (a root task) or delegated (a child).
+  type Delegation = {
+    scopes: Set<String>,    // the scope strings requested for the new task
+    purpose: String,        // its purpose
+    depth: Long,            // its depth (0 for a root task)
+    max_depth: Long,        // the bound of its subtree
+    bound: Bool,            // sender-constrained (DPoP, cnf.jkt)
+    tctx: {},               // its task facts (open, like args)
+  };
+
   type RequestContext = {
     task?: String,          // task id (txn) of a task token
+    root_task?: String,     // its root task id (rtxn)
     chain: Set<String>,     // SPIFFE IDs of the delegation chain (a set: Cedar has no lists)
     origin?: String,        // first (outermost) member of the chain
     delegator?: String,     // last member of the chain: who delegated to this agent
     depth: Long,            // length of the delegation chain (0 for a plain agent token)
+    label?: String,         // the acting sub-agent's label, when it has no identity of its own
     user?: String,          // the user the task acts for
     purpose?: String,       // stated task purpose
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
+    tctx: {},               // task facts (open, like args; {} for an agent token)
     args: {},               // tool-call arguments (open: see the schema comment in schema.ts)
+    dpop: Bool,             // the token is DPoP-bound and this request carried a valid proof (RFC 9449)
+  };
+
+  // token.delegate: the delegating agent's context (as above) plus the task being created.
+  type DelegateContext = {
+    task?: String,
+    root_task?: String,
+    chain: Set<String>,
+    origin?: String,
+    delegator?: String,
+    depth: Long,
+    label?: String,
+    user?: String,
+    purpose?: String,
+    scopes: Set<String>,
+    tctx: {},
+    args: {},
+    dpop: Bool,             // the delegating token is DPoP-bound and the exchange proved its key
+    delegation: Delegation,
   };
 
   action "secret.read" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };
@@ -65,6 +111,6 @@ export const SCHEMA_TEXT = `namespace Tessera {
   action "cred.issue" appliesTo { principal: [Agent], resource: [Role], context: RequestContext };
   action "tool.call" appliesTo { principal: [Agent], resource: [Tool], context: RequestContext };
   action "http.request" appliesTo { principal: [Agent], resource: [Route], context: RequestContext };
-  action "token.delegate" appliesTo { principal: [Agent], resource: [Agent], context: RequestContext };
+  action "token.delegate" appliesTo { principal: [Agent], resource: [Agent, SubAgent], context: DelegateContext };
 }
 `;

@@ -97,7 +97,8 @@ export function requiredScopeFor(resource: ResourceRef): string | undefined {
     case 'Route':
       return `http:${resource.route}`;
     case 'Agent':
-      return undefined; // delegation narrows scope itself (isSubset); no scope names an agent
+    case 'SubAgent':
+      return undefined; // delegation narrows scope itself (src/tasks/narrow.ts); no scope names an agent
   }
 }
 

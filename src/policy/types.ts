@@ -10,13 +10,18 @@ export type ResourceRef =
   | { readonly type: 'Role'; readonly engine: string; readonly role: string } // `postgres/readonly`
   | { readonly type: 'Tool'; readonly server: string; readonly tool: string } // parent: Server
   | { readonly type: 'Route'; readonly route: string }
-  | { readonly type: 'Agent'; readonly spiffeId: string };
+  | { readonly type: 'Agent'; readonly spiffeId: string; readonly principal?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> }
+  /** A sub-agent without an identity: named by `label`, acting as `actingAs` (the delegating agent). */
+  | { readonly type: 'SubAgent'; readonly label: string; readonly actingAs?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> };
 
 export interface PolicyRequest {
   readonly principal: AgentPrincipal;
   readonly action: PolicyAction;
   readonly resource: ResourceRef;
-  /** Extra context (e.g. tool arguments under `args`); task, chain, depth, user and scopes come from the principal. */
+  /**
+   * Extra context: tool arguments under `args`; for token.delegate, the new task under
+   * `delegation`. Task, chain, depth, label, tctx, user and scopes come from the principal.
+   */
   readonly context?: Readonly<Record<string, unknown>>;
 }
 

@@ -6,6 +6,7 @@ import { parseDuration } from '../config/duration.js';
 import type { AuditWhere } from '../audit/events.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { REVOCATION_KINDS, type Revocation, type RevocationService } from './service.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 const createBody = z.strictObject({
   kind: z.enum(REVOCATION_KINDS),
@@ -72,7 +73,12 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       // Agent revocations: did this agent ever log in? Recorded either way (it also stops a first login).
       ...(r.agentKnown !== undefined ? { known: r.agentKnown } : {}),
       ...(r.agentKnown === false
-        ? { warning: `agent ${r.target} has never logged in here (it is not in GET /v1/admin/agents); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo` }
+        ? { warning: `agent ${r.target} has never logged in here (it is not in ${NEXT_STEPS.listAgents().route}); the revocation is recorded and will refuse it, but check the SPIFFE ID for a typo`, warning_next_step: NEXT_STEPS.listAgents() }
+        : {}),
+      // Task revocations: is the task in the task tree? Recorded either way.
+      ...(r.taskKnown !== undefined ? { known: r.taskKnown } : {}),
+      ...(r.taskKnown === false
+        ? { warning: `task ${r.target} is not in the task tree (GET /v1/admin/tasks); the revocation is recorded and will refuse it, but check the task id for a typo` }
         : {}),
     });
   });

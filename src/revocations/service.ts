@@ -2,7 +2,7 @@ import type { Store } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditActor, AuditWhere } from '../audit/events.js';
-import type { RevocationChecker } from '../shared/revocation.js';
+import type { RevocationChecker, RevocationSubject } from '../shared/revocation.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
 import { refuseCredentialLike } from '../shared/credential-like.js';
@@ -10,6 +10,7 @@ import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.
 import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-domains.js';
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
 import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /**
  * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
@@ -40,6 +41,8 @@ export interface RevocationCreated extends Revocation {
    * also stops a first login).
    */
   readonly agentKnown?: boolean;
+  /** Task revocations only: whether the task exists in the task tree (false: often a typo; recorded anyway). */
+  readonly taskKnown?: boolean;
 }
 
 export interface RevocationService extends RevocationChecker {
@@ -50,8 +53,10 @@ export interface RevocationService extends RevocationChecker {
   list(filter?: { active?: boolean; kind?: RevocationKind; limit?: number }): Promise<Revocation[]>;
   /** Reloads the indexes from the store (at start, and to pick up other replicas' revocations). */
   refresh(): Promise<void>;
-  /** Like isRevoked, with the delegation chain: a revoked agent anywhere in the chain refuses the token. */
-  isPrincipalRevoked(p: { spiffeId: string; jti: string; issuedAt?: number; task?: string; user?: string; chain?: readonly string[] }): boolean;
+  /** The same as isRevoked (kept for callers that hold a principal): token, agent, task or an ancestor, user, chain. */
+  isPrincipalRevoked(p: RevocationSubject): boolean;
+  /** True when a task revocation matches `txn` or one of its `ancestors` (the admin tree's state). */
+  isTaskRevoked(txn: string, ancestors: readonly string[]): boolean;
 }
 
 export interface RevocationServiceDeps {
@@ -226,7 +231,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   }
 
   const service: RevocationService = {
-    isRevoked(subject: { spiffeId: string; jti: string; issuedAt: number; task?: string; user?: string; chain?: readonly string[] }) {
+    isRevoked(subject) {
       return service.isPrincipalRevoked(subject);
     },
 
@@ -234,9 +239,18 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (byId.size === 0) return false;
       const now = clock.now();
       if (active('agent', s.spiffeId, now) || active('token', s.jti, now) || active('task', s.task, now) || active('user', s.user, now)) return true;
+      // A revoked task anywhere above this one revokes its whole subtree: the token names its
+      // ancestors (claim `anc`), so this is a few map lookups, never a store query.
+      if (s.ancestors) for (const t of s.ancestors) if (active('task', t, now)) return true;
       // A revoked agent anywhere in the delegation chain taints everything delegated through it.
       if (s.chain) for (const a of s.chain) if (active('agent', a, now)) return true;
       return false;
+    },
+
+    isTaskRevoked(txn, ancestors) {
+      if (byId.size === 0) return false;
+      const now = clock.now();
+      return active('task', txn, now) || ancestors.some((t) => active('task', t, now));
     },
 
     isAgentRevoked(spiffeId) {
@@ -256,12 +270,17 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       // A jti is only worth remembering while the token could still be presented.
       if (req.kind === 'token') expiresAt = Math.min(expiresAt ?? Infinity, now + maxTokenTtlMs);
       if (expiresAt !== null && expiresAt <= now) throw fail('TESSERA_REVOCATION_INVALID', 'expires_at is in the past', { field: 'ttl' });
-      if (req.kind === 'lease' && !(await leases.get(req.target))) throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with GET /v1/admin/leases`);
+      if (req.kind === 'lease' && !(await leases.get(req.target))) {
+        const step = NEXT_STEPS.listLeases();
+        throw fail('TESSERA_LEASE_NOT_FOUND', `no lease ${req.target}; list leases with ${step.route}`, { next_step: step });
+      }
       let agentKnown: boolean | undefined;
+      let taskKnown: boolean | undefined;
       if (req.kind === 'agent') {
         requireServedSpiffeId(deps.trustDomains, req.target, 'the agent to revoke');
         agentKnown = await isKnownAgent(req.target);
       }
+      if (req.kind === 'task') taskKnown = (await store.get<{ x: number }>('SELECT 1 AS x FROM tasks WHERE txn = ?', [req.target])) !== undefined;
 
       const actor = req.actor ?? { id: 'system' };
       const r = await record(req.kind, req.target, req.reason ?? null, expiresAt, actor, req.where, agentKnown);
@@ -284,7 +303,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         if (d && typeof d.matched === 'number') counts = d as RevokeCounts;
       }
       if (leaseError) throw inEffectError(r, leaseError, counts);
-      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}) };
+      return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}), ...(taskKnown !== undefined ? { taskKnown } : {}) };
     },
 
     async revokeToken(jti, tokenExpiresAt, ctx = {}) {
@@ -299,13 +318,17 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
 
     async lift(id, ctx = {}) {
       const row = await store.get<Row & Record<string, unknown>>('SELECT id, kind, target, reason, created_at, expires_at, lifted_at FROM revocations WHERE id = ?', [id]);
-      if (!row || row.lifted_at !== null) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+      const listStep = NEXT_STEPS.listRevocations();
+      const notFound = (): never => {
+        throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with ${listStep.route}`, { next_step: listStep });
+      };
+      if (!row || row.lifted_at !== null) return notFound();
       const now = clock.now();
       // Lifted in the store together with its event, and only then in memory: until the lift is
       // recorded, the revocation stays enforced.
       await audit.commit(store, async (tx) => {
         const { changes } = await tx.run('UPDATE revocations SET lifted_at = ? WHERE id = ? AND lifted_at IS NULL', [now, id]);
-        if (changes === 0) throw fail('TESSERA_REVOCATION_NOT_FOUND', `no active revocation ${id}; list them with GET /v1/admin/revocations`);
+        if (changes === 0) notFound();
       }, {
         kind: 'revocation.lifted',
         actor: ctx.actor ?? { id: 'system' },

@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { TesseraApiError, TesseraAuthError } from './errors.js';
 import { Transport, encodePath, type FetchLike } from './http.js';
+import { DpopKey, DpopSession } from './dpop.js';
+import { authorizingFetch, type AuthorizedFetch } from './fetch.js';
+import { clientInternals, JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type ClientInternals } from './internal.js';
+import { Task, type OpenTaskOptions } from './task.js';
 
-/** RFC 8693 §2.1 grant type and token type identifiers. */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-export const JOIN_TOKEN_TYPE = 'urn:tessera:token-type:join-token';
+export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, JOIN_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from './internal.js';
+export type { AuthorizedFetch } from './fetch.js';
 
 export interface TokenResponse {
   access_token: string;
@@ -49,8 +51,11 @@ export const systemSdkClock: SdkClock = {
 export interface TesseraClientOptions {
   /** Server address; defaults to `TESSERA_ADDR`, then `http://127.0.0.1:8200`. */
   addr?: string;
-  /** RFC 8693 `audience` to request for the agent token. */
-  audience?: string;
+  /**
+   * RFC 8693 `audience` to request for the agent token; several for one token usable at the API
+   * and the MCP gateway (`[addr, \`${addr}/mcp\`]`). Default: the server's API.
+   */
+  audience?: string | readonly string[];
   fetch?: FetchLike;
   timeoutMs?: number;
   clock?: SdkClock;
@@ -60,6 +65,13 @@ export interface TesseraClientOptions {
   refreshAt?: number;
   /** Called when a background refresh fails (the current token stays in use until it expires). */
   onRefreshError?: (err: unknown) => void;
+  /**
+   * DPoP (RFC 9449, docs/dpop.md). Default `true`: the client generates an ES256 key pair in
+   * memory, sends a proof at login, and gets tokens bound to that key (`token_type: DPoP`); every
+   * request then carries a fresh proof, and server nonces are handled. A stolen token is useless
+   * without the key. Pass a `DpopKey` to use your own, or `false` for plain Bearer tokens.
+   */
+  dpop?: boolean | DpopKey;
 }
 
 type Source = { kind: 'join' } | { kind: 'file'; path: string };
@@ -68,6 +80,8 @@ interface Current {
   token: string;
   issuedAt: number;
   expiresAt: number;
+  /** DPoP-bound (`token_type: DPoP`): sent as `Authorization: DPoP` with a proof. */
+  bound: boolean;
 }
 
 /** Tokens count as expired this long before `exp`, so a request never leaves with a dying token. */
@@ -87,8 +101,9 @@ export class TesseraClient {
   private readonly clock: SdkClock;
   private readonly random: () => number;
   private readonly refreshFraction: number;
-  private readonly audience: string | undefined;
+  private readonly audience: string | readonly string[] | undefined;
   private readonly onRefreshError: ((err: unknown) => void) | undefined;
+  private readonly dpop: DpopSession | undefined;
   private source: Source | undefined;
   private current: Current | undefined;
   private timer: unknown;
@@ -104,6 +119,14 @@ export class TesseraClient {
     this.refreshFraction = options.refreshAt ?? 0.8;
     this.audience = options.audience;
     this.onRefreshError = options.onRefreshError;
+    // Proofs carry wall-clock time (the server compares `iat` with its own clock), not `clock`,
+    // which schedules refreshes.
+    if (options.dpop !== false) this.dpop = new DpopSession(options.dpop instanceof DpopKey ? options.dpop : DpopKey.generate());
+  }
+
+  /** RFC 7638 thumbprint of this client's DPoP key (the `cnf.jkt` of its tokens); undefined without DPoP. */
+  get dpopThumbprint(): string | undefined {
+    return this.dpop?.key.thumbprint;
   }
 
   /**
@@ -162,6 +185,56 @@ export class TesseraClient {
     await this.authed('DELETE', `/v1/leases/${encodeURIComponent(leaseId)}`);
   }
 
+  /**
+   * The headers that authorize one request to `url` with the current token: `Authorization:
+   * Bearer …`, or for a DPoP-bound token `Authorization: DPoP …` and a fresh `DPoP` proof made
+   * for this method and URL (so a header set is good for ONE request). Refreshes the token first
+   * when it is about to expire.
+   */
+  async authorization(method: string, url: string | URL): Promise<Record<string, string>> {
+    await this.token();
+    const cur = this.current!;
+    if (!cur.bound || !this.dpop) return { authorization: `Bearer ${cur.token}` };
+    return { authorization: `DPoP ${cur.token}`, dpop: this.dpop.proof(method.toUpperCase(), url, cur.token) };
+  }
+
+  /**
+   * A fetch that authorizes every request with `authorization()` (a new proof each time),
+   * remembers server nonces and retries once when the server asks for a new one (RFC 9449 §9).
+   * For MCP clients: `new StreamableHTTPClientTransport(url, { fetch: client.authorizedFetch() })`.
+   */
+  authorizedFetch(base: FetchLike = (input, init) => fetch(input, init)): AuthorizedFetch {
+    return authorizingFetch((method, url) => this.authorization(method, url), () => this.dpop, base);
+  }
+
+  /**
+   * Opens a root task (RFC 8693 §2.1 exchange of this client's agent token, docs/tasks.md):
+   * `scope` (space-separated or a list of `secret:` / `cred:` / `tool:` / `http:` strings),
+   * `purpose` (1–512 characters, audited), `facts` (task facts, `tctx`: at most 16 string
+   * values), `ttl` (seconds; default `tokens.task_ttl`, never beyond this client's agent token),
+   * `maxDepth` (0–8), `audience`. With DPoP (the default) the task is bound to this client's key.
+   * Throws `TesseraTaskError` with the server's code when refused (e.g.
+   * `TESSERA_TASK_DELEGATION_DENIED`, `TESSERA_OAUTH_INVALID_SCOPE`), `TesseraAuthError` when the
+   * agent token is not accepted.
+   */
+  async openTask(options: OpenTaskOptions): Promise<Task> {
+    this.assertOpen();
+    return Task.open(this[clientInternals](), options);
+  }
+
+  /** @internal what a Task needs from this client (not exported by `tessera-broker/sdk`). */
+  [clientInternals](): ClientInternals {
+    return {
+      transport: this.transport,
+      dpop: this.dpop,
+      now: () => this.clock.now(),
+      current: async () => {
+        const token = await this.token();
+        return { token, bound: this.current?.token === token && this.current.bound };
+      },
+    };
+  }
+
   /** Stops background refresh and forgets the token. Idempotent. */
   close(): void {
     this.closed = true;
@@ -174,17 +247,22 @@ export class TesseraClient {
   private async authed<T>(method: string, path: string, opts: { json?: unknown } = {}): Promise<T> {
     const token = await this.token();
     try {
-      return await this.transport.request<T>(method, path, { ...opts, token });
+      return await this.transport.request<T>(method, path, { ...opts, ...this.credential(token) });
     } catch (err) {
       // The token may have been refused just before our margin (clock skew, key rotation):
       // with a token file we can re-attest once and retry; a revoked agent fails again.
       if (err instanceof TesseraAuthError && err.code === 'TESSERA_TOKEN_EXPIRED' && this.source?.kind === 'file') {
         this.current = undefined;
         const fresh = await this.refreshNow();
-        return this.transport.request<T>(method, path, { ...opts, token: fresh });
+        return this.transport.request<T>(method, path, { ...opts, ...this.credential(fresh) });
       }
       throw err;
     }
+  }
+
+  /** How `token` is sent: Bearer, or DPoP with a proof per request when it is bound. */
+  private credential(token: string): { token: string; tokenType?: 'DPoP'; dpop?: DpopSession } {
+    return this.current?.token === token && this.current.bound && this.dpop ? { token, tokenType: 'DPoP', dpop: this.dpop } : { token };
   }
 
   private refreshNow(): Promise<string> {
@@ -221,8 +299,10 @@ export class TesseraClient {
 
   /** RFC 8693 §2.1 token exchange: attestation in, agent token out. */
   private async exchange(subjectToken: string, subjectTokenType: string): Promise<string> {
+    // RFC 9449 §5: with a proof, the token comes back bound to this client's key.
     const res = await this.transport.request<TokenResponse>('POST', '/v1/oauth/token', {
       form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: subjectTokenType, audience: this.audience },
+      ...(this.dpop ? { dpop: this.dpop } : {}),
     });
     if (!res || typeof res.access_token !== 'string' || typeof res.expires_in !== 'number' || res.expires_in <= 0) {
       throw new TesseraApiError({ code: 'TESSERA_SDK_RESPONSE_INVALID', status: 200, message: 'the token endpoint answered without access_token/expires_in (RFC 6749 §5.1)' });
@@ -230,7 +310,10 @@ export class TesseraClient {
     if (this.closed) return res.access_token;
     const now = this.clock.now();
     // Prefer expires_in (RFC 6749 §5.1) — it is relative, so immune to clock skew with the server.
-    this.current = { token: res.access_token, issuedAt: now, expiresAt: now + res.expires_in * 1000 };
+    // A server without DPoP answers `Bearer` (RFC 9449 §5): the token is then used as such.
+    const bound = typeof res.token_type === 'string' && res.token_type.toLowerCase() === 'dpop';
+    if (bound && !this.dpop) throw new TesseraApiError({ code: 'TESSERA_SDK_RESPONSE_INVALID', status: 200, message: 'the token endpoint answered token_type DPoP to a request without a DPoP proof' });
+    this.current = { token: res.access_token, issuedAt: now, expiresAt: now + res.expires_in * 1000, bound };
     this.failures = 0;
     this.schedule();
     return res.access_token;

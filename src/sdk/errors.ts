@@ -10,14 +10,20 @@ export class TesseraApiError extends Error {
   readonly requestId: string | undefined;
   /** RFC 6749 §5.2 error name, when the error came from the OAuth token endpoint. */
   readonly oauthError: string | undefined;
+  /**
+   * The error's `details` object as the server sent it (e.g. `field`, `retry_after_s`,
+   * `next_step: { route, cli }`), when there was one. Never holds a token or a secret value.
+   */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(init: { code: string; status: number; message: string; requestId?: string; oauthError?: string }, options?: { cause?: unknown }) {
+  constructor(init: { code: string; status: number; message: string; requestId?: string; oauthError?: string; details?: Record<string, unknown> }, options?: { cause?: unknown }) {
     super(init.message, options);
     this.name = 'TesseraApiError';
     this.code = init.code;
     this.status = init.status;
     this.requestId = init.requestId;
     this.oauthError = init.oauthError;
+    this.details = init.details;
   }
 }
 
@@ -30,6 +36,26 @@ export class TesseraAuthError extends TesseraApiError {
   constructor(init: ConstructorParameters<typeof TesseraApiError>[0], options?: { cause?: unknown }) {
     super(init, options);
     this.name = 'TesseraAuthError';
+  }
+}
+
+/**
+ * The token endpoint refused to open or delegate a task (RFC 8693 §2.2.2) for a reason other
+ * than the tokens themselves: a wider scope than the parent's (`TESSERA_TASK_SCOPE_WIDENED`,
+ * `oauthError` `invalid_scope`), a malformed scope (`TESSERA_OAUTH_INVALID_SCOPE`), a lifetime
+ * beyond the parent's (`TESSERA_TASK_LIFETIME_EXCEEDED`, `details.max_s`), depth
+ * (`TESSERA_TASK_DEPTH_EXCEEDED`, `TESSERA_TASK_MAX_DEPTH_RAISED`), audiences
+ * (`TESSERA_TASK_AUDIENCE_WIDENED`), task facts (`TESSERA_TASK_CONTEXT_CHANGED`), binding
+ * (`TESSERA_TASK_BINDING_REQUIRED`, `TESSERA_TASK_KEY_MISMATCH`), policy
+ * (`TESSERA_TASK_DELEGATION_DENIED`), a bad parameter (`TESSERA_TASK_PARAMETER_INVALID`,
+ * `details.field`) or the rate limit (`TESSERA_TASK_RATE_LIMITED`, status 429). The code is the
+ * server's, unchanged (docs/tasks.md "Narrowing rules", docs/errors.md). A subject or actor token
+ * that did not verify (expired, revoked) is a `TesseraAuthError` instead.
+ */
+export class TesseraTaskError extends TesseraApiError {
+  constructor(init: ConstructorParameters<typeof TesseraApiError>[0], options?: { cause?: unknown }) {
+    super(init, options);
+    this.name = 'TesseraTaskError';
   }
 }
 

@@ -1,4 +1,6 @@
 import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
+import { isNonceChallenge, type DpopSession } from './dpop.js';
+import { describeDuration } from '../shared/duration.js';
 
 /** The subset of `fetch` the SDK needs; injectable so callers can add a dispatcher or proxy. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -15,10 +17,20 @@ export interface TransportOptions {
 
 export interface RequestOptions {
   token?: string;
+  /** `Bearer` (default) or `DPoP` for a DPoP-bound token (RFC 9449 §7.1). */
+  tokenType?: 'Bearer' | 'DPoP';
+  /**
+   * Sends a DPoP proof made for this request (with `ath` for a DPoP token), remembers the
+   * server's `DPoP-Nonce`, and retries once when the server asks for a new nonce.
+   */
+  dpop?: DpopSession;
   /** JSON body. */
   json?: unknown;
-  /** `application/x-www-form-urlencoded` body (RFC 6749 §4.1.3 / RFC 8693 §2.1). */
-  form?: Record<string, string | undefined>;
+  /**
+   * `application/x-www-form-urlencoded` body (RFC 6749 §4.1.3 / RFC 8693 §2.1); an array value
+   * repeats the parameter (RFC 8693 `audience`, RFC 8707 `resource`).
+   */
+  form?: Record<string, string | readonly string[] | undefined>;
   query?: Record<string, string | number | boolean | undefined>;
   signal?: AbortSignal;
 }
@@ -78,26 +90,38 @@ export class Transport {
     let body: string | undefined;
     if (options.form) {
       const form = new URLSearchParams();
-      for (const [k, v] of Object.entries(options.form)) if (v !== undefined) form.set(k, v);
+      for (const [k, v] of Object.entries(options.form)) for (const x of v === undefined ? [] : typeof v === 'string' ? [v] : v) form.append(k, x);
       body = form.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     } else if (options.json !== undefined) {
       body = JSON.stringify(options.json);
       headers['content-type'] = 'application/json';
     }
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const scheme = options.tokenType ?? 'Bearer';
+    if (options.token) headers.authorization = `${scheme} ${options.token}`;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const dpop = options.dpop;
+    const withProof = (): Record<string, string> => (dpop ? { ...headers, dpop: dpop.proof(method, url, scheme === 'DPoP' ? options.token : undefined) } : headers);
 
     let res: Response;
     let text: string;
     try {
-      res = await this.fetchImpl(url.toString(), { method, headers, body, signal, redirect: 'error' });
+      res = await this.fetchImpl(url.toString(), { method, headers: withProof(), body, signal, redirect: 'error' });
       text = await res.text();
+      if (dpop) {
+        dpop.observe(url, res.headers);
+        // RFC 9449 §8, §9: the server wants its nonce in the proof; once, with the nonce it sent.
+        if (isNonceChallenge(res.status, res.headers, safeJson(text)) && res.headers.get('dpop-nonce')) {
+          res = await this.fetchImpl(url.toString(), { method, headers: withProof(), body, signal, redirect: 'error' });
+          text = await res.text();
+          dpop.observe(url, res.headers);
+        }
+      }
     } catch (err) {
       // Never include the request (it may hold a token) — only the address and the cause.
       const cause = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
-      const why = cause.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
+      const why = cause.name === 'TimeoutError' ? `no answer within ${describeDuration(this.timeoutMs)}` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
       throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', this.addr, `cannot reach Tessera at ${this.addr} (${why}); check TESSERA_ADDR and that the server is running`, { cause: err });
     }
 
@@ -114,16 +138,27 @@ export class Transport {
   }
 }
 
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 function toApiError(status: number, body: unknown, addr: string, what: string): Error {
   const b = (body ?? {}) as Record<string, unknown>;
   let init: ConstructorParameters<typeof TesseraApiError>[0] | undefined;
   if (b.error && typeof b.error === 'object') {
     // Tessera API error shape.
     const e = b.error as Record<string, unknown>;
-    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined };
+    const details = e.details && typeof e.details === 'object' && !Array.isArray(e.details) ? (e.details as Record<string, unknown>) : undefined;
+    init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined, ...(details ? { details } : {}) };
   } else if (typeof b.error === 'string') {
-    // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` alongside.
+    // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` (and `details`) alongside.
+    const details = b.details && typeof b.details === 'object' && !Array.isArray(b.details) ? (b.details as Record<string, unknown>) : undefined;
     init = {
+      ...(details ? { details } : {}),
       code: typeof b.code === 'string' ? b.code : `OAUTH_${b.error.toUpperCase()}`,
       status,
       message: typeof b.error_description === 'string' ? b.error_description : b.error,
@@ -134,6 +169,6 @@ function toApiError(status: number, body: unknown, addr: string, what: string): 
   if (!init) {
     return new TesseraConnectionError('TESSERA_SDK_RESPONSE_INVALID', addr, `${what} answered ${status} without a Tessera error body; is ${addr} a Tessera server (or a proxy in between)?`);
   }
-  const auth = status === 401 || init.oauthError === 'invalid_grant' || init.oauthError === 'invalid_token' || init.oauthError === 'invalid_client';
+  const auth = status === 401 || ['invalid_grant', 'invalid_token', 'invalid_client', 'invalid_dpop_proof', 'use_dpop_nonce'].includes(init.oauthError ?? '');
   return auth ? new TesseraAuthError(init) : new TesseraApiError(init);
 }

@@ -1,17 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { authorizeWithScope } from '../policy/scope.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import { z } from 'zod';
 import type { Store, SqlExecutor } from '../store/port.js';
 import type { Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditActor, AuditWhere } from '../audit/events.js';
-import type { Authorizer, PolicyAction } from '../policy/types.js';
+import type { PolicyAction } from '../policy/types.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { TesseraError, fail } from '../shared/errors.js';
 import { parseInput } from '../server/validate.js';
 import { aesGcmOpen, aesGcmSeal, type Sealer } from './sealer.js';
 import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
 import { SECRET_MODES, type SecretMode } from './modes.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /**
  * The `kv` engine: static secrets at hierarchical paths, versioned, encrypted before they
@@ -75,9 +76,9 @@ export interface KvService {
   /** Internal/admin read. Audited as `secret.read` when `ctx` is given. */
   get(path: string, options?: { version?: number; ctx?: AuditContext }): Promise<SecretValue>;
   /** Agent read: `read`-mode secrets only, and only if policy permits `secret.read`. Always audited. */
-  readForAgent(principal: AgentPrincipal, path: string, authorizer: Authorizer, where?: AuditWhere): Promise<{ path: SecretPath; version: number; value: string }>;
+  readForAgent(principal: AgentPrincipal, path: string, authorizer: RequestAuthorizer, where?: AuditWhere): Promise<{ path: SecretPath; version: number; value: string }>;
   /** Gateway/proxy: the value to inject, if policy permits `secret.inject` (any mode). Always audited. */
-  resolveForInjection(principal: AgentPrincipal, path: string, authorizer: Authorizer, where?: AuditWhere): Promise<{ path: SecretPath; version: number; value: string }>;
+  resolveForInjection(principal: AgentPrincipal, path: string, authorizer: RequestAuthorizer, where?: AuditWhere): Promise<{ path: SecretPath; version: number; value: string }>;
   metadata(path: string): Promise<SecretMetadata>;
   /** Metadata of the secrets at or under `prefix` ('' = all), ordered by path; never values. */
   list(prefix?: string, options?: { limit?: number }): Promise<{ secrets: SecretMetadata[]; truncated: boolean }>;
@@ -179,7 +180,10 @@ export function createKvService(deps: KvDeps): KvService {
 
   async function requireSecret(path: SecretPath): Promise<SecretRow> {
     const row = await loadSecret(store, path);
-    if (!row) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}; list what exists with GET /v1/admin/secrets?prefix=…`);
+    if (!row) {
+      const step = NEXT_STEPS.listSecrets();
+      throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}; list what exists with ${step.route}`, { next_step: step });
+    }
     return row;
   }
 
@@ -216,7 +220,7 @@ export function createKvService(deps: KvDeps): KvService {
   }
 
   /** Shared by the two agent paths: policy first (so an unauthorised caller learns nothing about the path), then mode, then decrypt. */
-  async function agentRead(principal: AgentPrincipal, rawPath: string, authorizer: Authorizer, action: PolicyAction, where: AuditWhere | undefined) {
+  async function agentRead(principal: AgentPrincipal, rawPath: string, authorizer: RequestAuthorizer, action: PolicyAction, where: AuditWhere | undefined) {
     const path = parseSecretPath(rawPath);
     const base = {
       kind: 'secret.read' as const,
@@ -227,13 +231,13 @@ export function createKvService(deps: KvDeps): KvService {
       ...(principal.purpose ? { purpose: principal.purpose } : {}),
       ...(where ? { where } : {}),
     };
-    // Policy is the ceiling, the token scope (`secret:<path-glob>`) narrows it: both must allow.
-    const decision = authorizeWithScope(authorizer, { principal, action, resource: { type: 'Secret', path } });
+    // The request pipeline: the token scope (`secret:<path-glob>`) ∩ Cedar for the acting agent.
+    const request = { principal, action, resource: { type: 'Secret', path } } as const;
+    const decision = authorizer.authorize(request);
     if (!decision.allowed) {
-      const code = decision.scopeDenied ? 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' : 'TESSERA_POLICY_DENIED';
-      await audit.append({ ...base, result: 'deny', reason: { policies: decision.policies, code }, details: {} });
-      if (decision.scopeDenied) throw new TesseraError(code, `the token scope does not include secret:${path}; request a task token with that scope`);
-      throw new TesseraError(code, `policy does not permit ${action} on Secret "${path}" for ${principal.spiffeId}`, { policies: decision.policies });
+      const err = refusalOf(decision, request);
+      await audit.append({ ...base, result: 'deny', reason: { policies: decision.policies, code: err.code }, details: {} });
+      throw err;
     }
     const secret = await loadSecret(store, path);
     if (!secret) {

@@ -3,9 +3,10 @@ import { z } from 'zod';
 import { parseInput } from '../server/validate.js';
 import { duration } from '../config/schema.js';
 import { TesseraError } from '../shared/errors.js';
-import type { Authorizer } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import type { AuditWhere } from '../audit/events.js';
 import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } from './kv.js';
+import { parseSecretPath } from './path.js';
 
 /**
  * HTTP surface of the kv engine.
@@ -19,7 +20,8 @@ import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } 
  */
 export interface SecretRouteDeps {
   readonly kv: KvService;
-  readonly authorizer: Authorizer;
+  /** The request pipeline's authorizer (token scope ∩ Cedar). */
+  readonly authorizer: RequestAuthorizer;
 }
 
 const putBody = z.object({
@@ -49,6 +51,15 @@ export function rawWildcardPath(req: FastifyRequest): string {
   }
   const rest = pathPart.slice(prefix.length);
   if (rest.includes('%')) {
+    // A client that percent-encoded a character outside the set (`kv put 'bad path/x'` sends
+    // `bad%20path`): name that character, as for an unencoded path. Valid paths never need `%`.
+    let decoded: string | undefined;
+    try {
+      decoded = decodeURIComponent(rest);
+    } catch {
+      decoded = undefined;
+    }
+    if (decoded !== undefined) parseSecretPath(decoded);
     throw new TesseraError(
       'TESSERA_SECRET_PATH_INVALID',
       'percent-encoded characters are not allowed in a secret path; allowed characters are A-Z a-z 0-9 . _ - and "/" between segments',

@@ -5,6 +5,10 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
 import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
 import { checkJsonInput } from '../shared/json-depth.js';
+import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type PresentedRequest } from '../dpop/index.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
+import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -12,9 +16,12 @@ export interface AdminPrincipal {
   readonly tokenId: string;
 }
 
-/** Verifies an agent or task token (src/tokens) and returns the caller; throws TESSERA_TOKEN_* errors. */
+/**
+ * Verifies an agent or task token (src/tokens) and its DPoP binding (src/dpop, RFC 9449) for
+ * this request, and returns the caller; throws TESSERA_TOKEN_* / TESSERA_DPOP_* errors.
+ */
 export interface AgentAuthenticator {
-  authenticate(token: string, meta: RequestMeta): Promise<AgentPrincipal>;
+  authenticate(token: string, meta: RequestMeta, request: PresentedRequest): Promise<AgentPrincipal>;
 }
 
 export interface AdminAuthenticator {
@@ -55,12 +62,21 @@ export interface AppOptions {
   originPolicy?: OriginPolicy;
   /** Called for each request refused by the Origin/Host check (metrics). */
   onGuardRefused?: (what: GuardRefusal) => void;
+  /**
+   * DPoP (src/dpop): the algorithms accepted for proofs (the `algs` of the `DPoP` challenge next
+   * to `Bearer` on a 401 without a token), and the server nonce for `DPoP-Nonce` on answers to
+   * DPoP requests (undefined when nonces are off).
+   */
+  dpop?: { readonly algs: readonly string[]; nonce(): string | undefined };
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
-const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id';
-/** Response headers a browser client may read: the MCP session id, auth challenges, limits. */
-const CORS_EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id';
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, dpop';
+/** Response headers a browser client may read: the MCP session id, auth challenges, limits, DPoP nonces. */
+const CORS_EXPOSE_HEADERS = 'mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-request-id, dpop-nonce';
+
+/** Longest path parameter (`:id`, `:name`) routed (fastify's default); longer ones are refused. */
+const MAX_PARAM_LENGTH = 100;
 
 const MULTI_VALUED_PARAMS = new Set(['audience', 'resource']);
 
@@ -74,6 +90,18 @@ export function createApp(options: AppOptions): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors fastify raises before routing (a URL whose "%" starts no valid escape) get the same
+    // body and a stable code like every other error.
+    frameworkErrors: (error, req, reply) => {
+      // The URL itself is never echoed (it may carry anything a client put there).
+      const err = error.code === 'FST_ERR_BAD_URL'
+        ? new TesseraError('TESSERA_REQUEST_MALFORMED', 'the request URL is not valid: a "%" must start a percent-encoded UTF-8 byte such as %20 (RFC 3986 §2.1)')
+        : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new TesseraError('TESSERA_REQUEST_INVALID', `a path parameter is longer than ${MAX_PARAM_LENGTH} characters; no id or name Tessera issues is that long`)
+          : toTesseraError(error);
+      sendError(req, reply, err);
+    },
   });
 
   // RFC 6749 §3.2: token endpoint parameters are form-encoded, and must not repeat.
@@ -144,21 +172,32 @@ export function createApp(options: AppOptions): FastifyInstance {
     const err = toTesseraError(error);
     if (err.code === 'TESSERA_INTERNAL') req.log.error({ err: error, reqId: req.id }, 'unhandled error');
     options.onError?.(req, err);
-    sendError(req, reply, err);
+    sendError(req, reply, err, options.dpop?.algs);
   });
 
   app.decorateRequest('admin', undefined);
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
+    // An agent's or a join token on an operator endpoint: say which (its shape only; nothing is verified).
+    const kind = tokenKindOf(token);
+    if (kind === 'jwt' || kind === 'join') {
+      throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; operator endpoints need an admin token (tsr_admin_…, printed by \`tessera init\` or \`tessera dev\`)`);
+    }
     req.admin = await options.admin.authenticate(token);
   });
 
   app.decorateRequest('agent', undefined);
-  app.decorate('requireAgent', async (req: FastifyRequest) => {
-    const token = bearerToken(req);
-    if (!token) throw new TesseraError('TESSERA_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <agent token>`; log in with POST /v1/oauth/token first');
-    req.agent = await options.agents.authenticate(token, app.requestMeta(req));
+  app.decorate('requireAgent', async (req: FastifyRequest, reply: FastifyReply) => {
+    const presented = parseAuthorization(req.headers.authorization);
+    const login = NEXT_STEPS.login();
+    if (!presented) throw new TesseraError('TESSERA_TOKEN_MISSING', `this endpoint needs \`Authorization: Bearer <agent token>\` (or \`Authorization: DPoP <token>\` with a \`DPoP\` proof for a DPoP-bound token); log in with ${login.route} first`, { next_step: login });
+    if (presented.scheme === 'DPoP') {
+      // RFC 9449 §8.2 / §9: the current nonce on every answer to a DPoP request (success or not).
+      const nonce = options.dpop?.nonce();
+      if (nonce) reply.header('dpop-nonce', nonce);
+    }
+    req.agent = await options.agents.authenticate(presented.token, app.requestMeta(req), { scheme: presented.scheme, method: req.method, target: req.url, proof: req.headers.dpop });
   });
 
   app.decorate('requestMeta', (req: FastifyRequest): RequestMeta => ({ requestId: req.id, source: req.ip, replica: options.replicaId }));
@@ -169,8 +208,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler for operator routes. */
     requireAdmin: (req: FastifyRequest) => Promise<void>;
-    /** preHandler for agent-facing routes: verifies the bearer token and sets req.agent. */
-    requireAgent: (req: FastifyRequest) => Promise<void>;
+    /** preHandler for agent-facing routes: verifies the token (Bearer, or DPoP with its proof) and sets req.agent. */
+    requireAgent: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
     requestMeta: (req: FastifyRequest) => RequestMeta;
   }
 }
@@ -216,20 +255,29 @@ function publicMessage(code: ErrorCode, _raw?: string): string {
   }
 }
 
-export function sendError(req: FastifyRequest, reply: FastifyReply, err: TesseraError): void {
+export function sendError(req: FastifyRequest, reply: FastifyReply, err: TesseraError, dpopAlgs?: readonly string[]): void {
   const oauth = req.routeOptions?.config?.oauth === true && err.oauthError;
   const retry = retryAfterOf(err);
   if (retry !== undefined) reply.header('retry-after', String(retry)); // RFC 9110 §10.2.3
-  if (err.status === 401) {
-    const realm = 'realm="tessera"';
-    reply.header('www-authenticate', err.oauthError ? `Bearer ${realm}, error="${err.oauthError}"` : `Bearer ${realm}`);
+  const dpop = dpopChallengeOf(err);
+  if (dpop?.nonce) reply.header('dpop-nonce', dpop.nonce); // RFC 9449 §8, §9
+  // RFC 9449 §5 / RFC 6749 §5.2: the token endpoint answers a refused DPoP proof with 400.
+  const status = oauth && dpop && err.status === 401 ? 400 : err.status;
+  if (status === 401) {
+    if (dpop) reply.header('www-authenticate', dpopWwwAuthenticate(err, dpop, { realm: 'tessera' })); // RFC 9449 §7.1
+    else {
+      const bearer = bearerChallenge({ realm: 'tessera', error: err.oauthError });
+      // No token at all: both schemes are offered (RFC 9449 §7.1).
+      reply.header('www-authenticate', err.code === 'TESSERA_TOKEN_MISSING' && dpopAlgs ? `${bearer}, ${challenge('DPoP', { realm: 'tessera', algs: dpopAlgs.join(' ') })}` : bearer);
+    }
   }
   if (oauth) {
-    // RFC 6749 §5.2 shape, with Tessera's stable code alongside.
-    void reply.status(err.status).send({ error: err.oauthError, error_description: err.message, code: err.code, request_id: req.id });
+    // RFC 6749 §5.2 shape, with Tessera's stable code alongside (and its details: which field,
+    // which verification step — §5.2 allows additional members).
+    void reply.status(status).send({ error: err.oauthError, error_description: err.message, code: err.code, request_id: req.id, ...(err.details ? { details: err.details } : {}) });
     return;
   }
-  void reply.status(err.status).send({ error: { code: err.code, message: err.message, request_id: req.id, ...(err.details ? { details: err.details } : {}) } });
+  void reply.status(status).send({ error: { code: err.code, message: err.message, request_id: req.id, ...(err.details ? { details: err.details } : {}) } });
 }
 
 /** Seconds a refused client should wait (`details.retry_after_s` of 429/503 errors), for `Retry-After`. */

@@ -6,7 +6,7 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /readyz': 'Readiness: store, policy set, audit and signing keys are usable; failing checks are named.',
   'GET /metrics': 'Prometheus metrics.',
   'GET /v1/openapi.json': 'This document.',
-  'POST /v1/oauth/token': 'RFC 8693 token exchange: attestation (join token, Kubernetes/OIDC JWT, JWT-SVID) → agent token.',
+  'POST /v1/oauth/token': 'RFC 8693 token exchange: attestation (join token, Kubernetes/OIDC JWT, JWT-SVID) → agent token; agent token → root task token; task token (+ actor_token or label) → delegated child task token.',
   'POST /v1/oauth/introspect': 'RFC 7662 introspection (admin token): is this Tessera token active, and its claims.',
   'POST /v1/oauth/revoke': 'RFC 7009 revocation: the holder revokes its own token; always 200.',
   'POST /v1/admin/keys/rotate': 'Operator: rotate the token signing key now; `revoke_previous` refuses every token signed by older keys.',
@@ -25,7 +25,9 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'POST /v1/admin/join-tokens': 'Operator: create a one-time join token bound to a SPIFFE ID.',
   'GET /v1/admin/join-tokens': 'Operator: list join tokens (never their values).',
   'GET /v1/admin/agents': 'Operator: agents that have logged in.',
-  'GET /v1/admin/leases': 'Operator: list leases (`?state=`, `?irrevocable=true`, `?owner=`).',
+  'GET /v1/admin/leases': 'Operator: list leases (`?state=`, `?irrevocable=true`, `?owner=`, `?task=` for a task subtree).',
+  'GET /v1/admin/tasks': 'Operator: list tasks, newest first (`?root=`, `?agent=`, `?sub=`, `?user=`, `?roots=true`, `?state=active|expired|revoked`, `?since=`, `?before=`, `?limit=`).',
+  'GET /v1/admin/tasks/:txn': 'Operator: a task and its subtree, each node with its actor, scope, purpose, token HMAC, leases and audit events (`?events=false` to leave them out).',
   'DELETE /v1/admin/leases/:id': 'Operator: revoke a lease.',
   'GET /v1/admin/engines/postgres': 'Operator: list postgres engine configurations (never their connection URL).',
   'PUT /v1/admin/engines/postgres/:name': 'Operator: configure a postgres engine (management URL stored sealed; checked for CREATEROLE).',
@@ -87,7 +89,7 @@ export function registerOpenApi(app: FastifyInstance, info: { version: string; p
       components: {
         securitySchemes: {
           adminToken: { type: 'http', scheme: 'bearer', description: 'Operator token from `tessera init` / `tessera dev`.' },
-          agentToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token (JWT-SVID) from POST /v1/oauth/token.' },
+          agentToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token (JWT-SVID) or task token (tessera-task+jwt) from POST /v1/oauth/token.' },
         },
         schemas: {
           Error: {

@@ -23,7 +23,8 @@ export type LimitName =
   | 'gateway.inflight_per_session'
   | 'gateway.upstream_processes_per_agent'
   | 'login.per_identity'
-  | 'login.per_source';
+  | 'login.per_source'
+  | 'task.per_agent';
 
 export interface LimitRefusal {
   readonly limit: LimitName;
@@ -73,6 +74,7 @@ export function createLimitAuditor(deps: { audit: AuditWriter; clock: Clock; log
 /** The error code a refusal by this limit carries. */
 export function codeOf(limit: LimitName): ErrorCode {
   if (limit.startsWith('login.')) return 'TESSERA_LOGIN_RATE_LIMITED';
+  if (limit === 'task.per_agent') return 'TESSERA_TASK_RATE_LIMITED';
   if (limit === 'gateway.requests_per_agent') return 'TESSERA_GATEWAY_RATE_LIMITED';
   if (limit === 'gateway.sessions') return 'TESSERA_GATEWAY_BUSY';
   if (limit === 'gateway.sessions_per_agent') return 'TESSERA_GATEWAY_SESSION_LIMIT';

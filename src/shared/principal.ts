@@ -40,14 +40,46 @@ export interface AgentPrincipal {
   readonly jti: string;
   /** Token expiry, epoch ms. */
   readonly expiresAt: number;
+  /** Which Tessera token authenticated the request (absent: an agent token, as before task tokens). */
+  readonly tokenKind?: 'agent' | 'task';
   /** Scope strings carried by the token; undefined means "no scope restriction beyond policy" (plain agent token). */
   readonly scope?: readonly string[];
   /** Task id (`txn`) for task tokens. */
   readonly task?: string;
-  /** Delegation chain, outermost first, for task tokens. */
+  /** Parent task id (`ptxn`); absent for a root task. */
+  readonly parentTask?: string;
+  /** Root task id (`rtxn`). */
+  readonly rootTask?: string;
+  /** Every ancestor task id, root first (`anc`): revoking any of them refuses this token. */
+  readonly ancestors?: readonly string[];
+  /**
+   * The delegators, oldest first (the agent that opened the root task first; the acting agent
+   * itself excluded): `chain.length` is the task depth. Empty for a root task.
+   */
   readonly chain?: readonly string[];
+  /** Task depth (0 = root) and the tree's bound on it. */
+  readonly depth?: number;
+  readonly maxDepth?: number;
+  /** The sub-agent label when the acting sub-agent has no identity of its own (it acts as `spiffeId`). */
+  readonly label?: string;
+  /** Task facts (`tctx`), string values only. */
+  readonly tctx?: Readonly<Record<string, string>>;
+  /** The token's `sub`: the original principal (the root agent; a user when acting for one). */
+  readonly subject?: string;
+  /** The token's audiences. */
+  readonly audience?: readonly string[];
+  /** The RFC 8693 actor chain, oldest first (task tokens): the audit and the admin tree show it. */
+  readonly actors?: readonly { readonly sub: string; readonly label?: string }[];
+  /** The user the task acts for (on-behalf-of; set by the Users feature). */
   readonly user?: string;
   readonly purpose?: string;
+  /**
+   * Confirmation (RFC 7800 §3.1): the token is DPoP-bound to the key with this RFC 7638 SHA-256
+   * thumbprint (RFC 9449 §6.1), agent and task tokens alike. The request pipeline's authenticate
+   * step (src/pipeline/authenticate.ts) then required a valid proof by that key for the request;
+   * policy sees it as `context.dpop`.
+   */
+  readonly cnf?: { readonly jkt: string };
 }
 
 /**

@@ -2,9 +2,22 @@
  * What token verification asks the kill switch (src/revocations implements it from an
  * in-memory set kept in step with the store, so the check costs a few map lookups).
  */
+export interface RevocationSubject {
+  /** The acting agent. */
+  readonly spiffeId: string;
+  readonly jti: string;
+  readonly issuedAt?: number;
+  /** The task (`txn`) and its ancestors (`anc`): revoking any of them refuses the token. */
+  readonly task?: string;
+  readonly ancestors?: readonly string[];
+  readonly user?: string;
+  /** The delegators: a revoked agent anywhere in the chain refuses the token. */
+  readonly chain?: readonly string[];
+}
+
 export interface RevocationChecker {
-  /** True when the token, its agent, its task (or an ancestor task) or its user is revoked. */
-  isRevoked(subject: { spiffeId: string; jti: string; issuedAt: number; task?: string; user?: string }): boolean;
+  /** True when the token, its agent, its task (or an ancestor task), its user or an agent of its chain is revoked. */
+  isRevoked(subject: RevocationSubject): boolean;
   /** True when new logins for this SPIFFE ID must be refused. */
   isAgentRevoked(spiffeId: string): boolean;
 }

@@ -179,6 +179,47 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: [`ALTER TABLE pg_engine_roles ADD COLUMN owned_objects TEXT NOT NULL DEFAULT 'drop'`, `ALTER TABLE pg_engine_roles ADD COLUMN reassign_to TEXT`],
   },
   {
+    // Task tree (src/tasks, docs/tasks.md, ADR 0100): one row per task node, written with its
+    // `task.created` event. `task_ancestors` holds (ancestor, txn) for every ancestor of a node
+    // AND the node itself, so a subtree is one indexed lookup (revocation drops the subtree's
+    // leases with it; `audit tail --txn` shows the subtree's events).
+    id: 100,
+    name: 'tasks',
+    sql: [
+      `CREATE TABLE tasks (
+        txn TEXT PRIMARY KEY,
+        parent TEXT,
+        root TEXT NOT NULL,
+        depth BIGINT NOT NULL,
+        max_depth BIGINT NOT NULL,
+        sub TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        actors TEXT NOT NULL,
+        label TEXT,
+        user_id TEXT,
+        scope TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        tctx TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        jkt TEXT,
+        jti_hmac TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX tasks_root ON tasks (root, created_at)`,
+      `CREATE INDEX tasks_parent ON tasks (parent)`,
+      `CREATE INDEX tasks_created ON tasks (created_at)`,
+      `CREATE INDEX tasks_actor ON tasks (actor, created_at)`,
+      `CREATE INDEX tasks_user ON tasks (user_id)`,
+      `CREATE TABLE task_ancestors (
+        ancestor TEXT NOT NULL,
+        txn TEXT NOT NULL,
+        PRIMARY KEY (ancestor, txn)
+      )`,
+      `CREATE INDEX task_ancestors_txn ON task_ancestors (txn)`,
+    ],
+  },
+  {
     // Audit retention and background jobs (docs/audit.md, ADR 0031): one signed prune statement
     // per archived segment (the statement JSON is what is signed; to_seq/from_seq are for
     // lookup only), and the state of verify/archive jobs so any replica can report them.
@@ -210,7 +251,7 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     // Postgres engine roles: groups that are pg_* built-in roles or carry privileged attributes
     // only when the operator opts in (docs/adr/0064-engine-role-privileges.md).
-    id: 140,
+    id: 320,
     name: 'engine_postgres_allow_privileged_groups',
     sql: [`ALTER TABLE pg_engine_roles ADD COLUMN allow_privileged_groups INTEGER NOT NULL DEFAULT 0`],
   },

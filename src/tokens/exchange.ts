@@ -5,24 +5,45 @@ import type { RevocationChecker } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { RequestMeta } from '../server/app.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
-import type { TokenService } from './service.js';
+import { auditTokenRefusal, type TokenService } from './service.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
+import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
+import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
+import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
+import { DOWNSTREAM_TOKEN_TYP } from './service.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** RFC 8693 §2.2.1 successful response. */
-export interface TokenExchangeResponse {
+/** RFC 8693 §2.2.1 successful response: a login's agent token, or a task token. */
+export type TokenExchangeResponse = LoginResponse | TaskTokenResponse;
+
+/** A login's answer; `token_type: DPoP` for a DPoP-bound token (RFC 9449 §5). */
+export interface LoginResponse {
   readonly access_token: string;
   readonly issued_token_type: typeof TOKEN_TYPE_JWT;
-  readonly token_type: 'Bearer';
+  readonly token_type: 'Bearer' | 'DPoP';
   readonly expires_in: number;
+}
+
+/**
+ * The HTTP facts of a token request its DPoP proof is checked against (RFC 9449 §5: htm POST,
+ * htu the endpoint, no `ath`). The key of a valid proof is what the issued token is bound to —
+ * a login's agent token, a root task's or a child's task token alike.
+ */
+export interface TokenRequestHttp {
+  readonly method: string;
+  /** Request target as received. */
+  readonly target: string;
+  /** The `DPoP` header, if any. */
+  readonly proof: string | readonly string[] | undefined;
 }
 
 const many = z.union([z.string().min(1).max(2048), z.array(z.string().min(1).max(2048)).min(1).max(8)]).optional();
 
-// RFC 8693 §2.1 request parameters. Unknown parameters are ignored (RFC 6749 §3.2).
+// RFC 8693 §2.1 request parameters, and the task parameters (docs/tasks.md "Parameters").
+// Unknown parameters are ignored (RFC 6749 §3.2), except names of claims (src/tasks/params.ts).
 const requestSchema = z.object({
   grant_type: z.string().min(1, 'grant_type is required'),
   subject_token: z.string().min(1).max(16_384),
@@ -30,10 +51,27 @@ const requestSchema = z.object({
   audience: many,
   resource: many,
   requested_token_type: z.string().max(256).optional(),
-  scope: z.string().max(4096).optional(),
+  scope: z.string().max(TASK_LIMITS.scopes * (TASK_LIMITS.scopeChars + 1)).optional(),
   actor_token: z.string().max(16_384).optional(),
   actor_token_type: z.string().max(256).optional(),
+  purpose: z.string().max(4 * TASK_LIMITS.purposeChars).optional(),
+  tctx: z.string().max(2 * TASK_LIMITS.tctxJsonBytes).optional(),
+  requested_ttl: z.string().max(32).optional(),
+  max_depth: z.string().max(32).optional(),
+  label: z.string().max(4 * TASK_LIMITS.labelChars).optional(),
+  scope_mode: z.string().max(32).optional(),
 });
+
+/** Parameters only a task exchange takes: on a login they mean the client is confused, so they are refused. */
+const TASK_ONLY = ['purpose', 'tctx', 'requested_ttl', 'max_depth', 'label', 'scope_mode'] as const;
+
+/**
+ * Parameters that would let a client name the key a token is bound to. A token is bound only to
+ * the key of the request's own verified DPoP proof (RFC 9449 §5): a thumbprint by parameter
+ * (`dpop_jkt` is an authorization-endpoint parameter, RFC 9449 §10) proves no key, so it is
+ * refused rather than ignored (ignoring it would issue a bearer token the client believes bound).
+ */
+const KEY_PARAMETERS = ['dpop_jkt'] as const;
 
 export interface TokenExchange {
   /**
@@ -42,7 +80,11 @@ export interface TokenExchange {
    * `details.retry_after_s`.
    */
   admitSource(meta: RequestMeta): void;
-  exchange(params: unknown, meta: RequestMeta): Promise<TokenExchangeResponse>;
+  /**
+   * `http`: the request's method, target and `DPoP` header; a valid proof binds the issued token
+   * to its key (absent: no proof, as for a request without a `DPoP` header).
+   */
+  exchange(params: unknown, meta: RequestMeta, http?: TokenRequestHttp): Promise<TokenExchangeResponse>;
 }
 
 export interface TokenExchangeDeps {
@@ -50,6 +92,8 @@ export interface TokenExchangeDeps {
   readonly tokens: TokenService;
   readonly revocations: RevocationChecker;
   readonly audit: AuditWriter;
+  /** DPoP (src/dpop): verifies a proof sent with the request and says when binding is required. */
+  readonly dpop: DpopGuard;
   /** Audience of a token requested without `audience`/`resource`: Tessera's own API. */
   readonly defaultAudience: string;
   /** Every audience Tessera serves (its API, the MCP gateway, the proxy). RFC 8707 §2. */
@@ -65,7 +109,35 @@ export interface TokenExchangeDeps {
    * retried with the same token.
    */
   readonly joinTokenIdentity?: (token: string) => Promise<string | undefined>;
+  /**
+   * Task tokens and delegation (src/tasks): exchanges whose subject is one of Tessera's own
+   * tokens (`subject_token_type` access_token). Absent: refused as unsupported (unit tests).
+   */
+  readonly tasks?: TaskExchange;
 }
+
+/**
+ * Whether `token` claims to be one of Tessera's own (unverified: for routing and for a precise
+ * refusal only, never to grant anything): its `typ` is a task or downstream token's, or it is a
+ * `JWT` whose `iss` is this Tessera.
+ */
+function tesseraTokenKind(token: string, issuer: string): 'agent' | 'task' | 'downstream' | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3 || token.length > 16_384) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { typ?: unknown } | null;
+    if (header?.typ === TASK_TOKEN_TYP) return 'task';
+    if (header?.typ === DOWNSTREAM_TOKEN_TYP) return 'downstream';
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { iss?: unknown } | null;
+    if (payload?.iss === issuer) return 'agent';
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+/** A request without HTTP facts (a direct call): no `DPoP` header, so no proof. */
+const NO_PROOF: TokenRequestHttp = { method: 'POST', target: '/', proof: undefined };
 
 const asList = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
@@ -83,13 +155,23 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
     throw new TesseraError('TESSERA_LOGIN_RATE_LIMITED', `too many logins ${what} (tokens.login_rate_limit); retry in ${retry} s, and reuse a token until it nears expiry`, { limit, retry_after_s: retry });
   }
 
+  /** The thumbprint of a task exchange's verified proof (undefined without one); a refused proof is audited (never the proof). */
+  async function taskRequestProof(http: TokenRequestHttp | undefined, meta: RequestMeta): Promise<string | undefined> {
+    try {
+      return await deps.dpop.tokenRequestProof(http ?? NO_PROOF);
+    } catch (e) {
+      if (isTesseraError(e)) await auditTokenRefusal(audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, 'token-exchange').catch(() => undefined);
+      throw e;
+    }
+  }
+
   return {
     admitSource(meta) {
       // A Map lookup, before the body is read, any store access or any signature check.
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
     },
 
-    async exchange(params, meta) {
+    async exchange(params, meta, http) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
@@ -102,29 +184,60 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
       }
       const p = parsed.data;
-      if (p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
-        throw new TesseraError(
-          'TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE',
-          p.subject_token_type === TOKEN_TYPE_ACCESS
-            ? 'task tokens and delegation are not available yet; log in with an attestation token (jwt or join-token)'
-            : `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`,
-        );
+      const keyParam = KEY_PARAMETERS.find((k) => Object.hasOwn(raw, k));
+      if (keyParam) {
+        throw new TesseraError('TESSERA_REQUEST_INVALID', `${keyParam}: is not accepted here: a token is bound only to the key of the request's own DPoP proof (RFC 9449 §5); send a \`DPoP\` header signed with the key to bind (the sub-agent's, for a sub-agent of its own key)`, { field: keyParam });
       }
-      if (p.actor_token !== undefined) throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', 'actor_token (delegation) is not available yet');
+      const task = p.subject_token_type === TOKEN_TYPE_ACCESS;
+      if (!task && p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
+        throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN} (log in), or ${TOKEN_TYPE_ACCESS} (a Tessera agent or task token: open or delegate a task)`);
+      }
       if (p.requested_token_type !== undefined && p.requested_token_type !== TOKEN_TYPE_JWT && p.requested_token_type !== TOKEN_TYPE_ACCESS) {
-        throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT}`);
+        throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_ACCESS}`);
       }
       const audience = [...asList(p.audience), ...asList(p.resource)];
       for (const a of audience) {
         if (!deps.allowedAudiences.includes(a)) {
-          throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}`);
+          throw new TesseraError(
+            'TESSERA_OAUTH_INVALID_TARGET',
+            `audience/resource "${a.slice(0, 200)}" is not served by this Tessera; use one of ${deps.allowedAudiences.join(', ')}, or none (the first). It is the audience of the token Tessera issues (RFC 8693 §2.1); the attestation's own aud is checked against the attestor's audience in tessera.yaml`,
+          );
         }
       }
+      const issuedBy = tesseraTokenKind(p.subject_token, tokens.issuer);
+      if (task) {
+        // Only Tessera's own tokens are access_token subjects here; the task exchange verifies them
+        // (this peek only routes: it grants nothing).
+        if (!deps.tasks || issuedBy === undefined) {
+          throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `a ${TOKEN_TYPE_ACCESS} subject must be a Tessera agent token (to open a task) or task token (to delegate)`);
+        }
+        // RFC 9449 §5: the proof is verified before the subject token is used; its key binds the
+        // new task token, and the task exchange checks it against a bound subject or actor token.
+        const proofJkt = await taskRequestProof(http, meta);
+        return deps.tasks.exchange({
+          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt,
+          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode },
+        });
+      }
+      if (issuedBy !== undefined) {
+        throw new TesseraError('TESSERA_OAUTH_NOT_ATTESTATION', issuedBy === 'task'
+          ? `a task token is not an attestation: it cannot log in. To delegate from it, send it with subject_token_type=${TOKEN_TYPE_ACCESS}`
+          : issuedBy === 'agent'
+            ? `an agent token is not an attestation: log in again with the platform token (Kubernetes, OIDC, SPIFFE or a join token); to open a task, send it with subject_token_type=${TOKEN_TYPE_ACCESS}`
+            : 'a token Tessera issued for an upstream is not an attestation');
+      }
+      if (p.actor_token !== undefined) throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `actor_token is for delegation only: send the parent task token as subject_token with subject_token_type=${TOKEN_TYPE_ACCESS}`);
+      const taskParam = TASK_ONLY.find((k) => p[k] !== undefined);
+      if (taskParam) throw new TesseraError('TESSERA_TASK_PARAMETER_INVALID', `${taskParam}: is a task parameter, but this is a login; open a task by sending an agent token with subject_token_type=${TOKEN_TYPE_ACCESS}`, { field: taskParam });
       const where = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
       // The SPIFFE ID the subject token proved, once known: failures after that are attributed to
       // it (marked unverified: the login was refused), so `audit tail --actor <id>` finds them.
       let spiffeId: string | undefined;
       try {
+        // RFC 9449 §5: a DPoP proof binds the issued token to its key. Checked before anything is
+        // consumed (a join token is single-use): a bad proof must not burn it.
+        const proofJkt = await deps.dpop.tokenRequestProof(http ?? NO_PROOF);
+        deps.dpop.requireBinding('agent', proofJkt);
         const limits = deps.loginLimits;
         // A join token names its identity before it is used up: charge that identity first, so a
         // refused login does not burn the one-time token (an unknown or used one charges nothing).
@@ -147,15 +260,15 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (revocations.isAgentRevoked(identity.spiffeId)) {
           throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
         }
-        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience] });
+        const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
         await audit.append({
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt },
+          details: { attestor: identity.attestor, token_jti_hmac: audit.hmac(issued.jti), expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
         });
-        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
+        return { access_token: issued.token, issued_token_type: TOKEN_TYPE_JWT, token_type: proofJkt ? 'DPoP' : 'Bearer', expires_in: Math.max(1, Math.round((issued.expiresAt - issued.issuedAt) / 1000)) };
       } catch (e) {
         // Limit refusals are audited by the limit auditor (one event per window), not per attempt.
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_LOGIN_RATE_LIMITED') {

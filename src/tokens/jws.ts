@@ -1,5 +1,7 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { TesseraError } from '../shared/errors.js';
+import { tokenKindOf } from '../shared/token-kind.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 /**
  * JWS compact serialization for Tessera's own ES256 tokens (RFC 7515 §3.1, RFC 7518 §3.4:
@@ -27,6 +29,11 @@ export function parseProtectedHeader(token: string): JwsHeader {
   const dot1 = token.indexOf('.');
   const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
   if (dot1 <= 0 || dot2 < 0 || dot2 === dot1 + 1 || token.indexOf('.', dot2 + 1) !== -1 || !B64URL.test(token)) {
+    // An operator's or a join token where an agent token belongs: say which, and what to do.
+    const kind = tokenKindOf(token);
+    const login = NEXT_STEPS.login();
+    if (kind === 'admin') throw new TesseraError('TESSERA_TOKEN_MALFORMED', `this is an admin token (tsr_admin_…); this endpoint needs an agent token: log in first with ${login.route}`, { next_step: login });
+    if (kind === 'join') throw new TesseraError('TESSERA_TOKEN_MALFORMED', `this is a join token (tsr_join_…); exchange it for an agent token first with ${login.route}`, { next_step: login });
     throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'the token is not a JWS compact serialization (three base64url parts)');
   }
   let header: unknown;

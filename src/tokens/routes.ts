@@ -2,16 +2,23 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { TesseraError } from '../shared/errors.js';
 import type { AuditWriter } from '../audit/port.js';
+import type { AuditActor, AuditWhere } from '../audit/events.js';
 import { parseInput } from '../server/validate.js';
 import type { KeyManager } from './keys.js';
 import type { TokenExchange } from './exchange.js';
 import { GRANT_TOKEN_EXCHANGE } from './exchange.js';
 import type { TokenService } from './service.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
+import { TOKEN_TYPE_ACCESS_TOKEN } from '../tasks/claims.js';
 
 export interface TokenRevoker {
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { reason?: string }): Promise<unknown>;
+  /** A task token's holder ends its task: the task and its subtree are revoked (tokens and leases). */
+  revoke(req: { kind: 'task'; target: string; reason?: string; expiresAt?: number; actor?: AuditActor; where?: AuditWhere }): Promise<unknown>;
 }
+
+/** How long a holder's task revocation outlives the task token (verification tolerates clock skew past `exp`). */
+const TASK_REVOCATION_MARGIN_MS = 10 * 60_000;
 
 export interface TokenRouteDeps {
   readonly exchange: TokenExchange;
@@ -21,6 +28,10 @@ export interface TokenRouteDeps {
   readonly audit: AuditWriter;
   readonly issuer: string;
   readonly audiences: readonly string[];
+  /** Algorithms accepted for DPoP proofs, published as `dpop_signing_alg_values_supported` (RFC 9449 §5.1). */
+  readonly dpopAlgorithms: readonly string[];
+  /** The current DPoP server nonce (RFC 9449 §8), when nonces are on: sent on answers to requests with a proof. */
+  readonly dpopNonce?: () => string | undefined;
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
 }
@@ -41,7 +52,10 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   // The per-source login limit runs in onRequest: before the body is read or parsed.
   app.post('/v1/oauth/token', { config: { oauth: true }, onRequest: async (req) => deps.exchange.admitSource(app.requestMeta(req)) }, async (req, reply) => {
     requireForm(req);
-    const res = await deps.exchange.exchange(req.body, app.requestMeta(req));
+    const res = await deps.exchange.exchange(req.body, app.requestMeta(req), { method: req.method, target: req.url, proof: req.headers.dpop });
+    // RFC 9449 §8.2: the current nonce with the answer, so the client's next proof carries it.
+    const nonce = req.headers.dpop !== undefined ? deps.dpopNonce?.() : undefined;
+    if (nonce) void reply.header('dpop-nonce', nonce);
     // RFC 6749 §5.1: token responses must not be cached.
     return reply.header('pragma', 'no-cache').send(res);
   });
@@ -51,8 +65,20 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     requireForm(req);
     const { token } = parseInput(tokenParam, req.body);
     try {
-      const { claims } = await deps.tokens.verifyAnyAudience(token, deps.audiences);
-      return { active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti, token_type: 'Bearer' };
+      const v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      const { claims } = v;
+      // RFC 9449 §6.2: a bound token is introspected with its `cnf` and token_type DPoP.
+      const base = {
+        active: true, iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, iat: claims.iat, jti: claims.jti,
+        token_type: claims.cnf ? 'DPoP' : 'Bearer', ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
+      };
+      if (v.kind === 'agent') return base;
+      // RFC 7662 §2.2 allows any claims: a task token's task, chain and scope (never the token).
+      const c = v.claims;
+      return {
+        ...base, tessera_token_type: 'task', scope: c.scope, act: c.act, txn: c.txn, ...(c.ptxn ? { ptxn: c.ptxn } : {}), rtxn: c.rtxn,
+        depth: c.depth, max_depth: c.max_depth, purpose: c.purpose, ...(c.tctx ? { tctx: c.tctx } : {}),
+      };
     } catch (e) {
       if (e instanceof TesseraError && e.code !== 'TESSERA_INTERNAL') return { active: false }; // RFC 7662 §2.2
       throw e;
@@ -64,11 +90,19 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     requireForm(req);
     const { token } = parseInput(tokenParam, req.body);
     try {
-      const { claims, principal } = await deps.tokens.verifyAnyAudience(token, deps.audiences);
-      await deps.revoker.revokeToken(claims.jti, claims.exp * 1000, { reason: 'revoked by holder (RFC 7009)' });
+      const v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      const { claims, principal } = v;
+      const where = { source: req.ip, requestId: req.id };
+      if (v.kind === 'task') {
+        // The holder of a task token ends its task: the task and everything delegated below it
+        // (the tokens by their `anc` claim, the leases by the task tree) — not just this jti.
+        await deps.revoker.revoke({ kind: 'task', target: v.claims.txn, reason: 'task ended by its holder (RFC 7009)', expiresAt: claims.exp * 1000 + TASK_REVOCATION_MARGIN_MS, actor: { id: principal.spiffeId, ...(principal.chain?.length ? { chain: principal.chain } : {}) }, where });
+      } else {
+        await deps.revoker.revokeToken(claims.jti, claims.exp * 1000, { reason: 'revoked by holder (RFC 7009)' });
+      }
       await deps.audit.append({
-        kind: 'token.revoked', actor: { id: principal.spiffeId }, action: 'token.revoke', result: 'success',
-        where: { source: req.ip, requestId: req.id }, details: { jti_hmac: deps.audit.hmac(claims.jti) },
+        kind: 'token.revoked', actor: { id: principal.spiffeId }, action: 'token.revoke', result: 'success', ...(principal.task ? { txn: principal.task } : {}),
+        where, details: { jti_hmac: deps.audit.hmac(claims.jti) },
       });
     } catch (e) {
       if (!(e instanceof TesseraError) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_STORE_UNAVAILABLE') throw e;
@@ -84,6 +118,10 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       spiffe_id: p.spiffeId, trust_domain: p.trustDomain, path: p.path,
       attestor: p.attestor ?? null, attestor_kind: p.attestorKind ?? null,
       attributes: p.attributes, expires_at: new Date(p.expiresAt).toISOString(),
+      token_type: p.tokenKind ?? 'agent',
+      ...(p.task !== undefined
+        ? { task: { txn: p.task, parent: p.parentTask ?? null, root: p.rootTask ?? p.task, depth: p.depth ?? 0, max_depth: p.maxDepth ?? 0, scope: p.scope ?? [], purpose: p.purpose ?? null, label: p.label ?? null, chain: p.chain ?? [], tctx: p.tctx ?? {}, bound: p.cnf !== undefined } }
+        : {}),
     };
   });
 
@@ -112,7 +150,9 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
       token_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
-      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN],
+      // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and delegates tasks.
+      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN],
+      dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
       service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
     }),
   );

@@ -8,13 +8,13 @@ import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import type { AttestedIdentity } from '../identity/types.js';
-import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import { isSpiffeId, parseSpiffeId } from '../identity/spiffe-id.js';
 import type { TrustDomains } from '../identity/trust-domains.js';
 import type { AuditWhere } from '../audit/events.js';
-import { TesseraError, isTesseraError } from '../shared/errors.js';
+import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256 } from './jws.js';
+import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -27,10 +27,24 @@ const claimsSchema = z.object({
   jti: z.string().min(16).max(128),
   /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
   tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  /** RFC 7800 §3.1 confirmation: DPoP binding to a key's RFC 7638 SHA-256 thumbprint (RFC 9449 §6.1). */
+  cnf: z.object({ jkt: z.string().regex(JKT_PATTERN, 'a base64url SHA-256 thumbprint') }).optional(),
 });
 
 export type AgentTokenClaims = z.output<typeof claimsSchema>;
 
+/** The two kinds of token Tessera accepts as credentials, told apart by their JOSE `typ` (RFC 8725 §3.11). */
+export type TokenKind = 'agent' | 'task';
+const KIND_OF_TYP: Readonly<Record<string, TokenKind>> = { [AGENT_TOKEN_TYP]: 'agent', [TASK_TOKEN_TYP]: 'task' };
+const KIND_NAME: Readonly<Record<TokenKind, string>> = { agent: `an agent token (typ "${AGENT_TOKEN_TYP}")`, task: `a task token (typ "${TASK_TOKEN_TYP}")` };
+
+/** JOSE `typ` of the short-lived tokens the gateway sends to upstreams (never accepted by Tessera). */
+export const DOWNSTREAM_TOKEN_TYP = 'tessera-downstream+jwt';
+
+/** A verified Tessera token: which kind, its claims, and the principal it stands for. */
+export type VerifiedToken =
+  | { readonly kind: 'agent'; readonly claims: AgentTokenClaims; readonly principal: AgentPrincipal }
+  | { readonly kind: 'task'; readonly claims: TaskClaims; readonly principal: AgentPrincipal };
 
 export interface IssuedToken {
   readonly token: string;
@@ -39,13 +53,42 @@ export interface IssuedToken {
   readonly issuedAt: number;
 }
 
+/** The claims of a task token the exchange decides; the service adds `iss`, `iat`, `nbf` and `jti`. */
+export type TaskTokenInput = Omit<TaskClaims, 'iss' | 'iat' | 'nbf' | 'jti'>;
+
 export interface TokenService {
   readonly issuer: string;
-  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[] }): IssuedToken;
-  /** Verifies in the order RFC 8725 §3.1 asks: algorithm pinned, key by kid, signature, then claims, then revocation. */
-  verify(token: string, options: { audience: string }): Promise<AgentPrincipal>;
+  /**
+   * Signs an agent token for an attested identity. `cnf.jkt`: bind it to that DPoP key (RFC 9449
+   * §6.1; the token endpoint verified a proof by the key); every enforcement point then requires
+   * a proof by it. Throws TESSERA_INTERNAL for a `cnf.jkt` that is not a SHA-256 thumbprint.
+   */
+  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): IssuedToken;
+  /**
+   * Signs a task token (`typ: tessera-task+jwt`); `input.cnf` binds it to a DPoP key (the token
+   * endpoint verified a proof by it). Throws TESSERA_INTERNAL for claims whose tree fields
+   * disagree (the exchange never builds such), TESSERA_TRUST_DOMAIN_UNKNOWN for an acting agent
+   * outside the served trust domains.
+   */
+  issueTaskToken(input: TaskTokenInput): IssuedToken & { readonly claims: TaskClaims };
+  /**
+   * A short-lived token for an upstream (gateway `task_token`): `aud` = that upstream, `sub`,
+   * `act`, `txn`/`rtxn` of the caller; `typ: tessera-downstream+jwt`, which Tessera itself never
+   * accepts. Expires after `ttlMs`, never after the caller's own token.
+   */
+  issueDownstreamToken(principal: AgentPrincipal, options: { audience: string; ttlMs: number }): IssuedToken;
+  /**
+   * Verifies an agent or task token for an enforcement point, in the order RFC 8725 §3.1 asks:
+   * algorithm pinned, type pinned (`kinds`, default both), key by kid, signature, claims,
+   * audience, revocation (token, acting agent, task and its ancestors, user, chain). The DPoP
+   * binding of a bound token (`principal.cnf`) is the request pipeline's next check
+   * (src/pipeline/authenticate.ts), never skipped by an enforcement point.
+   */
+  verify(token: string, options: { audience: string; kinds?: readonly TokenKind[] }): Promise<AgentPrincipal>;
+  /** As verify, with the kind and claims (the token exchange). `audiences`: any one of them will do. */
+  verifyToken(token: string, options: { audiences: readonly string[]; kinds: readonly TokenKind[] }): Promise<VerifiedToken>;
   /** Verification without the audience check, for introspection and RFC 7009 revocation. */
-  verifyAnyAudience(token: string, audiences: readonly string[]): Promise<{ principal: AgentPrincipal; claims: AgentTokenClaims }>;
+  verifyAnyAudience(token: string, audiences: readonly string[]): Promise<VerifiedToken>;
 }
 
 export interface TokenServiceDeps {
@@ -65,7 +108,7 @@ export interface TokenServiceDeps {
    * Default 10,000.
    */
   readonly verifiedCacheSize?: number;
-  /** At most this many cached tokens per agent (`sub`), so one agent cannot evict the others'. Default 1000. */
+  /** At most this many cached tokens per agent (the acting agent), so one agent cannot evict the others'. Default 1000. */
   readonly verifiedCachePerAgent?: number;
   /**
    * The auth epoch (docs/adr/0061): a cached verification is reused only under the epoch it was
@@ -75,33 +118,68 @@ export interface TokenServiceDeps {
   readonly epoch?: AuthEpoch;
 }
 
+interface Verified {
+  readonly kid: string;
+  readonly kind: TokenKind;
+  readonly claims: AgentTokenClaims | TaskClaims;
+  /** Built once per cached verification; revocation is still checked on every use. */
+  principal?: AgentPrincipal;
+}
+
 export function createTokenService(deps: TokenServiceDeps): TokenService {
   const { keys, clock, issuer, revocations } = deps;
   const issued: Counter | undefined = deps.metrics?.counter('tessera_tokens_issued_total', 'Tokens issued, by type');
 
-  const verified = new AuthCache<{ readonly kid: string; readonly claims: AgentTokenClaims }>({
+  const verified = new AuthCache<Verified>({
     capacity: deps.verifiedCacheSize ?? 10_000, perOwner: deps.verifiedCachePerAgent ?? 1000, epoch: deps.epoch ?? createAuthEpoch(), clock,
   });
 
-  function checkClaims(c: AgentTokenClaims): AgentTokenClaims {
+  function checkTimes(c: { iss: string; exp: number; nbf?: number | undefined; iat: number }): void {
     if (c.iss !== issuer) throw new TesseraError('TESSERA_TOKEN_ISSUER_INVALID', 'the token was not issued by this Tessera');
     const now = clock.now();
     if (now >= c.exp * 1000 + deps.skewMs) throw new TesseraError('TESSERA_TOKEN_EXPIRED', 'the token has expired; log in again (the SDK refreshes automatically)');
     if (c.nbf !== undefined && c.nbf * 1000 - deps.skewMs > now) throw new TesseraError('TESSERA_TOKEN_NOT_YET_VALID', 'the token is not valid yet (nbf); check the clocks');
     if (c.iat * 1000 - deps.skewMs > now) throw new TesseraError('TESSERA_TOKEN_NOT_YET_VALID', 'the token was issued in the future (iat); check the clocks');
-    return c;
   }
 
-  /** `onSigned(sub)` is told the subject as soon as Tessera's signature is known good (for auditing refusals). */
-  async function verifyClaims(token: string, onSigned: (sub: unknown) => void): Promise<AgentTokenClaims> {
+  /** RFC 8725 §3.11: the `typ` decides which claims schema applies, and must be one this use accepts. */
+  function kindOf(typ: unknown, kinds: readonly TokenKind[]): TokenKind {
+    const kind = typeof typ === 'string' ? KIND_OF_TYP[typ] : undefined;
+    if (kind !== undefined && kinds.includes(kind)) return kind;
+    const expected = kinds.map((k) => KIND_NAME[k]).join(' or ');
+    if (kind !== undefined) throw new TesseraError('TESSERA_TOKEN_TYPE_INVALID', `this is ${KIND_NAME[kind]}, but ${expected} is required here`, { presented: kind, expected: [...kinds] });
+    throw new TesseraError('TESSERA_TOKEN_TYPE_INVALID', `the token type (JOSE "typ") is ${typeof typ === 'string' ? `"${typ.slice(0, 64)}"` : 'missing'}; ${expected} is required here`, { expected: [...kinds] });
+  }
+
+  function parseClaims(kind: TokenKind, decoded: unknown): AgentTokenClaims | TaskClaims {
+    const result = kind === 'agent' ? claimsSchema.safeParse(decoded) : taskClaimsSchema.safeParse(decoded);
+    if (!result.success) {
+      const i = result.error.issues[0];
+      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
+    }
+    if (kind === 'task') {
+      const problem = taskClaimsProblem(result.data as TaskClaims);
+      if (problem) throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim ${problem} is inconsistent`);
+    }
+    return result.data;
+  }
+
+  /** The acting agent: the subject of an agent token, the newest actor of a task token. */
+  const ownerOf = (v: Pick<Verified, 'kind' | 'claims'>): string => (v.kind === 'task' ? actingSub((v.claims as TaskClaims).act) : v.claims.sub);
+
+  /** `onSigned(sub)` is told the acting subject as soon as Tessera's signature is known good (for auditing refusals). */
+  async function verifyClaims(token: string, kinds: readonly TokenKind[], onSigned: (sub: unknown) => void): Promise<Verified> {
     // The exact bytes were verified before, in this auth epoch, under a key still published.
     const epoch = verified.epoch;
     const hit = verified.get(token);
     if (hit) {
       if (keys.verificationKey(hit.kid)) {
-        onSigned(hit.claims.sub);
+        onSigned(ownerOf(hit));
+        // The type is pinned on every use, cached or not.
+        kindOf(hit.kind === 'agent' ? AGENT_TOKEN_TYP : TASK_TOKEN_TYP, kinds);
         try {
-          return checkClaims(hit.claims);
+          checkTimes(hit.claims);
+          return hit;
         } catch (e) {
           verified.delete(token);
           throw e;
@@ -124,33 +202,58 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     // Signature before any claim is read (RFC 7515 §5.2).
     const payload = await verifyEs256(token, key);
     if (!payload) throw new TesseraError('TESSERA_TOKEN_SIGNATURE_INVALID', 'the token signature does not verify');
+    // RFC 8725 §3.11: the (now authentic) type decides which claims apply and whether this use
+    // accepts the token at all: a downstream token, an unknown type or the wrong kind is refused.
+    const kind = kindOf(header.typ, kinds);
     const decoded = decodePayload(payload);
-    if (decoded !== null && typeof decoded === 'object') onSigned((decoded as { sub?: unknown }).sub);
-    const result = claimsSchema.safeParse(decoded);
-    if (!result.success) {
-      const i = result.error.issues[0];
-      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
+    if (decoded !== null && typeof decoded === 'object') {
+      const d = decoded as { sub?: unknown; act?: unknown };
+      onSigned(kind === 'task' ? signedActingSub(d.act) : d.sub);
     }
-    const c = checkClaims(result.data);
+    const claims = parseClaims(kind, decoded);
+    checkTimes(claims);
+    const v: Verified = { kid, kind, claims };
     // Stored under the epoch read before the key was looked up: a key revoked meanwhile bumped it.
-    verified.set(token, { kid, claims: c }, { owner: c.sub, epoch });
-    return c;
+    verified.set(token, v, { owner: ownerOf(v), epoch });
+    return v;
   }
 
-  function principalOf(c: AgentTokenClaims): AgentPrincipal {
-    let id;
-    try {
-      id = parseSpiffeId(c.sub);
-    } catch {
-      throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" is not a valid SPIFFE ID');
+  /**
+   * Parsed SPIFFE IDs of signed tokens (a pure function of the string; agents and chains repeat,
+   * so a depth-5 task token costs map lookups, not six parses, on a cache miss). Bounded.
+   */
+  const parsedIds = new Map<string, { trustDomain: string; path: string }>();
+
+  /** The acting agent's SPIFFE ID, parsed and in a served trust domain. */
+  function actingId(sub: string): { trustDomain: string; path: string } {
+    let id = parsedIds.get(sub);
+    if (!id) {
+      try {
+        const parsed = parseSpiffeId(sub);
+        id = { trustDomain: parsed.trustDomain, path: parsed.path };
+      } catch {
+        throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', 'claim "sub" (or the acting "act.sub") is not a valid SPIFFE ID');
+      }
+      if (parsedIds.size >= 10_000) parsedIds.clear();
+      parsedIds.set(sub, id);
     }
     // A token Tessera signed for a domain it no longer serves (a spiffe attestor was removed).
     if (!deps.trustDomains.accepts(id.trustDomain)) {
       throw new TesseraError('TESSERA_TOKEN_TRUST_DOMAIN_UNKNOWN', `the token subject is in trust domain "${id.trustDomain}", which this Tessera does not serve; log in again`);
     }
-    if (revocations.isRevoked({ spiffeId: c.sub, jti: c.jti, issuedAt: c.iat * 1000 })) {
-      throw new TesseraError('TESSERA_TOKEN_REVOKED', 'the token or its agent has been revoked');
+    return id;
+  }
+
+  function buildPrincipal(v: Verified): AgentPrincipal {
+    if (v.kind === 'task') {
+      const c = v.claims as TaskClaims;
+      const actors = actorsOf(c.act);
+      // Every actor of the chain is an agent Tessera verified when it delegated; they must still be in served domains.
+      for (const a of actors.slice(0, -1)) actingId(a.sub);
+      return taskPrincipal(c, actingId(actors[actors.length - 1]!.sub));
     }
+    const c = v.claims as AgentTokenClaims;
+    const id = actingId(c.sub);
     const kind = c.tessera?.kind;
     const attestor = c.tessera?.attestor;
     return {
@@ -163,7 +266,26 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       ...(kind ? { attestorKind: kind } : {}),
       jti: c.jti,
       expiresAt: c.exp * 1000,
+      tokenKind: 'agent',
+      subject: c.sub,
+      audience: Array.isArray(c.aud) ? c.aud : [c.aud],
+      ...(c.cnf ? { cnf: { jkt: c.cnf.jkt } } : {}),
     };
+  }
+
+  function principalOf(v: Verified): AgentPrincipal {
+    v.principal ??= buildPrincipal(v);
+    const p = v.principal;
+    // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups only.
+    if (revocations.isRevoked({ ...p, issuedAt: v.claims.iat * 1000 })) {
+      throw new TesseraError('TESSERA_TOKEN_REVOKED', p.task !== undefined ? 'the token, its agent, its task (or a task above it), its user or an agent of its chain has been revoked' : 'the token or its agent has been revoked');
+    }
+    return p;
+  }
+
+  function toVerified(v: Verified): VerifiedToken {
+    const principal = principalOf(v);
+    return v.kind === 'task' ? { kind: 'task', claims: v.claims as TaskClaims, principal } : { kind: 'agent', claims: v.claims as AgentTokenClaims, principal };
   }
 
   /** Runs a verification; on refusal, remembers which subject the token claimed (see claimedSubjectOf). */
@@ -185,47 +307,113 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
   }
 
+  function requireServed(spiffeId: string): void {
+    const td = parseSpiffeId(spiffeId).trustDomain;
+    if (!deps.trustDomains.accepts(td)) {
+      throw new TesseraError('TESSERA_TRUST_DOMAIN_UNKNOWN', `no token is issued for trust domain "${td}"; this Tessera serves ${deps.trustDomains.list().map((d) => `"${d}"`).join(', ')}`, { trust_domain: td });
+    }
+  }
+
+  function sign(typ: string, claims: Record<string, unknown>): string {
+    const { kid, privateKey } = keys.signingKey();
+    return signEs256({ alg: 'ES256', kid, typ }, claims, privateKey);
+  }
+
+  const audOf = (audience: readonly string[]): string | string[] => (audience.length === 1 ? audience[0]! : [...audience]);
+
   return {
     issuer,
     issueAgentToken(identity, options) {
       // Never sign an identity outside the served trust domains (attestation already refused it).
-      const td = parseSpiffeId(identity.spiffeId).trustDomain;
-      if (!deps.trustDomains.accepts(td)) {
-        throw new TesseraError('TESSERA_TRUST_DOMAIN_UNKNOWN', `no token is issued for trust domain "${td}"; this Tessera serves ${deps.trustDomains.list().map((d) => `"${d}"`).join(', ')}`, { trust_domain: td });
-      }
-      const { kid, privateKey } = keys.signingKey();
+      requireServed(identity.spiffeId);
       const now = clock.now();
       const iat = Math.floor(now / 1000);
       const exp = Math.floor((now + deps.agentTtlMs) / 1000);
       const jti = randomBytes(16).toString('base64url');
-      const aud = options.audience.length === 1 ? options.audience[0]! : [...options.audience];
       // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
-      const claims = { iss: issuer, sub: identity.spiffeId, aud, exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes } };
-      const token = signEs256({ alg: 'ES256', kid, typ: 'JWT' }, claims, privateKey);
+      if (options.cnf !== undefined && !JKT_PATTERN.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
+      const claims = {
+        iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
+        ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
+      };
+      const token = sign(AGENT_TOKEN_TYP, claims);
       issued?.inc({ type: 'agent' });
       return { token, jti, expiresAt: exp * 1000, issuedAt: iat * 1000 };
     },
 
+    issueTaskToken(input) {
+      const iat = Math.floor(clock.now() / 1000);
+      const jti = randomBytes(16).toString('base64url');
+      const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
+      const parsed = taskClaimsSchema.safeParse(claims);
+      const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
+      if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
+      if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');
+      for (const a of actorsOf(claims.act)) requireServed(a.sub);
+      const token = sign(TASK_TOKEN_TYP, claims as unknown as Record<string, unknown>);
+      issued?.inc({ type: 'task' });
+      return { token, jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000, claims };
+    },
+
+    issueDownstreamToken(p, options) {
+      const now = clock.now();
+      const iat = Math.floor(now / 1000);
+      const exp = Math.min(Math.floor((now + options.ttlMs) / 1000), Math.floor(p.expiresAt / 1000));
+      const jti = randomBytes(16).toString('base64url');
+      const act = p.actors && p.actors.length > 0 ? nestActors(p.actors) : undefined;
+      const claims = {
+        iss: issuer, aud: options.audience, sub: p.subject ?? p.spiffeId, ...(act ? { act } : {}),
+        ...(p.task !== undefined ? { txn: p.task, rtxn: p.rootTask ?? p.task } : {}),
+        ...(p.parentTask !== undefined ? { ptxn: p.parentTask } : {}),
+        iat, nbf: iat, exp: Math.max(exp, iat + 1), jti,
+      };
+      const token = sign(DOWNSTREAM_TOKEN_TYP, claims);
+      issued?.inc({ type: 'downstream' });
+      return { token, jti, expiresAt: claims.exp * 1000, issuedAt: iat * 1000 };
+    },
+
     verify(token, options) {
       return refusing(token, async (onSigned) => {
-        const c = await verifyClaims(token, onSigned);
-        const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
-        if (!aud.includes(options.audience)) {
-          throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', `the token audience does not include ${options.audience}; request a token for it (RFC 8707 "resource")`);
-        }
-        return principalOf(c);
+        const v = await verifyClaims(token, options.kinds ?? ['agent', 'task'], onSigned);
+        checkAudience(v.claims.aud, [options.audience]);
+        return principalOf(v);
+      });
+    },
+
+    verifyToken(token, options) {
+      return refusing(token, async (onSigned) => {
+        const v = await verifyClaims(token, options.kinds, onSigned);
+        checkAudience(v.claims.aud, options.audiences);
+        return toVerified(v);
       });
     },
 
     verifyAnyAudience(token, audiences) {
       return refusing(token, async (onSigned) => {
-        const c = await verifyClaims(token, onSigned);
-        const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
+        const v = await verifyClaims(token, ['agent', 'task'], onSigned);
+        const aud = Array.isArray(v.claims.aud) ? v.claims.aud : [v.claims.aud];
         if (!aud.some((a) => audiences.includes(a))) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'the token audience is not served by this Tessera');
-        return { principal: principalOf(c), claims: c };
+        return toVerified(v);
       });
     },
   };
+}
+
+function checkAudience(claim: string | readonly string[], accepted: readonly string[]): void {
+  const aud = typeof claim === 'string' ? [claim] : claim;
+  if (!aud.some((a) => accepted.includes(a))) {
+    throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', `the token audience does not include ${accepted.join(' or ')}; request a token for it (RFC 8707 "resource")`);
+  }
+}
+
+/** The newest actor's `sub` of a parsed `act` claim. */
+function actingSub(act: Actor): string {
+  return act.sub;
+}
+
+/** The newest actor's `sub` of a signed but not yet schema-checked `act`, for attributing a refusal. */
+function signedActingSub(act: unknown): unknown {
+  return act !== null && typeof act === 'object' ? (act as { sub?: unknown }).sub : undefined;
 }
 
 /**
@@ -251,7 +439,9 @@ function unverifiedSubject(token: string): string | undefined {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   try {
-    const sub = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown } | null)?.sub;
+    const c = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown; act?: { sub?: unknown } } | null;
+    // A task token's acting agent is its newest actor (`act.sub`); an agent token's, its `sub`.
+    const sub = c?.act !== null && typeof c?.act === 'object' ? c.act.sub : c?.sub;
     return isSpiffeId(sub) ? sub : undefined;
   } catch {
     return undefined;
@@ -280,19 +470,10 @@ export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, whe
   }
 }
 
-/** The `AgentAuthenticator` the HTTP layer uses: verifies, and audits every refusal (never the token). */
-export function createAgentAuthenticator(tokens: TokenService, options: { audience: string; audit: AuditWriter }): AgentAuthenticator {
-  return {
-    async authenticate(token: string, meta: RequestMeta): Promise<AgentPrincipal> {
-      try {
-        return await tokens.verify(token, { audience: options.audience });
-      } catch (e) {
-        if (isTesseraError(e)) {
-          // The request is refused either way.
-          await auditTokenRefusal(options.audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }).catch(() => undefined);
-        }
-        throw e;
-      }
-    },
-  };
+/**
+ * Attributes a refusal that came after the token's own verification (a DPoP check) to the
+ * token's acting agent, as a refusal of a Tessera-signed token (see claimedSubjectOf).
+ */
+export function attributeRefusal(e: TesseraError, spiffeId: string): void {
+  if (!claimed.has(e)) claimed.set(e, { id: spiffeId, signed: true });
 }

@@ -39,7 +39,7 @@ async function setup(n = 95) {
 const count = (db: Database.Database, sql: string): number => (db.prepare(sql).get() as { n: number }).n;
 
 test('archive: sealed segments up to a checkpoint go to files, leave the store with a signed statement, and verify with or without the archives', async () => {
-  const { archive, verify, db, archiveDir, log } = await setup();
+  const { archive, verify, db, archiveDir, log, publicKey } = await setup();
   const r = await archive();
   // Keep 20 of 95 → up to seq 75 → the newest checkpoint at or below, in segments of at most 30 events.
   assert.deepEqual(r.segments.map((s) => [s.from_seq, s.to_seq, s.records]), [[1, 30, 30], [31, 60, 30], [61, 70, 10]]);
@@ -60,7 +60,12 @@ test('archive: sealed segments up to a checkpoint go to files, leave the store w
   assert.equal(without.ok, true, JSON.stringify(without.problems));
   assert.equal(without.checked, 25);
   assert.deepEqual(without.pruned, { segments: 3, to_seq: 70, archives: 'not_checked' });
-  assert.ok(without.notes.some((n) => /events 1\.\.70 were archived/.test(n)));
+  assert.ok(without.notes.some((n) => /events 1\.\.70 were archived and removed from the store \(3 segments\); their archives were not checked: verify with `tessera audit verify --offline --archive-dir DIR`/.test(n)), without.notes.join('\n'));
+  // Through the server (the log's own verify: a verify job) the note names the online option, not an offline-only one.
+  const online = await log.verify({ publicKey, pageSize: 7 });
+  const note = online.notes.find((n) => /were archived/.test(n)) ?? '';
+  assert.match(note, /verify with `tessera audit verify --archives` \(API: "archives": true\)/);
+  assert.doesNotMatch(note, /--archive-dir/);
   const withArchives = await verify({ archives: true });
   assert.equal(withArchives.ok, true, JSON.stringify(withArchives.problems));
   assert.equal(withArchives.checked, 95);

@@ -66,6 +66,34 @@ for (const tool of tools) {
   });
 }
 
+for (const tool of tools) {
+  test(`httpLoad (${tool}) sends the token scheme given and a cycled header, each value once while the list lasts`, async () => {
+    const prev = process.env.TESSERA_BENCH_CLIENT;
+    if (tool === 'node') process.env.TESSERA_BENCH_CLIENT = 'node';
+    const auths = new Set<string>();
+    const values: string[] = [];
+    const server = createServer((req, res) => {
+      auths.add(req.headers.authorization ?? '');
+      values.push(String(req.headers['x-cycled'] ?? ''));
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const list = Array.from({ length: 50 }, (_, i) => `v${i}`);
+      const r = await httpLoad({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, method: 'GET', path: '/', tokens: ['tok'], scheme: 'DPoP', cycled: { name: 'x-cycled', values: list }, expectStatus: 204, concurrency: 1, seconds: 1, warmupSeconds: 0, maxRequests: 50 });
+      assert.equal(r.unexpected, 0, r.firstUnexpected ?? '');
+      assert.deepEqual([...auths], ['DPoP tok']);
+      assert.ok(values.length > 0 && values.length <= 50);
+      assert.equal(new Set(values).size, values.length, 'no value sent twice');
+      for (const v of values) assert.ok(list.includes(v));
+    } finally {
+      server.close();
+      if (prev === undefined) delete process.env.TESSERA_BENCH_CLIENT;
+      else process.env.TESSERA_BENCH_CLIENT = prev;
+    }
+  });
+}
+
 test('httpLoad refuses a non-loopback target', async () => {
   await assert.rejects(httpLoad({ url: 'http://192.0.2.1:80', method: 'GET', path: '/', expectStatus: 200, concurrency: 1, seconds: 1 }), /not loopback/);
 });

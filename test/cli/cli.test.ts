@@ -135,8 +135,9 @@ test('kv put/get/list/rm round trip; values are not echoed except by get', async
 
   const file = join(dir, 'value.txt');
   writeFileSync(file, 'line1\nline2\n');
+  // Like `-`: one trailing line break dropped (test/cli/real-routes.test.ts has the whole table).
   assert.equal((await cli(['kv', 'put', 'app/cert', '--from-file', file])).code, 0);
-  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'line1\nline2\n');
+  assert.equal((peer.requests.at(-1)!.body as { value: string }).value, 'line1\nline2');
 
   const get = await cli(['kv', 'get', 'app/db-password']);
   assert.equal(get.stdout, 'from-stdin', 'exact value when piped');
@@ -332,7 +333,8 @@ test('revoke agent/task/user/lease, list and lift', async () => {
     assert.equal((JSON.parse(r.stdout) as { kind: string }).kind, kind);
   }
   const human = await cli(['revoke', 'agent', 'spiffe://e/a']);
-  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)\nleases: 2 revoked, 0 retrying, 0 irrevocable/);
+  assert.match(human.stdout, /revoked agent spiffe:\/\/e\/a \(revocation rev_\d+; lift with: tessera revoke lift rev_\d+\)\nleases: 2 revoked, 1 disabled, 0 retrying, 0 irrevocable\n/);
+  assert.match(human.stderr, /1 credential is disabled \(no login, sessions ended\) but cleanup failed; it is retried\. See: tessera lease list --state disabled/);
   const list = await cli(['revoke', 'list', '--active', '--kind', 'agent']);
   assert.deepEqual(peer.requests.at(-1)!.query, { active: 'true', kind: 'agent' });
   assert.match(list.stdout, /rev_1\s+agent/);
@@ -541,6 +543,26 @@ test('init prints the admin token once, or writes it to --out without printing i
   const again = await cli(['init'], { runtime: failing });
   assert.equal(again.code, 1);
   assert.match(again.stderr, /TESSERA_ALREADY_INITIALIZED/);
+});
+
+test('operator generate-master-key writes 32 random bytes as base64 to a new 0600 file, never prints the key, never overwrites', async () => {
+  const { loadMasterKeyFile, masterKeyId } = await import('../../src/secrets/master-key.js');
+  const file = join(dir, 'gen', 'master.key');
+  const r = await cli(['operator', 'generate-master-key', '--out', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^[A-Za-z0-9+/]{43}=\n$/);
+  const key = loadMasterKeyFile(file);
+  assert.equal(key.length, 32);
+  assert.match(r.stdout, new RegExp(`master key ${masterKeyId(key)} written to ${file} \\(mode 0600\\)`));
+  assert.ok(!(r.stdout + r.stderr).includes(text.trim()), 'the key is never printed');
+  const again = await cli(['operator', 'generate-master-key', '--out', file]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already exists; a key file is never overwritten.*\[TESSERA_CLI_FILE_WRITE_FAILED\]/);
+  assert.equal(readFileSync(file, 'utf8'), text, 'unchanged');
+  const json = await cli(['--json', 'operator', 'generate-master-key', '--out', join(dir, 'gen', 'second.key')]);
+  assert.deepEqual(Object.keys(JSON.parse(json.stdout) as object).sort(), ['key_file', 'key_id']);
 });
 
 test('operator rotate-master-key reports progress on stderr', async () => {

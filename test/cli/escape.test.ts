@@ -76,6 +76,17 @@ const ROUTES: Record<string, [number, unknown]> = {
   'GET /v1/admin/engines/postgres': [200, { configs: [{ name: N, username: N, host: N, port: N, database: N, username_prefix: N }] }],
   'POST /v1/admin/keys/rotate': [200, { kid: N, revoked: [] }],
   'POST /v1/oauth/token': [200, { access_token: JWT, issued_token_type: 'urn:ietf:params:oauth:token-type:jwt', token_type: 'Bearer', expires_in: 300 }],
+  'GET /v1/admin/tasks': [200, { tasks: [{ txn: N, parent: N, depth: 1, state: N, actor: N, label: N, scope: [N], purpose: N, expires_at: N }], next: N }],
+  'GET /v1/admin/tasks/task_AAAAAAAAAAAAAAAAAAAAAA': [200, {
+    task: {
+      txn: N, actor: N, label: N, state: N, depth: N, max_depth: N, bound: true, expires_at: N, purpose: N, scope: [N], tctx: { [N]: N },
+      tokens: [{ jti_hmac: N }], leases: [{ engine: N, role: N, lease_id: N, state: N, revoke_cause: N }],
+      events: [{ ts: N, kind: N, resource: N, result: N, reason: { code: N } }, { ts: N, kind: N, action: N, result: N, reason: { policies: [N] } }],
+      children: [{ txn: N, actor: N, state: N, purpose: N, scope: [N], children: [] }],
+    },
+    nodes: 2,
+    truncated: { [N]: true },
+  }],
   'GET /v1/admin/secrets/err/path': [403, { error: { code: 'TESSERA_POLICY_DENIED', message: `refused ${N}`, request_id: N } }],
 };
 
@@ -125,7 +136,7 @@ const COMMANDS: string[][] = [
   ['join-token', 'create', '--spiffe-id', 'spiffe://example.org/a'],
   ['kv', 'put', 'a/b', 'v'],
   ['lease', 'revoke', 'l1'],
-  ['creds', 'pg', 'ro'],
+  ['creds', 'pg', 'ro', '--token', JWT],
   ['engine', 'postgres', 'show', 'c'],
   ['engine', 'postgres', 'list'],
   ['keys', 'rotate'],
@@ -133,6 +144,26 @@ const COMMANDS: string[][] = [
   ['login', '--join-token', 'tsr_join_x', '--print'],
   ['kv', 'get', 'err/path'],
 ];
+
+/** The task tree commands (src/cli/task.ts): every purpose, label, fact and event field is agent-chosen. */
+const TASK_COMMANDS: string[][] = [
+  ['task', 'list'],
+  ['task', 'tree', 'task_AAAAAAAAAAAAAAAAAAAAAA'],
+];
+
+test('task list and task tree: human output escapes every server value, --json decodes to it', async () => {
+  for (const argv of TASK_COMMANDS) {
+    const r = await cli(argv);
+    const all = r.stdout + r.stderr;
+    assert.equal(r.code, 0, all);
+    assert.ok(!unsafeExceptNewline(all), `${argv.join(' ')} printed a raw control character: ${JSON.stringify(all)}`);
+    assert.doesNotMatch(all, /^FORGED/m, `${argv.join(' ')} let a value start a line`);
+    assert.ok(all.includes(N_SHOWN), `${argv.join(' ')} did not show the value: ${all}`);
+    const j = await cli([...argv, '--json']);
+    assert.ok(!unsafeExceptNewline(j.stdout.replaceAll('\n', '')), j.stdout);
+    assert.ok(JSON.stringify(JSON.parse(j.stdout)).includes(JSON.stringify(N).slice(1, -1)));
+  }
+});
 
 test('every command that prints server data: human output escapes it, no forged line', async () => {
   for (const argv of COMMANDS) {

@@ -7,6 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from '../../src/server/app.js';
@@ -22,6 +25,7 @@ import { registerSecretRoutes } from '../../src/secrets/routes.js';
 import { createPolicyEngine, registerPolicyRoutes } from '../../src/policy/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { runCli, type CliIo, type Runtime } from '../../src/cli/index.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 const reject = (): Promise<never> => Promise.reject(new Error('not used'));
 const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
@@ -48,7 +52,7 @@ before(async () => {
   });
   const kv = createKvService({ store, sealer: masterSealer(randomBytes(32)), clock, audit });
   // Agent reads are not exercised here (no token service in this test): deny them all.
-  registerSecretRoutes(app, { kv, authorizer: { authorize: () => ({ allowed: false, policies: [], errors: [], cached: false }) } });
+  registerSecretRoutes(app, { kv, authorizer: createRequestAuthorizer({ authorize: () => ({ allowed: false, policies: [], errors: [], cached: false }) }) });
   policy = createPolicyEngine({ dir: 'examples/policies', clock, logger: silentLogger, audit, cacheSize: 0, watch: false });
   await policy.load();
   registerPolicyRoutes(app, { policy });
@@ -110,4 +114,60 @@ test('policy check against the real policy route shows the decision and deciding
   assert.ok(Array.isArray(body.policies));
   const human = await cli(['policy', 'check', '--principal', 'spiffe://example.org/agent/x', '--action', 'secret.read', '--resource', 'Secret::nothing/here']);
   assert.match(human.stdout, new RegExp(`decision: ${body.decision.toUpperCase()}`));
+});
+
+test('kv put: - and --from-file read alike (UTF-8 text, exactly one trailing line break dropped unless --keep-newline); an argument is kept as is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-kvput-'));
+  const cases: [string, string[], string][] = [
+    ['key\n', [], 'key'],
+    ['key\r\n', [], 'key'],
+    ['key\n\n', [], 'key\n'],
+    ['key', [], 'key'],
+    ['-----BEGIN X-----\nabc\n-----END X-----\n', [], '-----BEGIN X-----\nabc\n-----END X-----'],
+    ['key\n', ['--keep-newline'], 'key\n'],
+    ['ünïcode ✓\n', [], 'ünïcode ✓'],
+  ];
+  for (const [i, [input, flags, stored]] of cases.entries()) {
+    const file = join(dir, `v${i}.txt`);
+    writeFileSync(file, input);
+    for (const [how, argv, stdin] of [['file', ['--from-file', file], undefined], ['stdin', ['-'], input]] as const) {
+      const put = await cli(['kv', 'put', `nl/case-${i}-${how}`, ...argv, ...flags], stdin);
+      assert.equal(put.code, 0, put.stderr);
+      assert.equal((await cli(['kv', 'get', `nl/case-${i}-${how}`])).stdout, stored, `${how} ${JSON.stringify(input)} ${flags.join(' ')}`);
+    }
+  }
+  const arg = await cli(['kv', 'put', 'nl/arg', 'value\n']);
+  assert.equal(arg.code, 0, arg.stderr);
+  assert.equal((await cli(['kv', 'get', 'nl/arg'])).stdout, 'value\n');
+  const bad = await cli(['kv', 'put', 'nl/arg', 'value', '--keep-newline']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--keep-newline applies to a value read with - or --from-file/);
+});
+
+test('kv put refuses bytes that are not UTF-8 (exit 2, nothing stored) instead of storing them changed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-kvbin-'));
+  const der = join(dir, 'key.der');
+  writeFileSync(der, Buffer.from([0x30, 0x82, 0xff, 0xfe, 0x00, 0x01]));
+  const r = await cli(['kv', 'put', 'bin/key', '--from-file', der]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`the value from --from-file ${der.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not UTF-8 text \\(byte 0x82 at offset 1 starts no valid character\\).*base64 -w0 FILE \\| tessera kv put PATH -`));
+  assert.match(r.stderr, /\[TESSERA_CLI_USAGE\]/);
+  const viaStdin = await runCli(['kv', 'put', 'bin/key', '-'], runtime, {
+    stdout: { write: () => true }, stderr: { write: () => true }, env: { TESSERA_ADDR: url, TESSERA_TOKEN: adminToken },
+    stdin: (async function* () { yield Buffer.from([0x61, 0xc3, 0x28]); })(),
+  });
+  assert.equal(viaStdin, 2);
+  const gone = await cli(['kv', 'get', 'bin/key']);
+  assert.match(gone.stderr, /TESSERA_SECRET_NOT_FOUND/, 'nothing was stored');
+  // Encoded, the same bytes are text, and come back exactly.
+  const b64 = Buffer.from([0x30, 0x82, 0xff, 0xfe, 0x00, 0x01]).toString('base64');
+  assert.equal((await cli(['kv', 'put', 'bin/key-b64', '-'], `${b64}\n`)).code, 0);
+  assert.equal(Buffer.from((await cli(['kv', 'get', 'bin/key-b64'])).stdout, 'base64').toString('hex'), '3082fffe0001');
+});
+
+test('a path with a character outside the set: the message names the character (not percent-encoding)', async () => {
+  const r = await cli(['kv', 'put', 'bad path/x', 'v']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /invalid secret path \\?"bad path\/x\\?": segment 1 contains \\?" \\?"; allowed characters are A-Z a-z 0-9 \. _ -/);
+  assert.doesNotMatch(r.stderr, /percent/);
 });

@@ -62,6 +62,8 @@ test('dev and server parse the same file to the same values; durations are milli
   assert.equal(dev.tokens.agent_ttl, 240_000);
   assert.equal(dev.tokens.clock_skew, 45_000);
   assert.equal(dev.tokens.signing.overlap, 5_400_000);
+  assert.equal(dev.tokens.dpop.iat_window, 45_000);
+  assert.equal(dev.tokens.dpop.nonce_lifetime, 120_000);
   assert.equal(dev.audit.checkpoint_every, 120_000);
   assert.equal(dev.leases.reaper_interval, 15_000);
   assert.equal(dev.gateway.idle_timeout, 420_000);

@@ -24,6 +24,7 @@ import { registerSensitive } from '../helpers/leak-registry.js';
 import type { Sealer } from '../../src/secrets/sealer.js';
 import { createTestDatabase, withDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { createTrustDomains } from '../../src/identity/trust-domains.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 export const ADMIN = 'admin-token-for-engine-tests-0123456789';
 
@@ -171,7 +172,7 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
       },
     },
   });
-  registerLeaseRoutes(app, { leases, authorizer });
+  registerLeaseRoutes(app, { leases, authorizer: createRequestAuthorizer(authorizer) });
   registerRevocationRoutes(app, { revocations, clock });
   registerPostgresEngineRoutes(app, { postgres });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -14,6 +14,7 @@ import type { AgentPrincipal } from '../../src/shared/principal.js';
 import { createGatewayCore, canonicalJson, RpcError, type Caller } from '../../src/gateway/core.js';
 import type { ToolProvider } from '../../src/gateway/types.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 let dir: string;
 let policy: PolicyEngine;
@@ -48,8 +49,8 @@ after(() => {
 });
 
 function core(auditArgumentValues: boolean, audit = new MemoryAuditWriter()) {
-  const injector = { resolveSecret: async () => '', issueCredential: async () => ({ leaseId: '', data: {} }), revokeLease: async () => undefined, mayInject: () => true };
-  return { audit, core: createGatewayCore({ upstreams: [], providers: [provider], authorizer: policy, injector, audit, logger: silentLogger, auditArgumentValues }) };
+  const injector = { resolveSecret: async () => '', issueCredential: async () => ({ leaseId: '', data: {} }), revokeLease: async () => undefined, mayInject: () => true, downstreamToken: async () => { throw new Error('unused'); } };
+  return { audit, core: createGatewayCore({ upstreams: [], providers: [provider], authorizer: createRequestAuthorizer(policy), injector, audit, logger: silentLogger, auditArgumentValues }) };
 }
 
 test('canonical JSON sorts keys at every level, so the audited digest does not depend on key order', () => {

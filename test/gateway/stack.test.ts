@@ -32,7 +32,10 @@ import { parseConfig } from '../../src/config/index.js';
 import { createGateway, type Gateway, type ToolProvider } from '../../src/gateway/index.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { startHttpUpstream, type HttpUpstream } from './fixtures/http-upstream.js';
+import { testDpopGuard } from '../helpers/dpop.js';
 import { rawMcp, INIT } from './harness.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
+import { createRequestAuthenticator } from '../../src/pipeline/authenticate.js';
 
 const HTTP_KEY = 'http-upstream-key-Qm4Zt8Wv1';
 const WEB_TOKEN = 'web-api-token-Ls9Xc2Rb7N';
@@ -137,16 +140,23 @@ before(async () => {
     });
   });
   url = `http://127.0.0.1:${port}`;
+  const dpop = testDpopGuard({ clock: systemClock, issuer: url });
   gateway = createGateway({
-    config, authorizer: policy, kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd],
-    tokens: {
-      verify: async (token, { audience }) => {
-        if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
-        const p = PRINCIPALS[token];
-        if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
-        return p;
+    config, authorizer: createRequestAuthorizer(policy), kv, audit, clock: systemClock, logger: silentLogger, issuer: url, providers: [mem, odd], dpop,
+    // The pipeline's real authenticate step for the gateway audience (DPoP included), with a
+    // table of test principals instead of signed tokens (revocation checked on every request).
+    authenticator: createRequestAuthenticator({
+      audit, dpop,
+      tokens: {
+        verify: async (token, { audience }) => {
+          if (audience !== `${url}/mcp`) throw new TesseraError('TESSERA_TOKEN_AUDIENCE_INVALID', 'wrong audience');
+          const p = PRINCIPALS[token];
+          if (!p) throw new TesseraError('TESSERA_TOKEN_MALFORMED', 'not a token');
+          if (revoked.has(p.spiffeId)) throw new TesseraError('TESSERA_TOKEN_REVOKED', 'revoked');
+          return p;
+        },
       },
-    },
+    }, { audience: `${url}/mcp`, resource: 'mcp' }),
     leases: { issue: async () => { throw new TesseraError('TESSERA_INTERNAL', 'unused'); }, revoke: async () => undefined },
     revocations: { isPrincipalRevoked: (p) => revoked.has(p.spiffeId) },
   });
@@ -243,6 +253,15 @@ test('token scope narrows the tool list, and a tools/call outside it is 403 insu
   assert.equal(r.status, 403);
   assert.equal(r.headers.get('www-authenticate'), `Bearer error="insufficient_scope", scope="tool:remote/ping", resource_metadata="${u}/.well-known/oauth-protected-resource/mcp", error_description="the token scope does not cover tool:remote/ping"`);
   assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  // A tool name the caller chose lands in the challenge: quotes, backslashes, non-ASCII and
+  // control characters never make the header invalid (Node would answer 500 ERR_INVALID_CHAR).
+  for (const name of ['remote__"x"', 'remote__a\\b', 'remote__caf\u00e9…', 'remote__a\r\nSet-Cookie: x=1', 'remote__\u{1F600}']) {
+    const hostile = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: {} } });
+    const h = await rawMcp(`${u}/mcp`, 'tok-scoped', hostile, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
+    assert.ok(h.status < 500, `${JSON.stringify(name)} answered ${h.status}`);
+    const challenge = h.headers.get('www-authenticate');
+    if (challenge !== null) assert.match(challenge, /^Bearer [\x20-\x7e]*$/, `${JSON.stringify(name)}: ${challenge}`);
+  }
   const ok = await rawMcp(`${u}/mcp`, 'tok-scoped', JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mem__ping', arguments: {} } }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(ok.status, 200);
   assert.deepEqual(ok.body.result.content, [{ type: 'text', text: 'pong' }]);

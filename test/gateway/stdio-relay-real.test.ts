@@ -35,7 +35,14 @@ test('the relay logs in to the real Tessera with a join token; the gateway sees 
   const introspected: { active: boolean; aud?: unknown }[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
-      const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+      // The relay's SDK logs in with DPoP: a bound token, sent with a proof (checked by Tessera
+      // itself in test/dpop; this stand-in only introspects the token).
+      const auth = req.headers.authorization ?? '';
+      if (/^DPoP /.test(auth) && typeof req.headers.dpop !== 'string') {
+        res.writeHead(401, { 'www-authenticate': 'DPoP error="invalid_dpop_proof"' }).end();
+        return;
+      }
+      const token = auth.replace(/^(Bearer|DPoP) /, '');
       const r = await fetch(`${tessera.url}/v1/oauth/introspect`, { method: 'POST', headers: { authorization: `Bearer ${tessera.adminToken}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }).toString() });
       const info = (await r.json()) as { active: boolean; aud?: string | string[] };
       introspected.push(info);

@@ -26,6 +26,7 @@ export function testContext(opts: {
   secrets?: Record<string, string>;
   issue?: (engine: string, role: string, ttlMs?: number) => Promise<{ leaseId: string; data: Record<string, unknown> }>;
   revoke?: (leaseId: string) => Promise<void>;
+  downstream?: (audience: string, ttlMs: number) => Promise<string>;
   signal?: AbortSignal;
 } = {}): TestContext {
   const resolved: string[] = [];
@@ -56,6 +57,10 @@ export function testContext(opts: {
     },
     addSensitive(value) {
       sensitive.push(value);
+    },
+    async downstreamToken(audience, ttlMs) {
+      if (!opts.downstream) throw new Error('no downstream token minter in this test');
+      return opts.downstream(audience, ttlMs);
     },
     ...(opts.revoke
       ? {

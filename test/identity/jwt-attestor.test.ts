@@ -175,6 +175,20 @@ test('every bad JWT is refused with the check that failed', async () => {
   await t('not.a.jwt', 'TESSERA_ATTEST_FAILED', 'format');
   await t('garbage', 'TESSERA_ATTEST_FAILED', 'format');
   await t('x'.repeat(20_000), 'TESSERA_ATTEST_FAILED', 'format');
+  // Messages name what was expected (configuration, not secret) and never a pseudo-attestor.
+  const message = async (token: string | Promise<string>): Promise<{ message: string; details: Record<string, unknown> }> => {
+    const e = await attestation.attest(await token, TOKEN_TYPE_JWT, meta).then(() => assert.fail('accepted'), (x: unknown) => x as { message: string; details: Record<string, unknown> });
+    return e;
+  };
+  const aud = await message(sign(rsa, k8sClaims({ aud: 'someone-else' })));
+  assert.match(aud.message, /attestation failed \(audience\) by attestor "k8s-prod": the token audience \(aud\) does not include "tessera", the audience this attestor expects \(attestors\[\]\.audience in tessera\.yaml/);
+  assert.doesNotMatch(aud.message, /someone-else/, 'the token content is not echoed');
+  for (const bad of ['garbage', 'x'.repeat(20_000), new UnsecuredJWT(k8sClaims()).encode()]) {
+    const e = await message(bad);
+    assert.match(e.message, /attestation failed \((format|algorithm)\) before an attestor could be chosen: /);
+    assert.doesNotMatch(e.message, /selection/);
+    assert.equal(e.details.attestor, null);
+  }
   // Nothing was recorded for refused tokens.
   assert.equal(await store.get('SELECT 1 AS x FROM agents WHERE spiffe_id = ?', ['spiffe://example.org/ns/kube-system/sa/admin']), undefined);
 });

@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { issueAuthorized } from '../../src/leases/authorized.js';
-import type { Authorizer } from '../../src/policy/types.js';
 import type { AgentPrincipal } from '../../src/shared/principal.js';
 import { TesseraError } from '../../src/shared/errors.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 // The authorize-then-issue path shared by POST /v1/creds and the MCP gateway's credential injection.
 const principal = (scope?: string[]): AgentPrincipal => ({
   spiffeId: 'spiffe://td/ns/a/sa/b', trustDomain: 'td', path: '/ns/a/sa/b', attributes: {}, jti: 'j'.repeat(22), expiresAt: Date.UTC(2099, 0, 1), ...(scope ? { scope } : {}),
 });
-const allowIf = (ok: boolean): Authorizer => ({ authorize: () => ({ allowed: ok, policies: ok ? ['p-allow'] : [], errors: [], cached: false }) });
+const allowIf = (ok: boolean) => createRequestAuthorizer({ authorize: () => ({ allowed: ok, policies: ok ? ['p-allow'] : [], errors: [], cached: false }) });
 
 test('issueAuthorized: policy ∩ token scope, then issue', async () => {
   const issued: unknown[] = [];

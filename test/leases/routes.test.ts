@@ -12,6 +12,7 @@ import { createRevocationService, registerRevocationRoutes } from '../../src/rev
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { MemoryEngine } from '../helpers/memory-engine.js';
 import { createTrustDomains } from '../../src/identity/trust-domains.js';
+import { createRequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 function principal(name: string, extra: Partial<AgentPrincipal> = {}): AgentPrincipal {
   return { spiffeId: `spiffe://example.org/${name}`, trustDomain: 'example.org', path: `/${name}`, attributes: {}, jti: `jti-${name}`, expiresAt: Date.UTC(2030, 0, 1), ...extra };
@@ -65,7 +66,7 @@ async function start() {
       },
     },
   });
-  registerLeaseRoutes(app, { leases, authorizer });
+  registerLeaseRoutes(app, { leases, authorizer: createRequestAuthorizer(authorizer) });
   registerRevocationRoutes(app, { revocations, clock });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();

@@ -25,10 +25,14 @@ test('requests built for every action and resource type are valid against the sc
     ['tool.call', { type: 'Tool', server: 'records', tool: 'query' }],
     ['http.request', { type: 'Route', route: 'github' }],
     ['token.delegate', { type: 'Agent', spiffeId: 'spiffe://example.org/ns/x/sa/child' }],
+    ['token.delegate', { type: 'SubAgent', label: 'summarizer' }],
   ];
-  const p = agent('spiffe://example.org/ns/prod/sa/reader', { attributes: { 'label.team': 'a', attestor: 'k8s', namespace: 'prod', service_account: 'reader' }, attestor: 'k8s', attestorKind: 'kubernetes', chain: ['spiffe://example.org/o'], task: 't1', user: 'alice', purpose: 'p', scope: ['secret:**'] });
+  const p = agent('spiffe://example.org/ns/prod/sa/reader', { attributes: { 'label.team': 'a', attestor: 'k8s', namespace: 'prod', service_account: 'reader' }, attestor: 'k8s', attestorKind: 'kubernetes', chain: ['spiffe://example.org/o'], task: 't1', rootTask: 't0', label: 'helper', tctx: {}, user: 'alice', purpose: 'p', scope: ['secret:**'] });
   for (const [action, resource] of pairs) {
-    const c = toCedarRequest({ principal: p, action, resource });
+    // token.delegate carries the task being created (built by the token exchange). Task facts are
+    // an open record like args (schema.ts): validated requests carry none.
+    const context = action === 'token.delegate' ? { delegation: { scopes: ['secret:a/**'], purpose: 'p', depth: 2, max_depth: 3, bound: false, tctx: {} } } : undefined;
+    const c = toCedarRequest({ principal: p, action, resource, ...(context ? { context } : {}) });
     // With the schema and request validation on: entity attributes, parents and context all conform.
     const r = cedar.isAuthorized({ ...c, schema: SCHEMA_TEXT, validateRequest: true, policies: { staticPolicies: 'permit(principal, action, resource);' } });
     assert.equal(r.type, 'success', `${action}: ${JSON.stringify(r)}`);

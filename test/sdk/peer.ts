@@ -152,7 +152,7 @@ export async function startPeer(): Promise<Peer> {
       if (m === 'POST' && rest === 'revocations') {
         const b = body as { kind: string; target: string };
         if (!['agent', 'task', 'user', 'token', 'lease'].includes(b.kind)) return err(400, 'TESSERA_REVOCATION_INVALID', 'bad kind');
-        return send(res, 201, { id: `rev_${++seq}`, kind: b.kind, target: b.target, expires_at: null, active: true, leases_revoked: 2, leases_retrying: 0, leases_irrevocable: 0 });
+        return send(res, 201, { id: `rev_${++seq}`, kind: b.kind, target: b.target, expires_at: null, active: true, leases_revoked: 2, leases_retrying: 0, leases_disabled: 1, leases_irrevocable: 0 });
       }
       if (m === 'GET' && rest === 'revocations') return send(res, 200, { revocations: [{ id: 'rev_1', kind: 'agent', target: 'spiffe://example.org/agent/a' }] });
       if (m === 'DELETE' && rest.startsWith('revocations/')) {

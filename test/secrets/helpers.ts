@@ -9,6 +9,7 @@ import type { Sealer } from '../../src/secrets/sealer.js';
 import type { Authorizer, PolicyRequest, Decision } from '../../src/policy/types.js';
 import type { AgentPrincipal } from '../../src/shared/principal.js';
 import { matchesPathGlob } from '../../src/secrets/path.js';
+import { createRequestAuthorizer, type RequestAuthorizer } from '../../src/pipeline/authorize.js';
 
 export interface Fixture {
   store: Store;
@@ -41,6 +42,10 @@ export function principal(spiffeId = 'spiffe://tessera.local/ns/prod/sa/patient-
 export class GlobAuthorizer implements Authorizer {
   readonly requests: PolicyRequest[] = [];
   constructor(private readonly rules: { action: string; glob: string }[]) {}
+  /** This authorizer behind the request pipeline's scope gate: what enforcement points take. */
+  get pipeline(): RequestAuthorizer {
+    return createRequestAuthorizer(this);
+  }
   authorize(request: PolicyRequest): Decision {
     this.requests.push(request);
     const r = request.resource;

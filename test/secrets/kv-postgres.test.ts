@@ -41,8 +41,8 @@ test('postgres: versions, concurrency, prefix listing, agent read, delete and ro
   assert.deepEqual((await kv.list('pg/a_b')).secrets.map((s) => s.path), ['pg/a_b', 'pg/a_b/x']);
 
   const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'pg/**' }]);
-  assert.equal((await kv.readForAgent(principal(), 'pg/a_b/x', authz)).value, 'v');
-  await assert.rejects(kv.readForAgent(principal(), 'pg/conc', authz), { code: 'TESSERA_SECRET_NOT_READABLE' });
+  assert.equal((await kv.readForAgent(principal(), 'pg/a_b/x', authz.pipeline)).value, 'v');
+  await assert.rejects(kv.readForAgent(principal(), 'pg/conc', authz.pipeline), { code: 'TESSERA_SECRET_NOT_READABLE' });
 
   // AAD binding holds on BYTEA too.
   type Blobs = { ciphertext: Buffer; wrapped_key: Buffer };

@@ -202,17 +202,17 @@ test('readForAgent: read-mode only, policy first, everything audited', async () 
   const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'team/**' }, { action: 'secret.inject', glob: 'team/**' }]);
   const p = principal();
 
-  const ok = await f.kv.readForAgent(p, 'team/read-me', authz);
+  const ok = await f.kv.readForAgent(p, 'team/read-me', authz.pipeline);
   assert.deepEqual(ok, { path: 'team/read-me', version: 1, value: 'readable-value' });
   assert.deepEqual(authz.requests.at(-1)?.resource, { type: 'Secret', path: 'team/read-me' });
   assert.equal(authz.requests.at(-1)?.action, 'secret.read');
 
-  await assert.rejects(f.kv.readForAgent(p, 'team/inject-only', authz), { code: 'TESSERA_SECRET_NOT_READABLE' });
-  await assert.rejects(f.kv.readForAgent(p, 'other/read-me', authz), { code: 'TESSERA_POLICY_DENIED' });
+  await assert.rejects(f.kv.readForAgent(p, 'team/inject-only', authz.pipeline), { code: 'TESSERA_SECRET_NOT_READABLE' });
+  await assert.rejects(f.kv.readForAgent(p, 'other/read-me', authz.pipeline), { code: 'TESSERA_POLICY_DENIED' });
   // An unauthorised caller learns nothing about existence: denied, not "not found".
-  await assert.rejects(f.kv.readForAgent(p, 'other/missing', authz), { code: 'TESSERA_POLICY_DENIED' });
-  await assert.rejects(f.kv.readForAgent(p, 'team/missing', authz), { code: 'TESSERA_SECRET_NOT_FOUND' });
-  await assert.rejects(f.kv.readForAgent(p, 'team/../other/read-me', authz), { code: 'TESSERA_SECRET_PATH_INVALID' });
+  await assert.rejects(f.kv.readForAgent(p, 'other/missing', authz.pipeline), { code: 'TESSERA_POLICY_DENIED' });
+  await assert.rejects(f.kv.readForAgent(p, 'team/missing', authz.pipeline), { code: 'TESSERA_SECRET_NOT_FOUND' });
+  await assert.rejects(f.kv.readForAgent(p, 'team/../other/read-me', authz.pipeline), { code: 'TESSERA_SECRET_PATH_INVALID' });
 
   const reads = f.audit.events.filter((e) => e.kind === 'secret.read');
   assert.deepEqual(reads.map((e) => e.result), ['success', 'deny', 'deny', 'deny', 'failure']);
@@ -224,8 +224,8 @@ test('readForAgent: read-mode only, policy first, everything audited', async () 
   assert.ok(!JSON.stringify(f.audit.events).includes(p.jti));
 
   // Injection works for both modes but needs secret.inject.
-  assert.equal((await f.kv.resolveForInjection(p, 'team/inject-only', authz)).value, 'injected-value');
-  await assert.rejects(f.kv.resolveForInjection(p, 'other/read-me', authz), { code: 'TESSERA_POLICY_DENIED' });
+  assert.equal((await f.kv.resolveForInjection(p, 'team/inject-only', authz.pipeline)).value, 'injected-value');
+  await assert.rejects(f.kv.resolveForInjection(p, 'other/read-me', authz.pipeline), { code: 'TESSERA_POLICY_DENIED' });
   assert.equal(authz.requests.at(-1)?.action, 'secret.inject');
 });
 
@@ -233,7 +233,7 @@ test('audit fails closed: no value is returned when the read cannot be recorded'
   const f = await fixture();
   await f.kv.put('t/r', 'value', { mode: 'read' }, admin);
   f.audit.failing = true;
-  await assert.rejects(f.kv.readForAgent(principal(), 't/r', new GlobAuthorizer([{ action: 'secret.read', glob: '**' }])), { code: 'TESSERA_AUDIT_UNAVAILABLE' });
+  await assert.rejects(f.kv.readForAgent(principal(), 't/r', new GlobAuthorizer([{ action: 'secret.read', glob: '**' }]).pipeline), { code: 'TESSERA_AUDIT_UNAVAILABLE' });
 });
 
 test('readForAgent and resolveForInjection: a token scope narrows what policy allows', async () => {
@@ -242,9 +242,9 @@ test('readForAgent and resolveForInjection: a token scope narrows what policy al
   await f.kv.put('team/b', 'value-b-123456', { mode: 'read' }, admin);
   const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'team/**' }, { action: 'secret.inject', glob: 'team/**' }]);
   const scoped = { ...principal(), scope: ['secret:team/a'] };
-  assert.equal((await f.kv.readForAgent(scoped, 'team/a', authz)).value, 'value-a-123456');
-  await assert.rejects(f.kv.readForAgent(scoped, 'team/b', authz), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
-  await assert.rejects(f.kv.resolveForInjection(scoped, 'team/b', authz), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
+  assert.equal((await f.kv.readForAgent(scoped, 'team/a', authz.pipeline)).value, 'value-a-123456');
+  await assert.rejects(f.kv.readForAgent(scoped, 'team/b', authz.pipeline), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
+  await assert.rejects(f.kv.resolveForInjection(scoped, 'team/b', authz.pipeline), { code: 'TESSERA_TOKEN_INSUFFICIENT_SCOPE' });
   const denied = f.audit.events.filter((e) => e.kind === 'secret.read' && e.result === 'deny');
   assert.equal(denied.at(-1)?.reason?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
 });

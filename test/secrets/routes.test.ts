@@ -34,7 +34,7 @@ const authz = new GlobAuthorizer([{ action: 'secret.read', glob: 'team/**' }]);
 before(async () => {
   f = await fixture({ maxValueBytes: 64 });
   app = createApp({ logger: silentLogger, replicaId: 'r1', bodyLimit: 64 * 1024, admin: admins, agents });
-  registerSecretRoutes(app, { kv: f.kv, authorizer: authz });
+  registerSecretRoutes(app, { kv: f.kv, authorizer: authz.pipeline });
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as AddressInfo).port;
 });
@@ -156,12 +156,35 @@ for (const [name, path] of traversal) {
       const r = await call(method, `/v1/admin/secrets/${path}`, { token, body });
       assert.equal(r.json?.error?.code, 'TESSERA_SECRET_PATH_INVALID', `${method} ${path}: ${JSON.stringify(r.json)}`);
       assert.equal(r.status, 400);
-      if (path.includes('%')) assert.match(r.json.error.message, /percent-encoded/, 'refused before any decoding');
+      // Refused whatever the decoding gives; the message names the character the client encoded.
+      if (path.includes('%')) assert.match(r.json.error.message, /percent-encoded|segment \d+ (contains|is)/);
     }
     const r = await call('GET', `/v1/secrets/${path}`, { token: AGENT });
     assert.equal(r.json?.error?.code, 'TESSERA_SECRET_PATH_INVALID', `agent GET ${path}`);
   });
 }
+
+test('a percent-encoded path is refused naming the character the client encoded (a space is a space, not "percent-encoding")', async () => {
+  const cases: [string, RegExp][] = [
+    ['bad%20path/x', /invalid secret path "bad path\/x": segment 1 contains " "; allowed characters are A-Z a-z 0-9 \. _ -/],
+    ['team/%2e%2e/x', /segment 2 is "\.\."; relative segments are not allowed/],
+    ['team/caf%C3%A9', /segment 2 contains "é"/],
+    // Decodes to a valid path: the encoding itself is the fault.
+    ['team%2Fdb', /percent-encoded characters are not allowed in a secret path/],
+    ['team/%61', /percent-encoded characters are not allowed/],
+  ];
+  for (const [path, re] of cases) {
+    const r = await call('PUT', `/v1/admin/secrets/${path}`, { token: ADMIN, body: { value: 'v' } });
+    assert.equal(r.status, 400, path);
+    assert.equal(r.json.error.code, 'TESSERA_SECRET_PATH_INVALID', `${path}: ${JSON.stringify(r.json)}`);
+    assert.match(r.json.error.message, re, path);
+  }
+  // Not decodable at all: refused before routing, with a stable code too.
+  const r = await call('PUT', '/v1/admin/secrets/team/%zz', { token: ADMIN, body: { value: 'v' } });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, 'TESSERA_REQUEST_MALFORMED');
+  assert.match(r.json.error.message, /a "%" must start a percent-encoded UTF-8 byte/);
+});
 
 test('value validation over HTTP', async () => {
   let r = await put('team/v', { value: 'x'.repeat(65) });

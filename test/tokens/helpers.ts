@@ -15,25 +15,32 @@ import { createAttestation } from '../../src/identity/attestation.js';
 import type { AttestorConfig } from '../../src/config/schema.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
 import { createKeyManager, type KeyManager } from '../../src/tokens/keys.js';
-import { createTokenService, createAgentAuthenticator, type TokenService } from '../../src/tokens/service.js';
+import { createTokenService, type TokenService } from '../../src/tokens/service.js';
+import { createRequestAuthenticator } from '../../src/pipeline/authenticate.js';
 import { createTokenExchange } from '../../src/tokens/exchange.js';
 import { registerTokenRoutes } from '../../src/tokens/routes.js';
 import { createTrustDomains } from '../../src/identity/trust-domains.js';
+import { testDpopGuard } from '../helpers/dpop.js';
 
 /** A RevocationChecker backed by Sets (the real one lives in src/revocations). */
 export class SetRevocations implements RevocationChecker {
   readonly jtis = new Set<string>();
   readonly agents = new Set<string>();
   readonly revokedTokens: string[] = [];
-  isRevoked(s: { spiffeId: string; jti: string }): boolean {
-    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId);
+  readonly users = new Set<string>();
+  isRevoked(s: { spiffeId: string; jti: string; task?: string; ancestors?: readonly string[]; user?: string }): boolean {
+    return this.jtis.has(s.jti) || this.agents.has(s.spiffeId) || (s.task !== undefined && this.tasks.has(s.task)) || (s.ancestors ?? []).some((t) => this.tasks.has(t)) || (s.user !== undefined && this.users.has(s.user));
   }
   isAgentRevoked(spiffeId: string): boolean {
     return this.agents.has(spiffeId);
   }
+  readonly tasks = new Set<string>();
   async revokeToken(jti: string): Promise<void> {
     this.jtis.add(jti);
     this.revokedTokens.push(jti);
+  }
+  async revoke(req: { kind: 'task'; target: string }): Promise<void> {
+    this.tasks.add(req.target);
   }
 }
 
@@ -86,15 +93,16 @@ export async function startHarness(opts: { bodyLimit?: number; attestors?: reado
   const joinTokens = createJoinTokenService({ store, clock, audit, maxTtlMs: 60 * MINUTE, trustDomain: TRUST_DOMAIN });
   const attestation = createAttestation({ attestors: [{ kind: 'join_token', name: 'join_token', max_ttl: 60 * MINUTE }, ...(opts.attestors ?? [])], trustDomain: TRUST_DOMAIN, joinTokens, clock, audit, store, metrics });
   const audiences = [issuer, `${issuer}/mcp`];
-  const exchange = createTokenExchange({ attestation, tokens, revocations, audit, defaultAudience: issuer, allowedAudiences: audiences });
+  const dpop = testDpopGuard({ clock, issuer });
+  const exchange = createTokenExchange({ attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences });
   const app = createApp({
     logger: silentLogger,
     replicaId: 'r1',
     bodyLimit: opts.bodyLimit ?? 32 * 1024,
     admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no admins in this test'); } },
-    agents: createAgentAuthenticator(tokens, { audience: issuer, audit }),
+    agents: createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer }),
   });
-  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences });
+  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms });
   // A tiny agent-only route, so verification is exercised through real HTTP.
   app.get('/test/whoami', { preHandler: app.requireAgent }, async (req) => ({ spiffeId: req.agent!.spiffeId, attributes: req.agent!.attributes, path: req.agent!.path }));
   await app.listen({ host: '127.0.0.1', port });

@@ -85,6 +85,7 @@ test('RFC 8414 metadata: discovered by oauth4webapi, endpoints and types adverti
   assert.deepEqual(as.grant_types_supported, [GRANT]);
   assert.ok((as.subject_token_types_supported as string[]).includes(JOIN_TYPE));
   assert.ok((as.subject_token_types_supported as string[]).includes(JWT_TYPE));
+  assert.ok((as.subject_token_types_supported as string[]).includes('urn:ietf:params:oauth:token-type:access_token'), 'agent and task tokens open and delegate tasks');
 });
 
 test('JWKS and SPIFFE bundle: public EC P-256 keys with kid and alg; bundle has sequence, refresh hint, use jwt-svid', async () => {

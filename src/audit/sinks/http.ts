@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { forwardingSink, PermanentDeliveryError, type Forwarder, type ForwardingSettings } from './forwarder.js';
 import type { AuditSink } from './types.js';
+import { describeDuration } from '../../shared/duration.js';
 
 export interface HttpSinkOptions extends ForwardingSettings {
   /** http:// or https:// (TLS, verified against the system CAs plus `ca`); never with user:password@. */
@@ -41,7 +42,7 @@ export function httpSink(o: HttpSinkOptions): AuditSink & { forwarder: Forwarder
           else reject(new PermanentDeliveryError(`collector ${where} refused the batch with HTTP ${status}`));
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`collector ${where} did not answer within ${o.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`collector ${where} did not answer within ${describeDuration(o.timeoutMs)} (its timeout)`)));
       req.on('error', (e: NodeJS.ErrnoException) => reject(new Error(`collector ${where}: ${e.code ?? e.message}`)));
       req.end(body);
     });

@@ -7,6 +7,7 @@ import { DEFAULT_SCRAM_ITERATIONS, MAX_SCRAM_ITERATIONS } from './scram.js';
 import { OWNED_OBJECT_RULES, type OwnedObjectRule } from './owned-objects.js';
 import { builtinGroups, checkStatementForm } from './privilege.js';
 import { verb } from '../../shared/plural.js';
+import { describeDuration } from '../../shared/duration.js';
 
 /**
  * Engine configuration and roles: validation of what the admin API accepts. Pure, no I/O.
@@ -200,7 +201,7 @@ export function parseRoleBody(body: z.output<typeof roleBody>, manager?: string)
   if (new Set(groups).size !== groups.length) throw fail('TESSERA_REQUEST_INVALID', 'groups must not repeat a role', { field: 'groups' });
   const defaultTtlMs = durationMs(body.default_ttl, 'default_ttl', 15 * 60_000, 'TESSERA_ENGINE_TTL_INVALID');
   const maxTtlMs = durationMs(body.max_ttl, 'max_ttl', Math.max(3_600_000, defaultTtlMs), 'TESSERA_ENGINE_TTL_INVALID');
-  if (defaultTtlMs > maxTtlMs) throw fail('TESSERA_ENGINE_TTL_INVALID', `default_ttl (${defaultTtlMs / 1000} s) must not exceed max_ttl (${maxTtlMs / 1000} s)`, { field: 'default_ttl' });
+  if (defaultTtlMs > maxTtlMs) throw fail('TESSERA_ENGINE_TTL_INVALID', `default_ttl (${describeDuration(defaultTtlMs)}) must not exceed max_ttl (${describeDuration(maxTtlMs)})`, { field: 'default_ttl' });
   if (maxTtlMs > 366 * 86_400_000) throw fail('TESSERA_ENGINE_TTL_INVALID', 'max_ttl must be at most 366 days', { field: 'max_ttl' });
   const creationStatements = statements(body.creation_statements, 'creation_statements');
   const revocationStatements = statements(body.revocation_statements, 'revocation_statements');

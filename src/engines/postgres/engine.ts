@@ -16,6 +16,7 @@ import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.j
 import { checkStatementForm, describeProblems, PRIVILEGE_PROBLEMS_SQL, reassignTargets, relevantProblems, type PrivilegeProblem } from './privilege.js';
 import type { z } from 'zod';
 import { count, noun, verb } from '../../shared/plural.js';
+import { NEXT_STEPS } from '../../shared/next-steps.js';
 
 export const ENGINE_NAME = 'postgres';
 /** Meta key (and AAD) of a config's sealed management URL; `sealed:` makes master-key rotation re-wrap it. */
@@ -358,7 +359,10 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   function liveOf(config: string): Live {
     const l = live.get(config);
-    if (!l) throw fail('TESSERA_ENGINE_NOT_FOUND', `no postgres engine configuration "${config}"; configure it with PUT /v1/admin/engines/postgres/${config}`);
+    if (!l) {
+      const step = NEXT_STEPS.configurePostgres(config);
+      throw fail('TESSERA_ENGINE_NOT_FOUND', `no postgres engine configuration "${config}"; configure it with ${step.route}`, { next_step: step });
+    }
     return l;
   }
 

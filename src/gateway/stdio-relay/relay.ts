@@ -1,7 +1,8 @@
 /**
  * `tessera mcp`: a stdio MCP server that relays every JSON-RPC message, unchanged, to the
  * Tessera gateway's Streamable HTTP endpoint (`<addr>/mcp`), authenticated with a short-lived
- * agent token that the agent SDK obtains (projected token file or join token) and keeps fresh.
+ * agent token that the agent SDK obtains (projected token file or join token) and keeps fresh,
+ * bound to a key the relay holds in memory (DPoP, RFC 9449): a fresh proof goes with every request.
  * A stdio-only MCP client (Claude Desktop, Cursor, VS Code) thus gets a brokered identity
  * instead of API keys in its environment.
  *

@@ -57,12 +57,13 @@ export function relaySession(deps: RelaySessionDeps): Promise<StdioRelayResult> 
     let finished = false;
     let fatal: StdioRelayResult | undefined;
 
-    // The bearer is set per request, so every POST, GET (SSE) and DELETE carries the token
-    // that is valid now (MCP authorization §2.6.1: in the Authorization header of every request).
+    // The credential is set per request, so every POST, GET (SSE) and DELETE carries the token
+    // that is valid now (MCP authorization §2.6.1: in the Authorization header of every request)
+    // and, for a DPoP-bound token (the SDK's default), a fresh proof for that request (RFC 9449).
+    const signed = client.authorizedFetch(deps.baseFetch);
     const authedFetch = async (input: string | URL, init?: RequestInit): Promise<Response> => {
-      let token: string;
       try {
-        token = await client.token();
+        await client.token();
       } catch (err) {
         if (err instanceof TesseraAuthError && err.code === 'TESSERA_SDK_REFRESH_IMPOSSIBLE') {
           fatal ??= deps.fail(err.code, JOIN_TOKEN_EXPIRED, RELAY_EXIT.REFUSED);
@@ -71,9 +72,7 @@ export function relaySession(deps: RelaySessionDeps): Promise<StdioRelayResult> 
         const d = describe(err);
         throw new RelayError(d.code, `the agent token could not be renewed${deps.tokenFile ? ` from ${deps.tokenFile}` : ''}: ${d.message}; the next request tries again${deps.tokenFile ? ' (the file is re-read)' : ''}`);
       }
-      const headers = new Headers(init?.headers);
-      headers.set('authorization', `Bearer ${token}`);
-      return deps.baseFetch(input.toString(), { ...init, headers });
+      return signed(input, init);
     };
 
     const stdio = new StdioServerTransport(deps.stdin, deps.stdout);

@@ -30,6 +30,21 @@ const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding',
 
 const inputSchema = z.record(z.string(), z.unknown()).default({ type: 'object', properties: {} });
 
+/**
+ * `task_token` of an HTTP upstream (MCP server or declarative http tool): Tessera sends it a
+ * short-lived JWT for `audience` carrying the caller's task (`txn`, `rtxn`, `ptxn`), its original
+ * principal (`sub`) and actor chain (`act`, RFC 8693 §4.1), typ `tessera-downstream+jwt`, signed
+ * with Tessera's keys (verify with /.well-known/jwks.json). `header`: where it goes (default
+ * `Authorization: Bearer <token>`; any other header carries the bare token). HTTP only: a stdio
+ * process outlives the calls and callers it serves, so no per-call token can reach it.
+ */
+export const taskTokenConfig = z.object({
+  audience: z.string().min(1).max(512).regex(/^[\x21-\x7e]+$/, 'expected the upstream\'s audience: printable ASCII without spaces, e.g. https://records.internal'),
+  header: headerName.default('authorization'),
+  ttl: durationBetween(1000, 300_000).prefault('60s'),
+}).strict();
+export type TaskTokenConfig = z.output<typeof taskTokenConfig>;
+
 const annotations = z.object({
   title: z.string().optional(),
   readOnlyHint: z.boolean().optional(),
@@ -77,6 +92,8 @@ export const httpToolConfig = z.object({
   headers: z.record(headerName, z.union([headerValue, z.object({ secret: secretPathField }).strict()])).default({}),
   /** `json`: arguments not used in the URL form a JSON object body. Default: json for POST/PUT/PATCH. */
   body: z.enum(['json', 'none']).optional(),
+  /** Send the caller's task context as a short-lived token (see taskTokenConfig). */
+  task_token: taskTokenConfig.optional(),
   timeout: durationBetween(1, 300_000).prefault('10s'),
   max_response_bytes: z.number().int().min(1).max(64 * 1024 * 1024).default(1024 * 1024),
 }).strict().superRefine((t, ctx) => {
@@ -114,6 +131,12 @@ export const httpToolConfig = z.object({
     }
   }
   const credHeader = t.credential?.in === 'header' ? t.credential.name.toLowerCase() : t.credential?.in === 'basic' ? 'authorization' : undefined;
+  const taskHeader = t.task_token?.header.toLowerCase();
+  if (taskHeader !== undefined) {
+    if (taskHeader === credHeader) ctx.addIssue({ code: 'custom', path: ['task_token', 'header'], message: `header "${taskHeader}" already carries the credential; send the task token in another header, e.g. "txn-token"` });
+    if (RESERVED_HEADERS.has(taskHeader) || taskHeader === 'content-type') ctx.addIssue({ code: 'custom', path: ['task_token', 'header'], message: `header "${taskHeader}" is set by Tessera and cannot carry the task token` });
+    if (Object.keys(t.headers).some((h) => h.toLowerCase() === taskHeader)) ctx.addIssue({ code: 'custom', path: ['task_token', 'header'], message: `header "${taskHeader}" is also set in headers; the task token needs a header of its own` });
+  }
   for (const h of Object.keys(t.headers)) {
     const lower = h.toLowerCase();
     if (RESERVED_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['headers', h], message: `header "${h}" is set by Tessera and cannot be configured` });

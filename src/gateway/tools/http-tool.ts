@@ -23,6 +23,8 @@ import type { HttpToolConfig } from './config.js';
 import { compileArgSchema } from './json-schema.js';
 import { requireHeaderSafe } from '../header-value.js';
 import { encodeStrict, parseUrlTemplate, renderUrl } from './url-template.js';
+import { downstreamHeaderValue } from '../downstream.js';
+import { describeDuration } from '../../shared/duration.js';
 
 export interface DeclarativeToolDeps {
   /** undici dispatcher (Agent, Pool, ProxyAgent, MockAgent...); default: undici's global dispatcher. */
@@ -101,6 +103,13 @@ export function compileHttpTool(cfg: HttpToolConfig, deps: DeclarativeToolDeps):
       ctx.addSensitive(userPass);
       ctx.addSensitive(token);
       headers.authorization = `Basic ${token}`;
+    }
+    if (cfg.task_token) {
+      // The caller's task context for the upstream (gateway.tools[].task_token); scrubbed from what it returns.
+      const tt = cfg.task_token;
+      const token = await ctx.downstreamToken(tt.audience, tt.ttl);
+      ctx.addSensitive(token);
+      headers[tt.header.toLowerCase()] = downstreamHeaderValue(tt.header, token);
     }
 
     const url = renderUrl(template, args, extraQuery);
@@ -194,7 +203,7 @@ function mapError(e: unknown, timedOut: boolean, callerSignal: AbortSignal, id: 
   if (e instanceof TesseraError) return e;
   const code = (e as { code?: string }).code;
   if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${timeoutMs}ms`);
+    return fail('TESSERA_TOOL_TIMEOUT', `${id}: ${origin} did not answer within ${describeDuration(timeoutMs)} (the tool's timeout)`);
   }
   if (callerSignal.aborted) return callerSignal.reason ?? e;
   // Only the error code / class: an undici message could echo the URL, which may carry a query credential.

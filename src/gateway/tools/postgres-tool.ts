@@ -17,6 +17,7 @@ import type { ToolCallContext, ToolResult } from '../types.js';
 import type { PostgresToolConfig } from './config.js';
 import { withTimeout, type CompiledTool, type DeclarativeToolDeps } from './http-tool.js';
 import { compileArgSchema } from './json-schema.js';
+import { describeDuration } from '../../shared/duration.js';
 
 /**
  * pg's Query, stopped after one Execute page: on PortalSuspended (more rows than asked for) we
@@ -143,7 +144,7 @@ function mapPgError(e: unknown, timedOut: boolean, callerSignal: AbortSignal, id
   const code = (e as { code?: unknown }).code;
   const msg = (e as Error).message ?? '';
   if (code === '57014' || /timeout/i.test(msg) || timedOut) {
-    return fail('TESSERA_TOOL_TIMEOUT', phase === 'connect' ? `${id}: could not connect to PostgreSQL in time` : `${id}: the statement did not finish within ${timeoutMs}ms (statement_timeout)`);
+    return fail('TESSERA_TOOL_TIMEOUT', phase === 'connect' ? `${id}: could not connect to PostgreSQL in time` : `${id}: the statement did not finish within ${describeDuration(timeoutMs)} (the tool's timeout, sent as statement_timeout)`);
   }
   if (callerSignal.aborted) return callerSignal.reason ?? e;
   // SQLSTATE or a socket error code only: messages can name the (per-call) user.

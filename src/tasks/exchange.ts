@@ -1,0 +1,227 @@
+/**
+ * Task token issuance through RFC 8693 token exchange (`POST /v1/oauth/token` with
+ * `subject_token_type=urn:ietf:params:oauth:token-type:access_token`), one handler per case
+ * (oidc-provider style): the subject token's verified type decides.
+ *   - an agent token  → root.ts:     open a root task;
+ *   - a task token    → delegate.ts: delegate a child task to a sub-agent (`actor_token` = its
+ *     own agent token, or `label` for one without an identity).
+ * This module holds what both share: verifying the subject token, the per-agent rate, the Cedar
+ * `token.delegate` decision, signing, and the commit of the task row with its audit event
+ * (ADR 0041: the token is returned only once both are durable).
+ */
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditActor, AuditWhere } from '../audit/events.js';
+import type { Store } from '../store/port.js';
+import type { Clock } from '../shared/clock.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { RequestMeta } from '../server/app.js';
+import type { ResourceRef } from '../policy/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import type { DelegationContext } from '../policy/entities.js';
+import type { TokenService, TaskTokenInput, VerifiedToken } from '../tokens/service.js';
+import { attributeRefusal, auditTokenRefusal } from '../tokens/service.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
+import type { TokenBuckets } from '../shared/rate-limit.js';
+import type { DpopGuard } from '../dpop/guard.js';
+import type { LimitAuditor } from '../shared/limit-audit.js';
+import { insertTask, type TaskNode } from './store.js';
+import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskParams } from './params.js';
+import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js';
+import { openRootTask } from './root.js';
+import { delegateTask } from './delegate.js';
+
+export { TOKEN_TYPE_ACCESS_TOKEN };
+
+/** RFC 8693 §2.2.1 response for a task token, with the granted `scope` (RFC 6749 §5.1) and the task id. */
+export interface TaskTokenResponse {
+  readonly access_token: string;
+  readonly issued_token_type: typeof TOKEN_TYPE_ACCESS_TOKEN;
+  /** `DPoP` when the token is sender-constrained (RFC 9449 §5), else `Bearer`. */
+  readonly token_type: 'Bearer' | 'DPoP';
+  readonly expires_in: number;
+  readonly scope: string;
+  /** The new task's id (Tessera extension, RFC 6749 §5.1 allows additional parameters). */
+  readonly txn: string;
+}
+
+export interface TaskExchangeRequest {
+  readonly subjectToken: string;
+  readonly actorToken?: string | undefined;
+  readonly actorTokenType?: string | undefined;
+  /** `audience` and `resource` values together (RFC 8693 §2.1, RFC 8707). */
+  readonly audience: readonly string[];
+  /** The whole request, for refusing claim-named parameters. */
+  readonly raw: Readonly<Record<string, unknown>>;
+  readonly params: RawTaskParams;
+  readonly meta: RequestMeta;
+  /**
+   * RFC 7638 thumbprint of the key the request's DPoP proof (RFC 9449 §4, §5) was verified with,
+   * by the token endpoint (src/tokens/exchange.ts), before the subject token was used. The new
+   * token is bound to it (`cnf.jkt`); it must be the key of a bound subject or actor token.
+   * Absent: no proof was sent. Never taken from a request parameter.
+   */
+  readonly proofJkt?: string | undefined;
+}
+
+export interface TaskExchangeDeps {
+  readonly tokens: Pick<TokenService, 'verifyToken' | 'issueTaskToken'>;
+  /** Cedar (token.delegate), through the request pipeline's authorizer. */
+  readonly authorizer: RequestAuthorizer;
+  readonly store: Store;
+  readonly audit: AuditWriter;
+  readonly clock: Clock;
+  /** Every audience Tessera serves: a subject or actor token must be for one of them. */
+  readonly audiences: readonly string[];
+  /** tokens.task_ttl: default and longest lifetime of a task token. */
+  readonly taskTtlMs: number;
+  /** tokens.delegation.max_depth: the bound of a root task's tree. */
+  readonly maxDepth: number;
+  /** tokens.delegation.require_dpop_for_labels. */
+  readonly requireBindingForLabels: boolean;
+  /**
+   * `tokens.dpop.require` (src/dpop/guard.ts): a root task is a `task`, a child a `delegated`
+   * token (`requireBinding`: TESSERA_DPOP_PROOF_MISSING when that kind must be bound and no proof
+   * was sent); and the subject and actor tokens must themselves be bound when the resources would
+   * refuse them unbound (`requireBoundToken`), so an exchange never launders one.
+   */
+  readonly dpop: Pick<DpopGuard, 'requireBinding' | 'requireBoundToken'>;
+  /** tokens.delegation.rate_limit, per acting agent; absent: no limit (unit tests). */
+  readonly limit?: { readonly buckets: TokenBuckets; readonly audit?: LimitAuditor };
+}
+
+export interface TaskExchange {
+  exchange(req: TaskExchangeRequest): Promise<TaskTokenResponse>;
+}
+
+/** What one handler decided: the claims to sign and the node to store. */
+export interface TaskSpec {
+  readonly input: TaskTokenInput;
+  /** Who asked (the delegating agent): the audit actor and the Cedar principal. */
+  readonly delegator: AgentPrincipal;
+  /** The sub-agent: its SPIFFE ID, or the acting SPIFFE ID of a label sub-agent. */
+  readonly delegatee: string;
+  readonly label?: string;
+}
+
+/** Shared by the handlers. */
+export interface HandlerContext {
+  readonly deps: TaskExchangeDeps;
+  readonly req: TaskExchangeRequest;
+  readonly params: TaskParams;
+  readonly now: number;
+  readonly where: AuditWhere;
+  /** Cedar `token.delegate` for `delegator` → `resource`; throws TESSERA_TASK_DELEGATION_DENIED. */
+  decide(delegator: AgentPrincipal, resource: ResourceRef, delegation: DelegationContext): void;
+}
+
+function actorOf(p: AgentPrincipal): AuditActor {
+  return { id: p.spiffeId, ...(p.chain && p.chain.length ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
+}
+
+export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
+  const { tokens, audit } = deps;
+
+  function charge(p: AgentPrincipal, where: AuditWhere): void {
+    const l = deps.limit;
+    if (!l) return;
+    const r = l.buckets.take(p.spiffeId);
+    if (r.ok) return;
+    const retry = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+    l.audit?.refused({ limit: 'task.per_agent', key: p.spiffeId, actor: actorOf(p), where, retryAfterS: retry });
+    throw new TesseraError('TESSERA_TASK_RATE_LIMITED', `this agent opens or delegates more tasks than tokens.delegation.rate_limit allows; retry in ${retry} s, and reuse a task token for its whole task`, { limit: 'task.per_agent', retry_after_s: retry });
+  }
+
+  /** Verifies the subject token (agent or task token, for a Tessera audience); refusals audited like at every enforcement point. */
+  async function verifySubject(token: string, where: AuditWhere): Promise<VerifiedToken> {
+    let verified: VerifiedToken | undefined;
+    try {
+      verified = await tokens.verifyToken(token, { audiences: deps.audiences, kinds: ['agent', 'task'] });
+      // tokens.dpop.require applies to the subject as at every enforcement point (TESSERA_DPOP_REQUIRED).
+      deps.dpop.requireBoundToken(verified.principal);
+      return verified;
+    } catch (e) {
+      if (!isTesseraError(e)) throw e;
+      if (verified) attributeRefusal(e, verified.principal.spiffeId);
+      await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
+      if (e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
+      // RFC 6749 §5.2 / RFC 8693 §2.2.2: an unusable subject token is a grant error, not a
+      // resource server's invalid_token; the verification step that refused is `details.cause`.
+      throw new TesseraError('TESSERA_OAUTH_INVALID_GRANT', `subject_token: ${e.message}`, { field: 'subject_token', cause: e.code }, { cause: e });
+    }
+  }
+
+  async function issue(ctx: HandlerContext, spec: TaskSpec): Promise<TaskTokenResponse> {
+    const issued = tokens.issueTaskToken(spec.input);
+    const c = issued.claims;
+    const actors = actorsOf(c.act).map((a) => ({ sub: a.sub, ...(a.label !== undefined ? { label: a.label } : {}) }));
+    const aud = Array.isArray(c.aud) ? c.aud : [c.aud];
+    const jtiHmac = audit.hmac(issued.jti);
+    const node: TaskNode = {
+      txn: c.txn, parent: c.ptxn ?? null, root: c.rtxn, depth: c.depth, maxDepth: c.max_depth, sub: c.sub,
+      actor: actors[actors.length - 1]!.sub, actors, label: spec.label ?? null, user: spec.delegator.user ?? null,
+      scope: c.scope.split(' '), purpose: c.purpose, tctx: c.tctx ?? {}, audience: aud, jkt: c.cnf?.jkt ?? null, jtiHmac,
+      createdAt: issued.issuedAt, expiresAt: issued.expiresAt,
+    };
+    // The row and its event commit together; the token leaves only once both are durable.
+    await audit.commit(deps.store, (tx) => insertTask(tx, node, c.anc), {
+      kind: 'task.created', actor: actorOf(spec.delegator), action: 'token.exchange', resource: 'task', result: 'success', txn: c.txn, purpose: c.purpose, where: ctx.where,
+      details: {
+        token_type: 'task', jti_hmac: jtiHmac, expires_at: issued.expiresAt, scope: c.scope, root: c.rtxn, ...(c.ptxn ? { parent: c.ptxn } : {}),
+        depth: c.depth, max_depth: c.max_depth, delegatee: spec.delegatee, ...(spec.label ? { label: spec.label } : {}), bound: c.cnf !== undefined, ...(c.cnf ? { dpop_jkt: c.cnf.jkt } : {}), audience: aud,
+        ...(c.tctx && Object.keys(c.tctx).length ? { tctx: c.tctx } : {}),
+      },
+    });
+    return {
+      access_token: issued.token,
+      issued_token_type: TOKEN_TYPE_ACCESS_TOKEN,
+      token_type: c.cnf ? 'DPoP' : 'Bearer',
+      expires_in: Math.max(1, c.exp - c.iat),
+      scope: c.scope,
+      txn: c.txn,
+    };
+  }
+
+  return {
+    async exchange(req) {
+      const where: AuditWhere = { source: req.meta.source, replica: req.meta.replica, requestId: req.meta.requestId };
+      refuseClaimParameters(req.raw);
+      const params = parseTaskParams(req.params);
+      const subject = await verifySubject(req.subjectToken, where);
+      const delegator = subject.principal;
+      charge(delegator, where);
+      const ctx: HandlerContext = {
+        deps, req, params, now: deps.clock.now(), where,
+        decide(principal, resource, delegation) {
+          const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
+          if (!d.allowed) {
+            const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+            throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
+          }
+        },
+      };
+      try {
+        // tokens.dpop.require: `always` wants every task token bound, `delegated` every child (depth ≥ 1).
+        deps.dpop.requireBinding(subject.kind === 'agent' ? 'task' : 'delegated', req.proofJkt);
+        const spec = subject.kind === 'agent' ? await openRootTask(ctx, subject) : await delegateTask(ctx, subject);
+        return await issue(ctx, spec);
+      } catch (e) {
+        // Refusals after the subject is known are audited under the delegating agent and, for a
+        // delegation, in the parent's task (so the tree shows the refused attempt).
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_TASK_RATE_LIMITED') {
+          await audit.append({
+            kind: 'task.refused', actor: actorOf(delegator), action: 'token.exchange', resource: 'task', result: e.status >= 500 ? 'error' : 'deny',
+            reason: { code: e.code, ...(Array.isArray(e.details?.policies) ? { policies: e.details.policies as string[] } : {}) },
+            ...(delegator.task ? { txn: delegator.task } : {}), where,
+            details: { code: e.code, ...(params.scope ? { scope: params.scope.join(' ') } : {}), ...(params.label ? { label: params.label } : {}) },
+          }).catch(() => undefined);
+        }
+        throw e;
+      }
+    },
+  };
+}
+
+/** The attestation facts a task token carries for its acting agent (copied from the token that proved it). */
+export function attestationFacts(v: VerifiedToken): TaskClaims['tessera'] {
+  return v.claims.tessera;
+}
