@@ -3,7 +3,7 @@
  * services together. Everything else takes its dependencies as arguments.
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadConfig, checkConfigPaths, type TesseraConfig } from './config/index.js';
@@ -370,7 +370,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
     const app = createApp({
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
-      originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts }),
+      originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts, localAddresses: Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
       dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
     });

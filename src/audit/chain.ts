@@ -136,6 +136,7 @@ export type ProblemKind =
   | 'witness_bad_signature'
   | 'bad_prune_signature'
   | 'prune_gap'
+  | 'pruned_unverifiable'
   | 'archive_missing'
   | 'archive_modified'
   | 'bad_verified_signature';

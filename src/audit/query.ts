@@ -18,7 +18,14 @@ export interface AuditEntry {
   readonly ts: number;
   readonly prev_hash: string;
   readonly hash: string;
-  readonly event: AuditEvent;
+  /** The stored event; `null` when its stored body is not valid JSON (see `problem`). */
+  readonly event: AuditEvent | null;
+  /**
+   * Set when the stored row cannot be trusted as it is: its body is not valid JSON, or it lies at
+   * or below the pruned boundary (docs/adr/0031-audit-witness-and-retention.md: nothing in the
+   * store vouches for it). The row is shown, never hidden or fatal: `tessera audit verify` says more.
+   */
+  readonly problem?: 'body_malformed' | 'below_pruned_boundary';
 }
 
 export interface AuditTailResult {
@@ -48,7 +55,19 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
   const limit = Math.max(1, Math.min(10_000, Math.floor(q.limit)));
   params.push(limit);
   const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
-  const events = rows.map((r) => ({ seq: Number(r.seq), ts: Number(r.ts), prev_hash: r.prev_hash, hash: r.hash, event: JSON.parse(r.body) as AuditEvent }));
+  const boundary = rows.length ? Number((await store.get<{ m: number | null }>('SELECT MAX(to_seq) AS m FROM audit_prunes'))?.m ?? 0) : 0;
+  const events = rows.map((r): AuditEntry => {
+    const base = { seq: Number(r.seq), ts: Number(r.ts), prev_hash: r.prev_hash, hash: r.hash };
+    let event: AuditEvent | null;
+    try {
+      const v: unknown = JSON.parse(r.body);
+      event = v && typeof v === 'object' && !Array.isArray(v) ? (v as AuditEvent) : null;
+    } catch {
+      event = null; // a row edited in the store: shown flagged, not a 500 for the whole page
+    }
+    if (event === null) return { ...base, event, problem: 'body_malformed' };
+    return base.seq <= boundary ? { ...base, event, problem: 'below_pruned_boundary' } : { ...base, event };
+  });
   return { events, nextSeq: events.length ? events[events.length - 1]!.seq : (q.afterSeq ?? 0) };
 }
 

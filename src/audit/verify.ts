@@ -2,7 +2,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Store } from '../store/port.js';
 import { canonicalize } from './canonical.js';
-import { createChainVerifier, toPublicKey, type Anchor, type ChainVerifier, type Checkpoint, type StoredRecord, type VerifyResult } from './chain.js';
+import { createChainVerifier, toPublicKey, type Anchor, type ChainVerifier, type Checkpoint, type Problem, type StoredRecord, type VerifyResult } from './chain.js';
 import { readLines } from './jsonl.js';
 import { loadPruneChain, type PruneStatement } from './prune.js';
 import { loadHead } from './query.js';
@@ -163,8 +163,9 @@ export async function verifyStore(opts: StoreVerifyOptions): Promise<StoreVerify
     }
   }
   if (prunes.statements.length) {
-    const leftovers = await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_events WHERE seq <= ?', [boundary.seq]);
-    if (Number(leftovers?.n ?? 0) > 0) notes.push(`${count(Number(leftovers!.n), 'event')} at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were not verified`);
+    const left = await checkLeftovers(store, publicKey, prunes.statements, pageSize);
+    for (const p of left.problems) v.report(p);
+    if (left.proven > 0) notes.push(`${count(left.proven, 'event')} at or below the pruned boundary (seq ${boundary.seq}) are still in the store (an interrupted prune; the next archive run removes them); they were proven against the signed prune statement`);
   }
 
   // The stored records, a page at a time, with the checkpoints of each page first.
@@ -310,3 +311,47 @@ export function parseRecordLine(line: string): StoredRecord | null {
 
 /** The former name (query.ts), kept for callers. */
 export const verifyAudit = verifyStore;
+
+/**
+ * Events still stored at or below the pruned boundary (ADR 0031: file first, statement second,
+ * delete last, in pages from the low end). Only what an interrupted prune leaves is provable: for
+ * each signed prune statement, a contiguous run of its events ending at its `to_seq` whose chain
+ * ends in its signed `to_hash` (the run's first `prev_hash` is then proven by the chain). Any
+ * other stored event below the boundary — a gap, a run that does not reach `to_seq`, a hash that
+ * does not end at the signed one — is `pruned_unverifiable`: nothing signed vouches for it, so
+ * verification fails instead of trusting it. Reads a page at a time.
+ */
+async function checkLeftovers(store: StoreVerifyOptions['store'], publicKey: KeyObject, statements: readonly PruneStatement[], pageSize: number): Promise<{ proven: number; problems: Problem[] }> {
+  const problems: Problem[] = [];
+  let proven = 0;
+  for (const st of statements) {
+    const { from_seq: from, to_seq: to, to_hash: toHash } = st.payload;
+    const first = await store.get<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT 1`, [from, to]);
+    if (!first) continue;
+    const start = Number(first.seq);
+    const v = createChainVerifier({ publicKey, anchor: { seq: start - 1, hash: first.prev_hash, source: `the first remaining event of the pruned segment ${from}..${to}` } });
+    let after = start - 1;
+    let n = 0;
+    for (;;) {
+      const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`, [after, to, pageSize]);
+      for (const r of rows) v.push(toStoredRecord(r));
+      n += rows.length;
+      if (rows.length > 0) after = Number(rows[rows.length - 1]!.seq);
+      if (rows.length < pageSize) break;
+      await yieldToLoop();
+    }
+    const end = v.position();
+    const chainProblems = v.settle();
+    if (chainProblems.length === 0 && end.seq === to && end.hash === toHash) {
+      proven += n;
+      continue;
+    }
+    const why = chainProblems[0]?.message ?? (end.seq !== to ? `they end at seq ${end.seq}, not at the segment's end ${to}` : `their chain does not end in the signed hash of seq ${to}`);
+    problems.push({
+      seq: start,
+      kind: 'pruned_unverifiable',
+      message: `${count(n, 'event')} between seq ${start} and ${to} ${n === 1 ? 'is' : 'are'} stored below the pruned boundary but cannot be proven by the signed prune statement for ${from}..${to} (${why}): inserted or altered after the prune; they are not trusted`,
+    });
+  }
+  return { proven, problems };
+}

@@ -74,7 +74,8 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
     .option('--revocation-statement <sql>', 'extra revocation statement run before the owned-object rule and DROP ROLE (repeatable)', collect)
     .addOption(new Option('--owned-objects <rule>', 'on revocation, what happens to objects the user owns: drop (the default) or reassign').choices(OWNED_OBJECT_RULES))
     .option('--reassign-to <role>', 'with --owned-objects reassign: the existing role that receives them')
-    .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[]; ownedObjects?: string; reassignTo?: string }, cmd: Command) => {
+    .option('--allow-privileged-groups', 'let groups and --reassign-to be pg_* built-in roles or roles with SUPERUSER, CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS (dangerous: see docs/engine-postgres.md)')
+    .action(async (name: string, role: string, opts: { group?: string[]; ttl?: string; maxTtl?: string; renewable?: boolean; creationStatement?: string[]; revocationStatement?: string[]; ownedObjects?: string; reassignTo?: string; allowPrivilegedGroups?: boolean }, cmd: Command) => {
       const body = {
         groups: opts.group ?? [],
         ...(opts.ttl ? { default_ttl: opts.ttl } : {}),
@@ -84,6 +85,7 @@ export function registerEngineCommand(program: Command, deps: Deps): void {
         ...(opts.revocationStatement ? { revocation_statements: opts.revocationStatement } : {}),
         ...(opts.ownedObjects ? { owned_objects: opts.ownedObjects } : {}),
         ...(opts.reassignTo ? { reassign_to: opts.reassignTo } : {}),
+        ...(opts.allowPrivilegedGroups ? { allow_privileged_groups: true } : {}),
       };
       show(cmd, await call<Record<string, unknown>>(cmd, 'PUT', `${base(name)}/roles/${encodeURIComponent(role)}`, body));
     });

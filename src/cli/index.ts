@@ -839,7 +839,7 @@ function formatEvent(e: Record<string, unknown>): string {
   // A refused request keeps the identity its credential named, marked unverified (docs/audit.md).
   const actor = a ? (a.verified === false ? `${cell(a.id)}(unverified)` : a.id) : ev.actor;
   const reason = ev.reason && typeof ev.reason === 'object' ? ((ev.reason as Record<string, unknown>).code ?? (ev.reason as Record<string, unknown>).policies) : undefined;
-  return [cell(e.seq), fmtTime(e.ts ?? ev.ts), cell(ev.kind), cell(actor), cell(ev.action), cell(ev.resource), cell(ev.result), reason !== undefined ? cell(reason) : '', ev.txn ? `txn=${cell(ev.txn)}` : '']
+  return [cell(e.seq), fmtTime(e.ts ?? ev.ts), cell(ev.kind), cell(actor), cell(ev.action), cell(ev.resource), cell(ev.result), reason !== undefined ? cell(reason) : '', ev.txn ? `txn=${cell(ev.txn)}` : '', e.problem ? `UNTRUSTED(${cell(e.problem)}: run tessera audit verify)` : '']
     .filter((x) => x !== '')
     .join('  ');
 }

@@ -42,8 +42,12 @@ const jwtAttestor = z.object({
   /** `kubernetes` for projected SA tokens, or a template such as `spiffe://{trust_domain}/ci/{claims.project_path}`. */
   template: z.string().min(1),
   algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).default(['RS256', 'ES256']),
-  /** Claims copied into the agent's attributes (labels) for policy. */
-  label_claims: z.array(z.string()).default([]),
+  /**
+   * Claims copied into the agent's attributes (labels, `label.<claim>`) for policy: a claim name
+   * (lenient: strings, numbers, booleans as text) or `{ claim, type }` — `string`, `boolean`
+   * (`true`/`false` or `"true"`/`"false"`) or `integer` — checked at every login (src/identity/labels.ts).
+   */
+  label_claims: z.array(z.union([z.string().min(1).max(256), z.object({ claim: z.string().min(1).max(256), type: z.enum(['string', 'boolean', 'integer']) }).strict()])).max(32).default([]),
   max_token_age: duration.optional(),
 }).strict().refine((a) => Boolean(a.jwks_url) !== Boolean(a.jwks_file), { message: 'set exactly one of jwks_url or jwks_file' });
 

@@ -11,8 +11,9 @@ import type { RequestMeta } from '../server/app.js';
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT, type AdmitIdentity, type Attestation, type AttestedIdentity } from './types.js';
 import type { JoinTokenService } from './join-tokens.js';
-import { KUBERNETES_PREFIX, compileTemplate, lookupClaim, type CompiledTemplate } from './template.js';
+import { KUBERNETES_PREFIX, compileTemplate, type CompiledTemplate } from './template.js';
 import { parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
+import { compileLabelClaims, labelAttributes } from './labels.js';
 import { jwksFileSource, spiffeBundleUrlSource, type KeySource } from './bundle.js';
 import { decodeJwt, verifyDecodedJwt, type DecodedJwt } from './jwt-verify.js';
 
@@ -127,27 +128,6 @@ function mapJoseError(e: unknown, attestor: string, expected: Expected): Tessera
   }
 }
 
-/** Longest label value kept (the agent token carries attribute values of at most 1024 characters). */
-export const LABEL_VALUE_MAX = 1024;
-
-/**
- * Copies `label_claims` into attributes as `label.<claim>` (strings only: numbers and booleans as
- * text, arrays of strings joined with ","). A value longer than LABEL_VALUE_MAX is left out, not
- * cut: a shortened value could equal another, meaningful one. Labels are tags for policy; they
- * never become `namespace`, `service_account` or any other attribute Tessera sets itself.
- */
-function labelAttributes(claims: JWTPayload, names: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of names) {
-    const v = lookupClaim(claims, name);
-    let text: string | undefined;
-    if (typeof v === 'string') text = v;
-    else if (typeof v === 'number' || typeof v === 'boolean') text = String(v);
-    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) text = v.join(',');
-    if (text !== undefined && text.length <= LABEL_VALUE_MAX) out[`label.${name}`] = text;
-  }
-  return out;
-}
 
 /** RFC 1123 label (Kubernetes namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -221,6 +201,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
       if (jwtByIssuer.has(a.issuer)) throw fail('TESSERA_CONFIG_INVALID', `attestors: two jwt attestors use issuer ${a.issuer}; each issuer may appear once`);
       const algorithms = a.algorithms.filter((x) => ASYMMETRIC.has(x));
       const template: CompiledTemplate | 'kubernetes' = a.template === 'kubernetes' ? 'kubernetes' : compileTemplate(a.template, `attestors.${a.name}.template`);
+      const labels = compileLabelClaims(a.label_claims, a.name);
       if (template !== 'kubernetes') {
         // A jwt attestor mints identities of Tessera's own trust domain only (federation is `kind: spiffe`).
         if (template.authority !== '{trust_domain}' && template.authority !== trustDomain) {
@@ -258,7 +239,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
               ? kubernetesIdentity(payload, trustDomain, a.name)
               : { spiffeId: template.render({ trustDomain, claims: payload }), attributes: {} as Record<string, string> };
           return {
-            identity: { spiffeId: mapped.spiffeId, attestor: a.name, attestorKind, attributes: { ...labelAttributes(payload, a.label_claims), ...mapped.attributes, issuer: a.issuer } },
+            identity: { spiffeId: mapped.spiffeId, attestor: a.name, attestorKind, attributes: { ...labelAttributes(payload, labels, a.name), ...mapped.attributes, issuer: a.issuer } },
             validUntil: validUntil(payload, a.max_token_age || undefined),
           };
         },

@@ -224,7 +224,9 @@ function errorText(e: unknown): { code: string; message: string } {
 }
 
 function toEngineError(e: unknown, what: string): TesseraError {
-  if (isTesseraError(e) && (e.code === 'TESSERA_ENGINE_UNAVAILABLE' || e.code === 'TESSERA_ENGINE_FAILED')) return e;
+  // An engine's own code says what happened (unreachable 503, refused 502, the user's own lock
+  // 409, …): kept, so a refusal an agent caused is never turned into a 502.
+  if (isTesseraError(e) && e.code.startsWith('TESSERA_ENGINE_')) return e;
   const { message } = errorText(e);
   return new TesseraError('TESSERA_ENGINE_FAILED', `${what} failed: ${message}`, undefined, { cause: e });
 }
@@ -322,9 +324,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
   /**
    * One revocation attempt: mark `revoking` (persisted first); step 1 `engine.disable`, then the
    * lease is recorded `disabled` BEFORE step 2 `engine.revoke` (cleanup) runs; record the outcome.
-   * A failed disable leaves `revoking` (`irrevocable` once attempts are exhausted); a failed
-   * cleanup leaves `disabled`, retried with backoff until the attempts are exhausted
-   * (`next_attempt_at` NULL: an operator retries with DELETE /v1/admin/leases/<id>).
+   * A failed disable leaves `revoking` (`irrevocable` once attempts are exhausted: still retried,
+   * at the longest backoff, forever); a failed cleanup leaves `disabled`, retried with backoff
+   * until the attempts are exhausted (`next_attempt_at` NULL: an operator retries with
+   * DELETE /v1/admin/leases/<id>).
    */
   async function attemptRevoke(id: string, cause: string, ctx: CallContext): Promise<LeaseState> {
     await store.run(`UPDATE leases SET state = 'revoking', revoke_cause = COALESCE(revoke_cause, ?) WHERE id = ? AND state IN ('pending', 'active')`, [cause, id]);
@@ -372,7 +375,10 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     const exhausted = attempts >= maxAttempts;
     const irrevocable = !disabled && (row.state === 'irrevocable' || exhausted);
     const state: LeaseState = disabled ? 'disabled' : irrevocable ? 'irrevocable' : 'revoking';
-    const retry = disabled ? !exhausted : !irrevocable;
+    // A credential that may still be usable is never left without a next attempt: `irrevocable`
+    // (not even disabled) is retried forever at the longest backoff. A `disabled` one is
+    // unusable; once its cleanup retries are exhausted an operator retries it.
+    const retry = disabled ? !exhausted : true;
     const failed = `${err.code}: ${err.message}`;
     await audit.commit(store, (tx) => tx.run(`UPDATE leases SET state = ?, revoke_attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ? AND state IN ('revoking', 'disabled', 'irrevocable')`, [
       state,
@@ -616,12 +622,15 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       if ('error' in o) throw o.error;
       states.push(o.state);
     }
-    // Retries: `revoking` leases (not disabled yet) and `disabled` ones whose cleanup is due; a
-    // `disabled` lease with no next attempt has exhausted its retries and waits for an operator.
+    // Retries: `revoking` and `irrevocable` leases (not disabled yet: the credential may be
+    // usable, so they are always retried — at start at once, then with backoff; an irrevocable
+    // lease written by an older version has no next attempt and is due at once) and `disabled`
+    // ones whose cleanup is due; a `disabled` lease with no next attempt has exhausted its
+    // retries and waits for an operator.
     const due = recovering
-      ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state = 'revoking' OR (state = 'disabled' AND next_attempt_at IS NOT NULL) ORDER BY created_at LIMIT ?`, [batchSize])
+      ? await store.all<{ id: string }>(`SELECT id FROM leases WHERE state IN ('revoking', 'irrevocable') OR (state = 'disabled' AND next_attempt_at IS NOT NULL) ORDER BY created_at LIMIT ?`, [batchSize])
       : await store.all<{ id: string }>(
-          `SELECT id FROM leases WHERE (state = 'revoking' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) OR (state = 'disabled' AND next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`,
+          `SELECT id FROM leases WHERE (state IN ('revoking', 'irrevocable') AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) OR (state = 'disabled' AND next_attempt_at <= ?) ORDER BY next_attempt_at LIMIT ?`,
           [now, now, batchSize],
         );
     const dueIds = due.map((r) => r.id).filter((id) => !creating.has(id));

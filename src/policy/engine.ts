@@ -12,7 +12,10 @@ import { canonicalJson } from './cache.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
-import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
+import { formatPolicyError, listPolicyFiles, loadPolicyDir, scanPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
+
+/** Directories of a policy tree watched for changes (more are noticed by the periodic re-check). */
+const MAX_WATCHED_DIRS = 64;
 import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyAction, type PolicyRequest } from './types.js';
 import { describeUnserved, unservedTrustDomains } from './trust-domains.js';
 
@@ -115,7 +118,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
   let lastErrors: readonly PolicyFileError[] = [];
   let lastFingerprint = '';
   let cacheHits = 0;
-  let watcher: FSWatcher | undefined;
+  const watchers: FSWatcher[] = [];
   let debounce: NodeJS.Timeout | undefined;
   let poll: NodeJS.Timeout | undefined;
   let chain: Promise<unknown> = Promise.resolve();
@@ -284,11 +287,22 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
         debounce = setTimeout(() => void load(), opts.debounceMs ?? 100);
         debounce.unref();
       };
+      // One non-recursive watch per real directory the bounded scan read (loader.ts): a
+      // recursive watch would walk symlink loops and links out of the directory itself.
+      let dirs: string[] = [opts.dir];
       try {
-        watcher = fsWatch(opts.dir, { recursive: true, persistent: false }, schedule);
-        watcher.on('error', (e) => opts.logger.warn({ err: e.message }, 'policy directory watch failed; relying on periodic re-check'));
-      } catch (e) {
-        opts.logger.warn({ err: (e as Error).message }, 'cannot watch the policy directory; relying on periodic re-check');
+        dirs = scanPolicyDir(opts.dir).dirs.slice(0, MAX_WATCHED_DIRS);
+      } catch {
+        // unreadable now: the periodic re-check notices when it becomes readable
+      }
+      for (const d of dirs) {
+        try {
+          const w = fsWatch(d, { persistent: false }, schedule);
+          w.on('error', (e) => opts.logger.warn({ err: e.message }, 'policy directory watch failed; relying on periodic re-check'));
+          watchers.push(w);
+        } catch (e) {
+          opts.logger.warn({ err: (e as Error).message }, 'cannot watch the policy directory; relying on periodic re-check');
+        }
       }
       poll = setInterval(() => {
         if (fingerprint() !== lastFingerprint) void load();
@@ -296,8 +310,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       poll.unref();
     },
     stop() {
-      watcher?.close();
-      watcher = undefined;
+      for (const w of watchers.splice(0)) w.close();
       if (debounce) clearTimeout(debounce);
       if (poll) clearInterval(poll);
       debounce = poll = undefined;

@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { join, sep } from 'node:path';
 import './wasm-tuning.js'; // before Cedar's wasm module is compiled
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import { SCHEMA_TEXT, USER_SCHEMA_TEXT } from './schema.js';
@@ -14,6 +14,8 @@ export interface PolicyFileError {
   readonly line: number;
   readonly column: number;
   readonly message: string;
+  /** A stable code when the problem has one (e.g. TESSERA_POLICY_FILE_REFUSED: an entry not read at all). */
+  readonly code?: 'TESSERA_POLICY_FILE_REFUSED';
 }
 
 export interface LoadedPolicy {
@@ -71,21 +73,141 @@ export function formatPolicyError(e: PolicyFileError): string {
   return e.line > 0 ? `${e.file}:${e.line}:${e.column}: ${e.message}` : `${e.file}: ${e.message}`;
 }
 
-/** Every `*.cedar` file under dir (recursively), sorted so ids and evaluation are deterministic. */
-export function listPolicyFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string, depth: number): void => {
-    if (depth > 16) return;
-    for (const name of readdirSync(d).sort()) {
-      if (name.startsWith('.')) continue; // editor swap files, .git
-      const p = join(d, name);
-      const st = statSync(p);
-      if (st.isDirectory()) walk(p, depth + 1);
-      else if (name.endsWith('.cedar')) out.push(p);
+/**
+ * Bounds of one policy directory read (docs/adr/0066-policy-dir-safety.md): nesting, `*.cedar`
+ * files, directory entries looked at, and bytes per file. Past a bound the load fails.
+ */
+export interface PolicyDirLimits {
+  readonly maxDepth: number;
+  readonly maxFiles: number;
+  readonly maxEntries: number;
+  readonly maxFileBytes: number;
+}
+export const POLICY_DIR_LIMITS: PolicyDirLimits = { maxDepth: 16, maxFiles: 1000, maxEntries: 10_000, maxFileBytes: 1024 * 1024 };
+
+/** One `*.cedar` file to read: its name relative to the directory, and the real path to open. */
+export interface PolicyFileRef {
+  readonly file: string;
+  readonly real: string;
+}
+
+/**
+ * Walks a policy directory without ever blocking or leaving it (pen-test F10): entries are
+ * `lstat`ed, never opened to find out what they are; a symlink is followed only when its real
+ * path is inside the directory's real path (Kubernetes ConfigMap mounts: `x.cedar ->
+ * ..data/x.cedar`), each real directory is read once (a link back to an ancestor is a loop,
+ * refused), and a `*.cedar` entry that is not a regular file (FIFO, socket, device), a dangling
+ * link, or a file over the size bound is refused unread. Names starting with `.` are skipped.
+ * Every refusal is a `TESSERA_POLICY_FILE_REFUSED` problem naming the entry; sorted output.
+ */
+export function scanPolicyDir(dir: string, limits: PolicyDirLimits = POLICY_DIR_LIMITS): { files: PolicyFileRef[]; problems: PolicyFileError[]; dirs: string[] } {
+  const files: PolicyFileRef[] = [];
+  const problems: PolicyFileError[] = [];
+  const refuse = (file: string, message: string): void => {
+    if (problems.length < 100) problems.push({ file, line: 0, column: 0, message: `TESSERA_POLICY_FILE_REFUSED: ${message}`, code: 'TESSERA_POLICY_FILE_REFUSED' });
+  };
+  const root = realpathSync(dir);
+  if (!statSync(root).isDirectory()) throw new Error(`${dir} is not a directory`);
+  const inside = (real: string): boolean => real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
+  const seen = new Set<string>([root]);
+  let entries = 0;
+  let stop = false;
+  const walk = (realDir: string, rel: string, depth: number): void => {
+    for (const name of readdirSync(realDir).sort()) {
+      if (stop) return;
+      if (name.startsWith('.')) continue; // editor swap files, .git, ConfigMap's ..data
+      if (++entries > limits.maxEntries) {
+        refuse(rel || '.', `more than ${limits.maxEntries} entries in the policy directory; nothing was loaded from it`);
+        stop = true;
+        return;
+      }
+      const shown = rel ? `${rel}/${name}` : name;
+      let path = join(realDir, name);
+      let st: Stats = lstatSync(path);
+      if (st.isSymbolicLink()) {
+        try {
+          path = realpathSync(path);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ELOOP') refuse(shown, 'a symlink loop (the link resolves to itself); remove it');
+          else if (name.endsWith('.cedar')) refuse(shown, `a symlink that leads nowhere (${code ?? 'unresolvable'}); remove it or fix its target`);
+          continue;
+        }
+        if (!inside(path)) {
+          refuse(shown, 'a symlink that leads outside the policy directory; policies are read only from inside it (copy the file in, or point policy.dir at the real directory)');
+          continue;
+        }
+        st = statSync(path);
+      }
+      if (st.isDirectory()) {
+        if (seen.has(path)) {
+          refuse(shown, 'a symlink loop: it leads back to a directory already read; remove it');
+          continue;
+        }
+        if (depth + 1 > limits.maxDepth) {
+          refuse(shown, `nested more than ${limits.maxDepth} directories deep; not read`);
+          continue;
+        }
+        seen.add(path);
+        walk(path, shown, depth + 1);
+        continue;
+      }
+      if (!name.endsWith('.cedar')) continue;
+      if (!st.isFile()) {
+        refuse(shown, `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device or other special file'}); policy files must be regular files, it was not opened`);
+        continue;
+      }
+      if (st.size > limits.maxFileBytes) {
+        refuse(shown, `larger than ${limits.maxFileBytes} bytes; not read`);
+        continue;
+      }
+      if (files.length >= limits.maxFiles) {
+        refuse(shown, `more than ${limits.maxFiles} policy files; nothing was loaded`);
+        stop = true;
+        return;
+      }
+      files.push({ file: shown, real: path });
     }
   };
-  walk(dir, 0);
-  return out;
+  walk(root, '', 0);
+  return { files, problems, dirs: [...seen] };
+}
+
+/** Every `*.cedar` file under dir (recursively, see scanPolicyDir), as real paths; throws on a refused entry. */
+export function listPolicyFiles(dir: string): string[] {
+  const r = scanPolicyDir(dir);
+  if (r.problems.length) throw new Error(r.problems.map(formatPolicyError).join('; '));
+  return r.files.map((f) => f.real);
+}
+
+/**
+ * Reads one policy file that scanPolicyDir accepted, without blocking should it have been
+ * replaced meanwhile: opened non-blocking and without following a final symlink, then checked
+ * (regular file, size bound) on the open descriptor. Returns a problem instead of throwing.
+ */
+export function readPolicyFile(ref: PolicyFileRef, limits: PolicyDirLimits = POLICY_DIR_LIMITS): { text: string } | { problem: PolicyFileError } {
+  const refused = (message: string) => ({ problem: { file: ref.file, line: 0, column: 0, message: `TESSERA_POLICY_FILE_REFUSED: ${message}`, code: 'TESSERA_POLICY_FILE_REFUSED' as const } });
+  let fd: number;
+  try {
+    fd = openSync(ref.real, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOFOLLOW);
+  } catch (e) {
+    return refused(`cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return refused('not a regular file; it was not read');
+    if (st.size > limits.maxFileBytes) return refused(`larger than ${limits.maxFileBytes} bytes; not read`);
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return { text: buf.subarray(0, off).toString('utf8') };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function lineCol(text: string, offset: number): { line: number; column: number } {
@@ -153,13 +275,22 @@ export function principalKindOf(c: unknown): 'agent' | 'user' {
 
 /** Parses and validates one directory. Pure with respect to the filesystem snapshot it reads. */
 export function loadPolicyDir(dir: string): LoadResult {
-  let paths: string[];
+  let scan: ReturnType<typeof scanPolicyDir>;
   try {
-    paths = listPolicyFiles(dir);
+    scan = scanPolicyDir(dir);
   } catch (e) {
     return { ok: false, files: [], errors: [{ file: dir, line: 0, column: 0, message: `cannot read policy directory: ${(e as Error).message}` }] };
   }
-  const sources = paths.map((p) => ({ file: relative(dir, p).split(sep).join('/'), text: readFileSync(p, 'utf8') }));
+  const problems = [...scan.problems];
+  const sources: { file: string; text: string }[] = [];
+  for (const ref of scan.files) {
+    const r = readPolicyFile(ref);
+    if ('problem' in r) problems.push(r.problem);
+    else sources.push({ file: ref.file, text: r.text });
+  }
+  // A refused entry fails the load (the last good set stays active): a policy silently left
+  // out could be a forbid.
+  if (problems.length) return { ok: false, files: scan.files.map((f) => f.file), errors: problems };
   return loadPolicySources(sources);
 }
 

@@ -12,10 +12,12 @@
  *   scheme and host case-insensitively, a default port equal to no port; nothing else (no
  *   suffix, prefix or wildcard match). `null` (sandboxed frames, file: pages) and anything that
  *   is not a single serialized origin are refused.
- * - `Host` (DNS rebinding, where a page on evil.example resolves its own name to 127.0.0.1 and so
- *   sends no cross-origin `Origin` on GETs): checked on loopback listeners and whenever
- *   `server.allowed_hosts` is set. It must name the listen address, a loopback name on the
- *   listen port, `server.public_url`'s host, or an `allowed_hosts` entry.
+ * - `Host` (DNS rebinding, where a page on evil.example resolves its own name to 127.0.0.1 — or
+ *   to a LAN address — and so sends no cross-origin `Origin` on GETs): checked on every listener
+ *   (docs/adr/0067-host-check-every-listener.md). It must name the listen address, on a loopback
+ *   or wildcard listener a loopback name on the listen port, on a wildcard listener one of the
+ *   machine's addresses on the listen port, `server.public_url`'s host, or an `allowed_hosts`
+ *   entry.
  *
  * Pure: no I/O; src/server/app.ts applies it in an onRequest hook.
  */
@@ -98,11 +100,24 @@ export interface OriginPolicyInput {
   readonly allowedOrigins: readonly string[];
   /** `server.allowed_hosts` (validated by the config schema). */
   readonly allowedHosts: readonly string[];
+  /**
+   * The machine's own addresses (every interface), for a wildcard listener (`0.0.0.0`, `::`):
+   * reached by IP, which no rebinding name can be. src/main.ts passes os.networkInterfaces().
+   */
+  readonly localAddresses?: readonly string[];
+}
+
+/** `0.0.0.0`, `::` (and `[::]`, empty): the listener answers on every address of the machine. */
+export function isWildcardHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === '' || h === '0.0.0.0' || h === '::' || h === '0:0:0:0:0:0:0:0';
 }
 
 export function buildOriginPolicy(input: OriginPolicyInput): OriginPolicy {
   const listenName = input.listenHost.includes(':') && !input.listenHost.startsWith('[') ? `[${input.listenHost}]` : input.listenHost;
   const loopback = isLoopbackHost(listenName);
+  // A wildcard listener is reachable on loopback too, and on every interface address.
+  const wildcard = isWildcardHost(input.listenHost);
   const issuer = new URL(input.issuer);
   const origins = new Set<string>([originOfUrl(input.issuer), originOfUrl(`http://${listenName}:${input.listenPort}`)]);
   const hosts = new Set<string>();
@@ -118,7 +133,13 @@ export function buildOriginPolicy(input: OriginPolicyInput): OriginPolicy {
   };
   addHost(listenName, input.listenPort);
   addHost(issuer.hostname, Number(issuer.port || DEFAULT_PORTS[issuer.protocol.slice(0, -1)] || 0), issuer.protocol.slice(0, -1));
-  if (loopback) {
+  if (wildcard) {
+    for (const a of input.localAddresses ?? []) {
+      const name = a.includes(':') && !a.startsWith('[') ? `[${a.replace(/%.*$/, '')}]` : a;
+      if (parseHost(name)) addHost(name, input.listenPort);
+    }
+  }
+  if (loopback || wildcard) {
     for (const name of ['localhost', '127.0.0.1', '[::1]']) {
       addHost(name, input.listenPort);
       origins.add(originOfUrl(`http://${name}:${input.listenPort}`));
@@ -134,8 +155,9 @@ export function buildOriginPolicy(input: OriginPolicyInput): OriginPolicy {
     if (p.port === undefined) anyPort.add(p.name);
     else hosts.add(`${p.name}:${p.port}`);
   }
-  const checkHosts = loopback || input.allowedHosts.length > 0;
-  return { origins, ...(checkHosts ? { hosts, anyPortHosts: anyPort } : {}) };
+  // DNS rebinding reaches any listener a browser can reach, loopback or not (pen-test F11,
+  // docs/adr/0067-host-check-every-listener.md): Host is checked on every listener.
+  return { origins, hosts, anyPortHosts: anyPort };
 }
 
 /**

@@ -332,4 +332,11 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX audit_jobs_started ON audit_jobs (started_at)`,
     ],
   },
+  {
+    // Postgres engine roles: groups that are pg_* built-in roles or carry privileged attributes
+    // only when the operator opts in (docs/adr/0064-engine-role-privileges.md).
+    id: 320,
+    name: 'engine_postgres_allow_privileged_groups',
+    sql: [`ALTER TABLE pg_engine_roles ADD COLUMN allow_privileged_groups INTEGER NOT NULL DEFAULT 0`],
+  },
 ];

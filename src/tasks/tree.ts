@@ -139,7 +139,7 @@ export async function taskTree(deps: TaskViewDeps, txn: string, opts: { events: 
           truncatedEvents = true;
           break;
         }
-        const t = e.event.txn;
+        const t = e.event?.txn; // a malformed stored row (event null) belongs to no task
         if (t === undefined || !byTxn.has(t)) continue;
         let list = eventsOf.get(t);
         if (!list) eventsOf.set(t, (list = []));

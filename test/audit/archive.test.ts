@@ -146,16 +146,47 @@ test('archive refuses a segment that fails verification, or that it cannot write
 
 test('an interrupted prune (events left below the boundary) is reported as a note and finished by the next run', async () => {
   const { archive, verify, db } = await setup();
-  const saved = db.prepare('SELECT * FROM audit_events WHERE seq BETWEEN 1 AND 30').all() as Record<string, unknown>[];
+  // Deletion runs in pages from the low end: an interrupted prune leaves the END of a segment.
+  const saved = db.prepare('SELECT * FROM audit_events WHERE seq BETWEEN 41 AND 70').all() as Record<string, unknown>[];
   await archive({ segmentEvents: 1000 });
   const put = db.prepare('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (@seq, @ts, @kind, @actor, @txn, @body, @prev_hash, @hash)');
   for (const r of saved) put.run(r);
   const v = await verify();
   assert.equal(v.ok, true, JSON.stringify(v.problems));
-  assert.ok(v.notes.some((n) => /30 events at or below the pruned boundary/.test(n)));
+  assert.ok(v.notes.some((n) => /30 events at or below the pruned boundary.*proven against the signed prune statement/.test(n)), JSON.stringify(v.notes));
   const again = await archive({ segmentEvents: 1000 });
   assert.equal(again.pruned_events, 30);
   assert.equal(count(db, 'SELECT COUNT(*) AS n FROM audit_events WHERE seq <= 70'), 0);
+  db.close();
+});
+
+test('events below the pruned boundary that no prune statement proves are reported pruned_unverifiable, never trusted (pen-test F6)', async () => {
+  const { archive, verify, db } = await setup();
+  const rows = db.prepare('SELECT * FROM audit_events WHERE seq BETWEEN 1 AND 70 ORDER BY seq').all() as Record<string, unknown>[];
+  await archive({ segmentEvents: 1000 }); // one segment 1..70
+  const put = db.prepare('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (@seq, @ts, @kind, @actor, @txn, @body, @prev_hash, @hash)');
+  const reset = (): void => void db.prepare('DELETE FROM audit_events WHERE seq <= 70').run();
+  const cases: [string, () => void, number][] = [
+    // Genuine events, but not what an interrupted prune leaves (they do not reach the segment's end).
+    ['a genuine prefix put back', () => rows.slice(0, 30).forEach((r) => put.run(r)), 1],
+    ['one genuine event in the middle', () => put.run(rows[34]!), 35],
+    // A genuine suffix with one event altered: its chain no longer ends in the signed hash.
+    ['a suffix with an altered event', () => rows.slice(40).forEach((r) => put.run(r.seq === 50 ? { ...r, body: String(r.body).replace(/"kind":"[^"]*"/, '"kind":"forged"') } : r)), 41],
+    // A suffix with a gap.
+    ['a suffix with a gap', () => rows.slice(40).filter((r) => r.seq !== 60).forEach((r) => put.run(r)), 41],
+    // A forged event with a made-up hash below the boundary.
+    ['a forged event', () => put.run({ ...rows[69]!, body: '{"kind":"secret.read"}', hash: 'f'.repeat(64) }), 70],
+  ];
+  for (const [what, tamper, seq] of cases) {
+    reset();
+    tamper();
+    const v = await verify();
+    assert.equal(v.ok, false, what);
+    assert.deepEqual(kinds(v).filter(([, k]) => k === 'pruned_unverifiable'), [[seq, 'pruned_unverifiable']], `${what}: ${JSON.stringify(v.problems)}`);
+    assert.match(v.problems.find((p) => p.kind === 'pruned_unverifiable')!.message, /cannot be proven by the signed prune statement for 1\.\.70/, what);
+  }
+  reset();
+  assert.equal((await verify()).ok, true, 'once they are gone the store verifies again');
   db.close();
 });
 

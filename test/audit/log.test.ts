@@ -160,9 +160,9 @@ test('tail filters by actor, txn and kind and pages forward with next_seq', asyn
   assert.deepEqual(empty, { events: [], nextSeq: 13 });
   const byActor = await log.tail({ actor: 'spiffe://tessera.local/agent/a1', limit: 100 });
   assert.deepEqual(byActor.events.map((e) => e.seq), [1, 4, 7, 10]);
-  assert.ok(byActor.events.every((e) => e.event.actor.id === 'spiffe://tessera.local/agent/a1'));
+  assert.ok(byActor.events.every((e) => e.event?.actor.id === 'spiffe://tessera.local/agent/a1'));
   const byTxn = await log.tail({ txn: 'txn-2', limit: 100 });
-  assert.deepEqual(byTxn.events.map((e) => e.event.txn), ['txn-2', 'txn-2', 'txn-2']);
+  assert.deepEqual(byTxn.events.map((e) => e.event?.txn), ['txn-2', 'txn-2', 'txn-2']);
   const byKind = await log.tail({ kind: 'server.started', limit: 100 });
   assert.deepEqual(byKind.events.map((e) => e.seq), [13]);
   assert.match(byKind.events[0]!.hash, /^[0-9a-f]{64}$/);

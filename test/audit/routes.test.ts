@@ -198,3 +198,35 @@ test('the signed verification position is a rollback signal: a store rolled back
     assert.ok(r.json.job.result.problems.some((p: { seq: number; kind: string }) => p.seq === 12 && p.kind === 'rolled_back'), JSON.stringify(r.json.job.result.problems));
   }
 });
+
+test('a malformed stored row is shown flagged (never a 5xx); malformed request bodies are 400 TESSERA_REQUEST_MALFORMED on every audit route (pen-test F6)', async (t) => {
+  const { app, call, store, finished } = await start();
+  t.after(() => app.close());
+  // Rows edited in the store: a body that is not JSON, JSON that is not an object.
+  await store.run(`UPDATE audit_events SET body = ? WHERE seq = 3`, ['{"kind":"secret.read","actor":']);
+  await store.run(`UPDATE audit_events SET body = ? WHERE seq = 4`, ['[1,2']);
+  await store.run(`UPDATE audit_events SET body = ? WHERE seq = 5`, ['"just a string"']);
+  const r = await call('GET', '/v1/admin/audit?limit=100');
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  const bySeq = new Map<number, { event: unknown; problem?: string }>(r.json.events.map((e: { seq: number; event: unknown; problem?: string }) => [e.seq, e]));
+  for (const seq of [3, 4, 5]) assert.deepEqual([bySeq.get(seq)?.event, bySeq.get(seq)?.problem], [null, 'body_malformed'], `seq ${seq}`);
+  assert.equal(bySeq.get(6)?.problem, undefined);
+  // The verifier reports them as modified, it does not crash.
+  const v = await call('POST', '/v1/admin/audit/verify', { full: true });
+  const job = await finished(v.json.job.id);
+  assert.equal(job.state, 'done', JSON.stringify(job));
+  assert.equal(job.result.ok, false);
+  assert.deepEqual([...new Set(job.result.problems.filter((p: { seq: number }) => p.seq >= 3 && p.seq <= 5).map((p: { kind: string }) => p.kind))], ['modified']);
+  // Request bodies that are not JSON, on every audit route that takes one.
+  for (const path of ['/v1/admin/audit/verify', '/v1/admin/audit/witness', '/v1/admin/audit/archive', '/v1/admin/audit/hmac']) {
+    for (const body of ['{"full":', '{"heads":[{"seq":1,}]}', 'nul', '\u0000', '{"a":1}}']) {
+      const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body,
+      });
+      const json = (await res.json()) as { error?: { code?: string } };
+      assert.deepEqual([res.status, json.error?.code], [400, 'TESSERA_REQUEST_MALFORMED'], `${path} ${JSON.stringify(body)}`);
+    }
+  }
+});

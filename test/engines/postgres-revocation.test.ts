@@ -209,7 +209,7 @@ test('logins racing the revocation: once it answers, no session of the user exis
   });
   for (let i = 0; i < 400 && opened.length < 2; i++) await new Promise((r) => setTimeout(r, 25));
   const del = await h.call('DELETE', `/v1/leases/${id}`, 'agent-reader');
-  assert.equal(del.json.state, 'revoked');
+  assert.equal(del.json.state, 'revoked', (await h.leases.get(id))?.lastError ?? '');
   assert.equal(await sessionsOf(oid), 0, 'no session survived the revocation');
   await cannotLogin(cred);
   stop = true;

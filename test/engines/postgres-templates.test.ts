@@ -148,6 +148,12 @@ test('through the API: refused when saved (stable code, position), accepted ones
     assert.deepEqual(r.json.error && (r.json.error as { details?: unknown }).details, { field: 'creation_statements.1', position }, t);
   }
   for (const t of ACCEPTED) {
+    if (/^DO /.test(t)) {
+      // Lexically one statement, but a DO block runs code Tessera cannot check (ADR 0064).
+      const r = await h.call('PUT', '/v1/admin/engines/postgres/tpl/roles/tricky', ADMIN, { creation_statements: [BASE, t] });
+      assert.deepEqual([r.status, r.json.error?.code], [400, 'TESSERA_ENGINE_ROLE_PRIVILEGED'], t);
+      continue;
+    }
     const put = await h.call('PUT', '/v1/admin/engines/postgres/tpl/roles/tricky', ADMIN, { creation_statements: [BASE, t] });
     assert.equal(put.status, 200, `${t} → ${JSON.stringify(put.json)}`);
     const issued = await h.call('POST', '/v1/creds/postgres/tricky', 'agent-reader');
@@ -161,9 +167,9 @@ test('through the API: refused when saved (stable code, position), accepted ones
 test('what only the server can judge is refused by the dry run at save time, not at every issuance', async () => {
   const cases: [unknown, string, RegExp][] = [
     // Lexically one statement (two adjacent dollar strings), but not valid SQL.
-    [{ creation_statements: [BASE, "DO $$ BEGIN EXECUTE $$SELECT 'a'$$; END $$"] }, 'TESSERA_ENGINE_TEMPLATE_INVALID', /creation_statements\[1\] failed in a dry run.*\[42601\]/],
+    [{ creation_statements: [BASE, 'COMMENT ON ROLE {{name}} IS $$a$$ $$b$$'] }, 'TESSERA_ENGINE_TEMPLATE_INVALID', /creation_statements\[1\] failed in a dry run.*\[42601\]/],
     [{ creation_statements: [BASE, 'GRANT no_such_group_xyz TO {{name}}'] }, 'TESSERA_ENGINE_TEMPLATE_INVALID', /creation_statements\[1\].*\[42704\]/],
-    [{ creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}} SUPERUSER'] }, 'TESSERA_ENGINE_PRIVILEGE_MISSING', /creation_statements\[0\].*\[42501\]/],
+    [{ creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}} CONNECTION LIMIT 1', `GRANT ${'no_such_object_xyz'} TO {{name}}`] }, 'TESSERA_ENGINE_TEMPLATE_INVALID', /creation_statements\[1\].*\[42704\]/],
     [{ revocation_statements: ['REASSIGN OWNED BY {{name}} TO no_such_role_xyz'] }, 'TESSERA_ENGINE_TEMPLATE_INVALID', /revocation_statements\[0\].*\[42704\]/],
   ];
   for (const [body, errCode, message] of cases) {

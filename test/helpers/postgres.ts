@@ -144,6 +144,8 @@ export async function startPostgres(): Promise<PostgresCluster> {
           'synchronous_commit = off',
           'full_page_writes = off',
           'max_connections = 200',
+          // The kill-switch tests prepare transactions as a leased user (they outlive its sessions).
+          'max_prepared_transactions = 10',
           'shared_buffers = 32MB',
           "password_encryption = 'scram-sha-256'",
           '',

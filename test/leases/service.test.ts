@@ -242,7 +242,8 @@ test('a credential that cannot be disabled: retried with exponential backoff, th
   await leases.reapOnce(); // attempt 3 = maxRevokeAttempts
   l = await leases.get(issued.lease_id);
   assert.equal(l?.state, 'irrevocable');
-  assert.equal(l?.nextAttemptAt, null);
+  // Never without a next attempt: the credential may still be usable (backoff 4 s after attempt 3).
+  assert.equal(l?.nextAttemptAt, clock.now() + 4000);
   const failed = audit.events.filter((e) => e.kind === 'lease.revoke_failed');
   assert.equal(failed.length, 3);
   assert.deepEqual([failed.at(-1)?.details?.irrevocable, failed.at(-1)?.details?.disabled, failed.at(-1)?.details?.stage], [true, false, 'disable']);
@@ -252,12 +253,42 @@ test('a credential that cannot be disabled: retried with exponential backoff, th
   assert.match(text, /tessera_leases_active 0/);
   assert.match(text, /tessera_lease_revoke_failures_total\{engine="mem",stage="disable"\} 3/);
   assert.deepEqual(await leases.health(), { revoking: 0, disabled: 0, irrevocable: 1 });
-  clock.advance(3_600_000);
-  assert.equal((await leases.reapOnce()).matched, 0, 'the reaper leaves irrevocable leases to an operator');
-  // An operator retry once the backend is fixed.
+  // The reaper keeps retrying an irrevocable lease, at the longest backoff (capped), and
+  // every attempt is audited; once the backend lets it, the lease is revoked without a person.
+  clock.advance(3999);
+  assert.equal((await leases.reapOnce()).retried, 0, 'not before its backoff elapses');
+  clock.advance(1);
+  assert.equal((await leases.reapOnce()).retried, 1);
+  l = await leases.get(issued.lease_id);
+  assert.deepEqual([l?.state, l?.revokeAttempts, l?.nextAttemptAt], ['irrevocable', 4, clock.now() + 8000]);
+  for (let i = 0; i < 5; i++) {
+    clock.advance(3_600_000);
+    assert.equal((await leases.reapOnce()).retried, 1);
+  }
+  l = await leases.get(issued.lease_id);
+  assert.equal(l?.nextAttemptAt, clock.now() + 10_000, 'capped at the longest backoff, never NULL');
+  assert.equal(audit.events.filter((e) => e.kind === 'lease.revoke_failed').length, 9);
   engine.failDisable = 0;
-  assert.equal((await leases.revoke(issued.lease_id, 'operator_request')).state, 'revoked');
+  clock.advance(10_000);
+  assert.equal((await leases.reapOnce()).retried, 1);
+  assert.equal((await leases.get(issued.lease_id))?.state, 'revoked');
   assert.match(await metrics.render(), /tessera_leases_irrevocable 0/);
+});
+
+test('an irrevocable lease with no next attempt (written by an older version) is retried by the reaper and by recover() at start', async () => {
+  const { leases, clock, engine, store } = await setup();
+  const a = await leases.issue({ engine: 'mem', role: 'reader', principal: alice, ttlMs: 60_000 });
+  const b = await leases.issue({ engine: 'mem', role: 'reader', principal: alice, ttlMs: 60_000 });
+  await store.run(`UPDATE leases SET state = 'irrevocable', revoke_attempts = 8, next_attempt_at = NULL WHERE id IN (?, ?)`, [a.lease_id, b.lease_id]);
+  engine.failDisable = 1; // the first retry fails again: it is rescheduled, not dropped
+  await leases.recover();
+  const states = [(await leases.get(a.lease_id))?.state, (await leases.get(b.lease_id))?.state].sort();
+  assert.deepEqual(states, ['irrevocable', 'revoked']);
+  const left = (await leases.get(a.lease_id))?.state === 'irrevocable' ? a.lease_id : b.lease_id;
+  assert.ok(((await leases.get(left))?.nextAttemptAt ?? 0) > clock.now());
+  clock.advance(10_000);
+  await leases.reapOnce();
+  assert.equal((await leases.get(left))?.state, 'revoked');
 });
 
 test('a cleanup that fails leaves the credential disabled (never usable): recorded, retried, counted, audited', async () => {

@@ -66,17 +66,63 @@ test('public_url names are allowed Hosts and origins; default ports are handled;
   assert.equal(check('tessera.example.com', 'http://tessera.example.com'), 'origin', 'the scheme is part of the origin');
 });
 
-test('Host is not checked on a non-loopback listener unless allowed_hosts is set', () => {
-  const open = buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost: '0.0.0.0', listenPort: 8200, allowedOrigins: [], allowedHosts: [] });
-  assert.equal(open.hosts, undefined);
-  assert.equal(checkOriginAndHost(open, { host: 'anything.example.com' }), undefined);
-  assert.equal(checkOriginAndHost(open, { host: 'anything.example.com', origin: 'http://anything.example.com' }), 'origin', 'Origin is still checked');
-  const pinned = buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost: '0.0.0.0', listenPort: 8200, allowedOrigins: [], allowedHosts: ['tessera.internal'] });
+test('Host is checked on every listener: a wildcard listener (0.0.0.0, ::) allows public_url, allowed_hosts, loopback names and its own addresses on its port only (pen-test F11)', () => {
+  for (const listenHost of ['0.0.0.0', '::']) {
+    const open = buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost, listenPort: 8200, allowedOrigins: [], allowedHosts: [], localAddresses: ['127.0.0.1', '10.0.0.5', '192.168.1.7', '::1', 'fe80::1%eth0'] });
+    const host = (h: string) => checkOriginAndHost(open, { host: h });
+    for (const good of ['10.0.0.5:8200', 'localhost:8200', '127.0.0.1:8200', '[::1]:8200', '192.168.1.7:8200', '[fe80::1]:8200']) assert.equal(host(good), undefined, `${listenHost} ${good}`);
+    // DNS rebinding: a name the attacker controls resolving to one of our addresses.
+    for (const evil of ['anything.example.com', 'anything.example.com:8200', 'rebind.127.0.0.1.nip.io:8200', 'localhost:8201', '192.168.1.7:8201', '10.0.0.6:8200', 'localhost.:8200', '0.0.0.0.evil.example:8200']) {
+      assert.equal(host(evil), 'host', `${listenHost} ${evil}`);
+    }
+    assert.equal(checkOriginAndHost(open, {}), 'host', 'a request without Host');
+    assert.equal(checkOriginAndHost(open, { host: '10.0.0.5:8200', origin: 'http://anything.example.com' }), 'origin', 'Origin is still checked');
+  }
+  const pinned = buildOriginPolicy({ issuer: 'https://tessera.example.com', listenHost: '0.0.0.0', listenPort: 8200, allowedOrigins: [], allowedHosts: ['tessera.internal'] });
   assert.equal(checkOriginAndHost(pinned, { host: 'anything.example.com' }), 'host');
   assert.equal(checkOriginAndHost(pinned, { host: 'tessera.internal:8200' }), undefined);
-  assert.equal(checkOriginAndHost(pinned, { host: '10.0.0.5:8200' }), undefined, 'the public_url host');
+  assert.equal(checkOriginAndHost(pinned, { host: 'tessera.example.com' }), undefined, 'the public_url host (a TLS proxy in front)');
+  // A specific non-loopback address: reachable from a LAN browser, so checked as well.
+  const lan = buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost: '10.0.0.5', listenPort: 8200, allowedOrigins: [], allowedHosts: [] });
+  assert.equal(checkOriginAndHost(lan, { host: '10.0.0.5:8200' }), undefined);
+  assert.equal(checkOriginAndHost(lan, { host: 'rebind.example.com:8200' }), 'host');
+  assert.equal(checkOriginAndHost(lan, { host: 'localhost:8200' }), 'host', 'not a loopback listener');
   const v6 = buildOriginPolicy({ issuer: 'http://[::1]:8200', listenHost: '::1', listenPort: 8200, allowedOrigins: [], allowedHosts: [] });
   assert.equal(checkOriginAndHost(v6, { host: '[::1]:8200', origin: 'http://[::1]:8200' }), undefined);
   assert.equal(checkOriginAndHost(v6, { host: 'localhost:8200', origin: 'http://localhost:8200' }), undefined);
   assert.equal(checkOriginAndHost(v6, { host: 'evil.example.com:8200' }), 'host');
+});
+
+test('real HTTP: an app whose policy is built for a wildcard listener refuses rebinding Hosts with 403 and serves its own (listening on 127.0.0.1 only)', async (t) => {
+  const { createApp } = await import('../../src/server/app.js');
+  const { silentLogger } = await import('../../src/shared/logger.js');
+  const { request } = await import('node:http');
+  const app = createApp({
+    logger: silentLogger,
+    replicaId: 'r1',
+    bodyLimit: 65536,
+    admin: { authenticate: async () => ({ kind: 'admin', tokenId: 'a' }) },
+    agents: { authenticate: async () => { throw new Error('unused'); } },
+    originPolicy: buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost: '0.0.0.0', listenPort: 8200, allowedOrigins: [], allowedHosts: [], localAddresses: ['127.0.0.1', '10.0.0.5'] }),
+  });
+  app.get('/ping', async () => ({ ok: true }));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => app.close());
+  const port = (app.server.address() as { port: number }).port;
+  const get = (host: string): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/ping', headers: { host } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  for (const good of ['10.0.0.5:8200', 'localhost:8200', '127.0.0.1:8200']) assert.equal((await get(good)).status, 200, good);
+  for (const evil of ['rebind.evil.example:8200', 'rebind.evil.example', `127.0.0.1:${port}`]) {
+    const r = await get(evil);
+    assert.equal(r.status, 403, evil);
+    assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'TESSERA_REQUEST_HOST_NOT_ALLOWED', evil);
+  }
 });

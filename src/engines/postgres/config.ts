@@ -5,6 +5,8 @@ import { parseDuration } from '../../config/duration.js';
 import { parseTemplate, templateUses, type TemplatePart } from './sql.js';
 import { DEFAULT_SCRAM_ITERATIONS, MAX_SCRAM_ITERATIONS } from './scram.js';
 import { OWNED_OBJECT_RULES, type OwnedObjectRule } from './owned-objects.js';
+import { builtinGroups, checkStatementForm } from './privilege.js';
+import { verb } from '../../shared/plural.js';
 import { describeDuration } from '../../shared/duration.js';
 
 /**
@@ -54,8 +56,17 @@ export interface PgRole {
   readonly ownedObjects: OwnedObjectRule;
   /** The role that receives the user's objects when `ownedObjects` is `reassign`. */
   readonly reassignTo: string | null;
-  /** Set when stored statements no longer pass validation: issuance and cleanup refuse with it. */
+  /**
+   * Groups (and `reassign_to`) may be `pg_*` built-in roles or roles with privileged attributes
+   * (docs/engine-postgres.md: dangerous, off by default).
+   */
+  readonly allowPrivilegedGroups: boolean;
+  /** Set when stored revocation statements no longer pass validation: issuance and cleanup refuse with it. */
   readonly invalid?: string;
+  /** Set when stored creation statements no longer pass validation: issuance refuses with it (cleanup still runs). */
+  readonly invalidCreation?: string;
+  /** A stored creation statement would give the user a privilege (privilege.ts): issuance answers TESSERA_ENGINE_USER_PRIVILEGED. */
+  readonly invalidCreationPrivileged?: boolean;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -112,10 +123,28 @@ export function parseConfigBody(body: z.output<typeof configBody>): ParsedConfig
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw fail('TESSERA_REQUEST_INVALID', 'connection_url must use the postgres:// or postgresql:// scheme', { field: 'connection_url' });
   if (!u.hostname) throw fail('TESSERA_REQUEST_INVALID', 'connection_url must name a host (unix sockets are not supported)', { field: 'connection_url' });
-  const user = decodeURIComponent(u.username);
+  const decode = (v: string, what: string): string => {
+    let out: string;
+    try {
+      out = decodeURIComponent(v);
+    } catch {
+      throw fail('TESSERA_REQUEST_INVALID', `connection_url: the ${what} has a malformed %-escape`, { field: 'connection_url' });
+    }
+    // A NUL or another control character would reach the server in the startup packet (08P01).
+    if ([...out].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) throw fail('TESSERA_REQUEST_INVALID', `connection_url: the ${what} contains a control character`, { field: 'connection_url' });
+    return out;
+  };
+  for (const pair of u.search.slice(1).split('&').filter(Boolean)) {
+    const [k = '', v = ''] = pair.split('=', 2);
+    const name = decode(k, 'name of a parameter');
+    decode(v.replace(/\+/g, ' '), `parameter "${/^[A-Za-z0-9_]{1,64}$/.test(name) ? name : '…'}"`);
+  }
+  decode(u.password, 'password');
+  decode(u.pathname, 'database name');
+  const user = decode(u.username, 'user name');
   if (!user) throw fail('TESSERA_REQUEST_INVALID', 'connection_url must name the management user (a role with CREATEROLE)', { field: 'connection_url' });
   const port = u.port ? Number(u.port) : 5432;
-  const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || user;
+  const database = decode(u.pathname.replace(/^\//, ''), 'database name') || user;
   const connectTimeoutMs = durationMs(body.connect_timeout, 'connect_timeout', 2000, 'TESSERA_REQUEST_INVALID');
   const statementTimeoutMs = durationMs(body.statement_timeout, 'statement_timeout', 5000, 'TESSERA_REQUEST_INVALID');
   if (connectTimeoutMs > 60_000 || statementTimeoutMs > 60_000) throw fail('TESSERA_REQUEST_INVALID', 'connect_timeout and statement_timeout must be at most 60 s (issuance must fail fast)', { field: 'timeout' });
@@ -143,6 +172,7 @@ export const roleBody = z.strictObject({
   revocation_statements: z.array(z.unknown()).max(16).optional(),
   owned_objects: z.enum(OWNED_OBJECT_RULES).optional(),
   reassign_to: z.unknown().optional(),
+  allow_privileged_groups: z.boolean().optional(),
 });
 
 export interface ParsedRole {
@@ -154,6 +184,7 @@ export interface ParsedRole {
   readonly revocationStatements: readonly string[];
   readonly ownedObjects: OwnedObjectRule;
   readonly reassignTo: string | null;
+  readonly allowPrivilegedGroups: boolean;
 }
 
 function statements(list: readonly unknown[] | undefined, field: string): string[] {
@@ -164,7 +195,8 @@ function statements(list: readonly unknown[] | undefined, field: string): string
   });
 }
 
-export function parseRoleBody(body: z.output<typeof roleBody>): ParsedRole {
+/** `manager`: the management role's name (never a group of, or REASSIGN target for, a user). */
+export function parseRoleBody(body: z.output<typeof roleBody>, manager?: string): ParsedRole {
   const groups = (body.groups ?? []).map((g, i) => checkGroup(g, i));
   if (new Set(groups).size !== groups.length) throw fail('TESSERA_REQUEST_INVALID', 'groups must not repeat a role', { field: 'groups' });
   const defaultTtlMs = durationMs(body.default_ttl, 'default_ttl', 15 * 60_000, 'TESSERA_ENGINE_TTL_INVALID');
@@ -182,6 +214,10 @@ export function parseRoleBody(body: z.output<typeof roleBody>): ParsedRole {
   if (revocationStatements.some((s, i) => !templateUses(parseTemplate(s, i, 'revocation_statements'), 'name'))) {
     throw fail('TESSERA_ENGINE_TEMPLATE_INVALID', 'every revocation statement must act on {{name}} (e.g. `REASSIGN OWNED BY {{name}} TO app_owner` or `DROP OWNED BY {{name}}`)');
   }
+  // After the lexical and placeholder rules: what each statement may do (privilege.ts).
+  const form = { allowBuiltin: body.allow_privileged_groups === true, ...(manager === undefined ? {} : { manager }) };
+  creationStatements.forEach((s, i) => checkStatementForm(s, i, 'creation_statements', form));
+  revocationStatements.forEach((s, i) => checkStatementForm(s, i, 'revocation_statements', form));
   const ownedObjects = body.owned_objects ?? 'drop';
   let reassignTo: string | null = null;
   if (ownedObjects === 'reassign') {
@@ -190,5 +226,11 @@ export function parseRoleBody(body: z.output<typeof roleBody>): ParsedRole {
   } else if (body.reassign_to !== undefined) {
     throw fail('TESSERA_REQUEST_INVALID', 'reassign_to is only used with owned_objects "reassign"', { field: 'reassign_to' });
   }
-  return { groups, defaultTtlMs, maxTtlMs, renewable: body.renewable ?? true, creationStatements, revocationStatements, ownedObjects, reassignTo };
+  const allowPrivilegedGroups = body.allow_privileged_groups ?? false;
+  const builtin = builtinGroups([...groups, ...(reassignTo ? [reassignTo] : [])]);
+  if (builtin.length && !allowPrivilegedGroups) {
+    const n = builtin.length;
+    throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `${builtin.join(', ')} ${verb(n, 'is a PostgreSQL built-in role', 'are PostgreSQL built-in roles')} (pg_*): ${verb(n, 'it gives', 'they give')} powers beyond one database's data (reading or writing server files, running programs, ending sessions, reading everything). Refused unless the role sets allow_privileged_groups: true (dangerous, see docs/engine-postgres.md)`, { field: groups.some((g) => builtin.includes(g)) ? 'groups' : 'reassign_to' });
+  }
+  return { groups, defaultTtlMs, maxTtlMs, renewable: body.renewable ?? true, creationStatements, revocationStatements, ownedObjects, reassignTo, allowPrivilegedGroups };
 }

@@ -13,6 +13,7 @@ import type { CreatedCredential, DynamicEngine, EngineData, LeaseContext, Reconc
 import { checkName, parseConfigBody, parseRoleBody, configBody, roleBody, type OwnedObjectRule, type PgConfig, type PgRole } from './config.js';
 import { parseTemplate, quoteIdent, quoteLiteral, renderTemplate, type TemplatePart } from './sql.js';
 import { encodePassword, scramSha256Verifier, SCRAM_SALT_BYTES } from './scram.js';
+import { checkStatementForm, describeProblems, PRIVILEGE_PROBLEMS_SQL, reassignTargets, relevantProblems, type PrivilegeProblem } from './privilege.js';
 import type { z } from 'zod';
 import { count, noun, verb } from '../../shared/plural.js';
 import { NEXT_STEPS } from '../../shared/next-steps.js';
@@ -25,6 +26,10 @@ const CHANNEL = 'engine_postgres';
 const REVOKE_BATCH = 500;
 /** Rounds of pg_terminate_backend + check before a session that will not end fails the step. */
 const SESSION_END_ROUNDS = 20;
+/** How long a disable statement first waits for a lock before Tessera looks for who holds it (ms). */
+const LOCK_PROBE_MS = 250;
+/** How often the blocker watch polls `pg_blocking_pids` while a disable statement waits (ms). */
+const LOCK_WATCH_MS = 25;
 /** Leases whose database user may exist (a `disabled` one awaits its cleanup). */
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
@@ -111,6 +116,7 @@ interface RoleRow {
   revocation_statements: string;
   owned_objects: string | null;
   reassign_to: string | null;
+  allow_privileged_groups: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -123,21 +129,79 @@ interface Live {
   version?: number;
 }
 
-const CONNECT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/**
+ * Where an engine error happened (docs/adr/0065-engine-error-classes.md). `configure`: checking
+ * a `connection_url` that is being saved — what goes wrong is that input's (4xx), except the
+ * server's momentary state (too many connections, shutting down: 503). `use`: a saved
+ * configuration at work — the database not answering, refusing or misconfigured is a dependency
+ * failure, named (503), never blamed on the caller.
+ */
+export type EnginePhase = 'configure' | 'use';
+
+export interface EngineErrorOptions {
+  readonly phase?: EnginePhase;
+  /** The error came from opening the connection (so a SQLSTATE is about the connection's parameters, not a statement). */
+  readonly connecting?: boolean;
+}
+
+type CauseKind = 'dns' | 'refused' | 'timeout' | 'tls' | 'file' | 'protocol' | 'database' | 'parameter' | 'auth' | 'busy' | 'lost';
+
+const DNS_ERRNO = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL']);
+const UNREACHABLE_ERRNO = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const LOST_ERRNO = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+const FILE_ERRNO = new Set(['ENOENT', 'EACCES', 'EISDIR', 'EPERM', 'ENOTDIR']);
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|EPROTO$|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_|CERT_|ERR_OSSL_)/;
+
+/** What kind of connection problem an error is, with words for it; undefined when it is not one. */
+function connectionCause(err: { code?: string; message?: string; syscall?: string }, connecting: boolean): { kind: CauseKind; text: string } | undefined {
+  const code = err.code ?? '';
+  const msg = String(err.message ?? '');
+  if (DNS_ERRNO.has(code)) return { kind: 'dns', text: `the host name does not resolve (${code})` };
+  if (UNREACHABLE_ERRNO.has(code)) return { kind: 'refused', text: `nothing accepts connections there (${code})` };
+  if (code === 'ETIMEDOUT' || /timeout exceeded when trying to connect|connection timeout|^timeout expired$/i.test(msg)) return { kind: 'timeout', text: 'no answer within connect_timeout' };
+  if (/^Query read timeout$/i.test(msg)) return { kind: 'lost', text: 'no answer within statement_timeout (the connection went silent)' };
+  if (/does not support SSL/i.test(msg)) return { kind: 'tls', text: 'the server does not accept TLS, but the URL asks for it (sslmode / ssl parameter)' };
+  if (TLS_CODE.test(code) || /certificate|self[- ]signed|SSL routines|TLS/i.test(code ? '' : msg)) return { kind: 'tls', text: `the TLS handshake failed (${code || msg.slice(0, 120)})` };
+  if (FILE_ERRNO.has(code) && connecting) return { kind: 'file', text: `a file the URL names (sslcert, sslkey, sslrootcert) cannot be read (${code})` };
+  if (LOST_ERRNO.has(code) || /Connection terminated/i.test(msg)) return { kind: 'lost', text: `the connection was closed (${code || 'terminated'})` };
+  if (/^08/.test(code)) return { kind: connecting ? 'protocol' : 'lost', text: `the server refused the connection (${code}: ${msg.slice(0, 160)})` };
+  if (/^53/.test(code) || /^57P0/.test(code)) return { kind: 'busy', text: `the server cannot take a connection now (${code}: ${msg.slice(0, 160)})` };
+  if (code === '28P01' || code === '28000') return { kind: 'auth', text: `the server refused the management credentials (${code})` };
+  if (!connecting) return undefined;
+  if (code === '3D000') return { kind: 'database', text: `the database does not exist (${code})` };
+  if (/^[0-9A-Z]{5}$/.test(code)) return { kind: 'parameter', text: `the server refused a connection parameter (${code}: ${msg.slice(0, 160)})` };
+  return undefined;
+}
+
+/** Programming errors: never reported as the database's doing. */
+const isBug = (e: unknown): boolean => e instanceof TypeError || e instanceof RangeError || e instanceof ReferenceError || e instanceof SyntaxError;
 
 /** Maps a driver or server error to the engine contract's codes; never includes the URL. */
-export function engineError(e: unknown, what: string, cfg?: { host: string; port: number }): TesseraError {
+export function engineError(e: unknown, what: string, cfg?: { host: string; port: number }, options: EngineErrorOptions = {}): TesseraError {
   if (isTesseraError(e)) return e;
-  const err = e as { code?: string; message?: string };
+  if (isBug(e)) return new TesseraError('TESSERA_INTERNAL', `${what}: internal error; the request id finds it in the server log`, undefined, { cause: e });
+  const err = e as { code?: string; message?: string; where?: string; syscall?: string };
   const where = cfg ? ` at ${cfg.host}:${cfg.port}` : '';
   const msg = String(err?.message ?? e).slice(0, 300);
   const code = err?.code ?? '';
-  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57P0x (shutdown,
-  // cannot connect now) and 57014 (statement timeout) mean the backend is not usable right now.
-  if (CONNECT_ERRNO.has(code) || /^08/.test(code) || /^53/.test(code) || /^57P0/.test(code) || code === '57014' || /timeout|Connection terminated|connect/i.test(code ? '' : msg)) {
-    return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} is unreachable or too slow (${code || msg}); retry later`, undefined, { cause: e });
+  const phase = options.phase ?? 'use';
+  // A wait for a lock (55P03 lock_not_available under lock_timeout, or 57014 while waiting on a
+  // row or relation: PostgreSQL says where in `where`) is not an outage: name the real cause.
+  if (code === '55P03' || (code === '57014' && /tuple|relation/i.test(String(err.where ?? '')))) {
+    const on = /relation "([^"]+)"/.exec(String(err.where ?? ''))?.[1];
+    return new TesseraError('TESSERA_ENGINE_LOCK_TIMEOUT', `${what}: PostgreSQL${where} waited for a lock${on ? ` on ${on}` : ''} held by another transaction until ${code === '55P03' ? 'lock_timeout' : 'statement_timeout'} (${code}); retry later`, undefined, { cause: e });
   }
-  if (code === '28P01' || code === '28000') return new TesseraError('TESSERA_ENGINE_AUTH_FAILED', `${what}: the database${where} refused the management credentials (${code}); check the connection URL`, undefined, { cause: e });
+  const cause = err && typeof err === 'object' ? connectionCause(err, options.connecting === true) : undefined;
+  if (cause) {
+    if (phase === 'configure' && cause.kind === 'auth') return new TesseraError('TESSERA_ENGINE_AUTH_FAILED', `${what}: the database${where} refused the management credentials (${code}); check the user and password in connection_url, and pg_hba.conf`, undefined, { cause: e });
+    if (phase === 'configure' && cause.kind !== 'busy' && cause.kind !== 'lost') {
+      return new TesseraError('TESSERA_ENGINE_CONNECTION_INVALID', `${what}: connection_url does not work${where}: ${cause.text}; fix it and configure again`, { reason: cause.kind }, { cause: e });
+    }
+    const fix = cause.kind === 'auth' || cause.kind === 'tls' || cause.kind === 'file' || cause.kind === 'database' || cause.kind === 'parameter' || cause.kind === 'protocol' ? '; an operator must fix the configuration' : '; retry later';
+    return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} cannot be used: ${cause.text}${fix}`, { reason: cause.kind }, { cause: e });
+  }
+  // 57014 (statement timeout) outside a lock wait: the server is too slow right now.
+  if (code === '57014') return new TesseraError('TESSERA_ENGINE_UNAVAILABLE', `${what}: the database${where} did not finish within statement_timeout (${code}); retry later`, { reason: 'timeout' }, { cause: e });
   return new TesseraError('TESSERA_ENGINE_FAILED', `${what}: PostgreSQL${where} said ${code ? `[${code}] ` : ''}${msg}`, undefined, { cause: e });
 }
 
@@ -175,7 +239,8 @@ function roleView(r: PgRole): Record<string, unknown> {
     revocation_statements: r.revocationStatements,
     owned_objects: r.ownedObjects,
     reassign_to: r.reassignTo,
-    ...(r.invalid ? { invalid: r.invalid } : {}),
+    allow_privileged_groups: r.allowPrivilegedGroups,
+    ...(r.invalidCreation || r.invalid ? { invalid: r.invalidCreation ?? r.invalid } : {}),
     path: `${ENGINE_NAME}/${r.name}`,
     created_at: iso(r.createdAt),
     updated_at: iso(r.updatedAt),
@@ -205,13 +270,24 @@ function toRole(r: RoleRow): PgRole {
   let creation: TemplatePart[][] = [];
   let revocation: TemplatePart[][] = [];
   let invalid: string | undefined;
+  let invalidCreation: string | undefined;
+  let invalidCreationPrivileged = false;
+  // Saved under an older, laxer validator: keep the role (its leases must stay revocable) but
+  // refuse to issue with creation statements that would not run as one statement each or that
+  // give the user a privilege (privilege.ts), and to clean up with such revocation statements.
+  const why = (e: unknown): string => `role "${r.name}" has a statement that no longer passes validation (${(e as Error).message}); save the role again with fixed statements`;
   try {
-    // Saved under an older, laxer validator: keep the role (its leases must stay revocable) but
-    // refuse to issue or clean up with statements that would not run as one statement each.
     creation = creationStatements.map((s, i) => parseTemplate(s, i, 'creation_statements'));
-    revocation = revocationStatements.map((s, i) => parseTemplate(s, i, 'revocation_statements'));
+    creationStatements.forEach((s, i) => checkStatementForm(s, i, 'creation_statements', { allowBuiltin: Number(r.allow_privileged_groups ?? 0) === 1 }));
   } catch (e) {
-    invalid = `role "${r.name}" has a statement that no longer passes validation (${(e as Error).message}); save the role again with fixed statements`;
+    invalidCreation = why(e);
+    invalidCreationPrivileged = isTesseraError(e) && e.code === 'TESSERA_ENGINE_ROLE_PRIVILEGED';
+  }
+  try {
+    revocation = revocationStatements.map((s, i) => parseTemplate(s, i, 'revocation_statements'));
+    revocationStatements.forEach((s, i) => checkStatementForm(s, i, 'revocation_statements', { allowBuiltin: Number(r.allow_privileged_groups ?? 0) === 1 }));
+  } catch (e) {
+    invalid = why(e);
   }
   const ownedObjects: OwnedObjectRule = r.owned_objects === 'reassign' ? 'reassign' : 'drop';
   return {
@@ -227,7 +303,9 @@ function toRole(r: RoleRow): PgRole {
     revocation,
     ownedObjects,
     reassignTo: ownedObjects === 'reassign' ? r.reassign_to : null,
+    allowPrivilegedGroups: Number(r.allow_privileged_groups ?? 0) === 1,
     ...(invalid ? { invalid } : {}),
+    ...(invalidCreation ? { invalidCreation, invalidCreationPrivileged } : {}),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };
@@ -294,7 +372,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     try {
       client = await poolOf(l).connect();
     } catch (e) {
-      throw engineError(e, what, l.cfg);
+      throw engineError(e, what, l.cfg, { connecting: true });
     }
     let broken = false;
     try {
@@ -333,7 +411,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   /** Runs the role's creation statements (inside the caller's transaction), or the default CREATE ROLE. `stage` names the statement running. */
   async function createUser(c: pg.PoolClient, role: PgRole, username: string, verifier: string, expiration: string, stage?: (s: string) => void): Promise<void> {
-    if (role.invalid) throw fail('TESSERA_ENGINE_FAILED', role.invalid);
+    // Re-checked at every issuance: a role saved by an older version (or written to the store
+    // directly) whose creation statement would give the user a privilege issues nothing.
+    if (role.invalidCreationPrivileged) throw fail('TESSERA_ENGINE_USER_PRIVILEGED', `nothing was issued: ${role.invalidCreation}`);
+    const invalid = role.invalidCreation ?? role.invalid;
+    if (invalid) throw fail('TESSERA_ENGINE_FAILED', invalid);
     if (role.creation.length === 0) {
       stage?.('the default CREATE ROLE');
       const groups = role.groups.length ? ` IN ROLE ${role.groups.map(quoteIdent).join(', ')}` : '';
@@ -349,15 +431,31 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
   }
 
   /**
+   * Inside the creating transaction: what the new user may not have (privilege.ts) — its own
+   * privileged attributes, an ADMIN option, members, and (unless the role allows privileged
+   * groups) privileged or built-in groups, however the statements or a later change of a group
+   * role produced them.
+   */
+  async function privilegeProblems(c: pg.PoolClient, role: PgRole, username: string): Promise<PrivilegeProblem[]> {
+    const r = await c.query<{ kind: PrivilegeProblem['kind']; what: string }>(PRIVILEGE_PROBLEMS_SQL, [username]);
+    return relevantProblems(r.rows, role.allowPrivilegedGroups);
+  }
+
+  /** One pass of pg_terminate_backend over the users' sessions (every database), each waited for on PostgreSQL ≥ 14 unless `signalOnly`. */
+  async function terminateSessions(c: pg.ClientBase, l: Live, oids: readonly string[], signalOnly = false): Promise<void> {
+    const wait = !signalOnly && (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
+    await c.query(`SELECT pg_terminate_backend(pid${wait}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+  }
+
+  /**
    * Ends every session of the users `oids` (pg_stat_activity is cluster-wide: every database)
    * and waits until they are gone — PostgreSQL ≥ 14 inside pg_terminate_backend(pid, timeout),
    * older servers by polling. A session inside a transaction is ended too (rolled back). Throws
    * when a session is still there after the bound: the caller must not report success.
    */
   async function endSessions(c: pg.PoolClient, l: Live, oids: readonly string[], signal: AbortSignal | undefined): Promise<void> {
-    const wait = (l.version ?? 0) >= 140000 ? `, ${Math.min(5000, l.cfg.statementTimeoutMs)}` : '';
     for (let round = 1; ; round++) {
-      await c.query(`SELECT pg_terminate_backend(pid${wait}) FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
+      await terminateSessions(c, l, oids);
       const left = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usesysid = ANY($1::oid[]) AND pid <> pg_backend_pid()`, [oids]);
       const n = Number(left.rows[0]?.n ?? 0);
       if (n === 0) return;
@@ -366,28 +464,207 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     }
   }
 
+  /** A connection of its own (not from the pool: the pool may have one connection, busy with the statement being watched), to `database` when given. */
+  async function sideClient(l: Live, database?: string): Promise<pg.Client> {
+    let url = l.url;
+    if (database !== undefined) {
+      const u = new URL(l.url);
+      u.pathname = `/${encodeURIComponent(database)}`;
+      url = u.toString();
+    }
+    const c = l.cfg;
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: c.connectTimeoutMs, statement_timeout: c.statementTimeoutMs, query_timeout: c.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    return client;
+  }
+
+  /**
+   * Rolls back every prepared transaction (`PREPARE TRANSACTION`) of the users `names`, in every
+   * database. A prepared transaction outlives its session — pg_terminate_backend cannot end it —
+   * and keeps its locks: an uncommitted `ALTER ROLE CURRENT_USER …` in one holds the user's
+   * pg_authid row and would block the disable forever. Only its owner (or a superuser) may
+   * finish it (PostgreSQL manual, ROLLBACK PREPARED), in its own database: the management role
+   * takes the user's membership (as the cleanup does) and `SET ROLE`s to it. Returns how many.
+   */
+  async function rollbackPrepared(c: pg.ClientBase, l: Live, names: readonly string[]): Promise<number> {
+    if (names.length === 0) return 0;
+    const px = await c.query<{ gid: string; owner: string; database: string; here: boolean }>(
+      `SELECT gid, owner, database, database = current_database() AS here FROM pg_prepared_xacts WHERE owner = ANY($1::text[]) ORDER BY database, gid`,
+      [names],
+    );
+    const byDb = new Map<string, { gid: string; owner: string }[]>();
+    for (const r of px.rows) byDb.set(r.here ? '' : r.database, [...(byDb.get(r.here ? '' : r.database) ?? []), r]);
+    for (const [database, list] of byDb) {
+      let side: pg.Client | undefined;
+      try {
+        side = database === '' ? undefined : await sideClient(l, database);
+      } catch (e) {
+        throw new TesseraError(
+          'TESSERA_ENGINE_FAILED',
+          `${noun(list.length, 'prepared transaction')} of the revoked database ${noun(list.length, 'user')} (${list.map((x) => x.gid).join(', ')}) in database "${database}" hold locks, and Tessera cannot connect there to roll ${noun(list.length, 'it', 'them')} back (${(e as Error).message}); run ROLLBACK PREPARED there as a superuser. The revocation is retried`,
+          undefined,
+          { cause: e },
+        );
+      }
+      const db: pg.ClientBase = side ?? c;
+      try {
+        for (const x of list) {
+          await db.query(`GRANT ${quoteIdent(x.owner)} TO CURRENT_USER`);
+          await db.query(`SET ROLE ${quoteIdent(x.owner)}`);
+          try {
+            await db.query(`ROLLBACK PREPARED ${quoteLiteral(x.gid)}`);
+          } catch (e) {
+            if ((e as { code?: string }).code !== '42704') throw e; // already finished meanwhile
+          } finally {
+            await db.query('RESET ROLE');
+          }
+        }
+      } finally {
+        await side?.end().catch(() => undefined);
+      }
+    }
+    return px.rows.length;
+  }
+
+  /** Runs `sql` in a transaction whose lock waits end after `lockMs` (55P03). */
+  async function underLockTimeout(c: pg.ClientBase, lockMs: number, sql: string): Promise<void> {
+    await c.query('BEGIN');
+    try {
+      await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockMs))}`);
+      await c.query(sql);
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Runs a disable statement on the users `oids`/`names` past any lock THEY hold. First with a
+   * short lock_timeout; when it has to wait, again while a second connection watches
+   * `pg_blocking_pids()` of the waiting statement and removes each blocker that belongs to the
+   * users — their session is ended (its transaction rolls back), their prepared transaction
+   * rolled back — until the statement gets the lock (PostgreSQL queues lock requests: a user
+   * that logs in again queues behind it). A blocker of another role is not touched: the
+   * statement fails with TESSERA_ENGINE_LOCK_TIMEOUT naming it, and the revocation is retried.
+   */
+  async function runPastUserLocks(c: pg.PoolClient, l: Live, sql: string, oids: readonly string[], names: readonly string[], signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await underLockTimeout(c, LOCK_PROBE_MS, sql);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55P03') throw e;
+    }
+    const pid = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    const watcher = await sideClient(l);
+    const others = new Map<number, string>();
+    try {
+      let done = false;
+      const wait = Math.max(LOCK_PROBE_MS, Math.min(l.cfg.statementTimeoutMs - 500, 5000));
+      const run = underLockTimeout(c, wait, sql).finally(() => (done = true));
+      run.catch(() => undefined);
+      while (!done && !signal?.aborted) {
+        await new Promise((r) => setTimeout(r, LOCK_WATCH_MS));
+        if (done) break;
+        const blockers = await watcher.query<{ pid: number; usesysid: string | null; usename: string | null; state: string | null; xact_start: Date | null }>(
+          `SELECT b.pid, a.usesysid::text AS usesysid, a.usename, a.state, a.xact_start FROM unnest(pg_blocking_pids($1)) AS b(pid) LEFT JOIN pg_stat_activity a ON a.pid = b.pid`,
+          [pid],
+        );
+        for (const b of blockers.rows) {
+          if (b.pid === 0) await rollbackPrepared(watcher, l, names); // a prepared transaction (pid 0)
+          else if (b.usesysid !== null && oids.includes(b.usesysid)) await watcher.query('SELECT pg_terminate_backend($1)', [b.pid]);
+          else {
+            // State and start are visible only with pg_read_all_stats: named when known.
+            const how = [b.state, b.xact_start ? `since ${b.xact_start.toISOString()}` : undefined].filter(Boolean).join(', ');
+            others.set(b.pid, `session ${b.pid} of role ${b.usename === null ? '(unknown)' : JSON.stringify(b.usename)}${how ? ` (${how})` : ''}`);
+          }
+        }
+      }
+      try {
+        await run;
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        if ((code === '55P03' || code === '57014') && others.size > 0) {
+          throw new TesseraError(
+            'TESSERA_ENGINE_LOCK_TIMEOUT',
+            `a lock is held by ${[...others.values()].slice(0, 3).join('; ')}, not a revoked user, so Tessera did not end it; retried until that transaction ends`,
+            undefined,
+            { cause: e },
+          );
+        }
+        throw e;
+      }
+    } finally {
+      await watcher.end().catch(() => undefined);
+    }
+  }
+
   /**
    * Revocation step 1 (disable): makes the users unusable without deleting anything, so it
-   * works whatever they own. (1) `NOLOGIN VALID UNTIL '-infinity'` — no new login, whatever the
-   * password; (2) every session ended (a session outlives NOLOGIN), waiting until gone;
-   * (3) memberships revoked both ways — the user leaves its groups, so views and SECURITY
-   * DEFINER functions it owns lose the group's privileges, and no other role can SET ROLE to
-   * it (the management role keeps a membership it may hold for the cleanup). Idempotent.
+   * works whatever they own, and whatever they hold. (1) their prepared transactions rolled
+   * back and their sessions ended — a transaction of the user may hold the lock on its own
+   * pg_authid row (`BEGIN; ALTER ROLE CURRENT_USER PASSWORD …` left open) that the next step
+   * needs; (2) `NOLOGIN VALID UNTIL '-infinity'` — no new login, whatever the password — past
+   * any lock the users still hold (`runPastUserLocks`); (3) every session ended again (a
+   * session outlives NOLOGIN; a login may have raced step 2), waiting until gone;
+   * (4) memberships revoked both ways — the user leaves its groups, so views and SECURITY
+   * DEFINER functions it owns lose the group's privileges, and no other role can SET ROLE to it
+   * (the management role keeps a membership it may hold for the cleanup). Steps 3 and 4 run
+   * even when step 2 failed (a lock held by another role): the user then keeps LOGIN but no
+   * session and no group, and the error says so; the lease stays not disabled and is retried.
+   * Idempotent.
    */
   async function disableUsers(l: Live, users: readonly PgEngineData[], signal: AbortSignal | undefined): Promise<void> {
     await withClient(l, `disabling ${count(users.length, 'database user')}`, signal, async (c) => {
       const found = await c.query<{ oid: string; rolname: string }>(`SELECT oid::text AS oid, rolname FROM pg_roles WHERE rolname = ANY($1::text[])`, [users.map((u) => u.username)]);
       if (found.rows.length === 0) return; // never created, or already dropped
       const oids = found.rows.map((r) => r.oid);
-      // Every user in one implicit transaction (simple-query protocol, PostgreSQL protocol §55.2.2.1).
-      await c.query(found.rows.map((r) => `ALTER ROLE ${quoteIdent(r.rolname)} NOLOGIN VALID UNTIL '-infinity'`).join('; '));
-      await endSessions(c, l, oids, signal);
-      const members = await c.query<{ role: string; member: string }>(
-        `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
-         WHERE (a.member = ANY($1::oid[]) OR a.roleid = ANY($1::oid[])) AND m.rolname <> current_user`,
-        [oids],
-      );
-      if (members.rows.length > 0) await c.query(members.rows.map((m) => `REVOKE ${quoteIdent(m.role)} FROM ${quoteIdent(m.member)}`).join('; '));
+      const names = found.rows.map((r) => r.rolname);
+      // Every step is tried even when an earlier one failed: each one alone takes something away.
+      const errors: unknown[] = [];
+      const step = async (fn: () => Promise<unknown>): Promise<boolean> => {
+        try {
+          await fn();
+          return true;
+        } catch (e) {
+          errors.push(e);
+          return false;
+        }
+      };
+      // Best effort: it only clears the way (a user logging in again and again keeps a session
+      // count above zero here); what decides is the steps after it.
+      const before = await step(async () => {
+        await rollbackPrepared(c, l, names);
+        // Signalled, not waited for: a user opening sessions as fast as it can must not keep
+        // this statement busy; a session still exiting holds its locks a moment longer, and
+        // the watch in runPastUserLocks deals with that.
+        await terminateSessions(c, l, oids, true);
+      });
+      const preErrors = errors.splice(0);
+      // Every user in one transaction.
+      const altered = await step(() => runPastUserLocks(c, l, found.rows.map((r) => `ALTER ROLE ${quoteIdent(r.rolname)} NOLOGIN VALID UNTIL '-infinity'`).join('; '), oids, names, signal));
+      const ended = await step(() => endSessions(c, l, oids, signal));
+      const left = await step(async () => {
+        const members = await c.query<{ role: string; member: string }>(
+          `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+           WHERE (a.member = ANY($1::oid[]) OR a.roleid = ANY($1::oid[])) AND m.rolname <> current_user`,
+          [oids],
+        );
+        if (members.rows.length > 0) await runPastUserLocks(c, l, members.rows.map((m) => `REVOKE ${quoteIdent(m.role)} FROM ${quoteIdent(m.member)}`).join('; '), oids, names, signal);
+      });
+      if (errors.length === 0) return;
+      if (!before) errors.push(...preErrors);
+      const first = errors[0];
+      if (!altered && ended && left && isTesseraError(first)) {
+        throw new TesseraError(first.code, `NOLOGIN not applied yet (sessions ended, groups revoked; the user can still log in): ${first.message}`, first.details, { cause: first });
+      }
+      throw first;
     });
   }
 
@@ -529,8 +806,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     if (err.code === '42501') {
       return new TesseraError('TESSERA_ENGINE_PRIVILEGE_MISSING', `the management role "${l.cfg.user}" lacks a privilege for ${stage} (dry run, rolled back): ${said}. See docs/engine-postgres.md §1`, undefined, { cause: e });
     }
-    const code = /statements\[/.test(stage) ? 'TESSERA_ENGINE_TEMPLATE_INVALID' : 'TESSERA_ENGINE_FAILED';
-    return new TesseraError(code, `${stage} failed in a dry run of the role (rolled back): ${said}`, { field: stage.replace(/\[(\d+)\]$/, '.$1') }, { cause: e });
+    // A dry run only fails because of what the role says (its statements, groups, rule): the
+    // operator's input, so 400 — never a 502 (docs/adr/0065-engine-error-classes.md).
+    const code = /statements\[/.test(stage) ? 'TESSERA_ENGINE_TEMPLATE_INVALID' : 'TESSERA_ENGINE_ROLE_INVALID';
+    const field = /statements\[/.test(stage) ? stage.replace(/\[(\d+)\]$/, '.$1') : /CREATE ROLE/.test(stage) ? 'groups' : /reassign/i.test(stage) ? 'reassign_to' : 'owned_objects';
+    return new TesseraError(code, `${stage} failed in a dry run of the role (rolled back): ${said}`, { field }, { cause: e });
   }
 
   /**
@@ -548,7 +828,26 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       await c.query('BEGIN');
       try {
         await c.query('SET LOCAL standard_conforming_strings = on');
+        // Who receives a revoked user's objects (reassign_to, REASSIGN OWNED … TO x): its SECURITY
+        // DEFINER functions and views then run with that role's privileges.
+        const targets = [...(role.reassignTo ? [['reassign_to', role.reassignTo] as const] : []), ...role.revocationStatements.flatMap((st, i) => reassignTargets(st).map((t) => [`revocation_statements.${i}`, t] as const))];
+        for (const [field, target] of targets) {
+          track(`checking ${field}`);
+          const t = await c.query<{ escape: boolean; privileged: boolean }>(
+            `SELECT (rolname = current_user OR rolsuper OR rolcreaterole) AS escape, (oid < 16384 OR rolcreatedb OR rolreplication OR rolbypassrls) AS privileged FROM pg_roles WHERE rolname = $1`,
+            [target],
+          );
+          const row = t.rows[0];
+          if (row?.escape || (row?.privileged && !role.allowPrivilegedGroups)) {
+            throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `${field} "${target}" ${row.escape ? 'is the management role or carries SUPERUSER or CREATEROLE (never allowed)' : 'is a built-in role or carries CREATEDB, REPLICATION or BYPASSRLS (allowed only with allow_privileged_groups: true, dangerous)'}: objects of revoked users handed to it (SECURITY DEFINER functions, views) would run with its privileges. Name a role made for the purpose`, { field });
+          }
+        }
         await createUser(c, role, username, verifier, iso(clock.now() + role.defaultTtlMs), track);
+        track('checking what the user was given');
+        const problems = await privilegeProblems(c, role, username);
+        if (problems.length > 0) {
+          throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `the role would give its database users ${describeProblems(problems)} (found in a dry run, rolled back). A user with these can outlast or escape its revocation; ${problems.every((p) => p.kind === 'group') ? 'groups that are pg_* built-in roles or carry CREATEDB, REPLICATION or BYPASSRLS need allow_privileged_groups: true (dangerous, see docs/engine-postgres.md)' : 'remove what gives it'}`, { field: problems.every((p) => p.kind === 'group' || p.kind === 'escape') && role.groups.length > 0 ? 'groups' : 'creation_statements' });
+        }
         await runCleanup(c, [{ username, role }], track);
       } catch (e) {
         throw dryRunError(e, stage, l);
@@ -586,9 +885,15 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       // VALID UNTIL is the backstop should the reaper never run (RFC-free: PostgreSQL CREATE ROLE).
       const expiration = iso(lease.expiresAt);
       await withClient(l, `creating database user for ${ENGINE_NAME}/${role.name}`, signal, async (c) => {
-        // The default CREATE ROLE is one statement; custom statements run in one transaction.
-        if (role.creation.length === 0) await createUser(c, role, data.username, verifier, expiration);
-        else await inTransaction(c, () => createUser(c, role, data.username, verifier, expiration));
+        // One transaction: the user is checked before it exists for anyone else, and rolled back
+        // when it came out privileged (a group role changed in the database since the role was saved).
+        await inTransaction(c, async () => {
+          await createUser(c, role, data.username, verifier, expiration);
+          const problems = await privilegeProblems(c, role, data.username);
+          if (problems.length > 0) {
+            throw fail('TESSERA_ENGINE_USER_PRIVILEGED', `the database user for ${ENGINE_NAME}/${role.name} came out with ${describeProblems(problems)}; it was rolled back and nothing was issued. A group role was probably changed in the database since the role was saved: an operator must fix it (or the role)`);
+          }
+        });
       });
       issued?.inc({ config: data.config });
       const { host, port, database } = l.cfg;
@@ -601,7 +906,21 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       const data = dataOf(engineData);
       const l = liveOf(data.config);
       await withClient(l, 'extending VALID UNTIL', signal, async (c) => {
-        await c.query(`ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
+        try {
+          await underLockTimeout(c, Math.max(LOCK_PROBE_MS, Math.min(l.cfg.statementTimeoutMs - 500, 2000)), `ALTER ROLE ${quoteIdent(data.username)} VALID UNTIL ${quoteLiteral(iso(newExpiresAt))}`);
+        } catch (e) {
+          if ((e as { code?: string }).code !== '55P03') throw e;
+          // The user's own transaction holding its pg_authid row is the agent's doing, not an outage.
+          const own = await c.query<{ n: number }>(
+            `SELECT (SELECT count(*) FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid WHERE k.relation = 'pg_authid'::regclass AND a.usename = $1)
+                  + (SELECT count(*) FROM pg_prepared_xacts WHERE owner = $1) AS n`,
+            [data.username],
+          );
+          if (Number(own.rows[0]?.n ?? 0) > 0) {
+            throw fail('TESSERA_ENGINE_USER_BUSY', `the database user of this lease holds a lock on its own role (an uncommitted ALTER ROLE CURRENT_USER …, or a prepared transaction), so VALID UNTIL cannot be extended; commit or roll back that transaction and renew again`);
+          }
+          throw e;
+        }
       });
     },
 
@@ -743,14 +1062,15 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
   /** Connects with the candidate settings and checks the management role's privileges. */
   async function probe(p: ReturnType<typeof parseConfigBody>): Promise<void> {
-    const client = new pg.Client({ connectionString: p.url, connectionTimeoutMillis: p.connectTimeoutMs, statement_timeout: p.statementTimeoutMs, query_timeout: p.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
-    client.on('error', () => undefined);
     const where = { host: p.host, port: p.port };
+    let client: pg.Client | undefined;
     try {
+      client = new pg.Client({ connectionString: p.url, connectionTimeoutMillis: p.connectTimeoutMs, statement_timeout: p.statementTimeoutMs, query_timeout: p.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+      client.on('error', () => undefined);
       await client.connect();
     } catch (e) {
-      await client.end().catch(() => undefined);
-      throw engineError(e, 'connecting with connection_url', where);
+      await client?.end().catch(() => undefined);
+      throw engineError(e, 'connecting with connection_url', where, { phase: 'configure', connecting: true });
     }
     try {
       const r = await client.query<{ rolsuper: boolean; rolcreaterole: boolean; can_signal: boolean; who: string }>(
@@ -765,7 +1085,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       }
       if (row.who.startsWith(p.prefix)) throw fail('TESSERA_ENGINE_NAME_INVALID', `the management role "${row.who}" starts with the username prefix "${p.prefix}"; reconciliation would drop it. Choose another prefix`, { field: 'username_prefix' });
     } catch (e) {
-      throw engineError(e, 'checking the management role', where);
+      throw engineError(e, 'checking the management role', where, { phase: 'configure' });
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -872,8 +1192,11 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         const issue = parsed.error.issues[0];
         throw fail('TESSERA_REQUEST_INVALID', `invalid request body: ${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'malformed'}`, { field: issue?.path.join('.') ?? 'body' });
       }
-      const r = parseRoleBody(parsed.data as z.output<typeof roleBody>);
+      const r = parseRoleBody(parsed.data as z.output<typeof roleBody>, l.cfg.user);
       const named = [...r.groups, ...(r.reassignTo ? [r.reassignTo] : [])];
+      if (named.includes(l.cfg.user)) {
+        throw fail('TESSERA_ENGINE_ROLE_PRIVILEGED', `group or reassign_to "${l.cfg.user}" is the management role itself: a member could SET ROLE to it and create or alter roles (and objects reassigned to it would run with its privileges). Name a role made for the purpose`, { field: r.groups.includes(l.cfg.user) ? 'groups' : 'reassign_to' });
+      }
       const prefixed = named.filter((g) => g.startsWith(l.cfg.prefix));
       if (prefixed.length) throw fail('TESSERA_ENGINE_GROUP_NOT_FOUND', `group or reassign_to ${noun(prefixed.length, 'role')} ${prefixed.join(', ')} ${verb(prefixed.length, 'starts', 'start')} with the username prefix "${l.cfg.prefix}"; reconciliation would drop ${noun(prefixed.length, 'it', 'them')}. Rename ${noun(prefixed.length, 'it', 'them')}`);
       if (named.length) {
@@ -895,11 +1218,12 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         updatedAt: now,
       });
       await audit.commit(store, (tx) => tx.run(
-        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO pg_engine_roles (name, config, group_roles, default_ttl_ms, max_ttl_ms, renewable, creation_statements, revocation_statements, owned_objects, reassign_to, allow_privileged_groups, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET group_roles = excluded.group_roles, default_ttl_ms = excluded.default_ttl_ms, max_ttl_ms = excluded.max_ttl_ms, renewable = excluded.renewable,
-           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to, updated_at = excluded.updated_at`,
-        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, createdAt, now],
+           creation_statements = excluded.creation_statements, revocation_statements = excluded.revocation_statements, owned_objects = excluded.owned_objects, reassign_to = excluded.reassign_to,
+           allow_privileged_groups = excluded.allow_privileged_groups, updated_at = excluded.updated_at`,
+        [roleName, config, JSON.stringify(r.groups), r.defaultTtlMs, r.maxTtlMs, r.renewable ? 1 : 0, JSON.stringify(r.creationStatements), JSON.stringify(r.revocationStatements), r.ownedObjects, r.reassignTo, r.allowPrivilegedGroups ? 1 : 0, createdAt, now],
       ), engineEvent('engine.configured', config, roleName, ctx));
       await changed();
       return roleView(roles.get(roleName)!);
