@@ -237,7 +237,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return v;
   }
 
-  /** Visible in tools/list: Cedar permits an argument-less call, or the decision depends on arguments the listing does not have. */
+  /**
+   * Visible in tools/list: Cedar permits an argument-less call, or a `permit` policy errors on
+   * the arguments the listing does not have (it may hold with the right ones) while no `forbid`
+   * is satisfied. Computed from permits only (ADR 0140): a `forbid` erroring on `context.args`
+   * makes nothing visible, and so starts no upstream (`mayUse`) for a caller no permit covers.
+   */
   function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
     let d: Decision;
     try {
@@ -246,10 +251,10 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       return false;
     }
     if (d.allowed) return true;
-    // A policy reading `context.args.<name>` errors when the listing has no arguments: such a
+    // A permit reading `context.args.<name>` errors when the listing has no arguments: such a
     // tool may be callable with the right arguments, so it is listed; the call is still
-    // authorized with its real arguments.
-    return !d.scopeDenied && d.errors.length > 0;
+    // authorized with its real arguments (where an erroring forbid denies: fail closed).
+    return !d.scopeDenied && d.mayPermit === true;
   }
 
   async function toolsOf(server: string, caller: Caller, signal: AbortSignal): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> {
