@@ -117,8 +117,15 @@ export const gatewayConfigSchema = z.object({
   /** MCP POST requests in flight at once, per agent and per session. */
   max_inflight_per_agent: z.number().int().min(1).max(100_000).default(128),
   max_inflight_per_session: z.number().int().min(1).max(100_000).default(16),
-  /** MCP requests per second per agent (token bucket). */
+  /** MCP requests per second per agent (token bucket); every message of a batch counts. */
   rate_limit: rateField({ per_second: 100, burst: 200 }),
+  /**
+   * Messages in one JSON-RPC batch (MCP protocol versions before 2025-06-18 only; later versions
+   * removed batching and are refused a batch). Each one counts against the rate and in-flight limits.
+   */
+  max_batch_messages: z.number().int().min(1).max(100).default(10),
+  /** Bytes of the results of one HTTP request to /mcp added up (a batch's results together), at most. */
+  max_response_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
 }).strict().superRefine((g, ctx) => {
   // One agent must never be able to take every slot (issue 7 item 7): its share stays below the total.
   if (g.max_sessions_per_agent !== undefined && g.max_sessions > 1 && g.max_sessions_per_agent >= g.max_sessions) {
