@@ -108,6 +108,12 @@ export const configSchema = z.object({
     body_limit_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
     trust_proxy: z.boolean().default(false),
     /**
+     * Refused credentials per source address (IPv6: per /64) before every credential from it is
+     * refused unchecked (429 TESSERA_AUTH_RATE_LIMITED): agent, task and admin tokens on the API
+     * and /mcp, and logins (docs/security-model.md, ADR 0142). Successful requests take nothing.
+     */
+    auth_failure_rate_limit: rateField({ per_second: 10, burst: 200 }),
+    /**
      * Browser origins (`scheme://host[:port]`) allowed besides Tessera's own (public_url, the
      * listen address): a request with any other `Origin` is refused (docs/adr/0063).
      */

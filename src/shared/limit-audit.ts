@@ -24,7 +24,8 @@ export type LimitName =
   | 'gateway.upstream_processes_per_agent'
   | 'login.per_identity'
   | 'login.per_source'
-  | 'task.per_agent';
+  | 'task.per_agent'
+  | 'auth.failures_per_source';
 
 export interface LimitRefusal {
   readonly limit: LimitName;
@@ -74,6 +75,7 @@ export function createLimitAuditor(deps: { audit: AuditWriter; clock: Clock; log
 /** The error code a refusal by this limit carries. */
 export function codeOf(limit: LimitName): ErrorCode {
   if (limit.startsWith('login.')) return 'TESSERA_LOGIN_RATE_LIMITED';
+  if (limit === 'auth.failures_per_source') return 'TESSERA_AUTH_RATE_LIMITED';
   if (limit === 'task.per_agent') return 'TESSERA_TASK_RATE_LIMITED';
   if (limit === 'gateway.requests_per_agent') return 'TESSERA_GATEWAY_RATE_LIMITED';
   if (limit === 'gateway.sessions') return 'TESSERA_GATEWAY_BUSY';

@@ -58,6 +58,16 @@ export class TokenBuckets {
     return { ok: false, retryAfterMs: Math.max(1, Math.ceil(((Math.min(cost, this.rate.burst) - tokens) * 1000) / this.rate.perSecond)) };
   }
 
+  /**
+   * Whether `key` has a token now, without taking one (for limits charged only on failure: the
+   * check runs before the work, the charge after it failed).
+   */
+  peek(key: string): TakeResult {
+    const b = this.buckets.get(key);
+    const tokens = b ? this.level(b, this.clock.now()) : this.rate.burst;
+    return tokens >= 1 ? { ok: true } : { ok: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * 1000) / this.rate.perSecond)) };
+  }
+
   /** Buckets held (tests, metrics). */
   get size(): number {
     return this.buckets.size;
