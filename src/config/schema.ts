@@ -206,7 +206,13 @@ export const configSchema = z.object({
   /** MCP gateway: upstream servers and declarative tools (src/gateway/config.ts, docs/gateway.md). */
   gateway: gatewayConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).
+  const names = new Set(c.attestors.map((a) => a.name));
+  for (const name of Object.keys(c.gateway.max_sessions_by_attestor)) {
+    if (!names.has(name)) ctx.addIssue({ code: 'custom', path: ['gateway', 'max_sessions_by_attestor', name], message: `no attestor is named "${name}"; use one of ${[...names].join(', ')}` });
+  }
+});
 
 export type TesseraConfig = z.output<typeof configSchema>;
 export type AttestorConfig = z.output<typeof attestorConfig>;

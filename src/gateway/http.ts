@@ -74,6 +74,11 @@ export interface McpHttpDeps {
 export interface GatewayLimits {
   /** Open (and opening) sessions per agent (SPIFFE ID). */
   readonly sessionsPerAgent: number;
+  /**
+   * Open (and opening) sessions of all identities one attestor proved, by attestor name
+   * (undefined: an identity without a known attestor, counted by its SPIFFE ID prefix). ADR 0143.
+   */
+  readonly sessionsPerAttestor: (attestor: string | undefined) => number;
   /** POST requests being answered at once, per agent and per session. */
   readonly inflightPerAgent: number;
   readonly inflightPerSession: number;
@@ -90,6 +95,8 @@ interface Session {
   readonly binding: string;
   /** The agent (SPIFFE ID) the session counts against. */
   readonly agent: string;
+  /** The attestor (or identity prefix) the session also counts against (attestorKeyOf). */
+  readonly attestor: string;
   lastSeen: number;
   inflight: number;
   /** Ids of the session's requests in flight (idKey): a duplicate would leave one unanswered. */
@@ -123,6 +130,17 @@ function release(counts: Map<string, number>, agent: string): void {
   else counts.delete(agent);
 }
 
+/**
+ * What an identity's sessions are counted against besides its SPIFFE ID: the attestor that proved
+ * it, or — when unknown — its trust domain and first path segment (attestors' templates start
+ * with a segment of their own, docs/attestors.md), so identities minted per CI pipeline or
+ * project by one attestor share one quota (ADR 0143).
+ */
+export function attestorKeyOf(p: Pick<AgentPrincipal, 'attestor' | 'trustDomain' | 'path'>): string {
+  if (p.attestor !== undefined) return `attestor:${p.attestor}`;
+  return `prefix:spiffe://${p.trustDomain}/${p.path.split('/').filter(Boolean)[0] ?? ''}`;
+}
+
 const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
 
 /**
@@ -151,6 +169,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   const sessions = new Map<string, Session>();
   /** Sessions per agent, open or being opened (an initialize in progress holds a place). */
   const agentSessions = new Map<string, number>();
+  /** Sessions per attestor (attestorKeyOf), open or being opened. */
+  const attestorSessions = new Map<string, number>();
   /** Initialize requests in progress (they count against max_sessions until they open or fail). */
   let opening = 0;
   const inflightByAgent = new Map<string, number>();
@@ -227,6 +247,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     if (s.idle) clearTimeout(s.idle);
     sessions.delete(s.id);
     release(agentSessions, s.agent);
+    release(attestorSessions, s.attestor);
     gauge?.set(sessions.size);
     s.abort.abort(new TesseraError(cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND', `the MCP session was closed (${cause})`));
     // JSON-mode responses still waiting would hang once the transport forgets them: answer them.
@@ -266,7 +287,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       enableJsonResponse: true,
       onsessioninitialized: (id) => {
         opened = true;
-        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, abort, pending: new Set(), closed: false };
+        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, abort, pending: new Set(), closed: false };
         sessions.set(id, session);
         gauge?.set(sessions.size);
         touch(session);
@@ -368,6 +389,13 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       if ((agentSessions.get(agent) ?? 0) >= deps.limits.sessionsPerAgent) {
         throw limited('gateway.sessions_per_agent', principal, w, idleRetry((x) => x.agent === agent), `this agent already holds ${deps.limits.sessionsPerAgent} MCP sessions (gateway.max_sessions_per_agent); close one with DELETE ${MCP_PATH} and its Mcp-Session-Id, or wait for an idle one to expire`);
       }
+      // Then the attestor's: identities minted per pipeline or project by one attestor share it,
+      // and it stays below max_sessions, so the other attestors' agents always find a place.
+      const byAttestor = attestorKeyOf(principal);
+      const attestorQuota = deps.limits.sessionsPerAttestor(principal.attestor);
+      if ((attestorSessions.get(byAttestor) ?? 0) >= attestorQuota) {
+        throw limited('gateway.sessions_per_attestor', principal, w, idleRetry((x) => x.attestor === byAttestor), `the identities of attestor ${principal.attestor ?? byAttestor.slice('prefix:'.length)} already hold ${attestorQuota} MCP sessions together (gateway.max_sessions_per_attestor, gateway.max_sessions_by_attestor); close one with DELETE ${MCP_PATH} and its Mcp-Session-Id, or wait for an idle one to expire`, byAttestor);
+      }
       if (sessions.size + opening >= deps.maxSessions) {
         throw limited('gateway.sessions', principal, w, idleRetry(() => true), `the gateway holds its maximum of ${deps.maxSessions} sessions (gateway.max_sessions); retry later or reach another replica`);
       }
@@ -457,6 +485,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       // The place is held from now on: concurrent initializes cannot overshoot either bound.
       opening++;
       agentSessions.set(agent, (agentSessions.get(agent) ?? 0) + 1);
+      const byAttestor = attestorKeyOf(principal);
+      attestorSessions.set(byAttestor, (attestorSessions.get(byAttestor) ?? 0) + 1);
       let fresh: ReturnType<typeof newSession> | undefined;
       try {
         fresh = newSession(principal, w, negotiated(body));
@@ -465,7 +495,10 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         opening--;
         // An initialize that opened no session (refused by the transport) gives its place back;
         // an opened session keeps it until closeSession.
-        if (!fresh?.opened) release(agentSessions, agent);
+        if (!fresh?.opened) {
+          release(agentSessions, agent);
+          release(attestorSessions, byAttestor);
+        }
         finish();
       }
       return;
@@ -511,9 +544,9 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   }
 
   /** A refusal by a limit: audited (at most once per window per agent and limit), with Retry-After. */
-  function limited(limit: LimitName, p: AgentPrincipal, w: AuditWhere, retryAfterS: number, message: string): TesseraError {
+  function limited(limit: LimitName, p: AgentPrincipal, w: AuditWhere, retryAfterS: number, message: string, key: string = p.spiffeId): TesseraError {
     const retry = Math.max(1, Math.ceil(retryAfterS));
-    deps.limitAudit?.refused({ limit, key: p.spiffeId, actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, where: w, retryAfterS: retry });
+    deps.limitAudit?.refused({ limit, key, actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, where: w, retryAfterS: retry });
     return new TesseraError(codeOf(limit), message, { limit, retry_after_s: retry });
   }
 

@@ -18,6 +18,7 @@ import type { Counter, MetricsRegistry } from './metrics.js';
 export type LimitName =
   | 'gateway.requests_per_agent'
   | 'gateway.sessions_per_agent'
+  | 'gateway.sessions_per_attestor'
   | 'gateway.sessions'
   | 'gateway.inflight_per_agent'
   | 'gateway.inflight_per_session'
@@ -79,7 +80,7 @@ export function codeOf(limit: LimitName): ErrorCode {
   if (limit === 'task.per_agent') return 'TESSERA_TASK_RATE_LIMITED';
   if (limit === 'gateway.requests_per_agent') return 'TESSERA_GATEWAY_RATE_LIMITED';
   if (limit === 'gateway.sessions') return 'TESSERA_GATEWAY_BUSY';
-  if (limit === 'gateway.sessions_per_agent') return 'TESSERA_GATEWAY_SESSION_LIMIT';
+  if (limit === 'gateway.sessions_per_agent' || limit === 'gateway.sessions_per_attestor') return 'TESSERA_GATEWAY_SESSION_LIMIT';
   if (limit === 'gateway.upstream_processes_per_agent') return 'TESSERA_GATEWAY_UPSTREAM_LIMIT';
   return 'TESSERA_GATEWAY_INFLIGHT_LIMIT';
 }
