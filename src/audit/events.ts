@@ -86,7 +86,8 @@ export type AuditEvent =
   | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>
-  | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string }>
+  | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string; run_as?: string }>
+  | Base<'gateway.tool_name_refused', { server: string; tool: string; why: string }>
   | Base<'gateway.upstream_stopped', { server: string; transport: string; cause: string }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 

@@ -191,6 +191,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       else {
         out(r.ok ? `ok: ${opts.config} is valid (nothing was started, created or written)` : `${opts.config}: ${count(r.problems.length, 'problem')} (nothing was started, created or written)`);
         for (const p of r.problems) out(`  ${esc(p.key)}: ${esc(p.message)}`);
+        for (const w of r.warnings ?? []) out(`  warning: ${esc(w.key)}: ${esc(w.message)}`);
         for (const n of r.notes) out(`  note: ${esc(n.key)}: ${esc(n.message)}`);
       }
       if (!r.ok) throw new CliError('TESSERA_CONFIG_INVALID', `${opts.config}: ${count(r.problems.length, 'problem')}; \`tessera server\` would not start or a feature would fail`, EXIT.REFUSED);

@@ -20,6 +20,8 @@ export interface ConfigReport {
   readonly config: string;
   readonly problems: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
   readonly notes: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
+  /** Works, but weakens security (e.g. a stdio upstream without run_as). */
+  readonly warnings?: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
   readonly checked: readonly string[];
 }
 

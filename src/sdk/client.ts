@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { TesseraApiError, TesseraAuthError } from './errors.js';
 import { Transport, encodePath, type FetchLike } from './http.js';
-import { DpopKey, DpopSession, isNonceChallenge } from './dpop.js';
+import { DpopKey, DpopSession } from './dpop.js';
+import { authorizingFetch, type AuthorizedFetch } from './fetch.js';
+import { clientInternals, JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type ClientInternals } from './internal.js';
+import { Task, type OpenTaskOptions } from './task.js';
 
-/** RFC 8693 §2.1 grant type and token type identifiers. */
-export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
-export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
-export const JOIN_TOKEN_TYPE = 'urn:tessera:token-type:join-token';
+export { TOKEN_EXCHANGE_GRANT, JWT_TOKEN_TYPE, JOIN_TOKEN_TYPE, ACCESS_TOKEN_TYPE } from './internal.js';
+export type { AuthorizedFetch } from './fetch.js';
 
 export interface TokenResponse {
   access_token: string;
@@ -50,8 +51,11 @@ export const systemSdkClock: SdkClock = {
 export interface TesseraClientOptions {
   /** Server address; defaults to `TESSERA_ADDR`, then `http://127.0.0.1:8200`. */
   addr?: string;
-  /** RFC 8693 `audience` to request for the agent token. */
-  audience?: string;
+  /**
+   * RFC 8693 `audience` to request for the agent token; several for one token usable at the API
+   * and the MCP gateway (`[addr, \`${addr}/mcp\`]`). Default: the server's API.
+   */
+  audience?: string | readonly string[];
   fetch?: FetchLike;
   timeoutMs?: number;
   clock?: SdkClock;
@@ -80,9 +84,6 @@ interface Current {
   bound: boolean;
 }
 
-/** A fetch the MCP SDK's transports (and anything else) accept. */
-export type AuthorizedFetch = (input: string | URL, init?: RequestInit) => Promise<Response>;
-
 /** Tokens count as expired this long before `exp`, so a request never leaves with a dying token. */
 const EXPIRY_MARGIN_MS = 5_000;
 /** Retry delays after a failed background refresh (bounded). */
@@ -100,7 +101,7 @@ export class TesseraClient {
   private readonly clock: SdkClock;
   private readonly random: () => number;
   private readonly refreshFraction: number;
-  private readonly audience: string | undefined;
+  private readonly audience: string | readonly string[] | undefined;
   private readonly onRefreshError: ((err: unknown) => void) | undefined;
   private readonly dpop: DpopSession | undefined;
   private source: Source | undefined;
@@ -203,24 +204,34 @@ export class TesseraClient {
    * For MCP clients: `new StreamableHTTPClientTransport(url, { fetch: client.authorizedFetch() })`.
    */
   authorizedFetch(base: FetchLike = (input, init) => fetch(input, init)): AuthorizedFetch {
-    return async (input, init = {}) => {
-      const url = input.toString();
-      const method = init.method ?? 'GET';
-      const send = async (): Promise<Response> => {
-        const headers = new Headers(init.headers);
-        for (const [k, v] of Object.entries(await this.authorization(method, url))) headers.set(k, v);
-        const res = await base(url, { ...init, headers });
-        this.dpop?.observe(url, res.headers);
-        return res;
-      };
-      const res = await send();
-      // Retry only bodies that can be sent again (the MCP SDK sends JSON text).
-      const replayable = init.body === undefined || init.body === null || typeof init.body === 'string';
-      if (this.dpop && replayable && isNonceChallenge(res.status, res.headers) && res.headers.get('dpop-nonce')) {
-        await res.body?.cancel().catch(() => undefined);
-        return send();
-      }
-      return res;
+    return authorizingFetch((method, url) => this.authorization(method, url), () => this.dpop, base);
+  }
+
+  /**
+   * Opens a root task (RFC 8693 §2.1 exchange of this client's agent token, docs/tasks.md):
+   * `scope` (space-separated or a list of `secret:` / `cred:` / `tool:` / `http:` strings),
+   * `purpose` (1–512 characters, audited), `facts` (task facts, `tctx`: at most 16 string
+   * values), `ttl` (seconds; default `tokens.task_ttl`, never beyond this client's agent token),
+   * `maxDepth` (0–8), `audience`. With DPoP (the default) the task is bound to this client's key.
+   * Throws `TesseraTaskError` with the server's code when refused (e.g.
+   * `TESSERA_TASK_DELEGATION_DENIED`, `TESSERA_OAUTH_INVALID_SCOPE`), `TesseraAuthError` when the
+   * agent token is not accepted.
+   */
+  async openTask(options: OpenTaskOptions): Promise<Task> {
+    this.assertOpen();
+    return Task.open(this[clientInternals](), options);
+  }
+
+  /** @internal what a Task needs from this client (not exported by `tessera-broker/sdk`). */
+  [clientInternals](): ClientInternals {
+    return {
+      transport: this.transport,
+      dpop: this.dpop,
+      now: () => this.clock.now(),
+      current: async () => {
+        const token = await this.token();
+        return { token, bound: this.current?.token === token && this.current.bound };
+      },
     };
   }
 

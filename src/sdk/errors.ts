@@ -39,6 +39,26 @@ export class TesseraAuthError extends TesseraApiError {
   }
 }
 
+/**
+ * The token endpoint refused to open or delegate a task (RFC 8693 §2.2.2) for a reason other
+ * than the tokens themselves: a wider scope than the parent's (`TESSERA_TASK_SCOPE_WIDENED`,
+ * `oauthError` `invalid_scope`), a malformed scope (`TESSERA_OAUTH_INVALID_SCOPE`), a lifetime
+ * beyond the parent's (`TESSERA_TASK_LIFETIME_EXCEEDED`, `details.max_s`), depth
+ * (`TESSERA_TASK_DEPTH_EXCEEDED`, `TESSERA_TASK_MAX_DEPTH_RAISED`), audiences
+ * (`TESSERA_TASK_AUDIENCE_WIDENED`), task facts (`TESSERA_TASK_CONTEXT_CHANGED`), binding
+ * (`TESSERA_TASK_BINDING_REQUIRED`, `TESSERA_TASK_KEY_MISMATCH`), policy
+ * (`TESSERA_TASK_DELEGATION_DENIED`), a bad parameter (`TESSERA_TASK_PARAMETER_INVALID`,
+ * `details.field`) or the rate limit (`TESSERA_TASK_RATE_LIMITED`, status 429). The code is the
+ * server's, unchanged (docs/tasks.md "Narrowing rules", docs/errors.md). A subject or actor token
+ * that did not verify (expired, revoked) is a `TesseraAuthError` instead.
+ */
+export class TesseraTaskError extends TesseraApiError {
+  constructor(init: ConstructorParameters<typeof TesseraApiError>[0], options?: { cause?: unknown }) {
+    super(init, options);
+    this.name = 'TesseraTaskError';
+  }
+}
+
 /** The server could not be reached (refused, DNS, TLS, timeout) or did not answer like Tessera. */
 export class TesseraConnectionError extends Error {
   readonly code: 'TESSERA_SDK_CONNECT_FAILED' | 'TESSERA_SDK_RESPONSE_INVALID';

@@ -26,8 +26,11 @@ export interface RequestOptions {
   dpop?: DpopSession;
   /** JSON body. */
   json?: unknown;
-  /** `application/x-www-form-urlencoded` body (RFC 6749 §4.1.3 / RFC 8693 §2.1). */
-  form?: Record<string, string | undefined>;
+  /**
+   * `application/x-www-form-urlencoded` body (RFC 6749 §4.1.3 / RFC 8693 §2.1); an array value
+   * repeats the parameter (RFC 8693 `audience`, RFC 8707 `resource`).
+   */
+  form?: Record<string, string | readonly string[] | undefined>;
   query?: Record<string, string | number | boolean | undefined>;
   signal?: AbortSignal;
 }
@@ -87,7 +90,7 @@ export class Transport {
     let body: string | undefined;
     if (options.form) {
       const form = new URLSearchParams();
-      for (const [k, v] of Object.entries(options.form)) if (v !== undefined) form.set(k, v);
+      for (const [k, v] of Object.entries(options.form)) for (const x of v === undefined ? [] : typeof v === 'string' ? [v] : v) form.append(k, x);
       body = form.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     } else if (options.json !== undefined) {
@@ -152,8 +155,10 @@ function toApiError(status: number, body: unknown, addr: string, what: string): 
     const details = e.details && typeof e.details === 'object' && !Array.isArray(e.details) ? (e.details as Record<string, unknown>) : undefined;
     init = { code: String(e.code ?? 'TESSERA_UNKNOWN'), status, message: String(e.message ?? `${what} failed with ${status}`), requestId: typeof e.request_id === 'string' ? e.request_id : undefined, ...(details ? { details } : {}) };
   } else if (typeof b.error === 'string') {
-    // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` alongside.
+    // RFC 6749 §5.2 shape (the token endpoint), with Tessera's stable `code` (and `details`) alongside.
+    const details = b.details && typeof b.details === 'object' && !Array.isArray(b.details) ? (b.details as Record<string, unknown>) : undefined;
     init = {
+      ...(details ? { details } : {}),
       code: typeof b.code === 'string' ? b.code : `OAUTH_${b.error.toUpperCase()}`,
       status,
       message: typeof b.error_description === 'string' ? b.error_description : b.error,

@@ -97,7 +97,7 @@ export function createApp(options: AppOptions): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors fastify raises before routing (a URL whose "%" starts no valid escape) get the same
     // body and a stable code like every other error.
     frameworkErrors: (error, req, reply) => {

@@ -180,6 +180,7 @@ export const ERROR_CATALOGUE = {
   // --- gateway: MCP endpoint and upstream servers (src/gateway) ---------------------
   TESSERA_GATEWAY_SESSION_NOT_FOUND: { status: 404, description: 'The `Mcp-Session-Id` is unknown, expired, closed (revocation, idle, shutdown) or belongs to another agent; start a new session with `initialize`.' },
   TESSERA_GATEWAY_TOOL_NOT_FOUND: { status: 404, description: 'No tool with this name is served to you (names are `<server>__<tool>` as tools/list shows them, or `<server>/<tool>`); tools/list shows the tools you may call.' },
+  TESSERA_GATEWAY_TOOL_NAME_REFUSED: { status: 404, description: 'The tool name is outside the MCP tool-name rules (1–128 characters of `A–Z a–z 0–9 _ - .`) or looks like a credential: Tessera never lists, renames or calls such a tool. An upstream that names a tool this way is recorded in the audit log (`gateway.tool_name_refused`); ask its maintainer to rename the tool.' },
   TESSERA_GATEWAY_TOOL_DENIED: { status: 403, description: 'Policy does not permit this tool call (`tool.call` on the tool, with these arguments in `context.args`); the audit log names the deciding policies.' },
   TESSERA_GATEWAY_UPSTREAM_TIMEOUT: { status: 504, description: 'The upstream MCP server did not answer within `gateway.call_timeout`; retry, or ask the operator to raise it.' },
   TESSERA_GATEWAY_UPSTREAM_FAILED: { status: 502, description: 'The upstream MCP server could not be started or reached, or it exited during the call; it is restarted on the next call. The operator finds the cause in the server log.' },
@@ -224,6 +225,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_REFRESH_IMPOSSIBLE: { status: 401, description: 'The agent token expired and cannot be renewed because it came from a single-use join token; long-running agents must log in with a token file (Kubernetes projected token) or another attestor; for `tessera mcp`, restart it with --token-file (docs/gateway.md, "A refreshable identity on a laptop").' },
   TESSERA_SDK_TOKEN_FILE_UNREADABLE: { status: 401, description: 'The workload token file could not be read or is empty; in Kubernetes mount a projected service-account token at that path.' },
   TESSERA_SDK_CLOSED: { status: 400, description: 'The TesseraClient was closed; create a new one.' },
+  TESSERA_SDK_TASK_EXPIRED: { status: 401, description: 'The SDK task\'s token expired and was not re-derived: a root task is never re-opened (open a new one with client.openTask), and a child is re-derived from its parent only while its own token is still accepted — an expired token cannot show that it was not revoked. Delegate a new child, or use shorter work per task (docs/sdk.md "Tasks").' },
+  TESSERA_SDK_TASK_ENDED: { status: 401, description: 'The SDK task was revoked — by task.revoke(), or the server refused its token as revoked (the task, an ancestor, or its agent) — so it is never used or re-derived again. Open or delegate a new task if the work should go on (docs/sdk.md "Tasks").' },
+  TESSERA_SDK_TASK_NOT_RENEWABLE: { status: 400, description: 'task.refresh() was called on a root task: a root task is never re-opened by the SDK, because a new root would be a new tree that a revocation of the old one does not reach. Open a new task with client.openTask (docs/sdk.md "Tasks").' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -17,6 +17,7 @@ export const NEXT_STEPS = {
   listSecrets: (): NextStep => ({ route: 'GET /v1/admin/secrets?prefix=…', cli: 'tessera kv list PREFIX' }),
   listLeases: (): NextStep => ({ route: 'GET /v1/admin/leases', cli: 'tessera lease list' }),
   listRevocations: (): NextStep => ({ route: 'GET /v1/admin/revocations', cli: 'tessera revoke list' }),
+  listTasks: (): NextStep => ({ route: 'GET /v1/admin/tasks', cli: 'tessera task list' }),
   listAgents: (): NextStep => ({ route: 'GET /v1/admin/agents', cli: 'tessera agent list' }),
   liftRevocation: (id: string): NextStep => ({ route: `DELETE /v1/admin/revocations/${id}`, cli: `tessera revoke lift ${id}` }),
   configurePostgres: (name: string): NextStep => ({ route: `PUT /v1/admin/engines/postgres/${name}`, cli: `tessera engine postgres configure ${name} --url -` }),

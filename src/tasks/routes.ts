@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseInput } from '../server/validate.js';
 import { fail } from '../shared/errors.js';
 import { TXN_PATTERN } from './claims.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 import { TASK_STATES, listTasks, taskTree, type TaskViewDeps } from './tree.js';
 
 const TXN = z.string().regex(TXN_PATTERN, 'a task id such as task_3q2Jd… (the txn of a task token, or from GET /v1/admin/tasks)');
@@ -60,7 +61,10 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskViewDeps): vo
     const { txn } = parseInput(z.object({ txn: TXN }), req.params, 'path', 'TESSERA_TASK_NOT_FOUND');
     const q = parseInput(treeQuery, req.query, 'query');
     const t = await taskTree(deps, txn, { events: q.events === 'true' });
-    if (!t) throw fail('TESSERA_TASK_NOT_FOUND', `no task ${txn}; list tasks with GET /v1/admin/tasks`);
+    if (!t) {
+      const step = NEXT_STEPS.listTasks();
+      throw fail('TESSERA_TASK_NOT_FOUND', `no task ${txn}; list tasks with ${step.route}`, { next_step: step });
+    }
     return { task: t.tree, nodes: t.nodes, truncated: t.truncated };
   });
 }
