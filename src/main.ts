@@ -38,6 +38,7 @@ import { createExposureService, registerExposureRoutes, type ExposureService } f
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
+import { createAuthFailureGuard } from './shared/auth-failures.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
 import { createUserTokenVerifier } from './users/verify.js';
@@ -201,6 +202,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const epoch = createAuthEpoch((cause) => epochBumps.inc({ cause }));
     // Refusals by per-principal and per-source limits: counted always, audited once per window.
     const limitAudit = createLimitAuditor({ audit, clock, logger, metrics });
+    // Refused credentials per source: limited before any verification, their events aggregated (ADR 0142).
+    const authFailures = createAuthFailureGuard({ rate: { perSecond: config.server.auth_failure_rate_limit.per_second, burst: config.server.auth_failure_rate_limit.burst }, clock, audit, limitAudit, metrics });
 
     const admin = createAdminTokenService({ store, clock, audit });
     let adminToken: string | undefined;
@@ -328,7 +331,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const tasks = createTaskExchange({
       onBehalf: { users, revocations },
       tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
-      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop,
+      maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop, failures: authFailures,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
     // Tessera's authorization server for people (MCP clients, `tessera login --oidc`; docs/users.md).
@@ -348,7 +351,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
     const exchange = createTokenExchange({
       ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
-      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store, failures: authFailures,
       userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
@@ -359,8 +362,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     });
     // The one request pipeline (src/pipeline): every enforcement point authenticates (token,
     // revocation, DPoP binding) and authorizes through these, each for its own audience.
-    const agents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer });
-    const gatewayAgents = createRequestAuthenticator({ tokens, audit, dpop }, { audience: `${issuer}/mcp`, resource: 'mcp' });
+    const agents = createRequestAuthenticator({ tokens, audit, dpop, failures: authFailures }, { audience: issuer });
+    const gatewayAgents = createRequestAuthenticator({ tokens, audit, dpop, failures: authFailures }, { audience: `${issuer}/mcp`, resource: 'mcp' });
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
@@ -369,7 +372,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
     const app = createApp({
-      logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents,
+      logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents, authFailures,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts, localAddresses: Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
       dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },

@@ -41,11 +41,20 @@ interface Base<K extends string, D = Record<string, never>> {
   readonly details?: D;
 }
 
+/**
+ * Refusal events written at most once per source and actor per window (src/shared/auth-failures.ts):
+ * how many of the same were not written since the last one, and the window in seconds.
+ */
+interface Aggregated {
+  readonly suppressed?: number;
+  readonly window_s?: number;
+}
+
 export type AuditEvent =
-  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string }>
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string } & Aggregated>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
-  | Base<'auth.token_refused', { code: string; claimed_sub?: string }>
-  | Base<'auth.admin_refused', { code: string }>
+  | Base<'auth.token_refused', { code: string; claimed_sub?: string } & Aggregated>
+  | Base<'auth.admin_refused', { code: string } & Aggregated>
   | Base<'token.issued', { token_type: string; jti_hmac: string; expires_at: number; scope?: string }>
   | Base<'token.revoked', { jti_hmac: string }>
   | Base<'task.created', { token_type: 'task'; jti_hmac: string; expires_at: number; scope: string; root: string; parent?: string; depth: number; max_depth: number; delegatee: string; label?: string; bound: boolean; dpop_jkt?: string; audience: readonly string[]; tctx?: Readonly<Record<string, string>> }>
@@ -74,6 +83,7 @@ export type AuditEvent =
   | Base<'server.started', { version: string; replica: string }>
   | Base<'gateway.tool_call', { server: string; tool: string; args_sha256: string; args_json?: string; decision: string; upstream_status: string; latency_ms: number; scrub_hits: number; session_hmac?: string; outcome?: 'delivered' | 'redacted' | 'refused' | 'failed'; redactions?: Record<string, number>; items_replaced?: number }>
   | Base<'gateway.exfiltration_suspected', { server: string; tool: string; hit_kind: string; form: string; label?: string; path?: string; in_error: boolean; split?: boolean }>
+  | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>
   | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string; run_as?: string }>

@@ -113,6 +113,12 @@ export const configSchema = z.object({
     body_limit_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
     trust_proxy: z.boolean().default(false),
     /**
+     * Refused credentials per source address (IPv6: per /64) before every credential from it is
+     * refused unchecked (429 TESSERA_AUTH_RATE_LIMITED): agent, task and admin tokens on the API
+     * and /mcp, and logins (docs/security-model.md, ADR 0142). Successful requests take nothing.
+     */
+    auth_failure_rate_limit: rateField({ per_second: 10, burst: 200 }),
+    /**
      * Browser origins (`scheme://host[:port]`) allowed besides Tessera's own (public_url, the
      * listen address): a request with any other `Origin` is refused (docs/adr/0063).
      */
@@ -207,7 +213,13 @@ export const configSchema = z.object({
   /** People: trusted OpenID Providers and Tessera's authorization server (src/users/config.ts, docs/users.md). */
   users: usersConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).
+  const names = new Set(c.attestors.map((a) => a.name));
+  for (const name of Object.keys(c.gateway.max_sessions_by_attestor)) {
+    if (!names.has(name)) ctx.addIssue({ code: 'custom', path: ['gateway', 'max_sessions_by_attestor', name], message: `no attestor is named "${name}"; use one of ${[...names].join(', ')}` });
+  }
+});
 
 export type TesseraConfig = z.output<typeof configSchema>;
 export type AttestorConfig = z.output<typeof attestorConfig>;

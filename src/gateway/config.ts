@@ -141,17 +141,38 @@ export const gatewayConfigSchema = z.object({
   max_sessions: z.number().int().min(1).max(100_000).default(1000),
   /** Open MCP sessions one agent (SPIFFE ID) may hold; default a tenth of max_sessions. Must stay below max_sessions. */
   max_sessions_per_agent: z.number().int().min(1).max(100_000).optional(),
+  /**
+   * Open MCP sessions of all the agents one attestor proved, together (a CI attestor mints a new
+   * SPIFFE ID per pipeline, so per-agent quotas alone do not bound it); default max_sessions less
+   * a tenth kept for the other attestors. Must stay below max_sessions (ADR 0143).
+   */
+  max_sessions_per_attestor: z.number().int().min(1).max(100_000).optional(),
+  /** The same for named attestors (`attestors[].name`), e.g. `{ gitlab-ci: 50 }`; each below max_sessions. */
+  max_sessions_by_attestor: z.record(z.string().min(1).max(128), z.number().int().min(1).max(100_000)).default({}),
   /** Upstream stdio processes one agent may have running; default half of max_upstream_processes. */
   max_upstream_processes_per_agent: z.number().int().min(1).max(10_000).optional(),
   /** MCP POST requests in flight at once, per agent and per session. */
   max_inflight_per_agent: z.number().int().min(1).max(100_000).default(128),
   max_inflight_per_session: z.number().int().min(1).max(100_000).default(16),
-  /** MCP requests per second per agent (token bucket). */
+  /** MCP requests per second per agent (token bucket); every message of a batch counts. */
   rate_limit: rateField({ per_second: 100, burst: 200 }),
+  /**
+   * Messages in one JSON-RPC batch (MCP protocol versions before 2025-06-18 only; later versions
+   * removed batching and are refused a batch). Each one counts against the rate and in-flight limits.
+   */
+  max_batch_messages: z.number().int().min(1).max(100).default(10),
+  /** Bytes of the results of one HTTP request to /mcp added up (a batch's results together), at most. */
+  max_response_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
 }).strict().superRefine((g, ctx) => {
   // One agent must never be able to take every slot (issue 7 item 7): its share stays below the total.
   if (g.max_sessions_per_agent !== undefined && g.max_sessions > 1 && g.max_sessions_per_agent >= g.max_sessions) {
     ctx.addIssue({ code: 'custom', path: ['max_sessions_per_agent'], message: `must be less than max_sessions (${g.max_sessions}), so that one agent cannot hold every session` });
+  }
+  if (g.max_sessions_per_attestor !== undefined && g.max_sessions > 1 && g.max_sessions_per_attestor >= g.max_sessions) {
+    ctx.addIssue({ code: 'custom', path: ['max_sessions_per_attestor'], message: `must be less than max_sessions (${g.max_sessions}), so that one attestor's identities cannot hold every session` });
+  }
+  for (const [name, n] of Object.entries(g.max_sessions_by_attestor)) {
+    if (g.max_sessions > 1 && n >= g.max_sessions) ctx.addIssue({ code: 'custom', path: ['max_sessions_by_attestor', name], message: `must be less than max_sessions (${g.max_sessions}), so that one attestor's identities cannot hold every session` });
   }
   if (g.max_upstream_processes_per_agent !== undefined && g.max_upstream_processes > 1 && g.max_upstream_processes_per_agent >= g.max_upstream_processes) {
     ctx.addIssue({ code: 'custom', path: ['max_upstream_processes_per_agent'], message: `must be less than max_upstream_processes (${g.max_upstream_processes}), so that one agent cannot hold every process slot` });
@@ -203,6 +224,15 @@ function isolationIssues(g: Pick<GatewayConfig, 'servers' | 'require_isolation' 
 /** `max_sessions_per_agent`, or its default: a tenth of max_sessions (at least 1, below max_sessions when it can be). */
 export function sessionsPerAgent(g: GatewayConfig): number {
   return g.max_sessions_per_agent ?? Math.max(1, Math.min(g.max_sessions - 1, Math.floor(g.max_sessions / 10)));
+}
+
+/**
+ * Sessions the identities of attestor `name` may hold together: `max_sessions_by_attestor[name]`,
+ * else `max_sessions_per_attestor`, else max_sessions less a tenth (at least one place kept).
+ */
+export function sessionsPerAttestor(g: GatewayConfig, name: string | undefined): number {
+  const own = name !== undefined && Object.hasOwn(g.max_sessions_by_attestor, name) ? g.max_sessions_by_attestor[name] : undefined;
+  return own ?? g.max_sessions_per_attestor ?? Math.max(1, g.max_sessions - Math.max(1, Math.floor(g.max_sessions / 10)));
 }
 
 /** `max_upstream_processes_per_agent`, or its default: half of max_upstream_processes (at least 1). */

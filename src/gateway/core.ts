@@ -59,6 +59,9 @@ export class RpcError extends Error {
 
 export function rpcCodeFor(code: ErrorCode): number {
   if (code === 'TESSERA_AUDIT_UNAVAILABLE' || code === 'TESSERA_GATEWAY_CLOSED') return RPC.UNAVAILABLE;
+  if (code === 'TESSERA_GATEWAY_METHOD_NOT_FOUND') return RPC.METHOD_NOT_FOUND;
+  // The request as a whole (a batch, its ids, its answers together) is refused: JSON-RPC 2.0 §5.1.
+  if (code === 'TESSERA_GATEWAY_BATCH_UNSUPPORTED' || code === 'TESSERA_GATEWAY_BATCH_TOO_LARGE' || code === 'TESSERA_GATEWAY_DUPLICATE_ID' || code === 'TESSERA_GATEWAY_RESPONSE_TOO_LARGE') return RPC.INVALID_REQUEST;
   const status = ERROR_CATALOGUE[code].status;
   if (status === 400 || status === 404) return RPC.INVALID_PARAMS;
   if (status === 401 || status === 403) return RPC.FORBIDDEN;
@@ -71,6 +74,39 @@ export function rpcCodeFor(code: ErrorCode): number {
 
 export interface Caller extends UpstreamCaller {
   readonly requestId?: string;
+  /** What the answers of this HTTP request may still take, for a JSON-RPC batch (ADR 0141). */
+  readonly budget?: ResponseBudget;
+}
+
+/**
+ * Bytes the results of one HTTP request may take together (`gateway.max_response_bytes`). Once
+ * a result does not fit, it and every later one of the request are refused.
+ */
+export interface ResponseBudget {
+  readonly limit: number;
+  /** Takes `bytes` (the JSON of one result); false when they do not fit (nothing is taken then). */
+  charge(bytes: number): boolean;
+}
+
+export function createResponseBudget(limit: number): ResponseBudget {
+  let left = limit;
+  let spent = false;
+  return {
+    limit,
+    charge(bytes) {
+      if (spent || bytes > left) {
+        spent = true;
+        return false;
+      }
+      left -= bytes;
+      return true;
+    },
+  };
+}
+
+/** The refusal of a result that does not fit the request's budget. */
+export function responseTooLarge(limit: number): TesseraError {
+  return new TesseraError('TESSERA_GATEWAY_RESPONSE_TOO_LARGE', `the results of this request together exceed ${limit} bytes (gateway.max_response_bytes); send fewer calls per batch`, { limit });
 }
 
 export interface GatewayCoreDeps {
@@ -239,7 +275,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return v;
   }
 
-  /** Visible in tools/list: Cedar permits an argument-less call, or the decision depends on arguments the listing does not have. */
+  /**
+   * Visible in tools/list: Cedar permits an argument-less call, or a `permit` policy errors on
+   * the arguments the listing does not have (it may hold with the right ones) while no `forbid`
+   * is satisfied. Computed from permits only (ADR 0140): a `forbid` erroring on `context.args`
+   * makes nothing visible, and so starts no upstream (`mayUse`) for a caller no permit covers.
+   */
   function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
     let d: Decision;
     try {
@@ -248,10 +289,10 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       return false;
     }
     if (d.allowed) return true;
-    // A policy reading `context.args.<name>` errors when the listing has no arguments: such a
+    // A permit reading `context.args.<name>` errors when the listing has no arguments: such a
     // tool may be callable with the right arguments, so it is listed; the call is still
-    // authorized with its real arguments.
-    return !d.scopeDenied && d.errors.length > 0;
+    // authorized with its real arguments (where an erroring forbid denies: fail closed).
+    return !d.scopeDenied && d.mayPermit === true;
   }
 
   /**
@@ -628,6 +669,8 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       const clean = scrubToolResult(scrubberFor(baseSecrets, callSecrets), result);
       replaced = clean.replaced;
       await noteHits(clean.hits, false);
+      // A batch's results together are bounded (ADR 0141): one that does not fit is refused, audited as such.
+      if (caller.budget && !caller.budget.charge(Buffer.byteLength(JSON.stringify(clean.value)))) return refuse(responseTooLarge(caller.budget.limit), 'error');
       await finish('allow', undefined);
       return clean.value;
     },

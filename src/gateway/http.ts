@@ -15,13 +15,14 @@ import type { ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, isInitializeRequest, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import { retryAfterOf, type AgentAuthenticator } from '../server/app.js';
 import type { RevocationSubject } from '../shared/revocation.js';
 import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type DpopGuard } from '../dpop/index.js';
-import { TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { redactCredentialLike } from '../shared/credential-like.js';
 import { MAX_JSON_DEPTH, checkJsonInput } from '../shared/json-depth.js';
 import type { Logger } from '../shared/logger.js';
 import type { Clock } from '../shared/clock.js';
@@ -29,7 +30,8 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { Gauge, MetricsRegistry } from '../shared/metrics.js';
 import { TokenBuckets, type Rate } from '../shared/rate-limit.js';
 import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit.js';
-import { RPC, RpcError, rpcCodeFor, type GatewayCore } from './core.js';
+import { RPC, RpcError, createResponseBudget, responseTooLarge, rpcCodeFor, type GatewayCore, type ResponseBudget } from './core.js';
+import { MessageRefusal, batchingAllowed, checkBody, duplicateIds, idKey, type InboundBody } from './messages.js';
 import { bearerChallenge } from '../shared/www-authenticate.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
@@ -72,11 +74,20 @@ export interface McpHttpDeps {
 export interface GatewayLimits {
   /** Open (and opening) sessions per agent (SPIFFE ID). */
   readonly sessionsPerAgent: number;
+  /**
+   * Open (and opening) sessions of all identities one attestor proved, by attestor name
+   * (undefined: an identity without a known attestor, counted by its SPIFFE ID prefix). ADR 0143.
+   */
+  readonly sessionsPerAttestor: (attestor: string | undefined) => number;
   /** POST requests being answered at once, per agent and per session. */
   readonly inflightPerAgent: number;
   readonly inflightPerSession: number;
-  /** Requests per second per agent. */
+  /** Requests per second per agent; every message of a batch takes one. */
   readonly rate: Rate;
+  /** Messages in one JSON-RPC batch (protocol versions before 2025-06-18 only). */
+  readonly batchMessages: number;
+  /** Bytes of one HTTP request's results together (a batch's). */
+  readonly responseBytes: number;
 }
 
 interface Session {
@@ -84,8 +95,14 @@ interface Session {
   readonly binding: string;
   /** The agent (SPIFFE ID) the session counts against. */
   readonly agent: string;
+  /** The attestor (or identity prefix) the session also counts against (attestorKeyOf). */
+  readonly attestor: string;
   lastSeen: number;
   inflight: number;
+  /** Ids of the session's requests in flight (idKey): a duplicate would leave one unanswered. */
+  readonly ids: Set<string>;
+  /** The protocol version negotiated at initialize (decides whether batches are allowed). */
+  readonly protocolVersion: string;
   principal: AgentPrincipal;
   readonly server: Server;
   readonly transport: StreamableHTTPServerTransport;
@@ -111,6 +128,17 @@ function release(counts: Map<string, number>, agent: string): void {
   const n = (counts.get(agent) ?? 0) - 1;
   if (n > 0) counts.set(agent, n);
   else counts.delete(agent);
+}
+
+/**
+ * What an identity's sessions are counted against besides its SPIFFE ID: the attestor that proved
+ * it, or — when unknown — its trust domain and first path segment (attestors' templates start
+ * with a segment of their own, docs/attestors.md), so identities minted per CI pipeline or
+ * project by one attestor share one quota (ADR 0143).
+ */
+export function attestorKeyOf(p: Pick<AgentPrincipal, 'attestor' | 'trustDomain' | 'path'>): string {
+  if (p.attestor !== undefined) return `attestor:${p.attestor}`;
+  return `prefix:spiffe://${p.trustDomain}/${p.path.split('/').filter(Boolean)[0] ?? ''}`;
 }
 
 const bindingOf = (p: AgentPrincipal): string => `${p.spiffeId}\n${p.task ?? ''}\n${p.user ?? ''}`;
@@ -141,6 +169,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   const sessions = new Map<string, Session>();
   /** Sessions per agent, open or being opened (an initialize in progress holds a place). */
   const agentSessions = new Map<string, number>();
+  /** Sessions per attestor (attestorKeyOf), open or being opened. */
+  const attestorSessions = new Map<string, number>();
   /** Initialize requests in progress (they count against max_sessions until they open or fail). */
   let opening = 0;
   const inflightByAgent = new Map<string, number>();
@@ -217,6 +247,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     if (s.idle) clearTimeout(s.idle);
     sessions.delete(s.id);
     release(agentSessions, s.agent);
+    release(attestorSessions, s.attestor);
     gauge?.set(sessions.size);
     s.abort.abort(new TesseraError(cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND', `the MCP session was closed (${cause})`));
     // JSON-mode responses still waiting would hang once the transport forgets them: answer them.
@@ -241,7 +272,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   }
 
   /** A session being opened: `opened` turns true once the transport has created it. */
-  function newSession(principal: AgentPrincipal, w: AuditWhere): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
+  function newSession(principal: AgentPrincipal, w: AuditWhere, protocolVersion: string): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
     const server = new Server(
       { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
       { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>__<tool>, as tools/list shows them. Credentials are injected by Tessera; you never need an API key.' },
@@ -256,14 +287,14 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       enableJsonResponse: true,
       onsessioninitialized: (id) => {
         opened = true;
-        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, lastSeen: deps.clock.now(), inflight: 0, principal, server, transport, abort, pending: new Set(), closed: false };
+        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, abort, pending: new Set(), closed: false };
         sessions.set(id, session);
         gauge?.set(sessions.size);
         touch(session);
         void audit.append({
           kind: 'gateway.session_opened', actor: { id: principal.spiffeId, ...(principal.chain ? { chain: principal.chain } : {}) }, action: 'gateway.session.open', resource: 'mcp', result: 'success', where: w,
           ...(principal.task ? { txn: principal.task } : {}),
-          details: { session_hmac: audit.hmac(id) },
+          details: { session_hmac: audit.hmac(id), protocol_version: protocolVersion },
         }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of session open failed'));
       },
     });
@@ -271,17 +302,19 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       if (session && !session.closed) void closeSession(session, 'client');
     };
     const callerOf = (extra: { authInfo?: { extra?: Record<string, unknown> }; sessionId?: string; signal: AbortSignal }) => {
-      const info = extra.authInfo?.extra as { principal: AgentPrincipal; where: AuditWhere } | undefined;
+      const info = extra.authInfo?.extra as { principal: AgentPrincipal; where: AuditWhere; budget?: ResponseBudget } | undefined;
       if (!info) throw new RpcError(RPC.FORBIDDEN, 'unauthenticated request', { code: 'TESSERA_TOKEN_MISSING' });
       return {
-        caller: { principal: info.principal, sessionId: extra.sessionId ?? '', where: info.where, ...(info.where.requestId ? { requestId: info.where.requestId } : {}) },
+        caller: { principal: info.principal, sessionId: extra.sessionId ?? '', where: info.where, ...(info.where.requestId ? { requestId: info.where.requestId } : {}), ...(info.budget ? { budget: info.budget } : {}) },
         signal: AbortSignal.any([extra.signal, abort.signal]),
       };
     };
     server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => {
       const { caller, signal } = callerOf(extra);
       try {
-        return { tools: await core.listTools(caller, signal) };
+        const tools = await core.listTools(caller, signal);
+        if (caller.budget && !caller.budget.charge(Buffer.byteLength(JSON.stringify(tools)))) throw responseTooLarge(caller.budget.limit);
+        return { tools };
       } catch (e) {
         throw asRpc(e, caller.requestId);
       }
@@ -321,6 +354,20 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const sid = typeof header === 'string' ? header : undefined;
     const body = req.body;
     checkMessageDepth(body);
+    // Every message's shape before anything else reads it (ADR 0141): a refusal names the field.
+    let inbound: InboundBody | undefined;
+    if (req.method === 'POST') {
+      try {
+        inbound = checkBody(body);
+      } catch (e) {
+        if (e instanceof MessageRefusal) return refuseMessage(reply, req.id, e, principal, w, Array.isArray(body) ? body.length : undefined, sid);
+        throw e;
+      }
+    }
+    const initialize = inbound?.messages.some((m) => m.kind === 'request' && m.method === 'initialize') ?? false;
+    if (initialize && inbound!.batch) {
+      return refuseMessage(reply, req.id, new MessageRefusal(RPC.INVALID_REQUEST, 'TESSERA_GATEWAY_BATCH_UNSUPPORTED', 'initialize must be sent alone, not in a JSON-RPC batch', null, undefined, 'initialize'), principal, w, inbound!.messages.length, sid);
+    }
     let session: Session | undefined;
     if (sid !== undefined) {
       const s = sessions.get(sid);
@@ -331,20 +378,47 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       s.principal = principal;
       touch(s);
       session = s;
+      if (initialize) {
+        return refuseMessage(reply, req.id, new MessageRefusal(RPC.INVALID_REQUEST, 'TESSERA_GATEWAY_REQUEST_INVALID', 'this session is already initialized; send initialize without an Mcp-Session-Id header to open another', inbound!.messages[0]!.id ?? null, undefined, 'initialize'), principal, w, undefined, sid);
+      }
     } else if (req.method === 'POST') {
-      const msgs = Array.isArray(body) ? body : [body];
-      if (!msgs.some((m) => isInitializeRequest(m))) {
+      if (!initialize) {
         throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', 'no Mcp-Session-Id header: the first request of a session must be initialize');
       }
       // The agent's own quota first: one agent never takes every place (issue 7 item 7).
       if ((agentSessions.get(agent) ?? 0) >= deps.limits.sessionsPerAgent) {
         throw limited('gateway.sessions_per_agent', principal, w, idleRetry((x) => x.agent === agent), `this agent already holds ${deps.limits.sessionsPerAgent} MCP sessions (gateway.max_sessions_per_agent); close one with DELETE ${MCP_PATH} and its Mcp-Session-Id, or wait for an idle one to expire`);
       }
+      // Then the attestor's: identities minted per pipeline or project by one attestor share it,
+      // and it stays below max_sessions, so the other attestors' agents always find a place.
+      const byAttestor = attestorKeyOf(principal);
+      const attestorQuota = deps.limits.sessionsPerAttestor(principal.attestor);
+      if ((attestorSessions.get(byAttestor) ?? 0) >= attestorQuota) {
+        throw limited('gateway.sessions_per_attestor', principal, w, idleRetry((x) => x.attestor === byAttestor), `the identities of attestor ${principal.attestor ?? byAttestor.slice('prefix:'.length)} already hold ${attestorQuota} MCP sessions together (gateway.max_sessions_per_attestor, gateway.max_sessions_by_attestor); close one with DELETE ${MCP_PATH} and its Mcp-Session-Id, or wait for an idle one to expire`, byAttestor);
+      }
       if (sessions.size + opening >= deps.maxSessions) {
         throw limited('gateway.sessions', principal, w, idleRetry(() => true), `the gateway holds its maximum of ${deps.maxSessions} sessions (gateway.max_sessions); retry later or reach another replica`);
       }
     } else {
       throw new TesseraError('TESSERA_GATEWAY_REQUEST_INVALID', `${req.method} ${MCP_PATH} needs the Mcp-Session-Id header of an open session`);
+    }
+
+    if (inbound?.batch && session) {
+      // MCP 2025-06-18 removed batching; before it, every message of a batch counts against the
+      // limits like a request of its own (ADR 0141, amending ADR 0062).
+      const n = inbound.messages.length;
+      if (!batchingAllowed(session.protocolVersion)) {
+        return refuseMessage(reply, req.id, new MessageRefusal(RPC.INVALID_REQUEST, 'TESSERA_GATEWAY_BATCH_UNSUPPORTED', `MCP ${session.protocolVersion} has no JSON-RPC batches (removed in 2025-06-18); send one message per HTTP request`, null), principal, w, n, sid);
+      }
+      if (n > deps.limits.batchMessages || inbound.requests > deps.limits.inflightPerSession) {
+        const bound = Math.min(deps.limits.batchMessages, deps.limits.inflightPerSession);
+        return refuseMessage(reply, req.id, new MessageRefusal(RPC.INVALID_REQUEST, 'TESSERA_GATEWAY_BATCH_TOO_LARGE', `a batch may hold at most ${deps.limits.batchMessages} messages (gateway.max_batch_messages) and ${deps.limits.inflightPerSession} requests (gateway.max_inflight_per_session); this one holds ${n}: split it into batches of at most ${bound}`, null), principal, w, n, sid);
+      }
+      const more = buckets.take(agent, n - 1);
+      if (!more.ok) throw limited('gateway.requests_per_agent', principal, w, more.retryAfterMs / 1000, `this agent sends more than ${deps.limits.rate.perSecond} MCP requests per second (gateway.rate_limit; each message of a batch counts); slow down`);
+    }
+    if (session && inbound && duplicateIds(inbound.messages, session.ids)) {
+      return refuseMessage(reply, req.id, new MessageRefusal(RPC.INVALID_REQUEST, 'TESSERA_GATEWAY_DUPLICATE_ID', 'a request id is used twice in this batch, or by a request of this session still in flight; give every request its own id', inbound.batch ? null : (inbound.messages[0]!.id ?? null)), principal, w, inbound.batch ? inbound.messages.length : undefined, sid);
     }
 
     if (req.method === 'POST') {
@@ -367,50 +441,64 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     // In-flight bounds apply to POSTs (the requests that do work); GET is the session's one
     // notification stream and DELETE ends the session.
     const counted = req.method === 'POST';
+    // A batch holds one place per request in it (at least one: the POST itself).
+    const places = counted ? Math.max(1, inbound?.requests ?? 1) : 0;
     if (counted) {
-      if ((inflightByAgent.get(agent) ?? 0) >= deps.limits.inflightPerAgent) {
+      if ((inflightByAgent.get(agent) ?? 0) + places > deps.limits.inflightPerAgent) {
         throw limited('gateway.inflight_per_agent', principal, w, 1, `this agent already has ${deps.limits.inflightPerAgent} MCP requests in flight (gateway.max_inflight_per_agent); wait for one to finish`);
       }
-      if (session && session.inflight >= deps.limits.inflightPerSession) {
+      if (session && session.inflight + places > deps.limits.inflightPerSession) {
         throw limited('gateway.inflight_per_session', principal, w, 1, `this session already has ${deps.limits.inflightPerSession} MCP requests in flight (gateway.max_inflight_per_session); wait for one to finish`);
       }
     }
 
     const raw = req.raw as typeof req.raw & { auth?: AuthInfo };
-    raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w } };
+    // A batch's results are bounded together (a single result has its own bounds upstream).
+    const budget = inbound?.batch ? createResponseBudget(deps.limits.responseBytes) : undefined;
+    raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w, ...(budget ? { budget } : {}) } };
     reply.hijack();
     const res = reply.raw;
     res.setHeader('x-request-id', req.id);
     res.setHeader('cache-control', 'no-store');
     // Released once, when the response ends or the connection goes (whichever is first): a
     // request whose answer never comes cannot hold its place for ever.
+    const ids = session && inbound ? inbound.messages.flatMap((m) => (m.kind === 'request' && m.id !== undefined ? [idKey(m.id)] : [])) : [];
     let done = false;
     const finish = (): void => {
       if (done) return;
       done = true;
       if (counted) {
-        release(inflightByAgent, agent);
-        if (session) session.inflight--;
+        const left = (inflightByAgent.get(agent) ?? 0) - places;
+        if (left > 0) inflightByAgent.set(agent, left);
+        else inflightByAgent.delete(agent);
+        if (session) session.inflight -= places;
       }
+      for (const k of ids) session?.ids.delete(k);
     };
     if (counted) {
-      inflightByAgent.set(agent, (inflightByAgent.get(agent) ?? 0) + 1);
-      if (session) session.inflight++;
+      inflightByAgent.set(agent, (inflightByAgent.get(agent) ?? 0) + places);
+      if (session) session.inflight += places;
+      for (const k of ids) session?.ids.add(k);
       res.once('close', finish);
     }
     if (!session) {
       // The place is held from now on: concurrent initializes cannot overshoot either bound.
       opening++;
       agentSessions.set(agent, (agentSessions.get(agent) ?? 0) + 1);
+      const byAttestor = attestorKeyOf(principal);
+      attestorSessions.set(byAttestor, (attestorSessions.get(byAttestor) ?? 0) + 1);
       let fresh: ReturnType<typeof newSession> | undefined;
       try {
-        fresh = newSession(principal, w);
+        fresh = newSession(principal, w, negotiated(body));
         await fresh.transport.handleRequest(raw, res, body);
       } finally {
         opening--;
         // An initialize that opened no session (refused by the transport) gives its place back;
         // an opened session keeps it until closeSession.
-        if (!fresh?.opened) release(agentSessions, agent);
+        if (!fresh?.opened) {
+          release(agentSessions, agent);
+          release(attestorSessions, byAttestor);
+        }
         finish();
       }
       return;
@@ -430,10 +518,35 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     }
   }
 
+  /**
+   * The version the SDK server answers an initialize with: the client's when supported, else
+   * the latest (MCP lifecycle, "Version Negotiation").
+   */
+  function negotiated(body: unknown): string {
+    const requested = (body as { params?: { protocolVersion?: unknown } }).params?.protocolVersion;
+    return typeof requested === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+  }
+
+  /**
+   * Answers a refused message (ADR 0141) and audits it once (`gateway.request_refused`). A single
+   * request with bad params or an unknown method is answered like any JSON-RPC error (HTTP 200,
+   * its id); a refused batch, envelope or notification is a refused HTTP request (400, id null).
+   */
+  function refuseMessage(reply: FastifyReply, requestId: string, r: MessageRefusal, p: AgentPrincipal, w: AuditWhere, batchSize: number | undefined, sid: string | undefined): void {
+    const perMessage = batchSize === undefined && r.id !== null && (r.rpcCode === RPC.INVALID_PARAMS || r.rpcCode === RPC.METHOD_NOT_FOUND);
+    void audit.append({
+      kind: 'gateway.request_refused', actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, action: 'gateway.request', resource: 'mcp', result: 'deny',
+      reason: { code: r.code }, where: w, ...(p.task ? { txn: p.task } : {}),
+      details: { code: r.code, rpc_code: r.rpcCode, ...(r.method ? { method: r.method } : {}), ...(r.field ? { field: redactCredentialLike(r.field.slice(0, 128)) } : {}), ...(batchSize !== undefined ? { batch_size: batchSize } : {}), ...(sid !== undefined && sessions.has(sid) ? { session_hmac: audit.hmac(sid) } : {}) },
+    }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of a refused MCP message failed'));
+    const data = { code: r.code, request_id: requestId, ...(r.field ? { field: r.field.slice(0, 128) } : {}) };
+    void reply.code(perMessage ? 200 : ERROR_CATALOGUE[r.code].status).header('content-type', 'application/json').header('cache-control', 'no-store').send(jsonRpcError(r.rpcCode, r.message, data, r.id));
+  }
+
   /** A refusal by a limit: audited (at most once per window per agent and limit), with Retry-After. */
-  function limited(limit: LimitName, p: AgentPrincipal, w: AuditWhere, retryAfterS: number, message: string): TesseraError {
+  function limited(limit: LimitName, p: AgentPrincipal, w: AuditWhere, retryAfterS: number, message: string, key: string = p.spiffeId): TesseraError {
     const retry = Math.max(1, Math.ceil(retryAfterS));
-    deps.limitAudit?.refused({ limit, key: p.spiffeId, actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, where: w, retryAfterS: retry });
+    deps.limitAudit?.refused({ limit, key, actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}) }, where: w, retryAfterS: retry });
     return new TesseraError(codeOf(limit), message, { limit, retry_after_s: retry });
   }
 

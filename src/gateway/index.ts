@@ -12,7 +12,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry } from '../shared/metrics.js';
 import type { AgentPrincipal } from '../shared/principal.js';
-import { sessionsPerAgent, upstreamProcessesPerAgent, type GatewayConfig } from './config.js';
+import { sessionsPerAgent, sessionsPerAttestor, upstreamProcessesPerAgent, type GatewayConfig } from './config.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { createGatewayCore } from './core.js';
 import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
@@ -140,7 +140,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     core, authenticator: deps.authenticator, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
-    limits: { sessionsPerAgent: sessionsPerAgent(config), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst } },
+    limits: { sessionsPerAgent: sessionsPerAgent(config), sessionsPerAttestor: (name) => sessionsPerAttestor(config, name), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst }, batchMessages: config.max_batch_messages, responseBytes: config.max_response_bytes },
     ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}),
     onSessionClosed: (sessionId) => {
       for (const u of upstreams) if (isPerSession(u)) void u.stopWhere((o) => o.sessionId === sessionId, 'session_closed');

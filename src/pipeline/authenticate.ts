@@ -22,6 +22,7 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import type { AgentAuthenticator, RequestMeta } from '../server/app.js';
 import type { DpopGuard, PresentedRequest } from '../dpop/guard.js';
 import { isTesseraError } from '../shared/errors.js';
+import type { AuthFailureGuard } from '../shared/auth-failures.js';
 import { attributeRefusal, auditTokenRefusal, type TokenService } from '../tokens/service.js';
 
 export interface RequestAuthenticatorDeps {
@@ -29,6 +30,12 @@ export interface RequestAuthenticatorDeps {
   readonly audit: AuditWriter;
   /** DPoP binding rules (RFC 9449): the same guard for every enforcement point. */
   readonly dpop: Pick<DpopGuard, 'checkResource' | 'mark'>;
+  /**
+   * Refused credentials per source (src/shared/auth-failures.ts): checked before any
+   * verification, charged per refusal, refusal events aggregated. Absent: every refusal is
+   * audited on its own and nothing is limited (unit tests).
+   */
+  readonly failures?: AuthFailureGuard;
 }
 
 /**
@@ -42,6 +49,8 @@ export function createRequestAuthenticator(deps: RequestAuthenticatorDeps, optio
   return {
     async authenticate(token: string, meta: RequestMeta, request: PresentedRequest): Promise<AgentPrincipal> {
       let principal: AgentPrincipal | undefined;
+      // Before any signature, hash or lookup: a source that sent too many refused credentials.
+      deps.failures?.admit(meta);
       try {
         principal = await deps.tokens.verify(token, { audience: options.audience });
         await deps.dpop.checkResource(principal, token, request);
@@ -51,8 +60,10 @@ export function createRequestAuthenticator(deps: RequestAuthenticatorDeps, optio
           if (principal) attributeRefusal(e, principal.spiffeId);
           // RFC 9449 §7.1: a DPoP request is answered with a DPoP challenge, whatever was wrong.
           if (request.scheme === 'DPoP') deps.dpop.mark(e);
+          // A refused credential costs its source (not a limit of ours: 429/503 are not its fault).
+          if (e.status === 401) deps.failures?.charge(meta);
           // The request is refused either way.
-          await auditTokenRefusal(deps.audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, options.resource).catch(() => undefined);
+          await auditTokenRefusal(deps.failures?.events ?? deps.audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, options.resource).catch(() => undefined);
         }
         throw e;
       }

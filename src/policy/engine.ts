@@ -249,7 +249,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     return next;
   }
 
-  function evaluate(c: CedarRequest, a: Active): { decision: 'allow' | 'deny'; reason: string[]; errors: string[] } {
+  function evaluate(c: CedarRequest, a: Active): { decision: 'allow' | 'deny'; reason: string[]; errors: string[]; mayPermit: boolean } {
     const ans = cedar.statefulIsAuthorized({
       principal: c.principal,
       action: c.action,
@@ -267,9 +267,16 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     const errors = ans.response.diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
     // Cedar skips a policy whose condition errors. For `forbid` that would fail open (a guard
     // reading a missing tool argument would silently stop forbidding), so we deny instead.
-    const erroredForbids = ans.response.diagnostics.errors.map((e) => e.policyId).filter((id) => a.set.policies.get(id)?.effect === 'forbid');
-    if (erroredForbids.length > 0) return { decision: 'deny', reason: erroredForbids, errors };
-    return { decision: ans.response.decision, reason: ans.response.diagnostics.reason, errors };
+    const errored = ans.response.diagnostics.errors.map((e) => e.policyId);
+    const erroredForbids = errored.filter((id) => a.set.policies.get(id)?.effect === 'forbid');
+    // Cedar's own answer skips erroring policies: `allow` means a permit is satisfied and no
+    // forbid is; `deny` with reasons means a forbid is satisfied. Only permits may make a tool
+    // look callable with other arguments (ADR 0140): an erroring forbid never does.
+    const forbidSatisfied = ans.response.decision === 'deny' && ans.response.diagnostics.reason.length > 0;
+    const permitErrored = errored.some((id) => a.set.policies.get(id)?.effect === 'permit');
+    const mayPermit = ans.response.decision === 'allow' || (permitErrored && !forbidSatisfied);
+    if (erroredForbids.length > 0) return { decision: 'deny', reason: erroredForbids, errors, mayPermit };
+    return { decision: ans.response.decision, reason: ans.response.diagnostics.reason, errors, mayPermit };
   }
 
   function current(): Active {
@@ -346,7 +353,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
         }
       }
       const r = evaluate(c, a);
-      const d: Decision = { allowed: r.decision === 'allow', policies: r.reason, errors: r.errors, cached: false };
+      const d: Decision = { allowed: r.decision === 'allow', policies: r.reason, errors: r.errors, cached: false, mayPermit: r.mayPermit };
       decisions?.inc({ result: r.decision });
       // Only cache when the set that decided is still active (load() is async, evaluate is not,
       // so this holds; kept explicit for safety).

@@ -41,6 +41,13 @@ export interface Decision {
   readonly scopeDenied?: boolean;
   /** Set when the agent was permitted but the person it acts for was not (pipeline/authorize.ts). */
   readonly userDenied?: boolean;
+  /**
+   * For a request evaluated without the real values it will carry (tools/list asks with
+   * `context.args = {}`): true when some `permit` policy is satisfied, or errors (so it may hold
+   * with the real arguments), and no `forbid` is satisfied. Computed from permits only: an
+   * erroring `forbid` never makes it true (ADR 0140). Absent means false.
+   */
+  readonly mayPermit?: boolean;
 }
 
 /** What services depend on: synchronous, because the Cedar evaluator is synchronous and fast. */

@@ -9,6 +9,7 @@ import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type Presente
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
 import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
+import type { AuthFailureGuard } from '../shared/auth-failures.js';
 
 /** Who called an operator endpoint. */
 export interface AdminPrincipal {
@@ -68,6 +69,12 @@ export interface AppOptions {
    * DPoP requests (undefined when nonces are off).
    */
   dpop?: { readonly algs: readonly string[]; nonce(): string | undefined };
+  /**
+   * Refused admin tokens per source (src/shared/auth-failures.ts): checked before the token is
+   * looked at, charged and audited (`auth.admin_refused`, aggregated) per refusal. Agent tokens
+   * go through `agents`, which holds the same guard.
+   */
+  authFailures?: AuthFailureGuard;
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
@@ -180,12 +187,28 @@ export function createApp(options: AppOptions): FastifyInstance {
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
-    // An agent's or a join token on an operator endpoint: say which (its shape only; nothing is verified).
-    const kind = tokenKindOf(token);
-    if (kind === 'jwt' || kind === 'join') {
-      throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; operator endpoints need an admin token (tsr_admin_…, printed by \`tessera init\` or \`tessera dev\`)`);
+    const meta = app.requestMeta(req);
+    // Before the token is hashed and looked up: a source that sent too many refused credentials.
+    options.authFailures?.admit(meta);
+    try {
+      // An agent's or a join token on an operator endpoint: say which (its shape only; nothing is verified).
+      const kind = tokenKindOf(token);
+      if (kind === 'jwt' || kind === 'join') {
+        throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; operator endpoints need an admin token (tsr_admin_…, printed by \`tessera init\` or \`tessera dev\`)`);
+      }
+      req.admin = await options.admin.authenticate(token);
+    } catch (e) {
+      const guard = options.authFailures;
+      if (guard && isTesseraError(e) && e.status === 401) {
+        guard.charge(meta);
+        // Never the token; one event per source and window (the refusal stands either way).
+        await guard.events.append({
+          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'admin.authenticate', resource: 'admin-api', result: 'deny',
+          reason: { code: e.code }, where: { source: meta.source, replica: meta.replica, requestId: meta.requestId }, details: { code: e.code },
+        }).catch(() => undefined);
+      }
+      throw e;
     }
-    req.admin = await options.admin.authenticate(token);
   });
 
   app.decorateRequest('agent', undefined);

@@ -18,13 +18,15 @@ import type { Counter, MetricsRegistry } from './metrics.js';
 export type LimitName =
   | 'gateway.requests_per_agent'
   | 'gateway.sessions_per_agent'
+  | 'gateway.sessions_per_attestor'
   | 'gateway.sessions'
   | 'gateway.inflight_per_agent'
   | 'gateway.inflight_per_session'
   | 'gateway.upstream_processes_per_agent'
   | 'login.per_identity'
   | 'login.per_source'
-  | 'task.per_agent';
+  | 'task.per_agent'
+  | 'auth.failures_per_source';
 
 export interface LimitRefusal {
   readonly limit: LimitName;
@@ -74,10 +76,11 @@ export function createLimitAuditor(deps: { audit: AuditWriter; clock: Clock; log
 /** The error code a refusal by this limit carries. */
 export function codeOf(limit: LimitName): ErrorCode {
   if (limit.startsWith('login.')) return 'TESSERA_LOGIN_RATE_LIMITED';
+  if (limit === 'auth.failures_per_source') return 'TESSERA_AUTH_RATE_LIMITED';
   if (limit === 'task.per_agent') return 'TESSERA_TASK_RATE_LIMITED';
   if (limit === 'gateway.requests_per_agent') return 'TESSERA_GATEWAY_RATE_LIMITED';
   if (limit === 'gateway.sessions') return 'TESSERA_GATEWAY_BUSY';
-  if (limit === 'gateway.sessions_per_agent') return 'TESSERA_GATEWAY_SESSION_LIMIT';
+  if (limit === 'gateway.sessions_per_agent' || limit === 'gateway.sessions_per_attestor') return 'TESSERA_GATEWAY_SESSION_LIMIT';
   if (limit === 'gateway.upstream_processes_per_agent') return 'TESSERA_GATEWAY_UPSTREAM_LIMIT';
   return 'TESSERA_GATEWAY_INFLIGHT_LIMIT';
 }

@@ -40,19 +40,32 @@ export class TokenBuckets {
     if (!(rate.perSecond > 0) || !(rate.burst >= 1)) throw new RangeError('a rate needs perSecond > 0 and burst >= 1');
   }
 
-  /** Takes one token for `key`; when none is left, says how long until one is. */
-  take(key: string): TakeResult {
+  /**
+   * Takes `cost` tokens (default one; a JSON-RPC batch costs one per message) for `key`; when
+   * fewer are left, takes none and says how long until enough are.
+   */
+  take(key: string, cost = 1): TakeResult {
     const now = this.clock.now();
     const b = this.buckets.get(key);
     const tokens = b ? this.level(b, now) : this.rate.burst;
     if (b) this.buckets.delete(key); // re-inserted below: most recently used last
     else this.makeRoom(now);
-    if (tokens >= 1) {
-      this.buckets.set(key, { tokens: tokens - 1, at: now });
+    if (tokens >= cost) {
+      this.buckets.set(key, { tokens: tokens - cost, at: now });
       return { ok: true };
     }
     this.buckets.set(key, { tokens, at: now });
-    return { ok: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * 1000) / this.rate.perSecond)) };
+    return { ok: false, retryAfterMs: Math.max(1, Math.ceil(((Math.min(cost, this.rate.burst) - tokens) * 1000) / this.rate.perSecond)) };
+  }
+
+  /**
+   * Whether `key` has a token now, without taking one (for limits charged only on failure: the
+   * check runs before the work, the charge after it failed).
+   */
+  peek(key: string): TakeResult {
+    const b = this.buckets.get(key);
+    const tokens = b ? this.level(b, this.clock.now()) : this.rate.burst;
+    return tokens >= 1 ? { ok: true } : { ok: false, retryAfterMs: Math.max(1, Math.ceil(((1 - tokens) * 1000) / this.rate.perSecond)) };
   }
 
   /** Buckets held (tests, metrics). */

@@ -26,6 +26,7 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenBuckets } from '../shared/rate-limit.js';
 import type { DpopGuard } from '../dpop/guard.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
+import type { AuthFailureGuard } from '../shared/auth-failures.js';
 import { insertTask, type TaskNode } from './store.js';
 import { insertExposures, type ExposureRow } from '../exposure/store.js';
 import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskParams } from './params.js';
@@ -78,6 +79,11 @@ export interface TaskExchangeDeps {
   readonly authorizer: RequestAuthorizer;
   readonly store: Store;
   readonly audit: AuditWriter;
+  /**
+   * Refused credentials per source (src/shared/auth-failures.ts): a refused subject or actor
+   * token is charged to its source and its event aggregated. Absent: audited one by one.
+   */
+  readonly failures?: AuthFailureGuard;
   readonly clock: Clock;
   /** Every audience Tessera serves: a subject or actor token must be for one of them. */
   readonly audiences: readonly string[];
@@ -159,7 +165,8 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     } catch (e) {
       if (!isTesseraError(e)) throw e;
       if (verified) attributeRefusal(e, verified.principal.spiffeId);
-      await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
+      if (e.status === 401 && where.source !== undefined) deps.failures?.charge({ source: where.source });
+      await auditTokenRefusal(deps.failures?.events ?? audit, e, where, 'token-exchange').catch(() => undefined);
       if (e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
       // RFC 6749 §5.2 / RFC 8693 §2.2.2: an unusable subject token is a grant error, not a
       // resource server's invalid_token; the verification step that refused is `details.cause`.

@@ -10,6 +10,7 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { auditTokenRefusal, type TokenService } from './service.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
 import type { DpopGuard } from '../dpop/guard.js';
+import type { AuthFailureGuard } from '../shared/auth-failures.js';
 import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
 import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
@@ -118,6 +119,11 @@ export interface TokenExchangeDeps {
    */
   readonly loginLimits?: { readonly perIdentity: TokenBuckets; readonly perSource: TokenBuckets; readonly audit?: LimitAuditor };
   /**
+   * Refused credentials per source (src/shared/auth-failures.ts): checked in `admitSource`, a
+   * refused attestation or presented token charged to its source, failure events aggregated.
+   */
+  readonly failures?: AuthFailureGuard;
+  /**
    * The SPIFFE ID a join token is bound to, when it is valid and unused (read-only): lets the
    * per-identity limit refuse BEFORE the one-time token is consumed, so a refused login can be
    * retried with the same token.
@@ -202,7 +208,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
     try {
       return await deps.dpop.tokenRequestProof(http ?? NO_PROOF);
     } catch (e) {
-      if (isTesseraError(e)) await auditTokenRefusal(audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, 'token-exchange').catch(() => undefined);
+      if (isTesseraError(e)) {
+        if (e.status === 401) deps.failures?.charge(meta);
+        await auditTokenRefusal(deps.failures?.events ?? audit, e, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, 'token-exchange').catch(() => undefined);
+      }
       throw e;
     }
   }
@@ -217,7 +226,8 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
 
   return {
     admitSource(meta) {
-      // A Map lookup, before the body is read, any store access or any signature check.
+      // Map lookups, before the body is read, any store access or any signature check.
+      deps.failures?.admit(meta);
       charge('login.per_source', deps.loginLimits?.perSource, sourceKey(meta.source), 'unauthenticated', meta);
     },
 
@@ -343,7 +353,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
       } catch (e) {
         // Limit refusals are audited by the limit auditor (one event per window), not per attempt.
         if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_LOGIN_RATE_LIMITED') {
-          await audit.append({
+          // A refused credential (not our own outage) costs its source; its event is aggregated
+          // per source and actor (a forged attestation is `unauthenticated`).
+          if (e.status >= 400 && e.status < 500) deps.failures?.charge(meta);
+          await (deps.failures?.events ?? audit).append({
             kind: 'auth.login', actor: spiffeId ? { id: spiffeId, verified: false } : { id: 'unauthenticated' }, action: 'token.exchange', resource: 'agent-token', result: 'failure', where,
             reason: { code: e.code }, details: { attestor: p.subject_token_type === TOKEN_TYPE_JOIN ? 'join_token' : 'jwt' },
           });

@@ -494,7 +494,7 @@ function unverifiedSubject(token: string): string | undefined {
  * claimed in `details.claimed_sub`. If the claimed text makes the event invalid (it is partly
  * attacker-chosen), the event is recorded without it rather than not at all.
  */
-export async function auditTokenRefusal(audit: AuditWriter, e: TesseraError, where: AuditWhere, resource?: string): Promise<void> {
+export async function auditTokenRefusal(audit: Pick<AuditWriter, 'append'>, e: TesseraError, where: AuditWhere, resource?: string): Promise<void> {
   const claim = claimedSubjectOf(e);
   const base = { kind: 'auth.token_refused', action: 'token.verify', result: 'deny', reason: { code: e.code }, where, ...(resource ? { resource } : {}) } as const;
   try {

@@ -30,7 +30,7 @@ export interface GatewayHarness {
   close(): Promise<void>;
 }
 
-export async function startGatewayHarness(opts: { gateway: Record<string, unknown>; policies: string; secrets?: Record<string, string>; baseDir?: string; providers?: ToolProvider[] }): Promise<GatewayHarness> {
+export async function startGatewayHarness(opts: { gateway: Record<string, unknown>; policies: string; secrets?: Record<string, string>; baseDir?: string; providers?: ToolProvider[]; /** More top-level config (e.g. `attestors`). */ config?: Record<string, unknown> }): Promise<GatewayHarness> {
   const dataDir = mkdtempSync(join(opts.baseDir ?? tmpdir(), 'tessera-gw-'));
   const policyDir = join(dataDir, 'policies');
   const { mkdirSync } = await import('node:fs');
@@ -43,6 +43,7 @@ export async function startGatewayHarness(opts: { gateway: Record<string, unknow
     policy: { dir: policyDir, watch: false },
     log: { level: 'silent' },
     gateway: opts.gateway,
+    ...(opts.config ?? {}),
   });
   const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, ...(opts.providers ? { gatewayProviders: opts.providers } : {}) });
   const url = tessera.url;

@@ -104,20 +104,22 @@ test('one agent filling its session quota does not stop other agents from initia
   assert.equal(burst.filter((r) => r.status === 200).length, 2, 'exactly the quota, under concurrency');
   for (const r of burst.filter((x) => x.status !== 200)) assertLimited(r, 429, 'TESSERA_GATEWAY_SESSION_LIMIT');
 
-  // 7 of 9 places taken (greedy 2, other 1, careful 2, racer 2); a fifth agent takes the last two.
+  // 7 of 9 places taken (greedy 2, other 1, careful 2, racer 2). Every agent here logged in
+  // through the one join_token attestor, whose identities together may hold max_sessions less a
+  // tenth (8 of 9, ADR 0143): a fifth agent gets the last of those, then is refused by the
+  // attestor's quota, not by the shared cap. (The shared cap, 503 TESSERA_GATEWAY_BUSY, is
+  // reached with two attestors in test/gateway/attestor-quotas.test.ts.)
   const filler = await h.login('spiffe://example.org/ns/x/sa/filler');
   assert.equal((await initialize(h, filler)).status, 200);
-  assert.equal((await initialize(h, filler)).status, 200);
-
-  // The shared cap: a new agent is told the gateway is busy (503, Retry-After), not forbidden.
-  const late = await h.login('spiffe://example.org/ns/x/sa/late');
-  assertLimited(await initialize(h, late), 503, 'TESSERA_GATEWAY_BUSY');
+  const attestorFull = await initialize(h, filler);
+  assertLimited(attestorFull, 429, 'TESSERA_GATEWAY_SESSION_LIMIT');
+  assert.match(attestorFull.body.error.message, /max_sessions_per_attestor/);
 
   // Audited once per agent and limit per window; every refusal counted in the metric.
   const events = await limitEvents(h, 'gateway.sessions_per_agent');
   assert.equal(events.filter((e) => e.event.actor.id === 'spiffe://example.org/ns/x/sa/greedy').length, 1);
   assert.ok((await metric(h, /tessera_limit_refusals_total\{limit="gateway\.sessions_per_agent"\} (\d+)/)) >= 4);
-  assert.equal((await limitEvents(h, 'gateway.sessions')).length >= 1, true);
+  assert.equal((await limitEvents(h, 'gateway.sessions_per_attestor')).length, 1);
 });
 
 test('in-flight calls are bounded per session and per agent; other agents are unaffected; places come back', async (t) => {

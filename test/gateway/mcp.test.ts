@@ -370,7 +370,9 @@ test('bad input: malformed JSON, invalid JSON-RPC, no session, oversized message
   const sid = init.headers.get('mcp-session-id')!;
   const notRpc = await rawMcp(h.mcpUrl, token, JSON.stringify({ hello: 'world' }), { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
   assert.equal(notRpc.status, 400);
-  assert.equal(notRpc.body.error.code, -32700);
+  // JSON-RPC 2.0 §5.1: valid JSON that is not a Request object is -32600 (the SDK said -32700, without a code).
+  assert.equal(notRpc.body.error.code, -32600);
+  assert.equal(notRpc.body.error.data.code, 'TESSERA_GATEWAY_REQUEST_INVALID');
 
   const big = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo__echo', arguments: { text: 'x'.repeat(10_000) } } });
   const tooLarge = await rawMcp(h.mcpUrl, token, big, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });

@@ -78,3 +78,15 @@ test('sourceKey: IPv4 as is, IPv4-mapped as IPv4, IPv6 by /64 in canonical form'
   assert.equal(sourceKey('::ffff:1.2.3.4.5'), '::ffff:1.2.3.4.5', 'unparseable input is its own key');
   assert.equal(sourceKey('1::2::3'), '1::2::3');
 });
+
+test('a take of several tokens (a JSON-RPC batch) takes all or none, and says how long until all are there', () => {
+  const clock = new ManualClock();
+  const b = new TokenBuckets({ perSecond: 2, burst: 5 }, clock);
+  assert.deepEqual(b.take('a', 4), { ok: true });
+  assert.deepEqual(b.take('a', 3), { ok: false, retryAfterMs: 1000 }, 'one left, two more needed at 2/s');
+  assert.deepEqual(b.take('a', 1), { ok: true }, 'the refused take took nothing');
+  // More than the burst can never be had at once: the wait is until the bucket is full.
+  assert.deepEqual(b.take('a', 9), { ok: false, retryAfterMs: 2500 });
+  clock.advance(2500);
+  assert.deepEqual(b.take('a', 5), { ok: true });
+});
