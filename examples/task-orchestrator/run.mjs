@@ -127,7 +127,6 @@ async function printTree(srv, txn, title) {
  */
 async function printExposure(srv) {
   const r = await srv.admin('GET', '/v1/admin/exposure?by=task');
-  if (r.status === 404) return;
   if (r.status !== 200) throw new Error(`GET /v1/admin/exposure: ${r.status} ${r.body?.error?.code ?? ''}`);
   say(`== exposure by task (since ${r.body.since}, generated ${r.body.generated_at})`);
   for (const g of r.body.groups ?? []) {
