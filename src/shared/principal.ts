@@ -102,3 +102,38 @@ export function provenAttributes(kind: AttestorKind | undefined, attributes: Rea
   }
   return out;
 }
+
+/**
+ * The verified claims every Tessera token (agent or task) carries about its acting agent and
+ * itself: `sub`, `aud` (RFC 7519 §4.1.3: a string or an array), `exp` (epoch seconds), `jti`,
+ * and the `tessera` attestation facts (ADR 0021).
+ */
+export interface AttestedClaims {
+  readonly sub: string;
+  readonly aud: string | readonly string[];
+  readonly exp: number;
+  readonly jti: string;
+  readonly tessera?: { readonly attestor?: string; readonly kind?: AttestorKind; readonly attrs?: Readonly<Record<string, string>> } | undefined;
+}
+
+/**
+ * The principal fields a verified token's claims give, the same for agent and task tokens:
+ * the attributes policy may believe (provenAttributes, plus the attestor name), the attestor and
+ * its kind, `jti`, `expiresAt` (epoch ms), the token kind, `subject` (`sub`) and `audience`
+ * (`aud` as an array).
+ */
+export function attestedPrincipalFields(c: AttestedClaims, tokenKind: 'agent' | 'task'): Pick<AgentPrincipal, 'attributes' | 'attestor' | 'attestorKind' | 'jti' | 'expiresAt' | 'tokenKind' | 'subject' | 'audience'> {
+  const kind = c.tessera?.kind;
+  const attestor = c.tessera?.attestor;
+  return {
+    // Kubernetes attributes only from a kubernetes attestor (a token without a kind proves none).
+    attributes: { ...provenAttributes(kind, c.tessera?.attrs ?? {}), ...(attestor ? { attestor } : {}) },
+    ...(attestor ? { attestor } : {}),
+    ...(kind ? { attestorKind: kind } : {}),
+    jti: c.jti,
+    expiresAt: c.exp * 1000,
+    tokenKind,
+    subject: c.sub,
+    audience: typeof c.aud === 'string' ? [c.aud] : c.aud,
+  };
+}

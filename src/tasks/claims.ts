@@ -24,7 +24,7 @@
  * plus `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` as in agent tokens.
  */
 import { z } from 'zod';
-import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
+import { ATTESTOR_KINDS, attestedPrincipalFields, type AgentPrincipal } from '../shared/principal.js';
 import { isSpiffeId } from '../identity/spiffe-id.js';
 import { usrClaimSchema } from '../users/identity.js';
 
@@ -77,6 +77,9 @@ const actor: z.ZodType<Actor> = z.lazy(() =>
   }),
 );
 
+/** The `tessera` claim of agent and task tokens: the acting agent's attestor name and kind, and the attributes it proved (ADR 0021). */
+export const attestationClaimSchema = z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial();
+
 export const taskClaimsSchema = z.object({
   iss: z.string().min(1),
   sub: z.string().min(1).max(2048),
@@ -96,7 +99,7 @@ export const taskClaimsSchema = z.object({
   max_depth: z.number().int().min(0).max(MAX_DEPTH_CEILING),
   tctx: z.record(z.string().regex(TCTX_KEY_PATTERN), z.string().max(TASK_LIMITS.tctxValueChars)).optional(),
   cnf: z.object({ jkt: z.string().regex(JKT_PATTERN) }).optional(),
-  tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  tessera: attestationClaimSchema.optional(),
   usr: usrClaimSchema.optional(),
 });
 
@@ -153,20 +156,11 @@ export function scopeList(scope: string): string[] {
 export function taskPrincipal(c: TaskClaims, acting: { trustDomain: string; path: string }): AgentPrincipal {
   const actors = actorsOf(c.act);
   const me = actors[actors.length - 1]!;
-  const kind = c.tessera?.kind;
-  const attestor = c.tessera?.attestor;
   return {
     spiffeId: me.sub,
     trustDomain: acting.trustDomain,
     path: acting.path,
-    attributes: { ...provenAttributes(kind, c.tessera?.attrs ?? {}), ...(attestor ? { attestor } : {}) },
-    ...(attestor ? { attestor } : {}),
-    ...(kind ? { attestorKind: kind } : {}),
-    jti: c.jti,
-    expiresAt: c.exp * 1000,
-    tokenKind: 'task',
-    subject: c.sub,
-    audience: Array.isArray(c.aud) ? c.aud : [c.aud],
+    ...attestedPrincipalFields(c, 'task'),
     scope: scopeList(c.scope),
     task: c.txn,
     ...(c.ptxn !== undefined ? { parentTask: c.ptxn } : {}),

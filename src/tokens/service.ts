@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { randomIdBytes } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
-import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
+import { attestedPrincipalFields, type AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
@@ -14,7 +14,7 @@ import type { AuditWhere } from '../audit/events.js';
 import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256, signEs256Async } from './jws.js';
-import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
+import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, attestationClaimSchema, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -26,7 +26,7 @@ const claimsSchema = z.object({
   nbf: z.number().int().positive().optional(),
   jti: z.string().min(16).max(128),
   /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
-  tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  tessera: attestationClaimSchema.optional(),
   /** RFC 7800 §3.1 confirmation: DPoP binding to a key's RFC 7638 SHA-256 thumbprint (RFC 9449 §6.1). */
   cnf: z.object({ jkt: z.string().regex(JKT_PATTERN, 'a base64url SHA-256 thumbprint') }).optional(),
 });
@@ -265,21 +265,11 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
     const c = v.claims as AgentTokenClaims;
     const id = actingId(c.sub);
-    const kind = c.tessera?.kind;
-    const attestor = c.tessera?.attestor;
     return {
       spiffeId: c.sub,
       trustDomain: id.trustDomain,
       path: id.path,
-      // Kubernetes attributes only from a kubernetes attestor (a token without a kind proves none).
-      attributes: { ...provenAttributes(kind, c.tessera?.attrs ?? {}), ...(attestor ? { attestor } : {}) },
-      ...(attestor ? { attestor } : {}),
-      ...(kind ? { attestorKind: kind } : {}),
-      jti: c.jti,
-      expiresAt: c.exp * 1000,
-      tokenKind: 'agent',
-      subject: c.sub,
-      audience: Array.isArray(c.aud) ? c.aud : [c.aud],
+      ...attestedPrincipalFields(c, 'agent'),
       ...(c.cnf ? { cnf: { jkt: c.cnf.jkt } } : {}),
     };
   }
