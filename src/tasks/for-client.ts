@@ -7,13 +7,12 @@
  * `client_id` as a tag, so Cedar can tell which client acts for whom. Cedar `token.delegate`
  * must permit the client (principal Agent) and the person (principal User), as for any task.
  */
-import { randomId } from '../shared/crypto.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { UserIdentity } from '../users/identity.js';
 import { usrClaimOf } from '../users/identity.js';
-import { nestActors } from './claims.js';
 import { childExpiry } from './narrow.js';
 import type { HandlerContext, TaskSpec } from './exchange.js';
+import { decideRootTask } from './root.js';
 
 /** What the authorization server hands over once a grant checked out. */
 export interface ClientGrant {
@@ -50,26 +49,9 @@ export function openClientTask(ctx: HandlerContext, g: ClientGrant): TaskSpec {
   const exp = childExpiry(ctx.now, Math.floor(g.notAfter / 1000), undefined, Math.min(g.ttlMs, deps.taskTtlMs), deps.taskTtlMs, 'login');
   const delegator = clientPrincipal(g, exp * 1000);
   const maxDepth = deps.maxDepth;
-  ctx.decide(delegator, { type: 'Agent', spiffeId: delegator.spiffeId, principal: delegator }, { scopes: [...g.scope], purpose: g.purpose, depth: 0, max_depth: maxDepth, bound: g.jkt !== undefined, tctx: {} });
-  const txn = randomId('task_');
-  return {
-    delegator,
-    delegatee: delegator.spiffeId,
-    input: {
-      sub: g.user.id,
-      aud: g.resource,
-      exp,
-      act: nestActors([{ sub: delegator.spiffeId }]),
-      txn,
-      rtxn: txn,
-      anc: [],
-      scope: g.scope.join(' '),
-      purpose: g.purpose,
-      depth: 0,
-      max_depth: maxDepth,
-      ...(g.jkt !== undefined ? { cnf: { jkt: g.jkt } } : {}),
-      tessera: { attestor: CLIENT_ATTESTOR, kind: 'oauth_client', attrs: { client_id: g.client.clientId } },
-      usr: usrClaimOf(g.user),
-    },
-  };
+  return decideRootTask(ctx, {
+    delegator, actor: delegator, sub: g.user.id, audience: [g.resource], exp, scope: g.scope, purpose: g.purpose, maxDepth, tctx: {}, jkt: g.jkt,
+    tessera: { attestor: CLIENT_ATTESTOR, kind: 'oauth_client', attrs: { client_id: g.client.clientId } },
+    usr: usrClaimOf(g.user),
+  });
 }

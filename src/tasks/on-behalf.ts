@@ -8,15 +8,15 @@
  * (src/pipeline/authorize.ts).
  */
 import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
-import { randomId } from '../shared/crypto.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
 import type { VerifiedToken } from '../tokens/service.js';
 import { usrClaimOf } from '../users/identity.js';
 import type { UserTokenVerifier, VerifiedUserToken } from '../users/verify.js';
-import { TOKEN_TYPE_ACCESS_TOKEN, nestActors } from './claims.js';
+import { TOKEN_TYPE_ACCESS_TOKEN } from './claims.js';
 import { childBinding, childExpiry, narrowAudience, rootMaxDepth } from './narrow.js';
 import type { HandlerContext, TaskExchangeDeps, TaskSpec } from './exchange.js';
+import { decideRootTask, rootPurpose } from './root.js';
 
 type AgentToken = Extract<VerifiedToken, { kind: 'agent' }>;
 
@@ -57,7 +57,7 @@ export async function openUserTask(ctx: HandlerContext, onBehalf: OnBehalfDeps, 
   const { params, req, deps } = ctx;
   if (params.label !== undefined) throw fail('TESSERA_TASK_PARENT_REQUIRED', 'label names a sub-agent, but a user token opens a root task: open it first, then delegate from that task token');
   if (params.scope === undefined) throw fail('TESSERA_OAUTH_INVALID_SCOPE', 'scope is required: a task says what it may do for the person (space-separated scope strings such as "tool:records/query")');
-  if (params.purpose === undefined) throw fail('TESSERA_TASK_PARAMETER_INVALID', 'purpose: is required for a root task: say why it exists (it is audited and shown in the task tree)', { field: 'purpose' });
+  const purpose = rootPurpose(params);
   const user = await onBehalf.users.verify(req.subjectToken, req.subjectTokenType ?? TOKEN_TYPE_ACCESS_TOKEN);
   const me = agent.principal;
   if (onBehalf.revocations.isRevoked({ spiffeId: me.spiffeId, jti: me.jti, user: user.identity.id })) {
@@ -71,29 +71,5 @@ export async function openUserTask(ctx: HandlerContext, onBehalf: OnBehalfDeps, 
   const exp = childExpiry(ctx.now, until, params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, 'user token (or the actor agent token)');
   // A bound agent token acts only with a proof by its key; the task is bound to the key proved.
   const jkt = childBinding({ actorJkt: me.cnf?.jkt, proofJkt: req.proofJkt });
-  const tctx = params.tctx ?? {};
-  ctx.decide(delegator, { type: 'Agent', spiffeId: me.spiffeId, principal: me }, { scopes: params.scope, purpose: params.purpose, depth: 0, max_depth: maxDepth, bound: jkt !== undefined, tctx });
-  const txn = randomId('task_');
-  const tessera = agent.claims.tessera;
-  return {
-    delegator,
-    delegatee: me.spiffeId,
-    input: {
-      sub: user.identity.id,
-      aud: audience.length === 1 ? audience[0]! : audience,
-      exp,
-      act: nestActors([{ sub: me.spiffeId }]),
-      txn,
-      rtxn: txn,
-      anc: [],
-      scope: params.scope.join(' '),
-      purpose: params.purpose,
-      depth: 0,
-      max_depth: maxDepth,
-      ...(Object.keys(tctx).length ? { tctx } : {}),
-      ...(jkt !== undefined ? { cnf: { jkt } } : {}),
-      ...(tessera ? { tessera } : {}),
-      usr: usrClaimOf(user.identity),
-    },
-  };
+  return decideRootTask(ctx, { delegator, actor: me, sub: user.identity.id, audience, exp, scope: params.scope, purpose, maxDepth, tctx: params.tctx ?? {}, jkt, tessera: agent.claims.tessera, usr: usrClaimOf(user.identity) });
 }
