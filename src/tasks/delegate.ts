@@ -6,14 +6,13 @@
  * Cedar `token.delegate` (principal = the delegating agent with its task context, resource = the
  * sub-agent or `SubAgent::"<label>"`) decides whether this delegation may happen at all.
  */
-import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
+import { fail } from '../shared/errors.js';
 import { randomId } from '../shared/crypto.js';
 import type { VerifiedToken } from '../tokens/service.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, nestActors, type Actor } from './claims.js';
 import { childBinding, childDepth, childExpiry, extendTctx, narrowAudience, narrowScope } from './narrow.js';
 import type { HandlerContext, TaskSpec } from './exchange.js';
-
-type AgentToken = Extract<VerifiedToken, { kind: 'agent' }>;
+import { verifyAgentActorToken, type AgentToken } from './actor-token.js';
 
 /** The sub-agent's own agent token: an identity, never a task token. */
 async function verifyActor(ctx: HandlerContext): Promise<AgentToken> {
@@ -21,18 +20,8 @@ async function verifyActor(ctx: HandlerContext): Promise<AgentToken> {
   if (req.actorTokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
     throw fail('TESSERA_TASK_ACTOR_TOKEN_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the sub-agent's own Tessera agent token`);
   }
-  try {
-    const v = (await deps.tokens.verifyToken(req.actorToken!, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
-    // tokens.dpop.require: always applies to the sub-agent's own token too (TESSERA_DPOP_REQUIRED).
-    deps.dpop.requireBoundToken(v.principal);
-    return v;
-  } catch (e) {
-    if (!isTesseraError(e) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
-    const why = e.code === 'TESSERA_TOKEN_TYPE_INVALID' && e.details?.presented === 'task'
-      ? 'a task token is not an identity: the actor_token must be the sub-agent\'s own agent token (from its login)'
-      : e.message;
-    throw new TesseraError('TESSERA_TASK_ACTOR_TOKEN_INVALID', `actor_token: ${why}`, { field: 'actor_token', cause: e.code }, { cause: e });
-  }
+  // tokens.dpop.require: always applies to the sub-agent's own token too (TESSERA_DPOP_REQUIRED).
+  return verifyAgentActorToken(deps, req.actorToken!, 'TESSERA_TASK_ACTOR_TOKEN_INVALID', 'the sub-agent');
 }
 
 export async function delegateTask(ctx: HandlerContext, subject: Extract<VerifiedToken, { kind: 'task' }>): Promise<TaskSpec> {

@@ -7,18 +7,16 @@
  * `User`, resource = the agent, `context.actor`), and so must it for every later request
  * (src/pipeline/authorize.ts).
  */
-import { TesseraError, fail, isTesseraError } from '../shared/errors.js';
+import { fail } from '../shared/errors.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
-import type { VerifiedToken } from '../tokens/service.js';
 import { usrClaimOf } from '../users/identity.js';
 import type { UserTokenVerifier, VerifiedUserToken } from '../users/verify.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from './claims.js';
 import { childBinding, childExpiry, narrowAudience, rootMaxDepth } from './narrow.js';
 import type { HandlerContext, TaskExchangeDeps, TaskSpec } from './exchange.js';
 import { decideRootTask, rootPurpose } from './root.js';
-
-type AgentToken = Extract<VerifiedToken, { kind: 'agent' }>;
+import { verifyAgentActorToken, type AgentToken } from './actor-token.js';
 
 /** What the on-behalf-of case needs besides the task exchange's own dependencies. */
 export interface OnBehalfDeps {
@@ -34,18 +32,8 @@ export async function verifyActingAgent(deps: TaskExchangeDeps, actorToken: stri
   if (actorTokenType !== TOKEN_TYPE_ACCESS_TOKEN) {
     throw fail('TESSERA_USER_ACTOR_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the acting agent's own Tessera agent token`, { field: 'actor_token_type' });
   }
-  try {
-    const v = (await deps.tokens.verifyToken(actorToken, { audiences: deps.audiences, kinds: ['agent'] })) as AgentToken;
-    // tokens.dpop.require applies to the acting agent's token as at every enforcement point (TESSERA_DPOP_REQUIRED).
-    deps.dpop.requireBoundToken(v.principal);
-    return v;
-  } catch (e) {
-    if (!isTesseraError(e) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
-    const why = e.code === 'TESSERA_TOKEN_TYPE_INVALID' && e.details?.presented === 'task'
-      ? 'a task token is not an identity: the actor_token must be the acting agent\'s own agent token (from its login)'
-      : e.message;
-    throw new TesseraError('TESSERA_USER_ACTOR_INVALID', `actor_token: ${why}`, { field: 'actor_token', cause: e.code }, { cause: e });
-  }
+  // tokens.dpop.require applies to the acting agent's token as at every enforcement point (TESSERA_DPOP_REQUIRED).
+  return verifyAgentActorToken(deps, actorToken, 'TESSERA_USER_ACTOR_INVALID', 'the acting agent');
 }
 
 /** The agent acting for the person, as the pipeline sees it: its own identity, with the user. */
