@@ -22,6 +22,7 @@ import type { AuditEvent } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { Clock } from './clock.js';
 import { TesseraError } from './errors.js';
+import { createEventWindow } from './event-window.js';
 import type { LimitAuditor } from './limit-audit.js';
 import type { Counter, MetricsRegistry } from './metrics.js';
 import { TokenBuckets, sourceKey, type Rate } from './rate-limit.js';
@@ -49,7 +50,6 @@ export interface AuthFailureGuard {
 }
 
 export const AUTH_REFUSAL_WINDOW_MS = 60_000;
-const MAX_TRACKED = 10_000;
 
 type RefusalEvent = Extract<AuditEvent, { kind: 'auth.token_refused' | 'auth.login' | 'auth.admin_refused' }>;
 
@@ -57,8 +57,8 @@ export function createAuthFailureGuard(deps: { rate: Rate; clock: Clock; audit: 
   const windowMs = deps.windowMs ?? AUTH_REFUSAL_WINDOW_MS;
   const buckets = new TokenBuckets(deps.rate, deps.clock);
   const counter: Counter | undefined = deps.metrics?.counter('tessera_auth_refusals_total', 'Refused credentials (agent, task and admin tokens, logins), by audit event kind');
-  /** `kind, source, actor, resource, code` → when the last event was written and refusals since. Oldest first. */
-  const last = new Map<string, { at: number; suppressed: number }>();
+  /** One event per `kind, source, actor, resource, code` per window. */
+  const refusals = createEventWindow(deps.clock, windowMs);
 
   return {
     admit(meta) {
@@ -77,17 +77,10 @@ export function createAuthFailureGuard(deps: { rate: Rate; clock: Clock; audit: 
         const e = event as RefusalEvent;
         counter?.inc({ kind: e.kind });
         const source = e.where?.source;
-        const now = deps.clock.now();
         const k = [e.kind, source === undefined ? '' : sourceKey(source), e.actor.id, e.resource ?? '', e.reason?.code ?? ''].join('\u0000');
-        const seen = last.get(k);
-        if (seen && now - seen.at < windowMs) {
-          seen.suppressed++;
-          return;
-        }
-        last.delete(k);
-        if (last.size >= MAX_TRACKED) last.delete(last.keys().next().value!);
-        last.set(k, { at: now, suppressed: 0 });
-        const details = { ...(e.details ?? {}), suppressed: seen?.suppressed ?? 0, window_s: Math.round(windowMs / 1000) };
+        const written = refusals.pass(k);
+        if (!written) return;
+        const details = { ...(e.details ?? {}), ...written };
         await deps.audit.append({ ...e, details } as AuditEvent);
       },
     },

@@ -11,6 +11,7 @@ import type { AuditActor, AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { Clock } from './clock.js';
 import type { ErrorCode } from './errors.js';
+import { createEventWindow } from './event-window.js';
 import type { Logger } from './logger.js';
 import type { Counter, MetricsRegistry } from './metrics.js';
 
@@ -43,31 +44,22 @@ export interface LimitAuditor {
 }
 
 export const LIMIT_AUDIT_WINDOW_MS = 60_000;
-const MAX_TRACKED = 10_000;
 
 export function createLimitAuditor(deps: { audit: AuditWriter; clock: Clock; logger?: Logger; metrics?: MetricsRegistry; windowMs?: number }): LimitAuditor {
   const windowMs = deps.windowMs ?? LIMIT_AUDIT_WINDOW_MS;
   const counter: Counter | undefined = deps.metrics?.counter('tessera_limit_refusals_total', 'Requests refused by a per-principal or per-source limit, by limit');
-  /** `limit \0 key` → when the last event was written and refusals since. Oldest first. */
-  const last = new Map<string, { at: number; suppressed: number }>();
+  /** One event per `limit \0 key` per window. */
+  const refusals = createEventWindow(deps.clock, windowMs);
 
   return {
     refused(r) {
       counter?.inc({ limit: r.limit });
-      const now = deps.clock.now();
-      const k = `${r.limit}\u0000${r.key}`;
-      const seen = last.get(k);
-      if (seen && now - seen.at < windowMs) {
-        seen.suppressed++;
-        return;
-      }
-      last.delete(k);
-      if (last.size >= MAX_TRACKED) last.delete(last.keys().next().value!);
-      last.set(k, { at: now, suppressed: 0 });
+      const written = refusals.pass(`${r.limit}\u0000${r.key}`);
+      if (!written) return;
       void deps.audit.append({
         kind: 'limit.exceeded', actor: r.actor, action: 'limit.refuse', resource: r.limit, result: 'deny',
         reason: { code: codeOf(r.limit) }, ...(r.where ? { where: r.where } : {}),
-        details: { limit: r.limit, retry_after_s: r.retryAfterS, suppressed: seen?.suppressed ?? 0, window_s: Math.round(windowMs / 1000) },
+        details: { limit: r.limit, retry_after_s: r.retryAfterS, ...written },
       }).catch((e: unknown) => deps.logger?.warn({ err: (e as Error).message, limit: r.limit }, 'audit of a limit refusal failed'));
     },
   };
