@@ -23,6 +23,18 @@ function actorField(principal: 'Agent' | 'User', comment: string): string {
   return principal === 'User' ? `\n    actor: String,${comment ? `        ${comment}` : ''}` : '';
 }
 
+/**
+ * The identity attributes of an `Agent`, which a `SubAgent` (acting as the delegating agent) carries
+ * too: policy/entities.ts fills both from the same principal.
+ */
+const IDENTITY_ATTRIBUTES = `spiffe_id: String,
+    trust_domain: String,
+    path: String,
+    namespace: String,
+    service_account: String,
+    attestor: String,
+    attestor_kind: String,`;
+
 function schemaFor(principal: 'Agent' | 'User'): string {
   return `namespace Tessera {
   // A person on whose behalf agents act (a task token whose \`sub\` is a user, docs/users.md).
@@ -39,13 +51,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   // "kubernetes" attestor (never from the SPIFFE path); otherwise, and when unknown, "".
   // Pin trust_domain and attestor in every policy that grants something.
   entity Agent {
-    spiffe_id: String,
-    trust_domain: String,
-    path: String,
-    namespace: String,
-    service_account: String,
-    attestor: String,
-    attestor_kind: String,
+    ${IDENTITY_ATTRIBUTES}
   } tags String;
 
   // Secrets live in folders: Secret::"healthcare/prod/db" in Folder::"healthcare/prod"
@@ -69,13 +75,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   // acts as the delegating agent, so it carries that agent's identity attributes besides its name.
   entity SubAgent {
     name: String,
-    spiffe_id: String,
-    trust_domain: String,
-    path: String,
-    namespace: String,
-    service_account: String,
-    attestor: String,
-    attestor_kind: String,
+    ${IDENTITY_ATTRIBUTES}
   };
 
   // token.delegate only: the task being opened (a root task) or delegated (a child).
