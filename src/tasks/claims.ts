@@ -80,7 +80,11 @@ const actor: z.ZodType<Actor> = z.lazy(() =>
 /** The `tessera` claim of agent and task tokens: the acting agent's attestor name and kind, and the attributes it proved (ADR 0021). */
 export const attestationClaimSchema = z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial();
 
-export const taskClaimsSchema = z.object({
+/**
+ * The registered claims (RFC 7519 §4.1) of agent and task tokens, as Tessera bounds them: `exp`,
+ * `iat`, `nbf` in epoch seconds, `aud` one string or 1–16, `jti` 16–128 characters.
+ */
+export const registeredClaimsShape = {
   iss: z.string().min(1),
   sub: z.string().min(1).max(2048),
   aud: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)]),
@@ -88,6 +92,10 @@ export const taskClaimsSchema = z.object({
   iat: z.number().int().positive(),
   nbf: z.number().int().positive().optional(),
   jti: z.string().min(16).max(128),
+};
+
+export const taskClaimsSchema = z.object({
+  ...registeredClaimsShape,
   act: actor,
   txn,
   ptxn: txn.optional(),

@@ -14,17 +14,11 @@ import type { AuditWhere } from '../audit/events.js';
 import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256, signEs256Async } from './jws.js';
-import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, attestationClaimSchema, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
+import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, attestationClaimSchema, registeredClaimsShape, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
-  iss: z.string().min(1),
-  sub: z.string().min(1).max(2048),
-  aud: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(16)]),
-  exp: z.number().int().positive(),
-  iat: z.number().int().positive(),
-  nbf: z.number().int().positive().optional(),
-  jti: z.string().min(16).max(128),
+  ...registeredClaimsShape,
   /** Attestation facts (ADR 0021): attestor name and kind, and the attributes it proved. */
   tessera: attestationClaimSchema.optional(),
   /** RFC 7800 §3.1 confirmation: DPoP binding to a key's RFC 7638 SHA-256 thumbprint (RFC 9449 §6.1). */
