@@ -139,9 +139,9 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   const { store, clock, audit, leases } = deps;
   const maxTokenTtlMs = deps.maxTokenTtlMs ?? 24 * 3_600_000;
 
-  /** Active (not lifted) revocations by id, and `kind \0 target` → ids. */
+  /** Active (not lifted) revocations by id, and kind → target → ids. */
   let byId = new Map<string, Revocation>();
-  let byTarget = new Map<string, Set<string>>();
+  let byTarget = new TargetIndex();
 
   /** Whether the first load from the store is done (later loads may bring revocations other replicas recorded). */
   let loaded = false;
@@ -149,30 +149,26 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   /** Ids recorded locally while a refresh is reading the store, so the swap cannot drop them. */
   let recordedDuringRefresh: Set<string> | undefined;
 
-  const key = (kind: RevocationKind, target: string): string => `${kind}\u0000${target}`;
+  /** Changes on every addition to the set checks consult (see RevocationChecker.generation). */
+  let generation = 0;
 
   function add(r: Revocation, intoId = byId, intoTarget = byTarget): void {
     intoId.set(r.id, r);
-    const k = key(r.kind, r.target);
-    let ids = intoTarget.get(k);
-    if (!ids) intoTarget.set(k, (ids = new Set()));
-    ids.add(r.id);
+    intoTarget.add(r.kind, r.target, r.id);
+    generation++;
   }
 
   function remove(id: string): void {
     const r = byId.get(id);
     if (!r) return;
     byId.delete(id);
-    const k = key(r.kind, r.target);
-    const ids = byTarget.get(k);
-    ids?.delete(id);
-    if (ids && ids.size === 0) byTarget.delete(k);
+    byTarget.delete(r.kind, r.target, id);
   }
 
   /** O(1) in practice (one revocation per target); expired entries are dropped as they are met. */
   function active(kind: RevocationKind, target: string | undefined, now: number): boolean {
     if (target === undefined) return false;
-    const ids = byTarget.get(key(kind, target));
+    const ids = byTarget.get(kind, target);
     if (!ids) return false;
     for (const id of ids) {
       const r = byId.get(id);
@@ -268,6 +264,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   }
 
   const service: RevocationService = {
+    generation() {
+      return generation;
+    },
+
     isRevoked(subject) {
       return service.isPrincipalRevoked(subject);
     },
@@ -297,7 +297,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     agentRevocation(spiffeId) {
       if (byId.size === 0 || !active('agent', spiffeId, clock.now())) return undefined;
       // The one that lasts longest (until lifted first): lifting it is what lets the agent back in.
-      const rs = [...(byTarget.get(key('agent', spiffeId)) ?? [])].map((id) => byId.get(id)).filter((r): r is Revocation => r !== undefined);
+      const rs = [...(byTarget.get('agent', spiffeId) ?? [])].map((id) => byId.get(id)).filter((r): r is Revocation => r !== undefined);
       const last = rs.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity))[0];
       return last ? { id: last.id, expiresAt: last.expiresAt } : undefined;
     },
@@ -424,7 +424,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       const local = recordedDuringRefresh;
       recordedDuringRefresh = undefined;
       const nextId = new Map<string, Revocation>();
-      const nextTarget = new Map<string, Set<string>>();
+      const nextTarget = new TargetIndex();
       for (const row of rows) if ((REVOCATION_KINDS as readonly string[]).includes(row.kind)) add(toRevocation(row), nextId, nextTarget);
       for (const id of local) {
         const r = byId.get(id);
@@ -435,10 +435,40 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       const learnt = loaded ? [...nextId.values()].filter((r) => !byId.has(r.id) && r.kind !== 'lease') : [];
       byId = nextId;
       byTarget = nextTarget;
+      generation++;
       loaded = true;
       notify('refresh', changed);
       if (learnt.length) await closeLearnt(learnt);
     },
   };
   return service;
+}
+
+/**
+ * Revocation ids by kind, then target: the verification hot path asks up to a dozen (kind,
+ * target) pairs per task token, and nested maps answer without building a `kind + target`
+ * string per question.
+ */
+class TargetIndex {
+  private readonly kinds = new Map<RevocationKind, Map<string, Set<string>>>();
+
+  get(kind: RevocationKind, target: string): Set<string> | undefined {
+    return this.kinds.get(kind)?.get(target);
+  }
+
+  add(kind: RevocationKind, target: string, id: string): void {
+    let targets = this.kinds.get(kind);
+    if (!targets) this.kinds.set(kind, (targets = new Map()));
+    let ids = targets.get(target);
+    if (!ids) targets.set(target, (ids = new Set()));
+    ids.add(id);
+  }
+
+  delete(kind: RevocationKind, target: string, id: string): void {
+    const targets = this.kinds.get(kind);
+    const ids = targets?.get(target);
+    if (!ids) return;
+    ids.delete(id);
+    if (ids.size === 0) targets!.delete(target);
+  }
 }

@@ -18,6 +18,13 @@ export interface RevocationSubject {
 export interface RevocationChecker {
   /** True when the token, its agent, its task (or an ancestor task), its user or an agent of its chain is revoked. */
   isRevoked(subject: RevocationSubject): boolean;
+  /**
+   * A number that changes whenever a revocation is added to the set `isRevoked` consults (a local
+   * revoke, or one learnt from the store). Lifts and expiries only remove, so a subject found NOT
+   * revoked at generation g stays not revoked while the generation is g: the token service keeps
+   * that answer with a cached verification instead of asking again. Absent: ask every time.
+   */
+  generation?(): number;
   /** True when new logins for this SPIFFE ID must be refused. */
   isAgentRevoked(spiffeId: string): boolean;
   /** The revocation in force for this SPIFFE ID (its id and end, epoch ms or null = until lifted), if any: what an operator lifts. */

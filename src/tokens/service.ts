@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { randomIdBytes } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
 import { attestedPrincipalFields, type AgentPrincipal } from '../shared/principal.js';
-import type { RevocationChecker } from '../shared/revocation.js';
+import type { RevocationChecker, RevocationSubject } from '../shared/revocation.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { MetricsRegistry, Counter } from '../shared/metrics.js';
 import { AuthCache } from '../shared/auth-cache.js';
@@ -129,6 +129,10 @@ interface Verified {
   readonly claims: AgentTokenClaims | TaskClaims;
   /** Built once per cached verification; revocation is still checked on every use. */
   principal?: AgentPrincipal;
+  /** What the revocation check asks about (the principal and the token's issue time), built once with it. */
+  subject?: RevocationSubject;
+  /** The revocation generation at which this token was last found not revoked (RevocationChecker.generation). */
+  clearAt?: number;
 }
 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
@@ -271,10 +275,15 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   function principalOf(v: Verified): AgentPrincipal {
     v.principal ??= buildPrincipal(v);
     const p = v.principal;
-    // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups only.
-    if (revocations.isRevoked({ ...p, issuedAt: v.claims.iat * 1000 })) {
+    v.subject ??= { ...p, issuedAt: v.claims.iat * 1000 };
+    // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups
+    // only, and none at all while no revocation has been added since this token was last clear.
+    const generation = revocations.generation?.();
+    if (generation !== undefined && v.clearAt === generation) return p;
+    if (revocations.isRevoked(v.subject)) {
       throw new TesseraError('TESSERA_TOKEN_REVOKED', p.task !== undefined ? 'the token, its agent, its task (or a task above it), its user or an agent of its chain has been revoked' : 'the token or its agent has been revoked');
     }
+    v.clearAt = generation;
     return p;
   }
 
