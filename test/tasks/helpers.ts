@@ -31,7 +31,7 @@ when { principal.trust_domain == "tessera.local" && resource.trust_domain == "te
 
 @id("no-task-on-every-secret")
 forbid (principal, action == Tessera::Action::"token.delegate", resource)
-when { context.delegation.scopes.contains("secret:**") };
+when { context.delegation.covers_all.contains("secret") };
 
 @id("no-intruder")
 forbid (principal, action == Tessera::Action::"token.delegate", resource == Tessera::Agent::"${INTRUDER}");
