@@ -10,6 +10,7 @@ import { GRANT_TOKEN_EXCHANGE } from './exchange.js';
 import type { TokenService } from './service.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from '../tasks/claims.js';
+import type { DpopGuard } from '../dpop/guard.js';
 
 export interface TokenRevoker {
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { reason?: string }): Promise<unknown>;
@@ -34,6 +35,11 @@ export interface TokenRouteDeps {
   readonly dpopNonce?: () => string | undefined;
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
+  /**
+   * DPoP (RFC 9449): RFC 7009 revocation of a DPoP-bound token needs a proof by its key, as any
+   * other use of it does — a bound token alone (leaked, stolen) must not end its task tree.
+   */
+  readonly dpop: Pick<DpopGuard, 'tokenRequestProof' | 'mark'>;
 }
 
 function requireForm(req: FastifyRequest): void {
@@ -89,8 +95,23 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   app.post('/v1/oauth/revoke', { config: { oauth: true } }, async (req, reply) => {
     requireForm(req);
     const { token } = parseInput(tokenParam, req.body);
+    let v: Awaited<ReturnType<TokenService['verifyAnyAudience']>>;
     try {
-      const v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+    } catch (e) {
+      if (!(e instanceof TesseraError) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_STORE_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
+      return reply.status(200).send({}); // RFC 7009 §2.2: an invalid token is no error
+    }
+    // A bound token is used only with a proof of its key (RFC 9449 §7), here too: otherwise
+    // whoever saw a bound token could end its whole task tree without the key. Refused with the
+    // DPoP code (400 invalid_dpop_proof), never silently ignored, so a client knows it did not happen.
+    const jkt = v.claims.cnf?.jkt;
+    if (jkt !== undefined) {
+      const proofJkt = await deps.dpop.tokenRequestProof({ method: req.method, target: req.url, proof: req.headers.dpop });
+      if (proofJkt === undefined) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu this endpoint)'));
+      if (proofJkt !== jkt) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the token is bound to (cnf.jkt); only the key holder may revoke a bound token'));
+    }
+    try {
       const { claims, principal } = v;
       const where = { source: req.ip, requestId: req.id };
       if (v.kind === 'task') {
