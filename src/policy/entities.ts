@@ -153,6 +153,8 @@ export interface DelegationContext {
   readonly max_depth: number;
   readonly bound: boolean;
   readonly tctx: Readonly<Record<string, string>>;
+  /** The `tctx` keys this task adds to its parent's (a root task: all of its own); the delegator's word, not its parent's. */
+  readonly added_facts?: readonly string[];
 }
 
 function delegationRecord(v: unknown): CedarValueJson {
@@ -161,9 +163,11 @@ function delegationRecord(v: unknown): CedarValueJson {
     throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation needs scopes (strings), purpose, depth, max_depth, bound and tctx');
   }
   if (!d.scopes.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation.scopes must be strings');
+  const added = d.added_facts ?? Object.keys(d.tctx ?? {});
+  if (!Array.isArray(added) || !added.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation.added_facts must be strings');
   // covers_all: the kinds the scopes cover whole TOGETHER (glob containment, not string equality),
   // so a forbid on "a task on every secret" cannot be passed by `secret:**/**` or `secret:* secret:*/**`.
-  return { scopes: [...d.scopes], covers_all: kindsCoveredWhole(d.scopes), purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx) };
+  return { scopes: [...d.scopes], covers_all: kindsCoveredWhole(d.scopes), purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx), added_facts: [...added] };
 }
 
 export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<string, unknown>> | undefined): Context {

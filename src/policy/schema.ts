@@ -71,6 +71,7 @@ export const SCHEMA_TEXT = `namespace Tessera {
     max_depth: Long,        // the bound of its subtree
     bound: Bool,            // sender-constrained (DPoP, cnf.jkt)
     tctx: {},               // its task facts (open, like args)
+    added_facts: Set<String>, // the tctx keys this delegation adds (a root task: all): the delegator's word
   };
 
   type RequestContext = {

@@ -63,7 +63,7 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
   const resource = actor
     ? ({ type: 'Agent', spiffeId: actor.principal.spiffeId, principal: actor.principal } as const)
     : ({ type: 'SubAgent', label: params.label!, actingAs: parent } as const);
-  ctx.decide(parent, resource, { scopes: scope, purpose, depth, max_depth: maxDepth, bound: jkt !== undefined, tctx });
+  ctx.decide(parent, resource, { scopes: scope, purpose, depth, max_depth: maxDepth, bound: jkt !== undefined, tctx, added_facts: Object.keys(tctx).filter((k) => !Object.hasOwn(c.tctx ?? {}, k)) });
   const hop: Actor = actor ? { sub: actor.principal.spiffeId } : { sub: parent.spiffeId, label: params.label! };
   const actors: Actor[] = [...(parent.actors ?? []), hop];
   // The attestation facts of whoever acts now: the sub-agent's own, or (a label) the delegating agent's.

@@ -24,7 +24,7 @@ export async function openRootTask(ctx: HandlerContext, subject: Extract<Verifie
   const exp = childExpiry(ctx.now, Math.floor(agent.expiresAt / 1000), params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, 'subject agent token');
   const jkt = childBinding({ subjectJkt: agent.cnf?.jkt, proofJkt: req.proofJkt });
   const tctx = params.tctx ?? {};
-  ctx.decide(agent, { type: 'Agent', spiffeId: agent.spiffeId, principal: agent }, { scopes: params.scope, purpose: params.purpose, depth: 0, max_depth: maxDepth, bound: jkt !== undefined, tctx });
+  ctx.decide(agent, { type: 'Agent', spiffeId: agent.spiffeId, principal: agent }, { scopes: params.scope, purpose: params.purpose, depth: 0, max_depth: maxDepth, bound: jkt !== undefined, tctx, added_facts: Object.keys(tctx) });
   const txn = randomId('task_');
   const tessera = subject.claims.tessera;
   return {

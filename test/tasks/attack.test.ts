@@ -5,7 +5,9 @@
  *      `context.delegation.covers_all`, the kinds the scopes cover whole together;
  *   2. a child delegated with an actor_token outlived the sub-agent's own agent token, and was
  *      usable at audiences the sub-agent's token was not for;
- *   3. RFC 7009 revocation of a DPoP-bound token without its key ended the whole task tree.
+ *   3. RFC 7009 revocation of a DPoP-bound token without its key ended the whole task tree;
+ *   4. a task holder added, below the root, the fact that opens a fence (`ticket`) — Cedar now
+ *      sees `context.delegation.added_facts`, and the documented fence comes with its pair.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -141,3 +143,25 @@ async function waitForSecond(second: number): Promise<void> {
   for (let i = 0; i < 300 && Math.floor(Date.now() / 1000) < second; i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(Math.floor(Date.now() / 1000) >= second);
 }
+
+test('a delegator cannot add the fact that opens a fence (context.delegation.added_facts); a ticket from the root is inherited', async () => {
+  assert.equal((await h.admin('PUT', '/v1/admin/secrets/team/tickets/t1', { value: 'value-ticket-attack', mode: 'read' })).status, 200);
+  h.sensitive.add('value-ticket-attack');
+  const none = await openTask(h, orch, { scope: 'secret:team/**', purpose: 'no ticket' });
+  const read = async (token: string) => h.agent(token, 'GET', '/v1/secrets/team/tickets/t1');
+  assert.equal((await read(none.token)).body.error.code, 'TESSERA_POLICY_DENIED');
+  for (const extra of [{ label: 'helper' }, { label: 'helper', tctx: '{"step":"1"}' }] as Array<Record<string, string>>) {
+    const child = await delegate(h, none.token, { ...extra, scope: 'secret:team/tickets/**' });
+    assert.equal((await read(child.token)).body.error.code, 'TESSERA_POLICY_DENIED', 'a child without the fact stays fenced');
+  }
+  const sub = await h.login(await h.joinToken(SUB));
+  for (const extra of [{ label: 'helper' }, { actor_token: sub, actor_token_type: ACCESS }] as Array<Record<string, string>>) {
+    const r = await exchange(h, { subject_token: none.token, ...extra, scope: 'secret:team/tickets/**', tctx: '{"ticket":"INC-42"}' });
+    assertRefused(r, 400, 'invalid_request', 'TESSERA_TASK_DELEGATION_DENIED');
+    assert.deepEqual(r.body.details?.policies, ['ticket-only-from-the-root']);
+  }
+  // Declared at the root, the fact is inherited (not added) and the fence opens.
+  const inc = await openTask(h, orch, { scope: 'secret:team/**', purpose: 'ticket', tctx: '{"ticket":"INC-42"}' });
+  const child = await delegate(h, inc.token, { label: 'reader', scope: 'secret:team/tickets/**', tctx: '{"ticket":"INC-42","step":"2"}' });
+  assert.equal((await read(child.token)).status, 200);
+});
