@@ -2,7 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -22,7 +22,7 @@ import { createAdminTokenService } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
-import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError } from './policy/index.js';
+import { createPolicyEngine, createDevPolicyEngine, registerPolicyRoutes, validatePolicyDir, formatPolicyError, unservedTrustDomains, describeUnserved } from './policy/index.js';
 import { count } from './shared/plural.js';
 import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
@@ -38,6 +38,8 @@ import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
 import { TokenBuckets } from './shared/rate-limit.js';
 import { buildOriginPolicy } from './server/origin.js';
+import { createUserTokenVerifier } from './users/verify.js';
+import { createAuthorizationServer, createClientResolver, createFederatedLogin, registerAuthorizationRoutes, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN } from './users/oauth/index.js';
 import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
 import { sha256 } from './shared/crypto.js';
 
@@ -203,7 +205,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
-    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch });
+    const makePolicy = (dir: string) => createPolicyEngine({ dir, clock, logger, audit, metrics, cacheSize: config.policy.cache_size, cacheSizePerPrincipal: config.policy.cache_size_per_principal, watch: config.policy.watch, epoch, servedTrustDomains: trustDomainsOf(config).list() });
     const policy = mode === 'dev'
       ? createDevPolicyEngine({ configuredDir: resolve(config.policy.dir), demoDir: DEMO_POLICY_DIR, make: makePolicy, logger })
       : makePolicy(resolve(config.policy.dir));
@@ -309,13 +311,33 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Authorize step of the request pipeline: token scope ∩ Cedar for the acting agent.
     const authorizer = createRequestAuthorizer(policy);
     // Task tokens and delegation (src/tasks, docs/tasks.md).
+    // People: tokens of the trusted OpenID Providers (src/users, docs/users.md).
+    const users = createUserTokenVerifier({ issuers: config.users.issuers, clock, skewMs: config.tokens.clock_skew });
     const tasks = createTaskExchange({
+      onBehalf: { users, revocations },
       tokens, authorizer, store, audit, clock, audiences, taskTtlMs: config.tokens.task_ttl,
       maxDepth: delegation.max_depth, requireBindingForLabels: delegation.require_dpop_for_labels, dpop,
       limit: { buckets: new TokenBuckets({ perSecond: delegation.rate_limit.per_second, burst: delegation.rate_limit.burst }, clock), audit: limitAudit },
     });
+    // Tessera's authorization server for people (MCP clients, `tessera login --oidc`; docs/users.md).
+    const asConfig = config.users.authorization_server;
+    const loginIssuer = config.users.issuers.find((i) => i.name === asConfig.login_issuer);
+    const authorizationServer = asConfig.enabled && loginIssuer
+      ? createAuthorizationServer({
+        config: asConfig, loginIssuer, issuer, audiences, trustDomain: config.trust_domain, store, audit, clock, tasks, revoker: revocations, revocations,
+        clients: createClientResolver({ config: asConfig, trustDomain: config.trust_domain, clock }),
+        login: createFederatedLogin({ issuer: loginIssuer, redirectUri: `${issuer}/v1/oauth/callback`, hmac: (v) => audit.hmac(v), env }),
+      })
+      : undefined;
+    if (authorizationServer) {
+      const prune = setInterval(() => void store.withLeaderLock('tessera-oauth-prune', () => authorizationServer.prune()).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'oauth prune failed')), RECONCILE_INTERVAL_MS);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
     const exchange = createTokenExchange({
+      ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
       attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks,
+      userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
         perSource: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock),
@@ -330,7 +352,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
-    const gw = createGateway({ config: config.gateway, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
+    const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}) });
     gatewayRef.current = gw;
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
@@ -353,7 +375,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
-    registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
+    if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
+    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined) });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
@@ -371,10 +394,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
 
     let joinToken: string | undefined;
+    let joinTokenFile: string | undefined;
     // A configuration may bound join tokens below 1 h, or not enable them at all.
     if (mode === 'dev' && joinAttestor?.kind === 'join_token') {
       const demo = await joinTokens.create({ spiffeId: `spiffe://${config.trust_domain}/ns/healthcare/sa/patient-reader`, ttlMs: Math.min(3_600_000, joinAttestor.max_ttl), labels: {} });
       joinToken = demo.token;
+      // Also in a 0600 file of the data directory: `tessera login --join-token-file` keeps the
+      // token out of the process list and the shell history (a new one replaces it every start).
+      joinTokenFile = join(resolve(config.data_dir), 'demo-join-token');
+      rmSync(joinTokenFile, { force: true });
+      writeFileSync(joinTokenFile, `${demo.token}\n`, { mode: 0o600, flag: 'wx' });
     }
 
     let closed = false;
@@ -382,7 +411,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       url: issuer,
       localUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
       adminToken,
+      ...(mode === 'dev' && adminToken ? { adminTokenFixed: adminToken === options.rootToken } : {}),
       joinToken,
+      ...(joinTokenFile ? { joinTokenFile } : {}),
       get policy() {
         const st = policy.status();
         return { dir: st.dir, demo: st.demo === true, configuredDir: st.configuredDir ?? st.dir, ids: st.ids };
@@ -512,8 +543,11 @@ export const runtime: Runtime = {
       const v = validatePolicyDir(config.policy.dir);
       for (const e of v.errors) problems.push({ key: 'policy.dir', path: resolve(e.file), message: formatPolicyError(e) });
       if (v.ok) notes.push({ key: 'policy.dir', path: resolve(config.policy.dir), message: `${count(v.policies, 'policy', 'policies')} in ${count(v.files.length, 'file')}, valid` });
+      // Valid Cedar that can never match: a pinned trust domain this configuration does not serve.
+      const served = trustDomainsOf(config).list();
+      for (const u of unservedTrustDomains(v.pinned, served)) notes.push({ key: 'policy.dir', path: resolve(u.file), message: `warning: ${describeUnserved(u, served)}` });
     }
-    return { ok: problems.length === 0, config: opts.configPath, problems, notes, checked };
+    return { ok: problems.length === 0, config: opts.configPath, problems, notes, warnings: r.warnings, checked };
   },
   async archiveAuditOffline(opts) {
     const config = serverConfig(opts);

@@ -76,8 +76,13 @@ export type AuditEvent =
   | Base<'gateway.exfiltration_suspected', { server: string; tool: string; hit_kind: string; form: string; label?: string; path?: string; in_error: boolean; split?: boolean }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>
-  | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string }>
+  | Base<'gateway.upstream_started', { server: string; transport: string; isolation: string; run_as?: string }>
+  | Base<'gateway.tool_name_refused', { server: string; tool: string; why: string }>
   | Base<'gateway.upstream_stopped', { server: string; transport: string; cause: string }>
+  | Base<'oauth.authorized', { client_id: string; code_hmac: string }>
+  | Base<'oauth.token_issued', { grant: string; client_id: string; family: string; refresh_hmac?: string; bound: boolean }>
+  | Base<'oauth.refresh_revoked', { family: string; cause: 'reuse' | 'holder' | 'code_replay'; tasks: number }>
+  | Base<'oauth.refused', { code: string; client_id?: string; grant?: string }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Help, Option } from 'commander';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { decodeJwt, looksLikeJwt } from '../sdk/jwt.js';
 import { JOIN_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type TokenResponse } from '../sdk/client.js';
 import { normalizeAddr } from '../sdk/http.js';
@@ -9,6 +9,7 @@ import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
+import { DEFAULT_LOGIN_FILE, oidcLogin } from './login-oidc.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
@@ -129,13 +130,43 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const isJson = (cmd: Command): boolean => globals(cmd).json === true;
   const stdinValue = async (v: string): Promise<string> => (v === '-' ? (await readAll(io.stdin)).trim() : v);
 
-  /** Writes a secret to a new file readable only by its owner; refuses to overwrite. */
-  const writeSecretFile = async (path: string, value: string): Promise<void> => {
+  /**
+   * Creates `--out` (new, empty, mode 0600) BEFORE anything is spent — a one-time join token, the
+   * first admin token of a data directory — so an existing file or an unwritable directory fails
+   * first; `write` fills it, `discard` removes the empty file when the command fails.
+   */
+  const reserveOutFile = async (path: string): Promise<{ write(value: string): Promise<void>; discard(): Promise<void> }> => {
+    let fh: FileHandle;
     try {
-      await writeFile(path, value + '\n', { mode: 0o600, flag: 'wx' });
+      fh = await open(path, 'wx', 0o600);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${path} already exists; remove it or choose another --out path` : `cannot write ${path} (${code ?? 'error'})`, EXIT.REFUSED);
+      throw new CliError('TESSERA_CLI_FILE_WRITE_FAILED', code === 'EEXIST' ? `${path} already exists; remove it or choose another --out path (nothing was sent)` : `cannot write ${path} (${code ?? 'error'}; nothing was sent)`, EXIT.REFUSED);
+    }
+    return {
+      async write(value) {
+        try {
+          await fh.writeFile(value + '\n');
+        } finally {
+          await fh.close();
+        }
+      },
+      async discard() {
+        await fh.close().catch(() => undefined);
+        await rm(path, { force: true });
+      },
+    };
+  };
+
+  /** Runs `fn` with `--out` reserved first (when given); the file is removed if `fn` fails. */
+  const withOutFile = async <T>(path: string | undefined, fn: (file: { write(value: string): Promise<void> } | undefined) => Promise<T>): Promise<T> => {
+    const file = path ? await reserveOutFile(path) : undefined;
+    let written = false;
+    try {
+      return await fn(file && { write: async (v) => { await file.write(v); written = true; } });
+    } catch (e) {
+      if (file && !written) await file.discard();
+      throw e;
     }
   };
 
@@ -158,7 +189,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
         const p = server.policy;
-        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
+        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(server.joinTokenFile ? { join_token_file: server.joinTokenFile } : {}), ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
       } else {
         out(devBanner(server));
       }
@@ -191,6 +222,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       else {
         out(r.ok ? `ok: ${opts.config} is valid (nothing was started, created or written)` : `${opts.config}: ${count(r.problems.length, 'problem')} (nothing was started, created or written)`);
         for (const p of r.problems) out(`  ${esc(p.key)}: ${esc(p.message)}`);
+        for (const w of r.warnings ?? []) out(`  warning: ${esc(w.key)}: ${esc(w.message)}`);
         for (const n of r.notes) out(`  note: ${esc(n.key)}: ${esc(n.message)}`);
       }
       if (!r.ok) throw new CliError('TESSERA_CONFIG_INVALID', `${opts.config}: ${count(r.problems.length, 'problem')}; \`tessera server\` would not start or a feature would fail`, EXIT.REFUSED);
@@ -203,8 +235,12 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--data-dir <dir>', 'data directory (overrides the configuration)')
     .option('--out <file>', 'write the admin token to this new file (mode 0600) instead of printing it')
     .action(async (opts: { config?: string; dataDir?: string; out?: string }, cmd: Command) => {
-      const r = await runtime.init({ configPath: opts.config, dataDir: opts.dataDir });
-      if (opts.out) await writeSecretFile(opts.out, r.adminToken);
+      // --out is created first: the first admin token is shown once, it must have somewhere to go.
+      const r = await withOutFile(opts.out, async (file) => {
+        const done = await runtime.init({ configPath: opts.config, dataDir: opts.dataDir });
+        await file?.write(done.adminToken);
+        return done;
+      });
       if (isJson(cmd)) {
         printJson({ data_dir: r.dataDir, master_key_file: r.masterKeyFile, ...(opts.out ? { admin_token_file: opts.out } : { admin_token: r.adminToken }) });
         return;
@@ -252,53 +288,85 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   program
     .command('login')
     .description('exchange an attestation (join token or workload JWT file) for an agent token (RFC 8693)')
-    .option('--join-token <token>', 'one-time join token (`-` reads it from stdin)')
+    .option('--join-token <token>', 'one-time join token; `-` reads it from stdin (an argument is visible in the process list)')
+    .option('--join-token-file <path>', 'read the one-time join token from this file')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks")
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks; with --oidc, the resource of the person's token (default <addr>/mcp)")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
-    .action(async (opts: { joinToken?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean }, cmd: Command) => {
+    .option('--oidc', 'log in as a person through Tessera\'s authorization server (browser, PKCE, loopback redirect); stores a refresh token in --out (default ~/.config/tessera/login.json, mode 0600) for `tessera mcp --login-file`')
+    .option('--client-id <id>', 'with --oidc: the registered public client (default tessera-cli)')
+    .option('--scope <scopes>', 'with --oidc: space-separated scope strings (default: the server\'s users.authorization_server.default_scope)')
+    .option('--open', 'with --oidc: open the system browser (default: only print the URL)')
+    .action(async (opts: { joinToken?: string; joinTokenFile?: string; tokenFile?: string; audience?: string; out?: string; print?: boolean; oidc?: boolean; clientId?: string; scope?: string; open?: boolean }, cmd: Command) => {
+      if (opts.oidc) {
+        if (opts.joinToken !== undefined || opts.joinTokenFile !== undefined || opts.tokenFile !== undefined || opts.print) throw usage('--oidc logs a person in through the browser: it takes no --join-token, --join-token-file, --token-file or --print');
+        const addr = addrOf(cmd);
+        const shutdown = waitForShutdown(io);
+        const stop = new AbortController();
+        void shutdown.promise.then(() => stop.abort());
+        try {
+          const r = await oidcLogin({ addr, out: opts.out ?? DEFAULT_LOGIN_FILE(io.env), clientId: opts.clientId ?? 'tessera-cli', resource: opts.audience ?? `${addr}/mcp`, ...(opts.scope ? { scope: opts.scope } : {}), open: opts.open === true, timeoutMs: 5 * 60_000, io, signal: stop.signal });
+          if (isJson(cmd)) return printJson({ user: r.user ?? null, login_file: r.file, scope: r.scope });
+          info(`logged in as ${cell(r.user ?? '?')}; refresh token stored in ${r.file} (mode 0600). Use it with: tessera mcp --login-file ${r.file}`);
+          return;
+        } finally {
+          shutdown.cancel();
+        }
+      }
       if (opts.joinToken === '') throw usage('--join-token is empty: did the command that produced it fail? (`J=$(tessera join-token create …)` leaves J empty then)');
-      if ((opts.joinToken === undefined) === (opts.tokenFile === undefined)) throw usage('give exactly one of --join-token or --token-file');
+      const sources = [opts.joinToken, opts.joinTokenFile, opts.tokenFile].filter((x) => x !== undefined).length;
+      if (sources !== 1) throw usage('give exactly one of --join-token, --join-token-file or --token-file (or --oidc to log in as a person)');
       // Decide where the token goes BEFORE logging in: a join token is single-use, and an
       // agent token must not land in a terminal's scrollback by accident.
       const toStdout = !opts.out && (opts.print === true || io.stdout.isTTY !== true);
       if (!opts.out && !toStdout) {
         throw usage('refusing to print an agent token to a terminal; use --out FILE, capture the output (e.g. `TESSERA_TOKEN=$(tessera login ...) && export TESSERA_TOKEN`), or pass --print');
       }
+      const readTokenFile = async (path: string, flag: string): Promise<string> => {
+        requireLocalPath(path, 'file', flag);
+        try {
+          return (await readFile(path, 'utf8')).trim();
+        } catch (e) {
+          throw usage(`cannot read ${flag} ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      };
       let subjectToken: string;
       let type: string;
-      if (opts.joinToken) {
+      if (opts.joinToken !== undefined) {
         subjectToken = await stdinValue(opts.joinToken);
         type = JOIN_TOKEN_TYPE;
+        if (!subjectToken) throw usage('the join token read from stdin is empty: did the command that produced it fail?');
+      } else if (opts.joinTokenFile !== undefined) {
+        subjectToken = await readTokenFile(opts.joinTokenFile, '--join-token-file');
+        type = JOIN_TOKEN_TYPE;
+        if (!subjectToken) throw usage(`--join-token-file ${opts.joinTokenFile} is empty`);
       } else {
-        requireLocalPath(opts.tokenFile!, 'file', '--token-file');
-        try {
-          subjectToken = (await readFile(opts.tokenFile!, 'utf8')).trim();
-        } catch (e) {
-          throw usage(`cannot read --token-file ${opts.tokenFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-        }
+        subjectToken = await readTokenFile(opts.tokenFile!, '--token-file');
         type = JWT_TOKEN_TYPE;
+        if (!subjectToken) throw usage(`--token-file ${opts.tokenFile} is empty`);
       }
-      if (!subjectToken) throw usage('the attestation token is empty');
-      const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
-      const r = await t.request<TokenResponse>('POST', '/v1/oauth/token', {
-        form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: type, audience: opts.audience },
+      // --out is created before the exchange: an existing file must not cost a one-time join token.
+      await withOutFile(opts.out, async (file) => {
+        const t = agentTransport({ addr: addrOf(cmd), fetch: io.fetch });
+        const r = await t.request<TokenResponse>('POST', '/v1/oauth/token', {
+          form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: type, audience: opts.audience },
+        });
+        let sub: unknown;
+        try {
+          sub = decodeJwt(r.access_token).claims.sub;
+        } catch {
+          sub = undefined;
+        }
+        if (file) {
+          await file.write(r.access_token);
+          if (isJson(cmd)) return printJson({ token_file: opts.out, spiffe_id: sub, expires_in: r.expires_in, token_type: r.token_type });
+          info(`logged in as ${cell(sub)}; agent token written to ${opts.out} (expires in ${humanDuration(r.expires_in * 1000)})`);
+          return;
+        }
+        if (isJson(cmd)) return printJson({ access_token: r.access_token, issued_token_type: r.issued_token_type, token_type: r.token_type, expires_in: r.expires_in, spiffe_id: sub });
+        out(r.access_token);
       });
-      let sub: unknown;
-      try {
-        sub = decodeJwt(r.access_token).claims.sub;
-      } catch {
-        sub = undefined;
-      }
-      if (opts.out) {
-        await writeSecretFile(opts.out, r.access_token);
-        if (isJson(cmd)) return printJson({ token_file: opts.out, spiffe_id: sub, expires_in: r.expires_in, token_type: r.token_type });
-        info(`logged in as ${cell(sub)}; agent token written to ${opts.out} (expires in ${humanDuration(r.expires_in * 1000)})`);
-        return;
-      }
-      if (isJson(cmd)) return printJson({ access_token: r.access_token, issued_token_type: r.issued_token_type, token_type: r.token_type, expires_in: r.expires_in, spiffe_id: sub });
-      out(r.access_token);
     });
 
   // --- kv -------------------------------------------------------------------------
@@ -382,15 +450,23 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const policy = program.command('policy').description('Cedar policies');
   policy
     .command('validate <dir>')
-    .description('parse and validate every .cedar file in DIR against the Tessera schema (offline)')
-    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+    .description('parse and validate every .cedar file in DIR against the Tessera schema (offline); with --config, also warn about trust domains the server does not serve')
+    .option('--config <file>', "tessera.yaml: warn about each policy that pins a trust domain it does not serve (trust_domain and the spiffe attestors')")
+    .action(async (dir: string, opts: { config?: string }, cmd: Command) => {
       requireLocalPath(dir, 'directory', 'the policy directory', 'give the directory that holds the .cedar files (a YAML table of cases runs with `tessera policy test FILE`)');
+      if (opts.config !== undefined) requireLocalPath(opts.config, 'file', '--config');
       const mod = await policyModule();
       if (typeof mod.validatePolicyDir !== 'function') throw new CliError('TESSERA_CLI_UNSUPPORTED', 'this build has no offline policy validation', EXIT.REFUSED);
+      const served = opts.config !== undefined ? await servedTrustDomains(opts.config) : undefined;
       const r = mod.validatePolicyDir(dir);
-      if (isJson(cmd)) printJson(r);
-      else if (r.ok) out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
-      else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
+      const pinned = [...new Set((r.pinned ?? []).flatMap((p) => p.trustDomains ?? []))].sort();
+      const warnings = served && mod.unservedTrustDomains && mod.describeUnserved ? mod.unservedTrustDomains(r.pinned ?? [], served).map((u) => mod.describeUnserved!(u, served)) : [];
+      if (isJson(cmd)) printJson({ ok: r.ok, errors: r.errors, files: r.files, policies: r.policies, trust_domains: pinned, ...(served ? { served_trust_domains: served, warnings } : {}) });
+      else if (r.ok) {
+        out(`ok: ${count(r.policies, 'policy', 'policies')} in ${count(r.files.length, 'file')}`);
+        for (const w of warnings) info(`warning: ${w}`);
+        if (!served && pinned.length) info(`note: the policies pin ${count(pinned.length, 'trust domain')}: ${pinned.join(', ')}; --config FILE warns about any the server does not serve`);
+      } else for (const e of r.errors) info(mod.formatPolicyError ? mod.formatPolicyError(e) : `${cell(e.file)}:${e.line}:${e.column}: ${cell(e.message)}`);
       if (!r.ok) throw new CliError('TESSERA_POLICY_INVALID', `${count(r.errors.length, 'problem')} in ${dir}`, EXIT.REFUSED);
     });
   policy
@@ -729,18 +805,28 @@ function devBanner(s: RunningServer): string {
     `  export TESSERA_ADDR=${s.url}`,
   ];
   if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
+  if (s.adminToken && s.adminTokenFixed === false) {
+    // Every start without --root-token makes a new admin token; the earlier ones stay valid.
+    lines.push('  # a new admin token at every start (earlier ones keep working on this data directory); --root-token <value> keeps one');
+  }
   lines.push('  tessera kv put healthcare/prod/agents/patient-reader/greeting - --mode read <<< "hello from tessera"', '  tessera kv list healthcare/', '  tessera audit tail');
   if (s.joinToken) {
     lines.push(
       '',
       '  # log in as the demo agent with its one-time join token, then read the secret as that agent:',
-      `  AGENT_TOKEN=$(tessera login --join-token ${s.joinToken})`,
+      // From the 0600 file when there is one: a token on a command line shows in `ps` and the shell history.
+      s.joinTokenFile ? `  AGENT_TOKEN=$(tessera login --join-token-file ${shellWord(s.joinTokenFile)})` : `  AGENT_TOKEN=$(tessera login --join-token - <<< ${s.joinToken})`,
       `  curl -s -H "Authorization: Bearer $AGENT_TOKEN" ${s.url}/v1/secrets/healthcare/prod/agents/patient-reader/greeting`,
       '  tessera token inspect - <<< "$AGENT_TOKEN"',
     );
   }
   lines.push('', 'Press Ctrl-C to stop.');
   return lines.join('\n');
+}
+
+/** `word` as one shell word: as is when it has no special character, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 function formatEvent(e: Record<string, unknown>): string {
@@ -771,8 +857,12 @@ function pickColumns(rows: readonly Record<string, unknown>[], preferred: readon
   return present.length ? present : Object.keys(rows[0] ?? {}).slice(0, 6);
 }
 
+type PinnedPolicy = { id: string; file: string; line: number; trustDomains?: readonly string[] };
+
 interface PolicyModule {
-  validatePolicyDir?: (dir: string) => { ok: boolean; errors: readonly { file: string; line: number; column: number; message: string }[]; files: readonly string[]; policies: number };
+  validatePolicyDir?: (dir: string) => { ok: boolean; errors: readonly { file: string; line: number; column: number; message: string }[]; files: readonly string[]; policies: number; pinned?: readonly PinnedPolicy[] };
+  unservedTrustDomains?: (policies: Iterable<PinnedPolicy>, served: readonly string[]) => { policy: string; file: string; line: number; trustDomain: string }[];
+  describeUnserved?: (u: { policy: string; file: string; line: number; trustDomain: string }, served: readonly string[]) => string;
   formatPolicyError?: (e: { file: string; line: number; column: number; message: string }) => string;
   runPolicyTests?: (opts: { testFile: string; policyDir?: string }) => Promise<{
     ok: boolean;
@@ -791,6 +881,19 @@ interface PolicyModule {
 async function masterKeyModule(): Promise<{ generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string }> {
   const spec = '../secrets/master-key.js';
   return (await import(spec)) as { generateMasterKeyFile(path: string): Buffer; masterKeyId(key: Uint8Array): string };
+}
+
+/** The trust domains the configuration in `path` serves (trust_domain, then the spiffe attestors'); a bad file is a usage error. */
+async function servedTrustDomains(path: string): Promise<readonly string[]> {
+  const configSpec = '../config/load.js';
+  const tdSpec = '../identity/trust-domains.js';
+  const { loadConfigFile } = (await import(configSpec)) as { loadConfigFile(p: string): { trust_domain: string; attestors: readonly { kind: string; trust_domain?: string }[] } };
+  const { trustDomainsOf } = (await import(tdSpec)) as { trustDomainsOf(c: { trust_domain: string; attestors: readonly { kind: string; trust_domain?: string }[] }): { list(): readonly string[] } };
+  try {
+    return trustDomainsOf(loadConfigFile(path)).list();
+  } catch (e) {
+    throw usage(`--config: ${(e as Error).message}`);
+  }
 }
 
 async function policyModule(): Promise<PolicyModule> {

@@ -7,8 +7,12 @@ export interface RunningServer {
   url: string;
   /** Printed by `tessera dev` only (the dev root token). */
   adminToken?: string;
+  /** Dev mode: true when `adminToken` is the --root-token value (the same at every start), false when it was generated at this start. */
+  adminTokenFixed?: boolean;
   /** A fresh join token for the demo agent, printed by `tessera dev`. */
   joinToken?: string;
+  /** The same join token in a 0600 file (dev mode: `<data dir>/demo-join-token`), for `tessera login --join-token-file`. */
+  joinTokenFile?: string;
   /** The policy directory being served (dev banner): the demo set until `configuredDir` exists. */
   readonly policy?: { readonly dir: string; readonly demo: boolean; readonly configuredDir: string; readonly ids: readonly string[] };
   close(): Promise<void>;
@@ -20,6 +24,8 @@ export interface ConfigReport {
   readonly config: string;
   readonly problems: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
   readonly notes: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
+  /** Works, but weakens security (e.g. a stdio upstream without run_as). */
+  readonly warnings?: readonly { readonly key: string; readonly path?: string; readonly message: string }[];
   readonly checked: readonly string[];
 }
 

@@ -12,6 +12,7 @@
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { TesseraConfig } from './schema.js';
+import { canSwitchUser } from '../gateway/isolation.js';
 
 export interface Finding {
   /** The configuration key, as docs/configuration.md names it (`audit.sinks[1].path`). */
@@ -24,6 +25,8 @@ export interface Finding {
 export interface ConfigCheck {
   readonly problems: Finding[];
   readonly notes: Finding[];
+  /** What works but weakens security (a stdio upstream without run_as, a data directory others can enter). */
+  readonly warnings: Finding[];
   /** Keys whose files were looked at, in order. */
   readonly checked: string[];
 }
@@ -94,6 +97,7 @@ function commandFault(command: string, cwd: string | undefined, env: Readonly<Re
 export function checkConfigPaths(config: TesseraConfig, env: Readonly<Record<string, string | undefined>>): ConfigCheck {
   const problems: Finding[] = [];
   const notes: Finding[] = [];
+  const warnings: Finding[] = [];
   const checked: string[] = [];
   const problem = (key: string, path: string | undefined, message: string): void => void problems.push({ key, ...(path !== undefined ? { path: resolve(path) } : {}), message });
   const note = (key: string, path: string, message: string): void => void notes.push({ key, path: resolve(path), message });
@@ -105,6 +109,9 @@ export function checkConfigPaths(config: TesseraConfig, env: Readonly<Record<str
   else {
     const fault = dirFault(config.data_dir, true);
     if (fault) problem('data_dir', config.data_dir, `${resolve(config.data_dir)} ${fault}`);
+    else if (process.platform !== 'win32' && (dataDir.mode & 0o077) !== 0) {
+      warnings.push({ key: 'data_dir', path: resolve(config.data_dir), message: `${resolve(config.data_dir)} has mode ${(dataDir.mode & 0o777).toString(8)}: other users may enter it; run chmod 700 ${resolve(config.data_dir)} (\`tessera init\` creates it 0700)` });
+    }
   }
   if (config.store.kind === 'sqlite') {
     checked.push('store.file');
@@ -170,6 +177,12 @@ export function checkConfigPaths(config: TesseraConfig, env: Readonly<Record<str
     checked.push(`${key}.command`);
     const fault = commandFault(s.command, s.cwd, env);
     if (fault) problem(`${key}.command`, undefined, `server "${s.name}": ${fault}`);
+    // Process isolation (ADR 0146): without run_as the upstream runs as Tessera's own user.
+    if (s.run_as === undefined) {
+      warnings.push({ key: `${key}.run_as`, message: `server "${s.name}" has no run_as: it runs as Tessera's own user and a tool of its that reads files can read the master key, the database and other upstreams' environments (injected secrets); set run_as, or gateway.require_isolation: true to refuse this` });
+    } else if (!canSwitchUser()) {
+      problem(`${key}.run_as`, undefined, `server "${s.name}" has run_as, but this user (uid ${process.getuid?.() ?? '?'}) cannot start processes as another user (root, or CAP_SETUID and CAP_SETGID): \`tessera server\` would refuse to start`);
+    }
   });
-  return { problems, notes, checked };
+  return { problems, notes, warnings, checked };
 }

@@ -4,6 +4,7 @@ import { gatewayConfigSchema } from '../gateway/config.js';
 import { rateField } from './fields.js';
 import { parseHost, parseOrigin } from '../server/origin.js';
 import { MAX_DEPTH_CEILING } from '../tasks/claims.js';
+import { usersConfigSchema } from '../users/config.js';
 import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
 import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
 
@@ -199,6 +200,8 @@ export const configSchema = z.object({
   }).strict().prefault({}),
   /** MCP gateway: upstream servers and declarative tools (src/gateway/config.ts, docs/gateway.md). */
   gateway: gatewayConfigSchema.prefault({}),
+  /** People: trusted OpenID Providers and Tessera's authorization server (src/users/config.ts, docs/users.md). */
+  users: usersConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict();
 

@@ -44,6 +44,14 @@ const serverBounds = {
   max_result_bytes: z.number().int().min(1024).max(MAX_RESULT_BYTES_CEILING).optional(),
 };
 
+/** A POSIX uid or gid Tessera may switch an upstream to: never 0 (root), never the "nobody" overflow ids. */
+const posixId = z.number().int().min(1).max(2 ** 31 - 2);
+const runAs = z.union([
+  z.literal('auto'),
+  z.object({ uid: posixId, gid: posixId.optional() }).strict(),
+]);
+export type RunAs = z.output<typeof runAs>;
+
 const stdioServer = z.object({
   name: toolServerName,
   ...serverBounds,
@@ -54,6 +62,13 @@ const stdioServer = z.object({
   cwd: z.string().min(1).optional(),
   /** Overrides gateway.stdio_isolation for this server. */
   isolation: z.enum(['per_agent', 'per_session']).optional(),
+  /**
+   * The user the process runs as (docs/gateway.md "Process isolation", ADR 0145): `{ uid, gid }`
+   * (gid defaults to the uid), or `auto`: a uid of its own per process from gateway.run_as_uids.
+   * Needs Tessera to run as root (or with CAP_SETUID and CAP_SETGID). Without it the process
+   * runs as Tessera's own user and can read what Tessera can (docs/security-model.md).
+   */
+  run_as: runAs.optional(),
 }).strict();
 
 const httpServer = z.object({
@@ -100,6 +115,20 @@ export const gatewayConfigSchema = z.object({
   max_message_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   /** Audit argument values (scrubbed, truncated) besides their digest. Off: arguments may hold personal data. */
   audit_argument_values: z.boolean().default(false),
+  /**
+   * Refuse to start when a stdio upstream has no `run_as` (fail closed). Default false: such
+   * upstreams start as Tessera's own user, with a warning at start, in `tessera config validate`
+   * and in the metric tessera_gateway_unisolated_upstreams (ADR 0146).
+   */
+  require_isolation: z.boolean().default(false),
+  /** The uids (and equal gids) handed out to stdio upstreams with `run_as: auto`, one per running process. */
+  run_as_uids: z.object({ first: posixId, count: z.number().int().min(1).max(1_000_000) }).strict().optional(),
+  /**
+   * Where the private working directories of `run_as` upstreams are made (mode 0711, owned by
+   * Tessera; each upstream's own directory 0700, owned by its uid). Default: a new directory
+   * under the system temp directory at every start. Must not be inside data_dir (mode 0700).
+   */
+  upstream_work_dir: z.string().min(1).optional(),
   /** Which callers share an upstream stdio process (see docs/gateway.md "Isolation"). */
   stdio_isolation: z.enum(['per_agent', 'per_session']).default('per_agent'),
   /** An upstream (process or HTTP client) unused this long is stopped. */
@@ -135,12 +164,41 @@ export const gatewayConfigSchema = z.object({
     if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: ['servers', i, 'name'], message: `server "${s.name}" is declared twice` });
     seen.add(s.name);
   });
+  isolationIssues(g).forEach((issue) => ctx.addIssue({ code: 'custom', ...issue }));
   g.tools.forEach((t, i) => {
     if (seen.has(t.server)) ctx.addIssue({ code: 'custom', path: ['tools', i, 'server'], message: `"${t.server}" is already an upstream server name; declarative tools need their own namespace` });
   });
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+
+/**
+ * Process isolation rules checked with the schema (ADR 0145, 0146): `require_isolation` needs a
+ * `run_as` on every stdio server; `auto` needs `run_as_uids`; no two servers share an explicit
+ * uid, nor one inside the `auto` range (each would read the other's /proc/<pid>/environ).
+ */
+function isolationIssues(g: Pick<GatewayConfig, 'servers' | 'require_isolation' | 'run_as_uids'>): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
+  const uids = new Map<number, string>();
+  const range = g.run_as_uids;
+  g.servers.forEach((s, i) => {
+    if (s.transport !== 'stdio') return;
+    if (s.run_as === undefined) {
+      if (g.require_isolation) out.push({ path: ['servers', i, 'run_as'], message: `server "${s.name}" has no run_as, and gateway.require_isolation is true: give it run_as (a uid of its own, or auto) so that it cannot read Tessera's files and other upstreams' environments` });
+      return;
+    }
+    if (s.run_as === 'auto') {
+      if (!range) out.push({ path: ['servers', i, 'run_as'], message: `server "${s.name}" has run_as: auto, which needs gateway.run_as_uids (the uids Tessera may hand out, e.g. { first: 200000, count: 1000 })` });
+      return;
+    }
+    const { uid } = s.run_as;
+    const other = uids.get(uid);
+    if (other !== undefined) out.push({ path: ['servers', i, 'run_as', 'uid'], message: `servers "${other}" and "${s.name}" both run as uid ${uid}: each could read the other's environment (injected secrets); give each a uid of its own` });
+    uids.set(uid, s.name);
+    if (range && uid >= range.first && uid < range.first + range.count) out.push({ path: ['servers', i, 'run_as', 'uid'], message: `server "${s.name}" runs as uid ${uid}, which is inside gateway.run_as_uids (handed out to run_as: auto servers); choose a uid outside it` });
+  });
+  return out;
+}
 
 /** `max_sessions_per_agent`, or its default: a tenth of max_sessions (at least 1, below max_sessions when it can be). */
 export function sessionsPerAgent(g: GatewayConfig): number {

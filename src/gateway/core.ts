@@ -25,7 +25,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
-import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
+import { MCP_TOOL_NAME, exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
 import { describeArgumentErrors } from './schema-errors.js';
 import type { GatewayTool, ToolCallContext, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
@@ -252,11 +252,62 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return !d.scopeDenied && d.errors.length > 0;
   }
 
+  /**
+   * Why a tool name is never served (ADR 0148): it breaks the MCP tool-name rules, or it holds a
+   * credential shape (the audit log's, or the scrubber's) or a value injected into its upstream.
+   * Names are identifiers: they are dropped, never rewritten (a redaction marker inside a name
+   * made strict clients refuse the whole tools/list).
+   */
+  function nameFault(name: string, secrets: readonly SecretInput[]): 'invalid' | 'credential-like' | undefined {
+    if (!MCP_TOOL_NAME.test(name)) return 'invalid';
+    if (credentialLike(name) !== undefined || scrubberFor(secrets, NO_SECRETS).scrubText(name).hits.length > 0) return 'credential-like';
+    return undefined;
+  }
+
+  const acceptedCache = new WeakMap<readonly GatewayTool[], readonly GatewayTool[]>();
+  /** Names refused so far, per server: each is audited and logged once, not at every listing. */
+  const refusedSeen = new Map<string, Set<string>>();
+
+  /** The tools whose names may be served; the others are audited (`gateway.tool_name_refused`) and logged once. */
+  async function accepted(server: string, tools: readonly GatewayTool[], secrets: readonly SecretInput[], caller: Caller): Promise<readonly GatewayTool[]> {
+    const known = acceptedCache.get(tools);
+    if (known) return known;
+    const ok: GatewayTool[] = [];
+    const refused: { name: string; why: string }[] = [];
+    for (const t of tools) {
+      const why = nameFault(t.name, secrets);
+      if (why) refused.push({ name: t.name, why });
+      else ok.push(t);
+    }
+    const out = refused.length === 0 ? tools : ok;
+    acceptedCache.set(tools, out);
+    let seen = refusedSeen.get(server);
+    if (!seen) refusedSeen.set(server, (seen = new Set()));
+    for (const r of refused) {
+      if (seen.has(r.name)) continue;
+      if (seen.size < MAX_CATALOGUE) seen.add(r.name);
+      // A name holding an injected value has no shape auditName knows: credential-like ones are always HMACs.
+      const shown = r.why === 'credential-like' ? `hmac:${audit.hmac(r.name)}` : auditName(r.name);
+      logger.warn({ server, tool: shown, why: r.why }, 'gateway: an upstream tool is not served: its name is not a valid MCP tool name or looks like a credential');
+      await audit.append({
+        kind: 'gateway.tool_name_refused', actor: actor(caller.principal), action: 'tool.list', resource: r.why === 'credential-like' ? `hmac:${audit.hmac(`${server}/${r.name}`)}` : auditName(`${server}/${r.name}`), result: 'deny',
+        reason: { code: 'TESSERA_GATEWAY_TOOL_NAME_REFUSED', message: r.why === 'invalid' ? 'the upstream named a tool outside the MCP tool-name rules; it is not listed' : 'the upstream named a tool with something that looks like a credential; it is not listed' },
+        ...(caller.principal.task ? { txn: caller.principal.task } : {}),
+        where: where(caller),
+        details: { server: auditName(server), tool: shown, why: r.why },
+      }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of a refused tool name failed'));
+    }
+    return out;
+  }
+
   async function toolsOf(server: string, caller: Caller, signal: AbortSignal): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> {
     const u = upstreams.get(server);
-    if (u) return u.listTools(caller, signal);
+    if (u) {
+      const r = await u.listTools(caller, signal);
+      return { tools: await accepted(server, r.tools, r.secrets, caller), secrets: r.secrets };
+    }
     const p = providers.get(server);
-    if (p) return { tools: await p.listTools(signal), secrets: NO_SECRETS };
+    if (p) return { tools: await accepted(server, await p.listTools(signal), NO_SECRETS, caller), secrets: NO_SECRETS };
     return { tools: [], secrets: NO_SECRETS };
   }
 
@@ -345,9 +396,11 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             ...(t.annotations ? { annotations: { ...t.annotations } } : {}),
           };
           if (scrubber) {
-            const s = scrubber.scrubValue(listed);
+            // The name is an identifier, checked above (accepted): never rewritten. The rest is text.
+            const { name: exposed, ...rest } = listed;
+            const s = scrubber.scrubValue(rest);
             if (s.hits.length) await auditHits(s.hits, r.server, t.name, caller, false);
-            listed = s.value;
+            listed = { name: exposed, ...s.value };
           }
           out.push(listed);
         }
@@ -373,6 +426,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       let replaced = 0;
       const callSecrets: SecretInput[] = [];
       let baseSecrets: readonly SecretInput[] = NO_SECRETS;
+      let secretName = false;
 
       const finish = async (result: 'allow' | 'deny' | 'error', code: string | undefined): Promise<void> => {
         const ms = performance.now() - started;
@@ -391,14 +445,16 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         // The name is the agent's own text (the tool may not exist): audited as its HMAC when it
         // holds a credential shape, bounded otherwise (auditName).
         const label = tool ?? name;
+        // A name refused because it holds an injected value has no shape auditName knows.
+        const nameOf = (n: string): string => (secretName ? `hmac:${audit.hmac(n)}` : auditName(n));
         await audit.append({
-          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: auditName(tool !== undefined ? `${server}/${label}` : label), result,
+          kind: 'gateway.tool_call', actor: actor(p), action: 'tool.call', resource: nameOf(tool !== undefined ? `${server}/${label}` : label), result,
           reason: { ...(decision?.policies.length ? { policies: decision.policies } : {}), ...(code ? { code } : {}) },
           ...(p.task ? { txn: p.task } : {}),
           ...(p.purpose ? { purpose: p.purpose } : {}),
           where: where(caller),
           details: {
-            server: auditName(server), tool: auditName(label), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
+            server: auditName(server), tool: nameOf(label), args_sha256: digest, ...(argsValues !== undefined ? { args_json: argsValues } : {}),
             decision: decision ? (decision.allowed ? 'allow' : decision.scopeDenied ? 'deny:scope' : 'deny') : 'none',
             upstream_status: upstreamStatus, outcome, latency_ms: Math.round(ms * 1000) / 1000, scrub_hits: hitsCount,
             ...(hitsCount > 0 ? { redactions: countHits(allHits) } : {}),
@@ -456,6 +512,14 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         tool = resolved[0];
       }
 
+      // A name no listing serves (outside the MCP rules, or credential-like) is refused as such,
+      // before policy and before any upstream is started (ADR 0148).
+      // One an upstream listed is named as refused; any other such name is simply unknown.
+      if (nameFault(tool, NO_SECRETS) !== undefined) {
+        if (!refusedSeen.get(server)?.has(tool)) return notFound('deny');
+        return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NAME_REFUSED', `no tool "${server}/…" with that name is served: a tool name must be 1–128 characters of A–Z a–z 0–9 _ - . and must not look like a credential`), 'deny');
+      }
+
       try {
         decision = authorizer.authorize({ principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
       } catch (e) {
@@ -465,13 +529,21 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         if (decision.scopeDenied) return refuse(new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover tool:${server}/${tool}; request a token with that scope`), 'deny');
         // A tool the caller cannot call with any argument is as invisible as an unknown one.
         if (!visible(p, server, tool)) return notFound('deny');
+        if (decision.userDenied) return refuse(new TesseraError('TESSERA_POLICY_USER_DENIED', `policy permits the agent to call ${server}/${tool} with these arguments, but not for user ${p.user ?? '?'} on whose behalf it acts`), 'deny');
         return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_DENIED', `policy does not permit ${server}/${tool} with these arguments`), 'deny');
       }
 
       const { tools: defs, secrets } = await list();
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
-      if (!def) return notFound('error');
+      if (!def) {
+        // Left out of the listing for its name (it holds a value injected into its upstream).
+        if (refusedSeen.get(server)?.has(tool)) {
+          secretName = true;
+          return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NAME_REFUSED', `no tool "${server}/…" with that name is served: its name looks like a credential`), 'deny');
+        }
+        return notFound('error');
+      }
       // A provider with its own validator (declarative tools) checks its arguments itself; an
       // upstream MCP tool's schema is checked here. Either way the message names the argument.
       const provider = providers.get(server);

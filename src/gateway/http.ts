@@ -485,7 +485,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         dpop_bound_access_tokens_required: deps.dpop.settings.require === 'always',
         scopes_supported: core.servers.map((s) => `tool:${s}/*`),
         resource_name: 'Tessera MCP gateway',
-        resource_documentation: 'https://github.com/tessera/tessera/blob/main/docs/gateway.md',
+        // Served by this Tessera itself (the project has no public documentation URL to name).
+        resource_documentation: `${deps.issuer}/v1/openapi.json`,
       }));
       // Depth is bounded in handle() and, for tools/call arguments, by the core (audited).
       const opts = { bodyLimit: deps.maxMessageBytes, errorHandler, config: { ownJsonDepth: true } };

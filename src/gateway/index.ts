@@ -22,6 +22,8 @@ import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
 import type { DownstreamTokens } from './downstream.js';
 import { TesseraError } from '../shared/errors.js';
+import { createIsolation, unisolatedServers } from './isolation.js';
+import { count } from '../shared/plural.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
 export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
@@ -56,6 +58,8 @@ export interface GatewayDeps {
   readonly limitAudit?: LimitAuditor;
   /** Mints the task tokens sent to upstreams configured with `task_token` (src/gateway/downstream.ts). */
   readonly downstream?: DownstreamTokens;
+  /** Tessera's data directory: `gateway.upstream_work_dir` must not be inside it. */
+  readonly dataDir?: string;
 }
 
 export interface Gateway {
@@ -110,9 +114,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
   };
 
+  // Process isolation (ADR 0145, 0146): run_as is checked here (fail closed when Tessera cannot
+  // switch users); stdio upstreams without it run as Tessera's own user, which is said loudly.
+  const isolation = createIsolation(config, deps.dataDir);
+  const unisolated = unisolatedServers(config);
+  deps.metrics?.gauge('tessera_gateway_unisolated_upstreams', 'Stdio upstream servers configured without run_as: they run as Tessera\'s own user and can read its files and other upstreams\' environments').set(unisolated.length);
+  if (unisolated.length > 0) {
+    logger.warn({ servers: unisolated, docs: 'docs/gateway.md#process-isolation' }, `WARNING: ${count(unisolated.length, 'stdio upstream server')} (${unisolated.join(', ')}) without run_as run as Tessera's own user: a tool of theirs that reads files can read Tessera's master key, its database and the environment (injected secrets) of every other upstream process. Set run_as on each (Tessera must run as root), or wrap the command in an OS sandbox; gateway.require_isolation: true refuses to start without it`);
+  }
+
   const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
   const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
-    injector, audit, logger, version, processes,
+    injector, audit, logger, version, processes, ...(isolation ? { isolation } : {}),
     callTimeoutMs: config.call_timeout, maxResultBytes: config.max_result_bytes, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
   }));
   const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
@@ -153,6 +166,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       closed = true;
       await http.closeAll('shutdown');
       await Promise.all([...upstreams, ...providers].map((p) => p.close().catch(() => undefined)));
+      isolation?.close();
     },
   };
 }

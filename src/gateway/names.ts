@@ -23,6 +23,11 @@ import { createHash } from 'node:crypto';
 /** What strict MCP clients accept (and the MCP spec recommends, SEP-986 minus "."). */
 export const PORTABLE_TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 export const MAX_TOOL_NAME = 64;
+/**
+ * The MCP tool-name rules (spec 2025-11-25 "Tools" §Tool names, SEP-986): 1–128 characters of
+ * A–Z a–z 0–9 `_` `-` `.`. An upstream tool whose name breaks them is not served (ADR 0148).
+ */
+export const MCP_TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 export const SEPARATOR = '__';
 /** How the gateway names tools in tools/list (`gateway.tool_name_format`). */
 export type ToolNameFormat = 'server__tool' | 'server/tool';

@@ -32,10 +32,31 @@ export interface BoundedStdioOptions {
   /** Added to the SDK's minimal safe environment (PATH, HOME, ...); nothing else is inherited. */
   readonly env: Readonly<Record<string, string>>;
   readonly cwd?: string;
+  /**
+   * Run as this user (`run_as`, src/gateway/isolation.ts): uid and gid set at spawn, HOME its
+   * private directory, USER and LOGNAME (which name Tessera's user) left out.
+   */
+  readonly runAs?: { readonly uid: number; readonly gid: number; readonly home: string };
   /** Largest message accepted from the server, in bytes (newline excluded). */
   readonly maxMessageBytes: number;
   /** Grace between the steps of `close()`, in ms (default 2000). */
   readonly graceMs?: number;
+}
+
+/**
+ * The whole environment of a stdio upstream: the SDK's minimal one (PATH, HOME, LOGNAME, SHELL,
+ * TERM, USER; values without `()`, as the SDK filters them) plus the configured values — nothing
+ * else of Tessera's environment (its master key variable, tokens). With `home` (run_as): HOME is
+ * that directory and USER and LOGNAME are left out.
+ */
+export function upstreamEnvironment(configured: Readonly<Record<string, string>>, home?: string): Record<string, string> {
+  const base: Record<string, string> = { ...getDefaultEnvironment() };
+  if (home !== undefined) {
+    delete base.USER;
+    delete base.LOGNAME;
+    base.HOME = home;
+  }
+  return { ...base, ...configured };
 }
 
 const PEEK = 512;
@@ -79,7 +100,8 @@ export class BoundedStdioClientTransport implements Transport {
     if (this.child) throw new Error('BoundedStdioClientTransport already started');
     return new Promise((resolve, reject) => {
       const child = spawn(this.opts.command, [...this.opts.args], {
-        env: { ...getDefaultEnvironment(), ...this.opts.env },
+        env: upstreamEnvironment(this.opts.env, this.opts.runAs?.home),
+        ...(this.opts.runAs ? { uid: this.opts.runAs.uid, gid: this.opts.runAs.gid } : {}),
         stdio: ['pipe', 'pipe', 'ignore'],
         shell: false,
         detached: process.platform !== 'win32',

@@ -36,6 +36,7 @@ import { boundedUpstreamFetch } from './http-fetch.js';
 import { downstreamHeaderValue } from './downstream.js';
 import { requireHeaderSafe } from './header-value.js';
 import { describeDuration } from '../shared/duration.js';
+import type { Isolation, RunAsIdentity } from './isolation.js';
 
 /** What an upstream connection needs to resolve the values it injects, for one caller. */
 export interface Injector {
@@ -70,6 +71,8 @@ export interface UpstreamDeps {
    */
   readonly processes: { count: number; readonly max: number; readonly perAgent?: Map<string, number>; readonly maxPerAgent?: number; readonly limitAudit?: LimitAuditor };
   readonly version: string;
+  /** run_as (src/gateway/isolation.ts); required when the server has `run_as`. */
+  readonly isolation?: Isolation;
 }
 
 export interface UpstreamListing {
@@ -213,8 +216,11 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       perAgent?.set(agent, (perAgent.get(agent) ?? 0) + 1);
       let agentCounted = true;
       let counted = false;
-      // Gives back both places once (stop() calls it, also when the start fails half way).
+      let identity: RunAsIdentity | undefined;
+      // Gives back both places (and the run_as uid) once (stop() calls it, also when the start fails half way).
       const release = (): void => {
+        identity?.release();
+        identity = undefined;
         if (agentCounted && perAgent) {
           const n = (perAgent.get(agent) ?? 0) - 1;
           if (n > 0) perAgent.set(agent, n);
@@ -230,9 +236,19 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       }
       deps.processes.count++;
       counted = true;
+      if (cfg.run_as !== undefined) {
+        // Fail closed: a server configured to run as another user never runs as Tessera's.
+        if (!deps.isolation) throw new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: run_as is configured but this gateway has no process isolation set up`);
+        identity = deps.isolation.identityFor(cfg);
+      }
+      const cwd = cfg.cwd ?? identity?.home;
       // Only the SDK's safe default environment (PATH, HOME, ...) plus the configured values:
       // Tessera's own environment (master key, tokens) never reaches an upstream.
-      transport = new BoundedStdioClientTransport({ command: cfg.command, args: cfg.args, env, maxMessageBytes: maxResultBytes, ...(cfg.cwd ? { cwd: cfg.cwd } : {}) });
+      transport = new BoundedStdioClientTransport({
+        command: cfg.command, args: cfg.args, env, maxMessageBytes: maxResultBytes,
+        ...(cwd !== undefined ? { cwd } : {}),
+        ...(identity ? { runAs: { uid: identity.uid, gid: identity.gid, home: identity.home } } : {}),
+      });
       const prevClose = client.onclose;
       client.onclose = () => {
         release();

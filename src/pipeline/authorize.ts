@@ -5,7 +5,7 @@
  *   1. the token's scope covers it (a task token; an agent token carries no scope), and
  *   2. Cedar permits the acting workload (principal = the acting agent; context = chain, depth,
  *      label, task, purpose, tctx, user: src/policy/entities.ts buildContext), and
- *   3. when acting for a user, Cedar permits the user (the Users feature adds that gate here).
+ *   3. when acting for a user, Cedar permits the user (authorizeRequest: principal User).
  * Policy is the ceiling; the task narrows it. Enforcement points take a RequestAuthorizer, never
  * a bare policy engine, so none can skip the scope (the type says which one they hold).
  */
@@ -22,10 +22,22 @@ export interface RequestAuthorizer {
   literals?(action: PolicyAction): readonly string[];
 }
 
+/**
+ * Scope ∩ Cedar for the acting workload ∩ (when the principal acts for a person) Cedar for that
+ * person: principal `User` with the tags and groups of the token's `usr` claim, `context.actor` =
+ * the acting agent (docs/users.md). The person's decision is made only once the agent's allowed.
+ */
+export function authorizeRequest(policy: Authorizer, request: PolicyRequest): Decision {
+  const agent = authorizeWithScope(policy, { ...request, principalKind: 'agent' });
+  if (!agent.allowed || request.principal.user === undefined) return agent;
+  const user = policy.authorize({ ...request, principalKind: 'user' });
+  return user.allowed ? { ...user, policies: [...agent.policies, ...user.policies] } : { ...user, userDenied: true };
+}
+
 export function createRequestAuthorizer(policy: Authorizer): RequestAuthorizer {
   return {
     kind: 'request-authorizer',
-    authorize: (request) => authorizeWithScope(policy, request),
+    authorize: (request) => authorizeRequest(policy, request),
     ...(policy.literals ? { literals: (action: PolicyAction) => policy.literals!(action) } : {}),
   };
 }
@@ -56,6 +68,9 @@ export function refusalOf(d: Decision, request: PolicyRequest): TesseraError {
   if (d.scopeDenied) {
     const needed = requiredScopeFor(request.resource);
     return new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed ?? describe(request.resource)}; request a task token with that scope`, needed ? { scope: needed } : undefined);
+  }
+  if (d.userDenied) {
+    return new TesseraError('TESSERA_POLICY_USER_DENIED', `policy permits ${request.principal.spiffeId} to ${request.action} ${describe(request.resource)}, but not for user ${request.principal.user ?? '?'} on whose behalf it acts (a User policy must permit it too)`, { policies: d.policies, user: request.principal.user });
   }
   return new TesseraError('TESSERA_POLICY_DENIED', `policy does not permit ${request.action} on ${describe(request.resource)} for ${request.principal.spiffeId}${request.principal.label ? ` (sub-agent "${request.principal.label}")` : ''}`, { policies: d.policies });
 }

@@ -13,6 +13,7 @@ import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
 import { POLICY_ACTIONS, type Authorizer, type Decision, type PolicyAction, type PolicyRequest } from './types.js';
+import { describeUnserved, unservedTrustDomains } from './trust-domains.js';
 
 export interface PolicyEngineOptions {
   readonly dir: string;
@@ -35,6 +36,11 @@ export interface PolicyEngineOptions {
   readonly debounceMs?: number;
   /** Fallback re-check interval, for filesystems where fs.watch misses events (NFS, some bind mounts). Default 5 s. */
   readonly pollIntervalMs?: number;
+  /**
+   * The trust domains this Tessera serves (trust_domain and the spiffe attestors'): each loaded
+   * policy that pins another one is logged as a warning at every load — it can never match.
+   */
+  readonly servedTrustDomains?: readonly string[];
 }
 
 export interface PolicyStatus {
@@ -85,6 +91,9 @@ export interface PolicyEngine extends Authorizer {
 }
 
 let engineSeq = 0;
+
+/** The pre-parsed set of one kind of principal and one action. */
+const psetKey = (kind: 'agent' | 'user', action: string): string => `${kind}:${action}`;
 
 interface Active {
   readonly set: LoadedPolicySet;
@@ -148,12 +157,16 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     const gen = activeGeneration === 0 ? 1 : 0;
     const psetIds = new Map<string, string>();
     let pre: cedar.CheckParseAnswer = { type: 'success' };
-    for (const action of POLICY_ACTIONS) {
-      const psetId = `${engineId}-${gen}-${action}`;
-      const subset = Object.fromEntries([...r.set.policies.values()].filter((p) => p.actions === 'all' || p.actions.includes(action)).map((p) => [p.id, p.text]));
-      pre = cedar.preparsePolicySet(psetId, { staticPolicies: subset });
+    // …and per kind of principal: a person's decisions see only the user policies (loader.ts principalKindOf).
+    for (const kind of ['agent', 'user'] as const) {
+      for (const action of POLICY_ACTIONS) {
+        const psetId = `${engineId}-${gen}-${kind}-${action}`;
+        const subset = Object.fromEntries([...r.set.policies.values()].filter((p) => p.principals === kind && (p.actions === 'all' || p.actions.includes(action))).map((p) => [p.id, p.text]));
+        pre = cedar.preparsePolicySet(psetId, { staticPolicies: subset });
+        if (pre.type === 'failure') break;
+        psetIds.set(psetKey(kind, action), psetId);
+      }
       if (pre.type === 'failure') break;
-      psetIds.set(action, psetId);
     }
     if (pre.type === 'failure') {
       const err: PolicyFileError = { file: '(policy set)', line: 0, column: 0, message: pre.errors.map((e) => e.message).join('; ') };
@@ -167,7 +180,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     const literals = new Map<string, readonly string[]>();
     for (const action of POLICY_ACTIONS) {
       const all = new Set<string>();
-      for (const p of r.set.policies.values()) if (p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
+      for (const p of r.set.policies.values()) if (p.principals === 'agent' && p.effect === 'permit' && (p.actions === 'all' || p.actions.includes(action))) for (const l of p.literals) all.add(l);
       literals.set(action, [...all]);
     }
     // ADR 0041: the new set takes effect only once its `policy.reloaded` event is recorded; if it
@@ -193,6 +206,11 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     lastReload?.set(1);
     loadedGauge?.set(r.set.policies.size);
     opts.logger.info({ dir: opts.dir, files: r.set.files.length, policies: r.set.policies.size }, 'policy set loaded');
+    if (opts.servedTrustDomains) {
+      for (const u of unservedTrustDomains(r.set.policies.values(), opts.servedTrustDomains)) {
+        opts.logger.warn({ dir: opts.dir, policy: u.policy, trust_domain: u.trustDomain, served: opts.servedTrustDomains }, describeUnserved(u, opts.servedTrustDomains));
+      }
+    }
     return { ok: true, errors: [], policies: r.set.policies.size };
   }
 
@@ -234,7 +252,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       resource: c.resource,
       context: c.context,
       entities: c.entities,
-      preparsedPolicySetId: a.psetIds.get(c.action.id)!,
+      preparsedPolicySetId: a.psetIds.get(psetKey(c.principal.type === 'Tessera::User' ? 'user' : 'agent', c.action.id))!,
       // No schema at evaluation: `context.args` is open (see schema.ts). The request is built
       // by our own code from typed inputs, and the policies were validated at load.
       validateRequest: false,

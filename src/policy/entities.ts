@@ -60,6 +60,27 @@ export function agentEntity(p: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' |
   };
 }
 
+/**
+ * The User entity of a person an agent acts for (docs/users.md, docs/policies.md#users): `id`,
+ * `issuer` (the users.issuers name), the mapped claims as tags, the groups as `Group` parents
+ * (flat: a group has no parents). Everything comes from the task token's `usr` claim, which
+ * Tessera signed from a verified provider token.
+ */
+export function userEntities(p: Pick<AgentPrincipal, 'user' | 'userClaims'>): { uid: { type: string; id: string }; entities: EntityJson[] } {
+  if (p.user === undefined || p.userClaims === undefined) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'a user decision needs a principal acting for a user (a task token whose sub is a person)');
+  const u = uid('User', p.user);
+  const tags: Record<string, CedarValueJson> = {};
+  for (const [k, v] of Object.entries(p.userClaims.attrs)) if (typeof v === 'string') tags[k] = v;
+  const groups = p.userClaims.groups.map((g) => uid('Group', g));
+  return {
+    uid: u,
+    entities: [
+      { uid: u, attrs: { id: p.user, issuer: p.userClaims.issuer }, parents: groups, tags },
+      ...p.userClaims.groups.map((g) => ({ uid: uid('Group', g), attrs: { name: g }, parents: [] })),
+    ],
+  };
+}
+
 /** `a/b/c` → Folder entities `a/b` (in `a`) and `a`; returns the direct parent uid list and all folder entities. */
 function folders(path: string): { parents: EntityUidJson[]; entities: EntityJson[] } {
   const segs = path.split('/').filter(Boolean);
@@ -210,16 +231,20 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   if (!(POLICY_ACTIONS as readonly string[]).includes(req.action)) {
     throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown action "${String(req.action)}"; expected one of ${POLICY_ACTIONS.join(', ')}`);
   }
-  const principal = agentEntity(req.principal);
+  const forUser = req.principalKind === 'user';
+  const principal = forUser ? userEntities(req.principal) : { uid: agentEntity(req.principal).uid as { type: string; id: string }, entities: [agentEntity(req.principal)] };
   const res = resourceEntities(req.resource);
-  const entities = [principal];
+  const entities = [...principal.entities];
   // token.delegate to oneself: do not list the same entity twice.
-  for (const e of res.entities) if (!(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
+  for (const e of res.entities) if (forUser || !(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
+  const context = buildContext(req.principal, req.context);
+  // A person's decision: which agent acts for them.
+  if (forUser) context['actor'] = req.principal.spiffeId;
   const request = {
-    principal: principal.uid as { type: string; id: string },
+    principal: principal.uid,
     action: uid('Action', req.action),
     resource: res.uid,
-    context: buildContext(req.principal, req.context),
+    context,
     entities,
   };
   // Cedar (and UTF-8) cannot carry an unpaired surrogate: refused here, whatever brought it in

@@ -8,3 +8,4 @@ export { createDevPolicyEngine, type DevPolicyOptions } from './dev-dir.js';
 export { checkRequestSchema, toPolicyRequest, type CheckRequest } from './check.js';
 export { parseResourceRef, toCedarRequest } from './entities.js';
 export { parseScope, scopeCovers, isSubset, requiredScopeFor, authorizeWithScope, SCOPE_KINDS, type Scope, type ScopeKind } from './scope.js';
+export { trustDomainsPinnedBy, unservedTrustDomains, describeUnserved, type PinnedTrustDomain } from './trust-domains.js';

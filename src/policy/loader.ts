@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import { SCHEMA_TEXT } from './schema.js';
+import { SCHEMA_TEXT, USER_SCHEMA_TEXT } from './schema.js';
 import { credentialLike } from '../shared/credential-like.js';
+import { trustDomainsPinnedBy } from './trust-domains.js';
 
 /** A problem in a policy file, located the way editors and CI annotations expect. */
 export interface PolicyFileError {
@@ -24,6 +25,10 @@ export interface LoadedPolicy {
   readonly actions: readonly string[] | 'all';
   /** Every string the policy mentions (see literalsOf); at most MAX_LITERALS. */
   readonly literals: readonly string[];
+  /** Whose decisions it takes part in: the acting workload's (`agent`) or a person's (`user`); see principalKindOf. */
+  readonly principals: 'agent' | 'user';
+  /** The trust domains the policy pins (trust-domains.ts), lower-case. */
+  readonly trustDomains?: readonly string[];
 }
 
 const MAX_LITERALS = 1000;
@@ -123,6 +128,28 @@ function actionsOf(c: cedar.ActionConstraint): readonly string[] | 'all' {
   return 'entities' in c ? ids(c.entities) : ids([c.entity]);
 }
 
+/**
+ * Whose decisions a policy takes part in, from its principal scope: a scope naming
+ * `Tessera::User` or `Tessera::Group` (`principal == Tessera::User::"…"`, `principal in
+ * Tessera::Group::"…"`, `principal is Tessera::User [in …]`) decides a person's entitlement;
+ * every other scope (including an unconstrained `principal`) decides for the acting workload, as
+ * before users existed. So no existing policy starts granting people anything (ADR 0130).
+ */
+export function principalKindOf(c: unknown): 'agent' | 'user' {
+  const types: string[] = [];
+  const o = (c ?? {}) as { op?: string; entity?: unknown; entity_type?: unknown; in?: { entity?: unknown } };
+  const typeOf = (e: unknown): string | undefined => {
+    const x = (e && typeof e === 'object' && '__entity' in e ? (e as { __entity: unknown }).__entity : e) as { type?: unknown } | undefined;
+    return typeof x?.type === 'string' ? x.type : undefined;
+  };
+  if (typeof o.entity_type === 'string') types.push(o.entity_type);
+  const t = typeOf(o.entity);
+  if (t) types.push(t);
+  const inT = typeOf(o.in?.entity);
+  if (inT) types.push(inT);
+  return types.some((x) => x === 'Tessera::User' || x === 'Tessera::Group') ? 'user' : 'agent';
+}
+
 /** Parses and validates one directory. Pure with respect to the filesystem snapshot it reads. */
 export function loadPolicyDir(dir: string): LoadResult {
   let paths: string[];
@@ -172,6 +199,7 @@ export function loadPolicySources(sources: readonly { file: string; text: string
       const annotated = json.type === 'success' ? json.json.annotations?.['id'] : undefined;
       const id = annotated ?? `${file}#${index}`;
       const actions = json.type === 'success' ? actionsOf(json.json.action) : 'all';
+      const principals = json.type === 'success' ? principalKindOf(json.json.principal) : 'agent';
       const literals = json.type === 'success' ? literalsOf({ principal: json.json.principal, resource: json.json.resource, conditions: json.json.conditions }) : [];
       const at = lineCol(text, start);
       // Policy ids are recorded in clear in every decision's audit event (ADR 0041).
@@ -184,14 +212,19 @@ export function loadPolicySources(sources: readonly { file: string; text: string
         errors.push({ file, ...at, message: `duplicate policy id "${id}" (also at ${prev.file}:${prev.line}); @id annotations must be unique across the directory` });
         return;
       }
-      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions, literals });
+      const trustDomains = json.type === 'success' ? trustDomainsPinnedBy(json.json) : [];
+      policies.set(id, { id, effect, file, line: at.line, text: ptext, actions, literals, principals, trustDomains });
       where.set(id, { file, text, start });
     });
   }
 
-  if (errors.length === 0 && policies.size > 0) {
-    const staticPolicies = Object.fromEntries([...policies].map(([id, p]) => [id, p.text]));
-    const v = cedar.validate({ schema: SCHEMA_TEXT, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
+  // Workload policies validate with principal Agent, user policies with principal User (schema.ts).
+  const parsedAll = errors.length === 0;
+  for (const [kind, schema] of [['agent', SCHEMA_TEXT], ['user', USER_SCHEMA_TEXT]] as const) {
+    if (!parsedAll) break;
+    const staticPolicies = Object.fromEntries([...policies].filter(([, p]) => p.principals === kind).map(([id, p]) => [id, p.text]));
+    if (Object.keys(staticPolicies).length === 0) continue;
+    const v = cedar.validate({ schema, policies: { staticPolicies }, validationSettings: { mode: 'strict' } });
     if (v.type === 'failure') {
       errors.push(...v.errors.map((e) => ({ file: '(schema)', line: 0, column: 0, message: describe(e) })));
     } else {
@@ -213,7 +246,9 @@ export function loadPolicySources(sources: readonly { file: string; text: string
 }
 
 /** `tessera policy validate <dir>`: every problem in the directory, formatted `file:line:col: message`. */
-export function validatePolicyDir(dir: string): { ok: boolean; errors: readonly PolicyFileError[]; files: readonly string[]; policies: number } {
+export function validatePolicyDir(dir: string): { ok: boolean; errors: readonly PolicyFileError[]; files: readonly string[]; policies: number; pinned: readonly { id: string; file: string; line: number; trustDomains?: readonly string[] }[] } {
   const r = loadPolicyDir(dir);
-  return r.ok ? { ok: true, errors: [], files: r.set.files, policies: r.set.policies.size } : { ok: false, errors: r.errors, files: r.files, policies: 0 };
+  return r.ok
+    ? { ok: true, errors: [], files: r.set.files, policies: r.set.policies.size, pinned: [...r.set.policies.values()].map(({ id, file, line, trustDomains }) => ({ id, file, line, trustDomains })) }
+    : { ok: false, errors: r.errors, files: r.files, policies: 0, pinned: [] };
 }

@@ -12,9 +12,25 @@
  */
 export const CEDAR_NAMESPACE = 'Tessera';
 
-export const SCHEMA_TEXT = `namespace Tessera {
-  // Users on whose behalf agents act (the "user" of a task token).
-  entity User;
+/**
+ * The schema for one kind of principal. Policies are partitioned by their principal scope
+ * (loader.ts principalKindOf): a policy whose scope names `Tessera::User` or `Tessera::Group`
+ * decides a person's entitlement and is validated with principal `User`; every other policy
+ * decides for the acting workload, with principal `Agent` (docs/adr/0130-users-on-behalf-of.md).
+ */
+/** `context.actor`: set in (and only in) a person's decisions, so required there and absent for agents. */
+function actorField(principal: 'Agent' | 'User', comment: string): string {
+  return principal === 'User' ? `\n    actor: String,${comment ? `        ${comment}` : ''}` : '';
+}
+
+function schemaFor(principal: 'Agent' | 'User'): string {
+  return `namespace Tessera {
+  // A person on whose behalf agents act (a task token whose \`sub\` is a user, docs/users.md).
+  // id: the user id (users.issuers[].user_id_prefix + the user-id claim); issuer: the
+  // users.issuers name. Claims mapped by users.issuers[].attributes are tags
+  // (principal.getTag("department")); the groups claim gives the Group parents.
+  entity Group { name: String };
+  entity User in [Group] { id: String, issuer: String } tags String;
 
   // An agent: attributes come only from what its attestor proved (docs/adr/0021); labels are
   // tags, read with principal.hasTag("team") && principal.getTag("team") == "records".
@@ -82,7 +98,7 @@ export const SCHEMA_TEXT = `namespace Tessera {
     delegator?: String,     // last member of the chain: who delegated to this agent
     depth: Long,            // length of the delegation chain (0 for a plain agent token)
     label?: String,         // the acting sub-agent's label, when it has no identity of its own
-    user?: String,          // the user the task acts for
+    user?: String,          // the user the task acts for${actorField(principal, '  // User policies only: the SPIFFE ID of the agent acting for the person')}
     purpose?: String,       // stated task purpose
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
     tctx: {},               // task facts (open, like args; {} for an agent token)
@@ -99,7 +115,7 @@ export const SCHEMA_TEXT = `namespace Tessera {
     delegator?: String,
     depth: Long,
     label?: String,
-    user?: String,
+    user?: String,${actorField(principal, '')}
     purpose?: String,
     scopes: Set<String>,
     tctx: {},
@@ -108,11 +124,17 @@ export const SCHEMA_TEXT = `namespace Tessera {
     delegation: Delegation,
   };
 
-  action "secret.read" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };
-  action "secret.inject" appliesTo { principal: [Agent], resource: [Secret], context: RequestContext };
-  action "cred.issue" appliesTo { principal: [Agent], resource: [Role], context: RequestContext };
-  action "tool.call" appliesTo { principal: [Agent], resource: [Tool], context: RequestContext };
-  action "http.request" appliesTo { principal: [Agent], resource: [Route], context: RequestContext };
-  action "token.delegate" appliesTo { principal: [Agent], resource: [Agent, SubAgent], context: DelegateContext };
+  action "secret.read" appliesTo { principal: [${principal}], resource: [Secret], context: RequestContext };
+  action "secret.inject" appliesTo { principal: [${principal}], resource: [Secret], context: RequestContext };
+  action "cred.issue" appliesTo { principal: [${principal}], resource: [Role], context: RequestContext };
+  action "tool.call" appliesTo { principal: [${principal}], resource: [Tool], context: RequestContext };
+  action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: RequestContext };
+  action "token.delegate" appliesTo { principal: [${principal}], resource: [Agent, SubAgent], context: DelegateContext };
 }
 `;
+}
+
+/** Workload policies: principal `Agent` (the acting agent). */
+export const SCHEMA_TEXT = schemaFor('Agent');
+/** User policies (scope names `Tessera::User` / `Tessera::Group`): principal `User` (the person an agent acts for). */
+export const USER_SCHEMA_TEXT = schemaFor('User');

@@ -23,6 +23,12 @@ export interface PolicyRequest {
    * `delegation`. Task, chain, depth, label, tctx, user and scopes come from the principal.
    */
   readonly context?: Readonly<Record<string, unknown>>;
+  /**
+   * Whose decision: the acting workload (`agent`, the default: principal `Agent`), or the person
+   * the principal acts for (`user`: principal `User` built from `principal.user` and
+   * `principal.userClaims`, `context.actor` = the acting agent; only the user policies apply).
+   */
+  readonly principalKind?: 'agent' | 'user';
 }
 
 export interface Decision {
@@ -33,6 +39,8 @@ export interface Decision {
   readonly cached: boolean;
   /** Set when the token's scope (not policy) refused the request (see scope.ts authorizeWithScope). */
   readonly scopeDenied?: boolean;
+  /** Set when the agent was permitted but the person it acts for was not (pipeline/authorize.ts). */
+  readonly userDenied?: boolean;
 }
 
 /** What services depend on: synchronous, because the Cedar evaluator is synchronous and fast. */

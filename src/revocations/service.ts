@@ -257,6 +257,14 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       return byId.size > 0 && active('agent', spiffeId, clock.now());
     },
 
+    agentRevocation(spiffeId) {
+      if (byId.size === 0 || !active('agent', spiffeId, clock.now())) return undefined;
+      // The one that lasts longest (until lifted first): lifting it is what lets the agent back in.
+      const rs = [...(byTarget.get(key('agent', spiffeId)) ?? [])].map((id) => byId.get(id)).filter((r): r is Revocation => r !== undefined);
+      const last = rs.sort((a, b) => (b.expiresAt ?? Infinity) - (a.expiresAt ?? Infinity))[0];
+      return last ? { id: last.id, expiresAt: last.expiresAt } : undefined;
+    },
+
     async revoke(req) {
       validateTarget(req.kind, req.target);
       if (req.reason !== undefined && (typeof req.reason !== 'string' || req.reason.length > 1000)) {

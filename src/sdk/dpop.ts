@@ -2,9 +2,11 @@
  * Client-side DPoP (RFC 9449) for the SDK: an ES256 key pair generated in memory, a proof per
  * request (§4.2), and the server nonces (§8, §9) remembered per origin. The private key never
  * leaves this object: no accessor, no export, not serialised; a process that ends loses it, and
- * its tokens become useless (a new login makes a new key). No server code: node:crypto only.
+ * its tokens become useless (a new login makes a new key). The one exception is a person's
+ * login file (login-session.ts), which stores its key beside the refresh token bound to it.
+ * No server code: node:crypto only.
  */
-import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
@@ -30,6 +32,18 @@ export class DpopKey {
   static generate(): DpopKey {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     return new DpopKey(privateKey, publicKey);
+  }
+
+  /**
+   * A P-256 private key its owner keeps elsewhere (a person's login file, login-session.ts: the
+   * one place the SDK stores a key, because a refresh token bound to it outlives the process).
+   * Throws TypeError for another kind of key.
+   */
+  static fromPrivateKey(privateKey: KeyObject): DpopKey {
+    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new TypeError('a DPoP key must be a P-256 (ES256) private key');
+    }
+    return new DpopKey(privateKey, createPublicKey(privateKey));
   }
 
   /**

@@ -90,7 +90,8 @@ export function createApp(options: AppOptions): FastifyInstance {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
-    maxParamLength: MAX_PARAM_LENGTH,
+    // fastify 5: router options go under routerOptions (the top-level key prints FSTDEP022 at every start).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors fastify raises before routing (a URL whose "%" starts no valid escape) get the same
     // body and a stable code like every other error.
     frameworkErrors: (error, req, reply) => {

@@ -9,9 +9,12 @@
  * - `join_token`: a one-time token an operator created for exactly this SPIFFE ID;
  * - `kubernetes`: a `jwt` attestor with `template: kubernetes` (a projected service-account token);
  * - `jwt`: a `jwt` attestor with a SPIFFE ID template (OIDC / CI workload tokens);
- * - `spiffe`: a JWT-SVID from a configured SPIFFE trust domain.
+ * - `spiffe`: a JWT-SVID from a configured SPIFFE trust domain;
+ * - `oauth_client`: an OAuth client (an MCP client, `tessera login --oidc`) a person logged in
+ *   through Tessera's authorization server; it acts for that person only (docs/users.md), its
+ *   `client_id` is the `client_id` tag.
  */
-export const ATTESTOR_KINDS = ['join_token', 'kubernetes', 'jwt', 'spiffe'] as const;
+export const ATTESTOR_KINDS = ['join_token', 'kubernetes', 'jwt', 'spiffe', 'oauth_client'] as const;
 export type AttestorKind = (typeof ATTESTOR_KINDS)[number];
 
 /**
@@ -70,8 +73,13 @@ export interface AgentPrincipal {
   readonly audience?: readonly string[];
   /** The RFC 8693 actor chain, oldest first (task tokens): the audit and the admin tree show it. */
   readonly actors?: readonly { readonly sub: string; readonly label?: string }[];
-  /** The user the task acts for (on-behalf-of; set by the Users feature). */
+  /** The user the task acts for (on-behalf-of: the task token's `sub` when it is not a SPIFFE ID). */
   readonly user?: string;
+  /**
+   * What policy knows of that user (the task token's `usr` claim, docs/users.md): the
+   * users.issuers name, the mapped claims (Cedar `User` tags) and groups (`Group` parents).
+   */
+  readonly userClaims?: { readonly issuer: string; readonly attrs: Readonly<Record<string, string>>; readonly groups: readonly string[] };
   readonly purpose?: string;
   /**
    * Confirmation (RFC 7800 §3.1): the token is DPoP-bound to the key with this RFC 7638 SHA-256

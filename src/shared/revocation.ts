@@ -20,4 +20,6 @@ export interface RevocationChecker {
   isRevoked(subject: RevocationSubject): boolean;
   /** True when new logins for this SPIFFE ID must be refused. */
   isAgentRevoked(spiffeId: string): boolean;
+  /** The revocation in force for this SPIFFE ID (its id and end, epoch ms or null = until lifted), if any: what an operator lifts. */
+  agentRevocation?(spiffeId: string): { readonly id: string; readonly expiresAt: number | null } | undefined;
 }

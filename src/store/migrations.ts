@@ -220,6 +220,63 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    // Tessera's authorization server (src/users/oauth, docs/users.md, ADR 0131): logins in
+    // progress at the OpenID Provider (keyed by an HMAC of the state sent there; the PKCE
+    // verifier and nonce are derived from the state, so nothing secret is stored), single-use
+    // authorization codes and rotating refresh tokens, both stored only as HMACs.
+    id: 130,
+    name: 'oauth_authorization_server',
+    sql: [
+      `CREATE TABLE oauth_logins (
+        state_hmac TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        client_state TEXT,
+        code_challenge TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE oauth_codes (
+        code_hmac TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        code_challenge TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        usr TEXT NOT NULL,
+        user_expires_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT,
+        family TEXT,
+        txn TEXT
+      )`,
+      `CREATE TABLE oauth_refresh_tokens (
+        token_hmac TEXT PRIMARY KEY,
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        usr TEXT NOT NULL,
+        jkt TEXT,
+        state TEXT NOT NULL,
+        txn TEXT,
+        created_at BIGINT NOT NULL,
+        family_expires_at BIGINT NOT NULL,
+        idle_expires_at BIGINT NOT NULL,
+        used_at BIGINT
+      )`,
+      `CREATE INDEX oauth_refresh_family ON oauth_refresh_tokens (family)`,
+      `CREATE INDEX oauth_refresh_user ON oauth_refresh_tokens (user_id)`,
+      `CREATE INDEX oauth_codes_expires ON oauth_codes (expires_at)`,
+      `CREATE INDEX oauth_logins_expires ON oauth_logins (expires_at)`,
+    ],
+  },
+  {
     // Audit retention and background jobs (docs/audit.md, ADR 0031): one signed prune statement
     // per archived segment (the statement JSON is what is signed; to_seq/from_seq are for
     // lookup only), and the state of verify/archive jobs so any replica can report them.

@@ -18,11 +18,15 @@
  *   cnf        RFC 7800 §3.1 confirmation `{ jkt }` (RFC 9449 §6.1) when sender-constrained
  *   tessera    the attestation facts of the ACTING agent (as in an agent token), so policy sees
  *              its attributes without a store lookup
+ *   usr        when `sub` is a person (on behalf of a user, docs/users.md): the users.issuers name
+ *              and the claims mapped to Cedar `User` tags and `Group` parents, bounded; present
+ *              exactly when `sub` is not a SPIFFE ID
  * plus `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` as in agent tokens.
  */
 import { z } from 'zod';
 import { ATTESTOR_KINDS, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import { isSpiffeId } from '../identity/spiffe-id.js';
+import { usrClaimSchema } from '../users/identity.js';
 
 /** JOSE `typ` of agent tokens (SPIFFE JWT-SVID §3) and of task tokens (RFC 8725 §3.11). */
 export const AGENT_TOKEN_TYP = 'JWT';
@@ -93,6 +97,7 @@ export const taskClaimsSchema = z.object({
   tctx: z.record(z.string().regex(TCTX_KEY_PATTERN), z.string().max(TASK_LIMITS.tctxValueChars)).optional(),
   cnf: z.object({ jkt: z.string().regex(JKT_PATTERN) }).optional(),
   tessera: z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial().optional(),
+  usr: usrClaimSchema.optional(),
 });
 
 export type TaskClaims = z.output<typeof taskClaimsSchema>;
@@ -130,6 +135,8 @@ export function taskClaimsProblem(c: TaskClaims): string | undefined {
   } else if (c.anc[0] !== c.rtxn || c.anc[c.anc.length - 1] !== c.ptxn) return 'anc (it must run from rtxn to ptxn)';
   if (c.anc.includes(c.txn)) return 'anc (a task cannot be its own ancestor)';
   if (actors[0]!.label !== undefined) return 'act (the root actor cannot be a label)';
+  // A person's task carries what policy knows of them; an agent's never does (docs/users.md).
+  if (isSpiffeId(c.sub) === (c.usr !== undefined)) return 'usr (present exactly when sub is a user)';
   return undefined;
 }
 
@@ -175,6 +182,7 @@ export function taskPrincipal(c: TaskClaims, acting: { trustDomain: string; path
     // On behalf of a user (DESIGN.md "Users"), `sub` is the user, not an agent: the request is
     // then also the user's, and `revoke user` refuses it.
     ...(isSpiffeId(c.sub) ? {} : { user: c.sub }),
+    ...(c.usr !== undefined ? { userClaims: { issuer: c.usr.iss, attrs: c.usr.attrs ?? {}, groups: c.usr.groups ?? [] } } : {}),
     actors: actors.map((a) => ({ sub: a.sub, ...(a.label !== undefined ? { label: a.label } : {}) })),
   };
 }

@@ -88,6 +88,8 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
       ...(Object.keys(tctx).length ? { tctx } : {}),
       ...(jkt !== undefined ? { cnf: { jkt } } : {}),
       ...(tessera ? { tessera } : {}),
+      // Acting for a person: the child acts for the same person, with the same entitlement.
+      ...(c.usr ? { usr: c.usr } : {}),
     },
   };
 }

@@ -4,7 +4,9 @@
  * (oidc-provider style): the subject token's verified type decides.
  *   - an agent token  → root.ts:     open a root task;
  *   - a task token    → delegate.ts: delegate a child task to a sub-agent (`actor_token` = its
- *     own agent token, or `label` for one without an identity).
+ *     own agent token, or `label` for one without an identity);
+ *   - a person's token from a trusted OpenID Provider (`subjectKind: 'user'`) with the agent's
+ *     token as `actor_token` → on-behalf.ts: a root task acting for that person.
  * This module holds what both share: verifying the subject token, the per-agent rate, the Cedar
  * `token.delegate` decision, signing, and the commit of the task row with its audit event
  * (ADR 0041: the token is returned only once both are durable).
@@ -29,6 +31,8 @@ import { parseTaskParams, refuseClaimParameters, type RawTaskParams, type TaskPa
 import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js';
 import { openRootTask } from './root.js';
 import { delegateTask } from './delegate.js';
+import { openUserTask, verifyActingAgent, type OnBehalfDeps } from './on-behalf.js';
+import { openClientTask, type ClientGrant } from './for-client.js';
 
 export { TOKEN_TYPE_ACCESS_TOKEN };
 
@@ -61,6 +65,10 @@ export interface TaskExchangeRequest {
    * Absent: no proof was sent. Never taken from a request parameter.
    */
   readonly proofJkt?: string | undefined;
+  /** `user`: the subject token is a person's (on-behalf.ts); default: one of Tessera's own. */
+  readonly subjectKind?: 'tessera' | 'user';
+  /** RFC 8693 `subject_token_type` as sent (a user token's kind is checked against it). */
+  readonly subjectTokenType?: string | undefined;
 }
 
 export interface TaskExchangeDeps {
@@ -87,10 +95,18 @@ export interface TaskExchangeDeps {
   readonly dpop: Pick<DpopGuard, 'requireBinding' | 'requireBoundToken'>;
   /** tokens.delegation.rate_limit, per acting agent; absent: no limit (unit tests). */
   readonly limit?: { readonly buckets: TokenBuckets; readonly audit?: LimitAuditor };
+  /** Agents acting for people (`users.issuers`); absent: a user token is refused (TESSERA_USER_ISSUER_UNTRUSTED). */
+  readonly onBehalf?: OnBehalfDeps;
 }
 
 export interface TaskExchange {
   exchange(req: TaskExchangeRequest): Promise<TaskTokenResponse>;
+  /**
+   * A root task for a person through an OAuth client of Tessera's authorization server (a
+   * redeemed authorization code or refresh token; for-client.ts). Same decisions, row and audit
+   * as every task.
+   */
+  openForGrant(grant: ClientGrant, meta: RequestMeta): Promise<TaskTokenResponse>;
 }
 
 /** What one handler decided: the claims to sign and the node to store. */
@@ -150,6 +166,18 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     }
   }
 
+  /** The acting agent of an on-behalf-of exchange; refusals audited like a subject token's. */
+  async function verifyActor(req: TaskExchangeRequest, where: AuditWhere): Promise<Awaited<ReturnType<typeof verifyActingAgent>>> {
+    try {
+      return await verifyActingAgent(deps, req.actorToken, req.actorTokenType);
+    } catch (e) {
+      if (isTesseraError(e) && e.code === 'TESSERA_USER_ACTOR_INVALID') {
+        await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
   async function issue(ctx: HandlerContext, spec: TaskSpec): Promise<TaskTokenResponse> {
     const issued = tokens.issueTaskToken(spec.input);
     const c = issued.claims;
@@ -181,28 +209,56 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     };
   }
 
+  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user). */
+  function decideWith(principal: AgentPrincipal, resource: ResourceRef, delegation: DelegationContext): void {
+    const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
+    if (!d.allowed) {
+      const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+      if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
+      throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
+    }
+  }
+
   return {
+    async openForGrant(grant, meta) {
+      const where: AuditWhere = { source: meta.source, replica: meta.replica, requestId: meta.requestId };
+      const ctx: HandlerContext = {
+        deps, req: { subjectToken: '', audience: [grant.resource], raw: {}, params: {}, meta }, params: parseTaskParams({}), now: deps.clock.now(), where, decide: decideWith,
+      };
+      try {
+        return await issue(ctx, openClientTask(ctx, grant));
+      } catch (e) {
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE') {
+          await audit.append({
+            kind: 'task.refused', actor: { id: grant.client.spiffeId, user: grant.user.id }, action: 'token.exchange', resource: 'task', result: e.status >= 500 ? 'error' : 'deny',
+            reason: { code: e.code, ...(Array.isArray(e.details?.policies) ? { policies: e.details.policies as string[] } : {}) }, where,
+            details: { code: e.code, scope: grant.scope.join(' ') },
+          }).catch(() => undefined);
+        }
+        throw e;
+      }
+    },
+
     async exchange(req) {
       const where: AuditWhere = { source: req.meta.source, replica: req.meta.replica, requestId: req.meta.requestId };
       refuseClaimParameters(req.raw);
       const params = parseTaskParams(req.params);
-      const subject = await verifySubject(req.subjectToken, where);
-      const delegator = subject.principal;
+      // On behalf of a person, the acting agent (its actor token) asks; else the subject token's holder.
+      const actor = req.subjectKind === 'user' ? await verifyActor(req, where) : undefined;
+      const subject = actor ? undefined : await verifySubject(req.subjectToken, where);
+      const delegator = actor ? actor.principal : subject!.principal;
       charge(delegator, where);
       const ctx: HandlerContext = {
         deps, req, params, now: deps.clock.now(), where,
-        decide(principal, resource, delegation) {
-          const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
-          if (!d.allowed) {
-            const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
-            throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
-          }
-        },
+        decide: decideWith,
       };
       try {
         // tokens.dpop.require: `always` wants every task token bound, `delegated` every child (depth ≥ 1).
-        deps.dpop.requireBinding(subject.kind === 'agent' ? 'task' : 'delegated', req.proofJkt);
-        const spec = subject.kind === 'agent' ? await openRootTask(ctx, subject) : await delegateTask(ctx, subject);
+        // A task for a person is a root task.
+        deps.dpop.requireBinding(actor || subject!.kind === 'agent' ? 'task' : 'delegated', req.proofJkt);
+        const spec = actor
+          ? await openUserTask(ctx, deps.onBehalf ?? noUsers, actor)
+          : subject!.kind === 'agent' ? await openRootTask(ctx, subject!) : await delegateTask(ctx, subject!);
         return await issue(ctx, spec);
       } catch (e) {
         // Refusals after the subject is known are audited under the delegating agent and, for a
@@ -220,6 +276,15 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     },
   };
 }
+
+/** No `users.issuers`: every user token is from an untrusted issuer. */
+const noUsers: OnBehalfDeps = {
+  users: {
+    issuerOf: () => undefined,
+    verify: () => Promise.reject(new TesseraError('TESSERA_USER_ISSUER_UNTRUSTED', 'no OpenID Provider is trusted for user tokens (users.issuers is empty)')),
+  },
+  revocations: { isRevoked: () => false },
+};
 
 /** The attestation facts a task token carries for its acting agent (copied from the token that proved it). */
 export function attestationFacts(v: VerifiedToken): TaskClaims['tessera'] {

@@ -12,12 +12,24 @@ import type { LimitAuditor, LimitName } from '../shared/limit-audit.js';
 import { TASK_LIMITS, TASK_TOKEN_TYP } from '../tasks/claims.js';
 import type { TaskExchange, TaskTokenResponse } from '../tasks/exchange.js';
 import { DOWNSTREAM_TOKEN_TYP } from './service.js';
+import { NEXT_STEPS } from '../shared/next-steps.js';
 
 export const GRANT_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
+/** RFC 8693 §3: a person's OpenID Connect ID token (on behalf of a user, docs/users.md). */
+export const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
 
 /** RFC 8693 §2.2.1 successful response: a login's agent token, or a task token. */
-export type TokenExchangeResponse = LoginResponse | TaskTokenResponse;
+export type TokenExchangeResponse = LoginResponse | TaskTokenResponse | GrantResponse;
+
+/** RFC 6749 §5.1 response of the authorization_code and refresh_token grants (src/users/oauth). */
+export interface GrantResponse {
+  readonly access_token: string;
+  readonly token_type: 'Bearer' | 'DPoP';
+  readonly expires_in: number;
+  readonly scope: string;
+  readonly refresh_token?: string;
+}
 
 /** A login's answer; `token_type: DPoP` for a DPoP-bound token (RFC 9449 §5). */
 export interface LoginResponse {
@@ -114,6 +126,13 @@ export interface TokenExchangeDeps {
    * tokens (`subject_token_type` access_token). Absent: refused as unsupported (unit tests).
    */
   readonly tasks?: TaskExchange;
+  /** Whether a token claims a configured `users.issuers` issuer (unverified; routing only). */
+  readonly userIssuer?: (token: string) => boolean;
+  /**
+   * Other grants at the same endpoint (Tessera's authorization server, src/users/oauth):
+   * `authorization_code` and `refresh_token`. Absent: refused as unsupported.
+   */
+  readonly grants?: { readonly types: readonly string[]; handle(params: Readonly<Record<string, unknown>>, meta: RequestMeta, options: { readonly proofJkt?: string | undefined }): Promise<TokenExchangeResponse> };
 }
 
 /**
@@ -121,6 +140,22 @@ export interface TokenExchangeDeps {
  * refusal only, never to grant anything): its `typ` is a task or downstream token's, or it is a
  * `JWT` whose `iss` is this Tessera.
  */
+/**
+ * TESSERA_AGENT_REVOKED saying what lifts it: the revocation's id and end, with the step in
+ * `details.next_step` (the CLI shows `tessera revoke lift <id>`). The id is an opaque handle only
+ * an admin token can act on.
+ */
+function agentRevoked(revocations: RevocationChecker, spiffeId: string): TesseraError {
+  const r = revocations.agentRevocation?.(spiffeId);
+  if (!r) {
+    const step = NEXT_STEPS.listRevocations();
+    return new TesseraError('TESSERA_AGENT_REVOKED', `this agent is revoked; logins are refused until the revocation expires or an operator lifts it (find it with ${step.route})`, { next_step: step });
+  }
+  const step = NEXT_STEPS.liftRevocation(r.id);
+  const until = r.expiresAt === null ? 'until an operator lifts it' : `until ${new Date(r.expiresAt).toISOString()} or until an operator lifts it`;
+  return new TesseraError('TESSERA_AGENT_REVOKED', `this agent is revoked (revocation ${r.id}); logins are refused ${until}: ${step.route}`, { revocation_id: r.id, next_step: step });
+}
+
 function tesseraTokenKind(token: string, issuer: string): 'agent' | 'task' | 'downstream' | undefined {
   const parts = token.split('.');
   if (parts.length !== 3 || token.length > 16_384) return undefined;
@@ -165,6 +200,14 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
     }
   }
 
+  /** A key named by parameter proves nothing: refused (KEY_PARAMETERS). */
+  function refuseKeyParameters(raw: Readonly<Record<string, unknown>>): void {
+    const keyParam = KEY_PARAMETERS.find((k) => Object.hasOwn(raw, k));
+    if (keyParam) {
+      throw new TesseraError('TESSERA_REQUEST_INVALID', `${keyParam}: is not accepted here: a token is bound only to the key of the request's own DPoP proof (RFC 9449 §5); send a \`DPoP\` header signed with the key to bind (the sub-agent's, for a sub-agent of its own key)`, { field: keyParam });
+    }
+  }
+
   return {
     admitSource(meta) {
       // A Map lookup, before the body is read, any store access or any signature check.
@@ -174,6 +217,14 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
     async exchange(params, meta, http) {
       const raw = (params ?? {}) as Record<string, unknown>;
       // RFC 6749 §5.2: an unsupported grant type is its own error, checked first.
+      if (typeof raw.grant_type === 'string' && deps.grants?.types.includes(raw.grant_type)) {
+        refuseKeyParameters(raw);
+        // RFC 9449 §5: the proof is verified before the code or refresh token is used; its key
+        // binds the access token and the refresh token (a bound refresh token needs it again).
+        const proofJkt = await taskRequestProof(http, meta);
+        deps.dpop.requireBinding('task', proofJkt);
+        return deps.grants.handle(raw, meta, { proofJkt });
+      }
       if (typeof raw.grant_type === 'string' && raw.grant_type !== GRANT_TOKEN_EXCHANGE) {
         throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_GRANT_TYPE', `grant_type "${raw.grant_type.slice(0, 100)}" is not supported; use ${GRANT_TOKEN_EXCHANGE} (RFC 8693)`);
       }
@@ -184,13 +235,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
       }
       const p = parsed.data;
-      const keyParam = KEY_PARAMETERS.find((k) => Object.hasOwn(raw, k));
-      if (keyParam) {
-        throw new TesseraError('TESSERA_REQUEST_INVALID', `${keyParam}: is not accepted here: a token is bound only to the key of the request's own DPoP proof (RFC 9449 §5); send a \`DPoP\` header signed with the key to bind (the sub-agent's, for a sub-agent of its own key)`, { field: keyParam });
-      }
+      refuseKeyParameters(raw);
       const task = p.subject_token_type === TOKEN_TYPE_ACCESS;
-      if (!task && p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN) {
-        throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN} (log in), or ${TOKEN_TYPE_ACCESS} (a Tessera agent or task token: open or delegate a task)`);
+      if (!task && p.subject_token_type !== TOKEN_TYPE_JWT && p.subject_token_type !== TOKEN_TYPE_JOIN && p.subject_token_type !== TOKEN_TYPE_ID_TOKEN) {
+        throw new TesseraError('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN} (log in), ${TOKEN_TYPE_ACCESS} (a Tessera agent or task token: open or delegate a task), or a person's ${TOKEN_TYPE_ACCESS}, ${TOKEN_TYPE_ID_TOKEN} or ${TOKEN_TYPE_JWT} with the agent's token as actor_token (act on their behalf)`);
       }
       if (p.requested_token_type !== undefined && p.requested_token_type !== TOKEN_TYPE_JWT && p.requested_token_type !== TOKEN_TYPE_ACCESS) {
         throw new TesseraError('TESSERA_OAUTH_INVALID_TARGET', `requested_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_ACCESS}`);
@@ -205,6 +253,18 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         }
       }
       const issuedBy = tesseraTokenKind(p.subject_token, tokens.issuer);
+      // On behalf of a person (docs/users.md): a token that is not Tessera's own, with the acting
+      // agent's token as actor_token (an ID token is never anything else).
+      const forUser = issuedBy === undefined && deps.tasks !== undefined && (p.subject_token_type === TOKEN_TYPE_ID_TOKEN || (p.actor_token !== undefined && p.subject_token_type !== TOKEN_TYPE_JOIN) || (task && deps.userIssuer?.(p.subject_token) === true));
+      if (forUser) {
+        // RFC 9449 §5: as for any task, the proof is verified first and its key binds the task.
+        const proofJkt = await taskRequestProof(http, meta);
+        return deps.tasks!.exchange({
+          subjectKind: 'user', subjectTokenType: p.subject_token_type,
+          subjectToken: p.subject_token, actorToken: p.actor_token, actorTokenType: p.actor_token_type, audience, raw, meta, proofJkt,
+          params: { scope: p.scope, purpose: p.purpose, tctx: p.tctx, requested_ttl: p.requested_ttl, max_depth: p.max_depth, label: p.label, scope_mode: p.scope_mode },
+        });
+      }
       if (task) {
         // Only Tessera's own tokens are access_token subjects here; the task exchange verifies them
         // (this peek only routes: it grants nothing).
@@ -248,18 +308,14 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
           // the revocation is lifted or expires.
           admit(id) {
             spiffeId = id;
-            if (revocations.isAgentRevoked(id)) {
-              throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
-            }
+            if (revocations.isAgentRevoked(id)) throw agentRevoked(revocations, id);
           },
         });
         spiffeId = identity.spiffeId;
         // Only a VERIFIED identity is charged (an unverified claim could drain another agent's bucket).
         if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
-        if (revocations.isAgentRevoked(identity.spiffeId)) {
-          throw new TesseraError('TESSERA_AGENT_REVOKED', 'this agent is revoked; logins are refused until the revocation expires or is lifted');
-        }
+        if (revocations.isAgentRevoked(identity.spiffeId)) throw agentRevoked(revocations, identity.spiffeId);
         const issued = tokens.issueAgentToken(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task

@@ -11,6 +11,7 @@ import type { TokenService } from './service.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from '../tasks/claims.js';
 import type { DpopGuard } from '../dpop/guard.js';
+import type { RequestMeta } from '../server/app.js';
 
 export interface TokenRevoker {
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { reason?: string }): Promise<unknown>;
@@ -40,6 +41,11 @@ export interface TokenRouteDeps {
    * other use of it does — a bound token alone (leaked, stolen) must not end its task tree.
    */
   readonly dpop: Pick<DpopGuard, 'tokenRequestProof' | 'mark'>;
+  /**
+   * Tessera's authorization server (src/users/oauth), when enabled: its RFC 8414 fields, and RFC
+   * 7009 for its refresh tokens (`tsr_refresh_…`).
+   */
+  readonly authorizationServer?: { metadata(): Record<string, unknown>; revokeRefreshToken(token: string, meta: RequestMeta, proofJkt?: () => Promise<string | undefined>): Promise<void> };
 }
 
 function requireForm(req: FastifyRequest): void {
@@ -95,6 +101,18 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   app.post('/v1/oauth/revoke', { config: { oauth: true } }, async (req, reply) => {
     requireForm(req);
     const { token } = parseInput(tokenParam, req.body);
+    // A refresh token of the authorization server: its family and the tasks it opened (RFC 7009 §2.1).
+    if (deps.authorizationServer && token.startsWith('tsr_refresh_')) {
+      const proofJkt = (): Promise<string | undefined> => deps.dpop.tokenRequestProof({ method: req.method, target: req.url, proof: req.headers.dpop });
+      try {
+        await deps.authorizationServer.revokeRefreshToken(token, app.requestMeta(req), proofJkt);
+      } catch (e) {
+        // A bound refresh token without a proof by its key: 400 invalid_dpop_proof with the challenge.
+        if (e instanceof TesseraError && e.code.startsWith('TESSERA_DPOP_')) throw deps.dpop.mark(e);
+        throw e;
+      }
+      return reply.status(200).send({});
+    }
     let v: Awaited<ReturnType<TokenService['verifyAnyAudience']>>;
     try {
       v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
@@ -159,22 +177,26 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   app.get('/v1/bundle', async (_req, reply) => reply.header('cache-control', 'public, max-age=60').send(deps.keys.bundle()));
 
   // RFC 8414 §2 authorization server metadata.
-  app.get('/.well-known/oauth-authorization-server', async (_req, reply) =>
-    reply.header('cache-control', 'public, max-age=300').send({
+  app.get('/.well-known/oauth-authorization-server', async (_req, reply) => {
+    // The authorization server (when enabled) adds the authorization endpoint and its grants.
+    const { grant_types_extra: extraGrants, ...as } = deps.authorizationServer?.metadata() ?? {};
+    return reply.header('cache-control', 'public, max-age=300').send({
       issuer,
       token_endpoint: `${issuer}/v1/oauth/token`,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
       introspection_endpoint: `${issuer}/v1/oauth/introspect`,
       revocation_endpoint: `${issuer}/v1/oauth/revoke`,
-      grant_types_supported: [GRANT_TOKEN_EXCHANGE],
+      grant_types_supported: [GRANT_TOKEN_EXCHANGE, ...(Array.isArray(extraGrants) ? (extraGrants as string[]) : [])],
       response_types_supported: [],
+      ...as,
       token_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
-      // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and delegates tasks.
-      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN],
+      // jwt and join-token log in; access_token (Tessera's own agent and task tokens) opens and
+      // delegates tasks; a person's access_token, id_token or jwt with an actor_token acts for them.
+      subject_token_types_supported: [TOKEN_TYPE_JWT, TOKEN_TYPE_JOIN, TOKEN_TYPE_ACCESS_TOKEN, 'urn:ietf:params:oauth:token-type:id_token'],
       dpop_signing_alg_values_supported: [...deps.dpopAlgorithms],
-      service_documentation: 'https://github.com/tessera/tessera/blob/main/docs/tokens.md',
-    }),
-  );
+      service_documentation: `${issuer}/v1/openapi.json`,
+    });
+  });
 }

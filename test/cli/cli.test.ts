@@ -232,6 +232,72 @@ test('login --out writes a 0600 file and prints no token; never overwrites', asy
   assert.match(again.stderr, /TESSERA_CLI_FILE_WRITE_FAILED/);
 });
 
+test('login --out that cannot be created is refused before the exchange: the one-time join token is not spent', async () => {
+  const existing = join(dir, 'already-there.jwt');
+  writeFileSync(existing, 'old\n');
+  for (const [out, why] of [[existing, /already exists; remove it or choose another --out path \(nothing was sent\)/], [join(dir, 'no-such-dir', 'agent.jwt'), /cannot write .*no-such-dir.* \(ENOENT; nothing was sent\)/]] as const) {
+    peer.joinTokens.add('join-out');
+    const before = peer.requests.length;
+    const r = await cli(['login', '--join-token', '-', '--out', out], { stdin: 'join-out\n' });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, why);
+    assert.match(r.stderr, /\[TESSERA_CLI_FILE_WRITE_FAILED\]/);
+    assert.equal(peer.requests.length, before, 'no request was made');
+    assert.ok(peer.joinTokens.has('join-out'), 'the one-time join token is still usable');
+  }
+  assert.equal(readFileSync(existing, 'utf8'), 'old\n', 'never overwritten');
+  // A refused exchange leaves no empty --out file behind.
+  const refusedOut = join(dir, 'refused.jwt');
+  const r = await cli(['login', '--join-token', '-', '--out', refusedOut], { stdin: 'never-issued\n' });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /TESSERA_JOIN_TOKEN_REUSED/);
+  assert.equal(existsSync(refusedOut), false);
+});
+
+test('login --join-token-file reads the join token from a file; a missing, empty or doubled source is a usage error before any request', async () => {
+  peer.joinTokens.add('join-from-file');
+  const file = join(dir, 'join.txt');
+  writeFileSync(file, 'join-from-file\n');
+  const r = await cli(['login', '--join-token-file', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(peer.issued.has(r.stdout.trim()));
+  assert.equal(peer.requests.at(-1)!.form?.subject_token, 'join-from-file');
+  const empty = join(dir, 'empty-join.txt');
+  writeFileSync(empty, '\n');
+  const before = peer.requests.length;
+  const cases: [string[], RegExp, string?][] = [
+    [['login', '--join-token-file', join(dir, 'missing.txt')], /--join-token-file .*missing\.txt does not exist/],
+    [['login', '--join-token-file', dir], /--join-token-file .* is a directory, not a file/],
+    [['login', '--join-token-file', empty], /--join-token-file .*empty-join\.txt is empty/],
+    [['login', '--join-token-file', file, '--join-token', 'x'], /give exactly one of --join-token, --join-token-file or --token-file/],
+    [['login', '--join-token-file', file, '--token-file', file], /give exactly one of --join-token, --join-token-file or --token-file/],
+    [['login', '--join-token', '-'], /the join token read from stdin is empty/, ''],
+  ];
+  for (const [argv, message, stdin] of cases) {
+    const e = await cli(argv, stdin !== undefined ? { stdin } : {});
+    assert.equal(e.code, 2, `${argv.join(' ')}: ${e.stderr}`);
+    assert.match(e.stderr, message);
+    assert.match(e.stderr, /TESSERA_CLI_USAGE/);
+  }
+  assert.equal(peer.requests.length, before, 'no request was made');
+});
+
+test('mcp --join-token-file: a missing or empty file, or both join-token options, is a usage error before anything starts', async () => {
+  const empty = join(dir, 'mcp-empty-join.txt');
+  writeFileSync(empty, '');
+  const file = join(dir, 'mcp-join.txt');
+  writeFileSync(file, 'tsr_join_x\n');
+  for (const [argv, message] of [
+    [['mcp', '--join-token-file', join(dir, 'nope.txt')], /--join-token-file .*nope\.txt does not exist/],
+    [['mcp', '--join-token-file', empty], /--join-token-file .* is empty/],
+    [['mcp', '--join-token-file', file, '--join-token', 'tsr_join_y'], /give one of --join-token and --join-token-file/],
+  ] as const) {
+    const r = await cli([...argv]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, message);
+  }
+});
+
 test('login needs exactly one attestation source; refusals carry the OAuth code', async () => {
   assert.equal((await cli(['login'])).code, 2);
   assert.equal((await cli(['login', '--join-token', 'a', '--token-file', 'b'])).code, 2);
@@ -282,6 +348,31 @@ test('policy validate reports ok, and file:line problems with exit 1 (offline)',
   assert.match(r.stderr, /TESSERA_POLICY_INVALID/);
   const j = await cli(['--json', 'policy', 'validate', bad]);
   assert.equal((JSON.parse(j.stdout) as { ok: boolean }).ok, false);
+});
+
+test('policy validate: the pinned trust domains as a note; with --config, a warning for each one the server does not serve (exit 0)', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
+  const pol = mkdtempSync(join(dir, 'pol-td-'));
+  writeFileSync(join(pol, 'a.cedar'), '@id("typo")\npermit (principal, action == Tessera::Action::"secret.read", resource) when { principal.trust_domain == "exmaple.org" };\n@id("fine")\npermit (principal == Tessera::Agent::"spiffe://example.org/agent/x", action, resource);\n');
+  const plain = await cli(['policy', 'validate', pol]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr, /note: the policies pin 2 trust domains: example\.org, exmaple\.org; --config FILE warns about any the server does not serve/);
+  const config = join(pol, '..', 'td-tessera.yaml');
+  writeFileSync(config, 'trust_domain: example.org\n');
+  const r = await cli(['policy', 'validate', pol, '--config', config]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ok: 2 policies in 1 file/);
+  assert.match(r.stderr, /^warning: a\.cedar:1: policy "typo" pins trust domain "exmaple\.org", which this Tessera does not serve \(it serves 1 trust domain: example\.org\): it can never match/m);
+  assert.doesNotMatch(r.stderr, /"fine"/);
+  const j = JSON.parse((await cli(['--json', 'policy', 'validate', pol, '--config', config])).stdout) as Record<string, unknown>;
+  assert.deepEqual(j.trust_domains, ['example.org', 'exmaple.org']);
+  assert.deepEqual(j.served_trust_domains, ['example.org']);
+  assert.equal((j.warnings as string[]).length, 1);
+  // A --config that is missing or not a valid configuration is a usage error.
+  assert.equal((await cli(['policy', 'validate', pol, '--config', join(pol, 'nope.yaml')])).code, 2);
+  writeFileSync(config, 'trust_domain: [not, a, string]\n');
+  const badConfig = await cli(['policy', 'validate', pol, '--config', config]);
+  assert.equal(badConfig.code, 2, badConfig.stderr);
+  assert.match(badConfig.stderr, /--config: .*td-tessera\.yaml is invalid:\n {2}trust_domain: /);
 });
 
 test('policy test runs a YAML table offline; failing cases exit 1 with reasons', { skip: !existsSync(policyIndex) && 'src/policy/index.ts not present yet' }, async () => {
@@ -512,11 +603,26 @@ test('dev prints URL, admin token, join token and next steps, then closes on SIG
   assert.deepEqual(seen, { listen: '127.0.0.1:9999', dataDir: undefined, rootToken: 'my-root-token-123456', configPath: undefined });
   assert.match(r.stdout, /running at http:\/\/127\.0\.0\.1:18200/);
   assert.match(r.stdout, /export TESSERA_TOKEN=tsr_admin_dev_root_token_value/);
-  assert.match(r.stdout, /tessera login --join-token tsr_join_dev_value/);
+  // Without a token file the join token goes through stdin, never as an argument.
+  assert.match(r.stdout, /tessera login --join-token - <<< tsr_join_dev_value/);
+  assert.doesNotMatch(r.stdout, /new admin token at every start/, 'the admin token was not said to be fixed or not');
   assert.equal(server.closed, 1);
   assert.match(r.stderr, /SIGINT/);
   const j = await cli(['--json', 'dev'], { runtime: { ...noRuntime, dev: async () => fakeServer() }, io: { signals: immediateSignals('SIGTERM') } });
   assert.deepEqual(JSON.parse(j.stdout), { url: 'http://127.0.0.1:18200', admin_token: 'tsr_admin_dev_root_token_value', join_token: 'tsr_join_dev_value' });
+});
+
+test('dev banner: the join token from its 0600 file, and a generated admin token said to be new at every start', async () => {
+  const server = fakeServer({ joinTokenFile: "/tmp/it's here/demo-join-token", adminTokenFixed: false });
+  const r = await cli(['dev'], { runtime: { ...noRuntime, dev: async () => server }, io: { signals: immediateSignals('SIGINT') } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /AGENT_TOKEN=\$\(tessera login --join-token-file '\/tmp\/it'\\''s here\/demo-join-token'\)/);
+  assert.doesNotMatch(r.stdout, /tsr_join_dev_value/, 'the token itself is not printed');
+  assert.match(r.stdout, /# a new admin token at every start \(earlier ones keep working on this data directory\); --root-token <value> keeps one/);
+  const fixed = await cli(['dev'], { runtime: { ...noRuntime, dev: async () => fakeServer({ adminTokenFixed: true }) }, io: { signals: immediateSignals('SIGINT') } });
+  assert.doesNotMatch(fixed.stdout, /new admin token at every start/);
+  const j = await cli(['--json', 'dev'], { runtime: { ...noRuntime, dev: async () => fakeServer({ joinTokenFile: '/d/demo-join-token' }) }, io: { signals: immediateSignals('SIGTERM') } });
+  assert.equal((JSON.parse(j.stdout) as Record<string, unknown>).join_token_file, '/d/demo-join-token');
 });
 
 test('server runs until SIGTERM and needs --config', async () => {
@@ -539,7 +645,19 @@ test('init prints the admin token once, or writes it to --out without printing i
   assert.doesNotMatch(w.stdout + w.stderr, /tsr_admin_init_value_abcdef/);
   assert.equal(readFileSync(out, 'utf8'), 'tsr_admin_init_value_abcdef\n');
   assert.equal(statSync(out).mode & 0o777, 0o600);
+  // An --out that exists is refused before the data directory is initialised (its only admin token would be lost).
+  let initialised = 0;
+  const counting: Runtime = { ...noRuntime, init: async () => (initialised++, { adminToken: 'tsr_admin_second', dataDir: '/data' }) };
+  const exists = await cli(['init', '--out', out], { runtime: counting });
+  assert.equal(exists.code, 1);
+  assert.match(exists.stderr, /already exists.*nothing was sent.*\[TESSERA_CLI_FILE_WRITE_FAILED\]/);
+  assert.equal(initialised, 0);
+  assert.equal(readFileSync(out, 'utf8'), 'tsr_admin_init_value_abcdef\n');
+  // A failed init leaves no empty --out file behind.
+  const failedOut = join(dir, 'failed-init.token');
   const failing: Runtime = { ...noRuntime, init: async () => Promise.reject(Object.assign(new Error('already initialised'), { code: 'TESSERA_ALREADY_INITIALIZED' })) };
+  assert.equal((await cli(['init', '--out', failedOut], { runtime: failing })).code, 1);
+  assert.equal(existsSync(failedOut), false);
   const again = await cli(['init'], { runtime: failing });
   assert.equal(again.code, 1);
   assert.match(again.stderr, /TESSERA_ALREADY_INITIALIZED/);

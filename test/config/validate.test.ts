@@ -96,6 +96,19 @@ test('before `tessera init`: what init creates is a note, not a problem; nothing
   assert.deepEqual(readdirSync(ws.root), ['tessera.yaml']);
 });
 
+test('a policy pinning a trust domain the configuration does not serve is a warning (it can never match), not a problem', async () => {
+  const ws = workspace();
+  // The demo policies pin tessera.local; this configuration serves example.org only.
+  const config = ws.write(`trust_domain: example.org\ndata_dir: ${join(ws.root, 'data')}\npolicy:\n  dir: ${join(REPO, 'examples', 'policies')}\n`);
+  const r = await validate(config);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /note: policy\.dir: warning: healthcare\.cedar:\d+: policy "healthcare-reader" pins trust domain "tessera\.local", which this Tessera does not serve \(it serves 1 trust domain: example\.org\): it can never match/);
+  // Served (the default trust domain): no warning.
+  const served = ws.write(`data_dir: ${join(ws.root, 'data')}\npolicy:\n  dir: ${join(REPO, 'examples', 'policies')}\n`);
+  const ok = await validate(served);
+  assert.doesNotMatch(ok.stdout, /does not serve/);
+});
+
 test('every kind of problem is named by its key, and exits 1 with TESSERA_CONFIG_INVALID', async () => {
   const ws = workspace();
   const fileAsDir = join(ws.root, 'a-file');

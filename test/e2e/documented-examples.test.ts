@@ -13,7 +13,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
@@ -112,7 +112,15 @@ async function workspace(name: string): Promise<Workspace> {
     dev.once('exit', (code) => reject(new Error(`tessera dev exited ${code}: ${banner}`)));
   });
   const url = /running at (http:\/\/127\.0\.0\.1:\d+)/.exec(banner)![1]!;
-  const joinToken = /--join-token (tsr_join_[A-Za-z0-9_-]+)/.exec(banner)![1]!;
+  // The banner logs in from the 0600 file dev mode writes (never a token on a command line).
+  const joinTokenFile = /--join-token-file (\S+)\)/.exec(banner)![1]!;
+  assert.equal(joinTokenFile, join(dir, '.tessera', 'demo-join-token'));
+  assert.equal(statSync(joinTokenFile).mode & 0o777, 0o600);
+  const joinToken = readFileSync(joinTokenFile, 'utf8').trim();
+  assert.match(joinToken, /^tsr_join_[A-Za-z0-9_-]+$/);
+  assert.doesNotMatch(banner, /tsr_join_/, 'the join token is not printed');
+  // Nothing but Tessera's own output: no runtime or library warnings at start (FSTDEP…, ExperimentalWarning).
+  assert.doesNotMatch(banner, /Warning|DEP\d{3}/, banner);
 
   const state = join(dir, '.shell-state');
   const sh = (script: string) =>
@@ -159,10 +167,17 @@ test('`tessera dev` banner commands and the README\'s "A first session" run as w
   const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
   const blocks = blocksOf(section(readme, 'A first session')).filter((b) => b.lang === 'sh');
   assert.equal(blocks.length, 1);
-  const r = await ws.sh(substitute(blocks[0]!.code, { 'http://127.0.0.1:8200': ws.url, '<admin token printed by tessera dev>': ROOT_TOKEN }));
-  noCliErrors(r.stderr, 'README');
-  expectAll(r.stdout, ['postgres://db.internal/clinic', 'TESSERA_TOKEN_REVOKED', 'audit log verified'], 'README');
-  assert.ok(existsSync(join(ws.dir, 'agent.jwt')));
+  // `<revocation id>` is the one the `revoked agent` line names: the agent's revocation in force.
+  const revocationId = `"$(tessera --json revoke list --kind agent --active | node -pe 'JSON.parse(require("fs").readFileSync(0, "utf8")).revocations[0].id')"`;
+  const script = substitute(blocks[0]!.code, { 'http://127.0.0.1:8200': ws.url, '<admin token printed by tessera dev>': ROOT_TOKEN, '<revocation id>': revocationId });
+  // Twice: the session ends by lifting its revocation, so a newcomer can run it again.
+  for (const round of [1, 2]) {
+    const r = await ws.sh(`set -e\n${script}`);
+    assert.equal(r.code, 0, `README round ${round}:\n${r.stdout}\n${r.stderr}`);
+    noCliErrors(r.stderr, `README round ${round}`);
+    expectAll(r.stdout, ['postgres://db.internal/clinic', 'TESSERA_TOKEN_REVOKED', 'audit log verified', /revoked agent spiffe:\/\/\S+ \(revocation rev_\S+; lift with: tessera revoke lift rev_/, /^lifted revocation rev_/m], `README round ${round}`);
+    assert.ok(!existsSync(join(ws.dir, 'agent.jwt')));
+  }
 });
 
 // --- docs/examples/*.md ---------------------------------------------------------------------

@@ -352,16 +352,24 @@ test('tool names: every listed name is what strict clients accept, each calls it
   const listed = (await c.listTools()).tools.map((t) => t.name);
   for (const n of listed) assert.match(n, /^[a-zA-Z0-9_-]{1,64}$/);
   const odds = listed.filter((n) => n.startsWith('odd__'));
-  assert.equal(odds.length, ODD_TOOLS.length);
+  // Valid MCP names that strict clients would refuse ('.', over 64) are mapped (ADR 0051); names
+  // outside the MCP rules ('/', space, non-ASCII) are left out, never renamed (ADR 0148).
+  const MCP_VALID = ODD_TOOLS.filter((t) => /^[A-Za-z0-9_.-]{1,128}$/.test(t));
+  assert.deepEqual(MCP_VALID.sort(), ['files.read', 'plain_ok', 'x'.repeat(80)].sort());
+  assert.equal(odds.length, MCP_VALID.length);
   assert.ok(odds.includes('odd__plain_ok'));
   const called = new Set<string>();
   for (const name of odds) {
     const r = await c.callTool({ name, arguments: {} });
     called.add((r.content as { text: string }[])[0]!.text.replace(/^called /, ''));
   }
-  assert.deepEqual([...called].sort(), [...ODD_TOOLS].sort(), 'each exposed name reaches its own tool');
+  assert.deepEqual([...called].sort(), [...MCP_VALID].sort(), 'each exposed name reaches its own tool');
   const audited = audit.events.filter((e) => e.kind === 'gateway.tool_call' && (e.details as { server: string }).server === 'odd').map((e) => (e.details as { tool: string }).tool);
-  for (const t of ODD_TOOLS) assert.ok(audited.includes(t), `audit names ${t}`);
+  for (const t of MCP_VALID) assert.ok(audited.includes(t), `audit names ${t}`);
+  for (const t of ODD_TOOLS.filter((x) => !MCP_VALID.includes(x))) {
+    await assert.rejects(c.callTool({ name: `odd/${t}`, arguments: {} }), (e: { data?: { code?: string } }) => e.data?.code === 'TESSERA_GATEWAY_TOOL_NAME_REFUSED', t);
+    assert.ok(audit.events.some((e) => e.kind === 'gateway.tool_name_refused' && (e.details as { tool: string; why: string }).tool === t && (e.details as { why: string }).why === 'invalid'), `refusal of ${t} audited`);
+  }
   // The same tool by its policy entity id.
   const byId = await c.callTool({ name: 'odd/files.read', arguments: {} });
   assert.deepEqual(byId.content, [{ type: 'text', text: 'called files.read' }]);

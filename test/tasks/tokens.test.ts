@@ -72,7 +72,7 @@ test('a verified task token is the acting agent\'s principal with its task, chai
 });
 
 test('a task whose sub is not an agent acts for that user: revoking the user refuses it', async () => {
-  const issued = h.tokens.issueTaskToken(child({ sub: 'alice@example.org', txn: 'task_EEEEEEEEEEEEEEEEEEEEEE' }));
+  const issued = h.tokens.issueTaskToken(child({ sub: 'alice@example.org', txn: 'task_EEEEEEEEEEEEEEEEEEEEEE', usr: { iss: 'corp' } }));
   const p = await h.tokens.verify(issued.token, { audience: h.base });
   assert.equal(p.user, 'alice@example.org');
   assert.equal(p.spiffeId, B, 'the acting agent is still the newest actor');

@@ -204,6 +204,10 @@ test('kill switch: a revoked agent\'s token is refused at once, its logins are r
   const e = await refused(loginWith(jt));
   assert.equal(e.error, 'invalid_grant');
   assert.equal(e.cause.code, 'TESSERA_AGENT_REVOKED');
+  // The refusal says what lifts it: the revocation's id, the route, and the command for the CLI.
+  assert.match(String(e.error_description), new RegExp(`revocation ${rev.body.id}\\); logins are refused until an operator lifts it: DELETE /v1/admin/revocations/${rev.body.id}`));
+  assert.equal((e.cause as any).details.revocation_id, rev.body.id);
+  assert.deepEqual((e.cause as any).details.next_step, { route: `DELETE /v1/admin/revocations/${rev.body.id}`, cli: `tessera revoke lift ${rev.body.id}` });
   // Other agents are unaffected.
   assert.notEqual((await h.agent(bystander, 'GET', SECRET_PATH)).body?.error?.code, 'TESSERA_TOKEN_REVOKED');
 
@@ -219,6 +223,7 @@ test('a revocation with a short ttl expires: logins are accepted again afterward
   assert.equal(rev.status, 201, JSON.stringify(rev.body));
   const e = await refused(loginWith(await h.joinToken(agent)));
   assert.equal(e.cause.code, 'TESSERA_AGENT_REVOKED');
+  assert.match(String(e.error_description), new RegExp(`revocation ${rev.body.id}\\); logins are refused until ${rev.body.expires_at.replace(/[.]/g, '\\.')} or until an operator lifts it`));
   await sleep(1100); // wait the ttl out (a wait, not a timing assertion)
   const jt = await h.joinToken(agent);
   assert.ok((await loginWith(jt)).access_token);

@@ -97,7 +97,8 @@ interface Lit {
   readonly entry: Entry;
 }
 
-interface Compiled {
+/** Literals ready for one Rabin–Karp scan. */
+interface LitTable {
   readonly lits: readonly Lit[];
   /** Window length of the rolling hash: the shortest literal, at most 8. */
   readonly w: number;
@@ -111,6 +112,15 @@ interface Compiled {
   readonly filter: number[];
   /** HASH_BASE^(w-1), to drop the character leaving the window. */
   readonly pow: number;
+}
+
+interface Compiled extends LitTable {
+  /**
+   * The base64, base64url and hex forms (one or two encodings), looked for again in the text with
+   * line breaks, spaces and colons taken out: MIME wraps base64 at 76 columns, PEM at 64, `xxd`
+   * and `openssl` wrap or group hex, often with CRLF; a break inside a form would hide it.
+   */
+  readonly wrapped: LitTable | undefined;
   readonly shapes: RegExp | undefined;
   readonly shapeDefs: readonly { readonly entry: Entry; readonly tail: number | undefined }[];
   readonly minText: number;
@@ -164,6 +174,69 @@ function formatPath(segments: readonly (string | number)[]): string {
     else p += `[${JSON.stringify(s)}]`;
   }
   return p;
+}
+
+/** The forms whose text is base64, base64url or hex (of the value or of another form of it). */
+const WRAPPABLE_FORM = /^(?:base64|base64url|hex)(?:$|-of-)/;
+
+function litTable(lits: readonly Lit[]): LitTable {
+  const w = Math.min(8, ...lits.map((l) => l.text.length));
+  let pow = 1;
+  for (let i = 1; i < w; i++) pow = Math.imul(pow, HASH_BASE);
+  const byPrefix = new Map<number, Lit[]>();
+  const filter = new Array<number>(FILTER_BITS >>> 5).fill(0);
+  for (const lit of lits) {
+    let h = 0;
+    for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(lit.text.charCodeAt(i))) | 0;
+    filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! |= 1 << (h & 31);
+    const list = byPrefix.get(h);
+    if (list) list.push(lit);
+    else byPrefix.set(h, [lit]);
+  }
+  return { lits, w, byPrefix, filter, pow };
+}
+
+/**
+ * Whether the character at `i` starts a wrapping separator, and its length: whitespace (space,
+ * tab, CR, LF, VT, FF, NBSP), `:` (grouped hex: `de:ad:be:ef`), or a JSON/C escape of a line
+ * break or tab written once, twice or three times escaped (`\n`, `\\r\\n`). None of these
+ * characters occurs in base64, base64url or hex, so taking them out only joins a wrapped form.
+ */
+function separatorAt(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c === 32 || (c >= 9 && c <= 13) || c === 58 || c === 0xa0) return 1;
+  if (c !== 92) return 0;
+  let j = i;
+  while (j < text.length && j - i < 4 && text.charCodeAt(j) === 92) j++;
+  const e = text.charCodeAt(j);
+  return j - i <= 4 && (e === 110 || e === 114 || e === 116) ? j - i + 1 : 0;
+}
+
+/**
+ * `text` with every wrapping separator taken out, and for each character of the result its index
+ * in `text`; undefined when there is no separator (the plain scan has seen it all already).
+ */
+function unwrap(text: string, minLength: number): { text: string; at: Int32Array } | undefined {
+  if (text.length <= minLength || !/[\s:\\\u00a0]/.test(text)) return undefined;
+  const at = new Int32Array(text.length);
+  const parts: string[] = [];
+  let n = 0;
+  let runStart = 0;
+  let removed = false;
+  for (let i = 0; i < text.length;) {
+    const sep = separatorAt(text, i);
+    if (sep === 0) {
+      at[n++] = i++;
+      continue;
+    }
+    if (i > runStart) parts.push(text.slice(runStart, i));
+    removed = true;
+    i += sep;
+    runStart = i;
+  }
+  if (!removed) return undefined;
+  if (runStart < text.length) parts.push(text.slice(runStart));
+  return { text: parts.join(''), at: at.subarray(0, n) };
 }
 
 /** A registered value; its forms are computed once and shared with derived scrubbers. */
@@ -222,29 +295,15 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
     }
     const shapeDefs = shapes.map((s) => ({ entry: { kind: 'shape' as const, form: s.name, label: undefined }, tail: s.tail }));
     if (lits.length === 0 && shapes.length === 0) return undefined;
-    const w = Math.min(8, ...lits.map((l) => l.text.length));
-    let pow = 1;
-    for (let i = 1; i < w; i++) pow = Math.imul(pow, HASH_BASE);
-    const byPrefix = new Map<number, Lit[]>();
-    const filter = new Array<number>(FILTER_BITS >>> 5).fill(0);
-    for (const lit of lits) {
-      let h = 0;
-      for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(lit.text.charCodeAt(i))) | 0;
-      filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! |= 1 << (h & 31);
-      const list = byPrefix.get(h);
-      if (list) list.push(lit);
-      else byPrefix.set(h, [lit]);
-    }
+    const table = litTable(lits);
+    const wrappable = lits.filter((l) => WRAPPABLE_FORM.test(l.entry.form));
     compiled = {
-      lits,
-      w,
-      byPrefix,
-      filter,
-      pow,
+      ...table,
+      wrapped: wrappable.length > 0 ? litTable(wrappable) : undefined,
       // One alternation for all shapes: one scan; the group that matched names the shape.
       shapes: shapesRegex(shapes),
       shapeDefs,
-      minText: Math.min(lits.length > 0 ? w : Infinity, shapes.length > 0 ? 8 : Infinity),
+      minText: Math.min(lits.length > 0 ? table.w : Infinity, shapes.length > 0 ? 8 : Infinity),
     };
     return compiled;
   }
@@ -268,20 +327,10 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
    */
   function scan(text: string, c: Compiled): Span[] {
     const spans: Span[] = [];
-    const n = text.length;
-    const w = c.w;
-    if (c.lits.length > 0 && n >= w) {
-      let h = 0;
-      for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(text.charCodeAt(i))) | 0;
-      const filter = c.filter;
-      for (let i = 0; ; i++) {
-        if ((filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! & (1 << (h & 31))) !== 0) {
-          const cands = c.byPrefix.get(h);
-          if (cands) for (const lit of cands) if (matchesAt(text, i, lit)) spans.push({ start: i, end: i + lit.text.length, entry: lit.entry });
-        }
-        if (i + w >= n) break;
-        h = (Math.imul((h - Math.imul(fold(text.charCodeAt(i)), c.pow)) | 0, HASH_BASE) + fold(text.charCodeAt(i + w))) | 0;
-      }
+    scanLits(text, c, spans, undefined);
+    if (c.wrapped) {
+      const joined = unwrap(text, c.wrapped.w);
+      if (joined) scanLits(joined.text, c.wrapped, spans, joined.at);
     }
     if (c.shapes) {
       const re = c.shapes;
@@ -313,6 +362,34 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
       }
     }
     return merged;
+  }
+
+  /**
+   * Every occurrence of every literal of `t` in `text`, overlapping ones included (Rabin–Karp
+   * over a window of the shortest literal length, then an exact check). `at` maps positions of
+   * `text` to the string the spans are for (see `unwrap`).
+   */
+  function scanLits(text: string, t: LitTable, spans: Span[], at: Int32Array | undefined): void {
+    const n = text.length;
+    const w = t.w;
+    if (t.lits.length === 0 || n < w) return;
+    let h = 0;
+    for (let i = 0; i < w; i++) h = (Math.imul(h, HASH_BASE) + fold(text.charCodeAt(i))) | 0;
+    const filter = t.filter;
+    for (let i = 0; ; i++) {
+      if ((filter[(h >>> 5) & ((FILTER_BITS >>> 5) - 1)]! & (1 << (h & 31))) !== 0) {
+        const cands = t.byPrefix.get(h);
+        if (cands) {
+          for (const lit of cands) {
+            if (!matchesAt(text, i, lit)) continue;
+            const end = i + lit.text.length;
+            spans.push(at ? { start: at[i]!, end: at[end - 1]! + 1, entry: lit.entry } : { start: i, end, entry: lit.entry });
+          }
+        }
+      }
+      if (i + w >= n) break;
+      h = (Math.imul((h - Math.imul(fold(text.charCodeAt(i)), t.pow)) | 0, HASH_BASE) + fold(text.charCodeAt(i + w))) | 0;
+    }
   }
 
   function scrubString(text: string, hits: ScrubHit[], where: (() => { path: string; inKey?: boolean }) | undefined): string {

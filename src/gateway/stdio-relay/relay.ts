@@ -11,6 +11,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import { TesseraClient, type SdkClock } from '../../sdk/client.js';
+import { LoginSession } from '../../sdk/login-session.js';
 import { decodeJwt } from '../../sdk/jwt.js';
 import { normalizeAddr, type FetchLike } from '../../sdk/http.js';
 import { escapeTerminal } from '../../shared/terminal.js';
@@ -26,6 +27,8 @@ export interface StdioRelayOptions {
   readonly tokenFile?: string;
   /** One-time join token (dev, VMs). The session cannot be renewed once its token expires. */
   readonly joinToken?: string;
+  /** A person's login file (`tessera login --oidc`): refresh tokens, rotated by the relay itself. */
+  readonly loginFile?: string;
   /** RFC 8707 audience of the agent token; default: the gateway URL (`<addr>/mcp`). */
   readonly audience?: string;
   /** Gateway endpoint, when it is not `<addr>/mcp` (a proxy in between). */
@@ -62,8 +65,8 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRe
     return { exitCode, error: { code, message } };
   };
 
-  if ((options.tokenFile ? 1 : 0) + (options.joinToken ? 1 : 0) !== 1) {
-    return fail('TESSERA_CLI_USAGE', 'give exactly one of --token-file <path> (a projected workload token, refreshed automatically) or --join-token <token> (one-time, for a quick start)', RELAY_EXIT.USAGE);
+  if ((options.tokenFile ? 1 : 0) + (options.joinToken ? 1 : 0) + (options.loginFile ? 1 : 0) !== 1) {
+    return fail('TESSERA_CLI_USAGE', 'give exactly one of --token-file <path> (a projected workload token, refreshed automatically), --login-file <path> (a person\'s login from `tessera login --oidc`) or --join-token <token> / --join-token-file <path> (one-time, for a quick start)', RELAY_EXIT.USAGE);
   }
   let addr: string;
   let mcpUrl: URL;
@@ -75,6 +78,18 @@ export async function runStdioRelay(options: StdioRelayOptions): Promise<StdioRe
   }
 
   const baseFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
+  if (options.loginFile) {
+    // A person's identity: the login file's refresh token, rotated on every refresh (docs/users.md).
+    const session = new LoginSession({ file: options.loginFile, fetch: baseFetch, ...(options.clock ? { now: () => options.clock!.now() } : {}) });
+    try {
+      await session.token();
+    } catch (err) {
+      const d = describe(err);
+      return fail(d.code, `login from ${options.loginFile} failed: ${d.message}`, d.exitCode);
+    }
+    log(`logged in to ${addr} as a person (${options.loginFile}); relaying stdio to ${mcpUrl.href}`);
+    return relaySession({ client: session, mcpUrl, baseFetch, stdin: options.stdin, stdout: options.stdout, log, fail, tokenSource: options.loginFile, ...(options.signal ? { signal: options.signal } : {}) });
+  }
   const client = new TesseraClient({
     addr,
     // RFC 8707: the token is for the gateway, not for Tessera's API.
@@ -113,6 +128,6 @@ function joinTokenWarning(token: string | undefined, now: number): string {
     exp = undefined;
   }
   const when = typeof exp === 'number' ? `at ${new Date(exp * 1000).toISOString()} (in about ${Math.max(0, Math.round((exp * 1000 - now) / 60_000))} min)` : 'within minutes';
-  return `warning: --join-token gives ONE agent token, which cannot be renewed (a join token is single-use): it expires ${when}, and every call fails after that. For a session that lasts, use --token-file <path> with a token file that is kept fresh (${REFRESHABLE_IDENTITY_DOC}).`;
+  return `warning: --join-token gives ONE agent token, which cannot be renewed (a join token is single-use): it expires ${when}, and every call fails after that. For a session that lasts, use --login-file <path> after 'tessera login --oidc' (a person), or --token-file <path> with a token file that is kept fresh (${REFRESHABLE_IDENTITY_DOC}).`;
 }
 

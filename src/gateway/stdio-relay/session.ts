@@ -39,13 +39,16 @@ function isRequest(m: JSONRPCMessage): m is Request {
 }
 
 export interface RelaySessionDeps {
-  readonly client: TesseraClient;
+  /** Where access tokens come from: the agent SDK's client, or a person's login session. */
+  readonly client: Pick<TesseraClient, 'token' | 'close' | 'authorizedFetch'>;
   readonly mcpUrl: URL;
   readonly baseFetch: FetchLike;
   readonly stdin: Readable;
   readonly stdout: Writable;
   /** Set for a token-file login (refresh failures are per request, not fatal). */
   readonly tokenFile?: string;
+  /** Set for a login-file session (named in the refusal of a failed refresh). */
+  readonly tokenSource?: string;
   readonly signal?: AbortSignal;
   readonly log: (line: string) => void;
   readonly fail: (code: string, message: string, exitCode: number) => StdioRelayResult;
@@ -70,6 +73,7 @@ export function relaySession(deps: RelaySessionDeps): Promise<StdioRelayResult> 
           throw new RelayError(err.code, JOIN_TOKEN_EXPIRED);
         }
         const d = describe(err);
+        if (deps.tokenSource) throw new RelayError(d.code, `the access token could not be refreshed from ${deps.tokenSource}: ${d.message}; if the login ended, run \`tessera login --oidc\` again`);
         throw new RelayError(d.code, `the agent token could not be renewed${deps.tokenFile ? ` from ${deps.tokenFile}` : ''}: ${d.message}; the next request tries again${deps.tokenFile ? ' (the file is re-read)' : ''}`);
       }
       return signed(input, init);

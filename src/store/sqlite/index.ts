@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../../shared/errors.js';
 import { checkChannel, checkLockName, checkPayload, runAsLeader } from '../fanout.js';
@@ -23,9 +23,13 @@ export type SqliteEngineKind = 'fsync-offload' | 'main';
 
 /** SQLite adapter (better-sqlite3, WAL; a commit resolves only once it is durable on disk). */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.file !== ':memory:') ensureWritableDir(dirname(options.file));
+  if (options.file !== ':memory:') {
+    ensureWritableDir(dirname(options.file));
+    privateDatabaseFiles(options.file);
+  }
   const kind = options.engine ?? 'fsync-offload';
   const engine = new MainThreadEngine(options.file, { offloadFsync: kind === 'fsync-offload' });
+  if (options.file !== ':memory:') privateDatabaseFiles(options.file);
   // SQLite is embedded: one process owns the file, so fan-out and leader locks only need to
   // reach the stores of this process that share the file (ADR 0003).
   return new SqliteStore(engine, options.file === ':memory:' ? null : resolve(options.file));
@@ -54,6 +58,30 @@ function acquireShared(file: string | null): Shared {
 function releaseShared(file: string | null, shared: Shared): void {
   if (file === null) return;
   if (--shared.refs <= 0) sharedByFile.delete(file);
+}
+
+/**
+ * The database and its -wal, -shm and -journal files are readable by Tessera's user only
+ * (mode 0600): created so before SQLite opens it (SQLite gives its -wal and -shm files the mode
+ * of the database, sqlite.org/src os_unix.c findCreateFileMode), and an older file with group or
+ * other bits, owned by this user, is narrowed. Secrets are sealed in it, but tokens' hashes,
+ * the audit log and lease data are not for other users (docs/security-model.md).
+ */
+export function privateDatabaseFiles(file: string): void {
+  try {
+    closeSync(openSync(file, 'a', 0o600));
+  } catch {
+    return; // unwritable or a directory: SQLite's own open reports it
+  }
+  const own = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
+    try {
+      const st = statSync(f);
+      if ((st.mode & 0o077) !== 0 && st.isFile() && (own === undefined || st.uid === own)) chmodSync(f, st.mode & 0o700);
+    } catch {
+      // not there
+    }
+  }
 }
 
 function ensureWritableDir(dir: string): void {
