@@ -391,7 +391,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
-    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
+    registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });

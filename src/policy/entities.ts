@@ -3,6 +3,7 @@ import { fail } from '../shared/errors.js';
 import { jsonTextWellFormed } from '../shared/json-depth.js';
 import { KUBERNETES_ATTRIBUTES, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import { POLICY_ACTIONS, type PolicyAction, type PolicyRequest, type ResourceRef } from './types.js';
+import { kindsCoveredWhole } from './scope.js';
 
 /** What one Cedar authorization call needs, built purely from a PolicyRequest. */
 export interface CedarRequest {
@@ -173,6 +174,8 @@ export interface DelegationContext {
   readonly max_depth: number;
   readonly bound: boolean;
   readonly tctx: Readonly<Record<string, string>>;
+  /** The `tctx` keys this task adds to its parent's (a root task: all of its own); the delegator's word, not its parent's. */
+  readonly added_facts?: readonly string[];
 }
 
 function delegationRecord(v: unknown): CedarValueJson {
@@ -181,7 +184,11 @@ function delegationRecord(v: unknown): CedarValueJson {
     throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation needs scopes (strings), purpose, depth, max_depth, bound and tctx');
   }
   if (!d.scopes.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation.scopes must be strings');
-  return { scopes: [...d.scopes], purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx) };
+  const added = d.added_facts ?? Object.keys(d.tctx ?? {});
+  if (!Array.isArray(added) || !added.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.delegation.added_facts must be strings');
+  // covers_all: the kinds the scopes cover whole TOGETHER (glob containment, not string equality),
+  // so a forbid on "a task on every secret" cannot be passed by `secret:**/**` or `secret:* secret:*/**`.
+  return { scopes: [...d.scopes], covers_all: kindsCoveredWhole(d.scopes), purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx), added_facts: [...added] };
 }
 
 export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<string, unknown>> | undefined): Context {

@@ -80,12 +80,14 @@ function schemaFor(principal: 'Agent' | 'User'): string {
 
   // token.delegate only: the task being opened (a root task) or delegated (a child).
   type Delegation = {
-    scopes: Set<String>,    // the scope strings requested for the new task
+    scopes: Set<String>,    // the scope strings requested for the new task (as sent: compare with care)
+    covers_all: Set<String>, // the kinds ("secret", "tool", "cred", "http") these scopes cover whole, together
     purpose: String,        // its purpose
     depth: Long,            // its depth (0 for a root task)
     max_depth: Long,        // the bound of its subtree
     bound: Bool,            // sender-constrained (DPoP, cnf.jkt)
     tctx: {},               // its task facts (open, like args)
+    added_facts: Set<String>, // the tctx keys this delegation adds (a root task: all): the delegator's word
   };
 
   type RequestContext = {

@@ -80,6 +80,113 @@ export function scopeCovers(granted: readonly string[], requested: string): bool
   });
 }
 
+/**
+ * True when the scopes `granted` TOGETHER cover `requested` (itself possibly a pattern): every
+ * resource name `requested` matches is matched by at least one of them. Unlike scopeCovers,
+ * which asks one granted string to cover it, this sees that `secret:* secret:*\/**` covers
+ * `secret:**`. Patterns are regular languages over segments, so this is the containment of one
+ * NFA in a union of NFAs (alphabet: the literals that occur, plus one symbol for "any other
+ * segment"), explored pair by pair (requested state, set of granted states). The exploration is
+ * bounded (`maxStates` units of work: granted states stepped, default 20,000, a few ms); past the bound the answer is `onLimit` — the caller picks the side that
+ * fails closed.
+ */
+export function unionCovers(granted: readonly string[], requested: string, opts: { maxStates?: number; onLimit?: boolean } = {}): boolean {
+  const r = parseScope(requested);
+  const gs = granted.map(parseScope).filter((g) => g.kind === r.kind);
+  if (gs.length === 0) return false;
+  const OTHER = '\u0000other';
+  const alphabet = [...new Set([...r.segments, ...gs.flatMap((g) => g.segments)].filter((s) => s !== '*' && s !== '**')), OTHER];
+  // Per pattern: states 0..n, accepting n; see the module comment for `**` (middle: zero or more, end: one or more).
+  const closure = (segs: readonly string[], i: number, into: Set<number>): void => {
+    for (let j = i; !into.has(j); j++) {
+      into.add(j);
+      if (!(j < segs.length && segs[j] === '**' && j < segs.length - 1)) break;
+    }
+  };
+  const step = (segs: readonly string[], i: number, a: string, into: Set<number>): void => {
+    if (i < segs.length) {
+      const s = segs[i]!;
+      if (s === '**') {
+        if (i < segs.length - 1) closure(segs, i, into); // stay (zero or more), ε already taken
+        else into.add(i + 1); // trailing: one, then any more at the accepting state
+      } else if (s === '*' || s === a) closure(segs, i + 1, into);
+    } else if (segs.length > 0 && segs[segs.length - 1] === '**') into.add(i); // trailing `**` keeps absorbing
+  };
+  const gStart = (): string[] => gs.flatMap((g, k) => {
+    const c = new Set<number>();
+    closure(g.segments, 0, c);
+    return [...c].map((x) => `${k}:${x}`);
+  });
+  const gAccepts = (set: readonly string[]): boolean => set.some((e) => {
+    const [k, x] = e.split(':').map(Number) as [number, number];
+    return x === gs[k]!.segments.length;
+  });
+  const gStep = (set: readonly string[], a: string): string[] => {
+    const out = new Set<string>();
+    for (const e of set) {
+      const [k, x] = e.split(':').map(Number) as [number, number];
+      const next = new Set<number>();
+      step(gs[k]!.segments, x, a, next);
+      for (const y of next) out.add(`${k}:${y}`);
+    }
+    return [...out].sort();
+  };
+  // Work bound: pairs explored times alphabet size (64 scopes of 32 segments name up to 2048 literals).
+  const max = opts.maxStates ?? 20_000;
+  let work = 0;
+  const rStart = new Set<number>();
+  closure(r.segments, 0, rStart);
+  const start = gStart().sort();
+  const queue: Array<[number, string[]]> = [...rStart].map((x) => [x, start]);
+  const seen = new Set(queue.map(([x, g]) => `${x}|${g.join(',')}`));
+  while (queue.length > 0) {
+    const [x, g] = queue.shift()!;
+    if (x === r.segments.length && !gAccepts(g)) return false;
+    for (const a of alphabet) {
+      work += 1 + g.length;
+      if (work > max) return opts.onLimit ?? false;
+      const next = new Set<number>();
+      step(r.segments, x, a, next);
+      if (next.size === 0) continue;
+      const g2 = gStep(g, a);
+      for (const y of next) {
+        const key = `${y}|${g2.join(',')}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        queue.push([y, g2]);
+      }
+    }
+  }
+  return true;
+}
+
+/** The widest scope of each kind: `<kind>:**`, or `<kind>:*\/*` for the two-segment kinds. */
+export const WHOLE_KIND: Readonly<Record<ScopeKind, string>> = { tool: 'tool:*/*', secret: 'secret:**', cred: 'cred:*/*', http: 'http:**' };
+
+/**
+ * The kinds whose every resource `scopes` cover together (for Cedar `context.delegation.covers_all`):
+ * `["secret"]` for `secret:**`, but also for `secret:**\/**` or `secret:* secret:*\/**`, which a
+ * policy comparing strings would miss. Unparsable strings are ignored (the exchange refuses them
+ * first); an exploration past its bound counts as covering (a forbid on it fails closed).
+ */
+export function kindsCoveredWhole(scopes: readonly string[]): ScopeKind[] {
+  const valid = scopes.filter((s) => {
+    try {
+      parseScope(s);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return SCOPE_KINDS.filter((k) => {
+    const mine = valid.filter((s) => s.startsWith(`${k}:`));
+    // A name whose first segment no pattern names is covered only by a pattern starting with a wildcard.
+    if (!mine.some((s) => s.startsWith(`${k}:*`))) return false;
+    if (scopeCovers(mine, WHOLE_KIND[k])) return true;
+    return unionCovers(mine, WHOLE_KIND[k], { onLimit: true });
+  });
+}
+
 /** For delegation: every child scope is covered by the parent's scopes (a child can only narrow). */
 export function isSubset(child: readonly string[], parent: readonly string[]): boolean {
   return child.every((c) => scopeCovers(parent, c));

@@ -240,7 +240,8 @@ export class Task {
     const tokens = [this.#issued, ...this.#retired].filter((i) => i.expiresAt > now);
     this.#ended = 'revoked';
     for (const t of tokens) {
-      await this.#client.transport.request('POST', '/v1/oauth/revoke', { form: { token: t.token, token_type_hint: 'access_token' } });
+      // A bound token is revoked only with a proof of its key (docs/tasks.md "Revoking a tree").
+      await this.#client.transport.request('POST', '/v1/oauth/revoke', { form: { token: t.token, token_type_hint: 'access_token' }, ...(this.#dpop ? { dpop: this.#dpop } : {}) });
     }
     this.#retired = [];
   }
@@ -394,7 +395,7 @@ export class Task {
       await this.#alive(old); // expired by now is fine: it was alive before the exchange
     } catch (err) {
       // Revoked while the new token was being issued: the new node goes too.
-      await this.#client.transport.request('POST', '/v1/oauth/revoke', { form: { token: issued.issued.token, token_type_hint: 'access_token' } }).catch(() => undefined);
+      await this.#client.transport.request('POST', '/v1/oauth/revoke', { form: { token: issued.issued.token, token_type_hint: 'access_token' }, ...(this.#dpop ? { dpop: this.#dpop } : {}) }).catch(() => undefined);
       throw err;
     }
     const now = this.#client.now();

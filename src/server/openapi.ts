@@ -8,7 +8,7 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/openapi.json': 'This document.',
   'POST /v1/oauth/token': 'RFC 8693 token exchange: attestation (join token, Kubernetes/OIDC JWT, JWT-SVID) → agent token; agent token → root task token; task token (+ actor_token or label) → delegated child task token.',
   'POST /v1/oauth/introspect': 'RFC 7662 introspection (admin token): is this Tessera token active, and its claims.',
-  'POST /v1/oauth/revoke': 'RFC 7009 revocation: the holder revokes its own token; always 200.',
+  'POST /v1/oauth/revoke': 'RFC 7009 revocation: the holder revokes its own token; 200 (also for an invalid token), a DPoP-bound token only with a proof by its key (400 invalid_dpop_proof).',
   'POST /v1/admin/keys/rotate': 'Operator: rotate the token signing key now; `revoke_previous` refuses every token signed by older keys.',
   'GET /v1/whoami': 'Agent: the verified identity behind the bearer token (SPIFFE ID, attributes, expiry).',
   'GET /.well-known/jwks.json': 'Public keys that verify Tessera tokens (RFC 7517).',

@@ -34,8 +34,15 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
   const actor = req.actorToken !== undefined ? await verifyActor(ctx) : undefined;
   const scope = narrowScope(parent.scope ?? [], params.scope, params.scopeMode);
   const { depth, maxDepth } = childDepth({ depth: c.depth, maxDepth: c.max_depth }, params.maxDepth);
-  const audience = narrowAudience(parent.audience ?? [], req.audience, 'parent task token');
-  const exp = childExpiry(ctx.now, c.exp, params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, 'parent task token');
+  // A child derives from its parent AND, with an actor token, from the sub-agent's own identity:
+  // it is usable only where both are (audiences) and never outlives either (lifetime), so a
+  // delegation cannot stretch a sub-agent's login beyond its own token.
+  const actorAud = actor?.principal.audience;
+  const fromAud = actorAud ? (parent.audience ?? []).filter((a) => actorAud.includes(a)) : (parent.audience ?? []);
+  const audience = narrowAudience(fromAud, req.audience, actor ? 'parent task token and the actor_token' : 'parent task token');
+  const actorExp = actor?.claims.exp;
+  const fromExp = actorExp !== undefined && actorExp < c.exp ? actorExp : c.exp;
+  const exp = childExpiry(ctx.now, fromExp, params.ttlMs, deps.taskTtlMs, deps.taskTtlMs, fromExp === c.exp ? 'parent task token' : 'actor_token (the sub-agent\'s own agent token)');
   const tctx = extendTctx(c.tctx ?? {}, params.tctx);
   const purpose = params.purpose ?? c.purpose;
   const jkt = childBinding({
@@ -45,7 +52,7 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
   const resource = actor
     ? ({ type: 'Agent', spiffeId: actor.principal.spiffeId, principal: actor.principal } as const)
     : ({ type: 'SubAgent', label: params.label!, actingAs: parent } as const);
-  ctx.decide(parent, resource, { scopes: scope, purpose, depth, max_depth: maxDepth, bound: jkt !== undefined, tctx });
+  ctx.decide(parent, resource, { scopes: scope, purpose, depth, max_depth: maxDepth, bound: jkt !== undefined, tctx, added_facts: Object.keys(tctx).filter((k) => !Object.hasOwn(c.tctx ?? {}, k)) });
   const hop: Actor = actor ? { sub: actor.principal.spiffeId } : { sub: parent.spiffeId, label: params.label! };
   const actors: Actor[] = [...(parent.actors ?? []), hop];
   // The attestation facts of whoever acts now: the sub-agent's own, or (a label) the delegating agent's.

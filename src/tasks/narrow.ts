@@ -68,8 +68,9 @@ export function rootMaxDepth(requested: number | undefined, configured: number):
   return requested;
 }
 
-/** Audiences: every requested one among the parent's (default: all of the parent's). */
+/** Audiences: every requested one among the parent's (default: all of the parent's); none in common → TESSERA_TASK_AUDIENCE_WIDENED. */
 export function narrowAudience(parent: readonly string[], requested: readonly string[], parentName: string): string[] {
+  if (parent.length === 0) throw fail('TESSERA_TASK_AUDIENCE_WIDENED', `the ${parentName} have no audience in common; a task is usable only where what it derives from is. Log the sub-agent in for the parent's audience (e.g. the API, not only /mcp)`, { audience: null });
   if (requested.length === 0) return [...parent];
   for (const a of requested) {
     if (!parent.includes(a)) throw fail('TESSERA_TASK_AUDIENCE_WIDENED', `audience "${a.slice(0, 200)}" is not an audience of the ${parentName} (${parent.join(', ')}); a task is usable only where what it derives from is`, { audience: a });

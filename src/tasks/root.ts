@@ -61,7 +61,7 @@ export interface RootTask {
  * → the acting agent (throws TESSERA_TASK_DELEGATION_DENIED), then the claims to sign.
  */
 export function decideRootTask(ctx: HandlerContext, t: RootTask): TaskSpec {
-  ctx.decide(t.delegator, { type: 'Agent', spiffeId: t.actor.spiffeId, principal: t.actor }, { scopes: t.scope, purpose: t.purpose, depth: 0, max_depth: t.maxDepth, bound: t.jkt !== undefined, tctx: t.tctx });
+  ctx.decide(t.delegator, { type: 'Agent', spiffeId: t.actor.spiffeId, principal: t.actor }, { scopes: t.scope, purpose: t.purpose, depth: 0, max_depth: t.maxDepth, bound: t.jkt !== undefined, tctx: t.tctx, added_facts: Object.keys(t.tctx) });
   const txn = randomId('task_');
   return {
     delegator: t.delegator,

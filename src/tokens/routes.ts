@@ -10,6 +10,7 @@ import { GRANT_TOKEN_EXCHANGE } from './exchange.js';
 import type { TokenService } from './service.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from '../tasks/claims.js';
+import type { DpopGuard } from '../dpop/guard.js';
 import type { RequestMeta } from '../server/app.js';
 
 export interface TokenRevoker {
@@ -36,10 +37,15 @@ export interface TokenRouteDeps {
   /** Tells other replicas to reload the key set (called after an operator rotation). */
   readonly onKeysChanged?: () => void;
   /**
+   * DPoP (RFC 9449): RFC 7009 revocation of a DPoP-bound token needs a proof by its key, as any
+   * other use of it does — a bound token alone (leaked, stolen) must not end its task tree.
+   */
+  readonly dpop: Pick<DpopGuard, 'tokenRequestProof' | 'mark'>;
+  /**
    * Tessera's authorization server (src/users/oauth), when enabled: its RFC 8414 fields, and RFC
    * 7009 for its refresh tokens (`tsr_refresh_…`).
    */
-  readonly authorizationServer?: { metadata(): Record<string, unknown>; revokeRefreshToken(token: string, meta: RequestMeta): Promise<void> };
+  readonly authorizationServer?: { metadata(): Record<string, unknown>; revokeRefreshToken(token: string, meta: RequestMeta, proofJkt?: () => Promise<string | undefined>): Promise<void> };
   /**
    * Exposure windows (ADR 0150): `revoke_previous` refuses every token signed before the
    * rotation, so their windows close. `before`: the time read just before the rotation.
@@ -104,11 +110,33 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     const { token } = parseInput(tokenParam, req.body);
     // A refresh token of the authorization server: its family and the tasks it opened (RFC 7009 §2.1).
     if (deps.authorizationServer && token.startsWith('tsr_refresh_')) {
-      await deps.authorizationServer.revokeRefreshToken(token, app.requestMeta(req));
+      const proofJkt = (): Promise<string | undefined> => deps.dpop.tokenRequestProof({ method: req.method, target: req.url, proof: req.headers.dpop });
+      try {
+        await deps.authorizationServer.revokeRefreshToken(token, app.requestMeta(req), proofJkt);
+      } catch (e) {
+        // A bound refresh token without a proof by its key: 400 invalid_dpop_proof with the challenge.
+        if (e instanceof TesseraError && e.code.startsWith('TESSERA_DPOP_')) throw deps.dpop.mark(e);
+        throw e;
+      }
       return reply.status(200).send({});
     }
+    let v: Awaited<ReturnType<TokenService['verifyAnyAudience']>>;
     try {
-      const v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+      v = await deps.tokens.verifyAnyAudience(token, deps.audiences);
+    } catch (e) {
+      if (!(e instanceof TesseraError) || e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_STORE_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
+      return reply.status(200).send({}); // RFC 7009 §2.2: an invalid token is no error
+    }
+    // A bound token is used only with a proof of its key (RFC 9449 §7), here too: otherwise
+    // whoever saw a bound token could end its whole task tree without the key. Refused with the
+    // DPoP code (400 invalid_dpop_proof), never silently ignored, so a client knows it did not happen.
+    const jkt = v.claims.cnf?.jkt;
+    if (jkt !== undefined) {
+      const proofJkt = await deps.dpop.tokenRequestProof({ method: req.method, target: req.url, proof: req.headers.dpop });
+      if (proofJkt === undefined) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu this endpoint)'));
+      if (proofJkt !== jkt) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the token is bound to (cnf.jkt); only the key holder may revoke a bound token'));
+    }
+    try {
       const { claims, principal } = v;
       const where = { source: req.ip, requestId: req.id };
       if (v.kind === 'task') {

@@ -22,7 +22,8 @@ export const INTRUDER = 'spiffe://tessera.local/ns/ops/sa/intruder';
  * Orchestrators of tessera.local may open and delegate tasks (to agents of the domain and to
  * label sub-agents), but never a task on every secret, never to the "intruder" agent, never to a
  * sub-agent labelled "shell". Agents of the domain read and inject team/**; a sub-agent labelled
- * "untrusted" never reads team/private; team/tickets only within the ticket INC-42.
+ * "untrusted" never reads team/private; team/tickets only within the ticket INC-42, which only a root
+ * task may declare (a delegator adding it to a child is refused).
  */
 export const TASK_POLICIES = `
 @id("delegate-in-domain")
@@ -31,7 +32,7 @@ when { principal.trust_domain == "tessera.local" && resource.trust_domain == "te
 
 @id("no-task-on-every-secret")
 forbid (principal, action == Tessera::Action::"token.delegate", resource)
-when { context.delegation.scopes.contains("secret:**") };
+when { context.delegation.covers_all.contains("secret") };
 
 @id("no-intruder")
 forbid (principal, action == Tessera::Action::"token.delegate", resource == Tessera::Agent::"${INTRUDER}");
@@ -55,6 +56,10 @@ when { context has label && context.label == "untrusted" };
 @id("ticket-fence")
 forbid (principal, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"team/tickets")
 unless { context.tctx has ticket && context.tctx.ticket == "INC-42" };
+
+@id("ticket-only-from-the-root")
+forbid (principal, action == Tessera::Action::"token.delegate", resource)
+when { context.delegation.depth > 0 && context.delegation.added_facts.contains("ticket") };
 `;
 
 export function policyDir(text = TASK_POLICIES): string {

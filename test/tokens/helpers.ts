@@ -102,7 +102,7 @@ export async function startHarness(opts: { bodyLimit?: number; attestors?: reado
     admin: { authenticate: async () => { throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'no admins in this test'); } },
     agents: createRequestAuthenticator({ tokens, audit, dpop }, { audience: issuer }),
   });
-  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms });
+  registerTokenRoutes(app, { exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpop });
   // A tiny agent-only route, so verification is exercised through real HTTP.
   app.get('/test/whoami', { preHandler: app.requireAgent }, async (req) => ({ spiffeId: req.agent!.spiffeId, attributes: req.agent!.attributes, path: req.agent!.path }));
   await app.listen({ host: '127.0.0.1', port });

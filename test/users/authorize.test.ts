@@ -11,7 +11,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { KeyObject, createHash, randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { Browser } from './op.js';
 import { makeProof, proofKey, thumbprint } from '../helpers/dpop.js';
@@ -215,7 +215,8 @@ test('DPoP (oauth4webapi): a code redeemed with a proof binds the refresh and ac
   const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
   assert.equal(as.authorization_endpoint, `${h.url}/v1/oauth/authorize`);
   const client: oauth.Client = { client_id: clientId };
-  const dpop = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
+  const pair = await oauth.generateKeyPair('ES256', { extractable: true });
+  const dpop = oauth.DPoP(client, pair);
   const p = pkce();
   const a = await authorize(good(p, { resource: h.url }));
   h.op.nextUser = 'alice';
@@ -268,4 +269,19 @@ test('DPoP (oauth4webapi): a code redeemed with a proof binds the refresh and ac
   assert.equal(JSON.parse(Buffer.from(next.access_token.split('.')[1]!, 'base64url').toString()).cnf.jkt, jkt, 'the refreshed access token is bound to the same key');
   const rows = await h.tessera.store.all<{ jkt: string | null }>('SELECT jkt FROM oauth_refresh_tokens WHERE family = (SELECT family FROM oauth_refresh_tokens WHERE jkt = ? LIMIT 1)', [jkt]);
   assert.ok(rows.length === 2 && rows.every((x) => x.jkt === jkt), 'the whole family is bound');
+
+  // RFC 7009: the bound refresh token alone does not end the session either; with a proof by its key it does.
+  const revokeUrl = `${h.url}/v1/oauth/revoke`;
+  const revoke = async (dpopHeader?: string): Promise<{ status: number; body: any }> => {
+    const res = await fetch(revokeUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...(dpopHeader ? { dpop: dpopHeader } : {}) }, body: new URLSearchParams({ token: next.refresh_token!, token_type_hint: 'refresh_token' }) });
+    return { status: res.status, body: await res.json() };
+  };
+  for (const [proof, code] of [[undefined, 'TESSERA_DPOP_PROOF_MISSING'], [makeProof(other, { htm: 'POST', htu: revokeUrl }), 'TESSERA_DPOP_KEY_MISMATCH']] as const) {
+    const rr = await revoke(proof);
+    assert.deepEqual({ status: rr.status, error: rr.body.error, code: rr.body.code }, { status: 400, error: 'invalid_dpop_proof', code });
+  }
+  assert.equal((await oauth.protectedResourceRequest(next.access_token, 'GET', new URL(`${h.url}/v1/whoami`), new Headers(), null, { DPoP: dpop, ...insecure })).status, 200, 'nothing was revoked');
+  const own = { alg: 'ES256' as const, privateKey: KeyObject.from(pair.privateKey), publicJwk: (await crypto.subtle.exportKey('jwk', pair.publicKey)) as Record<string, string> };
+  assert.deepEqual(await revoke(makeProof(own, { htm: 'POST', htu: revokeUrl })), { status: 200, body: {} });
+  await assert.rejects(oauth.protectedResourceRequest(next.access_token, 'GET', new URL(`${h.url}/v1/whoami`), new Headers(), null, { DPoP: dpop, ...insecure }), (e: { status?: number }) => e.status === 401, 'the family and its task are revoked');
 });

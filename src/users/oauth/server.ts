@@ -58,7 +58,12 @@ export interface AuthorizationServer {
   /** The token endpoint's authorization_code and refresh_token grants. `proofJkt`: a verified DPoP proof's key thumbprint. */
   grant(params: Readonly<Record<string, unknown>>, meta: RequestMeta, options: { proofJkt?: string | undefined }): Promise<GrantTokenResponse>;
   /** RFC 7009 for a refresh token: its family and the tasks it opened. Unknown tokens are ignored (RFC 7009 §2.2). */
-  revokeRefreshToken(token: string, meta: RequestMeta): Promise<void>;
+  /**
+   * RFC 7009 for a refresh token: its family and the tasks it opened. A DPoP-bound one (RFC 9449)
+   * only with a proof by its key: `proofJkt` verifies the request's proof (called only then) and
+   * resolves its key's thumbprint. Throws TESSERA_DPOP_PROOF_MISSING / TESSERA_DPOP_KEY_MISMATCH.
+   */
+  revokeRefreshToken(token: string, meta: RequestMeta, proofJkt?: () => Promise<string | undefined>): Promise<void>;
   /** RFC 8414 fields this server adds to the metadata. */
   metadata(): Record<string, unknown>;
   /** Housekeeping (expired logins, codes, refresh families). */
@@ -370,9 +375,15 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       }
     },
 
-    async revokeRefreshToken(token, meta) {
+    async revokeRefreshToken(token, meta, proofJkt) {
       const row = await getRefresh(store, audit.hmac(`refresh:${token}`));
       if (!row) return;
+      if (row.jkt !== null) {
+        // Whoever merely saw a bound refresh token must not end the user's session and its tasks.
+        const jkt = proofJkt ? await proofJkt() : undefined;
+        if (jkt === undefined) throw new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this refresh token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu the revocation endpoint)');
+        if (jkt !== row.jkt) throw new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the refresh token is bound to; only the key holder may revoke it');
+      }
       const txns = await revokeFamily(store, row.family, liveSince());
       await revokeTasks(txns, 'refresh token revoked by its holder (RFC 7009)', meta);
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'holder', tasks: txns.length } });
