@@ -290,7 +290,8 @@ const NO_BWRAP = bwrapWorks ? false : BWRAP ? 'bwrap is installed but cannot cre
 function bwrapArgs(appDir: string, script: string): string[] {
   return [
     '--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin',
-    '--ro-bind', appDir, appDir, '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+    // The tmpfs first: a later `--tmpfs /tmp` would hide an application directory under /tmp.
+    '--tmpfs', '/tmp', '--ro-bind', appDir, appDir, '--proc', '/proc', '--dev', '/dev',
     '--unshare-all', '--die-with-parent', '--chdir', '/tmp',
     '--', process.execPath, script,
   ];
