@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { runCli, type CliIo, type Runtime } from '../../src/cli/index.js';
 import { LoginSession, writeLoginFile } from '../../src/sdk/login-session.js';
+import { DpopKey } from '../../src/sdk/dpop.js';
 import { Browser } from './op.js';
 import { startAsHarness, type AsHarness } from './harness.js';
 
@@ -99,9 +100,16 @@ test('tessera login --oidc stores a refresh token in a 0600 file and prints no t
   // The refresh token copied out of the file without its key is useless (and spends nothing).
   const copied = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rotated.refresh_token, client_id: 'tessera-cli' }) });
   assert.equal(((await copied.json()) as any).code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH');
-  // The spent one is refused (and, being a replay, ends the login).
-  const replay = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: saved.refresh_token, client_id: 'tessera-cli' }) });
+  // The spent one without its key proves nothing: refused, and the login is NOT ended by it.
+  const seen = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: saved.refresh_token, client_id: 'tessera-cli' }) });
+  assert.equal(((await seen.json()) as any).code, 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH');
+  const live = async () => (await h.tessera.store.all<{ state: string }>("SELECT state FROM oauth_refresh_tokens WHERE client_id = 'tessera-cli' AND state = 'active'")).length;
+  assert.equal(await live(), 1, 'the live refresh token survives a replay without the key');
+  // With its key, the spent one is a real replay: the whole login ends (RFC 9700 §4.14.2).
+  const key = DpopKey.fromPrivateKey(createPrivateKey(saved.dpop_key));
+  const replay = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: key.proof('POST', `${h.url}/v1/oauth/token`, { nowMs: Date.now() }) }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: saved.refresh_token, client_id: 'tessera-cli' }) });
   assert.equal(((await replay.json()) as any).code, 'TESSERA_OAUTH_REFRESH_REUSED');
+  assert.equal(await live(), 0, 'a replay with the key ends the login');
 });
 
 test('tessera login --oidc takes no attestation; tessera mcp takes one identity source', async () => {

@@ -266,12 +266,15 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'reuse', tasks: txns.length } });
       throw fail('TESSERA_OAUTH_REFRESH_REUSED', 'this refresh token was already used; as it may have been stolen, every token of this login is revoked. Log in again');
     };
+    const keyMismatch = (): TesseraError => fail('TESSERA_OAUTH_REFRESH_KEY_MISMATCH', proofJkt === undefined ? 'the refresh token is bound to a key: send a DPoP proof signed with it (RFC 9449 §5)' : 'the DPoP proof is signed with another key than the one the refresh token is bound to');
+    // A bound token proves nothing without its key: whoever merely saw an old one (a backup, a
+    // log) must not end the person's login with it (as revokeRefreshToken requires the key too).
+    if (row.jkt !== null && proofJkt !== row.jkt) throw keyMismatch();
     if (row.state === 'rotated') return reuse();
     if (row.state === 'revoked') throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the refresh token is revoked; log in again');
     if (row.familyExpiresAt <= now) throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the login has expired (users.authorization_server.refresh_token_ttl); log in again');
     if (row.idleExpiresAt <= now) throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the refresh token was unused for too long (users.authorization_server.refresh_idle_ttl); log in again');
     if (p.client_id !== row.clientId) throw fail('TESSERA_OAUTH_CLIENT_INVALID', 'the refresh token was issued to another client');
-    if (row.jkt !== null && proofJkt !== row.jkt) throw fail('TESSERA_OAUTH_REFRESH_KEY_MISMATCH', proofJkt === undefined ? 'the refresh token is bound to a key: send a DPoP proof signed with it (RFC 9449 §5)' : 'the DPoP proof is signed with another key than the one the refresh token is bound to');
     const scope = p.scope === undefined ? row.scope.split(' ') : scopesOf(p.scope);
     if (!isSubset(scope, row.scope.split(' '))) throw fail('TESSERA_OAUTH_INVALID_SCOPE', 'a refresh may narrow the scope, never widen it (RFC 6749 §6)');
     if (p.resource !== undefined && resourceOf(p.resource) !== row.resource) throw fail('TESSERA_OAUTH_INVALID_TARGET', 'resource differs from the one of the login');
