@@ -40,19 +40,14 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
   if (!login) throw new TesseraError('TESSERA_CONFIG_INVALID', `users.issuers "${deps.issuer.name}" has no login block`);
   let config: Promise<client.Configuration> | undefined;
 
-  function secret(): string | undefined {
-    if (login!.client_secret_env) {
-      const v = (deps.env ?? process.env)[login!.client_secret_env];
-      if (!v) throw fail('TESSERA_CONFIG_INVALID', `users.issuers "${deps.issuer.name}".login.client_secret_env: ${login!.client_secret_env} is not set`);
-      return v;
-    }
-    if (login!.client_secret_file) return readFileSync(login!.client_secret_file, 'utf8').trim();
-    return undefined;
-  }
+  // The client secret is resolved once, here (at start): a missing, unreadable or empty one is a
+  // configuration error then, never a 500 at someone's first login nor a silent switch to a
+  // public client.
+  const clientSecret = resolveClientSecret(deps.issuer.name, login, deps.env ?? process.env);
 
   function configuration(): Promise<client.Configuration> {
     if (!config) {
-      const s = secret();
+      const s = clientSecret;
       const insecure = new URL(deps.issuer.issuer).protocol === 'http:' && isLoopbackHost(new URL(deps.issuer.issuer).hostname);
       config = client.discovery(new URL(deps.issuer.issuer), login!.client_id, { redirect_uris: [deps.redirectUri], response_types: ['code'] }, s ? client.ClientSecretPost(s) : client.None(), {
         ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
@@ -96,4 +91,25 @@ export function createFederatedLogin(deps: FederatedLoginDeps): FederatedLogin {
       }
     },
   };
+}
+
+/** `login.client_secret_env` / `client_secret_file` → the secret (trimmed), or undefined for a public client. TESSERA_CONFIG_INVALID names the key. */
+function resolveClientSecret(issuer: string, login: { client_secret_env?: string | undefined; client_secret_file?: string | undefined }, env: NodeJS.ProcessEnv): string | undefined {
+  const at = `users.issuers "${issuer}".login`;
+  if (login.client_secret_env) {
+    const v = env[login.client_secret_env]?.trim();
+    if (!v) throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_env: ${login.client_secret_env} is not set or is empty`);
+    return v;
+  }
+  if (login.client_secret_file) {
+    let v: string;
+    try {
+      v = readFileSync(login.client_secret_file, 'utf8').trim();
+    } catch (e) {
+      throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_file: ${login.client_secret_file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (!v) throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_file: ${login.client_secret_file} is empty`);
+    return v;
+  }
+  return undefined;
 }
