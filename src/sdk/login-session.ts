@@ -15,6 +15,7 @@
  * refresh, which binds the login from then on. The access tokens go out as
  * `Authorization: DPoP` with a fresh proof per request (`authorizedFetch`).
  */
+import { inspect } from 'node:util';
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -125,11 +126,21 @@ const MARGIN_MS = 30_000;
 
 /** Access tokens from a login file, refreshed by themselves (the `tessera mcp --login-file` identity). */
 export class LoginSession {
-  private current: { token: string; expiresAt: number; bound: boolean } | undefined;
-  private inflight: Promise<string> | undefined;
-  private dpop: { pem: string; session: DpopSession } | undefined;
+  // Real private fields: the access token and the DPoP key never show in inspect() or JSON.
+  #current: { token: string; expiresAt: number; bound: boolean } | undefined;
+  #inflight: Promise<string> | undefined;
+  #dpop: { pem: string; session: DpopSession } | undefined;
 
   constructor(private readonly opts: { file: string; fetch?: FetchLike; now?: () => number }) {}
+
+  /** What a log line may show: the login file, never a token or key. */
+  toJSON(): Record<string, unknown> {
+    return { file: this.opts.file, bound: this.#current?.bound ?? null };
+  }
+
+  [inspect.custom](): string {
+    return `LoginSession ${JSON.stringify(this.toJSON())}`;
+  }
 
   private now(): number {
     return this.opts.now?.() ?? Date.now();
@@ -137,24 +148,24 @@ export class LoginSession {
 
   /** A valid access token: the current one, or a new one from the refresh token (which rotates). */
   async token(): Promise<string> {
-    const cur = this.current;
+    const cur = this.#current;
     if (cur && this.now() < cur.expiresAt - MARGIN_MS) return cur.token;
     // One refresh at a time: a second concurrent use of the same refresh token is a replay.
-    this.inflight ??= this.refresh().finally(() => {
-      this.inflight = undefined;
+    this.#inflight ??= this.refresh().finally(() => {
+      this.#inflight = undefined;
     });
-    return this.inflight;
+    return this.#inflight;
   }
 
   /** The DPoP session of the file's key (one is made and stored for a file without a key). */
   private dpopFor(f: LoginFile): { pem: string; session: DpopSession } {
-    if (f.dpop_key !== undefined && this.dpop?.pem === f.dpop_key) return this.dpop;
-    if (f.dpop_key !== undefined) this.dpop = { pem: f.dpop_key, session: new DpopSession(loginKeyOf(this.opts.file, f.dpop_key), () => this.now()) };
+    if (f.dpop_key !== undefined && this.#dpop?.pem === f.dpop_key) return this.#dpop;
+    if (f.dpop_key !== undefined) this.#dpop = { pem: f.dpop_key, session: new DpopSession(loginKeyOf(this.opts.file, f.dpop_key), () => this.now()) };
     else {
       const k = newLoginKey();
-      this.dpop = { pem: k.pem, session: new DpopSession(k.key, () => this.now()) };
+      this.#dpop = { pem: k.pem, session: new DpopSession(k.key, () => this.now()) };
     }
-    return this.dpop;
+    return this.#dpop;
   }
 
   private async refresh(): Promise<string> {
@@ -174,7 +185,7 @@ export class LoginSession {
     }
     const ttl = typeof r.expires_in === 'number' ? r.expires_in * 1000 : 60_000;
     const bound = typeof r.token_type === 'string' && r.token_type.toLowerCase() === 'dpop';
-    this.current = { token, expiresAt: typeof exp === 'number' ? exp * 1000 : this.now() + ttl, bound };
+    this.#current = { token, expiresAt: typeof exp === 'number' ? exp * 1000 : this.now() + ttl, bound };
     return token;
   }
 
@@ -190,7 +201,7 @@ export class LoginSession {
       const send = async (): Promise<Response> => {
         const token = await this.token();
         const headers = new Headers(init.headers);
-        const session = this.current?.bound ? this.dpop?.session : undefined;
+        const session = this.#current?.bound ? this.#dpop?.session : undefined;
         if (session) {
           headers.set('authorization', `DPoP ${token}`);
           headers.set('dpop', session.proof(method, url, token));
@@ -201,7 +212,7 @@ export class LoginSession {
       };
       const res = await send();
       const replayable = init.body === undefined || init.body === null || typeof init.body === 'string';
-      if (this.current?.bound && replayable && isNonceChallenge(res.status, res.headers) && res.headers.get('dpop-nonce')) {
+      if (this.#current?.bound && replayable && isNonceChallenge(res.status, res.headers) && res.headers.get('dpop-nonce')) {
         await res.body?.cancel().catch(() => undefined);
         return send();
       }
@@ -210,6 +221,6 @@ export class LoginSession {
   }
 
   close(): void {
-    this.current = undefined;
+    this.#current = undefined;
   }
 }

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
+import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -147,6 +148,11 @@ test('a login file without a key (an unbound login) gets one at its next refresh
   const f = JSON.parse(readFileSync(file, 'utf8'));
   h.sensitive.add(f.refresh_token);
   assert.match(f.dpop_key, /BEGIN PRIVATE KEY/, 'the key is stored with the rotated refresh token');
+  // A session logged or stringified shows its file, never the access token or the key.
+  for (const shown of [inspect(session, { showHidden: true, depth: 10 }), JSON.stringify(session), JSON.stringify({ session })]) {
+    assert.ok(!shown.includes(access) && !shown.includes('PRIVATE KEY') && !shown.includes(f.refresh_token), shown);
+    assert.ok(shown.includes(file), shown);
+  }
   assert.equal(statSync(file).mode & 0o777, 0o600);
   const jkt = JSON.parse(Buffer.from(access.split('.')[1]!, 'base64url').toString()).cnf?.jkt;
   assert.equal(typeof jkt, 'string', 'the access token is bound');
