@@ -16,6 +16,7 @@ import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
 import { scopeCovers } from '../policy/scope.js';
+import { principalDecisionKey } from '../policy/entities.js';
 import type { Decision } from '../policy/types.js';
 import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
@@ -224,7 +225,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     if (!lits) return true;
     let cache = mayUseCache.get(lits);
     if (!cache) mayUseCache.set(lits, (cache = new Map()));
-    const key = `${server}\n${canonicalJson({ s: p.spiffeId, a: p.attributes, t: p.task, r: p.rootTask, u: p.user, c: p.chain, o: p.scope, p: p.purpose, l: p.label, x: p.tctx })}`;
+    const key = `${server}\n${principalDecisionKey(p)}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const candidates = new Set<string>([PROBE_TOOL, server, ...(catalogue.get(server) ?? [])]);

@@ -191,6 +191,22 @@ function delegationRecord(v: unknown): CedarValueJson {
   return { scopes: [...d.scopes], covers_all: kindsCoveredWhole(d.scopes), purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx), added_facts: [...added] };
 }
 
+/**
+ * Everything of a principal that Cedar can see (agentEntity, userEntities, buildContext), as one
+ * string: the key of a cache of decisions that depend on the principal alone (the gateway's
+ * "may this caller use that server" probe). Kept here, beside what it mirrors, so a new
+ * principal field Cedar reads cannot be forgotten in the key.
+ */
+export function principalDecisionKey(p: AgentPrincipal): string {
+  return JSON.stringify([
+    p.spiffeId, p.trustDomain, p.path, p.attestor ?? null, p.attestorKind ?? null, sortedEntries(p.attributes),
+    p.cnf !== undefined, p.task ?? null, p.rootTask ?? null, p.chain ?? [], p.scope ?? [], p.purpose ?? null, p.label ?? null,
+    sortedEntries(p.tctx), p.user ?? null, p.userClaims ? [p.userClaims.issuer, sortedEntries(p.userClaims.attrs), [...p.userClaims.groups].sort()] : null,
+  ]);
+}
+
+const sortedEntries = (o: Readonly<Record<string, unknown>> | undefined): [string, unknown][] => Object.entries(o ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
 export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<string, unknown>> | undefined): Context {
   const chain = principal.chain ?? [];
   const ctx: Context = {
