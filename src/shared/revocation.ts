@@ -5,7 +5,8 @@
 export interface RevocationSubject {
   /** The acting agent. */
   readonly spiffeId: string;
-  readonly jti: string;
+  /** The token's id, when there is a token (a grant checked for its user and client has none). */
+  readonly jti?: string;
   readonly issuedAt?: number;
   /** The task (`txn`) and its ancestors (`anc`): revoking any of them refuses the token. */
   readonly task?: string;

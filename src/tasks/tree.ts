@@ -32,7 +32,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 export function nodeState(n: TaskNode, ancestors: readonly string[], deps: Pick<TaskViewDeps, 'revocations' | 'clock'>): TaskState {
   // jti '' never names a token revocation: the tree is judged by task, agents and user only.
-  const revoked = deps.revocations.isRevoked({ spiffeId: n.actor, jti: '', task: n.txn, ancestors, chain: n.actors.slice(0, -1).map((a) => a.sub), ...(n.user ? { user: n.user } : {}) });
+  const revoked = deps.revocations.isRevoked({ spiffeId: n.actor, task: n.txn, ancestors, chain: n.actors.slice(0, -1).map((a) => a.sub), ...(n.user ? { user: n.user } : {}) });
   if (revoked) return 'revoked';
   return n.expiresAt <= deps.clock.now() ? 'expired' : 'active';
 }

@@ -234,7 +234,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     if (p.resource !== undefined && resourceOf(p.resource) !== row.resource) throw fail('TESSERA_OAUTH_INVALID_TARGET', 'resource differs from the one of the authorization request');
     const client = await clientOf(row.clientId);
     const user = identityFromUsr(row.userId, usrClaimSchema.parse(JSON.parse(row.usr)));
-    if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, jti: 'code', user: user.id })) throw fail('TESSERA_USER_REVOKED', `user ${user.id} is revoked`);
+    if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, user: user.id })) throw fail('TESSERA_USER_REVOKED', `user ${user.id} is revoked`);
     const familyExpiresAt = now + config.refresh_token_ttl;
     const binding = refreshBinding(proofJkt);
     const task = await deps.tasks.openForGrant(grantFor(client, user, row.scope.split(' '), row.resource, familyExpiresAt, proofJkt), meta);
@@ -280,7 +280,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     if (p.resource !== undefined && resourceOf(p.resource) !== row.resource) throw fail('TESSERA_OAUTH_INVALID_TARGET', 'resource differs from the one of the login');
     const user = identityFromUsr(row.userId, usrClaimSchema.parse(JSON.parse(row.usr)));
     const client = await clientOf(row.clientId);
-    if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, jti: 'refresh', user: user.id })) throw fail('TESSERA_OAUTH_REFRESH_INVALID', `user ${user.id} (or this client) is revoked; refreshes are refused while the revocation is in force`);
+    if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, user: user.id })) throw fail('TESSERA_OAUTH_REFRESH_INVALID', `user ${user.id} (or this client) is revoked; refreshes are refused while the revocation is in force`);
     // The access token is bound to the same key as the refresh token (or to the new proof's).
     const jkt = row.jkt ?? proofJkt;
     const task = await deps.tasks.openForGrant(grantFor(client, user, scope, row.resource, row.familyExpiresAt, jkt), meta);
@@ -352,7 +352,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
         const claims = await deps.login.finish(url, state);
         const user = mapUserClaims(deps.loginIssuer, claims);
         const client = await clientOf(login.clientId);
-        if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, jti: 'login', user: user.id })) throw fail('TESSERA_USER_REVOKED', `user ${user.id} is revoked`);
+        if (deps.revocations.isRevoked({ spiffeId: client.spiffeId, user: user.id })) throw fail('TESSERA_USER_REVOKED', `user ${user.id} is revoked`);
         const code = randomToken(CODE_PREFIX);
         const codeHmac = audit.hmac(`code:${code}`);
         await audit.commit(store, (tx) => insertCode(tx, codeHmac, {
