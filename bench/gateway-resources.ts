@@ -15,7 +15,7 @@ import { Pool } from 'undici';
 import { tuneServerHeap } from '../src/shared/heap-tuning.js';
 import { startGatewayHarness } from '../test/gateway/harness.js';
 import { startResourcesUpstream } from '../test/gateway/fixtures/resources-upstream.js';
-import { latencies, percentile, throughput, type BenchResult } from './lib.js';
+import { pairedLatencies, percentile, throughput, type BenchResult } from './lib.js';
 
 const N = 1000;
 const WARMUP = 200;
@@ -55,17 +55,7 @@ async function session(url: string, token?: string): Promise<{ ask(method: strin
 }
 
 async function compare(what: string, direct: Ask, gw: Ask, label: string): Promise<BenchResult[]> {
-  await latencies(direct, WARMUP);
-  await latencies(gw, WARMUP);
-  const d: number[] = [];
-  const g: number[] = [];
-  // Interleaved in blocks so that machine noise hits both alike.
-  for (let block = 0; block < 4; block++) {
-    d.push(...(await latencies(direct, N / 4)));
-    g.push(...(await latencies(gw, N / 4)));
-  }
-  d.sort((a, b) => a - b);
-  g.sort((a, b) => a - b);
+  const { direct: d, via: g } = await pairedLatencies(direct, gw, N, WARMUP);
   const p50d = percentile(d, 50);
   const p50g = percentile(g, 50);
   const p99d = percentile(d, 99);
