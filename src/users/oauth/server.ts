@@ -16,6 +16,7 @@
  *
  * Codes and refresh tokens are random (256 bits), returned once, stored as keyed HMACs only.
  */
+import { proveHolder } from '../../dpop/holder.js';
 import { z } from 'zod';
 import type { AuditWriter } from '../../audit/port.js';
 import type { AuditActor, AuditWhere } from '../../audit/events.js';
@@ -266,10 +267,9 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'reuse', tasks: txns.length } });
       throw fail('TESSERA_OAUTH_REFRESH_REUSED', 'this refresh token was already used; as it may have been stolen, every token of this login is revoked. Log in again');
     };
-    const keyMismatch = (): TesseraError => fail('TESSERA_OAUTH_REFRESH_KEY_MISMATCH', proofJkt === undefined ? 'the refresh token is bound to a key: send a DPoP proof signed with it (RFC 9449 §5)' : 'the DPoP proof is signed with another key than the one the refresh token is bound to');
     // A bound token proves nothing without its key: whoever merely saw an old one (a backup, a
     // log) must not end the person's login with it (as revokeRefreshToken requires the key too).
-    if (row.jkt !== null && proofJkt !== row.jkt) throw keyMismatch();
+    proveHolder(row.jkt, proofJkt, { what: 'the refresh token', missing: 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH', mismatch: 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH' });
     if (row.state === 'rotated') return reuse();
     if (row.state === 'revoked') throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the refresh token is revoked; log in again');
     if (row.familyExpiresAt <= now) throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the login has expired (users.authorization_server.refresh_token_ttl); log in again');
@@ -383,9 +383,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       if (!row) return;
       if (row.jkt !== null) {
         // Whoever merely saw a bound refresh token must not end the user's session and its tasks.
-        const jkt = proofJkt ? await proofJkt() : undefined;
-        if (jkt === undefined) throw new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this refresh token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu the revocation endpoint)');
-        if (jkt !== row.jkt) throw new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the refresh token is bound to; only the key holder may revoke it');
+        proveHolder(row.jkt, proofJkt ? await proofJkt() : undefined, { what: 'this refresh token', hint: 'only the key holder may revoke it (htm POST, htu the revocation endpoint)' });
       }
       const txns = await revokeFamily(store, row.family, liveSince());
       await revokeTasks(txns, 'refresh token revoked by its holder (RFC 7009)', meta);
