@@ -72,9 +72,15 @@ export interface Presentation<T> {
 /** Errors already audited as a refused credential (so an outer handler does not audit them twice). */
 const refusedCredentials = new WeakSet<object>();
 
-/** Whether `e` is the refusal of a presented credential, already audited by authenticatePresented. */
+/**
+ * Whether `e` (or an error it wraps, its `cause`: a parameter's refusal of the token endpoint) is
+ * the refusal of a presented credential, already audited by authenticatePresented.
+ */
 export function isRefusedCredential(e: unknown): boolean {
-  return typeof e === 'object' && e !== null && refusedCredentials.has(e);
+  for (let x = e, i = 0; typeof x === 'object' && x !== null && i < 4; x = (x as { cause?: unknown }).cause, i++) {
+    if (refusedCredentials.has(x)) return true;
+  }
+  return false;
 }
 
 /**

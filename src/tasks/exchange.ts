@@ -18,7 +18,7 @@ import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RequestMeta } from '../server/app.js';
 import type { ResourceRef } from '../policy/types.js';
-import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import type { DelegationContext } from '../policy/entities.js';
 import type { TokenService, TaskTokenInput, VerifiedToken } from '../tokens/service.js';
 import { auditTokenRefusal } from '../tokens/service.js';
@@ -232,14 +232,13 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     };
   }
 
-  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user). */
+  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user); refused as TESSERA_TASK_DELEGATION_DENIED. */
   function decideWith(principal: AgentPrincipal, resource: ResourceRef, delegation: DelegationContext): void {
-    const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
-    if (!d.allowed) {
-      const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
-      if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
-      throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
-    }
+    const request = { principal, action: 'token.delegate', resource, context: { delegation } } as const;
+    const d = deps.authorizer.authorize(request);
+    if (d.allowed) return;
+    const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+    throw refusalOf(d, request, { denied: 'TESSERA_TASK_DELEGATION_DENIED', userDenied: 'TESSERA_TASK_DELEGATION_DENIED', tried: `to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})` });
   }
 
   return {
@@ -287,7 +286,7 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
         // Refusals after the subject is known are audited under the delegating agent and, for a
         // delegation, in the parent's task (so the tree shows the refused attempt).
         // A refused credential (the actor_token, a person's token) is audited once, as such.
-        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_TASK_RATE_LIMITED' && !isRefusedCredential(e) && !isRefusedCredential(e.cause)) {
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_TASK_RATE_LIMITED' && !isRefusedCredential(e)) {
           await audit.append({
             kind: 'task.refused', actor: actorOf(delegator), action: 'token.exchange', resource: 'task', result: e.status >= 500 ? 'error' : 'deny',
             reason: { code: e.code, ...(Array.isArray(e.details?.policies) ? { policies: e.details.policies as string[] } : {}) },
