@@ -109,6 +109,9 @@ function redirectProblem(uri: string): string | undefined {
  * URI matches whatever port (RFC 8252 §7.3: native apps listen on an ephemeral port).
  */
 export function redirectMatches(registered: readonly string[], requested: string): boolean {
+  // Compared as sent: the URL parser would drop spaces, tabs and line breaks and match anyway.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f]/.test(requested)) return false;
   if (registered.includes(requested)) return true;
   let r: URL;
   try {
