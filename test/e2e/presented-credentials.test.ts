@@ -20,22 +20,10 @@ import { startHarness, type Harness } from './harness.js';
 import { ACCESS, GRANT, ORCH, SUB, openTask, policyDir } from '../tasks/helpers.js';
 import { startOp, userTokens, API_AUDIENCE, type TestOp } from '../users/op.js';
 import { ManualClock } from '../../src/shared/clock.js';
+import { USER_POLICIES } from '../users/policies.js';
 
 const BURST = 4;
 
-/** Agents of the domain open and delegate tasks and read team/**; staff may have agents act for them. */
-const POLICIES = `
-@id("agents-delegate")
-permit (principal, action == Tessera::Action::"token.delegate", resource)
-when { principal.trust_domain == "tessera.local" };
-
-@id("agents-read-team")
-permit (principal, action == Tessera::Action::"secret.read", resource in Tessera::Folder::"team")
-when { principal.trust_domain == "tessera.local" };
-
-@id("staff-have-agents")
-permit (principal in Tessera::Group::"staff", action == Tessera::Action::"token.delegate", resource);
-`;
 const REVOKED = 'spiffe://tessera.local/ns/ops/sa/revoked-helper';
 
 type Reply = { status: number; body: any };
@@ -117,7 +105,7 @@ let person: string;
 before(async () => {
   op = await startOp();
   h = await startHarness({
-    policyDir: policyDir(POLICIES),
+    policyDir: policyDir(USER_POLICIES),
     config: {
       server: { listen: '127.0.0.1:0', trust_proxy: true, auth_failure_rate_limit: { per_second: 0.001, burst: BURST } },
       users: { issuers: [{ name: 'corp', issuer: op.issuer, discovery: true, audience: API_AUDIENCE, groups_claim: 'groups' }] },

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Browser } from './op.js';
-import { startAsHarness, type AsHarness } from './harness.js';
+import { getManual, startAsHarness, type AsHarness } from './harness.js';
 
 let h: AsHarness;
 let clientId: string;
@@ -39,13 +39,7 @@ function withParams(base: [string, string][], over: [string, string | undefined]
 async function authorize(params: [string, string][]): Promise<{ status: number; location?: URL; body?: any }> {
   const u = new URL(`${h.url}/v1/oauth/authorize`);
   for (const [k, v] of params) u.searchParams.append(k, v);
-  const res = await fetch(u, { redirect: 'manual' });
-  const location = res.headers.get('location');
-  if (location) {
-    await res.arrayBuffer();
-    return { status: res.status, location: new URL(location) };
-  }
-  return { status: res.status, body: await res.json() };
+  return getManual(u);
 }
 
 async function token(params: [string, string][] | string, contentType = 'application/x-www-form-urlencoded'): Promise<{ status: number; body: any }> {
@@ -57,13 +51,7 @@ async function token(params: [string, string][] | string, contentType = 'applica
 }
 
 async function callback(query: string): Promise<{ status: number; location?: URL; body?: any }> {
-  const res = await fetch(`${h.url}/v1/oauth/callback${query}`, { redirect: 'manual' });
-  const location = res.headers.get('location');
-  if (location) {
-    await res.arrayBuffer();
-    return { status: res.status, location: new URL(location) };
-  }
-  return { status: res.status, body: await res.json() };
+  return getManual(`${h.url}/v1/oauth/callback${query}`);
 }
 
 function refusedHere(name: string, r: { status: number; body?: any; location?: URL }, code: string, field?: string): void {
