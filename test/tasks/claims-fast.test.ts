@@ -126,8 +126,8 @@ function mutate(v: Record<string, unknown>, rnd: () => number): void {
     }
     const r = rnd();
     if (r < 0.2 && !Array.isArray(node)) delete (node as Record<string, unknown>)[k as string];
-    else if (r < 0.3 && !Array.isArray(node)) (node as Record<string, unknown>)[`extra${Math.floor(rnd() * 3)}`] = pick(ODD);
-    else (node as Record<string | number, unknown>)[k] = pick(ODD);
+    else if (r < 0.3 && !Array.isArray(node)) (node as Record<string, unknown>)[`extra${Math.floor(rnd() * 3)}`] = structuredClone(pick(ODD));
+    else (node as Record<string | number, unknown>)[k] = structuredClone(pick(ODD));
     return;
   }
 }
