@@ -40,7 +40,7 @@ export const WAL_AUTOCHECKPOINT_PAGES = 4000;
  * sync the WAL and then the database). Until that sync completes, every later request of this
  * store waits (FIFO), so nothing is read from it that is not yet durable — the visibility
  * contract of FULL. Statements still run on the event loop (microseconds each); checkpoints
- * (about every 4 MiB of WAL) still sync on it. The -wal file keeps its inode while this
+ * (every WAL_AUTOCHECKPOINT_PAGES pages, 16 MiB of WAL) still sync on it. The -wal file keeps its inode while this
  * connection is open (SQLite deletes it only when the last connection closes).
  */
 export class MainThreadEngine implements SqliteEngine {
