@@ -515,7 +515,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
         groupFlushes?.inc({ result: 'failed' });
         logger.error({ err: (e as Error).message }, 'audit group flush failed: deferred audit events are not yet safe from a power loss; retrying');
         if (head && !unsyncedHead) unsyncedHead = head;
-        scheduleGroupFlush();
+        scheduleGroupFlush(); // not after close(): scheduleGroupFlush checks
       } finally {
         groupFlushing = undefined;
       }

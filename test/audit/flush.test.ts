@@ -168,3 +168,27 @@ test('a flushed batch after deferred ones exports its head; close() syncs whatev
   assert.equal(log.flushStats().syncFailed, false);
   assert.ok(heads().at(-1)! >= 3, `the last head covers seq 3: ${heads().join(',')}`);
 });
+
+test('a failing group flush is counted, shown by health() (/readyz) and retried; the head waits until a sync succeeds', async () => {
+  const real = await openStore(join(tempDir(), 'a.db'));
+  let failing = true;
+  const store = Object.create(real) as Store;
+  store.sync = async () => {
+    if (failing) throw new TesseraError('TESSERA_STORE_UNAVAILABLE', 'cannot sync the SQLite WAL to disk (EIO): test');
+    return real.sync();
+  };
+  const lines: string[] = [];
+  const { log, metrics } = await makeLog({ store, flush: { mode: 'grouped', windowMs: 1 }, sinks: [{ kind: 'store' }, { kind: 'stdout' }], stdout: { write: (c: string) => lines.push(c) } });
+  await log.append(toolCall(1));
+  await until('a failed group flush', () => metrics.counter('tessera_audit_group_flushes_total', '').get({ result: 'failed' }) >= 1);
+  assert.equal(log.health().ok, false);
+  assert.equal(log.flushStats().syncFailed, true);
+  assert.equal(lines.join('').includes('tessera.audit.head'), false, 'no head exported while unsynced');
+  await assert.rejects(log.sync(), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_AUDIT_UNAVAILABLE');
+  failing = false;
+  await until('a retried group flush', () => log.flushStats().groupFlushes >= 1);
+  await log.flush();
+  assert.equal(log.health().ok, true);
+  await until('the head exported', () => lines.join('').includes('tessera.audit.head'));
+  await log.close();
+});
