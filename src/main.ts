@@ -188,6 +188,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const audit = await createAuditLog({
       store, clock, sealer, sinks: config.audit.sinks, replicaId,
       checkpointEveryEvents: config.audit.checkpoint_every_events, checkpointEveryMs: config.audit.checkpoint_every, logger, metrics, env,
+      flush: { mode: config.audit.flush, windowMs: config.audit.flush_window },
     });
     cleanups.push(() => audit.close());
     // Verify/archive jobs off the request path, the witness check, scheduled archiving (ADR 0031).
