@@ -22,6 +22,7 @@ import {
   ListToolsRequestSchema,
   PingRequestSchema,
   ProgressNotificationSchema,
+  SetLevelRequestSchema,
   RootsListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -62,6 +63,7 @@ const REQUESTS: Readonly<Record<string, Schema>> = {
   ping: PingRequestSchema,
   'tools/list': ListToolsRequestSchema,
   'tools/call': CallToolRequestSchema,
+  'logging/setLevel': SetLevelRequestSchema,
 };
 
 /** Notifications the SDK server reads; others are ignored by it, so only their envelope matters. */

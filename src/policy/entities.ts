@@ -112,6 +112,10 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       const s = uid('Server', r.server);
       return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.tool }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
     }
+    case 'Server': {
+      const u = uid('Server', r.server);
+      return { uid: u, entities: [{ uid: u, attrs: { name: r.server }, parents: [] }] };
+    }
     case 'Route': {
       const u = uid('Route', r.route);
       return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };
@@ -269,7 +273,7 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   return request;
 }
 
-const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent', 'SubAgent'] as const;
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Server', 'Route', 'Agent', 'SubAgent'] as const;
 
 /**
  * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
@@ -299,6 +303,8 @@ export function parseResourceRef(text: string): ResourceRef {
       const [server, tool] = two('server');
       return { type: 'Tool', server, tool };
     }
+    case 'Server':
+      return { type: 'Server', server: id };
     case 'Route':
       return { type: 'Route', route: id };
     case 'Agent':

@@ -129,6 +129,9 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   action "cred.issue" appliesTo { principal: [${principal}], resource: [Role], context: RequestContext };
   action "tool.call" appliesTo { principal: [${principal}], resource: [Tool], context: RequestContext };
   action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: RequestContext };
+  // An upstream server asks the agent's client: its model (sampling) or its user (elicitation). ADR 0175.
+  action "upstream.sample" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
+  action "upstream.elicit" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
   action "token.delegate" appliesTo { principal: [${principal}], resource: [Agent, SubAgent], context: DelegateContext };
 }
 `;

@@ -203,6 +203,7 @@ export function requiredScopeFor(resource: ResourceRef): string | undefined {
       return `tool:${resource.server}/${resource.tool}`;
     case 'Route':
       return `http:${resource.route}`;
+    case 'Server': // upstream.sample / upstream.elicit: policy only (ADR 0175); the upstream is reached only through tool scope
     case 'Agent':
     case 'SubAgent':
       return undefined; // delegation narrows scope itself (src/tasks/narrow.ts); no scope names an agent
