@@ -34,8 +34,9 @@ import { RPC, RpcError, createResponseBudget, responseTooLarge, rpcCodeFor, type
 import { MessageRefusal, batchingAllowed, checkBody, duplicateIds, idKey, type InboundBody } from './messages.js';
 import { bearerChallenge } from '../shared/www-authenticate.js';
 import type { RelayHub } from './relay/hub.js';
-import { installSessionRelay, sessionCapabilities, wantsStream } from './relay/downstream.js';
+import { installSessionRelay, wantsStream } from './relay/downstream.js';
 import { requestStreaming, type RequestStreaming } from './relay/streaming.js';
+import type { GatewayFeatures } from './features.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
@@ -74,6 +75,8 @@ export interface McpHttpDeps {
   readonly onSessionClosed: (sessionId: string) => void;
   /** Delivers upstream notifications and requests to sessions (src/gateway/relay). */
   readonly relay?: RelayHub;
+  /** Resources, prompts and completion (features.ts): capabilities per caller and their handlers. */
+  readonly features?: GatewayFeatures;
 }
 
 export interface GatewayLimits {
@@ -281,7 +284,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   /** A session being opened: `opened` turns true once the transport has created it. */
   function newSession(principal: AgentPrincipal, w: AuditWhere, protocolVersion: string): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
-    const capabilities = sessionCapabilities(core.usableUpstreams(principal), deps.relay !== undefined);
+    // Advertised from what this caller may use (features.ts capabilitiesFor).
+    const capabilities = deps.features?.capabilities(principal) ?? { tools: { listChanged: false } };
     const server = new Server(
       { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
       { capabilities, instructions: 'Tools are named <server>__<tool>, as tools/list shows them. Credentials are injected by Tessera; you never need an API key.' },
@@ -348,6 +352,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       }
     });
     if (deps.relay) installSessionRelay(server, capabilities, { hub: deps.relay, logger, usable: (p) => core.usableUpstreams(p), callerOf });
+    deps.features?.register(server, capabilities, { callerOf: (extra) => callerOf(extra as Parameters<typeof callerOf>[0]), asRpc });
     void server.connect(transport);
     return {
       transport,

@@ -15,6 +15,12 @@
 import type { z } from 'zod';
 import {
   CallToolRequestSchema,
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ReadResourceRequestSchema,
   CancelledNotificationSchema,
   InitializedNotificationSchema,
   InitializeRequestSchema,
@@ -23,6 +29,8 @@ import {
   PingRequestSchema,
   ProgressNotificationSchema,
   SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   RootsListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -63,7 +71,15 @@ const REQUESTS: Readonly<Record<string, Schema>> = {
   ping: PingRequestSchema,
   'tools/list': ListToolsRequestSchema,
   'tools/call': CallToolRequestSchema,
+  'resources/list': ListResourcesRequestSchema,
+  'resources/templates/list': ListResourceTemplatesRequestSchema,
+  'resources/read': ReadResourceRequestSchema,
+  'prompts/list': ListPromptsRequestSchema,
+  'prompts/get': GetPromptRequestSchema,
+  'completion/complete': CompleteRequestSchema,
   'logging/setLevel': SetLevelRequestSchema,
+  'resources/subscribe': SubscribeRequestSchema,
+  'resources/unsubscribe': UnsubscribeRequestSchema,
 };
 
 /** Notifications the SDK server reads; others are ignored by it, so only their envelope matters. */

@@ -40,6 +40,7 @@ import type { Isolation, RunAsIdentity } from './isolation.js';
 import type { RelayHub } from './relay/hub.js';
 import { UPSTREAM_CLIENT_CAPABILITIES, relayUpstream } from './relay/upstream-client.js';
 import type { RelayConnView } from './relay/types.js';
+import { gatewayUri } from './resources/uri.js';
 
 /**
  * The SDK's client side, loaded with the first upstream connection: a gateway without upstream
@@ -101,6 +102,14 @@ export interface UpstreamListing {
   readonly secrets: readonly SecretInput[];
 }
 
+/** What `Upstream.request` passes to each SDK client call (the SDK's RequestOptions subset). */
+export interface UpstreamRequestOptions {
+  readonly signal: AbortSignal;
+  readonly timeout: number;
+  /** Set when the client asked for progress: the SDK then sends a token of its own upstream. */
+  readonly onprogress?: (p: { progress: number; total?: number; message?: string }) => void;
+}
+
 export interface UpstreamCallResult {
   readonly result: ToolResult;
   readonly secrets: readonly SecretInput[];
@@ -111,6 +120,13 @@ export interface Upstream {
   readonly transport: 'stdio' | 'streamable_http';
   listTools(caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamListing>;
   callTool(tool: string, args: Readonly<Record<string, unknown>>, caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamCallResult>;
+  /**
+   * One MCP request on the caller's connection (started if needed, injection re-checked), bounded
+   * by the call timeout (TESSERA_GATEWAY_UPSTREAM_TIMEOUT naming `what`), cancelled upstream when
+   * `signal` aborts or the caller is revoked, errors mapped like a tool call's (an upstream
+   * JSON-RPC error stays an UpstreamRpcError). `secrets`: what the connection injected, to scrub.
+   */
+  request<T>(what: string, caller: UpstreamCaller, signal: AbortSignal, run: (client: Client, options: UpstreamRequestOptions) => Promise<T>): Promise<{ value: T; secrets: readonly SecretInput[] }>;
   /**
    * Stops the connections whose owner, or the caller of a call in flight on them, matches
    * (revocation, session end). Causes `revoked` and `policy` stop at once (calls cancelled,
@@ -233,7 +249,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     const toolsChanged = (): void => {
       conn.tools = undefined;
     };
-    if (deps.relay) relayUpstream(client, viewOf(conn), deps.relay, { toolsChanged });
+    if (deps.relay) relayUpstream(client, viewOf(conn), deps.relay, { toolsChanged, exposedUri: (uri) => gatewayUri(config.name, uri) });
     else client.setNotificationHandler(ToolListChangedNotificationSchema, toolsChanged);
     client.onclose = () => {
       if (conn.closed) return;
@@ -499,6 +515,47 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     }
   }
 
+  async function request<T>(what: string, caller: UpstreamCaller, signal: AbortSignal, run: (client: Client, options: UpstreamRequestOptions) => Promise<T>): Promise<{ value: T; secrets: readonly SecretInput[] }> {
+    const conn = await acquire(caller);
+    try {
+      const ac = new AbortController();
+      // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
+      const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, ...(caller.rpcId !== undefined ? { requestId: caller.rpcId } : {}), cancel: (reason) => ac.abort(reason) };
+      conn.calls.add(call);
+      // The client's notifications/cancelled (or its session closing) cancels the upstream call:
+      // the SDK sends notifications/cancelled upstream (MCP "Cancellation"); audited by the caller.
+      const onAbort = (): void => ac.abort(isTesseraError(signal.reason) ? signal.reason : new TesseraError('TESSERA_GATEWAY_REQUEST_CANCELLED', `${what}: the client cancelled the request`));
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${what}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
+      try {
+        // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
+        // Progress: the SDK sends its own token upstream and maps the upstream's progress back to
+        // this call; the relay delivers it under the client's token, to this request only (ADR 0176).
+        const relay = deps.relay;
+        const token = caller.progressToken;
+        const rpcId = caller.rpcId;
+        const onprogress = relay && token !== undefined && rpcId !== undefined
+          ? (p: { progress: number; total?: number; message?: string }) => relay.progress(caller.sessionId, rpcId, token, p, conn.secrets)
+          : undefined;
+        const value = await run(conn.client!, { signal: ac.signal, timeout: callTimeoutMs + 1000, ...(onprogress ? { onprogress } : {}) });
+        return { value, secrets: conn.secrets };
+      } catch (e) {
+        if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
+        const err = toUpstreamError(e, conn, 'call');
+        // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
+        if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError) && !(isTesseraError(err) && err.code === RESULT_TOO_LARGE)) void stop(conn, 'failed');
+        throw err;
+      } finally {
+        conn.calls.delete(call);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      }
+    } finally {
+      release(conn);
+    }
+  }
+
   return {
     server: config.name,
     transport: config.transport,
@@ -514,44 +571,10 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       }
     },
     async callTool(tool, args, caller, signal) {
-      const conn = await acquire(caller);
-      try {
-        const ac = new AbortController();
-        // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
-        const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, ...(caller.rpcId !== undefined ? { requestId: caller.rpcId } : {}), cancel: (reason) => ac.abort(reason) };
-        conn.calls.add(call);
-        // The client's notifications/cancelled (or its session closing) cancels the upstream call:
-        // the SDK sends notifications/cancelled upstream (MCP "Cancellation"); audited by the core.
-        const onAbort = (): void => ac.abort(isTesseraError(signal.reason) ? signal.reason : new TesseraError('TESSERA_GATEWAY_REQUEST_CANCELLED', `${config.name}/${tool}: the client cancelled the request`));
-        signal.addEventListener('abort', onAbort, { once: true });
-        if (signal.aborted) onAbort();
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
-        try {
-          // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
-          // Progress: the SDK sends its own token upstream and maps the upstream's progress back to
-          // this call; the relay delivers it under the client's token, to this request only.
-          const relay = deps.relay;
-          const token = caller.progressToken;
-          const onprogress = relay && token !== undefined && caller.rpcId !== undefined
-            ? (p: { progress: number; total?: number; message?: string }) => relay.progress(caller.sessionId, caller.rpcId!, token, p, conn.secrets)
-            : undefined;
-          const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000, ...(onprogress ? { onprogress } : {}) });
-          return { result: r as ToolResult, secrets: conn.secrets };
-        } catch (e) {
-          if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
-          const err = toUpstreamError(e, conn, 'call');
-          // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
-          if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError) && !(isTesseraError(err) && err.code === RESULT_TOO_LARGE)) void stop(conn, 'failed');
-          throw err;
-        } finally {
-          conn.calls.delete(call);
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-        }
-      } finally {
-        release(conn);
-      }
+      const r = await request(`${config.name}/${tool}`, caller, signal, (client, options) => client.callTool({ name: tool, arguments: { ...args } }, undefined, options));
+      return { result: r.value as ToolResult, secrets: r.secrets };
     },
+    request,
     get capabilities() {
       return lastCapabilities;
     },

@@ -93,6 +93,13 @@ function folders(path: string): { parents: EntityUidJson[]; entities: EntityJson
   return { parents: segs.length > 1 ? [uid('Folder', segs.slice(0, -1).join('/'))] : [], entities };
 }
 
+/** An item of an MCP server (Tool, Resource, Prompt): `<server>/<name>`, parent `Server::"<server>"`. */
+function inServer(type: string, server: string, name: string, attrs: Record<string, CedarValueJson>): { uid: { type: string; id: string }; entities: EntityJson[] } {
+  const u = uid(type, `${server}/${name}`);
+  const s = uid('Server', server);
+  return { uid: u, entities: [{ uid: u, attrs, parents: [s] }, { uid: s, attrs: { name: server }, parents: [] }] };
+}
+
 export function resourceEntities(r: ResourceRef): { uid: { type: string; id: string }; entities: EntityJson[] } {
   switch (r.type) {
     case 'Secret': {
@@ -107,11 +114,12 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       const e = uid('Engine', r.engine);
       return { uid: u, entities: [{ uid: u, attrs: { engine: r.engine, name: r.role }, parents: [e] }, { uid: e, attrs: { name: r.engine }, parents: [] }] };
     }
-    case 'Tool': {
-      const u = uid('Tool', `${r.server}/${r.tool}`);
-      const s = uid('Server', r.server);
-      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.tool }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
-    }
+    case 'Tool':
+      return inServer('Tool', r.server, r.tool, { server: r.server, name: r.tool });
+    case 'Resource':
+      return inServer('Resource', r.server, r.uri, { server: r.server, uri: r.uri });
+    case 'Prompt':
+      return inServer('Prompt', r.server, r.prompt, { server: r.server, name: r.prompt });
     case 'Server': {
       const u = uid('Server', r.server);
       return { uid: u, entities: [{ uid: u, attrs: { name: r.server }, parents: [] }] };
@@ -258,6 +266,8 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   // token.delegate to oneself: do not list the same entity twice.
   for (const e of res.entities) if (forUser || !(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
   const context = buildContext(req.principal, req.context);
+  // resource.read: the upstream URI the agent asked for (the Resource's own, never agent-set).
+  if (req.resource.type === 'Resource') context['uri'] = req.resource.uri;
   // A person's decision: which agent acts for them.
   if (forUser) context['actor'] = req.principal.spiffeId;
   const request = {
@@ -273,11 +283,12 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   return request;
 }
 
-const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Server', 'Route', 'Agent', 'SubAgent'] as const;
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Server', 'Route', 'Agent', 'SubAgent', 'Resource', 'Prompt'] as const;
 
 /**
  * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
- * `Tool::records/query`, `Route::github`, `Agent::spiffe://…`, `SubAgent::summarizer` (an optional `Tessera::` prefix
+ * `Tool::records/query`, `Route::github`, `Agent::spiffe://…`, `SubAgent::summarizer`,
+ * `Resource::docs/file:///srv/a.md` (server, then the upstream URI), `Prompt::docs/summarize` (an optional `Tessera::` prefix
  * and quotes around the id are accepted, so `Tessera::Secret::"a/b"` works too).
  */
 export function parseResourceRef(text: string): ResourceRef {
@@ -307,6 +318,14 @@ export function parseResourceRef(text: string): ResourceRef {
       return { type: 'Server', server: id };
     case 'Route':
       return { type: 'Route', route: id };
+    case 'Resource': {
+      const [server, uri] = two('server');
+      return { type: 'Resource', server, uri };
+    }
+    case 'Prompt': {
+      const [server, prompt] = two('server');
+      return { type: 'Prompt', server, prompt };
+    }
     case 'Agent':
       return { type: 'Agent', spiffeId: id };
     case 'SubAgent':

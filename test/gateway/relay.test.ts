@@ -14,6 +14,7 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
   type ClientCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -41,6 +42,10 @@ when { principal.hasTag("asks") };
 @id("asker-elicits")
 permit (principal, action == Tessera::Action::"upstream.elicit", resource == Tessera::Server::"relay")
 when { principal.hasTag("asks") };
+
+@id("relay-resources")
+permit (principal, action == Tessera::Action::"resource.read", resource in Tessera::Server::"relay")
+when { principal.hasTag("team") };
 
 @id("never-everything-elicits")
 forbid (principal, action == Tessera::Action::"upstream.elicit", resource == Tessera::Server::"everything");
@@ -80,12 +85,14 @@ interface Seen {
   readonly logs: unknown[];
   readonly listChanged: number[];
   readonly asked: unknown[];
+  readonly updated: string[];
 }
 
 /** The official SDK client with the given capabilities; sampling/elicitation answered by the test. */
 async function connect(token: string, capabilities: ClientCapabilities = {}): Promise<{ client: Client; seen: Seen }> {
   const client = new Client({ name: 'relay-test', version: '1.0.0' }, { capabilities });
-  const seen: Seen = { logs: [], listChanged: [], asked: [] };
+  const seen: Seen = { logs: [], listChanged: [], asked: [], updated: [] };
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void seen.updated.push(n.params.uri));
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void seen.logs.push(n.params));
   client.setNotificationHandler(ToolListChangedNotificationSchema, () => void seen.listChanged.push(1));
   if (capabilities.sampling) {
@@ -324,4 +331,45 @@ test('tools/list_changed reaches the sessions using that upstream connection, no
   await until(() => me.seen.listChanged.length >= 1, 'list_changed');
   await other.client.callTool({ name: 'relayhttp__log', arguments: { text: 'y' } });
   assert.equal(other.seen.listChanged.length, 0);
+});
+
+test('resources/updated reaches only the sessions that subscribed that URI through the gateway on that connection', async () => {
+  const DOC = 'tessera://relay/relay://doc/1';
+  const a = await connect(asker);
+  const a2 = await connect(asker); // same agent, same upstream process, no subscription
+  const b = await connect(plain); // another agent (its own process) subscribing the same URI
+  await a.client.subscribeResource({ uri: DOC });
+  await b.client.subscribeResource({ uri: DOC });
+  await a2.client.callTool({ name: 'relay__stats', arguments: {} });
+  await a.client.callTool({ name: 'relay__touch', arguments: { uri: 'relay://doc/1' } });
+  await until(() => a.seen.updated.length >= 1, 'the subscriber\'s update');
+  await b.client.callTool({ name: 'relay__touch', arguments: { uri: 'relay://doc/1' } });
+  await until(() => b.seen.updated.length >= 1, 'the other agent\'s own update');
+  // Round trips on every session after both announcements, then count.
+  for (const s of [a, a2, b]) await s.client.callTool({ name: 'relay__stats', arguments: {} });
+  assert.deepEqual(a.seen.updated, [DOC], 'the subscriber got its update once, under the gateway URI');
+  assert.deepEqual(b.seen.updated, [DOC], 'the other agent got only the update of its own connection');
+  assert.deepEqual(a2.seen.updated, [], 'a session that did not subscribe gets nothing');
+  // An update for a URI nobody subscribed on that connection is dropped and audited.
+  await a.client.callTool({ name: 'relay__touch', arguments: { uri: 'relay://doc/2' } });
+  await until(async () => (await auditEvents('gateway.notifications_dropped')).some((e) => e.details.method === 'notifications/resources/updated'), 'the audited drop');
+  // Unsubscribed: the upstream is told once the last session of that connection leaves.
+  await a.client.unsubscribeResource({ uri: DOC });
+  const stats = JSON.parse(textOf(await a.client.callTool({ name: 'relay__stats', arguments: {} }))) as { subscribed: string[] };
+  assert.deepEqual(stats.subscribed, []);
+  const events = await auditEvents('gateway.resource_subscribe');
+  assert.ok(events.some((e) => e.action === 'resource.subscribe' && e.result === 'allow'));
+  assert.ok(events.some((e) => e.action === 'resource.unsubscribe' && e.result === 'allow'));
+});
+
+test('resources/subscribe of a URI the caller may not read, or of another server\'s prefix, is refused with a stable code', async () => {
+  const { client } = await connect(asker);
+  for (const [uri, code] of [['tessera://relayhttp/relay://doc/1', 'TESSERA_GATEWAY_RESOURCE_DENIED'], ['tessera://relay/tessera://relayhttp/relay://doc/1', 'TESSERA_GATEWAY_RESOURCE_URI_INVALID'], ['tessera://relay/relay://doc/../1', 'TESSERA_GATEWAY_RESOURCE_URI_INVALID']] as const) {
+    try {
+      await client.subscribeResource({ uri });
+      assert.fail(`${uri} was accepted`);
+    } catch (e) {
+      assert.equal((e as { data?: { code?: string } }).data?.code, code, uri);
+    }
+  }
 });

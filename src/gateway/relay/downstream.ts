@@ -31,13 +31,12 @@ export function wantsStream(body: unknown, client: ClientCapabilities | undefine
 }
 
 /**
- * What the gateway declares to a session's client: tools (their list may change when an
- * upstream's does), and `logging` when some upstream the caller may use declared logging at its
- * latest handshake or has not been reached yet (its capabilities are unknown until then).
+ * Whether `logging` is advertised to a caller: some upstream it may use declared logging at its
+ * latest handshake, or has not been reached yet (its capabilities are unknown until then).
+ * Capabilities themselves are built in one place (features.ts capabilitiesFor).
  */
-export function sessionCapabilities(usable: readonly Pick<Upstream, 'capabilities'>[], relay: boolean): ServerCapabilities {
-  const logging = relay && usable.some((u) => u.capabilities === undefined || u.capabilities.logging !== undefined);
-  return { tools: { listChanged: relay }, ...(logging ? { logging: {} } : {}) };
+export function loggingAvailable(usable: readonly Pick<Upstream, 'capabilities'>[]): boolean {
+  return usable.some((u) => u.capabilities === undefined || u.capabilities.logging !== undefined);
 }
 
 export interface SessionRelayDeps {

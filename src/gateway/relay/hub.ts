@@ -31,6 +31,7 @@ import { rpcCodeFor } from '../core.js';
 import { createScrubber, type Scrubber, type ScrubHit, type SecretInput } from '../scrub/index.js';
 import { attribute, type Target } from './attribution.js';
 import { levelAllows } from './logging.js';
+import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import type { RelayConnView, RelayLimits, RelaySession } from './types.js';
 
 export type ServerRequestMethod = 'sampling/createMessage' | 'elicitation/create';
@@ -63,7 +64,11 @@ export interface RelayHub {
   notifySessions(sessionIds: Iterable<string>, server: string, notification: ServerNotification): void;
   /** `sampling/createMessage` / `elicitation/create` from an upstream: the client's answer, or a refusal (McpError). */
   serverRequest(view: RelayConnView, method: ServerRequestMethod, params: Record<string, unknown>, signal: AbortSignal): Promise<Record<string, unknown>>;
-  /** Counts (and audits once per connection) a message that belongs to no request or session. */
+  /** Resource subscriptions made through the gateway, per upstream connection (its SDK client). */
+  readonly subscriptions: Subscriptions;
+  /** `notifications/resources/updated` for `uri` on `connection`: to the sessions that subscribed it there, as `exposedUri`. */
+  resourceUpdated(connection: object, view: RelayConnView, uri: string, exposedUri: string): void;
+  /** Counts (and audits once per connection and method) a message that belongs to no request or session. */
   dropUnattributed(view: RelayConnView, method: string): void;
   /** Sessions open (tests, metrics). */
   readonly size: number;
@@ -82,10 +87,11 @@ const MAX_AUDITED_HITS = 16;
 export function createRelayHub(deps: RelayHubDeps): RelayHub {
   const { audit, logger, limits } = deps;
   const sessions = new Map<string, SessionState>();
+  const subscriptions = createSubscriptions();
   const buckets = new TokenBuckets(limits.rate, deps.clock);
   const scrubbers = new WeakMap<readonly SecretInput[], Scrubber>();
-  /** Connections whose unattributed messages were audited already (once each). */
-  const unattributedAudited = new WeakSet<RelayConnView>();
+  /** Methods whose unattributed messages were audited already, per connection (once each). */
+  const unattributedAudited = new WeakMap<RelayConnView, Set<string>>();
   const dropped: Counter | undefined = deps.metrics?.counter('tessera_gateway_relay_dropped_total', 'Upstream notifications and requests the gateway dropped or refused, by reason and method');
   const relayed: Counter | undefined = deps.metrics?.counter('tessera_gateway_relayed_total', 'Upstream notifications and requests the gateway delivered to a session, by method');
 
@@ -178,6 +184,14 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     },
     close(sessionId) {
       sessions.delete(sessionId);
+      subscriptions.closeSession(sessionId);
+    },
+    subscriptions,
+    resourceUpdated(connection, view, uri, exposedUri) {
+      const ids = subscriptions.sessionsFor(connection, uri).filter(isOpen);
+      // Nobody subscribed it here (or the upstream names a URI it was never asked for): dropped.
+      if (ids.length === 0) return this.dropUnattributed(view, 'notifications/resources/updated');
+      this.notifySessions(ids, view.server, { method: 'notifications/resources/updated', params: { uri: exposedUri } });
     },
     isOpen,
     setLevel(sessionId, level) {
@@ -218,8 +232,10 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     },
     dropUnattributed(view, method) {
       dropped?.inc({ reason: 'unattributed', method });
-      if (unattributedAudited.has(view)) return;
-      unattributedAudited.add(view);
+      let audited = unattributedAudited.get(view);
+      if (!audited) unattributedAudited.set(view, (audited = new Set()));
+      if (audited.has(method)) return;
+      audited.add(method);
       logger.warn({ server: view.server, method }, 'gateway: an upstream message could not be attributed to one session; dropped (once per connection)');
       void audit.append({
         kind: 'gateway.notifications_dropped', actor: { id: 'system' }, action: 'upstream.notify', resource: view.server, result: 'deny',

@@ -28,8 +28,8 @@ export const UPSTREAM_CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, 
 export interface UpstreamRelayHooks {
   /** The upstream's tool list changed (the gateway's cached listing is dropped). */
   readonly toolsChanged: () => void;
-  /** `notifications/resources/updated` for an upstream URI (relay/subscriptions.ts). */
-  readonly resourceUpdated?: (uri: string) => void;
+  /** The gateway URI of an upstream resource URI (resources/uri.ts gatewayUri). */
+  readonly exposedUri: (uri: string) => string;
 }
 
 /** Installs the relay's handlers on an upstream client (before it connects). */
@@ -41,10 +41,8 @@ export function relayUpstream(client: Client, view: RelayConnView, hub: RelayHub
   client.setNotificationHandler(ResourceListChangedNotificationSchema, () => hub.listChanged(view, 'notifications/resources/list_changed'));
   client.setNotificationHandler(PromptListChangedNotificationSchema, () => hub.listChanged(view, 'notifications/prompts/list_changed'));
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => hub.log(view, n.params));
-  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
-    if (hooks.resourceUpdated) hooks.resourceUpdated(n.params.uri);
-    else hub.dropUnattributed(view, 'notifications/resources/updated');
-  });
+  // Only to the sessions that subscribed this URI on this very connection (relay/subscriptions.ts).
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => hub.resourceUpdated(client, view, n.params.uri, hooks.exposedUri(n.params.uri)));
   client.setRequestHandler(CreateMessageRequestSchema, (req, extra) => hub.serverRequest(view, 'sampling/createMessage', req.params as Record<string, unknown>, extra.signal) as never);
   client.setRequestHandler(ElicitRequestSchema, (req, extra) => hub.serverRequest(view, 'elicitation/create', req.params as Record<string, unknown>, extra.signal) as never);
   // The SDK reports a progress notification whose token matches no request of ours as an error:
