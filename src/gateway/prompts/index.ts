@@ -46,6 +46,8 @@ export interface GatewayPrompts {
   list(caller: Caller, signal: AbortSignal): Promise<Prompt[]>;
   get(name: string, args: Readonly<Record<string, string>> | undefined, caller: Caller, signal: AbortSignal): Promise<GetPromptResult>;
   mayUseAny(p: AgentPrincipal): boolean;
+  /** The policy resource of a prompt name, when the name says it without a listing (plain or `<server>/<prompt>`). */
+  refOf(name: unknown): { type: 'Prompt'; server: string; prompt: string } | undefined;
   /** The upstream and prompt of an exposed name the caller may get (some arguments), authorized on `x` (completion/complete). */
   authorizeRef(x: Exchange, name: string, caller: Caller, signal: AbortSignal): Promise<{ upstream: Upstream; prompt: string }>;
 }
@@ -108,6 +110,13 @@ export function createPrompts(deps: PromptsDeps): GatewayPrompts {
   return {
     mayUseAny(p) {
       return [...upstreams.keys()].some((s) => probe.mayUse(p, s, PROMPT_KIND));
+    },
+
+    refOf(name) {
+      if (typeof name !== 'string') return undefined;
+      const parsed = parseCallName(name, prefixes);
+      const prompt = parsed?.tool ?? known.get(name)?.prompt;
+      return parsed && upstreams.has(parsed.server) && prompt !== undefined ? { type: 'Prompt', server: parsed.server, prompt } : undefined;
     },
 
     async authorizeRef(x, name, caller, signal) {

@@ -39,6 +39,8 @@ export interface GatewayResources {
   read(uri: string, caller: Caller, signal: AbortSignal): Promise<ReadResourceResult>;
   /** Whether the caller may read some resource of some server (capabilities). */
   mayUseAny(p: AgentPrincipal): boolean;
+  /** The policy resource a gateway URI names, or undefined when it is not one the gateway serves. */
+  refOf(uri: unknown): { type: 'Resource'; server: string; uri: string } | undefined;
   /** The server and upstream URI (template) of a gateway URI, authorized as `resource.read` (completion/complete). */
   authorizeTemplate(x: Exchange, uri: string, p: AgentPrincipal): { upstream: Upstream; uri: string };
 }
@@ -121,6 +123,16 @@ export function createResources(deps: ResourcesDeps): GatewayResources {
     },
 
     authorizeTemplate: authorizeUri,
+
+    refOf(uri) {
+      if (typeof uri !== 'string') return undefined;
+      try {
+        const r = parseGatewayUri(uri, servers);
+        return { type: 'Resource', server: r.server, uri: r.uri };
+      } catch {
+        return undefined;
+      }
+    },
 
     async list(caller, signal) {
       const results = await gather<Resource>(caller, signal, 'resources/list', async (client, cursor, o) => {
