@@ -119,8 +119,11 @@ test('initialize advertises resources, prompts and completions only to a caller 
   assert.equal(caps.resources, undefined);
   assert.equal(caps.prompts, undefined);
   assert.equal(caps.completions, undefined);
-  const e = await rpcError(other.listResources());
-  assert.equal(e.code, -32601);
+  for (const p of [other.listResources(), other.listPrompts(), other.readResource({ uri: ARCH }), other.getPrompt({ name: 'res__greet' }), other.complete({ ref: { type: 'ref/prompt', name: 'res__greet' }, argument: { name: 'name', value: '' } })]) {
+    const e = await rpcError(p);
+    assert.equal(e.code, -32601);
+    assert.equal(e.data?.code, 'TESSERA_GATEWAY_METHOD_NOT_FOUND');
+  }
 });
 
 test('resources/list federates both upstreams under tessera://<server>/<uri>, shows only what policy lets the caller read, and never a hostile URI', async () => {
