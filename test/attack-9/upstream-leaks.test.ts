@@ -67,3 +67,16 @@ test('a flood of refused sampling requests: each refused, at most MAX_AUDITED_RE
   const last = JSON.parse(rows.at(-1)!.body) as { details: Record<string, unknown> };
   assert.equal(last.details.further_refusals_not_audited, true, 'the last audited refusal says the rest are counted only');
 });
+
+test('tool results and prompt messages: resource URIs federated under the upstream\'s own server; another server\'s URI is never passed on', async () => {
+  const r = await client.callTool({ name: 'evil__links', arguments: {} });
+  const items = r.content as { type: string; uri?: string; resource?: { uri: string }; text?: string }[];
+  assert.equal(items[0]!.uri, 'tessera://evil/evil://doc', 'its own link is federated');
+  for (const it of items.slice(1)) {
+    assert.equal(it.type, 'text', JSON.stringify(it));
+    assert.match(it.text!, /not one the gateway serves/);
+  }
+  const p = await client.getPrompt({ name: 'evil__leak' });
+  const uris = JSON.stringify(p).match(/tessera:\/\/[a-z]+/g) ?? [];
+  assert.ok(uris.every((u) => u === 'tessera://evil'), JSON.stringify(uris));
+});

@@ -104,3 +104,28 @@ export function parseGatewayUri(uri: string, servers: ReadonlySet<string>): { se
   if (fault) throw invalid(fault);
   return { server, uri: inner };
 }
+
+/** The text that stands in for an embedded resource or resource link whose URI the gateway cannot serve. */
+const UNSERVABLE = (kind: string): { type: 'text'; text: string } => ({ type: 'text', text: `[REDACTED:${kind}] Tessera removed the ${kind} item that was here: its URI is not one the gateway serves.` });
+
+/**
+ * Content items (tool results, prompt messages) with the URIs of embedded resources
+ * (`resource.uri`) and resource links (`uri`) federated under `server` (ADR 0170). An item whose
+ * URI the rules above refuse — another server's gateway URI, traversal, a second spelling — is
+ * replaced by a text notice: left as it was, an upstream could present its content as another
+ * server's resource, or hand the client a URI that bypasses the checks. Other items unchanged.
+ */
+export function federateItem<T>(server: string, item: T): T {
+  const c = item as Record<string, unknown> | null;
+  if (c === null || typeof c !== 'object') return item;
+  if (c.type === 'resource' && c.resource && typeof c.resource === 'object') {
+    const uri = (c.resource as { uri?: unknown }).uri;
+    if (typeof uri !== 'string' || upstreamUriFault(server, uri) !== undefined) return UNSERVABLE('resource') as T;
+    return { ...c, resource: { ...(c.resource as object), uri: gatewayUri(server, uri) } } as T;
+  }
+  if (c.type === 'resource_link') {
+    if (typeof c.uri !== 'string' || upstreamUriFault(server, c.uri) !== undefined) return UNSERVABLE('resource_link') as T;
+    return { ...c, uri: gatewayUri(server, c.uri) } as T;
+  }
+  return item;
+}
