@@ -13,7 +13,9 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
  *    fixed at start-up; what V8 reads at run time is the growth factor
  *    (`--semi-space-growth-factor`). It stays 2 while the new space is below the cap and becomes
  *    1 (no growth) once the new space reaches it, checked after every garbage collection. When V8
- *    shrinks an idle new space, the factor returns to 2 so it can grow again up to the cap.
+ *    shrinks an idle new space, the factor returns to 2 so it can grow again up to the cap. The
+ *    check runs when the collection is reported (a PerformanceObserver callback), so under load
+ *    V8 may grow the space once more before it runs: the bound is one doubling past the cap.
  * 2. **Old generation grown by 50 % over the live size** (`--heap-growing-percent=50`, read by V8
  *    each time it sets the next full-collection limit) instead of V8's dynamic factor, which for a
  *    heap of this size lets the old space reach 2–3 × the live objects before a full collection:
