@@ -5,7 +5,7 @@
  */
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import { CallToolRequestSchema, CreateMessageResultSchema, ElicitResultSchema, ListToolsRequestSchema, type CallToolResult, type ElicitRequest, type LoggingLevel, type ServerNotification, type ServerRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, CreateMessageResultSchema, ElicitResultSchema, ListToolsRequestSchema, type CallToolResult, type ElicitRequestFormParams, type LoggingLevel, type ServerNotification, type ServerRequest, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { RED_PIXEL_PNG, SILENT_WAV } from './media.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -51,7 +51,7 @@ const TOOLS: Tool[] = [
   },
 ];
 
-const SEP1034_SCHEMA: ElicitRequest['params']['requestedSchema'] = {
+const SEP1034_SCHEMA: ElicitRequestFormParams['requestedSchema'] = {
   type: 'object',
   properties: {
     name: { type: 'string', default: 'John Doe' },
@@ -71,9 +71,9 @@ const SEP1330_SCHEMA = {
     untitledMulti: { type: 'array', items: { type: 'string', enum: ['option1', 'option2', 'option3'] } },
     titledMulti: { type: 'array', items: { anyOf: [{ const: 'value1', title: 'First Choice' }, { const: 'value2', title: 'Second Choice' }, { const: 'value3', title: 'Third Choice' }] } },
   },
-} as unknown as ElicitRequest['params']['requestedSchema'];
+} as unknown as ElicitRequestFormParams['requestedSchema'];
 
-async function elicit(extra: Extra, message: string, requestedSchema: ElicitRequest['params']['requestedSchema']): Promise<CallToolResult> {
+async function elicit(extra: Extra, message: string, requestedSchema: ElicitRequestFormParams['requestedSchema']): Promise<CallToolResult> {
   const r = await extra.sendRequest({ method: 'elicitation/create', params: { message, requestedSchema } }, ElicitResultSchema);
   return text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
 }
