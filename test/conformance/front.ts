@@ -88,7 +88,7 @@ export async function startFront(mapping: NameMapping): Promise<Front> {
       up.on('response', (r) => relayAnswer(r, res, mapping, answered));
       up.on('error', () => (res.headersSent ? res.destroy() : res.writeHead(502).end()));
       up.end(body);
-    })().catch((e: unknown) => res.writeHead(500).end(String(e)));
+    })().catch((e: unknown) => (res.headersSent ? res.destroy() : res.writeHead(500).end(String(e))));
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const authority = `127.0.0.1:${(http.address() as AddressInfo).port}`;
