@@ -82,7 +82,10 @@ export type AuditEvent =
   | Base<'key.rotated', { kid: string; purpose: string }>
   | Base<'server.started', { version: string; replica: string }>
   | Base<'gateway.tool_call', { server: string; tool: string; args_sha256: string; args_json?: string; decision: string; upstream_status: string; latency_ms: number; scrub_hits: number; session_hmac?: string; outcome?: 'delivered' | 'redacted' | 'refused' | 'failed'; redactions?: Record<string, number>; items_replaced?: number }>
-  | Base<'gateway.exfiltration_suspected', { server: string; tool: string; hit_kind: string; form: string; label?: string; path?: string; in_error: boolean; split?: boolean }>
+  | Base<'gateway.exfiltration_suspected', { server: string; tool: string; item?: 'resource' | 'prompt' | 'completion'; hit_kind: string; form: string; label?: string; path?: string; in_error: boolean; split?: boolean }>
+  | Base<'gateway.resource_read', GatewayServedDetails>
+  | Base<'gateway.prompt_get', GatewayServedDetails & { args_sha256?: string; args_json?: string }>
+  | Base<'gateway.completion', GatewayServedDetails & { ref_type?: string; argument?: string }>
   | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>
@@ -96,6 +99,23 @@ export type AuditEvent =
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];
+
+/**
+ * What the gateway records of one resources/read, prompts/get or completion/complete
+ * (src/gateway/served.ts): `item` is the upstream URI, prompt name, or the completed reference.
+ */
+export interface GatewayServedDetails {
+  readonly server: string;
+  readonly item: string;
+  readonly decision: string;
+  readonly upstream_status: string;
+  readonly outcome: 'delivered' | 'redacted' | 'refused' | 'failed';
+  readonly latency_ms: number;
+  readonly scrub_hits: number;
+  readonly redactions?: Record<string, number>;
+  readonly items_replaced?: number;
+  readonly session_hmac: string;
+}
 
 /** What the store keeps for each event: the event plus its sequence number, time and chain hash. */
 export interface AuditRecord {

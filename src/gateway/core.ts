@@ -13,10 +13,8 @@
 import { createHash } from 'node:crypto';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
-import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
 import { scopeCovers } from '../policy/scope.js';
-import { principalDecisionKey } from '../policy/entities.js';
 import type { Decision } from '../policy/types.js';
 import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
@@ -25,7 +23,9 @@ import { credentialLike, redactCredentialLike } from '../shared/credential-like.
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
-import { countHits, createScrubber, scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from './scrub/index.js';
+import { countHits, scrubToolResult, type ScrubHit, type SecretInput } from './scrub/index.js';
+import { createAnswerKit, NO_SECRETS, type AnswerKit } from './answer.js';
+import { createServerProbe, scopeNamesServer, visibleFor, type ProbeKind } from './probe.js';
 import { MCP_TOOL_NAME, exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
 import { describeArgumentErrors } from './schema-errors.js';
 import type { GatewayTool, SecretUseRecorder, ToolCallContext, ToolProvider, ToolResult } from './types.js';
@@ -124,6 +124,8 @@ export interface GatewayCoreDeps {
   readonly toolNameFormat?: ToolNameFormat;
   /** Records each kv secret a declarative tool injected, for the call's duration (ADR 0150). */
   readonly secretUses?: SecretUseRecorder;
+  /** Shared with the resources/prompts modules (one scrubber cache, one session-HMAC cache). */
+  readonly answers?: AnswerKit;
 }
 
 export interface ListedTool {
@@ -142,14 +144,10 @@ export interface GatewayCore {
   readonly servers: readonly string[];
 }
 
-const MAX_AUDITED_HITS = 16;
 const MAX_ARGS_JSON = 2048;
 /** Tool names remembered per server (any caller's listing) as candidates for `mayUse`. */
 const MAX_CATALOGUE = 1000;
 const MAX_KNOWN_NAMES = 10_000;
-const NO_SECRETS: readonly SecretInput[] = Object.freeze([]);
-/** A tool name no server has: stands for "any tool" (server-wide permits) in `mayUse`. */
-const PROBE_TOOL = '*';
 
 /**
  * RFC 8785-style canonical JSON (sorted keys) for a stable digest of the arguments. Throws
@@ -166,6 +164,9 @@ export function canonicalJson(v: unknown, depth = 0): string {
 
 export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   const { authorizer, audit, logger } = deps;
+  const kit = deps.answers ?? createAnswerKit(audit);
+  const { scrubberFor, auditName, actor, sessionHmac, where } = kit;
+  const auditHits = (hits: readonly ScrubHit[], server: string, tool: string, caller: Caller, inError: boolean): Promise<void> => kit.auditHits(hits, { action: 'tool.call', server, item: tool }, caller, inError);
   const format: ToolNameFormat = deps.toolNameFormat ?? 'server__tool';
   const upstreams = new Map(deps.upstreams.map((u) => [u.server, u]));
   const providers = new Map(deps.providers.map((p) => [p.server, p]));
@@ -180,8 +181,6 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   const catalogue = new Map<string, Set<string>>();
   const known = new Map<string, { server: string; tool: string }>();
   const namesCache = new WeakMap<readonly GatewayTool[], Map<string, string>>();
-  const scrubbers = new WeakMap<readonly SecretInput[], Scrubber>();
-  const mayUseCache = new WeakMap<readonly string[], Map<string, boolean>>();
 
   /** Exposed names of a server's tools, computed once per tool list. */
   function namesFor(server: string, tools: readonly GatewayTool[]): Map<string, string> {
@@ -196,53 +195,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return m;
   }
 
-  /** One scrubber per set of injected values (an upstream connection's), its forms computed once. */
-  function scrubberFor(base: readonly SecretInput[], extra: readonly SecretInput[]): Scrubber {
-    let s = scrubbers.get(base);
-    if (!s) {
-      s = createScrubber(base);
-      scrubbers.set(base, s);
-    }
-    return extra.length ? s.derive(extra) : s;
-  }
-
+  const probe = createServerProbe(authorizer);
+  const toolKind: ProbeKind = { action: 'tool.call', scope: 'tool', ref: (server, tool) => ({ type: 'Tool', server, tool }), visible: (p, server, tool) => visible(p, server, tool) };
   /** The token's scope (if any) names some tool of `server`. */
-  function inScope(p: AgentPrincipal, server: string): boolean {
-    const scope = p.scope?.filter((x) => x.startsWith('tool:'));
-    return scope === undefined || scope.some((x) => x.startsWith(`tool:${server}/`) || x.startsWith('tool:*/') || x.startsWith('tool:**'));
-  }
-
-  /**
-   * Whether Cedar could permit `p` some tool of `server`, tried without starting it: a name no
-   * tool has (server-wide permits), the names seen in earlier listings of that server, every
-   * string the tool.call policies mention, and the caller's own attribute values (Cedar has no
-   * string concatenation: a tool name a policy can permit is one of those, or `like` pattern
-   * text). True when the authorizer cannot list its policies' strings.
-   */
-  function mayUse(p: AgentPrincipal, server: string): boolean {
-    if (!inScope(p, server)) return false;
-    const lits = authorizer.literals?.('tool.call');
-    if (!lits) return true;
-    let cache = mayUseCache.get(lits);
-    if (!cache) mayUseCache.set(lits, (cache = new Map()));
-    const key = `${server}\n${principalDecisionKey(p)}`;
-    const hit = cache.get(key);
-    if (hit !== undefined) return hit;
-    const candidates = new Set<string>([PROBE_TOOL, server, ...(catalogue.get(server) ?? [])]);
-    for (const l of lits) candidates.add(l.startsWith(`${server}/`) ? l.slice(server.length + 1) : l);
-    for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, p.label, ...(p.chain ?? []), ...Object.values(p.attributes ?? {}), ...Object.values(p.tctx ?? {})]) if (typeof v === 'string') candidates.add(v);
-    for (const x of p.scope ?? []) if (x.startsWith(`tool:${server}/`)) candidates.add(x.slice(`tool:${server}/`.length));
-    let ok = false;
-    for (const c of candidates) {
-      if (c.length > 0 && c.length <= 256 && visible(p, server, c)) {
-        ok = true;
-        break;
-      }
-    }
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, ok);
-    return ok;
-  }
+  const inScope = (p: AgentPrincipal, server: string): boolean => scopeNamesServer(p, 'tool', server);
+  /** Whether Cedar could permit `p` some tool of `server`, without starting it (probe.ts). */
+  const mayUse = (p: AgentPrincipal, server: string): boolean => probe.mayUse(p, server, toolKind, catalogue.get(server) ?? []);
   const ajv = new AjvJsonSchemaValidator();
   const validators = new Map<string, JsonSchemaValidator<unknown>>();
   const calls: Counter | undefined = deps.metrics?.counter('tessera_gateway_tool_calls_total', 'Gateway tools/call, by result');
@@ -283,17 +241,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
    * makes nothing visible, and so starts no upstream (`mayUse`) for a caller no permit covers.
    */
   function visible(principal: AgentPrincipal, server: string, tool: string): boolean {
-    let d: Decision;
-    try {
-      d = authorizer.authorize({ principal, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args: {} } });
-    } catch {
-      return false;
-    }
-    if (d.allowed) return true;
-    // A permit reading `context.args.<name>` errors when the listing has no arguments: such a
-    // tool may be callable with the right arguments, so it is listed; the call is still
-    // authorized with its real arguments (where an erroring forbid denies: fail closed).
-    return !d.scopeDenied && d.mayPermit === true;
+    return visibleFor(authorizer, principal, 'tool.call', { type: 'Tool', server, tool });
   }
 
   /**
@@ -353,50 +301,6 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     const p = providers.get(server);
     if (p) return { tools: await accepted(server, await p.listTools(signal), NO_SECRETS, caller), secrets: NO_SECRETS };
     return { tools: [], secrets: NO_SECRETS };
-  }
-
-  const sessionHmacs = new Map<string, string>();
-  function sessionHmac(sessionId: string): string {
-    let h = sessionHmacs.get(sessionId);
-    if (h === undefined) {
-      if (sessionHmacs.size > 10_000) sessionHmacs.clear();
-      h = audit.hmac(sessionId);
-      sessionHmacs.set(sessionId, h);
-    }
-    return h;
-  }
-
-  /**
-   * Tool and server names come from agents (tools/call) and upstreams (tools/list): one that
-   * holds a credential shape — one the audit log refuses (src/shared/credential-like.ts) or one
-   * the scrubber knows (its shapes without any secret value) — is audited as the HMAC of the
-   * whole name, so the event is recorded (ADR 0041), the credential is not, and an operator can
-   * still find the name's events (`POST /v1/admin/audit/hmac`). Checked whole, then cut to 256
-   * characters (a cut could leave part of a credential that no shape matches any more).
-   */
-  function auditName(name: string): string {
-    const shaped = credentialLike(name) !== undefined || scrubberFor(NO_SECRETS, NO_SECRETS).scrubText(name).hits.length > 0;
-    return shaped ? `hmac:${audit.hmac(name)}` : name.slice(0, 256);
-  }
-
-  function where(caller: Caller): AuditWhere {
-    return caller.where;
-  }
-
-  function actor(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {
-    return { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
-  }
-
-  async function auditHits(hits: readonly ScrubHit[], server: string, tool: string, caller: Caller, inError: boolean): Promise<void> {
-    for (const h of hits.slice(0, MAX_AUDITED_HITS)) {
-      await audit.append({
-        kind: 'gateway.exfiltration_suspected', actor: actor(caller.principal), action: 'tool.call', resource: auditName(`${server}/${tool}`), result: 'deny',
-        reason: { message: 'a tool result carried a secret value or credential shape; it was redacted before reaching the agent' },
-        ...(caller.principal.task ? { txn: caller.principal.task } : {}),
-        where: where(caller),
-        details: { server: auditName(server), tool: auditName(tool), hit_kind: h.kind, form: String(h.form), in_error: inError, ...(h.label ? { label: h.label } : {}), ...(h.path ? { path: redactCredentialLike(h.path).slice(0, 256) } : {}), ...(h.split ? { split: true } : {}) },
-      });
-    }
   }
 
   return {

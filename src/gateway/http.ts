@@ -33,6 +33,7 @@ import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit
 import { RPC, RpcError, createResponseBudget, responseTooLarge, rpcCodeFor, type GatewayCore, type ResponseBudget } from './core.js';
 import { MessageRefusal, batchingAllowed, checkBody, duplicateIds, idKey, type InboundBody } from './messages.js';
 import { bearerChallenge } from '../shared/www-authenticate.js';
+import type { GatewayFeatures } from './features.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
 
@@ -69,6 +70,8 @@ export interface McpHttpDeps {
   readonly limitAudit?: LimitAuditor;
   /** Closes the upstream connections of one session (per_session isolation). */
   readonly onSessionClosed: (sessionId: string) => void;
+  /** Resources, prompts and completion (features.ts): capabilities per caller and their handlers. */
+  readonly features?: GatewayFeatures;
 }
 
 export interface GatewayLimits {
@@ -273,9 +276,11 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
 
   /** A session being opened: `opened` turns true once the transport has created it. */
   function newSession(principal: AgentPrincipal, w: AuditWhere, protocolVersion: string): { transport: StreamableHTTPServerTransport; readonly opened: boolean } {
+    // Advertised from what this caller may use (features.ts capabilitiesFor).
+    const capabilities = deps.features?.capabilities(principal) ?? { tools: { listChanged: false } };
     const server = new Server(
       { name: 'tessera', version: deps.version, title: 'Tessera MCP gateway' },
-      { capabilities: { tools: { listChanged: false } }, instructions: 'Tools are named <server>__<tool>, as tools/list shows them. Credentials are injected by Tessera; you never need an API key.' },
+      { capabilities, instructions: 'Tools are named <server>__<tool>, as tools/list shows them. Credentials are injected by Tessera; you never need an API key.' },
     );
     const abort = new AbortController();
     let session: Session;
@@ -327,6 +332,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         throw asRpc(e, caller.requestId);
       }
     });
+    deps.features?.register(server, capabilities, { callerOf: (extra) => callerOf(extra as Parameters<typeof callerOf>[0]), asRpc });
     void server.connect(transport);
     return {
       transport,

@@ -15,6 +15,8 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import { sessionsPerAgent, sessionsPerAttestor, upstreamProcessesPerAgent, type GatewayConfig } from './config.js';
 import type { LimitAuditor } from '../shared/limit-audit.js';
 import { createGatewayCore } from './core.js';
+import { createAnswerKit } from './answer.js';
+import { createFeatures } from './features.js';
 import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
 import type { SecretUseRecorder, ToolProvider } from './types.js';
@@ -132,12 +134,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }));
   const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
 
-  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}) });
+  const answers = createAnswerKit(audit);
+  const features = createFeatures({ upstreams, authorizer, audit, logger, kit: answers, nameFormat: config.tool_name_format, auditArgumentValues: config.audit_argument_values });
+  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, answers, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}) });
 
   const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
 
   const http = createMcpHttp({
-    core, authenticator: deps.authenticator, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    core, features, authenticator: deps.authenticator, dpop: deps.dpop, revocations: deps.revocations, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
     issuer: deps.issuer, version,
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     limits: { sessionsPerAgent: sessionsPerAgent(config), sessionsPerAttestor: (name) => sessionsPerAttestor(config, name), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst }, batchMessages: config.max_batch_messages, responseBytes: config.max_response_bytes },

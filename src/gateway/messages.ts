@@ -15,6 +15,12 @@
 import type { z } from 'zod';
 import {
   CallToolRequestSchema,
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ReadResourceRequestSchema,
   CancelledNotificationSchema,
   InitializedNotificationSchema,
   InitializeRequestSchema,
@@ -62,6 +68,12 @@ const REQUESTS: Readonly<Record<string, Schema>> = {
   ping: PingRequestSchema,
   'tools/list': ListToolsRequestSchema,
   'tools/call': CallToolRequestSchema,
+  'resources/list': ListResourcesRequestSchema,
+  'resources/templates/list': ListResourceTemplatesRequestSchema,
+  'resources/read': ReadResourceRequestSchema,
+  'prompts/list': ListPromptsRequestSchema,
+  'prompts/get': GetPromptRequestSchema,
+  'completion/complete': CompleteRequestSchema,
 };
 
 /** Notifications the SDK server reads; others are ignored by it, so only their envelope matters. */

@@ -92,6 +92,12 @@ export interface UpstreamListing {
   readonly secrets: readonly SecretInput[];
 }
 
+/** What `Upstream.request` passes to each SDK client call (the SDK's RequestOptions subset). */
+export interface UpstreamRequestOptions {
+  readonly signal: AbortSignal;
+  readonly timeout: number;
+}
+
 export interface UpstreamCallResult {
   readonly result: ToolResult;
   readonly secrets: readonly SecretInput[];
@@ -102,6 +108,13 @@ export interface Upstream {
   readonly transport: 'stdio' | 'streamable_http';
   listTools(caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamListing>;
   callTool(tool: string, args: Readonly<Record<string, unknown>>, caller: UpstreamCaller, signal: AbortSignal): Promise<UpstreamCallResult>;
+  /**
+   * One MCP request on the caller's connection (started if needed, injection re-checked), bounded
+   * by the call timeout (TESSERA_GATEWAY_UPSTREAM_TIMEOUT naming `what`), cancelled upstream when
+   * `signal` aborts or the caller is revoked, errors mapped like a tool call's (an upstream
+   * JSON-RPC error stays an UpstreamRpcError). `secrets`: what the connection injected, to scrub.
+   */
+  request<T>(what: string, caller: UpstreamCaller, signal: AbortSignal, run: (client: Client, options: UpstreamRequestOptions) => Promise<T>): Promise<{ value: T; secrets: readonly SecretInput[] }>;
   /**
    * Stops the connections whose owner, or the caller of a call in flight on them, matches
    * (revocation, session end). Causes `revoked` and `policy` stop at once (calls cancelled,
@@ -456,6 +469,37 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     }
   }
 
+  async function request<T>(what: string, caller: UpstreamCaller, signal: AbortSignal, run: (client: Client, options: UpstreamRequestOptions) => Promise<T>): Promise<{ value: T; secrets: readonly SecretInput[] }> {
+    const conn = await acquire(caller);
+    try {
+      const ac = new AbortController();
+      // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
+      const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, cancel: (reason) => ac.abort(reason) };
+      conn.calls.add(call);
+      const onAbort = (): void => ac.abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${what}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
+      try {
+        // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
+        const value = await run(conn.client!, { signal: ac.signal, timeout: callTimeoutMs + 1000 });
+        return { value, secrets: conn.secrets };
+      } catch (e) {
+        if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
+        const err = toUpstreamError(e, conn, 'call');
+        // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
+        if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError) && !(isTesseraError(err) && err.code === RESULT_TOO_LARGE)) void stop(conn, 'failed');
+        throw err;
+      } finally {
+        conn.calls.delete(call);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      }
+    } finally {
+      release(conn);
+    }
+  }
+
   return {
     server: config.name,
     transport: config.transport,
@@ -471,35 +515,10 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       }
     },
     async callTool(tool, args, caller, signal) {
-      const conn = await acquire(caller);
-      try {
-        const ac = new AbortController();
-        // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
-        const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, cancel: (reason) => ac.abort(reason) };
-        conn.calls.add(call);
-        const onAbort = (): void => ac.abort(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        if (signal.aborted) onAbort();
-        const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${config.name}/${tool}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
-        try {
-          // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
-          const r = await conn.client!.callTool({ name: tool, arguments: { ...args } }, undefined, { signal: ac.signal, timeout: callTimeoutMs + 1000 });
-          return { result: r as ToolResult, secrets: conn.secrets };
-        } catch (e) {
-          if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
-          const err = toUpstreamError(e, conn, 'call');
-          // An HTTP upstream that failed (down, restarted and lost our session) is reconnected on the next call.
-          if (config.transport === 'streamable_http' && !(err instanceof UpstreamRpcError) && !(isTesseraError(err) && err.code === RESULT_TOO_LARGE)) void stop(conn, 'failed');
-          throw err;
-        } finally {
-          conn.calls.delete(call);
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
-        }
-      } finally {
-        release(conn);
-      }
+      const r = await request(`${config.name}/${tool}`, caller, signal, (client, options) => client.callTool({ name: tool, arguments: { ...args } }, undefined, options));
+      return { result: r.value as ToolResult, secrets: r.secrets };
     },
+    request,
     async stopWhere(match, cause) {
       const victims = [...conns.values()].filter((c) => match({ principal: c.principal, sessionId: c.sessionId }) || [...c.calls].some((x) => match(x)));
       await Promise.all(victims.map((c) => stop(c, cause)));

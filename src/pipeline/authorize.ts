@@ -52,6 +52,10 @@ function describe(r: ResourceRef): string {
       return `${r.server}/${r.tool}`;
     case 'Route':
       return `route ${r.route}`;
+    case 'Resource':
+      return `resource ${r.server}/${r.uri}`;
+    case 'Prompt':
+      return `prompt ${r.server}/${r.prompt}`;
     case 'Agent':
       return r.spiffeId;
     case 'SubAgent':

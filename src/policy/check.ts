@@ -14,6 +14,8 @@ const resourceObject = z.discriminatedUnion('type', [
   z.object({ type: z.literal('Role'), engine: name, role: name }).strict(),
   z.object({ type: z.literal('Tool'), server: name, tool: name }).strict(),
   z.object({ type: z.literal('Route'), route: name }).strict(),
+  z.object({ type: z.literal('Resource'), server: name, uri: z.string().min(1).max(2048) }).strict(),
+  z.object({ type: z.literal('Prompt'), server: name, prompt: name }).strict(),
   z.object({ type: z.literal('Agent'), spiffe_id: z.string().regex(SPIFFE_ID, 'a SPIFFE ID') }).strict(),
 ]);
 

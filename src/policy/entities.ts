@@ -112,6 +112,16 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       const s = uid('Server', r.server);
       return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.tool }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
     }
+    case 'Resource': {
+      const u = uid('Resource', `${r.server}/${r.uri}`);
+      const s = uid('Server', r.server);
+      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, uri: r.uri }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
+    }
+    case 'Prompt': {
+      const u = uid('Prompt', `${r.server}/${r.prompt}`);
+      const s = uid('Server', r.server);
+      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.prompt }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
+    }
     case 'Route': {
       const u = uid('Route', r.route);
       return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };
@@ -254,6 +264,8 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   // token.delegate to oneself: do not list the same entity twice.
   for (const e of res.entities) if (forUser || !(req.resource.type === 'Agent' && req.resource.spiffeId === req.principal.spiffeId)) entities.push(e);
   const context = buildContext(req.principal, req.context);
+  // resource.read: the upstream URI the agent asked for (the Resource's own, never agent-set).
+  if (req.resource.type === 'Resource') context['uri'] = req.resource.uri;
   // A person's decision: which agent acts for them.
   if (forUser) context['actor'] = req.principal.spiffeId;
   const request = {
@@ -269,11 +281,12 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   return request;
 }
 
-const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent', 'SubAgent'] as const;
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent', 'SubAgent', 'Resource', 'Prompt'] as const;
 
 /**
  * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
- * `Tool::records/query`, `Route::github`, `Agent::spiffe://…`, `SubAgent::summarizer` (an optional `Tessera::` prefix
+ * `Tool::records/query`, `Route::github`, `Agent::spiffe://…`, `SubAgent::summarizer`,
+ * `Resource::docs/file:///srv/a.md` (server, then the upstream URI), `Prompt::docs/summarize` (an optional `Tessera::` prefix
  * and quotes around the id are accepted, so `Tessera::Secret::"a/b"` works too).
  */
 export function parseResourceRef(text: string): ResourceRef {
@@ -301,6 +314,14 @@ export function parseResourceRef(text: string): ResourceRef {
     }
     case 'Route':
       return { type: 'Route', route: id };
+    case 'Resource': {
+      const [server, uri] = two('server');
+      return { type: 'Resource', server, uri };
+    }
+    case 'Prompt': {
+      const [server, prompt] = two('server');
+      return { type: 'Prompt', server, prompt };
+    }
     case 'Agent':
       return { type: 'Agent', spiffeId: id };
     case 'SubAgent':

@@ -35,6 +35,23 @@ const IDENTITY_ATTRIBUTES = `spiffe_id: String,
     attestor: String,
     attestor_kind: String,`;
 
+/** The fields every request context has (RequestContext, and the start of the others). */
+function requestContextFields(principal: 'Agent' | 'User'): string {
+  return `task?: String,          // task id (txn) of a task token
+    root_task?: String,     // its root task id (rtxn)
+    chain: Set<String>,     // SPIFFE IDs of the delegation chain (a set: Cedar has no lists)
+    origin?: String,        // first (outermost) member of the chain
+    delegator?: String,     // last member of the chain: who delegated to this agent
+    depth: Long,            // length of the delegation chain (0 for a plain agent token)
+    label?: String,         // the acting sub-agent's label, when it has no identity of its own
+    user?: String,          // the user the task acts for${actorField(principal, '  // User policies only: the SPIFFE ID of the agent acting for the person')}
+    purpose?: String,       // stated task purpose
+    scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
+    tctx: {},               // task facts (open, like args; {} for an agent token)
+    args: {},               // tool-call or prompts/get arguments (open: see the schema comment in schema.ts)
+    dpop: Bool,             // the token is DPoP-bound and this request carried a valid proof (RFC 9449)`;
+}
+
 function schemaFor(principal: 'Agent' | 'User'): string {
   return `namespace Tessera {
   // A person on whose behalf agents act (a task token whose \`sub\` is a user, docs/users.md).
@@ -67,6 +84,11 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   entity Server { name: String };
   entity Tool in [Server] { server: String, name: String };
 
+  // MCP resources and prompts of a server (docs/gateway.md): Resource::"docs/file:///srv/a.md"
+  // (server, then the upstream URI) in Server::"docs"; Prompt::"docs/summarize" in Server::"docs".
+  entity Resource in [Server] { server: String, uri: String };
+  entity Prompt in [Server] { server: String, name: String };
+
   // Egress proxy routes (a configured route name, or a host).
   entity Route { name: String };
 
@@ -81,7 +103,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   // token.delegate only: the task being opened (a root task) or delegated (a child).
   type Delegation = {
     scopes: Set<String>,    // the scope strings requested for the new task (as sent: compare with care)
-    covers_all: Set<String>, // the kinds ("secret", "tool", "cred", "http") these scopes cover whole, together
+    covers_all: Set<String>, // the kinds ("secret", "tool", "cred", "http", "resource", "prompt") these scopes cover whole, together
     purpose: String,        // its purpose
     depth: Long,            // its depth (0 for a root task)
     max_depth: Long,        // the bound of its subtree
@@ -91,36 +113,18 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   };
 
   type RequestContext = {
-    task?: String,          // task id (txn) of a task token
-    root_task?: String,     // its root task id (rtxn)
-    chain: Set<String>,     // SPIFFE IDs of the delegation chain (a set: Cedar has no lists)
-    origin?: String,        // first (outermost) member of the chain
-    delegator?: String,     // last member of the chain: who delegated to this agent
-    depth: Long,            // length of the delegation chain (0 for a plain agent token)
-    label?: String,         // the acting sub-agent's label, when it has no identity of its own
-    user?: String,          // the user the task acts for${actorField(principal, '  // User policies only: the SPIFFE ID of the agent acting for the person')}
-    purpose?: String,       // stated task purpose
-    scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
-    tctx: {},               // task facts (open, like args; {} for an agent token)
-    args: {},               // tool-call arguments (open: see the schema comment in schema.ts)
-    dpop: Bool,             // the token is DPoP-bound and this request carried a valid proof (RFC 9449)
+    ${requestContextFields(principal)}
+  };
+
+  // resource.read: the request's context plus the upstream URI asked for (also Resource.uri).
+  type ResourceContext = {
+    ${requestContextFields(principal)}
+    uri: String,            // the upstream resource URI (a resource template's URI template for completion/complete)
   };
 
   // token.delegate: the delegating agent's context (as above) plus the task being created.
   type DelegateContext = {
-    task?: String,
-    root_task?: String,
-    chain: Set<String>,
-    origin?: String,
-    delegator?: String,
-    depth: Long,
-    label?: String,
-    user?: String,${actorField(principal, '')}
-    purpose?: String,
-    scopes: Set<String>,
-    tctx: {},
-    args: {},
-    dpop: Bool,             // the delegating token is DPoP-bound and the exchange proved its key
+    ${requestContextFields(principal)}
     delegation: Delegation,
   };
 
@@ -129,6 +133,8 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   action "cred.issue" appliesTo { principal: [${principal}], resource: [Role], context: RequestContext };
   action "tool.call" appliesTo { principal: [${principal}], resource: [Tool], context: RequestContext };
   action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: RequestContext };
+  action "resource.read" appliesTo { principal: [${principal}], resource: [Resource], context: ResourceContext };
+  action "prompt.get" appliesTo { principal: [${principal}], resource: [Prompt], context: RequestContext };
   action "token.delegate" appliesTo { principal: [${principal}], resource: [Agent, SubAgent], context: DelegateContext };
 }
 `;

@@ -2,6 +2,13 @@
  * Scope algebra (pure). A scope string is `<kind>:<pattern>`:
  *
  *   tool:<server>/<tool>     secret:<path-glob>     cred:<engine>/<role>     http:<route-or-host>
+ *   resource:<server>/<uri-glob>     prompt:<server>/<prompt>
+ *
+ * A resource is named by its server and its upstream URI split at every `/`, empty segments
+ * dropped: `file:///srv/a.md` on server `docs` is `resource:docs/file:/srv/a.md`, so
+ * `resource:docs/file:/srv/**` covers every file under /srv. A URI segment with a character the
+ * grammar below does not allow (`?`, `%`, `{`…) can be covered only by a wildcard. A prompt is one
+ * segment whatever its name holds (`prompt:<server>/*` covers every prompt of a server).
  *
  * Patterns are `/`-separated segments. `*` matches exactly one segment; `**` matches any
  * number of segments, with gitignore semantics: in the middle it may match none
@@ -14,7 +21,7 @@
 import { fail } from '../shared/errors.js';
 import type { Authorizer, Decision, PolicyRequest, ResourceRef } from './types.js';
 
-export const SCOPE_KINDS = ['tool', 'secret', 'cred', 'http'] as const;
+export const SCOPE_KINDS = ['tool', 'secret', 'cred', 'http', 'resource', 'prompt'] as const;
 export type ScopeKind = (typeof SCOPE_KINDS)[number];
 
 export interface Scope {
@@ -39,8 +46,8 @@ export function parseScope(text: string): Scope {
     if (s === '*' || s === '**') continue;
     if (!SEGMENT.test(s) || s === '.' || s === '..') throw fail('TESSERA_OAUTH_INVALID_SCOPE', `scope "${text}" has an invalid segment "${s}" (empty, "."/"..", a partial wildcard, or a character outside A-Z a-z 0-9 . _ ~ : @ + -)`);
   }
-  if ((kind === 'tool' || kind === 'cred') && segments.length !== 2) {
-    throw fail('TESSERA_OAUTH_INVALID_SCOPE', `scope "${text}" must be ${kind}:<${kind === 'tool' ? 'server' : 'engine'}>/<${kind === 'tool' ? 'tool' : 'role'}> (wildcards allowed)`);
+  if ((kind === 'tool' || kind === 'cred' || kind === 'prompt') && segments.length !== 2) {
+    throw fail('TESSERA_OAUTH_INVALID_SCOPE', `scope "${text}" must be ${kind}:<${kind === 'cred' ? 'engine' : 'server'}>/<${kind === 'cred' ? 'role' : kind}> (wildcards allowed)`);
   }
   return { kind: kind as ScopeKind, segments };
 }
@@ -161,7 +168,7 @@ export function unionCovers(granted: readonly string[], requested: string, opts:
 }
 
 /** The widest scope of each kind: `<kind>:**`, or `<kind>:*\/*` for the two-segment kinds. */
-export const WHOLE_KIND: Readonly<Record<ScopeKind, string>> = { tool: 'tool:*/*', secret: 'secret:**', cred: 'cred:*/*', http: 'http:**' };
+export const WHOLE_KIND: Readonly<Record<ScopeKind, string>> = { tool: 'tool:*/*', secret: 'secret:**', cred: 'cred:*/*', http: 'http:**', resource: 'resource:**', prompt: 'prompt:*/*' };
 
 /**
  * The kinds whose every resource `scopes` cover together (for Cedar `context.delegation.covers_all`):
@@ -203,10 +210,33 @@ export function requiredScopeFor(resource: ResourceRef): string | undefined {
       return `tool:${resource.server}/${resource.tool}`;
     case 'Route':
       return `http:${resource.route}`;
+    case 'Resource':
+    case 'Prompt': {
+      const n = scopeNameOf(resource)!;
+      return `${n.kind}:${n.segments.join('/')}`;
+    }
     case 'Agent':
     case 'SubAgent':
       return undefined; // delegation narrows scope itself (src/tasks/narrow.ts); no scope names an agent
   }
+}
+
+/**
+ * The scope name of a resource whose names are not scope patterns (MCP resource URIs, prompt
+ * names hold any character): its kind and segments, matched as literals (see the module comment).
+ */
+export function scopeNameOf(resource: ResourceRef): { kind: ScopeKind; segments: readonly string[] } | undefined {
+  if (resource.type === 'Resource') return { kind: 'resource', segments: [resource.server, ...resource.uri.split('/').filter((s) => s !== '')] };
+  if (resource.type === 'Prompt') return { kind: 'prompt', segments: [resource.server, resource.prompt] };
+  return undefined;
+}
+
+/** True when one of the granted scopes covers the literal name `segments` of `kind` (scopeNameOf). */
+export function scopeCoversName(granted: readonly string[], kind: ScopeKind, segments: readonly string[]): boolean {
+  return granted.some((gs) => {
+    const g = parseScope(gs);
+    return g.kind === kind && covers(g.segments, segments);
+  });
 }
 
 /**
@@ -218,8 +248,9 @@ export function authorizeWithScope(authorizer: Authorizer, request: PolicyReques
   const granted = request.principal.scope;
   if (granted !== undefined && requiredScope !== undefined) {
     let ok: boolean;
+    const name = scopeNameOf(request.resource);
     try {
-      ok = scopeCovers(granted, requiredScope);
+      ok = name && requiredScope === requiredScopeFor(request.resource) ? scopeCoversName(granted, name.kind, name.segments) : scopeCovers(granted, requiredScope);
     } catch {
       ok = false; // a resource name that is not a valid scope cannot be covered
     }

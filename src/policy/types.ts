@@ -1,7 +1,7 @@
 import type { AgentPrincipal } from '../shared/principal.js';
 
 /** Cedar actions in Tessera's schema (`Tessera::Action::"secret.read"`). */
-export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate'] as const;
+export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
 /** A resource as Tessera names it; the policy module maps it to Cedar entities (and parents). */
@@ -10,6 +10,10 @@ export type ResourceRef =
   | { readonly type: 'Role'; readonly engine: string; readonly role: string } // `postgres/readonly`
   | { readonly type: 'Tool'; readonly server: string; readonly tool: string } // parent: Server
   | { readonly type: 'Route'; readonly route: string }
+  /** An MCP resource (or resource template) of an upstream server, by its upstream URI; parent: Server. `context.uri` is set from it. */
+  | { readonly type: 'Resource'; readonly server: string; readonly uri: string }
+  /** An MCP prompt of an upstream server; parent: Server. Its arguments go in `context.args`. */
+  | { readonly type: 'Prompt'; readonly server: string; readonly prompt: string }
   | { readonly type: 'Agent'; readonly spiffeId: string; readonly principal?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> }
   /** A sub-agent without an identity: named by `label`, acting as `actingAs` (the delegating agent). */
   | { readonly type: 'SubAgent'; readonly label: string; readonly actingAs?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> };

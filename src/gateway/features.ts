@@ -1,0 +1,128 @@
+/**
+ * The MCP methods the gateway serves besides tools (docs/gateway.md "MCP methods"): resources,
+ * prompts and completion, and the capabilities a session advertises for them. http.ts builds one
+ * SDK `Server` per session with `capabilities(principal)` and lets `register` add the handlers.
+ */
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ReadResourceRequestSchema,
+  type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { AuditWriter } from '../audit/port.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import { TesseraError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import type { AnswerKit } from './answer.js';
+import { createCompletion } from './completion.js';
+import { responseTooLarge, type Caller, type RpcError } from './core.js';
+import type { ToolNameFormat } from './names.js';
+import { createServerProbe } from './probe.js';
+import { createPrompts, type GatewayPrompts } from './prompts/index.js';
+import { createResources, type GatewayResources } from './resources/index.js';
+import { createServe } from './served.js';
+import type { Upstream } from './upstream.js';
+
+/** What a session's handlers get from http.ts: the caller of one request, and its error mapping. */
+export interface SessionHooks {
+  callerOf(extra: unknown): { caller: Caller; signal: AbortSignal };
+  asRpc(e: unknown, requestId: string | undefined): RpcError;
+}
+
+export interface GatewayFeatures {
+  readonly resources: GatewayResources;
+  readonly prompts: GatewayPrompts;
+  /** The capabilities an initialize answers `principal` with (capabilitiesFor). */
+  capabilities(principal: AgentPrincipal): ServerCapabilities;
+  /** Adds the handlers of the capabilities declared in `caps` to a session's SDK server. */
+  register(server: Server, caps: ServerCapabilities, hooks: SessionHooks): void;
+}
+
+/**
+ * The gateway's capabilities for one caller (MCP lifecycle, "Capability Negotiation"): tools
+ * always; `resources` / `prompts` only when policy and the token's scope could permit the caller
+ * some resource / prompt of some server (probe.ts: no upstream is started to decide);
+ * `completions` when either does. Keep every capability decision here (logging joins later).
+ */
+export function capabilitiesFor(can: { readonly resources: boolean; readonly prompts: boolean }): ServerCapabilities {
+  return {
+    tools: { listChanged: false },
+    ...(can.resources ? { resources: {} } : {}),
+    ...(can.prompts ? { prompts: {} } : {}),
+    ...(can.resources || can.prompts ? { completions: {} } : {}),
+  };
+}
+
+export interface FeaturesDeps {
+  readonly upstreams: readonly Upstream[];
+  readonly authorizer: RequestAuthorizer;
+  readonly audit: AuditWriter;
+  readonly logger: Logger;
+  readonly kit: AnswerKit;
+  readonly nameFormat?: ToolNameFormat;
+  readonly auditArgumentValues: boolean;
+}
+
+export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
+  const probe = createServerProbe(deps.authorizer);
+  const serve = createServe({ authorizer: deps.authorizer, audit: deps.audit, logger: deps.logger, kit: deps.kit });
+  const shared = { upstreams: deps.upstreams, authorizer: deps.authorizer, kit: deps.kit, serve, probe, logger: deps.logger };
+  const resources = createResources(shared);
+  const prompts = createPrompts({ ...shared, ...(deps.nameFormat ? { nameFormat: deps.nameFormat } : {}), auditArgumentValues: deps.auditArgumentValues });
+  const completion = createCompletion({ serve, prompts, resources });
+
+  return {
+    resources,
+    prompts,
+    capabilities: (p) => capabilitiesFor({ resources: resources.mayUseAny(p), prompts: prompts.mayUseAny(p) }),
+    register(server, caps, hooks) {
+      // One handler shape: the caller, the work, SDK-visible errors with Tessera codes.
+      const handle = <R>(work: (caller: Caller, signal: AbortSignal) => Promise<R>) => async (_req: unknown, extra: unknown): Promise<never> => {
+        const { caller, signal } = hooks.callerOf(extra);
+        try {
+          return (await work(caller, signal)) as never;
+        } catch (e) {
+          throw hooks.asRpc(e, caller.requestId);
+        }
+      };
+      /** The gateway federates whole listings: it never hands out a cursor, so none is valid. */
+      const noCursor = (cursor: unknown): void => {
+        if (cursor !== undefined) throw new TesseraError('TESSERA_GATEWAY_PARAMS_INVALID', 'params.cursor: the gateway returns whole listings and gives no cursor; send the request without one');
+      };
+      if (caps.resources) {
+        server.setRequestHandler(ListResourcesRequestSchema, (req, extra) => handle(async (c, s) => {
+          noCursor(req.params?.cursor);
+          return budgeted(c, { resources: await resources.list(c, s) });
+        })(req, extra));
+        server.setRequestHandler(ListResourceTemplatesRequestSchema, (req, extra) => handle(async (c, s) => {
+          noCursor(req.params?.cursor);
+          return budgeted(c, { resourceTemplates: await resources.templates(c, s) });
+        })(req, extra));
+        server.setRequestHandler(ReadResourceRequestSchema, (req, extra) => handle((c, s) => resources.read(req.params.uri, c, s))(req, extra));
+      }
+      if (caps.prompts) {
+        server.setRequestHandler(ListPromptsRequestSchema, (req, extra) => handle(async (c, s) => {
+          noCursor(req.params?.cursor);
+          return budgeted(c, { prompts: await prompts.list(c, s) });
+        })(req, extra));
+        server.setRequestHandler(GetPromptRequestSchema, (req, extra) => handle((c, s) => prompts.get(req.params.name, req.params.arguments, c, s))(req, extra));
+      }
+      if (caps.completions) {
+        server.setRequestHandler(CompleteRequestSchema, (req, extra) => handle((c, s) => completion.complete(req.params, c, s))(req, extra));
+      }
+    },
+  };
+}
+
+/** A listing charged to the request's response budget (ADR 0141). */
+function budgeted<T>(caller: Caller, value: T): T {
+  if (caller.budget && !caller.budget.charge(Buffer.byteLength(JSON.stringify(value)))) {
+    throw responseTooLarge(caller.budget.limit);
+  }
+  return value;
+}
