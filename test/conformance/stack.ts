@@ -7,7 +7,7 @@
 import { startGatewayHarness, type GatewayHarness } from '../gateway/harness.js';
 import { startConformanceUpstream, type ConformanceUpstream } from './upstream/server.js';
 import { startFront, type Front } from './front.js';
-import { prefixMapping } from './names.js';
+import { serverMapping } from './names.js';
 
 /** The fixture's server name in the gateway: its names are listed as `conf__<name>`. */
 export const SERVER = 'conf';
@@ -27,7 +27,7 @@ export interface ConformanceStack {
 
 export async function startConformanceStack(): Promise<ConformanceStack> {
   const upstream = await startConformanceUpstream();
-  const front = await startFront(prefixMapping(SERVER));
+  const front = await startFront(serverMapping(SERVER));
   const gateway = await startGatewayHarness({
     policies: POLICIES,
     gateway: { servers: [{ name: SERVER, transport: 'streamable_http', url: upstream.url }] },
