@@ -5,6 +5,10 @@
  * SSE streams (resumable: ./event-store.ts) so notifications and server-to-client requests go
  * out during a call, and checks Host and Origin (DNS rebinding protection, MCP "Security
  * Warning"). Run against it directly, the suite passes: test/conformance/conformance.test.ts.
+ *
+ * The low-level `Server` rather than `McpServer`: the answers are exactly the JSON the scenarios
+ * specify, and `McpServer` builds input schemas from zod, which cannot express the literal
+ * JSON Schema 2020-12 document (`$schema`, `$defs`) `json-schema-2020-12` looks for.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
