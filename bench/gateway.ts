@@ -28,7 +28,7 @@ import { tuneServerHeap } from '../src/shared/heap-tuning.js';
 import { startGatewayHarness } from '../test/gateway/harness.js';
 import { startHttpUpstream } from '../test/gateway/fixtures/http-upstream.js';
 import type { ToolProvider } from '../src/gateway/index.js';
-import { latencies, percentile, throughput, type BenchResult } from './lib.js';
+import { pairedLatencies, percentile, throughput, type BenchResult } from './lib.js';
 
 const N = 2000;
 const WARMUP = 500;
@@ -106,17 +106,7 @@ interface Goals {
 }
 
 async function compare(label: string, direct: RpcTarget, directTool: string, gw: RpcTarget, gwTool: string, goals: Goals): Promise<BenchResult[]> {
-  await latencies(() => direct.call(directTool), WARMUP);
-  await latencies(() => gw.call(gwTool), WARMUP);
-  // Interleave the two series in blocks so that machine noise hits both alike.
-  const d: number[] = [];
-  const g: number[] = [];
-  for (let block = 0; block < 4; block++) {
-    d.push(...(await latencies(() => direct.call(directTool), N / 4)));
-    g.push(...(await latencies(() => gw.call(gwTool), N / 4)));
-  }
-  d.sort((a, b) => a - b);
-  g.sort((a, b) => a - b);
+  const { direct: d, via: g } = await pairedLatencies(() => direct.call(directTool), () => gw.call(gwTool), N, WARMUP);
   const p50d = percentile(d, 50);
   const p50g = percentile(g, 50);
   const p99d = percentile(d, 99);

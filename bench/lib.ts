@@ -50,3 +50,19 @@ export async function latencies(fn: () => Promise<unknown> | unknown, n: number)
   }
   return out.sort((a, b) => a - b);
 }
+
+/**
+ * Latencies (µs, sorted) of `direct` and `via` measured in the same run: both warmed up, then
+ * sampled in four interleaved blocks of n/4 so that machine noise hits both alike.
+ */
+export async function pairedLatencies(direct: () => Promise<unknown>, via: () => Promise<unknown>, n: number, warmup: number): Promise<{ direct: number[]; via: number[] }> {
+  await latencies(direct, warmup);
+  await latencies(via, warmup);
+  const d: number[] = [];
+  const g: number[] = [];
+  for (let block = 0; block < 4; block++) {
+    d.push(...(await latencies(direct, n / 4)));
+    g.push(...(await latencies(via, n / 4)));
+  }
+  return { direct: d.sort((a, b) => a - b), via: g.sort((a, b) => a - b) };
+}

@@ -23,6 +23,7 @@ import { createCompletion } from './completion.js';
 import { responseTooLarge, type Caller, type RpcError } from './core.js';
 import type { ToolNameFormat } from './names.js';
 import { createServerProbe } from './probe.js';
+import { parseScope, requiredScopeFor, scopeCoversName, scopeNameOf } from '../policy/scope.js';
 import { createPrompts, type GatewayPrompts } from './prompts/index.js';
 import { createResources, type GatewayResources } from './resources/index.js';
 import { createServe } from './served.js';
@@ -39,6 +40,13 @@ export interface GatewayFeatures {
   readonly prompts: GatewayPrompts;
   /** The capabilities an initialize answers `principal` with (capabilitiesFor). */
   capabilities(principal: AgentPrincipal): ServerCapabilities;
+  /**
+   * The scope a `resources/read` or `prompts/get` message needs when the token's scope does not
+   * cover it (for the HTTP 403 scope challenge, as for tools/call); undefined when it is covered,
+   * when the token has no scope, or when the message names nothing the gateway can resolve
+   * without asking an upstream (the request itself then refuses it).
+   */
+  missingScope(principal: AgentPrincipal, method: unknown, params: unknown): string | undefined;
   /** Adds the handlers of the capabilities declared in `caps` to a session's SDK server. */
   register(server: Server, caps: ServerCapabilities, hooks: SessionHooks): void;
 }
@@ -80,6 +88,20 @@ export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
     resources,
     prompts,
     capabilities: (p) => capabilitiesFor({ resources: resources.mayUseAny(p), prompts: prompts.mayUseAny(p) }),
+    missingScope(p, method, params) {
+      if (p.scope === undefined || params === null || typeof params !== 'object') return undefined;
+      const ref = method === 'resources/read' ? resources.refOf((params as { uri?: unknown }).uri) : method === 'prompts/get' ? prompts.refOf((params as { name?: unknown }).name) : undefined;
+      if (!ref) return undefined;
+      const name = scopeNameOf(ref)!;
+      if (scopeCoversName(p.scope, name.kind, name.segments)) return undefined;
+      const needed = requiredScopeFor(ref)!;
+      try {
+        parseScope(needed); // a name a scope cannot spell (a space in a prompt name): refused by the request itself
+        return needed;
+      } catch {
+        return undefined;
+      }
+    },
     register(server, caps, hooks) {
       // One handler shape: the caller, the work, SDK-visible errors with Tessera codes.
       const handle = <R>(work: (caller: Caller, signal: AbortSignal) => Promise<R>) => async (_req: unknown, extra: unknown): Promise<never> => {

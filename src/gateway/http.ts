@@ -433,8 +433,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       const msgs = Array.isArray(body) ? body : [body];
       for (const m of msgs) {
         const msg = m as { method?: unknown; params?: { name?: unknown } } | null;
-        if (msg && msg.method === 'tools/call' && typeof msg.params?.name === 'string') {
-          const needed = core.missingScope(principal, msg.params.name);
+        if (msg && (msg.method === 'tools/call' ? typeof msg.params?.name === 'string' : msg.method === 'resources/read' || msg.method === 'prompts/get')) {
+          const needed = msg.method === 'tools/call' ? core.missingScope(principal, msg.params!.name as string) : deps.features?.missingScope(principal, msg.method, msg.params);
           if (needed) {
             const err = new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed}; request a token with that scope`);
             sendTessera(reply, err, req.id, { 'www-authenticate': bearerChallenge({ error: 'insufficient_scope', scope: needed, resource_metadata: metadataUrl, error_description: `the token scope does not cover ${needed}` }) });

@@ -93,6 +93,13 @@ function folders(path: string): { parents: EntityUidJson[]; entities: EntityJson
   return { parents: segs.length > 1 ? [uid('Folder', segs.slice(0, -1).join('/'))] : [], entities };
 }
 
+/** An item of an MCP server (Tool, Resource, Prompt): `<server>/<name>`, parent `Server::"<server>"`. */
+function inServer(type: string, server: string, name: string, attrs: Record<string, CedarValueJson>): { uid: { type: string; id: string }; entities: EntityJson[] } {
+  const u = uid(type, `${server}/${name}`);
+  const s = uid('Server', server);
+  return { uid: u, entities: [{ uid: u, attrs, parents: [s] }, { uid: s, attrs: { name: server }, parents: [] }] };
+}
+
 export function resourceEntities(r: ResourceRef): { uid: { type: string; id: string }; entities: EntityJson[] } {
   switch (r.type) {
     case 'Secret': {
@@ -107,21 +114,12 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       const e = uid('Engine', r.engine);
       return { uid: u, entities: [{ uid: u, attrs: { engine: r.engine, name: r.role }, parents: [e] }, { uid: e, attrs: { name: r.engine }, parents: [] }] };
     }
-    case 'Tool': {
-      const u = uid('Tool', `${r.server}/${r.tool}`);
-      const s = uid('Server', r.server);
-      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.tool }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
-    }
-    case 'Resource': {
-      const u = uid('Resource', `${r.server}/${r.uri}`);
-      const s = uid('Server', r.server);
-      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, uri: r.uri }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
-    }
-    case 'Prompt': {
-      const u = uid('Prompt', `${r.server}/${r.prompt}`);
-      const s = uid('Server', r.server);
-      return { uid: u, entities: [{ uid: u, attrs: { server: r.server, name: r.prompt }, parents: [s] }, { uid: s, attrs: { name: r.server }, parents: [] }] };
-    }
+    case 'Tool':
+      return inServer('Tool', r.server, r.tool, { server: r.server, name: r.tool });
+    case 'Resource':
+      return inServer('Resource', r.server, r.uri, { server: r.server, uri: r.uri });
+    case 'Prompt':
+      return inServer('Prompt', r.server, r.prompt, { server: r.server, name: r.prompt });
     case 'Route': {
       const u = uid('Route', r.route);
       return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };

@@ -167,8 +167,8 @@ export function unionCovers(granted: readonly string[], requested: string, opts:
   return true;
 }
 
-/** The widest scope of each kind: `<kind>:**`, or `<kind>:*\/*` for the two-segment kinds. */
-export const WHOLE_KIND: Readonly<Record<ScopeKind, string>> = { tool: 'tool:*/*', secret: 'secret:**', cred: 'cred:*/*', http: 'http:**', resource: 'resource:**', prompt: 'prompt:*/*' };
+/** The widest scope of each kind: `<kind>:**`, `<kind>:*\/*` for the two-segment kinds, `resource:*\/**` (a resource name is a server and at least one URI segment). */
+export const WHOLE_KIND: Readonly<Record<ScopeKind, string>> = { tool: 'tool:*/*', secret: 'secret:**', cred: 'cred:*/*', http: 'http:**', resource: 'resource:*/**', prompt: 'prompt:*/*' };
 
 /**
  * The kinds whose every resource `scopes` cover together (for Cedar `context.delegation.covers_all`):

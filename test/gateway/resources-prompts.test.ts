@@ -99,6 +99,16 @@ async function taskToken(scope: string): Promise<string> {
   return body.access_token;
 }
 
+/** A request outside the token's scope, raw: HTTP 403, the code, and the WWW-Authenticate challenge it returns. */
+async function outOfScope(tok: string, method: string, params: unknown): Promise<string> {
+  const init = await rawMcp(h.mcpUrl, tok, INIT());
+  const headers = { 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+  const r = await rawMcp(h.mcpUrl, tok, JSON.stringify({ jsonrpc: '2.0', id: 9, method, params }), headers);
+  assert.equal(r.status, 403, JSON.stringify(r.body));
+  assert.equal(r.body.error.data.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  return r.headers.get('www-authenticate') ?? '';
+}
+
 test('initialize advertises resources, prompts and completions only to a caller who may use some', async () => {
   assert.ok(client.getServerCapabilities()?.resources);
   assert.ok(client.getServerCapabilities()?.prompts);
@@ -211,11 +221,10 @@ test('a task token\'s resource: scope narrows resources/list and resources/read 
   assert.ok(resources.length > 0);
   for (const r of resources) assert.ok(r.uri.startsWith('tessera://everything/demo://resource/static/'), r.uri);
   await c.readResource({ uri: ARCH });
-  const e = await rpcError(c.readResource({ uri: 'tessera://res/docs://public/readme' }));
-  assert.equal(e.data?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
-  assert.match(e.message, /resource:res\/docs:\/public\/readme/);
-  const d = await rpcError(c.readResource({ uri: 'tessera://everything/demo://resource/dynamic/text/1' }));
-  assert.equal(d.data?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  // Outside the scope: HTTP 403 with the scope challenge (MCP authorization §"Scope Challenge Handling"), as for tools/call.
+  await assert.rejects(c.readResource({ uri: 'tessera://res/docs://public/readme' }), /TESSERA_TOKEN_INSUFFICIENT_SCOPE/);
+  const challenge = await outOfScope(task, 'resources/read', { uri: 'tessera://everything/demo://resource/dynamic/text/1' });
+  assert.match(challenge, /error="insufficient_scope", scope="resource:everything\/demo:\/resource\/dynamic\/text\/1"/);
 });
 
 test('prompts/list names prompts <server>__<prompt> and shows only what policy permits', async () => {
@@ -296,9 +305,8 @@ test('a task token\'s prompt: scope narrows prompts/list and prompts/get', async
   const task = await taskToken('prompt:res/greet secret:gw/res/key');
   const c = await h.connect(task);
   assert.deepEqual((await c.listPrompts()).prompts.map((p) => p.name), ['res__greet']);
-  const e = await rpcError(c.getPrompt({ name: 'res__leak' }));
-  assert.equal(e.data?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
-  assert.match(e.message, /prompt:res\/leak/);
+  await assert.rejects(c.getPrompt({ name: 'res__leak' }), /TESSERA_TOKEN_INSUFFICIENT_SCOPE/);
+  assert.match(await outOfScope(task, 'prompts/get', { name: 'res/leak' }), /error="insufficient_scope", scope="prompt:res\/leak"/);
 });
 
 test('completion/complete for prompt and resource-template arguments, forwarded to the owning upstream', async () => {

@@ -15,40 +15,29 @@
  * `gateway.audit_argument_values`, scrubbed and credential shapes redacted).
  */
 import { createHash } from 'node:crypto';
-import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { GetPromptResult, Prompt } from '@modelcontextprotocol/sdk/types.js';
-import type { RequestAuthorizer } from '../../pipeline/authorize.js';
 import { requiredScopeFor } from '../../policy/scope.js';
 import { credentialLike, redactCredentialLike } from '../../shared/credential-like.js';
 import { TesseraError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/logger.js';
 import type { AgentPrincipal } from '../../shared/principal.js';
-import type { AnswerKit } from '../answer.js';
 import { canonicalJson, type Caller } from '../core.js';
 import { exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from '../names.js';
-import { visibleFor, type ProbeKind, type ServerProbe } from '../probe.js';
+import { visibleFor, type ProbeKind } from '../probe.js';
 import { scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from '../scrub/index.js';
-import type { Exchange, Serve } from '../served.js';
+import type { Exchange } from '../served.js';
+import { listAll, type ItemsDeps } from '../listing.js';
 import type { Upstream } from '../upstream.js';
 import { gatewayUri, upstreamUriFault } from '../resources/uri.js';
 import { checkPromptArguments } from './args.js';
 
 export { checkPromptArguments, PROMPT_ARG_LIMITS } from './args.js';
 
-const MAX_PAGES = 50;
-const MAX_ITEMS = 1000;
 const MAX_ARGS_JSON = 2048;
 const MAX_KNOWN = 10_000;
 
 export const PROMPT_KIND: ProbeKind = { action: 'prompt.get', scope: 'prompt', ref: (server, prompt) => ({ type: 'Prompt', server, prompt }) };
 
-export interface PromptsDeps {
-  readonly upstreams: readonly Upstream[];
-  readonly authorizer: RequestAuthorizer;
-  readonly kit: AnswerKit;
-  readonly serve: Serve;
-  readonly probe: ServerProbe;
-  readonly logger: Logger;
+export interface PromptsDeps extends ItemsDeps {
   readonly nameFormat?: ToolNameFormat;
   readonly auditArgumentValues: boolean;
 }
@@ -57,6 +46,8 @@ export interface GatewayPrompts {
   list(caller: Caller, signal: AbortSignal): Promise<Prompt[]>;
   get(name: string, args: Readonly<Record<string, string>> | undefined, caller: Caller, signal: AbortSignal): Promise<GetPromptResult>;
   mayUseAny(p: AgentPrincipal): boolean;
+  /** The policy resource of a prompt name, when the name says it without a listing (plain or `<server>/<prompt>`). */
+  refOf(name: unknown): { type: 'Prompt'; server: string; prompt: string } | undefined;
   /** The upstream and prompt of an exposed name the caller may get (some arguments), authorized on `x` (completion/complete). */
   authorizeRef(x: Exchange, name: string, caller: Caller, signal: AbortSignal): Promise<{ upstream: Upstream; prompt: string }>;
 }
@@ -75,21 +66,12 @@ export function createPrompts(deps: PromptsDeps): GatewayPrompts {
   const servable = (name: string, scrubber: Scrubber): boolean => name.length > 0 && name.length <= 256 && credentialLike(name) === undefined && scrubber.scrubText(name).hits.length === 0;
 
   async function listOf(u: Upstream, caller: Caller, signal: AbortSignal): Promise<{ prompts: Prompt[]; secrets: readonly SecretInput[] }> {
-    const prompts: Prompt[] = [];
-    let secrets: readonly SecretInput[] = [];
-    let cursor: string | undefined;
-    for (let i = 0; i < MAX_PAGES && prompts.length < MAX_ITEMS; i++) {
-      const r = await u.request(`${u.server} prompts/list`, caller, signal, async (client: Client, o) => {
-        if (!client.getServerCapabilities()?.prompts) return undefined;
-        return client.listPrompts(cursor ? { cursor } : {}, o);
-      });
-      secrets = r.secrets;
-      if (!r.value) break;
-      prompts.push(...r.value.prompts.slice(0, MAX_ITEMS - prompts.length));
-      cursor = r.value.nextCursor;
-      if (!cursor) break;
-    }
-    return { prompts, secrets };
+    const r = await listAll<Prompt>(u, caller, signal, 'prompts/list', async (client, cursor, o) => {
+      if (!client.getServerCapabilities()?.prompts) return undefined;
+      const page = await client.listPrompts(cursor ? { cursor } : {}, o);
+      return { items: page.prompts, next: page.nextCursor };
+    });
+    return { prompts: r.items, secrets: r.secrets };
   }
 
   function remember(server: string, names: Map<string, string>): void {
@@ -128,6 +110,13 @@ export function createPrompts(deps: PromptsDeps): GatewayPrompts {
   return {
     mayUseAny(p) {
       return [...upstreams.keys()].some((s) => probe.mayUse(p, s, PROMPT_KIND));
+    },
+
+    refOf(name) {
+      if (typeof name !== 'string') return undefined;
+      const parsed = parseCallName(name, prefixes);
+      const prompt = parsed?.tool ?? known.get(name)?.prompt;
+      return parsed && upstreams.has(parsed.server) && prompt !== undefined ? { type: 'Prompt', server: parsed.server, prompt } : undefined;
     },
 
     async authorizeRef(x, name, caller, signal) {

@@ -15,36 +15,23 @@
  *   secret is replaced by a text notice) → one `gateway.resource_read` audit event.
  */
 import type { Resource, ResourceTemplate, ReadResourceResult } from '@modelcontextprotocol/sdk/types.js';
-import type { RequestAuthorizer } from '../../pipeline/authorize.js';
 import { requiredScopeFor } from '../../policy/scope.js';
 import { TesseraError } from '../../shared/errors.js';
 import { credentialLike } from '../../shared/credential-like.js';
-import type { Logger } from '../../shared/logger.js';
 import type { AgentPrincipal } from '../../shared/principal.js';
-import type { AnswerKit } from '../answer.js';
 import type { Caller } from '../core.js';
-import type { ServerProbe, ProbeKind } from '../probe.js';
+import type { ProbeKind } from '../probe.js';
 import { noticeItem, scrubToolResult, type Scrubber, type SecretInput } from '../scrub/index.js';
-import type { Exchange, Serve } from '../served.js';
+import type { Exchange } from '../served.js';
+import { listAll, type ItemsDeps, type PageOf } from '../listing.js';
 import type { Upstream } from '../upstream.js';
 import { gatewayUri, parseGatewayUri, upstreamUriFault } from './uri.js';
 
 export { gatewayUri, parseGatewayUri, upstreamUriFault, GATEWAY_URI_SCHEME, MAX_RESOURCE_URI } from './uri.js';
 
-/** Pages asked of one upstream per listing, and items kept per upstream. */
-const MAX_PAGES = 50;
-const MAX_ITEMS = 1000;
-
 export const RESOURCE_KIND: ProbeKind = { action: 'resource.read', scope: 'resource', ref: (server, uri) => ({ type: 'Resource', server, uri }) };
 
-export interface ResourcesDeps {
-  readonly upstreams: readonly Upstream[];
-  readonly authorizer: RequestAuthorizer;
-  readonly kit: AnswerKit;
-  readonly serve: Serve;
-  readonly probe: ServerProbe;
-  readonly logger: Logger;
-}
+export type ResourcesDeps = ItemsDeps;
 
 export interface GatewayResources {
   list(caller: Caller, signal: AbortSignal): Promise<Resource[]>;
@@ -52,6 +39,8 @@ export interface GatewayResources {
   read(uri: string, caller: Caller, signal: AbortSignal): Promise<ReadResourceResult>;
   /** Whether the caller may read some resource of some server (capabilities). */
   mayUseAny(p: AgentPrincipal): boolean;
+  /** The policy resource a gateway URI names, or undefined when it is not one the gateway serves. */
+  refOf(uri: unknown): { type: 'Resource'; server: string; uri: string } | undefined;
   /** The server and upstream URI (template) of a gateway URI, authorized as `resource.read` (completion/complete). */
   authorizeTemplate(x: Exchange, uri: string, p: AgentPrincipal): { upstream: Upstream; uri: string };
 }
@@ -82,26 +71,16 @@ export function createResources(deps: ResourcesDeps): GatewayResources {
     return true;
   }
 
-  /** Every page of one listing of each upstream the caller may read from; a failing upstream hides only its own items. */
-  async function gather<T>(caller: Caller, signal: AbortSignal, what: string, page: (u: Upstream, cursor: string | undefined) => (client: import('@modelcontextprotocol/sdk/client/index.js').Client, o: { signal: AbortSignal; timeout: number }) => Promise<{ items: T[]; next?: string | undefined } | undefined>): Promise<{ server: string; items: T[]; secrets: readonly SecretInput[] }[]> {
+  /** One listing of each upstream the caller may read from; a failing upstream hides only its own items. */
+  async function gather<T>(caller: Caller, signal: AbortSignal, what: string, page: PageOf<T>): Promise<{ server: string; items: T[]; secrets: readonly SecretInput[] }[]> {
     const wanted = [...upstreams.values()].filter((u) => probe.mayUse(caller.principal, u.server, RESOURCE_KIND));
     return Promise.all(wanted.map(async (u) => {
-      const items: T[] = [];
-      let secrets: readonly SecretInput[] = [];
       try {
-        let cursor: string | undefined;
-        for (let i = 0; i < MAX_PAGES && items.length < MAX_ITEMS; i++) {
-          const r = await u.request(`${u.server} ${what}`, caller, signal, page(u, cursor));
-          secrets = r.secrets;
-          if (!r.value) break;
-          items.push(...r.value.items.slice(0, MAX_ITEMS - items.length));
-          cursor = r.value.next;
-          if (!cursor) break;
-        }
+        return { server: u.server, ...(await listAll(u, caller, signal, what, page)) };
       } catch (e) {
         logger.warn({ server: u.server, err: (e as Error).message?.slice(0, 300) }, `gateway: ${what} of an upstream failed; its items are not listed`);
+        return { server: u.server, items: [] as T[], secrets: [] as SecretInput[] };
       }
-      return { server: u.server, items, secrets };
     }));
   }
 
@@ -145,8 +124,18 @@ export function createResources(deps: ResourcesDeps): GatewayResources {
 
     authorizeTemplate: authorizeUri,
 
+    refOf(uri) {
+      if (typeof uri !== 'string') return undefined;
+      try {
+        const r = parseGatewayUri(uri, servers);
+        return { type: 'Resource', server: r.server, uri: r.uri };
+      } catch {
+        return undefined;
+      }
+    },
+
     async list(caller, signal) {
-      const results = await gather<Resource>(caller, signal, 'resources/list', (_u, cursor) => async (client, o) => {
+      const results = await gather<Resource>(caller, signal, 'resources/list', async (client, cursor, o) => {
         if (!client.getServerCapabilities()?.resources) return undefined;
         const r = await client.listResources(cursor ? { cursor } : {}, o);
         return { items: r.resources, next: r.nextCursor };
@@ -155,7 +144,7 @@ export function createResources(deps: ResourcesDeps): GatewayResources {
     },
 
     async templates(caller, signal) {
-      const results = await gather<ResourceTemplate>(caller, signal, 'resources/templates/list', (_u, cursor) => async (client, o) => {
+      const results = await gather<ResourceTemplate>(caller, signal, 'resources/templates/list', async (client, cursor, o) => {
         if (!client.getServerCapabilities()?.resources) return undefined;
         const r = await client.listResourceTemplates(cursor ? { cursor } : {}, o);
         return { items: r.resourceTemplates, next: r.nextCursor };
