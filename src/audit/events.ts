@@ -81,11 +81,14 @@ export type AuditEvent =
   | Base<'revocation.lifted', { revocation_id: string }>
   | Base<'key.rotated', { kid: string; purpose: string }>
   | Base<'server.started', { version: string; replica: string }>
-  | Base<'gateway.tool_call', { server: string; tool: string; args_sha256: string; args_json?: string; decision: string; upstream_status: string; latency_ms: number; scrub_hits: number; session_hmac?: string; outcome?: 'delivered' | 'redacted' | 'refused' | 'failed'; redactions?: Record<string, number>; items_replaced?: number }>
+  | Base<'gateway.tool_call', { server: string; tool: string; args_sha256: string; args_json?: string; decision: string; upstream_status: string; latency_ms: number; scrub_hits: number; session_hmac?: string; outcome?: 'delivered' | 'redacted' | 'refused' | 'failed' | 'cancelled'; redactions?: Record<string, number>; items_replaced?: number }>
   | Base<'gateway.exfiltration_suspected', { server: string; tool: string; item?: 'resource' | 'prompt' | 'completion'; hit_kind: string; form: string; label?: string; path?: string; in_error: boolean; split?: boolean }>
   | Base<'gateway.resource_read', GatewayServedDetails>
+  | Base<'gateway.resource_subscribe', GatewayServedDetails>
   | Base<'gateway.prompt_get', GatewayServedDetails & { args_sha256?: string; args_json?: string }>
   | Base<'gateway.completion', GatewayServedDetails & { ref_type?: string; argument?: string }>
+  | Base<'gateway.server_request', { server: string; method: string; session_hmac?: string; code?: string; scrub_hits: number; outcome: 'answered' | 'refused' | 'failed' }>
+  | Base<'gateway.notifications_dropped', { server?: string; method: string; reason: 'queue' | 'rate' | 'unattributed'; session_hmac?: string }>
   | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>

@@ -161,6 +161,17 @@ export const gatewayConfigSchema = z.object({
    * removed batching and are refused a batch). Each one counts against the rate and in-flight limits.
    */
   max_batch_messages: z.number().int().min(1).max(100).default(10),
+  /**
+   * Notifications from upstreams (progress, log messages, list changes, resource updates) being
+   * sent to one MCP session at once; more are dropped, counted and audited once (ADR 0176).
+   */
+  max_queued_notifications: z.number().int().min(1).max(100_000).default(256),
+  /** Notifications per second to one MCP session (token bucket); more are dropped, counted and audited once. */
+  notification_rate: rateField({ per_second: 100, burst: 200 }),
+  /** Sampling/elicitation requests from upstreams waiting for one session's client at once; more are refused. */
+  max_server_requests_per_session: z.number().int().min(1).max(1000).default(4),
+  /** How long the gateway waits for the client to answer an upstream's sampling or elicitation request (a person may be asked). */
+  server_request_timeout: durationBetween(1000, 86_400_000).prefault('10m'),
   /** Bytes of the results of one HTTP request to /mcp added up (a batch's results together), at most. */
   max_response_bytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
 }).strict().superRefine((g, ctx) => {

@@ -142,6 +142,8 @@ export interface GatewayCore {
   missingScope(principal: AgentPrincipal, name: string): string | undefined;
   /** Names of the configured server namespaces (for `scopes_supported`). */
   readonly servers: readonly string[];
+  /** The upstream servers `principal` may use something of (policy and scope; none is started). */
+  usableUpstreams(principal: AgentPrincipal): Upstream[];
 }
 
 const MAX_ARGS_JSON = 2048;
@@ -306,6 +308,10 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
   return {
     servers,
 
+    usableUpstreams(principal) {
+      return [...upstreams.values()].filter((u) => mayUse(principal, u.server));
+    },
+
     missingScope(principal, name) {
       if (principal.scope === undefined) return undefined;
       const parsed = parseCallName(name, prefixes);
@@ -390,7 +396,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         }
         // What the agent actually got: the result as the tool gave it, the result with
         // redactions (and maybe items replaced by notices), or a refusal / an error.
-        const outcome = result === 'deny' ? 'refused' : result === 'error' ? 'failed' : hitsCount > 0 ? 'redacted' : 'delivered';
+        const outcome = result === 'deny' ? 'refused' : code === 'TESSERA_GATEWAY_REQUEST_CANCELLED' ? 'cancelled' : result === 'error' ? 'failed' : hitsCount > 0 ? 'redacted' : 'delivered';
         // The name is the agent's own text (the tool may not exist): audited as its HMAC when it
         // holds a credential shape, bounded otherwise (auditName).
         const label = tool ?? name;
@@ -567,7 +573,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         if (!isTesseraError(e)) logger.warn({ server, tool, err: (e as Error).message?.slice(0, 300) }, 'gateway: tool failed');
         upstreamStatus = err.code === 'TESSERA_GATEWAY_UPSTREAM_TIMEOUT' || err.code === 'TESSERA_TOOL_TIMEOUT' ? 'timeout'
           : err.code === 'TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE' ? 'too_large'
-            : err.code === 'TESSERA_TOKEN_REVOKED' ? 'cancelled' : 'failed';
+            : err.code === 'TESSERA_TOKEN_REVOKED' || err.code === 'TESSERA_GATEWAY_REQUEST_CANCELLED' ? 'cancelled' : 'failed';
         const message = await scrub(err.message, true);
         return refuse(new TesseraError(err.code, message, err.details ? await scrub(err.details, true) : undefined), 'error');
       }

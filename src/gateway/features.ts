@@ -11,6 +11,8 @@ import {
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ReadResourceRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
@@ -28,6 +30,8 @@ import { createPrompts, type GatewayPrompts } from './prompts/index.js';
 import { createResources, type GatewayResources } from './resources/index.js';
 import { createServe } from './served.js';
 import type { Upstream } from './upstream.js';
+import type { Subscriptions } from './relay/subscriptions.js';
+import { createResourceSubscriptions } from './resources/subscribe.js';
 
 /** What a session's handlers get from http.ts: the caller of one request, and its error mapping. */
 export interface SessionHooks {
@@ -55,14 +59,18 @@ export interface GatewayFeatures {
  * The gateway's capabilities for one caller (MCP lifecycle, "Capability Negotiation"): tools
  * always; `resources` / `prompts` only when policy and the token's scope could permit the caller
  * some resource / prompt of some server (probe.ts: no upstream is started to decide);
- * `completions` when either does. Keep every capability decision here (logging joins later).
+ * `completions` when either does; `logging` when some upstream the caller may use declares it
+ * (relay/downstream.ts loggingAvailable). With the relay (src/gateway/relay), list changes are
+ * forwarded (`listChanged`) and resources can be subscribed to. Keep every capability decision here.
  */
-export function capabilitiesFor(can: { readonly resources: boolean; readonly prompts: boolean }): ServerCapabilities {
+export function capabilitiesFor(can: { readonly resources: boolean; readonly prompts: boolean; readonly logging?: boolean; readonly relay?: boolean }): ServerCapabilities {
+  const relay = can.relay === true;
   return {
-    tools: { listChanged: false },
-    ...(can.resources ? { resources: {} } : {}),
-    ...(can.prompts ? { prompts: {} } : {}),
+    tools: { listChanged: relay },
+    ...(can.resources ? { resources: relay ? { subscribe: true, listChanged: true } : {} } : {}),
+    ...(can.prompts ? { prompts: relay ? { listChanged: true } : {} } : {}),
     ...(can.resources || can.prompts ? { completions: {} } : {}),
+    ...(relay && can.logging ? { logging: {} } : {}),
   };
 }
 
@@ -74,6 +82,8 @@ export interface FeaturesDeps {
   readonly kit: AnswerKit;
   readonly nameFormat?: ToolNameFormat;
   readonly auditArgumentValues: boolean;
+  /** Whether upstream notifications are relayed (src/gateway/relay), and logging is available to a caller. */
+  readonly relay?: { readonly logging: (principal: AgentPrincipal) => boolean; readonly subscriptions: Subscriptions };
 }
 
 export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
@@ -83,11 +93,12 @@ export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
   const resources = createResources(shared);
   const prompts = createPrompts({ ...shared, ...(deps.nameFormat ? { nameFormat: deps.nameFormat } : {}), auditArgumentValues: deps.auditArgumentValues });
   const completion = createCompletion({ serve, prompts, resources });
+  const subscribing = deps.relay ? createResourceSubscriptions({ serve, resources, subscriptions: deps.relay.subscriptions }) : undefined;
 
   return {
     resources,
     prompts,
-    capabilities: (p) => capabilitiesFor({ resources: resources.mayUseAny(p), prompts: prompts.mayUseAny(p) }),
+    capabilities: (p) => capabilitiesFor({ resources: resources.mayUseAny(p), prompts: prompts.mayUseAny(p), ...(deps.relay ? { relay: true, logging: deps.relay.logging(p) } : {}) }),
     missingScope(p, method, params) {
       if (p.scope === undefined || params === null || typeof params !== 'object') return undefined;
       const ref = method === 'resources/read' ? resources.refOf((params as { uri?: unknown }).uri) : method === 'prompts/get' ? prompts.refOf((params as { name?: unknown }).name) : undefined;
@@ -126,6 +137,10 @@ export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
           return budgeted(c, { resourceTemplates: await resources.templates(c, s) });
         })(req, extra));
         server.setRequestHandler(ReadResourceRequestSchema, (req, extra) => handle((c, s) => resources.read(req.params.uri, c, s))(req, extra));
+        if (caps.resources.subscribe && subscribing) {
+          server.setRequestHandler(SubscribeRequestSchema, (req, extra) => handle((c, s) => subscribing.subscribe(req.params.uri, c, s))(req, extra));
+          server.setRequestHandler(UnsubscribeRequestSchema, (req, extra) => handle((c, s) => subscribing.unsubscribe(req.params.uri, c, s))(req, extra));
+        }
       }
       if (caps.prompts) {
         server.setRequestHandler(ListPromptsRequestSchema, (req, extra) => handle(async (c, s) => {

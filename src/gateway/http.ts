@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type RequestId } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import { retryAfterOf, type AgentAuthenticator } from '../server/app.js';
@@ -33,6 +33,9 @@ import { codeOf, type LimitAuditor, type LimitName } from '../shared/limit-audit
 import { RPC, RpcError, createResponseBudget, responseTooLarge, rpcCodeFor, type GatewayCore, type ResponseBudget } from './core.js';
 import { MessageRefusal, batchingAllowed, checkBody, duplicateIds, idKey, type InboundBody } from './messages.js';
 import { bearerChallenge } from '../shared/www-authenticate.js';
+import type { RelayHub } from './relay/hub.js';
+import { installSessionRelay, wantsStream } from './relay/downstream.js';
+import { requestStreaming, type RequestStreaming } from './relay/streaming.js';
 import type { GatewayFeatures } from './features.js';
 
 export { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS };
@@ -70,6 +73,8 @@ export interface McpHttpDeps {
   readonly limitAudit?: LimitAuditor;
   /** Closes the upstream connections of one session (per_session isolation). */
   readonly onSessionClosed: (sessionId: string) => void;
+  /** Delivers upstream notifications and requests to sessions (src/gateway/relay). */
+  readonly relay?: RelayHub;
   /** Resources, prompts and completion (features.ts): capabilities per caller and their handlers. */
   readonly features?: GatewayFeatures;
 }
@@ -109,6 +114,8 @@ interface Session {
   principal: AgentPrincipal;
   readonly server: Server;
   readonly transport: StreamableHTTPServerTransport;
+  /** Which of its POSTs are answered on an SSE stream (relay/streaming.ts). */
+  readonly streaming: RequestStreaming;
   readonly abort: AbortController;
   /** Responses waiting for a JSON answer: ended by the gateway if the session closes first. */
   readonly pending: Set<ServerResponse>;
@@ -252,6 +259,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     release(agentSessions, s.agent);
     release(attestorSessions, s.attestor);
     gauge?.set(sessions.size);
+    deps.relay?.close(s.id);
     s.abort.abort(new TesseraError(cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND', `the MCP session was closed (${cause})`));
     // JSON-mode responses still waiting would hang once the transport forgets them: answer them.
     const code: ErrorCode = cause === 'revoked' ? 'TESSERA_TOKEN_REVOKED' : cause === 'shutdown' ? 'TESSERA_GATEWAY_CLOSED' : 'TESSERA_GATEWAY_SESSION_NOT_FOUND';
@@ -285,6 +293,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const abort = new AbortController();
     let session: Session;
     let opened = false;
+    // eslint-disable-next-line prefer-const -- assigned right after the transport it wraps
+    let streaming: RequestStreaming;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       // One JSON response per POST (spec: "the server MUST either return Content-Type:
@@ -292,8 +302,10 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       enableJsonResponse: true,
       onsessioninitialized: (id) => {
         opened = true;
-        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, abort, pending: new Set(), closed: false };
+        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, streaming, abort, pending: new Set(), closed: false };
         sessions.set(id, session);
+        const s = session;
+        deps.relay?.open({ id, server, principal: () => s.principal, where: () => w, streams: (rid) => streaming.streams(rid) });
         gauge?.set(sessions.size);
         touch(session);
         void audit.append({
@@ -303,14 +315,21 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of session open failed'));
       },
     });
+    streaming = requestStreaming(transport);
     transport.onclose = () => {
       if (session && !session.closed) void closeSession(session, 'client');
     };
-    const callerOf = (extra: { authInfo?: { extra?: Record<string, unknown> }; sessionId?: string; signal: AbortSignal }) => {
+    const callerOf = (extra: { authInfo?: { extra?: Record<string, unknown> }; sessionId?: string; signal: AbortSignal; requestId: RequestId; _meta?: { progressToken?: unknown } }) => {
       const info = extra.authInfo?.extra as { principal: AgentPrincipal; where: AuditWhere; budget?: ResponseBudget } | undefined;
       if (!info) throw new RpcError(RPC.FORBIDDEN, 'unauthenticated request', { code: 'TESSERA_TOKEN_MISSING' });
+      // The client's progress token stays here: the upstream gets the SDK's own (relay/hub.ts).
+      const token = extra._meta?.progressToken;
       return {
-        caller: { principal: info.principal, sessionId: extra.sessionId ?? '', where: info.where, ...(info.where.requestId ? { requestId: info.where.requestId } : {}), ...(info.budget ? { budget: info.budget } : {}) },
+        caller: {
+          principal: info.principal, sessionId: extra.sessionId ?? '', where: info.where, rpcId: extra.requestId,
+          ...(typeof token === 'string' || typeof token === 'number' ? { progressToken: token } : {}),
+          ...(info.where.requestId ? { requestId: info.where.requestId } : {}), ...(info.budget ? { budget: info.budget } : {}),
+        },
         signal: AbortSignal.any([extra.signal, abort.signal]),
       };
     };
@@ -332,6 +351,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         throw asRpc(e, caller.requestId);
       }
     });
+    if (deps.relay) installSessionRelay(server, capabilities, { hub: deps.relay, logger, usable: (p) => core.usableUpstreams(p), callerOf });
     deps.features?.register(server, capabilities, { callerOf: (extra) => callerOf(extra as Parameters<typeof callerOf>[0]), asRpc });
     void server.connect(transport);
     return {
@@ -515,9 +535,16 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       return;
     }
     session.pending.add(res);
-    res.once('close', () => session.pending.delete(res));
+    // Answered on an SSE stream when the client asked for progress or may be asked something
+    // (relay/downstream.ts wantsStream); JSON otherwise.
+    const requestIds = inbound?.messages.flatMap((m) => (m.kind === 'request' && m.id !== undefined ? [m.id] : [])) ?? [];
+    const stream = requestIds.length > 0 && wantsStream(body, session.server.getClientCapabilities());
+    res.once('close', () => {
+      session.pending.delete(res);
+      if (stream) session.streaming.forget(requestIds);
+    });
     try {
-      await session.transport.handleRequest(raw, res, body);
+      await session.streaming.run(stream, requestIds, () => session.transport.handleRequest(raw, res, body));
     } finally {
       session.pending.delete(res);
       finish();

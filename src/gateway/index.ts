@@ -26,6 +26,8 @@ import type { DownstreamTokens } from './downstream.js';
 import { TesseraError } from '../shared/errors.js';
 import { createIsolation, unisolatedServers } from './isolation.js';
 import { count } from '../shared/plural.js';
+import { createRelayHub } from './relay/hub.js';
+import { loggingAvailable } from './relay/downstream.js';
 
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
 export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
@@ -127,15 +129,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
     logger.warn({ servers: unisolated, docs: 'docs/gateway.md#process-isolation' }, `WARNING: ${count(unisolated.length, 'stdio upstream server')} (${unisolated.join(', ')}) without run_as run as Tessera's own user: a tool of theirs that reads files can read Tessera's master key, its database and the environment (injected secrets) of every other upstream process. Set run_as on each (Tessera must run as root), or wrap the command in an OS sandbox; gateway.require_isolation: true refuses to start without it`);
   }
 
+  // Upstream notifications and server→client requests, to the right session (src/gateway/relay).
+  const relay = createRelayHub({
+    authorizer, audit, logger, clock: deps.clock, ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    limits: { queue: config.max_queued_notifications, rate: { perSecond: config.notification_rate.per_second, burst: config.notification_rate.burst }, serverRequests: config.max_server_requests_per_session, serverRequestTimeoutMs: config.server_request_timeout },
+  });
   const processes = { count: 0, max: config.max_upstream_processes, perAgent: new Map<string, number>(), maxPerAgent: upstreamProcessesPerAgent(config), ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}) };
   const upstreams: Upstream[] = config.servers.map((s) => createUpstream(s, {
-    injector, audit, logger, version, processes, ...(isolation ? { isolation } : {}), ...(deps.secretUses ? { secretUses: deps.secretUses } : {}),
+    injector, audit, logger, version, processes, relay, ...(isolation ? { isolation } : {}), ...(deps.secretUses ? { secretUses: deps.secretUses } : {}),
     callTimeoutMs: config.call_timeout, maxResultBytes: config.max_result_bytes, idleTimeoutMs: config.idle_timeout, defaultIsolation: config.stdio_isolation,
   }));
   const providers: ToolProvider[] = [...createDeclarativeProviders(config.tools, { clock: deps.clock, logger }), ...(deps.providers ?? [])];
 
   const answers = createAnswerKit(audit);
-  const features = createFeatures({ upstreams, authorizer, audit, logger, kit: answers, nameFormat: config.tool_name_format, auditArgumentValues: config.audit_argument_values });
+  const features = createFeatures({ upstreams, authorizer, audit, logger, kit: answers, nameFormat: config.tool_name_format, auditArgumentValues: config.audit_argument_values, relay: { logging: (p) => loggingAvailable(core.usableUpstreams(p)), subscriptions: relay.subscriptions } });
   const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, answers, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}) });
 
   const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
@@ -146,6 +153,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     maxMessageBytes: config.max_message_bytes, maxSessions: config.max_sessions, sessionIdleTimeoutMs: config.session_idle_timeout,
     limits: { sessionsPerAgent: sessionsPerAgent(config), sessionsPerAttestor: (name) => sessionsPerAttestor(config, name), inflightPerAgent: config.max_inflight_per_agent, inflightPerSession: config.max_inflight_per_session, rate: { perSecond: config.rate_limit.per_second, burst: config.rate_limit.burst }, batchMessages: config.max_batch_messages, responseBytes: config.max_response_bytes },
     ...(deps.limitAudit ? { limitAudit: deps.limitAudit } : {}),
+    relay,
     onSessionClosed: (sessionId) => {
       for (const u of upstreams) if (isPerSession(u)) void u.stopWhere((o) => o.sessionId === sessionId, 'session_closed');
     },

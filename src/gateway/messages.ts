@@ -28,6 +28,9 @@ import {
   ListToolsRequestSchema,
   PingRequestSchema,
   ProgressNotificationSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   RootsListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -74,6 +77,9 @@ const REQUESTS: Readonly<Record<string, Schema>> = {
   'prompts/list': ListPromptsRequestSchema,
   'prompts/get': GetPromptRequestSchema,
   'completion/complete': CompleteRequestSchema,
+  'logging/setLevel': SetLevelRequestSchema,
+  'resources/subscribe': SubscribeRequestSchema,
+  'resources/unsubscribe': UnsubscribeRequestSchema,
 };
 
 /** Notifications the SDK server reads; others are ignored by it, so only their envelope matters. */

@@ -19,11 +19,11 @@ import { NO_SECRETS, type AnswerKit, type HitSource } from './answer.js';
 import { RpcError, responseTooLarge, rpcCodeFor, type Caller } from './core.js';
 import { UpstreamRpcError, type Upstream, type UpstreamRequestOptions } from './upstream.js';
 
-export type ServedKind = 'gateway.resource_read' | 'gateway.prompt_get' | 'gateway.completion';
+export type ServedKind = 'gateway.resource_read' | 'gateway.resource_subscribe' | 'gateway.prompt_get' | 'gateway.completion';
 
 export interface ServedSpec {
   readonly kind: ServedKind;
-  readonly action: 'resource.read' | 'prompt.get' | 'completion.complete';
+  readonly action: 'resource.read' | 'resource.subscribe' | 'resource.unsubscribe' | 'prompt.get' | 'completion.complete';
   /** The item for the audit (`<server>/<item>` once known; the agent's text until then). */
   readonly itemKind: 'resource' | 'prompt' | 'completion';
 }

@@ -270,13 +270,25 @@ export class BoundedStdioClientTransport implements Transport {
       return;
     }
     if (('result' in message || 'error' in message) && 'id' in message && message.id !== undefined) this.inflight.delete(message.id);
-    this.onmessage?.(message);
+    this.deliver(message);
+  }
+
+  /**
+   * Hands messages on one per microtask, in order. The SDK runs a notification's handler in a
+   * microtask but a response's at once: several lines read from one chunk (a tool's last progress
+   * notifications and its result) would otherwise have the result drop the call's progress handler
+   * before those notifications reach it ("unknown token"). Chaining gives each notification's
+   * handler its turn before the next message.
+   */
+  private delivery: Promise<void> = Promise.resolve();
+  private deliver(message: JSONRPCMessage): void {
+    this.delivery = this.delivery.then(() => this.onmessage?.(message));
   }
 
   private failTooLarge(ids: readonly RequestId[]): void {
     for (const id of ids) {
       this.inflight.delete(id);
-      this.onmessage?.({
+      this.deliver({
         jsonrpc: '2.0',
         id,
         error: {

@@ -21,7 +21,7 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ToolListChangedNotificationSchema, type LoggingLevel, type RequestId, type ServerCapabilities, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { Logger } from '../shared/logger.js';
@@ -37,6 +37,10 @@ import { downstreamHeaderValue } from './downstream.js';
 import { requireHeaderSafe } from './header-value.js';
 import { describeDuration } from '../shared/duration.js';
 import type { Isolation, RunAsIdentity } from './isolation.js';
+import type { RelayHub } from './relay/hub.js';
+import { UPSTREAM_CLIENT_CAPABILITIES, relayUpstream } from './relay/upstream-client.js';
+import type { RelayConnView } from './relay/types.js';
+import { gatewayUri } from './resources/uri.js';
 
 /**
  * The SDK's client side, loaded with the first upstream connection: a gateway without upstream
@@ -62,6 +66,10 @@ export interface UpstreamCaller {
   readonly principal: AgentPrincipal;
   readonly sessionId: string;
   readonly where: AuditWhere;
+  /** The downstream JSON-RPC id of the request this serves (routes what the upstream sends during it). */
+  readonly rpcId?: RequestId;
+  /** The client's progress token for that request: the upstream's progress is relayed under it. */
+  readonly progressToken?: string | number;
 }
 
 export interface UpstreamDeps {
@@ -84,6 +92,8 @@ export interface UpstreamDeps {
   readonly isolation?: Isolation;
   /** Records each kv secret injected into a connection, from its resolution to the connection's end (ADR 0150). */
   readonly secretUses?: SecretUseRecorder;
+  /** Delivers what upstreams send besides answers (progress, logs, sampling…) to the right session. */
+  readonly relay?: RelayHub;
 }
 
 export interface UpstreamListing {
@@ -96,6 +106,8 @@ export interface UpstreamListing {
 export interface UpstreamRequestOptions {
   readonly signal: AbortSignal;
   readonly timeout: number;
+  /** Set when the client asked for progress: the SDK then sends a token of its own upstream. */
+  readonly onprogress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
 
 export interface UpstreamCallResult {
@@ -121,6 +133,13 @@ export interface Upstream {
    * process group killed); others gracefully.
    */
   stopWhere(match: (owner: { principal: AgentPrincipal; sessionId: string }) => boolean, cause: string): Promise<void>;
+  /**
+   * `logging/setLevel` on this caller's connection, when the upstream declared logging: the most
+   * verbose level any session using the connection asked for (each session is filtered to its own).
+   */
+  setLogLevel(level: LoggingLevel, caller: UpstreamCaller, signal: AbortSignal): Promise<void>;
+  /** The capabilities the upstream declared at its latest handshake (undefined before the first). */
+  readonly capabilities: ServerCapabilities | undefined;
   /** Number of open connections (tests, metrics). */
   readonly size: number;
   close(): Promise<void>;
@@ -138,6 +157,7 @@ export class UpstreamRpcError extends Error {
 interface InflightCall {
   readonly principal: AgentPrincipal;
   readonly sessionId: string;
+  readonly requestId?: RequestId;
   cancel(reason: Error): void;
 }
 
@@ -154,6 +174,8 @@ interface Conn {
   ready: Promise<void>;
   inflight: number;
   readonly calls: Set<InflightCall>;
+  /** Sessions that used this connection (what it sends besides answers goes to these only). */
+  readonly sessions: Set<string>;
   idle?: NodeJS.Timeout;
   closed: boolean;
   closeCause?: string;
@@ -162,6 +184,8 @@ interface Conn {
 }
 
 const MAX_LIST_PAGES = 50;
+/** Session ids remembered per connection before the closed ones are forgotten. */
+const MAX_CONN_SESSIONS = 64;
 
 function stripMcpPrefix(message: string): string {
   return message.replace(/^MCP error -?\d+: /, '');
@@ -174,6 +198,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
   const callTimeoutMs = config.call_timeout ?? deps.callTimeoutMs;
   const maxResultBytes = config.max_result_bytes ?? deps.maxResultBytes;
   const httpFetch = boundedUpstreamFetch(maxResultBytes);
+  let lastCapabilities: ServerCapabilities | undefined;
 
   const keyOf = (c: UpstreamCaller): string =>
     isolation === 'per_session' ? `s|${c.sessionId}` : `a|${c.principal.spiffeId}|${c.principal.task ?? ''}`;
@@ -220,10 +245,12 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
 
   async function connectInner(conn: Conn, where: AuditWhere): Promise<void> {
     const { Client, StreamableHTTPClientTransport } = await clientSdk();
-    const client = new Client({ name: 'tessera-gateway', version: deps.version }, { capabilities: {} });
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    const client = new Client({ name: 'tessera-gateway', version: deps.version }, { capabilities: deps.relay ? UPSTREAM_CLIENT_CAPABILITIES : {} });
+    const toolsChanged = (): void => {
       conn.tools = undefined;
-    });
+    };
+    if (deps.relay) relayUpstream(client, viewOf(conn), deps.relay, { toolsChanged, exposedUri: (uri) => gatewayUri(config.name, uri) });
+    else client.setNotificationHandler(ToolListChangedNotificationSchema, toolsChanged);
     client.onclose = () => {
       if (conn.closed) return;
       // The upstream went away on its own (process exit, session ended): drop it; the next call reconnects.
@@ -299,6 +326,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       // Not yet marked closed: report the start failure itself, not "exited".
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
     }
+    lastCapabilities = client.getServerCapabilities();
     await deps.audit.append({
       kind: 'gateway.upstream_started', actor: actorOf(conn.principal), action: 'gateway.upstream.start', resource: config.name, result: 'success', where,
       ...(conn.principal.task ? { txn: conn.principal.task } : {}),
@@ -321,6 +349,23 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       headers.set(tt.header, downstreamHeaderValue(tt.header, token));
       return httpFetch(url, { ...init, headers });
     };
+  }
+
+  /** The connection as the relay sees it (relay/types.ts). */
+  function viewOf(conn: Conn): RelayConnView {
+    return {
+      server: config.name,
+      secrets: () => conn.secrets,
+      sessions: () => conn.sessions,
+      calls: () => [...conn.calls].map((c) => (c.requestId !== undefined ? { sessionId: c.sessionId, requestId: c.requestId } : { sessionId: c.sessionId })),
+    };
+  }
+
+  /** Remembers that `sessionId` uses the connection; forgets closed sessions past a bound. */
+  function attach(conn: Conn, sessionId: string): void {
+    if (!sessionId || conn.sessions.has(sessionId)) return;
+    if (conn.sessions.size >= MAX_CONN_SESSIONS && deps.relay) for (const id of conn.sessions) if (!deps.relay.isOpen(id)) conn.sessions.delete(id);
+    if (conn.sessions.size < MAX_CONN_SESSIONS) conn.sessions.add(sessionId);
   }
 
   function actorOf(p: AgentPrincipal): { id: string; chain?: readonly string[]; user?: string } {
@@ -421,13 +466,14 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     const key = keyOf(caller);
     let conn = conns.get(key);
     if (!conn || conn.closed) {
-      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], uses: [], leases: [], inflight: 0, calls: new Set(), closed: false, ready: Promise.resolve() };
+      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], uses: [], leases: [], inflight: 0, calls: new Set(), sessions: new Set(), closed: false, ready: Promise.resolve() };
       fresh.ready = connect(fresh, caller.where);
       conns.set(key, fresh);
       conn = fresh;
       fresh.ready.catch(() => undefined);
     }
     conn.inflight++;
+    attach(conn, caller.sessionId);
     if (conn.idle) clearTimeout(conn.idle);
     try {
       await conn.ready;
@@ -474,15 +520,25 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     try {
       const ac = new AbortController();
       // Aborting makes the SDK send notifications/cancelled upstream (MCP "Cancellation").
-      const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, cancel: (reason) => ac.abort(reason) };
+      const call: InflightCall = { principal: caller.principal, sessionId: caller.sessionId, ...(caller.rpcId !== undefined ? { requestId: caller.rpcId } : {}), cancel: (reason) => ac.abort(reason) };
       conn.calls.add(call);
-      const onAbort = (): void => ac.abort(signal.reason);
+      // The client's notifications/cancelled (or its session closing) cancels the upstream call:
+      // the SDK sends notifications/cancelled upstream (MCP "Cancellation"); audited by the caller.
+      const onAbort = (): void => ac.abort(isTesseraError(signal.reason) ? signal.reason : new TesseraError('TESSERA_GATEWAY_REQUEST_CANCELLED', `${what}: the client cancelled the request`));
       signal.addEventListener('abort', onAbort, { once: true });
       if (signal.aborted) onAbort();
       const timer = setTimeout(() => ac.abort(new TesseraError('TESSERA_GATEWAY_UPSTREAM_TIMEOUT', `${what}: the upstream did not answer within ${describeDuration(callTimeoutMs)} (${config.call_timeout !== undefined ? 'its call_timeout' : 'gateway.call_timeout'})`)), callTimeoutMs);
       try {
         // The SDK's own timeout is set above ours so that ours (with its clear error) fires first.
-        const value = await run(conn.client!, { signal: ac.signal, timeout: callTimeoutMs + 1000 });
+        // Progress: the SDK sends its own token upstream and maps the upstream's progress back to
+        // this call; the relay delivers it under the client's token, to this request only (ADR 0176).
+        const relay = deps.relay;
+        const token = caller.progressToken;
+        const rpcId = caller.rpcId;
+        const onprogress = relay && token !== undefined && rpcId !== undefined
+          ? (p: { progress: number; total?: number; message?: string }) => relay.progress(caller.sessionId, rpcId, token, p, conn.secrets)
+          : undefined;
+        const value = await run(conn.client!, { signal: ac.signal, timeout: callTimeoutMs + 1000, ...(onprogress ? { onprogress } : {}) });
         return { value, secrets: conn.secrets };
       } catch (e) {
         if (ac.signal.aborted && isTesseraError(ac.signal.reason)) throw ac.signal.reason;
@@ -519,6 +575,21 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       return { result: r.value as ToolResult, secrets: r.secrets };
     },
     request,
+    get capabilities() {
+      return lastCapabilities;
+    },
+    async setLogLevel(level, caller, signal) {
+      const conn = await acquire(caller);
+      try {
+        if (!conn.client?.getServerCapabilities()?.logging) return;
+        const wanted = deps.relay?.levelFor(conn.sessions) ?? level;
+        await conn.client.setLoggingLevel(wanted, { signal, timeout: callTimeoutMs });
+      } catch (e) {
+        throw toUpstreamError(e, conn, 'call');
+      } finally {
+        release(conn);
+      }
+    },
     async stopWhere(match, cause) {
       const victims = [...conns.values()].filter((c) => match({ principal: c.principal, sessionId: c.sessionId }) || [...c.calls].some((x) => match(x)));
       await Promise.all(victims.map((c) => stop(c, cause)));

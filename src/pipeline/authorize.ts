@@ -50,6 +50,8 @@ function describe(r: ResourceRef): string {
       return `${r.engine}/${r.role}`;
     case 'Tool':
       return `${r.server}/${r.tool}`;
+    case 'Server':
+      return `server ${r.server}`;
     case 'Route':
       return `route ${r.route}`;
     case 'Resource':

@@ -120,6 +120,10 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       return inServer('Resource', r.server, r.uri, { server: r.server, uri: r.uri });
     case 'Prompt':
       return inServer('Prompt', r.server, r.prompt, { server: r.server, name: r.prompt });
+    case 'Server': {
+      const u = uid('Server', r.server);
+      return { uid: u, entities: [{ uid: u, attrs: { name: r.server }, parents: [] }] };
+    }
     case 'Route': {
       const u = uid('Route', r.route);
       return { uid: u, entities: [{ uid: u, attrs: { name: r.route }, parents: [] }] };
@@ -279,7 +283,7 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   return request;
 }
 
-const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Route', 'Agent', 'SubAgent', 'Resource', 'Prompt'] as const;
+const RESOURCE_TYPES = ['Secret', 'Role', 'Tool', 'Server', 'Route', 'Agent', 'SubAgent', 'Resource', 'Prompt'] as const;
 
 /**
  * Parses the short form `Secret::healthcare/prod/x`, `Role::postgres/readonly`,
@@ -310,6 +314,8 @@ export function parseResourceRef(text: string): ResourceRef {
       const [server, tool] = two('server');
       return { type: 'Tool', server, tool };
     }
+    case 'Server':
+      return { type: 'Server', server: id };
     case 'Route':
       return { type: 'Route', route: id };
     case 'Resource': {

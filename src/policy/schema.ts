@@ -135,6 +135,9 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: RequestContext };
   action "resource.read" appliesTo { principal: [${principal}], resource: [Resource], context: ResourceContext };
   action "prompt.get" appliesTo { principal: [${principal}], resource: [Prompt], context: RequestContext };
+  // An upstream server asks the agent's client: its model (sampling) or its user (elicitation). ADR 0175.
+  action "upstream.sample" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
+  action "upstream.elicit" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
   action "token.delegate" appliesTo { principal: [${principal}], resource: [Agent, SubAgent], context: DelegateContext };
 }
 `;

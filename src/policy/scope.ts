@@ -215,6 +215,7 @@ export function requiredScopeFor(resource: ResourceRef): string | undefined {
       const n = scopeNameOf(resource)!;
       return `${n.kind}:${n.segments.join('/')}`;
     }
+    case 'Server': // upstream.sample / upstream.elicit: policy only (ADR 0175); the upstream is reached only through tool scope
     case 'Agent':
     case 'SubAgent':
       return undefined; // delegation narrows scope itself (src/tasks/narrow.ts); no scope names an agent

@@ -1,7 +1,7 @@
 import type { AgentPrincipal } from '../shared/principal.js';
 
 /** Cedar actions in Tessera's schema (`Tessera::Action::"secret.read"`). */
-export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get'] as const;
+export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
 /** A resource as Tessera names it; the policy module maps it to Cedar entities (and parents). */
@@ -14,6 +14,8 @@ export type ResourceRef =
   | { readonly type: 'Resource'; readonly server: string; readonly uri: string }
   /** An MCP prompt of an upstream server; parent: Server. Its arguments go in `context.args`. */
   | { readonly type: 'Prompt'; readonly server: string; readonly prompt: string }
+  /** An upstream MCP server as a whole: the resource of `upstream.sample` / `upstream.elicit` (ADR 0175). */
+  | { readonly type: 'Server'; readonly server: string }
   | { readonly type: 'Agent'; readonly spiffeId: string; readonly principal?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> }
   /** A sub-agent without an identity: named by `label`, acting as `actingAs` (the delegating agent). */
   | { readonly type: 'SubAgent'; readonly label: string; readonly actingAs?: Pick<AgentPrincipal, 'spiffeId' | 'trustDomain' | 'path' | 'attributes' | 'attestor' | 'attestorKind'> };
