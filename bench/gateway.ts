@@ -12,12 +12,15 @@
  *  2. Streamable HTTP upstream: the SDK server above, called directly vs through the gateway;
  *     the difference adds one more MCP client → server hop (gateway → upstream). Goal: added
  *     p50 ≤ 1.5 ms.
- * Twice: with the data directory on the bench machine's disk (TESSERA_BENCH_DIR, else the OS
- * temp directory) — every call's audit event is committed and fdatasync'ed before the answer
- * (ADR 0005), so a sequential caller waits for one disk flush per call; the judged rows — and
- * with it on tmpfs (/dev/shm, when present) — the same work without the disk's flush latency,
- * which isolates what Tessera's own code adds. A context row gives the disk's fdatasync latency
- * (4 KiB rewritten and synced, 300 times) measured in the same run.
+ * Three times: with the data directory on the bench machine's disk (TESSERA_BENCH_DIR, else the
+ * OS temp directory) and the default `audit.flush: grouped` — every call's audit event is
+ * committed to the SQLite WAL before the answer and fdatasync-ed by a group flush within
+ * `audit.flush_window` (ADR 0185); the judged rows —; on the same disk with `audit.flush:
+ * per_request` (an fdatasync before every answer, the behaviour before ADR 0185) — context —;
+ * and on tmpfs (/dev/shm, when present) — the same work without any disk flush, which isolates
+ * what Tessera's own code adds. Context rows give the disk's fdatasync latency (4 KiB rewritten
+ * and synced, 300 times) and how many audit batches were flushed before their answer, deferred,
+ * and group-flushed in the judged run.
  * The server runs with the heap settings of `tessera server` (src/shared/heap-tuning.ts).
  */
 import { closeSync, existsSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -141,7 +144,7 @@ async function compare(label: string, direct: RpcTarget, directTool: string, gw:
 }
 
 /** Both set-ups with the server's data directory (and so its audit log) under `baseDir`. */
-async function runWith(baseDir: string, where: string, judged: boolean): Promise<BenchResult[]> {
+async function runWith(baseDir: string, where: string, judged: boolean, flush: 'grouped' | 'per_request' = 'grouped'): Promise<BenchResult[]> {
   const upstream = await startHttpUpstream();
   const h = await startGatewayHarness({
     policies: '@id("bench") permit (principal, action == Tessera::Action::"tool.call", resource) when { principal.attestor_kind == "join_token" && principal.path == "/ns/bench/sa/agent" };',
@@ -153,6 +156,7 @@ async function runWith(baseDir: string, where: string, judged: boolean): Promise
     },
     providers: [inProcess],
     baseDir,
+    config: { audit: { flush } },
   });
   const targets: RpcTarget[] = [];
   try {
@@ -160,10 +164,18 @@ async function runWith(baseDir: string, where: string, judged: boolean): Promise
     const direct = await target(upstream.url);
     const gw = await target(h.mcpUrl, token);
     targets.push(direct, gw);
-    return [
+    const rows = [
       ...(await compare(`in-process tool (gateway overhead), audit ${where}`, direct, 'ping', gw, 'local__ping', judged ? { p50Ms: 1, p99Ms: 2, throughputRatio: 0.6 } : {})),
       ...(await compare(`Streamable HTTP upstream (one more hop), audit ${where}`, direct, 'ping', gw, 'remote__ping', judged ? { p50Ms: 1.5 } : {})),
     ];
+    if (judged) {
+      const f = h.tessera.audit.flushStats();
+      rows.push({
+        name: `audit batches of the run above deferred (written before the answer, synced by a group flush) — context: ${f.flushed} flushed before their answer, ${f.deferred} deferred, ${f.groupFlushes} group flushes (window ${f.windowMs} ms)`,
+        value: f.deferred, unit: 'batches',
+      });
+    }
+    return rows;
   } finally {
     for (const t of targets) await t.close().catch(() => undefined);
     await h.close();
@@ -175,7 +187,8 @@ export async function run(): Promise<BenchResult[]> {
   tuneServerHeap();
   const disk = process.env.TESSERA_BENCH_DIR ?? tmpdir();
   const fsync = fsyncLatencies(disk);
-  const rows = await runWith(disk, 'durable on disk (fdatasync per commit)', true);
+  const rows = await runWith(disk, 'on disk, audit.flush: grouped (the default: event in the WAL before the answer, fdatasync within 100 ms)', true);
+  rows.push(...(await runWith(disk, 'on disk, audit.flush: per_request (fdatasync before every answer) — context', false, 'per_request')));
   if (existsSync('/dev/shm')) rows.push(...(await runWith('/dev/shm', 'on tmpfs (no disk flush) — context', false)));
   rows.push({
     name: `fdatasync of a 4 KiB rewrite on the bench disk (${disk}), p50 — context: the flush every durable commit waits for (p99 ${(percentile(fsync, 99) / 1000).toFixed(2)} ms)`,

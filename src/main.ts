@@ -27,6 +27,7 @@ import { count } from './shared/plural.js';
 import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine } from './leases/index.js';
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
+import { revocationHook } from './revocations/hooks.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
 import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
@@ -187,6 +188,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const audit = await createAuditLog({
       store, clock, sealer, sinks: config.audit.sinks, replicaId,
       checkpointEveryEvents: config.audit.checkpoint_every_events, checkpointEveryMs: config.audit.checkpoint_every, logger, metrics, env,
+      flush: { mode: config.audit.flush, windowMs: config.audit.flush_window },
     });
     cleanups.push(() => audit.close());
     // Verify/archive jobs off the request path, the witness check, scheduled archiving (ADR 0031).
@@ -244,14 +246,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => agentRegistry.close());
     const revocations = createRevocationService({
       store, clock, audit, leases, trustDomains, agents: agentRegistry, exposure,
-      onRevoke: (source, changed) => {
-        // Defence in depth: every cache also re-checks revocation on each hit (docs/adr/0061).
-        if (changed) epoch.bump('revocation');
-        policy.invalidate();
-        gatewayRef.current?.onRevocation();
+      // Only a change of the revocations in force ends cached decisions and sessions (ADR 0195).
+      onRevoke: revocationHook({
+        epoch, policy, gateway: () => gatewayRef.current,
         // Other replicas reload their indexes (PostgreSQL LISTEN/NOTIFY; in-process on SQLite).
-        if (source === 'local') void store.publish(REVOCATION_CHANNEL, replicaId).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation fan-out failed'));
-      },
+        announce: () => void store.publish(REVOCATION_CHANNEL, replicaId).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation fan-out failed')),
+      }),
     });
     await revocations.refresh();
     const unsubscribe = await store.subscribe(

@@ -37,7 +37,26 @@ export interface AuditLogOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Most events per group commit. */
   readonly maxBatch?: number;
+  /**
+   * How the events of pass-through actions (PASS_THROUGH_KINDS) reach the disk (ADR 0185).
+   * `grouped` (default): their batch is written to the store's log before the caller is answered
+   * (survives a crash of the process) and fdatasync-ed by one group flush at most `windowMs`
+   * later (default 100); `per_request`: every batch is flushed before the answer. Events of state
+   * changes (`commit()`) and of every other kind are always flushed before the answer.
+   */
+  readonly flush?: { readonly mode: AuditFlushMode; readonly windowMs?: number };
 }
+
+export type AuditFlushMode = 'grouped' | 'per_request';
+
+/**
+ * Kinds of events about actions that change none of Tessera's state: a tool call passed through
+ * the gateway, a refused gateway request, a secret read. Under `audit.flush:
+ * grouped` a batch made only of these is not flushed per request (ADR 0185). Every state change
+ * (`commit()`), credential issuance, refusal of a credential, limit and detection event is not
+ * here and is flushed before the answer.
+ */
+export const PASS_THROUGH_KINDS: ReadonlySet<AuditEvent['kind']> = new Set(['gateway.tool_call', 'gateway.request_refused', 'secret.read']);
 
 /** The audit log: the AuditWriter every service uses, plus what operators need. */
 export interface AuditLog extends AuditWriter {
@@ -55,6 +74,10 @@ export interface AuditLog extends AuditWriter {
   signStatement(type: Extract<StatementType, 'prune' | 'verified' | 'job'>, payload: Record<string, unknown>): string;
   /** Flushes, writes a final checkpoint and stops; later appends reject with TESSERA_AUDIT_UNAVAILABLE. */
   close(): Promise<void>;
+  /** What the flush policy did so far (ADR 0185): batches flushed before their answer, deferred ones, group flushes. */
+  flushStats(): { mode: AuditFlushMode; windowMs: number; flushed: number; deferred: number; groupFlushes: number; syncFailed: boolean };
+  /** Runs the group flush now: every event committed so far is then safe from a power loss. Rejects with TESSERA_AUDIT_UNAVAILABLE when the sync fails. */
+  sync(): Promise<void>;
   /** For /readyz: whether the last batch was recorded by at least one sink, and how many sinks failed it. */
   health(): { ok: boolean; closed: boolean; lastBatchAt?: number; failedSinks: number };
 }
@@ -82,10 +105,14 @@ interface Pending {
   readonly change?: (tx: SqlExecutor) => Promise<unknown>;
   /** commit(): the events derived from the change's result (null: nothing to record). */
   readonly eventsOf?: (result: unknown) => AuditEvent | readonly AuditEvent[] | null;
+  /** append() of a pass-through event under `grouped`: its batch may commit deferred. */
+  readonly deferrable?: boolean;
 }
 
 /** What a change did in one attempt of the batch transaction. */
 type Outcome = { readonly ok: true; readonly value: unknown; readonly prepared: readonly Prepared[] } | { readonly ok: false; readonly error: unknown };
+
+const DEFERRED = { durability: 'deferred' } as const;
 
 /** One savepoint name, reused: each change's savepoint is released before the next opens. */
 const CHANGE_SAVEPOINT = 'tessera_audit_change';
@@ -137,6 +164,8 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   const everyEvents = options.checkpointEveryEvents ?? 1000;
   const everyMs = options.checkpointEveryMs ?? 60_000;
   const maxBatch = options.maxBatch ?? 2000;
+  const flushMode: AuditFlushMode = options.flush?.mode ?? 'grouped';
+  const flushWindowMs = options.flush?.windowMs ?? 100;
 
   const hmacKey = await loadSealedKey(store, sealer, META_HMAC_KEY, () => randomBytes(32));
   const privateDer = await loadSealedKey(store, sealer, META_CHECKPOINT_KEY, () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'der' }));
@@ -152,6 +181,11 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   let lastBatch: { ok: boolean; at: number; failedSinks: number } | undefined;
   const sinkErrors = options.metrics?.counter('tessera_audit_sink_errors_total', 'Batches an audit sink failed to write, by sink.');
   const lag = options.metrics?.gauge('tessera_audit_lag_seconds', 'Age of the oldest queued audit event when its batch started.');
+  const storeCommits = options.metrics?.counter('tessera_audit_store_commits_total', 'Audit batches committed to the store, by flush: "request" (fdatasync before the answer) or "deferred" (written before the answer, synced by a group flush).');
+  const groupFlushes = options.metrics?.counter('tessera_audit_group_flushes_total', 'Group flushes (one fdatasync) of deferred audit batches, by result.');
+  let commitsFlushed = 0;
+  let commitsDeferred = 0;
+  let groupFlushCount = 0;
 
   const useStore = sinkConfigs.some((s) => s.kind === 'store');
   const otherSinks: AuditSink[] = createSinks(sinkConfigs, { logger, metrics: options.metrics, stdout: options.stdout, env: options.env });
@@ -381,10 +415,27 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     let recorded: readonly Pending[] = batch;
     let wrote = 0;
     const errors: string[] = [];
+    // Deferred only when every item is a pass-through event: a state change (or any other event)
+    // in the batch flushes it, and with it every deferred batch before it (one WAL, one prefix).
+    const deferred = flushMode === 'grouped' && batch.length > 0 && batch.every((p) => p.deferrable === true);
     if (useStore) {
       try {
-        ({ records, outcomes, head } = await withChanges(batch, (isolate) => store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint, isolate))));
+        ({ records, outcomes, head } = await withChanges(batch, (isolate) => store.transaction((tx) => storeCommit(tx, batch, ts, forceCheckpoint, isolate), deferred ? DEFERRED : undefined)));
         wrote++;
+        if (deferred) {
+          commitsDeferred++;
+          storeCommits?.inc({ flush: 'deferred' });
+          // Its head goes to the witnesses only once synced (groupFlush): a witness never holds a
+          // head the store could lose to a power loss, which `verify --witness` would report as a rollback.
+          if (head) unsyncedHead = head;
+          head = undefined;
+          scheduleGroupFlush();
+        } else {
+          commitsFlushed++;
+          storeCommits?.inc({ flush: 'request' });
+          // This flushed head covers every deferred one before it (exported below with its records).
+          if (head && records.length > 0) unsyncedHead = undefined;
+        }
       } catch (e) {
         sinkErrors?.inc({ sink: 'store' });
         errors.push(`store: ${(e as Error).message}`);
@@ -402,6 +453,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     if (!records) records = chainFromHead(preparedOf(recorded, outcomes), ts);
     if (records.length) {
       const w = await writeOtherSinks(records, head);
+      if (head) exportedHeadSeq = Math.max(exportedHeadSeq, head.seq);
       wrote += w.wrote;
       errors.push(...w.errors);
     }
@@ -422,9 +474,67 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     settle(recorded, outcomes);
   }
 
+  /** Heads of deferred batches, synced by a group flush, waiting to be exported (in drain: sinks are written one batch at a time). */
+  let syncedHead: Checkpoint | undefined;
+  let exportedHeadSeq = 0;
+  let unsyncedHead: Checkpoint | undefined;
+  let groupTimer: NodeJS.Timeout | undefined;
+  let groupFlushing: Promise<void> | undefined;
+  let syncFailed = false;
+
+  function scheduleGroupFlush(): void {
+    if (groupTimer || closed) return;
+    groupTimer = setTimeout(() => {
+      groupTimer = undefined;
+      void groupFlush();
+    }, flushWindowMs);
+    groupTimer.unref();
+  }
+
+  /**
+   * One fdatasync for every deferred batch committed so far; then the newest head it covers goes
+   * to the other sinks. A failure is logged, counted and shown by health() (`/readyz`), and the
+   * sync is tried again after another window.
+   */
+  async function groupFlush(): Promise<void> {
+    if (groupFlushing) return groupFlushing;
+    groupFlushing = (async () => {
+      const head = unsyncedHead;
+      unsyncedHead = undefined;
+      try {
+        await store.sync();
+        syncFailed = false;
+        groupFlushCount++;
+        groupFlushes?.inc({ result: 'ok' });
+        if (head && head.seq > exportedHeadSeq && otherSinks.length > 0) {
+          syncedHead = head;
+          kick();
+        }
+      } catch (e) {
+        syncFailed = true;
+        groupFlushes?.inc({ result: 'failed' });
+        logger.error({ err: (e as Error).message }, 'audit group flush failed: deferred audit events are not yet safe from a power loss; retrying');
+        if (head && !unsyncedHead) unsyncedHead = head;
+        scheduleGroupFlush(); // not after close(): scheduleGroupFlush checks
+      } finally {
+        groupFlushing = undefined;
+      }
+    })();
+    return groupFlushing;
+  }
+
   async function drain(): Promise<void> {
     // Bounded: each turn removes up to maxBatch events; new arrivals start another turn.
-    while (queue.length > 0 || checkpointRequested) {
+    while (queue.length > 0 || checkpointRequested || syncedHead) {
+      if (syncedHead) {
+        const h = syncedHead;
+        syncedHead = undefined;
+        if (h.seq > exportedHeadSeq) {
+          await writeOtherSinks([], h);
+          exportedHeadSeq = h.seq;
+        }
+        continue;
+      }
       const batch = queue.splice(0, maxBatch);
       const force = checkpointRequested && queue.length === 0;
       if (force) checkpointRequested = false;
@@ -445,7 +555,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
         await drain();
       } finally {
         running = null;
-        if (queue.length > 0 || checkpointRequested) kick();
+        if (queue.length > 0 || checkpointRequested || syncedHead) kick();
       }
     })();
   }
@@ -469,8 +579,9 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     async append(event: AuditEvent): Promise<void> {
       if (closed) throw new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'the audit log is closed (server shutting down); retry on another replica');
       const prepared = [prepare(event)];
+      const deferrable = flushMode === 'grouped' && PASS_THROUGH_KINDS.has(event.kind);
       return new Promise<void>((resolve, reject) => {
-        queue.push({ prepared, at: clock.now(), resolve: () => resolve(), reject });
+        queue.push({ prepared, at: clock.now(), resolve: () => resolve(), reject, ...(deferrable ? { deferrable } : {}) });
         kick();
       });
     },
@@ -500,7 +611,15 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     // The server's own log: verified through the server, so archives are the server's too.
     verify: (o = {}) => verifyStore({ mode: 'online', ...o, store, publicKey: o.publicKey ?? publicKeyObj }),
     signStatement: (type, payload) => signStatement(privateKey, type, payload),
-    health: () => ({ ok: !closed && (lastBatch?.ok ?? true), closed, ...(lastBatch ? { lastBatchAt: lastBatch.at } : {}), failedSinks: lastBatch?.failedSinks ?? 0 }),
+    flushStats: () => ({ mode: flushMode, windowMs: flushWindowMs, flushed: commitsFlushed, deferred: commitsDeferred, groupFlushes: groupFlushCount, syncFailed }),
+    async sync() {
+      if (groupTimer) clearTimeout(groupTimer);
+      groupTimer = undefined;
+      await groupFlush();
+      await flush();
+      if (syncFailed) throw new TesseraError('TESSERA_AUDIT_UNAVAILABLE', 'the audit store could not be synced to disk; see the server log');
+    },
+    health: () => ({ ok: !closed && !syncFailed && (lastBatch?.ok ?? true), closed, ...(lastBatch ? { lastBatchAt: lastBatch.at } : {}), failedSinks: lastBatch?.failedSinks ?? 0 }),
     async close() {
       if (closed) return;
       if (timer) clearInterval(timer);
@@ -510,6 +629,11 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
         kick();
         await flush().catch(() => undefined);
       }
+      // Deferred batches the final checkpoint did not cover (it flushes only when it signs).
+      if (groupTimer) clearTimeout(groupTimer);
+      groupTimer = undefined;
+      await groupFlush();
+      await flush().catch(() => undefined);
       closed = true;
       for (const s of otherSinks) await s.close?.().catch(() => undefined);
     },

@@ -9,10 +9,11 @@
  * Master-key contents and policy files are checked by the caller (src/main.ts), which has those
  * features; they report through the same `Finding` shape.
  */
-import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync, type Stats } from 'node:fs';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { TesseraConfig } from './schema.js';
 import { canSwitchUser } from '../gateway/isolation.js';
+import { TesseraError } from '../shared/errors.js';
 
 export interface Finding {
   /** The configuration key, as docs/configuration.md names it (`audit.sinks[1].path`). */
@@ -56,6 +57,38 @@ export function fileFault(path: string): string | undefined {
   if (!st.isFile()) return 'is not a regular file';
   if (!can(path, constants.R_OK)) return 'is not readable by this user';
   return undefined;
+}
+
+/** What a file holds: a secret (non-empty once trimmed) or PEM certificates. */
+export type FileContent = 'secret' | 'pem';
+
+/** Why `text` is not usable as `kind`, or undefined (never quotes the text: it may be a secret). */
+function contentFault(text: string, kind: FileContent): string | undefined {
+  if (text.trim() === '') return 'is empty';
+  if (kind === 'pem' && !text.includes('-----BEGIN CERTIFICATE-----')) return 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)';
+  return undefined;
+}
+
+/** Why the file at `path` cannot serve as `kind`: unreadable, empty, not PEM; or undefined. */
+export function fileContentFault(path: string, kind: FileContent): string | undefined {
+  const fault = fileFault(path);
+  if (fault) return fault;
+  try {
+    return contentFault(readFileSync(path, 'utf8'), kind);
+  } catch (e) {
+    return `cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+}
+
+/**
+ * Reads a file the configuration names at `key`, at start: TESSERA_CONFIG_INVALID naming the key
+ * and why (missing, a directory, unreadable, empty, not PEM) — the check `tessera config validate`
+ * makes, never a raw ENOENT.
+ */
+export function readConfigFile(key: string, path: string, kind: FileContent): string {
+  const fault = fileContentFault(path, kind);
+  if (fault) throw new TesseraError('TESSERA_CONFIG_INVALID', `${key}: ${resolve(path)} ${fault}`, { key });
+  return readFileSync(path, 'utf8');
 }
 
 /** Why `path` is not a readable directory (writable too when `write`), or undefined. */
@@ -159,6 +192,23 @@ export function checkConfigPaths(config: TesseraConfig, env: Readonly<Record<str
       envSet(`audit.sinks[${i}].auth.env`, s.auth?.env);
     }
   });
+  // People (docs/users.md): what the authorization server reads at start.
+  const withContent = (key: string, path: string | undefined, kind: FileContent): void => {
+    if (path === undefined) return;
+    checked.push(key);
+    const fault = fileContentFault(path, kind);
+    if (fault) problem(key, path, `${resolve(path)} ${fault}`);
+  };
+  config.users.issuers.forEach((iss, i) => {
+    const key = `users.issuers[${i}].login`;
+    withContent(`${key}.client_secret_file`, iss.login?.client_secret_file, 'secret');
+    const name = iss.login?.client_secret_env;
+    if (name !== undefined) {
+      checked.push(`${key}.client_secret_env`);
+      if (!env[name]?.trim()) problem(`${key}.client_secret_env`, undefined, `the environment variable ${name} is not set here (or is empty)`);
+    }
+  });
+  withContent('users.authorization_server.client_metadata.ca_file', config.users.authorization_server.client_metadata.ca_file, 'pem');
   const archiveDir = config.audit.retention?.archive_dir;
   if (archiveDir !== undefined) {
     checked.push('audit.retention.archive_dir');

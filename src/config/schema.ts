@@ -190,6 +190,9 @@ export const configSchema = z.object({
     sinks: z.array(auditSink).min(1).default([{ kind: 'store' }]).refine((sinks) => sinks.some((s) => s.kind === 'store' || s.kind === 'file' || s.kind === 'stdout'), 'include at least one of store, file or stdout: http and syslog sinks deliver asynchronously and cannot make an event durable before the request is answered'),
     checkpoint_every_events: z.number().int().min(1).max(1_000_000).default(1000),
     checkpoint_every: duration.prefault(60),
+    /** Pass-through events (tool calls, reads): `grouped` = written before the answer, fdatasync-ed within `flush_window`; `per_request` = flushed before the answer (ADR 0185). */
+    flush: z.enum(['grouped', 'per_request']).default('grouped'),
+    flush_window: duration.prefault('100ms').refine((ms) => ms >= 1 && ms <= 10_000, 'audit.flush_window must be between 1ms and 10s'),
     /** Archive sealed segments and prune them from the store (docs/audit.md "Retention"). Off unless set. */
     retention: z.object({
       archive_dir: z.string().min(1),

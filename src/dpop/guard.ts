@@ -23,9 +23,11 @@ import { PublicKeyCache } from './jwk.js';
 import { createNonceSource, type NonceSource } from './nonce.js';
 import { createProofVerifier, type ProofVerifier } from './proof.js';
 import { ReplayCache } from './replay.js';
+import { proveHolder, type HolderCheck } from './holder.js';
 import type { DpopSettings } from './settings.js';
 
 export { DPOP_REQUIREMENTS, type DpopRequirement, type DpopSettings } from './settings.js';
+export type { HolderCheck } from './holder.js';
 
 /** Kinds of token issued at the token endpoint, for `requireBinding`. */
 export type IssuedKind = 'agent' | 'task' | 'delegated';
@@ -74,6 +76,13 @@ export interface DpopGuard {
    * resources refuse into a bound one.
    */
   requireBoundToken(principal: AgentPrincipal): void;
+  /**
+   * Proof by the bound key (src/dpop/holder.ts, RFC 9449 §4.3 check 12, §5): throws unless a
+   * credential bound to `bound` (`cnf.jkt`, or a stored binding; null/undefined: unbound) came
+   * with a verified proof by that key (`proofJkt`, from tokenRequestProof). Codes per `check`
+   * (default TESSERA_DPOP_PROOF_MISSING / TESSERA_DPOP_KEY_MISMATCH, marked with the challenge).
+   */
+  proveHolder(bound: string | null | undefined, proofJkt: string | undefined, check: HolderCheck): void;
   /** The nonce for a `DPoP-Nonce` header; undefined when server nonces are off. */
   nonce(): string | undefined;
   /** Marks any refusal of a DPoP-scheme request with the DPoP challenge (RFC 9449 §7.1). */
@@ -167,6 +176,14 @@ export function createDpopGuard(deps: DpopGuardDeps): DpopGuard {
     },
 
     requireBoundToken,
+
+    proveHolder(bound, proofJkt, check) {
+      try {
+        proveHolder(bound, proofJkt, check);
+      } catch (e) {
+        throw isTesseraError(e) && e.code.startsWith('TESSERA_DPOP_') ? mark(e) : e;
+      }
+    },
 
     nonce() {
       return nonces?.current();

@@ -18,6 +18,7 @@
  * 12. the `jti` was not seen before (§11.1, ./replay.ts) — recorded only once everything above
  *     passed, so a forged proof cannot fill the cache.
  */
+import { proveHolder } from './holder.js';
 import { constants, createHash, verify, type KeyObject } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { TesseraError } from '../shared/errors.js';
@@ -164,9 +165,8 @@ export function createProofVerifier(opts: ProofVerifierOptions): ProofVerifier {
         if (typeof ath !== 'string') throw new TesseraError('TESSERA_DPOP_ATH_MISMATCH', 'the DPoP proof has no "ath" claim; with an access token it must carry base64url(SHA-256(token)) (RFC 9449 §4.2)');
         if (ath !== accessTokenHash(expect.accessToken)) throw new TesseraError('TESSERA_DPOP_ATH_MISMATCH', 'the DPoP proof "ath" is not the hash of the access token sent with it: the proof was made for another token (RFC 9449 §4.3 check 12)');
       }
-      if (expect.jkt !== undefined && jkt !== expect.jkt) {
-        throw new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the token is bound to (cnf.jkt); sign with the key you logged in with (RFC 9449 §4.3 check 12)');
-      }
+      // Check 12: the key the access token is bound to (src/dpop/holder.ts, the one such check).
+      proveHolder(expect.jkt, jkt, { what: 'the token', hint: 'sign with the key you logged in with' });
       let nonceStale = false;
       if (opts.nonces) {
         const nonce = p.nonce;

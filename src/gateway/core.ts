@@ -16,7 +16,7 @@ import type { JsonSchemaType, JsonSchemaValidator } from '@modelcontextprotocol/
 import type { AuditWriter } from '../audit/port.js';
 import { scopeCovers } from '../policy/scope.js';
 import type { Decision } from '../policy/types.js';
-import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import { TesseraError, isTesseraError, ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../shared/json-depth.js';
 import { credentialLike, redactCredentialLike } from '../shared/credential-like.js';
@@ -475,17 +475,16 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NAME_REFUSED', `no tool "${server}/…" with that name is served: a tool name must be 1–128 characters of A–Z a–z 0–9 _ - . and must not look like a credential`), 'deny');
       }
 
+      const request = { principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } } as const;
       try {
-        decision = authorizer.authorize({ principal: p, action: 'tool.call', resource: { type: 'Tool', server, tool }, context: { args } });
+        decision = authorizer.authorize(request);
       } catch (e) {
         return refuse(isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'the policy request could not be built'), 'error');
       }
       if (!decision.allowed) {
-        if (decision.scopeDenied) return refuse(new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover tool:${server}/${tool}; request a token with that scope`), 'deny');
         // A tool the caller cannot call with any argument is as invisible as an unknown one.
-        if (!visible(p, server, tool)) return notFound('deny');
-        if (decision.userDenied) return refuse(new TesseraError('TESSERA_POLICY_USER_DENIED', `policy permits the agent to call ${server}/${tool} with these arguments, but not for user ${p.user ?? '?'} on whose behalf it acts`), 'deny');
-        return refuse(new TesseraError('TESSERA_GATEWAY_TOOL_DENIED', `policy does not permit ${server}/${tool} with these arguments`), 'deny');
+        if (!decision.scopeDenied && !visible(p, server, tool)) return notFound('deny');
+        return refuse(refusalOf(decision, request, { denied: 'TESSERA_GATEWAY_TOOL_DENIED', tried: `to call ${server}/${tool} with these arguments` }), 'deny');
       }
 
       const { tools: defs, secrets } = await list();

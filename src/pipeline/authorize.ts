@@ -11,7 +11,7 @@
  */
 import { authorizeWithScope, requiredScopeFor } from '../policy/scope.js';
 import type { Authorizer, Decision, PolicyAction, PolicyRequest, ResourceRef } from '../policy/types.js';
-import { TesseraError } from '../shared/errors.js';
+import { TesseraError, type ErrorCode } from '../shared/errors.js';
 
 export interface RequestAuthorizer {
   /** Brand: only createRequestAuthorizer makes one (a policy engine is not one). */
@@ -66,17 +66,35 @@ function describe(r: ResourceRef): string {
 }
 
 /**
- * The error for a refused decision: TESSERA_TOKEN_INSUFFICIENT_SCOPE (403) when the token's
- * scope refused it — naming the scope needed — else TESSERA_POLICY_DENIED (403) with the
- * deciding policies.
+ * How an enforcement point words a refusal: its own codes (stable per endpoint) and what the
+ * principal tried, for the message. Defaults: TESSERA_POLICY_DENIED / TESSERA_POLICY_USER_DENIED,
+ * "<action> on <resource>".
  */
-export function refusalOf(d: Decision, request: PolicyRequest): TesseraError {
+export interface RefusalWording {
+  /** Code when Cedar refused the acting agent. */
+  readonly denied?: ErrorCode;
+  /** Code when the agent was permitted but the person it acts for was not. */
+  readonly userDenied?: ErrorCode;
+  /** What was tried, after "permit <principal>": "to call records/query with these arguments". */
+  readonly tried?: string;
+}
+
+/**
+ * The error for a refused decision — the one wording of every enforcement point (the API routes,
+ * the MCP gateway's tools/call, the token endpoint's token.delegate): 403
+ * TESSERA_TOKEN_INSUFFICIENT_SCOPE when the token's scope refused it — naming the scope needed in
+ * `details.scope` — else `wording.userDenied` (`details.denied_for: user`) or `wording.denied`,
+ * with the deciding policies in `details.policies`.
+ */
+export function refusalOf(d: Decision, request: PolicyRequest, wording: RefusalWording = {}): TesseraError {
+  const p = request.principal;
   if (d.scopeDenied) {
     const needed = requiredScopeFor(request.resource);
     return new TesseraError('TESSERA_TOKEN_INSUFFICIENT_SCOPE', `the token scope does not cover ${needed ?? describe(request.resource)}; request a task token with that scope`, needed ? { scope: needed } : undefined);
   }
+  const tried = wording.tried ?? `to ${request.action} ${describe(request.resource)}`;
   if (d.userDenied) {
-    return new TesseraError('TESSERA_POLICY_USER_DENIED', `policy permits ${request.principal.spiffeId} to ${request.action} ${describe(request.resource)}, but not for user ${request.principal.user ?? '?'} on whose behalf it acts (a User policy must permit it too)`, { policies: d.policies, user: request.principal.user });
+    return new TesseraError(wording.userDenied ?? 'TESSERA_POLICY_USER_DENIED', `policy permits ${p.spiffeId} ${tried}, but not for user ${p.user ?? '?'} on whose behalf it acts (a User policy must permit it too)`, { policies: d.policies, user: p.user, denied_for: 'user' });
   }
-  return new TesseraError('TESSERA_POLICY_DENIED', `policy does not permit ${request.action} on ${describe(request.resource)} for ${request.principal.spiffeId}${request.principal.label ? ` (sub-agent "${request.principal.label}")` : ''}`, { policies: d.policies });
+  return new TesseraError(wording.denied ?? 'TESSERA_POLICY_DENIED', `policy does not permit ${p.spiffeId}${p.label ? ` (sub-agent "${p.label}")` : ''} ${tried}`, { policies: d.policies });
 }

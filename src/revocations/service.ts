@@ -155,7 +155,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
   function add(r: Revocation, intoId = byId, intoTarget = byTarget): void {
     intoId.set(r.id, r);
     intoTarget.add(r.kind, r.target, r.id);
-    generation++;
+    // An index being built by a refresh is not consulted yet: its swap moves the generation (when it changed).
+    if (intoId === byId) generation++;
   }
 
   function remove(id: string): void {
@@ -435,7 +436,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       const learnt = loaded ? [...nextId.values()].filter((r) => !byId.has(r.id) && r.kind !== 'lease') : [];
       byId = nextId;
       byTarget = nextTarget;
-      generation++;
+      // The same set in force: every check answers as before, so cached answers stay valid.
+      if (changed) generation++;
       loaded = true;
       notify('refresh', changed);
       if (learnt.length) await closeLearnt(learnt);

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { repeatedParameter } from './validate.js';
 import { checkOriginAndHost, type GuardRefusal, type OriginPolicy } from './origin.js';
 import { checkJsonInput } from '../shared/json-depth.js';
 import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type PresentedRequest } from '../dpop/index.js';
@@ -124,7 +125,7 @@ export function createApp(options: AppOptions): FastifyInstance {
         continue;
       }
       if (Object.hasOwn(out, k)) {
-        done(new TesseraError('TESSERA_REQUEST_INVALID', `parameter "${k}" is repeated; each parameter may appear once (RFC 6749 §3.2)`), undefined);
+        done(repeatedParameter(k), undefined);
         return;
       }
       out[k] = v;

@@ -269,7 +269,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_CLI_CONNECT_FAILED: { status: 503, description: 'The CLI could not reach the Tessera server at TESSERA_ADDR.' },
   TESSERA_CLI_FAILED: { status: 500, description: 'A local step of a CLI command failed; the message says which (exit code 1).' },
   TESSERA_CLI_FILE_WRITE_FAILED: { status: 500, description: 'The CLI could not create the `--out` file (it already exists, or the directory is not writable); tokens are never written over an existing file.' },
-  TESSERA_CLI_LOGIN_FAILED: { status: 401, description: '`tessera login --oidc` did not complete: no answer within 5 minutes, the login was interrupted, the answer named another issuer, or the server issued no refresh token. The message says which; the login can be run again.' },
+  TESSERA_CLI_LOGIN_FAILED: { status: 401, description: '`tessera login --oidc` did not complete: the authorization server\'s metadata could not be read or names another issuer (use that address as `--addr`), no answer within 5 minutes, the login was interrupted, the answer named another issuer or carried no `iss` although the server always sends one (RFC 9207 §2.4, a possible mix-up), repeated a parameter, carried neither a code nor an error (or a malformed code), carried an error whose `tessera_code` is not one of Tessera\'s, or the server issued no refresh token. The message says which; the login can be run again.' },
   TESSERA_CLI_UNSUPPORTED: { status: 501, description: 'This build of the CLI lacks the offline feature the command needs; run it against a server instead.' },
 
   // --- SDK (client-side; never sent by the server) -----------------------------------

@@ -26,6 +26,22 @@ export interface LeaderLock {
   release(): Promise<void>;
 }
 
+/**
+ * How a transaction's commit is made durable (ADR 0185).
+ *  - `flush` (default): the commit resolves once it survives a power loss (SQLite: the WAL is
+ *    fdatasync-ed; PostgreSQL: the server's commit, per its `synchronous_commit`).
+ *  - `deferred`: the commit resolves once it is written to the store's log and survives a crash
+ *    of this process (SQLite: the WAL frames are written to the kernel with write()); it survives
+ *    a power loss only after the next `sync()` or the next `flush` commit (either syncs every
+ *    commit before it: the WAL is one file and recovery keeps a prefix of it). PostgreSQL treats
+ *    `deferred` as `flush`.
+ */
+export type CommitDurability = 'flush' | 'deferred';
+
+export interface TransactionOptions {
+  readonly durability?: CommitDurability;
+}
+
 export interface Store extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   /**
@@ -33,7 +49,13 @@ export interface Store extends SqlExecutor {
    * throws. Other statements never interleave into it. On PostgreSQL a serialization failure
    * re-runs `fn` (bounded), so `fn` must have no side effects outside `tx` (ADR 0003).
    */
-  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Makes every commit that resolved before this call durable against a power loss (the
+   * `deferred` ones); resolves at once when there is none. Never blocks other requests of the
+   * store. Rejects with TESSERA_STORE_UNAVAILABLE when the sync fails.
+   */
+  sync(): Promise<void>;
   /**
    * Cross-replica fan-out (PostgreSQL LISTEN/NOTIFY; SQLite: in-process). `channel` matches
    * /^[a-z][a-z0-9_]{0,62}$/; `payload` is at most 7900 bytes of UTF-8. Delivery is at most once:

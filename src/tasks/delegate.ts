@@ -21,7 +21,7 @@ async function verifyActor(ctx: HandlerContext): Promise<AgentToken> {
     throw fail('TESSERA_TASK_ACTOR_TOKEN_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the sub-agent's own Tessera agent token`);
   }
   // tokens.dpop.require: always applies to the sub-agent's own token too (TESSERA_DPOP_REQUIRED).
-  return verifyAgentActorToken(deps, req.actorToken!, 'TESSERA_TASK_ACTOR_TOKEN_INVALID', 'the sub-agent');
+  return verifyAgentActorToken(deps, req.actorToken!, 'TESSERA_TASK_ACTOR_TOKEN_INVALID', 'the sub-agent', req.meta);
 }
 
 export async function delegateTask(ctx: HandlerContext, subject: Extract<VerifiedToken, { kind: 'task' }>): Promise<TaskSpec> {

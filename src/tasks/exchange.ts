@@ -18,10 +18,11 @@ import type { Clock } from '../shared/clock.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RequestMeta } from '../server/app.js';
 import type { ResourceRef } from '../policy/types.js';
-import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import type { DelegationContext } from '../policy/entities.js';
 import type { TokenService, TaskTokenInput, VerifiedToken } from '../tokens/service.js';
-import { attributeRefusal, auditTokenRefusal } from '../tokens/service.js';
+import { auditTokenRefusal } from '../tokens/service.js';
+import { authenticatePresented, isRefusedCredential } from '../pipeline/authenticate.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import type { TokenBuckets } from '../shared/rate-limit.js';
 import type { DpopGuard } from '../dpop/guard.js';
@@ -34,6 +35,7 @@ import { TOKEN_TYPE_ACCESS_TOKEN, actorsOf, type TaskClaims } from './claims.js'
 import { openRootTask } from './root.js';
 import { delegateTask } from './delegate.js';
 import { openUserTask, verifyActingAgent, type OnBehalfDeps } from './on-behalf.js';
+import { asParameterRefusal, presentedDepsOf, type AgentToken } from './actor-token.js';
 import { openClientTask, type ClientGrant } from './for-client.js';
 
 export { TOKEN_TYPE_ACCESS_TOKEN };
@@ -99,7 +101,7 @@ export interface TaskExchangeDeps {
    * was sent); and the subject and actor tokens must themselves be bound when the resources would
    * refuse them unbound (`requireBoundToken`), so an exchange never launders one.
    */
-  readonly dpop: Pick<DpopGuard, 'requireBinding' | 'requireBoundToken'>;
+  readonly dpop: Pick<DpopGuard, 'requireBinding' | 'requireBoundToken' | 'mark'>;
   /** tokens.delegation.rate_limit, per acting agent; absent: no limit (unit tests). */
   readonly limit?: { readonly buckets: TokenBuckets; readonly audit?: LimitAuditor };
   /** Agents acting for people (`users.issuers`); absent: a user token is refused (TESSERA_USER_ISSUER_UNTRUSTED). */
@@ -141,8 +143,13 @@ function actorOf(p: AgentPrincipal): AuditActor {
   return { id: p.spiffeId, ...(p.chain && p.chain.length ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) };
 }
 
+function whereOf(meta: RequestMeta): AuditWhere {
+  return { source: meta.source, replica: meta.replica, requestId: meta.requestId };
+}
+
 export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
   const { tokens, audit } = deps;
+  const presentedDeps = presentedDepsOf(deps);
 
   function charge(p: AgentPrincipal, where: AuditWhere): void {
     const l = deps.limit;
@@ -154,33 +161,36 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     throw new TesseraError('TESSERA_TASK_RATE_LIMITED', `this agent opens or delegates more tasks than tokens.delegation.rate_limit allows; retry in ${retry} s, and reuse a task token for its whole task`, { limit: 'task.per_agent', retry_after_s: retry });
   }
 
-  /** Verifies the subject token (agent or task token, for a Tessera audience); refusals audited like at every enforcement point. */
-  async function verifySubject(token: string, where: AuditWhere): Promise<VerifiedToken> {
-    let verified: VerifiedToken | undefined;
+  /**
+   * The subject token (agent or task token, for a Tessera audience), authenticated by the request
+   * pipeline like a credential at every enforcement point (charged, audited, attributed). RFC 6749
+   * §5.2 / RFC 8693 §2.2.2: an unusable subject token is a grant error, not a resource server's
+   * invalid_token: TESSERA_OAUTH_INVALID_GRANT, the verification step that refused it in
+   * `details.cause`. TESSERA_AUTH_RATE_LIMITED, TESSERA_AUDIT_UNAVAILABLE and TESSERA_INTERNAL pass unchanged.
+   */
+  async function verifySubject(req: TaskExchangeRequest): Promise<VerifiedToken> {
     try {
-      verified = await tokens.verifyToken(token, { audiences: deps.audiences, kinds: ['agent', 'task'] });
-      // tokens.dpop.require applies to the subject as at every enforcement point (TESSERA_DPOP_REQUIRED).
-      deps.dpop.requireBoundToken(verified.principal);
-      return verified;
+      return await authenticatePresented(presentedDeps, req.meta, {
+        at: 'subject_token',
+        verify: () => tokens.verifyToken(req.subjectToken, { audiences: deps.audiences, kinds: ['agent', 'task'] }),
+        principalOf: (v) => v.principal,
+        // tokens.dpop.require applies to the subject as at every enforcement point (TESSERA_DPOP_REQUIRED).
+        bind: (v) => deps.dpop.requireBoundToken(v.principal),
+        resource: 'token-exchange',
+      });
     } catch (e) {
-      if (!isTesseraError(e)) throw e;
-      if (verified) attributeRefusal(e, verified.principal.spiffeId);
-      if (e.status === 401 && where.source !== undefined) deps.failures?.charge({ source: where.source });
-      await auditTokenRefusal(deps.failures?.events ?? audit, e, where, 'token-exchange').catch(() => undefined);
-      if (e.code === 'TESSERA_AUDIT_UNAVAILABLE' || e.code === 'TESSERA_INTERNAL') throw e;
-      // RFC 6749 §5.2 / RFC 8693 §2.2.2: an unusable subject token is a grant error, not a
-      // resource server's invalid_token; the verification step that refused is `details.cause`.
-      throw new TesseraError('TESSERA_OAUTH_INVALID_GRANT', `subject_token: ${e.message}`, { field: 'subject_token', cause: e.code }, { cause: e });
+      throw asParameterRefusal(e, 'TESSERA_OAUTH_INVALID_GRANT', 'subject_token', (err) => err.message);
     }
   }
 
-  /** The acting agent of an on-behalf-of exchange; refusals audited like a subject token's. */
-  async function verifyActor(req: TaskExchangeRequest, where: AuditWhere): Promise<Awaited<ReturnType<typeof verifyActingAgent>>> {
+  /** The acting agent of an on-behalf-of exchange: its parameters, then its token through the pipeline. */
+  async function verifyActor(req: TaskExchangeRequest): Promise<AgentToken> {
     try {
-      return await verifyActingAgent(deps, req.actorToken, req.actorTokenType);
+      return await verifyActingAgent(deps, req.actorToken, req.actorTokenType, req.meta);
     } catch (e) {
-      if (isTesseraError(e) && e.code === 'TESSERA_USER_ACTOR_INVALID') {
-        await auditTokenRefusal(audit, e, where, 'token-exchange').catch(() => undefined);
+      // A missing or mistyped actor token was never authenticated: audited here, as a refused credential.
+      if (isTesseraError(e) && !isRefusedCredential(e) && e.code === 'TESSERA_USER_ACTOR_INVALID') {
+        await auditTokenRefusal(presentedDeps.failures?.events ?? audit, e, whereOf(req.meta), 'token-exchange').catch(() => undefined);
       }
       throw e;
     }
@@ -222,14 +232,13 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     };
   }
 
-  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user). */
+  /** Cedar token.delegate through the pipeline's authorizer (agent ∩ user); refused as TESSERA_TASK_DELEGATION_DENIED. */
   function decideWith(principal: AgentPrincipal, resource: ResourceRef, delegation: DelegationContext): void {
-    const d = deps.authorizer.authorize({ principal, action: 'token.delegate', resource, context: { delegation } });
-    if (!d.allowed) {
-      const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
-      if (d.userDenied) throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy permits ${principal.spiffeId}, but not user ${principal.user ?? '?'} on whose behalf it acts, to open or delegate this task (Cedar action token.delegate with principal User, scope ${delegation.scopes.join(' ')})`, { policies: d.policies, denied_for: 'user' });
-      throw new TesseraError('TESSERA_TASK_DELEGATION_DENIED', `policy does not permit ${principal.spiffeId} to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})`, { policies: d.policies });
-    }
+    const request = { principal, action: 'token.delegate', resource, context: { delegation } } as const;
+    const d = deps.authorizer.authorize(request);
+    if (d.allowed) return;
+    const whom = resource.type === 'SubAgent' ? `sub-agent "${resource.label}"` : resource.type === 'Agent' && resource.spiffeId === principal.spiffeId ? 'itself (a root task)' : resource.type === 'Agent' ? resource.spiffeId : 'this resource';
+    throw refusalOf(d, request, { denied: 'TESSERA_TASK_DELEGATION_DENIED', userDenied: 'TESSERA_TASK_DELEGATION_DENIED', tried: `to delegate to ${whom} (Cedar action token.delegate, scope ${delegation.scopes.join(' ')})` });
   }
 
   return {
@@ -253,12 +262,12 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     },
 
     async exchange(req) {
-      const where: AuditWhere = { source: req.meta.source, replica: req.meta.replica, requestId: req.meta.requestId };
+      const where = whereOf(req.meta);
       refuseClaimParameters(req.raw);
       const params = parseTaskParams(req.params);
       // On behalf of a person, the acting agent (its actor token) asks; else the subject token's holder.
-      const actor = req.subjectKind === 'user' ? await verifyActor(req, where) : undefined;
-      const subject = actor ? undefined : await verifySubject(req.subjectToken, where);
+      const actor = req.subjectKind === 'user' ? await verifyActor(req) : undefined;
+      const subject = actor ? undefined : await verifySubject(req);
       const delegator = actor ? actor.principal : subject!.principal;
       charge(delegator, where);
       const ctx: HandlerContext = {
@@ -276,7 +285,8 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       } catch (e) {
         // Refusals after the subject is known are audited under the delegating agent and, for a
         // delegation, in the parent's task (so the tree shows the refused attempt).
-        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_TASK_RATE_LIMITED') {
+        // A refused credential (the actor_token, a person's token) is audited once, as such.
+        if (isTesseraError(e) && e.code !== 'TESSERA_AUDIT_UNAVAILABLE' && e.code !== 'TESSERA_TASK_RATE_LIMITED' && !isRefusedCredential(e)) {
           await audit.append({
             kind: 'task.refused', actor: actorOf(delegator), action: 'token.exchange', resource: 'task', result: e.status >= 500 ? 'error' : 'deny',
             reason: { code: e.code, ...(Array.isArray(e.details?.policies) ? { policies: e.details.policies as string[] } : {}) },

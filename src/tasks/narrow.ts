@@ -4,6 +4,7 @@
  * audiences and binding only narrow, task facts only grow without changing. Every rule refuses
  * with its own stable code; nothing is trimmed unless the caller asked (`scope_mode=trim`).
  */
+import { proveHolder } from '../dpop/holder.js';
 import { fail } from '../shared/errors.js';
 import { scopeCovers } from '../policy/scope.js';
 import { TASK_LIMITS } from './claims.js';
@@ -108,18 +109,14 @@ export function extendTctx(parent: Readonly<Record<string, string>>, requested: 
  * Throws TESSERA_TASK_BINDING_REQUIRED (no proof) or TESSERA_TASK_KEY_MISMATCH (a proof by another key).
  */
 export function childBinding(opts: { subjectJkt?: string | undefined; actorJkt?: string | undefined; proofJkt?: string | undefined; required?: string | undefined }): string | undefined {
-  if (opts.subjectJkt !== undefined) {
-    if (opts.proofJkt === undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', 'the subject token is DPoP-bound: send a DPoP proof signed with its key (RFC 9449); its children are bound too', { field: 'subject_token' });
-    if (opts.proofJkt !== opts.subjectJkt) throw fail('TESSERA_TASK_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the subject token is bound to (cnf.jkt)', { field: 'subject_token' });
-  }
-  if (opts.actorJkt !== undefined) {
-    if (opts.proofJkt === undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', 'the actor_token is DPoP-bound: send a DPoP proof signed with the sub-agent\'s key (RFC 9449); the child is bound to it', { field: 'actor_token' });
-    if (opts.proofJkt !== opts.actorJkt) {
-      throw fail('TESSERA_TASK_KEY_MISMATCH', opts.subjectJkt !== undefined
-        ? 'the subject token and the actor_token are DPoP-bound to different keys, and a request carries one proof: a sub-agent with a key of its own is delegated to from an unbound parent (the proof, signed by the sub-agent\'s key, binds the child)'
-        : 'the DPoP proof is signed with another key than the one the actor_token is bound to (cnf.jkt): the sub-agent\'s key must sign the proof', { field: 'actor_token' });
-    }
-  }
+  const codes = { missing: 'TESSERA_TASK_BINDING_REQUIRED', mismatch: 'TESSERA_TASK_KEY_MISMATCH' } as const;
+  proveHolder(opts.subjectJkt, opts.proofJkt, { ...codes, what: 'the subject token', field: 'subject_token', hint: 'its children are bound too' });
+  proveHolder(opts.actorJkt, opts.proofJkt, {
+    ...codes, what: 'the actor_token', field: 'actor_token',
+    hint: opts.subjectJkt !== undefined
+      ? 'the subject token and the actor_token are bound to different keys, and a request carries one proof: a sub-agent with a key of its own is delegated to from an unbound parent (the proof, signed by the sub-agent\'s key, binds the child)'
+      : 'the sub-agent\'s key must sign the proof; the child is bound to it',
+  });
   const jkt = opts.proofJkt;
   if (jkt === undefined && opts.required !== undefined) throw fail('TESSERA_TASK_BINDING_REQUIRED', opts.required);
   return jkt;

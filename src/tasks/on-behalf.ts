@@ -10,13 +10,15 @@
 import { fail } from '../shared/errors.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { RevocationChecker } from '../shared/revocation.js';
+import type { RequestMeta } from '../server/app.js';
 import { usrClaimOf } from '../users/identity.js';
 import type { UserTokenVerifier, VerifiedUserToken } from '../users/verify.js';
 import { TOKEN_TYPE_ACCESS_TOKEN } from './claims.js';
 import { childBinding, childExpiry, narrowAudience, rootMaxDepth } from './narrow.js';
 import type { HandlerContext, TaskExchangeDeps, TaskSpec } from './exchange.js';
 import { decideRootTask, rootPurpose } from './root.js';
-import { verifyAgentActorToken, type AgentToken } from './actor-token.js';
+import { presentedDepsOf, verifyAgentActorToken, type AgentToken } from './actor-token.js';
+import { authenticatePresented } from '../pipeline/authenticate.js';
 
 /** What the on-behalf-of case needs besides the task exchange's own dependencies. */
 export interface OnBehalfDeps {
@@ -25,7 +27,7 @@ export interface OnBehalfDeps {
 }
 
 /** The acting agent's own agent token (never a task token: a task is not an identity). */
-export async function verifyActingAgent(deps: TaskExchangeDeps, actorToken: string | undefined, actorTokenType: string | undefined): Promise<AgentToken> {
+export async function verifyActingAgent(deps: TaskExchangeDeps, actorToken: string | undefined, actorTokenType: string | undefined, meta: RequestMeta): Promise<AgentToken> {
   if (actorToken === undefined) {
     throw fail('TESSERA_USER_ACTOR_REQUIRED', 'a user token acts through an agent: send the agent\'s own agent token as actor_token (with actor_token_type urn:ietf:params:oauth:token-type:access_token)');
   }
@@ -33,7 +35,7 @@ export async function verifyActingAgent(deps: TaskExchangeDeps, actorToken: stri
     throw fail('TESSERA_USER_ACTOR_INVALID', `actor_token_type must be ${TOKEN_TYPE_ACCESS_TOKEN}: the actor token is the acting agent's own Tessera agent token`, { field: 'actor_token_type' });
   }
   // tokens.dpop.require applies to the acting agent's token as at every enforcement point (TESSERA_DPOP_REQUIRED).
-  return verifyAgentActorToken(deps, actorToken, 'TESSERA_USER_ACTOR_INVALID', 'the acting agent');
+  return verifyAgentActorToken(deps, actorToken, 'TESSERA_USER_ACTOR_INVALID', 'the acting agent', meta);
 }
 
 /** The agent acting for the person, as the pipeline sees it: its own identity, with the user. */
@@ -46,7 +48,14 @@ export async function openUserTask(ctx: HandlerContext, onBehalf: OnBehalfDeps, 
   if (params.label !== undefined) throw fail('TESSERA_TASK_PARENT_REQUIRED', 'label names a sub-agent, but a user token opens a root task: open it first, then delegate from that task token');
   if (params.scope === undefined) throw fail('TESSERA_OAUTH_INVALID_SCOPE', 'scope is required: a task says what it may do for the person (space-separated scope strings such as "tool:records/query")');
   const purpose = rootPurpose(params);
-  const user = await onBehalf.users.verify(req.subjectToken, req.subjectTokenType ?? TOKEN_TYPE_ACCESS_TOKEN);
+  // The person's token is a presented credential like any other: charged and audited when refused.
+  const user = await authenticatePresented(presentedDepsOf(deps), req.meta, {
+    at: 'subject_token',
+    verify: () => onBehalf.users.verify(req.subjectToken, req.subjectTokenType ?? TOKEN_TYPE_ACCESS_TOKEN),
+    principalOf: () => undefined,
+    presentedBy: agent.principal,
+    resource: 'token-exchange',
+  });
   const me = agent.principal;
   if (onBehalf.revocations.isRevoked({ spiffeId: me.spiffeId, jti: me.jti, user: user.identity.id })) {
     throw fail('TESSERA_USER_REVOKED', `user ${user.identity.id} is revoked: no task may act for them until the revocation expires or is lifted`, { user: user.identity.id });

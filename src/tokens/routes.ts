@@ -40,7 +40,7 @@ export interface TokenRouteDeps {
    * DPoP (RFC 9449): RFC 7009 revocation of a DPoP-bound token needs a proof by its key, as any
    * other use of it does — a bound token alone (leaked, stolen) must not end its task tree.
    */
-  readonly dpop: Pick<DpopGuard, 'tokenRequestProof' | 'mark'>;
+  readonly dpop: Pick<DpopGuard, 'tokenRequestProof' | 'mark' | 'proveHolder'>;
   /**
    * Tessera's authorization server (src/users/oauth), when enabled: its RFC 8414 fields, and RFC
    * 7009 for its refresh tokens (`tsr_refresh_…`).
@@ -133,8 +133,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
     const jkt = v.claims.cnf?.jkt;
     if (jkt !== undefined) {
       const proofJkt = await deps.dpop.tokenRequestProof({ method: req.method, target: req.url, proof: req.headers.dpop });
-      if (proofJkt === undefined) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu this endpoint)'));
-      if (proofJkt !== jkt) throw deps.dpop.mark(new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the token is bound to (cnf.jkt); only the key holder may revoke a bound token'));
+      deps.dpop.proveHolder(jkt, proofJkt, { what: 'this token', hint: 'only the key holder may revoke a bound token (htm POST, htu this endpoint)' });
     }
     try {
       const { claims, principal } = v;

@@ -74,6 +74,24 @@ export function runStoreConformance(name: string, openStore: () => Promise<Store
       assert.equal(await a.get('SELECT key FROM meta WHERE key = ?', [key('absent')]), undefined);
     });
 
+    test('a deferred-durability transaction commits like any other (visible to both connections, rolled back on throw); sync() resolves, also with nothing owed (ADR 0185)', async () => {
+      const k = key('deferred');
+      await a.transaction((tx) => tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k, 'd']), { durability: 'deferred' });
+      assert.deepEqual(await a.get('SELECT value FROM meta WHERE key = ?', [k]), { value: 'd' });
+      assert.deepEqual(await b.get('SELECT value FROM meta WHERE key = ?', [k]), { value: 'd' });
+      const k2 = key('deferred');
+      await assert.rejects(a.transaction(async (tx) => {
+        await tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [k2, 'x']);
+        throw new Error('undo');
+      }, { durability: 'deferred' }), /undo/);
+      assert.equal(await a.get('SELECT value FROM meta WHERE key = ?', [k2]), undefined);
+      await a.sync();
+      await a.sync();
+      // A flushed commit after a deferred one.
+      await a.transaction((tx) => tx.run('UPDATE meta SET value = ? WHERE key = ?', ['f', k]), { durability: 'flush' });
+      assert.deepEqual(await b.get('SELECT value FROM meta WHERE key = ?', [k]), { value: 'f' });
+    });
+
     test('blobs round-trip as Buffer (all byte values, empty, Uint8Array input)', async () => {
       const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
       const id1 = key('blob');

@@ -15,7 +15,7 @@ import { KeyObject, createHash, randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { Browser } from './op.js';
 import { makeProof, proofKey, thumbprint } from '../helpers/dpop.js';
-import { startAsHarness, type AsHarness } from './harness.js';
+import { getManual, startAsHarness, type AsHarness } from './harness.js';
 
 let h: AsHarness;
 let clientId: string;
@@ -42,13 +42,7 @@ const pkce = () => {
 async function authorize(params: Record<string, string>): Promise<{ status: number; location?: URL; body?: any }> {
   const u = new URL(`${h.url}/v1/oauth/authorize`);
   for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
-  const res = await fetch(u, { redirect: 'manual' });
-  const location = res.headers.get('location');
-  if (location) {
-    await res.arrayBuffer();
-    return { status: res.status, location: new URL(location) };
-  }
-  return { status: res.status, body: await res.json() };
+  return getManual(u);
 }
 
 const good = (p: { challenge: string }, over: Record<string, string> = {}) => ({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: p.challenge, code_challenge_method: 'S256', state: 'client-state-1', ...over });

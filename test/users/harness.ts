@@ -127,3 +127,14 @@ export async function startAsHarness(opts: { config?: Record<string, unknown>; c
     },
   };
 }
+
+/** GETs `url` without following a redirect: the redirect's Location, or the JSON answer. */
+export async function getManual(url: string | URL): Promise<{ status: number; location?: URL; body?: any }> {
+  const res = await fetch(url, { redirect: 'manual' });
+  const location = res.headers.get('location');
+  if (location) {
+    await res.arrayBuffer();
+    return { status: res.status, location: new URL(location) };
+  }
+  return { status: res.status, body: await res.json() };
+}

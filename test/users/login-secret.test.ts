@@ -20,8 +20,8 @@ test('a bad client secret source is refused at start with the key named; a good 
   writeFileSync(join(dir, 'empty'), '  \n');
   writeFileSync(join(dir, 'good'), 'client-secret-value\n');
   const cases: [Record<string, unknown>, NodeJS.ProcessEnv, RegExp][] = [
-    [{ client_secret_file: join(dir, 'missing') }, {}, /login\.client_secret_file: .*missing cannot be read \(ENOENT\)/],
-    [{ client_secret_file: dir }, {}, /login\.client_secret_file: .* cannot be read \(EISDIR\)/],
+    [{ client_secret_file: join(dir, 'missing') }, {}, /login\.client_secret_file: .*missing does not exist/],
+    [{ client_secret_file: dir }, {}, /login\.client_secret_file: .* is a directory, not a file/],
     [{ client_secret_file: join(dir, 'empty') }, {}, /login\.client_secret_file: .*empty is empty/],
     [{ client_secret_env: 'TESSERA_TEST_UNSET' }, {}, /login\.client_secret_env: TESSERA_TEST_UNSET is not set or is empty/],
     [{ client_secret_env: 'TESSERA_TEST_BLANK' }, { TESSERA_TEST_BLANK: ' ' }, /is not set or is empty/],

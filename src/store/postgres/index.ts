@@ -3,7 +3,7 @@ import pg from 'pg';
 import { TesseraError } from '../../shared/errors.js';
 import { checkChannel, checkLockName, checkPayload, runAsLeader } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
-import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
+import type { LeaderLock, Row, SqlExecutor, SqlValue, Store, TransactionOptions } from '../port.js';
 import { toPgPlaceholders } from './placeholders.js';
 
 export { toPgPlaceholders } from './placeholders.js';
@@ -229,7 +229,8 @@ class PostgresStore implements Store {
     return { changes: r.rowCount ?? 0 };
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  /** `options.durability` is not used: every commit is the server's (its `synchronous_commit`). */
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, _options?: TransactionOptions): Promise<T> {
     this.assertOpen();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient;
@@ -280,6 +281,9 @@ class PostgresStore implements Store {
       }
     }
   }
+
+  /** Nothing is owed: every commit resolved only once the server committed it (open or closed). */
+  async sync(): Promise<void> {}
 
   async migrate(): Promise<void> {
     this.assertOpen();

@@ -12,8 +12,13 @@ import type { Row, SqlValue } from '../port.js';
 export interface SqliteEngine {
   exec(op: 'all' | 'get' | 'run', sql: string, params?: readonly SqlValue[]): Promise<unknown>;
   begin(): Promise<void>;
-  /** On failure the transaction is rolled back before the promise rejects. */
-  commit(): Promise<void>;
+  /**
+   * On failure the transaction is rolled back before the promise rejects. `deferred`: written to
+   * the WAL (survives a crash of this process), synced by the next sync() or flushed commit.
+   */
+  commit(durability?: 'flush' | 'deferred'): Promise<void>;
+  /** fdatasync of the WAL when a deferred commit is not yet synced; never gates other requests. */
+  sync(): Promise<void>;
   /** No-op when no transaction is open (SQLite may have rolled back by itself). */
   rollback(): Promise<void>;
   migrate(migrations: readonly { id: number; name: string; sql: readonly string[] }[]): Promise<void>;
@@ -46,6 +51,8 @@ export class MainThreadEngine implements SqliteEngine {
   private walFd: number | null = null;
   /** Set while an fsync (and the requests queued behind it) is outstanding. */
   private gate: Promise<void> | null = null;
+  /** A deferred commit wrote WAL frames that no fdatasync started since has covered. */
+  private unsynced = false;
 
   constructor(file: string, options: { offloadFsync?: boolean } = {}) {
     const offload = options.offloadFsync === true && file !== ':memory:';
@@ -112,15 +119,30 @@ export class MainThreadEngine implements SqliteEngine {
   /** After a write that committed (COMMIT, autocommit write, migration): make it durable. */
   private durable(): Promise<void> | undefined {
     if (this.walFd === null) return undefined;
-    const fd = this.walFd;
-    const synced = new Promise<void>((res, rej) =>
-      fdatasync(fd, (err) => (err ? rej(new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot sync the SQLite WAL to disk (${err.code ?? 'error'}): ${err.message}`, undefined, { cause: err })) : res())),
-    );
+    const synced = this.syncWal(this.walFd);
     // Run synchronously (no gate): later requests must wait for this sync. Run from the queue:
     // the gate already ends with this request's result, which includes the sync; replacing it
     // would let a newer request overtake the ones queued behind this one.
     if (!this.gate) this.hold(synced);
     return synced;
+  }
+
+  /** One fdatasync of the WAL: covers every frame written before it starts (deferred commits too). */
+  private syncWal(fd: number): Promise<void> {
+    this.unsynced = false;
+    return new Promise<void>((res, rej) =>
+      fdatasync(fd, (err) => {
+        if (!err) return res();
+        this.unsynced = true; // still owed: the next sync() tries again
+        rej(new TesseraError('TESSERA_STORE_UNAVAILABLE', `cannot sync the SQLite WAL to disk (${err.code ?? 'error'}): ${err.message}`, undefined, { cause: err }));
+      }),
+    );
+  }
+
+  sync(): Promise<void> {
+    // Not through the gate: it makes nothing visible, so nothing needs to wait for it.
+    if (this.walFd === null || !this.unsynced) return Promise.resolve();
+    return this.syncWal(this.walFd);
   }
 
   exec(op: 'all' | 'get' | 'run', sql: string, params?: readonly SqlValue[]): Promise<unknown> {
@@ -142,13 +164,19 @@ export class MainThreadEngine implements SqliteEngine {
   begin(): Promise<void> {
     return this.enqueue(() => void this.db.exec('BEGIN IMMEDIATE'));
   }
-  commit(): Promise<void> {
+  commit(durability: 'flush' | 'deferred' = 'flush'): Promise<void> {
     return this.enqueue(() => {
       try {
         this.db.exec('COMMIT');
       } catch (e) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw e;
+      }
+      if (durability === 'deferred' && this.walFd !== null) {
+        // Written to the WAL with write(): in the kernel's page cache, so it survives a crash of
+        // this process; a power loss may take it until sync() or a flushed commit covers it.
+        this.unsynced = true;
+        return undefined;
       }
       return this.durable();
     });

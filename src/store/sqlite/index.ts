@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { TesseraError } from '../../shared/errors.js';
 import { checkChannel, checkLockName, checkPayload, runAsLeader } from '../fanout.js';
 import { MIGRATIONS } from '../migrations.js';
-import type { LeaderLock, Row, SqlExecutor, SqlValue, Store } from '../port.js';
+import type { LeaderLock, Row, SqlExecutor, SqlValue, Store, TransactionOptions } from '../port.js';
 import { MainThreadEngine, translate, type SqliteEngine } from './engine.js';
 
 export interface SqliteStoreOptions {
@@ -141,7 +141,7 @@ class SqliteStore implements Store {
     return this.engine.exec('run', sql, params) as Promise<{ changes: number }>;
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, options?: TransactionOptions): Promise<T> {
     const previous = this.txTail;
     let release!: () => void;
     this.txTail = new Promise<void>((r) => (release = r));
@@ -151,7 +151,7 @@ class SqliteStore implements Store {
       await this.engine.begin();
       try {
         const result = await fn(this.direct);
-        await this.engine.commit();
+        await this.engine.commit(options?.durability);
         return result;
       } catch (e) {
         // After a failed COMMIT the engine has already rolled back; this is then a no-op.
@@ -164,6 +164,10 @@ class SqliteStore implements Store {
       this.txOpen = false;
       release();
     }
+  }
+
+  sync(): Promise<void> {
+    return this.engine.sync();
   }
 
   async migrate(): Promise<void> {

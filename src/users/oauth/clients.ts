@@ -10,7 +10,7 @@
  * rebinding cannot slip past — must be public unless the host is in `allow_private_hosts`.
  * Public clients only (`token_endpoint_auth_method: none`): PKCE is what protects the code.
  */
-import { readFileSync } from 'node:fs';
+import { readConfigFile } from '../../config/check.js';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { Agent, request } from 'undici';
@@ -109,6 +109,9 @@ function redirectProblem(uri: string): string | undefined {
  * URI matches whatever port (RFC 8252 §7.3: native apps listen on an ephemeral port).
  */
 export function redirectMatches(registered: readonly string[], requested: string): boolean {
+  // Compared as sent: the URL parser would drop spaces, tabs and line breaks and match anyway.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f]/.test(requested)) return false;
   if (registered.includes(requested)) return true;
   let r: URL;
   try {
@@ -137,7 +140,8 @@ export function createClientResolver(deps: ClientResolverDeps): ClientResolver {
   const cm = deps.config.client_metadata;
   const registered = new Map(deps.config.clients.map((c) => [c.client_id, c]));
   const cache = new Map<string, { client: OAuthClient; until: number }>();
-  const ca = cm.ca_file ? readFileSync(cm.ca_file, 'utf8') : undefined;
+  // Read at start: a missing or non-PEM file is TESSERA_CONFIG_INVALID naming the key (as `tessera config validate` says).
+  const ca = cm.ca_file ? readConfigFile('users.authorization_server.client_metadata.ca_file', cm.ca_file, 'pem') : undefined;
   const allowPrivate = new Set(cm.allow_private_hosts.map((h) => h.toLowerCase()));
 
   /** Refuses private addresses at connect time (DNS rebinding cannot change the answer afterwards). */

@@ -8,7 +8,7 @@
  * random `state` with a keyed HMAC (domain-separated), and the row of the login is keyed by an
  * HMAC of the state too (store.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readConfigFile } from '../../config/check.js';
 import * as client from 'openid-client';
 import { fail, isTesseraError, TesseraError } from '../../shared/errors.js';
 import type { UserIssuerConfig } from '../config.js';
@@ -101,15 +101,7 @@ function resolveClientSecret(issuer: string, login: { client_secret_env?: string
     if (!v) throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_env: ${login.client_secret_env} is not set or is empty`);
     return v;
   }
-  if (login.client_secret_file) {
-    let v: string;
-    try {
-      v = readFileSync(login.client_secret_file, 'utf8').trim();
-    } catch (e) {
-      throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_file: ${login.client_secret_file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    if (!v) throw fail('TESSERA_CONFIG_INVALID', `${at}.client_secret_file: ${login.client_secret_file} is empty`);
-    return v;
-  }
+  // The check `tessera config validate` makes: missing, a directory, unreadable or empty.
+  if (login.client_secret_file) return readConfigFile(`${at}.client_secret_file`, login.client_secret_file, 'secret').trim();
   return undefined;
 }

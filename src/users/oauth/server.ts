@@ -16,6 +16,9 @@
  *
  * Codes and refresh tokens are random (256 bits), returned once, stored as keyed HMACs only.
  */
+import { clearOrHmac } from '../../audit/clear-or-hmac.js';
+import { refuseRepeatedParameters } from '../../server/validate.js';
+import { proveHolder } from '../../dpop/holder.js';
 import { z } from 'zod';
 import type { AuditWriter } from '../../audit/port.js';
 import type { AuditActor, AuditWhere } from '../../audit/events.js';
@@ -91,6 +94,8 @@ export interface AuthorizationServerDeps {
 const IGNORED_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 const PKCE_VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;
 const PKCE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
+/** A client's `state`: printable ASCII (RFC 6749 §A.5: VSCHAR), echoed back on its redirect. */
+const CLIENT_STATE = /^[\x20-\x7e]{1,1024}$/;
 /** How long a revoked task is remembered past its token's life (skew tolerance). */
 const REVOCATION_MARGIN_MS = 10 * 60_000;
 
@@ -121,7 +126,9 @@ const refreshGrantSchema = z.object({
   resource: z.union([str(2048), z.array(str(2048)).max(4)]).optional(),
 }).loose();
 
+/** Parses a request's parameters (TESSERA_REQUEST_INVALID naming the field); only `resource` may repeat (RFC 8707 §2). */
 function parse<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
+  refuseRepeatedParameters(raw, ['resource']);
   const r = schema.safeParse(raw ?? {});
   if (r.success) return r.data;
   const i = r.error.issues[0];
@@ -129,7 +136,6 @@ function parse<T extends z.ZodType>(schema: T, raw: unknown): z.output<T> {
   throw new TesseraError('TESSERA_REQUEST_INVALID', `${field}: ${i?.code === 'invalid_type' && i.input === undefined ? 'is required' : i?.message ?? 'invalid'}`, { field });
 }
 
-const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? (v.length === 1 ? v[0] : v.length === 0 ? undefined : '\u0000many') : v);
 
 export function createAuthorizationServer(deps: AuthorizationServerDeps): AuthorizationServer {
   const { config, audit, store, clock } = deps;
@@ -149,8 +155,10 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     return out.length ? out : config.default_scope.split(' ').filter(Boolean);
   }
 
+  /** The one RFC 8707 resource of a grant: a token is issued for one audience here. */
   function resourceOf(v: string | string[] | undefined): string {
-    const r = one(v);
+    if (Array.isArray(v) && v.length > 1) throw fail('TESSERA_OAUTH_INVALID_TARGET', `resource is given ${v.length} times; this server issues a token for one resource: send one of ${deps.audiences.join(', ')} (RFC 8707)`, { field: 'resource' });
+    const r = Array.isArray(v) ? v[0] : v;
     if (r === undefined) return mcpAudience;
     if (!deps.audiences.includes(r)) throw fail('TESSERA_OAUTH_INVALID_TARGET', `resource "${r.slice(0, 200)}" is not served by this Tessera; use one of ${deps.audiences.join(', ')} (RFC 8707)`);
     return r;
@@ -164,7 +172,9 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
 
   /** RFC 6749 §4.1.2.1: an error the client hears about on its redirect URI (never for a bad client or redirect URI). */
   function errorRedirect(redirectUri: string, state: string | undefined, e: TesseraError): string {
-    return redirectWith(redirectUri, { error: e.oauthError ?? 'invalid_request', error_description: e.message.slice(0, 300), tessera_code: e.code, state, iss: deps.issuer });
+    // A state the request could not use (not printable ASCII) is not echoed back.
+    const echo = state !== undefined && CLIENT_STATE.test(state) ? state : undefined;
+    return redirectWith(redirectUri, { error: e.oauthError ?? 'invalid_request', error_description: e.message.slice(0, 300), tessera_code: e.code, state: echo, iss: deps.issuer });
   }
 
   async function refused(meta: RequestMeta, e: unknown, details: { client_id?: string | undefined; grant?: string; user?: string | undefined }): Promise<void> {
@@ -172,7 +182,8 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     await audit.append({
       kind: 'oauth.refused', actor: { id: 'unauthenticated', ...(details.user ? { user: details.user } : {}) }, action: 'oauth.authorize', resource: 'oauth', result: e.status >= 500 ? 'error' : 'deny',
       reason: { code: e.code }, where: whereOf(meta),
-      details: { code: e.code, ...(details.client_id ? { client_id: details.client_id.slice(0, 512) } : {}), ...(details.grant ? { grant: details.grant } : {}) },
+      // Caller-chosen text: a credential-shaped client_id or grant is recorded as its HMAC, never lost.
+      details: { code: e.code, ...(details.client_id ? { client_id: clearOrHmac(details.client_id, (v) => audit.hmac(v), 512) } : {}), ...(details.grant ? { grant: clearOrHmac(details.grant, (v) => audit.hmac(v), 128) } : {}) },
     }).catch(() => undefined);
   }
 
@@ -266,10 +277,9 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       await audit.append({ kind: 'oauth.refresh_revoked', actor: { id: 'system', user: row.userId }, action: 'oauth.revoke', resource: 'oauth', result: 'success', where: whereOf(meta), details: { family: row.family, cause: 'reuse', tasks: txns.length } });
       throw fail('TESSERA_OAUTH_REFRESH_REUSED', 'this refresh token was already used; as it may have been stolen, every token of this login is revoked. Log in again');
     };
-    const keyMismatch = (): TesseraError => fail('TESSERA_OAUTH_REFRESH_KEY_MISMATCH', proofJkt === undefined ? 'the refresh token is bound to a key: send a DPoP proof signed with it (RFC 9449 §5)' : 'the DPoP proof is signed with another key than the one the refresh token is bound to');
     // A bound token proves nothing without its key: whoever merely saw an old one (a backup, a
     // log) must not end the person's login with it (as revokeRefreshToken requires the key too).
-    if (row.jkt !== null && proofJkt !== row.jkt) throw keyMismatch();
+    proveHolder(row.jkt, proofJkt, { what: 'the refresh token', missing: 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH', mismatch: 'TESSERA_OAUTH_REFRESH_KEY_MISMATCH' });
     if (row.state === 'rotated') return reuse();
     if (row.state === 'revoked') throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the refresh token is revoked; log in again');
     if (row.familyExpiresAt <= now) throw fail('TESSERA_OAUTH_REFRESH_INVALID', 'the login has expired (users.authorization_server.refresh_token_ttl); log in again');
@@ -318,7 +328,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
           if (q.response_type !== 'code') throw fail('TESSERA_OAUTH_RESPONSE_TYPE_UNSUPPORTED', 'response_type must be "code"');
           if (q.code_challenge === undefined || q.code_challenge_method !== 'S256') throw fail('TESSERA_OAUTH_PKCE_REQUIRED', 'send code_challenge with code_challenge_method=S256 (PKCE, RFC 7636; "plain" is refused)');
           if (!PKCE_CHALLENGE.test(q.code_challenge)) throw fail('TESSERA_OAUTH_PKCE_REQUIRED', 'code_challenge must be the base64url SHA-256 of the verifier (43 characters)');
-          if (q.state !== undefined && !/^[\x20-\x7e]{1,1024}$/.test(q.state)) throw fail('TESSERA_REQUEST_INVALID', 'state must be printable ASCII', { field: 'state' });
+          if (q.state !== undefined && !CLIENT_STATE.test(q.state)) throw fail('TESSERA_REQUEST_INVALID', 'state must be printable ASCII', { field: 'state' });
           const scope = scopesOf(q.scope);
           const resource = resourceOf(q.resource);
           const state = randomToken('');
@@ -337,6 +347,13 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
     },
 
     async callback(url, meta) {
+      // RFC 6749 §3.1: a repeated parameter is refused before the login is looked up (and used up).
+      const repeated = ['state', 'code', 'iss', 'error', 'error_description'].find((k) => url.searchParams.getAll(k).length > 1);
+      if (repeated) {
+        const e = fail('TESSERA_REQUEST_INVALID', `${repeated}: is given more than once; this callback was not made by the OpenID Provider (RFC 6749 §3.1)`, { field: repeated });
+        await refused(meta, e, {});
+        throw e;
+      }
       const state = url.searchParams.get('state');
       const login = state && state.length <= 256 ? await takeLogin(store, audit.hmac(`oidc-login-state:${state}`)) : undefined;
       const now = clock.now();
@@ -383,9 +400,7 @@ export function createAuthorizationServer(deps: AuthorizationServerDeps): Author
       if (!row) return;
       if (row.jkt !== null) {
         // Whoever merely saw a bound refresh token must not end the user's session and its tasks.
-        const jkt = proofJkt ? await proofJkt() : undefined;
-        if (jkt === undefined) throw new TesseraError('TESSERA_DPOP_PROOF_MISSING', 'this refresh token is DPoP-bound: revoking it needs a DPoP proof signed with its key in the `DPoP` header (RFC 9449 §4, htm POST, htu the revocation endpoint)');
-        if (jkt !== row.jkt) throw new TesseraError('TESSERA_DPOP_KEY_MISMATCH', 'the DPoP proof is signed with another key than the one the refresh token is bound to; only the key holder may revoke it');
+        proveHolder(row.jkt, proofJkt ? await proofJkt() : undefined, { what: 'this refresh token', hint: 'only the key holder may revoke it (htm POST, htu the revocation endpoint)' });
       }
       const txns = await revokeFamily(store, row.family, liveSince());
       await revokeTasks(txns, 'refresh token revoked by its holder (RFC 7009)', meta);
