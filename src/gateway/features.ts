@@ -22,7 +22,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { AnswerKit } from './answer.js';
 import { createCompletion } from './completion.js';
-import { responseTooLarge, type Caller, type RpcError } from './core.js';
+import { RPC, RpcError, responseTooLarge, type Caller } from './core.js';
 import type { ToolNameFormat } from './names.js';
 import { createServerProbe } from './probe.js';
 import { parseScope, requiredScopeFor, scopeCoversName, scopeNameOf } from '../policy/scope.js';
@@ -126,6 +126,11 @@ export function createFeatures(deps: FeaturesDeps): GatewayFeatures {
       /** The gateway federates whole listings: it never hands out a cursor, so none is valid. */
       const noCursor = (cursor: unknown): void => {
         if (cursor !== undefined) throw new TesseraError('TESSERA_GATEWAY_PARAMS_INVALID', 'params.cursor: the gateway returns whole listings and gives no cursor; send the request without one');
+      };
+      // A method of a capability this session was not given (messages.ts knows it, no handler
+      // is registered): the same answer as an unknown method, with its code.
+      server.fallbackRequestHandler = async (req) => {
+        throw new RpcError(RPC.METHOD_NOT_FOUND, `${req.method} is not available in this session: policy (or the token's scope) permits you nothing it serves, so initialize did not advertise it`, { code: 'TESSERA_GATEWAY_METHOD_NOT_FOUND' });
       };
       if (caps.resources) {
         server.setRequestHandler(ListResourcesRequestSchema, (req, extra) => handle(async (c, s) => {

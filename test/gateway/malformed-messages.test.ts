@@ -99,7 +99,7 @@ const CASES: Case[] = [
   { name: 'notifications/progress progress is a string', body: { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 'half' } }, status: 400, rpc: -32602, code: 'TESSERA_GATEWAY_PARAMS_INVALID', field: 'params.progress', id: null },
   { name: 'notifications/initialized params is a number', body: { jsonrpc: '2.0', method: 'notifications/initialized', params: 1 }, status: 400, rpc: -32602, code: 'TESSERA_GATEWAY_PARAMS_INVALID', field: 'params', id: null },
   // A method the gateway does not serve.
-  { name: 'unknown method', body: { jsonrpc: '2.0', id: 6, method: 'resources/list' }, status: 200, rpc: -32601, code: 'TESSERA_GATEWAY_METHOD_NOT_FOUND', field: 'method', id: 6 },
+  { name: 'unknown method', body: { jsonrpc: '2.0', id: 6, method: 'resources/unknown' }, status: 200, rpc: -32601, code: 'TESSERA_GATEWAY_METHOD_NOT_FOUND', field: 'method', id: 6 },
   { name: 'method with a NUL and a token shape', body: { jsonrpc: '2.0', id: 6, method: 'x\u0000eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln' }, status: 200, rpc: -32601, code: 'TESSERA_GATEWAY_METHOD_NOT_FOUND', field: 'method', id: 6 },
   // The JSON-RPC envelope.
   { name: 'jsonrpc is "1.0"', body: { jsonrpc: '1.0', id: 7, method: 'ping' }, ...R, field: 'jsonrpc', id: 7 },

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
-import { startGatewayHarness, rawMcp, INIT, type GatewayHarness } from './harness.js';
+import { startGatewayHarness, rawMcp, INIT, ENV_ECHO_SERVER, type GatewayHarness } from './harness.js';
 import { startResourcesUpstream, HOSTILE_URIS, type ResourcesUpstream } from './fixtures/resources-upstream.js';
 
 const API_KEY = 'res-upstream-key-Qw81Zx55Lp';
@@ -42,6 +42,10 @@ when { principal.hasTag("team") && principal.getTag("team") == "gw" };
 forbid (principal, action == Tessera::Action::"prompt.get", resource == Tessera::Prompt::"everything/args-prompt")
 when { context.args.city == "Atlantis" };
 
+@id("read-echo")
+permit (principal, action == Tessera::Action::"resource.read", resource in Tessera::Server::"echo")
+when { principal.hasTag("team") && principal.getTag("team") == "gw" };
+
 @id("inject-res")
 permit (principal, action == Tessera::Action::"secret.inject", resource == Tessera::Secret::"gw/res/key")
 when { principal.hasTag("team") && principal.getTag("team") == "gw" };
@@ -64,6 +68,8 @@ before(async () => {
       servers: [
         { name: 'everything', transport: 'stdio', command: process.execPath, args: ['node_modules/@modelcontextprotocol/server-everything/dist/index.js', 'stdio'] },
         { name: 'res', transport: 'streamable_http', url: up.url, headers: { 'X-Api-Key': { secret: 'gw/res/key' } } },
+        // Tools only: no resources, prompts or completions capability.
+        { name: 'echo', transport: 'stdio', command: process.execPath, args: [ENV_ECHO_SERVER] },
       ],
     },
   });
@@ -119,8 +125,11 @@ test('initialize advertises resources, prompts and completions only to a caller 
   assert.equal(caps.resources, undefined);
   assert.equal(caps.prompts, undefined);
   assert.equal(caps.completions, undefined);
-  const e = await rpcError(other.listResources());
-  assert.equal(e.code, -32601);
+  for (const p of [other.listResources(), other.listPrompts(), other.readResource({ uri: ARCH }), other.getPrompt({ name: 'res__greet' }), other.complete({ ref: { type: 'ref/prompt', name: 'res__greet' }, argument: { name: 'name', value: '' } })]) {
+    const e = await rpcError(p);
+    assert.equal(e.code, -32601);
+    assert.equal(e.data?.code, 'TESSERA_GATEWAY_METHOD_NOT_FOUND');
+  }
 });
 
 test('resources/list federates both upstreams under tessera://<server>/<uri>, shows only what policy lets the caller read, and never a hostile URI', async () => {
@@ -334,4 +343,15 @@ test('completion/complete is authorized as what it completes: a prompt or templa
   const c = await h.connect(task);
   const scoped = await rpcError(c.complete({ ref: { type: 'ref/prompt', name: 'everything__completable-prompt' }, argument: { name: 'department', value: 'E' } }));
   assert.equal(scoped.data?.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+});
+
+test('an upstream without resources or completions: listings skip it, a read is TESSERA_GATEWAY_RESOURCE_NOT_FOUND, a completion TESSERA_GATEWAY_COMPLETION_UNSUPPORTED', async () => {
+  const { resources } = await client.listResources();
+  assert.ok(!resources.some((r) => r.uri.startsWith('tessera://echo/')));
+  const read = await rpcError(client.readResource({ uri: 'tessera://echo/file:///etc/hostname' }));
+  assert.equal(read.data?.code, 'TESSERA_GATEWAY_RESOURCE_NOT_FOUND');
+  const c = await rpcError(client.complete({ ref: { type: 'ref/resource', uri: 'tessera://echo/x://y/{id}' }, argument: { name: 'id', value: '1' } }));
+  assert.equal(c.data?.code, 'TESSERA_GATEWAY_COMPLETION_UNSUPPORTED');
+  const ev = (await events('gateway.completion')).find((x) => x.reason?.code === 'TESSERA_GATEWAY_COMPLETION_UNSUPPORTED');
+  assert.equal(ev.details.server, 'echo');
 });
