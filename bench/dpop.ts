@@ -95,8 +95,10 @@ export async function run(): Promise<BenchResult[]> {
 
     const pair = async (path: string): Promise<{ unbound: number; bound: number }> => {
       const unbound = checked(`${path} Bearer`, await httpLoad({ ...base, path, tokens: [bearer] }));
-      // Enough single-use proofs for the bound run at the unbound rate (it can only be slower).
-      const n = Math.min(MAX_PROOFS, Math.ceil(unbound * (SECONDS + WARMUP) * 1.5) + 1000);
+      // Enough single-use proofs for the bound run at 3× the unbound rate: it is slower on a
+      // steady machine, but on a shared one the load can drop between the two runs (with too few,
+      // the client would cycle back to used proofs: TESSERA_DPOP_REPLAYED).
+      const n = Math.min(MAX_PROOFS, Math.ceil(unbound * (SECONDS + WARMUP) * 3) + 5000);
       const proofs = Array.from({ length: n }, () => proof('GET', url + path, bound));
       const boundRps = checked(`${path} DPoP`, await httpLoad({ ...base, path, tokens: [bound], scheme: 'DPoP', cycled: { name: 'DPoP', values: proofs } }));
       return { unbound, bound: boundRps };

@@ -24,6 +24,7 @@ import type { Logger } from '../shared/logger.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
 import { countHits, scrubToolResult, type ScrubHit, type SecretInput } from './scrub/index.js';
+import { federateItem } from './resources/uri.js';
 import { createAnswerKit, NO_SECRETS, type AnswerKit } from './answer.js';
 import { createServerProbe, scopeNamesServer, visibleFor, type ProbeKind } from './probe.js';
 import { MCP_TOOL_NAME, exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
@@ -522,7 +523,8 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         const u = upstreams.get(server);
         if (u) {
           const called = await u.callTool(tool, args, caller, signal);
-          result = called.result;
+          // Embedded resources and resource links get their gateway URIs (ADR 0170), like prompts'.
+          result = Array.isArray(called.result.content) ? { ...called.result, content: called.result.content.map((c) => federateItem(server, c)) } : called.result;
           // What the connection holds now: a value injected during the call (a refreshed task
           // token) is scrubbed too.
           baseSecrets = called.secrets;

@@ -8,7 +8,6 @@ import { redactCredentialLike } from '../shared/credential-like.js';
 import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry, Counter, Gauge } from '../shared/metrics.js';
 import type { ReadinessCheck } from '../server/system-routes.js';
-import { canonicalJson } from './cache.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
@@ -340,8 +339,12 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       const c = toCedarRequest(request);
       // Decisions are a pure function of (policy set, entities, request): the entities are
       // built from the request alone and the context carries no clock, so the full request
-      // is a sound key for the lifetime of one policy set.
-      const key = cache.capacity > 0 ? canonicalJson(c) : '';
+      // is a sound key for the lifetime of one policy set. Its JSON text (native, ≈ 3× faster
+      // than the key-sorted canonical form, docs/adr/0190-task-token-hot-path.md): equal text
+      // means an equal request, which is all a key needs; toCedarRequest builds its objects in
+      // a fixed order, so the same request gives the same text (a map of the caller's, such as
+      // tool arguments, given in another order only misses the cache).
+      const key = cache.capacity > 0 ? JSON.stringify(c) : '';
       const at = cache.epoch;
       if (key) {
         const hit = cache.get(key);

@@ -260,7 +260,12 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
     throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown action "${String(req.action)}"; expected one of ${POLICY_ACTIONS.join(', ')}`);
   }
   const forUser = req.principalKind === 'user';
-  const principal = forUser ? userEntities(req.principal) : { uid: agentEntity(req.principal).uid as { type: string; id: string }, entities: [agentEntity(req.principal)] };
+  let principal: { uid: { type: string; id: string }; entities: EntityJson[] };
+  if (forUser) principal = userEntities(req.principal);
+  else {
+    const agent = agentEntity(req.principal);
+    principal = { uid: agent.uid as { type: string; id: string }, entities: [agent] };
+  }
   const res = resourceEntities(req.resource);
   const entities = [...principal.entities];
   // token.delegate to oneself: do not list the same entity twice.

@@ -113,6 +113,22 @@ export const taskClaimsSchema = z.object({
 
 export type TaskClaims = z.output<typeof taskClaimsSchema>;
 
+/**
+ * isSpiffeId for the `sub` of claims Tessera signs (or has just verified the signature of): a
+ * pure function of the string, asked twice per task token (taskClaimsProblem, taskPrincipal), so
+ * its answers are kept. Bounded (cleared when full); only signed values reach it.
+ */
+const subIsAgent = new Map<string, boolean>();
+function isAgentSub(sub: string): boolean {
+  let v = subIsAgent.get(sub);
+  if (v === undefined) {
+    v = isSpiffeId(sub);
+    if (subIsAgent.size >= 1024) subIsAgent.clear();
+    subIsAgent.set(sub, v);
+  }
+  return v;
+}
+
 /** The actors of a chain, oldest (the root task's opener) first. At most MAX_DEPTH_CEILING + 1. */
 export function actorsOf(act: Actor): Actor[] {
   const out: Actor[] = [];
@@ -147,7 +163,7 @@ export function taskClaimsProblem(c: TaskClaims): string | undefined {
   if (c.anc.includes(c.txn)) return 'anc (a task cannot be its own ancestor)';
   if (actors[0]!.label !== undefined) return 'act (the root actor cannot be a label)';
   // A person's task carries what policy knows of them; an agent's never does (docs/users.md).
-  if (isSpiffeId(c.sub) === (c.usr !== undefined)) return 'usr (present exactly when sub is a user)';
+  if (isAgentSub(c.sub) === (c.usr !== undefined)) return 'usr (present exactly when sub is a user)';
   return undefined;
 }
 
@@ -183,7 +199,7 @@ export function taskPrincipal(c: TaskClaims, acting: { trustDomain: string; path
     ...(c.cnf !== undefined ? { cnf: { jkt: c.cnf.jkt } } : {}),
     // On behalf of a user (DESIGN.md "Users"), `sub` is the user, not an agent: the request is
     // then also the user's, and `revoke user` refuses it.
-    ...(isSpiffeId(c.sub) ? {} : { user: c.sub }),
+    ...(isAgentSub(c.sub) ? {} : { user: c.sub }),
     ...(c.usr !== undefined ? { userClaims: { issuer: c.usr.iss, attrs: c.usr.attrs ?? {}, groups: c.usr.groups ?? [] } } : {}),
     actors: actors.map((a) => ({ sub: a.sub, ...(a.label !== undefined ? { label: a.label } : {}) })),
   };

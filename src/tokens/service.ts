@@ -13,8 +13,9 @@ import type { TrustDomains } from '../identity/trust-domains.js';
 import type { AuditWhere } from '../audit/events.js';
 import { TesseraError } from '../shared/errors.js';
 import type { KeyManager } from './keys.js';
+import { parseTaskClaims } from '../tasks/claims-fast.js';
 import { decodePayload, parseProtectedHeader, verifyEs256, signEs256, signEs256Async } from './jws.js';
-import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, attestationClaimSchema, registeredClaimsShape, nestActors, taskClaimsProblem, taskClaimsSchema, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
+import { AGENT_TOKEN_TYP, JKT_PATTERN, TASK_TOKEN_TYP, actorsOf, attestationClaimSchema, registeredClaimsShape, nestActors, taskClaimsProblem, taskPrincipal, type Actor, type TaskClaims } from '../tasks/claims.js';
 
 /** Claims of an agent token (a JWT-SVID, SPIFFE JWT-SVID §3) plus Tessera's attestation facts. */
 const claimsSchema = z.object({
@@ -161,7 +162,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   }
 
   function parseClaims(kind: TokenKind, decoded: unknown): AgentTokenClaims | TaskClaims {
-    const result = kind === 'agent' ? claimsSchema.safeParse(decoded) : taskClaimsSchema.safeParse(decoded);
+    const result = kind === 'agent' ? claimsSchema.safeParse(decoded) : parseTaskClaims(decoded);
     if (!result.success) {
       const i = result.error.issues[0];
       throw new TesseraError('TESSERA_TOKEN_CLAIMS_INVALID', `claim "${i?.path.join('.') ?? '?'}" is missing or invalid`);
@@ -275,7 +276,8 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   function principalOf(v: Verified): AgentPrincipal {
     v.principal ??= buildPrincipal(v);
     const p = v.principal;
-    v.subject ??= { ...p, issuedAt: v.claims.iat * 1000 };
+    // What the revocation check reads (RevocationSubject), not a copy of the whole principal.
+    v.subject ??= { spiffeId: p.spiffeId, jti: p.jti, issuedAt: v.claims.iat * 1000, task: p.task, ancestors: p.ancestors, user: p.user, chain: p.chain };
     // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups
     // only, and none at all while no revocation has been added since this token was last clear.
     const generation = revocations.generation?.();
@@ -348,7 +350,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     const iat = Math.floor(clock.now() / 1000);
     const jti = randomIdBytes(16);
     const claims: TaskClaims = { iss: issuer, ...input, iat, nbf: iat, jti };
-    const parsed = taskClaimsSchema.safeParse(claims);
+    const parsed = parseTaskClaims(claims);
     const problem = parsed.success ? taskClaimsProblem(parsed.data) : `${parsed.error.issues[0]?.path.join('.') ?? '?'} (invalid)`;
     if (problem) throw new TesseraError('TESSERA_INTERNAL', `refusing to sign a task token whose claim ${problem} is inconsistent`);
     if (claims.exp <= iat) throw new TesseraError('TESSERA_INTERNAL', 'refusing to sign a task token that is already expired');

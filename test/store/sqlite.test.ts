@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, chmodSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, chmodSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import { WAL_AUTOCHECKPOINT_PAGES } from '../../src/store/sqlite/engine.js';
 import { TesseraError } from '../../src/shared/errors.js';
 
 test('sqlite store migrates, runs portable SQL and serializes transactions', async () => {
@@ -147,4 +148,30 @@ console.log('ok');`;
   assert.equal(r.error, undefined, 'the child process hung');
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'ok');
+});
+
+test('the WAL is checkpointed every WAL_AUTOCHECKPOINT_PAGES pages (4000), not SQLite\'s 1000; committed data survives a reopen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-store-wal-'));
+  const file = join(dir, 't.db');
+  const store = openSqliteStore({ file });
+  await store.migrate();
+  const page = 4096;
+  const walPages = (): number => Math.floor(statSync(`${file}-wal`).size / (page + 24));
+  let n = 0;
+  // Each transaction writes ~100 pages (one 3,000-byte value per row, each on its own leaf page or so).
+  const batch = async (): Promise<void> => {
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 100; i++) await tx.run('INSERT INTO meta (key, value) VALUES (?, ?)', [`k${n++}`, 'v'.repeat(3000)]);
+    });
+  };
+  for (let i = 0; i < 60 && walPages() < 2500; i++) await batch();
+  // SQLite's default (1000 pages) would have checkpointed and reused the WAL from its start by now.
+  assert.ok(walPages() >= 2500, `the WAL holds ${walPages()} pages`);
+  for (let i = 0; i < 120 && n < 20_000; i++) await batch();
+  // Checkpointed at 4000 (and reused from the start): the file never grew far beyond it.
+  assert.ok(walPages() < WAL_AUTOCHECKPOINT_PAGES + 400, `the WAL holds ${walPages()} pages`);
+  await store.close();
+  const again = openSqliteStore({ file });
+  assert.equal((await again.get<{ c: number }>('SELECT count(*) AS c FROM meta WHERE key LIKE ?', ['k%']))?.c, n);
+  await again.close();
 });

@@ -27,7 +27,7 @@ import { scrubToolResult, type Scrubber, type ScrubHit, type SecretInput } from 
 import type { Exchange } from '../served.js';
 import { listAll, type ItemsDeps } from '../listing.js';
 import type { Upstream } from '../upstream.js';
-import { gatewayUri, upstreamUriFault } from '../resources/uri.js';
+import { federateItem } from '../resources/uri.js';
 import { checkPromptArguments } from './args.js';
 
 export { checkPromptArguments, PROMPT_ARG_LIMITS } from './args.js';
@@ -185,15 +185,9 @@ export function createPrompts(deps: PromptsDeps): GatewayPrompts {
   };
 }
 
-/** Embedded resources and resource links in prompt messages get their gateway URIs (uri.ts). */
+/** Embedded resources and resource links in prompt messages get their gateway URIs; an unservable one is replaced (uri.ts federateItem). */
 export function federateEmbedded(server: string, result: GetPromptResult): GetPromptResult {
-  const fed = (uri: unknown): unknown => (typeof uri === 'string' && upstreamUriFault(server, uri) === undefined ? gatewayUri(server, uri) : uri);
-  const messages = (result.messages ?? []).map((m) => {
-    const c = m.content as Record<string, unknown>;
-    if (c.type === 'resource' && c.resource && typeof c.resource === 'object') return { ...m, content: { ...c, resource: { ...(c.resource as object), uri: fed((c.resource as { uri?: unknown }).uri) } } };
-    if (c.type === 'resource_link') return { ...m, content: { ...c, uri: fed(c.uri) } };
-    return m;
-  });
+  const messages = (result.messages ?? []).map((m) => ({ ...m, content: federateItem(server, m.content) }));
   return { ...result, messages } as GetPromptResult;
 }
 

@@ -83,6 +83,12 @@ interface SessionState {
 }
 
 const MAX_AUDITED_HITS = 16;
+/**
+ * Refused sampling/elicitation requests audited per upstream connection, method and code; the
+ * rest are counted only (`tessera_gateway_relay_dropped_total{reason="refused"}`), so an upstream
+ * that repeats a refused request cannot grow the audit log without bound.
+ */
+export const MAX_AUDITED_REFUSALS = 16;
 
 export function createRelayHub(deps: RelayHubDeps): RelayHub {
   const { audit, logger, limits } = deps;
@@ -92,6 +98,8 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
   const scrubbers = new WeakMap<readonly SecretInput[], Scrubber>();
   /** Methods whose unattributed messages were audited already, per connection (once each). */
   const unattributedAudited = new WeakMap<RelayConnView, Set<string>>();
+  /** Refusals audited so far, per connection and `method code`. */
+  const refusalsAudited = new WeakMap<RelayConnView, Map<string, number>>();
   const dropped: Counter | undefined = deps.metrics?.counter('tessera_gateway_relay_dropped_total', 'Upstream notifications and requests the gateway dropped or refused, by reason and method');
   const relayed: Counter | undefined = deps.metrics?.counter('tessera_gateway_relayed_total', 'Upstream notifications and requests the gateway delivered to a session, by method');
 
@@ -165,14 +173,28 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     return new McpError(rpcCodeFor(code), message, { code });
   }
 
-  async function auditServerRequest(st: SessionState | undefined, server: string, method: ServerRequestMethod, result: 'allow' | 'deny' | 'error', outcome: 'answered' | 'refused' | 'failed', code: string | undefined, hits: number, policies: readonly string[] = []): Promise<void> {
+  async function auditServerRequest(st: SessionState | undefined, server: string, method: ServerRequestMethod, result: 'allow' | 'deny' | 'error', outcome: 'answered' | 'refused' | 'failed', code: string | undefined, hits: number, policies: readonly string[] = [], lastAudited = false): Promise<void> {
     const p = st?.session.principal();
     await audit.append({
       kind: 'gateway.server_request', actor: p ? actor(p) : { id: 'system' }, action: method === 'sampling/createMessage' ? 'upstream.sample' : 'upstream.elicit', resource: server, result,
       reason: { ...(policies.length ? { policies } : {}), ...(code ? { code } : {}) },
       ...(p?.task ? { txn: p.task } : {}), ...(st ? { where: st.session.where() } : {}),
-      details: { server, method, ...(st ? { session_hmac: audit.hmac(st.session.id) } : {}), ...(code ? { code } : {}), scrub_hits: hits, outcome },
+      details: { server, method, ...(st ? { session_hmac: audit.hmac(st.session.id) } : {}), ...(code ? { code } : {}), scrub_hits: hits, outcome, ...(lastAudited ? { further_refusals_not_audited: true } : {}) },
     }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of an upstream request failed'));
+  }
+
+  /** Audits a refused request, at most MAX_AUDITED_REFUSALS times per connection, method and code (the last one says so). */
+  async function auditRefusal(view: RelayConnView, st: SessionState | undefined, method: ServerRequestMethod, code: ErrorCode, policies?: readonly string[]): Promise<void> {
+    let seen = refusalsAudited.get(view);
+    if (!seen) refusalsAudited.set(view, (seen = new Map()));
+    const key = `${method} ${code}`;
+    const n = seen.get(key) ?? 0;
+    if (n >= MAX_AUDITED_REFUSALS) {
+      dropped?.inc({ reason: 'refused', method });
+      return;
+    }
+    seen.set(key, n + 1);
+    await auditServerRequest(st, view.server, method, 'deny', 'refused', code, 0, policies, n + 1 === MAX_AUDITED_REFUSALS);
   }
 
   return {
@@ -249,7 +271,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
       const st = target ? sessions.get(target.sessionId) : undefined;
       if (!target || !st) {
         dropped?.inc({ reason: 'unattributed', method });
-        await auditServerRequest(undefined, server, method, 'deny', 'refused', 'TESSERA_GATEWAY_SERVER_REQUEST_UNATTRIBUTED', 0);
+        await auditRefusal(view, undefined, method, 'TESSERA_GATEWAY_SERVER_REQUEST_UNATTRIBUTED');
         throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_UNATTRIBUTED', `${method}: the gateway cannot tell which of the sessions using this connection the request is for; send it while serving exactly one call`);
       }
       const action = method === 'sampling/createMessage' ? 'upstream.sample' : 'upstream.elicit';
@@ -260,7 +282,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
         decision = undefined;
       }
       if (!decision?.allowed) {
-        await auditServerRequest(st, server, method, 'deny', 'refused', 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED', 0, decision?.policies);
+        await auditRefusal(view, st, method, 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED', decision?.policies);
         throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_DENIED', `${method}: policy does not permit upstream server "${server}" to ask this agent's ${method === 'sampling/createMessage' ? 'model' : 'user'} (${action})`);
       }
       const caps = st.session.server.getClientCapabilities();
@@ -270,12 +292,12 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
         // An elicitation capability without modes means form (MCP 2025-11-25 "Elicitation" §Capabilities).
         : caps?.elicitation !== undefined && (mode === 'url' ? caps.elicitation.url !== undefined : caps.elicitation.form !== undefined || caps.elicitation.url === undefined);
       if (!declared) {
-        await auditServerRequest(st, server, method, 'deny', 'refused', 'TESSERA_GATEWAY_CLIENT_CAPABILITY_MISSING', 0, decision.policies);
+        await auditRefusal(view, st, method, 'TESSERA_GATEWAY_CLIENT_CAPABILITY_MISSING', decision.policies);
         throw refuse('TESSERA_GATEWAY_CLIENT_CAPABILITY_MISSING', `${method}${mode === 'url' ? ' (url mode)' : ''}: the connected MCP client did not declare this capability`);
       }
       if (st.asking >= limits.serverRequests) {
         dropped?.inc({ reason: 'queue', method });
-        await auditServerRequest(st, server, method, 'deny', 'refused', 'TESSERA_GATEWAY_SERVER_REQUEST_LIMIT', 0, decision.policies);
+        await auditRefusal(view, st, method, 'TESSERA_GATEWAY_SERVER_REQUEST_LIMIT', decision.policies);
         throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_LIMIT', `${method}: this session already has ${limits.serverRequests} requests waiting for its client (gateway.max_server_requests_per_session); retry later`);
       }
       const s = scrubberFor(view.secrets()).scrubValue(params);

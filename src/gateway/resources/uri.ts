@@ -19,7 +19,13 @@
  *  - has no scheme of its own (RFC 3986 §3.1) in the upstream part;
  *  - has a `.` or `..` path segment (also `..;x`) or a percent-encoded `.`, `/`, `\` or `%`
  *    (`%2e`, `%2f`, `%5c`, `%25`): traversal or encoded separators an upstream may decode;
- *  - holds a control character, a space, or a backslash.
+ *  - holds a control character, a space, or a backslash;
+ *  - is not in the one spelling policy sees (RFC 3986 §6.2.2, syntax-based normalization): a
+ *    scheme not in lower case, a percent-encoded unreserved character (`%65` for `e`), a
+ *    character outside ASCII (an upstream percent-encodes it), an empty path segment (`a//b`),
+ *    or `file://localhost/` (RFC 8089 §2: the same as `file:///`). Each is the same resource as
+ *    another spelling to the upstream but a different string to Cedar, so a `forbid` (or an
+ *    `unless`) on `context.uri` would be bypassed by it.
  * An unknown server is TESSERA_GATEWAY_RESOURCE_NOT_FOUND. An upstream that lists a URI these
  * rules refuse has it left out of the listing (it could not be read back).
  */
@@ -35,6 +41,24 @@ const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_CHAR = /[\u0000-\u0020\u007f\\]/;
 const ENCODED_SEPARATOR = /%(?:2e|2f|5c|25)/i;
+/** RFC 3986 §2.3 unreserved characters, percent-encoded (ALPHA, DIGIT, "-", ".", "_", "~"). */
+const ENCODED_UNRESERVED = /%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f|7e)/i;
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\u0000-\u007f]/;
+
+/** Why `uri` (scheme already checked) is not in its normalized spelling (RFC 3986 §6.2.2), or undefined. */
+function spellingFault(uri: string): string | undefined {
+  const scheme = uri.slice(0, uri.indexOf(':'));
+  if (scheme !== scheme.toLowerCase()) return 'its scheme is not in lower case (RFC 3986 §6.2.2.1); use the URI as listed';
+  if (ENCODED_UNRESERVED.test(uri)) return 'it percent-encodes a letter, digit, "-", "_" or "~" (RFC 3986 §6.2.2.2); use the URI as listed';
+  if (NON_ASCII.test(uri)) return 'it holds a character outside ASCII (RFC 3986 §2: percent-encode it); use the URI as listed';
+  const rest = uri.slice(scheme.length + 1);
+  const hier = rest.split(/[?#]/)[0]!;
+  const path = hier.startsWith('//') ? hier.slice(2).replace(/^[^/]*/, '') : hier;
+  if (path.includes('//')) return 'it has an empty path segment ("//"); use the URI as listed';
+  if (scheme === 'file' && /^\/\/localhost(?:[/:]|$)/i.test(rest)) return 'a file URI with host "localhost" is file:/// (RFC 8089 §2); use the URI as listed';
+  return undefined;
+}
 
 /** The gateway URI of upstream URI `uri` of `server`. */
 export function gatewayUri(server: string, uri: string): string {
@@ -52,7 +76,7 @@ export function upstreamUriFault(server: string, uri: string): string | undefine
     const bare = seg.split(';')[0];
     if (bare === '.' || bare === '..') return 'it has a "." or ".." segment (path traversal)';
   }
-  return undefined;
+  return spellingFault(uri);
 }
 
 function invalid(reason: string): TesseraError {
@@ -79,4 +103,29 @@ export function parseGatewayUri(uri: string, servers: ReadonlySet<string>): { se
   const fault = upstreamUriFault(server, inner);
   if (fault) throw invalid(fault);
   return { server, uri: inner };
+}
+
+/** The text that stands in for an embedded resource or resource link whose URI the gateway cannot serve. */
+const UNSERVABLE = (kind: string): { type: 'text'; text: string } => ({ type: 'text', text: `[REDACTED:${kind}] Tessera removed the ${kind} item that was here: its URI is not one the gateway serves.` });
+
+/**
+ * Content items (tool results, prompt messages) with the URIs of embedded resources
+ * (`resource.uri`) and resource links (`uri`) federated under `server` (ADR 0170). An item whose
+ * URI the rules above refuse — another server's gateway URI, traversal, a second spelling — is
+ * replaced by a text notice: left as it was, an upstream could present its content as another
+ * server's resource, or hand the client a URI that bypasses the checks. Other items unchanged.
+ */
+export function federateItem<T>(server: string, item: T): T {
+  const c = item as Record<string, unknown> | null;
+  if (c === null || typeof c !== 'object') return item;
+  if (c.type === 'resource' && c.resource && typeof c.resource === 'object') {
+    const uri = (c.resource as { uri?: unknown }).uri;
+    if (typeof uri !== 'string' || upstreamUriFault(server, uri) !== undefined) return UNSERVABLE('resource') as T;
+    return { ...c, resource: { ...(c.resource as object), uri: gatewayUri(server, uri) } } as T;
+  }
+  if (c.type === 'resource_link') {
+    if (typeof c.uri !== 'string' || upstreamUriFault(server, c.uri) !== undefined) return UNSERVABLE('resource_link') as T;
+    return { ...c, uri: gatewayUri(server, c.uri) } as T;
+  }
+  return item;
 }
