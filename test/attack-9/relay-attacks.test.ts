@@ -66,12 +66,6 @@ async function until(cond: () => boolean | Promise<boolean>, tries = 300): Promi
   return false;
 }
 
-async function events(kind: string): Promise<any[]> {
-  await h.tessera.audit.flush();
-  const rows = await h.tessera.store.all<{ body: string }>('SELECT body FROM audit_events WHERE kind = ? ORDER BY seq', [kind]);
-  return rows.map((r) => JSON.parse(r.body));
-}
-
 test('unsolicited responses, unknown requests/notifications, a huge update: the gateway survives, nothing leaks', async () => {
   const { client, logs } = await connect();
   const r = await client.callTool({ name: 'evil__unsolicited', arguments: {} }, undefined, { onprogress: () => undefined });
