@@ -46,7 +46,7 @@ test('a successful upstream subscribe lets every waiter through; the last unsubs
   const w = subs.settled(conn, 'doc://1');
   upstream.resolve();
   await w;
-  assert.deepEqual(subs.sessionsFor(conn, 'doc://1').sort(), ['s1', 's2']);
+  assert.deepEqual([...subs.sessionsFor(conn, 'doc://1')].sort(), ['s1', 's2']);
   assert.deepEqual(subs.remove(conn, 's1', 'doc://1'), { last: false });
   assert.deepEqual(subs.remove(conn, 's2', 'doc://1'), { last: true });
 });
