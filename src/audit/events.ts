@@ -88,6 +88,8 @@ export type AuditEvent =
   | Base<'gateway.prompt_get', GatewayServedDetails & { args_sha256?: string; args_json?: string }>
   | Base<'gateway.completion', GatewayServedDetails & { ref_type?: string; argument?: string }>
   | Base<'gateway.server_request', { server: string; method: string; session_hmac?: string; code?: string; scrub_hits: number; outcome: 'answered' | 'refused' | 'failed' }>
+  | Base<'gateway.subscription_ended', { server: string; uri_hmac: string; reason: 'denied' | 'stopped'; cause?: string; session_hmac: string }>
+  | Base<'gateway.logging_level', { level: string; forwarded: readonly string[]; session_hmac: string }>
   | Base<'gateway.notifications_dropped', { server?: string; method: string; reason: 'queue' | 'rate' | 'unattributed'; session_hmac?: string }>
   | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>

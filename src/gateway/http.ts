@@ -351,7 +351,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
         throw asRpc(e, caller.requestId);
       }
     });
-    if (deps.relay) installSessionRelay(server, capabilities, { hub: deps.relay, logger, usable: (p) => core.usableUpstreams(p), callerOf });
+    if (deps.relay) installSessionRelay(server, capabilities, { hub: deps.relay, logger, audit: deps.audit, usable: (p) => core.usableUpstreams(p), callerOf });
     deps.features?.register(server, capabilities, { callerOf: (extra) => callerOf(extra as Parameters<typeof callerOf>[0]), asRpc });
     void server.connect(transport);
     return {

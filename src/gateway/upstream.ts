@@ -134,10 +134,12 @@ export interface Upstream {
    */
   stopWhere(match: (owner: { principal: AgentPrincipal; sessionId: string }) => boolean, cause: string): Promise<void>;
   /**
-   * `logging/setLevel` on this caller's connection, when the upstream declared logging: the most
-   * verbose level any session using the connection asked for (each session is filtered to its own).
+   * `logging/setLevel` on this caller's connection when it is already connected (none is started
+   * for it: a connection started later gets the level at its handshake) and the upstream declared
+   * logging: the most verbose level any session using the connection asked for (each session is
+   * filtered to its own). True when forwarded.
    */
-  setLogLevel(level: LoggingLevel, caller: UpstreamCaller, signal: AbortSignal): Promise<void>;
+  setLogLevel(level: LoggingLevel, caller: UpstreamCaller, signal: AbortSignal): Promise<boolean>;
   /** The capabilities the upstream declared at its latest handshake (undefined before the first). */
   readonly capabilities: ServerCapabilities | undefined;
   /** Number of open connections (tests, metrics). */
@@ -327,6 +329,12 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       throw isTesseraError(e) ? e : toUpstreamError(e, { ...conn, closed: false }, 'start');
     }
     lastCapabilities = client.getServerCapabilities();
+    // A level a session set before this connection existed (logging/setLevel starts no upstream).
+    const level = lastCapabilities?.logging ? deps.relay?.levelFor(conn.sessions) : undefined;
+    if (level !== undefined) {
+      await client.setLoggingLevel(level, { signal: AbortSignal.timeout(callTimeoutMs), timeout: callTimeoutMs })
+        .catch((e: unknown) => deps.logger.warn({ server: config.name, err: (e as Error).message?.slice(0, 300) }, 'gateway: the logging level could not be set on a new upstream connection'));
+    }
     await deps.audit.append({
       kind: 'gateway.upstream_started', actor: actorOf(conn.principal), action: 'gateway.upstream.start', resource: config.name, result: 'success', where,
       ...(conn.principal.task ? { txn: conn.principal.task } : {}),
@@ -395,7 +403,8 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if (conn.idle) clearTimeout(conn.idle);
     conn.idle = undefined;
     if (conn.inflight === 0 && !conn.closed) {
-      conn.idle = setTimeout(() => void stop(conn, 'idle'), deps.idleTimeoutMs);
+      // A connection holding resource subscriptions is kept (ADR 0177): its session's close ends them.
+      conn.idle = setTimeout(() => void (conn.client && deps.relay?.subscriptions.has(conn.client) ? touch(conn) : stop(conn, 'idle')), deps.idleTimeoutMs);
       conn.idle.unref();
     }
   }
@@ -414,6 +423,8 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     if (conn.idle) clearTimeout(conn.idle);
     if (conns.get(conn.key) === conn) conns.delete(conn.key);
     const client = conn.client;
+    // Its subscriptions cannot be kept: each subscriber is told and it is audited (ADR 0177).
+    if (client && deps.relay) deps.relay.connectionStopped(client, viewOf(conn), cause, (uri) => gatewayUri(config.name, uri));
     const immediate = cause === 'revoked' || cause === 'policy';
     if (immediate) {
       // Cancel first (the SDK writes notifications/cancelled for each), then stop at once.
@@ -579,11 +590,14 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
       return lastCapabilities;
     },
     async setLogLevel(level, caller, signal) {
+      const existing = conns.get(keyOf(caller));
+      if (!existing || existing.closed || !existing.client) return false;
       const conn = await acquire(caller);
       try {
-        if (!conn.client?.getServerCapabilities()?.logging) return;
+        if (!conn.client?.getServerCapabilities()?.logging) return false;
         const wanted = deps.relay?.levelFor(conn.sessions) ?? level;
         await conn.client.setLoggingLevel(wanted, { signal, timeout: callTimeoutMs });
+        return true;
       } catch (e) {
         throw toUpstreamError(e, conn, 'call');
       } finally {

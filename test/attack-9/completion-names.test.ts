@@ -1,7 +1,9 @@
 /**
- * Attack (issue 9): completion/complete of a resource template the caller may use returns the
- * upstream's completion values unfiltered, so it names resources policy forbids the caller to
- * read (resources/list would hide them). Real HTTP, official SDK client, the resources fixture.
+ * Attack (issue 9, fixed, ADR 0177): completion/complete of a resource template the caller may
+ * use returned the upstream's completion values unfiltered, so it named resources policy forbids
+ * the caller to read (resources/list hides them). Now each value is expanded into the template
+ * and kept only when resource.read on the result is permitted; prompt values likewise with
+ * prompt.get. Real HTTP, official SDK client, the resources fixture.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +16,9 @@ const POLICIES = `
 when { context.uri like "docs://public/page/*" };
 @id("not-page-2") forbid (principal, action == Tessera::Action::"resource.read", resource)
 when { context.uri == "docs://public/page/2" };
+@id("greet") permit (principal, action == Tessera::Action::"prompt.get", resource == Tessera::Prompt::"res/greet");
+@id("not-alan") forbid (principal, action == Tessera::Action::"prompt.get", resource == Tessera::Prompt::"res/greet")
+when { context.args has name && context.args.name == "Alan" };
 `;
 
 let h: GatewayHarness;
@@ -31,9 +36,22 @@ after(async () => {
   await up?.close();
 });
 
-test('completion never names a resource the caller may not read', { todo: 'FINDING (open): completion values are not filtered by resource.read' }, async () => {
-  await assert.rejects(client.readResource({ uri: 'tessera://res/docs://public/page/2' }), /policy does not permit/);
+test('completion never names a resource the caller may not read', async () => {
+  await assert.rejects(client.readResource({ uri: 'tessera://res/docs://public/page/2' }), (e: { data?: { code?: string } }) => e.data?.code === 'TESSERA_GATEWAY_RESOURCE_DENIED');
   const r = await client.complete({ ref: { type: 'ref/resource', uri: 'tessera://res/docs://public/page/{id}' }, argument: { name: 'id', value: '' } });
-  assert.ok(r.completion.values.includes('1'), JSON.stringify(r));
-  assert.ok(!r.completion.values.includes('2'), `the forbidden page is named: ${JSON.stringify(r.completion.values)}`);
+  assert.deepEqual([...r.completion.values].sort(), ['1', '10', '20'], JSON.stringify(r));
+  assert.equal(r.completion.total, undefined, 'a total would count the withheld value');
+  const two = await client.complete({ ref: { type: 'ref/resource', uri: 'tessera://res/docs://public/page/{id}' }, argument: { name: 'id', value: '2' } });
+  assert.deepEqual(two.completion.values, ['20']);
+  await h.tessera.audit.flush();
+  const rows = await h.tessera.store.all<{ body: string }>('SELECT body FROM audit_events WHERE kind = ? ORDER BY seq', ['gateway.completion']);
+  const ev = JSON.parse(rows.at(-1)!.body) as { details: { values_withheld?: number } };
+  assert.equal(ev.details.values_withheld, 1);
+});
+
+test('prompt completion never offers a value prompt.get would refuse', async () => {
+  const r = await client.complete({ ref: { type: 'ref/prompt', name: 'res__greet' }, argument: { name: 'name', value: 'A' } });
+  assert.deepEqual(r.completion.values, ['Ada']);
+  const g = await client.complete({ ref: { type: 'ref/prompt', name: 'res__greet' }, argument: { name: 'name', value: 'G' } });
+  assert.deepEqual(g.completion.values, ['Grace']);
 });

@@ -1,7 +1,7 @@
 /**
  * Attacks (issue 9) on the relay: a malicious upstream sending unsolicited / unknown messages and
- * hiding the injected secret in log messages; a subscription's fate after the upstream connection
- * is stopped for idleness. Real HTTP, the official SDK client, real stdio upstreams.
+ * hiding the injected secret in log messages. (A subscription's fate when the upstream connection
+ * stops — the finding once held here as a `todo` — is tested in subscription-fixes.test.ts.) Real HTTP, the official SDK client, real stdio upstreams.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,12 +66,6 @@ async function until(cond: () => boolean | Promise<boolean>, tries = 300): Promi
   return false;
 }
 
-async function events(kind: string): Promise<any[]> {
-  await h.tessera.audit.flush();
-  const rows = await h.tessera.store.all<{ body: string }>('SELECT body FROM audit_events WHERE kind = ? ORDER BY seq', [kind]);
-  return rows.map((r) => JSON.parse(r.body));
-}
-
 test('unsolicited responses, unknown requests/notifications, a huge update: the gateway survives, nothing leaks', async () => {
   const { client, logs } = await connect();
   const r = await client.callTool({ name: 'evil__unsolicited', arguments: {} }, undefined, { onprogress: () => undefined });
@@ -95,18 +89,5 @@ test('a secret hidden in a log message (logger name, nested base64, object key, 
   const hex = Buffer.from(SECRET).toString('hex');
   const leaks = [SECRET, b64, encodeURIComponent(`k=${SECRET}`), hex].filter((x) => seen.includes(x));
   assert.deepEqual(leaks, [], seen.slice(0, 2000));
-  await client.close();
-});
-
-test('a subscription survives the upstream connection being stopped for idleness (or the client is told)', { todo: 'FINDING (open): subscriptions are lost silently when the connection stops' }, async () => {
-  const { client, updated } = await connect();
-  const DOC = 'tessera://relay/relay://doc/1';
-  await client.subscribeResource({ uri: DOC });
-  const stoppedBefore = (await events('gateway.upstream_stopped')).filter((e) => e.details.server === 'relay' && e.details.cause === 'idle').length;
-  assert.ok(await until(async () => (await events('gateway.upstream_stopped')).filter((e) => e.details.server === 'relay' && e.details.cause === 'idle').length > stoppedBefore, 200), 'the idle stop');
-  // The resource changes; the upstream (restarted by this call) announces it.
-  await client.callTool({ name: 'relay__touch', arguments: { uri: 'relay://doc/1' } });
-  const got = await until(() => updated.length >= 1, 100);
-  assert.ok(got, `the subscriber is not told its resource changed: updated=${JSON.stringify(updated)}`);
   await client.close();
 });

@@ -50,6 +50,12 @@ export interface GatewayPrompts {
   refOf(name: unknown): { type: 'Prompt'; server: string; prompt: string } | undefined;
   /** The upstream and prompt of an exposed name the caller may get (some arguments), authorized on `x` (completion/complete). */
   authorizeRef(x: Exchange, name: string, caller: Caller, signal: AbortSignal): Promise<{ upstream: Upstream; prompt: string }>;
+  /**
+   * Whether a completion value may be offered: `prompt.get` with `args` (the context arguments
+   * and the value) is permitted, or a permit may hold once the other arguments are given while
+   * no forbid holds (as a listing decides, ADR 0140; scope ∩ Cedar, decision cache).
+   */
+  mayGetWith(p: AgentPrincipal, server: string, prompt: string, args: Readonly<Record<string, string>>): boolean;
 }
 
 export function createPrompts(deps: PromptsDeps): GatewayPrompts {
@@ -117,6 +123,16 @@ export function createPrompts(deps: PromptsDeps): GatewayPrompts {
       const parsed = parseCallName(name, prefixes);
       const prompt = parsed?.tool ?? known.get(name)?.prompt;
       return parsed && upstreams.has(parsed.server) && prompt !== undefined ? { type: 'Prompt', server: parsed.server, prompt } : undefined;
+    },
+
+    mayGetWith(p, server, prompt, args) {
+      let d;
+      try {
+        d = authorizer.authorize({ principal: p, action: 'prompt.get', resource: { type: 'Prompt', server, prompt }, context: { args } });
+      } catch {
+        return false;
+      }
+      return d.allowed || (!d.scopeDenied && d.mayPermit === true);
     },
 
     async authorizeRef(x, name, caller, signal) {

@@ -4,6 +4,7 @@
  */
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { SetLevelRequestSchema, type ClientCapabilities, type ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import type { AuditWriter } from '../../audit/port.js';
 import type { Logger } from '../../shared/logger.js';
 import type { AgentPrincipal } from '../../shared/principal.js';
 import { isTesseraError } from '../../shared/errors.js';
@@ -42,6 +43,7 @@ export function loggingAvailable(usable: readonly Pick<Upstream, 'capabilities'>
 export interface SessionRelayDeps {
   readonly hub: RelayHub;
   readonly logger: Logger;
+  readonly audit: AuditWriter;
   /** The upstreams this caller may use now (policy and scope). */
   readonly usable: (principal: AgentPrincipal) => readonly Upstream[];
   readonly callerOf: (extra: Parameters<Parameters<Server['setRequestHandler']>[1]>[1]) => { caller: UpstreamCaller & { sessionId: string }; signal: AbortSignal };
@@ -49,21 +51,30 @@ export interface SessionRelayDeps {
 
 /**
  * `logging/setLevel` (MCP 2025-11-25 "Logging"): the session's own level (its log messages are
- * filtered to it), forwarded to the upstreams the caller may use that declared logging. An
- * upstream that fails is skipped (logged): the level still holds for the others.
+ * filtered to it), forwarded to the upstreams the caller may use that are already connected for
+ * it and declared logging; none is started for it (no process spawned, nothing injected): a
+ * connection made later gets the level at its handshake (upstream.ts). An upstream that fails is
+ * skipped (logged). One `gateway.logging_level` audit event (ADR 0177).
  */
 export function installSessionRelay(server: Server, capabilities: ServerCapabilities, deps: SessionRelayDeps): void {
   if (!capabilities.logging) return;
   server.setRequestHandler(SetLevelRequestSchema, async (req, extra) => {
     const { caller, signal } = deps.callerOf(extra);
     deps.hub.setLevel(caller.sessionId, req.params.level);
+    const forwarded: string[] = [];
     await Promise.all(deps.usable(caller.principal).map(async (u) => {
       try {
-        await u.setLogLevel(req.params.level, caller, signal);
+        if (await u.setLogLevel(req.params.level, caller, signal)) forwarded.push(u.server);
       } catch (e) {
         deps.logger.warn({ server: u.server, code: isTesseraError(e) ? e.code : undefined, err: (e as Error).message?.slice(0, 300) }, 'gateway: logging/setLevel could not be forwarded to an upstream');
       }
     }));
+    const p = caller.principal;
+    await deps.audit.append({
+      kind: 'gateway.logging_level', actor: { id: p.spiffeId, ...(p.chain ? { chain: p.chain } : {}), ...(p.user ? { user: p.user } : {}) }, action: 'logging.set_level', resource: 'mcp', result: 'success',
+      ...(p.task ? { txn: p.task } : {}), where: caller.where,
+      details: { level: req.params.level, forwarded: forwarded.sort(), session_hmac: deps.audit.hmac(caller.sessionId) },
+    }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message }, 'audit of logging/setLevel failed'));
     return {};
   });
 }

@@ -66,8 +66,18 @@ export interface RelayHub {
   serverRequest(view: RelayConnView, method: ServerRequestMethod, params: Record<string, unknown>, signal: AbortSignal): Promise<Record<string, unknown>>;
   /** Resource subscriptions made through the gateway, per upstream connection (its SDK client). */
   readonly subscriptions: Subscriptions;
-  /** `notifications/resources/updated` for `uri` on `connection`: to the sessions that subscribed it there, as `exposedUri`. */
+  /**
+   * `notifications/resources/updated` for `uri` on `connection`: to the sessions that subscribed
+   * it there, as `exposedUri` — each re-authorized at delivery (`resource.read`, scope ∩ Cedar,
+   * the authorizer's decision cache): a session no longer permitted has its subscription ended
+   * (told, audited once; ADR 0177).
+   */
   resourceUpdated(connection: object, view: RelayConnView, uri: string, exposedUri: string): void;
+  /**
+   * The upstream connection stopped (`cause`): its subscriptions are ended and each subscribing
+   * session is told (TESSERA_GATEWAY_SUBSCRIPTION_ENDED) and audited (ADR 0177).
+   */
+  connectionStopped(connection: object, view: RelayConnView, cause: string, exposedUri: (uri: string) => string): void;
   /** Counts (and audits once per connection and method) a message that belongs to no request or session. */
   dropUnattributed(view: RelayConnView, method: string): void;
   /** Sessions open (tests, metrics). */
@@ -197,6 +207,28 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     await auditServerRequest(st, view.server, method, 'deny', 'refused', code, 0, policies, n + 1 === MAX_AUDITED_REFUSALS);
   }
 
+  /** Ends one session's subscription: a warning log message to it, one audit event. */
+  function endSubscription(sessionId: string, server: string, exposedUri: string, reason: 'denied' | 'stopped', cause?: string): void {
+    const st = sessions.get(sessionId);
+    if (!st) return;
+    const why = reason === 'denied' ? 'policy (or the token\'s scope) no longer permits reading it' : `its upstream connection stopped (${cause ?? 'unknown'})`;
+    deliver(st, server, { method: 'notifications/message', params: { level: 'warning', logger: 'tessera', data: { code: 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED', uri: exposedUri, message: `the subscription to this resource was ended: ${why}; subscribe again if still wanted` } } });
+    const p = st.session.principal();
+    void audit.append({
+      kind: 'gateway.subscription_ended', actor: actor(p), action: 'resource.subscribe', resource: server, result: reason === 'denied' ? 'deny' : 'error',
+      reason: { code: 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED' }, ...(p.task ? { txn: p.task } : {}), where: st.session.where(),
+      details: { server, uri_hmac: audit.hmac(exposedUri), reason, ...(cause ? { cause } : {}), session_hmac: audit.hmac(sessionId) },
+    }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of an ended subscription failed'));
+  }
+
+  function mayRead(st: SessionState, server: string, uri: string): boolean {
+    try {
+      return deps.authorizer.authorize({ principal: st.session.principal(), action: 'resource.read', resource: { type: 'Resource', server, uri } }).allowed;
+    } catch {
+      return false;
+    }
+  }
+
   return {
     get size() {
       return sessions.size;
@@ -213,7 +245,18 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
       const ids = subscriptions.sessionsFor(connection, uri).filter(isOpen);
       // Nobody subscribed it here (or the upstream names a URI it was never asked for): dropped.
       if (ids.length === 0) return this.dropUnattributed(view, 'notifications/resources/updated');
-      this.notifySessions(ids, view.server, { method: 'notifications/resources/updated', params: { uri: exposedUri } });
+      const allowed = ids.filter((id) => {
+        if (mayRead(sessions.get(id)!, view.server, uri)) return true;
+        const { last } = subscriptions.remove(connection, id, uri);
+        endSubscription(id, view.server, exposedUri, 'denied');
+        const upstream = connection as { unsubscribeResource?: (p: { uri: string }) => Promise<unknown> };
+        if (last) void upstream.unsubscribeResource?.({ uri })?.catch(() => undefined);
+        return false;
+      });
+      this.notifySessions(allowed, view.server, { method: 'notifications/resources/updated', params: { uri: exposedUri } });
+    },
+    connectionStopped(connection, view, cause, exposedUri) {
+      for (const e of subscriptions.dropConnection(connection)) endSubscription(e.sessionId, view.server, exposedUri(e.uri), 'stopped', cause);
     },
     isOpen,
     setLevel(sessionId, level) {

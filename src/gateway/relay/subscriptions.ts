@@ -4,6 +4,11 @@
  * upstream announces goes only to the sessions that subscribed that URI on that connection — a
  * resource subscribed by one agent is never announced to another (whose connection differs), nor
  * to a session of the same agent that did not subscribe it.
+ *
+ * The upstream's `resources/subscribe` for a URI is made once per connection, by the first
+ * session; while it is in flight, later sessions wait for that same promise (`settled`), and
+ * when it fails every waiter fails and the URI is forgotten on the connection (no session
+ * believes it is subscribed to what the upstream refused).
  */
 const MAX_PER_SESSION = 256;
 
@@ -14,6 +19,17 @@ export interface Subscriptions {
   remove(connection: object, sessionId: string, uri: string): { last: boolean };
   /** The sessions that subscribed `uri` on this connection. */
   sessionsFor(connection: object, uri: string): readonly string[];
+  /**
+   * Records the upstream subscribe in flight for `uri` on this connection (the first session's).
+   * When it rejects, every session of that URI on the connection is forgotten.
+   */
+  track(connection: object, uri: string, subscribing: Promise<unknown>): void;
+  /** Resolves when the upstream subscribe of `uri` on this connection succeeded; rejects with its error. */
+  settled(connection: object, uri: string): Promise<void>;
+  /** Whether the connection has subscriptions (an idle connection with some is kept). */
+  has(connection: object): boolean;
+  /** Forgets every subscription on the connection (it stopped); what was forgotten. */
+  dropConnection(connection: object): readonly { sessionId: string; uri: string }[];
   /** Forgets a closed session's subscriptions. */
   closeSession(sessionId: string): void;
   readonly maxPerSession: number;
@@ -21,6 +37,8 @@ export interface Subscriptions {
 
 export function createSubscriptions(maxPerSession = MAX_PER_SESSION): Subscriptions {
   const byConnection = new WeakMap<object, Map<string, Set<string>>>();
+  /** Upstream subscribes, per connection and URI (in flight or done). */
+  const subscribing = new WeakMap<object, Map<string, Promise<void>>>();
   const bySession = new Map<string, Map<string, { connection: object; uri: string }>>();
   const ids = new WeakMap<object, number>();
   let next = 0;
@@ -39,7 +57,16 @@ export function createSubscriptions(maxPerSession = MAX_PER_SESSION): Subscripti
     set.delete(sessionId);
     if (set.size > 0) return { last: false };
     uris!.delete(uri);
+    subscribing.get(connection)?.delete(uri);
     return { last: true };
+  }
+
+  /** Forgets `uri` on the connection for every session. */
+  function forget(connection: object, uri: string): { sessionId: string; uri: string }[] {
+    const set = byConnection.get(connection)?.get(uri);
+    const out = [...(set ?? [])].map((sessionId) => ({ sessionId, uri }));
+    for (const e of out) remove(connection, e.sessionId, uri);
+    return out;
   }
 
   return {
@@ -61,6 +88,27 @@ export function createSubscriptions(maxPerSession = MAX_PER_SESSION): Subscripti
     remove,
     sessionsFor(connection, uri) {
       return [...(byConnection.get(connection)?.get(uri) ?? [])];
+    },
+    track(connection, uri, pending) {
+      let m = subscribing.get(connection);
+      if (!m) subscribing.set(connection, (m = new Map()));
+      const p = pending.then(() => undefined);
+      m.set(uri, p);
+      p.catch(() => {
+        if (subscribing.get(connection)?.get(uri) === p) forget(connection, uri);
+      });
+    },
+    settled(connection, uri) {
+      return subscribing.get(connection)?.get(uri) ?? Promise.resolve();
+    },
+    has(connection) {
+      return (byConnection.get(connection)?.size ?? 0) > 0;
+    },
+    dropConnection(connection) {
+      const out: { sessionId: string; uri: string }[] = [];
+      for (const uri of [...(byConnection.get(connection)?.keys() ?? [])]) out.push(...forget(connection, uri));
+      subscribing.delete(connection);
+      return out;
     },
     closeSession(sessionId) {
       const mine = bySession.get(sessionId);

@@ -41,6 +41,8 @@ export interface GatewayResources {
   mayUseAny(p: AgentPrincipal): boolean;
   /** The policy resource a gateway URI names, or undefined when it is not one the gateway serves. */
   refOf(uri: unknown): { type: 'Resource'; server: string; uri: string } | undefined;
+  /** Whether the caller may read upstream URI `uri` of `server`: served (uri.ts rules) and `resource.read` permitted (scope ∩ Cedar). */
+  mayRead(p: AgentPrincipal, server: string, uri: string): boolean;
   /** The server and upstream URI (template) of a gateway URI, authorized as `resource.read` (completion/complete). */
   authorizeTemplate(x: Exchange, uri: string, p: AgentPrincipal): { upstream: Upstream; uri: string };
 }
@@ -123,6 +125,10 @@ export function createResources(deps: ResourcesDeps): GatewayResources {
     },
 
     authorizeTemplate: authorizeUri,
+
+    mayRead(p, server, uri) {
+      return upstreamUriFault(server, uri) === undefined && readable(p, server, uri);
+    },
 
     refOf(uri) {
       if (typeof uri !== 'string') return undefined;

@@ -29,9 +29,10 @@ export function createResourceSubscriptions(deps: { serve: Serve; resources: Pic
           if (!client.getServerCapabilities()?.resources?.subscribe) throw new TesseraError('TESSERA_GATEWAY_RESOURCE_NOT_FOUND', `${server} offers no resource subscriptions`);
           const added = subscriptions.add(client, caller.sessionId, target.uri);
           if (!added.ok) throw new TesseraError('TESSERA_GATEWAY_SUBSCRIPTION_LIMIT', `this session already holds ${subscriptions.maxPerSession} resource subscriptions; unsubscribe from one first`);
-          if (!added.first) return;
+          // One upstream subscribe per URI and connection; every session waits for it (ADR 0177).
+          if (added.first) subscriptions.track(client, target.uri, client.subscribeResource({ uri: target.uri }, o));
           try {
-            await client.subscribeResource({ uri: target.uri }, o);
+            await subscriptions.settled(client, target.uri);
           } catch (e) {
             subscriptions.remove(client, caller.sessionId, target.uri);
             throw e;

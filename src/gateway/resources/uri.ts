@@ -23,7 +23,10 @@
  *  - is not in the one spelling policy sees (RFC 3986 §6.2.2, syntax-based normalization): a
  *    scheme not in lower case, a percent-encoded unreserved character (`%65` for `e`), a
  *    character outside ASCII (an upstream percent-encodes it), an empty path segment (`a//b`),
- *    or `file://localhost/` (RFC 8089 §2: the same as `file:///`). Each is the same resource as
+ *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), a host not in lower case
+ *    (`https://EXAMPLE.com/`), a percent escape with lower-case hex (`%3a` for `%3A`), an empty
+ *    port, a port with leading zeros, or the scheme's default port (`https://h:443/`; RFC 3986
+ *    §6.2.3, for http, https, ws, wss, ftp). Each is the same resource as
  *    another spelling to the upstream but a different string to Cedar, so a `forbid` (or an
  *    `unless`) on `context.uri` would be bypassed by it.
  * An unknown server is TESSERA_GATEWAY_RESOURCE_NOT_FOUND. An upstream that lists a URI these
@@ -46,14 +49,36 @@ const ENCODED_UNRESERVED = /%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|5f
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
+/** A percent escape with a lower-case hex digit (`%3a`): RFC 3986 §6.2.2.1 normalizes to upper case. */
+const LOWER_HEX_ESCAPE = /%(?:[a-f][0-9a-fA-F]|[0-9A-F][a-f])/;
+/** RFC 3986 §6.2.3 (scheme-based normalization): a port equal to the scheme's default is omitted. */
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '443', ws: '80', wss: '443', ftp: '21' };
+
+/** Why the authority (`userinfo@host:port`) of a URI of `scheme` is not in its normalized spelling, or undefined. */
+function hostFault(scheme: string, authority: string): string | undefined {
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  const ipv6 = hostPort.startsWith('[');
+  const end = ipv6 ? hostPort.indexOf(']') + 1 : hostPort.lastIndexOf(':') === -1 ? hostPort.length : hostPort.lastIndexOf(':');
+  const host = hostPort.slice(0, end);
+  const port = end < hostPort.length && hostPort[end] === ':' ? hostPort.slice(end + 1) : undefined;
+  if (host !== host.toLowerCase()) return 'its host is not in lower case (RFC 3986 §6.2.2.1: hosts are case-insensitive); use the URI as listed';
+  if (port === '') return 'it has an empty port (":" with no digits; RFC 3986 §6.2.3); use the URI as listed';
+  if (port !== undefined && (port === DEFAULT_PORTS[scheme] || /^0\d/.test(port))) return `it spells out the scheme's default port or a port with leading zeros (RFC 3986 §6.2.3); use the URI as listed`;
+  return undefined;
+}
+
 /** Why `uri` (scheme already checked) is not in its normalized spelling (RFC 3986 §6.2.2), or undefined. */
 function spellingFault(uri: string): string | undefined {
   const scheme = uri.slice(0, uri.indexOf(':'));
   if (scheme !== scheme.toLowerCase()) return 'its scheme is not in lower case (RFC 3986 §6.2.2.1); use the URI as listed';
   if (ENCODED_UNRESERVED.test(uri)) return 'it percent-encodes a letter, digit, "-", "_" or "~" (RFC 3986 §6.2.2.2); use the URI as listed';
   if (NON_ASCII.test(uri)) return 'it holds a character outside ASCII (RFC 3986 §2: percent-encode it); use the URI as listed';
+  if (LOWER_HEX_ESCAPE.test(uri)) return 'a percent escape uses lower-case hex digits (`%3a`; RFC 3986 §6.2.2.1: `%3A`); use the URI as listed';
   const rest = uri.slice(scheme.length + 1);
   const hier = rest.split(/[?#]/)[0]!;
+  const authority = hier.startsWith('//') ? hier.slice(2).replace(/\/.*$/, '') : undefined;
+  const authorityFault = authority === undefined ? undefined : hostFault(scheme, authority);
+  if (authorityFault) return authorityFault;
   const path = hier.startsWith('//') ? hier.slice(2).replace(/^[^/]*/, '') : hier;
   if (path.includes('//')) return 'it has an empty path segment ("//"); use the URI as listed';
   if (scheme === 'file' && /^\/\/localhost(?:[/:]|$)/i.test(rest)) return 'a file URI with host "localhost" is file:/// (RFC 8089 §2); use the URI as listed';

@@ -1,0 +1,38 @@
+/**
+ * Issue 9 fix: the remaining second spellings of one URI (RFC 3986 §6.2.2.1 case of hosts and
+ * of percent-escape hex digits, §6.2.3 default and empty ports) are refused, never rewritten, as
+ * the earlier rules are (ADR 0170): Cedar would see another string than the upstream resolves.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isTesseraError } from '../../src/shared/errors.js';
+import { gatewayUri, parseGatewayUri, upstreamUriFault } from '../../src/gateway/resources/uri.js';
+
+const servers = new Set(['docs']);
+
+function code(uri: string): string | undefined {
+  try {
+    parseGatewayUri(gatewayUri('docs', uri), servers);
+    return undefined;
+  } catch (e) {
+    return isTesseraError(e) ? e.code : 'other';
+  }
+}
+
+test('non-canonical host case, hex case and ports are refused with TESSERA_GATEWAY_RESOURCE_URI_INVALID', () => {
+  for (const uri of [
+    'https://EXAMPLE.com/x', 'https://Example.com/x', 'http://user@HOST/x', 'https://[::ABCD]/x',
+    'https://h/a%3ab', 'https://h/a%3Ab%2a', 'https://h/?q=%e2%82%ac', 'docs://x/%c3%a9',
+    'https://h:443/', 'http://h:80/x', 'wss://h:443/x', 'ws://h:80/', 'ftp://h:21/f', 'https://h:/x', 'https://h:0443/x',
+  ]) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+    assert.notEqual(upstreamUriFault('docs', uri), undefined, uri);
+  }
+});
+
+test('the canonical spellings stay served, byte for byte', () => {
+  for (const uri of ['https://example.com/x', 'https://h/a%3Ab', 'https://h:8443/x', 'http://h:443/x', 'https://[::abcd]:8080/x', 'docs://public/page/1', 'file:///tmp/A.txt', 'mailto:User@Example.com', 'https://h/Path/UPPER', 'urn:isbn:0451450523']) {
+    assert.equal(upstreamUriFault('docs', uri), undefined, uri);
+    assert.deepEqual(parseGatewayUri(gatewayUri('docs', uri), servers), { server: 'docs', uri });
+  }
+});
