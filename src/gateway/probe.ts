@@ -27,6 +27,12 @@ export interface ProbeKind {
   readonly scope: 'tool' | 'resource' | 'prompt';
   /** The policy resource for one candidate item name of `server`. */
   readonly ref: (server: string, item: string) => ResourceRef;
+  /**
+   * The item names one `<kind>:<server>/<tail>` scope names, when a scope name is not itself an
+   * item name (a `resource:` scope drops a URI's empty segments: `demo:/r/**` names
+   * `demo://r/x`). Default: the tail itself.
+   */
+  readonly itemsOfScope?: (tail: string) => readonly string[];
   /** Is the item visible (permitted, or a permit that may hold with the real arguments)? Default: `visibleFor`. */
   readonly visible?: (principal: AgentPrincipal, server: string, item: string) => boolean;
 }
@@ -74,7 +80,12 @@ export function createServerProbe(authorizer: RequestAuthorizer): ServerProbe {
       for (const l of lits) candidates.add(l.startsWith(`${server}/`) ? l.slice(server.length + 1) : l);
       for (const v of [p.spiffeId, p.path, p.task, p.user, p.purpose, p.label, ...(p.chain ?? []), ...Object.values(p.attributes ?? {}), ...Object.values(p.tctx ?? {})]) if (typeof v === 'string') candidates.add(v);
       const own = `${kind.scope}:${server}/`;
-      for (const x of p.scope ?? []) if (x.startsWith(own)) candidates.add(x.slice(own.length));
+      for (const x of p.scope ?? []) {
+        if (!x.startsWith(own)) continue;
+        const tail = x.slice(own.length);
+        candidates.add(tail);
+        for (const item of kind.itemsOfScope?.(tail) ?? []) candidates.add(item);
+      }
       const visible = kind.visible ?? ((q: AgentPrincipal, s: string, item: string) => visibleFor(authorizer, q, kind.action, kind.ref(s, item)));
       let ok = false;
       for (const c of candidates) {

@@ -76,7 +76,7 @@ test('a valid configuration on an initialised data directory: ok, exit 0, nothin
   const r = await validate(config);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, new RegExp(`^ok: ${config} is valid \\(nothing was started, created or written\\)\\n`));
-  assert.match(r.stdout, /note: policy\.dir: 13 policies in 5 files, valid/);
+  assert.match(r.stdout, /note: policy\.dir: 14 policies in 5 files, valid/);
   assert.deepEqual(snapshot(ws.root), before, 'nothing was created or written');
   const j = await validate(config, {}, true);
   const report = JSON.parse(j.stdout) as { ok: boolean; problems: unknown[]; checked: string[] };

@@ -15,6 +15,7 @@ import { startResourcesUpstream, HOSTILE_URIS, type ResourcesUpstream } from './
 const API_KEY = 'res-upstream-key-Qw81Zx55Lp';
 const READER = 'spiffe://example.org/ns/gw/sa/reader';
 const OTHER = 'spiffe://example.org/ns/other/sa/nobody';
+const PUB = 'spiffe://example.org/ns/pub/sa/reader';
 const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS = 'urn:ietf:params:oauth:token-type:access_token';
 const ARCH = 'tessera://everything/demo://resource/static/document/architecture.md';
@@ -24,6 +25,11 @@ const POLICIES = `
 permit (principal, action == Tessera::Action::"resource.read", resource in Tessera::Server::"everything")
 when { principal.hasTag("team") && principal.getTag("team") == "gw" }
 unless { context.uri == "demo://resource/static/document/extension.md" };
+
+// Only the static documents, by URI (the documented pattern: docs/gateway.md "Resources").
+@id("read-static-by-uri")
+permit (principal, action == Tessera::Action::"resource.read", resource in Tessera::Server::"everything")
+when { principal.hasTag("team") && principal.getTag("team") == "pub" && context.uri like "demo://resource/static/*" };
 
 @id("read-res")
 permit (principal, action == Tessera::Action::"resource.read", resource in Tessera::Server::"res")
@@ -98,8 +104,8 @@ async function events(kind: string): Promise<any[]> {
   return rows.map((r) => JSON.parse(r.body));
 }
 
-async function taskToken(scope: string): Promise<string> {
-  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS, subject_token: token, scope, purpose: 'resources test' }) });
+async function taskToken(scope: string, subject = token): Promise<string> {
+  const res = await fetch(`${h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: GRANT, subject_token_type: ACCESS, subject_token: subject, scope, purpose: 'resources test' }) });
   const body = (await res.json()) as { access_token: string };
   assert.equal(res.status, 200, JSON.stringify(body));
   return body.access_token;
@@ -234,6 +240,25 @@ test('a task token\'s resource: scope narrows resources/list and resources/read 
   await assert.rejects(c.readResource({ uri: 'tessera://res/docs://public/readme' }), /TESSERA_TOKEN_INSUFFICIENT_SCOPE/);
   const challenge = await outOfScope(task, 'resources/read', { uri: 'tessera://everything/demo://resource/dynamic/text/1' });
   assert.match(challenge, /error="insufficient_scope", scope="resource:everything\/demo:\/resource\/dynamic\/text\/1"/);
+});
+
+test('a resource: scope within a policy that permits by context.uri still gets resources advertised, listed and read', async () => {
+  // The scope name drops the URI's empty segments (demo:/…) while the policy's `like` sees the URI (demo://…):
+  // initialize must not conclude from either spelling alone that nothing is readable.
+  const pub = await h.login(PUB, { team: 'pub' });
+  for (const scope of ['resource:everything/demo:/resource/static/**', 'resource:everything/demo:/resource/static/document/*', 'resource:everything/demo:/resource/static/document/architecture.md']) {
+    const c = await h.connect(await taskToken(scope, pub));
+    assert.ok(c.getServerCapabilities()?.resources, scope);
+    const { resources } = await c.listResources();
+    assert.ok(resources.some((r) => r.uri === ARCH), scope);
+    for (const r of resources) assert.ok(r.uri.startsWith('tessera://everything/demo://resource/static/'), r.uri);
+    assert.equal((await c.readResource({ uri: ARCH })).contents[0]!.uri, ARCH);
+    await c.close();
+  }
+  // A scope the policy grants nothing within: still not advertised.
+  const none = await h.connect(await taskToken('resource:everything/demo:/resource/dynamic/**', pub));
+  assert.equal(none.getServerCapabilities()?.resources, undefined);
+  await none.close();
 });
 
 test('prompts/list names prompts <server>__<prompt> and shows only what policy permits', async () => {

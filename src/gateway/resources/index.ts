@@ -25,11 +25,11 @@ import { noticeItem, scrubToolResult, type Scrubber, type SecretInput } from '..
 import type { Exchange } from '../served.js';
 import { listAll, type ItemsDeps, type PageOf } from '../listing.js';
 import type { Upstream } from '../upstream.js';
-import { gatewayUri, parseGatewayUri, upstreamUriFault } from './uri.js';
+import { gatewayUri, parseGatewayUri, upstreamUriFault, urisOfScopeName } from './uri.js';
 
-export { gatewayUri, parseGatewayUri, upstreamUriFault, GATEWAY_URI_SCHEME, MAX_RESOURCE_URI } from './uri.js';
+export { gatewayUri, parseGatewayUri, upstreamUriFault, urisOfScopeName, GATEWAY_URI_SCHEME, MAX_RESOURCE_URI } from './uri.js';
 
-export const RESOURCE_KIND: ProbeKind = { action: 'resource.read', scope: 'resource', ref: (server, uri) => ({ type: 'Resource', server, uri }) };
+export const RESOURCE_KIND: ProbeKind = { action: 'resource.read', scope: 'resource', ref: (server, uri) => ({ type: 'Resource', server, uri }), itemsOfScope: urisOfScopeName };
 
 export type ResourcesDeps = ItemsDeps;
 

@@ -154,3 +154,18 @@ export function federateItem<T>(server: string, item: T): T {
   }
   return item;
 }
+
+/**
+ * Upstream URIs that a `resource:` scope name (its part after `<server>/`) covers, for the
+ * capability/listing probe (probe.ts): wildcards filled with one segment, and the empty segments
+ * the scope name dropped after the scheme restored in each usual spelling. `demo:/resource/**`
+ * gives `demo://resource/x`, `demo:///resource/x` and `demo:/resource/x` (src/policy/scope.ts
+ * `scopeNameOf`: a URI split at `/`, empty segments dropped). A candidate only: the probe still
+ * asks Cedar and the scope about each.
+ */
+export function urisOfScopeName(name: string): string[] {
+  const [first = '', ...rest] = name.split('/').map((s) => (s === '*' || s === '**' ? 'x' : s));
+  if (!SCHEME.test(first) || !first.endsWith(':') || rest.length === 0) return [];
+  const path = rest.join('/');
+  return [`${first}//${path}`, `${first}///${path}`, `${first}/${path}`];
+}
