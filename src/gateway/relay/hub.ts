@@ -326,7 +326,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
       }
       if (!decision?.allowed) {
         await auditRefusal(view, st, method, 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED', decision?.policies);
-        throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_DENIED', `${method}: policy does not permit upstream server "${server}" to ask this agent's ${method === 'sampling/createMessage' ? 'model' : 'user'} (${action})`);
+        throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_DENIED', `${method}: policy does not permit upstream server "${server}" to ask this agent's ${method === 'sampling/createMessage' ? 'model' : 'user'}; an operator permits it with a Cedar permit on action ${action} (docs/gateway.md "Sampling and elicitation under policy")`);
       }
       const caps = st.session.server.getClientCapabilities();
       const mode = method === 'elicitation/create' ? (params.mode === 'url' ? 'url' : 'form') : undefined;
