@@ -77,10 +77,10 @@ test('gateway URIs map back to the upstream URI byte for byte; refusals carry st
     assert.equal(code(bad), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', bad.slice(0, 60));
   }
   // One spelling per resource (RFC 3986 §6.2.2): what Cedar sees is what the upstream reads.
-  for (const bad of ['tessera://docs/file:///srv/.privat%65/k', 'tessera://docs/file:///srv/%41', 'tessera://docs/a:%7e', 'tessera://docs/a:%5F', 'tessera://docs/a:%2D', 'tessera://docs/a:%39', 'tessera://docs/DEMO://x/y', 'tessera://docs/File:///srv/a', 'tessera://docs/file:////srv/a', 'tessera://docs/file:///srv//a', 'tessera://docs/demo://x//y', 'tessera://docs/file://localhost/srv/a', 'tessera://docs/file://LOCALHOST/srv/a', 'tessera://docs/demo://x/caf\u00e9', 'tessera://docs/demo://x/\uff0e\uff0e/y']) {
+  for (const bad of ['tessera://docs/file:///srv/.privat%65/k', 'tessera://docs/file:///srv/%41', 'tessera://docs/a:%7e', 'tessera://docs/a:%5F', 'tessera://docs/a:%2D', 'tessera://docs/a:%39', 'tessera://docs/DEMO://x/y', 'tessera://docs/File:///srv/a', 'tessera://docs/file:////srv/a', 'tessera://docs/file:///srv//a', 'tessera://docs/demo://x//y', 'tessera://docs/file://localhost/srv/a', 'tessera://docs/file://LOCALHOST/srv/a', 'tessera://docs/file://host.example/srv/a', 'tessera://docs/file:/srv/a', 'tessera://docs/demo://x/caf\u00e9', 'tessera://docs/demo://x/\uff0e\uff0e/y']) {
     assert.equal(code(bad), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', bad.slice(0, 60));
   }
-  for (const ok of ['file:///srv/caf%C3%A9', 'demo://x/a%3Ab', 'https://example.org/?u=https://x//y', 'demo://x/y#a//b', 'file://host.example/srv/a', 'mailto:a@example.org']) {
+  for (const ok of ['file:///srv/caf%C3%A9', 'demo://x/a%3Ab', 'https://example.org/?u=https://x//y', 'demo://x/y#a//b', 'mailto:a@example.org']) {
     assert.equal(upstreamUriFault('docs', ok), undefined, ok);
   }
   assert.equal(code('tessera://nope/a:b'), 'TESSERA_GATEWAY_RESOURCE_NOT_FOUND');

@@ -23,7 +23,9 @@
  *  - is not in the one spelling policy sees (RFC 3986 §6.2.2, syntax-based normalization): a
  *    scheme not in lower case, a percent-encoded unreserved character (`%65` for `e`), a
  *    character outside ASCII (an upstream percent-encodes it), an empty path segment (`a//b`),
- *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), a host not in lower case
+ *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), any other file URI not of the form
+ *    `file:///…` (`file:/p` is the same file; `file://host/p` is read as `/p` by many servers and
+ *    its host would be taken for a path segment by a `resource:` scope), a host not in lower case
  *    (`https://EXAMPLE.com/`), a percent escape with lower-case hex (`%3a` for `%3A`), an empty
  *    port, a port with leading zeros, or the scheme's default port (`https://h:443/`; RFC 3986
  *    §6.2.3, for http, https, ws, wss, ftp). Each is the same resource as
@@ -82,6 +84,10 @@ function spellingFault(uri: string): string | undefined {
   const path = hier.startsWith('//') ? hier.slice(2).replace(/^[^/]*/, '') : hier;
   if (path.includes('//')) return 'it has an empty path segment ("//"); use the URI as listed';
   if (scheme === 'file' && /^\/\/localhost(?:[/:]|$)/i.test(rest)) return 'a file URI with host "localhost" is file:/// (RFC 8089 §2); use the URI as listed';
+  // RFC 8089 §2: `file:/p` (no authority) is `file:///p`; and a file URI with a host is read by
+  // many servers as the local path (the host ignored), while a `resource:` scope drops the empty
+  // segment and would see `file://srv/etc/x` as `file:/srv/etc/x`. Only `file:///…` is served.
+  if (scheme === 'file' && !rest.startsWith('///')) return 'a file URI is served only as file:///<absolute path> (RFC 8089 §2: file:/p is the same file; a host is not served); use the URI as listed';
   return undefined;
 }
 
