@@ -49,3 +49,11 @@ test('a file URI is served only as file:///<path>: file:/p (the same file) and f
   assert.equal(authorizeWithScope(permitAll, { principal: task, action: 'resource.read', resource: { type: 'Resource', server: 'docs', uri: 'file://srv/etc/passwd' } }).allowed, true, 'the scope alone would let it through');
   for (const uri of ['file:///srv/a.md', 'file:///tmp/A.txt']) assert.equal(code(uri), undefined, uri);
 });
+
+test('an http(s), ws(s) or ftp URI is served only with //<host>: the forms WHATWG URL reads as the same URL are refused', () => {
+  for (const uri of ['https:///api.example.com/secret', 'https:api.example.com/secret', 'https:/api.example.com/secret', 'http:///h/x', 'wss:/h/x', 'ftp:h/f', 'https://', 'https:', 'https://?q', 'https:///']) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+    assert.notEqual(upstreamUriFault('docs', uri), undefined, uri);
+  }
+  for (const uri of ['https://api.example.com/secret', 'http://h/x', 'wss://h:8443/x', 'https://user@h/x']) assert.equal(code(uri), undefined, uri);
+});

@@ -25,7 +25,8 @@
  *    character outside ASCII (an upstream percent-encodes it), an empty path segment (`a//b`),
  *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), any other file URI not of the form
  *    `file:///…` (`file:/p` is the same file; `file://host/p` is read as `/p` by many servers and
- *    its host would be taken for a path segment by a `resource:` scope), a host not in lower case
+ *    its host would be taken for a path segment by a `resource:` scope), an http(s)/ws(s)/ftp URI
+ *    without `//<host>` (`https:h/x`, `https:///h/x`: WHATWG URL reads both as `https://h/x`), a host not in lower case
  *    (`https://EXAMPLE.com/`), a percent escape with lower-case hex (`%3a` for `%3A`), an empty
  *    port, a port with leading zeros, or the scheme's default port (`https://h:443/`; RFC 3986
  *    §6.2.3, for http, https, ws, wss, ftp). Each is the same resource as
@@ -77,6 +78,9 @@ function spellingFault(uri: string): string | undefined {
   if (NON_ASCII.test(uri)) return 'it holds a character outside ASCII (RFC 3986 §2: percent-encode it); use the URI as listed';
   if (LOWER_HEX_ESCAPE.test(uri)) return 'a percent escape uses lower-case hex digits (`%3a`; RFC 3986 §6.2.2.1: `%3A`); use the URI as listed';
   const rest = uri.slice(scheme.length + 1);
+  // WHATWG URL "special" schemes: `https:h/x`, `https:/h/x` and `https:///h/x` all parse as
+  // `https://h/x` (slashes ignored before the host), so each would be a second spelling.
+  if (DEFAULT_PORTS[scheme] !== undefined && !/^\/\/[^/?#]/.test(rest)) return `a ${scheme} URI must be ${scheme}://<host>/… (WHATWG URL: ${scheme}:h, ${scheme}:/h and ${scheme}:///h are the same as ${scheme}://h); use the URI as listed`;
   const hier = rest.split(/[?#]/)[0]!;
   const authority = hier.startsWith('//') ? hier.slice(2).replace(/\/.*$/, '') : undefined;
   const authorityFault = authority === undefined ? undefined : hostFault(scheme, authority);
