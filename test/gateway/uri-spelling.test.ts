@@ -57,3 +57,10 @@ test('an http(s), ws(s) or ftp URI is served only with //<host>: the forms WHATW
   }
   for (const uri of ['https://api.example.com/secret', 'http://h/x', 'wss://h:8443/x', 'https://user@h/x']) assert.equal(code(uri), undefined, uri);
 });
+
+test('an http(s)/ws(s)/ftp URI is served only in the spelling WHATWG URL gives it (numeric host forms, characters it encodes)', () => {
+  for (const uri of ['https://0x7f.1/x', 'https://2130706433/x', 'https://127.1/x', 'http://0177.0.0.1/x', "https://h/x?a='b", 'https://h/a"b']) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+  }
+  for (const uri of ['https://127.0.0.1/x', 'https://h', 'https://h/x#frag', 'https://h/x?a=%27b']) assert.equal(code(uri), undefined, uri);
+});

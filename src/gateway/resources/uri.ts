@@ -70,6 +70,16 @@ function hostFault(scheme: string, authority: string): string | undefined {
   return undefined;
 }
 
+/** Whether WHATWG URL (what an http upstream resolves) serializes `uri` as itself (an empty path as `/`). */
+function whatwgSame(uri: string): boolean {
+  try {
+    const href = new URL(uri).href;
+    return href === uri || href === `${uri}/`;
+  } catch {
+    return false;
+  }
+}
+
 /** Why `uri` (scheme already checked) is not in its normalized spelling (RFC 3986 §6.2.2), or undefined. */
 function spellingFault(uri: string): string | undefined {
   const scheme = uri.slice(0, uri.indexOf(':'));
@@ -81,6 +91,7 @@ function spellingFault(uri: string): string | undefined {
   // WHATWG URL "special" schemes: `https:h/x`, `https:/h/x` and `https:///h/x` all parse as
   // `https://h/x` (slashes ignored before the host), so each would be a second spelling.
   if (DEFAULT_PORTS[scheme] !== undefined && !/^\/\/[^/?#]/.test(rest)) return `a ${scheme} URI must be ${scheme}://<host>/… (WHATWG URL: ${scheme}:h, ${scheme}:/h and ${scheme}:///h are the same as ${scheme}://h); use the URI as listed`;
+  if (DEFAULT_PORTS[scheme] !== undefined && !whatwgSame(uri)) return `it is not in the spelling WHATWG URL gives it (a numeric host such as 2130706433 or 0x7f.1 for 127.0.0.1, or characters it percent-encodes); use the URI as listed`;
   const hier = rest.split(/[?#]/)[0]!;
   const authority = hier.startsWith('//') ? hier.slice(2).replace(/\/.*$/, '') : undefined;
   const authorityFault = authority === undefined ? undefined : hostFault(scheme, authority);
