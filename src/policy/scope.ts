@@ -56,7 +56,7 @@ export function parseScope(text: string): Scope {
 function covers(g: readonly string[], r: readonly string[]): boolean {
   const memo = new Map<number, boolean>();
   const go = (i: number, j: number): boolean => {
-    const key = i * (MAX_SEGMENTS + 2) + j;
+    const key = i * (r.length + 1) + j; // r (a resource URI's segments) may be longer than MAX_SEGMENTS
     const m = memo.get(key);
     if (m !== undefined) return m;
     let out: boolean;

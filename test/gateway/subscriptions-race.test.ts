@@ -62,3 +62,35 @@ test('a stopped connection drops every subscription on it and says which', () =>
   assert.equal(subs.has(conn), false);
   assert.deepEqual(subs.sessionsFor(other, 'doc://1'), ['s1']);
 });
+
+test('a subscribe whose session closed while its connection was acquired records nothing (the connection is not pinned)', async () => {
+  const { createResourceSubscriptions } = await import('../../src/gateway/resources/subscribe.js');
+  const subs = createSubscriptions();
+  const conn = { getServerCapabilities: () => ({ resources: { subscribe: true } }), subscribeResource: async () => ({}), unsubscribeResource: async () => ({}) };
+  const session = new AbortController();
+  let acquired!: () => void;
+  const acquiring = new Promise<void>((r) => (acquired = r));
+  // upstream.ts request(): acquire (awaits), then run() with a signal aborted if the request's was.
+  const upstream = {
+    server: 'srv',
+    async request(_what: string, _c: unknown, signal: AbortSignal, run: (client: unknown, o: { signal: AbortSignal; timeout: number }) => Promise<unknown>) {
+      await acquiring;
+      const ac = new AbortController();
+      if (signal.aborted) ac.abort(signal.reason);
+      return { value: await run(conn, { signal: ac.signal, timeout: 1000 }), secrets: [] };
+    },
+  };
+  const serve = async (_c: unknown, signal: AbortSignal, _s: unknown, work: (x: unknown) => Promise<unknown>) => work({ upstream: async (u: typeof upstream, what: string, run: never) => (await u.request(what, {}, signal, run)).value });
+  const m = createResourceSubscriptions({ serve: serve as never, resources: { authorizeTemplate: () => ({ upstream: upstream as never, uri: 'doc://1' }) }, subscriptions: subs });
+  // Another session of the same agent already holds the URI on this connection.
+  assert.deepEqual(subs.add(conn, 'other', 'doc://1'), { ok: true, first: true });
+  const pending = m.subscribe('tessera://srv/doc://1', { sessionId: 'closing' } as never, session.signal);
+  // The session closes meanwhile (http.ts closeSession: relay close, then the session's abort).
+  subs.closeSession('closing');
+  session.abort(new Error('the MCP session was closed (client)'));
+  acquired();
+  await assert.rejects(pending, /session was closed/);
+  assert.deepEqual(subs.sessionsFor(conn, 'doc://1'), ['other']);
+  assert.deepEqual(subs.remove(conn, 'other', 'doc://1'), { last: true }, 'the other session is the last one: the upstream is unsubscribed');
+  assert.equal(subs.has(conn), false, 'no subscription keeps the connection from its idle stop');
+});

@@ -36,3 +36,31 @@ test('the canonical spellings stay served, byte for byte', () => {
     assert.deepEqual(parseGatewayUri(gatewayUri('docs', uri), servers), { server: 'docs', uri });
   }
 });
+
+test('a file URI is served only as file:///<path>: file:/p (the same file) and file://host/p (read as /p, scoped as file:/host/p) are refused', async () => {
+  const { authorizeWithScope } = await import('../../src/policy/scope.js');
+  for (const uri of ['file:/srv/secret/a.md', 'file://srv/etc/passwd', 'file://SRV/etc/passwd', 'file://127.0.0.1/etc/passwd', 'file:/etc/passwd', 'file://srv:21/etc/passwd']) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+    assert.notEqual(upstreamUriFault('docs', uri), undefined, uri);
+  }
+  // Why: a task scoped to files under /srv covers the scope name of file://srv/etc/passwd.
+  const permitAll = { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) };
+  const task = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: 0, scope: ['resource:docs/file:/srv/**'] };
+  assert.equal(authorizeWithScope(permitAll, { principal: task, action: 'resource.read', resource: { type: 'Resource', server: 'docs', uri: 'file://srv/etc/passwd' } }).allowed, true, 'the scope alone would let it through');
+  for (const uri of ['file:///srv/a.md', 'file:///tmp/A.txt']) assert.equal(code(uri), undefined, uri);
+});
+
+test('an http(s), ws(s) or ftp URI is served only with //<host>: the forms WHATWG URL reads as the same URL are refused', () => {
+  for (const uri of ['https:///api.example.com/secret', 'https:api.example.com/secret', 'https:/api.example.com/secret', 'http:///h/x', 'wss:/h/x', 'ftp:h/f', 'https://', 'https:', 'https://?q', 'https:///']) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+    assert.notEqual(upstreamUriFault('docs', uri), undefined, uri);
+  }
+  for (const uri of ['https://api.example.com/secret', 'http://h/x', 'wss://h:8443/x', 'https://user@h/x']) assert.equal(code(uri), undefined, uri);
+});
+
+test('an http(s)/ws(s)/ftp URI is served only in the spelling WHATWG URL gives it (numeric host forms, characters it encodes)', () => {
+  for (const uri of ['https://0x7f.1/x', 'https://2130706433/x', 'https://127.1/x', 'http://0177.0.0.1/x', "https://h/x?a='b", 'https://h/a"b']) {
+    assert.equal(code(uri), 'TESSERA_GATEWAY_RESOURCE_URI_INVALID', uri);
+  }
+  for (const uri of ['https://127.0.0.1/x', 'https://h', 'https://h/x#frag', 'https://h/x?a=%27b']) assert.equal(code(uri), undefined, uri);
+});

@@ -211,7 +211,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
   function endSubscription(sessionId: string, server: string, exposedUri: string, reason: 'denied' | 'stopped', cause?: string): void {
     const st = sessions.get(sessionId);
     if (!st) return;
-    const why = reason === 'denied' ? 'policy (or the token\'s scope) no longer permits reading it' : `its upstream connection stopped (${cause ?? 'unknown'})`;
+    const why = reason === 'denied' ? 'policy (or the token\'s scope) no longer permits reading it, or the token expired' : `its upstream connection stopped (${cause ?? 'unknown'})`;
     deliver(st, server, { method: 'notifications/message', params: { level: 'warning', logger: 'tessera', data: { code: 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED', uri: exposedUri, message: `the subscription to this resource was ended: ${why}; subscribe again if still wanted` } } });
     const p = st.session.principal();
     void audit.append({
@@ -222,8 +222,12 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
   }
 
   function mayRead(st: SessionState, server: string, uri: string): boolean {
+    const p = st.session.principal();
+    // The token of the session's latest request has expired: no request of it would be served
+    // now, so no update is either (the session itself lives until gateway.session_idle_timeout).
+    if (p.expiresAt <= deps.clock.now()) return false;
     try {
-      return deps.authorizer.authorize({ principal: st.session.principal(), action: 'resource.read', resource: { type: 'Resource', server, uri } }).allowed;
+      return deps.authorizer.authorize({ principal: p, action: 'resource.read', resource: { type: 'Resource', server, uri } }).allowed;
     } catch {
       return false;
     }

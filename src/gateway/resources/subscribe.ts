@@ -27,6 +27,10 @@ export function createResourceSubscriptions(deps: { serve: Serve; resources: Pic
         const server = target.upstream.server;
         await x.upstream(target.upstream, `${server} resources/subscribe`, async (client, o) => {
           if (!client.getServerCapabilities()?.resources?.subscribe) throw new TesseraError('TESSERA_GATEWAY_RESOURCE_NOT_FOUND', `${server} offers no resource subscriptions`);
+          // The session closed (or the request was cancelled) while the connection was being
+          // acquired: its subscriptions were already forgotten, so recording one now would outlive
+          // it and keep the connection from its idle stop for good.
+          if (o.signal.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new TesseraError('TESSERA_GATEWAY_REQUEST_CANCELLED', `${server} resources/subscribe: the request was cancelled`);
           const added = subscriptions.add(client, caller.sessionId, target.uri);
           if (!added.ok) throw new TesseraError('TESSERA_GATEWAY_SUBSCRIPTION_LIMIT', `this session already holds ${subscriptions.maxPerSession} resource subscriptions; unsubscribe from one first`);
           // One upstream subscribe per URI and connection; every session waits for it (ADR 0177).

@@ -23,7 +23,10 @@
  *  - is not in the one spelling policy sees (RFC 3986 §6.2.2, syntax-based normalization): a
  *    scheme not in lower case, a percent-encoded unreserved character (`%65` for `e`), a
  *    character outside ASCII (an upstream percent-encodes it), an empty path segment (`a//b`),
- *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), a host not in lower case
+ *    `file://localhost/` (RFC 8089 §2: the same as `file:///`), any other file URI not of the form
+ *    `file:///…` (`file:/p` is the same file; `file://host/p` is read as `/p` by many servers and
+ *    its host would be taken for a path segment by a `resource:` scope), an http(s)/ws(s)/ftp URI
+ *    without `//<host>` (`https:h/x`, `https:///h/x`: WHATWG URL reads both as `https://h/x`), a host not in lower case
  *    (`https://EXAMPLE.com/`), a percent escape with lower-case hex (`%3a` for `%3A`), an empty
  *    port, a port with leading zeros, or the scheme's default port (`https://h:443/`; RFC 3986
  *    §6.2.3, for http, https, ws, wss, ftp). Each is the same resource as
@@ -67,6 +70,16 @@ function hostFault(scheme: string, authority: string): string | undefined {
   return undefined;
 }
 
+/** Whether WHATWG URL (what an http upstream resolves) serializes `uri` as itself (an empty path as `/`). */
+function whatwgSame(uri: string): boolean {
+  try {
+    const href = new URL(uri).href;
+    return href === uri || href === `${uri}/`;
+  } catch {
+    return false;
+  }
+}
+
 /** Why `uri` (scheme already checked) is not in its normalized spelling (RFC 3986 §6.2.2), or undefined. */
 function spellingFault(uri: string): string | undefined {
   const scheme = uri.slice(0, uri.indexOf(':'));
@@ -75,6 +88,10 @@ function spellingFault(uri: string): string | undefined {
   if (NON_ASCII.test(uri)) return 'it holds a character outside ASCII (RFC 3986 §2: percent-encode it); use the URI as listed';
   if (LOWER_HEX_ESCAPE.test(uri)) return 'a percent escape uses lower-case hex digits (`%3a`; RFC 3986 §6.2.2.1: `%3A`); use the URI as listed';
   const rest = uri.slice(scheme.length + 1);
+  // WHATWG URL "special" schemes: `https:h/x`, `https:/h/x` and `https:///h/x` all parse as
+  // `https://h/x` (slashes ignored before the host), so each would be a second spelling.
+  if (DEFAULT_PORTS[scheme] !== undefined && !/^\/\/[^/?#]/.test(rest)) return `a ${scheme} URI must be ${scheme}://<host>/… (WHATWG URL: ${scheme}:h, ${scheme}:/h and ${scheme}:///h are the same as ${scheme}://h); use the URI as listed`;
+  if (DEFAULT_PORTS[scheme] !== undefined && !whatwgSame(uri)) return `it is not in the spelling WHATWG URL gives it (a numeric host such as 2130706433 or 0x7f.1 for 127.0.0.1, or characters it percent-encodes); use the URI as listed`;
   const hier = rest.split(/[?#]/)[0]!;
   const authority = hier.startsWith('//') ? hier.slice(2).replace(/\/.*$/, '') : undefined;
   const authorityFault = authority === undefined ? undefined : hostFault(scheme, authority);
@@ -82,6 +99,10 @@ function spellingFault(uri: string): string | undefined {
   const path = hier.startsWith('//') ? hier.slice(2).replace(/^[^/]*/, '') : hier;
   if (path.includes('//')) return 'it has an empty path segment ("//"); use the URI as listed';
   if (scheme === 'file' && /^\/\/localhost(?:[/:]|$)/i.test(rest)) return 'a file URI with host "localhost" is file:/// (RFC 8089 §2); use the URI as listed';
+  // RFC 8089 §2: `file:/p` (no authority) is `file:///p`; and a file URI with a host is read by
+  // many servers as the local path (the host ignored), while a `resource:` scope drops the empty
+  // segment and would see `file://srv/etc/x` as `file:/srv/etc/x`. Only `file:///…` is served.
+  if (scheme === 'file' && !rest.startsWith('///')) return 'a file URI is served only as file:///<absolute path> (RFC 8089 §2: file:/p is the same file; a host is not served); use the URI as listed';
   return undefined;
 }
 

@@ -1,0 +1,48 @@
+/**
+ * A resource update is re-authorized at delivery (relay/hub.ts): besides policy and scope, the
+ * token of the session's latest request must still be valid. A session outlives its token (it
+ * closes after gateway.session_idle_timeout without requests), so without that check an expired
+ * task token kept being told its resources changed for up to that long. The real hub and
+ * registry; the session's SDK server reduced to what the hub sends through it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRelayHub } from '../../src/gateway/relay/hub.js';
+import type { AgentPrincipal } from '../../src/shared/principal.js';
+
+test('an update for a session whose token has expired ends the subscription (told, audited) instead of being delivered', async () => {
+  let now = 1_000_000;
+  const events: { kind: string; result: string; reason?: { code?: string } }[] = [];
+  const sent: { method: string; params?: Record<string, unknown> }[] = [];
+  const noop = (): void => undefined;
+  const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
+  const hub = createRelayHub({
+    authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
+    audit: { append: async (e: never) => void events.push(e), hmac: (s: string) => `h:${s.length}` } as never,
+    logger: logger as never,
+    clock: { now: () => now },
+    limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
+  });
+  const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: now + 60_000, task: 'task-1' };
+  hub.open({ id: 's1', principal: () => principal, where: () => ({}) as never, server: { notification: async (n: never) => void sent.push(n) } as never, streams: () => false });
+  let unsubscribed = 0;
+  const conn = { unsubscribeResource: async () => void unsubscribed++ };
+  const view = { server: 'srv', secrets: () => [], sessions: () => ['s1'], calls: () => [] };
+  assert.deepEqual(hub.subscriptions.add(conn, 's1', 'doc://1'), { ok: true, first: true });
+
+  hub.resourceUpdated(conn, view, 'doc://1', 'tessera://srv/doc://1');
+  assert.deepEqual(sent.map((n) => n.method), ['notifications/resources/updated'], 'a valid token: the update is delivered');
+
+  now = principal.expiresAt; // the token expires (no request renews the session's principal)
+  hub.resourceUpdated(conn, view, 'doc://1', 'tessera://srv/doc://1');
+  assert.deepEqual(sent.map((n) => n.method), ['notifications/resources/updated', 'notifications/message'], 'no update after expiry, only the notice');
+  assert.equal((sent[1]!.params!.data as { code: string }).code, 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED');
+  assert.deepEqual(hub.subscriptions.sessionsFor(conn, 'doc://1'), []);
+  assert.equal(hub.subscriptions.has(conn), false, 'the connection is no longer kept for it');
+  assert.equal(unsubscribed, 1, 'the upstream is unsubscribed');
+  await new Promise<void>((r) => setImmediate(r));
+  const ended = events.filter((e) => e.kind === 'gateway.subscription_ended');
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0]!.result, 'deny');
+  assert.equal(ended[0]!.reason?.code, 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED');
+});
