@@ -90,7 +90,7 @@ export type AuditEvent =
   | Base<'gateway.server_request', { server: string; method: string; session_hmac?: string; code?: string; scrub_hits: number; outcome: 'answered' | 'refused' | 'failed' }>
   | Base<'gateway.subscription_ended', { server: string; uri_hmac: string; reason: 'denied' | 'stopped'; cause?: string; session_hmac: string }>
   | Base<'gateway.logging_level', { level: string; forwarded: readonly string[]; session_hmac: string }>
-  | Base<'gateway.notifications_dropped', { server?: string; method: string; reason: 'queue' | 'rate' | 'unattributed'; session_hmac?: string }>
+  | Base<'gateway.notifications_dropped', { server?: string; method: string; reason: 'queue' | 'rate' | 'unattributed' | 'expired'; session_hmac?: string }>
   | Base<'gateway.request_refused', { code: string; rpc_code: number; method?: string; field?: string; batch_size?: number; session_hmac?: string }>
   | Base<'gateway.session_opened', { session_hmac: string; protocol_version?: string }>
   | Base<'gateway.session_closed', { session_hmac: string; cause: string }>

@@ -46,3 +46,51 @@ test('an update for a session whose token has expired ends the subscription (tol
   assert.equal(ended[0]!.result, 'deny');
   assert.equal(ended[0]!.reason?.code, 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED');
 });
+
+test('after the token expires, nothing pushed reaches the session except traffic of a call in flight: list_changed and an untied log are dropped (counted once as expired), a sampling request is refused', async () => {
+  let now = 1_000_000;
+  const events: { kind: string; result: string; reason?: { code?: string }; details?: { reason?: string } }[] = [];
+  const sent: { method: string }[] = [];
+  const asked: string[] = [];
+  const noop = (): void => undefined;
+  const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
+  const hub = createRelayHub({
+    authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
+    audit: { append: async (e: never) => void events.push(e), hmac: (s: string) => `h:${s.length}` } as never,
+    logger: logger as never,
+    clock: { now: () => now },
+    limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
+  });
+  const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: now + 60_000 };
+  const sdk = {
+    notification: async (n: never) => void sent.push(n),
+    getClientCapabilities: () => ({ sampling: {} }),
+    createMessage: async () => { asked.push('sampling'); return { role: 'assistant', content: { type: 'text', text: 'ok' }, model: 'm' }; },
+  };
+  hub.open({ id: 's1', principal: () => principal, where: () => ({}) as never, server: sdk as never, streams: () => true });
+  const idle = { server: 'srv', secrets: () => [], sessions: () => ['s1'], calls: () => [] };
+  const busy = { ...idle, calls: () => [{ sessionId: 's1', requestId: 7 }] };
+
+  hub.listChanged(idle as never, 'notifications/tools/list_changed');
+  hub.log(idle as never, { level: 'error', data: 'before expiry' });
+  assert.deepEqual(sent.map((n) => n.method), ['notifications/tools/list_changed', 'notifications/message'], 'a valid token: delivered');
+  await hub.serverRequest(idle as never, 'sampling/createMessage', { messages: [], maxTokens: 1 } as never, new AbortController().signal);
+  assert.deepEqual(asked, ['sampling']);
+
+  now = principal.expiresAt;
+  sent.length = 0;
+  hub.listChanged(idle as never, 'notifications/tools/list_changed');
+  hub.log(idle as never, { level: 'error', data: 'after expiry' });
+  hub.log(idle as never, { level: 'error', data: 'again' });
+  assert.deepEqual(sent, [], 'nothing untied reaches an expired session');
+  await assert.rejects(hub.serverRequest(idle as never, 'sampling/createMessage', { messages: [], maxTokens: 1 } as never, new AbortController().signal), (e: Error) => /has expired/.test(e.message));
+  assert.deepEqual(asked, ['sampling'], 'the client is not asked');
+
+  hub.log(busy as never, { level: 'error', data: 'of the call in flight' });
+  assert.deepEqual(sent.map((n) => n.method), ['notifications/message'], 'a log of a call accepted before expiry still reaches it, like its answer');
+  await new Promise<void>((r) => setImmediate(r));
+  const drops = events.filter((e) => e.kind === 'gateway.notifications_dropped' && e.details?.reason === 'expired');
+  assert.equal(drops.length, 1, 'dropped traffic is audited once per session and reason');
+  const refused = events.filter((e) => e.kind === 'gateway.server_request' && e.reason?.code === 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED');
+  assert.equal(refused.length, 1);
+});

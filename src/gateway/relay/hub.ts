@@ -35,7 +35,7 @@ import { createSubscriptions, type Subscriptions } from './subscriptions.js';
 import type { RelayConnView, RelayLimits, RelaySession } from './types.js';
 
 export type ServerRequestMethod = 'sampling/createMessage' | 'elicitation/create';
-export type DropReason = 'queue' | 'rate' | 'unattributed';
+export type DropReason = 'queue' | 'rate' | 'unattributed' | 'expired';
 
 export interface RelayHubDeps {
   readonly authorizer: RequestAuthorizer;
@@ -157,9 +157,25 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of dropped notifications failed'));
   }
 
-  /** Sends within the session's bounds (rate, then messages being sent); false when dropped. */
-  function deliver(st: SessionState, server: string | undefined, notification: ServerNotification, relatedRequestId?: RequestId): boolean {
+  /**
+   * Whether the token of the session's latest request has expired. A session outlives its token
+   * (it closes after gateway.session_idle_timeout): traffic of a request accepted while the token
+   * was valid still reaches it (like that request's answer), anything else does not.
+   */
+  function expired(st: SessionState): boolean {
+    return st.session.principal().expiresAt <= deps.clock.now();
+  }
+
+  /**
+   * Sends within the session's bounds (a live token unless related to a request in flight or a
+   * notice of Tessera's own, then rate, then messages being sent); false when dropped.
+   */
+  function deliver(st: SessionState, server: string | undefined, notification: ServerNotification, relatedRequestId?: RequestId, notice = false): boolean {
     const method = notification.method;
+    if (!notice && relatedRequestId === undefined && expired(st)) {
+      drop(st, server, method, 'expired');
+      return false;
+    }
     if (!buckets.take(st.session.id).ok) {
       drop(st, server, method, 'rate');
       return false;
@@ -212,7 +228,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     const st = sessions.get(sessionId);
     if (!st) return;
     const why = reason === 'denied' ? 'policy (or the token\'s scope) no longer permits reading it, or the token expired' : `its upstream connection stopped (${cause ?? 'unknown'})`;
-    deliver(st, server, { method: 'notifications/message', params: { level: 'warning', logger: 'tessera', data: { code: 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED', uri: exposedUri, message: `the subscription to this resource was ended: ${why}; subscribe again if still wanted` } } });
+    deliver(st, server, { method: 'notifications/message', params: { level: 'warning', logger: 'tessera', data: { code: 'TESSERA_GATEWAY_SUBSCRIPTION_ENDED', uri: exposedUri, message: `the subscription to this resource was ended: ${why}; subscribe again if still wanted` } } }, undefined, true);
     const p = st.session.principal();
     void audit.append({
       kind: 'gateway.subscription_ended', actor: actor(p), action: 'resource.subscribe', resource: server, result: reason === 'denied' ? 'deny' : 'error',
@@ -320,6 +336,11 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
         dropped?.inc({ reason: 'unattributed', method });
         await auditRefusal(view, undefined, method, 'TESSERA_GATEWAY_SERVER_REQUEST_UNATTRIBUTED');
         throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_UNATTRIBUTED', `${method}: the gateway cannot tell which of the sessions using this connection the request is for; send it while serving exactly one call`);
+      }
+      if (target.requestId === undefined && expired(st)) {
+        dropped?.inc({ reason: 'expired', method });
+        await auditRefusal(view, st, method, 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED');
+        throw refuse('TESSERA_GATEWAY_SERVER_REQUEST_DENIED', `${method}: the token of the session this request would go to has expired, and the request is not part of a call in flight; the agent's next request with a valid token renews the session`);
       }
       const action = method === 'sampling/createMessage' ? 'upstream.sample' : 'upstream.elicit';
       let decision;
