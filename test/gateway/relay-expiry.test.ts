@@ -82,7 +82,7 @@ test('after the token expires, nothing pushed reaches the session except traffic
   hub.listChanged(idle as never, 'notifications/tools/list_changed');
   hub.log(idle as never, { level: 'error', data: 'after expiry' });
   hub.log(idle as never, { level: 'error', data: 'again' });
-  assert.deepEqual(sent, [], 'nothing untied reaches an expired session');
+  assert.equal(sent.length, 0, 'nothing untied reaches an expired session');
   await assert.rejects(hub.serverRequest(idle as never, 'sampling/createMessage', { messages: [], maxTokens: 1 } as never, new AbortController().signal), (e: Error) => /has expired/.test(e.message));
   assert.deepEqual(asked, ['sampling'], 'the client is not asked');
 
@@ -93,4 +93,26 @@ test('after the token expires, nothing pushed reaches the session except traffic
   assert.equal(drops.length, 1, 'dropped traffic is audited once per session and reason');
   const refused = events.filter((e) => e.kind === 'gateway.server_request' && e.reason?.code === 'TESSERA_GATEWAY_SERVER_REQUEST_DENIED');
   assert.equal(refused.length, 1);
+});
+
+test('closing the last subscribing session of a URI unsubscribes the upstream of that shared connection', () => {
+  const noop = (): void => undefined;
+  const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
+  const hub = createRelayHub({
+    authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
+    audit: { append: async () => undefined, hmac: (s: string) => `h:${s.length}` } as never,
+    logger: logger as never,
+    clock: { now: () => 0 },
+    limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
+  });
+  const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: 60_000 };
+  for (const id of ['s1', 's2']) hub.open({ id, principal: () => principal, where: () => ({}) as never, server: { notification: async () => undefined } as never, streams: () => false });
+  const unsubscribed: string[] = [];
+  const conn = { unsubscribeResource: async (p: { uri: string }) => void unsubscribed.push(p.uri) };
+  hub.subscriptions.add(conn, 's1', 'doc://1');
+  hub.subscriptions.add(conn, 's2', 'doc://1');
+  hub.close('s1');
+  assert.deepEqual(unsubscribed, [], 's2 still subscribes it');
+  hub.close('s2');
+  assert.deepEqual(unsubscribed, ['doc://1']);
 });

@@ -94,3 +94,16 @@ test('a subscribe whose session closed while its connection was acquired records
   assert.deepEqual(subs.remove(conn, 'other', 'doc://1'), { last: true }, 'the other session is the last one: the upstream is unsubscribed');
   assert.equal(subs.has(conn), false, 'no subscription keeps the connection from its idle stop');
 });
+
+test('a closed session that was the last subscriber of a URI on a shared connection is reported, so the upstream is unsubscribed; one that was not, is not', () => {
+  const subs = createSubscriptions();
+  const conn = {};
+  assert.equal(subs.add(conn, 'a', 'doc://shared').ok, true);
+  assert.equal(subs.add(conn, 'b', 'doc://shared').ok, true);
+  assert.equal(subs.add(conn, 'a', 'doc://mine').ok, true);
+  assert.deepEqual(subs.closeSession('a'), [{ connection: conn, uri: 'doc://mine' }], 'doc://shared still has b');
+  assert.deepEqual(subs.sessionsFor(conn, 'doc://shared'), ['b']);
+  assert.deepEqual(subs.closeSession('b'), [{ connection: conn, uri: 'doc://shared' }]);
+  assert.equal(subs.has(conn), false);
+  assert.deepEqual(subs.closeSession('never-subscribed'), []);
+});

@@ -237,6 +237,12 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     }).catch((e: unknown) => logger.warn({ err: (e as Error).message }, 'audit of an ended subscription failed'));
   }
 
+  /** Tells the upstream of a connection that nobody here is subscribed to `uri` any more (best effort). */
+  function unsubscribeUpstream(connection: object, uri: string): void {
+    const upstream = connection as { unsubscribeResource?: (p: { uri: string }) => Promise<unknown> };
+    void upstream.unsubscribeResource?.({ uri })?.catch(() => undefined);
+  }
+
   function mayRead(st: SessionState, server: string, uri: string): boolean {
     const p = st.session.principal();
     // The token of the session's latest request has expired: no request of it would be served
@@ -258,7 +264,8 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
     },
     close(sessionId) {
       sessions.delete(sessionId);
-      subscriptions.closeSession(sessionId);
+      // The last subscriber of a URI on a shared connection is gone: the upstream stops sending.
+      for (const { connection, uri } of subscriptions.closeSession(sessionId)) unsubscribeUpstream(connection, uri);
     },
     subscriptions,
     resourceUpdated(connection, view, uri, exposedUri) {
@@ -269,8 +276,7 @@ export function createRelayHub(deps: RelayHubDeps): RelayHub {
         if (mayRead(sessions.get(id)!, view.server, uri)) return true;
         const { last } = subscriptions.remove(connection, id, uri);
         endSubscription(id, view.server, exposedUri, 'denied');
-        const upstream = connection as { unsubscribeResource?: (p: { uri: string }) => Promise<unknown> };
-        if (last) void upstream.unsubscribeResource?.({ uri })?.catch(() => undefined);
+        if (last) unsubscribeUpstream(connection, uri);
         return false;
       });
       this.notifySessions(allowed, view.server, { method: 'notifications/resources/updated', params: { uri: exposedUri } });

@@ -30,8 +30,11 @@ export interface Subscriptions {
   has(connection: object): boolean;
   /** Forgets every subscription on the connection (it stopped); what was forgotten. */
   dropConnection(connection: object): readonly { sessionId: string; uri: string }[];
-  /** Forgets a closed session's subscriptions. */
-  closeSession(sessionId: string): void;
+  /**
+   * Forgets a closed session's subscriptions; returns those it was the last subscriber of on
+   * their connection (the upstream is to be unsubscribed).
+   */
+  closeSession(sessionId: string): readonly { connection: object; uri: string }[];
   readonly maxPerSession: number;
 }
 
@@ -113,7 +116,9 @@ export function createSubscriptions(maxPerSession = MAX_PER_SESSION): Subscripti
     closeSession(sessionId) {
       const mine = bySession.get(sessionId);
       bySession.delete(sessionId);
-      for (const { connection, uri } of mine?.values() ?? []) remove(connection, sessionId, uri);
+      const emptied: { connection: object; uri: string }[] = [];
+      for (const { connection, uri } of mine?.values() ?? []) if (remove(connection, sessionId, uri).last) emptied.push({ connection, uri });
+      return emptied;
     },
   };
 }
