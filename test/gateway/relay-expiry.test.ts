@@ -10,19 +10,26 @@ import assert from 'node:assert/strict';
 import { createRelayHub } from '../../src/gateway/relay/hub.js';
 import type { AgentPrincipal } from '../../src/shared/principal.js';
 
-test('an update for a session whose token has expired ends the subscription (told, audited) instead of being delivered', async () => {
-  let now = 1_000_000;
-  const events: { kind: string; result: string; reason?: { code?: string } }[] = [];
-  const sent: { method: string; params?: Record<string, unknown> }[] = [];
+type Event = { kind: string; result: string; reason?: { code?: string }; details?: { reason?: string } };
+
+/** The real hub with an authorizer that allows, an audit that records, and the given clock. */
+function hubWith(clock: () => number, events: Event[] = []): ReturnType<typeof createRelayHub> {
   const noop = (): void => undefined;
   const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
-  const hub = createRelayHub({
+  return createRelayHub({
     authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
     audit: { append: async (e: never) => void events.push(e), hmac: (s: string) => `h:${s.length}` } as never,
     logger: logger as never,
-    clock: { now: () => now },
+    clock: { now: clock },
     limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
   });
+}
+
+test('an update for a session whose token has expired ends the subscription (told, audited) instead of being delivered', async () => {
+  let now = 1_000_000;
+  const events: Event[] = [];
+  const sent: { method: string; params?: Record<string, unknown> }[] = [];
+  const hub = hubWith(() => now, events);
   const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: now + 60_000, task: 'task-1' };
   hub.open({ id: 's1', principal: () => principal, where: () => ({}) as never, server: { notification: async (n: never) => void sent.push(n) } as never, streams: () => false });
   let unsubscribed = 0;
@@ -49,18 +56,10 @@ test('an update for a session whose token has expired ends the subscription (tol
 
 test('after the token expires, nothing pushed reaches the session except traffic of a call in flight: list_changed and an untied log are dropped (counted once as expired), a sampling request is refused', async () => {
   let now = 1_000_000;
-  const events: { kind: string; result: string; reason?: { code?: string }; details?: { reason?: string } }[] = [];
+  const events: Event[] = [];
   const sent: { method: string }[] = [];
   const asked: string[] = [];
-  const noop = (): void => undefined;
-  const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
-  const hub = createRelayHub({
-    authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
-    audit: { append: async (e: never) => void events.push(e), hmac: (s: string) => `h:${s.length}` } as never,
-    logger: logger as never,
-    clock: { now: () => now },
-    limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
-  });
+  const hub = hubWith(() => now, events);
   const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: now + 60_000 };
   const sdk = {
     notification: async (n: never) => void sent.push(n),
@@ -96,15 +95,7 @@ test('after the token expires, nothing pushed reaches the session except traffic
 });
 
 test('closing the last subscribing session of a URI unsubscribes the upstream of that shared connection', () => {
-  const noop = (): void => undefined;
-  const logger = { warn: noop, debug: noop, info: noop, error: noop, child: () => logger };
-  const hub = createRelayHub({
-    authorizer: { authorize: () => ({ allowed: true, policies: ['p'], errors: [], cached: false }) } as never,
-    audit: { append: async () => undefined, hmac: (s: string) => `h:${s.length}` } as never,
-    logger: logger as never,
-    clock: { now: () => 0 },
-    limits: { queue: 16, rate: { perSecond: 100, burst: 100 }, serverRequests: 4, serverRequestTimeoutMs: 60_000 },
-  });
+  const hub = hubWith(() => 0);
   const principal: AgentPrincipal = { spiffeId: 'spiffe://example.org/a', trustDomain: 'example.org', path: '/a', attributes: {}, jti: 'j', expiresAt: 60_000 };
   for (const id of ['s1', 's2']) hub.open({ id, principal: () => principal, where: () => ({}) as never, server: { notification: async () => undefined } as never, streams: () => false });
   const unsubscribed: string[] = [];
