@@ -7,6 +7,7 @@ import { MAX_DEPTH_CEILING } from '../tasks/claims.js';
 import { usersConfigSchema } from '../users/config.js';
 import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
 import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
+import { proxyConfigSchema } from '../proxy/config.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -215,6 +216,8 @@ export const configSchema = z.object({
   gateway: gatewayConfigSchema.prefault({}),
   /** People: trusted OpenID Providers and Tessera's authorization server (src/users/config.ts, docs/users.md). */
   users: usersConfigSchema.prefault({}),
+  /** The injection proxy: listener, bounds and routes (src/proxy/config.ts, docs/proxy.md). */
+  proxy: proxyConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

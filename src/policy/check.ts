@@ -40,7 +40,14 @@ export const checkRequestSchema = z
       .strict(),
     action: z.enum(POLICY_ACTIONS),
     resource: z.union([z.string().min(3).max(2048), resourceObject]),
-    context: z.object({ args: z.record(z.string(), z.unknown()).optional() }).strict().optional(),
+    context: z.object({
+      args: z.record(z.string(), z.unknown()).optional(),
+      /** http.request: the proxied request (src/proxy; docs/proxy.md). */
+      http: z.object({
+        route: z.string().max(253), method: z.string().max(32), host: z.string().max(253), port: z.number().int().min(0).max(65535), path: z.string().max(8192),
+        query_keys: z.array(z.string().max(256)).max(256).default([]), body: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}), tunnel: z.boolean().default(false),
+      }).strict().optional(),
+    }).strict().optional(),
   })
   .strict();
 

@@ -203,6 +203,35 @@ function delegationRecord(v: unknown): CedarValueJson {
   return { scopes: [...d.scopes], covers_all: kindsCoveredWhole(d.scopes), purpose: d.purpose, depth: d.depth!, max_depth: d.max_depth!, bound: d.bound, tctx: tctxRecord(d.tctx), added_facts: [...added] };
 }
 
+/** `context.http` of http.request: built by the injection proxy (src/proxy/request.ts) or a what-if. */
+export interface HttpRequestContext {
+  readonly route: string;
+  readonly method: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly query_keys: readonly string[];
+  /** The route's body_fields read from a JSON body (scalars). */
+  readonly body: Readonly<Record<string, string | number | boolean>>;
+  readonly tunnel: boolean;
+}
+
+/** The `http` record of a request that carries none (a what-if without one): empty values, so policies that read it do not error. */
+export function emptyHttpContext(route: string): HttpRequestContext {
+  return { route, method: '', host: '', port: 0, path: '', query_keys: [], body: {}, tunnel: false };
+}
+
+function httpRecord(v: unknown): CedarValueJson {
+  const h = v as Partial<HttpRequestContext> | null;
+  if (!h || typeof h !== 'object' || typeof h.route !== 'string' || typeof h.method !== 'string' || typeof h.host !== 'string' || !Number.isSafeInteger(h.port) || typeof h.path !== 'string' || !Array.isArray(h.query_keys) || typeof h.tunnel !== 'boolean') {
+    throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.http needs route, method, host, port, path, query_keys (strings), body and tunnel');
+  }
+  if (!h.query_keys.every((x) => typeof x === 'string')) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.http.query_keys must be strings');
+  const body = toCedarValue(h.body ?? {});
+  if (body === undefined || typeof body !== 'object' || Array.isArray(body)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.http.body must be an object');
+  return { route: h.route, method: h.method, host: h.host, port: h.port!, path: h.path, query_keys: [...h.query_keys], body, tunnel: h.tunnel };
+}
+
 /**
  * Everything of a principal that Cedar can see (agentEntity, userEntities, buildContext), as one
  * string: the key of a cache of decisions that depend on the principal alone (the gateway's
@@ -245,7 +274,11 @@ export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<s
         if (v !== undefined) ctx['delegation'] = delegationRecord(v);
         continue;
       }
-      if (k !== 'args') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context key "${k}" is not settable by callers; only "args" is (task, chain, depth, label, tctx, user and scopes come from the token; "delegation" from the token exchange)`);
+      if (k === 'http') {
+        if (v !== undefined) ctx['http'] = httpRecord(v);
+        continue;
+      }
+      if (k !== 'args') throw fail('TESSERA_POLICY_REQUEST_INVALID', `context key "${k}" is not settable by callers; only "args" is (task, chain, depth, label, tctx, user and scopes come from the token; "delegation" from the token exchange; "http" from the proxy)`);
       const a = toCedarValue(v);
       if (a === undefined) continue;
       if (typeof a !== 'object' || Array.isArray(a)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'context.args must be an object');
@@ -273,6 +306,8 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
   const context = buildContext(req.principal, req.context);
   // resource.read: the upstream URI the agent asked for (the Resource's own, never agent-set).
   if (req.resource.type === 'Resource') context['uri'] = req.resource.uri;
+  // http.request always carries `http` (the schema requires it): empty values when the caller gave none.
+  if (req.action === 'http.request' && context['http'] === undefined) context['http'] = httpRecord(emptyHttpContext(req.resource.type === 'Route' ? req.resource.route : ''));
   // A person's decision: which agent acts for them.
   if (forUser) context['actor'] = req.principal.spiffeId;
   const request = {

@@ -235,7 +235,7 @@ function describe(err: cedar.DetailedError): string {
  * the validator. See schema.ts.
  */
 export function isTolerated(err: cedar.DetailedError): boolean {
-  return /^for policy `[^`]*`, attribute `(?:args|tctx|delegation\.tctx)\.[^`]+` in context for .* not found$/.test(err.message);
+  return /^for policy `[^`]*`, attribute `(?:args|tctx|delegation\.tctx|http\.body)\.[^`]+` in context for .* not found$/.test(err.message);
 }
 
 /**

@@ -122,6 +122,22 @@ function schemaFor(principal: 'Agent' | 'User'): string {
     uri: String,            // the upstream resource URI (a resource template's URI template for completion/complete)
   };
 
+  // http.request (the injection proxy, docs/proxy.md): the request's context plus the HTTP request.
+  type HttpRequest = {
+    route: String,          // the route name (for a CONNECT tunnel without a route: the host)
+    method: String,         // the method, upper case ("GET", "POST")
+    host: String,           // the upstream host name the request goes to (lower case)
+    port: Long,             // its port
+    path: String,           // the path as sent to the upstream (percent-encoding kept), without the query
+    query_keys: Set<String>, // the names of the query parameters (never their values)
+    body: {},               // the route's body_fields read from a JSON body (open, like args; {} otherwise)
+    tunnel: Bool,           // a CONNECT tunnelled untouched (no route; nothing else is known)
+  };
+  type HttpContext = {
+    ${requestContextFields(principal)}
+    http: HttpRequest,
+  };
+
   // token.delegate: the delegating agent's context (as above) plus the task being created.
   type DelegateContext = {
     ${requestContextFields(principal)}
@@ -132,7 +148,7 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   action "secret.inject" appliesTo { principal: [${principal}], resource: [Secret], context: RequestContext };
   action "cred.issue" appliesTo { principal: [${principal}], resource: [Role], context: RequestContext };
   action "tool.call" appliesTo { principal: [${principal}], resource: [Tool], context: RequestContext };
-  action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: RequestContext };
+  action "http.request" appliesTo { principal: [${principal}], resource: [Route], context: HttpContext };
   action "resource.read" appliesTo { principal: [${principal}], resource: [Resource], context: ResourceContext };
   action "prompt.get" appliesTo { principal: [${principal}], resource: [Prompt], context: RequestContext };
   // An upstream server asks the agent's client: its model (sampling) or its user (elicitation). ADR 0175.

@@ -253,6 +253,23 @@ export const ERROR_CATALOGUE = {
   TESSERA_GATEWAY_RELAY_REFUSED: { status: 502, description: 'Client side (`tessera mcp`): the gateway refused a relayed message (HTTP status in the message, e.g. 401 for an agent token it does not accept; a closed session (404) is renewed automatically and this code means the retry on the new session failed too); check the --audience and the agent policy.' },
   TESSERA_GATEWAY_RELAY_FAILED: { status: 503, description: 'Client side (`tessera mcp`): a message could not be relayed to the gateway (unreachable, or the relay itself failed); check --addr and that the server runs.' },
 
+  // --- Proxy (core): the injection proxy's listener, routes, authentication, injection (src/proxy; docs/proxy.md) ---
+  TESSERA_PROXY_NO_ROUTE: { status: 403, description: 'A forward-proxy (absolute-form) request named a host no proxy route serves; add a route with that host in `proxy.routes[].hosts`, or send the request to a route\'s reverse URL `http://<proxy>/<route>/…`.' },
+  TESSERA_PROXY_ROUTE_NOT_FOUND: { status: 404, description: 'The first path segment of a reverse request (`/<route>/…`) names no configured proxy route; `tessera proxy routes` lists them.' },
+  TESSERA_PROXY_AUTH_REQUIRED: { status: 407, description: 'A forward-proxy or CONNECT request carried no `Proxy-Authorization`; send the agent or task token (audience `<issuer>/proxy`) as `Proxy-Authorization: Bearer <token>` or as the password of the proxy URL (`http://agent:<token>@host:port`).' },
+  TESSERA_PROXY_AUTH_MALFORMED: { status: 407, description: 'The `Proxy-Authorization` header is neither `Bearer <token>` nor `Basic <base64 of user:token>`, or its Basic value does not decode to `user:password`.' },
+  TESSERA_PROXY_DENIED: { status: 403, description: 'Policy does not permit this agent `http.request` on the route with this method, path and body (Cedar `context.http`); the deciding policies are in `details.policies`.' },
+  TESSERA_PROXY_USER_DENIED: { status: 403, description: 'Policy permits the agent the request, but not for the user on whose behalf it acts (a User policy must permit `http.request` on the route too).' },
+  TESSERA_PROXY_TUNNEL_DENIED: { status: 403, description: 'A CONNECT to a host no route serves was refused: policy must permit `http.request` on `Route::"<host>"` with `context.http.tunnel == true` for it to be tunnelled untouched.' },
+  TESSERA_PROXY_CONNECT_UNAVAILABLE: { status: 405, description: 'CONNECT (HTTPS_PROXY) is not available on this proxy listener (TLS interception is not set up); use the reverse route URL `http://<proxy>/<route>/…` or plain-HTTP forward proxying.' },
+  TESSERA_PROXY_PATH_INVALID: { status: 400, description: 'The request path cannot be mapped under the route\'s upstream base path: a "." or ".." segment, an encoded "/", "\\" or ".", a malformed percent-encoding, or a control character.' },
+  TESSERA_PROXY_BODY_TOO_LARGE: { status: 413, description: 'The request body is larger than `proxy.max_request_bytes`.' },
+  TESSERA_PROXY_BODY_INVALID: { status: 400, description: 'The route reads `body_fields` for policy and the JSON request body could not be parsed (or is not an object); send valid JSON or another Content-Type.' },
+  TESSERA_PROXY_CREDENTIAL_UNAVAILABLE: { status: 502, description: 'The route\'s credential could not be obtained (the kv secret does not exist, the lease engine or the OAuth token endpoint failed) or is not safe to put in a header (CR, LF, NUL); an operator must fix the route\'s credential. The agent never sees the value.' },
+  TESSERA_PROXY_UPSTREAM_UNAVAILABLE: { status: 502, description: 'The route\'s upstream could not be reached or failed mid-response (connection refused, reset, TLS failure).' },
+  TESSERA_PROXY_UPSTREAM_TIMEOUT: { status: 504, description: 'The upstream sent no response headers (or no body data) within `proxy.timeout`.' },
+  TESSERA_PROXY_METHOD_INVALID: { status: 400, description: 'The request method is not one the proxy forwards (CONNECT outside a forward-proxy request, TRACE, or a non-token method).' },
+
   // --- config / storage ------------------------------------------------------------
   TESSERA_CONFIG_INVALID: { status: 500, description: 'tessera.yaml failed validation; the message names the key and what is expected.' },
   TESSERA_CONFIG_NOT_FOUND: { status: 500, description: 'The configuration file does not exist or cannot be read.' },
