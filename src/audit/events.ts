@@ -101,6 +101,7 @@ export type AuditEvent =
   | Base<'oauth.token_issued', { grant: string; client_id: string; family: string; refresh_hmac?: string; bound: boolean }>
   | Base<'oauth.refresh_revoked', { family: string; cause: 'reuse' | 'holder' | 'code_replay'; tasks: number }>
   | Base<'oauth.refused', { code: string; client_id?: string; grant?: string }>
+  | Base<'proxy.request', { route: string; mode: string; method: string; path_template: string; status: number; upstream_status?: number; bytes_in: number; bytes_out: number; latency_ms: number; decision: string; credential?: string; redactions: number; redacted?: Record<string, number>; aborted?: boolean }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

@@ -1,0 +1,454 @@
+/**
+ * The proxy's adapter around the one request pipeline (DESIGN.md "Request pipeline"; docs/proxy.md):
+ *
+ *   target → authenticate (auth.ts, audience `<issuer>/proxy`) → authorize (Cedar `http.request`
+ *   on `Route::"<name>"` with `context.http`, token scope `http:<name>`) → credential
+ *   (credential.ts) → execute (undici, streamed both ways, bounded, timed out, never following
+ *   redirects) → redact (the response streamed through the scrubber) → audit (one `proxy.request`
+ *   event, a pass-through event of the grouped flush, ADR 0185).
+ *
+ * Errors are JSON `{ error: { code, message, request_id } }` with a stable code; only a real
+ * upstream failure is a 5xx (502 TESSERA_PROXY_UPSTREAM_UNAVAILABLE, 504 …_UPSTREAM_TIMEOUT,
+ * 502 …_CREDENTIAL_UNAVAILABLE when the route's credential source fails).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline, type Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { AuditWriter } from '../audit/port.js';
+import type { AuditWhere } from '../audit/events.js';
+import { createScrubber, type ScrubHit } from '../gateway/scrub/index.js';
+import type { SecretUseRecorder } from '../gateway/types.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
+import type { HttpRequestContext } from '../policy/entities.js';
+import type { PolicyRequest } from '../policy/types.js';
+import type { Clock } from '../shared/clock.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Counter, Histogram, MetricsRegistry } from '../shared/metrics.js';
+import type { AgentPrincipal } from '../shared/principal.js';
+import { bearerChallenge } from '../shared/www-authenticate.js';
+import { dpopChallengeOf, dpopWwwAuthenticate } from '../dpop/index.js';
+import { retryAfterOf } from '../server/app.js';
+import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth.js';
+import type { CredentialProvider, InjectedCredential } from './credential.js';
+import type { CompiledRoute, RouteTable } from './route-table.js';
+import { defaultForwardHeaders, type ScrubStreamFactory } from './seams.js';
+
+/** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
+export interface TunnelBinding {
+  readonly principal: AgentPrincipal;
+  readonly token: string;
+  readonly host: string;
+  readonly port: number;
+  readonly route: string;
+}
+
+export interface ProxyRequestDeps {
+  readonly routes: RouteTable;
+  readonly auth: ProxyAuthenticator;
+  readonly authorizer: RequestAuthorizer;
+  readonly credentials: CredentialProvider;
+  readonly audit: Pick<AuditWriter, 'append'>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  readonly replica: string;
+  /** Request body bound, bytes (`proxy.max_request_bytes`). */
+  readonly maxRequestBytes: number;
+  /** Upstream response headers / idle body timeout, ms (`proxy.timeout`). */
+  readonly timeoutMs: number;
+  readonly scrubStream: ScrubStreamFactory;
+  readonly forwardHeaders?: (incoming: IncomingMessage['headers'], strip: readonly string[]) => Record<string, string | string[]>;
+  /** Exposure windows of injected kv secrets (src/exposure, ADR 0150). */
+  readonly secretUses?: SecretUseRecorder;
+  /** Called with the principal of each authenticated request's socket (the kill switch cuts it on revocation). */
+  readonly onAuthenticated?: (socket: IncomingMessage['socket'], principal: AgentPrincipal) => void;
+  /** `<issuer>/proxy`: in the 401 challenge. */
+  readonly audience: string;
+  /** DPoP nonce for answers to DPoP requests (RFC 9449 §9). */
+  readonly dpopNonce?: () => string | undefined;
+}
+
+export interface ProxyRequestHandler {
+  handle(req: IncomingMessage, res: ServerResponse, mode: ProxyMode, tunnel?: TunnelBinding): void;
+}
+
+/** Where the request goes. */
+interface Target {
+  readonly route: CompiledRoute;
+  /** Path as sent upstream (percent-encoding kept), no query. */
+  readonly path: string;
+  /** `?…` as received, or "". */
+  readonly search: string;
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const SEGMENT_ID = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[A-Za-z0-9_~.%-]*\d)[A-Za-z0-9_~.%-]{20,})$/i;
+const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
+/** Response fields not passed back (hop-by-hop, RFC 9110 §7.6.1; content-length: scrubbing may change the length). */
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'proxy-authenticate']);
+
+/**
+ * The path template of the audit event: id-like segments (numbers, UUIDs, long tokens with a
+ * digit) become `{id}`, so the log keeps the API shape without identifiers or path-borne tokens.
+ */
+export function pathTemplate(path: string): string {
+  return path.split('/').map((s) => (SEGMENT_ID.test(s) ? '{id}' : s)).join('/');
+}
+
+/**
+ * Checks a path (as received, before the query) can be appended to a base path without escaping
+ * it: no "." or ".." segment (also percent-encoded), no backslash, no control character, no
+ * malformed percent-encoding. Percent-encoding is kept as received. Throws 400 TESSERA_PROXY_PATH_INVALID.
+ */
+export function checkPath(path: string): void {
+  if (/[\x00-\x20\x7f\\]/.test(path)) throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a control character, a space or a backslash');
+  if (/%(?![0-9A-Fa-f]{2})/.test(path)) throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a "%" that starts no valid percent-encoded byte');
+  for (const seg of path.split('/')) {
+    const s = seg.replace(/%2e/gi, '.');
+    if (s === '.' || s === '..') throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a "." or ".." segment (also percent-encoded); send the normalized path');
+  }
+}
+
+function splitTarget(url: string): { path: string; search: string } {
+  const q = url.indexOf('?');
+  return q < 0 ? { path: url, search: '' } : { path: url.slice(0, q), search: url.slice(q) };
+}
+
+/** The query parameter names (never values), decoded, at most 256. */
+export function queryKeys(search: string): string[] {
+  if (search.length <= 1) return [];
+  const keys = new Set<string>();
+  for (const part of search.slice(1).split('&')) {
+    if (!part) continue;
+    const k = part.split('=', 1)[0]!;
+    try {
+      keys.add(decodeURIComponent(k.replace(/\+/g, ' ')));
+    } catch {
+      keys.add(k);
+    }
+    if (keys.size >= 256) break;
+  }
+  return [...keys];
+}
+
+/** The scalar values of `fields` in a parsed JSON object (nested values are not given to Cedar). */
+export function bodyFieldsOf(body: unknown, fields: readonly string[]): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return out;
+  for (const f of fields) {
+    const v = (body as Record<string, unknown>)[f];
+    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[f] = v;
+  }
+  return out;
+}
+
+/** Maps an undici failure to the proxy's error: the SSRF guard's own TesseraError, a timeout (504) or an unreachable upstream (502). */
+export function upstreamFailure(e: unknown, route: string): TesseraError {
+  for (let x = e, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) if (isTesseraError(x)) return x;
+  const code = (e as { code?: string } | undefined)?.code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new TesseraError('TESSERA_PROXY_UPSTREAM_TIMEOUT', `the upstream of route "${route}" did not answer within proxy.timeout`, { route });
+  }
+  const cause = (e as { cause?: { code?: string } } | undefined)?.cause?.code;
+  return new TesseraError('TESSERA_PROXY_UPSTREAM_UNAVAILABLE', `the upstream of route "${route}" could not be reached or failed (${cause ?? code ?? 'error'})`, { route });
+}
+
+/** A byte counter that refuses a body over `max` (413). */
+function bounded(max: number, count: (n: number) => void): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      seen += chunk.length;
+      count(chunk.length);
+      if (seen > max) cb(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
+      else cb(null, chunk);
+    },
+  });
+}
+
+/** Reads a JSON body up to `max` bytes (413 beyond). */
+function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
+        return;
+      }
+      parts.push(c);
+    });
+    req.once('end', () => resolve(Buffer.concat(parts)));
+    req.once('error', reject);
+  });
+}
+
+interface Metrics {
+  readonly requests: Counter;
+  readonly bytes: Counter;
+  readonly latency: Histogram;
+}
+
+function proxyMetrics(m: MetricsRegistry | undefined): Metrics | undefined {
+  if (!m) return undefined;
+  return {
+    requests: m.counter('tessera_proxy_requests_total', 'Requests answered by the injection proxy, by route and status class (route "-": no route)'),
+    bytes: m.counter('tessera_proxy_bytes_total', 'Body bytes through the injection proxy, by route and direction (in: agent → upstream, out: upstream → agent)'),
+    latency: m.histogram('tessera_proxy_request_duration_seconds', 'Injection proxy requests from arrival to the last response byte, by route'),
+  };
+}
+
+export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestHandler {
+  const metrics = proxyMetrics(deps.metrics);
+  const forward = deps.forwardHeaders ?? defaultForwardHeaders;
+
+  /** The route and upstream path of a request. Throws 404/403/400 codes. */
+  function targetOf(req: IncomingMessage, mode: ProxyMode, tunnel: TunnelBinding | undefined): Target {
+    const url = req.url ?? '/';
+    if (mode === 'intercepted') {
+      const route = deps.routes.byName(tunnel!.route);
+      if (!route) throw new TesseraError('TESSERA_PROXY_NO_ROUTE', `no proxy route serves ${tunnel!.host}`);
+      const { path, search } = splitTarget(url.startsWith('/') ? url : '/');
+      checkPath(path);
+      return { route, path, search };
+    }
+    if (mode === 'forward') {
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the absolute-form request target is not a URL');
+      }
+      if (u.protocol !== 'http:') throw new TesseraError('TESSERA_PROXY_PATH_INVALID', `absolute-form requests must be http:// (got ${u.protocol}); for https:// use CONNECT (HTTPS_PROXY)`);
+      const host = u.hostname.replace(/^\[|\]$/g, '');
+      const route = deps.routes.byHost(host);
+      if (!route) throw new TesseraError('TESSERA_PROXY_NO_ROUTE', `no proxy route serves host "${host.slice(0, 253)}"; add it to a route's hosts in proxy.routes, or use a route's reverse URL http://<proxy>/<route>/…`, { host: host.slice(0, 253) });
+      // The path as the client wrote it (WHATWG URL would normalize it: take it from the raw target).
+      const afterAuthority = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+      const { path, search } = splitTarget(afterAuthority.startsWith('/') ? afterAuthority.replace(/#.*$/, '') : `/${afterAuthority.replace(/#.*$/, '')}`);
+      checkPath(path);
+      return { route, path, search };
+    }
+    const { path: raw, search } = splitTarget(url);
+    const slash = raw.indexOf('/', 1);
+    const name = slash < 0 ? raw.slice(1) : raw.slice(1, slash);
+    const route = deps.routes.byName(name);
+    if (!route) throw new TesseraError('TESSERA_PROXY_ROUTE_NOT_FOUND', `no proxy route is named "${name.slice(0, 64)}"; reverse requests go to http://<proxy>/<route>/<path> (tessera proxy routes lists them)`);
+    const rest = slash < 0 ? '' : raw.slice(slash);
+    checkPath(rest);
+    const path = route.basePath + rest || '/';
+    return { route, path, search };
+  }
+
+  function sendError(req: IncomingMessage, res: ServerResponse, mode: ProxyMode, err: TesseraError, requestId: string): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    let status = err.status;
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+    const retry = retryAfterOf(err);
+    if (retry !== undefined) headers['retry-after'] = String(retry);
+    if (status === 401 || status === 407) {
+      if (mode === 'forward') {
+        status = 407; // RFC 9110 §15.5.8: the proxy asks for credentials
+        headers['proxy-authenticate'] = PROXY_CHALLENGE;
+      } else {
+        status = 401;
+        const dpop = dpopChallengeOf(err);
+        if (dpop) {
+          headers['www-authenticate'] = dpopWwwAuthenticate(err, dpop, {});
+          const nonce = dpop.nonce ?? deps.dpopNonce?.();
+          if (nonce) headers['dpop-nonce'] = nonce;
+        } else {
+          headers['www-authenticate'] = err.code === 'TESSERA_TOKEN_MISSING' ? bearerChallenge({ realm: 'tessera-proxy' }) : bearerChallenge({ realm: 'tessera-proxy', error: 'invalid_token', error_description: err.message });
+        }
+      }
+    }
+    const body = JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId, ...(err.details ? { details: err.details } : {}) } });
+    // A body not read is drained, so the connection stays usable (unless it is huge: then closed).
+    if (!req.complete) {
+      if (err.code === 'TESSERA_PROXY_BODY_TOO_LARGE') headers['connection'] = 'close';
+      else req.resume();
+    }
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  return {
+    handle(req, res, mode, tunnel) {
+      const t0 = process.hrtime.bigint();
+      const requestId = randomUUID();
+      const where: AuditWhere = { source: req.socket.remoteAddress ?? 'unknown', replica: deps.replica, requestId };
+      let route: CompiledRoute | undefined;
+      let principal: AgentPrincipal | undefined;
+      let target: Target | undefined;
+      let decision: { allowed: boolean; policies: readonly string[] } | undefined;
+      let credential: InjectedCredential | undefined;
+      let credentialAt = 0;
+      let code: string | undefined;
+      let upstreamStatus = 0;
+      let bytesIn = 0;
+      let bytesOut = 0;
+      const redactions: Record<string, number> = {};
+      let redactionCount = 0;
+      const abort = new AbortController();
+
+      res.once('close', () => {
+        if (!res.writableFinished) abort.abort();
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        const label = route?.name ?? '-';
+        metrics?.requests.inc({ route: label, status: `${Math.floor(res.statusCode / 100)}xx` });
+        if (bytesIn) metrics?.bytes.inc({ route: label, direction: 'in' }, bytesIn);
+        if (bytesOut) metrics?.bytes.inc({ route: label, direction: 'out' }, bytesOut);
+        metrics?.latency.observe(seconds, { route: label });
+        credential?.release();
+        if (credential?.secretPath && principal && deps.secretUses) {
+          const p = principal;
+          deps.secretUses.recordUse({ agent: p.spiffeId, task: p.task ?? null, root: p.rootTask ?? p.task ?? null, user: p.user ?? null, resource: `kv/${credential.secretPath} -> proxy:${label}`, startedAt: credentialAt, endedAt: deps.secretUses.now() });
+        }
+        // One event per authenticated request (a refused credential is audited by the pipeline as auth.token_refused).
+        if (!principal || !route || !target) return;
+        const completed = res.writableFinished;
+        const result = decision && !decision.allowed ? 'deny' : code ? (res.statusCode >= 500 ? 'error' : 'failure') : completed ? 'success' : 'failure';
+        void deps.audit.append({
+          kind: 'proxy.request',
+          actor: { id: principal.spiffeId, ...(principal.chain ? { chain: principal.chain } : {}), ...(principal.user ? { user: principal.user } : {}) },
+          action: 'http.request', resource: `route:${route.name}`, result,
+          ...(decision || code ? { reason: { ...(decision ? { policies: decision.policies } : {}), ...(code ? { code } : {}) } } : {}),
+          ...(principal.task ? { txn: principal.task } : {}),
+          ...(principal.purpose ? { purpose: principal.purpose } : {}),
+          where,
+          details: {
+            route: route.name, mode, method: req.method ?? '', path_template: pathTemplate(target.path), status: res.statusCode,
+            ...(upstreamStatus ? { upstream_status: upstreamStatus } : {}),
+            bytes_in: bytesIn, bytes_out: bytesOut, latency_ms: Math.round(seconds * 1000 * 1000) / 1000,
+            decision: decision ? (decision.allowed ? 'allow' : 'deny') : 'none',
+            ...(credential ? { credential: credential.reference } : {}),
+            redactions: redactionCount, ...(redactionCount ? { redacted: redactions } : {}),
+            ...(completed ? {} : { aborted: true }),
+          },
+        }).catch((e: unknown) => deps.logger.warn({ err: (e as Error).message, request_id: requestId }, 'proxy: audit of a request failed'));
+      });
+
+      const fail = (e: unknown): void => {
+        const err = isTesseraError(e) ? e : new TesseraError('TESSERA_INTERNAL', 'the proxy failed to handle the request; the request id finds it in the log');
+        if (!isTesseraError(e)) deps.logger.error({ err: (e as Error)?.message, request_id: requestId }, 'proxy: unexpected error');
+        code = err.code;
+        sendError(req, res, mode, err, requestId);
+      };
+
+      void (async () => {
+        const method = req.method ?? 'GET';
+        if (!TOKEN_METHOD.test(method) || method === 'CONNECT' || method === 'TRACE') throw new TesseraError('TESSERA_PROXY_METHOD_INVALID', `method ${method.slice(0, 32)} is not forwarded by the proxy`);
+        target = targetOf(req, mode, tunnel);
+        route = target.route;
+        const r = route;
+        // authenticate
+        if (mode === 'intercepted') {
+          principal = await deps.auth.authenticateToken(tunnel!.token, where as { requestId: string; source: string; replica: string }, { method, target: req.url ?? '/' });
+        } else {
+          principal = (await deps.auth.authenticate({ headers: req.headers, method, target: req.url ?? '/' }, mode, where as { requestId: string; source: string; replica: string })).principal;
+        }
+        deps.onAuthenticated?.(req.socket, principal);
+        // the body: bounded; read whole only when policy needs its JSON fields
+        const declared = req.headers['content-length'];
+        if (declared !== undefined && Number(declared) > deps.maxRequestBytes) throw new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${deps.maxRequestBytes} bytes)`, { limit: deps.maxRequestBytes });
+        const hasBody = req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
+        let buffered: Buffer | undefined;
+        let body: Record<string, string | number | boolean> = {};
+        if (hasBody && r.bodyFields.length > 0 && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+          buffered = await readBounded(req, deps.maxRequestBytes);
+          bytesIn = buffered.length;
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(buffered.toString('utf8'));
+          } catch {
+            throw new TesseraError('TESSERA_PROXY_BODY_INVALID', `route "${r.name}" reads body fields (${r.bodyFields.join(', ')}) for policy, and the JSON body does not parse`);
+          }
+          if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new TesseraError('TESSERA_PROXY_BODY_INVALID', `route "${r.name}" reads body fields for policy: the JSON body must be an object`);
+          body = bodyFieldsOf(parsed, r.bodyFields);
+        }
+        // authorize: token scope http:<route> ∩ Cedar http.request on Route::"<route>" (∩ the user)
+        const http: HttpRequestContext = { route: r.name, method, host: r.host, port: r.port, path: target.path, query_keys: queryKeys(target.search), body, tunnel: false };
+        const request: PolicyRequest = { principal, action: 'http.request', resource: { type: 'Route', route: r.name }, context: { http } };
+        const d = deps.authorizer.authorize(request);
+        decision = d;
+        if (!d.allowed) throw refusalOf(d, request, { denied: 'TESSERA_PROXY_DENIED', userDenied: 'TESSERA_PROXY_USER_DENIED', tried: `to ${method} ${target.path} through route "${r.name}"` });
+        // credential, just in time
+        credentialAt = deps.secretUses?.now() ?? deps.clock.now();
+        credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
+        const scrubber = createScrubber(credential.secrets);
+        // execute
+        const headers = forward(req.headers, r.strip);
+        headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
+        // Identity encoding: a compressed body could not be scrubbed.
+        headers['accept-encoding'] = 'identity';
+        if (credential.header) headers[credential.header.name] = credential.header.value;
+        let search = target.search;
+        if (credential.query) {
+          const q = `${encodeURIComponent(credential.query.name)}=${encodeURIComponent(credential.query.value)}`;
+          // the agent's own value of that parameter is dropped (it is the credential's place)
+          const kept = search.length > 1 ? search.slice(1).split('&').filter((p) => p && p.split('=', 1)[0] !== credential!.query!.name) : [];
+          search = `?${[...kept, q].join('&')}`;
+        }
+        let requestBody: Buffer | Readable | undefined;
+        if (buffered) requestBody = buffered;
+        else if (hasBody) {
+          const counter = bounded(deps.maxRequestBytes, (n) => (bytesIn += n));
+          requestBody = req.pipe(counter);
+          req.once('error', (e) => counter.destroy(e));
+        }
+        if (buffered) headers['content-length'] = String(buffered.length);
+        else if (declared !== undefined && !req.headers['transfer-encoding']) headers['content-length'] = declared;
+        let answer: Dispatcher.ResponseData;
+        try {
+          answer = await r.dispatcher.request({
+            origin: r.origin, path: target.path + search, method: method as Dispatcher.HttpMethod, headers, body: requestBody ?? null,
+            headersTimeout: deps.timeoutMs, bodyTimeout: deps.timeoutMs, signal: abort.signal,
+          });
+        } catch (e) {
+          if (isTesseraError(e)) throw e;
+          const inner = (e as { cause?: unknown }).cause;
+          if (isTesseraError(inner)) throw inner;
+          throw upstreamFailure(e, r.name);
+        }
+        upstreamStatus = answer.statusCode;
+        const out: Record<string, string | string[]> = {};
+        for (const k in answer.headers) {
+          const v = answer.headers[k];
+          if (v !== undefined && !RESPONSE_DROP.has(k)) out[k] = v;
+        }
+        const noBody = method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304;
+        res.writeHead(answer.statusCode, out);
+        if (noBody) {
+          answer.body.resume();
+          res.end();
+          return;
+        }
+        // redact, streamed
+        const scrub = deps.scrubStream(scrubber, {
+          onHits(hits: ScrubHit[]) {
+            for (const h of hits) {
+              redactionCount++;
+              redactions[h.form] = (redactions[h.form] ?? 0) + 1;
+            }
+          },
+        });
+        answer.body.on('data', (c: Buffer) => (bytesOut += c.length));
+        pipeline(answer.body, scrub, res, (e) => {
+          if (e && !res.writableFinished) {
+            code = upstreamFailure(e, r.name).code;
+            res.destroy();
+          }
+        });
+      })().catch(fail);
+    },
+  };
+}
