@@ -46,6 +46,7 @@ import { createUserTokenVerifier } from './users/verify.js';
 import { createAuthorizationServer, createClientResolver, createFederatedLogin, registerAuthorizationRoutes, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN } from './users/oauth/index.js';
 import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
 import { sha256 } from './shared/crypto.js';
+import { createProxy, proxyAudienceOf, registerProxyRoutes, type Proxy } from './proxy/index.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -83,6 +84,8 @@ export interface RunningTessera extends RunningServer {
   readonly metrics: MetricsRegistry;
   /** Exposure windows (tests run its sweep and flush by hand). */
   readonly exposure: ExposureService;
+  /** The injection proxy's URL, when `proxy.listen` is set (docs/proxy.md). */
+  readonly proxyUrl?: string;
 }
 
 /** Resolves `host:0` to a free port so the issuer URL is known before the server listens. */
@@ -238,6 +241,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     cleanups.push(() => leases.idle());
     // Created after the revocation service (it needs the token service); the hook reaches it late.
     const gatewayRef: { current?: Gateway } = {};
+    const proxyRef: { current?: Proxy } = {};
     // The trust domains identities may be issued for and accepted from (ADR 0021, docs/attestors.md).
     const trustDomains = trustDomainsOf(config);
     // The agents inventory: batched login sightings; also tells revocations whether an agent is known.
@@ -248,7 +252,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       store, clock, audit, leases, trustDomains, agents: agentRegistry, exposure,
       // Only a change of the revocations in force ends cached decisions and sessions (ADR 0195).
       onRevoke: revocationHook({
-        epoch, policy, gateway: () => gatewayRef.current,
+        epoch, policy, gateway: () => gatewayRef.current, proxy: () => proxyRef.current,
         // Other replicas reload their indexes (PostgreSQL LISTEN/NOTIFY; in-process on SQLite).
         announce: () => void store.publish(REVOCATION_CHANNEL, replicaId).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'revocation fan-out failed')),
       }),
@@ -313,7 +317,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       keys, clock, issuer, agentTtlMs: config.tokens.agent_ttl, skewMs: config.tokens.clock_skew, revocations, trustDomains, metrics,
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
     });
-    const audiences = [issuer, `${issuer}/mcp`];
+    // The injection proxy's listener (docs/proxy.md): its port is known before tokens are issued for it.
+    const proxyListen = config.proxy.listen !== undefined ? await resolveListen(config.proxy.listen) : undefined;
+    const audiences = [issuer, `${issuer}/mcp`, ...(proxyListen ? [proxyAudienceOf(issuer)] : [])];
     // DPoP (RFC 9449, docs/dpop.md): proofs are checked against Tessera's own URLs; nonces are
     // derived from a secret every replica shares (the audit HMAC key, domain-separated).
     const dpop = createDpopGuard({
@@ -364,11 +370,25 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // revocation, DPoP binding) and authorizes through these, each for its own audience.
     const agents = createRequestAuthenticator({ tokens, audit, dpop, failures: authFailures }, { audience: issuer });
     const gatewayAgents = createRequestAuthenticator({ tokens, audit, dpop, failures: authFailures }, { audience: `${issuer}/mcp`, resource: 'mcp' });
+    // The proxy's own DPoP guard: proofs name the proxy's URLs (htu), not the API's.
+    const proxyDpop = proxyListen ? createDpopGuard({
+      settings: dpopSettingsOf(config.tokens.dpop), clock,
+      htu: createHtuMatcher(htuBasesOf({ issuer: `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}`, listenHost: proxyListen.host, listenPort: proxyListen.port, allowedHosts: config.server.allowed_hosts })),
+      nonceKey: sha256(audit.hmac('tessera dpop nonce key v1')),
+    }) : undefined;
 
     const kv = createKvService({ store, sealer, clock, audit });
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
     const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
     gatewayRef.current = gw;
+    const proxy = proxyListen && proxyDpop ? createProxy({
+      config: { ...config.proxy, listen: `${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` },
+      authenticator: createRequestAuthenticator({ tokens, audit, dpop: proxyDpop, failures: authFailures }, { audience: proxyAudienceOf(issuer), resource: 'proxy' }),
+      issuer, authorizer, kv, leases, revocations, audit, clock, logger, metrics, replica: replicaId, dpopNonce: () => proxyDpop.nonce(),
+      secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) },
+    }) : undefined;
+    proxyRef.current = proxy;
+    if (proxy) cleanups.push(() => proxy.close());
 
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
     const app = createApp({
@@ -402,9 +422,12 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
+    const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
+    registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl } : undefined, authorizer });
 
     await app.listen({ host, port });
     cleanups.push(() => app.close());
+    if (proxy) await proxy.listen();
     cleanups.push(() => auditOps.close()); // again, before app.close: ends a job a `wait`ing request holds open
     cleanups.push(() => gw.close()); // runs before app.close (cleanups run in reverse)
     await audit.append({ kind: 'server.started', actor: { id: 'system' }, action: 'server.start', result: 'success', where: { replica: replicaId }, details: { version: VERSION, replica: replicaId } });
@@ -439,6 +462,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       audit,
       metrics,
       exposure,
+      ...(proxyUrl ? { proxyUrl } : {}),
       async close() {
         if (closed) return;
         closed = true;
@@ -459,6 +483,17 @@ export function devConfig(opts: { listen?: string; dataDir?: string; configPath?
   return loadConfig({ path: opts.configPath, overrides: { dataDir: opts.dataDir, listen: opts.listen } });
 }
 
+/**
+ * `tessera dev` runs the injection proxy unless the configuration says where: on the server's
+ * host, the next port (127.0.0.1:8201 by default; port 0 stays 0, a free port).
+ */
+export function withDevProxy(config: TesseraConfig): TesseraConfig {
+  if (config.proxy.listen !== undefined) return config;
+  const i = config.server.listen.lastIndexOf(':');
+  const port = Number(config.server.listen.slice(i + 1));
+  return { ...config, proxy: { ...config.proxy, listen: `${config.server.listen.slice(0, i)}:${port === 0 || port >= 65535 ? 0 : port + 1}` } };
+}
+
 /** Config for `server`, `init`, `operator` and offline verification (`--data-dir` overrides). */
 export function serverConfig(opts: { configPath?: string; dataDir?: string }): TesseraConfig {
   return loadConfig({ path: opts.configPath, overrides: { dataDir: opts.dataDir } });
@@ -467,7 +502,7 @@ export function serverConfig(opts: { configPath?: string; dataDir?: string }): T
 export const runtime: Runtime = {
   async dev(opts) {
     tuneServerHeap(); // a server process of its own (docs/adr/0121-memory.md)
-    return startTessera({ config: devConfig(opts), mode: 'dev', rootToken: opts.rootToken });
+    return startTessera({ config: withDevProxy(devConfig(opts)), mode: 'dev', rootToken: opts.rootToken });
   },
   async server(opts) {
     tuneServerHeap();

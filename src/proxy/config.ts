@@ -23,7 +23,7 @@ export const MAX_BODY_FIELDS = 16;
 export const MAX_ROUTES = 256;
 
 /** Headers the proxy always removes from what an agent sends upstream (besides the credential's own header). */
-export const ALWAYS_STRIPPED = ['authorization', 'proxy-authorization', 'cookie'] as const;
+export const ALWAYS_STRIPPED = ['authorization', 'proxy-authorization', 'cookie', 'dpop'] as const;
 
 const UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -139,7 +139,7 @@ const credentialSchema = z.object({
     for (const u of used) if (!allowed.includes(u)) ctx.addIssue({ code: 'custom', path: ['format'], message: `placeholder {${u}} is not available for a ${source} credential; use ${allowed.map((a) => `{${a}}`).join(' or ')}` });
     if (used.length === 0) ctx.addIssue({ code: 'custom', path: ['format'], message: `the format names no placeholder; use ${allowed.map((a) => `{${a}}`).join(' or ')}` });
     if (/[\r\n\0]/.test(c.format)) ctx.addIssue({ code: 'custom', path: ['format'], message: 'the format must not contain CR, LF or NUL' });
-  } else if (DEFAULT_FORMAT[source] === undefined) {
+  } else if (DEFAULT_FORMAT[source] === undefined && c.query === undefined) {
     ctx.addIssue({ code: 'custom', path: ['format'], message: 'a lease credential needs a format, e.g. "Basic {username}:{password}" or "{password}"' });
   }
 });
@@ -212,5 +212,9 @@ export function sourceOf(c: ProxyCredentialConfig): CredentialSource {
 
 /** The credential's format, defaults applied (validation guarantees one exists). */
 export function formatOf(c: ProxyCredentialConfig): string {
-  return c.format ?? DEFAULT_FORMAT[sourceOf(c)] ?? '{password}';
+  if (c.format !== undefined) return c.format;
+  const source = sourceOf(c);
+  // A query parameter carries the bare value; a header the scheme (`Bearer …`).
+  if (c.query !== undefined) return `{${PLACEHOLDERS[source][0]!}}`;
+  return DEFAULT_FORMAT[source] ?? '{password}';
 }

@@ -384,7 +384,8 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         // credential, just in time
         credentialAt = deps.secretUses?.now() ?? deps.clock.now();
         credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
-        const scrubber = createScrubber(credential.secrets);
+        // Only the values injected here are scrubbed: shape detection (JWT-like strings …) would alter legitimate API payloads.
+        const scrubber = createScrubber(credential.secrets, { shapes: false });
         // execute
         const headers = forward(req.headers, r.strip);
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
@@ -433,7 +434,10 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           return;
         }
         // redact, streamed
+        // The longest encoded form of a value (hex 2×, percent-encoding up to 3×) may straddle two chunks.
+        const holdback = 3 * Math.max(0, ...credential.secrets.map((x) => x.value.length)) + 16;
         const scrub = deps.scrubStream(scrubber, {
+          holdback,
           onHits(hits: ScrubHit[]) {
             for (const h of hits) {
               redactionCount++;

@@ -38,15 +38,17 @@ export const defaultDispatcher: DispatcherFactory = (_rules, options) =>
   new Agent({ keepAliveTimeout: 30_000, ...(options?.connections ? { connections: options.connections } : {}), ...(options?.ca ? { connect: { ca: options.ca } } : {}) });
 
 /** Builds the Transform that scrubs a response body while it streams. */
-export type ScrubStreamFactory = (scrubber: Scrubber, opts?: { onHits?(hits: ScrubHit[]): void }) => Transform;
+/** `holdback`: a hint, the longest encoded form of a registered value in characters (implementations may compute their own). */
+export type ScrubStreamFactory = (scrubber: Scrubber, opts?: { onHits?(hits: ScrubHit[]): void; holdback?: number }) => Transform;
 
 /**
  * Default streaming scrubber: bytes are handled as latin1 (one char per byte, so nothing is
  * re-encoded), and the tail that could still start a registered value (`holdback` characters)
  * is kept across chunk boundaries. The PROVIDERS part's createScrubStream replaces it.
  */
-export function defaultScrubStream(holdback: number): ScrubStreamFactory {
+export function defaultScrubStream(fallbackHoldback: number): ScrubStreamFactory {
   return (scrubber, opts) => {
+    const holdback = opts?.holdback ?? fallbackHoldback;
     let tail = '';
     const emit = (text: string, final: boolean, push: (b: Buffer) => void): void => {
       const found = scrubber.find(text);

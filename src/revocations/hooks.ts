@@ -1,8 +1,8 @@
 /**
  * What a change of the revocations in force ends (docs/adr/0061-cache-invalidation.md,
  * docs/adr/0195-revocation-refresh-keeps-caches.md): the auth epoch (every cached verification
- * and decision), the policy decision cache, and the gateway sessions and calls of what is now
- * revoked. A refresh (every 30 s, or on another replica's notification) that found the same set
+ * and decision), the policy decision cache, the gateway sessions and calls and the proxy's
+ * connections of what is now revoked. A refresh (every 30 s, or on another replica's notification) that found the same set
  * in force (`changed` false: the revocation generation did not move) ends nothing: the caches
  * stay warm. A local revocation is always a change, and is announced to the other replicas.
  */
@@ -14,6 +14,8 @@ export interface RevocationHookDeps {
   readonly policy: { invalidate(): void };
   /** The MCP gateway, once built (it closes sessions and cancels calls of revoked principals). */
   readonly gateway: () => { onRevocation(): void } | undefined;
+  /** The injection proxy, once built (it closes the connections and tunnels of revoked principals). */
+  readonly proxy?: () => { onRevocation(): void } | undefined;
   /** Tells the other replicas to refresh (PostgreSQL LISTEN/NOTIFY; in-process on SQLite). */
   readonly announce: () => void;
 }
@@ -26,6 +28,7 @@ export function revocationHook(deps: RevocationHookDeps): (source: 'local' | 're
       deps.epoch.bump('revocation');
       deps.policy.invalidate();
       deps.gateway()?.onRevocation();
+      deps.proxy?.()?.onRevocation();
     }
     if (source === 'local') deps.announce();
   };

@@ -1,0 +1,117 @@
+/**
+ * Tessera's injection proxy (docs/proxy.md): agents' plain HTTP(S) goes through Tessera, which
+ * authenticates the agent, authorizes the request, adds the route's credential and scrubs the
+ * response. `createProxy` assembles the parts; src/main.ts chooses the seams' implementations.
+ */
+import type { AuditWriter } from '../audit/port.js';
+import type { SecretUseRecorder } from '../gateway/types.js';
+import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import type { AgentAuthenticator } from '../server/app.js';
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import type { MetricsRegistry } from '../shared/metrics.js';
+import type { RevocationSubject } from '../shared/revocation.js';
+import { createProxyAuthenticator } from './auth.js';
+import { createCredentialProvider, type CredentialDeps } from './credential.js';
+import { createProxyRequestHandler } from './request.js';
+import { compileRoutes, type RouteTable } from './route-table.js';
+import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
+import { defaultDispatcher, defaultForwardHeaders, defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
+import type { ProxyConfig, ProxyRouteConfig } from './config.js';
+
+export { proxyConfigSchema, parseByteSize, hostsOf, sourceOf, formatOf, type ProxyConfig, type ProxyRouteConfig } from './config.js';
+export { createProxyAuthenticator, proxyAuthorizationToken, presentedToken, PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth.js';
+export { createCredentialProvider, type CredentialProvider, type InjectedCredential, type AccessTokenSource } from './credential.js';
+export { createProxyRequestHandler, checkPath, pathTemplate, queryKeys, type TunnelBinding } from './request.js';
+export { createProxyServer, type CoreConnectDeps, type ConnectHandler, type ProxyServer } from './server.js';
+export { compileRoutes, type CompiledRoute, type RouteTable } from './route-table.js';
+export { registerProxyRoutes, describeRoutes, type ProxyWhatIf } from './routes.js';
+
+/** The proxy's audience (RFC 8707 resource indicator): tokens for it are requested with `audience=<issuer>/proxy`. */
+export const proxyAudienceOf = (issuer: string): string => `${issuer.replace(/\/$/, '')}/proxy`;
+
+export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
+  readonly config: ProxyConfig;
+  /** The one request pipeline's authenticator for `<issuer>/proxy` (src/pipeline/authenticate.ts). */
+  readonly authenticator: AgentAuthenticator;
+  readonly issuer: string;
+  readonly authorizer: RequestAuthorizer;
+  readonly revocations: { isPrincipalRevoked(p: RevocationSubject): boolean };
+  readonly audit: Pick<AuditWriter, 'append'>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: MetricsRegistry;
+  readonly replica: string;
+  readonly secretUses?: SecretUseRecorder;
+  readonly dpopNonce?: () => string | undefined;
+  /** The other parts' implementations (defaults: seams.ts). */
+  readonly seams?: {
+    readonly dispatcher?: DispatcherFactory;
+    readonly scrubStream?: ScrubStreamFactory;
+    readonly forwardHeaders?: typeof defaultForwardHeaders;
+    readonly connect?: ConnectHandler;
+    readonly resolvePreset?: (r: ProxyRouteConfig) => ProxyRouteConfig;
+  };
+}
+
+export interface Proxy {
+  readonly routes: RouteTable;
+  readonly audience: string;
+  /** Starts the listener on `proxy.listen`; resolves its URL. */
+  listen(): Promise<{ url: string; host: string; port: number }>;
+  /** The revocation hook: cuts the connections of revoked principals at once. */
+  onRevocation(): void;
+  readonly connections: number;
+  readonly connectDeps: CoreConnectDeps;
+  close(): Promise<void>;
+}
+
+/** Scrub holdback of the default streaming scrubber when the request gives no hint (request.ts passes 3 × the longest value + 16). */
+const HOLDBACK = 3 * 4096 + 16;
+
+export function createProxy(deps: ProxyDeps): Proxy {
+  const { config } = deps;
+  const audience = proxyAudienceOf(deps.issuer);
+  const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? defaultDispatcher, ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
+  const auth = createProxyAuthenticator(deps.authenticator, audience);
+  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
+  const ref: { server?: ReturnType<typeof createProxyServer> } = {};
+  const handler = createProxyRequestHandler({
+    routes, auth, authorizer: deps.authorizer, credentials, audit: deps.audit, clock: deps.clock, logger: deps.logger, replica: deps.replica,
+    maxRequestBytes: config.max_request_bytes, timeoutMs: config.timeout, audience,
+    scrubStream: deps.seams?.scrubStream ?? defaultScrubStream(HOLDBACK),
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
+    ...(deps.secretUses ? { secretUses: deps.secretUses } : {}),
+    ...(deps.dpopNonce ? { dpopNonce: deps.dpopNonce } : {}),
+    onAuthenticated: (socket, principal) => ref.server?.track(socket, principal),
+  });
+  const server = createProxyServer({ handler, auth, authorizer: deps.authorizer, routes, revocations: deps.revocations, logger: deps.logger, replica: deps.replica, ...(deps.seams?.connect ? { connect: deps.seams.connect } : {}) });
+  ref.server = server;
+  deps.metrics?.gauge('tessera_proxy_connections', 'Open agent connections to the injection proxy').collect(() => server.connections);
+  let closed = false;
+  return {
+    routes, audience,
+    get connections() {
+      return server.connections;
+    },
+    connectDeps: server.connectDeps,
+    async listen() {
+      const listen = config.listen!;
+      const i = listen.lastIndexOf(':');
+      const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+      const a = await server.listen(host, Number(listen.slice(i + 1)));
+      return { ...a, url: `http://${host.includes(':') ? `[${host}]` : host}:${a.port}` };
+    },
+    onRevocation() {
+      const n = server.closeRevoked();
+      if (n > 0) deps.logger.info({ connections: n }, 'proxy: closed the connections of revoked principals');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await server.close();
+      await routes.close();
+    },
+  };
+}

@@ -1,0 +1,402 @@
+/**
+ * The injection proxy's core through the whole of Tessera (src/main.ts, real HTTP on loopback, a
+ * real upstream): reverse and forward routes, header and query injection, stripping, scrubbing,
+ * every authentication form and refusal, policy on context.http, bounds, upstream failures,
+ * audit and the kill switch on a real keep-alive connection.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { Agent } from 'node:http';
+import { connect, createServer } from 'node:net';
+import { promisify } from 'node:util';
+import { startHarness, auditTexts, type Harness } from '../e2e/harness.js';
+import { ManualClock } from '../../src/shared/clock.js';
+import { exchange } from '../tasks/helpers.js';
+import { makeProof, proofKey } from '../helpers/dpop.js';
+import { call, policyDir, startUpstream, until, type Upstream } from './helpers.js';
+
+const run = promisify(execFile);
+const TD = 'spiffe://tessera.local';
+const AGENT = `${TD}/agents/allowed-a`;
+const KILLED = `${TD}/agents/allowed-k`;
+const OTHER = `${TD}/agents/denied-b`;
+const KEY = `sk-proxy-${randomBytes(18).toString('hex')}`;
+
+const POLICIES = `
+@id("proxy-routes")
+permit (principal, action == Tessera::Action::"http.request", resource is Tessera::Route)
+when { ["echo", "echoq", "bearer", "down"].contains(resource.name) && principal.trust_domain == "tessera.local" && principal.attestor == "join_token" && principal.path like "/agents/allowed-*" };
+
+@id("proxy-inject")
+permit (principal, action == Tessera::Action::"secret.inject", resource in Tessera::Folder::"proxy")
+when { principal.trust_domain == "tessera.local" && principal.attestor == "join_token" && principal.path like "/agents/allowed-*" };
+
+@id("proxy-tasks")
+permit (principal, action == Tessera::Action::"token.delegate", resource)
+when { principal.trust_domain == "tessera.local" && principal.attestor == "join_token" && context.depth < 1 };
+
+@id("no-delete")
+forbid (principal, action == Tessera::Action::"http.request", resource) when { context.http.method == "DELETE" };
+
+@id("no-admin-path")
+forbid (principal, action == Tessera::Action::"http.request", resource) when { context.http.path like "/base/admin*" };
+
+@id("model-allowlist")
+forbid (principal, action == Tessera::Action::"http.request", resource == Tessera::Route::"echo") when { context.http.body has model && context.http.body.model != "small" };
+
+@id("no-debug-query")
+forbid (principal, action == Tessera::Action::"http.request", resource) when { context.http.query_keys.contains("debug") };
+`;
+
+let h: Harness;
+let up: Upstream;
+let proxy: string;
+let issuer: string;
+let token: string;
+const clock = new ManualClock(Date.now());
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+const basic = (t: string) => ({ 'proxy-authorization': `Basic ${Buffer.from(`agent:${t}`).toString('base64')}` });
+/** The proxy.request events of the JSONL sink (one line per event). */
+const proxyEvents = async () => (await auditTexts(h)).filter((e) => e.kind === 'proxy.request' && e.text.startsWith('{"seq"'));
+
+before(async () => {
+  up = await startUpstream();
+  const down = await closedPort();
+  const secret = { secret: 'proxy/echo-key' };
+  h = await startHarness({
+    clock,
+    policyDir: policyDir({ 'proxy.cedar': POLICIES }),
+    config: {
+      proxy: {
+        listen: '127.0.0.1:0', max_request_bytes: '2KB', timeout: '1s',
+        routes: [
+          { name: 'echo', upstream: `${up.url}/base`, hosts: ['echo.test'], credential: { ...secret, header: 'x-api-key', format: '{value}' }, strip_headers: ['x-agent-secret'], body_fields: ['model'], allow_private: ['127.0.0.1/32'] },
+          { name: 'echoq', upstream: `${up.url}/base`, hosts: ['echoq.test'], credential: { ...secret, query: 'api_key' }, allow_private: ['127.0.0.1/32'] },
+          { name: 'bearer', upstream: up.url, hosts: ['bearer.test'], credential: secret, allow_private: ['127.0.0.1/32'] },
+          { name: 'down', upstream: `http://127.0.0.1:${down}`, hosts: ['down.test'], credential: secret, allow_private: ['127.0.0.1/32'] },
+          { name: 'closed', upstream: up.url, hosts: ['closed.test'], credential: secret, allow_private: ['127.0.0.1/32'] },
+        ],
+      },
+    },
+  });
+  h.sensitive.add(KEY);
+  proxy = h.tessera.proxyUrl!;
+  issuer = h.tessera.url;
+  const put = await h.admin('PUT', '/v1/admin/secrets/proxy/echo-key', { value: KEY, mode: 'inject' });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  token = await h.login(await h.joinToken(AGENT), `${issuer}/proxy`);
+});
+
+after(async () => {
+  await h?.close();
+  await up?.close();
+});
+
+test('reverse route: the kv secret goes in the configured header; the agent\'s token and Authorization never reach the upstream', async () => {
+  const r = await call(proxy, 'GET', '/echo/v1/items?x=1&y=%2F', { headers: bearer(token) });
+  assert.equal(r.status, 200, r.text);
+  const seen = up.seen.at(-1)!;
+  assert.equal(seen.url, '/base/v1/items?x=1&y=%2F', 'base path joined, query and percent-encoding kept');
+  assert.equal(seen.headers['x-api-key'], KEY);
+  assert.equal(seen.headers.authorization, undefined);
+  assert.equal(seen.headers['accept-encoding'], 'identity');
+  assert.equal(r.headers['x-upstream'], 'yes');
+  assert.ok(!r.text.includes(token));
+});
+
+test('query injection: the secret goes in the configured parameter, replacing one the agent sent', async () => {
+  const r = await call(proxy, 'GET', '/echoq/v1/items?x=1&api_key=mine', { headers: bearer(token) });
+  assert.equal(r.status, 200, r.text);
+  const u = new URL(up.seen.at(-1)!.url, 'http://x');
+  assert.deepEqual(u.searchParams.getAll('api_key'), [KEY]);
+  assert.equal(u.searchParams.get('x'), '1');
+  assert.equal(u.pathname, '/base/v1/items');
+});
+
+test('default credential placement: Authorization: Bearer <secret>, replacing the agent\'s', async () => {
+  const r = await call(proxy, 'GET', '/bearer/anything', { headers: { ...bearer(token) } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(up.seen.at(-1)!.headers.authorization, `Bearer ${KEY}`);
+});
+
+test('the agent never sees the key: a response echoing it (plain, split across writes, base64) is scrubbed', async () => {
+  for (const path of ['/echo/echo-key', '/echoq/echo-key']) {
+    const r = await call(proxy, 'GET', path, { headers: bearer(token) });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(!r.text.includes(KEY), `${path}: key in the response: ${r.text}`);
+    assert.ok(!r.text.includes(Buffer.from(KEY).toString('base64')), `${path}: base64 key in the response`);
+    assert.match(r.text, /REDACTED/);
+    assert.equal(r.headers['content-length'], undefined, 'length is not passed on: scrubbing may change it');
+  }
+});
+
+test('agent-sent credentials are stripped: Cookie, Proxy-Authorization, the credential header, strip_headers', async () => {
+  const r = await call(proxy, 'POST', '/echo/v1/things', {
+    headers: { ...basic(token), authorization: 'Bearer agent-upstream-token', cookie: 'session=agent', 'x-api-key': 'agent-own-key', 'x-agent-secret': 'nope', 'x-kept': 'yes', 'content-type': 'text/plain' },
+    body: 'hello',
+  });
+  assert.equal(r.status, 200, r.text);
+  const seen = up.seen.at(-1)!;
+  assert.equal(seen.headers['x-api-key'], KEY);
+  for (const h of ['authorization', 'cookie', 'proxy-authorization', 'x-agent-secret']) assert.equal(seen.headers[h], undefined, h);
+  assert.equal(seen.headers['x-kept'], 'yes');
+  assert.equal(seen.body, 'hello');
+});
+
+test('forward proxy (absolute-form HTTP) with the token as the proxy URL password: curl -x http://agent:<token>@proxy', async () => {
+  const u = new URL(proxy);
+  const { stdout } = await run('curl', ['-sS', '-x', `http://agent:${token}@${u.host}`, '-w', '\n%{http_code}', 'http://echo.test/v1/fwd?q=1']);
+  const [body, status] = [stdout.slice(0, stdout.lastIndexOf('\n')), stdout.slice(stdout.lastIndexOf('\n') + 1)];
+  assert.equal(status, '200', body);
+  const seen = up.seen.at(-1)!;
+  assert.equal(seen.url, '/v1/fwd?q=1', 'forward requests keep their own path');
+  assert.equal(seen.headers['x-api-key'], KEY);
+  assert.equal(seen.headers['proxy-authorization'], undefined);
+  // Proxy-Authorization: Bearer works too
+  const b = await call(proxy, 'GET', 'http://bearer.test/x', { headers: { 'proxy-authorization': `Bearer ${token}`, host: 'bearer.test' } });
+  assert.equal(b.status, 200, b.text);
+});
+
+test('forward proxy refusals: no token → 407 with Proxy-Authenticate; malformed; unrouted host → 403 TESSERA_PROXY_NO_ROUTE', async () => {
+  const none = await call(proxy, 'GET', 'http://echo.test/x', { headers: { host: 'echo.test' } });
+  assert.equal(none.status, 407);
+  assert.equal(none.json.error.code, 'TESSERA_PROXY_AUTH_REQUIRED');
+  assert.match(String(none.headers['proxy-authenticate']), /Basic realm="tessera-proxy"/);
+  // A forward request's Authorization is meant for the upstream, never read as Tessera's.
+  const auth = await call(proxy, 'GET', 'http://echo.test/x', { headers: { host: 'echo.test', ...bearer(token) } });
+  assert.equal(auth.status, 407);
+  for (const v of ['Digest abc', 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, 'Bearer']) {
+    const r = await call(proxy, 'GET', 'http://echo.test/x', { headers: { host: 'echo.test', 'proxy-authorization': v } });
+    assert.equal(r.status, 407, v);
+    assert.equal(r.json.error.code, 'TESSERA_PROXY_AUTH_MALFORMED', v);
+  }
+  const unrouted = await call(proxy, 'GET', 'http://example.invalid/x', { headers: { host: 'example.invalid', ...basic(token) } });
+  assert.equal(unrouted.status, 403);
+  assert.equal(unrouted.json.error.code, 'TESSERA_PROXY_NO_ROUTE');
+  assert.match(unrouted.json.error.message, /example\.invalid/);
+  const https = await call(proxy, 'GET', 'https://echo.test/x', { headers: { host: 'echo.test', ...basic(token) } });
+  assert.equal(https.json.error.code, 'TESSERA_PROXY_PATH_INVALID');
+});
+
+test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; unknown route; CONNECT without TLS part', async () => {
+  const none = await call(proxy, 'GET', '/echo/x');
+  assert.equal(none.status, 401);
+  assert.equal(none.json.error.code, 'TESSERA_TOKEN_MISSING');
+  assert.match(String(none.headers['www-authenticate']), /^Bearer realm="tessera-proxy"/);
+  const apiToken = await h.login(await h.joinToken(AGENT)); // audience: the API, not the proxy
+  const wrong = await call(proxy, 'GET', '/echo/x', { headers: bearer(apiToken) });
+  assert.equal(wrong.status, 401);
+  assert.equal(wrong.json.error.code, 'TESSERA_TOKEN_AUDIENCE_INVALID');
+  assert.match(String(wrong.headers['www-authenticate']), /error="invalid_token"/);
+  const fwdWrong = await call(proxy, 'GET', 'http://echo.test/x', { headers: { host: 'echo.test', ...basic(apiToken) } });
+  assert.equal(fwdWrong.status, 407);
+  assert.equal(fwdWrong.json.error.code, 'TESSERA_TOKEN_AUDIENCE_INVALID');
+  const garbage = await call(proxy, 'GET', '/echo/x', { headers: bearer('not.a.token') });
+  assert.equal(garbage.status, 401);
+  const unknown = await call(proxy, 'GET', '/nope/x', { headers: bearer(token) });
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.json.error.code, 'TESSERA_PROXY_ROUTE_NOT_FOUND');
+  // CONNECT without the TLS part: a clear refusal with its code, on a raw socket.
+  const u = new URL(proxy);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const s = connect(Number(u.port), u.hostname, () => s.write(`CONNECT echo.test:443 HTTP/1.1\r\nhost: echo.test:443\r\nproxy-authorization: Bearer ${token}\r\n\r\n`));
+    let text = '';
+    s.on('data', (c: Buffer) => (text += c.toString('utf8')));
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  });
+  assert.match(raw, /^HTTP\/1\.1 405 /);
+  assert.match(raw, /TESSERA_PROXY_CONNECT_UNAVAILABLE/);
+});
+
+test('paths that would escape the base path, and bad methods, are refused with their codes', async () => {
+  for (const p of ['/echo/../secret', '/echo/a/%2e%2e/b', '/echo/%2E/x', '/echo/a%zz', '/echo/a\\b']) {
+    const r = await call(proxy, 'GET', p, { headers: bearer(token) });
+    assert.equal(r.status, 400, p);
+    assert.equal(r.json.error.code, 'TESSERA_PROXY_PATH_INVALID', p);
+  }
+  const trace = await call(proxy, 'TRACE', '/echo/x', { headers: bearer(token) });
+  assert.equal(trace.json.error.code, 'TESSERA_PROXY_METHOD_INVALID');
+});
+
+test('policy on context.http: method, path, query keys and the JSON body field (model allowlist)', async () => {
+  const del = await call(proxy, 'DELETE', '/echo/v1/items/1', { headers: bearer(token) });
+  assert.equal(del.status, 403);
+  assert.equal(del.json.error.code, 'TESSERA_PROXY_DENIED');
+  assert.ok(del.json.error.details.policies.includes('no-delete'));
+  assert.equal((await call(proxy, 'GET', '/echo/admin/users', { headers: bearer(token) })).json.error.code, 'TESSERA_PROXY_DENIED');
+  assert.equal((await call(proxy, 'GET', '/echo/v1/x?debug=1', { headers: bearer(token) })).json.error.code, 'TESSERA_PROXY_DENIED');
+  const json = { ...bearer(token), 'content-type': 'application/json' };
+  const big = await call(proxy, 'POST', '/echo/v1/chat', { headers: json, body: JSON.stringify({ model: 'big', messages: [] }) });
+  assert.equal(big.status, 403);
+  assert.ok(big.json.error.details.policies.includes('model-allowlist'));
+  const small = await call(proxy, 'POST', '/echo/v1/chat', { headers: json, body: JSON.stringify({ model: 'small', messages: [] }) });
+  assert.equal(small.status, 200, small.text);
+  assert.equal(JSON.parse(up.seen.at(-1)!.body).model, 'small', 'the body read for policy is forwarded whole');
+  const bad = await call(proxy, 'POST', '/echo/v1/chat', { headers: json, body: '{"model": ' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.code, 'TESSERA_PROXY_BODY_INVALID');
+  // Another agent: no permit.
+  const other = await h.login(await h.joinToken(OTHER), `${issuer}/proxy`);
+  const o = await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(other) });
+  assert.equal(o.status, 403);
+  assert.equal(o.json.error.code, 'TESSERA_PROXY_DENIED');
+  // A route no policy permits at all.
+  assert.equal((await call(proxy, 'GET', '/closed/x', { headers: bearer(token) })).json.error.code, 'TESSERA_PROXY_DENIED');
+});
+
+test('task tokens: scope http:<route> is required for the route', async () => {
+  // The subject token is the agent's proxy token: a task is usable only where what it derives from is.
+  const agentApi = token;
+  const ok = await exchange(h, { subject_token: agentApi, scope: 'http:echo secret:proxy/**', purpose: 'proxy test', audience: `${issuer}/proxy` });
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal((await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(ok.body.access_token) })).status, 200);
+  const narrow = await exchange(h, { subject_token: agentApi, scope: 'http:echoq secret:proxy/**', purpose: 'proxy test', audience: `${issuer}/proxy` });
+  assert.equal(narrow.status, 200, JSON.stringify(narrow.body));
+  const r = await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(narrow.body.access_token) });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+  assert.equal(r.json.error.details.scope, 'http:echo');
+  // The credential's own scope too: http:echo without secret:proxy/** cannot inject the key.
+  const noSecret = await exchange(h, { subject_token: agentApi, scope: 'http:echo', purpose: 'proxy test', audience: `${issuer}/proxy` });
+  const s = await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(noSecret.body.access_token) });
+  assert.equal(s.status, 403);
+  assert.equal(s.json.error.code, 'TESSERA_TOKEN_INSUFFICIENT_SCOPE');
+});
+
+test('DPoP-bound token: refused as Bearer (no proof), accepted with a proof for the proxy URL', async () => {
+  const key = proofKey();
+  const form = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: await h.joinToken(AGENT), subject_token_type: 'urn:tessera:token-type:join-token', audience: `${issuer}/proxy` });
+  const res = await fetch(`${issuer}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', dpop: makeProof(key, { htm: 'POST', htu: `${issuer}/v1/oauth/token` }) }, body: form });
+  const body = (await res.json()) as { access_token: string; token_type: string };
+  assert.equal(body.token_type, 'DPoP');
+  h.sensitive.add(body.access_token);
+  const noProof = await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(body.access_token) });
+  assert.equal(noProof.status, 401);
+  assert.equal(noProof.json.error.code, 'TESSERA_DPOP_TOKEN_BOUND');
+  assert.match(String(noProof.headers['www-authenticate']), /^DPoP /);
+  const proof = makeProof(key, { htm: 'GET', htu: `${proxy}/echo/v1/items`, token: body.access_token });
+  const ok = await call(proxy, 'GET', '/echo/v1/items', { headers: { authorization: `DPoP ${body.access_token}`, dpop: proof } });
+  assert.equal(ok.status, 200, ok.text);
+  assert.equal(up.seen.at(-1)!.headers.dpop, undefined, 'the proof is not passed upstream');
+});
+
+test('request body over proxy.max_request_bytes → 413 (declared length and streamed chunked)', async () => {
+  const big = 'x'.repeat(3000);
+  const declared = await call(proxy, 'POST', '/echo/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain' }, body: big });
+  assert.equal(declared.status, 413);
+  assert.equal(declared.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
+  const chunked = await call(proxy, 'POST', '/echo/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: big });
+  assert.equal(chunked.status, 413);
+  assert.equal(chunked.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
+  const json = await call(proxy, 'POST', '/echo/v1/chat', { headers: { ...bearer(token), 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body: JSON.stringify({ model: 'small', pad: big }) });
+  assert.equal(json.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
+});
+
+test('upstream down → 502 TESSERA_PROXY_UPSTREAM_UNAVAILABLE; no answer → 504 TESSERA_PROXY_UPSTREAM_TIMEOUT; redirects are not followed', async () => {
+  const down = await call(proxy, 'GET', '/down/x', { headers: bearer(token) });
+  assert.equal(down.status, 502);
+  assert.equal(down.json.error.code, 'TESSERA_PROXY_UPSTREAM_UNAVAILABLE');
+  const hang = await call(proxy, 'GET', '/echo/hang', { headers: bearer(token) });
+  assert.equal(hang.status, 504);
+  assert.equal(hang.json.error.code, 'TESSERA_PROXY_UPSTREAM_TIMEOUT');
+  const redirect = await call(proxy, 'GET', '/echo/redirect', { headers: bearer(token) });
+  assert.equal(redirect.status, 302);
+  assert.equal(redirect.headers.location, 'http://169.254.169.254/latest/meta-data/');
+});
+
+test('audit: one proxy.request event per authenticated request, with route, status and credential reference, never a secret', async () => {
+  const before = (await proxyEvents()).length;
+  await call(proxy, 'GET', '/echo/v1/audited/12345678?token=abc', { headers: bearer(token) });
+  await call(proxy, 'DELETE', '/echo/v1/audited', { headers: bearer(token) });
+  await call(proxy, 'GET', '/echo/v1/audited'); // unauthenticated: the pipeline audits auth.token_refused instead
+  const events = await proxyEvents();
+  assert.equal(events.length - before, 2);
+  const [okEvent, deniedEvent] = events.slice(-2).map((e) => (JSON.parse(e.text) as { event: any }).event);
+  assert.equal(okEvent.details.route, 'echo');
+  assert.equal(okEvent.details.status, 200);
+  assert.equal(okEvent.details.credential, 'kv/proxy/echo-key');
+  assert.equal(okEvent.details.path_template, '/base/v1/audited/{id}');
+  assert.equal(okEvent.result, 'success');
+  assert.equal(deniedEvent.result, 'deny');
+  assert.equal(deniedEvent.details.status, 403);
+  for (const e of await auditTexts(h)) {
+    assert.ok(!e.text.includes(KEY), `key in audit: ${e.kind}`);
+    assert.ok(!e.text.includes(token), `token in audit: ${e.kind}`);
+    assert.ok(!e.text.includes('token=abc'), 'query values are not audited');
+  }
+});
+
+test('admin API: routes without secrets; what-if of reverse, forward and tunnel requests', async () => {
+  const routes = await h.admin('GET', '/v1/admin/proxy/routes');
+  assert.equal(routes.status, 200);
+  assert.equal(routes.body.listen, proxy);
+  const echo = routes.body.routes.find((r: any) => r.name === 'echo');
+  assert.deepEqual(echo.credential, { source: 'secret', reference: 'kv/proxy/echo-key', header: 'x-api-key', format: '{value}' });
+  assert.ok(!JSON.stringify(routes.body).includes(KEY));
+  const rev = await h.admin('POST', '/v1/admin/proxy/test', { url: `${proxy}/echo/v1/chat`, method: 'POST', agent: AGENT, body: { model: 'big' } });
+  assert.equal(rev.status, 200, JSON.stringify(rev.body));
+  assert.equal(rev.body.route, 'echo');
+  assert.equal(rev.body.mode, 'reverse');
+  assert.equal(rev.body.decision.allowed, false);
+  assert.equal(rev.body.decision.code, 'TESSERA_PROXY_DENIED');
+  const fwd = await h.admin('POST', '/v1/admin/proxy/test', { url: 'http://echo.test/v1/chat', principal: { spiffe_id: AGENT, attestor: 'join_token', attestor_kind: 'join_token' } });
+  assert.equal(fwd.body.mode, 'forward');
+  assert.equal(fwd.body.decision.allowed, true);
+  assert.equal(fwd.body.credential.reference, 'kv/proxy/echo-key');
+  const tunnel = await h.admin('POST', '/v1/admin/proxy/test', { url: 'https://elsewhere.example/', agent: AGENT });
+  assert.equal(tunnel.body.mode, 'tunnel');
+  assert.equal(tunnel.body.decision.code, 'TESSERA_PROXY_TUNNEL_DENIED');
+  const unrouted = await h.admin('POST', '/v1/admin/proxy/test', { url: 'http://elsewhere.example/', agent: AGENT });
+  assert.equal(unrouted.body.reason.code, 'TESSERA_PROXY_NO_ROUTE');
+  const bad = await h.admin('POST', '/v1/admin/proxy/test', { url: 'http://echo.test/' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.error.code, 'TESSERA_REQUEST_INVALID');
+  assert.equal((await h.agent(token, 'GET', '/v1/admin/proxy/routes')).status, 401);
+});
+
+test('kill switch: a revoked agent\'s open keep-alive connection is cut at once', async () => {
+  const t = await h.login(await h.joinToken(KILLED), `${issuer}/proxy`);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const first = await call(proxy, 'GET', '/echo/v1/a', { headers: bearer(t), agent });
+    assert.equal(first.status, 200);
+    const second = await call(proxy, 'GET', '/echo/v1/b', { headers: bearer(t), agent });
+    assert.equal(second.socket, first.socket, 'the connection is kept alive');
+    let closed = false;
+    first.socket.once('close', () => (closed = true));
+    const rev = await h.admin('POST', '/v1/admin/revocations', { kind: 'agent', target: KILLED, reason: 'proxy kill switch test' });
+    assert.equal(rev.status, 201, JSON.stringify(rev.body));
+    await until(() => closed, 'the revoked agent\'s connection to close');
+    const after = await call(proxy, 'GET', '/echo/v1/c', { headers: bearer(t) });
+    assert.equal(after.status, 401);
+    assert.equal(after.json.error.code, 'TESSERA_TOKEN_REVOKED');
+    // Another agent's connection stays usable.
+    assert.equal((await call(proxy, 'GET', '/echo/v1/d', { headers: bearer(token) })).status, 200);
+  } finally {
+    agent.destroy();
+  }
+});
+
+test('an expired token is refused (401 TESSERA_TOKEN_EXPIRED)', async () => {
+  const now = clock.now();
+  clock.advance(3_600_000);
+  try {
+    const r = await call(proxy, 'GET', '/echo/v1/items', { headers: bearer(token) });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.code, 'TESSERA_TOKEN_EXPIRED');
+  } finally {
+    clock.set(now);
+  }
+});
