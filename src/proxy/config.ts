@@ -70,7 +70,9 @@ export function upstreamProblem(u: string): string | undefined {
   if (url.username || url.password) return 'must not carry user:password@ (the credential goes in credential:, never in the URL)';
   if (url.search || u.includes('?')) return 'must not carry a query (?…): requests add their own';
   if (url.hash || u.includes('#')) return 'must not carry a fragment (#…)';
-  if (/%2f|%5c|%2e/i.test(url.pathname) || url.pathname.split('/').some((s) => s === '..' || s === '.')) return 'its base path must not contain "."/".." segments or encoded "/", "\\" or "."';
+  // On the text as written: WHATWG URL parsing already resolved "." and ".." (also encoded) away.
+  const rawPath = u.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '');
+  if (/%2f|%5c|%2e|\\/i.test(rawPath) || rawPath.split('/').some((s) => s === '..' || s === '.')) return 'its base path must not contain "."/".." segments or encoded "/", "\\" or "."';
   return undefined;
 }
 

@@ -57,6 +57,7 @@ export interface CredentialProvider {
 }
 
 /** RFC 9110 §5.5: field values are visible characters, SP and HTAB (obs-text allowed); no CR, LF, NUL or other controls. */
+// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 const unavailable = (route: string, why: string, cause?: unknown): TesseraError =>

@@ -85,7 +85,6 @@ interface Target {
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const SEGMENT_ID = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[A-Za-z0-9_~.%-]*\d)[A-Za-z0-9_~.%-]{20,})$/i;
-const BODYLESS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 /** Response fields not passed back (hop-by-hop, RFC 9110 §7.6.1; content-length: scrubbing may change the length). */
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'proxy-authenticate']);
@@ -104,6 +103,7 @@ export function pathTemplate(path: string): string {
  * malformed percent-encoding. Percent-encoding is kept as received. Throws 400 TESSERA_PROXY_PATH_INVALID.
  */
 export function checkPath(path: string): void {
+  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x20\x7f\\]/.test(path)) throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a control character, a space or a backslash');
   if (/%(?![0-9A-Fa-f]{2})/.test(path)) throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a "%" that starts no valid percent-encoded byte');
   for (const seg of path.split('/')) {
