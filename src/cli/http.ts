@@ -63,6 +63,12 @@ export class AdminClient {
   revokeLease(id: string) {
     return this.req<Record<string, unknown>>('DELETE', `/v1/admin/leases/${encodeURIComponent(id)}`);
   }
+  proxyRoutes() {
+    return this.req<{ enabled: boolean; listen?: string; routes: Record<string, unknown>[] }>('GET', '/v1/admin/proxy/routes');
+  }
+  proxyTest(body: { url: string; method?: string; agent: string }) {
+    return this.req<Record<string, unknown>>('POST', '/v1/admin/proxy/test', { json: body });
+  }
   exposure(query: { by?: string; since?: string; kind?: string }) {
     return this.req<ExposureJson>('GET', '/v1/admin/exposure', { query });
   }

@@ -15,6 +15,7 @@ import { registerKeysCommand } from './keys.js';
 import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
+import { registerProxyCommand } from './proxy.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -190,7 +191,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       const server = await runtime.dev({ listen: opts.listen, dataDir: opts.dataDir, rootToken: opts.rootToken ?? io.env.TESSERA_DEV_ROOT_TOKEN, configPath: opts.config });
       if (isJson(cmd)) {
         const p = server.policy;
-        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(server.joinTokenFile ? { join_token_file: server.joinTokenFile } : {}), ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
+        out(terminalJson({ url: server.url, admin_token: server.adminToken, join_token: server.joinToken, ...(server.joinTokenFile ? { join_token_file: server.joinTokenFile } : {}), ...(server.proxyUrl ? { proxy_url: server.proxyUrl } : {}), ...(p ? { policies: { dir: p.dir, demo: p.demo, configured_dir: p.configuredDir } } : {}) }));
       } else {
         out(devBanner(server));
       }
@@ -636,6 +637,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
+  // --- injection proxy ------------------------------------------------------------------
+  registerProxyCommand(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');
@@ -803,6 +806,7 @@ function devBanner(s: RunningServer): string {
         ? `Policies: ${cell(p.dir)} (the demo policies) — until ${cell(p.configuredDir)} exists; create it and dev mode serves it instead`
         : `Policies: ${cell(p.dir)} (${count(p.ids.length, 'policy', 'policies')}; \`tessera policy status\` lists them)`]
       : []),
+    ...(s.proxyUrl ? [`Injection proxy: ${cell(s.proxyUrl)} (routes: proxy.routes in tessera.yaml; docs/proxy.md)`] : []),
     '',
     'Copy-paste to try it (the admin token below is shown only now):',
     '',

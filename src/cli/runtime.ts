@@ -15,6 +15,8 @@ export interface RunningServer {
   joinTokenFile?: string;
   /** The policy directory being served (dev banner): the demo set until `configuredDir` exists. */
   readonly policy?: { readonly dir: string; readonly demo: boolean; readonly configuredDir: string; readonly ids: readonly string[] };
+  /** The injection proxy's URL, when it listens (docs/proxy.md). */
+  readonly proxyUrl?: string;
   close(): Promise<void>;
 }
 

@@ -16,6 +16,8 @@ import { ManualClock } from '../../src/shared/clock.js';
 import { exchange } from '../tasks/helpers.js';
 import { makeProof, proofKey } from '../helpers/dpop.js';
 import { call, policyDir, startUpstream, until, type Upstream } from './helpers.js';
+import { runCli } from '../../src/cli/index.js';
+import { runtime } from '../../src/main.js';
 
 const run = promisify(execFile);
 const TD = 'spiffe://tessera.local';
@@ -364,6 +366,32 @@ test('admin API: routes without secrets; what-if of reverse, forward and tunnel 
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error.code, 'TESSERA_REQUEST_INVALID');
   assert.equal((await h.agent(token, 'GET', '/v1/admin/proxy/routes')).status, 401);
+});
+
+async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, runtime, { stdout: { write: (x: string) => ((stdout += x), true) }, stderr: { write: (x: string) => ((stderr += x), true) }, env: { TESSERA_ADDR: h.url, TESSERA_TOKEN: h.adminToken } });
+  return { code, stdout, stderr };
+}
+
+test('CLI: tessera proxy routes and tessera proxy test', async () => {
+  const routes = await cli(['proxy', 'routes']);
+  assert.equal(routes.code, 0, routes.stderr);
+  assert.match(routes.stdout, /echo +http:\/\/127\.0\.0\.1:\d+\/base +echo\.test +kv\/proxy\/echo-key +x-api-key/);
+  assert.match(routes.stdout, /echoq .* \?api_key=/);
+  const json = await cli(['--json', 'proxy', 'routes']);
+  assert.equal(JSON.parse(json.stdout).routes.length, 5);
+  const t = await cli(['proxy', 'test', 'http://echo.test/v1/items', '--agent', OTHER]);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /route: echo \(forward\)/);
+  assert.match(t.stdout, /decision: deny \(TESSERA_PROXY_DENIED\)/);
+  assert.match(t.stdout, /credential: kv\/proxy\/echo-key → header x-api-key/);
+  assert.match(t.stdout, /served: no/);
+  const bad = await cli(['proxy', 'test', 'echo.test', '--agent', OTHER]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /TESSERA_CLI_USAGE/);
+  assert.ok(!`${routes.stdout}${json.stdout}${t.stdout}`.includes(KEY));
 });
 
 test('kill switch: a revoked agent\'s open keep-alive connection is cut at once', async () => {
