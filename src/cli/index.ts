@@ -293,7 +293,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--join-token <token>', 'one-time join token; `-` reads it from stdin (an argument is visible in the process list)')
     .option('--join-token-file <path>', 'read the one-time join token from this file')
     .option('--token-file <path>', 'workload JWT file, e.g. a Kubernetes projected service-account token')
-    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway — not the attestation's aud, which the attestor's audience in tessera.yaml checks; with --oidc, the resource of the person's token (default <addr>/mcp)")
+    .option('--audience <uri>', "audience of the agent token to issue (RFC 8693): the server's URL (the default) or <addr>/mcp for the gateway, <addr>/proxy for the injection proxy — not the attestation's aud, which the attestor's audience in tessera.yaml checks; with --oidc, the resource of the person's token (default <addr>/mcp)")
     .option('--out <file>', 'write the agent token to this new file (mode 0600)')
     .option('--print', 'print the agent token to stdout even when stdout is a terminal')
     .option('--oidc', 'log in as a person through Tessera\'s authorization server (browser, PKCE, loopback redirect); stores a refresh token in --out (default ~/.config/tessera/login.json, mode 0600) for `tessera mcp --login-file`')
