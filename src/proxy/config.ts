@@ -186,7 +186,7 @@ export const proxyConfigSchema = z.object({
     else names.set(r.name, i);
     for (const h of hostsOf(r)) {
       const other = hosts.get(h);
-      if (other !== undefined && other !== r.name) ctx.addIssue({ code: 'custom', path: ['routes', i, 'hosts'], message: `host "${h}" is already served by route "${other}"; a host belongs to one route` });
+      if (other !== undefined && other !== r.name) ctx.addIssue({ code: 'custom', path: ['routes', i, 'hosts'], message: `host "${h}" is already served by route "${other}"; a host belongs to one route (set hosts on one of them; hosts: [] serves none)` });
       else hosts.set(h, r.name);
     }
   });

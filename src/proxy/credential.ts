@@ -15,7 +15,7 @@
  */
 import type { AuditWhere } from '../audit/events.js';
 import { issueAuthorized } from '../leases/authorized.js';
-import type { RequestAuthorizer } from '../pipeline/authorize.js';
+import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import type { SecretInput } from '../gateway/scrub/index.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
@@ -33,6 +33,8 @@ export interface CredentialDeps {
     issue(req: { engine: string; role: string; principal: AgentPrincipal; ttlMs?: number; where?: AuditWhere }): Promise<{ lease_id: string; data: Readonly<Record<string, unknown>> }>;
     revoke(id: string, cause: string, ctx?: { principal?: AgentPrincipal }): Promise<unknown>;
   };
+  /** Wall clock for the value cache (ms); default Date.now. */
+  readonly now?: () => number;
   /** The OAuth client-credentials source of a route (PROVIDERS part); absent: oauth routes are refused at start. */
   readonly oauthSource?: (route: string) => AccessTokenSource | undefined;
 }
@@ -68,7 +70,36 @@ export function fillFormat(format: string, values: Readonly<Record<string, strin
   return format.replace(/\{([a-z_]+)\}/g, (_, k: string) => values[k] ?? '');
 }
 
+/** How long a kv secret's value is reused before kv is read (and audits the read) again. */
+export const SECRET_VALUE_TTL_MS = 1000;
+
 export function createCredentialProvider(deps: CredentialDeps): CredentialProvider {
+  const now = deps.now ?? (() => Date.now());
+  /** kv values by path (bounded by the routes' paths), each reused for SECRET_VALUE_TTL_MS; one read in flight per path. */
+  const values = new Map<string, { value: Promise<string>; until: number }>();
+  /**
+   * The value of a kv secret for `principal`: Cedar `secret.inject` (∩ the token's scope) is
+   * decided for every request; kv itself is read — and audits the read — at most once per path
+   * and SECRET_VALUE_TTL_MS, so a rotated or deleted secret takes effect within that time.
+   */
+  async function secretValue(path: string, principal: AgentPrincipal, where: AuditWhere): Promise<string> {
+    const t = now();
+    const hit = values.get(path);
+    if (hit && hit.until > t) {
+      const request = { principal, action: 'secret.inject', resource: { type: 'Secret', path } } as const;
+      const d = deps.authorizer.authorize(request);
+      if (!d.allowed) throw refusalOf(d, request);
+      // Another principal's read in flight may be refused for that principal: then read as this one.
+      return hit.value.catch(() => deps.kv.resolveForInjection(principal, path, deps.authorizer, where).then((r) => r.value));
+    }
+    const value = deps.kv.resolveForInjection(principal, path, deps.authorizer, where).then((r) => r.value);
+    values.set(path, { value, until: t + SECRET_VALUE_TTL_MS });
+    // A refusal or failure is this principal's (or the moment's): never cached.
+    value.catch(() => {
+      if (values.get(path)?.value === value) values.delete(path);
+    });
+    return value;
+  }
   const put = (route: ProxyRouteConfig, values: Readonly<Record<string, string>>, base: Omit<InjectedCredential, 'header' | 'query'>): InjectedCredential => {
     for (const v of Object.values(values)) if (UNSAFE.test(v)) throw unavailable(route.name, 'the value holds a control character (CR, LF, NUL …) that cannot go in a request');
     const value = fillFormat(formatOf(route.credential), values);
@@ -82,7 +113,7 @@ export function createCredentialProvider(deps: CredentialDeps): CredentialProvid
       if (source === 'secret') {
         let value: string;
         try {
-          value = (await deps.kv.resolveForInjection(principal, c.secret!, deps.authorizer, where)).value;
+          value = await secretValue(c.secret!, principal, where);
         } catch (e) {
           if (isTesseraError(e) && e.status === 403) throw e; // the agent's own refusal (secret.inject)
           throw unavailable(route.name, isTesseraError(e) && e.code === 'TESSERA_SECRET_NOT_FOUND' ? `no kv secret at ${c.secret}` : 'the kv secret could not be read', e);

@@ -66,6 +66,38 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
+/**
+ * Exposure windows of injected kv secrets (ADR 0150), coalesced: the uses of one secret by one
+ * principal through one route within a second become one window (first start → last end), so a
+ * busy route writes a row per principal and second, not per request.
+ */
+export function coalesceSecretUses(rec: SecretUseRecorder, everyMs = 1000): SecretUseRecorder & { close(): void } {
+  type Use = Parameters<SecretUseRecorder['recordUse']>[0];
+  const open = new Map<string, { -readonly [K in keyof Use]: Use[K] }>();
+  const flush = (): void => {
+    for (const u of open.values()) rec.recordUse(u);
+    open.clear();
+  };
+  const timer = setInterval(flush, everyMs);
+  timer.unref();
+  return {
+    now: () => rec.now(),
+    recordUse(u) {
+      const k = `${u.agent}\n${u.task ?? ''}\n${u.root ?? ''}\n${u.user ?? ''}\n${u.resource}`;
+      const o = open.get(k);
+      if (!o) open.set(k, { ...u });
+      else {
+        o.startedAt = Math.min(o.startedAt, u.startedAt);
+        o.endedAt = Math.max(o.endedAt, u.endedAt);
+      }
+    },
+    close() {
+      clearInterval(timer);
+      flush();
+    },
+  };
+}
+
 /** Scrub holdback of the default streaming scrubber when the request gives no hint (request.ts passes 3 × the longest value + 16). */
 const HOLDBACK = 3 * 4096 + 16;
 
@@ -74,15 +106,16 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const audience = proxyAudienceOf(deps.issuer);
   const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? defaultDispatcher, ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
   const auth = createProxyAuthenticator(deps.authenticator, audience);
-  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
+  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
   const ref: { server?: ReturnType<typeof createProxyServer> } = {};
+  const uses = deps.secretUses ? coalesceSecretUses(deps.secretUses) : undefined;
   const handler = createProxyRequestHandler({
     routes, auth, authorizer: deps.authorizer, credentials, audit: deps.audit, clock: deps.clock, logger: deps.logger, replica: deps.replica,
     maxRequestBytes: config.max_request_bytes, timeoutMs: config.timeout, audience,
     scrubStream: deps.seams?.scrubStream ?? defaultScrubStream(HOLDBACK),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
-    ...(deps.secretUses ? { secretUses: deps.secretUses } : {}),
+    ...(uses ? { secretUses: uses } : {}),
     ...(deps.dpopNonce ? { dpopNonce: deps.dpopNonce } : {}),
     onAuthenticated: (socket, principal) => ref.server?.track(socket, principal),
   });
@@ -112,6 +145,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       closed = true;
       await server.close();
       await routes.close();
+      uses?.close();
     },
   };
 }

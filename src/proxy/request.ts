@@ -17,7 +17,7 @@ import { Transform, pipeline, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
-import { createScrubber, type ScrubHit } from '../gateway/scrub/index.js';
+import { createScrubber, type Scrubber, type ScrubHit, type SecretInput } from '../gateway/scrub/index.js';
 import type { SecretUseRecorder } from '../gateway/types.js';
 import { refusalOf, type RequestAuthorizer } from '../pipeline/authorize.js';
 import type { HttpRequestContext } from '../policy/entities.js';
@@ -204,8 +204,23 @@ function proxyMetrics(m: MetricsRegistry | undefined): Metrics | undefined {
   };
 }
 
+/** Scrubbers kept for the same injected values (a kv secret is the same on every request): no per-request compilation. */
+const SCRUBBER_CACHE = 256;
+
 export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestHandler {
   const metrics = proxyMetrics(deps.metrics);
+  const scrubbers = new Map<string, Scrubber>();
+  /** Only the values injected here are scrubbed: shape detection (JWT-like strings …) would alter legitimate API payloads. */
+  function scrubberFor(secrets: readonly SecretInput[]): Scrubber {
+    const key = secrets.map((x) => `${x.label ?? ''}\u0000${x.value}`).join('\u0001');
+    let s = scrubbers.get(key);
+    if (!s) {
+      if (scrubbers.size >= SCRUBBER_CACHE) scrubbers.clear();
+      s = createScrubber(secrets, { shapes: false });
+      scrubbers.set(key, s);
+    }
+    return s;
+  }
   const forward = deps.forwardHeaders ?? defaultForwardHeaders;
 
   /** The route and upstream path of a request. Throws 404/403/400 codes. */
@@ -384,8 +399,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         // credential, just in time
         credentialAt = deps.secretUses?.now() ?? deps.clock.now();
         credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
-        // Only the values injected here are scrubbed: shape detection (JWT-like strings …) would alter legitimate API payloads.
-        const scrubber = createScrubber(credential.secrets, { shapes: false });
+        const scrubber = scrubberFor(credential.secrets);
         // execute
         const headers = forward(req.headers, r.strip);
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;

@@ -78,7 +78,7 @@ test('each bad key is refused with its exact message', () => {
     [{ routes: [route({ credential: { secret: 'kv/a', header: 'bad header' } })] }, 'proxy.routes.0.credential.header: expected an HTTP header name such as "Authorization" or "x-api-key"'],
     [{ routes: [route({ credential: { secret: 'kv/a', query: 'a&b' } })] }, 'proxy.routes.0.credential.query: expected a query parameter name (letters, digits, "_", ".", "~", "-")'],
     [{ routes: [route({ hosts: ['API.example.com'] })] }, 'proxy.routes.0.hosts.0: expected a lowercase DNS name such as "api.openai.com"'],
-    [{ routes: [route(), route({ name: 'other', hosts: ['api.example.com'] })] }, 'proxy.routes.1.hosts: host "api.example.com" is already served by route "api"; a host belongs to one route'],
+    [{ routes: [route(), route({ name: 'other', hosts: ['api.example.com'] })] }, 'proxy.routes.1.hosts: host "api.example.com" is already served by route "api"; a host belongs to one route (set hosts on one of them; hosts: [] serves none)'],
     [{ routes: [route({ allow_private: ['10.0.0.0/33'] })] }, 'proxy.routes.0.allow_private.0: expected a CIDR block ("10.0.0.0/8"), an address, or host[:port] ("internal.svc:8080")'],
     [{ routes: [route({ allow_private: ['internal.svc:99999'] })] }, 'proxy.routes.0.allow_private.0: expected a CIDR block ("10.0.0.0/8"), an address, or host[:port] ("internal.svc:8080")'],
     [{ routes: [route({ body_fields: Array.from({ length: 17 }, (_, i) => `f${i}`) })] }, 'proxy.routes.0.body_fields: at most 16 body_fields'],
