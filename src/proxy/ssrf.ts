@@ -241,6 +241,9 @@ export function normalizeHost(raw: string): { ok: true; host: string } | { ok: f
     return { ok: true, host: new URL(`http://[${inner}]/`).hostname.slice(1, -1) };
   }
   if (/\.\.|^\./.test(raw) || /\.\.$/.test(raw)) return { ok: false, problem: 'the host has an empty label (a leading dot, two dots in a row, or more than one trailing dot)' };
+  // ASCII other than letters, digits, ".", "-", "_" never belongs in a host (domainToASCII would
+  // cut "a/b" to "a" and drop tabs and newlines); non-ASCII goes through IDNA.
+  if (/[\x00-\x2c/:-@[-^`{-\x7f]/.test(raw)) return { ok: false, problem: 'the host has characters no host name has' };
   const lower = raw.toLowerCase();
   // IDNA first (UTS #46 maps full-width digits and dots too), then the numeric check on the result.
   const mapped = /^[a-z0-9._-]+$/.test(lower) ? lower : domainToASCII(lower);
@@ -267,6 +270,7 @@ function parsePort(text: string): number | undefined {
 }
 
 function parseRule(text: string): Rule | string {
+  if (text.includes('%')) return `"${text}": an IPv6 zone or a percent sign has no place in a rule`;
   const slash = text.indexOf('/');
   const bare = slash >= 0 ? text.slice(0, slash) : text;
   const family = isIP(bare);
