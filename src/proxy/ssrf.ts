@@ -243,6 +243,7 @@ export function normalizeHost(raw: string): { ok: true; host: string } | { ok: f
   if (/\.\.|^\./.test(raw) || /\.\.$/.test(raw)) return { ok: false, problem: 'the host has an empty label (a leading dot, two dots in a row, or more than one trailing dot)' };
   // ASCII other than letters, digits, ".", "-", "_" never belongs in a host (domainToASCII would
   // cut "a/b" to "a" and drop tabs and newlines); non-ASCII goes through IDNA.
+  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x2c/:-@[-^`{-\x7f]/.test(raw)) return { ok: false, problem: 'the host has characters no host name has' };
   const lower = raw.toLowerCase();
   // IDNA first (UTS #46 maps full-width digits and dots too), then the numeric check on the result.

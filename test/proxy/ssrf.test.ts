@@ -323,7 +323,7 @@ test('dispatcher over TLS: dials the vetted address, SNI and the certificate che
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=upstream.test', '-addext', 'subjectAltName=DNS:upstream.test'], { stdio: 'ignore' });
   const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-  const seen: { sni: string | false; host: string | undefined }[] = [];
+  const seen: { sni: string | false | null; host: string | undefined }[] = [];
   const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (req, res) => {
     seen.push({ sni: (req.socket as import('node:tls').TLSSocket).servername, host: req.headers.host });
     res.end('ok');
