@@ -18,18 +18,28 @@ import { fail, TesseraError, type ErrorCode } from '../shared/errors.js';
 import { normalizeHost } from './ssrf.js';
 
 /**
- * `http.createServer` options the proxy listener must use: the strict parser (never the lenient
- * one, which accepts smuggling vectors), Host required on HTTP/1.1, a 16 KiB bound on the request
- * line plus headers (larger → `onClientError` answers 431), duplicates of single-value headers
- * joined rather than silently dropped (`Authorization: a, b` fails to parse instead of the first
- * one winning; `checkFraming` refuses them anyway).
+ * `http.createServer` options the proxy listener must use (with `onClientError` as its
+ * `clientError` listener and `checkFraming` first in its request handler): the strict parser
+ * (never the lenient one, which accepts smuggling vectors); a 16 KiB bound on the request line
+ * plus headers (larger → 431); duplicates of single-value headers joined rather than silently
+ * dropped (`Authorization: a, b` fails to parse instead of the first one winning; `checkFraming`
+ * refuses them anyway). `requireHostHeader` is off on purpose: node would answer a Host-less
+ * HTTP/1.1 request with a bare 400 and no code, while `checkFraming` refuses it — and a Host-less
+ * HTTP/1.0 one, which node lets through — with TESSERA_PROXY_REQUEST_MALFORMED.
  */
 export const PROXY_SERVER_OPTIONS = Object.freeze({
   insecureHTTPParser: false,
-  requireHostHeader: true,
+  requireHostHeader: false,
   maxHeaderSize: 16 * 1024,
   joinDuplicateHeaders: true,
 } satisfies ServerOptions);
+
+/**
+ * Connections on which a request was refused: node may already have parsed requests pipelined
+ * behind it (they would reach the handler although the connection is closing), so every later
+ * request on such a connection is refused too.
+ */
+const refusedSockets = new WeakSet<object>();
 
 /** Longest request target accepted, in bytes (RFC 9112 §3 asks for at least 8000). */
 export const MAX_TARGET_BYTES = 8192;
@@ -99,6 +109,7 @@ function checkTarget(req: IncomingMessage, hostHeader: string): void {
  * Rules: RFC 9112 §6 (framing), §3.2 (target forms), §3.2.2 (Host vs absolute-form), RFC 9110 §5.5 (field values).
  */
 export function checkFraming(req: IncomingMessage): void {
+  if (refusedSockets.has(req.socket)) throw malformed('an earlier request on this connection was refused; the requests pipelined behind it are not served', 'after_refusal');
   if (req.httpVersion !== '1.1' && req.httpVersion !== '1.0') throw malformed(`HTTP/${req.httpVersion} is not spoken here; use HTTP/1.1`, 'version');
   const counts = new Map<string, number>();
   const raw = req.rawHeaders;
@@ -191,9 +202,11 @@ function closeAfterFlush(socket: Duplex): void {
 
 /**
  * Answers a refusal thrown by `checkFraming` (or any TesseraError before the upstream is reached)
- * with its status, the JSON error body and `Connection: close`; the connection is then closed.
+ * with its status, the JSON error body and `Connection: close`; the connection is then closed,
+ * and requests node already parsed behind it on that connection are refused by `checkFraming`.
  */
 export function sendRefusal(res: ServerResponse, err: TesseraError): void {
+  refusedSockets.add(res.req.socket);
   const body = errorBody(err.code, err.message);
   res.shouldKeepAlive = false;
   res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
