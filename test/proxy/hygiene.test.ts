@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { checkFraming, forwardHeaders, onClientError, PROXY_SERVER_OPTIONS, rewriteLocation, sendRefusal, MAX_TARGET_BYTES } from '../../src/proxy/hygiene.js';
 import { isTesseraError } from '../../src/shared/errors.js';
@@ -224,7 +224,8 @@ test('forwardHeaders drops hop-by-hop fields, what Connection lists, Proxy-*, Ho
   assert.deepEqual(forwardHeaders(incoming, ['Authorization', 'COOKIE', 'X-Api-Key']), {
     'content-type': 'application/json', 'content-length': '12', accept: 'text/event-stream', 'set-cookie': ['a', 'b'], 'x-keep': 'yes',
   });
-  assert.deepEqual(forwardHeaders({ connection: ['close', 'X-A'], 'x-a': '1', 'x-b': '2' }, []), { 'x-b': '2' });
+  assert.deepEqual(forwardHeaders({ connection: 'close, X-A', 'x-a': '1', 'x-b': '2' }, []), { 'x-b': '2' });
+  assert.deepEqual(forwardHeaders({ connection: ['close', 'X-A'], 'x-a': '1', 'x-b': '2' } as unknown as IncomingHttpHeaders, []), { 'x-b': '2' }, 'Connection repeated (not joined)');
   assert.deepEqual(forwardHeaders({ 'x-a': '1' }, []), { 'x-a': '1' });
 });
 
