@@ -346,15 +346,15 @@ export interface SsrfGuard {
 }
 
 function forbidden(host: string, port: number, address: string, info: AddressInfo): TesseraError {
-  const what = info.name ? `${info.class} (${info.name}${info.block ? `, ${info.block}` : ''})` : info.class;
+  const what = info.name ? `${info.class} address (${info.name}${info.block ? `, ${info.block}` : ''})` : `${info.class} address`;
   const via = info.embedded ? ` (it embeds the IPv4 address ${info.embedded})` : '';
-  const target = host === address ? address : `${host} resolves to ${address}`;
+  const target = host === address ? address : `${host}: it resolves to ${address}`;
   const fix = info.class === 'unspecified' || info.class === 'multicast'
     ? 'This class can never be an upstream.'
     : info.class === 'metadata'
       ? `If this route really must reach it, add exactly "${address}/${isIP(address) === 4 ? 32 : 128}" to the route's allow_private (proxy.routes[].allow_private).`
       : `If this route really must reach it, add "${address}/${isIP(address) === 4 ? 32 : 128}" or "${isIP(host) === 6 ? `[${host}]` : host}:${port}" to the route's allow_private (proxy.routes[].allow_private).`;
-  return fail('TESSERA_PROXY_TARGET_FORBIDDEN', `the proxy refuses ${target}${via}: a ${what} address. ${fix}`, { host, port, address, class: info.class });
+  return fail('TESSERA_PROXY_TARGET_FORBIDDEN', `the proxy refuses ${target}${via}, a ${what}. ${fix}`, { host, port, address, class: info.class });
 }
 
 /** Creates the guard; `lookup` is injectable for tests (default `dns.promises.lookup`). */

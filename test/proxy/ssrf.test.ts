@@ -159,10 +159,11 @@ test('vet: hostile targets are refused with the exact code, and the message says
 
   // The message names the address, its class and how to allow it.
   const loop = await refusal(guard.vet('rebind.example', 443, none));
-  assert.match(loop.message, /rebind\.example resolves to 127\.0\.0\.1: a loopback \(loopback \(RFC 1122\), 127\.0\.0\.0\/8\) address/);
+  assert.match(loop.message, /^the proxy refuses rebind\.example: it resolves to 127\.0\.0\.1, a loopback address \(loopback \(RFC 1122\), 127\.0\.0\.0\/8\)\. /);
   assert.match(loop.message, /add "127\.0\.0\.1\/32" or "rebind\.example:443" to the route's allow_private \(proxy\.routes\[\]\.allow_private\)/);
   const meta = await refusal(guard.vet('nat64-meta.example', 80, none));
-  assert.match(meta.message, /64:ff9b::a9fe:a9fe \(it embeds the IPv4 address 169\.254\.169\.254\): a metadata/);
+  assert.match(meta.message, /64:ff9b::a9fe:a9fe \(it embeds the IPv4 address 169\.254\.169\.254\), a metadata address/);
+  assert.match((await refusal(guard.vet('0x7f.1', 80, none))).message, /^the proxy refuses 127\.0\.0\.1, a loopback address/);
   assert.match(meta.message, /add exactly "64:ff9b::a9fe:a9fe\/128"/);
   assert.match((await refusal(guard.vet('zero.example', 80, none))).message, /can never be an upstream/);
 });
@@ -312,7 +313,7 @@ test('dispatcher: every new connection is vetted again — an allowed answer is 
   // The upstream closed that connection: the next request resolves again and 127.0.0.2 is not allowed.
   const r = await refusal(request(`http://upstream.test:${up.port}/b`, { dispatcher: d }));
   assert.equal(r.code, 'TESSERA_PROXY_TARGET_FORBIDDEN');
-  assert.match(r.message, /upstream\.test resolves to 127\.0\.0\.2/);
+  assert.match(r.message, /upstream\.test: it resolves to 127\.0\.0\.2/);
   assert.deepEqual(calls, ['upstream.test', 'upstream.test']);
   assert.deepEqual(dialled, ['127.0.0.1']);
   assert.equal(up.seen.length, 1);
