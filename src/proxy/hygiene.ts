@@ -135,12 +135,13 @@ export function checkFraming(req: IncomingMessage): void {
 }
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1, RFC 9112 §7.4 `TE`/`Trailer`), `Proxy-Connection` (RFC 9112 appendix C.2.2) and every `Proxy-*` field. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'expect']);
 
 /**
  * The request headers to send upstream: without hop-by-hop fields, those the Connection header
  * lists, `Proxy-*` (Proxy-Authorization, Proxy-Authenticate…), `Host` (the dispatcher sets it from
- * the upstream URL), `HTTP2-Settings` (h2c upgrade), and the names in `strip` (compared
+ * the upstream URL), `HTTP2-Settings` (h2c upgrade), `Expect` (node's server already answered
+ * `100-continue` on this hop; undici refuses the field), and the names in `strip` (compared
  * case-insensitively; the credential's own header and the agent's Authorization/Cookie).
  * RFC 9110 §7.6.1.
  */

@@ -12,6 +12,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage } from 'no
 import { connect } from 'node:net';
 import { checkFraming, forwardHeaders, onClientError, PROXY_SERVER_OPTIONS, rewriteLocation, sendRefusal, MAX_TARGET_BYTES } from '../../src/proxy/hygiene.js';
 import { isTesseraError } from '../../src/shared/errors.js';
+import { request } from 'undici';
 
 interface Harness { port: number; handled: string[]; passed: string[]; parserErrors: string[] }
 
@@ -60,8 +61,9 @@ function raw(port: number, bytes: string): Promise<Answer> {
         if (end < 0) break;
         const headers = rest.slice(0, end);
         const cl = /content-length: (\d+)/i.exec(headers)?.[1];
-        const len = cl === undefined ? rest.length - end - 4 : Number(cl); // no length: the body runs to the close
-        responses.push({ status: Number(headers.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + len) });
+        const status = Number(headers.slice(9, 12));
+        const len = status < 200 ? 0 : cl === undefined ? rest.length - end - 4 : Number(cl); // no length: the body runs to the close
+        responses.push({ status, headers, body: rest.slice(end + 4, end + 4 + len) });
         rest = rest.slice(end + 4 + len);
       }
       resolve({ responses, raw: text });
@@ -218,7 +220,7 @@ test('forwardHeaders drops hop-by-hop fields, what Connection lists, Proxy-*, Ho
   const incoming = {
     host: 'api.example', connection: 'keep-alive, X-Hop, x-other-hop', 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', te: 'trailers', trailer: 'x-t',
     'transfer-encoding': 'chunked', upgrade: 'h2c', 'http2-settings': 'AAMA', 'proxy-authorization': 'Bearer agent-token', 'proxy-authenticate': 'Basic', 'proxy-status': 'x',
-    'x-hop': '1', 'x-other-hop': '2', authorization: 'Bearer sk-agent', cookie: 'a=b', 'x-api-key': 'agent-key', 'content-type': 'application/json', 'content-length': '12',
+    'x-hop': '1', 'x-other-hop': '2', expect: '100-continue', authorization: 'Bearer sk-agent', cookie: 'a=b', 'x-api-key': 'agent-key', 'content-type': 'application/json', 'content-length': '12',
     accept: 'text/event-stream', 'set-cookie': ['a', 'b'], 'x-keep': 'yes', 'x-undefined': undefined,
   };
   assert.deepEqual(forwardHeaders(incoming, ['Authorization', 'COOKIE', 'X-Api-Key']), {
@@ -227,6 +229,59 @@ test('forwardHeaders drops hop-by-hop fields, what Connection lists, Proxy-*, Ho
   assert.deepEqual(forwardHeaders({ connection: 'close, X-A', 'x-a': '1', 'x-b': '2' }, []), { 'x-b': '2' });
   assert.deepEqual(forwardHeaders({ connection: ['close', 'X-A'], 'x-a': '1', 'x-b': '2' } as unknown as IncomingHttpHeaders, []), { 'x-b': '2' }, 'Connection repeated (not joined)');
   assert.deepEqual(forwardHeaders({ 'x-a': '1' }, []), { 'x-a': '1' });
+});
+
+test('a real hop: what forwardHeaders keeps is accepted by undici and reaches the upstream without hop-by-hop fields', async (t) => {
+  const got: { headers: Record<string, unknown>; body: string }[] = [];
+  const upstream = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      got.push({ headers: { ...req.headers }, body });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => { upstream.closeAllConnections(); upstream.close(() => r()); }));
+  const upPort = (upstream.address() as { port: number }).port;
+  const proxy = createServer({ ...PROXY_SERVER_OPTIONS }, (req, res) => {
+    try {
+      checkFraming(req);
+    } catch (e) {
+      if (isTesseraError(e)) return sendRefusal(res, e);
+      throw e;
+    }
+    const headers = forwardHeaders(req.headers, ['authorization', 'x-api-key']);
+    request(`http://127.0.0.1:${upPort}${req.url}`, { method: req.method as 'POST', headers, body: req }).then(
+      async (r) => {
+        const text = await r.body.text();
+        res.writeHead(r.statusCode, { connection: 'close', 'content-length': Buffer.byteLength(text) }).end(text);
+      },
+      (e: Error) => res.writeHead(599, { connection: 'close' }).end(e.message),
+    );
+  });
+  proxy.on('clientError', onClientError);
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => { proxy.closeAllConnections(); proxy.close(() => r()); }));
+  const port = (proxy.address() as { port: number }).port;
+  const body = 'hello';
+  const req = [
+    'POST /v1/x HTTP/1.1', 'Host: api.example', 'Connection: keep-alive, X-Hop', 'Keep-Alive: timeout=5', 'Proxy-Connection: keep-alive', 'TE: trailers', 'Trailer: X-T',
+    'Transfer-Encoding: chunked', 'Upgrade: h2c', 'HTTP2-Settings: AAMA', 'Proxy-Authorization: Bearer agent-token', 'Expect: 100-continue', 'X-Hop: 1',
+    'Authorization: Bearer sk-agent', 'X-Api-Key: agent-key', 'X-Name: caf\xe9', 'X-Keep: yes', '', `${body.length.toString(16)}\r\n${body}\r\n0\r\n`, '',
+  ].join('\r\n');
+  const a = await raw(port, req);
+  const final = a.responses.find((r) => r.status !== 100);
+  assert.equal(final?.status, 200, a.raw.slice(0, 300));
+  assert.equal(final?.body, 'ok');
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.body, 'hello');
+  const names = Object.keys(got[0]!.headers).sort();
+  for (const hop of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'http2-settings', 'proxy-authorization', 'expect', 'x-hop', 'authorization', 'x-api-key']) assert.ok(!names.includes(hop), `${hop} reached the upstream`);
+  assert.equal(got[0]!.headers['x-keep'], 'yes');
+  assert.equal(got[0]!.headers['x-name'], 'caf\xe9');
+  assert.equal(got[0]!.headers.host, `127.0.0.1:${upPort}`);
 });
 
 test('rewriteLocation maps same-origin redirects under the base to the route, leaves the rest for the client to bring back through the proxy', () => {

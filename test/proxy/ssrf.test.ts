@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import dc from 'node:diagnostics_channel';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import type { LookupAddress } from 'node:dns';
+import { promises as dnsPromises, type LookupAddress } from 'node:dns';
 import type { Socket } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -181,6 +181,9 @@ test('vet: a public name resolves once through the injected lookup with its norm
 });
 
 test('vet with the real resolver: localhost and its spellings are loopback', async () => {
+  // The contract's dependency type: node's own dns.promises.lookup is accepted as the resolver.
+  const explicit = createSsrfGuard({ lookup: dnsPromises.lookup });
+  assert.equal((await refusal(explicit.vet('localhost', 8080, { allow: [] }))).code, 'TESSERA_PROXY_TARGET_FORBIDDEN');
   const guard = createSsrfGuard();
   for (const host of ['localhost', 'LOCALHOST', 'localhost.']) assert.equal((await refusal(guard.vet(host, 8080, { allow: [] }))).code, 'TESSERA_PROXY_TARGET_FORBIDDEN', host);
   assert.equal((await guard.vet('localhost', 8080, { allow: ['localhost:8080'] })).host, 'localhost');
