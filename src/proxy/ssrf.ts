@@ -357,6 +357,9 @@ function forbidden(host: string, port: number, address: string, info: AddressInf
   return fail('TESSERA_PROXY_TARGET_FORBIDDEN', `the proxy refuses ${target}${via}, a ${what}. ${fix}`, { host, port, address, class: info.class });
 }
 
+/** Connection errors after which the next vetted address is tried (never TLS or protocol errors). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** Creates the guard; `lookup` is injectable for tests (default `dns.promises.lookup`). */
 export function createSsrfGuard(deps: { lookup?: Lookup } = {}): SsrfGuard {
   const lookup: Lookup = deps.lookup ?? ((h, o) => dns.lookup(h, o));
@@ -374,20 +377,25 @@ export function createSsrfGuard(deps: { lookup?: Lookup } = {}): SsrfGuard {
     return answers.map((a) => String(a.address));
   }
 
-  async function vet(rawHost: string, port: number, rules: TargetRules): Promise<VettedTarget> {
+  /** Every address of the target, each vetted; in the resolver's order. */
+  async function vetAll(rawHost: string, port: number, rules: TargetRules): Promise<{ host: string; addresses: string[] }> {
     const allow = rulesOf(rules);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail('TESSERA_PROXY_TARGET_INVALID', `the upstream port ${String(port).slice(0, 20)} is not valid: it must be 1–65535`, { port: String(port).slice(0, 20) });
     const n = normalizeHost(rawHost);
     if (!n.ok) throw fail('TESSERA_PROXY_TARGET_INVALID', `the upstream host is not valid: ${n.problem}`, { problem: n.problem });
     const host = n.host;
-    const addresses = await resolve(host);
-    for (const raw of addresses) {
-      const address = bareIp(raw);
+    const addresses = (await resolve(host)).map(bareIp);
+    for (const address of addresses) {
       const info = describeAddress(address);
       if (isIP(address) === 0) throw forbidden(host, port, address.slice(0, 60), info);
       if (info.class !== 'public' && !allowedBy(allow, host, port, address, info.class)) throw forbidden(host, port, address, info);
     }
-    const address = bareIp(addresses[0]!);
+    return { host, addresses };
+  }
+
+  async function vet(rawHost: string, port: number, rules: TargetRules): Promise<VettedTarget> {
+    const { host, addresses } = await vetAll(rawHost, port, rules);
+    const address = addresses[0]!;
     return { host, port, address, family: isIP(address) === 6 ? 6 : 4 };
   }
 
@@ -396,11 +404,21 @@ export function createSsrfGuard(deps: { lookup?: Lookup } = {}): SsrfGuard {
     const base = buildConnector(options.ca ? { ca: [...rootCertificates, options.ca] } : {});
     const connect: buildConnector.connector = (opts, callback) => {
       const port = Number(opts.port) || (opts.protocol === 'https:' ? 443 : 80);
-      vet(opts.hostname, port, rules).then(
-        (t) => {
-          // Dial the vetted address; TLS keeps the name for SNI and certificate checks (undici:
-          // servername || getServerName(host), empty for IP literals, RFC 6066 §3).
-          base({ ...opts, hostname: t.address, ...(isIP(t.host) === 0 ? { servername: opts.servername || t.host } : {}) }, callback);
+      vetAll(opts.hostname, port, rules).then(
+        ({ host, addresses }) => {
+          // Dial the vetted addresses only, in order, the next one when a connection cannot be
+          // made (`localhost` → ::1 first, the server on 127.0.0.1); never a new resolution.
+          // TLS keeps the name for SNI and the certificate check (undici: servername ||
+          // getServerName(host), empty for IP literals, RFC 6066 §3).
+          const sni = isIP(host) === 0 ? { servername: opts.servername || host } : {};
+          const attempt = (i: number): void => {
+            base({ ...opts, hostname: addresses[i]!, ...sni }, (err, socket) => {
+              if (err && i + 1 < addresses.length && UNREACHABLE.has((err as { code?: string }).code ?? '')) return attempt(i + 1);
+              if (err) return callback(err, null);
+              callback(null, socket!);
+            });
+          };
+          attempt(0);
         },
         (e: unknown) => callback(e as Error, null),
       );

@@ -322,6 +322,27 @@ test('dispatcher: every new connection is vetted again — an allowed answer is 
   assert.equal(up.seen.length, 1);
 });
 
+test('dispatcher: when a vetted address cannot be reached, the next vetted address of the same answer is dialled (no new resolution)', async (t) => {
+  const up = await upstream(t);
+  const calls: string[] = [];
+  const lookup: Lookup = async (host) => {
+    calls.push(host);
+    return [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }];
+  };
+  const dialled = dialsTo(t, up.port, () => false);
+  const d = createSsrfGuard({ lookup }).dispatcher({ allow: ['dual.test'] });
+  t.after(() => d.close());
+  const res = await request(`http://dual.test:${up.port}/`, { dispatcher: d });
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(await res.body.json(), { host: `dual.test:${up.port}`, local: '127.0.0.1' });
+  assert.deepEqual(dialled, ['::1', '127.0.0.1'], 'the upstream listens on 127.0.0.1 only');
+  assert.deepEqual(calls, ['dual.test']);
+  // Both must be allowed: one covered address is not enough.
+  const half = createSsrfGuard({ lookup }).dispatcher({ allow: ['127.0.0.1/32'] });
+  t.after(() => half.close());
+  assert.equal((await refusal(request(`http://dual.test:${up.port}/`, { dispatcher: half }))).code, 'TESSERA_PROXY_TARGET_FORBIDDEN');
+});
+
 test('dispatcher over TLS: dials the vetted address, SNI and the certificate check keep the host name, `ca` is trusted besides the roots', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-ssrf-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
