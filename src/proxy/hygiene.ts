@@ -143,7 +143,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
  * the upstream URL), `HTTP2-Settings` (h2c upgrade), `Expect` (node's server already answered
  * `100-continue` on this hop; undici refuses the field), and the names in `strip` (compared
  * case-insensitively; the credential's own header and the agent's Authorization/Cookie).
- * RFC 9110 §7.6.1.
+ * RFC 9110 §7.6.1. The same rules apply to an upstream response's headers on their way back
+ * (undici's `headers` object fits): its hop-by-hop fields and any `Proxy-Authenticate` stop here.
  */
 export function forwardHeaders(incoming: IncomingHttpHeaders, strip: readonly string[]): Record<string, string | string[]> {
   const drop = new Set([...HOP_BY_HOP, ...strip.map((s) => s.toLowerCase())]);
