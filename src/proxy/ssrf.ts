@@ -358,7 +358,7 @@ function forbidden(host: string, port: number, address: string, info: AddressInf
 }
 
 /** Connection errors after which the next vetted address is tried (never TLS or protocol errors). */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** Creates the guard; `lookup` is injectable for tests (default `dns.promises.lookup`). */
 export function createSsrfGuard(deps: { lookup?: Lookup } = {}): SsrfGuard {

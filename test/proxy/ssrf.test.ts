@@ -343,6 +343,26 @@ test('dispatcher: when a vetted address cannot be reached, the next vetted addre
   assert.equal((await refusal(request(`http://dual.test:${up.port}/`, { dispatcher: half }))).code, 'TESSERA_PROXY_TARGET_FORBIDDEN');
 });
 
+test('dispatcher: a redirect is never followed — a 302 to the metadata service comes back to the caller as it is', async (t) => {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits++;
+    res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/iam/security-credentials/' }).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const port = (server.address() as { port: number }).port;
+  const dialled = dialsTo(t, 80, () => true);
+  const d = createSsrfGuard().dispatcher({ allow: ['127.0.0.1/32'] });
+  t.after(() => d.close());
+  const res = await request(`http://127.0.0.1:${port}/`, { dispatcher: d });
+  await res.body.dump();
+  assert.equal(res.statusCode, 302);
+  assert.equal(res.headers.location, 'http://169.254.169.254/latest/meta-data/iam/security-credentials/');
+  assert.equal(hits, 1);
+  assert.deepEqual(dialled, []);
+});
+
 test('dispatcher over TLS: dials the vetted address, SNI and the certificate check keep the host name, `ca` is trusted besides the roots', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-ssrf-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
