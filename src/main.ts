@@ -423,7 +423,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     gw.register(app);
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
-    registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl } : undefined, authorizer });
+    registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });
 
     await app.listen({ host, port });
     cleanups.push(() => app.close());

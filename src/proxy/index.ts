@@ -16,7 +16,8 @@ import { createCredentialProvider, type CredentialDeps } from './credential.js';
 import { createProxyRequestHandler } from './request.js';
 import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
-import { defaultDispatcher, defaultForwardHeaders, defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
+import { defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
+import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
 import type { ProxyConfig, ProxyRouteConfig } from './config.js';
 
 export { proxyConfigSchema, parseByteSize, hostsOf, sourceOf, formatOf, type ProxyConfig, type ProxyRouteConfig } from './config.js';
@@ -44,11 +45,13 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   readonly replica: string;
   readonly secretUses?: SecretUseRecorder;
   readonly dpopNonce?: () => string | undefined;
+  /** The SSRF guard (src/proxy/ssrf.ts): every route's connections go only to addresses it vetted. Default: one with Node's resolver. */
+  readonly guard?: SsrfGuard;
   /** The other parts' implementations (defaults: seams.ts). */
   readonly seams?: {
     readonly dispatcher?: DispatcherFactory;
     readonly scrubStream?: ScrubStreamFactory;
-    readonly forwardHeaders?: typeof defaultForwardHeaders;
+    readonly forwardHeaders?: (incoming: import('node:http').IncomingHttpHeaders, strip: readonly string[]) => Record<string, string | string[]>;
     readonly connect?: ConnectHandler;
     readonly resolvePreset?: (r: ProxyRouteConfig) => ProxyRouteConfig;
   };
@@ -56,6 +59,7 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
 
 export interface Proxy {
   readonly routes: RouteTable;
+  readonly guard: SsrfGuard;
   readonly audience: string;
   /** Starts the listener on `proxy.listen`; resolves its URL. */
   listen(): Promise<{ url: string; host: string; port: number }>;
@@ -104,7 +108,8 @@ const HOLDBACK = 3 * 4096 + 16;
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config } = deps;
   const audience = proxyAudienceOf(deps.issuer);
-  const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? defaultDispatcher, ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
+  const guard = deps.guard ?? createSsrfGuard();
+  const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? ((rules, o) => guard.dispatcher(rules, o)), ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
   const auth = createProxyAuthenticator(deps.authenticator, audience);
   const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
   const ref: { server?: ReturnType<typeof createProxyServer> } = {};
@@ -124,7 +129,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   deps.metrics?.gauge('tessera_proxy_connections', 'Open agent connections to the injection proxy').collect(() => server.connections);
   let closed = false;
   return {
-    routes, audience,
+    routes, audience, guard,
     get connections() {
       return server.connections;
     },

@@ -33,7 +33,8 @@ import { retryAfterOf } from '../server/app.js';
 import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth.js';
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
-import { defaultForwardHeaders, type ScrubStreamFactory } from './seams.js';
+import { type ScrubStreamFactory } from './seams.js';
+import { forwardHeaders, rewriteLocation } from './hygiene.js';
 
 /** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
 export interface TunnelBinding {
@@ -84,10 +85,10 @@ interface Target {
 }
 
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
-const SEGMENT_ID = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[A-Za-z0-9_~.%-]*\d)[A-Za-z0-9_~.%-]{20,})$/i;
+const SEGMENT_ID = /^(?:\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?=[A-Za-z0-9_~.%:-]*\d)[A-Za-z0-9_~.%:-]{20,})$/i;
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/;
 /** Response fields not passed back (hop-by-hop, RFC 9110 §7.6.1; content-length: scrubbing may change the length). */
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'proxy-authenticate']);
+const RESPONSE_DROP: readonly string[] = ['content-length'];
 
 /**
  * The path template of the audit event: id-like segments (numbers, UUIDs, long tokens with a
@@ -221,7 +222,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
     }
     return s;
   }
-  const forward = deps.forwardHeaders ?? defaultForwardHeaders;
+  const forward = deps.forwardHeaders ?? forwardHeaders;
 
   /** The route and upstream path of a request. Throws 404/403/400 codes. */
   function targetOf(req: IncomingMessage, mode: ProxyMode, tunnel: TunnelBinding | undefined): Target {
@@ -435,10 +436,14 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           throw upstreamFailure(e, r.name);
         }
         upstreamStatus = answer.statusCode;
-        const out: Record<string, string | string[]> = {};
-        for (const k in answer.headers) {
-          const v = answer.headers[k];
-          if (v !== undefined && !RESPONSE_DROP.has(k)) out[k] = v;
+        // Hop-by-hop fields stop here (RFC 9110 §7.6.1); Content-Length too (a redaction changes the length).
+        const out = forward(answer.headers as IncomingMessage['headers'], RESPONSE_DROP);
+        const location = out['location'];
+        if (typeof location === 'string' && mode === 'reverse') {
+          // A same-origin redirect under the base path is mapped back to the route (never followed here).
+          const mapped = rewriteLocation(location, r.upstreamUrl, `/${r.name}`);
+          if (mapped === undefined) delete out['location'];
+          else out['location'] = mapped;
         }
         const noBody = method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304;
         res.writeHead(answer.statusCode, out);

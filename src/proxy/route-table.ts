@@ -14,6 +14,8 @@ export interface CompiledRoute {
   readonly config: ProxyRouteConfig;
   /** `https://api.example.com` (no trailing slash). */
   readonly origin: string;
+  /** The upstream URL as configured (origin and base path). */
+  readonly upstreamUrl: URL;
   /** The upstream's base path without a trailing slash ("" for none), percent-encoding kept. */
   readonly basePath: string;
   readonly host: string;
@@ -55,7 +57,7 @@ export function compileRoutes(config: ProxyConfig, deps: { dispatcher: Dispatche
     const strip = new Set<string>([...ALWAYS_STRIPPED, ...r.strip_headers.map((h) => h.toLowerCase())]);
     if (r.credential.query === undefined) strip.add((r.credential.header ?? 'authorization').toLowerCase());
     routes.push({
-      name: r.name, config: r, origin: u.origin, basePath: u.pathname.replace(/\/+$/, ''), host: u.hostname.replace(/^\[|\]$/g, ''),
+      name: r.name, config: r, origin: u.origin, upstreamUrl: u, basePath: u.pathname.replace(/\/+$/, ''), host: u.hostname.replace(/^\[|\]$/g, ''),
       port: u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80,
       hosts: hostsOf(r), strip: [...strip], bodyFields: r.body_fields,
       dispatcher: deps.dispatcher({ allow: r.allow_private }, { ...(ca ? { ca } : {}), ...(deps.connections ? { connections: deps.connections } : {}) }),

@@ -1,41 +1,15 @@
 /**
- * The seams where the other parts of the proxy plug in (docs/proxy.md; PROXY-CONTRACT): header
- * hygiene (src/proxy/hygiene.ts forwardHeaders), the SSRF guard's pinned dispatcher
- * (src/proxy/ssrf.ts guard.dispatcher) and the streaming scrubber (src/proxy/scrub-stream.ts
- * createScrubStream). Each has a small working default here so the core runs and is tested on
- * its own; src/main.ts passes the parts' own implementations once they are merged.
+ * The seams where the other parts of the proxy plug in (docs/proxy.md; PROXY-CONTRACT): the
+ * route dispatcher (default: the SSRF guard's pinned dispatcher, src/proxy/ssrf.ts) and the
+ * streaming scrubber (src/proxy/scrub-stream.ts createScrubStream; until it is merged, the small
+ * working default below).
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Scrubber, ScrubHit } from '../gateway/scrub/index.js';
-
-/** Hop-by-hop fields (RFC 9110 §7.6.1) and fields the proxy sets itself. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
-
-/**
- * Default header filter: drops hop-by-hop fields, the ones `Connection` lists, every `proxy-*`
- * field and the names in `strip` (lower case). The HYGIENE part's forwardHeaders replaces it.
- */
-export function defaultForwardHeaders(incoming: IncomingHttpHeaders, strip: readonly string[]): Record<string, string | string[]> {
-  const drop = new Set(strip);
-  const listed = incoming.connection;
-  if (typeof listed === 'string') for (const n of listed.split(',')) drop.add(n.trim().toLowerCase());
-  const out: Record<string, string | string[]> = {};
-  for (const k in incoming) {
-    if (HOP_BY_HOP.has(k) || drop.has(k) || k.startsWith('proxy-')) continue;
-    const v = incoming[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
-}
 
 /** Builds the dispatcher of one route: keep-alive pool to its upstream (the SSRF part's guard.dispatcher pins vetted addresses). */
 export type DispatcherFactory = (rules: { readonly allow: readonly string[] }, options?: { ca?: string; connections?: number }) => Dispatcher;
-
-/** Default: a plain undici Agent per route (no address vetting: the SSRF part's guard replaces it). */
-export const defaultDispatcher: DispatcherFactory = (_rules, options) =>
-  new Agent({ keepAliveTimeout: 30_000, ...(options?.connections ? { connections: options.connections } : {}), ...(options?.ca ? { connect: { ca: options.ca } } : {}) });
 
 /** Builds the Transform that scrubs a response body while it streams. */
 /** `holdback`: a hint, the longest encoded form of a registered value in characters (implementations may compute their own). */

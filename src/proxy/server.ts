@@ -22,6 +22,7 @@ import type { RevocationSubject } from '../shared/revocation.js';
 import { TesseraError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { ProxyAuthenticator } from './auth.js';
+import { PROXY_SERVER_OPTIONS, checkFraming, onClientError, sendRefusal } from './hygiene.js';
 import type { ProxyRequestHandler, TunnelBinding } from './request.js';
 import type { RouteTable } from './route-table.js';
 
@@ -74,7 +75,14 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const sockets = new Set<Duplex>();
   const tunnels = new WeakMap<Duplex, TunnelBinding>();
 
-  const server: Server = createServer({ keepAliveTimeout: deps.keepAliveTimeoutMs ?? 65_000, requestTimeout: 0, headersTimeout: 30_000 }, (req: IncomingMessage, res: ServerResponse) => {
+  const server: Server = createServer({ ...PROXY_SERVER_OPTIONS, keepAliveTimeout: deps.keepAliveTimeoutMs ?? 65_000, requestTimeout: 0, headersTimeout: 30_000 }, (req: IncomingMessage, res: ServerResponse) => {
+    // Request hygiene first (src/proxy/hygiene.ts, ADR 0205): one reading of the framing for Tessera and the upstream.
+    try {
+      checkFraming(req);
+    } catch (e) {
+      if (e instanceof TesseraError) return sendRefusal(res, e);
+      throw e;
+    }
     const tunnel = tunnels.get(req.socket);
     if (tunnel) return deps.handler.handle(req, res, 'intercepted', tunnel);
     const url = req.url ?? '';
@@ -87,11 +95,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       principals.delete(s);
     });
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (!socket.writable) return socket.destroy();
-    const body = JSON.stringify({ error: { code: 'TESSERA_REQUEST_MALFORMED', message: `the request could not be parsed as HTTP/1.1 (${err.code ?? 'error'})` } });
-    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  });
+  server.on('clientError', onClientError);
 
   const meta = (req: IncomingMessage): RequestMeta => ({ requestId: '', source: req.socket.remoteAddress ?? 'unknown', replica: deps.replica });
 

@@ -223,10 +223,11 @@ test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; 
 });
 
 test('paths that would escape the base path, and bad methods, are refused with their codes', async () => {
+  // Request hygiene (hygiene.ts) refuses them before the route mapping (checkPath, units.test.ts) would.
   for (const p of ['/echo/../secret', '/echo/a/%2e%2e/b', '/echo/%2E/x', '/echo/a%zz', '/echo/a\\b']) {
     const r = await call(proxy, 'GET', p, { headers: bearer(token) });
     assert.equal(r.status, 400, p);
-    assert.equal(r.json.error.code, 'TESSERA_PROXY_PATH_INVALID', p);
+    assert.equal(r.json.error.code, 'TESSERA_PROXY_REQUEST_MALFORMED', p);
   }
   const trace = await call(proxy, 'TRACE', '/echo/x', { headers: bearer(token) });
   assert.equal(trace.json.error.code, 'TESSERA_PROXY_METHOD_INVALID');
