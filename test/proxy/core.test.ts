@@ -317,6 +317,10 @@ test('upstream down → 502 TESSERA_PROXY_UPSTREAM_UNAVAILABLE; no answer → 50
   const redirect = await call(proxy, 'GET', '/echo/redirect', { headers: bearer(token) });
   assert.equal(redirect.status, 302);
   assert.equal(redirect.headers.location, 'http://169.254.169.254/latest/meta-data/');
+  // A same-origin redirect under the base path is mapped back to the reverse route.
+  const same = await call(proxy, 'GET', '/echo/redirect-same', { headers: bearer(token) });
+  assert.equal(same.status, 301);
+  assert.equal(same.headers.location, '/echo/v1/next?x=1');
 });
 
 test('audit: one proxy.request event per authenticated request, with route, status and credential reference, never a secret', async () => {
@@ -358,6 +362,8 @@ test('admin API: routes without secrets; what-if of reverse, forward and tunnel 
   assert.equal(fwd.body.mode, 'forward');
   assert.equal(fwd.body.decision.allowed, true);
   assert.equal(fwd.body.credential.reference, 'kv/proxy/echo-key');
+  assert.deepEqual(fwd.body.ssrf, { checked: true, allowed: true, address: '127.0.0.1' });
+  assert.equal(fwd.body.served, true);
   const tunnel = await h.admin('POST', '/v1/admin/proxy/test', { url: 'https://elsewhere.example/', agent: AGENT });
   assert.equal(tunnel.body.mode, 'tunnel');
   assert.equal(tunnel.body.decision.code, 'TESSERA_PROXY_TUNNEL_DENIED');

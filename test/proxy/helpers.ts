@@ -46,6 +46,11 @@ export async function startUpstream(): Promise<Upstream> {
         setImmediate(() => res.end(`${key.slice(5)}; b64 ${Buffer.from(key).toString('base64')}\n`));
         return;
       }
+      if (path.endsWith('/redirect-same')) {
+        res.writeHead(301, { location: `http://127.0.0.1:${(server.address() as { port: number }).port}/base/v1/next?x=1` });
+        res.end();
+        return;
+      }
       if (path.endsWith('/redirect')) {
         res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' });
         res.end();
