@@ -86,6 +86,8 @@ export interface RunningTessera extends RunningServer {
   readonly exposure: ExposureService;
   /** The injection proxy's URL, when `proxy.listen` is set (docs/proxy.md). */
   readonly proxyUrl?: string;
+  /** The injection proxy itself (tests; the TLS part's CONNECT seam). */
+  readonly proxy?: Proxy;
 }
 
 /** Resolves `host:0` to a free port so the issuer URL is known before the server listens. */
@@ -463,6 +465,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       metrics,
       exposure,
       ...(proxyUrl ? { proxyUrl } : {}),
+      ...(proxy ? { proxy } : {}),
       async close() {
         if (closed) return;
         closed = true;

@@ -8,7 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { Agent } from 'node:http';
+import { Agent, type IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { TesseraError } from '../../src/shared/errors.js';
 import { connect, createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { startHarness, auditTexts, type Harness } from '../e2e/harness.js';
@@ -24,6 +26,7 @@ const TD = 'spiffe://tessera.local';
 const AGENT = `${TD}/agents/allowed-a`;
 const KILLED = `${TD}/agents/allowed-k`;
 const OTHER = `${TD}/agents/denied-b`;
+const TUNNEL = `${TD}/agents/allowed-t`;
 const KEY = `sk-proxy-${randomBytes(18).toString('hex')}`;
 
 const POLICIES = `
@@ -421,6 +424,41 @@ test('kill switch: a revoked agent\'s open keep-alive connection is cut at once'
     assert.equal((await call(proxy, 'GET', '/echo/v1/d', { headers: bearer(token) })).status, 200);
   } finally {
     agent.destroy();
+  }
+});
+
+test('CONNECT seam: an intercepted connection is served as its tunnel\'s route and principal, re-authenticated per request, and cut on revocation', async () => {
+  const seams = h.tessera.proxy!.connectDeps;
+  const t = await h.login(await h.joinToken(TUNNEL), `${issuer}/proxy`);
+  // What the TLS part's handleConnect does with a CONNECT: authenticate, route, (tunnel policy).
+  const connectReq = { headers: { 'proxy-authorization': `Bearer ${t}` }, url: 'echo.test:443', socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
+  const { principal, token: tunnelToken } = await seams.authenticate(connectReq);
+  assert.equal(principal.spiffeId, TUNNEL);
+  assert.deepEqual(seams.routeForHost('echo.test', 443), { name: 'echo' });
+  assert.equal(seams.routeForHost('elsewhere.example', 443), undefined);
+  assert.throws(() => seams.authorizeTunnel(principal, 'elsewhere.example', 443), (e: unknown) => (e as TesseraError).code === 'TESSERA_PROXY_TUNNEL_DENIED');
+  await assert.rejects(seams.authenticate({ headers: {}, url: 'echo.test:443', socket: {} } as unknown as IncomingMessage), (e: unknown) => (e as TesseraError).code === 'TESSERA_PROXY_AUTH_REQUIRED');
+  // The decrypted stream (a plain loopback socket stands in for the TLS socket) is handed to the proxy's HTTP server.
+  const relay = createServer((s) => seams.serveIntercepted(s as unknown as TLSSocket, { principal, token: tunnelToken, host: 'echo.test', port: 443, route: 'echo' }));
+  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+  const client = connect((relay.address() as { port: number }).port, '127.0.0.1');
+  try {
+    const read = (): Promise<string> => new Promise((resolve) => client.once('data', (c: Buffer) => resolve(c.toString('utf8'))));
+    await new Promise<void>((r) => client.once('connect', () => r()));
+    const answer = read();
+    client.write('GET /v1/tunnelled?x=1 HTTP/1.1\r\nHost: echo.test\r\n\r\n');
+    assert.match(await answer, /^HTTP\/1\.1 200 /);
+    const seen = up.seen.at(-1)!;
+    assert.equal(seen.url, '/v1/tunnelled?x=1', 'the request\'s own path');
+    assert.equal(seen.headers['x-api-key'], KEY);
+    let closed = false;
+    client.once('close', () => (closed = true));
+    const rev = await h.admin('POST', '/v1/admin/revocations', { kind: 'agent', target: TUNNEL, reason: 'proxy tunnel kill switch test' });
+    assert.equal(rev.status, 201, JSON.stringify(rev.body));
+    await until(() => closed, 'the revoked tunnel to close');
+  } finally {
+    client.destroy();
+    relay.close();
   }
 });
 
