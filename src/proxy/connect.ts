@@ -64,17 +64,22 @@ export interface ConnectDeps {
   clock?: Clock;
 }
 
+/** What the registry can cut: the client socket, or the TLS socket that took it over. */
+export interface Closable {
+  destroy(): void;
+}
+
 /** Open tunnels per agent: bounds them and cuts them (a revoked agent's open connections). */
 export interface TunnelRegistry {
   /** Registers `socket` for `agent` unless it already holds `limit`; returns the release function, or undefined when over the limit. */
-  acquire(agent: string, limit: number, socket: Duplex): (() => void) | undefined;
+  acquire(agent: string, limit: number, socket: Closable): (() => void) | undefined;
   count(agent: string): number;
   /** Destroys every open tunnel of `agent`; returns how many. */
   closeAgent(agent: string): number;
 }
 
 export function createTunnelRegistry(): TunnelRegistry {
-  const open = new Map<string, Set<Duplex>>();
+  const open = new Map<string, Set<Closable>>();
   return {
     acquire(agent, limit, socket) {
       let set = open.get(agent);
@@ -124,6 +129,7 @@ export function parseConnectTarget(target: string | undefined): ConnectTarget {
   const bad = (why: string): TesseraError => new TesseraError('TESSERA_PROXY_CONNECT_TARGET_INVALID', `CONNECT target ${shown} is not host:port: ${why}`);
   if (!target) throw bad('empty');
   if (target.length > 300) throw bad('longer than 300 characters');
+  // eslint-disable-next-line no-control-regex
   if (/[\s\x00-\x1f\x7f]/.test(target)) throw bad('whitespace or a control character');
   if (target.includes('@')) throw bad('userinfo (user@) is not allowed; authenticate with Proxy-Authorization');
   if (/[/?#\\]/.test(target)) throw bad('a path, query or fragment is not allowed');
@@ -225,15 +231,17 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
 
   const tunnels = deps.tunnels ?? registries.get(deps) ?? (registries.set(deps, createTunnelRegistry()), registries.get(deps)!);
   const limit = deps.maxTunnelsPerAgent ?? DEFAULT_MAX_TUNNELS;
-  const release = tunnels.acquire(principal.spiffeId, limit, socket);
+  // The TLS socket takes the client socket over on interception: cut whichever is current.
+  const tracked = { current: socket as Closable, destroy(): void { this.current.destroy(); } };
+  const release = tunnels.acquire(principal.spiffeId, limit, tracked);
   if (!release) {
     await refuse(new TesseraError('TESSERA_PROXY_TUNNEL_LIMIT', `agent ${principal.spiffeId} already holds ${limit} open tunnels (proxy.max_tunnels_per_agent); close one and retry`), { 'Retry-After': '1' });
     return;
   }
   socket.once('close', release);
   try {
-    if (route) await intercept(socket, head, deps, { principal, token: who.token, host: target.host, port: target.port, route: route.name }, { refuse, where, resource, idleMs });
-    else await tunnel(socket, head, deps, principal, target, { refuse, where, resource, idleMs });
+    if (route) await intercept(socket, head, deps, { principal, token: who.token, host: target.host, port: target.port, route: route.name }, { refuse, where, resource, idleMs, release, tracked });
+    else await tunnel(socket, head, deps, principal, target, { refuse, where, resource, idleMs, release, tracked });
   } catch (e) {
     release();
     throw e;
@@ -245,6 +253,8 @@ interface Ctx {
   where: AuditEvent['where'];
   resource: string;
   idleMs: number;
+  release(): void;
+  tracked: { current: Closable };
 }
 
 async function intercept(socket: Duplex, head: Buffer, deps: ConnectDeps, t: InterceptedTunnel, ctx: Ctx): Promise<void> {
@@ -274,12 +284,22 @@ async function intercept(socket: Duplex, head: Buffer, deps: ConnectDeps, t: Int
       cb(null, context);
     },
   });
+  ctx.tracked.current = tls;
+  tls.once('close', () => {
+    ctx.release();
+    socket.destroy();
+  });
   tls.on('error', () => {
     tls.destroy();
     socket.destroy();
   });
   tls.setTimeout(ctx.idleMs, () => tls.destroy());
+  // The proxy's http.Server keeps sockets half-open (allowHalfOpen): a client that leaves
+  // during the handshake must end the tunnel here; after it, the HTTP server owns the socket.
+  const earlyEnd = (): void => void tls.destroy();
+  tls.once('end', earlyEnd);
   tls.once('secure', () => {
+    tls.off('end', earlyEnd);
     if (sniRefused) return;
     deps.serveIntercepted(tls, t);
   });

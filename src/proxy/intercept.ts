@@ -96,7 +96,7 @@ export function createTlsInterceptor(ca: ProxyCa & { privateKey: CryptoKey }, op
       leafKeys ??= generateLeafKeyPair();
       const keys = await leafKeys;
       const pem = await mintLeafCertificate(ca, keys, subject, { notBefore: now - BACKDATE_MS, notAfter });
-      const context = createSecureContext({ key: keys.privateKeyPem, cert: pem + ca.certificatePem, minVersion: 'TLSv1.2' });
+      const context = createSecureContext({ key: keys.privateKeyPem, cert: `${pem.trim()}\n${ca.certificatePem.trim()}\n`, minVersion: 'TLSv1.2' });
       entry.renewAt = notAfter - renewMargin;
       opts.onMint?.(subject.host);
       return context;
