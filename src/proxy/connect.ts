@@ -20,7 +20,7 @@ import type { AgentPrincipal } from '../shared/principal.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditEvent } from '../audit/events.js';
-import { ERROR_CATALOGUE, TesseraError, isTesseraError, type ErrorCode } from '../shared/errors.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { normalizeInterceptHost, type TlsInterceptor } from './intercept.js';
 
 /** What the SSRF guard returns (src/proxy/ssrf.ts `VettedTarget`; the same shape). */
@@ -163,7 +163,7 @@ function answerError(socket: Duplex, err: TesseraError, extraHeaders: Record<str
     socket.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { code: err.code, message: err.message } });
+  const body = JSON.stringify({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
   const status = err.status;
   const headers = {
     'Content-Type': 'application/json',
@@ -207,9 +207,8 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
   } catch (e) {
     const err = toTesseraError(e);
     if (err.status === 401) {
-      const code: ErrorCode = err.code;
-      const reason = ERROR_CATALOGUE[code] ? err.message : 'authentication failed';
-      answerError(socket, new TesseraError('TESSERA_PROXY_AUTH_REQUIRED', `proxy authentication required (${code}: ${reason})`), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
+      // The token's own refusal (expired, revoked …) stays visible as details.cause: a client refreshes on it.
+      answerError(socket, new TesseraError('TESSERA_PROXY_AUTH_REQUIRED', `proxy authentication required: ${err.message}; send the agent or task token as Proxy-Authorization: Bearer <token>, or as the password of the proxy URL`, { cause: err.code }), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
       return;
     }
     const retry = (err.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
@@ -221,11 +220,13 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
   const mode = route ? 'intercept' : 'tunnel';
   const base = { host: target.host, port: target.port, mode } as const;
   const resource = `${target.ip && target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
+  // A refusal is audited (best effort: the request is refused either way), then answered.
+  const recordRefusal = (err: TesseraError): Promise<void> => deps.audit.append({
+    kind: 'proxy.tunnel', actor: actorOf(principal), action: 'http.request', resource, result: 'deny', reason: { code: err.code, message: err.message },
+    ...(principal.task ? { txn: principal.task } : {}), where, details: { phase: 'refused', ...base, ...(route ? { route: route.name } : {}), code: err.code },
+  }).catch(() => undefined);
   const refuse = async (err: TesseraError, extra: Record<string, string> = {}): Promise<void> => {
-    await deps.audit.append({
-      kind: 'proxy.tunnel', actor: actorOf(principal), action: 'http.request', resource, result: 'deny', reason: { code: err.code, message: err.message },
-      ...(principal.task ? { txn: principal.task } : {}), where, details: { phase: 'refused', ...base, ...(route ? { route: route.name } : {}), code: err.code },
-    }).catch(() => undefined);
+    await recordRefusal(err);
     answerError(socket, err, extra);
   };
 
@@ -240,8 +241,8 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
   }
   socket.once('close', release);
   try {
-    if (route) await intercept(socket, head, deps, { principal, token: who.token, host: target.host, port: target.port, route: route.name }, { refuse, where, resource, idleMs, release, tracked });
-    else await tunnel(socket, head, deps, principal, target, { refuse, where, resource, idleMs, release, tracked });
+    if (route) await intercept(socket, head, deps, { principal, token: who.token, host: target.host, port: target.port, route: route.name }, { refuse, recordRefusal, where, resource, idleMs, release, tracked });
+    else await tunnel(socket, head, deps, principal, target, { refuse, recordRefusal, where, resource, idleMs, release, tracked });
   } catch (e) {
     release();
     throw e;
@@ -250,6 +251,8 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
 
 interface Ctx {
   refuse(err: TesseraError, extra?: Record<string, string>): Promise<void>;
+  /** Audits a refusal without answering (the socket already speaks TLS). */
+  recordRefusal(err: TesseraError): Promise<void>;
   where: AuditEvent['where'];
   resource: string;
   idleMs: number;
@@ -263,6 +266,9 @@ async function intercept(socket: Duplex, head: Buffer, deps: ConnectDeps, t: Int
   if (socket.destroyed) return;
   socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) socket.unshift(head);
+  // The TLS socket takes the connection over (and its idle timeout below): the raw socket sees
+  // no activity any more, so its timer would cut a busy connection.
+  if (typeof (socket as Socket).setTimeout === 'function') (socket as Socket).setTimeout(0);
   let sniRefused = false;
   const tls = new TLSSocket(socket, {
     isServer: true,
@@ -277,7 +283,8 @@ async function intercept(socket: Duplex, head: Buffer, deps: ConnectDeps, t: Int
       }
       if (name !== t.host) {
         sniRefused = true;
-        void ctx.refuse(new TesseraError('TESSERA_PROXY_SNI_MISMATCH', `the TLS client asked for ${JSON.stringify(servername.slice(0, 300))} after CONNECT ${ctx.resource}; the SNI must name the CONNECT host`)).finally(() => socket.destroy());
+        // The handshake fails with an alert (cb error); nothing else is written on the socket.
+        void ctx.recordRefusal(new TesseraError('TESSERA_PROXY_SNI_MISMATCH', `the TLS client asked for ${JSON.stringify(servername.slice(0, 300))} after CONNECT ${ctx.resource}; the SNI must name the CONNECT host`));
         cb(new Error('SNI does not match the CONNECT host'), undefined);
         return;
       }
@@ -301,8 +308,35 @@ async function intercept(socket: Duplex, head: Buffer, deps: ConnectDeps, t: Int
   tls.once('secure', () => {
     tls.off('end', earlyEnd);
     if (sniRefused) return;
-    deps.serveIntercepted(tls, t);
+    void opened(tls, deps, t, ctx);
   });
+}
+
+/**
+ * Audits the intercepted tunnel (`opened`; fail closed: not recorded, not served), hands it to
+ * the proxy's HTTP server, and audits `closed` with the TLS bytes both ways (each request inside
+ * is audited by the proxy server as `proxy.request`).
+ */
+async function opened(tls: TLSSocket, deps: ConnectDeps, t: InterceptedTunnel, ctx: Ctx): Promise<void> {
+  const clock = deps.clock ?? systemClock;
+  const start = clock.now();
+  const actor = actorOf(t.principal);
+  const txn = t.principal.task ? { txn: t.principal.task } : {};
+  const base = { host: t.host, port: t.port, mode: 'intercept' as const, route: t.route };
+  try {
+    await deps.audit.append({ kind: 'proxy.tunnel', actor, action: 'http.request', resource: ctx.resource, result: 'allow', ...txn, where: ctx.where, details: { phase: 'opened', ...base } });
+  } catch {
+    tls.destroy();
+    return;
+  }
+  if (tls.destroyed) return;
+  tls.once('close', () => {
+    void deps.audit.append({
+      kind: 'proxy.tunnel', actor, action: 'http.request', resource: ctx.resource, result: 'success', ...txn, where: ctx.where,
+      details: { phase: 'closed', ...base, bytes_in: tls.bytesRead, bytes_out: tls.bytesWritten, duration_ms: clock.now() - start, cause: 'closed' },
+    }).catch(() => undefined);
+  });
+  deps.serveIntercepted(tls, t);
 }
 
 async function tunnel(socket: Duplex, head: Buffer, deps: ConnectDeps, principal: AgentPrincipal, target: ConnectTarget, ctx: Ctx): Promise<void> {

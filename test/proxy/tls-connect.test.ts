@@ -19,6 +19,7 @@ test('a CONNECT without credentials, or with a refused token, is answered 407 wi
     assert.match(r.head, /\r\nProxy-Authenticate: Bearer realm="tessera", Basic realm="tessera"(\r\n|$)/);
     assert.match(r.head, /\r\nConnection: close\r\n/);
     assert.equal(JSON.parse(r.body).error.code, 'TESSERA_PROXY_AUTH_REQUIRED');
+    assert.equal(JSON.parse(r.body).error.details.cause, 'Proxy-Authorization' in headers ? 'TESSERA_TOKEN_SIGNATURE_INVALID' : 'TESSERA_TOKEN_MISSING');
     assert.ok(!r.body.includes('wrong'), 'the presented credential is not echoed');
     r.socket.destroy();
   }

@@ -21,9 +21,12 @@ import { loadOrCreateProxyCa, generateLeafKeyPair, mintLeafCertificate, type Pro
 import { createTlsInterceptor, type TlsInterceptor } from '../../src/proxy/intercept.js';
 import { handleConnect, createTunnelRegistry, type ConnectDeps, type InterceptedTunnel, type TunnelRegistry } from '../../src/proxy/connect.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
+import { registerSensitive } from '../helpers/leak-registry.js';
 
 export const AGENT = 'spiffe://example.org/ns/prod/sa/agent-one';
 export const TOKEN = `tok-${randomBytes(8).toString('hex')}`;
+// The suite-wide leak scan checks that no audit event carries it.
+registerSensitive(TOKEN);
 
 export function principal(spiffeId = AGENT): AgentPrincipal {
   return { spiffeId, trustDomain: 'example.org', path: spiffeId.replace(/^spiffe:\/\/[^/]+/, ''), attributes: {}, jti: 'jti-x', expiresAt: Date.UTC(2030, 0, 1), task: 'txn-1' };

@@ -34,6 +34,16 @@ test('curl through the proxy: the leaf for the routed host chains to the Tessera
   // Without the CA, curl refuses the certificate: interception is visible to a client that does not trust Tessera.
   const untrusted = await run('curl', ['-sS', '-x', h.proxyUrl, '--proxy-user', `agent:${TOKEN}`, 'https://api.example.test/']);
   assert.equal(untrusted.code, 60, untrusted.stderr);
+  // Each intercepted tunnel is audited opened and closed, with the decrypted (HTTP) bytes both ways.
+  await until(() => h.audit.events.filter((e) => e.kind === 'proxy.tunnel' && e.details?.phase === 'closed' && e.details?.mode === 'intercept').length >= 2, 'closed intercepted tunnels');
+  const closed = h.audit.events.find((e) => e.kind === 'proxy.tunnel' && e.details?.phase === 'closed' && e.details?.mode === 'intercept')!;
+  const d = closed.details as { bytes_in: number; bytes_out: number; route: string; host: string };
+  assert.equal(d.route, 'example');
+  assert.equal(d.host, 'api.example.test');
+  assert.ok(d.bytes_in > 60 && d.bytes_out > 200, JSON.stringify(d));
+  assert.equal(closed.actor.id, AGENT);
+  assert.equal(h.audit.events.filter((e) => e.kind === 'proxy.tunnel' && e.details?.phase === 'opened' && e.details?.mode === 'intercept').length, 2, 'the untrusted handshake never opened');
+  assert.ok(!JSON.stringify(h.audit.events).includes(TOKEN), 'the token is never audited');
 });
 
 test('the leaf: SAN dNSName, EKU serverAuth, not a CA, 16-byte serial, valid within leaf_ttl and the CA, signed by the CA', async () => {
