@@ -189,34 +189,52 @@ export async function generateLeafKeyPair(): Promise<LeafKeyPair> {
   return { keys, privateKeyPem };
 }
 
+/** Mints leaf certificates for one CA and one leaf key pair (ADR 0208). */
+export interface LeafMinter {
+  /** A leaf for `subject`, valid from `notBefore` to `notAfter` (epoch ms), PEM. */
+  mint(subject: LeafSubject, validity: { notBefore: number; notAfter: number }): Promise<string>;
+}
+
 /**
- * Mints a leaf certificate for `subject`, signed by the CA (PEM). SAN dNSName (or iPAddress),
- * EKU serverAuth, keyUsage digitalSignature, AKI/SKI (OpenSSL's strict mode wants both),
- * random 16-byte serial; valid from `notBefore` to `notAfter` (epoch ms).
+ * Prepares minting for `ca` and `leaf`: the CA certificate is parsed once, and everything that
+ * is the same in every leaf (issuer, key, the fixed extensions) is built once; a mint then adds
+ * the serial, validity, subject and SAN and signs. Leaves carry: SAN dNSName (or iPAddress),
+ * EKU serverAuth, keyUsage digitalSignature, basicConstraints CA:FALSE, AKI/SKI (OpenSSL's
+ * strict mode wants both), a random 16-byte serial.
  */
-export async function mintLeafCertificate(ca: ProxyCa & { privateKey: CryptoKey }, leaf: LeafKeyPair, subject: LeafSubject, validity: { notBefore: number; notAfter: number }): Promise<string> {
-  if (subject.ip !== (isIP(subject.host) !== 0)) throw new TesseraError('TESSERA_PROXY_HOST_INVALID', 'leaf subject kind does not match the host');
+export async function createLeafMinter(ca: ProxyCa & { privateKey: CryptoKey }, leaf: LeafKeyPair): Promise<LeafMinter> {
   const x = await x509();
   const caCert = new x.X509Certificate(ca.certificatePem);
   const caKeyId = caCert.getExtension(x.SubjectKeyIdentifierExtension)?.keyId;
-  const cn = subject.host.length <= 64 ? [{ CN: [subject.host] }] : [];
-  const cert = await x.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: [{ O: ['Tessera proxy'] }, ...cn],
-    issuer: caCert.subject,
-    notBefore: new Date(validity.notBefore),
-    notAfter: new Date(validity.notAfter),
-    signingAlgorithm: SIGNING,
-    publicKey: leaf.keys.publicKey,
-    signingKey: ca.privateKey,
-    extensions: [
-      new x.BasicConstraintsExtension(false, undefined, true),
-      new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature, true),
-      new x.ExtendedKeyUsageExtension([x.ExtendedKeyUsage.serverAuth], false),
-      new x.SubjectAlternativeNameExtension([{ type: subject.ip ? 'ip' : 'dns', value: subject.host }], false),
-      await x.SubjectKeyIdentifierExtension.create(leaf.keys.publicKey),
-      caKeyId ? new x.AuthorityKeyIdentifierExtension(caKeyId) : await x.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
-    ],
-  });
-  return cert.toString('pem');
+  const publicKey = await x.PublicKey.create(leaf.keys.publicKey);
+  const fixed = [
+    new x.BasicConstraintsExtension(false, undefined, true),
+    new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature, true),
+    new x.ExtendedKeyUsageExtension([x.ExtendedKeyUsage.serverAuth], false),
+    await x.SubjectKeyIdentifierExtension.create(publicKey),
+    caKeyId ? new x.AuthorityKeyIdentifierExtension(caKeyId) : await x.AuthorityKeyIdentifierExtension.create(caCert.publicKey),
+  ];
+  return {
+    async mint(subject, validity) {
+      if (subject.ip !== (isIP(subject.host) !== 0)) throw new TesseraError('TESSERA_PROXY_HOST_INVALID', 'leaf subject kind does not match the host');
+      const cn = subject.host.length <= 64 ? [{ CN: [subject.host] }] : [];
+      const cert = await x.X509CertificateGenerator.create({
+        serialNumber: randomSerial(),
+        subject: [{ O: ['Tessera proxy'] }, ...cn],
+        issuer: caCert.subjectName,
+        notBefore: new Date(validity.notBefore),
+        notAfter: new Date(validity.notAfter),
+        signingAlgorithm: SIGNING,
+        publicKey,
+        signingKey: ca.privateKey,
+        extensions: [...fixed, new x.SubjectAlternativeNameExtension([{ type: subject.ip ? 'ip' : 'dns', value: subject.host }], false)],
+      });
+      return cert.toString('pem');
+    },
+  };
+}
+
+/** One leaf certificate (see createLeafMinter; for one-off use such as tests). */
+export async function mintLeafCertificate(ca: ProxyCa & { privateKey: CryptoKey }, leaf: LeafKeyPair, subject: LeafSubject, validity: { notBefore: number; notAfter: number }): Promise<string> {
+  return (await createLeafMinter(ca, leaf)).mint(subject, validity);
 }

@@ -16,7 +16,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
-import { BACKDATE_MS, generateLeafKeyPair, mintLeafCertificate, type LeafKeyPair, type LeafSubject, type ProxyCa } from './ca.js';
+import { BACKDATE_MS, createLeafMinter, generateLeafKeyPair, type LeafKeyPair, type LeafMinter, type LeafSubject, type ProxyCa } from './ca.js';
 
 export interface TlsInterceptor {
   /**
@@ -85,7 +85,7 @@ export function createTlsInterceptor(ca: ProxyCa & { privateKey: CryptoKey }, op
   const renewMargin = Math.min(RENEW_BEFORE_MS, Math.floor(ttl / 4));
   const caNotAfter = Date.parse(new X509Certificate(ca.certificatePem).validTo);
   const cache = new Map<string, Entry>();
-  let leafKeys: Promise<LeafKeyPair> | undefined;
+  let minter: Promise<{ keys: LeafKeyPair; minter: LeafMinter }> | undefined;
   const publicCa: ProxyCa = { certificatePem: ca.certificatePem, fingerprint: ca.fingerprint };
 
   async function mint(subject: LeafSubject, entry: { renewAt?: number }): Promise<SecureContext> {
@@ -93,9 +93,12 @@ export function createTlsInterceptor(ca: ProxyCa & { privateKey: CryptoKey }, op
     if (now >= caNotAfter - MIN_LEAF_TTL_MS) throw new TesseraError('TESSERA_PROXY_CA_EXPIRED', `the proxy CA ${ca.fingerprint} expired (or expires within a minute) on ${new Date(caNotAfter).toISOString()}; no certificate can be minted for ${subject.host}`);
     const notAfter = Math.min(now + ttl, caNotAfter);
     try {
-      leafKeys ??= generateLeafKeyPair();
-      const keys = await leafKeys;
-      const pem = await mintLeafCertificate(ca, keys, subject, { notBefore: now - BACKDATE_MS, notAfter });
+      minter ??= generateLeafKeyPair().then(async (keys) => ({ keys, minter: await createLeafMinter(ca, keys) }));
+      const { keys, minter: m } = await minter.catch((e: unknown) => {
+        minter = undefined; // a failed setup is retried by the next minting
+        throw e;
+      });
+      const pem = await m.mint(subject, { notBefore: now - BACKDATE_MS, notAfter });
       const context = createSecureContext({ key: keys.privateKeyPem, cert: `${pem.trim()}\n${ca.certificatePem.trim()}\n`, minVersion: 'TLSv1.2' });
       entry.renewAt = notAfter - renewMargin;
       opts.onMint?.(subject.host);
