@@ -62,6 +62,8 @@ export interface ConnectDeps {
   replica?: string;
   /** For tunnel durations (audit); default the system clock. */
   clock?: Clock;
+  /** Where an unexpected failure (answered 500 TESSERA_INTERNAL) is logged, with its message only. */
+  logger?: { error(obj: Record<string, unknown>, msg: string): void };
 }
 
 /** What the registry can cut: the client socket, or the TLS socket that took it over. */
@@ -175,9 +177,10 @@ function answerError(socket: Duplex, err: TesseraError, extraHeaders: Record<str
   socket.end(head + body);
 }
 
-function toTesseraError(e: unknown): TesseraError {
+function toTesseraError(e: unknown, logger?: ConnectDeps['logger']): TesseraError {
   if (isTesseraError(e)) return e;
-  return new TesseraError('TESSERA_INTERNAL', 'the CONNECT could not be handled; the proxy log has the cause', undefined, { cause: e });
+  logger?.error({ err: (e as Error)?.message ?? String(e) }, 'proxy CONNECT failed unexpectedly');
+  return new TesseraError('TESSERA_INTERNAL', 'the CONNECT could not be handled (an unexpected error, logged by the proxy)', undefined, { cause: e });
 }
 
 function actorOf(p: AgentPrincipal): AuditEvent['actor'] {
@@ -193,7 +196,7 @@ export function handleConnect(req: IncomingMessage, socket: Duplex, head: Buffer
   socket.on('error', () => socket.destroy());
   const raw = socket as Socket;
   if (typeof raw.setTimeout === 'function') raw.setTimeout(idleMs, () => socket.destroy());
-  void run(req, socket, head, deps, idleMs).catch((e: unknown) => answerError(socket, toTesseraError(e)));
+  void run(req, socket, head, deps, idleMs).catch((e: unknown) => answerError(socket, toTesseraError(e, deps.logger)));
 }
 
 async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: ConnectDeps, idleMs: number): Promise<void> {
@@ -205,7 +208,7 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
   try {
     who = await deps.authenticate(req);
   } catch (e) {
-    const err = toTesseraError(e);
+    const err = toTesseraError(e, deps.logger);
     if (err.status === 401) {
       // The token's own refusal (expired, revoked …) stays visible as details.cause: a client refreshes on it.
       answerError(socket, new TesseraError('TESSERA_PROXY_AUTH_REQUIRED', `proxy authentication required: ${err.message}; send the agent or task token as Proxy-Authorization: Bearer <token>, or as the password of the proxy URL`, { cause: err.code }), { 'Proxy-Authenticate': PROXY_AUTHENTICATE });
@@ -343,7 +346,7 @@ async function tunnel(socket: Duplex, head: Buffer, deps: ConnectDeps, principal
   try {
     await deps.authorizeTunnel(principal, target.host, target.port);
   } catch (e) {
-    const err = toTesseraError(e);
+    const err = toTesseraError(e, deps.logger);
     // The authorizer's own message names the decision; the answer adds what permits a tunnel.
     await ctx.refuse(err.code === 'TESSERA_PROXY_TUNNEL_DENIED' || err.status !== 403
       ? err
@@ -354,7 +357,7 @@ async function tunnel(socket: Duplex, head: Buffer, deps: ConnectDeps, principal
   try {
     vetted = await deps.vet(target.host, target.port);
   } catch (e) {
-    await ctx.refuse(toTesseraError(e));
+    await ctx.refuse(toTesseraError(e, deps.logger));
     return;
   }
   if (socket.destroyed) return;
@@ -383,7 +386,7 @@ async function tunnel(socket: Duplex, head: Buffer, deps: ConnectDeps, principal
     await deps.audit.append({ kind: 'proxy.tunnel', actor, action: 'http.request', resource: ctx.resource, result: 'allow', ...txn, where: ctx.where, details: { phase: 'opened', ...base } });
   } catch (e) {
     upstream.destroy();
-    answerError(socket, toTesseraError(e));
+    answerError(socket, toTesseraError(e, deps.logger));
     return;
   }
   if (socket.destroyed) {

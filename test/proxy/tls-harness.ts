@@ -70,7 +70,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { routes?: string[]; permit?: string[]; maxTunnels?: number; leafTtlMs?: number } = {}): Promise<Harness> {
+export async function startHarness(options: { routes?: string[]; permit?: string[]; maxTunnels?: number; leafTtlMs?: number; authenticate?: ConnectDeps['authenticate']; logger?: ConnectDeps['logger'] } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-proxy-tls-'));
   const clock = new ManualClock(Date.now());
   const ca = await newCa(clock);
@@ -116,7 +116,8 @@ export async function startHarness(options: { routes?: string[]; permit?: string
   const permit = new Set(options.permit ?? []);
   const tunnels = createTunnelRegistry();
   const deps: ConnectDeps = {
-    authenticate: authenticateProxy,
+    authenticate: options.authenticate ?? authenticateProxy,
+    ...(options.logger ? { logger: options.logger } : {}),
     routeForHost: (host) => (routes.has(host) ? { name: host === 'api.example.test' ? 'example' : `r-${host.replace(/[^a-z0-9]/g, '-')}` } : undefined),
     authorizeTunnel: (_p, host) => {
       if (!permit.has(host)) throw new TesseraError('TESSERA_PROXY_TUNNEL_DENIED', `policy does not permit a tunnel to ${host}`);
