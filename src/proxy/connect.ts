@@ -18,6 +18,7 @@ import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { AgentPrincipal } from '../shared/principal.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import { describeDuration } from '../shared/duration.js';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditEvent } from '../audit/events.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
@@ -362,7 +363,7 @@ async function tunnel(socket: Duplex, head: Buffer, deps: ConnectDeps, principal
   }
   if (socket.destroyed) return;
   const upstream = netConnect({ host: vetted.address, port: vetted.port, family: vetted.family });
-  const connectTimer = setTimeout(() => upstream.destroy(new TesseraError('TESSERA_PROXY_TUNNEL_TIMEOUT', `no TCP connection to ${ctx.resource} (${vetted.address}) within ${ctx.idleMs} ms`)), ctx.idleMs);
+  const connectTimer = setTimeout(() => upstream.destroy(new TesseraError('TESSERA_PROXY_TUNNEL_TIMEOUT', `no TCP connection to ${ctx.resource} (${vetted.address}) within ${describeDuration(ctx.idleMs)} (proxy.timeout)`)), ctx.idleMs);
   try {
     await new Promise<void>((resolve, reject) => {
       upstream.once('connect', resolve);
