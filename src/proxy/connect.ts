@@ -23,14 +23,8 @@ import type { AuditWriter } from '../audit/port.js';
 import type { AuditEvent } from '../audit/events.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { normalizeInterceptHost, type TlsInterceptor } from './intercept.js';
+import type { VettedTarget } from './ssrf.js';
 
-/** What the SSRF guard returns (src/proxy/ssrf.ts `VettedTarget`; the same shape). */
-export interface VettedTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly address: string;
-  readonly family: 4 | 6;
-}
 
 export interface InterceptedTunnel {
   readonly principal: AgentPrincipal;

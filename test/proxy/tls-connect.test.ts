@@ -6,7 +6,7 @@ import { parseConnectTarget } from '../../src/proxy/connect.js';
 
 let h: Harness;
 before(async () => {
-  h = await startHarness({ permit: ['tunnel.example.test'], maxTunnels: 3 });
+  h = await startHarness({ permit: ['tunnel.example.test', 'internal.example.test', 'metadata.example.test', 'nowhere.example.test'], maxTunnels: 3 });
 });
 after(async () => {
   await h.close();
@@ -77,10 +77,18 @@ test('the upstream of a permitted tunnel is unreachable: 502 TESSERA_PROXY_TUNNE
   assert.equal(JSON.parse(r.body).error.code, 'TESSERA_PROXY_TUNNEL_CONNECT_FAILED');
   assert.match(JSON.parse(r.body).error.message, /ECONNREFUSED/);
   r.socket.destroy();
-  // The SSRF stand-in refuses: its error is the answer.
-  const v = await rawConnect(h.port, 'not-vetted.example.test:443', { 'Proxy-Authorization': `Bearer ${TOKEN}` });
-  assert.equal(v.status, 403, 'no permit for it either');
-  v.socket.destroy();
+  // Permitted by policy, refused by the SSRF guard: its code is the answer, audited, nothing connected.
+  for (const [target, status, code] of [
+    ['internal.example.test:443', 403, 'TESSERA_PROXY_TARGET_FORBIDDEN'],
+    ['metadata.example.test:80', 403, 'TESSERA_PROXY_TARGET_FORBIDDEN'],
+    ['nowhere.example.test:443', 502, 'TESSERA_PROXY_TARGET_UNRESOLVABLE'],
+  ] as const) {
+    const v = await rawConnect(h.port, target, { 'Proxy-Authorization': `Bearer ${TOKEN}` });
+    assert.equal(v.status, status, `${target}: ${v.body}`);
+    assert.equal(JSON.parse(v.body).error.code, code, target);
+    v.socket.destroy();
+  }
+  assert.ok(h.audit.events.some((e) => e.kind === 'proxy.tunnel' && e.details?.host === 'metadata.example.test' && e.reason?.code === 'TESSERA_PROXY_TARGET_FORBIDDEN'));
 });
 
 test('malformed CONNECT targets: 400 TESSERA_PROXY_CONNECT_TARGET_INVALID', async () => {

@@ -21,6 +21,7 @@ import { loadOrCreateProxyCa, generateLeafKeyPair, mintLeafCertificate, type Pro
 import { createTlsInterceptor, type TlsInterceptor } from '../../src/proxy/intercept.js';
 import { handleConnect, createTunnelRegistry, type ConnectDeps, type InterceptedTunnel, type TunnelRegistry } from '../../src/proxy/connect.js';
 import { MemoryAuditWriter } from '../helpers/audit.js';
+import { createSsrfGuard } from '../../src/proxy/ssrf.js';
 import { registerSensitive } from '../helpers/leak-registry.js';
 
 export const AGENT = 'spiffe://example.org/ns/prod/sa/agent-one';
@@ -115,6 +116,14 @@ export async function startHarness(options: { routes?: string[]; permit?: string
   const routes = new Set(options.routes ?? ['api.example.test', '10.1.2.3', 'fd00::1']);
   const permit = new Set(options.permit ?? []);
   const tunnels = createTunnelRegistry();
+  const names: Record<string, string> = { 'tunnel.example.test': '127.0.0.1', 'internal.example.test': '10.0.0.7', 'metadata.example.test': '169.254.169.254' };
+  const ssrf = createSsrfGuard({
+    lookup: async (host) => {
+      const address = names[host];
+      if (!address) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+      return [{ address, family: 4 }];
+    },
+  });
   const deps: ConnectDeps = {
     authenticate: options.authenticate ?? authenticateProxy,
     ...(options.logger ? { logger: options.logger } : {}),
@@ -122,11 +131,9 @@ export async function startHarness(options: { routes?: string[]; permit?: string
     authorizeTunnel: (_p, host) => {
       if (!permit.has(host)) throw new TesseraError('TESSERA_PROXY_TUNNEL_DENIED', `policy does not permit a tunnel to ${host}`);
     },
-    // The SSRF guard stand-in: the test names resolve to loopback, which it allows here.
-    vet: async (host, port) => {
-      if (host === 'tunnel.example.test' || host === '127.0.0.1') return { host, port, address: '127.0.0.1', family: 4 };
-      throw new TesseraError('TESSERA_PROXY_TUNNEL_CONNECT_FAILED', `test vet: ${host} is not a test host`);
-    },
+    // The real SSRF guard, with a resolver for the test names; loopback is allowed only for the
+    // test upstream's address (what a route's allow_private would say).
+    vet: (host, port) => ssrf.vet(host, port, { allow: ['127.0.0.1/32'] }),
     interceptor,
     serveIntercepted: (socket, tunnel) => {
       served.push(tunnel);
