@@ -47,6 +47,9 @@ import { createAuthorizationServer, createClientResolver, createFederatedLogin, 
 import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
 import { sha256 } from './shared/crypto.js';
 import { createProxy, proxyAudienceOf, registerProxyRoutes, type Proxy } from './proxy/index.js';
+import { loadOrCreateProxyCa } from './proxy/ca.js';
+import { createTlsInterceptor } from './proxy/intercept.js';
+import { registerProxyCaRoutes } from './proxy/ca-routes.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -306,6 +309,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl), epoch });
     await keys.ensureKeys();
+    // The proxy's TLS-interception CA (docs/proxy-tls.md): created once (init, dev, or the first
+    // start on a store without one), key sealed with the master key, shared by every replica.
+    const proxyCa = await loadOrCreateProxyCa({ store, sealer, clock, audit, trustDomain: config.trust_domain });
     const rotation = setInterval(() => void keys.rotateIfDue().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'signing key rotation failed')), 60_000);
     // An operator rotation (possibly revoking keys) on another replica takes effect here at once.
     const unsubscribeKeys = await store.subscribe(KEYS_CHANNEL, (origin) => {
@@ -388,6 +394,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       authenticator: createRequestAuthenticator({ tokens, audit, dpop: proxyDpop, failures: authFailures }, { audience: proxyAudienceOf(issuer), resource: 'proxy' }),
       issuer, authorizer, kv, leases, revocations, audit, clock, logger, metrics, replica: replicaId, dpopNonce: () => proxyDpop.nonce(),
       secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) },
+      // HTTPS_PROXY: CONNECT with TLS interception for routed hosts (docs/proxy-tls.md).
+      tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }) },
     }) : undefined;
     proxyRef.current = proxy;
     if (proxy) cleanups.push(() => proxy.close());
@@ -423,6 +431,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerExposureRoutes(app, { exposure, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
+    registerProxyCaRoutes(app, { ca: proxyCa });
     gw.register(app);
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });
@@ -536,6 +545,8 @@ export const runtime: Runtime = {
         const admin = createAdminTokenService({ store, clock: systemClock, audit });
         if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
         const { token } = await admin.create();
+        // The proxy CA is created here so that clients can be given it before the first start.
+        await loadOrCreateProxyCa({ store, sealer: master.sealer, clock: systemClock, audit, trustDomain: config.trust_domain });
         return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };
       } finally {
         await audit.close();

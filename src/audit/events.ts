@@ -102,6 +102,9 @@ export type AuditEvent =
   | Base<'oauth.refresh_revoked', { family: string; cause: 'reuse' | 'holder' | 'code_replay'; tasks: number }>
   | Base<'oauth.refused', { code: string; client_id?: string; grant?: string }>
   | Base<'proxy.request', { route: string; mode: string; method: string; path_template: string; status: number; upstream_status?: number; bytes_in: number; bytes_out: number; latency_ms: number; decision: string; credential?: string; redactions: number; redacted?: Record<string, number>; aborted?: boolean }>
+  // Proxy (TLS part, src/proxy/ca.ts and connect.ts; docs/proxy-tls.md).
+  | Base<'proxy.ca_created', { fingerprint: string; subject: string; not_after: number }>
+  | Base<'proxy.tunnel', { phase: 'opened' | 'refused' | 'closed'; host: string; port: number; mode: 'intercept' | 'tunnel'; route?: string; code?: string; bytes_in?: number; bytes_out?: number; duration_ms?: number; cause?: string }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

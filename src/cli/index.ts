@@ -12,6 +12,7 @@ import { registerMcpCommand } from './mcp.js';
 import { DEFAULT_LOGIN_FILE, oidcLogin } from './login-oidc.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
+import { registerProxyCaCommand } from './proxy-ca.js';
 import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
@@ -637,8 +638,6 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
-  // --- injection proxy ------------------------------------------------------------------
-  registerProxyCommand(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');
@@ -792,6 +791,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   registerMcpCommand(program, { io, addrOf });
   registerEngineCommand(program, { io, addrOf });
   registerKeysCommand(program, { io, addrOf });
+  // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
+  const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
+  registerProxyCaCommand(proxy, { io, addrOf });
 
   return program;
 }

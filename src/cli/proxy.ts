@@ -19,7 +19,7 @@ const SPIFFE = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 
 /** Registers `tessera proxy` and returns it (other proxy subcommands, such as `ca`, are added to it). */
 export function registerProxyCommand(program: Command, deps: Deps): Command {
-  const proxy = program.command('proxy').description('the injection proxy: routes, what-if tests (docs/proxy.md)');
+  const proxy = program.command('proxy').description('the injection proxy: routes, what-if tests (docs/proxy.md), its TLS-interception CA (docs/proxy-tls.md)');
 
   proxy
     .command('routes')

@@ -18,6 +18,8 @@ import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
 import { defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
 import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
+import { createTunnelRegistry, handleConnect } from './connect.js';
+import type { TlsInterceptor } from './intercept.js';
 import type { ProxyConfig, ProxyRouteConfig } from './config.js';
 
 export { proxyConfigSchema, parseByteSize, hostsOf, sourceOf, formatOf, type ProxyConfig, type ProxyRouteConfig } from './config.js';
@@ -47,6 +49,8 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   readonly dpopNonce?: () => string | undefined;
   /** The SSRF guard (src/proxy/ssrf.ts): every route's connections go only to addresses it vetted. Default: one with Node's resolver. */
   readonly guard?: SsrfGuard;
+  /** TLS interception for CONNECT (src/proxy/connect.ts, intercept.ts); absent: CONNECT is refused (405). */
+  readonly tls?: { readonly interceptor: TlsInterceptor; readonly maxTunnelsPerAgent?: number };
   /** The other parts' implementations (defaults: seams.ts). */
   readonly seams?: {
     readonly dispatcher?: DispatcherFactory;
@@ -124,7 +128,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ...(deps.dpopNonce ? { dpopNonce: deps.dpopNonce } : {}),
     onAuthenticated: (socket, principal) => ref.server?.track(socket, principal),
   });
-  const server = createProxyServer({ handler, auth, authorizer: deps.authorizer, routes, revocations: deps.revocations, logger: deps.logger, replica: deps.replica, ...(deps.seams?.connect ? { connect: deps.seams.connect } : {}) });
+  // CONNECT (HTTPS_PROXY): the TLS part's handler with the CORE dependencies; a routed host's tunnel
+  // is vetted with that route's allow_private, an unrouted one with none.
+  const tls = deps.tls;
+  const tunnels = createTunnelRegistry();
+  const connect: ConnectHandler | undefined = deps.seams?.connect ?? (tls
+    ? (req, socket, head, core) => handleConnect(req, socket, head, {
+      ...core, interceptor: tls.interceptor, audit: deps.audit, tunnels, replica: deps.replica, clock: deps.clock, logger: deps.logger, idleTimeoutMs: config.timeout,
+      vet: (host, port) => guard.vet(host, port, { allow: routes.byHost(host)?.config.allow_private ?? [] }),
+      ...(tls.maxTunnelsPerAgent !== undefined ? { maxTunnelsPerAgent: tls.maxTunnelsPerAgent } : {}),
+    })
+    : undefined);
+  const server = createProxyServer({ handler, auth, authorizer: deps.authorizer, routes, revocations: deps.revocations, logger: deps.logger, replica: deps.replica, ...(connect ? { connect } : {}) });
   ref.server = server;
   deps.metrics?.gauge('tessera_proxy_connections', 'Open agent connections to the injection proxy').collect(() => server.connections);
   let closed = false;

@@ -101,7 +101,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
 
   const connectDeps: CoreConnectDeps = {
     async authenticate(req) {
-      return deps.auth.authenticate({ headers: req.headers, method: 'CONNECT', target: req.url ?? '' }, 'forward', meta(req));
+      const r = await deps.auth.authenticate({ headers: req.headers, method: 'CONNECT', target: req.url ?? '' }, 'forward', meta(req));
+      // The tunnel's connection is cut if its principal is revoked (plain tunnels included).
+      if (req.socket && sockets.has(req.socket)) principals.set(req.socket, r.principal);
+      return r;
     },
     routeForHost(host) {
       const r = deps.routes.byHost(host);

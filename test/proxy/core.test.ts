@@ -194,7 +194,7 @@ test('forward proxy refusals: no token → 407 with Proxy-Authenticate; malforme
   assert.equal(https.json.error.code, 'TESSERA_PROXY_PATH_INVALID');
 });
 
-test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; unknown route; CONNECT without TLS part', async () => {
+test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; unknown route; CONNECT to an unrouted host without a permit', async () => {
   const none = await call(proxy, 'GET', '/echo/x');
   assert.equal(none.status, 401);
   assert.equal(none.json.error.code, 'TESSERA_TOKEN_MISSING');
@@ -212,17 +212,18 @@ test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; 
   const unknown = await call(proxy, 'GET', '/nope/x', { headers: bearer(token) });
   assert.equal(unknown.status, 404);
   assert.equal(unknown.json.error.code, 'TESSERA_PROXY_ROUTE_NOT_FOUND');
-  // CONNECT without the TLS part: a clear refusal with its code, on a raw socket.
+  // CONNECT to a host no route serves, without a tunnel permit: refused with its code (raw socket).
   const u = new URL(proxy);
   const raw = await new Promise<string>((resolve, reject) => {
-    const s = connect(Number(u.port), u.hostname, () => s.write(`CONNECT echo.test:443 HTTP/1.1\r\nhost: echo.test:443\r\nproxy-authorization: Bearer ${token}\r\n\r\n`));
+    const s = connect(Number(u.port), u.hostname, () => s.write(`CONNECT elsewhere.example:443 HTTP/1.1\r\nhost: elsewhere.example:443\r\nproxy-authorization: Bearer ${token}\r\n\r\n`));
     let text = '';
     s.on('data', (c: Buffer) => (text += c.toString('utf8')));
     s.on('end', () => resolve(text));
+    s.on('close', () => resolve(text));
     s.on('error', reject);
   });
-  assert.match(raw, /^HTTP\/1\.1 405 /);
-  assert.match(raw, /TESSERA_PROXY_CONNECT_UNAVAILABLE/);
+  assert.match(raw, /^HTTP\/1\.1 403 /);
+  assert.match(raw, /TESSERA_PROXY_TUNNEL_DENIED/);
 });
 
 test('paths that would escape the base path, and bad methods, are refused with their codes', async () => {
