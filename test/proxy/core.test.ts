@@ -13,6 +13,8 @@ import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../../src/shared/errors.js';
 import { connect, createServer } from 'node:net';
 import { promisify } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startHarness, auditTexts, type Harness } from '../e2e/harness.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { exchange } from '../tasks/helpers.js';
@@ -461,6 +463,23 @@ test('CONNECT seam: an intercepted connection is served as its tunnel\'s route a
     client.destroy();
     relay.close();
   }
+});
+
+test('HTTPS_PROXY through the real CONNECT path: curl trusts Tessera\'s CA, the intercepted request is served as the route with the key injected', async () => {
+  const ca = await fetch(`${issuer}/v1/proxy/ca.pem`);
+  assert.equal(ca.status, 200);
+  const caFile = join(h.dataDir, 'proxy-ca.pem');
+  writeFileSync(caFile, await ca.text());
+  const u = new URL(proxy);
+  const { stdout } = await run('curl', ['-sS', '--proxy', `http://agent:${token}@${u.host}`, '--cacert', caFile, '-w', '\n%{http_code}', 'https://echo.test/v1/intercepted?z=1']);
+  const status = stdout.slice(stdout.lastIndexOf('\n') + 1);
+  assert.equal(status, '200', stdout);
+  const seen = up.seen.at(-1)!;
+  assert.equal(seen.url, '/v1/intercepted?z=1');
+  assert.equal(seen.headers['x-api-key'], KEY);
+  const leak = await run('curl', ['-sS', '--proxy', `http://agent:${token}@${u.host}`, '--cacert', caFile, 'https://echo.test/echo-key']);
+  assert.ok(!leak.stdout.includes(KEY));
+  assert.match(leak.stdout, /REDACTED/);
 });
 
 test('an expired token is refused (401 TESSERA_TOKEN_EXPIRED)', async () => {
