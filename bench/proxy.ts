@@ -87,7 +87,7 @@ interface UpstreamProcess {
   close(): Promise<void>;
 }
 
-async function startUpstreamProcess(ca: TestCa, dir: string): Promise<UpstreamProcess> {
+export async function startUpstreamProcess(ca: TestCa, dir: string): Promise<UpstreamProcess> {
   const leaf = await ca.issue(['localhost']);
   writeFileSync(join(dir, 'leaf.pem'), leaf.certPem);
   writeFileSync(join(dir, 'leaf.key'), leaf.keyPem, { mode: 0o600 });
@@ -166,7 +166,7 @@ interface Nginx {
   close(): Promise<void>;
 }
 
-async function startNginx(upstreamPort: number, dir: string): Promise<Nginx> {
+export async function startNginx(upstreamPort: number, dir: string): Promise<Nginx> {
   const port = await freePort();
   const prefix = join(dir, 'nginx');
   mkdirSync(join(prefix, 'logs'), { recursive: true });
@@ -318,7 +318,7 @@ async function open() {
 
 const UNDICI_PATH = createRequire(import.meta.url).resolve('undici');
 
-async function workerLoad(spec: WorkerSpec): Promise<WorkerResult> {
+export async function workerLoad(spec: WorkerSpec): Promise<WorkerResult> {
   const worker = new Worker(WORKER_SRC, { eval: true, workerData: { spec, undici: UNDICI_PATH } });
   try {
     const r = await new Promise<WorkerResult>((resolve, reject) => {
@@ -333,7 +333,7 @@ async function workerLoad(spec: WorkerSpec): Promise<WorkerResult> {
 }
 
 /** Open-loop latency of several targets, BLOCKS interleaved blocks each (µs, sorted per target). */
-async function fixedRateLatencies(targets: readonly (readonly [string, Omit<WorkerSpec, 'mode' | 'rate' | 'warmup' | 'count'>])[]): Promise<Map<string, { lat: number[]; lags: number[]; dropped: number }>> {
+export async function fixedRateLatencies(targets: readonly (readonly [string, Omit<WorkerSpec, 'mode' | 'rate' | 'warmup' | 'count'>])[]): Promise<Map<string, { lat: number[]; lags: number[]; dropped: number }>> {
   const out = new Map<string, { lat: number[]; lags: number[]; dropped: number }>(targets.map(([n]) => [n, { lat: [], lags: [], dropped: 0 }]));
   for (let b = 0; b < BLOCKS; b++) {
     for (const [name, spec] of targets) {
