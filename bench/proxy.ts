@@ -441,8 +441,8 @@ export async function run(): Promise<BenchResult[]> {
     if (!missing) {
       p = await startProxyHarness({
         routes: [
-          { name: 'openai', upstream: `${direct}/v1`, secretPath: 'bench/openai-key', secretValue: KEY },
-          { name: 'openai-tls', upstream: `${directTls}/v1`, secretPath: 'bench/openai-tls-key', secretValue: KEY, upstreamCaFile: ca.certFile },
+          { name: 'openai', upstream: direct, secretPath: 'bench/openai-key', secretValue: KEY },
+          { name: 'openai-tls', upstream: directTls, secretPath: 'bench/openai-tls-key', secretValue: KEY, upstreamCaFile: ca.certFile },
         ],
         baseDir: process.env.TESSERA_BENCH_DIR ?? tmpdir(),
       });

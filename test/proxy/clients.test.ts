@@ -15,6 +15,10 @@
  *  - the audit log has the proxied requests and neither the key nor the token.
  * The client recipes are self-tested without Tessera in test/proxy/fixtures.test.ts.
  *
+ * The routes' upstreams are origins without a base path, so a reverse route URL
+ * `http://<proxy>/openai/v1/…` and a forward-proxy URL `https://localhost:<port>/v1/…` name the
+ * same upstream path under either reading of a route's base path.
+ *
  * Skipped, with the reason, while src/proxy/server.ts does not exist (the proxy lands on main
  * in parts); the config and the permits follow /work/wt/PROXY-CONTRACT.md.
  */
@@ -79,8 +83,8 @@ describe('real clients through the proxy', { skip: missing }, () => {
     anthropic = await startOpenAiUpstream({ openaiKey: 'unused-openai-key-on-the-anthropic-fixture', anthropicKey: ANTHROPIC_KEY });
     p = await startProxyHarness({
       routes: [
-        { name: 'openai', upstream: `${upstream.origin}/v1`, secretPath: 'openai/key', secretValue: KEY, upstreamCaFile: ca.certFile, extra: { body_fields: ['model'] } },
-        { name: 'anthropic', upstream: `${anthropic.origin}/v1`, secretPath: 'anthropic/key', secretValue: ANTHROPIC_KEY, header: 'x-api-key', format: '{value}' },
+        { name: 'openai', upstream: upstream.origin, secretPath: 'openai/key', secretValue: KEY, upstreamCaFile: ca.certFile, extra: { body_fields: ['model'] } },
+        { name: 'anthropic', upstream: anthropic.origin, secretPath: 'anthropic/key', secretValue: ANTHROPIC_KEY, header: 'x-api-key', format: '{value}' },
       ],
     });
     token = await p.login();
@@ -118,7 +122,7 @@ describe('real clients through the proxy', { skip: missing }, () => {
       });
 
       test(`${kind}, ${mode}: an SSE stream arrives incrementally, usage chunk included`, { skip }, async () => {
-        const id = `${kind}-${mode}`;
+        const id = `${kind}-${mode}`.replace(/[^a-z0-9-]+/gi, '-');
         const gate = upstream.hold(id);
         const s = stream(kind, make('/chat/completions', { body: CHAT_STREAM, headers: { 'x-fixture-hold': id } }));
         const first = await s.firstEvent;
@@ -151,11 +155,11 @@ describe('real clients through the proxy', { skip: missing }, () => {
 
   test('openai SDK, reverse route (apiKey = the agent token): completion and an incremental stream', async () => {
     const from = upstream.received.length;
-    const client = openaiViaReverseRoute(p.proxyUrl, 'openai', token);
+    const client = openaiViaReverseRoute(`${p.proxyUrl}/openai/v1`, token);
     const c = await client.chat.completions.create({ model: 'gpt-fixture', messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(c.usage?.total_tokens, 20);
     const gate = upstream.hold('sdk-reverse');
-    const s = await openaiViaReverseRoute(p.proxyUrl, 'openai', token, { 'x-fixture-hold': 'sdk-reverse' }).chat.completions.create({ model: 'gpt-fixture', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
+    const s = await openaiViaReverseRoute(`${p.proxyUrl}/openai/v1`, token, { 'x-fixture-hold': 'sdk-reverse' }).chat.completions.create({ model: 'gpt-fixture', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
     const it = s[Symbol.asyncIterator]();
     const first = await it.next();
     assert.equal(first.done, false);
