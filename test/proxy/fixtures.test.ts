@@ -196,6 +196,18 @@ describe('client recipes through a forward proxy (CONNECT), token as the proxy c
     });
   }
 
+  for (const kind of CLIENT_KINDS) {
+    test(`${kind}: a CONNECT the proxy refuses ends the client (a 403 answer or an error), and reaches nothing`, { skip: clientUnavailable(kind) }, async () => {
+      const seenBefore = proxy.seen.length;
+      const outcome = await send(kind, { url: 'https://refused.example.invalid/v1/models', proxy: { url: proxy.url, token: AGENT_TOKEN }, caFile: ca.certFile }).then(
+        (r) => `status ${r.status}`,
+        (e: unknown) => `error ${(e as Error).message.slice(0, 80)}`,
+      );
+      assert.match(outcome, /^(status 403|error )/, outcome);
+      assert.equal(proxy.seen.slice(seenBefore)[0]?.target, 'refused.example.invalid:443');
+    });
+  }
+
   for (const kind of ['curl', 'node-https', 'python-requests', 'python-urllib', 'python-httpx'] as const) {
     test(`${kind}: an http:// target goes to the proxy in absolute form with the proxy credential`, { skip: clientUnavailable(kind) }, async () => {
       const seenBefore = proxy.seen.length;
