@@ -389,7 +389,7 @@ interface TlsInterceptorModule {
 }
 
 /** Leaf minting through the TLS part (contract: src/proxy/intercept.ts), p50 µs new vs cached. */
-async function mintingUs(): Promise<{ fresh: number; cached: number } | string> {
+export async function mintingUs(): Promise<{ fresh: number; cached: number } | string> {
   const file = join(ROOT, 'src/proxy/intercept.ts');
   if (!existsSync(file)) return 'src/proxy/intercept.ts does not exist yet';
   const mod = (await import(new URL('../src/proxy/intercept.ts', import.meta.url).href)) as TlsInterceptorModule;
