@@ -36,6 +36,7 @@
  * come from the configuration, so that label is bounded.
  */
 import type { Clock } from '../shared/clock.js';
+import { TesseraError } from '../shared/errors.js';
 import type { Counter, MetricsRegistry } from '../shared/metrics.js';
 import type { Usage } from './usage.js';
 
@@ -339,4 +340,18 @@ export function createProxyLimits(deps: { clock: Clock; metrics?: MetricsRegistr
       return entries.size;
     },
   };
+}
+
+/**
+ * The error for a refused admission: 429 TESSERA_PROXY_RATE_LIMITED, or 503
+ * TESSERA_PROXY_LIMITS_FULL for `capacity`; `details.retry_after_s` is what the answer's
+ * `Retry-After` header carries (src/server/app.ts `retryAfterOf`), `details.which`/`per` say which
+ * limit. Never an id: the agent knows who it is.
+ */
+export function limitError(route: string, refused: Extract<AdmitResult, { ok: false }>): TesseraError {
+  if (refused.which === 'capacity') {
+    return new TesseraError('TESSERA_PROXY_LIMITS_FULL', `the proxy cannot count more agents, tasks and users at once; retry in ${refused.retryAfterSec} s`, { route, retry_after_s: refused.retryAfterSec });
+  }
+  const what = refused.which === 'requests' ? 'requests' : 'model tokens';
+  return new TesseraError('TESSERA_PROXY_RATE_LIMITED', `the ${what} limit of route ${route} per ${refused.per} is used up for this window; retry in ${refused.retryAfterSec} s`, { route, which: refused.which, per: refused.per, retry_after_s: refused.retryAfterSec });
 }

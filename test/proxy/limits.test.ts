@@ -6,7 +6,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createProxyLimits, type RouteLimits } from '../../src/proxy/limits.js';
+import { createProxyLimits, limitError, type RouteLimits } from '../../src/proxy/limits.js';
+import { registerProxyUsageRoutes } from '../../src/proxy/usage-routes.js';
+import { createApp, type AdminAuthenticator, type AgentAuthenticator } from '../../src/server/app.js';
+import { TesseraError } from '../../src/shared/errors.js';
+import { silentLogger } from '../../src/shared/logger.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { MetricsRegistry } from '../../src/shared/metrics.js';
 
@@ -181,4 +185,67 @@ test('record after the counter was dropped counts it anew; a clock stepping back
   clock.advance(-120_000);
   limits.record('r', { agent: A }, { input: 1, output: 1, total: 2 });
   assert.deepEqual(limits.usage({ agent: A })[0]!.since_start, { requests: 0, input: 2, output: 3, total: 5 });
+});
+
+test('limitError: 429 TESSERA_PROXY_RATE_LIMITED / 503 TESSERA_PROXY_LIMITS_FULL with retry_after_s', () => {
+  const e = limitError('openai', { ok: false, retryAfterSec: 80, which: 'tokens', per: 'task' });
+  assert.deepEqual([e.code, e.status, e.message, e.details], ['TESSERA_PROXY_RATE_LIMITED', 429, 'the model tokens limit of route openai per task is used up for this window; retry in 80 s', { route: 'openai', which: 'tokens', per: 'task', retry_after_s: 80 }]);
+  const f = limitError('openai', { ok: false, retryAfterSec: 3, which: 'capacity', per: 'agent' });
+  assert.deepEqual([f.code, f.status, f.details], ['TESSERA_PROXY_LIMITS_FULL', 503, { route: 'openai', retry_after_s: 3 }]);
+});
+
+const ADMIN_TOKEN = 'test-admin-token-for-proxy-usage';
+const admin: AdminAuthenticator = {
+  async authenticate(token) {
+    if (token !== ADMIN_TOKEN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
+    return { kind: 'admin', tokenId: 't1' };
+  },
+};
+const agents: AgentAuthenticator = {
+  async authenticate() {
+    throw new TesseraError('TESSERA_TOKEN_MISSING', 'no agents in this test');
+  },
+};
+
+test('GET /v1/admin/proxy/usage: rows per filter, admin token required, bad query refused with the exact code', async (t) => {
+  const { limits } = setup();
+  limits.admit('openai', { agent: A, task: 'task_T', user: 'alice' }, { windowMs: 60_000, tokens: 1000 });
+  limits.record('openai', { agent: A, task: 'task_T', user: 'alice' }, { input: 12, output: 7, total: 19 });
+  limits.admit('claude', { agent: B }, undefined);
+  const app = createApp({ logger: silentLogger, replicaId: 'r1', bodyLimit: 65536, admin, agents });
+  registerProxyUsageRoutes(app, { limits });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => app.close());
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/v1/admin/proxy/usage`;
+  const get = (q: string, token = ADMIN_TOKEN) => fetch(`${base}${q}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+  const all = await get('');
+  assert.equal(all.status, 200);
+  const rows = ((await all.json()) as { rows: { route: string; per: string }[] }).rows;
+  assert.deepEqual(rows.map((r) => `${r.route}/${r.per}`), ['claude/agent', 'openai/agent', 'openai/task', 'openai/user']);
+  const byTask = await get('?task=task_T&route=openai');
+  assert.deepEqual(await byTask.json(), { rows: [{
+    route: 'openai', per: 'task', task: 'task_T', window_ms: 60_000,
+    window: { requests: 1, input: 12, output: 7, total: 19 }, since_start: { requests: 1, input: 12, output: 7, total: 19 },
+  }] });
+  const byAgent = await get(`?agent=${encodeURIComponent(B)}`);
+  assert.deepEqual(((await byAgent.json()) as { rows: { agent: string; window_ms: number }[] }).rows.map((r) => [r.agent, r.window_ms]), [[B, 60_000]]);
+
+  const code = async (r: Response): Promise<string> => ((await r.json()) as { error?: { code?: string }; code?: string }).error?.code ?? '';
+  for (const [q, expected, status] of [
+    ['?route=Bad Route', 'TESSERA_REQUEST_INVALID', 400],
+    ['?route=openai&route=claude', 'TESSERA_REQUEST_INVALID', 400],
+    ['?since=1h', 'TESSERA_REQUEST_INVALID', 400],
+    ['?agent=', 'TESSERA_REQUEST_INVALID', 400],
+    [`?user=${'u'.repeat(300)}`, 'TESSERA_REQUEST_INVALID', 400],
+  ] as const) {
+    const r = await get(q);
+    assert.equal(r.status, status, q);
+    assert.equal(await code(r), expected, q);
+  }
+  const noToken = await get('', '');
+  assert.equal(noToken.status, 401);
+  assert.equal(await code(noToken), 'TESSERA_ADMIN_TOKEN_MISSING');
+  const badToken = await get('', 'tsr_admin_wrong');
+  assert.equal(await code(badToken), 'TESSERA_ADMIN_TOKEN_INVALID');
 });
