@@ -39,7 +39,7 @@ export interface Usage {
 }
 
 export interface UsageReader {
-  /** One body chunk, in order. */
+  /** One body chunk, in order. Kept by reference until `end` (JSON): the caller must not reuse it. */
   push(chunk: Buffer): void;
   /** The body ended: the usage it reported, or undefined when it reported none readable. */
   end(): Usage | undefined;
@@ -312,7 +312,7 @@ export function createUsageReader(kind: UsageKind, contentType: string | undefin
           parts = [];
           return;
         }
-        parts.push(Buffer.from(chunk));
+        parts.push(chunk); // not copied: a body chunk is not reused by its producer (node http, undici)
       },
       end() {
         if (over) return undefined;
