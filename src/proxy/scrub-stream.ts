@@ -1,6 +1,6 @@
 /**
  * Response bodies scrubbed while they stream (SSE, chunked), never buffered whole
- * (docs/proxy-providers.md "Scrubbing streamed responses", ADR 0211). The Scrubber of the gateway
+ * (docs/proxy-providers.md "Streamed scrubbing", ADR 0211). The Scrubber of the gateway
  * (src/gateway/scrub) finds every registered secret in its encodings and the credential shapes;
  * this Transform applies it across chunk boundaries.
  *
@@ -11,14 +11,14 @@
  *    base64/hex form when line breaks wrap it);
  *  - an incomplete UTF-8 sequence at the end of the chunk (at most 3 bytes);
  *  - for the credential shapes (unbounded patterns such as `sk-…` or JWTs): the trailing run of
- *    token characters (letters, digits, `+/=_-.~:`) up to 4 KiB, with a quote before it; the last 128 characters from an
- *    `aws_secret_access_key` or `private_key_id` name (its value may follow); a `-----BEGIN … PRIVATE KEY-----` block whose END
- *    has not arrived, up to 16 KiB;
+ *    token characters (letters, digits, `+/=_-.~:`) up to 4 KiB, with a quote before it; the
+ *    last 128 characters from an `aws_secret_access_key` or `private_key_id` name (its value may
+ *    follow); a `-----BEGIN … PRIVATE KEY-----` block whose END has not arrived, up to 16 KiB;
  *  - a match that straddles the cut, or ends at the end of what arrived, is held whole.
  * When nothing could straddle — an SSE event ends with a blank line, so almost always — the chunk
- * is sent at once, whole. The held text never exceeds 64 KiB (`MAX_HOLD`) plus the chunk that just
- * arrived; beyond it the oldest part is sent (a shape longer than that — an unterminated PEM
- * block — is redacted in the part seen with its start).
+ * is sent at once, whole. The held text never exceeds 64 KiB (`MAX_HOLD`); beyond it the oldest
+ * part is sent (a shape longer than that — an unterminated PEM block — is redacted in the part
+ * seen with its start). Memory per stream: the hold plus the chunk being scrubbed.
  *
  * **Binary bodies.** The body is read as UTF-8 while it is valid UTF-8. From the first byte
  * sequence that is not, the rest (and what is held) is read as Latin-1: one byte, one character,
