@@ -89,8 +89,12 @@ function describe(e: unknown, origin: string): TesseraError {
     return new TesseraError('TESSERA_PROXY_OAUTH_FAILED', `the authorization server ${origin} refused the client-credentials request: ${code}${code === 'invalid_client' ? ' (check the client id and secret)' : ''}`, { error: code, status: e.status });
   }
   // openid-client wraps some failures (ClientError with the original as `cause`): look down the chain.
-  for (let x: unknown = e, depth = 0; x && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
+  // A TesseraError anywhere down the chain (the SSRF guard refusing the address inside undici's
+  // connect, under fetch's TypeError) is the precise answer.
+  for (let x: unknown = e, depth = 0; x && depth < 6; x = (x as { cause?: unknown }).cause, depth++) {
     if (isTesseraError(x)) return x;
+  }
+  for (let x: unknown = e, depth = 0; x && depth < 6; x = (x as { cause?: unknown }).cause, depth++) {
     const name = (x as { name?: string }).name;
     if (name === 'TimeoutError' || name === 'AbortError') {
       return new TesseraError('TESSERA_PROXY_OAUTH_UNREACHABLE', `the token endpoint ${origin} did not answer in time`, { reason: 'timeout' });

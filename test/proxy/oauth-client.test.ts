@@ -14,6 +14,7 @@ import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 import { Agent, type Dispatcher } from 'undici';
 import { createClientCredentialsSource, validateTokenUrl } from '../../src/proxy/oauth-client.js';
+import { createSsrfGuard } from '../../src/proxy/ssrf.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { isTesseraError, type TesseraError } from '../../src/shared/errors.js';
 import { freePort } from '../users/op.js';
@@ -250,4 +251,17 @@ test('token URL validation: https, or http to loopback only; no userinfo or frag
   assert.equal(validateTokenUrl('https://as.example/token#x'), 'must not contain a fragment (RFC 6749 §3.2)');
   assert.equal(validateTokenUrl('/token'), 'not an absolute URL');
   assert.throws(() => createClientCredentialsSource({ tokenUrl: 'http://10.0.0.1/token', clientId: 'x', clientSecret: async () => 'x' }, { clock: new ManualClock() }), /credential\.oauth\.token_url must use https/);
+});
+
+test('through the real SSRF guard: a loopback AS is refused unless the route allows it', async () => {
+  as.requests.length = 0;
+  const guard = createSsrfGuard();
+  const refused = await refusal(createClientCredentialsSource({ tokenUrl: as.tokenUrl, clientId: BASIC.id, clientSecret: async () => BASIC.secret }, { clock: new ManualClock(), dispatcher: guard.dispatcher({ allow: [] }) }).token());
+  assert.equal(refused.code, 'TESSERA_PROXY_TARGET_FORBIDDEN');
+  assert.equal(as.requests.length, 0);
+  const allowed = guard.dispatcher({ allow: ['127.0.0.1/32'] });
+  const src = createClientCredentialsSource({ tokenUrl: as.tokenUrl, clientId: BASIC.id, clientSecret: async () => BASIC.secret }, { clock: new ManualClock(), dispatcher: allowed });
+  assert.ok((await src.token()).accessToken.length > 20);
+  assert.equal(as.requests.length, 1);
+  await allowed.close();
 });
