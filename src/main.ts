@@ -46,6 +46,8 @@ import { createUserTokenVerifier } from './users/verify.js';
 import { createAuthorizationServer, createClientResolver, createFederatedLogin, registerAuthorizationRoutes, GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN } from './users/oauth/index.js';
 import { createDpopGuard, createHtuMatcher, dpopSettingsOf, htuBasesOf } from './dpop/index.js';
 import { sha256 } from './shared/crypto.js';
+import { loadOrCreateProxyCa } from './proxy/ca.js';
+import { registerProxyCaRoutes } from './proxy/ca-routes.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -300,6 +302,9 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl), epoch });
     await keys.ensureKeys();
+    // The proxy's TLS-interception CA (docs/proxy-tls.md): created once (init, dev, or the first
+    // start on a store without one), key sealed with the master key, shared by every replica.
+    const proxyCa = await loadOrCreateProxyCa({ store, sealer, clock, audit, trustDomain: config.trust_domain });
     const rotation = setInterval(() => void keys.rotateIfDue().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'signing key rotation failed')), 60_000);
     // An operator rotation (possibly revoking keys) on another replica takes effect here at once.
     const unsubscribeKeys = await store.subscribe(KEYS_CHANNEL, (origin) => {
@@ -401,6 +406,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerExposureRoutes(app, { exposure, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
+    registerProxyCaRoutes(app, { ca: proxyCa });
     gw.register(app);
 
     await app.listen({ host, port });
@@ -498,6 +504,8 @@ export const runtime: Runtime = {
         const admin = createAdminTokenService({ store, clock: systemClock, audit });
         if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
         const { token } = await admin.create();
+        // The proxy CA is created here so that clients can be given it before the first start.
+        await loadOrCreateProxyCa({ store, sealer: master.sealer, clock: systemClock, audit, trustDomain: config.trust_domain });
         return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };
       } finally {
         await audit.close();

@@ -101,6 +101,9 @@ export type AuditEvent =
   | Base<'oauth.token_issued', { grant: string; client_id: string; family: string; refresh_hmac?: string; bound: boolean }>
   | Base<'oauth.refresh_revoked', { family: string; cause: 'reuse' | 'holder' | 'code_replay'; tasks: number }>
   | Base<'oauth.refused', { code: string; client_id?: string; grant?: string }>
+  // Proxy (TLS part, src/proxy/ca.ts and connect.ts; docs/proxy-tls.md).
+  | Base<'proxy.ca_created', { fingerprint: string; subject: string; not_after: number }>
+  | Base<'proxy.tunnel', { phase: 'opened' | 'refused' | 'closed'; host: string; port: number; mode: 'intercept' | 'tunnel'; route?: string; code?: string; bytes_in?: number; bytes_out?: number; duration_ms?: number; cause?: string }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

@@ -52,12 +52,12 @@ export type AuditFlushMode = 'grouped' | 'per_request';
 /**
  * Kinds of events about actions that change none of Tessera's state: a tool call passed through
  * the gateway, a resource read, prompt get or completion through it, a refused gateway request,
- * a secret read. Under `audit.flush:
+ * a secret read, a proxy tunnel opened, closed or refused (src/proxy/connect.ts). Under `audit.flush:
  * grouped` a batch made only of these is not flushed per request (ADR 0185). Every state change
  * (`commit()`), credential issuance, refusal of a credential, limit and detection event is not
  * here and is flushed before the answer.
  */
-export const PASS_THROUGH_KINDS: ReadonlySet<AuditEvent['kind']> = new Set(['gateway.tool_call', 'gateway.resource_read', 'gateway.prompt_get', 'gateway.completion', 'gateway.request_refused', 'secret.read']);
+export const PASS_THROUGH_KINDS: ReadonlySet<AuditEvent['kind']> = new Set(['gateway.tool_call', 'gateway.resource_read', 'gateway.prompt_get', 'gateway.completion', 'gateway.request_refused', 'secret.read', 'proxy.tunnel']);
 
 /** The audit log: the AuditWriter every service uses, plus what operators need. */
 export interface AuditLog extends AuditWriter {

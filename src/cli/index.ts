@@ -12,6 +12,7 @@ import { registerMcpCommand } from './mcp.js';
 import { DEFAULT_LOGIN_FILE, oidcLogin } from './login-oidc.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
+import { registerProxyCaCommand } from './proxy-ca.js';
 import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
@@ -789,6 +790,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   registerMcpCommand(program, { io, addrOf });
   registerEngineCommand(program, { io, addrOf });
   registerKeysCommand(program, { io, addrOf });
+  // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
+  const proxy = program.command('proxy').description('the injection proxy: its TLS-interception CA (docs/proxy-tls.md)');
+  registerProxyCaCommand(proxy, { io, addrOf });
 
   return program;
 }

@@ -77,8 +77,8 @@ test('config: audit.flush defaults to grouped with a 100ms window; per_request a
   }
 });
 
-test('pass-through kinds are the gateway reads (tool call, resource read, prompt get, completion), the refused gateway request and the secret read; nothing that changes state', () => {
-  assert.deepEqual([...PASS_THROUGH_KINDS].sort(), ['gateway.completion', 'gateway.prompt_get', 'gateway.request_refused', 'gateway.resource_read', 'gateway.tool_call', 'secret.read']);
+test('pass-through kinds are the gateway reads (tool call, resource read, prompt get, completion), the refused gateway request, the secret read and the proxy tunnel; nothing that changes state', () => {
+  assert.deepEqual([...PASS_THROUGH_KINDS].sort(), ['gateway.completion', 'gateway.prompt_get', 'gateway.request_refused', 'gateway.resource_read', 'gateway.tool_call', 'proxy.tunnel', 'secret.read']);
 });
 
 test('grouped: a tool call and a secret read commit deferred (no fdatasync before the answer); one group flush syncs them and exports their head', async () => {

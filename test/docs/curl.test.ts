@@ -17,7 +17,7 @@ import { simpleCommands } from './shell.js';
 const SHELL_LANGS = new Set(['', 'sh', 'bash', 'shell', 'console', 'zsh']);
 const TESSERA_ORIGIN = /^(?:\$\{?TESSERA_ADDR\}?|https?:\/\/127\.0\.0\.1:8200|https:\/\/tessera\.example\.(?:com|org))(\/[^\s]*)?$/;
 /** Routes that take no credential (RFC 8414/9728/7517 discovery, the token endpoint, RFC 7009, probes). */
-const PUBLIC = [/^\/v1\/oauth\/token$/, /^\/v1\/oauth\/revoke$/, /^\/\.well-known\//, /^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/v1\/openapi\.json$/, /^\/v1\/bundle$/];
+const PUBLIC = [/^\/v1\/oauth\/token$/, /^\/v1\/oauth\/revoke$/, /^\/\.well-known\//, /^\/healthz$/, /^\/readyz$/, /^\/metrics$/, /^\/v1\/openapi\.json$/, /^\/v1\/bundle$/, /^\/v1\/proxy\/ca\.pem$/];
 
 /** What is wrong with one curl command line, or undefined. */
 export function curlProblems(words: readonly string[], rawLine: string): string[] {

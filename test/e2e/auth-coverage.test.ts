@@ -12,6 +12,7 @@ const PUBLIC = new Set([
   'POST /v1/oauth/token', 'POST /v1/oauth/revoke',
   'GET /.well-known/jwks.json', 'GET /v1/bundle', 'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/oauth-protected-resource/mcp',
+  'GET /v1/proxy/ca.pem',
 ]);
 
 test('every non-public route refuses requests without credentials, and with a wrong one', async (t) => {
