@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
 import { secretPathField } from '../config/fields.js';
 import { describeDuration } from '../shared/duration.js';
+import { oauthCredentialField, presetField, routeLimitsField } from './provider-schema.js';
+import { applyPreset } from './providers.js';
 
 /** Route names: the reverse prefix `/<name>/`, Cedar `Route::"<name>"`, scope `http:<name>`. */
 export const ROUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -111,17 +113,8 @@ const credentialSchema = z.object({
     role: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'expected a role name'),
     ttl: durationIn(1000, 86_400_000).optional(),
   }).strict().optional(),
-  oauth: z.object({
-    token_url: z.string().superRefine((u, ctx) => {
-      const p = upstreamProblem(u);
-      if (p) ctx.addIssue({ code: 'custom', message: `token_url ${p}` });
-    }),
-    client_id: z.string().min(1).max(512),
-    /** A kv secret path holding the client secret (never the secret itself). */
-    client_secret: secretPathField,
-    scope: z.string().min(1).max(2048).regex(/^[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'expected space-separated scope tokens (RFC 6749 §3.3)').optional(),
-    audience: z.string().min(1).max(2048).optional(),
-  }).strict().optional(),
+  /** PROVIDERS part (src/proxy/provider-schema.ts): token_url, client_id, client_secret (kv path), scope, audience, auth_method. */
+  oauth: oauthCredentialField.optional(),
   header: z.string().regex(HEADER_NAME, 'expected an HTTP header name such as "Authorization" or "x-api-key"').optional(),
   format: z.string().min(1).max(512).optional(),
   query: z.string().regex(QUERY_NAME, 'expected a query parameter name (letters, digits, "_", ".", "~", "-")').optional(),
@@ -148,7 +141,7 @@ const credentialSchema = z.object({
 
 const routeSchema = z.object({
   name: z.string().regex(ROUTE_NAME, 'expected a route name: lowercase letters, digits, "_" and "-", starting with a letter or digit, at most 63 characters'),
-  preset: z.enum(['openai', 'anthropic']).optional(),
+  preset: presetField.optional(),
   upstream: z.string().superRefine((u, ctx) => {
     const p = upstreamProblem(u);
     if (p) ctx.addIssue({ code: 'custom', message: `upstream ${p}` });
@@ -159,11 +152,8 @@ const routeSchema = z.object({
   strip_headers: z.array(z.string().regex(HEADER_NAME, 'expected an HTTP header name')).max(64).default([]),
   body_fields: z.array(z.string().regex(BODY_FIELD, 'expected a top-level JSON field name such as "model"')).max(MAX_BODY_FIELDS, `at most ${MAX_BODY_FIELDS} body_fields`).default([]),
   allow_private: z.array(z.string().refine((s) => isCidr(s) || isHostPort(s), 'expected a CIDR block ("10.0.0.0/8"), an address, or host[:port] ("internal.svc:8080")')).max(64).default([]),
-  limits: z.object({
-    window: durationIn(1000, 86_400_000).prefault('1m'),
-    requests: z.number().int().min(1).max(1_000_000_000).optional(),
-    tokens: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
-  }).strict().optional(),
+  /** PROVIDERS part: per-window request and token limits per agent, task and user. */
+  limits: routeLimitsField.optional(),
 }).strict().superRefine((r, ctx) => {
   if (r.upstream === undefined && r.preset === undefined) ctx.addIssue({ code: 'custom', path: ['upstream'], message: 'set upstream (or a preset that gives one)' });
   const dup = r.body_fields.find((f, i) => r.body_fields.indexOf(f) !== i);
@@ -176,7 +166,8 @@ export const proxyConfigSchema = z.object({
   max_request_bytes: byteSize(0, 1024 ** 3).prefault('10MB'),
   timeout: durationIn(100, 600_000).prefault('60s'),
   leaf_ttl: durationIn(60_000, 30 * 86_400_000).prefault('24h'),
-  routes: z.array(routeSchema).max(MAX_ROUTES).default([]),
+  // Presets fill the keys a route leaves out before it is validated (src/proxy/providers.ts).
+  routes: z.array(z.preprocess(applyPreset, routeSchema)).max(MAX_ROUTES).default([]),
 }).strict().superRefine((p, ctx) => {
   const names = new Map<string, number>();
   const hosts = new Map<string, string>();

@@ -299,6 +299,12 @@ export const ERROR_CATALOGUE = {
   TESSERA_NOT_INITIALIZED: { status: 500, description: 'The data directory has not been initialised; run `tessera init` first.' },
   TESSERA_ALREADY_INITIALIZED: { status: 409, description: 'The data directory is already initialised.' },
 
+  // --- Proxy (providers and limits): presets, usage, limits, OAuth client credentials (src/proxy; docs/proxy-providers.md) ---
+  TESSERA_PROXY_RATE_LIMITED: { status: 429, description: 'A proxy route\'s `limits` are used up for this window: `requests` or `tokens` per agent, per task or per user (`details.which`, `details.per`). Retry after the `Retry-After` seconds; see the counts with GET /v1/admin/proxy/usage.' },
+  TESSERA_PROXY_LIMITS_FULL: { status: 503, description: 'The proxy\'s limit counters are all in use (at most 100,000 agent, task and user keys per process, each held until its windows have rolled off), so a new key cannot be counted; it is refused rather than let through uncounted. Retry after the `Retry-After` seconds; many distinct short-lived tasks per window cause this.' },
+  TESSERA_PROXY_OAUTH_FAILED: { status: 502, description: 'The authorization server of a route\'s `credential.oauth` refused the client-credentials request (RFC 6749 §5.2; `details.error` is its error code, e.g. `invalid_client` for a wrong client id or secret, `invalid_scope`) or answered with something that is not a token response. Fix the client registration or the route\'s `oauth` settings; the secret is never shown.' },
+  TESSERA_PROXY_OAUTH_UNREACHABLE: { status: 502, description: 'The token endpoint of a route\'s `credential.oauth` could not be reached (connection refused, TLS failure, timeout, or refused by the SSRF guard). Check `token_url` and that Tessera can reach it (`allow_private` for an internal authorization server).' },
+
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
   TESSERA_UNKNOWN: { status: 502, description: 'Client side (SDK/CLI): a response carried no Tessera error code, e.g. from a proxy in front of Tessera; check the status and the proxy.' },

@@ -86,7 +86,7 @@ test('each bad key is refused with its exact message', () => {
     [{ routes: [route({ body_fields: ['a b'] })] }, 'proxy.routes.0.body_fields.0: expected a top-level JSON field name such as "model"'],
     [{ routes: [route({ preset: 'gemini' })] }, 'proxy.routes.0.preset: Invalid option: expected one of "openai"|"anthropic"'],
     [{ routes: [route({ extra: 1 })] }, 'proxy.routes.0: Unrecognized key: "extra"'],
-    [{ routes: [route({ credential: { oauth: { token_url: 'https://as.example.com/token', client_id: 'c', client_secret: 'kv/as/secret', scope: 'a  b' } } })] }, 'proxy.routes.0.credential.oauth.scope: expected space-separated scope tokens (RFC 6749 §3.3)'],
+    [{ routes: [route({ credential: { oauth: { token_url: 'https://as.example.com/token', client_id: 'c', client_secret: 'kv/as/secret', scope: 'a  b' } } })] }, 'proxy.routes.0.credential.oauth.scope: space-separated scope tokens (RFC 6749 §3.3)'],
   ];
   for (const [proxy, message] of cases) assert.ok(issues(proxy).includes(message), `${JSON.stringify(proxy)}:\n  got ${JSON.stringify(issues(proxy))}\n  want ${message}`);
 });

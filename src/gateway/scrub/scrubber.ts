@@ -81,6 +81,21 @@ export interface Scrubber {
    * over two content items). `marker` is the replacement `scrubText` would use.
    */
   find(text: string): { start: number; end: number; hit: ScrubHit; marker: string }[];
+  /**
+   * The length of the longest encoded form of any registered secret (UTF-16 code units; 0 with
+   * none). A form can only straddle two pieces of a stream within this many characters.
+   */
+  maxFormLength(): number;
+  /**
+   * Where a secret's form may begin in the tail of `text` and go on past its end: the smallest
+   * index i such that `text.slice(i)` is a proper prefix of some form (in the letter case rules
+   * of that form), or — for the base64/hex forms — is one once wrapping separators (line breaks,
+   * spaces, colons, escaped `\n`) are taken out; `text.length` when none. For streams
+   * (src/proxy/scrub-stream.ts): everything before i can be scrubbed and sent now. Only looks at
+   * the last `maxFormLength() − 1` characters (twice that for wrapped forms). Shapes are not
+   * considered (their length is unbounded): the caller holds those back by its own rule.
+   */
+  partialFrom(text: string): number;
 }
 
 interface Entry {
@@ -124,6 +139,12 @@ interface Compiled extends LitTable {
   readonly shapes: RegExp | undefined;
   readonly shapeDefs: readonly { readonly entry: Entry; readonly tail: number | undefined }[];
   readonly minText: number;
+  /** Longest literal (all forms), and longest wrappable one. */
+  readonly maxLen: number;
+  readonly maxWrapLen: number;
+  /** Case-folded prefixes shorter than the hash window, of all literals and of the wrappable ones. */
+  readonly short: ReadonlySet<string>;
+  readonly wrapShort: ReadonlySet<string>;
 }
 
 const HASH_BASE = 31;
@@ -132,6 +153,17 @@ const FILTER_BITS = 4096;
 /** ASCII case folding for hashing; verification decides whether case mattered. */
 function fold(c: number): number {
   return c >= 65 && c <= 90 ? c + 32 : c;
+}
+
+function foldText(text: string): string {
+  return text.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+/** The case-folded prefixes of 1 to w − 1 characters of `lits` (for ends shorter than the hash window). */
+function shortPrefixes(lits: readonly Lit[], w: number): Set<string> {
+  const out = new Set<string>();
+  for (const l of lits) for (let k = 1; k < w && k < l.text.length; k++) out.add(foldText(l.text.slice(0, k)));
+  return out;
 }
 
 interface Span {
@@ -304,8 +336,66 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
       shapes: shapesRegex(shapes),
       shapeDefs,
       minText: Math.min(lits.length > 0 ? table.w : Infinity, shapes.length > 0 ? 8 : Infinity),
+      maxLen: lits.reduce((m, l) => Math.max(m, l.text.length), 0),
+      maxWrapLen: wrappable.reduce((m, l) => Math.max(m, l.text.length), 0),
+      short: shortPrefixes(lits, table.w),
+      wrapShort: shortPrefixes(wrappable, wrappable.length > 0 ? litTable(wrappable).w : 0),
     };
     return compiled;
+  }
+
+  /** Whether `text.slice(at)` is a proper prefix of `lit` (its letter case rule). */
+  function prefixAt(text: string, at: number, lit: Lit): boolean {
+    const rest = text.length - at;
+    const t = lit.text;
+    if (rest >= t.length) return false;
+    for (let i = 0; i < rest; i++) {
+      const a = text.charCodeAt(at + i);
+      const b = t.charCodeAt(i);
+      if (a !== b && !(lit.ci && fold(a) === fold(b))) return false;
+    }
+    return true;
+  }
+
+  /** Smallest i ≥ from where text.slice(i) is a proper prefix of a literal of `t`, else text.length. */
+  function partialIn(text: string, from: number, t: LitTable, short: ReadonlySet<string>): number {
+    const n = text.length;
+    for (let p = Math.max(0, from); p < n; p++) {
+      const rest = n - p;
+      if (rest < t.w) {
+        if (short.has(foldText(text.slice(p)))) return p;
+        continue;
+      }
+      let h = 0;
+      for (let i = 0; i < t.w; i++) h = (Math.imul(h, HASH_BASE) + fold(text.charCodeAt(p + i))) | 0;
+      const cands = t.byPrefix.get(h);
+      if (cands) for (const lit of cands) if (prefixAt(text, p, lit)) return p;
+    }
+    return n;
+  }
+
+  function partialFrom(text: string): number {
+    const c = compile();
+    const n = text.length;
+    if (!c || c.maxLen === 0 || n === 0) return n;
+    let best = partialIn(text, n - (c.maxLen - 1), c, c.short);
+    if (c.wrapped && c.maxWrapLen > 0) {
+      // A wrapped form split at the end: look in the tail with the separators taken out (and a
+      // trailing run of backslashes, which may start an escaped line break).
+      const start = Math.max(0, n - 2 * c.maxWrapLen);
+      let tail = text.slice(start);
+      const bs = /\\{1,4}$/.exec(tail);
+      if (bs) tail = tail.slice(0, bs.index);
+      const joined = unwrap(tail, 0);
+      if (joined) {
+        const q = partialIn(joined.text, joined.text.length - (c.maxWrapLen - 1), c.wrapped, c.wrapShort);
+        if (q < joined.text.length) best = Math.min(best, start + joined.at[q]!);
+      } else if (bs) {
+        const q = partialIn(tail, tail.length - (c.maxWrapLen - 1), c.wrapped, c.wrapShort);
+        if (q < tail.length) best = Math.min(best, start + q);
+      }
+    }
+    return best;
   }
 
   function matchesAt(text: string, at: number, lit: Lit): boolean {
@@ -483,6 +573,10 @@ function build(secrets: Iterable<string | SecretInput>, options: ScrubberOptions
         return { start: s.start, end: s.end, hit, marker: marker(s.entry.form) };
       });
     },
+    maxFormLength() {
+      return compile()?.maxLen ?? 0;
+    },
+    partialFrom,
   };
 }
 
