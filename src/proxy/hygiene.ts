@@ -67,16 +67,30 @@ function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | u
   return port === '' || port === dflt ? h : `${h}:${port}`;
 }
 
-/** Refuses dot-segments, also percent-encoded or hidden behind an encoded slash or backslash. */
+/** A percent-encoded unreserved character (RFC 3986 §2.3: ALPHA, DIGIT, "-", ".", "_", "~"). */
+const ENCODED_UNRESERVED = /%(?:4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/i;
+
+/**
+ * Refuses what would let the path Cedar sees (`context.http.path`) name another resource than the
+ * one the upstream serves (ADR 0220): dot-segments, also percent-encoded, hidden behind an encoded
+ * slash or backslash, or carrying path parameters (`..;x`, read as `..` by Tomcat/Jetty); empty
+ * segments (`/a//b`, merged by nginx and many routers); percent-encoded unreserved characters
+ * (`%61dmin`, which every upstream decodes to `admin`, RFC 3986 §6.2.2.2). The agent sends the
+ * normalised spelling instead.
+ */
 function checkPath(path: string): void {
-  for (const segment of path.split('/')) {
+  const segments = path.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment === '' && i > 0 && i < segments.length - 1) throw malformed('the target has an empty path segment ("//"); send the path with single slashes', 'empty_segment');
     let decoded: string;
     try {
       decoded = decodeURIComponent(segment);
     } catch {
       throw malformed('the target has a "%" that starts no percent-encoded UTF-8 byte', 'percent_encoding');
     }
-    if (decoded.split(/[/\\]/).some((p) => p === '.' || p === '..')) throw malformed('the target has a dot-segment ("." or "..", also percent-encoded)', 'dot_segment');
+    if (decoded.split(/[/\\]/).some((p) => { const name = p.split(';', 1)[0]; return name === '.' || name === '..'; })) throw malformed('the target has a dot-segment ("." or "..", also percent-encoded or followed by ";" parameters)', 'dot_segment');
+    if (ENCODED_UNRESERVED.test(segment)) throw malformed('the target percent-encodes a letter, digit or one of "-._~"; send those characters unencoded (RFC 3986 §6.2.2.2)', 'encoded_unreserved');
   }
 }
 
