@@ -16,6 +16,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerOptions, ServerRespons
 import type { Duplex } from 'node:stream';
 import { fail, TesseraError, type ErrorCode } from '../shared/errors.js';
 import { normalizeHost } from './ssrf.js';
+import type { Scrubber, ScrubHit } from '../gateway/scrub/index.js';
 
 /**
  * `http.createServer` options the proxy listener must use (with `onClientError` as its
@@ -199,6 +200,34 @@ export function rewriteLocation(location: string, upstream: URL, routeBase: stri
   if (target.pathname !== base && !target.pathname.startsWith(`${base}/`)) return target.href;
   const rest = target.pathname.slice(base.length) || '/';
   return `${routeBase.replace(/\/+$/, '')}${rest}${target.search}${target.hash}`;
+}
+
+/**
+ * Scrubs the credential injected for a request from the upstream's response header fields before
+ * they reach the agent (T220, ADR 0221): an upstream that echoes the key in `WWW-Authenticate`,
+ * `Set-Cookie`, a `Location` (a query-mode credential in a redirect), or any `X-…` field. Every
+ * value goes through `scrubber.scrubText` (plain and encoded forms, as for the body); a field
+ * whose name holds a secret is dropped (a name cannot carry the marker). Pure; the input is not
+ * changed. Apply after `rewriteLocation`, before `writeHead`.
+ * @returns the headers to send and the hits (for the audit's redaction count).
+ */
+export function scrubResponseHeaders(headers: Readonly<Record<string, string | string[]>>, scrubber: Pick<Scrubber, 'scrubText'>): { headers: Record<string, string | string[]>; hits: ScrubHit[] } {
+  const out: Record<string, string | string[]> = {};
+  const hits: ScrubHit[] = [];
+  const scrub = (v: string): string => {
+    const r = scrubber.scrubText(v);
+    hits.push(...r.hits);
+    return r.text;
+  };
+  for (const [name, value] of Object.entries(headers)) {
+    const n = scrubber.scrubText(name);
+    if (n.hits.length > 0) {
+      hits.push(...n.hits);
+      continue;
+    }
+    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value);
+  }
+  return { headers: out, hits };
 }
 
 /** The JSON error body the proxy answers with (`{ error: { code, message } }`). */
