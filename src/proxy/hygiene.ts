@@ -230,6 +230,68 @@ export function scrubResponseHeaders(headers: Readonly<Record<string, string | s
   return { headers: out, hits };
 }
 
+/**
+ * The names of a JSON object's top-level members, in order, duplicates kept (RFC 8259 §4: names
+ * SHOULD be unique; parsers disagree on which duplicate wins). `text` must already have passed
+ * `JSON.parse` as an object. Iterative: any nesting depth.
+ */
+export function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      if (depth === 1 && c === '{') expectKey = true;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return keys;
+}
+
+/**
+ * The route's `body_fields` of a JSON request body, read so that Cedar and the upstream cannot
+ * see two different values (ADR 0221): the body must parse as a JSON object; a listed field that
+ * appears more than once (JavaScript keeps the last, other parsers the first) or whose value is
+ * not a string, finite number or boolean (an array, object or null the policy would not see) is
+ * refused. Fields absent from the body are absent from the record.
+ * @throws 400 TESSERA_PROXY_BODY_INVALID naming the route and the field.
+ */
+export function readBodyFields(text: string, fields: readonly string[], route: string): Record<string, string | number | boolean> {
+  const invalid = (why: string): TesseraError => fail('TESSERA_PROXY_BODY_INVALID', `route "${route}" reads body fields (${fields.join(', ')}) for policy: ${why}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid('the JSON body does not parse');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('the JSON body must be an object');
+  const wanted = new Set(fields);
+  const seen = new Set<string>();
+  for (const k of topLevelKeys(text)) {
+    if (!wanted.has(k)) continue;
+    if (seen.has(k)) throw invalid(`the field ${JSON.stringify(k)} appears more than once; send it once`);
+    seen.add(k);
+  }
+  const out: Record<string, string | number | boolean> = {};
+  for (const f of fields) {
+    if (!Object.prototype.hasOwnProperty.call(parsed, f)) continue;
+    const v = (parsed as Record<string, unknown>)[f];
+    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[f] = v;
+    else throw invalid(`the field ${JSON.stringify(f)} must be a string, number or boolean (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
+  }
+  return out;
+}
+
 /** The JSON error body the proxy answers with (`{ error: { code, message } }`). */
 function errorBody(code: ErrorCode, message: string): string {
   return JSON.stringify({ error: { code, message } });
