@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, pipeline, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
@@ -465,12 +465,25 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           },
         });
         answer.body.on('data', (c: Buffer) => (bytesOut += c.length));
-        pipeline(answer.body, scrub, res, (e) => {
-          if (e && !res.writableFinished) {
-            code = upstreamFailure(e, r.name).code;
-            res.destroy();
+        // Plain pipes, not stream.pipeline (an AbortController, end-of-stream watchers and error
+        // objects per response: 514–564 → 425–427 µs of CPU per request, ADR 0218). Any
+        // failure of the upstream body or the scrubber cuts the answer (the audit event then
+        // carries the code); the client going away aborts the upstream request (res 'close').
+        const cut = (e: Error): void => {
+          if (!res.writableFinished && !code) code = upstreamFailure(e, r.name).code;
+          answer.body.destroy();
+          scrub.destroy();
+          res.destroy();
+        };
+        answer.body.once('error', cut);
+        scrub.once('error', cut);
+        res.once('close', () => {
+          if (!res.writableFinished) {
+            answer.body.destroy();
+            scrub.destroy();
           }
         });
+        answer.body.pipe(scrub).pipe(res);
       })().catch(fail);
     },
   };
