@@ -16,7 +16,8 @@ import { createCredentialProvider, type CredentialDeps } from './credential.js';
 import { createProxyRequestHandler } from './request.js';
 import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
-import { defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
+import type { DispatcherFactory, ScrubStreamFactory } from './seams.js';
+import { createScrubStream } from './scrub-stream.js';
 import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
 import { createTunnelRegistry, handleConnect } from './connect.js';
 import type { TlsInterceptor } from './intercept.js';
@@ -106,9 +107,6 @@ export function coalesceSecretUses(rec: SecretUseRecorder, everyMs = 1000): Secr
   };
 }
 
-/** Scrub holdback of the default streaming scrubber when the request gives no hint (request.ts passes 3 × the longest value + 16). */
-const HOLDBACK = 3 * 4096 + 16;
-
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config } = deps;
   const audience = proxyAudienceOf(deps.issuer);
@@ -121,7 +119,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createProxyRequestHandler({
     routes, auth, authorizer: deps.authorizer, credentials, audit: deps.audit, clock: deps.clock, logger: deps.logger, replica: deps.replica,
     maxRequestBytes: config.max_request_bytes, timeoutMs: config.timeout, audience,
-    scrubStream: deps.seams?.scrubStream ?? defaultScrubStream(HOLDBACK),
+    scrubStream: deps.seams?.scrubStream ?? createScrubStream,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
     ...(uses ? { secretUses: uses } : {}),

@@ -453,10 +453,8 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           return;
         }
         // redact, streamed
-        // The longest encoded form of a value (hex 2×, percent-encoding up to 3×) may straddle two chunks.
-        const holdback = 3 * Math.max(0, ...credential.secrets.map((x) => x.value.length)) + 16;
+        // Only the tail that could start a value (or an incomplete UTF-8 sequence) is held across chunks (scrub-stream.ts).
         const scrub = deps.scrubStream(scrubber, {
-          holdback,
           onHits(hits: ScrubHit[]) {
             for (const h of hits) {
               redactionCount++;
