@@ -18,6 +18,8 @@ import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
 import type { DispatcherFactory, ScrubStreamFactory } from './seams.js';
 import { createScrubStream } from './scrub-stream.js';
+import { createProxyMetering } from './metering.js';
+import type { ProxyLimits } from './limits.js';
 import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
 import { createTunnelRegistry, handleConnect } from './connect.js';
 import type { TlsInterceptor } from './intercept.js';
@@ -50,6 +52,8 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   readonly dpopNonce?: () => string | undefined;
   /** The SSRF guard (src/proxy/ssrf.ts): every route's connections go only to addresses it vetted. Default: one with Node's resolver. */
   readonly guard?: SsrfGuard;
+  /** Per-route request/token limits and usage counters (src/proxy/limits.ts); absent: no limits, no usage counting. */
+  readonly limits?: ProxyLimits;
   /** TLS interception for CONNECT (src/proxy/connect.ts, intercept.ts); absent: CONNECT is refused (405). */
   readonly tls?: { readonly interceptor: TlsInterceptor; readonly maxTunnelsPerAgent?: number };
   /** The other parts' implementations (defaults: seams.ts). */
@@ -124,6 +128,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
     ...(uses ? { secretUses: uses } : {}),
     ...(deps.dpopNonce ? { dpopNonce: deps.dpopNonce } : {}),
+    ...(deps.limits ? { metering: createProxyMetering(deps.limits) } : {}),
     onAuthenticated: (socket, principal) => ref.server?.track(socket, principal),
   });
   // CONNECT (HTTPS_PROXY): the TLS part's handler with the CORE dependencies; a routed host's tunnel

@@ -35,6 +35,7 @@ import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 import { type ScrubStreamFactory } from './seams.js';
 import { forwardHeaders, rewriteLocation } from './hygiene.js';
+import type { Metered, ProxyMetering } from './metering.js';
 
 /** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
 export interface TunnelBinding {
@@ -69,6 +70,8 @@ export interface ProxyRequestDeps {
   readonly audience: string;
   /** DPoP nonce for answers to DPoP requests (RFC 9449 §9). */
   readonly dpopNonce?: () => string | undefined;
+  /** Route limits, preset headers and usage counting (PROVIDERS part, src/proxy/metering.ts). */
+  readonly metering?: ProxyMetering;
 }
 
 export interface ProxyRequestHandler {
@@ -379,9 +382,11 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const hasBody = req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
         let buffered: Buffer | undefined;
         let body: Record<string, string | number | boolean> = {};
-        if (hasBody && r.bodyFields.length > 0 && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+        if (hasBody && (r.bodyFields.length > 0 || deps.metering?.needsBody(r)) && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
           buffered = await readBounded(req, deps.maxRequestBytes);
           bytesIn = buffered.length;
+        }
+        if (buffered && r.bodyFields.length > 0) {
           let parsed: unknown;
           try {
             parsed = JSON.parse(buffered.toString('utf8'));
@@ -397,6 +402,9 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const d = deps.authorizer.authorize(request);
         decision = d;
         if (!d.allowed) throw refusalOf(d, request, { denied: 'TESSERA_PROXY_DENIED', userDenied: 'TESSERA_PROXY_USER_DENIED', tried: `to ${method} ${target.path} through route "${r.name}"` });
+        // limits (429/503), before any credential is obtained
+        const metered: Metered | undefined = deps.metering?.admit(r, principal);
+        if (buffered && deps.metering) buffered = deps.metering.rewriteBody(r, buffered, req.headers['content-type']) ?? buffered;
         // credential, just in time
         credentialAt = deps.secretUses?.now() ?? deps.clock.now();
         credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
@@ -406,6 +414,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
         // Identity encoding: a compressed body could not be scrubbed.
         headers['accept-encoding'] = 'identity';
+        if (deps.metering) Object.assign(headers, deps.metering.extraHeaders(r, req.headers));
         if (credential.header) headers[credential.header.name] = credential.header.value;
         let search = target.search;
         if (credential.query) {
@@ -462,8 +471,13 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
             }
           },
         });
-        answer.body.on('data', (c: Buffer) => (bytesOut += c.length));
+        const tap = metered && deps.metering?.usageTap(r, metered, answer.statusCode, answer.headers['content-type'] as string | undefined);
+        answer.body.on('data', (c: Buffer) => {
+          bytesOut += c.length;
+          tap?.push(c);
+        });
         pipeline(answer.body, scrub, res, (e) => {
+          tap?.end();
           if (e && !res.writableFinished) {
             code = upstreamFailure(e, r.name).code;
             res.destroy();
