@@ -397,6 +397,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       config: { ...config.proxy, listen: `${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` },
       authenticator: createRequestAuthenticator({ tokens, audit, dpop: proxyDpop, failures: authFailures }, { audience: proxyAudienceOf(issuer), resource: 'proxy' }),
       issuer, authorizer, kv, leases, revocations, audit, clock, logger, metrics, replica: replicaId, dpopNonce: () => proxyDpop.nonce(), limits: proxyLimits,
+      // The client secret of credential.oauth routes: read by Tessera itself, audited (secret.read).
+      clientSecret: async (path, route) => (await kv.get(path, { ctx: { actor: { id: 'system' }, purpose: `OAuth client secret of proxy route ${route}` } })).value,
       secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) },
       // HTTPS_PROXY: CONNECT with TLS interception for routed hosts (docs/proxy-tls.md).
       tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }) },

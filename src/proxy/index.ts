@@ -19,6 +19,7 @@ import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './
 import type { DispatcherFactory, ScrubStreamFactory } from './seams.js';
 import { createScrubStream } from './scrub-stream.js';
 import { createProxyMetering } from './metering.js';
+import { createOauthSources } from './oauth-sources.js';
 import type { ProxyLimits } from './limits.js';
 import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
 import { createTunnelRegistry, handleConnect } from './connect.js';
@@ -52,6 +53,8 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   readonly dpopNonce?: () => string | undefined;
   /** The SSRF guard (src/proxy/ssrf.ts): every route's connections go only to addresses it vetted. Default: one with Node's resolver. */
   readonly guard?: SsrfGuard;
+  /** Reads a kv secret as Tessera itself: the client secret of `credential.oauth` routes (`path`), audited. */
+  readonly clientSecret?: (path: string, route: string) => Promise<string>;
   /** Per-route request/token limits and usage counters (src/proxy/limits.ts); absent: no limits, no usage counting. */
   readonly limits?: ProxyLimits;
   /** TLS interception for CONNECT (src/proxy/connect.ts, intercept.ts); absent: CONNECT is refused (405). */
@@ -117,7 +120,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const guard = deps.guard ?? createSsrfGuard();
   const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? ((rules, o) => guard.dispatcher(rules, o)), ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
   const auth = createProxyAuthenticator(deps.authenticator, audience);
-  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
+  // OAuth client-credentials routes: a token source each, through the SSRF guard (oauth-sources.ts).
+  const oauth = !deps.oauthSource && deps.clientSecret ? createOauthSources(routes, { clock: deps.clock, guard, clientSecret: deps.clientSecret }) : undefined;
+  const oauthSource = deps.oauthSource ?? oauth?.source;
+  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(oauthSource ? { oauthSource } : {}) });
   const ref: { server?: ReturnType<typeof createProxyServer> } = {};
   const uses = deps.secretUses ? coalesceSecretUses(deps.secretUses) : undefined;
   const handler = createProxyRequestHandler({
@@ -168,6 +174,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       closed = true;
       await server.close();
       await routes.close();
+      await oauth?.close();
       uses?.close();
     },
   };

@@ -3,7 +3,9 @@
  * OpenAI/Anthropic-compatible fixture upstream: per-route request limits (429 with the exact
  * Retry-After), token limits counted from JSON and streamed (SSE) responses of both providers,
  * the OpenAI stream-usage option on a token-limited route, the preset's anthropic-version header,
- * and GET /v1/admin/proxy/usage per agent and task.
+ * GET /v1/admin/proxy/usage per agent and task, and OAuth client-credentials routes against a real
+ * authorization server (oidc-provider): the upstream sees `Bearer <access token>`, one token
+ * request serves several proxied requests.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { startHarness, type Harness } from '../e2e/harness.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { exchange } from '../tasks/helpers.js';
-import { call, policyDir, until } from './helpers.js';
+import { call, policyDir, startUpstream, until, type Upstream } from './helpers.js';
+import { BASIC, startAs } from './fixtures/oidc-as.js';
 import { startOpenAiUpstream, type OpenAiUpstream } from './fixtures/openai-upstream.js';
 
 const TD = 'spiffe://tessera.local';
@@ -36,6 +39,8 @@ when { principal.trust_domain == "tessera.local" && principal.attestor == "join_
 
 let h: Harness;
 let up: OpenAiUpstream;
+let echo: Upstream;
+let as: Awaited<ReturnType<typeof startAs>>;
 let proxy: string;
 let token: string;
 // A window boundary (60 s windows), held still: the Retry-After is exact.
@@ -45,6 +50,8 @@ const json = { 'content-type': 'application/json' };
 
 before(async () => {
   up = await startOpenAiUpstream({ openaiKey: OKEY, anthropicKey: AKEY });
+  echo = await startUpstream();
+  as = await startAs();
   const allow = ['127.0.0.1/32'];
   h = await startHarness({
     clock,
@@ -55,6 +62,9 @@ before(async () => {
         routes: [
           { name: 'limited', preset: 'openai', upstream: `${up.origin}/v1`, hosts: ['limited.test'], credential: { secret: 'proxy/openai-key' }, limits: { window: '1m', requests: 2 }, allow_private: allow },
           { name: 'oai', preset: 'openai', upstream: `${up.origin}/v1`, hosts: ['oai.test'], credential: { secret: 'proxy/openai-key' }, limits: { tokens: 100000 }, allow_private: allow },
+          { name: 'oa', upstream: `${echo.url}/api`, hosts: ['oa.test'], credential: { oauth: { token_url: as.tokenUrl, client_id: BASIC.id, client_secret: 'proxy/as-secret', scope: 'api:read' } }, allow_private: allow },
+          { name: 'oabad', upstream: `${echo.url}/api`, hosts: ['oabad.test'], credential: { oauth: { token_url: as.tokenUrl, client_id: BASIC.id, client_secret: 'proxy/as-wrong' } }, allow_private: allow },
+          { name: 'oaguard', upstream: `${echo.url}/api`, hosts: ['oaguard.test'], credential: { oauth: { token_url: as.tokenUrl, client_id: BASIC.id, client_secret: 'proxy/as-secret' } }, allow_private: ['127.0.0.1:1'] },
           { name: 'ant', preset: 'anthropic', upstream: up.origin, hosts: ['ant.test'], credential: { secret: 'proxy/anthropic-key' }, limits: { tokens: 100000 }, allow_private: allow },
         ],
       },
@@ -63,7 +73,8 @@ before(async () => {
   h.sensitive.add(OKEY);
   h.sensitive.add(AKEY);
   proxy = h.tessera.proxyUrl!;
-  for (const [path, value] of [['proxy/openai-key', OKEY], ['proxy/anthropic-key', AKEY]] as const) {
+  h.sensitive.add(BASIC.secret);
+  for (const [path, value] of [['proxy/openai-key', OKEY], ['proxy/anthropic-key', AKEY], ['proxy/as-secret', BASIC.secret], ['proxy/as-wrong', 'not-the-client-secret-0123456789']] as const) {
     const put = await h.admin('PUT', `/v1/admin/secrets/${path}`, { value, mode: 'inject' });
     assert.equal(put.status, 200, JSON.stringify(put.body));
   }
@@ -73,6 +84,8 @@ before(async () => {
 after(async () => {
   await h?.close();
   await up?.close();
+  await echo?.close();
+  await as?.close();
 });
 
 async function usage(query: string): Promise<any[]> {
@@ -167,4 +180,34 @@ test('usage in metrics: tessera_proxy_usage_* counters per route', async () => {
   const text = await r.text();
   assert.match(text, /tessera_proxy_usage_requests_total\{[^}]*route="limited"[^}]*\} \d+/);
   assert.match(text, /tessera_proxy_usage_tokens_total\{[^}]*route="oai"/);
+});
+
+test('credential.oauth: the upstream sees Bearer <access token> from the real AS; one token request serves several proxied requests', async () => {
+  as.requests.length = 0;
+  const seen = echo.seen.length;
+  for (let i = 0; i < 3; i++) {
+    const r = await call(proxy, 'GET', `/oa/items/${i}`, { headers: bearer(token) });
+    assert.equal(r.status, 200, r.text);
+  }
+  const auths = echo.seen.slice(seen).map((x) => x.headers.authorization);
+  assert.equal(auths.length, 3);
+  assert.match(auths[0]!, /^Bearer [\w.~+/=-]{16,}$/);
+  assert.ok(auths.every((a) => a === auths[0]), 'the cached token is reused');
+  assert.notEqual(auths[0], `Bearer ${token}`, 'never the agent\'s own token');
+  h.sensitive.add(auths[0]!.slice(7));
+  assert.equal(as.requests.length, 1, 'one token request at the AS');
+  assert.match(as.requests[0]!.authorization ?? '', /^Basic /, 'client_secret_basic with the secret from kv');
+  assert.match(as.requests[0]!.body, /grant_type=client_credentials/);
+  assert.match(as.requests[0]!.body, /scope=api%3Aread/);
+});
+
+test('credential.oauth refusals: a wrong client secret, and a token endpoint the route\'s allow_private does not cover, are 502 TESSERA_PROXY_CREDENTIAL_UNAVAILABLE and reach no upstream', async () => {
+  const seen = echo.seen.length;
+  for (const route of ['oabad', 'oaguard']) {
+    const r = await call(proxy, 'GET', `/${route}/items`, { headers: bearer(token) });
+    assert.equal(r.status, 502, `${route}: ${r.text}`);
+    assert.equal(r.json.error.code, 'TESSERA_PROXY_CREDENTIAL_UNAVAILABLE');
+    assert.ok(!r.text.includes('not-the-client-secret') && !r.text.includes(BASIC.secret));
+  }
+  assert.equal(echo.seen.length, seen);
 });
