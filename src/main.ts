@@ -401,7 +401,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       clientSecret: async (path, route) => (await kv.get(path, { ctx: { actor: { id: 'system' }, purpose: `OAuth client secret of proxy route ${route}` } })).value,
       secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) },
       // HTTPS_PROXY: CONNECT with TLS interception for routed hosts (docs/proxy-tls.md).
-      tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }) },
+      tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }), maxTunnelsPerAgent: config.proxy.max_tunnels_per_agent },
     }) : undefined;
     proxyRef.current = proxy;
     if (proxy) cleanups.push(() => proxy.close());

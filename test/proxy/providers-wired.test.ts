@@ -10,6 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
 import { startHarness, type Harness } from '../e2e/harness.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { exchange } from '../tasks/helpers.js';
@@ -58,7 +59,7 @@ before(async () => {
     policyDir: policyDir({ 'proxy.cedar': POLICIES }),
     config: {
       proxy: {
-        listen: '127.0.0.1:0',
+        listen: '127.0.0.1:0', max_tunnels_per_agent: 1,
         routes: [
           { name: 'limited', preset: 'openai', upstream: `${up.origin}/v1`, hosts: ['limited.test'], credential: { secret: 'proxy/openai-key' }, limits: { window: '1m', requests: 2 }, allow_private: allow },
           { name: 'oai', preset: 'openai', upstream: `${up.origin}/v1`, hosts: ['oai.test'], credential: { secret: 'proxy/openai-key' }, limits: { tokens: 100000 }, allow_private: allow },
@@ -210,4 +211,36 @@ test('credential.oauth refusals: a wrong client secret, and a token endpoint the
     assert.ok(!r.text.includes('not-the-client-secret') && !r.text.includes(BASIC.secret));
   }
   assert.equal(echo.seen.length, seen);
+});
+
+/** Sends a CONNECT on a new connection; resolves the socket and the answer's head once it arrived. */
+function rawConnect(target: string, bearerToken: string): Promise<{ socket: Socket; head: string }> {
+  const u = new URL(proxy);
+  return new Promise((resolve, reject) => {
+    const socket = netConnect(Number(u.port), u.hostname, () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\nProxy-Authorization: Bearer ${bearerToken}\r\n\r\n`));
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end >= 0 && /^HTTP\/1\.1 200/.test(text)) resolve({ socket, head: text });
+      else if (end >= 0 && text.includes('}')) resolve({ socket, head: text });
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('proxy.max_tunnels_per_agent (1 here) reaches the CONNECT handler through src/main.ts: a second open tunnel is 429 TESSERA_PROXY_TUNNEL_LIMIT', async () => {
+  const first = await rawConnect('limited.test:443', token);
+  assert.match(first.head, /^HTTP\/1\.1 200/);
+  const second = await rawConnect('oai.test:443', token);
+  assert.match(second.head, /^HTTP\/1\.1 429/);
+  assert.match(second.head, /TESSERA_PROXY_TUNNEL_LIMIT/);
+  second.socket.destroy();
+  first.socket.destroy();
+  // Released on close: a new tunnel opens again.
+  await until(async () => {
+    const again = await rawConnect('limited.test:443', token);
+    again.socket.destroy();
+    return /^HTTP\/1\.1 200/.test(again.head);
+  }, 'the tunnel released');
 });
