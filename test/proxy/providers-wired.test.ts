@@ -208,6 +208,8 @@ test('credential.oauth refusals: a wrong client secret, and a token endpoint the
     const r = await call(proxy, 'GET', `/${route}/items`, { headers: bearer(token) });
     assert.equal(r.status, 502, `${route}: ${r.text}`);
     assert.equal(r.json.error.code, 'TESSERA_PROXY_CREDENTIAL_UNAVAILABLE');
+    if (route === 'oabad') assert.deepEqual(r.json.error.details, { route, cause: 'TESSERA_PROXY_OAUTH_FAILED', error: 'invalid_client' });
+    else assert.equal(r.json.error.details.cause, 'TESSERA_PROXY_TARGET_FORBIDDEN');
     assert.ok(!r.text.includes('not-the-client-secret') && !r.text.includes(BASIC.secret));
   }
   assert.equal(echo.seen.length, seen);
