@@ -66,7 +66,7 @@ export class AdminClient {
   proxyRoutes() {
     return this.req<{ enabled: boolean; listen?: string; routes: Record<string, unknown>[] }>('GET', '/v1/admin/proxy/routes');
   }
-  proxyTest(body: { url: string; method?: string; agent: string }) {
+  proxyTest(body: { url: string; method?: string; agent: string; body?: Record<string, string | number | boolean> }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/proxy/test', { json: body });
   }
   exposure(query: { by?: string; since?: string; kind?: string }) {

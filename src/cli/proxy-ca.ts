@@ -28,7 +28,7 @@ export function registerProxyCaCommand(proxy: Command, deps: { io: CliIo; addrOf
       }
       if (cmd.optsWithGlobals<{ json?: boolean }>().json) {
         if (opts.out) await write(opts.out, pem);
-        io.stdout.write(`${terminalJson({ fingerprint_sha256: cert.fingerprint256, subject: cert.subject, not_after: cert.validTo, ...(opts.out ? { out: opts.out } : { pem }) }, 2)}\n`);
+        io.stdout.write(`${terminalJson({ fingerprint_sha256: cert.fingerprint256, subject: cert.subject.split('\n').join(', '), not_after: cert.validTo, ...(opts.out ? { out: opts.out } : { pem }) }, 2)}\n`);
         return;
       }
       if (opts.out) {

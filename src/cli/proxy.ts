@@ -42,11 +42,13 @@ export function registerProxyCommand(program: Command, deps: Deps): Command {
     .argument('<url>', 'the URL the agent would request: the proxy\'s reverse URL http://<proxy>/<route>/…, or a forward-proxy target such as https://api.openai.com/v1/models')
     .option('--method <method>', 'HTTP method', 'GET')
     .requiredOption('--agent <spiffe-id>', 'the agent making the request')
-    .action(async (url: string, opts: { method: string; agent: string }, cmd: Command) => {
+    .option('--body <json>', 'the request\'s JSON body fields the route gives policy (body_fields), e.g. \'{"model":"gpt-4o-mini"}\'')
+    .action(async (url: string, opts: { method: string; agent: string; body?: string }, cmd: Command) => {
       if (!/^https?:\/\//i.test(url)) throw usage('<url>: expected an http:// or https:// URL');
       if (!SPIFFE.test(opts.agent)) throw usage('--agent: expected a SPIFFE ID such as spiffe://example.org/agents/reader');
       if (!/^[A-Za-z]{1,16}$/.test(opts.method)) throw usage('--method: expected an HTTP method such as GET or POST');
-      const r = await deps.admin(cmd).proxyTest({ url, method: opts.method.toUpperCase(), agent: opts.agent });
+      const body = opts.body === undefined ? undefined : parseBodyOption(opts.body);
+      const r = await deps.admin(cmd).proxyTest({ url, method: opts.method.toUpperCase(), agent: opts.agent, ...(body ? { body } : {}) });
       if (deps.isJson(cmd)) return deps.printJson(r);
       const d = (r['decision'] ?? {}) as Record<string, unknown>;
       const reason = r['reason'] as Record<string, unknown> | undefined;
@@ -55,10 +57,29 @@ export function registerProxyCommand(program: Command, deps: Deps): Command {
       deps.out(`upstream: ${cell(r['upstream'])}`);
       deps.out(`decision: ${d['allowed'] ? 'allow' : 'deny'}${d['code'] ? ` (${cell(d['code'])})` : ''}; policies: ${((d['policies'] as string[] | undefined) ?? []).map(cell).join(', ') || '-'}`);
       const c = r['credential'] as Record<string, unknown> | undefined;
-      if (c) deps.out(`credential: ${cell(c['reference'])} → ${c['query'] !== undefined ? `query ${cell(c['query'])}` : `header ${cell(c['header'])}`}`);
+      if (c) {
+        const cd = c['decision'] as Record<string, unknown> | undefined;
+        const permit = cd ? `; ${cell(cd['action'])}: ${cd['allowed'] ? 'allow' : `deny (${cell(cd['code'])})`}` : '';
+        deps.out(`credential: ${cell(c['reference'])} → ${c['query'] !== undefined ? `query ${cell(c['query'])}` : `header ${cell(c['header'])}`}${permit}`);
+      }
       const s = (r['ssrf'] ?? {}) as Record<string, unknown>;
       deps.out(`ssrf: ${s['checked'] ? (s['allowed'] ? `allowed (${cell(s['address'])})` : `refused (${cell(s['code'])})`) : 'not checked'}`);
       deps.out(`served: ${r['served'] ? 'yes' : 'no'}`);
     });
   return proxy;
+}
+
+/** `--body`: a JSON object of scalars (what the route's body_fields can give policy). */
+function parseBodyOption(text: string): Record<string, string | number | boolean> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw usage('--body: expected a JSON object such as \'{"model":"gpt-4o-mini"}\'');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usage('--body: expected a JSON object such as \'{"model":"gpt-4o-mini"}\'');
+  for (const [k, x] of Object.entries(v)) {
+    if (!['string', 'number', 'boolean'].includes(typeof x)) throw usage(`--body: field "${k}" must be a string, number or boolean (body_fields are scalars)`);
+  }
+  return v as Record<string, string | number | boolean>;
 }

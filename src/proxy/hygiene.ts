@@ -16,6 +16,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerOptions, ServerRespons
 import type { Duplex } from 'node:stream';
 import { fail, TesseraError, type ErrorCode } from '../shared/errors.js';
 import { normalizeHost } from './ssrf.js';
+import type { Scrubber, ScrubHit } from '../gateway/scrub/index.js';
 
 /**
  * `http.createServer` options the proxy listener must use (with `onClientError` as its
@@ -67,16 +68,30 @@ function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | u
   return port === '' || port === dflt ? h : `${h}:${port}`;
 }
 
-/** Refuses dot-segments, also percent-encoded or hidden behind an encoded slash or backslash. */
+/** A percent-encoded unreserved character (RFC 3986 §2.3: ALPHA, DIGIT, "-", ".", "_", "~"). */
+const ENCODED_UNRESERVED = /%(?:4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/i;
+
+/**
+ * Refuses what would let the path Cedar sees (`context.http.path`) name another resource than the
+ * one the upstream serves (ADR 0220): dot-segments, also percent-encoded, hidden behind an encoded
+ * slash or backslash, or carrying path parameters (`..;x`, read as `..` by Tomcat/Jetty); empty
+ * segments (`/a//b`, merged by nginx and many routers); percent-encoded unreserved characters
+ * (`%61dmin`, which every upstream decodes to `admin`, RFC 3986 §6.2.2.2). The agent sends the
+ * normalised spelling instead.
+ */
 function checkPath(path: string): void {
-  for (const segment of path.split('/')) {
+  const segments = path.split('/');
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment === '' && i > 0 && i < segments.length - 1) throw malformed('the target has an empty path segment ("//"); send the path with single slashes', 'empty_segment');
     let decoded: string;
     try {
       decoded = decodeURIComponent(segment);
     } catch {
       throw malformed('the target has a "%" that starts no percent-encoded UTF-8 byte', 'percent_encoding');
     }
-    if (decoded.split(/[/\\]/).some((p) => p === '.' || p === '..')) throw malformed('the target has a dot-segment ("." or "..", also percent-encoded)', 'dot_segment');
+    if (decoded.split(/[/\\]/).some((p) => { const name = p.split(';', 1)[0]; return name === '.' || name === '..'; })) throw malformed('the target has a dot-segment ("." or "..", also percent-encoded or followed by ";" parameters)', 'dot_segment');
+    if (ENCODED_UNRESERVED.test(segment)) throw malformed('the target percent-encodes a letter, digit or one of "-._~"; send those characters unencoded (RFC 3986 §6.2.2.2)', 'encoded_unreserved');
   }
 }
 
@@ -185,6 +200,96 @@ export function rewriteLocation(location: string, upstream: URL, routeBase: stri
   if (target.pathname !== base && !target.pathname.startsWith(`${base}/`)) return target.href;
   const rest = target.pathname.slice(base.length) || '/';
   return `${routeBase.replace(/\/+$/, '')}${rest}${target.search}${target.hash}`;
+}
+
+/**
+ * Scrubs the credential injected for a request from the upstream's response header fields before
+ * they reach the agent (T220, ADR 0221): an upstream that echoes the key in `WWW-Authenticate`,
+ * `Set-Cookie`, a `Location` (a query-mode credential in a redirect), or any `X-…` field. Every
+ * value goes through `scrubber.scrubText` (plain and encoded forms, as for the body); a field
+ * whose name holds a secret is dropped (a name cannot carry the marker). Pure; the input is not
+ * changed. Apply after `rewriteLocation`, before `writeHead`.
+ * @returns the headers to send and the hits (for the audit's redaction count).
+ */
+export function scrubResponseHeaders(headers: Readonly<Record<string, string | string[]>>, scrubber: Pick<Scrubber, 'scrubText'>): { headers: Record<string, string | string[]>; hits: ScrubHit[] } {
+  const out: Record<string, string | string[]> = {};
+  const hits: ScrubHit[] = [];
+  const scrub = (v: string): string => {
+    const r = scrubber.scrubText(v);
+    hits.push(...r.hits);
+    return r.text;
+  };
+  for (const [name, value] of Object.entries(headers)) {
+    const n = scrubber.scrubText(name);
+    if (n.hits.length > 0) {
+      hits.push(...n.hits);
+      continue;
+    }
+    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value);
+  }
+  return { headers: out, hits };
+}
+
+/**
+ * The names of a JSON object's top-level members, in order, duplicates kept (RFC 8259 §4: names
+ * SHOULD be unique; parsers disagree on which duplicate wins). `text` must already have passed
+ * `JSON.parse` as an object. Iterative: any nesting depth.
+ */
+export function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        keys.push(JSON.parse(text.slice(i, j + 1)) as string);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      if (depth === 1 && c === '{') expectKey = true;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',' && depth === 1) expectKey = true;
+  }
+  return keys;
+}
+
+/**
+ * The route's `body_fields` of a JSON request body, read so that Cedar and the upstream cannot
+ * see two different values (ADR 0221): the body must parse as a JSON object; a listed field that
+ * appears more than once (JavaScript keeps the last, other parsers the first) or whose value is
+ * not a string, finite number or boolean (an array, object or null the policy would not see) is
+ * refused. Fields absent from the body are absent from the record.
+ * @throws 400 TESSERA_PROXY_BODY_INVALID naming the route and the field.
+ */
+export function readBodyFields(text: string, fields: readonly string[], route: string): Record<string, string | number | boolean> {
+  const invalid = (why: string): TesseraError => fail('TESSERA_PROXY_BODY_INVALID', `route "${route}" reads body fields (${fields.join(', ')}) for policy: ${why}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid('the JSON body does not parse');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('the JSON body must be an object');
+  const wanted = new Set(fields);
+  const seen = new Set<string>();
+  for (const k of topLevelKeys(text)) {
+    if (!wanted.has(k)) continue;
+    if (seen.has(k)) throw invalid(`the field ${JSON.stringify(k)} appears more than once; send it once`);
+    seen.add(k);
+  }
+  const out: Record<string, string | number | boolean> = {};
+  for (const f of fields) {
+    if (!Object.prototype.hasOwnProperty.call(parsed, f)) continue;
+    const v = (parsed as Record<string, unknown>)[f];
+    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[f] = v;
+    else throw invalid(`the field ${JSON.stringify(f)} must be a string, number or boolean (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
+  }
+  return out;
 }
 
 /** The JSON error body the proxy answers with (`{ error: { code, message } }`). */

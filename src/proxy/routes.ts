@@ -36,7 +36,7 @@ export function describeRoute(r: CompiledRoute) {
     hosts: r.hosts,
     credential: {
       source,
-      reference: source === 'secret' ? `kv/${c.secret}` : source === 'lease' ? `lease:${c.lease!.engine}/${c.lease!.role}` : `oauth:${c.oauth!.token_url}`,
+      reference: source === 'secret' ? `kv/${c.secret}` : source === 'lease' ? `lease:${c.lease!.engine}/${c.lease!.role}` : `oauth:${r.name}`,
       ...(c.query !== undefined ? { query: c.query } : { header: (c.header ?? 'authorization').toLowerCase(), format: formatOf(c) }),
     },
     strip_headers: r.strip,
@@ -109,6 +109,9 @@ export function registerProxyRoutes(app: FastifyInstance, deps: { proxy: ProxyWh
     const request: PolicyRequest = { ...base, resource: { type: 'Route', route: http.route }, context: { http } };
     const d = deps.authorizer.authorize(request);
     const refusal = d.allowed ? undefined : refusalOf(d, request, route ? { denied: 'TESSERA_PROXY_DENIED', userDenied: 'TESSERA_PROXY_USER_DENIED' } : { denied: 'TESSERA_PROXY_TUNNEL_DENIED' });
+    // The credential's own permit, decided as the request would (src/proxy/credential.ts): a kv
+    // secret needs secret.inject, a lease cred.issue; an OAuth token is Tessera's own client's.
+    const credential = route ? credentialDecision(deps.authorizer, base.principal, route) : undefined;
     const targetHost = route ? route.host : host;
     const targetPort = route ? route.port : port;
     let ssrf: Record<string, unknown>;
@@ -122,14 +125,31 @@ export function registerProxyRoutes(app: FastifyInstance, deps: { proxy: ProxyWh
       }
     }
     return {
-      url: body.url, mode, route: route?.name ?? null, served: d.allowed && (ssrf['allowed'] !== false),
+      url: body.url, mode, route: route?.name ?? null, served: d.allowed && (credential?.allowed ?? true) && (ssrf['allowed'] !== false),
       upstream: route ? `${route.origin}${path}` : `${host}:${port} (tunnelled untouched)`,
       decision: { allowed: d.allowed, policies: d.policies, ...(refusal ? { code: refusal.code, message: refusal.message } : {}), ...(d.errors.length ? { errors: d.errors } : {}) },
-      ...(route ? { credential: describeRoute(route).credential } : {}),
+      ...(route ? { credential: { ...describeRoute(route).credential, ...(credential ? { decision: credential } : {}) } } : {}),
       context: { http },
       ssrf,
     };
   });
+}
+
+/**
+ * The credential step's decision for a what-if: `secret.inject` on the kv secret, `cred.issue` on
+ * the lease's role (policy ∩ token scope, as the request would decide); undefined for an OAuth
+ * credential (Tessera's own client: http.request on the route is the whole decision).
+ */
+function credentialDecision(authorizer: RequestAuthorizer, principal: PolicyRequest['principal'], route: CompiledRoute): { action: string; allowed: boolean; code?: string; message?: string } | undefined {
+  const c = route.config.credential;
+  let request: PolicyRequest;
+  if (c.secret !== undefined) request = { principal, action: 'secret.inject', resource: { type: 'Secret', path: c.secret } };
+  else if (c.lease !== undefined) request = { principal, action: 'cred.issue', resource: { type: 'Role', engine: c.lease.engine, role: c.lease.role } };
+  else return undefined;
+  const d = authorizer.authorize(request);
+  if (d.allowed) return { action: request.action, allowed: true };
+  const e = refusalOf(d, request);
+  return { action: request.action, allowed: false, code: e.code, message: e.message };
 }
 
 function pickFields(body: Readonly<Record<string, string | number | boolean>> | undefined, fields: readonly string[]): Record<string, string | number | boolean> {

@@ -53,6 +53,9 @@ forbid (principal, action == Tessera::Action::"http.request", resource) when { c
 @id("model-allowlist")
 forbid (principal, action == Tessera::Action::"http.request", resource == Tessera::Route::"echo") when { context.http.body has model && context.http.body.model != "small" };
 
+@id("no-inject-n")
+forbid (principal, action == Tessera::Action::"secret.inject", resource) when { principal.path like "/agents/allowed-n*" };
+
 @id("no-debug-query")
 forbid (principal, action == Tessera::Action::"http.request", resource) when { context.http.query_keys.contains("debug") };
 `;
@@ -370,6 +373,13 @@ test('admin API: routes without secrets; what-if of reverse, forward and tunnel 
   assert.equal(fwd.body.credential.reference, 'kv/proxy/echo-key');
   assert.deepEqual(fwd.body.ssrf, { checked: true, allowed: true, address: '127.0.0.1' });
   assert.equal(fwd.body.served, true);
+  assert.deepEqual(fwd.body.credential.decision, { action: 'secret.inject', allowed: true });
+  // http.request is permitted but the credential's own permit is not: not served, and why.
+  const noInject = await h.admin('POST', '/v1/admin/proxy/test', { url: 'http://echo.test/v1/chat', principal: { spiffe_id: `${TD}/agents/allowed-n1`, attestor: 'join_token', attestor_kind: 'join_token' } });
+  assert.equal(noInject.body.decision.allowed, true);
+  assert.equal(noInject.body.credential.decision.allowed, false);
+  assert.equal(noInject.body.credential.decision.code, 'TESSERA_POLICY_DENIED');
+  assert.equal(noInject.body.served, false);
   const tunnel = await h.admin('POST', '/v1/admin/proxy/test', { url: 'https://elsewhere.example/', agent: AGENT });
   assert.equal(tunnel.body.mode, 'tunnel');
   assert.equal(tunnel.body.decision.code, 'TESSERA_PROXY_TUNNEL_DENIED');
@@ -399,8 +409,16 @@ test('CLI: tessera proxy routes and tessera proxy test', async () => {
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, /route: echo \(forward\)/);
   assert.match(t.stdout, /decision: deny \(TESSERA_PROXY_DENIED\)/);
-  assert.match(t.stdout, /credential: kv\/proxy\/echo-key → header x-api-key/);
+  assert.match(t.stdout, /credential: kv\/proxy\/echo-key → header x-api-key; secret\.inject: deny \(TESSERA_POLICY_DENIED\)/);
   assert.match(t.stdout, /served: no/);
+  const withBody = await cli(['--json', 'proxy', 'test', `${proxy}/echo/v1/chat`, '--method', 'post', '--agent', OTHER, '--body', '{"model":"big","n":2}']);
+  assert.equal(withBody.code, 0, withBody.stderr);
+  assert.deepEqual(JSON.parse(withBody.stdout).context.http.body, { model: 'big' });
+  for (const b of ['{"model":', '[1]', '{"model":{"a":1}}']) {
+    const r = await cli(['proxy', 'test', `${proxy}/echo/v1/chat`, '--agent', OTHER, '--body', b]);
+    assert.equal(r.code, 2, b);
+    assert.match(r.stderr, /--body[\s\S]*TESSERA_CLI_USAGE/, b);
+  }
   const bad = await cli(['proxy', 'test', 'echo.test', '--agent', OTHER]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /TESSERA_CLI_USAGE/);

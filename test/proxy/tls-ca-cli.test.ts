@@ -59,6 +59,7 @@ test('`tessera init` creates the proxy CA (audited); the server serves it at GET
       assert.equal(statSync(out).mode & 0o777, 0o644);
       const json = await cli(['proxy', 'ca', '--json'], server.localUrl);
       assert.equal(JSON.parse(json.stdout).fingerprint_sha256, fingerprint);
+      assert.equal(JSON.parse(json.stdout).subject, 'CN=Tessera proxy CA (ca-cli.example), O=Tessera', 'one line, as docs/proxy-tls.md writes it');
       const unwritable = await cli(['proxy', 'ca', '--out', join(dir, 'missing', 'ca.pem')], server.localUrl);
       assert.equal(unwritable.code, 1);
       assert.match(unwritable.stderr, /TESSERA_CLI_FILE_WRITE_FAILED/);
