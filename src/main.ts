@@ -50,6 +50,8 @@ import { createProxy, proxyAudienceOf, registerProxyRoutes, type Proxy } from '.
 import { loadOrCreateProxyCa } from './proxy/ca.js';
 import { createTlsInterceptor } from './proxy/intercept.js';
 import { registerProxyCaRoutes } from './proxy/ca-routes.js';
+import { createProxyLimits } from './proxy/limits.js';
+import { registerProxyUsageRoutes } from './proxy/usage-routes.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -389,13 +391,17 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
     const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
     gatewayRef.current = gw;
+    // Per-route limits and usage counters of the proxy (docs/proxy-providers.md), per replica.
+    const proxyLimits = createProxyLimits({ clock, metrics });
     const proxy = proxyListen && proxyDpop ? createProxy({
       config: { ...config.proxy, listen: `${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` },
       authenticator: createRequestAuthenticator({ tokens, audit, dpop: proxyDpop, failures: authFailures }, { audience: proxyAudienceOf(issuer), resource: 'proxy' }),
-      issuer, authorizer, kv, leases, revocations, audit, clock, logger, metrics, replica: replicaId, dpopNonce: () => proxyDpop.nonce(),
+      issuer, authorizer, kv, leases, revocations, audit, clock, logger, metrics, replica: replicaId, dpopNonce: () => proxyDpop.nonce(), limits: proxyLimits,
+      // The client secret of credential.oauth routes: read by Tessera itself, audited (secret.read).
+      clientSecret: async (path, route) => (await kv.get(path, { ctx: { actor: { id: 'system' }, purpose: `OAuth client secret of proxy route ${route}` } })).value,
       secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) },
       // HTTPS_PROXY: CONNECT with TLS interception for routed hosts (docs/proxy-tls.md).
-      tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }) },
+      tls: { interceptor: createTlsInterceptor(proxyCa, { clock, leafTtlMs: config.proxy.leaf_ttl }), maxTunnelsPerAgent: config.proxy.max_tunnels_per_agent },
     }) : undefined;
     proxyRef.current = proxy;
     if (proxy) cleanups.push(() => proxy.close());
@@ -432,6 +438,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     registerProxyCaRoutes(app, { ca: proxyCa });
+    registerProxyUsageRoutes(app, { limits: proxyLimits });
     gw.register(app);
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });

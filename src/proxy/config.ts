@@ -166,6 +166,8 @@ export const proxyConfigSchema = z.object({
   max_request_bytes: byteSize(0, 1024 ** 3).prefault('10MB'),
   timeout: durationIn(100, 600_000).prefault('60s'),
   leaf_ttl: durationIn(60_000, 30 * 86_400_000).prefault('24h'),
+  /** Open CONNECT tunnels (intercepted or not) per agent SPIFFE ID (src/proxy/connect.ts); 429 TESSERA_PROXY_TUNNEL_LIMIT beyond. */
+  max_tunnels_per_agent: z.number({ error: 'expected a whole number of tunnels from 1 to 100000, e.g. 64' }).int('expected a whole number of tunnels from 1 to 100000, e.g. 64').min(1, 'expected a whole number of tunnels from 1 to 100000, e.g. 64').max(100_000, 'expected a whole number of tunnels from 1 to 100000, e.g. 64').default(64),
   // Presets fill the keys a route leaves out before it is validated (src/proxy/providers.ts).
   routes: z.array(z.preprocess(applyPreset, routeSchema)).max(MAX_ROUTES).default([]),
 }).strict().superRefine((p, ctx) => {

@@ -146,7 +146,10 @@ export function createCredentialProvider(deps: CredentialDeps): CredentialProvid
       try {
         accessToken = (await tokens.token(signal)).accessToken;
       } catch (e) {
-        throw unavailable(route.name, 'the OAuth token endpoint did not issue a token', e);
+        // The OAuth client's own code (TESSERA_PROXY_OAUTH_FAILED with the AS's `error`, …_UNREACHABLE) goes in details.cause.
+        const err = unavailable(route.name, `the OAuth token endpoint did not issue a token${isTesseraError(e) ? ` (${e.code}${typeof e.details?.['error'] === 'string' ? `: ${e.details['error']}` : ''})` : ''}`, e);
+        if (isTesseraError(e)) throw new TesseraError(err.code, err.message, { route: route.name, cause: e.code, ...(typeof e.details?.['error'] === 'string' ? { error: e.details['error'] } : {}) }, { cause: e });
+        throw err;
       }
       return put(route, { access_token: accessToken }, { secrets: [{ value: accessToken, label: `oauth:${route.name}` }], reference: `oauth:${route.name}`, source, release: () => undefined });
     },

@@ -16,7 +16,11 @@ import { createCredentialProvider, type CredentialDeps } from './credential.js';
 import { createProxyRequestHandler } from './request.js';
 import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
-import { defaultScrubStream, type DispatcherFactory, type ScrubStreamFactory } from './seams.js';
+import type { DispatcherFactory, ScrubStreamFactory } from './seams.js';
+import { createScrubStream } from './scrub-stream.js';
+import { createProxyMetering } from './metering.js';
+import { createOauthSources } from './oauth-sources.js';
+import type { ProxyLimits } from './limits.js';
 import { createSsrfGuard, type SsrfGuard } from './ssrf.js';
 import { createTunnelRegistry, handleConnect } from './connect.js';
 import type { TlsInterceptor } from './intercept.js';
@@ -49,6 +53,10 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   readonly dpopNonce?: () => string | undefined;
   /** The SSRF guard (src/proxy/ssrf.ts): every route's connections go only to addresses it vetted. Default: one with Node's resolver. */
   readonly guard?: SsrfGuard;
+  /** Reads a kv secret as Tessera itself: the client secret of `credential.oauth` routes (`path`), audited. */
+  readonly clientSecret?: (path: string, route: string) => Promise<string>;
+  /** Per-route request/token limits and usage counters (src/proxy/limits.ts); absent: no limits, no usage counting. */
+  readonly limits?: ProxyLimits;
   /** TLS interception for CONNECT (src/proxy/connect.ts, intercept.ts); absent: CONNECT is refused (405). */
   readonly tls?: { readonly interceptor: TlsInterceptor; readonly maxTunnelsPerAgent?: number };
   /** The other parts' implementations (defaults: seams.ts). */
@@ -106,26 +114,27 @@ export function coalesceSecretUses(rec: SecretUseRecorder, everyMs = 1000): Secr
   };
 }
 
-/** Scrub holdback of the default streaming scrubber when the request gives no hint (request.ts passes 3 × the longest value + 16). */
-const HOLDBACK = 3 * 4096 + 16;
-
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config } = deps;
   const audience = proxyAudienceOf(deps.issuer);
   const guard = deps.guard ?? createSsrfGuard();
   const routes = compileRoutes(config, { dispatcher: deps.seams?.dispatcher ?? ((rules, o) => guard.dispatcher(rules, o)), ...(deps.seams?.resolvePreset ? { resolvePreset: deps.seams.resolvePreset } : {}) });
   const auth = createProxyAuthenticator(deps.authenticator, audience);
-  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(deps.oauthSource ? { oauthSource: deps.oauthSource } : {}) });
+  // OAuth client-credentials routes: a token source each, through the SSRF guard (oauth-sources.ts).
+  const oauth = !deps.oauthSource && deps.clientSecret ? createOauthSources(routes, { clock: deps.clock, guard, clientSecret: deps.clientSecret }) : undefined;
+  const oauthSource = deps.oauthSource ?? oauth?.source;
+  const credentials = createCredentialProvider({ authorizer: deps.authorizer, kv: deps.kv, leases: deps.leases, now: () => deps.clock.now(), ...(oauthSource ? { oauthSource } : {}) });
   const ref: { server?: ReturnType<typeof createProxyServer> } = {};
   const uses = deps.secretUses ? coalesceSecretUses(deps.secretUses) : undefined;
   const handler = createProxyRequestHandler({
     routes, auth, authorizer: deps.authorizer, credentials, audit: deps.audit, clock: deps.clock, logger: deps.logger, replica: deps.replica,
     maxRequestBytes: config.max_request_bytes, timeoutMs: config.timeout, audience,
-    scrubStream: deps.seams?.scrubStream ?? defaultScrubStream(HOLDBACK),
+    scrubStream: deps.seams?.scrubStream ?? createScrubStream,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
     ...(uses ? { secretUses: uses } : {}),
     ...(deps.dpopNonce ? { dpopNonce: deps.dpopNonce } : {}),
+    ...(deps.limits ? { metering: createProxyMetering(deps.limits) } : {}),
     onAuthenticated: (socket, principal) => ref.server?.track(socket, principal),
   });
   // CONNECT (HTTPS_PROXY): the TLS part's handler with the CORE dependencies; a routed host's tunnel
@@ -165,6 +174,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       closed = true;
       await server.close();
       await routes.close();
+      await oauth?.close();
       uses?.close();
     },
   };

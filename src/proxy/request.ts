@@ -34,7 +34,8 @@ import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 import { type ScrubStreamFactory } from './seams.js';
-import { forwardHeaders, rewriteLocation } from './hygiene.js';
+import { forwardHeaders, readBodyFields, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
+import type { Metered, ProxyMetering } from './metering.js';
 
 /** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
 export interface TunnelBinding {
@@ -69,6 +70,8 @@ export interface ProxyRequestDeps {
   readonly audience: string;
   /** DPoP nonce for answers to DPoP requests (RFC 9449 §9). */
   readonly dpopNonce?: () => string | undefined;
+  /** Route limits, preset headers and usage counting (PROVIDERS part, src/proxy/metering.ts). */
+  readonly metering?: ProxyMetering;
 }
 
 export interface ProxyRequestHandler {
@@ -379,17 +382,15 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const hasBody = req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
         let buffered: Buffer | undefined;
         let body: Record<string, string | number | boolean> = {};
-        if (hasBody && r.bodyFields.length > 0 && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+        if (hasBody && (r.bodyFields.length > 0 || deps.metering?.needsBody(r)) && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
           buffered = await readBounded(req, deps.maxRequestBytes);
           bytesIn = buffered.length;
-          let parsed: unknown;
-          try {
-            parsed = JSON.parse(buffered.toString('utf8'));
-          } catch {
-            throw new TesseraError('TESSERA_PROXY_BODY_INVALID', `route "${r.name}" reads body fields (${r.bodyFields.join(', ')}) for policy, and the JSON body does not parse`);
-          }
-          if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new TesseraError('TESSERA_PROXY_BODY_INVALID', `route "${r.name}" reads body fields for policy: the JSON body must be an object`);
-          body = bodyFieldsOf(parsed, r.bodyFields);
+        }
+        if (hasBody && r.bodyFields.length > 0) {
+          // Policy must see what the upstream will read: JSON only, duplicate names and non-scalar
+          // values refused (src/proxy/hygiene.ts readBodyFields, ADR 0221).
+          if (!buffered) throw new TesseraError('TESSERA_PROXY_BODY_INVALID', `route "${r.name}" reads body fields (${r.bodyFields.join(', ')}) for policy, so its request bodies must be JSON (Content-Type: application/json); for an endpoint that takes another body type, configure a route without body_fields`);
+          body = readBodyFields(buffered.toString('utf8'), r.bodyFields, r.name);
         }
         // authorize: token scope http:<route> ∩ Cedar http.request on Route::"<route>" (∩ the user)
         const http: HttpRequestContext = { route: r.name, method, host: r.host, port: r.port, path: target.path, query_keys: queryKeys(target.search), body, tunnel: false };
@@ -397,6 +398,9 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const d = deps.authorizer.authorize(request);
         decision = d;
         if (!d.allowed) throw refusalOf(d, request, { denied: 'TESSERA_PROXY_DENIED', userDenied: 'TESSERA_PROXY_USER_DENIED', tried: `to ${method} ${target.path} through route "${r.name}"` });
+        // limits (429/503), before any credential is obtained
+        const metered: Metered | undefined = deps.metering?.admit(r, principal);
+        if (buffered && deps.metering) buffered = deps.metering.rewriteBody(r, buffered, req.headers['content-type']) ?? buffered;
         // credential, just in time
         credentialAt = deps.secretUses?.now() ?? deps.clock.now();
         credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
@@ -406,12 +410,13 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
         // Identity encoding: a compressed body could not be scrubbed.
         headers['accept-encoding'] = 'identity';
+        if (deps.metering) Object.assign(headers, deps.metering.extraHeaders(r, req.headers));
         if (credential.header) headers[credential.header.name] = credential.header.value;
         let search = target.search;
         if (credential.query) {
           const q = `${encodeURIComponent(credential.query.name)}=${encodeURIComponent(credential.query.value)}`;
           // the agent's own value of that parameter is dropped (it is the credential's place)
-          const kept = search.length > 1 ? search.slice(1).split('&').filter((p) => p && p.split('=', 1)[0] !== credential!.query!.name) : [];
+          const kept = search.length > 1 ? search.slice(1).split('&').filter((p) => p && queryKeys(`?${p.split('=', 1)[0]}`)[0] !== credential!.query!.name) : [];
           search = `?${[...kept, q].join('&')}`;
         }
         let requestBody: Buffer | Readable | undefined;
@@ -446,17 +451,22 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           else out['location'] = mapped;
         }
         const noBody = method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304;
-        res.writeHead(answer.statusCode, out);
+        // Header values are scrubbed like the body (an upstream echoing the key in X-Echo,
+        // WWW-Authenticate, Set-Cookie or a mapped Location); a field named by a secret is dropped.
+        const scrubbedHeaders = scrubResponseHeaders(out, scrubber);
+        for (const h of scrubbedHeaders.hits) {
+          redactionCount++;
+          redactions[h.form] = (redactions[h.form] ?? 0) + 1;
+        }
+        res.writeHead(answer.statusCode, scrubbedHeaders.headers);
         if (noBody) {
           answer.body.resume();
           res.end();
           return;
         }
         // redact, streamed
-        // The longest encoded form of a value (hex 2×, percent-encoding up to 3×) may straddle two chunks.
-        const holdback = 3 * Math.max(0, ...credential.secrets.map((x) => x.value.length)) + 16;
+        // Only the tail that could start a value (or an incomplete UTF-8 sequence) is held across chunks (scrub-stream.ts).
         const scrub = deps.scrubStream(scrubber, {
-          holdback,
           onHits(hits: ScrubHit[]) {
             for (const h of hits) {
               redactionCount++;
@@ -464,12 +474,25 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
             }
           },
         });
-        answer.body.on('data', (c: Buffer) => (bytesOut += c.length));
+        const tap = metered && deps.metering?.usageTap(r, metered, answer.statusCode, answer.headers['content-type'] as string | undefined);
+        // Usage is recorded once, from what was read, whether the answer ended or was cut.
+        let tapped = false;
+        const endTap = (): void => {
+          if (tapped) return;
+          tapped = true;
+          tap?.end();
+        };
+        answer.body.on('data', (c: Buffer) => {
+          bytesOut += c.length;
+          tap?.push(c);
+        });
+        answer.body.once('end', endTap);
         // Plain pipes, not stream.pipeline (an AbortController, end-of-stream watchers and error
         // objects per response: 514–564 → 425–427 µs of CPU per request, ADR 0218). Any
         // failure of the upstream body or the scrubber cuts the answer (the audit event then
         // carries the code); the client going away aborts the upstream request (res 'close').
         const cut = (e: Error): void => {
+          endTap();
           if (!res.writableFinished && !code) code = upstreamFailure(e, r.name).code;
           answer.body.destroy();
           scrub.destroy();
@@ -479,6 +502,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         scrub.once('error', cut);
         res.once('close', () => {
           if (!res.writableFinished) {
+            endTap();
             answer.body.destroy();
             scrub.destroy();
           }

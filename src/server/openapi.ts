@@ -30,6 +30,7 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/admin/tasks': 'Operator: list tasks, newest first (`?root=`, `?agent=`, `?sub=`, `?user=`, `?roots=true`, `?state=active|expired|revoked`, `?since=`, `?before=`, `?limit=`).',
   'GET /v1/admin/tasks/:txn': 'Operator: a task and its subtree, each node with its actor, scope, purpose, token HMAC, leases and audit events (`?events=false` to leave them out).',
   'DELETE /v1/admin/leases/:id': 'Operator: revoke a lease.',
+  'GET /v1/admin/proxy/usage': 'Operator: the injection proxy\'s request and model-token counts per route and per agent, task and user (filters route, agent, task, user; this replica\'s counters).',
   'GET /v1/admin/proxy/routes': 'Operator: the injection proxy\'s routes — upstream, forward-proxy hosts, the credential reference and where it goes (never a value), stripped headers, body fields, private-address exceptions.',
   'POST /v1/admin/proxy/test': 'Operator: what-if for one request through the injection proxy (`url`, `method`, `agent` or `principal`, `body`): the route and mode, the policy decision, the credential reference, the SSRF verdict; nothing is sent.',
   'GET /v1/admin/exposure': 'Operator: exposure windows of every credential Tessera issued (`?by=agent|task|user|kind`, `?since=` RFC 3339 or a duration such as 24h, `?kind=agent_token|task_token|lease|secret_use`): count, live, p50/p95/max seconds and credential-seconds per group, and the credentials live now with their remaining seconds.',

@@ -19,18 +19,17 @@
  * `http://<proxy>/openai/v1/…` and a forward-proxy URL `https://localhost:<port>/v1/…` name the
  * same upstream path under either reading of a route's base path.
  *
- * Skipped, with the reason, while src/proxy/server.ts does not exist (the proxy lands on main
- * in parts); the config and the permits follow /work/wt/PROXY-CONTRACT.md.
+ * One Tessera (and one pair of upstreams) for the whole file; the last test revokes the agent and
+ * checks its open streams are cut (kill switch, real clients).
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAiUpstream, type OpenAiUpstream } from './fixtures/openai-upstream.js';
 import { createTestCa, type TestCa } from './fixtures/test-ca.js';
 import { CLIENT_KINDS, clientUnavailable, openaiViaForwardProxy, openaiViaReverseRoute, send, stream, type ClientKind, type ClientRequest } from './fixtures/clients.js';
-import { proxyMissing, startProxyHarness, type ProxyHarness } from './fixtures/tessera-proxy.js';
+import { AGENT_SPIFFE_ID, startProxyHarness, type ProxyHarness } from './fixtures/tessera-proxy.js';
 import { registerSensitive } from '../helpers/leak-registry.js';
 
-const missing = proxyMissing();
 const KEY = 'sk-proj-e2e-injected-key-0123456789abcdefABCDEF';
 const ANTHROPIC_KEY = 'sk-ant-e2e-injected-key-0123456789abcdef';
 /** What a misconfigured agent sends for the upstream itself: Tessera must strip it. */
@@ -74,9 +73,8 @@ function forward(path: string, extra: Partial<ClientRequest> = {}): ClientReques
   return { url: `${upstream.origin}/v1${path}`, proxy: { url: p.proxyUrl, token }, caFile: tesseraCa.file, ...extra, headers: { authorization: `Bearer ${AGENT_OWN}`, ...(extra.headers ?? {}) } };
 }
 
-describe('real clients through the proxy', { skip: missing }, () => {
+describe('real clients through the proxy', () => {
   before(async () => {
-    if (missing) return;
     ca = await createTestCa();
     const leaf = await ca.issue(['localhost']);
     upstream = await startOpenAiUpstream({ openaiKey: KEY, tls: { cert: leaf.certPem, key: leaf.keyPem } });
@@ -93,7 +91,6 @@ describe('real clients through the proxy', { skip: missing }, () => {
   });
 
   after(async () => {
-    if (missing) return;
     await p?.close();
     await upstream?.close();
     await anthropic?.close();
@@ -211,5 +208,26 @@ describe('real clients through the proxy', { skip: missing }, () => {
       assert.ok(!b.includes(KEY) && !b.includes(ANTHROPIC_KEY), 'no injected key in the audit log');
       assert.ok(!b.includes(token), 'no agent token in the audit log');
     }
+  });
+
+  // Last: it revokes the test agent.
+  test('a revoked agent\'s open connections are cut: curl and undici mid-stream through HTTPS_PROXY (intercepted), then the token is refused', async () => {
+    const streams = (['curl', 'undici'] as const).filter((k) => !clientUnavailable(k)).map((kind) => {
+      const id = `kill-${kind}`;
+      const gate = upstream.hold(id);
+      return { kind, gate, s: stream(kind, forward('/chat/completions', { body: CHAT_STREAM, headers: { 'x-fixture-hold': id } })) };
+    });
+    for (const x of streams) await x.s.firstEvent;
+    const rev = await fetch(`${p.h.url}/v1/admin/revocations`, { method: 'POST', headers: { authorization: `Bearer ${p.h.tessera.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'agent', target: AGENT_SPIFFE_ID, reason: 'proxy kill switch, real clients' }) });
+    assert.equal(rev.status, 201, await rev.text());
+    for (const x of streams) {
+      // Cut while the upstream still holds the rest of the stream: the client's transfer fails.
+      await assert.rejects(x.s.done, `${x.kind}: the open stream is cut`);
+      assert.equal(x.gate.finished, false);
+      x.gate.release();
+    }
+    const after = await send('curl', reverse('/models'));
+    assert.equal(after.status, 401);
+    assert.match(after.body, /TESSERA_TOKEN_REVOKED/);
   });
 });

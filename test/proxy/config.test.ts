@@ -28,6 +28,8 @@ test('defaults: no listener, 10MB, 60s, 24h, no routes; a route\'s hosts default
   assert.equal(c.proxy.max_request_bytes, 10 * 1024 * 1024);
   assert.equal(c.proxy.timeout, 60_000);
   assert.equal(c.proxy.leaf_ttl, 86_400_000);
+  assert.equal(c.proxy.max_tunnels_per_agent, 64);
+  assert.equal(parseConfig({ proxy: { max_tunnels_per_agent: 2 } }).proxy.max_tunnels_per_agent, 2);
   assert.deepEqual(c.proxy.routes, []);
   const r = parseConfig({ proxy: { listen: '127.0.0.1:8201', routes: [route()] } }).proxy.routes[0]!;
   assert.deepEqual(r.strip_headers, []);
@@ -57,6 +59,9 @@ test('each bad key is refused with its exact message', () => {
     [{ max_request_bytes: '10 parsecs' }, 'proxy.max_request_bytes: expected a size between 0 bytes and 1024MB such as "10MB" or "512KB", got "10 parsecs"'],
     [{ timeout: '1h' }, 'proxy.timeout: expected a duration between 100ms and 10m such as "60s", got "1h"'],
     [{ leaf_ttl: '1s' }, 'proxy.leaf_ttl: expected a duration between 1m and 30d such as "60s", got "1s"'],
+    [{ max_tunnels_per_agent: 0 }, 'proxy.max_tunnels_per_agent: expected a whole number of tunnels from 1 to 100000, e.g. 64'],
+    [{ max_tunnels_per_agent: 1.5 }, 'proxy.max_tunnels_per_agent: expected a whole number of tunnels from 1 to 100000, e.g. 64'],
+    [{ max_tunnels_per_agent: '64' }, 'proxy.max_tunnels_per_agent: expected a whole number of tunnels from 1 to 100000, e.g. 64'],
     [{ routes: [route({ name: 'Bad Name' })] }, 'proxy.routes.0.name: expected a route name: lowercase letters, digits, "_" and "-", starting with a letter or digit, at most 63 characters'],
     [{ routes: [route(), route()] }, 'proxy.routes.1.name: route name "api" is already used by routes[0]; route names must be unique'],
     [{ routes: [route({ upstream: 'ftp://files.example.com' })] }, 'proxy.routes.0.upstream: upstream expected an http:// or https:// URL, got scheme "ftp"'],

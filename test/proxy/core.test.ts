@@ -153,15 +153,15 @@ test('the agent never sees the key: a response echoing it (plain, split across w
 
 test('agent-sent credentials are stripped: Cookie, Proxy-Authorization, the credential header, strip_headers', async () => {
   const r = await call(proxy, 'POST', '/echo/v1/things', {
-    headers: { ...basic(token), authorization: 'Bearer agent-upstream-token', cookie: 'session=agent', 'x-api-key': 'agent-own-key', 'x-agent-secret': 'nope', 'x-kept': 'yes', 'content-type': 'text/plain' },
-    body: 'hello',
+    headers: { ...basic(token), authorization: 'Bearer agent-upstream-token', cookie: 'session=agent', 'x-api-key': 'agent-own-key', 'x-agent-secret': 'nope', 'x-kept': 'yes', 'content-type': 'application/json' },
+    body: '{"hello":1}',
   });
   assert.equal(r.status, 200, r.text);
   const seen = up.seen.at(-1)!;
   assert.equal(seen.headers['x-api-key'], KEY);
   for (const h of ['authorization', 'cookie', 'proxy-authorization', 'x-agent-secret']) assert.equal(seen.headers[h], undefined, h);
   assert.equal(seen.headers['x-kept'], 'yes');
-  assert.equal(seen.body, 'hello');
+  assert.equal(seen.body, '{"hello":1}');
 });
 
 test('forward proxy (absolute-form HTTP) with the token as the proxy URL password: curl -x http://agent:<token>@proxy', async () => {
@@ -306,10 +306,10 @@ test('DPoP-bound token: refused as Bearer (no proof), accepted with a proof for 
 
 test('request body over proxy.max_request_bytes → 413 (declared length and streamed chunked)', async () => {
   const big = 'x'.repeat(3000);
-  const declared = await call(proxy, 'POST', '/echo/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain' }, body: big });
+  const declared = await call(proxy, 'POST', '/echo/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain', 'content-length': String(big.length) }, body: big });
   assert.equal(declared.status, 413);
   assert.equal(declared.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
-  const chunked = await call(proxy, 'POST', '/echo/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: big });
+  const chunked = await call(proxy, 'POST', '/bearer/v1/upload', { headers: { ...bearer(token), 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: big }); // a route without body_fields: streamed
   assert.equal(chunked.status, 413);
   assert.equal(chunked.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
   const json = await call(proxy, 'POST', '/echo/v1/chat', { headers: { ...bearer(token), 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, body: JSON.stringify({ model: 'small', pad: big }) });
@@ -351,6 +351,49 @@ test('audit: one proxy.request event per authenticated request, with route, stat
     assert.ok(!e.text.includes(KEY), `key in audit: ${e.kind}`);
     assert.ok(!e.text.includes(token), `token in audit: ${e.kind}`);
     assert.ok(!e.text.includes('token=abc'), 'query values are not audited');
+  }
+});
+
+test('the injected key never reaches the agent in response headers or a mapped Location (header and query credentials)', async () => {
+  for (const route of ['echo', 'echoq']) {
+    const r = await call(proxy, 'GET', `/${route}/v1/echo-key-headers`, { headers: bearer(token) });
+    assert.equal(r.status, 302, route);
+    const all = JSON.stringify(r.headers);
+    assert.ok(!all.includes(KEY), `${route}: key in response headers: ${all}`);
+    assert.ok(!all.includes(encodeURIComponent(KEY)), route);
+    assert.match(String(r.headers['x-echo']), /REDACTED/, route);
+    assert.match(String(r.headers['location']), new RegExp(`^/${route}/next\\?api_key=`), route);
+  }
+});
+
+test('body fields: policy and upstream read one body — duplicate names, non-scalar values and non-JSON bodies are refused', async () => {
+  const post = (body: string, type: string) => call(proxy, 'POST', '/echo/v1/chat', { headers: { ...bearer(token), 'content-type': type }, body });
+  const dup = await post('{"model":"big","model":"small"}', 'application/json');
+  assert.equal(dup.status, 400);
+  assert.equal((dup.json as any).error.code, 'TESSERA_PROXY_BODY_INVALID');
+  const arr = await post('{"model":["big"]}', 'application/json');
+  assert.equal(arr.status, 400);
+  assert.equal((arr.json as any).error.code, 'TESSERA_PROXY_BODY_INVALID');
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+    const r = await post('{"model":"big"}', type);
+    assert.equal(r.status, 400, type);
+    assert.equal((r.json as any).error.code, 'TESSERA_PROXY_BODY_INVALID', type);
+    assert.match((r.json as any).error.message, /must be JSON/, type);
+  }
+  const ok = await post('{"model":"small","n":1}', 'application/json');
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test('query credential: the agent\'s own value of the parameter is dropped whatever its spelling', async () => {
+  const before = up.seen.length;
+  for (const q of ['api_key=mine', 'api%5Fkey=mine', 'api%5fkey=mine&x=1', 'api_key=mine&api_key=again']) {
+    const r = await call(proxy, 'GET', `/echoq/v1/q?${q}`, { headers: bearer(token) });
+    assert.equal(r.status, 200, q);
+  }
+  for (const s of up.seen.slice(before)) {
+    const params = [...new URL(s.url, 'http://x').searchParams.entries()].filter(([k]) => k === 'api_key');
+    assert.deepEqual(params, [['api_key', KEY]], s.url);
+    assert.ok(!s.url.includes('mine'), s.url);
   }
 });
 

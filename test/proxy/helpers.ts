@@ -46,6 +46,14 @@ export async function startUpstream(): Promise<Upstream> {
         setImmediate(() => res.end(`${key.slice(5)}; b64 ${Buffer.from(key).toString('base64')}\n`));
         return;
       }
+      if (path.endsWith('/echo-key-headers')) {
+        // The key in response header values (and a same-origin Location carrying it in the query).
+        const key = String(req.headers['x-api-key'] ?? new URL(req.url!, 'http://x').searchParams.get('api_key') ?? '');
+        const port = (server.address() as { port: number }).port;
+        res.writeHead(302, { 'x-echo': key, 'www-authenticate': `Bearer error="invalid_token", key="${key}"`, 'set-cookie': [`k=${key}; HttpOnly`, 'plain=1'], location: `http://127.0.0.1:${port}/base/next?api_key=${encodeURIComponent(key)}` });
+        res.end();
+        return;
+      }
       if (path.endsWith('/redirect-same')) {
         res.writeHead(301, { location: `http://127.0.0.1:${(server.address() as { port: number }).port}/base/v1/next?x=1` });
         res.end();

@@ -8,68 +8,15 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair } from 'jose';
-import Provider from 'oidc-provider';
 import { Agent, type Dispatcher } from 'undici';
 import { createClientCredentialsSource, validateTokenUrl } from '../../src/proxy/oauth-client.js';
 import { createSsrfGuard } from '../../src/proxy/ssrf.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { isTesseraError, type TesseraError } from '../../src/shared/errors.js';
 import { freePort } from '../users/op.js';
-
-const BASIC = { id: 'proxy-basic', secret: 'basic-client-secret-0123456789abcdef-XYZ' };
-const POST = { id: 'proxy-post', secret: 'post-client-secret-0123456789abcdef-QRS' };
-
-interface Seen { authorization: string | undefined; body: string }
-
-async function startAs(): Promise<{ url: string; tokenUrl: string; requests: Seen[]; ttl: { s: number }; close(): Promise<void> }> {
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const ttl = { s: 600 };
-  const provider = new Provider(issuer, {
-    clients: [
-      { client_id: BASIC.id, client_secret: BASIC.secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_basic', scope: 'api:read api:write' },
-      { client_id: POST.id, client_secret: POST.secret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'client_secret_post', scope: 'api:read' },
-    ],
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid: 'as-key-1', alg: 'RS256', use: 'sig' }] },
-    cookies: { keys: ['test-cookie-key-0123456789abcdef'] },
-    scopes: ['api:read', 'api:write'],
-    features: { clientCredentials: { enabled: true }, devInteractions: { enabled: false } },
-    ttl: { ClientCredentials: () => ttl.s },
-  } as never);
-  const callback = provider.callback();
-  const op: Server = createServer((req, res) => callback(req, res));
-  await new Promise<void>((r) => op.listen(port, '127.0.0.1', r));
-  // In front of the AS: records what the client sent (its authentication method), then forwards.
-  const requests: Seen[] = [];
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if (req.method === 'POST' && req.url === '/token') requests.push({ authorization: req.headers.authorization, body: body.toString() });
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
-      fetch(`${issuer}${req.url}`, { method: req.method!, headers, ...(body.length ? { body } : {}) }).then(async (r) => {
-        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
-        res.end(Buffer.from(await r.arrayBuffer()));
-      }, () => {
-        res.writeHead(502);
-        res.end();
-      });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const front = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const stop = (srv: Server): Promise<void> => new Promise<void>((r) => {
-    srv.closeAllConnections();
-    srv.close(() => r());
-  });
-  return { url: front, tokenUrl: `${front}/token`, requests, ttl, close: async () => { await stop(server); await stop(op); } };
-}
+import { BASIC, POST, startAs } from './fixtures/oidc-as.js';
 
 const as = await startAs();
 after(() => as.close());

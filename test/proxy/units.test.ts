@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { bodyFieldsOf, checkPath, pathTemplate, queryKeys, upstreamFailure } from '../../src/proxy/request.js';
 import { proxyAuthorizationToken } from '../../src/proxy/auth.js';
-import { defaultScrubStream } from '../../src/proxy/seams.js';
+import { createScrubStream } from '../../src/proxy/scrub-stream.js';
 import { fillFormat } from '../../src/proxy/credential.js';
 import { createScrubber } from '../../src/gateway/scrub/index.js';
 import { TesseraError } from '../../src/shared/errors.js';
@@ -68,14 +68,14 @@ test('fillFormat fills the placeholders', () => {
   assert.equal(fillFormat('{value}', { value: 'v' }), 'v');
 });
 
-test('default streaming scrubber: a value split across chunks at every position is redacted; other bytes pass unchanged', async () => {
+test('the proxy\'s streaming scrubber (createScrubStream): a value split across chunks at every position is redacted; other bytes pass unchanged', async () => {
   const secret = 'sk-test-0123456789abcdef';
   const scrubber = createScrubber([{ value: secret, label: 'kv/x' }], { shapes: false });
   const body = `before ${secret} middle ${Buffer.from(secret).toString('base64')} after \u00e9\u4e2d`;
   const bytes = Buffer.from(body, 'utf8');
   for (let cut = 1; cut < bytes.length; cut += 3) {
     let hits = 0;
-    const out = await text(Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]).pipe(defaultScrubStream(4096)(scrubber, { holdback: 3 * secret.length + 16, onHits: (h) => (hits += h.length) })));
+    const out = await text(Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]).pipe(createScrubStream(scrubber, { onHits: (h) => (hits += h.length) })));
     assert.ok(!out.includes(secret), `cut ${cut}`);
     assert.ok(!out.includes(Buffer.from(secret).toString('base64')), `cut ${cut}`);
     assert.equal(hits, 2, `cut ${cut}`);
