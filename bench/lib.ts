@@ -2,6 +2,20 @@
  * Shared benchmark helpers. Every bench measures a hot path AND its baseline in the same run
  * and reports the ratio; `bench/run.ts` writes the table to bench/results/.
  */
+import { createServer as createNetServer } from 'node:net';
+
+/** A free TCP port on 127.0.0.1 (bound, then released) for a child process to listen on. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
 export interface BenchResult {
   /** e.g. "login over HTTP (token exchange, audit on)". */
   readonly name: string;

@@ -18,12 +18,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startPostgres, withDatabase } from '../test/helpers/postgres.js';
-import type { BenchResult } from './lib.js';
+import { freePort, type BenchResult } from './lib.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const AGENTS = 1000;
@@ -55,16 +54,6 @@ function distIsCurrent(dir = join(ROOT, 'src'), out = join(ROOT, 'dist', 'src'))
   return true;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

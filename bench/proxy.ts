@@ -52,7 +52,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect as netConnect, createServer } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +62,7 @@ import { tuneServerHeap } from '../src/shared/heap-tuning.js';
 import { createTestCa, type TestCa } from '../test/proxy/fixtures/test-ca.js';
 import { proxyMissing, startProxyHarness, type ProxyHarness } from '../test/proxy/fixtures/tessera-proxy.js';
 import { httpLoad, loadToolLabel } from './http-load.js';
-import { percentile, type BenchResult } from './lib.js';
+import { freePort, percentile, type BenchResult } from './lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const KEY = 'sk-bench-upstream-key-0123456789abcdefABCDEF';
@@ -127,16 +127,6 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** Waits (bounded: 200 × 25 ms) until something accepts connections on 127.0.0.1:port. */
 async function waitListening(port: number, what: string, child: ChildProcess): Promise<void> {
