@@ -210,7 +210,8 @@ async function run(req: IncomingMessage, socket: Duplex, head: Buffer, deps: Con
       return;
     }
     const retry = (err.details as { retry_after_s?: unknown } | undefined)?.retry_after_s;
-    answerError(socket, err, typeof retry === 'number' ? { 'Retry-After': String(Math.ceil(retry)) } : {});
+    // Every 407 carries the challenge (RFC 9110 §15.5.8): no credential, a malformed one.
+    answerError(socket, err, { ...(typeof retry === 'number' ? { 'Retry-After': String(Math.ceil(retry)) } : {}), ...(err.status === 407 ? { 'Proxy-Authenticate': PROXY_AUTHENTICATE } : {}) });
     return;
   }
   const { principal } = who;

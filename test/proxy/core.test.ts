@@ -229,6 +229,19 @@ test('reverse refusals: no token → 401 with WWW-Authenticate; wrong audience; 
   });
   assert.match(raw, /^HTTP\/1\.1 403 /);
   assert.match(raw, /TESSERA_PROXY_TUNNEL_DENIED/);
+  // Every 407 to a CONNECT carries the challenge (RFC 9110 §15.5.8): no credential, a malformed one, a refused token.
+  for (const auth of ['', 'proxy-authorization: Digest x\r\n', 'proxy-authorization: Basic !!!\r\n', 'proxy-authorization: Bearer not-a-token\r\n']) {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = connect(Number(u.port), u.hostname, () => s.write(`CONNECT echo.test:443 HTTP/1.1\r\nhost: echo.test:443\r\n${auth}\r\n`));
+      let text = '';
+      s.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      s.on('end', () => resolve(text));
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 407 /, auth);
+    assert.match(answer, /\r\nproxy-authenticate: Bearer realm="tessera", Basic realm="tessera"\r\n/i, auth);
+  }
 });
 
 test('paths that would escape the base path, and bad methods, are refused with their codes', async () => {
