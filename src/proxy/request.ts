@@ -138,17 +138,6 @@ export function queryKeys(search: string): string[] {
   return [...keys];
 }
 
-/** The scalar values of `fields` in a parsed JSON object (nested values are not given to Cedar). */
-export function bodyFieldsOf(body: unknown, fields: readonly string[]): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return out;
-  for (const f of fields) {
-    const v = (body as Record<string, unknown>)[f];
-    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[f] = v;
-  }
-  return out;
-}
-
 /** Maps an undici failure to the proxy's error: the SSRF guard's own TesseraError, a timeout (504) or an unreachable upstream (502). */
 export function upstreamFailure(e: unknown, route: string): TesseraError {
   for (let x = e, i = 0; x && i < 4; x = (x as { cause?: unknown }).cause, i++) if (isTesseraError(x)) return x;

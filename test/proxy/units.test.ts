@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { bodyFieldsOf, checkPath, pathTemplate, queryKeys, upstreamFailure } from '../../src/proxy/request.js';
+import { checkPath, pathTemplate, queryKeys, upstreamFailure } from '../../src/proxy/request.js';
 import { proxyAuthorizationToken } from '../../src/proxy/auth.js';
 import { createScrubStream } from '../../src/proxy/scrub-stream.js';
 import { fillFormat } from '../../src/proxy/credential.js';
@@ -37,11 +37,6 @@ test('pathTemplate: id-like segments become {id}', () => {
 test('queryKeys: names only, decoded, deduplicated', () => {
   assert.deepEqual(queryKeys(''), []);
   assert.deepEqual(queryKeys('?a=1&b=2&a=3&c&%64ebug=x&e+f=1'), ['a', 'b', 'c', 'debug', 'e f']);
-});
-
-test('bodyFieldsOf: top-level scalars of the listed fields only', () => {
-  assert.deepEqual(bodyFieldsOf({ model: 'm', n: 2, s: true, nested: { a: 1 }, list: [1], x: null, other: 'no' }, ['model', 'n', 's', 'nested', 'list', 'x', 'missing']), { model: 'm', n: 2, s: true });
-  assert.deepEqual(bodyFieldsOf([1, 2], ['model']), {});
 });
 
 test('Proxy-Authorization: Bearer, Basic with the token as password (percent-encoded too); malformed forms refused', () => {
