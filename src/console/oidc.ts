@@ -28,11 +28,12 @@ export interface ConsoleOidc {
   /** Starts a sign-in: the provider's authorization URL and the browser-binding cookie value. Throws 503 TESSERA_CONSOLE_OIDC_UNAVAILABLE. */
   begin(): Promise<{ url: URL; binding: string }>;
   /**
-   * Finishes a sign-in from the callback URL and the binding cookie (undefined when absent):
+   * Finishes a sign-in from the callback's query string (`?state=…&code=…`) and the binding
+   * cookie (undefined when absent):
    * the operator it maps to. Throws 400 TESSERA_CONSOLE_OIDC_FAILED (`details.cause`),
    * 403 TESSERA_CONSOLE_NO_ROLE, 503 TESSERA_CONSOLE_OIDC_UNAVAILABLE.
    */
-  finish(callbackUrl: URL, binding: string | undefined): Promise<ConsoleOperator>;
+  finish(query: string, binding: string | undefined): Promise<ConsoleOperator>;
 }
 
 export interface ConsoleOidcDeps {
@@ -89,7 +90,10 @@ export function createConsoleOidc(deps: ConsoleOidcDeps): ConsoleOidc {
       return { url, binding };
     },
 
-    async finish(callbackUrl, binding) {
+    async finish(query, binding) {
+      // The callback URL as registered (openid-client sends it as the token request's redirect_uri), with the query received.
+      const callbackUrl = new URL(deps.redirectUri);
+      callbackUrl.search = query;
       const state = callbackUrl.searchParams.get('state');
       if (state === null || !STATE.test(state)) throw failed('state_invalid', 'the callback carries no state Tessera issued');
       const row = await takeOidcLogin(store, sha256Hex(state));
@@ -107,7 +111,9 @@ export function createConsoleOidc(deps: ConsoleOidcDeps): ConsoleOidc {
         if (isTesseraError(e)) throw e;
         if (isNetworkError(e)) throw unavailable(e);
         const err = e as { code?: string; error?: string; message?: string };
-        throw failed(String(err.error ?? err.code ?? 'error').slice(0, 64), (err.error ?? err.message ?? 'error').slice(0, 200));
+        const name = failedClaimOf(e);
+        const claim = name ? ` (claim "${name}")` : '';
+        throw failed(String(err.error ?? err.code ?? 'error').slice(0, 64), `${(err.error ?? err.message ?? 'error').slice(0, 200)}${claim}`);
       }
       const role = roleOf(claims, oidc.roles);
       const sub = typeof claims.sub === 'string' ? claims.sub : '';
@@ -118,6 +124,17 @@ export function createConsoleOidc(deps: ConsoleOidcDeps): ConsoleOidc {
       return { id: `oidc:${issuerUrl.host}:${sub}`.slice(0, 512), name, role };
     },
   };
+}
+
+/** The claim whose check failed (`nonce`, `iss`, `aud` …; oauth4webapi puts it in the cause chain): its name only, never a value. */
+function failedClaimOf(e: unknown): string | undefined {
+  let c: unknown = e;
+  for (let i = 0; i < 4 && c !== null && typeof c === 'object'; i++) {
+    const claim = (c as { claim?: unknown }).claim;
+    if (typeof claim === 'string' && /^[a-z_]{1,32}$/.test(claim)) return claim;
+    c = (c as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** fetch's network failures (TypeError "fetch failed", an abort on timeout): the provider is down, not the sign-in wrong. */

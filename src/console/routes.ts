@@ -107,9 +107,9 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
     const bound = readSessionCookie(req.headers.cookie, bindingName);
     let operator: ConsoleOperator;
     try {
-      // The callback URL as the provider built it: only its query matters (state, code, iss, error).
-      const url = new URL(req.url, 'http://callback.invalid');
-      operator = await oidc.finish(url, bound.kind === 'one' ? bound.value : undefined);
+      // Only the query matters (state, code, iss, error); the path is this route's.
+      const q = req.url.indexOf('?');
+      operator = await oidc.finish(q < 0 ? '' : req.url.slice(q), bound.kind === 'one' ? bound.value : undefined);
     } catch (e) {
       if (isTesseraError(e) && deps.failures && (e.code === 'TESSERA_CONSOLE_OIDC_FAILED' || e.code === 'TESSERA_CONSOLE_NO_ROLE')) {
         deps.failures.charge(where);
