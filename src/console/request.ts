@@ -97,7 +97,7 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
       const r = await resolve(req, false);
       if (!r) return undefined;
       if (req.routeOptions.config?.revealsSecret === true) {
-        throw new TesseraError('TESSERA_CONSOLE_SECRET_HIDDEN', 'the console never reads secret values, even for an admin; read it with an operator token (`tessera secret get`) if you must');
+        throw new TesseraError('TESSERA_CONSOLE_SECRET_HIDDEN', 'the console never reads secret values, even for an admin; read it with an operator token (`tessera kv get`) if you must');
       }
       if (!SAFE_METHODS.has(req.method)) checkCsrf(req, r.live);
       const op = r.live.operator;
