@@ -2,6 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
+import { loadConsoleFiles, registerConsoleStatic } from './console/static.js';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
@@ -58,6 +59,8 @@ export { VERSION };
 const NO_AUDIT_NEEDED = { commit: () => Promise.reject(new TesseraError('TESSERA_INTERNAL', 'no write is expected before the audit log is open')) } as Pick<AuditLog, 'commit'>;
 
 export const DEMO_POLICY_DIR = join(PACKAGE_ROOT, 'examples', 'policies');
+/** The built operator console (`npm run build` → dist/console; console/ holds its sources). */
+export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist', 'console');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
@@ -439,6 +442,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     registerProxyCaRoutes(app, { ca: proxyCa });
     registerProxyUsageRoutes(app, { limits: proxyLimits });
+    // The operator console (docs/console.md): the built files, read once, served at /ui.
+    registerConsoleStatic(app, loadConsoleFiles(CONSOLE_DIR));
     gw.register(app);
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });

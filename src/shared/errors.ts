@@ -305,6 +305,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_PROXY_OAUTH_FAILED: { status: 502, description: 'The authorization server of a route\'s `credential.oauth` refused the client-credentials request (RFC 6749 §5.2; `details.error` is its error code, e.g. `invalid_client` for a wrong client id or secret, `invalid_scope`) or answered with something that is not a token response. Fix the client registration or the route\'s `oauth` settings; the secret is never shown.' },
   TESSERA_PROXY_OAUTH_UNREACHABLE: { status: 502, description: 'The token endpoint of a route\'s `credential.oauth` could not be reached (connection refused, TLS failure, timeout, or refused by the SSRF guard). Check `token_url` and that Tessera can reach it (`allow_private` for an internal authorization server).' },
 
+  // --- Console (static files): the operator console at /ui (src/console/static.ts; docs/console.md) ---
+  TESSERA_CONSOLE_NOT_BUILT: { status: 503, description: 'The operator console has not been built in this installation (no dist/console/index.html). Run `npm run build` (or `npm install`, which builds it) in the Tessera checkout and restart; the API and the CLI work without it.' },
+
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
   TESSERA_UNKNOWN: { status: 502, description: 'Client side (SDK/CLI): a response carried no Tessera error code, e.g. from a proxy in front of Tessera; check the status and the proxy.' },
