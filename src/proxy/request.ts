@@ -58,7 +58,7 @@ export interface ProxyRequestDeps {
   readonly replica: string;
   /** Request body bound, bytes (`proxy.max_request_bytes`). */
   readonly maxRequestBytes: number;
-  /** Upstream response headers / idle body timeout, ms (`proxy.timeout`). */
+  /** Upstream response headers / idle body timeout, and the idle bound on the agent's request body, ms (`proxy.timeout`). */
   readonly timeoutMs: number;
   readonly scrubStream: ScrubStreamFactory;
   readonly forwardHeaders?: (incoming: IncomingMessage['headers'], strip: readonly string[]) => Record<string, string | string[]>;
@@ -149,36 +149,78 @@ export function upstreamFailure(e: unknown, route: string): TesseraError {
   return new TesseraError('TESSERA_PROXY_UPSTREAM_UNAVAILABLE', `the upstream of route "${route}" could not be reached or failed (${cause ?? code ?? 'error'})`, { route });
 }
 
-/** A byte counter that refuses a body over `max` (413). */
-function bounded(max: number, count: (n: number) => void): Transform {
+/** 408: the agent sent no request body bytes for `idleMs` (a slow-body hold; A10-6). */
+function bodyIdle(idleMs: number): TesseraError {
+  return new TesseraError('TESSERA_PROXY_BODY_TIMEOUT', `the request body stalled: no bytes for ${Math.round(idleMs / 1000)} s (proxy.timeout); send the body without pauses, or raise proxy.timeout`, { timeout_ms: idleMs });
+}
+
+/**
+ * A byte counter that refuses a body over `max` (413) and one that stalls for `idleMs` between
+ * chunks (408): a request body trickled a byte at a time must not hold a connection, an
+ * upstream request and a credential open forever (the proxy server has no overall request timeout,
+ * because answers may stream for long).
+ */
+function bounded(max: number, idleMs: number, count: (n: number) => void): Transform {
   let seen = 0;
-  return new Transform({
+  let timer: NodeJS.Timeout | undefined;
+  const t: Transform = new Transform({
     transform(chunk: Buffer, _e, cb) {
+      arm();
       seen += chunk.length;
       count(chunk.length);
       if (seen > max) cb(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
       else cb(null, chunk);
     },
+    flush(cb) {
+      clearTimeout(timer);
+      cb();
+    },
+    destroy(err, cb) {
+      clearTimeout(timer);
+      cb(err);
+    },
   });
+  function arm(): void {
+    clearTimeout(timer);
+    timer = setTimeout(() => t.destroy(bodyIdle(idleMs)), idleMs);
+    timer.unref();
+  }
+  arm();
+  return t;
 }
 
-/** Reads a JSON body up to `max` bytes (413 beyond). */
-function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a JSON body up to `max` bytes (413 beyond), stalling at most `idleMs` between chunks (408). */
+function readBounded(req: IncomingMessage, max: number, idleMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let n = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (e: unknown): void => {
+      clearTimeout(timer);
+      req.removeAllListeners('data');
+      req.resume();
+      reject(e);
+    };
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(bodyIdle(idleMs)), idleMs);
+      timer.unref();
+    };
+    arm();
     req.on('data', (c: Buffer) => {
+      arm();
       n += c.length;
       if (n > max) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
+        fail(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
         return;
       }
       parts.push(c);
     });
-    req.once('end', () => resolve(Buffer.concat(parts)));
-    req.once('error', reject);
+    req.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(parts));
+    });
+    req.once('error', (e) => fail(e));
   });
 }
 
@@ -280,9 +322,9 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       }
     }
     const body = JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId, ...(err.details ? { details: err.details } : {}) } });
-    // A body not read is drained, so the connection stays usable (unless it is huge: then closed).
+    // A body not read is drained, so the connection stays usable (unless it is huge or stalled: then closed).
     if (!req.complete) {
-      if (err.code === 'TESSERA_PROXY_BODY_TOO_LARGE') headers['connection'] = 'close';
+      if (err.code === 'TESSERA_PROXY_BODY_TOO_LARGE' || err.code === 'TESSERA_PROXY_BODY_TIMEOUT') headers['connection'] = 'close';
       else req.resume();
     }
     res.writeHead(status, headers);
@@ -372,7 +414,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         let buffered: Buffer | undefined;
         let body: Record<string, string | number | boolean> = {};
         if (hasBody && (r.bodyFields.length > 0 || deps.metering?.needsBody(r)) && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
-          buffered = await readBounded(req, deps.maxRequestBytes);
+          buffered = await readBounded(req, deps.maxRequestBytes, deps.timeoutMs);
           bytesIn = buffered.length;
         }
         if (hasBody && r.bodyFields.length > 0) {
@@ -411,7 +453,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         let requestBody: Buffer | Readable | undefined;
         if (buffered) requestBody = buffered;
         else if (hasBody) {
-          const counter = bounded(deps.maxRequestBytes, (n) => (bytesIn += n));
+          const counter = bounded(deps.maxRequestBytes, deps.timeoutMs, (n) => (bytesIn += n));
           requestBody = req.pipe(counter);
           req.once('error', (e) => counter.destroy(e));
         }

@@ -329,6 +329,36 @@ test('request body over proxy.max_request_bytes → 413 (declared length and str
   assert.equal(json.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
 });
 
+/** Sends a request head and the first bytes of a longer body, then stalls; resolves with the raw answer. */
+function stalledBody(path: string, headers: Record<string, string>): Promise<string> {
+  const u = new URL(proxy);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname, () => {
+      const head = Object.entries({ host: u.host, 'content-length': '100', ...headers }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      sock.write(`POST ${path} HTTP/1.1\r\n${head}\r\n\r\n{"model":"small",`);
+    });
+    let text = '';
+    sock.setEncoding('utf8');
+    // The proxy closes the connection after a 408 (the rest of the body will never be read).
+    sock.on('data', (c: string) => (text += c));
+    sock.on('close', () => resolve(text));
+    sock.on('error', reject);
+  });
+}
+
+test('a request body that stalls for proxy.timeout → 408 TESSERA_PROXY_BODY_TIMEOUT (streamed and read-for-policy bodies; A10-6)', async () => {
+  const seenBefore = up.seen.length;
+  for (const [path, type] of [['/bearer/v1/upload', 'text/plain'], ['/echo/v1/chat', 'application/json']] as const) {
+    const raw = await stalledBody(path, { ...bearer(token), 'content-type': type });
+    assert.match(raw, /^HTTP\/1\.1 408 /, `${path}: ${raw.slice(0, 200)}`);
+    assert.match(raw, /"code":"TESSERA_PROXY_BODY_TIMEOUT"/);
+    assert.match(raw, /proxy\.timeout/);
+    assert.match(raw, /\r\nconnection: close\r\n/i);
+  }
+  // The read-for-policy body stalled before anything was sent upstream.
+  assert.ok(up.seen.slice(seenBefore).every((s) => !s.url.includes('/v1/chat')), 'nothing of the stalled JSON body reached the upstream');
+});
+
 test('upstream down → 502 TESSERA_PROXY_UPSTREAM_UNAVAILABLE; no answer → 504 TESSERA_PROXY_UPSTREAM_TIMEOUT; redirects are not followed', async () => {
   const down = await call(proxy, 'GET', '/down/x', { headers: bearer(token) });
   assert.equal(down.status, 502);
