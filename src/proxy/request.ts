@@ -34,7 +34,7 @@ import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 import { type ScrubStreamFactory } from './seams.js';
-import { forwardHeaders, readBodyFields, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
+import { forwardHeaders, readBodyFields, refuseForwardedToken, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
 import type { Metered, ProxyMetering } from './metering.js';
 
 /** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
@@ -338,6 +338,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       const where: AuditWhere = { source: req.socket.remoteAddress ?? 'unknown', replica: deps.replica, requestId };
       let route: CompiledRoute | undefined;
       let principal: AgentPrincipal | undefined;
+      let presented: string | undefined;
       let target: Target | undefined;
       let decision: { allowed: boolean; policies: readonly string[] } | undefined;
       let credential: InjectedCredential | undefined;
@@ -403,8 +404,11 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         // authenticate
         if (mode === 'intercepted') {
           principal = await deps.auth.authenticateToken(tunnel!.token, where as { requestId: string; source: string; replica: string }, { method, target: req.url ?? '/' });
+          presented = tunnel!.token;
         } else {
-          principal = (await deps.auth.authenticate({ headers: req.headers, method, target: req.url ?? '/' }, mode, where as { requestId: string; source: string; replica: string })).principal;
+          const authenticated = await deps.auth.authenticate({ headers: req.headers, method, target: req.url ?? '/' }, mode, where as { requestId: string; source: string; replica: string });
+          principal = authenticated.principal;
+          presented = authenticated.token;
         }
         deps.onAuthenticated?.(req.socket, principal);
         // the body: bounded; read whole only when policy needs its JSON fields
@@ -438,6 +442,8 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const scrubber = scrubberFor(credential.secrets);
         // execute
         const headers = forward(req.headers, r.strip);
+        // The agent's own Tessera token never travels on, wherever the client put it (A10-7).
+        refuseForwardedToken(presented!, headers, target.search);
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
         // Identity encoding: a compressed body could not be scrubbed.
         headers['accept-encoding'] = 'identity';

@@ -329,6 +329,33 @@ test('request body over proxy.max_request_bytes → 413 (declared length and str
   assert.equal(json.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
 });
 
+test('the agent\'s Tessera token never travels upstream: SDK API-key headers are stripped; elsewhere in a header or the query it is refused (A10-7)', async () => {
+  // Headers the SDKs put an "API key" in: stripped (the agent holds no upstream credential of its own).
+  const sdkHeaders = ['x-api-key', 'api-key', 'x-goog-api-key', 'private-token', 'ocp-apim-subscription-key', 'x-functions-key', 'x-auth-token', 'x-amz-security-token'];
+  const r = await call(proxy, 'GET', '/bearer/v1/models', { headers: { ...bearer(token), ...Object.fromEntries(sdkHeaders.map((n) => [n, token])) } });
+  assert.equal(r.status, 200, r.text);
+  const seen = up.seen.at(-1)!;
+  for (const n of sdkHeaders) assert.equal(seen.headers[n], undefined, n);
+  assert.ok(!JSON.stringify(seen.headers).includes(token));
+  // Anywhere else: refused with where it was, never forwarded.
+  const before = up.seen.length;
+  const cases: [string, Record<string, string>, string][] = [
+    ['/bearer/v1/models', { 'x-custom-key': token }, 'header'],
+    ['/bearer/v1/models', { 'x-custom-key': `Token ${token}` }, 'header'],
+    [`/bearer/v1/models?key=${token}`, {}, 'query'],
+    [`/bearer/v1/models?key=${encodeURIComponent(token).replace(/-/g, '%2D').replace(/_/g, '%5F')}`, {}, 'query'],
+    [`/bearer/v1/models?a=1&key=x${token}y`, {}, 'query'],
+  ];
+  for (const [path, headers, where] of cases) {
+    const refused = await call(proxy, 'GET', path, { headers: { ...bearer(token), ...headers } });
+    assert.equal(refused.status, 400, `${path} ${JSON.stringify(Object.keys(headers))}: ${refused.text}`);
+    assert.equal(refused.json.error.code, 'TESSERA_PROXY_TOKEN_FORWARDED');
+    assert.equal(refused.json.error.details.where, where);
+    assert.ok(!refused.text.includes(token), 'the answer never echoes the token');
+  }
+  assert.equal(up.seen.length, before, 'nothing reached the upstream');
+});
+
 /** Sends a request head and the first bytes of a longer body, then stalls; resolves with the raw answer. */
 function stalledBody(path: string, headers: Record<string, string>): Promise<string> {
   const u = new URL(proxy);
