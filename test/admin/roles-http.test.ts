@@ -30,7 +30,7 @@ function auditorMayCall(op: string): boolean {
 
 let h: Harness;
 let auditor: string;
-let operations: { method: string; path: string; roles: string[] | undefined }[] = [];
+const operations: { method: string; path: string; roles: string[] | undefined }[] = [];
 
 before(async () => {
   h = await startHarness();

@@ -59,3 +59,41 @@ test('an admin token is created, or revoked, only with its audit event (ADR 0041
   assert.deepEqual(audit.events.filter((e) => (e.details as { token_id: string }).token_id === id).map((e) => `${e.kind} ${e.actor.id} ${(e.details as { token_id: string }).token_id === id}`), ['admin_token.created admin:boot true', 'admin_token.revoked admin:other true']);
   assert.ok(!JSON.stringify(audit.events).includes(token));
 });
+
+test('isActive and onRevoked: what console sessions ask of an operator token', async () => {
+  const store = openSqliteStore({ file: ':memory:' });
+  await store.migrate();
+  const clock = new ManualClock();
+  const audit = new MemoryAuditWriter();
+  const a = createAdminTokenService({ store, clock, audit });
+  const b = createAdminTokenService({ store, clock, audit }); // another replica
+  const seen: string[] = [];
+  const off = a.onRevoked((id) => seen.push(id));
+  const keep = await a.create({ name: 'keep', expiresAt: null });
+  const short = await a.create({ name: 'short', role: 'auditor', expiresAt: clock.now() + 60_000 });
+  assert.equal(await a.isActive(short.id), true);
+  assert.equal(await b.isActive(short.id), true);
+  assert.equal(await a.isActive('adm_nope'), false);
+  // Expiry counts at once, cached or not.
+  clock.advance(60_000);
+  assert.equal(await a.isActive(short.id), false);
+  await assert.rejects(a.authenticate(short.token), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_ADMIN_TOKEN_EXPIRED');
+  // Revocation: at once here (and the listener hears it), on the other replica within 5 s.
+  assert.equal(await b.isActive(keep.id), true); // b reads the store now
+  const other = await a.create({ name: 'other', expiresAt: null });
+  assert.equal(await b.isActive(other.id), false, 'b has not re-read yet (cache)');
+  clock.advance(5_001);
+  assert.equal(await b.isActive(other.id), true);
+  assert.deepEqual(await a.revoke(other.id), { revoked: true });
+  assert.equal(await a.isActive(other.id), false);
+  assert.deepEqual(seen, [other.id]);
+  assert.deepEqual(await a.revoke(other.id), { revoked: false }, 'revoking again changes nothing');
+  assert.deepEqual(seen, [other.id], 'and is not announced again');
+  clock.advance(5_001);
+  assert.equal(await b.isActive(other.id), false);
+  // The last admin token (keep: `short` is an auditor, and expired) is refused.
+  await assert.rejects(a.revoke(keep.id), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_ADMIN_LAST_TOKEN' && e.status === 409);
+  await assert.rejects(a.revoke('adm_nope'), (e: unknown) => e instanceof TesseraError && e.code === 'TESSERA_ADMIN_TOKEN_NOT_FOUND' && e.status === 404);
+  off();
+  await store.close();
+});
