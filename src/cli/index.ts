@@ -17,6 +17,7 @@ import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -635,6 +636,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- tasks ----------------------------------------------------------------------
   registerTaskCommands(program, { admin, isJson, out, printJson });
+  registerOperatorTokenCommand(program, { admin, isJson, out, info, printJson, now });
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
