@@ -818,8 +818,8 @@ function devBanner(s: RunningServer): string {
   ];
   if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
   if (s.adminToken && s.adminTokenFixed === false) {
-    // Every start without --root-token makes a new admin token; the earlier ones stay valid.
-    lines.push('  # a new admin token at every start (earlier ones keep working on this data directory); --root-token <value> keeps one');
+    // Every start without --root-token makes a new admin token and revokes the previous start's (docs/operators.md).
+    lines.push('  # a new admin token at every start (the previous start\'s stops working); --root-token <value> keeps one');
   }
   lines.push('  tessera kv put healthcare/prod/agents/patient-reader/greeting - --mode read <<< "hello from tessera"', '  tessera kv list healthcare/', '  tessera audit tail');
   if (s.joinToken) {
