@@ -28,6 +28,12 @@ export const ERROR_CATALOGUE = {
   // --- admin authentication ------------------------------------------------------
   TESSERA_ADMIN_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'An operator endpoint was called without `Authorization: Bearer <admin token>`.' },
   TESSERA_ADMIN_TOKEN_INVALID: { status: 401, oauth: 'invalid_token', description: 'The admin token is not valid.' },
+  TESSERA_ADMIN_TOKEN_EXPIRED: { status: 401, oauth: 'invalid_token', description: 'The operator token has passed its expiry (`expires_at`); an admin creates a new one with `tessera operator-token create` (docs/operators.md).' },
+  TESSERA_ADMIN_ROLE_FORBIDDEN: { status: 403, oauth: 'insufficient_scope', description: 'The operator token has the `auditor` role, which may read but not change anything, and never read a secret value; use an admin token (docs/operators.md).' },
+  TESSERA_ADMIN_TOKEN_NOT_FOUND: { status: 404, description: 'No operator token has this id (`tessera operator-token list` shows them).' },
+  TESSERA_ADMIN_TOKEN_NAME_TAKEN: { status: 409, description: 'An operator token that is not revoked already has this name; choose another name, or revoke that token first.' },
+  TESSERA_ADMIN_TOKEN_TTL_INVALID: { status: 400, oauth: 'invalid_request', description: 'The operator token `ttl` is not a duration such as `30d` or `12h`, is zero, or is longer than 365 days.' },
+  TESSERA_ADMIN_LAST_TOKEN: { status: 409, description: 'Revoking this token would leave no active admin operator token, and nobody could operate Tessera any more; create another admin token first.' },
 
   // --- agent tokens (authentication of requests) ----------------------------------
   TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented; log in with POST /v1/oauth/token and send `Authorization: Bearer <token>`.' },
