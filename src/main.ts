@@ -2,6 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
+import { loadConsoleFiles, registerConsoleStatic } from './console/static.js';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
@@ -18,7 +19,7 @@ import { openPostgresStore } from './store/postgres/index.js';
 import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
-import { createAdminTokenService } from './admin/index.js';
+import { createAdminTokenService, registerOperatorTokenRoutes, OPERATOR_TOKEN_TTL_DEFAULT_MS } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
@@ -59,6 +60,8 @@ export { VERSION };
 const NO_AUDIT_NEEDED = { commit: () => Promise.reject(new TesseraError('TESSERA_INTERNAL', 'no write is expected before the audit log is open')) } as Pick<AuditLog, 'commit'>;
 
 export const DEMO_POLICY_DIR = join(PACKAGE_ROOT, 'examples', 'policies');
+/** The built operator console (`npm run build` → dist/console; console/ holds its sources). */
+export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist', 'console');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
@@ -221,9 +224,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const admin = createAdminTokenService({ store, clock, audit });
     let adminToken: string | undefined;
     if (mode === 'dev') {
-      // A fixed --root-token survives restarts on the same data dir: create it only once.
-      const known = options.rootToken ? await admin.authenticate(options.rootToken).then(() => true, () => false) : false;
-      adminToken = known ? options.rootToken : (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
+      // Each start revokes the `dev` token of the previous start and creates one fresh (docs/operators.md);
+      // a fixed --root-token (no expiry) survives restarts on the same data dir: created only once.
+      const dev = await admin.replaceDevToken(options.rootToken ? { value: options.rootToken, expiresAt: null } : { expiresAt: clock.now() + OPERATOR_TOKEN_TTL_DEFAULT_MS });
+      adminToken = dev.token;
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
@@ -415,6 +419,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const consoleOidcConfig = config.console.oidc;
     const consoleOidc = consoleSessions && consoleOidcConfig ? createConsoleOidc({ config: consoleOidcConfig, redirectUri: consoleOidcConfig.redirect_uri ?? `${issuer}/v1/console/oidc/callback`, store, clock, env }) : undefined;
     if (consoleSessions) {
+      // A token revoked here ends its sessions now (and audits it); other replicas' revocations
+      // are seen by every session request anyway (read through, src/console/sessions.ts).
+      const off = admin.onRevoked((tokenId) => void consoleSessions.endForToken(tokenId, 'system').catch((e: unknown) => logger.error({ err: (e as Error).message }, 'ending console sessions of a revoked token failed')));
+      cleanups.push(off);
       // Ended sessions are kept a day (the overview and `current` read them), then dropped.
       const prune = setInterval(() => void store.withLeaderLock('tessera-console-prune', () => pruneConsoleRows(store, clock.now(), clock.now() - 24 * 3_600_000)).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'console prune failed')), RECONCILE_INTERVAL_MS);
       prune.unref();
@@ -445,6 +453,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store });
+    registerOperatorTokenRoutes(app, { tokens: admin, clock });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer });
@@ -455,6 +464,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     registerProxyCaRoutes(app, { ca: proxyCa });
     registerProxyUsageRoutes(app, { limits: proxyLimits });
+    // The operator console (docs/console.md): the built files, read once, served at /ui.
+    registerConsoleStatic(app, loadConsoleFiles(CONSOLE_DIR));
     gw.register(app);
     if (consoleSessions && consoleAuth) registerConsoleRoutes(app, { sessions: consoleSessions, auth: consoleAuth, admin, cookie: consoleCookie, failures: authFailures, ...(consoleOidc ? { oidc: consoleOidc } : {}), version: VERSION });
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
@@ -568,7 +579,7 @@ export const runtime: Runtime = {
       try {
         const admin = createAdminTokenService({ store, clock: systemClock, audit });
         if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
-        const { token } = await admin.create();
+        const { token } = await admin.create({ name: 'init', role: 'admin', expiresAt: null });
         // The proxy CA is created here so that clients can be given it before the first start.
         await loadOrCreateProxyCa({ store, sealer: master.sealer, clock: systemClock, audit, trustDomain: config.trust_domain });
         return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };

@@ -16,13 +16,6 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { readSessionCookie, sessionCookieName, type CookieOptions } from './cookie.js';
 import { csrfMatches, type ConsoleSessionService, type LiveSession } from './sessions.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The route answers with a secret value: never to a console session (TESSERA_CONSOLE_SECRET_HIDDEN), even an admin's. */
-    revealsSecret?: boolean;
-  }
-}
-
 /** The operator principal of a session (the shape of `AdminPrincipal` with `via: 'session'`). */
 export interface SessionPrincipal {
   readonly kind: 'admin';

@@ -27,7 +27,9 @@ test('two replicas on PostgreSQL share console sessions; ends are seen at once b
   const b = await startHarness({ config: config('replica-b'), clock });
   t.after(() => b.close());
 
-  const s = await signIn(a.url, a.adminToken);
+  // A dev start revokes the dev token of the previous one (docs/operators.md): b's token is the live one.
+  clock.advance(6_000);
+  const s = await signIn(a.url, b.adminToken);
   assert.match(s.setCookie, /^__Host-tessera_session=/);
   assert.equal((await call(b.url, 'GET', '/v1/admin/agents', { cookie: s.cookie })).status, 200, 'used on the other replica');
   assert.deepEqual((await call(b.url, 'GET', '/v1/console/session', { cookie: s.cookie })).body, s.body);
@@ -42,7 +44,7 @@ test('two replicas on PostgreSQL share console sessions; ends are seen at once b
 
   // A token revoked through replica a's store: b refuses its session at once (no 5 s cache).
   const tokens = createAdminTokenService({ store: a.tessera.store, clock, audit: a.tessera.audit });
-  const { id, token } = await tokens.create({ actor: 'test' });
+  const { id, token } = await tokens.create({ name: 'pg-other', expiresAt: null, actor: 'test' });
   a.sensitive.add(token);
   clock.advance(6_000);
   const r = await signIn(b.url, token);
@@ -53,7 +55,7 @@ test('two replicas on PostgreSQL share console sessions; ends are seen at once b
   assert.equal(after.body.error.code, 'TESSERA_CONSOLE_SESSION_EXPIRED');
 
   // Used on a every 20 minutes, the session is alive on b at 40 minutes; then idle on both.
-  const u = await signIn(a.url, a.adminToken);
+  const u = await signIn(a.url, b.adminToken);
   clock.advance(20 * 60_000);
   assert.equal((await call(a.url, 'GET', '/v1/console/session', { cookie: u.cookie })).status, 200);
   clock.advance(20 * 60_000);

@@ -13,6 +13,8 @@ const PUBLIC = new Set([
   'GET /.well-known/jwks.json', 'GET /v1/bundle', 'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/oauth-protected-resource/mcp',
   'GET /v1/proxy/ca.pem',
+  // The console's files (index.html and its assets; the data behind them needs a session).
+  'GET /ui', 'GET /ui/{path}',
   // The console's sign-in (the token is the body) and what the sign-in page offers (docs/console.md).
   'POST /v1/console/session', 'GET /v1/console/config',
 ]);
