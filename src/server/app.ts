@@ -208,6 +208,7 @@ export function createApp(options: AppOptions): FastifyInstance {
     const session = req.headers.authorization === undefined ? await options.consoleSessions?.authenticate(req) : undefined;
     if (session) {
       req.admin = session;
+      // The same role rule as for a bearer token (an auditor's session changes nothing).
       checkRole(req.admin, req.routeOptions.config, req.method);
       return;
     }

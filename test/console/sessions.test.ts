@@ -72,7 +72,7 @@ test('refused sign-ins: bad, malformed, an agent token, a revoked token; exact c
     assert.equal(r.body.error.code, code, JSON.stringify(body));
     assert.deepEqual(r.headers.getSetCookie(), []);
   }
-  const { id, token } = await other.create({ name: `t-${Math.random().toString(36).slice(2, 10)}`, expiresAt: null, actor: 'test' });
+  const { id, token } = await other.create({ actor: 'test', name: `t-${Math.random().toString(36).slice(2, 8)}`, expiresAt: null });
   await other.revoke(id, { actor: 'test' });
   const revoked = await call(h.url, 'POST', '/v1/console/session', { body: { token } });
   assert.equal(revoked.status, 401);
@@ -213,7 +213,7 @@ test('sign-out: 204 with the CSRF token, the cookie cleared, the session over; w
 });
 
 test('revoking the operator token ends its sessions at once (read through, no cache), on this and other replicas', async () => {
-  const { id, token } = await other.create({ name: `t-${Math.random().toString(36).slice(2, 10)}`, expiresAt: null, actor: 'test' });
+  const { id, token } = await other.create({ actor: 'test', name: `t-${Math.random().toString(36).slice(2, 8)}`, expiresAt: null });
   h.sensitive.add(token);
   clock.advance(6_000); // the server's digest cache (5 s) learns the new token
   const s = await signIn(h.url, token);
@@ -380,3 +380,26 @@ async function rawGet(base: string, path: string, headers: string[]): Promise<st
     sock.on('error', reject);
   });
 }
+
+test('an auditor\'s session reads but changes nothing: the role rule applies to cookie sessions as to bearer tokens', async () => {
+  const made = await h.admin('POST', '/v1/admin/operator-tokens', { name: 'auditor-session', role: 'auditor', ttl: '1h' });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  h.sensitive.add(made.body.token);
+  clock.advance(6_000); // the digest cache (5 s) learns the new token
+  const s = await signIn(h.url, made.body.token);
+  assert.equal(s.body.operator.role, 'auditor');
+  assert.equal((await call(h.url, 'GET', '/v1/admin/agents', { cookie: s.cookie })).status, 200);
+  for (const [method, path, body] of [
+    ['POST', '/v1/admin/revocations', { kind: 'agent', id: 'spiffe://example.org/x' }],
+    ['POST', '/v1/admin/join-tokens', { spiffe_id: 'spiffe://example.org/x', ttl: '5m' }],
+    ['POST', '/v1/admin/operator-tokens', { name: 'escalate', role: 'admin' }],
+    ['PUT', '/v1/admin/secrets/x/y', { value: 'v' }],
+  ] as const) {
+    const r = await call(h.url, method, path, { cookie: s.cookie, csrf: s.csrf, body });
+    assert.equal(r.status, 403, `${method} ${path}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error.code, 'TESSERA_ADMIN_ROLE_FORBIDDEN', `${method} ${path}`);
+  }
+  // A read-only POST (what-if) is allowed.
+  const check = await call(h.url, 'POST', '/v1/admin/policy/check', { cookie: s.cookie, csrf: s.csrf, body: { principal: { spiffe_id: 'spiffe://example.org/x' }, action: 'secret.read', resource: { type: 'Secret', path: 'a/b' } } });
+  assert.notEqual(check.body?.error?.code, 'TESSERA_ADMIN_ROLE_FORBIDDEN', JSON.stringify(check.body));
+});
