@@ -1,7 +1,7 @@
 /** The exposure page's SVG chart scales (console/src/lib/chart-scale.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupedBars, linearScale, niceMax, shortSeconds, ticks } from '../../console/src/lib/chart-scale.js';
+import { groupedBars, linearScale, niceMax, niceTimeAxis, shortSeconds, ticks } from '../../console/src/lib/chart-scale.js';
 
 test('niceMax rounds up to 1, 2, 2.5, 5 × 10^k', () => {
   const cases: [number, number][] = [[0, 1], [-5, 1], [Number.NaN, 1], [Number.POSITIVE_INFINITY, 1], [0.3, 0.5], [1, 1], [1.01, 2], [2, 2], [2.2, 2.5], [3, 5], [7, 10], [10, 10], [11, 20], [240, 250], [251, 500], [86400, 100000], [0.0007, 0.001]];
@@ -65,4 +65,19 @@ test('groupedBars of nothing or of zeros still has an axis', () => {
   assert.equal(l.max, 1);
   const z = groupedBars([{ key: 'a', values: [0] }], [{ key: 'max', label: 'max' }], { width: 300, labelWidth: 50 });
   assert.equal(z.bars[0]!.width, 0);
+});
+
+test('niceTimeAxis: round steps in the unit a person reads, the axis covers the data', () => {
+  // [data max, step, axis max]
+  const cases: [number, number, number][] = [[3, 1, 3], [149, 60, 180], [150, 60, 180], [200, 60, 240], [59, 15, 60], [3600, 900, 3600], [3601, 1800, 5400], [86400, 21600, 86400], [7 * 86400, 172800, 8 * 86400]];
+  for (const [max, step, axisMax] of cases) assert.deepEqual(niceTimeAxis(max), { max: axisMax, step }, `axis for ${max}`);
+  for (let v = 0.5; v < 1e8; v *= 1.7) {
+    const a = niceTimeAxis(v);
+    assert.ok(a.max >= v, `covers ${v}`);
+    assert.ok(a.max / a.step <= 8, `at most 8 intervals for ${v}: ${a.max}/${a.step}`);
+  }
+  assert.deepEqual(niceTimeAxis(0), { max: 4, step: 1 });
+  const l = groupedBars([{ key: 'a', values: [149] }], [{ key: 'max', label: 'max' }], { width: 616, labelWidth: 100, time: true });
+  assert.deepEqual(l.ticks.map((t) => t.value), [0, 60, 120, 180]);
+  assert.equal(l.ticks[3]!.x, 600);
 });

@@ -7,7 +7,7 @@ import { groupedBars, shortSeconds, type BarSeries, type GroupedBarRow } from '.
 
 export function UibBarChart(props: { title: string; desc: string; rows: readonly GroupedBarRow[]; series: readonly (BarSeries & { class: string })[]; width?: number; labelWidth?: number; rowLabel: (key: string) => string; testid: string }) {
   const width = props.width ?? 760;
-  const l = groupedBars(props.rows, props.series, { width, labelWidth: props.labelWidth ?? 220, barHeight: 11, gap: 12, axisHeight: 26 });
+  const l = groupedBars(props.rows, props.series, { width, labelWidth: props.labelWidth ?? 220, barHeight: 11, gap: 12, axisHeight: 26, time: true });
   const plotBottom = l.height - 26;
   const ids = `${props.testid}-t`;
   return (

@@ -18,6 +18,25 @@ export function niceMax(max: number): number {
   return 10 * base;
 }
 
+/** Tick steps for a time axis, in seconds: round in the unit a person reads (s, min, h, d). */
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 1209600, 2592000];
+
+/**
+ * A time axis for `max` seconds with about `count` intervals: the smallest round step (1 s, 5 min,
+ * 1 h, 1 d…) with `count` steps ≥ `max`, and the axis maximum (a whole number of steps). Beyond
+ * the table (~8 months per step), falls back to niceMax.
+ */
+export function niceTimeAxis(max: number, count = 4): { max: number; step: number } {
+  if (!Number.isFinite(max) || max <= 0) return { max: count, step: 1 };
+  if (max < 1) {
+    const m = niceMax(max);
+    return { max: m, step: m / count };
+  }
+  for (const step of TIME_STEPS) if (step * count >= max) return { max: step * Math.ceil(max / step), step };
+  const m = niceMax(max);
+  return { max: m, step: m / count };
+}
+
 /** Maps [0, domainMax] linearly onto [0, rangePx]; values are clamped into the range. */
 export function linearScale(domainMax: number, rangePx: number): (v: number) => number {
   const d = domainMax > 0 && Number.isFinite(domainMax) ? domainMax : 1;
@@ -83,13 +102,15 @@ export interface GroupedBarLayout {
  * A horizontal grouped bar chart: one band per row, one bar per series inside it, all on one
  * shared linear axis from 0 to a nice maximum.
  */
-export function groupedBars(rows: readonly GroupedBarRow[], series: readonly BarSeries[], opts: { width: number; labelWidth: number; barHeight?: number; gap?: number; axisHeight?: number }): GroupedBarLayout {
+export function groupedBars(rows: readonly GroupedBarRow[], series: readonly BarSeries[], opts: { width: number; labelWidth: number; barHeight?: number; gap?: number; axisHeight?: number; time?: boolean }): GroupedBarLayout {
   const barH = opts.barHeight ?? 12;
   const gap = opts.gap ?? 10;
   const axisH = opts.axisHeight ?? 24;
   const plotX = opts.labelWidth;
   const plotWidth = Math.max(10, opts.width - plotX - 16);
-  const max = niceMax(Math.max(0, ...rows.flatMap((r) => r.values.filter(Number.isFinite))));
+  const top = Math.max(0, ...rows.flatMap((r) => r.values.filter(Number.isFinite)));
+  const axis = opts.time ? niceTimeAxis(top) : undefined;
+  const max = axis ? axis.max : niceMax(top);
   const x = linearScale(max, plotWidth);
   const bandH = Math.max(1, series.length) * barH + gap;
   const outRows: { key: string; y: number; height: number }[] = [];
@@ -109,7 +130,7 @@ export function groupedBars(rows: readonly GroupedBarRow[], series: readonly Bar
     plotX,
     plotWidth,
     max,
-    ticks: ticks(max).map((value) => ({ value, x: plotX + x(value) })),
+    ticks: (axis ? ticks(max, Math.round(max / axis.step)) : ticks(max)).map((value) => ({ value, x: plotX + x(value) })),
     rows: outRows,
     bars,
   };
