@@ -3,20 +3,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRequestSchema } from '../../src/policy/check.js';
 import { POLICY_ACTIONS as SERVER_ACTIONS } from '../../src/policy/types.js';
-import { EMPTY_WHAT_IF, POLICY_ACTIONS, buildCheckBody, explainDecision, parseAttributes } from '../../console/src/lib/policy-model.js';
+import { ATTESTOR_KINDS as SERVER_ATTESTOR_KINDS } from '../../src/shared/principal.js';
+import { ATTESTOR_KINDS, EMPTY_WHAT_IF, POLICY_ACTIONS, buildCheckBody, explainDecision, parseAttributes } from '../../console/src/lib/policy-model.js';
 
 test('the console offers exactly the server\'s actions', () => {
   assert.deepEqual([...POLICY_ACTIONS], [...SERVER_ACTIONS]);
+  assert.deepEqual([...ATTESTOR_KINDS], [...SERVER_ATTESTOR_KINDS]);
 });
 
 test('a full form builds a body the server\'s schema accepts', () => {
   const built = buildCheckBody({
-    ...EMPTY_WHAT_IF, spiffeId: ' spiffe://example.org/agent/reader ', action: 'tool.call', resource: 'Tool::github/create_issue',
+    ...EMPTY_WHAT_IF, spiffeId: ' spiffe://example.org/agent/reader ', attestor: ' k8s-prod ', attestorKind: 'kubernetes', action: 'tool.call', resource: 'Tool::github/create_issue',
     attributes: 'team=payments\n\n env = prod ', scope: 'tool:github__* secret:a/b, x', task: 'task_1', user: 'alice', purpose: 'triage', dpop: true, context: '{"args": {"repo": "x"}}',
   });
   assert.ok('body' in built);
   assert.deepEqual(built.body, {
-    principal: { spiffe_id: 'spiffe://example.org/agent/reader', attributes: { team: 'payments', env: 'prod' }, scope: ['tool:github__*', 'secret:a/b', 'x'], task: 'task_1', user: 'alice', purpose: 'triage', dpop: true },
+    principal: { spiffe_id: 'spiffe://example.org/agent/reader', attributes: { team: 'payments', env: 'prod' }, attestor: 'k8s-prod', attestor_kind: 'kubernetes', scope: ['tool:github__*', 'secret:a/b', 'x'], task: 'task_1', user: 'alice', purpose: 'triage', dpop: true },
     action: 'tool.call', resource: 'Tool::github/create_issue', context: { args: { repo: 'x' } },
   });
   assert.ok(checkRequestSchema.safeParse(built.body).success);

@@ -7,8 +7,15 @@
 /** src/policy/types.ts POLICY_ACTIONS. */
 export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit'] as const;
 
+/** src/shared/principal.ts ATTESTOR_KINDS. */
+export const ATTESTOR_KINDS = ['join_token', 'kubernetes', 'jwt', 'spiffe', 'oauth_client'] as const;
+
 export interface WhatIfForm {
   spiffeId: string;
+  /** The attestor that would have proven the identity (its tessera.yaml name); empty: none. */
+  attestor: string;
+  /** Its kind (policies test `principal.attestor_kind`); empty: none. */
+  attestorKind: string;
   action: string;
   /** `Type::id`, e.g. `Secret::prod/db/password`, `Role::postgres/readonly`, `Tool::github/create_issue`. */
   resource: string;
@@ -24,7 +31,7 @@ export interface WhatIfForm {
   context: string;
 }
 
-export const EMPTY_WHAT_IF: WhatIfForm = { spiffeId: '', action: 'secret.read', resource: '', attributes: '', scope: '', task: '', user: '', purpose: '', dpop: false, context: '' };
+export const EMPTY_WHAT_IF: WhatIfForm = { spiffeId: '', attestor: '', attestorKind: '', action: 'secret.read', resource: '', attributes: '', scope: '', task: '', user: '', purpose: '', dpop: false, context: '' };
 
 export type Built = { body: Record<string, unknown> } | { error: string; field: keyof WhatIfForm };
 
@@ -51,6 +58,8 @@ export function buildCheckBody(f: WhatIfForm): Built {
   if ('error' in attrs) return { error: attrs.error, field: 'attributes' };
   const principal: Record<string, unknown> = { spiffe_id: spiffe };
   if (Object.keys(attrs.attributes).length) principal.attributes = attrs.attributes;
+  if (f.attestor.trim()) principal.attestor = f.attestor.trim();
+  if (f.attestorKind) principal.attestor_kind = f.attestorKind;
   const scope = f.scope.split(/[\s,]+/).filter(Boolean);
   if (scope.length) principal.scope = scope;
   if (f.task.trim()) principal.task = f.task.trim();

@@ -7,7 +7,8 @@
  *
  * data-testids: policy-status, policy-ready, policy-count, policy-files, policy-loaded-at,
  * policy-dir, policy-errors, policy-error-row, policy-no-errors, policy-ids, policy-loading,
- * whatif-form, whatif-principal, whatif-action, whatif-resource, whatif-attributes, whatif-scope,
+ * whatif-form, whatif-principal, whatif-action, whatif-resource, whatif-more (details), whatif-attestor-kind,
+ * whatif-attestor, whatif-attributes, whatif-scope,
  * whatif-task, whatif-user, whatif-purpose, whatif-dpop, whatif-context, whatif-submit,
  * whatif-form-error, whatif-result, whatif-decision (data-decision allow|deny),
  * whatif-explanation, whatif-policies, whatif-policy-row, whatif-eval-errors, error, error-code.
@@ -19,7 +20,7 @@ import { useApi } from '../hooks.js';
 import { useLive } from '../live.js';
 import { when } from '../format.js';
 import { ErrorBox } from '../components/error-box.js';
-import { EMPTY_WHAT_IF, POLICY_ACTIONS, buildCheckBody, explainDecision, type CheckAnswer, type WhatIfForm } from '../lib/policy-model.js';
+import { ATTESTOR_KINDS, EMPTY_WHAT_IF, POLICY_ACTIONS, buildCheckBody, explainDecision, type CheckAnswer, type WhatIfForm } from '../lib/policy-model.js';
 
 interface PolicyFileError {
   file: string;
@@ -188,7 +189,7 @@ function WhatIf() {
     setError(undefined);
     if ('error' in built) {
       setFormError(built);
-      if (!['spiffeId', 'resource', 'action'].includes(built.field)) setMore(true);
+      if (!['spiffeId', 'resource', 'action', 'attestor', 'attestorKind'].includes(built.field)) setMore(true);
       setTimeout(() => document.getElementById(`whatif-${built.field}`)?.focus(), 0);
       return;
     }
@@ -210,6 +211,18 @@ function WhatIf() {
       <form onSubmit={submit} class="uib-form" data-testid="whatif-form" aria-labelledby="whatif-title" noValidate>
         <Field id="spiffeId" label="Principal (SPIFFE ID)" form={form} set={setForm} invalid={inv('spiffeId')} placeholder="spiffe://example.org/agent/reader" />
         <div class="uib-field">
+          <label for="whatif-attestorKind">Attestor kind</label>
+          <select id="whatif-attestorKind" value={form.attestorKind} onChange={(e) => setForm({ ...form, attestorKind: (e.target as HTMLSelectElement).value })} data-testid="whatif-attestor-kind">
+            <option value="">none</option>
+            {ATTESTOR_KINDS.map((k) => (
+              <option key={k} value={k}>
+                {k}
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field id="attestor" label="Attestor (its name in tessera.yaml)" form={form} set={setForm} invalid={inv('attestor')} placeholder="join_token" />
+        <div class="uib-field">
           <label for="whatif-action">Action</label>
           <select id="whatif-action" value={form.action} onChange={(e) => setForm({ ...form, action: (e.target as HTMLSelectElement).value })} data-testid="whatif-action">
             {POLICY_ACTIONS.map((a) => (
@@ -220,7 +233,7 @@ function WhatIf() {
           </select>
         </div>
         <Field id="resource" label="Resource" help="Type::id — Secret::prod/db/password, Role::postgres/readonly, Tool::github/create_issue, Route::openai" form={form} set={setForm} invalid={inv('resource')} placeholder="Secret::prod/db/password" />
-        <details class="uib-more" open={more} onToggle={(e) => setMore((e.target as HTMLDetailsElement).open)}>
+        <details data-testid="whatif-more" class="uib-more" open={more} onToggle={(e) => setMore((e.target as HTMLDetailsElement).open)}>
           <summary>More about the principal and the context</summary>
           <Field id="attributes" label="Attributes" help="One key=value per line (attestor-proven attributes)" form={form} set={setForm} invalid={inv('attributes')} multiline />
           <Field id="scope" label="Token scope" help="Space-separated scope entries; empty: the token is not narrowed" form={form} set={setForm} invalid={inv('scope')} />
