@@ -97,8 +97,8 @@ function AuditRow({ e }: { e: FlatAuditEvent }) {
         </td>
         <td>{e.txn ? <code>{e.txn}</code> : <span class="muted">—</span>}</td>
         <td>
-          <button type="button" aria-expanded={open} aria-label={`Details of event ${e.seq}`} onClick={() => setOpen(!open)} data-testid="audit-details-toggle">
-            {open ? 'Hide' : 'Details'}
+          <button type="button" aria-expanded={open} aria-label={`${open ? 'Hide details' : 'Details'} of event ${e.seq}`} onClick={() => setOpen(!open)} data-testid="audit-details-toggle">
+            {open ? 'Hide details' : 'Details'}
           </button>
         </td>
       </tr>

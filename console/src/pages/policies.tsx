@@ -86,7 +86,7 @@ function StatusPanel() {
           </div>
           <p>
             Directory <code data-testid="policy-dir">{s.dir}</code>
-            {s.demo && <span class="badge warn"> demo policies (configured: {s.configured_dir ?? '—'})</span>} · last good load{' '}
+            {s.demo && <> <span class="badge warn">demo policies (configured: {s.configured_dir ?? '—'})</span></>} · last good load{' '}
             <span data-testid="policy-loaded-at">{when(s.last_good_at)}</span>
           </p>
           {s.errors.length > 0 ? (
