@@ -299,6 +299,7 @@ export function AuditPage({ route }: { route: Route }) {
   // Live events: every event teaches the subtree; matching ones are shown (or held while paused).
   useEffect(() => {
     let batch: FlatAuditEvent[] = [];
+    let batchGen = gen.current;
     let flush: ReturnType<typeof setTimeout> | undefined;
     const off = subscribe((raw) => {
       const e = flattenAuditEntry(raw);
@@ -314,12 +315,14 @@ export function AuditPage({ route }: { route: Route }) {
         setHeld(heldRef.current.length + missedRef.current);
         return;
       }
+      if (batchGen !== gen.current) batch = []; // the filter changed: what was matched before is not shown
+      batchGen = gen.current;
       batch.push(e);
       flush ??= setTimeout(() => {
-        const b = batch;
+        const b = batchGen === gen.current ? batch : [];
         batch = [];
         flush = undefined;
-        setRows((r) => mergeNewestFirst(r, b, MAX_ROWS));
+        if (b.length) setRows((r) => mergeNewestFirst(r, b, MAX_ROWS));
       }, 200);
     });
     return () => {

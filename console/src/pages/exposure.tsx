@@ -12,7 +12,7 @@
  * (data-key), exposure-groups-pager, exposure-live-table, exposure-live-row (data-id),
  * exposure-live-empty, exposure-live-pager (-prev, -next, -page), countdown, error, error-code.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { qs } from '../api.js';
 import type { Route } from '../router.js';
 import { navigate } from '../router.js';
@@ -84,6 +84,12 @@ export function ExposurePage({ route }: { route: Route }) {
   const [draft, setDraft] = useState({ by, since, kind });
   const [groupPage, setGroupPage] = useState(1);
   const [livePage, setLivePage] = useState(1);
+  // The URL changed (back/forward): the form and the paging follow it.
+  useEffect(() => {
+    setDraft({ by, since, kind });
+    setGroupPage(1);
+    setLivePage(1);
+  }, [by, since, kind]);
   const report = useApi<Report>(`/v1/admin/exposure${qs({ by, since, kind })}`);
   useLive(['token.', 'task.', 'lease.', 'secret.', 'revocation.'], report.reload, 5000);
 

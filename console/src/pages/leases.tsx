@@ -11,7 +11,7 @@
  * lease-expires (contains countdown), lease-renew, lease-revoke, leases-pager (-prev, -next, -page),
  * renew-increment (in the dialog), confirm-dialog, confirm-button, readonly-note, error, error-code.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, qs } from '../api.js';
 import type { Route } from '../router.js';
 import { navigate } from '../router.js';
@@ -65,6 +65,12 @@ export function LeasesPage({ route }: { route: Route }) {
   const [pending, setPending] = useState<Pending>();
   const [increment, setIncrement] = useState('');
   const [done, setDone] = useState<string | undefined>();
+  // The URL changed (back/forward, a link): the form and the paging follow it.
+  const queryKey = route.query.toString();
+  useEffect(() => {
+    setDraft(filters);
+    setPager(FIRST_PAGE);
+  }, [queryKey]);
   const path = `/v1/admin/leases${qs({ ...filters, limit: PAGE_SIZE, cursor: currentCursor(pager) })}`;
   const list = useApi<LeaseList>(path);
   useLive(['lease.'], list.reload);

@@ -12,7 +12,7 @@
  * secret-rotation-period, secret-due, secret-rotation (data-state none|ok|due_soon|overdue),
  * secrets-pager (-prev, -next, -page), error, error-code.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { qs } from '../api.js';
 import type { Route } from '../router.js';
 import { navigate } from '../router.js';
@@ -41,6 +41,12 @@ export function SecretsPage({ route }: { route: Route }) {
   const [problem, setProblem] = useState<string | undefined>();
   const [page, setPage] = useState(1);
   const now = useNow();
+  // The URL changed (a crumb, a folder, back/forward): the form and the paging follow it.
+  useEffect(() => {
+    setDraft(prefix);
+    setDraftRotation(rotation);
+    setPage(1);
+  }, [prefix, rotation]);
   const list = useApi<{ secrets: SecretMeta[]; truncated: boolean }>(`/v1/admin/secrets${qs({ prefix, limit: LIST_LIMIT })}`);
   useLive(['secret.'], list.reload);
 
