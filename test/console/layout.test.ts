@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NODE, actorShort, clip, findNode, layoutTaskTree, subtreeCounts, type TaskNodeJson } from '../../console/src/lib/task-tree.js';
+import { NODE, actorShort, clip, scopeText, findNode, layoutTaskTree, subtreeCounts, type TaskNodeJson } from '../../console/src/lib/task-tree.js';
 import { decisionChart, hourLabel, niceCeil, summarizeDecisions } from '../../console/src/lib/bar-chart.js';
 import { describeKill, describeSubtree } from '../../console/src/lib/describe.js';
 
@@ -23,7 +23,7 @@ function node(over: Partial<TaskNodeJson> = {}, children: TaskNodeJson[] = []): 
     actor: 'spiffe://example.org/ns/ops/sa/orchestrator',
     label: null,
     user: null,
-    scope: 'secret:team/**',
+    scope: ['secret:team/**'],
     purpose: 'triage',
     created_at: '2026-01-01T00:00:00Z',
     expires_at: '2026-01-01T00:10:00Z',
@@ -66,6 +66,17 @@ test('layout: a single node, and a flat tree of 200 children stays one column wi
   assert.equal(new Set(wide.nodes.map((p) => p.y)).size, 201, 'every child on its own row');
 });
 
+test('layout: siblings drawn oldest first (then by txn), top to bottom, whatever the API order', () => {
+  const late = node({ depth: 1, created_at: '2026-01-01T00:00:05Z' });
+  const early = node({ depth: 1, created_at: '2026-01-01T00:00:01Z' });
+  const sameB = node({ depth: 1, created_at: '2026-01-01T00:00:03Z', txn: 'task_b' });
+  const sameA = node({ depth: 1, created_at: '2026-01-01T00:00:03Z', txn: 'task_a' });
+  const l = layoutTaskTree(node({}, [late, sameB, early, sameA]));
+  const kids = l.nodes.slice(1);
+  assert.deepEqual(kids.map((p) => p.node), [early, sameA, sameB, late], 'pre-order follows the sibling order');
+  for (let i = 1; i < kids.length; i++) assert.ok(kids[i]!.y > kids[i - 1]!.y, 'each next sibling lower');
+});
+
 test('subtree counts: active tasks and their tokens, live leases only; expired and revoked tasks only in total', () => {
   const lease = (state: string) => ({ lease_id: `lease_${state}`, engine: 'pg', role: 'ro', state, expires_at: null });
   const sub = node({ depth: 1, leases: [lease('active'), lease('revoked'), lease('disabled'), lease('pending')] }, [
@@ -82,9 +93,12 @@ test('subtree counts: active tasks and their tokens, live leases only; expired a
   assert.equal(describeSubtree({ tasks: 1, tokens: 1, leases: 0 }), '1 active task, 1 task token, 0 leases');
 });
 
-test('node text: short actor names and clipping', () => {
+test('node text: short actor names, scope lists as one line, clipping', () => {
   assert.equal(actorShort({ actor: 'spiffe://example.org/ns/ops/sa/orchestrator', label: null }), 'orchestrator');
   assert.equal(actorShort({ actor: 'spiffe://example.org/ns/ops/sa/orchestrator', label: 'reader' }), 'orchestrator (reader)');
+  assert.equal(scopeText(['secret:team/**', 'tool:records/*']), 'secret:team/** tool:records/*');
+  assert.equal(scopeText('secret:a/**'), 'secret:a/**');
+  assert.equal(scopeText(undefined), '');
   assert.equal(clip('abcdef', 10), 'abcdef');
   assert.equal(clip('abcdefghijk', 5), 'abcd…');
 });

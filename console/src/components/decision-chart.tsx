@@ -38,7 +38,10 @@ export function DecisionChart({ series, bucketS }: { series: DecisionBucket[]; b
         ))}
       </svg>
       <figcaption>
-        <span class="legend legend-allow">allowed</span> <span class="legend legend-deny">denied</span> <span data-testid="decisions-summary">{summary}</span>
+        <span class="legend legend-allow">allowed</span> <span class="legend legend-deny">denied</span>
+        <span class="uia-summary" data-testid="decisions-summary">
+          {summary}
+        </span>
       </figcaption>
       <details>
         <summary>Show the numbers</summary>

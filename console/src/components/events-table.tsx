@@ -12,8 +12,57 @@ export interface EventRow {
   [k: string]: unknown;
 }
 
-/** Audit events as a table: time, kind, action, resource, result (with the refusal code). */
-export function EventsTable({ events, testid, label }: { events: EventRow[]; testid: string; label: string }) {
+function resultClass(r: string | undefined): string | undefined {
+  if (r === 'deny' || r === 'failure' || r === 'error') return 'deny';
+  if (r === 'allow' || r === 'success') return 'allow';
+  return undefined;
+}
+
+function Result({ e }: { e: EventRow }) {
+  return (
+    <td class={resultClass(e.result)}>
+      {e.result ?? ''}
+      {e.reason?.code && (
+        <>
+          {' '}
+          <code>{e.reason.code}</code>
+        </>
+      )}
+    </td>
+  );
+}
+
+/**
+ * Audit events as a table: time, kind, action, resource, result (with the refusal code);
+ * `compact` (narrow side panels) puts the time under the kind and leaves out the action.
+ */
+export function EventsTable({ events, testid, label, compact }: { events: EventRow[]; testid: string; label: string; compact?: boolean }) {
+  if (compact) {
+    return (
+      <table data-testid={testid} aria-label={label}>
+        <thead>
+          <tr>
+            <th scope="col">Event</th>
+            <th scope="col">Resource</th>
+            <th scope="col">Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.seq} data-testid="event-row" data-kind={e.kind} data-result={e.result ?? ''}>
+              <td>
+                <code>{e.kind}</code>
+                <br />
+                <span class="muted">{when(e.ts)}</span>
+              </td>
+              <td class="wrap">{e.resource ?? e.action ?? ''}</td>
+              <Result e={e} />
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    );
+  }
   return (
     <table data-testid={testid} aria-label={label}>
       <thead>
@@ -34,15 +83,7 @@ export function EventsTable({ events, testid, label }: { events: EventRow[]; tes
             </td>
             <td>{e.action ?? ''}</td>
             <td class="wrap">{e.resource ?? ''}</td>
-            <td class={e.result === 'deny' || e.result === 'failure' || e.result === 'error' ? 'deny' : e.result === 'allow' || e.result === 'success' ? 'allow' : undefined}>
-              {e.result ?? ''}
-              {e.reason?.code && (
-                <>
-                  {' '}
-                  <code>{e.reason.code}</code>
-                </>
-              )}
-            </td>
+            <Result e={e} />
           </tr>
         ))}
       </tbody>

@@ -1,5 +1,5 @@
-import { useMemo } from 'preact/hooks';
-import { NODE, actorShort, clip, layoutTaskTree, type TaskNodeJson } from '../lib/task-tree.js';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
+import { NODE, actorShort, clip, layoutTaskTree, scopeText, type TaskNodeJson } from '../lib/task-tree.js';
 
 /**
  * The delegation tree as an SVG graph (layout: lib/task-tree.ts, d3-hierarchy). Each node is a
@@ -9,8 +9,18 @@ import { NODE, actorShort, clip, layoutTaskTree, type TaskNodeJson } from '../li
  */
 export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefined; onSelect: (txn: string) => void }) {
   const layout = useMemo(() => layoutTaskTree(props.root), [props.root]);
+  const box = useRef<HTMLDivElement>(null);
+  // Bring the selected node into view when the tree loads or the selection comes from outside
+  // (a link with ?select=); the root of a wide tree sits mid-way down a tall drawing.
+  const placed = layout.nodes.find((p) => p.node.txn === props.selected);
+  useEffect(() => {
+    const el = box.current;
+    if (!el || !placed) return;
+    const inView = placed.y >= el.scrollTop && placed.y + NODE.height <= el.scrollTop + el.clientHeight && placed.x >= el.scrollLeft && placed.x + NODE.width <= el.scrollLeft + el.clientWidth;
+    if (!inView) el.scrollTo({ top: Math.max(0, placed.y - (el.clientHeight - NODE.height) / 2), left: Math.max(0, placed.x - 16) });
+  }, [layout, placed?.node.txn]);
   return (
-    <div class="graph uia-graph" data-testid="task-graph" tabIndex={-1}>
+    <div class="graph uia-graph" data-testid="task-graph" tabIndex={-1} ref={box}>
       <svg width={layout.width} height={layout.height} viewBox={`0 0 ${layout.width} ${layout.height}`} role="group" aria-label={`Delegation tree: ${layout.nodes.length} tasks`}>
         <g aria-hidden="true">
           {layout.edges.map((e) => (
@@ -26,9 +36,9 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
               class={`node state-${n.state}${n.state === 'revoked' ? ' revoked' : ''}${sel ? ' selected' : ''}`}
               transform={`translate(${x},${y})`}
               role="button"
-              tabIndex={0}
+              tabindex={0}
               aria-pressed={sel}
-              aria-label={`${actorShort(n)}, depth ${n.depth} of ${n.max_depth}, ${n.state}, scope ${n.scope}, ${user}, purpose ${n.purpose}`}
+              aria-label={`${actorShort(n)}, depth ${n.depth} of ${n.max_depth}, ${n.state}, scope ${scopeText(n.scope)}, ${user}, purpose ${n.purpose}`}
               data-testid="task-node"
               data-txn={n.txn}
               data-state={n.state}
@@ -49,7 +59,7 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
                 {n.state}
               </text>
               <text x={14} y={37} class="mono">
-                {clip(n.scope, 38)}
+                {clip(scopeText(n.scope), 38)}
               </text>
               <text x={14} y={56}>
                 {clip(`depth ${n.depth}/${n.max_depth} · ${user}`, 40)}

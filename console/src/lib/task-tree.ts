@@ -41,7 +41,8 @@ export interface TaskNodeJson {
   actor: string;
   label: string | null;
   user: string | null;
-  scope: string;
+  /** Scope strings (the API gives a list; older answers one space-separated string). */
+  scope: string[] | string;
   purpose: string;
   created_at: string;
   expires_at: string;
@@ -75,9 +76,14 @@ export interface TreeLayout {
   height: number;
 }
 
-/** Places every node of the tree; `nodes` are in pre-order (the order Tab walks them). */
+/** Siblings oldest first (then by txn), whatever order the API listed them in. */
+function siblingOrder(a: TaskNodeJson, b: TaskNodeJson): number {
+  return a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.txn < b.txn ? -1 : a.txn > b.txn ? 1 : 0;
+}
+
+/** Places every node of the tree; `nodes` are in pre-order (the order Tab walks them), siblings oldest first. */
 export function layoutTaskTree(root: TaskNodeJson): TreeLayout {
-  const h = hierarchy(root, (n) => n.children ?? []);
+  const h = hierarchy(root, (n) => n.children ?? []).sort((a, b) => siblingOrder(a.data, b.data));
   // d3's x is the breadth axis, y the depth axis: swapped below for a left-to-right drawing.
   tree<TaskNodeJson>().nodeSize([NODE.height + NODE.siblingGap, NODE.width + NODE.levelGap])(h);
   const all = h.descendants();
@@ -158,6 +164,12 @@ export function subtreeCounts(node: TaskNodeJson): SubtreeCounts {
 export function actorShort(n: Pick<TaskNodeJson, 'actor' | 'label'>): string {
   const last = n.actor.split('/').filter(Boolean).pop() ?? n.actor;
   return n.label ? `${last} (${n.label})` : last;
+}
+
+/** The scope as one line: `['a', 'b']` → `a b`. */
+export function scopeText(scope: readonly string[] | string | undefined): string {
+  if (scope === undefined) return '';
+  return typeof scope === 'string' ? scope : scope.join(' ');
 }
 
 /** Cuts `s` to at most `max` characters with an ellipsis (node boxes have a fixed width). */

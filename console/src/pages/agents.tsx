@@ -28,6 +28,7 @@ import { Confirm } from '../components/confirm.js';
 import { EventsTable, type EventRow } from '../components/events-table.js';
 import { usePaged } from '../components/use-paged.js';
 import { describeKill, type KillPreview } from '../lib/describe.js';
+import { scopeText } from '../lib/task-tree.js';
 
 export interface AgentRow {
   spiffe_id: string;
@@ -56,7 +57,7 @@ interface TaskRow {
   state: string;
   actor: string;
   label: string | null;
-  scope: string;
+  scope: string[] | string;
   purpose: string;
   user: string | null;
   expires_at: string;
@@ -310,7 +311,7 @@ function AgentBody({ d, id, reload }: { d: AgentDetail; id: string; reload: () =
                 </td>
                 <td class="num">{t.depth}</td>
                 <td class="wrap">
-                  <code>{t.scope}</code>
+                  <code>{scopeText(t.scope)}</code>
                 </td>
                 <td>{t.purpose}</td>
                 <td>{t.state === 'active' ? <Countdown until={t.expires_at} /> : when(t.expires_at)}</td>

@@ -29,7 +29,7 @@ import { Confirm } from '../components/confirm.js';
 import { EventsTable } from '../components/events-table.js';
 import { TaskGraph } from '../components/task-graph.js';
 import { usePaged } from '../components/use-paged.js';
-import { findNode, subtreeCounts, type TaskNodeJson } from '../lib/task-tree.js';
+import { findNode, scopeText, subtreeCounts, type TaskNodeJson } from '../lib/task-tree.js';
 import { describeSubtree } from '../lib/describe.js';
 
 const TXN = /^task_[A-Za-z0-9_-]{22}$/;
@@ -122,7 +122,7 @@ function TaskList({ query }: { query: URLSearchParams }) {
                 </td>
                 <td>{t.user ?? '—'}</td>
                 <td class="wrap">
-                  <code>{t.scope}</code>
+                  <code>{scopeText(t.scope)}</code>
                 </td>
                 <td>{t.purpose}</td>
                 <td>{t.state === 'active' ? <Countdown until={t.expires_at} /> : when(t.expires_at)}</td>
@@ -256,7 +256,7 @@ function TaskPanel({ node, onRevoked }: { node: TaskNodeJson; onRevoked: () => v
         <dd class="wrap">{node.user ? `user ${node.user}` : node.sub}</dd>
         <dt>Scope</dt>
         <dd class="wrap" data-testid="panel-scope">
-          <code>{node.scope}</code>
+          <code>{scopeText(node.scope)}</code>
         </dd>
         <dt>Depth</dt>
         <dd>
@@ -361,7 +361,7 @@ function TaskPanel({ node, onRevoked }: { node: TaskNodeJson; onRevoked: () => v
           No tool call through the MCP gateway or the proxy.
         </p>
       ) : (
-        <EventsTable events={tools} testid="panel-tools" label="Tool calls" />
+        <EventsTable events={tools} testid="panel-tools" label="Tool calls" compact />
       )}
 
       <h3>Decisions and other events</h3>
@@ -370,7 +370,7 @@ function TaskPanel({ node, onRevoked }: { node: TaskNodeJson; onRevoked: () => v
           No event recorded for this task.
         </p>
       ) : (
-        <EventsTable events={decisions} testid="panel-decisions" label="Decisions and other events" />
+        <EventsTable events={decisions} testid="panel-decisions" label="Decisions and other events" compact />
       )}
     </aside>
   );
