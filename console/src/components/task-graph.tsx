@@ -30,6 +30,10 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
         {layout.nodes.map(({ node: n, x, y }) => {
           const sel = n.txn === props.selected;
           const user = n.user ? `user ${n.user}` : 'no user';
+          const lines = { title: clip(actorShort(n), 25), scope: clip(scopeText(n.scope), 38), depth: clip(`depth ${n.depth}/${n.max_depth} · ${user}`, 40), purpose: clip(n.purpose, 40) };
+          // The accessible name (SVG <title>, also the hover tooltip) has everything the clipped
+          // lines leave out; it starts with the visible text (WCAG 2.5.3 "label in name").
+          const name = `${lines.title} ${n.state} ${lines.scope} ${lines.depth} ${lines.purpose}. Task ${n.txn}, actor ${n.actor}, scope ${scopeText(n.scope)}, purpose ${n.purpose}`;
           return (
             <g
               key={n.txn}
@@ -38,7 +42,6 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
               role="button"
               tabindex={0}
               aria-pressed={sel}
-              aria-label={`${actorShort(n)}, depth ${n.depth} of ${n.max_depth}, ${n.state}, scope ${scopeText(n.scope)}, ${user}, purpose ${n.purpose}`}
               data-testid="task-node"
               data-txn={n.txn}
               data-state={n.state}
@@ -50,22 +53,23 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
                 }
               }}
             >
+              <title>{name}</title>
               <rect width={NODE.width} height={NODE.height} rx={6} />
               <rect class="node-band" width={6} height={NODE.height} />
               <text x={14} y={18} class="node-title">
-                {clip(actorShort(n), 30)}
+                {lines.title}
               </text>
               <text x={NODE.width - 8} y={18} text-anchor="end" class={`node-state state-${n.state}`}>
                 {n.state}
               </text>
               <text x={14} y={37} class="mono">
-                {clip(scopeText(n.scope), 38)}
+                {lines.scope}
               </text>
               <text x={14} y={56}>
-                {clip(`depth ${n.depth}/${n.max_depth} · ${user}`, 40)}
+                {lines.depth}
               </text>
               <text x={14} y={75} class="muted-text">
-                {clip(n.purpose, 40)}
+                {lines.purpose}
               </text>
             </g>
           );

@@ -10,7 +10,7 @@
  * (the box showing the value once) · new-token-value (readonly input) · new-token-copy ·
  * new-token-copied · new-token-done · confirm-dialog / confirm-button · error.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiError } from '../api.js';
 import { useApi } from '../hooks.js';
 import { useLive } from '../live.js';
@@ -249,6 +249,9 @@ function CreateForm({ onCreated }: { onCreated: (c: Created) => void }) {
 /** The new token's value, shown once; cleared from memory when dismissed or the page is left. */
 function NewToken({ created, onDone }: { created: Created; onDone: () => void }) {
   const [copied, setCopied] = useState<'yes' | 'failed' | undefined>();
+  const value = useRef<HTMLInputElement>(null);
+  // The form that had focus is gone: move focus to the value (selected, ready to copy).
+  useEffect(() => value.current?.focus(), []);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(created.token);
@@ -268,7 +271,7 @@ function NewToken({ created, onDone }: { created: Created; onDone: () => void })
       </p>
       <label for="new-token-value">Token value</label>
       <div class="uia-copyrow">
-        <input id="new-token-value" class="mono uia-wide" readOnly value={created.token} autocomplete="off" spellcheck={false} onFocus={(e) => (e.target as HTMLInputElement).select()} data-testid="new-token-value" />
+        <input ref={value} id="new-token-value" class="mono uia-wide" readOnly value={created.token} autocomplete="off" spellcheck={false} onFocus={(e) => (e.target as HTMLInputElement).select()} data-testid="new-token-value" />
         <button type="button" onClick={() => void copy()} data-testid="new-token-copy">
           Copy
         </button>
