@@ -141,3 +141,18 @@ test('kill switch sentence names every count, singular and plural', () => {
   assert.equal(describeKill({ agent_tokens: 3, task_tokens: 2, leases: 4, tasks: 1 }), '3 agent tokens, 2 task tokens, 4 leases, 1 task');
   assert.equal(describeKill({ agent_tokens: 1, task_tokens: 0, leases: 1, tasks: 0 }), '1 agent token, 0 task tokens, 1 lease, 0 tasks');
 });
+
+test('audit events: stored rows and flat events read alike; ts in ms becomes RFC 3339; kind prefixes match both', async () => {
+  const { flatEvent, kindIn } = await import('../../console/src/lib/events.js');
+  const row = { seq: 7, ts: Date.UTC(2026, 0, 1, 12), prev_hash: 'a', hash: 'b', event: { kind: 'revocation.created', result: 'success', actor: { id: 'admin:adm_1' }, txn: 'task_x' } };
+  const flat = { seq: 8, ts: '2026-01-01T12:00:00.000Z', kind: 'task.created', result: 'success' };
+  assert.deepEqual(
+    { ...flatEvent(row) },
+    { kind: 'revocation.created', result: 'success', actor: { id: 'admin:adm_1' }, txn: 'task_x', seq: 7, ts: '2026-01-01T12:00:00.000Z' },
+  );
+  assert.equal(flatEvent(flat).kind, 'task.created');
+  assert.equal(flatEvent(flat).ts, '2026-01-01T12:00:00.000Z');
+  for (const bad of [null, undefined, 42, 'x', [], { seq: 1 }, { event: null }]) assert.equal(flatEvent(bad).kind, '', `no kind from ${JSON.stringify(bad)}`);
+  const m = kindIn(['revocation.', 'task.']);
+  assert.deepEqual([m(row), m(flat), m({ event: { kind: 'auth.login' } }), m(null), m({})], [true, true, false, false, false]);
+});

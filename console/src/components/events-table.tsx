@@ -1,4 +1,5 @@
 import { when } from '../format.js';
+import { flatEvent } from '../lib/events.js';
 
 /** An audit event as the tree, the agent detail and `GET /v1/admin/audit` give it (metadata only). */
 export interface EventRow {
@@ -36,7 +37,8 @@ function Result({ e }: { e: EventRow }) {
  * Audit events as a table: time, kind, action, resource, result (with the refusal code);
  * `compact` (narrow side panels) puts the time under the kind and leaves out the action.
  */
-export function EventsTable({ events, testid, label, compact }: { events: EventRow[]; testid: string; label: string; compact?: boolean }) {
+export function EventsTable({ events: raw, testid, label, compact }: { events: unknown[]; testid: string; label: string; compact?: boolean }) {
+  const events: EventRow[] = raw.map(flatEvent);
   if (compact) {
     return (
       <table data-testid={testid} aria-label={label}>

@@ -11,7 +11,8 @@
  * (rows agent-task-row, links task-link) · agent-tasks-empty · agent-decisions (rows event-row)
  * · agent-decisions-empty · agent-revocations (rows revocation-row) · agent-revocations-empty ·
  * kill-preview (the sentence) · kill-switch (button; disabled for auditors, reason in
- * kill-switch-disabled-reason) · confirm-dialog / kill-reason (input) / confirm-button ·
+ * kill-switch-disabled-reason) · confirm-dialog / confirm-summary (the sentence, fresh from the
+ * server) / kill-reason (input) / confirm-button ·
  * kill-result (after revoking: `data-revocation-id`) · kill-warning.
  */
 import { useState } from 'preact/hooks';
@@ -25,10 +26,11 @@ import { ErrorBox } from '../components/error-box.js';
 import { Link } from '../components/link.js';
 import { Countdown } from '../components/countdown.js';
 import { Confirm } from '../components/confirm.js';
-import { EventsTable, type EventRow } from '../components/events-table.js';
+import { EventsTable } from '../components/events-table.js';
 import { usePaged } from '../components/use-paged.js';
 import { describeKill, type KillPreview } from '../lib/describe.js';
 import { scopeText } from '../lib/task-tree.js';
+import { flatEvent, kindIn } from '../lib/events.js';
 
 export interface AgentRow {
   spiffe_id: string;
@@ -78,7 +80,7 @@ interface AgentDetail {
   agent: AgentRow;
   credentials: Credential[];
   tasks: TaskRow[];
-  decisions: EventRow[];
+  decisions: unknown[];
   revocations: RevocationRow[];
   kill_preview: KillPreview;
 }
@@ -103,7 +105,7 @@ const CRED_LABEL: Record<Credential['kind'], string> = { agent_token: 'agent tok
 function AgentList({ q }: { q: string }) {
   const [draft, setDraft] = useState(q);
   const list = usePaged<AgentRow>(`/v1/admin/agents${qs({ q, limit: 100 })}`, 'agents');
-  useLive(['auth.login', 'revocation.'], list.reload);
+  useLive(kindIn(['auth.login', 'revocation.']), list.reload);
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Agents</h1>
@@ -195,7 +197,10 @@ function credentialDetail(d: unknown): string {
 function AgentDetailView({ id }: { id: string }) {
   const path = id ? `/v1/admin/agents/detail${qs({ id })}` : undefined;
   const { data, error, loading, reload } = useApi<AgentDetail>(path);
-  useLive((e) => e.kind.startsWith('revocation.') || e.actor?.id === id || (typeof e.resource === 'string' && e.resource.includes(id)), reload);
+  useLive((raw) => {
+    const e = flatEvent(raw);
+    return e.kind.startsWith('revocation.') || e.actor?.id === id || (e.actor?.chain ?? []).includes(id) || (typeof e.resource === 'string' && e.resource.includes(id));
+  }, reload);
   if (!id) return <ErrorBox error={new ApiError('CONSOLE_AGENT_MISSING', 'no agent chosen: open an agent from the agents list', 400)} />;
   return (
     <section aria-labelledby="page-title" data-testid="agent-detail" data-spiffe-id={id} data-revoked={data ? String(Boolean(data.agent.revoked)) : undefined}>

@@ -20,6 +20,7 @@ import { when } from '../format.js';
 import { ErrorBox } from '../components/error-box.js';
 import { Confirm } from '../components/confirm.js';
 import { Countdown } from '../components/countdown.js';
+import { kindIn } from '../lib/events.js';
 
 export interface OperatorToken {
   id: string;
@@ -62,7 +63,7 @@ function stateOf(t: OperatorToken, now: number): 'active' | 'revoked' | 'expired
 export function OperatorsPage(_props: { route: Route }) {
   const canWrite = useCanWrite();
   const { data, error, loading, reload } = useApi<{ tokens: OperatorToken[] }>('/v1/admin/operator-tokens');
-  useLive(['admin_token.', 'console.session_'], reload);
+  useLive(kindIn(['admin_token.', 'console.session_']), reload);
   const [revoking, setRevoking] = useState<OperatorToken | undefined>();
   const [created, setCreated] = useState<Created | undefined>();
   const now = Date.now();

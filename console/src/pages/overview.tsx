@@ -17,6 +17,7 @@ import { ErrorBox } from '../components/error-box.js';
 import { Link } from '../components/link.js';
 import { DecisionChart } from '../components/decision-chart.js';
 import type { DecisionBucket } from '../lib/bar-chart.js';
+import { kindIn } from '../lib/events.js';
 
 /** `GET /v1/admin/overview` (docs/console.md; CONSOLE-CONTRACT "Console read API"). */
 export interface Overview {
@@ -59,7 +60,7 @@ function errorCount(e: number | unknown[]): number {
 
 export function OverviewPage(_props: { route: Route }) {
   const { data, error, loading, reload } = useApi<Overview>('/v1/admin/overview');
-  useLive(LIVE_KINDS, reload);
+  useLive(kindIn(LIVE_KINDS), reload);
   return (
     <section aria-labelledby="page-title" class="uia-overview">
       <h1 id="page-title">Overview</h1>

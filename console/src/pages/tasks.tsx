@@ -31,6 +31,7 @@ import { TaskGraph } from '../components/task-graph.js';
 import { usePaged } from '../components/use-paged.js';
 import { findNode, scopeText, subtreeCounts, type TaskNodeJson } from '../lib/task-tree.js';
 import { describeSubtree } from '../lib/describe.js';
+import { flatEvent, kindIn } from '../lib/events.js';
 
 const TXN = /^task_[A-Za-z0-9_-]{22}$/;
 
@@ -53,7 +54,7 @@ function TaskList({ query }: { query: URLSearchParams }) {
   const [draft, setDraft] = useState({ state, agent, user, roots });
   useEffect(() => setDraft({ state, agent, user, roots }), [state, agent, user, roots]);
   const list = usePaged<TaskNodeJson>(`/v1/admin/tasks${qs({ state, agent, user, roots: roots ? 'true' : undefined, limit: 100 })}`, 'tasks', 'before');
-  useLive(['task.', 'revocation.'], list.reload);
+  useLive(kindIn(['task.', 'revocation.']), list.reload);
   const apply = (e: Event) => {
     e.preventDefault();
     navigate(`/tasks${qs({ state: draft.state, agent: draft.agent.trim(), user: draft.user.trim(), roots: draft.roots ? 'true' : undefined })}`, true);
@@ -170,7 +171,10 @@ function TaskTreeView({ txn, select }: { txn: string; select: string | undefined
   useEffect(() => setSelected(select ?? txn), [txn, select]);
   const txns = useRef(new Set<string>());
   txns.current = data ? allTxns(data.task) : new Set();
-  useLive((e) => e.kind.startsWith('revocation.') || (typeof e.txn === 'string' && txns.current.has(e.txn)), reload);
+  useLive((raw) => {
+    const e = flatEvent(raw);
+    return e.kind.startsWith('revocation.') || (typeof e.txn === 'string' && txns.current.has(e.txn));
+  }, reload);
   const node = data && selected ? (findNode(data.task, selected) ?? data.task) : data?.task;
   const t = data?.truncated;
   return (
@@ -232,7 +236,7 @@ function TaskPanel({ node, onRevoked }: { node: TaskNodeJson; onRevoked: () => v
   const [reason, setReason] = useState('');
   const [result, setResult] = useState<RevocationResult | undefined>();
   useEffect(() => setResult(undefined), [node.txn]);
-  const events = node.events ?? [];
+  const events = (node.events ?? []).map(flatEvent);
   const tools = events.filter((e) => e.kind.startsWith('gateway.') || e.kind.startsWith('proxy.'));
   const decisions = events.filter((e) => !tools.includes(e));
   const leases = node.leases ?? [];
