@@ -11,11 +11,14 @@ export function TaskGraph(props: { root: TaskNodeJson; selected: string | undefi
   const layout = useMemo(() => layoutTaskTree(props.root), [props.root]);
   const box = useRef<HTMLDivElement>(null);
   // Bring the selected node into view when the tree loads or the selection comes from outside
-  // (a link with ?select=); the root of a wide tree sits mid-way down a tall drawing.
+  // (a link with ?select=); the root of a wide tree sits mid-way down a tall drawing. Not on a
+  // live refresh of the same selection: the operator may have scrolled elsewhere.
   const placed = layout.nodes.find((p) => p.node.txn === props.selected);
+  const shown = useRef<string | undefined>(undefined);
   useEffect(() => {
     const el = box.current;
-    if (!el || !placed) return;
+    if (!el || !placed || shown.current === placed.node.txn) return;
+    shown.current = placed.node.txn;
     const inView = placed.y >= el.scrollTop && placed.y + NODE.height <= el.scrollTop + el.clientHeight && placed.x >= el.scrollLeft && placed.x + NODE.width <= el.scrollLeft + el.clientWidth;
     if (!inView) el.scrollTo({ top: Math.max(0, placed.y - (el.clientHeight - NODE.height) / 2), left: Math.max(0, placed.x - 16) });
   }, [layout, placed?.node.txn]);

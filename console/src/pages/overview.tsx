@@ -89,7 +89,7 @@ function OverviewBody({ o }: { o: Overview }) {
         <Card id="card-task-tokens" label="live task tokens" value={o.live.task_tokens} href="/tasks?state=active" />
         <Card id="card-leases" label="live leases" value={o.live.leases} href="/leases" />
         <Card id="card-mcp-sessions" label="MCP sessions" value={o.live.mcp_sessions} />
-        <Card id="card-console-sessions" label="console sessions" value={o.live.console_sessions} href="/operators" />
+        <Card id="card-console-sessions" label="console sessions" value={o.live.console_sessions} />
       </div>
 
       <h2>Decisions and denials</h2>
