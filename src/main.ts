@@ -19,7 +19,7 @@ import { openPostgresStore } from './store/postgres/index.js';
 import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
-import { createAdminTokenService } from './admin/index.js';
+import { createAdminTokenService, registerOperatorTokenRoutes, OPERATOR_TOKEN_TTL_DEFAULT_MS } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
@@ -223,9 +223,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const admin = createAdminTokenService({ store, clock, audit });
     let adminToken: string | undefined;
     if (mode === 'dev') {
-      // A fixed --root-token survives restarts on the same data dir: create it only once.
-      const known = options.rootToken ? await admin.authenticate(options.rootToken).then(() => true, () => false) : false;
-      adminToken = known ? options.rootToken : (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
+      // Each start revokes the `dev` token of the previous start and creates one fresh (docs/operators.md);
+      // a fixed --root-token (no expiry) survives restarts on the same data dir: created only once.
+      const dev = await admin.replaceDevToken(options.rootToken ? { value: options.rootToken, expiresAt: null } : { expiresAt: clock.now() + OPERATOR_TOKEN_TTL_DEFAULT_MS });
+      adminToken = dev.token;
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
@@ -432,6 +433,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store });
+    registerOperatorTokenRoutes(app, { tokens: admin, clock });
     registerSecretRoutes(app, { kv, authorizer });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer });
@@ -556,7 +558,7 @@ export const runtime: Runtime = {
       try {
         const admin = createAdminTokenService({ store, clock: systemClock, audit });
         if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
-        const { token } = await admin.create();
+        const { token } = await admin.create({ name: 'init', role: 'admin', expiresAt: null });
         // The proxy CA is created here so that clients can be given it before the first start.
         await loadOrCreateProxyCa({ store, sealer: master.sealer, clock: systemClock, audit, trustDomain: config.trust_domain });
         return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };

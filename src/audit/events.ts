@@ -61,7 +61,7 @@ export type AuditEvent =
   | Base<'task.refused', { code: string; scope?: string; label?: string }>
   | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
   | Base<'join_token.used', { join_token_hmac: string; spiffe_id: string }>
-  | Base<'admin_token.created', { token_id: string }>
+  | Base<'admin_token.created', { token_id: string; name?: string; role?: string; expires_at?: string | null }>
   | Base<'admin_token.revoked', { token_id: string }>
   | Base<'policy.decision', { principal: string; cached: boolean }>
   | Base<'policy.reloaded', { files: number; policies: number; error?: string }>

@@ -28,6 +28,12 @@ export const ERROR_CATALOGUE = {
   // --- admin authentication ------------------------------------------------------
   TESSERA_ADMIN_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'An operator endpoint was called without `Authorization: Bearer <admin token>`.' },
   TESSERA_ADMIN_TOKEN_INVALID: { status: 401, oauth: 'invalid_token', description: 'The admin token is not valid.' },
+  TESSERA_ADMIN_TOKEN_EXPIRED: { status: 401, oauth: 'invalid_token', description: 'The operator token has passed its expiry (`expires_at`); an admin creates a new one with `tessera operator-token create` (docs/operators.md).' },
+  TESSERA_ADMIN_ROLE_FORBIDDEN: { status: 403, oauth: 'insufficient_scope', description: 'The operator token has the `auditor` role, which may read but not change anything, and never read a secret value; use an admin token (docs/operators.md).' },
+  TESSERA_ADMIN_TOKEN_NOT_FOUND: { status: 404, description: 'No operator token has this id (`tessera operator-token list` shows them).' },
+  TESSERA_ADMIN_TOKEN_NAME_TAKEN: { status: 409, description: 'An operator token that is not revoked already has this name; choose another name, or revoke that token first.' },
+  TESSERA_ADMIN_TOKEN_TTL_INVALID: { status: 400, oauth: 'invalid_request', description: 'The operator token `ttl` is not a duration such as `30d` or `12h`, is zero, or is longer than 365 days.' },
+  TESSERA_ADMIN_LAST_TOKEN: { status: 409, description: 'Revoking this token would leave no active admin operator token, and nobody could operate Tessera any more; create another admin token first.' },
 
   // --- agent tokens (authentication of requests) ----------------------------------
   TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented; log in with POST /v1/oauth/token and send `Authorization: Bearer <token>`.' },
@@ -262,6 +268,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_PROXY_CONNECT_UNAVAILABLE: { status: 405, description: 'CONNECT (HTTPS_PROXY) is not available on this proxy listener (TLS interception is not set up); use the reverse route URL `http://<proxy>/<route>/…` or plain-HTTP forward proxying.' },
   TESSERA_PROXY_PATH_INVALID: { status: 400, description: 'The request path cannot be mapped under the route\'s upstream base path: a "." or ".." segment, an encoded "/", "\\" or ".", a malformed percent-encoding, or a control character.' },
   TESSERA_PROXY_BODY_TOO_LARGE: { status: 413, description: 'The request body is larger than `proxy.max_request_bytes`.' },
+  TESSERA_PROXY_BODY_TIMEOUT: { status: 408, description: 'The agent\'s request body stalled: no bytes arrived for `proxy.timeout` (a body trickled slowly would otherwise hold the connection, the upstream request and the credential open). Send the body without long pauses, or raise `proxy.timeout`.' },
+  TESSERA_PROXY_TOKEN_FORWARDED: { status: 400, description: 'The request carries the agent\'s own Tessera token somewhere the proxy would pass on to the upstream (a header it does not strip, or the query string, raw or percent-encoded); `details.where` says which (`header` with `details.name`, or `query`). Send the token only in `Proxy-Authorization` (or `Authorization` on a reverse route): Tessera adds the upstream\'s credential itself, and never forwards the agent\'s.' },
   TESSERA_PROXY_BODY_INVALID: { status: 400, description: 'The route reads `body_fields` for policy and the request body is not one JSON object it can read the same way as the upstream: not `application/json`, not parseable, not an object, a field named twice, or a field that is not a string, number or boolean. Send one JSON object; for an endpoint that takes another body type, configure a route without `body_fields`.' },
   TESSERA_PROXY_CREDENTIAL_UNAVAILABLE: { status: 502, description: 'The route\'s credential could not be obtained (the kv secret does not exist, the lease engine or the OAuth token endpoint failed) or is not safe to put in a header (CR, LF, NUL); an operator must fix the route\'s credential. The agent never sees the value.' },
   TESSERA_PROXY_UPSTREAM_UNAVAILABLE: { status: 502, description: 'The route\'s upstream could not be reached or failed mid-response (connection refused, reset, TLS failure).' },

@@ -339,4 +339,21 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'engine_postgres_allow_privileged_groups',
     sql: [`ALTER TABLE pg_engine_roles ADD COLUMN allow_privileged_groups INTEGER NOT NULL DEFAULT 0`],
   },
+  {
+    // Operator tokens get a life cycle (docs/operators.md, ADR 0233): a name (unique among the
+    // tokens not revoked), a role (`admin` | `auditor`), an optional expiry and who created them.
+    // Existing tokens stay what they were: admins without expiry, the oldest named `init`, the
+    // others `token-<n>` in creation order.
+    id: 233,
+    name: 'admin_token_life_cycle',
+    sql: [
+      `ALTER TABLE admin_tokens ADD COLUMN name TEXT NOT NULL DEFAULT 'token'`,
+      `ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'`,
+      `ALTER TABLE admin_tokens ADD COLUMN expires_at BIGINT`,
+      `ALTER TABLE admin_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT 'system'`,
+      `UPDATE admin_tokens SET name = 'token-' || (SELECT COUNT(*) FROM admin_tokens b WHERE b.created_at < admin_tokens.created_at OR (b.created_at = admin_tokens.created_at AND b.id < admin_tokens.id))`,
+      `UPDATE admin_tokens SET name = 'init' WHERE name = 'token-0'`,
+      `CREATE UNIQUE INDEX admin_tokens_active_name ON admin_tokens (name) WHERE revoked_at IS NULL`,
+    ],
+  },
 ];
