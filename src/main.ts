@@ -53,6 +53,7 @@ import { createTlsInterceptor } from './proxy/intercept.js';
 import { registerProxyCaRoutes } from './proxy/ca-routes.js';
 import { createProxyLimits } from './proxy/limits.js';
 import { registerProxyUsageRoutes } from './proxy/usage-routes.js';
+import { createConsoleOidc, createConsoleRequestAuth, createConsoleSessionService, pruneConsoleRows, registerConsoleRoutes } from './console/index.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -410,12 +411,27 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     proxyRef.current = proxy;
     if (proxy) cleanups.push(() => proxy.close());
 
+    // Operator console sessions (src/console, docs/console.md): cookies are Secure (`__Host-`) when
+    // the public URL is https (Tessera itself listens in plain HTTP behind a TLS terminator).
+    const consoleCookie = { secure: new URL(issuer).protocol === 'https:' };
+    const consoleSessions = config.console.enabled ? createConsoleSessionService({ store, clock, audit, settings: { ttlMs: config.console.session_ttl, idleMs: config.console.idle_timeout } }) : undefined;
+    const consoleAuth = consoleSessions ? createConsoleRequestAuth({ sessions: consoleSessions, cookie: consoleCookie, failures: authFailures, whereOf: (req) => ({ source: req.ip, replica: replicaId, requestId: req.id }) }) : undefined;
+    const consoleOidcConfig = config.console.oidc;
+    const consoleOidc = consoleSessions && consoleOidcConfig ? createConsoleOidc({ config: consoleOidcConfig, redirectUri: consoleOidcConfig.redirect_uri ?? `${issuer}/v1/console/oidc/callback`, store, clock, env }) : undefined;
+    if (consoleSessions) {
+      // Ended sessions are kept a day (the overview and `current` read them), then dropped.
+      const prune = setInterval(() => void store.withLeaderLock('tessera-console-prune', () => pruneConsoleRows(store, clock.now(), clock.now() - 24 * 3_600_000)).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'console prune failed')), RECONCILE_INTERVAL_MS);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
+
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
     const app = createApp({
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents, authFailures,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts, localAddresses: Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
       dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
+      ...(consoleAuth ? { consoleSessions: consoleAuth } : {}),
     });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
@@ -447,6 +463,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // The operator console (docs/console.md): the built files, read once, served at /ui.
     registerConsoleStatic(app, loadConsoleFiles(CONSOLE_DIR));
     gw.register(app);
+    if (consoleSessions && consoleAuth) registerConsoleRoutes(app, { sessions: consoleSessions, auth: consoleAuth, admin, cookie: consoleCookie, failures: authFailures, ...(consoleOidc ? { oidc: consoleOidc } : {}), version: VERSION });
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });
 

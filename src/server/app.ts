@@ -89,6 +89,11 @@ export interface AppOptions {
    * go through `agents`, which holds the same guard.
    */
   authFailures?: AuthFailureGuard;
+  /**
+   * Operator console sessions (src/console): the operator of a request without an `Authorization`
+   * header, from its session cookie (undefined when it has none); CSRF and secret-value checks included.
+   */
+  consoleSessions?: { authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined> };
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
@@ -199,6 +204,14 @@ export function createApp(options: AppOptions): FastifyInstance {
 
   app.decorateRequest('admin', undefined);
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
+    // No Authorization header at all: a console session cookie, if the request carries one.
+    const session = req.headers.authorization === undefined ? await options.consoleSessions?.authenticate(req) : undefined;
+    if (session) {
+      req.admin = session;
+      // The same role rule as for a bearer token (an auditor's session changes nothing).
+      checkRole(req.admin, req.routeOptions.config, req.method);
+      return;
+    }
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
     const meta = app.requestMeta(req);

@@ -316,6 +316,16 @@ export const ERROR_CATALOGUE = {
   // --- Console (static files): the operator console at /ui (src/console/static.ts; docs/console.md) ---
   TESSERA_CONSOLE_NOT_BUILT: { status: 503, description: 'The operator console has not been built in this installation (no dist/console/index.html). Run `npm run build` (or `npm install`, which builds it) in the Tessera checkout and restart; the API and the CLI work without it.' },
 
+  // --- Console sessions: sign-in, sessions, CSRF (src/console; docs/console.md) ---------------
+  TESSERA_CONSOLE_SESSION_MISSING: { status: 401, description: 'A console session route was called without the session cookie; sign in with `POST /v1/console/session` (an operator token) or the OpenID Provider (`/v1/console/oidc/login`).' },
+  TESSERA_CONSOLE_SESSION_EXPIRED: { status: 401, description: 'The console session has ended: it expired (`console.session_ttl`), was idle longer than `console.idle_timeout`, was signed out, or its operator token was revoked (or the cookie names no session Tessera knows). Sign in again.' },
+  TESSERA_CONSOLE_COOKIE_INVALID: { status: 401, description: 'The session cookie appears more than once in the request (a second one planted for a narrower path or a parent domain: cookie tossing), or its value is not one Tessera issues. Clear the site\'s cookies and sign in again.' },
+  TESSERA_CONSOLE_CSRF: { status: 403, description: 'A request authenticated by the console session cookie was refused as possibly cross-site: a method other than GET/HEAD without the session\'s `X-CSRF-Token` (the `csrf_token` of `GET /v1/console/session`), or a `Sec-Fetch-Site` other than `same-origin` / `none`.' },
+  TESSERA_CONSOLE_SECRET_HIDDEN: { status: 403, description: 'A console session asked for a route that answers with a secret value (`GET /v1/admin/secrets/<path>`): the console shows metadata only, even to an admin. Read values with an operator token (`tessera kv get`).' },
+  TESSERA_CONSOLE_NO_ROLE: { status: 403, description: 'The OpenID Provider signed the person in, but no `console.oidc.roles` rule gives the identity a role (`admin` or `auditor`); an operator must add a rule for its claims.' },
+  TESSERA_CONSOLE_OIDC_FAILED: { status: 400, description: 'The console sign-in with the OpenID Provider failed: the callback\'s `state` is unknown, expired or already used (a callback works once), it reached another browser than the one that started the sign-in, the provider answered with an error, or the code exchange or ID token (issuer, audience, nonce, signature, PKCE) failed. `details.cause` says which; start again.' },
+  TESSERA_CONSOLE_OIDC_UNAVAILABLE: { status: 503, description: 'The console\'s OpenID Provider (`console.oidc.issuer`) could not be reached or its discovery document is invalid; retry after `Retry-After`, or sign in with an operator token.' },
+
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },
   TESSERA_UNKNOWN: { status: 502, description: 'Client side (SDK/CLI): a response carried no Tessera error code, e.g. from a proxy in front of Tessera; check the status and the proxy.' },

@@ -356,4 +356,38 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE UNIQUE INDEX admin_tokens_active_name ON admin_tokens (name) WHERE revoked_at IS NULL`,
     ],
   },
+  {
+    // Operator console sessions (src/console, docs/console.md, ADR 0236): only SHA-256 digests of
+    // the session id (the cookie value) and of its CSRF token are kept. `token_id` is the operator
+    // token a session came from (null for OIDC sessions): revoking it ends the session.
+    // OIDC sign-ins in progress: keyed by the SHA-256 of `state`, taken (deleted) once; the PKCE
+    // verifier and nonce are derived from the state, so the row holds nothing a reader could use.
+    id: 336,
+    name: 'console_sessions',
+    sql: [
+      `CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        operator_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        via TEXT NOT NULL,
+        csrf_hash TEXT NOT NULL,
+        token_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        end_cause TEXT
+      )`,
+      `CREATE INDEX console_sessions_token ON console_sessions (token_id)`,
+      `CREATE INDEX console_sessions_expires ON console_sessions (expires_at)`,
+      `CREATE TABLE console_oidc_logins (
+        state_hash TEXT PRIMARY KEY,
+        binding_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX console_oidc_logins_expires ON console_oidc_logins (expires_at)`,
+    ],
+  },
 ];
