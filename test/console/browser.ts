@@ -179,6 +179,8 @@ export async function cookieHeader(context: BrowserContext, url: string): Promis
 }
 
 const SHOT_DIR = mkdtempSync(join(tmpdir(), 'tessera-console-shots-'));
+/** The names photographed so far in this process (a test compares them with docs/console.md). */
+export const screenshotsTaken = new Set<string>();
 export const DOCS_SHOT_DIR = 'docs/console';
 
 /**
@@ -189,6 +191,7 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`screenshot name ${name}`);
   const path = join(SHOT_DIR, `${name}.png`);
   await page.screenshot({ path, fullPage: false, animations: 'disabled', caret: 'hide' });
+  screenshotsTaken.add(name);
   if (process.env.TESSERA_SCREENSHOTS === '1') {
     mkdirSync(DOCS_SHOT_DIR, { recursive: true });
     writeFileSync(join(DOCS_SHOT_DIR, `${name}.png`), readFileSync(path));

@@ -8,9 +8,10 @@
  * inside and gives it back when closed.
  */
 import { after, before, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { axeViolations, chromiumMissing, findLeaks, launchConsoleBrowser, screenshot, signIn, skipWithoutChromium, tabUntil, type ConsoleBrowser } from './browser.js';
+import { axeViolations, chromiumMissing, findLeaks, launchConsoleBrowser, screenshot, signIn, screenshotsTaken, skipWithoutChromium, tabUntil, type ConsoleBrowser } from './browser.js';
 import { buildTaskTree, INJECT_SECRET, ORCHESTRATOR, READ_SECRET, startWorld, type TaskTree, type World } from './world.js';
 
 let browser: ConsoleBrowser | undefined;
@@ -116,6 +117,10 @@ test('every page shows its data, passes the accessibility check, leaks nothing, 
   // The inject-only secret is listed by name (metadata), its value nowhere (checked above).
   await page.getByTestId('nav-secrets').click();
   await page.getByText(INJECT_SECRET).first().waitFor();
+
+  // docs/console.md shows exactly the screenshots this test makes.
+  const shown = [...readFileSync('docs/console.md', 'utf8').matchAll(/\]\(console\/([a-z0-9-]+)\.png\)/g)].map((m) => m[1]!);
+  assert.deepEqual([...screenshotsTaken].sort(), [...new Set(shown)].sort());
 });
 
 test('keyboard: Tab reaches the sign-in form, the navigation and the kill switch; the dialog keeps and returns focus', async (t) => {
