@@ -13,6 +13,8 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'POST /v1/admin/keys/rotate': 'Operator: rotate the token signing key now; `revoke_previous` refuses every token signed by older keys.',
   'GET /v1/whoami': 'Agent: the verified identity behind the bearer token (SPIFFE ID, attributes, expiry).',
   'GET /.well-known/jwks.json': 'Public keys that verify Tessera tokens (RFC 7517).',
+  'GET /ui': 'The operator console (redirects to /ui/; docs/console.md).',
+  'GET /ui/*': 'The operator console\'s files: index.html for every console page, hashed assets (public files; the data behind them needs a console session; docs/console.md).',
   'GET /v1/proxy/ca.pem': 'The injection proxy\'s TLS-interception CA certificate (PEM, `application/x-pem-file`, public): what agents trust to reach routed HTTPS hosts through the proxy (docs/proxy-tls.md).',
   'GET /v1/bundle': 'SPIFFE trust bundle for JWT-SVIDs issued by Tessera.',
   'GET /.well-known/oauth-authorization-server': 'RFC 8414 authorization server metadata.',
