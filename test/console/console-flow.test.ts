@@ -8,7 +8,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromiumMissing, cookieHeader, findLeaks, launchConsoleBrowser, readEventStream, signIn, skipWithoutChromium, type ConsoleBrowser } from './browser.js';
+import type { Page } from 'playwright-core';
+import { chromiumMissing, cookieHeader, findLeaks, launchConsoleBrowser, readEventStream, signIn, skipWithoutChromium, PAGES_TODO, type ConsoleBrowser } from './browser.js';
 import { buildTaskTree, LATE_AGENT, ORCHESTRATOR, READ_SECRET, startWorld } from './world.js';
 
 let browser: ConsoleBrowser | undefined;
@@ -17,7 +18,35 @@ before(async () => {
 });
 after(() => browser?.close());
 
-test('sign in, see an agent log in live, open its task tree, revoke it from the picture, the sub-agent is refused, sign out', async (t) => {
+test('sign in through the form, sign out: the old cookie no longer works', async (t) => {
+  if (skipWithoutChromium(t)) return;
+  const w = await startWorld();
+  t.after(() => w.h.close());
+  const p = await browser!.newPage();
+  await signIn(p.page, w.h.url, w.h.adminToken);
+  await p.page.getByTestId('operator').filter({ hasText: 'admin' }).waitFor();
+  const cookie = await cookieHeader(p.context, w.h.url);
+  assert.equal((await fetch(`${w.h.url}/v1/admin/agents`, { headers: { cookie } })).status, 200, 'the cookie works while signed in');
+  await signOutAndCheck(p.page, w.h.url, cookie);
+  await p.settle();
+  assert.deepEqual(findLeaks(p.responses.map((r) => ({ where: `${r.status} ${r.url}`, text: r.body })), w.h.sensitive), []);
+});
+
+/** Signs out with the button; the page is back at the form and `cookie` is refused everywhere, also after a reload. */
+async function signOutAndCheck(page: Page, url: string, cookie: string): Promise<void> {
+  await page.getByTestId('signout').click();
+  await page.getByLabel('Operator token').waitFor();
+  for (const path of ['/v1/console/session', '/v1/admin/agents']) {
+    const r = await fetch(url + path, { headers: { cookie } });
+    assert.equal(r.status, 401, path);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'TESSERA_CONSOLE_SESSION_EXPIRED', path);
+  }
+  await page.reload();
+  await page.getByLabel('Operator token').waitFor();
+  assert.equal(await page.getByTestId('signout').count(), 0);
+}
+
+test('sign in, see an agent log in live, open its task tree, revoke it from the picture, the sub-agent is refused, sign out', { skip: PAGES_TODO }, async (t) => {
   if (skipWithoutChromium(t)) return;
   const w = await startWorld();
   const { h } = w;
@@ -86,14 +115,5 @@ test('sign in, see an agent log in live, open its task tree, revoke it from the 
   assert.deepEqual(findLeaks(texts, h.sensitive), [], 'a secret or token reached the browser');
 
   // 6. Sign out: back to the form, and the old cookie no longer works.
-  await page.getByTestId('signout').click();
-  await page.getByLabel('Operator token').waitFor();
-  for (const path of ['/v1/console/session', '/v1/admin/agents']) {
-    const r = await fetch(h.url + path, { headers: { cookie } });
-    assert.equal(r.status, 401, path);
-    assert.match(((await r.json()) as { error: { code: string } }).error.code, /^TESSERA_(CONSOLE_SESSION_(MISSING|EXPIRED)|ADMIN_TOKEN_MISSING)$/, path);
-  }
-  await page.reload();
-  await page.getByLabel('Operator token').waitFor();
-  assert.equal(await page.getByTestId('signout').count(), 0);
+  await signOutAndCheck(page, h.url, cookie);
 });
