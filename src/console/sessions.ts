@@ -7,8 +7,9 @@
  *
  * A session ends on sign-out, at `expires_at` (`console.session_ttl` after sign-in), after
  * `console.idle_timeout` without a request, and when the operator token it came from is
- * revoked: that is read from `admin_tokens` in the same query as the session on every request
- * (no cache), so a revoked token's sessions are refused at once, on every replica.
+ * revoked or expires (a session never outlives its token): that is read from `admin_tokens` in
+ * the same query as the session on every request (no cache), so a revoked token's sessions are
+ * refused at once, on every replica.
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/port.js';
@@ -113,14 +114,18 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
       const value = randomBytes(32).toString('base64url');
       const idHash = sha256Hex(value);
       const now = clock.now();
-      const row = { id_hash: idHash, operator_id: operator.id, name: operator.name, role: operator.role, via, csrf_hash: sha256Hex(csrfTokenOf(value)), token_id: tokenId, created_at: now, expires_at: now + settings.ttlMs, last_seen_at: now };
+      // A session never outlives the operator token it came from.
+      const token = tokenId === null ? undefined : await store.get<{ expires_at: number | null }>('SELECT expires_at FROM admin_tokens WHERE id = ?', [tokenId]);
+      const tokenExpiry = token?.expires_at == null ? Infinity : Number(token.expires_at);
+      const expiresAt = Math.min(now + settings.ttlMs, tokenExpiry);
+      const row = { id_hash: idHash, operator_id: operator.id, name: operator.name, role: operator.role, via, csrf_hash: sha256Hex(csrfTokenOf(value)), token_id: tokenId, created_at: now, expires_at: expiresAt, last_seen_at: now };
       const sessionId = sessionIdOf(idHash);
       // A session exists only with its audit event (ADR 0041).
       await audit.commit(store, (tx) => insertSession(tx, row), {
         kind: 'console.session_started', actor: { id: `admin:${operator.id}` }, action: 'console.session.start', resource: `console-session:${sessionId}`, result: 'success',
         where, details: { session: sessionId, via, role: operator.role, name: operator.name, expires_at: row.expires_at },
       });
-      return { value, maxAgeS: Math.floor(settings.ttlMs / 1000), session: liveOf({ ...row, revoked_at: null, end_cause: null }, value) };
+      return { value, maxAgeS: Math.max(1, Math.floor((expiresAt - now) / 1000)), session: liveOf({ ...row, revoked_at: null, end_cause: null }, value) };
     },
 
     async resolve(value, where) {
@@ -131,6 +136,10 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
       if (row.token_id !== null && row.token_revoked_at !== null && row.token_revoked_at !== undefined) {
         await finish(row, 'token_revoked', where);
         throw expired('ended because its operator token was revoked');
+      }
+      if (row.token_expires_at != null && now >= row.token_expires_at) {
+        await finish(row, 'token_expired', where);
+        throw expired('ended because its operator token expired');
       }
       if (now >= row.expires_at) {
         await finish(row, 'expired', where);
