@@ -15,8 +15,8 @@ export interface AuditTailQuery {
   /** Events of this task and of every task delegated below it. */
   readonly txn?: string;
   readonly kind?: string;
-  /** Only events with this result (`allow`, `deny`, `success`, `failure`, `error`). */
-  readonly result?: string;
+  /** Only events with this result (`allow`, `deny`, `success`, `failure`, `error`), or one of these. */
+  readonly result?: string | readonly string[];
   readonly limit: number;
 }
 
@@ -83,9 +83,12 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
     where.push('kind = ?');
     params.push(q.kind);
   }
-  if (q.result !== undefined) {
+  if (typeof q.result === 'string') {
     where.push('result = ?');
     params.push(q.result);
+  } else if (q.result !== undefined && q.result.length > 0) {
+    where.push(`result IN (${q.result.map(() => '?').join(', ')})`);
+    params.push(...q.result);
   }
   const limit = Math.max(1, Math.min(10_000, Math.floor(q.limit)));
   params.push(limit);

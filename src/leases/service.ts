@@ -848,7 +848,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         where.push('(created_at < ? OR (created_at = ? AND id > ?))');
         params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
       }
-      const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
+      const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_001); // 10,000 a page, plus one to tell whether another page follows
       params.push(limit);
       const rows = await store.all<LeaseRow & Record<string, unknown>>(
         `SELECT ${COLUMNS} FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`,

@@ -51,7 +51,7 @@ export interface RevocationService extends RevocationChecker {
   /** For the token service (RFC 7009): refuse this jti until the token's own expiry. */
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { actor?: AuditActor; where?: AuditWhere; reason?: string }): Promise<Revocation>;
   lift(id: string, ctx?: { actor?: AuditActor; where?: AuditWhere }): Promise<Revocation>;
-  list(filter?: { active?: boolean; kind?: RevocationKind; limit?: number }): Promise<Revocation[]>;
+  list(filter?: { active?: boolean; kind?: RevocationKind; target?: string; limit?: number }): Promise<Revocation[]>;
   /** Reloads the indexes from the store (at start, and to pick up other replicas' revocations). */
   refresh(): Promise<void>;
   /** The same as isRevoked (kept for callers that hold a principal): token, agent, task or an ancestor, user, chain. */
@@ -372,6 +372,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
 
     async preview(kind, target) {
       validateTarget(kind, target);
+      if (kind === 'agent') requireServedSpiffeId(deps.trustDomains, target, 'the agent to revoke');
       const now = clock.now();
       const counted = await countForRevocation(store, { kind, target, ...(kind === 'token' ? { jtiHmac: audit.hmac(target) } : {}) }, now);
       let leaseCount = 0;
@@ -435,6 +436,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (filter.kind) {
         where.push('kind = ?');
         params.push(filter.kind);
+      }
+      if (filter.target !== undefined) {
+        where.push('target = ?');
+        params.push(filter.target);
       }
       params.push(Math.min(Math.max(filter.limit ?? 1000, 1), 10_000));
       const rows = await store.all<Row & Record<string, unknown>>(
