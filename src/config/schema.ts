@@ -218,6 +218,10 @@ export const configSchema = z.object({
   users: usersConfigSchema.prefault({}),
   /** The injection proxy: listener, bounds and routes (src/proxy/config.ts, docs/proxy.md). */
   proxy: proxyConfigSchema.prefault({}),
+  /** The operator console (docs/console-api.md): live event streams per replica. */
+  console: z.object({
+    max_streams: z.number().int().min(1).max(10_000).default(64),
+  }).strict().prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

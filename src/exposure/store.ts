@@ -97,31 +97,26 @@ export function revocationTokenMatch(r: Pick<ClosingRevocation, 'kind' | 'target
   return null;
 }
 
-/** Task nodes (unexpired at `now`) a revocation refuses: agent → the subtrees it acts in; task → its subtree; user → the user's tasks. */
-function revocationTaskMatch(r: Pick<ClosingRevocation, 'kind' | 'target'>): [string, SqlValue[]] | null {
-  if (r.kind === 'agent') return [`txn IN (${AGENT_SUBTREES})`, [r.target]];
-  if (r.kind === 'task') return ['txn IN (SELECT txn FROM task_ancestors WHERE ancestor = ?)', [r.target]];
-  if (r.kind === 'user') return ['user_id = ?', [r.target]];
-  return null;
-}
-
 /**
- * What a revocation of `r` would refuse at `now`, counted with the same matches that
+ * What a revocation of `r` would refuse at `now`, counted with the same match that
  * closeForRevocation closes (the kill switch's preview): open token windows by kind, and the
- * unexpired task nodes it stops.
+ * tasks whose live task tokens it refuses.
  */
 export async function countForRevocation(db: SqlExecutor, r: Pick<ClosingRevocation, 'kind' | 'target' | 'jtiHmac'>, now: number): Promise<{ agent_tokens: number; task_tokens: number; tasks: number }> {
   const out = { agent_tokens: 0, task_tokens: 0, tasks: 0 };
   const tokens = revocationTokenMatch(r);
-  if (tokens) {
-    const rows = await db.all<{ kind: string; n: number }>(`SELECT kind, COUNT(*) AS n FROM exposures WHERE closed_at IS NULL AND expires_at > ? AND ${tokens[0]} GROUP BY kind`, [now, ...tokens[1]]);
-    for (const row of rows) {
-      if (row.kind === 'agent_token') out.agent_tokens = Number(row.n);
-      if (row.kind === 'task_token') out.task_tokens = Number(row.n);
+  if (!tokens) return out;
+  const rows = await db.all<{ kind: string; n: number; t: number }>(
+    `SELECT kind, COUNT(*) AS n, COUNT(DISTINCT task) AS t FROM exposures WHERE closed_at IS NULL AND expires_at > ? AND ${tokens[0]} GROUP BY kind`,
+    [now, ...tokens[1]],
+  );
+  for (const row of rows) {
+    if (row.kind === 'agent_token') out.agent_tokens = Number(row.n);
+    if (row.kind === 'task_token') {
+      out.task_tokens = Number(row.n);
+      out.tasks = Number(row.t);
     }
   }
-  const tasks = revocationTaskMatch(r);
-  if (tasks) out.tasks = Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM tasks WHERE expires_at > ? AND ${tasks[0]}`, [now, ...tasks[1]]))?.n ?? 0);
   return out;
 }
 

@@ -74,7 +74,7 @@ export interface KillPreview {
   readonly task_tokens: number;
   /** Open leases (pending, active, revoking, disabled) it would revoke. */
   readonly leases: number;
-  /** Unexpired task nodes it would stop. */
+  /** Tasks whose live task tokens it would refuse. */
   readonly tasks: number;
 }
 
