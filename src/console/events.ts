@@ -11,8 +11,9 @@
  * `Last-Event-ID` gets one catch-up read (bounded; beyond it an `event: gap` says to reload).
  *
  * Bounded: at most `maxStreams` streams (503 TESSERA_CONSOLE_STREAMS_BUSY beyond), and a stream
- * whose client does not read (more than `maxBufferedBytes` waiting in its socket) is dropped,
- * never buffered without bound. Every stream gets a comment heartbeat each `heartbeatMs` (15 s)
+ * whose client does not read (its socket full, then more than `maxBufferedBytes` queued) is
+ * dropped, never buffered without bound; between pages the tail lets full sockets drain (at most
+ * `drainWaitMs`), so a burst does not drop a client that reads. Every stream gets a comment heartbeat each `heartbeatMs` (15 s)
  * so idle proxies keep it open; all end cleanly when the server shuts down.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -43,10 +44,12 @@ export interface AuditStreamsOptions {
   readonly pollMs?: number;
   /** Between two heartbeat comments (default 15 s). */
   readonly heartbeatMs?: number;
-  /** Bytes a client may leave unread before its stream is dropped (default 1 MiB). */
+  /** Bytes queued for a client whose socket is full before its stream is dropped (default 2 MiB). */
   readonly maxBufferedBytes?: number;
-  /** Rows per tail read (default 500; a tick reads at most 20 pages). */
+  /** Rows per tail read (default 100; a tick reads at most 50 pages). */
   readonly pageSize?: number;
+  /** Between two pages, how long the tail waits for full sockets to drain (default 1 s). */
+  readonly drainWaitMs?: number;
   /** Most events replayed for a `Last-Event-ID` (default 1000). */
   readonly maxCatchUp?: number;
 }
@@ -68,9 +71,15 @@ export interface AuditStreams {
 interface Stream {
   readonly res: ServerResponse;
   readonly filter: AuditStreamFilter;
-  /** While the Last-Event-ID catch-up runs: live events wait here (bounded like the socket). */
+  /** While the Last-Event-ID catch-up runs: live events wait here (bounded like the queue). */
   pending?: { entry: Entry; bytes: number }[];
   pendingBytes: number;
+  /** The socket refused more (write() returned false): chunks wait here until it drains. */
+  queue: string[];
+  queuedBytes: number;
+  congested: boolean;
+  /** Resolves at the socket's next 'drain' (while congested). */
+  drained?: Promise<void>;
 }
 
 /** One tail row, mapped once for every stream. */
@@ -85,8 +94,9 @@ const chunkOf = (e: Entry, boundary: number): string => (e.chunk ??= `event: aud
 export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
   const pollMs = o.pollMs ?? 1000;
   const heartbeatMs = o.heartbeatMs ?? 15_000;
-  const maxBuffered = o.maxBufferedBytes ?? 1024 * 1024;
-  const pageSize = o.pageSize ?? 500;
+  const maxBuffered = o.maxBufferedBytes ?? 2 * 1024 * 1024;
+  const pageSize = o.pageSize ?? 100;
+  const drainWaitMs = o.drainWaitMs ?? 1000;
   const maxCatchUp = o.maxCatchUp ?? 1000;
   const streams = new Set<Stream>();
   let opening = 0;
@@ -97,23 +107,65 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
   let timer: NodeJS.Timeout | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let ticking = false;
-  const dropped = o.metrics?.counter('tessera_console_streams_dropped_total', 'Console event streams dropped because the client did not read them (more than 1 MiB unread).');
+  const dropped = o.metrics?.counter('tessera_console_streams_dropped_total', 'Console event streams dropped because the client did not read them (more than the bound waiting).');
   o.metrics?.gauge('tessera_console_streams', 'Open console event streams (GET /v1/admin/events) on this replica.').collect(() => streams.size);
 
   function drop(s: Stream, why: 'slow' | 'closed'): void {
     if (!streams.delete(s)) return;
     if (why === 'slow') {
       dropped?.inc();
-      o.logger.warn({ unread: s.res.writableLength }, 'console event stream dropped: the client does not read it');
+      o.logger.warn({ queued: s.queuedBytes }, 'console event stream dropped: the client does not read it');
       s.res.destroy();
     }
+    s.queue = [];
+    s.queuedBytes = 0;
     if (streams.size === 0) stopTail();
   }
 
-  /** Writes to one stream; a client that left too much unread is dropped instead. */
+  /**
+   * Writes to one stream. Once its socket is full (write() returned false) chunks wait in its
+   * queue until 'drain'; a client that lets more than `maxBuffered` bytes wait is dropped —
+   * memory per stream stays bounded whatever the client does.
+   */
   function write(s: Stream, chunk: string): void {
-    if (s.res.writableLength + chunk.length > maxBuffered) return drop(s, 'slow');
-    s.res.write(chunk);
+    if (!streams.has(s)) return;
+    if (s.congested) {
+      s.queue.push(chunk);
+      s.queuedBytes += chunk.length;
+      if (s.queuedBytes > maxBuffered) drop(s, 'slow');
+      return;
+    }
+    if (!s.res.write(chunk)) {
+      s.congested = true;
+      s.drained = new Promise<void>((resolve) => s.res.once('drain', () => {
+        flush(s);
+        resolve();
+      }));
+    }
+  }
+
+  /** Writes what waited, until the socket is full again (then waits for the next drain). */
+  function flush(s: Stream): void {
+    s.congested = false;
+    s.drained = undefined;
+    const queued = s.queue;
+    s.queue = [];
+    s.queuedBytes = 0;
+    for (let i = 0; i < queued.length; i++) {
+      if (s.congested) {
+        s.queue.push(queued[i]!);
+        s.queuedBytes += queued[i]!.length;
+      } else write(s, queued[i]!);
+    }
+  }
+
+  /** Between two pages: lets full sockets drain (at most `drainWaitMs`), so a burst does not drop a client that reads. */
+  async function letDrain(): Promise<void> {
+    const waiting = [...streams].filter((s) => s.congested && s.drained).map((s) => s.drained!);
+    if (waiting.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(waiting), new Promise<void>((resolve) => (timer = setTimeout(resolve, drainWaitMs)))]);
+    clearTimeout(timer);
   }
 
   function deliver(s: Stream, e: Entry, boundary: number, direct: boolean): void {
@@ -164,7 +216,8 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
     if (ticking || lastSeq === undefined) return;
     ticking = true;
     try {
-      for (let page = 0; page < 20 && lastSeq !== undefined && streams.size > 0; page++) {
+      for (let page = 0; page < 50 && lastSeq !== undefined && streams.size > 0; page++) {
+        if (page > 0) await letDrain();
         const from: number = lastSeq;
         const rows: AuditEventRow[] = await o.store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [from, pageSize]);
         if (rows.length === 0) break;
@@ -194,7 +247,7 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
         timer = setTimeout(() => void tick(), pollMs);
         timer.unref();
         heartbeat = setInterval(() => {
-          for (const s of [...streams]) if (!s.pending) write(s, ': heartbeat\n\n');
+          for (const s of [...streams]) if (!s.pending && !s.congested) write(s, ': heartbeat\n\n');
         }, heartbeatMs);
         heartbeat.unref();
       } finally {
@@ -257,7 +310,7 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
         // Reverse proxies (nginx) would otherwise buffer the stream.
         'x-accel-buffering': 'no',
       });
-      const s: Stream = { res, filter, pendingBytes: 0, ...(lastEventId !== undefined && lastEventId < upTo ? { pending: [] } : {}) };
+      const s: Stream = { res, filter, pendingBytes: 0, queue: [], queuedBytes: 0, congested: false, ...(lastEventId !== undefined && lastEventId < upTo ? { pending: [] } : {}) };
       streams.add(s);
       res.on('close', () => drop(s, 'closed'));
       // `retry`: how long EventSource waits before reconnecting (it then sends Last-Event-ID).
