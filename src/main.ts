@@ -2,6 +2,7 @@
  * The composition root: the only module that chooses adapters (store, sinks, engines) and wires
  * services together. Everything else takes its dependencies as arguments.
  */
+import { loadConsoleFiles, registerConsoleStatic } from './console/static.js';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
@@ -18,7 +19,7 @@ import { openPostgresStore } from './store/postgres/index.js';
 import { createApp } from './server/app.js';
 import { registerSystemRoutes, instrumentRequests, type ReadinessCheck } from './server/system-routes.js';
 import { registerOpenApi } from './server/openapi.js';
-import { createAdminTokenService } from './admin/index.js';
+import { createAdminTokenService, registerOperatorTokenRoutes, OPERATOR_TOKEN_TTL_DEFAULT_MS } from './admin/index.js';
 import { createAuditLog, registerAuditRoutes, createAuditOperations, type AuditLog } from './audit/index.js';
 import { archiveAuditOffline, verifyAuditOffline } from './audit/runtime.js';
 import { resolveMasterKey, createKvService, registerSecretRoutes, rotateMasterKey, loadMasterKeyFile, masterSealer, generateMasterKeyFile, DEFAULT_MASTER_KEY_FILE } from './secrets/index.js';
@@ -37,7 +38,8 @@ import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
 import { createExposureService, registerExposureRoutes, type ExposureService } from './exposure/index.js';
 import { createAuditStreams } from './console/events.js';
-import { registerConsoleRoutes } from './console/routes.js';
+import { registerConsoleReadRoutes } from './console/read-routes.js';
+import { liveConsoleSessions } from './console/overview.js';
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -54,12 +56,15 @@ import { createTlsInterceptor } from './proxy/intercept.js';
 import { registerProxyCaRoutes } from './proxy/ca-routes.js';
 import { createProxyLimits } from './proxy/limits.js';
 import { registerProxyUsageRoutes } from './proxy/usage-routes.js';
+import { createConsoleOidc, createConsoleRequestAuth, createConsoleSessionService, pruneConsoleRows, registerConsoleRoutes } from './console/index.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
 const NO_AUDIT_NEEDED = { commit: () => Promise.reject(new TesseraError('TESSERA_INTERNAL', 'no write is expected before the audit log is open')) } as Pick<AuditLog, 'commit'>;
 
 export const DEMO_POLICY_DIR = join(PACKAGE_ROOT, 'examples', 'policies');
+/** The built operator console (`npm run build` → dist/console; console/ holds its sources). */
+export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist', 'console');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
@@ -222,9 +227,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const admin = createAdminTokenService({ store, clock, audit });
     let adminToken: string | undefined;
     if (mode === 'dev') {
-      // A fixed --root-token survives restarts on the same data dir: create it only once.
-      const known = options.rootToken ? await admin.authenticate(options.rootToken).then(() => true, () => false) : false;
-      adminToken = known ? options.rootToken : (await admin.create(options.rootToken ? { value: options.rootToken } : {})).token;
+      // Each start revokes the `dev` token of the previous start and creates one fresh (docs/operators.md);
+      // a fixed --root-token (no expiry) survives restarts on the same data dir: created only once.
+      const dev = await admin.replaceDevToken(options.rootToken ? { value: options.rootToken, expiresAt: null } : { expiresAt: clock.now() + OPERATOR_TOKEN_TTL_DEFAULT_MS });
+      adminToken = dev.token;
     }
 
     // Dev mode serves the demo policies until the configured directory exists (src/policy/dev-dir.ts).
@@ -408,12 +414,27 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     proxyRef.current = proxy;
     if (proxy) cleanups.push(() => proxy.close());
 
+    // Operator console sessions (src/console, docs/console.md): cookies are Secure (`__Host-`) when
+    // the public URL is https (Tessera itself listens in plain HTTP behind a TLS terminator).
+    const consoleCookie = { secure: new URL(issuer).protocol === 'https:' };
+    const consoleSessions = config.console.enabled ? createConsoleSessionService({ store, clock, audit, settings: { ttlMs: config.console.session_ttl, idleMs: config.console.idle_timeout } }) : undefined;
+    const consoleAuth = consoleSessions ? createConsoleRequestAuth({ sessions: consoleSessions, cookie: consoleCookie, failures: authFailures, whereOf: (req) => ({ source: req.ip, replica: replicaId, requestId: req.id }) }) : undefined;
+    const consoleOidcConfig = config.console.oidc;
+    const consoleOidc = consoleSessions && consoleOidcConfig ? createConsoleOidc({ config: consoleOidcConfig, redirectUri: consoleOidcConfig.redirect_uri ?? `${issuer}/v1/console/oidc/callback`, store, clock, env }) : undefined;
+    if (consoleSessions) {
+      // Ended sessions are kept a day (the overview and `current` read them), then dropped.
+      const prune = setInterval(() => void store.withLeaderLock('tessera-console-prune', () => pruneConsoleRows(store, clock.now(), clock.now() - 24 * 3_600_000)).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'console prune failed')), RECONCILE_INTERVAL_MS);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
+
     const guardRefusals = metrics.counter('tessera_http_guard_refusals_total', 'Requests refused by the Origin/Host check, by header');
     const app = createApp({
       logger, replicaId, bodyLimit: config.server.body_limit_bytes, trustProxy: config.server.trust_proxy, admin, agents, authFailures,
       originPolicy: buildOriginPolicy({ issuer, listenHost: host, listenPort: port, allowedOrigins: config.server.allowed_origins, allowedHosts: config.server.allowed_hosts, localAddresses: Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)) }),
       onGuardRefused: (what) => guardRefusals.inc({ header: what }),
       dpop: { algs: dpop.settings.algorithms, nonce: () => dpop.nonce() },
+      ...(consoleAuth ? { consoleSessions: consoleAuth } : {}),
     });
     registerOpenApi(app, { version: VERSION, publicUrl: issuer });
     instrumentRequests(app, metrics);
@@ -431,6 +452,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store, revocations, clock });
+    registerOperatorTokenRoutes(app, { tokens: admin, clock });
     registerSecretRoutes(app, { kv, authorizer, clock });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer, clock });
@@ -439,12 +461,13 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerTaskRoutes(app, taskView);
     // The console's read API (docs/console-api.md): overview, agent detail, live audit events.
     const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams });
-    registerConsoleRoutes(app, {
+    registerConsoleReadRoutes(app, {
       overview: {
         store, clock, version: VERSION, exposure, policy,
         engines: () => postgresEngine.health(),
         lastVerify: () => auditOps.jobs.lastVerify(),
         mcpSessions: () => gw.sessionCount,
+        ...(consoleSessions ? { consoleSessions: () => liveConsoleSessions(store, clock.now(), config.console.idle_timeout) } : {}),
       },
       detail: { store, clock, revocations, audit, tasks: taskView },
       streams: auditStreams,
@@ -454,7 +477,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     registerProxyCaRoutes(app, { ca: proxyCa });
     registerProxyUsageRoutes(app, { limits: proxyLimits });
+    // The operator console (docs/console.md): the built files, read once, served at /ui.
+    registerConsoleStatic(app, loadConsoleFiles(CONSOLE_DIR));
     gw.register(app);
+    if (consoleSessions && consoleAuth) registerConsoleRoutes(app, { sessions: consoleSessions, auth: consoleAuth, admin, cookie: consoleCookie, failures: authFailures, ...(consoleOidc ? { oidc: consoleOidc } : {}), version: VERSION });
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });
 
@@ -566,7 +592,7 @@ export const runtime: Runtime = {
       try {
         const admin = createAdminTokenService({ store, clock: systemClock, audit });
         if ((await admin.count()) > 0) throw new TesseraError('TESSERA_ALREADY_INITIALIZED', `${config.data_dir} already has an admin token; Tessera is initialised`);
-        const { token } = await admin.create();
+        const { token } = await admin.create({ name: 'init', role: 'admin', expiresAt: null });
         // The proxy CA is created here so that clients can be given it before the first start.
         await loadOrCreateProxyCa({ store, sealer: master.sealer, clock: systemClock, audit, trustDomain: config.trust_domain });
         return { adminToken: token, dataDir: config.data_dir, ...(masterKeyFile ? { masterKeyFile } : {}) };

@@ -62,8 +62,11 @@ export type AuditEvent =
   | Base<'task.refused', { code: string; scope?: string; label?: string }>
   | Base<'join_token.created', { join_token_hmac: string; spiffe_id: string; expires_at: number }>
   | Base<'join_token.used', { join_token_hmac: string; spiffe_id: string }>
-  | Base<'admin_token.created', { token_id: string }>
+  | Base<'admin_token.created', { token_id: string; name?: string; role?: string; expires_at?: string | null }>
   | Base<'admin_token.revoked', { token_id: string }>
+  // Operator console sessions (src/console; docs/console.md). `session` is the non-secret session id (`cs_…`).
+  | Base<'console.session_started', { session: string; via: string; role: string; name: string; expires_at: number }>
+  | Base<'console.session_ended', { session: string; cause: string }>
   | Base<'policy.decision', { principal: string; cached: boolean }>
   | Base<'policy.reloaded', { files: number; policies: number; error?: string }>
   | Base<'secret.written', { version: number; mode: string }>

@@ -74,7 +74,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: Pick<Au
     return { events: r.events, next_seq: r.nextSeq, ...(q.before_seq !== undefined ? { next_before_seq: r.nextBeforeSeq ?? null } : {}) };
   });
 
-  app.post('/v1/admin/audit/verify', { preHandler: app.requireAdmin }, async (req, reply) => {
+  app.post('/v1/admin/audit/verify', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req, reply) => {
     const b = parseInput(verifyBody, req.body ?? {});
     const { job, created } = await jobs.start('verify', { full: b.full || b.archives, ...(b.archives ? { archives: true } : {}) });
     if (b.wait) return reply.status(200).send({ job: await jobs.wait(job.id), created });
@@ -93,12 +93,12 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: Pick<Au
     return { job: await jobs.get(p.id) };
   });
 
-  app.post('/v1/admin/audit/witness', { preHandler: app.requireAdmin }, async (req) => {
+  app.post('/v1/admin/audit/witness', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req) => {
     const b = parseInput(witnessBody, req.body);
     return deps.checkWitness(b.heads.map((h) => ({ seq: h.seq, ts: h.ts, hash: h.hash, keyId: h.key_id, signature: h.signature })));
   });
 
-  app.post('/v1/admin/audit/hmac', { preHandler: app.requireAdmin }, async (req) => {
+  app.post('/v1/admin/audit/hmac', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req) => {
     const b = parseInput(hmacBody, req.body);
     return { hmac: audit.hmac(b.value) };
   });

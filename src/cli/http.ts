@@ -27,6 +27,16 @@ export class AdminClient {
   listJoinTokens() {
     return this.req<unknown>('GET', '/v1/admin/join-tokens');
   }
+  /** POST /v1/admin/operator-tokens (docs/operators.md): the value is in the answer, once. */
+  createOperatorToken(body: { name: string; role?: string; ttl?: string }) {
+    return this.req<{ id: string; name: string; role: string; expires_at: string | null; token: string }>('POST', '/v1/admin/operator-tokens', { json: body });
+  }
+  listOperatorTokens() {
+    return this.req<{ tokens: Record<string, unknown>[] }>('GET', '/v1/admin/operator-tokens');
+  }
+  revokeOperatorToken(id: string) {
+    return this.req<{ id: string; revoked: boolean }>('DELETE', `/v1/admin/operator-tokens/${encodeURIComponent(id)}`);
+  }
   listAgents() {
     return this.req<unknown>('GET', '/v1/admin/agents');
   }

@@ -17,6 +17,7 @@ import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
 // an option with a fixed set of values is checked here, exit 2 before any request.
@@ -635,6 +636,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- tasks ----------------------------------------------------------------------
   registerTaskCommands(program, { admin, isJson, out, printJson });
+  registerOperatorTokenCommand(program, { admin, isJson, out, info, printJson, now });
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
@@ -816,8 +818,8 @@ function devBanner(s: RunningServer): string {
   ];
   if (s.adminToken) lines.push(`  export TESSERA_TOKEN=${s.adminToken}`);
   if (s.adminToken && s.adminTokenFixed === false) {
-    // Every start without --root-token makes a new admin token; the earlier ones stay valid.
-    lines.push('  # a new admin token at every start (earlier ones keep working on this data directory); --root-token <value> keeps one');
+    // Every start without --root-token makes a new admin token and revokes the previous start's (docs/operators.md).
+    lines.push('  # a new admin token at every start (the previous start\'s stops working); --root-token <value> keeps one');
   }
   lines.push('  tessera kv put healthcare/prod/agents/patient-reader/greeting - --mode read <<< "hello from tessera"', '  tessera kv list healthcare/', '  tessera audit tail');
   if (s.joinToken) {

@@ -8,6 +8,7 @@ import { usersConfigSchema } from '../users/config.js';
 import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
 import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
 import { proxyConfigSchema } from '../proxy/config.js';
+import { consoleConfigSchema } from '../console/config.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -218,10 +219,8 @@ export const configSchema = z.object({
   users: usersConfigSchema.prefault({}),
   /** The injection proxy: listener, bounds and routes (src/proxy/config.ts, docs/proxy.md). */
   proxy: proxyConfigSchema.prefault({}),
-  /** The operator console (docs/console-api.md): live event streams per replica. */
-  console: z.object({
-    max_streams: z.number().int().min(1).max(10_000).default(64),
-  }).strict().prefault({}),
+  /** The operator console: sessions and OIDC sign-in (src/console/config.ts, docs/console.md). */
+  console: consoleConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

@@ -59,6 +59,16 @@ export async function decisionSeries(db: SqlExecutor, now: number): Promise<Deci
   return series;
 }
 
+/**
+ * Console sessions live at `now` (src/console/sessions.ts): not ended, not expired, and seen
+ * within the idle timeout (`last_seen_at` is written at most every quarter of it, so a session
+ * about to go idle may be counted a little longer than it lives).
+ */
+export async function liveConsoleSessions(db: SqlExecutor, now: number, idleMs: number): Promise<number> {
+  const row = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM console_sessions WHERE revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?', [now, now - idleMs]);
+  return Number(row?.n ?? 0);
+}
+
 /** The overview document (the contract's shape). */
 export async function buildOverview(deps: OverviewDeps): Promise<Record<string, unknown>> {
   const now = deps.clock.now();

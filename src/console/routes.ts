@@ -1,60 +1,135 @@
 /**
- * The console's read routes (docs/console-api.md; operator auth through `app.requireAdmin`):
- *  - `GET /v1/admin/overview`                the overview page (overview.ts)
- *  - `GET /v1/admin/agents/detail?id=`       one agent with its kill-switch preview (agent-detail.ts)
- *  - `GET /v1/admin/events`                  live audit events, text/event-stream (events.ts)
- * The lists behind the other pages are the existing operator routes (agents, leases, tasks,
- * audit, secrets, exposure, policy), extended with pagination.
+ * The console's sign-in routes (docs/console.md "Signing in"):
+ * - `POST /v1/console/session` `{ token }` → 201 session view + `Set-Cookie`;
+ * - `GET /v1/console/session` → 200 session view (its `csrf_token` too), or 401;
+ * - `DELETE /v1/console/session` (X-CSRF-Token) → 204, cookie cleared;
+ * - `GET /v1/console/config` (no auth) → `{ oidc, version }`;
+ * - `GET /v1/console/oidc/login` → 302 to the provider; `GET /v1/console/oidc/callback` → session + 302 `/ui/`.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { AuditWhere } from '../audit/events.js';
+import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
 import { parseInput } from '../server/validate.js';
-import { spiffeIdProblem, describeSpiffeIdProblem } from '../identity/spiffe-id.js';
-import { fail } from '../shared/errors.js';
-import { AUDIT_RESULTS } from '../audit/events.js';
-import { buildOverview, type OverviewDeps } from './overview.js';
-import { agentDetail, type AgentDetailDeps } from './agent-detail.js';
-import type { AuditStreams } from './events.js';
+import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { TesseraError, isTesseraError } from '../shared/errors.js';
+import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { clearSessionCookie, readSessionCookie, sessionSetCookie, type CookieOptions } from './cookie.js';
+import { OIDC_LOGIN_TTL_MS, type ConsoleOidc } from './oidc.js';
+import { checkFetchSite, type ConsoleRequestAuth } from './request.js';
+import type { ConsoleOperator, ConsoleSessionService } from './sessions.js';
+import type { OperatorRole } from './store.js';
 
-const detailQuery = z.strictObject({
-  id: z.string({ error: 'send id=<SPIFFE ID of the agent>, e.g. id=spiffe://example.org/ns/prod/sa/agent' }).min(1).max(2048),
-});
-
-const eventsQuery = z.strictObject({
-  actor: z.string().min(1).max(2048).optional(),
-  task: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'send a task id such as task_3q2Jd… (printable ASCII, no spaces)').optional(),
-  kind: z.string().regex(/^[a-z][a-z0-9_.]{0,127}$/, 'send an event kind or its prefix, such as "lease." or "auth.login"').optional(),
-  result: z.enum(AUDIT_RESULTS, { error: `send one of ${AUDIT_RESULTS.join(', ')}` }).optional(),
-});
-
-/** `Last-Event-ID` (WHATWG HTML §9.2.4): the seq of the last event the client received. */
-function lastEventIdOf(header: string | string[] | undefined): number | undefined {
-  if (header === undefined || header === '') return undefined;
-  const v = Array.isArray(header) ? header[0] : header;
-  if (v === undefined || !/^[0-9]{1,16}$/.test(v) || !Number.isSafeInteger(Number(v))) {
-    throw fail('TESSERA_REQUEST_INVALID', 'Last-Event-ID: send the id of the last event received (a whole number, the event\'s seq), or omit the header', { field: 'last-event-id' });
-  }
-  return Number(v);
+export interface ConsoleRouteDeps {
+  readonly sessions: ConsoleSessionService;
+  readonly auth: ConsoleRequestAuth;
+  /** The operator token service (src/admin/tokens.ts). */
+  readonly admin: AdminAuthenticator;
+  readonly cookie: CookieOptions;
+  readonly failures?: AuthFailureGuard;
+  readonly oidc?: ConsoleOidc;
+  readonly version: string;
 }
 
-export function registerConsoleRoutes(app: FastifyInstance, deps: { overview: OverviewDeps; detail: AgentDetailDeps; streams: AuditStreams }): void {
-  app.get('/v1/admin/overview', { preHandler: app.requireAdmin }, async () => buildOverview(deps.overview));
+const signInBody = z.object({ token: z.string().min(1).max(512) }).strict();
 
-  app.get('/v1/admin/agents/detail', { preHandler: app.requireAdmin }, async (req) => {
-    const { id } = parseInput(detailQuery, req.query, 'query string');
-    const problem = spiffeIdProblem(id);
-    if (problem) throw fail('TESSERA_REQUEST_INVALID', `id: send the agent's SPIFFE ID such as spiffe://example.org/ns/prod/sa/agent: ${describeSpiffeIdProblem(problem)}`, { field: 'id' });
-    return agentDetail(deps.detail, id);
+/** The browser-binding cookie of an OIDC sign-in in progress (SameSite=Lax: it must survive the provider's redirect back). */
+const OIDC_COOKIE = 'tessera_oidc';
+const oidcCookieName = (c: CookieOptions): string => (c.secure ? `__Host-${OIDC_COOKIE}` : OIDC_COOKIE);
+
+export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDeps): void {
+  const { sessions, auth, cookie } = deps;
+  const whereOf = (req: FastifyRequest): AuditWhere & { source: string } => {
+    const m = app.requestMeta(req);
+    return { source: m.source, replica: m.replica, requestId: m.requestId };
+  };
+
+  async function startSession(reply: FastifyReply, operator: ConsoleOperator, via: 'token' | 'oidc', tokenId: string | null, where: AuditWhere) {
+    const s = await sessions.start(operator, via, tokenId, where);
+    reply.header('set-cookie', sessionSetCookie(s.value, s.maxAgeS, cookie));
+    return s.session.view;
+  }
+
+  app.post('/v1/console/session', async (req, reply) => {
+    checkFetchSite(req);
+    const where = whereOf(req);
+    const body = parseInput(signInBody, req.body ?? {}, 'request body');
+    // Before the token is hashed and looked up: a source that sent too many refused credentials.
+    deps.failures?.admit(where);
+    let principal: AdminPrincipal;
+    try {
+      const kind = tokenKindOf(body.token);
+      if (kind === 'jwt' || kind === 'join') {
+        throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', `this is ${TOKEN_KIND_WORDS[kind]}; the console needs an operator token (tsr_admin_…)`);
+      }
+      principal = await deps.admin.authenticate(body.token);
+    } catch (e) {
+      const guard = deps.failures;
+      if (guard && isTesseraError(e) && e.status === 401) {
+        guard.charge(where);
+        // Never the token; one event per source and window (the refusal stands either way).
+        await guard.events.append({
+          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'console.sign_in', resource: 'console-session', result: 'deny',
+          reason: { code: e.code }, where, details: { code: e.code },
+        }).catch(() => undefined);
+      }
+      throw e;
+    }
+    const view = await startSession(reply, operatorOf(principal), 'token', principal.tokenId, where);
+    return reply.code(201).send(view);
   });
 
-  app.get('/v1/admin/events', { preHandler: app.requireAdmin }, async (req, reply) => {
-    const q = parseInput(eventsQuery, req.query, 'query string');
-    const lastEventId = lastEventIdOf(req.headers['last-event-id']);
-    await deps.streams.open(req, reply, { ...(q.actor ? { actor: q.actor } : {}), ...(q.task ? { task: q.task } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.result ? { result: q.result } : {}) }, lastEventId);
+  app.get('/v1/console/session', async (req) => (await auth.session(req, { csrf: false })).live.view);
+
+  app.delete('/v1/console/session', async (req, reply) => {
+    const { value } = await auth.session(req, { csrf: true });
+    await sessions.end(value, whereOf(req));
+    return reply.code(204).header('set-cookie', clearSessionCookie(cookie)).send();
   });
 
-  // Streams end before the server waits for its connections to close.
-  app.addHook('preClose', async () => {
-    await deps.streams.close();
+  app.get('/v1/console/config', async () => ({ oidc: deps.oidc !== undefined, version: deps.version }));
+
+  const oidc = deps.oidc;
+  if (!oidc) return;
+  const bindingName = oidcCookieName(cookie);
+
+  app.get('/v1/console/oidc/login', async (_req, reply) => {
+    const { url, binding } = await oidc.begin();
+    const attrs = [`${bindingName}=${binding}`, 'Path=/', `Max-Age=${OIDC_LOGIN_TTL_MS / 1000}`, 'HttpOnly', 'SameSite=Lax', ...(cookie.secure ? ['Secure'] : [])].join('; ');
+    return reply.header('set-cookie', attrs).header('referrer-policy', 'no-referrer').redirect(url.href, 302);
   });
+
+  app.get('/v1/console/oidc/callback', async (req, reply) => {
+    const where = whereOf(req);
+    deps.failures?.admit(where);
+    const clear = [`${bindingName}=`, 'Path=/', 'Max-Age=0', 'HttpOnly', 'SameSite=Lax', ...(cookie.secure ? ['Secure'] : [])].join('; ');
+    reply.header('set-cookie', clear).header('referrer-policy', 'no-referrer');
+    const bound = readSessionCookie(req.headers.cookie, bindingName);
+    let operator: ConsoleOperator;
+    try {
+      // Only the query matters (state, code, iss, error); the path is this route's.
+      const q = req.url.indexOf('?');
+      operator = await oidc.finish(q < 0 ? '' : req.url.slice(q), bound.kind === 'one' ? bound.value : undefined);
+    } catch (e) {
+      if (isTesseraError(e) && deps.failures && (e.code === 'TESSERA_CONSOLE_OIDC_FAILED' || e.code === 'TESSERA_CONSOLE_NO_ROLE')) {
+        deps.failures.charge(where);
+        await deps.failures.events.append({
+          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'console.sign_in', resource: 'console-oidc', result: 'deny',
+          reason: { code: e.code }, where, details: { code: e.code },
+        }).catch(() => undefined);
+      }
+      throw e;
+    }
+    // Both cookies: the binding one cleared (above), the session one set (fastify appends Set-Cookie).
+    await startSession(reply, operator, 'oidc', null, where);
+    return reply.redirect('/ui/', 302);
+  });
+}
+
+/** The console operator of an authenticated operator token. */
+function operatorOf(p: AdminPrincipal): ConsoleOperator {
+  // Name and role come with the operator token (issue 11 "Operators"); a token without them is a
+  // pre-roles admin token.
+  const q = p as AdminPrincipal & { name?: string; role?: OperatorRole };
+  return { id: p.tokenId, name: q.name ?? p.tokenId, role: q.role ?? 'admin' };
 }

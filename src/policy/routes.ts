@@ -9,7 +9,7 @@ import type { PolicyEngine } from './engine.js';
  * policies that decided, so operators can see why.
  */
 export function registerPolicyRoutes(app: FastifyInstance, deps: { policy: Pick<PolicyEngine, 'explain' | 'status'> }): void {
-  app.post('/v1/admin/policy/check', { preHandler: app.requireAdmin }, async (req) => {
+  app.post('/v1/admin/policy/check', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req) => {
     const body = parseInput(checkRequestSchema, req.body, 'policy check request', 'TESSERA_POLICY_REQUEST_INVALID');
     const e = deps.policy.explain(toPolicyRequest(body));
     return { decision: e.decision, policies: e.policies, errors: e.errors };

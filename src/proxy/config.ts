@@ -24,8 +24,19 @@ const BODY_FIELD = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 export const MAX_BODY_FIELDS = 16;
 export const MAX_ROUTES = 256;
 
-/** Headers the proxy always removes from what an agent sends upstream (besides the credential's own header). */
-export const ALWAYS_STRIPPED = ['authorization', 'proxy-authorization', 'cookie', 'dpop'] as const;
+/**
+ * Headers the proxy always removes from what an agent sends upstream (besides the credential's
+ * own header): Tessera's own (Authorization, Proxy-Authorization, DPoP), cookies, and the API-key
+ * headers of the common SDKs and gateways — an SDK configured with the agent's Tessera token as
+ * its "API key" sends it in one of these, and an agent never holds an upstream credential of its
+ * own to send (A10-7). OpenAI/most: Authorization; Anthropic: x-api-key; Azure OpenAI: api-key;
+ * Google: x-goog-api-key; GitLab: private-token; Azure APIM: ocp-apim-subscription-key;
+ * Azure Functions: x-functions-key; OpenStack and others: x-auth-token; AWS: x-amz-security-token.
+ */
+export const ALWAYS_STRIPPED = [
+  'authorization', 'proxy-authorization', 'cookie', 'dpop',
+  'x-api-key', 'api-key', 'x-goog-api-key', 'private-token', 'ocp-apim-subscription-key', 'x-functions-key', 'x-auth-token', 'x-amz-security-token',
+] as const;
 
 const UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2, gb: 1024 ** 3, gib: 1024 ** 3 };
 

@@ -346,3 +346,37 @@ export function onClientError(err: Error & { code?: string; reason?: string }, s
   socket.write(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   closeAfterFlush(socket);
 }
+
+/**
+ * Refuses a request that would carry the agent's own Tessera token upstream in a header Tessera
+ * does not strip or in the query string (raw or percent-encoded): an SDK told to use the token
+ * as its "API key" for an unusual header, or a `?key=` parameter (A10-7). The token is the
+ * agent's credential for Tessera only; forwarding it would hand it to every upstream.
+ * Throws 400 TESSERA_PROXY_TOKEN_FORWARDED naming where (never the value).
+ */
+export function refuseForwardedToken(token: string, headers: Readonly<Record<string, string | string[]>>, search: string): void {
+  for (const [name, value] of Object.entries(headers)) {
+    const values = Array.isArray(value) ? value : [value];
+    if (values.some((v) => v.includes(token))) throw tokenForwarded(`the ${name} header`, { where: 'header', name });
+  }
+  if (search.length > 1) {
+    if (search.includes(token)) throw tokenForwarded('the query string', { where: 'query' });
+    for (const part of search.slice(1).split('&')) {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(part.replace(/\+/g, ' '));
+      } catch {
+        continue; // not decodable: the raw check above already looked at it
+      }
+      if (decoded.includes(token)) throw tokenForwarded('the query string', { where: 'query' });
+    }
+  }
+}
+
+function tokenForwarded(where: string, details: Record<string, string>): TesseraError {
+  return new TesseraError(
+    'TESSERA_PROXY_TOKEN_FORWARDED',
+    `the request carries your Tessera token in ${where}, which would be sent to the upstream; send the token only in Proxy-Authorization (or Authorization on a reverse route) — Tessera adds the upstream's credential itself`,
+    details,
+  );
+}

@@ -34,7 +34,7 @@ import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
 import { type ScrubStreamFactory } from './seams.js';
-import { forwardHeaders, readBodyFields, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
+import { forwardHeaders, readBodyFields, refuseForwardedToken, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
 import type { Metered, ProxyMetering } from './metering.js';
 
 /** What a request inside a CONNECT tunnel carries from the tunnel (connect.ts, server.ts). */
@@ -58,7 +58,7 @@ export interface ProxyRequestDeps {
   readonly replica: string;
   /** Request body bound, bytes (`proxy.max_request_bytes`). */
   readonly maxRequestBytes: number;
-  /** Upstream response headers / idle body timeout, ms (`proxy.timeout`). */
+  /** Upstream response headers / idle body timeout, and the idle bound on the agent's request body, ms (`proxy.timeout`). */
   readonly timeoutMs: number;
   readonly scrubStream: ScrubStreamFactory;
   readonly forwardHeaders?: (incoming: IncomingMessage['headers'], strip: readonly string[]) => Record<string, string | string[]>;
@@ -149,36 +149,78 @@ export function upstreamFailure(e: unknown, route: string): TesseraError {
   return new TesseraError('TESSERA_PROXY_UPSTREAM_UNAVAILABLE', `the upstream of route "${route}" could not be reached or failed (${cause ?? code ?? 'error'})`, { route });
 }
 
-/** A byte counter that refuses a body over `max` (413). */
-function bounded(max: number, count: (n: number) => void): Transform {
+/** 408: the agent sent no request body bytes for `idleMs` (a slow-body hold; A10-6). */
+function bodyIdle(idleMs: number): TesseraError {
+  return new TesseraError('TESSERA_PROXY_BODY_TIMEOUT', `the request body stalled: no bytes for ${Math.round(idleMs / 1000)} s (proxy.timeout); send the body without pauses, or raise proxy.timeout`, { timeout_ms: idleMs });
+}
+
+/**
+ * A byte counter that refuses a body over `max` (413) and one that stalls for `idleMs` between
+ * chunks (408): a request body trickled a byte at a time must not hold a connection, an
+ * upstream request and a credential open forever (the proxy server has no overall request timeout,
+ * because answers may stream for long).
+ */
+function bounded(max: number, idleMs: number, count: (n: number) => void): Transform {
   let seen = 0;
-  return new Transform({
+  let timer: NodeJS.Timeout | undefined;
+  const t: Transform = new Transform({
     transform(chunk: Buffer, _e, cb) {
+      arm();
       seen += chunk.length;
       count(chunk.length);
       if (seen > max) cb(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
       else cb(null, chunk);
     },
+    flush(cb) {
+      clearTimeout(timer);
+      cb();
+    },
+    destroy(err, cb) {
+      clearTimeout(timer);
+      cb(err);
+    },
   });
+  function arm(): void {
+    clearTimeout(timer);
+    timer = setTimeout(() => t.destroy(bodyIdle(idleMs)), idleMs);
+    timer.unref();
+  }
+  arm();
+  return t;
 }
 
-/** Reads a JSON body up to `max` bytes (413 beyond). */
-function readBounded(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Reads a JSON body up to `max` bytes (413 beyond), stalling at most `idleMs` between chunks (408). */
+function readBounded(req: IncomingMessage, max: number, idleMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let n = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (e: unknown): void => {
+      clearTimeout(timer);
+      req.removeAllListeners('data');
+      req.resume();
+      reject(e);
+    };
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(bodyIdle(idleMs)), idleMs);
+      timer.unref();
+    };
+    arm();
     req.on('data', (c: Buffer) => {
+      arm();
       n += c.length;
       if (n > max) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
+        fail(new TesseraError('TESSERA_PROXY_BODY_TOO_LARGE', `the request body is larger than proxy.max_request_bytes (${max} bytes)`, { limit: max }));
         return;
       }
       parts.push(c);
     });
-    req.once('end', () => resolve(Buffer.concat(parts)));
-    req.once('error', reject);
+    req.once('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(parts));
+    });
+    req.once('error', (e) => fail(e));
   });
 }
 
@@ -280,9 +322,9 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       }
     }
     const body = JSON.stringify({ error: { code: err.code, message: err.message, request_id: requestId, ...(err.details ? { details: err.details } : {}) } });
-    // A body not read is drained, so the connection stays usable (unless it is huge: then closed).
+    // A body not read is drained, so the connection stays usable (unless it is huge or stalled: then closed).
     if (!req.complete) {
-      if (err.code === 'TESSERA_PROXY_BODY_TOO_LARGE') headers['connection'] = 'close';
+      if (err.code === 'TESSERA_PROXY_BODY_TOO_LARGE' || err.code === 'TESSERA_PROXY_BODY_TIMEOUT') headers['connection'] = 'close';
       else req.resume();
     }
     res.writeHead(status, headers);
@@ -296,6 +338,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       const where: AuditWhere = { source: req.socket.remoteAddress ?? 'unknown', replica: deps.replica, requestId };
       let route: CompiledRoute | undefined;
       let principal: AgentPrincipal | undefined;
+      let presented: string | undefined;
       let target: Target | undefined;
       let decision: { allowed: boolean; policies: readonly string[] } | undefined;
       let credential: InjectedCredential | undefined;
@@ -361,8 +404,11 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         // authenticate
         if (mode === 'intercepted') {
           principal = await deps.auth.authenticateToken(tunnel!.token, where as { requestId: string; source: string; replica: string }, { method, target: req.url ?? '/' });
+          presented = tunnel!.token;
         } else {
-          principal = (await deps.auth.authenticate({ headers: req.headers, method, target: req.url ?? '/' }, mode, where as { requestId: string; source: string; replica: string })).principal;
+          const authenticated = await deps.auth.authenticate({ headers: req.headers, method, target: req.url ?? '/' }, mode, where as { requestId: string; source: string; replica: string });
+          principal = authenticated.principal;
+          presented = authenticated.token;
         }
         deps.onAuthenticated?.(req.socket, principal);
         // the body: bounded; read whole only when policy needs its JSON fields
@@ -372,7 +418,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         let buffered: Buffer | undefined;
         let body: Record<string, string | number | boolean> = {};
         if (hasBody && (r.bodyFields.length > 0 || deps.metering?.needsBody(r)) && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
-          buffered = await readBounded(req, deps.maxRequestBytes);
+          buffered = await readBounded(req, deps.maxRequestBytes, deps.timeoutMs);
           bytesIn = buffered.length;
         }
         if (hasBody && r.bodyFields.length > 0) {
@@ -396,6 +442,8 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         const scrubber = scrubberFor(credential.secrets);
         // execute
         const headers = forward(req.headers, r.strip);
+        // The agent's own Tessera token never travels on, wherever the client put it (A10-7).
+        refuseForwardedToken(presented!, headers, target.search);
         headers['host'] = r.port === 443 || r.port === 80 ? r.host : `${r.host}:${r.port}`;
         // Identity encoding: a compressed body could not be scrubbed.
         headers['accept-encoding'] = 'identity';
@@ -411,7 +459,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         let requestBody: Buffer | Readable | undefined;
         if (buffered) requestBody = buffered;
         else if (hasBody) {
-          const counter = bounded(deps.maxRequestBytes, (n) => (bytesIn += n));
+          const counter = bounded(deps.maxRequestBytes, deps.timeoutMs, (n) => (bytesIn += n));
           requestBody = req.pipe(counter);
           req.once('error', (e) => counter.destroy(e));
         }

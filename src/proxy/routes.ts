@@ -68,7 +68,7 @@ export function registerProxyRoutes(app: FastifyInstance, deps: { proxy: ProxyWh
     routes: deps.proxy ? describeRoutes(deps.proxy.routes) : [],
   }));
 
-  app.post('/v1/admin/proxy/test', { preHandler: app.requireAdmin }, async (req) => {
+  app.post('/v1/admin/proxy/test', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req) => {
     const body = parseInput(testSchema, req.body);
     const method = body.method.toUpperCase();
     let url: URL;

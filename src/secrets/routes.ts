@@ -116,7 +116,7 @@ export function registerSecretRoutes(app: FastifyInstance, deps: SecretRouteDeps
     return { path: r.path, version: r.version };
   });
 
-  app.get('/v1/admin/secrets/*', { preHandler: app.requireAdmin }, async (req) => {
+  app.get('/v1/admin/secrets/*', { config: { revealsSecret: true }, preHandler: app.requireAdmin }, async (req) => {
     const path = rawWildcardPath(req);
     const query = parseInput(getQuery, req.query ?? {}, 'query');
     const r = await kv.get(path, { ...(query.version !== undefined ? { version: query.version } : {}), ctx: adminCtx(req) });

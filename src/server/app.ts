@@ -11,11 +11,20 @@ import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
 import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
 import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { checkRole, type OperatorRole } from '../admin/roles.js';
 
-/** Who called an operator endpoint. */
+/**
+ * Who called an operator endpoint (docs/operators.md). `tokenId` is the operator id: the operator
+ * token's `adm_…` id (also for a console session made with that token), or
+ * `oidc:<issuer-host>:<sub>` for an OIDC console session.
+ */
 export interface AdminPrincipal {
   readonly kind: 'admin';
   readonly tokenId: string;
+  readonly name: string;
+  readonly role: OperatorRole;
+  readonly via: 'token' | 'session';
+  readonly sessionId?: string;
 }
 
 /**
@@ -48,6 +57,10 @@ declare module 'fastify' {
     oauth?: boolean;
     /** The route bounds the nesting depth of its body itself (MAX_JSON_DEPTH), e.g. to audit the refusal. */
     ownJsonDepth?: boolean;
+    /** An operator POST route that changes nothing: the `auditor` role may call it (src/admin/roles.ts). */
+    readOnly?: boolean;
+    /** The operator route answers with a secret's value: never for the `auditor` role (src/admin/roles.ts). */
+    revealsSecret?: boolean;
   }
 }
 
@@ -76,6 +89,11 @@ export interface AppOptions {
    * go through `agents`, which holds the same guard.
    */
   authFailures?: AuthFailureGuard;
+  /**
+   * Operator console sessions (src/console): the operator of a request without an `Authorization`
+   * header, from its session cookie (undefined when it has none); CSRF and secret-value checks included.
+   */
+  consoleSessions?: { authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined> };
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
@@ -186,6 +204,14 @@ export function createApp(options: AppOptions): FastifyInstance {
 
   app.decorateRequest('admin', undefined);
   app.decorate('requireAdmin', async (req: FastifyRequest) => {
+    // No Authorization header at all: a console session cookie, if the request carries one.
+    const session = req.headers.authorization === undefined ? await options.consoleSessions?.authenticate(req) : undefined;
+    if (session) {
+      req.admin = session;
+      // The same role rule as for a bearer token (an auditor's session changes nothing).
+      checkRole(req.admin, req.routeOptions.config, req.method);
+      return;
+    }
     const token = bearerToken(req);
     if (!token) throw new TesseraError('TESSERA_ADMIN_TOKEN_MISSING', 'this endpoint needs `Authorization: Bearer <admin token>` (set TESSERA_TOKEN for the CLI)');
     const meta = app.requestMeta(req);
@@ -210,6 +236,8 @@ export function createApp(options: AppOptions): FastifyInstance {
       }
       throw e;
     }
+    // The operator's role, once for every operator route, from the route's config.
+    checkRole(req.admin, req.routeOptions.config, req.method);
   });
 
   app.decorateRequest('agent', undefined);

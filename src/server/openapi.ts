@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { roleAllows } from '../admin/roles.js';
 
 /** Summaries for the OpenAPI document; a test checks every registered route has one. */
 export const ROUTE_SUMMARIES: Record<string, string> = {
@@ -12,6 +13,8 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'POST /v1/admin/keys/rotate': 'Operator: rotate the token signing key now; `revoke_previous` refuses every token signed by older keys.',
   'GET /v1/whoami': 'Agent: the verified identity behind the bearer token (SPIFFE ID, attributes, expiry).',
   'GET /.well-known/jwks.json': 'Public keys that verify Tessera tokens (RFC 7517).',
+  'GET /ui': 'The operator console (redirects to /ui/; docs/console.md).',
+  'GET /ui/*': 'The operator console\'s files: index.html for every console page, hashed assets (public files; the data behind them needs a console session; docs/console.md).',
   'GET /v1/proxy/ca.pem': 'The injection proxy\'s TLS-interception CA certificate (PEM, `application/x-pem-file`, public): what agents trust to reach routed HTTPS hosts through the proxy (docs/proxy-tls.md).',
   'GET /v1/bundle': 'SPIFFE trust bundle for JWT-SVIDs issued by Tessera.',
   'GET /.well-known/oauth-authorization-server': 'RFC 8414 authorization server metadata.',
@@ -23,6 +26,9 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/admin/secrets/*': 'Operator: read a secret (current or `?version=`).',
   'DELETE /v1/admin/secrets/*': 'Operator: delete a secret and destroy all versions.',
   'GET /v1/admin/secrets': 'Operator: list secrets under `?prefix=` (metadata only, with `rotation_due_at` and `rotation_overdue`).',
+  'GET /v1/admin/operator-tokens': 'Operator: list operator tokens (id, name, role `admin`|`auditor`, created/expiry/revocation times, creator, `current` for the caller\'s own); never values or digests.',
+  'POST /v1/admin/operator-tokens': 'Operator (admin role): create an operator token `{ name, role, ttl }` (`ttl` default 90d, at most 365d); 201 with the value, shown once.',
+  'DELETE /v1/admin/operator-tokens/:id': 'Operator (admin role): revoke an operator token (and its console sessions); the last active admin token cannot be revoked (409 TESSERA_ADMIN_LAST_TOKEN).',
   'POST /v1/admin/join-tokens': 'Operator: create a one-time join token bound to a SPIFFE ID.',
   'GET /v1/admin/join-tokens': 'Operator: list join tokens (never their values).',
   'GET /v1/admin/agents': 'Operator: agents that have logged in, newest sighting first, each with `live_credentials` and `revoked` (`?q=` case-insensitive part of the SPIFFE ID, `?limit=` 1–1000 (100), `?cursor=` the `next_cursor` of the previous page).',
@@ -65,10 +71,15 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
 
 /** Collects every route as it is registered and serves an OpenAPI 3.1 document describing them. */
 export function registerOpenApi(app: FastifyInstance, info: { version: string; publicUrl: string }): { routes: () => string[] } {
-  const routes: { method: string; url: string }[] = [];
+  const routes: { method: string; url: string; operator: boolean; auditor: boolean }[] = [];
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) if (m !== 'HEAD' && m !== 'OPTIONS') routes.push({ method: m, url: route.url });
+    // An operator route is one guarded by app.requireAdmin (whatever its path, e.g. /v1/oauth/introspect).
+    const pre = route.preHandler;
+    const operator = pre === app.requireAdmin || (Array.isArray(pre) && pre.includes(app.requireAdmin));
+    for (const m of methods) {
+      if (m !== 'HEAD' && m !== 'OPTIONS') routes.push({ method: m, url: route.url, operator, auditor: operator && roleAllows('auditor', m, route.config) });
+    }
   });
 
   app.get('/v1/openapi.json', async () => {
@@ -78,13 +89,15 @@ export function registerOpenApi(app: FastifyInstance, info: { version: string; p
       const oaPath = r.url.replace(/:([A-Za-z_]+)/g, '{$1}').replace(/\*$/, '{path}');
       const params = [...r.url.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]!);
       if (r.url.endsWith('*')) params.push('path');
-      const isAdmin = r.url.startsWith('/v1/admin/');
+      const isAdmin = r.operator || r.url.startsWith('/v1/admin/');
       const isAgent = /^\/v1\/(secrets|creds|leases)\//.test(r.url);
       paths[oaPath] ??= {};
       paths[oaPath]![r.method.toLowerCase()] = {
         summary: ROUTE_SUMMARIES[key] ?? key,
         parameters: params.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
         ...(isAdmin ? { security: [{ adminToken: [] }] } : isAgent ? { security: [{ agentToken: [] }] } : {}),
+        // The operator roles that may call it (docs/operators.md).
+        ...(r.operator ? { 'x-tessera-operator-roles': r.auditor ? ['admin', 'auditor'] : ['admin'] } : {}),
         responses: {
           default: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
         },
@@ -97,7 +110,7 @@ export function registerOpenApi(app: FastifyInstance, info: { version: string; p
       paths,
       components: {
         securitySchemes: {
-          adminToken: { type: 'http', scheme: 'bearer', description: 'Operator token from `tessera init` / `tessera dev`.' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'Operator token (`tsr_admin_…`) from `tessera init`, `tessera dev` or `tessera operator-token create`; its role (`admin` or `auditor`) decides which routes it may call (`x-tessera-operator-roles`).' },
           agentToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token (JWT-SVID) or task token (tessera-task+jwt) from POST /v1/oauth/token.' },
         },
         schemas: {

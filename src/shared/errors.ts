@@ -28,6 +28,12 @@ export const ERROR_CATALOGUE = {
   // --- admin authentication ------------------------------------------------------
   TESSERA_ADMIN_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'An operator endpoint was called without `Authorization: Bearer <admin token>`.' },
   TESSERA_ADMIN_TOKEN_INVALID: { status: 401, oauth: 'invalid_token', description: 'The admin token is not valid.' },
+  TESSERA_ADMIN_TOKEN_EXPIRED: { status: 401, oauth: 'invalid_token', description: 'The operator token has passed its expiry (`expires_at`); an admin creates a new one with `tessera operator-token create` (docs/operators.md).' },
+  TESSERA_ADMIN_ROLE_FORBIDDEN: { status: 403, oauth: 'insufficient_scope', description: 'The operator token has the `auditor` role, which may read but not change anything, and never read a secret value; use an admin token (docs/operators.md).' },
+  TESSERA_ADMIN_TOKEN_NOT_FOUND: { status: 404, description: 'No operator token has this id (`tessera operator-token list` shows them).' },
+  TESSERA_ADMIN_TOKEN_NAME_TAKEN: { status: 409, description: 'An operator token that is not revoked already has this name; choose another name, or revoke that token first.' },
+  TESSERA_ADMIN_TOKEN_TTL_INVALID: { status: 400, oauth: 'invalid_request', description: 'The operator token `ttl` is not a duration such as `30d` or `12h`, is zero, or is longer than 365 days.' },
+  TESSERA_ADMIN_LAST_TOKEN: { status: 409, description: 'Revoking this token would leave no active admin operator token, and nobody could operate Tessera any more; create another admin token first.' },
 
   // --- agent tokens (authentication of requests) ----------------------------------
   TESSERA_TOKEN_MISSING: { status: 401, oauth: 'invalid_token', description: 'No bearer token was presented; log in with POST /v1/oauth/token and send `Authorization: Bearer <token>`.' },
@@ -262,6 +268,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_PROXY_CONNECT_UNAVAILABLE: { status: 405, description: 'CONNECT (HTTPS_PROXY) is not available on this proxy listener (TLS interception is not set up); use the reverse route URL `http://<proxy>/<route>/…` or plain-HTTP forward proxying.' },
   TESSERA_PROXY_PATH_INVALID: { status: 400, description: 'The request path cannot be mapped under the route\'s upstream base path: a "." or ".." segment, an encoded "/", "\\" or ".", a malformed percent-encoding, or a control character.' },
   TESSERA_PROXY_BODY_TOO_LARGE: { status: 413, description: 'The request body is larger than `proxy.max_request_bytes`.' },
+  TESSERA_PROXY_BODY_TIMEOUT: { status: 408, description: 'The agent\'s request body stalled: no bytes arrived for `proxy.timeout` (a body trickled slowly would otherwise hold the connection, the upstream request and the credential open). Send the body without long pauses, or raise `proxy.timeout`.' },
+  TESSERA_PROXY_TOKEN_FORWARDED: { status: 400, description: 'The request carries the agent\'s own Tessera token somewhere the proxy would pass on to the upstream (a header it does not strip, or the query string, raw or percent-encoded); `details.where` says which (`header` with `details.name`, or `query`). Send the token only in `Proxy-Authorization` (or `Authorization` on a reverse route): Tessera adds the upstream\'s credential itself, and never forwards the agent\'s.' },
   TESSERA_PROXY_BODY_INVALID: { status: 400, description: 'The route reads `body_fields` for policy and the request body is not one JSON object it can read the same way as the upstream: not `application/json`, not parseable, not an object, a field named twice, or a field that is not a string, number or boolean. Send one JSON object; for an endpoint that takes another body type, configure a route without `body_fields`.' },
   TESSERA_PROXY_CREDENTIAL_UNAVAILABLE: { status: 502, description: 'The route\'s credential could not be obtained (the kv secret does not exist, the lease engine or the OAuth token endpoint failed) or is not safe to put in a header (CR, LF, NUL); an operator must fix the route\'s credential. The agent never sees the value.' },
   TESSERA_PROXY_UPSTREAM_UNAVAILABLE: { status: 502, description: 'The route\'s upstream could not be reached or failed mid-response (connection refused, reset, TLS failure).' },
@@ -308,6 +316,18 @@ export const ERROR_CATALOGUE = {
   // --- console read API (src/console; docs/console-api.md, ADR 0239–0241) -------------------
   TESSERA_AGENT_NOT_FOUND: { status: 404, description: 'GET /v1/admin/agents/detail: no agent with this SPIFFE ID has ever logged in here (the agents inventory); find it with GET /v1/admin/agents?q=<part of the ID>. A revocation of it can still be recorded.' },
   TESSERA_CONSOLE_STREAMS_BUSY: { status: 503, description: 'GET /v1/admin/events: this replica already serves `console.max_streams` live event streams; retry after the `Retry-After` seconds (a browser tab holds one stream: close unused console tabs), or raise `console.max_streams`.' },
+  // --- Console (static files): the operator console at /ui (src/console/static.ts; docs/console.md) ---
+  TESSERA_CONSOLE_NOT_BUILT: { status: 503, description: 'The operator console has not been built in this installation (no dist/console/index.html). Run `npm run build` (or `npm install`, which builds it) in the Tessera checkout and restart; the API and the CLI work without it.' },
+
+  // --- Console sessions: sign-in, sessions, CSRF (src/console; docs/console.md) ---------------
+  TESSERA_CONSOLE_SESSION_MISSING: { status: 401, description: 'A console session route was called without the session cookie; sign in with `POST /v1/console/session` (an operator token) or the OpenID Provider (`/v1/console/oidc/login`).' },
+  TESSERA_CONSOLE_SESSION_EXPIRED: { status: 401, description: 'The console session has ended: it expired (`console.session_ttl`), was idle longer than `console.idle_timeout`, was signed out, or its operator token was revoked (or the cookie names no session Tessera knows). Sign in again.' },
+  TESSERA_CONSOLE_COOKIE_INVALID: { status: 401, description: 'The session cookie appears more than once in the request (a second one planted for a narrower path or a parent domain: cookie tossing), or its value is not one Tessera issues. Clear the site\'s cookies and sign in again.' },
+  TESSERA_CONSOLE_CSRF: { status: 403, description: 'A request authenticated by the console session cookie was refused as possibly cross-site: a method other than GET/HEAD without the session\'s `X-CSRF-Token` (the `csrf_token` of `GET /v1/console/session`), or a `Sec-Fetch-Site` other than `same-origin` / `none`.' },
+  TESSERA_CONSOLE_SECRET_HIDDEN: { status: 403, description: 'A console session asked for a route that answers with a secret value (`GET /v1/admin/secrets/<path>`): the console shows metadata only, even to an admin. Read values with an operator token (`tessera kv get`).' },
+  TESSERA_CONSOLE_NO_ROLE: { status: 403, description: 'The OpenID Provider signed the person in, but no `console.oidc.roles` rule gives the identity a role (`admin` or `auditor`); an operator must add a rule for its claims.' },
+  TESSERA_CONSOLE_OIDC_FAILED: { status: 400, description: 'The console sign-in with the OpenID Provider failed: the callback\'s `state` is unknown, expired or already used (a callback works once), it reached another browser than the one that started the sign-in, the provider answered with an error, or the code exchange or ID token (issuer, audience, nonce, signature, PKCE) failed. `details.cause` says which; start again.' },
+  TESSERA_CONSOLE_OIDC_UNAVAILABLE: { status: 503, description: 'The console\'s OpenID Provider (`console.oidc.issuer`) could not be reached or its discovery document is invalid; retry after `Retry-After`, or sign in with an operator token.' },
 
   // --- CLI ----------------------------------------------------------------------
   TESSERA_CLI_USAGE: { status: 400, description: 'The command line was invalid; see `tessera <command> --help`.' },

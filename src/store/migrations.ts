@@ -340,6 +340,57 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: [`ALTER TABLE pg_engine_roles ADD COLUMN allow_privileged_groups INTEGER NOT NULL DEFAULT 0`],
   },
   {
+    // Operator tokens get a life cycle (docs/operators.md, ADR 0233): a name (unique among the
+    // tokens not revoked), a role (`admin` | `auditor`), an optional expiry and who created them.
+    // Existing tokens stay what they were: admins without expiry, the oldest named `init`, the
+    // others `token-<n>` in creation order.
+    id: 233,
+    name: 'admin_token_life_cycle',
+    sql: [
+      `ALTER TABLE admin_tokens ADD COLUMN name TEXT NOT NULL DEFAULT 'token'`,
+      `ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'`,
+      `ALTER TABLE admin_tokens ADD COLUMN expires_at BIGINT`,
+      `ALTER TABLE admin_tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT 'system'`,
+      `UPDATE admin_tokens SET name = 'token-' || (SELECT COUNT(*) FROM admin_tokens b WHERE b.created_at < admin_tokens.created_at OR (b.created_at = admin_tokens.created_at AND b.id < admin_tokens.id))`,
+      `UPDATE admin_tokens SET name = 'init' WHERE name = 'token-0'`,
+      `CREATE UNIQUE INDEX admin_tokens_active_name ON admin_tokens (name) WHERE revoked_at IS NULL`,
+    ],
+  },
+  {
+    // Operator console sessions (src/console, docs/console.md, ADR 0236): only SHA-256 digests of
+    // the session id (the cookie value) and of its CSRF token are kept. `token_id` is the operator
+    // token a session came from (null for OIDC sessions): revoking it ends the session.
+    // OIDC sign-ins in progress: keyed by the SHA-256 of `state`, taken (deleted) once; the PKCE
+    // verifier and nonce are derived from the state, so the row holds nothing a reader could use.
+    id: 336,
+    name: 'console_sessions',
+    sql: [
+      `CREATE TABLE console_sessions (
+        id_hash TEXT PRIMARY KEY,
+        operator_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        via TEXT NOT NULL,
+        csrf_hash TEXT NOT NULL,
+        token_id TEXT,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        end_cause TEXT
+      )`,
+      `CREATE INDEX console_sessions_token ON console_sessions (token_id)`,
+      `CREATE INDEX console_sessions_expires ON console_sessions (expires_at)`,
+      `CREATE TABLE console_oidc_logins (
+        state_hash TEXT PRIMARY KEY,
+        binding_hash TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX console_oidc_logins_expires ON console_oidc_logins (expires_at)`,
+    ],
+  },
+  {
     // Operator console read API (src/console, docs/console-api.md, ADR 0239). The audit event's
     // `result` gets its own column (written with every event from now on; earlier rows are filled
     // from their canonical body, where the top-level member reads `"result":"<value>"` exactly —

@@ -80,7 +80,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: TokenRouteDeps):
   });
 
   // RFC 7662 token introspection, for resource servers holding an admin token.
-  app.post('/v1/oauth/introspect', { config: { oauth: true }, preHandler: app.requireAdmin }, async (req) => {
+  app.post('/v1/oauth/introspect', { config: { oauth: true, readOnly: true }, preHandler: app.requireAdmin }, async (req) => {
     requireForm(req);
     const { token } = parseInput(tokenParam, req.body);
     try {

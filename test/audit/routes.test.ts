@@ -18,7 +18,7 @@ async function start(o: { retention?: RetentionPolicy } = {}) {
   const admin: AdminAuthenticator = {
     async authenticate(token) {
       if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'unknown admin token');
-      return { kind: 'admin', tokenId: 'adm1' };
+      return { kind: 'admin', tokenId: 'adm1', name: 'test', role: 'admin', via: 'token' };
     },
   };
   const app = createApp({

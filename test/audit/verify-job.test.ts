@@ -66,7 +66,7 @@ async function startServer(store: Store, log: Awaited<ReturnType<typeof makeLog>
   const admin: AdminAuthenticator = {
     async authenticate(token) {
       if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'unknown admin token');
-      return { kind: 'admin', tokenId: 'adm1' };
+      return { kind: 'admin', tokenId: 'adm1', name: 'test', role: 'admin', via: 'token' };
     },
   };
   const app = createApp({ logger: silentLogger, replicaId: 'r1', bodyLimit: 65536, admin, agents: { authenticate: async () => { throw new TesseraError('TESSERA_TOKEN_MISSING', 'no agents here'); } } });

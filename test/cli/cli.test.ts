@@ -618,7 +618,7 @@ test('dev banner: the join token from its 0600 file, and a generated admin token
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /AGENT_TOKEN=\$\(tessera login --join-token-file '\/tmp\/it'\\''s here\/demo-join-token'\)/);
   assert.doesNotMatch(r.stdout, /tsr_join_dev_value/, 'the token itself is not printed');
-  assert.match(r.stdout, /# a new admin token at every start \(earlier ones keep working on this data directory\); --root-token <value> keeps one/);
+  assert.match(r.stdout, /# a new admin token at every start \(the previous start's stops working\); --root-token <value> keeps one/);
   const fixed = await cli(['dev'], { runtime: { ...noRuntime, dev: async () => fakeServer({ adminTokenFixed: true }) }, io: { signals: immediateSignals('SIGINT') } });
   assert.doesNotMatch(fixed.stdout, /new admin token at every start/);
   const j = await cli(['--json', 'dev'], { runtime: { ...noRuntime, dev: async () => fakeServer({ joinTokenFile: '/d/demo-join-token' }) }, io: { signals: immediateSignals('SIGTERM') } });

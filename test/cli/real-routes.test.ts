@@ -42,7 +42,7 @@ before(async () => {
   const clock = new ManualClock();
   const audit = new MemoryAuditWriter();
   const admins = createAdminTokenService({ store, clock, audit });
-  adminToken = (await admins.create()).token;
+  adminToken = (await admins.create({ name: "test", expiresAt: null })).token;
   app = createApp({
     logger: silentLogger,
     replicaId: 'r1',

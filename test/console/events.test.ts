@@ -17,7 +17,7 @@ import { createApp } from '../../src/server/app.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import { TesseraError } from '../../src/shared/errors.js';
 import { createAuditStreams, type AuditStreams } from '../../src/console/events.js';
-import { registerConsoleRoutes } from '../../src/console/routes.js';
+import { registerConsoleReadRoutes } from '../../src/console/read-routes.js';
 import { openSse, auditEntries } from './sse.js';
 
 const READER = 'spiffe://tessera.local/ns/healthcare/sa/patient-reader';
@@ -155,7 +155,7 @@ async function eventsApp(streams: AuditStreams, store: Store) {
     agents: { authenticate: async () => { throw new TesseraError('TESSERA_TOKEN_MISSING', 'none'); } },
   });
   const never = () => { throw new Error('not used'); };
-  registerConsoleRoutes(app, { overview: never as any, detail: never as any, streams });
+  registerConsoleReadRoutes(app, { overview: never as any, detail: never as any, streams });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/v1/admin/events`;
   void store;

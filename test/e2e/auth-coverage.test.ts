@@ -13,6 +13,10 @@ const PUBLIC = new Set([
   'GET /.well-known/jwks.json', 'GET /v1/bundle', 'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/oauth-protected-resource/mcp',
   'GET /v1/proxy/ca.pem',
+  // The console's files (index.html and its assets; the data behind them needs a session).
+  'GET /ui', 'GET /ui/{path}',
+  // Console sign-in: the operator token is the body (a wrong one is 401, tested in test/console); the config and OIDC redirects are public.
+  'POST /v1/console/session', 'GET /v1/console/config', 'GET /v1/console/oidc/login', 'GET /v1/console/oidc/callback',
 ]);
 
 test('every non-public route refuses requests without credentials, and with a wrong one', async (t) => {

@@ -54,7 +54,7 @@ interface Node {
 
 const sensitive = new Set<string>();
 
-async function startNode(opts: { policyDir: string; config?: Record<string, unknown> }): Promise<Node> {
+async function startNode(opts: { policyDir: string; config?: Record<string, unknown>; rootToken?: string }): Promise<Node> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-cache-'));
   const config = parseConfig({
     data_dir: dataDir,
@@ -63,7 +63,7 @@ async function startNode(opts: { policyDir: string; config?: Record<string, unkn
     log: { level: 'silent' },
     ...(opts.config ?? {}),
   });
-  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, gatewayProviders: [mem] });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, gatewayProviders: [mem], ...(opts.rootToken ? { rootToken: opts.rootToken } : {}) });
   const url = tessera.localUrl;
   const adminToken = tessera.adminToken!;
   sensitive.add(adminToken);
@@ -228,9 +228,12 @@ test('two replicas on PostgreSQL: key revocation, token revocation and policy re
     store: { kind: 'postgres', url: db.url },
     master_key: { env: 'TESSERA_TEST_MASTER_KEY' },
   });
-  const a = await startNode({ policyDir: dir, config: config('replica-a') });
+  const rootToken = 'tsr_admin_cache-replicas-share-one-root-token';
+  // Both replicas are dev mode on one database: they share one --root-token (each dev start
+  // would otherwise revoke the other's dev token, docs/operators.md).
+  const a = await startNode({ policyDir: dir, config: config('replica-a'), rootToken });
   t.after(() => a.close());
-  const b = await startNode({ policyDir: dir, config: config('replica-b') });
+  const b = await startNode({ policyDir: dir, config: config('replica-b'), rootToken });
   t.after(() => b.close());
   const audience = 'https://tessera.test/mcp';
 

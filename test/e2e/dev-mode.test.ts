@@ -69,7 +69,7 @@ test('tessera dev: prints what to try, restarts on the same data dir with the sa
   assert.equal(await second.stop(), 0);
 });
 
-test('tessera dev without --root-token: a new admin token at every start, and the banner says so', async () => {
+test('tessera dev without --root-token: a new admin token at every start (the previous one revoked), and the banner says so', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-dev-'));
   const child = spawn(process.execPath, [BIN, 'dev', '--listen', '127.0.0.1:0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -85,7 +85,7 @@ test('tessera dev without --root-token: a new admin token at every start, and th
         }
       });
     });
-    assert.match(out, /export TESSERA_TOKEN=tsr_admin_\S+\n {2}# a new admin token at every start \(earlier ones keep working on this data directory\); --root-token <value> keeps one\n/);
+    assert.match(out, /export TESSERA_TOKEN=tsr_admin_\S+\n {2}# a new admin token at every start \(the previous start's stops working\); --root-token <value> keeps one\n/);
   } finally {
     await new Promise((resolve) => {
       child.once('exit', resolve);

@@ -29,7 +29,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean; /** Reuse a data dir (a restart of an earlier harness). */ dataDir?: string; clock?: Clock; providers?: ToolProvider[] } = {}): Promise<Harness> {
+export async function startHarness(opts: { config?: Record<string, unknown>; engines?: DynamicEngine[]; policyDir?: string; fileSinkOnly?: boolean; /** Reuse a data dir (a restart of an earlier harness). */ dataDir?: string; clock?: Clock; providers?: ToolProvider[]; /** `tessera dev --root-token` (a fixed admin token that survives restarts). */ rootToken?: string } = {}): Promise<Harness> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'tessera-e2e-'));
   const auditFile = join(dataDir, 'audit.jsonl');
   const config = parseConfig({
@@ -40,7 +40,7 @@ export async function startHarness(opts: { config?: Record<string, unknown>; eng
     log: { level: 'silent' },
     ...(opts.config ?? {}),
   });
-  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.providers ? { gatewayProviders: opts.providers } : {}) });
+  const tessera = await startTessera({ config, mode: 'dev', logger: silentLogger, engines: opts.engines, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.providers ? { gatewayProviders: opts.providers } : {}), ...(opts.rootToken ? { rootToken: opts.rootToken } : {}) });
   const url = tessera.localUrl;
   const adminToken = tessera.adminToken!;
   const sensitive = new Set<string>([adminToken]);

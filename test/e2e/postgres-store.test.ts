@@ -23,9 +23,12 @@ test('two replicas on PostgreSQL: shared secrets, cross-replica kill switch, ver
     store: { kind: 'postgres', url: db.url },
     master_key: { env: 'TESSERA_TEST_MASTER_KEY' },
   });
-  const a = await startHarness({ config: config('replica-a') });
+  const rootToken = 'tsr_admin_pg-store-replicas-share-one-root-token';
+  // Both replicas are dev mode on one database: they share one --root-token (each dev start
+  // would otherwise revoke the other's dev token, docs/operators.md).
+  const a = await startHarness({ config: config('replica-a'), rootToken });
   t.after(() => a.close());
-  const b = await startHarness({ config: config('replica-b') });
+  const b = await startHarness({ config: config('replica-b'), rootToken });
   t.after(() => b.close());
 
   const value = `pg-store-secret-${Math.random().toString(36).slice(2)}`;

@@ -160,7 +160,7 @@ export async function harness(opts: { store?: Store; maxRevokeAttempts?: number 
     admin: {
       async authenticate(token) {
         if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
-        return { kind: 'admin', tokenId: 'adm_test' };
+        return { kind: 'admin', tokenId: 'adm_test', name: 'test', role: 'admin', via: 'token' };
       },
     },
     agents: {

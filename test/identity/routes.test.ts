@@ -17,7 +17,7 @@ const ADMIN = 'test-admin-token-0123456789';
 const admin: AdminAuthenticator = {
   async authenticate(token) {
     if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
-    return { kind: 'admin', tokenId: 'adm_test' };
+    return { kind: 'admin', tokenId: 'adm_test', name: 'test', role: 'admin', via: 'token' };
   },
 };
 

@@ -53,7 +53,7 @@ async function start() {
     admin: {
       async authenticate(token) {
         if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
-        return { kind: 'admin', tokenId: 'adm_test' };
+        return { kind: 'admin', tokenId: 'adm_test', name: 'test', role: 'admin', via: 'token' };
       },
     },
     agents: {

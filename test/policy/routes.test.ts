@@ -15,7 +15,7 @@ const ADMIN_TOKEN = 'test-admin-token';
 const admin: AdminAuthenticator = {
   async authenticate(token) {
     if (token !== ADMIN_TOKEN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
-    return { kind: 'admin', tokenId: 't1' };
+    return { kind: 'admin', tokenId: 't1', name: 'test', role: 'admin', via: 'token' };
   },
 };
 const agents: AgentAuthenticator = {

@@ -329,6 +329,63 @@ test('request body over proxy.max_request_bytes → 413 (declared length and str
   assert.equal(json.json.error.code, 'TESSERA_PROXY_BODY_TOO_LARGE');
 });
 
+test('the agent\'s Tessera token never travels upstream: SDK API-key headers are stripped; elsewhere in a header or the query it is refused (A10-7)', async () => {
+  // Headers the SDKs put an "API key" in: stripped (the agent holds no upstream credential of its own).
+  const sdkHeaders = ['x-api-key', 'api-key', 'x-goog-api-key', 'private-token', 'ocp-apim-subscription-key', 'x-functions-key', 'x-auth-token', 'x-amz-security-token'];
+  const r = await call(proxy, 'GET', '/bearer/v1/models', { headers: { ...bearer(token), ...Object.fromEntries(sdkHeaders.map((n) => [n, token])) } });
+  assert.equal(r.status, 200, r.text);
+  const seen = up.seen.at(-1)!;
+  for (const n of sdkHeaders) assert.equal(seen.headers[n], undefined, n);
+  assert.ok(!JSON.stringify(seen.headers).includes(token));
+  // Anywhere else: refused with where it was, never forwarded.
+  const before = up.seen.length;
+  const cases: [string, Record<string, string>, string][] = [
+    ['/bearer/v1/models', { 'x-custom-key': token }, 'header'],
+    ['/bearer/v1/models', { 'x-custom-key': `Token ${token}` }, 'header'],
+    [`/bearer/v1/models?key=${token}`, {}, 'query'],
+    [`/bearer/v1/models?key=${encodeURIComponent(token).replace(/-/g, '%2D').replace(/_/g, '%5F')}`, {}, 'query'],
+    [`/bearer/v1/models?a=1&key=x${token}y`, {}, 'query'],
+  ];
+  for (const [path, headers, where] of cases) {
+    const refused = await call(proxy, 'GET', path, { headers: { ...bearer(token), ...headers } });
+    assert.equal(refused.status, 400, `${path} ${JSON.stringify(Object.keys(headers))}: ${refused.text}`);
+    assert.equal(refused.json.error.code, 'TESSERA_PROXY_TOKEN_FORWARDED');
+    assert.equal(refused.json.error.details.where, where);
+    assert.ok(!refused.text.includes(token), 'the answer never echoes the token');
+  }
+  assert.equal(up.seen.length, before, 'nothing reached the upstream');
+});
+
+/** Sends a request head and the first bytes of a longer body, then stalls; resolves with the raw answer. */
+function stalledBody(path: string, headers: Record<string, string>): Promise<string> {
+  const u = new URL(proxy);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname, () => {
+      const head = Object.entries({ host: u.host, 'content-length': '100', ...headers }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      sock.write(`POST ${path} HTTP/1.1\r\n${head}\r\n\r\n{"model":"small",`);
+    });
+    let text = '';
+    sock.setEncoding('utf8');
+    // The proxy closes the connection after a 408 (the rest of the body will never be read).
+    sock.on('data', (c: string) => (text += c));
+    sock.on('close', () => resolve(text));
+    sock.on('error', reject);
+  });
+}
+
+test('a request body that stalls for proxy.timeout → 408 TESSERA_PROXY_BODY_TIMEOUT (streamed and read-for-policy bodies; A10-6)', async () => {
+  const seenBefore = up.seen.length;
+  for (const [path, type] of [['/bearer/v1/upload', 'text/plain'], ['/echo/v1/chat', 'application/json']] as const) {
+    const raw = await stalledBody(path, { ...bearer(token), 'content-type': type });
+    assert.match(raw, /^HTTP\/1\.1 408 /, `${path}: ${raw.slice(0, 200)}`);
+    assert.match(raw, /"code":"TESSERA_PROXY_BODY_TIMEOUT"/);
+    assert.match(raw, /proxy\.timeout/);
+    assert.match(raw, /\r\nconnection: close\r\n/i);
+  }
+  // The read-for-policy body stalled before anything was sent upstream.
+  assert.ok(up.seen.slice(seenBefore).every((s) => !s.url.includes('/v1/chat')), 'nothing of the stalled JSON body reached the upstream');
+});
+
 test('upstream down → 502 TESSERA_PROXY_UPSTREAM_UNAVAILABLE; no answer → 504 TESSERA_PROXY_UPSTREAM_TIMEOUT; redirects are not followed', async () => {
   const down = await call(proxy, 'GET', '/down/x', { headers: bearer(token) });
   assert.equal(down.status, 502);

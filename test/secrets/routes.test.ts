@@ -16,7 +16,7 @@ const AGENT = 'agent-token-for-tests-0123456789';
 const admins: AdminAuthenticator = {
   async authenticate(token) {
     if (token !== ADMIN) throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad admin token');
-    return { kind: 'admin', tokenId: 'adm_test' };
+    return { kind: 'admin', tokenId: 'adm_test', name: 'test', role: 'admin', via: 'token' };
   },
 };
 const agents: AgentAuthenticator = {

@@ -101,7 +101,7 @@ test('real HTTP: an app whose policy is built for a wildcard listener refuses re
     logger: silentLogger,
     replicaId: 'r1',
     bodyLimit: 65536,
-    admin: { authenticate: async () => ({ kind: 'admin', tokenId: 'a' }) },
+    admin: { authenticate: async () => ({ kind: 'admin', tokenId: 'a', name: 'test', role: 'admin', via: 'token' }) },
     agents: { authenticate: async () => { throw new Error('unused'); } },
     originPolicy: buildOriginPolicy({ issuer: 'http://10.0.0.5:8200', listenHost: '0.0.0.0', listenPort: 8200, allowedOrigins: [], allowedHosts: [], localAddresses: ['127.0.0.1', '10.0.0.5'] }),
   });

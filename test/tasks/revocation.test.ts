@@ -122,9 +122,12 @@ test('two replicas on PostgreSQL: a task tree revoked on one is refused on the o
     store: { kind: 'postgres', url: db.url },
     master_key: { env: 'TESSERA_TEST_MASTER_KEY' },
   });
-  const a = await startHarness({ config: config('replica-a'), policyDir: dir });
+  const rootToken = 'tsr_admin_task-replicas-share-one-root-token';
+  // Both replicas are dev mode on one database: they share one --root-token (each dev start
+  // would otherwise revoke the other's dev token, docs/operators.md).
+  const a = await startHarness({ config: config('replica-a'), policyDir: dir, rootToken });
   t.after(() => a.close());
-  const b = await startHarness({ config: config('replica-b'), policyDir: dir });
+  const b = await startHarness({ config: config('replica-b'), policyDir: dir, rootToken });
   t.after(() => b.close());
   // One public URL (issuer) for both; each is reached at its own address.
   const orch = await a.login(await a.joinToken(ORCH), 'https://tessera.test');
