@@ -37,8 +37,9 @@ export interface StoredRecord {
   readonly actor: string | null;
   readonly txn: string | null;
   /**
-   * The `result` column of a store row (migration 239): must equal the hashed body's `result`.
-   * Absent for records that have no such column (JSONL sink lines, archive segments).
+   * The `result` column of a store row (migration 239): when set, it must equal the hashed body's
+   * `result`. Null on rows written by a replica older than the migration; absent for records that
+   * have no such column (JSONL sink lines, archive segments).
    */
   readonly result?: string | null;
   readonly body: string;
@@ -293,7 +294,7 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
     try {
       event = JSON.parse(r.body);
       const e = event as AuditEvent;
-      columnsOk = e.kind === r.kind && (e.actor?.id ?? null) === r.actor && (e.txn ?? null) === r.txn && (r.result === undefined || r.result === (e.result ?? null));
+      columnsOk = e.kind === r.kind && (e.actor?.id ?? null) === r.actor && (e.txn ?? null) === r.txn && (r.result === undefined || r.result === null || r.result === e.result);
     } catch {
       event = undefined;
     }

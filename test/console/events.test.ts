@@ -109,9 +109,11 @@ test('PostgreSQL, two replicas: an event committed on replica A reaches a stream
   t.after(() => db.drop());
   process.env.TESSERA_TEST_MASTER_KEY = Buffer.alloc(32, 9).toString('base64');
   const config = (replica: string) => ({ server: { listen: '127.0.0.1:0', public_url: 'https://tessera.test' }, replica_id: replica, store: { kind: 'postgres', url: db.url }, master_key: { env: 'TESSERA_TEST_MASTER_KEY' } });
-  const a = await startHarness({ config: config('replica-a') });
+  // One --root-token for both dev-mode replicas (each dev start revokes the other's dev token otherwise).
+  const rootToken = 'tsr_admin_console-events-replicas-share-one-root-token';
+  const a = await startHarness({ config: config('replica-a'), rootToken });
   t.after(() => a.close());
-  const b = await startHarness({ config: config('replica-b') });
+  const b = await startHarness({ config: config('replica-b'), rootToken });
   t.after(() => b.close());
   const onB = await openSse(`${b.url}/v1/admin/events?kind=secret.`, b.adminToken);
   t.after(() => onB.close());
@@ -151,7 +153,7 @@ async function insertEvents(store: Store, from: number, count: number, pad = 0):
 async function eventsApp(streams: AuditStreams, store: Store) {
   const app = createApp({
     logger: silentLogger, replicaId: 'r1', bodyLimit: 65536,
-    admin: { authenticate: async (tok) => { if (tok !== 'admin-token-for-events-test') throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad'); return { kind: 'admin', tokenId: 'adm_t' }; } },
+    admin: { authenticate: async (tok) => { if (tok !== 'admin-token-for-events-test') throw new TesseraError('TESSERA_ADMIN_TOKEN_INVALID', 'bad'); return { kind: 'admin', tokenId: 'adm_t', name: 'test', role: 'admin', via: 'token' }; } },
     agents: { authenticate: async () => { throw new TesseraError('TESSERA_TOKEN_MISSING', 'none'); } },
   });
   const never = () => { throw new Error('not used'); };

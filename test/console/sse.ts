@@ -71,7 +71,7 @@ export async function openSse(url: string, token: string, headers: Record<string
     comments,
     text: () => all,
     ended,
-    async waitFor(what, pred, tries = 200) {
+    async waitFor(what, pred, tries = 400) {
       for (let i = 0; i < tries && !pred(); i++) await new Promise((r) => setTimeout(r, 25));
       assert.ok(pred(), `timed out waiting for ${what}; received: ${all.slice(-2000)}`);
     },
