@@ -37,7 +37,7 @@ export interface StoredRecord {
   readonly actor: string | null;
   readonly txn: string | null;
   /**
-   * The `result` column of a store row (migration 239): when set, it must equal the hashed body's
+   * The `result` column of a store row (migration 339): when set, it must equal the hashed body's
    * `result`. Null on rows written by a replica older than the migration; absent for records that
    * have no such column (JSONL sink lines, archive segments).
    */

@@ -12,7 +12,7 @@ export interface AuditEventRow {
   kind: string;
   actor: string | null;
   txn: string | null;
-  /** The event's `result`, kept as a column for the result filter and the decisions chart (migration 239). */
+  /** The event's `result`, kept as a column for the result filter and the decisions chart (migration 339). */
   result: string | null;
   /** The canonical JSON of the event. */
   body: string;

@@ -40,7 +40,7 @@ export interface DecisionBucket {
 /**
  * Allow/deny audit events per hour over the last 24 h: DECISION_BUCKETS buckets aligned on the
  * hour, the last one the current (partial) hour; empty hours are zeros. One grouped query on the
- * `audit_events_result_ts` index (migration 239).
+ * `audit_events_result_ts` index (migration 339).
  */
 export async function decisionSeries(db: SqlExecutor, now: number): Promise<DecisionBucket[]> {
   const first = Math.floor(now / DECISION_BUCKET_MS) * DECISION_BUCKET_MS - (DECISION_BUCKETS - 1) * DECISION_BUCKET_MS;

@@ -36,7 +36,7 @@ export function containsPattern(text: string): string {
 /**
  * One page of agents, newest `last_seen` first (ties: SPIFFE ID, descending), at most `limit`
  * rows plus one (the caller tells from it whether another page follows). Served by the
- * `agents_last_seen` index (migration 239).
+ * `agents_last_seen` index (migration 339).
  */
 export async function listAgentRows(db: SqlExecutor, q: AgentListQuery): Promise<AgentRow[]> {
   const where: string[] = [];

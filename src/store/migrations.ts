@@ -396,8 +396,9 @@ export const MIGRATIONS: readonly Migration[] = [
     // from their canonical body, where the top-level member reads `"result":"<value>"` exactly —
     // no event type has a nested `result` member), so the decisions chart (allow/deny per hour
     // over 24 h) and the audit page's `result` filter are index range scans. Keyset pagination
-    // of the agents list (newest sighting first) gets its index.
-    id: 239,
+    // of the agents list (newest sighting first) gets its index. (Ids apply in ascending order:
+    // this one follows 336.)
+    id: 339,
     name: 'console_read_api',
     sql: [
       `ALTER TABLE audit_events ADD COLUMN result TEXT`,

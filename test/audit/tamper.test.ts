@@ -51,7 +51,7 @@ test('a modified result column (a deny turned into an allow for the console\'s f
   assert.ok(typeof r.result === 'string' && r.result.length > 0, 'every event is written with its result');
   db.prepare("UPDATE audit_events SET result = CASE WHEN result = 'deny' THEN 'allow' ELSE 'deny' END WHERE seq = 8").run();
   assert.deepEqual(problems(await log.verify()), [[8, 'modified']]);
-  // A row written before migration 239 (a replica not yet upgraded) has none: accepted.
+  // A row written before migration 339 (a replica not yet upgraded) has none: accepted.
   db.prepare('UPDATE audit_events SET result = NULL WHERE seq = 8').run();
   assert.deepEqual(problems(await log.verify()), []);
   db.close();
@@ -68,7 +68,7 @@ test('two swapped events are reported as reordered', async () => {
   const { log, db } = await setup();
   const a = db.prepare('SELECT * FROM audit_events WHERE seq = 5').get() as Row;
   const b = db.prepare('SELECT * FROM audit_events WHERE seq = 6').get() as Row;
-  // The whole rows, every column (the `result` column too, migration 239).
+  // The whole rows, every column (the `result` column too, migration 339).
   const put = db.prepare('UPDATE audit_events SET ts = ?, kind = ?, actor = ?, txn = ?, result = ?, body = ?, prev_hash = ?, hash = ? WHERE seq = ?');
   put.run(b.ts, b.kind, b.actor, b.txn, b.result, b.body, b.prev_hash, b.hash, 5);
   put.run(a.ts, a.kind, a.actor, a.txn, a.result, a.body, a.prev_hash, a.hash, 6);
