@@ -232,7 +232,7 @@ async function verifier(cacheSize: number): Promise<{ tokens: TokenService; agen
   const noLeases = { matched: 0, revoked: 0, retrying: 0, disabled: 0, irrevocable: 0 };
   const revocations = createRevocationService({
     store, clock: systemClock, audit, trustDomains, agents: { isKnown: async () => true },
-    leases: { revoke: async () => ({ lease_id: '', state: 'revoked' }), revokeByOwner: async () => noLeases, revokeByTask: async () => noLeases, revokeByUser: async () => noLeases, get: async () => undefined },
+    leases: { revoke: async () => ({ lease_id: '', state: 'revoked' }), revokeByOwner: async () => noLeases, revokeByTask: async () => noLeases, revokeByUser: async () => noLeases, get: async () => undefined, countRevocable: async () => 0 },
   });
   for (let i = 0; i < 1000; i++) await revocations.revoke({ kind: i % 2 ? 'task' : 'agent', target: i % 2 ? `task_${String(i).padStart(22, '0')}` : `spiffe://tessera.local/ns/other/sa/a${i}` });
   const master = { sealer: resolveMasterKey({ config: {}, dataDir: mkdtempSync(join(tmpdir(), 'tessera-bench-mk-')), dev: true, env: {} }).sealer };

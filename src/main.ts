@@ -37,6 +37,9 @@ import { tuneServerHeap } from './shared/heap-tuning.js';
 import { exitQuietlyOnBrokenPipe } from './cli/io.js';
 import { createTaskExchange, createTaskStore, registerTaskRoutes } from './tasks/index.js';
 import { createExposureService, registerExposureRoutes, type ExposureService } from './exposure/index.js';
+import { createAuditStreams } from './console/events.js';
+import { registerConsoleReadRoutes } from './console/read-routes.js';
+import { liveConsoleSessions } from './console/overview.js';
 import { createGateway, createDownstreamTokens, type Gateway, type ToolProvider } from './gateway/index.js';
 import { createAuthEpoch } from './shared/auth-epoch.js';
 import { createLimitAuditor } from './shared/limit-audit.js';
@@ -452,13 +455,27 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
-    registerIdentityRoutes(app, { joinTokens, store });
+    registerIdentityRoutes(app, { joinTokens, store, revocations, clock });
     registerOperatorTokenRoutes(app, { tokens: admin, clock });
-    registerSecretRoutes(app, { kv, authorizer });
+    registerSecretRoutes(app, { kv, authorizer, clock });
     registerPolicyRoutes(app, { policy });
-    registerLeaseRoutes(app, { leases, authorizer });
+    registerLeaseRoutes(app, { leases, authorizer, clock });
     registerRevocationRoutes(app, { revocations });
-    registerTaskRoutes(app, { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock });
+    const taskView = { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock };
+    registerTaskRoutes(app, taskView);
+    // The console's read API (docs/console-api.md): overview, agent detail, live audit events.
+    const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams });
+    registerConsoleReadRoutes(app, {
+      overview: {
+        store, clock, version: VERSION, exposure, policy,
+        engines: () => postgresEngine.health(),
+        lastVerify: () => auditOps.jobs.lastVerify(),
+        mcpSessions: () => gw.sessionCount,
+        ...(consoleSessions ? { consoleSessions: () => liveConsoleSessions(store, clock.now(), config.console.idle_timeout) } : {}),
+      },
+      detail: { store, clock, revocations, audit, tasks: taskView },
+      streams: auditStreams,
+    });
     registerExposureRoutes(app, { exposure, clock });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });

@@ -36,6 +36,12 @@ export interface StoredRecord {
   readonly kind: string;
   readonly actor: string | null;
   readonly txn: string | null;
+  /**
+   * The `result` column of a store row (migration 339): when set, it must equal the hashed body's
+   * `result`. Null on rows written by a replica older than the migration; absent for records that
+   * have no such column (JSONL sink lines, archive segments).
+   */
+  readonly result?: string | null;
   readonly body: string;
   readonly prevHash: string;
   readonly hash: string;
@@ -50,6 +56,7 @@ export function makeRecord(prevHash: string, seq: number, ts: number, event: Aud
     kind: event.kind,
     actor: event.actor.id,
     txn: event.txn ?? null,
+    result: event.result,
     body,
     prevHash,
     hash: chainHashOfBody(prevHash, seq, ts, body),
@@ -287,7 +294,7 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
     try {
       event = JSON.parse(r.body);
       const e = event as AuditEvent;
-      columnsOk = e.kind === r.kind && (e.actor?.id ?? null) === r.actor && (e.txn ?? null) === r.txn;
+      columnsOk = e.kind === r.kind && (e.actor?.id ?? null) === r.actor && (e.txn ?? null) === r.txn && (r.result === undefined || r.result === null || r.result === e.result);
     } catch {
       event = undefined;
     }
@@ -328,7 +335,7 @@ export function createChainVerifier(opts: { publicKey: KeyObject | string; check
       resolvePending();
       pending = cur;
     }
-    if (!columnsOk) report({ seq: r.seq, kind: 'modified', message: `event ${r.seq}: the kind/actor/txn columns do not match the hashed body` });
+    if (!columnsOk) report({ seq: r.seq, kind: 'modified', message: `event ${r.seq}: the kind/actor/txn/result columns do not match the hashed body` });
 
     const logical = r.seq - shift;
     while (aheadAt < ahead.length && ahead[aheadAt]!.seq < logical) aheadAt++;

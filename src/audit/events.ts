@@ -4,7 +4,8 @@
  * themselves sensitive (join-token ids, token `jti`s, lease ids handed to agents) are passed
  * through `AuditWriter.hmac()` before they are put in an event.
  */
-export type AuditResult = 'success' | 'failure' | 'allow' | 'deny' | 'error';
+export const AUDIT_RESULTS = ['success', 'failure', 'allow', 'deny', 'error'] as const;
+export type AuditResult = (typeof AUDIT_RESULTS)[number];
 
 export interface AuditActor {
   /** SPIFFE ID of the acting agent, or `admin:<token id>` for operators, or `system`. */

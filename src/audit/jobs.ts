@@ -53,6 +53,12 @@ export interface AuditJobs {
   get(id: string): Promise<AuditJobView>;
   /** Resolves when the job (if it runs here) is finished, with its final view. */
   wait(id: string): Promise<AuditJobView>;
+  /**
+   * The newest finished verify job of any replica (its stored result signature checked, as
+   * `get` does), or null when none finished yet: `at` RFC 3339, `ok` false for a failed job or a
+   * result that does not verify, `checked` the events read.
+   */
+  lastVerify(): Promise<{ at: string; ok: boolean; checked: number; job: string } | null>;
   /** Stops the running job (between pages) and waits for it. */
   close(): Promise<void>;
 }
@@ -257,6 +263,14 @@ export function createAuditJobs(deps: AuditJobsDeps): AuditJobs {
     async wait(id) {
       if (current?.id === id) await current.done;
       return get(id);
+    },
+    async lastVerify() {
+      const row = await store.get<{ id: string }>(`SELECT id FROM audit_jobs WHERE kind = 'verify' AND state <> 'running' AND finished_at IS NOT NULL ORDER BY finished_at DESC, id LIMIT 1`);
+      if (!row) return null;
+      const v = await get(row.id);
+      if (v.state === 'running' || v.state === 'abandoned' || !v.finished_at) return null;
+      const r = v.result as { ok?: unknown; checked?: unknown } | undefined;
+      return { at: v.finished_at, ok: v.state === 'done' && r?.ok === true, checked: typeof r?.checked === 'number' ? r.checked : 0, job: v.id };
     },
     async close() {
       const job = current;

@@ -317,7 +317,7 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
     const headSigned = signPositionAsync(privateKey!, 'head', position);
     headSigned.catch(() => undefined); // awaited below; a failed insert must not leave it unhandled
     for (const r of records) {
-      await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.body, r.prevHash, r.hash]);
+      await tx.run('INSERT INTO audit_events (seq, ts, kind, actor, txn, result, body, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [r.seq, r.ts, r.kind, r.actor, r.txn, r.result ?? null, r.body, r.prevHash, r.hash]);
     }
     const lastCp = await tx.get<{ seq: number; ts: number }>('SELECT seq, ts FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
     const cpSeq = lastCp ? Number(lastCp.seq) : 0;

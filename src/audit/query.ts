@@ -1,4 +1,4 @@
-import type { SqlValue, Store } from '../store/port.js';
+import type { SqlExecutor, SqlValue, Store } from '../store/port.js';
 import type { AuditEvent } from './events.js';
 import type { Checkpoint } from './chain.js';
 import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, type AuditEventRow, type CheckpointRow } from './rows.js';
@@ -6,10 +6,17 @@ import { AUDIT_EVENT_COLUMNS, CHECKPOINT_COLUMNS, toCheckpoint, type AuditEventR
 export interface AuditTailQuery {
   /** Only events with seq > afterSeq (the CLI's `tail -f` polls with the last next_seq). */
   readonly afterSeq?: number;
+  /**
+   * Only events with seq < beforeSeq, newest first (the console's audit page pages backwards);
+   * exclusive with afterSeq.
+   */
+  readonly beforeSeq?: number;
   readonly actor?: string;
   /** Events of this task and of every task delegated below it. */
   readonly txn?: string;
   readonly kind?: string;
+  /** Only events with this result (`allow`, `deny`, `success`, `failure`, `error`), or one of these. */
+  readonly result?: string | readonly string[];
   readonly limit: number;
 }
 
@@ -32,12 +39,36 @@ export interface AuditTailResult {
   readonly events: AuditEntry[];
   /** Pass as afterSeq to get what comes next (unchanged when nothing matched). */
   readonly nextSeq: number;
+  /** Paging backwards (beforeSeq): pass as beforeSeq for the next (older) page; absent when no older event matched. */
+  readonly nextBeforeSeq?: number;
 }
 
+/** The highest seq archived and pruned from the store (0: none); rows at or below it are flagged. */
+export async function prunedBoundary(db: SqlExecutor): Promise<number> {
+  return Number((await db.get<{ m: number | null }>('SELECT MAX(to_seq) AS m FROM audit_prunes'))?.m ?? 0);
+}
+
+/**
+ * The public view of a stored audit row: what `GET /v1/admin/audit` returns and what the
+ * console's event stream (`GET /v1/admin/events`) sends, one mapping for both.
+ */
+export function toAuditEntry(r: AuditEventRow, boundary: number): AuditEntry {
+  const base = { seq: Number(r.seq), ts: Number(r.ts), prev_hash: r.prev_hash, hash: r.hash };
+  let event: AuditEvent | null;
+  try {
+    const v: unknown = JSON.parse(r.body);
+    event = v && typeof v === 'object' && !Array.isArray(v) ? (v as AuditEvent) : null;
+  } catch {
+    event = null; // a row edited in the store: shown flagged, not a 500 for the whole page
+  }
+  if (event === null) return { ...base, event, problem: 'body_malformed' };
+  return base.seq <= boundary ? { ...base, event, problem: 'below_pruned_boundary' } : { ...base, event };
+}
 
 export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditTailResult> {
-  const where: string[] = ['seq > ?'];
-  const params: SqlValue[] = [q.afterSeq ?? 0];
+  const backwards = q.beforeSeq !== undefined;
+  const where: string[] = [backwards ? 'seq < ?' : 'seq > ?'];
+  const params: SqlValue[] = [backwards ? q.beforeSeq! : (q.afterSeq ?? 0)];
   if (q.actor !== undefined) {
     where.push('actor = ?');
     params.push(q.actor);
@@ -52,22 +83,22 @@ export async function tailAudit(store: Store, q: AuditTailQuery): Promise<AuditT
     where.push('kind = ?');
     params.push(q.kind);
   }
+  if (typeof q.result === 'string') {
+    where.push('result = ?');
+    params.push(q.result);
+  } else if (q.result !== undefined && q.result.length > 0) {
+    where.push(`result IN (${q.result.map(() => '?').join(', ')})`);
+    params.push(...q.result);
+  }
   const limit = Math.max(1, Math.min(10_000, Math.floor(q.limit)));
   params.push(limit);
-  const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, params);
-  const boundary = rows.length ? Number((await store.get<{ m: number | null }>('SELECT MAX(to_seq) AS m FROM audit_prunes'))?.m ?? 0) : 0;
-  const events = rows.map((r): AuditEntry => {
-    const base = { seq: Number(r.seq), ts: Number(r.ts), prev_hash: r.prev_hash, hash: r.hash };
-    let event: AuditEvent | null;
-    try {
-      const v: unknown = JSON.parse(r.body);
-      event = v && typeof v === 'object' && !Array.isArray(v) ? (v as AuditEvent) : null;
-    } catch {
-      event = null; // a row edited in the store: shown flagged, not a 500 for the whole page
-    }
-    if (event === null) return { ...base, event, problem: 'body_malformed' };
-    return base.seq <= boundary ? { ...base, event, problem: 'below_pruned_boundary' } : { ...base, event };
-  });
+  const rows = await store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY seq ${backwards ? 'DESC' : ''} LIMIT ?`, params);
+  const boundary = rows.length ? await prunedBoundary(store) : 0;
+  const events = rows.map((r) => toAuditEntry(r, boundary));
+  if (backwards) {
+    const last = events[events.length - 1];
+    return { events, nextSeq: events.length ? events[0]!.seq : 0, ...(events.length === limit && last ? { nextBeforeSeq: last.seq } : {}) };
+  }
   return { events, nextSeq: events.length ? events[events.length - 1]!.seq : (q.afterSeq ?? 0) };
 }
 

@@ -1,18 +1,28 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseInput } from '../server/validate.js';
+import { pageLimit } from '../server/pagination.js';
+import { AUDIT_RESULTS } from './events.js';
 import type { AuditLog } from './log.js';
 import type { AuditJobs } from './jobs.js';
 import type { Checkpoint } from './chain.js';
 import type { WitnessReport } from './witness.js';
 
+const TXN = z.string().min(1).max(256);
 const tailQuery = z.object({
   after_seq: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Newest first, older than this seq (the console's audit page); exclusive with after_seq. */
+  before_seq: z.string().regex(/^[1-9][0-9]{0,15}$/, 'send a positive whole number: the next_before_seq of the previous page, or head_seq + 1 from GET /v1/admin/overview for the newest page').transform(Number).refine((n) => Number.isSafeInteger(n), 'at most 9007199254740991').optional(),
   actor: z.string().min(1).max(2048).optional(),
-  txn: z.string().min(1).max(256).optional(),
+  txn: TXN.optional(),
+  /** The console's name for `txn`: the task and its subtree. */
+  task: TXN.optional(),
   kind: z.string().regex(/^[a-z][a-z0-9_.]*$/, 'expected an event kind such as "token.issued"').max(128).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-}).strict();
+  result: z.enum(AUDIT_RESULTS, { error: `send one of ${AUDIT_RESULTS.join(', ')}` }).optional(),
+  limit: pageLimit(1000, 100),
+}).strict()
+  .refine((q) => !(q.after_seq !== undefined && q.before_seq !== undefined), { message: 'send after_seq (oldest first, forward) or before_seq (newest first, backward), not both', path: ['before_seq'] })
+  .refine((q) => !(q.txn !== undefined && q.task !== undefined && q.txn !== q.task), { message: 'task and txn name the same filter; send one of them', path: ['task'] });
 
 const hmacBody = z.object({ value: z.string().min(1).max(4096) }).strict();
 
@@ -56,8 +66,12 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: Pick<Au
 
   app.get('/v1/admin/audit', { preHandler: app.requireAdmin }, async (req) => {
     const q = parseInput(tailQuery, req.query, 'query string');
-    const r = await audit.tail({ afterSeq: q.after_seq, actor: q.actor, txn: q.txn, kind: q.kind, limit: q.limit });
-    return { events: r.events, next_seq: r.nextSeq };
+    const txn = q.task ?? q.txn;
+    const r = await audit.tail({
+      ...(q.before_seq !== undefined ? { beforeSeq: q.before_seq } : { afterSeq: q.after_seq }),
+      actor: q.actor, txn, kind: q.kind, result: q.result, limit: q.limit,
+    });
+    return { events: r.events, next_seq: r.nextSeq, ...(q.before_seq !== undefined ? { next_before_seq: r.nextBeforeSeq ?? null } : {}) };
   });
 
   app.post('/v1/admin/audit/verify', { config: { readOnly: true }, preHandler: app.requireAdmin }, async (req, reply) => {

@@ -12,6 +12,8 @@ export interface AuditEventRow {
   kind: string;
   actor: string | null;
   txn: string | null;
+  /** The event's `result`, kept as a column for the result filter and the decisions chart (migration 339). */
+  result: string | null;
   /** The canonical JSON of the event. */
   body: string;
   prev_hash: string;
@@ -20,10 +22,10 @@ export interface AuditEventRow {
 }
 
 /** The columns of `AuditEventRow`, for `SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events …`. */
-export const AUDIT_EVENT_COLUMNS = 'seq, ts, kind, actor, txn, body, prev_hash, hash';
+export const AUDIT_EVENT_COLUMNS = 'seq, ts, kind, actor, txn, result, body, prev_hash, hash';
 
 export function toStoredRecord(r: AuditEventRow): StoredRecord {
-  return { seq: Number(r.seq), ts: Number(r.ts), kind: r.kind, actor: r.actor, txn: r.txn, body: r.body, prevHash: r.prev_hash, hash: r.hash };
+  return { seq: Number(r.seq), ts: Number(r.ts), kind: r.kind, actor: r.actor, txn: r.txn, result: r.result, body: r.body, prevHash: r.prev_hash, hash: r.hash };
 }
 
 export interface CheckpointRow {

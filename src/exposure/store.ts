@@ -69,29 +69,95 @@ export interface ClosingRevocation {
  * acting for the user; token → that jti. Leases are closed by the lease service. Idempotent.
  */
 export async function closeForRevocation(tx: SqlExecutor, r: ClosingRevocation, now: number): Promise<ClosedWindow[]> {
-  let where: string;
-  let params: SqlValue[];
-  if (r.kind === 'agent') {
-    where = `kind IN ('agent_token', 'task_token') AND (agent = ? OR task IN (SELECT a.txn FROM task_ancestors a JOIN tasks t ON t.txn = a.ancestor WHERE t.actor = ?))`;
-    params = [r.target, r.target];
-  } else if (r.kind === 'task') {
-    where = `kind = 'task_token' AND task IN (SELECT txn FROM task_ancestors WHERE ancestor = ?)`;
-    params = [r.target];
-  } else if (r.kind === 'user') {
-    where = `kind IN ('agent_token', 'task_token') AND user_id = ?`;
-    params = [r.target];
-  } else if (r.kind === 'token' && r.jtiHmac !== undefined) {
-    where = `kind IN ('agent_token', 'task_token') AND id = ?`;
-    params = [r.jtiHmac];
-  } else {
-    return [];
-  }
+  const match = revocationTokenMatch(r);
+  if (!match) return [];
   const rows = await tx.all<ClosedRow>(
     `UPDATE exposures SET closed_at = CASE WHEN issued_at > CAST(? AS BIGINT) THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END, closed_by = ?
-     WHERE closed_at IS NULL AND expires_at > ? AND ${where} RETURNING kind, issued_at, closed_at`,
-    [r.at, now, r.at, r.id, r.at, ...params],
+     WHERE closed_at IS NULL AND expires_at > ? AND ${match[0]} RETURNING kind, issued_at, closed_at`,
+    [r.at, now, r.at, r.id, r.at, ...match[1]],
   );
   return rows.map(toClosed);
+}
+
+/**
+ * Task nodes an agent acts in and every node below them (an ancestor-or-self node whose actor it
+ * is): what an agent revocation refuses through the delegation chain. One parameter: the agent.
+ */
+const AGENT_SUBTREES = 'SELECT a.txn FROM task_ancestors a JOIN tasks t ON t.txn = a.ancestor WHERE t.actor = ?';
+
+/**
+ * The one definition of which token windows a revocation refuses (see closeForRevocation), as a
+ * WHERE fragment on `exposures` and its parameters; null when it names no token window (leases).
+ */
+export function revocationTokenMatch(r: Pick<ClosingRevocation, 'kind' | 'target' | 'jtiHmac'>): [string, SqlValue[]] | null {
+  if (r.kind === 'agent') return [`kind IN ('agent_token', 'task_token') AND (agent = ? OR task IN (${AGENT_SUBTREES}))`, [r.target, r.target]];
+  if (r.kind === 'task') return [`kind = 'task_token' AND task IN (SELECT txn FROM task_ancestors WHERE ancestor = ?)`, [r.target]];
+  if (r.kind === 'user') return [`kind IN ('agent_token', 'task_token') AND user_id = ?`, [r.target]];
+  if (r.kind === 'token' && r.jtiHmac !== undefined) return [`kind IN ('agent_token', 'task_token') AND id = ?`, [r.jtiHmac]];
+  return null;
+}
+
+/**
+ * What a revocation of `r` would refuse at `now`, counted with the same match that
+ * closeForRevocation closes (the kill switch's preview): open token windows by kind, and the
+ * tasks whose live task tokens it refuses.
+ */
+export async function countForRevocation(db: SqlExecutor, r: Pick<ClosingRevocation, 'kind' | 'target' | 'jtiHmac'>, now: number): Promise<{ agent_tokens: number; task_tokens: number; tasks: number }> {
+  const out = { agent_tokens: 0, task_tokens: 0, tasks: 0 };
+  const tokens = revocationTokenMatch(r);
+  if (!tokens) return out;
+  const rows = await db.all<{ kind: string; n: number; t: number }>(
+    `SELECT kind, COUNT(*) AS n, COUNT(DISTINCT task) AS t FROM exposures WHERE closed_at IS NULL AND expires_at > ? AND ${tokens[0]} GROUP BY kind`,
+    [now, ...tokens[1]],
+  );
+  for (const row of rows) {
+    if (row.kind === 'agent_token') out.agent_tokens = Number(row.n);
+    if (row.kind === 'task_token') {
+      out.task_tokens = Number(row.n);
+      out.tasks = Number(row.t);
+    }
+  }
+  return out;
+}
+
+/**
+ * Live credentials (open unexpired token windows, leases not yet dropped) per agent, for the
+ * given agents (the console's agents page; at most a page of them).
+ */
+export async function liveCountsByAgent(db: SqlExecutor, agents: readonly string[], now: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (agents.length === 0) return out;
+  const marks = agents.map(() => '?').join(', ');
+  const tokens = await db.all<{ agent: string; n: number }>(`SELECT agent, COUNT(*) AS n FROM exposures WHERE agent IN (${marks}) AND closed_at IS NULL AND expires_at > ? AND kind IN ('agent_token', 'task_token') GROUP BY agent`, [...agents, now]);
+  const leases = await db.all<{ agent: string; n: number }>(`SELECT l.owner_agent AS agent, COUNT(*) AS n FROM leases l WHERE l.owner_agent IN (${marks}) AND ${LEASE_LIVE} AND ${HANDED_OUT} GROUP BY l.owner_agent`, [...agents]);
+  for (const r of [...tokens, ...leases]) out.set(r.agent, (out.get(r.agent) ?? 0) + Number(r.n));
+  return out;
+}
+
+/** One live credential of an agent (the console's agent detail): a token window or a lease. */
+export interface AgentCredential {
+  readonly kind: 'agent_token' | 'task_token' | 'lease';
+  /** A token's jti HMAC (never the token), or the lease id. */
+  readonly id: string;
+  readonly expiresAt: number;
+  /** Task tokens: the task (`txn`); leases: `<engine>/<role>`. */
+  readonly detail: string | null;
+}
+
+/** An agent's live credentials, soonest expiry first (at most `limit` of each source). */
+export async function liveCredentialsOf(db: SqlExecutor, agent: string, now: number, limit: number): Promise<AgentCredential[]> {
+  const tokens = await db.all<{ id: string; kind: string; task: string | null; expires_at: number }>(
+    `SELECT id, kind, task, expires_at FROM exposures WHERE agent = ? AND closed_at IS NULL AND expires_at > ? AND kind IN ('agent_token', 'task_token') ORDER BY expires_at LIMIT ?`,
+    [agent, now, limit],
+  );
+  const leases = await db.all<{ id: string; engine: string; role: string; expires_at: number }>(
+    `SELECT l.id AS id, l.engine AS engine, l.role AS role, l.expires_at AS expires_at FROM leases l WHERE l.owner_agent = ? AND ${LEASE_LIVE} AND ${HANDED_OUT} ORDER BY l.expires_at LIMIT ?`,
+    [agent, limit],
+  );
+  return [
+    ...tokens.map((t): AgentCredential => ({ kind: t.kind as 'agent_token' | 'task_token', id: t.id, expiresAt: Number(t.expires_at), detail: t.task })),
+    ...leases.map((l): AgentCredential => ({ kind: 'lease', id: l.id, expiresAt: Number(l.expires_at), detail: `${l.engine}/${l.role}` })),
+  ].sort((a, b) => a.expiresAt - b.expiresAt);
 }
 
 /** Closes every open token window issued up to `at` (the signing keys that signed them were revoked). */

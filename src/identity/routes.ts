@@ -5,6 +5,10 @@ import { parseInput } from '../server/validate.js';
 import { parseDuration } from '../config/duration.js';
 import { fail } from '../shared/errors.js';
 import type { JoinTokenService } from './join-tokens.js';
+import { cursorParam, decodeCursor, encodeCursor, pageLimit } from '../server/pagination.js';
+import type { RevocationChecker } from '../shared/revocation.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { agentPage, agentView, listAgentRows } from './agents-view.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -19,12 +23,19 @@ const createBody = z
 
 const agentsQuery = z
   .object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    /** Case-insensitive substring of the SPIFFE ID. */
+    q: z.string().min(1, 'send at least one character of the SPIFFE ID, or omit q').max(2048).optional(),
+    limit: pageLimit(1000, 100),
+    cursor: cursorParam.optional(),
   })
   .strict();
+const AGENTS_LIST = 'GET /v1/admin/agents';
 
-/** Operator routes for identity: join tokens and the agents seen by attestors. */
-export function registerIdentityRoutes(app: FastifyInstance, deps: { joinTokens: JoinTokenService; store: Store }): void {
+/**
+ * Operator routes for identity: join tokens and the agents seen by attestors. `revocations` and
+ * `clock` add each agent's `revoked` and `live_credentials` to the list (the console's agents page).
+ */
+export function registerIdentityRoutes(app: FastifyInstance, deps: { joinTokens: JoinTokenService; store: Store; revocations?: Pick<RevocationChecker, 'isAgentRevoked'>; clock?: Clock }): void {
   app.post('/v1/admin/join-tokens', { preHandler: app.requireAdmin }, async (req, reply) => {
     const body = parseInput(createBody, req.body);
     let ttlMs: number | undefined;
@@ -61,19 +72,11 @@ export function registerIdentityRoutes(app: FastifyInstance, deps: { joinTokens:
 
   app.get('/v1/admin/agents', { preHandler: app.requireAdmin }, async (req) => {
     const q = parseInput(agentsQuery, req.query, 'query string');
-    const rows = await deps.store.all<{ spiffe_id: string; attestor: string; attributes: string; first_seen: number; last_seen: number; logins: number }>(
-      'SELECT spiffe_id, attestor, attributes, first_seen, last_seen, logins FROM agents ORDER BY last_seen DESC, spiffe_id LIMIT ?',
-      [q.limit],
-    );
-    return {
-      agents: rows.map((r) => ({
-        spiffe_id: r.spiffe_id,
-        attestor: r.attestor,
-        attributes: JSON.parse(r.attributes) as Record<string, string>,
-        first_seen: iso(Number(r.first_seen)),
-        last_seen: iso(Number(r.last_seen)),
-        logins: Number(r.logins),
-      })),
-    };
+    const after = q.cursor !== undefined ? decodeCursor(q.cursor, ['n', 's'] as const, AGENTS_LIST) : undefined;
+    const rows = await listAgentRows(deps.store, { ...(q.q !== undefined ? { q: q.q } : {}), limit: q.limit, ...(after ? { after: { lastSeen: after[0], spiffeId: after[1] } } : {}) });
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const agents = deps.revocations ? await agentPage(deps.store, page, (deps.clock ?? systemClock).now(), deps.revocations) : page.map((r) => agentView(r));
+    return { agents, next_cursor: rows.length > q.limit && last ? encodeCursor([Number(last.last_seen), last.spiffe_id]) : null };
   });
 }

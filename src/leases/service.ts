@@ -109,8 +109,16 @@ export interface LeaseService {
   /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
   revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
   get(id: string): Promise<Lease | undefined>;
-  /** `task`: leases issued under this task or any task below it. */
-  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; task?: string; limit?: number }): Promise<Lease[]>;
+  /**
+   * `task`: leases issued under this task or any task below it. Newest first (`created_at`, then
+   * `id`); `after` is the last lease of the previous page (keyset pagination).
+   */
+  list(filter?: { state?: LeaseState; irrevocable?: boolean; owner?: string; task?: string; limit?: number; after?: { createdAt: number; id: string } }): Promise<Lease[]>;
+  /**
+   * How many leases `revokeByOwner` / `revokeByTask` / `revokeByUser` would act on now (the
+   * kill switch's preview): the same match, counted instead of revoked.
+   */
+  countRevocable(by: BulkMatch, target: string): Promise<number>;
   /** One reaper pass: expired → revoke, due retries, abandoned intents. */
   reapOnce(): Promise<ReapResult>;
   startReaper(intervalMs: number): void;
@@ -178,6 +186,22 @@ const COLUMNS = 'id, engine, role, path, owner_agent, task_id, user_id, state, e
 const SYSTEM: AuditActor = { id: 'system' };
 /** Leases whose credential may still exist in the backend. */
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
+
+/** Which leases a bulk revocation acts on. */
+export type BulkMatch = 'owner' | 'task' | 'user';
+
+/**
+ * The one definition of what each bulk revocation matches (among open leases): used to revoke
+ * (revokeByOwner/Task/User) and to count for the kill switch's preview (countRevocable), so the
+ * preview can never disagree with what is revoked.
+ */
+const BULK_MATCHES: Record<BulkMatch, (target: string) => [string, SqlValue[]]> = {
+  owner: (spiffeId) => ['owner_agent = ?', [spiffeId]],
+  // The task and its whole subtree: task_ancestors holds (ancestor, txn) for every node and
+  // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
+  task: (taskId) => ['(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId]],
+  user: (userId) => ['user_id = ?', [userId]],
+};
 
 /** Whether a lease revoked for this cause had been handed out (a failed or abandoned issuance never was). */
 const handedOut = (cause: string): boolean => cause !== 'create_failed' && cause !== 'abandoned_intent';
@@ -783,11 +807,14 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       return { lease_id: id, state: await revokeNow(id, cause, { actor, ...(ctx.where ? { where: ctx.where } : {}) }) };
     },
 
-    revokeByOwner: (spiffeId, ctx = {}) => bulk('owner_agent = ?', [spiffeId], 'owner_revoked', ctx),
-    // The task and its whole subtree: task_ancestors holds (ancestor, txn) for every node and
-    // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
-    revokeByTask: (taskId, ctx = {}) => bulk('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId], 'task_revoked', ctx),
-    revokeByUser: (userId, ctx = {}) => bulk('user_id = ?', [userId], 'user_revoked', ctx),
+    revokeByOwner: (spiffeId, ctx = {}) => bulk(...BULK_MATCHES.owner(spiffeId), 'owner_revoked', ctx),
+    revokeByTask: (taskId, ctx = {}) => bulk(...BULK_MATCHES.task(taskId), 'task_revoked', ctx),
+    revokeByUser: (userId, ctx = {}) => bulk(...BULK_MATCHES.user(userId), 'user_revoked', ctx),
+    async countRevocable(by, target) {
+      const [where, params] = BULK_MATCHES[by](target);
+      const row = await store.get<{ n: number }>(`SELECT COUNT(*) AS n FROM leases WHERE state IN ${OPEN_STATES} AND ${where}`, params);
+      return Number(row?.n ?? 0);
+    },
     revokeByPrefix(pathPrefix, ctx = {}) {
       if (typeof pathPrefix !== 'string' || pathPrefix.length === 0 || pathPrefix.length > 512) {
         throw fail('TESSERA_REQUEST_INVALID', 'a lease path prefix must be 1–512 characters, e.g. `postgres/` or `postgres/readonly/`');
@@ -817,7 +844,11 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
         where.push('(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))');
         params.push(filter.task, filter.task);
       }
-      const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_000);
+      if (filter.after) {
+        where.push('(created_at < ? OR (created_at = ? AND id > ?))');
+        params.push(filter.after.createdAt, filter.after.createdAt, filter.after.id);
+      }
+      const limit = Math.min(Math.max(filter.limit ?? 1000, 1), 10_001); // 10,000 a page, plus one to tell whether another page follows
       params.push(limit);
       const rows = await store.all<LeaseRow & Record<string, unknown>>(
         `SELECT ${COLUMNS} FROM leases ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`,

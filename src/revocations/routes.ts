@@ -14,6 +14,8 @@ const createBody = z.strictObject({
   reason: z.string().max(1000).optional(),
   /** Seconds or a duration string; omitted = until lifted. */
   ttl: z.union([z.number().positive(), z.string().min(1).max(32)]).optional(),
+  /** Record nothing: answer 200 with what the revocation would act on now (RevocationService.preview). */
+  dry_run: z.boolean().optional(),
 });
 const listQuery = z.strictObject({
   active: z.enum(['true', 'false']).optional(),
@@ -55,6 +57,10 @@ export function registerRevocationRoutes(app: FastifyInstance, deps: { revocatio
       const ms = parseDuration(body.ttl);
       if (ms === null || ms <= 0) throw fail('TESSERA_REVOCATION_INVALID', 'ttl must be a positive number of seconds or a duration such as "1h"', { field: 'ttl' });
       ttlMs = ms;
+    }
+    if (body.dry_run === true) {
+      // The kill switch's confirmation: the same counts as the console's agent detail `kill_preview`.
+      return reply.status(200).send({ kind: body.kind, target: body.target, dry_run: true, would_revoke: await revocations.preview(body.kind, body.target) });
     }
     const r = await revocations.revoke({
       kind: body.kind,

@@ -11,7 +11,7 @@ import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-doma
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
 import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
-import { closeForRevocation, reopenClosedBy, type ClosedWindow, type ClosingRevocation } from '../exposure/store.js';
+import { closeForRevocation, countForRevocation, reopenClosedBy, type ClosedWindow, type ClosingRevocation } from '../exposure/store.js';
 
 /**
  * The kill switch. Revocations live in the store (the record) and in in-memory indexes (the
@@ -51,20 +51,38 @@ export interface RevocationService extends RevocationChecker {
   /** For the token service (RFC 7009): refuse this jti until the token's own expiry. */
   revokeToken(jti: string, tokenExpiresAt: number, ctx?: { actor?: AuditActor; where?: AuditWhere; reason?: string }): Promise<Revocation>;
   lift(id: string, ctx?: { actor?: AuditActor; where?: AuditWhere }): Promise<Revocation>;
-  list(filter?: { active?: boolean; kind?: RevocationKind; limit?: number }): Promise<Revocation[]>;
+  list(filter?: { active?: boolean; kind?: RevocationKind; target?: string; limit?: number }): Promise<Revocation[]>;
   /** Reloads the indexes from the store (at start, and to pick up other replicas' revocations). */
   refresh(): Promise<void>;
   /** The same as isRevoked (kept for callers that hold a principal): token, agent, task or an ancestor, user, chain. */
   isPrincipalRevoked(p: RevocationSubject): boolean;
   /** True when a task revocation matches `txn` or one of its `ancestors` (the admin tree's state). */
   isTaskRevoked(txn: string, ancestors: readonly string[]): boolean;
+  /**
+   * What `revoke({ kind, target })` would act on now, recording nothing (the kill switch's
+   * confirmation, the console's agent detail): the same matches the revocation closes token
+   * windows and revokes leases with (closeForRevocation, LeaseService.countRevocable). Throws
+   * TESSERA_REVOCATION_INVALID for a target revoke() would refuse.
+   */
+  preview(kind: RevocationKind, target: string): Promise<KillPreview>;
+}
+
+/** What a revocation would refuse or drop now (see RevocationService.preview). */
+export interface KillPreview {
+  /** Open, unexpired agent-token windows it would close. */
+  readonly agent_tokens: number;
+  readonly task_tokens: number;
+  /** Open leases (pending, active, revoking, disabled) it would revoke. */
+  readonly leases: number;
+  /** Tasks whose live task tokens it would refuse. */
+  readonly tasks: number;
 }
 
 export interface RevocationServiceDeps {
   readonly store: Store;
   readonly clock: Clock;
   readonly audit: AuditWriter;
-  readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get'>;
+  readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get' | 'countRevocable'>;
   /**
    * Called synchronously after every revoke/lift (`local`) and every reload from the store
    * (`refresh`): policy cache invalidation, closing gateway sessions, and — for `local` changes
@@ -352,6 +370,23 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       return { ...r, leases: counts, ...(agentKnown !== undefined ? { agentKnown } : {}), ...(taskKnown !== undefined ? { taskKnown } : {}) };
     },
 
+    async preview(kind, target) {
+      validateTarget(kind, target);
+      if (kind === 'agent') requireServedSpiffeId(deps.trustDomains, target, 'the agent to revoke');
+      const now = clock.now();
+      const counted = await countForRevocation(store, { kind, target, ...(kind === 'token' ? { jtiHmac: audit.hmac(target) } : {}) }, now);
+      let leaseCount = 0;
+      if (kind === 'agent') leaseCount = await leases.countRevocable('owner', target);
+      else if (kind === 'task') leaseCount = await leases.countRevocable('task', target);
+      else if (kind === 'user') leaseCount = await leases.countRevocable('user', target);
+      else if (kind === 'lease') {
+        const l = await leases.get(target);
+        // revoke() acts on every lease not yet revoked (an irrevocable one is tried again).
+        leaseCount = l && l.state !== 'revoked' ? 1 : 0;
+      }
+      return { agent_tokens: counted.agent_tokens, task_tokens: counted.task_tokens, leases: leaseCount, tasks: counted.tasks };
+    },
+
     async revokeToken(jti, tokenExpiresAt, ctx = {}) {
       validateTarget('token', jti);
       const now = clock.now();
@@ -401,6 +436,10 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (filter.kind) {
         where.push('kind = ?');
         params.push(filter.kind);
+      }
+      if (filter.target !== undefined) {
+        where.push('target = ?');
+        params.push(filter.target);
       }
       params.push(Math.min(Math.max(filter.limit ?? 1000, 1), 10_000));
       const rows = await store.all<Row & Record<string, unknown>>(

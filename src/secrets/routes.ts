@@ -7,6 +7,7 @@ import type { RequestAuthorizer } from '../pipeline/authorize.js';
 import type { AuditWhere } from '../audit/events.js';
 import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } from './kv.js';
 import { parseSecretPath } from './path.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 
 /**
  * HTTP surface of the kv engine.
@@ -22,6 +23,8 @@ export interface SecretRouteDeps {
   readonly kv: KvService;
   /** The request pipeline's authorizer (token scope ∩ Cedar). */
   readonly authorizer: RequestAuthorizer;
+  /** For `rotation_overdue` (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 const putBody = z.object({
@@ -69,7 +72,11 @@ export function rawWildcardPath(req: FastifyRequest): string {
   return rest;
 }
 
-export function metadataJson(m: SecretMetadata): Record<string, unknown> {
+/**
+ * A secret's metadata as JSON (never its value). Times are epoch ms. With `now`:
+ * `rotation_overdue`, true when a rotation period is set and `rotation_due_at` has passed.
+ */
+export function metadataJson(m: SecretMetadata, now?: number): Record<string, unknown> {
   return {
     path: m.path,
     current_version: m.currentVersion,
@@ -78,6 +85,7 @@ export function metadataJson(m: SecretMetadata): Record<string, unknown> {
     owner: m.owner,
     rotation_period_s: m.rotationPeriodMs === null ? null : m.rotationPeriodMs / 1000,
     rotation_due_at: m.rotationDueAt,
+    ...(now !== undefined ? { rotation_overdue: m.rotationDueAt !== null && m.rotationDueAt <= now } : {}),
     created_at: m.createdAt,
     updated_at: m.updatedAt,
     ...(m.versions ? { versions: m.versions.map((v) => ({ version: v.version, created_at: v.createdAt, destroyed: v.destroyed })) } : {}),
@@ -86,6 +94,7 @@ export function metadataJson(m: SecretMetadata): Record<string, unknown> {
 
 export function registerSecretRoutes(app: FastifyInstance, deps: SecretRouteDeps): void {
   const { kv, authorizer } = deps;
+  const clock = deps.clock ?? systemClock;
 
   const where = (req: FastifyRequest): AuditWhere => {
     const m = app.requestMeta(req);
@@ -111,13 +120,14 @@ export function registerSecretRoutes(app: FastifyInstance, deps: SecretRouteDeps
     const path = rawWildcardPath(req);
     const query = parseInput(getQuery, req.query ?? {}, 'query');
     const r = await kv.get(path, { ...(query.version !== undefined ? { version: query.version } : {}), ctx: adminCtx(req) });
-    return { path: r.path, version: r.version, value: r.value, metadata: metadataJson(r.metadata) };
+    return { path: r.path, version: r.version, value: r.value, metadata: metadataJson(r.metadata, clock.now()) };
   });
 
   app.get('/v1/admin/secrets', { preHandler: app.requireAdmin }, async (req) => {
     const query = parseInput(listQuery, req.query ?? {}, 'query');
     const r = await kv.list(query.prefix ?? '', query.limit !== undefined ? { limit: query.limit } : {});
-    return { secrets: r.secrets.map(metadataJson), truncated: r.truncated };
+    const now = clock.now();
+    return { secrets: r.secrets.map((m) => metadataJson(m, now)), truncated: r.truncated };
   });
 
   app.delete('/v1/admin/secrets/*', { preHandler: app.requireAdmin }, async (req) => {

@@ -313,6 +313,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_PROXY_OAUTH_FAILED: { status: 502, description: 'The authorization server of a route\'s `credential.oauth` refused the client-credentials request (RFC 6749 §5.2; `details.error` is its error code, e.g. `invalid_client` for a wrong client id or secret, `invalid_scope`) or answered with something that is not a token response. Fix the client registration or the route\'s `oauth` settings; the secret is never shown.' },
   TESSERA_PROXY_OAUTH_UNREACHABLE: { status: 502, description: 'The token endpoint of a route\'s `credential.oauth` could not be reached (connection refused, TLS failure, timeout, or refused by the SSRF guard). Check `token_url` and that Tessera can reach it (`allow_private` for an internal authorization server).' },
 
+  // --- console read API (src/console; docs/console-api.md, ADR 0239–0241) -------------------
+  TESSERA_AGENT_NOT_FOUND: { status: 404, description: 'GET /v1/admin/agents/detail: no agent with this SPIFFE ID has ever logged in here (the agents inventory); find it with GET /v1/admin/agents?q=<part of the ID>. A revocation of it can still be recorded.' },
+  TESSERA_CONSOLE_STREAMS_BUSY: { status: 503, description: 'GET /v1/admin/events: this replica already serves `console.max_streams` live event streams; retry after the `Retry-After` seconds (a browser tab holds one stream: close unused console tabs), or raise `console.max_streams`.' },
   // --- Console (static files): the operator console at /ui (src/console/static.ts; docs/console.md) ---
   TESSERA_CONSOLE_NOT_BUILT: { status: 503, description: 'The operator console has not been built in this installation (no dist/console/index.html). Run `npm run build` (or `npm install`, which builds it) in the Tessera checkout and restart; the API and the CLI work without it.' },
 

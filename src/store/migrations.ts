@@ -391,4 +391,22 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX console_oidc_logins_expires ON console_oidc_logins (expires_at)`,
     ],
   },
+  {
+    // Operator console read API (src/console, docs/console-api.md, ADR 0239). The audit event's
+    // `result` gets its own column (written with every event from now on; earlier rows are filled
+    // from their canonical body, where the top-level member reads `"result":"<value>"` exactly —
+    // no event type has a nested `result` member), so the decisions chart (allow/deny per hour
+    // over 24 h) and the audit page's `result` filter are index range scans. Keyset pagination
+    // of the agents list (newest sighting first) gets its index. (Ids apply in ascending order:
+    // this one follows 336.)
+    id: 339,
+    name: 'console_read_api',
+    sql: [
+      `ALTER TABLE audit_events ADD COLUMN result TEXT`,
+      ...['success', 'failure', 'allow', 'deny', 'error'].map((r) => `UPDATE audit_events SET result = '${r}' WHERE result IS NULL AND body LIKE '%"result":"${r}"%'`),
+      `CREATE INDEX audit_events_result_ts ON audit_events (result, ts)`,
+      `CREATE INDEX audit_events_result_seq ON audit_events (result, seq)`,
+      `CREATE INDEX agents_last_seen ON agents (last_seen, spiffe_id)`,
+    ],
+  },
 ];

@@ -22,7 +22,7 @@ async function setup() {
 
 const core = (r: { ok: boolean; checked: number; checkpoints: number; problems: unknown[] }) => ({ ok: r.ok, checked: r.checked, checkpoints: r.checkpoints, problems: r.problems });
 
-type Row = { seq: number; ts: number; kind: string; actor: string; txn: string; body: string; prev_hash: string; hash: string };
+type Row = { seq: number; ts: number; kind: string; actor: string; txn: string; body: string; prev_hash: string; hash: string; result: string | null };
 
 function problems(r: { problems: { seq: number; kind: string }[] }): [number, string][] {
   return r.problems.map((p) => [p.seq, p.kind]);
@@ -45,6 +45,18 @@ test('a modified index column (actor) is reported as modified', async () => {
   db.close();
 });
 
+test('a modified result column (a deny turned into an allow for the console\'s filters) is reported as modified; a null one is not', async () => {
+  const { log, db } = await setup();
+  const r = db.prepare('SELECT result FROM audit_events WHERE seq = 8').get() as Row;
+  assert.ok(typeof r.result === 'string' && r.result.length > 0, 'every event is written with its result');
+  db.prepare("UPDATE audit_events SET result = CASE WHEN result = 'deny' THEN 'allow' ELSE 'deny' END WHERE seq = 8").run();
+  assert.deepEqual(problems(await log.verify()), [[8, 'modified']]);
+  // A row written before migration 339 (a replica not yet upgraded) has none: accepted.
+  db.prepare('UPDATE audit_events SET result = NULL WHERE seq = 8').run();
+  assert.deepEqual(problems(await log.verify()), []);
+  db.close();
+});
+
 test('a deleted event is reported as deleted with its seq', async () => {
   const { log, db } = await setup();
   db.prepare('DELETE FROM audit_events WHERE seq = 7').run();
@@ -56,9 +68,10 @@ test('two swapped events are reported as reordered', async () => {
   const { log, db } = await setup();
   const a = db.prepare('SELECT * FROM audit_events WHERE seq = 5').get() as Row;
   const b = db.prepare('SELECT * FROM audit_events WHERE seq = 6').get() as Row;
-  const put = db.prepare('UPDATE audit_events SET ts = ?, kind = ?, actor = ?, txn = ?, body = ?, prev_hash = ?, hash = ? WHERE seq = ?');
-  put.run(b.ts, b.kind, b.actor, b.txn, b.body, b.prev_hash, b.hash, 5);
-  put.run(a.ts, a.kind, a.actor, a.txn, a.body, a.prev_hash, a.hash, 6);
+  // The whole rows, every column (the `result` column too, migration 339).
+  const put = db.prepare('UPDATE audit_events SET ts = ?, kind = ?, actor = ?, txn = ?, result = ?, body = ?, prev_hash = ?, hash = ? WHERE seq = ?');
+  put.run(b.ts, b.kind, b.actor, b.txn, b.result, b.body, b.prev_hash, b.hash, 5);
+  put.run(a.ts, a.kind, a.actor, a.txn, a.result, a.body, a.prev_hash, a.hash, 6);
   assert.deepEqual(problems(await log.verify()), [[5, 'reordered']]);
   db.close();
 });

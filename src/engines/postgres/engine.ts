@@ -72,6 +72,15 @@ export interface PostgresDynamicEngine extends DynamicEngine {
   revokeMany(items: readonly EngineData[], signal?: AbortSignal): Promise<{ failed: { index: number; error: TesseraError }[] }>;
 }
 
+/** One engine configuration's health (the console's overview). */
+export interface EngineHealth {
+  readonly name: string;
+  readonly kind: 'postgres';
+  readonly healthy: boolean;
+  /** Why not healthy: the engine error's code and message (never the connection URL's password). */
+  readonly detail?: string;
+}
+
 export interface PostgresEngine {
   readonly engine: PostgresDynamicEngine;
   /** Loads configurations and roles from the store and follows changes made by other replicas. Call before `leases.recover()`. */
@@ -83,6 +92,12 @@ export interface PostgresEngine {
   configure(name: string, body: unknown, ctx?: CallCtx): Promise<Record<string, unknown>>;
   getConfig(name: string): Record<string, unknown>;
   listConfigs(): Record<string, unknown>[];
+  /**
+   * Whether each configuration's management connection answers (`SELECT 1` through its pool,
+   * bounded by its connect and statement timeouts). Results are reused for `maxAgeMs` (default
+   * 10 s) and concurrent callers share one probe, so a dashboard never loads the databases.
+   */
+  health(maxAgeMs?: number): Promise<EngineHealth[]>;
   deleteConfig(name: string, ctx?: CallCtx): Promise<void>;
   putRole(config: string, role: string, body: unknown, ctx?: CallCtx): Promise<Record<string, unknown>>;
   getRole(config: string, role: string): Record<string, unknown>;
@@ -327,6 +342,8 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
   const live = new Map<string, Live>();
   const roles = new Map<string, PgRole>();
   let unsubscribe: (() => Promise<void>) | undefined;
+  let healthCache: { at: number; configs: number; value: EngineHealth[] } | undefined;
+  let healthProbe: Promise<EngineHealth[]> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let pass: Promise<unknown> | undefined;
   let issued: Counter | undefined;
@@ -1167,6 +1184,29 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
 
     listConfigs() {
       return [...live.values()].map((l) => configView(l.cfg)).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    },
+
+    async health(maxAgeMs = 10_000) {
+      const now = clock.now();
+      if (healthCache && now - healthCache.at < maxAgeMs && healthCache.configs === live.size) return healthCache.value;
+      healthProbe ??= (async () => {
+        try {
+          const value = await Promise.all([...live.values()].sort((a, b) => a.cfg.name.localeCompare(b.cfg.name)).map(async (l): Promise<EngineHealth> => {
+            try {
+              await withClient(l, 'checking the management connection', undefined, (c) => c.query('SELECT 1'));
+              return { name: l.cfg.name, kind: 'postgres', healthy: true };
+            } catch (e) {
+              const err = isTesseraError(e) ? e : undefined;
+              return { name: l.cfg.name, kind: 'postgres', healthy: false, detail: err ? `${err.code}: ${err.message}` : 'the check failed' };
+            }
+          }));
+          healthCache = { at: clock.now(), configs: live.size, value };
+          return value;
+        } finally {
+          healthProbe = undefined;
+        }
+      })();
+      return healthProbe;
     },
 
     async deleteConfig(name, ctx = {}) {
