@@ -79,23 +79,25 @@ test('sign in, see an agent log in live, open its task tree, revoke it from the 
   const tree = await buildTaskTree(w);
   await page.getByRole('link', { name: ORCHESTRATOR }).first().click();
   await page.getByTestId('agent-tasks').getByText(tree.rootTxn).first().waitFor();
-  await page.getByTestId('agent-tasks').getByRole('link', { name: tree.rootTxn }).first().click();
+  await page.getByTestId('agent-tasks').getByTestId('task-link').filter({ hasText: tree.rootTxn }).first().click();
   await page.waitForURL(`**/ui/tasks/${tree.rootTxn}**`);
   const graph = page.getByTestId('task-tree');
   await graph.waitFor();
-  for (const txn of [tree.rootTxn, tree.readerTxn, tree.dbTxn]) await graph.locator(`[data-txn="${txn}"]`).first().waitFor();
+  for (const txn of [tree.rootTxn, tree.readerTxn, tree.dbTxn]) await graph.locator(`[data-testid="task-node"][data-txn="${txn}"]`).first().waitFor();
   await graph.getByText('incident-reader').first().waitFor();
   await snapshot();
 
   // 4. Revoke the whole tree from the picture (its root node), confirming in the dialog.
-  await graph.locator(`[data-txn="${tree.rootTxn}"]`).first().click();
+  await graph.locator(`[data-testid="task-node"][data-txn="${tree.rootTxn}"]`).first().click();
+  await page.locator(`[data-testid="task-panel"][data-txn="${tree.rootTxn}"]`).waitFor();
   await page.getByTestId('revoke-subtree').click();
   const dialog = page.getByTestId('confirm-dialog');
   await dialog.waitFor();
   assert.match(await dialog.innerText(), new RegExp(tree.rootTxn));
   await dialog.getByTestId('confirm-button').click();
   await dialog.waitFor({ state: 'detached' });
-  await page.getByTestId('task-state').filter({ hasText: /revoked/i }).first().waitFor();
+  await page.getByTestId('revoke-result').waitFor();
+  for (const txn of [tree.rootTxn, tree.readerTxn, tree.dbTxn]) await graph.locator(`[data-testid="task-node"][data-txn="${txn}"][data-state="revoked"]`).first().waitFor();
   await snapshot();
 
   // The sub-agent's next call (a real HTTP call with its task token) is refused.

@@ -119,7 +119,7 @@ test('overview, agents, agent detail with the kill confirmation, task tree, oper
   // Agent detail, with the kill switch's confirmation open (it says what will be revoked).
   await page.getByTestId('nav-agents').click();
   await page.getByRole('link', { name: ORCHESTRATOR }).first().click();
-  await page.getByTestId('agent-credentials').waitFor();
+  await page.getByTestId('credentials-table').waitFor();
   await loaded(page);
   await a11y(page, 'agent detail');
   await page.getByTestId('kill-switch').click();
@@ -133,8 +133,8 @@ test('overview, agents, agent detail with the kill confirmation, task tree, oper
   await dialog.waitFor({ state: 'detached' });
 
   // The task tree.
-  await page.getByTestId('agent-tasks').getByRole('link', { name: tree.rootTxn }).first().click();
-  await page.getByTestId('task-tree').locator(`[data-txn="${tree.readerTxn}"]`).first().waitFor();
+  await page.getByTestId('agent-tasks').getByTestId('task-link').filter({ hasText: tree.rootTxn }).first().click();
+  await page.getByTestId('task-tree').locator(`[data-testid="task-node"][data-txn="${tree.readerTxn}"]`).first().waitFor();
   await loaded(page);
   await a11y(page, 'task tree');
   await screenshot(page, 'task-tree');
@@ -185,7 +185,7 @@ test('keyboard: Tab reaches the kill switch; its dialog keeps focus inside and g
   const { page } = p;
   await signIn(page, w.h.url, w.h.adminToken);
   await page.goto(`${w.h.url}/ui/agents/detail?id=${encodeURIComponent(ORCHESTRATOR)}`);
-  await page.getByTestId('agent-credentials').waitFor();
+  await page.getByTestId('credentials-table').waitFor();
   assert.ok(await tabUntil(page, '[data-testid="kill-switch"]', 80), 'Tab reaches the kill switch');
   await page.keyboard.press('Enter');
   const dialog = page.getByTestId('confirm-dialog');
