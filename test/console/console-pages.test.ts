@@ -185,7 +185,8 @@ test('keyboard: Tab reaches the kill switch; its dialog keeps focus inside and g
   const { page } = p;
   await signIn(page, w.h.url, w.h.adminToken);
   await page.goto(`${w.h.url}/ui/agents/detail?id=${encodeURIComponent(ORCHESTRATOR)}`);
-  await page.getByTestId('credentials-table').waitFor();
+  await page.locator(`[data-testid="agent-detail"][data-spiffe-id="${ORCHESTRATOR}"]`).waitFor();
+  await page.getByTestId('kill-switch').waitFor();
   assert.ok(await tabUntil(page, '[data-testid="kill-switch"]', 80), 'Tab reaches the kill switch');
   await page.keyboard.press('Enter');
   const dialog = page.getByTestId('confirm-dialog');

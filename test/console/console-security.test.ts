@@ -251,7 +251,8 @@ test('an auditor sees no enabled kill switch on an agent page', { skip: PAGES_TO
   await signIn(p.page, w.h.url, await auditorToken(w));
   await p.page.getByTestId('operator').filter({ hasText: 'auditor' }).waitFor();
   await p.page.goto(`${w.h.url}/ui/agents/detail?id=${encodeURIComponent(ORCHESTRATOR)}`);
-  await p.page.getByTestId('credentials-table').waitFor();
+  await p.page.locator(`[data-testid="agent-detail"][data-spiffe-id="${ORCHESTRATOR}"]`).waitFor();
+  await p.page.getByTestId('kill-switch').waitFor();
   const kill = p.page.getByTestId('kill-switch');
   assert.ok((await kill.count()) === 0 || (await kill.isDisabled()), 'the auditor has an enabled kill switch');
   await assertNoLeak(p, w);

@@ -95,7 +95,7 @@ test('subtree counts: active tasks and their tokens, live leases only; expired a
 
 test('node text: short actor names, scope lists as one line, clipping', () => {
   assert.equal(actorShort({ actor: 'spiffe://example.org/ns/ops/sa/orchestrator', label: null }), 'orchestrator');
-  assert.equal(actorShort({ actor: 'spiffe://example.org/ns/ops/sa/orchestrator', label: 'reader' }), 'orchestrator (reader)');
+  assert.equal(actorShort({ actor: 'spiffe://example.org/ns/ops/sa/orchestrator', label: 'reader' }), 'reader (orchestrator)');
   assert.equal(scopeText(['secret:team/**', 'tool:records/*']), 'secret:team/** tool:records/*');
   assert.equal(scopeText('secret:a/**'), 'secret:a/**');
   assert.equal(scopeText(undefined), '');

@@ -160,10 +160,13 @@ export function subtreeCounts(node: TaskNodeJson): SubtreeCounts {
   return c;
 }
 
-/** The short name of an actor for a node box: the label (sub-agent) or the SPIFFE ID's last segment. */
+/**
+ * The short name of an actor for a node box: the SPIFFE ID's last segment, led by the sub-agent
+ * label when there is one (`reader (orchestrator)`), so a clipped box still shows the label.
+ */
 export function actorShort(n: Pick<TaskNodeJson, 'actor' | 'label'>): string {
   const last = n.actor.split('/').filter(Boolean).pop() ?? n.actor;
-  return n.label ? `${last} (${n.label})` : last;
+  return n.label ? `${n.label} (${last})` : last;
 }
 
 /** The scope as one line: `['a', 'b']` → `a b`. */
