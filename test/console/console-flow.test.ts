@@ -84,7 +84,7 @@ test('sign in, see an agent log in live, open its task tree, revoke it from the 
   const graph = page.getByTestId('task-tree');
   await graph.waitFor();
   for (const txn of [tree.rootTxn, tree.readerTxn, tree.dbTxn]) await graph.locator(`[data-testid="task-node"][data-txn="${txn}"]`).first().waitFor();
-  await graph.getByText('incident-reader').first().waitFor();
+  await graph.locator('[data-testid="task-node"] .node-title', { hasText: 'incident-reader' }).first().waitFor();
   await snapshot();
 
   // 4. Revoke the whole tree from the picture (its root node), confirming in the dialog.

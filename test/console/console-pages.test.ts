@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { axeViolations, chromiumMissing, findLeaks, launchConsoleBrowser, screenshot, signIn, screenshotsTaken, skipWithoutChromium, tabUntil, PAGES_TODO, type ConsoleBrowser } from './browser.js';
-import { buildTaskTree, INJECT_SECRET, ORCHESTRATOR, READ_SECRET, startWorld, type TaskTree, type World } from './world.js';
+import { agentListed, buildTaskTree, INJECT_SECRET, ORCHESTRATOR, READ_SECRET, startWorld, type TaskTree, type World } from './world.js';
 
 let browser: ConsoleBrowser | undefined;
 before(async () => {
@@ -183,6 +183,8 @@ test('keyboard: Tab reaches the kill switch; its dialog keeps focus inside and g
   t.after(() => w.h.close());
   const p = await browser!.newPage();
   const { page } = p;
+  await buildTaskTree(w); // the orchestrator delegates: it has tasks and live credentials
+  await agentListed(w, ORCHESTRATOR);
   await signIn(page, w.h.url, w.h.adminToken);
   await page.goto(`${w.h.url}/ui/agents/detail?id=${encodeURIComponent(ORCHESTRATOR)}`);
   await page.locator(`[data-testid="agent-detail"][data-spiffe-id="${ORCHESTRATOR}"]`).waitFor();

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { cookieHeader, findLeaks, launchConsoleBrowser, signIn, skipWithoutChromium, chromiumMissing, PAGES_TODO, type ConsoleBrowser, type ConsolePage } from './browser.js';
-import { LATE_AGENT, ORCHESTRATOR, READ_SECRET, startWorld, type World } from './world.js';
+import { agentListed, buildTaskTree, LATE_AGENT, ORCHESTRATOR, READ_SECRET, startWorld, type World } from './world.js';
 
 let browser: ConsoleBrowser | undefined;
 before(async () => {
@@ -247,6 +247,8 @@ test('an auditor sees no enabled kill switch on an agent page', { skip: PAGES_TO
   if (skipWithoutChromium(t)) return;
   const w = await startWorld();
   t.after(() => w.h.close());
+  await buildTaskTree(w); // the orchestrator delegates: it has tasks and live credentials
+  await agentListed(w, ORCHESTRATOR);
   const p = await browser!.newPage();
   await signIn(p.page, w.h.url, await auditorToken(w));
   await p.page.getByTestId('operator').filter({ hasText: 'auditor' }).waitFor();

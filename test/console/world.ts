@@ -127,3 +127,17 @@ export async function buildTaskTree(w: World): Promise<TaskTree> {
   if (read.status !== 200) throw new Error(`reader's read: ${read.status} ${JSON.stringify(read.body)}`);
   return { rootTxn: root.txn, rootToken: root.access_token, readerTxn: reader.txn, readerToken: reader.access_token, dbTxn: db.txn, dbToken: db.access_token };
 }
+
+/**
+ * Waits (bounded polling, no fixed sleep) until `spiffeId` is in the agents inventory: the
+ * registry writes sightings once per interval (src/identity/agent-registry.ts), so a page opened
+ * right after a login may not find the agent yet.
+ */
+export async function agentListed(w: World, spiffeId: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const r = await w.h.admin('GET', `/v1/admin/agents/detail?id=${encodeURIComponent(spiffeId)}`);
+    if (r.status === 200) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`${spiffeId} never reached the agents inventory`);
+}
