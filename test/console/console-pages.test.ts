@@ -58,12 +58,12 @@ const PAGES: PageCase[] = [
     },
   },
 ];
-/** ui-b pages whose rows did not show in this test yet (audit rows, exposure live rows: under investigation). */
+/** The audit and exposure pages (ui-b): wait for their rows (audit-row, exposure-live-row). */
 const PENDING_PAGES: PageCase[] = [
   { name: 'audit', nav: 'nav-audit', shows: () => 'testid:audit-row' },
   { name: 'exposure', nav: 'nav-exposure', shows: () => 'testid:exposure-live-row' },
 ];
-/** The pages of ui-a (not merged yet: PAGES_TODO). */
+/** The pages of ui-a. */
 const UIA_PAGES: PageCase[] = [
   { name: 'overview', nav: 'nav-overview', shows: () => 'Overview' },
   { name: 'agents', nav: 'nav-agents', shows: () => ORCHESTRATOR },
@@ -108,6 +108,7 @@ test('overview, agents, agent detail with the kill confirmation, task tree, oper
   const w = await startWorld();
   t.after(() => w.h.close());
   const tree = await buildTaskTree(w);
+  await agentListed(w, ORCHESTRATOR); // the overview counts the inventory
   const p = await browser!.newPage();
   const { page } = p;
   const html: { where: string; text: string }[] = [];

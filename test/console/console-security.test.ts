@@ -257,5 +257,12 @@ test('an auditor sees no enabled kill switch on an agent page', { skip: PAGES_TO
   await p.page.getByTestId('kill-switch').waitFor();
   const kill = p.page.getByTestId('kill-switch');
   assert.ok((await kill.count()) === 0 || (await kill.isDisabled()), 'the auditor has an enabled kill switch');
+  // And the API refuses the auditor's session the kill itself, even with its CSRF token.
+  const cookie = await cookieHeader(p.context, w.h.url);
+  const csrf = (await cookieCall(w, cookie, 'GET', '/v1/console/session')).body.csrf_token as string;
+  const refused = await cookieCall(w, cookie, 'POST', '/v1/admin/revocations', { csrf, body: { kind: 'agent', id: ORCHESTRATOR, reason: 'auditor tries' } });
+  assert.equal(refused.status, 403);
+  assert.equal(refused.body.error.code, 'TESSERA_ADMIN_ROLE_FORBIDDEN');
+  assert.equal(await tokenStillWorks(w, w.orchestratorToken), true);
   await assertNoLeak(p, w);
 });
