@@ -130,6 +130,12 @@ export function createExposureService(deps: ExposureServiceDeps): ExposureServic
     for (let i = 0; i < batch.length; i += INSERT_CHUNK) await insertExposures(store, batch.slice(i, i + INSERT_CHUNK));
   }
 
+  /** The groups over the newest WINDOW_LIMIT + 1 windows of each source (all of them when not truncated: no ordering needed). */
+  async function groupsOf(q: ExposureQuery, now: number): Promise<{ groups: ExposureGroup[]; truncated: boolean }> {
+    const truncated = await windowsTruncated(store, q.since, q.kind, WINDOW_LIMIT);
+    return { groups: toGroups(await groupStats(store, q.since, q.by, q.kind, now, truncated ? WINDOW_LIMIT + 1 : null)), truncated };
+  }
+
   const service: ExposureService = {
     recordUse(u) {
       if (pending.length >= maxPending * 10) {
@@ -175,20 +181,16 @@ export function createExposureService(deps: ExposureServiceDeps): ExposureServic
     async report(q) {
       await service.flush();
       const now = clock.now();
-      const [groups, truncated, live] = await Promise.all([
-        groupStats(store, q.since, q.by, q.kind, now, WINDOW_LIMIT + 1),
-        windowsTruncated(store, q.since, q.kind, WINDOW_LIMIT),
-        liveWindowsTop(store, now, q.kind, LIVE_LIMIT, WINDOW_LIMIT),
-      ]);
+      const [groups, live] = await Promise.all([groupsOf(q, now), liveWindowsTop(store, now, q.kind, LIVE_LIMIT, WINDOW_LIMIT)]);
       return {
         generated_at: new Date(now).toISOString(), since: new Date(q.since).toISOString(), by: q.by, kind: q.kind ?? null,
-        groups: toGroups(groups), live: liveCredentials(live.windows, now).slice(0, LIVE_LIMIT), live_total: live.total, truncated,
+        groups: groups.groups, live: liveCredentials(live.windows, now).slice(0, LIVE_LIMIT), live_total: live.total, truncated: groups.truncated,
       };
     },
 
     async groups(q) {
       await service.flush();
-      return toGroups(await groupStats(store, q.since, q.by, q.kind, clock.now(), WINDOW_LIMIT + 1));
+      return (await groupsOf(q, clock.now())).groups;
     },
 
     flush() {

@@ -286,8 +286,12 @@ const GROUP_KEYS: Record<ExposureGrouping, { token: string; lease: string; join:
  * windowEnd, and nearest-rank percentiles picked by ROW_NUMBER — rank ⌈p·n/100⌉ written in
  * integers, (n + 1) / 2 and (95n + 99) / 100, which equal Math.ceil(p / 100 * n) for every n
  * (checked up to 10⁶). Only a few rows per group leave the store. Unordered: the caller sorts.
+ * `limit` null: every window since `since` (the caller knows there are at most its limit; no
+ * ordering needed). One sort for all window functions (the same PARTITION and ORDER BY).
  */
-export async function groupStats(db: SqlExecutor, since: number, by: ExposureGrouping, kind: ExposureKind | undefined, now: number, limit: number): Promise<GroupStats[]> {
+export async function groupStats(db: SqlExecutor, since: number, by: ExposureGrouping, kind: ExposureKind | undefined, now: number, limit: number | null): Promise<GroupStats[]> {
+  const newest = (col: string): string => (limit === null ? '' : `ORDER BY ${col} DESC LIMIT ?`);
+  const lim: SqlValue[] = limit === null ? [] : [limit];
   const keys = GROUP_KEYS[by];
   const parts: string[] = [];
   const params: SqlValue[] = [now];
@@ -296,22 +300,22 @@ export async function groupStats(db: SqlExecutor, since: number, by: ExposureGro
     parts.push(`SELECT e.k AS k, CASE WHEN e.c > p.now THEN (CASE WHEN e.i > p.now THEN e.i ELSE p.now END) ELSE (CASE WHEN e.i > e.c THEN e.i ELSE e.c END) END - e.i AS len,
         CASE WHEN e.c > p.now THEN 1 ELSE 0 END AS live
       FROM (SELECT ${keys.token} AS k, issued_at AS i, CASE WHEN closed_at IS NOT NULL AND closed_at < expires_at THEN closed_at ELSE expires_at END AS c
-        FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ORDER BY issued_at DESC LIMIT ?) e CROSS JOIN p`);
-    params.push(since, ...(kind ? [kind] : []), limit);
+        FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ${newest('issued_at')}) e CROSS JOIN p`);
+    params.push(since, ...(kind ? [kind] : []), ...lim);
   }
   if (kind === undefined || kind === 'lease') {
     // Leases: open until dropped (revoked_at), whatever their expiry.
     parts.push(`SELECT l2.k AS k, CASE WHEN l2.c IS NULL THEN (CASE WHEN l2.i > p.now THEN l2.i ELSE p.now END) ELSE (CASE WHEN l2.i > l2.c THEN l2.i ELSE l2.c END) END - l2.i AS len,
         CASE WHEN l2.c IS NULL THEN 1 ELSE 0 END AS live
       FROM (SELECT ${keys.lease} AS k, l.created_at AS i, l.revoked_at AS c FROM leases l ${keys.join ? 'LEFT JOIN tasks t ON t.txn = l.task_id' : ''}
-        WHERE l.created_at >= ? AND ${HANDED_OUT} ORDER BY l.created_at DESC LIMIT ?) l2 CROSS JOIN p`);
-    params.push(since, limit);
+        WHERE l.created_at >= ? AND ${HANDED_OUT} ${newest('l.created_at')}) l2 CROSS JOIN p`);
+    params.push(since, ...lim);
   }
   const rows = await db.all<{ k: string; n: number; live: number; total: number; rn: number; len: number }>(
     `WITH p AS (SELECT CAST(? AS BIGINT) AS now),
      w AS (${parts.join(' UNION ALL ')}),
-     r AS (SELECT k, len, ROW_NUMBER() OVER (PARTITION BY k ORDER BY len) AS rn, COUNT(*) OVER (PARTITION BY k) AS n,
-       SUM(len) OVER (PARTITION BY k) AS total, SUM(live) OVER (PARTITION BY k) AS live FROM w)
+     r AS (SELECT k, len, ROW_NUMBER() OVER byLen AS rn, COUNT(*) OVER whole AS n, SUM(len) OVER whole AS total, SUM(live) OVER whole AS live FROM w
+       WINDOW byLen AS (PARTITION BY k ORDER BY len), whole AS (PARTITION BY k ORDER BY len ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
      SELECT k, n, live, total, rn, len FROM r WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100 OR rn = n`,
     params,
   );

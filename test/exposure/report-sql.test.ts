@@ -77,6 +77,7 @@ async function assertSame(store: Store): Promise<void> {
           const expected = groupWindows(windows, by, now);
           const actual = toGroups(await groupStats(store, since, by, kind, now, 1000));
           assert.deepEqual(actual, expected, `groups by ${by}, kind ${kind ?? 'all'}, since ${since - NOW}, now ${now - NOW}`);
+          assert.deepEqual(toGroups(await groupStats(store, since, by, kind, now, null)), expected, `groups by ${by} (no limit)`);
           if (expected.length > 1) compared++;
         }
         // A small limit: the truncated flag and the groups of the newest windows only.
