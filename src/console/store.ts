@@ -8,7 +8,7 @@ import type { SqlExecutor } from '../store/port.js';
 export type SessionVia = 'token' | 'oidc';
 export type OperatorRole = 'admin' | 'auditor';
 /** Why a session ended (the `console.session_ended` event's `cause`). */
-export type EndCause = 'signed_out' | 'expired' | 'idle' | 'token_revoked';
+export type EndCause = 'signed_out' | 'expired' | 'idle' | 'token_revoked' | 'token_expired';
 
 export interface SessionRow {
   readonly id_hash: string;
@@ -25,6 +25,8 @@ export interface SessionRow {
   readonly end_cause: string | null;
   /** From the operator token (null when the session is not from one, or the token row is gone). */
   readonly token_revoked_at?: number | null;
+  /** The operator token's expiry (null when it never expires, or the session is not from one). */
+  readonly token_expires_at?: number | null;
 }
 
 const COLUMNS = 's.id_hash, s.operator_id, s.name, s.role, s.via, s.csrf_hash, s.token_id, s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, s.end_cause';
@@ -35,13 +37,19 @@ export async function insertSession(db: SqlExecutor, row: Omit<SessionRow, 'revo
   ]);
 }
 
-/** The session with this id digest, with its operator token's revocation read in the same query. */
+/** The session with this id digest, with its operator token's revocation and expiry read in the same query. */
 export async function findSession(db: SqlExecutor, idHash: string): Promise<SessionRow | undefined> {
   const row = await db.get<SessionRow & Record<string, unknown>>(
-    `SELECT ${COLUMNS}, t.revoked_at AS token_revoked_at FROM console_sessions s LEFT JOIN admin_tokens t ON t.id = s.token_id WHERE s.id_hash = ?`,
+    `SELECT ${COLUMNS}, t.revoked_at AS token_revoked_at, t.expires_at AS token_expires_at FROM console_sessions s LEFT JOIN admin_tokens t ON t.id = s.token_id WHERE s.id_hash = ?`,
     [idHash],
   );
-  return row === undefined ? undefined : { ...row, created_at: Number(row.created_at), expires_at: Number(row.expires_at), last_seen_at: Number(row.last_seen_at), revoked_at: row.revoked_at === null ? null : Number(row.revoked_at), token_revoked_at: row.token_revoked_at == null ? null : Number(row.token_revoked_at) };
+  return row === undefined ? undefined : { ...row, created_at: Number(row.created_at), expires_at: Number(row.expires_at), last_seen_at: Number(row.last_seen_at), revoked_at: row.revoked_at === null ? null : Number(row.revoked_at), token_revoked_at: row.token_revoked_at == null ? null : Number(row.token_revoked_at), token_expires_at: row.token_expires_at == null ? null : Number(row.token_expires_at) };
+}
+
+/** The expiry (epoch ms) of an operator token; null when it never expires or is unknown. */
+export async function tokenExpiry(db: SqlExecutor, tokenId: string): Promise<number | null> {
+  const r = await db.get<{ expires_at: number | null }>('SELECT expires_at FROM admin_tokens WHERE id = ?', [tokenId]);
+  return r?.expires_at == null ? null : Number(r.expires_at);
 }
 
 export async function touchSession(db: SqlExecutor, idHash: string, now: number): Promise<void> {
