@@ -8,7 +8,7 @@ import { useEffect, useRef } from 'preact/hooks';
 /** An audit event as `GET /v1/admin/audit` and the event stream return it. */
 export interface AuditEvent {
   seq: number;
-  ts?: string;
+  ts?: string | number;
   kind: string;
   result?: string;
   actor?: { id?: string; [k: string]: unknown };
@@ -16,6 +16,20 @@ export interface AuditEvent {
   resource?: string;
   txn?: string;
   [k: string]: unknown;
+}
+
+/**
+ * The stream's `data` is the event as `GET /v1/admin/audit` returns it: a stored entry
+ * `{ seq, ts, prev_hash, hash, event: { kind, actor, … } }`. Listeners get it flat
+ * (`{ …event, seq, ts }`); an already flat event passes through; anything without a numeric
+ * `seq` and a string `kind` is dropped (a page must never crash on one odd event).
+ */
+function toFlatEvent(raw: unknown): AuditEvent | undefined {
+  if (typeof raw !== 'object' || raw === null || typeof (raw as { seq?: unknown }).seq !== 'number') return undefined;
+  const r = raw as Record<string, unknown>;
+  const inner = typeof r.event === 'object' && r.event !== null ? (r.event as Record<string, unknown>) : undefined;
+  const flat = inner ? { ...inner, seq: r.seq, ts: r.ts, ...(r.problem ? { problem: r.problem } : {}) } : r;
+  return typeof flat.kind === 'string' ? (flat as AuditEvent) : undefined;
 }
 
 type Listener = (e: AuditEvent) => void;
@@ -36,12 +50,13 @@ function ensureSource(): void {
   source.onopen = () => setState('open');
   source.onerror = () => setState(source?.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
   source.addEventListener('audit', (msg) => {
-    let event: AuditEvent;
+    let event: AuditEvent | undefined;
     try {
-      event = JSON.parse((msg as MessageEvent<string>).data) as AuditEvent;
+      event = toFlatEvent(JSON.parse((msg as MessageEvent<string>).data));
     } catch {
       return;
     }
+    if (!event) return;
     for (const l of listeners) l(event);
   });
 }

@@ -344,7 +344,7 @@ export const MIGRATIONS: readonly Migration[] = [
     // tokens not revoked), a role (`admin` | `auditor`), an optional expiry and who created them.
     // Existing tokens stay what they were: admins without expiry, the oldest named `init`, the
     // others `token-<n>` in creation order.
-    id: 233,
+    id: 330,
     name: 'admin_token_life_cycle',
     sql: [
       `ALTER TABLE admin_tokens ADD COLUMN name TEXT NOT NULL DEFAULT 'token'`,

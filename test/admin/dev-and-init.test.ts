@@ -104,13 +104,13 @@ test('tessera init: the first token is the admin token `init`, without expiry, c
   }
 });
 
-/** Tokens as the schema before migration 233 stored them, then the migration applied. */
+/** Tokens as the schema before migration 330 stored them, then the migration applied. */
 async function migrateOldTokens(store: Store): Promise<void> {
   await store.migrate();
-  // Back to the schema before migration 233 (it is re-applied below).
+  // Back to the schema before migration 330 (it is re-applied below).
   await store.run('DROP INDEX admin_tokens_active_name');
   for (const c of ['name', 'role', 'expires_at', 'created_by']) await store.run(`ALTER TABLE admin_tokens DROP COLUMN ${c}`);
-  await store.run('DELETE FROM schema_migrations WHERE id = 233');
+  await store.run('DELETE FROM schema_migrations WHERE id = 330');
   await store.run('INSERT INTO admin_tokens (id, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?)', ['adm_b', sha256('tsr_admin_second-token-xxxxxxxx'), 2000, null]);
   await store.run('INSERT INTO admin_tokens (id, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?)', ['adm_a', sha256('tsr_admin_first-token-xxxxxxxxx'), 1000, null]);
   await store.run('INSERT INTO admin_tokens (id, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?)', ['adm_c', sha256('tsr_admin_third-token-xxxxxxxxx'), 3000, 3500]);
@@ -128,7 +128,7 @@ async function migrateOldTokens(store: Store): Promise<void> {
   await assert.rejects(store.run("UPDATE admin_tokens SET name = 'init' WHERE id = 'adm_b'"));
 }
 
-test('migration 233 on SQLite: existing tokens become admins named init, token-<n>, without expiry', async () => {
+test('migration 330 on SQLite: existing tokens become admins named init, token-<n>, without expiry', async () => {
   const store = openSqliteStore({ file: ':memory:' });
   try {
     await migrateOldTokens(store);
@@ -137,7 +137,7 @@ test('migration 233 on SQLite: existing tokens become admins named init, token-<
   }
 });
 
-test('migration 233 on PostgreSQL: the same', async (t) => {
+test('migration 330 on PostgreSQL: the same', async (t) => {
   const db = await createTestDatabase('admin_tokens_migration');
   t.after(() => db.drop());
   const store = openPostgresStore({ url: db.url });

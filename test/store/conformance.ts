@@ -96,15 +96,15 @@ export function runStoreConformance(name: string, openStore: () => Promise<Store
       const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
       const id1 = key('blob');
       const id2 = key('blob');
-      await a.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id1, all, 1]);
-      await a.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id2, new Uint8Array([9, 8, 7]), 2]);
+      await a.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', [id1, `n-${id1}`, all, 1]);
+      await a.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', [id2, `n-${id2}`, new Uint8Array([9, 8, 7]), 2]);
       const r1 = await a.get<{ token_hash: Buffer }>('SELECT token_hash FROM admin_tokens WHERE id = ?', [id1]);
       assert.ok(Buffer.isBuffer(r1?.token_hash));
       assert.deepEqual(r1?.token_hash, all);
       const r2 = await a.get<{ token_hash: Buffer }>('SELECT token_hash FROM admin_tokens WHERE token_hash = ?', [Buffer.from([9, 8, 7])]);
       assert.deepEqual(r2?.token_hash, Buffer.from([9, 8, 7]));
       const id3 = key('blob');
-      await a.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', [id3, Buffer.alloc(0), 3]);
+      await a.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', [id3, `n-${id3}`, Buffer.alloc(0), 3]);
       const r3 = await a.get<{ token_hash: Buffer }>('SELECT token_hash FROM admin_tokens WHERE id = ?', [id3]);
       assert.deepEqual(r3?.token_hash, Buffer.alloc(0));
     });
@@ -139,7 +139,7 @@ export function runStoreConformance(name: string, openStore: () => Promise<Store
 
     test('RETURNING works with get/all, and run() reports the number of changed rows', async () => {
       const id = key('ret');
-      const ins = await a.get<{ id: string; created_at: number }>('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?) RETURNING id, created_at', [id, Buffer.from(id), 7]);
+      const ins = await a.get<{ id: string; created_at: number }>('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id, created_at', [id, `n-${id}`, Buffer.from(id), 7]);
       assert.deepEqual(ins, { id, created_at: 7 });
       const upd = await a.all<{ id: string; revoked_at: number }>('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? RETURNING id, revoked_at', [9, id]);
       assert.deepEqual(upd, [{ id, revoked_at: 9 }]);
@@ -356,7 +356,7 @@ export function runStoreConformance(name: string, openStore: () => Promise<Store
       const blob = (s: string): Buffer => Buffer.from(`${s}-${t}`);
       const rows: Record<string, Record<string, unknown>> = {
         meta: { key: `k-${t}`, value: '{"v":1}' },
-        admin_tokens: { id: `at-${t}`, token_hash: blob('h'), created_at: 1_700_000_000_000, revoked_at: null },
+        admin_tokens: { id: `at-${t}`, name: `n-at-${t}`, token_hash: blob('h'), created_at: 1_700_000_000_000, revoked_at: null },
         join_tokens: { id: `jt-${t}`, token_hash: blob('jh'), spiffe_id: 'spiffe://example.org/a', labels: '{"team":"x"}', created_at: 1, expires_at: 2, used_at: null },
         agents: { spiffe_id: `spiffe://example.org/${t}`, attestor: 'k8s_psat', attributes: '{}', first_seen: 1, last_seen: 2, logins: 3 },
         signing_keys: {

@@ -29,7 +29,7 @@ test('sqlite store migrates, runs portable SQL and serializes transactions', asy
   assert.equal(await store.get('SELECT 1 AS x FROM meta WHERE key = ?', ['b']), undefined);
   assert.ok(await store.get('SELECT 1 AS x FROM meta WHERE key = ?', ['c']));
   const blob = Buffer.from([1, 2, 3]);
-  await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', ['t', blob, 5]);
+  await store.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', ['t', 'n-t', blob, 5]);
   const got = await store.get<{ token_hash: Buffer; created_at: number }>('SELECT token_hash, created_at FROM admin_tokens');
   assert.deepEqual(got?.token_hash, blob);
   assert.equal(got?.created_at, 5);
@@ -56,8 +56,8 @@ for (const engine of ['fsync-offload', 'main'] as const) {
     const pooled = Buffer.from('pooled-bytes');
     const bytes = new Uint8Array([9, 8, 7, 6, 5]);
     const view = new Uint8Array(bytes.buffer, 1, 3);
-    await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', ['p', pooled, 1]);
-    await store.run('INSERT INTO admin_tokens (id, token_hash, created_at) VALUES (?, ?, ?)', ['v', view, 2]);
+    await store.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', ['p', 'n-p', pooled, 1]);
+    await store.run('INSERT INTO admin_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)', ['v', 'n-v', view, 2]);
     const rows = await store.all<{ id: string; token_hash: Buffer }>('SELECT id, token_hash FROM admin_tokens ORDER BY id');
     assert.ok(rows.every((r) => Buffer.isBuffer(r.token_hash)));
     assert.deepEqual(rows.map((r) => [r.id, r.token_hash.toString('hex')]), [
