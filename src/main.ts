@@ -419,6 +419,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const consoleOidcConfig = config.console.oidc;
     const consoleOidc = consoleSessions && consoleOidcConfig ? createConsoleOidc({ config: consoleOidcConfig, redirectUri: consoleOidcConfig.redirect_uri ?? `${issuer}/v1/console/oidc/callback`, store, clock, env }) : undefined;
     if (consoleSessions) {
+      // A token revoked here ends its sessions now (and audits it); other replicas' revocations
+      // are seen by every session request anyway (read through, src/console/sessions.ts).
+      const off = admin.onRevoked((tokenId) => void consoleSessions.endForToken(tokenId, 'system').catch((e: unknown) => logger.error({ err: (e as Error).message }, 'ending console sessions of a revoked token failed')));
+      cleanups.push(off);
       // Ended sessions are kept a day (the overview and `current` read them), then dropped.
       const prune = setInterval(() => void store.withLeaderLock('tessera-console-prune', () => pruneConsoleRows(store, clock.now(), clock.now() - 24 * 3_600_000)).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'console prune failed')), RECONCILE_INTERVAL_MS);
       prune.unref();

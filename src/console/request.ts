@@ -16,13 +16,6 @@ import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { readSessionCookie, sessionCookieName, type CookieOptions } from './cookie.js';
 import { csrfMatches, type ConsoleSessionService, type LiveSession } from './sessions.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The route answers with a secret value: never to a console session (TESSERA_CONSOLE_SECRET_HIDDEN), even an admin's. */
-    revealsSecret?: boolean;
-  }
-}
-
 /** The operator principal of a session (the shape of `AdminPrincipal` with `via: 'session'`). */
 export interface SessionPrincipal {
   readonly kind: 'admin';
@@ -120,7 +113,7 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
     },
     async session(req, options) {
       const r = await resolve(req, options.csrf);
-      if (!r) throw new TesseraError('TESSERA_CONSOLE_SESSION_MISSING', 'no console session: sign in with POST /v1/console/session (an operator token) or the OpenID Provider');
+      if (!r) throw new TesseraError('TESSERA_CONSOLE_SESSION_MISSING', 'no console session: sign in on the console\'s sign-in page (/ui/) with an operator token or your OpenID Provider');
       return r;
     },
   };
@@ -136,9 +129,9 @@ export function checkFetchSite(req: FastifyRequest): void {
 function checkCsrf(req: FastifyRequest, live: LiveSession): void {
   const h = req.headers['x-csrf-token'];
   if (typeof h !== 'string' || h.length === 0) {
-    throw new TesseraError('TESSERA_CONSOLE_CSRF', 'a console request that changes something needs the X-CSRF-Token header (the csrf_token of GET /v1/console/session)');
+    throw new TesseraError('TESSERA_CONSOLE_CSRF', 'a console request that changes something needs the X-CSRF-Token header (the csrf_token the console received at sign-in)');
   }
   if (h.length > MAX_CSRF_HEADER || !csrfMatches(live, h)) {
-    throw new TesseraError('TESSERA_CONSOLE_CSRF', 'the X-CSRF-Token header is not this session\'s CSRF token; reload the console (GET /v1/console/session gives the current one)');
+    throw new TesseraError('TESSERA_CONSOLE_CSRF', 'the X-CSRF-Token header is not this session\'s CSRF token; reload the console to get the current one');
   }
 }

@@ -19,7 +19,6 @@ import { clearSessionCookie, readSessionCookie, sessionSetCookie, type CookieOpt
 import { OIDC_LOGIN_TTL_MS, type ConsoleOidc } from './oidc.js';
 import { checkFetchSite, type ConsoleRequestAuth } from './request.js';
 import type { ConsoleOperator, ConsoleSessionService } from './sessions.js';
-import type { OperatorRole } from './store.js';
 
 export interface ConsoleRouteDeps {
   readonly sessions: ConsoleSessionService;
@@ -140,8 +139,5 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
 
 /** The console operator of an authenticated operator token. */
 function operatorOf(p: AdminPrincipal): ConsoleOperator {
-  // Name and role come with the operator token (issue 11 "Operators"); a token without them is a
-  // pre-roles admin token.
-  const q = p as AdminPrincipal & { name?: string; role?: OperatorRole };
-  return { id: p.tokenId, name: q.name ?? p.tokenId, role: q.role ?? 'admin' };
+  return { id: p.tokenId, name: p.name, role: p.role };
 }

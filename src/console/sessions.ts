@@ -7,9 +7,9 @@
  *
  * A session ends on sign-out, at `expires_at` (`console.session_ttl` after sign-in), after
  * `console.idle_timeout` without a request, and when the operator token it came from is
- * revoked or expires: that is read from `admin_tokens` in the same query as the session on every
- * request (no cache), so a revoked token's sessions are refused at once, on every replica. A
- * session never outlives its operator token: its `expires_at` is at most the token's (A11-1).
+ * revoked or expires (a session never outlives its token): that is read from `admin_tokens` in
+ * the same query as the session on every request (no cache), so a revoked token's sessions are
+ * refused at once, on every replica.
  */
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/port.js';
@@ -18,7 +18,7 @@ import type { AuditWriter } from '../audit/port.js';
 import type { AuditWhere } from '../audit/events.js';
 import { constantTimeEqual, hmacSha256, sha256Hex } from '../shared/crypto.js';
 import { TesseraError } from '../shared/errors.js';
-import { endSession, findSession, insertSession, tokenExpiry, touchSession, type EndCause, type OperatorRole, type SessionRow, type SessionVia } from './store.js';
+import { endSession, findSession, insertSession, touchSession, type EndCause, type OperatorRole, type SessionRow, type SessionVia } from './store.js';
 
 /** The operator a session acts for. `id`: the operator token id, or `oidc:<issuer host>:<sub>`. */
 export interface ConsoleOperator {
@@ -53,7 +53,7 @@ export interface ConsoleSessionService {
    * The live session of a cookie value. Throws 401 TESSERA_CONSOLE_SESSION_EXPIRED when it is
    * unknown or has ended (an end noticed here — expiry, idle, token revoked — is recorded and
    * audited `console.session_ended` once). `details.unknown` is true when no such session ever existed here.
-   * `touch: false`: the read is not activity (last_seen_at is left as it is).
+   * `touch: false`: the read is not activity (last_seen_at is left as it is; a long request's re-check).
    */
   resolve(value: string, where: AuditWhere, options?: { touch?: boolean }): Promise<LiveSession>;
   /** Ends the session (sign-out); audited `console.session_ended` with cause `signed_out`. */
@@ -115,9 +115,10 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
       const value = randomBytes(32).toString('base64url');
       const idHash = sha256Hex(value);
       const now = clock.now();
-      // Never longer than the operator token it came from (A11-1): a 1 h token gives at most a 1 h session.
-      const tokenEnds = tokenId === null ? null : await tokenExpiry(store, tokenId);
-      const expiresAt = tokenEnds === null ? now + settings.ttlMs : Math.min(now + settings.ttlMs, tokenEnds);
+      // A session never outlives the operator token it came from.
+      const token = tokenId === null ? undefined : await store.get<{ expires_at: number | null }>('SELECT expires_at FROM admin_tokens WHERE id = ?', [tokenId]);
+      const tokenExpiry = token?.expires_at == null ? Infinity : Number(token.expires_at);
+      const expiresAt = Math.min(now + settings.ttlMs, tokenExpiry);
       const row = { id_hash: idHash, operator_id: operator.id, name: operator.name, role: operator.role, via, csrf_hash: sha256Hex(csrfTokenOf(value)), token_id: tokenId, created_at: now, expires_at: expiresAt, last_seen_at: now };
       const sessionId = sessionIdOf(idHash);
       // A session exists only with its audit event (ADR 0041).
@@ -125,19 +126,19 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
         kind: 'console.session_started', actor: { id: `admin:${operator.id}` }, action: 'console.session.start', resource: `console-session:${sessionId}`, result: 'success',
         where, details: { session: sessionId, via, role: operator.role, name: operator.name, expires_at: row.expires_at },
       });
-      return { value, maxAgeS: Math.max(0, Math.floor((expiresAt - now) / 1000)), session: liveOf({ ...row, revoked_at: null, end_cause: null }, value) };
+      return { value, maxAgeS: Math.max(1, Math.floor((expiresAt - now) / 1000)), session: liveOf({ ...row, revoked_at: null, end_cause: null }, value) };
     },
 
     async resolve(value, where, options = {}) {
       const row = await findSession(store, sha256Hex(value));
       if (!row) throw expired('is not known (it ended long ago, or the cookie was not issued by this Tessera)', true);
-      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'token_expired' ? 'ended because its operator token expired' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
+      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
       const now = clock.now();
       if (row.token_id !== null && row.token_revoked_at !== null && row.token_revoked_at !== undefined) {
         await finish(row, 'token_revoked', where);
         throw expired('ended because its operator token was revoked');
       }
-      if (row.token_id !== null && row.token_expires_at !== null && row.token_expires_at !== undefined && now >= row.token_expires_at) {
+      if (row.token_expires_at != null && now >= row.token_expires_at) {
         await finish(row, 'token_expired', where);
         throw expired('ended because its operator token expired');
       }

@@ -25,31 +25,25 @@ export interface SessionRow {
   readonly end_cause: string | null;
   /** From the operator token (null when the session is not from one, or the token row is gone). */
   readonly token_revoked_at?: number | null;
-  /** The operator token's expiry (null when it never expires, or the session is not from one). */
+  /** The operator token's expiry (null: none, or not from a token). */
   readonly token_expires_at?: number | null;
 }
 
 const COLUMNS = 's.id_hash, s.operator_id, s.name, s.role, s.via, s.csrf_hash, s.token_id, s.created_at, s.expires_at, s.last_seen_at, s.revoked_at, s.end_cause';
 
-export async function insertSession(db: SqlExecutor, row: Omit<SessionRow, 'revoked_at' | 'end_cause' | 'token_revoked_at'>): Promise<void> {
+export async function insertSession(db: SqlExecutor, row: Omit<SessionRow, 'revoked_at' | 'end_cause' | 'token_revoked_at' | 'token_expires_at'>): Promise<void> {
   await db.run('INSERT INTO console_sessions (id_hash, operator_id, name, role, via, csrf_hash, token_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
     row.id_hash, row.operator_id, row.name, row.role, row.via, row.csrf_hash, row.token_id, row.created_at, row.expires_at, row.last_seen_at,
   ]);
 }
 
-/** The session with this id digest, with its operator token's revocation and expiry read in the same query. */
+/** The session with this id digest, with its operator token's revocation read in the same query. */
 export async function findSession(db: SqlExecutor, idHash: string): Promise<SessionRow | undefined> {
   const row = await db.get<SessionRow & Record<string, unknown>>(
     `SELECT ${COLUMNS}, t.revoked_at AS token_revoked_at, t.expires_at AS token_expires_at FROM console_sessions s LEFT JOIN admin_tokens t ON t.id = s.token_id WHERE s.id_hash = ?`,
     [idHash],
   );
   return row === undefined ? undefined : { ...row, created_at: Number(row.created_at), expires_at: Number(row.expires_at), last_seen_at: Number(row.last_seen_at), revoked_at: row.revoked_at === null ? null : Number(row.revoked_at), token_revoked_at: row.token_revoked_at == null ? null : Number(row.token_revoked_at), token_expires_at: row.token_expires_at == null ? null : Number(row.token_expires_at) };
-}
-
-/** The expiry (epoch ms) of an operator token; null when it never expires or is unknown. */
-export async function tokenExpiry(db: SqlExecutor, tokenId: string): Promise<number | null> {
-  const r = await db.get<{ expires_at: number | null }>('SELECT expires_at FROM admin_tokens WHERE id = ?', [tokenId]);
-  return r?.expires_at == null ? null : Number(r.expires_at);
 }
 
 export async function touchSession(db: SqlExecutor, idHash: string, now: number): Promise<void> {
@@ -66,9 +60,12 @@ export async function endSessionsOfToken(db: SqlExecutor, tokenId: string, now: 
   return (await db.run("UPDATE console_sessions SET revoked_at = ?, end_cause = 'token_revoked' WHERE token_id = ? AND revoked_at IS NULL", [now, tokenId])).changes;
 }
 
-/** Live sessions now (for the overview). */
+/** Live sessions now (for the overview): not ended, not expired, their operator token (if any) neither revoked nor expired. Idle ones count until noticed. */
 export async function countLiveSessions(db: SqlExecutor, now: number): Promise<number> {
-  const r = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM console_sessions WHERE revoked_at IS NULL AND expires_at > ?', [now]);
+  const r = await db.get<{ n: number }>(
+    'SELECT COUNT(*) AS n FROM console_sessions s LEFT JOIN admin_tokens t ON t.id = s.token_id WHERE s.revoked_at IS NULL AND s.expires_at > ? AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)',
+    [now, now],
+  );
   return Number(r?.n ?? 0);
 }
 

@@ -231,6 +231,84 @@ test('revoking the operator token ends its sessions at once (read through, no ca
   assert.equal((await call(h.url, 'GET', '/v1/admin/agents', { cookie: mine.cookie })).status, 200);
 });
 
+test('an auditor token gives an auditor session: reads yes, changes no (403 TESSERA_ADMIN_ROLE_FORBIDDEN), secret values never', async () => {
+  const created = await h.admin('POST', '/v1/admin/operator-tokens', { name: 'console-auditor', role: 'auditor', ttl: '1d' });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  h.sensitive.add(created.body.token);
+  clock.advance(6_000);
+  const s = await signIn(h.url, created.body.token);
+  assert.deepEqual(s.body.operator, { id: created.body.id, name: 'console-auditor', role: 'auditor' });
+  assert.equal((await call(h.url, 'GET', '/v1/admin/agents', { cookie: s.cookie })).status, 200);
+  const check = await call(h.url, 'POST', '/v1/admin/policy/check', { cookie: s.cookie, csrf: s.csrf, body: {} });
+  assert.notEqual(check.body?.error?.code, 'TESSERA_ADMIN_ROLE_FORBIDDEN', 'a readOnly POST is open to auditors');
+  const change = await call(h.url, 'POST', '/v1/admin/join-tokens', { cookie: s.cookie, csrf: s.csrf, body: { spiffe_id: 'spiffe://tessera.local/ns/console/sa/aud', ttl: '5m' } });
+  assert.equal(change.status, 403);
+  assert.equal(change.body.error.code, 'TESSERA_ADMIN_ROLE_FORBIDDEN');
+  // CSRF is judged before the role: a forged request learns nothing about the role.
+  const forged = await call(h.url, 'POST', '/v1/admin/join-tokens', { cookie: s.cookie, body: {} });
+  assert.equal(forged.body.error.code, 'TESSERA_CONSOLE_CSRF');
+  const secret = await call(h.url, 'GET', '/v1/admin/secrets/team/app/db-password', { cookie: s.cookie });
+  assert.equal(secret.status, 403);
+  assert.equal(secret.body.error.code, 'TESSERA_CONSOLE_SECRET_HIDDEN');
+  // The operator-token list marks the session's token as the current one.
+  const list = await call(h.url, 'GET', '/v1/admin/operator-tokens', { cookie: s.cookie });
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.tokens.filter((t: { current: boolean }) => t.current).map((t: { id: string }) => t.id), [created.body.id]);
+});
+
+test('a session never outlives its operator token: capped at the token\'s expiry, ended when it passes; an expired token cannot sign in', async () => {
+  const t = await other.create({ name: 'short-lived', role: 'admin', expiresAt: clock.now() + 6_000 + 10 * 60_000, actor: 'test' });
+  h.sensitive.add(t.token);
+  clock.advance(6_000);
+  const s = await signIn(h.url, t.token);
+  assert.equal(Date.parse(s.body.expires_at), t.expiresAt);
+  assert.match(s.setCookie, /Max-Age=600;/);
+  clock.advance(5 * 60_000);
+  assert.equal((await call(h.url, 'GET', '/v1/console/session', { cookie: s.cookie })).status, 200);
+  clock.advance(5 * 60_000);
+  const r = await call(h.url, 'GET', '/v1/admin/agents', { cookie: s.cookie });
+  assert.equal(r.status, 401);
+  assert.equal(r.body.error.code, 'TESSERA_CONSOLE_SESSION_EXPIRED');
+  const again = await call(h.url, 'POST', '/v1/console/session', { body: { token: t.token } });
+  assert.equal(again.status, 401);
+  assert.equal(again.body.error.code, 'TESSERA_ADMIN_TOKEN_EXPIRED');
+});
+
+test('revoking a token through the API ends its sessions at once, audited with cause token_revoked', async () => {
+  const created = await h.admin('POST', '/v1/admin/operator-tokens', { name: 'console-revoke-me', role: 'admin', ttl: '1d' });
+  h.sensitive.add(created.body.token);
+  clock.advance(6_000);
+  const s = await signIn(h.url, created.body.token);
+  const before = (await events('console.session_ended')).length;
+  const del = await h.admin('DELETE', `/v1/admin/operator-tokens/${created.body.id}`);
+  assert.equal(del.status, 200, JSON.stringify(del.body));
+  // Ended eagerly by the revocation (onRevoked), not only when next used.
+  await waitFor(async () => (await events('console.session_ended')).length > before);
+  const ended = (await events('console.session_ended')).slice(before);
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0].details.cause, 'token_revoked');
+  const r = await call(h.url, 'GET', '/v1/console/session', { cookie: s.cookie });
+  assert.equal(r.body.error.code, 'TESSERA_CONSOLE_SESSION_EXPIRED');
+  assert.equal((await events('console.session_ended')).length, before + 1, 'not audited twice');
+  // A session may revoke its own token (with CSRF): the answer arrives, the session is over.
+  const mine = await h.admin('POST', '/v1/admin/operator-tokens', { name: 'console-self', role: 'admin', ttl: '1d' });
+  h.sensitive.add(mine.body.token);
+  clock.advance(6_000);
+  const m = await signIn(h.url, mine.body.token);
+  const self = await call(h.url, 'DELETE', `/v1/admin/operator-tokens/${mine.body.id}`, { cookie: m.cookie, csrf: m.csrf });
+  assert.equal(self.status, 200, JSON.stringify(self.body));
+  assert.equal((await call(h.url, 'GET', '/v1/console/session', { cookie: m.cookie })).status, 401);
+});
+
+/** Bounded polling for a condition (no timing assertion). */
+async function waitFor(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail('condition not met');
+}
+
 test('hostile Cookie headers: a tossed second session cookie, malformed values, repeated headers, huge headers', async () => {
   const s = await signIn(h.url, h.adminToken);
   const t = await signIn(h.url, h.adminToken);
