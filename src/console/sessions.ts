@@ -132,7 +132,7 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
     async resolve(value, where, options = {}) {
       const row = await findSession(store, sha256Hex(value));
       if (!row) throw expired('is not known (it ended long ago, or the cookie was not issued by this Tessera)', true);
-      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
+      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'token_expired' ? 'ended because its operator token expired' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
       const now = clock.now();
       if (row.token_id !== null && row.token_revoked_at !== null && row.token_revoked_at !== undefined) {
         await finish(row, 'token_revoked', where);
