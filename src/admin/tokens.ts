@@ -220,6 +220,10 @@ export function createAdminTokenService(deps: { store: Store; clock: Clock; audi
           revoked(ids);
           return { id: known.tokenId, token: options.value, created: false };
         }
+        // A value once used and since revoked (or expired) stays dead: it is never brought back.
+        if (await store.get('SELECT id FROM admin_tokens WHERE token_hash = ?', [sha256(options.value)])) {
+          throw new TesseraError('TESSERA_REQUEST_INVALID', 'this --root-token was revoked (or has expired) on this data directory and cannot be used again; choose another value, or delete the data directory to start over');
+        }
       }
       const t = prepare({ name: 'dev', role: 'admin', expiresAt: options.expiresAt, actor: DEV_CREATOR, ...(options.value !== undefined ? { value: options.value } : {}) });
       const ids = await audit.commit(

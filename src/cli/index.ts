@@ -811,6 +811,7 @@ function devBanner(s: RunningServer): string {
         : `Policies: ${cell(p.dir)} (${count(p.ids.length, 'policy', 'policies')}; \`tessera policy status\` lists them)`]
       : []),
     ...(s.proxyUrl ? [`Injection proxy: ${cell(s.proxyUrl)} (routes: proxy.routes in tessera.yaml; docs/proxy.md)`] : []),
+    `Console: ${s.url}/ui/ (sign in with the admin token below; docs/console.md)`,
     '',
     'Copy-paste to try it (the admin token below is shown only now):',
     '',

@@ -1,7 +1,8 @@
 /**
  * Schema migrations, written once in portable SQL. `BLOB` and `BIGINT` are rewritten per
  * dialect by the adapter (BYTEA/BIGINT on PostgreSQL, BLOB/INTEGER on SQLite).
- * Append new migrations; never edit one that has shipped.
+ * Append new migrations; never edit one that has shipped. Ids are unique (often the ADR number);
+ * migrations run in array order, which need not be id order.
  */
 export interface Migration {
   readonly id: number;

@@ -78,6 +78,8 @@ test('tessera dev: a restart revokes the previous dev token and leaves exactly o
   } finally {
     await fifth.close();
   }
+  // A revoked root token is never brought back by naming it again.
+  await assert.rejects(startHarness({ dataDir, rootToken: root }), (e: unknown) => (e as { code?: string }).code === 'TESSERA_REQUEST_INVALID' && /was revoked .* cannot be used again/.test((e as Error).message));
 });
 
 test('tessera init: the first token is the admin token `init`, without expiry, created by the system', async () => {
