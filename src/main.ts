@@ -464,7 +464,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const taskView = { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock };
     registerTaskRoutes(app, taskView);
     // The console's read API (docs/console-api.md): overview, agent detail, live audit events.
-    const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams });
+    const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams, maxStreamsPerOperator: config.console.max_streams_per_operator });
     registerConsoleReadRoutes(app, {
       overview: {
         store, clock, version: VERSION, exposure, policy,
