@@ -42,6 +42,12 @@ export interface ConsoleRequestAuth {
   authenticate(req: FastifyRequest): Promise<SessionPrincipal | undefined>;
   /** The live session of a request (console session routes): `csrf` also demands the CSRF header. Throws TESSERA_CONSOLE_SESSION_MISSING when there is no cookie. */
   session(req: FastifyRequest, options: { csrf: boolean }): Promise<{ value: string; live: LiveSession }>;
+  /**
+   * Whether the request's session cookie still names the live session `sessionId` (for a long
+   * request such as the event stream: re-read from the store, an end noticed is recorded; the
+   * read is not activity, so an open stream does not keep an idle session alive). Never throws.
+   */
+  stillLive(req: FastifyRequest, sessionId: string): Promise<boolean>;
 }
 
 export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleRequestAuth {
@@ -95,6 +101,15 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
       if (!SAFE_METHODS.has(req.method)) checkCsrf(req, r.live);
       const op = r.live.operator;
       return { kind: 'admin', tokenId: op.id, name: op.name, role: op.role, via: 'session', sessionId: r.live.sessionId };
+    },
+    async stillLive(req, sessionId) {
+      const cookie = readSessionCookie(req.headers.cookie, name);
+      if (cookie.kind !== 'one') return false;
+      try {
+        return (await deps.sessions.resolve(cookie.value, deps.whereOf(req), { touch: false })).sessionId === sessionId;
+      } catch {
+        return false;
+      }
     },
     async session(req, options) {
       const r = await resolve(req, options.csrf);

@@ -14,6 +14,7 @@ import { parseInput } from '../server/validate.js';
 import type { AuthFailureGuard } from '../shared/auth-failures.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
 import { clearSessionCookie, readSessionCookie, sessionSetCookie, type CookieOptions } from './cookie.js';
 import { OIDC_LOGIN_TTL_MS, type ConsoleOidc } from './oidc.js';
 import { checkFetchSite, type ConsoleRequestAuth } from './request.js';
@@ -27,6 +28,12 @@ export interface ConsoleRouteDeps {
   readonly cookie: CookieOptions;
   readonly failures?: AuthFailureGuard;
   readonly oidc?: ConsoleOidc;
+  /**
+   * OIDC sign-ins started per source address (`tokens.login_rate_limit.per_source`): each start
+   * stores a row for up to 10 minutes, before anyone is authenticated, so an unbounded source
+   * could fill the store (A11-4).
+   */
+  readonly oidcStarts?: TokenBuckets;
   readonly version: string;
 }
 
@@ -92,7 +99,12 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
   if (!oidc) return;
   const bindingName = oidcCookieName(cookie);
 
-  app.get('/v1/console/oidc/login', async (_req, reply) => {
+  app.get('/v1/console/oidc/login', async (req, reply) => {
+    const taken = deps.oidcStarts?.take(sourceKey(req.ip));
+    if (taken && !taken.ok) {
+      const retry = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+      throw new TesseraError('TESSERA_LOGIN_RATE_LIMITED', `too many sign-ins started from this address (tokens.login_rate_limit.per_source); retry in ${retry} s`, { limit: 'console.oidc_sign_ins_per_source', retry_after_s: retry });
+    }
     const { url, binding } = await oidc.begin();
     const attrs = [`${bindingName}=${binding}`, 'Path=/', `Max-Age=${OIDC_LOGIN_TTL_MS / 1000}`, 'HttpOnly', 'SameSite=Lax', ...(cookie.secure ? ['Secure'] : [])].join('; ');
     return reply.header('set-cookie', attrs).header('referrer-policy', 'no-referrer').redirect(url.href, 302);

@@ -93,7 +93,11 @@ export interface AppOptions {
    * Operator console sessions (src/console): the operator of a request without an `Authorization`
    * header, from its session cookie (undefined when it has none); CSRF and secret-value checks included.
    */
-  consoleSessions?: { authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined> };
+  consoleSessions?: {
+    authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined>;
+    /** Whether the session of this request is still live (no activity recorded, no CSRF or fetch-site check): for long requests. */
+    stillLive(req: FastifyRequest, sessionId: string): Promise<boolean>;
+  };
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
@@ -240,6 +244,23 @@ export function createApp(options: AppOptions): FastifyInstance {
     checkRole(req.admin, req.routeOptions.config, req.method);
   });
 
+  // A long operator request (the console's event stream) asks this before each thing it sends:
+  // the credential that opened it must still be valid — not revoked, not expired, the session
+  // not signed out or idle (A11-2). Never throws; false on any doubt (fail closed).
+  app.decorate('adminStillValid', async (req: FastifyRequest): Promise<boolean> => {
+    const a = req.admin;
+    if (!a) return false;
+    try {
+      if (a.via === 'session') return a.sessionId !== undefined && options.consoleSessions !== undefined && (await options.consoleSessions.stillLive(req, a.sessionId));
+      const token = bearerToken(req);
+      if (!token) return false;
+      const p = await options.admin.authenticate(token);
+      return p.tokenId === a.tokenId && p.role === a.role;
+    } catch {
+      return false;
+    }
+  });
+
   app.decorateRequest('agent', undefined);
   app.decorate('requireAgent', async (req: FastifyRequest, reply: FastifyReply) => {
     const presented = parseAuthorization(req.headers.authorization);
@@ -261,6 +282,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler for operator routes. */
     requireAdmin: (req: FastifyRequest) => Promise<void>;
+    /**
+     * For a request `requireAdmin` admitted and that lasts (a stream): true while its operator
+     * token (same id and role) or console session is still valid now. Resolves false, never throws.
+     */
+    adminStillValid: (req: FastifyRequest) => Promise<boolean>;
     /** preHandler for agent-facing routes: verifies the token (Bearer, or DPoP with its proof) and sets req.agent. */
     requireAgent: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
     requestMeta: (req: FastifyRequest) => RequestMeta;
