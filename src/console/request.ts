@@ -11,7 +11,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditWhere } from '../audit/events.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { readSessionCookie, sessionCookieName, type CookieOptions } from './cookie.js';
 import { csrfMatches, type ConsoleSessionService, type LiveSession } from './sessions.js';
@@ -55,15 +55,7 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
 
   async function refuse(req: FastifyRequest, err: TesseraError): Promise<never> {
     const guard = deps.failures;
-    if (guard) {
-      const where = deps.whereOf(req);
-      guard.charge(where);
-      // Never the cookie; one event per source and window (the refusal stands either way).
-      await guard.events.append({
-        kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'admin.authenticate', resource: 'console-session', result: 'deny',
-        reason: { code: err.code }, where, details: { code: err.code },
-      }).catch(() => undefined);
-    }
+    if (guard) await chargeOperatorRefusal(guard, deps.whereOf(req), err.code, { action: 'admin.authenticate', resource: 'console-session' });
     throw err;
   }
 

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { AuditWhere } from '../audit/events.js';
 import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
 import { parseInput } from '../server/validate.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
@@ -71,14 +71,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
       principal = await deps.admin.authenticate(body.token);
     } catch (e) {
       const guard = deps.failures;
-      if (guard && isTesseraError(e) && e.status === 401) {
-        guard.charge(where);
-        // Never the token; one event per source and window (the refusal stands either way).
-        await guard.events.append({
-          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'console.sign_in', resource: 'console-session', result: 'deny',
-          reason: { code: e.code }, where, details: { code: e.code },
-        }).catch(() => undefined);
-      }
+      if (guard && isTesseraError(e) && e.status === 401) await chargeOperatorRefusal(guard, where, e.code, { action: 'console.sign_in', resource: 'console-session' });
       throw e;
     }
     const view = await startSession(reply, operatorOf(principal), 'token', principal.tokenId, where);

@@ -10,7 +10,7 @@ import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type Presente
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
 import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { checkRole, type OperatorRole } from '../admin/roles.js';
 
 /**
@@ -230,14 +230,7 @@ export function createApp(options: AppOptions): FastifyInstance {
       req.admin = await options.admin.authenticate(token);
     } catch (e) {
       const guard = options.authFailures;
-      if (guard && isTesseraError(e) && e.status === 401) {
-        guard.charge(meta);
-        // Never the token; one event per source and window (the refusal stands either way).
-        await guard.events.append({
-          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'admin.authenticate', resource: 'admin-api', result: 'deny',
-          reason: { code: e.code }, where: { source: meta.source, replica: meta.replica, requestId: meta.requestId }, details: { code: e.code },
-        }).catch(() => undefined);
-      }
+      if (guard && isTesseraError(e) && e.status === 401) await chargeOperatorRefusal(guard, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, e.code, { action: 'admin.authenticate', resource: 'admin-api' });
       throw e;
     }
     // The operator's role, once for every operator route, from the route's config.
