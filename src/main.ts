@@ -464,7 +464,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const taskView = { tasks: createTaskStore(store), revocations, leases, audit, leaseView, clock };
     registerTaskRoutes(app, taskView);
     // The console's read API (docs/console-api.md): overview, agent detail, live audit events.
-    const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams });
+    const auditStreams = createAuditStreams({ store, logger, metrics, maxStreams: config.console.max_streams, maxStreamsPerOperator: config.console.max_streams_per_operator });
     registerConsoleReadRoutes(app, {
       overview: {
         store, clock, version: VERSION, exposure, policy,
@@ -484,7 +484,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // The operator console (docs/console.md): the built files, read once, served at /ui.
     registerConsoleStatic(app, loadConsoleFiles(CONSOLE_DIR));
     gw.register(app);
-    if (consoleSessions && consoleAuth) registerConsoleRoutes(app, { sessions: consoleSessions, auth: consoleAuth, admin, cookie: consoleCookie, failures: authFailures, ...(consoleOidc ? { oidc: consoleOidc } : {}), version: VERSION });
+    if (consoleSessions && consoleAuth) registerConsoleRoutes(app, { sessions: consoleSessions, auth: consoleAuth, admin, cookie: consoleCookie, failures: authFailures, ...(consoleOidc ? { oidc: consoleOidc, oidcStarts: new TokenBuckets({ perSecond: loginRate.per_source.per_second, burst: loginRate.per_source.burst }, clock) } : {}), version: VERSION });
     const proxyUrl = proxyListen ? `http://${proxyListen.host.includes(':') ? `[${proxyListen.host}]` : proxyListen.host}:${proxyListen.port}` : undefined;
     registerProxyRoutes(app, { proxy: proxy ? { routes: proxy.routes, url: proxyUrl, vet: (h, p, r) => proxy.guard.vet(h, p, r) } : undefined, authorizer });
 

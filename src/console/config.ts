@@ -53,6 +53,8 @@ export const consoleConfigSchema = z.object({
   idle_timeout: durationBetween(MINUTE, 24 * HOUR).prefault('30m'),
   /** Live-update streams (`GET /v1/admin/events`) open at once per replica; more are refused with 503. */
   max_streams: z.number().int().min(1).max(10_000).default(64),
+  /** Of those, at most this many held by one operator (one token or OIDC identity, all its sessions): one cannot starve the others. */
+  max_streams_per_operator: z.number().int().min(1).max(10_000).default(8),
   /** Sign-in with an OpenID Provider besides operator tokens (authorization code + PKCE). */
   oidc: consoleOidcConfig.optional(),
 }).strict().refine((c) => c.idle_timeout <= c.session_ttl, { message: 'console.idle_timeout must not be longer than console.session_ttl', path: ['idle_timeout'] });

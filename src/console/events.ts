@@ -52,6 +52,8 @@ export interface AuditStreamsOptions {
   readonly drainWaitMs?: number;
   /** Most events replayed for a `Last-Event-ID` (default 1000). */
   readonly maxCatchUp?: number;
+  /** Most streams one operator may hold on this replica (default: all of `maxStreams`). */
+  readonly maxStreamsPerOperator?: number;
 }
 
 export interface AuditStreams {
@@ -59,7 +61,7 @@ export interface AuditStreams {
    * Answers `req` with a stream (hijacking the reply). Throws TESSERA_CONSOLE_STREAMS_BUSY when
    * `maxStreams` are open or the server is shutting down.
    */
-  open(req: FastifyRequest, reply: FastifyReply, filter: AuditStreamFilter, lastEventId?: number): Promise<void>;
+  open(req: FastifyRequest, reply: FastifyReply, filter: AuditStreamFilter, lastEventId?: number, holder?: StreamHolder): Promise<void>;
   /** Open streams. */
   size(): number;
   /** Whether the shared tail is reading (only while a stream is open). */
@@ -68,8 +70,20 @@ export interface AuditStreams {
   close(): Promise<void>;
 }
 
+/**
+ * Who holds a stream (A11-2, A11-3): the operator (at most `maxStreamsPerOperator` streams each)
+ * and whether the credential that opened it is still valid. `stillValid` is asked before every
+ * delivery and at every heartbeat: a stream whose token was revoked or expired, or whose session
+ * ended, gets `event: end` and is closed — nothing more is sent on it.
+ */
+export interface StreamHolder {
+  readonly operator: string;
+  readonly stillValid: () => Promise<boolean>;
+}
+
 interface Stream {
   readonly res: ServerResponse;
+  readonly holder?: StreamHolder;
   readonly filter: AuditStreamFilter;
   /** While the Last-Event-ID catch-up runs: live events wait here (bounded like the queue). */
   pending?: { entry: Entry; bytes: number }[];
@@ -98,6 +112,9 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
   const pageSize = o.pageSize ?? 100;
   const drainWaitMs = o.drainWaitMs ?? 1000;
   const maxCatchUp = o.maxCatchUp ?? 1000;
+  const perOperator = o.maxStreamsPerOperator ?? o.maxStreams;
+  /** Streams (open or opening) per operator. */
+  const held = new Map<string, number>();
   const streams = new Set<Stream>();
   let opening = 0;
   let closed = false;
@@ -110,8 +127,20 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
   const dropped = o.metrics?.counter('tessera_console_streams_dropped_total', 'Console event streams dropped because the client did not read them (more than the bound waiting).');
   o.metrics?.gauge('tessera_console_streams', 'Open console event streams (GET /v1/admin/events) on this replica.').collect(() => streams.size);
 
-  function drop(s: Stream, why: 'slow' | 'closed'): void {
+  function release(holder: StreamHolder | undefined): void {
+    if (!holder) return;
+    const n = (held.get(holder.operator) ?? 1) - 1;
+    if (n <= 0) held.delete(holder.operator);
+    else held.set(holder.operator, n);
+  }
+
+  function drop(s: Stream, why: 'slow' | 'closed' | 'ended'): void {
     if (!streams.delete(s)) return;
+    release(s.holder);
+    if (why === 'ended') {
+      // The credential that opened it is no longer valid: say so (EventSource then reconnects and gets 401) and close.
+      s.res.end('event: end\ndata: {"code":"TESSERA_CONSOLE_STREAM_ENDED","message":"the operator token or console session that opened this stream is no longer valid; sign in again"}\n\n');
+    }
     if (why === 'slow') {
       dropped?.inc();
       o.logger.warn({ queued: s.queuedBytes }, 'console event stream dropped: the client does not read it');
@@ -211,6 +240,15 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
     }
   }
 
+  /** Ends every stream whose credential is no longer valid (asked of all at once; a failure counts as invalid). */
+  async function recheck(): Promise<void> {
+    const list = [...streams].filter((s) => s.holder);
+    const ok = await Promise.all(list.map((s) => s.holder!.stillValid().catch(() => false)));
+    list.forEach((s, i) => {
+      if (!ok[i]) drop(s, 'ended');
+    });
+  }
+
   async function tick(): Promise<void> {
     timer = undefined;
     if (ticking || lastSeq === undefined) return;
@@ -221,6 +259,8 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
         const from: number = lastSeq;
         const rows: AuditEventRow[] = await o.store.all<AuditEventRow>(`SELECT ${AUDIT_EVENT_COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, [from, pageSize]);
         if (rows.length === 0) break;
+        // Nothing is delivered to a stream whose token or session ended (A11-2).
+        await recheck();
         await fanOut(rows, streams);
         if (lastSeq !== undefined) lastSeq = Number(rows[rows.length - 1]!.seq);
         if (rows.length < pageSize) break;
@@ -247,7 +287,9 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
         timer = setTimeout(() => void tick(), pollMs);
         timer.unref();
         heartbeat = setInterval(() => {
-          for (const s of [...streams]) if (!s.pending && !s.congested) write(s, ': heartbeat\n\n');
+          void recheck().then(() => {
+            for (const s of [...streams]) if (!s.pending && !s.congested) write(s, ': heartbeat\n\n');
+          });
         }, heartbeatMs);
         heartbeat.unref();
       } finally {
@@ -290,16 +332,22 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
   }
 
   return {
-    async open(req, reply, filter, lastEventId) {
+    async open(req, reply, filter, lastEventId, holder) {
       if (closed) throw busy('the server is shutting down; reconnect to another replica');
       if (streams.size + opening >= o.maxStreams) throw busy(`this replica already serves ${o.maxStreams} console event streams (console.max_streams); close unused console tabs or retry later`);
+      // One operator (a leaked auditor token, a script) cannot take every stream from the others (A11-3).
+      if (holder && (held.get(holder.operator) ?? 0) >= perOperator) throw busy(`this operator already holds ${perOperator} console event streams on this replica (console.max_streams_per_operator); close unused console tabs`);
+      if (holder) held.set(holder.operator, (held.get(holder.operator) ?? 0) + 1);
       opening++;
+      let admitted = false;
       try {
         await startTail();
+        if (closed) throw busy('the server is shutting down; reconnect to another replica');
+        admitted = true;
       } finally {
         opening--;
+        if (!admitted) release(holder);
       }
-      if (closed) throw busy('the server is shutting down; reconnect to another replica');
       const upTo = lastSeq ?? 0;
       const res = reply.raw;
       reply.hijack();
@@ -310,7 +358,7 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
         // Reverse proxies (nginx) would otherwise buffer the stream.
         'x-accel-buffering': 'no',
       });
-      const s: Stream = { res, filter, pendingBytes: 0, queue: [], queuedBytes: 0, congested: false, ...(lastEventId !== undefined && lastEventId < upTo ? { pending: [] } : {}) };
+      const s: Stream = { res, filter, ...(holder ? { holder } : {}), pendingBytes: 0, queue: [], queuedBytes: 0, congested: false, ...(lastEventId !== undefined && lastEventId < upTo ? { pending: [] } : {}) };
       streams.add(s);
       res.on('close', () => drop(s, 'closed'));
       // `retry`: how long EventSource waits before reconnecting (it then sends Last-Event-ID).
@@ -324,6 +372,7 @@ export function createAuditStreams(o: AuditStreamsOptions): AuditStreams {
       await starting?.catch(() => undefined);
       for (const s of [...streams]) {
         streams.delete(s);
+        release(s.holder);
         s.res.end();
       }
       stopTail();

@@ -20,7 +20,7 @@ export interface OverviewDeps {
   readonly store: SqlExecutor;
   readonly clock: Clock;
   readonly version: string;
-  readonly exposure: Pick<ExposureService, 'report'>;
+  readonly exposure: Pick<ExposureService, 'groups'>;
   readonly policy: { status(): PolicyStatus };
   readonly engines: () => Promise<readonly EngineHealth[]>;
   readonly lastVerify: () => Promise<{ at: string; ok: boolean; checked: number } | null>;
@@ -77,7 +77,7 @@ export async function buildOverview(deps: OverviewDeps): Promise<Record<string, 
     store.get<{ total: number; seen: number | null }>('SELECT COUNT(*) AS total, SUM(CASE WHEN last_seen >= ? THEN 1 ELSE 0 END) AS seen FROM agents', [now - 86_400_000]),
     liveCounts(store, now),
     decisionSeries(store, now),
-    deps.exposure.report({ by: 'kind', since: now - 86_400_000 }),
+    deps.exposure.groups({ by: 'kind', since: now - 86_400_000 }),
     store.get<{ m: number | null }>('SELECT MAX(seq) AS m FROM audit_events'),
     deps.lastVerify(),
     deps.engines(),
@@ -88,7 +88,7 @@ export async function buildOverview(deps: OverviewDeps): Promise<Record<string, 
     agents: { total: Number(agents?.total ?? 0), seen_24h: Number(agents?.seen ?? 0) },
     live: { agent_tokens: live.agent_token, task_tokens: live.task_token, leases: live.lease, mcp_sessions: deps.mcpSessions(), console_sessions: consoleSessions },
     decisions: { bucket_s: DECISION_BUCKET_MS / 1000, series: decisions },
-    exposure: { kinds: exposure.groups.map((g) => ({ kind: g.key, live: g.live, p50_s: g.p50_s, p95_s: g.p95_s, max_s: g.max_s })) },
+    exposure: { kinds: exposure.map((g) => ({ kind: g.key, live: g.live, p50_s: g.p50_s, p95_s: g.p95_s, max_s: g.max_s })) },
     audit: { head_seq: Number(head?.m ?? 0), last_verify: lastVerify ? { at: lastVerify.at, ok: lastVerify.ok, checked: lastVerify.checked } : null },
     policy: { policies: policy.policies, errors: policy.errors.length, loaded_at: policy.lastGoodAt !== undefined ? new Date(policy.lastGoodAt).toISOString() : null },
     engines: engines.map((e) => ({ name: e.name, kind: e.kind, healthy: e.healthy, ...(e.detail !== undefined ? { detail: e.detail } : {}) })),

@@ -50,7 +50,9 @@ export function registerConsoleReadRoutes(app: FastifyInstance, deps: { overview
   app.get('/v1/admin/events', { preHandler: app.requireAdmin }, async (req, reply) => {
     const q = parseInput(eventsQuery, req.query, 'query string');
     const lastEventId = lastEventIdOf(req.headers['last-event-id']);
-    await deps.streams.open(req, reply, { ...(q.actor ? { actor: q.actor } : {}), ...(q.task ? { task: q.task } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.result ? { result: q.result } : {}) }, lastEventId);
+    // The stream ends when the token or session that opened it does (A11-2); per-operator bound (A11-3).
+    const holder = { operator: req.admin?.tokenId ?? 'unknown', stillValid: () => app.adminStillValid(req) };
+    await deps.streams.open(req, reply, { ...(q.actor ? { actor: q.actor } : {}), ...(q.task ? { task: q.task } : {}), ...(q.kind ? { kind: q.kind } : {}), ...(q.result ? { result: q.result } : {}) }, lastEventId, holder);
   });
 
   // Streams end before the server waits for its connections to close.

@@ -11,7 +11,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AuditWhere } from '../audit/events.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { readSessionCookie, sessionCookieName, type CookieOptions } from './cookie.js';
 import { csrfMatches, type ConsoleSessionService, type LiveSession } from './sessions.js';
@@ -42,6 +42,12 @@ export interface ConsoleRequestAuth {
   authenticate(req: FastifyRequest): Promise<SessionPrincipal | undefined>;
   /** The live session of a request (console session routes): `csrf` also demands the CSRF header. Throws TESSERA_CONSOLE_SESSION_MISSING when there is no cookie. */
   session(req: FastifyRequest, options: { csrf: boolean }): Promise<{ value: string; live: LiveSession }>;
+  /**
+   * Whether the request's session cookie still names the live session `sessionId` (for a long
+   * request such as the event stream: re-read from the store, an end noticed is recorded; the
+   * read is not activity, so an open stream does not keep an idle session alive). Never throws.
+   */
+  stillLive(req: FastifyRequest, sessionId: string): Promise<boolean>;
 }
 
 export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleRequestAuth {
@@ -49,15 +55,7 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
 
   async function refuse(req: FastifyRequest, err: TesseraError): Promise<never> {
     const guard = deps.failures;
-    if (guard) {
-      const where = deps.whereOf(req);
-      guard.charge(where);
-      // Never the cookie; one event per source and window (the refusal stands either way).
-      await guard.events.append({
-        kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'admin.authenticate', resource: 'console-session', result: 'deny',
-        reason: { code: err.code }, where, details: { code: err.code },
-      }).catch(() => undefined);
-    }
+    if (guard) await chargeOperatorRefusal(guard, deps.whereOf(req), err.code, { action: 'admin.authenticate', resource: 'console-session' });
     throw err;
   }
 
@@ -95,6 +93,15 @@ export function createConsoleRequestAuth(deps: ConsoleRequestDeps): ConsoleReque
       if (!SAFE_METHODS.has(req.method)) checkCsrf(req, r.live);
       const op = r.live.operator;
       return { kind: 'admin', tokenId: op.id, name: op.name, role: op.role, via: 'session', sessionId: r.live.sessionId };
+    },
+    async stillLive(req, sessionId) {
+      const cookie = readSessionCookie(req.headers.cookie, name);
+      if (cookie.kind !== 'one') return false;
+      try {
+        return (await deps.sessions.resolve(cookie.value, deps.whereOf(req), { touch: false })).sessionId === sessionId;
+      } catch {
+        return false;
+      }
     },
     async session(req, options) {
       const r = await resolve(req, options.csrf);

@@ -11,9 +11,10 @@ import { z } from 'zod';
 import type { AuditWhere } from '../audit/events.js';
 import type { AdminAuthenticator, AdminPrincipal } from '../server/app.js';
 import { parseInput } from '../server/validate.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { TesseraError, isTesseraError } from '../shared/errors.js';
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
+import { sourceKey, type TokenBuckets } from '../shared/rate-limit.js';
 import { clearSessionCookie, readSessionCookie, sessionSetCookie, type CookieOptions } from './cookie.js';
 import { OIDC_LOGIN_TTL_MS, type ConsoleOidc } from './oidc.js';
 import { checkFetchSite, type ConsoleRequestAuth } from './request.js';
@@ -27,6 +28,12 @@ export interface ConsoleRouteDeps {
   readonly cookie: CookieOptions;
   readonly failures?: AuthFailureGuard;
   readonly oidc?: ConsoleOidc;
+  /**
+   * OIDC sign-ins started per source address (`tokens.login_rate_limit.per_source`): each start
+   * stores a row for up to 10 minutes, before anyone is authenticated, so an unbounded source
+   * could fill the store (A11-4).
+   */
+  readonly oidcStarts?: TokenBuckets;
   readonly version: string;
 }
 
@@ -64,14 +71,7 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
       principal = await deps.admin.authenticate(body.token);
     } catch (e) {
       const guard = deps.failures;
-      if (guard && isTesseraError(e) && e.status === 401) {
-        guard.charge(where);
-        // Never the token; one event per source and window (the refusal stands either way).
-        await guard.events.append({
-          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'console.sign_in', resource: 'console-session', result: 'deny',
-          reason: { code: e.code }, where, details: { code: e.code },
-        }).catch(() => undefined);
-      }
+      if (guard && isTesseraError(e) && e.status === 401) await chargeOperatorRefusal(guard, where, e.code, { action: 'console.sign_in', resource: 'console-session' });
       throw e;
     }
     const view = await startSession(reply, operatorOf(principal), 'token', principal.tokenId, where);
@@ -92,7 +92,12 @@ export function registerConsoleRoutes(app: FastifyInstance, deps: ConsoleRouteDe
   if (!oidc) return;
   const bindingName = oidcCookieName(cookie);
 
-  app.get('/v1/console/oidc/login', async (_req, reply) => {
+  app.get('/v1/console/oidc/login', async (req, reply) => {
+    const taken = deps.oidcStarts?.take(sourceKey(req.ip));
+    if (taken && !taken.ok) {
+      const retry = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+      throw new TesseraError('TESSERA_LOGIN_RATE_LIMITED', `too many sign-ins started from this address (tokens.login_rate_limit.per_source); retry in ${retry} s`, { limit: 'console.oidc_sign_ins_per_source', retry_after_s: retry });
+    }
     const { url, binding } = await oidc.begin();
     const attrs = [`${bindingName}=${binding}`, 'Path=/', `Max-Age=${OIDC_LOGIN_TTL_MS / 1000}`, 'HttpOnly', 'SameSite=Lax', ...(cookie.secure ? ['Secure'] : [])].join('; ');
     return reply.header('set-cookie', attrs).header('referrer-policy', 'no-referrer').redirect(url.href, 302);

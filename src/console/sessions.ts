@@ -53,8 +53,9 @@ export interface ConsoleSessionService {
    * The live session of a cookie value. Throws 401 TESSERA_CONSOLE_SESSION_EXPIRED when it is
    * unknown or has ended (an end noticed here — expiry, idle, token revoked — is recorded and
    * audited `console.session_ended` once). `details.unknown` is true when no such session ever existed here.
+   * `touch: false`: the read is not activity (last_seen_at is left as it is; a long request's re-check).
    */
-  resolve(value: string, where: AuditWhere): Promise<LiveSession>;
+  resolve(value: string, where: AuditWhere, options?: { touch?: boolean }): Promise<LiveSession>;
   /** Ends the session (sign-out); audited `console.session_ended` with cause `signed_out`. */
   end(value: string, where: AuditWhere): Promise<void>;
   /** Ends every live session of an operator token (its revocation); returns how many. */
@@ -128,10 +129,10 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
       return { value, maxAgeS: Math.max(1, Math.floor((expiresAt - now) / 1000)), session: liveOf({ ...row, revoked_at: null, end_cause: null }, value) };
     },
 
-    async resolve(value, where) {
+    async resolve(value, where, options = {}) {
       const row = await findSession(store, sha256Hex(value));
       if (!row) throw expired('is not known (it ended long ago, or the cookie was not issued by this Tessera)', true);
-      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
+      if (row.revoked_at !== null) throw expired(row.end_cause === 'token_revoked' ? 'ended because its operator token was revoked' : row.end_cause === 'token_expired' ? 'ended because its operator token expired' : row.end_cause === 'signed_out' ? 'was signed out' : 'has ended');
       const now = clock.now();
       if (row.token_id !== null && row.token_revoked_at !== null && row.token_revoked_at !== undefined) {
         await finish(row, 'token_revoked', where);
@@ -149,7 +150,7 @@ export function createConsoleSessionService(deps: { store: Store; clock: Clock; 
         await finish(row, 'idle', where);
         throw expired('was idle too long (console.idle_timeout)');
       }
-      if (now - row.last_seen_at >= touchEveryMs) await touchSession(store, row.id_hash, now);
+      if (options.touch !== false && now - row.last_seen_at >= touchEveryMs) await touchSession(store, row.id_hash, now);
       return liveOf(row, value);
     },
 

@@ -10,8 +10,8 @@ import type { Logger } from '../shared/logger.js';
 import type { MetricsRegistry, Histogram } from '../shared/metrics.js';
 import { randomId } from '../shared/crypto.js';
 import { EXPOSURE_KINDS, type ExposureGrouping, type ExposureKind } from './kinds.js';
-import { groupWindows, liveCredentials, type ExposureGroup, type LiveCredential } from './report.js';
-import { closeAllTokens, insertExposures, liveCounts, liveWindows, sweepExpired, windowsSince, type ClosedWindow, type ExposureRow } from './store.js';
+import { liveCredentials, type ExposureGroup, type LiveCredential } from './report.js';
+import { closeAllTokens, groupStats, insertExposures, liveCounts, liveWindowsTop, sweepExpired, windowsTruncated, type ClosedWindow, type ExposureRow, type GroupStats } from './store.js';
 
 /** Histogram buckets, seconds: a second to a day. */
 export const EXPOSURE_BUCKETS_S = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400] as const;
@@ -66,6 +66,8 @@ export interface ExposureService {
   /** One sweep: expired token windows are marked closed and observed, ≤ `sweepBatch` × 20 a pass. */
   sweepOnce(): Promise<number>;
   report(q: ExposureQuery): Promise<ExposureReport>;
+  /** The report's `groups` alone (the console overview): no live list. */
+  groups(q: ExposureQuery): Promise<ExposureGroup[]>;
   /** Writes the secret uses waiting in memory. */
   flush(): Promise<void>;
   start(): void;
@@ -92,6 +94,16 @@ export const LIVE_LIMIT = 1000;
 /** Rows per INSERT (11 parameters each: far below both stores' limits). */
 const INSERT_CHUNK = 200;
 
+/** Seconds with millisecond precision (report.ts). */
+const seconds = (ms: number): number => Math.round(ms) / 1000;
+
+/** The store's group numbers as the report's groups: largest credential-seconds first, then by key (report.ts groupWindows). */
+export function toGroups(stats: readonly GroupStats[]): ExposureGroup[] {
+  return stats
+    .map((g) => ({ key: g.key, count: g.count, live: g.live, p50_s: seconds(g.p50), p95_s: seconds(g.p95), max_s: seconds(g.max), credential_seconds: seconds(g.total) }))
+    .sort((x, y) => y.credential_seconds - x.credential_seconds || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+}
+
 export function createExposureService(deps: ExposureServiceDeps): ExposureService {
   const { store, clock } = deps;
   const maxPending = deps.maxPending ?? 500;
@@ -116,6 +128,12 @@ export function createExposureService(deps: ExposureServiceDeps): ExposureServic
 
   async function write(batch: readonly ExposureRow[]): Promise<void> {
     for (let i = 0; i < batch.length; i += INSERT_CHUNK) await insertExposures(store, batch.slice(i, i + INSERT_CHUNK));
+  }
+
+  /** The groups over the newest WINDOW_LIMIT + 1 windows of each source (all of them when not truncated: no ordering needed). */
+  async function groupsOf(q: ExposureQuery, now: number): Promise<{ groups: ExposureGroup[]; truncated: boolean }> {
+    const truncated = await windowsTruncated(store, q.since, q.kind, WINDOW_LIMIT);
+    return { groups: toGroups(await groupStats(store, q.since, q.by, q.kind, now, truncated ? WINDOW_LIMIT + 1 : null)), truncated };
   }
 
   const service: ExposureService = {
@@ -163,13 +181,16 @@ export function createExposureService(deps: ExposureServiceDeps): ExposureServic
     async report(q) {
       await service.flush();
       const now = clock.now();
-      const windows = await windowsSince(store, q.since, q.kind, WINDOW_LIMIT + 1);
-      const truncated = windows.filter((w) => w.kind === 'lease').length > WINDOW_LIMIT || windows.filter((w) => w.kind !== 'lease').length > WINDOW_LIMIT;
-      const live = liveCredentials(await liveWindows(store, now, q.kind, WINDOW_LIMIT), now);
+      const [groups, live] = await Promise.all([groupsOf(q, now), liveWindowsTop(store, now, q.kind, LIVE_LIMIT, WINDOW_LIMIT)]);
       return {
         generated_at: new Date(now).toISOString(), since: new Date(q.since).toISOString(), by: q.by, kind: q.kind ?? null,
-        groups: groupWindows(windows, q.by, now), live: live.slice(0, LIVE_LIMIT), live_total: live.length, truncated,
+        groups: groups.groups, live: liveCredentials(live.windows, now).slice(0, LIVE_LIMIT), live_total: live.total, truncated: groups.truncated,
       };
+    },
+
+    async groups(q) {
+      await service.flush();
+      return (await groupsOf(q, clock.now())).groups;
     },
 
     flush() {

@@ -4,7 +4,7 @@
  * Every statement here is portable SQL for both adapters; times are epoch milliseconds.
  */
 import type { SqlExecutor, SqlValue } from '../store/port.js';
-import type { ExposureKind } from './kinds.js';
+import type { ExposureGrouping, ExposureKind } from './kinds.js';
 import type { ExposureWindow } from './report.js';
 
 /** A row to insert: written with the credential's own audited commit (tokens) or batched (uses). */
@@ -258,4 +258,125 @@ export async function liveCounts(db: SqlExecutor, now: number): Promise<Record<E
   const leases = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM leases l WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`);
   counts.lease = Number(leases?.n ?? 0);
   return counts;
+}
+
+/** One group's numbers as the store computes them (milliseconds; see report.ts groupWindows). */
+export interface GroupStats {
+  readonly key: string;
+  readonly count: number;
+  readonly live: number;
+  /** Nearest-rank p50 and p95 window lengths and the longest, ms. */
+  readonly p50: number;
+  readonly p95: number;
+  readonly max: number;
+  /** Sum of window lengths, ms. */
+  readonly total: number;
+}
+
+const GROUP_KEYS: Record<ExposureGrouping, { token: string; lease: string; join: boolean }> = {
+  kind: { token: 'kind', lease: `'lease'`, join: false },
+  agent: { token: `COALESCE(agent, '-')`, lease: `COALESCE(l.owner_agent, '-')`, join: false },
+  task: { token: `COALESCE(root, '-')`, lease: `COALESCE(t.root, '-')`, join: true },
+  user: { token: `COALESCE(user_id, '-')`, lease: `COALESCE(l.user_id, '-')`, join: false },
+};
+
+/**
+ * The report's groups computed in the store (ADR 0250): the same windows as windowsSince (the
+ * newest `limit` of each source issued at or after `since`), the same window ends as report.ts
+ * windowEnd, and nearest-rank percentiles picked by ROW_NUMBER — rank ⌈p·n/100⌉ written in
+ * integers, (n + 1) / 2 and (95n + 99) / 100, which equal Math.ceil(p / 100 * n) for every n
+ * (checked up to 10⁶). Only a few rows per group leave the store. Unordered: the caller sorts.
+ * `limit` null: every window since `since` (the caller knows there are at most its limit; no
+ * ordering needed). One sort for all window functions (the same PARTITION and ORDER BY).
+ */
+export async function groupStats(db: SqlExecutor, since: number, by: ExposureGrouping, kind: ExposureKind | undefined, now: number, limit: number | null): Promise<GroupStats[]> {
+  const newest = (col: string): string => (limit === null ? '' : `ORDER BY ${col} DESC LIMIT ?`);
+  const lim: SqlValue[] = limit === null ? [] : [limit];
+  const keys = GROUP_KEYS[by];
+  const parts: string[] = [];
+  const params: SqlValue[] = [now];
+  if (kind !== 'lease') {
+    // Tokens and uses: closed at min(expires_at, closed_at); live while that is after now.
+    parts.push(`SELECT e.k AS k, CASE WHEN e.c > p.now THEN (CASE WHEN e.i > p.now THEN e.i ELSE p.now END) ELSE (CASE WHEN e.i > e.c THEN e.i ELSE e.c END) END - e.i AS len,
+        CASE WHEN e.c > p.now THEN 1 ELSE 0 END AS live
+      FROM (SELECT ${keys.token} AS k, issued_at AS i, CASE WHEN closed_at IS NOT NULL AND closed_at < expires_at THEN closed_at ELSE expires_at END AS c
+        FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ${newest('issued_at')}) e CROSS JOIN p`);
+    params.push(since, ...(kind ? [kind] : []), ...lim);
+  }
+  if (kind === undefined || kind === 'lease') {
+    // Leases: open until dropped (revoked_at), whatever their expiry.
+    parts.push(`SELECT l2.k AS k, CASE WHEN l2.c IS NULL THEN (CASE WHEN l2.i > p.now THEN l2.i ELSE p.now END) ELSE (CASE WHEN l2.i > l2.c THEN l2.i ELSE l2.c END) END - l2.i AS len,
+        CASE WHEN l2.c IS NULL THEN 1 ELSE 0 END AS live
+      FROM (SELECT ${keys.lease} AS k, l.created_at AS i, l.revoked_at AS c FROM leases l ${keys.join ? 'LEFT JOIN tasks t ON t.txn = l.task_id' : ''}
+        WHERE l.created_at >= ? AND ${HANDED_OUT} ${newest('l.created_at')}) l2 CROSS JOIN p`);
+    params.push(since, ...lim);
+  }
+  const rows = await db.all<{ k: string; n: number; live: number; total: number; rn: number; len: number }>(
+    `WITH p AS (SELECT CAST(? AS BIGINT) AS now),
+     w AS (${parts.join(' UNION ALL ')}),
+     r AS (SELECT k, len, ROW_NUMBER() OVER byLen AS rn, COUNT(*) OVER whole AS n, SUM(len) OVER whole AS total, SUM(live) OVER whole AS live FROM w
+       WINDOW byLen AS (PARTITION BY k ORDER BY len), whole AS (PARTITION BY k ORDER BY len ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+     SELECT k, n, live, total, rn, len FROM r WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100 OR rn = n`,
+    params,
+  );
+  const out = new Map<string, { key: string; count: number; live: number; total: number; p50: number; p95: number; max: number }>();
+  for (const r of rows) {
+    const n = Number(r.n);
+    const rn = Number(r.rn);
+    const len = Number(r.len);
+    let g = out.get(r.k);
+    if (!g) out.set(r.k, (g = { key: r.k, count: n, live: Number(r.live), total: Number(r.total), p50: 0, p95: 0, max: 0 }));
+    if (rn === Math.ceil(n / 2)) g.p50 = len;
+    if (rn === Math.max(1, Math.ceil((95 / 100) * n))) g.p95 = len;
+    if (rn === n) g.max = len;
+  }
+  return [...out.values()];
+}
+
+/** Whether more than `limit` windows of a source were issued at or after `since` (the report's `truncated`). */
+export async function windowsTruncated(db: SqlExecutor, since: number, kind: ExposureKind | undefined, limit: number): Promise<boolean> {
+  if (kind !== 'lease') {
+    const row = await db.get(`SELECT 1 AS x FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ORDER BY issued_at DESC LIMIT 1 OFFSET ?`, kind ? [since, kind, limit] : [since, limit]);
+    if (row) return true;
+  }
+  if (kind === undefined || kind === 'lease') {
+    const row = await db.get(`SELECT 1 AS x FROM leases l WHERE l.created_at >= ? AND ${HANDED_OUT} ORDER BY l.created_at DESC LIMIT 1 OFFSET ?`, [since, limit]);
+    if (row) return true;
+  }
+  return false;
+}
+
+/**
+ * The live credentials the report lists (ADR 0250): the same set as liveWindows (at most `cap`
+ * of each source) counted in the store, and only the first `limit` of each source read, in the
+ * report's order — whole seconds remaining, descending, then id in byte order (`COLLATE "C"` on
+ * PostgreSQL; ids are ASCII, so JavaScript's `<` agrees). The caller merges and cuts to `limit`.
+ */
+export async function liveWindowsTop(db: SqlExecutor & { readonly dialect?: 'sqlite' | 'postgres' }, now: number, kind: ExposureKind | undefined, limit: number, cap: number): Promise<{ total: number; windows: ExposureWindow[] }> {
+  const byId = db.dialect === 'postgres' ? 'id COLLATE "C"' : 'id';
+  const remaining = `CASE WHEN expires_at > CAST(? AS BIGINT) THEN (expires_at - CAST(? AS BIGINT)) / 1000 ELSE 0 END`;
+  let total = 0;
+  const windows: ExposureWindow[] = [];
+  if (kind !== 'lease' && kind !== 'secret_use') {
+    const kindSql = kind ? 'AND kind = ?' : '';
+    const base = `FROM exposures WHERE closed_at IS NULL AND expires_at > ? ${kindSql}`;
+    const args: SqlValue[] = kind ? [now, kind] : [now];
+    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x ${base} LIMIT ?) c`, [...args, cap]);
+    total += Number(n?.n ?? 0);
+    const rows = await db.all<WindowRow>(`SELECT id, kind, agent, root, user_id, issued_at, expires_at, closed_at ${base} ORDER BY ${remaining} DESC, ${byId} LIMIT ?`, [...args, now, now, Math.min(limit, cap)]);
+    windows.push(...rows.map(toWindow));
+  }
+  if (kind === undefined || kind === 'lease') {
+    const base = `FROM leases l WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`;
+    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x ${base} LIMIT ?) c`, [cap]);
+    total += Number(n?.n ?? 0);
+    const rows = await db.all<WindowRow>(
+      `SELECT x.id AS id, 'lease' AS kind, x.owner_agent AS agent, t.root AS root, x.user_id AS user_id, x.created_at AS issued_at, x.expires_at AS expires_at, x.revoked_at AS closed_at
+       FROM (SELECT l.id AS id, l.owner_agent AS owner_agent, l.task_id AS task_id, l.user_id AS user_id, l.created_at AS created_at, l.expires_at AS expires_at, l.revoked_at AS revoked_at
+         ${base} ORDER BY ${remaining.replaceAll('expires_at', 'l.expires_at')} DESC, l.${byId} LIMIT ?) x LEFT JOIN tasks t ON t.txn = x.task_id`,
+      [now, now, Math.min(limit, cap)],
+    );
+    windows.push(...rows.map(toWindow));
+  }
+  return { total, windows };
 }

@@ -10,7 +10,7 @@ import { dpopChallengeOf, dpopWwwAuthenticate, parseAuthorization, type Presente
 import { TOKEN_KIND_WORDS, tokenKindOf } from '../shared/token-kind.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
 import { bearerChallenge, challenge } from '../shared/www-authenticate.js';
-import type { AuthFailureGuard } from '../shared/auth-failures.js';
+import { chargeOperatorRefusal, type AuthFailureGuard } from '../shared/auth-failures.js';
 import { checkRole, type OperatorRole } from '../admin/roles.js';
 
 /**
@@ -93,7 +93,11 @@ export interface AppOptions {
    * Operator console sessions (src/console): the operator of a request without an `Authorization`
    * header, from its session cookie (undefined when it has none); CSRF and secret-value checks included.
    */
-  consoleSessions?: { authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined> };
+  consoleSessions?: {
+    authenticate(req: FastifyRequest): Promise<AdminPrincipal | undefined>;
+    /** Whether the session of this request is still live (no activity recorded, no CSRF or fetch-site check): for long requests. */
+    stillLive(req: FastifyRequest, sessionId: string): Promise<boolean>;
+  };
 }
 
 /** Request headers a browser client may send cross-origin (CORS preflight), MCP's included. */
@@ -226,18 +230,28 @@ export function createApp(options: AppOptions): FastifyInstance {
       req.admin = await options.admin.authenticate(token);
     } catch (e) {
       const guard = options.authFailures;
-      if (guard && isTesseraError(e) && e.status === 401) {
-        guard.charge(meta);
-        // Never the token; one event per source and window (the refusal stands either way).
-        await guard.events.append({
-          kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: 'admin.authenticate', resource: 'admin-api', result: 'deny',
-          reason: { code: e.code }, where: { source: meta.source, replica: meta.replica, requestId: meta.requestId }, details: { code: e.code },
-        }).catch(() => undefined);
-      }
+      if (guard && isTesseraError(e) && e.status === 401) await chargeOperatorRefusal(guard, { source: meta.source, replica: meta.replica, requestId: meta.requestId }, e.code, { action: 'admin.authenticate', resource: 'admin-api' });
       throw e;
     }
     // The operator's role, once for every operator route, from the route's config.
     checkRole(req.admin, req.routeOptions.config, req.method);
+  });
+
+  // A long operator request (the console's event stream) asks this before each thing it sends:
+  // the credential that opened it must still be valid — not revoked, not expired, the session
+  // not signed out or idle (A11-2). Never throws; false on any doubt (fail closed).
+  app.decorate('adminStillValid', async (req: FastifyRequest): Promise<boolean> => {
+    const a = req.admin;
+    if (!a) return false;
+    try {
+      if (a.via === 'session') return a.sessionId !== undefined && options.consoleSessions !== undefined && (await options.consoleSessions.stillLive(req, a.sessionId));
+      const token = bearerToken(req);
+      if (!token) return false;
+      const p = await options.admin.authenticate(token);
+      return p.tokenId === a.tokenId && p.role === a.role;
+    } catch {
+      return false;
+    }
   });
 
   app.decorateRequest('agent', undefined);
@@ -261,6 +275,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler for operator routes. */
     requireAdmin: (req: FastifyRequest) => Promise<void>;
+    /**
+     * For a request `requireAdmin` admitted and that lasts (a stream): true while its operator
+     * token (same id and role) or console session is still valid now. Resolves false, never throws.
+     */
+    adminStillValid: (req: FastifyRequest) => Promise<boolean>;
     /** preHandler for agent-facing routes: verifies the token (Bearer, or DPoP with its proof) and sets req.agent. */
     requireAgent: (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
     requestMeta: (req: FastifyRequest) => RequestMeta;

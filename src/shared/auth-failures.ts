@@ -86,3 +86,16 @@ export function createAuthFailureGuard(deps: { rate: Rate; clock: Clock; audit: 
     },
   };
 }
+
+/**
+ * A refused operator credential (a bearer admin token, a console sign-in, a session cookie):
+ * charged to its source's bucket and audited as `auth.admin_refused` — aggregated per window by
+ * the guard, never with the credential. The refusal stands whether or not the event is written.
+ */
+export async function chargeOperatorRefusal(guard: AuthFailureGuard, where: SourceMeta, code: string, on: { action: string; resource: string }): Promise<void> {
+  guard.charge(where);
+  await guard.events.append({
+    kind: 'auth.admin_refused', actor: { id: 'unauthenticated' }, action: on.action, resource: on.resource, result: 'deny',
+    reason: { code }, where, details: { code },
+  }).catch(() => undefined);
+}

@@ -315,7 +315,8 @@ export const ERROR_CATALOGUE = {
 
   // --- console read API (src/console; docs/console-api.md, ADR 0239–0241) -------------------
   TESSERA_AGENT_NOT_FOUND: { status: 404, description: 'GET /v1/admin/agents/detail: no agent with this SPIFFE ID has ever logged in here (the agents inventory); find it with GET /v1/admin/agents?q=<part of the ID>. A revocation of it can still be recorded.' },
-  TESSERA_CONSOLE_STREAMS_BUSY: { status: 503, description: 'GET /v1/admin/events: this replica already serves `console.max_streams` live event streams; retry after the `Retry-After` seconds (a browser tab holds one stream: close unused console tabs), or raise `console.max_streams`.' },
+  TESSERA_CONSOLE_STREAMS_BUSY: { status: 503, description: 'GET /v1/admin/events: this replica already serves `console.max_streams` live event streams (or this operator already holds `console.max_streams_per_operator`); retry after the `Retry-After` seconds (a browser tab holds one stream: close unused console tabs), or raise `console.max_streams`.' },
+  TESSERA_CONSOLE_STREAM_ENDED: { status: 401, description: 'Sent as the last event (`event: end`) of a live event stream (GET /v1/admin/events) whose operator token or console session is no longer valid (signed out, expired, idle, revoked, or its role changed); the stream is then closed. Sign in again and reopen it. Never an HTTP status of its own.' },
   // --- Console (static files): the operator console at /ui (src/console/static.ts; docs/console.md) ---
   TESSERA_CONSOLE_NOT_BUILT: { status: 503, description: 'The operator console has not been built in this installation (no dist/console/index.html). Run `npm run build` (or `npm install`, which builds it) in the Tessera checkout and restart; the API and the CLI work without it.' },
 

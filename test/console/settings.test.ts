@@ -73,7 +73,7 @@ test('console.session_ttl and idle_timeout shape the session; refused sign-ins c
 
 test('console config keys: defaults and bounds', () => {
   const c = parseConfig({}).console;
-  assert.deepEqual({ ...c }, { enabled: true, session_ttl: 8 * 3_600_000, idle_timeout: 30 * 60_000, max_streams: 64 });
+  assert.deepEqual({ ...c }, { enabled: true, session_ttl: 8 * 3_600_000, idle_timeout: 30 * 60_000, max_streams: 64, max_streams_per_operator: 8 });
   const bad: Record<string, unknown>[] = [
     { session_ttl: '1m' }, { session_ttl: '8d' }, { idle_timeout: '10s' }, { idle_timeout: '2h', session_ttl: '1h' }, { max_streams: 0 }, { max_streams: 1.5 }, { unknown: 1 },
     { oidc: { issuer: 'http://idp.example.org', client_id: 'x' } },
