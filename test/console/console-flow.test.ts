@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { chromiumMissing, cookieHeader, findLeaks, launchConsoleBrowser, readEventStream, signIn, skipWithoutChromium, PAGES_TODO, type ConsoleBrowser } from './browser.js';
-import { buildTaskTree, LATE_AGENT, ORCHESTRATOR, READ_SECRET, startWorld } from './world.js';
+import { agentListed, buildTaskTree, LATE_AGENT, ORCHESTRATOR, READ_SECRET, startWorld } from './world.js';
 
 let browser: ConsoleBrowser | undefined;
 before(async () => {
@@ -61,7 +61,9 @@ test('sign in, see an agent log in live, open its task tree, revoke it from the 
   const cookie = await cookieHeader(p.context, h.url);
   await snapshot();
 
-  // 2. The agents page; an agent logs in meanwhile and appears without a reload.
+  // 2. The agents page; an agent logs in meanwhile and appears without a reload. (The world's
+  // agent logged in before the page opened: wait until the inventory, written once a second, lists it.)
+  await agentListed(w, ORCHESTRATOR);
   await page.getByTestId('nav-agents').click();
   await page.getByText(ORCHESTRATOR).first().waitFor();
   let loads = 0;

@@ -100,12 +100,21 @@ export function AgentsPage({ route }: { route: Route }) {
   return <AgentList q={route.query.get('q') ?? ''} />;
 }
 
+/** A little over the server's agent-inventory write interval (1 s). */
+const INVENTORY_WRITE_MS = 1500;
+
 const CRED_LABEL: Record<Credential['kind'], string> = { agent_token: 'agent token', task_token: 'task token', lease: 'lease' };
 
 function AgentList({ q }: { q: string }) {
   const [draft, setDraft] = useState(q);
   const list = usePaged<AgentRow>(`/v1/admin/agents${qs({ q, limit: 100 })}`, 'agents');
-  useLive(kindIn(['auth.login', 'revocation.']), list.reload);
+  // The agent inventory is written once a second (src/identity/agent-registry.ts), so a login's
+  // event may arrive before its row: refetch on the event and once more after that interval.
+  const reloadTwice = () => {
+    list.reload();
+    setTimeout(list.reload, INVENTORY_WRITE_MS);
+  };
+  useLive(kindIn(['auth.login', 'revocation.']), reloadTwice);
   return (
     <section aria-labelledby="page-title">
       <h1 id="page-title">Agents</h1>
