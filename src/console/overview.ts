@@ -38,7 +38,10 @@ export interface DecisionBucket {
 }
 
 /**
- * Allow/deny audit events per hour over the last 24 h: DECISION_BUCKETS buckets aligned on the
+ * Permitted and refused actions per hour over the last 24 h: `allow` counts audit events whose
+ * result is `allow` (a gateway or proxy decision) or `success` (a permitted action that completed:
+ * a secret read, a credential issued, a login — most allowed decisions are recorded so), `deny`
+ * counts those whose result is `deny`. DECISION_BUCKETS buckets aligned on the
  * hour, the last one the current (partial) hour; empty hours are zeros. One grouped query on the
  * `audit_events_result_ts` index (migration 339).
  */
@@ -46,15 +49,15 @@ export async function decisionSeries(db: SqlExecutor, now: number): Promise<Deci
   const first = Math.floor(now / DECISION_BUCKET_MS) * DECISION_BUCKET_MS - (DECISION_BUCKETS - 1) * DECISION_BUCKET_MS;
   const rows = await db.all<{ result: string; b: number; n: number }>(
     `SELECT result, (ts - CAST(? AS BIGINT)) / ${DECISION_BUCKET_MS} AS b, COUNT(*) AS n FROM audit_events
-     WHERE result IN ('allow', 'deny') AND ts >= ? GROUP BY result, b`,
+     WHERE result IN ('allow', 'success', 'deny') AND ts >= ? GROUP BY result, b`,
     [first, first],
   );
   const series = Array.from({ length: DECISION_BUCKETS }, (_, i) => ({ t: new Date(first + i * DECISION_BUCKET_MS).toISOString(), allow: 0, deny: 0 }));
   for (const r of rows) {
     const bucket = series[Number(r.b)];
     if (!bucket) continue; // an event stamped in the future (a replica's clock ahead): not in the last 24 h
-    if (r.result === 'allow') bucket.allow += Number(r.n);
-    else bucket.deny += Number(r.n);
+    if (r.result === 'deny') bucket.deny += Number(r.n);
+    else bucket.allow += Number(r.n);
   }
   return series;
 }

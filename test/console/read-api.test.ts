@@ -66,8 +66,10 @@ test('GET /v1/admin/overview answers the contract\'s shape from the owning servi
   // The same events the audit page finds with its result filter.
   const denies = await h.admin('GET', '/v1/admin/audit?result=deny&limit=1000');
   const allows = await h.admin('GET', '/v1/admin/audit?result=allow&limit=1000');
+  const successes = await h.admin('GET', '/v1/admin/audit?result=success&limit=1000');
   assert.equal(deny, denies.body.events.length);
-  assert.equal(allow, allows.body.events.length);
+  assert.equal(allow, allows.body.events.length + successes.body.events.length, 'allowed = results allow + success');
+  assert.ok(successes.body.events.length >= 1, 'permitted actions recorded as success are counted');
   assert.ok(deny >= 1);
   const kinds = new Map<string, any>(o.exposure.kinds.map((k: any) => [k.kind, k]));
   assert.equal(kinds.get('lease')?.live, 2);
