@@ -17,6 +17,7 @@ import { registerAuditJobCommands } from './audit.js';
 import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
+import { registerK8sCommand } from './k8s.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -796,6 +797,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
   const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
   registerProxyCaCommand(proxy, { io, addrOf });
+  registerK8sCommand(program);
 
   return program;
 }

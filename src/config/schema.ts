@@ -1,3 +1,4 @@
+import { kubernetesConfigSchema } from '../k8s/config.js';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
@@ -221,6 +222,8 @@ export const configSchema = z.object({
   proxy: proxyConfigSchema.prefault({}),
   /** The operator console: sessions and OIDC sign-in (src/console/config.ts, docs/console.md). */
   console: consoleConfigSchema.prefault({}),
+  /** Kubernetes: the injector webhook and the pod watch (src/k8s/config.ts, docs/kubernetes.md). */
+  kubernetes: kubernetesConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

@@ -351,6 +351,27 @@ export const ERROR_CATALOGUE = {
   TESSERA_SDK_TASK_EXPIRED: { status: 401, description: 'The SDK task\'s token expired and was not re-derived: a root task is never re-opened (open a new one with client.openTask), and a child is re-derived from its parent only while its own token is still accepted — an expired token cannot show that it was not revoked. Delegate a new child, or use shorter work per task (docs/sdk.md "Tasks").' },
   TESSERA_SDK_TASK_ENDED: { status: 401, description: 'The SDK task was revoked — by task.revoke(), or the server refused its token as revoked (the task, an ancestor, or its agent) — so it is never used or re-derived again. Open or delegate a new task if the work should go on (docs/sdk.md "Tasks").' },
   TESSERA_SDK_TASK_NOT_RENEWABLE: { status: 400, description: 'task.refresh() was called on a root task: a root task is never re-opened by the SDK, because a new root would be a new tree that a revocation of the old one does not reach. Open a new task with client.openTask (docs/sdk.md "Tasks").' },
+
+  // --- Kubernetes: manifests, image (issue 12) -----------------------------------------
+  // (k8s-deploy)
+
+  // --- Kubernetes: injector webhook (issue 12) ----------------------------------------
+  // (k8s-injector)
+
+  // --- Kubernetes: agent sidecar (issue 12) -------------------------------------------
+  // (k8s-agent)
+
+  // --- Kubernetes: pod lifecycle, TokenReview (issue 12) ------------------------------
+  // (k8s-pods)
+
+  // --- Kubernetes: static-secret scan (issue 12) --------------------------------------
+  // (k8s-scan)
+
+  // --- Rotation (issue 13) ------------------------------------------------------------
+  // (rotation)
+
+  // --- Drift (issue 13) ---------------------------------------------------------------
+  // (drift)
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
