@@ -797,7 +797,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
   const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
   registerProxyCaCommand(proxy, { io, addrOf });
-  registerK8sCommand(program);
+  const k8s = registerK8sCommand(program);
+  void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
 
   return program;
 }
