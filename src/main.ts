@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { hostname, networkInterfaces } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { loadConfig, checkConfigPaths, type TesseraConfig } from './config/index.js';
+import { loadConfig, checkConfigPaths, postgresUrl, type TesseraConfig } from './config/index.js';
 import { systemClock, type Clock } from './shared/clock.js';
 import { createLogger, type Logger } from './shared/logger.js';
 import { MetricsRegistry } from './shared/metrics.js';
@@ -120,8 +120,8 @@ async function resolveListen(listen: string): Promise<{ host: string; port: numb
   return { host, port };
 }
 
-function openStore(config: TesseraConfig): Store {
-  if (config.store.kind === 'postgres') return openPostgresStore({ url: config.store.url });
+function openStore(config: TesseraConfig, env: NodeJS.ProcessEnv = process.env): Store {
+  if (config.store.kind === 'postgres') return openPostgresStore({ url: postgresUrl(config.store, env) });
   return openSqliteStore({ file: config.store.file ?? join(config.data_dir, 'tessera.db') });
 }
 
@@ -190,7 +190,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const { host, port } = await resolveListen(config.server.listen);
     const issuer = (config.server.public_url ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
 
-    const store = openStore(config);
+    const store = openStore(config, env);
     cleanups.push(() => store.close());
     await store.migrate();
     // Before the master key: on a data directory `tessera init` never ran, the missing key is a

@@ -18,6 +18,7 @@ import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerK8sCommand } from './k8s.js';
+import { registerK8sManifestsCommand } from './k8s-manifests.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -798,6 +799,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
   registerProxyCaCommand(proxy, { io, addrOf });
   const k8s = registerK8sCommand(program);
+  registerK8sManifestsCommand(k8s, { io, isJson });
   void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
 
   return program;

@@ -171,6 +171,7 @@ export function checkConfigPaths(config: TesseraConfig, env: Readonly<Record<str
     checked.push(key);
     if (env[name] === undefined || env[name] === '') problem(key, undefined, `the environment variable ${name} is not set here`);
   };
+  if (config.store.kind === 'postgres') envSet('store.url_env', config.store.url_env);
   config.attestors.forEach((a, i) => {
     if (a.kind === 'jwt') readable(`attestors[${i}].jwks_file`, a.jwks_file);
     if (a.kind === 'spiffe') readable(`attestors[${i}].bundle_file`, a.bundle_file);

@@ -2,3 +2,4 @@ export { configSchema, attestorConfig, duration, type TesseraConfig, type Attest
 export { parseConfig, loadConfigFile, loadConfig, readConfigFile, type ConfigOverrides } from './load.js';
 export { parseDuration, formatDuration } from './duration.js';
 export { checkConfigPaths, type ConfigCheck, type Finding as ConfigFinding } from './check.js';
+export { postgresUrl } from './store-url.js';

@@ -131,7 +131,12 @@ export const configSchema = z.object({
   }).strict().prefault({}),
   store: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('sqlite'), file: z.string().min(1).optional() }).strict(),
-    z.object({ kind: z.literal('postgres'), url: z.string().min(1) }).strict(),
+    z.object({
+      kind: z.literal('postgres'),
+      url: z.string().min(1).optional(),
+      /** The URL from this environment variable instead (Kubernetes: a Secret as env; docs/kubernetes.md). */
+      url_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').optional(),
+    }).strict().refine((s) => Boolean(s.url) !== Boolean(s.url_env), { message: 'set exactly one of url or url_env' }),
   ]).default({ kind: 'sqlite' }),
   master_key: z.object({
     file: z.string().min(1).optional(),

@@ -354,6 +354,11 @@ export const ERROR_CATALOGUE = {
 
   // --- Kubernetes: manifests, image (issue 12) -----------------------------------------
   // (k8s-deploy)
+  TESSERA_K8S_MANIFEST_OPTION_INVALID: { status: 400, description: 'An option of `tessera k8s manifests` has a value Kubernetes or Tessera would not accept (a namespace name, an image reference, a CPU or memory quantity, a replica count, a URL); the message names the option and what is expected. Nothing was printed.' },
+  TESSERA_K8S_MANIFEST_OPTION_CONFLICT: { status: 400, description: 'Options of `tessera k8s manifests` that do not go together: --init with --agent-namespace, --storage-size/--storage-class with --store postgres, --injector-ca-file without --injector, --sa-issuer without --sa-jwks-url (or the reverse), an agent namespace that is Tessera\'s own. Nothing was printed.' },
+  TESSERA_K8S_MANIFEST_SQLITE_REPLICAS: { status: 400, description: 'More than one replica was asked for with `--store sqlite`: the embedded database lives on one volume that one process writes. Run one replica (the default), or use `--store postgres` for several (docs/kubernetes.md "Several replicas").' },
+  TESSERA_K8S_MANIFEST_CA_INVALID: { status: 400, description: 'The `--injector-ca-file` of `tessera k8s manifests` cannot be read, holds no PEM certificate, holds a block that is not a valid X.509 certificate, or holds a private key. Give the PEM CA certificate that signed the injector\'s serving certificate.' },
+  TESSERA_K8S_MANIFEST_OBJECT_INVALID: { status: 500, description: 'A generated Kubernetes object failed validation against the Kubernetes API schemas (or the generated tessera.yaml failed Tessera\'s configuration schema), so nothing was printed. This is a bug in Tessera; please report it with the command line.' },
 
   // --- Kubernetes: injector webhook (issue 12) ----------------------------------------
   // (k8s-injector)
