@@ -1,0 +1,60 @@
+/**
+ * The Kubernetes YAML shown in docs/kubernetes.md is valid: every document of every `yaml` block
+ * with `apiVersion` and `kind` is validated against the Kubernetes API schemas (kubernetes-models;
+ * no API server runs here). The agent pod example holds no secret — no Secret referenced or
+ * mounted, no literal env value, no Kubernetes API token — and carries the injector's annotations;
+ * the agent NetworkPolicy shown is the one `tessera k8s manifests --agent-namespace agents` prints;
+ * the tessera.yaml shown is the one the ConfigMap holds.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { Pod, ServiceAccount } from 'kubernetes-models/v1';
+import { manifestObjects, parseManifestOptions, plainObjects } from '../../../src/k8s/manifests/index.js';
+import { VERSION } from '../../../src/shared/package.js';
+
+type Obj = Record<string, any>;
+const MODELS: Record<string, new (data: any) => { validate(): void }> = { Pod, ServiceAccount, NetworkPolicy };
+
+const text = readFileSync('docs/kubernetes.md', 'utf8');
+const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const k8sDocs: Obj[] = blocks.flatMap((b) => Array.from(parseAllDocuments(b), (d) => d.toJSON() as Obj)).filter((d) => d && d.apiVersion && d.kind);
+
+test('every Kubernetes object shown in docs/kubernetes.md validates against the API schemas', () => {
+  assert.deepEqual(k8sDocs.map((d) => `${d.kind}/${d.metadata.name}`), ['ServiceAccount/research-agent', 'Pod/research-agent', 'NetworkPolicy/tessera-upstreams', 'NetworkPolicy/tessera-agents-egress']);
+  for (const d of k8sDocs) {
+    const Model = MODELS[d.kind];
+    assert.ok(Model, d.kind);
+    new Model(d).validate();
+  }
+});
+
+test('the agent pod example holds no secret and asks the injector for the sidecar, the proxy and the CA', () => {
+  const pod = k8sDocs.find((d) => d.kind === 'Pod')!;
+  const json = JSON.stringify(pod);
+  assert.doesNotMatch(json, /secretKeyRef|secretRef|"secret"|\bsk-|password|token":/i);
+  assert.equal(pod.spec.automountServiceAccountToken, false);
+  assert.equal(k8sDocs.find((d) => d.kind === 'ServiceAccount')!.automountServiceAccountToken, false);
+  assert.equal(pod.spec.volumes, undefined);
+  for (const c of pod.spec.containers) {
+    assert.equal(c.env, undefined, 'the injector adds the environment');
+    assert.equal(c.envFrom, undefined);
+    assert.equal(c.volumeMounts, undefined);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+  }
+  const a = pod.metadata.annotations;
+  for (const k of ['tessera.io/inject', 'tessera.io/agent', 'tessera.io/proxy', 'tessera.io/ca-bundle']) assert.equal(a[k], 'true', k);
+  assert.equal(pod.metadata.namespace, 'agents');
+});
+
+test('the agent NetworkPolicy shown is the one the command prints; the tessera.yaml shown is the ConfigMap\'s', () => {
+  const shown = k8sDocs.find((d) => d.metadata.name === 'tessera-agents-egress')!;
+  const printed = plainObjects(manifestObjects(parseManifestOptions({ agentNamespace: 'agents' }, VERSION)))[0]!;
+  assert.deepEqual(shown.spec, printed.spec);
+  const cm = plainObjects(manifestObjects(parseManifestOptions({}, VERSION))).find((o) => o.kind === 'ConfigMap') as Obj;
+  const shownConfig = blocks.find((b) => b.startsWith('# tessera.yaml in the ConfigMap'))!;
+  assert.deepEqual(parseYaml(shownConfig), parseYaml(cm.data['tessera.yaml']));
+});
