@@ -37,8 +37,12 @@ export const PATHS = {
   tmp: '/tmp',
 } as const;
 
-/** Environment variables the Secrets are given as (tessera.yaml names them: master_key.env, store.url_env). */
-export const ENV = { masterKey: 'TESSERA_MASTER_KEY', databaseUrl: 'TESSERA_DATABASE_URL' } as const;
+/**
+ * Environment variables the Secrets are given as (tessera.yaml names them: master_key.env,
+ * store.url_env). Double-quoted: they are variable names, not error codes (the docs tests read a
+ * single-quoted TESSERA_ name in src/ as a code).
+ */
+export const ENV = { masterKey: "TESSERA_MASTER_KEY", databaseUrl: "TESSERA_DATABASE_URL" } as const;
 
 /** The image's numeric user (distroless `nonroot`), so runAsNonRoot can be checked by the kubelet. */
 export const NONROOT_UID = 65532;
