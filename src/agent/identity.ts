@@ -2,9 +2,11 @@
  * The sidecar's identity, through the agent SDK (src/sdk): `loginWithTokenFile` (the projected
  * service-account token, re-read at each login) and `openTask` — no copy of the token exchange.
  *
- * One Bearer token serves both local endpoints (ADR 0261): audiences `<issuer>/proxy` and
- * `<issuer>/mcp` (RFC 8707; the issuer from Tessera's RFC 8414 metadata, so an in-cluster address
- * that differs from `server.public_url` still gets the right audiences). It is not DPoP-bound
+ * One Bearer token serves both local endpoints (ADR 0261): audiences `<issuer>/proxy`,
+ * `<issuer>/mcp` and `<issuer>` (RFC 8707; the issuer from Tessera's RFC 8414 metadata, so an
+ * in-cluster address that differs from `server.public_url` still gets the right audiences). The
+ * API audience lets the keeper ask `GET /v1/whoami` whether a task is still alive before it opens
+ * the next one, and an app reading --token-out use the SDK's API calls. It is not DPoP-bound
  * because the proxy's forward and CONNECT modes take only `Proxy-Authorization: Bearer|Basic`
  * (docs/proxy.md "Authentication"); the token never leaves the sidecar except towards Tessera
  * (and --token-out, on tmpfs). With `tokens.dpop.require: always` the sidecar cannot log in.
@@ -75,7 +77,7 @@ export function createSidecarIdentity(deps: IdentityDeps): SidecarIdentity {
   const ensureClient = async (): Promise<TesseraClient> => {
     if (client) return client;
     const issuer = await discoverIssuer(deps.addr, deps.fetch);
-    audiences = [`${issuer}/proxy`, `${issuer}/mcp`];
+    audiences = [issuer, `${issuer}/proxy`, `${issuer}/mcp`];
     client = new TesseraClient({
       addr: deps.addr, audience: audiences, fetch: deps.fetch, dpop: false, clock: noTimers(deps.now), timeoutMs: 15_000,
       ...(deps.role ? { scope: `role:${deps.role}` } : {}),
