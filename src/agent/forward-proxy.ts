@@ -21,7 +21,7 @@ import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, 
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
-import { EXPIRY_MARGIN_MS, type CredentialKeeper } from './keeper.js';
+import { marginOf, type CredentialKeeper } from './keeper.js';
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) and the app's proxy credential: never relayed. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -134,7 +134,7 @@ export function startForwardProxy(deps: ForwardProxyDeps, listen: { host: string
       deps.log(`closing a tunnel to ${authority}: the token it was opened with expires`);
       client.destroy();
       up.destroy();
-    }, Math.max(0, cred.expiresAt - EXPIRY_MARGIN_MS - deps.now()));
+    }, Math.max(0, cred.expiresAt - marginOf(cred) - deps.now()));
     cut.unref();
     const cleanup = (): void => {
       clearTimeout(cut);

@@ -57,10 +57,16 @@ async function discoverIssuer(addr: string, fetchFn: FetchLike): Promise<string>
   return typeof body.issuer === 'string' && /^https?:\/\//.test(body.issuer) ? body.issuer.replace(/\/+$/, '') : addr;
 }
 
+/**
+ * JWT times are whole seconds (RFC 7519 NumericDate) and `iat` is rounded down: the token may
+ * expire up to a second before `receipt + (exp - iat)`. Counted short by that much.
+ */
+const GRANULARITY_MS = 1_000;
+
 /** Lifetime of a token on the local clock: `exp - iat` from its claims, counted from now (skew-free). */
 function held(token: string, now: number, txn?: string): HeldCredential {
   const { exp, iat } = decodeJwt(token).claims as { exp?: unknown; iat?: unknown };
-  const life = typeof exp === 'number' && typeof iat === 'number' && exp > iat ? (exp - iat) * 1000 : 60_000;
+  const life = typeof exp === 'number' && typeof iat === 'number' && exp > iat ? (exp - iat) * 1000 - GRANULARITY_MS : 0;
   return { token, issuedAt: now, expiresAt: now + life, ...(txn ? { txn } : {}) };
 }
 
@@ -99,7 +105,7 @@ export function createSidecarIdentity(deps: IdentityDeps): SidecarIdentity {
         const token = await taskToken(task, deps.addr);
         const issuedAt = deps.now();
         return {
-          token, issuedAt, expiresAt: task.expiresAt.getTime(), txn: task.txn,
+          token, issuedAt, expiresAt: task.expiresAt.getTime() - GRANULARITY_MS, txn: task.txn,
           async check() {
             try {
               await task.whoami();

@@ -48,16 +48,27 @@ export interface KeeperDeps {
 
 export type KeeperState = 'starting' | 'ready' | 'retrying' | 'ended' | 'stopped';
 
-/** A token is not handed out this close to its expiry: a request must not leave with a dying token. */
+/**
+ * A token is not handed out this close to its expiry (a request must not leave with a dying
+ * token): 2 s, or a tenth of its lifetime for very short-lived tokens.
+ */
 export const EXPIRY_MARGIN_MS = 2_000;
 const RETRY_MS = [500, 1_000, 2_000, 5_000, 10_000, 15_000];
 const REFRESH_FRACTION = 0.8;
+/** Never renew sooner than this after a success (a token that lives for no time must not make a login loop). */
+const MIN_RENEWAL_MS = 250;
+
+/** The margin before `expiresAt` within which a credential is no longer used (ms). Pure. */
+export function marginOf(cred: Pick<HeldCredential, 'issuedAt' | 'expiresAt'>): number {
+  return Math.min(EXPIRY_MARGIN_MS, Math.max(0, cred.expiresAt - cred.issuedAt) / 10);
+}
 
 /** Delay until the next renewal of a credential valid from `issuedAt` to `expiresAt` (ms). Pure. */
 export function renewalDelay(cred: Pick<HeldCredential, 'issuedAt' | 'expiresAt'>, now: number, random: number): number {
   const life = cred.expiresAt - cred.issuedAt;
   const at = cred.issuedAt + life * (REFRESH_FRACTION + (random - 0.5) * 0.1);
-  return Math.max(0, Math.min(at, cred.expiresAt - EXPIRY_MARGIN_MS * 2) - now);
+  // Renewed before it stops being handed out (its margin), with a margin's time to spare.
+  return Math.max(MIN_RENEWAL_MS, Math.min(at, cred.expiresAt - 2 * marginOf(cred)) - now);
 }
 
 /** Delay before retry number `failures` (0-based), bounded, ±20 % jitter. Pure. */
@@ -99,7 +110,7 @@ export class CredentialKeeper {
   current(): HeldCredential | undefined {
     const h = this.#held;
     if (!h || this.#state === 'ended' || this.#state === 'stopped') return undefined;
-    return this.deps.clock.now() < h.expiresAt - EXPIRY_MARGIN_MS ? h : undefined;
+    return this.deps.clock.now() < h.expiresAt - marginOf(h) ? h : undefined;
   }
 
   /** Starts renewing (the first login now). */
