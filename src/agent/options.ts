@@ -129,6 +129,7 @@ function parseTask(raw: RawSidecarOptions): TaskDefaults | undefined {
   const scope = raw.taskScope.trim().split(/\s+/);
   for (const s of scope) if (!SCOPE_TOKEN.test(s)) throw invalid(`--task-scope: ${JSON.stringify(s.slice(0, 100))} is not a scope string (e.g. http:openai tool:github/*)`);
   const purpose = (raw.taskPurpose ?? 'kubernetes agent sidecar').trim();
+  // eslint-disable-next-line no-control-regex
   const purposeOk = z.string().min(1).max(512).regex(/^[^\x00-\x1f\x7f]*$/).safeParse(purpose).success;
   if (!purposeOk) throw invalid('--task-purpose must be 1–512 characters on one line');
   let ttlSeconds: number | undefined;
