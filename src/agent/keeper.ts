@@ -57,6 +57,7 @@ const RETRY_MS = [500, 1_000, 2_000, 5_000, 10_000, 15_000];
 const REFRESH_FRACTION = 0.8;
 /** Never renew sooner than this after a success (a token that lives for no time must not make a login loop). */
 const MIN_RENEWAL_MS = 250;
+const LOGIN_HEADROOM_MS = 5_000;
 
 /** The margin before `expiresAt` within which a credential is no longer used (ms). Pure. */
 export function marginOf(cred: Pick<HeldCredential, 'issuedAt' | 'expiresAt'>): number {
@@ -67,8 +68,10 @@ export function marginOf(cred: Pick<HeldCredential, 'issuedAt' | 'expiresAt'>): 
 export function renewalDelay(cred: Pick<HeldCredential, 'issuedAt' | 'expiresAt'>, now: number, random: number): number {
   const life = cred.expiresAt - cred.issuedAt;
   const at = cred.issuedAt + life * (REFRESH_FRACTION + (random - 0.5) * 0.1);
-  // Renewed before it stops being handed out (its margin), with a margin's time to spare.
-  return Math.max(MIN_RENEWAL_MS, Math.min(at, cred.expiresAt - 2 * marginOf(cred)) - now);
+  // Renewed with time to spare before it stops being handed out (its margin): up to 5 s, or 40 %
+  // of a very short lifetime, for the login to take (a loaded Tessera answers slowly).
+  const latest = cred.expiresAt - marginOf(cred) - Math.min(LOGIN_HEADROOM_MS, life * 0.4);
+  return Math.max(MIN_RENEWAL_MS, Math.min(at, latest) - now);
 }
 
 /** Delay before retry number `failures` (0-based), bounded, ±20 % jitter. Pure. */

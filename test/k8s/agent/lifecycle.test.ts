@@ -1,6 +1,6 @@
 /**
  * The sidecar over time, against a REAL Tessera (test/k8s/agent/harness.ts) with short agent
- * token lifetimes (3 s) so that expiry comes within the test:
+ * token lifetimes (5 s) so that expiry comes within the test:
  *  - the token is renewed before each expiry: an app calling all along never sees a refusal;
  *  - the kubelet rotates the projected token (AtomicWriter symlink swap) and the old one expires:
  *    the sidecar re-reads the file at each login and keeps going;
@@ -26,7 +26,7 @@ const BIN = join(ROOT, 'bin', 'tessera.js');
 let stack: Stack;
 
 before(async () => {
-  stack = await startStack({ agentTtl: '3s' });
+  stack = await startStack({ agentTtl: '5s' });
 });
 after(async () => {
   await stack?.close();
@@ -38,7 +38,7 @@ test('the agent token is renewed before it expires: calls across several lifetim
     await until(() => s.keeper.current() !== undefined, 'login');
     const tokens = new Set<string>();
     const statuses: number[] = [];
-    const end = Date.now() + 8_000; // more than two 3 s lifetimes
+    const end = Date.now() + 10_000; // two 5 s lifetimes
     while (Date.now() < end) {
       tokens.add(s.keeper.current()?.token ?? 'none');
       statuses.push((await viaProxy(s.proxyAddress!, 'http://plain.test/tick')).status);
@@ -48,6 +48,28 @@ test('the agent token is renewed before it expires: calls across several lifetim
     assert.ok(tokens.size >= 3, `renewed at least twice (${tokens.size} tokens seen)`);
     assert.ok(!tokens.has('none'));
     assert.doesNotMatch(s.stderr(), JWT_SHAPE);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a CONNECT tunnel is closed just before the token it was opened with expires (Tessera would refuse its requests after)', async () => {
+  const s = await sidecar({ addr: stack.addr, tokenFile: stack.kube.tokenFile, proxyUrl: stack.proxyUrl });
+  try {
+    await until(() => s.keeper.current() !== undefined, 'login');
+    const expiresAt = s.keeper.current()!.expiresAt;
+    const { connect } = await import('node:net');
+    const u = new URL(s.proxyAddress!);
+    const sock = connect(Number(u.port), u.hostname);
+    let got = '';
+    sock.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    const closed = new Promise<number>((r) => sock.once('close', () => r(Date.now())));
+    sock.write(`CONNECT localhost:${stack.secure.port} HTTP/1.1\r\nHost: localhost:${stack.secure.port}\r\n\r\n`);
+    await until(() => got.includes('\r\n\r\n'), 'the CONNECT answer');
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    const at = await closed;
+    assert.ok(at <= expiresAt + 100, `closed ${at - expiresAt} ms after the token's expiry`);
+    assert.match(s.stderr(), /closing a tunnel to localhost:\d+: the token it was opened with expires/);
   } finally {
     await s.close();
   }
