@@ -9,6 +9,7 @@ import { cell, esc, fmtTime, humanDuration, listOf, table } from './format.js';
 import { escapeTerminal, terminalJson } from '../shared/terminal.js';
 import type { Runtime, RunningServer } from './runtime.js';
 import { registerMcpCommand } from './mcp.js';
+import { registerAgentSidecarCommands } from './agent-sidecar.js';
 import { DEFAULT_LOGIN_FILE, oidcLogin } from './login-oidc.js';
 import { registerEngineCommand } from './engine.js';
 import { registerKeysCommand } from './keys.js';
@@ -440,9 +441,10 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   // --- agents ---------------------------------------------------------------------
-  program
+  const agentCmd = program
     .command('agent')
-    .description('registered agents')
+    .description('the Kubernetes sidecar (`tessera agent` = `tessera agent run`, docs/k8s-agent.md) and registered agents');
+  agentCmd
     .command('list')
     .description('list agents known to Tessera')
     .action(async (_opts: unknown, cmd: Command) => {
@@ -793,6 +795,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   registerMcpCommand(program, { io, addrOf });
+  registerAgentSidecarCommands(agentCmd, { io, addrOf: (cmd) => globals(cmd).addr ?? io.env.TESSERA_ADDR });
   registerEngineCommand(program, { io, addrOf });
   registerKeysCommand(program, { io, addrOf });
   // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.

@@ -56,6 +56,11 @@ export interface TesseraClientOptions {
    * and the MCP gateway (`[addr, \`${addr}/mcp\`]`). Default: the server's API.
    */
   audience?: string | readonly string[];
+  /**
+   * RFC 8693 `scope` sent with the login exchange, e.g. `role:<name>` to assume a role
+   * (docs/k8s-pods.md); default none.
+   */
+  scope?: string;
   fetch?: FetchLike;
   timeoutMs?: number;
   clock?: SdkClock;
@@ -102,6 +107,7 @@ export class TesseraClient {
   private readonly random: () => number;
   private readonly refreshFraction: number;
   private readonly audience: string | readonly string[] | undefined;
+  private readonly loginScope: string | undefined;
   private readonly onRefreshError: ((err: unknown) => void) | undefined;
   private readonly dpop: DpopSession | undefined;
   private source: Source | undefined;
@@ -118,6 +124,7 @@ export class TesseraClient {
     this.random = options.random ?? Math.random;
     this.refreshFraction = options.refreshAt ?? 0.8;
     this.audience = options.audience;
+    this.loginScope = options.scope;
     this.onRefreshError = options.onRefreshError;
     // Proofs carry wall-clock time (the server compares `iat` with its own clock), not `clock`,
     // which schedules refreshes.
@@ -301,7 +308,7 @@ export class TesseraClient {
   private async exchange(subjectToken: string, subjectTokenType: string): Promise<string> {
     // RFC 9449 §5: with a proof, the token comes back bound to this client's key.
     const res = await this.transport.request<TokenResponse>('POST', '/v1/oauth/token', {
-      form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: subjectTokenType, audience: this.audience },
+      form: { grant_type: TOKEN_EXCHANGE_GRANT, subject_token: subjectToken, subject_token_type: subjectTokenType, audience: this.audience, scope: this.loginScope },
       ...(this.dpop ? { dpop: this.dpop } : {}),
     });
     if (!res || typeof res.access_token !== 'string' || typeof res.expires_in !== 'number' || res.expires_in <= 0) {

@@ -365,6 +365,15 @@ export const ERROR_CATALOGUE = {
 
   // --- Kubernetes: agent sidecar (issue 12) -------------------------------------------
   // (k8s-agent)
+  TESSERA_AGENT_OPTIONS_INVALID: { status: 400, description: '`tessera agent` (the sidecar) was started with a missing or invalid option: no `--addr` / `TESSERA_ADDR`, no `--token-file` / `TESSERA_TOKEN_FILE`, no `--proxy-url` with `--listen-proxy`, a malformed address or duration, `--task-purpose` or `--task-ttl` without `--task-scope`. The message names the option (exit code 2).' },
+  TESSERA_AGENT_LISTEN_NOT_LOOPBACK: { status: 400, description: '`tessera agent --listen-proxy` / `--listen-mcp` named an address that is not loopback (127.0.0.0/8, ::1, localhost). The sidecar adds the pod\'s identity to whatever reaches it, so it only ever listens where only the pod can reach it (exit code 2).' },
+  TESSERA_AGENT_TOKEN_OUT_NOT_MEMORY: { status: 400, description: '`tessera agent --token-out <path>`: the file\'s directory is not on a memory-backed filesystem (tmpfs or ramfs, per /proc/self/mounts), or it cannot be checked. The token is never written to a disk; mount an `emptyDir` with `medium: Memory` there (the injector mounts one at /var/run/tessera) (exit code 2).' },
+  TESSERA_AGENT_TOKEN_OUT_FAILED: { status: 500, description: '`tessera agent --token-out`: the current token could not be written (directory gone or not writable, filesystem full). The sidecar keeps serving its proxy and MCP endpoint and tries again at the next refresh.' },
+  TESSERA_AGENT_NOT_READY: { status: 503, description: 'The sidecar holds no valid token yet (first login not done) or no longer (Tessera unreachable past the token\'s expiry, the token file unreadable or refused). Answered by its local proxy and MCP endpoint and by `GET /healthz`; it retries with backoff by itself: retry after `Retry-After`.' },
+  TESSERA_AGENT_TASK_ENDED: { status: 403, description: 'The sidecar\'s task (`--task-scope`) was revoked: the sidecar does not open a new one (that would undo the revocation) and refuses every request until it is restarted. Revoke the agent, or delete the pod, to stop it for good.' },
+  TESSERA_AGENT_UPSTREAM_UNREACHABLE: { status: 502, description: 'The sidecar could not reach the Tessera proxy (`--proxy-url`) or the gateway (`<addr>/mcp`): connection refused, reset, DNS or TLS failure. A Tessera restart causes it for a moment; retry.' },
+  TESSERA_AGENT_REQUEST_INVALID: { status: 400, description: 'The sidecar\'s local endpoint got a request it does not serve: an upgrade (WebSocket) through the local proxy, a path other than `/mcp` and `/healthz` on the MCP port, or a CONNECT target that is not `host:port`.' },
+  TESSERA_AGENT_PROBE_FAILED: { status: 503, description: '`tessera agent probe`: the sidecar on 127.0.0.1:<port> did not answer `GET /healthz` with 200 (not started, not logged in yet, or no longer holding a valid token). Exit code 1; used as the sidecar\'s exec startup probe.' },
 
   // --- Kubernetes: pod lifecycle, TokenReview (issue 12) ------------------------------
   // (k8s-pods)

@@ -26,7 +26,7 @@ const ENV_VARS = ((): Set<string> => {
 })();
 
 /** Names the docs use that the reader picks: examples of `master_key.env` or an audit sink's `auth.env`, a client's or a CI job's variable. */
-const USER_NAMES = new Set(['TESSERA_MASTER_KEY', 'TESSERA_MCP_TOKEN', 'TESSERA_ID_TOKEN', 'TESSERA_AUDIT_COLLECTOR_TOKEN', 'TESSERA_MCP_URL']);
+const USER_NAMES = new Set(['TESSERA_MASTER_KEY', 'TESSERA_MCP_TOKEN', 'TESSERA_ID_TOKEN', 'TESSERA_AUDIT_COLLECTOR_TOKEN', 'TESSERA_MCP_URL']); // TESSERA_MCP_URL: set by the injector for the app (docs/k8s-agent.md), read by the app's code
 
 const OAUTH_NAMES = /^`(invalid_request|invalid_client|invalid_grant|unauthorized_client|unsupported_grant_type|invalid_scope|invalid_target|invalid_token|insufficient_scope|access_denied|server_error|temporarily_unavailable)`$/;
 
