@@ -363,6 +363,11 @@ export const ERROR_CATALOGUE = {
 
   // --- Kubernetes: pod lifecycle, TokenReview (issue 12) ------------------------------
   // (k8s-pods)
+  TESSERA_K8S_WATCH_POD_DELETED: { status: 401, oauth: 'invalid_grant', description: 'The service-account token belongs to a Kubernetes pod that was deleted (the pod watch revoked it, or an operator ran `tessera revoke pod`): its agent tokens, leases and task trees are revoked and it cannot log in again. A new pod gets a new uid and logs in normally (docs/k8s-pods.md).' },
+  TESSERA_TOKENREVIEW_REJECTED: { status: 401, oauth: 'invalid_grant', description: 'A `mode: tokenreview` attestor asked the Kubernetes API server, which did not authenticate the service-account token (expired, or its pod or service account no longer exists). Log in with the pod\'s current projected token (docs/attestors.md#tokenreview).' },
+  TESSERA_TOKENREVIEW_AUDIENCE: { status: 401, oauth: 'invalid_grant', description: 'The Kubernetes API server authenticated the service-account token, but not for the attestor\'s `audience`: give the pod a projected token for that audience (the injector\'s `tessera-token` volume does).' },
+  TESSERA_TOKENREVIEW_USER_INVALID: { status: 401, oauth: 'invalid_grant', description: 'The TokenReview answer names a user that is not a service account (`system:serviceaccount:<namespace>:<name>`), or names or pod facts a real API server never produces; the token is refused.' },
+  TESSERA_TOKENREVIEW_UNAVAILABLE: { status: 503, oauth: 'temporarily_unavailable', description: 'The TokenReview API could not be asked (unreachable, TLS failure, timeout after 5 s, an HTTP error such as 403 when Tessera\'s service account lacks `system:auth-delegator`) or answered something that is not a TokenReview: the login is refused (fail closed). Check `kubernetes.api` and the RBAC (docs/k8s-pods.md).' },
 
   // --- Kubernetes: static-secret scan (issue 12) --------------------------------------
   // (k8s-scan)

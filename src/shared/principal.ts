@@ -21,7 +21,13 @@ export type AttestorKind = (typeof ATTESTOR_KINDS)[number];
  * Attributes only a `kubernetes` attestor may set, from the verified `kubernetes.io` claim of a
  * projected service-account token. They never come from a SPIFFE path, a label or a CI claim.
  */
-export const KUBERNETES_ATTRIBUTES = ['namespace', 'service_account', 'pod'] as const;
+export const KUBERNETES_ATTRIBUTES = ['namespace', 'service_account', 'pod', 'pod_uid'] as const;
+
+/**
+ * A Kubernetes object uid (`metadata.uid`; a UUID on every real API server) as Tessera accepts
+ * it for the `pod_uid` attribute and `pod` revocations: letters, digits and "-", at most 64.
+ */
+export const POD_UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 
 export function isAttestorKind(v: unknown): v is AttestorKind {
   return typeof v === 'string' && (ATTESTOR_KINDS as readonly string[]).includes(v);

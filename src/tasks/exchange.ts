@@ -207,6 +207,8 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       actor: actors[actors.length - 1]!.sub, actors, label: spec.label ?? null, user: spec.delegator.user ?? null,
       scope: c.scope.split(' '), purpose: c.purpose, tctx: c.tctx ?? {}, audience: aud, jkt: c.cnf?.jkt ?? null, jtiHmac,
       createdAt: issued.issuedAt, expiresAt: issued.expiresAt,
+      // The acting agent's pod (a kubernetes attestor's proven attribute): a deleted pod's tasks.
+      podUid: c.tessera?.kind === 'kubernetes' ? (c.tessera.attrs?.pod_uid ?? null) : null,
     };
     // The row and its event commit together; the token leaves only once both are durable.
     // The exposure window (ADR 0150) opens with the task row and its event.

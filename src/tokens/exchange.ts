@@ -333,6 +333,10 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
         if (revocations.isAgentRevoked(identity.spiffeId)) throw agentRevoked(revocations, identity.spiffeId);
+        // A deleted pod's service-account token stays signed until it expires (docs/k8s-pods.md).
+        if (identity.attestorKind === 'kubernetes' && identity.attributes.pod_uid !== undefined && revocations.isRevoked({ spiffeId: identity.spiffeId, attributes: identity.attributes })) {
+          throw new TesseraError('TESSERA_K8S_WATCH_POD_DELETED', `pod ${identity.attributes.pod ?? '?'} (uid ${identity.attributes.pod_uid}) was deleted: its tokens are revoked and it cannot log in again`);
+        }
         const issued = await tokens.issueAgentTokenAsync(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
@@ -340,7 +344,11 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         const jtiHmac = audit.hmac(issued.jti);
         const login = {
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
+          details: {
+            attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}),
+            // The pod a Kubernetes agent runs in (docs/k8s-pods.md): what a pod deletion revokes.
+            ...(identity.attributes.pod_uid !== undefined ? { pod: identity.attributes.pod, pod_uid: identity.attributes.pod_uid } : {}),
+          },
         } as const;
         // The exposure window opens in the same group commit as the event (ADR 0150).
         if (deps.store) {

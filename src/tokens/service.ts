@@ -277,7 +277,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     v.principal ??= buildPrincipal(v);
     const p = v.principal;
     // What the revocation check reads (RevocationSubject), not a copy of the whole principal.
-    v.subject ??= { spiffeId: p.spiffeId, jti: p.jti, issuedAt: v.claims.iat * 1000, task: p.task, ancestors: p.ancestors, user: p.user, chain: p.chain };
+    v.subject ??= { spiffeId: p.spiffeId, jti: p.jti, issuedAt: v.claims.iat * 1000, task: p.task, ancestors: p.ancestors, user: p.user, chain: p.chain, attributes: p.attributes };
     // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups
     // only, and none at all while no revocation has been added since this token was last clear.
     const generation = revocations.generation?.();
