@@ -210,11 +210,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     }
   }
 
-  function auditFields(kind: RevocationKind, target: string): { resource?: string; txn?: string; target_hmac?: string } {
-    // SPIFFE IDs and task ids are identifiers the audit log records in clear elsewhere;
+  function auditFields(kind: RevocationKind, target: string): { resource?: string; txn?: string; target_hmac?: string; pod_uid?: string } {
+    // SPIFFE IDs, task ids and pod uids are identifiers the audit log records in clear elsewhere;
     // user ids (personal data), jtis and lease ids (bearer handles) are HMAC'd.
     if (kind === 'agent') return { resource: target };
     if (kind === 'task') return { txn: target };
+    if (kind === 'pod') return { pod_uid: target };
     return { target_hmac: audit.hmac(target) };
   }
 
@@ -232,7 +233,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
    */
   async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined, agentKnown?: boolean): Promise<Revocation> {
     const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
-    const { resource, txn, target_hmac } = auditFields(kind, target);
+    const { resource, txn, target_hmac, pod_uid } = auditFields(kind, target);
     const event = {
       kind: 'revocation.created',
       actor,
@@ -241,7 +242,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       ...(txn ? { txn } : {}),
       result: 'success',
       ...(where ? { where } : {}),
-      details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
+      details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), ...(pod_uid ? { pod_uid } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
     } as const;
     add(r);
     recordedDuringRefresh?.add(r.id);
