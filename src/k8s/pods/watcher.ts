@@ -115,6 +115,11 @@ export function createPodWatcher(deps: PodWatcherDeps): PodWatcher {
   let lastListAt: number | null = null;
   let lastEventAt: number | null = null;
   let stopped = false;
+  /** Resolves when stop() is called: ends a backoff sleep at once. */
+  let wake: () => void = () => undefined;
+  const stoppedSignal = new Promise<void>((r) => {
+    wake = r;
+  });
   let current: { abort(): void } | undefined;
   let loop: Promise<void> | undefined;
   const inFlight = new Set<Promise<void>>();
@@ -247,7 +252,7 @@ export function createPodWatcher(deps: PodWatcherDeps): PodWatcher {
         setState('backoff');
         const delay = Math.min(maxMs, minMs * 2 ** Math.min(failures - 1, 16));
         logger.warn({ err: lastError, failures, retry_ms: delay }, 'pod watch: the API server could not be reached; retrying');
-        await sleep(delay / 2 + Math.random() * (delay / 2));
+        await Promise.race([sleep(delay / 2 + Math.random() * (delay / 2)), stoppedSignal]);
       }
     }
     setState('stopped');
@@ -261,6 +266,7 @@ export function createPodWatcher(deps: PodWatcherDeps): PodWatcher {
     },
     async stop() {
       stopped = true;
+      wake();
       current?.abort();
       await loop;
       await Promise.allSettled([...inFlight]);

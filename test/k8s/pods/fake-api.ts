@@ -16,7 +16,8 @@
  * The test drives it: add/delete pods (with or without telling watchers), drop connections, make
  * watches fail, compact history (410), send malformed lines.
  */
-import { createServer, type Server, type ServerResponse } from 'node:https';
+import { createServer, type Server } from 'node:https';
+import type { ServerResponse } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
