@@ -239,3 +239,31 @@ test('hostile pod claims are refused at login; bad pod revocation targets are re
   assert.equal(r.status, 201, JSON.stringify(r.body));
   assert.equal(await w.introspect(token), false);
 });
+
+test('a deleted pod ends the task trees its agent opened, also the parts delegated to agents of other pods', async (t) => {
+  const w = await world(t);
+  const a = { name: 'orchestrator-0', uid: uid(41) };
+  const b = { name: 'worker-0', uid: uid(42) };
+  for (const p of [a, b]) w.api.addPod({ ...p, namespace: NS });
+  const ta = (await w.login(await w.saToken(a))).body.access_token as string;
+  const tb = (await w.login(await w.saToken(b))).body.access_token as string;
+  const exchange = async (params: Record<string, string>): Promise<string> => {
+    const res = await fetch(`${w.h.url}/v1/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', ...params }) });
+    const body = (await res.json()) as any;
+    assert.equal(res.status, 200, JSON.stringify(body));
+    w.h.sensitive.add(body.access_token);
+    return body.access_token as string;
+  };
+  const root = await exchange({ subject_token: ta, scope: 'secret:healthcare/**', purpose: 'triage' });
+  const child = await exchange({ subject_token: root, actor_token: tb, actor_token_type: 'urn:ietf:params:oauth:token-type:access_token', scope: 'secret:healthcare/prod/**', purpose: 'read' });
+  // The child acts as pod b's agent: only the task revocation of its parent reaches it.
+  const childClaims = JSON.parse(Buffer.from(child.split('.')[1]!, 'base64url').toString()) as { tessera: { attrs: Record<string, string> } };
+  assert.equal(childClaims.tessera.attrs.pod_uid, b.uid);
+  for (const tok of [root, child]) assert.equal(await w.introspect(tok), true);
+  w.api.deletePod(a.uid);
+  await within(1000, async () => !(await w.introspect(root)) && !(await w.introspect(child)));
+  // Pod b itself is untouched.
+  assert.equal(await w.introspect(tb), true);
+  const revs = await w.h.admin('GET', '/v1/admin/revocations?kind=task');
+  assert.match(JSON.stringify(revs.body), /orchestrator-0 deleted/);
+});
