@@ -390,7 +390,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
     const exchange = createTokenExchange({
       ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
-      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store, failures: authFailures,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store, failures: authFailures, roles: policy,
       userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),

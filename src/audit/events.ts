@@ -52,7 +52,7 @@ interface Aggregated {
 }
 
 export type AuditEvent =
-  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string; pod?: string | undefined; pod_uid?: string } & Aggregated>
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string; pod?: string | undefined; pod_uid?: string; role?: string } & Aggregated>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
   | Base<'auth.token_refused', { code: string; claimed_sub?: string } & Aggregated>
   | Base<'auth.admin_refused', { code: string } & Aggregated>

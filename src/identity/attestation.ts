@@ -142,6 +142,10 @@ function mapJoseError(e: unknown, attestor: string, expected: Expected): Tessera
 }
 
 
+/** The pod claims of a projected service-account token (named in refusals). */
+const POD_NAME_CLAIM = 'kubernetes.io.pod.name';
+const POD_UID_CLAIM = 'kubernetes.io.pod.uid';
+
 /** RFC 1123 label (Kubernetes namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** RFC 1123 subdomain (service account and pod names): dot-separated labels, at most 253. */
@@ -170,13 +174,13 @@ function kubernetesIdentity(claims: JWTPayload, trustDomain: string, attestor: s
   const attributes: Record<string, string> = { namespace: ns, service_account: sa };
   const pod = k8s.pod && typeof k8s.pod === 'object' ? k8s.pod.name : undefined;
   if (pod !== undefined) {
-    if (typeof pod !== 'string' || !isDnsSubdomain(pod)) throw attestFailed('claims', attestor, 'kubernetes.io.pod.name is not a Kubernetes name (RFC 1123 subdomain)');
+    if (typeof pod !== 'string' || !isDnsSubdomain(pod)) throw attestFailed('claims', attestor, `${POD_NAME_CLAIM} is not a Kubernetes name (RFC 1123 subdomain)`);
     attributes.pod = pod;
     // The pod's uid (docs/k8s-pods.md): what a pod deletion revokes by. A pod name is reused
     // (StatefulSets), its uid never.
     const uid = (k8s.pod as { uid?: unknown }).uid;
     if (uid !== undefined) {
-      if (typeof uid !== 'string' || !POD_UID.test(uid)) throw attestFailed('claims', attestor, 'kubernetes.io.pod.uid is not a Kubernetes uid (letters, digits and "-", at most 64)');
+      if (typeof uid !== 'string' || !POD_UID.test(uid)) throw attestFailed('claims', attestor, `${POD_UID_CLAIM} is not a Kubernetes uid (letters, digits and "-", at most 64)`);
       attributes.pod_uid = uid;
     }
   }
