@@ -113,7 +113,8 @@ test('a deleted pod: tokens refused within 1 s everywhere, leases revoked, no ne
   assert.equal(login.status, 200, JSON.stringify(login.body));
   const token = login.body.access_token as string;
   // The agent token records the pod (attributes pod, pod_uid of the kubernetes attestor).
-  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { tessera: { attrs: Record<string, string> } };
+  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string; tessera: { attrs: Record<string, string> } };
+  assert.equal(claims.sub, AGENT);
   assert.equal(claims.tessera.attrs.pod, pod.name);
   assert.equal(claims.tessera.attrs.pod_uid, pod.uid);
   const otherLogin = await w.login(await w.saToken(other));
