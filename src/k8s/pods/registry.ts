@@ -2,10 +2,11 @@
  * The pods Tessera issued agent tokens to (`k8s_pods`, migration 340), and the revocation of a
  * deleted one (docs/k8s-pods.md, ADR 0266).
  *
- * - `seen`: called by attestation before a pod's agent token is issued. The first sighting of a
- *   pod on this replica is written at once (so a watch on ANY replica that sees the pod go finds
- *   it); later ones only move `last_seen` / `token_expires_at` in memory-bounded batches... kept
- *   simple here: a write per new (pod, token expiry minute) pair, remembered in a bounded set.
+ * - `seen`: called by attestation before a pod's agent token is issued. A pod's first sighting
+ *   on this replica is written at once (so a watch on ANY replica that sees the pod go finds it),
+ *   and again only when the pod presents a service-account token that lives more than a minute
+ *   longer than the one recorded (what the revocation's lifetime must cover); a bounded map
+ *   (100,000 uids, cleared when full) remembers what this replica wrote.
  * - `revoke`: claims the pod (`revoked_at` set where it was NULL: exactly one replica wins), then
  *   records a `pod` revocation through the revocation service (audited, fanned out to the other
  *   replicas like every revocation), which refuses every token whose acting agent runs in the pod
