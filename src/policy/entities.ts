@@ -1,7 +1,7 @@
 import type { CedarValueJson, Context, EntityJson, EntityUidJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { fail } from '../shared/errors.js';
 import { jsonTextWellFormed } from '../shared/json-depth.js';
-import { KUBERNETES_ATTRIBUTES, ROLE_NAME, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
+import { KUBERNETES_ATTRIBUTES, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import { POLICY_ACTIONS, type PolicyAction, type PolicyRequest, type ResourceRef } from './types.js';
 import { kindsCoveredWhole } from './scope.js';
 
@@ -352,8 +352,6 @@ export function parseResourceRef(text: string): ResourceRef {
     case 'Secret':
       return { type: 'Secret', path: id };
     case 'Role': {
-      // An agent role (role.assume, docs/policies.md#roles) has no "/": Role::reader.
-      if (ROLE_NAME.test(id)) return { type: 'AgentRole', name: id };
       const [engine, role] = two('engine');
       return { type: 'Role', engine, role };
     }
