@@ -93,6 +93,13 @@ test('scope=role:<name> at login: Cedar role.assume decides; the role reaches la
     assert.equal(r.body.error, 'invalid_scope', scope);
     assert.equal(r.body.code, 'TESSERA_ROLE_INVALID', scope);
   }
+  // The what-if API answers role.assume for an agent role (Role::<name>, no engine).
+  const principal = { spiffe_id: 'spiffe://tessera.local/ns/healthcare/sa/agent', attestor: 'k8s-prod', attestor_kind: 'kubernetes', attributes: { namespace: 'healthcare', service_account: 'agent' } };
+  const whatIf = await h.admin('POST', '/v1/admin/policy/check', { principal, action: 'role.assume', resource: 'Role::reader' });
+  assert.equal(whatIf.status, 200, JSON.stringify(whatIf.body));
+  assert.equal(whatIf.body.decision ?? (whatIf.body.allowed ? 'allow' : 'deny'), 'allow', JSON.stringify(whatIf.body));
+  const whatIfNo = await h.admin('POST', '/v1/admin/policy/check', { principal, action: 'role.assume', resource: 'Role::admin' });
+  assert.equal(whatIfNo.body.decision ?? (whatIfNo.body.allowed ? 'allow' : 'deny'), 'deny', JSON.stringify(whatIfNo.body));
   // The login event records the role.
   const events = await h.admin('GET', '/v1/admin/audit?kind=auth.login&limit=50');
   assert.ok(events.body.events.some((e: any) => e.event.result === 'success' && e.event.details?.role === 'reader'));
