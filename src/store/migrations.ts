@@ -434,6 +434,9 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX leases_pod ON leases (pod_uid)`,
       `ALTER TABLE tasks ADD COLUMN pod_uid TEXT`,
       `CREATE INDEX tasks_pod ON tasks (pod_uid)`,
+      // Token windows of a pod's agents close with its revocation (ADR 0150, ADR 0266).
+      `ALTER TABLE exposures ADD COLUMN pod_uid TEXT`,
+      `CREATE INDEX exposures_pod ON exposures (pod_uid)`,
     ],
   },
 ];

@@ -212,7 +212,7 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
     };
     // The row and its event commit together; the token leaves only once both are durable.
     // The exposure window (ADR 0150) opens with the task row and its event.
-    const window: ExposureRow = { id: jtiHmac, kind: 'task_token', agent: node.actor, task: c.txn, root: c.rtxn, user: node.user, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+    const window: ExposureRow = { id: jtiHmac, kind: 'task_token', agent: node.actor, task: c.txn, root: c.rtxn, user: node.user, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null, podUid: node.podUid ?? null };
     await audit.commit(deps.store, async (tx) => {
       await insertTask(tx, node, c.anc);
       await insertExposures(tx, [window]);

@@ -360,7 +360,7 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         } as const;
         // The exposure window opens in the same group commit as the event (ADR 0150).
         if (deps.store) {
-          const window: ExposureRow = { id: jtiHmac, kind: 'agent_token', agent: identity.spiffeId, task: null, root: null, user: null, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+          const window: ExposureRow = { id: jtiHmac, kind: 'agent_token', agent: identity.spiffeId, task: null, root: null, user: null, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null, podUid: identity.attestorKind === 'kubernetes' ? (identity.attributes.pod_uid ?? null) : null };
           await audit.commit(deps.store, (tx) => insertExposures(tx, [window]), login);
         } else {
           await audit.append(login);

@@ -131,6 +131,9 @@ test('a deleted pod: tokens refused within 1 s everywhere, leases revoked, no ne
   assert.ok(logins.body.events.some((e: any) => e.event.details?.pod_uid === pod.uid && e.event.details?.pod === pod.name), JSON.stringify(logins.body));
 
   assert.equal(await w.introspect(token), true);
+  // The kill switch's dry run sees the pod's open token window and its lease (exposure windows carry the pod uid).
+  const preview = async () => (await w.h.admin('POST', '/v1/admin/revocations', { kind: 'pod', target: pod.uid, dry_run: true })).body.would_revoke as { agent_tokens: number; leases: number };
+  assert.deepEqual({ ...(await preview()) }, { agent_tokens: 1, task_tokens: 0, leases: 1, tasks: 0 });
   w.api.deletePod(pod.uid);
   const ms = await within(1000, async () => !(await w.introspect(token)));
   t.diagnostic(`refused at introspection ${ms.toFixed(0)} ms after the DELETED event`);
@@ -144,6 +147,8 @@ test('a deleted pod: tokens refused within 1 s everywhere, leases revoked, no ne
   const stateOf = async (id: string): Promise<string> => ((await w.h.admin('GET', '/v1/admin/leases?limit=100')).body.leases as { lease_id: string; state: string }[]).find((l) => l.lease_id === id)?.state ?? 'missing';
   await within(2000, async () => (await stateOf(lease.body.lease_id)) === 'revoked');
   assert.equal(await stateOf(otherLease.body.lease_id), 'active');
+  // Its token window was closed by the revocation (nothing left open for the pod).
+  assert.deepEqual({ ...(await preview()) }, { agent_tokens: 0, task_tokens: 0, leases: 0, tasks: 0 });
   assert.equal(await w.introspect(otherToken), true);
   // The deleted pod's service-account token cannot log in again.
   const again = await w.login(sa);
