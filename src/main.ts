@@ -29,6 +29,8 @@ import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine 
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { revocationHook } from './revocations/hooks.js';
+import { createPodRegistry, createPodWatcher, kubeConfigFor, podSourceFor, tokenReviewPostFor } from './k8s/pods/index.js';
+import { createTokenReviewer } from './identity/tokenreview.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
 import { createRequestAuthenticator, createRequestAuthorizer } from './pipeline/index.js';
@@ -312,10 +314,23 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       store, clock, audit, trustDomain: config.trust_domain, maxTtlMs: joinAttestor && joinAttestor.kind === 'join_token' ? joinAttestor.max_ttl : 3_600_000,
       ...(joinAttestor ? { maxTtlSource: `attestors[${joinIndex}].max_ttl of attestor "${joinAttestor.name}" in the configuration; join tokens live at most 1h` } : {}),
     });
+    // Kubernetes (docs/k8s-pods.md): the API for TokenReview attestors and the pod watch, only when used.
+    const k8s = config.kubernetes;
+    const tokenReviewUsed = config.attestors.some((a) => a.kind === 'jwt' && a.mode === 'tokenreview');
+    const kubeConfig = k8s.watch_pods || tokenReviewUsed ? kubeConfigFor(k8s.api, env) : undefined;
+    const podRegistry = k8s.watch_pods ? createPodRegistry({ store, clock, revocations, revocationTtlMs: k8s.pod_revocation_ttl }) : undefined;
     const attestation = createAttestation({
       attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics,
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
+      ...(kubeConfig && tokenReviewUsed ? { tokenReview: createTokenReviewer({ post: tokenReviewPostFor(kubeConfig), clock }) } : {}),
+      ...(podRegistry ? { pods: podRegistry } : {}),
     });
+    // Every replica watches (ADR 0266): the first to claim a deleted pod revokes it, the others learn it like any revocation.
+    const podWatcher = kubeConfig && podRegistry ? createPodWatcher({ source: podSourceFor(kubeConfig, k8s.api.namespace), registry: podRegistry, clock, logger, metrics, ...(k8s.api.namespace ? { namespace: k8s.api.namespace } : {}) }) : undefined;
+    if (podWatcher) {
+      podWatcher.start();
+      cleanups.push(() => podWatcher.stop());
+    }
 
     const keys = createKeyManager({ store, sealer, clock, audit, rotationPeriodMs: config.tokens.signing.rotation_period, overlapMs: config.tokens.signing.overlap, maxTokenTtlMs: Math.max(config.tokens.agent_ttl, config.tokens.task_ttl), epoch });
     await keys.ensureKeys();
@@ -375,7 +390,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }
     const exchange = createTokenExchange({
       ...(authorizationServer ? { grants: { types: [GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN], handle: (p, m, o) => authorizationServer.grant(p, m, o) } } : {}),
-      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store, failures: authFailures,
+      attestation, tokens, revocations, audit, dpop, defaultAudience: issuer, allowedAudiences: audiences, tasks, store, failures: authFailures, roles: policy,
       userIssuer: (t) => users.issuerOf(t) !== undefined,
       loginLimits: {
         perIdentity: new TokenBuckets({ perSecond: loginRate.per_identity.per_second, burst: loginRate.per_identity.burst }, clock),
@@ -451,6 +466,8 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       // Detail only: unfinished revocations (disabled = cleanup pending, irrevocable = not even
       // disabled) need a person, but do not make this replica unable to serve.
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
+      // Detail only: while the watch is down, deletions are found by the relist when it is back.
+      ...(podWatcher ? [{ name: 'kubernetes_pod_watch', check: async () => ({ ok: true, detail: podWatcher.status() }) }] : []),
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });

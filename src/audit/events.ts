@@ -52,7 +52,7 @@ interface Aggregated {
 }
 
 export type AuditEvent =
-  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string } & Aggregated>
+  | Base<'auth.login', { attestor: string; token_jti_hmac?: string; expires_at?: number; dpop_jkt?: string; pod?: string | undefined; pod_uid?: string; role?: string } & Aggregated>
   | Base<'auth.join_token_reuse', { join_token_hmac: string }>
   | Base<'auth.token_refused', { code: string; claimed_sub?: string } & Aggregated>
   | Base<'auth.admin_refused', { code: string } & Aggregated>
@@ -81,7 +81,7 @@ export type AuditEvent =
   | Base<'lease.revoke_failed', { lease_hmac: string; attempts: number; irrevocable: boolean; disabled: boolean; stage: 'disable' | 'cleanup'; error: string }>
   | Base<'engine.configured', { engine: string; config: string; role?: string }>
   | Base<'engine.deleted', { engine: string; config: string; role?: string }>
-  | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; expires_at?: number | null; agent_known?: boolean }>
+  | Base<'revocation.created', { revocation_id: string; kind: string; target_hmac?: string; pod_uid?: string; expires_at?: number | null; agent_known?: boolean }>
   | Base<'revocation.lifted', { revocation_id: string }>
   | Base<'key.rotated', { kid: string; purpose: string }>
   | Base<'server.started', { version: string; replica: string }>

@@ -576,9 +576,9 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     });
 
   // --- revocations ------------------------------------------------------------------
-  const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token or lease');
+  const revoke = program.command('revoke').description('the kill switch: revoke an agent, task tree, user, token, lease or Kubernetes pod');
   for (const kind of REVOCATION_KINDS) {
-    const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>' }[kind];
+    const target = { agent: '<spiffe-id>', task: '<txn-id>', user: '<user-id>', token: '<jwt|jti|->', lease: '<lease-id>', pod: '<pod-uid>' }[kind];
     revoke
       .command(`${kind} ${target}`)
       .description(
@@ -588,6 +588,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
           user: "revoke everything acting for a user",
           token: 'revoke one token: give the JWT (its jti is extracted locally; `-` reads it from stdin) or the raw jti',
           lease: 'revoke a lease (drops the credential at its backend)',
+          pod: "revoke a Kubernetes pod by its metadata.uid: its agents' tokens, leases and task trees (what the pod watch does on deletion)",
         }[kind],
       )
       .option('--reason <text>', 'why (kept with the revocation; shown by `tessera revoke list`)')

@@ -52,7 +52,13 @@ const jwtAttestor = z.object({
    */
   label_claims: z.array(z.union([z.string().min(1).max(256), z.object({ claim: z.string().min(1).max(256), type: z.enum(['string', 'boolean', 'integer']) }).strict()])).max(32).default([]),
   max_token_age: duration.optional(),
-}).strict().refine((a) => Boolean(a.jwks_url) !== Boolean(a.jwks_file), { message: 'set exactly one of jwks_url or jwks_file' });
+  /** `jwks` (default): verify the signature with the key set; `tokenreview`: ask the Kubernetes API (docs/k8s-pods.md). */
+  mode: z.enum(['jwks', 'tokenreview']).default('jwks'),
+}).strict()
+  .refine((a) => a.mode === 'tokenreview' || Boolean(a.jwks_url) !== Boolean(a.jwks_file), { message: 'set exactly one of jwks_url or jwks_file' })
+  // The API server vouches for the service account and pod only: nothing else of the (locally
+  // unverified) token may reach policy, so label_claims and max_token_age have no place here.
+  .refine((a) => a.mode !== 'tokenreview' || (!a.jwks_url && !a.jwks_file && a.template === 'kubernetes' && a.label_claims.length === 0 && a.max_token_age === undefined), { message: 'mode: tokenreview validates Kubernetes service-account tokens through the API server: it needs template: kubernetes, and no jwks_url, jwks_file, label_claims or max_token_age' });
 
 const spiffeAttestor = z.object({
   kind: z.literal('spiffe'),

@@ -91,7 +91,7 @@ export interface ExposureServiceDeps {
 export const WINDOW_LIMIT = 200_000;
 /** Most live credentials a report lists. */
 export const LIVE_LIMIT = 1000;
-/** Rows per INSERT (11 parameters each: far below both stores' limits). */
+/** Rows per INSERT (12 parameters each: far below both stores' limits). */
 const INSERT_CHUNK = 200;
 
 /** Seconds with millisecond precision (report.ts). */

@@ -23,6 +23,8 @@ export interface ExposureRow {
   /** Set for windows already over when written (secret uses). */
   readonly closedAt: number | null;
   readonly closedBy: string | null;
+  /** The acting agent's Kubernetes pod uid (tokens only): a `pod` revocation closes the window (docs/k8s-pods.md). */
+  readonly podUid?: string | null;
 }
 
 /** A window just closed (for the histogram). */
@@ -32,11 +34,11 @@ export interface ClosedWindow {
   readonly closedAt: number;
 }
 
-const COLUMNS = 'id, kind, agent, task, root, user_id, resource, issued_at, expires_at, closed_at, closed_by';
+const COLUMNS = 'id, kind, agent, task, root, user_id, resource, issued_at, expires_at, closed_at, closed_by, pod_uid';
 const MARKS = `(${COLUMNS.split(', ').map(() => '?').join(', ')})`;
-const values = (r: ExposureRow): SqlValue[] => [r.id, r.kind, r.agent, r.task, r.root, r.user, r.resource, r.issuedAt, r.expiresAt, r.closedAt, r.closedBy];
+const values = (r: ExposureRow): SqlValue[] => [r.id, r.kind, r.agent, r.task, r.root, r.user, r.resource, r.issuedAt, r.expiresAt, r.closedAt, r.closedBy, r.podUid ?? null];
 
-/** Inserts rows in one statement (callers bound the count: 11 parameters a row). */
+/** Inserts rows in one statement (callers bound the count: 12 parameters a row). */
 export async function insertExposures(tx: SqlExecutor, rows: readonly ExposureRow[]): Promise<void> {
   if (rows.length === 0) return;
   await tx.run(`INSERT INTO exposures (${COLUMNS}) VALUES ${rows.map(() => MARKS).join(', ')}`, rows.flatMap(values));
@@ -94,6 +96,8 @@ export function revocationTokenMatch(r: Pick<ClosingRevocation, 'kind' | 'target
   if (r.kind === 'task') return [`kind = 'task_token' AND task IN (SELECT txn FROM task_ancestors WHERE ancestor = ?)`, [r.target]];
   if (r.kind === 'user') return [`kind IN ('agent_token', 'task_token') AND user_id = ?`, [r.target]];
   if (r.kind === 'token' && r.jtiHmac !== undefined) return [`kind IN ('agent_token', 'task_token') AND id = ?`, [r.jtiHmac]];
+  // A deleted pod: the windows of tokens its agents acted with (docs/k8s-pods.md).
+  if (r.kind === 'pod') return [`kind IN ('agent_token', 'task_token') AND pod_uid = ?`, [r.target]];
   return null;
 }
 

@@ -16,6 +16,8 @@ import { parseSpiffeId, spiffeIdProblem } from './spiffe-id.js';
 import { compileLabelClaims, labelAttributes } from './labels.js';
 import { jwksFileSource, spiffeBundleUrlSource, type KeySource } from './bundle.js';
 import { decodeJwt, verifyDecodedJwt, type DecodedJwt } from './jwt-verify.js';
+import type { TokenReviewer } from './tokenreview.js';
+import { POD_UID } from '../shared/principal.js';
 
 /** JWT-SVID §3: the algorithms a JWT-SVID may be signed with. HS* and `none` never. */
 export const JWT_SVID_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
@@ -51,7 +53,18 @@ export interface AttestationDeps {
   verifiedCachePerAgent?: number;
   /** The auth epoch (docs/adr/0061): cached attestations are reused only under the epoch they were made in. */
   epoch?: AuthEpoch;
+  /** The TokenReview client for `mode: tokenreview` attestors (src/identity/tokenreview.ts); required when one is configured. */
+  tokenReview?: TokenReviewer;
+  /**
+   * Told of every login of a pod (an identity with `pod_uid`) BEFORE its agent token is issued,
+   * with the epoch ms until which the presented service-account token is valid; the pod watch
+   * records it there (src/k8s/pods/registry.ts). A rejection refuses the login (fail closed).
+   */
+  pods?: { seen(identity: AttestedIdentity, tokenValidUntil: number): Promise<void> };
 }
+
+/** How long a TokenReview verdict is reused by the attestation cache at most (the reviewer caches as long). */
+export const TOKENREVIEW_REUSE_MS = 10_000;
 
 /**
  * Kubernetes projected service-account tokens live up to an hour and the SDK logs in again every
@@ -129,6 +142,10 @@ function mapJoseError(e: unknown, attestor: string, expected: Expected): Tessera
 }
 
 
+/** The pod claims of a projected service-account token (named in refusals). */
+const POD_NAME_CLAIM = 'kubernetes.io.pod.name';
+const POD_UID_CLAIM = 'kubernetes.io.pod.uid';
+
 /** RFC 1123 label (Kubernetes namespace names): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63. */
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** RFC 1123 subdomain (service account and pod names): dot-separated labels, at most 253. */
@@ -144,7 +161,7 @@ function isDnsSubdomain(v: string): boolean {
  * server for a real object, so it is refused rather than mapped.
  */
 function kubernetesIdentity(claims: JWTPayload, trustDomain: string, attestor: string): { spiffeId: string; attributes: Record<string, string> } {
-  const k8s = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { name?: unknown } } | undefined;
+  const k8s = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { name?: unknown; uid?: unknown } } | undefined;
   if (!k8s || typeof k8s !== 'object' || Array.isArray(k8s)) {
     throw fail('TESSERA_ATTEST_CLAIM_MISSING', `attestor "${attestor}" (template kubernetes) needs the "kubernetes.io" claim of a projected service-account token`, { claim: 'kubernetes.io' });
   }
@@ -157,10 +174,23 @@ function kubernetesIdentity(claims: JWTPayload, trustDomain: string, attestor: s
   const attributes: Record<string, string> = { namespace: ns, service_account: sa };
   const pod = k8s.pod && typeof k8s.pod === 'object' ? k8s.pod.name : undefined;
   if (pod !== undefined) {
-    if (typeof pod !== 'string' || !isDnsSubdomain(pod)) throw attestFailed('claims', attestor, 'kubernetes.io.pod.name is not a Kubernetes name (RFC 1123 subdomain)');
+    if (typeof pod !== 'string' || !isDnsSubdomain(pod)) throw attestFailed('claims', attestor, `${POD_NAME_CLAIM} is not a Kubernetes name (RFC 1123 subdomain)`);
     attributes.pod = pod;
+    // The pod's uid (docs/k8s-pods.md): what a pod deletion revokes by. A pod name is reused
+    // (StatefulSets), its uid never.
+    const uid = (k8s.pod as { uid?: unknown }).uid;
+    if (uid !== undefined) {
+      if (typeof uid !== 'string' || !POD_UID.test(uid)) throw attestFailed('claims', attestor, `${POD_UID_CLAIM} is not a Kubernetes uid (letters, digits and "-", at most 64)`);
+      attributes.pod_uid = uid;
+    }
   }
   return { spiffeId: parseSpiffeId(`spiffe://${trustDomain}/${KUBERNETES_PREFIX}/${ns}/sa/${sa}`).id, attributes };
+}
+
+/** The `kubernetes.io` claim a TokenReview answer stands for, so both modes map identities the same way. */
+function claimsOfReview(r: { namespace: string; serviceAccount: string; podName?: string; podUid?: string }): JWTPayload {
+  const pod = r.podName !== undefined ? { pod: { name: r.podName, ...(r.podUid !== undefined ? { uid: r.podUid } : {}) } } : {};
+  return { 'kubernetes.io': { namespace: r.namespace, serviceaccount: { name: r.serviceAccount }, ...pod } };
 }
 
 function keySourceFor(a: Extract<AttestorConfig, { kind: 'jwt' }>, deps: AttestationDeps): KeySource {
@@ -178,7 +208,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   const cacheMaxAgeMs = deps.verifiedCacheMaxAgeMs ?? VERIFIED_CACHE_MAX_AGE_MS;
   // Keyed by the WHOLE token string (never a prefix or hash): a hit means these exact bytes were
   // verified. Least recently used first out; per-identity quota; auth epoch (AuthCache).
-  const verified = new AuthCache<AttestedIdentity>({ capacity: deps.verifiedCacheSize ?? 10_000, perOwner: deps.verifiedCachePerAgent ?? 1000, epoch: deps.epoch ?? createAuthEpoch(), clock });
+  const verified = new AuthCache<Verified>({ capacity: deps.verifiedCacheSize ?? 10_000, perOwner: deps.verifiedCachePerAgent ?? 1000, epoch: deps.epoch ?? createAuthEpoch(), clock });
   const cacheCounter: Counter | undefined = deps.metrics?.counter('tessera_attestation_cache_total', 'JWT attestation verifications reused (hit) or performed (miss)');
   /** `exp` (and `iat + max_token_age`) in ms, minus skew: how long the token itself holds. */
   const validUntil = (payload: JWTPayload, maxTokenAgeMs?: number): number => {
@@ -213,6 +243,24 @@ export function createAttestation(deps: AttestationDeps): Attestation {
         prefixOwner.set(template.prefix, a.name);
       }
       const attestorKind = template === 'kubernetes' ? 'kubernetes' : 'jwt';
+      if (a.mode === 'tokenreview') {
+        const reviewer = deps.tokenReview;
+        if (!reviewer) throw fail('TESSERA_CONFIG_INVALID', `attestors.${a.name}: mode tokenreview needs the Kubernetes API (kubernetes.api in tessera.yaml, or in-cluster defaults)`);
+        jwtByIssuer.set(a.issuer, {
+          name: a.name,
+          async verify(jwt) {
+            // The API server verifies everything (signature, expiry, audience, the bound pod still
+            // existing); the unverified claims only bound how long the verdict is reused.
+            const reviewed = await reviewer.review(`${jwt.signingInput}.${jwt.encodedSignature}`, a.audience);
+            const mapped = kubernetesIdentity(claimsOfReview(reviewed), trustDomain, a.name);
+            return {
+              identity: { spiffeId: mapped.spiffeId, attestor: a.name, attestorKind: 'kubernetes', attributes: { ...mapped.attributes, issuer: a.issuer } },
+              validUntil: Math.min(validUntil(jwt.claims), clock.now() + TOKENREVIEW_REUSE_MS),
+            };
+          },
+        });
+        continue;
+      }
       const keys = keySourceFor(a, deps);
       const allowed = new Set(algorithms);
       const maxTokenAgeS = a.max_token_age ? Math.round(a.max_token_age / 1000) : undefined;
@@ -321,7 +369,7 @@ export function createAttestation(deps: AttestationDeps): Attestation {
   }
 
   /** Verified JWT attestation, reused from the cache while it holds (VERIFIED_CACHE_MAX_AGE_MS). */
-  async function verifyJwt(token: string): Promise<AttestedIdentity> {
+  async function verifyJwt(token: string): Promise<Verified> {
     const now = clock.now();
     const epoch = verified.epoch;
     const hit = verified.get(token);
@@ -334,8 +382,8 @@ export function createAttestation(deps: AttestationDeps): Attestation {
     const v = await verifier.verify(jwt);
     const until = Math.min(v.validUntil, now + cacheMaxAgeMs);
     // Frozen: every hit hands out the same object.
-    verified.set(token, Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), { owner: v.identity.spiffeId, epoch, until });
-    return v.identity;
+    verified.set(token, Object.freeze({ identity: Object.freeze({ ...v.identity, attributes: Object.freeze({ ...v.identity.attributes }) }), validUntil: v.validUntil }), { owner: v.identity.spiffeId, epoch, until });
+    return v;
   }
 
   /**
@@ -370,9 +418,12 @@ export function createAttestation(deps: AttestationDeps): Attestation {
         identity = await attestJoinToken(subjectToken, meta, options.admit);
       } else if (subjectTokenType === TOKEN_TYPE_JWT) {
         if (typeof subjectToken !== 'string' || subjectToken.length > 16_384) throw attestFailed('format', null, 'the subject token is empty or larger than 16 KiB');
-        identity = await verifyJwt(subjectToken);
+        const v = await verifyJwt(subjectToken);
+        identity = v.identity;
         requireServedDomain(identity);
         options.admit?.(identity.spiffeId);
+        // A pod's first login is durable before its token leaves (the pod watch must know it).
+        if (deps.pods && identity.attestorKind === 'kubernetes' && identity.attributes.pod_uid !== undefined) await deps.pods.seen(identity, v.validUntil + skewMs);
       } else {
         throw fail('TESSERA_OAUTH_UNSUPPORTED_TOKEN_TYPE', `subject_token_type must be ${TOKEN_TYPE_JWT} or ${TOKEN_TYPE_JOIN}`);
       }

@@ -106,6 +106,8 @@ export interface LeaseService {
   /** Leases issued under the task or any task below it (its subtree). */
   revokeByTask(taskId: string, ctx?: CallContext): Promise<RevokeCounts>;
   revokeByUser(userId: string, ctx?: CallContext): Promise<RevokeCounts>;
+  /** Leases a Kubernetes pod's agents took, and those under the tasks they opened (docs/k8s-pods.md). */
+  revokeByPod(podUid: string, ctx?: CallContext): Promise<RevokeCounts>;
   /** Prefix of the lease path `<engine>/<role>/<lease id>`, e.g. `postgres/` or `postgres/readonly/`. */
   revokeByPrefix(pathPrefix: string, ctx?: CallContext): Promise<RevokeCounts>;
   get(id: string): Promise<Lease | undefined>;
@@ -188,7 +190,7 @@ const SYSTEM: AuditActor = { id: 'system' };
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
 /** Which leases a bulk revocation acts on. */
-export type BulkMatch = 'owner' | 'task' | 'user';
+export type BulkMatch = 'owner' | 'task' | 'user' | 'pod';
 
 /**
  * The one definition of what each bulk revocation matches (among open leases): used to revoke
@@ -201,6 +203,9 @@ const BULK_MATCHES: Record<BulkMatch, (target: string) => [string, SqlValue[]]> 
   // itself (src/tasks/store.ts), so descendants issued anywhere below are matched too.
   task: (taskId) => ['(task_id = ? OR task_id IN (SELECT txn FROM task_ancestors WHERE ancestor = ?))', [taskId, taskId]],
   user: (userId) => ['user_id = ?', [userId]],
+  // A deleted pod (docs/k8s-pods.md): leases its agents took, and those of the subtrees of the
+  // tasks its agents opened (migration 340 records the pod uid on both).
+  pod: (podUid) => ['(pod_uid = ? OR task_id IN (SELECT a.txn FROM task_ancestors a JOIN tasks t ON t.txn = a.ancestor WHERE t.pod_uid = ?))', [podUid, podUid]],
 };
 
 /** Whether a lease revoked for this cause had been handed out (a failed or abandoned issuance never was). */
@@ -715,8 +720,8 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
       try {
         // The intent is durable before the backend is touched: after a crash, recover() knows what to drop.
         await store.run(
-          `INSERT INTO leases (id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
-          [id, engineName, roleName, `${engineName}/${roleName}/${id}`, principal.spiffeId, principal.task ?? null, principal.user ?? null, JSON.stringify(engineData), now, ctx.expiresAt, ctx.maxExpiresAt],
+          `INSERT INTO leases (id, engine, role, path, owner_agent, task_id, user_id, state, engine_data, created_at, expires_at, max_expires_at, pod_uid) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)`,
+          [id, engineName, roleName, `${engineName}/${roleName}/${id}`, principal.spiffeId, principal.task ?? null, principal.user ?? null, JSON.stringify(engineData), now, ctx.expiresAt, ctx.maxExpiresAt, principal.attributes.pod_uid ?? null],
         );
         let credential;
         try {
@@ -810,6 +815,7 @@ export function createLeaseService(deps: LeaseServiceDeps): LeaseService {
     revokeByOwner: (spiffeId, ctx = {}) => bulk(...BULK_MATCHES.owner(spiffeId), 'owner_revoked', ctx),
     revokeByTask: (taskId, ctx = {}) => bulk(...BULK_MATCHES.task(taskId), 'task_revoked', ctx),
     revokeByUser: (userId, ctx = {}) => bulk(...BULK_MATCHES.user(userId), 'user_revoked', ctx),
+    revokeByPod: (podUid, ctx = {}) => bulk(...BULK_MATCHES.pod(podUid), 'pod_revoked', ctx),
     async countRevocable(by, target) {
       const [where, params] = BULK_MATCHES[by](target);
       const row = await store.get<{ n: number }>(`SELECT COUNT(*) AS n FROM leases WHERE state IN ${OPEN_STATES} AND ${where}`, params);

@@ -62,6 +62,8 @@ function describe(r: ResourceRef): string {
       return r.spiffeId;
     case 'SubAgent':
       return `sub-agent "${r.label}"`;
+    case 'AgentRole':
+      return `role ${r.name}`;
   }
 }
 

@@ -81,7 +81,10 @@ export function toPolicyRequest(body: CheckRequest): PolicyRequest {
     ...(p.dpop ? { cnf: { jkt: 'what-if' } } : {}),
   };
   let resource: ResourceRef;
-  if (typeof body.resource === 'string') resource = parseResourceRef(body.resource);
+  // role.assume names an agent role, `Role::<name>` without an engine (docs/policies.md#roles).
+  const agentRole = body.action === 'role.assume' && typeof body.resource === 'string' ? /^(?:Tessera::)?Role::"?([a-z0-9][a-z0-9_-]{0,62})"?$/.exec(body.resource.trim()) : null;
+  if (agentRole) resource = { type: 'AgentRole', name: agentRole[1]! };
+  else if (typeof body.resource === 'string') resource = parseResourceRef(body.resource);
   else {
     const r = body.resource;
     resource = r.type === 'Agent' ? { type: 'Agent', spiffeId: r.spiffe_id } : r;

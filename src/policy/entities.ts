@@ -114,6 +114,10 @@ export function resourceEntities(r: ResourceRef): { uid: { type: string; id: str
       const e = uid('Engine', r.engine);
       return { uid: u, entities: [{ uid: u, attrs: { engine: r.engine, name: r.role }, parents: [e] }, { uid: e, attrs: { name: r.engine }, parents: [] }] };
     }
+    case 'AgentRole': {
+      const u = uid('Role', r.name);
+      return { uid: u, entities: [{ uid: u, attrs: { engine: '', name: r.name }, parents: [] }] };
+    }
     case 'Tool':
       return inServer('Tool', r.server, r.tool, { server: r.server, name: r.tool });
     case 'Resource':
@@ -242,7 +246,7 @@ export function principalDecisionKey(p: AgentPrincipal): string {
   return JSON.stringify([
     p.spiffeId, p.trustDomain, p.path, p.attestor ?? null, p.attestorKind ?? null, sortedEntries(p.attributes),
     p.cnf !== undefined, p.task ?? null, p.rootTask ?? null, p.chain ?? [], p.scope ?? [], p.purpose ?? null, p.label ?? null,
-    sortedEntries(p.tctx), p.user ?? null, p.userClaims ? [p.userClaims.issuer, sortedEntries(p.userClaims.attrs), [...p.userClaims.groups].sort()] : null,
+    sortedEntries(p.tctx), p.user ?? null, p.role ?? null, p.userClaims ? [p.userClaims.issuer, sortedEntries(p.userClaims.attrs), [...p.userClaims.groups].sort()] : null,
   ]);
 }
 
@@ -268,6 +272,7 @@ export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<s
   if (principal.label !== undefined) ctx['label'] = principal.label;
   if (principal.user !== undefined) ctx['user'] = principal.user;
   if (principal.purpose !== undefined) ctx['purpose'] = principal.purpose;
+  if (principal.role !== undefined) ctx['role'] = principal.role;
   if (extra) {
     for (const [k, v] of Object.entries(extra)) {
       if (k === 'delegation') {

@@ -46,6 +46,7 @@ function requestContextFields(principal: 'Agent' | 'User'): string {
     label?: String,         // the acting sub-agent's label, when it has no identity of its own
     user?: String,          // the user the task acts for${actorField(principal, '  // User policies only: the SPIFFE ID of the agent acting for the person')}
     purpose?: String,       // stated task purpose
+    role?: String,          // the role the acting agent assumed at login (scope=role:<name>, role.assume)
     scopes: Set<String>,    // scope strings carried by the token ([] when unrestricted)
     tctx: {},               // task facts (open, like args; {} for an agent token)
     args: {},               // tool-call or prompts/get arguments (open: see the schema comment in schema.ts)
@@ -155,6 +156,8 @@ function schemaFor(principal: 'Agent' | 'User'): string {
   action "upstream.sample" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
   action "upstream.elicit" appliesTo { principal: [${principal}], resource: [Server], context: RequestContext };
   action "token.delegate" appliesTo { principal: [${principal}], resource: [Agent, SubAgent], context: DelegateContext };
+  // At login (scope=role:<name>): may this agent assume Role::"<name>"? docs/policies.md#roles.
+  action "role.assume" appliesTo { principal: [${principal}], resource: [Role], context: RequestContext };
 }
 `;
 }

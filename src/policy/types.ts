@@ -1,13 +1,15 @@
 import type { AgentPrincipal } from '../shared/principal.js';
 
 /** Cedar actions in Tessera's schema (`Tessera::Action::"secret.read"`). */
-export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit'] as const;
+export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit', 'role.assume'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 
 /** A resource as Tessera names it; the policy module maps it to Cedar entities (and parents). */
 export type ResourceRef =
   | { readonly type: 'Secret'; readonly path: string } // parents: Folder for each path prefix
   | { readonly type: 'Role'; readonly engine: string; readonly role: string } // `postgres/readonly`
+  /** An agent role (role.assume at login, docs/policies.md#roles): Cedar `Role::"<name>"`, engine "", no parent. */
+  | { readonly type: 'AgentRole'; readonly name: string }
   | { readonly type: 'Tool'; readonly server: string; readonly tool: string } // parent: Server
   | { readonly type: 'Route'; readonly route: string }
   /** An MCP resource (or resource template) of an upstream server, by its upstream URI; parent: Server. `context.uri` is set from it. */

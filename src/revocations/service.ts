@@ -11,6 +11,7 @@ import { requireServedSpiffeId, type TrustDomains } from '../identity/trust-doma
 import type { LeaseService, RevokeCounts } from '../leases/service.js';
 import { REVOCATION_KINDS, type RevocationKind } from './kinds.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
+import { POD_UID } from '../shared/principal.js';
 import { closeForRevocation, countForRevocation, reopenClosedBy, type ClosedWindow, type ClosingRevocation } from '../exposure/store.js';
 
 /**
@@ -34,7 +35,7 @@ export interface Revocation {
 }
 
 export interface RevocationCreated extends Revocation {
-  /** Leases revoked as a consequence (agent → its leases, task → the task's, user → the user's, lease → that one). */
+  /** Leases revoked as a consequence (agent → its leases, task → the task's, user → the user's, lease → that one, pod → the pod's and its tasks'). */
   readonly leases: RevokeCounts;
   /**
    * Agent revocations only: whether the agent ever logged in (the agents inventory). `false` is
@@ -82,7 +83,7 @@ export interface RevocationServiceDeps {
   readonly store: Store;
   readonly clock: Clock;
   readonly audit: AuditWriter;
-  readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get' | 'countRevocable'>;
+  readonly leases: Pick<LeaseService, 'revoke' | 'revokeByOwner' | 'revokeByTask' | 'revokeByUser' | 'get' | 'countRevocable'> & Partial<Pick<LeaseService, 'revokeByPod'>>;
   /**
    * Called synchronously after every revoke/lift (`local`) and every reload from the store
    * (`refresh`): policy cache invalidation, closing gateway sessions, and — for `local` changes
@@ -147,6 +148,9 @@ export function validateTarget(kind: string, target: unknown): asserts target is
   if (kind === 'agent') {
     const problem = spiffeIdProblem(target);
     if (problem) throw fail('TESSERA_REVOCATION_INVALID', `an agent target must be a SPIFFE ID such as spiffe://example.org/ns/prod/sa/agent: ${describeSpiffeIdProblem(problem)}`, { field: 'target', reason: problem });
+  } else if (kind === 'pod') {
+    // A Kubernetes pod uid (metadata.uid, a UUID on every real API server): ADR 0266.
+    if (!POD_UID.test(target)) throw fail('TESSERA_REVOCATION_INVALID', 'a pod target must be the pod\'s metadata.uid (letters, digits and "-", at most 64), e.g. 0b6a3c1e-5f7d-4b39-9a51-3c1f2d4e5a6b', { field: 'target' });
   } else if (!/^[\x21-\x7e]+$/.test(target)) {
     // Task ids, user ids, jtis and lease ids are printable ASCII without spaces.
     throw fail('TESSERA_REVOCATION_INVALID', `a ${kind} target must be printable ASCII without spaces`, { field: 'target' });
@@ -206,11 +210,12 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
     }
   }
 
-  function auditFields(kind: RevocationKind, target: string): { resource?: string; txn?: string; target_hmac?: string } {
-    // SPIFFE IDs and task ids are identifiers the audit log records in clear elsewhere;
+  function auditFields(kind: RevocationKind, target: string): { resource?: string; txn?: string; target_hmac?: string; pod_uid?: string } {
+    // SPIFFE IDs, task ids and pod uids are identifiers the audit log records in clear elsewhere;
     // user ids (personal data), jtis and lease ids (bearer handles) are HMAC'd.
     if (kind === 'agent') return { resource: target };
     if (kind === 'task') return { txn: target };
+    if (kind === 'pod') return { pod_uid: target };
     return { target_hmac: audit.hmac(target) };
   }
 
@@ -228,7 +233,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
    */
   async function record(kind: RevocationKind, target: string, reason: string | null, expiresAt: number | null, actor: AuditActor, where: AuditWhere | undefined, agentKnown?: boolean): Promise<Revocation> {
     const r: Revocation = { id: randomId('rev_'), kind, target, reason, createdAt: clock.now(), expiresAt, liftedAt: null };
-    const { resource, txn, target_hmac } = auditFields(kind, target);
+    const { resource, txn, target_hmac, pod_uid } = auditFields(kind, target);
     const event = {
       kind: 'revocation.created',
       actor,
@@ -237,7 +242,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       ...(txn ? { txn } : {}),
       result: 'success',
       ...(where ? { where } : {}),
-      details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
+      details: { revocation_id: r.id, kind, ...(target_hmac ? { target_hmac } : {}), ...(pod_uid ? { pod_uid } : {}), expires_at: expiresAt, ...(agentKnown !== undefined ? { agent_known: agentKnown } : {}) },
     } as const;
     add(r);
     recordedDuringRefresh?.add(r.id);
@@ -295,6 +300,8 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (byId.size === 0) return false;
       const now = clock.now();
       if (active('agent', s.spiffeId, now) || active('token', s.jti, now) || active('task', s.task, now) || active('user', s.user, now)) return true;
+      // The acting agent's pod was deleted (docs/k8s-pods.md): `pod_uid` is only ever a proven attribute.
+      if (s.attributes !== undefined && active('pod', s.attributes.pod_uid, now)) return true;
       // A revoked task anywhere above this one revokes its whole subtree: the token names its
       // ancestors (claim `anc`), so this is a few map lookups, never a store query.
       if (s.ancestors) for (const t of s.ancestors) if (active('task', t, now)) return true;
@@ -357,6 +364,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
         if (req.kind === 'agent') counts = await leases.revokeByOwner(req.target, ctx);
         else if (req.kind === 'task') counts = await leases.revokeByTask(req.target, ctx);
         else if (req.kind === 'user') counts = await leases.revokeByUser(req.target, ctx);
+        else if (req.kind === 'pod' && leases.revokeByPod) counts = await leases.revokeByPod(req.target, ctx);
         else if (req.kind === 'lease') {
           const { state } = await leases.revoke(req.target, 'revocation', ctx);
           counts = { matched: 1, revoked: state === 'revoked' ? 1 : 0, retrying: state === 'revoking' ? 1 : 0, disabled: state === 'disabled' ? 1 : 0, irrevocable: state === 'irrevocable' ? 1 : 0 };
@@ -379,6 +387,7 @@ export function createRevocationService(deps: RevocationServiceDeps): Revocation
       if (kind === 'agent') leaseCount = await leases.countRevocable('owner', target);
       else if (kind === 'task') leaseCount = await leases.countRevocable('task', target);
       else if (kind === 'user') leaseCount = await leases.countRevocable('user', target);
+      else if (kind === 'pod') leaseCount = await leases.countRevocable('pod', target);
       else if (kind === 'lease') {
         const l = await leases.get(target);
         // revoke() acts on every lease not yet revoked (an irrevocable one is tried again).

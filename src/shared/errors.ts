@@ -377,6 +377,13 @@ export const ERROR_CATALOGUE = {
 
   // --- Kubernetes: pod lifecycle, TokenReview (issue 12) ------------------------------
   // (k8s-pods)
+  TESSERA_K8S_WATCH_POD_DELETED: { status: 400, oauth: 'invalid_grant', description: 'The service-account token belongs to a Kubernetes pod that was deleted (the pod watch revoked it, or an operator ran `tessera revoke pod`): its agent tokens, leases and task trees are revoked and it cannot log in again. A new pod gets a new uid and logs in normally (docs/k8s-pods.md).' },
+  TESSERA_TOKENREVIEW_REJECTED: { status: 400, oauth: 'invalid_grant', description: 'A `mode: tokenreview` attestor asked the Kubernetes API server, which did not authenticate the service-account token (expired, or its pod or service account no longer exists). Log in with the pod\'s current projected token (docs/attestors.md#tokenreview).' },
+  TESSERA_TOKENREVIEW_AUDIENCE: { status: 400, oauth: 'invalid_grant', description: 'The Kubernetes API server authenticated the service-account token, but not for the attestor\'s `audience`: give the pod a projected token for that audience (the injector\'s `tessera-token` volume does).' },
+  TESSERA_TOKENREVIEW_USER_INVALID: { status: 400, oauth: 'invalid_grant', description: 'The TokenReview answer names a user that is not a service account (`system:serviceaccount:<namespace>:<name>`), or names or pod facts a real API server never produces; the token is refused.' },
+  TESSERA_ROLE_INVALID: { status: 400, oauth: 'invalid_scope', description: 'The login\'s `scope` is not exactly one `role:<name>` (a role name is lowercase letters, digits, `_` and `-`, at most 63): at login, scope only selects a role; task scopes go with the task exchange (docs/policies.md#roles).' },
+  TESSERA_ROLE_NOT_PERMITTED: { status: 400, oauth: 'invalid_scope', description: 'No Cedar policy permits this agent `Tessera::Action::"role.assume"` on `Tessera::Role::"<name>"`, so the login asking for that role (`scope=role:<name>`) is refused; log in without the role, or add a policy (docs/policies.md#roles).' },
+  TESSERA_TOKENREVIEW_UNAVAILABLE: { status: 503, oauth: 'temporarily_unavailable', description: 'The TokenReview API could not be asked (unreachable, TLS failure, timeout after 5 s, an HTTP error such as 403 when Tessera\'s service account lacks `system:auth-delegator`) or answered something that is not a TokenReview: the login is refused (fail closed). Check `kubernetes.api` and the RBAC (docs/k8s-pods.md).' },
 
   // --- Kubernetes: static-secret scan (issue 12) --------------------------------------
   // (k8s-scan)

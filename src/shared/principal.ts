@@ -21,7 +21,20 @@ export type AttestorKind = (typeof ATTESTOR_KINDS)[number];
  * Attributes only a `kubernetes` attestor may set, from the verified `kubernetes.io` claim of a
  * projected service-account token. They never come from a SPIFFE path, a label or a CI claim.
  */
-export const KUBERNETES_ATTRIBUTES = ['namespace', 'service_account', 'pod'] as const;
+export const KUBERNETES_ATTRIBUTES = ['namespace', 'service_account', 'pod', 'pod_uid'] as const;
+
+/**
+ * A Kubernetes object uid (`metadata.uid`; a UUID on every real API server) as Tessera accepts
+ * it for the `pod_uid` attribute and `pod` revocations: letters, digits and "-", at most 64.
+ */
+export const POD_UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
+/**
+ * An agent role name (`scope=role:<name>` at login, Cedar `Role::"<name>"`, docs/policies.md#roles):
+ * lowercase letters, digits, "_" and "-", at most 63 — never a "/", so it can never name an
+ * engine role (`Role::"<engine>/<role>"`).
+ */
+export const ROLE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export function isAttestorKind(v: unknown): v is AttestorKind {
   return typeof v === 'string' && (ATTESTOR_KINDS as readonly string[]).includes(v);
@@ -39,6 +52,8 @@ export interface AgentPrincipal {
   readonly attestor?: string;
   /** Kind of that attestor; absent when unknown (then no Kubernetes attribute is believed). */
   readonly attestorKind?: AttestorKind;
+  /** The role the acting agent assumed at login (`tessera.role` claim; Cedar `context.role`), if any. */
+  readonly role?: string;
   /** `jti` of the presented token. Sensitive: HMAC before auditing. */
   readonly jti: string;
   /** Token expiry, epoch ms. */
@@ -113,7 +128,7 @@ export interface AttestedClaims {
   readonly aud: string | readonly string[];
   readonly exp: number;
   readonly jti: string;
-  readonly tessera?: { readonly attestor?: string; readonly kind?: AttestorKind; readonly attrs?: Readonly<Record<string, string>> } | undefined;
+  readonly tessera?: { readonly attestor?: string; readonly kind?: AttestorKind; readonly attrs?: Readonly<Record<string, string>>; readonly role?: string | undefined } | undefined;
 }
 
 /**
@@ -122,7 +137,7 @@ export interface AttestedClaims {
  * its kind, `jti`, `expiresAt` (epoch ms), the token kind, `subject` (`sub`) and `audience`
  * (`aud` as an array).
  */
-export function attestedPrincipalFields(c: AttestedClaims, tokenKind: 'agent' | 'task'): Pick<AgentPrincipal, 'attributes' | 'attestor' | 'attestorKind' | 'jti' | 'expiresAt' | 'tokenKind' | 'subject' | 'audience'> {
+export function attestedPrincipalFields(c: AttestedClaims, tokenKind: 'agent' | 'task'): Pick<AgentPrincipal, 'attributes' | 'attestor' | 'attestorKind' | 'role' | 'jti' | 'expiresAt' | 'tokenKind' | 'subject' | 'audience'> {
   const kind = c.tessera?.kind;
   const attestor = c.tessera?.attestor;
   return {
@@ -130,6 +145,7 @@ export function attestedPrincipalFields(c: AttestedClaims, tokenKind: 'agent' | 
     attributes: { ...provenAttributes(kind, c.tessera?.attrs ?? {}), ...(attestor ? { attestor } : {}) },
     ...(attestor ? { attestor } : {}),
     ...(kind ? { attestorKind: kind } : {}),
+    ...(c.tessera?.role !== undefined ? { role: c.tessera.role } : {}),
     jti: c.jti,
     expiresAt: c.exp * 1000,
     tokenKind,

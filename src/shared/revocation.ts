@@ -14,6 +14,11 @@ export interface RevocationSubject {
   readonly user?: string;
   /** The delegators: a revoked agent anywhere in the chain refuses the token. */
   readonly chain?: readonly string[];
+  /**
+   * The acting agent's proven attributes (AgentPrincipal.attributes): `pod_uid`, set only by a
+   * `kubernetes` attestor, is checked against `pod` revocations (docs/k8s-pods.md).
+   */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 export interface RevocationChecker {

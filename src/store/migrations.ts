@@ -409,4 +409,34 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX agents_last_seen ON agents (last_seen, spiffe_id)`,
     ],
   },
+  {
+    // Pod lifecycle (src/k8s/pods, docs/k8s-pods.md, ADR 0266): the pods Tessera issued agent
+    // tokens to (written before the first token of a pod leaves, so a watch that sees the pod go
+    // knows it; `revoked_at` claims the revocation once across replicas), and the pod uid of the
+    // agent that took a lease or opened a task, so a deleted pod's leases and task subtrees are
+    // found with one indexed lookup.
+    id: 340,
+    name: 'k8s_pods',
+    sql: [
+      `CREATE TABLE k8s_pods (
+        uid TEXT PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spiffe_id TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        token_expires_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        revoke_cause TEXT
+      )`,
+      `CREATE INDEX k8s_pods_open ON k8s_pods (revoked_at, namespace)`,
+      `ALTER TABLE leases ADD COLUMN pod_uid TEXT`,
+      `CREATE INDEX leases_pod ON leases (pod_uid)`,
+      `ALTER TABLE tasks ADD COLUMN pod_uid TEXT`,
+      `CREATE INDEX tasks_pod ON tasks (pod_uid)`,
+      // Token windows of a pod's agents close with its revocation (ADR 0150, ADR 0266).
+      `ALTER TABLE exposures ADD COLUMN pod_uid TEXT`,
+      `CREATE INDEX exposures_pod ON exposures (pod_uid)`,
+    ],
+  },
 ];

@@ -15,7 +15,7 @@
  * zod accepts and returns a deep-equal value with the same key order.
  */
 import { z } from 'zod';
-import { ATTESTOR_KINDS } from '../shared/principal.js';
+import { ATTESTOR_KINDS, ROLE_NAME } from '../shared/principal.js';
 import { JKT_PATTERN, LABEL_PATTERN, MAX_DEPTH_CEILING, TASK_LIMITS, TCTX_KEY_PATTERN, TXN_PATTERN, taskClaimsSchema, type Actor, type TaskClaims } from './claims.js';
 
 type Obj = Record<string, unknown>;
@@ -129,9 +129,9 @@ export function fastTaskClaims(v: unknown): TaskClaims | undefined {
   let tesseraOut: TaskClaims['tessera'];
   if (tessera !== undefined) {
     if (!plain(tessera)) return undefined;
-    const t: { attestor?: string; kind?: (typeof ATTESTOR_KINDS)[number]; attrs?: Record<string, string> } = {};
-    for (const k of ['attestor', 'kind', 'attrs'] as const) if (absentOrSet(tessera, k) === undefined) return undefined;
-    const { attestor, kind, attrs } = tessera;
+    const t: { attestor?: string; kind?: (typeof ATTESTOR_KINDS)[number]; attrs?: Record<string, string>; role?: string } = {};
+    for (const k of ['attestor', 'kind', 'attrs', 'role'] as const) if (absentOrSet(tessera, k) === undefined) return undefined;
+    const { attestor, kind, attrs, role } = tessera;
     if (attestor !== undefined) {
       if (!str(attestor, 0, 128)) return undefined;
       t.attestor = attestor;
@@ -144,6 +144,11 @@ export function fastTaskClaims(v: unknown): TaskClaims | undefined {
       const r = record(attrs, (k) => k.length <= 256, 1024);
       if (!r) return undefined;
       t.attrs = r;
+    }
+    // The role the acting agent assumed at login (docs/policies.md#roles).
+    if (role !== undefined) {
+      if (typeof role !== 'string' || !ROLE_NAME.test(role)) return undefined;
+      t.role = role;
     }
     tesseraOut = t;
   }

@@ -24,7 +24,7 @@
  * plus `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` as in agent tokens.
  */
 import { z } from 'zod';
-import { ATTESTOR_KINDS, attestedPrincipalFields, type AgentPrincipal } from '../shared/principal.js';
+import { ATTESTOR_KINDS, ROLE_NAME, attestedPrincipalFields, type AgentPrincipal } from '../shared/principal.js';
 import { isSpiffeId } from '../identity/spiffe-id.js';
 import { usrClaimSchema } from '../users/identity.js';
 
@@ -78,7 +78,7 @@ const actor: z.ZodType<Actor> = z.lazy(() =>
 );
 
 /** The `tessera` claim of agent and task tokens: the acting agent's attestor name and kind, and the attributes it proved (ADR 0021). */
-export const attestationClaimSchema = z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)) }).partial();
+export const attestationClaimSchema = z.object({ attestor: z.string().max(128), kind: z.enum(ATTESTOR_KINDS), attrs: z.record(z.string().max(256), z.string().max(1024)), role: z.string().regex(ROLE_NAME) }).partial();
 
 /**
  * The registered claims (RFC 7519 §4.1) of agent and task tokens, as Tessera bounds them: `exp`,

@@ -207,10 +207,12 @@ export function createTaskExchange(deps: TaskExchangeDeps): TaskExchange {
       actor: actors[actors.length - 1]!.sub, actors, label: spec.label ?? null, user: spec.delegator.user ?? null,
       scope: c.scope.split(' '), purpose: c.purpose, tctx: c.tctx ?? {}, audience: aud, jkt: c.cnf?.jkt ?? null, jtiHmac,
       createdAt: issued.issuedAt, expiresAt: issued.expiresAt,
+      // The acting agent's pod (a kubernetes attestor's proven attribute): a deleted pod's tasks.
+      podUid: c.tessera?.kind === 'kubernetes' ? (c.tessera.attrs?.pod_uid ?? null) : null,
     };
     // The row and its event commit together; the token leaves only once both are durable.
     // The exposure window (ADR 0150) opens with the task row and its event.
-    const window: ExposureRow = { id: jtiHmac, kind: 'task_token', agent: node.actor, task: c.txn, root: c.rtxn, user: node.user, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+    const window: ExposureRow = { id: jtiHmac, kind: 'task_token', agent: node.actor, task: c.txn, root: c.rtxn, user: node.user, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null, podUid: node.podUid ?? null };
     await audit.commit(deps.store, async (tx) => {
       await insertTask(tx, node, c.anc);
       await insertExposures(tx, [window]);

@@ -31,6 +31,8 @@ export interface TaskNode {
   readonly jtiHmac: string;
   readonly createdAt: number;
   readonly expiresAt: number;
+  /** The Kubernetes pod uid of the acting agent (a proven attribute), written only (docs/k8s-pods.md). */
+  readonly podUid?: string | null;
 }
 
 interface Row {
@@ -92,8 +94,8 @@ function toNode(r: Row): TaskNode {
 /** Inserts a node and its ancestor rows; run inside the `task.created` commit. `ancestors`: root first, the node excluded. */
 export async function insertTask(tx: SqlExecutor, n: TaskNode, ancestors: readonly string[]): Promise<void> {
   await tx.run(
-    `INSERT INTO tasks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [n.txn, n.parent, n.root, n.depth, n.maxDepth, n.sub, n.actor, JSON.stringify(n.actors), n.label, n.user, n.scope.join(' '), n.purpose, JSON.stringify(n.tctx), JSON.stringify(n.audience), n.jkt, n.jtiHmac, n.createdAt, n.expiresAt],
+    `INSERT INTO tasks (${COLUMNS}, pod_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [n.txn, n.parent, n.root, n.depth, n.maxDepth, n.sub, n.actor, JSON.stringify(n.actors), n.label, n.user, n.scope.join(' '), n.purpose, JSON.stringify(n.tctx), JSON.stringify(n.audience), n.jkt, n.jtiHmac, n.createdAt, n.expiresAt, n.podUid ?? null],
   );
   const all = [...ancestors, n.txn];
   await tx.run(`INSERT INTO task_ancestors (ancestor, txn) VALUES ${all.map(() => '(?, ?)').join(', ')}`, all.flatMap((a) => [a, n.txn]));

@@ -1,6 +1,8 @@
 import type { Store } from '../store/port.js';
 import { insertExposures, type ExposureRow } from '../exposure/store.js';
 import { z } from 'zod';
+import { loginRole, requireRole } from '../identity/role.js';
+import type { Authorizer } from '../policy/types.js';
 import type { Attestation } from '../identity/types.js';
 import { TOKEN_TYPE_JOIN, TOKEN_TYPE_JWT } from '../identity/types.js';
 import type { RevocationChecker } from '../shared/revocation.js';
@@ -103,6 +105,8 @@ export interface TokenExchange {
 }
 
 export interface TokenExchangeDeps {
+  /** Decides `role.assume` for a login asking for a role (the policy engine); absent: every role is refused. */
+  readonly roles?: Pick<Authorizer, 'authorize'>;
   readonly attestation: Attestation;
   readonly tokens: TokenService;
   readonly revocations: RevocationChecker;
@@ -333,18 +337,30 @@ export function createTokenExchange(deps: TokenExchangeDeps): TokenExchange {
         if (!joinIdentity) charge('login.per_identity', limits?.perIdentity, identity.spiffeId, identity.spiffeId, meta);
         // Again after attestation: a revocation recorded while the join token was being consumed.
         if (revocations.isAgentRevoked(identity.spiffeId)) throw agentRevoked(revocations, identity.spiffeId);
-        const issued = await tokens.issueAgentTokenAsync(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}) });
+        // A deleted pod's service-account token stays signed until it expires (docs/k8s-pods.md).
+        if (identity.attestorKind === 'kubernetes' && identity.attributes.pod_uid !== undefined && revocations.isRevoked({ spiffeId: identity.spiffeId, attributes: identity.attributes })) {
+          throw new TesseraError('TESSERA_K8S_WATCH_POD_DELETED', `pod ${identity.attributes.pod ?? '?'} (uid ${identity.attributes.pod_uid}) was deleted: its tokens are revoked and it cannot log in again`);
+        }
+        // A role (scope=role:<name>, docs/policies.md#roles): Cedar role.assume decides.
+        const role = loginRole(p.scope);
+        if (role !== undefined) requireRole(deps.roles, identity, role);
+        const issued = await tokens.issueAgentTokenAsync(identity, { audience: audience.length ? [...new Set(audience)] : [deps.defaultAudience], ...(proofJkt ? { cnf: { jkt: proofJkt } } : {}), ...(role !== undefined ? { role } : {}) });
         // One audit event per login: `auth.login` carries the issued token's jti HMAC and expiry,
         // which is everything a separate `token.issued` would record (that kind stays for task
         // tokens). The token is returned only once the event is durable (fail closed: no audit, no token).
         const jtiHmac = audit.hmac(issued.jti);
         const login = {
           kind: 'auth.login', actor: { id: identity.spiffeId }, action: 'token.exchange', resource: 'agent-token', result: 'success', where,
-          details: { attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}) },
+          details: {
+            attestor: identity.attestor, token_jti_hmac: jtiHmac, expires_at: issued.expiresAt, ...(proofJkt ? { dpop_jkt: proofJkt } : {}),
+            // The pod a Kubernetes agent runs in (docs/k8s-pods.md): what a pod deletion revokes.
+            ...(identity.attributes.pod_uid !== undefined ? { pod: identity.attributes.pod, pod_uid: identity.attributes.pod_uid } : {}),
+            ...(role !== undefined ? { role } : {}),
+          },
         } as const;
         // The exposure window opens in the same group commit as the event (ADR 0150).
         if (deps.store) {
-          const window: ExposureRow = { id: jtiHmac, kind: 'agent_token', agent: identity.spiffeId, task: null, root: null, user: null, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null };
+          const window: ExposureRow = { id: jtiHmac, kind: 'agent_token', agent: identity.spiffeId, task: null, root: null, user: null, resource: null, issuedAt: issued.issuedAt, expiresAt: issued.expiresAt, closedAt: null, closedBy: null, podUid: identity.attestorKind === 'kubernetes' ? (identity.attributes.pod_uid ?? null) : null };
           await audit.commit(deps.store, (tx) => insertExposures(tx, [window]), login);
         } else {
           await audit.append(login);

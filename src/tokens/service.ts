@@ -58,12 +58,12 @@ export interface TokenService {
    * §6.1; the token endpoint verified a proof by the key); every enforcement point then requires
    * a proof by it. Throws TESSERA_INTERNAL for a `cnf.jkt` that is not a SHA-256 thumbprint.
    */
-  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): IssuedToken;
+  issueAgentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string }; role?: string }): IssuedToken;
   /**
    * The same token, its ECDSA signature computed on the libuv pool (the login path). The signing
    * key is chosen synchronously, before the first await. Throws like issueAgentToken.
    */
-  issueAgentTokenAsync(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }): Promise<IssuedToken>;
+  issueAgentTokenAsync(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string }; role?: string }): Promise<IssuedToken>;
   /**
    * Signs a task token (`typ: tessera-task+jwt`); `input.cnf` binds it to a DPoP key (the token
    * endpoint verified a proof by it). Throws TESSERA_INTERNAL for claims whose tree fields
@@ -277,7 +277,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     v.principal ??= buildPrincipal(v);
     const p = v.principal;
     // What the revocation check reads (RevocationSubject), not a copy of the whole principal.
-    v.subject ??= { spiffeId: p.spiffeId, jti: p.jti, issuedAt: v.claims.iat * 1000, task: p.task, ancestors: p.ancestors, user: p.user, chain: p.chain };
+    v.subject ??= { spiffeId: p.spiffeId, jti: p.jti, issuedAt: v.claims.iat * 1000, task: p.task, ancestors: p.ancestors, user: p.user, chain: p.chain, attributes: p.attributes };
     // Token, acting agent, task and its ancestors, user, every agent of the chain: map lookups
     // only, and none at all while no revocation has been added since this token was last clear.
     const generation = revocations.generation?.();
@@ -328,7 +328,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   const audOf = (audience: readonly string[]): string | string[] => (audience.length === 1 ? audience[0]! : [...audience]);
 
   /** What an agent token says, and the key that signs it (chosen now). */
-  function agentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string } }) {
+  function agentToken(identity: AttestedIdentity, options: { audience: readonly string[]; cnf?: { readonly jkt: string }; role?: string }) {
     // Never sign an identity outside the served trust domains (attestation already refused it).
     requireServed(identity.spiffeId);
     if (options.cnf !== undefined && !JKT_PATTERN.test(options.cnf.jkt)) throw new TesseraError('TESSERA_INTERNAL', 'cnf.jkt is not a SHA-256 JWK thumbprint');
@@ -339,7 +339,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     const jti = randomIdBytes(16);
     // SPIFFE JWT-SVID §3: header alg + kid + typ JWT; claims sub, aud, exp (+ iss, iat, nbf, jti).
     const claims = {
-      iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes },
+      iss: issuer, sub: identity.spiffeId, aud: audOf(options.audience), exp, iat, nbf: iat, jti, tessera: { attestor: identity.attestor, kind: identity.attestorKind, attrs: identity.attributes, ...(options.role !== undefined ? { role: options.role } : {}) },
       ...(options.cnf ? { cnf: { jkt: options.cnf.jkt } } : {}),
     };
     return { header: { alg: 'ES256', kid, typ: AGENT_TOKEN_TYP }, claims, privateKey, issued: { jti, expiresAt: exp * 1000, issuedAt: iat * 1000 } };

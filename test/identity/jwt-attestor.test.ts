@@ -89,7 +89,7 @@ test('Kubernetes projected SA token (RS256, JWKS over real loopback HTTP) → ns
   const id = await attestation.attest(await sign(rsa, k8sClaims()), TOKEN_TYPE_JWT, meta);
   assert.equal(id.spiffeId, 'spiffe://example.org/ns/prod/sa/agent');
   assert.equal(id.attestor, 'k8s-prod');
-  assert.deepEqual(id.attributes, { namespace: 'prod', service_account: 'agent', pod: 'agent-7d9f', 'label.kubernetes.io.node.name': 'node-a', issuer: K8S_ISS });
+  assert.deepEqual(id.attributes, { namespace: 'prod', service_account: 'agent', pod: 'agent-7d9f', pod_uid: 'p1', 'label.kubernetes.io.node.name': 'node-a', issuer: K8S_ISS });
   assert.ok((server.hits['/openid/v1/jwks'] ?? 0) >= 1);
   // Without a pod claim there is no pod attribute.
   const noPod = k8sClaims();

@@ -5,7 +5,7 @@
  */
 
 /** src/policy/types.ts POLICY_ACTIONS. */
-export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit'] as const;
+export const POLICY_ACTIONS = ['secret.read', 'secret.inject', 'cred.issue', 'tool.call', 'http.request', 'token.delegate', 'resource.read', 'prompt.get', 'upstream.sample', 'upstream.elicit', 'role.assume'] as const;
 
 /** src/shared/principal.ts ATTESTOR_KINDS. */
 export const ATTESTOR_KINDS = ['join_token', 'kubernetes', 'jwt', 'spiffe', 'oauth_client'] as const;
