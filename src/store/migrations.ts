@@ -431,6 +431,7 @@ export const MIGRATIONS: readonly Migration[] = [
         retire_version BIGINT,
         retire_ref TEXT,
         retire_at BIGINT,
+        current_ref TEXT,
         rotated_at BIGINT,
         alerted_version BIGINT,
         updated_at BIGINT NOT NULL
