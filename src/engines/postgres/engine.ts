@@ -1335,7 +1335,10 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
         const l = liveOf(config);
         return withClient(l, `ending sessions of role ${roleName}`, signal, async (c) => {
           const r = await c.query<{ ended: boolean }>(
-            'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid() AND backend_start < to_timestamp($2::double precision / 1000)',
+            // backend_start is visible to the management role only with pg_read_all_stats (or the
+            // role's privileges); where it is hidden (NULL) the session cannot be dated and is ended
+            // too — it reconnects with the current password (docs/rotation.md).
+            'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid() AND (backend_start IS NULL OR backend_start < to_timestamp($2::double precision / 1000))',
             [roleName, before],
           );
           return r.rows.filter((x) => x.ended).length;
