@@ -28,8 +28,8 @@ export const httpRotatorConfig = z.object({
 export const rotationConfigSchema = z.object({
   /** How often the leader looks for due secrets. */
   interval: durationBetween(1000, DAY).prefault('1m'),
-  /** How long the previous version stays valid after a rotation, unless the rotator says otherwise. */
-  grace_period: durationBetween(0, 90 * DAY).prefault('1h'),
+  /** How long the previous version stays valid after a rotation, unless the rotator says otherwise (≥ 2 s: the proxy's 1 s value cache). */
+  grace_period: durationBetween(2000, 90 * DAY).prefault('1h'),
   /** Rotations running at once per pass. */
   max_concurrency: z.number().int().min(1).max(64).default(8),
   retry: z.object({

@@ -21,7 +21,8 @@ export type RotatorKind = (typeof ROTATOR_KINDS)[number];
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected a lower-case name (letters, digits, _ and -)');
 /** A PostgreSQL role name: 1–63 bytes; quoted as an identifier wherever it is used. */
 const roleName = z.string().min(1).max(63).refine((s) => !s.includes('\0') && Buffer.byteLength(s) <= 63, 'expected a PostgreSQL role name (1–63 bytes, no NUL)');
-const grace = durationBetween(0, 90 * 86_400_000);
+/** At least 2 s: the proxy reuses a kv value up to 1 s (src/proxy/credential.ts SECRET_VALUE_TTL_MS). */
+const grace = durationBetween(2000, 90 * 86_400_000);
 
 const manual = z.object({ kind: z.literal('manual') }).strict();
 const postgresStatic = z.object({
