@@ -20,7 +20,7 @@ export function registerRotationRoutes(app: FastifyInstance, deps: { rotation: R
   };
 
   app.get('/v1/admin/rotation', { preHandler: app.requireAdmin }, async () => {
-    const [secrets, health] = await Promise.all([rotation.status(), rotation.health()]);
+    const [secrets, health] = await Promise.all([rotation.status(), rotation.healthNow()]);
     return { secrets, overdue: health.overdue, in_progress: health.in_progress, failing: health.failing.length };
   });
 

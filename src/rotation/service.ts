@@ -40,6 +40,8 @@ import type { SsrfGuard } from '../proxy/ssrf.js';
 export const LEADER_LOCK = 'tessera-rotation';
 /** An intent not updated for this long, held by no run of this process, was abandoned by a crashed replica. */
 export const DEFAULT_STALE_MS = 5 * 60_000;
+/** How long /readyz reuses a rotation health summary (ms). */
+const HEALTH_CACHE_MS = 5000;
 /** Secrets looked at per pass. */
 const PASS_LIMIT = 100_000;
 
@@ -112,7 +114,10 @@ export interface RotationService {
   /** `pass` under the cluster-wide leader lock; `{ leader: false }` when another replica holds it. */
   runOnce(): Promise<{ leader: true; value: PassReport } | { leader: false }>;
   status(): Promise<StatusEntry[]>;
+  /** For /readyz: reused for 5 s. */
   health(): Promise<RotationHealth>;
+  /** The same, read now. */
+  healthNow(): Promise<RotationHealth>;
   /** Validates a rotator from the edge and returns the JSON to store (src/secrets/routes.ts). */
   checkRotator(input: unknown): string;
   start(intervalMs?: number): void;
@@ -147,6 +152,7 @@ export function createRotationService(deps: RotationDeps): RotationService {
   const localRuns = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
+  let healthCache: { at: number; value: Promise<RotationHealth> } | undefined;
 
   const appendQuietly = (event: Parameters<AuditWriter['append']>[0]): Promise<void> =>
     audit.append(event).then(() => undefined, (e: unknown) => logger.error({ err: (e as Error).message, kind: event.kind }, 'rotation audit event not recorded'));
@@ -412,6 +418,21 @@ export function createRotationService(deps: RotationDeps): RotationService {
     runOnce,
     status,
     async health() {
+      // /readyz is probed often: one status read per HEALTH_CACHE_MS, shared by concurrent probes.
+      const now = clock.now();
+      if (healthCache && now - healthCache.at < HEALTH_CACHE_MS) return healthCache.value;
+      const value = status().then((s) => ({
+        overdue: s.filter((e) => e.overdue).length,
+        in_progress: s.filter((e) => e.in_progress).length,
+        failing: s.filter((e) => e.failures > 0 || e.rotator_error).slice(0, 20).map((e) => ({ path: e.path, failures: e.failures, code: e.last_error_code ?? e.rotator_error ?? null })),
+      }));
+      healthCache = { at: now, value };
+      value.catch(() => {
+        if (healthCache?.value === value) healthCache = undefined;
+      });
+      return value;
+    },
+    async healthNow() {
       const s = await status();
       return {
         overdue: s.filter((e) => e.overdue).length,

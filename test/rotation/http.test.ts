@@ -119,7 +119,7 @@ test('failures: no new version, backoff, metric, audit, readiness detail; recove
   const failedEv = h.audit.events.filter((e) => e.kind === 'rotation.failed' && e.resource === 'secret:apps/flaky/key');
   assert.equal(failedEv.length, 1);
   assert.equal(failedEv[0]!.reason?.code, 'TESSERA_ROTATION_HTTP_FAILED');
-  const health = await h.rotation.health();
+  const health = await h.rotation.healthNow();
   assert.ok(health.failing.some((f) => f.path === 'apps/flaky/key' && f.code === 'TESSERA_ROTATION_HTTP_FAILED'));
   // Backoff: 30 s after the first failure, then 60 s.
   await h.rotation.pass();
@@ -256,7 +256,7 @@ test('manual: alerts once per version when due (audit, metric, readiness), never
   assert.equal(due().length, 1, 'one alert per version');
   assert.equal((due()[0]!.details as { version: number }).version, 1);
   assert.ok(h.metrics.gauge('tessera_rotation_overdue_secrets', '').get() >= 1);
-  assert.ok((await h.rotation.health()).overdue >= 1);
+  assert.ok((await h.rotation.healthNow()).overdue >= 1);
   const now = await h.call('POST', '/v1/admin/rotation/apps/manual/pw', {});
   assert.equal(now.status, 409);
   assert.equal(now.json.error.code, 'TESSERA_ROTATION_MANUAL');
