@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
-import type { Store } from '../../src/store/port.js';
+import type { SqlExecutor, Store } from '../../src/store/port.js';
 import { ManualClock } from '../../src/shared/clock.js';
 import { MetricsRegistry } from '../../src/shared/metrics.js';
 import { TesseraError } from '../../src/shared/errors.js';
@@ -120,4 +120,32 @@ export async function keyService(answer: (body: Record<string, unknown>, n: numb
     calls,
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
+}
+
+/**
+ * A real SQLite store whose next statement matching `failOn` (inside a transaction) fails once:
+ * the store going away at the worst moment of a rotation. Everything else is the real store.
+ */
+export function storeFailingOnce(failOn: RegExp): { store: Store; real: Store; arm(): void } {
+  let armed = false;
+  const real = openSqliteStore({ file: ':memory:' });
+  const failing = (ex: SqlExecutor): SqlExecutor => ({
+    all: (s, p) => ex.all(s, p),
+    get: (s, p) => ex.get(s, p),
+    run: (s, p) => {
+      if (armed && failOn.test(s)) {
+        armed = false;
+        return Promise.reject(new Error('disk full (injected)'));
+      }
+      return ex.run(s, p);
+    },
+  });
+  const store = new Proxy(real, {
+    get(t, k, r) {
+      if (k === 'transaction') return (fn: (tx: SqlExecutor) => Promise<unknown>, o?: unknown) => t.transaction((tx) => fn(failing(tx)), o as never);
+      const v = Reflect.get(t, k, r) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  }) as Store;
+  return { store, real, arm: () => void (armed = true) };
 }

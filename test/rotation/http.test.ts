@@ -5,9 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SqlExecutor, Store } from '../../src/store/port.js';
-import { openSqliteStore } from '../../src/store/sqlite/index.js';
-import { keyService, rotationHarness, type RotationHarness } from './helpers.js';
+import { keyService, rotationHarness, storeFailingOnce, type RotationHarness } from './helpers.js';
 import { registerSensitive } from '../helpers/leak-registry.js';
 
 const ADMIN_CRED = 'kms-admin-credential-7f3a9c';
@@ -22,7 +20,7 @@ before(async () => {
     if (mode === 'fail') return { status: 500, body: { error: 'down' } };
     if (mode === 'empty') return { status: 200, body: {} };
     if (mode === 'text') return { status: 200, body: 'not json' };
-    if (mode === 'slow') return { status: 200, body: { value: `late-${n}` }, delayMs: 1500 };
+    if (mode === 'slow') return { status: 200, body: { value: `late-${n}` }, delayMs: 5000 };
     const value = `key-${String(body.path)}-v${String(body.version)}-${n}`;
     registerSensitive(value);
     return { status: 201, body: { value, id: `kid-${n}` } };
@@ -32,7 +30,7 @@ before(async () => {
       grace_period: '10m',
       retry: { initial: '30s', max: '2m' },
       http_rotators: {
-        keys: { url: svc.url, auth_secret: 'rotation/keys-admin', allow_private: ['127.0.0.1/32'], timeout: '500ms' },
+        keys: { url: svc.url, auth_secret: 'rotation/keys-admin', allow_private: ['127.0.0.1/32'], timeout: '2s' },
         guarded: { url: svc.url, auth_secret: 'rotation/keys-admin' },
         noauth: { url: svc.url, auth_secret: 'rotation/missing', allow_private: ['127.0.0.1/32'] },
       },
@@ -169,33 +167,14 @@ test('SSRF guard: a loopback endpoint without allow_private is refused before an
 
 test('crash safety: the store fails after the endpoint created the credential; the sealed intent is resumed without a second create', async () => {
   // A store whose next write of a secret version fails (the commit after the create call).
-  let failNext = false;
-  const real = openSqliteStore({ file: ':memory:' });
-  const failing = (ex: SqlExecutor): SqlExecutor => ({
-    all: (s, p) => ex.all(s, p),
-    get: (s, p) => ex.get(s, p),
-    run: (s, p) => {
-      if (failNext && s.startsWith('INSERT INTO secret_versions')) {
-        failNext = false;
-        return Promise.reject(new Error('disk full (injected)'));
-      }
-      return ex.run(s, p);
-    },
-  });
-  const store = new Proxy(real, {
-    get(t, k, r) {
-      if (k === 'transaction') return (fn: (tx: SqlExecutor) => Promise<unknown>, o?: unknown) => t.transaction((tx) => fn(failing(tx)), o as never);
-      const v = Reflect.get(t, k, r) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  }) as Store;
+  const { store, real, arm } = storeFailingOnce(/^INSERT INTO secret_versions/);
   const h2 = await rotationHarness({ store, config: { http_rotators: { keys: { url: svc.url, auth_secret: 'rotation/keys-admin', allow_private: ['127.0.0.1/32'] } } } });
   try {
     mode = 'ok';
     await h2.call('PUT', '/v1/admin/secrets/rotation/keys-admin', { value: ADMIN_CRED });
     await h2.call('PUT', '/v1/admin/secrets/apps/crash/key', { value: 'key-v1-operator', rotation_period: '1h', rotator: { kind: 'http', endpoint: 'keys' } });
     const n0 = svc.calls.length;
-    failNext = true;
+    arm();
     const r = await h2.call('POST', '/v1/admin/rotation/apps/crash/key', {});
     assert.equal(r.status, 500, JSON.stringify(r.json));
     assert.equal(svc.calls.length, n0 + 1);
@@ -235,7 +214,7 @@ test('concurrent writes: a put during a rotation is refused; a rotation against 
   assert.equal(put.json.error.code, 'TESSERA_ROTATION_IN_PROGRESS');
   const again = await h.call('POST', '/v1/admin/rotation/apps/busy/key', {});
   assert.equal(again.json.error.code, 'TESSERA_ROTATION_IN_PROGRESS');
-  assert.equal((await slow).json.error.code, 'TESSERA_ROTATION_HTTP_FAILED', 'the slow endpoint times out (500 ms)');
+  assert.equal((await slow).json.error.code, 'TESSERA_ROTATION_HTTP_FAILED', 'the slow endpoint times out (2 s)');
   mode = 'ok';
   const stale = await h.call('POST', '/v1/admin/rotation/apps/busy/key', { expected_version: 7 });
   assert.equal(stale.status, 409);
