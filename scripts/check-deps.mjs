@@ -34,6 +34,7 @@ const PURE = [
   'src/shared/token-kind.ts',
   'src/shared/next-steps.ts',
   'src/shared/duration.ts',
+  'src/rotation/schedule.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];

@@ -58,6 +58,7 @@ import { createTlsInterceptor } from './proxy/intercept.js';
 import { registerProxyCaRoutes } from './proxy/ca-routes.js';
 import { createProxyLimits } from './proxy/limits.js';
 import { registerProxyUsageRoutes } from './proxy/usage-routes.js';
+import { createRotationService, registerRotationRoutes } from './rotation/index.js';
 import { createConsoleOidc, createConsoleRequestAuth, createConsoleSessionService, pruneConsoleRows, registerConsoleRoutes } from './console/index.js';
 
 export { VERSION };
@@ -411,6 +412,10 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     }) : undefined;
 
     const kv = createKvService({ store, sealer, clock, audit });
+    // Secret rotation (src/rotation, docs/rotation.md): one replica at a time runs the job (leader lock).
+    const secretRotation = createRotationService({ store, kv, sealer, clock, audit, logger, metrics, config: config.rotation, engines: postgresEngine.passwords, singleProcess: config.store.kind === 'sqlite' });
+    secretRotation.start();
+    cleanups.push(() => secretRotation.stop());
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
     const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
     gatewayRef.current = gw;
@@ -468,13 +473,16 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       { name: 'leases', check: async () => ({ ok: true, detail: await leases.health() }) },
       // Detail only: while the watch is down, deletions are found by the relist when it is back.
       ...(podWatcher ? [{ name: 'kubernetes_pod_watch', check: async () => ({ ok: true, detail: podWatcher.status() }) }] : []),
+      // Detail only: overdue secrets, failing rotations (docs/rotation.md "Alerts").
+      { name: 'rotation', check: async () => ({ ok: true, detail: await secretRotation.health() }) },
     ];
     registerSystemRoutes(app, { metrics, checks, version: VERSION });
     if (authorizationServer) registerAuthorizationRoutes(app, { server: authorizationServer, issuer, admitSource: (m) => exchange.admitSource(m) });
     registerTokenRoutes(app, { ...(authorizationServer ? { authorizationServer } : {}), exchange, keys, tokens, revoker: revocations, audit, issuer, audiences, dpopAlgorithms: dpop.settings.algorithms, dpopNonce: () => dpop.nonce(), dpop, onKeysChanged: () => void store.publish(KEYS_CHANNEL, replicaId).catch(() => undefined), exposure, clock });
     registerIdentityRoutes(app, { joinTokens, store, revocations, clock });
     registerOperatorTokenRoutes(app, { tokens: admin, clock });
-    registerSecretRoutes(app, { kv, authorizer, clock });
+    registerSecretRoutes(app, { kv, authorizer, clock, checkRotator: (r) => secretRotation.checkRotator(r) });
+    registerRotationRoutes(app, { rotation: secretRotation });
     registerPolicyRoutes(app, { policy });
     registerLeaseRoutes(app, { leases, authorizer, clock });
     registerRevocationRoutes(app, { revocations });

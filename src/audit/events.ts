@@ -75,6 +75,12 @@ export type AuditEvent =
   | Base<'secret.deleted', Record<string, never>>
   | Base<'secret.master_key_rotation_started', { master_key_id: string; previous_master_key_id: string }>
   | Base<'secret.master_key_rotated', { rewrapped: number; master_key_id: string }>
+  // Secret rotation (src/rotation; docs/rotation.md).
+  | Base<'rotation.succeeded', { rotator: string; from_version: number; version: number; recovered?: boolean; retire_at?: number }>
+  | Base<'rotation.failed', { rotator: string; from_version: number; failures: number; next_attempt_at: number; stage: string }>
+  | Base<'rotation.retired', { rotator: string; version: number; result: string; sessions_ended?: number }>
+  | Base<'rotation.due', { rotator: string; version: number; due_at: number }>
+  | Base<'engine.root_rotated', { engine: string; config: string; username: string }>
   | Base<'lease.created', { lease_hmac: string; engine: string; role: string; expires_at: number }>
   | Base<'lease.renewed', { lease_hmac: string; expires_at: number }>
   | Base<'lease.revoked', { lease_hmac: string; cause: string }>

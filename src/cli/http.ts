@@ -40,7 +40,14 @@ export class AdminClient {
   listAgents() {
     return this.req<unknown>('GET', '/v1/admin/agents');
   }
-  putSecret(path: string, body: { value: string; mode?: string; description?: string; owner?: string; rotation_period?: string }) {
+  /** POST /v1/admin/rotation/<path> (docs/rotation.md). */
+  rotateSecret(path: string, expectedVersion?: number) {
+    return this.req<{ path: string; rotator: string; from_version: number; version: number; retire_at: number | null; recovered: boolean }>('POST', `/v1/admin/rotation/${encodePath(path)}`, { json: expectedVersion !== undefined ? { expected_version: expectedVersion } : {} });
+  }
+  rotationStatus() {
+    return this.req<{ secrets?: { path: string; rotator: string; rotator_error?: string; current_version: number; last_rotated_at: number | null; due_at: number | null; overdue: boolean; next_at: number | null; failures: number; last_error_code: string | null; in_progress: boolean }[]; overdue: number; failing: number; in_progress: number }>('GET', '/v1/admin/rotation');
+  }
+  putSecret(path: string, body: { value: string; mode?: string; description?: string; owner?: string; rotation_period?: string; rotator?: Record<string, unknown> }) {
     return this.req<Record<string, unknown>>('PUT', `/v1/admin/secrets/${encodePath(path)}`, { json: body });
   }
   getSecret(path: string, version?: number) {

@@ -20,6 +20,8 @@ import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerK8sCommand } from './k8s.js';
 import { registerK8sManifestsCommand } from './k8s-manifests.js';
+import { registerKvRotationCommands } from './rotation.js';
+import { rotatorFromFlags } from '../rotation/options.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -386,7 +388,10 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
     .option('--description <text>', 'what this secret is for')
     .option('--owner <id>', 'owning team or agent')
     .option('--rotation-period <duration>', 'how often the value should be rotated, e.g. 30d (metadata: shows as rotation_due_at)')
-    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; keepNewline?: boolean; mode?: string; description?: string; owner?: string; rotationPeriod?: string }, cmd: Command) => {
+    .option('--rotator <kind>', 'who rotates it: postgres-static, engine-root, http or manual (docs/rotation.md)')
+    .option('--rotator-opt <key=value>', 'a rotator option, repeatable: engine=, role=, endpoint=, grace_period=, end_sessions=', (v: string, prev: string[] = []) => [...prev, v])
+    .action(async (path: string, value: string | undefined, opts: { fromFile?: string; keepNewline?: boolean; mode?: string; description?: string; owner?: string; rotationPeriod?: string; rotator?: string; rotatorOpt?: string[] }, cmd: Command) => {
+      if (opts.rotatorOpt && opts.rotator === undefined) throw usage('--rotator-opt needs --rotator KIND');
       if ((value === undefined) === (opts.fromFile === undefined)) throw usage('give the value as an argument, `-` for standard input, or --from-file FILE (exactly one)');
       // `-` and --from-file read the same way: UTF-8 text, one trailing line break dropped
       // unless --keep-newline (docs/cli.md); an argument is taken as it is.
@@ -406,7 +411,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
         if (opts.keepNewline) throw usage('--keep-newline applies to a value read with - or --from-file; an argument is stored as it is');
         v = value!;
       }
-      const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod });
+      const rotator = opts.rotator !== undefined ? rotatorFromFlags(opts.rotator, opts.rotatorOpt ?? []) : undefined;
+      const r = await admin(cmd).putSecret(path, { value: v, mode: opts.mode, description: opts.description, owner: opts.owner, rotation_period: opts.rotationPeriod, ...(rotator ? { rotator } : {}) });
       if (isJson(cmd)) return printJson(withoutValue(r));
       out(`stored ${path}${r?.version !== undefined ? ` (version ${cell(r.version)}${r.mode ? `, mode ${cell(r.mode)}` : ''})` : ''}`);
     });
@@ -432,6 +438,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
       out(table(rows, pickColumns(rows, ['path', 'version', 'mode', 'owner', 'description', 'updated_at'])));
       if ((r as { truncated?: boolean })?.truncated) info('(list truncated; narrow the prefix)');
     });
+  registerKvRotationCommands(kv, { admin, isJson, out, info, printJson });
   kv.command('rm <path>')
     .description('delete a secret (all versions)')
     .action(async (path: string, _opts: unknown, cmd: Command) => {

@@ -10,6 +10,7 @@ import { DPOP_ALGORITHMS } from '../dpop/jwk.js';
 import { DPOP_REQUIREMENTS } from '../dpop/settings.js';
 import { proxyConfigSchema } from '../proxy/config.js';
 import { consoleConfigSchema } from '../console/config.js';
+import { rotationConfigSchema } from '../rotation/config.js';
 
 /** A duration: seconds as a number, or a string like "30s", "5m", "1h". Parsed to milliseconds. */
 export const duration = z
@@ -235,6 +236,8 @@ export const configSchema = z.object({
   console: consoleConfigSchema.prefault({}),
   /** Kubernetes: the injector webhook and the pod watch (src/k8s/config.ts, docs/kubernetes.md). */
   kubernetes: kubernetesConfigSchema.prefault({}),
+  /** Secret rotation: the job, its retries, http rotators (src/rotation/config.ts, docs/rotation.md). */
+  rotation: rotationConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

@@ -13,6 +13,7 @@ import { aesGcmOpen, aesGcmSeal, type Sealer } from './sealer.js';
 import { parseSecretPath, parseSecretPrefix, type SecretPath } from './path.js';
 import { SECRET_MODES, type SecretMode } from './modes.js';
 import { NEXT_STEPS } from '../shared/next-steps.js';
+import { rotatorFromJson } from '../rotation/options.js';
 
 /**
  * The `kv` engine: static secrets at hierarchical paths, versioned, encrypted before they
@@ -34,6 +35,18 @@ export interface SecretMetaInput {
   readonly mode?: SecretMode;
   /** How often the value should be rotated; whole seconds, null clears it. */
   readonly rotationPeriodMs?: number | null;
+  /** The rotator (src/rotation/options.ts) as its stored JSON; null clears it. */
+  readonly rotator?: string | null;
+}
+
+/**
+ * A write made by the rotation job (src/rotation): the version it replaces must still be
+ * current, and `inTx` runs in the same transaction as the new version (the intent row is
+ * removed and the rotation state updated atomically with it).
+ */
+export interface RotationWrite {
+  readonly fromVersion: number;
+  readonly inTx?: (tx: SqlExecutor, version: number) => Promise<void>;
 }
 
 export interface SecretVersionInfo {
@@ -51,6 +64,8 @@ export interface SecretMetadata {
   readonly rotationPeriodMs: number | null;
   /** When the current version is due for rotation (its creation + the period), or null. */
   readonly rotationDueAt: number | null;
+  /** The rotator (parsed JSON as stored), or null. */
+  readonly rotator: Record<string, unknown> | null;
   readonly createdAt: number;
   readonly updatedAt: number;
   /** Present on `metadata()`; omitted by `list()`. */
@@ -72,7 +87,8 @@ export interface AuditContext {
 }
 
 export interface KvService {
-  put(path: string, value: string, meta: SecretMetaInput | undefined, ctx: AuditContext): Promise<{ path: SecretPath; version: number }>;
+  /** Refused with TESSERA_ROTATION_IN_PROGRESS while a rotation holds the secret (unless `rotation` is that rotation's own write). */
+  put(path: string, value: string, meta: SecretMetaInput | undefined, ctx: AuditContext, rotation?: RotationWrite): Promise<{ path: SecretPath; version: number }>;
   /** Internal/admin read. Audited as `secret.read` when `ctx` is given. */
   get(path: string, options?: { version?: number; ctx?: AuditContext }): Promise<SecretValue>;
   /** Agent read: `read`-mode secrets only, and only if policy permits `secret.read`. Always audited. */
@@ -113,6 +129,7 @@ export const secretMetaSchema = z.object({
   owner: z.string().max(256).nullable().optional(),
   mode: z.enum(SECRET_MODES).optional(),
   rotationPeriodMs: z.number().int().min(1000).max(10 * 366 * 86_400_000).refine((ms) => ms % 1000 === 0, 'must be whole seconds').nullable().optional(),
+  rotator: z.string().max(4096).nullable().optional(),
 }).strict();
 
 interface SecretRow {
@@ -122,6 +139,7 @@ interface SecretRow {
   description: string | null;
   owner: string | null;
   rotation_period_s: number | null;
+  rotator?: string | null;
   created_at: number;
   updated_at: number;
   current_created_at?: number | null;
@@ -136,7 +154,7 @@ interface VersionRow {
   destroyed_at: number | null;
 }
 
-const SECRET_COLUMNS = 's.path, s.current_version, s.mode, s.description, s.owner, s.rotation_period_s, s.created_at, s.updated_at, v.created_at AS current_created_at';
+const SECRET_COLUMNS = 's.path, s.current_version, s.mode, s.description, s.owner, s.rotation_period_s, s.rotator, s.created_at, s.updated_at, v.created_at AS current_created_at';
 const SECRET_FROM = 'secrets s LEFT JOIN secret_versions v ON v.path = s.path AND v.version = s.current_version';
 
 export function createKvService(deps: KvDeps): KvService {
@@ -154,7 +172,25 @@ export function createKvService(deps: KvDeps): KvService {
   }
 
   function checkMeta(meta: SecretMetaInput | undefined): SecretMetaInput {
-    return parseInput(secretMetaSchema, meta ?? {}, 'secret metadata');
+    const m = parseInput(secretMetaSchema, meta ?? {}, 'secret metadata');
+    if (typeof m.rotator === 'string') rotatorFromJson(m.rotator);
+    return m;
+  }
+
+  /** A rotation holds the secret (src/rotation): other writes wait until it committed. */
+  async function refuseDuringRotation(ex: SqlExecutor, path: SecretPath): Promise<void> {
+    const held = await ex.get<{ from_version: number }>('SELECT from_version FROM rotation_intents WHERE path = ?', [path]);
+    if (held) throw fail('TESSERA_ROTATION_IN_PROGRESS', `${path} is being rotated (from version ${Number(held.from_version)}); retry once the rotation committed (tessera kv rotation status)`);
+  }
+
+  function parseStoredRotator(text: string | null | undefined): Record<string, unknown> | null {
+    if (!text) return null;
+    try {
+      const v = JSON.parse(text) as unknown;
+      return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null;
+    } catch {
+      return null;
+    }
   }
 
   function toMetadata(row: SecretRow, versions?: SecretVersionInfo[]): SecretMetadata {
@@ -168,6 +204,7 @@ export function createKvService(deps: KvDeps): KvService {
       owner: row.owner,
       rotationPeriodMs,
       rotationDueAt: rotationPeriodMs === null ? null : Number(base) + rotationPeriodMs,
+      rotator: parseStoredRotator(row.rotator),
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
       ...(versions ? { versions } : {}),
@@ -267,17 +304,24 @@ export function createKvService(deps: KvDeps): KvService {
   }
 
   return {
-    async put(rawPath, rawValue, rawMeta, ctx) {
+    async put(rawPath, rawValue, rawMeta, ctx, rotation) {
       const path = parseSecretPath(rawPath);
       const value = checkValue(rawValue);
       const meta = checkMeta(rawMeta);
       const now = clock.now();
       // The new version and its `secret.written` event commit together (ADR 0041).
       const result = await audit.commit(store, async (tx) => {
-        const existing = await tx.get<{ mode: string; description: string | null; owner: string | null; rotation_period_s: number | null }>(
-          'SELECT mode, description, owner, rotation_period_s FROM secrets WHERE path = ?',
+        const existing = await tx.get<{ mode: string; description: string | null; owner: string | null; rotation_period_s: number | null; rotator: string | null; current_version: number }>(
+          'SELECT mode, description, owner, rotation_period_s, rotator, current_version FROM secrets WHERE path = ?',
           [path],
         );
+        if (rotation) {
+          if (!existing || Number(existing.current_version) !== rotation.fromVersion) {
+            throw fail('TESSERA_ROTATION_CONFLICT', `${path} is no longer at version ${rotation.fromVersion}; the rotation was not stored`);
+          }
+        } else {
+          await refuseDuringRotation(tx, path);
+        }
         // MAX over all versions, destroyed ones included: a version number is never reused.
         const max = await tx.get<{ v: number | null }>('SELECT MAX(version) AS v FROM secret_versions WHERE path = ?', [path]);
         const version = Number(max?.v ?? 0) + 1;
@@ -285,6 +329,7 @@ export function createKvService(deps: KvDeps): KvService {
         const description = meta.description !== undefined ? meta.description : (existing?.description ?? null);
         const owner = meta.owner !== undefined ? meta.owner : (existing?.owner ?? null);
         const rotationS = meta.rotationPeriodMs !== undefined ? (meta.rotationPeriodMs === null ? null : meta.rotationPeriodMs / 1000) : (existing?.rotation_period_s ?? null);
+        const rotator = meta.rotator !== undefined ? meta.rotator : (existing?.rotator ?? null);
 
         const dek = randomBytes(32);
         const plain = Buffer.from(value, 'utf8');
@@ -303,15 +348,16 @@ export function createKvService(deps: KvDeps): KvService {
         );
         if (existing) {
           await tx.run(
-            'UPDATE secrets SET current_version = ?, mode = ?, description = ?, owner = ?, rotation_period_s = ?, updated_at = ? WHERE path = ?',
-            [version, mode, description, owner, rotationS, now, path],
+            'UPDATE secrets SET current_version = ?, mode = ?, description = ?, owner = ?, rotation_period_s = ?, rotator = ?, updated_at = ? WHERE path = ?',
+            [version, mode, description, owner, rotationS, rotator, now, path],
           );
         } else {
           await tx.run(
-            'INSERT INTO secrets (path, current_version, mode, description, owner, rotation_period_s, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-            [path, version, mode, description, owner, rotationS, now, now],
+            'INSERT INTO secrets (path, current_version, mode, description, owner, rotation_period_s, rotator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [path, version, mode, description, owner, rotationS, rotator, now, now],
           );
         }
+        await rotation?.inTx?.(tx, version);
         return { version, mode };
       }, (r) => ({ kind: 'secret.written', ...ctxFields(ctx), action: 'secret.write', resource: `secret:${path}`, result: 'success', details: { version: r.version, mode: r.mode } }));
       return { path, version: result.version };
@@ -369,6 +415,7 @@ export function createKvService(deps: KvDeps): KvService {
       if (meta.description !== undefined) set('description', meta.description);
       if (meta.owner !== undefined) set('owner', meta.owner);
       if (meta.rotationPeriodMs !== undefined) set('rotation_period_s', meta.rotationPeriodMs === null ? null : meta.rotationPeriodMs / 1000);
+      if (meta.rotator !== undefined) set('rotator', meta.rotator);
       sets.push('updated_at = ?');
       params.push(now);
       const secret = await audit.commit(store, async (tx) => {
@@ -384,8 +431,10 @@ export function createKvService(deps: KvDeps): KvService {
       const now = clock.now();
       const event = { kind: 'secret.deleted', ...ctxFields(ctx), action: 'secret.delete', resource: `secret:${path}`, result: 'success', details: {} } as const;
       const destroyed = await audit.commit(store, async (tx) => {
+        await refuseDuringRotation(tx, path);
         const { changes } = await tx.run('DELETE FROM secrets WHERE path = ?', [path]);
         if (changes === 0) throw fail('TESSERA_SECRET_NOT_FOUND', `no secret at ${path}`);
+        await tx.run('DELETE FROM rotation_state WHERE path = ?', [path]);
         // Crypto-shredding: the wrapped data key is what makes a ciphertext readable; both are
         // overwritten with empty blobs. The rows stay as tombstones so version numbers are never reused.
         const r = await tx.run('UPDATE secret_versions SET ciphertext = ?, wrapped_key = ?, destroyed_at = ? WHERE path = ? AND destroyed_at IS NULL', [

@@ -8,6 +8,7 @@ import type { AuditWhere } from '../audit/events.js';
 import { SECRET_MODES, type AuditContext, type KvService, type SecretMetadata } from './kv.js';
 import { parseSecretPath } from './path.js';
 import { systemClock, type Clock } from '../shared/clock.js';
+import { parseRotator, rotatorToJson } from '../rotation/options.js';
 
 /**
  * HTTP surface of the kv engine.
@@ -25,6 +26,11 @@ export interface SecretRouteDeps {
   readonly authorizer: RequestAuthorizer;
   /** For `rotation_overdue` (default: the system clock). */
   readonly clock?: Clock;
+  /**
+   * Validates a `rotator` from the body and returns the JSON to store (src/rotation: the kind,
+   * its options, configured http endpoints). Default: the options schema alone.
+   */
+  readonly checkRotator?: (input: unknown) => string;
 }
 
 const putBody = z.object({
@@ -34,6 +40,8 @@ const putBody = z.object({
   owner: z.string().max(256).nullable().optional(),
   /** A duration: seconds as a number, or "30d", "12h"...; null clears it. */
   rotation_period: duration.nullable().optional(),
+  /** The rotator (docs/rotation.md): `{ "kind": "...", ...options }`; null clears it. */
+  rotator: z.unknown().optional(),
 }).strict();
 
 const getQuery = z.object({ version: z.string().regex(/^[1-9][0-9]{0,14}$/, 'expected a positive integer').transform(Number).optional() }).strict();
@@ -85,6 +93,7 @@ export function metadataJson(m: SecretMetadata, now?: number): Record<string, un
     owner: m.owner,
     rotation_period_s: m.rotationPeriodMs === null ? null : m.rotationPeriodMs / 1000,
     rotation_due_at: m.rotationDueAt,
+    rotator: m.rotator,
     ...(now !== undefined ? { rotation_overdue: m.rotationDueAt !== null && m.rotationDueAt <= now } : {}),
     created_at: m.createdAt,
     updated_at: m.updatedAt,
@@ -95,6 +104,7 @@ export function metadataJson(m: SecretMetadata, now?: number): Record<string, un
 export function registerSecretRoutes(app: FastifyInstance, deps: SecretRouteDeps): void {
   const { kv, authorizer } = deps;
   const clock = deps.clock ?? systemClock;
+  const checkRotator = deps.checkRotator ?? ((input: unknown) => rotatorToJson(parseRotator(input)));
 
   const where = (req: FastifyRequest): AuditWhere => {
     const m = app.requestMeta(req);
@@ -111,6 +121,7 @@ export function registerSecretRoutes(app: FastifyInstance, deps: SecretRouteDeps
       ...(body.description !== undefined ? { description: body.description } : {}),
       ...(body.owner !== undefined ? { owner: body.owner } : {}),
       ...(body.rotation_period !== undefined ? { rotationPeriodMs: body.rotation_period } : {}),
+      ...(body.rotator !== undefined ? { rotator: body.rotator === null ? null : checkRotator(body.rotator) } : {}),
     };
     const r = await kv.put(path, body.value as string, meta, adminCtx(req));
     return { path: r.path, version: r.version };

@@ -32,6 +32,8 @@ export const ROUTE_SUMMARIES: Record<string, string> = {
   'GET /v1/console/oidc/callback': 'Console: the provider\'s redirect back: a session and 302 `/ui/`, or 400 TESSERA_CONSOLE_OIDC_FAILED / 403 TESSERA_CONSOLE_NO_ROLE / 503 TESSERA_CONSOLE_OIDC_UNAVAILABLE.',
   'DELETE /v1/admin/secrets/*': 'Operator: delete a secret and destroy all versions.',
   'GET /v1/admin/secrets': 'Operator: list secrets under `?prefix=` (metadata only, with `rotation_due_at` and `rotation_overdue`).',
+  'GET /v1/admin/rotation': 'Operator: every secret with a rotator — due time, overdue, last rotation, next event, failures, last error code, pending retirement, in progress (docs/rotation.md).',
+  'POST /v1/admin/rotation/*': 'Operator (admin role): rotate a secret now through its rotator; `{ "expected_version"?: n }` refuses with 409 TESSERA_ROTATION_CONFLICT when the secret moved on.',
   'GET /v1/admin/operator-tokens': 'Operator: list operator tokens (id, name, role `admin`|`auditor`, created/expiry/revocation times, creator, `current` for the caller\'s own); never values or digests.',
   'POST /v1/admin/operator-tokens': 'Operator (admin role): create an operator token `{ name, role, ttl }` (`ttl` default 90d, at most 365d); 201 with the value, shown once.',
   'DELETE /v1/admin/operator-tokens/:id': 'Operator (admin role): revoke an operator token (and its console sessions); the last active admin token cannot be revoked (409 TESSERA_ADMIN_LAST_TOKEN).',

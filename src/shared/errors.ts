@@ -390,6 +390,18 @@ export const ERROR_CATALOGUE = {
 
   // --- Rotation (issue 13) ------------------------------------------------------------
   // (rotation)
+  TESSERA_ROTATION_ROTATOR_UNKNOWN: { status: 400, description: 'The secret\'s `rotator.kind` is not one of `postgres-static`, `engine-root`, `http`, `manual`, or an `http` rotator names an endpoint that is not configured under `rotation.http_rotators` (docs/rotation.md).' },
+  TESSERA_ROTATION_OPTIONS_INVALID: { status: 400, description: 'The rotator\'s options are invalid (a missing `engine` or `role`, an unknown option, a bad `grace_period`); the message names the field. See docs/rotation.md for each rotator\'s options.' },
+  TESSERA_ROTATION_NOT_CONFIGURED: { status: 409, description: 'The secret has no rotator in its metadata, so it cannot be rotated; set one with `tessera kv put … --rotator <kind>` (docs/rotation.md).' },
+  TESSERA_ROTATION_MANUAL: { status: 409, description: 'The secret\'s rotator is `manual`: Tessera only alerts when it is due. Rotate the credential where it lives and store the new value with `tessera kv put`.' },
+  TESSERA_ROTATION_CONFLICT: { status: 409, description: 'The secret changed since the version the rotation was asked for (`expected_version`): someone wrote it meanwhile. Read its metadata and retry if the rotation is still wanted.' },
+  TESSERA_ROTATION_IN_PROGRESS: { status: 409, description: 'A rotation of this secret is under way (or an interrupted one is being recovered): writes to it wait until the new version is committed. Retry in a few seconds; `tessera kv rotation status` shows it.' },
+  TESSERA_ROTATION_ENGINE_MISSING: { status: 409, description: 'The rotator names a postgres engine configuration that does not exist; configure it (`PUT /v1/admin/engines/postgres/<name>`) or fix the rotator\'s `engine`.' },
+  TESSERA_ROTATION_ROLE_INVALID: { status: 409, description: 'A `postgres-static` rotator names a database role that does not exist, is the engine\'s own management role (use `engine-root`), or carries the engine\'s username prefix (a lease user); the message says which.' },
+  TESSERA_ROTATION_VERIFY_FAILED: { status: 502, description: '`engine-root`: the database did not accept the new management password on a fresh login, so it was not committed; the intent is kept and the rotation retried with backoff. The previous password is kept where it still works.' },
+  TESSERA_ROTATION_HTTP_FAILED: { status: 502, description: 'An `http` rotator\'s endpoint failed: refused by the SSRF guard, unreachable, timed out, or answered a non-2xx status; the message names which. Retried with backoff; the working version is kept.' },
+  TESSERA_ROTATION_HTTP_RESPONSE_INVALID: { status: 502, description: 'An `http` rotator\'s endpoint answered 2xx with a body that is not `{"value": "<new credential>", "id"?: "<its id>"}` (JSON, value a non-empty string within the kv size limit). Nothing was stored.' },
+  TESSERA_ROTATION_HTTP_AUTH_MISSING: { status: 409, description: 'The kv secret named by `rotation.http_rotators.<name>.auth_secret` (the credential Tessera calls the endpoint with) does not exist; store it with `tessera kv put`.' },
 
   // --- Drift (issue 13) ---------------------------------------------------------------
   // (drift)

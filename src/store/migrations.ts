@@ -439,4 +439,43 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX exposures_pod ON exposures (pod_uid)`,
     ],
   },
+  {
+    // Secret rotation (src/rotation, docs/rotation.md, ADRs 0275–0279): the rotator named in a
+    // secret's metadata (JSON, validated at the edge), the rotation job's per-secret state (last
+    // success, failures and backoff, the retirement of the previous credential after the grace
+    // period, the manual alert already given), and the intent row a rotation writes BEFORE any
+    // external change: it claims the secret (kv puts wait for it to go) and holds the new value
+    // sealed (AAD `rotation-intent|<path>|<from_version>`) until the new version is committed.
+    id: 350,
+    name: 'secret_rotation',
+    sql: [
+      `ALTER TABLE secrets ADD COLUMN rotator TEXT`,
+      `CREATE TABLE rotation_state (
+        path TEXT PRIMARY KEY,
+        last_rotated_at BIGINT,
+        last_attempt_at BIGINT,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT,
+        last_error_code TEXT,
+        last_error TEXT,
+        retire_version BIGINT,
+        retire_ref TEXT,
+        retire_at BIGINT,
+        current_ref TEXT,
+        rotated_at BIGINT,
+        alerted_version BIGINT,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE rotation_intents (
+        path TEXT PRIMARY KEY,
+        from_version BIGINT NOT NULL,
+        owner TEXT NOT NULL,
+        sealed BLOB,
+        master_key_id TEXT,
+        ref TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+    ],
+  },
 ];

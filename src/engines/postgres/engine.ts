@@ -103,6 +103,32 @@ export interface PostgresEngine {
   getRole(config: string, role: string): Record<string, unknown>;
   listRoles(config: string): Record<string, unknown>[];
   deleteRole(config: string, role: string, ctx?: CallCtx): Promise<void>;
+  /** Rotation (src/rotation, docs/rotation.md): password operations on roles the engine did not create. */
+  readonly passwords: EnginePasswords;
+}
+
+/**
+ * What the rotators need of a configuration (docs/rotation.md). Passwords travel as SCRAM-SHA-256
+ * verifiers computed here (scram.ts), never in clear to the server.
+ */
+export interface EnginePasswords {
+  /** Whether the configuration exists. */
+  has(config: string): boolean;
+  /**
+   * `ALTER ROLE <role> PASSWORD '<verifier>'` on a pre-existing role. TESSERA_ROTATION_ROLE_INVALID
+   * when it does not exist, is the management role, a superuser, or carries the username prefix.
+   */
+  setRolePassword(config: string, role: string, password: string, signal?: AbortSignal): Promise<void>;
+  /** Ends the role's sessions that started before `before` (epoch ms); resolves with how many. */
+  endSessionsBefore(config: string, role: string, before: number, signal?: AbortSignal): Promise<number>;
+  /** The management role's name. */
+  rootUsername(config: string): string;
+  /** True when a fresh login with the configured URL but `password` succeeds; false when the server refuses the password. */
+  tryRootPassword(config: string, password: string): Promise<boolean>;
+  /** `ALTER ROLE CURRENT_USER PASSWORD '<verifier>'` through the management connection. */
+  changeRootPassword(config: string, password: string, signal?: AbortSignal): Promise<void>;
+  /** Stores the connection URL with the new password (sealed, as `configure` does), audited; every replica reloads. */
+  commitRootPassword(config: string, password: string, ctx?: CallCtx): Promise<void>;
 }
 
 interface ConfigRow {
@@ -1282,6 +1308,82 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       checkName(config, 'engine configuration name');
       liveOf(config);
       return [...roles.values()].filter((r) => r.config === config).map(roleView).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    },
+
+    passwords: {
+      has: (config) => live.has(config),
+      async setRolePassword(config, roleName, password, signal) {
+        const l = liveOf(config);
+        await withClient(l, `setting the password of role ${roleName}`, signal, async (c) => {
+          const found = await c.query<{ rolsuper: boolean; me: string }>('SELECT r.rolsuper, current_user AS me FROM pg_roles r WHERE r.rolname = $1', [roleName]);
+          const row = found.rows[0];
+          const invalid = !row ? `role "${roleName}" does not exist in ${l.cfg.database}@${l.cfg.host}:${l.cfg.port}`
+            : row.me === roleName ? `role "${roleName}" is the engine's management role; rotate it with the engine-root rotator`
+              : row.rolsuper ? `role "${roleName}" is a superuser; Tessera does not rotate superuser passwords through an engine`
+                : roleName.startsWith(l.cfg.prefix) ? `role "${roleName}" carries the engine's username prefix "${l.cfg.prefix}" (a lease user)` : undefined;
+          if (invalid) throw fail('TESSERA_ROTATION_ROLE_INVALID', invalid, { role: roleName });
+          const verifier = scramSha256Verifier(password, random(SCRAM_SALT_BYTES), l.cfg.scramIterations);
+          try {
+            await single(c, `ALTER ROLE ${quoteIdent(roleName)} PASSWORD ${quoteLiteral(verifier)}`);
+          } catch (e) {
+            if ((e as { code?: string }).code === '42501') throw fail('TESSERA_ROTATION_ROLE_INVALID', `the management role may not alter role "${roleName}" (42501); on PostgreSQL 16+ grant it ADMIN OPTION on that role`, { role: roleName });
+            throw e;
+          }
+        });
+      },
+      async endSessionsBefore(config, roleName, before, signal) {
+        const l = liveOf(config);
+        return withClient(l, `ending sessions of role ${roleName}`, signal, async (c) => {
+          const r = await c.query<{ ended: boolean }>(
+            // backend_start is visible to the management role only with pg_read_all_stats (or the
+            // role's privileges); where it is hidden (NULL) the session cannot be dated and is ended
+            // too — it reconnects with the current password (docs/rotation.md).
+            'SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid() AND (backend_start IS NULL OR backend_start < to_timestamp($2::double precision / 1000))',
+            [roleName, before],
+          );
+          return r.rows.filter((x) => x.ended).length;
+        });
+      },
+      rootUsername: (config) => liveOf(config).cfg.user,
+      async tryRootPassword(config, password) {
+        const l = liveOf(config);
+        const u = new URL(l.url);
+        u.password = encodeURIComponent(password);
+        const client = new pg.Client({ connectionString: u.toString(), connectionTimeoutMillis: l.cfg.connectTimeoutMs, query_timeout: l.cfg.statementTimeoutMs + 1000, application_name: 'tessera-engine' });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          await client.query('SELECT 1');
+          return true;
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          if (code === '28P01' || code === '28000') return false;
+          throw engineError(e, 'logging in with the new management password', l.cfg, { connecting: true });
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      },
+      async changeRootPassword(config, password, signal) {
+        const l = liveOf(config);
+        const verifier = scramSha256Verifier(password, random(SCRAM_SALT_BYTES), l.cfg.scramIterations);
+        await withClient(l, 'changing the management password', signal, (c) => single(c, `ALTER ROLE CURRENT_USER PASSWORD ${quoteLiteral(verifier)}`));
+      },
+      async commitRootPassword(config, password, ctx = {}) {
+        const l = liveOf(config);
+        const u = new URL(l.url);
+        u.password = encodeURIComponent(password);
+        const sealed = sealer.seal(Buffer.from(u.toString(), 'utf8'), urlMetaKey(config)).toString('base64');
+        await audit.commit(store, (tx) => tx.run(`UPDATE meta SET value = ? WHERE key = ?`, [sealed, urlMetaKey(config)]), {
+          kind: 'engine.root_rotated',
+          actor: ctx.actor ?? SYSTEM,
+          action: 'engine.rotate_root',
+          resource: `${ENGINE_NAME}:${config}`,
+          result: 'success',
+          ...(ctx.where ? { where: ctx.where } : {}),
+          details: { engine: ENGINE_NAME, config, username: l.cfg.user },
+        });
+        await changed();
+      },
     },
 
     async deleteRole(config, roleName, ctx = {}) {
