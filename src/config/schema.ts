@@ -1,4 +1,5 @@
 import { kubernetesConfigSchema } from '../k8s/config.js';
+import { driftConfigSchema } from '../drift/config.js';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
@@ -224,6 +225,8 @@ export const configSchema = z.object({
   console: consoleConfigSchema.prefault({}),
   /** Kubernetes: the injector webhook and the pod watch (src/k8s/config.ts, docs/kubernetes.md). */
   kubernetes: kubernetesConfigSchema.prefault({}),
+  /** Drift: tool-definition pinning, policy, engine and secret hygiene checks (src/drift/config.ts, docs/drift.md). */
+  drift: driftConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).
