@@ -18,6 +18,7 @@ import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerK8sCommand } from './k8s.js';
+import { registerDriftCommands } from './drift.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -641,6 +642,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
+  // --- drift (docs/drift.md): `tessera drift`, `tessera gateway tools …` -------------------
+  registerDriftCommands(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');

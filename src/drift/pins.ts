@@ -135,3 +135,9 @@ export async function setApproved(db: SqlExecutor, p: { kind: PinKind; subject: 
     [p.kind, p.subject, p.digest, JSON.stringify(p.parts), p.now, p.by, p.now],
   );
 }
+
+/** Moves the approval from `from` to `to` (the policy set's recorded digest). True for the one writer that moved it. */
+export async function replaceApproved(db: SqlExecutor, p: { kind: PinKind; subject: string; from: string; to: string; by: string; now: number }): Promise<boolean> {
+  const r = await db.run('UPDATE drift_pins SET approved_digest = ?, approved_at = ?, approved_by = ? WHERE kind = ? AND subject = ? AND approved_digest = ?', [p.to, p.now, p.by, p.kind, p.subject, p.from]);
+  return r.changes === 1;
+}

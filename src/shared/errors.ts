@@ -379,6 +379,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_DRIFT_NOTHING_PENDING: { status: 409, description: 'The tool\'s current definition is already the approved one: there is nothing to approve.' },
   TESSERA_DRIFT_DIGEST_MISMATCH: { status: 409, description: 'The definition pending approval is no longer the one named by `digest` (the upstream changed it again since it was reviewed); review the new one (`tessera gateway tools pending`) and approve that.' },
   TESSERA_DRIFT_REQUEST_INVALID: { status: 400, description: 'The drift request is malformed (unknown field, wrong type, or a `digest` that is not `sha256:` and 64 lower-case hex digits); the message names the field.' },
+  TESSERA_DRIFT_ENGINE_CHANGED: { status: 409, description: 'Recorded in `drift.engine_changed` audit events: a PostgreSQL group role of an engine configuration changed in the database (grants, memberships or attributes) since drift first saw it or an operator accepted it. Fix the database or accept it with `tessera drift approve engine <config>/<group>`.' },
+  TESSERA_DRIFT_UNKNOWN_SUBJECT: { status: 404, description: 'Nothing of that name has been checked by drift (an engine group role is known once a drift check read it); run `tessera drift` first and use a name it shows.' },
+  TESSERA_DRIFT_FINDINGS: { status: 409, description: '`tessera drift`: the check found drift at or above the threshold (`--fail-on`, else `drift.fail_on`); the findings are printed. Exit code 1.' },
   TESSERA_DRIFT_CHECK_FAILED: { status: 502, description: 'Part of the drift check could not run (an engine\'s database unreachable, the store failing); the report carries the other findings and names what was not checked. `tessera drift` exits 2.' },
 } as const satisfies Record<string, ErrorSpec>;
 
