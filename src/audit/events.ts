@@ -118,7 +118,7 @@ export type AuditEvent =
   | Base<'drift.engine_changed', { group: string; approved_digest: string; observed_digest: string; fields: readonly string[] }>
   | Base<'drift.engine_approved', { group: string; digest: string }>
   | Base<'drift.policy_changed', { dir: string; digest: string; previous_digest?: string; git_commit?: string; git_dirty?: boolean; expected_digest?: string; matches_expected?: boolean }>
-  | Base<'drift.findings_changed', { total: number; by_kind: Record<string, number>; worst: string; added: readonly string[]; resolved: readonly string[] }>
+  | Base<'drift.findings_changed', { total: number; by_kind: readonly string[]; worst: string; added: readonly string[]; resolved: readonly string[] }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

@@ -37,7 +37,7 @@ test('the first check pins the group role and finds nothing', async () => {
   assert.equal(events('drift.engine_pinned').length, 1);
   // An issued lease's user is a declared member: still nothing.
   const r = await h.call('POST', '/v1/creds/postgres/reader', 'agent-reader');
-  assert.equal(r.status, 201, r.json.error?.code);
+  assert.equal(r.status, 201, String(r.json.error?.code));
   assert.deepEqual(await codes(), []);
   const inspected = (await h.postgres.inspect())[0]!;
   assert.deepEqual(inspected.groups[0]!.privileges, [`schema public: USAGE`, `table public.patients: SELECT`]);
