@@ -52,21 +52,28 @@ export interface ToolDigest {
   readonly parts: Readonly<Partial<Record<PinnedToolField, string>>>;
 }
 
+/** The pinned view of a tool: the pinned fields that are present. */
+function pinnedView(t: ToolDefinition): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  for (const f of PINNED_TOOL_FIELDS) if (t[f] !== undefined) view[f] = t[f];
+  return view;
+}
+
+/** Only the whole digest (one canonical JSON, one SHA-256): what the hot path compares. Equals `toolDigest(t).digest`. */
+export function toolDigestOnly(t: ToolDefinition): string {
+  return sha256Text(safeCanonical(pinnedView(t)));
+}
+
 /**
+ * The digest of one tool definition and of each of its pinned fields./**
  * The digest of one tool definition and of each of its pinned fields. A definition nested
  * deeper than MAX_CANONICAL_DEPTH gets a digest of its own marker (it never equals a real one,
  * and the gateway refuses such a tool's calls anyway).
  */
 export function toolDigest(t: ToolDefinition): ToolDigest {
-  const view: Record<string, unknown> = {};
   const parts: Partial<Record<PinnedToolField, string>> = {};
-  for (const f of PINNED_TOOL_FIELDS) {
-    const v = t[f];
-    if (v === undefined) continue;
-    view[f] = v;
-    parts[f] = sha256Text(safeCanonical(v));
-  }
-  return { digest: sha256Text(safeCanonical(view)), parts };
+  for (const f of PINNED_TOOL_FIELDS) if (t[f] !== undefined) parts[f] = sha256Text(safeCanonical(t[f]));
+  return { digest: toolDigestOnly(t), parts };
 }
 
 function safeCanonical(v: unknown): string {

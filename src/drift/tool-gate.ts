@@ -25,11 +25,14 @@ import type { Logger } from '../shared/logger.js';
 import type { Counter, MetricsRegistry } from '../shared/metrics.js';
 import type { Store } from '../store/port.js';
 import type { DriftConfig } from './config.js';
-import { changedFields, toolDigest, type ToolDigest } from './digest.js';
+import { changedFields, toolDigest, toolDigestOnly, type ToolDigest } from './digest.js';
 import { approveObserved, clearObserved, getPin, insertPin, loadPins, observePin, type Pin } from './pins.js';
 
 /** The `_meta` key a flagged tool carries (docs/drift.md). */
 export const DRIFT_META_KEY = 'io.tessera/drift';
+
+/** Distinct definitions whose digest is remembered by their JSON text (cleared when full). */
+const MAX_TEXT_CACHE = 10_000;
 
 /** `<server>/<tool>`: a server name as gateway config allows, then an MCP tool name (SEP-986). */
 const TOOL_REF = /^([a-z0-9][a-z0-9_-]{0,62})\/([A-Za-z0-9_.-]{1,128})$/;
@@ -99,7 +102,9 @@ export function createToolPinning(deps: ToolPinningDeps): ToolPinning {
   let version = 0;
   let loaded: Promise<void> | undefined;
   const checked = new WeakMap<readonly GatewayTool[], { version: number; result: GatedListing }>();
-  const digests = new WeakMap<GatewayTool, ToolDigest>();
+  /** Whole digests by tool object (a cached listing), then by the definition's JSON text (a new listing of known definitions). */
+  const digests = new WeakMap<GatewayTool, string>();
+  const byText = new Map<string, string>();
   const changes: Counter | undefined = deps.metrics?.counter('tessera_drift_tool_changes_total', 'Upstream tool definitions seen changed since their approval (each distinct change once), by handling');
   const system: AuditActor = { id: 'system' };
 
@@ -114,9 +119,22 @@ export function createToolPinning(deps: ToolPinningDeps): ToolPinning {
     throw e;
   }));
 
-  const digestOf = (t: GatewayTool): ToolDigest => {
+  /**
+   * The whole digest, computed once per distinct definition: a new listing of definitions seen
+   * before costs one native JSON.stringify and a map lookup per tool (the text is only a cache key:
+   * the digest itself is over the canonical form, so key order never makes a change).
+   */
+  const digestOf = (t: GatewayTool): string => {
     let d = digests.get(t);
-    if (!d) digests.set(t, (d = toolDigest(t)));
+    if (d) return d;
+    const text = JSON.stringify([t.name, t.title, t.description, t.inputSchema, t.outputSchema, t.annotations]);
+    d = byText.get(text);
+    if (!d) {
+      d = toolDigestOnly(t);
+      if (byText.size >= MAX_TEXT_CACHE) byText.clear();
+      byText.set(text, d);
+    }
+    digests.set(t, d);
     return d;
   };
 
@@ -175,10 +193,16 @@ export function createToolPinning(deps: ToolPinningDeps): ToolPinning {
     const heldBack = new Map<string, Error>();
     let same = true;
     for (const t of tools) {
-      const d = digestOf(t);
+      const digest = digestOf(t);
       const known = book.get(`${server}/${t.name}`);
       // The common case, without any await: the approved definition, nothing recorded as differing.
-      const p = known && known.approvedDigest === d.digest && known.observedDigest === null ? known : await observe(server, t, d);
+      if (known && known.approvedDigest === digest && known.observedDigest === null) {
+        served.push(t);
+        continue;
+      }
+      // Anything else is recorded (first sight, a change, a revert): the per-field digests say what changed.
+      const d = toolDigest(t);
+      const p = await observe(server, t, d);
       if (p.approvedDigest === d.digest) {
         served.push(t);
       } else if (p.approvedDigest !== null && config.on_change === 'flag') {
