@@ -5,7 +5,7 @@
  * The engine declares which groups its roles' users join (`groups`); it does not declare the
  * groups' own grants, so those are pinned the first time drift reads them (like a tool on first
  * sight) and any later change is reported until the database is fixed or the change accepted
- * (`tessera drift approve engine <config>/<group>`). Independent of any pin: a declared group
+ * (`tessera drift approve-engine <config>/<group>`). Independent of any pin: a declared group
  * that is missing or privileged, an engine user holding a membership no role declares, and a
  * user with the engine's prefix and no open lease (what the reconcile drops) are reported.
  */

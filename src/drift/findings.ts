@@ -133,7 +133,7 @@ export function groupChangedFinding(subject: string, pin: Pin, now: { digest: st
   const fields = changedFields(pin.approvedParts, now.parts);
   return finding({
     kind: 'engine', code: 'engine_group_changed', severity: 'warning', subject,
-    message: `the group role changed in the database since it was first checked (${fields.join(', ')}): grants or memberships were altered by hand; fix the database, or accept it with \`tessera drift approve engine ${subject}\``,
+    message: `the group role changed in the database since it was first checked (${fields.join(', ')}): grants or memberships were altered by hand; fix the database, or accept it with \`tessera drift approve-engine ${subject}\``,
     ...(iso(pin.observedAt) ? { since: iso(pin.observedAt)! } : {}),
     details: { fields, approved_digest: pin.approvedDigest, observed_digest: now.digest, privileges: snapshot.privileges.slice(0, 50), member_of: snapshot.memberOf, members: snapshot.members },
   });
