@@ -8,7 +8,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { AdminClient } from './http.js';
-import { CliError, EXIT, usage } from './io.js';
+import { CliError, EXIT, toCliError, usage } from './io.js';
 import { cell, table } from './format.js';
 
 interface Deps {
@@ -24,8 +24,8 @@ const TOOL_REF = /^[a-z0-9][a-z0-9_-]{0,62}\/[A-Za-z0-9_.-]{1,128}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** `tessera drift` fails with 2 on any error (CI tells "drift found" from "could not check"). */
 const asCheckError = (e: unknown): never => {
-  if (e instanceof CliError) throw new CliError(e.code, e.message, EXIT.USAGE, e.extra);
-  throw e;
+  const c = toCliError(e);
+  throw new CliError(c.code, c.message, EXIT.USAGE, c.extra);
 };
 
 interface FindingJson { id: string; kind: string; code: string; severity: string; subject: string; message: string; since?: string }

@@ -144,3 +144,20 @@ test('a drift check whose engine part fails reports check_failed and the rest', 
   assert.equal(audit.events.filter((e) => e.kind === 'drift.findings_changed').length, 1);
   await store.close();
 });
+
+test('tessera drift exits 2 when there is no report; policy-digest refuses an invalid directory with exit 2', async () => {
+  const { cli } = await import('./helpers.js');
+  const down = await cli(['drift'], { addr: 'http://127.0.0.1:1', token: 'tsr_admin_unused0000000000000000000000000000' });
+  assert.equal(down.code, 2, down.stderr);
+  const dir = mkdtempSync(join(tmpdir(), 'drift-bad-policy-'));
+  try {
+    writeFileSync(join(dir, 'bad.cedar'), 'permit (principal, action, resource) when { nonsense };');
+    const r = await cli(['drift', 'policy-digest', dir], { addr: 'http://127.0.0.1:1', token: 'unused' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /TESSERA_POLICY_INVALID/);
+    const bad = await cli(['drift', '--fail-on', 'severe'], { addr: 'http://127.0.0.1:1', token: 'unused' });
+    assert.equal(bad.code, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
