@@ -32,7 +32,9 @@ before(async () => {
   await stores[0]!.migrate();
   audit = new MemoryAuditWriter();
   const config = driftConfigSchema.parse({}).tools;
-  [a, b] = stores.map((store) => createToolPinning({ store, clock: systemClock, audit, logger: silentLogger, config }));
+  const make = (store: Store): ToolPinning => createToolPinning({ store, clock: systemClock, audit, logger: silentLogger, config });
+  a = make(stores[0]!);
+  b = make(stores[1]!);
 });
 
 after(async () => {
