@@ -39,7 +39,7 @@ function finding(f: Omit<Finding, 'id'>): Finding {
   return { id: `${f.code}:${f.subject}`, ...f };
 }
 
-/** Tools held against their approval: changed (warning when flagged, critical when blocked? no: both warning) and unapproved (info). */
+/** Tools held against their approval: changed (warning when held back, critical when served flagged) and never approved (info). */
 export function toolFindings(pins: readonly ToolPinView[], onChange: 'block' | 'flag'): Finding[] {
   const out: Finding[] = [];
   for (const p of pins) {
