@@ -60,6 +60,7 @@ import { createProxyLimits } from './proxy/limits.js';
 import { registerProxyUsageRoutes } from './proxy/usage-routes.js';
 import { createRotationService, registerRotationRoutes } from './rotation/index.js';
 import { createConsoleOidc, createConsoleRequestAuth, createConsoleSessionService, pruneConsoleRows, registerConsoleRoutes } from './console/index.js';
+import { createDriftService, createEngineDrift, createPolicyDrift, createReadRecorder, createToolPinning, registerDriftRoutes } from './drift/index.js';
 
 export { VERSION };
 /** For the one read-only use of the admin token service before the audit log is open. */
@@ -71,6 +72,10 @@ export const CONSOLE_DIR = join(PACKAGE_ROOT, 'dist', 'console');
 
 const REVOCATION_CHANNEL = 'tessera_revocations';
 const KEYS_CHANNEL = 'tessera_signing_keys';
+/** Drift: an approval of a tool definition on one replica reloads the pins of the others. */
+const DRIFT_CHANNEL = 'tessera_drift';
+/** How often each replica looks at its loaded policy set's digest (a string compare when unchanged). */
+const POLICY_DRIFT_POLL_MS = 5_000;
 const RECONCILE_INTERVAL_MS = 5 * 60_000;
 const REVOCATION_REFRESH_MS = 30_000;
 /** How often expired token windows are swept closed (and observed by tessera_credential_exposure_seconds). */
@@ -411,13 +416,40 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       nonceKey: sha256(audit.hmac('tessera dpop nonce key v1')),
     }) : undefined;
 
-    const kv = createKvService({ store, sealer, clock, audit });
+    // Drift (src/drift, docs/drift.md): secret reads noted off the request path; tool pins; policy source.
+    const reads = createReadRecorder({ store, clock, logger });
+    cleanups.push(() => reads.close()); // before the store closes
+    const kv = createKvService({ store, sealer, clock, audit, onRead: (path) => reads.note(path) });
     // Secret rotation (src/rotation, docs/rotation.md): one replica at a time runs the job (leader lock).
     const secretRotation = createRotationService({ store, kv, sealer, clock, audit, logger, metrics, config: config.rotation, engines: postgresEngine.passwords, singleProcess: config.store.kind === 'sqlite' });
     secretRotation.start();
     cleanups.push(() => secretRotation.stop());
+    const toolPins = config.gateway.servers.length > 0
+      ? createToolPinning({ store, clock, audit, logger, metrics, config: config.drift.tools, announce: () => void store.publish(DRIFT_CHANNEL, replicaId).catch(() => undefined) })
+      : undefined;
+    if (toolPins) {
+      const off = await store.subscribe(DRIFT_CHANNEL, (origin) => {
+        if (origin !== replicaId) void toolPins.reload().catch((e: unknown) => logger.error({ err: (e as Error).message }, 'drift: reloading tool pins failed'));
+      }, { onResync: () => void toolPins.reload().catch(() => undefined) });
+      cleanups.push(() => off());
+    }
+    const policyDrift = createPolicyDrift({ status: () => policy.status(), store, clock, audit, logger, metrics, ...(config.drift.policy.expected_digest ? { expectedDigest: config.drift.policy.expected_digest } : {}) });
+    await policyDrift.observe();
+    const engineDrift = createEngineDrift({ store, clock, audit, inspect: (signal) => postgresEngine.inspect(signal) });
+    const drift = createDriftService({
+      store, clock, audit, logger, metrics, config: config.drift, policy: policyDrift, ...(toolPins ? { tools: toolPins } : {}), engine: engineDrift,
+      secrets: { store, trustDomain: config.trust_domain, explain: (r) => policy.explain(r) },
+    });
+    const driftTimers = [
+      setInterval(() => void policyDrift.observe(), POLICY_DRIFT_POLL_MS),
+      setInterval(leaderJob('tessera-drift-check', () => drift.checkAndAudit()), config.drift.check_interval),
+      // Another replica's approval is also seen without the fan-out (missed notification).
+      ...(toolPins ? [setInterval(() => void toolPins.reload().catch(() => undefined), config.drift.check_interval)] : []),
+    ];
+    for (const t of driftTimers) t.unref();
+    cleanups.push(() => driftTimers.forEach(clearInterval));
     const downstream = createDownstreamTokens({ tokens, audit, clock, tesseraAudiences: audiences });
-    const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) } });
+    const gw = createGateway({ config: config.gateway, dataDir: config.data_dir, authenticator: gatewayAgents, dpop, authorizer, kv, leases, revocations, audit, clock, logger, metrics, issuer, version: VERSION, limitAudit, downstream, ...(options.gatewayProviders ? { providers: options.gatewayProviders } : {}), secretUses: { now: () => clock.now(), recordUse: (u) => exposure.recordUse(u) }, ...(toolPins ? { toolGate: toolPins } : {}) });
     gatewayRef.current = gw;
     // Per-route limits and usage counters of the proxy (docs/proxy-providers.md), per replica.
     const proxyLimits = createProxyLimits({ clock, metrics });
@@ -465,6 +497,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     const checks: ReadinessCheck[] = [
       { name: 'store', check: async () => ({ ok: await store.ping() }) },
       policy.readinessCheck(),
+      policyDrift.readinessCheck(),
       { name: 'signing_keys', check: async () => ({ ok: keys.jwks().keys.length > 0 }) },
       // Not ready while the last audit batch reached no sink: requests would be refused anyway.
       { name: 'audit', check: async () => { const h = audit.health(); return { ok: h.ok, detail: h }; } },
@@ -502,6 +535,7 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
       streams: auditStreams,
     });
     registerExposureRoutes(app, { exposure, clock });
+    registerDriftRoutes(app, { drift, ...(toolPins ? { tools: toolPins } : {}), engine: engineDrift });
     registerAuditRoutes(app, { audit, jobs: auditOps.jobs, checkWitness: (heads) => auditOps.checkWitness(heads) });
     registerPostgresEngineRoutes(app, { postgres: postgresEngine });
     registerProxyCaRoutes(app, { ca: proxyCa });

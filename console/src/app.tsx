@@ -15,6 +15,7 @@ import { PoliciesPage } from './pages/policies.js';
 import { AuditPage } from './pages/audit.js';
 import { ExposurePage } from './pages/exposure.js';
 import { OperatorsPage } from './pages/operators.js';
+import { DriftPage } from './pages/drift.js';
 
 /** The pages, in navigation order; the first path segment selects one. */
 const PAGES: { path: string; label: string; page: (p: { route: Route }) => preact.JSX.Element }[] = [
@@ -26,6 +27,7 @@ const PAGES: { path: string; label: string; page: (p: { route: Route }) => preac
   { path: '/policies', label: 'Policies', page: PoliciesPage },
   { path: '/audit', label: 'Audit', page: AuditPage },
   { path: '/exposure', label: 'Exposure', page: ExposurePage },
+  { path: '/drift', label: 'Drift', page: DriftPage },
   { path: '/operators', label: 'Operators', page: OperatorsPage },
 ];
 

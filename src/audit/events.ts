@@ -115,6 +115,16 @@ export type AuditEvent =
   // Proxy (TLS part, src/proxy/ca.ts and connect.ts; docs/proxy-tls.md).
   | Base<'proxy.ca_created', { fingerprint: string; subject: string; not_after: number }>
   | Base<'proxy.tunnel', { phase: 'opened' | 'refused' | 'closed'; host: string; port: number; mode: 'intercept' | 'tunnel'; route?: string; code?: string; bytes_in?: number; bytes_out?: number; duration_ms?: number; cause?: string }>
+  // Drift (src/drift, docs/drift.md).
+  | Base<'drift.tool_pinned', { server: string; tool: string; digest: string }>
+  | Base<'drift.tool_unapproved', { server: string; tool: string; digest: string }>
+  | Base<'drift.tool_changed', { server: string; tool: string; approved_digest: string; observed_digest: string; fields: readonly string[]; handling: 'block' | 'flag' }>
+  | Base<'drift.tool_approved', { server: string; tool: string; digest: string; previous_digest?: string }>
+  | Base<'drift.engine_pinned', { group: string; digest: string }>
+  | Base<'drift.engine_changed', { group: string; approved_digest: string; observed_digest: string; fields: readonly string[] }>
+  | Base<'drift.engine_approved', { group: string; digest: string }>
+  | Base<'drift.policy_changed', { dir: string; digest: string; previous_digest?: string; git_commit?: string; git_dirty?: boolean; expected_digest?: string; matches_expected?: boolean }>
+  | Base<'drift.findings_changed', { total: number; by_kind: readonly string[]; worst: string; added: readonly string[]; resolved: readonly string[] }>
   | Base<'limit.exceeded', { limit: string; retry_after_s: number; suppressed: number; window_s: number }>;
 
 export type AuditEventKind = AuditEvent['kind'];

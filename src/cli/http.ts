@@ -86,6 +86,19 @@ export class AdminClient {
   proxyTest(body: { url: string; method?: string; agent: string; body?: Record<string, string | number | boolean> }) {
     return this.req<Record<string, unknown>>('POST', '/v1/admin/proxy/test', { json: body });
   }
+  /** Drift (docs/drift.md): the report, the pinned tools, approvals. */
+  drift() {
+    return this.req<Record<string, unknown>>('GET', '/v1/admin/drift');
+  }
+  driftTools(query: { status?: string }) {
+    return this.req<{ tools: Record<string, unknown>[] }>('GET', '/v1/admin/drift/tools', { query });
+  }
+  approveTool(body: { tool: string; digest?: string }) {
+    return this.req<{ tool: Record<string, unknown> }>('POST', '/v1/admin/drift/tools/approve', { json: body });
+  }
+  approveEngineGroup(body: { name: string }) {
+    return this.req<{ approved: string }>('POST', '/v1/admin/drift/engine/approve', { json: body });
+  }
   exposure(query: { by?: string; since?: string; kind?: string }) {
     return this.req<ExposureJson>('GET', '/v1/admin/exposure', { query });
   }

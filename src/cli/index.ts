@@ -22,6 +22,7 @@ import { registerK8sCommand } from './k8s.js';
 import { registerK8sManifestsCommand } from './k8s-manifests.js';
 import { registerKvRotationCommands } from './rotation.js';
 import { rotatorFromFlags } from '../rotation/options.js';
+import { registerDriftCommands } from './drift.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -652,6 +653,8 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
 
   // --- exposure windows -----------------------------------------------------------------
   registerExposureCommand(program, { admin, isJson, out, printJson });
+  // --- drift (docs/drift.md): `tessera drift`, `tessera gateway tools …` -------------------
+  registerDriftCommands(program, { admin, isJson, out, printJson });
 
   // --- leases ---------------------------------------------------------------------
   const lease = program.command('lease').description('dynamic credential leases');

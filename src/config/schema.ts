@@ -1,4 +1,5 @@
 import { kubernetesConfigSchema } from '../k8s/config.js';
+import { driftConfigSchema } from '../drift/config.js';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { gatewayConfigSchema } from '../gateway/config.js';
@@ -238,6 +239,8 @@ export const configSchema = z.object({
   kubernetes: kubernetesConfigSchema.prefault({}),
   /** Secret rotation: the job, its retries, http rotators (src/rotation/config.ts, docs/rotation.md). */
   rotation: rotationConfigSchema.prefault({}),
+  /** Drift: tool-definition pinning, policy, engine and secret hygiene checks (src/drift/config.ts, docs/drift.md). */
+  drift: driftConfigSchema.prefault({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().prefault({}),
 }).strict().superRefine((c, ctx) => {
   // Per-attestor session quotas name configured attestors (a typo would silently bound nothing).

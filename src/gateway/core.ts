@@ -29,7 +29,7 @@ import { createAnswerKit, NO_SECRETS, type AnswerKit } from './answer.js';
 import { createServerProbe, scopeNamesServer, visibleFor, type ProbeKind } from './probe.js';
 import { MCP_TOOL_NAME, exposedNames, parseCallName, serverPrefix, type ToolNameFormat } from './names.js';
 import { describeArgumentErrors } from './schema-errors.js';
-import type { GatewayTool, SecretUseRecorder, ToolCallContext, ToolProvider, ToolResult } from './types.js';
+import type { GatewayTool, SecretUseRecorder, ToolCallContext, ToolGate, ToolProvider, ToolResult } from './types.js';
 import { UpstreamRpcError, type Injector, type Upstream, type UpstreamCaller } from './upstream.js';
 
 /** JSON-RPC error codes the gateway answers with (docs/gateway.md "Errors"). */
@@ -127,6 +127,8 @@ export interface GatewayCoreDeps {
   readonly secretUses?: SecretUseRecorder;
   /** Shared with the resources/prompts modules (one scrubber cache, one session-HMAC cache). */
   readonly answers?: AnswerKit;
+  /** Tool-definition pinning of upstream MCP servers (src/drift, docs/drift.md); none: every listed tool is served. */
+  readonly toolGate?: ToolGate;
 }
 
 export interface ListedTool {
@@ -134,6 +136,7 @@ export interface ListedTool {
   readonly description?: string;
   readonly inputSchema: Record<string, unknown>;
   readonly annotations?: Record<string, unknown>;
+  readonly _meta?: Record<string, unknown>;
 }
 
 export interface GatewayCore {
@@ -295,11 +298,15 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
     return out;
   }
 
-  async function toolsOf(server: string, caller: Caller, signal: AbortSignal): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> {
+  async function toolsOf(server: string, caller: Caller, signal: AbortSignal): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[]; held?: ReadonlyMap<string, Error> }> {
     const u = upstreams.get(server);
     if (u) {
       const r = await u.listTools(caller, signal);
-      return { tools: await accepted(server, r.tools, r.secrets, caller), secrets: r.secrets };
+      const tools = await accepted(server, r.tools, r.secrets, caller);
+      if (!deps.toolGate) return { tools, secrets: r.secrets };
+      // Pinned definitions (src/drift): a changed or unapproved tool is held back (or marked).
+      const gated = await deps.toolGate.check(server, tools);
+      return { tools: gated.tools, secrets: r.secrets, held: gated.held };
     }
     const p = providers.get(server);
     if (p) return { tools: await accepted(server, await p.listTools(signal), NO_SECRETS, caller), secrets: NO_SECRETS };
@@ -349,6 +356,7 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
             ...(t.description !== undefined ? { description: t.description } : {}),
             inputSchema: { ...t.inputSchema, type: 'object' },
             ...(t.annotations ? { annotations: { ...t.annotations } } : {}),
+            ...(t._meta ? { _meta: { ...t._meta } } : {}),
           };
           if (scrubber) {
             // The name is an identifier, checked above (accepted): never rewritten. The rest is text.
@@ -441,8 +449,8 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
       const notFound = (result: 'deny' | 'error'): Promise<never> =>
         refuse(new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', `no tool "${name.slice(0, 200)}" is served to you; use a name as tools/list shows it (<server>__<tool>), or <server>/<tool>`), result);
 
-      let listing: { tools: readonly GatewayTool[]; secrets: readonly SecretInput[] } | undefined;
-      const list = async (): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[] }> => {
+      let listing: { tools: readonly GatewayTool[]; secrets: readonly SecretInput[]; held?: ReadonlyMap<string, Error> } | undefined;
+      const list = async (): Promise<{ tools: readonly GatewayTool[]; secrets: readonly SecretInput[]; held?: ReadonlyMap<string, Error> }> => {
         try {
           listing ??= await toolsOf(server, caller, signal);
           return listing;
@@ -488,9 +496,12 @@ export function createGatewayCore(deps: GatewayCoreDeps): GatewayCore {
         return refuse(refusalOf(decision, request, { denied: 'TESSERA_GATEWAY_TOOL_DENIED', tried: `to call ${server}/${tool} with these arguments` }), 'deny');
       }
 
-      const { tools: defs, secrets } = await list();
+      const { tools: defs, secrets, held } = await list();
       baseSecrets = secrets;
       const def = defs.find((t) => t.name === tool);
+      // Held back by drift (changed since approved, or never approved): refused with drift's code.
+      const heldBack = def ? undefined : held?.get(tool);
+      if (heldBack) return refuse(isTesseraError(heldBack) ? heldBack : new TesseraError('TESSERA_GATEWAY_TOOL_NOT_FOUND', heldBack.message), 'deny');
       if (!def) {
         // Left out of the listing for its name (it holds a value injected into its upstream).
         if (refusedSeen.get(server)?.has(tool)) {

@@ -19,7 +19,7 @@ import { createAnswerKit } from './answer.js';
 import { createFeatures } from './features.js';
 import { createMcpHttp, type PrincipalRevocationCheck } from './http.js';
 import { createDeclarativeProviders } from './tools/index.js';
-import type { SecretUseRecorder, ToolProvider } from './types.js';
+import type { SecretUseRecorder, ToolGate, ToolProvider } from './types.js';
 import type { DpopGuard } from '../dpop/index.js';
 import { createUpstream, type Injector, type Upstream } from './upstream.js';
 import type { DownstreamTokens } from './downstream.js';
@@ -32,7 +32,7 @@ import { loggingAvailable } from './relay/downstream.js';
 export { gatewayConfigSchema, upstreamServerConfig, injectedValue, type GatewayConfig, type UpstreamServerConfig, type InjectedValue } from './config.js';
 export { MCP_PATH, RESOURCE_METADATA_PATH, LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type PrincipalRevocationCheck } from './http.js';
 export { RPC, canonicalJson } from './core.js';
-export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext } from './types.js';
+export type { GatewayTool, ToolProvider, ToolResult, ToolCallContext, ToolGate, GatedListing } from './types.js';
 export { createDownstreamTokens, type DownstreamTokens } from './downstream.js';
 
 export interface GatewayDeps {
@@ -66,6 +66,8 @@ export interface GatewayDeps {
   readonly dataDir?: string;
   /** Exposure windows of injected kv secrets (src/exposure, ADR 0150). */
   readonly secretUses?: SecretUseRecorder;
+  /** Tool-definition pinning of upstream servers (src/drift, docs/drift.md). */
+  readonly toolGate?: ToolGate;
 }
 
 export interface Gateway {
@@ -143,7 +145,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const answers = createAnswerKit(audit);
   const features = createFeatures({ upstreams, authorizer, audit, logger, kit: answers, nameFormat: config.tool_name_format, auditArgumentValues: config.audit_argument_values, relay: { logging: (p) => loggingAvailable(core.usableUpstreams(p)), subscriptions: relay.subscriptions } });
-  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, answers, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}) });
+  const core = createGatewayCore({ upstreams, providers, authorizer, injector, audit, logger, answers, ...(deps.metrics ? { metrics: deps.metrics } : {}), auditArgumentValues: config.audit_argument_values, toolNameFormat: config.tool_name_format, ...(deps.secretUses ? { secretUses: deps.secretUses } : {}), ...(deps.toolGate ? { toolGate: deps.toolGate } : {}) });
 
   const revoked = (p: AgentPrincipal): boolean => deps.revocations.isPrincipalRevoked(p);
 

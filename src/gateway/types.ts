@@ -15,6 +15,26 @@ export interface GatewayTool {
   /** JSON Schema (object) for the arguments, as MCP `inputSchema`. */
   readonly inputSchema: Readonly<Record<string, unknown>>;
   readonly annotations?: Readonly<Record<string, unknown>>;
+  /** MCP `title` and `outputSchema` as the upstream sent them: pinned by drift (src/drift), not served. */
+  readonly title?: string;
+  readonly outputSchema?: Readonly<Record<string, unknown>>;
+  /** MCP `_meta` the gateway adds (drift marks a changed tool served under `on_change: flag`). */
+  readonly _meta?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Tool-definition pinning (src/drift/tool-gate.ts, docs/drift.md): which tools of an upstream's
+ * listing are served. `check` is called for every listing the gateway uses and must be cheap for
+ * a listing it has seen (the gate caches by the array's identity).
+ */
+export interface ToolGate {
+  check(server: string, tools: readonly GatewayTool[]): Promise<GatedListing>;
+}
+
+export interface GatedListing {
+  readonly tools: readonly GatewayTool[];
+  /** Tools held back (changed, or never approved), with the error a tools/call of one gets. */
+  readonly held: ReadonlyMap<string, Error>;
 }
 
 /** MCP CallToolResult as JSON (content blocks, structuredContent, isError). */

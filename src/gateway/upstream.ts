@@ -621,6 +621,9 @@ function toGatewayTool(t: Tool): GatewayTool {
     ...(t.description !== undefined ? { description: t.description } : {}),
     inputSchema: t.inputSchema as Record<string, unknown>,
     ...(t.annotations ? { annotations: t.annotations as Record<string, unknown> } : {}),
+    // Kept for drift's pinning digest (src/drift/digest.ts); not served.
+    ...(t.title !== undefined ? { title: t.title } : {}),
+    ...(t.outputSchema !== undefined ? { outputSchema: t.outputSchema as Record<string, unknown> } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import type { ReadinessCheck } from '../server/system-routes.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
 import { toCedarRequest, type CedarRequest } from './entities.js';
-import { formatPolicyError, listPolicyFiles, loadPolicyDir, scanPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
+import { formatPolicyError, listPolicyFiles, loadPolicyDir, policySetDigest, scanPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
 
 /** Directories of a policy tree watched for changes (more are noticed by the periodic re-check). */
 const MAX_WATCHED_DIRS = 64;
@@ -62,6 +62,8 @@ export interface PolicyStatus {
   /** Dev mode: these are the shipped demo policies, used until `configuredDir` exists. */
   readonly demo?: boolean;
   readonly configuredDir?: string;
+  /** The active set's digest (loader.ts policySetDigest; docs/drift.md); absent before the first good load. */
+  readonly digest?: string;
 }
 
 export interface ReloadOutcome {
@@ -100,6 +102,7 @@ const psetKey = (kind: 'agent' | 'user', action: string): string => `${kind}:${a
 
 interface Active {
   readonly set: LoadedPolicySet;
+  readonly digest: string;
   /** Pre-parsed policy set id per action: only the policies whose scope can match it. */
   readonly psetIds: ReadonlyMap<string, string>;
   /** Strings of the permit policies per action (Authorizer.literals). */
@@ -199,7 +202,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
       opts.logger.error({ dir: opts.dir, err: (e as Error).message }, 'policy reload not applied: it could not be audited; keeping the last good policy set');
       return { ok: false, errors: [err], policies: active?.set.policies.size ?? 0 };
     }
-    active = { set: r.set, psetIds, literals };
+    active = { set: r.set, digest: policySetDigest(r.set), psetIds, literals };
     activeGeneration = gen;
     cache.clear();
     // After the swap: every cache of a decision or verification made under the old set ends.
@@ -331,6 +334,7 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
         ids: active ? [...active.set.policies.keys()].sort() : [],
         ...(lastGoodAt !== undefined ? { lastGoodAt } : {}),
         ...(lastErrors[0] ? { lastError: lastErrors[0] } : {}),
+        ...(active ? { digest: active.digest } : {}),
       };
       return s;
     },

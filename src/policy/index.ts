@@ -1,7 +1,7 @@
 export * from './types.js';
 export { SCHEMA_TEXT, CEDAR_NAMESPACE } from './schema.js';
 export { createPolicyEngine, type PolicyEngine, type PolicyEngineOptions, type PolicyStatus, type Explanation, type ReloadOutcome } from './engine.js';
-export { validatePolicyDir, loadPolicyDir, formatPolicyError, type PolicyFileError } from './loader.js';
+export { validatePolicyDir, loadPolicyDir, formatPolicyError, policySetDigest, type PolicyFileError } from './loader.js';
 export { runPolicyTests, type PolicyTestReport, type PolicyTestCaseResult } from './test-runner.js';
 export { registerPolicyRoutes } from './routes.js';
 export { createDevPolicyEngine, type DevPolicyOptions } from './dev-dir.js';

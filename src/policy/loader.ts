@@ -1,4 +1,5 @@
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join, sep } from 'node:path';
 import './wasm-tuning.js'; // before Cedar's wasm module is compiled
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
@@ -65,6 +66,17 @@ export interface LoadedPolicySet {
   readonly files: readonly string[];
   /** Policy texts keyed by id, as Cedar's `staticPolicies` wants them. */
   readonly staticPolicies: Record<string, string>;
+}
+
+/**
+ * The digest of a policy set (docs/drift.md "Policy drift"): `sha256:` over each policy's id,
+ * file and text, sorted by id, one `id NUL file NUL text NUL` record each. Comments outside
+ * policies and the order of files do not change it; any policy's text does.
+ */
+export function policySetDigest(set: Pick<LoadedPolicySet, 'policies'>): string {
+  const h = createHash('sha256');
+  for (const p of [...set.policies.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) h.update(`${p.id}\0${p.file}\0${p.text}\0`, 'utf8');
+  return `sha256:${h.digest('hex')}`;
 }
 
 export type LoadResult = { readonly ok: true; readonly set: LoadedPolicySet } | { readonly ok: false; readonly errors: readonly PolicyFileError[]; readonly files: readonly string[] };

@@ -113,6 +113,8 @@ export interface KvDeps {
   readonly audit: AuditWriter;
   /** Largest value accepted, in UTF-8 bytes (default 32 KiB). */
   readonly maxValueBytes?: number;
+  /** Told of every agent read or injection that succeeded (drift's last-read record, src/drift/reads.ts); must not block. */
+  readonly onRead?: (path: string) => void;
 }
 
 export const DEFAULT_MAX_VALUE_BYTES = 32 * 1024;
@@ -296,6 +298,7 @@ export function createKvService(deps: KvDeps): KvService {
     }
     // Audit fails closed: the value is returned only once the read is recorded.
     await audit.append({ ...base, result: 'success', reason: { policies: decision.policies }, details: { version, mode: secret.mode } });
+    deps.onRead?.(path);
     return { path, version, value };
   }
 

@@ -405,6 +405,17 @@ export const ERROR_CATALOGUE = {
 
   // --- Drift (issue 13) ---------------------------------------------------------------
   // (drift)
+  TESSERA_DRIFT_TOOL_CHANGED: { status: 403, description: 'The upstream tool\'s definition (name, title, description, input or output schema, annotations) changed since an operator approved it, so the gateway holds it back (`drift.tools.on_change: block`): it is not listed and calls are refused. An operator reviews the change (`tessera drift`) and accepts it with `tessera gateway tools approve <server>/<tool>` (docs/drift.md).' },
+  TESSERA_DRIFT_TOOL_UNAPPROVED: { status: 403, description: 'The upstream tool was never approved and `drift.tools.first_sight` is `require_approval`: it is not listed and calls are refused until an operator runs `tessera gateway tools approve <server>/<tool>` (`tessera gateway tools pending` lists them).' },
+  TESSERA_DRIFT_TOOL_UNKNOWN: { status: 404, description: 'No upstream tool of that name has been seen by the gateway (nothing to approve). Names are `<server>/<tool>` as in `tessera gateway tools pending`; a tool is seen once an agent\'s tools/list reached its upstream.' },
+  TESSERA_DRIFT_TOOL_NAME_INVALID: { status: 400, description: 'The tool name is not `<server>/<tool>` (a server name, one `/`, then an MCP tool name of 1–128 characters of A–Z a–z 0–9 _ - .).' },
+  TESSERA_DRIFT_NOTHING_PENDING: { status: 409, description: 'The tool\'s current definition is already the approved one: there is nothing to approve.' },
+  TESSERA_DRIFT_DIGEST_MISMATCH: { status: 409, description: 'The definition pending approval is no longer the one named by `digest` (the upstream changed it again since it was reviewed); review the new one (`tessera gateway tools pending`) and approve that.' },
+  TESSERA_DRIFT_REQUEST_INVALID: { status: 400, description: 'The drift request is malformed (unknown field, wrong type, or a `digest` that is not `sha256:` and 64 lower-case hex digits); the message names the field.' },
+  TESSERA_DRIFT_ENGINE_CHANGED: { status: 409, description: 'Recorded in `drift.engine_changed` audit events: a PostgreSQL group role of an engine configuration changed in the database (grants, memberships or attributes) since drift first saw it or an operator accepted it. Fix the database or accept it with `tessera drift approve-engine <config>/<group>`.' },
+  TESSERA_DRIFT_UNKNOWN_SUBJECT: { status: 404, description: 'Nothing of that name has been checked by drift (an engine group role is known once a drift check read it); run `tessera drift` first and use a name it shows.' },
+  TESSERA_DRIFT_FINDINGS: { status: 409, description: '`tessera drift`: the check found drift at or above the threshold (`--fail-on`, else `drift.fail_on`); the findings are printed. Exit code 1.' },
+  TESSERA_DRIFT_CHECK_FAILED: { status: 502, description: 'Part of the drift check could not run (an engine\'s database unreachable, the store failing); the report carries the other findings and names what was not checked. `tessera drift` exits 2.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

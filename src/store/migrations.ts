@@ -478,4 +478,37 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    // Drift (src/drift, docs/drift.md, ADR 0281): what was approved, per kind of subject — an
+    // upstream tool's definition (`tool`, subject `<server>/<tool>`), an engine group role's
+    // privileges (`engine`, `<config>/<group>`), the loaded policy set (`policy`, `set`).
+    // `approved_*` is null for a tool seen under require_approval and never approved;
+    // `observed_*` is set while what runs differs from the approval (one audit event per
+    // distinct observed digest: the conditional update decides which replica writes it).
+    // Only digests are kept (per field in `*_parts`, JSON), never the upstream's text.
+    id: 360,
+    name: 'drift_pins',
+    sql: [
+      `CREATE TABLE drift_pins (
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        approved_digest TEXT,
+        approved_parts TEXT,
+        approved_at BIGINT,
+        approved_by TEXT,
+        observed_digest TEXT,
+        observed_parts TEXT,
+        observed_at BIGINT,
+        first_seen_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, subject)
+      )`,
+    ],
+  },
+  {
+    // Secret hygiene (docs/drift.md "Secret hygiene"): when a secret was last read or injected,
+    // written at most once per hour per path off the request path (src/drift/reads.ts).
+    id: 361,
+    name: 'secrets_last_read',
+    sql: [`ALTER TABLE secrets ADD COLUMN last_read_at BIGINT`],
+  },
 ];

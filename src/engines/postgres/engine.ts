@@ -81,8 +81,39 @@ export interface EngineHealth {
   readonly detail?: string;
 }
 
+/**
+ * What one configuration's database holds for the engine's group roles and users, read-only
+ * (drift, src/drift/engine-drift.ts, docs/drift.md "Engine drift"). Privileges come from the
+ * catalogs' ACLs (`aclexplode`), which every role may read: tables, views, sequences (relations),
+ * schemas, the current database, functions.
+ */
+export interface EngineInspection {
+  readonly config: string;
+  readonly prefix: string;
+  /** Each role of this configuration and the groups it declares. */
+  readonly roles: readonly { readonly role: string; readonly groups: readonly string[] }[];
+  readonly groups: readonly {
+    readonly name: string;
+    readonly exists: boolean;
+    /** Attributes that are set (`superuser`, `createrole`, `createdb`, `replication`, `bypassrls`, `login`, `noinherit`). */
+    readonly attributes: readonly string[];
+    /** Roles this group is a member of. */
+    readonly memberOf: readonly string[];
+    /** Members that are not engine users (no prefix): people or applications granted the group by hand. */
+    readonly members: readonly string[];
+    /** `<object kind> <name>: <privilege>`, sorted. */
+    readonly privileges: readonly string[];
+  }[];
+  /** Roles with the engine's username prefix, and the roles each is a member of. */
+  readonly users: readonly { readonly name: string; readonly memberOf: readonly string[] }[];
+  /** Set when the database could not be read (the rest is then empty). */
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
 export interface PostgresEngine {
   readonly engine: PostgresDynamicEngine;
+  /** Reads every configuration's group roles and users (drift); a database that fails is reported in its entry, never thrown. */
+  inspect(signal?: AbortSignal): Promise<EngineInspection[]>;
   /** Loads configurations and roles from the store and follows changes made by other replicas. Call before `leases.recover()`. */
   start(): Promise<void>;
   /** Runs `leases.reconcile()` every `intervalMs` (no overlapping passes); start() must have run. */
@@ -1212,6 +1243,22 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
       return [...live.values()].map((l) => configView(l.cfg)).sort((a, b) => String(a.name).localeCompare(String(b.name)));
     },
 
+    async inspect(signal) {
+      const out: EngineInspection[] = [];
+      for (const l of [...live.values()].sort((a, b) => a.cfg.name.localeCompare(b.cfg.name))) {
+        const mine = [...roles.values()].filter((r) => r.config === l.cfg.name).sort((a, b) => a.name.localeCompare(b.name));
+        const declared = { config: l.cfg.name, prefix: l.cfg.prefix, roles: mine.map((r) => ({ role: r.name, groups: [...r.groups] })) };
+        const groupNames = [...new Set(mine.flatMap((r) => r.groups))].sort();
+        try {
+          out.push({ ...declared, ...(await withClient(l, 'inspecting group roles', signal, (c) => inspectDatabase(c, l.cfg.prefix, groupNames))) });
+        } catch (e) {
+          const err = engineError(e, 'inspect', l.cfg);
+          out.push({ ...declared, groups: [], users: [], error: { code: err.code, message: err.message } });
+        }
+      }
+      return out;
+    },
+
     async health(maxAgeMs = 10_000) {
       const now = clock.now();
       if (healthCache && now - healthCache.at < maxAgeMs && healthCache.configs === live.size) return healthCache.value;
@@ -1395,4 +1442,41 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     },
   };
   return service;
+}
+
+/** At most this many privilege rows are read per configuration (a bound on one inspection). */
+const MAX_INSPECTED_PRIVILEGES = 5000;
+
+/** The read-only catalog queries behind `inspect` (one connection, no transaction needed). */
+async function inspectDatabase(c: pg.PoolClient, prefix: string, groupNames: readonly string[]): Promise<Pick<EngineInspection, 'groups' | 'users'>> {
+  const attrs = await c.query<{ rolname: string; rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; rolreplication: boolean; rolbypassrls: boolean; rolcanlogin: boolean; rolinherit: boolean }>(
+    'SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin, rolinherit FROM pg_roles WHERE rolname = ANY($1::text[])', [groupNames]);
+  const memberships = await c.query<{ role: string; member: string }>(
+    `SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member
+     WHERE r.rolname = ANY($1::text[]) OR m.rolname = ANY($1::text[]) OR left(m.rolname, length($2)) = $2`, [groupNames, prefix]);
+  const privileges = await c.query<{ grantee: string; what: string }>(
+    `SELECT g.rolname AS grantee, x.what FROM (
+       SELECT a.grantee, (CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' ELSE 'table' END) || ' ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ': ' || a.privilege_type AS what
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL aclexplode(c.relacl) a WHERE c.relacl IS NOT NULL
+       UNION ALL SELECT a.grantee, 'schema ' || quote_ident(n.nspname) || ': ' || a.privilege_type FROM pg_namespace n, LATERAL aclexplode(n.nspacl) a WHERE n.nspacl IS NOT NULL
+       UNION ALL SELECT a.grantee, 'database ' || quote_ident(d.datname) || ': ' || a.privilege_type FROM pg_database d, LATERAL aclexplode(d.datacl) a WHERE d.datname = current_database() AND d.datacl IS NOT NULL
+       UNION ALL SELECT a.grantee, 'function ' || p.oid::regprocedure::text || ': ' || a.privilege_type FROM pg_proc p, LATERAL aclexplode(p.proacl) a WHERE p.proacl IS NOT NULL
+     ) x JOIN pg_roles g ON g.oid = x.grantee WHERE g.rolname = ANY($1::text[]) ORDER BY 1, 2 LIMIT ${MAX_INSPECTED_PRIVILEGES}`, [groupNames]);
+  const users = await c.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1 ORDER BY rolname LIMIT 10000', [prefix]);
+  const byName = new Map(attrs.rows.map((r) => [r.rolname, r]));
+  const isUser = (n: string): boolean => n.startsWith(prefix);
+  const groups = groupNames.map((name) => {
+    const a = byName.get(name);
+    const flags = a ? [a.rolsuper && 'superuser', a.rolcreaterole && 'createrole', a.rolcreatedb && 'createdb', a.rolreplication && 'replication', a.rolbypassrls && 'bypassrls', a.rolcanlogin && 'login', !a.rolinherit && 'noinherit'].filter((x): x is string => typeof x === 'string') : [];
+    return {
+      name,
+      exists: a !== undefined,
+      attributes: flags,
+      memberOf: memberships.rows.filter((m) => m.member === name).map((m) => m.role).sort(),
+      members: memberships.rows.filter((m) => m.role === name && !isUser(m.member)).map((m) => m.member).sort(),
+      privileges: privileges.rows.filter((p) => p.grantee === name).map((p) => p.what).sort(),
+    };
+  });
+  const userList = users.rows.map((u) => ({ name: u.rolname, memberOf: memberships.rows.filter((m) => m.member === u.rolname).map((m) => m.role).sort() }));
+  return { groups, users: userList };
 }
