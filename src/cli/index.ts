@@ -18,6 +18,7 @@ import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerK8sCommand } from './k8s.js';
+import { registerK8sScanCommand } from './k8s-scan.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -799,6 +800,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   registerProxyCaCommand(proxy, { io, addrOf });
   const k8s = registerK8sCommand(program);
   void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
+  registerK8sScanCommand(k8s, { io, isJson, out, info, printJson });
 
   return program;
 }
