@@ -7,7 +7,7 @@ import type { Clock } from '../../shared/clock.js';
 import { fingerprint, isInertValue, keyShapeOf, looksRandom, nameStrength } from './credentials.js';
 import { egressOf } from './netpol.js';
 import type { ClusterObjects, ContainerInfo, PodInfo, SecretInfo } from './objects.js';
-import { kvPathOf, suggestEgress, suggestFor, suggestRotation, type Suggestion } from './suggest.js';
+import { kvPathOf, maybeCredential, suggestCertificate, suggestEgress, suggestFor, suggestRotation, type Suggestion } from './suggest.js';
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -86,7 +86,11 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
     const f = merged.get(key);
     if (f) {
       if (!f.pods.includes(pod.name)) f.pods.push(pod.name);
-    } else merged.set(key, { ...d, namespace: pod.namespace, workload, pods: [pod.name] });
+    } else {
+      const { rule, severity, ...rest } = d;
+      // Key order is the JSON schema's (docs/k8s-scan.md): who and where first, then what.
+      merged.set(key, { rule, severity, namespace: pod.namespace, workload, pods: [pod.name], ...rest });
+    }
   };
   const now = opts.clock.now();
   for (const pod of agents) {
@@ -193,7 +197,7 @@ function secretRefFinding(c: ContainerInfo, name: string, secret: string, key: s
     why: credential
       ? `${name} in ${where(c)} holds key ${key} of Secret ${secret}: a static credential in the agent's environment, for as long as the pod lives, and inherited by every process it starts`
       : `${name} in ${where(c)} comes from Secret ${secret} (key ${key}); neither name looks like a credential, check whether it is one`,
-    suggestion: suggestFor(`${name} ${key}`, undefined, kv),
+    suggestion: credential ? suggestFor(`${name} ${key}`, undefined, kv) : maybeCredential(suggestFor(`${name} ${key}`, undefined, kv)),
   };
 }
 
@@ -211,7 +215,7 @@ function envFromFinding(c: ContainerInfo, secret: string, prefix: string, ctx: P
     container: c.name,
     secret: { name: secret, ...(credKeys && credKeys.length > 0 ? { keys: credKeys } : {}) },
     why,
-    suggestion: suggestFor(`${secret} ${(credKeys ?? []).join(' ')}`, undefined, kvPathOf(ctx.pod.namespace, secret)),
+    suggestion: severity === 'low' ? maybeCredential(suggestFor(secret, undefined, kvPathOf(ctx.pod.namespace, secret))) : suggestFor(`${secret} ${(credKeys ?? []).join(' ')}`, undefined, kvPathOf(ctx.pod.namespace, secret)),
   };
 }
 
@@ -236,7 +240,7 @@ function* mountFindings(c: ContainerInfo, volumeName: string, path: string, ctx:
       secret: { name, ...(s && s.keys.length ? { keys: s.keys } : {}) },
       volume: { name: volumeName, mount_path: path },
       why: `Secret ${name}${s?.type && s.type !== 'Opaque' ? ` (${s.type})` : ''} is mounted as files at ${path} in ${where(c)}: static credentials on the agent's filesystem for the pod's lifetime`,
-      suggestion: suggestFor(`${name} ${(s?.keys ?? []).join(' ')}`, undefined, kvPathOf(ctx.pod.namespace, name)),
+      suggestion: s?.type === 'kubernetes.io/tls' ? suggestCertificate() : suggestFor(`${name} ${(s?.keys ?? []).join(' ')}`, undefined, kvPathOf(ctx.pod.namespace, name)),
     };
   }
   if (v.csi?.driver === 'secrets-store.csi.k8s.io') {

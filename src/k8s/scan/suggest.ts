@@ -5,7 +5,7 @@
  */
 import { isDatabaseName, vendorOfName, type KeyShape } from './credentials.js';
 
-export type Replacement = 'proxy-route' | 'postgres-lease' | 'gateway-tool' | 'tessera-identity' | 'workload-identity' | 'rotate-into-kv' | 'network-policy';
+export type Replacement = 'proxy-route' | 'postgres-lease' | 'gateway-tool' | 'tessera-identity' | 'workload-identity' | 'short-lived-certificate' | 'rotate-into-kv' | 'network-policy';
 
 export interface Suggestion {
   readonly replacement: Replacement;
@@ -66,11 +66,25 @@ export function suggestFor(name: string, shape: KeyShape | undefined, kvPath: st
   const route = vendor && UPSTREAMS[vendor] ? ` (route \`${vendor}\`, upstream ${UPSTREAMS[vendor]})` : '';
   return {
     replacement: 'proxy-route',
-    text: `a proxy route${route} with ${where} injected (\`credential.secret\`); annotate the pod tessera.io/proxy (with inject and agent) and remove the variable — the agent calls the API through HTTPS_PROXY without a key`,
+    text: `a proxy route${route} with ${where} injected (\`credential.secret\`); annotate the pod tessera.io/proxy (with inject and agent) and remove the variable or volume — the agent calls the API through HTTPS_PROXY without a key`,
     docs: 'docs/proxy.md',
     ...kv,
     annotations: PROXY_ANNOTATIONS,
   };
+}
+
+/** A `kubernetes.io/tls` Secret: a key pair, which no Tessera route presents for an agent. */
+export function suggestCertificate(): Suggestion {
+  return {
+    replacement: 'short-lived-certificate',
+    text: 'a TLS key pair: Tessera does not present client certificates for agents, so if this is the agent\'s own certificate issue it short-lived and renewed (cert-manager, SPIFFE/SPIRE) instead of a static Secret; if it authenticates to an API that also takes a token, use a proxy route',
+    docs: 'docs/proxy.md',
+  };
+}
+
+/** A value from a Secret whose names do not look like a credential: say what to do if it is one. */
+export function maybeCredential(s: Suggestion): Suggestion {
+  return { ...s, text: `if it is a credential: ${s.text}; if not, a ConfigMap` };
 }
 
 export function suggestRotation(kvPath: string | undefined): Suggestion {
