@@ -78,7 +78,8 @@ export function nameStrength(name: string): 'strong' | 'weak' | 'none' {
   const words = nameWords(name);
   if (words.length === 0 || NOT_CREDENTIAL_NAMES.has(words.join('_'))) return 'none';
   if (NOT_A_VALUE.has(words[words.length - 1]!)) return 'none';
-  if (words.some((w) => STRONG.has(w))) return 'strong';
+  // A word that is or ends in a strong word: PGPASSWORD, DBPASSWORD, APPSECRET, GHTOKEN (not TOKENIZER).
+  if (words.some((w) => STRONG.has(w) || /(PASSWORD|PASSWD|SECRET|TOKEN|APIKEY)$/.test(w))) return 'strong';
   for (let i = 1; i < words.length; i++) if (words[i] === 'KEY' && KEY_KINDS.has(words[i - 1]!)) return 'strong';
   if (words[words.length - 1] === 'KEY' || words[words.length - 1] === 'KEYS') return 'weak';
   return 'none';
