@@ -68,8 +68,8 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
         return { key: m[1]!, value: m[2]! };
       });
       const fromFiles = opts.file.length > 0;
-      if (fromFiles && (opts.kubeconfig || opts.context || opts.allNamespaces)) throw usage('-f/--file reads files; --kubeconfig, --context and --all-namespaces are for reading the API instead');
       if (opts.namespace && opts.allNamespaces) throw usage('--namespace and --all-namespaces exclude each other');
+      if (fromFiles && (opts.kubeconfig || opts.context || opts.allNamespaces)) throw usage('-f/--file reads files; --kubeconfig, --context and --all-namespaces are for reading the API instead');
       if (opts.file.filter((f) => f === '-').length > 1) throw usage('standard input (-) can be read only once');
       for (const f of opts.file) if (f !== '-') requireLocalPath(f, 'file', '--file');
 
@@ -107,9 +107,12 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
         ignored: scoped.ignored,
         generatedAt: clock.now(),
       });
+      // With --json the notes are in the report, and stderr holds at most the one JSON error.
       if (deps.isJson(cmd)) deps.printJson(report);
-      else printHuman(report, deps);
-      for (const n of report.notes) deps.info(`note: ${n}`);
+      else {
+        printHuman(report, deps);
+        for (const n of report.notes) deps.info(`note: ${n}`);
+      }
       if (report.summary.failed) {
         const at = report.findings.filter((f) => failsAt(f, opts.failOn)).length;
         throw new CliError('TESSERA_K8S_SCAN_FINDINGS', `${count(at, 'finding')} at or above ${opts.failOn} (--fail-on ${opts.failOn})`, EXIT.REFUSED);
@@ -172,7 +175,7 @@ async function readStdin(io: CliIo): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of io.stdin) {
-    const b = Buffer.from(c);
+    const b = typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     size += b.length;
     if (size > MAX_INPUT_BYTES) throw tooLarge('standard input');
     chunks.push(b);

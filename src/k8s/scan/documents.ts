@@ -7,7 +7,7 @@
  *    "billion laughs" bomb fails fast), unique keys, no custom tags;
  *  - every document at most MAX_DEPTH levels deep (checked iteratively, so depth never
  *    overflows a stack in later code).
- * Parser messages are never passed on: they quote the input (V8's JSON errors and the `yaml`
+ * Parser messages are never passed on (`prettyErrors` only computes their line numbers): they quote the input (V8's JSON errors and the `yaml`
  * package's code frames do), which may be a secret. Only a line number is.
  *
  * Pure: no I/O. Errors: TESSERA_K8S_SCAN_INPUT_EMPTY, _MALFORMED, _TOO_DEEP.
@@ -65,7 +65,7 @@ function parseYaml(text: string, where: string): unknown[] {
   }
   let out: unknown[];
   try {
-    const docs = parseAllDocuments(text, { schema: 'core', uniqueKeys: true, merge: false, prettyErrors: false, strict: true });
+    const docs = parseAllDocuments(text, { schema: 'core', uniqueKeys: true, merge: false, prettyErrors: true, strict: true });
     const list = Array.isArray(docs) ? docs : [docs];
     out = list.map((d) => {
       const err = d.errors[0];
