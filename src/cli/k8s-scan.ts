@@ -51,7 +51,7 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
     .option('--kubeconfig <file>', 'kubeconfig for the API (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
     .option('-n, --namespace <ns>', 'only this namespace (API: list there; files: keep only it)')
-    .option('-A, --all-namespaces', 'API: all namespaces (default: the context\'s namespace)')
+    .option('-A, --all-namespaces', 'API: all namespaces (default: the context\'s namespace, as kubectl)')
     .option('--agent-selector <label=value>', 'pods with this label are agents too (repeatable); annotated pods (tessera.io/agent, tessera.io/inject) always are', collect, [])
     .option('--all-pods', 'treat every pod as an agent')
     .option('--include-system-namespaces', 'also scan kube-system, kube-public, kube-node-lease and Tessera\'s namespace')
@@ -82,10 +82,10 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
           source = { kind: 'files', files: opts.file.map((f) => (f === '-' ? '(stdin)' : f)) };
         } else {
           const r = await readFromApi(
-            { ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}), ...(opts.allNamespaces ? {} : { namespace: opts.namespace ?? 'default' }), ...(progress ? { onPage: (kind: string, n: number) => (n > 500 ? progress(`listed ${n} ${kind}…`) : undefined) } : {}) },
+            { ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), allNamespaces: opts.allNamespaces === true, ...(progress ? { onPage: (kind: string, n: number) => (n > 500 ? progress(`listed ${n} ${kind}…`) : undefined) } : {}) },
             objects,
           );
-          source = { kind: 'api', context: r.context, ...(opts.allNamespaces ? {} : { namespace: opts.namespace ?? 'default' }) };
+          source = { kind: 'api', context: r.context, ...(r.namespace ? { namespace: r.namespace } : {}) };
         }
       } catch (e) {
         throw inputError(e);
@@ -96,7 +96,8 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
         clock,
         maxAgeMs,
         agents: { allPods: opts.allPods === true, selectors },
-        includeSystem: opts.includeSystemNamespaces === true || opts.namespace !== undefined,
+        // Naming a namespace (or reading the context's one) is asking for it, system or not.
+        includeSystem: opts.includeSystemNamespaces === true || opts.namespace !== undefined || (source.kind === 'api' && source.namespace !== undefined),
         tesseraNamespace: opts.tesseraNamespace,
         fingerprintKey: randomBytes(32),
       });

@@ -19,8 +19,10 @@ export interface ApiSource {
   /** A kubeconfig file; without it the default loading rules (KUBECONFIG, ~/.kube/config, in-cluster). */
   readonly kubeconfig?: string;
   readonly context?: string;
-  /** One namespace; absent = all namespaces. */
+  /** One namespace (absent: the context's namespace, else `default`, as kubectl does) … */
   readonly namespace?: string;
+  /** … or every namespace. */
+  readonly allNamespaces?: boolean;
   /** Called after each page (for progress on a terminal). */
   readonly onPage?: (kind: string, total: number) => void;
 }
@@ -50,18 +52,19 @@ interface Page {
 }
 
 /** Reads everything into `into`. */
-export async function readFromApi(src: ApiSource, into: ClusterObjects): Promise<{ context: string }> {
+export async function readFromApi(src: ApiSource, into: ClusterObjects): Promise<{ context: string; namespace?: string }> {
   const { kc, context } = loadKubeConfig(src);
   const core = kc.makeApiClient(CoreV1Api);
   const net = kc.makeApiClient(NetworkingV1Api);
-  const ns = src.namespace;
-  await listAll('pods', (c) => (ns ? core.listNamespacedPod({ namespace: ns, limit: PAGE, _continue: c }) : core.listPodForAllNamespaces({ limit: PAGE, _continue: c })), 'Pod', into, src);
-  await listAll('secrets', (c) => (ns ? core.listNamespacedSecret({ namespace: ns, limit: PAGE, _continue: c }) : core.listSecretForAllNamespaces({ limit: PAGE, _continue: c })), 'Secret', into, src);
-  await listAll('networkpolicies', (c) => (ns ? net.listNamespacedNetworkPolicy({ namespace: ns, limit: PAGE, _continue: c }) : net.listNetworkPolicyForAllNamespaces({ limit: PAGE, _continue: c })), 'NetworkPolicy', into, src);
-  return { context };
+  const ns = src.allNamespaces ? undefined : (src.namespace ?? kc.getContextObject(context)?.namespace ?? 'default');
+  const where = ns ? `in namespace ${ns}` : 'in all namespaces';
+  await listAll('pods', (c) => (ns ? core.listNamespacedPod({ namespace: ns, limit: PAGE, _continue: c }) : core.listPodForAllNamespaces({ limit: PAGE, _continue: c })), 'Pod', into, src, where);
+  await listAll('secrets', (c) => (ns ? core.listNamespacedSecret({ namespace: ns, limit: PAGE, _continue: c }) : core.listSecretForAllNamespaces({ limit: PAGE, _continue: c })), 'Secret', into, src, where);
+  await listAll('networkpolicies', (c) => (ns ? net.listNamespacedNetworkPolicy({ namespace: ns, limit: PAGE, _continue: c }) : net.listNetworkPolicyForAllNamespaces({ limit: PAGE, _continue: c })), 'NetworkPolicy', into, src, where);
+  return { context, ...(ns ? { namespace: ns } : {}) };
 }
 
-async function listAll(resource: string, page: (cont: string | undefined) => Promise<Page>, kind: 'Pod' | 'Secret' | 'NetworkPolicy', into: ClusterObjects, src: ApiSource): Promise<void> {
+async function listAll(resource: string, page: (cont: string | undefined) => Promise<Page>, kind: 'Pod' | 'Secret' | 'NetworkPolicy', into: ClusterObjects, src: ApiSource, scope: string): Promise<void> {
   let cont: string | undefined;
   let total = 0;
   sawKind(into, kind);
@@ -70,7 +73,7 @@ async function listAll(resource: string, page: (cont: string | undefined) => Pro
     try {
       p = await page(cont);
     } catch (e) {
-      throw apiError(e, resource, src.namespace);
+      throw apiError(e, resource, scope);
     }
     const items = (Array.isArray(p?.items) ? p.items : []).map((i) => plain(i, kind));
     addDocument(into, { kind: 'List', apiVersion: 'v1', items }, `the API's ${resource} list`);
@@ -91,14 +94,17 @@ function plain(item: unknown, kind: string): unknown {
 
 const keysOnly = (d: unknown): Record<string, string> | undefined => (d && typeof d === 'object' ? Object.fromEntries(Object.keys(d).map((k) => [k, ''])) : undefined);
 
-function apiError(e: unknown, resource: string, namespace: string | undefined): TesseraError {
-  const scope = namespace ? `in namespace ${namespace}` : 'in all namespaces';
+function apiError(e: unknown, resource: string, scope: string): TesseraError {
   if (e instanceof ApiException) {
     const code = (e as ApiException<unknown>).code;
     const hint = code === 401 ? ' (the credentials were not accepted)' : code === 403 ? ` (the credentials may not list ${resource} ${scope}; see the ClusterRole in docs/k8s-scan.md)` : '';
     return new TesseraError('TESSERA_K8S_SCAN_API_REFUSED', `the Kubernetes API refused to list ${resource} ${scope}: HTTP ${code}${hint}`, { status: code, resource });
   }
   if (e instanceof TesseraError) return e;
+  // client-node refuses a plain http:// server unless the cluster says insecure-skip-tls-verify.
+  if (e instanceof Error && /HTTP protocol is not allowed/.test(e.message)) {
+    return new TesseraError('TESSERA_K8S_SCAN_KUBECONFIG_INVALID', 'the kubeconfig names an http:// API server; the client only speaks plain HTTP to one marked insecure-skip-tls-verify (use https)');
+  }
   const cause = (e as { code?: unknown; cause?: { code?: unknown } })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code;
   return new TesseraError('TESSERA_K8S_SCAN_API_UNREACHABLE', `the Kubernetes API server could not be reached to list ${resource}${typeof cause === 'string' ? ` (${cause})` : ''}`, { resource });
 }
