@@ -71,13 +71,16 @@ type Draft = Omit<Finding, 'namespace' | 'workload' | 'pods'>;
 export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanResult {
   const system = new Set<string>([...SYSTEM_NAMESPACES, opts.tesseraNamespace]);
   const skipped = new Set<string>();
-  const pods = objects.pods.filter((p) => {
+  // The same object in two inputs (two files, a pod listed twice) counts once: the last read wins.
+  const unique = [...new Map(objects.pods.map((p) => [`${p.namespace}/${p.name}`, p])).values()];
+  const pods = unique.filter((p) => {
     if (opts.includeSystem || !system.has(p.namespace)) return true;
     skipped.add(p.namespace);
     return false;
   });
   const agents = pods.filter((p) => isAgent(p, opts));
   const secrets = new Map(objects.secrets.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const policies = [...new Map(objects.networkPolicies.map((p) => [`${p.namespace}/${p.name}`, p])).values()];
   const merged = new Map<string, Finding>();
   const missingSecrets = new Set<string>();
   const add = (pod: PodInfo, d: Draft): void => {
@@ -97,7 +100,7 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
     const ctx: PodCtx = { pod, secrets, opts, referenced: new Set(), missing: missingSecrets };
     for (const c of pod.containers) for (const d of containerFindings(c, ctx)) add(pod, d);
     for (const d of ageFindings(ctx, now)) add(pod, d);
-    const eg = egressOf(pod.namespace, pod.labels, objects.networkPolicies);
+    const eg = egressOf(pod.namespace, pod.labels, policies);
     if (!eg.restricted) add(pod, egressFinding(eg, opts));
   }
   const findings = [...merged.values()].map((f) => ({ ...f, pods: f.pods.sort() }));
@@ -109,12 +112,12 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
   return {
     findings,
     counts: {
-      pods: objects.pods.length,
+      pods: unique.length,
       agent_pods: agents.length,
       workloads: new Set(agents.map((p) => `${p.namespace}/${workloadOf(p).kind}/${workloadOf(p).name}`)).size,
-      secrets: objects.secrets.length,
-      network_policies: objects.networkPolicies.length,
-      skipped_pods: objects.pods.length - pods.length,
+      secrets: secrets.size,
+      network_policies: policies.length,
+      skipped_pods: unique.length - pods.length,
     },
     skipped_namespaces: [...skipped].sort(),
     notes,

@@ -92,6 +92,9 @@ test('standard input, YAML (several documents), and several files are read alike
   const rest = file('rest.json', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: items.filter((i) => i.kind !== 'Pod'), metadata: { resourceVersion: '' } }));
   const two = await run(['--json', 'k8s', 'scan', '-f', pods, '-f', rest, '--fail-on', 'none']);
   assert.deepEqual(strip(two.stdout), strip(json.stdout));
+  // The same objects twice (two overlapping files) count once.
+  const twice = await run(['--json', 'k8s', 'scan', '-f', FIXTURE, '-f', rest, '--fail-on', 'none']);
+  assert.deepEqual(strip(twice.stdout), strip(json.stdout));
   noLeak(y);
 });
 
