@@ -6,7 +6,7 @@
 import type { Clock } from '../../shared/clock.js';
 import { fingerprint, isInertValue, keyShapeOf, looksRandom, nameStrength } from './credentials.js';
 import { egressOf } from './netpol.js';
-import type { ClusterObjects, ContainerInfo, PodInfo, SecretInfo } from './objects.js';
+import type { ClusterObjects, ContainerInfo, NetworkPolicyInfo, PodInfo, SecretInfo } from './objects.js';
 import { kvPathOf, maybeCredential, suggestCertificate, suggestEgress, suggestFor, suggestRotation, type Suggestion } from './suggest.js';
 
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
@@ -81,6 +81,8 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
   const agents = pods.filter((p) => isAgent(p, opts));
   const secrets = new Map(objects.secrets.map((s) => [`${s.namespace}/${s.name}`, s]));
   const policies = [...new Map(objects.networkPolicies.map((p) => [`${p.namespace}/${p.name}`, p])).values()];
+  const policiesByNs = new Map<string, NetworkPolicyInfo[]>();
+  for (const p of policies) policiesByNs.set(p.namespace, [...(policiesByNs.get(p.namespace) ?? []), p]);
   const merged = new Map<string, Finding>();
   const missingSecrets = new Set<string>();
   const add = (pod: PodInfo, d: Draft): void => {
@@ -100,7 +102,7 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
     const ctx: PodCtx = { pod, secrets, opts, referenced: new Set(), missing: missingSecrets };
     for (const c of pod.containers) for (const d of containerFindings(c, ctx)) add(pod, d);
     for (const d of ageFindings(ctx, now)) add(pod, d);
-    const eg = egressOf(pod.namespace, pod.labels, policies);
+    const eg = egressOf(pod.namespace, pod.labels, policiesByNs.get(pod.namespace) ?? []);
     if (!eg.restricted) add(pod, egressFinding(eg, opts));
   }
   const findings = [...merged.values()].map((f) => ({ ...f, pods: f.pods.sort() }));
