@@ -186,3 +186,16 @@ test('no credential value in any output, whatever the options', async () => {
     noLeak(r);
   }
 });
+
+test('names from the input cannot act on the terminal: control and bidi characters are escaped in the table and the details', async () => {
+  const doc = cluster();
+  const pod = doc.items.find((i) => i.kind === 'Pod' && i.metadata.annotations?.['tessera.io/agent'])!;
+  pod.metadata.namespace = 'agents\u001b[2J';
+  pod.spec.containers[0].name = 'agent\u202e';
+  pod.spec.containers[0].env.push({ name: 'EVIL\u001b]0;owned\u0007_TOKEN', value: 'a-static-token-value-0001' });
+  const r = await run(['k8s', 'scan', '-f', file('evil.json', JSON.stringify({ ...doc, items: [pod] })), '--fail-on', 'none']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /EVIL/);
+  assert.doesNotMatch(r.stdout + r.stderr, /[\u0000-\u0008\u000b-\u001f\u007f\u202e]/);
+  assert.doesNotMatch(r.stdout, /a-static-token-value-0001/);
+});
