@@ -105,6 +105,8 @@ function apiError(e: unknown, resource: string, scope: string): TesseraError {
   if (e instanceof Error && /HTTP protocol is not allowed/.test(e.message)) {
     return new TesseraError('TESSERA_K8S_SCAN_KUBECONFIG_INVALID', 'the kubeconfig names an http:// API server; the client only speaks plain HTTP to one marked insecure-skip-tls-verify (use https)');
   }
+  // The client parses the body itself: a body that is not JSON is not a Kubernetes API's answer.
+  if (e instanceof SyntaxError) return new TesseraError('TESSERA_K8S_SCAN_INPUT_INVALID', `the API server answered the ${resource} list with something that is not JSON; is the kubeconfig's server a Kubernetes API server?`);
   const cause = (e as { code?: unknown; cause?: { code?: unknown } })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code;
   return new TesseraError('TESSERA_K8S_SCAN_API_UNREACHABLE', `the Kubernetes API server could not be reached to list ${resource}${typeof cause === 'string' ? ` (${cause})` : ''}`, { resource });
 }

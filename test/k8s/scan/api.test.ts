@@ -26,6 +26,8 @@ let port = 0;
 const requests: { path: string; auth: string | undefined }[] = [];
 /** resource → HTTP status to answer instead of the list. */
 const failures = new Map<string, number>();
+/** resource → a raw 200 body to answer instead of the list. */
+const garbage = new Map<string, string>();
 
 const ITEMS = cluster().items;
 const LIST_KIND: Record<string, string> = { pods: 'PodList', secrets: 'SecretList', networkpolicies: 'NetworkPolicyList' };
@@ -43,6 +45,11 @@ before(async () => {
     const m = /^\/(?:api\/v1|apis\/networking\.k8s\.io\/v1)(?:\/namespaces\/([^/]+))?\/(pods|secrets|networkpolicies)$/.exec(url.pathname);
     if (!m) return send(404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404 });
     const [, ns, resource] = m as unknown as [string, string | undefined, string];
+    const raw = garbage.get(resource);
+    if (raw !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(raw);
+    }
     const status = failures.get(resource);
     if (status) return send(status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `${resource} is forbidden: User "system:serviceaccount:ci:scanner" cannot list resource "${resource}"`, reason: 'Forbidden', code: status });
     // Two items per page, whatever `limit` asks: the client must follow `continue`.
@@ -157,4 +164,32 @@ test('a kubeconfig that cannot be used: exit 2, TESSERA_K8S_SCAN_KUBECONFIG_INVA
   const missing = await run(['k8s', 'scan', '--kubeconfig', join(dir, 'missing')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /missing.*\[TESSERA_K8S_SCAN_KUBECONFIG_INVALID\]/);
+});
+
+test('an API server answering garbage: exit 2, TESSERA_K8S_SCAN_INPUT_INVALID, a 500: TESSERA_K8S_SCAN_API_REFUSED', async () => {
+  const cases: [string, string, RegExp][] = [
+    ['pods', 'not json at all', /the API server answered the pods list with something that is not JSON/],
+    ['secrets', '{"kind":"SecretList","apiVersion":"v1","metadata":{},"items":"nope"}', /the API's secrets list items\[0\]: the Secret has an invalid field \.metadata/],
+    ['pods', '{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":5},"spec":{"containers":[]}}]}', /the Pod has an invalid field \.metadata\.name/],
+  ];
+  try {
+    for (const [resource, body, msg] of cases) {
+      garbage.clear();
+      garbage.set(resource, body);
+      const r = await run(['k8s', 'scan', '--kubeconfig', kubeconfig(), '-A']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /\[TESSERA_K8S_SCAN_INPUT_INVALID\]/);
+      assert.match(r.stderr, msg);
+    }
+  } finally {
+    garbage.clear();
+  }
+  failures.set('networkpolicies', 500);
+  try {
+    const r = await run(['k8s', 'scan', '--kubeconfig', kubeconfig(), '-A']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /refused to list networkpolicies in all namespaces: HTTP 500 \[TESSERA_K8S_SCAN_API_REFUSED\]/);
+  } finally {
+    failures.clear();
+  }
 });
