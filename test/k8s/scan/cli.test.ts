@@ -161,6 +161,11 @@ test('hostile and wrong input: each refused with its code and exit 2, no value e
     assert.doesNotMatch(r.stderr + r.stdout, /hunter2|lol/, name);
     assert.equal(r.stdout, '', name);
   }
+  // Standard input beyond 128 MiB: refused as it streams in (one 1 MiB chunk, given 129 times).
+  const mib = Buffer.alloc(1024 * 1024, 0x20);
+  const endless = await run(['k8s', 'scan', '-f', '-'], { stdin: (async function* () { for (let i = 0; i < 129; i++) yield mib; })() });
+  assert.equal(endless.code, 2);
+  assert.match(endless.stderr, /standard input is larger than 128 MiB.*\[TESSERA_K8S_SCAN_INPUT_TOO_LARGE\]/);
   const j = await run(['--json', 'k8s', 'scan', '-f', '-'], { stdin: '{"kind": "Pod"' });
   assert.equal(j.code, 2);
   assert.equal(JSON.parse(j.stderr).error.code, 'TESSERA_K8S_SCAN_INPUT_MALFORMED');

@@ -18,13 +18,15 @@ export interface Run {
 }
 
 /** Runs `tessera <argv>` in-process; `stdin` feeds `-f -`. */
-export async function run(argv: string[], opts: { stdin?: string | Buffer; tty?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
+export async function run(argv: string[], opts: { stdin?: string | Buffer | AsyncIterable<Uint8Array>; tty?: boolean; env?: Record<string, string> } = {}): Promise<Run> {
   const out = { stdout: '', stderr: '' };
   const io: CliIo = {
     stdout: { write: (s: string) => (out.stdout += s) },
     stderr: { write: (s: string) => (out.stderr += s), ...(opts.tty ? { isTTY: true } : {}) },
     env: opts.env ?? {},
-    ...(opts.stdin !== undefined ? { stdin: (async function* () { yield typeof opts.stdin === 'string' ? Buffer.from(opts.stdin) : opts.stdin!; })() } : {}),
+    ...(opts.stdin !== undefined
+      ? { stdin: typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin) ? (async function* (b: Buffer) { yield b; })(Buffer.from(opts.stdin)) : opts.stdin }
+      : {}),
   };
   const code = await runCli(argv, runtime, io);
   return { code, ...out };
