@@ -26,12 +26,12 @@ export interface K8sScanDeps {
 }
 
 interface Opts {
-  file: string[];
+  file?: string[];
   kubeconfig?: string;
   context?: string;
   namespace?: string;
   allNamespaces?: boolean;
-  agentSelector: string[];
+  agentSelector?: string[];
   allPods?: boolean;
   includeSystemNamespaces?: boolean;
   tesseraNamespace: string;
@@ -41,25 +41,26 @@ interface Opts {
 
 /** Above this size a file is announced on stderr (only on a terminal). */
 const ANNOUNCE_BYTES = 8 * 1024 * 1024;
-const collect = (v: string, prev: string[]): string[] => [...prev, v];
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
 
 export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command {
   return k8s
     .command('scan')
     .description('report agent pods given static credentials (env values, Secret refs and mounts, old Secrets, open egress), with a Tessera replacement for each')
-    .option('-f, --file <path>', 'kubectl get pods,secrets,networkpolicies -A -o json output (JSON or YAML; repeatable; - for stdin); without it, read the API', collect, [])
+    .option('-f, --file <path>', 'kubectl get pods,secrets,networkpolicies -A -o json output (JSON or YAML; repeatable; - for stdin); without it, read the API', collect)
     .option('--kubeconfig <file>', 'kubeconfig for the API (default: KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option('--context <name>', 'kubeconfig context')
     .option('-n, --namespace <ns>', 'only this namespace (API: list there; files: keep only it)')
     .option('-A, --all-namespaces', 'API: all namespaces (default: the context\'s namespace, as kubectl)')
-    .option('--agent-selector <label=value>', 'pods with this label are agents too (repeatable); annotated pods (tessera.io/agent, tessera.io/inject) always are', collect, [])
+    .option('--agent-selector <label=value>', 'pods with this label are agents too (repeatable); annotated pods (tessera.io/agent, tessera.io/inject) always are', collect)
     .option('--all-pods', 'treat every pod as an agent')
     .option('--include-system-namespaces', 'also scan kube-system, kube-public, kube-node-lease and Tessera\'s namespace')
     .option('--tessera-namespace <ns>', 'Tessera\'s own namespace (skipped like a system namespace; named in suggestions)', 'tessera')
     .option('--max-age <duration>', 'report Secrets used by agents and unchanged for longer (e.g. 90d, 720h)', '90d')
     .addOption(new Option('--fail-on <severity>', 'exit 1 when a finding is at or above this severity (none: never)').choices([...SEVERITIES, 'none']).default('high'))
-    .action(async (opts: Opts, cmd: Command) => {
+    .action(async (given: Opts, cmd: Command) => {
       const { io } = deps;
+      const opts = { ...given, file: given.file ?? [], agentSelector: given.agentSelector ?? [] };
       const maxAgeMs = parseDuration(opts.maxAge);
       if (maxAgeMs === null || maxAgeMs <= 0) throw usage(`--max-age ${opts.maxAge} is not a duration such as 90d or 720h`);
       const selectors = opts.agentSelector.map((s) => {
