@@ -95,7 +95,6 @@ const netpolSchema = z.object({
       .nullish(),
   }),
 });
-const namespaceSchema = z.object({ metadata });
 
 export type EgressRule = NonNullable<z.output<typeof netpolSchema>['spec']['egress']>[number];
 
@@ -137,29 +136,25 @@ export interface NetworkPolicyInfo {
   readonly policyTypes?: readonly string[];
   readonly egress?: readonly EgressRule[];
 }
-export interface NamespaceInfo {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
 
 /** Everything read from the input, merged across files (or API lists). */
 export interface ClusterObjects {
   readonly pods: PodInfo[];
   readonly secrets: SecretInfo[];
   readonly networkPolicies: NetworkPolicyInfo[];
-  readonly namespaces: NamespaceInfo[];
   /** Objects of other kinds, by kind (reported in the summary, not scanned). */
   readonly ignored: Record<string, number>;
   /** Which kinds were present at all (a List of zero pods counts): the report says what it could not check. */
   readonly kindsSeen: Set<'Pod' | 'Secret' | 'NetworkPolicy'>;
 }
 
-export const emptyObjects = (): ClusterObjects => ({ pods: [], secrets: [], networkPolicies: [], namespaces: [], ignored: {}, kindsSeen: new Set() });
+export const emptyObjects = (): ClusterObjects => ({ pods: [], secrets: [], networkPolicies: [], ignored: {}, kindsSeen: new Set() });
 
 /** At most this many objects in one scan (all files together): TESSERA_K8S_SCAN_INPUT_TOO_LARGE beyond. */
 export const MAX_OBJECTS = 200_000;
 
-const LIST_KINDS: Record<string, 'Pod' | 'Secret' | 'NetworkPolicy' | 'Namespace'> = { PodList: 'Pod', SecretList: 'Secret', NetworkPolicyList: 'NetworkPolicy', NamespaceList: 'Namespace' };
+/** Typed lists (what the API server returns) and the kind of their items, which carry none. */
+const LIST_KINDS: Record<string, string> = { PodList: 'Pod', SecretList: 'Secret', NetworkPolicyList: 'NetworkPolicy' };
 
 /**
  * Adds one parsed document (an object, a `List`, or a typed list such as `PodList`) to `into`.
@@ -192,11 +187,7 @@ function addItem(into: ClusterObjects, item: unknown, where: string, defaultKind
   if (kind === 'Pod') into.pods.push(toPod(parse(podSchema, item, where, kind)));
   else if (kind === 'Secret') into.secrets.push(toSecret(parse(secretSchema, item, where, kind)));
   else if (kind === 'NetworkPolicy') into.networkPolicies.push(toNetpol(parse(netpolSchema, item, where, kind)));
-  else if (kind === 'Namespace') {
-    const m = parse(namespaceSchema, item, where, kind).metadata;
-    into.namespaces.push({ name: m.name, labels: m.labels ?? {} });
-    return;
-  } else {
+  else {
     into.ignored[kind] = (into.ignored[kind] ?? 0) + 1;
     return;
   }
@@ -208,7 +199,7 @@ export function sawKind(into: ClusterObjects, kind: 'Pod' | 'Secret' | 'NetworkP
   into.kindsSeen.add(kind);
 }
 
-const countOf = (o: ClusterObjects): number => o.pods.length + o.secrets.length + o.networkPolicies.length + o.namespaces.length + Object.values(o.ignored).reduce((a, b) => a + b, 0);
+const countOf = (o: ClusterObjects): number => o.pods.length + o.secrets.length + o.networkPolicies.length + Object.values(o.ignored).reduce((a, b) => a + b, 0);
 
 function parse<T extends z.ZodType>(schema: T, item: unknown, where: string, kind: string): z.output<T> {
   const r = schema.safeParse(item);
