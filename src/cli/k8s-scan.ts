@@ -124,7 +124,7 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
 
 function printHuman(r: Report, deps: K8sScanDeps): void {
   const s = r.summary;
-  const scanned = `${count(s.agent_pods, 'agent pod')} in ${count(s.workloads, 'workload')} scanned (${count(s.pods, 'pod')}, ${count(s.secrets, 'Secret')}, ${count(s.network_policies, 'NetworkPolicy', 'NetworkPolicies')} read${s.skipped_pods ? `; ${s.skipped_pods} in ${s.skipped_namespaces.join(', ')} skipped` : ''})`;
+  const scanned = `${count(s.agent_pods, 'agent pod')}${s.agent_templates ? ` and ${count(s.agent_templates, 'agent pod template')}` : ''} in ${count(s.workloads, 'workload')} scanned (${count(s.pods, 'pod')}, ${count(s.secrets, 'Secret')}, ${count(s.network_policies, 'NetworkPolicy', 'NetworkPolicies')} read${s.skipped_pods ? `; ${s.skipped_pods} in ${s.skipped_namespaces.join(', ')} skipped` : ''})`;
   if (r.findings.length === 0) {
     deps.out(`no findings: ${scanned}`);
     return;

@@ -61,16 +61,21 @@ const volume = z.object({
   csi: z.object({ driver: str }).nullish(),
 });
 
-const podSchema = z.object({
-  metadata,
-  spec: z.object({
-    serviceAccountName: str.nullish(),
-    containers: z.array(container),
-    initContainers: z.array(container).nullish(),
-    ephemeralContainers: z.array(container).nullish(),
-    volumes: z.array(volume).nullish(),
-  }),
+const podSpec = z.object({
+  serviceAccountName: str.nullish(),
+  containers: z.array(container),
+  initContainers: z.array(container).nullish(),
+  ephemeralContainers: z.array(container).nullish(),
+  volumes: z.array(volume).nullish(),
 });
+const podSchema = z.object({ metadata, spec: podSpec });
+
+/** A pod template (apps/v1 and batch/v1 workloads): what every pod of the workload will be. */
+const template = z.object({ metadata: z.object({ labels: strMap.nullish(), annotations: strMap.nullish() }).nullish(), spec: podSpec });
+const workloadSchema = z.object({ metadata, spec: z.object({ template }) });
+const cronJobSchema = z.object({ metadata, spec: z.object({ jobTemplate: z.object({ spec: z.object({ template }) }) }) });
+/** Workload kinds whose pod template is scanned (manifests before they are applied, `kubectl get deploy`). */
+export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job', 'CronJob'] as const;
 
 const secretSchema = z.object({
   metadata,
@@ -107,7 +112,10 @@ export interface ContainerInfo {
 }
 export interface PodInfo {
   readonly namespace: string;
+  /** The pod's name; for a template, the workload's. */
   readonly name: string;
+  /** Read from a workload's pod template, not a running pod: it names no pod. */
+  readonly template?: true;
   readonly labels: Readonly<Record<string, string>>;
   readonly annotations: Readonly<Record<string, string>>;
   readonly owner?: { readonly kind: string; readonly name: string };
@@ -187,7 +195,11 @@ function addItem(into: ClusterObjects, item: unknown, where: string, defaultKind
   if (kind === 'Pod') into.pods.push(toPod(parse(podSchema, item, where, kind)));
   else if (kind === 'Secret') into.secrets.push(toSecret(parse(secretSchema, item, where, kind)));
   else if (kind === 'NetworkPolicy') into.networkPolicies.push(toNetpol(parse(netpolSchema, item, where, kind)));
-  else {
+  else if ((WORKLOAD_KINDS as readonly string[]).includes(kind)) {
+    const t = toTemplate(kind, item, where);
+    if (t) into.pods.push(t);
+    return;
+  } else {
     into.ignored[kind] = (into.ignored[kind] ?? 0) + 1;
     return;
   }
@@ -235,6 +247,19 @@ function toPod(p: z.output<typeof podSchema>): PodInfo {
     containers: [...(p.spec.initContainers ?? []).map(cont('init')), ...p.spec.containers.map(cont('container')), ...(p.spec.ephemeralContainers ?? []).map(cont('ephemeral'))],
     volumes: p.spec.volumes ?? [],
   };
+}
+
+/**
+ * A workload's pod template as a PodInfo of that workload. A workload owned by another controller
+ * (the ReplicaSet of a Deployment, the Job of a CronJob) is skipped: its owner's template (or its
+ * running pods) says the same, under the name people know.
+ */
+function toTemplate(kind: string, item: unknown, where: string): PodInfo | undefined {
+  const w = kind === 'CronJob' ? parse(cronJobSchema, item, where, kind) : parse(workloadSchema, item, where, kind);
+  if ((w.metadata.ownerReferences ?? []).some((r) => r.controller === true)) return undefined;
+  const t = 'jobTemplate' in w.spec ? w.spec.jobTemplate.spec.template : w.spec.template;
+  const pod = toPod({ metadata: { name: w.metadata.name, namespace: w.metadata.namespace, labels: t.metadata?.labels, annotations: t.metadata?.annotations }, spec: t.spec });
+  return { ...pod, owner: { kind, name: w.metadata.name }, template: true };
 }
 
 function toSecret(s: z.output<typeof secretSchema>): SecretInfo {

@@ -59,6 +59,8 @@ export interface ScanResult {
     readonly secrets: number;
     readonly network_policies: number;
     readonly skipped_pods: number;
+    /** Workload pod templates read as agents (Deployment, StatefulSet, DaemonSet, Job, CronJob manifests). */
+    readonly agent_templates: number;
   };
   readonly skipped_namespaces: string[];
   /** What the input lacked for a full verdict (no NetworkPolicy objects, a referenced Secret missing…). */
@@ -72,7 +74,7 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
   const system = new Set<string>([...SYSTEM_NAMESPACES, opts.tesseraNamespace]);
   const skipped = new Set<string>();
   // The same object in two inputs (two files, a pod listed twice) counts once: the last read wins.
-  const unique = [...new Map(objects.pods.map((p) => [`${p.namespace}/${p.name}`, p])).values()];
+  const unique = [...new Map(objects.pods.map((p) => [`${p.namespace}/${p.template ? `${p.owner?.kind}/` : ''}${p.name}`, p])).values()];
   const pods = unique.filter((p) => {
     if (opts.includeSystem || !system.has(p.namespace)) return true;
     skipped.add(p.namespace);
@@ -89,12 +91,13 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
     const workload = workloadOf(pod);
     const key = JSON.stringify([d.rule, d.severity, pod.namespace, workload.kind, workload.name, d.container, d.variable, d.secret?.name, d.secret?.key, d.volume, d.value?.fingerprint]);
     const f = merged.get(key);
+    const names = pod.template ? [] : [pod.name];
     if (f) {
-      if (!f.pods.includes(pod.name)) f.pods.push(pod.name);
+      for (const n of names) if (!f.pods.includes(n)) f.pods.push(n);
     } else {
       const { rule, severity, ...rest } = d;
       // Key order is the JSON schema's (docs/k8s-scan.md): who and where first, then what.
-      merged.set(key, { rule, severity, namespace: pod.namespace, workload, pods: [pod.name], ...rest });
+      merged.set(key, { rule, severity, namespace: pod.namespace, workload, pods: names, ...rest });
     }
   };
   const now = opts.clock.now();
@@ -114,12 +117,13 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
   return {
     findings,
     counts: {
-      pods: unique.length,
-      agent_pods: agents.length,
+      pods: unique.filter((p) => !p.template).length,
+      agent_pods: agents.filter((p) => !p.template).length,
       workloads: new Set(agents.map((p) => `${p.namespace}/${workloadOf(p).kind}/${workloadOf(p).name}`)).size,
       secrets: secrets.size,
       network_policies: policies.length,
-      skipped_pods: unique.length - pods.length,
+      skipped_pods: unique.filter((p) => !p.template).length - pods.filter((p) => !p.template).length,
+      agent_templates: agents.filter((p) => p.template).length,
     },
     skipped_namespaces: [...skipped].sort(),
     notes,

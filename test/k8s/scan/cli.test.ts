@@ -43,7 +43,7 @@ test('--json: the documented schema; the error on stderr is JSON too; nothing le
   assert.equal(rep.schema, 'tessera.k8s.scan/v1');
   assert.deepEqual(rep.source, { kind: 'files', files: [FIXTURE] });
   assert.deepEqual(rep.options, { max_age: '90d', fail_on: 'high', all_pods: true, agent_selectors: [], include_system_namespaces: true, tessera_namespace: 'tessera' });
-  assert.deepEqual(Object.keys(rep.summary), ['pods', 'agent_pods', 'workloads', 'secrets', 'network_policies', 'skipped_pods', 'findings', 'failed', 'skipped_namespaces', 'ignored_kinds']);
+  assert.deepEqual(Object.keys(rep.summary), ['pods', 'agent_pods', 'workloads', 'secrets', 'network_policies', 'skipped_pods', 'agent_templates', 'findings', 'failed', 'skipped_namespaces', 'ignored_kinds']);
   assert.equal(rep.summary.failed, true);
   const allowed = new Set(['rule', 'severity', 'namespace', 'workload', 'pods', 'container', 'variable', 'secret', 'volume', 'value', 'age', 'egress', 'why', 'suggestion']);
   for (const f of rep.findings) {

@@ -154,3 +154,30 @@ test('a ReplicaSet whose name does not end in the pod-template-hash stays a Repl
   assert.ok(r.findings.some((f) => f.workload.kind === 'ReplicaSet' && f.workload.name === 'research-agent-7d9f8c6b5d'));
   assert.ok(r.findings.some((f) => f.workload.kind === 'Job'));
 });
+
+test('workload manifests: a Deployment\'s pod template is scanned as that Deployment (no pods named); with its running pods, one finding', () => {
+  const pods = cluster().items.filter((i) => i.metadata.name.startsWith('research-agent'));
+  const tpl = structuredClone(pods[0]!);
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'research-agent', namespace: 'agents', generation: 3, resourceVersion: '777', uid: 'd-1' },
+    spec: { replicas: 2, selector: { matchLabels: { app: 'research-agent' } }, template: { metadata: { labels: { app: 'research-agent' }, annotations: tpl.metadata.annotations }, spec: tpl.spec } },
+  };
+  const alone = scan({ apiVersion: 'v1', kind: 'List', items: [deployment], metadata: {} });
+  const literal = alone.findings.find((f) => f.variable === 'OPENAI_API_KEY')!;
+  assert.deepEqual([literal.workload, literal.pods, literal.severity], [{ kind: 'Deployment', name: 'research-agent' }, [], 'critical']);
+  assert.deepEqual([alone.counts.agent_pods, alone.counts.agent_templates, alone.counts.pods], [0, 1, 0]);
+  // Its ReplicaSet (owned by the Deployment) adds nothing; with the running pods, the findings merge.
+  const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'research-agent-7d9f8c6b5d', namespace: 'agents', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'research-agent', uid: 'd-1', controller: true }] }, spec: deployment.spec };
+  const both = scan({ apiVersion: 'v1', kind: 'List', items: [deployment, rs, ...pods], metadata: {} });
+  assert.deepEqual(both.findings.filter((f) => f.variable === 'OPENAI_API_KEY').map((f) => [f.workload.kind, f.pods.length]), [['Deployment', 2]]);
+  assert.equal(both.findings.some((f) => f.workload.kind === 'ReplicaSet'), false);
+  // A CronJob's job template; an un-annotated StatefulSet is no agent.
+  const cron = { apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly', namespace: 'batch' }, spec: { schedule: '0 3 * * *', jobTemplate: { spec: { template: { metadata: { annotations: { 'tessera.io/inject': 'true' } }, spec: { restartPolicy: 'Never', containers: [{ name: 'r', env: [{ name: 'GITHUB_TOKEN', value: 'ghp_FakeGithubTokenForTesseraScanTest0123' }] }] } } } } } };
+  const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db', namespace: 'batch' }, spec: { template: { spec: { containers: [{ name: 'pg', env: [{ name: 'POSTGRES_PASSWORD', value: 'x-literal-pw' }] }] } } } };
+  const r = scan({ apiVersion: 'v1', kind: 'List', items: [cron, sts], metadata: {} });
+  assert.deepEqual(r.findings.filter((f) => f.rule === 'env-literal').map((f) => `${f.workload.kind}/${f.workload.name} ${f.variable}`), ['CronJob/nightly GITHUB_TOKEN']);
+  // A template with the wrong shape is refused like a pod.
+  assert.throws(() => scan({ ...cron, spec: { jobTemplate: { spec: { template: { spec: { containers: 'x' } } } } } }), (e: Error & { code?: string }) => e.code === 'TESSERA_K8S_SCAN_INPUT_INVALID' && /the CronJob has an invalid field \.spec\.jobTemplate\.spec\.template\.spec\.containers/.test(e.message));
+});
