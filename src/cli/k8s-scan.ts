@@ -12,7 +12,11 @@ import { Option } from 'commander';
 import { parseDuration, formatDuration } from '../config/duration.js';
 import { TesseraError } from '../shared/errors.js';
 import { systemClock } from '../shared/clock.js';
-import { addDocument, buildReport, docName, failsAt, emptyObjects, MAX_INPUT_BYTES, parseDocuments, readFromApi, scanObjects, SEVERITIES, tableRows, TABLE_COLUMNS, type ClusterObjects, type Report, type Severity } from '../k8s/scan/index.js';
+import { SEVERITIES, type Severity } from '../k8s/scan/severity.js';
+// The scan's core (zod schemas, the YAML parser) and the Kubernetes client load when the command
+// runs, so every other command starts without them (docs/cli.md "Which code runs").
+import type { ClusterObjects, Report } from '../k8s/scan/index.js';
+type Core = typeof import('../k8s/scan/index.js');
 import { cell, table } from './format.js';
 import { CliError, EXIT, requireLocalPath, usage, type CliIo } from './io.js';
 import { count } from '../shared/plural.js';
@@ -74,14 +78,18 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
       if (opts.file.filter((f) => f === '-').length > 1) throw usage('standard input (-) can be read only once');
       for (const f of opts.file) if (f !== '-') requireLocalPath(f, 'file', '--file');
 
+      const core: Core = await import('../k8s/scan/index.js');
+      const { buildReport, emptyObjects, failsAt, scanObjects } = core;
       const progress = io.stderr.isTTY === true ? deps.info : undefined;
       const objects = emptyObjects();
       let source: Report['source'];
       try {
         if (fromFiles) {
-          for (const f of opts.file) await readInput(f, objects, io, progress);
+          for (const f of opts.file) await readInput(core, f, objects, io, progress);
           source = { kind: 'files', files: opts.file.map((f) => (f === '-' ? '(stdin)' : f)) };
         } else {
+          // @kubernetes/client-node loads only here: every other command starts without it.
+          const { readFromApi } = await import('../k8s/scan/api.js');
           const r = await readFromApi(
             { ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.context ? { context: opts.context } : {}), ...(opts.namespace ? { namespace: opts.namespace } : {}), allNamespaces: opts.allNamespaces === true, ...(progress ? { onPage: (kind: string, n: number) => (n > 500 ? progress(`listed ${n} ${kind}…`) : undefined) } : {}) },
             objects,
@@ -112,7 +120,7 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
       // With --json the notes are in the report, and stderr holds at most the one JSON error.
       if (deps.isJson(cmd)) deps.printJson(report);
       else {
-        printHuman(report, deps);
+        printHuman(core, report, deps);
         for (const n of report.notes) deps.info(`note: ${n}`);
       }
       if (report.summary.failed) {
@@ -122,7 +130,7 @@ export function registerK8sScanCommand(k8s: Command, deps: K8sScanDeps): Command
     });
 }
 
-function printHuman(r: Report, deps: K8sScanDeps): void {
+function printHuman({ tableRows, TABLE_COLUMNS }: Core, r: Report, deps: K8sScanDeps): void {
   const s = r.summary;
   const scanned = `${count(s.agent_pods, 'agent pod')}${s.agent_templates ? ` and ${count(s.agent_templates, 'agent pod template')}` : ''} in ${count(s.workloads, 'workload')} scanned (${count(s.pods, 'pod')}, ${count(s.secrets, 'Secret')}, ${count(s.network_policies, 'NetworkPolicy', 'NetworkPolicies')} read${s.skipped_pods ? `; ${s.skipped_pods} in ${s.skipped_namespaces.join(', ')} skipped` : ''})`;
   if (r.findings.length === 0) {
@@ -143,9 +151,9 @@ function printHuman(r: Report, deps: K8sScanDeps): void {
 }
 
 /** Reads one `-f` input (a path or `-`) into `objects`. */
-async function readInput(f: string, objects: ClusterObjects, io: CliIo, progress: ((s: string) => void) | undefined): Promise<void> {
+async function readInput({ addDocument, docName, MAX_INPUT_BYTES, parseDocuments }: Core, f: string, objects: ClusterObjects, io: CliIo, progress: ((s: string) => void) | undefined): Promise<void> {
   const where = f === '-' ? 'standard input' : f;
-  const bytes = f === '-' ? await readStdin(io) : await readFileBounded(f);
+  const bytes = f === '-' ? await readStdin(io, MAX_INPUT_BYTES) : await readFileBounded(f, MAX_INPUT_BYTES);
   if (bytes.length > ANNOUNCE_BYTES) progress?.(`reading ${where} (${Math.round(bytes.length / 1048576)} MiB)…`);
   let text: string;
   try {
@@ -157,29 +165,29 @@ async function readInput(f: string, objects: ClusterObjects, io: CliIo, progress
   docs.forEach((d, i) => addDocument(objects, d, docName(where, i, docs.length)));
 }
 
-const tooLarge = (where: string): TesseraError => new TesseraError('TESSERA_K8S_SCAN_INPUT_TOO_LARGE', `${where} is larger than ${MAX_INPUT_BYTES / 1048576} MiB; scan namespace by namespace`, { limit: MAX_INPUT_BYTES });
+const tooLarge = (where: string, max: number): TesseraError => new TesseraError('TESSERA_K8S_SCAN_INPUT_TOO_LARGE', `${where} is larger than ${max / 1048576} MiB; scan namespace by namespace`, { limit: max });
 
-async function readFileBounded(path: string): Promise<Buffer> {
+async function readFileBounded(path: string, max: number): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     // A regular file (requireLocalPath): its size is known before a byte is read.
-    if ((await fh.stat()).size > MAX_INPUT_BYTES) throw tooLarge(path);
+    if ((await fh.stat()).size > max) throw tooLarge(path, max);
     const buf = await fh.readFile();
-    if (buf.length > MAX_INPUT_BYTES) throw tooLarge(path);
+    if (buf.length > max) throw tooLarge(path, max);
     return buf;
   } finally {
     await fh.close();
   }
 }
 
-async function readStdin(io: CliIo): Promise<Buffer> {
+async function readStdin(io: CliIo, max: number): Promise<Buffer> {
   if (!io.stdin) throw usage('`-` means "read from standard input", but no input is available');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of io.stdin) {
     const b = typeof c === 'string' ? Buffer.from(c) : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
     size += b.length;
-    if (size > MAX_INPUT_BYTES) throw tooLarge('standard input');
+    if (size > max) throw tooLarge('standard input', max);
     chunks.push(b);
   }
   return Buffer.concat(chunks);

@@ -7,4 +7,5 @@ export { parseDocuments, docName, MAX_INPUT_BYTES, MAX_DEPTH, MAX_YAML_ALIASES }
 export { addDocument, emptyObjects, sawKind, MAX_OBJECTS, type ClusterObjects } from './objects.js';
 export { scanObjects, SEVERITIES, RULES, SYSTEM_NAMESPACES, type Finding, type ScanOptions, type ScanResult, type Severity } from './scan.js';
 export { buildReport, tableRows, subjectOf, failsAt, TABLE_COLUMNS, REPORT_SCHEMA, type Report } from './report.js';
-export { readFromApi, type ApiSource } from './api.js';
+// api.ts (the Kubernetes client, heavy to load) is imported by its path, only when the API is read.
+export type { ApiSource } from './api.js';

@@ -9,9 +9,9 @@ import { egressOf } from './netpol.js';
 import type { ClusterObjects, ContainerInfo, NetworkPolicyInfo, PodInfo, SecretInfo } from './objects.js';
 import { kvPathOf, maybeCredential, suggestCertificate, suggestEgress, suggestFor, suggestRotation, type Suggestion } from './suggest.js';
 
-export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
-export type Severity = (typeof SEVERITIES)[number];
-export const severityRank = (s: Severity): number => SEVERITIES.indexOf(s);
+import { severityRank, type Severity } from './severity.js';
+
+export { SEVERITIES, severityRank, type Severity } from './severity.js';
 
 export const RULES = ['env-literal', 'env-secret-ref', 'env-from-secret', 'secret-volume', 'secret-age', 'egress-unrestricted'] as const;
 export type RuleId = (typeof RULES)[number];
