@@ -23,6 +23,7 @@ import { registerK8sManifestsCommand } from './k8s-manifests.js';
 import { registerKvRotationCommands } from './rotation.js';
 import { rotatorFromFlags } from '../rotation/options.js';
 import { registerDriftCommands } from './drift.js';
+import { registerK8sScanCommand } from './k8s-scan.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -815,6 +816,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   const k8s = registerK8sCommand(program);
   registerK8sManifestsCommand(k8s, { io, isJson });
   void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
+  registerK8sScanCommand(k8s, { io, isJson, out, info, printJson });
 
   return program;
 }

@@ -387,6 +387,15 @@ export const ERROR_CATALOGUE = {
 
   // --- Kubernetes: static-secret scan (issue 12) --------------------------------------
   // (k8s-scan)
+  TESSERA_K8S_SCAN_FINDINGS: { status: 422, description: 'Client side (`tessera k8s scan`): the scan found at least one finding at or above `--fail-on` (default `high`); the report on stdout lists them, each with a suggested Tessera replacement (docs/k8s-scan.md). Exit code 1, for CI.' },
+  TESSERA_K8S_SCAN_INPUT_EMPTY: { status: 400, description: 'Client side (`tessera k8s scan -f`): a file or standard input holds no document at all (often a `kubectl get … > file` that failed); the scan refuses rather than report a clean cluster. Check the command that wrote the file. Exit code 2.' },
+  TESSERA_K8S_SCAN_INPUT_MALFORMED: { status: 400, description: 'Client side (`tessera k8s scan -f`): a file is neither JSON nor YAML, or its YAML uses more aliases than allowed (a "billion laughs" bomb), custom tags or duplicate keys; the message gives the file and the line, never the text. Exit code 2.' },
+  TESSERA_K8S_SCAN_INPUT_TOO_LARGE: { status: 413, description: 'Client side (`tessera k8s scan`): a file or standard input is larger than 128 MiB, or the input holds more than 200,000 objects; scan namespace by namespace (`kubectl get … -n NS`). Exit code 2.' },
+  TESSERA_K8S_SCAN_INPUT_TOO_DEEP: { status: 400, description: 'Client side (`tessera k8s scan -f`): a document is nested deeper than 64 levels, which no Kubernetes object is; the file is not `kubectl get -o json` output. Exit code 2.' },
+  TESSERA_K8S_SCAN_INPUT_INVALID: { status: 400, description: 'Client side (`tessera k8s scan`): a document parsed but is not a Kubernetes object of the expected shape (no `kind`/`apiVersion`, or a Pod, Secret, NetworkPolicy or List whose fields have the wrong types), or the API server answered a list with something that is not JSON; the message names the file (or list), the item and the field, never a value. Exit code 2.' },
+  TESSERA_K8S_SCAN_KUBECONFIG_INVALID: { status: 400, description: 'Client side (`tessera k8s scan` without `-f`): no usable Kubernetes configuration — the `--kubeconfig` file (or KUBECONFIG, ~/.kube/config) cannot be read or names no current context, and the scan does not run in a pod (in-cluster). Exit code 2.' },
+  TESSERA_K8S_SCAN_API_REFUSED: { status: 502, description: 'Client side (`tessera k8s scan` without `-f`): the Kubernetes API server answered a list request with an error (401/403: the credentials lack `list` on pods, secrets or networkpolicies in that scope — the message names the resource and status). Exit code 2.' },
+  TESSERA_K8S_SCAN_API_UNREACHABLE: { status: 503, description: 'Client side (`tessera k8s scan` without `-f`): the Kubernetes API server could not be reached (connection refused, DNS, TLS, timeout); check the kubeconfig\'s server and context. Exit code 3.' },
 
   // --- Rotation (issue 13) ------------------------------------------------------------
   // (rotation)

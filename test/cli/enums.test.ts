@@ -16,6 +16,7 @@ import { ATTESTOR_KINDS } from '../../src/shared/principal.js';
 import { OWNED_OBJECT_RULES } from '../../src/engines/postgres/config.js';
 import { TASK_STATES } from '../../src/tasks/states.js';
 import { EXPOSURE_GROUPINGS, EXPOSURE_KINDS } from '../../src/exposure/kinds.js';
+import { SEVERITIES } from '../../src/k8s/scan/scan.js';
 
 const reject = (): Promise<never> => Promise.reject(new Error('not used'));
 const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
@@ -31,6 +32,8 @@ const ENUMS: readonly (readonly [string, string, readonly string[]])[] = [
   ['task list', '--state', TASK_STATES],
   ['exposure', '--by', EXPOSURE_GROUPINGS],
   ['exposure', '--kind', EXPOSURE_KINDS],
+  // Local (no server): the scan's severities, and `none` for "never fail".
+  ['k8s scan', '--fail-on', [...SEVERITIES, 'none']],
 ];
 
 const ARGS: Readonly<Record<string, string[]>> = {
@@ -41,6 +44,7 @@ const ARGS: Readonly<Record<string, string[]>> = {
   'engine postgres role': ['engine', 'postgres', 'role', 'clinic', 'reader'],
   'task list': ['task', 'list'],
   exposure: ['exposure'],
+  'k8s scan': ['k8s', 'scan', '-f', 'test/k8s/scan/fixtures/cluster.json'],
 };
 
 function find(program: Command, path: string): Command {
