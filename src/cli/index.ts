@@ -18,6 +18,7 @@ import { registerTaskCommands } from './task.js';
 import { registerExposureCommand } from './exposure.js';
 import { registerProxyCommand } from './proxy.js';
 import { registerK8sCommand } from './k8s.js';
+import { registerInjectorCommand } from './injector.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -797,6 +798,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
   const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
   registerProxyCaCommand(proxy, { io, addrOf });
+  registerInjectorCommand(program, { io, out, info, isJson }); // the Kubernetes webhook (docs/k8s-injector.md)
   const k8s = registerK8sCommand(program);
   void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
 

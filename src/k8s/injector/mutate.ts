@@ -27,7 +27,13 @@ export function pointerToken(key: string): string {
 const STATIC_TESSERA = ['TESSERA_TOKEN'];
 
 export function mutatePod(body: unknown, settings: InjectorSettings): AdmissionReviewResponse {
-  const req = parseReview(body);
+  let req: AdmissionRequest;
+  try {
+    req = parseReview(body);
+  } catch (e) {
+    if (e instanceof ReviewError && e.uid !== undefined) return deny(e.uid, e);
+    throw e;
+  }
   try {
     return admit(req, settings);
   } catch (e) {
