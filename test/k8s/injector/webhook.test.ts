@@ -79,7 +79,11 @@ test('a bare pod asking for everything: token, environment, native sidecar with 
   assert.equal(sc.restartPolicy, 'Always');
   assert.equal(sc.image, `ghcr.io/tessera-broker/tessera:${VERSION}`);
   assert.deepEqual(sc.args, ['agent', '--addr', 'http://tessera.tessera.svc:8200', '--token-file', TOKEN_FILE, '--proxy-url', 'http://tessera.tessera.svc:8201', '--listen-proxy', '127.0.0.1:15001', '--listen-mcp', '127.0.0.1:15002', '--role', 'support', '--task-scope', 'tool:tickets/* secret:support/**', '--task-purpose', 'answer support tickets', '--task-ttl', '1800s']);
-  assert.deepEqual(envOf(sc), { TESSERA_ADDR: 'http://tessera.tessera.svc:8200', TESSERA_TOKEN_FILE: TOKEN_FILE, TESSERA_PROXY_URL: 'http://tessera.tessera.svc:8201' });
+  const env = envOf(sc);
+  assert.deepEqual(Object.keys(env), ['TESSERA_ADDR', 'TESSERA_TOKEN_FILE', 'TESSERA_PROXY_URL']);
+  assert.equal(env.TESSERA_ADDR, 'http://tessera.tessera.svc:8200');
+  assert.equal(env.TESSERA_TOKEN_FILE, TOKEN_FILE);
+  assert.equal(env.TESSERA_PROXY_URL, 'http://tessera.tessera.svc:8201', 'the sidecar\'s env fallbacks (contract)');
   assert.deepEqual(mountsOf(sc), { 'tessera-token': '/var/run/secrets/tessera.io/serviceaccount', 'tessera-run': '/var/run/tessera' });
   assert.deepEqual(sc.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
   assert.deepEqual(sc.resources, { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } });
@@ -118,7 +122,9 @@ test('init containers: the sidecar goes first, they get the token but not the si
   assert.equal(mountsOf(migrate)['tessera-token'], '/var/run/secrets/tessera.io/serviceaccount');
   assert.deepEqual(Object.keys(envOf(ownSidecar)), ['TESSERA_ADDR', 'TESSERA_TOKEN_FILE']);
   assert.equal(ownSidecar.restartPolicy, 'Always', 'the pod\'s own native sidecar is kept as it was');
-  assert.deepEqual(Object.keys(envOf(p.spec.containers[0])), ['TESSERA_ADDR', 'TESSERA_TOKEN_FILE', 'TESSERA_MCP_URL']);
+  const env = envOf(p.spec.containers[0]);
+  assert.deepEqual(Object.keys(env), ['TESSERA_ADDR', 'TESSERA_TOKEN_FILE', 'TESSERA_MCP_URL']);
+  assert.equal(env.TESSERA_MCP_URL, 'http://127.0.0.1:15002/mcp', 'what the app reads to reach the sidecar\'s MCP endpoint');
   await assertIdempotent(inj, r, p);
 });
 
