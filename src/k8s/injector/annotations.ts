@@ -30,12 +30,13 @@ export const ANNOTATIONS = {
 export const KNOWN_ANNOTATIONS: readonly string[] = Object.values(ANNOTATIONS);
 
 /**
- * A role name as the sidecar passes it (`--role`, scope `role:<name>`; the server side is
- * src/identity's, docs/k8s-pods.md): a letter or digit, then letters, digits, `.`, `_`, `-`.
+ * A role name as the server takes it at login (`scope=role:<name>`, Cedar `Role::"<name>"`,
+ * docs/k8s-pods.md): lowercase letters, digits, `_` and `-`, at most 63 — the server's
+ * ROLE_NAME (issue 12, pods part), repeated here so the injector refuses what login would.
  */
-export const ROLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-/** Caps on the values read (the server caps again at login). */
-export const LIMITS = { scopeChars: 4096, ttlChars: 32, maxTtlSeconds: 366 * 86_400 } as const;
+export const ROLE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Caps on the values read (the server caps again at login); the TTL range is the sidecar's `--task-ttl`. */
+export const LIMITS = { scopeChars: 4096, ttlChars: 32, minTtlSeconds: 10, maxTtlSeconds: 86_400 } as const;
 
 /** What a pod asks for, parsed. `inject: false` means: leave the pod alone. */
 export interface InjectionRequest {
@@ -83,7 +84,7 @@ function parseTtl(v: string): number {
   if (v.length > LIMITS.ttlChars) throw invalid(name, `is longer than ${LIMITS.ttlChars} characters`);
   const ms = parseDuration(v);
   if (ms === null || v.trim() !== v) throw invalid(name, `must be a duration such as "15m", "1h" or "900s", got ${shown(v)}`);
-  if (ms % 1000 !== 0 || ms < 1000 || ms > LIMITS.maxTtlSeconds * 1000) throw invalid(name, `must be whole seconds from 1s to 366d, got ${shown(v)}`);
+  if (ms % 1000 !== 0 || ms < LIMITS.minTtlSeconds * 1000 || ms > LIMITS.maxTtlSeconds * 1000) throw invalid(name, `must be whole seconds from 10s to 24h (what the sidecar accepts), got ${shown(v)}`);
   return ms / 1000;
 }
 
@@ -130,12 +131,13 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   for (const [name, v] of [[ANNOTATIONS.role, role], [ANNOTATIONS.taskScope, scope], [ANNOTATIONS.taskPurpose, purpose], [ANNOTATIONS.taskTtl, ttl]] as const) {
     if (v !== undefined && !agent) throw invalid(name, `needs ${ANNOTATIONS.agent}: "true": the sidecar is what logs in with the role and opens the task`);
   }
-  if (role !== undefined && !ROLE_PATTERN.test(role)) throw invalid(ANNOTATIONS.role, `must be 1 to 64 characters: a letter or digit, then letters, digits, ".", "_" or "-"; got ${shown(role)}`);
+  if (role !== undefined && !ROLE_PATTERN.test(role)) throw invalid(ANNOTATIONS.role, `must be 1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit; got ${shown(role)}`);
   if (scope !== undefined && scope.length > LIMITS.scopeChars) throw invalid(ANNOTATIONS.taskScope, `is longer than ${LIMITS.scopeChars} characters`);
   const taskScope = scope === undefined ? undefined : asAnnotation(ANNOTATIONS.taskScope, () => parseScopeParam(scope).join(' '));
   const taskPurpose = purpose === undefined ? undefined : asAnnotation(ANNOTATIONS.taskPurpose, () => parsePurpose(purpose));
-  if ((ttl !== undefined || scope !== undefined) && purpose === undefined) {
-    throw invalid(ttl !== undefined ? ANNOTATIONS.taskTtl : ANNOTATIONS.taskScope, `needs ${ANNOTATIONS.taskPurpose}: a task is opened with a purpose (it is audited)`);
+  // The sidecar opens a task only with a scope (its purpose defaults to "kubernetes agent sidecar").
+  if ((ttl !== undefined || purpose !== undefined) && scope === undefined) {
+    throw invalid(ttl !== undefined ? ANNOTATIONS.taskTtl : ANNOTATIONS.taskPurpose, `needs ${ANNOTATIONS.taskScope}: the sidecar opens a task only with a scope`);
   }
   return {
     inject, agent, proxy, caBundle,

@@ -57,6 +57,11 @@ export const injectorConfigSchema = z.object({
   token_expiration: durationBetween(10 * MINUTE, 24 * 60 * MINUTE).prefault('10m'),
   /** The sidecar's image (`tessera agent`). */
   image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/, 'expected an image reference such as ghcr.io/tessera-broker/tessera:0.1.0').default(DEFAULT_IMAGE),
+  /**
+   * The argv that runs `tessera` in that image (its ENTRYPOINT): the sidecar's startup probe
+   * execs it with `agent probe --port 15002` (no shell in the image). Default: Tessera's image.
+   */
+  image_command: z.array(z.string().regex(/^[\x21-\x7e]{1,255}$/, 'expected a path or word without spaces')).min(1).max(8).default(['/nodejs/bin/node', '/app/bin/tessera.js']),
   image_pull_policy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
   /** The sidecar as a native sidecar (an initContainer with `restartPolicy: Always`, Kubernetes ≥ 1.29); false: a regular container. */
   native_sidecar: z.boolean().default(true),

@@ -109,8 +109,9 @@ function resources(s: InjectorSettings): Record<string, Record<string, string>> 
  * The sidecar container: restricted security context (Pod Security Standards "restricted"), a
  * memory-backed emptyDir for the agent token, and a startup probe that holds the app containers
  * back until it has logged in (native sidecars only: kubelet starts the next container once a
- * sidecar's startupProbe succeeds). The probe runs `tessera agent probe` in the sidecar, because
- * it listens on 127.0.0.1 where kubelet's httpGet/tcpSocket (sent to the pod IP) cannot reach it.
+ * sidecar's startupProbe succeeds). The probe execs `tessera agent probe` in the sidecar
+ * (`image_command`: the image has no shell and no `tessera` on PATH), because the sidecar
+ * listens on 127.0.0.1 where kubelet's httpGet/tcpSocket (sent to the pod IP) cannot reach it.
  */
 export function sidecarContainer(want: InjectionRequest, s: InjectorSettings): Record<string, unknown> {
   return {
@@ -140,7 +141,7 @@ export function sidecarContainer(want: InjectionRequest, s: InjectorSettings): R
       ...(want.caBundle ? [{ name: NAMES.caVolume, mountPath: PATHS.caDir, readOnly: true }] : []),
     ],
     startupProbe: {
-      exec: { command: ['tessera', 'agent', 'probe', '--port', String(SIDECAR.mcpPort)] },
+      exec: { command: [...s.image_command, 'agent', 'probe', '--port', String(SIDECAR.mcpPort)] },
       periodSeconds: 1,
       timeoutSeconds: 2,
       failureThreshold: 120,

@@ -127,9 +127,11 @@ test('annotation values: flags, dependencies, role names', async () => {
     [{ ...INJECT, 'tessera.io/role': 'support' }, /tessera\.io\/role: needs tessera\.io\/agent/],
     [{ ...INJECT, 'tessera.io/task-purpose': 'triage' }, /tessera\.io\/task-purpose: needs tessera\.io\/agent/],
     [{ 'tessera.io/agent': 'true' }, /tessera\.io\/agent: needs tessera\.io\/inject: "true"/],
-    [{ ...AGENT, 'tessera.io/role': 'support agents' }, /tessera\.io\/role: must be 1 to 64 characters/],
+    [{ ...AGENT, 'tessera.io/role': 'support agents' }, /tessera\.io\/role: must be 1 to 63 lowercase letters/],
     [{ ...AGENT, 'tessera.io/role': '../admin' }, /tessera\.io\/role: must be/],
-    [{ ...AGENT, 'tessera.io/role': 'r'.repeat(65) }, /tessera\.io\/role: must be/],
+    [{ ...AGENT, 'tessera.io/role': 'Support' }, /tessera\.io\/role: must be/],
+    [{ ...AGENT, 'tessera.io/role': 'db/reader' }, /tessera\.io\/role: must be/],
+    [{ ...AGENT, 'tessera.io/role': 'r'.repeat(64) }, /tessera\.io\/role: must be/],
     [{ ...AGENT, 'tessera.io/role': '' }, /tessera\.io\/role: must be/],
     [{ ...AGENT, 'tessera.io/role': 'admin\u0000' }, /tessera\.io\/role: must be.*\\u0000/],
   ];
@@ -137,7 +139,7 @@ test('annotation values: flags, dependencies, role names', async () => {
 });
 
 test('task defaults are checked by the server\'s own rules (scope algebra, purpose text, durations)', async () => {
-  const P = { ...AGENT, 'tessera.io/task-purpose': 'triage tickets' };
+  const P = { ...AGENT, 'tessera.io/task-scope': 'tool:tickets/*' };
   const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl';
   const bad: [Record<string, string>, RegExp][] = [
     [{ ...P, 'tessera.io/task-scope': 'bogus:x' }, /tessera\.io\/task-scope: scope "bogus:x" must start with one of .*TESSERA_OAUTH_INVALID_SCOPE at login/],
@@ -148,17 +150,18 @@ test('task defaults are checked by the server\'s own rules (scope algebra, purpo
     [{ ...P, 'tessera.io/task-scope': 'tool:only-server' }, /must be tool:<server>\/<tool>/],
     [{ ...P, 'tessera.io/task-scope': `secret:${'a/'.repeat(2100)}b` }, /longer than 4096/],
     [{ ...P, 'tessera.io/task-scope': `secret:${jwt}` }, /credential.*TESSERA_REQUEST_CREDENTIAL_LIKE/],
-    [{ ...AGENT, 'tessera.io/task-purpose': 'line one\nline two' }, /tessera\.io\/task-purpose: purpose: contains a control/],
-    [{ ...AGENT, 'tessera.io/task-purpose': 'read \u202eevil' }, /contains a control, format/],
-    [{ ...AGENT, 'tessera.io/task-purpose': ' padded' }, /white space/],
-    [{ ...AGENT, 'tessera.io/task-purpose': 'p'.repeat(513) }, /longer than 512/],
-    [{ ...AGENT, 'tessera.io/task-purpose': '' }, /must not be empty/],
-    [{ ...AGENT, 'tessera.io/task-scope': 'secret:a/**' }, /tessera\.io\/task-scope: needs tessera\.io\/task-purpose/],
-    [{ ...AGENT, 'tessera.io/task-ttl': '15m' }, /tessera\.io\/task-ttl: needs tessera\.io\/task-purpose/],
+    [{ ...P, 'tessera.io/task-purpose': 'line one\nline two' }, /tessera\.io\/task-purpose: purpose: contains a control/],
+    [{ ...P, 'tessera.io/task-purpose': 'read \u202eevil' }, /contains a control, format/],
+    [{ ...P, 'tessera.io/task-purpose': ' padded' }, /white space/],
+    [{ ...P, 'tessera.io/task-purpose': 'p'.repeat(513) }, /longer than 512/],
+    [{ ...P, 'tessera.io/task-purpose': '' }, /must not be empty/],
+    [{ ...AGENT, 'tessera.io/task-purpose': 'triage' }, /tessera\.io\/task-purpose: needs tessera\.io\/task-scope/],
+    [{ ...AGENT, 'tessera.io/task-ttl': '15m' }, /tessera\.io\/task-ttl: needs tessera\.io\/task-scope/],
     [{ ...P, 'tessera.io/task-ttl': 'forever' }, /tessera\.io\/task-ttl: must be a duration.*"forever"/],
-    [{ ...P, 'tessera.io/task-ttl': '0s' }, /whole seconds from 1s to 366d/],
+    [{ ...P, 'tessera.io/task-ttl': '0s' }, /whole seconds from 10s to 24h/],
+    [{ ...P, 'tessera.io/task-ttl': '9s' }, /whole seconds from 10s to 24h/],
     [{ ...P, 'tessera.io/task-ttl': '1500ms' }, /whole seconds/],
-    [{ ...P, 'tessera.io/task-ttl': '400d' }, /whole seconds from 1s to 366d/],
+    [{ ...P, 'tessera.io/task-ttl': '25h' }, /whole seconds from 10s to 24h/],
     [{ ...P, 'tessera.io/task-ttl': ' 5m' }, /must be a duration/],
     [{ ...P, 'tessera.io/task-ttl': '9'.repeat(40) }, /longer than 32/],
   ];
@@ -166,6 +169,9 @@ test('task defaults are checked by the server\'s own rules (scope algebra, purpo
   // A plain number is seconds, as everywhere in Tessera.
   const ok = await inj.admit(review(barePod({ ...P, 'tessera.io/task-ttl': '900', 'tessera.io/task-scope': 'secret:a/** secret:a/**' })));
   assert.equal(ok.allowed, true);
+  // A scope without a purpose: the sidecar's default purpose; duplicates dropped as the server does.
+  const sidecar = (r: { patch?: string }): string[] => (JSON.parse(Buffer.from(r.patch!, 'base64').toString()) as { path: string; value: { args: string[] }[] }[]).find((o) => o.path === '/spec/initContainers')!.value[0]!.args;
+  assert.deepEqual(sidecar(ok).slice(-4), ['--task-scope', 'secret:a/**', '--task-ttl', '900s']);
 });
 
 test('hostNetwork pods are refused the sidecar (its 127.0.0.1 would be the node\'s), not the token', async () => {

@@ -21,7 +21,7 @@ let legacy: Injector; // native_sidecar: false, other addresses and resources
 
 before(async () => {
   inj = await startInjectorCli();
-  legacy = await startInjectorCli({ native_sidecar: false, tessera_addr: 'https://tessera.platform.svc:8200', proxy_url: 'http://tessera.platform.svc:8201', audience: 'tessera-prod', token_expiration: '1h', image: 'registry.example.com/tessera:9.9.9', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } } }, { ca: undefined });
+  legacy = await startInjectorCli({ native_sidecar: false, tessera_addr: 'https://tessera.platform.svc:8200', proxy_url: 'http://tessera.platform.svc:8201', audience: 'tessera-prod', token_expiration: '1h', image: 'registry.example.com/tessera:9.9.9', image_command: ['/usr/local/bin/tessera'], image_pull_policy: 'Always', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } } }, { ca: undefined });
 });
 after(async () => {
   assert.equal(await inj.stop(), 0);
@@ -87,7 +87,7 @@ test('a bare pod asking for everything: token, environment, native sidecar with 
   assert.deepEqual(mountsOf(sc), { 'tessera-token': '/var/run/secrets/tessera.io/serviceaccount', 'tessera-run': '/var/run/tessera' });
   assert.deepEqual(sc.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
   assert.deepEqual(sc.resources, { requests: { cpu: '10m', memory: '48Mi' }, limits: { memory: '128Mi' } });
-  assert.deepEqual(sc.startupProbe.exec.command, ['tessera', 'agent', 'probe', '--port', '15002']);
+  assert.deepEqual(sc.startupProbe.exec.command, ['/nodejs/bin/node', '/app/bin/tessera.js', 'agent', 'probe', '--port', '15002'], 'Tessera\'s image: distroless, no shell, no tessera on PATH');
   assert.equal(res.warnings, undefined, 'a pod with its own service account gets no warning');
   await assertIdempotent(inj, r, p);
 });
@@ -166,6 +166,8 @@ test('native_sidecar: false and other settings: the sidecar is the last regular 
   const sc = p.spec.containers[1];
   assert.equal(sc.restartPolicy, undefined);
   assert.equal(sc.image, 'registry.example.com/tessera:9.9.9');
+  assert.equal(sc.imagePullPolicy, 'Always');
+  assert.deepEqual(sc.startupProbe.exec.command, ['/usr/local/bin/tessera', 'agent', 'probe', '--port', '15002']);
   assert.deepEqual(sc.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } });
   assert.deepEqual(sc.args.slice(0, 6), ['agent', '--addr', 'https://tessera.platform.svc:8200', '--token-file', TOKEN_FILE, '--proxy-url']);
   assert.equal(sc.args[6], 'http://tessera.platform.svc:8201');
