@@ -21,6 +21,8 @@ import type { InjectorSettings } from './inject.js';
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A larger body is still drained up to this much, so the client reads the 413; beyond it the connection is cut. */
 const DRAIN_BYTES = 4 * MAX_BODY_BYTES;
+/** How long close() lets requests in flight finish. */
+const CLOSE_DRAIN_MS = 5_000;
 
 export interface InjectorServer {
   /** `https://host:port` actually bound (port 0 → the chosen port). */
@@ -128,7 +130,17 @@ function route(req: IncomingMessage, res: ServerResponse, deps: InjectorDeps): v
 export async function startInjector(deps: InjectorDeps): Promise<InjectorServer> {
   const s = deps.settings;
   let tls: TlsMaterial = loadTls(s.tls_cert_file, s.tls_key_file);
-  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 30_000 }, (req, res) => route(req, res, deps));
+  let closing = false;
+  /** Answers not yet sent: at close they are told to end their connection (`Connection: close`). */
+  const pending = new Set<ServerResponse>();
+  const server: Server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2', requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 30_000 }, (req, res) => {
+    if (closing) res.shouldKeepAlive = false;
+    else {
+      pending.add(res);
+      res.once('close', () => pending.delete(res));
+    }
+    route(req, res, deps);
+  });
   server.on('tlsClientError', () => undefined); // scanners and health checkers without TLS: nothing to log per connection
   const { host, port } = splitListen(s.listen);
   await new Promise<void>((resolve, reject) => {
@@ -159,11 +171,20 @@ export async function startInjector(deps: InjectorDeps): Promise<InjectorServer>
   return {
     url: `https://${shownHost}:${addr.port}`,
     reloadTls,
+    // Stop accepting, close idle keep-alive connections, let requests in flight finish (an
+    // admission cut off mid-way is a refused pod under failurePolicy: Fail), cut the rest after 5 s.
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(timer);
-        server.close(() => resolve());
-        server.closeAllConnections();
+        closing = true;
+        for (const res of pending) if (!res.headersSent) res.shouldKeepAlive = false;
+        const force = setTimeout(() => server.closeAllConnections(), CLOSE_DRAIN_MS);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }

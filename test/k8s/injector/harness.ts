@@ -31,6 +31,8 @@ export interface Injector {
   admit(review: unknown): Promise<Record<string, unknown> & { uid: string; allowed: boolean; patch?: string; patchType?: string; status?: { code: number; message: string }; warnings?: string[] }>;
   /** SIGTERM, then the exit code of the command. */
   stop(): Promise<number>;
+  /** SIGTERM only (the command then drains and exits; `stop()` awaits it). */
+  terminate(): void;
 }
 
 /** Starts `tessera injector --config <file> --json` with `injector` as `kubernetes.injector` (listen, TLS files added). */
@@ -74,8 +76,9 @@ export async function startInjectorCli(injector: Record<string, unknown> = {}, o
       if (a.json.apiVersion !== 'admission.k8s.io/v1' || a.json.kind !== 'AdmissionReview') throw new Error(`not an AdmissionReview: ${JSON.stringify(a.json)}`);
       return a.json.response as never;
     },
+    terminate: () => void signals.emit('SIGTERM'),
     async stop() {
-      signals.emit('SIGTERM');
+      if (signals.listenerCount('SIGTERM') > 0) signals.emit('SIGTERM');
       const code = await exit;
       await dispatcher.close();
       rmSync(dir, { recursive: true, force: true });
