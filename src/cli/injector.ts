@@ -4,7 +4,7 @@
  * configuration; `--listen`, `--tls-cert-file` and `--tls-key-file` replace those keys. Needs no
  * data directory, database or master key: the webhook holds no secret but its TLS key.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { DestinationStream } from 'pino';
 import { waitForShutdown, type CliIo } from './io.js';
 import { terminalJson } from '../shared/terminal.js';
@@ -26,7 +26,7 @@ export function registerInjectorCommand(program: Command, deps: { io: CliIo; out
     .option('--listen <host:port>', 'listen address (default: kubernetes.injector.listen, 0.0.0.0:8443)')
     .option('--tls-cert-file <file>', 'PEM certificate (default: kubernetes.injector.tls_cert_file)')
     .option('--tls-key-file <file>', 'PEM private key (default: kubernetes.injector.tls_key_file)')
-    .option('--log-level <level>', 'log level: error, warn, info, debug', 'info')
+    .addOption(new Option('--log-level <level>', 'log level (refusals are logged at info)').choices(['error', 'warn', 'info', 'debug']).default('info'))
     .action(async (opts: InjectorOpts, cmd: Command) => {
       const settings = await loadSettings(opts);
       const { createLogger } = await import('../shared/logger.js');

@@ -108,6 +108,9 @@ test('refusals at start: TLS files and configuration, with their codes (exit 1)'
       assert.match(r.stderr, re);
       assert.match(r.stderr, /\[TESSERA_CONFIG_INVALID\]/);
     }
+    const badLevel = await startFails({ cert: a.certPem, key: a.keyPem }, {}, ['--log-level', 'loud']);
+    assert.equal(badLevel.code, 2, 'a usage error');
+    assert.match(badLevel.stderr, /Allowed choices are error, warn, info, debug/);
     const badListen = await startFails({ cert: a.certPem, key: a.keyPem }, {}, ['--listen', 'everywhere']);
     assert.match(badListen.stderr, /kubernetes\.injector\.listen: expected host:port.*\[TESSERA_CONFIG_INVALID\]/s);
   } finally {
