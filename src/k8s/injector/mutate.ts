@@ -65,9 +65,9 @@ function podName(pod: Pod, namespace: string): string {
 
 /** Our volume, container and mount names must be free (no rename: a pod spec must mean what it says). */
 function checkNames(pod: Pod, want: InjectionRequest, who: string): void {
-  const ourVolumes = new Set([NAMES.tokenVolume, NAMES.runVolume, NAMES.caVolume]);
+  const ourVolumes = new Set<string>([NAMES.tokenVolume, NAMES.runVolume, NAMES.caVolume]);
   for (const v of pod.spec.volumes ?? []) {
-    if (ourVolumes.has(v.name as never)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `pod ${who} already has a volume named ${shown(v.name)}, a name the injector uses; rename it`);
+    if (ourVolumes.has(v.name)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `pod ${who} already has a volume named ${shown(v.name)}, a name the injector uses; rename it`);
   }
   const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
   if (all.some((c) => c.name === NAMES.sidecar)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `pod ${who} already has a container named ${NAMES.sidecar}, the injected sidecar's name; rename it`);
