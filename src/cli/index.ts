@@ -24,6 +24,7 @@ import { registerKvRotationCommands } from './rotation.js';
 import { rotatorFromFlags } from '../rotation/options.js';
 import { registerDriftCommands } from './drift.js';
 import { registerK8sScanCommand } from './k8s-scan.js';
+import { registerInjectorCommand } from './injector.js';
 import { registerOperatorTokenCommand } from './operator-token.js';
 import { VERSION } from '../shared/package.js';
 // The enumerations the server validates, from their one definition (small modules, no services):
@@ -813,6 +814,7 @@ export function buildProgram(runtime: Runtime, io: CliIo): Command {
   // The injection proxy (docs/proxy.md); its subcommands come from the proxy's parts.
   const proxy = registerProxyCommand(program, { admin, isJson, out, printJson });
   registerProxyCaCommand(proxy, { io, addrOf });
+  registerInjectorCommand(program, { io, out, info, isJson }); // the Kubernetes webhook (docs/k8s-injector.md)
   const k8s = registerK8sCommand(program);
   registerK8sManifestsCommand(k8s, { io, isJson });
   void k8s; // subcommands: manifests (src/cli/k8s-manifests.ts), scan (src/cli/k8s-scan.ts)
