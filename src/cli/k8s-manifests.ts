@@ -60,9 +60,9 @@ export function registerK8sManifestsCommand(k8s: Command, deps: { io: CliIo; isJ
     .option('--injector', 'also the injector webhook: Deployment, Service, MutatingWebhookConfiguration (docs/k8s-injector.md)')
     .option('--injector-ca-file <file>', "the PEM CA of the injector's serving certificate, for the webhook's caBundle")
     .option('--watch-pods', 'revoke what a pod held when it is deleted: kubernetes.watch_pods and RBAC to watch pods (docs/k8s-pods.md)')
-    .option('--tokenreview', 'let Tessera call the TokenReview API: binds system:auth-delegator (docs/k8s-pods.md)')
-    .option('--sa-issuer <url>', "the cluster's service-account token issuer, for the kubernetes attestor (with --sa-jwks-url)")
-    .option('--sa-jwks-url <url>', "where the issuer's public keys are (JWKS), for the kubernetes attestor")
+    .option('--tokenreview', 'the kubernetes attestor in mode: tokenreview (the API server checks each token; no JWKS) and the binding to system:auth-delegator (docs/k8s-pods.md)')
+    .option('--sa-issuer <url>', "the cluster's service-account token issuer, for the kubernetes attestor (with --sa-jwks-url; with --tokenreview alone, default https://kubernetes.default.svc.cluster.local)")
+    .option('--sa-jwks-url <url>', "where the issuer's public keys are (JWKS), for the kubernetes attestor (not with --tokenreview)")
     .option('--init', 'print instead the one-off Pod that runs `tessera init` in the cluster')
     .option('--agent-namespace <ns>', 'print instead the NetworkPolicy that lets the pods of this agent namespace reach only Tessera and DNS')
     .action(async (opts: Opts, cmd: Command) => {

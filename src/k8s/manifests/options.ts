@@ -51,13 +51,24 @@ export interface ManifestOptions {
   readonly proxy: boolean;
   readonly cpu: string;
   readonly memory: string;
-  /** The cluster's service-account issuer and its JWKS: together they add the `kubernetes` attestor. */
+  /**
+   * The cluster's service-account issuer and its JWKS: together they add the `kubernetes` attestor
+   * (`mode: jwks`). With `tokenreview` the issuer alone (default DEFAULT_SA_ISSUER) and no JWKS:
+   * the attestor is `mode: tokenreview`.
+   */
   readonly saIssuer?: string;
   readonly saJwksUrl?: string;
   readonly agentNamespace?: string;
   /** The Tessera version the labels name (package.json). */
   readonly version: string;
 }
+
+/**
+ * The service-account issuer most clusters use (kubeadm, kind, k3s: `--service-account-issuer`
+ * default). With --tokenreview it only selects the attestor by the tokens' `iss`; the API server
+ * validates them. Managed clusters (EKS, GKE, AKS) have their own: give --sa-issuer.
+ */
+export const DEFAULT_SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 /** RFC 1123 label: what Kubernetes accepts as a namespace name. */
 const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -137,7 +148,8 @@ export function parseManifestOptions(input: ManifestInput, version: string): Man
   if (store !== 'postgres' && store !== 'sqlite') throw invalid('--store', `expected postgres or sqlite, got ${JSON.stringify(store.slice(0, 40))}`);
   if (store === 'postgres' && (input.storageSize !== undefined || input.storageClass !== undefined)) throw conflict('--storage-size and --storage-class size the SQLite volume; with --store postgres there is none');
   if (!input.injector && input.injectorCaPem !== undefined) throw conflict('--injector-ca-file is the injector webhook\'s CA; add --injector');
-  if ((input.saIssuer === undefined) !== (input.saJwksUrl === undefined)) throw conflict('--sa-issuer and --sa-jwks-url go together: the kubernetes attestor needs the issuer and where its keys are');
+  if (input.tokenreview && input.saJwksUrl !== undefined) throw conflict('--sa-jwks-url with --tokenreview: in TokenReview mode the API server checks each token and no key set is read; drop --sa-jwks-url (give --sa-issuer if the tokens\' issuer is not https://kubernetes.default.svc.cluster.local)');
+  if (!input.tokenreview && (input.saIssuer === undefined) !== (input.saJwksUrl === undefined)) throw conflict('--sa-issuer and --sa-jwks-url go together: the kubernetes attestor needs the issuer and where its keys are (or use --tokenreview, which needs no keys)');
   let agentNamespace: string | undefined;
   if (input.agentNamespace !== undefined) {
     agentNamespace = namespaceOf('--agent-namespace', input.agentNamespace);
@@ -158,7 +170,9 @@ export function parseManifestOptions(input: ManifestInput, version: string): Man
     proxy: input.proxy !== false,
     cpu: matching('--cpu', input.cpu, CPU, 'a CPU request such as 250m or 1') ?? '250m',
     memory: matching('--memory', input.memory, BYTES, 'a memory size such as 512Mi or 1Gi') ?? '512Mi',
-    ...(input.saIssuer !== undefined ? { saIssuer: httpsUrl('--sa-issuer', input.saIssuer), saJwksUrl: httpsUrl('--sa-jwks-url', input.saJwksUrl) } : {}),
+    ...(input.tokenreview
+      ? { saIssuer: httpsUrl('--sa-issuer', input.saIssuer) ?? DEFAULT_SA_ISSUER }
+      : input.saIssuer !== undefined ? { saIssuer: httpsUrl('--sa-issuer', input.saIssuer), saJwksUrl: httpsUrl('--sa-jwks-url', input.saJwksUrl) } : {}),
     ...(agentNamespace !== undefined ? { agentNamespace } : {}),
     version,
   };

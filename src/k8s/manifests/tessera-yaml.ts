@@ -15,6 +15,12 @@ export function apiAddress(namespace: string): string {
   return `http://${NAMES.service}.${namespace}.svc:${PORTS.api}`;
 }
 
+/** The `kubernetes` jwt attestor: keys from the JWKS (`mode: jwks`, the default), or each token checked by the API server (`mode: tokenreview`). */
+function kubernetesAttestor(o: ManifestOptions, issuer: string): Record<string, unknown> {
+  const common = { kind: 'jwt', name: 'kubernetes', issuer, audience: TOKEN_AUDIENCE, template: 'kubernetes' };
+  return o.tokenreview ? { ...common, mode: 'tokenreview' } : { ...common, jwks_url: o.saJwksUrl };
+}
+
 /** tessera.yaml as an object (snake_case keys, as the file has them). */
 export function tesseraConfig(o: ManifestOptions): Record<string, unknown> {
   return {
@@ -25,10 +31,11 @@ export function tesseraConfig(o: ManifestOptions): Record<string, unknown> {
     // The ConfigMap tessera-policies is projected into the same directory; *.cedar only are read.
     policy: { dir: PATHS.configDir },
     ...(o.proxy ? { proxy: { listen: `0.0.0.0:${PORTS.proxy}` } } : {}),
-    ...(o.saIssuer !== undefined
-      ? { attestors: [{ kind: 'join_token' }, { kind: 'jwt', name: 'kubernetes', issuer: o.saIssuer, audience: TOKEN_AUDIENCE, jwks_url: o.saJwksUrl, template: 'kubernetes' }] }
+    ...(o.saIssuer !== undefined ? { attestors: [{ kind: 'join_token' }, kubernetesAttestor(o, o.saIssuer)] } : {}),
+    ...(o.watchPods || o.tokenreview
+      ? // `api: {}`: the in-cluster defaults (KUBERNETES_SERVICE_HOST/PORT, the mounted service-account token and CA).
+        { kubernetes: { ...(o.watchPods ? { watch_pods: true } : {}), api: {} } }
       : {}),
-    ...(o.watchPods ? { kubernetes: { watch_pods: true } } : {}),
     log: { level: 'info' },
   };
 }

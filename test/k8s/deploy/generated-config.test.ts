@@ -68,7 +68,7 @@ test('`tessera config validate` accepts the generated configuration, SQLite and 
   process.env.TESSERA_MASTER_KEY = randomBytes(32).toString('base64');
   process.env.TESSERA_DATABASE_URL = 'postgres://tessera@db.example:5432/tessera';
   try {
-    for (const [input, name] of [[{ store: 'sqlite' }, 'validate-sqlite'], [{ store: 'postgres', watchPods: false }, 'validate-pg'], [{ store: 'sqlite', proxy: false, saIssuer: 'https://issuer.example', saJwksUrl: 'https://issuer.example/keys' }, 'validate-attestor']] as const) {
+    for (const [input, name] of [[{ store: 'sqlite' }, 'validate-sqlite'], [{ store: 'postgres', watchPods: false }, 'validate-pg'], [{ store: 'sqlite', proxy: false, saIssuer: 'https://issuer.example', saJwksUrl: 'https://issuer.example/keys' }, 'validate-attestor'], [{ store: 'postgres', tokenreview: true, watchPods: true, saIssuer: 'https://oidc.example' }, 'validate-tokenreview']] as const) {
       const { file } = generatedConfig(input, name);
       const r = await cli(['config', 'validate', '--config', file, '--json']);
       assert.equal(r.code, 0, `${name}: ${r.stdout}${r.stderr}`);
@@ -76,6 +76,24 @@ test('`tessera config validate` accepts the generated configuration, SQLite and 
       assert.deepEqual(report.problems, []);
       assert.equal(report.ok, true);
     }
+    // `--tokenreview --watch-pods`, through the command itself: its ConfigMap's tessera.yaml names
+    // the attestor in TokenReview mode (no key set) and the API connection with in-cluster defaults.
+    const out = await cli(['k8s', 'manifests', '--json', '--store', 'sqlite', '--tokenreview', '--watch-pods']);
+    assert.equal(out.code, 0, out.stderr);
+    const cm = (JSON.parse(out.stdout) as { items: { kind: string; data?: Record<string, string> }[] }).items.find((o) => o.kind === 'ConfigMap')!;
+    const raw = parseYaml(cm.data!['tessera.yaml']!) as Record<string, any>;
+    assert.deepEqual(raw.attestors, [{ kind: 'join_token' }, { kind: 'jwt', name: 'kubernetes', issuer: 'https://kubernetes.default.svc.cluster.local', audience: 'tessera', template: 'kubernetes', mode: 'tokenreview' }]);
+    assert.deepEqual(raw.kubernetes, { watch_pods: true, api: {} });
+    const dir = join(root, 'validate-tokenreview-cli');
+    mkdirSync(join(dir, 'data'), { recursive: true, mode: 0o700 });
+    Object.assign(raw, { data_dir: join(dir, 'data'), policy: { dir }, server: { ...raw.server, listen: '127.0.0.1:0' }, proxy: { listen: '127.0.0.1:0' } });
+    writeFileSync(join(dir, 'tessera.yaml'), stringify(raw));
+    const tr = await cli(['config', 'validate', '--config', join(dir, 'tessera.yaml'), '--json']);
+    assert.equal(tr.code, 0, `${tr.stdout}${tr.stderr}`);
+    assert.deepEqual((JSON.parse(tr.stdout) as { problems: unknown[] }).problems, []);
+    const parsed = parseConfig(raw);
+    assert.equal(parsed.attestors.find((a) => a.name === 'kubernetes')?.kind === 'jwt' && (parsed.attestors.find((a) => a.name === 'kubernetes') as { mode: string }).mode, 'tokenreview');
+    assert.equal(parsed.kubernetes.watch_pods, true);
     // Without the Secret's variable, the check names the key (the value is never shown).
     delete process.env.TESSERA_DATABASE_URL;
     const { file } = generatedConfig({ store: 'postgres' }, 'validate-pg-no-url');

@@ -46,7 +46,8 @@ function combinations(): ManifestInput[] {
       for (const watchPods of [false, true])
         for (const tokenreview of [false, true])
           for (const proxy of [true, false])
-            for (const issuer of [false, true]) out.push({ store, injector, watchPods, tokenreview, proxy, ...(issuer ? ISSUER : {}) });
+            // --tokenreview takes the issuer alone (no key set); without it, issuer and JWKS go together.
+            for (const issuer of [false, true]) out.push({ store, injector, watchPods, tokenreview, proxy, ...(issuer ? (tokenreview ? { saIssuer: ISSUER.saIssuer } : ISSUER) : {}) });
   return out;
 }
 
@@ -236,9 +237,16 @@ test("the ConfigMap's tessera.yaml is a configuration Tessera's schema accepts, 
     assert.equal(config.server.public_url, 'http://tessera.tessera.svc:8200');
     assert.equal(config.proxy.listen, input.proxy === false ? undefined : '0.0.0.0:8201');
     assert.equal(config.kubernetes.watch_pods, input.watchPods === true);
+    // The API connection is written (in-cluster defaults) exactly when a feature calls the API.
+    const raw = parseYaml(text) as Obj;
+    assert.deepEqual(raw.kubernetes?.api, input.watchPods || input.tokenreview ? {} : undefined, label(input));
+    assert.deepEqual(config.kubernetes.api, {});
     const k8s = config.attestors.find((a) => a.name === 'kubernetes');
-    if (input.saIssuer) assert.deepEqual(k8s && { ...k8s }, { kind: 'jwt', name: 'kubernetes', issuer: ISSUER.saIssuer, audience: 'tessera', jwks_url: ISSUER.saJwksUrl, template: 'kubernetes', algorithms: ['RS256', 'ES256'], label_claims: [] });
+    const common = { kind: 'jwt', name: 'kubernetes', issuer: ISSUER.saIssuer, audience: 'tessera', template: 'kubernetes', algorithms: ['RS256', 'ES256'], label_claims: [] };
+    if (input.tokenreview) assert.deepEqual(k8s && { ...k8s }, { ...common, mode: 'tokenreview' }, label(input));
+    else if (input.saIssuer) assert.deepEqual(k8s && { ...k8s }, { ...common, jwks_url: ISSUER.saJwksUrl, mode: 'jwks' }, label(input));
     else assert.equal(k8s, undefined);
+    if (input.tokenreview) assert.doesNotMatch(text, /jwks/, 'tokenreview: no key set anywhere');
     assert.doesNotMatch(text, /postgres:\/\/|password|BEGIN/i, 'no secret in the ConfigMap');
   }
 });
@@ -253,7 +261,8 @@ test('Service and NetworkPolicies: the contract ports; egress only to DNS, Postg
   assert.deepEqual(egressOf({}), [dns, tcp(5432)]);
   assert.deepEqual(egressOf({ store: 'sqlite' }), [dns]);
   assert.deepEqual(egressOf({ watchPods: true }), [dns, tcp(5432), tcp(443, 6443)]);
-  assert.deepEqual(egressOf({ store: 'sqlite', tokenreview: true, ...ISSUER }), [dns, tcp(443, 6443)]);
+  assert.deepEqual(egressOf({ store: 'sqlite', tokenreview: true }), [dns, tcp(443, 6443)]);
+  assert.deepEqual(egressOf({ store: 'sqlite', tokenreview: true, saIssuer: 'https://oidc.example:8443' }), [dns, tcp(443, 6443)], 'tokenreview reads no JWKS');
   assert.deepEqual(egressOf({ store: 'sqlite', saIssuer: 'https://oidc.example', saJwksUrl: 'https://oidc.example:8443/keys' }), [dns, tcp(8443)]);
   const np = one(generate({ proxy: false }), 'NetworkPolicy', 'tessera');
   assert.deepEqual(np.spec.policyTypes, ['Ingress', 'Egress']);
@@ -367,6 +376,9 @@ test('bad options: exact codes, and nothing generated', async () => {
     [{ injector: true, injectorCaPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }, 'TESSERA_K8S_MANIFEST_CA_INVALID'],
     [{ saIssuer: ISSUER.saIssuer }, 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
     [{ saJwksUrl: ISSUER.saJwksUrl }, 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
+    [{ tokenreview: true, saJwksUrl: ISSUER.saJwksUrl }, 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
+    [{ tokenreview: true, ...ISSUER }, 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
+    [{ tokenreview: true, saIssuer: 'http://issuer.example' }, 'TESSERA_K8S_MANIFEST_OPTION_INVALID'],
     [{ saIssuer: 'http://issuer.example', saJwksUrl: ISSUER.saJwksUrl }, 'TESSERA_K8S_MANIFEST_OPTION_INVALID'],
     [{ saIssuer: ISSUER.saIssuer, saJwksUrl: 'https://user:pw@keys.example/jwks' }, 'TESSERA_K8S_MANIFEST_OPTION_INVALID'],
     [{ saIssuer: ISSUER.saIssuer, saJwksUrl: 'not a url' }, 'TESSERA_K8S_MANIFEST_OPTION_INVALID'],
@@ -424,6 +436,7 @@ test('the CLI: YAML by default, a List with --json, notes on stderr; option erro
     [['--store', 'oracle'], 'TESSERA_K8S_MANIFEST_OPTION_INVALID'],
     [['--init', '--agent-namespace', 'agents'], 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
     [['--injector', '--injector-ca-file', '/nonexistent/ca.pem'], 'TESSERA_K8S_MANIFEST_CA_INVALID'],
+    [['--tokenreview', '--sa-jwks-url', ISSUER.saJwksUrl], 'TESSERA_K8S_MANIFEST_OPTION_CONFLICT'],
   ] as const) {
     const r = await cli(['k8s', 'manifests', ...argv]);
     assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
