@@ -46,8 +46,10 @@ function injectorDeployment(o: ManifestOptions): Deployment {
             imagePullPolicy: 'IfNotPresent',
             args: [...INJECTOR_ARGS],
             ports: [{ name: 'https', containerPort: PORTS.webhook, protocol: 'TCP' }],
-            readinessProbe: { tcpSocket: { port: 'https' }, periodSeconds: 5, failureThreshold: 2 },
-            livenessProbe: { tcpSocket: { port: 'https' }, periodSeconds: 10, failureThreshold: 3 },
+            // GET /healthz over HTTPS (the kubelet does not verify the certificate): a listening
+            // socket whose TLS or handler is broken is not ready, unlike with a tcpSocket probe.
+            readinessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 2 },
+            livenessProbe: { httpGet: { path: '/healthz', port: 'https', scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 3 },
             resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '128Mi' } },
             securityContext: containerSecurityContext(),
             volumeMounts: [{ name: 'config', mountPath: PATHS.configDir, readOnly: true }],

@@ -7,12 +7,42 @@
 import { stringify } from 'yaml';
 import { parseConfig } from '../../config/load.js';
 import { TesseraError } from '../../shared/errors.js';
-import { ENV, NAMES, PATHS, PORTS, TOKEN_AUDIENCE } from './names.js';
+import { ENV, NAMES, PATHS, PORTS, SYSTEM_NAMESPACES, TOKEN_AUDIENCE } from './names.js';
 import type { ManifestOptions } from './options.js';
 
 /** The in-cluster API address (`http://tessera.<ns>.svc:8200`): the tokens' issuer and what agents are given. */
 export function apiAddress(namespace: string): string {
   return `http://${NAMES.service}.${namespace}.svc:${PORTS.api}`;
+}
+
+/** The in-cluster proxy address (`http://tessera.<ns>.svc:8201`): where the sidecar sends proxied requests. */
+export function proxyAddress(namespace: string): string {
+  return `http://${NAMES.service}.${namespace}.svc:${PORTS.proxy}`;
+}
+
+/**
+ * `kubernetes.injector` keys that follow from the options (the rest keep src/k8s/injector/config.ts
+ * defaults): Tessera's addresses in its namespace (no proxy_url with --no-proxy), the sidecar image = the server's image, and
+ * Tessera's own namespace excluded besides the system ones (as the webhook's namespaceSelector).
+ */
+function injectorSettings(o: ManifestOptions): Record<string, unknown> {
+  return {
+    tessera_addr: apiAddress(o.namespace),
+    // --no-proxy: no proxy to name (the injector has no switch to refuse `tessera.io/proxy`; docs/k8s-injector.md).
+    ...(o.proxy ? { proxy_url: proxyAddress(o.namespace) } : {}),
+    image: o.image,
+    exclude_namespaces: [...SYSTEM_NAMESPACES, o.namespace],
+  };
+}
+
+/** The `kubernetes` section: the injector's settings, the pod watch, the API connection (in-cluster defaults: `api: {}`); absent when empty. */
+function kubernetesSection(o: ManifestOptions): Record<string, unknown> {
+  const section = {
+    ...(o.injector ? { injector: injectorSettings(o) } : {}),
+    ...(o.watchPods ? { watch_pods: true } : {}),
+    ...(o.watchPods || o.tokenreview ? { api: {} } : {}),
+  };
+  return Object.keys(section).length > 0 ? { kubernetes: section } : {};
 }
 
 /** The `kubernetes` jwt attestor: keys from the JWKS (`mode: jwks`, the default), or each token checked by the API server (`mode: tokenreview`). */
@@ -32,10 +62,7 @@ export function tesseraConfig(o: ManifestOptions): Record<string, unknown> {
     policy: { dir: PATHS.configDir },
     ...(o.proxy ? { proxy: { listen: `0.0.0.0:${PORTS.proxy}` } } : {}),
     ...(o.saIssuer !== undefined ? { attestors: [{ kind: 'join_token' }, kubernetesAttestor(o, o.saIssuer)] } : {}),
-    ...(o.watchPods || o.tokenreview
-      ? // `api: {}`: the in-cluster defaults (KUBERNETES_SERVICE_HOST/PORT, the mounted service-account token and CA).
-        { kubernetes: { ...(o.watchPods ? { watch_pods: true } : {}), api: {} } }
-      : {}),
+    ...kubernetesSection(o),
     log: { level: 'info' },
   };
 }
