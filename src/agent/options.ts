@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../config/duration.js';
 import { TesseraError } from '../shared/errors.js';
+import { ROLE_NAME_RULE, isRoleName } from '../shared/principal.js';
 
 /** A loopback `host:port` the sidecar listens on. */
 export interface ListenAddress {
@@ -60,8 +61,6 @@ export interface RawSidecarOptions {
 
 const invalid = (message: string): TesseraError => new TesseraError('TESSERA_AGENT_OPTIONS_INVALID', message);
 
-/** Role names as Tessera's roles take them (H4, docs/k8s-pods.md): a Cedar-entity-safe token. */
-const ROLE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /** One scope string: printable ASCII without spaces (RFC 6749 §3.3 scope-token). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]{1,256}$/;
 const DEFAULT_DRAIN_MS = 10_000;
@@ -113,7 +112,8 @@ export function parseSidecarOptions(raw: RawSidecarOptions): SidecarOptions {
   const proxyUrl = raw.proxyUrl ? parseUrl(raw.proxyUrl, '--proxy-url', ['http:']) : undefined;
   if (proxyUrl && proxyUrl.pathname !== '/') throw invalid('--proxy-url is the proxy listener\'s origin (http://host:port), without a path');
   const mcpUrl = parseUrl(raw.mcpUrl ?? `${addr}/mcp`, '--mcp-url', ['http:', 'https:']);
-  if (raw.role !== undefined && !ROLE.test(raw.role)) throw invalid(`--role ${JSON.stringify(raw.role.slice(0, 100))} is not a role name (letters, digits, . _ : -; at most 128)`);
+  // The server's rule (src/shared/principal.ts): refused at start, not by a login that would fail forever.
+  if (raw.role !== undefined && !isRoleName(raw.role)) throw invalid(`--role ${JSON.stringify(raw.role.slice(0, 100))} is not a role name (${ROLE_NAME_RULE})`);
   return {
     addr, tokenFile: raw.tokenFile, proxyUrl, mcpUrl, listenProxy, listenMcp,
     role: raw.role, task: parseTask(raw), tokenOut: raw.tokenOut || undefined, caFile: raw.caFile || undefined,

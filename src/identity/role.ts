@@ -5,7 +5,7 @@
  * sees `context.role` (task tokens opened or acted in by the agent carry it too). Pure.
  */
 import { fail } from '../shared/errors.js';
-import { ROLE_NAME, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
+import { ROLE_NAME_RULE, isRoleName, provenAttributes, type AgentPrincipal } from '../shared/principal.js';
 import type { Authorizer } from '../policy/types.js';
 import { parseSpiffeId } from './spiffe-id.js';
 import type { AttestedIdentity } from './types.js';
@@ -24,7 +24,7 @@ export function loginRole(scope: string | undefined): string | undefined {
   const item = items[0]!;
   if (!item.startsWith(PREFIX)) throw fail('TESSERA_ROLE_INVALID', 'at login, scope may only name a role (scope=role:<name>); task scopes go with the task exchange');
   const name = item.slice(PREFIX.length);
-  if (!ROLE_NAME.test(name)) throw fail('TESSERA_ROLE_INVALID', 'a role name is lowercase letters, digits, "_" and "-" (at most 63, starting with a letter or digit)');
+  if (!isRoleName(name)) throw fail('TESSERA_ROLE_INVALID', `a role name is ${ROLE_NAME_RULE}`);
   return name;
 }
 

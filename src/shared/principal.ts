@@ -36,6 +36,18 @@ export const POD_UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
  */
 export const ROLE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** ROLE_NAME in words, for the messages of every place that checks a role name. */
+export const ROLE_NAME_RULE = '1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit';
+
+/**
+ * The one role-name check: the server at login (src/identity/role.ts), the injector's
+ * `tessera.io/role` annotation (src/k8s/injector) and the sidecar's `--role` (src/agent) all call
+ * it, so a pod is refused at admission or start, never later at login, for a name login refuses.
+ */
+export function isRoleName(value: string): boolean {
+  return ROLE_NAME.test(value);
+}
+
 export function isAttestorKind(v: unknown): v is AttestorKind {
   return typeof v === 'string' && (ATTESTOR_KINDS as readonly string[]).includes(v);
 }

@@ -11,6 +11,7 @@
 import { TesseraError, fail } from '../../shared/errors.js';
 import { parseDuration } from '../../config/duration.js';
 import { parsePurpose, parseScopeParam } from '../../tasks/params.js';
+import { ROLE_NAME_RULE, isRoleName } from '../../shared/principal.js';
 
 export const PREFIX = 'tessera.io/';
 
@@ -29,12 +30,6 @@ export const ANNOTATIONS = {
 
 export const KNOWN_ANNOTATIONS: readonly string[] = Object.values(ANNOTATIONS);
 
-/**
- * A role name as the server takes it at login (`scope=role:<name>`, Cedar `Role::"<name>"`,
- * docs/k8s-pods.md): lowercase letters, digits, `_` and `-`, at most 63 — the server's
- * ROLE_NAME (issue 12, pods part), repeated here so the injector refuses what login would.
- */
-export const ROLE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** Caps on the values read (the server caps again at login); the TTL range is the sidecar's `--task-ttl`. */
 export const LIMITS = { scopeChars: 4096, ttlChars: 32, minTtlSeconds: 10, maxTtlSeconds: 86_400 } as const;
 
@@ -131,7 +126,8 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   for (const [name, v] of [[ANNOTATIONS.role, role], [ANNOTATIONS.taskScope, scope], [ANNOTATIONS.taskPurpose, purpose], [ANNOTATIONS.taskTtl, ttl]] as const) {
     if (v !== undefined && !agent) throw invalid(name, `needs ${ANNOTATIONS.agent}: "true": the sidecar is what logs in with the role and opens the task`);
   }
-  if (role !== undefined && !ROLE_PATTERN.test(role)) throw invalid(ANNOTATIONS.role, `must be 1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit; got ${shown(role)}`);
+  // The server's rule (src/shared/principal.ts): refused here rather than at the sidecar's login.
+  if (role !== undefined && !isRoleName(role)) throw invalid(ANNOTATIONS.role, `must be ${ROLE_NAME_RULE}; got ${shown(role)}`);
   if (scope !== undefined && scope.length > LIMITS.scopeChars) throw invalid(ANNOTATIONS.taskScope, `is longer than ${LIMITS.scopeChars} characters`);
   const taskScope = scope === undefined ? undefined : asAnnotation(ANNOTATIONS.taskScope, () => parseScopeParam(scope).join(' '));
   const taskPurpose = purpose === undefined ? undefined : asAnnotation(ANNOTATIONS.taskPurpose, () => parsePurpose(purpose));

@@ -9,14 +9,12 @@
  *  - the real `tessera agent` process (bin/tessera.js): `tessera agent probe` exits 1 then 0,
  *    a request in flight at SIGTERM is given --drain, the process exits 0, nothing it printed
  *    holds a token;
- *  - --role: the login carries scope=role:<name> (needs the server side of H4; skipped with the
- *    reason when this branch does not have it).
+ *  - --role: the login carries scope=role:<name>; a role no policy permits is refused.
  * Waits are bounded polls for conditions; no assertion depends on a duration.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startStack, until, freePort, type Stack } from './harness.js';
 import { sidecar, viaProxy, health, JWT_SHAPE } from './clients.js';
@@ -143,13 +141,7 @@ test('the real process: probe 1 then 0, SIGTERM with a request in flight exits 0
   }
 });
 
-/** The server side of `scope=role:<name>` at login (H4, docs/k8s-pods.md) is on this branch. */
-function roleSupported(): boolean {
-  const dir = join(ROOT, 'src', 'identity');
-  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.ts') && readFileSync(join(dir, f), 'utf8').includes('role.assume'));
-}
-
-test('--role: login with scope=role:<name>; a role policy does not permit is refused with TESSERA_ROLE_NOT_PERMITTED', { skip: roleSupported() ? undefined : 'the server side of --role (Cedar role.assume at login, helper H4) is not on this branch; the lead merges both' }, async () => {
+test('--role: login with scope=role:<name>; a role policy does not permit is refused with TESSERA_ROLE_NOT_PERMITTED', async () => {
   const s = await sidecar({ addr: stack.addr, tokenFile: stack.kube.tokenFile, proxyUrl: stack.proxyUrl, role: 'not-permitted-role' });
   try {
     await until(() => s.keeper.lastError !== undefined, 'the refused login');
