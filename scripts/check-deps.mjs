@@ -35,6 +35,29 @@ const PURE = [
   'src/shared/next-steps.ts',
   'src/shared/duration.ts',
   'src/rotation/schedule.ts',
+  // Issue 12: the scan's rules and report (not api.ts, the API client), the injector's decision
+  // (not server.ts / tls.ts / config.ts, which read files), the drift digests and findings.
+  'src/k8s/scan/credentials.ts',
+  'src/k8s/scan/documents.ts',
+  'src/k8s/scan/netpol.ts',
+  'src/k8s/scan/objects.ts',
+  'src/k8s/scan/report.ts',
+  'src/k8s/scan/scan.ts',
+  'src/k8s/scan/severity.ts',
+  'src/k8s/scan/suggest.ts',
+  'src/k8s/injector/annotations.ts',
+  'src/k8s/injector/inject.ts',
+  'src/k8s/injector/mutate.ts',
+  'src/k8s/injector/review.ts',
+  'src/drift/config.ts',
+  'src/drift/digest.ts',
+  'src/drift/findings.ts',
+  // What those import, I/O-free too: config field types, task parameters and claims, user identity.
+  'src/config/fields.ts',
+  'src/tasks/params.ts',
+  'src/tasks/claims.ts',
+  'src/users/identity.ts',
+  'src/users/config.ts',
 ];
 const IO_MODULES = /^(node:)?(fs|fs\/promises|net|http|https|http2|child_process|dgram|dns|tls|worker_threads)$|^(better-sqlite3|pg|fastify|undici)$/;
 const ADAPTERS = ['src/store/sqlite', 'src/store/postgres'];
@@ -50,7 +73,11 @@ function walk(dir) {
 function imports(file) {
   const text = readFileSync(file, 'utf8');
   const out = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'";]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1] ?? m[2]);
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'";]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    // `import type …` / `export type …` is erased by the compiler: it loads nothing at run time.
+    if (/^\s*(?:import|export)\s+type\s/.test(m[0])) continue;
+    out.push(m[1] ?? m[2]);
+  }
   return out;
 }
 
