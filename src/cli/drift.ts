@@ -10,6 +10,9 @@ import { Option, type Command } from 'commander';
 import type { AdminClient } from './http.js';
 import { CliError, EXIT, toCliError, usage } from './io.js';
 import { cell, table } from './format.js';
+// The server's own sets (test/cli/enums.test.ts): pure modules, no server code loaded.
+import { SEVERITIES } from '../drift/config.js';
+import { FINDING_KINDS } from '../drift/findings.js';
 
 interface Deps {
   readonly admin: (cmd: Command) => AdminClient;
@@ -18,7 +21,6 @@ interface Deps {
   readonly printJson: (v: unknown) => void;
 }
 
-const SEVERITIES = ['info', 'warning', 'critical'] as const;
 const rank = (s: unknown): number => SEVERITIES.indexOf(s as (typeof SEVERITIES)[number]);
 const TOOL_REF = /^[a-z0-9][a-z0-9_-]{0,62}\/[A-Za-z0-9_.-]{1,128}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -36,7 +38,7 @@ export function registerDriftCommands(program: Command, deps: Deps): void {
     .command('check', { isDefault: true })
     .description('run a drift check and show the findings (exit 0: none at the threshold, 1: some, 2: the check failed)')
     .addOption(new Option('--fail-on <severity>', "the severity from which to exit 1 (default: the server's drift.fail_on)").choices(SEVERITIES))
-    .addOption(new Option('--kind <kind>', 'show only this kind of finding').choices(['tool', 'engine', 'policy', 'secret', 'check']))
+    .addOption(new Option('--kind <kind>', 'show only this kind of finding').choices(FINDING_KINDS))
     .action(async (opts: { failOn?: string; kind?: string }, cmd: Command) => {
       const r = (await deps.admin(cmd).drift().catch(asCheckError)) as { findings?: FindingJson[]; fail_on?: string; worst?: string; policy?: Record<string, unknown>; tools?: Record<string, unknown>; checked_at?: string };
       const all = Array.isArray(r.findings) ? r.findings : [];

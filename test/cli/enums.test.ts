@@ -17,6 +17,8 @@ import { OWNED_OBJECT_RULES } from '../../src/engines/postgres/config.js';
 import { TASK_STATES } from '../../src/tasks/states.js';
 import { EXPOSURE_GROUPINGS, EXPOSURE_KINDS } from '../../src/exposure/kinds.js';
 import { SEVERITIES } from '../../src/k8s/scan/scan.js';
+import { SEVERITIES as DRIFT_SEVERITIES } from '../../src/drift/config.js';
+import { FINDING_KINDS } from '../../src/drift/findings.js';
 
 const reject = (): Promise<never> => Promise.reject(new Error('not used'));
 const runtime: Runtime = { dev: reject, server: reject, init: reject, rotateMasterKey: reject };
@@ -34,6 +36,10 @@ const ENUMS: readonly (readonly [string, string, readonly string[]])[] = [
   ['exposure', '--kind', EXPOSURE_KINDS],
   // Local (no server): the scan's severities, and `none` for "never fail".
   ['k8s scan', '--fail-on', [...SEVERITIES, 'none']],
+  ['drift check', '--fail-on', DRIFT_SEVERITIES],
+  ['drift check', '--kind', FINDING_KINDS],
+  // Local: the injector's log levels (it runs without a server).
+  ['injector', '--log-level', ['error', 'warn', 'info', 'debug']],
 ];
 
 const ARGS: Readonly<Record<string, string[]>> = {
@@ -45,6 +51,8 @@ const ARGS: Readonly<Record<string, string[]>> = {
   'task list': ['task', 'list'],
   exposure: ['exposure'],
   'k8s scan': ['k8s', 'scan', '-f', 'test/k8s/scan/fixtures/cluster.json'],
+  'drift check': ['drift', 'check'],
+  injector: ['injector'],
 };
 
 function find(program: Command, path: string): Command {

@@ -36,7 +36,7 @@ test('every config error names the key and what is expected', () => {
   bad({ tokens: { agent_ttl: 'soon' } }, /tokens\.agent_ttl: expected a duration/)();
   bad({ trust_domain: 'Example.ORG' }, /trust_domain: expected a SPIFFE trust domain/)();
   bad({ store: { kind: 'mysql' } }, /store/)();
-  bad({ store: { kind: 'postgres' } }, /store\.url/)();
+  bad({ store: { kind: 'postgres' } }, /store: set exactly one of url or url_env/)();
   bad({ master_key: { file: '/a', env: 'B' } }, /master_key: set at most one of file or env/)();
   bad({ master_key: { env: 'lower-case' } }, /master_key\.env: expected an environment variable name/)();
   bad({ attestors: [{ kind: 'join_token', max_ttl: '2h' }] }, /attestors\.0\.max_ttl: join tokens live at most 1h/)();
