@@ -383,6 +383,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_AGENT_UPSTREAM_UNREACHABLE: { status: 502, description: 'The sidecar could not reach the Tessera proxy (`--proxy-url`) or the gateway (`<addr>/mcp`): connection refused, reset, DNS or TLS failure. A Tessera restart causes it for a moment; retry.' },
   TESSERA_AGENT_REQUEST_INVALID: { status: 400, description: 'The sidecar\'s local endpoint got a request it does not serve: an upgrade (WebSocket) through the local proxy, a path other than `/mcp` and `/healthz` on the MCP port, or a CONNECT target that is not `host:port`.' },
   TESSERA_AGENT_PROBE_FAILED: { status: 503, description: '`tessera agent probe`: the sidecar on 127.0.0.1:<port> did not answer `GET /healthz` with 200 (not started, not logged in yet, or no longer holding a valid token). Exit code 1; used as the sidecar\'s exec startup probe.' },
+  TESSERA_AGENT_ORIGIN_NOT_ALLOWED: { status: 403, description: 'The sidecar\'s local proxy (origin-form requests to reverse routes) or MCP endpoint got a request marked as coming from a web page: an `Origin` other than the endpoint\'s own loopback origin (`null` included), or `Sec-Fetch-Site` other than `same-origin`/`none`. A page loaded by a browser in the pod must not borrow the pod\'s identity (MCP transports 2025-11-25 "Security Warning"). Programs send neither.' },
+  TESSERA_AGENT_HOST_NOT_ALLOWED: { status: 403, description: 'The sidecar\'s local proxy (origin-form requests) or MCP endpoint got a `Host` that is not a loopback name (127.0.0.0/8, `localhost`, `[::1]`) on the listener\'s port: what a DNS-rebinding web page sends. Use http://127.0.0.1:<port>.' },
 
   // --- Kubernetes: pod lifecycle, TokenReview (issue 12) ------------------------------
   // (k8s-pods)
