@@ -13,6 +13,7 @@
  * Throws ReviewError(TESSERA_INJECTOR_REVIEW_INVALID) without a uid when the body is not an
  * AdmissionReview at all (the caller answers 400); every other refusal is an AdmissionReview.
  */
+import { posix } from 'node:path';
 import { TesseraError, fail } from '../../shared/errors.js';
 import { ANNOTATIONS, parseAnnotations, shown, type InjectionRequest } from './annotations.js';
 import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
@@ -71,12 +72,20 @@ function checkNames(pod: Pod, want: InjectionRequest, who: string): void {
   }
   const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
   if (all.some((c) => c.name === NAMES.sidecar)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `pod ${who} already has a container named ${NAMES.sidecar}, the injected sidecar's name; rename it`);
-  const ourPaths = new Set<string>([PATHS.tokenDir, PATHS.caDir, PATHS.runDir]);
   for (const c of all) {
     for (const m of c.volumeMounts ?? []) {
-      if (ourPaths.has(m.mountPath.replace(/\/+$/, ''))) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} already mounts something at ${shown(m.mountPath)}, where the injector mounts ${want.caBundle ? 'the token or the CA bundle' : 'the token'}; move it`);
+      // Inside our directories too: a runtime mounts the deeper path over ours (a Secret with subPath at …/token).
+      if (underOurs(m.mountPath)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} already mounts something at ${shown(m.mountPath)}, where the injector mounts ${want.caBundle ? 'the token or the CA bundle' : 'the token'}; move it`);
+      // A mount of a volume the pod does not define would resolve to ours once injected (the sidecar's tessera-run, read-write).
+      if (ourVolumes.has(m.name)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} mounts the volume ${shown(m.name)}, which the injector adds for ${m.name === NAMES.runVolume ? 'the sidecar alone' : 'its own mounts'}; remove that mount`);
     }
   }
+}
+
+/** The mount path, normalised (`//`, `/./`, trailing `/`), is one of the injector's directories or inside one. */
+function underOurs(mountPath: string): boolean {
+  const p = posix.normalize(mountPath).replace(/\/+$/, '');
+  return [PATHS.tokenDir, PATHS.caDir, PATHS.runDir].some((dir) => p === dir || p.startsWith(`${dir}/`));
 }
 
 /** Refuses a container that already sets one of `ours` or a static Tessera token (value, valueFrom, or empty). */
@@ -130,6 +139,7 @@ function warnings(pod: Pod, want: InjectionRequest, s: InjectorSettings): string
   const out: string[] = [];
   const sa = pod.spec.serviceAccountName;
   if (!sa || sa === 'default') out.push('tessera: the pod uses the namespace\'s default service account; every pod using it has the same identity in Tessera');
+  if (want.agent && pod.spec.shareProcessNamespace === true) out.push('tessera: shareProcessNamespace is true: the app containers can read the sidecar\'s memory and files through /proc when they run as its user (65532); the agent token is then as exposed as the pod\'s projected token');
   if (want.agent && !s.native_sidecar) out.push('tessera: the sidecar is a regular container (native_sidecar: false); the app may start before it is ready and must retry');
   return out;
 }

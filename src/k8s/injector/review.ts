@@ -58,6 +58,7 @@ const podSchema = z.looseObject({
     initContainers: z.array(container).nullish(),
     volumes: z.array(z.looseObject({ name: z.string() })).nullish(),
     hostNetwork: z.boolean().nullish(),
+    shareProcessNamespace: z.boolean().nullish(),
     serviceAccountName: z.string().nullish(),
     automountServiceAccountToken: z.boolean().nullish(),
   }),
