@@ -50,8 +50,14 @@ function admit(req: AdmissionRequest, s: InjectorSettings): AdmissionReviewRespo
   if (!namespace) throw new ReviewError('TESSERA_INJECTOR_REVIEW_INVALID', 'request.namespace: a Pod is created in a namespace, none was given', req.uid);
   if (s.exclude_namespaces.includes(namespace)) return allow(req.uid);
   const want = parseAnnotations(pod.metadata.annotations ?? {});
-  if (want.injected !== undefined || !want.inject) return allow(req.uid);
   const who = podName(pod, namespace);
+  if (want.injected !== undefined) {
+    // Never injected twice, whoever wrote the marker; but a marker without what the injector adds
+    // skipped every check (a static TESSERA_TOKEN stays) and leaves the pod without its token: said.
+    const forged = !(pod.spec.volumes ?? []).some((v) => v.name === NAMES.tokenVolume);
+    return allow(req.uid, undefined, forged ? [`tessera: pod ${who} carries ${ANNOTATIONS.injected} without the ${NAMES.tokenVolume} volume the injector adds: nothing was injected or checked; remove the annotation (only the injector writes it)`] : []);
+  }
+  if (!want.inject) return allow(req.uid);
   if (want.agent && pod.spec.hostNetwork === true) {
     throw fail('TESSERA_INJECTOR_HOST_NETWORK', `pod ${who} has hostNetwork: true: the sidecar's 127.0.0.1 listeners would be the node's, open to every process on it; run the agent without hostNetwork or without ${ANNOTATIONS.agent}`);
   }
@@ -139,6 +145,10 @@ function warnings(pod: Pod, want: InjectionRequest, s: InjectorSettings): string
   const out: string[] = [];
   const sa = pod.spec.serviceAccountName;
   if (!sa || sa === 'default') out.push('tessera: the pod uses the namespace\'s default service account; every pod using it has the same identity in Tessera');
+  for (const c of [...pod.spec.containers, ...(pod.spec.initContainers ?? [])]) {
+    const secrets = (c.envFrom ?? []).filter((f) => f.secretRef !== undefined && f.secretRef !== null);
+    if (secrets.length > 0) out.push(`tessera: container ${shown(c.name)} takes variables from a Secret (envFrom): the injector cannot see whether it holds ${ENV.token} or another static credential; the injected variables take precedence over envFrom`);
+  }
   if (want.agent && pod.spec.shareProcessNamespace === true) out.push('tessera: shareProcessNamespace is true: the app containers can read the sidecar\'s memory and files through /proc when they run as its user (65532); the agent token is then as exposed as the pod\'s projected token');
   if (want.agent && !s.native_sidecar) out.push('tessera: the sidecar is a regular container (native_sidecar: false); the app may start before it is ready and must retry');
   return out;

@@ -41,6 +41,7 @@ const container = z.looseObject({
   name: z.string().min(1),
   env: z.array(envVar).nullish(),
   volumeMounts: z.array(volumeMount).nullish(),
+  envFrom: z.array(z.looseObject({ secretRef: z.unknown().optional() })).nullish(),
 });
 
 /** The parts of a Pod the injector reads (core/v1 Pod). */

@@ -80,3 +80,24 @@ test('shareProcessNamespace with the sidecar: admitted with a warning naming the
   const plain = await inj.admit(review(noAgent));
   assert.equal(plain.warnings, undefined, 'no sidecar, nothing to warn about');
 });
+
+test('a forged tessera.io/injected marker (no injected volume): left alone as the injector does for any marker, with a warning saying nothing was injected or checked', async () => {
+  const forged = pod({ name: 'forged', annotations: { ...INJECT, 'tessera.io/injected': '0.0.1' }, containers: [container('app', { env: [{ name: 'TESSERA_TOKEN', value: 'static-token' }] })] });
+  const res = await inj.admit(review(forged));
+  assert.equal(res.allowed, true);
+  assert.equal(res.patch, undefined);
+  assert.deepEqual(res.warnings, ['tessera: pod "agents/forged" carries tessera.io/injected without the tessera-token volume the injector adds: nothing was injected or checked; remove the annotation (only the injector writes it)']);
+  // A pod copied from an injected one (marker AND volume) is still left alone.
+  const copied = pod({ name: 'copied', annotations: { ...INJECT, 'tessera.io/injected': '0.1.0' }, volumes: [{ name: 'tessera-token', projected: { sources: [{ serviceAccountToken: { audience: 'tessera', expirationSeconds: 600, path: 'token' } }] } }], containers: [container('app')] });
+  const again = await inj.admit(review(copied));
+  assert.equal(again.allowed, true);
+  assert.equal(again.patch, undefined);
+  assert.equal(again.warnings, undefined);
+});
+
+test('envFrom a Secret: injected, with a warning that a static TESSERA_TOKEN there cannot be seen', async () => {
+  const res = await inj.admit(review(pod({ name: 'envfrom', annotations: INJECT, serviceAccountName: 'bot', containers: [container('app', { envFrom: [{ secretRef: { name: 'tessera-creds' } }, { configMapRef: { name: 'settings' } }] })] })));
+  assert.equal(res.allowed, true);
+  assert.ok(res.patch);
+  assert.deepEqual(res.warnings, ['tessera: container "app" takes variables from a Secret (envFrom): the injector cannot see whether it holds TESSERA_TOKEN or another static credential; the injected variables take precedence over envFrom']);
+});
