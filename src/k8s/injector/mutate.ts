@@ -16,13 +16,16 @@
 import { posix } from 'node:path';
 import { TesseraError, fail } from '../../shared/errors.js';
 import { ANNOTATIONS, parseAnnotations, shown, type InjectionRequest } from './annotations.js';
-import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
+import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, SIDECAR, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
 import { allow, deny, isPodCreate, parsePod, parseReview, ReviewError, type AddOperation, type AdmissionRequest, type AdmissionReviewResponse, type Container, type Pod } from './review.js';
 
 /** RFC 6901 §3: a reference token with `~` and `/` escaped. */
 export function pointerToken(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
+
+/** Istio's injected sidecar (Envoy binds 0.0.0.0:15001 in the pod: istio.io "Ports used by Istio"). */
+const ISTIO_PROXY = 'istio-proxy';
 
 /** Variables a pod must never carry itself: a static Tessera credential. */
 const STATIC_TESSERA: readonly string[] = [ENV.token];
@@ -60,6 +63,10 @@ function admit(req: AdmissionRequest, s: InjectorSettings): AdmissionReviewRespo
   if (!want.inject) return allow(req.uid);
   if (want.agent && pod.spec.hostNetwork === true) {
     throw fail('TESSERA_INJECTOR_HOST_NETWORK', `pod ${who} has hostNetwork: true: the sidecar's 127.0.0.1 listeners would be the node's, open to every process on it; run the agent without hostNetwork or without ${ANNOTATIONS.agent}`);
+  }
+  const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
+  if (want.agent && all.some((c) => c.name === ISTIO_PROXY)) {
+    throw fail('TESSERA_INJECTOR_PORT_CONFLICT', `pod ${who} has Istio's ${ISTIO_PROXY}, whose outbound listener is 0.0.0.0:${SIDECAR.proxyPort}, the port of the sidecar's local proxy: one of the two could not start. Drop ${ANNOTATIONS.agent} (token-only injection works with Istio) or Istio's sidecar for this pod`);
   }
   checkNames(pod, want, who);
   return allow(req.uid, patchOps(pod, want, s, who), warnings(pod, want, s));

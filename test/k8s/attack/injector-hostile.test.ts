@@ -101,3 +101,15 @@ test('envFrom a Secret: injected, with a warning that a static TESSERA_TOKEN the
   assert.ok(res.patch);
   assert.deepEqual(res.warnings, ['tessera: container "app" takes variables from a Secret (envFrom): the injector cannot see whether it holds TESSERA_TOKEN or another static credential; the injected variables take precedence over envFrom']);
 });
+
+test("the sidecar in an Istio-injected pod (istio-proxy present: Envoy binds 0.0.0.0:15001) is refused with TESSERA_INJECTOR_PORT_CONFLICT; token-only injection is fine", async () => {
+  for (const shape of [{ containers: [container('app'), container('istio-proxy')] }, { initContainers: [container('istio-init'), container('istio-proxy', { restartPolicy: 'Always' })], containers: [container('app')] }]) {
+    const res = await inj.admit(review(pod({ name: 'meshed', annotations: AGENT, ...shape })));
+    assert.equal(res.allowed, false);
+    assert.equal(res.status?.code, 409);
+    assert.match(res.status!.message, /pod "agents\/meshed" has Istio's istio-proxy, whose outbound listener is 0\.0\.0\.0:15001.*\[TESSERA_INJECTOR_PORT_CONFLICT\]$/);
+  }
+  const tokenOnly = await inj.admit(review(pod({ name: 'meshed', annotations: INJECT, containers: [container('app'), container('istio-proxy')] })));
+  assert.equal(tokenOnly.allowed, true);
+  assert.ok(tokenOnly.patch);
+});

@@ -38,7 +38,7 @@ const portOf = (addr: string): string => new URL(addr).port;
 describe('local proxy, origin-form (reverse routes): requests from a web page are refused', () => {
   test('a cross-site page (Origin + Sec-Fetch-Site: cross-site) gets 403 TESSERA_AGENT_ORIGIN_NOT_ALLOWED; nothing reaches the upstream', async () => {
     const before = stack.plain.seen.length;
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain' },
       { origin: 'https://evil.example' },
       { origin: 'null' },
@@ -65,7 +65,7 @@ describe('local proxy, origin-form (reverse routes): requests from a web page ar
 
   test('what the app itself sends is still relayed: loopback Host names, same-origin / none fetch metadata, own origin', async () => {
     const port = portOf(s.proxyAddress!);
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { host: `127.0.0.1:${port}` },
       { host: `localhost:${port}` },
       { host: `LOCALHOST:${port}` },
