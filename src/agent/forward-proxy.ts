@@ -22,6 +22,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { marginOf, type CredentialKeeper } from './keeper.js';
+import { browserRefusal } from './browser-guard.js';
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) and the app's proxy credential: never relayed. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -91,6 +92,12 @@ export function startForwardProxy(deps: ForwardProxyDeps, listen: { host: string
   });
 
   function relayRequest(req: IncomingMessage, res: ServerResponse): void {
+    // Origin-form (reverse routes): refuse what a web page in the pod sends (./browser-guard.ts).
+    const refused = (req.url ?? '').startsWith('/') ? browserRefusal(req.headers, (server.address() as { port: number }).port) : undefined;
+    if (refused) {
+      req.resume();
+      return sendAgentError(res, refused.code, refused.message);
+    }
     const cred = deps.keeper.current();
     if (!cred) {
       const n = notHeld(deps.keeper);

@@ -16,6 +16,7 @@ import { Agent as HttpAgent, createServer, request as httpRequest, type Incoming
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { CredentialKeeper } from './keeper.js';
 import { endToEnd, notHeld, sendAgentError, type LocalServer } from './forward-proxy.js';
+import { browserRefusal } from './browser-guard.js';
 
 export interface McpEndpointDeps {
   readonly keeper: Pick<CredentialKeeper, 'current' | 'state'>;
@@ -63,6 +64,11 @@ export function startMcpEndpoint(deps: McpEndpointDeps, listen: { host: string; 
   }
 
   function relay(req: IncomingMessage, res: ServerResponse): void {
+    const refused = browserRefusal(req.headers, (server.address() as { port: number }).port);
+    if (refused) {
+      req.resume();
+      return sendAgentError(res, refused.code, refused.message);
+    }
     const cred = deps.keeper.current();
     if (!cred) {
       req.resume();

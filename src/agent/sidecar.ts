@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
@@ -62,7 +63,9 @@ function apiFetch(caPem: string | undefined): FetchLike {
 export async function startSidecar(options: SidecarOptions, deps: SidecarDeps): Promise<RunningSidecar> {
   const log = (line: string): void => void deps.stderr.write(`tessera agent: ${escapeTerminal(line)}\n`);
   const clock = deps.clock ?? systemSdkClock;
-  if (options.tokenOut) checkMemoryBacked(options.tokenOut, deps.mountsFile);
+  // The directory is resolved ONCE, here, and the token written there ever after: were the path
+  // re-resolved at each write, a symlink in it swapped later would send the token to a disk.
+  const tokenOut = options.tokenOut ? join(checkMemoryBacked(options.tokenOut, deps.mountsFile), basename(options.tokenOut)) : undefined;
   let caPem: string | undefined;
   if (options.caFile) {
     try {
@@ -78,10 +81,10 @@ export async function startSidecar(options: SidecarOptions, deps: SidecarDeps): 
     clock,
     random: deps.random ?? Math.random,
     log,
-    onRenewed: options.tokenOut
+    onRenewed: tokenOut
       ? async (cred) => {
           try {
-            await writeTokenFile(options.tokenOut!, cred.token);
+            await writeTokenFile(tokenOut, cred.token);
           } catch (e) {
             log(`${(e as Error).message} [TESSERA_AGENT_TOKEN_OUT_FAILED]; retried at the next renewal`);
           }
@@ -124,7 +127,7 @@ export async function startSidecar(options: SidecarOptions, deps: SidecarDeps): 
         await Promise.all(servers.map((s) => s.close(options.drainMs)));
         keeper.stop();
         identity.close();
-        if (options.tokenOut) await rm(options.tokenOut, { force: true }).catch(() => undefined);
+        if (tokenOut) await rm(tokenOut, { force: true }).catch(() => undefined);
         log('stopped');
       })();
       return closing;

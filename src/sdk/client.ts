@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { TesseraApiError, TesseraAuthError } from './errors.js';
 import { Transport, encodePath, type FetchLike } from './http.js';
 import { DpopKey, DpopSession } from './dpop.js';
@@ -296,8 +297,9 @@ export class TesseraClient {
   private async refreshFromFile(path: string): Promise<string> {
     let jwt: string;
     try {
-      jwt = (await readFile(path, 'utf8')).trim();
+      jwt = (await readTokenFile(path)).trim();
     } catch (err) {
+      if (err instanceof TesseraAuthError) throw err;
       throw new TesseraAuthError({ code: 'TESSERA_SDK_TOKEN_FILE_UNREADABLE', status: 0, message: `cannot read the token file ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'}); in Kubernetes, mount a projected service-account token there` }, { cause: err });
     }
     if (!jwt) throw new TesseraAuthError({ code: 'TESSERA_SDK_TOKEN_FILE_UNREADABLE', status: 0, message: `the token file ${path} is empty` });
@@ -360,3 +362,27 @@ export class TesseraClient {
   }
 }
 
+
+/** Larger than any workload JWT (a Kubernetes projected token is ~1–2 KiB). */
+const TOKEN_FILE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Reads a workload token file without blocking on a FIFO (O_NONBLOCK, then it must be a regular
+ * file) and without reading more than TOKEN_FILE_MAX_BYTES: a misplaced path or a replaced file
+ * must fail the login (retried), never hang it or fill memory.
+ */
+async function readTokenFile(path: string): Promise<string> {
+  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    const refuse = (why: string): TesseraAuthError => new TesseraAuthError({ code: 'TESSERA_SDK_TOKEN_FILE_UNREADABLE', status: 0, message: `the token file ${path} ${why}` });
+    if (!st.isFile()) throw refuse('is not a regular file');
+    if (st.size > TOKEN_FILE_MAX_BYTES) throw refuse(`is larger than ${TOKEN_FILE_MAX_BYTES} bytes; a workload JWT is a few KiB`);
+    const buf = Buffer.alloc(TOKEN_FILE_MAX_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead > TOKEN_FILE_MAX_BYTES) throw refuse(`is larger than ${TOKEN_FILE_MAX_BYTES} bytes; a workload JWT is a few KiB`);
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
+  }
+}

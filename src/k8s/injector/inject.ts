@@ -24,7 +24,7 @@ export const PATHS = {
 } as const;
 
 /** The sidecar's loopback listeners (src/agent, docs/k8s-agent.md). */
-export const SIDECAR = { proxy: '127.0.0.1:15001', mcp: '127.0.0.1:15002', mcpPort: 15002, proxyUrl: 'http://127.0.0.1:15001', mcpUrl: 'http://127.0.0.1:15002/mcp' } as const;
+export const SIDECAR = { proxy: '127.0.0.1:15001', proxyPort: 15001, mcp: '127.0.0.1:15002', mcpPort: 15002, proxyUrl: 'http://127.0.0.1:15001', mcpUrl: 'http://127.0.0.1:15002/mcp' } as const;
 
 /**
  * The non-root uid/gid the sidecar runs as (the "nonroot" user of distroless images). Set

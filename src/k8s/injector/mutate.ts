@@ -13,15 +13,19 @@
  * Throws ReviewError(TESSERA_INJECTOR_REVIEW_INVALID) without a uid when the body is not an
  * AdmissionReview at all (the caller answers 400); every other refusal is an AdmissionReview.
  */
+import { posix } from 'node:path';
 import { TesseraError, fail } from '../../shared/errors.js';
 import { ANNOTATIONS, parseAnnotations, shown, type InjectionRequest } from './annotations.js';
-import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
+import { ENV, envFor, mountsFor, sidecarContainer, volumesFor, NAMES, PATHS, SIDECAR, type EnvVar, type InjectorSettings, type Mount } from './inject.js';
 import { allow, deny, isPodCreate, parsePod, parseReview, ReviewError, type AddOperation, type AdmissionRequest, type AdmissionReviewResponse, type Container, type Pod } from './review.js';
 
 /** RFC 6901 §3: a reference token with `~` and `/` escaped. */
 export function pointerToken(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
+
+/** Istio's injected sidecar (Envoy binds 0.0.0.0:15001 in the pod: istio.io "Ports used by Istio"). */
+const ISTIO_PROXY = 'istio-proxy';
 
 /** Variables a pod must never carry itself: a static Tessera credential. */
 const STATIC_TESSERA: readonly string[] = [ENV.token];
@@ -49,10 +53,20 @@ function admit(req: AdmissionRequest, s: InjectorSettings): AdmissionReviewRespo
   if (!namespace) throw new ReviewError('TESSERA_INJECTOR_REVIEW_INVALID', 'request.namespace: a Pod is created in a namespace, none was given', req.uid);
   if (s.exclude_namespaces.includes(namespace)) return allow(req.uid);
   const want = parseAnnotations(pod.metadata.annotations ?? {});
-  if (want.injected !== undefined || !want.inject) return allow(req.uid);
   const who = podName(pod, namespace);
+  if (want.injected !== undefined) {
+    // Never injected twice, whoever wrote the marker; but a marker without what the injector adds
+    // skipped every check (a static TESSERA_TOKEN stays) and leaves the pod without its token: said.
+    const forged = !(pod.spec.volumes ?? []).some((v) => v.name === NAMES.tokenVolume);
+    return allow(req.uid, undefined, forged ? [`tessera: pod ${who} carries ${ANNOTATIONS.injected} without the ${NAMES.tokenVolume} volume the injector adds: nothing was injected or checked; remove the annotation (only the injector writes it)`] : []);
+  }
+  if (!want.inject) return allow(req.uid);
   if (want.agent && pod.spec.hostNetwork === true) {
     throw fail('TESSERA_INJECTOR_HOST_NETWORK', `pod ${who} has hostNetwork: true: the sidecar's 127.0.0.1 listeners would be the node's, open to every process on it; run the agent without hostNetwork or without ${ANNOTATIONS.agent}`);
+  }
+  const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
+  if (want.agent && all.some((c) => c.name === ISTIO_PROXY)) {
+    throw fail('TESSERA_INJECTOR_PORT_CONFLICT', `pod ${who} has Istio's ${ISTIO_PROXY}, whose outbound listener is 0.0.0.0:${SIDECAR.proxyPort}, the port of the sidecar's local proxy: one of the two could not start. Drop ${ANNOTATIONS.agent} (token-only injection works with Istio) or Istio's sidecar for this pod`);
   }
   checkNames(pod, want, who);
   return allow(req.uid, patchOps(pod, want, s, who), warnings(pod, want, s));
@@ -71,12 +85,20 @@ function checkNames(pod: Pod, want: InjectionRequest, who: string): void {
   }
   const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
   if (all.some((c) => c.name === NAMES.sidecar)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `pod ${who} already has a container named ${NAMES.sidecar}, the injected sidecar's name; rename it`);
-  const ourPaths = new Set<string>([PATHS.tokenDir, PATHS.caDir, PATHS.runDir]);
   for (const c of all) {
     for (const m of c.volumeMounts ?? []) {
-      if (ourPaths.has(m.mountPath.replace(/\/+$/, ''))) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} already mounts something at ${shown(m.mountPath)}, where the injector mounts ${want.caBundle ? 'the token or the CA bundle' : 'the token'}; move it`);
+      // Inside our directories too: a runtime mounts the deeper path over ours (a Secret with subPath at …/token).
+      if (underOurs(m.mountPath)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} already mounts something at ${shown(m.mountPath)}, where the injector mounts ${want.caBundle ? 'the token or the CA bundle' : 'the token'}; move it`);
+      // A mount of a volume the pod does not define would resolve to ours once injected (the sidecar's tessera-run, read-write).
+      if (ourVolumes.has(m.name)) throw fail('TESSERA_INJECTOR_NAME_CONFLICT', `container ${shown(c.name)} of pod ${who} mounts the volume ${shown(m.name)}, which the injector adds for ${m.name === NAMES.runVolume ? 'the sidecar alone' : 'its own mounts'}; remove that mount`);
     }
   }
+}
+
+/** The mount path, normalised (`//`, `/./`, trailing `/`), is one of the injector's directories or inside one. */
+function underOurs(mountPath: string): boolean {
+  const p = posix.normalize(mountPath).replace(/\/+$/, '');
+  return [PATHS.tokenDir, PATHS.caDir, PATHS.runDir].some((dir) => p === dir || p.startsWith(`${dir}/`));
 }
 
 /** Refuses a container that already sets one of `ours` or a static Tessera token (value, valueFrom, or empty). */
@@ -130,6 +152,11 @@ function warnings(pod: Pod, want: InjectionRequest, s: InjectorSettings): string
   const out: string[] = [];
   const sa = pod.spec.serviceAccountName;
   if (!sa || sa === 'default') out.push('tessera: the pod uses the namespace\'s default service account; every pod using it has the same identity in Tessera');
+  for (const c of [...pod.spec.containers, ...(pod.spec.initContainers ?? [])]) {
+    const secrets = (c.envFrom ?? []).filter((f) => f.secretRef !== undefined && f.secretRef !== null);
+    if (secrets.length > 0) out.push(`tessera: container ${shown(c.name)} takes variables from a Secret (envFrom): the injector cannot see whether it holds ${ENV.token} or another static credential; the injected variables take precedence over envFrom`);
+  }
+  if (want.agent && pod.spec.shareProcessNamespace === true) out.push('tessera: shareProcessNamespace is true: the app containers can read the sidecar\'s memory and files through /proc when they run as its user (65532); the agent token is then as exposed as the pod\'s projected token');
   if (want.agent && !s.native_sidecar) out.push('tessera: the sidecar is a regular container (native_sidecar: false); the app may start before it is ready and must retry');
   return out;
 }

@@ -41,6 +41,7 @@ const container = z.looseObject({
   name: z.string().min(1),
   env: z.array(envVar).nullish(),
   volumeMounts: z.array(volumeMount).nullish(),
+  envFrom: z.array(z.looseObject({ secretRef: z.unknown().optional() })).nullish(),
 });
 
 /** The parts of a Pod the injector reads (core/v1 Pod). */
@@ -58,6 +59,7 @@ const podSchema = z.looseObject({
     initContainers: z.array(container).nullish(),
     volumes: z.array(z.looseObject({ name: z.string() })).nullish(),
     hostNetwork: z.boolean().nullish(),
+    shareProcessNamespace: z.boolean().nullish(),
     serviceAccountName: z.string().nullish(),
     automountServiceAccountToken: z.boolean().nullish(),
   }),
