@@ -118,3 +118,33 @@ test('egress verdicts: none, deny-all, to Tessera, 0.0.0.0/0 (with except), ::/0
   assert.equal(isBroadCidr('0.0.0.0/8'), false);
   assert.equal(isBroadCidr('0.0.0.0/7'), true);
 });
+
+// Attack on issue 12 item 5 (atk-13): credentials that are not the whole value, or not a bare
+// token, used to be silent — no shape, inert (a URL without userinfo) or not random (a space).
+test('embedded and URL-borne credentials: found inside a header line, a flag, a JSON blob, a webhook URL, a query, a connection string', () => {
+  const cases: [string, string][] = [
+    ['Authorization: Bearer ghp_FakeGithubTokenForTesseraScanTest0123', 'github'],
+    ['--token=ghp_FakeGithubTokenForTesseraScanTest0123', 'github'],
+    ['"sk-ant-api03-FakeAnthropicKeyForTesseraScanTests000"', 'anthropic'],
+    ['{"openai":{"key":"sk-proj-Fake0Test1Key2For3Tessera4Scan5abcdefXYZ"}}', 'openai'],
+    ['AKIAFAKETESTKEY12345 wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'aws-access-key-id'],
+    ['https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX', 'slack-webhook'],
+    ['https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789', 'discord-webhook'],
+    ['https://api.example.com/v1?api_key=Zq8Lr2Wm5Xv9Tb3Ny7Kc1Pd4', 'url-query-credential'],
+    ['https://acct.blob.core.windows.net/c?sv=2022-11-02&sp=r&sig=AbCdEf0123456789%2BxyZ%3D', 'url-query-credential'],
+    ['Server=db;User Id=sa;Password=S3cr3tP4ss;', 'connection-string-password'],
+    ['Basic dXNlcjpwYXNzd29yZA==', 'basic-auth'],
+    ['--db=postgres://app:S3cret@db:5432/app', 'url-password'],
+    ['xapp-1-A0123456789-1234567890123-abcdef0123456789abcdef', 'slack-app'],
+    ['whsec_FakeStripeWebhookSecret0123456789', 'stripe-webhook'],
+    ['SG.FakeSendgridKey0123456.FakeSendgridKeySecondPart0123456789abcd', 'sendgrid'],
+    ['npm_FakeNpmTokenForTesseraScanTest0123456789', 'npm'],
+    ['pypi-AgEIcHlwaS5vcmcFakeFakeFakeFakeFake0123456789', 'pypi'],
+  ];
+  for (const [v, id] of cases) assert.equal(keyShapeOf(v)?.id, id, v);
+  // …and what still is not one: words around a prefix, a short or referenced query value, a Basic that is not user:password.
+  for (const v of [
+    'task-manager-for-the-research-cluster-01', 'Basic configuration', 'Basic authentication enabled', 'https://example.com/search?q=token&page=2',
+    'https://example.com/?key=abc', 'https://api.example.com/?token=$(API_TOKEN)', 'Server=db;Password=$(DB_PASSWORD);', 'password=', 'mask-ant-api03-notreallyakeybecauseprefixed',
+  ]) assert.equal(keyShapeOf(v), undefined, v);
+});
