@@ -205,3 +205,28 @@ test('atk-13: a webhook URL, a Bearer header line and a connection string in an 
   const text = JSON.stringify(r);
   for (const secret of ['XXXXXXXXXXXXXXXXXXXXXXXX', 'FakeGithubToken', 'S3cr3tP4ss']) assert.equal(text.includes(secret), false, secret);
 });
+
+test('atk-13: credentials in command/args are findings (args-literal): a known format critical, a credential flag\'s value high; inert flag values and other args are not', () => {
+  const doc = {
+    kind: 'List', apiVersion: 'v1', metadata: {},
+    items: [{
+      kind: 'Pod', apiVersion: 'v1',
+      metadata: { name: 'a', namespace: 'x', annotations: { 'tessera.io/agent': 'true' } },
+      spec: { containers: [{
+        name: 'c', image: 'i',
+        command: ['sh', '-c', 'exec agent --key sk-ant-api03-FakeAnthropicKeyForTesseraScanTests000'],
+        args: ['--password', 'hunter2-but-longer', '--db-token=S3cretTok', '--api-key', 'ghp_FakeGithubTokenForTesseraScanTest0123', '--token-file', '/run/t', '--password=$(DB_PASSWORD)', '--verbose', '--port', '8080'],
+      }] },
+    }],
+  };
+  const r = scan(doc);
+  const found = r.findings.filter((f) => f.rule === 'args-literal');
+  assert.deepEqual(found.map((f) => `${f.severity} ${f.variable} ${f.value?.shape ?? '-'} ${f.value?.length}`), [
+    'critical args[4] GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…) 41',
+    'critical command[2] Anthropic API key (sk-ant-…) 68',
+    'high args[1] - 18',
+    'high args[2] - 9',
+  ]);
+  const text = JSON.stringify(r);
+  for (const secret of ['FakeAnthropicKey', 'FakeGithubToken', 'hunter2', 'S3cretTok']) assert.equal(text.includes(secret), false, secret);
+});
