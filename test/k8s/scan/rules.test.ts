@@ -148,3 +148,22 @@ test('embedded and URL-borne credentials: found inside a header line, a flag, a 
     'https://example.com/?key=abc', 'https://api.example.com/?token=$(API_TOKEN)', 'Server=db;Password=$(DB_PASSWORD);', 'password=', 'mask-ant-api03-notreallyakeybecauseprefixed',
   ]) assert.equal(keyShapeOf(v), undefined, v);
 });
+
+// Attack (atk-13): each block under the /8 limit, together the whole IPv4 internet.
+test('egress: ipBlocks that each pass the /8 limit but together span the public internet open it; private ranges and except are not counted', () => {
+  const labels = { app: 'agent' };
+  const np = (name: string, cidrs: { cidr: string; except?: string[] }[], ports?: { port: number }[]): NetworkPolicyInfo => ({
+    namespace: 'agents', name, podSelector: {}, policyTypes: ['Egress'], egress: [{ to: cidrs.map((c) => ({ ipBlock: c })), ...(ports ? { ports } : {}) }],
+  });
+  const slash8s = Array.from({ length: 223 }, (_, i) => ({ cidr: `${i + 1}.0.0.0/8` }));
+  assert.deepEqual(egressOf('agents', labels, [np('many-slash8', slash8s)]), { restricted: false, reason: 'open-rule', policies: ['many-slash8'], openBy: 'many-slash8' });
+  // Split across two policies: the union is judged, the policy that tips it is named.
+  assert.deepEqual(egressOf('agents', labels, [np('a-half', slash8s.slice(0, 100)), np('b-half', slash8s.slice(100))]), { restricted: false, reason: 'open-rule', policies: ['a-half', 'b-half'], openBy: 'a-half' });
+  assert.equal(egressOf('agents', labels, [np('two-public', [{ cidr: '52.0.0.0/8' }, { cidr: '54.0.0.0/8' }])]).restricted, false);
+  // What stays restricted: all private ranges, one public /8, a public /8 pair minus one of them, DNS-only, a few API ranges.
+  assert.equal(egressOf('agents', labels, [np('private', [{ cidr: '10.0.0.0/8' }, { cidr: '172.16.0.0/12' }, { cidr: '192.168.0.0/16' }, { cidr: '100.64.0.0/10' }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('one-public', [{ cidr: '52.0.0.0/8' }, { cidr: '10.0.0.0/8' }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('except', [{ cidr: '52.0.0.0/8' }, { cidr: '54.0.0.0/8', except: ['54.0.0.0/8'] }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('dns', slash8s, [{ port: 53 }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('apis', [{ cidr: '140.82.112.0/20' }, { cidr: '160.79.104.0/23' }, { cidr: '52.0.0.0/9' }])]).restricted, true);
+});
