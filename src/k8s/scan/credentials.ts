@@ -24,7 +24,11 @@ export interface KeyShape {
  */
 const SHAPE_SOURCES: readonly (KeyShape & { source: string; flags?: string; check?: (m: RegExpExecArray) => boolean })[] = [
   { id: 'anthropic', label: 'Anthropic API key (sk-ant-…)', vendor: 'anthropic', source: 'sk-ant-[a-z]+\\d{2}-[A-Za-z0-9_-]{20,}' },
-  { id: 'openai', label: 'OpenAI API key (sk-…)', vendor: 'openai', source: 'sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}' },
+  {
+    id: 'openai', label: 'OpenAI API key (sk-…)', vendor: 'openai', source: 'sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}',
+    // Keys are random (upper, lower, digits); `sk-learn-gradient-boosting-v2` in a path or name is not one.
+    check: (m) => /[a-z]/.test(m[0]) && /[A-Z]/.test(m[0]) && /[0-9]/.test(m[0]),
+  },
   { id: 'stripe', label: 'Stripe secret key (sk_/rk_live|test_…)', vendor: 'stripe', source: '[rs]k_(?:live|test)_[A-Za-z0-9]{16,}' },
   { id: 'stripe-webhook', label: 'Stripe webhook signing secret (whsec_…)', vendor: 'stripe', source: 'whsec_[A-Za-z0-9+/=]{20,}' },
   { id: 'github', label: 'GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…)', vendor: 'github', source: 'gh[pousr]_[A-Za-z0-9]{30,}' },

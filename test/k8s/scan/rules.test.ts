@@ -145,7 +145,7 @@ test('embedded and URL-borne credentials: found inside a header line, a flag, a 
   // …and what still is not one: words around a prefix, a short or referenced query value, a Basic that is not user:password.
   for (const v of [
     'task-manager-for-the-research-cluster-01', 'Basic configuration', 'Basic authentication enabled', 'https://example.com/search?q=token&page=2',
-    'https://example.com/?key=abc', 'https://api.example.com/?token=$(API_TOKEN)', 'Server=db;Password=$(DB_PASSWORD);', 'password=', 'mask-ant-api03-notreallyakeybecauseprefixed',
+    'https://example.com/?key=abc', '/opt/models/sk-learn-gradient-boosting-v2-final', 'registry.example.com/ml/sk-learn-classifier-runtime:1.4', 'https://api.example.com/?token=$(API_TOKEN)', 'Server=db;Password=$(DB_PASSWORD);', 'password=', 'mask-ant-api03-notreallyakeybecauseprefixed',
   ]) assert.equal(keyShapeOf(v), undefined, v);
 });
 
