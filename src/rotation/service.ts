@@ -268,6 +268,11 @@ export function createRotationService(deps: RotationDeps): RotationService {
       }
       stage = 'apply';
       const res = await rotator.apply(spec, { path: row.path, fromVersion: row.currentVersion, signal: abort.signal }, generated);
+      // The retirement after the grace period names the current credential's id: an answer that
+      // hands back that same id would have Tessera retire the credential it just made current.
+      if (res.ref !== undefined && row.state.currentRef !== null && res.ref === row.state.currentRef) {
+        throw fail('TESSERA_ROTATION_HTTP_RESPONSE_INVALID', `the rotator answered create with the id of the current credential (version ${row.currentVersion}); retiring it would revoke the new one. Nothing was stored`);
+      }
       if (!sealed) {
         stage = 'seal';
         await sealIntent(row.path, row.currentVersion, runId, res.value, res.ref ?? null);

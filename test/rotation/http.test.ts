@@ -11,7 +11,7 @@ import { registerSensitive } from '../helpers/leak-registry.js';
 const ADMIN_CRED = 'kms-admin-credential-7f3a9c';
 registerSensitive(ADMIN_CRED);
 let svc: Awaited<ReturnType<typeof keyService>>;
-let mode: 'ok' | 'fail' | 'empty' | 'text' | 'slow' = 'ok';
+let mode: 'ok' | 'fail' | 'empty' | 'text' | 'slow' | 'same-id' = 'ok';
 let h: RotationHarness;
 
 before(async () => {
@@ -20,6 +20,7 @@ before(async () => {
     if (mode === 'fail') return { status: 500, body: { error: 'down' } };
     if (mode === 'empty') return { status: 200, body: {} };
     if (mode === 'text') return { status: 200, body: 'not json' };
+    if (mode === 'same-id') return { status: 201, body: { value: `same-id-${n}`, id: 'kid-fixed' } };
     if (mode === 'slow') return { status: 200, body: { value: `late-${n}` }, delayMs: 5000 };
     const value = `key-${String(body.path)}-v${String(body.version)}-${n}`;
     registerSensitive(value);
@@ -286,4 +287,26 @@ test('every bad input gets its exact code', async () => {
   assert.equal(na.status, 409);
   // Nothing was left holding those secrets.
   assert.equal(await h.store.get("SELECT path FROM rotation_intents WHERE path IN ('apps/pg', 'apps/root', 'apps/noauth')"), undefined);
+});
+
+// Attack (atk-13): an endpoint that hands back the id of the credential in use would have the
+// retirement after the grace period revoke the credential that was just made current.
+test('an answer reusing the current credential\'s id is refused (TESSERA_ROTATION_HTTP_RESPONSE_INVALID); the current version stays and is never retired', async () => {
+  mode = 'same-id';
+  await putHttp('apps/sameid/api-key', 'keys', { grace_period: '2m' });
+  const first = await h.call('POST', '/v1/admin/rotation/apps/sameid/api-key', {});
+  assert.equal(first.status, 200, JSON.stringify(first.json));
+  const working = await current('apps/sameid/api-key');
+  const r = await h.call('POST', '/v1/admin/rotation/apps/sameid/api-key', {});
+  assert.equal(r.status, 502, JSON.stringify(r.json));
+  assert.equal(r.json.error.code, 'TESSERA_ROTATION_HTTP_RESPONSE_INVALID');
+  assert.match(r.json.error.message, /id of the current credential/);
+  assert.equal(await current('apps/sameid/api-key'), working);
+  assert.equal((await h.kv.metadata('apps/sameid/api-key')).currentVersion, 2);
+  // The first rotation's retirement retires version 1 (no id), never kid-fixed.
+  h.clock.advance(2 * 60_000 + 1);
+  await h.rotation.pass();
+  const retires = svc.calls.filter((c) => c.body.action === 'retire' && c.body.path === 'apps/sameid/api-key');
+  assert.deepEqual(retires.map((c) => c.body), [{ action: 'retire', path: 'apps/sameid/api-key', version: 1, id: null }]);
+  mode = 'ok';
 });

@@ -155,3 +155,35 @@ test('engine-root: only Tessera knows the new management password; the engine ke
   await leases.revoke(third.lease_id, 'test');
   await leases.idle();
 });
+
+// Attack (atk-13): roles are cluster-wide, so engine "main" could rotate what another engine configuration manages.
+test('postgres-static refuses the management role and lease users of ANOTHER engine configuration (TESSERA_ROTATION_ROLE_INVALID)', async () => {
+  const other = `mgmt2_${fx.tag}`;
+  const otherPw = randomBytes(12).toString('hex');
+  registerSensitive(otherPw);
+  const otherPrefix = `q${randomBytes(2).toString('hex')}_`;
+  await fx.su(`CREATE ROLE ${other} LOGIN CREATEROLE PASSWORD '${otherPw}'`);
+  await fx.su(`GRANT ALL ON DATABASE ${fx.db.name} TO ${other}`);
+  await fx.su(`GRANT pg_signal_backend TO ${other}`);
+  await fx.su(`CREATE ROLE ${otherPrefix}lease_like LOGIN`);
+  const u = new URL(fx.mgmtUrl);
+  u.username = other;
+  u.password = otherPw;
+  const cfg = await h.call('PUT', '/v1/admin/engines/postgres/second', { connection_url: u.toString(), username_prefix: otherPrefix, pool_size: 1, connect_timeout: '3s', statement_timeout: '5s' });
+  assert.equal(cfg.status, 200, JSON.stringify(cfg.json));
+  try {
+    for (const [role, why] of [[other, /management role of engine configuration "second"/], [`${otherPrefix}lease_like`, /prefix .* of engine configuration "second"/]] as const) {
+      const path = `db/cross-${randomBytes(3).toString('hex')}`;
+      assert.equal((await h.call('PUT', `/v1/admin/secrets/${path}`, { value: 'x', rotator: { kind: 'postgres-static', engine: 'main', role } })).status, 200);
+      const r = await h.call('POST', `/v1/admin/rotation/${path}`, {});
+      assert.equal(r.status, 409, JSON.stringify(r.json));
+      assert.equal(r.json.error?.code, 'TESSERA_ROTATION_ROLE_INVALID', `${role}: ${JSON.stringify(r.json)}`);
+      assert.match(r.json.error.message, why);
+      assert.equal((await h.kv.metadata(path)).currentVersion, 1);
+    }
+    // The second engine still logs in with its own password.
+    await (await loginAs({ host: fx.host, port: fx.port, database: fx.db.name, username: other, password: otherPw })).end();
+  } finally {
+    await h.call('DELETE', '/v1/admin/engines/postgres/second');
+  }
+});

@@ -440,6 +440,21 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     return l;
   }
 
+  /**
+   * Roles are cluster-wide in PostgreSQL: a role that another engine configuration manages (its
+   * management role, or a lease user with its prefix) must not be rotated through this one — it
+   * would lock that engine out or pull a lease user from under its lease. Names are compared
+   * across every configuration whatever its host (fail closed: two servers may be one).
+   */
+  function otherEngineRole(config: string, roleName: string): string | undefined {
+    for (const [name, o] of live) {
+      if (name === config) continue;
+      if (o.cfg.user === roleName) return `role "${roleName}" is the management role of engine configuration "${name}"; rotate it with the engine-root rotator of that configuration`;
+      if (roleName.startsWith(o.cfg.prefix)) return `role "${roleName}" carries the username prefix "${o.cfg.prefix}" of engine configuration "${name}" (a lease user)`;
+    }
+    return undefined;
+  }
+
   async function withClient<T>(l: Live, what: string, signal: AbortSignal | undefined, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     signal?.throwIfAborted();
     let client: pg.PoolClient;
@@ -1367,7 +1382,8 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
           const invalid = !row ? `role "${roleName}" does not exist in ${l.cfg.database}@${l.cfg.host}:${l.cfg.port}`
             : row.me === roleName ? `role "${roleName}" is the engine's management role; rotate it with the engine-root rotator`
               : row.rolsuper ? `role "${roleName}" is a superuser; Tessera does not rotate superuser passwords through an engine`
-                : roleName.startsWith(l.cfg.prefix) ? `role "${roleName}" carries the engine's username prefix "${l.cfg.prefix}" (a lease user)` : undefined;
+                : roleName.startsWith(l.cfg.prefix) ? `role "${roleName}" carries the engine's username prefix "${l.cfg.prefix}" (a lease user)`
+                  : otherEngineRole(config, roleName);
           if (invalid) throw fail('TESSERA_ROTATION_ROLE_INVALID', invalid, { role: roleName });
           const verifier = scramSha256Verifier(password, random(SCRAM_SALT_BYTES), l.cfg.scramIterations);
           try {

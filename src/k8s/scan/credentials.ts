@@ -15,37 +15,77 @@ export interface KeyShape {
   readonly vendor?: string;
 }
 
-/** Whole-value formats (an optional `Bearer ` prefix is ignored). Order matters: the first match wins. */
-const SHAPES: readonly (KeyShape & { re: RegExp })[] = [
-  { id: 'pem-private-key', label: 'PEM private key', re: /-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----/ },
-  { id: 'anthropic', label: 'Anthropic API key (sk-ant-…)', vendor: 'anthropic', re: /^sk-ant-[a-z]+\d{2}-[A-Za-z0-9_-]{20,}$/ },
-  { id: 'openai', label: 'OpenAI API key (sk-…)', vendor: 'openai', re: /^sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}$/ },
-  { id: 'stripe', label: 'Stripe secret key (sk_/rk_live|test_…)', vendor: 'stripe', re: /^[rs]k_(?:live|test)_[A-Za-z0-9]{16,}$/ },
-  { id: 'github', label: 'GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…)', vendor: 'github', re: /^gh[pousr]_[A-Za-z0-9]{30,}$/ },
-  { id: 'github-pat', label: 'GitHub fine-grained token (github_pat_…)', vendor: 'github', re: /^github_pat_[A-Za-z0-9_]{22,}$/ },
-  { id: 'gitlab', label: 'GitLab token (glpat-…)', vendor: 'gitlab', re: /^glpat-[A-Za-z0-9_-]{20,}$/ },
-  { id: 'slack', label: 'Slack token (xoxb-/xoxp-…)', vendor: 'slack', re: /^xox[abposr]-[A-Za-z0-9-]{10,}$/ },
-  { id: 'aws-access-key-id', label: 'AWS access key id (AKIA…/ASIA…)', vendor: 'aws', re: /^(?:AKIA|ASIA)[A-Z0-9]{16}$/ },
-  { id: 'google-api-key', label: 'Google API key (AIza…)', vendor: 'google', re: /^AIza[A-Za-z0-9_-]{35}$/ },
-  { id: 'huggingface', label: 'Hugging Face token (hf_…)', vendor: 'huggingface', re: /^hf_[A-Za-z0-9]{30,}$/ },
-  { id: 'tessera-token', label: 'Tessera token (tsr_…)', re: new RegExp(`^${TESSERA_TOKEN_SOURCE}$`) },
-  { id: 'jwt', label: 'JWT', re: new RegExp(`^${JWT_SOURCE}$`) },
+/**
+ * Credential formats, found anywhere in a value (not only as the whole value): a token inside a
+ * header line (`Authorization: Bearer ghp_…`), a flag (`--token=sk-…`), a JSON blob or a
+ * connection string is as readable as a bare one. Each `source` is matched between boundaries
+ * (no token character right before or after it). Order matters: the first match wins.
+ * `check` (optional) vets the match (e.g. a Basic credential must decode to `user:password`).
+ */
+const SHAPE_SOURCES: readonly (KeyShape & { source: string; flags?: string; check?: (m: RegExpExecArray) => boolean })[] = [
+  { id: 'anthropic', label: 'Anthropic API key (sk-ant-…)', vendor: 'anthropic', source: 'sk-ant-[a-z]+\\d{2}-[A-Za-z0-9_-]{20,}' },
+  {
+    id: 'openai', label: 'OpenAI API key (sk-…)', vendor: 'openai', source: 'sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}',
+    // Keys are random (upper, lower, digits); `sk-learn-gradient-boosting-v2` in a path or name is not one.
+    check: (m) => /[a-z]/.test(m[0]) && /[A-Z]/.test(m[0]) && /[0-9]/.test(m[0]),
+  },
+  { id: 'stripe', label: 'Stripe secret key (sk_/rk_live|test_…)', vendor: 'stripe', source: '[rs]k_(?:live|test)_[A-Za-z0-9]{16,}' },
+  { id: 'stripe-webhook', label: 'Stripe webhook signing secret (whsec_…)', vendor: 'stripe', source: 'whsec_[A-Za-z0-9+/=]{20,}' },
+  { id: 'github', label: 'GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…)', vendor: 'github', source: 'gh[pousr]_[A-Za-z0-9]{30,}' },
+  { id: 'github-pat', label: 'GitHub fine-grained token (github_pat_…)', vendor: 'github', source: 'github_pat_[A-Za-z0-9_]{22,}' },
+  { id: 'gitlab', label: 'GitLab token (glpat-…)', vendor: 'gitlab', source: 'glpat-[A-Za-z0-9_-]{20,}' },
+  { id: 'slack', label: 'Slack token (xoxb-/xoxp-…)', vendor: 'slack', source: 'xox[abposre]-[A-Za-z0-9-]{10,}' },
+  { id: 'slack-app', label: 'Slack app-level token (xapp-…)', vendor: 'slack', source: 'xapp-\\d-[A-Za-z0-9-]{10,}' },
+  { id: 'slack-webhook', label: 'Slack webhook URL (hooks.slack.com/…)', vendor: 'slack', source: 'https://hooks\\.slack\\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]{20,}' },
+  { id: 'discord-webhook', label: 'Discord webhook URL', source: 'https://(?:ptb\\.|canary\\.)?discord(?:app)?\\.com/api/webhooks/\\d+/[A-Za-z0-9_-]{20,}' },
+  { id: 'aws-access-key-id', label: 'AWS access key id (AKIA…/ASIA…)', vendor: 'aws', source: '(?:AKIA|ASIA)[A-Z0-9]{16}' },
+  { id: 'google-api-key', label: 'Google API key (AIza…)', vendor: 'google', source: 'AIza[A-Za-z0-9_-]{35}' },
+  { id: 'huggingface', label: 'Hugging Face token (hf_…)', vendor: 'huggingface', source: 'hf_[A-Za-z0-9]{30,}' },
+  { id: 'sendgrid', label: 'SendGrid API key (SG.….…)', source: 'SG\\.[A-Za-z0-9_-]{16,}\\.[A-Za-z0-9_-]{16,}' },
+  { id: 'npm', label: 'npm token (npm_…)', source: 'npm_[A-Za-z0-9]{36,}' },
+  { id: 'pypi', label: 'PyPI token (pypi-…)', source: 'pypi-AgE[A-Za-z0-9_-]{20,}' },
+  { id: 'tessera-token', label: 'Tessera token (tsr_…)', source: TESSERA_TOKEN_SOURCE },
+  { id: 'jwt', label: 'JWT', source: JWT_SOURCE },
+  {
+    id: 'basic-auth', label: 'HTTP Basic credential (Basic base64(user:password))', source: 'Basic\\s+([A-Za-z0-9+/]{6,}={0,2})', flags: 'i',
+    check: (m) => /^[\x20-\x7e]+:[\x20-\x7e]+$/.test(Buffer.from(m[1]!, 'base64').toString('latin1')),
+  },
 ];
 
-/** `scheme://user:password@host`, the password not a `$(VAR)` reference Kubernetes expands. */
-const URL_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:([^\s/@]+)@/i;
+/** Characters a token is made of: a shape must not be preceded or followed by one. */
+const BOUND = 'A-Za-z0-9_';
+const SHAPES = SHAPE_SOURCES.map((s) => ({ ...s, re: new RegExp(`(?<![${BOUND}-])(?:${s.source})(?![${BOUND}-])`, s.flags ?? '') }));
+const PEM = { id: 'pem-private-key', label: 'PEM private key', re: /-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----/ };
 
-/** The recognised format of a literal value, or undefined. */
+/** `scheme://user:password@host` anywhere in the value, the password not a `$(VAR)` reference Kubernetes expands. */
+const URL_PASSWORD = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*):\/\/[^\s/:@]*:([^\s/@]+)@/gi;
+/** A URL carrying a credential in its query (`?api_key=…`, `&access_token=…`, Azure SAS `sig=…`). */
+const URL_QUERY = /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/[^\s?#]*\?(?:[^\s#]*&)?(?:api[_-]?key|apikey|key|access[_-]?token|auth[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|sig|signature)=([^&#\s]+)/i;
+/** An ADO.NET/JDBC-style connection string with a password (`Server=…;Password=…;`). */
+const CONN_PASSWORD = /(?:^|;)\s*(?:password|pwd)\s*=\s*([^;]+)/i;
+
+const literal = (v: string): boolean => v.trim() !== '' && !/^\$\([A-Za-z_][A-Za-z0-9_]*\)$/.test(v.trim()) && !/^\$\{[^}]*\}$/.test(v.trim());
+
+/** The recognised format of a literal value (whole or embedded), or undefined. */
 export function keyShapeOf(value: string): KeyShape | undefined {
-  const v = value.trim().replace(/^Bearer\s+/i, '');
-  const hit = SHAPES.find((s) => s.re.test(v));
-  if (hit) return { id: hit.id, label: hit.label, ...(hit.vendor ? { vendor: hit.vendor } : {}) };
-  const url = URL_PASSWORD.exec(v);
-  if (url && !/\$\(/.test(url[1]!)) return { id: 'url-password', label: 'URL with a password (scheme://user:password@host)', ...(dbScheme(v) ? { vendor: 'database' } : {}) };
+  const v = value.trim();
+  const out = (s: KeyShape): KeyShape => ({ id: s.id, label: s.label, ...(s.vendor ? { vendor: s.vendor } : {}) });
+  if (PEM.re.test(v)) return out(PEM);
+  for (const s of SHAPES) {
+    const m = s.re.exec(v);
+    if (m && (!s.check || s.check(m))) return out(s);
+  }
+  for (const m of v.matchAll(URL_PASSWORD)) {
+    if (!/\$\(/.test(m[2]!)) return { id: 'url-password', label: 'URL with a password (scheme://user:password@host)', ...(dbScheme(m[1]!) ? { vendor: 'database' } : {}) };
+  }
+  const q = URL_QUERY.exec(v);
+  if (q && literal(q[1]!) && q[1]!.length >= 8) return { id: 'url-query-credential', label: 'URL with a credential in its query (?api_key=…, ?token=…)' };
+  const c = CONN_PASSWORD.exec(v);
+  if (c && literal(c[1]!) && /[;=]/.test(v.replace(c[0], ''))) return { id: 'connection-string-password', label: 'connection string with a password (…;Password=…)', vendor: 'database' };
   return undefined;
 }
 
-const dbScheme = (v: string): boolean => /^(postgres(ql)?|mysql|mariadb|mongodb(\+srv)?|redis|rediss|amqps?|jdbc:[a-z]+):/i.test(v);
+const dbScheme = (scheme: string): boolean => /^(postgres(ql)?|mysql|mariadb|mongodb(\+srv)?|redis|rediss|amqps?|jdbc)$/i.test(scheme);
 
 /** Name words that make a name a credential on their own. */
 const STRONG = new Set(['PASSWORD', 'PASSWD', 'PASSPHRASE', 'PASS', 'PWD', 'SECRET', 'SECRETS', 'TOKEN', 'CREDENTIAL', 'CREDENTIALS', 'CREDS', 'APIKEY', 'PRIVATEKEY', 'ACCESSKEY', 'SECRETKEY', 'AUTHTOKEN', 'BEARER']);

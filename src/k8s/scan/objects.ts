@@ -47,6 +47,8 @@ const container = z.object({
   env: z.array(envVar).nullish(),
   envFrom: z.array(z.object({ prefix: str.nullish(), secretRef: z.object({ name: str.nullish() }).nullish() })).nullish(),
   volumeMounts: z.array(z.object({ name: str, mountPath: str })).nullish(),
+  command: z.array(scalarText).nullish(),
+  args: z.array(scalarText).nullish(),
 });
 const volume = z.object({
   name: str,
@@ -109,6 +111,8 @@ export interface ContainerInfo {
   readonly env: readonly z.output<typeof envVar>[];
   readonly envFrom: readonly { readonly prefix?: string; readonly secret: string }[];
   readonly mounts: readonly { readonly volume: string; readonly path: string }[];
+  /** `command[]` then `args[]`, each with where it is (`command[0]`, `args[2]`): scanned for literal credentials (rule args-literal). */
+  readonly argv: readonly { readonly where: string; readonly value: string }[];
 }
 export interface PodInfo {
   readonly namespace: string;
@@ -236,6 +240,7 @@ function toPod(p: z.output<typeof podSchema>): PodInfo {
     env: c.env ?? [],
     envFrom: (c.envFrom ?? []).flatMap((e) => (e.secretRef?.name ? [{ secret: e.secretRef.name, ...(e.prefix ? { prefix: e.prefix } : {}) }] : [])),
     mounts: (c.volumeMounts ?? []).map((v) => ({ volume: v.name, path: v.mountPath })),
+    argv: [...(c.command ?? []).map((v, i) => ({ where: `command[${i}]`, value: String(v) })), ...(c.args ?? []).map((v, i) => ({ where: `args[${i}]`, value: String(v) }))],
   });
   return {
     namespace: nsOf(m),

@@ -57,6 +57,8 @@ export function subjectOf(f: Finding): string {
   switch (f.rule) {
     case 'env-literal':
       return `env ${f.variable} = <${f.value?.shape ?? 'literal'}, ${f.value?.length} chars, ${f.value?.fingerprint}>`;
+    case 'args-literal':
+      return `${f.variable} = <${f.value?.shape ?? 'literal'}, ${f.value?.length} chars, ${f.value?.fingerprint}>`;
     case 'env-secret-ref':
       return `env ${f.variable} ← Secret ${f.secret?.name}/${f.secret?.key}`;
     case 'env-from-secret':

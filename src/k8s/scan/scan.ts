@@ -13,7 +13,7 @@ import { severityRank, type Severity } from './severity.js';
 
 export { SEVERITIES, severityRank, type Severity } from './severity.js';
 
-export const RULES = ['env-literal', 'env-secret-ref', 'env-from-secret', 'secret-volume', 'secret-age', 'egress-unrestricted'] as const;
+export const RULES = ['env-literal', 'args-literal', 'env-secret-ref', 'env-from-secret', 'secret-volume', 'secret-age', 'egress-unrestricted'] as const;
 export type RuleId = (typeof RULES)[number];
 
 /** Namespaces skipped unless `includeSystem` (the Tessera namespace is added to these). */
@@ -170,6 +170,43 @@ function* containerFindings(c: ContainerInfo, ctx: PodCtx): Generator<Draft> {
   }
   for (const ef of c.envFrom) yield envFromFinding(c, ef.secret, ef.prefix ?? '', ctx);
   for (const m of c.mounts) yield* mountFindings(c, m.volume, m.path, ctx);
+  yield* argvFindings(c, ctx);
+}
+
+/** `--token=…`, `-p=…`, `--api-key` (the value then in the next item): a flag naming a credential. */
+const FLAG = /^--?([A-Za-z][A-Za-z0-9_.-]*)(?:=(.*))?$/s;
+
+/**
+ * Rule args-literal: a credential in a container's `command`/`args` is as readable as one in its
+ * env (the pod spec, `ps` inside the pod). `critical` for a known format anywhere in an item; `high`
+ * for a non-inert value given to a flag whose name is a credential name (`--password hunter2`).
+ */
+function* argvFindings(c: ContainerInfo, ctx: PodCtx): Generator<Draft> {
+  for (let i = 0; i < c.argv.length; i++) {
+    const { where: at, value } = c.argv[i]!;
+    const shape = keyShapeOf(value);
+    let flagged: { flag: string; value: string; at: string } | undefined;
+    const m = FLAG.exec(value.trim());
+    if (!shape && m && nameStrength(m[1]!) === 'strong') {
+      if (m[2] !== undefined) flagged = { flag: m[1]!, value: m[2], at };
+      else if (i + 1 < c.argv.length && !c.argv[i + 1]!.value.startsWith('-') && !keyShapeOf(c.argv[i + 1]!.value)) flagged = { flag: m[1]!, value: c.argv[i + 1]!.value, at: c.argv[i + 1]!.where };
+    }
+    if (!shape && (!flagged || isInertValue(flagged.value))) continue;
+    const secretValue = shape ? value : flagged!.value;
+    const variable = shape ? at : flagged!.at;
+    if (flagged && !shape) i++;
+    yield {
+      rule: 'args-literal',
+      severity: shape ? 'critical' : 'high',
+      container: c.name,
+      variable,
+      value: { ...(shape ? { shape: shape.label } : {}), ...fingerprint(secretValue, ctx.opts.fingerprintKey) },
+      why: shape
+        ? `a literal ${shape.label} in ${variable} of ${where(c)}: readable by anyone who can read the pod or its workload, and by every process in the pod (ps, /proc/1/cmdline)`
+        : `a literal value for the credential flag --${flagged!.flag} in ${variable} of ${where(c)}: readable by anyone who can read the pod or its workload, and by every process in the pod`,
+      suggestion: suggestFor(shape ? variable : flagged!.flag, shape, kvPathOf(ctx.pod.namespace, workloadOf(ctx.pod).name, shape ? (shape.vendor ?? shape.id) : flagged!.flag)),
+    };
+  }
 }
 
 function literalFinding(c: ContainerInfo, name: string, value: string, ctx: PodCtx): Draft | undefined {

@@ -118,3 +118,52 @@ test('egress verdicts: none, deny-all, to Tessera, 0.0.0.0/0 (with except), ::/0
   assert.equal(isBroadCidr('0.0.0.0/8'), false);
   assert.equal(isBroadCidr('0.0.0.0/7'), true);
 });
+
+// Attack on issue 12 item 5 (atk-13): credentials that are not the whole value, or not a bare
+// token, used to be silent — no shape, inert (a URL without userinfo) or not random (a space).
+test('embedded and URL-borne credentials: found inside a header line, a flag, a JSON blob, a webhook URL, a query, a connection string', () => {
+  const cases: [string, string][] = [
+    ['Authorization: Bearer ghp_FakeGithubTokenForTesseraScanTest0123', 'github'],
+    ['--token=ghp_FakeGithubTokenForTesseraScanTest0123', 'github'],
+    ['"sk-ant-api03-FakeAnthropicKeyForTesseraScanTests000"', 'anthropic'],
+    ['{"openai":{"key":"sk-proj-Fake0Test1Key2For3Tessera4Scan5abcdefXYZ"}}', 'openai'],
+    ['AKIAFAKETESTKEY12345 wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'aws-access-key-id'],
+    ['https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX', 'slack-webhook'],
+    ['https://discord.com/api/webhooks/123456789012345678/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789', 'discord-webhook'],
+    ['https://api.example.com/v1?api_key=Zq8Lr2Wm5Xv9Tb3Ny7Kc1Pd4', 'url-query-credential'],
+    ['https://acct.blob.core.windows.net/c?sv=2022-11-02&sp=r&sig=AbCdEf0123456789%2BxyZ%3D', 'url-query-credential'],
+    ['Server=db;User Id=sa;Password=S3cr3tP4ss;', 'connection-string-password'],
+    ['Basic dXNlcjpwYXNzd29yZA==', 'basic-auth'],
+    ['--db=postgres://app:S3cret@db:5432/app', 'url-password'],
+    ['xapp-1-A0123456789-1234567890123-abcdef0123456789abcdef', 'slack-app'],
+    ['whsec_FakeStripeWebhookSecret0123456789', 'stripe-webhook'],
+    ['SG.FakeSendgridKey0123456.FakeSendgridKeySecondPart0123456789abcd', 'sendgrid'],
+    ['npm_FakeNpmTokenForTesseraScanTest0123456789', 'npm'],
+    ['pypi-AgEIcHlwaS5vcmcFakeFakeFakeFakeFake0123456789', 'pypi'],
+  ];
+  for (const [v, id] of cases) assert.equal(keyShapeOf(v)?.id, id, v);
+  // …and what still is not one: words around a prefix, a short or referenced query value, a Basic that is not user:password.
+  for (const v of [
+    'task-manager-for-the-research-cluster-01', 'Basic configuration', 'Basic authentication enabled', 'https://example.com/search?q=token&page=2',
+    'https://example.com/?key=abc', '/opt/models/sk-learn-gradient-boosting-v2-final', 'registry.example.com/ml/sk-learn-classifier-runtime:1.4', 'https://api.example.com/?token=$(API_TOKEN)', 'Server=db;Password=$(DB_PASSWORD);', 'password=', 'mask-ant-api03-notreallyakeybecauseprefixed',
+  ]) assert.equal(keyShapeOf(v), undefined, v);
+});
+
+// Attack (atk-13): each block under the /8 limit, together the whole IPv4 internet.
+test('egress: ipBlocks that each pass the /8 limit but together span the public internet open it; private ranges and except are not counted', () => {
+  const labels = { app: 'agent' };
+  const np = (name: string, cidrs: { cidr: string; except?: string[] }[], ports?: { port: number }[]): NetworkPolicyInfo => ({
+    namespace: 'agents', name, podSelector: {}, policyTypes: ['Egress'], egress: [{ to: cidrs.map((c) => ({ ipBlock: c })), ...(ports ? { ports } : {}) }],
+  });
+  const slash8s = Array.from({ length: 223 }, (_, i) => ({ cidr: `${i + 1}.0.0.0/8` }));
+  assert.deepEqual(egressOf('agents', labels, [np('many-slash8', slash8s)]), { restricted: false, reason: 'open-rule', policies: ['many-slash8'], openBy: 'many-slash8' });
+  // Split across two policies: the union is judged, the policy that tips it is named.
+  assert.deepEqual(egressOf('agents', labels, [np('a-half', slash8s.slice(0, 100)), np('b-half', slash8s.slice(100))]), { restricted: false, reason: 'open-rule', policies: ['a-half', 'b-half'], openBy: 'a-half' });
+  assert.equal(egressOf('agents', labels, [np('two-public', [{ cidr: '52.0.0.0/8' }, { cidr: '54.0.0.0/8' }])]).restricted, false);
+  // What stays restricted: all private ranges, one public /8, a public /8 pair minus one of them, DNS-only, a few API ranges.
+  assert.equal(egressOf('agents', labels, [np('private', [{ cidr: '10.0.0.0/8' }, { cidr: '172.16.0.0/12' }, { cidr: '192.168.0.0/16' }, { cidr: '100.64.0.0/10' }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('one-public', [{ cidr: '52.0.0.0/8' }, { cidr: '10.0.0.0/8' }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('except', [{ cidr: '52.0.0.0/8' }, { cidr: '54.0.0.0/8', except: ['54.0.0.0/8'] }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('dns', slash8s, [{ port: 53 }])]).restricted, true);
+  assert.equal(egressOf('agents', labels, [np('apis', [{ cidr: '140.82.112.0/20' }, { cidr: '160.79.104.0/23' }, { cidr: '52.0.0.0/9' }])]).restricted, true);
+});

@@ -181,3 +181,52 @@ test('workload manifests: a Deployment\'s pod template is scanned as that Deploy
   // A template with the wrong shape is refused like a pod.
   assert.throws(() => scan({ ...cron, spec: { jobTemplate: { spec: { template: { spec: { containers: 'x' } } } } } }), (e: Error & { code?: string }) => e.code === 'TESSERA_K8S_SCAN_INPUT_INVALID' && /the CronJob has an invalid field \.spec\.jobTemplate\.spec\.template\.spec\.containers/.test(e.message));
 });
+
+test('atk-13: a webhook URL, a Bearer header line and a connection string in an agent env are critical findings whose output holds no part of the value', () => {
+  const doc = {
+    kind: 'List', apiVersion: 'v1', metadata: {},
+    items: [{
+      kind: 'Pod', apiVersion: 'v1',
+      metadata: { name: 'a', namespace: 'x', annotations: { 'tessera.io/agent': 'true' } },
+      spec: { containers: [{ name: 'c', image: 'i', env: [
+        { name: 'SLACK_WEBHOOK_URL', value: 'https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX' },
+        { name: 'EXTRA_HEADERS', value: 'Authorization: Bearer ghp_FakeGithubTokenForTesseraScanTest0123' },
+        { name: 'MSSQL', value: 'Server=db;User Id=sa;Password=S3cr3tP4ss;' },
+      ] }] },
+    }],
+  };
+  const r = scan(doc);
+  const lit = r.findings.filter((f) => f.rule === 'env-literal');
+  assert.deepEqual(lit.map((f) => `${f.severity} ${f.variable} ${f.value?.shape}`).sort(), [
+    'critical EXTRA_HEADERS GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…)',
+    'critical MSSQL connection string with a password (…;Password=…)',
+    'critical SLACK_WEBHOOK_URL Slack webhook URL (hooks.slack.com/…)',
+  ]);
+  const text = JSON.stringify(r);
+  for (const secret of ['XXXXXXXXXXXXXXXXXXXXXXXX', 'FakeGithubToken', 'S3cr3tP4ss']) assert.equal(text.includes(secret), false, secret);
+});
+
+test('atk-13: credentials in command/args are findings (args-literal): a known format critical, a credential flag\'s value high; inert flag values and other args are not', () => {
+  const doc = {
+    kind: 'List', apiVersion: 'v1', metadata: {},
+    items: [{
+      kind: 'Pod', apiVersion: 'v1',
+      metadata: { name: 'a', namespace: 'x', annotations: { 'tessera.io/agent': 'true' } },
+      spec: { containers: [{
+        name: 'c', image: 'i',
+        command: ['sh', '-c', 'exec agent --key sk-ant-api03-FakeAnthropicKeyForTesseraScanTests000'],
+        args: ['--password', 'hunter2-but-longer', '--db-token=S3cretTok', '--api-key', 'ghp_FakeGithubTokenForTesseraScanTest0123', '--token-file', '/run/t', '--password=$(DB_PASSWORD)', '--verbose', '--port', '8080'],
+      }] },
+    }],
+  };
+  const r = scan(doc);
+  const found = r.findings.filter((f) => f.rule === 'args-literal');
+  assert.deepEqual(found.map((f) => `${f.severity} ${f.variable} ${f.value?.shape ?? '-'} ${f.value?.length}`), [
+    'critical args[4] GitHub token (ghp_/gho_/ghu_/ghs_/ghr_…) 41',
+    'critical command[2] Anthropic API key (sk-ant-…) 68',
+    'high args[1] - 18',
+    'high args[2] - 9',
+  ]);
+  const text = JSON.stringify(r);
+  for (const secret of ['FakeAnthropicKey', 'FakeGithubToken', 'hunter2', 'S3cretTok']) assert.equal(text.includes(secret), false, secret);
+});
