@@ -118,7 +118,7 @@ export function createTokenReviewer(deps: TokenReviewerDeps): TokenReviewer {
   async function ask(token: string, audience: string): Promise<ReviewedServiceAccount> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(unavailable(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(unavailable(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
     });
     let answer: unknown;
     try {

@@ -113,7 +113,7 @@ export function scanObjects(objects: ClusterObjects, opts: ScanOptions): ScanRes
   const notes: string[] = [];
   if (agents.length > 0 && !objects.kindsSeen.has('NetworkPolicy')) notes.push('the input holds no NetworkPolicy objects: egress was judged as if none existed (add networkpolicies to the kubectl get)');
   if (missingSecrets.size > 0) notes.push(`${missingSecrets.size} Secret(s) referenced by agent pods are not in the input, so their age and keys are unknown: ${[...missingSecrets].sort().slice(0, 10).join(', ')}${missingSecrets.size > 10 ? ', …' : ''}`);
-  if (pods.length > 0 && agents.length === 0) notes.push(`none of the ${pods.length} pod(s) is an agent: annotate agent pods tessera.io/agent or tessera.io/inject, or pass --agent-selector LABEL=VALUE or --all-pods`);
+  if (pods.length > 0 && agents.length === 0) notes.push(`no pod of the ${pods.length} given is an agent: annotate agent pods tessera.io/agent or tessera.io/inject, or pass --agent-selector LABEL=VALUE or --all-pods`);
   return {
     findings,
     counts: {

@@ -90,7 +90,7 @@ export function httpRotator(deps: HttpRotatorDeps): Rotator<HttpSpec> {
     } catch (e) {
       const cause = (e as { cause?: unknown }).cause;
       if (isTesseraError(cause)) throw new TesseraError('TESSERA_ROTATION_HTTP_FAILED', `http rotator "${name}": ${cause.code}: ${cause.message}`, { endpoint: name, cause: cause.code });
-      const why = (e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError' ? `no answer within ${c.timeout} ms` : String((cause as { code?: string })?.code ?? (e as Error).message).slice(0, 120);
+      const why = (e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError' ? `no answer within ${c.timeout / 1000} s` : String((cause as { code?: string })?.code ?? (e as Error).message).slice(0, 120);
       throw new TesseraError('TESSERA_ROTATION_HTTP_FAILED', `http rotator "${name}": ${why}`, { endpoint: name });
     }
     let text: string;

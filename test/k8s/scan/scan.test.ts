@@ -87,7 +87,7 @@ test('no agent pod: a note says how to select them, and nothing is reported', ()
   doc.items = doc.items.filter((i) => i.kind !== 'Pod' || !i.metadata.annotations);
   const r = scan(doc);
   assert.equal(r.findings.length, 0);
-  assert.match(r.notes.join('\n'), /none of the 2 pod\(s\) is an agent: annotate agent pods tessera\.io\/agent or tessera\.io\/inject, or pass --agent-selector/);
+  assert.match(r.notes.join('\n'), /no pod of the 2 given is an agent: annotate agent pods tessera\.io\/agent or tessera\.io\/inject, or pass --agent-selector/);
 });
 
 test('Secret age: the data owner\'s managedFields time, not a later label write; creationTimestamp without managedFields; --max-age', () => {
