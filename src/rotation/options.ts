@@ -61,10 +61,10 @@ export function parseRotator(input: unknown, httpEndpoints?: ReadonlySet<string>
   return r.data;
 }
 
-/** The JSON kept in `secrets.rotator`: the grace period written as "<n>ms", so reading it back parses to the same value. */
+/** The JSON kept in `secrets.rotator`: the grace period written as "<seconds>s" (whole milliseconds: at most three decimals), so reading it back parses to the same value. */
 export function rotatorToJson(spec: RotatorSpec): string {
   const g = 'grace_period' in spec ? spec.grace_period : undefined;
-  return JSON.stringify(g === undefined ? spec : { ...spec, grace_period: `${g}ms` });
+  return JSON.stringify(g === undefined ? spec : { ...spec, grace_period: `${g / 1000}s` });
 }
 
 /** Reads `secrets.rotator` back; null when absent. Throws the parse codes when the row no longer fits (e.g. an endpoint removed from the configuration). */
