@@ -14,7 +14,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { startStack, until, freePort, type Stack } from './harness.js';
 import { sidecar, viaProxy, health, JWT_SHAPE } from './clients.js';
@@ -117,15 +117,22 @@ test('the real process: probe 1 then 0, SIGTERM with a request in flight exits 0
   const mcpPort = await freePort();
   const proxyPort = await freePort();
   const env = { PATH: process.env.PATH ?? '', TESSERA_ADDR: stack.addr, TESSERA_TOKEN_FILE: stack.kube.tokenFile, TESSERA_PROXY_URL: stack.proxyUrl };
-  const probe = (): number | null => spawnSync(process.execPath, [BIN, 'agent', 'probe', '--port', String(mcpPort)], { env, encoding: 'utf8', timeout: 60_000 }).status;
-  assert.equal(probe(), 1, 'nothing listens yet');
+  // Asynchronous: a spawnSync here would block this process's event loop, where the Tessera the
+  // agent logs in to runs, and starve the very login the probe waits for.
+  const probe = (): Promise<number | null> =>
+    new Promise((resolve) => {
+      const p = spawn(process.execPath, [BIN, 'agent', 'probe', '--port', String(mcpPort)], { env, stdio: 'ignore', timeout: 60_000 });
+      p.once('exit', (code) => resolve(code));
+      p.once('error', () => resolve(null));
+    });
+  assert.equal(await probe(), 1, 'nothing listens yet');
   const child = spawn(process.execPath, [BIN, 'agent', '--listen-proxy', `127.0.0.1:${proxyPort}`, '--listen-mcp', `127.0.0.1:${mcpPort}`, '--drain', '1s'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
-    await until(() => probe() === 0, 'the probe to pass', 60_000);
+    await until(async () => (await probe()) === 0, 'the probe to pass', 60_000);
     // A request that never gets an answer (the upstream's /hang) is in flight at SIGTERM.
     const hanging = viaProxy(`http://127.0.0.1:${proxyPort}`, 'http://plain.test/hang').catch((e: Error) => e);
     await until(() => stack.plain.seen.some((x) => x.url === '/hang'), 'the request to reach the upstream');
