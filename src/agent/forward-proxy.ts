@@ -17,12 +17,15 @@
  * added latency well under a millisecond (bench/k8s-sidecar.ts). Refusals of the sidecar's own are
  * JSON `{error:{code,message}}` with a TESSERA_AGENT_* code; Tessera's answers pass through.
  */
-import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERROR_CATALOGUE, type ErrorCode } from '../shared/errors.js';
 import { marginOf, type CredentialKeeper } from './keeper.js';
 import { browserRefusal } from './browser-guard.js';
+import { InFlight, listenDraining, type LocalServer } from './draining.js';
+
+export type { LocalServer } from './draining.js';
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1) and the app's proxy credential: never relayed. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -36,11 +39,6 @@ export interface ForwardProxyDeps {
   log(line: string): void;
 }
 
-export interface LocalServer {
-  readonly server: Server;
-  /** Closes the listener; waits for requests and tunnels in flight up to `drainMs`, then cuts them. */
-  close(drainMs: number): Promise<void>;
-}
 
 /** Copies the end-to-end headers (raw order kept), without hop-by-hop ones and those `Connection` names. */
 export function endToEnd(headers: IncomingHttpHeaders, raw: readonly string[]): [string, string][] {
@@ -79,15 +77,11 @@ export function startForwardProxy(deps: ForwardProxyDeps, listen: { host: string
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
   const target = { host: deps.proxyUrl.hostname.replace(/^\[|\]$/g, ''), port: Number(deps.proxyUrl.port || 80) };
   const tunnels = new Set<Socket>();
-  let inflight = 0;
-  let drained: (() => void) | undefined;
-  const done = (): void => {
-    if (--inflight === 0) drained?.();
-  };
+  const inflight = new InFlight();
 
   const server = createServer({ keepAlive: true }, (req, res) => {
-    inflight++;
-    res.once('close', done);
+    inflight.enter();
+    res.once('close', () => inflight.leave());
     relayRequest(req, res);
   });
 
@@ -164,26 +158,8 @@ export function startForwardProxy(deps: ForwardProxyDeps, listen: { host: string
     });
   });
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve({
-        server,
-        async close(drainMs) {
-          server.close();
-          server.closeIdleConnections();
-          if (inflight > 0) {
-            await new Promise<void>((r) => {
-              drained = r;
-              setTimeout(r, drainMs).unref();
-            });
-          }
-          server.closeAllConnections();
-          for (const t of tunnels) t.destroy();
-          agent.destroy();
-        },
-      });
-    });
+  return listenDraining(server, listen, inflight, () => {
+    for (const t of tunnels) t.destroy();
+    agent.destroy();
   });
 }

@@ -15,7 +15,8 @@
 import { Agent as HttpAgent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { CredentialKeeper } from './keeper.js';
-import { endToEnd, notHeld, sendAgentError, type LocalServer } from './forward-proxy.js';
+import { endToEnd, notHeld, sendAgentError } from './forward-proxy.js';
+import { InFlight, listenDraining, type LocalServer } from './draining.js';
 import { browserRefusal } from './browser-guard.js';
 
 export interface McpEndpointDeps {
@@ -33,8 +34,7 @@ export function startMcpEndpoint(deps: McpEndpointDeps, listen: { host: string; 
   const https = deps.mcpUrl.protocol === 'https:';
   const agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 64, ...(deps.ca ? { ca: deps.ca } : {}) }) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
   const send = https ? httpsRequest : httpRequest;
-  let inflight = 0;
-  let drained: (() => void) | undefined;
+  const inflight = new InFlight();
 
   const server = createServer({ keepAlive: true }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -45,10 +45,10 @@ export function startMcpEndpoint(deps: McpEndpointDeps, listen: { host: string; 
     }
     // A GET is the server-to-client SSE stream, which never ends by itself: only other requests are drained.
     const counted = req.method !== 'GET';
-    if (counted) inflight++;
-    res.once('close', () => {
-      if (counted && --inflight === 0) drained?.();
-    });
+    if (counted) {
+      inflight.enter();
+      res.once('close', () => inflight.leave());
+    }
     relay(req, res);
   });
 
@@ -95,25 +95,5 @@ export function startMcpEndpoint(deps: McpEndpointDeps, listen: { host: string; 
     req.pipe(up);
   }
 
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve({
-        server,
-        async close(drainMs) {
-          server.close();
-          server.closeIdleConnections();
-          if (inflight > 0) {
-            await new Promise<void>((r) => {
-              drained = r;
-              setTimeout(r, drainMs).unref();
-            });
-          }
-          server.closeAllConnections();
-          agent.destroy();
-        },
-      });
-    });
-  });
+  return listenDraining(server, listen, inflight, () => agent.destroy());
 }
