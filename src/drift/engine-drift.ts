@@ -11,7 +11,7 @@
  */
 import type { AuditActor, AuditWhere } from '../audit/events.js';
 import type { AuditWriter } from '../audit/port.js';
-import type { EngineInspection } from '../engines/postgres/index.js';
+import { openLeaseUsernames, type EngineInspection } from '../engines/postgres/index.js';
 import type { Clock } from '../shared/clock.js';
 import { fail } from '../shared/errors.js';
 import type { Store } from '../store/port.js';
@@ -20,7 +20,6 @@ import { approveObserved, clearObserved, getPin, insertPin, observePin } from '.
 
 /** Group attributes that let a member outlast or escape its revocation, or read everything. */
 const PRIVILEGED = new Set(['superuser', 'createrole', 'createdb', 'replication', 'bypassrls']);
-const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 const SYSTEM: AuditActor = { id: 'system' };
 
 export interface EngineDriftDeps {
@@ -30,20 +29,6 @@ export interface EngineDriftDeps {
   readonly inspect: (signal?: AbortSignal) => Promise<EngineInspection[]>;
 }
 
-/** Usernames of the engine's open leases (pending intents included: their user may exist already). */
-async function leasedUsernames(store: Store): Promise<Set<string>> {
-  const rows = await store.all<{ engine_data: string }>(`SELECT engine_data FROM leases WHERE engine = 'postgres' AND state IN ${OPEN_STATES}`);
-  const out = new Set<string>();
-  for (const r of rows) {
-    try {
-      const u = (JSON.parse(r.engine_data) as { username?: unknown }).username;
-      if (typeof u === 'string') out.add(u);
-    } catch {
-      // a malformed row names no user
-    }
-  }
-  return out;
-}
 
 export function createEngineDrift(deps: EngineDriftDeps) {
   const { store, clock, audit } = deps;
@@ -97,7 +82,7 @@ export function createEngineDrift(deps: EngineDriftDeps) {
     async findings(signal?: AbortSignal): Promise<Finding[]> {
       const inspections = await deps.inspect(signal);
       if (inspections.length === 0) return [];
-      const leased = await leasedUsernames(store);
+      const leased = await openLeaseUsernames(store);
       const out: Finding[] = [];
       for (const i of inspections) {
         if (i.error) {

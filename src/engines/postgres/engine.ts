@@ -33,6 +33,24 @@ const LOCK_WATCH_MS = 25;
 /** Leases whose database user may exist (a `disabled` one awaits its cleanup). */
 const OPEN_STATES = `('pending', 'active', 'revoking', 'disabled')`;
 
+/**
+ * Usernames of this engine's open leases (pending intents included: their user may exist
+ * already). A malformed `engine_data` row names no user. Used by the reconcile and by drift.
+ */
+export async function openLeaseUsernames(store: Store): Promise<Set<string>> {
+  const rows = await store.all<{ engine_data: string }>(`SELECT engine_data FROM leases WHERE engine = ? AND state IN ${OPEN_STATES}`, [ENGINE_NAME]);
+  const out = new Set<string>();
+  for (const r of rows) {
+    try {
+      const u = (JSON.parse(r.engine_data) as { username?: unknown }).username;
+      if (typeof u === 'string') out.add(u);
+    } catch {
+      // a malformed row names no user
+    }
+  }
+  return out;
+}
+
 /** What `prepare` persists (non-secret): which configuration, which role, which database user. */
 export interface PgEngineData extends EngineData {
   readonly config: string;
@@ -1057,7 +1075,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
           if (candidates.length > 0) {
             // The lease list was read before the role list: re-read it, so a lease whose intent
             // was written in between (and whose user now exists) is never taken for an orphan.
-            const fresh = await openUsernames();
+            const fresh = await openLeaseUsernames(store);
             candidates = candidates.filter((u) => !fresh.has(u));
           }
           if (candidates.length > 0) {
@@ -1083,19 +1101,7 @@ export function createPostgresEngine(deps: PostgresEngineDeps): PostgresEngine {
     },
   };
 
-  async function openUsernames(): Promise<Set<string>> {
-    const rows = await store.all<{ engine_data: string }>(`SELECT engine_data FROM leases WHERE engine = ? AND state IN ${OPEN_STATES}`, [ENGINE_NAME]);
-    const out = new Set<string>();
-    for (const r of rows) {
-      try {
-        const u = (JSON.parse(r.engine_data) as { username?: unknown }).username;
-        if (typeof u === 'string') out.add(u);
-      } catch {
-        // ignore a malformed row
-      }
-    }
-    return out;
-  }
+
 
   async function openLeaseCount(roleNames: readonly string[]): Promise<number> {
     if (roleNames.length === 0) return 0;
