@@ -19,7 +19,8 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
  *    Loading the server's modules and starting it are one long synchronous stretch in which no
  *    callback runs, so every later call of tuneServerHeap checks at once (src/main.ts calls it
  *    again once the modules have loaded, before the server starts): without it the new space
- *    reached its maximum, 2 × 16 MiB, while the server started (docs/adr/0290-…).
+ *    reached its maximum, 2 × 16 MiB, while the server started
+ *    (docs/adr/0290-server-memory-lazy-kubernetes-client.md).
  * 2. **Old generation grown by 50 % over the live size** (`--heap-growing-percent=50`, read by V8
  *    each time it sets the next full-collection limit) instead of V8's dynamic factor, which for a
  *    heap of this size lets the old space reach 2–3 × the live objects before a full collection:
