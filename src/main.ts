@@ -29,7 +29,7 @@ import { createLeaseService, registerLeaseRoutes, leaseView, type DynamicEngine 
 import { createPostgresEngine, registerPostgresEngineRoutes } from './engines/index.js';
 import { createRevocationService, registerRevocationRoutes } from './revocations/index.js';
 import { revocationHook } from './revocations/hooks.js';
-import { createPodRegistry, createPodWatcher, kubeConfigFor, podSourceFor, tokenReviewPostFor } from './k8s/pods/index.js';
+import { createPodRegistry, createPodWatcher } from './k8s/pods/index.js';
 import { createTokenReviewer } from './identity/tokenreview.js';
 import { createJoinTokenService, createAttestation, createAgentRegistry, registerIdentityRoutes, trustDomainsOf } from './identity/index.js';
 import { createKeyManager, createTokenService, createTokenExchange, registerTokenRoutes } from './tokens/index.js';
@@ -323,16 +323,18 @@ export async function startTessera(options: StartOptions): Promise<RunningTesser
     // Kubernetes (docs/k8s-pods.md): the API for TokenReview attestors and the pod watch, only when used.
     const k8s = config.kubernetes;
     const tokenReviewUsed = config.attestors.some((a) => a.kind === 'jwt' && a.mode === 'tokenreview');
-    const kubeConfig = k8s.watch_pods || tokenReviewUsed ? kubeConfigFor(k8s.api, env) : undefined;
+    // The client library loads only then (docs/adr/0290-server-memory-lazy-kubernetes-client.md).
+    const kubeApi = k8s.watch_pods || tokenReviewUsed ? await import('./k8s/pods/api.js') : undefined;
+    const kubeConfig = kubeApi ? kubeApi.kubeConfigFor(k8s.api, env) : undefined;
     const podRegistry = k8s.watch_pods ? createPodRegistry({ store, clock, revocations, revocationTtlMs: k8s.pod_revocation_ttl }) : undefined;
     const attestation = createAttestation({
       attestors: config.attestors, trustDomain: config.trust_domain, joinTokens, clock, audit, store, clockSkewMs: config.tokens.clock_skew, agents: agentRegistry, metrics,
       verifiedCacheSize: config.tokens.verified_cache_size, verifiedCachePerAgent: config.tokens.verified_cache_per_agent, epoch,
-      ...(kubeConfig && tokenReviewUsed ? { tokenReview: createTokenReviewer({ post: tokenReviewPostFor(kubeConfig), clock }) } : {}),
+      ...(kubeApi && kubeConfig && tokenReviewUsed ? { tokenReview: createTokenReviewer({ post: kubeApi.tokenReviewPostFor(kubeConfig), clock }) } : {}),
       ...(podRegistry ? { pods: podRegistry } : {}),
     });
     // Every replica watches (ADR 0266): the first to claim a deleted pod revokes it, the others learn it like any revocation.
-    const podWatcher = kubeConfig && podRegistry ? createPodWatcher({ source: podSourceFor(kubeConfig, k8s.api.namespace), registry: podRegistry, clock, logger, metrics, ...(k8s.api.namespace ? { namespace: k8s.api.namespace } : {}) }) : undefined;
+    const podWatcher = kubeApi && kubeConfig && podRegistry ? createPodWatcher({ source: kubeApi.podSourceFor(kubeConfig, k8s.api.namespace), registry: podRegistry, clock, logger, metrics, ...(k8s.api.namespace ? { namespace: k8s.api.namespace } : {}) }) : undefined;
     if (podWatcher) {
       podWatcher.start();
       cleanups.push(() => podWatcher.stop());
@@ -623,13 +625,20 @@ export function serverConfig(opts: { configPath?: string; dataDir?: string }): T
 }
 
 export const runtime: Runtime = {
+  // A server process of its own (docs/adr/0121-memory.md). Called again here, once the modules
+  // have loaded (src/entry.ts called it first), and when the server has started: each call checks
+  // the young generation against its cap at once (docs/adr/0290-server-memory-lazy-kubernetes-client.md).
   async dev(opts) {
-    tuneServerHeap(); // a server process of its own (docs/adr/0121-memory.md)
-    return startTessera({ config: withDevProxy(devConfig(opts)), mode: 'dev', rootToken: opts.rootToken });
+    tuneServerHeap();
+    const t = await startTessera({ config: withDevProxy(devConfig(opts)), mode: 'dev', rootToken: opts.rootToken });
+    tuneServerHeap();
+    return t;
   },
   async server(opts) {
     tuneServerHeap();
-    return startTessera({ config: serverConfig({ configPath: opts.configPath }), mode: 'server' });
+    const t = await startTessera({ config: serverConfig({ configPath: opts.configPath }), mode: 'server' });
+    tuneServerHeap();
+    return t;
   },
   async init(opts) {
     const config = serverConfig(opts);

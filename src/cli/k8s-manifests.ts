@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { CliError, EXIT, type CliIo } from './io.js';
-import { renderManifests, type ManifestInput } from '../k8s/manifests/index.js';
+import type { ManifestInput } from '../k8s/manifests/index.js';
 import { VERSION } from '../shared/package.js';
 
 interface Opts {
@@ -72,6 +72,8 @@ export function registerK8sManifestsCommand(k8s: Command, deps: { io: CliIo; isJ
       };
       let result: { text: string; notes: string[] };
       try {
+        // The manifests' schemas (kubernetes-models, ≈ 650 modules) load with this command only.
+        const { renderManifests } = await import('../k8s/manifests/index.js');
         result = renderManifests(input, VERSION, deps.isJson(cmd) ? 'json' : 'yaml');
       } catch (e) {
         const code = (e as { code?: string }).code;

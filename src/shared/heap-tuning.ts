@@ -16,6 +16,11 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
  *    shrinks an idle new space, the factor returns to 2 so it can grow again up to the cap. The
  *    check runs when the collection is reported (a PerformanceObserver callback), so under load
  *    V8 may grow the space once more before it runs: the bound is one doubling past the cap.
+ *    Loading the server's modules and starting it are one long synchronous stretch in which no
+ *    callback runs, so every later call of tuneServerHeap checks at once (src/main.ts calls it
+ *    again once the modules have loaded, before the server starts): without it the new space
+ *    reached its maximum, 2 × 16 MiB, while the server started
+ *    (docs/adr/0290-server-memory-lazy-kubernetes-client.md).
  * 2. **Old generation grown by 50 % over the live size** (`--heap-growing-percent=50`, read by V8
  *    each time it sets the next full-collection limit) instead of V8's dynamic factor, which for a
  *    heap of this size lets the old space reach 2–3 × the live objects before a full collection:
@@ -30,6 +35,7 @@ export const SEMI_SPACE_CAP_MIB = 8;
 export const HEAP_GROWING_PERCENT = 50;
 
 let observer: PerformanceObserver | undefined;
+let checkYoung: (() => void) | undefined;
 
 function operatorFlags(execArgv: readonly string[], nodeOptions: string): string[] {
   return [...execArgv, ...nodeOptions.split(/\s+/)].filter((a) => a.startsWith('--')).map((a) => a.replace(/_/g, '-'));
@@ -45,13 +51,15 @@ export function operatorHeapSettings(execArgv: readonly string[] = process.execA
 }
 
 /**
- * Applies both settings once per process (later calls change nothing); returns which are active.
- * Call it before the server's modules load: loading them is what first grows the new space.
+ * Applies both settings once per process; returns which are active. Call it before the server's
+ * modules load (loading them is what first grows the new space), and again after: a later call
+ * changes no setting but checks the new space against the cap at once.
  */
 export function tuneServerHeap(options: { semiSpaceMiB?: number; heapGrowingPercent?: number } = {}): { young: boolean; old: boolean } {
   const operator = operatorHeapSettings();
   if (!operator.old) setFlagsFromString(`--heap-growing-percent=${options.heapGrowingPercent ?? HEAP_GROWING_PERCENT}`);
-  if (!operator.young && !observer) {
+  if (!operator.young && observer) checkYoung?.();
+  else if (!operator.young) {
     const capBytes = 2 * (options.semiSpaceMiB ?? SEMI_SPACE_CAP_MIB) * 1024 * 1024;
     let factor = 2;
     const check = (): void => {
@@ -63,6 +71,7 @@ export function tuneServerHeap(options: { semiSpaceMiB?: number; heapGrowingPerc
         setFlagsFromString(`--semi-space-growth-factor=${want}`);
       }
     };
+    checkYoung = check;
     observer = new PerformanceObserver(check);
     observer.observe({ entryTypes: ['gc'] });
     check();

@@ -49,3 +49,44 @@ test('in a Node process, the new space stops at 2 × the cap (one doubling more 
   assert.deepEqual(operator.applied, { young: false, old: true });
   assert.ok(operator.size > 4 * 1024 * 1024, `without the cap the new space grows past it (${operator.size} bytes)`);
 });
+
+test('a later call checks the cap at once: a synchronous stretch (loading and starting the server) grows the new space no further', () => {
+  const module = fileURLToPath(new URL('../../src/shared/heap-tuning.ts', import.meta.url));
+  // Phase 1, without yielding (no PerformanceObserver callback can run): churn until the new space
+  // has reached the cap. Then (or not) call tuneServerHeap again, and churn as much again, still
+  // without yielding. Bounded: at most 6 million small objects per phase.
+  const script = (again: boolean) => `
+    const { tuneServerHeap } = await import(${JSON.stringify(module)});
+    const { getHeapSpaceStatistics } = await import('node:v8');
+    const size = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    // The cap one doubling above the new space as this process starts (the test runner's loader
+    // has grown it already), so that phase 1 reaches it and a doubling past it stays in V8's maximum.
+    const semiSpaceMiB = Math.max(2, size() / 1048576);
+    tuneServerHeap({ semiSpaceMiB });
+    const cap = 2 * semiSpaceMiB * 1024 * 1024;
+    let keep = [];
+    const churn = (n, stop) => {
+      for (let i = 0; i < n; i++) {
+        keep.push({ i, s: 'x' + i });
+        if (keep.length > 200000) keep = [];
+        if (stop && i % 1000 === 0 && size() >= cap) return;
+      }
+    };
+    churn(6e6, true);
+    const reached = size();
+    ${again ? 'tuneServerHeap();' : ''}
+    churn(6e6, false);
+    process.stdout.write(JSON.stringify({ cap, reached, after: size() }));
+  `;
+  const run = (again: boolean) => {
+    const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script(again)], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { cap: number; reached: number; after: number };
+  };
+  const checked = run(true);
+  assert.ok(checked.reached >= checked.cap, `phase 1 reached the cap (${checked.reached} of ${checked.cap} bytes)`);
+  assert.equal(checked.after, checked.reached, 'no growth after the second call');
+  // Without the second call, the same synchronous stretch grows it on: what the server did at start.
+  const unchecked = run(false);
+  assert.ok(unchecked.after > unchecked.reached, `without the check the new space grows past the cap (${unchecked.reached} → ${unchecked.after} bytes)`);
+});

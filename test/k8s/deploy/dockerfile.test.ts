@@ -113,6 +113,9 @@ test('the final stage: numeric non-root USER, no RUN, no package manager or comp
   assert.equal(entry.length, 1);
   assert.deepEqual(JSON.parse(entry[0]!.args), ['/nodejs/bin/node', '/app/bin/tessera.js'], 'exec form (no shell), distroless node');
   assert.equal(WORKDIR(final), '/app');
+  // glibc's malloc arenas capped for the server (docs/adr/0290-server-memory-lazy-kubernetes-client.md): read only at process start, so set by the image.
+  const env = final.instructions.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+  assert.match(env, /(^|\s)MALLOC_ARENA_MAX=2(\s|$)/, 'ENV MALLOC_ARENA_MAX=2 in the final stage');
   const copied = final.instructions.filter((i) => i.op === 'COPY').map((i) => copyOf(i).dest.replace(/^\.\//, '/app/'));
   assert.ok(copied.includes('/app/bin'), 'the ENTRYPOINT file is copied');
   assert.ok(!copied.some((d) => d === '/app/src' || d.startsWith('/app/src/')), 'no sources: bin/tessera.js always runs the compiled dist/');
