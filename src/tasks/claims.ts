@@ -50,7 +50,7 @@ export const TASK_LIMITS = {
   scopeChars: 512,
 } as const;
 
-/** Task ids: `task_` + 128 random bits, base64url. */
+/** Task ids: `task_` + 22 base64url characters (src/tasks/txn.ts: the creation time, then 84 random bits). */
 export const TXN_PATTERN = /^task_[A-Za-z0-9_-]{22}$/;
 /** A sub-agent label: what a runtime-spawned sub-agent without an identity is called. */
 export const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

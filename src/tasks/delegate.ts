@@ -7,7 +7,7 @@
  * sub-agent or `SubAgent::"<label>"`) decides whether this delegation may happen at all.
  */
 import { fail } from '../shared/errors.js';
-import { randomId } from '../shared/crypto.js';
+import { newTxn } from './txn.js';
 import type { VerifiedToken } from '../tokens/service.js';
 import { TOKEN_TYPE_ACCESS_TOKEN, nestActors, type Actor } from './claims.js';
 import { childBinding, childDepth, childExpiry, extendTctx, narrowAudience, narrowScope } from './narrow.js';
@@ -66,7 +66,7 @@ export async function delegateTask(ctx: HandlerContext, subject: Extract<Verifie
       aud: audience.length === 1 ? audience[0]! : audience,
       exp,
       act: nestActors(actors),
-      txn: randomId('task_'),
+      txn: newTxn(ctx.now),
       ptxn: c.txn,
       rtxn: c.rtxn,
       anc: [...c.anc, c.txn],

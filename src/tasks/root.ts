@@ -5,7 +5,7 @@
  * agent itself, `context.delegation` = the new task) decides whether it may open it at all.
  */
 import { fail } from '../shared/errors.js';
-import { randomId } from '../shared/crypto.js';
+import { newTxn } from './txn.js';
 import type { AgentPrincipal } from '../shared/principal.js';
 import type { VerifiedToken } from '../tokens/service.js';
 import { nestActors, type TaskClaims } from './claims.js';
@@ -62,7 +62,7 @@ export interface RootTask {
  */
 export function decideRootTask(ctx: HandlerContext, t: RootTask): TaskSpec {
   ctx.decide(t.delegator, { type: 'Agent', spiffeId: t.actor.spiffeId, principal: t.actor }, { scopes: t.scope, purpose: t.purpose, depth: 0, max_depth: t.maxDepth, bound: t.jkt !== undefined, tctx: t.tctx, added_facts: Object.keys(t.tctx) });
-  const txn = randomId('task_');
+  const txn = newTxn(ctx.now);
   return {
     delegator: t.delegator,
     delegatee: t.actor.spiffeId,
