@@ -17,8 +17,13 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
-/** undici loads with the first request (a server that never calls out does not hold it: docs/adr/0121-memory.md). */
-const undici = (): Promise<typeof import('undici')> => import('undici');
+/**
+ * undici loads with the first request (a server that never calls out does not hold it:
+ * docs/adr/0121-memory.md). The module promise is kept: `import()` on every request went
+ * through the ESM loader's resolve each time (ADR 0294).
+ */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 import { TesseraError } from '../shared/errors.js';
 import { RESULT_TOO_LARGE, RESULT_TOO_LARGE_RPC } from './stdio-transport.js';
 
