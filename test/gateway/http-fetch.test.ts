@@ -53,7 +53,7 @@ test('an answer past the bound is refused (TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_L
   });
   t.after(() => server.close());
   const f = boundedUpstreamFetch(1000);
-  for (const headers of [{}, { 'x-chunked': '1' }]) {
+  for (const headers of [{}, { 'x-chunked': '1' }] as Record<string, string>[]) {
     await assert.rejects(f(url, { method: 'POST', headers, body: '{}' }), (e: Error & { code?: string }) => e.code === 'TESSERA_GATEWAY_UPSTREAM_RESULT_TOO_LARGE');
   }
 });
