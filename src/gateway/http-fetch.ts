@@ -17,8 +17,13 @@
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
-/** undici loads with the first request (a server that never calls out does not hold it: docs/adr/0121-memory.md). */
-const undici = (): Promise<typeof import('undici')> => import('undici');
+/**
+ * undici loads with the first request (a server that never calls out does not hold it:
+ * docs/adr/0121-memory.md). The module promise is kept: `import()` on every request went
+ * through the ESM loader's resolve each time (ADR 0294).
+ */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 import { TesseraError } from '../shared/errors.js';
 import { RESULT_TOO_LARGE, RESULT_TOO_LARGE_RPC } from './stdio-transport.js';
 
@@ -106,16 +111,65 @@ export function boundedUpstreamFetch(maxMessageBytes: number): Fetch {
       r.body.destroy();
       throw tooLarge(maxMessageBytes);
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of r.body) {
-      size += (c as Buffer).length;
-      if (size > maxMessageBytes) {
-        r.body.destroy();
-        throw tooLarge(maxMessageBytes);
-      }
-      chunks.push(c as Buffer);
-    }
-    return new Response(Buffer.concat(chunks, size), { status, headers: out });
+    const body = r.body;
+    const buf = await new Promise<Buffer<ArrayBuffer>>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      body.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxMessageBytes) {
+          body.destroy();
+          reject(tooLarge(maxMessageBytes));
+          return;
+        }
+        chunks.push(c);
+      });
+      body.once('end', () => resolve(Buffer.concat(chunks, size)));
+      body.once('error', reject);
+    });
+    return bufferedResponse(buf, status, out);
   };
+}
+
+/**
+ * A JSON answer already read into memory, as the Response the SDK's client transport reads:
+ * `json()` and `text()` decode the buffer directly; anything else (`body`, `clone()`,
+ * `arrayBuffer()`, …) goes to a real Response made on first use. A WHATWG Response builds a
+ * ReadableStream for its body at once, which was a large share of the gateway's CPU per call to
+ * an HTTP upstream (ADR 0294).
+ */
+function bufferedResponse(buf: Buffer<ArrayBuffer>, status: number, headers: Headers): Response {
+  let real: Response | undefined;
+  let used = false;
+  const realOf = (): Response => (real ??= new Response(buf, { status, headers }));
+  // WHATWG "UTF-8 decode": a leading byte order mark is dropped.
+  const text = (): string => {
+    if (used || real?.bodyUsed) throw new TypeError('Body is unusable: Body has already been read');
+    used = true;
+    const t = buf.toString('utf8');
+    return t.charCodeAt(0) === 0xfeff ? t.slice(1) : t;
+  };
+  const lazy = {
+    status,
+    ok: status >= 200 && status < 300,
+    statusText: '',
+    headers,
+    url: '',
+    redirected: false,
+    type: 'default',
+    get body() {
+      return used ? null : realOf().body;
+    },
+    get bodyUsed() {
+      return used || (real?.bodyUsed ?? false);
+    },
+    text: async () => text(),
+    json: async () => JSON.parse(text()) as unknown,
+    arrayBuffer: () => realOf().arrayBuffer(),
+    blob: () => realOf().blob(),
+    formData: () => realOf().formData(),
+    bytes: async () => new Uint8Array(await realOf().arrayBuffer()),
+    clone: () => realOf().clone(),
+  };
+  return lazy as unknown as Response;
 }

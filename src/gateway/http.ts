@@ -106,6 +106,8 @@ interface Session {
   /** The attestor (or identity prefix) the session also counts against (attestorKeyOf). */
   readonly attestor: string;
   lastSeen: number;
+  /** performance.now() of the last request: the idle expiry counts from it. */
+  touchedAt: number;
   inflight: number;
   /** Ids of the session's requests in flight (idKey): a duplicate would leave one unanswered. */
   readonly ids: Set<string>;
@@ -121,6 +123,16 @@ interface Session {
   readonly pending: Set<ServerResponse>;
   idle?: NodeJS.Timeout;
   closed: boolean;
+}
+
+/** What one HTTP request hands its handlers (`req.auth.extra`). */
+interface RequestInfo {
+  readonly principal: AgentPrincipal;
+  readonly where: AuditWhere;
+  readonly budget?: ResponseBudget;
+  /** The joined signals its handlers got (callerOf), dropped from the session's `live` set when it ends. */
+  joined?: AbortController[];
+  live?: Set<AbortController>;
 }
 
 export interface McpHttp {
@@ -176,6 +188,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
   const { core, audit, logger } = deps;
   const resource = `${deps.issuer}${MCP_PATH}`;
   const metadataUrl = `${deps.issuer}${RESOURCE_METADATA_PATH}`;
+  /** The SDK's `authInfo.resource` of every request (read only; parsed once). */
+  const resourceUrl = new URL(resource);
   const sessions = new Map<string, Session>();
   /** Sessions per agent, open or being opened (an initialize in progress holds a place). */
   const agentSessions = new Map<string, number>();
@@ -244,10 +258,25 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     return deps.revocations.isPrincipalRevoked(p);
   }
 
+  /**
+   * A request of the session: its idle expiry starts again. One timer per session, re-armed when
+   * it fires early (not a new timer per request: ADR 0294); the expiry is measured on the
+   * monotonic clock from the last request.
+   */
   function touch(s: Session): void {
     s.lastSeen = deps.clock.now();
-    if (s.idle) clearTimeout(s.idle);
-    s.idle = setTimeout(() => void closeSession(s, 'idle'), deps.sessionIdleTimeoutMs);
+    s.touchedAt = performance.now();
+    if (!s.idle) armIdle(s, deps.sessionIdleTimeoutMs);
+  }
+
+  function armIdle(s: Session, ms: number): void {
+    s.idle = setTimeout(() => {
+      s.idle = undefined;
+      if (s.closed) return;
+      const left = s.touchedAt + deps.sessionIdleTimeoutMs - performance.now();
+      if (left > 0) armIdle(s, Math.ceil(left));
+      else void closeSession(s, 'idle');
+    }, ms);
     s.idle.unref();
   }
 
@@ -302,7 +331,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
       enableJsonResponse: true,
       onsessioninitialized: (id) => {
         opened = true;
-        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, streaming, abort, pending: new Set(), closed: false };
+        session = { id, binding: bindingOf(principal), agent: principal.spiffeId, attestor: attestorKeyOf(principal), lastSeen: deps.clock.now(), touchedAt: performance.now(), inflight: 0, ids: new Set(), protocolVersion, principal, server, transport, streaming, abort, pending: new Set(), closed: false };
         sessions.set(id, session);
         const s = session;
         deps.relay?.open({ id, server, principal: () => s.principal, where: () => w, streams: (rid) => streaming.streams(rid) });
@@ -319,8 +348,31 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     transport.onclose = () => {
       if (session && !session.closed) void closeSession(session, 'client');
     };
+    // The signals of the session's requests in flight, aborted with the session's reason when it
+    // closes. Not AbortSignal.any: on Node 20 it ties weak references (and a finalization
+    // registry entry) to the long-lived session signal for every request (ADR 0294).
+    const live = new Set<AbortController>();
+    abort.signal.addEventListener('abort', () => {
+      for (const c of live) c.abort(abort.signal.reason);
+      live.clear();
+    }, { once: true });
+    /** The request's signal joined with the session's: aborted by whichever comes first, with its reason. */
+    const joined = (request: AbortSignal, info: RequestInfo): AbortSignal => {
+      if (abort.signal.aborted) return abort.signal;
+      if (request.aborted) return request;
+      const ac = new AbortController();
+      live.add(ac);
+      request.addEventListener('abort', () => {
+        live.delete(ac);
+        ac.abort(request.reason);
+      }, { once: true });
+      // Forgotten when the HTTP request ends (its handlers have answered).
+      (info.joined ??= []).push(ac);
+      info.live = live;
+      return ac.signal;
+    };
     const callerOf = (extra: { authInfo?: { extra?: Record<string, unknown> }; sessionId?: string; signal: AbortSignal; requestId: RequestId; _meta?: { progressToken?: unknown } }) => {
-      const info = extra.authInfo?.extra as { principal: AgentPrincipal; where: AuditWhere; budget?: ResponseBudget } | undefined;
+      const info = extra.authInfo?.extra as RequestInfo | undefined;
       if (!info) throw new RpcError(RPC.FORBIDDEN, 'unauthenticated request', { code: 'TESSERA_TOKEN_MISSING' });
       // The client's progress token stays here: the upstream gets the SDK's own (relay/hub.ts).
       const token = extra._meta?.progressToken;
@@ -330,7 +382,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
           ...(typeof token === 'string' || typeof token === 'number' ? { progressToken: token } : {}),
           ...(info.where.requestId ? { requestId: info.where.requestId } : {}), ...(info.budget ? { budget: info.budget } : {}),
         },
-        signal: AbortSignal.any([extra.signal, abort.signal]),
+        signal: joined(extra.signal, info),
       };
     };
     server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => {
@@ -481,7 +533,8 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const raw = req.raw as typeof req.raw & { auth?: AuthInfo };
     // A batch's results are bounded together (a single result has its own bounds upstream).
     const budget = inbound?.batch ? createResponseBudget(deps.limits.responseBytes) : undefined;
-    raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: new URL(resource), extra: { principal, where: w, ...(budget ? { budget } : {}) } };
+    const info: RequestInfo = { principal, where: w, ...(budget ? { budget } : {}) };
+    raw.auth = { token, clientId: principal.spiffeId, scopes: [...(principal.scope ?? [])], expiresAt: Math.floor(principal.expiresAt / 1000), resource: resourceUrl, extra: info as unknown as Record<string, unknown> };
     reply.hijack();
     const res = reply.raw;
     res.setHeader('x-request-id', req.id);
@@ -493,6 +546,7 @@ export function createMcpHttp(deps: McpHttpDeps): McpHttp {
     const finish = (): void => {
       if (done) return;
       done = true;
+      if (info.joined) for (const c of info.joined) info.live?.delete(c);
       if (counted) {
         const left = (inflightByAgent.get(agent) ?? 0) - places;
         if (left > 0) inflightByAgent.set(agent, left);

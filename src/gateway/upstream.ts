@@ -179,6 +179,8 @@ interface Conn {
   /** Sessions that used this connection (what it sends besides answers goes to these only). */
   readonly sessions: Set<string>;
   idle?: NodeJS.Timeout;
+  /** performance.now() when its last call ended (the idle expiry counts from it). */
+  usedAt: number;
   closed: boolean;
   closeCause?: string;
   /** Gives back the process slot (stdio). */
@@ -399,14 +401,27 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     return new TesseraError('TESSERA_GATEWAY_UPSTREAM_FAILED', `${config.name}: the upstream MCP server ${what}; the operator finds the cause in the Tessera log`);
   }
 
+  /**
+   * A call ended: the idle expiry counts from now. One timer per connection, re-armed when it
+   * fires early, instead of a new timer per call (ADR 0294); a call in flight when it fires
+   * re-arms it when it ends.
+   */
   function touch(conn: Conn): void {
-    if (conn.idle) clearTimeout(conn.idle);
-    conn.idle = undefined;
-    if (conn.inflight === 0 && !conn.closed) {
+    conn.usedAt = performance.now();
+    if (!conn.idle && conn.inflight === 0 && !conn.closed) armIdle(conn, deps.idleTimeoutMs);
+  }
+
+  function armIdle(conn: Conn, ms: number): void {
+    conn.idle = setTimeout(() => {
+      conn.idle = undefined;
+      if (conn.closed || conn.inflight > 0) return;
+      const left = conn.usedAt + deps.idleTimeoutMs - performance.now();
+      if (left > 0) armIdle(conn, Math.ceil(left));
       // A connection holding resource subscriptions is kept (ADR 0177): its session's close ends them.
-      conn.idle = setTimeout(() => void (conn.client && deps.relay?.subscriptions.has(conn.client) ? touch(conn) : stop(conn, 'idle')), deps.idleTimeoutMs);
-      conn.idle.unref();
-    }
+      else if (conn.client && deps.relay?.subscriptions.has(conn.client)) touch(conn);
+      else void stop(conn, 'idle');
+    }, ms);
+    conn.idle.unref();
   }
 
   async function stop(conn: Conn, cause: string): Promise<void> {
@@ -477,7 +492,7 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     const key = keyOf(caller);
     let conn = conns.get(key);
     if (!conn || conn.closed) {
-      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], uses: [], leases: [], inflight: 0, calls: new Set(), sessions: new Set(), closed: false, ready: Promise.resolve() };
+      const fresh: Conn = { key, principal: caller.principal, sessionId: caller.sessionId, secrets: [], uses: [], leases: [], inflight: 0, calls: new Set(), sessions: new Set(), usedAt: performance.now(), closed: false, ready: Promise.resolve() };
       fresh.ready = connect(fresh, caller.where);
       conns.set(key, fresh);
       conn = fresh;
@@ -485,7 +500,6 @@ export function createUpstream(config: UpstreamServerConfig, deps: UpstreamDeps)
     }
     conn.inflight++;
     attach(conn, caller.sessionId);
-    if (conn.idle) clearTimeout(conn.idle);
     try {
       await conn.ready;
       if (injected.length) await checkInjection(conn, caller);

@@ -406,6 +406,10 @@ test('revocation cancels a call in flight on an HTTP upstream: the upstream obse
     upstream.release();
     assert.match(await inflight, /revoked|401|closed/i);
     assert.ok(!upstream.effects.slice(started).includes('done'), 'no side effect after revocation');
+    // The call ended with the session's reason (its signal joined the session's: http.ts callerOf), not as a plain cancellation.
+    await until(() => audit.events.some((e) => e.kind === 'gateway.tool_call' && (e.details as { tool: string }).tool === 'side_effect' && (e.details as { outcome: string }).outcome !== 'delivered'), 'the call to be audited');
+    const ended = audit.events.filter((e) => e.kind === 'gateway.tool_call' && (e.details as { tool: string }).tool === 'side_effect').at(-1)!;
+    assert.equal((ended.reason as { code?: string }).code, 'TESSERA_TOKEN_REVOKED');
     // The stop is audited after the session is terminated and the client closed, which may end after the call's rejection.
     await until(() => audit.events.some((e) => e.kind === 'gateway.upstream_stopped' && (e.details as { cause: string; server: string }).cause === 'revoked' && (e.details as { server: string }).server === 'remote'), 'the stop of the upstream connection to be audited (cause revoked)');
   } finally {

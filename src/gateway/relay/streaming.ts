@@ -51,12 +51,17 @@ export function requestStreaming(transport: StreamableHTTPServerTransport): Requ
     const id = isResponse(message) ? message.id : options?.relatedRequestId;
     const streamed = id !== undefined && sse.has(id);
     if (streamed && isResponse(message)) sse.delete(id);
+    // JSON needs no context of its own unless it is sent from within a streamed one: the
+    // AsyncLocalStorage is entered only for streams, so a gateway whose clients never ask for
+    // one never turns on Node's promise hooks (every promise of the process pays for them; ADR 0294).
+    if (!streamed && mode.getStore() !== true) return send(message, options);
     return mode.run(streamed, () => send(message, options));
   };
   return {
     supported: true,
     run(on, ids, fn) {
       if (on) for (const id of ids) sse.add(id);
+      if (!on && mode.getStore() !== true) return fn();
       return mode.run(on, fn);
     },
     streams: (id) => sse.has(id),

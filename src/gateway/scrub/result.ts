@@ -135,8 +135,11 @@ export function scrubToolResult<T>(scrubber: Scrubber, result: T): ScrubbedResul
     return item;
   });
   scrubSplits(content, scrubber, hits);
+  out.content = content;
   // What the SDK's Server checks before sending: an invalid item would turn the whole answer
-  // into an error without a Tessera code.
+  // into an error without a Tessera code. The whole result is checked first (its content is an
+  // array of ContentBlockSchema): only when it fails is each item checked to find the ones to replace.
+  if (CallToolResultSchema.safeParse(out).success) return { value: out as T, hits, replaced };
   for (let i = 0; i < content.length; i++) {
     if (!ContentBlockSchema.safeParse(content[i]).success) {
       replaced++;

@@ -16,8 +16,13 @@
  */
 import type { Dispatcher } from 'undici';
 
-/** undici loads with the first request (a server that never calls out does not hold it: docs/adr/0121-memory.md). */
-const undici = (): Promise<typeof import('undici')> => import('undici');
+/**
+ * undici loads with the first request (a server that never calls out does not hold it:
+ * docs/adr/0121-memory.md). The module promise is kept: `import()` on every request went
+ * through the ESM loader's resolve each time (ADR 0294).
+ */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const undici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
 import type { Clock } from '../../shared/clock.js';
 import { fail, TesseraError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
