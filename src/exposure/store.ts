@@ -347,12 +347,10 @@ export async function groupStats(db: SqlExecutor, since: number, by: ExposureGro
   return out;
 }
 
-/** The lengths of `lists` (decimal, comma-separated), ascending. */
+/** The lengths of `lists` (integers, comma-separated: a JSON array's inside), ascending. */
 function lengthsOf(lists: readonly string[], count: number): Float64Array {
-  const out = new Float64Array(count);
-  let i = 0;
-  for (const list of lists) for (const v of list.split(',')) out[i++] = Number(v);
-  if (i !== count) throw new Error(`exposure groups: ${i} window lengths read for ${count} windows`);
+  const out = Float64Array.from(JSON.parse(`[${lists.join(',')}]`) as number[]);
+  if (out.length !== count) throw new Error(`exposure groups: ${out.length} window lengths read for ${count} windows`);
   return out.sort();
 }
 
