@@ -375,7 +375,7 @@ export async function windowsTruncated(db: SqlExecutor, since: number, kind: Exp
  * read, in the report's order — whole seconds remaining, descending, then id in byte order
  * (`COLLATE "C"` on PostgreSQL; ids are ASCII, so JavaScript's `<` agrees). One statement picks
  * them on ids and expiries alone (the live leases from their index, migration 386) and reads
- * only their rows; they come back unordered (report.ts liveCredentials sorts).
+ * only their rows, in that order.
  */
 export async function liveWindowsTop(db: SqlExecutor & { readonly dialect?: 'sqlite' | 'postgres' }, now: number, kind: ExposureKind | undefined, limit: number, cap: number): Promise<{ total: number; windows: ExposureWindow[] }> {
   const byId = (col: string): string => (db.dialect === 'postgres' ? `${col} COLLATE "C"` : col);
@@ -393,7 +393,7 @@ export async function liveWindowsTop(db: SqlExecutor & { readonly dialect?: 'sql
     total += Number(n?.n ?? 0);
     picks.push(`SELECT 'token' AS src, a.id AS id, a.rem AS rem FROM (SELECT id, ${remaining('expires_at')} AS rem FROM exposures ${where} ORDER BY rem DESC, ${byId('id')} LIMIT ?) a`);
     params.push(now, now, ...args, each);
-    reads.push(`SELECT e.id AS id, e.kind AS kind, e.agent AS agent, e.root AS root, e.user_id AS user_id, e.issued_at AS issued_at, e.expires_at AS expires_at, e.closed_at AS closed_at
+    reads.push(`SELECT e.id AS id, e.kind AS kind, e.agent AS agent, e.root AS root, e.user_id AS user_id, e.issued_at AS issued_at, e.expires_at AS expires_at, e.closed_at AS closed_at, top.rem AS rem
       FROM top CROSS JOIN exposures e WHERE e.id = top.id AND top.src = 'token'`);
   }
   if (kind === undefined || kind === 'lease') {
@@ -402,14 +402,15 @@ export async function liveWindowsTop(db: SqlExecutor & { readonly dialect?: 'sql
     total += Number(n?.n ?? 0);
     picks.push(`SELECT 'lease' AS src, b.id AS id, b.rem AS rem FROM (SELECT l.id AS id, ${remaining('l.expires_at')} AS rem ${from} ORDER BY rem DESC, ${byId('l.id')} LIMIT ?) b`);
     params.push(now, now, each);
-    reads.push(`SELECT x.id AS id, 'lease' AS kind, x.owner_agent AS agent, t.root AS root, x.user_id AS user_id, x.created_at AS issued_at, x.expires_at AS expires_at, x.revoked_at AS closed_at
+    reads.push(`SELECT x.id AS id, 'lease' AS kind, x.owner_agent AS agent, t.root AS root, x.user_id AS user_id, x.created_at AS issued_at, x.expires_at AS expires_at, x.revoked_at AS closed_at, top.rem AS rem
       FROM top CROSS JOIN leases x LEFT JOIN tasks t ON t.txn = x.task_id WHERE x.id = top.id AND top.src = 'lease'`);
   }
   if (picks.length === 0 || limit <= 0 || total === 0) return { total, windows: [] };
   // CROSS JOIN: the picked ids drive the reads (primary-key lookups), never a scan of a table.
   const rows = await db.all<WindowRow>(
-    `WITH top AS MATERIALIZED (SELECT u.src AS src, u.id AS id FROM (${picks.join(' UNION ALL ')}) u ORDER BY u.rem DESC, ${byId('u.id')} LIMIT ?)
-     ${reads.join(' UNION ALL ')}`,
+    `WITH top AS MATERIALIZED (SELECT u.src AS src, u.id AS id, u.rem AS rem FROM (${picks.join(' UNION ALL ')}) u ORDER BY u.rem DESC, ${byId('u.id')} LIMIT ?)
+     SELECT r.id AS id, r.kind AS kind, r.agent AS agent, r.root AS root, r.user_id AS user_id, r.issued_at AS issued_at, r.expires_at AS expires_at, r.closed_at AS closed_at
+     FROM (${reads.join(' UNION ALL ')}) r ORDER BY r.rem DESC, ${byId('r.id')}`,
     [...params, limit],
   );
   return { total, windows: rows.map(toWindow) };
