@@ -295,7 +295,7 @@ const GROUP_KEYS: Record<ExposureGrouping, { token: string; lease: string; join:
  * The report's groups (ADR 0250, ADR 0286): the same windows as windowsSince (the newest `limit`
  * of each source issued at or after `since`), the same window ends as report.ts windowEnd.
  * The store filters, computes each window's length and aggregates per group and source — count,
- * live count, sum and every length as one decimal list (`string_agg`) — in one statement without
+ * live count, sum and every length as one decimal list (`group_concat`/`string_agg`) — in one statement without
  * sorting any window; JavaScript sorts each group's lengths (a Float64Array: numeric, in place)
  * and picks the nearest ranks with report.ts `percentile`, the reference's own function. A
  * group's two sources (`agent`, `task`, `user` span tokens and leases) are merged here.
@@ -308,7 +308,9 @@ export async function groupStats(db: SqlExecutor, since: number, by: ExposureGro
   const keys = GROUP_KEYS[by];
   const parts: string[] = [];
   const params: SqlValue[] = [];
-  const aggregates = `COUNT(*) AS n, SUM(w.live) AS live, SUM(w.len) AS total, string_agg(CAST(w.len AS TEXT), ',') AS lens`;
+  // group_concat on SQLite (string_agg only from 3.44; the port promises 3.35), string_agg on PostgreSQL.
+  const list = (db as { dialect?: string }).dialect === 'sqlite' ? `group_concat(w.len, ',')` : `string_agg(CAST(w.len AS TEXT), ',')`;
+  const aggregates = `COUNT(*) AS n, SUM(w.live) AS live, SUM(w.len) AS total, ${list} AS lens`;
   if (kind !== 'lease') {
     // Tokens and uses: closed at min(expires_at, closed_at); live while that is after now.
     parts.push(`SELECT w.k AS k, ${aggregates} FROM (
