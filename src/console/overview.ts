@@ -42,22 +42,29 @@ export interface DecisionBucket {
  * result is `allow` (a gateway or proxy decision) or `success` (a permitted action that completed:
  * a secret read, a credential issued, a login — most allowed decisions are recorded so), `deny`
  * counts those whose result is `deny`. DECISION_BUCKETS buckets aligned on the
- * hour, the last one the current (partial) hour; empty hours are zeros. One grouped query on the
- * `audit_events_result_ts` index (migration 339).
+ * hour, the last one the current (partial) hour; empty hours are zeros; an event stamped after the
+ * last hour (a replica's clock ahead) is in none. One statement: per hour, two counts on the
+ * `audit_events_result_ts` index (migration 339), each a range of index entries — nothing is
+ * sorted or grouped (ADR 0286).
  */
 export async function decisionSeries(db: SqlExecutor, now: number): Promise<DecisionBucket[]> {
   const first = Math.floor(now / DECISION_BUCKET_MS) * DECISION_BUCKET_MS - (DECISION_BUCKETS - 1) * DECISION_BUCKET_MS;
-  const rows = await db.all<{ result: string; b: number; n: number }>(
-    `SELECT result, (ts - CAST(? AS BIGINT)) / ${DECISION_BUCKET_MS} AS b, COUNT(*) AS n FROM audit_events
-     WHERE result IN ('allow', 'success', 'deny') AND ts >= ? GROUP BY result, b`,
-    [first, first],
+  const from = `CAST(? AS BIGINT) + h.i * ${DECISION_BUCKET_MS}`;
+  const to = `CAST(? AS BIGINT) + (h.i + 1) * ${DECISION_BUCKET_MS}`;
+  const rows = await db.all<{ b: number; allow: number; deny: number }>(
+    `WITH RECURSIVE h(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM h WHERE i < ${DECISION_BUCKETS - 1})
+     SELECT h.i AS b,
+       (SELECT COUNT(*) FROM audit_events WHERE result IN ('allow', 'success') AND ts >= ${from} AND ts < ${to}) AS allow,
+       (SELECT COUNT(*) FROM audit_events WHERE result = 'deny' AND ts >= ${from} AND ts < ${to}) AS deny
+     FROM h`,
+    [first, first, first, first],
   );
   const series = Array.from({ length: DECISION_BUCKETS }, (_, i) => ({ t: new Date(first + i * DECISION_BUCKET_MS).toISOString(), allow: 0, deny: 0 }));
   for (const r of rows) {
     const bucket = series[Number(r.b)];
-    if (!bucket) continue; // an event stamped in the future (a replica's clock ahead): not in the last 24 h
-    if (r.result === 'deny') bucket.deny += Number(r.n);
-    else bucket.allow += Number(r.n);
+    if (!bucket) continue;
+    bucket.allow = Number(r.allow);
+    bucket.deny = Number(r.deny);
   }
   return series;
 }

@@ -67,7 +67,7 @@ export function windowEnd(w: ExposureWindow, now: number): { end: number; live: 
 }
 
 /** Nearest-rank percentile (p in 0..100) of ascending `sorted`; 0 for none. */
-export function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
   return sorted[Math.min(sorted.length, rank) - 1]!;
@@ -110,14 +110,19 @@ export function groupWindows(windows: readonly ExposureWindow[], by: ExposureGro
   return groups.sort((x, y) => y.credential_seconds - x.credential_seconds || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 }
 
-/** The live ones among `windows`, longest remaining first. */
-export function liveCredentials(windows: readonly ExposureWindow[], now: number): LiveCredential[] {
+/**
+ * The live ones among `windows`, longest remaining first (then id); the first `limit` of them
+ * (only those are formatted).
+ */
+export function liveCredentials(windows: readonly ExposureWindow[], now: number, limit = Infinity): LiveCredential[] {
   return windows
     .filter((w) => windowEnd(w, now).live)
-    .map((w) => ({
+    .map((w) => ({ w, remaining_s: Math.max(0, Math.floor((w.expiresAt - now) / 1000)) }))
+    .sort((x, y) => y.remaining_s - x.remaining_s || (x.w.id < y.w.id ? -1 : 1))
+    .slice(0, limit)
+    .map(({ w, remaining_s }) => ({
       kind: w.kind, id: w.id, agent: w.agent, task: w.task, user: w.user,
       issued_at: new Date(w.issuedAt).toISOString(), expires_at: new Date(w.expiresAt).toISOString(),
-      remaining_s: Math.max(0, Math.floor((w.expiresAt - now) / 1000)),
-    }))
-    .sort((x, y) => y.remaining_s - x.remaining_s || (x.id < y.id ? -1 : 1));
+      remaining_s,
+    }));
 }

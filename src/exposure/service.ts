@@ -184,7 +184,7 @@ export function createExposureService(deps: ExposureServiceDeps): ExposureServic
       const [groups, live] = await Promise.all([groupsOf(q, now), liveWindowsTop(store, now, q.kind, LIVE_LIMIT, WINDOW_LIMIT)]);
       return {
         generated_at: new Date(now).toISOString(), since: new Date(q.since).toISOString(), by: q.by, kind: q.kind ?? null,
-        groups: groups.groups, live: liveCredentials(live.windows, now).slice(0, LIVE_LIMIT), live_total: live.total, truncated: groups.truncated,
+        groups: groups.groups, live: liveCredentials(live.windows, now, LIVE_LIMIT), live_total: live.total, truncated: groups.truncated,
       };
     },
 

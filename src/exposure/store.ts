@@ -5,7 +5,7 @@
  */
 import type { SqlExecutor, SqlValue } from '../store/port.js';
 import type { ExposureGrouping, ExposureKind } from './kinds.js';
-import type { ExposureWindow } from './report.js';
+import { percentile, type ExposureWindow } from './report.js';
 
 /** A row to insert: written with the credential's own audited commit (tokens) or batched (uses). */
 export interface ExposureRow {
@@ -218,6 +218,13 @@ const toWindow = (r: WindowRow): ExposureWindow => ({
 const HANDED_OUT = `l.state <> 'pending' AND (l.revoke_cause IS NULL OR l.revoke_cause NOT IN ('create_failed', 'abandoned_intent'))`;
 /** Leases whose backend credential may still exist. */
 const LEASE_LIVE = `l.state IN ('active', 'revoking', 'disabled', 'irrevocable')`;
+/**
+ * `leases l` for a statement on the live, handed-out leases alone (LEASE_LIVE AND HANDED_OUT):
+ * on SQLite pinned to their partial index (migration 386, ADR 0286), which covers such counts
+ * and orders, whatever statistics the planner has (Tessera never runs ANALYZE: without them it
+ * would take `leases_state_expires` and read every row). PostgreSQL plans by its own statistics.
+ */
+const liveLeases = (db: SqlExecutor): string => ((db as { dialect?: string }).dialect === 'sqlite' ? 'leases l INDEXED BY leases_live' : 'leases l');
 const LEASE_SELECT = `SELECT l.id AS id, 'lease' AS kind, l.owner_agent AS agent, t.root AS root, l.user_id AS user_id, l.created_at AS issued_at, l.expires_at AS expires_at, l.revoked_at AS closed_at FROM leases l LEFT JOIN tasks t ON t.txn = l.task_id`;
 
 /** Windows issued at or after `since`, newest first, at most `limit` of each source. */
@@ -259,7 +266,7 @@ export async function liveCounts(db: SqlExecutor, now: number): Promise<Record<E
   const counts: Record<ExposureKind, number> = { agent_token: 0, task_token: 0, lease: 0, secret_use: 0 };
   const rows = await db.all<{ kind: string; n: number }>(`SELECT kind, COUNT(*) AS n FROM exposures WHERE closed_at IS NULL AND expires_at > ? GROUP BY kind`, [now]);
   for (const r of rows) if (r.kind in counts) counts[r.kind as ExposureKind] = Number(r.n);
-  const leases = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM leases l WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`);
+  const leases = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${liveLeases(db)} WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`);
   counts.lease = Number(leases?.n ?? 0);
   return counts;
 }
@@ -285,56 +292,68 @@ const GROUP_KEYS: Record<ExposureGrouping, { token: string; lease: string; join:
 };
 
 /**
- * The report's groups computed in the store (ADR 0250): the same windows as windowsSince (the
- * newest `limit` of each source issued at or after `since`), the same window ends as report.ts
- * windowEnd, and nearest-rank percentiles picked by ROW_NUMBER — rank ⌈p·n/100⌉ written in
- * integers, (n + 1) / 2 and (95n + 99) / 100, which equal Math.ceil(p / 100 * n) for every n
- * (checked up to 10⁶). Only a few rows per group leave the store. Unordered: the caller sorts.
+ * The report's groups (ADR 0250, ADR 0286): the same windows as windowsSince (the newest `limit`
+ * of each source issued at or after `since`), the same window ends as report.ts windowEnd.
+ * The store filters, computes each window's length and aggregates per group and source — count,
+ * live count, sum and every length as one decimal list (`group_concat`/`string_agg`) — in one statement without
+ * sorting any window; JavaScript sorts each group's lengths (a Float64Array: numeric, in place)
+ * and picks the nearest ranks with report.ts `percentile`, the reference's own function. A
+ * group's two sources (`agent`, `task`, `user` span tokens and leases) are merged here.
  * `limit` null: every window since `since` (the caller knows there are at most its limit; no
- * ordering needed). One sort for all window functions (the same PARTITION and ORDER BY).
+ * ordering needed). Unordered: the caller sorts.
  */
 export async function groupStats(db: SqlExecutor, since: number, by: ExposureGrouping, kind: ExposureKind | undefined, now: number, limit: number | null): Promise<GroupStats[]> {
   const newest = (col: string): string => (limit === null ? '' : `ORDER BY ${col} DESC LIMIT ?`);
   const lim: SqlValue[] = limit === null ? [] : [limit];
   const keys = GROUP_KEYS[by];
   const parts: string[] = [];
-  const params: SqlValue[] = [now];
+  const params: SqlValue[] = [];
+  // group_concat on SQLite (string_agg only from 3.44; the port promises 3.35), string_agg on PostgreSQL.
+  const list = (db as { dialect?: string }).dialect === 'sqlite' ? `group_concat(w.len, ',')` : `string_agg(CAST(w.len AS TEXT), ',')`;
+  const aggregates = `COUNT(*) AS n, SUM(w.live) AS live, SUM(w.len) AS total, ${list} AS lens`;
   if (kind !== 'lease') {
     // Tokens and uses: closed at min(expires_at, closed_at); live while that is after now.
-    parts.push(`SELECT e.k AS k, CASE WHEN e.c > p.now THEN (CASE WHEN e.i > p.now THEN e.i ELSE p.now END) ELSE (CASE WHEN e.i > e.c THEN e.i ELSE e.c END) END - e.i AS len,
-        CASE WHEN e.c > p.now THEN 1 ELSE 0 END AS live
-      FROM (SELECT ${keys.token} AS k, issued_at AS i, CASE WHEN closed_at IS NOT NULL AND closed_at < expires_at THEN closed_at ELSE expires_at END AS c
-        FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ${newest('issued_at')}) e CROSS JOIN p`);
-    params.push(since, ...(kind ? [kind] : []), ...lim);
+    parts.push(`SELECT w.k AS k, ${aggregates} FROM (
+        SELECT e.k AS k, CASE WHEN e.c > p.now THEN (CASE WHEN e.i > p.now THEN e.i ELSE p.now END) ELSE (CASE WHEN e.i > e.c THEN e.i ELSE e.c END) END - e.i AS len,
+          CASE WHEN e.c > p.now THEN 1 ELSE 0 END AS live
+        FROM (SELECT ${keys.token} AS k, issued_at AS i, CASE WHEN closed_at IS NOT NULL AND closed_at < expires_at THEN closed_at ELSE expires_at END AS c
+          FROM exposures WHERE issued_at >= ? ${kind ? 'AND kind = ?' : ''} ${newest('issued_at')}) e CROSS JOIN (SELECT CAST(? AS BIGINT) AS now) p) w GROUP BY w.k`);
+    params.push(since, ...(kind ? [kind] : []), ...lim, now);
   }
   if (kind === undefined || kind === 'lease') {
-    // Leases: open until dropped (revoked_at), whatever their expiry.
-    parts.push(`SELECT l2.k AS k, CASE WHEN l2.c IS NULL THEN (CASE WHEN l2.i > p.now THEN l2.i ELSE p.now END) ELSE (CASE WHEN l2.i > l2.c THEN l2.i ELSE l2.c END) END - l2.i AS len,
-        CASE WHEN l2.c IS NULL THEN 1 ELSE 0 END AS live
-      FROM (SELECT ${keys.lease} AS k, l.created_at AS i, l.revoked_at AS c FROM leases l ${keys.join ? 'LEFT JOIN tasks t ON t.txn = l.task_id' : ''}
-        WHERE l.created_at >= ? AND ${HANDED_OUT} ${newest('l.created_at')}) l2 CROSS JOIN p`);
-    params.push(since, ...lim);
+    // Leases: open until dropped (revoked_at), whatever their expiry. By kind, one group: no GROUP BY (no sort).
+    parts.push(`SELECT ${by === 'kind' ? `'lease'` : 'w.k'} AS k, ${aggregates} FROM (
+        SELECT l2.k AS k, CASE WHEN l2.c IS NULL THEN (CASE WHEN l2.i > p.now THEN l2.i ELSE p.now END) ELSE (CASE WHEN l2.i > l2.c THEN l2.i ELSE l2.c END) END - l2.i AS len,
+          CASE WHEN l2.c IS NULL THEN 1 ELSE 0 END AS live
+        FROM (SELECT ${keys.lease} AS k, l.created_at AS i, l.revoked_at AS c FROM leases l ${keys.join ? 'LEFT JOIN tasks t ON t.txn = l.task_id' : ''}
+          WHERE l.created_at >= ? AND ${HANDED_OUT} ${newest('l.created_at')}) l2 CROSS JOIN (SELECT CAST(? AS BIGINT) AS now) p) w ${by === 'kind' ? '' : 'GROUP BY w.k'}`);
+    params.push(since, ...lim, now);
   }
-  const rows = await db.all<{ k: string; n: number; live: number; total: number; rn: number; len: number }>(
-    `WITH p AS (SELECT CAST(? AS BIGINT) AS now),
-     w AS (${parts.join(' UNION ALL ')}),
-     r AS (SELECT k, len, ROW_NUMBER() OVER byLen AS rn, COUNT(*) OVER whole AS n, SUM(len) OVER whole AS total, SUM(live) OVER whole AS live FROM w
-       WINDOW byLen AS (PARTITION BY k ORDER BY len), whole AS (PARTITION BY k ORDER BY len ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
-     SELECT k, n, live, total, rn, len FROM r WHERE rn = (n + 1) / 2 OR rn = (95 * n + 99) / 100 OR rn = n`,
-    params,
-  );
-  const out = new Map<string, { key: string; count: number; live: number; total: number; p50: number; p95: number; max: number }>();
+  const rows = await db.all<{ k: string; n: number; live: number | null; total: number | null; lens: string | null }>(parts.join(' UNION ALL '), params);
+  const acc = new Map<string, { count: number; live: number; total: number; lens: string[] }>();
   for (const r of rows) {
     const n = Number(r.n);
-    const rn = Number(r.rn);
-    const len = Number(r.len);
-    let g = out.get(r.k);
-    if (!g) out.set(r.k, (g = { key: r.k, count: n, live: Number(r.live), total: Number(r.total), p50: 0, p95: 0, max: 0 }));
-    if (rn === Math.ceil(n / 2)) g.p50 = len;
-    if (rn === Math.max(1, Math.ceil((95 / 100) * n))) g.p95 = len;
-    if (rn === n) g.max = len;
+    if (n === 0 || r.lens === null) continue; // the lease aggregate by kind over no lease
+    let g = acc.get(r.k);
+    if (!g) acc.set(r.k, (g = { count: 0, live: 0, total: 0, lens: [] }));
+    g.count += n;
+    g.live += Number(r.live ?? 0);
+    g.total += Number(r.total ?? 0);
+    g.lens.push(r.lens);
   }
-  return [...out.values()];
+  const out: GroupStats[] = [];
+  for (const [key, g] of acc) {
+    const sorted = lengthsOf(g.lens, g.count);
+    out.push({ key, count: g.count, live: g.live, total: g.total, p50: percentile(sorted, 50), p95: percentile(sorted, 95), max: sorted[sorted.length - 1] ?? 0 });
+  }
+  return out;
+}
+
+/** The lengths of `lists` (integers, comma-separated: a JSON array's inside), ascending. */
+function lengthsOf(lists: readonly string[], count: number): Float64Array {
+  const out = Float64Array.from(JSON.parse(`[${lists.join(',')}]`) as number[]);
+  if (out.length !== count) throw new Error(`exposure groups: ${out.length} window lengths read for ${count} windows`);
+  return out.sort();
 }
 
 /** Whether more than `limit` windows of a source were issued at or after `since` (the report's `truncated`). */
@@ -344,43 +363,57 @@ export async function windowsTruncated(db: SqlExecutor, since: number, kind: Exp
     if (row) return true;
   }
   if (kind === undefined || kind === 'lease') {
-    const row = await db.get(`SELECT 1 AS x FROM leases l WHERE l.created_at >= ? AND ${HANDED_OUT} ORDER BY l.created_at DESC LIMIT 1 OFFSET ?`, [since, limit]);
-    if (row) return true;
+    // At most `limit` leases created since `since` at all (the index alone answers): none are
+    // cut. Only when there are more, count the handed-out ones (each row read).
+    const any = await db.get(`SELECT 1 AS x FROM leases l WHERE l.created_at >= ? ORDER BY l.created_at DESC LIMIT 1 OFFSET ?`, [since, limit]);
+    if (any && (await db.get(`SELECT 1 AS x FROM leases l WHERE l.created_at >= ? AND ${HANDED_OUT} ORDER BY l.created_at DESC LIMIT 1 OFFSET ?`, [since, limit]))) return true;
   }
   return false;
 }
 
 /**
- * The live credentials the report lists (ADR 0250): the same set as liveWindows (at most `cap`
- * of each source) counted in the store, and only the first `limit` of each source read, in the
- * report's order — whole seconds remaining, descending, then id in byte order (`COLLATE "C"` on
- * PostgreSQL; ids are ASCII, so JavaScript's `<` agrees). The caller merges and cuts to `limit`.
+ * The live credentials the report lists (ADR 0250, ADR 0286): the same set as liveWindows (at
+ * most `cap` of each source) counted in the store, and only the first `limit` of both sources
+ * read, in the report's order — whole seconds remaining, descending, then id in byte order
+ * (`COLLATE "C"` on PostgreSQL; ids are ASCII, so JavaScript's `<` agrees). One statement picks
+ * them on ids and expiries alone (the live leases from their index, migration 386) and reads
+ * only their rows, in that order.
  */
 export async function liveWindowsTop(db: SqlExecutor & { readonly dialect?: 'sqlite' | 'postgres' }, now: number, kind: ExposureKind | undefined, limit: number, cap: number): Promise<{ total: number; windows: ExposureWindow[] }> {
-  const byId = db.dialect === 'postgres' ? 'id COLLATE "C"' : 'id';
-  const remaining = `CASE WHEN expires_at > CAST(? AS BIGINT) THEN (expires_at - CAST(? AS BIGINT)) / 1000 ELSE 0 END`;
+  const byId = (col: string): string => (db.dialect === 'postgres' ? `${col} COLLATE "C"` : col);
+  const remaining = (col: string): string => `CASE WHEN ${col} > CAST(? AS BIGINT) THEN (${col} - CAST(? AS BIGINT)) / 1000 ELSE 0 END`;
+  const each = Math.min(limit, cap);
   let total = 0;
-  const windows: ExposureWindow[] = [];
+  const picks: string[] = [];
+  const reads: string[] = [];
+  const params: SqlValue[] = [];
   if (kind !== 'lease' && kind !== 'secret_use') {
     const kindSql = kind ? 'AND kind = ?' : '';
-    const base = `FROM exposures WHERE closed_at IS NULL AND expires_at > ? ${kindSql}`;
+    const where = `WHERE closed_at IS NULL AND expires_at > ? ${kindSql}`;
     const args: SqlValue[] = kind ? [now, kind] : [now];
-    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x ${base} LIMIT ?) c`, [...args, cap]);
+    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x FROM exposures ${where} LIMIT ?) c`, [...args, cap]);
     total += Number(n?.n ?? 0);
-    const rows = await db.all<WindowRow>(`SELECT id, kind, agent, root, user_id, issued_at, expires_at, closed_at ${base} ORDER BY ${remaining} DESC, ${byId} LIMIT ?`, [...args, now, now, Math.min(limit, cap)]);
-    windows.push(...rows.map(toWindow));
+    picks.push(`SELECT 'token' AS src, a.id AS id, a.rem AS rem FROM (SELECT id, ${remaining('expires_at')} AS rem FROM exposures ${where} ORDER BY rem DESC, ${byId('id')} LIMIT ?) a`);
+    params.push(now, now, ...args, each);
+    reads.push(`SELECT e.id AS id, e.kind AS kind, e.agent AS agent, e.root AS root, e.user_id AS user_id, e.issued_at AS issued_at, e.expires_at AS expires_at, e.closed_at AS closed_at, top.rem AS rem
+      FROM top CROSS JOIN exposures e WHERE e.id = top.id AND top.src = 'token'`);
   }
   if (kind === undefined || kind === 'lease') {
-    const base = `FROM leases l WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`;
-    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x ${base} LIMIT ?) c`, [cap]);
+    const from = `FROM ${liveLeases(db)} WHERE ${LEASE_LIVE} AND ${HANDED_OUT}`;
+    const n = await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM (SELECT 1 AS x ${from} LIMIT ?) c`, [cap]);
     total += Number(n?.n ?? 0);
-    const rows = await db.all<WindowRow>(
-      `SELECT x.id AS id, 'lease' AS kind, x.owner_agent AS agent, t.root AS root, x.user_id AS user_id, x.created_at AS issued_at, x.expires_at AS expires_at, x.revoked_at AS closed_at
-       FROM (SELECT l.id AS id, l.owner_agent AS owner_agent, l.task_id AS task_id, l.user_id AS user_id, l.created_at AS created_at, l.expires_at AS expires_at, l.revoked_at AS revoked_at
-         ${base} ORDER BY ${remaining.replaceAll('expires_at', 'l.expires_at')} DESC, l.${byId} LIMIT ?) x LEFT JOIN tasks t ON t.txn = x.task_id`,
-      [now, now, Math.min(limit, cap)],
-    );
-    windows.push(...rows.map(toWindow));
+    picks.push(`SELECT 'lease' AS src, b.id AS id, b.rem AS rem FROM (SELECT l.id AS id, ${remaining('l.expires_at')} AS rem ${from} ORDER BY rem DESC, ${byId('l.id')} LIMIT ?) b`);
+    params.push(now, now, each);
+    reads.push(`SELECT x.id AS id, 'lease' AS kind, x.owner_agent AS agent, t.root AS root, x.user_id AS user_id, x.created_at AS issued_at, x.expires_at AS expires_at, x.revoked_at AS closed_at, top.rem AS rem
+      FROM top CROSS JOIN leases x LEFT JOIN tasks t ON t.txn = x.task_id WHERE x.id = top.id AND top.src = 'lease'`);
   }
-  return { total, windows };
+  if (picks.length === 0 || limit <= 0 || total === 0) return { total, windows: [] };
+  // CROSS JOIN: the picked ids drive the reads (primary-key lookups), never a scan of a table.
+  const rows = await db.all<WindowRow>(
+    `WITH top AS MATERIALIZED (SELECT u.src AS src, u.id AS id, u.rem AS rem FROM (${picks.join(' UNION ALL ')}) u ORDER BY u.rem DESC, ${byId('u.id')} LIMIT ?)
+     SELECT r.id AS id, r.kind AS kind, r.agent AS agent, r.root AS root, r.user_id AS user_id, r.issued_at AS issued_at, r.expires_at AS expires_at, r.closed_at AS closed_at
+     FROM (${reads.join(' UNION ALL ')}) r ORDER BY r.rem DESC, ${byId('r.id')}`,
+    [...params, limit],
+  );
+  return { total, windows: rows.map(toWindow) };
 }

@@ -511,4 +511,19 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'secrets_last_read',
     sql: [`ALTER TABLE secrets ADD COLUMN last_read_at BIGINT`],
   },
+  {
+    // Live leases (src/exposure/store.ts LEASE_LIVE and HANDED_OUT, ADR 0286): the leases whose
+    // backend credential may exist and was handed out — the overview's and the metrics' live
+    // count, the exposure report's live list and live_total — from a partial index holding only
+    // them (not the lease history), covering those reads: the count walks it without touching
+    // the table, the live list sorts its entries and reads only the rows it returns. The WHERE
+    // repeats the queries' own terms, so both stores see that it applies. (Id after the
+    // console's ADR numbers; ids apply in ascending order.)
+    id: 386,
+    name: 'leases_live_index',
+    sql: [
+      `CREATE INDEX leases_live ON leases (expires_at, id, state, revoke_cause)
+        WHERE state IN ('active', 'revoking', 'disabled', 'irrevocable') AND state <> 'pending' AND (revoke_cause IS NULL OR revoke_cause NOT IN ('create_failed', 'abandoned_intent'))`,
+    ],
+  },
 ];

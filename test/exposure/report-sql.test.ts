@@ -86,6 +86,14 @@ async function assertSame(store: Store): Promise<void> {
         const truncatedOld = few.filter((w) => w.kind === 'lease').length > 30 || few.filter((w) => w.kind !== 'lease').length > 30;
         assert.equal(await windowsTruncated(store, since, kind, 30), truncatedOld, `truncated, kind ${kind ?? 'all'}`);
       }
+      // More leases than the limit since `since`, but not more handed out (pending and never-handed-out ones): not truncated.
+      const handedOut = (await windowsSince(store, since, 'lease', 1000)).length;
+      const created = Number((await store.get<{ n: number }>('SELECT COUNT(*) AS n FROM leases WHERE created_at >= ?', [since]))?.n);
+      if (handedOut > 0) {
+        assert.ok(created > handedOut, 'leases not handed out are seeded');
+        assert.equal(await windowsTruncated(store, since, 'lease', handedOut), false, `not truncated at ${handedOut} of ${created}`);
+        assert.equal(await windowsTruncated(store, since, 'lease', handedOut - 1), true);
+      }
     }
     for (const kind of kinds) {
       const all = liveCredentials(await liveWindows(store, now, kind, 1000), now);

@@ -235,11 +235,14 @@ function bindMain(params: readonly SqlValue[] | undefined): unknown[] {
   return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
 }
 
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+
 function narrowRow(row: Row): Row {
-  for (const key of Object.keys(row)) {
+  for (const key in row) {
     const v = row[key];
     if (typeof v === 'bigint') {
-      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+      if (v > MAX_SAFE || v < MIN_SAFE) {
         throw new TesseraError('TESSERA_STORE_VALUE_OUT_OF_RANGE', `the store returned the integer ${v}, beyond ±(2^53-1); it cannot be represented as a JavaScript number`);
       }
       row[key] = Number(v);
