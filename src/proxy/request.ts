@@ -33,7 +33,7 @@ import { retryAfterOf } from '../server/app.js';
 import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth.js';
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
-import { type ScrubStreamFactory } from './seams.js';
+import type { ScrubSessionFactory } from './seams.js';
 import { forwardHeaders, readBodyFields, refuseForwardedToken, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
 import type { Metered, ProxyMetering } from './metering.js';
 
@@ -60,7 +60,8 @@ export interface ProxyRequestDeps {
   readonly maxRequestBytes: number;
   /** Upstream response headers / idle body timeout, and the idle bound on the agent's request body, ms (`proxy.timeout`). */
   readonly timeoutMs: number;
-  readonly scrubStream: ScrubStreamFactory;
+  /** The streamed scrubber of answers (scrub-stream.ts createScrubSession). */
+  readonly scrubSession: ScrubSessionFactory;
   readonly forwardHeaders?: (incoming: IncomingMessage['headers'], strip: readonly string[]) => Record<string, string | string[]>;
   /** Exposure windows of injected kv secrets (src/exposure, ADR 0150). */
   readonly secretUses?: SecretUseRecorder;
@@ -114,6 +115,11 @@ export function checkPath(path: string): void {
     const s = seg.replace(/%2e/gi, '.');
     if (s === '.' || s === '..') throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a "." or ".." segment (also percent-encoded); send the normalized path');
   }
+}
+
+/** A Content-Length value as a number (undefined when absent or not one plain decimal). */
+function lengthOf(v: string | string[] | undefined): number | undefined {
+  return typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : undefined;
 }
 
 function splitTarget(url: string): { path: string; search: string } {
@@ -245,8 +251,12 @@ const SCRUBBER_CACHE = 256;
 export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestHandler {
   const metrics = proxyMetrics(deps.metrics);
   const scrubbers = new Map<string, Scrubber>();
+  /** By the credential's own `secrets` list (a kv route's credential object is reused while its value is the same). */
+  const scrubberOf = new WeakMap<readonly SecretInput[], Scrubber>();
   /** Only the values injected here are scrubbed: shape detection (JWT-like strings …) would alter legitimate API payloads. */
   function scrubberFor(secrets: readonly SecretInput[]): Scrubber {
+    const known = scrubberOf.get(secrets);
+    if (known) return known;
     const key = secrets.map((x) => `${x.label ?? ''}\u0000${x.value}`).join('\u0001');
     let s = scrubbers.get(key);
     if (!s) {
@@ -254,6 +264,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       s = createScrubber(secrets, { shapes: false });
       scrubbers.set(key, s);
     }
+    scrubberOf.set(secrets, s);
     return s;
   }
   const forward = deps.forwardHeaders ?? forwardHeaders;
@@ -458,7 +469,13 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         }
         let requestBody: Buffer | Readable | undefined;
         if (buffered) requestBody = buffered;
-        else if (hasBody) {
+        else if (hasBody && declared !== undefined && !req.readableFlowing && req.readableLength === Number(declared)) {
+          // The whole declared body has already arrived (node buffered it while the request was
+          // being authorized): sent as it is, with the request head in one write — no waiting,
+          // nothing held that node did not already hold.
+          requestBody = req.read() as Buffer;
+          bytesIn = requestBody.length;
+        } else if (hasBody) {
           const counter = bounded(deps.maxRequestBytes, deps.timeoutMs, (n) => (bytesIn += n));
           requestBody = req.pipe(counter);
           req.once('error', (e) => counter.destroy(e));
@@ -495,15 +512,19 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           redactionCount++;
           redactions[h.form] = (redactions[h.form] ?? 0) + 1;
         }
-        res.writeHead(answer.statusCode, scrubbedHeaders.headers);
+        const outHeaders = scrubbedHeaders.headers;
+        res.statusCode = answer.statusCode;
         if (noBody) {
           answer.body.resume();
+          res.writeHead(answer.statusCode, outHeaders);
           res.end();
           return;
         }
-        // redact, streamed
-        // Only the tail that could start a value (or an incomplete UTF-8 sequence) is held across chunks (scrub-stream.ts).
-        const scrub = deps.scrubStream(scrubber, {
+        // redact, streamed: only the tail that could start a value (or an incomplete UTF-8
+        // sequence) is held across chunks (scrub-stream.ts). The upstream's Content-Length, when
+        // it has one, tells which chunk is the last: that one is scrubbed whole, nothing held.
+        const session = deps.scrubSession(scrubber, {
+          shapes: false,
           onHits(hits: ScrubHit[]) {
             for (const h of hits) {
               redactionCount++;
@@ -519,32 +540,67 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
           tapped = true;
           tap?.end();
         };
-        answer.body.on('data', (c: Buffer) => {
-          bytesOut += c.length;
-          tap?.push(c);
-        });
-        answer.body.once('end', endTap);
-        // Plain pipes, not stream.pipeline (an AbortController, end-of-stream watchers and error
-        // objects per response: 514–564 → 425–427 µs of CPU per request, ADR 0218). Any
-        // failure of the upstream body or the scrubber cuts the answer (the audit event then
-        // carries the code); the client going away aborts the upstream request (res 'close').
+        const upstreamBody = answer.body;
+        const declaredOut = lengthOf(answer.headers['content-length']);
+        // The head goes with the first bytes (as node would send it anyway): when the whole body
+        // is scrubbed at once, with its length (one write, no chunked framing).
+        let headWritten = false;
+        let finished = false;
+        const writeHead = (length?: number): void => {
+          headWritten = true;
+          if (length !== undefined) outHeaders['content-length'] = String(length);
+          res.writeHead(answer.statusCode, outHeaders);
+        };
+        // Plain listeners, not pipes or stream.pipeline (a Transform stage, an AbortController,
+        // end-of-stream watchers per response: ADR 0218, ADR 0298). Any failure of the upstream
+        // body or the scrubber cuts the answer (the audit event then carries the code); the
+        // client going away aborts the upstream request (res 'close').
         const cut = (e: Error): void => {
           endTap();
+          finished = true;
           if (!res.writableFinished && !code) code = upstreamFailure(e, r.name).code;
-          answer.body.destroy();
-          scrub.destroy();
+          upstreamBody.destroy();
           res.destroy();
         };
-        answer.body.once('error', cut);
-        scrub.once('error', cut);
+        const finish = (last: Buffer): void => {
+          finished = true;
+          if (!headWritten) writeHead(last.length);
+          res.end(last);
+        };
+        const resume = (): void => void upstreamBody.resume();
+        upstreamBody.on('data', (c: Buffer) => {
+          bytesOut += c.length;
+          tap?.push(c);
+          if (finished) return;
+          try {
+            if (declaredOut !== undefined && bytesOut >= declaredOut) return finish(session.end(c));
+            const piece = session.write(c);
+            if (piece.length === 0) return;
+            if (!headWritten) writeHead();
+            if (!res.write(piece)) {
+              upstreamBody.pause();
+              res.once('drain', resume);
+            }
+          } catch (e) {
+            cut(e as Error);
+          }
+        });
+        upstreamBody.once('end', () => {
+          endTap();
+          if (finished) return;
+          try {
+            finish(session.end());
+          } catch (e) {
+            cut(e as Error);
+          }
+        });
+        upstreamBody.once('error', cut);
         res.once('close', () => {
           if (!res.writableFinished) {
             endTap();
-            answer.body.destroy();
-            scrub.destroy();
+            upstreamBody.destroy();
           }
         });
-        answer.body.pipe(scrub).pipe(res);
       })().catch(fail);
     },
   };

@@ -151,6 +151,19 @@ test('the agent never sees the key: a response echoing it (plain, split across w
   }
 });
 
+test('an answer with a Content-Length is scrubbed whole at its last byte: in one piece it is sent with its scrubbed length, cut in two it streams', async () => {
+  const one = await call(proxy, 'GET', '/echo/echo-key-length', { headers: bearer(token) });
+  assert.equal(one.status, 200, one.text);
+  assert.ok(!one.text.includes(KEY) && !one.text.includes(Buffer.from(KEY).toString('base64')), one.text);
+  assert.deepEqual(one.json, { echo: '[REDACTED:plain]', b64: '[REDACTED:base64]' });
+  assert.equal(one.headers['content-length'], String(Buffer.byteLength(one.text)), 'the length of what is sent, not the upstream\'s');
+  assert.equal(one.headers['transfer-encoding'], undefined);
+  const split = await call(proxy, 'GET', '/echo/echo-key-length?split=1', { headers: bearer(token) });
+  assert.equal(split.status, 200, split.text);
+  assert.equal(split.text, one.text, 'the key cut across the two pieces is redacted the same');
+  assert.equal(split.headers['content-length'], undefined, 'streamed: the head went with the first piece');
+});
+
 test('agent-sent credentials are stripped: Cookie, Proxy-Authorization, the credential header, strip_headers', async () => {
   const r = await call(proxy, 'POST', '/echo/v1/things', {
     headers: { ...basic(token), authorization: 'Bearer agent-upstream-token', cookie: 'session=agent', 'x-api-key': 'agent-own-key', 'x-agent-secret': 'nope', 'x-kept': 'yes', 'content-type': 'application/json' },
@@ -372,6 +385,29 @@ function stalledBody(path: string, headers: Record<string, string>): Promise<str
     sock.on('error', reject);
   });
 }
+
+test('a request body reaches the upstream byte for byte whether it had all arrived before forwarding (sent with the head) or comes later (streamed)', async () => {
+  const body = `{"text":"${'é'.repeat(300)} ${randomBytes(8).toString('hex')}"}`;
+  const whole = await call(proxy, 'POST', '/bearer/v1/upload', { headers: { ...bearer(token), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }, body });
+  assert.equal(whole.status, 200, whole.text);
+  assert.equal(up.seen.at(-1)!.body, body);
+  // The head first, the body 300 ms later (the request is authorized and forwarded before it arrives).
+  const u = new URL(proxy);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname);
+    let got = '';
+    sock.on('data', (c: Buffer) => {
+      got += c.toString('utf8');
+      if (/\r\n\r\n[\s\S]*\}$/.test(got)) sock.end();
+    });
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(`POST /bearer/v1/upload HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+    setTimeout(() => sock.write(body.slice(10)), 300);
+  });
+  assert.match(raw, /^HTTP\/1\.1 200 /, raw.slice(0, 300));
+  assert.equal(up.seen.at(-1)!.body, body);
+});
 
 test('a request body that stalls for proxy.timeout → 408 TESSERA_PROXY_BODY_TIMEOUT (streamed and read-for-policy bodies; A10-6)', async () => {
   const seenBefore = up.seen.length;

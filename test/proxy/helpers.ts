@@ -24,7 +24,8 @@ export interface Upstream {
 
 /**
  * An upstream that answers JSON describing the request it got. `/echo-key` answers with the
- * value of `x-api-key` (an upstream that leaks the credential back); `/hang` never answers;
+ * value of `x-api-key` (an upstream that leaks the credential back; `/echo-key-length` with a
+ * Content-Length); `/hang` never answers;
  * `/sse` streams three events; `/redirect` answers 302.
  */
 export async function startUpstream(): Promise<Upstream> {
@@ -44,6 +45,17 @@ export async function startUpstream(): Promise<Upstream> {
         // The key once plainly, once split over two writes, once base64.
         res.write(`your key is ${key}; again: ${key.slice(0, 5)}`);
         setImmediate(() => res.end(`${key.slice(5)}; b64 ${Buffer.from(key).toString('base64')}\n`));
+        return;
+      }
+      if (path.endsWith('/echo-key-length')) {
+        // The key in a body with a Content-Length: in one write, or (?split=1) cut inside the key over two.
+        const key = String(req.headers['x-api-key'] ?? new URL(req.url!, 'http://x').searchParams.get('api_key') ?? '');
+        const text = `{"echo":"${key}","b64":"${Buffer.from(key).toString('base64')}"}`;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        if (!(req.url ?? '').includes('split=1')) return void res.end(text);
+        const cut = text.indexOf(key) + 5;
+        res.write(text.slice(0, cut));
+        setTimeout(() => res.end(text.slice(cut)), 20);
         return;
       }
       if (path.endsWith('/echo-key-headers')) {
