@@ -100,6 +100,8 @@ export function createCredentialProvider(deps: CredentialDeps): CredentialProvid
     });
     return value;
   }
+  /** The last credential injected for each kv route (bounded by the routes), with the value it holds. */
+  const injected = new Map<string, { route: ProxyRouteConfig; value: string; credential: InjectedCredential }>();
   const put = (route: ProxyRouteConfig, values: Readonly<Record<string, string>>, base: Omit<InjectedCredential, 'header' | 'query'>): InjectedCredential => {
     for (const v of Object.values(values)) if (UNSAFE.test(v)) throw unavailable(route.name, 'the value holds a control character (CR, LF, NUL …) that cannot go in a request');
     const value = fillFormat(formatOf(route.credential), values);
@@ -118,8 +120,13 @@ export function createCredentialProvider(deps: CredentialDeps): CredentialProvid
           if (isTesseraError(e) && e.status === 403) throw e; // the agent's own refusal (secret.inject)
           throw unavailable(route.name, isTesseraError(e) && e.code === 'TESSERA_SECRET_NOT_FOUND' ? `no kv secret at ${c.secret}` : 'the kv secret could not be read', e);
         }
+        // The same value gives the same credential: formatted once, not per request.
+        const last = injected.get(route.name);
+        if (last && last.route === route && last.value === value) return last.credential;
         const label = `kv/${c.secret}`;
-        return put(route, { value }, { secrets: [{ value, label }], reference: label, source, secretPath: c.secret!, release: () => undefined });
+        const credential = Object.freeze(put(route, { value }, { secrets: Object.freeze([Object.freeze({ value, label })]), reference: label, source, secretPath: c.secret!, release: () => undefined }));
+        injected.set(route.name, { route, value, credential });
+        return credential;
       }
       if (source === 'lease') {
         const { engine, role, ttl } = c.lease!;

@@ -56,7 +56,7 @@ function malformed(message: string, reason: string): TesseraError {
 }
 
 /** `host[:port]` of a Host header or an authority, WHATWG-normalised; the default port of `scheme` dropped. */
-function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | undefined {
+function parseAuthority(authority: string, scheme: 'http:' | 'https:'): string | undefined {
   const m = /^(\[[^\]]*\]|[^:]*)(?::([0-9]{0,5}))?$/.exec(authority);
   if (!m) return undefined;
   const host = normalizeHost(m[1]!);
@@ -67,6 +67,24 @@ function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | u
   const h = host.host.includes(':') ? `[${host.host}]` : host.host;
   return port === '' || port === dflt ? h : `${h}:${port}`;
 }
+
+/** Host headers seen (they repeat on every request of a client): their keys, bounded; emptied when full. */
+const authorityKeys = new Map<string, string | null>();
+const AUTHORITY_CACHE = 512;
+
+/** `parseAuthority`, remembered for the authorities seen (a pure function of its arguments). */
+function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | undefined {
+  const k = scheme === 'http:' ? authority : `s:${authority}`;
+  const hit = authorityKeys.get(k);
+  if (hit !== undefined) return hit ?? undefined;
+  const v = parseAuthority(authority, scheme);
+  if (authorityKeys.size >= AUTHORITY_CACHE) authorityKeys.clear();
+  authorityKeys.set(k, v ?? null);
+  return v;
+}
+
+/** A "." or ".." segment, possibly followed by ";" parameters (as the loop of checkPath reads it without percent-encoding). */
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:[;/]|$)/;
 
 /** A percent-encoded unreserved character (RFC 3986 §2.3: ALPHA, DIGIT, "-", ".", "_", "~"). */
 const ENCODED_UNRESERVED = /%(?:4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E|5F|7E)/i;
@@ -80,6 +98,8 @@ const ENCODED_UNRESERVED = /%(?:4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|3[0-9]|2D|2E
  * normalised spelling instead.
  */
 function checkPath(path: string): void {
+  // Without "%", "//" or a "." / ".." segment (";…" parameters included) nothing below can refuse it.
+  if (!path.includes('%') && !path.includes('//') && !DOT_SEGMENT.test(path)) return;
   const segments = path.split('/');
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]!;
@@ -152,6 +172,17 @@ export function checkFraming(req: IncomingMessage): void {
 /** Hop-by-hop fields (RFC 9110 §7.6.1, RFC 9112 §7.4 `TE`/`Trailer`), `Proxy-Connection` (RFC 9112 appendix C.2.2) and every `Proxy-*` field. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'expect']);
 
+/** HOP_BY_HOP + a `strip` list (lower case), per list: routes and the response rule pass the same array every time. */
+const dropSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function dropSetOf(strip: readonly string[]): ReadonlySet<string> {
+  let d = dropSets.get(strip);
+  if (!d) {
+    d = new Set([...HOP_BY_HOP, ...strip.map((x) => x.toLowerCase())]);
+    dropSets.set(strip, d);
+  }
+  return d;
+}
+
 /**
  * The request headers to send upstream: without hop-by-hop fields, those the Connection header
  * lists, `Proxy-*` (Proxy-Authorization, Proxy-Authenticate…), `Host` (the dispatcher sets it from
@@ -162,10 +193,17 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
  * (undici's `headers` object fits): its hop-by-hop fields and any `Proxy-Authenticate` stop here.
  */
 export function forwardHeaders(incoming: IncomingHttpHeaders, strip: readonly string[]): Record<string, string | string[]> {
-  const drop = new Set([...HOP_BY_HOP, ...strip.map((s) => s.toLowerCase())]);
+  let drop = dropSetOf(strip);
   const connection = incoming.connection;
-  for (const v of Array.isArray(connection) ? connection : connection ? [connection] : []) {
-    for (const token of v.split(',')) if (token.trim()) drop.add(token.trim().toLowerCase());
+  if (connection) {
+    let more: Set<string> | undefined;
+    for (const v of Array.isArray(connection) ? connection : [connection]) {
+      for (const token of v.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t && !drop.has(t)) (more ??= new Set(drop)).add(t);
+      }
+    }
+    if (more) drop = more;
   }
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(incoming)) {

@@ -16,8 +16,8 @@ import { createCredentialProvider, type CredentialDeps } from './credential.js';
 import { createProxyRequestHandler } from './request.js';
 import { compileRoutes, type RouteTable } from './route-table.js';
 import { createProxyServer, type ConnectHandler, type CoreConnectDeps } from './server.js';
-import type { DispatcherFactory, ScrubStreamFactory } from './seams.js';
-import { createScrubStream } from './scrub-stream.js';
+import type { DispatcherFactory, ScrubSessionFactory } from './seams.js';
+import { createScrubSession } from './scrub-stream.js';
 import { createProxyMetering } from './metering.js';
 import { createOauthSources } from './oauth-sources.js';
 import type { ProxyLimits } from './limits.js';
@@ -62,7 +62,7 @@ export interface ProxyDeps extends Omit<CredentialDeps, 'authorizer'> {
   /** The other parts' implementations (defaults: seams.ts). */
   readonly seams?: {
     readonly dispatcher?: DispatcherFactory;
-    readonly scrubStream?: ScrubStreamFactory;
+    readonly scrubSession?: ScrubSessionFactory;
     readonly forwardHeaders?: (incoming: import('node:http').IncomingHttpHeaders, strip: readonly string[]) => Record<string, string | string[]>;
     readonly connect?: ConnectHandler;
     readonly resolvePreset?: (r: ProxyRouteConfig) => ProxyRouteConfig;
@@ -129,7 +129,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const handler = createProxyRequestHandler({
     routes, auth, authorizer: deps.authorizer, credentials, audit: deps.audit, clock: deps.clock, logger: deps.logger, replica: deps.replica,
     maxRequestBytes: config.max_request_bytes, timeoutMs: config.timeout, audience,
-    scrubStream: deps.seams?.scrubStream ?? createScrubStream,
+    scrubSession: deps.seams?.scrubSession ?? createScrubSession,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.seams?.forwardHeaders ? { forwardHeaders: deps.seams.forwardHeaders } : {}),
     ...(uses ? { secretUses: uses } : {}),

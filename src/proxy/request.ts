@@ -33,7 +33,8 @@ import { retryAfterOf } from '../server/app.js';
 import { PROXY_CHALLENGE, type ProxyAuthenticator, type ProxyMode } from './auth.js';
 import type { CredentialProvider, InjectedCredential } from './credential.js';
 import type { CompiledRoute, RouteTable } from './route-table.js';
-import { type ScrubStreamFactory } from './seams.js';
+import type { ScrubSessionFactory } from './seams.js';
+import type { ScrubSession } from './scrub-stream.js';
 import { forwardHeaders, readBodyFields, refuseForwardedToken, rewriteLocation, scrubResponseHeaders } from './hygiene.js';
 import type { Metered, ProxyMetering } from './metering.js';
 
@@ -60,7 +61,8 @@ export interface ProxyRequestDeps {
   readonly maxRequestBytes: number;
   /** Upstream response headers / idle body timeout, and the idle bound on the agent's request body, ms (`proxy.timeout`). */
   readonly timeoutMs: number;
-  readonly scrubStream: ScrubStreamFactory;
+  /** The streamed scrubber of answers (scrub-stream.ts createScrubSession). */
+  readonly scrubSession: ScrubSessionFactory;
   readonly forwardHeaders?: (incoming: IncomingMessage['headers'], strip: readonly string[]) => Record<string, string | string[]>;
   /** Exposure windows of injected kv secrets (src/exposure, ADR 0150). */
   readonly secretUses?: SecretUseRecorder;
@@ -114,6 +116,16 @@ export function checkPath(path: string): void {
     const s = seg.replace(/%2e/gi, '.');
     if (s === '.' || s === '..') throw new TesseraError('TESSERA_PROXY_PATH_INVALID', 'the request path holds a "." or ".." segment (also percent-encoded); send the normalized path');
   }
+}
+
+/** Why the upstream request was cut: the agent's connection closed first. */
+function clientGone(): Error {
+  return Object.assign(new Error('the agent closed the connection before the answer was complete'), { code: 'UND_ERR_ABORTED' });
+}
+
+/** A Content-Length value as a number (undefined when absent or not one plain decimal). */
+function lengthOf(v: string | string[] | undefined): number | undefined {
+  return typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : undefined;
 }
 
 function splitTarget(url: string): { path: string; search: string } {
@@ -245,8 +257,12 @@ const SCRUBBER_CACHE = 256;
 export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestHandler {
   const metrics = proxyMetrics(deps.metrics);
   const scrubbers = new Map<string, Scrubber>();
+  /** By the credential's own `secrets` list (a kv route's credential object is reused while its value is the same). */
+  const scrubberOf = new WeakMap<readonly SecretInput[], Scrubber>();
   /** Only the values injected here are scrubbed: shape detection (JWT-like strings …) would alter legitimate API payloads. */
   function scrubberFor(secrets: readonly SecretInput[]): Scrubber {
+    const known = scrubberOf.get(secrets);
+    if (known) return known;
     const key = secrets.map((x) => `${x.label ?? ''}\u0000${x.value}`).join('\u0001');
     let s = scrubbers.get(key);
     if (!s) {
@@ -254,6 +270,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       s = createScrubber(secrets, { shapes: false });
       scrubbers.set(key, s);
     }
+    scrubberOf.set(secrets, s);
     return s;
   }
   const forward = deps.forwardHeaders ?? forwardHeaders;
@@ -349,10 +366,18 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
       let bytesOut = 0;
       const redactions: Record<string, number> = {};
       let redactionCount = 0;
-      const abort = new AbortController();
+      /** For an OAuth route's token request (the only credential source that takes a signal); made when needed. */
+      let abort: AbortController | undefined;
+      /** The upstream exchange once undici started it; `gone`: the client left before it finished. */
+      let upstream: Dispatcher.DispatchController | undefined;
+      let gone = false;
 
       res.once('close', () => {
-        if (!res.writableFinished) abort.abort();
+        if (!res.writableFinished) {
+          gone = true;
+          abort?.abort();
+          if (upstream && !upstream.aborted) upstream.abort(clientGone());
+        }
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const label = route?.name ?? '-';
         metrics?.requests.inc({ route: label, status: `${Math.floor(res.statusCode / 100)}xx` });
@@ -438,7 +463,7 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         if (buffered && deps.metering) buffered = deps.metering.rewriteBody(r, buffered, req.headers['content-type']) ?? buffered;
         // credential, just in time
         credentialAt = deps.secretUses?.now() ?? deps.clock.now();
-        credential = await deps.credentials.obtain(r.config, principal, where, abort.signal);
+        credential = await deps.credentials.obtain(r.config, principal, where, r.config.credential.oauth !== undefined ? (abort ??= new AbortController()).signal : undefined);
         const scrubber = scrubberFor(credential.secrets);
         // execute
         const headers = forward(req.headers, r.strip);
@@ -458,93 +483,161 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         }
         let requestBody: Buffer | Readable | undefined;
         if (buffered) requestBody = buffered;
-        else if (hasBody) {
+        else if (hasBody && declared !== undefined && !req.readableFlowing && req.readableLength === Number(declared)) {
+          // The whole declared body has already arrived (node buffered it while the request was
+          // being authorized): sent as it is, with the request head in one write — no waiting,
+          // nothing held that node did not already hold.
+          requestBody = req.read() as Buffer;
+          bytesIn = requestBody.length;
+        } else if (hasBody) {
           const counter = bounded(deps.maxRequestBytes, deps.timeoutMs, (n) => (bytesIn += n));
           requestBody = req.pipe(counter);
           req.once('error', (e) => counter.destroy(e));
         }
         if (buffered) headers['content-length'] = String(buffered.length);
         else if (declared !== undefined && !req.headers['transfer-encoding']) headers['content-length'] = declared;
-        let answer: Dispatcher.ResponseData;
-        try {
-          answer = await r.dispatcher.request({
-            origin: r.origin, path: target.path + search, method: method as Dispatcher.HttpMethod, headers, body: requestBody ?? null,
-            headersTimeout: deps.timeoutMs, bodyTimeout: deps.timeoutMs, signal: abort.signal,
-          });
-        } catch (e) {
-          if (isTesseraError(e)) throw e;
-          const inner = (e as { cause?: unknown }).cause;
-          if (isTesseraError(inner)) throw inner;
-          throw upstreamFailure(e, r.name);
-        }
-        upstreamStatus = answer.statusCode;
-        // Hop-by-hop fields stop here (RFC 9110 §7.6.1); Content-Length too (a redaction changes the length).
-        const out = forward(answer.headers as IncomingMessage['headers'], RESPONSE_DROP);
-        const location = out['location'];
-        if (typeof location === 'string' && mode === 'reverse') {
-          // A same-origin redirect under the base path is mapped back to the route (never followed here).
-          const mapped = rewriteLocation(location, r.upstreamUrl, `/${r.name}`);
-          if (mapped === undefined) delete out['location'];
-          else out['location'] = mapped;
-        }
-        const noBody = method === 'HEAD' || answer.statusCode === 204 || answer.statusCode === 304;
-        // Header values are scrubbed like the body (an upstream echoing the key in X-Echo,
-        // WWW-Authenticate, Set-Cookie or a mapped Location); a field named by a secret is dropped.
-        const scrubbedHeaders = scrubResponseHeaders(out, scrubber);
-        for (const h of scrubbedHeaders.hits) {
-          redactionCount++;
-          redactions[h.form] = (redactions[h.form] ?? 0) + 1;
-        }
-        res.writeHead(answer.statusCode, scrubbedHeaders.headers);
-        if (noBody) {
-          answer.body.resume();
-          res.end();
-          return;
-        }
-        // redact, streamed
-        // Only the tail that could start a value (or an incomplete UTF-8 sequence) is held across chunks (scrub-stream.ts).
-        const scrub = deps.scrubStream(scrubber, {
-          onHits(hits: ScrubHit[]) {
-            for (const h of hits) {
-              redactionCount++;
-              redactions[h.form] = (redactions[h.form] ?? 0) + 1;
-            }
-          },
-        });
-        const tap = metered && deps.metering?.usageTap(r, metered, answer.statusCode, answer.headers['content-type'] as string | undefined);
-        // Usage is recorded once, from what was read, whether the answer ended or was cut.
+        // execute: undici's dispatch with a handler of the proxy's own (no response stream, no
+        // AbortSignal, no promise per answer: ADR 0298); the answer is written from its callbacks.
+        let started = false;
+        /** The answer being sent (set when the upstream's head arrived). */
+        let answer: { readonly controller: Dispatcher.DispatchController; readonly status: number; readonly session: ScrubSession; readonly declared: number | undefined; readonly tap: { push(c: Buffer): void; end(): void } | undefined; readonly headers: Record<string, string | string[]> } | undefined;
+        let headWritten = false;
+        let finished = false;
         let tapped = false;
+        // Usage is recorded once, from what was read, whether the answer ended or was cut.
         const endTap = (): void => {
           if (tapped) return;
           tapped = true;
-          tap?.end();
+          answer?.tap?.end();
         };
-        answer.body.on('data', (c: Buffer) => {
-          bytesOut += c.length;
-          tap?.push(c);
-        });
-        answer.body.once('end', endTap);
-        // Plain pipes, not stream.pipeline (an AbortController, end-of-stream watchers and error
-        // objects per response: 514–564 → 425–427 µs of CPU per request, ADR 0218). Any
-        // failure of the upstream body or the scrubber cuts the answer (the audit event then
-        // carries the code); the client going away aborts the upstream request (res 'close').
+        const writeHead = (length?: number): void => {
+          headWritten = true;
+          if (length !== undefined) answer!.headers['content-length'] = String(length);
+          res.writeHead(answer!.status, answer!.headers);
+        };
+        /** Any failure of the upstream body or the scrubber cuts the answer (the audit event then carries the code). */
         const cut = (e: Error): void => {
           endTap();
-          if (!res.writableFinished && !code) code = upstreamFailure(e, r.name).code;
-          answer.body.destroy();
-          scrub.destroy();
+          finished = true;
+          if (!res.writableFinished && !code && !gone) code = upstreamFailure(e, r.name).code;
+          if (upstream && !upstream.aborted) upstream.abort(e);
           res.destroy();
         };
-        answer.body.once('error', cut);
-        scrub.once('error', cut);
-        res.once('close', () => {
-          if (!res.writableFinished) {
-            endTap();
-            answer.body.destroy();
-            scrub.destroy();
+        const finish = (last: Buffer): void => {
+          finished = true;
+          if (!headWritten) writeHead(last.length);
+          res.end(last);
+        };
+        const resume = (): void => answer?.controller.resume();
+        /** The upstream's head: status and headers checked, mapped and scrubbed; the body then streams through the scrub session. */
+        const onHead = (controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingMessage['headers']): void => {
+          upstreamStatus = status;
+          // Hop-by-hop fields stop here (RFC 9110 §7.6.1); Content-Length too (a redaction changes the length).
+          const out = forward(upstreamHeaders, RESPONSE_DROP);
+          const location = out['location'];
+          if (typeof location === 'string' && mode === 'reverse') {
+            // A same-origin redirect under the base path is mapped back to the route (never followed here).
+            const mapped = rewriteLocation(location, r.upstreamUrl, `/${r.name}`);
+            if (mapped === undefined) delete out['location'];
+            else out['location'] = mapped;
           }
+          // Header values are scrubbed like the body (an upstream echoing the key in X-Echo,
+          // WWW-Authenticate, Set-Cookie or a mapped Location); a field named by a secret is dropped.
+          const scrubbedHeaders = scrubResponseHeaders(out, scrubber);
+          for (const h of scrubbedHeaders.hits) {
+            redactionCount++;
+            redactions[h.form] = (redactions[h.form] ?? 0) + 1;
+          }
+          res.statusCode = status;
+          // redact, streamed: only the tail that could start a value (or an incomplete UTF-8
+          // sequence) is held across chunks (scrub-stream.ts). The upstream's Content-Length, when
+          // it has one, tells which chunk is the last: that one is scrubbed whole, nothing held.
+          const session = deps.scrubSession(scrubber, {
+            shapes: false,
+            onHits(hits: ScrubHit[]) {
+              for (const h of hits) {
+                redactionCount++;
+                redactions[h.form] = (redactions[h.form] ?? 0) + 1;
+              }
+            },
+          });
+          const noBody = method === 'HEAD' || status === 204 || status === 304;
+          const tap = metered && !noBody ? deps.metering?.usageTap(r, metered, status, upstreamHeaders['content-type']) : undefined;
+          answer = { controller, status, session, declared: lengthOf(upstreamHeaders['content-length']), tap: tap || undefined, headers: scrubbedHeaders.headers };
+          if (noBody) {
+            // No body (and no Content-Length of Tessera's: a HEAD's would be wrong, a 204's is not allowed).
+            finished = true;
+            writeHead();
+            res.end();
+          }
+        };
+        const onData = (chunk: Buffer): void => {
+          const a = answer!;
+          bytesOut += chunk.length;
+          a.tap?.push(chunk);
+          if (finished) return;
+          try {
+            // The head goes with the first bytes (as node would send it anyway); a body scrubbed
+            // whole at once goes with its length: one write, no chunked framing.
+            if (a.declared !== undefined && bytesOut >= a.declared) return finish(a.session.end(chunk));
+            const piece = a.session.write(chunk);
+            if (piece.length === 0) return;
+            if (!headWritten) writeHead();
+            if (!res.write(piece)) {
+              a.controller.pause();
+              res.once('drain', resume);
+            }
+          } catch (e) {
+            cut(e as Error);
+          }
+        };
+        const onEnd = (): void => {
+          endTap();
+          if (finished) return;
+          try {
+            finish(answer!.session.end());
+          } catch (e) {
+            cut(e as Error);
+          }
+        };
+        await new Promise<void>((resolve, reject) => {
+          // dispatch reports its own failures through onResponseError (undici's DispatcherBase).
+          r.dispatcher.dispatch({
+            origin: r.origin, path: target!.path + search, method: method as Dispatcher.HttpMethod, headers, body: requestBody ?? null,
+            headersTimeout: deps.timeoutMs, bodyTimeout: deps.timeoutMs,
+          }, {
+            onRequestStart(controller) {
+              upstream = controller;
+              if (gone) controller.abort(clientGone());
+            },
+            onResponseStart(controller, status, upstreamHeaders) {
+              if (status < 200 || started) return; // 1xx (103 Early Hints …) are not passed on
+              started = true;
+              try {
+                onHead(controller, status, upstreamHeaders);
+                resolve();
+              } catch (e) {
+                reject(e);
+                controller.abort(e as Error);
+              }
+            },
+            onResponseData(_controller, chunk) {
+              onData(chunk);
+            },
+            onResponseEnd() {
+              onEnd();
+            },
+            onResponseError(_controller, e) {
+              if (!started) {
+                const inner = (e as { cause?: unknown }).cause;
+                reject(isTesseraError(e) ? e : isTesseraError(inner) ? inner : upstreamFailure(e, r.name));
+                return;
+              }
+              endTap();
+              if (!finished) cut(e);
+            },
+          });
         });
-        answer.body.pipe(scrub).pipe(res);
       })().catch(fail);
     },
   };

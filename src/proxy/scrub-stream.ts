@@ -43,6 +43,12 @@ export const PEM_HOLD = 16 * 1024 + 256;
 export interface ScrubStreamOptions {
   /** The hits of each piece sent (forms and shapes, never values), for the audit. */
   onHits?(hits: ScrubHit[]): void;
+  /**
+   * Whether the scrubber looks for credential shapes (default true). False — the scrubber was built
+   * with `shapes: false`, as the proxy's is — skips the shape hold rules: only what could begin a
+   * registered value is held back.
+   */
+  shapes?: boolean;
 }
 
 export interface ScrubStreamStats {
@@ -55,6 +61,21 @@ export interface ScrubStreamStats {
 }
 
 export type ScrubStream = Transform & { readonly stats: ScrubStreamStats };
+
+/**
+ * The streamed scrubber without stream machinery, for a caller that moves the bytes itself (the
+ * proxy's answer: src/proxy/request.ts). `write` returns what can be sent now; `end` scrubs what
+ * is held — and `last`, the body's final chunk, when the caller knows it is the last (the
+ * upstream's Content-Length reached): nothing is then held back, so the tail search is skipped.
+ * Empty buffers mean nothing to send. After `end`, the session takes nothing more.
+ */
+export interface ScrubSession {
+  write(chunk: Buffer): Buffer;
+  end(last?: Buffer): Buffer;
+  readonly stats: ScrubStreamStats;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 /** A trailing run of token characters, with a quote before it (the gcp shape starts with one). */
 const TOKEN_RUN = /(?:\\?")?[A-Za-z0-9+/=_\-.~:]*$/;
@@ -99,17 +120,20 @@ function shapeHoldFrom(text: string): number {
 }
 
 /**
- * A Transform that scrubs `scrubber`'s secrets and shapes from a byte stream, holding back only
- * what could straddle the next chunk (see the module doc). `stats` reports the largest hold.
+ * A scrub session over `scrubber`'s secrets (and shapes, unless `opts.shapes` is false), holding
+ * back only what could straddle the next chunk (see the module doc).
  */
-export function createScrubStream(scrubber: Scrubber, opts: ScrubStreamOptions = {}): ScrubStream {
+export function createScrubSession(scrubber: Scrubber, opts: ScrubStreamOptions = {}): ScrubSession {
   let mode: 'utf8' | 'latin1' = 'utf8';
   let held = '';
-  let pending: Buffer = Buffer.alloc(0);
+  let pending: Buffer = EMPTY;
+  let ended = false;
+  const shapes = opts.shapes !== false;
   const stats = { maxHeld: 0, binary: false, redactions: 0 };
 
   /** The scrubbed text of `text[0..cut)`, with the matches of `matches` that end by `cut`. */
   function emit(text: string, cut: number, matches: ReturnType<Scrubber['find']>): string {
+    if (matches.length === 0) return cut === text.length ? text : text.slice(0, cut);
     let out = '';
     let pos = 0;
     const hits: ScrubHit[] = [];
@@ -134,7 +158,8 @@ export function createScrubStream(scrubber: Scrubber, opts: ScrubStreamOptions =
       return emit(text, text.length, matches);
     }
     const n = text.length;
-    let cut = Math.min(scrubber.partialFrom(text), shapeHoldFrom(text));
+    let cut = scrubber.partialFrom(text);
+    if (shapes) cut = Math.min(cut, shapeHoldFrom(text));
     if (cut < n - MAX_HOLD) cut = n - MAX_HOLD;
     // A match across the cut, or touching the end (a shape may go on), is held whole, unless
     // that would exceed the bound: then it is sent whole, redacted.
@@ -157,29 +182,63 @@ export function createScrubStream(scrubber: Scrubber, opts: ScrubStreamOptions =
     if (mode === 'latin1') return chunk.toString('latin1');
     const buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
     const keep = incompleteTail(buf);
-    const body = buf.subarray(0, buf.length - keep);
+    const body = keep > 0 ? buf.subarray(0, buf.length - keep) : buf;
     if (isUtf8(body)) {
-      pending = Buffer.from(buf.subarray(buf.length - keep));
+      pending = keep > 0 ? Buffer.from(buf.subarray(buf.length - keep)) : EMPTY;
       return body.toString('utf8');
     }
     // Not UTF-8: Latin-1 from here on; what is held was valid UTF-8, re-read as its bytes.
     mode = 'latin1';
     stats.binary = true;
     held = Buffer.from(held, 'utf8').toString('latin1');
-    pending = Buffer.alloc(0);
+    pending = EMPTY;
     return buf.toString('latin1');
   }
 
-  const encode = (s: string): Buffer => Buffer.from(s, mode === 'latin1' ? 'latin1' : 'utf8');
+  const encode = (s: string): Buffer => (s.length === 0 ? EMPTY : Buffer.from(s, mode === 'latin1' ? 'latin1' : 'utf8'));
 
+  /**
+   * Scrubs `chunk` after what is held. When nothing was held or pending and the chunk comes out
+   * as it went in (no match, nothing held back), the chunk itself is returned: no re-encoding.
+   */
+  function run(chunk: Buffer | undefined, final: boolean): Buffer {
+    const clean = held.length === 0 && pending.length === 0;
+    const decoded = chunk && chunk.length > 0 ? decode(chunk) : ''; // may re-read `held` as Latin-1
+    const text = held + decoded;
+    // Bytes of an unfinished UTF-8 sequence at the very end are not text: sent as they are.
+    const tailBytes = final ? pending : EMPTY;
+    if (final) pending = EMPTY;
+    const out = step(text, final);
+    if (clean && out === text && pending.length === 0 && tailBytes.length === 0 && chunk) return chunk;
+    const bytes = encode(out);
+    return tailBytes.length === 0 ? bytes : bytes.length === 0 ? tailBytes : Buffer.concat([bytes, tailBytes]);
+  }
+
+  return {
+    stats,
+    write(chunk) {
+      if (ended) throw new Error('scrub session: write after end');
+      return run(chunk, false);
+    },
+    end(last) {
+      if (ended) throw new Error('scrub session: end after end');
+      ended = true;
+      return run(last, true);
+    },
+  };
+}
+
+/**
+ * A Transform that scrubs `scrubber`'s secrets and shapes from a byte stream, holding back only
+ * what could straddle the next chunk (see the module doc). `stats` reports the largest hold.
+ */
+export function createScrubStream(scrubber: Scrubber, opts: ScrubStreamOptions = {}): ScrubStream {
+  const session = createScrubSession(scrubber, opts);
   const stream = new Transform({
     transform(chunk: Buffer | string, _enc: BufferEncoding, done: TransformCallback) {
       try {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-        const decoded = decode(buf); // may re-read `held` as Latin-1
-        const text = held + decoded;
-        const out = step(text, false);
-        if (out.length > 0) this.push(encode(out));
+        const out = session.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+        if (out.length > 0) this.push(out);
         done();
       } catch (e) {
         done(e as Error);
@@ -187,18 +246,14 @@ export function createScrubStream(scrubber: Scrubber, opts: ScrubStreamOptions =
     },
     flush(done: TransformCallback) {
       try {
-        // Bytes of an unfinished UTF-8 sequence at the very end are not text: sent as they are.
-        const tailBytes = pending;
-        pending = Buffer.alloc(0);
-        const out = step(held, true);
-        if (out.length > 0) this.push(encode(out));
-        if (tailBytes.length > 0) this.push(tailBytes);
+        const out = session.end();
+        if (out.length > 0) this.push(out);
         done();
       } catch (e) {
         done(e as Error);
       }
     },
   });
-  Object.defineProperty(stream, 'stats', { value: stats, enumerable: true });
+  Object.defineProperty(stream, 'stats', { value: session.stats, enumerable: true });
   return stream as ScrubStream;
 }

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { Agent, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../../src/shared/errors.js';
 import { connect, createServer } from 'node:net';
@@ -149,6 +149,74 @@ test('the agent never sees the key: a response echoing it (plain, split across w
     assert.match(r.text, /REDACTED/);
     assert.equal(r.headers['content-length'], undefined, 'length is not passed on: scrubbing may change it');
   }
+});
+
+test('an answer with a Content-Length is scrubbed whole at its last byte: in one piece it is sent with its scrubbed length, cut in two it streams', async () => {
+  const one = await call(proxy, 'GET', '/echo/echo-key-length', { headers: bearer(token) });
+  assert.equal(one.status, 200, one.text);
+  assert.ok(!one.text.includes(KEY) && !one.text.includes(Buffer.from(KEY).toString('base64')), one.text);
+  assert.deepEqual(one.json, { echo: '[REDACTED:plain]', b64: '[REDACTED:base64]' });
+  assert.equal(one.headers['content-length'], String(Buffer.byteLength(one.text)), 'the length of what is sent, not the upstream\'s');
+  assert.equal(one.headers['transfer-encoding'], undefined);
+  const split = await call(proxy, 'GET', '/echo/echo-key-length?split=1', { headers: bearer(token) });
+  assert.equal(split.status, 200, split.text);
+  assert.equal(split.text, one.text, 'the key cut across the two pieces is redacted the same');
+  assert.equal(split.headers['content-length'], undefined, 'streamed: the head went with the first piece');
+});
+
+test('a large answer to an agent that stops reading is not buffered: the upstream is held back, then every byte arrives', async () => {
+  const u = new URL(proxy);
+  const mb = 64;
+  const stalled: number[] = [];
+  const got = await new Promise<number>((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: `/bearer/big?id=bp&mb=${mb}`, headers: bearer(token), agent: false }, (res) => {
+      res.pause();
+      // The agent reads nothing for a while: what the upstream wrote stops growing, far short of the whole.
+      const look = (): void => void stalled.push(up.streams.get('bp')?.written ?? 0);
+      setTimeout(look, 600);
+      setTimeout(() => {
+        look();
+        let n = 0;
+        res.on('data', (c: Buffer) => (n += c.length));
+        res.on('end', () => resolve(n));
+        res.on('error', reject);
+        res.resume();
+      }, 800);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const st = up.streams.get('bp')!;
+  assert.equal(got, mb * 1024 * 1024, 'every byte arrived');
+  assert.ok(st.ended && !st.cut);
+  assert.equal(stalled[0], stalled[1], `the upstream was held back while the agent did not read (${stalled.join(' → ')} bytes written)`);
+  assert.ok(stalled[1]! < mb * 1024 * 1024, `held back before the end: ${stalled[1]} of ${mb} MiB written`);
+});
+
+test('an agent that goes away mid-answer: the upstream request is cut at once and the audit event says aborted', async () => {
+  const u = new URL(proxy);
+  await new Promise<void>((resolve, reject) => {
+    const req = httpRequest({ host: u.hostname, port: u.port, path: '/bearer/slow?id=gone', headers: bearer(token), agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', () => undefined);
+    req.setTimeout(5000, () => reject(new Error('no first line')));
+    req.end();
+  });
+  await until(() => up.streams.get('gone')?.cut === true, 'the upstream connection closed before its end');
+  assert.ok(up.streams.get('gone')!.written < 100, `cut early: ${up.streams.get('gone')!.written} lines`);
+  await until(async () => (await proxyEvents()).some((e) => e.text.includes('"path_template":"/slow"') && e.text.includes('"aborted":true')), 'the aborted request audited');
+});
+
+test('a HEAD answer: status and headers, no body and no Content-Length of the proxy\'s', async () => {
+  const head = await call(proxy, 'HEAD', '/bearer/v1/items', { headers: bearer(token) });
+  assert.equal(head.status, 200);
+  assert.equal(head.text, '');
+  assert.equal(head.headers['x-upstream'], 'yes');
+  assert.equal(head.headers['content-length'], undefined);
 });
 
 test('agent-sent credentials are stripped: Cookie, Proxy-Authorization, the credential header, strip_headers', async () => {
@@ -372,6 +440,29 @@ function stalledBody(path: string, headers: Record<string, string>): Promise<str
     sock.on('error', reject);
   });
 }
+
+test('a request body reaches the upstream byte for byte whether it had all arrived before forwarding (sent with the head) or comes later (streamed)', async () => {
+  const body = `{"text":"${'é'.repeat(300)} ${randomBytes(8).toString('hex')}"}`;
+  const whole = await call(proxy, 'POST', '/bearer/v1/upload', { headers: { ...bearer(token), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }, body });
+  assert.equal(whole.status, 200, whole.text);
+  assert.equal(up.seen.at(-1)!.body, body);
+  // The head first, the body 300 ms later (the request is authorized and forwarded before it arrives).
+  const u = new URL(proxy);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname);
+    let got = '';
+    sock.on('data', (c: Buffer) => {
+      got += c.toString('utf8');
+      if (/\r\n\r\n[\s\S]*\}$/.test(got)) sock.end();
+    });
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(`POST /bearer/v1/upload HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+    setTimeout(() => sock.write(body.slice(10)), 300);
+  });
+  assert.match(raw, /^HTTP\/1\.1 200 /, raw.slice(0, 300));
+  assert.equal(up.seen.at(-1)!.body, body);
+});
 
 test('a request body that stalls for proxy.timeout → 408 TESSERA_PROXY_BODY_TIMEOUT (streamed and read-for-policy bodies; A10-6)', async () => {
   const seenBefore = up.seen.length;

@@ -19,16 +19,22 @@ export interface Upstream {
   readonly url: string;
   readonly port: number;
   readonly seen: Seen[];
+  /** `/big` and `/slow` answers: bytes written so far, whether ended, whether the connection closed before the end. */
+  readonly streams: Map<string, { written: number; ended: boolean; cut: boolean }>;
   close(): Promise<void>;
 }
 
 /**
  * An upstream that answers JSON describing the request it got. `/echo-key` answers with the
- * value of `x-api-key` (an upstream that leaks the credential back); `/hang` never answers;
- * `/sse` streams three events; `/redirect` answers 302.
+ * value of `x-api-key` (an upstream that leaks the credential back; `/echo-key-length` with a
+ * Content-Length); `/hang` never answers;
+ * `/sse` streams three events; `/redirect` answers 302; `/big?id=…&mb=…` writes that many MiB
+ * as fast as its connection takes them and `/slow?id=…` a line every 20 ms for 5 s, both recorded
+ * in `streams`.
  */
 export async function startUpstream(): Promise<Upstream> {
   const seen: Seen[] = [];
+  const streams = new Map<string, { written: number; ended: boolean; cut: boolean }>();
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -44,6 +50,49 @@ export async function startUpstream(): Promise<Upstream> {
         // The key once plainly, once split over two writes, once base64.
         res.write(`your key is ${key}; again: ${key.slice(0, 5)}`);
         setImmediate(() => res.end(`${key.slice(5)}; b64 ${Buffer.from(key).toString('base64')}\n`));
+        return;
+      }
+      if (path.endsWith('/big') || path.endsWith('/slow')) {
+        const q = new URL(req.url!, 'http://x').searchParams;
+        const st = { written: 0, ended: false, cut: false };
+        streams.set(q.get('id') ?? '', st);
+        res.on('close', () => (st.cut = !st.ended));
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        if (path.endsWith('/big')) {
+          const chunk = Buffer.alloc(64 * 1024, 'x');
+          const total = Number(q.get('mb') ?? '1') * 16;
+          const more = (): void => {
+            while (st.written < total * chunk.length && !res.destroyed) {
+              st.written += chunk.length;
+              if (!res.write(chunk)) return void res.once('drain', more);
+            }
+            st.ended = true;
+            res.end();
+          };
+          more();
+        } else {
+          const timer = setInterval(() => {
+            if (res.destroyed) return clearInterval(timer);
+            st.written++;
+            res.write(`line ${st.written}\n`);
+            if (st.written >= 250) {
+              clearInterval(timer);
+              st.ended = true;
+              res.end();
+            }
+          }, 20);
+        }
+        return;
+      }
+      if (path.endsWith('/echo-key-length')) {
+        // The key in a body with a Content-Length: in one write, or (?split=1) cut inside the key over two.
+        const key = String(req.headers['x-api-key'] ?? new URL(req.url!, 'http://x').searchParams.get('api_key') ?? '');
+        const text = `{"echo":"${key}","b64":"${Buffer.from(key).toString('base64')}"}`;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        if (!(req.url ?? '').includes('split=1')) return void res.end(text);
+        const cut = text.indexOf(key) + 5;
+        res.write(text.slice(0, cut));
+        setTimeout(() => res.end(text.slice(cut)), 20);
         return;
       }
       if (path.endsWith('/echo-key-headers')) {
@@ -75,7 +124,7 @@ export async function startUpstream(): Promise<Upstream> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}`, port, seen,
+    url: `http://127.0.0.1:${port}`, port, seen, streams,
     close: () => new Promise<void>((r) => {
       for (const s of sockets) s.destroy();
       server.close(() => r());

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createScrubber, type Scrubber, type ScrubHit } from '../../src/gateway/scrub/index.js';
-import { createScrubStream, MAX_HOLD, PEM_HOLD, SHAPE_RUN_HOLD, type ScrubStream } from '../../src/proxy/scrub-stream.js';
+import { createScrubSession, createScrubStream, MAX_HOLD, PEM_HOLD, SHAPE_RUN_HOLD, type ScrubStream } from '../../src/proxy/scrub-stream.js';
 
 async function run(stream: ScrubStream, chunks: readonly Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -190,4 +190,44 @@ test('pathological bodies: one endless token, an unterminated PEM block — the 
   const pemOut = await run(st2, pemChunks);
   assert.ok(st2.stats.maxHeld > PEM_HOLD && st2.stats.maxHeld <= MAX_HOLD + 1024, `held ${st2.stats.maxHeld}`);
   assert.ok(pemOut.toString().startsWith('x [REDACTED:pem-private-key]'));
+});
+
+test('the session (createScrubSession): the last chunk given to end() is scrubbed whole at every split, multibyte and binary included', () => {
+  const s = createScrubber([SECRET], { shapes: false });
+  const bodies = [
+    Buffer.from(`{"a":"${SECRET}","b":"${Buffer.from(SECRET).toString('base64')}","c":"${Buffer.from(SECRET).toString('hex')}"}`),
+    Buffer.from(`héllo 😀 ${SECRET} 中文`, 'utf8'),
+    Buffer.concat([Buffer.from([0xff, 0x00, 0xc3]), Buffer.from(`..${SECRET}..`, 'latin1'), Buffer.from([0xe2, 0x82])]),
+  ];
+  for (const body of bodies) {
+    const expected = Buffer.concat([createScrubSession(s).end(body)]);
+    assert.ok(!expected.includes(SECRET), 'end(whole) redacts');
+    for (let i = 0; i <= body.length; i++) {
+      const session = createScrubSession(s, { shapes: false });
+      const got = Buffer.concat([session.write(body.subarray(0, i)), session.end(body.subarray(i))]);
+      assert.equal(got.toString('latin1'), expected.toString('latin1'), `split at ${i}`);
+    }
+  }
+  const session = createScrubSession(s);
+  session.end();
+  assert.throws(() => session.write(Buffer.from('x')), /after end/);
+});
+
+test('the session hands back a chunk that needs nothing unchanged (no copy); shapes: false holds only what could start a value', () => {
+  const s = createScrubber([SECRET], { shapes: false });
+  const session = createScrubSession(s, { shapes: false });
+  const event = Buffer.from('data: {"choices":[{"delta":{"content":"Hello"}}]}\n\n');
+  assert.equal(session.write(event), event, 'the same Buffer');
+  // A word at the end is held only as far as it could begin a form of the secret (no shape rule).
+  const word = 'data: {"a":1} xyzzy';
+  const cut = s.partialFrom(word);
+  assert.equal(session.write(Buffer.from(word)).toString(), word.slice(0, cut));
+  assert.equal(session.write(Buffer.from(` ${SECRET.slice(0, 4)}`)).toString(), `${word.slice(cut)} `);
+  const last = Buffer.from('{"done":true}');
+  assert.equal(session.end(last).toString(), `${SECRET.slice(0, 4)}{"done":true}`);
+  const clean = createScrubSession(s, { shapes: false });
+  assert.equal(clean.end(last), last, 'a whole body that needs nothing: the same Buffer');
+  // With shapes (the default) the word is held: it may be the start of a credential shape.
+  const withShapes = createScrubSession(createScrubber([SECRET]));
+  assert.equal(withShapes.write(Buffer.from('data: {"a":1} abc')).toString(), 'data: {"a":1} ');
 });
