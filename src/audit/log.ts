@@ -9,7 +9,7 @@ import { hmacSha256 } from '../shared/crypto.js';
 import type { AuditEventsOf, AuditWriter } from './port.js';
 import type { AuditEvent } from './events.js';
 import { canonicalize, checkpointKeyId, GENESIS_HASH, makeRecord, privateKeyFromDer, signPositionAsync, type Checkpoint, type StoredRecord } from './chain.js';
-import { checkEventSize, validateEvent } from './validate.js';
+import { checkEventSize, validateAndCanonicalize, validateEvent } from './validate.js';
 import { tailAudit, type AuditTailQuery, type AuditTailResult } from './query.js';
 import { verifyStore, type StoreVerifyOptions, type StoreVerifyResult } from './verify.js';
 import { signStatement, type StatementType } from './statements.js';
@@ -204,12 +204,16 @@ export async function createAuditLog(options: AuditLogOptions): Promise<AuditLog
   /** Validates an event, fills in the replica and computes its canonical body; throws TESSERA_AUDIT_EVENT_INVALID. */
   function prepare(event: AuditEvent): Prepared {
     const withWhere: AuditEvent = event.where?.replica ? event : ({ ...event, where: { ...event.where, replica: options.replicaId } } as AuditEvent);
-    validateEvent(withWhere);
-    let body: string;
-    try {
-      body = canonicalize(withWhere);
-    } catch (e) {
-      throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', `audit event cannot be serialized: ${(e as Error).message}`);
+    // One walk for the checks and the canonical body; anything unusual takes the two-step path,
+    // which gives every refusal its message (validate.ts validateAndCanonicalize).
+    let body = validateAndCanonicalize(withWhere);
+    if (body === undefined) {
+      validateEvent(withWhere);
+      try {
+        body = canonicalize(withWhere);
+      } catch (e) {
+        throw new TesseraError('TESSERA_AUDIT_EVENT_INVALID', `audit event cannot be serialized: ${(e as Error).message}`);
+      }
     }
     checkEventSize(body);
     return { event: withWhere, body };

@@ -60,15 +60,78 @@ function scan(value: unknown, path: string, depth: number): void {
   throw invalid(`audit event field ${path} has unsupported type ${typeof value}`);
 }
 
-/** Throws TESSERA_AUDIT_EVENT_INVALID when the event is malformed or carries a token-like value. */
-export function validateEvent(event: unknown): AuditEvent {
+function checkShape(event: unknown): void {
   const r = eventSchema.safeParse(event);
   if (!r.success) {
     const i = r.error.issues[0]!;
     throw invalid(`invalid audit event: ${i.path.map(String).join('.') || 'event'}: ${i.message}`);
   }
+}
+
+/** Throws TESSERA_AUDIT_EVENT_INVALID when the event is malformed or carries a token-like value. */
+export function validateEvent(event: unknown): AuditEvent {
+  checkShape(event);
   scan(event, 'event', 0);
   return event as AuditEvent;
+}
+
+/**
+ * validateEvent and the event's canonical form (canonical.ts `canonicalize`) in one walk: the
+ * audit log's per-event preparation. Checks the shape with the schema (throwing exactly as
+ * validateEvent), then walks the event once, doing scan()'s checks while writing the canonical
+ * text. The walk only ever accepts: at anything scan() would refuse (or that it cannot be sure
+ * of) it returns undefined and the caller runs validateEvent and canonicalize, so every refusal
+ * and its message stay theirs. test/audit/prepare-fast.test.ts checks the text equals
+ * canonicalize's and the verdicts equal validateEvent's.
+ */
+export function validateAndCanonicalize(event: unknown): string | undefined {
+  checkShape(event);
+  return canonicalScanned(event, 0);
+}
+
+function canonicalScanned(value: unknown, depth: number): string | undefined {
+  if (depth > MAX_DEPTH) return undefined;
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JWT_LIKE.test(value) || TESSERA_TOKEN.test(value) ? undefined : JSON.stringify(value);
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      return Number.isFinite(value) ? JSON.stringify(value) : undefined;
+    case 'object': {
+      // scan() checks the depth of every member, `undefined` ones included.
+      if (Array.isArray(value)) {
+        if (depth >= MAX_DEPTH && value.length > 0) return undefined;
+        let s = '[';
+        for (let i = 0; i < value.length; i++) {
+          const x = value[i];
+          const t = x === undefined ? 'null' : canonicalScanned(x, depth + 1);
+          if (t === undefined) return undefined;
+          s += (i > 0 ? ',' : '') + t;
+        }
+        return `${s}]`;
+      }
+      const obj = value as Record<string, unknown>;
+      const keys = Object.keys(obj);
+      if (depth >= MAX_DEPTH && keys.length > 0) return undefined;
+      if (keys.length > 1) keys.sort();
+      let s = '{';
+      let first = true;
+      for (const k of keys) {
+        const v = obj[k];
+        if (v === undefined) continue;
+        if (v !== null && FORBIDDEN_KEY.test(k)) return undefined;
+        const t = canonicalScanned(v, depth + 1);
+        if (t === undefined) return undefined;
+        s += `${first ? '' : ','}${JSON.stringify(k)}:${t}`;
+        first = false;
+      }
+      return `${s}}`;
+    }
+    default:
+      return undefined;
+  }
 }
 
 export function checkEventSize(body: string): void {

@@ -10,7 +10,7 @@ import type { MetricsRegistry, Counter, Gauge } from '../shared/metrics.js';
 import type { ReadinessCheck } from '../server/system-routes.js';
 import { AuthCache } from '../shared/auth-cache.js';
 import { createAuthEpoch, type AuthEpoch } from '../shared/auth-epoch.js';
-import { toCedarRequest, type CedarRequest } from './entities.js';
+import { toCedarRequest, toCedarRequestWithKey, type CedarRequest } from './entities.js';
 import { formatPolicyError, listPolicyFiles, loadPolicyDir, policySetDigest, scanPolicyDir, type LoadedPolicySet, type PolicyFileError } from './loader.js';
 
 /** Directories of a policy tree watched for changes (more are noticed by the periodic re-check). */
@@ -340,15 +340,17 @@ export function createPolicyEngine(opts: PolicyEngineOptions): PolicyEngine {
     },
     authorize(request: PolicyRequest): Decision {
       const a = current();
-      const c = toCedarRequest(request);
+      const withKey = cache.capacity > 0 ? toCedarRequestWithKey(request) : undefined;
+      const c = withKey ? withKey.request : toCedarRequest(request);
       // Decisions are a pure function of (policy set, entities, request): the entities are
       // built from the request alone and the context carries no clock, so the full request
       // is a sound key for the lifetime of one policy set. Its JSON text (native, ≈ 3× faster
       // than the key-sorted canonical form, docs/adr/0190-task-token-hot-path.md): equal text
       // means an equal request, which is all a key needs; toCedarRequest builds its objects in
       // a fixed order, so the same request gives the same text (a map of the caller's, such as
-      // tool arguments, given in another order only misses the cache).
-      const key = cache.capacity > 0 ? JSON.stringify(c) : '';
+      // tool arguments, given in another order only misses the cache). The same text answers
+      // whether the request holds an unpaired surrogate (toCedarRequestWithKey).
+      const key = withKey ? withKey.key : '';
       const at = cache.epoch;
       if (key) {
         const hit = cache.get(key);

@@ -294,6 +294,28 @@ export function buildContext(principal: AgentPrincipal, extra: Readonly<Record<s
 }
 
 export function toCedarRequest(req: PolicyRequest): CedarRequest {
+  const request = buildCedarRequest(req);
+  if (!jsonTextWellFormed(request)) throw notText();
+  return request;
+}
+
+/**
+ * The Cedar request and its decision cache key, the request's JSON text (docs/adr/0190-task-token-hot-path.md),
+ * with toCedarRequest's unpaired-surrogate refusal read off that text instead of a second walk
+ * of the request: JSON.stringify writes an unpaired surrogate (in a key or a value) as a `\udXXX`
+ * escape and nothing else as one, so a text without `\ud` has none; a text with it (a surrogate,
+ * or a string that spells a backslash-u) gets the full walk.
+ */
+export function toCedarRequestWithKey(req: PolicyRequest): { readonly request: CedarRequest; readonly key: string } {
+  const request = buildCedarRequest(req);
+  const key = JSON.stringify(request);
+  if ((key.includes('\\ud') || key.includes('\\uD')) && !jsonTextWellFormed(request)) throw notText();
+  return { request, key };
+}
+
+const notText = (): ReturnType<typeof fail> => fail('TESSERA_POLICY_REQUEST_INVALID', 'the policy request contains a string with an unpaired UTF-16 surrogate, which is not text');
+
+function buildCedarRequest(req: PolicyRequest): CedarRequest {
   if (!(POLICY_ACTIONS as readonly string[]).includes(req.action)) {
     throw fail('TESSERA_POLICY_REQUEST_INVALID', `unknown action "${String(req.action)}"; expected one of ${POLICY_ACTIONS.join(', ')}`);
   }
@@ -322,9 +344,9 @@ export function toCedarRequest(req: PolicyRequest): CedarRequest {
     context,
     entities,
   };
-  // Cedar (and UTF-8) cannot carry an unpaired surrogate: refused here, whatever brought it in
-  // (tool arguments, a what-if request, an attestor's claims), instead of failing in the engine.
-  if (!jsonTextWellFormed(request)) throw fail('TESSERA_POLICY_REQUEST_INVALID', 'the policy request contains a string with an unpaired UTF-16 surrogate, which is not text');
+  // Cedar (and UTF-8) cannot carry an unpaired surrogate: the callers refuse it (toCedarRequest,
+  // toCedarRequestWithKey), whatever brought it in (tool arguments, a what-if request, an
+  // attestor's claims), instead of failing in the engine.
   return request;
 }
 
