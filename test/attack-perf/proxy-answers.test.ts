@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { gzipSync, gunzipSync, inflateSync, brotliDecompressSync, deflateSync, brotliCompressSync } from 'node:zlib';
-import { startHarness, type Harness } from '../e2e/harness.js';
-import { policyDir } from '../proxy/helpers.js';
+import { startHarness, auditTexts, type Harness } from '../e2e/harness.js';
+import { policyDir, until } from '../proxy/helpers.js';
 
 const TD = 'spiffe://tessera.local';
 const AGENT = `${TD}/agents/allowed-a`;
@@ -28,6 +28,7 @@ let raw: Server;
 let proxyPort = 0;
 let token: string;
 const sockets = new Set<Socket>();
+const slow = new Map<string, { lines: number; cut: boolean; ended: boolean }>();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -38,6 +39,14 @@ const scripts: Record<string, Script> = {
   async split(s, key, q) {
     const body = Buffer.from(`{"x":"${key}"}`);
     const at = Number(q.get('at'));
+    if (q.get('chunked') === '1') {
+      const chunk = (b: Buffer): Buffer => (b.length === 0 ? b : Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]));
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      s.write(chunk(body.subarray(0, at)));
+      await sleep(5);
+      s.end(Buffer.concat([chunk(body.subarray(at)), Buffer.from('0\r\n\r\n')]));
+      return;
+    }
     s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     s.write(body.subarray(0, at));
     await sleep(5);
@@ -100,6 +109,21 @@ const scripts: Record<string, Script> = {
     }
     s.end('0\r\n\r\n');
   },
+  // A line every 20 ms for 3 s (chunked), the key in every line; `slow` records whether it was cut.
+  async slow(s, key, q) {
+    const st = { lines: 0, cut: false, ended: false };
+    slow.set(q.get('id') ?? '', st);
+    s.on('close', () => (st.cut = !st.ended));
+    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+    for (let i = 0; i < 150 && !s.destroyed; i++) {
+      const line = `line ${i} ${key}\n`;
+      s.write(`${line.length.toString(16)}\r\n${line}\r\n`);
+      st.lines++;
+      await sleep(20);
+    }
+    st.ended = true;
+    if (!s.destroyed) s.end('0\r\n\r\n');
+  },
   // Half of the key, a stall, then the connection closes.
   async stall(s, key) {
     s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n`);
@@ -153,7 +177,7 @@ after(async () => {
 });
 
 /** One request on a raw socket (Connection: close); every byte the agent got, until close. */
-function rawCall(method: string, path: string): Promise<Buffer> {
+function rawCall(method: string, path: string, bearer = token): Promise<Buffer> {
   return new Promise((resolve) => {
     const s = connect(proxyPort, '127.0.0.1');
     const parts: Buffer[] = [];
@@ -164,7 +188,7 @@ function rawCall(method: string, path: string): Promise<Buffer> {
       clearTimeout(timer);
       resolve(Buffer.concat(parts));
     });
-    s.write(`${method} /raw${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+    s.write(`${method} /raw${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${bearer}\r\nConnection: close\r\n\r\n`);
   });
 }
 
@@ -202,10 +226,10 @@ function readings(bytes: Buffer): string[] {
 }
 const leaked = (bytes: Buffer): boolean => readings(bytes).some((t) => t.includes(KEY) || t.includes(Buffer.from(KEY).toString('base64')));
 
-test('a Content-Length answer split at every offset: the key never reaches the agent, the answer is whole otherwise', async () => {
+for (const chunked of ['0', '1']) test(`a ${chunked === '1' ? 'chunked' : 'Content-Length'} answer split at every offset: the key never reaches the agent, the answer is whole otherwise`, async () => {
   const len = `{"x":"${KEY}"}`.length;
   for (let at = 0; at <= len; at++) {
-    const got = await rawCall('GET', `/split?at=${at}`);
+    const got = await rawCall('GET', `/split?at=${at}&chunked=${chunked}`);
     assert.ok(!leaked(got), `split at ${at}: ${got.toString('latin1')}`);
     assert.match(got.toString('latin1'), /^HTTP\/1\.1 200 /, `split at ${at}`);
     assert.equal(bodyOf(got).toString('latin1'), '{"x":"[REDACTED:plain]"}', `split at ${at}`);
@@ -240,3 +264,37 @@ for (const enc of ['gzip', 'x-gzip', 'deflate', 'br']) {
     });
   }
 }
+
+test('an agent that leaves mid-answer: the upstream exchange is cut and the request audited aborted', async () => {
+  const s = connect(proxyPort, '127.0.0.1');
+  let got = '';
+  s.on('data', (c: Buffer) => {
+    got += c.toString('latin1');
+    if (got.includes('line 3 ')) s.destroy();
+  });
+  s.on('error', () => undefined);
+  s.write(`GET /raw/slow?id=leave HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+  await until(() => slow.get('leave')?.cut === true, 'the upstream exchange to be cut');
+  assert.ok(slow.get('leave')!.lines < 100, `the upstream wrote ${slow.get('leave')!.lines} lines`);
+  assert.ok(!got.includes(KEY));
+  await until(async () => (await auditTexts(h)).some((e) => e.kind === 'proxy.request' && e.text.includes('"aborted":true')), 'the aborted request audited');
+});
+
+test('a revoked agent\'s answer in flight is cut (the kill switch), and its upstream exchange with it', async () => {
+  const id = `${TD}/agents/allowed-revoked`;
+  const t = await h.login(await h.joinToken(id), `${h.tessera.url}/proxy`);
+  const s = connect(proxyPort, '127.0.0.1');
+  let got = '';
+  let closed = false;
+  s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+  s.on('close', () => (closed = true));
+  s.on('error', () => undefined);
+  s.write(`GET /raw/slow?id=revoked HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${t}\r\n\r\n`);
+  await until(() => got.includes('line 2 '), 'the answer to start');
+  const rev = await h.admin('POST', '/v1/admin/revocations', { kind: 'agent', target: id, reason: 'attack-perf in-flight' });
+  assert.equal(rev.status, 201, JSON.stringify(rev.body));
+  await until(() => closed, 'the revoked agent\'s connection to close');
+  await until(() => slow.get('revoked')?.cut === true, 'the upstream exchange to be cut');
+  assert.ok(slow.get('revoked')!.lines < 100, `the upstream wrote ${slow.get('revoked')!.lines} lines`);
+  assert.ok(!got.includes(KEY));
+});
