@@ -2,7 +2,8 @@
  * Attacks on the proxy's answer path after ADR 0298 (undici dispatch handler, scrub session, the
  * last chunk scrubbed whole when the upstream's Content-Length is reached): a malicious upstream
  * speaking raw HTTP/1.1 (lying Content-Length, chunked + Content-Length, 1xx, HEAD with a body,
- * Content-Encoding, the key in headers, one-byte chunks, a stall then close). Whatever it does,
+ * Content-Encoding, the key in headers, one-byte chunks, a stall then close). It closes every
+ * connection after its answer (Connection: close), so no exchange lands on a connection it closed. Whatever it does,
  * the injected credential never reaches the agent — in the raw bytes, de-chunked, or decompressed.
  */
 import { test, before, after } from 'node:test';
@@ -28,6 +29,7 @@ let raw: Server;
 let proxyPort = 0;
 let token: string;
 const sockets = new Set<Socket>();
+const flood = new Map<string, { written: number }>();
 const slow = new Map<string, { lines: number; cut: boolean; ended: boolean }>();
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -41,13 +43,13 @@ const scripts: Record<string, Script> = {
     const at = Number(q.get('at'));
     if (q.get('chunked') === '1') {
       const chunk = (b: Buffer): Buffer => (b.length === 0 ? b : Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]));
-      s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+      s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
       s.write(chunk(body.subarray(0, at)));
       await sleep(5);
       s.end(Buffer.concat([chunk(body.subarray(at)), Buffer.from('0\r\n\r\n')]));
       return;
     }
-    s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     s.write(body.subarray(0, at));
     await sleep(5);
     s.end(body.subarray(at));
@@ -55,12 +57,12 @@ const scripts: Record<string, Script> = {
   // Content-Length shorter than the body: the key comes after the declared end.
   clShort(s, key) {
     const body = `ok ${key} tail`;
-    s.end(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n${body}`);
+    s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n${body}`);
   },
   // Content-Length shorter: the declared end falls inside the key.
   async clInside(s, key) {
     const body = `ok ${key} tail`;
-    s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${3 + 10}\r\n\r\n`);
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ${3 + 10}\r\n\r\n`);
     s.write(body.slice(0, 6));
     await sleep(5);
     s.end(body.slice(6));
@@ -68,7 +70,7 @@ const scripts: Record<string, Script> = {
   // Content-Length longer than the body, then the connection closes.
   async clLong(s, key) {
     const body = `ok ${key}`;
-    s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length + 100}\r\n\r\n`);
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ${body.length + 100}\r\n\r\n`);
     s.write(body.slice(0, 10));
     await sleep(5);
     s.end(body.slice(10));
@@ -76,19 +78,19 @@ const scripts: Record<string, Script> = {
   // Both Transfer-Encoding: chunked and Content-Length.
   both(s, key) {
     const body = `ok ${key}`;
-    s.end(`HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
   },
   // A 100 and a 103 before the 200, each carrying the key in a header.
   info(s, key) {
-    s.end(`HTTP/1.1 100 Continue\r\nX-K: ${key}\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </${key}>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: ${key.length + 3}\r\n\r\nok ${key}`);
+    s.end(`HTTP/1.1 100 Continue\r\nX-K: ${key}\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </${key}>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ${key.length + 3}\r\n\r\nok ${key}`);
   },
   // HEAD answered with a body that carries the key.
   head(s, key) {
-    s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${key.length}\r\n\r\n${key}`);
+    s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ${key.length}\r\n\r\n${key}`);
   },
   // The key echoed in response headers, and in the name of one.
   headers(s, key) {
-    s.end(`HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error="invalid_token", error_description="${key}"\r\nSet-Cookie: a=${key}\r\nX-${key}: 1\r\nContent-Length: 2\r\n\r\nno`);
+    s.end(`HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nWWW-Authenticate: Bearer error="invalid_token", error_description="${key}"\r\nSet-Cookie: a=${key}\r\nX-${key}: 1\r\nContent-Length: 2\r\n\r\nno`);
   },
   // A compressed body although the proxy asked for identity.
   gzip(s, key, q) {
@@ -96,13 +98,13 @@ const scripts: Record<string, Script> = {
     const text = `{"error":"bad key ${key}"}`;
     const body = enc === 'deflate' ? deflateSync(text) : enc === 'br' ? brotliCompressSync(text) : gzipSync(text);
     const chunked = q.get('chunked') === '1';
-    s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: ${enc}\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length}`}\r\n\r\n`);
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Encoding: ${enc}\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length}`}\r\n\r\n`);
     if (chunked) s.end(Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]));
     else s.end(body);
   },
   // One byte per chunk (chunked), with pauses so they arrive separately.
   async tiny(s, key) {
-    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+    s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n');
     for (const c of `[${key}]`) {
       s.write(`1\r\n${c}\r\n`);
       await sleep(1);
@@ -114,7 +116,7 @@ const scripts: Record<string, Script> = {
     const st = { lines: 0, cut: false, ended: false };
     slow.set(q.get('id') ?? '', st);
     s.on('close', () => (st.cut = !st.ended));
-    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+    s.write('HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n');
     for (let i = 0; i < 150 && !s.destroyed; i++) {
       const line = `line ${i} ${key}\n`;
       s.write(`${line.length.toString(16)}\r\n${line}\r\n`);
@@ -124,9 +126,23 @@ const scripts: Record<string, Script> = {
     st.ended = true;
     if (!s.destroyed) s.end('0\r\n\r\n');
   },
+  // 64 MiB as fast as the connection takes it (with a Content-Length or chunked); `flood` records the bytes written.
+  async flood(s, _key, q) {
+    const st = { written: 0 };
+    flood.set(q.get('id') ?? '', st);
+    const total = 64 * 1024 * 1024;
+    const piece = Buffer.alloc(64 * 1024, 'a');
+    const chunked = q.get('chunked') === '1';
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\n${chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${total}`}\r\n\r\n`);
+    while (st.written < total && !s.destroyed) {
+      const ok = s.write(chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece);
+      st.written += piece.length;
+      if (!ok) await new Promise((r) => { s.once('drain', r); s.once('close', r); });
+    }
+  },
   // Half of the key, a stall, then the connection closes.
   async stall(s, key) {
-    s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n`);
     const part = `x ${key.slice(0, key.length - 3)}`;
     s.write(`${part.length.toString(16)}\r\n${part}\r\n`);
     await sleep(300);
@@ -298,3 +314,22 @@ test('a revoked agent\'s answer in flight is cut (the kill switch), and its upst
   assert.ok(slow.get('revoked')!.lines < 100, `the upstream wrote ${slow.get('revoked')!.lines} lines`);
   assert.ok(!got.includes(KEY));
 });
+
+for (const chunked of ['0', '1']) {
+  test(`a slow agent holds the upstream back (${chunked === '1' ? 'chunked' : 'Content-Length'}): what is read ahead stays bounded`, async () => {
+    const id = `bp${chunked}`;
+    const s = connect(proxyPort, '127.0.0.1');
+    s.on('error', () => undefined);
+    let first = false;
+    s.once('data', () => {
+      first = true;
+      s.pause(); // the agent stops reading
+    });
+    s.write(`GET /raw/flood?id=${id}&chunked=${chunked} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    await until(() => first, 'the answer to start');
+    await sleep(1500);
+    const written = flood.get(id)!.written;
+    s.destroy();
+    assert.ok(written < 24 * 1024 * 1024, `the upstream wrote ${written} bytes while the agent read none`);
+  });
+}
