@@ -140,6 +140,10 @@ const scripts: Record<string, Script> = {
       if (!ok) await new Promise((r) => { s.once('drain', r); s.once('close', r); });
     }
   },
+  // The key in a trailer field of a chunked answer.
+  trailer(s, key) {
+    s.end(`HTTP/1.1 200 OK\r\nConnection: close\r\nTrailer: X-K\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-K: ${key}\r\n\r\n`);
+  },
   // Half of the key, a stall, then the connection closes.
   async stall(s, key) {
     s.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n`);
@@ -252,7 +256,7 @@ for (const chunked of ['0', '1']) test(`a ${chunked === '1' ? 'chunked' : 'Conte
   }
 });
 
-for (const name of ['clShort', 'clInside', 'clLong', 'both', 'info', 'headers', 'tiny', 'stall']) {
+for (const name of ['clShort', 'clInside', 'clLong', 'both', 'info', 'headers', 'tiny', 'stall', 'trailer']) {
   test(`upstream ${name}: the key never reaches the agent`, async () => {
     const got = await rawCall('GET', `/${name}`);
     assert.ok(!leaked(got), got.toString('latin1'));
