@@ -74,7 +74,9 @@ const AUTHORITY_CACHE = 512;
 
 /** `parseAuthority`, remembered for the authorities seen (a pure function of its arguments). */
 function authorityKey(authority: string, scheme: 'http:' | 'https:'): string | undefined {
-  const k = scheme === 'http:' ? authority : `s:${authority}`;
+  // The scheme in front, whole: `s:${authority}` for https let the http authority "s:80" answer
+  // for the https authority "80" (an authority may itself contain "s:").
+  const k = `${scheme}${authority}`;
   const hit = authorityKeys.get(k);
   if (hit !== undefined) return hit ?? undefined;
   const v = parseAuthority(authority, scheme);

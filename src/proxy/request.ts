@@ -532,6 +532,13 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
         /** The upstream's head: status and headers checked, mapped and scrubbed; the body then streams through the scrub session. */
         const onHead = (controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingMessage['headers']): void => {
           upstreamStatus = status;
+          // A compressed body could not be scrubbed (the agent would decompress the key): the
+          // proxy asked for identity, so an upstream answering with another Content-Encoding is
+          // refused, fail closed (a HEAD, 204 or 304 has no body to leak).
+          const encoding = upstreamHeaders['content-encoding'];
+          if (encoding !== undefined && !(method === 'HEAD' || status === 204 || status === 304) && String(encoding).trim().toLowerCase() !== 'identity') {
+            throw new TesseraError('TESSERA_PROXY_UPSTREAM_UNAVAILABLE', `the upstream of route "${r.name}" answered with Content-Encoding ${JSON.stringify(String(encoding).slice(0, 32))} although identity was asked: a compressed body cannot be scrubbed`, { route: r.name });
+          }
           // Hop-by-hop fields stop here (RFC 9110 §7.6.1); Content-Length too (a redaction changes the length).
           const out = forward(upstreamHeaders, RESPONSE_DROP);
           const location = out['location'];
@@ -617,6 +624,9 @@ export function createProxyRequestHandler(deps: ProxyRequestDeps): ProxyRequestH
                 onHead(controller, status, upstreamHeaders);
                 resolve();
               } catch (e) {
+                // Refused at the head: the agent gets the error answer (the abort's
+                // onResponseError must not cut the connection as for a failure mid-body).
+                started = false;
                 reject(e);
                 controller.abort(e as Error);
               }
