@@ -1,6 +1,7 @@
 import { TesseraApiError, TesseraAuthError, TesseraConnectionError } from './errors.js';
 import { isNonceChallenge, type DpopSession } from './dpop.js';
 import { describeDuration } from '../shared/duration.js';
+import { deadline } from '../shared/deadline.js';
 
 /** The subset of `fetch` the SDK needs; injectable so callers can add a dispatcher or proxy. */
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
@@ -99,8 +100,8 @@ export class Transport {
     }
     const scheme = options.tokenType ?? 'Bearer';
     if (options.token) headers.authorization = `${scheme} ${options.token}`;
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    const limit = deadline(this.timeoutMs, options.signal);
+    const signal = limit.signal;
     const dpop = options.dpop;
     const withProof = (): Record<string, string> => (dpop ? { ...headers, dpop: dpop.proof(method, url, scheme === 'DPoP' ? options.token : undefined) } : headers);
 
@@ -123,6 +124,8 @@ export class Transport {
       const cause = err as { name?: string; cause?: { code?: string; message?: string }; message?: string };
       const why = cause.name === 'TimeoutError' ? `no answer within ${describeDuration(this.timeoutMs)}` : (cause.cause?.code ?? cause.cause?.message ?? cause.message ?? 'network error');
       throw new TesseraConnectionError('TESSERA_SDK_CONNECT_FAILED', this.addr, `cannot reach Tessera at ${this.addr} (${why}); check TESSERA_ADDR and that the server is running`, { cause: err });
+    } finally {
+      limit.done();
     }
 
     let parsed: unknown = undefined;

@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { fail, isTesseraError, TesseraError } from '../../shared/errors.js';
+import { deadline } from '../../shared/deadline.js';
 import { createSsrfGuard, type SsrfGuard } from '../../proxy/ssrf.js';
 import type { HttpRotatorConfig } from '../config.js';
 import type { RotatorSpec } from '../options.js';
@@ -78,6 +79,7 @@ export function httpRotator(deps: HttpRotatorDeps): Rotator<HttpSpec> {
     }
     const auth = c.auth_scheme === '' ? secret : `${c.auth_scheme} ${secret}`;
     let res: Response;
+    const limit = deadline(c.timeout, signal);
     try {
       res = (await undiciFetch(c.url, {
         method: 'POST',
@@ -85,9 +87,10 @@ export function httpRotator(deps: HttpRotatorDeps): Rotator<HttpSpec> {
         body: JSON.stringify(body),
         redirect: 'manual',
         dispatcher,
-        signal: AbortSignal.any([signal, AbortSignal.timeout(c.timeout)]),
+        signal: limit.signal,
       })) as unknown as Response;
     } catch (e) {
+      limit.done();
       const cause = (e as { cause?: unknown }).cause;
       if (isTesseraError(cause)) throw new TesseraError('TESSERA_ROTATION_HTTP_FAILED', `http rotator "${name}": ${cause.code}: ${cause.message}`, { endpoint: name, cause: cause.code });
       const why = (e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError' ? `no answer within ${c.timeout / 1000} s` : String((cause as { code?: string })?.code ?? (e as Error).message).slice(0, 120);
@@ -99,6 +102,8 @@ export function httpRotator(deps: HttpRotatorDeps): Rotator<HttpSpec> {
     } catch (e) {
       if (isTesseraError(e)) throw e;
       throw new TesseraError('TESSERA_ROTATION_HTTP_FAILED', `http rotator "${name}": the answer was cut off (${(e as Error).name})`, { endpoint: name });
+    } finally {
+      limit.done();
     }
     if (res.status < 200 || res.status > 299) throw new TesseraError('TESSERA_ROTATION_HTTP_FAILED', `http rotator "${name}" answered ${res.status} to ${String(body.action)}`, { endpoint: name, status: res.status });
     return text;
