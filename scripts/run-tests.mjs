@@ -63,7 +63,10 @@ const leakDir = mkdtempSync(join(tmpdir(), 'tessera-leak-'));
 process.env.TESSERA_TEST_LEAK_DIR = leakDir;
 process.once('exit', () => rmSync(leakDir, { recursive: true, force: true }));
 
-child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], { stdio: ['inherit', 'pipe', 'inherit'] });
+// --test-timeout bounds each test AND each test file as a whole (Node 20). 300 s: the heaviest
+// files (gateway relay, console browser, e2e) take 60–95 s on a quiet 2-core machine, so 120 s
+// failed them on a busy one; a hung test still ends the run within minutes.
+child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...files], { stdio: ['inherit', 'pipe', 'inherit'] });
 // Forward the TAP output as it comes, and keep the runner's totals for the closing line.
 const totals = { pass: 0, fail: 0 };
 let tail = '';
