@@ -7,16 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startGatewayHarness, rawMcp, INIT } from '../gateway/harness.js';
-import type { ToolProvider } from '../../src/gateway/index.js';
+import { startGatewayHarness, rawMcp, INIT, PING_PROVIDER as provider } from '../gateway/harness.js';
 
 const PROTOCOL = '2025-11-25';
-const provider: ToolProvider = {
-  server: 'local',
-  listTools: async () => [{ name: 'ping', description: 'pong', inputSchema: { type: 'object', properties: {} } }],
-  callTool: async () => ({ content: [{ type: 'text', text: 'pong' }] }),
-  close: async () => undefined,
-};
 
 test('session idle expiry: counts from the session\'s own last request only; never early', async () => {
   const h = await startGatewayHarness({

@@ -121,3 +121,11 @@ export async function rawMcp(mcpUrl: string, token: string | undefined, body: st
 }
 
 export const INIT = (id = 1): string => JSON.stringify({ jsonrpc: '2.0', id, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+
+/** An in-process tool provider with one tool, `ping`, answering "pong" (session and lifecycle tests). */
+export const PING_PROVIDER: ToolProvider = {
+  server: 'local',
+  listTools: async () => [{ name: 'ping', description: 'pong', inputSchema: { type: 'object', properties: {} } }],
+  callTool: async () => ({ content: [{ type: 'text', text: 'pong' }] }),
+  close: async () => undefined,
+};

@@ -6,16 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startGatewayHarness, rawMcp, INIT } from './harness.js';
-import type { ToolProvider } from '../../src/gateway/index.js';
+import { startGatewayHarness, rawMcp, INIT, PING_PROVIDER as provider } from './harness.js';
 
 const PROTOCOL = '2025-11-25';
-const provider: ToolProvider = {
-  server: 'local',
-  listTools: async () => [{ name: 'ping', description: 'pong', inputSchema: { type: 'object', properties: {} } }],
-  callTool: async () => ({ content: [{ type: 'text', text: 'pong' }] }),
-  close: async () => undefined,
-};
 
 test('a session in use outlives session_idle_timeout; left alone it is closed', async () => {
   const h = await startGatewayHarness({
