@@ -85,7 +85,8 @@ test('a later call checks the cap at once: a synchronous stretch (loading and st
   };
   const checked = run(true);
   assert.ok(checked.reached >= checked.cap, `phase 1 reached the cap (${checked.reached} of ${checked.cap} bytes)`);
-  assert.equal(checked.after, checked.reached, 'no growth after the second call');
+  // V8 may shrink the new space after a scavenge (seen in CI: 8 MiB → 4 MiB); what must not happen is growth past the cap.
+  assert.ok(checked.after <= checked.cap, `no growth past the cap after the second call (${checked.reached} → ${checked.after} of ${checked.cap} bytes)`);
   // Without the second call, the same synchronous stretch grows it on: what the server did at start.
   const unchecked = run(false);
   assert.ok(unchecked.after > unchecked.reached, `without the check the new space grows past the cap (${unchecked.reached} → ${unchecked.after} bytes)`);
